@@ -1,0 +1,80 @@
+"""The one in-memory form of an ECG that every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["Recording"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """An ECG recording.
+
+    Attributes:
+        signal: float array ``(n_leads, n_samples)`` in millivolts.
+        fs: sampling rate in Hz.
+        leads: lead names, one per row of ``signal``, canonical where known (``I``, ``aVR``, ``V1``).
+        meta: free metadata: ``id``, ``patient_id``, ``age``, ``sex``, ``acquired``, ``device``,
+            ``source`` (file path), ``statements`` or ``dx`` (labels the file carries), ...
+    """
+
+    signal: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sig = np.asarray(self.signal)
+        if sig.ndim != 2:
+            raise ValueError(
+                f"Recording.signal must be 2-D (n_leads, n_samples); got shape {sig.shape}. "
+                "Pass a single lead as signal[None, :]."
+            )
+        if not np.issubdtype(sig.dtype, np.floating):
+            sig = sig.astype(np.float64)
+        leads = tuple(str(x) for x in self.leads)
+        if len(leads) != sig.shape[0]:
+            raise ValueError(
+                f"Recording has {sig.shape[0]} signal rows but {len(leads)} lead names {leads}; "
+                "give one name per row."
+            )
+        fs = float(self.fs)
+        if not np.isfinite(fs) or fs <= 0:
+            raise ValueError(f"Recording.fs must be a positive sampling rate in Hz; got {self.fs!r}.")
+        object.__setattr__(self, "signal", sig)
+        object.__setattr__(self, "leads", leads)
+        object.__setattr__(self, "fs", fs)
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signal.shape[1])
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.fs
+
+    @property
+    def id(self) -> str:
+        return str(self.meta.get("id", ""))
+
+    def lead(self, name: str) -> np.ndarray:
+        """The samples of one lead, matched by name (case-insensitive, aliases accepted)."""
+        from .signal.leads import canonical_lead
+
+        want = canonical_lead(name)
+        for i, ld in enumerate(self.leads):
+            if canonical_lead(ld) == want:
+                return self.signal[i]
+        raise ValueError(f"lead {name!r} is not in this recording; it has {list(self.leads)}.")
+
+    def replace(self, **changes: Any) -> "Recording":
+        from dataclasses import replace
+
+        return replace(self, **changes)

@@ -1,0 +1,131 @@
+"""Lead names: canonical spelling, aliases, and derivation of the limb leads from I and II."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import LeadError
+
+__all__ = ["STANDARD_12", "LIMB_LEADS", "PRECORDIAL_LEADS", "canonical_lead", "select_leads"]
+
+STANDARD_12: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+LIMB_LEADS = STANDARD_12[:6]
+PRECORDIAL_LEADS = STANDARD_12[6:]
+
+_ALIASES = {
+    "i": "I", "ii": "II", "iii": "III", "avr": "aVR", "avl": "aVL", "avf": "aVF",
+    "mli": "I", "mlii": "II", "mliii": "III", "d1": "I", "d2": "II", "d3": "III",
+    "lead i": "I", "lead ii": "II", "lead iii": "III", "leadi": "I", "leadii": "II", "leadiii": "III",
+    "1": "I", "2": "II", "3": "III", "-avr": "-aVR", "avr-": "-aVR",
+}
+for _k in range(1, 7):
+    _ALIASES[f"v{_k}"] = f"V{_k}"
+    _ALIASES[f"c{_k}"] = f"V{_k}"       # European chest-lead naming
+    _ALIASES[f"lead v{_k}"] = f"V{_k}"
+    _ALIASES[f"mlv{_k}"] = f"V{_k}"
+
+
+def canonical_lead(name: str) -> str:
+    """Canonical spelling of a lead name: ``'avr'`` → ``'aVR'``, ``'MLII'`` → ``'II'``, ``'c1'`` → ``'V1'``.
+
+    Unknown names are returned stripped but otherwise unchanged (``'vx'`` stays ``'vx'``).
+    """
+    s = str(name).strip()
+    key = re.sub(r"[\s_]+", " ", s.lower()).strip()
+    key = key.removeprefix("lead ").strip() if key.startswith("lead ") and key[5:] in _ALIASES else key
+    return _ALIASES.get(key, _ALIASES.get(key.replace(" ", ""), s))
+
+
+# Limb leads as linear combinations of I and II (Einthoven and Goldberger).
+_DERIVED = {
+    "I": (1.0, 0.0),
+    "II": (0.0, 1.0),
+    "III": (-1.0, 1.0),
+    "aVR": (-0.5, -0.5),
+    "aVL": (1.0, -0.5),
+    "aVF": (-0.5, 1.0),
+}
+
+
+def select_leads(
+    signal: np.ndarray,
+    leads: Sequence[str],
+    wanted: Sequence[str],
+    *,
+    source: str = "recording",
+    fill_missing: bool = False,
+    substitute: str | None = None,
+) -> np.ndarray:
+    """Rows of ``signal`` rearranged into the order ``wanted``.
+
+    Args:
+        signal: ``(n_leads, n_samples)`` array.
+        leads: names of the rows of ``signal`` (any case, aliases accepted).
+        wanted: the lead names the model needs, in order.
+        source: name used in error messages (usually the file).
+        fill_missing: zero-fill missing precordial leads with a warning instead of refusing.
+        substitute: for a one-lead model, use this lead of the recording in place of the wanted one
+            (with a warning): e.g. ``"II"`` to feed lead II to the lead-I model.
+
+    Missing limb leads are derived from I and II when both are present.  A missing lead that can
+    not be derived raises :class:`LeadError` naming it.
+    """
+    signal = np.asarray(signal)
+    index: dict[str, int] = {}
+    for i, name in enumerate(leads):
+        index.setdefault(canonical_lead(name), i)
+    rows: list[np.ndarray] = []
+    missing: list[str] = []
+    derived: list[str] = []
+    zero_filled: list[str] = []
+    for want in wanted:
+        want_c = canonical_lead(want)
+        if substitute is not None and len(wanted) == 1:
+            sub = canonical_lead(substitute)
+            if sub not in index:
+                raise LeadError(
+                    f"{source}: lead {substitute!r} requested with --lead is not in the recording; "
+                    f"it has {list(leads)}."
+                )
+            if sub != want_c:
+                warnings.warn(
+                    f"{source}: feeding lead {sub} to a model trained on lead {want_c}; "
+                    "predictions may be less accurate.",
+                    stacklevel=2,
+                )
+            rows.append(signal[index[sub]])
+            continue
+        if want_c in index:
+            rows.append(signal[index[want_c]])
+        elif want_c in _DERIVED and "I" in index and "II" in index:
+            a, b = _DERIVED[want_c]
+            rows.append(a * signal[index["I"]] + b * signal[index["II"]])
+            derived.append(want_c)
+        elif fill_missing and want_c in PRECORDIAL_LEADS:
+            rows.append(np.zeros(signal.shape[1], dtype=signal.dtype))
+            zero_filled.append(want_c)
+        else:
+            missing.append(want_c)
+    if missing:
+        hint = (
+            " Limb leads can be derived only when both I and II are present."
+            if any(m in _DERIVED for m in missing)
+            else ""
+        )
+        fill = (
+            " Pass fill_missing=True (CLI: --fill-missing) to zero-fill missing precordial leads."
+            if any(m in PRECORDIAL_LEADS for m in missing)
+            else ""
+        )
+        one = " For a single-lead recording use the 1-lead model (--weights 1-lead, --lead NAME)." if len(wanted) > 1 else ""
+        raise LeadError(
+            f"{source}: missing lead(s) {', '.join(missing)}; the recording has {list(leads)}, "
+            f"the model needs {list(wanted)}.{hint}{fill}{one}"
+        )
+    if zero_filled:
+        warnings.warn(f"{source}: zero-filled missing lead(s) {', '.join(zero_filled)}.", stacklevel=2)
+    return np.stack(rows, axis=0) if rows else np.zeros((0, signal.shape[1]), signal.dtype)
