@@ -1,0 +1,85 @@
+"""Command-line interface: ``ecgfounder SUBCOMMAND ...``.
+
+Each subcommand lives in its own module of this package exposing ``add_parser(subparsers)``,
+which registers an ``argparse`` parser whose ``func`` default is ``run(args) -> int``.
+The CLI is a thin layer: parsing, calling the library, printing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# Subcommand modules, in the order shown by --help.  A module that is not present is skipped.
+SUBCOMMANDS = (
+    "predict",
+    "embed",
+    "info",
+    "plot",
+    "convert",
+    "evaluate",
+    "finetune",
+    "export",
+    "merge",
+    "download",
+    "env",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ecgfounder",
+        description="ECGFounder: 150 ECG diagnoses, embeddings, evaluation and fine-tuning.",
+    )
+    parser.add_argument("--version", action="version", version=f"ecgfounder {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def _format_warning(message, category, filename, lineno, line=None):  # noqa: ARG001
+    return f"warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.formatwarning = _format_warning
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        if args.verbose:
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

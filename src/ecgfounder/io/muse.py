@@ -1,0 +1,150 @@
+"""GE MUSE XML resting ECGs (``<RestingECG>``).
+
+MUSE stores 8 leads (I, II, V1–V6) per waveform block as base64 little-endian int16 with a
+per-lead amplitude resolution (``LeadAmplitudeUnitsPerBit``, usually 4.88 µV).  III, aVR, aVL and
+aVF are derived from I and II.  ``waveform="rhythm"`` (default, 10 s) or ``"median"`` (one beat).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from ._common import (
+    b64decode_strict,
+    check_values,
+    derive_limb_leads,
+    make_recording,
+    parse_xml,
+    to_float,
+    unit_scale_to_mv,
+)
+
+__all__ = ["read_muse"]
+
+
+def _text(el, path: str) -> str | None:
+    node = el.find(path) if el is not None else None
+    if node is None or node.text is None:
+        return None
+    t = node.text.strip()
+    return t or None
+
+
+def _acquired(test) -> str | None:
+    date, time = _text(test, "AcquisitionDate"), _text(test, "AcquisitionTime")
+    if not date:
+        return None
+    for fmt in ("%m-%d-%Y", "%m/%d/%Y", "%Y-%m-%d"):
+        try:
+            d = _dt.datetime.strptime(date, fmt)
+            break
+        except ValueError:
+            continue
+    else:
+        return date
+    if time:
+        try:
+            t = _dt.datetime.strptime(time, "%H:%M:%S").time()
+            d = _dt.datetime.combine(d.date(), t)
+            return d.isoformat()
+        except ValueError:
+            pass
+    return d.date().isoformat()
+
+
+def _statements(root, tag: str) -> tuple[str, ...]:
+    """Diagnosis lines; statements without ENDSLINE continue onto the next one (MUSE convention)."""
+    diag = root.find(tag)
+    if diag is None:
+        return ()
+    lines, cur = [], []
+    for st in diag.findall("DiagnosisStatement"):
+        txt = _text(st, "StmtText")
+        if txt:
+            cur.append(txt)
+        flags = {(f.text or "").strip().upper() for f in st.findall("StmtFlag")}
+        if "ENDSLINE" in flags and cur:
+            lines.append(" ".join(cur))
+            cur = []
+    if cur:
+        lines.append(" ".join(cur))
+    return tuple(lines)
+
+
+def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Recording:
+    """Read a GE MUSE XML file.
+
+    Args:
+        path: the ``.xml`` file.
+        waveform: ``"rhythm"`` (the full strip) or ``"median"`` (the representative beat).
+
+    Returns a :class:`Recording` with 12 leads (I, II, III, aVR, aVL, aVF, V1–V6) in mV.
+    """
+    p = Path(path)
+    root = parse_xml(p)
+    if root.tag != "RestingECG":
+        raise RecordReadError(p, f"not a GE MUSE XML file (root element <{root.tag}>, expected <RestingECG>)")
+    want = waveform.strip().lower()
+    if want not in ("rhythm", "median"):
+        raise ValueError(f"waveform={waveform!r}; choose 'rhythm' or 'median'.")
+    blocks = root.findall("Waveform")
+    block = next((b for b in blocks if (_text(b, "WaveformType") or "").lower() == want), None)
+    if block is None:
+        kinds = [(_text(b, "WaveformType") or "?") for b in blocks]
+        raise RecordReadError(p, f"no {want} waveform in the file (found: {kinds or 'none'})")
+    fs = to_float(_text(block, "SampleBase"))
+    exp = to_float(_text(block, "SampleExponent")) or 0.0
+    if not fs:
+        raise RecordReadError(p, "MUSE waveform has no SampleBase (sampling rate)")
+    fs = fs * 10.0**exp
+    names, rows = [], []
+    for ld in block.findall("LeadData"):
+        name = _text(ld, "LeadID")
+        n = int(to_float(_text(ld, "LeadSampleCountTotal")) or 0)
+        size = int(to_float(_text(ld, "LeadSampleSize")) or 2)
+        if size != 2:
+            raise RecordReadError(p, f"lead {name}: {size}-byte samples are not supported (MUSE uses 2)")
+        check_values(p, 1, n, f"lead {name}")
+        raw = b64decode_strict(p, _text(ld, "WaveFormData"), f"lead {name}")
+        if len(raw) < 2 * n:
+            raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
+        counts = np.frombuffer(raw[: 2 * n], dtype="<i2").astype(np.float64)
+        res = to_float(_text(ld, "LeadAmplitudeUnitsPerBit"))
+        if res is None:
+            raise RecordReadError(p, f"lead {name}: no LeadAmplitudeUnitsPerBit")
+        unit = _text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
+        scale = unit_scale_to_mv(unit)
+        if scale is None:
+            raise RecordReadError(p, f"lead {name}: unknown amplitude unit {unit!r}")
+        names.append(name or f"lead{len(names) + 1}")
+        rows.append(counts * res * scale)
+    if not rows:
+        raise RecordReadError(p, f"{want} waveform holds no leads")
+    n = min(len(r) for r in rows)
+    if any(len(r) != n for r in rows):
+        raise RecordReadError(p, f"leads have different lengths {[len(r) for r in rows]}")
+    sig, leads = derive_limb_leads(np.stack(rows), names)
+    demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
+    age = to_float(_text(demo, "PatientAge"))
+    if age is not None and (_text(demo, "AgeUnits") or "YEARS").upper() not in ("YEARS", "YEAR"):
+        age_unit = (_text(demo, "AgeUnits") or "").upper()
+        age = age / {"MONTHS": 12.0, "WEEKS": 52.18, "DAYS": 365.25, "HOURS": 8766.0}.get(age_unit, 1.0)
+    sex = (_text(demo, "Gender") or "").upper()
+    meta = {
+        "patient_id": _text(demo, "PatientID"),
+        "age": age,
+        "sex": {"MALE": "M", "FEMALE": "F"}.get(sex, sex or None),
+        "acquired": _acquired(test),
+        "device": _text(test, "AcquisitionDevice"),
+        "statements": _statements(root, "Diagnosis"),
+        "original_statements": _statements(root, "OriginalDiagnosis"),
+        "waveform": want,
+        "stored_leads": tuple(names),
+        "original_units": "µV",
+    }
+    return make_recording(p, sig, fs, leads, meta, fmt="muse")

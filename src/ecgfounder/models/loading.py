@@ -1,0 +1,375 @@
+"""Safe, strict checkpoint loading and our own safetensors format.
+
+* Published ``.pth`` files are read with ``torch.load(weights_only=True)`` and an allow-list of
+  exactly the numpy scalar/dtype globals their metadata needs.  A file that needs anything else
+  is refused with the name of the global; nothing is ever fully unpickled.
+* ``state_dict`` / ``model`` nesting and ``module.`` / ``_orig_mod.`` prefixes are unwrapped.
+* Loading is strict by default; a mismatch names the missing and unexpected keys.
+* Our format is a ``.safetensors`` file whose header holds JSON metadata (architecture, labels,
+  preprocessing contract, task, source and hash); a ``.json`` copy is written beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+from ..labels import load_labels
+from ..signal.preprocess import PreprocessContract, lead_set
+from .net1d import Net1D, Net1DConfig
+from .weights import download_weights, resolve_known, sha256_file
+
+__all__ = [
+    "load_model",
+    "save_model",
+    "convert_checkpoint",
+    "read_checkpoint",
+    "unwrap_state_dict",
+    "config_from_state_dict",
+    "synthetic_state_dict",
+    "build_synthetic_checkpoint",
+    "FORMAT_NAME",
+]
+
+FORMAT_NAME = "ecgfounder"
+FORMAT_VERSION = 1
+_META_KEY = "ecgfounder"
+
+
+def _numpy_safe_globals() -> list:
+    """The numpy globals that a checkpoint's numpy-scalar metadata legitimately needs."""
+    out: list = []
+    scalar = None
+    try:
+        from numpy._core.multiarray import scalar as scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar as scalar  # type: ignore[no-redef]
+    out += [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+    out.append(np.dtype)
+    dtypes_mod = getattr(np, "dtypes", None)
+    if dtypes_mod is not None:
+        for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType",
+                     "Int16DType", "Int8DType", "UInt8DType", "BoolDType"):
+            cls = getattr(dtypes_mod, name, None)
+            if cls is not None:
+                out.append(cls)
+    return out
+
+
+def _torch_load_safe(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with the numpy allow-list; refuses anything else."""
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = " ".join(str(exc).split())
+        needed = ""
+        marker = "GLOBAL "
+        if marker in text:
+            needed = text.split(marker, 1)[1].split(" ")[0]
+        what = f" It needs {needed} to be unpickled," if needed else " Its pickle needs more than tensors and plain data,"
+        raise CheckpointError(
+            f"{path}: refused to load.{what} which could run arbitrary code; only tensors, plain "
+            "containers and numpy scalars are allowed. If you trust the file, re-save its state_dict "
+            "with torch.save(model.state_dict(), ...) or convert it with a trusted tool."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
+
+
+def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor dict inside a checkpoint: follows ``state_dict``/``model``/``model_state_dict``
+    nesting and strips ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes."""
+    seen = 0
+    while isinstance(obj, Mapping) and seen < 4:
+        for key in ("state_dict", "model_state_dict", "model", "module"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+        else:
+            break
+        seen += 1
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a state dict.")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(
+            f"{source}: no tensors found (top-level keys: {sorted(map(str, obj))[:10]}); is this a model checkpoint?"
+        )
+    out: dict[str, torch.Tensor] = {}
+    for k, v in tensors.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def config_from_state_dict(sd: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> Net1DConfig:
+    """Infer the :class:`Net1DConfig` of a Net1D state dict from its tensor shapes."""
+    try:
+        w0 = sd["first_conv.conv.weight"]
+    except KeyError:
+        raise CheckpointError(
+            f"{source}: no 'first_conv.conv.weight'; this is not an ECGFounder/Net1D state dict "
+            f"(first keys: {list(sd)[:5]})."
+        ) from None
+    base, in_ch, k = (int(v) for v in w0.shape)
+    filters, blocks = [], []
+    i = 0
+    while f"stage_list.{i}.block_list.0.conv3.conv.weight" in sd:
+        filters.append(int(sd[f"stage_list.{i}.block_list.0.conv3.conv.weight"].shape[0]))
+        m = 0
+        while f"stage_list.{i}.block_list.{m}.conv3.conv.weight" in sd:
+            m += 1
+        blocks.append(m)
+        i += 1
+    if not filters:
+        raise CheckpointError(f"{source}: no stage_list.* blocks found; not a Net1D state dict.")
+    mid = int(sd["stage_list.0.block_list.0.conv2.conv.weight"].shape[0])
+    group_in = int(sd["stage_list.0.block_list.0.conv2.conv.weight"].shape[1])
+    n_classes = int(sd["dense.weight"].shape[0]) if "dense.weight" in sd else 0
+    return Net1DConfig(
+        in_channels=in_ch,
+        base_filters=base,
+        filter_list=tuple(filters),
+        m_blocks_list=tuple(blocks),
+        kernel_size=k,
+        groups_width=group_in,
+        ratio=mid / filters[0],
+        n_classes=n_classes,
+    )
+
+
+def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: bool, source: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if wrong:
+        raise CheckpointError(f"{source}: tensor shapes do not fit the architecture: {'; '.join(wrong[:5])}"
+                              + (f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+    if strict and (missing or unexpected):
+        def _fmt(keys: list[str]) -> str:
+            return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        raise CheckpointError(
+            f"{source}: state dict does not match the architecture "
+            f"(missing keys: {_fmt(missing) or 'none'}; unexpected keys: {_fmt(unexpected) or 'none'}). "
+            "Pass strict=False (CLI: --no-strict) only if you know why."
+        )
+    model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+
+
+def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
+    n = model.num_classes
+    labels = meta.get("labels")
+    if labels is not None:
+        if len(labels) != n:
+            raise CheckpointError(f"checkpoint metadata lists {len(labels)} labels for a head of {n} outputs.")
+        model.labels = tuple(labels)
+    elif n == 150:
+        model.labels = load_labels()
+    else:
+        model.labels = ()  # unknown: predict() refuses to name these outputs
+    contract = meta.get("contract")
+    model.contract = (
+        PreprocessContract.from_dict(contract) if contract else PreprocessContract(leads=lead_set(model.config.in_channels))
+    )
+    if len(model.contract.leads) != model.config.in_channels:
+        raise CheckpointError(
+            f"checkpoint contract names {len(model.contract.leads)} leads but the model takes {model.config.in_channels}."
+        )
+    model.task_meta = dict(meta.get("task_meta") or {"task": "multilabel"})
+    model.source = dict(meta.get("source") or {})
+    model.eval()
+    return model
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, metadata)`` of a checkpoint file (published ``.pth`` or our ``.safetensors``)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: checkpoint file not found.")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: checkpoint file is empty.")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    # safetensors: 8-byte little-endian header length, then the JSON header
+    if p.suffix == ".safetensors" or (head[:4] != b"PK\x03\x04" and head[8:9] == b"{"):
+        return _read_safetensors(p)
+    obj = _torch_load_safe(p)
+    sd = unwrap_state_dict(obj, source=str(p))
+    meta: dict[str, Any] = {}
+    if isinstance(obj, Mapping):
+        for k in ("epoch", "step", "val_auroc"):
+            if k in obj and not isinstance(obj[k], (torch.Tensor, Mapping)):
+                v = obj[k]
+                meta.setdefault("checkpoint_info", {})[k] = v.item() if hasattr(v, "item") else v
+    return sd, meta
+
+
+def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+        sd = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{p}: not a readable safetensors file: {' '.join(str(exc).split())[:200]}") from None
+    meta = json.loads(header[_META_KEY]) if _META_KEY in header else {}
+    return sd, meta
+
+
+def load_model(
+    source: str | os.PathLike = "12-lead",
+    *,
+    map_location: str | torch.device = "cpu",
+    strict: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> Net1D:
+    """Load ECGFounder weights into a :class:`Net1D`, in eval mode, with labels and contract.
+
+    Args:
+        source: ``"12-lead"`` or ``"1-lead"`` (published weights, downloaded from the Hugging Face
+            Hub into its standard cache and SHA-256 checked where the hash is known), a published
+            ``.pth`` file, or a ``.safetensors`` file written by :func:`save_model`.
+        map_location: device for the weights.
+        strict: refuse state dicts whose keys differ from the architecture (default).
+    """
+    known = None
+    p = Path(source)
+    if not p.exists():
+        known = resolve_known(str(source))
+        if known is None:
+            if p.suffix or os.sep in str(source):
+                raise CheckpointError(f"checkpoint file {source} not found.")
+            raise ValueError(
+                f"unknown weights {str(source)!r}: not a file, and not a known name ({', '.join(['12-lead', '1-lead'])})."
+            )
+        p = download_weights(known.name, cache_dir=cache_dir)
+    sd, meta = read_checkpoint(p)
+    if meta.get("config"):
+        cfg = Net1DConfig(**meta["config"])
+    else:
+        cfg = config_from_state_dict(sd, source=str(p))
+    model = Net1D(cfg)
+    _load_state_strict(model, sd, strict, str(p))
+    if not meta.get("source"):
+        meta = dict(meta)
+        meta["source"] = {"file": str(p), "name": known.name if known else None}
+    model = _finish(model, meta)
+    return model.to(map_location)
+
+
+def _metadata(model: Net1D, extra_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    contract = model.contract or PreprocessContract(leads=lead_set(model.config.in_channels))
+    src = dict(model.source or {})
+    if extra_source:
+        src.update(extra_source)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": "Net1D",
+        "config": model.config.to_dict(),
+        "labels": list(model.labels) if model.labels else None,
+        "contract": contract.to_dict(),
+        "task_meta": dict(model.task_meta or {}),
+        "source": src,
+        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` as ``.safetensors`` (metadata in the header) plus a ``.json`` copy of the
+    metadata beside it.  Written atomically (temporary file, then rename)."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        p = p.with_suffix(".safetensors")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    meta = _metadata(model, source)
+    text = json.dumps(meta, default=_json_default)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = p.with_name(p.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={_META_KEY: text})
+    os.replace(tmp, p)
+    side = p.with_suffix(".json")
+    tmp_j = side.with_name(side.name + ".tmp")
+    tmp_j.write_text(json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp_j, side)
+    return p
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, strict: bool = True) -> Path:
+    """Convert a published ``.pth`` (or a known name) to our ``.safetensors`` format; returns the path."""
+    model = load_model(src, strict=strict)
+    src_file = Path(model.source.get("file") or src)
+    out = Path(dst) if dst else src_file.with_suffix(".safetensors")
+    extra = {"file": str(src_file), "sha256": sha256_file(src_file) if src_file.exists() else None}
+    return save_model(model, out, source=extra)
+
+
+def synthetic_state_dict(n_leads: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic weights anyone can rebuild (the golden outputs' recipe): walk the state dict
+    in order; BatchNorm tensors get their defaults; every other tensor
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` from one ``torch.Generator`` seeded with ``seed``."""
+    model = Net1D(Net1DConfig(in_channels=n_leads))
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for key, t in model.state_dict().items():
+        shape = tuple(t.shape)
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(0, dtype=torch.int64)
+        elif key.endswith("running_mean"):
+            out[key] = torch.zeros(shape)
+        elif key.endswith("running_var"):
+            out[key] = torch.ones(shape)
+        elif "bn" in key and key.endswith(".weight"):
+            out[key] = torch.ones(shape)
+        elif "bn" in key and key.endswith(".bias"):
+            out[key] = torch.zeros(shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+            bound = 1.0 / math.sqrt(fan_in)
+            out[key] = (torch.rand(shape, generator=g) * 2 - 1) * bound
+    return out
+
+
+def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: int = 0) -> Path:
+    """Write a checkpoint exactly in the published format (a ``torch.save``d dict with numpy
+    scalars beside ``state_dict``) holding :func:`synthetic_state_dict` weights.  For tests."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "epoch": 0,
+        "step": np.int64(0),
+        "state_dict": synthetic_state_dict(leads, seed),
+        "val_auroc": np.float64(0.5),
+    }
+    torch.save(ckpt, p)
+    return p

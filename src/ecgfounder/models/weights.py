@@ -1,0 +1,139 @@
+"""Known published weights: where they live, their hash, labels and preprocessing contract,
+and a verified download through huggingface_hub."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import WeightsDownloadError
+
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "sha256_file"]
+
+HUB_REPO = "PKUDigitalHealth/ECGFounder"
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A published checkpoint.
+
+    Attributes:
+        name: short name used on the command line (``"12-lead"``).
+        repo_id, filename, revision: location on the Hugging Face Hub.
+        sha256: expected SHA-256 of the file, or ``None`` where no hash is known.
+        n_leads: input leads (12 → I…V6, 1 → lead I).
+        size_mb: approximate download size.
+    """
+
+    name: str
+    repo_id: str
+    filename: str
+    revision: str | None
+    sha256: str | None
+    n_leads: int
+    size_mb: int = 353
+    licence: str = "MIT"
+
+    @property
+    def url(self) -> str:
+        rev = self.revision or "main"
+        return f"https://huggingface.co/{self.repo_id}/resolve/{rev}/{self.filename}"
+
+
+KNOWN_WEIGHTS: dict[str, KnownWeights] = {
+    "12-lead": KnownWeights(
+        name="12-lead",
+        repo_id=HUB_REPO,
+        filename="12_lead_ECGFounder.pth",
+        # Hash and revision as recorded by a third party (see the reference notes); the pinned
+        # revision guarantees the hash refers to the same file.
+        revision="d9b1793951b2342f5f7e84f1ac03cd37f8a08724",
+        sha256="ee199f3781f4ae1f732973267f003da0a759ea12bddb0dd28a77faa60aca7997",
+        n_leads=12,
+    ),
+    "1-lead": KnownWeights(
+        name="1-lead",
+        repo_id=HUB_REPO,
+        filename="1_lead_ECGFounder.pth",
+        revision=None,
+        sha256=None,  # no published hash; the file is loaded safely and strictly all the same
+        n_leads=1,
+    ),
+}
+
+_ALIASES = {"12": "12-lead", "12lead": "12-lead", "12_lead": "12-lead", "1": "1-lead", "1lead": "1-lead",
+            "1_lead": "1-lead", "single-lead": "1-lead", "single": "1-lead"}
+
+
+def resolve_known(name: str) -> KnownWeights | None:
+    """The :class:`KnownWeights` for a name such as ``"12-lead"`` (aliases accepted), else ``None``."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    return KNOWN_WEIGHTS.get(key)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _offline_message(w: KnownWeights, reason: str) -> str:
+    return (
+        f"could not download the {w.name} ECGFounder weights ({reason}). "
+        f"Download {w.filename} (~{w.size_mb} MB) from {w.url} on a machine with network access, "
+        f"put it anywhere here (e.g. ./{w.filename}), and pass it with --checkpoint ./{w.filename} "
+        f"(Python: load_model('./{w.filename}')). Alternatively set HF_HOME to a Hugging Face cache "
+        "that already holds it."
+    )
+
+
+def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Fetch published weights into the standard Hugging Face cache and verify their SHA-256.
+
+    Honours ``HF_ENDPOINT`` (a mirror), ``HF_HOME``/``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE``.
+    A file whose hash does not match is deleted and reported; nothing unverified is loaded.
+    """
+    w = resolve_known(name)
+    if w is None:
+        raise ValueError(f"unknown weights {name!r}; known: {sorted(KNOWN_WEIGHTS)}, or pass a file path.")
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise WeightsDownloadError(_offline_message(w, f"huggingface_hub is not installed: {exc}")) from None
+    try:
+        path = Path(
+            hf_hub_download(
+                repo_id=w.repo_id,
+                filename=w.filename,
+                revision=w.revision,
+                cache_dir=cache_dir,
+                force_download=force,
+            )
+        )
+    except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError) as exc:
+        raise WeightsDownloadError(_offline_message(w, type(exc).__name__)) from None
+    except OSError as exc:  # connection errors are OSErrors (requests/httpx) in huggingface_hub
+        raise WeightsDownloadError(_offline_message(w, " ".join(str(exc).split())[:200])) from None
+    except Exception as exc:  # any other hub/http failure: same actionable message
+        raise WeightsDownloadError(_offline_message(w, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")) from None
+    if w.sha256 is not None:
+        digest = sha256_file(path)
+        if digest != w.sha256:
+            bad = path.resolve()
+            try:
+                bad.unlink()
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise WeightsDownloadError(
+                f"downloaded {w.filename} is corrupt: SHA-256 {digest} != expected {w.sha256}. "
+                "The file was removed; run the command again to re-download, or download it by hand "
+                f"from {w.url} and pass it with --checkpoint."
+            )
+    return path

@@ -1,0 +1,242 @@
+"""The preprocessing contract of a set of weights, and the function that applies it.
+
+A :class:`PreprocessContract` travels with the weights (it is saved in our checkpoint metadata
+and attached to every loaded model), so :func:`ecgfounder.predict` always feeds a model what it was
+trained on.  Modes:
+
+``"published"`` (default)
+    The chain of the authors' ``dataset.py``: NaN → 0; 50 Hz IIR notch (Q 30) and 4th-order
+    Butterworth band-pass 0.67–40 Hz, both zero-phase; running-median baseline (0.4 s) removed;
+    one z-score over all leads of each 10-s window.
+``"zscore"``
+    Only the z-score (the authors' PTB-XL evaluation script).
+``"none"``
+    Signals passed as they are (mV), still resampled and windowed.
+
+Unlike the published code, records at another rate are resampled with a polyphase filter (not
+stretched to 5000 samples), longer records are cut into sequential 10-s windows (the last one
+aligned to the end of the record) and shorter ones are zero-padded after normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..recording import Recording
+from . import filters
+from .leads import STANDARD_12, canonical_lead, select_leads
+
+__all__ = ["PreprocessContract", "Prepared", "MODES", "lead_set", "preprocess", "prepare", "preprocess_recording", "window_starts"]
+
+MODES = ("published", "zscore", "none")
+
+# Shortest record accepted (seconds): the zero-phase filters need a few dozen samples of support.
+MIN_DURATION_S = 0.5
+
+
+def lead_set(n_leads: int) -> tuple[str, ...]:
+    """Default lead order for a model with ``n_leads`` inputs (12 → standard order, 1 → lead I)."""
+    if n_leads == 12:
+        return STANDARD_12
+    if n_leads == 1:
+        return ("I",)
+    raise ValueError(f"no default lead set for {n_leads} leads; give the lead names explicitly (1 or 12 are known).")
+
+
+@dataclass(frozen=True)
+class PreprocessContract:
+    """What input a set of weights needs.
+
+    Attributes:
+        fs: sampling rate in Hz the model expects (500).
+        n_samples: window length in samples (5000 = 10 s).
+        leads: lead names in model-input order.
+        mode: one of :data:`MODES`.
+        notch_hz, notch_q: notch filter frequency (Hz) and quality factor.
+        band_hz: band-pass edges (Hz); band_order: Butterworth order.
+        baseline_window_s: running-median window (s).
+    """
+
+    fs: float = 500.0
+    n_samples: int = 5000
+    leads: tuple[str, ...] = STANDARD_12
+    mode: str = "published"
+    notch_hz: float = 50.0
+    notch_q: float = 30.0
+    band_hz: tuple[float, float] = (0.67, 40.0)
+    band_order: int = 4
+    baseline_window_s: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown preprocessing mode {self.mode!r}; choose one of {MODES}.")
+        object.__setattr__(self, "leads", tuple(canonical_lead(x) for x in self.leads))
+        object.__setattr__(self, "band_hz", tuple(float(v) for v in self.band_hz))
+        object.__setattr__(self, "fs", float(self.fs))
+        object.__setattr__(self, "n_samples", int(self.n_samples))
+        if self.n_samples <= 0 or self.fs <= 0:
+            raise ValueError(f"contract needs positive fs and n_samples; got fs={self.fs}, n_samples={self.n_samples}.")
+        if not self.leads:
+            raise ValueError("contract needs at least one lead.")
+
+    @property
+    def window_s(self) -> float:
+        return self.n_samples / self.fs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["leads"] = list(self.leads)
+        d["band_hz"] = list(self.band_hz)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PreprocessContract":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing contract keys {sorted(unknown)}; known: {sorted(known)}.")
+        return cls(**d)
+
+    def with_mode(self, mode: str | None) -> "PreprocessContract":
+        if mode is None or mode == self.mode:
+            return self
+        from dataclasses import replace
+
+        return replace(self, mode=mode)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Result of :func:`prepare`: model-ready windows plus what was noticed on the way."""
+
+    windows: np.ndarray  # (n_windows, n_leads, n_samples) float32
+    duration_s: float
+    n_nan: int = 0
+    flat_leads: tuple[str, ...] = ()
+    padded: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def window_starts(n: int, length: int) -> list[int]:
+    """Start indices of sequential windows of ``length`` covering ``n`` samples; the last window is
+    aligned to the end when ``n`` is not a multiple of ``length`` (it then overlaps the previous)."""
+    if n <= length:
+        return [0]
+    starts = list(range(0, n - length + 1, length))
+    if starts[-1] + length < n:
+        starts.append(n - length)
+    return starts
+
+
+def _filter_chain(x: np.ndarray, c: PreprocessContract) -> np.ndarray:
+    if c.mode != "published":
+        return x
+    x = filters.notch(x, c.fs, c.notch_hz, c.notch_q)
+    x = filters.bandpass(x, c.fs, c.band_hz[0], c.band_hz[1], c.band_order)
+    return filters.remove_baseline(x, c.fs, c.baseline_window_s)
+
+
+def _normalise(w: np.ndarray, c: PreprocessContract) -> np.ndarray:
+    if c.mode == "none":
+        return w
+    return filters.zscore(w)
+
+
+def prepare(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    contract: PreprocessContract | None = None,
+    *,
+    mode: str | None = None,
+    fill_missing: bool = False,
+    lead: str | None = None,
+    source: str = "signal",
+    warn: bool = True,
+) -> Prepared:
+    """Turn a recording's samples into model windows following ``contract``.
+
+    Args:
+        signal: ``(n_leads, n_samples)`` in mV (a 1-D array is taken as one lead).
+        fs: its sampling rate in Hz (required: no rate is assumed).
+        leads: names of the rows of ``signal``; matched by name, case-insensitively, aliases
+            accepted; missing limb leads are derived from I and II.
+        contract: the model's contract (default: the published 12-lead one); ``mode`` overrides
+            its mode.
+        fill_missing: zero-fill missing precordial leads (with a warning) instead of refusing.
+        lead: for a single-lead contract, use this lead of the recording (with a warning if it is
+            not the lead the model was trained on).
+        source: name used in warnings and errors (usually the file).
+
+    Returns:
+        :class:`Prepared` whose ``windows`` is float32 ``(n_windows, len(contract.leads), n_samples)``.
+    """
+    c = (contract or PreprocessContract()).with_mode(mode)
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{source}: signal must be (n_leads, n_samples); got shape {x.shape}.")
+    if isinstance(leads, str):
+        leads = [leads]
+    if len(leads) != x.shape[0]:
+        raise ValueError(f"{source}: {x.shape[0]} signal rows but {len(leads)} lead names; give one name per row.")
+    if fs is None or not np.isfinite(fs) or fs <= 0:
+        raise ValueError(f"{source}: sampling rate fs={fs!r} is not a positive number of Hz; pass the record's rate.")
+    duration = x.shape[1] / float(fs)
+    if duration < MIN_DURATION_S:
+        raise ValueError(
+            f"{source}: record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
+            f"at least {MIN_DURATION_S} s is needed."
+        )
+    notes: list[str] = []
+    x = select_leads(x, leads, c.leads, source=source, fill_missing=fill_missing, substitute=lead)
+    nan_mask = ~np.isfinite(x)
+    n_nan = int(nan_mask.sum())
+    if n_nan:
+        x = np.where(nan_mask, 0.0, x)
+        notes.append(f"{n_nan} NaN/inf sample(s) replaced by 0")
+    ptp = np.ptp(x, axis=1)
+    flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6))
+    if flat:
+        notes.append(f"flat lead(s) {', '.join(flat)}")
+    x = filters.resample(x, float(fs), c.fs)
+    x = _filter_chain(x, c)
+    n = x.shape[1]
+    padded = n < c.n_samples
+    if padded:
+        notes.append(f"{duration:.1f} s record zero-padded to {c.window_s:g} s")
+    starts = window_starts(n, c.n_samples)
+    out = np.zeros((len(starts), len(c.leads), c.n_samples), dtype=np.float32)
+    for k, s in enumerate(starts):
+        w = x[:, s : s + c.n_samples]
+        out[k, :, : w.shape[1]] = _normalise(w, c)
+    if warn and notes:
+        warnings.warn(f"{source}: " + "; ".join(notes), stacklevel=2)
+    return Prepared(out, duration, n_nan, flat, padded, tuple(notes))
+
+
+def preprocess(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    contract: PreprocessContract | None = None,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Model windows of a recording: float32 ``(n_windows, n_leads, n_samples)``.
+
+    A 10-s record at 500 Hz gives one window, equal to the published pipeline's output.
+    See :func:`prepare` for the arguments.
+    """
+    return prepare(signal, fs, leads, contract, **kwargs).windows
+
+
+def preprocess_recording(rec: Recording, contract: PreprocessContract | None = None, **kwargs: Any) -> Prepared:
+    """:func:`prepare` applied to a :class:`~ecgfounder.Recording`."""
+    kwargs.setdefault("source", str(rec.meta.get("source") or rec.id or "recording"))
+    return prepare(rec.signal, rec.fs, rec.leads, contract, **kwargs)
