@@ -1,0 +1,458 @@
+"""Plain arrays: NumPy ``.npy``/``.npz``, CSV/TSV text, HDF5 datasets.
+
+These formats carry no standard metadata, so the sampling rate must come from the file (an
+``fs`` entry in an ``.npz``, an ``fs`` attribute in HDF5, a ``# fs=500`` line or a time column in
+CSV) or from the caller (``fs=``).  No rate is ever assumed.  Amplitudes are taken as mV unless
+``units=`` says otherwise.  Leads default to the standard 12-lead order when there are exactly 12
+channels and no names are given (with ``meta['leads_assumed']=True``); otherwise ``leads=`` is
+required.
+
+Batches (``.npy`` of shape ``(n, ...)``, ``.npz`` with a 3-D ``signal``, HDF5 datasets such as
+CODE-15's ``tracings`` ``(n, 4096, 12)`` at 400 Hz) yield one recording per item through the
+``iter_*`` functions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from ..signal.leads import STANDARD_12, canonical_lead
+from ._common import MAX_VALUES, check_file, make_recording, to_float, unit_scale_to_mv
+
+__all__ = [
+    "read_npy", "iter_npy", "read_npz", "iter_npz", "read_csv", "read_hdf5", "iter_hdf5", "count_records",
+]
+
+_MAX_LEADS = 64
+
+
+def _scale(p: Path, units: str | None) -> float:
+    f = unit_scale_to_mv(units or "mV")
+    if f is None:
+        raise ValueError(f"units={units!r} is not a voltage unit; choose mV, uV, V or nV.")
+    return f
+
+
+def _orient(p: Path, arr: np.ndarray, n_leads: int | None) -> np.ndarray:
+    """(leads, samples) from a 2-D array in either orientation (the lead axis is the short one)."""
+    if arr.ndim == 1:
+        return arr[None, :]
+    if arr.ndim != 2:
+        raise RecordReadError(p, f"expected a 2-D (leads, samples) array, got shape {arr.shape}")
+    r, c = arr.shape
+    if n_leads is not None:
+        if r == n_leads and c != n_leads:
+            return arr
+        if c == n_leads and r != n_leads:
+            return arr.T
+        if r == n_leads:
+            return arr
+    if r <= _MAX_LEADS and r <= c:
+        return arr
+    if c <= _MAX_LEADS:
+        return arr.T
+    raise RecordReadError(p, f"cannot tell the lead axis of an array of shape {arr.shape}; pass leads=")
+
+
+def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict) -> tuple[str, ...]:
+    if leads is not None:
+        leads = tuple(leads)
+        if len(leads) != n:
+            raise RecordReadError(p, f"{len(leads)} lead names given for {n} channels: {list(leads)}")
+        return tuple(canonical_lead(x) for x in leads)
+    if n == 12:
+        meta["leads_assumed"] = True
+        return STANDARD_12
+    if n == 1:
+        raise RecordReadError(p, "1 channel and no lead name; pass leads=['II'] (CLI: --leads II)")
+    raise RecordReadError(p, f"{n} channels and no lead names; pass leads=[...] (CLI: --leads I,II,...)")
+
+
+def _need_fs(p: Path, fs: float | None) -> float:
+    if fs is None:
+        raise RecordReadError(p, "sampling rate unknown (the file does not store it); pass fs=... (CLI: --fs)")
+    fs = float(fs)
+    if not np.isfinite(fs) or fs <= 0:
+        raise ValueError(f"fs={fs!r} must be a positive sampling rate in Hz.")
+    return fs
+
+
+# ----------------------------------------------------------------------------------------- npy / npz
+def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the ``.npy`` header, checked against the file size before loading."""
+    size = check_file(p, min_bytes=10)
+    with open(p, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+        except Exception as exc:
+            raise RecordReadError(p, f"not a valid .npy file: {str(exc).strip() or type(exc).__name__}") from None
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise RecordReadError(p, ".npy holds Python objects; only numeric arrays are read (pickles are refused)")
+    n = int(np.prod(shape, dtype=np.float64)) if shape else 1
+    if n > MAX_VALUES:
+        raise RecordReadError(p, f".npy declares shape {shape}, above the limit of {MAX_VALUES} values")
+    if offset + n * dtype.itemsize > size:
+        raise RecordReadError(p, f".npy declares shape {shape} ({n * dtype.itemsize} bytes) but the file is shorter (truncated)")
+    return shape, dtype
+
+
+def _batch_from_array(
+    p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None
+) -> Iterator[Recording]:
+    if not np.issubdtype(arr.dtype, np.number):
+        raise RecordReadError(p, f"array dtype {arr.dtype} is not numeric")
+    scale = _scale(p, units)
+    if arr.ndim <= 2:
+        sig = _orient(p, np.asarray(arr, dtype=np.float64), len(leads) if leads is not None else None) * scale
+        m = dict(meta)
+        names = _lead_names(p, sig.shape[0], leads, m)
+        yield make_recording(p, sig, _need_fs(p, fs), names, m, fmt=fmt)
+        return
+    if arr.ndim != 3:
+        raise RecordReadError(p, f"array of shape {arr.shape}; expected (leads, samples) or (n, ...) batches")
+    fs_ = _need_fs(p, fs)
+    for k in range(arr.shape[0]):
+        sig = _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None) * scale
+        m = dict(meta)
+        m["id"] = (str(ids[k]) if ids is not None else f"{p.stem}#{k}")
+        m["index"] = k
+        names = _lead_names(p, sig.shape[0], leads, m)
+        yield make_recording(p, sig, fs_, names, m, fmt=fmt)
+
+
+def iter_npy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
+             units: str | None = None, **_: Any) -> Iterator[Recording]:
+    """Recordings of a ``.npy`` file: ``(leads, samples)``/``(samples, leads)`` or a batch ``(n, ..)``."""
+    p = Path(path)
+    _open_npy_header(p)
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise RecordReadError(p, f"cannot load .npy: {str(exc).strip() or type(exc).__name__}") from None
+    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy")
+
+
+def read_npy(path: str | Path, **kw: Any) -> Recording:
+    return _single(Path(path), iter_npy(path, **kw), kw)
+
+
+def _npz_meta(p: Path, z) -> tuple[dict, float | None, list[str] | None, str | None]:
+    meta: dict = {}
+    fs = to_float(np.asarray(z["fs"]).item()) if "fs" in z.files else None
+    leads = [str(x) for x in np.asarray(z["leads"]).ravel()] if "leads" in z.files else None
+    units = str(np.asarray(z["units"]).item()) if "units" in z.files else None
+    if "meta_json" in z.files:
+        try:
+            meta = dict(json.loads(str(np.asarray(z["meta_json"]).item())))
+        except (ValueError, TypeError):
+            raise RecordReadError(p, "meta_json entry is not valid JSON") from None
+    return meta, fs, leads, units
+
+
+def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
+             units: str | None = None, key: str | None = None, **_: Any) -> Iterator[Recording]:
+    """Recordings of an ``.npz`` archive.
+
+    The signal is the entry ``key`` (default: ``signal``, else the only numeric array with ≥ 2
+    dimensions); optional entries ``fs``, ``leads``, ``units``, ``meta_json`` (as written by
+    :func:`ecgfounder.io.write`) and ``ids`` for batches.
+    """
+    p = Path(path)
+    check_file(p, min_bytes=22)
+    try:
+        z = np.load(p, allow_pickle=False)
+    except Exception as exc:
+        raise RecordReadError(p, f"not a valid .npz archive: {str(exc).strip() or type(exc).__name__}") from None
+    with z:
+        meta, fs_f, leads_f, units_f = _npz_meta(p, z)
+        if key is None:
+            if "signal" in z.files:
+                key = "signal"
+            else:
+                cands = [k for k in z.files if k not in ("fs", "leads", "units", "meta_json", "ids")]
+                if len(cands) != 1:
+                    raise RecordReadError(p, f"cannot tell the signal entry among {z.files}; pass key=")
+                key = cands[0]
+        if key not in z.files:
+            raise RecordReadError(p, f"no entry {key!r} in the archive; it has {z.files}")
+        # check the declared size from the zip member header before decompressing
+        info = z.zip.getinfo(key + ".npy") if hasattr(z, "zip") else None
+        if info is not None and info.file_size > MAX_VALUES * 8 + 1024:
+            raise RecordReadError(p, f"entry {key!r} declares {info.file_size} bytes, above the limit")
+        try:
+            arr = z[key]
+        except Exception as exc:
+            raise RecordReadError(p, f"cannot read entry {key!r}: {str(exc).strip() or type(exc).__name__}") from None
+        ids = [str(x) for x in np.asarray(z["ids"]).ravel()] if "ids" in z.files else None
+    meta.pop("source", None)
+    meta.pop("format", None)
+    yield from _batch_from_array(
+        p, arr, fs if fs is not None else fs_f, leads if leads is not None else leads_f,
+        units if units is not None else (units_f or meta.get("units")), meta, "npz", ids,
+    )
+
+
+def read_npz(path: str | Path, **kw: Any) -> Recording:
+    return _single(Path(path), iter_npz(path, **kw), kw)
+
+
+# ----------------------------------------------------------------------------------------- CSV/TSV
+_MAX_TEXT_BYTES = 1024 * 1024 * 1024
+_TIME_NAMES = {"time", "t", "time_s", "time (s)", "seconds", "sec", "s", "elapsed time", "timestamp"}
+_INDEX_NAMES = {"sample", "index", "n", "nseq", "sample #", "sample_index", ""}
+
+
+def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
+             units: str | None = None, delimiter: str | None = None, **_: Any) -> Recording:
+    """Read a CSV/TSV file: one column per lead, lead names in the header row.
+
+    The sampling rate is ``fs=``, a comment line ``# fs=500`` (also ``sampling_rate``,
+    ``sampling rate: 500 Hz``), or derived from a time column in seconds.  A column named
+    ``sample``/``index`` is dropped.  Units per column may be given in the header, e.g. ``I (uV)``.
+    """
+    p = Path(path)
+    check_file(p, max_bytes=_MAX_TEXT_BYTES)
+    raw = p.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise RecordReadError(p, "binary content in a text (CSV/TSV) file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = text.splitlines()
+    fs_found = None
+    comments = []
+    body_start = 0
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("#"):
+            comments.append(s)
+            m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([0-9.]+)", s, re.I)
+            if m:
+                fs_found = to_float(m.group(1))
+            body_start = i + 1
+        elif s:
+            break
+        else:
+            body_start = i + 1
+    body = lines[body_start:]
+    if not body:
+        raise RecordReadError(p, "no data rows")
+    if delimiter is None:
+        first = body[0]
+        delimiter = "\t" if "\t" in first else (";" if ";" in first and "," not in first else ",")
+    header = [h.strip().strip('"') for h in body[0].rstrip(delimiter + "\r\n").split(delimiter)]
+    has_header = any(not _numeric(h) for h in header if h)
+    data_lines = body[1:] if has_header else body
+    try:
+        arr = np.loadtxt(io.StringIO("\n".join(line.rstrip(delimiter + " \r") for line in data_lines)),
+                         delimiter=delimiter, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise RecordReadError(p, f"non-numeric data: {str(exc).strip().splitlines()[0]}") from None
+    if arr.size == 0:
+        raise RecordReadError(p, "no data rows")
+    names = header if has_header else [f"ch{k + 1}" for k in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise RecordReadError(p, f"header has {len(names)} columns, data rows have {arr.shape[1]}")
+    keep, col_units, lead_names = [], [], []
+    for k, name in enumerate(names):
+        low = name.strip().lower()
+        if low in _TIME_NAMES:
+            if fs_found is None and arr.shape[0] > 1:
+                dt = np.median(np.diff(arr[:, k]))
+                if dt > 0:
+                    fs_found = 1.0 / dt
+            continue
+        if has_header and low in _INDEX_NAMES:
+            continue
+        m = re.match(r"^(.*?)\s*[\(\[]\s*([µμu]?[mn]?V)\s*[\)\]]\s*$", name)
+        lead_names.append(m.group(1) if m else name)
+        col_units.append(m.group(2) if m else None)
+        keep.append(k)
+    sig = arr[:, keep].T
+    for k, u in enumerate(col_units):
+        sig[k] *= _scale(p, u or units)
+    meta: dict = {}
+    if comments:
+        meta["comments"] = tuple(comments)
+    if fs_found is not None and fs is None:
+        fs_found = round(fs_found, 6)
+    out_leads = leads if leads is not None else (lead_names if has_header else None)
+    return make_recording(p, sig, _need_fs(p, fs if fs is not None else fs_found),
+                          _lead_names(p, sig.shape[0], out_leads, meta), meta, fmt="csv")
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------- HDF5
+_KNOWN_H5 = {
+    # dataset name -> (fs, leads) of public datasets that do not store them (CODE-15, Ribeiro et al. 2020)
+    "tracings": (400.0, STANDARD_12),
+}
+
+
+def _h5_dataset(p: Path, f, dataset: str | None):
+    import h5py
+
+    if dataset is not None:
+        if dataset not in f:
+            raise RecordReadError(p, f"no dataset {dataset!r} in the HDF5 file")
+        ds = f[dataset]
+        if not isinstance(ds, h5py.Dataset):
+            raise RecordReadError(p, f"{dataset!r} is a group, not a dataset")
+        return ds
+    found = []
+    f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
+    numeric = [d for d in found if np.issubdtype(d.dtype, np.number)]
+    if len(numeric) == 1:
+        return numeric[0]
+    for d in numeric:
+        if d.name.rsplit("/", 1)[-1] in ("signal", "tracings", "ecg", "data"):
+            return d
+    raise RecordReadError(p, f"cannot tell the signal dataset among {[d.name for d in numeric] or 'none'}; pass dataset=")
+
+
+def _h5_attr(obj, *names):
+    for n in names:
+        if n in obj.attrs:
+            v = obj.attrs[n]
+            return v.decode() if isinstance(v, bytes) else v
+    return None
+
+
+def _open_h5(p: Path):
+    import h5py
+
+    check_file(p, min_bytes=8)
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise RecordReadError(p, "not an HDF5 file (bad signature)")
+    try:
+        return h5py.File(p, "r")
+    except Exception as exc:
+        raise RecordReadError(p, f"cannot open HDF5 file: {str(exc).strip().splitlines()[0]}") from None
+
+
+def count_records(path: str | Path, fmt: str, **kw: Any) -> int | None:
+    """Number of recordings in a container file (HDF5 dataset batch), or ``None`` if not a batch."""
+    if fmt != "hdf5":
+        return None
+    p = Path(path)
+    with _open_h5(p) as f:
+        ds = _h5_dataset(p, f, kw.get("dataset"))
+        return int(ds.shape[0]) if ds.ndim == 3 else 1
+
+
+def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None = None,
+              leads: Sequence[str] | None = None, units: str | None = None, ids: str | None = None,
+              **_: Any) -> Iterator[Recording]:
+    """Recordings of an HDF5 dataset: 2-D ``(leads, samples)`` or a batch ``(n, samples, leads)``/
+    ``(n, leads, samples)``; read one item at a time (bounded memory).
+
+    ``fs``/``leads``/``units`` come from the arguments, else from the dataset or file attributes
+    (``fs``/``sampling_rate``, ``leads``/``lead_names``, ``units``), else from the known layout of
+    CODE-15 (dataset ``tracings``: 400 Hz, 12 standard leads).  Record ids come from a sibling
+    dataset ``exam_id``/``ids`` when present (or the one named by ``ids=``).
+    """
+    p = Path(path)
+    f = _open_h5(p)
+    try:
+        ds = _h5_dataset(p, f, dataset)
+        base = ds.name.rsplit("/", 1)[-1]
+        fs_ = fs if fs is not None else to_float(_h5_attr(ds, "fs", "sampling_rate", "sampling_frequency", "sfreq"))
+        if fs_ is None:
+            fs_ = to_float(_h5_attr(f, "fs", "sampling_rate", "sampling_frequency", "sfreq"))
+        lds = leads
+        if lds is None:
+            a = _h5_attr(ds, "leads", "lead_names", "channels")
+            if a is None:
+                a = _h5_attr(f, "leads", "lead_names")
+            if a is not None:
+                lds = [x.decode() if isinstance(x, bytes) else str(x) for x in np.atleast_1d(a)]
+        meta: dict = {"dataset": ds.name}
+        if (fs_ is None or lds is None) and base in _KNOWN_H5 and ds.ndim == 3 and 12 in ds.shape[1:]:
+            kfs, kleads = _KNOWN_H5[base]
+            if fs_ is None:
+                fs_ = kfs
+                meta["fs_from_known_layout"] = f"CODE-15 '{base}'"
+            if lds is None:
+                lds = kleads
+        u = units if units is not None else _h5_attr(ds, "units", "unit")
+        if not np.issubdtype(ds.dtype, np.number):
+            raise RecordReadError(p, f"dataset {ds.name} has non-numeric dtype {ds.dtype}")
+        id_values = None
+        parent = ds.parent
+        for cand in ([ids] if ids else ["exam_id", "ids", "record_id", "id"]):
+            if cand and cand in parent and cand != base:
+                d = parent[cand]
+                if getattr(d, "ndim", 0) == 1 and d.shape[0] == ds.shape[0]:
+                    id_values = d[()]
+                    break
+        if ds.ndim <= 2:
+            arr = ds[()]
+            yield from _batch_from_array(p, arr, fs_, lds, u, meta, "hdf5")
+            return
+        if ds.ndim != 3:
+            raise RecordReadError(p, f"dataset {ds.name} has shape {ds.shape}; expected 2-D or 3-D")
+        per = int(np.prod(ds.shape[1:]))
+        if per > MAX_VALUES:
+            raise RecordReadError(p, f"dataset items of shape {ds.shape[1:]} exceed the limit of {MAX_VALUES} values")
+        fs_ok = _need_fs(p, fs_)
+        for k in range(ds.shape[0]):
+            m = dict(meta)
+            m["index"] = k
+            if id_values is not None:
+                v = id_values[k]
+                m["id"] = v.decode() if isinstance(v, bytes) else str(v)
+            else:
+                m["id"] = f"{p.stem}#{k}"
+            try:
+                item = np.asarray(ds[k], dtype=np.float64)
+            except Exception as exc:
+                raise RecordReadError(p, f"cannot read item {k} of {ds.name}: {str(exc).strip().splitlines()[0]}") from None
+            sig = _orient(p, item, len(lds) if lds is not None else None) * _scale(p, u)
+            yield make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], lds, m), m, fmt="hdf5")
+    finally:
+        f.close()
+
+
+def read_hdf5(path: str | Path, *, index: int | None = None, **kw: Any) -> Recording:
+    """One recording of an HDF5 file (``index=`` picks an item of a batch)."""
+    p = Path(path)
+    if index is not None:
+        for rec in iter_hdf5(p, **kw):
+            if rec.meta.get("index") == index:
+                return rec
+        raise RecordReadError(p, f"no item {index} in the dataset")
+    return _single(p, iter_hdf5(p, **kw), kw)
+
+
+def _single(p: Path, it: Iterator[Recording], kw: dict) -> Recording:
+    first = next(it, None)
+    if first is None:
+        raise RecordReadError(p, "no recordings in the file")
+    second = next(it, None)
+    if second is not None:
+        if hasattr(it, "close"):
+            it.close()
+        raise RecordReadError(
+            p, "file holds a batch of recordings; use ecgfounder.io.iter_read() (the CLI reads every one)"
+        )
+    return first

@@ -1,0 +1,195 @@
+"""EDF, EDF+ and BDF files, read and written with pyedflib.
+
+Channels whose physical dimension is a voltage (or whose label is an ECG lead name) are read, at
+the sampling rate shared by most of them; other channels (annotations, SpO2, accelerometers, leads
+at another rate) are listed in ``meta['skipped_channels']``.  Amplitudes are converted to mV.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from ..signal.leads import STANDARD_12, canonical_lead
+from ._common import check_file, check_values, make_recording, unit_scale_to_mv
+
+__all__ = ["read_edf", "write_edf"]
+
+_KNOWN = set(STANDARD_12)
+
+
+def _label_to_lead(label: str) -> str:
+    s = label.strip()
+    s = re.sub(r"^(ECG|EKG)[\s_-]*", "", s, flags=re.I).strip()
+    s = re.sub(r"[\s_-]*(ECG|EKG)$", "", s, flags=re.I).strip()
+    return canonical_lead(s) if s else label.strip()
+
+
+def _check_header(p: Path, size: int) -> None:
+    """Check the fixed EDF/BDF header against the file size before pyedflib allocates anything."""
+    with open(p, "rb") as fh:
+        head = fh.read(256)
+        if len(head) < 256:
+            raise RecordReadError(p, f"file is {size} bytes, shorter than the 256-byte EDF header (truncated)")
+        bdf = head[:1] == b"\xff" and head[1:8] == b"BIOSEMI"
+        if not bdf and head[:8].strip() != b"0":
+            raise RecordReadError(p, "not an EDF/BDF file (bad version field in the header)")
+        try:
+            n_sig = int(head[252:256].decode("ascii").strip())
+            n_rec = int(head[236:244].decode("ascii").strip())
+            hdr_bytes = int(head[184:192].decode("ascii").strip())
+        except ValueError:
+            raise RecordReadError(p, "corrupt EDF header (non-numeric size fields)") from None
+        if n_sig <= 0 or n_sig > 4096:
+            raise RecordReadError(p, f"EDF header declares {n_sig} signals")
+        if hdr_bytes != 256 * (n_sig + 1):
+            raise RecordReadError(p, f"EDF header size {hdr_bytes} does not match {n_sig} signals")
+        sig_hdr = fh.read(256 * n_sig)
+        if len(sig_hdr) < 256 * n_sig:
+            raise RecordReadError(p, "EDF signal headers are truncated")
+    off = 216 * n_sig  # samples-per-record block starts after label..prefilter fields
+    try:
+        spr = [int(sig_hdr[off + 8 * k: off + 8 * k + 8].decode("ascii").strip()) for k in range(n_sig)]
+    except ValueError:
+        raise RecordReadError(p, "corrupt EDF header (non-numeric samples per record)") from None
+    width = 3 if bdf else 2
+    if n_rec < 0:  # -1: unknown (still recording); pyedflib derives it from the size
+        n_rec = (size - hdr_bytes) // max(1, sum(spr) * width)
+    need = hdr_bytes + n_rec * sum(spr) * width
+    check_values(p, n_sig, max(spr) * max(n_rec, 0), "EDF header")
+    if need > size:
+        raise RecordReadError(
+            p, f"EDF header declares {n_rec} records × {sum(spr)} samples ({need} bytes) but the file has {size} bytes (truncated)"
+        )
+
+
+def read_edf(path: str | Path, *, channels: list[str] | None = None, **_: Any) -> Recording:
+    """Read an EDF/EDF+/BDF file; voltage channels in mV (leads × samples)."""
+    import pyedflib
+
+    p = Path(path)
+    size = check_file(p, min_bytes=256)
+    _check_header(p, size)
+    try:
+        f = pyedflib.EdfReader(str(p))
+    except OSError as exc:
+        raise RecordReadError(p, f"cannot read EDF: {str(exc).strip().splitlines()[0]}") from None
+    try:
+        labels = [s.strip() for s in f.getSignalLabels()]
+        rates = [float(f.getSampleFrequency(k)) for k in range(len(labels))]
+        dims = [f.getPhysicalDimension(k).strip() for k in range(len(labels))]
+        wanted = None if channels is None else {canonical_lead(c) for c in channels}
+        cands = []
+        skipped = []
+        for k, (lab, dim) in enumerate(zip(labels, dims)):
+            lead = _label_to_lead(lab)
+            scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
+            if wanted is not None and lead not in wanted:
+                skipped.append(lab)
+                continue
+            if scale is None and lead not in _KNOWN:
+                skipped.append(lab)
+                continue
+            cands.append((k, lead, scale if scale is not None else 1.0))
+        if not cands:
+            raise RecordReadError(p, f"no ECG/voltage channels among {labels}")
+        cand_rates = [rates[k] for k, _, _ in cands]
+        fs = max(set(cand_rates), key=lambda r: (cand_rates.count(r), r))
+        rows, names = [], []
+        for k, lead, scale in cands:
+            if rates[k] != fs:
+                skipped.append(f"{labels[k]} ({rates[k]:g} Hz)")
+                continue
+            rows.append(f.readSignal(k) * scale)
+            names.append(lead)
+        n = min(len(r) for r in rows)
+        sig = np.stack([r[:n] for r in rows])
+        sex = (f.getSex() or "").strip() if hasattr(f, "getSex") else ""
+        try:
+            start = f.getStartdatetime().isoformat()
+        except Exception:
+            start = None
+        birth = None
+        try:
+            b = f.getBirthdate()
+            birth = b if isinstance(b, str) else b.isoformat()
+        except Exception:
+            birth = None
+        age = None
+        if birth and start:
+            try:
+                bd = _dt.date.fromisoformat(str(birth)[:10]) if re.match(r"\d{4}-", str(birth)) else \
+                    _dt.datetime.strptime(str(birth).strip(), "%d %b %Y").date()
+                ad = _dt.date.fromisoformat(start[:10])
+                age = float(ad.year - bd.year - ((ad.month, ad.day) < (bd.month, bd.day)))
+            except ValueError:
+                age = None
+        meta = {
+            "patient_id": (f.getPatientCode() or "").strip() or None,
+            "sex": {"male": "M", "m": "M", "female": "F", "f": "F"}.get(sex.lower()),
+            "birth_date": birth or None,
+            "age": age,
+            "acquired": start,
+            "device": (f.getEquipment() or "").strip() or None,
+            "skipped_channels": tuple(skipped),
+            "original_units": ",".join(sorted({dims[k] for k, _, _ in cands if rates[k] == fs})),
+        }
+    finally:
+        f.close()
+    return make_recording(p, sig, fs, names, meta, fmt="edf")
+
+
+def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
+    """Write ``rec`` as EDF+ (16-bit) or BDF+ (24-bit) with pyedflib.
+
+    The physical range of each channel is its min/max (rounded outward to 1 µV), so the
+    quantisation step is (max − min) / 65535 (EDF) or / 16777215 (BDF).
+    """
+    import pyedflib
+
+    p = Path(path)
+    sig = np.asarray(rec.signal, dtype=np.float64)
+    n_ch = sig.shape[0]
+    ftype = pyedflib.FILETYPE_BDFPLUS if bdf else pyedflib.FILETYPE_EDFPLUS
+    dmax = 8388607 if bdf else 32767
+    fs = float(rec.fs)
+    headers = []
+    for k, name in enumerate(rec.leads):
+        lo = float(np.floor(np.nanmin(sig[k]) * 1000) / 1000)
+        hi = float(np.ceil(np.nanmax(sig[k]) * 1000) / 1000)
+        if hi - lo < 1e-3:
+            lo, hi = lo - 0.001, hi + 0.001
+        headers.append({
+            "label": str(name)[:16], "dimension": "mV", "sample_frequency": fs,
+            "physical_min": lo, "physical_max": hi, "digital_min": -dmax - 1, "digital_max": dmax,
+            "transducer": "", "prefilter": "",
+        })
+    w = pyedflib.EdfWriter(str(p), n_ch, file_type=ftype)
+    try:
+        w.setSignalHeaders(headers)
+        pid = str(rec.meta.get("patient_id", "") or "")
+        if pid:
+            w.setPatientCode(pid[:80])
+        sex = rec.meta.get("sex")
+        if sex in ("M", "F"):
+            w.setSex(1 if sex == "M" else 0)
+        dev = rec.meta.get("device")
+        if dev:
+            w.setEquipment(str(dev)[:80])
+        acq = rec.meta.get("acquired")
+        if acq:
+            try:
+                w.setStartdatetime(_dt.datetime.fromisoformat(str(acq)))
+            except ValueError:
+                pass
+        # EDF stores whole data records; use 1-s records when the rate is an integer
+        w.writeSamples([np.ascontiguousarray(sig[k]) for k in range(n_ch)])
+    finally:
+        w.close()
+    return p

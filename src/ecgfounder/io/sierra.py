@@ -1,0 +1,157 @@
+"""Philips Sierra ECG XML (SierraECG 1.03, PhilipsECG 1.04/1.04.01/1.04.02).
+
+The XML is parsed with defusedxml (UTF-8 or UTF-16 with BOM).  ``parsedwaveforms`` are either
+uncompressed int16 or XLI-compressed (Philips' LZW + delta scheme); XLI is decoded with
+``sierraecg.xli.xli_decode`` from the maintained reference implementation (``pip install
+sierraecg``).  In XLI files, III, aVR, aVL and aVF are stored as residuals of the values derived
+from I and II, and are reconstructed here.  The amplitude resolution (µV per count) is
+``resolution``/``signalresolution``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from ._common import b64decode_strict, check_values, make_recording, parse_xml, to_float
+
+__all__ = ["read_sierra"]
+
+_STD = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _text(el, path: str) -> str | None:
+    node = el.find(path) if el is not None else None
+    if node is None or node.text is None:
+        return None
+    t = " ".join(node.text.split())
+    return t or None
+
+
+def _xli(p: Path, raw: bytes, n_leads: int, n_samples: int) -> np.ndarray:
+    try:
+        from sierraecg.xli import xli_decode
+    except ImportError:
+        raise RecordReadError(
+            p, "XLI-compressed Philips waveforms need the 'sierraecg' package: pip install sierraecg"
+        ) from None
+    # bound the work before decoding: each chunk header declares its compressed size
+    off, chunks = 0, 0
+    while off < len(raw):
+        if off + 8 > len(raw):
+            raise RecordReadError(p, "XLI data truncated inside a chunk header")
+        size = int.from_bytes(raw[off:off + 4], "little", signed=True)
+        if size < 0 or off + 8 + size > len(raw):
+            raise RecordReadError(p, f"XLI chunk {chunks} declares {size} bytes beyond the end of the data (truncated)")
+        off += 8 + size
+        chunks += 1
+    if chunks < n_leads:
+        raise RecordReadError(p, f"XLI data holds {chunks} lead chunks, {n_leads} declared")
+    try:
+        leads = xli_decode(raw, [str(k) for k in range(chunks)])
+    except Exception as exc:
+        raise RecordReadError(p, f"corrupt XLI data: {str(exc).strip() or type(exc).__name__}") from None
+    out = np.zeros((n_leads, n_samples), dtype=np.int64)
+    for k in range(n_leads):
+        x = np.asarray(leads[k], dtype=np.int64)[:n_samples]
+        if x.size < n_samples:
+            raise RecordReadError(p, f"XLI lead {k} decodes to {x.size} samples, {n_samples} declared (truncated)")
+        out[k] = x
+    return out
+
+
+def _reconstruct(sig: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Undo Philips' storage of III, aVR, aVL, aVF as residuals (XLI files only)."""
+    idx = {n: k for k, n in enumerate(labels)}
+    if not all(n in idx for n in ("I", "II", "III", "aVR", "aVL", "aVF")):
+        return sig
+    s = sig.copy()
+    i, ii = s[idx["I"]], s[idx["II"]]
+    s[idx["III"]] = ii - i - s[idx["III"]]
+    iii = s[idx["III"]]
+    s[idx["aVR"]] = -s[idx["aVR"]] - np.floor_divide(i + ii, 2)
+    s[idx["aVL"]] = np.floor_divide(i - iii, 2) - s[idx["aVL"]]
+    s[idx["aVF"]] = np.floor_divide(ii + iii, 2) - s[idx["aVF"]]
+    return s
+
+
+def read_sierra(path: str | Path, **_: Any) -> Recording:
+    """Read a Philips Sierra/PhilipsECG XML file; 12 leads in mV."""
+    p = Path(path)
+    root = parse_xml(p)
+    if root.tag != "restingecgdata":
+        raise RecordReadError(p, f"not a Philips Sierra XML file (root <{root.tag}>, expected <restingecgdata>)")
+    doc_type = _text(root, "documentinfo/documenttype") or "?"
+    doc_ver = _text(root, "documentinfo/documentversion") or "?"
+    if doc_type not in ("SierraECG", "PhilipsECG") or not re.match(r"^1\.0[34]", doc_ver):
+        raise RecordReadError(p, f"unsupported Philips XML {doc_type} {doc_ver}; supported: SierraECG 1.03, PhilipsECG 1.04.x")
+    sc = root.find("dataacquisition/signalcharacteristics")
+    pw = root.find("waveforms/parsedwaveforms")
+    if sc is None or pw is None:
+        raise RecordReadError(p, "no <signalcharacteristics> or <parsedwaveforms> element")
+    fs = to_float(pw.get("samplespersecond")) or to_float(_text(sc, "samplingrate"))
+    res = to_float(pw.get("resolution")) or to_float(_text(sc, "resolution")) or to_float(_text(sc, "signalresolution"))
+    dur_ms = to_float(pw.get("durationperchannel"))
+    if not fs or not res or not dur_ms:
+        raise RecordReadError(p, f"missing sampling rate ({fs}), resolution ({res}) or duration ({dur_ms})")
+    n_samples = int(round(dur_ms * fs / 1000.0))
+    labels_attr = pw.get("leadlabels")
+    if labels_attr:
+        n_leads = int(to_float(pw.get("numberofleads")) or len(labels_attr.split()))
+        labels = labels_attr.split()[:n_leads]
+    else:
+        n_leads = int(to_float(_text(sc, "numberchannelsallocated")) or 12)
+        acq = _text(sc, "acquisitiontype") or ""
+        if acq in ("STD-12", "10-WIRE") and n_leads <= 12:
+            labels = list(_STD[:n_leads])
+        else:
+            labels = [f"Channel {k + 1}" for k in range(n_leads)]
+    check_values(p, n_leads, n_samples, "parsedwaveforms")
+    encoding = pw.get("dataencoding", "Base64")
+    if encoding != "Base64":
+        raise RecordReadError(p, f"waveform encoding {encoding!r} is not supported (only Base64)")
+    raw = b64decode_strict(p, pw.text, "parsedwaveforms")
+    method = pw.get("compressmethod") or pw.get("compression") or "Uncompressed"
+    compressed = (pw.get("compressflag", "True") != "False") and method.upper() == "XLI"
+    if compressed:
+        counts = _reconstruct(_xli(p, raw, n_leads, n_samples), labels)
+    elif method.lower() in ("uncompressed", "none", ""):
+        need = 2 * n_leads * n_samples
+        if len(raw) < need:
+            raise RecordReadError(p, f"{len(raw)} bytes of waveform data, {need} declared (truncated)")
+        counts = np.frombuffer(raw[:need], dtype="<i2").reshape(n_leads, n_samples).astype(np.int64)
+    else:
+        raise RecordReadError(p, f"waveform compression {method!r} is not supported (XLI or uncompressed)")
+    sig = counts.astype(np.float64) * res * 1e-3
+    pat = root.find("patient/generalpatientdata")
+    age = to_float(_text(pat, "age/years"))
+    sex = (_text(pat, "sex") or "").lower()
+    da = root.find("dataacquisition")
+    date, time = (da.get("date") if da is not None else None), (da.get("time") if da is not None else None)
+    acquired = f"{date}T{time}" if date and time else date
+    machine = da.find("machine") if da is not None else None
+    device = " ".join((machine.text or "").split()) if machine is not None and machine.text else None
+    statements = []
+    for st in root.iter("statement"):
+        left = _text(st, "leftstatement")
+        right = _text(st, "rightstatement")
+        txt = " ".join(x for x in (left, right) if x)
+        if txt:
+            statements.append(txt)
+    meta = {
+        "patient_id": _text(pat, "patientid"),
+        "age": age,
+        "birth_date": _text(pat, "age/dateofbirth"),
+        "sex": {"male": "M", "female": "F"}.get(sex),
+        "acquired": acquired,
+        "device": device,
+        "statements": tuple(statements),
+        "document": f"{doc_type} {doc_ver}",
+        "original_units": f"{res:g} µV/count",
+    }
+    return make_recording(p, sig, fs, labels, meta, fmt="sierra")

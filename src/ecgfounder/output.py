@@ -1,0 +1,145 @@
+"""Tables written to disk atomically: CSV, Parquet or JSON Lines chosen by the file suffix.
+
+Rows are streamed to a temporary file beside the target and renamed into place on success, so a
+crash never leaves a half-written file under the requested name.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["TableWriter", "TABLE_SUFFIXES", "atomic_save_npy"]
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl")
+
+
+def _kind(path: Path) -> str:
+    suf = path.suffix.lower()
+    if suf not in TABLE_SUFFIXES:
+        raise ValueError(f"output {path}: unknown table type {suf or '(none)'!r}; use one of {', '.join(TABLE_SUFFIXES)}.")
+    return suf[1:]
+
+
+class TableWriter:
+    """Append rows (dicts with fixed ``columns``) and :meth:`close` to publish the file.
+
+    Use as a context manager; on an exception the temporary file is removed and nothing is
+    published.  ``tmp_path`` may be given to keep the partial file (for resumable runs).
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], *, tmp_path: str | os.PathLike | None = None,
+                 append: bool = False, parquet_rows: int = 1024):
+        self.path = Path(path)
+        self.kind = _kind(self.path)
+        self.columns = list(columns)
+        self.tmp = Path(tmp_path) if tmp_path else self.path.with_name(f".{self.path.name}.partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._buffer: list[dict[str, Any]] = []
+        self._parquet_rows = parquet_rows
+        self._pq_writer = None
+        self.n_rows = 0
+        if self.kind == "parquet" and append:
+            raise ValueError("appending to a partial Parquet file is not supported; use .csv or .jsonl for resumable runs.")
+        mode = "a" if append and self.tmp.exists() else "w"
+        if self.kind in ("csv", "jsonl"):
+            self._fh = open(self.tmp, mode, newline="", encoding="utf-8")
+            if self.kind == "csv":
+                self._csv = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
+                if mode == "w":
+                    self._csv.writeheader()
+        else:
+            self._fh = None
+
+    @staticmethod
+    def check_path(path: str | os.PathLike) -> None:
+        """Raise ``ValueError`` now if ``path`` has no supported table suffix."""
+        _kind(Path(path))
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.n_rows += 1
+            if self.kind == "csv":
+                self._csv.writerow({k: _plain(row.get(k)) for k in self.columns})
+            elif self.kind == "jsonl":
+                self._fh.write(json.dumps({k: _plain(row.get(k)) for k in self.columns}, allow_nan=True) + "\n")
+            else:
+                self._buffer.append(row)
+                if len(self._buffer) >= self._parquet_rows:
+                    self._flush_parquet()
+        if self._fh is not None:
+            self._fh.flush()
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        table = pa.Table.from_pylist([{k: _plain(r.get(k)) for k in self.columns} for r in self._buffer])
+        if self._pq_writer is None:
+            self._pq_writer = pq.ParquetWriter(str(self.tmp), table.schema)
+        else:
+            table = table.cast(self._pq_writer.schema)
+        self._pq_writer.write_table(table)
+        self._buffer.clear()
+
+    def close(self) -> Path:
+        """Finish the file and move it to its final name; returns the path."""
+        if self.kind == "parquet":
+            self._flush_parquet()
+            if self._pq_writer is None:  # no rows: still write a valid, empty file with the columns
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({k: pa.array([], pa.string()) for k in self.columns}), str(self.tmp))
+            else:
+                self._pq_writer.close()
+        else:
+            self._fh.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self, keep: bool = False) -> None:
+        try:
+            if self._fh is not None and not self._fh.closed:
+                self._fh.close()
+            if self._pq_writer is not None:
+                self._pq_writer.close()
+        finally:
+            if not keep:
+                self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "TableWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``np.save`` to a temporary file, then rename into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.partial")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, p)
+    return p
