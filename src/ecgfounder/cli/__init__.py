@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 from typing import Sequence
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # library retry chatter (huggingface_hub's offline retries) is noise here
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+        for name in ("httpx", "urllib3", "filelock"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     warnings.formatwarning = _format_warning
     if not getattr(args, "func", None):
         parser.print_help()

@@ -31,12 +31,14 @@ Why hand-written rather than calling scikit-learn per resample: 150 labels × 1,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
 __all__ = [
     "bootstrap_weights",
+    "RankMetrics",
     "weighted_auroc_ap",
     "weighted_micro_auroc_ap",
     "weighted_confusion",
@@ -141,42 +143,128 @@ def _as_binary(y: np.ndarray) -> np.ndarray:
     return yf.astype(bool)
 
 
-def _sorted_layout(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Descending stable order of ``score`` and the index of the last element of each tie group."""
-    order = np.argsort(-score, kind="stable")
-    s = score[order]
-    ends = np.flatnonzero(np.diff(s) != 0)
-    ends = np.append(ends, s.size - 1)
-    return order, ends
+@dataclass(frozen=True)
+class _Layout:
+    """Static rank structure of one score column (independent of the weights).
 
-
-def _auroc_ap_sorted(ws: np.ndarray, ys: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUROC and AP for weights ``ws (b, m)`` already in descending-score order.
-
-    ``ys (m,)`` bool truths in the same order; ``ends (G,)`` last index of each tie group.
-    Integer weights keep every cumulative count exact.
+    ``pos``/``neg``: record indices of positives / negatives in descending score order;
+    for the ``k``-th positive, ``above[k]`` / ``upto[k]`` negatives score strictly higher /
+    higher-or-equal, and ``last[k]`` is the rank of the last positive tied with it.
     """
-    cum_all = np.cumsum(ws, axis=1, dtype=np.int64)
-    cum_pos = np.cumsum(ws * ys, axis=1, dtype=np.int64)
-    tp = cum_pos[:, ends].astype(np.float64)  # (b, G) true positives above each distinct threshold
-    fp = cum_all[:, ends].astype(np.float64) - tp
-    del cum_all, cum_pos
-    p = tp[:, -1]
-    nn = fp[:, -1]
-    zero = np.zeros((tp.shape[0], 1))
-    tp0 = np.concatenate([zero, tp], axis=1)
-    fp0 = np.concatenate([zero, fp], axis=1)
-    dfp = np.diff(fp0, axis=1)
-    dtp = np.diff(tp0, axis=1)
+
+    pos: np.ndarray
+    neg: np.ndarray
+    above: np.ndarray
+    upto: np.ndarray
+    last: np.ndarray
+
+
+def _layout(y: np.ndarray, s: np.ndarray) -> _Layout:
+    order = np.argsort(-s, kind="stable")
+    ys = y[order]
+    ss = s[order]
+    sp = -ss[ys]  # ascending
+    sn = -ss[~ys]
+    return _Layout(
+        pos=order[ys],
+        neg=order[~ys],
+        above=np.searchsorted(sn, sp, side="left"),
+        upto=np.searchsorted(sn, sp, side="right"),
+        last=np.searchsorted(sp, sp, side="right") - 1,
+    )
+
+
+def _auroc_ap_kernel(w: np.ndarray, lay: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and AP under each weight row of ``w (b, n)`` for one label.
+
+    Pairs are counted with prefix sums: a positive of weight ``w_i`` beats the negative weight
+    ranked below it and ties half of the negative weight tied with it (Mann–Whitney), and
+    contributes ``w_i × precision`` at its (tie-grouped) threshold to the average precision.
+    All prefix sums are integers, hence exact.
+    """
+    b = w.shape[0]
+    if lay.pos.size == 0 or lay.neg.size == 0:
+        return np.full(b, np.nan), np.full(b, np.nan)
+    if w.dtype.kind == "f":
+        idt = np.float64  # fractional weights: float prefix sums (rounding-level error)
+    else:
+        idt = np.int64 if w.dtype.itemsize > 4 else np.int32
+    cn = np.zeros((b, lay.neg.size + 1), dtype=idt)
+    np.cumsum(w[:, lay.neg], axis=1, dtype=idt, out=cn[:, 1:])
+    wp = w[:, lay.pos]
+    cp = np.cumsum(wp, axis=1, dtype=idt)
+    n_pos = cp[:, -1].astype(np.float64)
+    n_neg = cn[:, -1].astype(np.float64)
+    fp_upto = cn[:, lay.upto].astype(np.float64)
+    wpf = wp.astype(np.float64)
+    wrong = np.einsum("ij,ij->i", wpf, cn[:, lay.above] + fp_upto)  # 2 × (pairs lost + half ties)
+    tp_upto = cp[:, lay.last].astype(np.float64)
+    called = tp_upto + fp_upto
+    prec = np.divide(tp_upto, called, out=np.zeros_like(tp_upto), where=called > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        area = np.sum(dfp * (tp0[:, 1:] + tp0[:, :-1]), axis=1) * 0.5
-        auroc = area / (p * nn)
-        called = tp + fp
-        prec = np.divide(tp, called, out=np.zeros_like(tp), where=called > 0)
-        ap = np.sum(dtp * prec, axis=1) / p
-    auroc[(p == 0) | (nn == 0)] = np.nan
-    ap[(p == 0) | (nn == 0)] = np.nan
+        pairs = n_pos * n_neg
+        auroc = (pairs - 0.5 * wrong) / pairs
+        ap = np.einsum("ij,ij->i", wpf, prec) / n_pos
+    bad = (n_pos == 0) | (n_neg == 0)
+    auroc[bad] = np.nan
+    ap[bad] = np.nan
     return auroc, ap
+
+
+class RankMetrics:
+    """AUROC / AP of fixed ``(y_true, y_score)`` under many weight matrices.
+
+    The sort of every label (and of the pooled micro set) is done once in the constructor;
+    :meth:`labels` and :meth:`micro` then take any ``(B, n)`` weight block.
+
+    Args:
+        y_true: ``(n, L)`` binary truths (a 1-D array is one label).
+        y_score: ``(n, L)`` finite scores.
+        micro: also prepare the pooled (micro-average) layout of all ``n × L`` pairs.
+    """
+
+    def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False):
+        y, s = _check_pair(y_true, y_score)
+        self.n, self.n_labels = y.shape
+        self._layouts = [_layout(y[:, j], s[:, j]) for j in range(self.n_labels)]
+        self._micro: _Layout | None = None
+        if micro:
+            lay = _layout(y.ravel(), s.ravel())
+            # pooled pair k belongs to record k // L
+            self._micro = _Layout(lay.pos // self.n_labels, lay.neg // self.n_labels, lay.above, lay.upto, lay.last)
+
+    def _weights(self, weights: np.ndarray | None) -> np.ndarray:
+        if weights is None:
+            return np.ones((1, self.n), dtype=np.int32)
+        w = np.asarray(weights)
+        if w.ndim == 1:
+            w = w[None, :]
+        if w.ndim != 2 or w.shape[1] != self.n:
+            raise ValueError(f"weights must be (B, {self.n}) for {self.n} records; got {w.shape}.")
+        if w.dtype.kind not in "iuf":
+            raise ValueError(f"weights must be numeric multiplicities; got dtype {w.dtype}.")
+        return w
+
+    def labels(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(auroc, ap)``, each ``(B, L)``; NaN where undefined."""
+        w = self._weights(weights)
+        b = w.shape[0]
+        auroc = np.empty((b, self.n_labels))
+        ap = np.empty((b, self.n_labels))
+        step = default_chunk(self.n)
+        for j, lay in enumerate(self._layouts):
+            for a in range(0, b, step):
+                auroc[a : a + step, j], ap[a : a + step, j] = _auroc_ap_kernel(w[a : a + step], lay)
+        return auroc, ap
+
+    def micro(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Micro-averaged ``(auroc, ap)``, each ``(B,)``: all pairs pooled, record weights repeated."""
+        if self._micro is None:
+            raise ValueError("RankMetrics was built with micro=False; pass micro=True to pool labels.")
+        w = self._weights(weights)
+        step = default_chunk(self.n * self.n_labels)
+        parts = [_auroc_ap_kernel(w[a : a + step], self._micro) for a in range(0, w.shape[0], step)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def weighted_auroc_ap(
@@ -189,33 +277,14 @@ def weighted_auroc_ap(
     Args:
         y_true: ``(n, L)`` binary truths (bool or 0/1); a 1-D array is one label.
         y_score: ``(n, L)`` scores (any monotone scale: probabilities, logits).
-        weights: ``(B, n)`` non-negative integer multiplicities (e.g. from
-            :func:`bootstrap_weights`); ``None`` means one row of ones (the point estimate).
+        weights: ``(B, n)`` non-negative multiplicities (e.g. from :func:`bootstrap_weights`);
+            ``None`` means one row of ones (the point estimate).
 
     Returns:
         ``(auroc, ap)``, each ``(B, L)`` float64; NaN where a resample has no positive or no
-        negative record for that label.  AP is NaN (not 0) when there is no negative either, so
-        that a label is either fully defined or fully undefined.
+        negative record for that label (AP too, so a label is either fully defined or not).
     """
-    y, s = _check_pair(y_true, y_score)
-    n, n_labels = y.shape
-    if weights is None:
-        w = np.ones((1, n), dtype=np.int32)
-    else:
-        w = np.asarray(weights)
-        if w.ndim == 1:
-            w = w[None, :]
-        if w.shape[1] != n:
-            raise ValueError(f"weights must be (B, {n}) for {n} records; got {w.shape}.")
-    b = w.shape[0]
-    auroc = np.empty((b, n_labels))
-    ap = np.empty((b, n_labels))
-    for j in range(n_labels):
-        order, ends = _sorted_layout(s[:, j])
-        ys = y[order, j]
-        ws = w[:, order]
-        auroc[:, j], ap[:, j] = _auroc_ap_sorted(ws, ys, ends)
-    return auroc, ap
+    return RankMetrics(y_true, y_score).labels(weights)
 
 
 def weighted_micro_auroc_ap(
@@ -223,27 +292,8 @@ def weighted_micro_auroc_ap(
     y_score: np.ndarray,
     weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Micro-averaged AUROC and AP: all (record, label) pairs pooled, record weights repeated.
-
-    Same conventions as :func:`weighted_auroc_ap`; returns two ``(B,)`` arrays.  The pooled set
-    is ``n × L`` pairs, so weights are processed in blocks sized by :func:`default_chunk`.
-    """
-    y, s = _check_pair(y_true, y_score)
-    n, n_labels = y.shape
-    w = np.ones((1, n), dtype=np.int32) if weights is None else np.atleast_2d(np.asarray(weights))
-    if w.shape[1] != n:
-        raise ValueError(f"weights must be (B, {n}) for {n} records; got {w.shape}.")
-    order, ends = _sorted_layout(s.ravel())
-    ys = y.ravel()[order]
-    rec = (order // n_labels).astype(np.intp)  # record of each pooled pair, in sorted order
-    step = default_chunk(order.size)
-    out_auc, out_ap = [], []
-    for a in range(0, w.shape[0], step):
-        ws = w[a : a + step][:, rec]
-        au, ap = _auroc_ap_sorted(ws, ys, ends)
-        out_auc.append(au)
-        out_ap.append(ap)
-    return np.concatenate(out_auc), np.concatenate(out_ap)
+    """Micro-averaged AUROC and AP (``average="micro"`` in scikit-learn); two ``(B,)`` arrays."""
+    return RankMetrics(y_true, y_score, micro=True).micro(weights)
 
 
 def weighted_confusion(

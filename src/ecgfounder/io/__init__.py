@@ -1,11 +1,17 @@
-"""Readers: every ECG file format becomes a :class:`~ecgfounder.Recording`.
+"""Readers and writers: every ECG file format becomes a :class:`~ecgfounder.Recording`.
 
 ``read(path)`` detects the format by extension and content; ``read(path, format="wfdb")`` forces it.
+``iter_read(path)`` yields every recording of a file (many for HDF5/npz/npy batches).
 ``find_records(paths)`` expands directories into the record files below them.
+``write(recording, path, format)`` writes WFDB, npz or EDF/BDF for interchange.
+
+Formats: WFDB (.hea/.dat/.mat), EDF/EDF+/BDF, GE MUSE XML, HL7 aECG XML, DICOM waveform,
+Philips Sierra XML, SCP-ECG, NumPy .npy/.npz, CSV/TSV, HDF5.
 """
 
 from __future__ import annotations
 
-from .detect import FORMATS, detect_format, find_records, read, iter_read
+from .detect import FORMATS, detect_format, find_records, iter_read, read
+from .write import WRITE_FORMATS, write
 
-__all__ = ["read", "iter_read", "detect_format", "find_records", "FORMATS"]
+__all__ = ["read", "iter_read", "detect_format", "find_records", "FORMATS", "write", "WRITE_FORMATS"]

@@ -197,3 +197,16 @@ def make_recording(
     m["format"] = fmt
     m.setdefault("units", "mV")
     return Recording(signal=sig, fs=float(fs), leads=tuple(canonical_lead(n) for n in leads), meta=m)
+
+
+def age_at(birth: str | None, acquired: str | None) -> float | None:
+    """Age in whole years on the acquisition date, from two ISO dates; ``None`` if either is missing."""
+    if not birth or not acquired:
+        return None
+    try:
+        b = _dt.date.fromisoformat(str(birth)[:10])
+        a = _dt.date.fromisoformat(str(acquired)[:10])
+    except ValueError:
+        return None
+    age = a.year - b.year - ((a.month, a.day) < (b.month, b.day))
+    return float(age) if 0 <= age < 150 else None

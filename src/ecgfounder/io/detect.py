@@ -1,38 +1,147 @@
-"""Format registry and detection."""
+"""Format registry and detection (by extension, then by content), and the generic read API."""
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..errors import RecordReadError
 from ..recording import Recording
 
-__all__ = ["FORMATS", "detect_format", "read", "iter_read", "find_records"]
+__all__ = ["FORMATS", "ALIASES", "EXTENSIONS", "detect_format", "read", "iter_read", "find_records"]
 
 # format name -> "module:function" returning a Recording (lazy, so optional dependencies load on use)
 FORMATS: dict[str, str] = {
     "wfdb": "ecgfounder.io.wfdb:read_wfdb",
+    "edf": "ecgfounder.io.edf:read_edf",
+    "muse": "ecgfounder.io.muse:read_muse",
+    "hl7_aecg": "ecgfounder.io.hl7:read_hl7_aecg",
+    "dicom": "ecgfounder.io.dicom:read_dicom",
+    "sierra": "ecgfounder.io.sierra:read_sierra",
+    "scp": "ecgfounder.io.scp:read_scp",
+    "npy": "ecgfounder.io.arrays:read_npy",
+    "npz": "ecgfounder.io.arrays:read_npz",
+    "csv": "ecgfounder.io.arrays:read_csv",
+    "hdf5": "ecgfounder.io.arrays:read_hdf5",
 }
 
-# extension -> format name, for files that are whole records on their own
-_EXTENSIONS: dict[str, str] = {
-    ".hea": "wfdb",
+# formats whose files may hold many recordings -> "module:function" yielding them
+_ITERATORS: dict[str, str] = {
+    "npy": "ecgfounder.io.arrays:iter_npy",
+    "npz": "ecgfounder.io.arrays:iter_npz",
+    "hdf5": "ecgfounder.io.arrays:iter_hdf5",
 }
+
+ALIASES: dict[str, str] = {
+    "hl7": "hl7_aecg", "aecg": "hl7_aecg", "bdf": "edf", "edf+": "edf", "tsv": "csv", "txt": "csv",
+    "h5": "hdf5", "hdf": "hdf5", "philips": "sierra", "sierra_xml": "sierra", "ge": "muse",
+    "muse_xml": "muse", "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy",
+}
+
+# extension -> format name (XML is resolved by content)
+EXTENSIONS: dict[str, str] = {
+    ".hea": "wfdb",
+    ".edf": "edf", ".bdf": "edf", ".rec": "edf",
+    ".dcm": "dicom", ".dicom": "dicom",
+    ".scp": "scp",
+    ".npy": "npy", ".npz": "npz",
+    ".csv": "csv", ".tsv": "csv",
+    ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
+    ".xml": "xml",
+}
+
+_XML_ROOTS = {"restingecg": "muse", "annotatedecg": "hl7_aecg", "restingecgdata": "sierra"}
+
+
+def _head(p: Path, n: int = 4096) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(n)
+    except FileNotFoundError:
+        raise RecordReadError(p, "file not found") from None
+    except IsADirectoryError:
+        raise RecordReadError(p, "is a directory, not a record file") from None
+    except OSError as exc:
+        raise RecordReadError(p, f"cannot open: {exc.strerror or exc}") from None
+
+
+def _xml_kind(p: Path, head: bytes) -> str | None:
+    """The ECG XML dialect from the root element name in the first bytes, or ``None``."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = head.decode("utf-16", errors="ignore")
+    elif head[:4] in (b"<\x00?\x00", b"<\x00<\x00"):
+        text = head.decode("utf-16-le", errors="ignore")
+    elif head[:4] == b"\x00<\x00?":
+        text = head.decode("utf-16-be", errors="ignore")
+    else:
+        text = head.decode("latin-1")
+    text = re.sub(r"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", "", text, flags=re.S)
+    m = re.search(r"<\s*(?:[\w.-]+:)?([A-Za-z_][\w.-]*)", text)
+    if not m:
+        return None
+    return _XML_ROOTS.get(m.group(1).lower())
+
+
+def _sniff(p: Path, head: bytes) -> str | None:
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "hdf5"
+    if head[:6] == b"\x93NUMPY":
+        return "npy"
+    if head[:4] == b"PK\x03\x04":
+        return "npz"
+    if head[:1] == b"\xff" and head[1:8] == b"BIOSEMI":
+        return "edf"
+    if len(head) >= 256 and head[:8] == b"0       " and head[252:256].strip().isdigit():
+        return "edf"
+    stripped = head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")
+    if stripped[:1] == b"<":
+        return _xml_kind(p, head)
+    if len(head) >= 22 and head[16:22] == b"SCPECG":
+        return "scp"
+    return None
+
+
+def canonical_format(fmt: str) -> str:
+    """``'HL7'`` → ``'hl7_aecg'``; raises ``ValueError`` naming the valid choices."""
+    f = fmt.strip().lower()
+    f = ALIASES.get(f, f)
+    if f not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(sorted(FORMATS))}.")
+    return f
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """Name of the format of ``path`` (a key of :data:`FORMATS`), from extension and first bytes."""
     p = Path(path)
     ext = p.suffix.lower()
-    if ext in _EXTENSIONS:
-        return _EXTENSIONS[ext]
-    if ext in (".dat", ".mat") and p.with_suffix(".hea").exists():
+    if ext == ".hea" or ((ext in (".dat", ".mat") or not p.suffix) and p.with_suffix(".hea").exists()):
         return "wfdb"
-    if not p.suffix and p.with_suffix(".hea").exists():
-        return "wfdb"
+    if p.is_dir():
+        raise RecordReadError(p, "is a directory, not a record file")
+    head = _head(p)
+    if not head:
+        raise RecordReadError(p, "file is empty (0 bytes)")
+    fmt = EXTENSIONS.get(ext)
+    if fmt == "xml":
+        kind = _xml_kind(p, head)
+        if kind is None:
+            if not head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n").startswith(b"<"):
+                raise RecordReadError(p, "file has an .xml extension but does not start with XML")
+            raise RecordReadError(
+                p, "XML file is not a known ECG dialect (GE MUSE <RestingECG>, HL7 <AnnotatedECG>, "
+                "Philips <restingecgdata>); pass format=... to force one"
+            )
+        return kind
+    if fmt is not None:
+        return fmt
+    sniffed = _sniff(p, head)
+    if sniffed:
+        return sniffed
     raise RecordReadError(
         p,
         f"unknown ECG file type {ext or '(no extension)'!r}; known formats: {', '.join(sorted(FORMATS))}. "
@@ -40,50 +149,101 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def _reader(fmt: str) -> Callable[..., Recording]:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(FORMATS)}.")
-    mod, func = FORMATS[fmt].split(":")
+def _load(spec: str) -> Callable:
+    mod, func = spec.split(":")
     return getattr(importlib.import_module(mod), func)
+
+
+def _wrap(p: Path, fmt: str, exc: BaseException) -> RecordReadError:
+    if isinstance(exc, RecordReadError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return RecordReadError(p, "file declares more data than can be held in memory")
+    msg = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
+    return RecordReadError(p, f"cannot read as {fmt}: {msg[:300]}")
 
 
 def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Recording:
     """Read one ECG file into a :class:`Recording` (signal in mV, leads × samples).
 
+    Args:
+        path: the file (a WFDB record by its ``.hea``, ``.dat``/``.mat`` or base name).
+        format: force a format (a key of :data:`FORMATS` or an alias); detected when ``None``.
+        **kwargs: format options, e.g. ``fs=``/``leads=``/``units=`` for arrays and CSV,
+            ``dataset=`` for HDF5, ``index=`` to pick one item of a batch file, ``waveform="median"``
+            (MUSE), ``series="representative"`` (HL7), ``group="MEDIAN BEAT"`` (DICOM).
+
     Raises :class:`RecordReadError` (a ``ValueError``) with a one-line reason naming the file for
-    anything that is not a readable ECG: missing, truncated or corrupt files, bad headers.
+    anything that is not a readable ECG: missing, empty, truncated or corrupt files, bad headers,
+    unsafe XML.  For files holding many recordings use :func:`iter_read` (or ``index=``).
     """
     p = Path(path)
-    fmt = format or detect_format(p)
-    reader = _reader(fmt)
+    fmt = canonical_format(format) if format else detect_format(p)
+    index = kwargs.pop("index", None)
     try:
-        return reader(p, **kwargs)
-    except RecordReadError:
-        raise
-    except MemoryError:
-        raise RecordReadError(p, "file declares more data than can be held in memory") from None
-    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, UnicodeDecodeError, AttributeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RecordReadError(p, f"cannot read as {fmt}: {msg}") from exc
+        if index is not None:
+            if fmt not in _ITERATORS:
+                raise ValueError(f"index= applies to batch files ({', '.join(_ITERATORS)}), not {fmt}")
+            for k, rec in enumerate(_load(_ITERATORS[fmt])(p, **kwargs)):
+                if k == int(index):
+                    return rec
+            raise RecordReadError(p, f"no recording {index} in the file")
+        return _load(FORMATS[fmt])(p, **kwargs)
+    except Exception as exc:  # every failure becomes one line naming the file
+        raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
 
 
 def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Iterator[Recording]:
-    """Every recording in ``path``: one for most formats, many for container files (HDF5)."""
-    yield read(path, format=format, **kwargs)
+    """Every recording in ``path``: one for most formats, many for batch files (``.npy``/``.npz``
+    of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``), read lazily."""
+    p = Path(path)
+    fmt = canonical_format(format) if format else detect_format(p)
+    if fmt not in _ITERATORS:
+        yield read(p, format=fmt, **kwargs)
+        return
+    it = _load(_ITERATORS[fmt])(p, **kwargs)
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+        yield rec
+
+
+_CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", re.I)
 
 
 def _is_record_file(p: Path) -> bool:
     ext = p.suffix.lower()
-    if ext in _EXTENSIONS:
-        return True
-    return False
+    if ext in (".dat", ".mat"):
+        return False  # part of a WFDB record, represented by its .hea
+    fmt = EXTENSIONS.get(ext)
+    if fmt is None:
+        return False
+    if fmt == "xml":
+        try:
+            return _xml_kind(p, _head(p, 2048)) is not None
+        except RecordReadError:
+            return False
+    if fmt == "csv":
+        # a table of labels (e.g. a database index) is not a recording: require lead-like columns
+        try:
+            first = _head(p, 1024).decode("utf-8", errors="ignore").splitlines()[:1]
+        except RecordReadError:
+            return False
+        return bool(first) and bool(_CSV_HINT.search(first[0]))
+    return True
 
 
 def find_records(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and directories (recursively) into record files, sorted, without duplicates.
 
-    A WFDB record is represented by its ``.hea`` file.  A path that does not exist is kept, so the
-    caller reports it as a failed record instead of losing it silently.
+    A WFDB record is represented by its ``.hea`` file.  Directories yield every file of a known
+    format (XML only when its root element is an ECG dialect, CSV/TSV only with lead-like column
+    names).  A path given explicitly is kept as is, even if it does not exist, so the caller
+    reports it as a failed record instead of losing it silently.
     """
     out: list[Path] = []
     seen: set[Path] = set()

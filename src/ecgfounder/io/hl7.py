@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_values, make_recording, parse_datetime, parse_xml, to_float, unit_scale_to_mv
+from ._common import age_at, check_values, make_recording, parse_datetime, parse_xml, to_float, unit_scale_to_mv
 
 __all__ = ["read_hl7_aecg"]
 
@@ -153,15 +153,8 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
             v = obs.find("value")
             if v is not None:
                 age = to_float(v.get("value"))
-    if age is None and birth and acquired:
-        try:
-            import datetime as _dt
-
-            b = _dt.date.fromisoformat(birth[:10])
-            a = _dt.date.fromisoformat(acquired[:10])
-            age = float(a.year - b.year - ((a.month, a.day) < (b.month, b.day)))
-        except ValueError:
-            age = None
+    if age is None:
+        age = age_at(birth, acquired)
     device = None
     dev = next(root.iter("manufacturedSeriesDevice"), None)
     if dev is not None:

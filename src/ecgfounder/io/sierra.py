@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import b64decode_strict, check_values, make_recording, parse_xml, to_float
+from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, to_float
 
 __all__ = ["read_sierra"]
 
@@ -80,8 +80,31 @@ def _reconstruct(sig: np.ndarray, labels: list[str]) -> np.ndarray:
     return s
 
 
-def read_sierra(path: str | Path, **_: Any) -> Recording:
-    """Read a Philips Sierra/PhilipsECG XML file; 12 leads in mV."""
+def _trailing_calibration(sig: np.ndarray, fs: float) -> tuple[int, int] | None:
+    """(cut, pulse_start) if the strip ends with the 1-mV calibration pulse Philips appends, else None."""
+    cal = np.all(np.abs(sig - 1.0) < 1e-9, axis=0)
+    if not cal.any():
+        return None
+    last = int(np.nonzero(cal)[0][-1])
+    start = last
+    while start > 0 and cal[start - 1]:
+        start -= 1
+    if last - start + 1 < int(0.1 * fs) or np.any(sig[:, last + 1:] != 0):
+        return None
+    cut = start
+    zero = np.all(sig == 0, axis=0)
+    while cut > 0 and zero[cut - 1]:
+        cut -= 1
+    return cut, start
+
+
+def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) -> Recording:
+    """Read a Philips Sierra/PhilipsECG XML file; 12 leads in mV.
+
+    Philips strips (11 s) end with a 1-mV, 200-ms calibration pulse in every lead after the ECG;
+    with ``trim_calibration`` (default) the signal is cut before it (and the blank gap preceding
+    it), and ``meta['calibration_pulse_s']`` gives where it started.
+    """
     p = Path(path)
     root = parse_xml(p)
     if root.tag != "restingecgdata":
@@ -128,6 +151,12 @@ def read_sierra(path: str | Path, **_: Any) -> Recording:
     else:
         raise RecordReadError(p, f"waveform compression {method!r} is not supported (XLI or uncompressed)")
     sig = counts.astype(np.float64) * res * 1e-3
+    cal = _trailing_calibration(sig, fs)
+    cal_s = None
+    if cal is not None:
+        cal_s = cal[1] / fs
+        if trim_calibration:
+            sig = sig[:, : cal[0]]
     pat = root.find("patient/generalpatientdata")
     age = to_float(_text(pat, "age/years"))
     sex = (_text(pat, "sex") or "").lower()
@@ -143,6 +172,8 @@ def read_sierra(path: str | Path, **_: Any) -> Recording:
         txt = " ".join(x for x in (left, right) if x)
         if txt:
             statements.append(txt)
+    if age is None:
+        age = age_at(_text(pat, "age/dateofbirth"), acquired)
     meta = {
         "patient_id": _text(pat, "patientid"),
         "age": age,
@@ -153,5 +184,7 @@ def read_sierra(path: str | Path, **_: Any) -> Recording:
         "statements": tuple(statements),
         "document": f"{doc_type} {doc_ver}",
         "original_units": f"{res:g} µV/count",
+        "calibration_pulse_s": cal_s,
+        "calibration_trimmed": bool(cal is not None and trim_calibration),
     }
     return make_recording(p, sig, fs, labels, meta, fmt="sierra")

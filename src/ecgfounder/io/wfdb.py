@@ -10,8 +10,12 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
+from ._common import check_file
 
-__all__ = ["read_wfdb"]
+__all__ = ["read_wfdb", "write_wfdb"]
+
+# bytes per sample of the WFDB signal formats (compressed FLAC formats 5xx are not size-checked)
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 
@@ -35,6 +39,8 @@ def _parse_comments(comments: list[str]) -> dict:
             meta["sex"] = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(val.lower(), val)
         elif key == "dx":
             meta["dx"] = tuple(c.strip() for c in val.split(",") if c.strip())
+        elif key == "statements":
+            meta["statements"] = tuple(c.strip() for c in val.split(",") if c.strip())
     return meta
 
 
@@ -47,6 +53,7 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
     hea = base.with_suffix(".hea")
     if not hea.exists():
         raise RecordReadError(p, f"WFDB header {hea.name} not found")
+    check_file(hea)
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises bare Exceptions on malformed headers
@@ -57,10 +64,24 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
         raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len} samples; nothing to read")
     if n_sig * sig_len > MAX_VALUES:
         raise RecordReadError(hea, f"WFDB header declares {n_sig}×{sig_len} samples, above the limit of {MAX_VALUES}")
-    for fname in sorted(set(header.file_name or [])):
+    files = list(header.file_name or [])
+    fmts = [str(x) for x in (header.fmt or [])]
+    offsets = list(getattr(header, "byte_offset", None) or [None] * n_sig)
+    for fname in sorted(set(files)):
         f = hea.parent / fname
         if not f.exists():
             raise RecordReadError(hea, f"signal file {fname} is missing")
+        chans = [k for k, x in enumerate(files) if x == fname]
+        per = [_BYTES_PER_SAMPLE.get(fmts[k]) if k < len(fmts) else None for k in chans]
+        if all(b is not None for b in per):
+            off = max(int(offsets[k] or 0) for k in chans) if offsets else 0
+            need = int(off + sig_len * sum(per))  # type: ignore[arg-type]
+            have = f.stat().st_size
+            if have < need:
+                raise RecordReadError(
+                    hea, f"signal file {fname} has {have} bytes, the header declares {n_sig} signals × {sig_len} "
+                    f"samples ({need} bytes) (truncated, or a wrong header)"
+                )
     try:
         rec = wfdb.rdrecord(str(base), physical=True)
     except Exception as exc:
@@ -73,7 +94,41 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
         scale = _UNIT_SCALE.get(str(u).strip().lower())
         if scale is not None and scale != 1.0:
             sig[i] *= scale
-    meta = {"id": rec.record_name, "source": str(hea), "units": "mV", "original_units": tuple(units)}
+    meta = {"id": rec.record_name, "source": str(hea), "format": "wfdb", "units": "mV", "original_units": tuple(units)}
     meta.update(_parse_comments(list(rec.comments or [])))
     leads = tuple(canonical_lead(n) for n in rec.sig_name)
     return Recording(signal=sig, fs=float(rec.fs), leads=leads, meta=meta)
+
+
+def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: float | None = None) -> Path:
+    """Write ``rec`` as a WFDB record (``.hea`` + ``.dat``) with ``wfdb.wrsamp``; returns the ``.hea``.
+
+    Samples are stored as 16-bit integers; the gain (ADC units per mV) defaults to the largest that
+    fits the signal's range, so the quantisation step is at most (max |x|) / 32767 mV.  Metadata
+    (age, sex, statements as ``Dx``) go into header comments.
+    """
+    import wfdb
+
+    p = Path(path)
+    base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat") else p
+    sig = np.asarray(rec.signal, dtype=np.float64)
+    peak = float(np.nanmax(np.abs(sig))) if sig.size else 1.0
+    gain = float(adc_gain) if adc_gain else float(np.floor(32000.0 / max(peak, 1e-3)))
+    comments = []
+    if rec.meta.get("age") is not None:
+        comments.append(f"Age: {float(rec.meta['age']):g}")
+    if rec.meta.get("sex"):
+        comments.append(f"Sex: {rec.meta['sex']}")
+    for key in ("dx", "statements"):
+        val = rec.meta.get(key)
+        if val:
+            label = "Dx" if key == "dx" else "Statements"
+            comments.append(f"{label}: " + ",".join(str(x).replace(",", ";") for x in val))
+    n = sig.shape[0]
+    names = [str(x).replace(" ", "_") for x in rec.leads]
+    wfdb.wrsamp(
+        record_name=base.name, fs=float(rec.fs), units=["mV"] * n, sig_name=names,
+        p_signal=sig.T, fmt=[fmt] * n, adc_gain=[gain] * n, baseline=[0] * n,
+        comments=comments, write_dir=str(base.parent),
+    )
+    return base.with_suffix(".hea")

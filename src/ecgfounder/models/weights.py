@@ -116,8 +116,12 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
                 force_download=force,
             )
         )
-    except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError) as exc:
-        raise WeightsDownloadError(_offline_message(w, type(exc).__name__)) from None
+    except LocalEntryNotFoundError:
+        raise WeightsDownloadError(
+            _offline_message(w, "the Hub could not be reached and the file is not in the local cache")
+        ) from None
+    except (EntryNotFoundError, RepositoryNotFoundError) as exc:
+        raise WeightsDownloadError(_offline_message(w, f"the Hub answered {type(exc).__name__}")) from None
     except OSError as exc:  # connection errors are OSErrors (requests/httpx) in huggingface_hub
         raise WeightsDownloadError(_offline_message(w, " ".join(str(exc).split())[:200])) from None
     except Exception as exc:  # any other hub/http failure: same actionable message

@@ -1,0 +1,25 @@
+"""``ecgfounder download``: fetch published weights into the Hugging Face cache (verified)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="download published weights (SHA-256 checked)",
+                       description="Download published ECGFounder weights from the Hugging Face Hub into its "
+                       "standard cache (honours HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE) and print the path.")
+    p.add_argument("names", nargs="*", default=["12-lead"], metavar="NAME", help="12-lead (default) and/or 1-lead")
+    p.add_argument("--cache-dir", help="cache folder (default: the Hugging Face cache)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.weights import download_weights
+
+    for name in args.names:
+        print(download_weights(name, cache_dir=args.cache_dir, force=args.force))
+    return 0

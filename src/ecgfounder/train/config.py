@@ -1,0 +1,465 @@
+"""Fine-tuning configuration: frozen dataclasses, read from YAML with ``key=value`` overrides.
+
+A configuration file has the sections ``data``, ``model``, ``task``, ``strategy``, ``optim``,
+``train``, ``output`` and ``eval`` (all optional; every field has a default).  Unknown keys are
+refused with the list of valid ones, so a typo never silently falls back to a default.
+
+Overrides use dotted keys and YAML values: ``train.epochs=3``, ``optim.lr=1e-4``,
+``data.label_columns=[AF]``, ``model.init=random``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TaskConfig",
+    "StrategyConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "OutputConfig",
+    "EvalConfig",
+    "FinetuneConfig",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "parse_override",
+    "TASK_TYPES",
+    "STRATEGIES",
+    "SMALL_ARCH",
+]
+
+TASK_TYPES = ("binary", "multilabel", "multiclass", "regression")
+STRATEGIES = ("full", "linear_probe", "partial")
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULERS = ("cosine", "plateau", "none")
+PRESETS = ("ptbxl", "cinc2021", "cpsc2021", "cpsc2019")
+
+# A small Net1D for CPU experiments and tests (about 55 k parameters for one lead).
+SMALL_ARCH: dict[str, Any] = {
+    "base_filters": 16,
+    "filter_list": [16, 32, 32, 64],
+    "m_blocks_list": [1, 1, 1, 1],
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it and the valid choices."""
+
+
+def _choice(section: str, name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{section}.{name}={value!r} is not valid; choose one of {list(choices)}.")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the ECGs and labels are and how they become model input.
+
+    Attributes:
+        manifest: CSV or Parquet table, one row per example (see :mod:`ecgfounder.train.manifest`).
+            Relative record paths are resolved against the manifest's folder.
+        preset: build the manifest from a known dataset instead (``ptbxl``, ``cinc2021``,
+            ``cpsc2021``, ``cpsc2019``); ``root`` is then the dataset folder.
+        preset_task: task of the preset (PTB-XL: all, diagnostic, subdiagnostic, superdiagnostic,
+            form, rhythm; CinC 2021: scored; CPSC 2021: af; CPSC 2019: heart_rate).
+        label_columns: manifest columns used as targets (empty: every column that is not a
+            reserved one such as path, patient_id, split, start_s, duration_s).
+        split_fractions: train/val/test fractions for rows without a split (patient-level).
+        leads: ``12``, ``1`` (lead I) or a list of lead names, in model-input order.
+        lead: for one-lead input, take this lead of the recording (e.g. ``II``).
+        preprocess_mode: ``published`` (the authors' filter chain), ``zscore`` or ``none``.
+        cache_dir: folder of the preprocessed-window cache (default: ``$ECGFOUNDER_CACHE`` or
+            ``~/.cache/ecgfounder/windows``).
+        cache_workers: processes that write the cache (0: one per CPU core).
+        format: force a reader format for every record (default: detect).
+        min_positives: classification labels with fewer training positives are dropped (warning).
+    """
+
+    manifest: str | None = None
+    preset: str | None = None
+    root: str | None = None
+    preset_task: str | None = None
+    path_column: str = "path"
+    label_columns: tuple[str, ...] = ()
+    patient_column: str = "patient_id"
+    split_column: str = "split"
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_seed: int = 0
+    leads: Any = 12
+    lead: str | None = None
+    preprocess_mode: str = "published"
+    cache_dir: str | None = None
+    cache_workers: int = 0
+    format: str | None = None
+    min_positives: int = 1
+
+    def validate(self) -> None:
+        if self.manifest is None and self.preset is None:
+            raise ConfigError("data.manifest is not set; give a manifest file (data.manifest=PATH) "
+                              f"or a preset with its folder (data.preset={'|'.join(PRESETS)} data.root=DIR).")
+        if self.preset is not None:
+            _choice("data", "preset", self.preset, PRESETS)
+            if not self.root:
+                raise ConfigError(f"data.preset={self.preset} needs data.root, the dataset folder.")
+        fr = self.split_fractions
+        if len(fr) != 3 or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+            raise ConfigError(f"data.split_fractions={list(fr)} must be three non-negative numbers summing to 1 (train, val, test).")
+        from ..signal.preprocess import MODES
+
+        _choice("data", "preprocess_mode", self.preprocess_mode, MODES)
+
+    def lead_names(self) -> tuple[str, ...]:
+        from ..signal.preprocess import lead_set
+
+        if isinstance(self.leads, (int, float)) or (isinstance(self.leads, str) and self.leads.isdigit()):
+            try:
+                return lead_set(int(self.leads))
+            except ValueError as exc:
+                raise ConfigError(f"data.leads={self.leads!r}: {exc}") from None
+        if isinstance(self.leads, str):
+            return (self.leads,)
+        return tuple(str(x) for x in self.leads)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network and which starting weights.
+
+    Attributes:
+        init: ``12-lead`` / ``1-lead`` (published weights), a checkpoint file, or ``random``
+            (random initialisation: the baseline).
+        arch: for ``random``: ``released`` (the 30.8 M-parameter configuration), ``small``
+            (:data:`SMALL_ARCH`), or a mapping of :class:`~ecgfounder.models.net1d.Net1DConfig`
+            fields.
+        strict: load checkpoints strictly (the head is replaced afterwards).
+    """
+
+    init: str = "12-lead"
+    arch: Any = "released"
+    strict: bool = True
+
+    def validate(self) -> None:
+        if isinstance(self.arch, str):
+            _choice("model", "arch", self.arch, ("released", "small"))
+        elif not isinstance(self.arch, Mapping):
+            raise ConfigError(f"model.arch={self.arch!r} must be 'released', 'small' or a mapping of Net1DConfig fields.")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What is predicted.
+
+    Attributes:
+        type: ``binary``, ``multilabel``, ``multiclass`` or ``regression``.
+        class_weighting: ``none`` or ``balanced`` (positive weight n_neg/n_pos per label; inverse
+            class frequency for multi-class).
+        standardize_targets: regression targets are z-scored with the training mean and std (the
+            model de-standardises its output with ``task_meta``).
+    """
+
+    type: str = "multilabel"
+    class_weighting: str = "none"
+    standardize_targets: bool = True
+
+    def validate(self) -> None:
+        _choice("task", "type", self.type, TASK_TYPES)
+        _choice("task", "class_weighting", self.class_weighting, ("none", "balanced"))
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """How much of the network learns.
+
+    Attributes:
+        name: ``full`` (every weight), ``partial`` (the last ``trainable_stages`` stages and the
+            head) or ``linear_probe`` (the head only, backbone frozen).
+        trainable_stages: for ``partial``.
+        layer_decay: layer-wise learning-rate decay (1.0: none); the head gets ``optim.lr``, stage
+            ``k`` from the top ``lr * layer_decay**k``.
+        probe_fast: linear probe by computing embeddings once and fitting the head with
+            scikit-learn (LogisticRegression / Ridge, regularisation chosen on validation); false:
+            train the head with the training loop.
+        probe_c_grid: inverse regularisation strengths tried (Ridge uses ``alpha = 1/C``).
+    """
+
+    name: str = "full"
+    trainable_stages: int = 2
+    layer_decay: float = 1.0
+    probe_fast: bool = True
+    probe_c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+
+    def validate(self) -> None:
+        _choice("strategy", "name", self.name, STRATEGIES)
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"strategy.layer_decay={self.layer_decay} must be in (0, 1].")
+        if self.trainable_stages < 0:
+            raise ConfigError(f"strategy.trainable_stages={self.trainable_stages} must be >= 0.")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule (stepped once per optimiser step; plateau per epoch)."""
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    min_lr_ratio: float = 0.0
+    plateau_patience: int = 2
+    plateau_factor: float = 0.1
+    clip_grad_norm: float | None = None
+
+    def validate(self) -> None:
+        _choice("optim", "name", self.name, OPTIMIZERS)
+        _choice("optim", "scheduler", self.scheduler, SCHEDULERS)
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr={self.lr} must be positive.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The loop.
+
+    Attributes:
+        batch_size: global batch (split evenly over DDP processes; must divide by their number).
+        grad_accum: micro-batches per optimiser step.
+        max_steps: stop after this many optimiser steps (None: ``epochs`` decide).
+        early_stopping: epochs without improvement of ``monitor`` before stopping (0: off).
+        monitor: ``auto`` (val AUROC for classification, val MAE for regression), ``val_loss``,
+            ``val_auroc``, ``val_mae``.
+        bf16: bfloat16 autocast for the forward pass.
+        deterministic: ``torch.use_deterministic_algorithms(True)`` (needed for exact resume on GPU).
+        checkpoint_every: also write the resumable checkpoint every N optimiser steps (0: epoch end only).
+        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+        num_workers: DataLoader worker processes reading the cache.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 128
+    grad_accum: int = 1
+    max_steps: int | None = None
+    early_stopping: int = 5
+    monitor: str = "auto"
+    bf16: bool = False
+    seed: int = 0
+    deterministic: bool = True
+    checkpoint_every: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    progress: bool = True
+    threads: int | None = None
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1.")
+        _choice("train", "monitor", self.monitor, ("auto", "val_loss", "val_auroc", "val_mae"))
+        _choice("train", "device", self.device, ("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where results go.  ``resume``: ``auto`` (continue from ``dir/checkpoints/last.pt`` when it
+    exists), ``never`` (refuse a non-empty run folder) or a checkpoint path."""
+
+    dir: str = "runs/finetune"
+    resume: str = "auto"
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Test report: bootstrap resamples for the 95 % CIs, thresholds chosen on validation."""
+
+    n_boot: int = 1000
+    seed: int = 0
+    threshold_method: str = "youden"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> "FinetuneConfig":
+        for f in fields(self):
+            getattr(self, f.name).validate() if hasattr(getattr(self, f.name), "validate") else None
+        if self.model.init != "random" and self.model.arch != "released":
+            raise ConfigError(
+                f"model.arch={self.model.arch!r} applies only to model.init=random; pretrained weights "
+                f"({self.model.init}) bring their own architecture."
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **sections: Any) -> "FinetuneConfig":
+        return dataclasses.replace(self, **sections)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- dict -> dataclass
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return _plain(value) if isinstance(value, (list, tuple, Mapping)) else value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}.")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping of {[f.name for f in fields(tp)]}; got {value!r}.")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where} needs {len(args)} values; got {list(value)}.")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false; got {value!r}.")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{where} must be an integer; got {value!r}.")
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number; got {value!r}.")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where} must be a string; got {value!r}.")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key(s) {', '.join(f'{where}.{k}' if where else k for k in unknown)}; "
+            f"valid keys{' of ' + where if where else ''}: {', '.join(names)}."
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> FinetuneConfig:
+    """Build and validate a :class:`FinetuneConfig` from nested plain data."""
+    cfg = _build(FinetuneConfig, dict(data or {}), "")
+    return cfg.validate()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` → ``(["train", "epochs"], 3)``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value (e.g. train.epochs=3).")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of nested ``data`` with ``key=value`` overrides applied (unknown keys are caught when
+    the result is turned into a :class:`FinetuneConfig`)."""
+    out: dict[str, Any] = _plain(dict(data))
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for p in parts[:-1]:
+            nxt = node.get(p)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[p] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> FinetuneConfig:
+    """Read a YAML configuration file (or none: defaults), apply overrides, validate.
+
+    Relative ``data.manifest``, ``data.root`` and ``model.init`` paths in the file are resolved
+    against the file's folder when they exist there; ``output.dir`` and override paths are taken
+    relative to the current directory.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"configuration file {p} not found.")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections; got {type(loaded).__name__}.")
+        data = _plain(loaded)
+        for section, key in (("data", "manifest"), ("data", "root"), ("model", "init")):
+            val = (data.get(section) or {}).get(key) if isinstance(data.get(section), dict) else None
+            if isinstance(val, str) and not Path(val).is_absolute() and (p.parent / val).exists():
+                data[section][key] = str((p.parent / val).resolve())
+    data = apply_overrides(data, overrides)
+    return config_from_dict(data)

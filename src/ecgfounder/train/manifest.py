@@ -1,0 +1,135 @@
+"""The manifest: one table row per training example.
+
+Columns (names configurable through :class:`~ecgfounder.train.config.DataConfig`):
+
+``path`` (required)
+    A record any :func:`ecgfounder.io.read` reader accepts (WFDB ``.hea``, DICOM, XML, ...).
+    Relative paths are taken relative to the manifest's folder.
+``patient_id`` (recommended)
+    Rows of one patient always land in one split; without it every *record* is its own group.
+``split`` (optional)
+    ``train``, ``val`` or ``test``; rows left empty are assigned at patient level.
+``start_s``, ``duration_s`` (optional)
+    A segment of the record (seconds), e.g. a 10-s window of a Holter; otherwise the whole record
+    (cut into 10-s windows by the preprocessing contract).
+label columns
+    Every other column, or the ones named in ``data.label_columns``: 0/1 for binary and
+    multi-label tasks, numbers for regression, class names (one column) or one-hot columns for
+    multi-class.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
+
+RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold")
+
+
+class ManifestError(ValueError):
+    """The manifest table is missing columns or holds unusable values."""
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    path_column: str = "path",
+    resolve: bool = True,
+) -> pd.DataFrame:
+    """Read a CSV or Parquet manifest; record paths become absolute (relative to the manifest).
+
+    Returns a DataFrame with a fresh ``RangeIndex``.  Raises :class:`ManifestError` for a missing
+    path column or empty table.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ManifestError(f"manifest {p} not found.")
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            df = pd.read_parquet(p)
+        except ImportError as exc:  # pragma: no cover - pyarrow missing
+            raise ManifestError(f"{p}: reading Parquet needs pyarrow (pip install 'ecgfounder[parquet]'): {exc}") from None
+    elif suffix in (".csv", ".tsv", ".txt"):
+        df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype={path_column: str, "patient_id": str, "split": str})
+    else:
+        raise ManifestError(f"{p}: unknown manifest type {suffix!r}; use .csv, .tsv or .parquet.")
+    if path_column not in df.columns:
+        raise ManifestError(
+            f"{p}: no {path_column!r} column; columns are {list(df.columns)}. "
+            "Name the record column 'path' or set data.path_column."
+        )
+    if df.empty:
+        raise ManifestError(f"{p}: the manifest has no rows.")
+    df = df.reset_index(drop=True)
+    if df[path_column].isna().any():
+        bad = df.index[df[path_column].isna()].tolist()[:5]
+        raise ManifestError(f"{p}: empty record path in row(s) {bad}.")
+    if resolve:
+        base = p.resolve().parent
+        df[path_column] = [str(q if Path(q).is_absolute() else (base / q)) for q in df[path_column].astype(str)]
+    return df
+
+
+def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a manifest as CSV or Parquet (by extension), atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    os.replace(tmp, p)
+    return p
+
+
+def label_columns(
+    df: pd.DataFrame,
+    requested: Sequence[str] = (),
+    *,
+    reserved: Sequence[str] = RESERVED_COLUMNS,
+) -> list[str]:
+    """The target columns: ``requested`` (checked to exist) or every non-reserved column."""
+    if requested:
+        missing = [c for c in requested if c not in df.columns]
+        if missing:
+            raise ManifestError(
+                f"label column(s) {missing} not in the manifest; its columns are {list(df.columns)}."
+            )
+        return list(requested)
+    cols = [c for c in df.columns if c not in set(reserved)]
+    if not cols:
+        raise ManifestError(
+            f"the manifest has no label columns (columns: {list(df.columns)}); add one column per target."
+        )
+    return cols
+
+
+def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool) -> np.ndarray:
+    """``df[cols]`` as float ``(n_rows, n_cols)``; refuses missing values and, if ``binary``,
+    anything but 0/1."""
+    try:
+        y = df[list(cols)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
+        raise ManifestError(f"label column(s) {bad} are not numeric; binary/multi-label/regression targets must be numbers.") from None
+    if np.isnan(y).any():
+        rows, c = np.nonzero(np.isnan(y))
+        raise ManifestError(
+            f"missing target values, e.g. row {int(rows[0])} column {cols[int(c[0])]!r} "
+            f"({len(rows)} in all); fill them or drop those rows."
+        )
+    if binary and not np.isin(y, (0.0, 1.0)).all():
+        rows, c = np.nonzero(~np.isin(y, (0.0, 1.0)))
+        raise ManifestError(
+            f"binary/multi-label targets must be 0 or 1; row {int(rows[0])} column {cols[int(c[0])]!r} "
+            f"holds {y[rows[0], c[0]]!r}."
+        )
+    return y

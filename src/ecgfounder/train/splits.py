@@ -1,0 +1,184 @@
+"""Patient-level train/validation/test splits, and a leakage check that refuses shared patients."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SPLITS", "LeakageError", "group_ids", "assign_splits", "check_leakage", "stratify_key"]
+
+SPLITS = ("train", "val", "test")
+
+
+class LeakageError(ValueError):
+    """A patient (or record) appears in more than one split."""
+
+
+def group_ids(df: pd.DataFrame, patient_column: str, path_column: str = "path") -> pd.Series:
+    """The grouping unit: the patient id where given, else the record path (rows that are segments
+    of one record always stay together)."""
+    by_path = df[path_column].astype(str)
+    if patient_column in df.columns:
+        pid = df[patient_column]
+        missing = pid.isna() | (pid.astype(str).str.strip() == "")
+        if missing.all():
+            warnings.warn(
+                f"manifest column {patient_column!r} is empty: splitting by record, which leaks if a patient "
+                "has several records.",
+                stacklevel=2,
+            )
+        return pd.Series(np.where(missing, "record:" + by_path, "patient:" + pid.astype(str)), index=df.index)
+    warnings.warn(
+        f"the manifest has no {patient_column!r} column: each record is treated as its own patient. "
+        "Add patient ids to split by patient.",
+        stacklevel=2,
+    )
+    return "record:" + by_path
+
+
+def stratify_key(y: np.ndarray | None, task: str) -> np.ndarray | None:
+    """One stratification class per row: the class (binary/multi-class), the rarest positive
+    label (multi-label), or the target quartile (regression)."""
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if task == "regression":
+        v = y.reshape(len(y), -1)[:, 0].astype(float)
+        edges = np.unique(np.quantile(v, [0.25, 0.5, 0.75]))
+        return np.digitize(v, edges)
+    if task == "multiclass":
+        return y.reshape(len(y), -1).argmax(1) if y.ndim > 1 and y.shape[1] > 1 else y.reshape(-1)
+    y2 = y.reshape(len(y), -1)
+    prevalence = y2.mean(0)
+    order = np.argsort(prevalence)  # rarest first
+    key = np.full(len(y2), -1)
+    for j in order[::-1]:
+        key[y2[:, j] > 0.5] = j
+    return key
+
+
+def _split_groups(groups: np.ndarray, strat: np.ndarray | None, fractions: Sequence[float], seed: int) -> np.ndarray:
+    """Split rows by group into train/val/test with sklearn's (Stratified)GroupKFold folds."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    n_groups = len(np.unique(groups))
+    out = np.array(["train"] * len(groups), dtype=object)
+    remaining = np.arange(len(groups))
+    f_train, f_val, f_test = fractions
+    for name, frac, rest in (("test", f_test, 1.0), ("val", f_val, 1.0 - f_test)):
+        if frac <= 0 or len(remaining) == 0:
+            continue
+        g = groups[remaining]
+        k = int(round(rest / frac))
+        k = max(2, min(k, len(np.unique(g))))
+        if len(np.unique(g)) < 2:
+            break
+        if strat is not None:
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            s = strat[remaining]
+        else:
+            splitter = GroupKFold(n_splits=k)
+            # GroupKFold is deterministic; permute the group labels for a seed-dependent split
+            rng = np.random.default_rng(seed)
+            uniq = np.unique(g)
+            perm = dict(zip(uniq, rng.permutation(len(uniq))))
+            g = np.array([perm[x] for x in g])
+            s = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "least populated class has only n members"
+            _, held = next(iter(splitter.split(np.zeros(len(remaining)), s, g)))
+        out[remaining[held]] = name
+        remaining = np.setdiff1d(remaining, remaining[held])
+    del n_groups
+    return out
+
+
+def assign_splits(
+    df: pd.DataFrame,
+    *,
+    patient_column: str = "patient_id",
+    split_column: str = "split",
+    path_column: str = "path",
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    y: np.ndarray | None = None,
+    task: str = "binary",
+    tries: int = 50,
+) -> pd.DataFrame:
+    """A copy of ``df`` whose ``split_column`` is filled for every row, at patient level.
+
+    Rows that already carry a split keep it, and so do the other rows of their patients.  The
+    remaining patients are divided with scikit-learn's ``StratifiedGroupKFold`` (stratified on
+    ``y`` by :func:`stratify_key`) to approach ``fractions`` of rows.  For classification the split
+    is re-drawn (seed, seed+1, ...) until validation and test each hold positives and negatives of
+    every label where that is possible; the seed used is reported in a warning if it differs.
+    Raises :class:`LeakageError` if the given splits already share a patient.
+    """
+    out = df.copy()
+    groups = group_ids(out, patient_column, path_column).to_numpy()
+    if split_column not in out.columns:
+        out[split_column] = np.nan
+    given = out[split_column].where(out[split_column].notna(), None)
+    given = given.map(lambda s: None if s is None or str(s).strip() in ("", "nan") else str(s).strip().lower())
+    bad = sorted({s for s in given if s is not None and s not in SPLITS})
+    if bad:
+        raise ValueError(f"unknown split name(s) {bad} in column {split_column!r}; use {list(SPLITS)}.")
+    out[split_column] = given
+    check_leakage(out.assign(_g=groups), "_g", split_column, ignore_missing=True)
+    # patients with a split: propagate to their unlabelled rows
+    fixed = {g: s for g, s in zip(groups, given) if s is not None}
+    todo = np.array([g not in fixed for g in groups])
+    out.loc[~todo, split_column] = [fixed[g] for g in groups[~todo]]
+    if todo.any():
+        strat = stratify_key(y[todo], task) if y is not None else None
+        idx = np.flatnonzero(todo)
+        chosen = None
+        for t in range(max(1, tries)):
+            cand = _split_groups(groups[idx], strat, fractions, seed + t)
+            if y is None or task == "regression" or _has_both_classes(y[idx], cand, task, fractions):
+                chosen = cand
+                if t:
+                    warnings.warn(f"split seed {seed} left a class absent from validation or test; used seed {seed + t}.", stacklevel=2)
+                break
+            if chosen is None:
+                chosen = cand
+        out.loc[idx, split_column] = chosen
+    return out
+
+
+def _has_both_classes(y: np.ndarray, split: np.ndarray, task: str, fractions: Sequence[float]) -> bool:
+    y2 = y.reshape(len(y), -1) if task != "multiclass" or np.asarray(y).ndim > 1 else np.eye(int(np.max(y)) + 1)[np.asarray(y, int)]
+    possible = (y2 > 0.5).sum(0) >= 3
+    for name, frac in zip(("val", "test"), fractions[1:]):
+        if frac <= 0:
+            continue
+        m = split == name
+        if not m.any():
+            return False
+        pos = (y2[m] > 0.5).any(0)
+        neg = (y2[m] <= 0.5).any(0)
+        if not np.all((pos & neg) | ~possible):
+            return False
+    return True
+
+
+def check_leakage(df: pd.DataFrame, group_column: str, split_column: str = "split", *, ignore_missing: bool = False) -> None:
+    """Raise :class:`LeakageError` if any group (patient) has rows in more than one split."""
+    sub = df[[group_column, split_column]]
+    if ignore_missing:
+        sub = sub[sub[split_column].notna()]
+    n = sub.groupby(group_column)[split_column].nunique()
+    shared = n[n > 1]
+    if len(shared):
+        examples = []
+        for g in shared.index[:5]:
+            names = sorted(set(sub.loc[sub[group_column] == g, split_column]))
+            examples.append(f"{g} in {names}")
+        raise LeakageError(
+            f"{len(shared)} patient(s) appear in more than one split, e.g. {'; '.join(examples)}. "
+            "Every patient's records must be in one split; fix the split column (or clear it to let "
+            "ecgfounder assign patient-level splits)."
+        )
