@@ -23,7 +23,8 @@ Conventions
   monotone score), ``thresholds (L,)`` on the score scale (NaN = no threshold for that label).
 - Undefined values are NaN, never 0: AUROC, AUPRC, sensitivity and F1 of a label without
   positives; AUROC, AUPRC and specificity without negatives; PPV without predicted positives;
-  NPV without predicted negatives.  The ``defined`` column says whether a label has both
+  NPV without predicted negatives; PPV and NPV whenever a class is absent.  A label without
+  positives keeps only its specificity (how often it is called falsely).  The ``defined`` column says whether a label has both
   classes.  Macro and weighted summaries average the labels where the metric is defined and
   report how many were used (``n_labels``) and skipped (``n_skipped``).
 - Micro summaries pool the (record, label) pairs of the *defined* labels; weighted summaries
@@ -76,17 +77,20 @@ def confusion_rates(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarr
     """Sensitivity, specificity, PPV, NPV and F1 from confusion counts (any equal shapes).
 
     NaN where undefined: sensitivity and F1 without positives, specificity without negatives,
-    PPV without predicted positives, NPV without predicted negatives.
+    PPV without predicted positives, NPV without predicted negatives, and PPV/NPV whenever one
+    class is absent (they would be trivially 0 or 1).
     """
     tp, fp, fn, tn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn, tn))
     pos = tp + fn
-    f1 = _div(2 * tp, 2 * tp + fp + fn)
-    f1 = np.where(pos > 0, f1, np.nan)
+    neg = tn + fp
+    both = (pos > 0) & (neg > 0)
+    f1 = np.where(pos > 0, _div(2 * tp, 2 * tp + fp + fn), np.nan)
     return {
         "sensitivity": _div(tp, pos),
-        "specificity": _div(tn, tn + fp),
-        "ppv": _div(tp, tp + fp),
-        "npv": _div(tn, tn + fn),
+        "specificity": _div(tn, neg),
+        # with one class absent PPV/NPV are trivially 0 or 1: report them as undefined
+        "ppv": np.where(both, _div(tp, tp + fp), np.nan),
+        "npv": np.where(both, _div(tn, tn + fn), np.nan),
         "f1": f1,
     }
 

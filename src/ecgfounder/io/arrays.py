@@ -92,7 +92,8 @@ def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
     with open(p, "rb") as fh:
         try:
             version = np.lib.format.read_magic(fh)
-            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = reader(fh, max_header_size=100_000)
         except Exception as exc:
             raise RecordReadError(p, f"not a valid .npy file: {str(exc).strip() or type(exc).__name__}") from None
         offset = fh.tell()

@@ -188,8 +188,13 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
                 w.setStartdatetime(_dt.datetime.fromisoformat(str(acq)))
             except ValueError:
                 pass
-        # EDF stores whole data records; use 1-s records when the rate is an integer
-        w.writeSamples([np.ascontiguousarray(sig[k]) for k in range(n_ch)])
+        # quantise ourselves with rounding (pyedflib truncates), so the error is at most half a step
+        digital = []
+        for k, h in enumerate(headers):
+            lo, hi = h["physical_min"], h["physical_max"]
+            d = np.round((sig[k] - lo) / (hi - lo) * (2 * dmax + 1) - dmax - 1)
+            digital.append(np.ascontiguousarray(np.clip(d, -dmax - 1, dmax).astype(np.int32)))
+        w.writeSamples(digital, digital=True)
     finally:
         w.close()
     return p

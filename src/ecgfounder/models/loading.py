@@ -74,14 +74,16 @@ def _torch_load_safe(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         text = " ".join(str(exc).split())
         needed = ""
-        marker = "GLOBAL "
-        if marker in text:
-            needed = text.split(marker, 1)[1].split(" ")[0]
-        what = f" It needs {needed} to be unpickled," if needed else " Its pickle needs more than tensors and plain data,"
+        if "GLOBAL " in text:
+            needed = text.split("GLOBAL ", 1)[1].split(" ")[0]
+            why = f"It needs {needed} to be unpickled, which could run arbitrary code"
+        else:
+            detail = text.split("WeightsUnpickler error:", 1)[-1].split(" Check the documentation")[0].strip()
+            why = f"Its pickle holds more than tensors and plain data ({detail[:120]})"
         raise CheckpointError(
-            f"{path}: refused to load.{what} which could run arbitrary code; only tensors, plain "
-            "containers and numpy scalars are allowed. If you trust the file, re-save its state_dict "
-            "with torch.save(model.state_dict(), ...) or convert it with a trusted tool."
+            f"{path}: refused to load. {why}; only tensors, plain containers and numpy scalars are "
+            "allowed, and the file is never fully unpickled. If you trust it, re-save its state_dict "
+            "with torch.save(model.state_dict(), ...) from a trusted environment."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
         msg = " ".join(str(exc).split())[:300]

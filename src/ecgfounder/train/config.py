@@ -77,7 +77,8 @@ class DataConfig:
         label_columns: manifest columns used as targets (empty: every column that is not a
             reserved one such as path, patient_id, split, start_s, duration_s).
         split_fractions: train/val/test fractions for rows without a split (patient-level).
-        leads: ``12``, ``1`` (lead I) or a list of lead names, in model-input order.
+        leads: ``12``, ``1`` (lead I) or a list of lead names, in model-input order (default: the
+            pretrained weights' leads, or 12 for random initialisation).
         lead: for one-lead input, take this lead of the recording (e.g. ``II``).
         preprocess_mode: ``published`` (the authors' filter chain), ``zscore`` or ``none``.
         cache_dir: folder of the preprocessed-window cache (default: ``$ECGFOUNDER_CACHE`` or
@@ -97,7 +98,7 @@ class DataConfig:
     split_column: str = "split"
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
-    leads: Any = 12
+    leads: Any = None
     lead: str | None = None
     preprocess_mode: str = "published"
     cache_dir: str | None = None
@@ -120,9 +121,11 @@ class DataConfig:
 
         _choice("data", "preprocess_mode", self.preprocess_mode, MODES)
 
-    def lead_names(self) -> tuple[str, ...]:
+    def lead_names(self) -> tuple[str, ...] | None:
         from ..signal.preprocess import lead_set
 
+        if self.leads is None:
+            return None
         if isinstance(self.leads, (int, float)) or (isinstance(self.leads, str) and self.leads.isdigit()):
             try:
                 return lead_set(int(self.leads))

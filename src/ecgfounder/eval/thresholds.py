@@ -1,0 +1,161 @@
+"""Operating thresholds, chosen on one split and applied to another.
+
+API:
+
+``choose_thresholds(y_true, y_score, method="youden", target=0.9) -> ndarray (L,)``
+    One threshold per label on the score scale; a record is called positive when
+    ``score >= threshold``.  Methods:
+
+    - ``"youden"``: maximise sensitivity + specificity − 1 (Youden's J) over the ROC points;
+      ties go to the highest threshold (fewest positive calls).
+    - ``"sensitivity"``: the highest threshold whose sensitivity is at least ``target``
+      (the most specific operating point meeting the sensitivity target).
+    - ``"f1"``: maximise F1 over the precision–recall points.
+
+    Labels without positives or without negatives in the tuning split get NaN (no threshold);
+    their thresholded metrics are then reported as undefined.
+``save_thresholds(path, labels, thresholds, **info)`` / ``load_thresholds(path, labels)``
+    A CSV (``label, threshold, method, target, n_pos, n_neg``) so that thresholds chosen on
+    one dataset or run are reused on another (``--thresholds FILE``).
+
+The ROC and PR points come from :func:`sklearn.metrics.roc_curve` and
+:func:`sklearn.metrics.precision_recall_curve`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds"]
+
+THRESHOLD_METHODS = ("youden", "sensitivity", "f1")
+
+
+def _finite_top(thr: float, scores: np.ndarray) -> float:
+    # roc_curve's first threshold is +inf ("call nothing"); keep files finite and meaningful.
+    if np.isinf(thr):
+        return float(np.nextafter(np.max(scores), np.inf))
+    return float(thr)
+
+
+def _one(y: np.ndarray, s: np.ndarray, method: str, target: float) -> float:
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == y.size:
+        return np.nan
+    if method == "f1":
+        prec, rec, thr = precision_recall_curve(y, s)
+        prec, rec = prec[:-1], rec[:-1]  # the last point (recall 0) has no threshold
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+        best = np.flatnonzero(f1 == f1.max())
+        return float(thr[best.max()])  # thresholds ascend: highest among ties
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    if method == "youden":
+        j = tpr - fpr
+        k = int(np.argmax(j))  # thresholds descend: first maximum = highest threshold
+    else:
+        ok = np.flatnonzero(tpr >= target - 1e-12)
+        k = int(ok[0])
+    return _finite_top(thr[k], s)
+
+
+def choose_thresholds(
+    y_true: Any,
+    y_score: Any,
+    method: str = "youden",
+    target: float = 0.9,
+) -> np.ndarray:
+    """Choose one operating threshold per label on a tuning split.
+
+    Args:
+        y_true: ``(n, L)`` binary truths of the tuning split (1-D = one label).
+        y_score: ``(n, L)`` scores of the same records.
+        method: ``"youden"``, ``"sensitivity"`` or ``"f1"`` (see module docstring).
+        target: sensitivity to reach for ``method="sensitivity"`` (0 < target ≤ 1).
+
+    Returns:
+        ``(L,)`` float thresholds on the score scale, NaN for labels without both classes.
+    """
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}.")
+    if method == "sensitivity" and not 0 < target <= 1:
+        raise ValueError(f"target sensitivity must be in (0, 1]; got {target}.")
+    y = np.asarray(y_true)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.ndim == 1:
+        y, s = y[:, None], s[:, None]
+    if y.shape != s.shape:
+        raise ValueError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
+    if not np.isfinite(s).all():
+        raise ValueError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
+    yb = y.astype(bool)
+    return np.array([_one(yb[:, j], s[:, j], method, target) for j in range(y.shape[1])], dtype=np.float64)
+
+
+def save_thresholds(
+    path: str | os.PathLike,
+    labels: Sequence[str],
+    thresholds: Sequence[float] | np.ndarray,
+    *,
+    method: str = "",
+    target: float | None = None,
+    n_pos: Sequence[int] | None = None,
+    n_neg: Sequence[int] | None = None,
+    source: str = "",
+) -> Path:
+    """Write thresholds as CSV (one row per label); NaN is written as an empty field."""
+    labels = list(labels)
+    thr = np.asarray(thresholds, dtype=np.float64)
+    if thr.shape != (len(labels),):
+        raise ValueError(f"{thr.shape[0] if thr.ndim else 1} thresholds for {len(labels)} labels.")
+    df = pd.DataFrame({"label": labels, "threshold": thr})
+    df["method"] = method
+    df["target"] = target if target is not None else np.nan
+    if n_pos is not None:
+        df["n_pos"] = list(n_pos)
+    if n_neg is not None:
+        df["n_neg"] = list(n_neg)
+    df["source"] = source
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(p, index=False, float_format="%.17g")
+    return p
+
+
+def load_thresholds(path: str | os.PathLike, labels: Sequence[str] | None = None) -> pd.Series:
+    """Read a thresholds CSV (columns ``label``, ``threshold``).
+
+    Args:
+        path: file written by :func:`save_thresholds` (or any CSV with those two columns).
+        labels: if given, the result is aligned to these labels; labels missing from the file
+            raise ``ValueError`` naming them (a silent NaN would hide a mismatch).
+
+    Returns:
+        Series ``label -> threshold`` (NaN = no threshold).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"thresholds file {p} not found; write one with `ecgfounder evaluate ... --out DIR` (DIR/thresholds.csv).")
+    df = pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"label": str})
+    missing_cols = {"label", "threshold"} - set(df.columns)
+    if missing_cols:
+        raise ValueError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
+    if df["label"].duplicated().any():
+        raise ValueError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
+    ser = pd.Series(pd.to_numeric(df["threshold"], errors="raise").to_numpy(dtype=np.float64), index=df["label"].astype(str))
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        missing = [lab for lab in labels if lab not in ser.index]
+        if missing:
+            raise ValueError(
+                f"{p}: no threshold for {len(missing)} label(s) being evaluated, e.g. {missing[:3]}; "
+                "use a thresholds file from a run on the same label set."
+            )
+        ser = ser.reindex(labels)
+    return ser

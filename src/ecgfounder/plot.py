@@ -1,0 +1,231 @@
+"""ECG printouts with matplotlib: the standard 12-lead paper layout and single-lead strips.
+
+The page is drawn in millimetres at true paper scale (25 mm/s, 10 mm/mV by default) on a
+1-mm/5-mm grid, so a PDF or SVG printed at 100 % measures like a cardiograph's output.
+
+* ``layout="12lead"``: 3 rows × 4 columns of 2.5 s (I, II, III | aVR, aVL, aVF | V1–V3 | V4–V6),
+  time running on across the columns, plus a 10-s lead-II rhythm strip, each row starting with a
+  1-mV calibration pulse.
+* ``layout="strips"``: one full-width strip per lead (for 1-lead or non-standard recordings).
+
+Each lead is drawn relative to its median over the shown window (display only; the recording is
+not changed).  ``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.predict.predict`,
+are printed in the header.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .recording import Recording
+from .signal.leads import STANDARD_12, canonical_lead
+
+__all__ = ["plot_ecg", "save_ecg_plot", "LAYOUTS"]
+
+LAYOUTS = ("12lead", "strips")
+_GRID_MINOR = "#f4c6c6"
+_GRID_MAJOR = "#e38b8b"
+_TRACE = "#111111"
+_COLUMNS = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
+_MARGIN = 10.0        # mm around the grid
+_CAL_W = 10.0         # mm of grid before each row, holding the calibration pulse
+_HEADER = 24.0        # mm above the grid for text
+
+
+def _window(rec: Recording, start: float, seconds: float) -> tuple[np.ndarray, float]:
+    fs = rec.fs
+    if start < 0 or start >= rec.duration:
+        raise ValueError(f"start={start} s is outside the recording (0 to {rec.duration:.2f} s); pick a start within it.")
+    i0 = int(round(start * fs))
+    i1 = min(rec.n_samples, i0 + int(round(seconds * fs)))
+    return rec.signal[:, i0:i1], start
+
+
+def _lead_rows(rec: Recording, sig: np.ndarray) -> dict[str, np.ndarray]:
+    """Canonical lead name -> samples, with III/aVR/aVL/aVF derived from I and II when missing."""
+    rows = {}
+    for k, name in enumerate(rec.leads):
+        rows.setdefault(canonical_lead(name), sig[k])
+    if "I" in rows and "II" in rows:
+        i, ii = rows["I"], rows["II"]
+        rows.setdefault("III", ii - i)
+        rows.setdefault("aVR", -(i + ii) / 2)
+        rows.setdefault("aVL", i - ii / 2)
+        rows.setdefault("aVF", ii - i / 2)
+    return rows
+
+
+def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:
+    from matplotlib.collections import LineCollection
+
+    def lines(step: float):
+        xs = np.arange(x0, x1 + 1e-6, step)
+        ys = np.arange(y0, y1 + 1e-6, step)
+        segs = [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
+        return segs
+
+    ax.add_collection(LineCollection(lines(1.0), colors=_GRID_MINOR, linewidths=0.25, zorder=0))
+    ax.add_collection(LineCollection(lines(5.0), colors=_GRID_MAJOR, linewidths=0.6, zorder=1))
+
+
+def _cal_pulse(ax, x: float, y: float, gain: float) -> None:
+    """A 1-mV, 200-ms standardisation pulse (at 25 mm/s: 5 mm wide, 10 mm tall)."""
+    w = 5.0 * (_CAL_W / 10.0)
+    xs = [x + 1, x + 2.5, x + 2.5, x + 2.5 + w, x + 2.5 + w, x + _CAL_W - 1]
+    ys = [y, y, y + gain, y + gain, y, y]
+    ax.plot(xs, ys, color=_TRACE, linewidth=0.8, zorder=3)
+
+
+def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gain: float, clip: float) -> None:
+    if v.size == 0:
+        return
+    base = float(np.median(v))
+    y = np.clip((v - base) * gain, -clip, clip)
+    x = x0 + np.arange(v.size) / fs * speed
+    ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
+
+
+def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
+    m = rec.meta
+    left = [str(m.get("id") or Path(str(m.get("source", ""))).stem or "ECG")]
+    who = []
+    if m.get("patient_id"):
+        who.append(f"patient {m['patient_id']}")
+    if m.get("age") is not None:
+        who.append(f"{float(m['age']):g} y")
+    if m.get("sex"):
+        who.append(str(m["sex"]))
+    if who:
+        left.append(", ".join(who))
+    when = ", ".join(str(m[k]) for k in ("acquired", "device") if m.get(k))
+    if when:
+        left.append(when)
+    left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads{extra}")
+    right = []
+    stm = m.get("statements") or m.get("dx")
+    if stm:
+        right.append("File: " + "; ".join(str(s) for s in list(stm)[:4]))
+    if findings:
+        right.append("Predicted: " + "; ".join(f"{lab} {p:.2f}" for lab, p in findings))
+    return "\n".join(left), "\n".join(right)
+
+
+def plot_ecg(
+    recording: Recording,
+    *,
+    layout: str | None = None,
+    leads: Sequence[str] | None = None,
+    rhythm_lead: str = "II",
+    start: float = 0.0,
+    findings: Sequence[tuple[str, float]] | None = None,
+    speed: float = 25.0,
+    gain: float = 10.0,
+    title: str | None = None,
+):
+    """Draw ``recording`` as an ECG printout; returns the matplotlib ``Figure``.
+
+    Args:
+        recording: signal in mV, any rate.
+        layout: ``"12lead"`` (3×4 + rhythm strip; default when I and II and V1–V6 are present) or
+            ``"strips"`` (one strip per lead; default otherwise).
+        leads: for ``"strips"``, the leads to draw (default: all).
+        rhythm_lead: lead of the full-length strip under the 12-lead grid.
+        start: first second shown (10 s are shown).
+        findings: ``[(label, probability), ...]`` to print in the header (e.g. the model's top 3).
+        speed: paper speed in mm/s.  gain: amplitude scale in mm/mV.
+        title: replaces the record id in the header.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    names = {canonical_lead(x) for x in recording.leads}
+    has12 = {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names
+    layout = layout or ("12lead" if has12 else "strips")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}; choose one of {LAYOUTS}.")
+    seconds = 10.0
+    sig, t0 = _window(recording, start, seconds)
+    fs = recording.fs
+    shown = sig.shape[1] / fs
+    width = seconds * speed
+    rows = _lead_rows(recording, sig)
+    if layout == "12lead":
+        missing = [x for x in STANDARD_12 if x not in rows]
+        if missing:
+            raise ValueError(
+                f"the 12-lead layout needs leads {missing} (the recording has {list(recording.leads)}); "
+                "use layout='strips' (CLI: --layout strips)."
+            )
+        rl = canonical_lead(rhythm_lead)
+        if rl not in rows:
+            raise ValueError(f"rhythm lead {rhythm_lead!r} is not in the recording; it has {list(recording.leads)}.")
+        n_rows, row_h = 4, 40.0
+    else:
+        sel = [canonical_lead(x) for x in (leads or recording.leads)]
+        for x in sel:
+            if x not in rows:
+                raise ValueError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
+        n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
+    grid_w = _CAL_W + width
+    grid_h = n_rows * row_h
+    page_w = grid_w + 2 * _MARGIN
+    page_h = grid_h + 2 * _MARGIN + _HEADER
+    fig = Figure(figsize=(page_w / 25.4, page_h / 25.4), dpi=150)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(-_MARGIN, grid_w + _MARGIN)
+    ax.set_ylim(-_MARGIN, grid_h + _MARGIN + _HEADER)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    _grid(ax, 0, grid_w, 0, grid_h)
+    clip = row_h * 0.95
+    label_kw = dict(fontsize=8, fontweight="bold", zorder=4, va="bottom", ha="left")
+
+    def baseline(r: int) -> float:
+        return grid_h - (r + 0.5) * row_h
+
+    if layout == "12lead":
+        seg = seconds / 4
+        n_seg = int(round(seg * fs))
+        for c, col in enumerate(_COLUMNS):
+            x0 = _CAL_W + c * seg * speed
+            for r, name in enumerate(col):
+                v = rows[name][c * n_seg:(c + 1) * n_seg]
+                _trace(ax, x0, baseline(r), v, fs, speed, gain, clip)
+                ax.text(x0 + 1.5, baseline(r) + 0.28 * row_h, name, **label_kw)
+                if c:
+                    ax.plot([x0, x0], [baseline(r) - 3, baseline(r) + 3], color=_TRACE, linewidth=0.8, zorder=3)
+        for r in range(3):
+            _cal_pulse(ax, 0, baseline(r), gain)
+        _cal_pulse(ax, 0, baseline(3), gain)
+        _trace(ax, _CAL_W, baseline(3), rows[rl], fs, speed, gain, clip)
+        ax.text(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl, **label_kw)
+    else:
+        for r, name in enumerate(sel):
+            _cal_pulse(ax, 0, baseline(r), gain)
+            _trace(ax, _CAL_W, baseline(r), rows[name], fs, speed, gain, clip)
+            ax.text(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, **label_kw)
+    extra = f", shown {t0:g}–{t0 + shown:g} s" if (t0 > 0 or recording.duration > seconds + 1e-9) else ""
+    left, right = _header_text(recording, findings, extra)
+    if title:
+        left = title + "\n" + left.split("\n", 1)[-1]
+    top = grid_h + _HEADER - 2
+    ax.text(0, top, left, fontsize=8, va="top", ha="left", family="DejaVu Sans", zorder=4)
+    if right:
+        ax.text(grid_w, top, right, fontsize=8, va="top", ha="right", zorder=4, wrap=True)
+    ax.text(grid_w, -2, f"{speed:g} mm/s   {gain:g} mm/mV", fontsize=7, va="top", ha="right", zorder=4)
+    return fig
+
+
+def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Path:
+    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension); returns the path."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise ValueError(f"cannot save a plot as {ext or '(no extension)'!r}; use a .png, .pdf or .svg path.")
+    fig = plot_ecg(recording, **kwargs)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=200 if ext == ".png" else None, facecolor="white")
+    return p

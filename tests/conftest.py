@@ -1,0 +1,54 @@
+"""Shared fixtures: test data paths and synthetic checkpoints saved exactly as the published ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(DATA / "golden_cinc2021.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def ckpt12(tmp_path_factory) -> Path:
+    """A 12-lead checkpoint in the published format (torch.save'd dict with numpy scalars)."""
+    from ecgfounder.models.loading import build_synthetic_checkpoint
+
+    return build_synthetic_checkpoint(tmp_path_factory.mktemp("ckpt") / "12_lead_ECGFounder.pth", leads=12)
+
+
+@pytest.fixture(scope="session")
+def ckpt1(tmp_path_factory) -> Path:
+    from ecgfounder.models.loading import build_synthetic_checkpoint
+
+    return build_synthetic_checkpoint(tmp_path_factory.mktemp("ckpt") / "1_lead_ECGFounder.pth", leads=1)
+
+
+@pytest.fixture(scope="session")
+def model12(ckpt12):
+    from ecgfounder.models.loading import load_model
+
+    return load_model(ckpt12)
+
+
+@pytest.fixture(scope="session")
+def model1(ckpt1):
+    from ecgfounder.models.loading import load_model
+
+    return load_model(ckpt1)

@@ -1,0 +1,203 @@
+"""Safe, strict checkpoint loading; our safetensors format; downloads through a stand-in Hub."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgfounder.errors import CheckpointError, WeightsDownloadError
+from ecgfounder.labels import load_labels
+from ecgfounder.models import loading, weights
+from ecgfounder.models.loading import convert_checkpoint, load_model, save_model, synthetic_state_dict
+from hub_server import FakeHub
+
+X = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 12, 5000)).astype(np.float32))
+
+
+def _logits(model, x=X):
+    with torch.no_grad():
+        return model(x)
+
+
+def test_published_format_loads_strictly_with_numpy_scalars(ckpt12, model12):
+    raw = torch.load(ckpt12, weights_only=False)  # test-side inspection of our own file
+    assert isinstance(raw["step"], np.int64) and isinstance(raw["val_auroc"], np.float64)
+    assert model12.labels == load_labels() and len(model12.labels) == 150
+    assert model12.contract.leads[0] == "I" and model12.contract.mode == "published"
+    assert not model12.training
+
+
+def test_plain_weights_only_load_refuses_numpy_scalars(ckpt12):
+    """Why the allow-list is needed: the published format has numpy scalars beside the weights."""
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(ckpt12, weights_only=True)
+
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pth"
+    payload = {"state_dict": synthetic_state_dict(1), "hook": _Evil(marker)}
+    if legacy:
+        with open(bad, "wb") as f:
+            pickle.dump(payload, f)
+    else:
+        torch.save(payload, bad)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match=r"evil\.pth: refused to load") as err:
+        load_model(bad)
+    if not legacy:
+        assert "system" in str(err.value)  # the offending global is named
+    assert not marker.exists()
+
+
+def test_corrupt_and_empty_files(tmp_path, ckpt12):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_model(empty)
+    trunc = tmp_path / "trunc.pth"
+    trunc.write_bytes(ckpt12.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="trunc.pth"):
+        load_model(trunc)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="known name"):
+        load_model("13-lead")
+
+
+def test_unwraps_module_prefix_and_nesting(tmp_path, model12):
+    sd = {f"module.{k}": v for k, v in synthetic_state_dict(12).items()}
+    p = tmp_path / "ddp.pt"
+    torch.save({"model": {"state_dict": sd}}, p)
+    m = load_model(p)
+    assert torch.equal(_logits(m), _logits(model12))
+
+
+def test_strict_mismatch_names_keys(tmp_path):
+    sd = synthetic_state_dict(12)
+    sd.pop("stage_list.6.block_list.3.se_fc2.bias")
+    sd["extra.weight"] = torch.zeros(3)
+    p = tmp_path / "bad.pth"
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match=r"missing keys: stage_list\.6\.block_list\.3\.se_fc2\.bias.*unexpected keys: extra\.weight"):
+        load_model(p)
+    m = load_model(p, strict=False)  # explicit opt-out loads what fits
+    assert m.num_classes == 150
+
+
+def test_shape_mismatch_is_reported(tmp_path):
+    sd = synthetic_state_dict(12)
+    sd["stage_list.0.block_list.1.se_fc1.weight"] = torch.zeros(31, 64)
+    p = tmp_path / "shape.pth"
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match="shapes"):
+        load_model(p)
+
+
+def test_safetensors_round_trip(tmp_path, ckpt12, model12):
+    out = convert_checkpoint(ckpt12, tmp_path / "ecgfounder-12.safetensors")
+    assert out.exists() and out.with_suffix(".json").exists()
+    m = load_model(out)
+    assert torch.equal(_logits(m), _logits(model12))
+    assert m.labels == model12.labels and m.contract == model12.contract
+    assert m.source["sha256"] == weights.sha256_file(ckpt12)
+    # a fine-tuned-style head carries its own labels and task
+    m.reset_classifier(2, labels=["AF", "not AF"])
+    m.task_meta = {"task": "multiclass"}
+    p2 = save_model(m, tmp_path / "ft")
+    m2 = load_model(p2)
+    assert m2.labels == ("AF", "not AF") and m2.task_meta["task"] == "multiclass" and m2.num_classes == 2
+
+
+def test_non_150_head_without_labels_is_refused_for_prediction(tmp_path, data_dir):
+    from ecgfounder.predict import predict
+
+    sd = synthetic_state_dict(12)
+    sd["dense.weight"] = sd["dense.weight"][:7]
+    sd["dense.bias"] = sd["dense.bias"][:7]
+    p = tmp_path / "seven.pth"
+    torch.save({"state_dict": sd}, p)
+    m = load_model(p)
+    assert m.num_classes == 7 and m.labels == ()
+    with pytest.raises(ValueError, match="7 outputs"):
+        predict([data_dir / "cinc2021" / "HR06000.hea"], m)
+
+
+def test_cli_convert_checkpoint(tmp_path, ckpt1):
+    from ecgfounder.cli import main
+
+    out = tmp_path / "one.safetensors"
+    assert main(["convert", str(ckpt1), "--to", "safetensors", "-o", str(out)]) == 0
+    assert load_model(out).config.in_channels == 1
+
+
+# --- downloads through a local stand-in for the Hub -------------------------------------------
+
+
+def _run_cli(args, env_extra, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "ecgfounder", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, ckpt1, ckpt12, data_dir):
+    with FakeHub() as hub:
+        hub.add(weights.HUB_REPO, "1_lead_ECGFounder.pth", ckpt1)
+        # The 12-lead file served here is not the published one: its SHA-256 cannot match.
+        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
+        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
+        r = _run_cli(["predict", str(data_dir / "cinc2021" / "HR06000.hea"), "--weights", "1-lead",
+                      "-o", str(tmp_path / "p.csv"), "-q"], env, tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "p.csv").read_text().count("\n") == 2
+        cached = list((tmp_path / "hf").rglob("1_lead_ECGFounder.pth"))
+        assert cached, "downloaded into the standard Hugging Face cache"
+        assert any(m == "GET" for m, _ in hub.requests)
+
+        r = _run_cli(["download", "12-lead"], env, tmp_path)
+        assert r.returncode == 2
+        assert "corrupt" in r.stderr and "SHA-256" in r.stderr and "Traceback" not in r.stderr
+        assert not [p for p in (tmp_path / "hf").rglob("12_lead_ECGFounder.pth") if p.is_file()]
+
+
+def test_download_hash_verified_in_process(tmp_path, ckpt12, monkeypatch):
+    import huggingface_hub.constants as hfc
+
+    good = weights.KnownWeights("12-lead", weights.HUB_REPO, "12_lead_ECGFounder.pth", FakeHub.COMMIT,
+                                weights.sha256_file(ckpt12), 12)
+    monkeypatch.setitem(weights.KNOWN_WEIGHTS, "12-lead", good)
+    with FakeHub() as hub:
+        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
+        monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        path = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+        assert weights.sha256_file(path) == good.sha256
+        # a damaged transfer of the same file is detected and removed
+        hub.corrupt.add("12_lead_ECGFounder.pth")
+        with pytest.raises(WeightsDownloadError, match="corrupt"):
+            weights.download_weights("12-lead", cache_dir=tmp_path / "c2", force=True)
+
+
+def test_offline_message_is_actionable(tmp_path):
+    r = _run_cli(["predict", "x.hea", "-o", "o.csv"], {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}, tmp_path)
+    assert r.returncode == 2
+    msg = r.stderr
+    assert "12_lead_ECGFounder.pth" in msg and "--checkpoint" in msg and "huggingface.co" in msg
+    assert "Traceback" not in msg
