@@ -54,6 +54,7 @@ __all__ = [
     "confusion_rates",
     "evaluate_multilabel",
     "multilabel_report",
+    "group_summary",
     "regression_report",
     "as_threshold_array",
 ]
@@ -190,11 +191,14 @@ class EvaluationResult:
         summary: rows ``macro``, ``weighted``, ``micro``; each metric with bounds, and
             ``n_labels`` / ``n_skipped`` (labels used / left out because undefined).
         settings: the evaluation settings (n_boot, seed, ci_level, bootstrap unit, n_records, ...).
+        boot: per-resample values ``metric -> (B, L)`` (NaN where undefined), kept so that
+            summaries over any label subset (e.g. a clinical category) get intervals too.
     """
 
     per_label: pd.DataFrame
     summary: pd.DataFrame
     settings: Mapping[str, Any] = field(default_factory=dict)
+    boot: Mapping[str, np.ndarray] | None = field(default=None, repr=False)
 
     def table(self) -> pd.DataFrame:
         """Per-label rows followed by ``[macro]``, ``[weighted]``, ``[micro]`` rows."""
@@ -386,7 +390,58 @@ def evaluate_multilabel(
         "n_groups": int(len(np.unique(np.asarray(groups).astype(str)))) if groups is not None else n,
         "undefined_labels": [lab for lab, d in zip(labels, defined) if not d],
     }
-    return EvaluationResult(per_label=per, summary=summary, settings=settings)
+    boot_arr = {m: np.concatenate(boot[m], axis=0) for m in CLASSIFICATION_METRICS} if n_boot > 0 else None
+    return EvaluationResult(per_label=per, summary=summary, settings=settings, boot=boot_arr)
+
+
+def group_summary(
+    result: EvaluationResult,
+    groups: Mapping[str, str],
+    metrics: Sequence[str] = ("auroc", "auprc", "sensitivity", "specificity", "f1"),
+    ci_level: float | None = None,
+) -> pd.DataFrame:
+    """Macro averages over label groups (e.g. clinical categories), with bootstrap intervals.
+
+    Args:
+        result: from :func:`evaluate_multilabel`.
+        groups: ``label -> group name``; labels not listed go to ``"(ungrouped)"``.
+        metrics: which metrics to average.
+        ci_level: interval level (default: the one of ``result``).
+
+    Returns:
+        DataFrame indexed by group: ``n_labels`` (in the group), ``n_defined`` (with both
+        classes), ``n_pos`` (sum), and per metric the macro value over defined labels with
+        ``_lo``/``_hi`` from the same resamples as the per-label intervals.
+    """
+    per = result.per_label
+    level = ci_level if ci_level is not None else float(result.settings.get("ci_level", 0.95))
+    names = [groups.get(lab, "(ungrouped)") for lab in per.index]
+    order = list(dict.fromkeys(names))
+    defined = per["defined"].to_numpy(dtype=bool)
+    rows = []
+    for gname in order:
+        cols = np.array([nm == gname for nm in names])
+        use = cols & defined
+        row: dict[str, Any] = {
+            "group": gname,
+            "n_labels": int(cols.sum()),
+            "n_defined": int(use.sum()),
+            "n_pos": int(per["n_pos"].to_numpy()[cols].sum()),
+        }
+        for m in metrics:
+            vals = per[m].to_numpy(dtype=np.float64)[use]
+            row[m] = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
+            lo = hi = np.nan
+            if result.boot is not None and use.any() and m in result.boot:
+                b = result.boot[m][:, use]
+                with np.errstate(invalid="ignore"):
+                    cnt = (~np.isnan(b)).sum(axis=1)
+                    mac = np.where(cnt > 0, np.nansum(b, axis=1) / np.maximum(cnt, 1), np.nan)
+                lo_a, hi_a, _ = percentile_ci(mac[:, None], level)
+                lo, hi = float(lo_a[0]), float(hi_a[0])
+            row[f"{m}_lo"], row[f"{m}_hi"] = lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("group")
 
 
 def multilabel_report(

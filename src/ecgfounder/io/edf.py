@@ -170,18 +170,21 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
             "physical_min": lo, "physical_max": hi, "digital_min": -dmax - 1, "digital_max": dmax,
             "transducer": "", "prefilter": "",
         })
+    def field(v: object) -> str:  # EDF+ header subfields: ASCII, spaces written as '_'
+        return "".join(c if 32 < ord(c) < 127 else "_" for c in str(v).strip())[:80]
+
     w = pyedflib.EdfWriter(str(p), n_ch, file_type=ftype)
     try:
         w.setSignalHeaders(headers)
         pid = str(rec.meta.get("patient_id", "") or "")
         if pid:
-            w.setPatientCode(pid[:80])
+            w.setPatientCode(field(pid))
         sex = rec.meta.get("sex")
         if sex in ("M", "F"):
             w.setSex(1 if sex == "M" else 0)
         dev = rec.meta.get("device")
         if dev:
-            w.setEquipment(str(dev)[:80])
+            w.setEquipment(field(dev))
         acq = rec.meta.get("acquired")
         if acq:
             try:

@@ -59,7 +59,8 @@ def select_leads(
     source: str = "recording",
     fill_missing: bool = False,
     substitute: str | None = None,
-) -> np.ndarray:
+    return_filled: bool = False,
+) -> "np.ndarray | tuple[np.ndarray, list[int]]":
     """Rows of ``signal`` rearranged into the order ``wanted``.
 
     Args:
@@ -82,6 +83,7 @@ def select_leads(
     missing: list[str] = []
     derived: list[str] = []
     zero_filled: list[str] = []
+    filled_rows: list[int] = []
     for want in wanted:
         want_c = canonical_lead(want)
         if substitute is not None and len(wanted) == 1:
@@ -106,6 +108,7 @@ def select_leads(
             rows.append(a * signal[index["I"]] + b * signal[index["II"]])
             derived.append(want_c)
         elif fill_missing and want_c in PRECORDIAL_LEADS:
+            filled_rows.append(len(rows))
             rows.append(np.zeros(signal.shape[1], dtype=signal.dtype))
             zero_filled.append(want_c)
         else:
@@ -128,4 +131,5 @@ def select_leads(
         )
     if zero_filled:
         warnings.warn(f"{source}: zero-filled missing lead(s) {', '.join(zero_filled)}.", stacklevel=2)
-    return np.stack(rows, axis=0) if rows else np.zeros((0, signal.shape[1]), signal.dtype)
+    out = np.stack(rows, axis=0) if rows else np.zeros((0, signal.shape[1]), signal.dtype)
+    return (out, filled_rows) if return_filled else out

@@ -195,14 +195,16 @@ def prepare(
             f"at least {MIN_DURATION_S} s is needed."
         )
     notes: list[str] = []
-    x = select_leads(x, leads, c.leads, source=source, fill_missing=fill_missing, substitute=lead)
+    x, filled = select_leads(x, leads, c.leads, source=source, fill_missing=fill_missing, substitute=lead,
+                             return_filled=True)
+    present = [i for i in range(x.shape[0]) if i not in filled]
     nan_mask = ~np.isfinite(x)
     n_nan = int(nan_mask.sum())
     if n_nan:
         x = np.where(nan_mask, 0.0, x)
         notes.append(f"{n_nan} NaN/inf sample(s) replaced by 0")
     ptp = np.ptp(x, axis=1)
-    flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6))
+    flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6) if i not in filled)
     if flat:
         notes.append(f"flat lead(s) {', '.join(flat)}")
     x = filters.resample(x, float(fs), c.fs)
@@ -215,7 +217,8 @@ def prepare(
     out = np.zeros((len(starts), len(c.leads), c.n_samples), dtype=np.float32)
     for k, s in enumerate(starts):
         w = x[:, s : s + c.n_samples]
-        out[k, :, : w.shape[1]] = _normalise(w, c)
+        # zero-filled leads stay exactly zero and do not enter the normalisation statistics
+        out[k, present, : w.shape[1]] = _normalise(w[present], c)
     if warn and notes:
         warnings.warn(f"{source}: " + "; ".join(notes), stacklevel=2)
     return Prepared(out, duration, n_nan, flat, padded, tuple(notes))

@@ -60,39 +60,25 @@ def stratify_key(y: np.ndarray | None, task: str) -> np.ndarray | None:
     return key
 
 
-def _split_groups(groups: np.ndarray, strat: np.ndarray | None, fractions: Sequence[float], seed: int) -> np.ndarray:
-    """Split rows by group into train/val/test with sklearn's (Stratified)GroupKFold folds."""
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+def _split_groups(groups: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
+    """Split rows by group into train/val/test with scikit-learn's ``GroupShuffleSplit`` (test
+    first, then validation from the rest); fractions are fractions of groups (patients)."""
+    from sklearn.model_selection import GroupShuffleSplit
 
-    n_groups = len(np.unique(groups))
     out = np.array(["train"] * len(groups), dtype=object)
     remaining = np.arange(len(groups))
     f_train, f_val, f_test = fractions
     for name, frac, rest in (("test", f_test, 1.0), ("val", f_val, 1.0 - f_test)):
-        if frac <= 0 or len(remaining) == 0:
-            continue
         g = groups[remaining]
-        k = int(round(rest / frac))
-        k = max(2, min(k, len(np.unique(g))))
-        if len(np.unique(g)) < 2:
-            break
-        if strat is not None:
-            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-            s = strat[remaining]
-        else:
-            splitter = GroupKFold(n_splits=k)
-            # GroupKFold is deterministic; permute the group labels for a seed-dependent split
-            rng = np.random.default_rng(seed)
-            uniq = np.unique(g)
-            perm = dict(zip(uniq, rng.permutation(len(uniq))))
-            g = np.array([perm[x] for x in g])
-            s = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "least populated class has only n members"
-            _, held = next(iter(splitter.split(np.zeros(len(remaining)), s, g)))
+        if frac <= 0 or len(np.unique(g)) < 2:
+            continue
+        size = min(frac / rest, 1.0)
+        splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+        _, held = next(splitter.split(np.zeros(len(remaining)), groups=g))
+        if len(np.unique(g[held])) == len(np.unique(g)):
+            continue  # keep at least one group for training
         out[remaining[held]] = name
         remaining = np.setdiff1d(remaining, remaining[held])
-    del n_groups
     return out
 
 
@@ -111,10 +97,10 @@ def assign_splits(
     """A copy of ``df`` whose ``split_column`` is filled for every row, at patient level.
 
     Rows that already carry a split keep it, and so do the other rows of their patients.  The
-    remaining patients are divided with scikit-learn's ``StratifiedGroupKFold`` (stratified on
-    ``y`` by :func:`stratify_key`) to approach ``fractions`` of rows.  For classification the split
-    is re-drawn (seed, seed+1, ...) until validation and test each hold positives and negatives of
-    every label where that is possible; the seed used is reported in a warning if it differs.
+    remaining patients are divided at random (scikit-learn's ``GroupShuffleSplit``; ``fractions``
+    are fractions of patients).  For classification the split is re-drawn (seed, seed+1, ...) until
+    validation and test each hold positives and negatives of every label with at least 3
+    positives, where that is possible; a warning names the seed used if it differs.
     Raises :class:`LeakageError` if the given splits already share a patient.
     """
     out = df.copy()
@@ -133,11 +119,10 @@ def assign_splits(
     todo = np.array([g not in fixed for g in groups])
     out.loc[~todo, split_column] = [fixed[g] for g in groups[~todo]]
     if todo.any():
-        strat = stratify_key(y[todo], task) if y is not None else None
         idx = np.flatnonzero(todo)
         chosen = None
         for t in range(max(1, tries)):
-            cand = _split_groups(groups[idx], strat, fractions, seed + t)
+            cand = _split_groups(groups[idx], fractions, seed + t)
             if y is None or task == "regression" or _has_both_classes(y[idx], cand, task, fractions):
                 chosen = cand
                 if t:

@@ -1,0 +1,71 @@
+"""``ecgfounder convert``: ECG records to WFDB/npz/EDF, and checkpoints to safetensors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .info import add_read_args, read_options
+
+__all__ = ["add_parser", "run", "CHECKPOINT_SUFFIXES"]
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+_RECORD_TARGETS = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert an ECG file (to wfdb, npz, edf) or a checkpoint (to safetensors)",
+        description="Convert an ECG record of any supported format to WFDB, NumPy .npz or EDF+/BDF+ for interchange "
+        "(samples in mV), or a published .pth checkpoint to our .safetensors format (--to safetensors, or any "
+        ".pth/.pt/.bin/.ckpt input).",
+    )
+    p.add_argument("path", metavar="FILE", help="an ECG file, or a checkpoint")
+    p.add_argument("--to", choices=(*_RECORD_TARGETS, "safetensors"), help="target format (records: required)")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="output file (default: the input's stem with the new suffix, beside the input); "
+                   "for batch files, a folder")
+    p.add_argument("--no-strict", action="store_true", help="checkpoints: accept keys that differ from the architecture")
+    add_read_args(p)
+    p.set_defaults(func=run)
+
+
+def _convert_checkpoint(args: argparse.Namespace) -> int:
+    from ..models.loading import convert_checkpoint
+
+    out = convert_checkpoint(args.path, args.output, strict=not args.no_strict)
+    print(out)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import iter_read, write
+
+    src = Path(args.path)
+    if src.suffix.lower() in CHECKPOINT_SUFFIXES or args.to == "safetensors":
+        return _convert_checkpoint(args)
+    if not args.to:
+        raise ValueError(f"--to is required for ECG records; choose one of {', '.join(_RECORD_TARGETS)}.")
+    suffix = _RECORD_TARGETS[args.to]
+    recs = iter_read(src, **read_options(args))
+    first = next(recs)
+    second = next(recs, None)
+    if second is None:
+        out = Path(args.output) if args.output else src.with_suffix(suffix)
+        if out.resolve() == src.resolve():
+            raise ValueError(f"output {out} would overwrite the input; pass -o/--output.")
+        print(write(first, out, args.to))
+        return 0
+    # a batch file: one output per recording in a folder
+    folder = Path(args.output) if args.output else src.parent / f"{src.stem}_{args.to}"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for rec in (first, second, *recs):
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in rec.id) or f"record{n}"
+        write(rec, folder / f"{name}{suffix}", args.to)
+        n += 1
+    print(f"{folder} ({n} recordings)")
+    sys.stdout.flush()
+    return 0

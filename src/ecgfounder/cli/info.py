@@ -1,0 +1,118 @@
+"""``ecgfounder info``: what each ECG file holds (leads, rate, duration, units, metadata)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run", "describe", "read_options"]
+
+
+def add_read_args(p: argparse.ArgumentParser) -> None:
+    """Options telling the readers what a file does not say (shared by info, plot, convert)."""
+    g = p.add_argument_group("reading")
+    g.add_argument("--format", dest="read_format", metavar="NAME",
+                   help="force the file format (wfdb, edf, muse, hl7_aecg, dicom, sierra, scp, npy, npz, csv, hdf5)")
+    g.add_argument("--fs", type=float, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
+    g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
+    g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")
+    g.add_argument("--dataset", metavar="PATH", help="HDF5 dataset holding the signals (e.g. tracings)")
+
+
+def read_options(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if getattr(args, "read_format", None):
+        kw["format"] = args.read_format
+    if getattr(args, "fs", None) is not None:
+        kw["fs"] = args.fs
+    if getattr(args, "leads", None):
+        kw["leads"] = [x.strip() for x in args.leads.split(",") if x.strip()]
+    if getattr(args, "units", None):
+        kw["units"] = args.units
+    if getattr(args, "dataset", None):
+        kw["dataset"] = args.dataset
+    return kw
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="show leads, rate, duration and metadata of ECG files",
+        description="Describe ECG files (any supported format; folders are searched). One line per recording, "
+        "or JSON lines with --json. Unreadable files are reported on stderr; the exit code is 1 if any failed.",
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE", help="ECG files or folders")
+    p.add_argument("--json", action="store_true", help="one JSON object per recording")
+    p.add_argument("--all", action="store_true", help="list every recording of batch files (default: first 3)")
+    add_read_args(p)
+    p.set_defaults(func=run)
+
+
+def describe(rec, path: str) -> dict[str, Any]:
+    """A JSON-ready summary of a recording."""
+    import numpy as np
+
+    m = dict(rec.meta)
+    out: dict[str, Any] = {
+        "path": path,
+        "id": rec.id,
+        "format": m.pop("format", None),
+        "leads": list(rec.leads),
+        "fs": rec.fs,
+        "n_samples": rec.n_samples,
+        "duration_s": round(rec.duration, 6),
+        "units": m.pop("units", "mV"),
+        "peak_to_peak_mv": [round(float(x), 4) for x in np.ptp(rec.signal, axis=1)],
+    }
+    m.pop("source", None)
+    m.pop("id", None)
+    for k, v in m.items():
+        out[k] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _line(d: dict[str, Any]) -> str:
+    parts = [f"{d['path']}{'#' + str(d['index']) if 'index' in d else ''}:",
+             f"{d['format']},", f"{len(d['leads'])} leads ({','.join(d['leads'])}),",
+             f"{d['fs']:g} Hz, {d['duration_s']:g} s, {d['units']}"]
+    extra = []
+    for key, label in (("patient_id", "patient"), ("age", "age"), ("sex", "sex"), ("acquired", "acquired"),
+                       ("device", "device")):
+        if d.get(key) not in (None, ""):
+            v = d[key]
+            extra.append(f"{label} {v:g}" if isinstance(v, float) else f"{label} {v}")
+    stm = d.get("statements") or d.get("dx")
+    if stm:
+        extra.append("statements: " + "; ".join(str(s) for s in stm[:3]) + (" …" if len(stm) > 3 else ""))
+    return " ".join(parts) + ("; " + "; ".join(extra) if extra else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import RecordReadError
+    from ..io import find_records, iter_read
+
+    files = find_records(args.paths)
+    if not files:
+        raise ValueError(f"no ECG files found in {args.paths}; give files or folders holding them.")
+    kw = read_options(args)
+    failed = 0
+    for f in files:
+        shown = 0
+        try:
+            for rec in iter_read(f, **kw):
+                if shown >= 3 and not args.all:
+                    print(f"{f}: … more recordings (use --all to list them)")
+                    break
+                d = describe(rec, str(f))
+                print(json.dumps(d, default=str, ensure_ascii=False) if args.json else _line(d))
+                shown += 1
+        except (RecordReadError, ValueError, OSError) as exc:
+            failed += 1
+            msg = " ".join(str(exc).split())
+            print(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", file=sys.stderr)
+        sys.stdout.flush()
+    if failed and len(files) > 1:
+        print(f"error: {failed} of {len(files)} files could not be read", file=sys.stderr)
+    return 1 if failed else 0

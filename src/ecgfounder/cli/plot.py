@@ -1,0 +1,70 @@
+"""``ecgfounder plot``: an ECG file drawn as a cardiograph printout (PNG, PDF or SVG)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .info import add_read_args, read_options
+
+__all__ = ["add_parser", "run", "top_findings"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot",
+        help="draw an ECG as a 12-lead printout or rhythm strips",
+        description="Draw an ECG at paper scale (25 mm/s, 10 mm/mV, millimetre grid): the standard 3×4 "
+        "12-lead layout with a lead-II rhythm strip, or one strip per lead. --predict adds the model's top findings.",
+    )
+    p.add_argument("path", metavar="FILE", help="an ECG file (any supported format)")
+    p.add_argument("-o", "--output", metavar="FILE", help="ecg.png, .pdf or .svg (default: FILE stem + .png beside it)")
+    p.add_argument("--layout", choices=("12lead", "strips"), help="default: 12lead when the 12 leads can be shown")
+    p.add_argument("--lead", action="append", metavar="NAME", help="strips layout: lead(s) to draw (repeatable)")
+    p.add_argument("--rhythm-lead", default="II", metavar="NAME", help="lead of the 10-s rhythm strip (default II)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="first second shown (10 s are shown)")
+    p.add_argument("--index", type=int, metavar="N", help="which recording of a batch file (HDF5/npz/npy)")
+    p.add_argument("--title", help="title replacing the record id")
+    g = p.add_argument_group("findings")
+    g.add_argument("--predict", action="store_true", help="run the model and print its top findings on the plot")
+    g.add_argument("--top", type=int, default=3, metavar="K", help="findings shown with --predict (default 3)")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--weights", default="12-lead", metavar="NAME", help="published weights for --predict")
+    src.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint for --predict")
+    add_read_args(p)
+    p.set_defaults(func=run)
+
+
+def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` highest-scoring labels of ``model`` for ``recording``."""
+    from ..predict import predict
+
+    df = predict([recording], model=model, on_error="raise")
+    if df.empty:
+        return []
+    labels = [c for c in df.columns if c not in ("record", "path", "n_windows", "window")]
+    row = df.iloc[0][labels].astype(float)
+    top = row.sort_values(ascending=False).head(k)
+    return [(str(lab), float(v)) for lab, v in top.items()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import read
+    from ..plot import save_ecg_plot
+
+    src = Path(args.path)
+    kw = read_options(args)
+    if args.index is not None:
+        kw["index"] = args.index
+    rec = read(src, **kw)
+    out = Path(args.output) if args.output else src.with_suffix(".png")
+    findings = None
+    if args.predict:
+        from ..models.loading import load_model
+
+        model = load_model(args.checkpoint or args.weights)
+        findings = top_findings(rec, model, args.top)
+    save_ecg_plot(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
+                  start=args.start, findings=findings, title=args.title)
+    print(out)
+    return 0

@@ -1,0 +1,323 @@
+"""Evaluation runs: cached streaming predictions, threshold splits, metrics and report.
+
+API:
+
+``model_fingerprint(model, mode=None, aggregate="mean") -> str``
+    SHA-256 of the weights, labels and preprocessing contract: the cache key of a model.
+``cached_predictions(paths, model, cache_dir, ...) -> Predictions``
+    Scores ``(n, n_model_labels)`` for the given record files, streamed through
+    :func:`ecgfounder.predict.iter_predict` (records are read and predicted a batch at a time,
+    never all at once) and appended to ``cache_dir/predictions-<fingerprint>.csv`` keyed by the
+    resolved record path, so a rerun with the same weights only predicts what is missing.
+``random_split(n, fraction, seed=0, groups=None) -> bool (n,)``
+    A tuning mask drawing whole patients when ``groups`` is given.
+``run_evaluation(y, scores, labels, out_dir, tune=..., test=..., thresholds=..., ...) -> EvaluationResult``
+    Thresholds from the tuning rows (or a given table), metrics on the test rows, report files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .metrics import EvaluationResult, as_threshold_array, evaluate_multilabel
+from .thresholds import choose_thresholds, save_thresholds
+
+__all__ = [
+    "Predictions",
+    "model_fingerprint",
+    "cached_predictions",
+    "random_split",
+    "run_evaluation",
+]
+
+log = logging.getLogger(__name__)
+
+_META_COLUMNS = ("path", "record", "n_windows")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scores of records, aligned with the requested paths.
+
+    Attributes:
+        paths: the requested record paths (as given).
+        labels: model output names (columns of ``scores``).
+        scores: ``(n, L)`` float64 probabilities; rows of failed records are NaN.
+        ok: bool ``(n,)``; false where the record could not be read or prepared.
+        errors: ``path -> reason`` for the failed records.
+        n_cached: how many rows came from the cache; ``n_predicted`` how many were computed.
+        cache_file: the cache file (or ``None``).
+    """
+
+    paths: tuple[str, ...]
+    labels: tuple[str, ...]
+    scores: np.ndarray
+    ok: np.ndarray
+    errors: Mapping[str, str] = field(default_factory=dict)
+    n_cached: int = 0
+    n_predicted: int = 0
+    cache_file: Path | None = None
+
+
+def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mean") -> str:
+    """Hex SHA-256 of a model's weights (every state-dict tensor, in order), its output labels, its
+    preprocessing contract (with ``mode`` applied) and the window aggregation."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        a = t.detach().to("cpu").contiguous()
+        h.update(str(a.dtype).encode())
+        h.update(str(tuple(a.shape)).encode())
+        if a.dtype == torch.bfloat16:
+            a = a.float()
+        h.update(a.numpy().tobytes())
+    h.update(json.dumps(list(getattr(model, "labels", None) or ())).encode())
+    contract = getattr(model, "contract", None)
+    if contract is not None:
+        c = contract.with_mode(mode) if hasattr(contract, "with_mode") else contract
+        d = c.to_dict() if hasattr(c, "to_dict") else repr(c)
+        h.update(json.dumps(d, sort_keys=True, default=str).encode())
+    h.update(json.dumps({"mode": mode, "aggregate": aggregate}).encode())
+    return h.hexdigest()
+
+
+def _key(path: str) -> str:
+    p = Path(path)
+    try:
+        return str(p.resolve())
+    except OSError:
+        return str(p.absolute())
+
+
+def _read_cache(path: Path, labels: Sequence[str]) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    df = pd.read_csv(path)
+    missing = [c for c in ("path", *labels) if c not in df.columns]
+    if missing:
+        raise ValueError(f"prediction cache {path} lacks columns {missing[:3]}; delete it (it will be rebuilt).")
+    vals = df[list(labels)].to_numpy(dtype=np.float64)
+    return {str(k): vals[i] for i, k in enumerate(df["path"])}
+
+
+def cached_predictions(
+    paths: Sequence[str | os.PathLike],
+    model: Any,
+    cache_dir: str | os.PathLike | None,
+    *,
+    batch_size: int = 32,
+    mode: str | None = None,
+    aggregate: str = "mean",
+    device: str = "cpu",
+    lead: str | None = None,
+    fill_missing: bool = False,
+    flush_every: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Scores for ``paths``, reusing and extending a cache.
+
+    Args:
+        paths: record files (WFDB ``.hea``, ...), in the order wanted.
+        model: a loaded :class:`~ecgfounder.models.net1d.Net1D` (or a weights name/path).
+        cache_dir: folder of the cache; ``None`` disables caching.
+        batch_size, mode, device, lead, fill_missing: passed to ``iter_predict``.
+        aggregate: ``"mean"`` or ``"max"`` over the 10-s windows of a record.
+        flush_every: rows written to the cache at a time (an interrupted run keeps them).
+        progress: called with the number of records finished since the last call.
+
+    Returns:
+        :class:`Predictions` aligned with ``paths``.
+    """
+    from ..predict import iter_predict, resolve_model
+
+    if aggregate not in ("mean", "max"):
+        raise ValueError(f"aggregate must be 'mean' or 'max'; got {aggregate!r}.")
+    net = resolve_model(model)
+    labels = tuple(net.labels or ())
+    if not labels:
+        raise ValueError("the model carries no label names; evaluation needs them to match the ground truth.")
+    paths = [str(p) for p in paths]
+    keys = [_key(p) for p in paths]
+    cache_file = None
+    cache: dict[str, np.ndarray] = {}
+    if cache_dir is not None:
+        fp = model_fingerprint(net, mode, aggregate)
+        cache_file = Path(cache_dir) / f"predictions-{fp[:16]}.csv"
+        cache = _read_cache(cache_file, labels)
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    n_cached = len(paths) - len(todo)
+    scores = np.full((len(paths), len(labels)), np.nan)
+    ok = np.zeros(len(paths), dtype=bool)
+    for i, k in enumerate(keys):
+        if k in cache:
+            scores[i] = cache[k]
+            ok[i] = True
+    if n_cached and progress:
+        progress(n_cached)
+    errors: dict[str, str] = {}
+    n_pred = 0
+    if todo:
+        writer = None
+        fh = None
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            new = not cache_file.exists()
+            fh = open(cache_file, "a", newline="", encoding="utf-8")
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow([*_META_COLUMNS, *labels])
+        pending: list[list[Any]] = []
+        try:
+            results = iter_predict(
+                (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
+                lead=lead, fill_missing=fill_missing,
+            )
+            for i, res in zip(todo, results):
+                if Path(res.path).stem != Path(paths[i]).stem:  # pragma: no cover - guards the 1:1 contract
+                    raise RuntimeError(f"prediction stream out of order: expected {paths[i]}, got {res.path}")
+                if progress:
+                    progress(1)
+                if res.error is not None or res.scores is None:
+                    errors[paths[i]] = res.error or "no scores"
+                    continue
+                s = res.scores.mean(axis=0) if aggregate == "mean" else res.scores.max(axis=0)
+                scores[i] = s
+                ok[i] = True
+                n_pred += 1
+                if writer is not None:
+                    pending.append([keys[i], res.record, res.n_windows, *(repr(float(v)) for v in s)])
+                    if len(pending) >= flush_every:
+                        writer.writerows(pending)
+                        fh.flush()
+                        pending = []
+        finally:
+            if writer is not None:
+                writer.writerows(pending)
+                fh.close()
+    return Predictions(
+        paths=tuple(paths), labels=labels, scores=scores, ok=ok, errors=errors,
+        n_cached=n_cached, n_predicted=n_pred, cache_file=cache_file,
+    )
+
+
+def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence | np.ndarray | None = None) -> np.ndarray:
+    """Tuning mask: about ``fraction`` of the records (whole patients when ``groups`` is given).
+
+    Returns bool ``(n,)``; the complement is the test split.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        k = int(round(fraction * n))
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.permutation(n)[:k]] = True
+        return mask
+    g = np.asarray(groups).astype(str)
+    uniq, inv = np.unique(g, return_inverse=True)
+    k = int(round(fraction * len(uniq)))
+    pick = np.zeros(len(uniq), dtype=bool)
+    pick[rng.permutation(len(uniq))[:k]] = True
+    return pick[inv.reshape(-1)]
+
+
+def run_evaluation(
+    y: np.ndarray,
+    scores: np.ndarray,
+    labels: Sequence[str],
+    out_dir: str | os.PathLike | None,
+    *,
+    test: np.ndarray | None = None,
+    tune: np.ndarray | None = None,
+    thresholds: Any = None,
+    method: str = "youden",
+    target: float = 0.9,
+    groups: Sequence | np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+    ci_level: float = 0.95,
+    title: str = "Evaluation",
+    notes: Sequence[str] = (),
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+    plots: bool = True,
+    threshold_source: str | None = None,
+) -> EvaluationResult:
+    """Choose thresholds on ``tune`` rows (unless given), evaluate ``test`` rows, write the report.
+
+    Args:
+        y: ``(n, L)`` binary truths; ``scores``: ``(n, L)`` probabilities (finite).
+        labels: ``L`` names.
+        out_dir: report folder (``None`` = no files).
+        test, tune: bool masks ``(n,)``; ``test`` defaults to every row not in ``tune``.
+            They must not overlap.
+        thresholds: fixed thresholds (array/mapping/Series); when given ``tune`` is ignored.
+        method, target: threshold rule on the tuning rows (see :mod:`.thresholds`).
+        groups: ``(n,)`` patient ids for the bootstrap (``None`` = records).
+        n_boot, seed, ci_level: bootstrap settings.
+        title, notes, extra_tables, plots: report content.
+
+    Returns:
+        The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
+        thresholds came from.
+    """
+    y = np.asarray(y).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n = y.shape[0]
+    tune_m = np.zeros(n, dtype=bool) if tune is None else np.asarray(tune, dtype=bool)
+    test_m = ~tune_m if test is None else np.asarray(test, dtype=bool)
+    if (tune_m & test_m).any() and thresholds is None:
+        raise ValueError(f"{int((tune_m & test_m).sum())} record(s) are in both the tuning and the test split; thresholds must come from other records.")
+    if not test_m.any():
+        raise ValueError("the test split is empty; check the fold/split options.")
+    notes = list(notes)
+    thr_info: dict[str, Any] = {}
+    if thresholds is not None:
+        thr = as_threshold_array(thresholds, labels)
+        thr_info = {"threshold_source": threshold_source or "given", "threshold_method": "given"}
+    elif tune_m.any():
+        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target)
+        thr_info = {
+            "threshold_source": threshold_source or f"tuning split ({int(tune_m.sum())} records)",
+            "threshold_method": method if method != "sensitivity" else f"sensitivity ≥ {target:g}",
+        }
+        if out_dir is not None:
+            save_thresholds(
+                Path(out_dir) / "thresholds.csv", labels, thr, method=method,
+                target=target if method == "sensitivity" else None,
+                n_pos=y[tune_m].sum(axis=0), n_neg=(~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
+            )
+        n_none = int(np.isnan(thr).sum())
+        if n_none:
+            notes.append(f"{n_none} label(s) had no positive or no negative record in the tuning split, so no threshold: their sensitivity, specificity, PPV, NPV and F1 are undefined.")
+    else:
+        thr = None
+        thr_info = {"threshold_source": "none", "threshold_method": "none"}
+        notes.append("No tuning split or thresholds file was given: threshold-dependent metrics are undefined (thresholds are never chosen on the test records).")
+    g_test = None if groups is None else np.asarray(groups)[test_m]
+    result = evaluate_multilabel(
+        y[test_m], scores[test_m], labels, thr, g_test, n_boot=n_boot, seed=seed, ci_level=ci_level
+    )
+    settings = dict(result.settings)
+    settings.update(thr_info)
+    settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
+    result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
+    if out_dir is not None:
+        from .report import write_report
+
+        write_report(
+            out_dir, result, y_true=y[test_m], y_score=scores[test_m], title=title, notes=notes,
+            extra_tables=extra_tables, plots=plots,
+        )
+    return result

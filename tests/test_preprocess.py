@@ -1,0 +1,193 @@
+"""Preprocessing: parity with the published chain, lead handling, rates, lengths, and the
+physical effect of each filter."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgfounder.errors import LeadError
+from ecgfounder.io import read
+from ecgfounder.signal import filters
+from ecgfounder.signal.leads import STANDARD_12, canonical_lead, select_leads
+from ecgfounder.signal.preprocess import PreprocessContract, prepare, preprocess, window_starts
+
+SHARED_GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "official_cinc2021.npz"
+ONE = PreprocessContract(leads=("I",))
+
+
+def _rec(data_dir, name="HR06000"):
+    return read(data_dir / "cinc2021" / f"{name}.hea")
+
+
+@pytest.mark.parametrize("leads", [12, 1])
+def test_equals_golden_subset(data_dir, golden, leads):
+    for j, i in enumerate(golden["sub_index"]):
+        r = _rec(data_dir, golden["names"][i])
+        w = preprocess(r.signal, r.fs, r.leads, ONE if leads == 1 else None, warn=False)
+        assert w.dtype == np.float32 and w.shape == (1, leads, 5000)
+        np.testing.assert_allclose(w[0], golden[f"preprocessed_{leads}_sub"][j], atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not SHARED_GOLDEN.exists(), reason="../shared/golden not beside this checkout")
+def test_equals_golden_all_50_records_from_shared(data_dir):
+    with np.load(SHARED_GOLDEN) as g:
+        for i, name in enumerate(g["names"]):
+            r = _rec(data_dir, name)
+            for leads, c in ((12, None), (1, ONE)):
+                w = preprocess(r.signal, r.fs, r.leads, c, warn=False)
+                np.testing.assert_allclose(w[0], g[f"preprocessed_{leads}"][i], atol=1e-4, rtol=0, err_msg=str(name))
+
+
+def test_modes(data_dir):
+    r = _rec(data_dir)
+    z = preprocess(r.signal, r.fs, r.leads, mode="zscore")[0]
+    expected = (r.signal - r.signal.mean()) / (r.signal.std() + 1e-8)
+    np.testing.assert_allclose(z, expected, atol=1e-5)
+    raw = preprocess(r.signal, r.fs, r.leads, mode="none")[0]
+    np.testing.assert_allclose(raw, r.signal, atol=1e-6)
+    with pytest.raises(ValueError, match="choose one of"):
+        preprocess(r.signal, r.fs, r.leads, mode="fancy")
+
+
+def test_leads_matched_by_name_in_any_order_and_case(data_dir):
+    r = _rec(data_dir)
+    ref = preprocess(r.signal, r.fs, r.leads)
+    perm = np.random.default_rng(1).permutation(12)
+    names = [r.leads[i].lower() if k % 2 else r.leads[i].upper() for k, i in enumerate(perm)]
+    out = preprocess(r.signal[perm], r.fs, names)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_aliases():
+    assert canonical_lead("avr") == "aVR" and canonical_lead("AVF") == "aVF"
+    assert canonical_lead("MLII") == "II" and canonical_lead("c1") == "V1" and canonical_lead(" v6 ") == "V6"
+    assert canonical_lead("vx") == "vx"
+
+
+def test_missing_limb_leads_are_derived(data_dir):
+    r = _rec(data_dir)
+    keep = [0, 1] + list(range(6, 12))  # I, II, V1-V6 as GE MUSE stores them
+    full = select_leads(r.signal, r.leads, STANDARD_12)
+    derived = select_leads(r.signal[keep], [r.leads[i] for i in keep], STANDARD_12)
+    # the stored limb leads of this record are themselves I/II combinations up to the 1 uV resolution
+    np.testing.assert_allclose(derived, full, atol=0.0021)
+    I, II = r.signal[0], r.signal[1]
+    np.testing.assert_allclose(derived[2], II - I)
+    np.testing.assert_allclose(derived[3], -(I + II) / 2)
+    np.testing.assert_allclose(derived[4], I - II / 2)
+    np.testing.assert_allclose(derived[5], II - I / 2)
+
+
+def test_missing_precordial_lead_error_and_fill(data_dir):
+    r = _rec(data_dir)
+    keep = [i for i, n in enumerate(r.leads) if n != "V3"]
+    with pytest.raises(LeadError, match=r"missing lead\(s\) V3") as err:
+        preprocess(r.signal[keep], r.fs, [r.leads[i] for i in keep], source="rec.hea")
+    assert "rec.hea" in str(err.value) and "--fill-missing" in str(err.value)
+    with pytest.warns(UserWarning, match="zero-filled.*V3"):
+        w = preprocess(r.signal[keep], r.fs, [r.leads[i] for i in keep], fill_missing=True)
+    assert np.all(w[0, 8] == 0)
+
+
+def test_single_lead_substitution_warns(data_dir):
+    r = _rec(data_dir)
+    with pytest.warns(UserWarning, match="feeding lead II to a model trained on lead I"):
+        w = preprocess(r.signal, r.fs, r.leads, ONE, lead="ii")
+    ref = preprocess(r.signal[1:2], r.fs, ["I"], ONE)
+    np.testing.assert_array_equal(w, ref)
+
+
+def test_resampling_1000hz_record_is_polyphase_not_stretched(data_dir):
+    fs = 1000.0
+    t = np.arange(int(12.5 * fs)) / fs
+    sig = np.sin(2 * np.pi * 10 * t)[None, :].repeat(12, 0)
+    w = preprocess(sig, fs, STANDARD_12, mode="none")
+    # 12.5 s → two windows (the second aligned to the end), still a 10 Hz sine at 500 Hz
+    assert w.shape == (2, 12, 5000)
+    spec = np.abs(np.fft.rfft(w[0, 0]))
+    assert np.argmax(spec) * 500 / 5000 == pytest.approx(10.0)
+    t500 = np.arange(5000) / 500
+    np.testing.assert_allclose(w[0, 0, 500:4500], np.sin(2 * np.pi * 10 * t500)[500:4500], atol=2e-3)
+
+
+def test_long_record_windows_and_short_record_padding(data_dir):
+    r = read(data_dir / "ptbdb" / "s0010_re.hea")  # 15 leads, 1000 Hz, 38.4 s
+    p = prepare(r.signal, r.fs, r.leads, warn=False)
+    assert p.windows.shape == (4, 12, 5000)  # 0-10, 10-20, 20-30 s and the last 10 s
+    assert window_starts(19200, 5000) == [0, 5000, 10000, 14200]
+    short = _rec(data_dir).signal[:, :1000]  # 2 s
+    with pytest.warns(UserWarning, match="zero-padded"):
+        w = preprocess(short, 500, STANDARD_12)
+    assert w.shape == (1, 12, 5000) and np.all(w[0, :, 1000:] == 0) and np.any(w[0, :, :1000] != 0)
+    with pytest.raises(ValueError, match="at least 0.5 s"):
+        preprocess(short[:, :100], 500, STANDARD_12)
+
+
+def test_nan_replaced_counted_and_flat_leads_reported(data_dir):
+    r = _rec(data_dir)
+    sig = r.signal.copy()
+    sig[3, 100:150] = np.nan
+    sig[7] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = prepare(sig, r.fs, r.leads, source="x")
+    text = " ".join(str(w.message) for w in caught)
+    assert p.n_nan == 50 and "50 NaN" in text
+    assert p.flat_leads == ("V2",) and "flat lead(s) V2" in text
+    assert np.isfinite(p.windows).all()
+
+
+def test_no_sampling_rate_assumed():
+    with pytest.raises(ValueError, match="fs=None"):
+        preprocess(np.zeros((12, 5000)), None, STANDARD_12)
+
+
+# --- filters by their physical effect -----------------------------------------------------
+
+
+def _gain(fn, f, fs=500.0, n=20000):
+    t = np.arange(n) / fs
+    x = np.sin(2 * np.pi * f * t)
+    y = fn(x, fs)
+    mid = slice(n // 4, 3 * n // 4)
+    return np.sqrt(np.mean(y[mid] ** 2) / np.mean(x[mid] ** 2))
+
+
+def test_notch_removes_mains_and_keeps_qrs_band():
+    assert 20 * np.log10(_gain(filters.notch, 50.0)) < -40
+    assert _gain(filters.notch, 10.0) == pytest.approx(1.0, abs=1e-3)
+    assert _gain(filters.notch, 45.0) > 0.97  # Q = 30: -0.2 dB at 45 Hz
+
+
+def test_bandpass_edges():
+    bp = filters.bandpass
+    assert _gain(bp, 10.0) == pytest.approx(1.0, abs=1e-3)
+    # zero-phase filtering squares the magnitude: -3 dB per pass → -6 dB at the edges
+    assert 20 * np.log10(_gain(bp, 40.0)) == pytest.approx(-6.0, abs=0.3)
+    assert 20 * np.log10(_gain(bp, 0.67, n=200000)) == pytest.approx(-6.0, abs=0.5)
+    assert _gain(bp, 0.1, n=200000) < 0.01
+    assert _gain(bp, 100.0) < 0.01
+
+
+def test_median_baseline_removes_slow_wander_and_keeps_spikes():
+    fs = 500.0
+    t = np.arange(5000) / fs
+    wander = 0.5 * np.sin(2 * np.pi * 0.2 * t)
+    spikes = np.zeros_like(t)
+    spikes[::400] = 1.0  # 2-ms "QRS" every 0.8 s
+    y = filters.remove_baseline(wander + spikes, fs)
+    inner = slice(250, -250)
+    assert np.abs(y[inner][spikes[inner] == 0]).max() < 0.02
+    assert y[inner][spikes[inner] == 1].min() > 0.9
+
+
+def test_contract_round_trip_and_unknown_keys():
+    c = PreprocessContract(leads=("i",), mode="zscore")
+    assert c.leads == ("I",)
+    assert PreprocessContract.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown preprocessing contract keys"):
+        PreprocessContract.from_dict({**c.to_dict(), "hpf": 1})
