@@ -3,7 +3,6 @@ with bounded memory, and never a traceback from the CLI."""
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import time

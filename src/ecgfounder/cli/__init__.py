@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("httpx", "urllib3", "filelock"):
             logging.getLogger(name).setLevel(logging.ERROR)
     warnings.formatwarning = _format_warning
+    # third-party deprecation notices (e.g. wfdb on pandas) are not the user's business
+    for cat in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=cat)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

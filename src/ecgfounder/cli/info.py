@@ -83,9 +83,10 @@ def _line(d: dict[str, Any]) -> str:
         if d.get(key) not in (None, ""):
             v = d[key]
             extra.append(f"{label} {v:g}" if isinstance(v, float) else f"{label} {v}")
-    stm = d.get("statements") or d.get("dx")
-    if stm:
-        extra.append("statements: " + "; ".join(str(s) for s in stm[:3]) + (" …" if len(stm) > 3 else ""))
+    for key in ("statements", "dx"):
+        stm = d.get(key)
+        if stm:
+            extra.append(f"{key}: " + "; ".join(str(s) for s in stm[:3]) + (" …" if len(stm) > 3 else ""))
     return " ".join(parts) + ("; " + "; ".join(extra) if extra else "")
 
 

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from ecgfounder.train.config import (
+    ConfigError,
+    FinetuneConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    parse_override,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "src" / "ecgfounder" / "configs"
+
+
+def test_defaults_and_roundtrip():
+    cfg = config_from_dict({"data": {"manifest": "m.csv"}})
+    assert isinstance(cfg, FinetuneConfig)
+    assert cfg.optim.name == "adamw" and cfg.train.batch_size == 64
+    again = config_from_dict(cfg.to_dict())
+    assert again == cfg
+
+
+def test_yaml_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  manifest: m.csv\n  split_fractions: [0.8, 0.1, 0.1]\ntrain:\n  epochs: 3\n")
+    (tmp_path / "m.csv").write_text("path,y\na.hea,1\n")
+    cfg = load_config(f, ["train.epochs=7", "optim.lr=1e-4", "data.label_columns=[y]", "train.max_steps=null"])
+    assert cfg.train.epochs == 7 and cfg.optim.lr == pytest.approx(1e-4)
+    assert cfg.data.label_columns == ("y",) and cfg.data.split_fractions == (0.8, 0.1, 0.1)
+    assert Path(cfg.data.manifest) == (tmp_path / "m.csv").resolve()  # relative to the YAML file
+
+
+@pytest.mark.parametrize("bad", ["train.epoch=3", "trian.epochs=3", "data.manifest.x=1"])
+def test_unknown_keys_rejected(bad):
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, [bad]))
+    assert "valid keys" in str(e.value) or "must be" in str(e.value)
+
+
+def test_unknown_key_in_file_rejected(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  manifest: m.csv\n  lable_columns: [a]\n")
+    with pytest.raises(ConfigError, match="data.lable_columns"):
+        load_config(f)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("task.type=ordinal", "task.type"),
+        ("train.epochs=two", "integer"),
+        ("train.bf16=maybe", "true or false"),
+        ("data.split_fractions=[0.5,0.5,0.5]", "sum"),
+        ("optim.scheduler=step", "optim.scheduler"),
+        ("model.arch=small", "applies only to model.init=random"),
+    ],
+)
+def test_bad_values(override, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, [override]))
+
+
+def test_missing_manifest_is_explained():
+    with pytest.raises(ConfigError, match="data.manifest"):
+        config_from_dict({})
+
+
+def test_parse_override_forms():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+    assert parse_override("a=text") == (["a"], "text")
+    with pytest.raises(ConfigError):
+        parse_override("novalue")
+
+
+def test_example_configs_load():
+    files = sorted(CONFIGS.glob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
+        cfg = load_config(f, ["data.root=/somewhere"] if "preset:" in f.read_text() else [])
+        assert cfg.task.type in ("binary", "multilabel", "multiclass", "regression")
