@@ -105,12 +105,16 @@ def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     if when:
         left.append(when)
     left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads{extra}")
-    right = []
-    stm = m.get("statements") or m.get("dx")
-    if stm:
-        right.append("File: " + "; ".join(str(s) for s in list(stm)[:4]))
+    import textwrap
+
+    right: list[str] = []
     if findings:
-        right.append("Predicted: " + "; ".join(f"{lab} {p:.2f}" for lab, p in findings))
+        right += textwrap.wrap("Predicted: " + "; ".join(f"{lab} {p:.2f}" for lab, p in findings), 90)
+    stm = [str(s) for s in (m.get("statements") or m.get("dx") or ())]
+    if stm:
+        lines = textwrap.wrap("File: " + " | ".join(stm), 90)
+        room = 6 - len(right)
+        right += lines[:room] if len(lines) <= room else lines[: room - 1] + [lines[room - 1][:86] + " …"]
     return "\n".join(left), "\n".join(right)
 
 
@@ -214,7 +218,7 @@ def plot_ecg(
     top = grid_h + _HEADER - 2
     ax.text(0, top, left, fontsize=8, va="top", ha="left", family="DejaVu Sans", zorder=4)
     if right:
-        ax.text(grid_w, top, right, fontsize=8, va="top", ha="right", zorder=4, wrap=True)
+        ax.text(grid_w * 0.42, top, right, fontsize=7.5, va="top", ha="left", zorder=4)
     ax.text(grid_w, -2, f"{speed:g} mm/s   {gain:g} mm/mV", fontsize=7, va="top", ha="right", zorder=4)
     return fig
 

@@ -1,0 +1,157 @@
+"""``ecgfounder evaluate``: label tables, and PTB-XL / CinC 2021 end to end with a synthetic model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from ecgfounder.cli import main
+from ecgfounder.eval.thresholds import choose_thresholds
+
+
+def _tables(tmp_path, rng, n=240, k=5):
+    ids = [f"r{i:04d}" for i in range(n)]
+    y = rng.random((n, k)) < rng.uniform(0.1, 0.4, k)
+    s = 1 / (1 + np.exp(-(rng.normal(size=(n, k)) + 1.5 * y - 1)))
+    names = [f"L{j}" for j in range(k)]
+    lab = pd.DataFrame(y.astype(int), columns=names)
+    lab.insert(0, "record", ids)
+    lab["patient"] = [f"p{i // 2}" for i in range(n)]
+    lab["split"] = np.where(np.arange(n) % 3 == 0, "test", "tune")
+    pred = pd.DataFrame(s, columns=names)
+    pred.insert(0, "record", ids)
+    pred.insert(1, "path", [f"/x/{i}.hea" for i in ids])
+    pred.insert(2, "n_windows", 1)
+    pred = pred.sample(frac=1.0, random_state=0)  # order must not matter
+    lab.to_csv(tmp_path / "labels.csv", index=False)
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    return y, s, names, lab["split"].to_numpy()
+
+
+def test_table_with_split_column(tmp_path, rng, capsys):
+    y, s, names, split = _tables(tmp_path, rng)
+    out = tmp_path / "out"
+    rc = main([
+        "evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+        "--split-column", "split", "--patient-column", "patient", "--n-boot", "200", "--out", str(out), "--no-plots",
+    ])
+    assert rc == 0
+    assert "macro AUROC" in capsys.readouterr().out
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    test = split == "test"
+    tune = split == "tune"
+    thr = choose_thresholds(y[tune], s[tune])
+    saved = pd.read_csv(out / "thresholds.csv", index_col="label")["threshold"]
+    np.testing.assert_allclose(saved[names].to_numpy(), thr, rtol=0, atol=1e-15)
+    for j, lab in enumerate(names):
+        assert per.loc[lab, "n"] == test.sum()
+        assert per.loc[lab, "auroc"] == pytest.approx(skm.roc_auc_score(y[test, j], s[test, j]), abs=1e-6)
+        pred = s[test, j] >= thr[j]
+        assert per.loc[lab, "sensitivity"] == pytest.approx(skm.recall_score(y[test, j], pred), abs=1e-6)
+    settings = (out / "settings.json").read_text()
+    assert '"bootstrap_unit": "patient"' in settings
+    for f in ("report.md", "report.html", "summary.csv", "categories.csv"):
+        assert (out / f).is_file()
+
+    # reuse the thresholds on the same predictions: every labelled record is reported
+    out2 = tmp_path / "out2"
+    rc = main([
+        "evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+        "--thresholds", str(out / "thresholds.csv"), "--n-boot", "0", "--out", str(out2), "--no-plots",
+    ])
+    assert rc == 0
+    per2 = pd.read_csv(out2 / "per_label.csv", index_col="label")
+    assert per2["n"].iloc[0] == len(y) - 0  # split column not used: all records
+    np.testing.assert_allclose(per2.loc[names, "threshold"], thr, atol=1e-6)
+
+
+def test_table_without_split_has_no_thresholded_metrics(tmp_path, rng):
+    _tables(tmp_path, rng)
+    out = tmp_path / "o"
+    assert main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+                 "--label-columns", "L0", "L1", "--n-boot", "50", "--out", str(out), "--no-plots"]) == 0
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    assert list(per.index) == ["L0", "L1"]
+    assert per["sensitivity"].isna().all() and per["auroc"].notna().all()
+    assert "never chosen on the test records" in (out / "report.md").read_text()
+
+
+def test_table_errors_are_one_line(tmp_path, rng, capsys):
+    _tables(tmp_path, rng)
+    rc = main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+               "--id-column", "ecg_id", "--out", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "ecg_id" in err and err.count("\n") == 1
+
+
+def _cache_auroc_check(out, ls, test_records):
+    """per_label AUROC equals scikit-learn on the cached scores of the test records."""
+    cache = next((out / "cache").glob("predictions-*.csv"))
+    scores = pd.read_csv(cache)
+    scores["stem"] = [p.rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in scores["path"]]
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    checked = 0
+    for lab in per.index[per["defined"]]:
+        j = ls.labels.index(lab)
+        rows = [ls.records.index(r) for r in test_records]
+        stems = [ls.paths[i].rsplit("/", 1)[-1].rsplit(".", 1)[0] for i in rows]
+        sc = scores.set_index("stem").loc[stems, lab].to_numpy()
+        assert per.loc[lab, "auroc"] == pytest.approx(skm.roc_auc_score(ls.y[rows, j], sc), abs=1e-9)
+        checked += 1
+    return checked
+
+
+def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, capsys):
+    from ecgfounder.eval.datasets import load_ptbxl
+
+    out = tmp_path / "ptbxl"
+    base = ["evaluate", "ptbxl", "--root", str(ptbxl_root), "--checkpoint", str(synthetic_checkpoint),
+            "--out", str(out), "--batch-size", "8", "--no-progress"]
+    assert main(base + ["--n-boot", "200"]) == 0
+    cap = capsys.readouterr()
+    assert "0 from cache, 10 computed" in cap.err
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    ls = load_ptbxl(ptbxl_root)
+    assert list(per.index) == list(ls.labels)  # mapped labels only, model order
+    test_records = [r for r, f in zip(ls.records, ls.folds) if f == 10]
+    assert (per["n"] == len(test_records)).all()
+    assert set(per.index[per["defined"]]) == {"NONSPECIFIC ST ABNORMALITY", "SINUS TACHYCARDIA"}
+    # SINUS TACHYCARDIA has no positive in the tuning folds: AUROC defined, thresholded metrics not
+    assert np.isnan(per.loc["SINUS TACHYCARDIA", "threshold"]) and np.isnan(per.loc["SINUS TACHYCARDIA", "sensitivity"])
+    assert _cache_auroc_check(out, ls, test_records) == 2
+    md = (out / "report.md").read_text()
+    assert "undefined" in md and "Labels not evaluable on this dataset" in md and "2AVB" in md
+    assert (out / "roc_rhythm.png").is_file() and (out / "calibration.png").is_file()
+    settings = (out / "settings.json").read_text()
+    assert '"bootstrap_unit": "patient"' in settings and '"n_groups": 4' in settings  # HR06004/5 share a patient
+
+    # second run: thresholds from the first, predictions from the cache
+    out_thr = out / "thresholds.csv"
+    assert main(base + ["--thresholds", str(out_thr), "--n-boot", "0", "--no-plots", "--out", str(tmp_path / "again"),
+                        "--cache-dir", str(out / "cache")]) == 0
+    assert "5 from cache, 0 computed" in capsys.readouterr().err  # only the 5 test records are needed
+    per2 = pd.read_csv(tmp_path / "again" / "per_label.csv", index_col="label")
+    np.testing.assert_allclose(per2["auroc"], per["auroc"], equal_nan=True)
+    np.testing.assert_allclose(per2["sensitivity"], per["sensitivity"], equal_nan=True)
+
+
+def test_cinc2021_end_to_end(cinc_root, synthetic_checkpoint, tmp_path, capsys):
+    from ecgfounder.eval.datasets import load_cinc2021
+    from ecgfounder.eval.runner import random_split
+
+    out = tmp_path / "cinc"
+    rc = main(["evaluate", "cinc2021", "--root", str(cinc_root), "--checkpoint", str(synthetic_checkpoint),
+               "--out", str(out), "--n-boot", "200", "--no-plots", "--no-progress", "--batch-size", "16"])
+    assert rc == 0
+    assert "20 computed, 0 failed" in capsys.readouterr().err
+    ls = load_cinc2021(cinc_root)
+    test = ~random_split(len(ls), 0.5, seed=0)
+    test_records = [r for r, t in zip(ls.records, test) if t]
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    assert (per["n"] == len(test_records)).all()
+    assert _cache_auroc_check(out, ls, test_records) >= 3
+    summ = pd.read_csv(out / "summary.csv", index_col="summary")
+    assert summ.loc["macro", "n_labels"] == per["defined"].sum()
