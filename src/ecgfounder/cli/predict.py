@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Predict per-label probabilities for ECG records. Folders are searched recursively; "
         "a record that cannot be read is reported and skipped; the exit code is 1 if any failed.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="ECG files or folders (WFDB .hea, ...)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="ECG files or folders: WFDB, EDF/BDF, GE MUSE XML, HL7 aECG, DICOM, Philips Sierra XML, SCP-ECG, NumPy, CSV, HDF5")
     p.add_argument("-o", "--output", metavar="FILE", help="table to write: .csv, .parquet or .jsonl (atomic)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also save the embeddings, row-aligned with --output")
     add_model_args(p)

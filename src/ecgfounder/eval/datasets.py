@@ -243,8 +243,7 @@ def load_label_table(
     Args:
         path: CSV/TSV/Parquet file.
         id_column: column of record ids (must be unique).
-        labels: label columns to use (default: every column other than the id, patient and
-            ``exclude`` columns).
+        labels: label columns to use (default: every other column holding only 0/1 values).
         patient_column: column of patient ids (for a patient-level bootstrap).
         exclude: further non-label columns (e.g. a split column).
 
@@ -263,12 +262,21 @@ def load_label_table(
             raise ValueError(f"{path}: no patient column {patient_column!r}; columns are {list(df.columns)[:12]}.")
         skip.add(patient_column)
     if labels is None:
-        labels = [c for c in df.columns if c not in skip and c not in ("path", "split", "fold")]
+        # every other column holding only 0/1 values (ids, text, splits and scores are left out)
+        labels = []
+        for c in df.columns:
+            if c in skip:
+                continue
+            v = pd.to_numeric(df[c], errors="coerce")
+            if v.notna().all() and v.isin((0, 1)).all():
+                labels.append(c)
+        if not labels:
+            raise ValueError(f"{path}: no 0/1 label column found (columns: {list(df.columns)[:12]}); name them with --label-columns.")
     labels = [str(c) for c in labels]
     missing = [c for c in labels if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: label column(s) {missing[:5]} not found.")
-    vals = df[labels].to_numpy(dtype=np.float64)
+    vals = df[labels].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isin(vals, (0.0, 1.0))
     if bad.any():
         r, c = np.argwhere(bad)[0]

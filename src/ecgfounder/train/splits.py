@@ -107,12 +107,12 @@ def assign_splits(
     groups = group_ids(out, patient_column, path_column).to_numpy()
     if split_column not in out.columns:
         out[split_column] = np.nan
-    given = out[split_column].where(out[split_column].notna(), None)
-    given = given.map(lambda s: None if s is None or str(s).strip() in ("", "nan") else str(s).strip().lower())
+    given = [None if pd.isna(s) or str(s).strip() in ("", "nan", "None") else str(s).strip().lower()
+             for s in out[split_column]]
     bad = sorted({s for s in given if s is not None and s not in SPLITS})
     if bad:
         raise ValueError(f"unknown split name(s) {bad} in column {split_column!r}; use {list(SPLITS)}.")
-    out[split_column] = given
+    out[split_column] = pd.Series(given, index=out.index, dtype=object)
     check_leakage(out.assign(_g=groups), "_g", split_column, ignore_missing=True)
     # patients with a split: propagate to their unlabelled rows
     fixed = {g: s for g, s in zip(groups, given) if s is not None}
