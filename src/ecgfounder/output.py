@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ._deps import require
+
 __all__ = ["TableWriter", "TABLE_SUFFIXES", "atomic_save_npy"]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -45,6 +47,8 @@ class TableWriter:
         self._parquet_rows = parquet_rows
         self._pq_writer = None
         self.n_rows = 0
+        if self.kind == "parquet":
+            require("pyarrow", "parquet", "writing .parquet tables")
         if self.kind == "parquet" and append:
             raise ValueError("appending to a partial Parquet file is not supported; use .csv or .jsonl for resumable runs.")
         mode = "a" if append and self.tmp.exists() else "w"
@@ -77,7 +81,7 @@ class TableWriter:
             self._fh.flush()
 
     def _flush_parquet(self) -> None:
-        import pyarrow as pa
+        pa = require("pyarrow", "parquet", "writing .parquet tables")
         import pyarrow.parquet as pq
 
         if not self._buffer:

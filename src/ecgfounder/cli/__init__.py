@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         if args.verbose:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__

@@ -231,12 +231,12 @@ def write_report(
 
     per_out = per.copy()
     per_out.insert(0, "category", cats)
-    per_out.to_csv(out / "per_label.csv", index_label="label", float_format="%.6g")
+    per_out.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
     files["per_label"] = out / "per_label.csv"
-    result.summary.to_csv(out / "summary.csv", index_label="summary", float_format="%.6g")
+    result.summary.to_csv(out / "summary.csv", index_label="summary", float_format="%.12g")
     files["summary"] = out / "summary.csv"
     cat_df = group_summary(result, dict(zip(per.index, cats)))
-    cat_df.to_csv(out / "categories.csv", index_label="category", float_format="%.6g")
+    cat_df.to_csv(out / "categories.csv", index_label="category", float_format="%.12g")
     files["categories"] = out / "categories.csv"
     settings = dict(result.settings)
     (out / "settings.json").write_text(json.dumps(settings, indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
