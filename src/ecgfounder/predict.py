@@ -177,6 +177,10 @@ def iter_predict(
     read_kwargs: dict[str, Any] | None = None,
     runner: Runner | None = None,
     prepared: Iterable[tuple[RecordResult, Prepared | None]] | None = None,
+    precision: str = "fp32",
+    backend: str = "torch",
+    workers: int | None = 0,
+    calibration: np.ndarray | None = None,
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
 
@@ -190,13 +194,30 @@ def iter_predict(
         runner: ``f(windows) -> (scores, features)``; default: eager torch on ``device``.
         prepared: an iterable of already prepared ``(RecordResult, Prepared)`` pairs (used by the
             parallel pipeline); when given, ``inputs`` is ignored.
+        precision, backend: inference path (``fp32``/``bf16``/``int8``/``auto``;
+            ``torch``/``onnxruntime``/``auto``), see :func:`ecgfounder.runtime.make_runner`.
+        workers: processes reading and preprocessing records while the model runs (``0``: in
+            this process; ``None``: half the cores); results are the same and in the same order.
+        calibration: int8 only: preprocessed windows ``(n, leads, n_samples)`` to calibrate on.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     net = resolve_model(model)
     contract = (net.contract or PreprocessContract()).with_mode(mode)
-    run = runner or _torch_runner(net, device)
+    if runner is not None:
+        run = runner
+    elif (precision, backend) == ("fp32", "torch"):
+        run = _torch_runner(net, device)
+    else:
+        from .runtime import make_runner
+
+        run = make_runner(net, precision, backend, device, calibration=calibration)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing}
+    if prepared is None and workers != 0:
+        from .pipeline import prepared_records
+
+        prepared = prepared_records(inputs, contract, workers=workers, read_kwargs=read_kwargs,
+                                    prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)))
     if prepared is None:
         prepared = (
             _prepare_one(i, path, rec, err, contract, prep_kwargs)

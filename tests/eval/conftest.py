@@ -60,3 +60,10 @@ def synthetic_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def synthetic_model(synthetic_checkpoint):
+    from ecgfounder.models.loading import load_model
+
+    return load_model(synthetic_checkpoint)

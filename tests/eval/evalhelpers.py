@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eval"
-CINC = DATA / "cinc2021"
+CINC = DATA.parent / "cinc2021"  # the 50 real CinC 2021 records shared by all tests
 HR_RECORDS = [f"HR0600{i}" for i in range(10)]
 
 # SNOMED Dx codes of the ten HR (PTB-XL) records → the SCP-ECG statements PTB-XL uses for them,

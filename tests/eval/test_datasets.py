@@ -40,7 +40,7 @@ def test_ptbxl_missing_database(tmp_path):
 
 def test_load_cinc2021(cinc_root):
     ls = load_cinc2021(cinc_root)
-    assert len(ls) == 20
+    assert len(ls) == 50
     col = {lab: j for j, lab in enumerate(ls.labels)}
     i = ls.records.index("E07509")  # Dx 59118001 (RBBB), 426177001 (sinus bradycardia)
     assert ls.y[i, col["RIGHT BUNDLE BRANCH BLOCK"]] and ls.y[i, col["SINUS BRADYCARDIA"]]
@@ -65,9 +65,11 @@ def test_both_routes_agree_on_the_ptbxl_records(ptbxl_root, cinc_root):
 
 def test_label_table_rejects_non_binary(tmp_path):
     f = tmp_path / "l.csv"
-    f.write_text("record,A,B\nr1,1,0\nr2,0.5,1\n")
+    f.write_text("record,A,B,age\nr1,1,0,61\nr2,0.5,1,70\n")
     with pytest.raises(ValueError, match="0/1"):
-        load_label_table(f)
+        load_label_table(f, labels=["A", "B"])
+    ls, _ = load_label_table(f)  # automatic choice: only the 0/1 columns
+    assert ls.labels == ("B",) and ls.y[:, 0].tolist() == [False, True]
     f.write_text("record,A\nr1,1\nr1,0\n")
     with pytest.raises(ValueError, match="twice"):
         load_label_table(f)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ._common import add_model_args, model_from_args, progress, say
 
@@ -130,7 +129,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def _thresholds(args: argparse.Namespace, labels) -> pd.Series | None:
+def _thresholds(args: argparse.Namespace, labels) -> Any:
     if not args.thresholds:
         return None
     from ..eval.thresholds import load_thresholds
@@ -191,7 +190,9 @@ def _print_summary(result, out: Path) -> None:
     print(f"report: {out / 'report.md'} (also report.html, per_label.csv, summary.csv)")
 
 
-def _dataset_tables(ls, used_labels) -> dict[str, pd.DataFrame]:
+def _dataset_tables(ls, used_labels) -> dict[str, Any]:
+    import pandas as pd
+
     from ..labels.mappings import ptbxl_mapping, snomed_mapping
 
     mapping = ptbxl_mapping() if ls.name == "ptbxl" else snomed_mapping()
@@ -209,6 +210,8 @@ def _dataset_tables(ls, used_labels) -> dict[str, pd.DataFrame]:
 
 
 def _run_dataset(args: argparse.Namespace, ls, tune: np.ndarray, test: np.ndarray, groups, title: str) -> int:
+    import pandas as pd
+
     from ..eval.runner import run_evaluation
 
     out = Path(args.out)
@@ -283,6 +286,8 @@ def _run_cinc(args: argparse.Namespace) -> int:
 
 
 def _run_table(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from ..eval.datasets import load_label_table, read_table
     from ..eval.runner import random_split, run_evaluation
 

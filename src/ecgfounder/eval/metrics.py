@@ -341,26 +341,28 @@ def evaluate_multilabel(
                 for m in CLASSIFICATION_METRICS:
                     sboot[k][m].append(sm[k][m])
 
-    per = pd.DataFrame(index=pd.Index(labels, name="label"))
-    per["n"] = n
-    per["n_pos"] = n_pos
-    per["n_neg"] = n_neg
-    per["prevalence"] = n_pos / n
-    per["defined"] = defined
-    per["threshold"] = thr
+    cols: dict[str, Any] = {
+        "n": np.full(n_labels, n),
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "prevalence": n_pos / n,
+        "defined": defined,
+        "threshold": thr,
+    }
     for k, arr in zip(("tp", "fp", "fn", "tn"), conf0):
-        per[k] = arr[0]
+        cols[k] = arr[0]
     for m in CLASSIFICATION_METRICS:
-        per[m] = point[m]
+        cols[m] = point[m]
         if n_boot > 0:
             lo, hi, valid = percentile_ci(np.concatenate(boot[m], axis=0), ci_level)
         else:
             lo = hi = np.full(n_labels, np.nan)
             valid = np.zeros(n_labels, dtype=int)
-        per[f"{m}_lo"] = lo
-        per[f"{m}_hi"] = hi
+        cols[f"{m}_lo"] = lo
+        cols[f"{m}_hi"] = hi
         if m == "auroc":
-            per["n_boot_valid"] = valid
+            cols["n_boot_valid"] = valid
+    per = pd.DataFrame(cols, index=pd.Index(labels, name="label"))
 
     rows = []
     for k in ("macro", "weighted", "micro"):

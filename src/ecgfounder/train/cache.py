@@ -123,7 +123,9 @@ def _write_shard(job: tuple[str, dict, str | None, str | None, list[tuple[str, s
                     rec_cache = (path, exc)
             if isinstance(rec_cache[1], Exception):
                 raise rec_cache[1]
-            w = load_windows(RecordRef(path, start, dur), contract, lead=lead, fmt=fmt, recording=rec_cache[1])
+            with warnings.catch_warnings():  # e.g. "feeding lead X to a model trained on lead I": said once by the caller
+                warnings.simplefilter("ignore")
+                w = load_windows(RecordRef(path, start, dur), contract, lead=lead, fmt=fmt, recording=rec_cache[1])
         except (ValueError, OSError) as exc:
             failed[key] = " ".join(str(exc).split())[:300]
             continue

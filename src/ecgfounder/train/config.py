@@ -290,11 +290,22 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Test report: bootstrap resamples for the 95 % CIs, thresholds chosen on validation."""
+    """Test report: bootstrap resamples for the 95 % CIs, thresholds chosen on validation.
+
+    ``bootstrap_unit``: ``patient`` resamples patients (cluster bootstrap: honest when patients
+    have several examples; degenerate with a single test patient) or ``record`` resamples rows.
+    """
 
     n_boot: int = 1000
     seed: int = 0
     threshold_method: str = "youden"
+    bootstrap_unit: str = "patient"
+
+    def validate(self) -> None:
+        _choice("eval", "bootstrap_unit", self.bootstrap_unit, ("patient", "record"))
+        _choice("eval", "threshold_method", self.threshold_method, ("youden", "sensitivity", "f1"))
+        if self.n_boot < 0:
+            raise ConfigError(f"eval.n_boot={self.n_boot} must be >= 0 (1000 or more for reported intervals).")
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,13 @@ def _prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: Prep
     check_leakage(df.assign(_g=groups), "_g", d.split_column)
     cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
     split = df[d.split_column].astype(str).to_numpy()
+    if cfg.task.type in ("binary", "multilabel") and d.min_positives > 0:
+        pos = df.loc[split == "train", cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum()
+        rare = [c for c in cols if pos[c] < d.min_positives]
+        if rare and len(rare) < len(cols) and cfg.task.type == "multilabel":
+            warnings.warn(f"label(s) {rare} have fewer than data.min_positives={d.min_positives} training positives "
+                          "and are left out.", stacklevel=2)
+            cols = [c for c in cols if c not in rare]
     spec, y_raw = build_task(cfg.task.type, df, cols, split == "train", class_weighting=cfg.task.class_weighting,
                              standardize=cfg.task.standardize_targets)
     refs = [
@@ -135,6 +142,8 @@ def _prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: Prep
                            df["duration_s"] if "duration_s" in df.columns else [None] * len(df))
     ]
     cache = WindowCache(d.cache_dir, contract, lead=d.lead, format=d.format)
+    if d.lead and info.is_main and tuple(contract.leads) != (d.lead,):
+        logger.info("feeding lead %s of the records to the model's input %s", d.lead, contract.leads[0])
     if info.is_main:
         t0 = time.perf_counter()
         index = cache.build(refs, workers=d.cache_workers, progress=cfg.train.progress)
@@ -208,7 +217,10 @@ def configure_trainable(model: Net1D, strategy: str, trainable_stages: int = 2) 
     n = len(model.stage_list)
     lowest = {"full": 0, "partial": n + 1 - trainable_stages, "linear_probe": n + 1}[strategy]
     for name, p in model.named_parameters():
-        p.requires_grad_(_depth(name, n) >= lowest)
+        # BatchNorm modules exist for checkpoint compatibility but are not applied when use_bn is
+        # off: their parameters get no gradient (DDP would refuse them), so they stay frozen
+        unused = not model.config.use_bn and (name.startswith("first_bn.") or ".bn" in name)
+        p.requires_grad_(_depth(name, n) >= lowest and not unused)
 
 
 def param_groups(model: Net1D, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:
@@ -393,7 +405,7 @@ def _test_report(spec: TaskSpec, data: _Data, val_scores: np.ndarray, test_score
     if len(rows) == 0:
         return None
     y = data.y_raw[rows]
-    groups = data.groups[rows]
+    groups = data.groups[rows] if cfg.eval.bootstrap_unit == "patient" else None
     from ..eval import metrics as M
 
     if spec.kind == "regression":

@@ -1,0 +1,29 @@
+import pandas as pd
+import yaml
+
+from ecgfounder.cli import main
+
+from conftest import DATA
+
+
+def test_show_with_overrides(capsys):
+    rc = main(["finetune", "show", "cpsc2021_af_lead1_scratch", "data.root=/x", "train.epochs=3"])
+    assert rc == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["train"]["epochs"] == 3 and cfg["data"]["preset"] == "cpsc2021"
+
+
+def test_unknown_key_is_an_error(capsys):
+    rc = main(["finetune", "show", "cpsc2021_af_lead1_scratch", "data.root=/x", "train.epoks=3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "train.epoks" in err and "epochs" in err
+
+
+def test_manifest_and_examples(tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    assert main(["finetune", "manifest", "cpsc2021", str(DATA / "cpsc2021"), "-o", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert {"path", "patient_id", "start_s", "duration_s", "AF"} <= set(df.columns)
+    assert main(["finetune", "examples"]) == 0
+    listing = capsys.readouterr().out
+    assert "ptbxl_superdiagnostic_finetune" in listing and "mimic_lvef_regression" in listing
