@@ -198,7 +198,6 @@ def test_linear_probe_fast_path_matches_sklearn(tmp_path, cpsc2021_manifest, cac
     assert rep.loc["AF", "auroc_lo"] <= rep.loc["AF", "auroc"] <= rep.loc["AF", "auroc_hi"]
 
 
-@pytest.mark.slow
 def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir):
     from ecgfounder.models.loading import build_synthetic_checkpoint
 

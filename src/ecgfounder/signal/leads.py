@@ -115,19 +115,20 @@ def select_leads(
             missing.append(want_c)
     if missing:
         hint = (
-            " Limb leads can be derived only when both I and II are present."
+            " Limb leads are derived only when both I and II are present."
             if any(m in _DERIVED for m in missing)
             else ""
         )
         fill = (
-            " Pass fill_missing=True (CLI: --fill-missing) to zero-fill missing precordial leads."
+            " --fill-missing (fill_missing=True) zero-fills missing precordial leads."
             if any(m in PRECORDIAL_LEADS for m in missing)
             else ""
         )
-        one = " For a single-lead recording use the 1-lead model (--weights 1-lead, --lead NAME)." if len(wanted) > 1 else ""
+        one = " For fewer leads use the 1-lead model (--weights 1-lead [--lead NAME])." if len(wanted) > 1 else ""
+        needs = "the 12 standard leads" if tuple(canonical_lead(w) for w in wanted) == STANDARD_12 else ", ".join(wanted)
         raise LeadError(
-            f"{source}: missing lead(s) {', '.join(missing)}; the recording has {list(leads)}, "
-            f"the model needs {list(wanted)}.{hint}{fill}{one}"
+            f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(leads) or 'none'}; "
+            f"the model needs {needs}).{hint}{fill}{one}"
         )
     if zero_filled:
         warnings.warn(f"{source}: zero-filled missing lead(s) {', '.join(zero_filled)}.", stacklevel=2)
