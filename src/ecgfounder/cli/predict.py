@@ -45,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
                    help="inference precision (default fp32; auto: bf16 on GPUs, fp32 on CPUs; int8: quantised, "
                    "calibrated on the first records of the list)")
-    g.add_argument("--backend", choices=("torch", "onnxruntime", "auto"), default="torch",
-                   help="inference engine (default torch; auto: onnxruntime on CPUs, which exports the model once "
+    g.add_argument("--backend", choices=("torch", "onnxruntime", "auto"), default=None,
+                   help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime on CPUs, which exports the model once "
                    "and caches it, torch on GPUs; int8 needs onnxruntime)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes reading and preprocessing while the model runs (default: half the cores; 0: none)")
@@ -191,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--resume needs a .csv or .jsonl output (a partial Parquet file cannot be continued); got {args.output}.")
     if args.embeddings and not str(args.embeddings).endswith(".npy"):
         raise ValueError(f"--embeddings must name a .npy file; got {args.embeddings}.")
+    if args.backend is None:
+        args.backend = "auto" if args.precision in ("int8", "auto") else "torch"
     device = args.device
     if distributed and device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"

@@ -1,0 +1,68 @@
+"""``ecgfounder export``: the model as an ONNX or TorchScript file, with its metadata."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import add_model_args, model_from_args, say
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="export the model to ONNX or TorchScript",
+        description="Write the model as ONNX (opset 17) or TorchScript: input x (batch, leads, 5000) float32, "
+        "outputs logits and features. The file carries the labels, the preprocessing contract and the task "
+        "as metadata (ONNX metadata_props 'ecgfounder.*'; TorchScript extra/ecgfounder.json).",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file (.onnx, .pt/.ts)")
+    p.add_argument("--format", dest="export_format", choices=("onnx", "torchscript"),
+                   help="file format (default: from the suffix: .onnx → onnx, else torchscript)")
+    p.add_argument("--int8", action="store_true",
+                   help="ONNX only: also quantise to int8, calibrated on the preprocessed records given by --calibrate")
+    p.add_argument("--calibrate", nargs="+", metavar="PATH", help="ECG files/folders to calibrate int8 on (16-64 records)")
+    add_model_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime import export_onnx, export_torchscript
+
+    out = Path(args.output)
+    fmt = args.export_format or ("onnx" if out.suffix.lower() == ".onnx" else "torchscript")
+    if args.int8 and fmt != "onnx":
+        raise ValueError("--int8 applies to ONNX exports; use --format onnx (or a .onnx output).")
+    if args.int8 and not args.calibrate:
+        raise ValueError("--int8 needs calibration records: --calibrate PATH... (16-64 ECG records like those you will score).")
+    model = model_from_args(args)
+    if fmt == "torchscript":
+        export_torchscript(model, out)
+        say(f"TorchScript written to {out} (torch.jit.load; metadata in extra/ecgfounder.json)")
+        return 0
+    if not args.int8:
+        export_onnx(model, out)
+        say(f"ONNX written to {out} (opset 17; metadata: ecgfounder.labels, .contract, .task_meta, .config)")
+        return 0
+    import tempfile
+
+    import numpy as np
+
+    from ..predict import _prepare_one, _records
+    from ..runtime.runners import quantize_int8
+
+    wins = []
+    for i, (path, rec, err) in enumerate(_records(args.calibrate, {})):
+        _, prep = _prepare_one(i, path, rec, err, model.contract, {})
+        if prep is not None:
+            wins.append(prep.windows[0])
+        if len(wins) >= 64:
+            break
+    if not wins:
+        raise ValueError(f"none of {args.calibrate} could be read and prepared for calibration.")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
+        quantize_int8(fp32, out, np.stack(wins))
+    say(f"int8 ONNX written to {out} (calibrated on {len(wins)} records)")
+    return 0
