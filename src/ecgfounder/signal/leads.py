@@ -60,6 +60,7 @@ def select_leads(
     fill_missing: bool = False,
     substitute: str | None = None,
     return_filled: bool = False,
+    warn: bool = True,
 ) -> "np.ndarray | tuple[np.ndarray, list[int]]":
     """Rows of ``signal`` rearranged into the order ``wanted``.
 
@@ -93,7 +94,7 @@ def select_leads(
                     f"{source}: lead {substitute!r} requested with --lead is not in the recording; "
                     f"it has {list(leads)}."
                 )
-            if sub != want_c:
+            if sub != want_c and warn:
                 warnings.warn(
                     f"{source}: feeding lead {sub} to a model trained on lead {want_c}; "
                     "predictions may be less accurate.",
@@ -130,7 +131,7 @@ def select_leads(
             f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(leads) or 'none'}; "
             f"the model needs {needs}).{hint}{fill}{one}"
         )
-    if zero_filled:
+    if zero_filled and warn:
         warnings.warn(f"{source}: zero-filled missing lead(s) {', '.join(zero_filled)}.", stacklevel=2)
     out = np.stack(rows, axis=0) if rows else np.zeros((0, signal.shape[1]), signal.dtype)
     return (out, filled_rows) if return_filled else out

@@ -199,8 +199,13 @@ def prepare(
         )
     notes: list[str] = []
     x, filled = select_leads(x, leads, c.leads, source=source, fill_missing=fill_missing, substitute=lead,
-                             return_filled=True)
+                             return_filled=True, warn=False)
     present = [i for i in range(x.shape[0]) if i not in filled]
+    if lead is not None and len(c.leads) == 1 and canonical_lead(lead) != c.leads[0]:
+        notes.append(f"feeding lead {canonical_lead(lead)} to a model trained on lead {c.leads[0]}; "
+                     "predictions may be less accurate")
+    if filled:
+        notes.append(f"zero-filled missing lead(s) {', '.join(c.leads[i] for i in filled)}")
     nan_mask = ~np.isfinite(x)
     n_nan = int(nan_mask.sum())
     if n_nan:
