@@ -114,7 +114,8 @@ def bootstrap_weights(
         yield counts
 
 
-def _check_pair(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, L)`` bool labels and finite float scores of one shape (1-D inputs become one column)."""
     y = np.asarray(y_true)
     s = np.asarray(y_score, dtype=np.float64)
     if y.ndim == 1:
@@ -139,7 +140,8 @@ def _as_binary(y: np.ndarray) -> np.ndarray:
     ok = (yf == 0) | (yf == 1)
     if not ok.all():
         bad = yf[~ok][0]
-        raise ValueError(f"y_true must be binary (0/1 or bool); found the value {bad!r}.")
+        raise ValueError(f"y_true must be binary (0/1 or bool); found the value {bad!r}. "
+                         "Missing labels must be removed, not coded.")
     return yf.astype(bool)
 
 
@@ -224,7 +226,7 @@ class RankMetrics:
     """
 
     def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False):
-        y, s = _check_pair(y_true, y_score)
+        y, s = check_pair(y_true, y_score)
         self.n, self.n_labels = y.shape
         self._layouts = [_layout(y[:, j], s[:, j]) for j in range(self.n_labels)]
         self._micro: _Layout | None = None

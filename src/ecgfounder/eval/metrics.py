@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .bootstrap import RankMetrics, bootstrap_weights, percentile_ci, weighted_confusion
+from .bootstrap import RankMetrics, bootstrap_weights, check_pair, percentile_ci, weighted_confusion
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -97,25 +97,10 @@ def confusion_rates(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarr
 
 
 def _as_2d(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true)
-    s = np.asarray(y_score, dtype=np.float64)
-    if y.ndim == 1:
-        y = y[:, None]
-    if s.ndim == 1:
-        s = s[:, None]
-    if y.shape != s.shape or y.ndim != 2:
-        raise ValueError(f"y_true and y_score must both be (n_records, n_labels) with one shape; got {y.shape} and {s.shape}.")
+    """Validated ``(n_records, n_labels)`` bool labels and float scores (see ``bootstrap.check_pair``)."""
+    y, s = check_pair(y_true, y_score)
     if y.shape[0] == 0:
         raise ValueError("no records to evaluate (0 rows).")
-    if y.dtype != bool:
-        yf = y.astype(np.float64)
-        if np.isnan(yf).any() or not np.isin(yf, (0.0, 1.0)).all():
-            bad = yf[~np.isin(yf, (0.0, 1.0))][0]
-            raise ValueError(f"y_true must be binary (0/1 or bool); found {bad!r}. Missing labels must be removed, not coded.")
-        y = yf.astype(bool)
-    if not np.isfinite(s).all():
-        r, c = np.argwhere(~np.isfinite(s))[0]
-        raise ValueError(f"y_score has a non-finite value at row {r}, column {c}; prediction failed for that record?")
     return y, s
 
 

@@ -1,7 +1,7 @@
 """Fine-tuning configuration: frozen dataclasses, read from YAML with ``key=value`` overrides.
 
 A configuration file has the sections ``data``, ``model``, ``task``, ``strategy``, ``optim``,
-``train``, ``output`` and ``eval`` (all optional; every field has a default).  Unknown keys are
+``train``, ``output``, ``eval`` and ``augment`` (all optional; every field has a default).  Unknown keys are
 refused with the list of valid ones, so a typo never silently falls back to a default.
 
 Overrides use dotted keys and YAML values: ``train.epochs=3``, ``optim.lr=1e-4``,
@@ -30,6 +30,7 @@ __all__ = [
     "TrainConfig",
     "OutputConfig",
     "EvalConfig",
+    "AugmentConfig",
     "FinetuneConfig",
     "load_config",
     "config_from_dict",
@@ -86,6 +87,12 @@ class DataConfig:
         cache_workers: processes that write the cache (0: one per CPU core).
         format: force a reader format for every record (default: detect).
         min_positives: classification labels with fewer training positives are dropped (warning).
+        train_stride_s: presets cut into windows (``cpsc2021``): training windows also start every
+            ``train_stride_s`` seconds (overlapping: many more distinct training windows);
+            validation and test windows stay consecutive and non-overlapping.  None: off.
+        test_patients, val_patients: patient ids put in the test / validation split (e.g. one
+            fold of a leave-patients-out evaluation); the other patients are divided by
+            ``split_fractions`` with the fixed splits' fractions set to zero.
     """
 
     manifest: str | None = None
@@ -105,8 +112,16 @@ class DataConfig:
     cache_workers: int = 0
     format: str | None = None
     min_positives: int = 1
+    train_stride_s: float | None = None
+    test_patients: tuple[str, ...] = ()
+    val_patients: tuple[str, ...] = ()
 
     def validate(self) -> None:
+        if self.train_stride_s is not None and self.train_stride_s <= 0:
+            raise ConfigError(f"data.train_stride_s={self.train_stride_s} must be a positive number of seconds (or null: off).")
+        both = sorted(set(self.test_patients) & set(self.val_patients))
+        if both:
+            raise ConfigError(f"patient(s) {both} are in both data.test_patients and data.val_patients; list each once.")
         if self.manifest is None and self.preset is None:
             raise ConfigError("data.manifest is not set; give a manifest file (data.manifest=PATH) "
                               f"or a preset with its folder (data.preset={'|'.join(PRESETS)} data.root=DIR).")
@@ -309,6 +324,49 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation of the cached (preprocessed) training windows; off by default.
+
+    Each training window of epoch ``e`` is transformed with a random generator seeded by
+    ``(train.seed, e, example)``, so a resumed run sees exactly the same inputs.  Validation and
+    test windows are never augmented.  Amplitudes are relative to the window's own standard
+    deviation (windows are z-scored by the ``published`` and ``zscore`` modes).
+
+    Attributes:
+        p: probability that a training window is augmented at all.
+        amplitude_scale: ``[low, high]``: the window is multiplied by a gain drawn uniformly.
+        noise_std: standard deviation of additive white Gaussian noise.
+        baseline_wander: amplitude of an added sinusoid of 0.05–0.5 Hz with random phase.
+        time_shift_s: the window is shifted by up to ± this many seconds, the gap zero-filled.
+        flip_prob: probability of inverting the polarity (for rhythm tasks, not morphology).
+    """
+
+    p: float = 1.0
+    amplitude_scale: tuple[float, float] = (1.0, 1.0)
+    noise_std: float = 0.0
+    baseline_wander: float = 0.0
+    time_shift_s: float = 0.0
+    flip_prob: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.p > 0 and (tuple(self.amplitude_scale) != (1.0, 1.0) or self.noise_std > 0 or self.baseline_wander > 0
+                               or self.time_shift_s > 0 or self.flip_prob > 0)
+
+    def validate(self) -> None:
+        if not 0 <= self.p <= 1:
+            raise ConfigError(f"augment.p={self.p} must be in [0, 1].")
+        lo, hi = self.amplitude_scale
+        if not 0 < lo <= hi:
+            raise ConfigError(f"augment.amplitude_scale={list(self.amplitude_scale)} must be [low, high] with 0 < low <= high (e.g. [0.8, 1.2]).")
+        for name in ("noise_std", "baseline_wander", "time_shift_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"augment.{name}={getattr(self, name)} must be >= 0 (0: off).")
+        if not 0 <= self.flip_prob <= 1:
+            raise ConfigError(f"augment.flip_prob={self.flip_prob} must be in [0, 1].")
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -318,6 +376,7 @@ class FinetuneConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> "FinetuneConfig":
         for f in fields(self):

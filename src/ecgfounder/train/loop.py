@@ -88,17 +88,56 @@ def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, task_kind
         if d.preset is not None:
             from .presets import build_preset
 
-            df, _ = build_preset(d.preset, d.root, out, d.preset_task)
+            df, _ = build_preset(d.preset, d.root, out, d.preset_task, stride_s=d.train_stride_s)
         else:
+            if d.train_stride_s is not None:
+                raise ConfigError("data.train_stride_s applies to presets cut into windows (data.preset=cpsc2021); "
+                                  "for a manifest, add the overlapping windows as rows with train_only=1.")
             df = read_manifest(d.manifest, path_column=d.path_column)
         cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
         y = _split_targets(df, cols, task_kind)
+        df, fractions = _fixed_patients(df, cfg)
         df = assign_splits(df, patient_column=d.patient_column, split_column=d.split_column, path_column=d.path_column,
-                           fractions=d.split_fractions, seed=d.split_seed, y=y, task=task_kind)
+                           fractions=fractions, seed=d.split_seed, y=y, task=task_kind)
+        if "train_only" in df.columns:
+            extra = pd.to_numeric(df["train_only"], errors="coerce").fillna(0).to_numpy() > 0
+            df = df[~extra | (df[d.split_column].astype(str).to_numpy() == "train")].reset_index(drop=True)
         write_manifest(df, target)
     barrier(info)
     df = pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
     return df
+
+
+def _fixed_patients(df: pd.DataFrame, cfg: FinetuneConfig) -> tuple[pd.DataFrame, tuple[float, float, float]]:
+    """Put ``data.test_patients`` / ``data.val_patients`` in their splits; the fractions of the
+    fixed splits become zero for the other patients (renormalised)."""
+    d = cfg.data
+    fr = list(d.split_fractions)
+    if not d.test_patients and not d.val_patients:
+        return df, tuple(fr)  # type: ignore[return-value]
+    if d.patient_column not in df.columns:
+        raise ConfigError(f"data.test_patients/val_patients need the manifest column {d.patient_column!r}.")
+    df = df.copy()
+    pid = df[d.patient_column].astype(str).str.strip()
+    known = set(pid)
+    for name, ids, k in (("test", d.test_patients, 2), ("val", d.val_patients, 1)):
+        if not ids:
+            continue
+        missing = sorted(set(map(str, ids)) - known)
+        if missing:
+            raise ConfigError(f"data.{name}_patients: patient(s) {missing} are not in the manifest; "
+                              f"known patients: {sorted(known)[:20]}.")
+        if d.split_column not in df.columns:
+            df[d.split_column] = np.nan
+        df[d.split_column] = df[d.split_column].astype(object)
+        df.loc[pid.isin(set(map(str, ids))).to_numpy(), d.split_column] = name
+        fr[k] = 0.0
+    total = sum(fr)
+    if total <= 0:
+        fr = [1.0, 0.0, 0.0]
+    else:
+        fr = [f / total for f in fr]
+    return df, tuple(fr)  # type: ignore[return-value]
 
 
 def _reserved(cfg: FinetuneConfig) -> tuple[str, ...]:
@@ -272,8 +311,11 @@ class _TrainBatches(torch.utils.data.Dataset):
     Multi-window examples contribute one window chosen by a generator seeded with
     (seed, epoch, example)."""
 
-    def __init__(self, index: CacheIndex, rows: np.ndarray, target: np.ndarray, plan, seed: int, epoch: int):
+    def __init__(self, index: CacheIndex, rows: np.ndarray, target: np.ndarray, plan, seed: int, epoch: int,
+                 augment: Any = None, fs: float = 500.0):
         self.index, self.rows, self.target, self.plan, self.seed, self.epoch = index, rows, target, plan, seed, epoch
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.fs = fs
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -285,7 +327,12 @@ class _TrainBatches(torch.utils.data.Dataset):
             r = int(self.rows[i])
             n = self.index.n_windows(r)
             w = 0 if n == 1 else int(np.random.default_rng([self.seed, self.epoch, r]).integers(n))
-            xs.append(self.index.window(r, w))
+            win = self.index.window(r, w)
+            if self.augment is not None:
+                from .augment import augment_rng, augment_window
+
+                win = augment_window(win, self.augment, augment_rng(self.seed, self.epoch, r), self.fs)
+            xs.append(win)
         x = torch.from_numpy(np.stack(xs).astype(np.float32, copy=False))
         t = torch.from_numpy(self.target[self.rows[items]])
         return x, t, torch.from_numpy(self.plan.real[k].astype(np.float32))
@@ -633,6 +680,11 @@ def _finetune(cfg: FinetuneConfig, info: DistInfo, step_hook: Callable[[int], No
 
     test_m = quick_metrics(spec, data.y_raw[data.rows["test"]], test_scores) if len(data.rows["test"]) else {}
     test_m = {k.replace("val_", "test_"): v for k, v in test_m.items()}
+    if spec.kind == "regression" and len(data.rows["test"]):
+        # chance level of a regression: always predicting the training mean
+        y_tr = np.asarray(data.y_raw[data.rows["train"]], float).reshape(len(data.rows["train"]), -1)
+        y_te = np.asarray(data.y_raw[data.rows["test"]], float).reshape(len(data.rows["test"]), -1)
+        test_m["test_mae_train_mean"] = float(np.abs(y_te - y_tr.mean(0)).mean())
     report = None
     model_path = out / "model.safetensors"
     if info.is_main:
@@ -729,7 +781,7 @@ def _train(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: _Data, out: 
     val_m: dict[str, float] = {}
     while epoch < t.epochs and not stop:
         plan = epoch_plan(n_train, epoch=epoch, seed=t.seed, global_batch=t.batch_size, rank=info.rank, world_size=info.world_size)
-        ds = _TrainBatches(data.index, rows_tr, target, plan, t.seed, epoch)
+        ds = _TrainBatches(data.index, rows_tr, target, plan, t.seed, epoch, cfg.augment, float(data.contract.fs))
         loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=range(start_micro, len(plan)),
                                              num_workers=t.num_workers, pin_memory=info.device.type == "cuda")
         ddp_model.train()

@@ -9,6 +9,9 @@ Columns (names configurable through :class:`~ecgfounder.train.config.DataConfig`
     Rows of one patient always land in one split; without it every *record* is its own group.
 ``split`` (optional)
     ``train``, ``val`` or ``test``; rows left empty are assigned at patient level.
+``train_only`` (optional)
+    1 for extra training examples (e.g. overlapping windows of a long record): kept only when
+    the row's patient lands in the training split, dropped from validation and test.
 ``start_s``, ``duration_s`` (optional)
     A segment of the record (seconds), e.g. a 10-s window of a Holter; otherwise the whole record
     (cut into 10-s windows by the preprocessing contract).
@@ -29,7 +32,7 @@ import pandas as pd
 
 __all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
 
-RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold")
+RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold", "train_only")
 
 
 class ManifestError(ValueError):

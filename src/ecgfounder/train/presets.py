@@ -12,8 +12,12 @@ splits come from.
   classes (equivalent codes merged as the challenge scores them), multi-label.  The challenge
   publishes no patient ids: every record is its own group.
 * ``cpsc2021``: CPSC 2021 paroxysmal-AF Holter excerpts; consecutive 10-s windows of each record,
-  ``AF`` = 1 when at least half of the window lies inside an ``(AFIB`` … ``(N`` episode of the
-  ``.atr`` annotations; ``patient_id`` from the file name ``data_<patient>_<n>``.
+  ``patient_id`` from the file name ``data_<patient>_<n>``.  Task ``af``: ``AF`` = 1 when at least
+  half of the window lies inside an ``(AFIB`` … ``(N`` episode of the ``.atr`` annotations.  Task
+  ``hr``: ``heart_rate`` (beats/min) of the window from the ``.atr`` beat annotations (the QRS
+  labels N, A, a, V, ...).  With ``stride_s`` (``data.train_stride_s``) windows also start every
+  ``stride_s`` seconds in between; those extra rows carry ``train_only = 1`` and are kept for the
+  training split only (validation and test windows stay consecutive and non-overlapping).
 * ``cpsc2019``: CPSC 2019 10-s single-lead records (MATLAB ``data/data_NNNNN.mat`` + reference
   R peaks ``ref/R_NNNNN.mat``), converted once to WFDB under ``out_dir/records``; target
   ``heart_rate`` (beats/min) = 60 · (number of R-R intervals) / (time from first to last R peak).
@@ -39,6 +43,9 @@ __all__ = [
     "cinc2021_manifest",
     "cpsc2021_manifest",
     "cpsc2019_manifest",
+    "af_episodes",
+    "beat_samples",
+    "heart_rate_bpm",
     "PTBXL_TASKS",
     "CINC2021_SCORED",
     "PRESET_TASKS",
@@ -60,11 +67,13 @@ CINC2021_SCORED: dict[str, str] = {
 PRESET_TASKS: dict[str, tuple[str, ...]] = {
     "ptbxl": PTBXL_TASKS,
     "cinc2021": ("scored",),
-    "cpsc2021": ("af",),
+    "cpsc2021": ("af", "hr"),
     "cpsc2019": ("heart_rate",),
 }
 
 PRESET_TASK_TYPE = {"ptbxl": "multilabel", "cinc2021": "multilabel", "cpsc2021": "binary", "cpsc2019": "regression"}
+# task type per (preset, preset task) where it differs from PRESET_TASK_TYPE
+PRESET_SUBTASK_TYPE = {("cpsc2021", "hr"): "regression"}
 
 
 # --------------------------------------------------------------------------------------- PTB-XL
@@ -180,9 +189,33 @@ def af_episodes(base: str | Path) -> tuple[list[tuple[int, int]], int, float]:
     return episodes, n, float(hdr.fs)
 
 
-def cpsc2021_manifest(root: str | Path, task: str = "af", *, window_s: float = 10.0, min_fraction: float = 0.5) -> pd.DataFrame:
+def beat_samples(base: str | Path) -> np.ndarray:
+    """Sample indices of the beat (QRS) annotations of a record's ``.atr`` file (wfdb's
+    ``is_qrs`` table: N, L, R, A, a, J, S, V, F, e, j, E, /, f, Q, ...)."""
+    import wfdb
+    from wfdb.io.annotation import ann_label_table, is_qrs
+
+    qrs = {str(sym) for sym, code in zip(ann_label_table["symbol"], ann_label_table["label_store"])
+           if 0 <= int(code) < len(is_qrs) and is_qrs[int(code)]}
+    ann = wfdb.rdann(str(base), "atr")
+    keep = np.array([sym in qrs for sym in ann.symbol], dtype=bool)
+    return np.asarray(ann.sample, dtype=np.int64)[keep]
+
+
+def cpsc2021_manifest(root: str | Path, task: str = "af", *, window_s: float = 10.0, min_fraction: float = 0.5,
+                      stride_s: float | None = None) -> pd.DataFrame:
     """One row per consecutive ``window_s`` window (the tail shorter than a window is dropped):
-    ``path, record, patient_id, start_s, duration_s, AF``."""
+    ``path, record, patient_id, start_s, duration_s`` and ``AF`` (task ``af``, 0/1) or
+    ``heart_rate`` (task ``hr``, beats/min from the beat annotations inside the window; windows
+    with fewer than two beats are left out).
+
+    ``stride_s`` (0 < stride_s < window_s): windows also start every ``stride_s`` seconds; rows
+    whose start is not on the consecutive grid get ``train_only = 1`` (kept only for training).
+    """
+    if task not in ("af", "hr"):
+        raise ManifestError(f"unknown CPSC 2021 task {task!r}; choose one of ['af', 'hr'].")
+    if stride_s is not None and not 0 < float(stride_s) <= window_s:
+        raise ManifestError(f"data.train_stride_s={stride_s} must be in (0, {window_s}] seconds.")
     root = Path(root)
     heads = sorted(root.rglob("data_*_*.hea"))
     if not heads:
@@ -194,16 +227,30 @@ def cpsc2021_manifest(root: str | Path, task: str = "af", *, window_s: float = 1
             warnings.warn(f"{h}: no .atr annotations; record skipped.", stacklevel=2)
             continue
         episodes, n, fs = af_episodes(base)
+        beats = beat_samples(base) if task == "hr" else None
         m = re.match(r"data_(\d+)_(\d+)$", h.stem)
         pid = m.group(1) if m else h.stem
         inside = np.zeros(n, dtype=bool)
         for a, b in episodes:
             inside[a:b] = True
         w = int(round(window_s * fs))
-        for k in range(n // w):
-            frac = float(inside[k * w : (k + 1) * w].mean())
-            rows.append({"path": str(h), "record": f"{h.stem}#{k}", "patient_id": pid,
-                         "start_s": k * window_s, "duration_s": window_s, "AF": int(frac >= min_fraction)})
+        starts = [k * w for k in range(n // w)]
+        if stride_s is not None:
+            step = max(1, int(round(float(stride_s) * fs)))
+            starts = sorted(set(starts) | set(range(0, n - w + 1, step)))
+        for s0 in starts:
+            row: dict[str, Any] = {"path": str(h), "record": f"{h.stem}#{s0 // w}" if s0 % w == 0 else f"{h.stem}@{s0 / fs:g}s", "patient_id": pid,
+                                   "start_s": s0 / fs, "duration_s": window_s}
+            if task == "af":
+                row["AF"] = int(float(inside[s0 : s0 + w].mean()) >= min_fraction)
+            else:
+                r = beats[(beats >= s0) & (beats < s0 + w)]
+                if len(r) < 2:
+                    continue
+                row["heart_rate"] = heart_rate_bpm(r, fs)
+            if stride_s is not None:
+                row["train_only"] = int(s0 % w != 0)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -250,8 +297,12 @@ def cpsc2019_manifest(root: str | Path, out_dir: str | Path, task: str = "heart_
     return pd.DataFrame(rows)
 
 
-def build_preset(name: str, root: str | Path, out_dir: str | Path, task: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``(manifest, {"task": task type, "preset_task": task})`` for a known dataset."""
+def build_preset(name: str, root: str | Path, out_dir: str | Path, task: str | None = None, *,
+                 stride_s: float | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``(manifest, {"task": task type, "preset_task": task})`` for a known dataset.
+
+    ``stride_s``: extra training windows every ``stride_s`` seconds (presets cut into windows:
+    ``cpsc2021``); refused for the others."""
     if name not in PRESET_TASKS:
         raise ManifestError(f"unknown preset {name!r}; choose one of {sorted(PRESET_TASKS)}.")
     task = task or ("superdiagnostic" if name == "ptbxl" else PRESET_TASKS[name][0])
@@ -259,14 +310,17 @@ def build_preset(name: str, root: str | Path, out_dir: str | Path, task: str | N
         raise ManifestError(f"preset {name} has no task {task!r}; choose one of {list(PRESET_TASKS[name])}.")
     if not Path(root).exists():
         raise ManifestError(f"dataset folder {root} not found (data.root).")
+    if stride_s is not None and name != "cpsc2021":
+        raise ManifestError(f"data.train_stride_s applies to presets cut into windows (cpsc2021), not {name}; "
+                            "leave it unset.")
     if name == "ptbxl":
         df = ptbxl_manifest(root, task)
     elif name == "cinc2021":
         df = cinc2021_manifest(root, task)
     elif name == "cpsc2021":
-        df = cpsc2021_manifest(root, task)
+        df = cpsc2021_manifest(root, task, stride_s=stride_s)
     else:
         df = cpsc2019_manifest(root, out_dir, task)
     if df.empty:
         raise ManifestError(f"preset {name} found no usable records below {root}.")
-    return df, {"task": PRESET_TASK_TYPE[name], "preset_task": task}
+    return df, {"task": PRESET_SUBTASK_TYPE.get((name, task), PRESET_TASK_TYPE[name]), "preset_task": task}

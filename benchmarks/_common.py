@@ -1,0 +1,51 @@
+"""Shared helpers of the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = REPO / "tests" / "data" / "cinc2021"
+
+
+def load_real_records() -> tuple[list[str], list[np.ndarray]]:
+    """The 50 real 12-lead records shipped with the tests: names and (12, 5000) mV arrays."""
+    import wfdb
+
+    names = sorted(p.stem for p in RECORDS.glob("*.hea"))
+    sigs = [np.nan_to_num(wfdb.rdsamp(str(RECORDS / n))[0].T) for n in names]
+    return names, sigs
+
+
+def load_average() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
+    except OSError:  # pragma: no cover
+        return "load average unknown"
+
+
+def measure(fn: Callable[[], int], seconds: float) -> tuple[float, float]:
+    """Run ``fn`` (returns items done) repeatedly for ``seconds``; ``(items/s wall, items per CPU-second)``."""
+    fn()  # warm-up
+    t0, c0, n = time.perf_counter(), time.process_time(), 0
+    while time.perf_counter() - t0 < seconds:
+        n += fn()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, n / max(cpu, 1e-9)
+
+
+def interleaved(cases: dict[str, Callable[[], int]], seconds: float, rounds: int) -> dict[str, dict[str, float]]:
+    """Measure every case ``rounds`` times, interleaved (so load changes hit all alike); best and median."""
+    walls: dict[str, list[float]] = {k: [] for k in cases}
+    cpus: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for k, fn in cases.items():
+            w, c = measure(fn, seconds)
+            walls[k].append(w)
+            cpus[k].append(c)
+    return {k: {"best": max(walls[k]), "median": float(np.median(walls[k])), "cpu": max(cpus[k])} for k in cases}

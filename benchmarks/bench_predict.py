@@ -1,0 +1,137 @@
+"""End-to-end ``predict`` over a folder of WFDB records against model-only throughput at the same
+precision, with the peak memory of the whole process tree.
+
+    python benchmarks/bench_predict.py [--n 2000] [--precision fp32] [--backend torch] [--workers N]
+                                       [--batch 32] [--threads 2] [--device cuda]
+
+Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, under new names) with
+``wfdb.wrsamp`` into a temporary folder, then times (1) the runner alone on preprocessed windows
+and (2) ``iter_predict`` over the folder with reading and preprocessing in worker processes.
+Both share the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import load_average, load_real_records  # noqa: E402
+
+
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            parents[int(d)] = int(parts[1])
+            rss[int(d)] = int(parts[21]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p and c not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    return sum(rss.get(p, 0) for p in tree)
+
+
+class PeakRSS:
+    def __init__(self, interval: float = 0.25):
+        self.peak, self._stop, self.interval = 0, threading.Event(), interval
+
+    def __enter__(self):
+        def loop():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+                self._stop.wait(self.interval)
+        self._t = threading.Thread(target=loop, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._t.join()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000, help="records to write and predict")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: half the cores)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model-seconds", type=float, default=15.0, help="duration of the model-only measurement")
+    ap.add_argument("--dir", help="use/keep records in this folder instead of a temporary one")
+    args = ap.parse_args()
+
+    import torch
+    import wfdb
+
+    from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
+    from ecgfounder.pipeline import default_workers
+    from ecgfounder.predict import iter_predict
+    from ecgfounder.runtime import make_runner
+    from ecgfounder.signal.leads import STANDARD_12
+    from ecgfounder.signal.preprocess import preprocess
+
+    torch.set_num_threads(args.threads)
+    tmp = tempfile.TemporaryDirectory()
+    folder = Path(args.dir or tmp.name) / "records"
+    folder.mkdir(parents=True, exist_ok=True)
+    _, sigs = load_real_records()
+    existing = len(list(folder.glob("*.hea")))
+    t0 = time.perf_counter()
+    for i in range(existing, args.n):
+        wfdb.wrsamp(f"b{i:06d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sigs[i % len(sigs)].T,
+                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    write_s = time.perf_counter() - t0
+    model = load_model(build_synthetic_checkpoint(Path(tmp.name) / "syn12.pth", 12), map_location=args.device)
+    real = np.stack([preprocess(s, 500.0, model.contract.leads, warn=False)[0] for s in sigs])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runner = make_runner(model, args.precision, args.backend, args.device,
+                             calibration=real[:16] if args.precision == "int8" else None,
+                             cache_dir=Path(tmp.name) / "cache", threads=args.threads)
+    xb = np.stack([real[i % len(real)] for i in range(args.batch)])
+    runner(xb)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < args.model_seconds:
+        runner(xb)
+        n += len(xb)
+    model_rate = n / (time.perf_counter() - t0)
+
+    workers = default_workers() if args.workers is None else args.workers
+    with PeakRSS() as mem:
+        t0, done = time.perf_counter(), 0
+        for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, workers=workers):
+            done += res.error is None
+        pred_s = time.perf_counter() - t0
+    rate = done / pred_s
+    print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), {args.precision}/{args.backend} on "
+          f"{args.device}, batch {args.batch}, {args.threads} model threads, {workers} worker process(es); {load_average()}")
+    print(f"model only      {model_rate:8.1f} ECG/s")
+    print(f"predict         {rate:8.1f} ECG/s   ({done} records in {pred_s:.1f} s, incl. worker start)")
+    print(f"ratio           {rate / model_rate:8.2f}   (bar: >= 0.80)")
+    print(f"peak RSS (tree) {mem.peak / 2**20:8.0f} MiB (bar: < 2048)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The fast numpy chain and the batched torch chain against the per-lead scipy reference and the
+published outputs (golden)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import signal as sps
+
+from ecgfounder.signal import fast
+from ecgfounder.signal.preprocess import PreprocessContract, preprocess
+from ecgfounder.signal.torch_chain import TorchChain
+
+
+def _records(data_dir, names):
+    import wfdb
+
+    return [np.nan_to_num(wfdb.rdsamp(str(data_dir / "cinc2021" / n))[0].T) for n in names]
+
+
+def _z(x):
+    return ((x - x.mean()) / (x.std() + 1e-8)).astype(np.float32)
+
+
+def test_filtfilt_and_median_equal_scipy_per_row():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 1700)).cumsum(-1)
+    b, a = sps.butter(4, [0.67, 40], btype="bandpass", fs=500)
+    ref = np.stack([[sps.filtfilt(b, a, r) for r in rec] for rec in x])
+    np.testing.assert_allclose(fast.filtfilt_ba(b, a, x), ref, rtol=0, atol=1e-12)
+    med = np.stack([[sps.medfilt(r, 201) for r in rec] for rec in x])
+    np.testing.assert_array_equal(fast.running_median(x, 201), med)
+    np.testing.assert_array_equal(fast.running_median(x[..., :150], 201), np.stack([[sps.medfilt(r, 201) for r in rec] for rec in x[..., :150]]))
+    with pytest.raises(ValueError):
+        fast.running_median(x, 200)
+    with pytest.raises(ValueError, match="too short"):
+        fast.filtfilt_ba(b, a, x[..., :20])
+
+
+def test_fast_chain_equals_reference_and_golden(golden, data_dir):
+    names = golden["names"][golden["sub_index"]]
+    for rec, want in zip(_records(data_dir, names), golden["preprocessed_12_sub"]):
+        f = fast.filter_chain(rec, 500.0)
+        np.testing.assert_allclose(f, fast.reference_chain(rec, 500.0), rtol=0, atol=1e-10)
+        assert np.abs(_z(f) - want).max() <= 1e-4
+        assert np.abs(preprocess(rec, 500.0, PreprocessContract().leads)[0] - want).max() <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_torch_chain_matches_golden(golden, data_dir, dtype):
+    names = golden["names"][golden["sub_index"]][:4]
+    x = np.stack(_records(data_dir, names))
+    out = TorchChain(PreprocessContract(), "cpu", dtype)(x).numpy()
+    assert out.shape == (4, 12, 5000) and out.dtype == np.float32
+    assert np.abs(out - golden["preprocessed_12_sub"][:4]).max() <= 1e-4
+
+
+def test_torch_chain_zscore_mode_and_short_input():
+    x = np.random.default_rng(0).standard_normal((2, 1, 600))
+    c = PreprocessContract(leads=("I",), mode="zscore")
+    out = TorchChain(c)(x).numpy()
+    np.testing.assert_allclose(out, np.stack([_z(r) for r in x]), atol=1e-6)
+    with pytest.raises(ValueError, match="too short"):
+        TorchChain(PreprocessContract(leads=("I",))).filter(x[..., :20])
