@@ -102,7 +102,7 @@ def test_shard_split_is_a_partition():
     assert shard_from_env({"WORLD_SIZE": "1"}) is None
 
 
-@pytest.mark.parametrize("suffix,workers", [(".csv", "1"), (".jsonl", "0")])
+@pytest.mark.parametrize("suffix,workers", [pytest.param(".csv", "1", marks=pytest.mark.slow), (".jsonl", "0")])
 def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, tmp_path, monkeypatch, suffix, workers):
     import importlib
 

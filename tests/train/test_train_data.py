@@ -115,7 +115,7 @@ def test_cpsc2019_heart_rate_and_conversion(tmp_path):
     import scipy.io
 
     df = cpsc2019_manifest(DATA / "cpsc2019", tmp_path)
-    assert len(df) == 20 and df.heart_rate.between(30, 220).all()
+    assert len(df) == 50 and df.heart_rate.between(30, 220).all()
     num = df.record[0].split("_")[1]
     r = scipy.io.loadmat(DATA / "cpsc2019" / "ref" / f"R_{num}.mat")["R_peak"].ravel()
     assert df.heart_rate[0] == pytest.approx(60 / (np.mean(np.diff(np.sort(r))) / 500.0))

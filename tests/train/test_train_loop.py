@@ -68,7 +68,7 @@ def test_regression_standardised_targets(tmp_path, cache_dir):
     from ecgfounder.train.presets import cpsc2019_manifest
     from ecgfounder.train.manifest import write_manifest
 
-    df = cpsc2019_manifest(DATA / "cpsc2019", tmp_path)
+    df = cpsc2019_manifest(DATA / "cpsc2019", tmp_path).iloc[:20].copy()
     df["split"] = ["train"] * 12 + ["val"] * 4 + ["test"] * 4
     m = write_manifest(df, tmp_path / "m.csv")
     res = finetune(_cfg(m, tmp_path / "run", cache_dir, data={"lead": "ECG"}, task={"type": "regression"},

@@ -205,6 +205,11 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
     proto = onnx.load(str(fp32_path), load_external_data=False)
     convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
     tmp = out.with_name(f".{out.name}.partial")
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -221,6 +226,7 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
         onnx.save(proto_q, str(tmp))
         os.replace(tmp, out)
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
         for leftover in out.parent.glob("*-inferred.onnx"):
             leftover.unlink(missing_ok=True)
