@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime on CPUs, which exports the model once "
                    "and caches it, torch on GPUs; int8 needs onnxruntime)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes reading and preprocessing while the model runs (default: half the cores; 0: none)")
+                   help="processes reading and preprocessing while the model runs (default: half the cores, "
+                   f"none for fewer than {SMALL_RUN} records; 0: none)")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (.csv/.jsonl output): records already "
                    "written are skipped, none is written twice")
@@ -61,6 +62,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="int8: records (the first N of the whole sorted list) used to calibrate")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings; errors only")
     p.set_defaults(func=run)
+
+
+SMALL_RUN = 64  # below this many records, starting worker processes costs more than it saves
+
+
+def _workers(requested: int | None, n_records: int) -> int | None:
+    """``--workers`` as given, else none for small runs and the pipeline's default otherwise."""
+    if requested is not None:
+        return requested
+    return 0 if n_records < SMALL_RUN else None
 
 
 def summary_line(record: str, labels, scores: np.ndarray, top: int, threshold: float, task: str) -> str:
@@ -263,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
             for res in iter_predict(
                 todo, model, batch_size=args.batch_size, mode=args.mode, lead=args.lead,
                 fill_missing=args.fill_missing, device=device, read_kwargs=read_kwargs,
-                precision=args.precision, backend=args.backend, workers=args.workers, calibration=calibration,
+                precision=args.precision, backend=args.backend, workers=_workers(args.workers, len(todo)),
+                calibration=calibration,
             ):
                 if res.path != cur_path:
                     if cur_path is not None:
