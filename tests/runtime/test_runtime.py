@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ecgfounder.runtime.runners import native_bf16
 from ecgfounder.runtime import (
     export_onnx,
     export_torchscript,
@@ -40,7 +41,8 @@ def _cos(a, b):
 def test_resolve_path_rules():
     assert resolve_path("fp32", "torch", "cpu") == ("fp32", "torch")
     assert resolve_path("int8", "auto", "cpu") == ("int8", "onnxruntime")
-    assert resolve_path("auto", "auto", "cpu") == ("fp32", "onnxruntime")
+    assert resolve_path("auto", "auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32", "torch")
+    assert resolve_path("auto", "onnxruntime", "cpu") == ("fp32", "onnxruntime")
     with pytest.raises(ValueError, match="onnxruntime backend"):
         resolve_path("int8", "torch", "cpu")
     with pytest.raises(ValueError, match="torch backend"):

@@ -43,11 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("speed and scale")
     g.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
-                   help="inference precision (default fp32; auto: bf16 on GPUs, fp32 on CPUs; int8: quantised, "
+                   help="inference precision (default fp32; auto: bf16 where it is native (GPUs, AVX512-BF16 CPUs), "
+                   "else fp32; int8: quantised, "
                    "calibrated on the first records of the list)")
     g.add_argument("--backend", choices=("torch", "onnxruntime", "auto"), default=None,
-                   help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime on CPUs, which exports the model once "
-                   "and caches it, torch on GPUs; int8 needs onnxruntime)")
+                   help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime "
+                   "for int8, which exports the model once and caches it, torch otherwise)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes reading and preprocessing while the model runs (default: half the cores, "
                    f"none for fewer than {SMALL_RUN} records; 0: none)")

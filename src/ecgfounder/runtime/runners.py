@@ -20,9 +20,11 @@ int8       onnxruntime   static int8 quantisation (QDQ, per-channel int8 weights
                          z-scored ECG, stays fp32
 =========  ============  ==============================================================================
 
-``"auto"``: on CUDA, bf16 with torch; on a CPU, fp32 with ONNX Runtime when it is installed (the
-fastest exact path), else torch.  int8 is never chosen automatically: it needs calibration data
-and changes results slightly (max |Δprobability| ≈ 5e-3 on real records).
+``"auto"``: bf16 with torch where bf16 is native (CUDA, AVX512-BF16/AMX CPUs), else fp32 with
+torch: on the project's AVX2 CPU, idle, eager torch measured 40 ECG/s against 35 for ONNX Runtime
+fp32 (``benchmarks/bench_inference.py``), and it needs no export.  ONNX Runtime is used when asked
+for.  int8 is never chosen automatically: it needs calibration data and changes results slightly
+(max |Δprobability| ≈ 6e-3 on real records).
 
 Exported and quantised ONNX graphs are cached under ``cache_dir`` (default
 ``$ECGFOUNDER_CACHE`` or ``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and
@@ -93,19 +95,9 @@ def resolve_path(precision: str = "auto", backend: str = "auto", device: str | t
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     dev = torch.device(device)
     if precision == "auto":
-        if dev.type == "cuda":
-            precision = "bf16" if native_bf16(dev) else "fp32"
-        elif backend == "onnxruntime" or (backend == "auto" and onnxruntime_available()):
-            precision = "fp32"
-        else:
-            precision = "bf16" if native_bf16(dev) else "fp32"
+        precision = "fp32" if backend == "onnxruntime" else ("bf16" if native_bf16(dev) else "fp32")
     if backend == "auto":
-        if precision == "int8":
-            backend = "onnxruntime"
-        elif precision == "bf16" or dev.type != "cpu" or not onnxruntime_available():
-            backend = "torch"
-        else:
-            backend = "onnxruntime"
+        backend = "onnxruntime" if precision == "int8" else "torch"
     if precision == "int8" and backend != "onnxruntime":
         raise ValueError("int8 inference runs on the onnxruntime backend; use --backend onnxruntime (or auto).")
     if precision == "bf16" and backend != "torch":
