@@ -1,0 +1,53 @@
+"""The fast reader of simple 16-bit WFDB records returns exactly what wfdb returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+
+from ecgfounder.io import read
+from ecgfounder.io import wfdb as wfdb_reader
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _records():
+    return sorted((DATA / "cinc2021").glob("*.hea")) + sorted((DATA / "train" / "cpsc2021").glob("*.hea"))
+
+
+def _fast_path_taken(hea: Path) -> bool:
+    n_sig, sig_len, files, fmts, offsets = wfdb_reader._header_layout(hea)
+    return len(set(files)) == 1 and set(fmts) == {"16"} and \
+        wfdb_reader._read_simple_16(hea, n_sig, sig_len, int(offsets[0] or 0)) is not None
+
+
+@pytest.mark.parametrize("hea", _records(), ids=lambda p: p.stem)
+def test_fast_read_equals_wfdb(hea):
+    assert _fast_path_taken(hea)
+    rec = read(hea)
+    ref = wfdb.rdrecord(str(hea.with_suffix("")))
+    assert np.array_equal(rec.signal, ref.p_signal.T, equal_nan=True)
+    assert rec.fs == ref.fs and rec.id == ref.record_name and len(rec.leads) == ref.n_sig
+
+
+def test_invalid_samples_become_nan_and_units_convert(tmp_path):
+    sig = np.random.default_rng(0).standard_normal((1000, 2)) * 500.0  # microvolts
+    sig[10:20, 1] = np.nan
+    wfdb.wrsamp("uv", fs=250, units=["uV", "uV"], sig_name=["I", "II"], p_signal=sig, fmt=["16", "16"],
+                write_dir=str(tmp_path), comments=["Age: 61", "Sex: F"])
+    hea = tmp_path / "uv.hea"
+    assert _fast_path_taken(hea)
+    rec = read(hea)
+    ref = wfdb.rdrecord(str(tmp_path / "uv")).p_signal.T * 1e-3  # the reader scales uV by 1e-3
+    np.testing.assert_array_equal(rec.signal, ref)
+    assert np.isnan(rec.signal[1, 10:20]).all() and rec.meta["age"] == 61 and rec.meta["sex"] == "F"
+
+
+def test_other_layouts_go_through_wfdb():
+    for hea in (DATA / "mitdb" / "100.hea", DATA / "ptbdb" / "s0010_re.hea"):  # format 212; two files
+        rec = read(hea)
+        ref = wfdb.rdrecord(str(hea.with_suffix("")))
+        assert np.array_equal(rec.signal, ref.p_signal.T)
