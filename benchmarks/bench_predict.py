@@ -118,7 +118,7 @@ def main() -> None:
         n += len(xb)
     model_rate = n / (time.perf_counter() - t0)
 
-    workers = default_workers() if args.workers is None else args.workers
+    workers = default_workers(args.device) if args.workers is None else args.workers
     with PeakRSS() as mem:
         t0, done = time.perf_counter(), 0
         for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, workers=workers):

@@ -29,14 +29,22 @@ from .signal.preprocess import PreprocessContract, Prepared
 __all__ = ["prepared_records", "default_workers", "shard", "parse_shard", "shard_from_env", "shard_bounds"]
 
 
-def default_workers() -> int:
-    """Worker processes used by ``workers=None``: half the usable cores, at least 1 (the model
-    uses the rest)."""
+def default_workers(device: str = "cpu") -> int:
+    """Worker processes used by ``workers=None``.
+
+    With the model on a GPU, half the usable cores (at least 1) read and preprocess.  With the
+    model on the CPU it already keeps every core busy, so a quarter of them (none on 2 cores):
+    measured on the 2-core project machine over 1,000 WFDB records (``benchmarks/bench_predict.py``),
+    preparing in the model's process reached 0.81 of model-only throughput, one worker process
+    0.68 (three busy threads on two cores).
+    """
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         n = os.cpu_count() or 1
-    return max(1, n // 2)
+    if str(device).startswith("cuda"):
+        return max(1, n // 2)
+    return n // 4
 
 
 def _init_worker() -> None:
@@ -79,6 +87,7 @@ def prepared_records(
     chunk: int = 4,
     max_tasks: int | None = None,
     mp_context: str | None = None,
+    device: str = "cpu",
 ) -> Iterator[tuple[Any, Prepared | None]]:
     """``(RecordResult, Prepared | None)`` for every recording of ``inputs``, in input order.
 
@@ -86,7 +95,8 @@ def prepared_records(
         inputs: files, folders (searched recursively, as :func:`ecgfounder.predict.predict` does)
             or :class:`~ecgfounder.Recording` objects.
         contract: the model's preprocessing contract (mode already applied).
-        workers: worker processes; ``0`` prepares in this process; ``None``: :func:`default_workers`.
+        workers: worker processes; ``0`` prepares in this process; ``None``: :func:`default_workers`
+            for the model's ``device``.
         read_kwargs / prep_kwargs: passed to the readers / to ``prepare`` (``lead``, ``fill_missing``).
         chunk: inputs per task sent to a worker.
         max_tasks: tasks in flight at most (default ``2 × workers``): bounds memory.
@@ -96,7 +106,7 @@ def prepared_records(
 
     read_kwargs = dict(read_kwargs or {})
     prep_kwargs = dict(prep_kwargs or {})
-    n_workers = default_workers() if workers is None else int(workers)
+    n_workers = default_workers(device) if workers is None else int(workers)
     if n_workers < 0:
         raise ValueError(f"workers must be >= 0 (0: prepare in this process); got {workers}.")
     if chunk < 1:

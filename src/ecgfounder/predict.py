@@ -217,7 +217,8 @@ def iter_predict(
         from .pipeline import prepared_records
 
         prepared = prepared_records(inputs, contract, workers=workers, read_kwargs=read_kwargs,
-                                    prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)))
+                                    prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)),
+                                    device=str(device))
     if prepared is None:
         prepared = (
             _prepare_one(i, path, rec, err, contract, prep_kwargs)

@@ -50,8 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime "
                    "for int8, which exports the model once and caches it, torch otherwise)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes reading and preprocessing while the model runs (default: half the cores, "
-                   f"none for fewer than {SMALL_RUN} records; 0: none)")
+                   help="processes reading and preprocessing while the model runs (default: half the cores "
+                   f"with a GPU, a quarter on a CPU, none for fewer than {SMALL_RUN} records; 0: none)")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (.csv/.jsonl output): records already "
                    "written are skipped, none is written twice")
