@@ -1,7 +1,11 @@
 """Pure signal operations on ``(..., n_samples)`` arrays; every one takes ``fs`` in Hz explicitly.
 
-They act along the last axis, so a whole ``(n_leads, n_samples)`` recording is filtered in one
-call (the per-row result is identical to filtering each lead alone).
+They act along the last axis, so a whole ``(n_leads, n_samples)`` recording (or a batch of them)
+is filtered in one call, and the per-row result equals the per-lead scipy calls of the published
+code: :func:`filtfilt_ba` is ``scipy.signal.filtfilt`` (odd padding, ``lfilter_zi`` initial
+conditions) with the coefficients and initial state cached, and :func:`running_median` is
+``scipy.signal.medfilt`` for every row through one call of scipy's fast 1-D rank filter (rows laid
+end to end with ``k // 2`` zeros between them, so no window reaches into the next row).
 """
 
 from __future__ import annotations
@@ -12,43 +16,94 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage, signal as sps
 
-__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample"]
+__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample",
+           "filtfilt_ba", "running_median", "median_kernel"]
 
 
 @lru_cache(maxsize=64)
-def _notch_coeffs(f0: float, q: float, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    return sps.iirnotch(f0, q, fs=fs)
+def _notch_plan(f0: float, q: float, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    b, a = sps.iirnotch(f0, q, fs=fs)
+    return b, a, sps.lfilter_zi(b, a), 3 * max(len(a), len(b))
 
 
 @lru_cache(maxsize=64)
-def _band_coeffs(low: float, high: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    return sps.butter(order, [low, high], btype="bandpass", fs=fs)
+def _band_plan(low: float, high: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    b, a = sps.butter(order, [low, high], btype="bandpass", fs=fs)
+    return b, a, sps.lfilter_zi(b, a), 3 * max(len(a), len(b))
+
+
+def median_kernel(fs: float, window_s: float = 0.4) -> int:
+    """Running-median window in samples: ``int(window_s * fs) + 1``, made odd (201 at 500 Hz)."""
+    k = int(window_s * fs) + 1
+    return k + 1 if k % 2 == 0 else k
+
+
+def filtfilt_ba(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None,
+                padlen: int | None = None) -> np.ndarray:
+    """``scipy.signal.filtfilt(b, a, x, axis=-1)`` (odd padding, default length), for ``(..., n)``.
+
+    ``zi`` (``lfilter_zi(b, a)``) and ``padlen`` may be passed pre-computed.
+    """
+    if zi is None:
+        zi = sps.lfilter_zi(b, a)
+    if padlen is None:
+        padlen = 3 * max(len(a), len(b))
+    n = x.shape[-1]
+    if n <= padlen:
+        raise ValueError(
+            f"signal of {n} samples is too short for zero-phase filtering (needs more than {padlen}); "
+            "give a longer record."
+        )
+    first, last = x[..., :1], x[..., -1:]
+    ext = np.concatenate(
+        [2 * first - x[..., padlen:0:-1], x, 2 * last - x[..., -2 : -(padlen + 2) : -1]], axis=-1
+    )
+    y, _ = sps.lfilter(b, a, ext, axis=-1, zi=zi * ext[..., :1])
+    y = y[..., ::-1]
+    y, _ = sps.lfilter(b, a, y, axis=-1, zi=zi * y[..., :1])
+    return y[..., ::-1][..., padlen : padlen + n]
+
+
+def running_median(x: np.ndarray, k: int) -> np.ndarray:
+    """Running median over ``k`` (odd) samples along the last axis, zero padding at both ends.
+
+    Equals ``scipy.signal.medfilt(row, k)`` for every row of ``x`` (shape ``(..., n)``).
+    """
+    if k % 2 == 0 or k < 1:
+        raise ValueError(f"running-median window must be a positive odd number of samples; got {k}.")
+    x = np.asarray(x, dtype=np.float64)
+    shape = x.shape
+    n = shape[-1]
+    half = k // 2
+    rows = x.reshape(-1, n)
+    buf = np.zeros((rows.shape[0], n + half), dtype=np.float64)
+    buf[:, :n] = rows
+    med = ndimage.median_filter(buf.ravel(), size=k, mode="constant", cval=0.0)
+    return med.reshape(rows.shape[0], n + half)[:, :n].reshape(shape)
+
+
 
 
 def notch(x: np.ndarray, fs: float, f0: float = 50.0, q: float = 30.0) -> np.ndarray:
     """IIR notch at ``f0`` Hz (quality ``q``), zero-phase (``filtfilt``, default padding)."""
     if f0 >= fs / 2:
         raise ValueError(f"notch frequency {f0} Hz is not below the Nyquist frequency {fs / 2} Hz of fs={fs}.")
-    b, a = _notch_coeffs(float(f0), float(q), float(fs))
-    return sps.filtfilt(b, a, x, axis=-1)
+    b, a, zi, pad = _notch_plan(float(f0), float(q), float(fs))
+    return filtfilt_ba(b, a, np.asarray(x, dtype=np.float64), zi, pad)
 
 
 def bandpass(x: np.ndarray, fs: float, low: float = 0.67, high: float = 40.0, order: int = 4) -> np.ndarray:
     """Butterworth band-pass ``low``–``high`` Hz in (b, a) form, zero-phase (``filtfilt``)."""
     if not 0 < low < high < fs / 2:
         raise ValueError(f"band-pass {low}–{high} Hz needs 0 < low < high < fs/2 = {fs / 2} Hz.")
-    b, a = _band_coeffs(float(low), float(high), int(order), float(fs))
-    return sps.filtfilt(b, a, x, axis=-1)
+    b, a, zi, pad = _band_plan(float(low), float(high), int(order), float(fs))
+    return filtfilt_ba(b, a, np.asarray(x, dtype=np.float64), zi, pad)
 
 
 def median_baseline(x: np.ndarray, fs: float, window_s: float = 0.4) -> np.ndarray:
     """Running median over ``int(window_s * fs) + 1`` samples with zero padding at the edges
     (the semantics of ``scipy.signal.medfilt``), computed along the last axis."""
-    k = int(window_s * fs) + 1
-    if k % 2 == 0:  # medfilt requires odd windows; int(0.4*fs)+1 is odd for even fs*0.4
-        k += 1
-    size = (1,) * (np.ndim(x) - 1) + (k,)
-    return ndimage.median_filter(x, size=size, mode="constant", cval=0.0)
+    return running_median(x, median_kernel(fs, window_s))
 
 
 def remove_baseline(x: np.ndarray, fs: float, window_s: float = 0.4) -> np.ndarray:

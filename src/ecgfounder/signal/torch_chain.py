@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .fast import _band_plan, _notch_plan, median_kernel
+from .filters import _band_plan, _notch_plan, median_kernel
 
 __all__ = ["TorchChain", "torch_filter_chain", "torch_preprocess_batch"]
 
