@@ -281,7 +281,7 @@ class WindowCache:
             try:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=len(items), desc="caching windows", unit="rec")
+                bar = tqdm(total=len(items), desc="caching windows", unit="rec", disable=None)
             except ImportError:  # pragma: no cover
                 bar = None
         if n_workers <= 1 or len(jobs) == 1:

@@ -359,7 +359,7 @@ def _map_windows(fn: Callable[[torch.Tensor], torch.Tensor], index: CacheIndex, 
     if progress and info.is_main:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=desc, unit="batch", leave=False)
+        it = tqdm(it, desc=desc, unit="batch", leave=False, disable=None)  # None: off when not a terminal
     for items in it:
         x = np.stack([index.window(int(rows[pos[i]]), int(win[i])) for i in items]).astype(np.float32, copy=False)
         xt = torch.from_numpy(x).to(info.device, non_blocking=True)
@@ -790,7 +790,8 @@ def _train(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: _Data, out: 
         if t.progress and info.is_main:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(plan), initial=start_micro, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
+            bar = tqdm(total=len(plan), initial=start_micro, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch",
+                       leave=False, disable=None)  # None: off when not a terminal
         t_epoch = time.perf_counter()
         for k, (x, y, real) in zip(range(start_micro, len(plan)), loader):
             x, y, real = x.to(info.device, non_blocking=True), y.to(info.device, non_blocking=True), real.to(info.device)
