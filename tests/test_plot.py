@@ -103,3 +103,15 @@ def test_cli_plot_with_predicted_findings(tmp_path, monkeypatch):
     assert len(findings) == 2
     assert all(lab in load_labels() for lab, _ in findings)
     assert 1 >= findings[0][1] >= findings[1][1] >= 0
+
+
+def test_header_names_snomed_dx_codes():
+    from pathlib import Path
+
+    from ecgfounder.io import read
+    from ecgfounder.plot import _header_text
+
+    rec = read(Path(__file__).parent / "data" / "cinc2021" / "JS20000.hea")  # Dx 284470004,427084000,...
+    _, right = _header_text(rec, None, "")
+    assert "premature atrial contraction" in right and "sinus tachycardia" in right
+    assert "427084000" not in right

@@ -89,6 +89,14 @@ def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gai
     ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
 
 
+def _dx_names(codes) -> list[str]:
+    """SNOMED-CT diagnosis codes (WFDB ``Dx`` comments of the CinC data) as readable names."""
+    from .labels.mappings import snomed_mapping
+
+    names = {r.code: r.description for r in snomed_mapping().rows}
+    return [names.get(str(c), str(c)) for c in codes]
+
+
 def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     m = rec.meta
     left = [str(m.get("id") or Path(str(m.get("source", ""))).stem or "ECG")]
@@ -110,7 +118,7 @@ def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     right: list[str] = []
     if findings:
         right += textwrap.wrap("Predicted: " + "; ".join(f"{lab} {p:.2f}" for lab, p in findings), 90)
-    stm = [str(s) for s in (m.get("statements") or m.get("dx") or ())]
+    stm = [str(s) for s in (m.get("statements") or _dx_names(m.get("dx") or ()))]
     if stm:
         lines = textwrap.wrap("File: " + " | ".join(stm), 90)
         room = 6 - len(right)
