@@ -87,7 +87,7 @@ def main() -> None:
 
     from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
     from ecgfounder.pipeline import default_workers
-    from ecgfounder.predict import iter_predict
+    from ecgfounder.prediction import iter_predict
     from ecgfounder.runtime import make_runner
     from ecgfounder.signal.leads import STANDARD_12
     from ecgfounder.signal.preprocess import preprocess

@@ -126,7 +126,7 @@ def test_safetensors_round_trip(tmp_path, ckpt12, model12):
 
 
 def test_non_150_head_without_labels_is_refused_for_prediction(tmp_path, data_dir):
-    from ecgfounder.predict import predict
+    from ecgfounder.prediction import predict
 
     sd = synthetic_state_dict(12)
     sd["dense.weight"] = sd["dense.weight"][:7]

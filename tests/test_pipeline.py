@@ -106,7 +106,7 @@ def test_shard_split_is_a_partition():
 def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, tmp_path, monkeypatch, suffix, workers):
     import importlib
 
-    pred = importlib.import_module("ecgfounder.predict")
+    pred = importlib.import_module("ecgfounder.prediction")
 
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", workers, "--batch-size", "8"]
     full = tmp_path / f"full{suffix}"
@@ -165,7 +165,7 @@ def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
 def test_resume_refuses_a_different_command(records, tiny_ckpt, tmp_path, monkeypatch):
     import importlib
 
-    pred = importlib.import_module("ecgfounder.predict")
+    pred = importlib.import_module("ecgfounder.prediction")
 
     out = tmp_path / "o.csv"
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o", str(out)]

@@ -13,7 +13,7 @@ import wfdb
 from ecgfounder.cli import main
 from ecgfounder.io import read
 from ecgfounder.labels import load_labels
-from ecgfounder.predict import embed, predict
+from ecgfounder.prediction import embed, predict
 
 GOOD = ["HR06000", "E07500", "JS20000", "JS20001"]
 

@@ -18,13 +18,38 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import CheckpointError, ECGFounderError, LeadError, RecordReadError, WeightsDownloadError
-from .io import read
-from .labels import ECGFOUNDER_LABELS
-from .models.loading import load_model, save_model
-from .models.net1d import Net1D, Net1DConfig
-from .predict import embed, predict
-from .recording import Recording
-from .signal.preprocess import PreprocessContract, preprocess
+
+# Heavy names (torch, scipy, pandas behind them) load on first use, so that `ecgfounder --help`
+# and light commands start fast.
+_LAZY = {
+    "read": ("io", "read"),
+    "ECGFOUNDER_LABELS": ("labels", "ECGFOUNDER_LABELS"),
+    "load_model": ("models.loading", "load_model"),
+    "save_model": ("models.loading", "save_model"),
+    "Net1D": ("models.net1d", "Net1D"),
+    "Net1DConfig": ("models.net1d", "Net1DConfig"),
+    "predict": ("prediction", "predict"),
+    "embed": ("prediction", "embed"),
+    "Recording": ("recording", "Recording"),
+    "PreprocessContract": ("signal.preprocess", "PreprocessContract"),
+    "preprocess": ("signal.preprocess", "preprocess"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ecgfounder' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

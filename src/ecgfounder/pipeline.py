@@ -1,9 +1,9 @@
 """Reading and preprocessing in worker processes, results in input order, bounded memory.
 
 :func:`prepared_records` yields the ``(RecordResult, Prepared | None)`` pairs that
-:func:`ecgfounder.predict.iter_predict` takes as ``prepared``: the same pairs, in the same order,
-as the in-process path (it reuses :func:`ecgfounder.predict._records` and
-:func:`ecgfounder.predict._prepare_one` inside the workers), so results do not depend on the
+:func:`ecgfounder.prediction.iter_predict` takes as ``prepared``: the same pairs, in the same order,
+as the in-process path (it reuses :func:`ecgfounder.prediction._records` and
+:func:`ecgfounder.prediction._prepare_one` inside the workers), so results do not depend on the
 number of workers.
 
 Work is sent to the pool in small tasks (``chunk`` inputs each); at most ``max_tasks`` tasks are
@@ -61,7 +61,7 @@ def _init_worker() -> None:
 def _work(items: list[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict) -> list:
     """Read and prepare ``items`` (display path, path-or-Recording) in a worker; the index of each
     result is provisional (renumbered by the parent)."""
-    from .predict import _prepare_one, _records
+    from .prediction import _prepare_one, _records
 
     out = []
     for _shown, item in items:
@@ -92,7 +92,7 @@ def prepared_records(
     """``(RecordResult, Prepared | None)`` for every recording of ``inputs``, in input order.
 
     Args:
-        inputs: files, folders (searched recursively, as :func:`ecgfounder.predict.predict` does)
+        inputs: files, folders (searched recursively, as :func:`ecgfounder.prediction.predict` does)
             or :class:`~ecgfounder.Recording` objects.
         contract: the model's preprocessing contract (mode already applied).
         workers: worker processes; ``0`` prepares in this process; ``None``: :func:`default_workers`
@@ -102,7 +102,7 @@ def prepared_records(
         max_tasks: tasks in flight at most (default ``2 × workers``): bounds memory.
         mp_context: multiprocessing start method (default ``forkserver`` where available).
     """
-    from .predict import _expand_inputs, _prepare_one, _records
+    from .prediction import _expand_inputs, _prepare_one, _records
 
     read_kwargs = dict(read_kwargs or {})
     prep_kwargs = dict(prep_kwargs or {})

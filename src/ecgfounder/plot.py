@@ -9,7 +9,7 @@ The page is drawn in millimetres at true paper scale (25 mm/s, 10 mm/mV by defau
 * ``layout="strips"``: one full-width strip per lead (for 1-lead or non-standard recordings).
 
 Each lead is drawn relative to its median over the shown window (display only; the recording is
-not changed).  ``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.predict.predict`,
+not changed).  ``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.prediction.predict`,
 are printed in the header.
 """
 

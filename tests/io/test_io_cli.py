@@ -80,7 +80,7 @@ def test_convert_routes_checkpoints_to_safetensors(tmp_path, capsys):
 def test_predict_accepts_mixed_formats_in_one_run(tmp_path):
     pytest.importorskip("torch")
     from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
-    from ecgfounder.predict import predict
+    from ecgfounder.prediction import predict
 
     model = load_model(build_synthetic_checkpoint(tmp_path / "w.pth", leads=12))
     rec = eio.read(DATA / "cinc2021" / "E07500.hea")

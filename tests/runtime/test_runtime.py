@@ -134,7 +134,7 @@ def test_released_architecture_int8_agreement_on_real_records(ckpt12, golden, da
     """The bar: max |Δprob| ≤ 0.01 and embedding cosine ≥ 0.999 against fp32 on the real records
     (synthetic weights), calibrated on 16 of them."""
     from ecgfounder.models.loading import load_model
-    from ecgfounder.predict import _prepare_one, _records
+    from ecgfounder.prediction import _prepare_one, _records
 
     model = load_model(ckpt12)
     recs = list(_records([data_dir / "cinc2021"], {}))

@@ -56,8 +56,8 @@ def test_binary_run_outputs_and_model_roundtrip(cpsc2021_manifest, cache_dir, tm
 
 
 def test_predict_accepts_finetuned_model(cpsc2021_manifest, cache_dir, tmp_path):
-    pytest.importorskip("ecgfounder.predict")
-    from ecgfounder.predict import predict
+    pytest.importorskip("ecgfounder.prediction")
+    from ecgfounder.prediction import predict
 
     res = finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, train={"max_steps": 2}))
     df = predict([str(DATA / "cpsc2021" / "data_8_4.hea")], model=str(res.model_path))

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from ..output import TableWriter, atomic_save_npy
-    from ..predict import embed
+    from ..prediction import embed
 
     index = args.index or (args.output[:-4] if args.output.endswith(".npy") else args.output) + ".csv"
     TableWriter.check_path(index)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..predict import _prepare_one, _records
+    from ..prediction import _prepare_one, _records
     from ..runtime.runners import quantize_int8
 
     wins = []

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
     """The ``k`` highest-scoring labels of ``model`` for ``recording``."""
-    from ..predict import predict
+    from ..prediction import predict
 
     df = predict([recording], model=model, on_error="raise")
     if df.empty:

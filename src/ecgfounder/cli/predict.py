@@ -129,7 +129,7 @@ def _truncate(path: Path, size: int) -> None:
 def _calibration(files, model, args, n: int) -> np.ndarray | None:
     """First windows of the first ``n`` readable records of the whole sorted list (int8 calibration;
     identical in every shard and on resume)."""
-    from ..predict import _prepare_one, _records
+    from ..prediction import _prepare_one, _records
 
     contract = model.contract.with_mode(args.mode)
     wins = []
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import find_records
     from ..output import TableWriter
     from ..pipeline import parse_shard, shard, shard_from_env
-    from ..predict import _check_labels, iter_predict, result_rows
+    from ..prediction import _check_labels, iter_predict, result_rows
 
     if args.output:
         TableWriter.check_path(args.output)

@@ -6,7 +6,7 @@ API:
     SHA-256 of the weights, labels and preprocessing contract: the cache key of a model.
 ``cached_predictions(paths, model, cache_dir, ...) -> Predictions``
     Scores ``(n, n_model_labels)`` for the given record files, streamed through
-    :func:`ecgfounder.predict.iter_predict` (records are read and predicted a batch at a time,
+    :func:`ecgfounder.prediction.iter_predict` (records are read and predicted a batch at a time,
     never all at once) and appended to ``cache_dir/predictions-<fingerprint>.csv`` keyed by the
     resolved record path, so a rerun with the same weights only predicts what is missing.
 ``random_split(n, fraction, seed=0, groups=None) -> bool (n,)``
@@ -140,7 +140,7 @@ def cached_predictions(
     Returns:
         :class:`Predictions` aligned with ``paths``.
     """
-    from ..predict import iter_predict, resolve_model
+    from ..prediction import iter_predict, resolve_model
 
     if aggregate not in ("mean", "max"):
         raise ValueError(f"aggregate must be 'mean' or 'max'; got {aggregate!r}.")

@@ -1,9 +1,9 @@
 """Inference back-ends behind one call: ``runner(windows) -> (scores, features)``.
 
 ``windows``: float32 ``(n, leads, n_samples)`` preprocessed 10-s windows.  ``scores``: float32
-``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.predict.
+``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.prediction.
 outputs_to_scores`: sigmoid, softmax or de-standardised values); ``features``: float32
-``(n, num_features)`` embeddings.  Every runner is accepted by :func:`ecgfounder.predict.iter_predict`
+``(n, num_features)`` embeddings.  Every runner is accepted by :func:`ecgfounder.prediction.iter_predict`
 as its ``runner`` argument.
 
 Paths (``precision`` × ``backend``):
@@ -128,7 +128,7 @@ class Runner:
 
 
 def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
-    from ..predict import outputs_to_scores
+    from ..prediction import outputs_to_scores
 
     t = torch.as_tensor(logits).float()
     return outputs_to_scores(t, task_meta).cpu().numpy().astype(np.float32, copy=False)

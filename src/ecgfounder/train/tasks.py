@@ -91,7 +91,7 @@ class TaskSpec:
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits → probabilities or target-unit values, exactly as ``predict`` computes them."""
-        from ..predict import outputs_to_scores
+        from ..prediction import outputs_to_scores
 
         return outputs_to_scores(logits.float(), self.task_meta())
 
