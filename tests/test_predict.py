@@ -145,3 +145,17 @@ def test_cli_output_formats(suffix, ckpt12, data_dir, tmp_path, capsys):
 def test_cli_refuses_unknown_output_type_before_work(ckpt12, data_dir, tmp_path, capsys):
     rc = main(["predict", str(data_dir / "cinc2021"), "--checkpoint", str(ckpt12), "-o", str(tmp_path / "x.xlsx")])
     assert rc == 2 and "use one of .csv, .parquet, .jsonl" in capsys.readouterr().err
+
+
+def test_cli_reads_arrays_with_the_rate_given(ckpt12, data_dir, tmp_path, capsys):
+    """An .npy stores no sampling rate: refused without --fs (none is assumed), equal to WFDB with it."""
+    rec = read(data_dir / "cinc2021" / "HR06000.hea")
+    np.save(tmp_path / "hr.npy", rec.signal)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "hr.npy"), "--checkpoint", str(ckpt12), "-o", str(out)]) == 1
+    assert "--fs" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "hr.npy"), "--fs", "500", "--checkpoint", str(ckpt12), "-o", str(out)]) == 0
+    ref = tmp_path / "ref.csv"
+    assert main(["predict", str(data_dir / "cinc2021" / "HR06000.hea"), "--checkpoint", str(ckpt12), "-o", str(ref)]) == 0
+    labels = list(load_labels())
+    np.testing.assert_allclose(pd.read_csv(out)[labels].to_numpy(), pd.read_csv(ref)[labels].to_numpy(), atol=1e-6)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_model_args", "model_from_args", "say", "progress"]
+__all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress"]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -35,3 +35,29 @@ def progress(total: int | None, desc: str, enabled: bool):
 
     return tqdm(total=total, desc=desc, unit="rec", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5, leave=False)
+
+
+def add_read_args(p: argparse.ArgumentParser) -> None:
+    """Options telling the readers what a file does not say (shared by every command that reads records)."""
+    g = p.add_argument_group("reading")
+    g.add_argument("--format", dest="read_format", metavar="NAME",
+                   help="force the file format (wfdb, edf, muse, hl7_aecg, dicom, sierra, scp, npy, npz, csv, hdf5)")
+    g.add_argument("--fs", type=float, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
+    g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
+    g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")
+    g.add_argument("--dataset", metavar="PATH", help="HDF5 dataset holding the signals (e.g. tracings)")
+
+
+def read_options(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if getattr(args, "read_format", None):
+        kw["format"] = args.read_format
+    if getattr(args, "fs", None) is not None:
+        kw["fs"] = args.fs
+    if getattr(args, "leads", None):
+        kw["leads"] = [x.strip() for x in args.leads.split(",") if x.strip()]
+    if getattr(args, "units", None):
+        kw["units"] = args.units
+    if getattr(args, "dataset", None):
+        kw["dataset"] = args.dataset
+    return kw

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .info import add_read_args, read_options
+from ._common import add_read_args, read_options
 
 __all__ = ["add_parser", "run", "CHECKPOINT_SUFFIXES"]
 

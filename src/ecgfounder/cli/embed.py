@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_args, model_from_args, say
+from ._common import add_model_args, add_read_args, model_from_args, read_options, say
 
 __all__ = ["add_parser", "run"]
 
@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE.npy", help="embeddings array (n_records, 1024)")
     p.add_argument("--index", metavar="FILE", help="index table (default: FILE.csv beside the array)")
     add_model_args(p)
+    add_read_args(p)
     p.add_argument("--lead", metavar="NAME", help="single-lead models: the lead to use")
     p.add_argument("--fill-missing", action="store_true")
     p.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean")
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table, feats = embed(args.paths, model, aggregate=args.aggregate, batch_size=args.batch_size,
-                             lead=args.lead, fill_missing=args.fill_missing, device=args.device)
+                             lead=args.lead, fill_missing=args.fill_missing, device=args.device,
+                             read_kwargs=read_options(args))
     for w in caught:
         say(f"warning: {w.message}")
     atomic_save_npy(args.output, feats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .info import add_read_args, read_options
+from ._common import add_read_args, read_options
 
 __all__ = ["add_parser", "run", "top_findings"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_model_args, model_from_args, progress, say
+from ._common import add_model_args, add_read_args, model_from_args, progress, read_options, say
 
 __all__ = ["add_parser", "run", "summary_line"]
 
@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="table to write: .csv, .parquet or .jsonl (atomic)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also save the embeddings, row-aligned with --output")
     add_model_args(p)
+    add_read_args(p)
     g = p.add_argument_group("input")
-    g.add_argument("--format", dest="read_format", metavar="NAME", help="force the file format (default: detected)")
     g.add_argument("--lead", metavar="NAME", help="single-lead models: the lead to use (default: I)")
     g.add_argument("--fill-missing", action="store_true", help="zero-fill missing precordial leads instead of refusing")
     g.add_argument("--mode", choices=("published", "zscore", "none"),
@@ -133,7 +133,7 @@ def _calibration(files, model, args, n: int) -> np.ndarray | None:
 
     contract = model.contract.with_mode(args.mode)
     wins = []
-    read_kwargs = {"format": args.read_format} if args.read_format else {}
+    read_kwargs = read_options(args)
     for i, (path, rec, err) in enumerate(_records(sorted(files, key=str)[: 4 * n], read_kwargs)):
         res, prep = _prepare_one(i, path, rec, err, contract, {"lead": args.lead, "fill_missing": args.fill_missing})
         if prep is not None:
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     lines: list[str] = []
     n_lines = 0
     show_bar = not args.no_progress and not args.quiet and sys.stderr.isatty()
-    read_kwargs = {"format": args.read_format} if args.read_format else {}
+    read_kwargs = read_options(args)
 
     done = skip
     last_save = 0.0
@@ -347,8 +347,11 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         msg += f"; {len(failures)} failed:"
     say(msg)
-    for _, reason in failures:
+    shown = 10  # the reasons were printed as they happened; repeat the first few at the end
+    for _, reason in failures[:shown]:
         say(f"  {reason}")
+    if len(failures) > shown:
+        say(f"  ... and {len(failures) - shown} more (reported above)")
     if distributed:
         rank, world = shard_spec
         parts = [_part_name(args.output, r, world) for r in range(world)]
