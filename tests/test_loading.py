@@ -201,3 +201,29 @@ def test_offline_message_is_actionable(tmp_path):
     msg = r.stderr
     assert "12_lead_ECGFounder.pth" in msg and "--checkpoint" in msg and "huggingface.co" in msg
     assert "Traceback" not in msg
+
+
+def test_no_dns_answers_from_the_cache_at_once(tmp_path, ckpt12, monkeypatch):
+    """Offline (no DNS): no 30-s retry loop; a cached file is used, a missing one is reported."""
+    import socket
+
+    import huggingface_hub.constants as hfc
+
+    good = weights.KnownWeights("12-lead", weights.HUB_REPO, "12_lead_ECGFounder.pth", FakeHub.COMMIT,
+                                weights.sha256_file(ckpt12), 12)
+    monkeypatch.setitem(weights.KNOWN_WEIGHTS, "12-lead", good)
+    with FakeHub() as hub:
+        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
+        monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        first = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+        seen = len(hub.requests)
+
+        def no_dns(*args, **kwargs):
+            raise socket.gaierror("Name or service not known")
+
+        monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+        assert weights.download_weights("12-lead", cache_dir=tmp_path / "c") == first
+        with pytest.raises(WeightsDownloadError, match="could not be reached"):
+            weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
+        assert len(hub.requests) == seen  # nothing was asked of the (unreachable) Hub

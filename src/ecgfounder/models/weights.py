@@ -92,6 +92,25 @@ def _offline_message(w: KnownWeights, reason: str) -> str:
     )
 
 
+def _hub_resolvable() -> bool:
+    """Whether the Hub's host name resolves.  Without DNS (an offline machine) huggingface_hub
+    would retry for about 30 s before giving up; answering from the local cache at once is the
+    same outcome without the wait."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname
+    if not host:
+        return True
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return True
+
+
 def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Fetch published weights into the standard Hugging Face cache and verify their SHA-256.
 
@@ -114,6 +133,7 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
                 revision=w.revision,
                 cache_dir=cache_dir,
                 force_download=force,
+                local_files_only=not _hub_resolvable(),
             )
         )
     except LocalEntryNotFoundError:
