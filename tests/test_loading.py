@@ -177,7 +177,10 @@ def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, ckpt1, ckpt12, 
         assert not [p for p in (tmp_path / "hf").rglob("12_lead_ECGFounder.pth") if p.is_file()]
 
 
-def test_download_hash_verified_in_process(tmp_path, ckpt12, monkeypatch):
+@pytest.fixture
+def local_hub(ckpt12, monkeypatch):
+    """A stand-in Hub serving the 12-lead test checkpoint, registered as the known 12-lead weights
+    with its true hash; huggingface_hub in this process is pointed at it."""
     import huggingface_hub.constants as hfc
 
     good = weights.KnownWeights("12-lead", weights.HUB_REPO, "12_lead_ECGFounder.pth", FakeHub.COMMIT,
@@ -187,12 +190,17 @@ def test_download_hash_verified_in_process(tmp_path, ckpt12, monkeypatch):
         hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
         monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
         monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        path = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
-        assert weights.sha256_file(path) == good.sha256
-        # a damaged transfer of the same file is detected and removed
-        hub.corrupt.add("12_lead_ECGFounder.pth")
-        with pytest.raises(WeightsDownloadError, match="corrupt"):
-            weights.download_weights("12-lead", cache_dir=tmp_path / "c2", force=True)
+        yield hub, good
+
+
+def test_download_hash_verified_in_process(tmp_path, local_hub):
+    hub, good = local_hub
+    path = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+    assert weights.sha256_file(path) == good.sha256
+    # a damaged transfer of the same file is detected and removed
+    hub.corrupt.add("12_lead_ECGFounder.pth")
+    with pytest.raises(WeightsDownloadError, match="corrupt"):
+        weights.download_weights("12-lead", cache_dir=tmp_path / "c2", force=True)
 
 
 def test_offline_message_is_actionable(tmp_path):
@@ -203,27 +211,19 @@ def test_offline_message_is_actionable(tmp_path):
     assert "Traceback" not in msg
 
 
-def test_no_dns_answers_from_the_cache_at_once(tmp_path, ckpt12, monkeypatch):
+def test_no_dns_answers_from_the_cache_at_once(tmp_path, local_hub, monkeypatch):
     """Offline (no DNS): no 30-s retry loop; a cached file is used, a missing one is reported."""
     import socket
 
-    import huggingface_hub.constants as hfc
+    hub, _ = local_hub
+    first = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+    seen = len(hub.requests)
 
-    good = weights.KnownWeights("12-lead", weights.HUB_REPO, "12_lead_ECGFounder.pth", FakeHub.COMMIT,
-                                weights.sha256_file(ckpt12), 12)
-    monkeypatch.setitem(weights.KNOWN_WEIGHTS, "12-lead", good)
-    with FakeHub() as hub:
-        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
-        monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
-        monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        first = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
-        seen = len(hub.requests)
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror("Name or service not known")
 
-        def no_dns(*args, **kwargs):
-            raise socket.gaierror("Name or service not known")
-
-        monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-        assert weights.download_weights("12-lead", cache_dir=tmp_path / "c") == first
-        with pytest.raises(WeightsDownloadError, match="could not be reached"):
-            weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
-        assert len(hub.requests) == seen  # nothing was asked of the (unreachable) Hub
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert weights.download_weights("12-lead", cache_dir=tmp_path / "c") == first
+    with pytest.raises(WeightsDownloadError, match="could not be reached"):
+        weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
+    assert len(hub.requests) == seen  # nothing was asked of the (unreachable) Hub
