@@ -20,6 +20,20 @@ __all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", 
            "filtfilt_ba", "running_median", "median_kernel"]
 
 
+_COMPILED: list = []  # [module] once imported, [None] when numba is missing
+
+
+def _compiled():
+    """:mod:`ecgfounder.signal.compiled` when numba is installed, else None (scipy is used)."""
+    if not _COMPILED:
+        try:
+            from . import compiled
+        except ImportError:  # numba missing: the scipy path gives the same result
+            compiled = None
+        _COMPILED.append(compiled)
+    return _COMPILED[0]
+
+
 @lru_cache(maxsize=64)
 def _notch_plan(f0: float, q: float, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     b, a = sps.iirnotch(f0, q, fs=fs)
@@ -76,6 +90,10 @@ def running_median(x: np.ndarray, k: int) -> np.ndarray:
     n = shape[-1]
     half = k // 2
     rows = x.reshape(-1, n)
+    if rows.size and k > 1:
+        comp = _compiled()  # the sorted-blocks kernel when numba is installed
+        if comp is not None and np.isfinite(rows).all():
+            return comp.running_median_rows(rows, k).reshape(shape)
     buf = np.zeros((rows.shape[0], n + half), dtype=np.float64)
     buf[:, :n] = rows
     med = ndimage.median_filter(buf.ravel(), size=k, mode="constant", cval=0.0)
@@ -113,6 +131,13 @@ def remove_baseline(x: np.ndarray, fs: float, window_s: float = 0.4) -> np.ndarr
 
 def zscore(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     """One z-score over the last two axes: ``(x - mean) / (std + eps)``, population std."""
+    if np.ndim(x) == 2:  # one window: two passes instead of numpy's four (mean, std = three passes)
+        x = np.asarray(x)
+        mean = x.mean()
+        d = x - mean
+        flat = d.ravel()
+        d /= np.sqrt(np.dot(flat, flat) / flat.size) + eps
+        return d
     axes = tuple(range(max(0, np.ndim(x) - 2), np.ndim(x)))
     mean = x.mean(axis=axes, keepdims=True)
     std = x.std(axis=axes, keepdims=True)
