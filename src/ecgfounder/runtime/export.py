@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "default_cache_dir",
     "ForwardBoth",
     "export_onnx",
     "export_torchscript",
@@ -40,6 +41,13 @@ EXPORT_FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
 _PREFIX = "ecgfounder."
 _TS_NAME = "ecgfounder.json"
+
+
+def default_cache_dir() -> Path:
+    """Where exported graphs and ``auto`` choices are kept: ``$ECGFOUNDER_CACHE/runtime`` or
+    ``~/.cache/ecgfounder/runtime``."""
+    env = os.environ.get("ECGFOUNDER_CACHE")
+    return Path(env) / "runtime" if env else Path.home() / ".cache" / "ecgfounder" / "runtime"
 
 
 class ForwardBoth(nn.Module):
