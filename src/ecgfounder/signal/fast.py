@@ -32,6 +32,7 @@ from scipy import signal as sps
 
 from .filters import (  # noqa: F401 - primitives re-exported for the torch chain and tests
     _band_plan, _compiled, _notch_plan, bandpass, filtfilt_ba, median_kernel, notch, remove_baseline, running_median,
+    scipy_running_median,
 )
 
 __all__ = ["filtfilt_ba", "running_median", "filter_chain", "reference_chain", "median_kernel",
@@ -90,9 +91,10 @@ def _check_bands(fs: float, notch_hz: float, band_hz: tuple[float, float]) -> No
 
 
 def _scipy_chain(x, fs, notch_hz, notch_q, band_hz, band_order, baseline_window_s) -> np.ndarray:
+    """The chain with scipy alone (no numba, or non-finite input)."""
     y = notch(x, fs, notch_hz, notch_q)
     y = bandpass(y, fs, band_hz[0], band_hz[1], band_order)
-    return remove_baseline(y, fs, baseline_window_s)
+    return y - scipy_running_median(y, median_kernel(fs, baseline_window_s))
 
 
 def reference_chain(
