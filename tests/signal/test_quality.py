@@ -124,7 +124,9 @@ def test_einthoven_inconsistency_and_lead_off_statement(cinc, reports):
     q = assess(_with(rec, III=s[rec.leads.index("aVF")]))  # a mislabelled limb lead
     assert "einthoven" in q.record_flags
     off = rec.replace(meta={**rec.meta, "lead_off": True})
-    assert assess(off).record_flags == ("lead_off",)
+    assert assess(off).record_flags == ("lead_off",) and not assess(off).good
+    one = rec.replace(meta={**rec.meta, "leads_off": ("v2",)})
+    assert assess(one).summary == "lead_off:V2"
 
 
 def test_thresholds_are_honoured_and_documented(cinc, reports):

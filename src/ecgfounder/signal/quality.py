@@ -75,7 +75,8 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
                  "baseline estimate of de Chazal et al. 2004; basSQI reported beside it"),
     "amplitude": ("implausible amplitude for a surface ECG", "max_ptp_mv",
                   "physiology: surface ECG deflections stay within a few mV"),
-    "lead_off": ("the device itself reports the leads as off/missing", "-", "the file's own statement"),
+    "lead_off": ("the device itself reports the lead (meta 'leads_off') or all leads (meta 'lead_off') as off",
+                 "-", "the file's own statement"),
     "einthoven": ("limb leads inconsistent: II differs from I + III", "einthoven_fraction",
                   "Einthoven's law"),
     "reversal": ("limb-lead reversal (LA-RA: lead I P and QRS inverted with aVR upright; RA-LL: lead II "
@@ -84,10 +85,11 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
                  "recording', Europace"),
 })
 
-#: ``Recording.meta`` keys a reader may set when the device states that leads were off.
+#: ``Recording.meta`` keys a reader sets when the device states that leads were off: ``lead_off``
+#: (true: the recording as a whole) and ``leads_off`` (the names of the leads concerned).
 LEAD_OFF_META_KEYS = ("lead_off", "leads_off")
 
-_PER_LEAD_ORDER = ("missing", "flat", "gap", "clipped", "amplitude", "noise", "powerline", "baseline")
+_PER_LEAD_ORDER = ("lead_off", "missing", "flat", "gap", "clipped", "amplitude", "noise", "powerline", "baseline")
 
 
 @dataclass(frozen=True)
@@ -403,8 +405,12 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
     return ["einthoven"] if float(np.max(np.abs(ii - (i + iii)))) > th.einthoven_fraction * rng else []
 
 
-def _lead_off_meta(meta: Mapping[str, Any]) -> bool:
-    return any(bool(meta.get(k)) for k in LEAD_OFF_META_KEYS)
+def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
+    """(the device says the whole recording is lead-off, the leads it names as off)."""
+    named = meta.get("leads_off") or ()
+    if isinstance(named, str):
+        named = (named,)
+    return bool(meta.get("lead_off")), {canonical_lead(n) for n in named}
 
 
 def assess(recording: Any, thresholds: QualityThresholds | None = None) -> QualityReport:
@@ -429,13 +435,13 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
         return QualityReport(leads, (), th)
     base, clean = _residual(x, fs)
     indices = _measure(x, fs, base, clean)
+    all_off, named_off = _leads_off(getattr(recording, "meta", {}) or {})
     leads = []
     for name, row, idx in zip(names, x, indices):
-        leads.append(LeadQuality(name, tuple(_lead_flags(row, fs, idx, th)), MappingProxyType(idx)))
+        flags = (["lead_off"] if name in named_off else []) + _lead_flags(row, fs, idx, th)
+        leads.append(LeadQuality(name, tuple(flags), MappingProxyType(idx)))
     usable = np.array([not lq.flags or lq.flags == ("baseline",) for lq in leads])
-    record_flags: list[str] = []
-    if _lead_off_meta(getattr(recording, "meta", {}) or {}):
-        record_flags.append("lead_off")
+    record_flags: list[str] = ["lead_off"] if all_off else []
     record_flags += _einthoven(np.nan_to_num(x), names, usable, th)
     record_flags += _reversal(clean, names, fs, usable, th)
     return QualityReport(tuple(leads), tuple(record_flags), th)
