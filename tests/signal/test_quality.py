@@ -125,6 +125,8 @@ def test_einthoven_inconsistency_and_lead_off_statement(cinc, reports):
     assert "einthoven" in q.record_flags
     off = rec.replace(meta={**rec.meta, "lead_off": True})
     assert assess(off).record_flags == ("lead_off",) and not assess(off).good
+    said = rec.replace(meta={**rec.meta, "lead_off_statement": "All leads missing"})
+    assert assess(said).summary == "lead_off"
     one = rec.replace(meta={**rec.meta, "leads_off": ("v2",)})
     assert assess(one).summary == "lead_off:V2"
 

@@ -86,8 +86,9 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
 })
 
 #: ``Recording.meta`` keys a reader sets when the device states that leads were off: ``lead_off``
-#: (true: the recording as a whole) and ``leads_off`` (the names of the leads concerned).
-LEAD_OFF_META_KEYS = ("lead_off", "leads_off")
+#: (true) or ``lead_off_statement`` (the device's words) for the recording as a whole, and
+#: ``leads_off`` (the names of the leads concerned).
+LEAD_OFF_META_KEYS = ("lead_off", "lead_off_statement", "leads_off")
 
 _PER_LEAD_ORDER = ("lead_off", "missing", "flat", "gap", "clipped", "amplitude", "noise", "powerline", "baseline")
 
@@ -410,7 +411,7 @@ def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
     named = meta.get("leads_off") or ()
     if isinstance(named, str):
         named = (named,)
-    return bool(meta.get("lead_off")), {canonical_lead(n) for n in named}
+    return bool(meta.get("lead_off") or meta.get("lead_off_statement")), {canonical_lead(n) for n in named}
 
 
 def assess(recording: Any, thresholds: QualityThresholds | None = None) -> QualityReport:
