@@ -8,7 +8,6 @@ choice and :mod:`ecgfounder.runtime.export` for the exported file formats.
 from .auto import Bounds, Choice, auto_status, choose_path, machine_identity
 from .export import (
     EXPORT_FORMATS,
-    default_cache_dir,
     export_onnx,
     export_torchscript,
     model_metadata,
@@ -23,6 +22,7 @@ from .runners import (
     Runner,
     build_runner,
     candidate_paths,
+    default_cache_dir,
     make_runner,
     native_bf16,
     onnxruntime_available,

@@ -35,7 +35,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .export import default_cache_dir
+from .._fileio import cache_dir as _cache_dir
+from .._fileio import write_json
 
 __all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "machine_identity", "auto_status", "agreement",
            "MIN_INT8_WINDOWS"]
@@ -292,9 +293,7 @@ def choose_path(
                     int(len(windows)), partial, False, time.strftime("%Y-%m-%dT%H:%M:%S"), identity)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        tmp.write_text(json.dumps(choice.to_dict(), indent=1))
-        os.replace(tmp, path)
+        write_json(path, choice.to_dict())
     if announce is not None:
         announce(choice.line())
     return choice
@@ -303,7 +302,7 @@ def choose_path(
 def auto_status(cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> list[str]:
     """Lines for ``ecgfounder env``: the cached ``auto`` choices measured on this machine."""
     if cache_dir is None:
-        cache_dir = default_cache_dir()
+        cache_dir = _cache_dir("runtime")
     folder = Path(cache_dir) / "auto"
     me = machine_identity(device)
     lines = []
