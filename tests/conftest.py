@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# precision/backend "auto" (the default) measures every inference path once per model: tests pin
+# it to the reference path; tests/runtime/test_auto.py unsets this to test the measurement itself
+os.environ.setdefault("ECGFOUNDER_AUTO_PATH", "fp32/torch")
 
 
 @pytest.fixture(scope="session")

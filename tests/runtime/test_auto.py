@@ -38,6 +38,11 @@ class FakePaths:
         return run
 
 
+@pytest.fixture(autouse=True)
+def _measure_for_real(monkeypatch):
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # conftest pins auto for the other tests
+
+
 @pytest.fixture
 def windows():
     return np.random.default_rng(0).standard_normal((12, 2, 50)).astype(np.float32)
@@ -144,7 +149,7 @@ def tiny():
     return m.eval()
 
 
-def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_path):
+def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_path, monkeypatch):
     x = golden["preprocessed_12_sub"][:4]
     ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
     run = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, auto_seconds=0.0)  # fp32 or bf16 weights
@@ -154,6 +159,9 @@ def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_p
     assert np.abs(s - ref_s).max() <= 0.01 and agreement(s, f, ref_s, ref_f)[1] >= 0.999
     again = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, calibration=x, auto_seconds=0.0)
     assert again.choice.cached and again.backend == run.backend
+    monkeypatch.setenv("ECGFOUNDER_AUTO_PATH", "fp32/torch")  # pinned: no measurement
+    pinned = make_runner(tiny, "auto", "auto", cache_dir=tmp_path / "none")
+    assert (pinned.precision, pinned.backend) == ("fp32", "torch") and not (tmp_path / "none").exists()
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
@@ -163,8 +171,16 @@ def test_openvino_runner_parity(tiny, golden, tmp_path):
     s, f = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path)(x)
     assert s.dtype == f.dtype == np.float32 and s.shape == (len(x), 150)
     assert np.abs(s - ref_s).max() <= 1e-4 and np.abs(f - ref_f).max() <= 1e-4
-    s8, f8 = make_runner(tiny, "int8", "openvino", calibration=x[:4], cache_dir=tmp_path)(x[:3])
-    assert np.abs(s8 - ref_s[:3]).max() < 0.05 and agreement(s8, f8, ref_s[:3], ref_f[:3])[1] > 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
+def test_openvino_int8_and_bf16_run_close(tiny, golden, tmp_path):
+    x = golden["preprocessed_12_sub"]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    for prec in ("bf16", "int8"):
+        s, f = make_runner(tiny, prec, "openvino", calibration=x[:4], cache_dir=tmp_path)(x[:3])
+        assert np.abs(s - ref_s[:3]).max() < 0.05 and agreement(s, f, ref_s[:3], ref_f[:3])[1] > 0.99
 
 
 def test_prefetch_keeps_order_raises_and_stops_early():

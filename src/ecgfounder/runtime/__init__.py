@@ -5,7 +5,7 @@ See :mod:`ecgfounder.runtime.runners` for the paths, :mod:`ecgfounder.runtime.au
 choice and :mod:`ecgfounder.runtime.export` for the exported file formats.
 """
 
-from .auto import Bounds, Choice, auto_status, choose_path, machine_identity
+from .auto import Bounds, Choice, auto_status, choose_path, machine_identity, speed_info
 from .export import (
     EXPORT_FORMATS,
     export_onnx,
@@ -56,5 +56,6 @@ __all__ = [
     "auto_status",
     "choose_path",
     "machine_identity",
+    "speed_info",
     "prefetch",
 ]

@@ -38,7 +38,7 @@ import numpy as np
 from .._fileio import cache_dir as _cache_dir
 from .._fileio import write_json
 
-__all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "machine_identity", "auto_status", "agreement",
+__all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "machine_identity", "auto_status", "speed_info", "agreement",
            "MIN_INT8_WINDOWS"]
 
 # int8 activation ranges are calibrated on real windows: with fewer than this many at hand the
@@ -314,3 +314,17 @@ def auto_status(cache_dir: str | os.PathLike | None = None, device: str = "cpu")
         if c.identity.get("cpu") == me.get("cpu") and c.identity.get("cpu_flags") == me.get("cpu_flags"):
             lines.append(f"{c.name} at batch {c.batch} ({c.measured_at}): " + c.line().split(" (", 1)[1].rstrip(")"))
     return lines or ["not measured yet on this machine (the first run with precision/backend auto measures it)"]
+
+
+def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, str]:
+    """What ``ecgfounder env`` shows about speed: CPU capability, the cached ``auto`` choices of this
+    machine, the preprocessing implementation and the optional back-ends' versions."""
+    from ..signal.fast import chain_backend
+
+    ident = machine_identity(device)
+    info = {"cpu": f"{ident['cpu']} ({ident['capability']}, {ident['cores']} usable cores)"}
+    for i, line in enumerate(auto_status(cache_dir, device)):
+        info["auto path" if i == 0 else f"auto path {i + 1}"] = line
+    info["preprocessing"] = chain_backend()
+    info.update({f"{k} (backend)": v for k, v in _versions().items() if k != "torch"})
+    return info

@@ -29,6 +29,9 @@ is measured once on real windows, and the fastest whose agreement with fp32 stay
 (max |Δprobability| ≤ 0.01, embedding cosine ≥ 0.999; fp32 paths ≤ 1e-4) is used; the choice is
 cached per machine, weights, threads and batch class (:mod:`ecgfounder.runtime.auto`).  A runner
 made with ``auto`` measures on its first call (on that batch, or on ``calibration`` when given).
+The environment variable ``ECGFOUNDER_AUTO_PATH=precision/backend`` (e.g. ``fp32/torch``) fixes
+what ``auto`` stands for without measuring (reproducible runs, test suites): that path where the
+arguments allow it, else the first allowed one.
 
 Exported and quantised ONNX graphs are cached under ``cache_dir`` (default
 ``ecgfounder._fileio.cache_dir("runtime")``: ``$ECGFOUNDER_CACHE/runtime`` or
@@ -398,6 +401,9 @@ def make_runner(
     """
     dev = torch.device(device)
     candidates = candidate_paths(precision, backend, dev)
+    pinned = tuple(os.environ.get("ECGFOUNDER_AUTO_PATH", "").strip().split("/"))
+    if pinned != ("",) and len(candidates) > 1:  # auto fixed without measuring: that path, or the first allowed
+        candidates = [pinned] if pinned in candidates else candidates[:1]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if "auto" not in (precision, backend) or len(candidates) == 1:
         return build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
