@@ -288,7 +288,7 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
             if not path.exists():
                 quantize_int8(fp32, path, calib)
         if backend == "openvino":
-            state["run"] = openvino_session(path, precision, n_threads)
+            state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"))
         else:
             sess = _ort_session(path, n_threads)
             state["run"] = lambda x: sess.run(None, {"x": x})

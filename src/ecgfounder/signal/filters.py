@@ -10,6 +10,7 @@ end to end with ``k // 2`` zeros between them, so no window reaches into the nex
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from functools import lru_cache
 
@@ -24,12 +25,17 @@ _COMPILED: list = []  # [module] once imported, [None] when numba is missing
 
 
 def _compiled():
-    """:mod:`ecgfounder.signal.compiled` when numba is installed, else None (scipy is used)."""
+    """:mod:`ecgfounder.signal.compiled` when numba is installed, else None (scipy is used).
+
+    The kernels compile on first use (~10 s once; cached on disk, ~0.5 s to load in a new
+    process); ``ECGFOUNDER_NUMBA=0`` keeps to scipy (same results, ~1.6x slower chain)."""
     if not _COMPILED:
-        try:
-            from . import compiled
-        except ImportError:  # numba missing: the scipy path gives the same result
-            compiled = None
+        compiled = None
+        if os.environ.get("ECGFOUNDER_NUMBA", "1") != "0":  # ECGFOUNDER_NUMBA=0: scipy only
+            try:
+                from . import compiled
+            except ImportError:  # numba missing: the scipy path gives the same result
+                compiled = None
         _COMPILED.append(compiled)
     return _COMPILED[0]
 
