@@ -20,8 +20,12 @@ API
     scikit-learn (``roc_auc_score`` trapezoids, ``average_precision_score`` step sums over
     distinct scores); with unit weights the results equal scikit-learn's to rounding (1e-12).
     Undefined values (no weighted positives or negatives) are NaN.
-``weighted_confusion(y_true, y_pred, weights)``
+``weighted_confusion(y_true, y_pred, weights, evaluable=None)``
     ``tp, fp, fn, tn`` as ``(B, L)`` arrays (matrix products).
+
+Every function taking ``evaluable`` (bool ``(n, L)``, default all true) counts only the
+evaluable entries of each label: a record outside a label's mask is absent for that label
+(neither positive nor negative), for the point estimate and in every resample.
 ``percentile_ci(values, level=0.95)``
     Percentile interval over axis 0, ignoring NaN resamples.
 
@@ -44,6 +48,7 @@ __all__ = [
     "weighted_confusion",
     "percentile_ci",
     "default_chunk",
+    "check_mask",
 ]
 
 # Elements of a (b, n) working block; bounds memory to a few tens of MB per array.
@@ -131,6 +136,18 @@ def check_pair(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.
     return yb, s
 
 
+def check_mask(evaluable: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The ``evaluable`` mask as bool of ``shape`` (``None`` stays ``None``: everything counts)."""
+    if evaluable is None:
+        return None
+    m = np.asarray(evaluable)
+    if m.ndim == 1 and len(shape) == 2 and shape[1] == 1:
+        m = m[:, None]
+    if m.shape != tuple(shape):
+        raise ValueError(f"evaluable must have the shape of y_true {tuple(shape)}; got {m.shape}.")
+    return m.astype(bool)
+
+
 def _as_binary(y: np.ndarray) -> np.ndarray:
     if y.dtype == bool:
         return y
@@ -161,15 +178,18 @@ class _Layout:
     last: np.ndarray
 
 
-def _layout(y: np.ndarray, s: np.ndarray) -> _Layout:
+def _layout(y: np.ndarray, s: np.ndarray, index: np.ndarray | None = None) -> _Layout:
+    """Rank layout of the scores ``s`` with truths ``y``; ``index[k]`` is the record of entry ``k``
+    (default ``k``), so that a masked or pooled column still indexes the weight rows by record."""
     order = np.argsort(-s, kind="stable")
     ys = y[order]
     ss = s[order]
     sp = -ss[ys]  # ascending
     sn = -ss[~ys]
+    rec = order if index is None else index[order]
     return _Layout(
-        pos=order[ys],
-        neg=order[~ys],
+        pos=rec[ys],
+        neg=rec[~ys],
         above=np.searchsorted(sn, sp, side="left"),
         upto=np.searchsorted(sn, sp, side="right"),
         last=np.searchsorted(sp, sp, side="right") - 1,
@@ -222,18 +242,27 @@ class RankMetrics:
     Args:
         y_true: ``(n, L)`` binary truths (a 1-D array is one label).
         y_score: ``(n, L)`` finite scores.
-        micro: also prepare the pooled (micro-average) layout of all ``n × L`` pairs.
+        micro: also prepare the pooled (micro-average) layout of all evaluable ``n × L`` pairs.
+        evaluable: bool ``(n, L)``; entries outside the mask are left out (default: all count).
     """
 
-    def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False):
+    def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False,
+                 evaluable: np.ndarray | None = None):
         y, s = check_pair(y_true, y_score)
         self.n, self.n_labels = y.shape
-        self._layouts = [_layout(y[:, j], s[:, j]) for j in range(self.n_labels)]
+        m = check_mask(evaluable, y.shape)
+        self._layouts = []
+        for j in range(self.n_labels):
+            keep = None if m is None else np.flatnonzero(m[:, j])
+            if keep is None or keep.size == self.n:
+                self._layouts.append(_layout(y[:, j], s[:, j]))
+            else:
+                self._layouts.append(_layout(y[keep, j], s[keep, j], keep))
         self._micro: _Layout | None = None
         if micro:
-            lay = _layout(y.ravel(), s.ravel())
+            flat = np.arange(y.size) if m is None else np.flatnonzero(m.ravel())
             # pooled pair k belongs to record k // L
-            self._micro = _Layout(lay.pos // self.n_labels, lay.neg // self.n_labels, lay.above, lay.upto, lay.last)
+            self._micro = _layout(y.ravel()[flat], s.ravel()[flat], flat // self.n_labels)
 
     def _weights(self, weights: np.ndarray | None) -> np.ndarray:
         if weights is None:
@@ -302,6 +331,7 @@ def weighted_confusion(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     weights: np.ndarray | None = None,
+    evaluable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted confusion counts per label.
 
@@ -309,6 +339,7 @@ def weighted_confusion(
         y_true: ``(n, L)`` binary truths.
         y_pred: ``(n, L)`` binary decisions (score ≥ threshold).
         weights: ``(B, n)`` multiplicities; ``None`` = ones.
+        evaluable: bool ``(n, L)``: only these entries are counted (default all).
 
     Returns:
         ``(tp, fp, fn, tn)``, each ``(B, L)`` float64 (exact integers).
@@ -322,12 +353,14 @@ def weighted_confusion(
     if w.shape[1] != n:
         raise ValueError(f"weights must be (B, {n}) for {n} records; got {w.shape}.")
     w = w.astype(np.float64, copy=False)
-    yf = y.astype(np.float64)
-    pf = p.astype(np.float64)
+    m = check_mask(evaluable, y.shape)
+    mf = np.ones(y.shape) if m is None else m.astype(np.float64)
+    yf = y.astype(np.float64) * mf
+    pf = p.astype(np.float64) * mf
     pos = w @ yf
     called = w @ pf
     tp = w @ (yf * pf)
-    total = w.sum(axis=1, keepdims=True)
+    total = w @ mf
     fp = called - tp
     fn = pos - tp
     tn = total - pos - fp

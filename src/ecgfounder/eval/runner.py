@@ -9,8 +9,6 @@ API:
     :func:`ecgfounder.prediction.iter_predict` (records are read and predicted a batch at a time,
     never all at once) and appended to ``cache_dir/predictions-<fingerprint>.csv`` keyed by the
     resolved record path, so a rerun with the same weights only predicts what is missing.
-``random_split(n, fraction, seed=0, groups=None) -> bool (n,)``
-    A tuning mask drawing whole patients when ``groups`` is given.
 ``run_evaluation(y, scores, labels, out_dir, tune=..., test=..., thresholds=..., ...) -> EvaluationResult``
     Thresholds from the tuning rows (or a given table), metrics on the test rows, report files.
 """
@@ -29,14 +27,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import EvaluationResult, as_threshold_array, evaluate_multilabel
+from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
 
 __all__ = [
     "Predictions",
     "model_fingerprint",
     "cached_predictions",
-    "random_split",
     "run_evaluation",
 ]
 
@@ -212,27 +209,6 @@ def cached_predictions(
     )
 
 
-def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence | np.ndarray | None = None) -> np.ndarray:
-    """Tuning mask: about ``fraction`` of the records (whole patients when ``groups`` is given).
-
-    Returns bool ``(n,)``; the complement is the test split.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        k = int(round(fraction * n))
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.permutation(n)[:k]] = True
-        return mask
-    g = np.asarray(groups).astype(str)
-    uniq, inv = np.unique(g, return_inverse=True)
-    k = int(round(fraction * len(uniq)))
-    pick = np.zeros(len(uniq), dtype=bool)
-    pick[rng.permutation(len(uniq))[:k]] = True
-    return pick[inv.reshape(-1)]
-
-
 def run_evaluation(
     y: np.ndarray,
     scores: np.ndarray,
@@ -253,6 +229,10 @@ def run_evaluation(
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
     plots: bool = True,
     threshold_source: str | None = None,
+    evaluable: np.ndarray | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    min_positives: int = MIN_POSITIVES,
+    extra_settings: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Choose thresholds on ``tune`` rows (unless given), evaluate ``test`` rows, write the report.
 
@@ -267,6 +247,10 @@ def run_evaluation(
         groups: ``(n,)`` patient ids for the bootstrap (``None`` = records).
         n_boot, seed, ci_level: bootstrap settings.
         title, notes, extra_tables, plots: report content.
+        evaluable: bool ``(n, L)`` entries that count (see :mod:`.metrics`); default all.
+        members: ``label -> model outputs`` of composite targets (listed in the report).
+        min_positives: labels with fewer positives are left out of the summaries.
+        extra_settings: recorded in ``settings.json`` (protocol, preprocessing mode, weights' hash, ...).
 
     Returns:
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
@@ -275,6 +259,7 @@ def run_evaluation(
     y = np.asarray(y).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     n = y.shape[0]
+    ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
     tune_m = np.zeros(n, dtype=bool) if tune is None else np.asarray(tune, dtype=bool)
     test_m = ~tune_m if test is None else np.asarray(test, dtype=bool)
     if (tune_m & test_m).any() and thresholds is None:
@@ -287,7 +272,7 @@ def run_evaluation(
         thr = as_threshold_array(thresholds, labels)
         thr_info = {"threshold_source": threshold_source or "given", "threshold_method": "given"}
     elif tune_m.any():
-        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target)
+        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target, evaluable=ev[tune_m])
         thr_info = {
             "threshold_source": threshold_source or f"tuning split ({int(tune_m.sum())} records)",
             "threshold_method": method if method != "sensitivity" else f"sensitivity ≥ {target:g}",
@@ -296,7 +281,7 @@ def run_evaluation(
             save_thresholds(
                 Path(out_dir) / "thresholds.csv", labels, thr, method=method,
                 target=target if method == "sensitivity" else None,
-                n_pos=y[tune_m].sum(axis=0), n_neg=(~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
+                n_pos=y[tune_m].sum(axis=0), n_neg=(ev[tune_m] & ~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
             )
         n_none = int(np.isnan(thr).sum())
         if n_none:
@@ -307,17 +292,19 @@ def run_evaluation(
         notes.append("No tuning split or thresholds file was given: threshold-dependent metrics are undefined (thresholds are never chosen on the test records).")
     g_test = None if groups is None else np.asarray(groups)[test_m]
     result = evaluate_multilabel(
-        y[test_m], scores[test_m], labels, thr, g_test, n_boot=n_boot, seed=seed, ci_level=ci_level
+        y[test_m], scores[test_m], labels, thr, g_test, evaluable=ev[test_m], members=members,
+        min_positives=min_positives, n_boot=n_boot, seed=seed, ci_level=ci_level,
     )
     settings = dict(result.settings)
     settings.update(thr_info)
+    settings.update(extra_settings or {})
     settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
     result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
     if out_dir is not None:
         from .report import write_report
 
         write_report(
-            out_dir, result, y_true=y[test_m], y_score=scores[test_m], title=title, notes=notes,
+            out_dir, result, y_true=y[test_m], y_score=scores[test_m], evaluable=ev[test_m], title=title, notes=notes,
             extra_tables=extra_tables, plots=plots,
         )
     return result

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds"]
+__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array"]
 
 THRESHOLD_METHODS = ("youden", "sensitivity", "f1")
 
@@ -70,6 +70,8 @@ def choose_thresholds(
     y_score: Any,
     method: str = "youden",
     target: float = 0.9,
+    *,
+    evaluable: Any = None,
 ) -> np.ndarray:
     """Choose one operating threshold per label on a tuning split.
 
@@ -78,6 +80,8 @@ def choose_thresholds(
         y_score: ``(n, L)`` scores of the same records.
         method: ``"youden"``, ``"sensitivity"`` or ``"f1"`` (see module docstring).
         target: sensitivity to reach for ``method="sensitivity"`` (0 < target ≤ 1).
+        evaluable: bool ``(n, L)``: only these entries take part (default all; see
+            :mod:`ecgfounder.eval.metrics`).
 
     Returns:
         ``(L,)`` float thresholds on the score scale, NaN for labels without both classes.
@@ -95,7 +99,29 @@ def choose_thresholds(
     if not np.isfinite(s).all():
         raise ValueError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
     yb = y.astype(bool)
-    return np.array([_one(yb[:, j], s[:, j], method, target) for j in range(y.shape[1])], dtype=np.float64)
+    m = np.ones_like(yb) if evaluable is None else np.asarray(evaluable, dtype=bool).reshape(yb.shape) | yb
+    return np.array([_one(yb[m[:, j], j], s[m[:, j], j], method, target) for j in range(y.shape[1])], dtype=np.float64)
+
+
+def as_threshold_array(thresholds: Any, labels: Sequence[str]) -> np.ndarray:
+    """Thresholds as a float array aligned to ``labels``.
+
+    Accepts ``None`` (all NaN), a scalar (same for all), a sequence of ``len(labels)`` values or a
+    mapping ``label -> threshold`` (labels missing from the mapping get NaN).
+    """
+    n = len(labels)
+    if thresholds is None:
+        return np.full(n, np.nan)
+    if isinstance(thresholds, Mapping):
+        return np.array([float(thresholds.get(lab, np.nan)) for lab in labels], dtype=np.float64)
+    if isinstance(thresholds, pd.Series):
+        return thresholds.reindex(list(labels)).to_numpy(dtype=np.float64)
+    arr = np.asarray(thresholds, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"thresholds must hold one value per label ({n}); got shape {arr.shape}.")
+    return arr
 
 
 def save_thresholds(
