@@ -25,7 +25,7 @@ from ..labels.composites import build_targets, target_truth
 from ..labels.mappings import LabelMapping
 from .errors import DatasetError
 
-__all__ = ["LabelledSet", "mapped_truth", "load_label_table", "read_table"]
+__all__ = ["LabelledSet", "mapped_truth", "concat_sets", "load_label_table", "read_table"]
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,26 @@ def load_label_table(
         patients=df[patient_column].to_numpy() if patient_column else None,
     )
     return ls, df
+
+
+def concat_sets(a: LabelledSet, b: LabelledSet) -> LabelledSet:
+    """The records of ``a`` followed by those of ``b`` (same targets required)."""
+    if a.labels != b.labels:
+        raise DatasetError(f"cannot join {a.name} and {b.name}: their targets differ ({len(a.labels)} vs {len(b.labels)}); "
+                           "load both with the same mapping and labels.")
+
+    def cat(x, y, n_x, n_y):
+        if x is None and y is None:
+            return None
+        x = np.asarray(x if x is not None else [None] * n_x, dtype=object)
+        y = np.asarray(y if y is not None else [None] * n_y, dtype=object)
+        return np.concatenate([x, y])
+
+    return LabelledSet(
+        name=a.name, records=a.records + b.records, paths=a.paths + b.paths, labels=a.labels,
+        y=np.concatenate([a.y, b.y]), evaluable=np.concatenate([a.evaluable, b.evaluable]), members=a.members,
+        patients=cat(a.patients, b.patients, len(a), len(b)), folds=None,
+        sources=cat(a.sources, b.sources, len(a), len(b)), codes=a.codes + b.codes,
+        unknown_codes={k: a.unknown_codes.get(k, 0) + b.unknown_codes.get(k, 0) for k in {**a.unknown_codes, **b.unknown_codes}},
+        not_evaluable=a.not_evaluable,
+    )

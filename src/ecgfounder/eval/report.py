@@ -37,7 +37,7 @@ import pandas as pd
 
 from .metrics import CLASSIFICATION_METRICS, EvaluationResult, group_summary
 
-__all__ = ["write_report", "format_ci", "format_value"]
+__all__ = ["write_report", "write_published_report", "format_ci", "format_value"]
 
 _METRIC_NAMES = {
     "auroc": "AUROC",
@@ -374,3 +374,26 @@ def _categories(per: pd.DataFrame, categories: Mapping[str, str] | None) -> list
         first = str(per.at[lab, "members"]).split(" + ")[0] if "members" in per else lab
         out.append(categories.get(lab, categories.get(first, "(ungrouped)")))
     return out
+
+
+def write_published_report(out_dir: str | os.PathLike, table: pd.DataFrame, settings: Mapping[str, Any], *, title: str) -> dict[str, Path]:
+    """Report of the authors' protocol (:mod:`.published`): ``per_label.csv``, ``settings.json``
+    and ``report.md`` stating the headline, how it was computed and what the protocol does wrong."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
+    (out / "settings.json").write_text(json.dumps(dict(settings), indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
+    st = settings
+    md = [
+        f"# {title}", "",
+        f"- Protocol: published (the authors' ptbxl_eval.py reproduced); preprocessing mode: {st.get('preprocessing_mode')}.",
+        f"- Records: {st.get('n_records')} (all folds); labels: {st.get('n_labels')}, {st.get('n_undefined')} without both classes.",
+        f"- Headline as the script computes it (undefined AUROC = 0, mean over all labels): {format_value(st.get('mean_auroc_undefined_as_0'))}.",
+        f"- Mean AUROC over the labels with both classes: {format_value(st.get('mean_auroc_defined'))}.",
+        f"- Thresholds: {st.get('threshold_method')}, chosen on {st.get('threshold_source')}.",
+        f"- Weights SHA-256 {str(st.get('weights_sha256', ''))[:16]}…; ecgfounder {st.get('package_version')}.", "",
+        "## What this protocol does wrong", "", *[f"- {x}" for x in st.get("flaws", [])], "",
+        "## Labels", "", _md_table(table.reset_index().map(lambda v: format_value(v) if isinstance(v, (float, np.floating)) else v)), "",
+    ]
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    return {"per_label": out / "per_label.csv", "settings": out / "settings.json", "markdown": out / "report.md"}

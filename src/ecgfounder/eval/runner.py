@@ -33,6 +33,7 @@ from .thresholds import choose_thresholds, save_thresholds
 __all__ = [
     "Predictions",
     "model_fingerprint",
+    "weights_sha256",
     "cached_predictions",
     "run_evaluation",
 ]
@@ -66,12 +67,16 @@ class Predictions:
     cache_file: Path | None = None
 
 
-def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mean") -> str:
-    """Hex SHA-256 of a model's weights (every state-dict tensor, in order), its output labels, its
-    preprocessing contract (with ``mode`` applied) and the window aggregation."""
+def weights_sha256(model: Any) -> str:
+    """Hex SHA-256 of a model's weights alone: every state-dict tensor (name, dtype, shape, bytes) in order."""
+    h = hashlib.sha256()
+    _hash_state(h, model)
+    return h.hexdigest()
+
+
+def _hash_state(h: Any, model: Any) -> None:
     import torch
 
-    h = hashlib.sha256()
     for name, t in model.state_dict().items():
         h.update(name.encode())
         a = t.detach().to("cpu").contiguous()
@@ -80,6 +85,13 @@ def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mea
         if a.dtype == torch.bfloat16:
             a = a.float()
         h.update(a.numpy().tobytes())
+
+
+def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mean") -> str:
+    """Hex SHA-256 of a model's weights (every state-dict tensor, in order), its output labels, its
+    preprocessing contract (with ``mode`` applied) and the window aggregation."""
+    h = hashlib.sha256()
+    _hash_state(h, model)
     h.update(json.dumps(list(getattr(model, "labels", None) or ())).encode())
     contract = getattr(model, "contract", None)
     if contract is not None:

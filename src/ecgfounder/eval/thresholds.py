@@ -57,7 +57,10 @@ def _one(y: np.ndarray, s: np.ndarray, method: str, target: float) -> float:
         return float(thr[best.max()])  # thresholds ascend: highest among ties
     fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
     if method == "youden":
-        j = tpr - fpr
+        # J = tp/P − fp/N compared exactly as tp·N − fp·P in integers: tpr − fpr in floats can
+        # make two equal J differ in the last bit and break the tie-break below.
+        n_neg = y.size - n_pos
+        j = np.rint(tpr * n_pos).astype(np.int64) * n_neg - np.rint(fpr * n_neg).astype(np.int64) * n_pos
         k = int(np.argmax(j))  # thresholds descend: first maximum = highest threshold
     else:
         ok = np.flatnonzero(tpr >= target - 1e-12)
