@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -16,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ._deps import require
+from ._fileio import atomic_path, partial_path, publish, to_jsonable
 
 __all__ = ["TableWriter", "TABLE_SUFFIXES", "atomic_save_npy"]
 
@@ -41,7 +41,7 @@ class TableWriter:
         self.path = Path(path)
         self.kind = _kind(self.path)
         self.columns = list(columns)
-        self.tmp = Path(tmp_path) if tmp_path else self.path.with_name(f".{self.path.name}.partial")
+        self.tmp = Path(tmp_path) if tmp_path else partial_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._buffer: list[dict[str, Any]] = []
         self._parquet_rows = parquet_rows
@@ -107,8 +107,7 @@ class TableWriter:
                 self._pq_writer.close()
         else:
             self._fh.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def abort(self, keep: bool = False) -> None:
         try:
@@ -131,19 +130,11 @@ class TableWriter:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
+    return to_jsonable(v)
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` to a temporary file, then rename into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, p)
-    return p
+    return Path(path)

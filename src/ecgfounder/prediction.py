@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .models.heads import AGGREGATES, aggregate_windows, scores_from_logits
 from .models.net1d import Net1D
 from .recording import Recording
 from .signal.preprocess import Prepared, PreprocessContract, preprocess_recording
 
 __all__ = ["predict", "embed", "iter_predict", "RecordResult", "resolve_model", "AGGREGATES", "outputs_to_scores"]
-
-AGGREGATES = ("mean", "max", "none")
 
 
 @dataclass
@@ -75,19 +74,8 @@ def _check_labels(model: Net1D) -> tuple[str, ...]:
     return labels
 
 
-def outputs_to_scores(logits: torch.Tensor, task_meta: dict[str, Any]) -> torch.Tensor:
-    """Logits → what users read: sigmoid (multi-label/binary), softmax (multi-class), or
-    de-standardised values (regression)."""
-    task = (task_meta or {}).get("task", "multilabel")
-    if task in ("multilabel", "binary"):
-        return torch.sigmoid(logits)
-    if task == "multiclass":
-        return torch.softmax(logits, dim=-1)
-    if task == "regression":
-        mean = torch.as_tensor(task_meta.get("target_mean", 0.0), dtype=logits.dtype)
-        std = torch.as_tensor(task_meta.get("target_std", 1.0), dtype=logits.dtype)
-        return logits * std + mean
-    raise ValueError(f"unknown task {task!r} in model.task_meta; expected multilabel, binary, multiclass or regression.")
+# Kept for callers of the former name (train/tasks.py); the one home is models.heads.
+outputs_to_scores = scores_from_logits
 
 
 def _expand_inputs(inputs: Iterable[Any]) -> Iterator[tuple[str, Any]]:
@@ -159,7 +147,7 @@ def _torch_runner(model: Net1D, device: str | torch.device) -> Runner:
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = torch.from_numpy(x).to(dev)
         feats = model.forward_features(t)
-        scores = outputs_to_scores(model.forward_head(feats).float(), task_meta)
+        scores = scores_from_logits(model.forward_head(feats).float(), task_meta)
         return scores.cpu().numpy(), feats.float().cpu().numpy()
 
     return run
@@ -203,7 +191,10 @@ def iter_predict(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     net = resolve_model(model)
-    contract = (net.contract or PreprocessContract()).with_mode(mode)
+    if net.contract is None:
+        raise ValueError(f"the model (input channels {net.config.in_channels}) carries no preprocessing contract, so "
+                         "its input cannot be prepared; set model.description with a PreprocessContract.")
+    contract = net.contract.with_mode(mode)
     if runner is not None:
         run = runner
     elif (precision, backend) == ("fp32", "torch"):
@@ -273,14 +264,6 @@ def iter_predict(
     yield from emit()
 
 
-def _aggregate(scores: np.ndarray, how: str) -> np.ndarray:
-    if how == "mean":
-        return scores.mean(axis=0)
-    if how == "max":
-        return scores.max(axis=0)
-    raise ValueError(f"unknown aggregate {how!r}; choose one of {AGGREGATES}.")
-
-
 def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean", window_s: float = 10.0) -> list[dict[str, Any]]:
     """Table rows of one successful record: one row (aggregated) or one per window."""
     base = {"record": res.record, "path": res.path, "n_windows": res.n_windows}
@@ -295,7 +278,7 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
             rows.append(row)
         return rows
     row = dict(base)
-    row.update(zip(labels, _aggregate(res.scores, aggregate).tolist()))
+    row.update(zip(labels, aggregate_windows(res.scores, aggregate).tolist()))
     return [row]
 
 
@@ -372,7 +355,7 @@ def embed(
                 feats.append(res.features[k])
         else:
             rows.append(base)
-            feats.append(_aggregate(res.features, aggregate))
+            feats.append(aggregate_windows(res.features, aggregate))
     table = pd.DataFrame(rows, columns=["record", "path", "n_windows"] + (["window"] if aggregate == "none" else []))
     table.attrs["failures"] = failures
     arr = np.stack(feats).astype(np.float32) if feats else np.zeros((0, net.num_features), np.float32)

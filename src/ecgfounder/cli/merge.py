@@ -35,10 +35,9 @@ def write_part_meta(part: str | os.PathLike, *, shard: tuple[int, int], manifest
         "n_total": n_total, "n_files": n_files, "rows": rows, "failures": [list(f) for f in failures],
         "embeddings": str(embeddings) if embeddings else None, "emb_rows": emb_rows,
     }
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    from .._fileio import write_json
+
+    return write_json(p, meta)
 
 
 def read_part_meta(part: str | os.PathLike) -> dict[str, Any]:

@@ -113,9 +113,9 @@ def _digest(items) -> str:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    from .._fileio import write_json
+
+    write_json(path, obj)
 
 
 def _truncate(path: Path, size: int) -> None:

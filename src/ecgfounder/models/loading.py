@@ -23,9 +23,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError
-from ..labels import load_labels
-from ..signal.preprocess import PreprocessContract, lead_set
+from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
 from .net1d import Net1D, Net1DConfig
 from .weights import download_weights, resolve_known, sha256_file
 
@@ -41,8 +41,6 @@ __all__ = [
     "FORMAT_NAME",
 ]
 
-FORMAT_NAME = "ecgfounder"
-FORMAT_VERSION = 1
 _META_KEY = "ecgfounder"
 
 
@@ -175,26 +173,12 @@ def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: boo
 
 
 def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
-    n = model.num_classes
-    labels = meta.get("labels")
-    if labels is not None:
-        if len(labels) != n:
-            raise CheckpointError(f"checkpoint metadata lists {len(labels)} labels for a head of {n} outputs.")
-        model.labels = tuple(labels)
-    elif n == 150:
-        model.labels = load_labels()
-    else:
-        model.labels = ()  # unknown: predict() refuses to name these outputs
-    contract = meta.get("contract")
-    model.contract = (
-        PreprocessContract.from_dict(contract) if contract else PreprocessContract(leads=lead_set(model.config.in_channels))
-    )
-    if len(model.contract.leads) != model.config.in_channels:
-        raise CheckpointError(
-            f"checkpoint contract names {len(model.contract.leads)} leads but the model takes {model.config.in_channels}."
-        )
-    model.task_meta = dict(meta.get("task_meta") or {"task": "multilabel"})
-    model.source = dict(meta.get("source") or {})
+    """Attach the description stored in ``meta`` (the one place a loaded model gets it)."""
+    try:
+        model.description = ModelDescription.for_model(model.config.in_channels, model.num_classes, meta,
+                                                       unknown_labels="none")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     model.eval()
     return model
 
@@ -270,39 +254,14 @@ def load_model(
         cfg = config_from_state_dict(sd, source=str(p))
     model = Net1D(cfg)
     _load_state_strict(model, sd, strict, str(p))
-    if not meta.get("source"):
-        meta = dict(meta)
-        meta["source"] = {"file": str(p), "name": known.name if known else None}
+    meta = dict(meta)
+    if known is not None:  # published weights: their description, with the file they came from
+        meta = {**known.description.to_dict(), **{k: v for k, v in meta.items() if v is not None}}
+        meta["source"] = {**known.description.source, "file": str(p)}
+    elif not meta.get("source"):
+        meta["source"] = {"file": str(p), "name": None}
     model = _finish(model, meta)
     return model.to(map_location)
-
-
-def _metadata(model: Net1D, extra_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    contract = model.contract or PreprocessContract(leads=lead_set(model.config.in_channels))
-    src = dict(model.source or {})
-    if extra_source:
-        src.update(extra_source)
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "architecture": "Net1D",
-        "config": model.config.to_dict(),
-        "labels": list(model.labels) if model.labels else None,
-        "contract": contract.to_dict(),
-        "task_meta": dict(model.task_meta or {}),
-        "source": src,
-        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, Any] | None = None) -> Path:
@@ -313,17 +272,14 @@ def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, An
     p = Path(path)
     if p.suffix != ".safetensors":
         p = p.with_suffix(".safetensors")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    meta = _metadata(model, source)
-    text = json.dumps(meta, default=_json_default)
+    meta = model_metadata(model)
+    if source:
+        meta["source"] = {**meta["source"], **to_jsonable(dict(source))}
+    meta = to_jsonable({**meta, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = p.with_name(p.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={_META_KEY: text})
-    os.replace(tmp, p)
-    side = p.with_suffix(".json")
-    tmp_j = side.with_name(side.name + ".tmp")
-    tmp_j.write_text(json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp_j, side)
+    with atomic_path(p) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    atomic_write(p.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return p
 
 
