@@ -133,7 +133,10 @@ def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, 
     settings = (out / "settings.json").read_text()
     assert '"bootstrap_unit": "patient"' in settings and '"n_groups": 4' in settings  # HR06004/5 share a patient
     st = json.loads(settings)
-    assert st["protocol"] == "ours" and st["preprocessing_mode"] == "published" and len(st["weights_sha256"]) == 64
+    assert st["protocol"] == "ours" and st["preprocessing_mode"] == "published" and len(st["model_fingerprint"]) == 64
+    import hashlib
+
+    assert st["weights_sha256"] == hashlib.sha256(synthetic_checkpoint.read_bytes()).hexdigest()
     assert st["threshold_source"].startswith("tuning split") and st["package_version"]
 
     # second run: thresholds from the first, predictions from the cache

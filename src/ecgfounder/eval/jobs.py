@@ -26,7 +26,7 @@ from ..datasets.labelled import concat_sets
 from ..labels.composites import COMPOSITE_RULE, composite_scores
 from ..labels.mappings import ptbxl_mapping, snomed_mapping
 from .metrics import MIN_POSITIVES, EvaluationResult
-from .runner import cached_predictions, model_fingerprint, run_evaluation, weights_sha256
+from .runner import cache_fingerprint, cached_predictions, run_evaluation, weights_sha256
 from .splits import stratified_split
 from .thresholds import load_thresholds
 
@@ -112,7 +112,7 @@ def _provenance(model: Any, predict: PredictOptions, protocol: str, dataset: str
     return {
         "dataset": dataset, "protocol": protocol, "preprocessing_mode": mode, "window_aggregation": predict.aggregate,
         "weights": predict.weights, "weights_sha256": weights_sha256(model),
-        "model_fingerprint": model_fingerprint(model, predict.mode, predict.aggregate), "package_version": __version__,
+        "model_fingerprint": cache_fingerprint(model, predict.mode, predict.aggregate), "package_version": __version__,
         "composite_rule": COMPOSITE_RULE,
     }
 

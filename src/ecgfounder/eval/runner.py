@@ -2,8 +2,8 @@
 
 API:
 
-``model_fingerprint(model, mode=None, aggregate="mean") -> str``
-    SHA-256 of the weights, labels and preprocessing contract: the cache key of a model.
+``cache_fingerprint(model, mode, aggregate) -> str`` / ``weights_sha256(model)``
+    The cache key of a model's predictions; the SHA-256 of its weights file.
 ``cached_predictions(paths, model, cache_dir, ...) -> Predictions``
     Scores ``(n, n_model_labels)`` for the given record files, streamed through
     :func:`ecgfounder.prediction.iter_predict` (records are read and predicted a batch at a time,
@@ -16,23 +16,23 @@ API:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..models.heads import aggregate_windows
 from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
 
 __all__ = [
     "Predictions",
-    "model_fingerprint",
+    "cache_fingerprint",
     "weights_sha256",
     "cached_predictions",
     "run_evaluation",
@@ -67,39 +67,24 @@ class Predictions:
     cache_file: Path | None = None
 
 
-def weights_sha256(model: Any) -> str:
-    """Hex SHA-256 of a model's weights alone: every state-dict tensor (name, dtype, shape, bytes) in order."""
-    h = hashlib.sha256()
-    _hash_state(h, model)
-    return h.hexdigest()
+def weights_sha256(model: Any) -> str | None:
+    """SHA-256 of the weights file a model came from: the one its description carries (published
+    weights), else the file it was loaded from; ``None`` for a model built in memory."""
+    desc = getattr(model, "description", None)
+    if getattr(desc, "sha256", None):
+        return str(desc.sha256)
+    from ..models.weights import sha256_file
+
+    f = (getattr(model, "source", None) or {}).get("file")
+    return sha256_file(Path(f)) if f and Path(f).is_file() else None
 
 
-def _hash_state(h: Any, model: Any) -> None:
-    import torch
+def cache_fingerprint(model: Any, mode: str | None, aggregate: str) -> str:
+    """The prediction cache's key: the model's fingerprint with the preprocessing mode and the
+    window aggregation (:func:`ecgfounder.models.description.model_fingerprint`)."""
+    from ..models.description import model_fingerprint
 
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        a = t.detach().to("cpu").contiguous()
-        h.update(str(a.dtype).encode())
-        h.update(str(tuple(a.shape)).encode())
-        if a.dtype == torch.bfloat16:
-            a = a.float()
-        h.update(a.numpy().tobytes())
-
-
-def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mean") -> str:
-    """Hex SHA-256 of a model's weights (every state-dict tensor, in order), its output labels, its
-    preprocessing contract (with ``mode`` applied) and the window aggregation."""
-    h = hashlib.sha256()
-    _hash_state(h, model)
-    h.update(json.dumps(list(getattr(model, "labels", None) or ())).encode())
-    contract = getattr(model, "contract", None)
-    if contract is not None:
-        c = contract.with_mode(mode) if hasattr(contract, "with_mode") else contract
-        d = c.to_dict() if hasattr(c, "to_dict") else repr(c)
-        h.update(json.dumps(d, sort_keys=True, default=str).encode())
-    h.update(json.dumps({"mode": mode, "aggregate": aggregate}).encode())
-    return h.hexdigest()
+    return model_fingerprint(model, json.dumps({"mode": mode, "aggregate": aggregate}, sort_keys=True))
 
 
 def _key(path: str) -> str:
@@ -132,6 +117,7 @@ def cached_predictions(
     device: str = "cpu",
     lead: str | None = None,
     fill_missing: bool = False,
+    read_kwargs: Mapping[str, Any] | None = None,
     flush_every: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> Predictions:
@@ -141,7 +127,7 @@ def cached_predictions(
         paths: record files (WFDB ``.hea``, ...), in the order wanted.
         model: a loaded :class:`~ecgfounder.models.net1d.Net1D` (or a weights name/path).
         cache_dir: folder of the cache; ``None`` disables caching.
-        batch_size, mode, device, lead, fill_missing: passed to ``iter_predict``.
+        batch_size, mode, device, lead, fill_missing, read_kwargs: passed to ``iter_predict``.
         aggregate: ``"mean"`` or ``"max"`` over the 10-s windows of a record.
         flush_every: rows written to the cache at a time (an interrupted run keeps them).
         progress: called with the number of records finished since the last call.
@@ -152,7 +138,7 @@ def cached_predictions(
     from ..prediction import iter_predict, resolve_model
 
     if aggregate not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max'; got {aggregate!r}.")
+        raise ValueError(f"aggregate must be 'mean' or 'max' (one score per record); got {aggregate!r}.")
     net = resolve_model(model)
     labels = tuple(net.labels or ())
     if not labels:
@@ -162,7 +148,7 @@ def cached_predictions(
     cache_file = None
     cache: dict[str, np.ndarray] = {}
     if cache_dir is not None:
-        fp = model_fingerprint(net, mode, aggregate)
+        fp = cache_fingerprint(net, mode, aggregate)
         cache_file = Path(cache_dir) / f"predictions-{fp[:16]}.csv"
         cache = _read_cache(cache_file, labels)
     todo = [i for i, k in enumerate(keys) if k not in cache]
@@ -191,22 +177,21 @@ def cached_predictions(
         try:
             results = iter_predict(
                 (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
-                lead=lead, fill_missing=fill_missing,
+                lead=lead, fill_missing=fill_missing, read_kwargs=dict(read_kwargs or {}),
             )
-            for i, res in zip(todo, results):
-                if Path(res.path).stem != Path(paths[i]).stem:  # pragma: no cover - guards the 1:1 contract
-                    raise RuntimeError(f"prediction stream out of order: expected {paths[i]}, got {res.path}")
+            for k, group in _per_input(results, [keys[i] for i in todo]):
+                i = todo[k]
                 if progress:
                     progress(1)
-                if res.error is not None or res.scores is None:
-                    errors[paths[i]] = res.error or "no scores"
+                s, err = _one_score(group, aggregate)
+                if err is not None:
+                    errors[paths[i]] = err
                     continue
-                s = res.scores.mean(axis=0) if aggregate == "mean" else res.scores.max(axis=0)
                 scores[i] = s
                 ok[i] = True
                 n_pred += 1
                 if writer is not None:
-                    pending.append([keys[i], res.record, res.n_windows, *(repr(float(v)) for v in s)])
+                    pending.append([keys[i], group[0].record, group[0].n_windows, *(repr(float(v)) for v in s)])
                     if len(pending) >= flush_every:
                         writer.writerows(pending)
                         fh.flush()
@@ -219,6 +204,40 @@ def cached_predictions(
         paths=tuple(paths), labels=labels, scores=scores, ok=ok, errors=errors,
         n_cached=n_cached, n_predicted=n_pred, cache_file=cache_file,
     )
+
+
+def _per_input(results: Iterable[Any], keys: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
+    """Group a prediction stream by input file: ``(k, results of input k)`` for every input, in
+    order.  A file may yield several recordings (a multi-record ``.npz``); results are matched to
+    their input by ``input_index`` where the stream gives it, else by resolved path."""
+    it = iter(results)
+    nxt = next(it, None)
+    for k, key in enumerate(keys):
+        group = []
+        while nxt is not None and _belongs(nxt, k, key):
+            group.append(nxt)
+            nxt = next(it, None)
+        yield k, group
+    if nxt is not None:
+        raise RuntimeError(f"prediction stream out of order: result for {nxt.path} matches no remaining input")
+
+
+def _belongs(res: Any, k: int, key: str) -> bool:
+    idx = getattr(res, "input_index", None)
+    return idx == k if idx is not None else _key(res.path) == key
+
+
+def _one_score(group: list[Any], aggregate: str) -> tuple[np.ndarray | None, str | None]:
+    """The record score of one input file, or the reason there is none."""
+    if not group:
+        return None, "the file yielded no recording"
+    if len(group) > 1:
+        return None, (f"the file holds {len(group)} recordings; evaluation matches ground truth per file, "
+                      "so give one recording per file")
+    res = group[0]
+    if res.error is not None or res.scores is None:
+        return None, res.error or "no scores"
+    return aggregate_windows(res.scores, aggregate), None
 
 
 def run_evaluation(
