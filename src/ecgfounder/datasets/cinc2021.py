@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -127,7 +128,11 @@ def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_da
     sets = [{CINC2021_SCORED[c] for c in (dx or ()) if c in CINC2021_SCORED} for dx in df["dx"]]
     labels = sorted(set().union(*sets))
     out = df[["path", "record", "source"]].copy()
-    out["patient_id"] = record_patients(list(df["record"]), ptbxl_database or find_ptbxl_database(root))
+    db = ptbxl_database or find_ptbxl_database(root)
+    if db is None and (df["source"] == "HR").any():
+        warnings.warn(f"{int((df['source'] == 'HR').sum())} PTB-XL records (HR...) are treated as their own patients: "
+                      f"put ptbxl_database.csv in {root} or its parent to group them by patient.", stacklevel=2)
+    out["patient_id"] = record_patients(list(df["record"]), db)
     for lab in labels:
         out[lab] = [int(lab in s) for s in sets]
     return out
