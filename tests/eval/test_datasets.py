@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from evalhelpers import CINC, HR_RECORDS, header_dx
+
 from ecgfounder.datasets import DatasetError, load_cinc2021, load_label_table, load_ptbxl, mimic_iv_ecg_manifest, parse_dx, parse_scp_codes
 from ecgfounder.datasets.cinc2021 import cinc2021_manifest
 
@@ -89,8 +89,9 @@ def test_field_parsers():
 
 
 def test_ptbxl_heart_axis_is_read(ptbxl_root, tmp_path):
-    import pandas as pd
     import shutil
+
+    import pandas as pd
 
     root = tmp_path / "ptbxl"
     shutil.copytree(ptbxl_root, root)

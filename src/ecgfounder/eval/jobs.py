@@ -200,13 +200,14 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
 
 
 def evaluate_ptbxl(
-    root: str | os.PathLike, model: Any, *, report: ReportOptions, predict: PredictOptions = PredictOptions(),
+    root: str | os.PathLike, model: Any, *, report: ReportOptions, predict: PredictOptions | None = None,
     protocol: str = "ours", sampling: int = 500, tune_folds: Sequence[int] = tuple(range(1, 10)),
     test_folds: Sequence[int] = (10,), min_likelihood: float = 0.0, bootstrap_unit: str = "patient",
     log: Log = _quiet, progress=None,
 ) -> EvaluationRun:
     """Evaluate on PTB-XL: protocol ``"ours"`` (test folds, thresholds from the tuning folds) or
     ``"published"`` (the authors' script, see :mod:`.published`)."""
+    predict = predict or PredictOptions()
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
     if protocol == "published":
@@ -253,13 +254,14 @@ def _published(root, model, *, report: ReportOptions, predict: PredictOptions, s
 
 
 def evaluate_cinc2021(
-    root: str | os.PathLike, model: Any, *, report: ReportOptions, predict: PredictOptions = PredictOptions(),
+    root: str | os.PathLike, model: Any, *, report: ReportOptions, predict: PredictOptions | None = None,
     tune_fraction: float = 0.5, tune_root: str | os.PathLike | None = None, ptbxl_database: str | os.PathLike | None = None,
     log: Log = _quiet, progress=None,
 ) -> EvaluationRun:
     """Evaluate on CinC 2021 data.  Thresholds come from (first that applies) ``report.thresholds``
     (a file), ``tune_root`` (a separate folder), or a tuning part of ``root`` drawn by patient
     (PTB-XL records grouped through ``ptbxl_database``) within each source database."""
+    predict = predict or PredictOptions()
     ls = load_cinc2021(root, ptbxl_database=ptbxl_database)
     source = None
     if report.thresholds:

@@ -21,7 +21,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..datasets import cinc2021 as _cinc, cpsc as _cpsc, ptbxl as _ptbxl
+from ..datasets import cinc2021 as _cinc
+from ..datasets import cpsc as _cpsc
+from ..datasets import ptbxl as _ptbxl
 from ..datasets.cinc2021 import CINC2021_SCORED
 from ..datasets.cpsc import af_episodes, beat_samples, heart_rate_bpm
 from ..datasets.errors import DatasetError
