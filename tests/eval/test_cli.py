@@ -197,3 +197,20 @@ def test_help_says_which_number_is_comparable(capsys):
         main(["evaluate", "ptbxl", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "0.924" in text and "--protocol" in text and "published" in text
+
+
+def test_cinc2021_thresholds_from_a_separate_folder(cinc_root, synthetic_model, tmp_path):
+    import shutil
+
+    from ecgfounder.eval.jobs import ReportOptions, evaluate_cinc2021
+
+    for part, names in (("tune", ["E07500", "E07501", "HR06000", "JS20000"]), ("test", ["E07502", "HR06001", "JS20001"])):
+        (tmp_path / part).mkdir()
+        for n in names:
+            for ext in (".hea", ".mat"):
+                shutil.copy(cinc_root / f"{n}{ext}", tmp_path / part / f"{n}{ext}")
+    run = evaluate_cinc2021(tmp_path / "test", synthetic_model, tune_root=tmp_path / "tune",
+                            report=ReportOptions(out=tmp_path / "out", n_boot=0, plots=False))
+    st = run.result.settings
+    assert st["n_records"] == 3 and st["n_tune"] == 4 and st["threshold_source"].startswith(f"folder {tmp_path / 'tune'}")
+    assert (tmp_path / "out" / "thresholds.csv").is_file()
