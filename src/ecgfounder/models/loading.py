@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import pickle
 import zipfile
@@ -36,10 +35,11 @@ __all__ = [
     "read_checkpoint",
     "unwrap_state_dict",
     "config_from_state_dict",
-    "synthetic_state_dict",
-    "build_synthetic_checkpoint",
     "FORMAT_NAME",
 ]
+
+# Test oracles live in ecgfounder.testing; these names keep the former import path working.
+from ..testing import build_synthetic_checkpoint, synthetic_state_dict  # noqa: E402,F401
 
 _META_KEY = "ecgfounder"
 
@@ -290,44 +290,3 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = N
     out = Path(dst) if dst else src_file.with_suffix(".safetensors")
     extra = {"file": str(src_file), "sha256": sha256_file(src_file) if src_file.exists() else None}
     return save_model(model, out, source=extra)
-
-
-def synthetic_state_dict(n_leads: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic weights anyone can rebuild (the golden outputs' recipe): walk the state dict
-    in order; BatchNorm tensors get their defaults; every other tensor
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` from one ``torch.Generator`` seeded with ``seed``."""
-    model = Net1D(Net1DConfig(in_channels=n_leads))
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, torch.Tensor] = {}
-    for key, t in model.state_dict().items():
-        shape = tuple(t.shape)
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0, dtype=torch.int64)
-        elif key.endswith("running_mean"):
-            out[key] = torch.zeros(shape)
-        elif key.endswith("running_var"):
-            out[key] = torch.ones(shape)
-        elif "bn" in key and key.endswith(".weight"):
-            out[key] = torch.ones(shape)
-        elif "bn" in key and key.endswith(".bias"):
-            out[key] = torch.zeros(shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
-            bound = 1.0 / math.sqrt(fan_in)
-            out[key] = (torch.rand(shape, generator=g) * 2 - 1) * bound
-    return out
-
-
-def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: int = 0) -> Path:
-    """Write a checkpoint exactly in the published format (a ``torch.save``d dict with numpy
-    scalars beside ``state_dict``) holding :func:`synthetic_state_dict` weights.  For tests."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "epoch": 0,
-        "step": np.int64(0),
-        "state_dict": synthetic_state_dict(leads, seed),
-        "val_auroc": np.float64(0.5),
-    }
-    torch.save(ckpt, p)
-    return p
