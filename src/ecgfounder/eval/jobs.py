@@ -25,6 +25,7 @@ from ..datasets import LabelledSet, load_cinc2021, load_ptbxl
 from ..datasets.labelled import concat_sets
 from ..labels.composites import COMPOSITE_RULE, composite_scores
 from ..labels.mappings import ptbxl_mapping, snomed_mapping
+from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult
 from .runner import cache_fingerprint, cached_predictions, run_evaluation, weights_sha256
 from .splits import stratified_split
@@ -98,7 +99,7 @@ def _limit(mask: np.ndarray, n: int | None) -> np.ndarray:
     if n is None:
         return mask
     if n < 1:
-        raise ValueError(f"limit must be a positive number of records; got {n}.")
+        raise EvaluationError(f"limit must be a positive number of records; got {n}.")
     out = np.zeros_like(mask)
     out[np.flatnonzero(mask)[:n]] = True
     return out
@@ -132,7 +133,7 @@ def _usable_targets(ls: LabelledSet, model: Any) -> list[int]:
     outputs = set(getattr(model, "labels", None) or ())
     keep = [j for j, t in enumerate(ls.labels) if all(m in outputs for m in ls.members[t])]
     if not keep:
-        raise ValueError(f"none of the dataset's {len(ls.labels)} targets is an output of the model; "
+        raise EvaluationError(f"none of the dataset's {len(ls.labels)} targets is an output of the model; "
                          "evaluate a 150-label ECGFounder model or use the label-table evaluation.")
     return keep
 
@@ -209,17 +210,17 @@ def evaluate_ptbxl(
     ``"published"`` (the authors' script, see :mod:`.published`)."""
     predict = predict or PredictOptions()
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
+        raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
     if protocol == "published":
         return _published(root, model, report=report, predict=predict, sampling=sampling, log=log, progress=progress)
     if set(tune_folds) & set(test_folds):
-        raise ValueError(f"tune_folds {sorted(tune_folds)} and test_folds {sorted(test_folds)} overlap; thresholds must come from other folds.")
+        raise EvaluationError(f"tune_folds {sorted(tune_folds)} and test_folds {sorted(test_folds)} overlap; thresholds must come from other folds.")
     ls = load_ptbxl(root, sampling=sampling, min_likelihood=min_likelihood)
     if ls.folds is None:
-        raise ValueError(f"{root}/ptbxl_database.csv has no strat_fold column; PTB-XL folds are needed to split tuning and test records.")
+        raise EvaluationError(f"{root}/ptbxl_database.csv has no strat_fold column; PTB-XL folds are needed to split tuning and test records.")
     tune, test = np.isin(ls.folds, list(tune_folds)), np.isin(ls.folds, list(test_folds))
     if not test.any():
-        raise ValueError(f"no record in test folds {list(test_folds)}; folds present: {sorted(set(ls.folds.tolist()))}.")
+        raise EvaluationError(f"no record in test folds {list(test_folds)}; folds present: {sorted(set(ls.folds.tolist()))}.")
     log(f"PTB-XL: {len(ls)} records, {len(ls.labels)} targets; tuning folds {list(tune_folds)} ({int(tune.sum())}), "
         f"test folds {list(test_folds)} ({int(test.sum())})")
     groups = ls.patients if bootstrap_unit == "patient" else None
@@ -292,11 +293,11 @@ def _table_split(n: int, table: pd.DataFrame, rows: np.ndarray, groups, *, thres
         return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
     if split_column:
         if split_column not in table.columns:
-            raise ValueError(f"no split column {split_column!r} in the label table; columns are {list(table.columns)[:12]}.")
+            raise EvaluationError(f"no split column {split_column!r} in the label table; columns are {list(table.columns)[:12]}.")
         split = table[split_column].astype(str).to_numpy()[rows]
         tune, test = split == str(tune_value), split == str(test_value)
         if not test.any():
-            raise ValueError(f"no record has {split_column} == {test_value!r}; values present: {sorted(set(split))[:10]}.")
+            raise EvaluationError(f"no record has {split_column} == {test_value!r}; values present: {sorted(set(split))[:10]}.")
         return tune, test
     if tune_fraction > 0:
         tune = random_split(n, tune_fraction, seed=seed, groups=groups)
@@ -315,20 +316,20 @@ def evaluate_table(
 
     pred = read_table(predictions)
     if id_column not in pred.columns:
-        raise ValueError(f"{predictions}: no id column {id_column!r}; columns are {list(pred.columns)[:12]}.")
+        raise EvaluationError(f"{predictions}: no id column {id_column!r}; columns are {list(pred.columns)[:12]}.")
     ls, table = load_label_table(labels, id_column=id_column, labels=label_columns, patient_column=patient_column,
                                  exclude=[split_column] if split_column else [])
     pred = pred.assign(**{id_column: pred[id_column].astype(str)})
     if pred[id_column].duplicated().any():
-        raise ValueError(f"{predictions}: record {pred[id_column][pred[id_column].duplicated()].iloc[0]!r} has several rows; aggregate windows first.")
+        raise EvaluationError(f"{predictions}: record {pred[id_column][pred[id_column].duplicated()].iloc[0]!r} has several rows; aggregate windows first.")
     names = [lab for lab in ls.labels if lab in pred.columns]
     dropped = [lab for lab in ls.labels if lab not in pred.columns]
     if not names:
-        raise ValueError(f"no label column of {labels} is a column of {predictions}; label columns must be named alike.")
+        raise EvaluationError(f"no label column of {labels} is a column of {predictions}; label columns must be named alike.")
     where = pd.Index(pred[id_column]).get_indexer(list(ls.records))
     have = where >= 0
     if not have.any():
-        raise ValueError(f"no record id of {labels} appears in {predictions} (column {id_column!r}).")
+        raise EvaluationError(f"no record id of {labels} appears in {predictions} (column {id_column!r}).")
     y = ls.y[have][:, [ls.labels.index(lab) for lab in names]]
     s = pred.iloc[where[have]][names].to_numpy(dtype=np.float64)
     finite = np.isfinite(s).all(axis=1)

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from .bootstrap import RankMetrics, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
+from .errors import EvaluationError
 from .intervals import AUROC_CI_METHOD, auroc_interval
 from .regression import REGRESSION_METRICS, regression_report
 from .thresholds import as_threshold_array
@@ -115,7 +116,7 @@ def _as_2d(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(n_records, n_labels)`` bool labels and float scores (see ``bootstrap.check_pair``)."""
     y, s = check_pair(y_true, y_score)
     if y.shape[0] == 0:
-        raise ValueError("no records to evaluate (0 rows).")
+        raise EvaluationError("no records to evaluate (0 rows).")
     return y, s
 
 
@@ -271,10 +272,10 @@ def _inputs(y_true: Any, y_score: Any, labels: Sequence[str] | None, evaluable: 
     n_labels = y.shape[1]
     labels = [f"label_{j}" for j in range(n_labels)] if labels is None else [str(x) for x in labels]
     if len(labels) != n_labels:
-        raise ValueError(f"{len(labels)} label names given for {n_labels} columns of y_true.")
+        raise EvaluationError(f"{len(labels)} label names given for {n_labels} columns of y_true.")
     if len(set(labels)) != len(labels):
         dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise ValueError(f"label names must be unique; repeated: {dup[:5]}.")
+        raise EvaluationError(f"label names must be unique; repeated: {dup[:5]}.")
     m = check_mask(evaluable, y.shape)
     if m is not None:
         m = m | y  # a positive always counts
@@ -383,9 +384,9 @@ def evaluate_multilabel(
     """
     y, s, mask, labels = _inputs(y_true, y_score, labels, evaluable)
     if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0; got {n_boot}.")
+        raise EvaluationError(f"n_boot must be >= 0; got {n_boot}.")
     if min_positives < 1:
-        raise ValueError(f"min_positives must be >= 1; got {min_positives}.")
+        raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
     n = y.shape[0]
     thr = as_threshold_array(thresholds, labels)
     n_eval = np.full(len(labels), n) if mask is None else mask.sum(axis=0)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .bootstrap import bootstrap_weights, percentile_ci
+from .errors import EvaluationError
 
 __all__ = ["REGRESSION_METRICS", "regression_report"]
 
@@ -56,9 +57,9 @@ def regression_report(
     yy = np.asarray(y, dtype=np.float64).ravel()
     pp = np.asarray(yhat, dtype=np.float64).ravel()
     if yy.shape != pp.shape or yy.size == 0:
-        raise ValueError(f"y and yhat must be non-empty and of one length; got {yy.shape} and {pp.shape}.")
+        raise EvaluationError(f"y and yhat must be non-empty and of one length; got {yy.shape} and {pp.shape}.")
     if not (np.isfinite(yy).all() and np.isfinite(pp).all()):
-        raise ValueError("y and yhat must be finite; drop records with missing targets or failed predictions.")
+        raise EvaluationError("y and yhat must be finite; drop records with missing targets or failed predictions.")
     point = _regression_values(np.ones((1, yy.size)), yy, pp)
     boot: dict[str, list[np.ndarray]] = {m: [] for m in REGRESSION_METRICS}
     if n_boot > 0:

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import EvaluationError
 from .metrics import CLASSIFICATION_METRICS, EvaluationResult, group_summary
 
 __all__ = ["write_report", "write_published_report", "format_ci", "format_value"]
@@ -352,7 +353,7 @@ def write_report(
         y = np.asarray(y_true).astype(bool)
         s = np.asarray(y_score, dtype=np.float64)
         if y.ndim != 2 or y.shape[1] != len(per) or s.shape != y.shape:
-            raise ValueError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
+            raise EvaluationError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
         ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
         figs = _plots(out, per, cats, y, s, ev)
         files.update(figs)

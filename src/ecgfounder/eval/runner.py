@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import aggregate_windows
+from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
 
@@ -101,7 +102,7 @@ def _read_cache(path: Path, labels: Sequence[str]) -> dict[str, np.ndarray]:
     df = pd.read_csv(path)
     missing = [c for c in ("path", *labels) if c not in df.columns]
     if missing:
-        raise ValueError(f"prediction cache {path} lacks columns {missing[:3]}; delete it (it will be rebuilt).")
+        raise EvaluationError(f"prediction cache {path} lacks columns {missing[:3]}; delete it (it will be rebuilt).")
     vals = df[list(labels)].to_numpy(dtype=np.float64)
     return {str(k): vals[i] for i, k in enumerate(df["path"])}
 
@@ -138,11 +139,11 @@ def cached_predictions(
     from ..prediction import iter_predict, resolve_model
 
     if aggregate not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max' (one score per record); got {aggregate!r}.")
+        raise EvaluationError(f"aggregate must be 'mean' or 'max' (one score per record); got {aggregate!r}.")
     net = resolve_model(model)
     labels = tuple(net.labels or ())
     if not labels:
-        raise ValueError("the model carries no label names; evaluation needs them to match the ground truth.")
+        raise EvaluationError("the model carries no label names; evaluation needs them to match the ground truth.")
     paths = [str(p) for p in paths]
     keys = [_key(p) for p in paths]
     cache_file = None
@@ -294,9 +295,9 @@ def run_evaluation(
     tune_m = np.zeros(n, dtype=bool) if tune is None else np.asarray(tune, dtype=bool)
     test_m = ~tune_m if test is None else np.asarray(test, dtype=bool)
     if (tune_m & test_m).any() and thresholds is None:
-        raise ValueError(f"{int((tune_m & test_m).sum())} record(s) are in both the tuning and the test split; thresholds must come from other records.")
+        raise EvaluationError(f"{int((tune_m & test_m).sum())} record(s) are in both the tuning and the test split; thresholds must come from other records.")
     if not test_m.any():
-        raise ValueError("the test split is empty; check the fold/split options.")
+        raise EvaluationError("the test split is empty; check the fold/split options.")
     notes = list(notes)
     thr_info: dict[str, Any] = {}
     if thresholds is not None:

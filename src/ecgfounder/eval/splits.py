@@ -14,12 +14,14 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import EvaluationError
+
 __all__ = ["random_split", "stratified_split"]
 
 
 def _check_fraction(fraction: float) -> None:
     if not 0 < fraction < 1:
-        raise ValueError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
+        raise EvaluationError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
 
 
 def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence | np.ndarray | None = None) -> np.ndarray:
@@ -50,7 +52,7 @@ def stratified_split(
     g = np.asarray(groups).astype(str)
     st = np.asarray(strata).astype(str)
     if g.shape != st.shape:
-        raise ValueError(f"groups {g.shape} and strata {st.shape} must hold one value per record.")
+        raise EvaluationError(f"groups {g.shape} and strata {st.shape} must hold one value per record.")
     uniq, first, inv = np.unique(g, return_index=True, return_inverse=True)
     home = st[first]  # stratum of each patient
     rng = np.random.default_rng(seed)

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from .errors import EvaluationError
+
 __all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array"]
 
 THRESHOLD_METHODS = ("youden", "sensitivity", "f1")
@@ -90,17 +92,17 @@ def choose_thresholds(
         ``(L,)`` float thresholds on the score scale, NaN for labels without both classes.
     """
     if method not in THRESHOLD_METHODS:
-        raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}.")
+        raise EvaluationError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}.")
     if method == "sensitivity" and not 0 < target <= 1:
-        raise ValueError(f"target sensitivity must be in (0, 1]; got {target}.")
+        raise EvaluationError(f"target sensitivity must be in (0, 1]; got {target}.")
     y = np.asarray(y_true)
     s = np.asarray(y_score, dtype=np.float64)
     if y.ndim == 1:
         y, s = y[:, None], s[:, None]
     if y.shape != s.shape:
-        raise ValueError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
+        raise EvaluationError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
     if not np.isfinite(s).all():
-        raise ValueError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
+        raise EvaluationError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
     yb = y.astype(bool)
     m = np.ones_like(yb) if evaluable is None else np.asarray(evaluable, dtype=bool).reshape(yb.shape) | yb
     return np.array([_one(yb[m[:, j], j], s[m[:, j], j], method, target) for j in range(y.shape[1])], dtype=np.float64)
@@ -123,7 +125,7 @@ def as_threshold_array(thresholds: Any, labels: Sequence[str]) -> np.ndarray:
     if arr.ndim == 0:
         return np.full(n, float(arr))
     if arr.shape != (n,):
-        raise ValueError(f"thresholds must hold one value per label ({n}); got shape {arr.shape}.")
+        raise EvaluationError(f"thresholds must hold one value per label ({n}); got shape {arr.shape}.")
     return arr
 
 
@@ -142,7 +144,7 @@ def save_thresholds(
     labels = list(labels)
     thr = np.asarray(thresholds, dtype=np.float64)
     if thr.shape != (len(labels),):
-        raise ValueError(f"{thr.shape[0] if thr.ndim else 1} thresholds for {len(labels)} labels.")
+        raise EvaluationError(f"{thr.shape[0] if thr.ndim else 1} thresholds for {len(labels)} labels.")
     df = pd.DataFrame({"label": labels, "threshold": thr})
     df["method"] = method
     df["target"] = target if target is not None else np.nan
@@ -174,15 +176,15 @@ def load_thresholds(path: str | os.PathLike, labels: Sequence[str] | None = None
     df = pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"label": str})
     missing_cols = {"label", "threshold"} - set(df.columns)
     if missing_cols:
-        raise ValueError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
+        raise EvaluationError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
     if df["label"].duplicated().any():
-        raise ValueError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
+        raise EvaluationError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
     ser = pd.Series(pd.to_numeric(df["threshold"], errors="raise").to_numpy(dtype=np.float64), index=df["label"].astype(str))
     if labels is not None:
         labels = [str(x) for x in labels]
         missing = [lab for lab in labels if lab not in ser.index]
         if missing:
-            raise ValueError(
+            raise EvaluationError(
                 f"{p}: no threshold for {len(missing)} label(s) being evaluated, e.g. {missing[:3]}; "
                 "use a thresholds file from a run on the same label set."
             )

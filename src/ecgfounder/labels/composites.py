@@ -23,6 +23,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .errors import LabelError
+
 __all__ = ["Composite", "COMPOSITES", "COMPOSITE_RULE", "build_targets", "composite_scores", "target_truth"]
 
 COMPOSITE_RULE = "max"
@@ -113,7 +115,7 @@ def composite_scores(
     for k, (name, members) in enumerate(targets.items()):
         missing = [m for m in members if m not in col]
         if missing:
-            raise ValueError(f"target {name!r} needs output(s) {missing} that the scores do not have; "
+            raise LabelError(f"target {name!r} needs output(s) {missing} that the scores do not have; "
                              f"use a model with the 150 ECGFounder labels.")
         out[:, k] = s[:, [col[m] for m in members]].max(axis=1)
     return out

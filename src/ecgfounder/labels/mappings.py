@@ -46,6 +46,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import load_labels
+from .errors import LabelError
 
 __all__ = [
     "RELATIONS",
@@ -102,16 +103,16 @@ class LabelMapping:
         valid = set(load_labels())
         for r in self.rows:
             if r.relation not in RELATIONS:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} has relation {r.relation!r}; valid: {RELATIONS}.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} has relation {r.relation!r}; valid: {RELATIONS}.")
             if r.relation in MAPPED_RELATIONS and r.label not in valid:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} maps to {r.label!r}, which is not one of the 150 labels.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} maps to {r.label!r}, which is not one of the 150 labels.")
             if r.relation not in MAPPED_RELATIONS and r.label:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} is {r.relation} but names label {r.label!r}; leave it empty.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} is {r.relation} but names label {r.label!r}; leave it empty.")
             bad = [c for c in r.candidates if c not in valid]
             if bad:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} names candidate(s) {bad} that are not among the 150 labels.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} names candidate(s) {bad} that are not among the 150 labels.")
             if r.relation == "ambiguous" and not r.candidates:
-                raise ValueError(f"mapping {self.name}: ambiguous code {r.code!r} names no candidate labels; list the labels it could mean.")
+                raise LabelError(f"mapping {self.name}: ambiguous code {r.code!r} names no candidate labels; list the labels it could mean.")
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -242,7 +243,7 @@ def _candidates(text: str | None) -> tuple[str, ...]:
         if tok.startswith("category:"):
             cat = tok.split(":", 1)[1].strip()
             if cat not in CATEGORIES:
-                raise ValueError(f"candidate {tok!r} names unknown category {cat!r}; known: {CATEGORIES}.")
+                raise LabelError(f"candidate {tok!r} names unknown category {cat!r}; known: {CATEGORIES}.")
             out += [lab for lab, c in _categories() if c == cat]
         elif tok:
             out.append(tok)
