@@ -23,7 +23,7 @@ from ._common import add_model_args, model_from_args, progress, say
 __all__ = ["add_parser", "run", "parse_folds"]
 
 # library argument names → the flags that set them (for error messages)
-_FLAGS = {"tune_folds": "--tune-folds", "test_folds": "--test-folds", "limit": "--limit", "min_positives": "--min-positives",
+_FLAGS = {"mode": "--mode", "protocol": "--protocol", "tune_folds": "--tune-folds", "test_folds": "--test-folds", "limit": "--limit", "min_positives": "--min-positives",
           "n_boot": "--n-boot", "id_column": "--id-column"}
 
 

@@ -14,6 +14,7 @@ protocol, reproduced), :mod:`.jobs` (``evaluate_ptbxl``, ``evaluate_cinc2021``,
 
 from __future__ import annotations
 
+from .errors import EvaluationError
 from .metrics import (
     MIN_POSITIVES,
     EvaluationResult,
@@ -27,6 +28,7 @@ from .report import write_report
 from .thresholds import choose_thresholds, load_thresholds, save_thresholds
 
 __all__ = [
+    "EvaluationError",
     "MIN_POSITIVES",
     "EvaluationResult",
     "binary_metrics",

@@ -234,6 +234,9 @@ def _published(root, model, *, report: ReportOptions, predict: PredictOptions, s
     from .published import PUBLISHED_FLAWS, PUBLISHED_MODE, published_ptbxl
     from .report import write_published_report
 
+    if predict.mode not in (None, PUBLISHED_MODE):
+        raise EvaluationError(f"protocol 'published' preprocesses with mode {PUBLISHED_MODE!r} (the authors' script); "
+                              f"got mode {predict.mode!r}: leave mode unset or use protocol 'ours'.")
     db = read_database(root, sampling)
     labels = list(getattr(model, "labels", None) or ())
     y, _ = ptbxl_mapping().matrix(list(db["codes"]), labels)
