@@ -21,10 +21,7 @@ from .schema import LabelsResponse, Prediction, SignalRequest
 from .service import InputError, Options, Service
 from .uploads import safe_name
 
-try:  # mcp >= 2
-    from mcp.server.mcpserver import MCPServer
-except ImportError:  # pragma: no cover - mcp 1.x
-    from mcp.server.fastmcp import FastMCP as MCPServer  # type: ignore[no-redef]
+from mcp.server.mcpserver import MCPServer  # mcp >= 2 (FastMCP of mcp 1.x, renamed)
 
 __all__ = ["build_mcp_server"]
 
