@@ -22,6 +22,9 @@ from .service import InputError, Options, Service
 from .uploads import safe_name
 
 from mcp.server.mcpserver import MCPServer  # mcp >= 2 (FastMCP of mcp 1.x, renamed)
+from mcp.server.mcpserver.exceptions import ToolError
+
+from ..errors import ECGFounderError
 
 __all__ = ["build_mcp_server"]
 
@@ -58,6 +61,14 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
                           signal: list[list[float]] | None = None, fs: float | None = None,
                           leads: list[str] | None = None, all_labels: bool = False,
                           include_embedding: bool = False) -> Prediction:
+        try:
+            return await _analyze(path, content_base64, filename, signal, fs, leads, all_labels, include_embedding)
+        except (ValueError, ECGFounderError) as exc:  # the reason reaches the agent (crashes stay on the server)
+            raise ToolError(" ".join(str(exc).split())) from None
+
+    async def _analyze(path: str | None, content_base64: str | None, filename: str | None,
+                       signal: list[list[float]] | None, fs: float | None, leads: list[str] | None,
+                       all_labels: bool, include_embedding: bool) -> Prediction:
         given = [x is not None for x in (path, content_base64, signal)]
         if sum(given) != 1:
             raise ValueError("give exactly one of path, content_base64 (with filename) or signal (with fs and leads).")
