@@ -22,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--weights", default="12-lead", metavar="NAME", help="published weights: 12-lead (default) or 1-lead")
     src.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint (.pth or .safetensors)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads of the forward pass (default: one per core; 1 is faster on a busy machine)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--token", metavar="T", default=os.environ.get("ECGFOUNDER_TOKEN"),
@@ -52,14 +54,14 @@ def run(args: argparse.Namespace) -> int:
         config = ServeConfig(
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_batch_windows=args.max_batch,
             batch_wait_ms=args.batch_wait_ms, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
-            request_timeout_s=args.timeout, token=args.token, threshold=args.threshold,
+            request_timeout_s=args.timeout, token=args.token, threshold=args.threshold, threads=args.threads,
         )
     except ValueError as exc:  # name the flag, not the library field
         msg = str(exc)
         for field, flag in (("max_upload_bytes", "--max-upload-mb"), ("max_batch_windows", "--max-batch"),
                             ("max_concurrency", "--max-concurrency"), ("max_queue", "--max-queue"),
                             ("request_timeout_s", "--timeout"), ("batch_wait_ms", "--batch-wait-ms"),
-                            ("threshold", "--threshold"), ("token", "--token")):
+                            ("threshold", "--threshold"), ("token", "--token"), ("threads", "--threads")):
             msg = msg.replace(f"ServeConfig.{field}", flag).replace(field, flag)
         raise ValueError(msg) from None
     source = args.checkpoint or args.weights

@@ -31,11 +31,15 @@ class Analyzer:
         weights_file: the file the weights came from (hashed for the answer's ``weights_sha256``).
         threshold: operating threshold for labels whose weights carry none.
         device: torch device of the forward pass.
+        threads: torch intra-op threads (``None``: leave torch's setting).
     """
 
     def __init__(self, model: Any, *, weights_file: str | os.PathLike | None = None, threshold: float = 0.5,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", threads: int | None = None) -> None:
         import torch
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))  # process-wide: the service's forward passes
 
         from .. import __version__
         from ..models.weights import resolve_known, sha256_file
@@ -62,13 +66,14 @@ class Analyzer:
         self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
 
     @classmethod
-    def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu") -> "Analyzer":
+    def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu",
+             threads: int | None = None) -> "Analyzer":
         """Load published weights by name (``"12-lead"``, ``"1-lead"``) or a checkpoint file."""
         from ..models.loading import load_model
 
         model = load_model(source, map_location=device)
         wfile = Path(source) if Path(source).is_file() else None
-        return cls(model, weights_file=wfile, threshold=threshold, device=device)
+        return cls(model, weights_file=wfile, threshold=threshold, device=device, threads=threads)
 
     # -- description ---------------------------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
