@@ -8,7 +8,6 @@ imported lazily; when they are not installed the answer says so instead of faili
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -160,8 +159,9 @@ class Analyzer:
 
     # -- extras --------------------------------------------------------------------------------
     def quality(self, rec: Recording, prepared: Any) -> dict[str, Any]:
-        """Signal-quality flags: ``ecgfounder.signal.quality.assess`` where installed, else what
-        preprocessing noticed (flat leads, NaN samples, short record, zero-filled leads)."""
+        """Signal-quality flags of :func:`ecgfounder.quality` (per lead ``flag:LEAD``, then record flags),
+        plus what preprocessing noticed (NaN samples, short record); without the quality module,
+        only the latter."""
         base_flags = [f"flat:{ld}" for ld in prepared.flat_leads]
         if prepared.n_nan:
             base_flags.append("nan_samples")
@@ -170,7 +170,7 @@ class Analyzer:
         try:
             from ..signal.quality import assess  # type: ignore[import-not-found]
         except ImportError:
-            return {"available": False, "source": "preprocessing", "flags": base_flags,
+            return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
                     "flagged_leads": list(prepared.flat_leads),
                     "note": "signal-quality assessment (ecgfounder.signal.quality) is not available in this "
                             "version; flags are what preprocessing noticed"}
@@ -199,32 +199,13 @@ class Analyzer:
                 "data": np.round(x, 4).tolist()}
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"array{tuple(obj.shape)}"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _quality_dict(result: Any, base_flags: list[str]) -> dict[str, Any]:
-    detail = _plain(result)
-    d = detail if isinstance(detail, dict) else {"result": detail}
-    flags = d.get("flags") or []
-    if isinstance(flags, str):
-        flags = [f for f in flags.replace(",", ";").split(";") if f and f != "good"]
-    flags = list(dict.fromkeys([str(f) for f in flags] + base_flags))
-    leads = d.get("flagged_leads") or sorted({f.split(":", 1)[1] for f in flags if ":" in f})
-    usable = d.get("usable", d.get("ok"))
-    return {"available": True, "source": "ecgfounder.signal.quality", "flags": flags,
-            "flagged_leads": [str(x) for x in leads], "usable": None if usable is None else bool(usable),
-            "detail": d}
+def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
+    """:class:`ecgfounder.signal.quality.QualityReport` → the answer's ``quality`` fields."""
+    flags = [f"{flag}:{lq.lead}" for lq in report.leads for flag in lq.flags] + list(report.record_flags)
+    flags += [f for f in base_flags if f not in flags and not f.startswith("flat:")]
+    return {"available": True, "source": "ecgfounder.quality", "good": bool(report.good),
+            "summary": report.summary, "flags": flags, "flagged_leads": list(report.flagged_leads()),
+            "detail": report.to_dict()}
 
 
 def _attribution_dict(result: Any, label: str, rec: Recording, display_fs: float) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import tempfile
@@ -175,8 +176,6 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
               summary="analyse several recordings; one failing record does not stop the others")
     async def predict_batch(request: Request, opts: Options = Depends(options),
                             rkw: dict = Depends(read_options)) -> BatchResponse:
-        import asyncio
-
         async def one(name: str, coro: Any) -> BatchItem:
             try:
                 return BatchItem(name=name, ok=True, result=await coro)

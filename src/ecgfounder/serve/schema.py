@@ -61,8 +61,11 @@ class Finding(BaseModel):
 class QualityReport(BaseModel):
     available: bool = Field(description="false when signal-quality assessment is not installed")
     source: str = Field(description="what produced the flags")
-    usable: bool | None = Field(None, description="fit to read, where the assessment says")
-    flags: list[str] = Field(default_factory=list, description="e.g. 'flat:V3', 'nan', 'padded'")
+    good: bool | None = Field(None, description="no flag at all (None: not assessed)")
+    summary: str | None = Field(None, description="'good' or e.g. 'flat:V3;reversal:LA-RA'")
+    flags: list[str] = Field(default_factory=list,
+                             description="per lead 'flag:LEAD' (flat, gap, clipped, noise, ...), record flags "
+                                         "(e.g. 'reversal:LA-RA'), and 'nan_samples'/'short_record' from preprocessing")
     flagged_leads: list[str] = Field(default_factory=list)
     detail: dict[str, Any] | None = None
     note: str | None = None

@@ -8,13 +8,15 @@ import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from ..errors import ECGFounderError
+
 __all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "safe_name"]
 
 _CHUNK = 1 << 20
 _WFDB_DATA = (".dat", ".mat")
 
 
-class UploadError(ValueError):
+class UploadError(ECGFounderError, ValueError):
     """The upload itself is unusable (no file, duplicate names, ...); answered with ``422``."""
 
 
