@@ -67,7 +67,8 @@ def test_predict_file_answers_the_documented_schema(client, tiny_ckpt, tmp_uploa
     assert sum(s["above_threshold"] for s in a["labels"]) == len(a["findings"])
     assert len(a["embedding"]) == 32  # the tiny model's feature width
     assert a["signal"]["fs"] == 250.0 and len(a["signal"]["data"]) == 12 and len(a["signal"]["data"][0]) == 2500
-    assert a["quality"]["available"] in (True, False) and "flags" in a["quality"]
+    assert a["quality"]["available"] and a["quality"]["source"] == "ecgfounder.quality"
+    assert a["quality"]["summary"] == ("good" if a["quality"]["good"] else ";".join(a["quality"]["flags"])) or a["quality"]["flags"]
     assert a["attribution"] is None  # not requested
     assert list(tmp_uploads.iterdir()) == []  # nothing kept after the answer
 
@@ -78,9 +79,13 @@ def test_wfdb_pair_json_signal_and_batch(client):
     assert r.status_code == 200, r.text
     assert r.json()["record"]["id"] == "E07500" and r.json()["record"]["format"] == "wfdb"
 
-    r = client.post("/v1/predict", json=sine_signal(seconds=25.0))
+    body = sine_signal(seconds=25.0)
+    body["signal"][8] = [0.0] * len(body["signal"][8])  # V3 disconnected
+    r = client.post("/v1/predict", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["record"]["format"] == "json" and r.json()["record"]["n_windows"] == 3
+    q = r.json()["quality"]
+    assert "flat:V3" in q["flags"] and q["flagged_leads"] == ["V3"] and q["good"] is False
 
     files = [("file", (MUSE.name, MUSE.read_bytes())), ("file", ("broken.xml", b"<RestingECG><Waveform>"))]
     r = client.post("/v1/predict/batch", files=files)

@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--weights", default="12-lead", metavar="NAME", help="published weights: 12-lead (default) or 1-lead")
     src.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint (.pth or .safetensors)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8", "auto"),
+                   help="inference precision (default fp32; see ecgfounder predict --help)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "auto"), help="default torch")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch threads of the forward pass (default: one per core; 1 is faster on a busy machine)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_batch_windows=args.max_batch,
             batch_wait_ms=args.batch_wait_ms, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
             request_timeout_s=args.timeout, token=args.token, threshold=args.threshold, threads=args.threads,
+            precision=args.precision, backend=args.backend,
         )
     except ValueError as exc:  # name the flag, not the library field
         msg = str(exc)

@@ -48,7 +48,8 @@ def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1"
 
     uvicorn = require("uvicorn", "serve", "ecgfounder serve")
     cfg = config or ServeConfig()
-    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads)
+    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
+                                            precision=cfg.precision, backend=cfg.backend)
     app = __getattr__("create_app")(analyzer, cfg)
     # uvicorn's own connection cap sits above ours, so our 429 (with Retry-After) answers first
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30,
@@ -59,5 +60,6 @@ def run_mcp(source: str | os.PathLike = "12-lead", *, config: ServeConfig | None
             allowed_dirs: tuple[str | os.PathLike, ...] = (".",)) -> None:
     """Serve the analysis as an MCP tool over stdio (for LLM agents)."""
     cfg = config or ServeConfig()
-    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads)
+    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
+                                            precision=cfg.precision, backend=cfg.backend)
     __getattr__("build_mcp_server")(analyzer, cfg, allowed_dirs=allowed_dirs).run()

@@ -31,48 +31,53 @@ class Analyzer:
         threshold: operating threshold for labels whose weights carry none.
         device: torch device of the forward pass.
         threads: torch intra-op threads (``None``: leave torch's setting).
+        precision, backend: the inference path (:func:`ecgfounder.runtime.make_runner`): ``fp32``/
+            ``bf16``/``int8``/``auto`` and ``torch``/``onnxruntime``/``auto``.
     """
 
     def __init__(self, model: Any, *, weights_file: str | os.PathLike | None = None, threshold: float = 0.5,
-                 device: str = "cpu", threads: int | None = None) -> None:
+                 device: str = "cpu", threads: int | None = None, precision: str = "fp32",
+                 backend: str = "torch") -> None:
         import torch
+
+        from .. import __version__
+        from ..models.weights import sha256_file
+        from ..runtime import make_runner
 
         if threads is not None:
             torch.set_num_threads(int(threads))  # process-wide: the service's forward passes
-
-        from .. import __version__
-        from ..models.weights import resolve_known, sha256_file
-
         self.model = model.to(device).eval()
-        self.device = torch.device(device)
         self.labels: tuple[str, ...] = tuple(model.labels or ())
         if len(self.labels) != model.num_classes or not self.labels:
             raise ValueError(
                 f"the model has {model.num_classes} outputs but {len(self.labels)} label names; the service "
                 "needs named outputs (a 150-label ECGFounder head, or a fine-tuned model saved with its labels)."
             )
-        self.contract = model.contract
-        self.task_meta = dict(model.task_meta or {"task": "multilabel"})
-        source = dict(model.source or {})
-        known = resolve_known(str(source.get("name"))) if source.get("name") else None
-        wfile = Path(weights_file or source.get("file") or "")
-        self.model_id = f"ECGFounder {known.name}" if known else (wfile.name or "in-memory model")
-        self.revision = known.revision if known else source.get("revision")
-        self.weights_sha256 = sha256_file(wfile) if wfile.is_file() else source.get("sha256")
+        desc = model.description
+        self.contract = desc.contract
+        self.task_meta = dict(desc.task_meta)
+        wfile = Path(weights_file or desc.source.get("file") or "")
+        self.model_id = f"ECGFounder {desc.name}" if desc.name else (wfile.name or "in-memory model")
+        self.revision = desc.revision
+        # the hash of the file actually served (the description's for in-memory models)
+        self.weights_sha256 = sha256_file(wfile) if wfile.is_file() else desc.sha256
         self.package_version = __version__
         self.thresholds, self.threshold_source = self._thresholds(threshold)
+        # the prediction engine's runner: windows -> (scores, features)
+        self._runner = make_runner(self.model, precision, backend, device)
         self.forward_calls = 0  # number of forward passes (the batching tests count them)
         self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
 
     @classmethod
     def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu",
-             threads: int | None = None) -> "Analyzer":
+             threads: int | None = None, precision: str = "fp32", backend: str = "torch") -> "Analyzer":
         """Load published weights by name (``"12-lead"``, ``"1-lead"``) or a checkpoint file."""
         from ..models.loading import load_model
 
         model = load_model(source, map_location=device)
         wfile = Path(source) if Path(source).is_file() else None
-        return cls(model, weights_file=wfile, threshold=threshold, device=device, threads=threads)
+        return cls(model, weights_file=wfile, threshold=threshold, device=device, threads=threads,
+                   precision=precision, backend=backend)
 
     # -- description ---------------------------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
@@ -132,18 +137,13 @@ class Analyzer:
     # -- model ---------------------------------------------------------------------------------
     def forward(self, windows: np.ndarray, max_batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, features)`` of float32 windows ``(n, leads, n_samples)``, in chunks of ``max_batch``."""
-        import torch
-
-        from ..prediction import outputs_to_scores
-
         scores, feats = [], []
-        with self._lock, torch.inference_mode():
+        with self._lock:
             self.forward_calls += 1
             for a in range(0, windows.shape[0], max_batch):
-                t = torch.from_numpy(np.ascontiguousarray(windows[a:a + max_batch])).to(self.device)
-                f = self.model.forward_features(t)
-                scores.append(outputs_to_scores(self.model.forward_head(f).float(), self.task_meta).cpu().numpy())
-                feats.append(f.float().cpu().numpy())
+                s, f = self._runner(np.ascontiguousarray(windows[a:a + max_batch], dtype=np.float32))
+                scores.append(np.asarray(s))
+                feats.append(np.asarray(f))
         return np.concatenate(scores), np.concatenate(feats)
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:

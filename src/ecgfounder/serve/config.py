@@ -31,6 +31,8 @@ class ServeConfig:
             core).  On a machine whose cores are busy with other work, 1 is much faster: an
             OpenMP team whose threads are descheduled waits at every barrier (measured 18 ms with
             1 thread against 1.7 s with 2 for a small model under a load of 11 on 2 cores).
+        precision, backend: inference path of :func:`ecgfounder.runtime.make_runner`
+            (``fp32``/``bf16``/``int8``/``auto``; ``torch``/``onnxruntime``/``auto``).
     """
 
     max_upload_bytes: int = 50 * 1024 * 1024
@@ -46,6 +48,8 @@ class ServeConfig:
     tmp_dir: Path | None = None
     display_fs: float = 250.0
     threads: int | None = None
+    precision: str = "fp32"
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         for name in ("max_upload_bytes", "max_batch_windows", "max_concurrency", "max_files"):
