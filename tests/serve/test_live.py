@@ -8,7 +8,9 @@ import os
 import select
 import shutil
 import socket
+import sys
 import time
+import types
 from urllib.parse import urlparse
 
 import numpy as np
@@ -97,14 +99,15 @@ def browser():
         b.close()
 
 
-def _fake_attribution(rec, label, display_fs):
-    """Attribution concentrated on V2 between 5.5 and 6.5 s (where the viewer shows V2: 5–7.5 s)."""
-    n = int(10 * display_fs)
-    values = np.zeros((12, n))
-    values[7, int(5.5 * display_fs):int(6.5 * display_fs)] = 1.0
-    leads = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-    return {"available": True, "method": "test pattern", "label": label, "fs": display_fs, "leads": leads,
-            "values": values.tolist(), "lead_share": {"V2": 1.0}}
+def _fake_explain(recording, model, *, labels, method="ig"):
+    """Stands in for ecgfounder.explain: an Explanation-shaped answer whose attribution sits on V2
+    between 5.5 and 6.5 s (where the viewer shows V2: 5–7.5 s), at the recording's rate."""
+    fs = recording.fs
+    values = np.zeros((1, len(recording.leads), recording.n_samples))
+    v2 = list(recording.leads).index("V2")
+    values[0, v2, int(5.5 * fs):int(6.5 * fs)] = -2.0  # sign is dropped: |attribution| is shown
+    return types.SimpleNamespace(attributions=values, fs=fs, leads=tuple(recording.leads), method=method,
+                                 n_steps=8, baseline="zero", lead_resolved=True)
 
 
 def _region_stats(page, x0_mm, x1_mm, y0_mm, y1_mm):
@@ -122,7 +125,9 @@ def _region_stats(page, x0_mm, x1_mm, y0_mm, y1_mm):
 
 
 def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
-    monkeypatch.setattr(analyzer, "attribution", _fake_attribution)
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
     url, tmp = live
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     external = []
@@ -133,8 +138,9 @@ def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
     canvas = page.locator("#ecg")
     assert canvas.get_attribute("data-traces") == "13"  # 12 lead segments + the rhythm strip
     assert int(canvas.get_attribute("data-shaded")) > 5
-    findings = page.locator("#findings li").all_inner_texts()
     answer = json.loads(page.evaluate("JSON.stringify(last)"))
+    assert answer["attribution"]["lead_share"]["V2"] == 1.0 and answer["attribution"]["method"].startswith("ig")
+    findings = page.locator("#findings li").all_inner_texts()
     assert [f.split(" ")[0] for f in findings] == [f["label"].split(" ")[0] for f in answer["findings"]]
     assert len(findings) == len(answer["findings"]) > 0
     assert "%" in findings[0]
@@ -151,6 +157,8 @@ def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
     with page.expect_download() as dl:
         page.click("#download-report")
     html = open(dl.value.path(), encoding="utf-8").read()
+    if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # keep the report beside the screenshot, to look at
+        shutil.copy(dl.value.path(), os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".report.html")
     assert "ECG report" in html and "data:image/png;base64," in html and "http" not in html
     assert external == []  # no CDN, no external resource
     assert list(tmp.iterdir()) == []

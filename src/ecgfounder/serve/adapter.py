@@ -8,6 +8,7 @@ imported lazily; when they are not installed the answer says so instead of faili
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from pathlib import Path
@@ -67,6 +68,8 @@ class Analyzer:
         self._runner = make_runner(self.model, precision, backend, device)
         self.forward_calls = 0  # number of forward passes (the batching tests count them)
         self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
+        self._explain_model: Any = None
+        self._explain_lock = threading.Lock()
 
     @classmethod
     def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu",
@@ -176,15 +179,21 @@ class Analyzer:
                             "version; flags are what preprocessing noticed"}
         return _quality_dict(assess(rec), base_flags)
 
-    def attribution(self, rec: Recording, label: str, display_fs: float) -> dict[str, Any]:
-        """Attribution of ``label`` over leads × time (first 10 s, at ``display_fs``), scaled to 0..1."""
+    def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig") -> dict[str, Any]:
+        """:func:`ecgfounder.explain` of ``label`` (first 10 s, at ``display_fs``, |attribution| scaled
+        to 0..1).  Runs on a private copy of the model under its own lock: attribution methods that
+        hook layers (Grad-CAM) must not see the batched forward passes of other requests, and a
+        slow attribution must not hold them up."""
         try:
             from ..explain import explain  # type: ignore[import-not-found]
         except ImportError:
             return {"available": False, "label": label,
                     "note": "attribution (ecgfounder.explain) is not available in this version"}
-        result = explain(rec, self.model, labels=[label])
-        return _attribution_dict(result, label, rec, display_fs)
+        with self._explain_lock:
+            if self._explain_model is None:
+                self._explain_model = copy.deepcopy(self.model)
+            result = explain(rec, self._explain_model, labels=[label], method=method)
+        return _attribution_dict(result, label, display_fs)
 
     def display_signal(self, rec: Recording, display_fs: float) -> dict[str, Any]:
         """The first 10 s in mV at ``display_fs`` (lower than the recording's rate only)."""
@@ -208,29 +217,25 @@ def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
             "detail": report.to_dict()}
 
 
-def _attribution_dict(result: Any, label: str, rec: Recording, display_fs: float) -> dict[str, Any]:
+def _attribution_dict(result: Any, label: str, display_fs: float) -> dict[str, Any]:
+    """An :class:`ecgfounder.explain.Explanation` (``attributions`` ``(n_labels, n_leads, n_samples)`` at
+    ``fs``) → the answer's ``attribution`` fields for its first label."""
     from ..signal.filters import resample
     from ..signal.leads import canonical_lead
 
-    arr = result
-    for key in (label, "attribution", "values", "maps"):
-        if isinstance(arr, Mapping) and key in arr:
-            arr = arr[key]
-        elif hasattr(arr, key) and not isinstance(arr, np.ndarray):
-            arr = getattr(arr, key)
-    a = np.abs(np.asarray(arr, dtype=np.float64))
-    while a.ndim > 2:
-        a = a[0]
-    if a.ndim != 2:
-        return {"available": False, "label": label, "note": f"unexpected attribution shape {a.shape}"}
-    fs = float(getattr(result, "fs", None) or rec.fs)
-    a = a[:, : int(round(_WINDOW_S * fs))]
+    a = np.abs(np.asarray(result.attributions, dtype=np.float64))
+    a = a[0] if a.ndim == 3 else a
+    fs = float(result.fs)
+    a = np.nan_to_num(a[:, : int(round(_WINDOW_S * fs))])
     out_fs = min(float(display_fs), fs)
     a = np.clip(resample(a, fs, out_fs), 0, None)
     peak = float(a.max()) or 1.0
-    leads = list(getattr(result, "leads", None) or rec.leads)[: a.shape[0]]
+    leads = [canonical_lead(x) for x in result.leads][: a.shape[0]]
     totals = a.sum(axis=1)
-    share = {canonical_lead(ld): float(t / (totals.sum() or 1.0)) for ld, t in zip(leads, totals)}
-    return {"available": True, "method": str(getattr(result, "method", "") or "attribution"), "label": label,
-            "fs": out_fs, "leads": [canonical_lead(x) for x in leads],
-            "values": np.round(a / peak, 3).tolist(), "lead_share": share}
+    share = {ld: round(float(t / (totals.sum() or 1.0)), 4) for ld, t in zip(leads, totals)}
+    method = str(result.method)
+    if getattr(result, "n_steps", None):
+        method += f" ({result.n_steps} steps, baseline {getattr(result, 'baseline', None) or 'zero'})"
+    return {"available": True, "method": method, "label": label, "fs": out_fs, "leads": leads,
+            "values": np.round(a / peak, 3).tolist(), "lead_share": share,
+            "note": None if getattr(result, "lead_resolved", True) else "this method does not resolve leads"}

@@ -98,8 +98,11 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         return JSONResponse({"detail": _validation_line(exc.errors())}, status_code=422)
 
     def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
-                attribution_label: str | None = Query(None, description="label to explain (default: top finding)")) -> Options:
-        return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label)
+                attribution_label: str | None = Query(None, description="label to explain (default: top finding)"),
+                attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam")
+                ) -> Options:
+        return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label,
+                       attribution_method=attribution_method)
 
     def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
                      fs: float | None = Query(None, gt=0, description="rate of a CSV/NumPy upload (Hz)"),

@@ -49,6 +49,7 @@ class Options:
     attribution: bool = False
     signal: bool = False
     attribution_label: str | None = None
+    attribution_method: str = "ig"
 
 
 class Service:
@@ -184,7 +185,11 @@ class Service:
             target = options.attribution_label or (a.labels[order[0]] if order else a.labels[int(np.argmax(ref))])
             if target not in a.labels:
                 raise InputError(f"attribution_label {target!r} is not a label of this model; see GET /v1/labels.")
-            attribution = Attribution(**a.attribution(rec, target, self.config.display_fs))
+            try:
+                attribution = Attribution(**a.attribution(rec, target, self.config.display_fs,
+                                                          options.attribution_method))
+            except ValueError as exc:  # e.g. an unknown method: the request's fault
+                raise InputError(_one_line(exc)) from None
         stem = os.path.splitext(filename)[0] if filename else None
         return Prediction(
             record=RecordInfo(id=rec.id or stem or "signal", filename=filename, format=fmt, fs=rec.fs,

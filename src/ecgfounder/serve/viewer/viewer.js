@@ -225,15 +225,20 @@ function reportHTML(a) {
   const img = $("ecg").toDataURL("image/png");
   const rows = a.findings.map((f) => "<tr><td>" + esc(f.label) + "</td><td>" + (100 * (f.calibrated_probability ?? f.probability)).toFixed(1) +
     " %</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
-  const flags = a.quality.flags.map(esc).join(", ") || "none";
+  const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : "no flags" + (a.quality.available ? " (good)" : "");
+  const c = a.model.contract;
+  const at = a.attribution && a.attribution.available
+    ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ").</p>" : "";
   return "<!doctype html><html><head><meta charset='utf-8'><title>ECG report " + esc(a.record.id) + "</title>" +
     "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 10px;text-align:left}</style></head><body>" +
     "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
-    a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" +
+    a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" + at +
     "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" +
     "<h2>Signal quality</h2><p>" + flags + "</p>" +
     "<h2>Model</h2><p>" + esc(a.model.id) + " · weights SHA-256 " + esc(a.model.weights_sha256 || "unknown") +
     " · package " + esc(a.model.package_version) + " · schema " + esc(a.schema_version) + "</p>" +
+    "<p>Input: " + c.fs + " Hz, " + c.n_samples + " samples, leads " + esc(c.leads.join(" ")) + ", " + esc(c.mode) +
+    " preprocessing (notch " + c.notch_hz + " Hz, band " + c.band_hz.join("\u2013") + " Hz).</p>" +
     "<p><em>Research software, not a medical device.</em></p></body></html>";
 }
 
