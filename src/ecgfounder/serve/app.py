@@ -70,7 +70,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     app.state.metrics = metrics
     bearer = HTTPBearer(auto_error=False)
 
-    def authorize(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    # dependencies are coroutines: plain functions would each take a trip through the thread pool
+    async def authorize(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if cfg.token is None:
             return
         if cred is None or not hmac.compare_digest(cred.credentials.encode(), cfg.token.encode()):
@@ -97,14 +98,14 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_line(exc.errors())}, status_code=422)
 
-    def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
+    async def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
                 attribution_label: str | None = Query(None, description="label to explain (default: top finding)"),
                 attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam")
                 ) -> Options:
         return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label,
                        attribution_method=attribution_method)
 
-    def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
+    async def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
                      fs: float | None = Query(None, gt=0, description="rate of a CSV/NumPy upload (Hz)"),
                      leads: str | None = Query(None, description="comma-separated lead names of a CSV/NumPy upload"),
                      units: str | None = Query(None, description="units of a CSV/NumPy upload (mV, uV)")) -> dict:
@@ -114,8 +115,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
 
     async def _json(request: Request, model: Any) -> Any:
         body = await request.body()
-        try:
-            return model.model_validate_json(body)
+        try:  # parsing megabytes of JSON would hold the event loop: off to a thread
+            return await asyncio.to_thread(model.model_validate_json, body)
         except ValidationError as exc:
             raise InputError(_validation_line(exc.errors())) from None
 

@@ -145,9 +145,15 @@ class Service:
             except (ValueError, OSError, MemoryError) as exc:
                 raise InputError(_one_line(exc) if shown in str(exc) else f"{shown}: {_one_line(exc)}") from None
         t1 = time.perf_counter()
-        scores, feats = await self.batcher.submit(prep.windows)
-        t2 = time.perf_counter()
-        answer = await asyncio.to_thread(self._answer, rec, prep, scores, feats, filename, fmt(), options)
+        # signal quality needs only the recording: it runs while the request waits for its batch
+        quality = asyncio.ensure_future(asyncio.to_thread(self.analyzer.quality, rec, prep))
+        try:
+            scores, feats = await self.batcher.submit(prep.windows)
+            t2 = time.perf_counter()
+            q = await quality
+        finally:
+            quality.cancel()
+        answer = await asyncio.to_thread(self._answer, rec, prep, scores, feats, filename, fmt(), options, q)
         answer.timing_ms = {"prepare": round((t1 - t0) * 1e3, 2), "model": round((t2 - t1) * 1e3, 2),
                             "total": round((time.perf_counter() - t0) * 1e3, 2)}
         return answer
@@ -163,7 +169,7 @@ class Service:
             for i, lab in enumerate(a.labels)])
 
     def _answer(self, rec: Recording, prep: Any, scores: np.ndarray, feats: np.ndarray, filename: str | None,
-                fmt: str | None, options: Options) -> Prediction:
+                fmt: str | None, options: Options, quality: dict[str, Any]) -> Prediction:
         a = self.analyzer
         prob = scores.mean(axis=0).astype(float)
         cal = a.calibrate(prob)
@@ -198,7 +204,7 @@ class Service:
             model=self.model_info(),
             labels=labels,
             findings=findings,
-            quality=QualityReport(**a.quality(rec, prep)),
+            quality=QualityReport(**quality),
             notes=list(prep.notes),
             embedding=feats.mean(axis=0).astype(float).round(6).tolist() if options.embedding else None,
             attribution=attribution,
