@@ -30,6 +30,7 @@ SUBCOMMANDS = (
     "merge",
     "download",
     "env",
+    "serve",
 )
 
 
