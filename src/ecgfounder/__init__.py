@@ -33,6 +33,8 @@ _LAZY = {
     "Recording": ("recording", "Recording"),
     "PreprocessContract": ("signal.preprocess", "PreprocessContract"),
     "preprocess": ("signal.preprocess", "preprocess"),
+    "explain": ("explain.attribution", "explain"),
+    "calibrate": ("explain.calibration", "calibrate"),
 }
 
 
@@ -63,6 +65,8 @@ __all__ = [
     "Net1DConfig",
     "predict",
     "embed",
+    "explain",
+    "calibrate",
     "ECGFOUNDER_LABELS",
     "ECGFounderError",
     "RecordReadError",
