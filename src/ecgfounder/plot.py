@@ -98,16 +98,17 @@ def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gai
 
 
 def _shade(ax, x0: float, y0: float, w: np.ndarray | None, fs: float, speed: float, half: float, colour: str) -> None:
-    """Background colour of intensity ``w`` (values in [0, 1], one per sample) behind a trace."""
+    """Background colour behind a trace where ``w`` (values in [0, 1], one per sample) is high: four
+    intensity levels drawn as vector rectangles (crisp in PDF, cheap to render)."""
     if w is None or w.size == 0 or not np.any(w > 0):
         return
-    from matplotlib.colors import to_rgb
-
-    img = np.zeros((1, w.size, 4))
-    img[0, :, :3] = to_rgb(colour)
-    img[0, :, 3] = 0.55 * np.clip(w, 0.0, 1.0)
-    ax.imshow(img, extent=(x0, x0 + w.size / fs * speed, y0 - half, y0 + half), aspect="auto",
-              interpolation="bilinear", zorder=2)
+    q = np.ceil(np.clip(w, 0.0, 1.0) * 4).astype(int)
+    cut = np.flatnonzero(np.diff(q)) + 1
+    starts, stops = np.r_[0, cut], np.r_[cut, q.size]
+    for level in range(1, 5):
+        spans = [(x0 + a / fs * speed, (b - a) / fs * speed) for a, b in zip(starts, stops) if q[a] == level]
+        if spans:
+            ax.broken_barh(spans, (y0 - half, 2 * half), facecolors=colour, alpha=0.14 * level, linewidth=0, zorder=2)
 
 
 def _flag(ax, x0: float, y0: float, width: float, half: float) -> None:

@@ -1,10 +1,15 @@
 """Synthetic 12-lead records with a planted finding, and a tiny Net1D trained on them in seconds.
 
-Every record: beats every 0.7-1.1 s (P, QRS, T as Gaussians with per-lead amplitudes), baseline
-wander and noise, plus one *distractor* burst (25 Hz under a 0.4-s envelope, 1.5 mV) in a random lead other than
-V2 at a random time.  Positives also carry the planted finding: the same burst in V2, inside 4-5 s.
-A model can only separate the classes by looking at V2 in that second.  (A narrow Gaussian spike
-was tried first: a tiny mean-pooled Net1D did not learn it within the seconds a test may take.)
+Every record (10 s at 500 Hz): beats every 0.7-1.1 s (P, QRS, T as Gaussians with per-lead
+amplitudes), baseline wander, noise, and one *distractor* burst (25 Hz under a 0.4-s triangular
+envelope, 3 mV peak) in a random lead other than V2 at a random time.  Positives also carry the
+planted finding: the same burst in V2, inside 4-5 s.  The classes differ only there, so a model that
+separates them has to look at V2 in that second; an attribution method should say so.
+
+(A narrow Gaussian spike was tried first: a tiny mean-pooled Net1D did not learn it within the
+seconds a test may take.  Without the L1 penalty on the first convolution, the random weights it
+keeps on the 11 uninformative leads draw 40-55 % of the attribution mass depending on the seed;
+with it, 67-82 % lands in the planted lead and second, measured over seeds 0 and 2.)
 """
 
 from __future__ import annotations
@@ -19,15 +24,13 @@ from ecgfounder.signal.preprocess import PreprocessContract, preprocess_recordin
 
 FS = 500.0
 SECONDS = 10.0
-AMP = float(__import__("os").environ.get("AMP", "3.0"))
+AMP = 3.0
 PLANT_LEAD = "V2"
-L1 = float(__import__("os").environ.get("L1", "0"))
-INIT = float(__import__("os").environ.get("INIT", "1"))
 PLANT_T = (4.0, 5.0)
 # a small contract: 10-s windows at 100 Hz, z-scored (the records are at 500 Hz, so explain maps back)
 CONTRACT = PreprocessContract(fs=100.0, n_samples=1000, mode="zscore")
 TINY = Net1DConfig(in_channels=12, base_filters=16, filter_list=(16, 16, 32, 32), m_blocks_list=(1, 1, 1, 1),
-                   kernel_size=int(__import__('os').environ.get('KS','8')), groups_width=8, n_classes=1)
+                   kernel_size=8, groups_width=8, n_classes=1)
 
 
 def _burst(t: np.ndarray, at: float, amp: float) -> np.ndarray:
@@ -64,24 +67,23 @@ def windows_of(records: list[Recording]) -> np.ndarray:
     return np.concatenate([preprocess_recording(r, CONTRACT, warn=False).windows for r in records])
 
 
-def train_tiny(records: list[Recording], *, epochs: int = 6, seed: int = 0, batch: int = 16) -> Net1D:
-    """A binary-head tiny Net1D fitted to ``records`` (a few seconds on one CPU core)."""
+def train_tiny(records: list[Recording], *, epochs: int = 10, seed: int = 0, batch: int = 16, l1: float = 1e-3) -> Net1D:
+    """A binary-head tiny Net1D fitted to ``records`` (Adam, lr 1e-2, an L1 penalty ``l1`` on the
+    first convolution's weights so that leads carrying nothing keep no weight)."""
     torch.manual_seed(seed)
     model = Net1D(TINY)
-    with torch.no_grad():
-        model.first_conv.conv.weight.mul_(INIT)
     model.contract = CONTRACT
-    model.labels = ("planted spike",)
+    model.labels = ("planted burst",)
     model.task_meta = {"task": "binary"}
     x = torch.from_numpy(windows_of(records))
     y = torch.tensor([float(r.meta["positive"]) for r in records])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=float(__import__("os").environ.get("WD", "0")))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=g).split(batch):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx])
-            loss = loss + L1 * model.first_conv.conv.weight.abs().sum()
+            loss = loss + l1 * model.first_conv.conv.weight.abs().sum()
             opt.zero_grad()
             loss.backward()
             opt.step()

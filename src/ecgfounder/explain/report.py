@@ -135,7 +135,7 @@ def _shading(exp: Any, label: str) -> dict[str, np.ndarray]:
 
 def _png_data_uri(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, facecolor="white")
+    fig.savefig(buf, format="png", dpi=110, facecolor="white")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -192,7 +192,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     shares = exp.summary(3)
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(ctx["thresholds"][i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
-                     leads=", ".join(f"{ld} {s:.0%}" for ld, s in shares.get(labels[i], [])) or "not explained")
+                     leads=", ".join(f"{ld} {s:.0%}" for ld, s in shares.get(labels[i], [])) or "(not shaded)")
                 for k, i in enumerate(above[: max(ctx["top"], 10)])]
     q_text, flagged = _quality(rec)
     method_txt = {"ig": f"integrated gradients of the logit, {exp.n_steps} steps, baseline {exp.baseline}",
