@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "embed",
     "info",
     "plot",
+    "report",
     "convert",
     "evaluate",
     "finetune",
