@@ -1,0 +1,25 @@
+"""Fixtures of the pre-training tests (helpers in _pt_helpers.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from _pt_helpers import DATA, SMALL_CONTRACT
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory):
+    """A store of 10 CinC records + one CPSC 2021 record + the MUSE file + a broken file."""
+    from ecgfounder.pretrain.store import build_store
+
+    tmp = tmp_path_factory.mktemp("store")
+    bad = tmp / "broken.hea"
+    bad.write_text("not a header\n")
+    srcs = sorted((DATA / "cinc2021").glob("*.hea"))[:10] + [DATA / "train" / "cpsc2021" / "data_8_4.hea",
+                                                              DATA / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml", bad]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_store(srcs, tmp / "shards", contract=SMALL_CONTRACT, workers=1, records_per_chunk=4,
+                           shard_size=8, dtype="float32")
