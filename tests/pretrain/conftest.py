@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+import torch
 
 from _pt_helpers import DATA, SMALL_CONTRACT
 
@@ -23,3 +24,13 @@ def small_store(tmp_path_factory):
         warnings.simplefilter("ignore")
         return build_store(srcs, tmp / "shards", contract=SMALL_CONTRACT, workers=1, records_per_chunk=4,
                            shard_size=8, dtype="float32")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine two OpenMP threads of tiny convolutions
+    spin against each other (measured 40 ms vs 1.7 s per step)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

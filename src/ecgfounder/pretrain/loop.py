@@ -63,6 +63,10 @@ def build_pretrain_model(cfg: PretrainConfig, store: StoreInfo) -> Net1D:
     contract = model_contract(cfg, store)
     arch = dict(cfg.model.arch or {})
     model = Net1D(size_preset(cfg.model.size, in_channels=len(contract.leads), n_classes=len(store.labels), **arch))
+    if not model.config.use_bn:  # BatchNorm modules exist for checkpoint compatibility only: keep them out of DDP
+        for name, p in model.named_parameters():
+            if "bn" in name.split(".")[-2]:
+                p.requires_grad_(False)
     model.labels = tuple(store.labels)
     model.contract = contract
     model.task_meta = {"task": "multilabel"}
@@ -133,7 +137,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     o = cfg.optim
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
@@ -185,7 +189,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             t_data += t1 - t0
             t_compute += time.perf_counter() - t1
         if o.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.grad_clip)
         opt.step()
         sched.step()
         if ema is not None:
