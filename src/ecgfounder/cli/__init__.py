@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "convert",
     "evaluate",
     "finetune",
+    "pretrain",
     "export",
     "merge",
     "download",

@@ -56,7 +56,7 @@ from ..errors import ECGFounderError
 from ..signal.preprocess import PreprocessContract
 from .statements import LabelReport, RuleSet, default_rules, extract_record
 
-__all__ = ["StoreError", "StoreInfo", "build_store", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
+__all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
 
 SPLITS = ("samples", "shards")
 INDEX = "index.json"
@@ -263,6 +263,35 @@ def build_store(
     tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out_p / INDEX)
     return open_store(out_p)
+
+
+def label_sources(sources: Any, rules: RuleSet | None = None, *, statements: Sequence[str] = ()) -> tuple[list[dict], LabelReport]:
+    """Labels of records (their statements, or SNOMED ``dx`` codes) and of loose ``statements``
+    without building a store: ``([{source, labels: {label: state name}, error}], report)``."""
+    import warnings
+
+    from ..io import read
+    from .statements import STATE_NAMES
+
+    rules = rules or default_rules()
+    report = LabelReport(rules.labels)
+    rows = []
+    items = _sources(sources) if sources else []
+    for path, stm in items:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                labels = _record_labels(read(path), stm, rules)
+        except Exception as exc:  # one bad file never stops the batch
+            rows.append({"source": path, "labels": {}, "error": " ".join(str(exc).split())[:300]})
+            continue
+        report.add(labels)
+        rows.append({"source": path, "labels": {k: STATE_NAMES[v] for k, v in labels.states.items()}, "error": None})
+    if statements:
+        labels = extract_record(statements, rules)
+        report.add(labels)
+        rows.append({"source": "<statements>", "labels": {k: STATE_NAMES[v] for k, v in labels.states.items()}, "error": None})
+    return rows, report
 
 
 # --------------------------------------------------------------------------- reading
