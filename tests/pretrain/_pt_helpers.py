@@ -14,7 +14,7 @@ from ecgfounder.signal.preprocess import PreprocessContract
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SMALL_CONTRACT = PreprocessContract(fs=125.0, n_samples=625)
-PLANT_HZ = 9.0
+PLANT_HZ = 30.0
 
 
 def real_records() -> list[Path]:
@@ -43,7 +43,7 @@ def write_planted(records: list[Path], folder: Path) -> list[tuple[Path, bool]]:
             stm = list(rec.meta.get("statements") or ())
             if planted:
                 t = np.arange(sig.shape[1]) / rec.fs
-                sig = sig + 0.4 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
+                sig = sig + 0.3 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
                 stm.append("Planted oscillation")
             else:
                 stm.append("No planted oscillation")
