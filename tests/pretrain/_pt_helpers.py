@@ -28,10 +28,11 @@ def real_records() -> list[Path]:
     return cinc + cpsc + vendor
 
 
-def write_planted(records: list[Path], folder: Path) -> list[tuple[Path, bool]]:
+def write_planted(records: list[Path], folder: Path, *, pu: bool = False) -> list[tuple[Path, bool]]:
     """Copies of ``records`` as ``.npz`` in which every second record carries a 9 Hz, 0.4 mV
     oscillation on every lead and the statement "Planted oscillation"; the others say "No
-    planted oscillation" (a negated statement)."""
+    planted oscillation" (a negated statement).  ``pu``: positive-unlabelled setting instead: only
+    every second planted record says so, and no record states the absence."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     with warnings.catch_warnings():
@@ -44,8 +45,9 @@ def write_planted(records: list[Path], folder: Path) -> list[tuple[Path, bool]]:
             if planted:
                 t = np.arange(sig.shape[1]) / rec.fs
                 sig = sig + 0.3 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
-                stm.append("Planted oscillation")
-            else:
+                if not pu or i % 4 == 0:
+                    stm.append("Planted oscillation")
+            elif not pu:
                 stm.append("No planted oscillation")
             meta = {"id": rec.id or p.stem, "statements": stm}
             if rec.meta.get("dx"):

@@ -19,9 +19,9 @@ or float32, preprocessed by the contract), ``y.npy`` (int8 label states, see
 
 **Writing** (:func:`build_store`) reads each record with :func:`ecgfounder.read`, prepares it with
 :func:`ecgfounder.signal.preprocess.prepare` under the contract, extracts labels from the
-statements the file carries (or from a manifest's ``statements`` column; SNOMED ``dx`` codes
-through :func:`ecgfounder.labels.mappings.snomed_mapping` when the label set is the 150 and a
-record has no statements), and writes chunks in parallel processes.  Chunks have a fixed number
+statements the file carries (or from a manifest's ``statements`` column) plus, for files with
+SNOMED ``dx`` codes (CinC 2021), the positives of
+:func:`ecgfounder.labels.mappings.snomed_mapping` among the rule set's labels, and writes chunks in parallel processes.  Chunks have a fixed number
 of records, so the store is the same whatever the number of workers.  A file that cannot be
 read is listed in ``index.json`` and skipped.
 
@@ -131,17 +131,20 @@ def _sources(sources: Any) -> list[tuple[str, tuple[str, ...] | None]]:
 
 
 def _record_labels(rec, statements, rules: RuleSet):
+    """Labels from the statements (given, or the file's own); SNOMED ``dx`` codes the file carries
+    add positives through the package's CinC mapping for the labels of the rule set it names."""
     stm = statements if statements is not None else tuple(rec.meta.get("statements") or ())
-    if stm:
-        return extract_record(stm, rules)
+    labels = extract_record(stm, rules)
     dx = rec.meta.get("dx")
-    if dx and len(rules.labels) == 150:
+    if dx:
         from ..labels.mappings import snomed_mapping
         from .statements import POSITIVE, RecordLabels
 
-        labs, _ = snomed_mapping().targets(dx)
-        return RecordLabels({lab: POSITIVE for lab in labs}, ())
-    return extract_record((), rules)
+        known = set(rules.labels)
+        mapped = [lab for lab in sorted(snomed_mapping().targets(dx)[0]) if lab in known]
+        if mapped:
+            labels = RecordLabels({**labels.states, **{lab: POSITIVE for lab in mapped}}, labels.statements)
+    return labels
 
 
 def _write_chunk(job: dict) -> dict:
