@@ -88,6 +88,15 @@ def test_read_over_http(small_store):
         srv.shutdown()
 
 
+def test_read_through_a_pipe_command(small_store):
+    """Any object store with a command-line client: ``pipe:`` template (here ``cat``)."""
+    piped = open_store(f"pipe:cat {small_store.location}/{{name}}")
+    assert piped.counts == small_store.counts
+    a = _all(piped, global_batch=4, seed=2, start_batch=2)
+    b = _all(small_store, global_batch=4, seed=2, start_batch=2)
+    assert [x[2] for x in a] == [x[2] for x in b]
+
+
 def info_dir(info):
     return str(info.location)
 
