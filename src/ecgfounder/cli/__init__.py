@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "convert",
     "evaluate",
     "finetune",
+    "pretrain",
     "export",
     "merge",
     "download",
