@@ -31,7 +31,6 @@ from ..errors import SetupError
 from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
 from .progress import Progress
-from .records import calibration_windows
 from .shards import parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
 
@@ -266,6 +265,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
+    from .records import calibration_windows
     from .stream import check_labels, feature_rows, index_rows, iter_predict, model_contract, resolve_model, result_rows
     from .tables import TableWriter
 
