@@ -9,6 +9,12 @@ import torch
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "train"
 
+
+
+class SimulatedInterrupt(RuntimeError):
+    """Raised from a step hook to stop a run between optimiser steps, as a kill would."""
+
+
 SMALL = {"base_filters": 8, "filter_list": [16, 16, 32], "m_blocks_list": [1, 1, 1]}
 
 

@@ -12,10 +12,11 @@ import torch
 
 from ecgfounder.models.loading import load_model
 from ecgfounder.train.config import config_from_dict
-from ecgfounder.train.loop import SimulatedInterrupt, configure_trainable, finetune, param_groups
+from ecgfounder.train.loop import finetune, run as run_with_hook
+from ecgfounder.train.model import configure_trainable, param_groups
 from ecgfounder.train.splits import LeakageError
 
-from conftest import DATA, SMALL, base_config
+from conftest import SimulatedInterrupt, DATA, SMALL, base_config
 
 
 def _cfg(manifest, out, cache, **sections):
@@ -135,7 +136,7 @@ def test_resume_after_interrupt_is_exact(tmp_path, cpsc2021_manifest, cache_dir,
             raise SimulatedInterrupt("killed")
 
     with pytest.raises(SimulatedInterrupt):
-        finetune(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw), step_hook=kill)
+        run_with_hook(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw), step_hook=kill)
     state = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
     assert state["global_step"] == steps // 2 + 1
     resumed = finetune(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw))

@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from ..errors import ECGFounderError
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -55,7 +57,7 @@ SMALL_ARCH: dict[str, Any] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(ECGFounderError, ValueError):
     """A configuration value or key is invalid; the message names it and the valid choices."""
 
 

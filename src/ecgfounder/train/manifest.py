@@ -30,12 +30,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ECGFounderError
+
 __all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
 
 RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold", "train_only")
 
 
-class ManifestError(ValueError):
+class ManifestError(ECGFounderError, ValueError):
     """The manifest table is missing columns or holds unusable values."""
 
 
