@@ -200,9 +200,14 @@ def test_linear_probe_fast_path_matches_sklearn(tmp_path, cpsc2021_manifest, cac
 
 
 def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir):
-    from ecgfounder.models.loading import build_synthetic_checkpoint
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
 
-    ckpt = build_synthetic_checkpoint(tmp_path / "1lead.pth", leads=1)
+    # the published format (a torch.save'd dict: numpy scalars beside a 150-output state_dict) of a
+    # small architecture: loading infers the architecture from the tensor shapes
+    torch.manual_seed(0)
+    small = Net1D(Net1DConfig(in_channels=1, n_classes=150, **SMALL))
+    ckpt = tmp_path / "1lead.pth"
+    torch.save({"epoch": 0, "step": np.int64(0), "state_dict": small.state_dict(), "val_auroc": np.float64(0.5)}, ckpt)
     df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str})
     df = df[df.record.str.startswith(("data_8_4", "data_35_6#0", "data_35_6#1", "data_92_12", "data_101_6#1", "data_101_6#2"))]
     df.to_csv(tmp_path / "m.csv", index=False)
@@ -212,7 +217,7 @@ def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir
     cfg["data"].pop("leads")
     res = finetune(config_from_dict(cfg))
     model = load_model(res.model_path)
-    assert model.num_features == 1024 and model.labels == ("AF",)
+    assert model.num_features == SMALL["filter_list"][-1] and model.labels == ("AF",)
     sd = load_model(ckpt).state_dict()
     end = model.state_dict()
     assert all(torch.equal(sd[k], end[k]) for k in sd if not k.startswith("dense."))

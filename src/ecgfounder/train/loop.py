@@ -73,20 +73,25 @@ def run(cfg: FinetuneConfig, *, step_hook: Callable[[int], None] | None = None) 
     any checkpoint of that step); an exception raised from it stops the run there, as a kill
     would (the resume tests use it)."""
     cfg.validate()
-    if cfg.train.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    info = setup(cfg.train.device)
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if cfg.train.deterministic and cublas is None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # deterministic cuBLAS; removed again on return
     try:
-        with preserved_global_state():
-            if cfg.train.threads:
-                torch.set_num_threads(int(cfg.train.threads))
-            if cfg.train.deterministic:
-                torch.use_deterministic_algorithms(True)
-                if info.device.type == "cuda":
-                    torch.backends.cudnn.benchmark = False
-            return _run(cfg, info, step_hook)
+        info = setup(cfg.train.device)
+        try:
+            with preserved_global_state():
+                if cfg.train.threads:
+                    torch.set_num_threads(int(cfg.train.threads))
+                if cfg.train.deterministic:
+                    torch.use_deterministic_algorithms(True)
+                    if info.device.type == "cuda":
+                        torch.backends.cudnn.benchmark = False
+                return _run(cfg, info, step_hook)
+        finally:
+            cleanup(info)
     finally:
-        cleanup(info)
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, Any] | None, Net1D, TrainData]:
