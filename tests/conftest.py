@@ -52,3 +52,18 @@ def model1(ckpt1):
     from ecgfounder.models.loading import load_model
 
     return load_model(ckpt1)
+
+
+@pytest.fixture
+def stand_in_hub(tmp_path, monkeypatch):
+    """A local stand-in for the Hugging Face Hub (tests/hub_server.py); huggingface_hub in this
+    process downloads from and pushes to it, with its cache under ``tmp_path``."""
+    import huggingface_hub.constants as hfc
+    from hub_server import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield hub
