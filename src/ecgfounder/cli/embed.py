@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         table, feats = embed(args.paths, model, aggregate=args.aggregate, batch_size=args.batch_size,
                              lead=args.lead, fill_missing=args.fill_missing, device=args.device,
                              read_kwargs=read_options(args))
-    for w in caught:
-        say(f"warning: {w.message}")
+    for w in caught:  # what the records and the model say; not third-party deprecation notices
+        if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            say(f"warning: {w.message}")
     atomic_save_npy(args.output, feats)
     with TableWriter(index, list(table.columns)) as wr:
         wr.write(table.to_dict("records"))
