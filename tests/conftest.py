@@ -54,6 +54,32 @@ def model1(ckpt1):
     return load_model(ckpt1)
 
 
+# --- small models with the real 150-label head (prediction and CLI tests) -----------------------
+
+
+@pytest.fixture(scope="session")
+def tiny12():
+    """A ~20 k-parameter Net1D with the 150 ECGFounder labels and the published 12-lead contract."""
+    from ecgfounder.testing import tiny_model
+
+    return tiny_model(12)
+
+
+@pytest.fixture(scope="session")
+def tiny1():
+    from ecgfounder.testing import tiny_model
+
+    return tiny_model(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt12(tmp_path_factory, tiny12) -> Path:
+    """``tiny12`` saved in our format (for the command line's --checkpoint)."""
+    from ecgfounder.models.loading import save_model
+
+    return save_model(tiny12, tmp_path_factory.mktemp("tiny") / "tiny12.safetensors")
+
+
 @pytest.fixture
 def stand_in_hub(tmp_path, monkeypatch):
     """A local stand-in for the Hugging Face Hub (tests/hub_server.py); huggingface_hub in this
@@ -67,3 +93,4 @@ def stand_in_hub(tmp_path, monkeypatch):
         monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
         yield hub
+

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._fileio import atomic_write
 from .hubref import CARD_NAME, CONFIG_NAME, HF_SCHEME, WEIGHTS_NAME, fetch_pretrained, parse_hf_reference
 from .loading import load_model, save_model
 from .net1d import Net1D
@@ -103,9 +104,7 @@ def save_pretrained(model: Net1D, save_directory: str | os.PathLike, *, repo_id:
     out.mkdir(parents=True, exist_ok=True)
     weights = save_model(model, out / WEIGHTS_NAME)
     os.replace(weights.with_suffix(".json"), out / CONFIG_NAME)  # the metadata copy, under the Hub's name
-    tmp = out / f".{CARD_NAME}.partial"
-    tmp.write_text(model_card(model, repo_id=repo_id, evaluation=evaluation), encoding="utf-8")
-    os.replace(tmp, out / CARD_NAME)
+    atomic_write(out / CARD_NAME, model_card(model, repo_id=repo_id, evaluation=evaluation))
     return out
 
 

@@ -9,29 +9,21 @@ import typing
 from dataclasses import fields
 from typing import Any, Mapping
 
+from .._fileio import to_jsonable
 from ..errors import ECGFounderError
 
-__all__ = ["ConfigError", "build_dataclass", "plain"]
+__all__ = ["ConfigError", "build_dataclass"]
 
 
 class ConfigError(ECGFounderError, ValueError):
     """A configuration value or key is invalid; the message names it and the valid choices."""
 
 
-def plain(obj: Any) -> Any:
-    """Mappings → dicts with string keys, tuples → lists, recursively (YAML-ready)."""
-    if isinstance(obj, Mapping):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
-
-
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
-        return plain(value) if isinstance(value, (list, tuple, Mapping)) else value
+        return to_jsonable(value) if isinstance(value, (list, tuple, Mapping)) else value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

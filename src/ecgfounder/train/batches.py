@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.heads import aggregate_windows
 from .cache import CacheIndex
 from .distributed import DistInfo, epoch_plan, gather_by_index
 from .tasks import TaskSpec, quick_metrics
@@ -83,12 +84,13 @@ def map_windows(fn: Callable[[torch.Tensor], torch.Tensor], index: CacheIndex, r
 
 
 def aggregate(per_window: np.ndarray, index: CacheIndex, rows: np.ndarray) -> np.ndarray:
-    """Mean over each example's windows (as ``predict(aggregate="mean")``)."""
-    pos, _ = window_items(index, rows)
-    out = np.zeros((len(rows),) + per_window.shape[1:], dtype=np.float64)
-    np.add.at(out, pos, per_window)
-    counts = np.bincount(pos, minlength=len(rows)).reshape((-1,) + (1,) * (per_window.ndim - 1))
-    return out / np.maximum(counts, 1)
+    """Record-level values ``(len(rows), ...)``: each example's windows combined as ``predict``
+    combines them (:func:`ecgfounder.models.heads.aggregate_windows`, ``"mean"``)."""
+    counts = [index.n_windows(int(r)) for r in rows]
+    if not counts:
+        return np.zeros((0,) + per_window.shape[1:], dtype=np.float64)
+    parts = np.split(np.asarray(per_window, dtype=np.float64), np.cumsum(counts)[:-1])
+    return np.stack([aggregate_windows(p, "mean") for p in parts])
 
 
 def evaluate_split(model: nn.Module, spec: TaskSpec, index: CacheIndex, rows: np.ndarray, y_raw: np.ndarray,

@@ -3,13 +3,13 @@ and the model files (``best``/``last``/``model.safetensors``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._fileio import atomic_path
 from ..errors import CheckpointError
 from ..models.net1d import Net1D
 from .config import ConfigError, FinetuneConfig
@@ -42,11 +42,9 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def save_state(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary name beside ``path``, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save``, written atomically (a kill never leaves a half-written checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def unwrap(model: nn.Module) -> Net1D:

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ._schema import ConfigError, build_dataclass as _build, plain as _plain
+from .._fileio import to_jsonable
+from ._schema import ConfigError, build_dataclass as _build
 
 __all__ = [
     "ConfigError",
@@ -385,7 +386,7 @@ class FinetuneConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     def replace(self, **sections: Any) -> "FinetuneConfig":
         return dataclasses.replace(self, **sections)
@@ -415,7 +416,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of nested ``data`` with ``key=value`` overrides applied (unknown keys are caught when
     the result is turned into a :class:`FinetuneConfig`)."""
-    out: dict[str, Any] = _plain(dict(data))
+    out: dict[str, Any] = to_jsonable(dict(data))
     for text in overrides:
         parts, value = parse_override(text)
         node = out
@@ -449,7 +450,7 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
             loaded = {}
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping of sections; got {type(loaded).__name__}.")
-        data = _plain(loaded)
+        data = to_jsonable(loaded)
         for section, key in (("data", "manifest"), ("data", "root"), ("model", "init")):
             val = (data.get(section) or {}).get(key) if isinstance(data.get(section), dict) else None
             if isinstance(val, str) and not Path(val).is_absolute() and (p.parent / val).exists():

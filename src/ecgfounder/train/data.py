@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._fileio import atomic_path
 from ..signal.preprocess import PreprocessContract
 from .cache import CacheIndex, RecordRef, WindowCache, _warn_failures
 from .config import ConfigError, FinetuneConfig
@@ -158,8 +159,9 @@ def _window_index(cfg: FinetuneConfig, refs: list[RecordRef], contract: Preproce
         index = cache.index(refs)
     if index.failed and info.is_main:
         _warn_failures(index, refs)
-        pd.DataFrame([{"path": refs[i].path, "start_s": refs[i].start_s, "reason": why} for i, why in index.failed.items()]
-                     ).to_csv(out / "failed.csv", index=False)
+        with atomic_path(out / "failed.csv") as tmp:
+            pd.DataFrame([{"path": refs[i].path, "start_s": refs[i].start_s, "reason": why}
+                          for i, why in index.failed.items()]).to_csv(tmp, index=False)
     return index
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .._fileio import atomic_path
 
 __all__ = ["RunLog"]
 
@@ -42,9 +43,8 @@ class RunLog:
         row = history[-1]
         logger.info("epoch %d: %s", row["epoch"], ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                            for k, v in row.items() if k != "epoch"))
-        tmp = self.out / ".log.csv.tmp"
-        pd.DataFrame(history).to_csv(tmp, index=False)
-        os.replace(tmp, self.out / "log.csv")
+        with atomic_path(self.out / "log.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
         if self.writer is not None:
             for k, v in val_metrics.items():
                 self.writer.add_scalar(f"val/{k[4:]}", v, global_step)

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 import yaml
 
+from .._fileio import atomic_write
 from ..models.net1d import Net1D
 from .checkpoint import load_state, resume_path, save_model_file, unwrap
 from .config import FinetuneConfig
@@ -105,7 +106,7 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
         logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"],
                     state["batch_in_epoch"], state["global_step"])
     if info.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+        atomic_write(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed % (2**32))
     torch.manual_seed(cfg.train.seed)

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._fileio import atomic_path
 from ..errors import ECGFounderError
 
 __all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
@@ -85,13 +86,11 @@ def read_manifest(
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a manifest as CSV or Parquet (by extension), atomically."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return p
 
 

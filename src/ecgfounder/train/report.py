@@ -3,13 +3,13 @@ module's report with bootstrap CIs, thresholds chosen on validation) and ``metri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._fileio import atomic_path, write_json
 from .config import FinetuneConfig
 from .data import TrainData
 from .tasks import TaskSpec, quick_metrics
@@ -46,7 +46,8 @@ def write_test_predictions(data: TrainData, test_scores: np.ndarray, path_column
             pred[f"target:{lab}"] = np.asarray(y, float).reshape(len(rows), -1)[:, j]
     for j, lab in enumerate(spec.labels):
         pred[lab] = test_scores[:, j]
-    pred.to_csv(out / "test_predictions.csv", index=False)
+    with atomic_path(out / "test_predictions.csv") as tmp:
+        pred.to_csv(tmp, index=False)
 
 
 def _thresholds(y_val: np.ndarray | None, val_scores: np.ndarray, cfg: FinetuneConfig) -> np.ndarray | None:
@@ -88,10 +89,11 @@ def test_report(data: TrainData, val_scores: np.ndarray, test_scores: np.ndarray
         rep = M.multilabel_report(_as_indicators(spec, y), test_scores, labels=list(spec.labels),
                                   thresholds=_thresholds(yv, val_scores, cfg), groups=groups,
                                   n_boot=cfg.eval.n_boot, seed=cfg.eval.seed)
-    rep.to_csv(out / "test_report.csv")
+    with atomic_path(out / "test_report.csv") as tmp:
+        rep.to_csv(tmp)
     return rep
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
-    """``metrics.json``."""
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+    """``metrics.json`` (strict JSON: a metric that could not be computed is ``null``)."""
+    write_json(out / "metrics.json", summary, indent=2)
