@@ -48,3 +48,19 @@ def test_embed_shows_no_third_party_deprecation_notice(tmp_path, data_dir, tiny_
     assert "deprecat" not in r.stderr.lower() and "inplace" not in r.stderr
     assert "deprecat" not in (tmp_path / "e.csv").read_text().lower()
     assert np.load(tmp_path / "e.npy").shape[0] == 1
+
+
+def test_env_shows_the_package_caches_with_sizes(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "ecg-cache"
+    (root / "windows" / "abc").mkdir(parents=True)
+    (root / "windows" / "abc" / "shard.npy").write_bytes(bytes(2_500_000))
+    (root / "runtime").mkdir()
+    (root / "runtime" / "m.onnx").write_bytes(bytes(1_200))
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(root))
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert f"ecgfounder cache: {root} (2.5 MB; set ECGFOUNDER_CACHE to move it)" in out
+    assert "cache/windows: 2.5 MB" in out and "cache/runtime: 1.2 kB" in out
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "none"))
+    assert main(["env"]) == 0
+    assert f"{tmp_path / 'none'} (empty" in capsys.readouterr().out
