@@ -16,6 +16,20 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_package_cache(tmp_path_factory):
+    """The package's cache (window cache, exported/quantised models) in a folder of this test
+    process: tests never touch the user's ~/.cache/ecgfounder, and two xdist workers never write
+    the same cache file at once."""
+    old = os.environ.get("ECGFOUNDER_CACHE")
+    os.environ["ECGFOUNDER_CACHE"] = str(tmp_path_factory.mktemp("ecgfounder-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ECGFOUNDER_CACHE", None)
+    else:
+        os.environ["ECGFOUNDER_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
