@@ -15,7 +15,7 @@ from ecgfounder.train.loop import run as run_with_hook
 from ecgfounder.train.manifest import write_manifest
 from ecgfounder.train.presets import build_preset, cpsc2021_manifest, heart_rate_bpm
 
-from conftest import SimulatedInterrupt, DATA, base_config
+from _train_helpers import SimulatedInterrupt, DATA, base_config
 
 AUG = {"amplitude_scale": [0.7, 1.3], "noise_std": 0.1, "baseline_wander": 0.3, "flip_prob": 0.5, "time_shift_s": 0.4}
 

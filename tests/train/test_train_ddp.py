@@ -17,7 +17,7 @@ from ecgfounder.train.config import config_from_dict
 from ecgfounder.train.distributed import DistInfo, epoch_plan, gather_by_index
 from ecgfounder.train.loop import finetune
 
-from conftest import base_config
+from _train_helpers import base_config
 
 
 @pytest.mark.parametrize("n, world, batch", [(10, 2, 4), (11, 2, 4), (7, 3, 3), (5, 1, 2)])

@@ -16,7 +16,7 @@ from ecgfounder.train.loop import finetune, run as run_with_hook
 from ecgfounder.train.model import configure_trainable, param_groups
 from ecgfounder.train.splits import LeakageError
 
-from conftest import SimulatedInterrupt, DATA, SMALL, base_config
+from _train_helpers import SimulatedInterrupt, DATA, SMALL, base_config
 
 
 def _cfg(manifest, out, cache, **sections):

@@ -12,7 +12,7 @@ from ecgfounder.train.cache import RecordRef, load_windows
 from ecgfounder.train.config import config_from_dict
 from ecgfounder.train.loop import finetune
 
-from conftest import base_config
+from _train_helpers import base_config
 
 
 def test_finetuned_model_pushed_and_loaded_back_by_name(cpsc2021_manifest, cache_dir, tmp_path, stand_in_hub):

@@ -16,7 +16,7 @@ from ecgfounder.train.manifest import ManifestError
 from ecgfounder.train.splits import LeakageError
 from ecgfounder.train.state import preserved_global_state
 
-from conftest import SimulatedInterrupt, base_config
+from _train_helpers import SimulatedInterrupt, base_config
 
 
 def _snapshot():
