@@ -83,7 +83,7 @@ def _torch_load_safe(path: Path) -> Any:
             "allowed, and the file is never fully unpickled. If you trust it, re-save its state_dict "
             "with torch.save(model.state_dict(), ...) from a trusted environment."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:  # OSError: a cut zip (Errno 22)
         msg = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
 

@@ -203,7 +203,7 @@ def _resume(run: _Run, progress: Progress) -> bool:
             r.resumed_from = len(run.files)
             return True
     if st is None:
-        progress.write(f"nothing to resume for {out}; starting from the beginning")
+        progress.note(f"nothing to resume for {out}; starting from the beginning")
         return False
     diff = settings_difference(st.get("settings", {}), run.settings)
     if diff:
@@ -219,7 +219,7 @@ def _resume(run: _Run, progress: Progress) -> bool:
         truncate_to(partial_path(out), int(st["bytes"]))
         if run.emb:
             truncate_to(run.emb_partial, run.emb_rows * int(st["dim"]) * 4)
-    progress.write(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
+    progress.note(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
     return False
 
 
@@ -251,7 +251,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     lock = OutputLock(out).acquire() if out else None
     try:
         bar = Progress(len(files), "embed" if job.kind == "index" else "predict", enabled=progress and not quiet,
-                       stream=stream)
+                       stream=stream, quiet=quiet)
         with bar:
             if _resume(run, bar):
                 return run.report
@@ -276,9 +276,8 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     prep = {"lead": job.lead, "fill_missing": job.fill_missing}
     calibration = None
     if precision == "int8":
-        if not quiet:
-            bar.write(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
-                      "(once per model and calibration set; cached)")
+        bar.note(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
+                 "(once per model and calibration set; cached)")
         calibration = calibration_windows(all_files, model_contract(model, job.mode), job.calibration_records,
                                           read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
     todo = run.files[run.done:]
@@ -394,7 +393,7 @@ def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: P
         info = setup("cpu", timeout_s=12 * 3600.0)  # gloo: barriers only; the model ran on its own device
         barrier(info)
     except (RuntimeError, ValueError, ImportError) as exc:  # no process group: leave the parts
-        bar.write(f"shard {rank}/{world} done ({' '.join(str(exc).split())[:120]}); join the parts with "
+        bar.note(f"shard {rank}/{world} done ({' '.join(str(exc).split())[:120]}); join the parts with "
                   f"merge_parts (CLI: ecgfounder merge ... -o {job.output})")
         return
     try:
@@ -404,7 +403,7 @@ def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: P
             parts = [part_name(job.output, r, world) for r in range(world)]
             merged = merge_parts(parts, job.output, embeddings=job.embeddings)
             run.report.merged = job.output
-            bar.write(f"merged {world} parts: {merged['rows']} rows in {job.output}")
+            bar.note(f"merged {world} parts: {merged['rows']} rows in {job.output}")
         barrier(info)
     finally:
         cleanup(info)
