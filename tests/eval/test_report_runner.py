@@ -10,7 +10,8 @@ import pytest
 
 from ecgfounder.eval.metrics import evaluate_multilabel
 from ecgfounder.eval.report import format_ci, write_report
-from ecgfounder.eval.runner import cached_predictions, random_split, run_evaluation
+from ecgfounder.eval.runner import cached_predictions, run_evaluation
+from ecgfounder.eval.splits import random_split
 from ecgfounder.labels import load_labels
 from evalhelpers import CINC
 

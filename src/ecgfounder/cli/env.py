@@ -40,6 +40,11 @@ def environment() -> dict[str, str]:
     except ImportError:
         pass
     info["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "")
+    from .._fileio import cache_dir
+
+    root = cache_dir()
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+    info["ecgfounder cache"] = f"{root} ({size / 1e6:.0f} MB; $ECGFOUNDER_CACHE to move it)"
     return info
 
 
