@@ -292,7 +292,8 @@ def explain(
         An :class:`Explanation` whose ``attributions`` are ``(n_labels, n_leads, n_samples)`` on the
         recording's own samples and rate.
     """
-    from ..prediction import outputs_to_scores, resolve_model
+    from ..models.heads import scores_from_logits
+    from ..prediction import resolve_model
 
     if method not in METHODS:
         raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
@@ -308,7 +309,7 @@ def explain(
     net = net.to(dev).eval()
     with torch.inference_mode():
         logits = net(torch.from_numpy(prep.windows).to(dev)).float()
-        all_scores = outputs_to_scores(logits, task_meta_of(net)).cpu().numpy().mean(axis=0)
+        all_scores = scores_from_logits(logits, task_meta_of(net)).cpu().numpy().mean(axis=0)
     targets = resolve_targets(labels, names, all_scores, top)
     per_window, delta = attribute_windows(net, prep.windows, targets, method=method, n_steps=n_steps, layer=layer,
                                           internal_batch_size=internal_batch_size, device=dev)

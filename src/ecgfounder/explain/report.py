@@ -8,7 +8,7 @@ the printout is an inlined PNG ``data:`` URI, the style inline, nothing fetched)
   findings shaded behind the traces, and leads a quality check flagged marked;
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
   operating threshold, with the leads holding most attribution;
-* quality flags (:func:`ecgfounder.signal.quality.assess` where that module exists);
+* quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
 * the model, the SHA-256 of its weights, its preprocessing contract, the package version, and the
   statement that this is not a medical device.
 
@@ -86,19 +86,15 @@ def _contract_text(c: Any) -> str:
 
 
 def _quality(rec: Recording) -> tuple[str, tuple[str, ...]]:
-    """(summary text, flagged leads) from the quality module when it exists."""
+    """(summary text, flagged leads) of :func:`ecgfounder.signal.quality.assess`."""
+    from ..signal.quality import assess
+
     try:
-        from ..signal import quality  # type: ignore[attr-defined]
-    except ImportError:
-        return "not assessed", ()
-    try:
-        q = quality.assess(rec)
+        q = assess(rec)
     except (ValueError, OSError) as exc:
-        return f"assessment failed: {' '.join(str(exc).split())[:160]}", ()
-    flagged = tuple(getattr(q, "flagged_leads", None) or (q.get("flagged_leads", ()) if isinstance(q, Mapping) else ()))
-    text = getattr(q, "summary", None)
-    text = text() if callable(text) else text
-    return str(text or ("flagged leads: " + ", ".join(flagged) if flagged else "no flags")), flagged
+        return f"not assessed ({' '.join(str(exc).split())[:160]})", ()
+    flagged = q.flagged_leads()
+    return ("good" if q.good else q.summary.replace(";", "; ")), flagged
 
 
 def _thresholds(labels: Sequence[str], thresholds: Any) -> tuple[np.ndarray, str]:
