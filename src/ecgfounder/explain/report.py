@@ -23,6 +23,7 @@ import hashlib
 import html
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -173,7 +174,9 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     from .attribution import explain
     from .calibration import apply_calibration
 
-    df = predict([rec], model, on_error="raise", **ctx["prep"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what preprocessing noticed comes back in the notes of explain()
+        df = predict([rec], model, on_error="raise", **ctx["prep"])
     labels = ctx["labels"]
     raw = df[list(labels)].to_numpy(dtype=np.float64)[0]
     prob = apply_calibration(raw, ctx["calibration"]) if ctx["calibration"] is not None else raw
