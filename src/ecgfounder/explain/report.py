@@ -53,9 +53,8 @@ class ReportResult:
 def weights_hash(model: Any) -> str:
     """SHA-256 of the weights: the checkpoint file's (as recorded when loaded), else of the state
     dict (tensor names and bytes in order)."""
-    desc = getattr(model, "description", None)
-    src = dict(getattr(desc, "source", None) or getattr(model, "source", None) or {})
-    known = getattr(desc, "sha256", None) or src.get("sha256")
+    src = dict(model.source or {})
+    known = model.description.sha256 or src.get("sha256")
     if known:
         return str(known)
     f = src.get("file")
@@ -71,9 +70,8 @@ def weights_hash(model: Any) -> str:
 
 
 def _model_name(model: Any) -> str:
-    desc = getattr(model, "description", None)
-    src = dict(getattr(desc, "source", None) or getattr(model, "source", None) or {})
-    name = getattr(desc, "name", None) or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
+    src = dict(model.source or {})
+    name = model.description.name or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
     cfg = model.config
     return f"{name} (Net1D, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.in_channels} leads, {cfg.n_classes} outputs)"
 
@@ -246,11 +244,11 @@ def write_reports(
     from .. import __version__
     from ..io import find_records, iter_read
     from ..prediction import resolve_model
-    from .attribution import _labels_of, contract_of
+    from .attribution import contract_of, output_labels
     from .calibration import calibration_of
 
     net = resolve_model(model)
-    labels = _labels_of(net)
+    labels = output_labels(net)
     calib = calibration_of(net)
     thr, thr_text = _thresholds(labels, thresholds)
     ctx = dict(labels=labels, calibration=calib, thresholds=thr, thr_text=thr_text, top=max(1, int(top)),
