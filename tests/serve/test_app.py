@@ -236,3 +236,16 @@ def test_dynamic_batching_batches_and_keeps_answers(analyzer, monkeypatch):
         if a["record"]["id"] in alone:
             got = np.array([s["probability"] for s in a["labels"]])
             np.testing.assert_allclose(got, alone[a["record"]["id"]], atol=1e-5)
+
+
+def test_failing_quality_check_does_not_cost_the_answer(client, monkeypatch):
+    import ecgfounder.signal.quality as quality
+
+    def broken(recording):
+        raise RuntimeError("boom on purpose")
+
+    monkeypatch.setattr(quality, "assess", broken)
+    r = client.post("/v1/predict", json=sine_signal())
+    assert r.status_code == 200, r.text
+    q = r.json()["quality"]
+    assert q["available"] is False and "boom on purpose" in q["note"]
