@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--paths", help="comma-separated precision/backend pairs (default: every path available)")
     ap.add_argument("--pin", action="store_true", help="one core, one thread")
+    ap.add_argument("--no-auto", action="store_true", help="skip the auto measurement at the end")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
     if args.pin:
@@ -124,12 +125,13 @@ def main() -> None:
             print(f"{k:22s} {r['best']:10.1f} {r['median']:8.1f} {1000 * batch / r['best']:9.1f} {r['cpu']:10.1f} "
                   f"{r['best'] / base['best']:6.2f} {r['cpu'] / base['cpu']:8.2f} {dp:11.2e} {cs:9.6f}")
         out["batches"][batch] = rows
-    auto = make_runner(model, "auto", "auto", dev, calibration=real[:32], cache_dir=cache, threads=args.threads,
-                       batch=32)
-    print(f"\n# auto (no flags) picks {auto.precision}/{auto.backend} (its own measurement, batch 32)")
+    if not args.no_auto:
+        auto = make_runner(model, "auto", "auto", dev, calibration=real[:32], cache_dir=cache, threads=args.threads,
+                           batch=32)
+        print(f"\n# auto (no flags) picks {auto.precision}/{auto.backend} (its own measurement, batch 32)")
+        out["auto"] = auto.choice.to_dict()
     print("# build seconds (export/quantise/compile, cached afterwards): "
           + ", ".join(f"{k} {v:.1f}" for k, v in build_s.items()))
-    out["auto"] = auto.choice.to_dict()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
 

@@ -82,6 +82,9 @@ def select_leads(
     not be derived raises :class:`LeadError` naming it.
     """
     signal = np.asarray(signal)
+    if substitute is None and len(leads) == len(wanted) and all(
+            canonical_lead(a) == canonical_lead(b) for a, b in zip(leads, wanted)):
+        return (signal, []) if return_filled else signal  # already in the wanted order: no copy
     index: dict[str, int] = {}
     for i, name in enumerate(leads):
         index.setdefault(canonical_lead(name), i)

@@ -206,8 +206,8 @@ def prepare(
                      "predictions may be less accurate")
     if filled:
         notes.append(f"zero-filled missing lead(s) {', '.join(c.leads[i] for i in filled)}")
-    nan_mask = ~np.isfinite(x)
-    n_nan = int(nan_mask.sum())
+    nan_mask = None if np.isfinite(x).all() else ~np.isfinite(x)
+    n_nan = 0 if nan_mask is None else int(nan_mask.sum())
     if n_nan:
         x = np.where(nan_mask, 0.0, x)
         notes.append(f"{n_nan} NaN/inf sample(s) replaced by 0")
