@@ -44,7 +44,7 @@ def write_planted(records: list[Path], folder: Path, *, pu: bool = False) -> lis
             stm = list(rec.meta.get("statements") or ())
             if planted:
                 t = np.arange(sig.shape[1]) / rec.fs
-                sig = sig + 0.3 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
+                sig = sig + 0.5 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
                 if not pu or i % 4 == 0:
                     stm.append("Planted oscillation")
             elif not pu:
