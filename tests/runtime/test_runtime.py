@@ -66,8 +66,14 @@ def test_fp32_paths_agree(tiny, windows, tmp_path):
 
 
 def test_int8_and_bf16_paths_run_close(tiny, windows, tmp_path):
+    import logging
+
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
     ref_s, ref_f = make_runner(tiny)(windows)
     s, f = make_runner(tiny, "int8", "onnxruntime", calibration=windows, cache_dir=tmp_path)(windows)
+    # quantising leaves the application's logging as it was (issue 9: it changed the root level)
+    assert (root.level, list(root.filters), list(root.handlers)) == (level, filters, handlers)
     assert np.abs(s - ref_s).max() < 0.05 and _cos(f, ref_f).min() > 0.99
     with pytest.warns(UserWarning) if not torch.ops.mkldnn._is_mkldnn_bf16_supported() else _nullcontext():
         run = make_runner(tiny, "bf16", "torch")
@@ -134,11 +140,11 @@ def test_released_architecture_int8_agreement_on_real_records(ckpt12, golden, da
     """The bar: max |Δprob| ≤ 0.01 and embedding cosine ≥ 0.999 against fp32 on the real records
     (synthetic weights), calibrated on 16 of them."""
     from ecgfounder.models.loading import load_model
-    from ecgfounder.prediction import _prepare_one, _records
+    from ecgfounder.io import find_records
+    from ecgfounder.prediction.records import calibration_windows
 
     model = load_model(ckpt12)
-    recs = list(_records([data_dir / "cinc2021"], {}))
-    x = np.stack([_prepare_one(i, p, r, e, model.contract, {})[1].windows[0] for i, (p, r, e) in enumerate(recs)])
+    x = calibration_windows(find_records([data_dir / "cinc2021"]), model.contract, 50)
     ref_s, ref_f = make_runner(model)(x)
     assert np.abs(ref_f - golden["features_12"]).max() <= 1e-4
     s32, f32 = make_runner(model, "fp32", "onnxruntime", cache_dir=tmp_path)(x)

@@ -7,10 +7,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import WeightsDownloadError
 
-__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "sha256_file"]
+if TYPE_CHECKING:
+    from .description import ModelDescription
+
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -35,6 +39,21 @@ class KnownWeights:
     n_leads: int
     size_mb: int = 353
     licence: str = "MIT"
+
+    @property
+    def description(self) -> "ModelDescription":
+        """What these weights are and need, known before the download: the 150 ECGFounder labels,
+        the published preprocessing over ``n_leads`` leads, multi-label task, Hub location and
+        expected SHA-256."""
+        from ..labels import load_labels
+        from .description import ModelDescription, default_contract
+
+        return ModelDescription(
+            labels=load_labels(), contract=default_contract(self.n_leads), task_meta={"task": "multilabel"},
+            source={"name": self.name, "repo_id": self.repo_id, "filename": self.filename, "revision": self.revision,
+                    "licence": self.licence},
+            sha256=self.sha256, name=self.name, revision=self.revision,
+        )
 
     @property
     def url(self) -> str:
@@ -161,3 +180,17 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
                 f"from {w.url} and pass it with --checkpoint."
             )
     return path
+
+
+def download_all(names, *, cache_dir: str | os.PathLike | None = None,
+                 force: bool = False) -> list[tuple[str, Path | None, str | None]]:
+    """:func:`download_weights` for each of ``names``; one failure does not stop the others.
+    Returns ``(name, path, None)`` for each success and ``(name, None, one-line reason)`` for each
+    failure, in order."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for name in names:
+        try:
+            out.append((name, download_weights(name, cache_dir=cache_dir, force=force), None))
+        except (ValueError, OSError) as exc:  # unknown name, network, corrupt file
+            out.append((name, None, " ".join(str(exc).split())))
+    return out
