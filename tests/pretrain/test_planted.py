@@ -23,8 +23,8 @@ from _pt_helpers import SMALL_CONTRACT, real_records, write_planted
 ARCH = {"base_filters": 32, "filter_list": [32, 64, 64, 128], "m_blocks_list": [1, 1, 1, 1]}
 
 
-def planted_stores(tmp_path, contract, pu=False):
-    recs = write_planted(real_records(), tmp_path / "records", pu=pu)
+def planted_stores(tmp_path, contract, pu=False, amplitude=0.5):
+    recs = write_planted(real_records(), tmp_path / "records", pu=pu, amplitude=amplitude)
     rules_csv = tmp_path / "rules.csv"
     rules_csv.write_text("label,pattern,kind\nPLANTED,phrase:planted oscillation,\n", encoding="utf-8")
     rules = load_rules(rules_csv, labels=load_labels() + ("PLANTED",), auto_phrases=True)
@@ -82,7 +82,7 @@ def test_pu_loss_ablation(tmp_path):
     """Positive-unlabelled setting: half of the planted training records do not say so and no
     record states the absence.  Asymmetric (γ = 1.5, clip 0.05) vs BCE, same seed and steps;
     numbers reported in docs/pretrain.md.  Both must learn; which wins is measured, not assumed."""
-    tr, va, _, _ = planted_stores(tmp_path, SMALL_CONTRACT, pu=True)
+    tr, va, _, _ = planted_stores(tmp_path, SMALL_CONTRACT, pu=True, amplitude=0.25)  # fainter: room to differ
     j = tr.labels.index("PLANTED")
     out = {}
     for loss in ("asymmetric", "bce"):
