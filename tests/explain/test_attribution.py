@@ -19,8 +19,8 @@ pytest.importorskip("captum")
 
 def _tiny(n_leads: int = 12, n_classes: int = 4, task: str = "multilabel", seed: int = 0) -> Net1D:
     torch.manual_seed(seed)
-    m = Net1D(Net1DConfig(in_channels=n_leads, base_filters=16, filter_list=(16, 32), m_blocks_list=(1, 1),
-                          n_classes=n_classes))
+    m = Net1D(Net1DConfig(in_channels=n_leads, base_filters=8, filter_list=(8, 16), m_blocks_list=(1, 1),
+                          kernel_size=8, groups_width=8, n_classes=n_classes))
     m.contract = PreprocessContract(leads=STANDARD_12[:n_leads] if n_leads == 12 else ("I",), mode="zscore")
     m.labels = tuple(f"L{i}" for i in range(n_classes))
     m.task_meta = {"task": task, "target_mean": 50.0, "target_std": 10.0}
@@ -82,12 +82,12 @@ def test_rebin_keeps_mass_up_and_down():
 def test_fine_tuned_heads_and_the_single_lead_model(task, n_classes):
     m = _tiny(n_leads=1, n_classes=n_classes, task=task)
     rec = _record(500, 12.0, leads=("I", "II"))
-    e = explain(rec, m, n_steps=8, top=2)
+    e = explain(rec, m, n_steps=4, top=2)
     assert e.attributions.shape == (min(2, n_classes), 1, rec.n_samples) and e.leads == ("I",)
     assert np.isfinite(e.attributions).all() and np.abs(e.attributions).sum() > 0
     if task == "regression":
         assert 0 < e.scores[0] < 200  # de-standardised value (mean 50, sd 10), not a probability
-    e2 = explain(rec, m, labels=[0], n_steps=8, lead="II")
+    e2 = explain(rec, m, labels=[0], n_steps=4, lead="II")
     assert e2.leads == ("II",)
 
 

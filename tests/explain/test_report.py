@@ -62,6 +62,22 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
     assert sha256_file(tiny_checkpoint) in (out / "E07500.html").read_text(encoding="utf-8")
 
 
+def test_flagged_leads_are_reported_and_marked(tmp_path, tiny_checkpoint, recwarn):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    sig = rec.signal.copy()
+    sig[rec.leads.index("V3")] = 0.0  # a disconnected lead
+    bad = rec.replace(signal=sig, meta={**rec.meta, "id": "E07500 flat V3"})
+    (res,) = write_reports([bad], tiny_checkpoint, tmp_path, n_steps=2, top=1, thresholds={"SINUS RHYTHM": 0.9})
+    assert res.error is None and res.html.name == "E07500_flat_V3.html"
+    page = res.html.read_text(encoding="utf-8")
+    assert "<th>quality</th><td>flat:V3" in page and "flat lead(s) V3" in page  # flag, and the preprocessing note
+    assert "0.5 for 149 label(s) without one" in page
+    assert not [w for w in recwarn if "flat lead" in str(w.message)]  # reported on the page, not as warnings
+
+
 def test_printout_overlays():
     from matplotlib.collections import PolyCollection
 

@@ -40,7 +40,8 @@ from ..models.net1d import Net1D
 from ..recording import Recording
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
-__all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windows", "resolve_targets"]
+__all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windows", "resolve_targets",
+           "output_labels", "contract_of", "stitch", "rebin"]
 
 METHODS = ("ig", "gradcam", "guided_gradcam")
 BASELINE_TEXT = "zeros in the model input space (a flat line at each lead's window mean after z-scoring)"
@@ -112,25 +113,18 @@ class Explanation:
                 for lab in df.index}
 
 
-def _labels_of(model: Net1D) -> tuple[str, ...]:
-    desc = getattr(model, "description", None)
-    labels = tuple(getattr(desc, "labels", None) or getattr(model, "labels", ()) or ())
+def output_labels(model: Net1D) -> tuple[str, ...]:
+    """One name per output of the model's head (``output_i`` where the weights name none)."""
+    labels = tuple(model.labels or ())
     return labels if len(labels) == model.num_classes else tuple(f"output_{i}" for i in range(model.num_classes))
 
 
-def task_meta_of(model: Net1D) -> dict[str, Any]:
-    desc = getattr(model, "description", None)
-    return dict(getattr(desc, "task_meta", None) or getattr(model, "task_meta", None) or {"task": "multilabel"})
-
-
 def contract_of(model: Net1D) -> PreprocessContract:
-    desc = getattr(model, "description", None)
-    c = getattr(desc, "contract", None) or getattr(model, "contract", None)
-    if c is None:
-        from ..signal.preprocess import lead_set
-
-        c = PreprocessContract(leads=lead_set(model.config.in_channels))
-    return c
+    """The model's preprocessing contract; an error naming the fix when it has none."""
+    if model.contract is None:
+        raise ExplainError(f"the model ({model.config.in_channels} input channels) has no preprocessing contract, so its "
+                           "input cannot be prepared; set model.contract to a PreprocessContract naming its leads.")
+    return model.contract
 
 
 def resolve_targets(labels: Any, names: Sequence[str], scores: np.ndarray | None = None, top: int = 3) -> list[int]:
@@ -292,7 +286,8 @@ def explain(
         An :class:`Explanation` whose ``attributions`` are ``(n_labels, n_leads, n_samples)`` on the
         recording's own samples and rate.
     """
-    from ..prediction import outputs_to_scores, resolve_model
+    from ..models.heads import scores_from_logits
+    from ..prediction import resolve_model
 
     if method not in METHODS:
         raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
@@ -303,12 +298,12 @@ def explain(
     net = resolve_model(model)
     contract = contract_of(net)
     prep = preprocess_recording(recording, contract, warn=False, lead=lead, fill_missing=fill_missing)
-    names = _labels_of(net)
+    names = output_labels(net)
     dev = torch.device(device)
     net = net.to(dev).eval()
     with torch.inference_mode():
         logits = net(torch.from_numpy(prep.windows).to(dev)).float()
-        all_scores = outputs_to_scores(logits, task_meta_of(net)).cpu().numpy().mean(axis=0)
+        all_scores = scores_from_logits(logits, net.task_meta).cpu().numpy().mean(axis=0)
     targets = resolve_targets(labels, names, all_scores, top)
     per_window, delta = attribute_windows(net, prep.windows, targets, method=method, n_steps=n_steps, layer=layer,
                                           internal_batch_size=internal_batch_size, device=dev)

@@ -190,10 +190,9 @@ def calibrate(
             f"are reported; choose one of {FIT_SPLITS} and keep the test split for the reported numbers."
         )
     if model is not None:
-        from .attribution import _labels_of, task_meta_of
-
-        labels = labels if labels is not None else (_labels_of(model) if not hasattr(scores, "columns") else None)
-        task = task or task_meta_of(model).get("task", "multilabel")
+        if labels is None:
+            labels = tuple(model.labels)
+        task = task or dict(model.task_meta or {}).get("task", "multilabel")
     task = task or "multilabel"
     if task == "regression":
         raise CalibrationError("task 'regression': probability calibration applies to classification heads only.")
@@ -272,24 +271,16 @@ def apply_calibration(scores: Any, calib: Calibration | Mapping[str, Any]) -> An
 def attach_calibration(model: Any, calib: Calibration) -> None:
     """Store ``calib`` in the model's metadata (``task_meta["calibration"]``), which
     :func:`ecgfounder.save_model` writes into the checkpoint."""
-    from .attribution import _labels_of
-
-    names = _labels_of(model)
-    if tuple(calib.labels) != tuple(names):
+    names = tuple(model.labels or ())
+    if tuple(calib.labels) != names:
         raise CalibrationError(f"calibration covers labels {list(calib.labels)[:5]}… but the model's head has "
                                f"{list(names)[:5]}…; fit it on this model's predictions over all its labels.")
-    desc = getattr(model, "description", None)
-    if desc is not None and hasattr(desc, "replace"):
-        model.description = desc.replace(task_meta={**dict(desc.task_meta), META_KEY: calib.to_dict()})
-    else:
-        model.task_meta = {**dict(getattr(model, "task_meta", None) or {}), META_KEY: calib.to_dict()}
+    model.task_meta = {**dict(model.task_meta or {}), META_KEY: calib.to_dict()}  # replaces model.description
 
 
 def calibration_of(model: Any) -> Calibration | None:
     """The calibration stored with ``model``'s weights, or ``None``."""
-    from .attribution import task_meta_of
-
-    d = task_meta_of(model).get(META_KEY)
+    d = dict(model.task_meta or {}).get(META_KEY)
     return Calibration.from_dict(d) if d else None
 
 

@@ -8,7 +8,7 @@ the printout is an inlined PNG ``data:`` URI, the style inline, nothing fetched)
   findings shaded behind the traces, and leads a quality check flagged marked;
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
   operating threshold, with the leads holding most attribution;
-* quality flags (:func:`ecgfounder.signal.quality.assess` where that module exists);
+* quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
 * the model, the SHA-256 of its weights, its preprocessing contract, the package version, and the
   statement that this is not a medical device.
 
@@ -23,6 +23,7 @@ import hashlib
 import html
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -52,9 +53,8 @@ class ReportResult:
 def weights_hash(model: Any) -> str:
     """SHA-256 of the weights: the checkpoint file's (as recorded when loaded), else of the state
     dict (tensor names and bytes in order)."""
-    desc = getattr(model, "description", None)
-    src = dict(getattr(desc, "source", None) or getattr(model, "source", None) or {})
-    known = getattr(desc, "sha256", None) or src.get("sha256")
+    src = dict(model.source or {})
+    known = model.description.sha256 or src.get("sha256")
     if known:
         return str(known)
     f = src.get("file")
@@ -70,9 +70,8 @@ def weights_hash(model: Any) -> str:
 
 
 def _model_name(model: Any) -> str:
-    desc = getattr(model, "description", None)
-    src = dict(getattr(desc, "source", None) or getattr(model, "source", None) or {})
-    name = getattr(desc, "name", None) or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
+    src = dict(model.source or {})
+    name = model.description.name or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
     cfg = model.config
     return f"{name} (Net1D, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.in_channels} leads, {cfg.n_classes} outputs)"
 
@@ -86,19 +85,15 @@ def _contract_text(c: Any) -> str:
 
 
 def _quality(rec: Recording) -> tuple[str, tuple[str, ...]]:
-    """(summary text, flagged leads) from the quality module when it exists."""
+    """(summary text, flagged leads) of :func:`ecgfounder.signal.quality.assess`."""
+    from ..signal.quality import assess
+
     try:
-        from ..signal import quality  # type: ignore[attr-defined]
-    except ImportError:
-        return "not assessed", ()
-    try:
-        q = quality.assess(rec)
+        q = assess(rec)
     except (ValueError, OSError) as exc:
-        return f"assessment failed: {' '.join(str(exc).split())[:160]}", ()
-    flagged = tuple(getattr(q, "flagged_leads", None) or (q.get("flagged_leads", ()) if isinstance(q, Mapping) else ()))
-    text = getattr(q, "summary", None)
-    text = text() if callable(text) else text
-    return str(text or ("flagged leads: " + ", ".join(flagged) if flagged else "no flags")), flagged
+        return f"not assessed ({' '.join(str(exc).split())[:160]})", ()
+    flagged = q.flagged_leads()
+    return ("good" if q.good else q.summary.replace(";", "; ")), flagged
 
 
 def _thresholds(labels: Sequence[str], thresholds: Any) -> tuple[np.ndarray, str]:
@@ -177,7 +172,9 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     from .attribution import explain
     from .calibration import apply_calibration
 
-    df = predict([rec], model, on_error="raise", **ctx["prep"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what preprocessing noticed comes back in the notes of explain()
+        df = predict([rec], model, on_error="raise", **ctx["prep"])
     labels = ctx["labels"]
     raw = df[list(labels)].to_numpy(dtype=np.float64)[0]
     prob = apply_calibration(raw, ctx["calibration"]) if ctx["calibration"] is not None else raw
@@ -247,11 +244,11 @@ def write_reports(
     from .. import __version__
     from ..io import find_records, iter_read
     from ..prediction import resolve_model
-    from .attribution import _labels_of, contract_of
+    from .attribution import contract_of, output_labels
     from .calibration import calibration_of
 
     net = resolve_model(model)
-    labels = _labels_of(net)
+    labels = output_labels(net)
     calib = calibration_of(net)
     thr, thr_text = _thresholds(labels, thresholds)
     ctx = dict(labels=labels, calibration=calib, thresholds=thr, thr_text=thr_text, top=max(1, int(top)),
