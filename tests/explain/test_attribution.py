@@ -38,11 +38,11 @@ def _record(fs: float, seconds: float, leads=STANDARD_12, seed: int = 0) -> Reco
 def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
     m = _tiny()
     rec = _record(500, 10)
-    e = explain(rec, m, labels=["L2", 0], n_steps=16)
+    e = explain(rec, m, labels=["L2", 0], n_steps=8)
     assert isinstance(e, Explanation) and e.labels == ("L2", "L0") and e.targets == (2, 0)
     assert e.attributions.shape == (2, 12, 5000) and e.fs == 500 and e.leads == STANDARD_12
     x = preprocess_recording(rec, m.contract, warn=False).windows
-    direct, delta = attribute_windows(m, x, [2, 0], n_steps=16)
+    direct, delta = attribute_windows(m, x, [2, 0], n_steps=8)
     np.testing.assert_allclose(e.attributions, direct[0], rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         gap = (m(torch.from_numpy(x)) - m(torch.zeros_like(torch.from_numpy(x))))[0, [2, 0]].numpy()
@@ -50,7 +50,7 @@ def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
     np.testing.assert_allclose(e.attributions.sum(axis=(1, 2)), gap, rtol=0.02, atol=1e-3)
     shares = e.lead_shares()
     assert shares.shape == (2, 12) and np.allclose(shares.sum(axis=1), 1)
-    assert e.baseline and "zeros" in e.baseline and e.n_steps == 16
+    assert e.baseline and "zeros" in e.baseline and e.n_steps == 8
     np.testing.assert_array_equal(e["L0"], e.attributions[1])
 
 
