@@ -60,6 +60,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,7 +79,7 @@ async def drive(url: str, n: int, concurrency: int, max_seconds: float, data: by
     import httpx
 
     lat, codes, done = [], [], 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s(pid)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         async def worker() -> None:
@@ -99,6 +106,7 @@ async def drive(url: str, n: int, concurrency: int, max_seconds: float, data: by
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         samp.cancel()
     wall = time.perf_counter() - t0
+    server_cpu = cpu_s(pid) - c0
     a = np.asarray(lat) * 1e3
     codes_a = np.asarray(codes)
     return {"concurrency": concurrency, "requests": len(lat), "seconds": round(wall, 2),
@@ -106,7 +114,9 @@ async def drive(url: str, n: int, concurrency: int, max_seconds: float, data: by
             "p50_ms": round(float(np.percentile(a, 50)), 1), "p95_ms": round(float(np.percentile(a, 95)), 1),
             "p99_ms": round(float(np.percentile(a, 99)), 1),
             "error_rate": round(float(np.mean(codes_a != 200)), 4), "n_5xx": int(np.sum(codes_a >= 500)),
-            "n_429": int(np.sum(codes_a == 429)), "n_conn_err": int(np.sum(codes_a == -1))}
+            "n_429": int(np.sum(codes_a == 429)), "n_conn_err": int(np.sum(codes_a == -1)),
+            "server_cpu_ms_per_req": round(1e3 * server_cpu / max(len(lat), 1), 1),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:

@@ -114,7 +114,7 @@ def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, 
     out = tmp_path / "ptbxl"
     base = ["evaluate", "ptbxl", "--root", str(ptbxl_root), "--checkpoint", str(synthetic_checkpoint),
             "--out", str(out), "--batch-size", "8", "--no-progress"]
-    assert main(base + ["--n-boot", "50"]) == 0
+    assert main(base + ["--n-boot", "50", "--no-plots"]) == 0  # figures: test_report_runner
     cap = capsys.readouterr()
     assert "0 from cache, 10 computed" in cap.err
     per = pd.read_csv(out / "per_label.csv", index_col="label")
@@ -129,7 +129,7 @@ def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, 
     assert _cache_auroc_check(out, ls, test_records) == 2
     md = (out / "report.md").read_text()
     assert "undefined" in md and "Labels not evaluable on this dataset" in md and "2AVB" in md
-    assert (out / "roc_rhythm.png").is_file() and (out / "calibration.png").is_file()
+    assert not (out / "calibration.png").exists()
     settings = (out / "settings.json").read_text()
     assert '"bootstrap_unit": "patient"' in settings and '"n_groups": 4' in settings  # HR06004/5 share a patient
     st = json.loads(settings)

@@ -15,7 +15,7 @@ evaluable=None, members=None, min_positives=10, n_boot=1000, seed=0, ci_level=0.
     ``evaluate_multilabel(...).table()``: per-label rows followed by the summary rows
     ``[macro]``, ``[weighted]``, ``[micro]``.
 ``regression_report(y, yhat, n_boot=1000, seed=0, groups=None) -> pandas.DataFrame``
-    MAE, RMSE, R² and mean error (bias) with intervals.
+    MAE, RMSE, R² and mean error (bias) with intervals (home: :mod:`.regression`).
 
 Conventions
 -----------
@@ -37,8 +37,9 @@ Conventions
   says whether a label has both classes.  Macro and weighted summaries average the summarised
   labels (defined, with at least ``min_positives`` positives) and report how many were used
   (``n_labels``), skipped as undefined (``n_skipped``) and set apart as rare (``n_rare``).
-- Micro summaries pool the (record, label) pairs of the *defined* labels; weighted summaries
-  weight each defined label by its number of positives (scikit-learn's ``average="weighted"``).
+- Micro summaries pool the evaluable (record, label) pairs of the summarised labels; weighted
+  summaries weight each summarised label by its number of positives (scikit-learn's
+  ``average="weighted"``).
 - Bootstrap: ``n_boot`` resamples of records (or of patients) drawn once and shared by all
   labels and summaries; percentile intervals; a resample in which a label has no positive is
   left out of that label's interval (``n_boot_valid`` counts the rest).  Point estimates are

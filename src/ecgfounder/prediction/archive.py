@@ -31,7 +31,6 @@ from ..errors import SetupError
 from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
 from .progress import Progress
-from .records import calibration_windows
 from .shards import parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
 
@@ -159,6 +158,7 @@ class _Run:
         self.emb_fh: Any = None
         self.snap: dict[str, Any] = {}
         self.last_save = 0.0
+        self.dim = 0  # embedding width, known once the model is loaded
 
     @property
     def emb_partial(self) -> Path:
@@ -169,8 +169,8 @@ class _Run:
         """Remember what is on disk now, at a record-file boundary (what a resume may rely on)."""
         w = self.writer
         self.snap = {
-            "done": self.done, "n_ok": self.report.n_ok, "emb_rows": self.emb_rows,
-            "failures": [list(f) for f in self.report.failures],
+            "done": self.done, "n_ok": self.report.n_ok, "emb_rows": self.emb_rows, "dim": self.dim,
+            "n_failures": len(self.report.failures),
             "bytes": os.path.getsize(w.tmp) if w is not None and w.tmp.exists() else 0,
             "rows": self.base_rows + (w.n_rows if w is not None else 0),
         }
@@ -180,7 +180,8 @@ class _Run:
             return
         now = time.monotonic()
         if force or now - self.last_save > 1.0:
-            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap})
+            failures = [list(f) for f in self.report.failures[: self.snap["n_failures"]]]
+            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap, "failures": failures})
             self.last_save = now
 
 
@@ -266,6 +267,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
+    from .records import calibration_windows
     from .stream import check_labels, feature_rows, index_rows, iter_predict, model_contract, resolve_model, result_rows
     from .tables import TableWriter
 
@@ -293,8 +295,8 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
         run.writer = TableWriter(run.out, cols, append=run.done > 0)
     if run.emb:
         run.emb_fh = open(run.emb_partial, "ab" if run.done else "wb")
+    run.dim = model.num_features
     run.snapshot()
-    run.snap["dim"] = model.num_features
     run.save(force=True)
     cur = None
     try:
@@ -304,7 +306,6 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
                     run.done += 1
                     bar.add_records(1)
                     run.snapshot()
-                    run.snap["dim"] = model.num_features
                     run.save()
                 cur = res.input_index
             _take(run, res, labels, bar, quiet, result_rows, index_rows, feature_rows)
@@ -312,7 +313,6 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
             run.done += 1
             bar.add_records(1)
     except BaseException as exc:
-        run.snap["dim"] = model.num_features
         _stop(run, bar, exc)
         raise
     _finish(run, model.num_features, all_files)

@@ -9,6 +9,7 @@ imported lazily; when they are not installed the answer says so instead of faili
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 from ..recording import Recording
 
 __all__ = ["Analyzer"]
+
+log = logging.getLogger(__name__)
 
 _WINDOW_S = 10.0  # shown in the viewer: the first window
 
@@ -177,7 +180,14 @@ class Analyzer:
                     "flagged_leads": list(prepared.flat_leads),
                     "note": "signal-quality assessment (ecgfounder.signal.quality) is not available in this "
                             "version; flags are what preprocessing noticed"}
-        return _quality_dict(assess(rec), base_flags)
+        try:
+            report = assess(rec)
+        except Exception as exc:  # an auxiliary check must not cost the answer; say why it is missing
+            log.warning("quality assessment failed: %s", exc, exc_info=True)
+            return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
+                    "flagged_leads": list(prepared.flat_leads),
+                    "note": f"signal-quality assessment failed on this recording: {' '.join(str(exc).split())[:200]}"}
+        return _quality_dict(report, base_flags)
 
     def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig") -> dict[str, Any]:
         """:func:`ecgfounder.explain` of ``label`` (first 10 s, at ``display_fs``, |attribution| scaled
