@@ -56,17 +56,20 @@ def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
 
 def test_long_record_at_another_rate_is_stitched_and_mapped_back_with_its_mass():
     m = _tiny()
-    rec = _record(250, 23.0)  # 3 windows at 500 Hz, the last overlapping the second
-    e = explain(rec, m, labels=[1], n_steps=8)
+    rec = _record(250, 15.0)  # 2 windows at 500 Hz, the second overlapping the first by 5 s
+    e = explain(rec, m, labels=[1], n_steps=4)
     assert e.attributions.shape == (1, 12, rec.n_samples) and e.fs == 250
     x = preprocess_recording(rec, m.contract, warn=False).windows
-    assert x.shape[0] == 3
-    per_window, _ = attribute_windows(m, x, [1], n_steps=8)
-    on_model_timeline = stitch(per_window, 11500)
+    assert x.shape[0] == 2
+    per_window, _ = attribute_windows(m, x, [1], n_steps=4)
+    on_model_timeline = stitch(per_window, 7500)
     np.testing.assert_allclose(e.attributions.sum(axis=-1), on_model_timeline.sum(axis=-1), rtol=1e-4, atol=1e-6)
-    # the first 10 s are the first window's map, two 500-Hz samples per 250-Hz sample
-    np.testing.assert_allclose(e.attributions[0, :, :2400],
-                               per_window[0, 0, :, :4800].reshape(12, 2400, 2).sum(-1), rtol=1e-4, atol=1e-6)
+    # the first 5 s are the first window's map alone, two 500-Hz samples per 250-Hz sample
+    np.testing.assert_allclose(e.attributions[0, :, :1250],
+                               per_window[0, 0, :, :2500].reshape(12, 1250, 2).sum(-1), rtol=1e-4, atol=1e-6)
+    # 5-10 s is covered by both windows: their maps are averaged
+    np.testing.assert_allclose(on_model_timeline[0, :, 2500:5000],
+                               (per_window[0, 0, :, 2500:] + per_window[1, 0, :, :2500]) / 2, rtol=1e-5, atol=1e-7)
 
 
 def test_rebin_keeps_mass_up_and_down():
