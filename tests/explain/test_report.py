@@ -78,6 +78,23 @@ def test_flagged_leads_are_reported_and_marked(tmp_path, tiny_checkpoint, recwar
     assert not [w for w in recwarn if "flat lead" in str(w.message)]  # reported on the page, not as warnings
 
 
+@pytest.mark.parametrize("task,labels,expect", [("regression", ("LVEF",), "regression head"),
+                                                 ("multiclass", ("normal", "AF", "other"), "most probable class")])
+def test_fine_tuned_heads_get_pages_without_thresholds(tmp_path, task, labels, expect):
+    from ecgfounder.explain.report import write_reports
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+
+    m = Net1D(Net1DConfig(base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8, groups_width=8,
+                          n_classes=len(labels)))
+    m.labels, m.task_meta = labels, {"task": task, "target_mean": 55.0, "target_std": 10.0}
+    (res,) = write_reports([ROOT / "examples" / "ecg" / "HR06000.hea"], m, tmp_path, n_steps=2)
+    page = res.html.read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td><span.*?</tr>", page)
+    assert len(rows) == 1 and "<td>-</td>" in rows[0] and expect in page
+    if task == "regression":
+        assert 20 < float(re.findall(r"<td>([0-9.]+)</td>", rows[0])[0]) < 90  # a value, not a probability
+
+
 def test_printout_overlays():
     from matplotlib.collections import PolyCollection
 
