@@ -110,7 +110,9 @@ def test_labels_health_metrics_openapi(client):
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert "Prediction" in spec["components"]["schemas"] and "QualityReport" in spec["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text and "https://" not in docs.text  # served offline, from the package
 
 
 @pytest.mark.parametrize(
