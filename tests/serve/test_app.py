@@ -251,3 +251,16 @@ def test_failing_quality_check_does_not_cost_the_answer(client, monkeypatch):
     assert r.status_code == 200, r.text
     q = r.json()["quality"]
     assert q["available"] is False and "boom on purpose" in q["note"]
+
+
+def test_attribution_through_explain(client):
+    pytest.importorskip("captum")
+    r = client.post("/v1/predict", files=_upload(MUSE), params={"attribution": "true", "attribution_method": "gradcam"})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    at = a["attribution"]
+    assert at["available"] and at["method"] == "gradcam" and at["label"] == a["findings"][0]["label"]
+    assert at["fs"] == 250.0 and len(at["values"]) == 12 and len(at["values"][0]) == 2500
+    assert max(max(row) for row in at["values"]) == 1.0 and abs(sum(at["lead_share"].values()) - 1) < 1e-3
+    r = client.post("/v1/predict", files=_upload(MUSE), params={"attribution": "true", "attribution_method": "bogus"})
+    assert r.status_code == 422 and "bogus" in r.json()["detail"]

@@ -245,7 +245,8 @@ def _attribution_dict(result: Any, label: str, display_fs: float) -> dict[str, A
     share = {ld: round(float(t / (totals.sum() or 1.0)), 4) for ld, t in zip(leads, totals)}
     method = str(result.method)
     if getattr(result, "n_steps", None):
-        method += f" ({result.n_steps} steps, baseline {getattr(result, 'baseline', None) or 'zero'})"
-    return {"available": True, "method": method, "label": label, "fs": out_fs, "leads": leads,
+        method += f" ({result.n_steps} steps)"
+    return {"available": True, "method": method, "baseline": getattr(result, "baseline", None),
+            "label": label, "fs": out_fs, "leads": leads,
             "values": np.round(a / peak, 3).tolist(), "lead_share": share,
             "note": None if getattr(result, "lead_resolved", True) else "this method does not resolve leads"}

@@ -74,6 +74,7 @@ class QualityReport(BaseModel):
 class Attribution(BaseModel):
     available: bool
     method: str | None = None
+    baseline: str | None = Field(None, description="the reference input of integrated gradients")
     label: str | None = Field(None, description="the finding explained")
     fs: float | None = Field(None, description="rate of 'values' (the display rate)")
     leads: list[str] = Field(default_factory=list)
