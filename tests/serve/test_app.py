@@ -264,3 +264,28 @@ def test_attribution_through_explain(client):
     assert max(max(row) for row in at["values"]) == 1.0 and abs(sum(at["lead_share"].values()) - 1) < 1e-3
     r = client.post("/v1/predict", files=_upload(MUSE), params={"attribution": "true", "attribution_method": "bogus"})
     assert r.status_code == 422 and "bogus" in r.json()["detail"]
+
+
+def test_calibration_and_thresholds_file(tiny_ckpt, tmp_path):
+    pytest.importorskip("sklearn")
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.serve import Analyzer
+
+    model = load_model(tiny_ckpt)
+    labels = list(model.labels)
+    attach_calibration(model, Calibration(method="temperature", labels=tuple(labels), temperatures=(2.0,) * 150))
+    csv = tmp_path / "thresholds.csv"
+    csv.write_text("label,threshold\n" + f"{labels[0]},0.01\n{labels[1]},\n")  # one set, one NaN
+    analyzer = Analyzer(model, thresholds_file=csv)
+    with TestClient(create_app(analyzer, ServeConfig())) as c:
+        a = c.post("/v1/predict", json=sine_signal()).json()
+    s0, s1 = a["labels"][0], a["labels"][1]
+    assert (s0["threshold"], s0["threshold_source"]) == (0.01, "file")
+    assert (s1["threshold"], s1["threshold_source"]) == (0.5, "default")
+    for s in a["labels"]:
+        p = s["probability"]
+        expect = 1 / (1 + ((1 - p) / p) ** 0.5)  # sigmoid(logit(p) / 2)
+        assert abs(s["calibrated_probability"] - expect) < 1e-6
+        assert s["above_threshold"] == (s["calibrated_probability"] >= s["threshold"])
+    assert all(f["calibrated_probability"] >= f["threshold"] for f in a["findings"])
