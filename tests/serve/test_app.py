@@ -181,23 +181,24 @@ def _gate_forward(monkeypatch, analyzer):
     return gate, sizes
 
 
-async def _concurrent(app, bodies, release_after=None, gate=None, sizes=None):
-    """POST ``bodies`` concurrently in-process; opens ``gate`` after ``release_after`` s.
-    Returns the responses and the number of forward passes they took (the warm-up pass excluded)."""
+async def _concurrent(app, bodies, gate, release_when, sizes=None):
+    """POST ``bodies`` concurrently in-process; opens ``gate`` once ``release_when(tasks, service)``
+    holds (polled; at most 20 s).  Returns the responses and the number of forward passes they took
+    (the warm-up pass excluded)."""
     svc = app.state.service
-    gate and gate.set()  # the warm-up pass goes through
+    gate.set()  # the warm-up pass goes through
     await svc.start()
-    if gate is not None:
-        gate.clear()
+    gate.clear()
     if sizes is not None:
         sizes.clear()
     calls0 = svc.analyzer.forward_calls
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         tasks = [asyncio.create_task(c.post("/v1/predict", json=b)) for b in bodies]
-        if release_after is not None:
-            await asyncio.sleep(release_after)
-            gate.set()
+        deadline = time.monotonic() + 20
+        while not release_when(tasks, svc) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        gate.set()
         out = await asyncio.gather(*tasks)
     await svc.stop()
     return out, svc.analyzer.forward_calls - calls0
@@ -206,7 +207,9 @@ async def _concurrent(app, bodies, release_after=None, gate=None, sizes=None):
 def test_queue_full_gets_429_with_retry_after(analyzer, monkeypatch):
     gate, _ = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(max_concurrency=1, max_queue=1, retry_after_s=3))
-    rs, _ = asyncio.run(_concurrent(app, [sine_signal(seed=k) for k in range(4)], release_after=0.3, gate=gate))
+    # the gate opens once two requests have been answered: those must be the refused ones
+    rs, _ = asyncio.run(_concurrent(app, [sine_signal(seed=k) for k in range(4)], gate,
+                                    lambda tasks, svc: sum(t.done() for t in tasks) >= 2))
     codes = sorted(r.status_code for r in rs)
     assert codes == [200, 200, 429, 429], [r.text for r in rs]
     busy = next(r for r in rs if r.status_code == 429)
@@ -216,7 +219,7 @@ def test_queue_full_gets_429_with_retry_after(analyzer, monkeypatch):
 def test_timeout_gets_504(analyzer, monkeypatch):
     gate, _ = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(request_timeout_s=0.2))
-    (r,), _ = asyncio.run(_concurrent(app, [sine_signal()], release_after=0.4, gate=gate))
+    (r,), _ = asyncio.run(_concurrent(app, [sine_signal()], gate, lambda tasks, svc: tasks[0].done()))
     assert r.status_code == 504 and "request_timeout_s" in r.json()["detail"]
 
 
@@ -228,7 +231,9 @@ def test_dynamic_batching_batches_and_keeps_answers(analyzer, monkeypatch):
         alone[b["id"]] = analyzer.forward(prep.windows)[0].mean(axis=0)
     gate, sizes = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(batch_wait_ms=200, max_batch_windows=32))
-    rs, calls = asyncio.run(_concurrent(app, bodies, release_after=0.3, gate=gate, sizes=sizes))
+    # the gate opens once all 8 windows are in a forward pass or waiting for the next one
+    rs, calls = asyncio.run(_concurrent(app, bodies, gate, lambda tasks, svc: sum(sizes) + svc.batcher.pending() == 8,
+                                        sizes=sizes))
     assert all(r.status_code == 200 for r in rs)
     # 8 requests, 1 window each: at most 2 forward passes (one may start before the rest arrive)
     assert sum(sizes) == 8 and len(sizes) <= 2 and max(sizes) >= 4, sizes
