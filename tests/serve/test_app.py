@@ -33,14 +33,12 @@ BOMB = b"""<?xml version="1.0"?>
 """
 
 
-@pytest.fixture()
-def tmp_uploads(tmp_path):
-    d = tmp_path / "uploads"
-    d.mkdir()
-    return d
+@pytest.fixture(scope="module")
+def tmp_uploads(tmp_path_factory):
+    return tmp_path_factory.mktemp("uploads")
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(analyzer, tmp_uploads):
     with TestClient(create_app(analyzer, ServeConfig(tmp_dir=tmp_uploads, max_upload_bytes=2_000_000))) as c:
         yield c
@@ -124,6 +122,7 @@ def test_labels_health_metrics_openapi(client):
         ("empty.dcm", b"", "empty"),
         ("E1.dat", b"\x00" * 100, "without its header"),
     ],
+    ids=["malformed", "entity_bomb", "unknown_type", "empty", "dat_without_header"],
 )
 def test_bad_files_get_422_with_one_line(client, tmp_uploads, name, content, expect):
     t0 = time.perf_counter()
