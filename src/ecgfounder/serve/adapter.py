@@ -59,6 +59,9 @@ class Analyzer:
                 "needs named outputs (a 150-label ECGFounder head, or a fine-tuned model saved with its labels)."
             )
         desc = model.description
+        if desc.contract is None:
+            raise ValueError(f"the model ({model.config.in_channels} input leads) carries no preprocessing contract; "
+                             "the service feeds a model only what its contract says (set model.contract and save it).")
         self.contract = desc.contract
         self.task_meta = dict(desc.task_meta)
         wfile = Path(weights_file or desc.source.get("file") or "")
