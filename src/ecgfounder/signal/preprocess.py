@@ -226,7 +226,10 @@ def prepare(
     for k, s in enumerate(starts):
         w = x[:, s : s + c.n_samples]
         # zero-filled leads stay exactly zero and do not enter the normalisation statistics
-        out[k, present, : w.shape[1]] = _normalise(w[present], c)
+        if filled:
+            out[k, present, : w.shape[1]] = _normalise(w[present], c)
+        else:  # all leads present: no fancy-index copies
+            out[k, :, : w.shape[1]] = _normalise(w, c)
     if warn and notes:
         warnings.warn(f"{source}: " + "; ".join(notes), stacklevel=2)
     return Prepared(out, duration, n_nan, flat, padded, tuple(notes))
