@@ -3,9 +3,10 @@
 These formats carry no standard metadata, so the sampling rate must come from the file (an
 ``fs`` entry in an ``.npz``, an ``fs`` attribute in HDF5, a ``# fs=500`` line or a time column in
 CSV) or from the caller (``fs=``).  No rate is ever assumed.  Amplitudes are taken as mV unless
-``units=`` says otherwise.  Leads default to the standard 12-lead order when there are exactly 12
-channels and no names are given (with ``meta['leads_assumed']=True``); otherwise ``leads=`` is
-required.
+``units=`` says otherwise.  With exactly 12 unnamed channels the lead order is inferred from the
+Goldberger relations between the columns: the standard order (I, II, III, aVR, aVL, aVF, V1–V6) or
+MIMIC-IV-ECG's (aVF before aVL); ``meta['leads_assumed']`` says which, with a warning, and
+``leads=`` names them explicitly.  Otherwise ``leads=`` is required.
 
 Batches (``.npy`` of shape ``(n, ...)``, ``.npz`` with a 3-D ``signal``, HDF5 datasets such as
 CODE-15's ``tracings`` ``(n, 4096, 12)`` at 400 Hz) yield one recording per item through the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -25,7 +27,17 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import MAX_VALUES, check_file, make_recording, to_float, unit_scale_to_mv
+from ._common import check_file, make_recording, note, to_float, unit_scale_to_mv
+from .limits import (
+    MAX_H5_DEPTH,
+    MAX_H5_OBJECTS,
+    MAX_VALUES,
+    check_decompressed,
+    check_fs,
+    file_size,
+    parse_fs,
+    samples_to_read,
+)
 
 __all__ = [
     "read_npy", "iter_npy", "read_npz", "iter_npz", "read_csv", "read_hdf5", "iter_hdf5", "count_records",
@@ -62,15 +74,39 @@ def _orient(p: Path, arr: np.ndarray, n_leads: int | None) -> np.ndarray:
     raise RecordReadError(p, f"cannot tell the lead axis of an array of shape {arr.shape}; pass leads=")
 
 
-def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict) -> tuple[str, ...]:
+MIMIC_ORDER = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _infer_12_order(sig: np.ndarray | None) -> tuple[str, str]:
+    """``('standard' | 'mimic', explanation)`` for 12 unnamed channels, from which of columns 5 and 6
+    fits aVL = I − II/2 and aVF = II − I/2 (Goldberger); the standard order when undecided."""
+    if sig is not None and sig.shape[0] == 12 and sig.shape[1] > 1:
+        i, ii, c5, c6 = (np.nan_to_num(sig[k]) for k in (0, 1, 4, 5))
+        avl, avf = i - ii / 2, ii - i / 2
+        scale = max(float(np.ptp(ii)), 1e-9)
+        std = max(float(np.max(np.abs(c5 - avl))), float(np.max(np.abs(c6 - avf)))) / scale
+        mim = max(float(np.max(np.abs(c5 - avf))), float(np.max(np.abs(c6 - avl)))) / scale
+        if mim < 0.05 <= std:
+            return "mimic", "MIMIC-IV-ECG order (I, II, III, aVR, aVF, aVL, V1-V6: columns 5-6 fit aVF, aVL)"
+        if std < 0.05:
+            return "standard", "the standard order I, II, III, aVR, aVL, aVF, V1-V6 (columns 5-6 fit aVL, aVF)"
+    return "standard", "the standard order I, II, III, aVR, aVL, aVF, V1-V6 (unverified: the limb columns do not " \
+        "fit Goldberger's relations)"
+
+
+def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict,
+                sig: np.ndarray | None = None) -> tuple[str, ...]:
     if leads is not None:
         leads = tuple(leads)
         if len(leads) != n:
             raise RecordReadError(p, f"{len(leads)} lead names given for {n} channels: {list(leads)}")
         return tuple(canonical_lead(x) for x in leads)
     if n == 12:
-        meta["leads_assumed"] = True
-        return STANDARD_12
+        order, why = _infer_12_order(sig)
+        meta["leads_assumed"] = order
+        note("leads_assumed", order, f"{p}: 12 unnamed channels taken as {why}; pass leads=[...] (CLI: --leads) "
+             "if the file uses another order")
+        return STANDARD_12 if order == "standard" else MIMIC_ORDER
     if n == 1:
         raise RecordReadError(p, "1 channel and no lead name; pass leads=['II'] (CLI: --leads II)")
     raise RecordReadError(p, f"{n} channels and no lead names; pass leads=[...] (CLI: --leads I,II,...)")
@@ -79,14 +115,11 @@ def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict) -> tup
 def _need_fs(p: Path, fs: float | None) -> float:
     if fs is None:
         raise RecordReadError(p, "sampling rate unknown (the file does not store it); pass fs=... (CLI: --fs)")
-    fs = float(fs)
-    if not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"fs={fs!r} must be a positive sampling rate in Hz.")
-    return fs
+    return check_fs(p, fs)
 
 
 # ----------------------------------------------------------------------------------------- npy / npz
-def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
+def _open_npy_header(p: Path, max_duration: float | None = None) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the ``.npy`` header, checked against the file size before loading."""
     size = check_file(p, min_bytes=10)
     with open(p, "rb") as fh:
@@ -100,24 +133,32 @@ def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
     if dtype.hasobject:
         raise RecordReadError(p, ".npy holds Python objects; only numeric arrays are read (pickles are refused)")
     n = int(np.prod(shape, dtype=np.float64)) if shape else 1
-    if n > MAX_VALUES:
-        raise RecordReadError(p, f".npy declares shape {shape}, above the limit of {MAX_VALUES} values")
+    if n > MAX_VALUES and not (max_duration and len(shape) == 2):
+        raise RecordReadError(p, f".npy declares shape {shape}, above the limit of {MAX_VALUES} values"
+                              + ("; pass max_duration=SECONDS to read the first part" if len(shape) == 2 else ""))
     if offset + n * dtype.itemsize > size:
         raise RecordReadError(p, f".npy declares shape {shape} ({n * dtype.itemsize} bytes) but the file is shorter (truncated)")
     return shape, dtype
 
 
 def _batch_from_array(
-    p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None
+    p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None,
+    max_duration: float | None = None,
 ) -> Iterator[Recording]:
-    if not np.issubdtype(arr.dtype, np.number):
-        raise RecordReadError(p, f"array dtype {arr.dtype} is not numeric")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise RecordReadError(p, f"array dtype {arr.dtype} is not real-valued numeric")
     scale = _scale(p, units)
     if arr.ndim <= 2:
-        sig = _orient(p, np.asarray(arr, dtype=np.float64), len(leads) if leads is not None else None) * scale
+        fs_ok = _need_fs(p, fs)
+        view = _orient(p, arr, len(leads) if leads is not None else None)
+        n = samples_to_read(view.shape[1], fs_ok, max_duration)
+        if view.shape[0] * n > MAX_VALUES:
+            raise RecordReadError(p, f"array of shape {arr.shape} is above the limit of {MAX_VALUES} values; "
+                                  "pass max_duration=SECONDS to read the first part")
+        sig = np.asarray(view[:, :n], dtype=np.float64) * scale
         m = dict(meta)
-        names = _lead_names(p, sig.shape[0], leads, m)
-        yield make_recording(p, sig, _need_fs(p, fs), names, m, fmt=fmt)
+        names = _lead_names(p, sig.shape[0], leads, m, sig)
+        yield make_recording(p, sig, fs_ok, names, m, fmt=fmt)
         return
     if arr.ndim != 3:
         raise RecordReadError(p, f"array of shape {arr.shape}; expected (leads, samples) or (n, ...) batches")
@@ -125,22 +166,22 @@ def _batch_from_array(
     for k in range(arr.shape[0]):
         sig = _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None) * scale
         m = dict(meta)
-        m["id"] = (str(ids[k]) if ids is not None else f"{p.stem}#{k}")
+        m["id"] = (str(ids[k]) if ids is not None and k < len(ids) else f"{p.stem}#{k}")
         m["index"] = k
-        names = _lead_names(p, sig.shape[0], leads, m)
+        names = _lead_names(p, sig.shape[0], leads, m, sig)
         yield make_recording(p, sig, fs_, names, m, fmt=fmt)
 
 
 def iter_npy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, **_: Any) -> Iterator[Recording]:
+             units: str | None = None, max_duration: float | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of a ``.npy`` file: ``(leads, samples)``/``(samples, leads)`` or a batch ``(n, ..)``."""
     p = Path(path)
-    _open_npy_header(p)
+    _open_npy_header(p, max_duration)
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise RecordReadError(p, f"cannot load .npy: {str(exc).strip() or type(exc).__name__}") from None
-    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy")
+    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy", max_duration=max_duration)
 
 
 def read_npy(path: str | Path, **kw: Any) -> Recording:
@@ -160,6 +201,36 @@ def _npz_meta(p: Path, z) -> tuple[dict, float | None, list[str] | None, str | N
     return meta, fs, leads, units
 
 
+def _check_npz_members(p: Path, size: int) -> None:
+    """Before numpy decompresses anything: every member's declared size within the decompression
+    limit, and every member's ``.npy`` header (shape × itemsize) within its declared size."""
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise RecordReadError(p, f"not a valid .npz archive: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 1000:
+            raise RecordReadError(p, f".npz holds {len(infos)} entries (limit 1000)")
+        check_decompressed(p, sum(i.file_size for i in infos), size, ".npz entries")
+        for info in infos:
+            try:
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _f, dtype = reader(fh, max_header_size=100_000)
+            except Exception as exc:
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise RecordReadError(p, f"entry {info.filename!r} is not a valid .npy array: {msg}") from None
+            n = int(np.prod(shape, dtype=np.float64)) if shape else 1
+            if dtype.hasobject:
+                raise RecordReadError(p, f"entry {info.filename!r} holds Python objects (pickles are refused)")
+            if n * dtype.itemsize > info.file_size:
+                raise RecordReadError(p, f"entry {info.filename!r} declares shape {shape} ({n * dtype.itemsize} bytes) "
+                                      f"but holds {info.file_size} bytes (corrupt)")
+
+
 def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
              units: str | None = None, key: str | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of an ``.npz`` archive.
@@ -169,7 +240,8 @@ def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     :func:`ecgfounder.io.write`) and ``ids`` for batches.
     """
     p = Path(path)
-    check_file(p, min_bytes=22)
+    size = check_file(p, min_bytes=22)
+    _check_npz_members(p, size)
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as exc:
@@ -186,10 +258,6 @@ def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
                 key = cands[0]
         if key not in z.files:
             raise RecordReadError(p, f"no entry {key!r} in the archive; it has {z.files}")
-        # check the declared size from the zip member header before decompressing
-        info = z.zip.getinfo(key + ".npy") if hasattr(z, "zip") else None
-        if info is not None and info.file_size > MAX_VALUES * 8 + 1024:
-            raise RecordReadError(p, f"entry {key!r} declares {info.file_size} bytes, above the limit")
         try:
             arr = z[key]
         except Exception as exc:
@@ -208,13 +276,14 @@ def read_npz(path: str | Path, **kw: Any) -> Recording:
 
 
 # ----------------------------------------------------------------------------------------- CSV/TSV
-_MAX_TEXT_BYTES = 1024 * 1024 * 1024
+_MAX_TEXT_BYTES = 256 * 1024 * 1024
 _TIME_NAMES = {"time", "t", "time_s", "time (s)", "seconds", "sec", "s", "elapsed time", "timestamp"}
 _INDEX_NAMES = {"sample", "index", "n", "nseq", "sample #", "sample_index", ""}
 
 
 def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, delimiter: str | None = None, **_: Any) -> Recording:
+             units: str | None = None, delimiter: str | None = None, max_duration: float | None = None,
+             **_: Any) -> Recording:
     """Read a CSV/TSV file: one column per lead, lead names in the header row.
 
     The sampling rate is ``fs=``, a comment line ``# fs=500`` (also ``sampling_rate``,
@@ -238,9 +307,9 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
         s = line.strip()
         if s.startswith("#"):
             comments.append(s)
-            m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([0-9.]+)", s, re.I)
+            m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([-+0-9.eE,]+)", s, re.I)
             if m:
-                fs_found = to_float(m.group(1))
+                fs_found = parse_fs(p, m.group(1), "sampling rate in the comment line")
             body_start = i + 1
         elif s:
             break
@@ -289,8 +358,9 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     if fs_found is not None and fs is None:
         fs_found = round(fs_found, 6)
     out_leads = leads if leads is not None else (lead_names if has_header else None)
-    return make_recording(p, sig, _need_fs(p, fs if fs is not None else fs_found),
-                          _lead_names(p, sig.shape[0], out_leads, meta), meta, fmt="csv")
+    fs_ok = _need_fs(p, fs if fs is not None else fs_found)
+    sig = sig[:, : samples_to_read(sig.shape[1], fs_ok, max_duration)]
+    return make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], out_leads, meta, sig), meta, fmt="csv")
 
 
 def _numeric(s: str) -> bool:
@@ -308,25 +378,84 @@ _KNOWN_H5 = {
 }
 
 
+def _h5_walk(p: Path, f) -> list:
+    """Every dataset of the file, walked without following soft or external links, within
+    :data:`MAX_H5_OBJECTS` objects and :data:`MAX_H5_DEPTH` levels; an external link is refused."""
+    import h5py
+
+    out, seen, queue, count = [], set(), [(f, 0)], 0
+    while queue:
+        grp, depth = queue.pop()
+        if len(grp) + count > MAX_H5_OBJECTS:
+            raise RecordReadError(p, f"HDF5 file holds more than {MAX_H5_OBJECTS} objects (refused)")
+        for name in grp:
+            count += 1
+            link = grp.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise RecordReadError(p, f"HDF5 object {grp.name.rstrip('/')}/{name} is a link to another file "
+                                      f"({link.filename}); external links are refused")
+            if isinstance(link, h5py.SoftLink):
+                continue
+            obj = grp.get(name)
+            if isinstance(obj, h5py.Group):
+                key = obj.id.__hash__()
+                if key in seen:
+                    continue
+                seen.add(key)
+                if depth + 1 > MAX_H5_DEPTH:
+                    raise RecordReadError(p, f"HDF5 groups nested deeper than {MAX_H5_DEPTH} levels (refused)")
+                queue.append((obj, depth + 1))
+            elif isinstance(obj, h5py.Dataset):
+                out.append(obj)
+    return out
+
+
+def _h5_safe(p: Path, ds) -> None:
+    """Refuse datasets that read other files (external storage, virtual datasets) or declare far
+    more data than they store (sparse or compression bombs), before any data is read."""
+    if ds.external:
+        raise RecordReadError(p, f"HDF5 dataset {ds.name} uses external storage ({ds.external[0][0]!r}); "
+                              "datasets stored outside the file are refused")
+    if ds.is_virtual:
+        raise RecordReadError(p, f"HDF5 dataset {ds.name} is a virtual dataset (maps other files); refused")
+    nbytes = int(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize if ds.shape else ds.dtype.itemsize
+    stored = int(ds.id.get_storage_size())
+    if ds.chunks is None:
+        if nbytes > stored or stored > file_size(p):
+            raise RecordReadError(p, f"HDF5 dataset {ds.name} declares {nbytes} bytes but stores {stored} "
+                                  f"(the file has {file_size(p)}); refused")
+        return
+    chunk = int(np.prod(ds.chunks, dtype=np.float64)) * ds.dtype.itemsize
+    if chunk > (64 << 20):
+        raise RecordReadError(p, f"HDF5 dataset {ds.name} has chunks of {chunk} bytes (limit {64 << 20})")
+    check_decompressed(p, nbytes, stored, f"HDF5 dataset {ds.name}")
+
+
 def _h5_dataset(p: Path, f, dataset: str | None):
     import h5py
 
     if dataset is not None:
         if dataset not in f:
             raise RecordReadError(p, f"no dataset {dataset!r} in the HDF5 file")
+        if isinstance(f.get(dataset, getlink=True), h5py.ExternalLink):
+            raise RecordReadError(p, f"{dataset!r} is a link to another file; external links are refused")
         ds = f[dataset]
         if not isinstance(ds, h5py.Dataset):
             raise RecordReadError(p, f"{dataset!r} is a group, not a dataset")
+        _h5_safe(p, ds)
         return ds
-    found = []
-    f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
+    found = [d for d in _h5_walk(p, f) if d.ndim >= 2]
     numeric = [d for d in found if np.issubdtype(d.dtype, np.number)]
+    pick = None
     if len(numeric) == 1:
-        return numeric[0]
-    for d in numeric:
-        if d.name.rsplit("/", 1)[-1] in ("signal", "tracings", "ecg", "data"):
-            return d
-    raise RecordReadError(p, f"cannot tell the signal dataset among {[d.name for d in numeric] or 'none'}; pass dataset=")
+        pick = numeric[0]
+    else:
+        pick = next((d for d in numeric if d.name.rsplit("/", 1)[-1] in ("signal", "tracings", "ecg", "data")), None)
+    if pick is None:
+        raise RecordReadError(p, f"cannot tell the signal dataset among {[d.name for d in numeric][:20] or 'none'}; "
+                              "pass dataset=")
+    _h5_safe(p, pick)
+    return pick
 
 
 def _h5_attr(obj, *names):
@@ -363,7 +492,7 @@ def count_records(path: str | Path, fmt: str, **kw: Any) -> int | None:
 
 def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None = None,
               leads: Sequence[str] | None = None, units: str | None = None, ids: str | None = None,
-              **_: Any) -> Iterator[Recording]:
+              max_duration: float | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of an HDF5 dataset: 2-D ``(leads, samples)`` or a batch ``(n, samples, leads)``/
     ``(n, leads, samples)``; read one item at a time (bounded memory).
 
@@ -372,6 +501,8 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
     CODE-15 (dataset ``tracings``: 400 Hz, 12 standard leads).  Record ids come from a sibling
     dataset ``exam_id``/``ids`` when present (or the one named by ``ids=``).
     """
+    import h5py
+
     p = Path(path)
     f = _open_h5(p)
     try:
@@ -402,12 +533,27 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
         parent = ds.parent
         for cand in ([ids] if ids else ["exam_id", "ids", "record_id", "id"]):
             if cand and cand in parent and cand != base:
+                if not isinstance(parent.get(cand, getlink=True), h5py.HardLink):
+                    continue
                 d = parent[cand]
-                if getattr(d, "ndim", 0) == 1 and d.shape[0] == ds.shape[0]:
+                if getattr(d, "ndim", 0) == 1 and d.shape[0] == ds.shape[0] and d.shape[0] <= MAX_VALUES // 8:
+                    _h5_safe(p, d)
                     id_values = d[()]
                     break
         if ds.ndim <= 2:
-            arr = ds[()]
+            fs_ok = _need_fs(p, fs_)
+            if ds.ndim == 2:
+                rows, cols = ds.shape
+                long_axis = 1 if (lds is not None and rows == len(lds)) or (lds is None and rows <= cols) else 0
+                n = samples_to_read(ds.shape[long_axis], fs_ok, max_duration)
+                if (ds.shape[1 - long_axis]) * n > MAX_VALUES:
+                    raise RecordReadError(p, f"dataset {ds.name} of shape {ds.shape} is above the limit of {MAX_VALUES} "
+                                          "values; pass max_duration=SECONDS to read the first part")
+                arr = ds[:, :n] if long_axis == 1 else ds[:n, :]
+            else:
+                if ds.size > MAX_VALUES:
+                    raise RecordReadError(p, f"dataset {ds.name} of shape {ds.shape} is above the limit of {MAX_VALUES} values")
+                arr = ds[()]
             yield from _batch_from_array(p, arr, fs_, lds, u, meta, "hdf5")
             return
         if ds.ndim != 3:
@@ -429,7 +575,7 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
             except Exception as exc:
                 raise RecordReadError(p, f"cannot read item {k} of {ds.name}: {str(exc).strip().splitlines()[0]}") from None
             sig = _orient(p, item, len(lds) if lds is not None else None) * _scale(p, u)
-            yield make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], lds, m), m, fmt="hdf5")
+            yield make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], lds, m, sig), m, fmt="hdf5")
     finally:
         f.close()
 
