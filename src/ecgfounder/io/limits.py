@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RecordReadError
+from ..recording import FS_MAX, FS_MIN
 
 __all__ = [
     "FS_MIN", "FS_MAX", "MAX_VALUES", "MAX_DECOMPRESSED", "MIN_DECOMPRESSED", "MAX_RATIO",
@@ -34,8 +35,6 @@ __all__ = [
     "check_fs", "parse_fs", "check_values", "decompressed_limit", "check_decompressed", "samples_to_read",
 ]
 
-FS_MIN = 25.0
-FS_MAX = 20_000.0
 MAX_VALUES = 100_000_000
 MAX_DECOMPRESSED = 1 << 30
 MIN_DECOMPRESSED = 32 << 20
