@@ -120,6 +120,19 @@ def _fix_declared_encoding(path: Path, data: bytes) -> bytes:
     return data
 
 
+def _prescan_xml(path: Path, data: bytes) -> None:
+    """Bounds checked on the raw bytes before expat sees them (expat would buffer a giant attribute
+    whole): no run of more than ``MAX_XML_TEXT`` bytes without ``<`` or ``>``, and not far more
+    tags than ``MAX_XML_ELEMENTS`` allows."""
+    u8 = np.frombuffer(data, dtype=np.uint8)
+    marks = np.flatnonzero((u8 == 60) | (u8 == 62))
+    if marks.size > 4 * MAX_XML_ELEMENTS + 16:
+        raise RecordReadError(path, f"XML holds more than {MAX_XML_ELEMENTS} elements (refused)")
+    edges = np.concatenate(([-1], marks, [u8.size]))
+    if edges.size > 1 and int(np.max(np.diff(edges))) > MAX_XML_TEXT:
+        raise RecordReadError(path, f"XML text or attribute of more than {MAX_XML_TEXT} characters (refused)")
+
+
 def parse_xml(path: Path, data: bytes | None = None):
     """Parse an XML file with defusedxml (entities, DTD-declared entities and external references
     refused) and the bounds of :mod:`ecgfounder.io.limits` (size, depth, elements, text length),
@@ -137,6 +150,7 @@ def parse_xml(path: Path, data: bytes | None = None):
     elif len(data) > MAX_XML_BYTES:
         raise RecordReadError(path, f"XML of {len(data)} bytes is above the {MAX_XML_BYTES}-byte limit")
     data = _fix_declared_encoding(path, data)
+    _prescan_xml(path, data)
     depth, count, root = 0, 0, None
     try:
         for event, el in DET.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=False,

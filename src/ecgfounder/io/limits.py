@@ -7,7 +7,7 @@ hostile or corrupt file is refused in milliseconds, before anything large is all
   (ambulatory devices; the QRS complex needs ≥ 50 Hz), research amplifiers reach 10–16 kHz
   (pacemaker-spike studies).  Outside the range the file's rate is a corruption, and resampling it
   to the model's 500 Hz would build absurd arrays (1e-9 Hz → 10¹² samples).
-* ``MAX_VALUES`` (100 M leads × samples, 800 MB as float64): a 12-lead 500-Hz record of 4.6 h or a
+* ``MAX_LEADS`` (1024 channels) and ``MAX_VALUES`` (100 M leads × samples, 800 MB as float64): a 12-lead 500-Hz record of 4.6 h or a
   1-lead 1-kHz Holter of 27 h.  Longer records are read with ``max_duration=`` (seconds), which
   reads only the first part (WFDB, EDF, NumPy, HDF5, CSV read no more than that).
 * Decompression: a compressed input (gzip/zstd/bzip2/xz/zip, npz members, HDF5 filters) may expand
@@ -30,32 +30,34 @@ from ..errors import RecordReadError
 from ..recording import FS_MAX, FS_MIN
 
 __all__ = [
-    "FS_MIN", "FS_MAX", "MAX_VALUES", "MAX_DECOMPRESSED", "MIN_DECOMPRESSED", "MAX_RATIO",
+    "FS_MIN", "FS_MAX", "MAX_VALUES", "MAX_LEADS", "MAX_DECOMPRESSED", "MIN_DECOMPRESSED", "MAX_RATIO",
     "MAX_XML_BYTES", "MAX_XML_DEPTH", "MAX_XML_ELEMENTS", "MAX_XML_TEXT", "MAX_H5_OBJECTS", "MAX_H5_DEPTH",
     "check_fs", "parse_fs", "check_values", "decompressed_limit", "check_decompressed", "samples_to_read",
 ]
 
 MAX_VALUES = 100_000_000
+MAX_LEADS = 1024
 MAX_DECOMPRESSED = 1 << 30
 MIN_DECOMPRESSED = 32 << 20
 MAX_RATIO = 200
 MAX_XML_BYTES = 64 << 20
 MAX_XML_DEPTH = 64
 MAX_XML_ELEMENTS = 200_000
-MAX_XML_TEXT = 16 << 20
+MAX_XML_TEXT = 8 << 20
 MAX_H5_OBJECTS = 10_000
 MAX_H5_DEPTH = 16
 
 
-def check_fs(path: Any, fs: Any, what: str = "sampling rate") -> float:
-    """``fs`` as a float after checking it lies in ``[FS_MIN, FS_MAX]`` Hz; else a one-line error."""
+def check_fs(path: Any, fs: Any, what: str = "sampling rate", shown: str | None = None) -> float:
+    """``fs`` as a float after checking it lies in ``[FS_MIN, FS_MAX]`` Hz; else a one-line error
+    (quoting ``shown``, the file's own text, when given)."""
     try:
         f = float(fs)
     except (TypeError, ValueError, OverflowError):
         raise RecordReadError(path, f"{what} {fs!r} is not a number of Hz") from None
     if not math.isfinite(f) or not FS_MIN <= f <= FS_MAX:
         raise RecordReadError(
-            path, f"{what} {fs!r} Hz is outside the plausible ECG range {FS_MIN:g}–{FS_MAX:g} Hz "
+            path, f"{what} {shown if shown is not None else repr(fs)} Hz is outside the plausible ECG range {FS_MIN:g}–{FS_MAX:g} Hz "
             "(a corrupt header?); pass fs=... (CLI: --fs) if the file's rate is wrong"
         )
     return f
@@ -68,7 +70,7 @@ def parse_fs(path: Any, text: str, what: str = "sampling rate") -> float:
         f = float(t)
     except ValueError:
         raise RecordReadError(path, f"{what} {t[:40]!r} is not a number of Hz") from None
-    return check_fs(path, f, what)
+    return check_fs(path, f, what, shown=t[:40])
 
 
 def check_values(path: Any, n_leads: int, n_samples: int, what: str = "file",
@@ -77,6 +79,8 @@ def check_values(path: Any, n_leads: int, n_samples: int, what: str = "file",
     (after ``max_duration`` has capped the samples to read, when given)."""
     if n_leads <= 0 or n_samples <= 0:
         raise RecordReadError(path, f"{what} declares {n_leads} leads × {n_samples} samples; nothing to read")
+    if n_leads > MAX_LEADS:
+        raise RecordReadError(path, f"{what} declares {n_leads} leads (limit {MAX_LEADS})")
     n = samples_to_read(n_samples, fs, max_duration)
     if n_leads * n > MAX_VALUES:
         dur = f" ({n_samples / fs:.0f} s)" if fs else ""

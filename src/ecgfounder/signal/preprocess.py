@@ -202,8 +202,8 @@ def prepare(
                               "long to prepare at once; read it with max_duration= (seconds)")
     duration = x.shape[1] / float(fs)
     if duration < MIN_DURATION_S:
-        raise ValueError(
-            f"{source}: record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
+        raise RecordReadError(
+            source, f"record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
             f"at least {MIN_DURATION_S} s is needed."
         )
     notes: list[str] = []
