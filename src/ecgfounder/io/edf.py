@@ -204,7 +204,17 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
         statements = []
         try:
             onsets, _durations, texts = f.readAnnotations()
-            statements = [str(t).strip() for o, t in zip(onsets, texts) if float(o) <= 0 and str(t).strip()]
+            statements, cont = [], ""
+            for o, t in zip(onsets, texts):
+                t = str(t)
+                if float(o) > 0:
+                    continue
+                if t.endswith("~"):
+                    cont += t[:-1]
+                    continue
+                if (cont + t).strip():
+                    statements.append((cont + t).strip())
+                cont = ""
         except Exception:
             statements = []
         additional = (f.getPatientAdditional() or "").strip() if hasattr(f, "getPatientAdditional") else ""
@@ -290,7 +300,12 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
                 pass
         for key in ("statements", "dx"):
             for text in rec.meta.get(key) or ():
-                w.writeAnnotation(0, -1, str(text)[:200])
+                t = str(text)[:400]
+                # EDFlib keeps 40 characters per annotation: longer statements go in pieces, each but
+                # the last ending in '~' (joined again by read_edf)
+                pieces = [t[k:k + 39] for k in range(0, len(t), 39)] or [""]
+                for j, piece in enumerate(pieces):
+                    w.writeAnnotation(0, -1, piece + ("~" if j < len(pieces) - 1 else ""))
         pid = str(rec.meta.get("patient_id", "") or "")
         if pid:
             w.setPatientCode(field(pid))
