@@ -23,11 +23,14 @@ class Recording:
     """An ECG recording.
 
     Attributes:
-        signal: float array ``(n_leads, n_samples)`` in millivolts.
+        signal: float array ``(n_leads, n_samples)`` in millivolts: voltage channels only (readers
+            name other channels, e.g. ``"ABP (mmHg)"``, in ``meta['other_channels']``).
         fs: sampling rate in Hz.
         leads: lead names, one per row of ``signal``, canonical where known (``I``, ``aVR``, ``V1``).
         meta: free metadata: ``id``, ``patient_id``, ``age``, ``sex``, ``acquired``, ``device``,
-            ``source`` (file path), ``statements`` or ``dx`` (labels the file carries), ...
+            ``source`` (file path), ``statements`` or ``dx`` (labels the file carries), and the
+            reading flags of :mod:`ecgfounder.io.policy` (``derived_leads``, ``calibration_trimmed``,
+            ``lead_off_statement``, ``non_finite_samples``, ``leads_assumed``, ``compression``, ...).
     """
 
     signal: np.ndarray
