@@ -86,7 +86,7 @@ def main() -> None:
     import wfdb
 
     from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
-    from ecgfounder.pipeline import default_workers
+    from ecgfounder.prediction.workers import default_workers
     from ecgfounder.prediction import iter_predict
     from ecgfounder.runtime import make_runner
     from ecgfounder.signal.leads import STANDARD_12

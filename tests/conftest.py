@@ -52,3 +52,29 @@ def model1(ckpt1):
     from ecgfounder.models.loading import load_model
 
     return load_model(ckpt1)
+
+
+# --- small models with the real 150-label head (prediction and CLI tests) -----------------------
+
+
+@pytest.fixture(scope="session")
+def tiny12():
+    """A ~20 k-parameter Net1D with the 150 ECGFounder labels and the published 12-lead contract."""
+    from ecgfounder.testing import tiny_model
+
+    return tiny_model(12)
+
+
+@pytest.fixture(scope="session")
+def tiny1():
+    from ecgfounder.testing import tiny_model
+
+    return tiny_model(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt12(tmp_path_factory, tiny12) -> Path:
+    """``tiny12`` saved in our format (for the command line's --checkpoint)."""
+    from ecgfounder.models.loading import save_model
+
+    return save_model(tiny12, tmp_path_factory.mktemp("tiny") / "tiny12.safetensors")

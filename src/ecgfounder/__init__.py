@@ -11,6 +11,7 @@ The public API::
     load_model("12-lead" | "1-lead" | path)       Net1D with labels and preprocessing contract
     predict(paths_or_recordings, model)           DataFrame of per-label probabilities
     embed(paths_or_recordings, model)             (table, features (n, 1024))
+    quality(recording) -> QualityReport           fit to read? per-lead flags, "good" or the flags
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _LAZY = {
     "Recording": ("recording", "Recording"),
     "PreprocessContract": ("signal.preprocess", "PreprocessContract"),
     "preprocess": ("signal.preprocess", "preprocess"),
+    "quality": ("signal.quality", "assess"),
 }
 
 
@@ -63,6 +65,7 @@ __all__ = [
     "Net1DConfig",
     "predict",
     "embed",
+    "quality",
     "ECGFOUNDER_LABELS",
     "ECGFounderError",
     "RecordReadError",

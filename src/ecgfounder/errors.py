@@ -1,9 +1,12 @@
-"""Exception types.  Every error a user can trigger with bad input is a ``ValueError`` subclass
-whose message names the bad value, the valid choices and the fix."""
+"""Exception types.  Every error a user can trigger with bad input is an :class:`ECGFounderError`
+(and a ``ValueError`` or ``OSError``) whose one-line message names the bad value, the valid
+choices and the fix.  Library messages name the library's arguments (``device=``); the command
+line translates them to its flags (``--device``)."""
 
 from __future__ import annotations
 
-__all__ = ["ECGFounderError", "RecordReadError", "LeadError", "CheckpointError", "WeightsDownloadError"]
+__all__ = ["ECGFounderError", "RecordReadError", "LeadError", "CheckpointError", "WeightsDownloadError", "SetupError",
+           "OutputLockedError"]
 
 
 class ECGFounderError(Exception):
@@ -29,3 +32,17 @@ class CheckpointError(ECGFounderError, ValueError):
 
 class WeightsDownloadError(ECGFounderError, OSError):
     """Published weights could not be fetched (no network, corrupt download)."""
+
+
+class SetupError(ECGFounderError, ValueError):
+    """A run cannot start as asked (device, inputs, output, options, missing optional package);
+    raised before any model is loaded or any file is written.  ``argument`` names the library
+    argument at fault (``"device"``, ``"output"``, ...), for front ends to translate."""
+
+    def __init__(self, message: str, argument: str | None = None):
+        self.argument = argument
+        super().__init__(message)
+
+
+class OutputLockedError(SetupError):
+    """Another running process is writing the same output file."""

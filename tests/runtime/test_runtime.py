@@ -134,11 +134,11 @@ def test_released_architecture_int8_agreement_on_real_records(ckpt12, golden, da
     """The bar: max |Δprob| ≤ 0.01 and embedding cosine ≥ 0.999 against fp32 on the real records
     (synthetic weights), calibrated on 16 of them."""
     from ecgfounder.models.loading import load_model
-    from ecgfounder.prediction import _prepare_one, _records
+    from ecgfounder.io import find_records
+    from ecgfounder.prediction.records import calibration_windows
 
     model = load_model(ckpt12)
-    recs = list(_records([data_dir / "cinc2021"], {}))
-    x = np.stack([_prepare_one(i, p, r, e, model.contract, {})[1].windows[0] for i, (p, r, e) in enumerate(recs)])
+    x = calibration_windows(find_records([data_dir / "cinc2021"]), model.contract, 50)
     ref_s, ref_f = make_runner(model)(x)
     assert np.abs(ref_f - golden["features_12"]).max() <= 1e-4
     s32, f32 = make_runner(model, "fp32", "onnxruntime", cache_dir=tmp_path)(x)

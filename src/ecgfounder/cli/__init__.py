@@ -34,6 +34,7 @@ SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; ``parser.subcommands`` maps each subcommand to its own parser."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ecgfounder {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.subcommands = sub.choices  # type: ignore[attr-defined]
     for name in SUBCOMMANDS:
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
@@ -60,7 +62,10 @@ def _format_warning(message, category, filename, lineno, line=None):  # noqa: AR
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # shown under the usage of the subcommand they were given to, not the top level's
+        owner = parser.subcommands.get(getattr(args, "command", None) or "", parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
@@ -76,16 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ._common import flags
+
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a run that saved its progress says so (once); else one word
+        print(flags(" ".join(str(exc).split())) or "interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, ImportError) as exc:
         if args.verbose:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {flags(msg)}", file=sys.stderr)
         return 2
 
 

@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
-__all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress"]
+__all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags"]
+
+# library argument → command-line flag, for messages written in the library's terms
+_FLAGS = {
+    "device": "--device", "precision": "--precision", "backend": "--backend", "resume": "--resume",
+    "shard": "--shard", "output": "--output", "embeddings": "--embeddings", "batch_size": "--batch-size",
+    "workers": "--workers", "mode": "--mode", "lead": "--lead", "fill_missing": "--fill-missing",
+    "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH",
+}
+
+
+def flags(message: str) -> str:
+    """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
+    the command line's flags (``--device cpu``, ``--resume``)."""
+    def sub(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        flag = _FLAGS[name]
+        if value in ("True",):
+            return flag
+        if value in ("False",):
+            return f"without {flag}"
+        return f"{flag} {value.strip(chr(39))}"
+
+    pattern = r"\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
+    return re.sub(pattern, sub, message)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -20,10 +45,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
 
 
-def model_from_args(args: argparse.Namespace) -> Any:
-    from ..models.loading import load_model
+def model_source(args: argparse.Namespace) -> str:
+    return args.checkpoint or args.weights
 
-    return load_model(args.checkpoint or args.weights, strict=not args.no_strict)
+
+def model_from_args(args: argparse.Namespace) -> Any:
+    """The model the flags name, after the checks that need no model (device, weights name)."""
+    from ..models.loading import load_model
+    from ..prediction.setup import check_device, check_weights
+
+    check_device(args.device)
+    check_weights(model_source(args))
+    return load_model(model_source(args), strict=not args.no_strict)
 
 
 def say(msg: str) -> None:
@@ -39,9 +72,11 @@ def progress(total: int | None, desc: str, enabled: bool):
 
 def add_read_args(p: argparse.ArgumentParser) -> None:
     """Options telling the readers what a file does not say (shared by every command that reads records)."""
+    from ..io.detect import FORMATS
+
     g = p.add_argument_group("reading")
     g.add_argument("--format", dest="read_format", metavar="NAME",
-                   help="force the file format (wfdb, edf, muse, hl7_aecg, dicom, sierra, scp, npy, npz, csv, hdf5)")
+                   help=f"force the file format ({', '.join(sorted(FORMATS))})")
     g.add_argument("--fs", type=float, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
     g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")

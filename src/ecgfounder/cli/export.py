@@ -36,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--int8 applies to ONNX exports; use --format onnx (or a .onnx output).")
     if args.int8 and not args.calibrate:
         raise ValueError("--int8 needs calibration records: --calibrate PATH... (16-64 ECG records like those you will score).")
+    if fmt == "onnx":
+        from .._deps import require
+
+        require("onnx", "onnx", "export --format onnx")
+        if args.int8:
+            require("onnxruntime", "onnx", "export --int8")
     model = model_from_args(args)
     if fmt == "torchscript":
         export_torchscript(model, out)
@@ -47,22 +53,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import tempfile
 
-    import numpy as np
-
-    from ..prediction import _prepare_one, _records
+    from ..io import find_records
+    from ..prediction.records import calibration_windows
     from ..runtime.runners import quantize_int8
 
-    wins = []
-    for i, (path, rec, err) in enumerate(_records(args.calibrate, {})):
-        _, prep = _prepare_one(i, path, rec, err, model.contract, {})
-        if prep is not None:
-            wins.append(prep.windows[0])
-        if len(wins) >= 64:
-            break
-    if not wins:
+    say(f"calibrating on up to 64 records of {', '.join(args.calibrate)} and quantising (about 30 s)")
+    wins = calibration_windows(find_records(args.calibrate), model.contract, 64)
+    if wins is None:
         raise ValueError(f"none of {args.calibrate} could be read and prepared for calibration.")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
-        quantize_int8(fp32, out, np.stack(wins))
+        quantize_int8(fp32, out, wins)
     say(f"int8 ONNX written to {out} (calibrated on {len(wins)} records)")
     return 0

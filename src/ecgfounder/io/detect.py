@@ -25,6 +25,8 @@ FORMATS: dict[str, str] = {
     "dicom": "ecgfounder.io.dicom:read_dicom",
     "sierra": "ecgfounder.io.sierra:read_sierra",
     "scp": "ecgfounder.io.scp:read_scp",
+    "cardiosoft": "ecgfounder.io.cardiosoft:read_cardiosoft",
+    "ishne": "ecgfounder.io.ishne:read_ishne",
     "npy": "ecgfounder.io.arrays:read_npy",
     "npz": "ecgfounder.io.arrays:read_npz",
     "csv": "ecgfounder.io.arrays:read_csv",
@@ -41,7 +43,8 @@ _ITERATORS: dict[str, str] = {
 ALIASES: dict[str, str] = {
     "hl7": "hl7_aecg", "aecg": "hl7_aecg", "bdf": "edf", "edf+": "edf", "tsv": "csv", "txt": "csv",
     "h5": "hdf5", "hdf": "hdf5", "philips": "sierra", "sierra_xml": "sierra", "ge": "muse",
-    "muse_xml": "muse", "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy",
+    "muse_xml": "muse", "cardiologyxml": "cardiosoft", "ukbiobank": "cardiosoft", "holter": "ishne",
+    "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy",
 }
 
 # extension -> format name (XML is resolved by content)
@@ -50,13 +53,15 @@ EXTENSIONS: dict[str, str] = {
     ".edf": "edf", ".bdf": "edf", ".rec": "edf",
     ".dcm": "dicom", ".dicom": "dicom",
     ".scp": "scp",
+    ".ecg": "ishne", ".ishne": "ishne",
     ".npy": "npy", ".npz": "npz",
     ".csv": "csv", ".tsv": "csv",
     ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
     ".xml": "xml",
 }
 
-_XML_ROOTS = {"restingecg": "muse", "annotatedecg": "hl7_aecg", "restingecgdata": "sierra"}
+_XML_ROOTS = {"restingecg": "muse", "annotatedecg": "hl7_aecg", "restingecgdata": "sierra",
+              "cardiologyxml": "cardiosoft"}
 
 
 def _head(p: Path, n: int = 4096) -> bytes:
@@ -106,6 +111,8 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return _xml_kind(p, head)
     if len(head) >= 22 and head[16:22] == b"SCPECG":
         return "scp"
+    if head[:8] == b"ISHNE1.0":
+        return "ishne"
     return None
 
 
@@ -136,8 +143,9 @@ def detect_format(path: str | os.PathLike) -> str:
             if not head.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n").startswith(b"<"):
                 raise RecordReadError(p, "file has an .xml extension but does not start with XML")
             raise RecordReadError(
-                p, "XML file is not a known ECG dialect (GE MUSE <RestingECG>, HL7 <AnnotatedECG>, "
-                "Philips <restingecgdata>); pass format=... to force one"
+                p, "XML file is not a known ECG dialect ("
+                + ", ".join(f"<{root}> ({fmt})" for root, fmt in _XML_ROOTS.items())
+                + "); pass format=... to force one"
             )
         return kind
     if fmt is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import pickle
 import zipfile
@@ -23,10 +22,10 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError
-from ..labels import load_labels
 from ..recording import FS_MAX, FS_MIN
-from ..signal.preprocess import PreprocessContract, lead_set
+from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
 from .net1d import Net1D, Net1DConfig
 from .weights import download_weights, resolve_known, sha256_file
 
@@ -37,13 +36,12 @@ __all__ = [
     "read_checkpoint",
     "unwrap_state_dict",
     "config_from_state_dict",
-    "synthetic_state_dict",
-    "build_synthetic_checkpoint",
     "FORMAT_NAME",
 ]
 
-FORMAT_NAME = "ecgfounder"
-FORMAT_VERSION = 1
+# Test oracles live in ecgfounder.testing; these names keep the former import path working.
+from ..testing import build_synthetic_checkpoint, synthetic_state_dict  # noqa: E402,F401
+
 _META_KEY = "ecgfounder"
 
 
@@ -194,33 +192,16 @@ def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: boo
 
 
 def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
-    n = model.num_classes
-    labels = meta.get("labels")
-    if labels is not None:
-        if len(labels) != n:
-            raise CheckpointError(f"checkpoint metadata lists {len(labels)} labels for a head of {n} outputs.")
-        model.labels = tuple(labels)
-    elif n == 150:
-        model.labels = load_labels()
-    else:
-        model.labels = ()  # unknown: predict() refuses to name these outputs
-    contract = meta.get("contract")
+    """Attach the description stored in ``meta`` (the one place a loaded model gets it)."""
     try:
-        model.contract = (
-            PreprocessContract.from_dict(contract) if contract else PreprocessContract(leads=lead_set(model.config.in_channels))
-        )
+        model.description = ModelDescription.for_model(model.config.in_channels, model.num_classes, meta,
+                                                       unknown_labels="none")
     except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint metadata 'contract' is invalid: {' '.join(str(exc).split())[:200]}") from None
-    c = model.contract
-    if not (FS_MIN <= c.fs <= FS_MAX and 1 <= c.n_samples <= 10 * FS_MAX * 60):
+        raise CheckpointError(f"invalid checkpoint metadata: {' '.join(str(exc).split())[:200]}") from None
+    c = model.description.contract
+    if c is not None and not (FS_MIN <= c.fs <= FS_MAX and 1 <= c.n_samples <= 10 * FS_MAX * 60):
         raise CheckpointError(f"checkpoint contract asks for {c.n_samples} samples at {c.fs:g} Hz; expected "
                               f"{FS_MIN:g}-{FS_MAX:g} Hz and windows of at most 10 min.")
-    if len(model.contract.leads) != model.config.in_channels:
-        raise CheckpointError(
-            f"checkpoint contract names {len(model.contract.leads)} leads but the model takes {model.config.in_channels}."
-        )
-    model.task_meta = dict(meta.get("task_meta") or {"task": "multilabel"})
-    model.source = dict(meta.get("source") or {})
     model.eval()
     return model
 
@@ -352,44 +333,17 @@ def load_model(
         cfg = config_from_state_dict(sd, source=str(p))
     model = Net1D(cfg)
     _load_state_strict(model, sd, strict, str(p))
-    if not meta.get("source"):
-        meta = dict(meta)
-        meta["source"] = {"file": str(p), "name": known.name if known else None}
+    meta = dict(meta)
+    if known is not None:  # published weights: their description, with the file they came from
+        meta = {**known.description.to_dict(), **{k: v for k, v in meta.items() if v is not None}}
+        meta["source"] = {**known.description.source, "file": str(p)}
+    elif not meta.get("source"):
+        meta["source"] = {"file": str(p), "name": None}
     try:
         model = _finish(model, meta)
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{p}: invalid checkpoint metadata: {' '.join(str(exc).split())[:200]}") from None
     return model.to(map_location)
-
-
-def _metadata(model: Net1D, extra_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    contract = model.contract or PreprocessContract(leads=lead_set(model.config.in_channels))
-    src = dict(model.source or {})
-    if extra_source:
-        src.update(extra_source)
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "architecture": "Net1D",
-        "config": model.config.to_dict(),
-        "labels": list(model.labels) if model.labels else None,
-        "contract": contract.to_dict(),
-        "task_meta": dict(model.task_meta or {}),
-        "source": src,
-        "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, Any] | None = None) -> Path:
@@ -400,17 +354,14 @@ def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, An
     p = Path(path)
     if p.suffix != ".safetensors":
         p = p.with_suffix(".safetensors")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    meta = _metadata(model, source)
-    text = json.dumps(meta, default=_json_default)
+    meta = model_metadata(model)
+    if source:
+        meta["source"] = {**meta["source"], **to_jsonable(dict(source))}
+    meta = to_jsonable({**meta, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = p.with_name(p.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={_META_KEY: text})
-    os.replace(tmp, p)
-    side = p.with_suffix(".json")
-    tmp_j = side.with_name(side.name + ".tmp")
-    tmp_j.write_text(json.dumps(meta, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp_j, side)
+    with atomic_path(p) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+    atomic_write(p.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return p
 
 
@@ -421,44 +372,3 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = N
     out = Path(dst) if dst else src_file.with_suffix(".safetensors")
     extra = {"file": str(src_file), "sha256": sha256_file(src_file) if src_file.exists() else None}
     return save_model(model, out, source=extra)
-
-
-def synthetic_state_dict(n_leads: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic weights anyone can rebuild (the golden outputs' recipe): walk the state dict
-    in order; BatchNorm tensors get their defaults; every other tensor
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` from one ``torch.Generator`` seeded with ``seed``."""
-    model = Net1D(Net1DConfig(in_channels=n_leads))
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, torch.Tensor] = {}
-    for key, t in model.state_dict().items():
-        shape = tuple(t.shape)
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0, dtype=torch.int64)
-        elif key.endswith("running_mean"):
-            out[key] = torch.zeros(shape)
-        elif key.endswith("running_var"):
-            out[key] = torch.ones(shape)
-        elif "bn" in key and key.endswith(".weight"):
-            out[key] = torch.ones(shape)
-        elif "bn" in key and key.endswith(".bias"):
-            out[key] = torch.zeros(shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
-            bound = 1.0 / math.sqrt(fan_in)
-            out[key] = (torch.rand(shape, generator=g) * 2 - 1) * bound
-    return out
-
-
-def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: int = 0) -> Path:
-    """Write a checkpoint exactly in the published format (a ``torch.save``d dict with numpy
-    scalars beside ``state_dict``) holding :func:`synthetic_state_dict` weights.  For tests."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "epoch": 0,
-        "step": np.int64(0),
-        "state_dict": synthetic_state_dict(leads, seed),
-        "val_auroc": np.float64(0.5),
-    }
-    torch.save(ckpt, p)
-    return p

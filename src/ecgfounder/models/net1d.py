@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .description import ModelDescription
+
 __all__ = ["Net1DConfig", "Net1D", "net1d_12lead", "net1d_1lead", "RELEASED_CONFIG"]
 
 
@@ -223,10 +225,13 @@ class Net1D(nn.Module):
     Transfer interface (as timm models): :meth:`forward_features` → ``(batch, num_features)``,
     :meth:`forward_head`, :meth:`reset_classifier`, :meth:`get_classifier`.
 
-    Besides the weights, the model carries what it needs to be used correctly:
-    ``labels`` (one name per output), ``contract`` (the preprocessing its input must have, a
-    :class:`~ecgfounder.signal.preprocess.PreprocessContract`), ``task_meta`` (task type and, for
-    regression, the target standardisation) and ``source`` (where the weights came from).
+    Besides the weights, the model carries what it needs to be used correctly in
+    ``description`` (a frozen :class:`~ecgfounder.models.description.ModelDescription`): ``labels``
+    (one name per output), ``contract`` (the preprocessing its input must have), ``task_meta``
+    (task type and, for regression, the target standardisation) and ``source``/``sha256`` (where
+    the weights came from).  ``model.labels``, ``.contract``, ``.task_meta`` and ``.source`` read
+    the description; assigning one of them replaces the description with an updated copy
+    (checked against the architecture).
     """
 
     def __init__(self, config: Net1DConfig | None = None, **overrides: Any):
@@ -245,10 +250,54 @@ class Net1D(nn.Module):
             in_ch = out_ch
         self.stage_list = nn.ModuleList(stages)
         self.dense: nn.Module = nn.Linear(cfg.num_features, cfg.n_classes) if cfg.n_classes else nn.Identity()
-        self.labels: tuple[str, ...] = tuple(f"output_{i}" for i in range(cfg.n_classes))
-        self.contract = None  # set by load_model / constructors
-        self.task_meta: dict[str, Any] = {"task": "multilabel"}
-        self.source: dict[str, Any] = {}
+        self._description = ModelDescription.for_model(cfg.in_channels, cfg.n_classes)
+
+    # --- the description and its read-through properties ---------------------------------------
+
+    @property
+    def description(self) -> ModelDescription:
+        return self._description
+
+    @description.setter
+    def description(self, desc: ModelDescription) -> None:
+        if not isinstance(desc, ModelDescription):
+            raise TypeError(f"model.description must be a ModelDescription; got {type(desc).__name__}.")
+        self._description = desc.check(self.config.in_channels, self.config.n_classes)
+
+    def _describe(self, **changes: Any) -> None:
+        self.description = self._description.replace(**changes)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._description.labels
+
+    @labels.setter
+    def labels(self, value: Sequence[str]) -> None:
+        self._describe(labels=tuple(value or ()))
+
+    @property
+    def contract(self) -> Any:
+        return self._description.contract
+
+    @contract.setter
+    def contract(self, value: Any) -> None:
+        self._describe(contract=value)
+
+    @property
+    def task_meta(self) -> dict[str, Any]:
+        return dict(self._description.task_meta)
+
+    @task_meta.setter
+    def task_meta(self, value: dict[str, Any]) -> None:
+        self._describe(task_meta=dict(value or {}))
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return dict(self._description.source)
+
+    @source.setter
+    def source(self, value: dict[str, Any]) -> None:
+        self._describe(source=dict(value or {}))
 
     @property
     def num_features(self) -> int:
@@ -293,24 +342,17 @@ class Net1D(nn.Module):
         dev = next(self.parameters()).device
         self.dense = nn.Linear(self.num_features, n_classes).to(dev) if n_classes else nn.Identity()
         self.config = Net1DConfig(**{**self.config.to_dict(), "n_classes": n_classes})
-        self.labels = tuple(labels) if labels is not None else tuple(f"output_{i}" for i in range(n_classes))
+        from .description import default_labels
 
-
-def _with_contract(model: Net1D, n_leads: int) -> Net1D:
-    from ..labels import load_labels
-    from ..signal.preprocess import PreprocessContract, lead_set
-
-    model.contract = PreprocessContract(leads=lead_set(n_leads))
-    if model.num_classes == 150:
-        model.labels = load_labels()
-    return model
+        self._description = self._description.replace(
+            labels=tuple(labels) if labels is not None else default_labels(n_classes))
 
 
 def net1d_12lead(n_classes: int = 150, **overrides: Any) -> Net1D:
     """The released 12-lead ECGFounder architecture (randomly initialised)."""
-    return _with_contract(Net1D(Net1DConfig(in_channels=12, n_classes=n_classes, **overrides)), 12)
+    return Net1D(Net1DConfig(in_channels=12, n_classes=n_classes, **overrides))
 
 
 def net1d_1lead(n_classes: int = 150, **overrides: Any) -> Net1D:
     """The released single-lead (lead I) ECGFounder architecture (randomly initialised)."""
-    return _with_contract(Net1D(Net1DConfig(in_channels=1, n_classes=n_classes, **overrides)), 1)
+    return Net1D(Net1DConfig(in_channels=1, n_classes=n_classes, **overrides))

@@ -7,8 +7,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import WeightsDownloadError
+
+if TYPE_CHECKING:
+    from .description import ModelDescription
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "sha256_file"]
 
@@ -35,6 +39,21 @@ class KnownWeights:
     n_leads: int
     size_mb: int = 353
     licence: str = "MIT"
+
+    @property
+    def description(self) -> "ModelDescription":
+        """What these weights are and need, known before the download: the 150 ECGFounder labels,
+        the published preprocessing over ``n_leads`` leads, multi-label task, Hub location and
+        expected SHA-256."""
+        from ..labels import load_labels
+        from .description import ModelDescription, default_contract
+
+        return ModelDescription(
+            labels=load_labels(), contract=default_contract(self.n_leads), task_meta={"task": "multilabel"},
+            source={"name": self.name, "repo_id": self.repo_id, "filename": self.filename, "revision": self.revision,
+                    "licence": self.licence},
+            sha256=self.sha256, name=self.name, revision=self.revision,
+        )
 
     @property
     def url(self) -> str:

@@ -13,16 +13,17 @@ of the bare file needs: labels, preprocessing contract, task, architecture and s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+
+from .._fileio import atomic_path
+from ..models.description import model_fingerprint, model_metadata
 
 __all__ = [
     "ForwardBoth",
@@ -54,34 +55,8 @@ class ForwardBoth(nn.Module):
         return self.model.forward_head(feats), feats
 
 
-def model_metadata(model: Any) -> dict[str, Any]:
-    """Labels, contract, task, config and source of ``model`` as plain JSON-able values."""
-    from ..signal.preprocess import PreprocessContract, lead_set
-
-    contract = model.contract or PreprocessContract(leads=lead_set(model.config.in_channels))
-    return {
-        "format_version": 1,
-        "labels": list(model.labels or ()),
-        "contract": contract.to_dict(),
-        "task_meta": dict(model.task_meta or {}),
-        "config": model.config.to_dict(),
-        "source": {k: str(v) for k, v in dict(getattr(model, "source", {}) or {}).items()},
-    }
-
-
-def model_fingerprint(model: nn.Module, extra: str = "") -> str:
-    """SHA-256 (hex, 16 chars) of the model's tensors, config and ``extra``; names cache entries."""
-    h = hashlib.sha256()
-    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    h.update(extra.encode())
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _example(model: nn.Module, batch: int = 2) -> torch.Tensor:
-    contract = getattr(model, "contract", None)
+    contract = model.description.contract
     n = int(contract.n_samples) if contract is not None else 5000
     dev = next(model.parameters()).device
     return torch.zeros(batch, model.config.in_channels, n, device=dev)
@@ -94,36 +69,32 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_
     import onnx
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial")
     was_training = model.training
     model.eval()
     wrapper = ForwardBoth(model).cpu() if next(model.parameters()).device.type != "cpu" else ForwardBoth(model)
     x = _example(wrapper.model).cpu()
     try:
-        with warnings.catch_warnings():
+        with atomic_path(p) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper, (x,), str(tmp), input_names=["x"], output_names=["logits", "features"],
                 dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}},
                 opset_version=opset, dynamo=False,
             )
-        proto = onnx.load(str(tmp))
-        meta = model_metadata(model)
-        del proto.metadata_props[:]
-        for k, v in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key = _PREFIX + k
-            entry.value = json.dumps(v) if not isinstance(v, str) else v
-        proto.producer_name = "ecgfounder"
-        proto.doc_string = (
-            "ECGFounder Net1D. Input x: (batch, leads, n_samples) float32, preprocessed as "
-            "ecgfounder.contract says. Outputs: logits (batch, n_out), features (batch, num_features)."
-        )
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, p)
+            proto = onnx.load(str(tmp))
+            meta = model_metadata(model)
+            del proto.metadata_props[:]
+            for k, v in meta.items():
+                entry = proto.metadata_props.add()
+                entry.key = _PREFIX + k
+                entry.value = json.dumps(v) if not isinstance(v, str) else v
+            proto.producer_name = "ecgfounder"
+            proto.doc_string = (
+                "ECGFounder Net1D. Input x: (batch, leads, n_samples) float32, preprocessed as "
+                "ecgfounder.contract says. Outputs: logits (batch, n_out), features (batch, num_features)."
+            )
+            onnx.save(proto, str(tmp))
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return p
 
@@ -147,19 +118,15 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` as a traced TorchScript archive (``torch.jit.load`` reads it) with its
     metadata in ``extra/ecgfounder.json``; returns the path.  Written atomically."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial")
     was_training = model.training
     model.eval()
     wrapper = ForwardBoth(model)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(p) as tmp, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(wrapper, (_example(model),), check_trace=False)
             torch.jit.save(traced, str(tmp), _extra_files={_TS_NAME: json.dumps(model_metadata(model))})
-        os.replace(tmp, p)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return p
 

@@ -1,8 +1,8 @@
 """Inference back-ends behind one call: ``runner(windows) -> (scores, features)``.
 
 ``windows``: float32 ``(n, leads, n_samples)`` preprocessed 10-s windows.  ``scores``: float32
-``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.prediction.
-outputs_to_scores`: sigmoid, softmax or de-standardised values); ``features``: float32
+``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.models.heads.
+scores_from_logits`: sigmoid, softmax or de-standardised values); ``features``: float32
 ``(n, num_features)`` embeddings.  Every runner is accepted by :func:`ecgfounder.prediction.iter_predict`
 as its ``runner`` argument.
 
@@ -27,7 +27,8 @@ for.  int8 is never chosen automatically: it needs calibration data and changes 
 (max |Δprobability| ≈ 6e-3 on real records).
 
 Exported and quantised ONNX graphs are cached under ``cache_dir`` (default
-``$ECGFOUNDER_CACHE`` or ``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and
+``ecgfounder._fileio.cache_dir("runtime")``: ``$ECGFOUNDER_CACHE/runtime`` or
+``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and
 of the calibration windows), so the export cost (tens of seconds) is paid once per model.
 """
 
@@ -43,7 +44,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .export import export_onnx, model_fingerprint
+from .._fileio import atomic_path, cache_dir
+from ..models.description import model_fingerprint
+from ..models.heads import scores_from_logits
+from .export import export_onnx
 
 __all__ = [
     "Runner",
@@ -62,8 +66,8 @@ BACKENDS = ("torch", "onnxruntime", "auto")
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("ECGFOUNDER_CACHE")
-    return Path(env) / "runtime" if env else Path.home() / ".cache" / "ecgfounder" / "runtime"
+    """Where exported and quantised graphs are cached: ``cache_dir("runtime")``."""
+    return cache_dir("runtime")
 
 
 def onnxruntime_available() -> bool:
@@ -128,10 +132,8 @@ class Runner:
 
 
 def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
-    from ..prediction import outputs_to_scores
-
     t = torch.as_tensor(logits).float()
-    return outputs_to_scores(t, task_meta).cpu().numpy().astype(np.float32, copy=False)
+    return scores_from_logits(t, task_meta).cpu().numpy().astype(np.float32, copy=False)
 
 
 def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
@@ -171,7 +173,7 @@ def _ort_session(path: Path, threads: int | None) -> Any:
 
 
 def _fp32_onnx(model: Any, cache: Path) -> Path:
-    path = cache / f"net1d-{model_fingerprint(model)}-fp32.onnx"
+    path = cache / f"net1d-{model_fingerprint(model)[:16]}-fp32.onnx"
     if not path.exists():
         cpu_model = model if next(model.parameters()).device.type == "cpu" else model.cpu()
         export_onnx(cpu_model, path)
@@ -196,31 +198,33 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
 
     proto = onnx.load(str(fp32_path), load_external_data=False)
     convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
-    tmp = out.with_name(f".{out.name}.partial")
     import logging
 
+    # The quantiser logs advice through the root logger (module-level ``logging.warning``).  Drop
+    # those records below ERROR for this call with a filter; the root logger's level and handlers,
+    # which belong to the application, are left as they are.
+    def _quiet(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
+
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+    root.addFilter(_quiet)
     try:
-        with warnings.catch_warnings():
+        with atomic_path(out) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_static(
                 str(fp32_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                 op_types_to_quantize=["Conv"], nodes_to_exclude=convs[:1],
             )
-        proto_q = onnx.load(str(tmp))
-        del proto_q.metadata_props[:]
-        proto_q.metadata_props.extend(proto.metadata_props)
-        entry = proto_q.metadata_props.add()
-        entry.key, entry.value = "ecgfounder.precision", "int8"
-        onnx.save(proto_q, str(tmp))
-        os.replace(tmp, out)
+            proto_q = onnx.load(str(tmp))
+            del proto_q.metadata_props[:]
+            proto_q.metadata_props.extend(proto.metadata_props)
+            entry = proto_q.metadata_props.add()
+            entry.key, entry.value = "ecgfounder.precision", "int8"
+            onnx.save(proto_q, str(tmp))
     finally:
-        root.setLevel(level)
-        tmp.unlink(missing_ok=True)
-        for leftover in out.parent.glob("*-inferred.onnx"):
+        root.removeFilter(_quiet)
+        for leftover in Path(out).parent.glob("*-inferred.onnx"):
             leftover.unlink(missing_ok=True)
     return out
 

@@ -1,4 +1,4 @@
-"""Parallel reading/preprocessing, resumable and sharded prediction, merge."""
+"""The archive job: resumable and sharded prediction, merge, lock, finished runs, setup errors."""
 
 from __future__ import annotations
 
@@ -10,44 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgfounder.pipeline import parse_shard, prepared_records, shard, shard_bounds, shard_from_env
-
 N_RECORDS = 60
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    """A small Net1D with the 150 labels (fast), saved in our format."""
-    import torch
-
-    from ecgfounder.labels import load_labels
-    from ecgfounder.models.loading import save_model
-    from ecgfounder.models.net1d import Net1D, Net1DConfig
-    from ecgfounder.signal.preprocess import PreprocessContract
-
-    torch.manual_seed(0)
-    m = Net1D(Net1DConfig(base_filters=8, filter_list=(16, 32), m_blocks_list=(1, 1), n_classes=150))
-    m.contract, m.labels = PreprocessContract(), load_labels()
-    return save_model(m, tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory) -> Path:
-    """N_RECORDS synthetic 12-lead WFDB records (4 s at 500 Hz) and one unreadable file."""
-    import wfdb
-
-    from ecgfounder.signal.leads import STANDARD_12
-
-    d = tmp_path_factory.mktemp("recs")
-    rng = np.random.default_rng(0)
-    t = np.arange(2000) / 500
-    for i in range(N_RECORDS):
-        sig = np.sin(2 * np.pi * rng.uniform(0.8, 2) * t)[:, None] * rng.uniform(0.5, 1.5, 12)
-        sig = sig + 0.05 * rng.standard_normal((2000, 12))
-        wfdb.wrsamp(f"r{i:04d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sig,
-                    fmt=["16"] * 12, adc_gain=[1000] * 12, baseline=[0] * 12, write_dir=str(d))
-    (d / "r0027.hea").write_text("garbage\n")  # one bad record in the middle
-    return d
 
 
 def _cli(argv: list[str]) -> int:
@@ -72,41 +35,11 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), atol=1e-5)
 
 
-def test_workers_give_same_pairs_in_order(records):
-    from ecgfounder.signal.preprocess import PreprocessContract
-
-    c = PreprocessContract()
-    serial = list(prepared_records([records], c, workers=0))
-    parallel = list(prepared_records([records], c, workers=2, chunk=3, max_tasks=2))
-    assert len(serial) == len(parallel) == N_RECORDS
-    assert [r.path for r, _ in serial] == [r.path for r, _ in parallel] == sorted(r.path for r, _ in serial)
-    assert [r.index for r, _ in parallel] == list(range(N_RECORDS))
-    bad = [r for r, p in parallel if p is None]
-    assert len(bad) == 1 and bad[0].path.endswith("r0027.hea") and bad[0].error
-    for (rs, ps), (rp, pp) in zip(serial, parallel):
-        if ps is not None:
-            np.testing.assert_array_equal(ps.windows, pp.windows)
-
-
-def test_shard_split_is_a_partition():
-    items = [f"f{i:03d}" for i in range(103)][::-1]
-    parts = [shard(items, i, 4) for i in range(4)]
-    assert sum(parts, []) == sorted(items)
-    assert {len(p) for p in parts} == {25, 26}
-    assert shard_bounds(10, 2, 3) == (7, 10)
-    assert parse_shard("2/5") == (2, 5)
-    for bad in ("5/5", "-1/3", "a/b", "3"):
-        with pytest.raises(ValueError):
-            parse_shard(bad)
-    assert shard_from_env({"RANK": "1", "WORLD_SIZE": "3"}) == (1, 3)
-    assert shard_from_env({"WORLD_SIZE": "1"}) is None
-
-
 @pytest.mark.parametrize("suffix,workers", [pytest.param(".csv", "1", marks=pytest.mark.slow), (".jsonl", "0")])
 def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, tmp_path, monkeypatch, suffix, workers):
     import importlib
 
-    pred = importlib.import_module("ecgfounder.prediction")
+    pred = importlib.import_module("ecgfounder.prediction.stream")
 
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", workers, "--batch-size", "8"]
     full = tmp_path / f"full{suffix}"
@@ -165,7 +98,7 @@ def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
 def test_resume_refuses_a_different_command(records, tiny_ckpt, tmp_path, monkeypatch):
     import importlib
 
-    pred = importlib.import_module("ecgfounder.prediction")
+    pred = importlib.import_module("ecgfounder.prediction.stream")
 
     out = tmp_path / "o.csv"
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o", str(out)]

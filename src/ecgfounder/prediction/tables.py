@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ._deps import require
+from .._deps import require
+from .._fileio import atomic_path, partial_path, publish, to_jsonable
 
 __all__ = ["TableWriter", "TABLE_SUFFIXES", "atomic_save_npy"]
 
@@ -41,8 +41,11 @@ class TableWriter:
         self.path = Path(path)
         self.kind = _kind(self.path)
         self.columns = list(columns)
-        self.tmp = Path(tmp_path) if tmp_path else self.path.with_name(f".{self.path.name}.partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tmp_path) if tmp_path else partial_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"output {self.path}: cannot create its folder ({exc.strerror or exc}).") from None
         self._buffer: list[dict[str, Any]] = []
         self._parquet_rows = parquet_rows
         self._pq_writer = None
@@ -53,7 +56,10 @@ class TableWriter:
             raise ValueError("appending to a partial Parquet file is not supported; use .csv or .jsonl for resumable runs.")
         mode = "a" if append and self.tmp.exists() else "w"
         if self.kind in ("csv", "jsonl"):
-            self._fh = open(self.tmp, mode, newline="", encoding="utf-8")
+            try:
+                self._fh = open(self.tmp, mode, newline="", encoding="utf-8")
+            except OSError as exc:  # name the file asked for, not the hidden temporary one
+                raise OSError(f"output {self.path}: cannot write in {self.path.parent} ({exc.strerror or exc}).") from None
             if self.kind == "csv":
                 self._csv = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
                 if mode == "w":
@@ -63,8 +69,14 @@ class TableWriter:
 
     @staticmethod
     def check_path(path: str | os.PathLike) -> None:
-        """Raise ``ValueError`` now if ``path`` has no supported table suffix."""
-        _kind(Path(path))
+        """Raise ``ValueError`` now if ``path`` has no supported table suffix, ``ImportError`` if
+        its writer's package is missing (Parquet needs pyarrow)."""
+        if _kind(Path(path)) == "parquet":
+            import importlib.util
+
+            if importlib.util.find_spec("pyarrow") is None:
+                raise ImportError(f"output {path}: writing .parquet tables needs the optional package 'pyarrow'; "
+                                  "install it with pip install 'ecgfounder[parquet]', or write .csv or .jsonl.")
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -107,8 +119,7 @@ class TableWriter:
                 self._pq_writer.close()
         else:
             self._fh.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def abort(self, keep: bool = False) -> None:
         try:
@@ -131,19 +142,11 @@ class TableWriter:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
+    return to_jsonable(v)
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` to a temporary file, then rename into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, p)
-    return p
+    return Path(path)

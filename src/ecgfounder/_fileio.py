@@ -1,0 +1,126 @@
+"""Small file helpers with one home each: atomic writes, JSON coercion, the cache folder.
+
+* **Atomic writes.**  Every file the package publishes is written under one temporary name
+  beside the target, :func:`partial_path` (``.NAME.partial``), then renamed into place
+  (``os.replace`` is atomic on one file system).  A crash never leaves a half-written file under
+  the requested name, and a run that resumes finds its partial file under a predictable name.
+  The published file gets the mode an ordinary ``open`` would give (``0o666 & ~umask``), not the
+  ``0600`` some writers use for their temporary files.
+* **JSON.**  :func:`to_jsonable` turns numpy scalars and arrays, ``Path``s, dataclasses, tuples
+  and mappings into plain JSON values, and NaN/±inf into ``None``, so the output is strict JSON
+  (``json.dumps(..., allow_nan=False)`` accepts it; other tools' parsers too).
+* **Cache.**  :func:`cache_dir` is the package's cache folder: ``$ECGFOUNDER_CACHE``, else
+  ``$XDG_CACHE_HOME/ecgfounder``, else ``~/.cache/ecgfounder``.  Nothing is created on import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path, PurePath
+from typing import Any, Iterator, Mapping
+
+__all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV"]
+
+CACHE_ENV = "ECGFOUNDER_CACHE"
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """The temporary name a file is written under before it is renamed to ``path``:
+    ``dir/.NAME.partial`` (hidden, beside the target, so the rename stays on one file system)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.partial")
+
+
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)  # restored at once: reading the umask needs setting it
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Give ``tmp`` the ordinary file mode and rename it to ``path`` (atomic)."""
+    try:
+        os.chmod(tmp, _default_mode())
+    except OSError:  # pragma: no cover - file systems without modes
+        pass
+    os.replace(tmp, path)
+    return Path(path)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, keep_partial: bool = False) -> Iterator[Path]:
+    """Yield the temporary path to write; on success it is renamed to ``path``.
+
+    On an exception the temporary file is removed (kept with ``keep_partial=True``) and nothing
+    is published under ``path``.  The parent folder is created.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(p)
+    try:
+        yield tmp
+        publish(tmp, p)
+    except BaseException:
+        if not keep_partial:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """Write ``data`` (text or bytes) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding=encoding)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 1) -> Path:
+    """``obj`` (coerced by :func:`to_jsonable`) as strict JSON, written atomically."""
+    text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False, ensure_ascii=False)
+    return atomic_write(path, text + "\n")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON values for ``obj``: numpy scalars → Python numbers, arrays and tuples → lists,
+    NaN/±inf → ``None``, ``Path`` → ``str``, dataclasses → dicts, mapping keys → ``str``;
+    anything else unknown → ``str(obj)``."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        to_dict = getattr(obj, "to_dict", None)
+        d = to_dict() if callable(to_dict) else {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return to_jsonable(d)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [to_jsonable(v) for v in items]
+    tolist = getattr(obj, "tolist", None)  # numpy scalars and arrays, torch tensors
+    if callable(tolist) and type(obj).__module__.split(".")[0] in ("numpy", "torch"):
+        return to_jsonable(tolist())
+    return str(obj)
+
+
+def cache_dir(*parts: str) -> Path:
+    """The package's cache folder (``$ECGFOUNDER_CACHE``, else ``$XDG_CACHE_HOME/ecgfounder``,
+    else ``~/.cache/ecgfounder``), joined with ``parts`` (e.g. ``cache_dir("runtime")``).
+    Not created here."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        base = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ecgfounder"
+    return base.joinpath(*parts)

@@ -1,0 +1,75 @@
+"""Prediction: records in, per-label probabilities or embeddings out, from one call to an archive.
+
+Modules (one concept each):
+
+``records``   expand inputs, read, prepare; failures as results; record identity
+``workers``   reading and preprocessing in worker processes that die with their parent
+``stream``    the streaming batched forward (:func:`iter_predict`) and table rows
+``api``       :func:`predict` and :func:`embed` (DataFrames)
+``tables``    CSV/Parquet/JSON Lines written atomically (:class:`TableWriter`)
+``shards``    splitting a record list; part names
+``parts``     shard sidecars and :func:`merge_parts`
+``setup``     checks before any model loads
+``state``     resume state, completion record, output lock
+``progress``  bar or periodic log lines
+``archive``   :func:`run_archive`: the whole resumable, sharded job
+
+Names load on first use, so that importing a light submodule (e.g. ``setup`` for a quick check)
+does not pull in torch or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "predict",
+    "embed",
+    "iter_predict",
+    "RecordResult",
+    "resolve_model",
+    "result_rows",
+    "AGGREGATES",
+    "outputs_to_scores",
+    "run_archive",
+    "ArchiveJob",
+    "ArchiveReport",
+    "merge_parts",
+    "TableWriter",
+]
+
+_LAZY = {
+    "predict": ("api", "predict"),
+    "embed": ("api", "embed"),
+    "iter_predict": ("stream", "iter_predict"),
+    "resolve_model": ("stream", "resolve_model"),
+    "result_rows": ("stream", "result_rows"),
+    "RecordResult": ("records", "RecordResult"),
+    "run_archive": ("archive", "run_archive"),
+    "ArchiveJob": ("archive", "ArchiveJob"),
+    "ArchiveReport": ("archive", "ArchiveReport"),
+    "merge_parts": ("parts", "merge_parts"),
+    "TableWriter": ("tables", "TableWriter"),
+}
+_MODELS = {
+    "AGGREGATES": ("..models.heads", "AGGREGATES"),
+    # the former name of scores_from_logits, kept for callers written against it
+    "outputs_to_scores": ("..models.heads", "scores_from_logits"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    elif name in _MODELS:
+        module, attr = _MODELS[name]
+        value = getattr(importlib.import_module(module, __name__), attr)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

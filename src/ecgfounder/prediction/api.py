@@ -1,0 +1,87 @@
+"""``predict`` and ``embed``: records in, a DataFrame of per-label probabilities (or embeddings) out."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..models.heads import check_aggregate
+from .stream import check_labels, feature_rows, index_rows, iter_predict, resolve_model, result_rows
+
+__all__ = ["predict", "embed"]
+
+
+def predict(
+    inputs: Iterable[Any],
+    model: Any = "12-lead",
+    *,
+    aggregate: str = "mean",
+    batch_size: int = 32,
+    on_error: str = "warn",
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Per-label scores for each record, as a DataFrame.
+
+    Columns: ``record``, ``path``, ``n_windows`` (10-s windows used), then one column per model
+    label (150 for ECGFounder) holding the probability, averaged over windows (``aggregate="mean"``,
+    or ``"max"``; ``"none"`` gives one row per window with a ``window`` column).
+    Records that fail are skipped with a warning (``on_error="warn"``) or raise (``"raise"``); they
+    are listed in ``df.attrs["failures"]`` as ``(path, reason)`` pairs.  Other keyword arguments
+    go to :func:`ecgfounder.prediction.iter_predict` (``mode``, ``lead``, ``device``, ``precision`` ...).
+    """
+    check_aggregate(aggregate)
+    if on_error not in ("warn", "raise"):
+        raise ValueError(f"on_error must be 'warn' or 'raise'; got {on_error!r}.")
+    net = resolve_model(model)
+    labels = check_labels(net)
+    rows: list[dict[str, Any]] = []
+    failures: list[tuple[str, str]] = []
+    for res in iter_predict(inputs, net, batch_size=batch_size, **kwargs):
+        if res.error is not None:
+            if on_error == "raise":
+                raise ValueError(res.reason)
+            warnings.warn(res.reason, stacklevel=2)
+            failures.append((res.path, res.error))
+            continue
+        for note in res.notes:
+            warnings.warn(f"{res.path}: {note}", stacklevel=2)
+        rows.extend(result_rows(res, labels, aggregate))
+    cols = ["record", "path", "n_windows"] + (["window"] if aggregate == "none" else []) + list(labels)
+    df = pd.DataFrame(rows, columns=cols)
+    df.attrs["failures"] = failures
+    return df
+
+
+def embed(
+    inputs: Iterable[Any],
+    model: Any = "12-lead",
+    *,
+    aggregate: str = "mean",
+    batch_size: int = 32,
+    **kwargs: Any,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Embeddings (the ``num_features``-d pooled activations, 1024 for ECGFounder).
+
+    Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``n_windows`` (and
+    ``window`` when ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``, float32.
+    Failed records are skipped with a warning and listed in ``table.attrs["failures"]``.
+    """
+    check_aggregate(aggregate)
+    net = resolve_model(model)
+    rows: list[dict[str, Any]] = []
+    feats: list[np.ndarray] = []
+    failures: list[tuple[str, str]] = []
+    for res in iter_predict(inputs, net, batch_size=batch_size, **kwargs):
+        if res.error is not None:
+            warnings.warn(res.reason, stacklevel=2)
+            failures.append((res.path, res.error))
+            continue
+        rows.extend(index_rows(res, aggregate))
+        feats.append(feature_rows(res, aggregate))
+    table = pd.DataFrame(rows, columns=["record", "path", "n_windows"] + (["window"] if aggregate == "none" else []))
+    table.attrs["failures"] = failures
+    arr = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, net.num_features), np.float32)
+    return table, arr

@@ -1,0 +1,410 @@
+"""The archive job: predict (or embed) a whole collection into files, resumably.
+
+:func:`run_archive` is what ``ecgfounder predict`` and ``ecgfounder embed`` call, and what a
+service or a batch script can call.  In order:
+
+1. **Checks** (nothing loaded, nothing written): inputs exist, output and embeddings can be
+   written (suffix, folder, optional packages), shard, device, inference path, weights name.
+2. **Records**: folders expanded and sorted; ``shard=(i, n)`` (or torchrun's ``RANK``/
+   ``WORLD_SIZE``) keeps part ``i`` and writes ``OUT.shard-i-of-n``.
+3. **Lock** on the output, then **resume**: a finished run with the same settings returns at
+   once; an interrupted one continues after its last saved record file; different settings are
+   refused, naming what differs.
+4. **Model**, int8 calibration (the first records of the whole sorted list, so every shard and
+   every resume agree), the streaming forward, rows and embeddings appended as they come.
+5. **Finish**: files renamed into place, a completion record written, shard sidecar written, and
+   under torchrun rank 0 merges the parts after a barrier.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._fileio import write_json
+from ..errors import SetupError
+from ..models.heads import aggregate_windows, check_aggregate
+from . import setup as checks
+from .progress import Progress
+from .records import calibration_windows
+from .shards import parse_shard, part_name, shard, shard_from_env
+from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
+
+__all__ = ["ArchiveJob", "ArchiveReport", "RunInterrupted", "run_archive", "SMALL_RUN"]
+
+SMALL_RUN = 64  # below this many records, starting worker processes costs more than it saves
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted; ``str(exc)`` says how much was saved and how to continue."""
+
+
+@dataclass(frozen=True)
+class ArchiveJob:
+    """One archive run (see the module documentation).
+
+    ``kind="scores"`` writes one row of label probabilities per record (``predict``);
+    ``kind="index"`` writes only ``record, path, n_windows`` rows aligned with ``embeddings``
+    (``embed``).  ``output=None`` (scores only) keeps nothing on disk but the report.
+    """
+
+    inputs: tuple[str, ...]
+    model: Any = "12-lead"
+    output: str | None = None
+    embeddings: str | None = None
+    kind: str = "scores"
+    aggregate: str = "mean"
+    batch_size: int = 32
+    mode: str | None = None
+    lead: str | None = None
+    fill_missing: bool = False
+    device: str = "cpu"
+    precision: str = "fp32"
+    backend: str | None = None
+    workers: int | None = None
+    resume: bool = False
+    shard: str | tuple[int, int] | None = None
+    calibration_records: int = 16
+    strict: bool = True
+    read_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    summary_limit: int = 25
+
+
+@dataclass
+class ArchiveReport:
+    """What a run did.  ``summaries``: ``(record, aggregated scores)`` of the first records."""
+
+    n_files: int = 0
+    n_ok: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    output: str | None = None
+    embeddings: str | None = None
+    labels: tuple[str, ...] = ()
+    task: str = "multilabel"
+    summaries: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    resumed_from: int = 0
+    already_complete: bool = False
+    merged: str | None = None
+
+
+def _weights_identity(model: Any) -> dict[str, Any]:
+    if not isinstance(model, (str, os.PathLike)):
+        from ..models.description import model_fingerprint
+
+        return {"fingerprint": model_fingerprint(model)}
+    p = Path(model)
+    if p.is_file():
+        st = p.stat()
+        return {"file": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    from ..models.weights import resolve_known
+
+    known = resolve_known(str(model))
+    return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
+
+
+def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool, str, tuple[str, str]]:
+    """Every check that needs no model; returns (shard, distributed, device, (precision, backend))."""
+    check_aggregate(job.aggregate)
+    if job.kind not in ("scores", "index"):
+        raise SetupError(f"kind {job.kind!r} is not 'scores' or 'index'.", "kind")
+    if job.batch_size < 1:
+        raise SetupError(f"batch_size must be >= 1; got {job.batch_size}.", "batch_size")
+    checks.check_inputs(job.inputs)
+    if job.output:
+        checks.check_output(job.output)
+    if job.embeddings:
+        checks.check_output(job.embeddings, argument="embeddings", suffixes=(".npy",))
+    if job.kind == "index" and not (job.output and job.embeddings):
+        raise SetupError("embedding runs write an index table and an array: give output and embeddings.", "output")
+    spec = None
+    if job.shard is not None:
+        try:
+            spec = parse_shard(job.shard) if isinstance(job.shard, str) else tuple(job.shard)
+        except ValueError as exc:
+            raise SetupError(str(exc), "shard") from None
+    env_spec = shard_from_env()
+    distributed = spec is None and env_spec is not None
+    spec = spec or env_spec
+    if (spec or job.resume) and not job.output:
+        raise SetupError("shard, resume and torchrun runs write their rows to a file: give output (.csv or .jsonl).",
+                         "output")
+    if job.resume and str(job.output).lower().endswith(".parquet"):
+        raise SetupError(f"resume needs a .csv or .jsonl output (a partial Parquet file cannot be continued); got "
+                         f"{job.output}.", "resume")
+    device = job.device
+    if distributed and str(device) == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    device = checks.check_device(device)
+    path = checks.check_inference(job.precision, job.backend, device)
+    if isinstance(job.model, (str, os.PathLike)):
+        checks.check_weights(job.model)
+    return spec, distributed, device, path
+
+
+class _Run:
+    """The mutable part of one run: counters, files, the snapshot at the last record-file boundary."""
+
+    def __init__(self, job: ArchiveJob, files: list, out: str | None, emb: str | None, settings: dict):
+        self.job, self.files, self.out, self.emb, self.settings = job, files, out, emb, settings
+        self.resumable = bool(out) and not str(out).lower().endswith(".parquet")
+        self.state = state_path(out) if out else None
+        self.report = ArchiveReport(n_files=len(files), output=out, embeddings=emb)
+        self.done = self.emb_rows = self.base_rows = 0
+        self.writer: Any = None
+        self.emb_fh: Any = None
+        self.snap: dict[str, Any] = {}
+        self.last_save = 0.0
+
+    @property
+    def emb_partial(self) -> Path:
+        p = Path(self.emb)
+        return p.with_name(f".{p.name}.partial.f32")
+
+    def snapshot(self) -> None:
+        """Remember what is on disk now, at a record-file boundary (what a resume may rely on)."""
+        w = self.writer
+        self.snap = {
+            "done": self.done, "n_ok": self.report.n_ok, "emb_rows": self.emb_rows,
+            "failures": [list(f) for f in self.report.failures],
+            "bytes": os.path.getsize(w.tmp) if w is not None and w.tmp.exists() else 0,
+            "rows": self.base_rows + (w.n_rows if w is not None else 0),
+        }
+
+    def save(self, *, force: bool = False) -> None:
+        if self.state is None or not self.resumable:
+            return
+        now = time.monotonic()
+        if force or now - self.last_save > 1.0:
+            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap})
+            self.last_save = now
+
+
+def _resume(run: _Run, progress: Progress) -> bool:
+    """Apply ``resume``: ``True`` when the output is already complete (nothing to do)."""
+    job, out = run.job, run.out
+    done_rec = read_json(done_path(out)) if out else None
+    st = read_json(run.state) if run.state is not None else None
+    if not job.resume:
+        return False
+    if done_rec is not None and st is None:
+        diff = settings_difference(done_rec.get("settings", {}), run.settings)
+        if diff:
+            raise SetupError(f"{out}: the finished run differs from this one in {', '.join(diff)}; repeat the same "
+                             "command, or run again with resume=False to start over.", "resume")
+        if Path(out).exists() and Path(out).stat().st_size == done_rec.get("size"):
+            r = run.report
+            r.already_complete, r.n_ok = True, int(done_rec.get("n_ok", 0))
+            r.failures = [tuple(f) for f in done_rec.get("failures", [])]
+            r.resumed_from = len(run.files)
+            return True
+    if st is None:
+        progress.write(f"nothing to resume for {out}; starting from the beginning")
+        return False
+    diff = settings_difference(st.get("settings", {}), run.settings)
+    if diff:
+        raise SetupError(f"{out}: the interrupted run differs from this one in {', '.join(diff)}; repeat the same "
+                         "command with resume=True, or run again with resume=False to start over.", "resume")
+    run.done, run.emb_rows, run.base_rows = int(st["done"]), int(st["emb_rows"]), int(st["rows"])
+    run.report.n_ok = int(st["n_ok"])
+    run.report.failures = [tuple(f) for f in st["failures"]]
+    run.report.resumed_from = run.done
+    if run.done:
+        from .._fileio import partial_path
+
+        truncate_to(partial_path(out), int(st["bytes"]))
+        if run.emb:
+            truncate_to(run.emb_partial, run.emb_rows * int(st["dim"]) * 4)
+    progress.write(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
+    return False
+
+
+def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, stream: Any = None) -> ArchiveReport:
+    """Run ``job`` (see the module documentation); returns an :class:`ArchiveReport`.
+
+    ``progress``: a bar on a terminal, periodic lines elsewhere; ``quiet``: no warnings and no
+    progress (errors still shown); ``stream``: where messages go (default ``sys.stderr``).
+    Raises :class:`~ecgfounder.errors.SetupError` before anything is loaded or written when the
+    run cannot start, and :class:`RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C after saving.
+    """
+    from ..io import find_records
+
+    spec, distributed, device, (precision, backend) = _check(job)
+    all_files = find_records(job.inputs)
+    if not all_files:
+        raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
+                         "them.", "inputs")
+    files = shard(all_files, *spec) if spec else list(all_files)
+    out = part_name(job.output, *spec) if spec and job.output else job.output
+    emb = part_name(job.embeddings, *spec) if spec and job.embeddings else job.embeddings
+    settings = {
+        "model": _weights_identity(job.model), "strict": job.strict, "kind": job.kind, "aggregate": job.aggregate,
+        "precision": precision, "backend": backend, "mode": job.mode, "lead": job.lead,
+        "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
+        "inputs_sha256": digest(files), "n_files": len(files), "shard": list(spec) if spec else None,
+    }
+    run = _Run(job, files, out, emb, settings)
+    lock = OutputLock(out).acquire() if out else None
+    try:
+        bar = Progress(len(files), "embed" if job.kind == "index" else "predict", enabled=progress and not quiet,
+                       stream=stream)
+        with bar:
+            if _resume(run, bar):
+                return run.report
+            bar.add_records(run.done)
+            _predict(run, bar, device, precision, backend, quiet, all_files)
+        if distributed:
+            _distributed_merge(job, run, spec, bar)
+        return run.report
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
+    from .stream import check_labels, feature_rows, index_rows, iter_predict, model_contract, resolve_model, result_rows
+    from .tables import TableWriter
+
+    job = run.job
+    model = resolve_model(job.model, strict=job.strict)
+    labels = check_labels(model) if job.kind == "scores" else ()
+    run.report.labels, run.report.task = labels, model.description.task
+    prep = {"lead": job.lead, "fill_missing": job.fill_missing}
+    calibration = None
+    if precision == "int8":
+        if not quiet:
+            bar.write(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
+                      "(once per model and calibration set; cached)")
+        calibration = calibration_windows(all_files, model_contract(model, job.mode), job.calibration_records,
+                                          read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
+    todo = run.files[run.done:]
+    workers = job.workers if job.workers is not None else (0 if len(todo) < SMALL_RUN else None)
+    # the runner is built here, before any state file or partial output exists: a failure to set it
+    # up is an error, never an interrupted run
+    results = iter_predict(todo, model, batch_size=job.batch_size, mode=job.mode, lead=job.lead,
+                           fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
+                           precision=precision, backend=backend, workers=workers, calibration=calibration,
+                           on_windows=bar.add_windows)
+    cols = ["record", "path", "n_windows"] + (["window"] if job.aggregate == "none" else []) + list(labels)
+    if run.out:
+        run.writer = TableWriter(run.out, cols, append=run.done > 0)
+    if run.emb:
+        run.emb_fh = open(run.emb_partial, "ab" if run.done else "wb")
+    run.snapshot()
+    run.snap["dim"] = model.num_features
+    run.save(force=True)
+    cur = None
+    try:
+        for res in results:
+            if res.input_index != cur:
+                if cur is not None:
+                    run.done += 1
+                    bar.add_records(1)
+                    run.snapshot()
+                    run.snap["dim"] = model.num_features
+                    run.save()
+                cur = res.input_index
+            _take(run, res, labels, bar, quiet, result_rows, index_rows, feature_rows)
+        if cur is not None:
+            run.done += 1
+            bar.add_records(1)
+    except BaseException as exc:
+        run.snap["dim"] = model.num_features
+        _stop(run, bar, exc)
+        raise
+    _finish(run, model.num_features, all_files)
+
+
+def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result_rows, index_rows, feature_rows) -> None:
+    job, report = run.job, run.report
+    if res.error is not None:
+        report.failures.append((res.path, res.reason))
+        bar.write(f"error: {res.reason}")
+        return
+    if not quiet:
+        for note in res.notes:
+            bar.write(f"warning: {res.path}: {note}")
+    if run.writer is not None:
+        run.writer.write(result_rows(res, labels, job.aggregate) if job.kind == "scores" else index_rows(res, job.aggregate))
+    if run.emb_fh is not None:
+        block = feature_rows(res, job.aggregate)
+        run.emb_fh.write(block.tobytes())
+        run.emb_fh.flush()
+        run.emb_rows += block.shape[0]
+    report.n_ok += 1
+    if job.kind == "scores" and len(report.summaries) < job.summary_limit:
+        report.summaries.append((res.record, aggregate_windows(res.scores, "max" if job.aggregate == "max" else "mean")))
+
+
+def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:
+    """Keep what is saved, say so once, and turn Ctrl-C into :class:`RunInterrupted`."""
+    if run.emb_fh is not None:
+        run.emb_fh.close()
+    if run.writer is not None:
+        run.writer.abort(keep=run.resumable)
+    if not run.resumable:
+        return
+    run.save(force=True)
+    msg = (f"interrupted after {run.snap['done']} of {len(run.files)} record file(s), saved in {run.out}'s partial "
+           "file; continue with the same command and resume=True")
+    if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+        raise RunInterrupted(msg) from None
+    bar.write(f"stopped after {run.snap['done']} of {len(run.files)} record file(s); the rows are kept: continue with "
+              "the same command and resume=True")
+
+
+def _finish(run: _Run, dim: int, all_files: list) -> None:
+    from .parts import copy_rows_npy, write_part_meta
+
+    job, report = run.job, run.report
+    if run.emb_fh is not None:
+        run.emb_fh.close()
+        src = np.memmap(run.emb_partial, dtype=np.float32, mode="r", shape=(run.emb_rows, dim)) if run.emb_rows \
+            else np.zeros((0, dim), np.float32)
+        copy_rows_npy([src], run.emb, dim=dim)
+        del src
+        run.emb_partial.unlink(missing_ok=True)
+    rows = run.base_rows
+    if run.writer is not None:
+        run.writer.close()
+        rows += run.writer.n_rows
+    spec = run.settings["shard"]
+    if spec and run.out:
+        write_part_meta(run.out, shard=tuple(spec), manifest_sha256=digest(sorted(all_files, key=str)),
+                        n_total=len(all_files), n_files=len(run.files), rows=rows, failures=report.failures,
+                        embeddings=run.emb, emb_rows=run.emb_rows)
+    if run.out and run.resumable:
+        write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
+                                        "failures": [list(f) for f in report.failures],
+                                        "size": Path(run.out).stat().st_size})
+    if run.state is not None:
+        run.state.unlink(missing_ok=True)
+
+
+def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: Progress) -> None:
+    """Under torchrun: wait for every rank, then rank 0 joins the parts into the requested output."""
+    rank, world = spec
+    try:
+        from ..train.distributed import barrier, cleanup, setup
+
+        info = setup("cpu", timeout_s=12 * 3600.0)  # gloo: barriers only; the model ran on its own device
+        barrier(info)
+    except (RuntimeError, ValueError, ImportError) as exc:  # no process group: leave the parts
+        bar.write(f"shard {rank}/{world} done ({' '.join(str(exc).split())[:120]}); join the parts with "
+                  f"merge_parts (CLI: ecgfounder merge ... -o {job.output})")
+        return
+    try:
+        if info.rank == 0:
+            from .parts import merge_parts
+
+            parts = [part_name(job.output, r, world) for r in range(world)]
+            merged = merge_parts(parts, job.output, embeddings=job.embeddings)
+            run.report.merged = job.output
+            bar.write(f"merged {world} parts: {merged['rows']} rows in {job.output}")
+        barrier(info)
+    finally:
+        cleanup(info)

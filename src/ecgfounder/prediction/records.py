@@ -1,0 +1,150 @@
+"""The record stream: inputs expanded into files, files read into recordings, recordings prepared
+into model windows; a record that cannot be read or prepared becomes a failure, never a stop.
+
+Identity: every :class:`RecordResult` says where it came from: ``input_index`` (position of its
+file in the expanded input list), ``member`` (position of the recording inside that file: batch
+files such as a multi-record ``.npz`` or an HDF5 dataset hold many) and ``index`` (position in
+the whole stream).  Consumers that key results by file must key them by
+``(input_index, member)``, not by path.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..recording import Recording
+from ..signal.leads import canonical_lead
+from ..signal.preprocess import Prepared, PreprocessContract, preprocess_recording
+
+__all__ = ["RecordResult", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process",
+           "calibration_windows", "record_name"]
+
+
+@dataclass
+class RecordResult:
+    """What prediction produced for one recording (``error`` set when it failed)."""
+
+    index: int
+    record: str
+    path: str
+    n_windows: int = 0
+    duration_s: float = float("nan")
+    scores: np.ndarray | None = None  # (n_windows, n_outputs): probabilities / regression values
+    features: np.ndarray | None = None  # (n_windows, n_features)
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    input_index: int = 0  # position of the file in the expanded inputs
+    member: int = 0  # position of the recording inside its file (batch files hold many)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def reason(self) -> str:
+        """The error as one line that names the file."""
+        err = self.error or ""
+        return err if err.startswith(self.path) else f"{self.path}: {err}"
+
+
+def expand_inputs(inputs: Iterable[Any]) -> Iterator[tuple[str, Any]]:
+    """``(display path, path-or-Recording)`` for every input; folders are searched recursively."""
+    from ..io import find_records
+
+    if isinstance(inputs, (str, os.PathLike, Recording)):
+        inputs = [inputs]
+    for item in inputs:
+        if isinstance(item, Recording):
+            yield str(item.meta.get("source") or item.id or "recording"), item
+        else:
+            for p in find_records([item]):
+                yield str(p), p
+
+
+def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] | None = None,
+                 ) -> Iterator[tuple[int, int, str, Recording | None, str | None]]:
+    """``(input_index, member, path, recording or None, error or None)`` for every recording of
+    the expanded ``items``, in order.  A file that fails after some of its recordings were read
+    yields those, then one failure."""
+    from ..io import iter_read
+
+    kw = dict(read_kwargs or {})
+    for i, (shown, item) in enumerate(items):
+        if isinstance(item, Recording):
+            yield i, 0, shown, item, None
+            continue
+        k = 0
+        try:
+            for rec in iter_read(item, **kw):
+                yield i, k, shown, rec, None
+                k += 1
+        except (ValueError, OSError) as exc:
+            yield i, k, shown, None, " ".join(str(exc).split())
+
+
+def record_name(path: str, rec: Recording | None) -> str:
+    if rec is not None and rec.id:
+        return rec.id
+    p = Path(path)
+    return p.stem if p.suffix else p.name
+
+
+def _lead_note(note: str, lead: str | None) -> str:
+    """Name the lead as the user gave it (``MLII``) beside the canonical name the model sees."""
+    if lead is None:
+        return note
+    canon = canonical_lead(lead)
+    if canon != lead and note.startswith(f"feeding lead {canon} "):
+        return f"{note} (lead={lead!r} was read as {canon})"
+    return note
+
+
+def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recording | None, err: str | None,
+                contract: PreprocessContract, prep_kwargs: dict[str, Any]) -> tuple[RecordResult, Prepared | None]:
+    """Prepare one recording for the model; failures become ``RecordResult.error``."""
+    res = RecordResult(index=index, record=record_name(path, rec), path=path, input_index=input_index, member=member)
+    if err is not None:
+        res.error = err
+        return res, None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)
+    except (ValueError, OSError) as exc:
+        res.error = " ".join(str(exc).split())
+        return res, None
+    notes = [str(w.message).removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
+    res.notes = tuple(_lead_note(n, prep_kwargs.get("lead")) for n in notes)
+    res.n_windows = prep.windows.shape[0]
+    res.duration_s = prep.duration_s
+    return res, prep
+
+
+def prepared_in_process(items: Iterable[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict[str, Any],
+                        prep_kwargs: dict[str, Any], *, start: int = 0, input_offset: int = 0,
+                        ) -> Iterator[tuple[RecordResult, Prepared | None]]:
+    """``(RecordResult, Prepared | None)`` for every recording of ``items``, read and prepared here."""
+    for n, (i, k, path, rec, err) in enumerate(iter_records(items, read_kwargs)):
+        yield prepare_one(start + n, input_offset + i, k, path, rec, err, contract, prep_kwargs)
+
+
+def calibration_windows(files: Sequence[Any], contract: PreprocessContract, n: int, *,
+                        read_kwargs: dict[str, Any] | None = None, prep_kwargs: dict[str, Any] | None = None,
+                        ) -> np.ndarray | None:
+    """The first window of each of the first ``n`` readable records of ``files`` sorted by name
+    (int8 calibration: the same in every shard and on resume); ``None`` if none could be read."""
+    ordered = sorted(files, key=str)[: 4 * n]
+    wins = []
+    items = ((str(f), f) for f in ordered)
+    for _res, prep in prepared_in_process(items, contract, dict(read_kwargs or {}), dict(prep_kwargs or {})):
+        if prep is not None:
+            wins.append(prep.windows[0])
+        if len(wins) >= n:
+            break
+    return np.stack(wins) if wins else None

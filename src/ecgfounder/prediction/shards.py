@@ -1,0 +1,64 @@
+"""Splitting a record list between processes, GPUs or nodes, and the names of the parts.
+
+:func:`shard` takes contiguous, balanced, deterministic blocks of the sorted list, so that the
+parts joined in shard order are the order of an unsharded run.  :func:`shard_from_env` reads
+``RANK``/``WORLD_SIZE`` as ``torchrun`` sets them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["parse_shard", "shard_bounds", "shard", "shard_from_env", "part_name"]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        a, b = str(text).split("/")
+        i, n = int(a), int(b)
+    except ValueError:
+        raise ValueError(f"shard {text!r} is not of the form i/n (e.g. 0/4 for the first of 4 shards).") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {text!r}: need 0 <= i < n (shards are numbered from 0); got i={i}, n={n}.")
+    return i, n
+
+
+def shard_bounds(n_items: int, i: int, n: int) -> tuple[int, int]:
+    """``[start, stop)`` of shard ``i`` of ``n`` over ``n_items``: contiguous, sizes differ by at most 1."""
+    base, extra = divmod(n_items, n)
+    start = i * base + min(i, extra)
+    return start, start + base + (1 if i < extra else 0)
+
+
+def shard(items: Sequence[Any], i: int, n: int) -> list[Any]:
+    """Shard ``i`` of ``n`` of ``items`` sorted by their string form (deterministic across
+    processes and machines); concatenating shards 0..n-1 gives the whole sorted list."""
+    ordered = sorted(items, key=str)
+    a, b = shard_bounds(len(ordered), i, n)
+    return ordered[a:b]
+
+
+def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """``(rank, world_size)`` from ``RANK``/``WORLD_SIZE`` (torchrun, Slurm via torchrun) when
+    ``WORLD_SIZE > 1``; else ``None``."""
+    env = os.environ if env is None else env
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+    except ValueError:
+        raise ValueError(f"RANK={env.get('RANK')!r} / WORLD_SIZE={env.get('WORLD_SIZE')!r} are not integers.") from None
+    if world <= 1:
+        return None
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside 0..WORLD_SIZE-1={world - 1}.")
+    return rank, world
+
+
+def part_name(path: str | os.PathLike, i: int, n: int) -> str:
+    """``out.csv`` → ``out.shard-00002-of-00004.csv`` (the part written by shard 2 of 4)."""
+    p = Path(path)
+    suffix = "".join(p.suffixes[-1:])
+    return str(p.with_name(f"{p.name[: len(p.name) - len(suffix)]}.shard-{i:05d}-of-{n:05d}{suffix}"))

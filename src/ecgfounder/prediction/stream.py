@@ -1,0 +1,198 @@
+"""The streaming batched forward: prepared records in, :class:`RecordResult` objects out, in order.
+
+Windows of several records share a batch; a long record is split over batches; results come
+back in input order, failed records included (with ``error``).  Window scores become one row per
+record by :func:`ecgfounder.models.heads.aggregate_windows`, the one aggregation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..models.heads import aggregate_windows
+from ..signal.preprocess import Prepared, PreprocessContract
+from .records import RecordResult, expand_inputs, prepared_in_process
+
+__all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows", "feature_rows",
+           "Runner"]
+
+Runner = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def resolve_model(model: Any, *, strict: bool = True) -> Any:
+    """A loaded model from a model object, a known weights name or a checkpoint path."""
+    from ..models.net1d import Net1D
+
+    if isinstance(model, Net1D):
+        return model
+    from ..models.loading import load_model
+
+    return load_model(model, strict=strict)
+
+
+def check_labels(model: Any) -> tuple[str, ...]:
+    """The model's output names; ``ValueError`` when they cannot name its outputs."""
+    labels = tuple(model.labels or ())
+    if len(labels) != model.num_classes or model.num_classes == 0:
+        raise ValueError(
+            f"the model's head has {model.num_classes} outputs but the checkpoint carries "
+            f"{len(labels)} label names, so its outputs cannot be named. 150-label prediction needs a "
+            "150-output ECGFounder head; a fine-tuned model must be saved with its labels "
+            "(ecgfounder finetune does this; or set model.labels and use save_model)."
+        )
+    return labels
+
+
+def model_contract(model: Any, mode: str | None = None) -> PreprocessContract:
+    """The model's preprocessing contract with ``mode`` applied; refuses a model without one."""
+    contract = model.description.contract
+    if contract is None:
+        raise ValueError(f"the model ({model.config.in_channels} input channels) carries no preprocessing contract, "
+                         "so its input cannot be prepared; give it one: model.description = "
+                         "model.description.replace(contract=PreprocessContract(leads=...)).")
+    return contract.with_mode(mode)
+
+
+@dataclass
+class _Pending:
+    result: RecordResult
+    windows: np.ndarray
+    done: int = 0
+    scores: list = field(default_factory=list)
+    feats: list = field(default_factory=list)
+
+
+def iter_predict(
+    inputs: Iterable[Any],
+    model: Any = "12-lead",
+    *,
+    batch_size: int = 32,
+    mode: str | None = None,
+    lead: str | None = None,
+    fill_missing: bool = False,
+    device: Any = "cpu",
+    read_kwargs: dict[str, Any] | None = None,
+    runner: Runner | None = None,
+    prepared: Iterable[tuple[RecordResult, Prepared | None]] | None = None,
+    precision: str = "fp32",
+    backend: str = "torch",
+    workers: int | None = 0,
+    calibration: np.ndarray | None = None,
+    on_windows: Callable[[int], None] | None = None,
+) -> Iterator[RecordResult]:
+    """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
+
+    Args:
+        inputs: files, directories (recursed), or :class:`~ecgfounder.Recording` objects.
+        model: a :class:`~ecgfounder.models.net1d.Net1D`, ``"12-lead"``/``"1-lead"``, or a checkpoint path.
+        batch_size: windows per forward pass (windows of several records are batched together).
+        mode: override the preprocessing mode of the model's contract (``published``/``zscore``/``none``).
+        lead: single-lead models: the lead of the recording to use (default: the trained lead, I).
+        fill_missing: zero-fill missing precordial leads instead of refusing the record.
+        runner: ``f(windows) -> (scores, features)``; default :func:`ecgfounder.runtime.make_runner`.
+        prepared: already prepared ``(RecordResult, Prepared)`` pairs; when given, ``inputs`` is ignored.
+        precision, backend: inference path (``fp32``/``bf16``/``int8``/``auto``;
+            ``torch``/``onnxruntime``/``auto``), see :func:`ecgfounder.runtime.make_runner`.
+        workers: processes reading and preprocessing records while the model runs (``0``: in
+            this process; ``None``: :func:`~ecgfounder.prediction.workers.default_workers`).
+        calibration: int8 only: preprocessed windows ``(n, leads, n_samples)`` to calibrate on.
+        on_windows: called with the number of windows after every forward pass (progress).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    net = resolve_model(model)
+    contract = model_contract(net, mode)
+    if runner is None:
+        from ..runtime import make_runner
+
+        runner = make_runner(net, precision, backend, device, calibration=calibration)
+    prep_kwargs = {"lead": lead, "fill_missing": fill_missing}
+    if prepared is None and workers != 0:
+        from .workers import prepared_records
+
+        prepared = prepared_records(inputs, contract, workers=workers, read_kwargs=read_kwargs,
+                                    prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)),
+                                    device=str(device))
+    if prepared is None:
+        prepared = prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs)
+    return _stream(prepared, runner, batch_size, on_windows)
+
+
+def _stream(prepared: Iterable[tuple[RecordResult, Prepared | None]], run: Runner, batch_size: int,
+            on_windows: Callable[[int], None] | None) -> Iterator[RecordResult]:
+    queue: list[_Pending] = []  # records in input order, not yet emitted
+    chunks: list[tuple[_Pending, int, int]] = []  # (record, start, stop) windows waiting for a batch
+    n_waiting = 0
+
+    def flush(all_: bool) -> None:
+        nonlocal n_waiting
+        while n_waiting >= batch_size or (all_ and n_waiting > 0):
+            take, parts = 0, []
+            while chunks and take < batch_size:
+                pend, a, b = chunks[0]
+                n = min(b - a, batch_size - take)
+                parts.append((pend, a, a + n))
+                take += n
+                if a + n == b:
+                    chunks.pop(0)
+                else:
+                    chunks[0] = (pend, a + n, b)
+            x = np.concatenate([p.windows[a:b] for p, a, b in parts], axis=0)
+            scores, feats = run(x)
+            off = 0
+            for p, a, b in parts:
+                p.scores.append(scores[off : off + b - a])
+                p.feats.append(feats[off : off + b - a])
+                p.done += b - a
+                off += b - a
+            n_waiting -= take
+            if on_windows is not None:
+                on_windows(take)
+
+    def emit() -> Iterator[RecordResult]:
+        while queue and (queue[0].result.error is not None or queue[0].done == queue[0].result.n_windows):
+            p = queue.pop(0)
+            if p.result.error is None:
+                p.result.scores = np.concatenate(p.scores, axis=0)
+                p.result.features = np.concatenate(p.feats, axis=0)
+            p.windows = np.empty((0,))
+            yield p.result
+
+    for res, prep in prepared:
+        pend = _Pending(res, prep.windows if prep is not None else np.empty((0,)))
+        queue.append(pend)
+        if prep is not None:
+            chunks.append((pend, 0, res.n_windows))
+            n_waiting += res.n_windows
+            flush(False)
+        yield from emit()
+    flush(True)
+    yield from emit()
+
+
+def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean") -> list[dict[str, Any]]:
+    """Table rows of one successful record: one row (aggregated) or one per window."""
+    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows}
+    if res.scores is None:
+        raise ValueError(f"{res.path}: no scores (the record failed: {res.error})")
+    values = aggregate_windows(res.scores, aggregate)
+    if aggregate == "none":
+        return [dict(base, window=k, **dict(zip(labels, values[k].tolist()))) for k in range(values.shape[0])]
+    return [dict(base, **dict(zip(labels, values.tolist())))]
+
+
+def index_rows(res: RecordResult, aggregate: str = "mean") -> list[dict[str, Any]]:
+    """Rows of an embeddings index table for one successful record (aligned with its feature rows)."""
+    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows}
+    if aggregate == "none":
+        return [dict(base, window=k) for k in range(res.n_windows)]
+    return [base]
+
+
+def feature_rows(res: RecordResult, aggregate: str = "mean") -> np.ndarray:
+    """Float32 ``(rows, num_features)`` embeddings of one successful record."""
+    block = aggregate_windows(res.features, aggregate)
+    return np.ascontiguousarray(block if aggregate == "none" else block[None], dtype=np.float32)

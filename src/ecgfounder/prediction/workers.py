@@ -1,0 +1,166 @@
+"""Reading and preprocessing in worker processes, results in input order, bounded memory.
+
+:func:`prepared_records` yields the ``(RecordResult, Prepared | None)`` pairs that
+:func:`ecgfounder.prediction.stream.iter_predict` consumes: the same pairs, in the same order, as
+the in-process path (:func:`ecgfounder.prediction.records.prepared_in_process` runs inside the
+workers), so results do not depend on the number of workers.
+
+Work is sent to the pool in small tasks (``chunk`` inputs each); at most ``max_tasks`` tasks are
+in flight, so memory stays bounded whatever the number of inputs (about ``max_tasks × chunk``
+records of windows, 240 kB per 10-s 12-lead record).  Worker processes run single-threaded
+numpy/scipy so that they do not compete with the model's threads.
+
+Workers die with their parent: on Linux each asks the kernel for SIGTERM when its parent exits
+(``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread ends the worker when the process
+that started the pool is gone (``kill -9`` of the parent leaves no orphan reading files).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Iterable, Iterator
+
+from ..signal.preprocess import Prepared, PreprocessContract
+from .records import expand_inputs, prepared_in_process
+
+__all__ = ["prepared_records", "default_workers"]
+
+
+def default_workers(device: str = "cpu") -> int:
+    """Worker processes used by ``workers=None``.
+
+    With the model on a GPU, half the usable cores (at least 1) read and preprocess.  With the
+    model on the CPU it already keeps every core busy, so a quarter of them (none on 2 cores):
+    measured on the 2-core project machine over 1,000 WFDB records (``benchmarks/bench_predict.py``),
+    preparing in the model's process reached 0.81 of model-only throughput, one worker process
+    0.68 (three busy threads on two cores).
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    if str(device).startswith("cuda"):
+        return max(1, n // 2)
+    return n // 4
+
+
+def _die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent exits
+        except (OSError, AttributeError):  # pragma: no cover
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - pid reused by another user's process
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ecgfounder-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _work(items: list[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict,
+          input_offset: int) -> list:
+    """Read and prepare ``items`` in a worker; ``index`` is renumbered by the parent."""
+    return list(prepared_in_process(items, contract, read_kwargs, prep_kwargs, input_offset=input_offset))
+
+
+def _context(name: str | None) -> mp.context.BaseContext:
+    if name:
+        return mp.get_context(name)
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def prepared_records(
+    inputs: Iterable[Any],
+    contract: PreprocessContract,
+    *,
+    workers: int | None = None,
+    read_kwargs: dict[str, Any] | None = None,
+    prep_kwargs: dict[str, Any] | None = None,
+    chunk: int = 4,
+    max_tasks: int | None = None,
+    mp_context: str | None = None,
+    device: str = "cpu",
+) -> Iterator[tuple[Any, Prepared | None]]:
+    """``(RecordResult, Prepared | None)`` for every recording of ``inputs``, in input order.
+
+    Args:
+        inputs: files, folders (searched recursively) or :class:`~ecgfounder.Recording` objects.
+        contract: the model's preprocessing contract (mode already applied).
+        workers: worker processes; ``0`` prepares in this process; ``None``: :func:`default_workers`
+            for the model's ``device``.
+        read_kwargs / prep_kwargs: passed to the readers / to ``prepare`` (``lead``, ``fill_missing``).
+        chunk: inputs per task sent to a worker.
+        max_tasks: tasks in flight at most (default ``2 × workers``): bounds memory.
+        mp_context: multiprocessing start method (default ``forkserver`` where available).
+    """
+    read_kwargs = dict(read_kwargs or {})
+    prep_kwargs = dict(prep_kwargs or {})
+    n_workers = default_workers(device) if workers is None else int(workers)
+    if n_workers < 0:
+        raise ValueError(f"workers must be >= 0 (0: prepare in this process); got {workers}.")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got {chunk}.")
+    if n_workers == 0:
+        yield from prepared_in_process(expand_inputs(inputs), contract, read_kwargs, prep_kwargs)
+        return
+
+    limit = max(1, int(max_tasks if max_tasks is not None else 2 * n_workers))
+    items = expand_inputs(inputs)
+    index = 0
+    sent = 0
+    pending: deque[Future] = deque()
+    with ProcessPoolExecutor(n_workers, mp_context=_context(mp_context), initializer=_init_worker,
+                             initargs=(os.getpid(),)) as pool:
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < limit:
+                    batch: list[tuple[str, Any]] = []
+                    for shown, item in items:
+                        batch.append((shown, str(item) if isinstance(item, os.PathLike) else item))
+                        if len(batch) >= chunk:
+                            break
+                    if not batch:
+                        exhausted = True
+                        break
+                    pending.append(pool.submit(_work, batch, contract, read_kwargs, prep_kwargs, sent))
+                    sent += len(batch)
+                if not pending:
+                    break
+                for res, prep in pending.popleft().result():
+                    res.index = index
+                    index += 1
+                    yield res, prep
+        finally:
+            for f in pending:
+                f.cancel()

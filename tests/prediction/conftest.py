@@ -1,0 +1,47 @@
+"""Fixtures of the prediction tests: a small model in our format and a folder of synthetic records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+N_RECORDS = 60
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A small Net1D with the 150 labels (fast), saved in our format."""
+    import torch
+
+    from ecgfounder.labels import load_labels
+    from ecgfounder.models.loading import save_model
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    torch.manual_seed(0)
+    m = Net1D(Net1DConfig(base_filters=8, filter_list=(16, 32), m_blocks_list=(1, 1), n_classes=150))
+    m.contract, m.labels = PreprocessContract(), load_labels()
+    return save_model(m, tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def records(tmp_path_factory) -> Path:
+    """N_RECORDS synthetic 12-lead WFDB records (4 s at 500 Hz) and one unreadable file."""
+    import wfdb
+
+    from ecgfounder.signal.leads import STANDARD_12
+
+    d = tmp_path_factory.mktemp("recs")
+    rng = np.random.default_rng(0)
+    t = np.arange(2000) / 500
+    for i in range(N_RECORDS):
+        sig = np.sin(2 * np.pi * rng.uniform(0.8, 2) * t)[:, None] * rng.uniform(0.5, 1.5, 12)
+        sig = sig + 0.05 * rng.standard_normal((2000, 12))
+        wfdb.wrsamp(f"r{i:04d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sig,
+                    fmt=["16"] * 12, adc_gain=[1000] * 12, baseline=[0] * 12, write_dir=str(d))
+    (d / "r0027.hea").write_text("garbage\n")  # one bad record in the middle
+    return d
+
+

@@ -1,0 +1,88 @@
+"""Prediction API: one row per record, named columns, batching, record identity (small model, real 150-label head)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgfounder.labels import load_labels
+from ecgfounder.prediction import embed, predict
+
+GOOD = ["HR06000", "E07500", "JS20000", "JS20001"]
+
+
+def test_predict_api_rows_and_columns(tiny12, data_dir):
+    df = predict([data_dir / "cinc2021", data_dir / "ptbdb"], tiny12)
+    labels = load_labels()
+    assert len(df) == 51 and list(df.columns[3:]) == list(labels) and len(labels) == 150
+    assert df["record"].tolist()[:3] == ["E07500", "E07501", "E07502"]
+    ptb = df.set_index("record").loc["s0010_re"]
+    assert ptb["n_windows"] == 4
+    probs = df[list(labels)].to_numpy()
+    assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_long_record_is_mean_of_its_windows(tiny12, data_dir):
+    rec = data_dir / "ptbdb" / "s0010_re.hea"
+    per = predict([rec], tiny12, aggregate="none")
+    agg = predict([rec], tiny12)
+    assert per["window"].tolist() == [0, 1, 2, 3]
+    labels = list(load_labels())
+    np.testing.assert_allclose(per[labels].mean().to_numpy(), agg[labels].iloc[0].to_numpy(), atol=1e-6)
+
+
+def test_batching_does_not_change_results(tiny12, data_dir):
+    paths = [data_dir / "cinc2021" / f"{n}.hea" for n in GOOD] + [data_dir / "ptbdb" / "s0010_re.hea"]
+    a = predict(paths, tiny12, batch_size=3)
+    b = predict(paths, tiny12, batch_size=32)
+    pd.testing.assert_frame_equal(a, b, atol=1e-5, check_exact=False)
+
+
+def test_two_lead_record_refused_for_12_lead_model(tiny12, data_dir):
+    with pytest.raises(ValueError, match=r"missing lead\(s\) I, III, aVR, aVL, aVF, V1, V2, V3, V4, V6"):
+        predict([data_dir / "mitdb" / "100.hea"], tiny12, on_error="raise")
+
+
+def test_single_lead_model_takes_named_lead_with_warning(tiny1, data_dir):
+    rec = data_dir / "mitdb" / "100.hea"
+    with pytest.raises(ValueError, match="missing lead"):
+        predict([rec], tiny1, on_error="raise")
+    with pytest.warns(UserWarning, match="feeding lead II to a model trained on lead I"):
+        df = predict([rec], tiny1, lead="MLII")
+    assert len(df) == 1 and df["n_windows"].iloc[0] == 6
+
+
+def test_embed_aligned(model12, data_dir):
+    paths = [data_dir / "cinc2021" / f"{n}.hea" for n in GOOD]
+    table, feats = embed(paths, model12)
+    assert feats.shape == (4, 1024) and feats.dtype == np.float32
+    assert table["record"].tolist() == GOOD
+
+
+
+
+def test_multi_record_file_results_carry_their_identity(tiny12, data_dir, tmp_path):
+    """A batch .npz holds several recordings under one path: each result says which input file and
+    which member of it it is, so consumers need not guess from the path (eval's cache did)."""
+    from ecgfounder.prediction import iter_predict
+
+    rec = read_rec(data_dir)
+    np.savez(tmp_path / "batch.npz", signal=np.stack([rec.signal, rec.signal[:, ::-1], rec.signal * 0.5]),
+             fs=500.0, leads=np.array(rec.leads))
+    single = data_dir / "cinc2021" / "E07500.hea"
+    res = list(iter_predict([tmp_path / "batch.npz", single], tiny12))
+    assert [(r.input_index, r.member) for r in res] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert [r.index for r in res] == [0, 1, 2, 3] and len({r.path for r in res}) == 2
+    assert all(r.ok for r in res)
+    # the same identity through the worker pool
+    par = list(iter_predict([tmp_path / "batch.npz", single], tiny12, workers=1))
+    assert [(r.input_index, r.member) for r in par] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    np.testing.assert_allclose(par[1].scores, res[1].scores, atol=1e-6)
+
+
+def read_rec(data_dir):
+    from ecgfounder.io import read
+
+    return read(data_dir / "cinc2021" / "HR06000.hea")

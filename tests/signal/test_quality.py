@@ -1,0 +1,153 @@
+"""Signal quality: each check flags the defect it names, on real records corrupted on purpose, and
+leaves the clean real records alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ecgfounder
+from ecgfounder.signal.quality import CHECKS, QualityThresholds, assess
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "cinc2021"
+
+
+@pytest.fixture(scope="module")
+def cinc():
+    return [ecgfounder.read(p) for p in sorted(DATA.glob("*.hea"))]
+
+
+@pytest.fixture(scope="module")
+def reports(cinc):
+    return [assess(r) for r in cinc]
+
+
+def _clean(cinc, reports):
+    return [r for r, q in zip(cinc, reports) if q.good]
+
+
+def _with(rec, **rows):
+    sig = rec.signal.copy()
+    for name, row in rows.items():
+        sig[rec.leads.index(name)] = row
+    return rec.replace(signal=sig)
+
+
+def test_most_real_records_without_flat_leads_are_good(cinc, reports):
+    no_flat = [q for q in reports if not any("flat" in lq.flags for lq in q.leads)]
+    good = sum(q.good for q in no_flat)
+    assert len(no_flat) >= 45
+    assert good / len(no_flat) >= 0.8, [q.summary for q in no_flat if not q.good]
+
+
+def test_real_dead_leads_are_flagged_flat(cinc, reports):
+    # JS20004 and JS20008 carry all-constant V2, V4, V6 in the CinC files themselves.
+    by_id = {r.id: q for r, q in zip(cinc, reports)}
+    for rid in ("JS20004", "JS20008"):
+        flat = [lq.lead for lq in by_id[rid].leads if "flat" in lq.flags]
+        assert flat == ["V2", "V4", "V6"], by_id[rid].summary
+        assert by_id[rid].summary.startswith("flat:V2,V4,V6")
+
+
+def test_la_ra_swap_is_flagged_on_every_clean_record(cinc, reports):
+    clean = _clean(cinc, reports)
+    assert len(clean) >= 30
+    for rec in clean:
+        s = rec.signal
+        i = rec.leads.index
+        swapped = _with(rec, I=-s[i("I")], II=s[i("III")], III=s[i("II")], aVR=s[i("aVL")], aVL=s[i("aVR")])
+        q = assess(swapped)
+        assert not q.good and "reversal:LA-RA" in q.record_flags, (rec.id, q.summary)
+
+
+def test_ra_ll_swap_is_flagged(cinc, reports):
+    clean = _clean(cinc, reports)
+    hits = 0
+    for rec in clean:
+        s = rec.signal
+        i = rec.leads.index
+        swapped = _with(rec, I=-s[i("III")], II=-s[i("II")], III=-s[i("I")], aVR=s[i("aVF")], aVF=s[i("aVR")])
+        hits += any(f.startswith("reversal") for f in assess(swapped).record_flags)
+    assert hits / len(clean) >= 0.9
+
+
+def test_la_ra_swap_without_precordial_leads_uses_polarity(cinc, reports):
+    rec = next(r for r, q in zip(cinc, reports) if q.good and r.id == "HR06001")
+    limb = rec.replace(signal=rec.signal[:6], leads=rec.leads[:6])
+    assert assess(limb).good
+    s = limb.signal
+    swapped = limb.replace(signal=np.stack([-s[0], s[2], s[1], s[4], s[3], s[5]]))
+    assert "reversal:LA-RA" in assess(swapped).record_flags
+
+
+def test_one_zeroed_precordial_lead_is_flagged_for_that_lead(cinc, reports):
+    for rec in _clean(cinc, reports)[:10]:
+        q = assess(_with(rec, V3=np.zeros(rec.n_samples)))
+        assert q.flagged_leads() == ("V3",), q.summary
+        assert q.summary == "flat:V3"
+
+
+def test_clipping_is_flagged(cinc, reports):
+    for rec in _clean(cinc, reports)[:10]:
+        lim = 0.5 * np.abs(rec.signal).max(axis=1, keepdims=True)
+        q = assess(rec.replace(signal=np.clip(rec.signal, -lim, lim)))
+        clipped = [lq.lead for lq in q.leads if "clipped" in lq.flags]
+        assert len(clipped) >= 6, (rec.id, q.summary)
+
+
+def test_noise_powerline_baseline_amplitude_gap_and_nan(cinc, reports):
+    rec = _clean(cinc, reports)[0]
+    t = np.arange(rec.n_samples) / rec.fs
+    rng = np.random.default_rng(0)
+    v1 = rec.signal[rec.leads.index("V1")]
+    cases = {
+        "noise": v1 + rng.normal(0, 0.4, v1.size),
+        "powerline": v1 + 0.5 * np.sin(2 * np.pi * 50 * t),
+        "baseline": v1 + 2.5 * np.sin(2 * np.pi * 0.3 * t),
+        "amplitude": v1 * 20,
+        "gap": np.where((t > 3) & (t < 5), 0.0, v1),
+        "missing": np.where((t > 3) & (t < 3.1), np.nan, v1),
+    }
+    for flag, row in cases.items():
+        q = assess(_with(rec, V1=row))
+        lead = q.leads[rec.leads.index("V1")]
+        assert flag in lead.flags, (flag, q.summary)
+        assert q.flagged_leads() == ("V1",), (flag, q.summary)
+
+
+def test_einthoven_inconsistency_and_lead_off_statement(cinc, reports):
+    rec = _clean(cinc, reports)[0]
+    s = rec.signal
+    q = assess(_with(rec, III=s[rec.leads.index("aVF")]))  # a mislabelled limb lead
+    assert "einthoven" in q.record_flags
+    off = rec.replace(meta={**rec.meta, "lead_off": True})
+    assert assess(off).record_flags == ("lead_off",) and not assess(off).good
+    said = rec.replace(meta={**rec.meta, "lead_off_statement": "All leads missing"})
+    assert assess(said).summary == "lead_off"
+    one = rec.replace(meta={**rec.meta, "leads_off": ("v2",)})
+    assert assess(one).summary == "lead_off:V2"
+
+
+def test_thresholds_are_honoured_and_documented(cinc, reports):
+    rec = _clean(cinc, reports)[0]
+    strict = QualityThresholds(flat_ptp_mv=100.0)
+    assert all("flat" in lq.flags for lq in assess(rec, strict).leads)
+    flags = {f for q in reports for lq in q.leads for f in lq.flags} | {"lead_off", "einthoven", "reversal"}
+    assert flags <= set(CHECKS)
+
+
+def test_report_is_strict_json_and_bounded_on_awkward_input():
+    rec = ecgfounder.Recording(np.full((2, 3000), np.nan), 500.0, ("I", "II"))
+    d = assess(rec).to_dict()
+    json.loads(json.dumps(d, allow_nan=False))
+    assert not d["good"] and "missing" in d["leads"][0]["flags"]
+    short = ecgfounder.Recording(np.zeros((1, 1)), 500.0, ("I",))
+    assert assess(short).summary == "flat:I"
+    empty = ecgfounder.Recording(np.zeros((1, 0)), 500.0, ("I",))
+    assert assess(empty).summary == "missing:I"
+    # a 2-hour record is assessed on its first 5 minutes: bounded time and memory
+    long = ecgfounder.Recording(np.random.default_rng(1).normal(0, 0.1, (1, 200 * 7200)), 200.0, ("II",))
+    assert assess(long).leads[0].indices["ptp_mv"] > 0

@@ -1,0 +1,56 @@
+"""The small shared file helpers: atomic writes, strict JSON, the cache folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgfounder._fileio import atomic_path, atomic_write, cache_dir, partial_path, to_jsonable, write_json
+
+
+def test_atomic_write_publishes_with_ordinary_mode_and_leaves_nothing_on_failure(tmp_path):
+    p = atomic_write(tmp_path / "sub" / "a.txt", "hello")
+    assert p.read_text() == "hello" and not partial_path(p).exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert not (tmp_path / "b.bin").exists() and not partial_path(tmp_path / "b.bin").exists()
+    assert partial_path(tmp_path / "b.bin").name == ".b.bin.partial"
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    a: float
+    b: tuple
+
+
+def test_to_jsonable_gives_strict_json(tmp_path):
+    obj = {"x": np.float32(1.5), "n": np.int64(3), "nan": float("nan"), "arr": np.array([1.0, np.inf]),
+           "p": Path("/a/b"), "cfg": _Cfg(np.nan, (1, 2)), 4: {"s": {"b", "a"}}}
+    out = to_jsonable(obj)
+    text = json.dumps(out, allow_nan=False)  # raises on NaN: strict JSON
+    assert json.loads(text) == {"x": 1.5, "n": 3, "nan": None, "arr": [1.0, None], "p": "/a/b",
+                                "cfg": {"a": None, "b": [1, 2]}, "4": {"s": ["a", "b"]}}
+    write_json(tmp_path / "w.json", obj)
+    assert json.loads((tmp_path / "w.json").read_text())["nan"] is None
+
+
+def test_cache_dir_honours_env_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "c"))
+    assert cache_dir("runtime") == tmp_path / "c" / "runtime"
+    monkeypatch.delenv("ECGFOUNDER_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "x" / "ecgfounder"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir("w") == Path.home() / ".cache" / "ecgfounder" / "w"
+    assert not (tmp_path / "x").exists()  # looked up, never created
