@@ -201,4 +201,4 @@ def test_forced_format_and_unknown_format_name(tmp_path):
     with pytest.raises(RecordReadError, match="unknown ECG file type"):
         eio.read(junk)
     with pytest.raises(ValueError, match="choose one of"):
-        eio.read(blob, format="ishne")
+        eio.read(blob, format="nosuchformat")

@@ -379,7 +379,9 @@ def test_checkpoint_prefix_metadata_contract_nan_and_bombs(tmp_path):
     assert "unknown keys" in _load_error(_safetensors_with_meta(good, tmp_path / "key.safetensors", json.dumps(m)))
     m = dict(meta, config=dict(meta["config"], filter_list=[16384, 16384], base_filters=4096, kernel_size=1024))
     _load_error(_safetensors_with_meta(good, tmp_path / "tb.safetensors", json.dumps(m)))
-    m = dict(meta, contract=dict(meta["contract"], n_samples=10**10))
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    m = dict(meta, contract=dict(PreprocessContract().to_dict(), n_samples=10**10))
     assert "contract" in _load_error(_safetensors_with_meta(good, tmp_path / "contract.safetensors", json.dumps(m)))
     bad = _tiny_model()
     with torch.no_grad():
