@@ -9,8 +9,8 @@ default), and its outcome counted:
   memory    MemoryError, or killed by the address-space limit
   other     any other exception (a foreign traceback)
 
-The seeds are the small real files in tests/data plus EDF, BDF, NumPy, CSV, HDF5 and gzip files
-written from a CinC 2021 record at start-up.  Mutations (seeded, reproducible): bit flips, byte
+The seeds are the small real files in tests/data plus EDF, BDF, NumPy, CSV, HDF5, CardioSoft, ISHNE
+and gzip files written from a CinC 2021 record at start-up.  Mutations (seeded, reproducible): bit flips, byte
 overwrites with boundary values, truncation, chunk deletion/duplication, and in text formats the
 replacement of a number by an absurd one (1e-9, 1e308, 1,5, nan, -1, 99999999999).
 
@@ -86,6 +86,18 @@ def seeds(work: Path) -> list[tuple[str, list[Path]]]:
                              compression="gzip", chunks=(1, 2500, 12))
         d.attrs["fs"] = 500.0
     out.append(("hdf5", [work / "seed.h5"]))
+    try:  # the CardioSoft and ISHNE writers of their tests (no such files may be shipped)
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_cs_ishne", ROOT / "tests" / "io" / "test_io_cardiosoft_ishne.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod.write_cardiosoft(work / "seed_cardiosoft.xml", rec)
+        out.append(("cardiosoft", [work / "seed_cardiosoft.xml"]))
+        mod.write_ishne(work / "seed.ecg", short.signal[[0, 1, 7]], 500, [5, 6, 12])
+        out.append(("ishne", [work / "seed.ecg"]))
+    except Exception as exc:  # noqa: BLE001
+        print(f"(no CardioSoft/ISHNE seeds: {exc})", file=sys.stderr)
     import gzip
 
     (work / "seed.xml.gz").write_bytes(gzip.compress((F / "muse_xml" / "musePHI_muse_ecg2.xml").read_bytes(), 6))

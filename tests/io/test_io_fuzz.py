@@ -42,9 +42,9 @@ def _check(res: dict) -> None:
 
 
 def test_seeded_mutants_of_every_format():
-    res = _fuzz(68, seed=0, timeout=120)  # 4 mutants of each of the 17 seed formats
+    res = _fuzz(76, seed=0, timeout=120)  # 4 mutants of each of the 19 seed formats
     _check(res)
-    assert len(res["per_format"]) == 17
+    assert len(res["per_format"]) == 19
 
 
 @pytest.mark.slow

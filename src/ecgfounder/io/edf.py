@@ -242,9 +242,8 @@ def _record_duration(n: int, fs: float) -> float | None:
     """A data-record duration (s) whose sample count divides ``n`` exactly, so that the file holds
     the record without padding, written exactly in the 8-character header field; ``None`` if none."""
     best = None
-    for spr in range(1, min(n, int(fs * 60)) + 1):
-        if n % spr:
-            continue
+    divisors = {d for k in range(1, int(n ** 0.5) + 1) if n % k == 0 for d in (k, n // k)}
+    for spr in sorted(divisors):
         d = spr / fs
         text = f"{d:.6g}"
         if 0.001 <= d <= 60 and len(text) <= 8 and abs(float(text) * fs - spr) < 1e-6:
