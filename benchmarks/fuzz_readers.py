@@ -232,7 +232,7 @@ def run(n: int, seed: int, fork: bool, seconds: float, mem_bytes: int, work: Pat
     import ecgfounder.io  # noqa: F401  (import once, before forking: children must not pay for imports)
     import ecgfounder.signal.preprocess  # noqa: F401
 
-    for mod in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "sierra", "arrays", "compressed"):
+    for mod in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "sierra", "arrays", "hdf5", "compressed", "cardiosoft", "ishne"):
         importlib.import_module(f"ecgfounder.io.{mod}")
     for lib in ("wfdb", "pyedflib", "pydicom", "h5py", "defusedxml.ElementTree", "sierraecg.xli", "zstandard",
                 "scipy.signal"):

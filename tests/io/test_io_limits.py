@@ -22,7 +22,7 @@ import ecgfounder.io as eio
 from ecgfounder.errors import CheckpointError, ECGFounderError, RecordReadError
 
 # the readers' heavy imports happen once here, not in every forked child
-for _fmt in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "arrays"):
+for _fmt in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "arrays", "hdf5"):
     __import__(f"ecgfounder.io.{_fmt}")
 import defusedxml.ElementTree  # noqa: E402,F401
 import h5py  # noqa: E402,F401

@@ -11,7 +11,6 @@ import gzip
 import json
 import lzma
 import re
-import shutil
 import struct
 import warnings
 import zipfile

@@ -30,14 +30,14 @@ FORMATS: dict[str, str] = {
     "npy": "ecgfounder.io.arrays:read_npy",
     "npz": "ecgfounder.io.arrays:read_npz",
     "csv": "ecgfounder.io.arrays:read_csv",
-    "hdf5": "ecgfounder.io.arrays:read_hdf5",
+    "hdf5": "ecgfounder.io.hdf5:read_hdf5",
 }
 
 # formats whose files may hold many recordings -> "module:function" yielding them
 _ITERATORS: dict[str, str] = {
     "npy": "ecgfounder.io.arrays:iter_npy",
     "npz": "ecgfounder.io.arrays:iter_npz",
-    "hdf5": "ecgfounder.io.arrays:iter_hdf5",
+    "hdf5": "ecgfounder.io.hdf5:iter_hdf5",
 }
 
 ALIASES: dict[str, str] = {
