@@ -158,8 +158,13 @@ def test_lead_off_statement_is_flagged(tmp_path):
     p.write_bytes(text.replace("Ventricular-paced rhythm", "All leads off", 1).encode("latin-1"))
     with pytest.warns(UserWarning, match="missing or disconnected leads"):
         rec = eio.read(p)
-    assert rec.meta["lead_off_statement"] == "All leads off"
+    assert rec.meta["lead_off_statement"] == "All leads off" and rec.meta["lead_off"] is True
     assert "lead_off_statement" not in _read(MUSE).meta
+    p2 = tmp_path / "two_off.xml"
+    p2.write_bytes(text.replace("Ventricular-paced rhythm", "Lead(s) unsuitable for analysis: V1, aVL", 1).encode("latin-1"))
+    with pytest.warns(UserWarning, match="V1, aVL off"):
+        rec2 = eio.read(p2)
+    assert rec2.meta["leads_off"] == ("V1", "aVL") and "lead_off" not in rec2.meta
 
 
 # ------------------------------------------------------------------ 5. one derived-lead policy

@@ -7,8 +7,10 @@
   append) is cut off: ``meta['calibration_trimmed']``, ``meta['calibration_pulse_s']``;
 * missing limb leads are derived from I and II (:func:`~ecgfounder.signal.leads.complete_limb_leads`):
   ``meta['derived_leads']``;
-* a device statement saying that leads were off or missing: ``meta['lead_off_statement']`` and a
-  warning;
+* a device statement saying that leads were off or missing: for the whole recording
+  ``meta['lead_off'] = True`` and ``meta['lead_off_statement']``; naming leads (``'Lead(s) unsuitable
+  for analysis: V1, V2'``) ``meta['leads_off']`` (names) and ``meta['leads_off_statement']``; with a
+  warning (the keys ``signal/quality.py`` reads);
 * ``max_duration``: only the first ``max_duration`` seconds are kept (``meta['truncated_from_s']``);
 * the notes readers made while reading (``encoding_fixed``, ``compression``, ...) join ``meta``.
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ..signal.leads import complete_limb_leads
+from ..signal.leads import canonical_lead, complete_limb_leads
 from .limits import check_fs
 
 __all__ = ["finish", "trailing_calibration", "lead_off_statement"]
@@ -75,6 +77,20 @@ def lead_off_statement(statements: Iterable[Any]) -> str | None:
     return None
 
 
+_LEAD_TOKEN = re.compile(r"(?<![\w-])(III|II|I|aVR|aVL|aVF|V[1-9])(?![\w])", re.I)
+
+
+def _named_leads(statement: str) -> tuple[str, ...]:
+    """Lead names listed in a statement (``'Lead(s) unsuitable for analysis: V1, V2'`` → V1, V2)."""
+    tail = statement.split(":", 1)[1] if ":" in statement else statement
+    out: list[str] = []
+    for m in _LEAD_TOKEN.finditer(tail):
+        name = canonical_lead(m.group(1))
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = True,
            max_duration: float | None = None, seen: set | None = None) -> Recording:
     """Apply the reading policy to ``rec`` (read from ``path``); see the module docstring.
@@ -118,8 +134,15 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
             stmts.extend(v)
     off = lead_off_statement(stmts)
     if off:
-        meta["lead_off_statement"] = off
-        warn.append(f"the device reports missing or disconnected leads ({off!r}); the signal may not be an ECG")
+        named = _named_leads(off)
+        if named and not re.search(r"\ball\b", off, re.I):
+            meta["leads_off"] = named
+            meta["leads_off_statement"] = off
+            warn.append(f"the device reports lead(s) {', '.join(named)} off or unsuitable ({off!r})")
+        else:
+            meta["lead_off"] = True
+            meta["lead_off_statement"] = off
+            warn.append(f"the device reports missing or disconnected leads ({off!r}); the signal may not be an ECG")
     messages = [m for _k, _v, m in notes if m] + ([f"{path}: " + "; ".join(warn)] if warn else [])
     for key, value, _message in notes:
         meta[key] = value
