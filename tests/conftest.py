@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,22 @@ import torch
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# the suite is sized for 2 cores: one torch thread per pytest-xdist worker (``-n 2``), two otherwise
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_package_cache(tmp_path_factory):
+    """The package's cache (window cache, exported/quantised models) in a folder of this test
+    process: tests never touch the user's ~/.cache/ecgfounder, and two xdist workers never write
+    the same cache file at once."""
+    old = os.environ.get("ECGFOUNDER_CACHE")
+    os.environ["ECGFOUNDER_CACHE"] = str(tmp_path_factory.mktemp("ecgfounder-cache"))
+    yield
+    if old is None:
+        os.environ.pop("ECGFOUNDER_CACHE", None)
+    else:
+        os.environ["ECGFOUNDER_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +94,19 @@ def tiny_ckpt12(tmp_path_factory, tiny12) -> Path:
     from ecgfounder.models.loading import save_model
 
     return save_model(tiny12, tmp_path_factory.mktemp("tiny") / "tiny12.safetensors")
+
+
+@pytest.fixture
+def stand_in_hub(tmp_path, monkeypatch):
+    """A local stand-in for the Hugging Face Hub (tests/hub_server.py); huggingface_hub in this
+    process downloads from and pushes to it, with its cache under ``tmp_path``."""
+    import huggingface_hub.constants as hfc
+    from hub_server import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield hub
+

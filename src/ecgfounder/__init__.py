@@ -35,6 +35,8 @@ _LAZY = {
     "PreprocessContract": ("signal.preprocess", "PreprocessContract"),
     "preprocess": ("signal.preprocess", "preprocess"),
     "quality": ("signal.quality", "assess"),
+    "explain": ("explain.attribution", "explain"),
+    "calibrate": ("explain.calibration", "calibrate"),
 }
 
 
@@ -66,6 +68,8 @@ __all__ = [
     "predict",
     "embed",
     "quality",
+    "explain",
+    "calibrate",
     "ECGFOUNDER_LABELS",
     "ECGFounderError",
     "RecordReadError",

@@ -11,13 +11,18 @@ The page is drawn in millimetres at true paper scale (25 mm/s, 10 mm/mV by defau
 Each lead is drawn relative to its median over the shown window (display only; the recording is
 not changed).  ``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.prediction.predict`,
 are printed in the header.
+
+Overlays (used by the per-record report, :mod:`ecgfounder.explain.report`): ``shading`` colours the
+background of each lead where an attribution map is high (one colour per finding, intensity =
+weight in [0, 1] at the recording's samples), ``flagged_leads`` marks leads a quality check flagged
+(red name and frame), and ``footer`` prints lines of text under the grid.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -34,6 +39,9 @@ _COLUMNS = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4"
 _MARGIN = 10.0        # mm around the grid
 _CAL_W = 10.0         # mm of grid before each row, holding the calibration pulse
 _HEADER = 24.0        # mm above the grid for text
+_FLAG = "#c0392b"
+SHADE_COLOURS = ("#f39c12", "#2e86c1", "#27ae60", "#8e44ad")  # one per shaded finding
+_LINE_MM = 3.4        # footer line height
 
 
 def _window(rec: Recording, start: float, seconds: float) -> tuple[np.ndarray, float]:
@@ -89,6 +97,26 @@ def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gai
     ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
 
 
+def _shade(ax, x0: float, y0: float, w: np.ndarray | None, fs: float, speed: float, half: float, colour: str) -> None:
+    """Background colour behind a trace where ``w`` (values in [0, 1], one per sample) is high: four
+    intensity levels drawn as vector rectangles (crisp in PDF, cheap to render)."""
+    if w is None or w.size == 0 or not np.any(w > 0):
+        return
+    q = np.ceil(np.clip(w, 0.0, 1.0) * 4).astype(int)
+    cut = np.flatnonzero(np.diff(q)) + 1
+    starts, stops = np.r_[0, cut], np.r_[cut, q.size]
+    for level in range(1, 5):
+        spans = [(x0 + a / fs * speed, (b - a) / fs * speed) for a, b in zip(starts, stops) if q[a] == level]
+        if spans:
+            ax.broken_barh(spans, (y0 - half, 2 * half), facecolors=colour, alpha=0.14 * level, linewidth=0, zorder=2)
+
+
+def _flag(ax, x0: float, y0: float, width: float, half: float) -> None:
+    xs = [x0 + 0.4, x0 + width - 0.4, x0 + width - 0.4, x0 + 0.4, x0 + 0.4]
+    ys = [y0 - half, y0 - half, y0 + half, y0 + half, y0 - half]
+    ax.plot(xs, ys, color=_FLAG, linewidth=0.7, linestyle="--", zorder=4)
+
+
 def _dx_names(codes) -> list[str]:
     """SNOMED-CT diagnosis codes (WFDB ``Dx`` comments of the CinC data) as readable names."""
     from .labels.mappings import snomed_mapping
@@ -137,6 +165,9 @@ def plot_ecg(
     speed: float = 25.0,
     gain: float = 10.0,
     title: str | None = None,
+    shading: Sequence[tuple[str, Mapping[str, np.ndarray]]] | None = None,
+    flagged_leads: Sequence[str] = (),
+    footer: str | None = None,
 ):
     """Draw ``recording`` as an ECG printout; returns the matplotlib ``Figure``.
 
@@ -150,6 +181,11 @@ def plot_ecg(
         findings: ``[(label, probability), ...]`` to print in the header (e.g. the model's top 3).
         speed: paper speed in mm/s.  gain: amplitude scale in mm/mV.
         title: replaces the record id in the header.
+        shading: ``[(finding, {lead: weights}), ...]``: per finding (up to 4, coloured
+            :data:`SHADE_COLOURS` in order) and lead, weights in [0, 1] on the recording's samples,
+            drawn as background colour behind the trace.
+        flagged_leads: leads to mark as flagged by a quality check (red name, dashed frame).
+        footer: text printed under the grid (the page grows to hold it).
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
@@ -161,6 +197,10 @@ def plot_ecg(
     seconds = 10.0
     sig, t0 = _window(recording, start, seconds)
     fs = recording.fs
+    i0 = int(round(t0 * fs))
+    shades = [(name, colour, {canonical_lead(k): np.asarray(v, float)[i0:i0 + sig.shape[1]] for k, v in maps.items()})
+              for (name, maps), colour in zip(shading or (), SHADE_COLOURS)]
+    flagged = {canonical_lead(x) for x in flagged_leads}
     shown = sig.shape[1] / fs
     width = seconds * speed
     rows = _lead_rows(recording, sig)
@@ -183,12 +223,13 @@ def plot_ecg(
         n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
     grid_w = _CAL_W + width
     grid_h = n_rows * row_h
+    foot_h = (footer.count("\n") + 1) * _LINE_MM + 4 if footer else 0.0
     page_w = grid_w + 2 * _MARGIN
-    page_h = grid_h + 2 * _MARGIN + _HEADER
+    page_h = grid_h + 2 * _MARGIN + _HEADER + foot_h
     fig = Figure(figsize=(page_w / 25.4, page_h / 25.4), dpi=150)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-_MARGIN, grid_w + _MARGIN)
-    ax.set_ylim(-_MARGIN, grid_h + _MARGIN + _HEADER)
+    ax.set_ylim(-_MARGIN - foot_h, grid_h + _MARGIN + _HEADER)
     ax.set_aspect("equal")
     ax.axis("off")
     _grid(ax, 0, grid_w, 0, grid_h)
@@ -198,6 +239,17 @@ def plot_ecg(
     def baseline(r: int) -> float:
         return grid_h - (r + 0.5) * row_h
 
+    def overlay(name: str, x0: float, y0: float, a: int, b: int | None, span: float) -> None:
+        for _, colour, maps in shades:
+            w = maps.get(name)
+            _shade(ax, x0, y0, None if w is None else w[a:b], fs, speed, row_h * 0.45, colour)
+        if name in flagged:
+            _flag(ax, x0, y0, span, row_h * 0.45)
+
+    def lead_label(x: float, y: float, name: str) -> None:
+        bad = name in flagged
+        ax.text(x, y, name + (" (flagged)" if bad else ""), **{**label_kw, "color": _FLAG if bad else _TRACE})
+
     if layout == "12lead":
         seg = seconds / 4
         n_seg = int(round(seg * fs))
@@ -205,20 +257,23 @@ def plot_ecg(
             x0 = _CAL_W + c * seg * speed
             for r, name in enumerate(col):
                 v = rows[name][c * n_seg:(c + 1) * n_seg]
+                overlay(name, x0, baseline(r), c * n_seg, (c + 1) * n_seg, seg * speed)
                 _trace(ax, x0, baseline(r), v, fs, speed, gain, clip)
-                ax.text(x0 + 1.5, baseline(r) + 0.28 * row_h, name, **label_kw)
+                lead_label(x0 + 1.5, baseline(r) + 0.28 * row_h, name)
                 if c:
                     ax.plot([x0, x0], [baseline(r) - 3, baseline(r) + 3], color=_TRACE, linewidth=0.8, zorder=3)
         for r in range(3):
             _cal_pulse(ax, 0, baseline(r), gain)
         _cal_pulse(ax, 0, baseline(3), gain)
+        overlay(rl, _CAL_W, baseline(3), 0, None, width)
         _trace(ax, _CAL_W, baseline(3), rows[rl], fs, speed, gain, clip)
-        ax.text(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl, **label_kw)
+        lead_label(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl)
     else:
         for r, name in enumerate(sel):
             _cal_pulse(ax, 0, baseline(r), gain)
+            overlay(name, _CAL_W, baseline(r), 0, None, width)
             _trace(ax, _CAL_W, baseline(r), rows[name], fs, speed, gain, clip)
-            ax.text(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, **label_kw)
+            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name)
     extra = f", shown {t0:g}–{t0 + shown:g} s" if (t0 > 0 or recording.duration > seconds + 1e-9) else ""
     left, right = _header_text(recording, findings, extra)
     if title:
@@ -228,6 +283,14 @@ def plot_ecg(
     if right:
         ax.text(grid_w * 0.42, top, right, fontsize=7.5, va="top", ha="left", zorder=4)
     ax.text(grid_w, -2, f"{speed:g} mm/s   {gain:g} mm/mV", fontsize=7, va="top", ha="right", zorder=4)
+    if shades:
+        x = 0.0
+        for name, colour, _ in shades:
+            ax.text(x, -2, f"\u25a0 {name}", color=colour, fontsize=7, va="top", ha="left", zorder=4)
+            x += 8 + 1.6 * len(name)
+    if footer:
+        ax.text(0, -_MARGIN + 2, footer, fontsize=7, va="top", ha="left", family="DejaVu Sans", zorder=4,
+                linespacing=1.35)
     return fig
 
 

@@ -30,11 +30,11 @@ def tiny_model(n_leads: int = 12, n_classes: int = 150, seed: int = 0) -> Net1D:
     return Net1D(Net1DConfig(in_channels=n_leads, n_classes=n_classes, **TINY_CONFIG)).eval()
 
 
-def synthetic_state_dict(n_leads: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
+def synthetic_state_dict(n_leads: int = 12, seed: int = 0, config: Net1DConfig | None = None) -> dict[str, torch.Tensor]:
     """Deterministic weights anyone can rebuild (the golden outputs' recipe): walk the state dict
     in order; BatchNorm tensors get their defaults; every other tensor
     ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` from one ``torch.Generator`` seeded with ``seed``."""
-    model = Net1D(Net1DConfig(in_channels=n_leads))
+    model = Net1D(config or Net1DConfig(in_channels=n_leads))
     g = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     for key, t in model.state_dict().items():
@@ -56,7 +56,8 @@ def synthetic_state_dict(n_leads: int = 12, seed: int = 0) -> dict[str, torch.Te
     return out
 
 
-def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: int = 0) -> Path:
+def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: int = 0,
+                               config: Net1DConfig | None = None) -> Path:
     """Write a checkpoint exactly in the published format (a ``torch.save``d dict with numpy
     scalars beside ``state_dict``) holding :func:`synthetic_state_dict` weights.  For tests."""
     p = Path(path)
@@ -64,7 +65,7 @@ def build_synthetic_checkpoint(path: str | os.PathLike, leads: int = 12, seed: i
     ckpt = {
         "epoch": 0,
         "step": np.int64(0),
-        "state_dict": synthetic_state_dict(leads, seed),
+        "state_dict": synthetic_state_dict(leads, seed, config),
         "val_auroc": np.float64(0.5),
     }
     torch.save(ckpt, p)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,7 +90,8 @@ def test_table_errors_are_one_line(tmp_path, rng, capsys):
 
 
 def _cache_auroc_check(out, ls, test_records):
-    """per_label AUROC equals scikit-learn on the cached scores of the test records."""
+    """per_label AUROC equals scikit-learn on the cached scores of the test records (evaluable
+    entries only; a composite target scored as the max of its members' outputs)."""
     cache = next((out / "cache").glob("predictions-*.csv"))
     scores = pd.read_csv(cache)
     scores.index = [p.rsplit("/", 1)[-1].rsplit(".", 1)[0] for p in scores["path"]]
@@ -98,35 +101,43 @@ def _cache_auroc_check(out, ls, test_records):
         j = ls.labels.index(lab)
         rows = [ls.records.index(r) for r in test_records]
         stems = [ls.paths[i].rsplit("/", 1)[-1].rsplit(".", 1)[0] for i in rows]
-        sc = scores.loc[stems, lab].to_numpy()
-        assert per.loc[lab, "auroc"] == pytest.approx(skm.roc_auc_score(ls.y[rows, j], sc), abs=1e-9)
+        sc = scores.loc[stems, list(ls.members[lab])].to_numpy().max(axis=1)
+        m = ls.evaluable[rows, j]
+        assert per.loc[lab, "auroc"] == pytest.approx(skm.roc_auc_score(ls.y[rows, j][m], sc[m]), abs=1e-9)
         checked += 1
     return checked
 
 
 def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, capsys):
-    from ecgfounder.eval.datasets import load_ptbxl
+    from ecgfounder.datasets import load_ptbxl
 
     out = tmp_path / "ptbxl"
     base = ["evaluate", "ptbxl", "--root", str(ptbxl_root), "--checkpoint", str(synthetic_checkpoint),
             "--out", str(out), "--batch-size", "8", "--no-progress"]
-    assert main(base + ["--n-boot", "200"]) == 0
+    assert main(base + ["--n-boot", "50", "--no-plots"]) == 0  # figures: test_report_runner
     cap = capsys.readouterr()
     assert "0 from cache, 10 computed" in cap.err
     per = pd.read_csv(out / "per_label.csv", index_col="label")
     ls = load_ptbxl(ptbxl_root)
     assert list(per.index) == list(ls.labels)  # mapped labels only, model order
     test_records = [r for r, f in zip(ls.records, ls.folds) if f == 10]
-    assert (per["n"] == len(test_records)).all()
+    axis = per.index.str.contains("AXIS")  # the fixture has no heart_axis column: axis unknown, never a negative
+    assert axis.sum() == 7 and (per.loc[axis, "n"] == 0).all() and (per.loc[~axis, "n"] == len(test_records)).all()
     assert set(per.index[per["defined"]]) == {"NONSPECIFIC ST ABNORMALITY", "SINUS TACHYCARDIA"}
     # SINUS TACHYCARDIA has no positive in the tuning folds: AUROC defined, thresholded metrics not
     assert np.isnan(per.loc["SINUS TACHYCARDIA", "threshold"]) and np.isnan(per.loc["SINUS TACHYCARDIA", "sensitivity"])
     assert _cache_auroc_check(out, ls, test_records) == 2
     md = (out / "report.md").read_text()
     assert "undefined" in md and "Labels not evaluable on this dataset" in md and "2AVB" in md
-    assert (out / "roc_rhythm.png").is_file() and (out / "calibration.png").is_file()
+    assert not (out / "calibration.png").exists()
     settings = (out / "settings.json").read_text()
     assert '"bootstrap_unit": "patient"' in settings and '"n_groups": 4' in settings  # HR06004/5 share a patient
+    st = json.loads(settings)
+    assert st["protocol"] == "ours" and st["preprocessing_mode"] == "published" and len(st["model_fingerprint"]) == 64
+    import hashlib
+
+    assert st["weights_sha256"] == hashlib.sha256(synthetic_checkpoint.read_bytes()).hexdigest()
+    assert st["threshold_source"].startswith("tuning split") and st["package_version"]
 
     # second run: thresholds from the first, predictions from the cache
     out_thr = out / "thresholds.csv"
@@ -139,19 +150,67 @@ def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, 
 
 
 def test_cinc2021_end_to_end(cinc_root, synthetic_checkpoint, tmp_path, capsys):
-    from ecgfounder.eval.datasets import load_cinc2021
-    from ecgfounder.eval.runner import random_split
+    from ecgfounder.datasets import load_cinc2021
+    from ecgfounder.eval.splits import stratified_split
 
     out = tmp_path / "cinc"
     rc = main(["evaluate", "cinc2021", "--root", str(cinc_root), "--checkpoint", str(synthetic_checkpoint),
-               "--out", str(out), "--n-boot", "200", "--no-plots", "--no-progress", "--batch-size", "16"])
+               "--out", str(out), "--n-boot", "50", "--no-plots", "--no-progress", "--batch-size", "16"])
     assert rc == 0
     assert "50 computed, 0 failed" in capsys.readouterr().err  # all 50 real records
     ls = load_cinc2021(cinc_root)
-    test = ~random_split(len(ls), 0.5, seed=0)
+    test = ~stratified_split(0.5, ls.patients, ls.sources, seed=0)
     test_records = [r for r, t in zip(ls.records, test) if t]
     per = pd.read_csv(out / "per_label.csv", index_col="label")
-    assert (per["n"] == len(test_records)).all()
+    assert ((per["n"] + per["n_excluded"]) == len(test_records)).all()
+    # bar: one row for the sinus-rhythm finding, its two MUSE wordings listed as members
+    assert "SINUS RHYTHM" not in per.index and "NORMAL SINUS RHYTHM" not in per.index
+    assert per.loc["SINUS RHYTHM (either wording)", "members"] == "SINUS RHYTHM + NORMAL SINUS RHYTHM"
+    src = pd.Series([r.rstrip("0123456789") for r in test_records]).value_counts()
+    assert src.to_dict() == {"E": 10, "JS": 10, "HR": 5}  # half of every source database (20, 20, 10 records)
     assert _cache_auroc_check(out, ls, test_records) >= 3
     summ = pd.read_csv(out / "summary.csv", index_col="summary")
-    assert summ.loc["macro", "n_labels"] == per["defined"].sum()
+    assert summ.loc["macro", "n_labels"] == per["summarised"].sum() < per["defined"].sum()  # rare labels set apart
+    assert summ.loc["macro", "n_rare"] == (per["defined"] & ~per["summarised"]).sum()
+    assert (per.loc[per["summarised"], "n_pos"] >= 10).all() and (per.loc[per["defined"] & ~per["summarised"], "n_pos"] < 10).all()
+
+
+def test_ptbxl_published_protocol(ptbxl_root, synthetic_checkpoint, tmp_path, capsys):
+    """--protocol published: all records, z-score only, thresholds on the evaluated records, and the
+    report's JSON and text say so (bar: the JSON names the preprocessing mode and the protocol)."""
+    out = tmp_path / "pub"
+    assert main(["evaluate", "ptbxl", "--root", str(ptbxl_root), "--checkpoint", str(synthetic_checkpoint), "--out", str(out),
+                 "--protocol", "published", "--no-progress", "--no-cache"]) == 0
+    text = capsys.readouterr()
+    assert "all 10 records" in text.err and "undefined = 0" in text.out
+    st = json.loads((out / "settings.json").read_text())
+    assert st["protocol"] == "published" and st["preprocessing_mode"] == "zscore" and st["n_records"] == 10
+    assert st["threshold_source"] == "the evaluated records themselves" and st["n_labels"] == 150
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    assert len(per) == 150 and "SINUS RHYTHM" in per.index and "NORMAL SINUS RHYTHM" in per.index  # the script's rows
+    assert st["mean_auroc_undefined_as_0"] == pytest.approx(per["auroc"].fillna(0).mean())
+    assert "What this protocol does wrong" in (out / "report.md").read_text()
+
+
+def test_help_says_which_number_is_comparable(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "ptbxl", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0.924" in text and "--protocol" in text and "published" in text
+
+
+def test_cinc2021_thresholds_from_a_separate_folder(cinc_root, synthetic_model, tmp_path):
+    import shutil
+
+    from ecgfounder.eval.jobs import ReportOptions, evaluate_cinc2021
+
+    for part, names in (("tune", ["E07500", "E07501", "HR06000", "JS20000"]), ("test", ["E07502", "HR06001", "JS20001"])):
+        (tmp_path / part).mkdir()
+        for n in names:
+            for ext in (".hea", ".mat"):
+                shutil.copy(cinc_root / f"{n}{ext}", tmp_path / part / f"{n}{ext}")
+    run = evaluate_cinc2021(tmp_path / "test", synthetic_model, tune_root=tmp_path / "tune",
+                            report=ReportOptions(out=tmp_path / "out", n_boot=0, plots=False))
+    st = run.result.settings
+    assert st["n_records"] == 3 and st["n_tune"] == 4 and st["threshold_source"].startswith(f"folder {tmp_path / 'tune'}")
+    assert (tmp_path / "out" / "thresholds.csv").is_file()

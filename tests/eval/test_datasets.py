@@ -1,12 +1,14 @@
-"""Ground truth of the PTB-XL layout and the CinC 2021 layout from the real records."""
+"""The dataset layer: PTB-XL and CinC 2021 ground truth from the real records, the field parsers,
+patients of the CinC PTB-XL records, MIMIC-IV-ECG manifests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from evalhelpers import CINC, HR_RECORDS, header_dx
-from ecgfounder.eval.datasets import load_cinc2021, load_label_table, load_ptbxl
+
+from ecgfounder.datasets import DatasetError, load_cinc2021, load_label_table, load_ptbxl, mimic_iv_ecg_manifest, parse_dx, parse_scp_codes
+from ecgfounder.datasets.cinc2021 import cinc2021_manifest
 
 
 def test_load_ptbxl(ptbxl_root):
@@ -17,9 +19,10 @@ def test_load_ptbxl(ptbxl_root):
     y = ls.y
     i = ls.records.index("6002")  # HR06002: sinus bradycardia, IRBBB, sinus rhythm
     assert y[i, col["SINUS BRADYCARDIA"]] and y[i, col["INCOMPLETE RIGHT BUNDLE BRANCH BLOCK"]]
-    assert y[:, col["SINUS RHYTHM"]].all()
+    assert y[:, col["SINUS RHYTHM (either wording)"]].all()
     assert y[:, col["SINUS TACHYCARDIA"]].sum() == 1
-    assert "NORMAL ECG" in ls.labels and not y[:, col["NORMAL ECG"]].any()
+    assert "NORMAL ECG (either wording)" in ls.labels and not y[:, col["NORMAL ECG (either wording)"]].any()
+    assert ls.members["NORMAL ECG (either wording)"] == ("NORMAL ECG", "otherwise normal ecg")
     assert "ABNORMAL ECG" in ls.not_evaluable
     assert set(ls.folds.tolist()) >= {10} and (ls.folds < 10).any()
     assert ls.patients[ls.records.index("6004")] == ls.patients[ls.records.index("6005")]
@@ -29,12 +32,12 @@ def test_load_ptbxl(ptbxl_root):
 def test_ptbxl_min_likelihood_drops_low_codes(ptbxl_root):
     ls = load_ptbxl(ptbxl_root, min_likelihood=50)  # rhythm codes have likelihood 0
     col = {lab: j for j, lab in enumerate(ls.labels)}
-    assert not ls.y[:, col["SINUS RHYTHM"]].any()
+    assert not ls.y[:, col["SINUS RHYTHM (either wording)"]].any()
     assert ls.y[:, col["NONSPECIFIC T WAVE ABNORMALITY"]].sum() == 1
 
 
 def test_ptbxl_missing_database(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ptbxl_database.csv"):
+    with pytest.raises(DatasetError, match="ptbxl_database.csv"):
         load_ptbxl(tmp_path)
 
 
@@ -47,7 +50,7 @@ def test_load_cinc2021(cinc_root):
     assert ls.y[i].sum() == 2
     j = ls.records.index("JS20005")  # PAC, RVH, sinus tachycardia, PVC
     got = {lab for lab in ls.labels if ls.y[j, col[lab]]}
-    assert got == {"PREMATURE ATRIAL COMPLEXES", "RIGHT VENTRICULAR HYPERTROPHY", "SINUS TACHYCARDIA", "PREMATURE VENTRICULAR COMPLEXES"}
+    assert got == {"PREMATURE ATRIAL OR SUPRAVENTRICULAR COMPLEXES", "RIGHT VENTRICULAR HYPERTROPHY", "SINUS TACHYCARDIA", "PREMATURE VENTRICULAR COMPLEXES"}
 
 
 def test_both_routes_agree_on_the_ptbxl_records(ptbxl_root, cinc_root):
@@ -60,7 +63,7 @@ def test_both_routes_agree_on_the_ptbxl_records(ptbxl_root, cinc_root):
     rows = [b.records.index(r) for r in HR_RECORDS]
     yb = b.y[rows][:, [b.labels.index(lab) for lab in common]]
     assert np.array_equal(ya, yb)
-    assert ya.sum() == sum(len(header_dx(CINC / f"{r}.hea")) + (1 if "426783006" in header_dx(CINC / f"{r}.hea") else 0) for r in HR_RECORDS)
+    assert ya.sum() == sum(len(header_dx(CINC / f"{r}.hea")) for r in HR_RECORDS)  # one target per code (SR is one composite)
 
 
 def test_label_table_rejects_non_binary(tmp_path):
@@ -73,3 +76,57 @@ def test_label_table_rejects_non_binary(tmp_path):
     f.write_text("record,A\nr1,1\nr1,0\n")
     with pytest.raises(ValueError, match="twice"):
         load_label_table(f)
+
+
+def test_field_parsers():
+    assert parse_dx(" 164889003, 59118001 ,") == ("164889003", "59118001")
+    assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}") == {"NORM": 100.0, "SR": 0.0}
+    assert parse_scp_codes("") == {}
+    with pytest.raises(DatasetError, match="dict"):
+        parse_scp_codes("['NORM']")
+    with pytest.raises(DatasetError, match="not a dict literal"):
+        parse_scp_codes("__import__('os')")
+
+
+def test_ptbxl_heart_axis_is_read(ptbxl_root, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_root, root)
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db["heart_axis"] = ["LAD", "MID", None, "RAD"] + ["MID"] * (len(db) - 4)
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    ls = load_ptbxl(root)
+    j = ls.labels.index("LEFT AXIS DEVIATION")
+    assert ls.y[:, j].tolist()[:3] == [True, False, False] and ls.evaluable[:, j].tolist()[:3] == [True, True, False]
+
+
+def test_cinc_ptbxl_records_grouped_by_patient(cinc_root, tmp_path):
+    import pandas as pd
+
+    db = tmp_path / "ptbxl_database.csv"
+    pd.DataFrame({"ecg_id": [6000, 6001, 6002], "patient_id": [7.0, 7.0, 8.0]}).to_csv(db, index=False)
+    ls = load_cinc2021(cinc_root, ptbxl_database=db)
+    pid = dict(zip(ls.records, ls.patients))
+    assert pid["HR06000"] == pid["HR06001"] == "ptbxl:7" and pid["HR06002"] == "ptbxl:8"
+    assert pid["HR06003"] == "HR06003" and pid["E07500"] == "E07500"  # no id known: own group
+    assert set(ls.sources) == {"HR", "E", "JS"}
+    man = cinc2021_manifest(cinc_root, ptbxl_database=db).set_index("record")
+    assert man.loc["HR06001", "patient_id"] == "ptbxl:7" and man.loc["E07500", "source"] == "E"
+
+
+def test_mimic_iv_ecg_manifest(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"subject_id": [1, 1, 2], "study_id": [10, 11, 12], "file_name": ["10", "11", "12"],
+                  "path": ["files/p1/s10/10", "files/p1/s11/11", "files/p2/s12/12"]}).to_csv(tmp_path / "record_list.csv", index=False)
+    pd.DataFrame({"study_id": [10, 12], "lvef": [35.0, 60.0]}).to_csv(tmp_path / "lvef.csv", index=False)
+    m = mimic_iv_ecg_manifest(tmp_path)
+    assert m["record"].tolist() == ["10", "11", "12"] and m["patient_id"].tolist() == ["1", "1", "2"]
+    assert m["path"].iloc[0].endswith("files/p1/s10/10.hea")
+    j = mimic_iv_ecg_manifest(tmp_path, tmp_path / "lvef.csv")
+    assert j["record"].tolist() == ["10", "12"] and j["lvef"].tolist() == [35.0, 60.0]
+    with pytest.raises(DatasetError, match="record_list.csv"):
+        mimic_iv_ecg_manifest(tmp_path / "nowhere")

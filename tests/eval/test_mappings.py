@@ -1,72 +1,80 @@
-"""The SCP-ECG and SNOMED-CT mappings to the 150 labels, and the label categories."""
+"""The SCP-ECG and SNOMED-CT mappings to the 150 labels: every row pinned, and each scoring rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ecgfounder.labels import load_labels
+from ecgfounder.labels.composites import COMPOSITES, build_targets, composite_scores, target_truth
 from ecgfounder.labels.mappings import (
     CATEGORIES,
     MAPPED_RELATIONS,
     RELATIONS,
+    LabelMapping,
+    MappingRow,
     label_categories,
-    parse_scp_codes,
     ptbxl_mapping,
     snomed_mapping,
 )
+from mapping_pins import PTBXL_ROWS, SNOMED_ROWS
 
 LABELS_DIR = Path(__file__).resolve().parents[1] / "data" / "eval" / "labels"
 
 
-@pytest.mark.parametrize(
-    "code,labels",
-    [
-        ("AFIB", {"ATRIAL FIBRILLATION"}),
-        ("CRBBB", {"RIGHT BUNDLE BRANCH BLOCK"}),
-        ("CLBBB", {"LEFT BUNDLE BRANCH BLOCK"}),
-        ("NORM", {"NORMAL ECG"}),
-        ("SBRAD", {"SINUS BRADYCARDIA"}),
-        ("STACH", {"SINUS TACHYCARDIA"}),
-        ("1AVB", {"WITH 1ST DEGREE AV BLOCK"}),
-        ("IRBBB", {"INCOMPLETE RIGHT BUNDLE BRANCH BLOCK"}),
-        ("3AVB", {"WITH COMPLETE HEART BLOCK"}),
-        ("ILMI", {"INFERIOR INFARCT", "LATERAL INFARCT"}),
-        ("SR", {"SINUS RHYTHM", "NORMAL SINUS RHYTHM"}),
-        ("2AVB", set()),  # type unknown: ambiguous, not guessed
-        ("PACE", set()),  # pacing mode unknown
-    ],
-)
-def test_ptbxl_known_cases(code, labels):
-    assert set(ptbxl_mapping().labels_for(code)) == labels
+def _rows(mapping):
+    return [(r.code, r.label, r.relation, r.candidates) for r in mapping.rows]
+
+
+def _pinned(rows, mapping):
+    out = []
+    for code, label, relation, cands in rows:
+        expanded = []
+        for tok in (t.strip() for t in cands.split(";") if t.strip()):
+            if tok.startswith("category:"):
+                expanded += [lab for lab, c in label_categories().items() if c == tok.split(":", 1)[1]]
+            else:
+                expanded.append(tok)
+        out.append((code, label, relation, tuple(dict.fromkeys(expanded))))
+    return out
+
+
+@pytest.mark.parametrize("mapping,pins", [(ptbxl_mapping(), PTBXL_ROWS), (snomed_mapping(), SNOMED_ROWS)], ids=["ptbxl", "snomed"])
+def test_every_row_is_pinned(mapping, pins):
+    """Any change to a row (e.g. LVH → RVH, 63593006 → PVC) fails here, naming the row."""
+    got, want = _rows(mapping), _pinned(pins, mapping)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g == w, f"mapping row changed: {g} != pinned {w}"
 
 
 @pytest.mark.parametrize(
-    "code,labels",
+    "mapping,code,labels",
     [
-        ("164889003", {"ATRIAL FIBRILLATION"}),
-        ("59118001", {"RIGHT BUNDLE BRANCH BLOCK"}),
-        ("713427006", {"RIGHT BUNDLE BRANCH BLOCK"}),
-        ("426177001", {"SINUS BRADYCARDIA"}),
-        ("427084000", {"SINUS TACHYCARDIA"}),
-        ("164909002", {"LEFT BUNDLE BRANCH BLOCK"}),
-        ("733534002", {"LEFT BUNDLE BRANCH BLOCK"}),
-        ("270492004", {"WITH 1ST DEGREE AV BLOCK"}),
-        ("314208002", {"ATRIAL FIBRILLATION", "WITH RAPID VENTRICULAR RESPONSE"}),
-        ("6374002", set()),  # bundle branch block, side unknown
-        ("426627000", set()),  # bradycardia, origin unknown
+        (ptbxl_mapping(), "LVH", {"LEFT VENTRICULAR HYPERTROPHY"}),
+        (ptbxl_mapping(), "RVH", {"RIGHT VENTRICULAR HYPERTROPHY"}),
+        (snomed_mapping(), "164873001", {"LEFT VENTRICULAR HYPERTROPHY"}),
+        (snomed_mapping(), "63593006", {"PREMATURE SUPRAVENTRICULAR COMPLEXES"}),
+        (snomed_mapping(), "427172004", {"PREMATURE VENTRICULAR COMPLEXES"}),
+        (ptbxl_mapping(), "ILMI", {"INFERIOR INFARCT", "LATERAL INFARCT"}),
+        (ptbxl_mapping(), "SR", {"SINUS RHYTHM", "NORMAL SINUS RHYTHM"}),
+        (ptbxl_mapping(), "NORM", {"NORMAL ECG", "otherwise normal ecg"}),
     ],
 )
-def test_snomed_known_cases(code, labels):
-    assert set(snomed_mapping().labels_for(code)) == labels
+def test_key_rows_by_meaning(mapping, code, labels):
+    assert set(mapping.labels_for(code)) == labels
 
 
-def test_every_ptbxl_statement_is_listed():
+def test_every_ptbxl_statement_and_axis_value_is_listed():
     official = set(pd.read_csv(LABELS_DIR / "ptbxl_scp_statements.csv").iloc[:, 0])
     assert len(official) == 71
-    assert set(ptbxl_mapping().codes) == official
+    codes = set(ptbxl_mapping().codes)
+    axis = {c for c in codes if c.startswith("heart_axis:")}
+    assert codes - axis == official
+    assert axis == {f"heart_axis:{v}" for v in ("LAD", "ALAD", "AXL", "RAD", "ARAD", "AXR", "SUP", "MID", "")}
 
 
 def test_every_cinc2021_code_is_listed():
@@ -80,16 +88,76 @@ def test_every_cinc2021_code_is_listed():
 def test_rows_are_well_formed(mapping):
     labels = set(load_labels())
     for r in mapping.rows:
-        assert r.relation in RELATIONS
-        assert r.rationale.strip(), f"{r.code} has no rationale"
-        if r.relation in MAPPED_RELATIONS:
-            assert r.label in labels
-        else:
-            assert r.label == ""
-    # unmapped codes are listed explicitly with their reasons
-    left = mapping.unmapped_codes()
-    assert left and all(r.relation in ("ambiguous", "unmapped") for r in left)
+        assert r.relation in RELATIONS and r.rationale.strip(), r.code
+        assert (r.label in labels) if r.relation in MAPPED_RELATIONS else r.label == ""
+        assert set(r.candidates) <= labels
+        if r.relation == "ambiguous":
+            assert r.candidates, f"ambiguous {r.code} names no candidate labels"
+        if r.relation == "unmapped":
+            assert not r.candidates
     assert set(mapping.mapped_labels) | set(mapping.unmappable_labels()) == labels
+
+
+def test_ambiguous_rows_must_name_candidates():
+    with pytest.raises(ValueError, match="names no candidate"):
+        LabelMapping("x", (MappingRow("c", "d", "", "ambiguous", "why"),))
+    with pytest.raises(ValueError, match="not among the 150"):
+        LabelMapping("x", (MappingRow("c", "d", "", "ambiguous", "why", ("NOT A LABEL",)),))
+
+
+def test_unspecified_infarct_is_not_a_negative_for_any_wall():
+    """Bar: a record whose only code is 164865005 is not evaluable for ANTERIOR or INFERIOR INFARCT."""
+    cols = ["ANTERIOR INFARCT", "INFERIOR INFARCT", "ATRIAL FIBRILLATION"]
+    y, ev, _ = snomed_mapping().truth([["164865005"], ["164865005", "54329005"], ["164889003"]], cols)
+    assert not y[0].any() and ev[0].tolist() == [False, False, True]
+    assert y[1].tolist() == [True, False, False] and ev[1].tolist() == [True, False, True]  # a positive always counts
+    assert ev[2].all()
+
+
+@pytest.mark.parametrize(
+    "mapping,code,label",
+    [
+        (snomed_mapping(), "10370003", "VENTRICULAR-PACED RHYTHM"),
+        (snomed_mapping(), "6374002", "RIGHT BUNDLE BRANCH BLOCK"),
+        (snomed_mapping(), "6374002", "LEFT BUNDLE BRANCH BLOCK"),
+        (snomed_mapping(), "426627000", "SINUS BRADYCARDIA"),
+        (snomed_mapping(), "429622005", "NONSPECIFIC ST ABNORMALITY"),
+        (snomed_mapping(), "282825002", "ATRIAL FIBRILLATION"),
+        (ptbxl_mapping(), "HVOLT", "VOLTAGE CRITERIA FOR LEFT VENTRICULAR HYPERTROPHY"),
+        (ptbxl_mapping(), "SVARR", "PREMATURE ATRIAL COMPLEXES"),
+        (ptbxl_mapping(), "IPMI", "INFERIOR INFARCT"),
+        (ptbxl_mapping(), "heart_axis:", "LEFT AXIS DEVIATION"),
+    ],
+)
+def test_issue_codes_exclude_their_candidates(mapping, code, label):
+    """The codes the review found counted as negatives are now left out of those labels' negatives."""
+    y, ev, _ = mapping.truth([[code]], [label])
+    assert not y[0, 0] and not ev[0, 0]
+
+
+def test_inconsistencies_resolved_one_way():
+    sn, pt = snomed_mapping(), ptbxl_mapping()
+    assert sn.labels_for("251223006") == sn.labels_for("67751000119106") == ("RIGHT ATRIAL ENLARGEMENT",)  # tall P = RA high voltage
+    assert sn.labels_for("282825002") == ()  # paroxysmal AF: a diagnosis, not a tracing
+    assert pt.labels_for("heart_axis:LAD") == ("LEFT AXIS DEVIATION",) and pt.labels_for("heart_axis:MID") == ()
+    pac = next(c for c in COMPOSITES if "PREMATURE ATRIAL COMPLEXES" in c.members)
+    assert set(sn.labels_for("284470004")) | set(sn.labels_for("63593006")) <= set(pac.members)  # one CinC class, one target
+    for multi in ("IPMI", "IPLMI", "ASMI", "ALMI"):  # multi-wall rule: single walls are candidates
+        assert pt.candidates_for(multi) and not set(pt.candidates_for(multi)) & set(pt.labels_for(multi))
+
+
+def test_composites_are_disjoint_and_scored_by_max():
+    members = [m for c in COMPOSITES for m in c.members]
+    assert len(members) == len(set(members)) and set(members) <= set(load_labels())
+    labels = ["SINUS RHYTHM", "ATRIAL FIBRILLATION", "NORMAL SINUS RHYTHM"]
+    targets = build_targets(labels)
+    assert targets == {"SINUS RHYTHM (either wording)": ("SINUS RHYTHM", "NORMAL SINUS RHYTHM"), "ATRIAL FIBRILLATION": ("ATRIAL FIBRILLATION",)}
+    s = np.array([[0.2, 0.5, 0.9], [0.7, 0.1, 0.3]])
+    assert composite_scores(s, labels, targets).tolist() == [[0.9, 0.5], [0.7, 0.1]]
+    y = np.array([[True, False, True], [False, False, False]])
+    ev = np.array([[True, True, True], [True, True, False]])
+    yt, et = target_truth(y, ev, labels, targets)
+    assert yt.tolist() == [[True, False], [False, False]] and et.tolist() == [[True, True], [False, True]]
 
 
 def test_unknown_codes_are_reported_not_dropped():
@@ -102,19 +170,5 @@ def test_every_label_has_a_category():
     cats = label_categories()
     assert list(cats) == list(load_labels())
     assert set(cats.values()) <= set(CATEGORIES)
-    assert cats["ATRIAL FIBRILLATION"] == "rhythm"
-    assert cats["RIGHT BUNDLE BRANCH BLOCK"] == "conduction"
-    assert cats["LEFT VENTRICULAR HYPERTROPHY"] == "hypertrophy/enlargement"
-    assert cats["INFERIOR INFARCT"] == "ischaemia/infarction"
-    assert cats["ELECTRONIC VENTRICULAR PACEMAKER"] == "pacing"
-    assert cats["PREMATURE VENTRICULAR COMPLEXES"] == "ectopy"
-    assert cats["LEFT AXIS DEVIATION"] == "axis"
-
-
-def test_parse_scp_codes():
-    assert parse_scp_codes("{'NORM': 100.0, 'SR': 0.0}") == {"NORM": 100.0, "SR": 0.0}
-    assert parse_scp_codes("") == {}
-    with pytest.raises(ValueError, match="dict"):
-        parse_scp_codes("['NORM']")
-    with pytest.raises(ValueError, match="not a dict literal"):
-        parse_scp_codes("__import__('os')")
+    assert cats["ATRIAL FIBRILLATION"] == "rhythm" and cats["RIGHT BUNDLE BRANCH BLOCK"] == "conduction"
+    assert cats["INFERIOR INFARCT"] == "ischaemia/infarction" and cats["ELECTRONIC VENTRICULAR PACEMAKER"] == "pacing"

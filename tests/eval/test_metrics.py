@@ -234,7 +234,7 @@ def test_regression_report_equals_sklearn(rng):
     assert abs(rep.loc["bias", "value"] - np.mean(yhat - y)) <= 1e-10
     assert (rep["lo"] < rep["value"]).all() and (rep["value"] < rep["hi"]).all()
     # one resample against scikit-learn on the resampled data
-    from ecgfounder.eval.metrics import _regression_values
+    from ecgfounder.eval.regression import _regression_values
 
     w = next(bootstrap_weights(300, 3, seed=5))
     vals = _regression_values(w.astype(float), y, yhat)

@@ -10,7 +10,8 @@ import pytest
 
 from ecgfounder.eval.metrics import evaluate_multilabel
 from ecgfounder.eval.report import format_ci, write_report
-from ecgfounder.eval.runner import cached_predictions, random_split, run_evaluation
+from ecgfounder.eval.runner import cached_predictions, run_evaluation
+from ecgfounder.eval.splits import random_split
 from ecgfounder.labels import load_labels
 from evalhelpers import CINC
 
@@ -26,8 +27,9 @@ def test_write_report_files_and_undefined(tmp_path, rng):
     y = rng.random((300, 12)) < 0.2
     y[:, 4] = False
     s = np.clip(rng.random((300, 12)) * 0.8 + 0.2 * y, 0, 1)
-    res = evaluate_multilabel(y, s, labels, thresholds=0.5, n_boot=100)
-    files = write_report(tmp_path, res, y, s, title="T", notes=["a note"],
+    ev = rng.random((300, 12)) < 0.9  # curves and calibration use the evaluable entries only
+    res = evaluate_multilabel(y, s, labels, thresholds=0.5, n_boot=100, evaluable=ev)
+    files = write_report(tmp_path, res, y, s, evaluable=ev, title="T", notes=["a note"],
                          extra_tables={"Extra": pd.DataFrame({"a": [1]})})
     for name in ("per_label", "summary", "categories", "settings", "markdown", "html", "calibration"):
         assert files[name].is_file(), name

@@ -70,19 +70,22 @@ def test_convert_batch_and_errors(tmp_path, capsys):
 
 def test_convert_routes_checkpoints_to_safetensors(tmp_path, capsys):
     pytest.importorskip("torch")
-    from ecgfounder.models.loading import build_synthetic_checkpoint
+    from ecgfounder.models.net1d import Net1DConfig
+    from ecgfounder.testing import TINY_CONFIG, build_synthetic_checkpoint
 
-    ckpt = build_synthetic_checkpoint(tmp_path / "w.pth", leads=1)
+    ckpt = build_synthetic_checkpoint(tmp_path / "w.pth", leads=1, config=Net1DConfig(in_channels=1, **TINY_CONFIG))
     assert main(["convert", str(ckpt), "-o", str(tmp_path / "w.safetensors")]) == 0
     assert (tmp_path / "w.safetensors").exists()
 
 
 def test_predict_accepts_mixed_formats_in_one_run(tmp_path):
     pytest.importorskip("torch")
-    from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.models.net1d import Net1DConfig
     from ecgfounder.prediction import predict
+    from ecgfounder.testing import TINY_CONFIG, build_synthetic_checkpoint
 
-    model = load_model(build_synthetic_checkpoint(tmp_path / "w.pth", leads=12))
+    model = load_model(build_synthetic_checkpoint(tmp_path / "w.pth", leads=12, config=Net1DConfig(**TINY_CONFIG)))
     rec = eio.read(DATA / "cinc2021" / "E07500.hea")
     edf = eio.write(rec, tmp_path / "E07500.edf", "edf")
     files = [F / "hl7_aecg" / "hl7_2003-12_example_aECG.xml", F / "dicom" / "ecgtoolkit_Example.dcm", SCP, MUSE, edf]

@@ -15,10 +15,35 @@ import torch
 from ecgfounder.errors import CheckpointError, WeightsDownloadError
 from ecgfounder.labels import load_labels
 from ecgfounder.models import loading, weights
-from ecgfounder.models.loading import convert_checkpoint, load_model, save_model, synthetic_state_dict
+from ecgfounder.models.loading import convert_checkpoint, load_model, save_model
+from ecgfounder.models.net1d import Net1DConfig
+from ecgfounder.testing import TINY_CONFIG, build_synthetic_checkpoint, synthetic_state_dict
 from hub_server import FakeHub
 
 X = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 12, 5000)).astype(np.float32))
+# The loader's behaviour does not depend on the widths: most tests use small weights in the
+# published format (a torch.save'd dict with numpy scalars), not the 30.8 M-parameter model.
+TINY12 = Net1DConfig(in_channels=12, **TINY_CONFIG)
+TINY1 = Net1DConfig(in_channels=1, **TINY_CONFIG)
+
+
+def tiny_sd(n_leads: int = 12) -> dict:
+    return synthetic_state_dict(n_leads, config=TINY12 if n_leads == 12 else TINY1)
+
+
+@pytest.fixture(scope="module")
+def pth12(tmp_path_factory) -> Path:
+    return build_synthetic_checkpoint(tmp_path_factory.mktemp("pth") / "12_lead_ECGFounder.pth", 12, config=TINY12)
+
+
+@pytest.fixture(scope="module")
+def pth1(tmp_path_factory) -> Path:
+    return build_synthetic_checkpoint(tmp_path_factory.mktemp("pth") / "1_lead_ECGFounder.pth", 1, config=TINY1)
+
+
+@pytest.fixture(scope="module")
+def m12(pth12):
+    return load_model(pth12)
 
 
 def _logits(model, x=X):
@@ -34,10 +59,10 @@ def test_published_format_loads_strictly_with_numpy_scalars(ckpt12, model12):
     assert not model12.training
 
 
-def test_plain_weights_only_load_refuses_numpy_scalars(ckpt12):
+def test_plain_weights_only_load_refuses_numpy_scalars(pth12):
     """Why the allow-list is needed: the published format has numpy scalars beside the weights."""
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(ckpt12, weights_only=True)
+        torch.load(pth12, weights_only=True)
 
 
 class _Evil:
@@ -52,7 +77,7 @@ class _Evil:
 def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path, legacy):
     marker = tmp_path / "pwned"
     bad = tmp_path / "evil.pth"
-    payload = {"state_dict": synthetic_state_dict(1), "hook": _Evil(marker)}
+    payload = {"state_dict": tiny_sd(1), "hook": _Evil(marker)}
     if legacy:
         with open(bad, "wb") as f:
             pickle.dump(payload, f)
@@ -66,13 +91,13 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path, legacy):
     assert not marker.exists()
 
 
-def test_corrupt_and_empty_files(tmp_path, ckpt12):
+def test_corrupt_and_empty_files(tmp_path, pth12):
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty"):
         load_model(empty)
     trunc = tmp_path / "trunc.pth"
-    trunc.write_bytes(ckpt12.read_bytes()[:100_000])
+    trunc.write_bytes(pth12.read_bytes()[:20_000])
     with pytest.raises(CheckpointError, match="trunc.pth"):
         load_model(trunc)
     with pytest.raises(CheckpointError, match="not found"):
@@ -81,42 +106,45 @@ def test_corrupt_and_empty_files(tmp_path, ckpt12):
         load_model("13-lead")
 
 
-def test_unwraps_module_prefix_and_nesting(tmp_path, model12):
-    sd = {f"module.{k}": v for k, v in synthetic_state_dict(12).items()}
+def test_unwraps_module_prefix_and_nesting(tmp_path, m12):
+    sd = {f"module.{k}": v for k, v in tiny_sd(12).items()}
     p = tmp_path / "ddp.pt"
     torch.save({"model": {"state_dict": sd}}, p)
     m = load_model(p)
-    assert torch.equal(_logits(m), _logits(model12))
+    assert torch.equal(_logits(m), _logits(m12))
 
 
 def test_strict_mismatch_names_keys(tmp_path):
-    sd = synthetic_state_dict(12)
-    sd.pop("stage_list.6.block_list.3.se_fc2.bias")
+    sd = tiny_sd(12)
+    sd.pop("stage_list.1.block_list.0.se_fc2.bias")
     sd["extra.weight"] = torch.zeros(3)
     p = tmp_path / "bad.pth"
     torch.save({"state_dict": sd}, p)
-    with pytest.raises(CheckpointError, match=r"missing keys: stage_list\.6\.block_list\.3\.se_fc2\.bias.*unexpected keys: extra\.weight"):
+    with pytest.raises(CheckpointError, match=r"missing keys: stage_list\.1\.block_list\.0\.se_fc2\.bias.*unexpected keys: extra\.weight"):
         load_model(p)
     m = load_model(p, strict=False)  # explicit opt-out loads what fits
     assert m.num_classes == 150
 
 
 def test_shape_mismatch_is_reported(tmp_path):
-    sd = synthetic_state_dict(12)
-    sd["stage_list.0.block_list.1.se_fc1.weight"] = torch.zeros(31, 64)
+    sd = tiny_sd(12)
+    sd["stage_list.0.block_list.0.se_fc1.weight"] = torch.zeros(7, 16)
     p = tmp_path / "shape.pth"
     torch.save({"state_dict": sd}, p)
     with pytest.raises(CheckpointError, match="shapes"):
         load_model(p)
 
 
-def test_safetensors_round_trip(tmp_path, ckpt12, model12):
-    out = convert_checkpoint(ckpt12, tmp_path / "ecgfounder-12.safetensors")
+def test_safetensors_round_trip(tmp_path, pth12, m12):
+    out = convert_checkpoint(pth12, tmp_path / "ecgfounder-12.safetensors")
     assert out.exists() and out.with_suffix(".json").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file mode, not the temporary's 0600
     m = load_model(out)
-    assert torch.equal(_logits(m), _logits(model12))
-    assert m.labels == model12.labels and m.contract == model12.contract
-    assert m.source["sha256"] == weights.sha256_file(ckpt12)
+    assert torch.equal(_logits(m), _logits(m12))
+    assert m.labels == m12.labels and m.contract == m12.contract
+    assert m.source["sha256"] == weights.sha256_file(pth12)
     # a fine-tuned-style head carries its own labels and task
     m.reset_classifier(2, labels=["AF", "not AF"])
     m.task_meta = {"task": "multiclass"}
@@ -128,7 +156,7 @@ def test_safetensors_round_trip(tmp_path, ckpt12, model12):
 def test_non_150_head_without_labels_is_refused_for_prediction(tmp_path, data_dir):
     from ecgfounder.prediction import predict
 
-    sd = synthetic_state_dict(12)
+    sd = tiny_sd(12)
     sd["dense.weight"] = sd["dense.weight"][:7]
     sd["dense.bias"] = sd["dense.bias"][:7]
     p = tmp_path / "seven.pth"
@@ -139,11 +167,11 @@ def test_non_150_head_without_labels_is_refused_for_prediction(tmp_path, data_di
         predict([data_dir / "cinc2021" / "HR06000.hea"], m)
 
 
-def test_cli_convert_checkpoint(tmp_path, ckpt1):
+def test_cli_convert_checkpoint(tmp_path, pth1):
     from ecgfounder.cli import main
 
     out = tmp_path / "one.safetensors"
-    assert main(["convert", str(ckpt1), "--to", "safetensors", "-o", str(out)]) == 0
+    assert main(["convert", str(pth1), "--to", "safetensors", "-o", str(out)]) == 0
     assert load_model(out).config.in_channels == 1
 
 
@@ -157,11 +185,11 @@ def _run_cli(args, env_extra, cwd):
                           cwd=cwd, timeout=300)
 
 
-def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, ckpt1, ckpt12, data_dir):
+def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, pth1, pth12, data_dir):
     with FakeHub() as hub:
-        hub.add(weights.HUB_REPO, "1_lead_ECGFounder.pth", ckpt1)
+        hub.add(weights.HUB_REPO, "1_lead_ECGFounder.pth", pth1)
         # The 12-lead file served here is not the published one: its SHA-256 cannot match.
-        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
+        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", pth12)
         env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
         r = _run_cli(["predict", str(data_dir / "cinc2021" / "HR06000.hea"), "--weights", "1-lead",
                       "-o", str(tmp_path / "p.csv"), "-q"], env, tmp_path)
@@ -178,16 +206,16 @@ def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, ckpt1, ckpt12, 
 
 
 @pytest.fixture
-def local_hub(ckpt12, monkeypatch):
+def local_hub(pth12, monkeypatch):
     """A stand-in Hub serving the 12-lead test checkpoint, registered as the known 12-lead weights
     with its true hash; huggingface_hub in this process is pointed at it."""
     import huggingface_hub.constants as hfc
 
     good = weights.KnownWeights("12-lead", weights.HUB_REPO, "12_lead_ECGFounder.pth", FakeHub.COMMIT,
-                                weights.sha256_file(ckpt12), 12)
+                                weights.sha256_file(pth12), 12)
     monkeypatch.setitem(weights.KNOWN_WEIGHTS, "12-lead", good)
     with FakeHub() as hub:
-        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", ckpt12)
+        hub.add(weights.HUB_REPO, "12_lead_ECGFounder.pth", pth12)
         monkeypatch.setattr(hfc, "ENDPOINT", hub.url)
         monkeypatch.setattr(hfc, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
         yield hub, good
@@ -204,6 +232,7 @@ def test_download_hash_verified_in_process(tmp_path, local_hub):
 
 
 def test_offline_message_is_actionable(tmp_path):
+    (tmp_path / "x.hea").write_text("x 12 500 5000\n")  # an input that exists: the weights are the problem
     r = _run_cli(["predict", "x.hea", "-o", "o.csv"], {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}, tmp_path)
     assert r.returncode == 2
     msg = r.stderr

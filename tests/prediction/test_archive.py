@@ -112,3 +112,150 @@ def test_resume_refuses_a_different_command(records, tiny_ckpt, tmp_path, monkey
     monkeypatch.undo()
     with pytest.raises(ValueError, match="aggregate"):
         _cli(base + ["--resume", "--aggregate", "max"])
+
+
+def _interrupt_at(monkeypatch, n: int) -> None:
+    import importlib
+
+    pred = importlib.import_module("ecgfounder.prediction.stream")
+    real, calls = pred.result_rows, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(pred, "result_rows", flaky)
+
+
+def test_interrupt_reports_what_was_saved_once_and_resume_finds_it(records, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    """The count printed at Ctrl-C is the count the resume finds; 'interrupted' is said once."""
+    from ecgfounder.cli import main
+
+    out = tmp_path / "o.csv"
+    argv = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "--workers", "0", "-o", str(out), "--no-progress"]
+    _interrupt_at(monkeypatch, 31)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.count("interrupted") == 1 and "--resume" in err
+    said = int(err.split("interrupted after ")[1].split(" ")[0])
+    monkeypatch.undo()
+    assert main(argv + ["--resume", "-q"]) == 1  # the bad record still fails
+    assert capsys.readouterr().err.count(f"{said} of {N_RECORDS} record file(s) already done") == 0  # -q: silent
+    assert len(_table(out)) == N_RECORDS - 1 and _table(out)["path"].is_unique
+    state = json.loads((tmp_path / ".o.csv.done.json").read_text())
+    assert state["n_ok"] == N_RECORDS - 1
+    # and with messages: the resume states the same number as the interruption did
+    out2 = tmp_path / "o2.csv"
+    argv2 = argv[:-3] + ["-o", str(out2), "--no-progress"]
+    _interrupt_at(monkeypatch, 31)
+    main(argv2)
+    said2 = int(capsys.readouterr().err.split("interrupted after ")[1].split(" ")[0])
+    monkeypatch.undo()
+    main(argv2 + ["--resume"])
+    assert f"resuming {out2}: {said2} of {N_RECORDS} record file(s) already done" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_recomputes_nothing(records, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    import time
+
+    import ecgfounder.models.loading as loading
+    from ecgfounder.cli import main
+
+    out = tmp_path / "f.csv"
+    argv = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "--workers", "0", "-o", str(out), "-q"]
+    assert main(argv) == 1
+    before = out.read_bytes()
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("the model was loaded again"))
+    t0 = time.perf_counter()
+    rc = main(argv[:-1] + ["--resume"])
+    took = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert rc == 1 and "is complete" in err and out.read_bytes() == before and took < 5.0
+    # a changed input set, contract or model is refused, naming what changed
+    assert main(argv[:-1] + ["--resume", "--mode", "zscore"]) == 2
+    assert "mode" in capsys.readouterr().err
+    extra = tmp_path / "extra.hea"
+    extra.write_text((records / "r0001.hea").read_text())
+    assert main(argv[:2] + [str(extra)] + argv[2:-1] + ["--resume"]) == 2
+    assert "inputs_sha256" in capsys.readouterr().err
+
+
+def test_changed_model_refused_on_resume(records, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from ecgfounder.cli import main
+
+    other = tmp_path / "other.safetensors"
+    shutil.copy(tiny_ckpt, other)
+    out = tmp_path / "m.csv"
+    argv = ["predict", str(records), "--workers", "0", "-o", str(out), "-q"]
+    _interrupt_at(monkeypatch, 5)
+    assert main(argv + ["--checkpoint", str(tiny_ckpt)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(argv + ["--checkpoint", str(other), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "differs from this one in model" in err and "Traceback" not in err
+
+
+def test_progress_counts_windows_and_prints_plain_lines_off_a_terminal(tiny_ckpt, data_dir, tmp_path):
+    """One long record: the window count moves while the record count waits; not a terminal: plain lines."""
+    import io
+
+    from ecgfounder.prediction.archive import ArchiveJob, run_archive
+    from ecgfounder.prediction.progress import Progress
+
+    stream = io.StringIO()
+    seen = []
+    real = Progress.add_windows
+
+    def spy(self, n):
+        real(self, n)
+        seen.append((self.records, self.windows))
+
+    Progress.add_windows = spy
+    try:
+        job = ArchiveJob(inputs=(str(data_dir / "ptbdb" / "s0010_re.hea"),), model=str(tiny_ckpt), batch_size=1,
+                         workers=0, output=str(tmp_path / "e.csv"), embeddings=str(tmp_path / "e.npy"), kind="index")
+        import ecgfounder.prediction.archive as archive
+
+        real_init = Progress.__init__
+
+        def fast_init(self, *a, **k):
+            real_init(self, *a, **{**k, "every_s": 0.0})
+
+        Progress.__init__ = fast_init
+        try:
+            report = run_archive(job, stream=stream)
+        finally:
+            Progress.__init__ = real_init
+    finally:
+        Progress.add_windows = real
+    assert report.n_ok == 1 and archive is not None
+    assert seen[:4] == [(0, 1), (0, 2), (0, 3), (0, 4)]  # 4 windows, before the record is counted
+    lines = stream.getvalue().splitlines()
+    assert any(x.startswith("embed: 0/1 records, 2 windows") and "windows/s" in x for x in lines), lines
+
+
+def test_quiet_summary_failures_once_and_lead_named_as_given(tiny_ckpt, data_dir, tmp_path, capsys):
+    from ecgfounder.cli import main
+    from ecgfounder.models.loading import load_model, save_model
+    from ecgfounder.testing import tiny_model
+
+    bad = tmp_path / "bad.hea"
+    bad.write_text("garbage\n")
+    good = str(data_dir / "cinc2021" / "HR06000.hea")
+    assert main(["predict", good, str(bad), "--checkpoint", str(tiny_ckpt), "-q"]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.count("bad.hea") == 1 and "predicted" not in cap.err
+    assert main(["predict", good, str(bad), "--checkpoint", str(tiny_ckpt), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("bad.hea") == 1 and "1 failed (listed above)" in err
+    one = save_model(tiny_model(1), tmp_path / "one.safetensors")
+    assert load_model(one).contract.leads == ("I",)
+    assert main(["predict", str(data_dir / "mitdb" / "100.hea"), "--checkpoint", str(one), "--lead", "MLII",
+                 "--no-progress"]) == 0
+    warn = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning")]
+    assert len(warn) == 1 and "MLII" in warn[0] and "lead I" in warn[0]

@@ -66,8 +66,14 @@ def test_fp32_paths_agree(tiny, windows, tmp_path):
 
 
 def test_int8_and_bf16_paths_run_close(tiny, windows, tmp_path):
+    import logging
+
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
     ref_s, ref_f = make_runner(tiny)(windows)
     s, f = make_runner(tiny, "int8", "onnxruntime", calibration=windows, cache_dir=tmp_path)(windows)
+    # quantising leaves the application's logging as it was (issue 9: it changed the root level)
+    assert (root.level, list(root.filters), list(root.handlers)) == (level, filters, handlers)
     assert np.abs(s - ref_s).max() < 0.05 and _cos(f, ref_f).min() > 0.99
     with pytest.warns(UserWarning) if not torch.ops.mkldnn._is_mkldnn_bf16_supported() else _nullcontext():
         run = make_runner(tiny, "bf16", "torch")

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "train"
-
-SMALL = {"base_filters": 8, "filter_list": [16, 16, 32], "m_blocks_list": [1, 1, 1]}
+from _train_helpers import DATA
 
 
 @pytest.fixture(autouse=True)
@@ -35,20 +33,3 @@ def cpsc2021_manifest(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("window-cache")
-
-
-def base_config(manifest: Path, out: Path, cache: Path, **sections) -> dict:
-    cfg = {
-        "data": {"manifest": str(manifest), "leads": 1, "cache_dir": str(cache), "cache_workers": 1},
-        "model": {"init": "random", "arch": dict(SMALL)},
-        "task": {"type": "binary"},
-        "strategy": {"name": "full"},
-        "optim": {"lr": 3e-3, "scheduler": "cosine"},
-        "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 32, "progress": False, "early_stopping": 0,
-                  "threads": 1},
-        "output": {"dir": str(out), "tensorboard": False},
-        "eval": {"n_boot": 50},
-    }
-    for sec, vals in sections.items():
-        cfg.setdefault(sec, {}).update(vals)
-    return cfg

@@ -18,7 +18,7 @@ from ecgfounder.train.config import config_from_dict
 from ecgfounder.train.manifest import write_manifest
 from ecgfounder.train.presets import cpsc2019_manifest
 
-from conftest import DATA
+from _train_helpers import DATA
 
 AUGMENT = {"amplitude_scale": [0.7, 1.3], "noise_std": 0.1, "baseline_wander": 0.3, "flip_prob": 0.5, "time_shift_s": 0.5}
 

@@ -11,11 +11,11 @@ import wfdb
 from ecgfounder.train import finetune
 from ecgfounder.train.augment import augment_rng, augment_window
 from ecgfounder.train.config import AugmentConfig, ConfigError, config_from_dict
-from ecgfounder.train.loop import SimulatedInterrupt
+from ecgfounder.train.loop import run as run_with_hook
 from ecgfounder.train.manifest import write_manifest
 from ecgfounder.train.presets import build_preset, cpsc2021_manifest, heart_rate_bpm
 
-from conftest import DATA, base_config
+from _train_helpers import SimulatedInterrupt, DATA, base_config
 
 AUG = {"amplitude_scale": [0.7, 1.3], "noise_std": 0.1, "baseline_wander": 0.3, "flip_prob": 0.5, "time_shift_s": 0.4}
 
@@ -125,7 +125,7 @@ def test_resume_with_augmentation_is_exact(tmp_path, cpsc2021_manifest, cache_di
             raise SimulatedInterrupt("killed")
 
     with pytest.raises(SimulatedInterrupt):
-        finetune(config_from_dict(base_config(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw)), step_hook=kill)
+        run_with_hook(config_from_dict(base_config(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw)), step_hook=kill)
     finetune(config_from_dict(base_config(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw)))
     from safetensors.torch import load_file
 

@@ -3,7 +3,7 @@ import yaml
 
 from ecgfounder.cli import main
 
-from conftest import DATA
+from _train_helpers import DATA
 
 
 def test_show_with_overrides(capsys):

@@ -181,7 +181,7 @@ def test_cache_equals_direct_preprocessing(tmp_path):
     np.testing.assert_array_equal(idx.windows(k), expect)
 
 
-def test_cache_reused_invalidated_and_parallel(tmp_path):
+def test_cache_reused_and_invalidated(tmp_path):
     refs = _refs()
     c = WindowCache(tmp_path / "c", LEAD_I)
     first = c.build(refs, workers=1)
@@ -195,7 +195,12 @@ def test_cache_reused_invalidated_and_parallel(tmp_path):
         np.testing.assert_array_equal(first.windows(i), again.windows(i))
     # another contract → another cache folder
     assert WindowCache(tmp_path / "c", PreprocessContract(leads=("I",), mode="zscore")).root != c.root
-    # several processes write the same values
+
+
+@pytest.mark.slow  # spawns worker processes (each imports torch)
+def test_cache_parallel_workers_write_the_same_values(tmp_path):
+    refs = _refs()
+    first = WindowCache(tmp_path / "c", LEAD_I).build(refs, workers=1)
     par = WindowCache(tmp_path / "p", LEAD_I).build(refs, workers=2, records_per_shard=2)
     assert len(list(par.root.glob("shard-*.npy"))) > 1
     for i in range(len(refs)):

@@ -17,7 +17,7 @@ from ecgfounder.train.config import config_from_dict
 from ecgfounder.train.distributed import DistInfo, epoch_plan, gather_by_index
 from ecgfounder.train.loop import finetune
 
-from conftest import base_config
+from _train_helpers import base_config
 
 
 @pytest.mark.parametrize("n, world, batch", [(10, 2, 4), (11, 2, 4), (7, 3, 3), (5, 1, 2)])
@@ -31,8 +31,17 @@ def test_epoch_plan_covers_each_item_once(n, world, batch):
         union = sorted(np.concatenate([p.batches[k][p.real[k]] for p in plans]).tolist())
         assert union == sorted(single.batches[k].tolist())
         assert plans[0].global_real[k] == len(single.batches[k])
-    with pytest.raises(ValueError, match="divisible"):
-        epoch_plan(n, epoch=0, seed=0, global_batch=world * 2 + 1, world_size=2) if world == 2 else (_ for _ in ()).throw(ValueError("divisible"))
+
+
+@pytest.mark.parametrize("world, batch, ok", [(2, 5, False), (3, 7, False), (3, 4, False), (2, 4, True), (3, 6, True),
+                                              (1, 5, True)])
+def test_epoch_plan_refuses_batches_not_divisible_by_world(world, batch, ok):
+    if ok:
+        plans = [epoch_plan(10, epoch=0, seed=0, global_batch=batch, rank=r, world_size=world) for r in range(world)]
+        assert all(len(p.batches[0]) == batch // world for p in plans)
+    else:
+        with pytest.raises(ValueError, match=rf"train.batch_size={batch} must be divisible .*\({world}\)"):
+            epoch_plan(10, epoch=0, seed=0, global_batch=batch, rank=0, world_size=world)
 
 
 def test_gather_drops_padding_duplicates():
@@ -42,6 +51,7 @@ def test_gather_drops_padding_duplicates():
         gather_by_index(DistInfo(), np.array([0]), np.array([1.0]), 2)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path, cpsc2021_manifest, cache_dir):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     if torchrun is None:

@@ -12,10 +12,11 @@ import torch
 
 from ecgfounder.models.loading import load_model
 from ecgfounder.train.config import config_from_dict
-from ecgfounder.train.loop import SimulatedInterrupt, configure_trainable, finetune, param_groups
+from ecgfounder.train.loop import finetune, run as run_with_hook
+from ecgfounder.train.model import configure_trainable, param_groups
 from ecgfounder.train.splits import LeakageError
 
-from conftest import DATA, SMALL, base_config
+from _train_helpers import SimulatedInterrupt, DATA, SMALL, base_config
 
 
 def _cfg(manifest, out, cache, **sections):
@@ -135,7 +136,7 @@ def test_resume_after_interrupt_is_exact(tmp_path, cpsc2021_manifest, cache_dir,
             raise SimulatedInterrupt("killed")
 
     with pytest.raises(SimulatedInterrupt):
-        finetune(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw), step_hook=kill)
+        run_with_hook(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw), step_hook=kill)
     state = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)
     assert state["global_step"] == steps // 2 + 1
     resumed = finetune(_cfg(cpsc2021_manifest, tmp_path / "cut", cache_dir, **kw))
@@ -199,9 +200,14 @@ def test_linear_probe_fast_path_matches_sklearn(tmp_path, cpsc2021_manifest, cac
 
 
 def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir):
-    from ecgfounder.models.loading import build_synthetic_checkpoint
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
 
-    ckpt = build_synthetic_checkpoint(tmp_path / "1lead.pth", leads=1)
+    # the published format (a torch.save'd dict: numpy scalars beside a 150-output state_dict) of a
+    # small architecture: loading infers the architecture from the tensor shapes
+    torch.manual_seed(0)
+    small = Net1D(Net1DConfig(in_channels=1, n_classes=150, **SMALL))
+    ckpt = tmp_path / "1lead.pth"
+    torch.save({"epoch": 0, "step": np.int64(0), "state_dict": small.state_dict(), "val_auroc": np.float64(0.5)}, ckpt)
     df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str})
     df = df[df.record.str.startswith(("data_8_4", "data_35_6#0", "data_35_6#1", "data_92_12", "data_101_6#1", "data_101_6#2"))]
     df.to_csv(tmp_path / "m.csv", index=False)
@@ -211,7 +217,7 @@ def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir
     cfg["data"].pop("leads")
     res = finetune(config_from_dict(cfg))
     model = load_model(res.model_path)
-    assert model.num_features == 1024 and model.labels == ("AF",)
+    assert model.num_features == SMALL["filter_list"][-1] and model.labels == ("AF",)
     sd = load_model(ckpt).state_dict()
     end = model.state_dict()
     assert all(torch.equal(sd[k], end[k]) for k in sd if not k.startswith("dense."))

@@ -23,13 +23,16 @@ SUBCOMMANDS = (
     "embed",
     "info",
     "plot",
+    "report",
     "convert",
     "evaluate",
     "finetune",
+    "pretrain",
     "export",
     "merge",
     "download",
     "env",
+    "serve",
 )
 
 

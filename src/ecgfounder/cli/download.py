@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["add_parser", "run"]
 
@@ -18,8 +19,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.weights import download_weights
+    from ..models.weights import download_all
 
-    for name in args.names:
-        print(download_weights(name, cache_dir=args.cache_dir, force=args.force))
-    return 0
+    results = download_all(args.names, cache_dir=args.cache_dir, force=args.force)
+    for name, path, error in results:
+        if path is not None:
+            print(path)
+        else:
+            print(f"error: {name}: {error}", file=sys.stderr)
+    failed = [name for name, path, _ in results if path is None]
+    if failed and len(results) > 1:
+        print(f"{len(failed)} of {len(results)} download(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 2 if failed else 0

@@ -6,8 +6,9 @@ import argparse
 import importlib
 import os
 import platform
+from pathlib import Path
 
-__all__ = ["add_parser", "run", "environment"]
+__all__ = ["add_parser", "run", "environment", "package_caches"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,44 @@ def environment() -> dict[str, str]:
     except ImportError:
         pass
     info["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "")
+    info.update(package_caches())
     return info
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # removed while walking
+                pass
+    return total
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def package_caches() -> dict[str, str]:
+    """The package's own cache folder (``$ECGFOUNDER_CACHE``, ``$XDG_CACHE_HOME/ecgfounder`` or
+    ``~/.cache/ecgfounder``) with its size, and the size of each folder in it (``windows``: the
+    fine-tuning window cache, ``runtime``: exported/quantised models, ...)."""
+    from .._fileio import CACHE_ENV, cache_dir
+
+    root = cache_dir()
+    if not root.is_dir():
+        return {"ecgfounder cache": f"{root} (empty; set {CACHE_ENV} to move it)"}
+    subs = sorted(p for p in root.iterdir() if p.is_dir())
+    sizes = {p.name: _size(p) for p in subs}
+    out = {"ecgfounder cache": f"{root} ({_human(_size(root))}; set {CACHE_ENV} to move it)"}
+    for name, size in sizes.items():
+        out[f"cache/{name}"] = _human(size)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:  # noqa: ARG001

@@ -27,7 +27,9 @@ def _resolve_config(name: str) -> str:
     cand = _example_dir() / (name if name.endswith(".yaml") else f"{name}.yaml")
     if cand.exists():
         return str(cand)
-    raise ValueError(f"configuration {name!r} not found (a YAML file, or one of: "
+    from ..train.config import ConfigError
+
+    raise ConfigError(f"configuration {name!r} not found (a YAML file, or one of: "
                      f"{', '.join(sorted(q.stem for q in _example_dir().glob('*.yaml')))}).")
 
 
@@ -82,21 +84,11 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if cmd == "cache":
-        from ..train.loop import build_model
-        from ..train.cache import RecordRef, WindowCache
-        from ..train.manifest import read_manifest
+        from ..train.data import fill_cache
 
-        if cfg.data.manifest is None:
-            raise ValueError("finetune cache needs data.manifest (build one with 'ecgfounder finetune manifest').")
-        model = build_model(cfg)
-        df = read_manifest(cfg.data.manifest, path_column=cfg.data.path_column)
-        refs = [RecordRef(str(p), None if "start_s" not in df or str(s) == "nan" else float(s),
-                          None if "duration_s" not in df or str(d) == "nan" else float(d))
-                for p, s, d in zip(df[cfg.data.path_column], df.get("start_s", [None] * len(df)), df.get("duration_s", [None] * len(df)))]
-        idx = WindowCache(cfg.data.cache_dir, model.contract, lead=cfg.data.lead, format=cfg.data.format).build(
-            refs, workers=cfg.data.cache_workers, progress=cfg.train.progress)
-        print(f"{idx.root}: {len(refs) - len(idx.failed)} cached, {len(idx.failed)} failed", file=sys.stderr)
-        return 0 if len(idx.failed) < len(refs) else 1
+        idx, n = fill_cache(cfg)
+        print(f"{idx.root}: {n - len(idx.failed)} cached, {len(idx.failed)} failed", file=sys.stderr)
+        return 0 if len(idx.failed) < n else 1
     from ..train.loop import finetune
 
     res = finetune(cfg)

@@ -20,8 +20,12 @@ API
     scikit-learn (``roc_auc_score`` trapezoids, ``average_precision_score`` step sums over
     distinct scores); with unit weights the results equal scikit-learn's to rounding (1e-12).
     Undefined values (no weighted positives or negatives) are NaN.
-``weighted_confusion(y_true, y_pred, weights)``
+``weighted_confusion(y_true, y_pred, weights, evaluable=None)``
     ``tp, fp, fn, tn`` as ``(B, L)`` arrays (matrix products).
+
+Every function taking ``evaluable`` (bool ``(n, L)``, default all true) counts only the
+evaluable entries of each label: a record outside a label's mask is absent for that label
+(neither positive nor negative), for the point estimate and in every resample.
 ``percentile_ci(values, level=0.95)``
     Percentile interval over axis 0, ignoring NaN resamples.
 
@@ -36,6 +40,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .errors import EvaluationError
+
 __all__ = [
     "bootstrap_weights",
     "RankMetrics",
@@ -44,6 +50,7 @@ __all__ = [
     "weighted_confusion",
     "percentile_ci",
     "default_chunk",
+    "check_mask",
 ]
 
 # Elements of a (b, n) working block; bounds memory to a few tens of MB per array.
@@ -58,9 +65,9 @@ def default_chunk(n_items: int) -> int:
 def _group_index(groups: Sequence | np.ndarray, n: int) -> tuple[np.ndarray, int]:
     g = np.asarray(groups)
     if g.shape != (n,):
-        raise ValueError(f"groups must hold one id per record: expected shape ({n},), got {g.shape}.")
+        raise EvaluationError(f"groups must hold one id per record: expected shape ({n},), got {g.shape}.")
     if g.dtype.kind == "f" and np.isnan(g).any():
-        raise ValueError("groups contains NaN ids; give every record a patient id (or pass groups=None).")
+        raise EvaluationError("groups contains NaN ids; give every record a patient id (or pass groups=None).")
     _, inverse = np.unique(g.astype(str) if g.dtype == object else g, return_inverse=True)
     inverse = inverse.reshape(-1)
     return inverse, int(inverse.max()) + 1 if n else 0
@@ -92,9 +99,9 @@ def bootstrap_weights(
         drawn patients.
     """
     if n <= 0:
-        raise ValueError(f"cannot bootstrap an empty set (n={n}).")
+        raise EvaluationError(f"cannot bootstrap an empty set (n={n}).")
     if n_boot <= 0:
-        raise ValueError(f"n_boot must be a positive number of resamples; got {n_boot}.")
+        raise EvaluationError(f"n_boot must be a positive number of resamples; got {n_boot}.")
     if groups is not None:
         rec_to_group, n_units = _group_index(groups, n)
     else:
@@ -123,12 +130,24 @@ def check_pair(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.
     if s.ndim == 1:
         s = s[:, None]
     if y.shape != s.shape or y.ndim != 2:
-        raise ValueError(f"y_true and y_score must both be (n, L) arrays of one shape; got {y.shape} and {s.shape}.")
+        raise EvaluationError(f"y_true and y_score must both be (n, L) arrays of one shape; got {y.shape} and {s.shape}.")
     if not np.isfinite(s).all():
         bad = np.argwhere(~np.isfinite(s))[0]
-        raise ValueError(f"y_score holds a non-finite value at row {bad[0]}, column {bad[1]}; remove or fix that prediction.")
+        raise EvaluationError(f"y_score holds a non-finite value at row {bad[0]}, column {bad[1]}; remove or fix that prediction.")
     yb = _as_binary(y)
     return yb, s
+
+
+def check_mask(evaluable: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The ``evaluable`` mask as bool of ``shape`` (``None`` stays ``None``: everything counts)."""
+    if evaluable is None:
+        return None
+    m = np.asarray(evaluable)
+    if m.ndim == 1 and len(shape) == 2 and shape[1] == 1:
+        m = m[:, None]
+    if m.shape != tuple(shape):
+        raise EvaluationError(f"evaluable must have the shape of y_true {tuple(shape)}; got {m.shape}.")
+    return m.astype(bool)
 
 
 def _as_binary(y: np.ndarray) -> np.ndarray:
@@ -136,11 +155,11 @@ def _as_binary(y: np.ndarray) -> np.ndarray:
         return y
     yf = np.asarray(y, dtype=np.float64)
     if np.isnan(yf).any():
-        raise ValueError("y_true holds NaN (missing labels); drop those rows or fill them with 0/1.")
+        raise EvaluationError("y_true holds NaN (missing labels); drop those rows or fill them with 0/1.")
     ok = (yf == 0) | (yf == 1)
     if not ok.all():
         bad = yf[~ok][0]
-        raise ValueError(f"y_true must be binary (0/1 or bool); found the value {bad!r}. "
+        raise EvaluationError(f"y_true must be binary (0/1 or bool); found the value {bad!r}. "
                          "Missing labels must be removed, not coded.")
     return yf.astype(bool)
 
@@ -161,15 +180,18 @@ class _Layout:
     last: np.ndarray
 
 
-def _layout(y: np.ndarray, s: np.ndarray) -> _Layout:
+def _layout(y: np.ndarray, s: np.ndarray, index: np.ndarray | None = None) -> _Layout:
+    """Rank layout of the scores ``s`` with truths ``y``; ``index[k]`` is the record of entry ``k``
+    (default ``k``), so that a masked or pooled column still indexes the weight rows by record."""
     order = np.argsort(-s, kind="stable")
     ys = y[order]
     ss = s[order]
     sp = -ss[ys]  # ascending
     sn = -ss[~ys]
+    rec = order if index is None else index[order]
     return _Layout(
-        pos=order[ys],
-        neg=order[~ys],
+        pos=rec[ys],
+        neg=rec[~ys],
         above=np.searchsorted(sn, sp, side="left"),
         upto=np.searchsorted(sn, sp, side="right"),
         last=np.searchsorted(sp, sp, side="right") - 1,
@@ -222,18 +244,27 @@ class RankMetrics:
     Args:
         y_true: ``(n, L)`` binary truths (a 1-D array is one label).
         y_score: ``(n, L)`` finite scores.
-        micro: also prepare the pooled (micro-average) layout of all ``n × L`` pairs.
+        micro: also prepare the pooled (micro-average) layout of all evaluable ``n × L`` pairs.
+        evaluable: bool ``(n, L)``; entries outside the mask are left out (default: all count).
     """
 
-    def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False):
+    def __init__(self, y_true: np.ndarray, y_score: np.ndarray, *, micro: bool = False,
+                 evaluable: np.ndarray | None = None):
         y, s = check_pair(y_true, y_score)
         self.n, self.n_labels = y.shape
-        self._layouts = [_layout(y[:, j], s[:, j]) for j in range(self.n_labels)]
+        m = check_mask(evaluable, y.shape)
+        self._layouts = []
+        for j in range(self.n_labels):
+            keep = None if m is None else np.flatnonzero(m[:, j])
+            if keep is None or keep.size == self.n:
+                self._layouts.append(_layout(y[:, j], s[:, j]))
+            else:
+                self._layouts.append(_layout(y[keep, j], s[keep, j], keep))
         self._micro: _Layout | None = None
         if micro:
-            lay = _layout(y.ravel(), s.ravel())
+            flat = np.arange(y.size) if m is None else np.flatnonzero(m.ravel())
             # pooled pair k belongs to record k // L
-            self._micro = _Layout(lay.pos // self.n_labels, lay.neg // self.n_labels, lay.above, lay.upto, lay.last)
+            self._micro = _layout(y.ravel()[flat], s.ravel()[flat], flat // self.n_labels)
 
     def _weights(self, weights: np.ndarray | None) -> np.ndarray:
         if weights is None:
@@ -242,9 +273,9 @@ class RankMetrics:
         if w.ndim == 1:
             w = w[None, :]
         if w.ndim != 2 or w.shape[1] != self.n:
-            raise ValueError(f"weights must be (B, {self.n}) for {self.n} records; got {w.shape}.")
+            raise EvaluationError(f"weights must be (B, {self.n}) for {self.n} records; got {w.shape}.")
         if w.dtype.kind not in "iuf":
-            raise ValueError(f"weights must be numeric multiplicities; got dtype {w.dtype}.")
+            raise EvaluationError(f"weights must be numeric multiplicities; got dtype {w.dtype}.")
         return w
 
     def labels(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +293,7 @@ class RankMetrics:
     def micro(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Micro-averaged ``(auroc, ap)``, each ``(B,)``: all pairs pooled, record weights repeated."""
         if self._micro is None:
-            raise ValueError("RankMetrics was built with micro=False; pass micro=True to pool labels.")
+            raise EvaluationError("RankMetrics was built with micro=False; pass micro=True to pool labels.")
         w = self._weights(weights)
         step = default_chunk(self.n * self.n_labels)
         parts = [_auroc_ap_kernel(w[a : a + step], self._micro) for a in range(0, w.shape[0], step)]
@@ -302,6 +333,7 @@ def weighted_confusion(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     weights: np.ndarray | None = None,
+    evaluable: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted confusion counts per label.
 
@@ -309,6 +341,7 @@ def weighted_confusion(
         y_true: ``(n, L)`` binary truths.
         y_pred: ``(n, L)`` binary decisions (score ≥ threshold).
         weights: ``(B, n)`` multiplicities; ``None`` = ones.
+        evaluable: bool ``(n, L)``: only these entries are counted (default all).
 
     Returns:
         ``(tp, fp, fn, tn)``, each ``(B, L)`` float64 (exact integers).
@@ -316,18 +349,20 @@ def weighted_confusion(
     y = _as_binary(np.atleast_2d(np.asarray(y_true)) if np.ndim(y_true) > 1 else np.asarray(y_true)[:, None])
     p = _as_binary(np.atleast_2d(np.asarray(y_pred)) if np.ndim(y_pred) > 1 else np.asarray(y_pred)[:, None])
     if y.shape != p.shape:
-        raise ValueError(f"y_true and y_pred must have one shape; got {y.shape} and {p.shape}.")
+        raise EvaluationError(f"y_true and y_pred must have one shape; got {y.shape} and {p.shape}.")
     n = y.shape[0]
     w = np.ones((1, n)) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
     if w.shape[1] != n:
-        raise ValueError(f"weights must be (B, {n}) for {n} records; got {w.shape}.")
+        raise EvaluationError(f"weights must be (B, {n}) for {n} records; got {w.shape}.")
     w = w.astype(np.float64, copy=False)
-    yf = y.astype(np.float64)
-    pf = p.astype(np.float64)
+    m = check_mask(evaluable, y.shape)
+    mf = np.ones(y.shape) if m is None else m.astype(np.float64)
+    yf = y.astype(np.float64) * mf
+    pf = p.astype(np.float64) * mf
     pos = w @ yf
     called = w @ pf
     tp = w @ (yf * pf)
-    total = w.sum(axis=1, keepdims=True)
+    total = w @ mf
     fp = called - tp
     fn = pos - tp
     tn = total - pos - fp
@@ -346,7 +381,7 @@ def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, 
         non-NaN resamples, each of shape ``values.shape[1:]``.
     """
     if not 0 < level < 1:
-        raise ValueError(f"CI level must be between 0 and 1 (e.g. 0.95); got {level}.")
+        raise EvaluationError(f"CI level must be between 0 and 1 (e.g. 0.95); got {level}.")
     v = np.asarray(values, dtype=np.float64)
     valid = np.sum(~np.isnan(v), axis=0)
     alpha = (1.0 - level) / 2.0

@@ -6,29 +6,40 @@ API (used by ``ecgfounder evaluate`` and by fine-tuning):
     One label: ``n, n_pos, n_neg, prevalence, auroc, auprc`` and, with a threshold,
     ``threshold, tp, fp, fn, tn, sensitivity, specificity, ppv, npv, f1``.  A record is called
     positive when ``score >= threshold``.
-``evaluate_multilabel(y_true, y_score, labels=None, thresholds=None, groups=None, n_boot=1000,
-seed=0, ci_level=0.95) -> EvaluationResult``
+``evaluate_multilabel(y_true, y_score, labels=None, thresholds=None, groups=None, *,
+evaluable=None, members=None, min_positives=10, n_boot=1000, seed=0, ci_level=0.95) -> EvaluationResult``
     Per-label table and macro / micro / prevalence-weighted summaries, each metric with a
-    percentile bootstrap interval (``<metric>_lo``, ``<metric>_hi``).  ``groups`` (patient id per
-    record) switches to a patient-level (cluster) bootstrap.
+    bootstrap interval (``<metric>_lo``, ``<metric>_hi``).  ``groups`` (patient id per record)
+    switches to a patient-level (cluster) bootstrap.
 ``multilabel_report(...) -> pandas.DataFrame``
     ``evaluate_multilabel(...).table()``: per-label rows followed by the summary rows
     ``[macro]``, ``[weighted]``, ``[micro]``.
 ``regression_report(y, yhat, n_boot=1000, seed=0, groups=None) -> pandas.DataFrame``
-    MAE, RMSE, R² and mean error (bias) with intervals.
+    MAE, RMSE, R² and mean error (bias) with intervals (home: :mod:`.regression`).
 
 Conventions
 -----------
+- ``evaluable`` (bool ``(n, L)``, default all true): which (record, label) entries count.  A
+  record outside a label's mask is neither a positive nor a negative of that label: every count,
+  metric, threshold, summary and bootstrap resample of that label leaves it out.
+- Minimum positives: a label with fewer than ``min_positives`` evaluable positives (default
+  :data:`MIN_POSITIVES` = 10) is reported in its row but left out of the macro, weighted and
+  micro summaries, and listed apart (``settings["rare_labels"]``) with its count.
+- AUROC intervals: the union of the percentile bootstrap interval and Newcombe's score interval
+  (:mod:`.intervals`), which keeps ≥ 90 % coverage of the 95 % interval at 10 positives; the
+  other metrics use percentile bootstrap intervals.
 - Arrays: ``y_true (n, L)`` binary (bool or 0/1), ``y_score (n, L)`` probabilities (or any
   monotone score), ``thresholds (L,)`` on the score scale (NaN = no threshold for that label).
 - Undefined values are NaN, never 0: AUROC, AUPRC, sensitivity and F1 of a label without
   positives; AUROC, AUPRC and specificity without negatives; PPV without predicted positives;
   NPV without predicted negatives; PPV and NPV whenever a class is absent.  A label without
-  positives keeps only its specificity (how often it is called falsely).  The ``defined`` column says whether a label has both
-  classes.  Macro and weighted summaries average the labels where the metric is defined and
-  report how many were used (``n_labels``) and skipped (``n_skipped``).
-- Micro summaries pool the (record, label) pairs of the *defined* labels; weighted summaries
-  weight each defined label by its number of positives (scikit-learn's ``average="weighted"``).
+  positives keeps only its specificity (how often it is called falsely).  The ``defined`` column
+  says whether a label has both classes.  Macro and weighted summaries average the summarised
+  labels (defined, with at least ``min_positives`` positives) and report how many were used
+  (``n_labels``), skipped as undefined (``n_skipped``) and set apart as rare (``n_rare``).
+- Micro summaries pool the evaluable (record, label) pairs of the summarised labels; weighted
+  summaries weight each summarised label by its number of positives (scikit-learn's
+  ``average="weighted"``).
 - Bootstrap: ``n_boot`` resamples of records (or of patients) drawn once and shared by all
   labels and summaries; percentile intervals; a resample in which a label has no positive is
   left out of that label's interval (``n_boot_valid`` counts the rest).  Point estimates are
@@ -43,7 +54,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .bootstrap import RankMetrics, bootstrap_weights, check_pair, percentile_ci, weighted_confusion
+from .bootstrap import RankMetrics, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
+from .errors import EvaluationError
+from .intervals import AUROC_CI_METHOD, auroc_interval
+from .regression import REGRESSION_METRICS, regression_report
+from .thresholds import as_threshold_array
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -57,13 +72,15 @@ __all__ = [
     "group_summary",
     "regression_report",
     "as_threshold_array",
+    "MIN_POSITIVES",
 ]
 
 THRESHOLD_METRICS = ("sensitivity", "specificity", "ppv", "npv", "f1")
 CLASSIFICATION_METRICS = ("auroc", "auprc") + THRESHOLD_METRICS
-REGRESSION_METRICS = ("mae", "rmse", "r2", "bias")
+MIN_POSITIVES = 10
 
 SUMMARY_ROWS = ("[macro]", "[weighted]", "[micro]")
+SUMMARY_KINDS = ("macro", "weighted", "micro")
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -100,29 +117,8 @@ def _as_2d(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(n_records, n_labels)`` bool labels and float scores (see ``bootstrap.check_pair``)."""
     y, s = check_pair(y_true, y_score)
     if y.shape[0] == 0:
-        raise ValueError("no records to evaluate (0 rows).")
+        raise EvaluationError("no records to evaluate (0 rows).")
     return y, s
-
-
-def as_threshold_array(thresholds: Any, labels: Sequence[str]) -> np.ndarray:
-    """Thresholds as a float array aligned to ``labels``.
-
-    Accepts ``None`` (all NaN), a scalar (same for all), a sequence of ``len(labels)`` values or a
-    mapping ``label -> threshold`` (labels missing from the mapping get NaN).
-    """
-    n = len(labels)
-    if thresholds is None:
-        return np.full(n, np.nan)
-    if isinstance(thresholds, Mapping):
-        return np.array([float(thresholds.get(lab, np.nan)) for lab in labels], dtype=np.float64)
-    if isinstance(thresholds, pd.Series):
-        return thresholds.reindex(list(labels)).to_numpy(dtype=np.float64)
-    arr = np.asarray(thresholds, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise ValueError(f"thresholds must hold one value per label ({n}); got shape {arr.shape}.")
-    return arr
 
 
 def binary_metrics(y_true: Any, y_score: Any, threshold: float | None = None) -> dict[str, float]:
@@ -171,11 +167,13 @@ class EvaluationResult:
     """Result of :func:`evaluate_multilabel`.
 
     Attributes:
-        per_label: one row per label (index = label name): counts, ``defined``, ``threshold``,
-            each metric with ``_lo``/``_hi`` bounds and ``n_boot_valid``.
+        per_label: one row per label (index = label name): counts (``n`` evaluable records,
+            ``n_excluded``, ``n_pos``, ``n_neg``), ``defined``, ``summarised``, ``threshold``,
+            each metric with ``_lo``/``_hi`` bounds, ``n_boot_valid`` and ``members``.
         summary: rows ``macro``, ``weighted``, ``micro``; each metric with bounds, and
-            ``n_labels`` / ``n_skipped`` (labels used / left out because undefined).
-        settings: the evaluation settings (n_boot, seed, ci_level, bootstrap unit, n_records, ...).
+            ``n_labels`` / ``n_skipped`` / ``n_rare`` (labels used / undefined / too few positives).
+        settings: the evaluation settings (n_boot, seed, ci_level, bootstrap unit, n_records,
+            min_positives, rare and undefined labels, ...).
         boot: per-resample values ``metric -> (B, L)`` (NaN where undefined), kept so that
             summaries over any label subset (e.g. a clinical category) get intervals too.
     """
@@ -195,50 +193,158 @@ class EvaluationResult:
         """Labels without positives or without negatives in the evaluated set."""
         return list(self.per_label.index[~self.per_label["defined"].astype(bool)])
 
+    def rare_labels(self) -> dict[str, int]:
+        """Defined labels left out of the summaries for having too few positives (``label -> n_pos``)."""
+        per = self.per_label
+        rare = per["defined"].astype(bool) & ~per["summarised"].astype(bool)
+        return {lab: int(k) for lab, k in per.loc[rare, "n_pos"].items()}
 
-def _summaries(
-    auroc: np.ndarray,
-    ap: np.ndarray,
-    conf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    n_pos: np.ndarray,
-    use: np.ndarray,
-    has_thr: np.ndarray,
-    micro_rank: tuple[np.ndarray, np.ndarray] | None,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Summary values per resample: ``{kind: {metric: (B,)}}``.
 
-    ``auroc``/``ap`` and the confusion counts are ``(B, L)``; ``n_pos (B, L)``; ``use (L,)``
-    labels defined on the full set; ``has_thr (L,)`` labels with a threshold.
-    """
-    tp, fp, fn, tn = conf
-    rates = confusion_rates(tp, fp, fn, tn)
-    per = {"auroc": auroc, "auprc": ap, **rates}
+@dataclass(frozen=True)
+class _Values:
+    """Metric inputs under one block of weights: each ``(B, L)`` (micro: ``(B,)`` pairs)."""
+
+    auroc: np.ndarray
+    ap: np.ndarray
+    conf: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    n_pos: np.ndarray
+    micro: tuple[np.ndarray, np.ndarray] | None
+
+    def per_label(self) -> dict[str, np.ndarray]:
+        return {"auroc": self.auroc, "auprc": self.ap, **confusion_rates(*self.conf)}
+
+
+class _Scorer:
+    """What stays fixed across resamples (sorted layouts, decisions, mask); called with weights."""
+
+    def __init__(self, y: np.ndarray, s: np.ndarray, mask: np.ndarray | None, thr: np.ndarray, summarised: np.ndarray, micro: bool):
+        self.y, self.mask = y, mask
+        self.has_thr = ~np.isnan(thr)
+        self.pred = s >= np.where(self.has_thr, thr, np.inf)[None, :]
+        self.rank = RankMetrics(y, s, evaluable=mask)
+        pool = summarised.any() and micro
+        sub = None if mask is None else mask[:, summarised]
+        self.rank_micro = RankMetrics(y[:, summarised], s[:, summarised], micro=True, evaluable=sub) if pool else None
+        self.pos = y.astype(np.float64) * (1.0 if mask is None else mask)
+
+    def __call__(self, w: np.ndarray | None) -> _Values:
+        au, ap = self.rank.labels(w)
+        conf = weighted_confusion(self.y, self.pred, w, self.mask)
+        for arr in conf:
+            arr[:, ~self.has_thr] = np.nan
+        npos = (np.ones((1, self.y.shape[0])) if w is None else np.asarray(w, np.float64)) @ self.pos
+        mr = self.rank_micro.micro(w) if self.rank_micro is not None else None
+        return _Values(au, ap, conf, npos, mr)
+
+
+def _macro_weighted(v: np.ndarray, n_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Macro and positives-weighted means over the columns of ``v (B, k)``, NaN entries skipped."""
+    if v.shape[1] == 0:
+        return np.full(v.shape[0], np.nan), np.full(v.shape[0], np.nan)
+    with np.errstate(invalid="ignore"):
+        valid = ~np.isnan(v)
+        cnt = valid.sum(axis=1)
+        macro = np.where(cnt > 0, np.nansum(v, axis=1) / np.maximum(cnt, 1), np.nan)
+        wts = np.where(valid, n_pos, 0.0)
+        tot = wts.sum(axis=1)
+        weighted = np.where(tot > 0, np.nansum(np.where(valid, v, 0.0) * wts, axis=1) / np.where(tot > 0, tot, 1), np.nan)
+    return macro, weighted
+
+
+def _summaries(vals: _Values, use: np.ndarray, has_thr: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Summary values per resample: ``{kind: {metric: (B,)}}`` over the labels in ``use``."""
     out: dict[str, dict[str, np.ndarray]] = {"macro": {}, "weighted": {}, "micro": {}}
-    for m, v in per.items():
+    for m, v in vals.per_label().items():
         cols = use & has_thr if m in THRESHOLD_METRICS else use
-        vv = v[:, cols]
-        with np.errstate(invalid="ignore"):
-            if vv.shape[1] == 0:
-                out["macro"][m] = np.full(v.shape[0], np.nan)
-                out["weighted"][m] = np.full(v.shape[0], np.nan)
-                continue
-            valid = ~np.isnan(vv)
-            cnt = valid.sum(axis=1)
-            out["macro"][m] = np.where(cnt > 0, np.nansum(vv, axis=1) / np.maximum(cnt, 1), np.nan)
-            wts = np.where(valid, n_pos[:, cols], 0.0)
-            tot = wts.sum(axis=1)
-            out["weighted"][m] = np.where(tot > 0, np.nansum(np.where(valid, vv, 0.0) * wts, axis=1) / np.where(tot > 0, tot, 1), np.nan)
+        out["macro"][m], out["weighted"][m] = _macro_weighted(v[:, cols], vals.n_pos[:, cols])
+    b = vals.auroc.shape[0]
     cols = use & has_thr
     if cols.any():
-        micro_rates = confusion_rates(*(x[:, cols].sum(axis=1) for x in (tp, fp, fn, tn)))
+        out["micro"].update(confusion_rates(*(x[:, cols].sum(axis=1) for x in vals.conf)))
     else:
-        micro_rates = {m: np.full(tp.shape[0], np.nan) for m in THRESHOLD_METRICS}
-    out["micro"].update(micro_rates)
-    if micro_rank is not None:
-        out["micro"]["auroc"], out["micro"]["auprc"] = micro_rank
-    else:
-        out["micro"]["auroc"] = out["micro"]["auprc"] = np.full(tp.shape[0], np.nan)
+        out["micro"].update({m: np.full(b, np.nan) for m in THRESHOLD_METRICS})
+    nan = np.full(b, np.nan)
+    out["micro"]["auroc"], out["micro"]["auprc"] = vals.micro if vals.micro is not None else (nan, nan)
     return out
+
+
+def _inputs(y_true: Any, y_score: Any, labels: Sequence[str] | None, evaluable: Any):
+    y, s = _as_2d(y_true, y_score)
+    n_labels = y.shape[1]
+    labels = [f"label_{j}" for j in range(n_labels)] if labels is None else [str(x) for x in labels]
+    if len(labels) != n_labels:
+        raise EvaluationError(f"{len(labels)} label names given for {n_labels} columns of y_true.")
+    if len(set(labels)) != len(labels):
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise EvaluationError(f"label names must be unique; repeated: {dup[:5]}.")
+    m = check_mask(evaluable, y.shape)
+    if m is not None:
+        m = m | y  # a positive always counts
+        if m.all():
+            m = None
+    return y, s, m, labels
+
+
+def _resample(scorer: _Scorer, n: int, n_boot: int, seed: int | None, groups, use: np.ndarray):
+    """Per-label ``metric -> (B, L)`` and summary ``kind -> metric -> (B,)`` over the resamples."""
+    boot: dict[str, list[np.ndarray]] = {m: [] for m in CLASSIFICATION_METRICS}
+    sboot: dict[str, dict[str, list[np.ndarray]]] = {k: {m: [] for m in CLASSIFICATION_METRICS} for k in SUMMARY_KINDS}
+    for w in bootstrap_weights(n, n_boot, seed=seed, groups=groups):
+        vals = scorer(w)
+        for m, v in vals.per_label().items():
+            boot[m].append(v)
+        sm = _summaries(vals, use, scorer.has_thr)
+        for k in SUMMARY_KINDS:
+            for m in CLASSIFICATION_METRICS:
+                sboot[k][m].append(sm[k][m])
+    cat = {m: np.concatenate(v, axis=0) for m, v in boot.items()}
+    scat = {k: {m: np.concatenate(v) for m, v in d.items()} for k, d in sboot.items()}
+    return cat, scat
+
+
+def _bounds(values: np.ndarray | None, shape: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if values is None:
+        nan = np.full(shape, np.nan)
+        return nan, nan.copy(), np.zeros(shape, dtype=int)
+    return percentile_ci(values, level)
+
+
+def _per_label_table(labels, counts, thr, point: _Values, boot, level, members) -> pd.DataFrame:
+    n_eval, n_pos, n_neg, defined, summarised, n = counts
+    cols: dict[str, Any] = {
+        "n": n_eval, "n_excluded": n - n_eval, "n_pos": n_pos, "n_neg": n_neg,
+        "prevalence": np.divide(n_pos, n_eval, out=np.full(len(labels), np.nan), where=n_eval > 0),
+        "defined": defined, "summarised": summarised, "threshold": thr,
+    }
+    for k, arr in zip(("tp", "fp", "fn", "tn"), point.conf):
+        cols[k] = arr[0]
+    pv = point.per_label()
+    for m in CLASSIFICATION_METRICS:
+        cols[m] = pv[m][0]
+        lo, hi, valid = _bounds(None if boot is None else boot[m], len(labels), level)
+        if m == "auroc":
+            lo, hi = auroc_interval(pv[m][0], n_pos, n_neg, lo, hi, level)
+            cols["n_boot_valid"] = valid
+        cols[f"{m}_lo"], cols[f"{m}_hi"] = lo, hi
+    cols["members"] = [" + ".join(members.get(lab, (lab,))) if members else lab for lab in labels]
+    return pd.DataFrame(cols, index=pd.Index(labels, name="label"))
+
+
+def _summary_table(point_summ, sboot, level, counts, has_thr) -> pd.DataFrame:
+    _, _, _, defined, summarised, _ = counts
+    rows = []
+    for k in SUMMARY_KINDS:
+        row: dict[str, Any] = {"summary": k}
+        for m in CLASSIFICATION_METRICS:
+            row[m] = float(point_summ[k][m][0])
+            lo, hi, _ = _bounds(None if sboot is None else sboot[k][m][:, None], 1, level)
+            row[f"{m}_lo"], row[f"{m}_hi"] = float(lo[0]), float(hi[0])
+        row["n_labels"] = int(summarised.sum())
+        row["n_skipped"] = int((~defined).sum())
+        row["n_rare"] = int((defined & ~summarised).sum())
+        row["n_labels_thresholded"] = int((summarised & has_thr).sum())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("summary")
 
 
 def evaluate_multilabel(
@@ -248,6 +354,9 @@ def evaluate_multilabel(
     thresholds: Any = None,
     groups: Sequence | np.ndarray | None = None,
     *,
+    evaluable: Any = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    min_positives: int = MIN_POSITIVES,
     n_boot: int = 1000,
     seed: int | None = 0,
     ci_level: float = 0.95,
@@ -263,122 +372,51 @@ def evaluate_multilabel(
             :mod:`ecgfounder.eval.thresholds`): ``(L,)`` array, mapping or scalar; ``None`` leaves
             the thresholded metrics undefined.
         groups: ``(n,)`` patient ids: resample patients instead of records.
+        evaluable: bool ``(n, L)``: entries that count (default all; positives always count).
+        members: ``label -> model outputs`` it is scored from (composite targets), for the table.
+        min_positives: labels with fewer evaluable positives are left out of the summaries.
         n_boot: number of bootstrap resamples (0 = point estimates only).
         seed: bootstrap seed (same seed and data → same intervals).
         ci_level: interval coverage (0.95).
-        micro: compute the micro AUROC/AUPRC (pools ``n × L`` pairs; costs about as much as all
-            labels together).
+        micro: compute the micro AUROC/AUPRC (pools the evaluable ``n × L`` pairs).
 
     Returns:
         :class:`EvaluationResult`.
     """
-    y, s = _as_2d(y_true, y_score)
-    n, n_labels = y.shape
-    if labels is None:
-        labels = [f"label_{j}" for j in range(n_labels)]
-    labels = [str(x) for x in labels]
-    if len(labels) != n_labels:
-        raise ValueError(f"{len(labels)} label names given for {n_labels} columns of y_true.")
-    if len(set(labels)) != len(labels):
-        dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise ValueError(f"label names must be unique; repeated: {dup[:5]}.")
-    thr = as_threshold_array(thresholds, labels)
-    has_thr = ~np.isnan(thr)
-    pred = s >= np.where(has_thr, thr, np.inf)[None, :]
+    y, s, mask, labels = _inputs(y_true, y_score, labels, evaluable)
     if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0; got {n_boot}.")
-
+        raise EvaluationError(f"n_boot must be >= 0; got {n_boot}.")
+    if min_positives < 1:
+        raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
+    n = y.shape[0]
+    thr = as_threshold_array(thresholds, labels)
+    n_eval = np.full(len(labels), n) if mask is None else mask.sum(axis=0)
     n_pos = y.sum(axis=0).astype(np.int64)
-    n_neg = n - n_pos
+    n_neg = (n_eval - n_pos).astype(np.int64)
     defined = (n_pos > 0) & (n_neg > 0)
-    rank = RankMetrics(y, s)
-    # micro pools the defined labels only
-    rank_micro = RankMetrics(y[:, defined], s[:, defined], micro=True) if micro and defined.any() else None
-
-    yf = y.astype(np.float64)
-
-    def compute(w: np.ndarray | None):
-        au, ap = rank.labels(w)
-        conf = weighted_confusion(y, pred, w)
-        tp, fp, fn, tn = conf
-        for arr in conf:
-            arr[:, ~has_thr] = np.nan
-        npos = (np.ones((1, n)) if w is None else np.asarray(w, np.float64)) @ yf
-        mr = rank_micro.micro(w) if rank_micro is not None else None
-        return au, ap, conf, npos, mr
-
-    au0, ap0, conf0, npos0, mr0 = compute(None)
-    rates0 = confusion_rates(*conf0)
-    point = {"auroc": au0[0], "auprc": ap0[0], **{k: v[0] for k, v in rates0.items()}}
-    summ0 = _summaries(au0, ap0, conf0, npos0, defined, has_thr, mr0)
-
-    boot: dict[str, list[np.ndarray]] = {m: [] for m in CLASSIFICATION_METRICS}
-    sboot: dict[str, dict[str, list[np.ndarray]]] = {k: {m: [] for m in CLASSIFICATION_METRICS} for k in ("macro", "weighted", "micro")}
-    if n_boot > 0:
-        for w in bootstrap_weights(n, n_boot, seed=seed, groups=groups):
-            au, ap, conf, npos, mr = compute(w)
-            rates = confusion_rates(*conf)
-            vals = {"auroc": au, "auprc": ap, **rates}
-            for m in CLASSIFICATION_METRICS:
-                boot[m].append(vals[m])
-            sm = _summaries(au, ap, conf, npos, defined, has_thr, mr)
-            for k in sboot:
-                for m in CLASSIFICATION_METRICS:
-                    sboot[k][m].append(sm[k][m])
-
-    cols: dict[str, Any] = {
-        "n": np.full(n_labels, n),
-        "n_pos": n_pos,
-        "n_neg": n_neg,
-        "prevalence": n_pos / n,
-        "defined": defined,
-        "threshold": thr,
-    }
-    for k, arr in zip(("tp", "fp", "fn", "tn"), conf0):
-        cols[k] = arr[0]
-    for m in CLASSIFICATION_METRICS:
-        cols[m] = point[m]
-        if n_boot > 0:
-            lo, hi, valid = percentile_ci(np.concatenate(boot[m], axis=0), ci_level)
-        else:
-            lo = hi = np.full(n_labels, np.nan)
-            valid = np.zeros(n_labels, dtype=int)
-        cols[f"{m}_lo"] = lo
-        cols[f"{m}_hi"] = hi
-        if m == "auroc":
-            cols["n_boot_valid"] = valid
-    per = pd.DataFrame(cols, index=pd.Index(labels, name="label"))
-
-    rows = []
-    for k in ("macro", "weighted", "micro"):
-        row: dict[str, Any] = {"summary": k}
-        for m in CLASSIFICATION_METRICS:
-            row[m] = float(summ0[k][m][0])
-            if n_boot > 0:
-                lo, hi, _ = percentile_ci(np.concatenate(sboot[k][m])[:, None], ci_level)
-                row[f"{m}_lo"], row[f"{m}_hi"] = float(lo[0]), float(hi[0])
-            else:
-                row[f"{m}_lo"] = row[f"{m}_hi"] = np.nan
-        used_rank = int(defined.sum())
-        used_thr = int((defined & has_thr).sum())
-        row["n_labels"] = used_rank
-        row["n_skipped"] = int(n_labels - used_rank)
-        row["n_labels_thresholded"] = used_thr
-        rows.append(row)
-    summary = pd.DataFrame(rows).set_index("summary")
+    summarised = defined & (n_pos >= min_positives)
+    counts = (n_eval, n_pos, n_neg, defined, summarised, n)
+    scorer = _Scorer(y, s, mask, thr, summarised, micro)
+    point = scorer(None)
+    boot, sboot = _resample(scorer, n, n_boot, seed, groups, summarised) if n_boot > 0 else (None, None)
+    per = _per_label_table(labels, counts, thr, point, boot, ci_level, members)
+    summary = _summary_table(_summaries(point, summarised, scorer.has_thr), sboot, ci_level, counts, scorer.has_thr)
     settings = {
         "n_records": n,
-        "n_labels": n_labels,
+        "n_labels": len(labels),
         "n_boot": int(n_boot),
         "seed": seed,
         "ci_level": ci_level,
         "ci_method": "percentile",
+        "auroc_ci_method": AUROC_CI_METHOD,
         "bootstrap_unit": "patient" if groups is not None else "record",
         "n_groups": int(len(np.unique(np.asarray(groups).astype(str)))) if groups is not None else n,
+        "min_positives": int(min_positives),
+        "n_excluded_entries": int(0 if mask is None else (~mask).sum()),
         "undefined_labels": [lab for lab, d in zip(labels, defined) if not d],
+        "rare_labels": {lab: int(k) for lab, k, d, u in zip(labels, n_pos, defined, summarised) if d and not u},
     }
-    boot_arr = {m: np.concatenate(boot[m], axis=0) for m in CLASSIFICATION_METRICS} if n_boot > 0 else None
-    return EvaluationResult(per_label=per, summary=summary, settings=settings, boot=boot_arr)
+    return EvaluationResult(per_label=per, summary=summary, settings=settings, boot=boot)
 
 
 def group_summary(
@@ -396,15 +434,15 @@ def group_summary(
         ci_level: interval level (default: the one of ``result``).
 
     Returns:
-        DataFrame indexed by group: ``n_labels`` (in the group), ``n_defined`` (with both
-        classes), ``n_pos`` (sum), and per metric the macro value over defined labels with
+        DataFrame indexed by group: ``n_labels`` (in the group), ``n_defined`` (summarised:
+        both classes and enough positives), ``n_pos`` (sum), and per metric the macro value over them with
         ``_lo``/``_hi`` from the same resamples as the per-label intervals.
     """
     per = result.per_label
     level = ci_level if ci_level is not None else float(result.settings.get("ci_level", 0.95))
     names = [groups.get(lab, "(ungrouped)") for lab in per.index]
     order = list(dict.fromkeys(names))
-    defined = per["defined"].to_numpy(dtype=bool)
+    defined = per["summarised"].to_numpy(dtype=bool) if "summarised" in per else per["defined"].to_numpy(dtype=bool)
     rows = []
     for gname in order:
         cols = np.array([nm == gname for nm in names])
@@ -440,68 +478,12 @@ def multilabel_report(
     n_boot: int = 1000,
     seed: int | None = 0,
     ci_level: float = 0.95,
+    *,
+    evaluable: Any = None,
+    min_positives: int = MIN_POSITIVES,
 ) -> pd.DataFrame:
     """:func:`evaluate_multilabel` as one table: label rows, then ``[macro]``, ``[weighted]``, ``[micro]``."""
     return evaluate_multilabel(
-        y_true, y_score, labels, thresholds, groups, n_boot=n_boot, seed=seed, ci_level=ci_level
+        y_true, y_score, labels, thresholds, groups, evaluable=evaluable, min_positives=min_positives,
+        n_boot=n_boot, seed=seed, ci_level=ci_level,
     ).table()
-
-
-def _regression_values(w: np.ndarray, y: np.ndarray, yhat: np.ndarray) -> dict[str, np.ndarray]:
-    """Weighted MAE, RMSE, R² and bias for each weight row ``w (B, n)``; ``y``/``yhat (n,)``."""
-    e = yhat - y
-    sw = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mae = (w @ np.abs(e)) / sw
-        sse = w @ (e * e)
-        rmse = np.sqrt(sse / sw)
-        ybar = (w @ y) / sw
-        sst = w @ (y * y) - sw * ybar * ybar
-        sst = np.where(sst > 1e-12 * np.maximum(w @ (y * y), 1e-300), sst, np.nan)
-        r2 = 1.0 - sse / sst
-        bias = (w @ e) / sw
-    return {"mae": mae, "rmse": rmse, "r2": r2, "bias": bias}
-
-
-def regression_report(
-    y: Any,
-    yhat: Any,
-    n_boot: int = 1000,
-    seed: int | None = 0,
-    groups: Sequence | np.ndarray | None = None,
-    ci_level: float = 0.95,
-) -> pd.DataFrame:
-    """Regression metrics with bootstrap intervals.
-
-    Args:
-        y: ``(n,)`` targets (any unit).
-        yhat: ``(n,)`` predictions in the same unit.
-        n_boot, seed, groups, ci_level: as in :func:`evaluate_multilabel`.
-
-    Returns:
-        DataFrame indexed by metric (``mae``, ``rmse``, ``r2``, ``bias`` = mean of
-        ``yhat - y``) with columns ``value``, ``lo``, ``hi``, ``n``.  R² is NaN when ``y`` is
-        constant.
-    """
-    yy = np.asarray(y, dtype=np.float64).ravel()
-    pp = np.asarray(yhat, dtype=np.float64).ravel()
-    if yy.shape != pp.shape or yy.size == 0:
-        raise ValueError(f"y and yhat must be non-empty and of one length; got {yy.shape} and {pp.shape}.")
-    if not (np.isfinite(yy).all() and np.isfinite(pp).all()):
-        raise ValueError("y and yhat must be finite; drop records with missing targets or failed predictions.")
-    point = _regression_values(np.ones((1, yy.size)), yy, pp)
-    boot: dict[str, list[np.ndarray]] = {m: [] for m in REGRESSION_METRICS}
-    if n_boot > 0:
-        for w in bootstrap_weights(yy.size, n_boot, seed=seed, groups=groups):
-            vals = _regression_values(w.astype(np.float64), yy, pp)
-            for m in REGRESSION_METRICS:
-                boot[m].append(vals[m])
-    rows = []
-    for m in REGRESSION_METRICS:
-        if n_boot > 0:
-            lo, hi, _ = percentile_ci(np.concatenate(boot[m])[:, None], ci_level)
-            lo, hi = float(lo[0]), float(hi[0])
-        else:
-            lo = hi = np.nan
-        rows.append({"metric": m, "value": float(point[m][0]), "lo": lo, "hi": hi, "n": yy.size})
-    return pd.DataFrame(rows).set_index("metric")

@@ -35,9 +35,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .errors import EvaluationError
 from .metrics import CLASSIFICATION_METRICS, EvaluationResult, group_summary
 
-__all__ = ["write_report", "format_ci", "format_value"]
+__all__ = ["write_report", "write_published_report", "format_ci", "format_value"]
 
 _METRIC_NAMES = {
     "auroc": "AUROC",
@@ -98,6 +99,8 @@ def _label_rows(per: pd.DataFrame) -> pd.DataFrame:
             "threshold": [format_value(v, 3) if not (isinstance(v, float) and math.isnan(v)) else "none" for v in per["threshold"]],
         }
     )
+    if "summarised" in per:
+        out.insert(3, "in summaries", np.where(per["summarised"].to_numpy(dtype=bool), "yes", "no"))
     for m in CLASSIFICATION_METRICS:
         out[_METRIC_NAMES[m]] = [format_ci(v, lo, hi) for v, lo, hi in zip(per[m], per[f"{m}_lo"], per[f"{m}_hi"])]
     return out
@@ -106,7 +109,8 @@ def _label_rows(per: pd.DataFrame) -> pd.DataFrame:
 def _summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for kind, r in summary.iterrows():
-        row = {"summary": kind, "labels used": int(r["n_labels"]), "labels skipped (undefined)": int(r["n_skipped"])}
+        row = {"summary": kind, "labels used": int(r["n_labels"]), "labels skipped (undefined)": int(r["n_skipped"]),
+               "labels set apart (rare)": int(r.get("n_rare", 0))}
         for m in CLASSIFICATION_METRICS:
             row[_METRIC_NAMES[m]] = format_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
         rows.append(row)
@@ -123,7 +127,7 @@ def _category_rows(cat: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.ndarray) -> dict[str, Path]:
+def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.ndarray, ev: np.ndarray) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -143,9 +147,10 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
         fig_r, ax_r = plt.subplots(figsize=(5.5, 5))
         fig_p, ax_p = plt.subplots(figsize=(5.5, 5))
         for j in idx:
-            fpr, tpr, _ = roc_curve(y[:, j], s[:, j])
+            m = ev[:, j]
+            fpr, tpr, _ = roc_curve(y[m, j], s[m, j])
             ax_r.plot(fpr, tpr, lw=1.3, label=f"{labels[j][:38]} ({per['auroc'].iloc[j]:.3f}, n+={npos[j]})")
-            prec, rec, _ = precision_recall_curve(y[:, j], s[:, j])
+            prec, rec, _ = precision_recall_curve(y[m, j], s[m, j])
             ax_p.step(rec, prec, where="post", lw=1.3, label=f"{labels[j][:38]} ({per['auprc'].iloc[j]:.3f})")
         ax_r.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
         ax_r.set(xlabel="1 − specificity", ylabel="sensitivity", title=f"ROC: {cat}", xlim=(0, 1), ylim=(0, 1.01))
@@ -162,15 +167,17 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
     # calibration: pooled over defined labels, and per category with enough positives
     if defined.any():
         fig, ax = plt.subplots(figsize=(5.5, 5))
-        yy = y[:, defined].ravel()
-        ss = np.clip(s[:, defined].ravel(), 0.0, 1.0)
+        keep = ev[:, defined].ravel()
+        yy = y[:, defined].ravel()[keep]
+        ss = np.clip(s[:, defined].ravel()[keep], 0.0, 1.0)
         frac, mean = calibration_curve(yy, ss, n_bins=10, strategy="quantile")
         ax.plot(mean, frac, "o-", lw=1.8, c="k", label=f"all defined labels ({int(defined.sum())})")
         for cat in dict.fromkeys(cats):
             cols = np.array([c == cat for c in cats]) & defined
             if cols.sum() == 0 or y[:, cols].sum() < 20:
                 continue
-            fr, mn = calibration_curve(y[:, cols].ravel(), np.clip(s[:, cols].ravel(), 0, 1), n_bins=10, strategy="quantile")
+            k = ev[:, cols].ravel()
+            fr, mn = calibration_curve(y[:, cols].ravel()[k], np.clip(s[:, cols].ravel()[k], 0, 1), n_bins=10, strategy="quantile")
             ax.plot(mn, fr, ".-", lw=1, label=cat)
         ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
         ax.set(xlabel="mean predicted probability (decile bins)", ylabel="observed frequency", title="Calibration", xlim=(0, 1), ylim=(0, 1))
@@ -194,12 +201,126 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def _write_tables(out: Path, result: EvaluationResult, cats: list[str], extra_tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
+    """The CSV and JSON files of a report."""
+    per = result.per_label
+    files: dict[str, Path] = {}
+    per_out = per.copy()
+    per_out.insert(0, "category", cats)
+    per_out.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
+    files["per_label"] = out / "per_label.csv"
+    result.summary.to_csv(out / "summary.csv", index_label="summary", float_format="%.12g")
+    files["summary"] = out / "summary.csv"
+    group_summary(result, dict(zip(per.index, cats))).to_csv(out / "categories.csv", index_label="category", float_format="%.12g")
+    files["categories"] = out / "categories.csv"
+    (out / "settings.json").write_text(json.dumps(dict(result.settings), indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
+    files["settings"] = out / "settings.json"
+    for name, df in extra_tables.items():
+        f = out / f"{_slug(name)}.csv"
+        df.to_csv(f, index=False)
+        files[f"table:{name}"] = f
+    return files
+
+
+def _info_lines(st: Mapping[str, Any]) -> list[str]:
+    """How the numbers were made, one sentence each."""
+    lines = []
+    if st.get("protocol"):
+        lines.append(f"Protocol: {st['protocol']}; preprocessing mode: {st.get('preprocessing_mode', 'n/a')}.")
+    lines += [
+        f"Records evaluated: {st.get('n_records')}; labels: {st.get('n_labels')} "
+        f"({len(st.get('undefined_labels', []))} undefined: no positive or no negative record; "
+        f"{len(st.get('rare_labels', {}))} rare: fewer than {st.get('min_positives', '?')} positives, listed apart).",
+        f"Intervals: {int(round(100 * float(st.get('ci_level', 0.95))))} % {st.get('ci_method', 'percentile')} bootstrap, "
+        f"{st.get('n_boot')} resamples of {st.get('bootstrap_unit', 'record')}s (seed {st.get('seed')}); "
+        f"AUROC: {st.get('auroc_ci_method', 'percentile bootstrap')}.",
+        f"Operating thresholds: {st.get('threshold_method', 'n/a')}, from {st.get('threshold_source', 'n/a')}.",
+    ]
+    if st.get("n_excluded_entries"):
+        lines.append(f"{st['n_excluded_entries']} (record, label) entries are not evaluable (an ambiguous code could mean the label) "
+                     "and count neither as positives nor as negatives.")
+    if st.get("model_fingerprint"):
+        lines.append(f"Weights: {st.get('weights') or 'in memory'} (file SHA-256 {str(st.get('weights_sha256') or 'unknown')[:16]}…, "
+                     f"model fingerprint {str(st['model_fingerprint'])[:16]}…); ecgfounder {st.get('package_version', '?')}.")
+    return lines
+
+
+def _sections(result: EvaluationResult, cats: list[str], figs: Mapping[str, Path], extra_tables: Mapping[str, pd.DataFrame]) -> list[tuple]:
+    """The page as ``(kind, ...)`` items rendered to Markdown and HTML alike."""
+    per, st = result.per_label, result.settings
+    cat_df = group_summary(result, dict(zip(per.index, cats)))
+    label_tbl = _label_rows(per)
+    label_tbl.insert(0, "category", cats)
+    out: list[tuple] = [("h2", "Summary"), ("table", _summary_rows(result.summary)),
+                        ("h2", "By clinical category (macro over summarised labels)"), ("table", _category_rows(cat_df))]
+    if "calibration" in figs:
+        out.append(("img", "calibration.png", "calibration"))
+    out.append(("h2", "Labels"))
+    for cat in dict.fromkeys(cats):
+        out += [("h3", cat), ("table", label_tbl[label_tbl["category"] == cat].drop(columns="category"))]
+        out += [("img", figs[f"{k}:{cat}"].name, f"{k} {cat}") for k in ("roc", "pr") if f"{k}:{cat}" in figs]
+    composite = per[per["members"].to_numpy() != per.index.to_numpy()] if "members" in per else per.iloc[:0]
+    if len(composite):
+        out += [("h2", "Composite targets (one finding, several MUSE wordings; score = max of the members)"),
+                ("table", pd.DataFrame({"target": composite.index, "members": composite["members"].to_numpy()}))]
+    rare = st.get("rare_labels", {})
+    if rare:
+        out += [("h2", f"Rare labels (fewer than {st.get('min_positives')} positives: shown above, left out of the summaries)"),
+                ("table", pd.DataFrame({"label": list(rare), "positives": list(rare.values())}))]
+    undefined = st.get("undefined_labels", [])
+    if undefined:
+        out += [("h2", "Undefined labels"), ("text", "No positive or no negative record among the evaluated ones; shown as "
+                                              "'undefined' and left out of the summaries: " + ", ".join(undefined))]
+    for name, df in extra_tables.items():
+        out += [("h2", name), ("table", df) if len(df) else ("text", "(none)")]
+    return out
+
+
+def _render_md(title: str, bullets: Sequence[str], sections: list[tuple]) -> str:
+    md = [f"# {title}", "", *[f"- {x}" for x in bullets], ""]
+    for item in sections:
+        kind = item[0]
+        if kind in ("h2", "h3"):
+            md += [("## " if kind == "h2" else "### ") + item[1], ""]
+        elif kind == "table":
+            md += [_md_table(item[1]), ""]
+        elif kind == "img":
+            md += [f"![{item[2]}]({item[1]})", ""]
+        else:
+            md += [item[1], ""]
+    return "\n".join(md) + "\n"
+
+
+def _render_html(title: str, bullets: Sequence[str], sections: list[tuple]) -> str:
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+        "table.t{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
+        "table.t td,table.t th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left}"
+        "img{max-width:48%;margin:4px}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><ul>", *[f"<li>{html.escape(x)}</li>" for x in bullets], "</ul>",
+    ]
+    for item in sections:
+        kind = item[0]
+        if kind in ("h2", "h3"):
+            parts.append(f"<{kind}>{html.escape(item[1])}</{kind}>")
+        elif kind == "table":
+            parts.append(_html_table(item[1]))
+        elif kind == "img":
+            parts.append(f"<img src='{html.escape(item[1])}' alt='{html.escape(item[2])}'>")
+        else:
+            parts.append(f"<p>{html.escape(item[1])}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
 def write_report(
     out_dir: str | os.PathLike,
     result: EvaluationResult,
     y_true: np.ndarray | None = None,
     y_score: np.ndarray | None = None,
     *,
+    evaluable: np.ndarray | None = None,
     categories: Mapping[str, str] | None = None,
     title: str = "Evaluation",
     notes: Sequence[str] = (),
@@ -213,7 +334,9 @@ def write_report(
         result: from :func:`~ecgfounder.eval.metrics.evaluate_multilabel`.
         y_true, y_score: ``(n, L)`` truths and probabilities of the evaluated rows, columns in
             ``result.per_label`` order (needed for the plots only).
-        categories: ``label -> category`` (default: the package's table for the 150 labels).
+        evaluable: ``(n, L)`` mask of the entries that count (default all).
+        categories: ``label -> category`` (default: the package's table for the 150 labels;
+            a composite target takes its first member's category).
         title: page title.
         notes: sentences shown under the title (data caveats, threshold origin, ...).
         extra_tables: ``name -> DataFrame`` written as ``name.csv`` and shown at the end.
@@ -222,98 +345,57 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     per = result.per_label
-    if categories is None:
-        from ..labels.mappings import label_categories
-
-        categories = label_categories()
-    cats = [categories.get(lab, "(ungrouped)") for lab in per.index]
-    files: dict[str, Path] = {}
-
-    per_out = per.copy()
-    per_out.insert(0, "category", cats)
-    per_out.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
-    files["per_label"] = out / "per_label.csv"
-    result.summary.to_csv(out / "summary.csv", index_label="summary", float_format="%.12g")
-    files["summary"] = out / "summary.csv"
-    cat_df = group_summary(result, dict(zip(per.index, cats)))
-    cat_df.to_csv(out / "categories.csv", index_label="category", float_format="%.12g")
-    files["categories"] = out / "categories.csv"
-    settings = dict(result.settings)
-    (out / "settings.json").write_text(json.dumps(settings, indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
-    files["settings"] = out / "settings.json"
-    for name, df in (extra_tables or {}).items():
-        f = out / f"{_slug(name)}.csv"
-        df.to_csv(f, index=False)
-        files[f"table:{name}"] = f
-
+    cats = _categories(per, categories)
+    extra = dict(extra_tables or {})
+    files = _write_tables(out, result, cats, extra)
     figs: dict[str, Path] = {}
     if plots and y_true is not None and y_score is not None:
         y = np.asarray(y_true).astype(bool)
         s = np.asarray(y_score, dtype=np.float64)
         if y.ndim != 2 or y.shape[1] != len(per) or s.shape != y.shape:
-            raise ValueError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
-        figs = _plots(out, per, cats, y, s)
+            raise EvaluationError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
+        ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
+        figs = _plots(out, per, cats, y, s, ev)
         files.update(figs)
-
-    # ---- text ----
-    st = settings
-    unit = st.get("bootstrap_unit", "record")
-    lines_info = [
-        f"Records evaluated: {st.get('n_records')}; labels: {st.get('n_labels')} "
-        f"({len(st.get('undefined_labels', []))} undefined: no positive or no negative record).",
-        f"Intervals: {int(round(100 * float(st.get('ci_level', 0.95))))} % {st.get('ci_method', 'percentile')} bootstrap, "
-        f"{st.get('n_boot')} resamples of {unit}s (seed {st.get('seed')}).",
-        f"Operating thresholds: {st.get('threshold_method', 'n/a')}, from {st.get('threshold_source', 'n/a')}.",
-    ]
-    summ_tbl = _summary_rows(result.summary)
-    cat_tbl = _category_rows(cat_df)
-    label_tbl = _label_rows(per)
-    label_tbl.insert(0, "category", cats)
-
-    md = [f"# {title}", ""]
-    md += [f"- {x}" for x in lines_info] + [f"- {x}" for x in notes] + [""]
-    md += ["## Summary", "", _md_table(summ_tbl), ""]
-    md += ["## By clinical category (macro over defined labels)", "", _md_table(cat_tbl), ""]
-    if "calibration" in figs:
-        md += ["![calibration](calibration.png)", ""]
-    html_parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-        "table.t{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
-        "table.t td,table.t th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left}"
-        "img{max-width:48%;margin:4px}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><ul>",
-        *[f"<li>{html.escape(x)}</li>" for x in [*lines_info, *notes]],
-        "</ul><h2>Summary</h2>",
-        _html_table(summ_tbl),
-        "<h2>By clinical category (macro over defined labels)</h2>",
-        _html_table(cat_tbl),
-    ]
-    if "calibration" in figs:
-        html_parts.append("<img src='calibration.png' alt='calibration'>")
-    md += ["## Labels", ""]
-    html_parts.append("<h2>Labels</h2>")
-    for cat in dict.fromkeys(cats):
-        sub = label_tbl[label_tbl["category"] == cat].drop(columns="category")
-        md += [f"### {cat}", "", _md_table(sub), ""]
-        html_parts += [f"<h3>{html.escape(cat)}</h3>", _html_table(sub)]
-        for kind in ("roc", "pr"):
-            f = figs.get(f"{kind}:{cat}")
-            if f is not None:
-                md.append(f"![{kind} {cat}]({f.name})")
-                html_parts.append(f"<img src='{html.escape(f.name)}' alt='{kind} {html.escape(cat)}'>")
-        md.append("")
-    undefined = st.get("undefined_labels", [])
-    if undefined:
-        md += ["## Undefined labels", "", "No positive or no negative record among the evaluated ones; shown as 'undefined' and left out of the summaries:", "", ", ".join(undefined), ""]
-        html_parts += ["<h2>Undefined labels</h2><p>", html.escape(", ".join(undefined)), "</p>"]
-    for name, df in (extra_tables or {}).items():
-        md += [f"## {name}", "", _md_table(df) if len(df) else "(none)", ""]
-        html_parts += [f"<h2>{html.escape(name)}</h2>", _html_table(df) if len(df) else "<p>(none)</p>"]
-    html_parts.append("</body></html>")
-    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out / "report.html").write_text("\n".join(html_parts), encoding="utf-8")
+    bullets = [*_info_lines(result.settings), *notes]
+    sections = _sections(result, cats, figs, extra)
+    (out / "report.md").write_text(_render_md(title, bullets, sections), encoding="utf-8")
+    (out / "report.html").write_text(_render_html(title, bullets, sections), encoding="utf-8")
     files["markdown"] = out / "report.md"
     files["html"] = out / "report.html"
     return files
+
+
+def _categories(per: pd.DataFrame, categories: Mapping[str, str] | None) -> list[str]:
+    if categories is None:
+        from ..labels.mappings import label_categories
+
+        categories = label_categories()
+    out = []
+    for lab in per.index:
+        first = str(per.at[lab, "members"]).split(" + ")[0] if "members" in per else lab
+        out.append(categories.get(lab, categories.get(first, "(ungrouped)")))
+    return out
+
+
+def write_published_report(out_dir: str | os.PathLike, table: pd.DataFrame, settings: Mapping[str, Any], *, title: str) -> dict[str, Path]:
+    """Report of the authors' protocol (:mod:`.published`): ``per_label.csv``, ``settings.json``
+    and ``report.md`` stating the headline, how it was computed and what the protocol does wrong."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
+    (out / "settings.json").write_text(json.dumps(dict(settings), indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
+    st = settings
+    md = [
+        f"# {title}", "",
+        f"- Protocol: published (the authors' ptbxl_eval.py reproduced); preprocessing mode: {st.get('preprocessing_mode')}.",
+        f"- Records: {st.get('n_records')} (all folds); labels: {st.get('n_labels')}, {st.get('n_undefined')} without both classes.",
+        f"- Headline as the script computes it (undefined AUROC = 0, mean over all labels): {format_value(st.get('mean_auroc_undefined_as_0'))}.",
+        f"- Mean AUROC over the labels with both classes: {format_value(st.get('mean_auroc_defined'))}.",
+        f"- Thresholds: {st.get('threshold_method')}, chosen on {st.get('threshold_source')}.",
+        f"- Weights SHA-256 {str(st.get('weights_sha256', ''))[:16]}…; ecgfounder {st.get('package_version')}.", "",
+        "## What this protocol does wrong", "", *[f"- {x}" for x in st.get("flaws", [])], "",
+        "## Labels", "", _md_table(table.reset_index().map(lambda v: format_value(v) if isinstance(v, (float, np.floating)) else v)), "",
+    ]
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    return {"per_label": out / "per_label.csv", "settings": out / "settings.json", "markdown": out / "report.md"}

@@ -2,15 +2,13 @@
 
 API:
 
-``model_fingerprint(model, mode=None, aggregate="mean") -> str``
-    SHA-256 of the weights, labels and preprocessing contract: the cache key of a model.
+``cache_fingerprint(model, mode, aggregate) -> str`` / ``weights_sha256(model)``
+    The cache key of a model's predictions; the SHA-256 of its weights file.
 ``cached_predictions(paths, model, cache_dir, ...) -> Predictions``
     Scores ``(n, n_model_labels)`` for the given record files, streamed through
     :func:`ecgfounder.prediction.iter_predict` (records are read and predicted a batch at a time,
     never all at once) and appended to ``cache_dir/predictions-<fingerprint>.csv`` keyed by the
     resolved record path, so a rerun with the same weights only predicts what is missing.
-``random_split(n, fraction, seed=0, groups=None) -> bool (n,)``
-    A tuning mask drawing whole patients when ``groups`` is given.
 ``run_evaluation(y, scores, labels, out_dir, tune=..., test=..., thresholds=..., ...) -> EvaluationResult``
     Thresholds from the tuning rows (or a given table), metrics on the test rows, report files.
 """
@@ -18,25 +16,26 @@ API:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .metrics import EvaluationResult, as_threshold_array, evaluate_multilabel
+from ..models.heads import aggregate_windows
+from .errors import EvaluationError
+from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
 
 __all__ = [
     "Predictions",
-    "model_fingerprint",
+    "cache_fingerprint",
+    "weights_sha256",
     "cached_predictions",
-    "random_split",
     "run_evaluation",
 ]
 
@@ -69,28 +68,24 @@ class Predictions:
     cache_file: Path | None = None
 
 
-def model_fingerprint(model: Any, mode: str | None = None, aggregate: str = "mean") -> str:
-    """Hex SHA-256 of a model's weights (every state-dict tensor, in order), its output labels, its
-    preprocessing contract (with ``mode`` applied) and the window aggregation."""
-    import torch
+def weights_sha256(model: Any) -> str | None:
+    """SHA-256 of the weights file a model came from: the one its description carries (published
+    weights), else the file it was loaded from; ``None`` for a model built in memory."""
+    desc = getattr(model, "description", None)
+    if getattr(desc, "sha256", None):
+        return str(desc.sha256)
+    from ..models.weights import sha256_file
 
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        a = t.detach().to("cpu").contiguous()
-        h.update(str(a.dtype).encode())
-        h.update(str(tuple(a.shape)).encode())
-        if a.dtype == torch.bfloat16:
-            a = a.float()
-        h.update(a.numpy().tobytes())
-    h.update(json.dumps(list(getattr(model, "labels", None) or ())).encode())
-    contract = getattr(model, "contract", None)
-    if contract is not None:
-        c = contract.with_mode(mode) if hasattr(contract, "with_mode") else contract
-        d = c.to_dict() if hasattr(c, "to_dict") else repr(c)
-        h.update(json.dumps(d, sort_keys=True, default=str).encode())
-    h.update(json.dumps({"mode": mode, "aggregate": aggregate}).encode())
-    return h.hexdigest()
+    f = (getattr(model, "source", None) or {}).get("file")
+    return sha256_file(Path(f)) if f and Path(f).is_file() else None
+
+
+def cache_fingerprint(model: Any, mode: str | None, aggregate: str) -> str:
+    """The prediction cache's key: the model's fingerprint with the preprocessing mode and the
+    window aggregation (:func:`ecgfounder.models.description.model_fingerprint`)."""
+    from ..models.description import model_fingerprint
+
+    return model_fingerprint(model, json.dumps({"mode": mode, "aggregate": aggregate}, sort_keys=True))
 
 
 def _key(path: str) -> str:
@@ -107,7 +102,7 @@ def _read_cache(path: Path, labels: Sequence[str]) -> dict[str, np.ndarray]:
     df = pd.read_csv(path)
     missing = [c for c in ("path", *labels) if c not in df.columns]
     if missing:
-        raise ValueError(f"prediction cache {path} lacks columns {missing[:3]}; delete it (it will be rebuilt).")
+        raise EvaluationError(f"prediction cache {path} lacks columns {missing[:3]}; delete it (it will be rebuilt).")
     vals = df[list(labels)].to_numpy(dtype=np.float64)
     return {str(k): vals[i] for i, k in enumerate(df["path"])}
 
@@ -123,6 +118,7 @@ def cached_predictions(
     device: str = "cpu",
     lead: str | None = None,
     fill_missing: bool = False,
+    read_kwargs: Mapping[str, Any] | None = None,
     flush_every: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> Predictions:
@@ -132,7 +128,7 @@ def cached_predictions(
         paths: record files (WFDB ``.hea``, ...), in the order wanted.
         model: a loaded :class:`~ecgfounder.models.net1d.Net1D` (or a weights name/path).
         cache_dir: folder of the cache; ``None`` disables caching.
-        batch_size, mode, device, lead, fill_missing: passed to ``iter_predict``.
+        batch_size, mode, device, lead, fill_missing, read_kwargs: passed to ``iter_predict``.
         aggregate: ``"mean"`` or ``"max"`` over the 10-s windows of a record.
         flush_every: rows written to the cache at a time (an interrupted run keeps them).
         progress: called with the number of records finished since the last call.
@@ -143,17 +139,17 @@ def cached_predictions(
     from ..prediction import iter_predict, resolve_model
 
     if aggregate not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max'; got {aggregate!r}.")
+        raise EvaluationError(f"aggregate must be 'mean' or 'max' (one score per record); got {aggregate!r}.")
     net = resolve_model(model)
     labels = tuple(net.labels or ())
     if not labels:
-        raise ValueError("the model carries no label names; evaluation needs them to match the ground truth.")
+        raise EvaluationError("the model carries no label names; evaluation needs them to match the ground truth.")
     paths = [str(p) for p in paths]
     keys = [_key(p) for p in paths]
     cache_file = None
     cache: dict[str, np.ndarray] = {}
     if cache_dir is not None:
-        fp = model_fingerprint(net, mode, aggregate)
+        fp = cache_fingerprint(net, mode, aggregate)
         cache_file = Path(cache_dir) / f"predictions-{fp[:16]}.csv"
         cache = _read_cache(cache_file, labels)
     todo = [i for i, k in enumerate(keys) if k not in cache]
@@ -182,22 +178,21 @@ def cached_predictions(
         try:
             results = iter_predict(
                 (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
-                lead=lead, fill_missing=fill_missing,
+                lead=lead, fill_missing=fill_missing, read_kwargs=dict(read_kwargs or {}),
             )
-            for i, res in zip(todo, results):
-                if Path(res.path).stem != Path(paths[i]).stem:  # pragma: no cover - guards the 1:1 contract
-                    raise RuntimeError(f"prediction stream out of order: expected {paths[i]}, got {res.path}")
+            for k, group in _per_input(results, [keys[i] for i in todo]):
+                i = todo[k]
                 if progress:
                     progress(1)
-                if res.error is not None or res.scores is None:
-                    errors[paths[i]] = res.error or "no scores"
+                s, err = _one_score(group, aggregate)
+                if err is not None:
+                    errors[paths[i]] = err
                     continue
-                s = res.scores.mean(axis=0) if aggregate == "mean" else res.scores.max(axis=0)
                 scores[i] = s
                 ok[i] = True
                 n_pred += 1
                 if writer is not None:
-                    pending.append([keys[i], res.record, res.n_windows, *(repr(float(v)) for v in s)])
+                    pending.append([keys[i], group[0].record, group[0].n_windows, *(repr(float(v)) for v in s)])
                     if len(pending) >= flush_every:
                         writer.writerows(pending)
                         fh.flush()
@@ -212,25 +207,38 @@ def cached_predictions(
     )
 
 
-def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence | np.ndarray | None = None) -> np.ndarray:
-    """Tuning mask: about ``fraction`` of the records (whole patients when ``groups`` is given).
+def _per_input(results: Iterable[Any], keys: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
+    """Group a prediction stream by input file: ``(k, results of input k)`` for every input, in
+    order.  A file may yield several recordings (a multi-record ``.npz``); results are matched to
+    their input by ``input_index`` where the stream gives it, else by resolved path."""
+    it = iter(results)
+    nxt = next(it, None)
+    for k, key in enumerate(keys):
+        group = []
+        while nxt is not None and _belongs(nxt, k, key):
+            group.append(nxt)
+            nxt = next(it, None)
+        yield k, group
+    if nxt is not None:
+        raise RuntimeError(f"prediction stream out of order: result for {nxt.path} matches no remaining input")
 
-    Returns bool ``(n,)``; the complement is the test split.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        k = int(round(fraction * n))
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.permutation(n)[:k]] = True
-        return mask
-    g = np.asarray(groups).astype(str)
-    uniq, inv = np.unique(g, return_inverse=True)
-    k = int(round(fraction * len(uniq)))
-    pick = np.zeros(len(uniq), dtype=bool)
-    pick[rng.permutation(len(uniq))[:k]] = True
-    return pick[inv.reshape(-1)]
+
+def _belongs(res: Any, k: int, key: str) -> bool:
+    idx = getattr(res, "input_index", None)
+    return idx == k if idx is not None else _key(res.path) == key
+
+
+def _one_score(group: list[Any], aggregate: str) -> tuple[np.ndarray | None, str | None]:
+    """The record score of one input file, or the reason there is none."""
+    if not group:
+        return None, "the file yielded no recording"
+    if len(group) > 1:
+        return None, (f"the file holds {len(group)} recordings; evaluation matches ground truth per file, "
+                      "so give one recording per file")
+    res = group[0]
+    if res.error is not None or res.scores is None:
+        return None, res.error or "no scores"
+    return aggregate_windows(res.scores, aggregate), None
 
 
 def run_evaluation(
@@ -253,6 +261,10 @@ def run_evaluation(
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
     plots: bool = True,
     threshold_source: str | None = None,
+    evaluable: np.ndarray | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    min_positives: int = MIN_POSITIVES,
+    extra_settings: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Choose thresholds on ``tune`` rows (unless given), evaluate ``test`` rows, write the report.
 
@@ -267,6 +279,10 @@ def run_evaluation(
         groups: ``(n,)`` patient ids for the bootstrap (``None`` = records).
         n_boot, seed, ci_level: bootstrap settings.
         title, notes, extra_tables, plots: report content.
+        evaluable: bool ``(n, L)`` entries that count (see :mod:`.metrics`); default all.
+        members: ``label -> model outputs`` of composite targets (listed in the report).
+        min_positives: labels with fewer positives are left out of the summaries.
+        extra_settings: recorded in ``settings.json`` (protocol, preprocessing mode, weights' hash, ...).
 
     Returns:
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
@@ -275,19 +291,20 @@ def run_evaluation(
     y = np.asarray(y).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     n = y.shape[0]
+    ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
     tune_m = np.zeros(n, dtype=bool) if tune is None else np.asarray(tune, dtype=bool)
     test_m = ~tune_m if test is None else np.asarray(test, dtype=bool)
     if (tune_m & test_m).any() and thresholds is None:
-        raise ValueError(f"{int((tune_m & test_m).sum())} record(s) are in both the tuning and the test split; thresholds must come from other records.")
+        raise EvaluationError(f"{int((tune_m & test_m).sum())} record(s) are in both the tuning and the test split; thresholds must come from other records.")
     if not test_m.any():
-        raise ValueError("the test split is empty; check the fold/split options.")
+        raise EvaluationError("the test split is empty; check the fold/split options.")
     notes = list(notes)
     thr_info: dict[str, Any] = {}
     if thresholds is not None:
         thr = as_threshold_array(thresholds, labels)
         thr_info = {"threshold_source": threshold_source or "given", "threshold_method": "given"}
     elif tune_m.any():
-        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target)
+        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target, evaluable=ev[tune_m])
         thr_info = {
             "threshold_source": threshold_source or f"tuning split ({int(tune_m.sum())} records)",
             "threshold_method": method if method != "sensitivity" else f"sensitivity ≥ {target:g}",
@@ -296,7 +313,7 @@ def run_evaluation(
             save_thresholds(
                 Path(out_dir) / "thresholds.csv", labels, thr, method=method,
                 target=target if method == "sensitivity" else None,
-                n_pos=y[tune_m].sum(axis=0), n_neg=(~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
+                n_pos=y[tune_m].sum(axis=0), n_neg=(ev[tune_m] & ~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
             )
         n_none = int(np.isnan(thr).sum())
         if n_none:
@@ -307,17 +324,19 @@ def run_evaluation(
         notes.append("No tuning split or thresholds file was given: threshold-dependent metrics are undefined (thresholds are never chosen on the test records).")
     g_test = None if groups is None else np.asarray(groups)[test_m]
     result = evaluate_multilabel(
-        y[test_m], scores[test_m], labels, thr, g_test, n_boot=n_boot, seed=seed, ci_level=ci_level
+        y[test_m], scores[test_m], labels, thr, g_test, evaluable=ev[test_m], members=members,
+        min_positives=min_positives, n_boot=n_boot, seed=seed, ci_level=ci_level,
     )
     settings = dict(result.settings)
     settings.update(thr_info)
+    settings.update(extra_settings or {})
     settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
     result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
     if out_dir is not None:
         from .report import write_report
 
         write_report(
-            out_dir, result, y_true=y[test_m], y_score=scores[test_m], title=title, notes=notes,
+            out_dir, result, y_true=y[test_m], y_score=scores[test_m], evaluable=ev[test_m], title=title, notes=notes,
             extra_tables=extra_tables, plots=plots,
         )
     return result

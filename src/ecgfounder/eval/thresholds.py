@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds"]
+from .errors import EvaluationError
+
+__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array"]
 
 THRESHOLD_METHODS = ("youden", "sensitivity", "f1")
 
@@ -57,7 +59,10 @@ def _one(y: np.ndarray, s: np.ndarray, method: str, target: float) -> float:
         return float(thr[best.max()])  # thresholds ascend: highest among ties
     fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
     if method == "youden":
-        j = tpr - fpr
+        # J = tp/P − fp/N compared exactly as tp·N − fp·P in integers: tpr − fpr in floats can
+        # make two equal J differ in the last bit and break the tie-break below.
+        n_neg = y.size - n_pos
+        j = np.rint(tpr * n_pos).astype(np.int64) * n_neg - np.rint(fpr * n_neg).astype(np.int64) * n_pos
         k = int(np.argmax(j))  # thresholds descend: first maximum = highest threshold
     else:
         ok = np.flatnonzero(tpr >= target - 1e-12)
@@ -70,6 +75,8 @@ def choose_thresholds(
     y_score: Any,
     method: str = "youden",
     target: float = 0.9,
+    *,
+    evaluable: Any = None,
 ) -> np.ndarray:
     """Choose one operating threshold per label on a tuning split.
 
@@ -78,24 +85,48 @@ def choose_thresholds(
         y_score: ``(n, L)`` scores of the same records.
         method: ``"youden"``, ``"sensitivity"`` or ``"f1"`` (see module docstring).
         target: sensitivity to reach for ``method="sensitivity"`` (0 < target ≤ 1).
+        evaluable: bool ``(n, L)``: only these entries take part (default all; see
+            :mod:`ecgfounder.eval.metrics`).
 
     Returns:
         ``(L,)`` float thresholds on the score scale, NaN for labels without both classes.
     """
     if method not in THRESHOLD_METHODS:
-        raise ValueError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}.")
+        raise EvaluationError(f"unknown threshold method {method!r}; choose one of {THRESHOLD_METHODS}.")
     if method == "sensitivity" and not 0 < target <= 1:
-        raise ValueError(f"target sensitivity must be in (0, 1]; got {target}.")
+        raise EvaluationError(f"target sensitivity must be in (0, 1]; got {target}.")
     y = np.asarray(y_true)
     s = np.asarray(y_score, dtype=np.float64)
     if y.ndim == 1:
         y, s = y[:, None], s[:, None]
     if y.shape != s.shape:
-        raise ValueError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
+        raise EvaluationError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
     if not np.isfinite(s).all():
-        raise ValueError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
+        raise EvaluationError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
     yb = y.astype(bool)
-    return np.array([_one(yb[:, j], s[:, j], method, target) for j in range(y.shape[1])], dtype=np.float64)
+    m = np.ones_like(yb) if evaluable is None else np.asarray(evaluable, dtype=bool).reshape(yb.shape) | yb
+    return np.array([_one(yb[m[:, j], j], s[m[:, j], j], method, target) for j in range(y.shape[1])], dtype=np.float64)
+
+
+def as_threshold_array(thresholds: Any, labels: Sequence[str]) -> np.ndarray:
+    """Thresholds as a float array aligned to ``labels``.
+
+    Accepts ``None`` (all NaN), a scalar (same for all), a sequence of ``len(labels)`` values or a
+    mapping ``label -> threshold`` (labels missing from the mapping get NaN).
+    """
+    n = len(labels)
+    if thresholds is None:
+        return np.full(n, np.nan)
+    if isinstance(thresholds, Mapping):
+        return np.array([float(thresholds.get(lab, np.nan)) for lab in labels], dtype=np.float64)
+    if isinstance(thresholds, pd.Series):
+        return thresholds.reindex(list(labels)).to_numpy(dtype=np.float64)
+    arr = np.asarray(thresholds, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise EvaluationError(f"thresholds must hold one value per label ({n}); got shape {arr.shape}.")
+    return arr
 
 
 def save_thresholds(
@@ -113,7 +144,7 @@ def save_thresholds(
     labels = list(labels)
     thr = np.asarray(thresholds, dtype=np.float64)
     if thr.shape != (len(labels),):
-        raise ValueError(f"{thr.shape[0] if thr.ndim else 1} thresholds for {len(labels)} labels.")
+        raise EvaluationError(f"{thr.shape[0] if thr.ndim else 1} thresholds for {len(labels)} labels.")
     df = pd.DataFrame({"label": labels, "threshold": thr})
     df["method"] = method
     df["target"] = target if target is not None else np.nan
@@ -145,15 +176,15 @@ def load_thresholds(path: str | os.PathLike, labels: Sequence[str] | None = None
     df = pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"label": str})
     missing_cols = {"label", "threshold"} - set(df.columns)
     if missing_cols:
-        raise ValueError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
+        raise EvaluationError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
     if df["label"].duplicated().any():
-        raise ValueError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
+        raise EvaluationError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
     ser = pd.Series(pd.to_numeric(df["threshold"], errors="raise").to_numpy(dtype=np.float64), index=df["label"].astype(str))
     if labels is not None:
         labels = [str(x) for x in labels]
         missing = [lab for lab in labels if lab not in ser.index]
         if missing:
-            raise ValueError(
+            raise EvaluationError(
                 f"{p}: no threshold for {len(missing)} label(s) being evaluated, e.g. {missing[:3]}; "
                 "use a thresholds file from a run on the same label set."
             )

@@ -41,7 +41,9 @@ def _parse_comments(comments: list[str]) -> dict:
         elif key == "sex":
             meta["sex"] = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(val.lower(), val)
         elif key == "dx":
-            meta["dx"] = tuple(c.strip() for c in val.split(",") if c.strip())
+            from ..datasets.codes import parse_dx  # the one Dx parser
+
+            meta["dx"] = parse_dx(val)
         elif key == "statements":
             meta["statements"] = tuple(c.strip() for c in val.split(",") if c.strip())
     return meta

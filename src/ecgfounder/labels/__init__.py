@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from .errors import LabelError
+
 __all__ = ["ECGFOUNDER_LABELS", "load_labels", "label_index"]
 
 
@@ -32,7 +34,7 @@ def label_index(name: str) -> int:
         import difflib
 
         close = difflib.get_close_matches(name.upper(), labels, n=3)
-        raise ValueError(f"unknown ECGFounder label {name!r}; close matches: {close}") from None
+        raise LabelError(f"unknown ECGFounder label {name!r}; close matches: {close}") from None
 
 
 ECGFOUNDER_LABELS = _read()

@@ -2,10 +2,11 @@
 
 Package data (one row per source code × target label, each with its rationale):
 
-- ``ptbxl_scp_to_150.csv``: the 71 PTB-XL SCP-ECG statements (columns ``scp_code,
-  scp_description, label, relation, rationale``);
+- ``ptbxl_scp_to_150.csv``: the 71 PTB-XL SCP-ECG statements and the 9 values of PTB-XL's
+  ``heart_axis`` column (codes ``heart_axis:<value>``; columns ``scp_code, scp_description, label,
+  relation, candidates, rationale``);
 - ``snomed_to_150.csv``: the 133 SNOMED-CT codes of the PhysioNet/CinC Challenge 2021
-  (columns ``snomed_code, snomed_name, label, relation, rationale``);
+  (columns ``snomed_code, snomed_name, label, relation, candidates, rationale``);
 - ``label_categories.csv``: a clinical category for each of the 150 labels.
 
 ``relation`` is one of:
@@ -16,28 +17,36 @@ Package data (one row per source code × target label, each with its rationale):
 ``ambiguous``    several labels could apply and the source does not say which: **not mapped**;
 ``unmapped``     no label corresponds: **not mapped**.
 
+``candidates`` (``; ``-separated labels, or ``category:<name>`` for every label of a category)
+names the labels a code *could* mean without being a positive for them: every ambiguous code
+names them, and a mapped code may too (a multi-wall infarct for the single-wall labels).  A
+record carrying such a code is excluded from those labels' negatives
+(:meth:`LabelMapping.truth` returns the ``evaluable`` mask); it stays a positive where another
+of its codes maps to the label.
+
 A source code may map to several labels (e.g. PTB-XL ``ILMI`` → INFERIOR INFARCT and LATERAL
 INFARCT).  Codes not in the table at all are reported by :meth:`LabelMapping.targets` /
 :meth:`LabelMapping.matrix`, never dropped silently.  Labels that no code maps to
 (:meth:`LabelMapping.unmappable_labels`) cannot be evaluated on that dataset.
 
 API: ``ptbxl_mapping()``, ``snomed_mapping()`` → :class:`LabelMapping`;
-``label_categories()`` → ``{label: category}``; ``CATEGORIES``; ``parse_scp_codes(text)``.
+``label_categories()`` → ``{label: category}``; ``CATEGORIES``.  Source fields are parsed in
+:mod:`ecgfounder.datasets` (``parse_scp_codes``, ``parse_dx``).
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from . import load_labels
+from .errors import LabelError
 
 __all__ = [
     "RELATIONS",
@@ -48,7 +57,6 @@ __all__ = [
     "ptbxl_mapping",
     "snomed_mapping",
     "label_categories",
-    "parse_scp_codes",
 ]
 
 RELATIONS = ("equivalent", "narrower", "approximate", "ambiguous", "unmapped")
@@ -76,6 +84,7 @@ class MappingRow:
     label: str
     relation: str
     rationale: str
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,11 +103,16 @@ class LabelMapping:
         valid = set(load_labels())
         for r in self.rows:
             if r.relation not in RELATIONS:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} has relation {r.relation!r}; valid: {RELATIONS}.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} has relation {r.relation!r}; valid: {RELATIONS}.")
             if r.relation in MAPPED_RELATIONS and r.label not in valid:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} maps to {r.label!r}, which is not one of the 150 labels.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} maps to {r.label!r}, which is not one of the 150 labels.")
             if r.relation not in MAPPED_RELATIONS and r.label:
-                raise ValueError(f"mapping {self.name}: code {r.code!r} is {r.relation} but names label {r.label!r}; leave it empty.")
+                raise LabelError(f"mapping {self.name}: code {r.code!r} is {r.relation} but names label {r.label!r}; leave it empty.")
+            bad = [c for c in r.candidates if c not in valid]
+            if bad:
+                raise LabelError(f"mapping {self.name}: code {r.code!r} names candidate(s) {bad} that are not among the 150 labels.")
+            if r.relation == "ambiguous" and not r.candidates:
+                raise LabelError(f"mapping {self.name}: ambiguous code {r.code!r} names no candidate labels; list the labels it could mean.")
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -113,6 +127,17 @@ class LabelMapping:
             if r.relation in MAPPED_RELATIONS:
                 out[r.code].append(r.label)
         return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def _candidates(self) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for r in self.rows:
+            out.setdefault(r.code, set()).update(r.candidates)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def candidates_for(self, code: str) -> frozenset[str]:
+        """Labels a code could mean without being a positive for them; ``KeyError`` if unknown."""
+        return self._candidates[str(code).strip()]
 
     def labels_for(self, code: str) -> tuple[str, ...]:
         """Target labels of one code (empty for ambiguous/unmapped); ``KeyError`` if unknown."""
@@ -176,11 +201,34 @@ class LabelMapping:
                 unknown[c] = unknown.get(c, 0) + 1
         return y, unknown
 
+    def truth(
+        self, records_codes: Sequence[Iterable[str]], labels: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """Binary targets and the per-label evaluability mask for many records.
+
+        Returns:
+            ``(y, evaluable, unknown)``: ``y`` and ``evaluable`` bool ``(n_records, len(labels))``;
+            ``evaluable[i, j]`` is false when record ``i`` is not a positive for label ``j`` but
+            carries a code naming ``j`` among its candidates (it must not count as a negative).
+        """
+        labels = list(self.mapped_labels if labels is None else labels)
+        y, unknown = self.matrix(records_codes, labels)
+        col = {lab: j for j, lab in enumerate(labels)}
+        excluded = np.zeros_like(y)
+        cand = self._candidates
+        for i, codes in enumerate(records_codes):
+            for c in codes:
+                for lab in cand.get(str(c).strip(), ()):
+                    j = col.get(lab)
+                    if j is not None:
+                        excluded[i, j] = True
+        return y, y | ~excluded, unknown
+
     def to_frame(self):
         """The table as a pandas DataFrame (columns ``code, description, label, relation, rationale``)."""
         import pandas as pd
 
-        return pd.DataFrame([r.__dict__ for r in self.rows])
+        return pd.DataFrame([{**r.__dict__, "candidates": "; ".join(r.candidates)} for r in self.rows])
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
@@ -188,24 +236,38 @@ def _read_csv(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
+def _candidates(text: str | None) -> tuple[str, ...]:
+    """``"A; B; category:pacing"`` → labels (categories expanded, model order kept, no repeats)."""
+    out: list[str] = []
+    for tok in (t.strip() for t in (text or "").split(";")):
+        if tok.startswith("category:"):
+            cat = tok.split(":", 1)[1].strip()
+            if cat not in CATEGORIES:
+                raise LabelError(f"candidate {tok!r} names unknown category {cat!r}; known: {CATEGORIES}.")
+            out += [lab for lab, c in _categories() if c == cat]
+        elif tok:
+            out.append(tok)
+    return tuple(dict.fromkeys(out))
+
+
+def _rows(name: str, code: str, description: str) -> tuple[MappingRow, ...]:
+    return tuple(
+        MappingRow(r[code].strip(), r[description], r["label"].strip(), r["relation"].strip(), r["rationale"],
+                   _candidates(r.get("candidates")))
+        for r in _read_csv(name)
+    )
+
+
 @lru_cache(maxsize=None)
 def ptbxl_mapping() -> LabelMapping:
     """PTB-XL SCP-ECG statement codes → 150 labels (``ptbxl_scp_to_150.csv``)."""
-    rows = tuple(
-        MappingRow(r["scp_code"].strip(), r["scp_description"], r["label"].strip(), r["relation"].strip(), r["rationale"])
-        for r in _read_csv("ptbxl_scp_to_150.csv")
-    )
-    return LabelMapping("ptbxl_scp", rows)
+    return LabelMapping("ptbxl_scp", _rows("ptbxl_scp_to_150.csv", "scp_code", "scp_description"))
 
 
 @lru_cache(maxsize=None)
 def snomed_mapping() -> LabelMapping:
     """SNOMED-CT codes of the CinC 2021 challenge → 150 labels (``snomed_to_150.csv``)."""
-    rows = tuple(
-        MappingRow(r["snomed_code"].strip(), r["snomed_name"], r["label"].strip(), r["relation"].strip(), r["rationale"])
-        for r in _read_csv("snomed_to_150.csv")
-    )
-    return LabelMapping("snomed", rows)
+    return LabelMapping("snomed", _rows("snomed_to_150.csv", "snomed_code", "snomed_name"))
 
 
 @lru_cache(maxsize=None)
@@ -224,23 +286,3 @@ def _categories() -> tuple[tuple[str, str], ...]:
 def label_categories() -> dict[str, str]:
     """Clinical category of each of the 150 labels (``label -> category``, model order)."""
     return dict(_categories())
-
-
-def parse_scp_codes(text: str | Mapping[str, float]) -> dict[str, float]:
-    """Parse PTB-XL's ``scp_codes`` field, e.g. ``"{'NORM': 100.0, 'SR': 0.0}"``.
-
-    Returns ``code -> likelihood`` (0–100; 0 means "unknown" for form/rhythm statements).
-    Only Python literals are accepted (``ast.literal_eval``), never code.
-    """
-    if isinstance(text, Mapping):
-        return {str(k): float(v) for k, v in text.items()}
-    s = str(text).strip()
-    if not s or s.lower() == "nan":
-        return {}
-    try:
-        val = ast.literal_eval(s)
-    except (ValueError, SyntaxError) as exc:
-        raise ValueError(f"scp_codes field {s[:60]!r} is not a dict literal like \"{{'NORM': 100.0}}\": {exc}") from None
-    if not isinstance(val, dict):
-        raise ValueError(f"scp_codes field {s[:60]!r} is a {type(val).__name__}, expected a dict like \"{{'NORM': 100.0}}\".")
-    return {str(k).strip(): float(v) for k, v in val.items()}

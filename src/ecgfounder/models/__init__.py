@@ -1,8 +1,12 @@
-"""Models: the Net1D architecture, its description, output heads, known weights and safe loading."""
+"""Models: the Net1D architecture, its description, output heads, known weights and safe loading.
 
-from .description import ModelDescription, default_contract, model_fingerprint, model_metadata
-from .heads import AGGREGATES, aggregate_windows, scores_from_logits
-from .net1d import Net1D, Net1DConfig, net1d_1lead, net1d_12lead
+Names load on first use (``ecgfounder.models.heads`` and ``.description`` are importable without
+torch being loaded by this package's initialiser).
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
     "Net1D",
@@ -17,3 +21,22 @@ __all__ = [
     "aggregate_windows",
     "scores_from_logits",
 ]
+
+_LAZY = {
+    "Net1D": "net1d", "Net1DConfig": "net1d", "net1d_12lead": "net1d", "net1d_1lead": "net1d",
+    "ModelDescription": "description", "default_contract": "description", "model_fingerprint": "description",
+    "model_metadata": "description",
+    "AGGREGATES": "heads", "aggregate_windows": "heads", "scores_from_logits": "heads",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -26,6 +26,7 @@ from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError
 from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
+from .hubref import HF_SCHEME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .weights import download_weights, resolve_known, sha256_file
 
@@ -102,7 +103,7 @@ def _torch_load_safe(path: Path) -> Any:
             "with torch.save(model.state_dict(), ...) from a trusted environment."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, MemoryError, OverflowError,
-            TypeError, KeyError, AttributeError, IndexError) as exc:
+            TypeError, KeyError, AttributeError, IndexError) as exc:  # OSError: a cut zip (Errno 22)
         msg = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
 
@@ -311,13 +312,16 @@ def load_model(
     Args:
         source: ``"12-lead"`` or ``"1-lead"`` (published weights, downloaded from the Hugging Face
             Hub into its standard cache and SHA-256 checked where the hash is known), a published
-            ``.pth`` file, or a ``.safetensors`` file written by :func:`save_model`.
+            ``.pth`` file, a ``.safetensors`` file written by :func:`save_model`, or a model shared
+            on the Hub, ``"hf://owner/name[@revision]"`` (see :mod:`ecgfounder.models.hub`).
         map_location: device for the weights.
         strict: refuse state dicts whose keys differ from the architecture (default).
     """
     known = None
     p = Path(source)
-    if not p.exists():
+    if str(source).startswith(HF_SCHEME):  # a model shared on the Hub (models/hub.py)
+        p = fetch_pretrained(str(source), cache_dir=cache_dir)
+    elif not p.exists():
         known = resolve_known(str(source))
         if known is None:
             if p.suffix or os.sep in str(source):

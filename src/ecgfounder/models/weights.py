@@ -14,7 +14,7 @@ from ..errors import WeightsDownloadError
 if TYPE_CHECKING:
     from .description import ModelDescription
 
-__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "sha256_file"]
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -180,3 +180,17 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
                 f"from {w.url} and pass it with --checkpoint."
             )
     return path
+
+
+def download_all(names, *, cache_dir: str | os.PathLike | None = None,
+                 force: bool = False) -> list[tuple[str, Path | None, str | None]]:
+    """:func:`download_weights` for each of ``names``; one failure does not stop the others.
+    Returns ``(name, path, None)`` for each success and ``(name, None, one-line reason)`` for each
+    failure, in order."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for name in names:
+        try:
+            out.append((name, download_weights(name, cache_dir=cache_dir, force=force), None))
+        except (ValueError, OSError) as exc:  # unknown name, network, corrupt file
+            out.append((name, None, " ".join(str(exc).split())))
+    return out

@@ -31,7 +31,6 @@ from ..errors import SetupError
 from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
 from .progress import Progress
-from .records import calibration_windows
 from .shards import parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
 
@@ -159,6 +158,7 @@ class _Run:
         self.emb_fh: Any = None
         self.snap: dict[str, Any] = {}
         self.last_save = 0.0
+        self.dim = 0  # embedding width, known once the model is loaded
 
     @property
     def emb_partial(self) -> Path:
@@ -169,8 +169,8 @@ class _Run:
         """Remember what is on disk now, at a record-file boundary (what a resume may rely on)."""
         w = self.writer
         self.snap = {
-            "done": self.done, "n_ok": self.report.n_ok, "emb_rows": self.emb_rows,
-            "failures": [list(f) for f in self.report.failures],
+            "done": self.done, "n_ok": self.report.n_ok, "emb_rows": self.emb_rows, "dim": self.dim,
+            "n_failures": len(self.report.failures),
             "bytes": os.path.getsize(w.tmp) if w is not None and w.tmp.exists() else 0,
             "rows": self.base_rows + (w.n_rows if w is not None else 0),
         }
@@ -180,7 +180,8 @@ class _Run:
             return
         now = time.monotonic()
         if force or now - self.last_save > 1.0:
-            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap})
+            failures = [list(f) for f in self.report.failures[: self.snap["n_failures"]]]
+            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap, "failures": failures})
             self.last_save = now
 
 
@@ -203,7 +204,7 @@ def _resume(run: _Run, progress: Progress) -> bool:
             r.resumed_from = len(run.files)
             return True
     if st is None:
-        progress.write(f"nothing to resume for {out}; starting from the beginning")
+        progress.note(f"nothing to resume for {out}; starting from the beginning")
         return False
     diff = settings_difference(st.get("settings", {}), run.settings)
     if diff:
@@ -219,7 +220,7 @@ def _resume(run: _Run, progress: Progress) -> bool:
         truncate_to(partial_path(out), int(st["bytes"]))
         if run.emb:
             truncate_to(run.emb_partial, run.emb_rows * int(st["dim"]) * 4)
-    progress.write(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
+    progress.note(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
     return False
 
 
@@ -251,7 +252,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     lock = OutputLock(out).acquire() if out else None
     try:
         bar = Progress(len(files), "embed" if job.kind == "index" else "predict", enabled=progress and not quiet,
-                       stream=stream)
+                       stream=stream, quiet=quiet)
         with bar:
             if _resume(run, bar):
                 return run.report
@@ -266,6 +267,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
+    from .records import calibration_windows
     from .stream import check_labels, feature_rows, index_rows, iter_predict, model_contract, resolve_model, result_rows
     from .tables import TableWriter
 
@@ -276,9 +278,8 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     prep = {"lead": job.lead, "fill_missing": job.fill_missing}
     calibration = None
     if precision == "int8":
-        if not quiet:
-            bar.write(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
-                      "(once per model and calibration set; cached)")
+        bar.note(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
+                 "(once per model and calibration set; cached)")
         calibration = calibration_windows(all_files, model_contract(model, job.mode), job.calibration_records,
                                           read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
     todo = run.files[run.done:]
@@ -294,8 +295,8 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
         run.writer = TableWriter(run.out, cols, append=run.done > 0)
     if run.emb:
         run.emb_fh = open(run.emb_partial, "ab" if run.done else "wb")
+    run.dim = model.num_features
     run.snapshot()
-    run.snap["dim"] = model.num_features
     run.save(force=True)
     cur = None
     try:
@@ -305,7 +306,6 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
                     run.done += 1
                     bar.add_records(1)
                     run.snapshot()
-                    run.snap["dim"] = model.num_features
                     run.save()
                 cur = res.input_index
             _take(run, res, labels, bar, quiet, result_rows, index_rows, feature_rows)
@@ -313,7 +313,6 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
             run.done += 1
             bar.add_records(1)
     except BaseException as exc:
-        run.snap["dim"] = model.num_features
         _stop(run, bar, exc)
         raise
     _finish(run, model.num_features, all_files)
@@ -394,7 +393,7 @@ def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: P
         info = setup("cpu", timeout_s=12 * 3600.0)  # gloo: barriers only; the model ran on its own device
         barrier(info)
     except (RuntimeError, ValueError, ImportError) as exc:  # no process group: leave the parts
-        bar.write(f"shard {rank}/{world} done ({' '.join(str(exc).split())[:120]}); join the parts with "
+        bar.note(f"shard {rank}/{world} done ({' '.join(str(exc).split())[:120]}); join the parts with "
                   f"merge_parts (CLI: ecgfounder merge ... -o {job.output})")
         return
     try:
@@ -404,7 +403,7 @@ def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: P
             parts = [part_name(job.output, r, world) for r in range(world)]
             merged = merge_parts(parts, job.output, embeddings=job.embeddings)
             run.report.merged = job.output
-            bar.write(f"merged {world} parts: {merged['rows']} rows in {job.output}")
+            bar.note(f"merged {world} parts: {merged['rows']} rows in {job.output}")
         barrier(info)
     finally:
         cleanup(info)

@@ -27,15 +27,16 @@ class Progress:
     Args:
         total: records expected (``None``: unknown).
         desc: what is running (``"predict"``, ``"embed"``).
-        enabled: show anything at all (``False`` for ``-q``).
+        enabled: show progress at all.
+        quiet: hide :meth:`note` lines too (errors written with :meth:`write` still show).
         stream: where to write (default ``sys.stderr``, looked up when used).
         bar: force the bar on or off (default: whether ``stream`` is a terminal).
         every_s: seconds between plain lines.
     """
 
     def __init__(self, total: int | None, desc: str, *, enabled: bool = True, stream: IO[str] | None = None,
-                 bar: bool | None = None, every_s: float = 30.0, initial: int = 0):
-        self.total, self.desc, self.enabled, self.every_s = total, desc, enabled, every_s
+                 bar: bool | None = None, every_s: float = 30.0, initial: int = 0, quiet: bool = False):
+        self.total, self.desc, self.enabled, self.every_s, self.quiet = total, desc, enabled, every_s, quiet
         self._stream = stream
         self.records = initial
         self._start_records = initial
@@ -92,6 +93,11 @@ class Progress:
             self._bar.write(message, file=self.stream)
         else:
             print(message, file=self.stream, flush=True)
+
+    def note(self, message: str) -> None:
+        """An informational line (resuming, calibrating ...): shown unless ``quiet``."""
+        if not self.quiet:
+            self.write(message)
 
     def close(self) -> None:
         if self._bar is not None:

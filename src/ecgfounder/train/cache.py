@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .._fileio import cache_dir, publish
 from ..signal.preprocess import PreprocessContract
 
 __all__ = ["RecordRef", "WindowCache", "CacheIndex", "contract_key", "record_key", "default_cache_dir", "load_windows"]
@@ -44,9 +45,8 @@ class RecordRef:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("ECGFOUNDER_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "ecgfounder"
-    return base / "windows"
+    """``windows/`` in the package's cache folder (:func:`ecgfounder._fileio.cache_dir`)."""
+    return cache_dir("windows")
 
 
 def contract_key(contract: PreprocessContract, lead: str | None = None, fmt: str | None = None) -> str:
@@ -137,6 +137,8 @@ def _write_shard(job: tuple[str, dict, str | None, str | None, list[tuple[str, s
         arrays.append(w.astype(np.float32, copy=False))
     d = Path(shard_dir)
     npy = d / f"shard-{name}.npy"
+    # temporary names carry the process id (not _fileio's one ``.NAME.partial``): runs sharing one
+    # cache may fill the same shard at the same time, and each must write its own file
     tmp = d / f".shard-{name}.{os.getpid()}.npy"
     n_leads, n_samples = len(contract.leads), contract.n_samples
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, n_leads, n_samples))
@@ -146,11 +148,11 @@ def _write_shard(job: tuple[str, dict, str | None, str | None, list[tuple[str, s
         row += len(a)
     mm.flush()
     del mm
-    os.replace(tmp, npy)
+    publish(tmp, npy)
     meta = d / f"shard-{name}.json"
     tmpj = d / f".shard-{name}.{os.getpid()}.json"
     tmpj.write_text(json.dumps({"array": npy.name, "index": index, "failed": failed}), encoding="utf-8")
-    os.replace(tmpj, meta)
+    publish(tmpj, meta)
     return str(meta)
 
 
@@ -241,7 +243,7 @@ class WindowCache:
             tmp = cj.with_name(f".contract.{os.getpid()}.json")
             tmp.write_text(json.dumps({"contract": self.contract.to_dict(), "lead": self.lead,
                                        "format": self.format, "version": CACHE_VERSION}, indent=2), encoding="utf-8")
-            os.replace(tmp, cj)
+            publish(tmp, cj)
         keys = [record_key(r) for r in refs]
         found, failed = self._scan()
         todo: dict[str, RecordRef] = {}

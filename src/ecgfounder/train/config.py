@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import yaml
+
+from .._fileio import to_jsonable
+from ._schema import ConfigError, build_dataclass as _build
 
 __all__ = [
     "ConfigError",
@@ -53,10 +54,6 @@ SMALL_ARCH: dict[str, Any] = {
     "filter_list": [16, 32, 32, 64],
     "m_blocks_list": [1, 1, 1, 1],
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message names it and the valid choices."""
 
 
 def _choice(section: str, name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -389,86 +386,10 @@ class FinetuneConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     def replace(self, **sections: Any) -> "FinetuneConfig":
         return dataclasses.replace(self, **sections)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-# --------------------------------------------------------------------------- dict -> dataclass
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return _plain(value) if isinstance(value, (list, tuple, Mapping)) else value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}.")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} must be a mapping of {[f.name for f in fields(tp)]}; got {value!r}.")
-        return _build(tp, value, where)
-    if origin is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            value = [value]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], where) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"{where} needs {len(args)} values; got {list(value)}.")
-        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} must be true or false; got {value!r}.")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{where} must be an integer; got {value!r}.")
-        return int(value)
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number; got {value!r}.")
-        return float(value)
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where} must be a string; got {value!r}.")
-    return value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise ConfigError(
-            f"unknown configuration key(s) {', '.join(f'{where}.{k}' if where else k for k in unknown)}; "
-            f"valid keys{' of ' + where if where else ''}: {', '.join(names)}."
-        )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> FinetuneConfig:
@@ -495,7 +416,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of nested ``data`` with ``key=value`` overrides applied (unknown keys are caught when
     the result is turned into a :class:`FinetuneConfig`)."""
-    out: dict[str, Any] = _plain(dict(data))
+    out: dict[str, Any] = to_jsonable(dict(data))
     for text in overrides:
         parts, value = parse_override(text)
         node = out
@@ -529,7 +450,7 @@ def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
             loaded = {}
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping of sections; got {type(loaded).__name__}.")
-        data = _plain(loaded)
+        data = to_jsonable(loaded)
         for section, key in (("data", "manifest"), ("data", "root"), ("model", "init")):
             val = (data.get(section) or {}).get(key) if isinstance(data.get(section), dict) else None
             if isinstance(val, str) and not Path(val).is_absolute() and (p.parent / val).exists():

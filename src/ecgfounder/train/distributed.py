@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .config import ConfigError
+
 __all__ = ["DistInfo", "setup", "cleanup", "barrier", "broadcast_object", "gather_by_index", "epoch_plan", "EpochPlan", "all_reduce_sum"]
 
 
@@ -58,7 +60,7 @@ def setup(device: str = "auto", *, timeout_s: float = 1800.0) -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto.")
+        raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto.")
     if use_cuda:
         torch.cuda.set_device(local % max(1, torch.cuda.device_count()))
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -141,7 +143,7 @@ def epoch_plan(n: int, *, epoch: int, seed: int, global_batch: int, rank: int = 
                shuffle: bool = True) -> EpochPlan:
     """Deterministic micro-batches of ``n`` items for ``rank`` (see the module docstring)."""
     if global_batch % world_size:
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size={global_batch} must be divisible by the number of processes ({world_size}); "
             f"use e.g. {((global_batch + world_size - 1) // world_size) * world_size}."
         )

@@ -30,12 +30,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .._fileio import atomic_path
+from ..errors import ECGFounderError
+
 __all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
 
 RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold", "train_only")
 
 
-class ManifestError(ValueError):
+class ManifestError(ECGFounderError, ValueError):
     """The manifest table is missing columns or holds unusable values."""
 
 
@@ -83,13 +86,11 @@ def read_manifest(
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a manifest as CSV or Parquet (by extension), atomically."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, p)
+    with atomic_path(p) as tmp:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return p
 
 

@@ -8,12 +8,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ECGFounderError
+from .manifest import ManifestError
+
 __all__ = ["SPLITS", "LeakageError", "group_ids", "assign_splits", "check_leakage", "stratify_key"]
 
 SPLITS = ("train", "val", "test")
 
 
-class LeakageError(ValueError):
+class LeakageError(ECGFounderError, ValueError):
     """A patient (or record) appears in more than one split."""
 
 
@@ -111,7 +114,7 @@ def assign_splits(
              for s in out[split_column]]
     bad = sorted({s for s in given if s is not None and s not in SPLITS})
     if bad:
-        raise ValueError(f"unknown split name(s) {bad} in column {split_column!r}; use {list(SPLITS)}.")
+        raise ManifestError(f"unknown split name(s) {bad} in column {split_column!r}; use {list(SPLITS)}.")
     out[split_column] = pd.Series(given, index=out.index, dtype=object)
     check_leakage(out.assign(_g=groups), "_g", split_column, ignore_missing=True)
     # patients with a split: propagate to their unlabelled rows

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..models.heads import scores_from_logits
 from .manifest import ManifestError, check_numeric
 
 __all__ = ["TaskSpec", "build_task", "quick_metrics"]
@@ -91,9 +92,7 @@ class TaskSpec:
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits → probabilities or target-unit values, exactly as ``predict`` computes them."""
-        from ..prediction import outputs_to_scores
-
-        return outputs_to_scores(logits.float(), self.task_meta())
+        return scores_from_logits(logits.float(), self.task_meta())
 
     def score_loss(self, scores: np.ndarray, y_raw: np.ndarray) -> float:
         """Mean loss computed from record-level scores (window scores already averaged)."""

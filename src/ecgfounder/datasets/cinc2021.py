@@ -1,0 +1,138 @@
+"""PhysioNet/CinC Challenge 2021: WFDB headers (``# Dx: <SNOMED codes>``) anywhere below a folder.
+
+``scan(root)``
+    One row per ``.hea``: ``path, record, source, dx`` (``dx`` is ``None`` without a ``Dx`` line).
+    ``source`` is the record-name prefix naming the source database (:data:`SOURCES`).
+``record_patients(records, ptbxl_database=None)``
+    Patient ids: the PTB-XL records (``HR<ecg_id>``) get ``ptbxl:<patient_id>`` from a
+    ``ptbxl_database.csv``; every other record is its own patient (the challenge publishes no
+    patient ids).
+``load_cinc2021(root, ...) -> LabelledSet``
+    Ground truth over the 150 labels (mapping ``snomed_to_150.csv``, composites merged,
+    ambiguous codes excluded from their candidates' negatives), with sources and patients.
+``cinc2021_manifest(root, task="scored", ptbxl_database=None) -> DataFrame``
+    A training manifest over the challenge's scored classes (codes scored as one class merged).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..labels.mappings import LabelMapping, snomed_mapping
+from .codes import header_dx
+from .errors import DatasetError
+from .labelled import LabelledSet, mapped_truth
+from .ptbxl import DATABASE, ptbxl_patients
+
+__all__ = ["CINC2021_SCORED", "SOURCES", "scan", "record_patients", "find_ptbxl_database", "load_cinc2021", "cinc2021_manifest"]
+
+# Scored classes: SNOMED-CT code -> abbreviation; codes scored as one class share a name.
+CINC2021_SCORED: dict[str, str] = {
+    "164889003": "AF", "164890007": "AFL", "6374002": "BBB", "426627000": "Brady",
+    "733534002": "LBBB", "164909002": "LBBB", "713427006": "RBBB", "59118001": "RBBB",
+    "270492004": "IAVB", "713426002": "IRBBB", "39732003": "LAD", "445118002": "LAnFB",
+    "251146004": "LQRSV", "698252002": "NSIVCB", "426783006": "NSR", "284470004": "PAC",
+    "63593006": "PAC", "10370003": "PR", "365413008": "PRWP", "427172004": "PVC", "17338001": "PVC",
+    "164947007": "LPR", "111975006": "LQT", "164917005": "QAb", "47665007": "RAD",
+    "427393009": "SA", "426177001": "SB", "427084000": "STach", "164934002": "TAb", "59931005": "TInv",
+}
+
+SOURCES = {
+    "A": "CPSC 2018", "Q": "CPSC 2018 (unused part)", "I": "St Petersburg INCART", "S": "PTB",
+    "HR": "PTB-XL", "E": "Georgia 12-lead", "JS": "Chapman-Shaoxing / Ningbo",
+}
+_PREFIX = re.compile(r"[A-Za-z]+")
+
+
+def scan(root: str | os.PathLike) -> pd.DataFrame:
+    """Every WFDB header below ``root`` with its ``Dx`` codes (see module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder; root must hold the challenge's .hea/.mat files (any depth).")
+    headers = sorted(root.rglob("*.hea"))
+    if not headers:
+        raise DatasetError(f"no WFDB headers (*.hea) below {root}; is this a CinC 2021 training folder?")
+    rows = []
+    for h in headers:
+        m = _PREFIX.match(h.stem)
+        rows.append({"path": str(h), "record": h.stem, "source": m.group(0) if m else "", "dx": header_dx(h)})
+    df = pd.DataFrame(rows)
+    dup = df["record"][df["record"].duplicated()]
+    if len(dup):
+        raise DatasetError(f"record names repeat below {root} (e.g. {dup.iloc[0]}); use one folder per record name.")
+    return df
+
+
+def find_ptbxl_database(root: str | os.PathLike) -> Path | None:
+    """A ``ptbxl_database.csv`` in ``root`` or its parent (where users keep it beside the data)."""
+    for d in (Path(root), Path(root).parent):
+        if (d / DATABASE).is_file():
+            return d / DATABASE
+    return None
+
+
+def record_patients(records: Sequence[str], ptbxl_database: str | os.PathLike | None = None) -> np.ndarray:
+    """Patient id per record: ``ptbxl:<patient_id>`` for PTB-XL records found in the database,
+    else the record name itself."""
+    pts = ptbxl_patients(ptbxl_database) if ptbxl_database else {}
+    out = []
+    for r in records:
+        pid = pts.get(str(int(r[2:]))) if r.startswith("HR") and r[2:].isdigit() else None
+        out.append(f"ptbxl:{pid}" if pid is not None else r)
+    return np.asarray(out, dtype=object)
+
+
+def load_cinc2021(
+    root: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    mapping: LabelMapping | None = None,
+    composites: bool = True,
+    ptbxl_database: str | os.PathLike | None = None,
+) -> LabelledSet:
+    """Ground truth of the CinC 2021 records below ``root``.
+
+    Headers without a ``# Dx:`` line are skipped with their count in ``unknown_codes['(no Dx)']``.
+    ``ptbxl_database``: groups the PTB-XL records by patient (default: a ``ptbxl_database.csv``
+    in ``root`` or its parent, if any).
+    """
+    df = scan(root)
+    has = df["dx"].notna()
+    df = df[has].reset_index(drop=True)
+    codes = [tuple(d) for d in df["dx"]]
+    targets, y, ev, unknown, not_eval = mapped_truth(mapping or snomed_mapping(), codes, labels, composites=composites)
+    if (~has).any():
+        unknown["(no Dx)"] = int((~has).sum())
+    db = ptbxl_database or find_ptbxl_database(root)
+    return LabelledSet(
+        name="cinc2021", records=tuple(df["record"]), paths=tuple(df["path"]), labels=tuple(targets), y=y,
+        evaluable=ev, members=targets, patients=record_patients(list(df["record"]), db),
+        sources=df["source"].to_numpy(dtype=object), codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
+    )
+
+
+def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_database: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per ``.hea`` below ``root``; one 0/1 column per scored class present; ``source`` =
+    database prefix; ``patient_id`` groups PTB-XL records by patient (see :func:`record_patients`;
+    default database: a ``ptbxl_database.csv`` in ``root`` or its parent)."""
+    if task != "scored":
+        raise DatasetError(f"unknown CinC 2021 task {task!r}; choose 'scored'.")
+    df = scan(root)
+    sets = [{CINC2021_SCORED[c] for c in (dx or ()) if c in CINC2021_SCORED} for dx in df["dx"]]
+    labels = sorted(set().union(*sets))
+    out = df[["path", "record", "source"]].copy()
+    db = ptbxl_database or find_ptbxl_database(root)
+    if db is None and (df["source"] == "HR").any():
+        warnings.warn(f"{int((df['source'] == 'HR').sum())} PTB-XL records (HR...) are treated as their own patients: "
+                      f"put ptbxl_database.csv in {root} or its parent to group them by patient.", stacklevel=2)
+    out["patient_id"] = record_patients(list(df["record"]), db)
+    for lab in labels:
+        out[lab] = [int(lab in s) for s in sets]
+    return out

@@ -1,0 +1,233 @@
+"""Records with binary ground truth over the 150 labels (or any label table).
+
+A :class:`LabelledSet` is what the dataset loaders return and what evaluation consumes:
+``y (n, T)`` positives and ``evaluable (n, T)`` — which entries count at all — over ``T``
+*targets*.  A target is one model label, or a composite of labels that name one finding
+(:mod:`ecgfounder.labels.composites`); ``members`` lists each target's model outputs.
+
+``mapped_truth(mapping, records_codes, labels=None, composites=True)`` builds those arrays
+from per-record source codes; ``load_label_table(path, ...)`` reads a 0/1 table; ``read_table``
+reads CSV/TSV/Parquet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..labels import load_labels
+from ..labels.composites import build_targets, target_truth
+from ..labels.mappings import LabelMapping
+from .errors import DatasetError
+
+__all__ = ["LabelledSet", "mapped_truth", "concat_sets", "load_label_table", "read_table"]
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Records with binary ground truth.
+
+    Attributes:
+        name: dataset name (``"ptbxl"``, ``"cinc2021"``, a file name).
+        records: ``n`` record ids (unique).
+        paths: ``n`` record file paths (``None`` entries for label tables without files).
+        labels: ``T`` target names (columns of ``y``).
+        y: bool ``(n, T)`` positives.
+        evaluable: bool ``(n, T)``: false where a record is neither a positive nor a clean
+            negative of a target (it carries a code whose candidate labels include it).  Every
+            metric, bootstrap and count uses only the evaluable entries.
+        members: ``target -> model labels`` scored for it (one label, or a composite's members).
+        patients: ``(n,)`` patient ids or ``None``.
+        folds: ``(n,)`` integer folds (PTB-XL ``strat_fold``) or ``None``.
+        sources: ``(n,)`` source database of each record (CinC 2021 prefix) or ``None``.
+        codes: per record, its source codes (SCP or SNOMED), for the report.
+        unknown_codes: codes met that the mapping does not know, with record counts.
+        not_evaluable: model labels that no source code maps to.
+    """
+
+    name: str
+    records: tuple[str, ...]
+    paths: tuple[str | None, ...]
+    labels: tuple[str, ...]
+    y: np.ndarray
+    evaluable: np.ndarray | None = None
+    members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    patients: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    sources: np.ndarray | None = None
+    codes: tuple[tuple[str, ...], ...] = ()
+    unknown_codes: dict[str, int] = field(default_factory=dict)
+    not_evaluable: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.evaluable is None:
+            object.__setattr__(self, "evaluable", np.ones_like(np.asarray(self.y, dtype=bool)))
+        if not self.members:
+            object.__setattr__(self, "members", {lab: (lab,) for lab in self.labels})
+        if self.evaluable.shape != self.y.shape:
+            raise DatasetError(f"evaluable mask {self.evaluable.shape} must have the shape of y {self.y.shape}.")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def subset(self, mask: np.ndarray) -> "LabelledSet":
+        """The records where ``mask`` (bool ``(n,)``) is true."""
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+
+        def take(a):
+            return None if a is None else np.asarray(a)[idx]
+
+        return LabelledSet(
+            name=self.name, records=tuple(self.records[i] for i in idx), paths=tuple(self.paths[i] for i in idx),
+            labels=self.labels, y=self.y[idx], evaluable=self.evaluable[idx], members=self.members,
+            patients=take(self.patients), folds=take(self.folds), sources=take(self.sources),
+            codes=tuple(self.codes[i] for i in idx) if self.codes else (),
+            unknown_codes=self.unknown_codes, not_evaluable=self.not_evaluable,
+        )
+
+    def composite_targets(self) -> dict[str, tuple[str, ...]]:
+        """Targets scored from more than one model output (``name -> members``)."""
+        return {t: m for t, m in self.members.items() if len(m) > 1}
+
+
+def mapped_truth(
+    mapping: LabelMapping,
+    records_codes: Sequence[Iterable[str]],
+    labels: Sequence[str] | None = None,
+    *,
+    composites: bool = True,
+) -> tuple[dict[str, tuple[str, ...]], np.ndarray, np.ndarray, dict[str, int], tuple[str, ...]]:
+    """Ground truth of records from their source codes.
+
+    Args:
+        mapping: the code → label table.
+        records_codes: for each record, its codes.
+        labels: model labels to consider (default the 150).
+        composites: merge the wordings of one finding into one target (default).
+
+    Returns:
+        ``(targets, y, evaluable, unknown, not_evaluable)``: ``targets`` maps each column's
+        name to its member labels; ``not_evaluable`` lists the labels no code maps to.
+    """
+    model_labels = list(load_labels() if labels is None else labels)
+    mapped = set(mapping.mapped_labels)
+    cols = [lab for lab in model_labels if lab in mapped]
+    not_eval = tuple(lab for lab in model_labels if lab not in mapped)
+    records_codes = [tuple(c) for c in records_codes]
+    y, ev, unknown = mapping.truth(records_codes, cols)
+    targets = build_targets(cols) if composites else {lab: (lab,) for lab in cols}
+    yt, et = target_truth(y, ev, cols, targets)
+    return targets, yt, et, unknown, not_eval
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet table."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"table {p} not found; give the path of a CSV, TSV or Parquet file.")
+    suf = p.suffix.lower()
+    if suf in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(p)
+        except ImportError as exc:
+            raise ImportError(f"reading {p} needs pyarrow: pip install 'ecgfounder[parquet]' ({exc})") from None
+    sep = "\t" if suf in (".tsv", ".tab") else ","
+    return pd.read_csv(p, sep=sep)
+
+
+def _binary_columns(df: pd.DataFrame, skip: set[str]) -> list[str]:
+    """Every column outside ``skip`` holding only 0/1 values (ids, text, splits, scores left out)."""
+    out = []
+    for c in df.columns:
+        if c in skip:
+            continue
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.notna().all() and v.isin((0, 1)).all():
+            out.append(str(c))
+    return out
+
+
+def load_label_table(
+    path: str | os.PathLike,
+    *,
+    id_column: str = "record",
+    labels: Sequence[str] | None = None,
+    patient_column: str | None = None,
+    exclude: Sequence[str] = (),
+) -> tuple[LabelledSet, pd.DataFrame]:
+    """A generic label table: one row per record, one 0/1 column per label.
+
+    Args:
+        path: CSV/TSV/Parquet file.
+        id_column: column of record ids (must be unique).
+        labels: label columns to use (default: every other column holding only 0/1 values).
+        patient_column: column of patient ids (for a patient-level bootstrap).
+        exclude: further non-label columns (e.g. a split column).
+
+    Returns:
+        ``(LabelledSet, table)``; the full table is returned for split columns.
+    """
+    df = read_table(path)
+    if id_column not in df.columns:
+        raise DatasetError(f"{path}: no id column {id_column!r}; columns are {list(df.columns)[:12]}; name it with id_column.")
+    ids = df[id_column].astype(str)
+    if ids.duplicated().any():
+        raise DatasetError(f"{path}: record id {ids[ids.duplicated()].iloc[0]!r} appears twice in column {id_column!r}.")
+    skip = {id_column, *(c for c in exclude if c)}
+    if patient_column:
+        if patient_column not in df.columns:
+            raise DatasetError(f"{path}: no patient column {patient_column!r}; columns are {list(df.columns)[:12]}.")
+        skip.add(patient_column)
+    if labels is None:
+        labels = _binary_columns(df, skip)
+        if not labels:
+            raise DatasetError(f"{path}: no 0/1 label column found (columns: {list(df.columns)[:12]}); name them with labels.")
+    labels = [str(c) for c in labels]
+    missing = [c for c in labels if c not in df.columns]
+    if missing:
+        raise DatasetError(f"{path}: label column(s) {missing[:5]} not found; columns are {list(df.columns)[:12]}.")
+    vals = df[labels].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isin(vals, (0.0, 1.0))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DatasetError(
+            f"{path}: label column {labels[c]!r} of record {ids.iloc[r]!r} holds {vals[r, c]!r}; labels must be 0/1 "
+            "(drop records with missing labels first)."
+        )
+    ls = LabelledSet(
+        name=Path(path).stem,
+        records=tuple(ids),
+        paths=tuple(df["path"].astype(str)) if "path" in df.columns else tuple([None] * len(df)),
+        labels=tuple(labels),
+        y=vals.astype(bool),
+        patients=df[patient_column].to_numpy() if patient_column else None,
+    )
+    return ls, df
+
+
+def concat_sets(a: LabelledSet, b: LabelledSet) -> LabelledSet:
+    """The records of ``a`` followed by those of ``b`` (same targets required)."""
+    if a.labels != b.labels:
+        raise DatasetError(f"cannot join {a.name} and {b.name}: their targets differ ({len(a.labels)} vs {len(b.labels)}); "
+                           "load both with the same mapping and labels.")
+
+    def cat(x, y, n_x, n_y):
+        if x is None and y is None:
+            return None
+        x = np.asarray(x if x is not None else [None] * n_x, dtype=object)
+        y = np.asarray(y if y is not None else [None] * n_y, dtype=object)
+        return np.concatenate([x, y])
+
+    return LabelledSet(
+        name=a.name, records=a.records + b.records, paths=a.paths + b.paths, labels=a.labels,
+        y=np.concatenate([a.y, b.y]), evaluable=np.concatenate([a.evaluable, b.evaluable]), members=a.members,
+        patients=cat(a.patients, b.patients, len(a), len(b)), folds=None,
+        sources=cat(a.sources, b.sources, len(a), len(b)), codes=a.codes + b.codes,
+        unknown_codes={k: a.unknown_codes.get(k, 0) + b.unknown_codes.get(k, 0) for k in {**a.unknown_codes, **b.unknown_codes}},
+        not_evaluable=a.not_evaluable,
+    )

@@ -1,0 +1,158 @@
+"""PTB-XL 1.0.x: ``ptbxl_database.csv`` (+ ``scp_statements.csv``) and the ``records500/`` files.
+
+``read_database(root, sampling=500)``
+    The database table, checked, with ``path`` (the ``.hea`` of each record) and ``codes`` (the
+    SCP statements above a likelihood, plus ``heart_axis:<value>``) added.
+``load_ptbxl(root, ...) -> LabelledSet``
+    Ground truth over the 150 labels (mapping ``ptbxl_scp_to_150.csv``, composites merged,
+    ambiguous statements excluded from their candidates' negatives), folds and patients.
+``ptbxl_manifest(root, task, sampling=500) -> DataFrame``
+    A training manifest for the benchmark tasks of Strodthoff et al. (2021): ``all``,
+    ``diagnostic``, ``subdiagnostic``, ``superdiagnostic``, ``form``, ``rhythm``; folds 1–8
+    train, 9 validation, 10 test (``strat_fold``, patient-respecting by construction).
+``ptbxl_patients(database_csv) -> {ecg_id: patient_id}``
+    Used to group the PTB-XL records of CinC 2021 (``HR<ecg_id>``) by patient.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..labels.mappings import LabelMapping, ptbxl_mapping
+from .codes import parse_scp_codes
+from .errors import DatasetError
+from .labelled import LabelledSet, mapped_truth
+
+__all__ = ["PTBXL_TASKS", "read_database", "load_ptbxl", "ptbxl_manifest", "ptbxl_patients"]
+
+PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+DATABASE = "ptbxl_database.csv"
+
+
+def _codes(df: pd.DataFrame, db: Path, min_likelihood: float) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    axis = df["heart_axis"] if "heart_axis" in df.columns else pd.Series([None] * len(df))
+    for i, (raw, ax) in enumerate(zip(df["scp_codes"], axis)):
+        try:
+            d = parse_scp_codes(raw)
+        except DatasetError as exc:
+            raise DatasetError(f"{db}: row {i} (ecg_id {df['ecg_id'].iloc[i]}): {exc}") from None
+        ax = "" if ax is None or (isinstance(ax, float) and np.isnan(ax)) else str(ax).strip()
+        out.append(tuple(k for k, v in d.items() if v >= min_likelihood) + (f"heart_axis:{ax}",))
+    return out
+
+
+def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihood: float = 0.0) -> pd.DataFrame:
+    """``ptbxl_database.csv`` with ``path`` and ``codes`` columns added (see module docstring)."""
+    root = Path(root)
+    db = root / DATABASE
+    if not db.is_file():
+        raise DatasetError(f"{db} not found: root must be the PTB-XL folder holding {DATABASE} and records500/.")
+    if sampling not in (100, 500):
+        raise DatasetError(f"PTB-XL sampling must be 100 or 500 (Hz); got {sampling}.")
+    df = pd.read_csv(db, index_col=None)
+    col = "filename_hr" if sampling == 500 else "filename_lr"
+    need = {"ecg_id", "scp_codes", col}
+    missing = need - set(df.columns)
+    if missing:
+        raise DatasetError(f"{db}: missing column(s) {sorted(missing)}; a PTB-XL database has {sorted(need | {'patient_id', 'strat_fold'})}.")
+    df = df.copy()
+    df["path"] = [str(root / str(f)) + ".hea" for f in df[col]]
+    df["codes"] = _codes(df, db, min_likelihood)
+    return df
+
+
+def _ids(values) -> list[str]:
+    return [str(int(x)) if float(x).is_integer() else str(x) for x in values]
+
+
+def load_ptbxl(
+    root: str | os.PathLike,
+    *,
+    sampling: int = 500,
+    min_likelihood: float = 0.0,
+    labels: Sequence[str] | None = None,
+    mapping: LabelMapping | None = None,
+    composites: bool = True,
+) -> LabelledSet:
+    """PTB-XL's ground truth over the 150 labels.
+
+    Args:
+        root: folder holding ``ptbxl_database.csv``.
+        sampling: 500 (``filename_hr``) or 100 (``filename_lr``).
+        min_likelihood: ignore SCP codes with a lower likelihood (0–100; PTB-XL uses 0 for
+            "unknown" on form and rhythm statements, so the default keeps every code).
+        labels: model labels to consider (default the 150).
+        mapping: replacement mapping table (default the package's).
+        composites: merge the wordings of one finding into one target (default).
+    """
+    df = read_database(root, sampling, min_likelihood=min_likelihood)
+    codes = list(df["codes"])
+    targets, y, ev, unknown, not_eval = mapped_truth(mapping or ptbxl_mapping(), codes, labels, composites=composites)
+    return LabelledSet(
+        name="ptbxl", records=tuple(_ids(df["ecg_id"])), paths=tuple(df["path"]), labels=tuple(targets), y=y,
+        evaluable=ev, members=targets,
+        patients=df["patient_id"].to_numpy() if "patient_id" in df.columns else None,
+        folds=df["strat_fold"].to_numpy(dtype=int) if "strat_fold" in df.columns else None,
+        codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
+    )
+
+
+def ptbxl_patients(database: str | os.PathLike) -> dict[str, str]:
+    """``ecg_id -> patient_id`` (both as strings) from a ``ptbxl_database.csv``."""
+    df = pd.read_csv(database, usecols=lambda c: c in ("ecg_id", "patient_id"))
+    if not {"ecg_id", "patient_id"} <= set(df.columns):
+        raise DatasetError(f"{database}: needs columns ecg_id and patient_id to group PTB-XL records by patient.")
+    return dict(zip(_ids(df["ecg_id"]), _ids(df["patient_id"])))
+
+
+def _task_mapping(st: pd.DataFrame, task: str) -> dict[str, str]:
+    def flag(col: str) -> set[str]:
+        return set(st.index[st[col].fillna(0).astype(float) == 1.0]) if col in st.columns else set()
+
+    diag = flag("diagnostic")
+    if task == "all":
+        return {c: c for c in st.index}
+    if task == "diagnostic":
+        return {c: c for c in diag}
+    if task in ("subdiagnostic", "superdiagnostic"):
+        col = "diagnostic_subclass" if task == "subdiagnostic" else "diagnostic_class"
+        return {c: st.loc[c, col] for c in diag if isinstance(st.loc[c, col], str)}
+    return {c: c for c in flag(task)}
+
+
+def ptbxl_manifest(root: str | os.PathLike, task: str = "superdiagnostic", *, sampling: int = 500) -> pd.DataFrame:
+    """PTB-XL benchmark manifest (one row per ECG) for ``task`` (see :data:`PTBXL_TASKS`).
+
+    Labels: every SCP statement of the task present in the record's ``scp_codes`` (whatever its
+    likelihood, as in the benchmark); sub-/super-diagnostic tasks map diagnostic statements to their
+    ``diagnostic_subclass`` / ``diagnostic_class``.  Records with no label of the task are left out.
+    """
+    root = Path(root)
+    if task not in PTBXL_TASKS:
+        raise DatasetError(f"unknown PTB-XL task {task!r}; choose one of {list(PTBXL_TASKS)}.")
+    st_file = root / "scp_statements.csv"
+    if not st_file.is_file():
+        raise DatasetError(f"{st_file} not found: root must be the PTB-XL folder (with {DATABASE} and scp_statements.csv).")
+    db = read_database(root, sampling)
+    need = {"patient_id", "strat_fold"}
+    if need - set(db.columns):
+        raise DatasetError(f"{root / DATABASE}: missing columns {sorted(need - set(db.columns))}.")
+    mapping = _task_mapping(pd.read_csv(st_file, index_col=0), task)
+    rows_labels = [{mapping[c] for c in codes if c in mapping} for codes in db["codes"]]
+    labels = sorted(set().union(*rows_labels)) if rows_labels else []
+    keep = np.array([bool(s) for s in rows_labels])
+    out = pd.DataFrame({
+        "path": db["path"],
+        "record": db["ecg_id"].astype(int).astype(str),
+        "patient_id": db["patient_id"].astype(float).astype(int).astype(str),
+        "split": np.where(db["strat_fold"] <= 8, "train", np.where(db["strat_fold"] == 9, "val", "test")),
+    })
+    for lab in labels:
+        out[lab] = [int(lab in s) for s in rows_labels]
+    return out[keep].reset_index(drop=True)

@@ -1,0 +1,332 @@
+"""Attribution: where, on which lead and when, the model found the evidence for a label.
+
+:func:`explain` takes a recording and a model and returns, per label, an attribution over the
+model's leads × the recording's own samples (its input rate), stitched from the 10-s, 500-Hz
+model windows.  Methods (all through Captum):
+
+``"ig"`` (default): integrated gradients (Sundararajan et al. 2017) of the label's **logit**
+    (pre-sigmoid/softmax output; the standardised value for regression heads).  Baseline: all
+    zeros in the model's input space, i.e. a flat line at each lead's window mean after the
+    z-score normalisation of the contract (for ``mode="none"`` contracts: 0 mV).  Path integral
+    with ``n_steps`` (default 32) Gauss-Legendre points.  Signed: positive = evidence for the
+    label.  Completeness (sum of attributions = logit(x) - logit(baseline)) holds up to the
+    reported ``convergence_delta``.
+``"gradcam"``: Grad-CAM (Selvaraju et al. 2017) on the output of a stage of the network (default
+    the last, ``layer=-1``; ``-2`` the one before), ReLU'd, linearly upsampled to the window.  Net1D
+    mixes all leads in its first convolution, so Grad-CAM has no lead resolution: the time map is
+    spread evenly over the leads (``lead_resolved=False``; its lead shares are uniform by
+    construction).
+``"guided_gradcam"``: Captum's guided Grad-CAM, the Grad-CAM time map times the input gradient of
+    each lead: lead-resolved, non-negative map weighting.
+
+Windows overlap when a record is not a multiple of 10 s (the last window is aligned to the end);
+where they overlap the attributions are averaged.  Mapping from 500 Hz to the input rate keeps
+the attribution mass: each input sample receives the attribution of the time interval it
+covers (a cumulative-sum re-binning), so sums over a lead or an interval do not depend on the rate.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .._deps import require
+from ..errors import ECGFounderError
+from ..models.net1d import Net1D
+from ..recording import Recording
+from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
+
+__all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windows", "resolve_targets",
+           "output_labels", "contract_of", "stitch", "rebin"]
+
+METHODS = ("ig", "gradcam", "guided_gradcam")
+BASELINE_TEXT = "zeros in the model input space (a flat line at each lead's window mean after z-scoring)"
+
+
+class ExplainError(ECGFounderError, ValueError):
+    """An attribution request that cannot be answered (unknown label or method, no head)."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Attributions of one recording.
+
+    Attributes:
+        record: the recording's id (or source file).
+        method: ``"ig"``, ``"gradcam"`` or ``"guided_gradcam"``.
+        labels: the explained labels, one per row of ``attributions``.
+        targets: their output indices in the model's head.
+        scores: ``(n_labels,)`` the model's scores for them (probability, or value for
+            regression), averaged over windows as :func:`ecgfounder.predict` does.
+        leads: the model's input leads (rows of each map); for a single-lead model fed another lead
+            (``lead=``), that lead's name.
+        fs: the recording's sampling rate; ``attributions`` are at this rate.
+        attributions: float32 ``(n_labels, n_leads, n_samples)`` on the recording's samples.
+        baseline, n_steps: integrated-gradients settings (``None`` for Grad-CAM).
+        layer: Grad-CAM layer (``"stage_list[-1]"``), ``None`` for IG.
+        lead_resolved: ``False`` for plain Grad-CAM (one time map shared by all leads).
+        convergence_delta: IG completeness error per label (max |delta| over windows).
+        notes: what preprocessing noticed (zero-filled leads, padding, ...).
+    """
+
+    record: str
+    method: str
+    labels: tuple[str, ...]
+    targets: tuple[int, ...]
+    scores: np.ndarray
+    leads: tuple[str, ...]
+    fs: float
+    attributions: np.ndarray
+    baseline: str | None = None
+    n_steps: int | None = None
+    layer: str | None = None
+    lead_resolved: bool = True
+    convergence_delta: np.ndarray | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __getitem__(self, label: str) -> np.ndarray:
+        """The ``(n_leads, n_samples)`` map of one explained label."""
+        try:
+            return self.attributions[self.labels.index(label)]
+        except ValueError:
+            raise ExplainError(f"label {label!r} was not explained; explained: {list(self.labels)}.") from None
+
+    def lead_shares(self, positive_only: bool = False):
+        """Share of each lead in the attribution mass, per label: a DataFrame (labels × leads)
+        whose rows sum to 1.  Mass is ``|attribution|`` (``positive_only``: positive part only)."""
+        import pandas as pd
+
+        a = np.clip(self.attributions, 0, None) if positive_only else np.abs(self.attributions)
+        mass = a.sum(axis=2, dtype=np.float64)
+        tot = mass.sum(axis=1, keepdims=True)
+        shares = np.divide(mass, tot, out=np.zeros_like(mass), where=tot > 0)
+        return pd.DataFrame(shares, index=list(self.labels), columns=list(self.leads))
+
+    def summary(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
+        """Per label, the ``k`` leads holding most attribution mass: ``[(lead, share), ...]``."""
+        df = self.lead_shares()
+        return {lab: [(str(ld), float(v)) for ld, v in df.loc[lab].sort_values(ascending=False).head(k).items()]
+                for lab in df.index}
+
+
+def output_labels(model: Net1D) -> tuple[str, ...]:
+    """One name per output of the model's head (``output_i`` where the weights name none)."""
+    labels = tuple(model.labels or ())
+    return labels if len(labels) == model.num_classes else tuple(f"output_{i}" for i in range(model.num_classes))
+
+
+def contract_of(model: Net1D) -> PreprocessContract:
+    """The model's preprocessing contract; an error naming the fix when it has none."""
+    if model.contract is None:
+        raise ExplainError(f"the model ({model.config.in_channels} input channels) has no preprocessing contract, so its "
+                           "input cannot be prepared; set model.contract to a PreprocessContract naming its leads.")
+    return model.contract
+
+
+def resolve_targets(labels: Any, names: Sequence[str], scores: np.ndarray | None = None, top: int = 3) -> list[int]:
+    """Output indices for ``labels`` (names, indices, one of either, or ``None`` = the ``top``
+    highest ``scores``)."""
+    if labels is None:
+        if scores is None:
+            raise ExplainError("labels=None needs scores to pick the top labels; pass labels=[...].")
+        return [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[: max(1, top)]]
+    if isinstance(labels, (str, int, np.integer)):
+        labels = [labels]
+    out = []
+    for lab in labels:
+        if isinstance(lab, (int, np.integer)):
+            if not 0 <= int(lab) < len(names):
+                raise ExplainError(f"label index {lab} is out of range; the head has {len(names)} outputs (0-{len(names) - 1}).")
+            out.append(int(lab))
+        elif str(lab) in names:
+            out.append(list(names).index(str(lab)))
+        else:
+            close = [n for n in names if str(lab).lower() in n.lower()][:5]
+            raise ExplainError(
+                f"label {lab!r} is not an output of this model; "
+                + (f"did you mean one of {close}?" if close else f"its labels are e.g. {list(names)[:5]} (model.labels lists all).")
+            )
+    return out
+
+
+def _stage(model: Net1D, layer: int | str) -> tuple[torch.nn.Module, str]:
+    if isinstance(layer, str):
+        return dict(model.named_modules())[layer], layer
+    n = len(model.stage_list)
+    if not -n <= int(layer) < n:
+        raise ExplainError(f"layer={layer} is not a stage of this model; it has {n} stages (use -1 … -{n} or 0 … {n - 1}).")
+    return model.stage_list[int(layer)], f"stage_list[{int(layer)}]"
+
+
+def attribute_windows(
+    model: Net1D,
+    windows: np.ndarray | torch.Tensor,
+    targets: Sequence[int],
+    *,
+    method: str = "ig",
+    n_steps: int = 32,
+    layer: int | str = -1,
+    internal_batch_size: int | None = 16,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Attributions in the model's input space.
+
+    Args:
+        model: a :class:`Net1D` with a head (its logits are explained).
+        windows: float32 ``(n_windows, n_leads, n_samples)`` preprocessed as the model's contract
+            says (500 Hz, z-scored for the published contract).
+        targets: output indices to explain.
+        method: one of :data:`METHODS`; ``n_steps`` (IG) and ``layer`` (Grad-CAM) as in the module
+            documentation.
+
+    Returns:
+        ``(attributions, delta)``: float32 ``(n_windows, n_targets, n_leads, n_samples)``, and for IG
+        the completeness error ``(n_windows, n_targets)`` (else ``None``).
+    """
+    if method not in METHODS:
+        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+    if model.num_classes < 1:
+        raise ExplainError("the model has no head (n_classes=0): nothing to explain; load a model with a classifier or regression head.")
+    if n_steps < 2:
+        raise ExplainError(f"n_steps={n_steps}: integrated gradients need at least 2 steps (32 is the default).")
+    attr = require("captum.attr", "explain", "attribution")
+    dev = torch.device(device)
+    was_training = model.training
+    model = model.to(dev).eval()
+    x = torch.as_tensor(np.asarray(windows, dtype=np.float32)).to(dev)
+    n, n_leads, length = x.shape
+    out = np.zeros((n, len(targets), n_leads, length), dtype=np.float32)
+    delta = np.zeros((n, len(targets)), dtype=np.float32) if method == "ig" else None
+    try:
+        for k, t in enumerate(targets):
+            if method == "ig":
+                ig = attr.IntegratedGradients(model)
+                a, d = ig.attribute(x, baselines=0.0, target=int(t), n_steps=n_steps,
+                                    internal_batch_size=internal_batch_size, return_convergence_delta=True)
+                delta[:, k] = d.detach().abs().cpu().numpy()
+            elif method == "gradcam":
+                module, _ = _stage(model, layer)
+                cam = attr.LayerGradCam(model, module).attribute(x, target=int(t), relu_attributions=True)
+                cam = attr.LayerAttribution.interpolate(cam, (length,), interpolate_mode="linear")
+                a = cam.expand(n, n_leads, length) / n_leads
+            else:
+                module, _ = _stage(model, layer)
+                a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
+            out[:, k] = a.detach().float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out, delta
+
+
+def stitch(per_window: np.ndarray, n_model: int) -> np.ndarray:
+    """``(n_windows, ..., L)`` window maps → ``(..., n_model)`` on the model-rate timeline, windows
+    placed as :func:`~ecgfounder.signal.preprocess.window_starts` cut them, overlaps averaged and
+    zero padding dropped."""
+    length = per_window.shape[-1]
+    starts = window_starts(n_model, length)
+    acc = np.zeros(per_window.shape[1:-1] + (max(n_model, 1),), dtype=np.float64)
+    cnt = np.zeros(max(n_model, 1))
+    for w, s in zip(per_window, starts):
+        m = min(length, n_model - s)
+        acc[..., s:s + m] += w[..., :m]
+        cnt[s:s + m] += 1
+    return (acc / np.maximum(cnt, 1)).astype(np.float32)
+
+
+def rebin(a: np.ndarray, fs_from: float, fs_to: float, n_to: int) -> np.ndarray:
+    """Mass-preserving re-binning along the last axis from ``fs_from`` to ``n_to`` samples at
+    ``fs_to``: each target sample gets the integral of the source over the interval it covers."""
+    if fs_from == fs_to and a.shape[-1] == n_to:
+        return a
+    n_from = a.shape[-1]
+    c = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, axis=-1, dtype=np.float64)], axis=-1)
+    pos = np.minimum(np.arange(n_to + 1) / fs_to * fs_from, n_from)
+    flat = c.reshape(-1, n_from + 1)
+    ci = np.stack([np.interp(pos, np.arange(n_from + 1), row) for row in flat])
+    return np.diff(ci, axis=-1).reshape(a.shape[:-1] + (n_to,)).astype(np.float32)
+
+
+def _model_rate_length(rec: Recording, fs_model: float) -> int:
+    from ..signal.filters import resample
+
+    return int(resample(np.zeros((1, rec.n_samples)), rec.fs, fs_model).shape[-1])
+
+
+def explain(
+    recording: Recording | str | os.PathLike,
+    model: "Net1D | str | os.PathLike" = "12-lead",
+    *,
+    labels: Any = None,
+    method: str = "ig",
+    top: int = 3,
+    n_steps: int = 32,
+    layer: int | str = -1,
+    lead: str | None = None,
+    fill_missing: bool = False,
+    device: str | torch.device = "cpu",
+    internal_batch_size: int | None = 16,
+) -> Explanation:
+    """Per-label attribution maps of one recording (see the module documentation for the methods).
+
+    Args:
+        recording: a :class:`~ecgfounder.Recording` or a file path (read with :func:`ecgfounder.read`).
+        model: a loaded :class:`Net1D` (published, fine-tuned binary/multi-class/regression heads
+            alike), a weights name or a checkpoint path.
+        labels: label names or output indices to explain; ``None``: the ``top`` highest-scoring.
+        method: ``"ig"`` (integrated gradients, default), ``"gradcam"`` or ``"guided_gradcam"``.
+        n_steps: integration steps of IG.  layer: Grad-CAM stage (``-1`` last, ``-2`` …) or a module name.
+        lead, fill_missing: as in :func:`ecgfounder.predict` (single-lead substitution, zero-filled
+            precordial leads).
+
+    Returns:
+        An :class:`Explanation` whose ``attributions`` are ``(n_labels, n_leads, n_samples)`` on the
+        recording's own samples and rate.
+    """
+    from ..models.heads import scores_from_logits
+    from ..prediction import resolve_model
+
+    if method not in METHODS:
+        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+    if not isinstance(recording, Recording):
+        from ..io import read
+
+        recording = read(recording)
+    net = resolve_model(model)
+    contract = contract_of(net)
+    prep = preprocess_recording(recording, contract, warn=False, lead=lead, fill_missing=fill_missing)
+    names = output_labels(net)
+    dev = torch.device(device)
+    net = net.to(dev).eval()
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(prep.windows).to(dev)).float()
+        all_scores = scores_from_logits(logits, net.task_meta).cpu().numpy().mean(axis=0)
+    targets = resolve_targets(labels, names, all_scores, top)
+    per_window, delta = attribute_windows(net, prep.windows, targets, method=method, n_steps=n_steps, layer=layer,
+                                          internal_batch_size=internal_batch_size, device=dev)
+    n_model = _model_rate_length(recording, contract.fs)
+    maps = rebin(stitch(per_window, n_model), contract.fs, recording.fs, recording.n_samples)
+    leads = tuple(contract.leads)
+    if lead is not None and len(leads) == 1:
+        from ..signal.leads import canonical_lead
+
+        leads = (canonical_lead(lead),)
+    return Explanation(
+        record=str(recording.id or recording.meta.get("source") or "recording"),
+        method=method,
+        labels=tuple(names[t] for t in targets),
+        targets=tuple(targets),
+        scores=all_scores[targets].astype(np.float64),
+        leads=leads,
+        fs=recording.fs,
+        attributions=maps,
+        baseline=BASELINE_TEXT if method == "ig" else None,
+        n_steps=n_steps if method == "ig" else None,
+        layer=None if method == "ig" else _stage(net, layer)[1],
+        lead_resolved=method != "gradcam",
+        convergence_delta=None if delta is None else delta.max(axis=0),
+        notes=tuple(prep.notes),
+    )

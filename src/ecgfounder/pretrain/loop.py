@@ -1,0 +1,267 @@
+"""The pre-training run: Net1D from scratch on a shard store, one process or ``torchrun`` DDP.
+
+``torchrun --nproc_per_node N -m ecgfounder pretrain run CONFIG`` (gloo on CPU, NCCL on GPUs; the
+process group comes from :mod:`ecgfounder.train.distributed`).  One optimiser step consumes
+``train.batch_size`` windows over all processes in ``accum_steps`` micro-batches; the loss is
+summed over examples and labels and divided by that global count, so N processes with batch B/N
+each equal one process with batch B (``data.split=samples``).
+
+Exact resume: every ``ckpt_every`` steps (and at the end) ``checkpoints/last.pt`` is written
+atomically with the weights, optimiser, scheduler, EMA, step and loss history.  The data position
+and every augmentation follow from ``(seed, epoch, step)``, so a run killed at any step and started
+again with the same configuration ends with the same weights as an uninterrupted one.
+
+FSDP is not offered: the largest preset (≈ 67 M parameters) with AdamW state takes about 1 GB,
+which every current accelerator holds, so sharding parameters would only add communication; DDP
+is the right tool until models reach billions of parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.net1d import Net1D
+from ..signal.preprocess import PreprocessContract
+from ..train import distributed as D
+from .config import PretrainConfig
+from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
+from .store import StoreInfo, iter_batches, open_store, steps_per_epoch
+
+__all__ = ["pretrain", "PretrainResult", "build_pretrain_model", "model_contract", "evaluate_store"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainResult:
+    out: Path
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model_path: Path | None = None
+    report: dict[str, Any] | None = None
+
+
+def model_contract(cfg: PretrainConfig, store: StoreInfo) -> PreprocessContract:
+    """The store's contract, reduced to lead I for a single-lead model."""
+    from dataclasses import replace
+
+    return store.contract if cfg.model.leads == 12 else replace(store.contract, leads=("I",))
+
+
+def build_pretrain_model(cfg: PretrainConfig, store: StoreInfo) -> Net1D:
+    contract = model_contract(cfg, store)
+    arch = dict(cfg.model.arch or {})
+    model = Net1D(size_preset(cfg.model.size, in_channels=len(contract.leads), n_classes=len(store.labels), **arch))
+    if not model.config.use_bn:  # BatchNorm modules exist for checkpoint compatibility only: keep them out of DDP
+        for name, p in model.named_parameters():
+            if "bn" in name.split(".")[-2]:
+                p.requires_grad_(False)
+    model.labels = tuple(store.labels)
+    model.contract = contract
+    model.task_meta = {"task": "multilabel"}
+    return model
+
+
+def _plan(store: StoreInfo, cfg: PretrainConfig, world: int) -> tuple[int, int, Callable[[int], tuple[int, int]]]:
+    """``(micro global batch, total optimiser steps, locate)``; ``locate(step)`` → ``(epoch, micro start)``."""
+    t = cfg.train
+    micro = t.batch_size // t.accum_steps
+
+    def per_epoch(e: int) -> int:
+        return steps_per_epoch(store, micro, world=world, split=cfg.data.split, epoch=e, seed=t.seed) // t.accum_steps
+
+    if per_epoch(0) < 1:
+        raise ValueError(f"the store holds {store.n_samples} windows: not one batch of train.batch_size={t.batch_size}; "
+                         "lower the batch size or add records.")
+    total = t.max_steps if t.max_steps is not None else sum(per_epoch(e) for e in range(t.epochs))
+    cache: dict[int, int] = {}
+
+    def locate(step: int) -> tuple[int, int]:
+        e = 0
+        while True:
+            n = cache.setdefault(e, per_epoch(e))
+            if step < n:
+                return e, step * t.accum_steps
+            step -= n
+            e += 1
+
+    return micro, int(total), locate
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _loss(cfg: PretrainConfig, logits: torch.Tensor, t: torch.Tensor, w: torch.Tensor, kn: torch.Tensor) -> torch.Tensor:
+    r = cfg.recipe
+    if r.loss == "bce":
+        el = bce_loss(logits.float(), t)
+    else:
+        el = asymmetric_loss(logits, t, kn, gamma=r.gamma, clip=r.clip)
+    return (el * w).sum()
+
+
+def pretrain(cfg: PretrainConfig, *, on_step: Callable[[int], None] | None = None) -> PretrainResult:
+    """Run (or resume) pre-training as configured; returns the history and the published model."""
+    info = D.setup(cfg.train.device)
+    try:
+        return _run(cfg, info, on_step)
+    finally:
+        D.cleanup(info)
+
+
+def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] | None) -> PretrainResult:
+    t = cfg.train
+    out = Path(t.out)
+    store = open_store(cfg.data.store)
+    micro, total, locate = _plan(store, cfg, info.world_size)
+    per_rank = micro // info.world_size
+    torch.manual_seed(t.seed)
+    model = build_pretrain_model(cfg, store).to(info.device)
+    ema = None
+    if t.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    o = cfg.optim
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
+    ckpt = out / "checkpoints" / "last.pt"
+    step, history = 0, []
+    if t.resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=info.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        step, history = int(state["step"]), list(json.loads(state["history"]))
+        if info.is_main:
+            log.info("resumed from %s at step %d", ckpt, step)
+    net: nn.Module = model
+    if info.distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    fwd = torch.compile(net) if t.compile else net
+    amp = torch.autocast(info.device.type, dtype=torch.bfloat16) if t.bf16 else contextlib.nullcontext()
+    contract = model.contract
+    L = len(store.labels)
+    it, it_epoch = None, -1
+    t_data = t_compute = 0.0
+    model.train()
+    while step < total:
+        epoch, micro0 = locate(step)
+        if it is None or epoch != it_epoch:
+            it = iter_batches(store, global_batch=micro, epoch=epoch, seed=t.seed, rank=info.rank, world=info.world_size,
+                              split=cfg.data.split, shuffle_buffer=cfg.data.shuffle_buffer, start_batch=micro0)
+            it_epoch = epoch
+        opt.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for a in range(t.accum_steps):
+            t0 = time.perf_counter()
+            x, states, keys = next(it)
+            x = transform_batch(x, keys, store_leads=store.contract.leads, model_leads=contract.leads, seed=t.seed,
+                                epoch=epoch, lead_augment_p=cfg.recipe.lead_augment_p, lead_mask_p=cfg.recipe.lead_mask_p)
+            tg, w, kn = (torch.from_numpy(v).to(info.device) for v in targets(states, cfg.recipe.uncertain))
+            xb = torch.from_numpy(x).to(info.device)
+            t1 = time.perf_counter()
+            sync = net.no_sync() if info.distributed and a < t.accum_steps - 1 else contextlib.nullcontext()
+            with sync:
+                with amp:
+                    logits = fwd(xb)
+                loss = _loss(cfg, logits, tg, w, kn) / (per_rank * L * t.accum_steps)
+                loss.backward()
+            loss_sum += float(loss.detach()) * info.world_size
+            t_data += t1 - t0
+            t_compute += time.perf_counter() - t1
+        if o.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.grad_clip)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        step += 1
+        mean_loss = D.all_reduce_sum(info, loss_sum) / info.world_size
+        history.append({"step": step, "epoch": epoch, "loss": mean_loss, "lr": sched.get_last_lr()[0]})
+        if info.is_main and (step % t.log_every == 0 or step == total):
+            log.info("step %d/%d epoch %d loss %.5f lr %.2e", step, total, epoch, mean_loss, sched.get_last_lr()[0])
+        if step % t.ckpt_every == 0 or step == total:
+            if info.is_main:
+                _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                              "ema": ema.state_dict() if ema is not None else None, "step": step,
+                              "history": json.dumps(history)}, ckpt)
+            D.barrier(info)
+        if on_step is not None:
+            on_step(step)
+    result = PretrainResult(out, step, history)
+    final = model
+    if ema is not None and cfg.publish.use_ema:
+        final = _ema_model(model, ema)
+    if info.is_main:
+        (out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
+        (out / "timing.json").write_text(json.dumps({"data_s": t_data, "compute_s": t_compute}) + "\n", encoding="utf-8")
+        if cfg.data.val_store:
+            result.report = evaluate_store(final, open_store(cfg.data.val_store), out / "auroc.csv", device=info.device)
+        from .publish import publish
+
+        result.model_path = publish(final, out / "model", cfg=cfg, store=store, history=history, report=result.report)
+    D.barrier(info)
+    return result
+
+
+def _ema_model(model: Net1D, ema: nn.Module) -> Net1D:
+    import copy
+
+    m = copy.deepcopy(model)
+    m.load_state_dict(ema.module.state_dict())
+    return m
+
+
+@torch.no_grad()
+def evaluate_store(model: Net1D, store: StoreInfo, csv_path: Path | None = None, *, batch: int = 64,
+                   device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Per-label AUROC of ``model`` on every window of ``store`` (targets: positive vs none/negated;
+    uncertain windows left out of that label).  Writes ``csv_path`` (label, n_pos, n_neg, auroc)."""
+    from sklearn.metrics import roc_auc_score
+
+    if tuple(model.labels) != tuple(store.labels):
+        raise ValueError("the evaluation store's labels differ from the model's; build it with the same rules.")
+    model.eval()
+    xs, ys = [], []
+    n = store.n_samples
+    for x, st, keys in iter_batches(store, global_batch=1, shuffle=False):
+        xs.append(transform_batch(x, keys, store_leads=store.contract.leads, model_leads=model.contract.leads, seed=0, epoch=0))
+        ys.append(st)
+    X, Y = np.concatenate(xs), np.concatenate(ys)
+    scores = np.concatenate([torch.sigmoid(model(torch.from_numpy(X[k:k + batch]).to(device))).float().cpu().numpy()
+                             for k in range(0, n, batch)])
+    rows = []
+    for j, lab in enumerate(store.labels):
+        keep = Y[:, j] != 2
+        y = (Y[keep, j] == 1).astype(int)
+        npos, nneg = int(y.sum()), int(len(y) - y.sum())
+        auc = float(roc_auc_score(y, scores[keep, j])) if npos and nneg else float("nan")
+        rows.append({"label": lab, "n_pos": npos, "n_neg": nneg, "auroc": auc})
+    if csv_path is not None:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(csv_path, index=False)
+    defined = [r["auroc"] for r in rows if not np.isnan(r["auroc"])]
+    model.train()
+    return {"n_windows": n, "n_labels_defined": len(defined),
+            "mean_auroc": float(np.mean(defined)) if defined else float("nan"),
+            "per_label": {r["label"]: r["auroc"] for r in rows if not np.isnan(r["auroc"])}}

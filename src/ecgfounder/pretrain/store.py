@@ -1,0 +1,409 @@
+"""A sharded, streaming store of preprocessed windows and label states, on WebDataset.
+
+Engine: **WebDataset** (``pip install ecgfounder[pretrain]``).  Why: it installs from PyPI as two
+pure-Python packages (``webdataset``, ``braceexpand``) on top of the torch already here, while
+MosaicML Streaming 0.13 and LitData 0.2.76 both pull a CUDA build of torch and torchvision
+(``pip install --dry-run`` lists torch-2.14.1, triton and the nvidia-* wheels for each).  Its
+shards are plain POSIX tar files: any disk, HTTP server or object store serves them, and
+``tar -tf`` inspects them.
+
+Layout of a store folder::
+
+    index.json                 labels, preprocessing contract, shards with sample counts, failures
+    labels_report.json         the statement-extraction report (unmatched statements listed)
+    shard-CCCCC-KKK.tar        chunk C (a fixed run of source records), part K
+
+Each sample: ``__key__`` ``RRRRRRRR_WWW`` (record, window), ``x.npy`` (leads × samples, float16
+or float32, preprocessed by the contract), ``y.npy`` (int8 label states, see
+:mod:`ecgfounder.pretrain.statements`), ``json`` (record id, source, window).
+
+**Writing** (:func:`build_store`) reads each record with :func:`ecgfounder.read`, prepares it with
+:func:`ecgfounder.signal.preprocess.prepare` under the contract, extracts labels from the
+statements the file carries (or from a manifest's ``statements`` column) plus, for files with
+SNOMED ``dx`` codes (CinC 2021), the positives of
+:func:`ecgfounder.labels.mappings.snomed_mapping` among the rule set's labels, and writes chunks in parallel processes.  Chunks have a fixed number
+of records, so the store is the same whatever the number of workers.  A file that cannot be
+read is listed in ``index.json`` and skipped.
+
+**Reading** (:func:`iter_batches`): the epoch's shard order is shuffled with a generator seeded
+by ``(seed, epoch)``, samples pass a seeded WebDataset shuffle buffer, and batches are cut from
+that stream.  ``split="samples"`` (exact): every rank walks the same global stream and takes its
+contiguous slice of each global batch, so *N* ranks see exactly what one process with the
+*N*-fold batch sees (bytes of other ranks' samples are read, not decoded).
+``split="shards"`` (scalable): rank *r* reads only shards ``r, r+N, ...`` of the shuffled
+order; no duplicated I/O, but a different sample order than one process.  Resuming at batch
+*k* of an epoch skips the first *k* batches of that stream before decoding: exact, at the cost of
+re-reading those bytes.  Locations: a local folder, an ``http(s)://`` prefix (shards fetched
+with ``curl`` by WebDataset), or any other prefix with a ``pipe:`` command template such as
+``pipe:aws s3 cp s3://bucket/store/{name} -``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ECGFounderError
+from ..signal.preprocess import PreprocessContract
+from .statements import LabelReport, RuleSet, default_rules, extract_record
+
+__all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
+
+SPLITS = ("samples", "shards")
+INDEX = "index.json"
+
+
+class StoreError(ECGFounderError, ValueError):
+    """A store is missing, inconsistent, or asked for something it cannot give."""
+
+
+def _need_wds():
+    try:
+        import webdataset as wds
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise StoreError("the shard store needs WebDataset; install it with: pip install 'ecgfounder[pretrain]'") from None
+    return wds
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What ``index.json`` says: where the shards are, how many samples each holds, the labels
+    (column order of ``y``) and the preprocessing contract of ``x``."""
+
+    location: str
+    shards: tuple[str, ...]
+    counts: tuple[int, ...]
+    labels: tuple[str, ...]
+    contract: PreprocessContract
+    dtype: str
+    failures: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def n_samples(self) -> int:
+        return int(sum(self.counts))
+
+    def url(self, name: str) -> str:
+        loc = self.location
+        if loc.startswith("pipe:"):
+            return loc.replace("{name}", name)
+        if "://" in loc:
+            return loc.rstrip("/") + "/" + name
+        return str(Path(loc) / name)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _sources(sources: Any) -> list[tuple[str, tuple[str, ...] | None]]:
+    """``[(path, statements or None)]`` from a folder, a manifest CSV or a list of paths."""
+    if isinstance(sources, (str, os.PathLike)):
+        p = Path(sources)
+        if p.is_dir():
+            from ..io.detect import find_records
+
+            return [(str(f), None) for f in find_records([p])]
+        if p.suffix.lower() in (".csv", ".tsv"):
+            import pandas as pd
+
+            df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
+            if "path" not in df.columns:
+                raise StoreError(f"manifest {p} has no 'path' column; columns: {list(df.columns)}.")
+            out = []
+            for _, row in df.iterrows():
+                path = row["path"] if Path(row["path"]).is_absolute() else str(p.parent / row["path"])
+                st = tuple(s.strip() for s in str(row["statements"]).split("|") if s.strip()) if "statements" in df.columns else None
+                out.append((path, st))
+            return out
+        if p.exists():
+            return [(str(p), None)]
+        raise StoreError(f"source {p} not found; give a folder of records, a manifest CSV (path[,statements]) or files.")
+    from ..io.detect import find_records
+
+    return [(str(f), None) for f in find_records([str(s) for s in sources])]
+
+
+def _record_labels(rec, statements, rules: RuleSet):
+    """Labels from the statements (given, or the file's own); SNOMED ``dx`` codes the file carries
+    add positives through the package's CinC mapping for the labels of the rule set it names."""
+    stm = statements if statements is not None else tuple(rec.meta.get("statements") or ())
+    labels = extract_record(stm, rules)
+    dx = rec.meta.get("dx")
+    if dx:
+        from ..labels.mappings import snomed_mapping
+        from .statements import POSITIVE, RecordLabels
+
+        known = set(rules.labels)
+        mapped = [lab for lab in sorted(snomed_mapping().targets(dx)[0]) if lab in known]
+        if mapped:
+            labels = RecordLabels({**labels.states, **{lab: POSITIVE for lab in mapped}}, labels.statements)
+    return labels
+
+
+def _write_chunk(job: dict) -> dict:
+    import warnings
+
+    wds = _need_wds()
+    from ..io import read
+    from ..signal.preprocess import prepare
+
+    contract = PreprocessContract.from_dict(job["contract"])
+    rules: RuleSet = job["rules"]
+    dtype = np.dtype(job["dtype"])
+    report = LabelReport(rules.labels)
+    shards, counts, failures = [], [], []
+    writer, n_in_shard, part = None, 0, 0
+    out = Path(job["out"])
+
+    def _open():
+        nonlocal writer, n_in_shard, part
+        name = f"shard-{job['chunk']:05d}-{part:03d}.tar"
+        writer = wds.TarWriter(str(out / (name + ".tmp")))
+        shards.append(name)
+        counts.append(0)
+        n_in_shard = 0
+        part += 1
+
+    for rec_idx, path, statements in job["items"]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rec = read(path)
+                prep = prepare(rec.signal, rec.fs, rec.leads, contract, fill_missing=job["fill_missing"],
+                               source=path, warn=False)
+            labels = _record_labels(rec, statements, rules)
+        except Exception as exc:  # one bad file never stops the store
+            failures.append((path, " ".join(str(exc).split())[:300]))
+            continue
+        report.add(labels)
+        y = labels.encode(rules.labels)
+        for w, win in enumerate(prep.windows):
+            if writer is None or n_in_shard >= job["shard_size"]:
+                if writer is not None:
+                    writer.close()
+                _open()
+            writer.write({"__key__": f"{rec_idx:08d}_{w:03d}", "x.npy": win.astype(dtype), "y.npy": y,
+                          "json": {"id": rec.id, "source": path, "window": w, "n_windows": len(prep.windows)}})
+            n_in_shard += 1
+            counts[-1] += 1
+    if writer is not None:
+        writer.close()
+    for name in shards:
+        os.replace(out / (name + ".tmp"), out / name)
+    return {"shards": shards, "counts": counts, "failures": failures, "report": report}
+
+
+def build_store(
+    sources: Any,
+    out: str | os.PathLike,
+    *,
+    contract: PreprocessContract | None = None,
+    rules: RuleSet | None = None,
+    workers: int = 0,
+    records_per_chunk: int = 256,
+    shard_size: int = 2048,
+    dtype: str = "float16",
+    fill_missing: bool = True,
+) -> StoreInfo:
+    """Write a shard store from records (see the module docstring).
+
+    Args:
+        sources: a folder of records, a manifest CSV (``path[,statements]``; statements separated
+            by ``|``) or a list of files.
+        out: the store folder (created).
+        contract: preprocessing of the windows (default: the published 12-lead contract).
+        rules: statement rules and label set (default: the 150 labels, :func:`default_rules`).
+        workers: writer processes (0: one per CPU core, at most one per chunk).
+        records_per_chunk: records per chunk (the unit of parallel work); shards hold at most
+            ``shard_size`` windows.
+        dtype: ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
+        fill_missing: zero-fill leads a record lacks (e.g. precordials of a 2-lead Holter) instead
+            of skipping it.
+    """
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"dtype={dtype!r} is not valid; choose float16 or float32.")
+    _need_wds()
+    contract = contract or PreprocessContract()
+    rules = rules or default_rules()
+    items = [(i, p, s) for i, (p, s) in enumerate(_sources(sources))]
+    if not items:
+        raise StoreError(f"no records found in {sources}; give a folder of ECG files or a manifest.")
+    out_p = Path(out)
+    out_p.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        {"chunk": c, "items": items[k : k + records_per_chunk], "out": str(out_p), "contract": contract.to_dict(),
+         "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing}
+        for c, k in enumerate(range(0, len(items), max(1, int(records_per_chunk))))
+    ]
+    n_workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if n_workers <= 1:
+        results = [_write_chunk(j) for j in jobs]
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp.get_context("spawn")) as ex:
+            results = list(ex.map(_write_chunk, jobs))
+    report = LabelReport(rules.labels)
+    shards, counts, failures = [], [], []
+    for r in results:
+        shards += r["shards"]
+        counts += r["counts"]
+        failures += r["failures"]
+        report.merge(r["report"])
+    index = {"format": "ecgfounder-shards", "version": 1, "engine": "webdataset", "labels": list(rules.labels),
+             "contract": contract.to_dict(), "dtype": dtype, "n_samples": int(sum(counts)),
+             "shards": [{"name": s, "count": c} for s, c in zip(shards, counts)],
+             "failures": [{"path": p, "error": e} for p, e in failures]}
+    (out_p / "labels_report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+    tmp = out_p / (INDEX + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out_p / INDEX)
+    return open_store(out_p)
+
+
+def label_sources(sources: Any, rules: RuleSet | None = None, *, statements: Sequence[str] = ()) -> tuple[list[dict], LabelReport]:
+    """Labels of records (their statements, or SNOMED ``dx`` codes) and of loose ``statements``
+    without building a store: ``([{source, labels: {label: state name}, error}], report)``."""
+    import warnings
+
+    from ..io import read
+    from .statements import STATE_NAMES
+
+    rules = rules or default_rules()
+    report = LabelReport(rules.labels)
+    rows = []
+    items = _sources(sources) if sources else []
+    for path, stm in items:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                labels = _record_labels(read(path), stm, rules)
+        except Exception as exc:  # one bad file never stops the batch
+            rows.append({"source": path, "labels": {}, "error": " ".join(str(exc).split())[:300]})
+            continue
+        report.add(labels)
+        rows.append({"source": path, "labels": {k: STATE_NAMES[v] for k, v in labels.states.items()}, "error": None})
+    if statements:
+        labels = extract_record(statements, rules)
+        report.add(labels)
+        rows.append({"source": "<statements>", "labels": {k: STATE_NAMES[v] for k, v in labels.states.items()}, "error": None})
+    return rows, report
+
+
+# --------------------------------------------------------------------------- reading
+
+def _read_text(location: str, name: str) -> str:
+    if location.startswith("pipe:"):
+        import subprocess
+
+        cmd = location[len("pipe:"):].replace("{name}", name)
+        return subprocess.run(cmd, shell=True, check=True, capture_output=True, timeout=300).stdout.decode("utf-8")
+    if location.startswith(("http://", "https://")):
+        with urllib.request.urlopen(location.rstrip("/") + "/" + name, timeout=60) as r:  # noqa: S310 (user's URL)
+            return r.read().decode("utf-8")
+    p = Path(location) / name
+    if not p.is_file():
+        raise StoreError(f"{location}: no {name}; build the store first (ecgfounder pretrain build-store).")
+    return p.read_text(encoding="utf-8")
+
+
+def open_store(location: str | os.PathLike) -> StoreInfo:
+    """The :class:`StoreInfo` of a store folder, ``http(s)://`` prefix or ``pipe:`` template."""
+    loc = str(location)
+    try:
+        idx = json.loads(_read_text(loc, INDEX))
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"{loc}: cannot read {INDEX} ({' '.join(str(exc).split())[:200]}).") from None
+    if idx.get("format") != "ecgfounder-shards":
+        raise StoreError(f"{loc}/{INDEX} is not an ecgfounder shard index (format={idx.get('format')!r}).")
+    return StoreInfo(loc, tuple(s["name"] for s in idx["shards"]), tuple(int(s["count"]) for s in idx["shards"]),
+                     tuple(idx["labels"]), PreprocessContract.from_dict(idx["contract"]), idx["dtype"],
+                     tuple((f["path"], f["error"]) for f in idx.get("failures", ())))
+
+
+def _epoch_shards(info: StoreInfo, epoch: int, seed: int, shuffle: bool) -> list[int]:
+    order = list(range(len(info.shards)))
+    if shuffle:
+        random.Random(f"shards:{seed}:{epoch}").shuffle(order)
+    return order
+
+
+def _rank_shards(info: StoreInfo, order: list[int], rank: int, world: int, split: str) -> list[int]:
+    if split not in SPLITS:
+        raise StoreError(f"split={split!r} is not valid; choose one of {list(SPLITS)}.")
+    if split == "samples":
+        return order
+    if len(order) < world:
+        raise StoreError(f"split='shards' needs at least one shard per process: {len(order)} shards for {world} "
+                         "processes; rebuild with a smaller shard_size or use split='samples'.")
+    return order[rank::world]
+
+
+def steps_per_epoch(info: StoreInfo, global_batch: int, *, world: int = 1, split: str = "samples",
+                    epoch: int = 0, seed: int = 0, shuffle: bool = True) -> int:
+    """Full global batches in one epoch (the last partial batch is dropped)."""
+    if global_batch % world:
+        raise StoreError(f"batch_size={global_batch} is not divisible by the {world} processes; use a multiple of {world}.")
+    if split == "samples":
+        return info.n_samples // global_batch
+    order = _epoch_shards(info, epoch, seed, shuffle)
+    per = global_batch // world
+    return min(sum(info.counts[i] for i in _rank_shards(info, order, r, world, split)) // per for r in range(world))
+
+
+def _decode(sample: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    x = np.load(io.BytesIO(sample["x.npy"]), allow_pickle=False)
+    y = np.load(io.BytesIO(sample["y.npy"]), allow_pickle=False)
+    return x.astype(np.float32, copy=False), y, sample["__key__"]
+
+
+def iter_batches(
+    info: StoreInfo,
+    *,
+    global_batch: int,
+    epoch: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    split: str = "samples",
+    shuffle: bool = True,
+    shuffle_buffer: int = 1000,
+    start_batch: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """This rank's batches ``(x (b, leads, samples) float32, y (b, n_labels) int8, keys)`` of one
+    epoch, from batch ``start_batch`` on (see the module docstring)."""
+    wds = _need_wds()
+    n_steps = steps_per_epoch(info, global_batch, world=world, split=split, epoch=epoch, seed=seed, shuffle=shuffle)
+    per = global_batch // world
+    order = _rank_shards(info, _epoch_shards(info, epoch, seed, shuffle), rank, world, split)
+    stages: list[Any] = [wds.SimpleShardList([info.url(info.shards[i]) for i in order]), wds.tarfile_to_samples()]
+    if shuffle and shuffle_buffer > 1:
+        rng_key = f"samples:{seed}:{epoch}" + ("" if split == "samples" else f":{rank}")
+        stages.append(wds.shuffle(shuffle_buffer, initial=shuffle_buffer, rng=random.Random(rng_key)))
+    stream = iter(wds.DataPipeline(*stages))
+    step_items = global_batch if split == "samples" else per
+    lo = rank * per if split == "samples" else 0
+    for _ in range(start_batch * step_items):  # resume: skip without decoding
+        next(stream)
+    for _ in range(start_batch, n_steps):
+        raw = [next(stream) for _ in range(step_items)][lo : lo + per]
+        dec = [_decode(s) for s in raw]
+        yield np.stack([d[0] for d in dec]), np.stack([d[1] for d in dec]), [d[2] for d in dec]
+
+
+def describe(info: StoreInfo) -> dict[str, Any]:
+    """A short summary for printing."""
+    return {"location": info.location, "samples": info.n_samples, "shards": len(info.shards), "labels": len(info.labels),
+            "leads": list(info.contract.leads), "fs": info.contract.fs, "dtype": info.dtype, "failures": len(info.failures)}
+
+
+__all__ += ["describe"]

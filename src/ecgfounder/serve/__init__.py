@@ -1,0 +1,65 @@
+"""Serving: an HTTP service (FastAPI) with a web viewer, and an MCP tool for LLM agents.
+
+Needs the ``serve`` extra (``pip install 'ecgfounder[serve]'``; the MCP tool: ``[mcp]``)::
+
+    from ecgfounder.serve import Analyzer, ServeConfig, create_app, run_server
+    run_server("12-lead", host="127.0.0.1", port=8000)          # what `ecgfounder serve` does
+
+    app = create_app(Analyzer.load("model.safetensors"), ServeConfig(token="s3cret"))  # any ASGI server
+
+The answer schema (version ``SCHEMA_VERSION``) is in :mod:`ecgfounder.serve.schema`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .config import ServeConfig
+
+__all__ = ["ServeConfig", "Analyzer", "create_app", "build_mcp_server", "run_server", "run_mcp", "SCHEMA_VERSION"]
+
+_LAZY = {
+    "Analyzer": ("adapter", "Analyzer"),
+    "create_app": ("app", "create_app"),
+    "build_mcp_server": ("mcp_tool", "build_mcp_server"),
+    "SCHEMA_VERSION": ("schema", "SCHEMA_VERSION"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        from .._deps import require
+
+        require("fastapi", "serve", "ecgfounder serve")
+        if name == "build_mcp_server":
+            require("mcp", "mcp", "the ecgfounder MCP tool")
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'ecgfounder.serve' has no attribute {name!r}")
+
+
+def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1", port: int = 8000,
+               config: ServeConfig | None = None, device: str = "cpu", log_level: str = "info") -> None:
+    """Load the weights once and serve them over HTTP with uvicorn until interrupted."""
+    from .._deps import require
+
+    uvicorn = require("uvicorn", "serve", "ecgfounder serve")
+    cfg = config or ServeConfig()
+    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
+                                            precision=cfg.precision, backend=cfg.backend)
+    app = __getattr__("create_app")(analyzer, cfg)
+    # uvicorn's own connection cap sits above ours, so our 429 (with Retry-After) answers first
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30,
+                limit_concurrency=(cfg.max_concurrency + cfg.max_queue) * 4 + 16)
+
+
+def run_mcp(source: str | os.PathLike = "12-lead", *, config: ServeConfig | None = None, device: str = "cpu",
+            allowed_dirs: tuple[str | os.PathLike, ...] = (".",)) -> None:
+    """Serve the analysis as an MCP tool over stdio (for LLM agents)."""
+    cfg = config or ServeConfig()
+    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
+                                            precision=cfg.precision, backend=cfg.backend)
+    __getattr__("build_mcp_server")(analyzer, cfg, allowed_dirs=allowed_dirs).run()

@@ -1,0 +1,251 @@
+"""The one place where the service meets the rest of the package.
+
+Everything the service needs from the library (reading, the weights' preprocessing contract, the
+forward pass, signal quality, attribution, calibration) goes through :class:`Analyzer`, so that
+wiring a new engine, quality gate or explainer is a change here only.  Quality and attribution are
+imported lazily; when they are not installed the answer says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..recording import Recording
+
+__all__ = ["Analyzer"]
+
+log = logging.getLogger(__name__)
+
+_WINDOW_S = 10.0  # shown in the viewer: the first window
+
+
+class Analyzer:
+    """A loaded model and everything needed to turn a recording into an answer.
+
+    Args:
+        model: a loaded :class:`~ecgfounder.Net1D` (with labels and contract).
+        weights_file: the file the weights came from (hashed for the answer's ``weights_sha256``).
+        threshold: operating threshold for labels whose weights carry none.
+        device: torch device of the forward pass.
+        threads: torch intra-op threads (``None``: leave torch's setting).
+        precision, backend: the inference path (:func:`ecgfounder.runtime.make_runner`): ``fp32``/
+            ``bf16``/``int8``/``auto`` and ``torch``/``onnxruntime``/``auto``.
+    """
+
+    def __init__(self, model: Any, *, weights_file: str | os.PathLike | None = None, threshold: float = 0.5,
+                 device: str = "cpu", threads: int | None = None, precision: str = "fp32",
+                 backend: str = "torch") -> None:
+        import torch
+
+        from .. import __version__
+        from ..models.weights import sha256_file
+        from ..runtime import make_runner
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))  # process-wide: the service's forward passes
+        self.model = model.to(device).eval()
+        self.labels: tuple[str, ...] = tuple(model.labels or ())
+        if len(self.labels) != model.num_classes or not self.labels:
+            raise ValueError(
+                f"the model has {model.num_classes} outputs but {len(self.labels)} label names; the service "
+                "needs named outputs (a 150-label ECGFounder head, or a fine-tuned model saved with its labels)."
+            )
+        desc = model.description
+        self.contract = desc.contract
+        self.task_meta = dict(desc.task_meta)
+        wfile = Path(weights_file or desc.source.get("file") or "")
+        self.model_id = f"ECGFounder {desc.name}" if desc.name else (wfile.name or "in-memory model")
+        self.revision = desc.revision
+        # the hash of the file actually served (the description's for in-memory models)
+        self.weights_sha256 = sha256_file(wfile) if wfile.is_file() else desc.sha256
+        self.package_version = __version__
+        self.thresholds, self.threshold_source = self._thresholds(threshold)
+        # the prediction engine's runner: windows -> (scores, features)
+        self._runner = make_runner(self.model, precision, backend, device)
+        self.forward_calls = 0  # number of forward passes (the batching tests count them)
+        self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
+        self._explain_model: Any = None
+        self._explain_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu",
+             threads: int | None = None, precision: str = "fp32", backend: str = "torch") -> "Analyzer":
+        """Load published weights by name (``"12-lead"``, ``"1-lead"``) or a checkpoint file."""
+        from ..models.loading import load_model
+
+        model = load_model(source, map_location=device)
+        wfile = Path(source) if Path(source).is_file() else None
+        return cls(model, weights_file=wfile, threshold=threshold, device=device, threads=threads,
+                   precision=precision, backend=backend)
+
+    # -- description ---------------------------------------------------------------------------
+    def model_info(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "revision": self.revision,
+            "weights_sha256": self.weights_sha256,
+            "n_labels": len(self.labels),
+            "task": str(self.task_meta.get("task", "multilabel")),
+            "contract": self.contract.to_dict(),
+            "package_version": self.package_version,
+        }
+
+    def _thresholds(self, default: float) -> tuple[np.ndarray, list[str]]:
+        """Per-label operating thresholds carried by the weights' metadata (``task_meta['thresholds']``,
+        a list or a label → value mapping), else ``default``."""
+        thr = np.full(len(self.labels), float(default))
+        src = ["default"] * len(self.labels)
+        given = self.task_meta.get("thresholds")
+        if isinstance(given, Mapping):
+            for i, lab in enumerate(self.labels):
+                if lab in given:
+                    thr[i], src[i] = float(given[lab]), "weights"
+        elif isinstance(given, Sequence) and len(given) == len(self.labels):
+            thr[:] = np.asarray(given, dtype=float)
+            src = ["weights"] * len(self.labels)
+        return thr, src
+
+    # -- input ---------------------------------------------------------------------------------
+    def read(self, path: str | os.PathLike, **read_kwargs: Any) -> Recording:
+        """``ecgfounder.read``: one recording; a :class:`~ecgfounder.RecordReadError` otherwise."""
+        from ..io import read
+
+        return read(path, **read_kwargs)
+
+    def detect_format(self, path: str | os.PathLike) -> str | None:
+        from ..io import detect_format
+
+        try:
+            return detect_format(path)
+        except ValueError:
+            return None
+
+    def from_array(self, signal: Sequence[Sequence[float]], fs: float, leads: Sequence[str], record_id: str | None) -> Recording:
+        rows = {len(r) for r in signal}
+        if len(rows) != 1:
+            raise ValueError(f"signal rows have different lengths {sorted(rows)[:5]}; give leads × samples.")
+        x = np.asarray(signal, dtype=np.float64)
+        return Recording(x, fs, tuple(leads), {"id": record_id or "signal", "source": record_id or "signal"})
+
+    def prepare(self, rec: Recording):
+        """Model windows per the weights' contract (:func:`ecgfounder.signal.preprocess.preprocess_recording`)."""
+        from ..signal.preprocess import preprocess_recording
+
+        return preprocess_recording(rec, self.contract, warn=False)
+
+    # -- model ---------------------------------------------------------------------------------
+    def forward(self, windows: np.ndarray, max_batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, features)`` of float32 windows ``(n, leads, n_samples)``, in chunks of ``max_batch``."""
+        scores, feats = [], []
+        with self._lock:
+            self.forward_calls += 1
+            for a in range(0, windows.shape[0], max_batch):
+                s, f = self._runner(np.ascontiguousarray(windows[a:a + max_batch], dtype=np.float32))
+                scores.append(np.asarray(s))
+                feats.append(np.asarray(f))
+        return np.concatenate(scores), np.concatenate(feats)
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """Calibrated probabilities where the weights carry a calibration (not yet: ``None``)."""
+        cal = self.task_meta.get("calibration")
+        if not cal:
+            return None
+        try:  # the explain module owns calibration; absent → no calibrated values
+            from ..explain import apply_calibration  # type: ignore[attr-defined]
+        except ImportError:
+            return None
+        return np.asarray(apply_calibration(probabilities, cal), dtype=float)
+
+    # -- extras --------------------------------------------------------------------------------
+    def quality(self, rec: Recording, prepared: Any) -> dict[str, Any]:
+        """Signal-quality flags of :func:`ecgfounder.quality` (per lead ``flag:LEAD``, then record flags),
+        plus what preprocessing noticed (NaN samples, short record); without the quality module,
+        only the latter."""
+        base_flags = [f"flat:{ld}" for ld in prepared.flat_leads]
+        if prepared.n_nan:
+            base_flags.append("nan_samples")
+        if prepared.padded:
+            base_flags.append("short_record")
+        try:
+            from ..signal.quality import assess  # type: ignore[import-not-found]
+        except ImportError:
+            return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
+                    "flagged_leads": list(prepared.flat_leads),
+                    "note": "signal-quality assessment (ecgfounder.signal.quality) is not available in this "
+                            "version; flags are what preprocessing noticed"}
+        try:
+            report = assess(rec)
+        except Exception as exc:  # an auxiliary check must not cost the answer; say why it is missing
+            log.warning("quality assessment failed: %s", exc, exc_info=True)
+            return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
+                    "flagged_leads": list(prepared.flat_leads),
+                    "note": f"signal-quality assessment failed on this recording: {' '.join(str(exc).split())[:200]}"}
+        return _quality_dict(report, base_flags)
+
+    def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig") -> dict[str, Any]:
+        """:func:`ecgfounder.explain` of ``label`` (first 10 s, at ``display_fs``, |attribution| scaled
+        to 0..1).  Runs on a private copy of the model under its own lock: attribution methods that
+        hook layers (Grad-CAM) must not see the batched forward passes of other requests, and a
+        slow attribution must not hold them up."""
+        try:
+            from ..explain import explain  # type: ignore[import-not-found]
+        except ImportError:
+            return {"available": False, "label": label,
+                    "note": "attribution (ecgfounder.explain) is not available in this version"}
+        with self._explain_lock:
+            if self._explain_model is None:
+                self._explain_model = copy.deepcopy(self.model)
+            result = explain(rec, self._explain_model, labels=[label], method=method)
+        return _attribution_dict(result, label, display_fs)
+
+    def display_signal(self, rec: Recording, display_fs: float) -> dict[str, Any]:
+        """The first 10 s in mV at ``display_fs`` (lower than the recording's rate only)."""
+        from ..signal.filters import resample
+        from ..signal.leads import canonical_lead
+
+        x = rec.signal[:, : int(round(_WINDOW_S * rec.fs))]
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        fs = min(float(display_fs), rec.fs)
+        x = resample(x, rec.fs, fs)
+        return {"fs": fs, "start_s": 0.0, "units": "mV", "leads": [canonical_lead(ld) for ld in rec.leads],
+                "data": np.round(x, 4).tolist()}
+
+
+def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
+    """:class:`ecgfounder.signal.quality.QualityReport` → the answer's ``quality`` fields."""
+    flags = [f"{flag}:{lq.lead}" for lq in report.leads for flag in lq.flags] + list(report.record_flags)
+    flags += [f for f in base_flags if f not in flags and not f.startswith("flat:")]
+    return {"available": True, "source": "ecgfounder.quality", "good": bool(report.good),
+            "summary": report.summary, "flags": flags, "flagged_leads": list(report.flagged_leads()),
+            "detail": report.to_dict()}
+
+
+def _attribution_dict(result: Any, label: str, display_fs: float) -> dict[str, Any]:
+    """An :class:`ecgfounder.explain.Explanation` (``attributions`` ``(n_labels, n_leads, n_samples)`` at
+    ``fs``) → the answer's ``attribution`` fields for its first label."""
+    from ..signal.filters import resample
+    from ..signal.leads import canonical_lead
+
+    a = np.abs(np.asarray(result.attributions, dtype=np.float64))
+    a = a[0] if a.ndim == 3 else a
+    fs = float(result.fs)
+    a = np.nan_to_num(a[:, : int(round(_WINDOW_S * fs))])
+    out_fs = min(float(display_fs), fs)
+    a = np.clip(resample(a, fs, out_fs), 0, None)
+    peak = float(a.max()) or 1.0
+    leads = [canonical_lead(x) for x in result.leads][: a.shape[0]]
+    totals = a.sum(axis=1)
+    share = {ld: round(float(t / (totals.sum() or 1.0)), 4) for ld, t in zip(leads, totals)}
+    method = str(result.method)
+    if getattr(result, "n_steps", None):
+        method += f" ({result.n_steps} steps, baseline {getattr(result, 'baseline', None) or 'zero'})"
+    return {"available": True, "method": method, "label": label, "fs": out_fs, "leads": leads,
+            "values": np.round(a / peak, 3).tolist(), "lead_share": share,
+            "note": None if getattr(result, "lead_resolved", True) else "this method does not resolve leads"}

@@ -1,0 +1,226 @@
+"""The HTTP app (FastAPI): prediction endpoints, labels, health, metrics and the web viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import tempfile
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from .adapter import Analyzer
+from .config import ServeConfig
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .schema import (
+    BatchItem, BatchResponse, BatchSignalRequest, ErrorResponse, LabelsResponse, ModelInfo, Prediction, SignalRequest,
+)
+from .service import InputError, Options, Overloaded, RequestTimeout, Service
+from .uploads import BodyLimitMiddleware, UploadError, group_records, save_uploads
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong bearer token"},
+           413: {"model": ErrorResponse, "description": "body over the upload limit"},
+           422: {"model": ErrorResponse, "description": "the file or signal could not be read (one-line reason)"},
+           429: {"model": ErrorResponse, "description": "queue full; see Retry-After"},
+           504: {"model": ErrorResponse, "description": "per-request timeout"}}
+_FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+             "description": "one recording (a WFDB record: its .hea and .dat together)"}}}
+
+
+def _body_doc(json_schema: dict) -> dict:
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": _FILE_SCHEMA}, "application/json": {"schema": json_schema}}}}
+
+
+def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI:
+    """The service's ASGI app around a loaded :class:`~ecgfounder.serve.adapter.Analyzer`."""
+    cfg = config or ServeConfig()
+    holder: dict[str, Any] = {}
+    routes = {"/v1/predict", "/v1/predict/batch", "/v1/labels", "/v1/model", "/healthz", "/readyz", "/metrics", "/"}
+    metrics = Metrics(routes, lambda: holder["service"].inflight)
+    service = Service(analyzer, cfg, on_batch=metrics.on_batch)
+    holder["service"] = service
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="ECGFounder", version=analyzer.package_version, lifespan=lifespan,
+                  description="ECG analysis with the ECGFounder foundation model. Not a medical device.")
+    app.state.service = service
+    app.state.metrics = metrics
+    bearer = HTTPBearer(auto_error=False)
+
+    # dependencies are coroutines: plain functions would each take a trip through the thread pool
+    async def authorize(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if cfg.token is None:
+            return
+        if cred is None or not hmac.compare_digest(cred.credentials.encode(), cfg.token.encode()):
+            metrics.rejected.labels("auth").inc()
+            raise HTTPException(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
+                                     "(the token given to ecgfounder serve --token).",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(InputError)
+    @app.exception_handler(UploadError)
+    async def _bad_input(_r: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=422)
+
+    @app.exception_handler(Overloaded)
+    async def _busy(_r: Request, exc: Overloaded) -> JSONResponse:
+        metrics.rejected.labels("queue_full").inc()
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(RequestTimeout)
+    async def _slow(_r: Request, exc: RequestTimeout) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=504)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_line(exc.errors())}, status_code=422)
+
+    async def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
+                attribution_label: str | None = Query(None, description="label to explain (default: top finding)"),
+                attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam")
+                ) -> Options:
+        return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label,
+                       attribution_method=attribution_method)
+
+    async def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
+                     fs: float | None = Query(None, gt=0, description="rate of a CSV/NumPy upload (Hz)"),
+                     leads: str | None = Query(None, description="comma-separated lead names of a CSV/NumPy upload"),
+                     units: str | None = Query(None, description="units of a CSV/NumPy upload (mV, uV)")) -> dict:
+        kw: dict[str, Any] = {"format": format, "fs": fs, "units": units,
+                              "leads": [x.strip() for x in leads.split(",")] if leads else None}
+        return {k: v for k, v in kw.items() if v is not None}
+
+    async def _json(request: Request, model: Any) -> Any:
+        body = await request.body()
+        try:  # parsing megabytes of JSON would hold the event loop: off to a thread
+            return await asyncio.to_thread(model.model_validate_json, body)
+        except ValidationError as exc:
+            raise InputError(_validation_line(exc.errors())) from None
+
+    @asynccontextmanager
+    async def _uploaded(request: Request):
+        """Uploaded files saved in a fresh temporary directory, removed when the answer is done."""
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise UploadError(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
+                              "(field 'file') or application/json ({signal, fs, leads}).")
+        async with request.form(max_files=cfg.max_files + 1, max_fields=16) as form:
+            uploads = [v for _, v in form.multi_items() if hasattr(v, "filename") and hasattr(v, "read")]
+            if len(uploads) > cfg.max_files:
+                raise UploadError(f"more than {cfg.max_files} files in one request (max_files); split the batch.")
+            with tempfile.TemporaryDirectory(prefix="ecgfounder-serve-", dir=cfg.tmp_dir) as tmp:
+                saved = await save_uploads(uploads, Path(tmp))
+                yield group_records(saved)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/viewer/")
+
+    @app.get("/healthz", summary="the process is alive")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="the model is loaded and has run once", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> JSONResponse:
+        if service.ready and service.batcher.running:
+            return JSONResponse({"status": "ready", "model": analyzer.model_id})
+        return JSONResponse({"detail": "model not ready yet"}, status_code=503)
+
+    @app.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(authorize)])
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model", response_model=ModelInfo, dependencies=[Depends(authorize)], responses=_ERRORS)
+    async def model_info() -> ModelInfo:
+        return service.model_info()
+
+    @app.get("/v1/labels", response_model=LabelsResponse, dependencies=[Depends(authorize)], responses=_ERRORS)
+    async def labels() -> LabelsResponse:
+        return service.labels_response()
+
+    @app.post("/v1/predict", response_model=Prediction, dependencies=[Depends(authorize)], responses=_ERRORS,
+              openapi_extra=_body_doc(SignalRequest.model_json_schema()),
+              summary="analyse one recording: a file (multipart field 'file') or an inline signal (JSON)")
+    async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options)) -> Prediction:
+        async with service.admit():
+            if request.headers.get("content-type", "").startswith("application/json"):
+                return await service.analyze_signal(await _json(request, SignalRequest), opts)
+            async with _uploaded(request) as records:
+                if len(records) != 1:
+                    raise UploadError(f"{len(records)} recordings in one request; /v1/predict takes one "
+                                      "(a WFDB record as .hea + .dat); use /v1/predict/batch for several.")
+                path, name = records[0]
+                return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts)
+
+    @app.post("/v1/predict/batch", response_model=BatchResponse, dependencies=[Depends(authorize)], responses=_ERRORS,
+              openapi_extra=_body_doc(BatchSignalRequest.model_json_schema()),
+              summary="analyse several recordings; one failing record does not stop the others")
+    async def predict_batch(request: Request, opts: Options = Depends(options),
+                            rkw: dict = Depends(read_options)) -> BatchResponse:
+        async def one(name: str, coro: Any) -> BatchItem:
+            try:
+                return BatchItem(name=name, ok=True, result=await coro)
+            except (InputError, RequestTimeout) as exc:
+                return BatchItem(name=name, ok=False, error=str(exc))
+
+        async with service.admit():
+            if request.headers.get("content-type", "").startswith("application/json"):
+                batch = await _json(request, BatchSignalRequest)
+                if len(batch.records) > cfg.max_files:
+                    raise UploadError(f"{len(batch.records)} records in one request; at most {cfg.max_files}.")
+                items = await asyncio.gather(*(one(r.id or f"record_{i}", service.analyze_signal(r, opts))
+                                               for i, r in enumerate(batch.records)))
+            else:
+                async with _uploaded(request) as records:
+                    items = await asyncio.gather(*(one(name, service.analyze_file(p, filename=name, read_kwargs=rkw,
+                                                                                  options=opts))
+                                                   for p, name in records))
+        n_ok = sum(it.ok for it in items)
+        return BatchResponse(n_ok=n_ok, n_failed=len(items) - n_ok, items=list(items))
+
+    viewer = files("ecgfounder.serve") / "viewer"
+    app.mount("/viewer", StaticFiles(directory=str(viewer), html=True), name="viewer")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_upload_bytes,
+                       on_reject=lambda: metrics.rejected.labels("too_large").inc())
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    return app
+
+
+class _MetricsMiddleware:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self._wrapped = metrics.middleware(app)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self._wrapped(scope, receive, send)
+
+
+def _validation_line(errors: list[dict]) -> str:
+    parts = []
+    for e in errors[:3]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "invalid request: " + "; ".join(parts) + more + " (see the schema at /docs)"

@@ -1,0 +1,150 @@
+"""The response schema of the service (version :data:`SCHEMA_VERSION`), as pydantic models.
+
+The same models describe the HTTP answers (OpenAPI at ``/docs``) and the MCP tool's output.
+Changes that remove or retype a field bump the major version; added optional fields bump the minor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "SCHEMA_VERSION", "ModelInfo", "RecordInfo", "LabelScore", "Finding", "QualityReport",
+    "Attribution", "DisplaySignal", "Prediction", "SignalRequest", "BatchSignalRequest",
+    "BatchItem", "BatchResponse", "LabelInfo", "LabelsResponse", "ErrorResponse",
+]
+
+SCHEMA_VERSION = "1.0"
+
+
+class ModelInfo(BaseModel):
+    """Which weights answered, and what input they were fed."""
+
+    id: str = Field(description="model name, e.g. 'ECGFounder 12-lead' or the checkpoint file name")
+    revision: str | None = Field(None, description="Hugging Face Hub revision of published weights")
+    weights_sha256: str | None = Field(None, description="SHA-256 of the weights file being served")
+    n_labels: int
+    task: str = Field(description="multilabel, binary, multiclass or regression")
+    contract: dict[str, Any] = Field(description="the preprocessing contract (rate, window, leads, filters)")
+    package_version: str
+
+
+class RecordInfo(BaseModel):
+    id: str = Field(description="record id from the file, else the file name stem")
+    filename: str | None = None
+    format: str | None = Field(None, description="detected file format; 'json' for an inline signal")
+    fs: float = Field(description="sampling rate of the recording as read (Hz)")
+    leads: list[str]
+    duration_s: float
+    n_windows: int = Field(description="10-s windows the model saw; probabilities are their mean")
+
+
+class LabelScore(BaseModel):
+    label: str
+    probability: float = Field(description="model output (sigmoid), mean over windows")
+    calibrated_probability: float | None = Field(None, description="after the weights' calibration, where known")
+    threshold: float = Field(description="operating threshold compared with the (calibrated) probability")
+    threshold_source: Literal["weights", "default"] = Field(
+        description="'weights': carried by the weights' metadata; 'default': the service's --threshold")
+    above_threshold: bool
+
+
+class Finding(BaseModel):
+    label: str
+    probability: float
+    calibrated_probability: float | None = None
+    threshold: float
+
+
+class QualityReport(BaseModel):
+    available: bool = Field(description="false when signal-quality assessment is not installed")
+    source: str = Field(description="what produced the flags")
+    good: bool | None = Field(None, description="no flag at all (None: not assessed)")
+    summary: str | None = Field(None, description="'good' or e.g. 'flat:V3;reversal:LA-RA'")
+    flags: list[str] = Field(default_factory=list,
+                             description="per lead 'flag:LEAD' (flat, gap, clipped, noise, ...), record flags "
+                                         "(e.g. 'reversal:LA-RA'), and 'nan_samples'/'short_record' from preprocessing")
+    flagged_leads: list[str] = Field(default_factory=list)
+    detail: dict[str, Any] | None = None
+    note: str | None = None
+
+
+class Attribution(BaseModel):
+    available: bool
+    method: str | None = None
+    label: str | None = Field(None, description="the finding explained")
+    fs: float | None = Field(None, description="rate of 'values' (the display rate)")
+    leads: list[str] = Field(default_factory=list)
+    values: list[list[float]] = Field(default_factory=list, description="leads × time, scaled to 0..1")
+    lead_share: dict[str, float] | None = None
+    note: str | None = None
+
+
+class DisplaySignal(BaseModel):
+    fs: float
+    start_s: float = 0.0
+    units: str = "mV"
+    leads: list[str]
+    data: list[list[float]] = Field(description="leads × samples, first 10 s, at 'fs'")
+
+
+class Prediction(BaseModel):
+    """The analysis of one recording."""
+
+    schema_version: str = SCHEMA_VERSION
+    record: RecordInfo
+    model: ModelInfo
+    labels: list[LabelScore] = Field(description="every output of the model, in output order")
+    findings: list[Finding] = Field(description="labels above their threshold, most probable first")
+    quality: QualityReport
+    notes: list[str] = Field(default_factory=list, description="what preprocessing noticed")
+    embedding: list[float] | None = Field(None, description="pooled features (mean over windows), on request")
+    attribution: Attribution | None = Field(None, description="on request")
+    signal: DisplaySignal | None = Field(None, description="on request, for display")
+    timing_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class SignalRequest(BaseModel):
+    """An inline recording: ``signal`` is leads × samples in millivolts."""
+
+    signal: list[list[float]] = Field(min_length=1, max_length=16)
+    fs: float = Field(gt=0, le=20000, description="sampling rate in Hz (required: no rate is assumed)")
+    leads: list[str] = Field(min_length=1, max_length=16, description="one name per row of 'signal'")
+    id: str | None = Field(None, max_length=200)
+
+
+class BatchSignalRequest(BaseModel):
+    records: list[SignalRequest] = Field(min_length=1)
+
+
+class BatchItem(BaseModel):
+    name: str
+    ok: bool
+    result: Prediction | None = None
+    error: str | None = Field(None, description="one-line reason when the record failed")
+
+
+class BatchResponse(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    n_ok: int
+    n_failed: int
+    items: list[BatchItem]
+
+
+class LabelInfo(BaseModel):
+    index: int
+    label: str
+    threshold: float
+    threshold_source: Literal["weights", "default"]
+
+
+class LabelsResponse(BaseModel):
+    schema_version: str = SCHEMA_VERSION
+    model: ModelInfo
+    labels: list[LabelInfo]
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="one line: what was wrong and how to fix it")

@@ -1,0 +1,216 @@
+"""The analysis service shared by the HTTP app and the MCP tool: admission (bounded concurrency and
+a bounded queue), per-request timeout, dynamic batching, and the versioned answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+import numpy as np
+
+from ..errors import ECGFounderError
+from ..recording import Recording
+from .adapter import Analyzer
+from .batching import DynamicBatcher
+from .config import ServeConfig
+from .schema import (
+    Attribution, DisplaySignal, Finding, LabelInfo, LabelScore, LabelsResponse, ModelInfo, Prediction,
+    QualityReport, RecordInfo, SignalRequest,
+)
+
+__all__ = ["Service", "Options", "Overloaded", "RequestTimeout", "InputError"]
+
+
+class Overloaded(ECGFounderError):
+    """Too many requests are waiting; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(ECGFounderError):
+    """A request took longer than the service's per-request limit."""
+
+
+class InputError(ECGFounderError, ValueError):
+    """The input could not be read or prepared (one line, naming the uploaded file)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What an answer carries beyond the probabilities."""
+
+    embedding: bool = False
+    attribution: bool = False
+    signal: bool = False
+    attribution_label: str | None = None
+    attribution_method: str = "ig"
+
+
+class Service:
+    """Turns recordings into :class:`~ecgfounder.serve.schema.Prediction` answers.
+
+    Start it (``await service.start()``) inside the event loop that will serve requests.
+    ``on_batch(n_windows, n_requests, seconds)`` is called after each forward pass.
+    """
+
+    def __init__(self, analyzer: Analyzer, config: ServeConfig | None = None,
+                 on_batch: Callable[[int, int, float], None] | None = None) -> None:
+        self.analyzer = analyzer
+        self.config = config or ServeConfig()
+        cfg = self.config
+        self.batcher = DynamicBatcher(lambda x: analyzer.forward(x, cfg.max_batch_windows),
+                                      max_batch=cfg.max_batch_windows, max_wait_s=cfg.batch_wait_ms / 1000,
+                                      on_batch=on_batch)
+        self._sem: asyncio.Semaphore | None = None
+        self.inflight = 0
+        self.ready = False
+
+    async def start(self) -> None:
+        self._sem = asyncio.Semaphore(self.config.max_concurrency)
+        await self.batcher.start()
+        # one pass through the model before /readyz says yes (allocations, kernel choice)
+        c = self.analyzer.contract
+        await self.batcher.submit(np.zeros((1, len(c.leads), c.n_samples), np.float32))
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.batcher.stop()
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Count a request in, or raise :class:`Overloaded` when concurrency and queue are full."""
+        cfg = self.config
+        if self.inflight >= cfg.max_concurrency + cfg.max_queue:
+            raise Overloaded(
+                f"server busy: {self.inflight} requests in progress or queued (limit "
+                f"{cfg.max_concurrency} + {cfg.max_queue} queued); retry after {cfg.retry_after_s} s.",
+                cfg.retry_after_s,
+            )
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+    async def analyze_file(self, path: str | os.PathLike, *, filename: str | None = None,
+                           read_kwargs: dict[str, Any] | None = None, options: Options = Options()) -> Prediction:
+        """Analyse one file (any supported format); errors name ``filename``, not the temporary path."""
+        shown = filename or os.path.basename(str(path))
+        fmt = (read_kwargs or {}).get("format")
+
+        def load() -> Recording:
+            nonlocal fmt
+            try:
+                fmt = fmt or self.analyzer.detect_format(path)
+                return self.analyzer.read(path, **(read_kwargs or {}))
+            except (ValueError, OSError, MemoryError) as exc:
+                raise InputError(_one_line(exc).replace(str(path), shown)) from None
+
+        return await self._timed(self._analyze(load, shown, lambda: fmt, options))
+
+    async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
+        def load() -> Recording:
+            try:
+                return self.analyzer.from_array(req.signal, req.fs, req.leads, req.id)
+            except (ValueError, OSError, MemoryError) as exc:
+                raise InputError(f"{req.id or 'signal'}: {_one_line(exc)}") from None
+
+        return await self._timed(self._analyze(load, req.id, lambda: "json", options))
+
+    async def _timed(self, coro: Any) -> Prediction:
+        try:
+            return await asyncio.wait_for(coro, self.config.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"the request took longer than {self.config.request_timeout_s:g} s (the server's "
+                "request_timeout_s); send a shorter recording or retry when the server is less busy."
+            ) from None
+
+    async def _analyze(self, load: Callable[[], Recording], filename: str | None,
+                       fmt: Callable[[], str | None], options: Options) -> Prediction:
+        t0 = time.perf_counter()
+        assert self._sem is not None, "Service.start() was not called"
+        async with self._sem:
+            rec = await asyncio.to_thread(load)
+            shown = filename or rec.id or "signal"
+            try:
+                prep = await asyncio.to_thread(self.analyzer.prepare, rec)
+            except (ValueError, OSError, MemoryError) as exc:
+                raise InputError(_one_line(exc) if shown in str(exc) else f"{shown}: {_one_line(exc)}") from None
+        t1 = time.perf_counter()
+        # signal quality needs only the recording: it runs while the request waits for its batch
+        quality = asyncio.ensure_future(asyncio.to_thread(self.analyzer.quality, rec, prep))
+        try:
+            scores, feats = await self.batcher.submit(prep.windows)
+            t2 = time.perf_counter()
+            q = await quality
+        finally:
+            quality.cancel()
+        answer = await asyncio.to_thread(self._answer, rec, prep, scores, feats, filename, fmt(), options, q)
+        answer.timing_ms = {"prepare": round((t1 - t0) * 1e3, 2), "model": round((t2 - t1) * 1e3, 2),
+                            "total": round((time.perf_counter() - t0) * 1e3, 2)}
+        return answer
+
+    # -- answers -------------------------------------------------------------------------------
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(**self.analyzer.model_info())
+
+    def labels_response(self) -> LabelsResponse:
+        a = self.analyzer
+        return LabelsResponse(model=self.model_info(), labels=[
+            LabelInfo(index=i, label=lab, threshold=float(a.thresholds[i]), threshold_source=a.threshold_source[i])
+            for i, lab in enumerate(a.labels)])
+
+    def _answer(self, rec: Recording, prep: Any, scores: np.ndarray, feats: np.ndarray, filename: str | None,
+                fmt: str | None, options: Options, quality: dict[str, Any]) -> Prediction:
+        a = self.analyzer
+        prob = scores.mean(axis=0).astype(float)
+        cal = a.calibrate(prob)
+        ref = cal if cal is not None else prob
+        above = ref >= a.thresholds
+        labels = [
+            LabelScore(label=lab, probability=float(prob[i]),
+                       calibrated_probability=None if cal is None else float(cal[i]),
+                       threshold=float(a.thresholds[i]), threshold_source=a.threshold_source[i],
+                       above_threshold=bool(above[i]))
+            for i, lab in enumerate(a.labels)
+        ]
+        order = sorted(np.flatnonzero(above), key=lambda i: -ref[i])
+        findings = [Finding(label=a.labels[i], probability=float(prob[i]),
+                            calibrated_probability=None if cal is None else float(cal[i]),
+                            threshold=float(a.thresholds[i])) for i in order]
+        attribution = None
+        if options.attribution:
+            target = options.attribution_label or (a.labels[order[0]] if order else a.labels[int(np.argmax(ref))])
+            if target not in a.labels:
+                raise InputError(f"attribution_label {target!r} is not a label of this model; see GET /v1/labels.")
+            try:
+                attribution = Attribution(**a.attribution(rec, target, self.config.display_fs,
+                                                          options.attribution_method))
+            except ValueError as exc:  # e.g. an unknown method: the request's fault
+                raise InputError(_one_line(exc)) from None
+        stem = os.path.splitext(filename)[0] if filename else None
+        return Prediction(
+            record=RecordInfo(id=rec.id or stem or "signal", filename=filename, format=fmt, fs=rec.fs,
+                              leads=list(rec.leads), duration_s=round(rec.duration, 4),
+                              n_windows=int(scores.shape[0])),
+            model=self.model_info(),
+            labels=labels,
+            findings=findings,
+            quality=QualityReport(**quality),
+            notes=list(prep.notes),
+            embedding=feats.mean(axis=0).astype(float).round(6).tolist() if options.embedding else None,
+            attribution=attribution,
+            signal=DisplaySignal(**a.display_signal(rec, self.config.display_fs)) if options.signal else None,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

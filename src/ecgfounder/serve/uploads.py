@@ -1,0 +1,137 @@
+"""Request bodies: a size limit enforced while the bytes arrive, and uploaded files written to a
+temporary directory under safe names (with their extension, which format detection uses)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from ..errors import ECGFounderError
+
+__all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "safe_name"]
+
+_CHUNK = 1 << 20
+_WFDB_DATA = (".dat", ".mat")
+
+
+class UploadError(ECGFounderError, ValueError):
+    """The upload itself is unusable (no file, duplicate names, ...); answered with ``422``."""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with ``413``.
+
+    A declared ``Content-Length`` over the limit is refused before a byte of the body is read; a
+    body without one (chunked) is counted as it streams in and refused as soon as it passes the
+    limit, so a 200 MB upload is never read whole.  ``on_reject()`` is called for each refusal.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, on_reject: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+        self.on_reject = on_reject
+
+    async def _refuse(self, send: Callable[[dict], Awaitable[None]], declared: int | None) -> None:
+        if self.on_reject is not None:
+            self.on_reject()
+        size = f"{declared} bytes" if declared is not None else "more"
+        body = json.dumps({"detail": f"request body of {size} exceeds the server's limit of {self.max_bytes} "
+                                     "bytes (max_upload_bytes, CLI: --max-upload-mb); send a smaller file."}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = None
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, declared)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return msg
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send, None)
+
+
+def safe_name(name: str | None, index: int) -> str:
+    """A file name safe to create in our directory: base name only, ``[A-Za-z0-9._-]``, ≤ 120 chars,
+    the extension kept."""
+    base = Path(str(name or "")).name
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".")[-120:]
+    return base or f"upload_{index}"
+
+
+async def save_uploads(files: list[Any], directory: Path) -> list[tuple[Path, str]]:
+    """Write the uploaded files (Starlette ``UploadFile``) into ``directory``; ``(path, original name)``."""
+    if not files:
+        raise UploadError("no file in the request; send the recording as multipart field 'file' "
+                          "(or a JSON body {signal, fs, leads}).")
+    out: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    for i, up in enumerate(files):
+        name = safe_name(getattr(up, "filename", None), i)
+        if name.lower() in seen:
+            raise UploadError(f"two uploaded files are both named {name!r}; give each file its own name.")
+        seen.add(name.lower())
+        path = directory / name
+        with open(path, "wb") as fh:
+            while chunk := await up.read(_CHUNK):
+                fh.write(chunk)
+        out.append((path, str(getattr(up, "filename", None) or name)))
+    return out
+
+
+def group_records(saved: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """One entry per record: a WFDB header and its data file(s) (same stem) become the header; every
+    other file is a record of its own.  A WFDB data file without its header is refused."""
+    by_stem: dict[str, list[tuple[Path, str]]] = {}
+    for p, orig in saved:
+        by_stem.setdefault(p.stem.lower(), []).append((p, orig))
+    records: list[tuple[Path, str]] = []
+    for p, orig in saved:
+        group = by_stem[p.stem.lower()]
+        headers = [g for g in group if g[0].suffix.lower() == ".hea"]
+        if headers:
+            if p.suffix.lower() == ".hea":
+                records.append((p, orig))
+            elif p.suffix.lower() not in _WFDB_DATA:
+                records.append((p, orig))
+        elif p.suffix.lower() in _WFDB_DATA and p.suffix.lower() == ".dat":
+            raise UploadError(f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
+        else:
+            records.append((p, orig))
+    return records

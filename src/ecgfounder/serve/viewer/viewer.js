@@ -1,0 +1,258 @@
+// ECGFounder viewer: upload a file to /v1/predict, draw the 12-lead printout (25 mm/s, 10 mm/mV)
+// with attribution shading, list findings and quality flags, download the report.
+// No external resource: everything is in this file, viewer.css and index.html.
+"use strict";
+
+const PX = 4;            // canvas pixels per millimetre
+const SPEED = 25;        // mm/s
+const GAIN = 10;         // mm/mV
+const MARGIN = 8, CAL_W = 10;
+const COLUMNS = [["I", "II", "III"], ["aVR", "aVL", "aVF"], ["V1", "V2", "V3"], ["V4", "V5", "V6"]];
+const STANDARD = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
+const $ = (id) => document.getElementById(id);
+let last = null;         // the last answer
+
+function authHeaders() {
+  const t = $("token").value.trim();
+  sessionStorage.setItem("ecgfounder-token", t);
+  return t ? { Authorization: "Bearer " + t } : {};
+}
+
+function setStatus(text, isError) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = isError ? "error" : "";
+}
+
+async function loadModel() {
+  try {
+    const r = await fetch("/v1/model", { headers: authHeaders() });
+    if (!r.ok) { $("model").textContent = r.status === 401 ? "model: token needed" : "model: unavailable"; return; }
+    const m = await r.json();
+    $("model").textContent = "model: " + m.id + (m.weights_sha256 ? " · sha256 " + m.weights_sha256.slice(0, 12) : "");
+  } catch (e) { $("model").textContent = "model: unavailable"; }
+}
+
+async function analyse(files) {
+  if (!files || !files.length) return;
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  setStatus("Analysing " + Array.from(files).map((f) => f.name).join(", ") + " …");
+  $("result").hidden = true;
+  let r;
+  try {
+    r = await fetch("/v1/predict?signal=true&attribution=true", { method: "POST", body: form, headers: authHeaders() });
+  } catch (e) { setStatus("network error: " + e, true); return; }
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = { detail: r.statusText }; }
+  if (!r.ok) {
+    const wait = r.headers.get("Retry-After");
+    setStatus("error " + r.status + ": " + (body.detail || r.statusText) + (wait ? " (retry in " + wait + " s)" : ""), true);
+    return;
+  }
+  last = body;
+  show(body);
+  setStatus("Done in " + Math.round(body.timing_ms.total) + " ms.");
+}
+
+function leadRows(sig) {
+  const rows = {};
+  sig.leads.forEach((name, k) => { if (!(name in rows)) rows[name] = sig.data[k]; });
+  if (rows.I && rows.II) {
+    const i = rows.I, ii = rows.II, n = Math.min(i.length, ii.length);
+    const derive = (a, b) => Array.from({ length: n }, (_, t) => a * i[t] + b * ii[t]);
+    if (!rows.III) rows.III = derive(-1, 1);
+    if (!rows.aVR) rows.aVR = derive(-0.5, -0.5);
+    if (!rows.aVL) rows.aVL = derive(1, -0.5);
+    if (!rows.aVF) rows.aVF = derive(-0.5, 1);
+  }
+  return rows;
+}
+
+function median(v) {
+  const s = Array.from(v).sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : 0;
+}
+
+function drawGrid(ctx, w, h) {
+  for (let x = 0; x <= w; x += 1) {
+    ctx.strokeStyle = x % 5 === 0 ? "#e38b8b" : "#f4c6c6";
+    ctx.lineWidth = x % 5 === 0 ? 1 : 0.5;
+    ctx.beginPath(); ctx.moveTo((MARGIN + x) * PX, MARGIN * PX); ctx.lineTo((MARGIN + x) * PX, (MARGIN + h) * PX); ctx.stroke();
+  }
+  for (let y = 0; y <= h; y += 1) {
+    ctx.strokeStyle = y % 5 === 0 ? "#e38b8b" : "#f4c6c6";
+    ctx.lineWidth = y % 5 === 0 ? 1 : 0.5;
+    ctx.beginPath(); ctx.moveTo(MARGIN * PX, (MARGIN + y) * PX); ctx.lineTo((MARGIN + w) * PX, (MARGIN + y) * PX); ctx.stroke();
+  }
+}
+
+// Shade where the model looked: red cells with opacity proportional to the attribution.
+function shade(ctx, attr, lead, t0, t1, x0, yMid, rowH) {
+  if (!attr || !attr.available) return 0;
+  const k = attr.leads.indexOf(lead);
+  if (k < 0) return 0;
+  const vals = attr.values[k], fs = attr.fs, bin = Math.max(1, Math.round(fs * 0.04));
+  let n = 0;
+  for (let s = Math.round(t0 * fs); s < Math.min(vals.length, Math.round(t1 * fs)); s += bin) {
+    let m = 0;
+    for (let j = s; j < Math.min(vals.length, s + bin); j++) m = Math.max(m, vals[j]);
+    if (m < 0.15) continue;
+    ctx.fillStyle = "rgba(220, 30, 30, " + (0.55 * m).toFixed(3) + ")";
+    ctx.fillRect((MARGIN + x0 + (s / fs - t0) * SPEED) * PX, (MARGIN + yMid - rowH / 2) * PX, (bin / fs) * SPEED * PX + 0.5, rowH * PX);
+    n++;
+  }
+  return n;
+}
+
+function trace(ctx, v, fs, t0, t1, x0, yMid, rowH) {
+  const a = Math.round(t0 * fs), b = Math.min(v.length, Math.round(t1 * fs));
+  if (b <= a) return 0;
+  const base = median(v.slice(a, b)), clip = rowH * 0.95;
+  ctx.strokeStyle = "#111"; ctx.lineWidth = 1.2; ctx.beginPath();
+  for (let s = a; s < b; s++) {
+    const y = Math.max(-clip, Math.min(clip, (v[s] - base) * GAIN));
+    const px = (MARGIN + x0 + ((s - a) / fs) * SPEED) * PX, py = (MARGIN + yMid - y) * PX;
+    if (s === a) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+  }
+  ctx.stroke();
+  return 1;
+}
+
+function calPulse(ctx, yMid) {
+  const x = MARGIN + 2, y = MARGIN + yMid;
+  ctx.strokeStyle = "#111"; ctx.lineWidth = 1.2; ctx.beginPath();
+  ctx.moveTo(x * PX, y * PX); ctx.lineTo((x + 1) * PX, y * PX); ctx.lineTo((x + 1) * PX, (y - GAIN) * PX);
+  ctx.lineTo((x + 6) * PX, (y - GAIN) * PX); ctx.lineTo((x + 6) * PX, y * PX); ctx.lineTo((x + 7) * PX, y * PX); ctx.stroke();
+}
+
+function label(ctx, text, x, y, flagged) {
+  ctx.font = "bold " + (3.2 * PX) + "px sans-serif";
+  ctx.fillStyle = flagged ? "#c25e00" : "#111";
+  ctx.fillText(text + (flagged ? " !" : ""), (MARGIN + x) * PX, (MARGIN + y) * PX);
+}
+
+function drawECG(answer) {
+  const sig = answer.signal, attr = answer.attribution, canvas = $("ecg");
+  const rows = leadRows(sig), fs = sig.fs;
+  const flagged = new Set(answer.quality.flagged_leads || []);
+  const has12 = STANDARD.every((l) => l in rows);
+  const names = has12 ? null : sig.leads;
+  const nRows = has12 ? 4 : names.length, rowH = has12 ? 40 : (names.length > 3 ? 30 : 40);
+  const w = CAL_W + 10 * SPEED, h = nRows * rowH;
+  canvas.width = (w + 2 * MARGIN) * PX;
+  canvas.height = (h + 2 * MARGIN + 6) * PX;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  drawGrid(ctx, w, h);
+  let traces = 0, shaded = 0;
+  const mid = (r) => (r + 0.5) * rowH;
+  if (has12) {
+    COLUMNS.forEach((col, c) => {
+      const t0 = c * 2.5, x0 = CAL_W + t0 * SPEED;
+      col.forEach((name, r) => {
+        shaded += shade(ctx, attr, name, t0, t0 + 2.5, x0, mid(r), rowH);
+        traces += trace(ctx, rows[name], fs, t0, t0 + 2.5, x0, mid(r), rowH);
+        label(ctx, name, x0 + 1.5, mid(r) - 0.3 * rowH, flagged.has(name));
+      });
+    });
+    for (let r = 0; r < 4; r++) calPulse(ctx, mid(r));
+    shaded += shade(ctx, attr, "II", 0, 10, CAL_W, mid(3), rowH);
+    traces += trace(ctx, rows.II, fs, 0, 10, CAL_W, mid(3), rowH);
+    label(ctx, "II", CAL_W + 1.5, mid(3) - 0.3 * rowH, flagged.has("II"));
+  } else {
+    names.forEach((name, r) => {
+      calPulse(ctx, mid(r));
+      shaded += shade(ctx, attr, name, 0, 10, CAL_W, mid(r), rowH);
+      traces += trace(ctx, rows[name], fs, 0, 10, CAL_W, mid(r), rowH);
+      label(ctx, name, CAL_W + 1.5, mid(r) - 0.3 * rowH, flagged.has(name));
+    });
+  }
+  ctx.font = (3 * PX) + "px sans-serif"; ctx.fillStyle = "#333";
+  ctx.fillText(SPEED + " mm/s   " + GAIN + " mm/mV", (MARGIN + w - 40) * PX, (MARGIN + h + 5) * PX);
+  canvas.dataset.traces = String(traces);
+  canvas.dataset.shaded = String(shaded);
+}
+
+function show(a) {
+  $("result").hidden = false;
+  $("record").textContent = a.record.id + " · " + (a.record.format || "") + " · " + a.record.fs + " Hz · " +
+    a.record.leads.length + " leads · " + a.record.duration_s.toFixed(1) + " s";
+  drawECG(a);
+  const at = a.attribution;
+  $("shading-note").textContent = at && at.available
+    ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")."
+    : "No attribution shading: " + ((at && at.note) || "not requested") + ".";
+  const fl = $("findings");
+  fl.replaceChildren();
+  if (!a.findings.length) { const li = document.createElement("li"); li.textContent = "no label above its threshold"; fl.append(li); }
+  for (const f of a.findings) {
+    const li = document.createElement("li");
+    const p = f.calibrated_probability ?? f.probability;
+    li.innerHTML = "";
+    li.append(document.createTextNode(f.label + " "));
+    const s = document.createElement("span"); s.className = "p";
+    s.textContent = (100 * p).toFixed(1) + " % (threshold " + (100 * f.threshold).toFixed(0) + " %" +
+      (f.calibrated_probability != null ? ", calibrated" : "") + ")";
+    li.append(s); fl.append(li);
+  }
+  const ql = $("quality");
+  ql.replaceChildren();
+  const q = a.quality;
+  if (!q.flags.length) { const li = document.createElement("li"); li.className = "ok"; li.textContent = "no flags"; ql.append(li); }
+  for (const f of q.flags) { const li = document.createElement("li"); li.className = "flag"; li.textContent = f; ql.append(li); }
+  for (const n of a.notes) { const li = document.createElement("li"); li.className = "muted"; li.textContent = n; ql.append(li); }
+  if (q.note) { const li = document.createElement("li"); li.className = "muted small"; li.textContent = q.note; ql.append(li); }
+  const dl = $("modelinfo");
+  dl.replaceChildren();
+  const c = a.model.contract;
+  const items = [["model", a.model.id], ["revision", a.model.revision || "—"], ["weights SHA-256", a.model.weights_sha256 || "—"],
+    ["input", c.fs + " Hz, " + c.n_samples + " samples, " + c.leads.length + " leads, " + c.mode],
+    ["schema", a.schema_version], ["package", a.model.package_version]];
+  for (const [k, v] of items) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); }
+}
+
+function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[ch])); }
+
+function download(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement("a");
+  a.href = url; a.download = name; document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function reportHTML(a) {
+  const img = $("ecg").toDataURL("image/png");
+  const rows = a.findings.map((f) => "<tr><td>" + esc(f.label) + "</td><td>" + (100 * (f.calibrated_probability ?? f.probability)).toFixed(1) +
+    " %</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
+  const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : "no flags" + (a.quality.available ? " (good)" : "");
+  const c = a.model.contract;
+  const at = a.attribution && a.attribution.available
+    ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ").</p>" : "";
+  return "<!doctype html><html><head><meta charset='utf-8'><title>ECG report " + esc(a.record.id) + "</title>" +
+    "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 10px;text-align:left}</style></head><body>" +
+    "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
+    a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" + at +
+    "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" +
+    "<h2>Signal quality</h2><p>" + flags + "</p>" +
+    "<h2>Model</h2><p>" + esc(a.model.id) + " · weights SHA-256 " + esc(a.model.weights_sha256 || "unknown") +
+    " · package " + esc(a.model.package_version) + " · schema " + esc(a.schema_version) + "</p>" +
+    "<p>Input: " + c.fs + " Hz, " + c.n_samples + " samples, leads " + esc(c.leads.join(" ")) + ", " + esc(c.mode) +
+    " preprocessing (notch " + c.notch_hz + " Hz, band " + c.band_hz.join("\u2013") + " Hz).</p>" +
+    "<p><em>Research software, not a medical device.</em></p></body></html>";
+}
+
+function init() {
+  $("token").value = sessionStorage.getItem("ecgfounder-token") || "";
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); analyse(e.dataTransfer.files); });
+  $("file").addEventListener("change", (e) => analyse(e.target.files));
+  $("token").addEventListener("change", loadModel);
+  $("download-json").addEventListener("click", () => last && download("ecgfounder-" + last.record.id + ".json", "application/json", JSON.stringify(last, null, 2)));
+  $("download-report").addEventListener("click", () => last && download("ecgfounder-report-" + last.record.id + ".html", "text/html", reportHTML(last)));
+  loadModel();
+}
+
+init();

@@ -1,0 +1,200 @@
+"""Training data: the manifest with its patient-level splits, the task's targets, and the window
+cache of every usable record.  :func:`prepare_data` is what a run starts from."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._fileio import atomic_path
+from ..signal.preprocess import PreprocessContract
+from .cache import CacheIndex, RecordRef, WindowCache, _warn_failures
+from .config import ConfigError, FinetuneConfig
+from .distributed import DistInfo, barrier
+from .model import build_model
+from .manifest import RESERVED_COLUMNS, ManifestError, label_columns, read_manifest, write_manifest
+from .splits import assign_splits, check_leakage, group_ids
+from .tasks import TaskSpec, build_task
+
+__all__ = ["TrainData", "prepare_data", "manifest_refs", "fill_cache"]
+
+logger = logging.getLogger("ecgfounder.train")
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class TrainData:
+    """Everything a run reads: the manifest ``df`` (with splits), the task ``spec``, raw targets
+    ``y_raw`` (one per manifest row), the window cache ``index``, the manifest rows of each split
+    that have cached windows (``rows``), the patient group of every row and the model's contract."""
+
+    df: pd.DataFrame
+    spec: TaskSpec
+    y_raw: np.ndarray
+    index: CacheIndex
+    rows: dict[str, np.ndarray]
+    groups: np.ndarray
+    contract: PreprocessContract
+
+
+def manifest_refs(df: pd.DataFrame, path_column: str = "path") -> list[RecordRef]:
+    """One :class:`RecordRef` per manifest row (``start_s``/``duration_s`` where the columns exist)."""
+    n = len(df)
+    starts = df["start_s"] if "start_s" in df.columns else [None] * n
+    durations = df["duration_s"] if "duration_s" in df.columns else [None] * n
+    return [RecordRef(str(p), None if s is None or pd.isna(s) else float(s), None if u is None or pd.isna(u) else float(u))
+            for p, s, u in zip(df[path_column], starts, durations)]
+
+
+def _reserved(cfg: FinetuneConfig) -> tuple[str, ...]:
+    d = cfg.data
+    return tuple(RESERVED_COLUMNS) + (d.path_column, d.patient_column, d.split_column)
+
+
+def _split_targets(df: pd.DataFrame, cols: list[str], kind: str) -> np.ndarray | None:
+    try:
+        if kind == "multiclass" and len(cols) == 1:
+            return pd.factorize(df[cols[0]].astype(str))[0]
+        return df[cols].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fixed_patients(df: pd.DataFrame, cfg: FinetuneConfig) -> tuple[pd.DataFrame, tuple[float, float, float]]:
+    """Put ``data.test_patients`` / ``data.val_patients`` in their splits; the fractions of the
+    fixed splits become zero for the other patients (renormalised)."""
+    d = cfg.data
+    fr = list(d.split_fractions)
+    if not d.test_patients and not d.val_patients:
+        return df, tuple(fr)  # type: ignore[return-value]
+    if d.patient_column not in df.columns:
+        raise ConfigError(f"data.test_patients/val_patients need the manifest column {d.patient_column!r}.")
+    df = df.copy()
+    pid = df[d.patient_column].astype(str).str.strip()
+    known = set(pid)
+    for name, ids, k in (("test", d.test_patients, 2), ("val", d.val_patients, 1)):
+        if not ids:
+            continue
+        missing = sorted(set(map(str, ids)) - known)
+        if missing:
+            raise ConfigError(f"data.{name}_patients: patient(s) {missing} are not in the manifest; "
+                              f"known patients: {sorted(known)[:20]}.")
+        if d.split_column not in df.columns:
+            df[d.split_column] = np.nan
+        df[d.split_column] = df[d.split_column].astype(object)
+        df.loc[pid.isin(set(map(str, ids))).to_numpy(), d.split_column] = name
+        fr[k] = 0.0
+    total = sum(fr)
+    fr = [1.0, 0.0, 0.0] if total <= 0 else [f / total for f in fr]
+    return df, tuple(fr)  # type: ignore[return-value]
+
+
+def _source_manifest(cfg: FinetuneConfig, out: Path) -> pd.DataFrame:
+    d = cfg.data
+    if d.preset is not None:
+        from .presets import build_preset
+
+        return build_preset(d.preset, d.root, out, d.preset_task, stride_s=d.train_stride_s)[0]
+    if d.train_stride_s is not None:
+        raise ConfigError("data.train_stride_s applies to presets cut into windows (data.preset=cpsc2021); "
+                          "for a manifest, add the overlapping windows as rows with train_only=1.")
+    return read_manifest(d.manifest, path_column=d.path_column)
+
+
+def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: bool) -> pd.DataFrame:
+    """The manifest with a split on every row, written once to ``out/manifest.csv`` (by the main
+    process; reused as it is when resuming) and read back by every process."""
+    d = cfg.data
+    target = out / "manifest.csv"
+    if info.is_main and not (resume and target.exists()):
+        df = _source_manifest(cfg, out)
+        cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
+        y = _split_targets(df, cols, cfg.task.type)
+        df, fractions = _fixed_patients(df, cfg)
+        df = assign_splits(df, patient_column=d.patient_column, split_column=d.split_column, path_column=d.path_column,
+                           fractions=fractions, seed=d.split_seed, y=y, task=cfg.task.type)
+        if "train_only" in df.columns:
+            extra = pd.to_numeric(df["train_only"], errors="coerce").fillna(0).to_numpy() > 0
+            df = df[~extra | (df[d.split_column].astype(str).to_numpy() == "train")].reset_index(drop=True)
+        write_manifest(df, target)
+    barrier(info)
+    return pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+
+
+def _label_set(cfg: FinetuneConfig, df: pd.DataFrame, train: np.ndarray) -> list[str]:
+    """The label columns, without multi-label labels under ``data.min_positives`` training positives."""
+    d = cfg.data
+    cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
+    if cfg.task.type == "multilabel" and d.min_positives > 0:
+        pos = df.loc[train, cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum()
+        rare = [c for c in cols if pos[c] < d.min_positives]
+        if rare and len(rare) < len(cols):
+            warnings.warn(f"label(s) {rare} have fewer than data.min_positives={d.min_positives} training positives "
+                          "and are left out.", stacklevel=3)
+            cols = [c for c in cols if c not in rare]
+    return cols
+
+
+def _window_index(cfg: FinetuneConfig, refs: list[RecordRef], contract: PreprocessContract, info: DistInfo,
+                  out: Path) -> CacheIndex:
+    """The window cache of ``refs``: filled by the main process, read by the others; unreadable
+    records are listed in ``out/failed.csv``."""
+    d = cfg.data
+    cache = WindowCache(d.cache_dir, contract, lead=d.lead, format=d.format)
+    if d.lead and info.is_main and tuple(contract.leads) != (d.lead,):
+        logger.info("feeding lead %s of the records to the model's input %s", d.lead, contract.leads[0])
+    if info.is_main:
+        t0 = time.perf_counter()
+        index = cache.build(refs, workers=d.cache_workers, progress=cfg.train.progress)
+        logger.info("window cache %s ready in %.1f s (%d examples)", cache.root, time.perf_counter() - t0, len(refs))
+    barrier(info)
+    if not info.is_main:
+        index = cache.index(refs)
+    if index.failed and info.is_main:
+        _warn_failures(index, refs)
+        with atomic_path(out / "failed.csv") as tmp:
+            pd.DataFrame([{"path": refs[i].path, "start_s": refs[i].start_s, "reason": why}
+                          for i, why in index.failed.items()]).to_csv(tmp, index=False)
+    return index
+
+
+def prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: PreprocessContract, resume: bool) -> TrainData:
+    """Manifest → splits (leakage checked) → task → window cache → usable rows of each split."""
+    d = cfg.data
+    df = _resolved_manifest(cfg, out, info, resume)
+    groups = group_ids(df, d.patient_column, d.path_column).to_numpy()
+    check_leakage(df.assign(_g=groups), "_g", d.split_column)
+    split = df[d.split_column].astype(str).to_numpy()
+    cols = _label_set(cfg, df, split == "train")
+    spec, y_raw = build_task(cfg.task.type, df, cols, split == "train", class_weighting=cfg.task.class_weighting,
+                             standardize=cfg.task.standardize_targets)
+    index = _window_index(cfg, manifest_refs(df, d.path_column), contract, info, out)
+    ok = np.array([index.ok(i) for i in range(len(df))])
+    if not ok.any():
+        raise ManifestError(f"none of the {len(df)} manifest records could be prepared; see {out / 'failed.csv'}.")
+    rows = {s: np.flatnonzero((split == s) & ok) for s in SPLIT_NAMES}
+    if len(rows["train"]) == 0:
+        raise ManifestError("no usable training records (split 'train' is empty after dropping unreadable records).")
+    if info.is_main:
+        logger.info("examples: train %d, val %d, test %d; outputs: %s", *(len(rows[s]) for s in SPLIT_NAMES),
+                    ", ".join(spec.labels[:10]) + (" ..." if len(spec.labels) > 10 else ""))
+    return TrainData(df, spec, y_raw, index, rows, groups, contract)
+
+
+def fill_cache(cfg: FinetuneConfig) -> tuple[CacheIndex, int]:
+    """Only preprocess the records of ``data.manifest`` into the window cache (what ``finetune
+    cache`` does); returns ``(index, number of records)``."""
+    if cfg.data.manifest is None:
+        raise ConfigError("filling the cache needs data.manifest (build one with a dataset preset first).")
+    model = build_model(cfg)
+    df = read_manifest(cfg.data.manifest, path_column=cfg.data.path_column)
+    refs = manifest_refs(df, cfg.data.path_column)
+    cache = WindowCache(cfg.data.cache_dir, model.contract, lead=cfg.data.lead, format=cfg.data.format)
+    return cache.build(refs, workers=cfg.data.cache_workers, progress=cfg.train.progress), len(refs)

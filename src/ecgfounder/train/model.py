@@ -1,0 +1,127 @@
+"""The network being trained: the starting model, which parameters train, optimiser groups with
+layer-wise learning-rate decay, and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..models.net1d import Net1D, Net1DConfig
+from ..signal.preprocess import PreprocessContract
+from .config import SMALL_ARCH, ConfigError, FinetuneConfig
+
+__all__ = ["build_model", "configure_trainable", "param_groups", "make_optimizer", "make_scheduler", "monitor"]
+
+
+def build_model(cfg: FinetuneConfig) -> Net1D:
+    """The starting network (head not yet replaced): published/loaded weights or a random init
+    (seeded with ``train.seed``; the caller's global generator is left as it was)."""
+    m = cfg.model
+    leads = cfg.data.lead_names()
+    if m.init == "random":
+        return _random_model(cfg, leads or tuple(PreprocessContract().leads))
+    from ..models.loading import load_model
+
+    model = load_model(m.init, strict=m.strict)
+    base = model.contract or PreprocessContract(leads=tuple(PreprocessContract().leads[: model.config.in_channels]))
+    if leads is not None and tuple(leads) != tuple(base.leads):
+        raise ConfigError(
+            f"data.leads={list(leads)} but the weights {m.init} take {list(base.leads)}; "
+            "leave data.leads unset or choose weights for those leads (12-lead / 1-lead)."
+        )
+    model.contract = base.with_mode(cfg.data.preprocess_mode)
+    model.source = {"init": str(m.init), "base": dict(model.source or {})}
+    return model
+
+
+def _random_model(cfg: FinetuneConfig, leads: tuple[str, ...]) -> Net1D:
+    arch = cfg.model.arch
+    if isinstance(arch, str):
+        arch = {} if arch == "released" else dict(SMALL_ARCH)
+    try:
+        net_cfg = Net1DConfig(**{**dict(arch), "in_channels": len(leads), "n_classes": 1})
+    except TypeError as exc:
+        raise ConfigError(f"model.arch: {exc}; valid fields: {list(Net1DConfig.__dataclass_fields__)}.") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        model = Net1D(net_cfg)
+    model.contract = PreprocessContract(leads=leads, mode=cfg.data.preprocess_mode)
+    model.source = {"init": "random", "arch": net_cfg.to_dict()}
+    return model
+
+
+def _depth(name: str, n_stages: int) -> int:
+    if name.startswith("stage_list."):
+        return int(name.split(".")[1]) + 1
+    if name.startswith("dense."):
+        return n_stages + 1
+    return 0
+
+
+def configure_trainable(model: Net1D, strategy: str, trainable_stages: int = 2) -> None:
+    """Freeze parameters: ``linear_probe`` keeps only the head trainable, ``partial`` the last
+    ``trainable_stages`` stages and the head, ``full`` everything."""
+    n = len(model.stage_list)
+    lowest = {"full": 0, "partial": n + 1 - trainable_stages, "linear_probe": n + 1}[strategy]
+    for name, p in model.named_parameters():
+        # BatchNorm modules exist for checkpoint compatibility but are not applied when use_bn is
+        # off: their parameters get no gradient (DDP would refuse them), so they stay frozen
+        unused = not model.config.use_bn and (name.startswith("first_bn.") or ".bn" in name)
+        p.requires_grad_(_depth(name, n) >= lowest and not unused)
+
+
+def param_groups(model: Net1D, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+    """Optimiser groups: per depth (stem 0, stage i → i+1, head n+1) ``lr · layer_decay**(n+1-depth)``;
+    biases and other 1-D tensors without weight decay."""
+    n = len(model.stage_list)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        d = _depth(name, n)
+        decay = p.ndim > 1
+        g = groups.setdefault((d, decay), {"params": [], "lr": lr * layer_decay ** (n + 1 - d),
+                                            "weight_decay": weight_decay if decay else 0.0, "depth": d})
+        g["params"].append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
+def make_optimizer(cfg: FinetuneConfig, model: Net1D) -> torch.optim.Optimizer:
+    """AdamW/Adam over :func:`param_groups` (``optim.*``, ``strategy.layer_decay``)."""
+    o = cfg.optim
+    groups = param_groups(model, o.lr, o.weight_decay, cfg.strategy.layer_decay)
+    if not groups:
+        raise ConfigError("no trainable parameters: check strategy.name / strategy.trainable_stages.")
+    opt_cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return opt_cls(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+
+
+def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps: int):
+    """``optim.scheduler``: linear warm-up then cosine to ``min_lr_ratio`` (stepped per optimiser
+    step), ReduceLROnPlateau on the monitored metric (stepped per epoch), or ``None``."""
+    o = cfg.optim
+    if o.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=monitor(cfg)[1], factor=o.plateau_factor,
+                                                          patience=o.plateau_patience)
+    if o.scheduler == "none":
+        return None
+    warm = o.warmup_steps or int(round(o.warmup_ratio * total_steps))
+    floor = o.min_lr_ratio
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+
+def monitor(cfg: FinetuneConfig) -> tuple[str, str]:
+    """``(metric, "max" | "min")`` that picks the best epoch (``train.monitor``)."""
+    m = cfg.train.monitor
+    if m == "auto":
+        m = "val_mae" if cfg.task.type == "regression" else "val_auroc"
+    return m, ("max" if m == "val_auroc" else "min")

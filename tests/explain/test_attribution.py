@@ -1,0 +1,124 @@
+"""explain(): shapes at the input rate, stitching of several windows, mass-preserving rate mapping,
+IG completeness, 12-/1-lead models and binary/multi-class/regression heads, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ecgfounder
+from ecgfounder.explain.attribution import ExplainError, Explanation, attribute_windows, explain, rebin, stitch
+from ecgfounder.models.net1d import Net1D, Net1DConfig
+from ecgfounder.recording import Recording
+from ecgfounder.signal.leads import STANDARD_12
+from ecgfounder.signal.preprocess import PreprocessContract, preprocess_recording
+
+pytest.importorskip("captum")
+
+
+def _tiny(n_leads: int = 12, n_classes: int = 4, task: str = "multilabel", seed: int = 0) -> Net1D:
+    torch.manual_seed(seed)
+    m = Net1D(Net1DConfig(in_channels=n_leads, base_filters=8, filter_list=(8, 16), m_blocks_list=(1, 1),
+                          kernel_size=8, groups_width=8, n_classes=n_classes))
+    m.contract = PreprocessContract(leads=STANDARD_12[:n_leads] if n_leads == 12 else ("I",), mode="zscore")
+    m.labels = tuple(f"L{i}" for i in range(n_classes))
+    m.task_meta = {"task": task, "target_mean": 50.0, "target_std": 10.0}
+    return m.eval()
+
+
+def _record(fs: float, seconds: float, leads=STANDARD_12, seed: int = 0) -> Recording:
+    rng = np.random.default_rng(seed)
+    n = int(fs * seconds)
+    t = np.arange(n) / fs
+    sig = 0.5 * np.sin(2 * np.pi * 1.2 * t)[None] * rng.uniform(0.5, 1.5, (len(leads), 1)) + rng.normal(0, 0.05, (len(leads), n))
+    return Recording(sig, fs, tuple(leads), {"id": "rec"})
+
+
+def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
+    m = _tiny()
+    rec = _record(500, 10)
+    e = explain(rec, m, labels=["L2", 0], n_steps=16)
+    assert isinstance(e, Explanation) and e.labels == ("L2", "L0") and e.targets == (2, 0)
+    assert e.attributions.shape == (2, 12, 5000) and e.fs == 500 and e.leads == STANDARD_12
+    x = preprocess_recording(rec, m.contract, warn=False).windows
+    direct, delta = attribute_windows(m, x, [2, 0], n_steps=16)
+    np.testing.assert_allclose(e.attributions, direct[0], rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        gap = (m(torch.from_numpy(x)) - m(torch.zeros_like(torch.from_numpy(x))))[0, [2, 0]].numpy()
+    # completeness: attributions sum to logit(x) - logit(baseline)
+    np.testing.assert_allclose(e.attributions.sum(axis=(1, 2)), gap, rtol=0.02, atol=1e-3)
+    shares = e.lead_shares()
+    assert shares.shape == (2, 12) and np.allclose(shares.sum(axis=1), 1)
+    assert e.baseline and "zeros" in e.baseline and e.n_steps == 16
+    np.testing.assert_array_equal(e["L0"], e.attributions[1])
+
+
+def test_long_record_at_another_rate_is_stitched_and_mapped_back_with_its_mass():
+    m = _tiny()
+    rec = _record(250, 23.0)  # 3 windows at 500 Hz, the last overlapping the second
+    e = explain(rec, m, labels=[1], n_steps=8)
+    assert e.attributions.shape == (1, 12, rec.n_samples) and e.fs == 250
+    x = preprocess_recording(rec, m.contract, warn=False).windows
+    assert x.shape[0] == 3
+    per_window, _ = attribute_windows(m, x, [1], n_steps=8)
+    on_model_timeline = stitch(per_window, 11500)
+    np.testing.assert_allclose(e.attributions.sum(axis=-1), on_model_timeline.sum(axis=-1), rtol=1e-4, atol=1e-6)
+    # the first 10 s are the first window's map, two 500-Hz samples per 250-Hz sample
+    np.testing.assert_allclose(e.attributions[0, :, :2400],
+                               per_window[0, 0, :, :4800].reshape(12, 2400, 2).sum(-1), rtol=1e-4, atol=1e-6)
+
+
+def test_rebin_keeps_mass_up_and_down():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(3, 1000))
+    for fs_to, n_to in ((250.0, 500), (1000.0, 2000), (360.0, 720)):
+        b = rebin(a, 500.0, fs_to, n_to)
+        assert b.shape == (3, n_to)
+        np.testing.assert_allclose(b.sum(-1), a.sum(-1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("task,n_classes", [("binary", 1), ("multiclass", 3), ("regression", 1)])
+def test_fine_tuned_heads_and_the_single_lead_model(task, n_classes):
+    m = _tiny(n_leads=1, n_classes=n_classes, task=task)
+    rec = _record(500, 12.0, leads=("I", "II"))
+    e = explain(rec, m, n_steps=4, top=2)
+    assert e.attributions.shape == (min(2, n_classes), 1, rec.n_samples) and e.leads == ("I",)
+    assert np.isfinite(e.attributions).all() and np.abs(e.attributions).sum() > 0
+    if task == "regression":
+        assert 0 < e.scores[0] < 200  # de-standardised value (mean 50, sd 10), not a probability
+    e2 = explain(rec, m, labels=[0], n_steps=4, lead="II")
+    assert e2.leads == ("II",)
+
+
+def test_grad_cam_variants():
+    m = _tiny()
+    rec = _record(500, 10)
+    g = explain(rec, m, labels=["L1"], method="gradcam")
+    assert not g.lead_resolved and g.layer == "stage_list[-1]" and g.n_steps is None
+    assert (g.attributions >= 0).all() and np.allclose(g.lead_shares().to_numpy(), 1 / 12)
+    g2 = explain(rec, m, labels=["L1"], method="gradcam", layer=-2)
+    assert g2.layer == "stage_list[-2]" and not np.allclose(g.attributions, g2.attributions)
+    gg = explain(rec, m, labels=["L1"], method="guided_gradcam")
+    assert gg.lead_resolved and gg.attributions.shape == (1, 12, 5000)
+
+
+def test_refusals_name_the_fix():
+    m = _tiny()
+    rec = _record(500, 10)
+    with pytest.raises(ExplainError, match="not an output"):
+        explain(rec, m, labels=["no such label"])
+    with pytest.raises(ExplainError, match="choose one of"):
+        explain(rec, m, method="lime")
+    with pytest.raises(ExplainError, match="out of range"):
+        explain(rec, m, labels=[9])
+    with pytest.raises(ExplainError, match="stages"):
+        explain(rec, m, labels=[0], method="gradcam", layer=5)
+
+
+def test_public_name_is_callable_even_after_the_package_is_imported():
+    import ecgfounder.explain.sanity  # noqa: F401  (binds ecgfounder.explain to the package)
+
+    e = ecgfounder.explain(_record(500, 10), _tiny(), labels=[0], n_steps=4)
+    assert e.attributions.shape == (1, 12, 5000)
+    assert callable(ecgfounder.calibrate)

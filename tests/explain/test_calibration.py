@@ -1,0 +1,100 @@
+"""Calibration: ECE falls on a miscalibrated set (held out from the fit), the reported split is
+refused, and the fitted maps travel with the weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgfounder.explain.calibration import (
+    CalibrationError,
+    apply_calibration,
+    calibrate,
+    calibration_of,
+    calibration_table,
+    expected_calibration_error,
+    plot_reliability,
+)
+
+
+def _overconfident(n: int, n_labels: int, seed: int):
+    """Truth drawn from p; the 'model' reports sigmoid(3 logit p) (too sure) and, for the second
+    label, p shifted up (biased)."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.02, 0.98, size=(n, n_labels))
+    y = (rng.uniform(size=p.shape) < p).astype(int)
+    z = np.log(p / (1 - p))
+    s = 1 / (1 + np.exp(-3 * z))
+    s[:, 1] = 1 / (1 + np.exp(-(z[:, 1] + 1.5)))
+    return y, s
+
+
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_ece_falls_on_held_out_records(method):
+    y_val, s_val = _overconfident(3000, 3, seed=1)
+    y_test, s_test = _overconfident(3000, 3, seed=2)
+    cal = calibrate(y_val, s_val, labels=["a", "b", "c"], method=method, split="val")
+    before = expected_calibration_error(y_test, s_test)
+    after = expected_calibration_error(y_test, apply_calibration(s_test, cal))
+    assert (before > 0.05).all()                  # miscalibrated to begin with
+    assert (after < before).all(), (before, after)
+    # over-confidence (labels a, c) is what temperature scaling fixes; isotonic also fixes the bias (b)
+    fixed = [0, 1, 2] if method == "isotonic" else [0, 2]
+    assert (after[fixed] < 0.5 * before[fixed]).all(), (before, after)
+    assert (after[fixed] < 0.04).all(), after
+    if method == "temperature":
+        assert cal.temperatures[0] == pytest.approx(3.0, rel=0.15)  # the planted over-confidence
+    assert np.all(np.array(cal.ece_after) < np.array(cal.ece_before))
+
+
+def test_fitting_refuses_the_reported_split():
+    y, s = _overconfident(200, 2, seed=3)
+    for split in ("test", "reported", "holdout"):
+        with pytest.raises(CalibrationError, match="validation split only"):
+            calibrate(y, s, split=split)
+    table = pd.DataFrame(s, columns=["a", "b"]).assign(record=[f"r{i}" for i in range(200)])
+    with pytest.raises(CalibrationError, match="belong to the reported split"):
+        calibrate(y, table, split="val", reported_records=["r5", "zzz"])
+    with pytest.raises(CalibrationError, match="probabilities"):
+        calibrate(y, s * 3, split="val")
+    with pytest.raises(CalibrationError, match="method"):
+        calibrate(y, s, split="val", method="platt")
+
+
+def test_stored_with_the_weights_and_applied_to_tables(tmp_path):
+    from ecgfounder.models.loading import load_model, save_model
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+
+    model = Net1D(Net1DConfig(base_filters=16, filter_list=(16,), m_blocks_list=(1,), n_classes=2))
+    model.labels = ("a", "b")
+    y, s = _overconfident(500, 2, seed=4)
+    cal = calibrate(y, pd.DataFrame(s, columns=["a", "b"]), split="validation", model=model)
+    assert calibration_of(model) == cal
+    back = calibration_of(load_model(save_model(model, tmp_path / "m.safetensors")))
+    assert back is not None and back.labels == ("a", "b") and back.temperatures == pytest.approx(cal.temperatures)
+    table = pd.DataFrame({"record": ["x", "y"], "a": [0.9, 0.2], "b": [0.5, 0.99]})
+    out = apply_calibration(table, back)
+    assert list(out.columns) == list(table.columns) and out["record"].tolist() == ["x", "y"]
+    assert np.allclose(out[["a", "b"]].to_numpy(), apply_calibration(table[["a", "b"]].to_numpy(), cal))
+    with pytest.raises(CalibrationError, match="2 labels"):
+        apply_calibration(np.zeros((2, 3)), cal)
+
+
+def test_multiclass_temperature_and_reliability_figure(tmp_path):
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(2000, 3)) * 2
+    p_true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (rng.uniform(size=(2000, 1)) > p_true.cumsum(1)).sum(1)  # one draw per row from p_true
+    sharp = np.exp(2.5 * logits) / np.exp(2.5 * logits).sum(1, keepdims=True)
+    cal = calibrate(y, sharp, task="multiclass", split="val")
+    assert cal.temperatures[0] == pytest.approx(2.5, rel=0.15)
+    onehot = np.eye(3)[y]
+    after = apply_calibration(sharp, cal)
+    assert np.allclose(after.sum(1), 1)
+    tab = calibration_table(onehot, sharp, after, ["x", "y", "z"])
+    assert (tab["ece_after"] < tab["ece_before"]).all()
+    fig = plot_reliability(onehot, sharp, after, title="3 classes")
+    fig.savefig(tmp_path / "rel.png")
+    assert (tmp_path / "rel.png").stat().st_size > 5000
+    assert any("ECE" in t.get_text() for t in fig.axes[0].get_legend().get_texts())

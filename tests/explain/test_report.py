@@ -1,0 +1,109 @@
+"""`ecgfounder report` on a mixed-format folder with a tiny model: one self-contained HTML page and
+one one-page PDF per record, the content a reader needs, and a bad file that does not stop the batch.
+Also the printout overlays the report draws (attribution shading, flagged leads, footer)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("captum")
+
+ROOT = Path(__file__).resolve().parents[2]
+FORMATS = ROOT / "tests" / "data" / "formats"
+MIXED = [FORMATS / "muse_xml" / "musePHI_muse_ecg1.xml", FORMATS / "scp_ecg" / "ecgtoolkit_Example.scp"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from ecgfounder.models.loading import save_model
+    from ecgfounder.models.net1d import net1d_12lead
+
+    torch.manual_seed(0)
+    # the real 150-label head on a tiny trunk
+    model = net1d_12lead(base_filters=8, filter_list=(8, 16), m_blocks_list=(1, 1), kernel_size=8, groups_width=8)
+    return save_model(model, tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
+    from ecgfounder import __version__
+    from ecgfounder.cli import main
+
+    src = tmp_path / "in"
+    shutil.copytree(ROOT / "examples" / "ecg", src)
+    for f in MIXED:
+        shutil.copy(f, src / f.name)
+    (src / "broken.xml").write_text("<?xml version='1.0'?><restingecg><nothing/></restingecg>")
+    out = tmp_path / "out"
+    code = main(["report", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "4", "--top", "2"])
+    assert code == 0
+    records = ["E07500", "HR06000", "JS20000", "s0010_re", "musePHI_muse_ecg1", "ecgtoolkit_Example"]
+    assert sorted(p.stem for p in out.glob("*.html")) == sorted(records)
+    assert sorted(p.stem for p in out.glob("*.pdf")) == sorted(records)
+    err = capsys.readouterr().err
+    assert "6 report(s) written" in err
+    for name in records:
+        page = (out / f"{name}.html").read_text(encoding="utf-8")
+        refs = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", page, flags=re.I)
+        assert refs and all(r.startswith("data:image/png;base64,") for r in refs), refs[:3]
+        assert "http" not in " ".join(refs) and "<link" not in page and "<script" not in page
+        for text in ("Not a medical device", "weights SHA-256", "preprocessing", f"ecgfounder {__version__}",
+                     "quality", "integrated gradients of the logit, 4 steps", "threshold"):
+            assert text in page, (name, text)
+        pdf = (out / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1
+    from ecgfounder.models.weights import sha256_file
+
+    assert sha256_file(tiny_checkpoint) in (out / "E07500.html").read_text(encoding="utf-8")
+
+
+def test_flagged_leads_are_reported_and_marked(tmp_path, tiny_checkpoint, recwarn):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    sig = rec.signal.copy()
+    sig[rec.leads.index("V3")] = 0.0  # a disconnected lead
+    bad = rec.replace(signal=sig, meta={**rec.meta, "id": "E07500 flat V3"})
+    (res,) = write_reports([bad], tiny_checkpoint, tmp_path, n_steps=2, top=1, thresholds={"SINUS RHYTHM": 0.9})
+    assert res.error is None and res.html.name == "E07500_flat_V3.html"
+    page = res.html.read_text(encoding="utf-8")
+    assert "<th>quality</th><td>flat:V3" in page and "flat lead(s) V3" in page  # flag, and the preprocessing note
+    assert "0.5 for 149 label(s) without one" in page
+    assert not [w for w in recwarn if "flat lead" in str(w.message)]  # reported on the page, not as warnings
+
+
+def test_printout_overlays():
+    from matplotlib.collections import PolyCollection
+
+    from matplotlib.colors import to_rgb
+
+    from ecgfounder.plot import SHADE_COLOURS, plot_ecg
+    from ecgfounder.recording import Recording
+    from ecgfounder.signal.leads import STANDARD_12
+
+    fs, n = 500.0, 5000
+    rng = np.random.default_rng(0)
+    rec = Recording(rng.normal(0, 0.1, (12, n)), fs, STANDARD_12, {"id": "x"})
+    w = np.zeros(n)
+    w[500:750] = 1.0     # 1.0-1.5 s: shown in the first column (I, II, III) and the rhythm strip
+    w[2750:3000] = 1.0   # 5.5-6.0 s: shown in the third column (V1, V2, V3)
+    fig = plot_ecg(rec, shading=[("finding A", {"V2": w, "II": w}), ("finding B", {"I": w})], flagged_leads=["V5"],
+                   footer="line 1\nline 2")
+    ax = fig.axes[0]
+    shaded = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    # V2 (third column) + II (first column and rhythm strip) for A, I for B; panels without weight draw nothing
+    assert len(shaded) == 4
+    assert {tuple(np.round(c.get_facecolor()[0][:3], 3)) for c in shaded} == {
+        tuple(np.round(to_rgb(SHADE_COLOURS[0]), 3)), tuple(np.round(to_rgb(SHADE_COLOURS[1]), 3))}
+    texts = {t.get_text(): t for t in ax.texts}
+    assert "V5 (flagged)" in texts and texts["V5 (flagged)"].get_color() == "#c0392b"
+    assert any(t.startswith("\u25a0 finding A") and texts[t].get_color() == SHADE_COLOURS[0] for t in texts)
+    assert "line 1\nline 2" in texts
+    plain = plot_ecg(rec)
+    assert fig.get_size_inches()[1] > plain.get_size_inches()[1]  # the footer adds page height

@@ -1,0 +1,94 @@
+"""Sharing a model the Hugging Face way, against the local stand-in Hub (tests/hub_server.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from ecgfounder.errors import CheckpointError, WeightsDownloadError
+from ecgfounder.models.hub import from_pretrained, model_card, push_to_hub, save_pretrained
+from ecgfounder.models.hubref import parse_hf_reference
+from ecgfounder.models.loading import load_model
+from ecgfounder.models.net1d import Net1D, Net1DConfig
+from ecgfounder.signal.preprocess import PreprocessContract
+
+SMALL = {"base_filters": 8, "filter_list": [16, 16, 32], "m_blocks_list": [1, 1, 1]}
+
+
+@pytest.fixture
+def tuned():
+    """A tiny model described as a fine-tuned one: new 2-label head on the 12-lead base."""
+    torch.manual_seed(3)
+    m = Net1D(Net1DConfig(in_channels=1, n_classes=2, **SMALL))
+    m.labels = ("AF", "normal")
+    m.contract = PreprocessContract(leads=("I",))
+    m.task_meta = {"task": "multilabel"}
+    m.source = {"init": "12-lead", "base": {"name": "12-lead"}, "val_metrics": {"val_auroc": 0.91},
+                "test_metrics": {"test_auroc": 0.87}}
+    return m.eval()
+
+
+def _same_outputs(a, b):
+    x = torch.randn(3, 1, 5000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return torch.equal(a(x), b(x))
+
+
+def test_hf_references_parsed_and_refused():
+    assert parse_hf_reference("hf://owner/name") == ("owner/name", None)
+    assert parse_hf_reference("hf://owner/name@v1.0") == ("owner/name", "v1.0")
+    for bad in ("hf://justname", "hf://a/b/c", "hf://owner/name@", "hf://../x"):
+        with pytest.raises(CheckpointError, match="hf://OWNER/NAME"):
+            parse_hf_reference(bad)
+
+
+def test_save_pretrained_layout_card_and_modes(tuned, tmp_path):
+    out = save_pretrained(tuned, tmp_path / "m", repo_id="me/af")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["labels"] == ["AF", "normal"] and cfg["contract"]["leads"] == ["I"] and cfg["config"]["in_channels"] == 1
+    card = (out / "README.md").read_text()
+    front = card.split("---")[1]
+    assert "library_name: ecgfounder" in front and "base_model: PKUDigitalHealth/ECGFounder" in front
+    for text in ("12-lead", "multilabel", "`AF`", "`normal`", '"fs": 500', "test test_auroc | 0.8700",
+                 'load_model("hf://me/af")'):
+        assert text in card, text
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in out.iterdir():  # ordinary file modes, as open() gives, not 0600
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p.name
+    back = from_pretrained(out)
+    assert _same_outputs(tuned, back) and back.labels == tuned.labels and back.contract == tuned.contract
+
+
+def test_card_without_base_or_evaluation(tmp_path):
+    m = Net1D(Net1DConfig(in_channels=1, n_classes=1, **SMALL))
+    m.source = {"init": "random"}
+    card = model_card(m)
+    assert "base_model" not in card and "random initialisation" in card and "No evaluation recorded." in card
+
+
+def test_push_and_load_back_by_name(tuned, stand_in_hub):
+    ref = push_to_hub(tuned, "me/af-detector", token="hf_test")
+    assert ref.startswith("hf://me/af-detector@")
+    assert stand_in_hub.commits[-1]["paths"] == ["README.md", "config.json", "model.safetensors"]
+    assert stand_in_hub.tokens[-1] == "Bearer hf_test"
+    for name in ("hf://me/af-detector", ref):
+        back = load_model(name)
+        assert _same_outputs(tuned, back) and back.labels == ("AF", "normal")
+    # a second push is a new commit; the pinned reference still gives the first model
+    other = Net1D(Net1DConfig(in_channels=1, n_classes=2, **SMALL))
+    other.labels = ("AF", "normal")
+    push_to_hub(other, "me/af-detector", token="hf_test")
+    assert _same_outputs(other, from_pretrained("me/af-detector"))
+    assert _same_outputs(tuned, load_model(ref))
+
+
+def test_missing_repository_is_one_line(stand_in_hub):
+    with pytest.raises(WeightsDownloadError, match=r"could not download hf://nobody/nothing \(") as exc:
+        load_model("hf://nobody/nothing")
+    assert "\n" not in str(exc.value)

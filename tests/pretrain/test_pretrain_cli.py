@@ -1,0 +1,36 @@
+"""``ecgfounder pretrain labels | build-store | run``."""
+
+from __future__ import annotations
+
+import json
+
+from ecgfounder.cli import main
+
+from _pt_helpers import DATA
+
+
+def test_cli_labels(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["pretrain", "labels", str(DATA / "formats" / "sierra_xml"), "--statement", "Possible LVH",
+               "--statement", "RITMO SINUSALE", "-o", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 0 and "LEFT VENTRICULAR HYPERTROPHY (uncertain)" in cap.out
+    assert "unmatched (1x): RITMO SINUSALE" in cap.err
+    rep = json.loads(out.read_text())
+    assert ["RITMO SINUSALE", 1] in rep["unmatched"]
+
+
+def test_cli_build_store_and_run(tmp_path, capsys, small_store):
+    rc = main(["pretrain", "build-store", str(DATA / "cinc2021" / "E07500.hea"), str(DATA / "cinc2021" / "E07501.hea"),
+               "-o", str(tmp_path / "s"), "--workers", "1", "--leads", "1"])
+    cap = capsys.readouterr()
+    assert rc == 0 and json.loads(cap.out)["samples"] == 2 and json.loads(cap.out)["leads"] == ["I"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{store: {small_store.location}, val_store: {small_store.location}}}\nmodel: {{size: tiny}}\n"
+                   "train: {batch_size: 4, device: cpu}\n", encoding="utf-8")
+    rc = main(["pretrain", "run", str(cfg), "train.max_steps=2", f"train.out={tmp_path / 'run'}"])
+    cap = capsys.readouterr()
+    assert rc == 0 and cap.out.startswith("steps 2: loss") and "held-out mean AUROC" in cap.out
+    assert (tmp_path / "run" / "auroc.csv").exists() and (tmp_path / "run" / "model" / "README.md").exists()
+    assert main(["pretrain", "run", str(cfg), "model.size=huge"]) == 2
+    assert "model.size='huge' is not valid" in capsys.readouterr().err

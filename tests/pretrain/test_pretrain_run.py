@@ -1,0 +1,101 @@
+"""Pre-training runs on a small real-record store: exact resume after a kill, 2-process gloo DDP
+equal to one process with the doubled batch, gradient accumulation, publishing."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import ecgfounder
+from ecgfounder.pretrain.config import pretrain_config_from_dict
+from ecgfounder.pretrain.loop import pretrain
+
+from _pt_helpers import DATA
+
+
+def _cfg(store, out, **train):
+    t = {"out": str(out), "batch_size": 4, "epochs": 1, "ckpt_every": 2, "log_every": 100, "device": "cpu", **train}
+    return pretrain_config_from_dict({
+        "data": {"store": str(store.location), "shuffle_buffer": 8},
+        "model": {"size": "tiny"}, "recipe": {"lead_mask_p": 0.3},
+        "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": t})
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _max_diff(a, b):
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_and_resumed_equals_uninterrupted(small_store, tmp_path):
+    cfg = _cfg(small_store, tmp_path / "full", max_steps=7, ema_decay=0.5)
+    ref = pretrain(cfg)
+    assert ref.steps == 7 and ref.history[-1]["loss"] < ref.history[0]["loss"] * 1.5
+    kill_at = random.Random().randint(1, 6)
+
+    def kill(step):
+        if step == kill_at:
+            raise Killed
+
+    cfg2 = _cfg(small_store, tmp_path / "resumed", max_steps=7, ema_decay=0.5)
+    with pytest.raises(Killed):
+        pretrain(cfg2, on_step=kill)
+    res = pretrain(cfg2)
+    d = _max_diff(_weights(ref.model_path), _weights(res.model_path))
+    print(f"killed at step {kill_at} of 7, resumed: max |Δ| = {d:.3g}")
+    assert d <= 1e-6, (kill_at, d)
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in ref.history]
+
+
+def test_accumulation_equals_one_big_batch(small_store, tmp_path):
+    a = pretrain(_cfg(small_store, tmp_path / "a", max_steps=3, batch_size=4))
+    b = pretrain(_cfg(small_store, tmp_path / "b", max_steps=3, batch_size=4, accum_steps=2))
+    assert _max_diff(_weights(a.model_path), _weights(b.model_path)) <= 1e-5
+
+
+def _ddp_worker(rank, port, store, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    pretrain(_cfg(store, out, max_steps=3))
+
+
+def test_two_process_ddp_equals_one_process(small_store, tmp_path):
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # fork: the children inherit the imported torch (spawning re-imports it: +40 s on the shared machine)
+    mp.start_processes(_ddp_worker, args=(port, small_store, tmp_path / "ddp"), nprocs=2, join=True, start_method="fork")
+    one = pretrain(_cfg(small_store, tmp_path / "one", max_steps=3))
+    d = _max_diff(_weights(tmp_path / "ddp" / "model" / "model.safetensors"), _weights(one.model_path))
+    print(f"2-process gloo DDP vs 1 process: max |Δ| = {d:.3g}")
+    assert d <= 1e-5, d
+
+
+def test_published_model_works_with_the_package(small_store, tmp_path):
+    res = pretrain(_cfg(small_store, tmp_path / "pub", max_steps=2, bf16=True))
+    folder = res.model_path.parent
+    assert {"README.md", "labels.txt", "contract.json", "model.json", "training.json"} <= {p.name for p in folder.iterdir()}
+    model = ecgfounder.load_model(res.model_path)
+    assert model.contract == small_store.contract and model.labels == small_store.labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = ecgfounder.predict([str(DATA / "cinc2021" / "E07501.hea")], model)
+    assert len(df) == 1 and "ATRIAL FIBRILLATION" in df.columns
+    assert np.isfinite(df["ATRIAL FIBRILLATION"].to_numpy(dtype=float)).all()

@@ -1,0 +1,251 @@
+"""The HTTP service: endpoints, schema, errors, limits, auth, admission and dynamic batching."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ecgfounder.labels import load_labels  # noqa: E402
+from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
+
+from servehelpers import MUSE, WFDB, sine_signal  # noqa: E402
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE RestingECG [
+ <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+ <!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
+ <!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">
+]>
+<RestingECG><PatientDemographics><PatientID>&f;</PatientID></PatientDemographics></RestingECG>
+"""
+
+
+@pytest.fixture()
+def tmp_uploads(tmp_path):
+    d = tmp_path / "uploads"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture()
+def client(analyzer, tmp_uploads):
+    with TestClient(create_app(analyzer, ServeConfig(tmp_dir=tmp_uploads, max_upload_bytes=2_000_000))) as c:
+        yield c
+
+
+def _upload(path):
+    return {"file": (path.name, path.read_bytes(), "application/octet-stream")}
+
+
+def test_predict_file_answers_the_documented_schema(client, tiny_ckpt, tmp_uploads):
+    r = client.post("/v1/predict", files=_upload(MUSE), params={"embedding": "true", "signal": "true"})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["schema_version"] == "1.0"
+    assert a["record"]["filename"] == MUSE.name and a["record"]["format"] == "muse"
+    assert a["model"]["weights_sha256"] == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    assert a["model"]["contract"]["fs"] == 500.0 and len(a["model"]["contract"]["leads"]) == 12
+    assert [s["label"] for s in a["labels"]] == list(load_labels())  # every output, in output order
+    probs = {s["label"]: s for s in a["labels"]}
+    assert a["findings"], "the tiny model's biased head puts some labels above 0.5"
+    for f in a["findings"]:
+        assert probs[f["label"]]["above_threshold"] and f["probability"] >= f["threshold"]
+    assert [f["probability"] for f in a["findings"]] == sorted((f["probability"] for f in a["findings"]), reverse=True)
+    assert sum(s["above_threshold"] for s in a["labels"]) == len(a["findings"])
+    assert len(a["embedding"]) == 32  # the tiny model's feature width
+    assert a["signal"]["fs"] == 250.0 and len(a["signal"]["data"]) == 12 and len(a["signal"]["data"][0]) == 2500
+    assert a["quality"]["available"] and a["quality"]["source"] == "ecgfounder.quality"
+    assert a["quality"]["summary"] == ("good" if a["quality"]["good"] else ";".join(a["quality"]["flags"])) or a["quality"]["flags"]
+    assert a["attribution"] is None  # not requested
+    assert list(tmp_uploads.iterdir()) == []  # nothing kept after the answer
+
+
+def test_wfdb_pair_json_signal_and_batch(client):
+    hea, mat = WFDB.with_suffix(".hea"), WFDB.with_suffix(".mat")
+    r = client.post("/v1/predict", files=[("file", (hea.name, hea.read_bytes())), ("file", (mat.name, mat.read_bytes()))])
+    assert r.status_code == 200, r.text
+    assert r.json()["record"]["id"] == "E07500" and r.json()["record"]["format"] == "wfdb"
+
+    body = sine_signal(seconds=20.5)
+    body["signal"][8] = [0.0] * len(body["signal"][8])  # V3 disconnected
+    r = client.post("/v1/predict", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["record"]["format"] == "json" and r.json()["record"]["n_windows"] == 3
+    q = r.json()["quality"]
+    assert "flat:V3" in q["flags"] and q["flagged_leads"] == ["V3"] and q["good"] is False
+
+    files = [("file", (MUSE.name, MUSE.read_bytes())), ("file", ("broken.xml", b"<RestingECG><Waveform>"))]
+    r = client.post("/v1/predict/batch", files=files)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert (b["n_ok"], b["n_failed"]) == (1, 1)
+    bad = next(it for it in b["items"] if not it["ok"])
+    assert bad["name"] == "broken.xml" and bad["error"].startswith("broken.xml")
+
+
+def test_labels_health_metrics_openapi(client):
+    labels = client.get("/v1/labels").json()
+    assert len(labels["labels"]) == 150 and labels["labels"][0]["index"] == 0
+    assert {x["threshold_source"] for x in labels["labels"]} == {"default"}
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    client.post("/v1/predict", json=sine_signal())
+    text = client.get("/metrics").text
+    assert 'ecgfounder_requests_total{route="/v1/predict",status="200"}' in text
+    assert "ecgfounder_batch_windows_count" in text
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"multipart/form-data", "application/json"}
+    assert "Prediction" in spec["components"]["schemas"] and "QualityReport" in spec["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name, content, expect",
+    [
+        ("broken.xml", b"<RestingECG><Waveform>", "broken.xml"),
+        ("bomb.xml", BOMB, "bomb.xml"),
+        ("notes.txt2", b"hello", "unknown ECG file type"),
+        ("empty.dcm", b"", "empty"),
+        ("E1.dat", b"\x00" * 100, "without its header"),
+    ],
+)
+def test_bad_files_get_422_with_one_line(client, tmp_uploads, name, content, expect):
+    t0 = time.perf_counter()
+    r = client.post("/v1/predict", files={"file": (name, content)})
+    assert time.perf_counter() - t0 < 5
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert expect in detail and "\n" not in detail and str(tmp_uploads) not in detail
+    assert list(tmp_uploads.iterdir()) == []
+
+
+def test_bad_json_and_requests_get_422(client):
+    for body, expect in [
+        ({"signal": [[0.0] * 5000] * 12, "fs": 500}, "leads"),
+        ({"signal": [[0.0] * 5000] * 2, "fs": 500, "leads": ["I"]}, "2 signal rows but 1 lead"),
+        ({"signal": [[0.0] * 100], "fs": 500, "leads": ["I"]}, "lasts 0.200 s"),
+        ({"signal": [[0.0] * 5000], "fs": -1, "leads": ["I"]}, "fs"),
+    ]:
+        r = client.post("/v1/predict", json=body)
+        assert r.status_code == 422 and expect in r.json()["detail"], (body.get("fs"), r.text)
+    two = [("file", (MUSE.name, MUSE.read_bytes())), ("file", ("b.xml", MUSE.read_bytes()))]
+    r = client.post("/v1/predict", files=two)
+    assert r.status_code == 422 and "/v1/predict/batch" in r.json()["detail"]
+    r = client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and "content type" in r.json()["detail"]
+
+
+def test_body_over_the_limit_gets_413(client):
+    r = client.post("/v1/predict", files={"file": ("big.csv", b"0," * 1_100_000)})
+    assert r.status_code == 413 and "limit of 2000000 bytes" in r.json()["detail"]
+
+
+def test_token_required(analyzer):
+    with TestClient(create_app(analyzer, ServeConfig(token="s3cret"))) as c:
+        r = c.post("/v1/predict", json=sine_signal())
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert c.post("/v1/predict", json=sine_signal(), headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/healthz").status_code == 200  # probes stay open
+        ok = c.post("/v1/predict", json=sine_signal(), headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+
+
+def _gate_forward(monkeypatch, analyzer):
+    """Make the forward pass wait for ``gate`` (after the warm-up), recording each batch size."""
+    gate, sizes = threading.Event(), []
+    real = analyzer.forward
+
+    def forward(x, max_batch=32):
+        sizes.append(x.shape[0])
+        gate.wait(10)
+        return real(x, max_batch)
+
+    monkeypatch.setattr(analyzer, "forward", forward)
+    return gate, sizes
+
+
+async def _concurrent(app, bodies, release_after=None, gate=None, sizes=None):
+    """POST ``bodies`` concurrently in-process; opens ``gate`` after ``release_after`` s.
+    Returns the responses and the number of forward passes they took (the warm-up pass excluded)."""
+    svc = app.state.service
+    gate and gate.set()  # the warm-up pass goes through
+    await svc.start()
+    if gate is not None:
+        gate.clear()
+    if sizes is not None:
+        sizes.clear()
+    calls0 = svc.analyzer.forward_calls
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        tasks = [asyncio.create_task(c.post("/v1/predict", json=b)) for b in bodies]
+        if release_after is not None:
+            await asyncio.sleep(release_after)
+            gate.set()
+        out = await asyncio.gather(*tasks)
+    await svc.stop()
+    return out, svc.analyzer.forward_calls - calls0
+
+
+def test_queue_full_gets_429_with_retry_after(analyzer, monkeypatch):
+    gate, _ = _gate_forward(monkeypatch, analyzer)
+    app = create_app(analyzer, ServeConfig(max_concurrency=1, max_queue=1, retry_after_s=3))
+    rs, _ = asyncio.run(_concurrent(app, [sine_signal(seed=k) for k in range(4)], release_after=0.3, gate=gate))
+    codes = sorted(r.status_code for r in rs)
+    assert codes == [200, 200, 429, 429], [r.text for r in rs]
+    busy = next(r for r in rs if r.status_code == 429)
+    assert busy.headers["retry-after"] == "3" and "retry after 3 s" in busy.json()["detail"]
+
+
+def test_timeout_gets_504(analyzer, monkeypatch):
+    gate, _ = _gate_forward(monkeypatch, analyzer)
+    app = create_app(analyzer, ServeConfig(request_timeout_s=0.2))
+    (r,), _ = asyncio.run(_concurrent(app, [sine_signal()], release_after=0.4, gate=gate))
+    assert r.status_code == 504 and "request_timeout_s" in r.json()["detail"]
+
+
+def test_dynamic_batching_batches_and_keeps_answers(analyzer, monkeypatch):
+    bodies = [sine_signal(seed=k) for k in range(8)]
+    alone = {}  # each record through the model on its own
+    for b in bodies[:3]:
+        prep = analyzer.prepare(analyzer.from_array(b["signal"], b["fs"], b["leads"], b["id"]))
+        alone[b["id"]] = analyzer.forward(prep.windows)[0].mean(axis=0)
+    gate, sizes = _gate_forward(monkeypatch, analyzer)
+    app = create_app(analyzer, ServeConfig(batch_wait_ms=200, max_batch_windows=32))
+    rs, calls = asyncio.run(_concurrent(app, bodies, release_after=0.3, gate=gate, sizes=sizes))
+    assert all(r.status_code == 200 for r in rs)
+    # 8 requests, 1 window each: at most 2 forward passes (one may start before the rest arrive)
+    assert sum(sizes) == 8 and len(sizes) <= 2 and max(sizes) >= 4, sizes
+    assert calls == len(sizes)
+    for r in rs:
+        a = r.json()
+        if a["record"]["id"] in alone:
+            got = np.array([s["probability"] for s in a["labels"]])
+            np.testing.assert_allclose(got, alone[a["record"]["id"]], atol=1e-5)
+
+
+def test_failing_quality_check_does_not_cost_the_answer(client, monkeypatch):
+    import ecgfounder.signal.quality as quality
+
+    def broken(recording):
+        raise RuntimeError("boom on purpose")
+
+    monkeypatch.setattr(quality, "assess", broken)
+    r = client.post("/v1/predict", json=sine_signal())
+    assert r.status_code == 200, r.text
+    q = r.json()["quality"]
+    assert q["available"] is False and "boom on purpose" in q["note"]

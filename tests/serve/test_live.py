@@ -1,0 +1,171 @@
+"""The service on a real loopback socket: the upload limit while streaming, and the web viewer in a
+real headless Chromium (Playwright driving Debian's chromium; skipped where it is not installed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import sys
+import time
+import types
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from servehelpers import MUSE, running_server  # noqa: E402
+
+from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
+
+LIMIT = 1_000_000
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def live(analyzer, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("live_uploads")
+    app = create_app(analyzer, ServeConfig(max_upload_bytes=LIMIT, tmp_dir=tmp))
+    with running_server(app) as url:
+        yield url, tmp
+
+
+def _connect(url: str) -> socket.socket:
+    u = urlparse(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    return s
+
+
+def _status(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_declared_200_mb_upload_refused_before_the_body(live):
+    url, _ = live
+    with _connect(url) as s:
+        head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {200 * 1024 * 1024}\r\n\r\n").encode()
+        s.sendall(head)  # not a byte of the body
+        t0 = time.perf_counter()
+        code, raw = _status(s)
+        assert code == 413 and time.perf_counter() - t0 < 2
+        assert b"exceeds the server's limit" in raw or b"content-length" in raw.lower()
+
+
+def test_chunked_upload_refused_while_streaming(live):
+    url, tmp = live
+    with _connect(url) as s:
+        s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        pre = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        s.sendall(b"%x\r\n%s\r\n" % (len(pre), pre))
+        piece = b"0," * 32768
+        chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
+        sent = 0
+        s.settimeout(5)
+        while sent < 200 * 1024 * 1024:
+            if select.select([s], [], [], 0)[0]:  # the server answered
+                break
+            try:
+                s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                break
+            sent += len(piece)
+        code, raw = _status(s)
+    assert code == 413, raw[:200]
+    assert sent < 20 * LIMIT  # refused long before 200 MB went out (socket buffers hold a few MB)
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); the viewer test needs a real browser")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _fake_explain(recording, model, *, labels, method="ig"):
+    """Stands in for ecgfounder.explain: an Explanation-shaped answer whose attribution sits on V2
+    between 5.5 and 6.5 s (where the viewer shows V2: 5–7.5 s), at the recording's rate."""
+    fs = recording.fs
+    values = np.zeros((1, len(recording.leads), recording.n_samples))
+    v2 = list(recording.leads).index("V2")
+    values[0, v2, int(5.5 * fs):int(6.5 * fs)] = -2.0  # sign is dropped: |attribution| is shown
+    return types.SimpleNamespace(attributions=values, fs=fs, leads=tuple(recording.leads), method=method,
+                                 n_steps=8, baseline="zero", lead_resolved=True)
+
+
+def _region_stats(page, x0_mm, x1_mm, y0_mm, y1_mm):
+    """Mean (r, g, b) of a canvas region given in printout millimetres (4 px/mm, 8-mm margin)."""
+    return page.evaluate(
+        """([x0, x1, y0, y1]) => {
+            const c = document.getElementById('ecg'), ctx = c.getContext('2d');
+            const d = ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data;
+            let r = 0, g = 0, b = 0, n = d.length / 4;
+            for (let i = 0; i < d.length; i += 4) { r += d[i]; g += d[i + 1]; b += d[i + 2]; }
+            return [r / n, g / n, b / n];
+        }""",
+        [int((8 + x0_mm) * 4), int((8 + x1_mm) * 4), int((8 + y0_mm) * 4), int((8 + y1_mm) * 4)],
+    )
+
+
+def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    url, tmp = live
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    external = []
+    page.on("request", lambda r: None if r.url.startswith(url) or r.url.startswith(("data:", "blob:")) else external.append(r.url))
+    page.goto(url + "/")
+    page.set_input_files("#file", str(MUSE))
+    page.wait_for_selector("#findings li", timeout=15000)
+    canvas = page.locator("#ecg")
+    assert canvas.get_attribute("data-traces") == "13"  # 12 lead segments + the rhythm strip
+    assert int(canvas.get_attribute("data-shaded")) > 5
+    answer = json.loads(page.evaluate("JSON.stringify(last)"))
+    assert answer["attribution"]["lead_share"]["V2"] == 1.0 and answer["attribution"]["method"].startswith("ig")
+    findings = page.locator("#findings li").all_inner_texts()
+    assert [f.split(" ")[0] for f in findings] == [f["label"].split(" ")[0] for f in answer["findings"]]
+    assert len(findings) == len(answer["findings"]) > 0
+    assert "%" in findings[0]
+    assert page.locator("#quality li").count() >= 1
+    # drawn: ink of traces in lead I's cell, red shading in V2 at 5.5–6.5 s, none in V5's cell
+    x_of = lambda t: 10 + t * 25  # noqa: E731  (mm: calibration column, then 25 mm/s)
+    i_cell = _region_stats(page, x_of(0.2), x_of(2.3), 0, 40)
+    v2_shaded = _region_stats(page, x_of(5.6), x_of(6.4), 45, 75)
+    v5_cell = _region_stats(page, x_of(7.7), x_of(9.8), 45, 75)
+    assert min(i_cell) < 240  # dark trace pixels on the pale grid
+    assert v2_shaded[0] - v2_shaded[1] > 60  # red dominates where the attribution is
+    assert v5_cell[0] - v5_cell[1] < 40
+    page.screenshot(path=os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT", str(tmp_path / "viewer.png")), full_page=True)
+    with page.expect_download() as dl:
+        page.click("#download-report")
+    html = open(dl.value.path(), encoding="utf-8").read()
+    if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # keep the report beside the screenshot, to look at
+        shutil.copy(dl.value.path(), os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".report.html")
+    assert "ECG report" in html and "data:image/png;base64," in html and "http" not in html
+    assert external == []  # no CDN, no external resource
+    assert list(tmp.iterdir()) == []
+    # an unreadable file shows the server's one-line reason
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<RestingECG><Waveform>")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#status.error", timeout=10000)
+    assert "422" in page.inner_text("#status") and "bad.xml" in page.inner_text("#status")
+    page.close()

@@ -1,0 +1,61 @@
+"""The MCP tool, called through the MCP SDK's own client in-process (JSON-RPC over memory streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+pytest.importorskip("fastapi")
+mcp = pytest.importorskip("mcp")
+
+from servehelpers import DATA, MUSE, sine_signal  # noqa: E402
+
+from ecgfounder.serve import ServeConfig, build_mcp_server  # noqa: E402
+
+
+async def _session(server, calls):
+    from mcp import Client
+
+    out = []
+    # mode="legacy": the initialize handshake and JSON-RPC framing over in-memory streams
+    async with Client(server, mode="legacy") as client:
+        tools = await client.list_tools()
+        out.append(tools)
+        for name, args in calls:
+            out.append(await client.call_tool(name, args))
+    await server.ecgfounder_service.stop()
+    return out
+
+
+def test_mcp_tool_schema_and_calls(analyzer, tmp_path):
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(DATA,))
+    sig = sine_signal()
+    tools, by_path, by_b64, by_signal, outside, labels = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": str(MUSE)}),
+        ("analyze_ecg", {"content_base64": base64.b64encode(MUSE.read_bytes()).decode(), "filename": "x.xml"}),
+        ("analyze_ecg", {"signal": sig["signal"], "fs": sig["fs"], "leads": sig["leads"], "all_labels": True}),
+        ("analyze_ecg", {"path": "/etc/passwd"}),
+        ("list_labels", {}),
+    ]))
+    tool = {t.name: t for t in tools.tools}["analyze_ecg"]
+    props = tool.input_schema["properties"] if hasattr(tool, "input_schema") else tool.inputSchema["properties"]
+    assert {"path", "content_base64", "filename", "signal", "fs", "leads"} <= set(props)
+    out_schema = getattr(tool, "output_schema", None) or getattr(tool, "outputSchema", None)
+    assert out_schema and {"findings", "quality", "model", "labels"} <= set(out_schema["properties"])
+
+    def structured(res):
+        assert not (getattr(res, "is_error", None) or getattr(res, "isError", False)), res
+        return getattr(res, "structured_content", None) or res.structuredContent
+
+    a = structured(by_path)
+    assert a["record"]["format"] == "muse" and len(a["labels"]) == 10
+    assert a["model"]["n_labels"] == 150 and a["findings"]
+    b = structured(by_b64)
+    assert [f["label"] for f in b["findings"]] == [f["label"] for f in a["findings"]]
+    assert len(structured(by_signal)["labels"]) == 150
+    assert getattr(outside, "is_error", None) or getattr(outside, "isError", False)
+    assert "outside the directories" in outside.content[0].text
+    assert len(structured(labels)["labels"]) == 150
+    assert list(tmp_path.iterdir()) == []
