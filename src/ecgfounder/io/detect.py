@@ -204,6 +204,15 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
 
 def _from_archive(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
     """Recordings of a compressed file or zip archive, named after the archive."""
+    try:
+        yield from _archive_members(p, format, kwargs)
+    except GeneratorExit:
+        raise
+    except Exception as exc:  # a folder named x.gz, an unreadable file, ...: one line naming the file
+        raise _wrap(p, "compressed file", exc) from (None if isinstance(exc, RecordReadError) else exc)
+
+
+def _archive_members(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
     with expanded(p) as (inner, kind):
         targets = find_records([inner]) if inner.is_dir() else [inner]
         if not targets:
