@@ -151,6 +151,4 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
             seen.add(message)
             warnings.warn(message, stacklevel=3)
     notes.clear()
-    if sig is rec.signal and meta == dict(rec.meta):
-        return rec
     return Recording(signal=sig, fs=fs, leads=leads, meta=meta)
