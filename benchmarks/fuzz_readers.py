@@ -12,7 +12,9 @@ default), and its outcome counted:
 The seeds are the small real files in tests/data plus EDF, BDF, NumPy, CSV, HDF5, CardioSoft, ISHNE
 and gzip files written from a CinC 2021 record at start-up.  Mutations (seeded, reproducible): bit flips, byte
 overwrites with boundary values, truncation, chunk deletion/duplication, and in text formats the
-replacement of a number by an absurd one (1e-9, 1e308, 1,5, nan, -1, 99999999999).
+replacement of a number by an absurd one (1e-9, 1e308, 1,5, nan, -1, 99999999999).  Four mutants in
+five get past the integrity checks (SCP record CRC recomputed, npz members and gzip payloads
+mutated before compression) so that the parsers behind them are exercised.
 
     PYTHONPATH=src python benchmarks/fuzz_readers.py --n 5000 --seed 1
     PYTHONPATH=src python benchmarks/fuzz_readers.py --n 300 --no-fork --json   # the test suite's run
@@ -138,6 +140,38 @@ def mutate(data: bytes, rng: random.Random, text: bool) -> bytes:
     return bytes(b)
 
 
+def _mutate_inside(f: Path, data: bytes, rng: random.Random) -> bytes:
+    """Mutate past the integrity checks, so that the parsers behind them are exercised: SCP with its
+    record CRC recomputed, npz members and gzip payloads mutated before (re)compression."""
+    suffix = f.suffix.lower()
+    if suffix == ".scp":
+        import binascii
+        import struct
+
+        b = bytearray(mutate(data, rng, False))
+        if len(b) >= 6:
+            struct.pack_into("<H", b, 0, binascii.crc_hqx(bytes(b[2:]), 0xFFFF))
+        return bytes(b)
+    if suffix == ".npz":
+        import io
+        import zipfile
+
+        src = zipfile.ZipFile(io.BytesIO(data))
+        out = io.BytesIO()
+        victim = rng.choice(src.namelist())
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+            for name in src.namelist():
+                member = src.read(name)
+                dst.writestr(name, mutate(member, rng, False) if name == victim else member)
+        return out.getvalue()
+    if suffix == ".gz":
+        import gzip
+
+        inner = gzip.decompress(data)
+        return gzip.compress(mutate(inner, rng, True), 6)
+    return mutate(data, rng, suffix in _TEXT_SUFFIXES)
+
+
 def make_mutant(files: list[Path], dest: Path, rng: random.Random) -> Path:
     """Copy the seed's files into ``dest`` and mutate one of them; returns the file to read."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -145,7 +179,7 @@ def make_mutant(files: list[Path], dest: Path, rng: random.Random) -> Path:
     for k, f in enumerate(files):
         data = f.read_bytes()
         if k == target:
-            data = mutate(data, rng, f.suffix.lower() in _TEXT_SUFFIXES)
+            data = _mutate_inside(f, data, rng) if rng.random() < 0.8 else mutate(data, rng, False)
         (dest / f.name).write_bytes(data)
     return dest / files[0].name
 
