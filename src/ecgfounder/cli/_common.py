@@ -22,15 +22,15 @@ def flags(message: str) -> str:
     """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
     the command line's flags (``--device cpu``, ``--resume``)."""
     def sub(m: re.Match) -> str:
-        name, value = m.group(1), m.group(2)
+        with_, name, value = m.group(1) or "", m.group(2), m.group(3)
         flag = _FLAGS[name]
-        if value in ("True",):
-            return flag
-        if value in ("False",):
+        if value == "True":
+            return f"{with_}{flag}"
+        if value == "False":
             return f"without {flag}"
-        return f"{flag} {value.strip(chr(39))}"
+        return f"{with_}{flag} {value.strip(chr(39))}"
 
-    pattern = r"\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
+    pattern = r"(with )?\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
     return re.sub(pattern, sub, message)
 
 
