@@ -302,6 +302,8 @@ def run_evaluation(
     members: Mapping[str, Sequence[str]] | None = None,
     min_positives: int = MIN_POSITIVES,
     extra_settings: Mapping[str, Any] | None = None,
+    uncalibrated: np.ndarray | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Choose thresholds on ``tune`` rows (unless given), evaluate ``test`` rows, write the report.
 
@@ -320,6 +322,9 @@ def run_evaluation(
         members: ``label -> model outputs`` of composite targets (listed in the report).
         min_positives: labels with fewer positives are left out of the summaries.
         extra_settings: recorded in ``settings.json`` (protocol, preprocessing mode, weights' hash, ...).
+        uncalibrated, calibration: when ``scores`` are calibrated (see :mod:`.calibrating`), the
+            scores before calibration and ``{method, fitted_on, source}``; thresholds are then
+            chosen on the calibrated tuning scores and the report shows ECE before and after.
 
     Returns:
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
@@ -345,6 +350,7 @@ def run_evaluation(
     settings = dict(result.settings)
     settings.update(thr_info)
     settings.update(extra_settings or {})
+    settings["calibration"] = dict(calibration) if calibration else None
     settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
     result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
     if out_dir is not None:
@@ -353,5 +359,6 @@ def run_evaluation(
         write_report(
             out_dir, result, y_true=y[test_m], y_score=scores[test_m], evaluable=ev[test_m], title=title, notes=notes,
             extra_tables=extra_tables, plots=plots,
+            y_score_before=None if uncalibrated is None else np.asarray(uncalibrated, dtype=np.float64)[test_m],
         )
     return result
