@@ -195,9 +195,9 @@ def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray
     cal = st.get("calibration")
     if cal:
         fitted = cal.get("fitted_on") or {}
-        text = (f"Calibrated: {cal.get('method')} scaling per label, {cal.get('source')}"
-                + (f", fitted on {fitted.get('split')} ({fitted.get('n')} records, never the reported ones)" if fitted else "")
-                + "; operating thresholds were chosen on the calibrated tuning scores and all metrics use calibrated scores.")
+        text = (f"Calibrated: {cal.get('method')} per label ({cal.get('source')}"
+                + (f"; fitting split '{fitted.get('split')}', {fitted.get('n')} records, never the reported ones" if fitted else "")
+                + "). Operating thresholds are chosen on calibrated tuning scores and every metric uses calibrated scores.")
     else:
         text = ("Not calibrated: the model carries no calibration and none was requested (calibrate='temperature' or "
                 "'isotonic' fits one on the tuning split); ECE of the scores as predicted.")
@@ -212,7 +212,7 @@ def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray
     if plots and cols.any():
         fig = plot_reliability(y[:, cols].ravel()[keep], before[:, cols].ravel()[keep],
                                None if after is None else after[:, cols].ravel()[keep],
-                               title=f"Reliability, reported split ({int(cols.sum())} labels pooled)")
+                               title=f"Reliability, reported split ({int(cols.sum())} labels pooled{'' if cal else '; not calibrated'})")
         files["reliability"] = out / "reliability.png"
         fig.savefig(files["reliability"])
         section.append(("img", "reliability.png", "reliability diagram"))
