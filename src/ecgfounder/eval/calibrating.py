@@ -56,8 +56,9 @@ def evaluation_calibration(
         if save:
             raise EvaluationError(f"save_calibrated={str(save)!r}: the model already carries a {stored.method} calibration; "
                                   "evaluate the uncalibrated weights to fit and save a new one.")
-        return stored, {"method": stored.method, "fitted_on": dict(stored.fitted_on), "source": "stored with the weights",
-                        "requested_method_ignored": method}
+        info = {"method": stored.method, "fitted_on": {k: v for k, v in stored.fitted_on.items() if k != "n_pos"},
+                "source": "stored with the weights"}
+        return stored, {**info, "requested_method_ignored": method} if method else info
     if method is None:
         if save:
             raise EvaluationError(f"save_calibrated={str(save)!r} needs calibrate='temperature' or 'isotonic' to fit one.")
