@@ -49,3 +49,34 @@ def interleaved(cases: dict[str, Callable[[], int]], seconds: float, rounds: int
             walls[k].append(w)
             cpus[k].append(c)
     return {k: {"best": max(walls[k]), "median": float(np.median(walls[k])), "cpu": max(cpus[k])} for k in cases}
+
+
+def matmul_limits(device: str = "cpu", n: int = 2048, seconds: float = 2.0) -> dict[str, float]:
+    """Best GFLOP/s of an ``n``³ matmul in fp32 and bf16 (and int8 GOP/s where ``torch._int_mm``
+    runs), with the threads torch is set to: the ceilings a model path can approach."""
+    import torch
+
+    dev = torch.device(device)
+    out: dict[str, float] = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("int8", torch.int8)):
+        try:
+            if dtype == torch.int8:
+                a = torch.randint(-100, 100, (n, n), dtype=dtype, device=dev)
+                b = torch.randint(-100, 100, (n, n), dtype=dtype, device=dev)
+                op = lambda: torch._int_mm(a, b)  # noqa: E731
+            else:
+                a = torch.randn(n, n, device=dev).to(dtype)
+                b = torch.randn(n, n, device=dev).to(dtype)
+                op = lambda: a @ b  # noqa: E731
+            op()
+            best, t_end = float("inf"), time.perf_counter() + seconds
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                op()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t0)
+            out[name] = 2 * n**3 / best / 1e9
+        except (RuntimeError, NotImplementedError):
+            continue
+    return out

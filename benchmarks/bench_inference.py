@@ -1,101 +1,137 @@
-"""Model throughput of each inference path against a plain eager fp32 forward, measured in the
-same run, with agreement on the 50 real records printed beside each speed.
+"""Model throughput of every inference path against the **published** Net1D eager fp32 forward
+(reproduced in ``published.py`` and checked against the golden outputs), measured in the same run
+at batch 1 and 32, with agreement on the 50 real records and the machine's matmul limits.
 
-    python benchmarks/bench_inference.py [--batch 32] [--threads 2] [--seconds 4] [--rounds 3]
-                                         [--device cuda] [--paths fp32/torch,int8/onnxruntime,...]
+    python benchmarks/bench_inference.py [--batches 1,32] [--threads 2] [--seconds 3] [--rounds 3]
+                                         [--paths fp32/torch,int8/openvino,...] [--device cuda]
+                                         [--pin] [--json out.json]
 
-Weights: the documented synthetic weights of the released 12-lead architecture (or --checkpoint).
-Agreement: max |Δprobability| and min cosine of the 1024-d embeddings against eager fp32.
+``--pin`` runs on one core with one thread (per-CPU-second figures are then the steadiest on a
+shared machine).  ``auto`` is reported as the path it picks (its own measurement, cached).
+Weights: the documented synthetic weights of the released 12-lead architecture (speed and
+agreement are those of the released model; only the numbers in the weights differ).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, load_average, load_real_records  # noqa: E402
+from _common import interleaved, load_average, load_real_records, matmul_limits  # noqa: E402
+from published import PublishedNet1D  # noqa: E402
+
+GFLOP_PER_ECG = 2.34  # the released 12-lead Net1D on one 10-s window (MODEL.md)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime intra-op threads")
-    ap.add_argument("--seconds", type=float, default=4.0, help="seconds per measurement")
+    ap.add_argument("--batches", default="1,32", help="comma-separated batch sizes")
+    ap.add_argument("--threads", type=int, default=2, help="torch / ONNX Runtime / OpenVINO threads")
+    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best is reported)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--paths", help="comma-separated precision/backend pairs (default: those that suit the device)")
-    ap.add_argument("--checkpoint", help="weights (default: synthetic weights of the 12-lead architecture)")
-    ap.add_argument("--cache-dir", help="where exported graphs are cached (default: a temporary folder)")
+    ap.add_argument("--paths", help="comma-separated precision/backend pairs (default: every path available)")
+    ap.add_argument("--pin", action="store_true", help="one core, one thread")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        args.threads = 1
 
     import torch
 
     from ecgfounder.models.loading import build_synthetic_checkpoint, load_model
-    from ecgfounder.runtime import make_runner, native_bf16
+    from ecgfounder.runtime import build_runner, candidate_paths, make_runner, native_bf16
+    from ecgfounder.runtime.auto import agreement, machine_identity
     from ecgfounder.signal.preprocess import preprocess
 
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
     tmp = tempfile.TemporaryDirectory()
-    ckpt = args.checkpoint or build_synthetic_checkpoint(Path(tmp.name) / "synthetic12.pth", 12)
+    ckpt = build_synthetic_checkpoint(Path(tmp.name) / "synthetic12.pth", 12)
     model = load_model(ckpt, map_location=args.device)
+    pub = PublishedNet1D().eval()
+    pub.load_state_dict(model.state_dict(), strict=True)
+    pub.to(dev)
     _, sigs = load_real_records()
     real = np.stack([preprocess(s, 500.0, model.contract.leads, warn=False)[0] for s in sigs])
-    xb = np.stack([real[i % len(real)] for i in range(args.batch)])
-    dev = torch.device(args.device)
-    if args.paths:
-        paths = [tuple(p.split("/")) for p in args.paths.split(",")]
-    elif dev.type == "cuda":
-        paths = [("fp32", "torch"), ("bf16", "torch")]
-    else:
-        paths = [("fp32", "torch"), ("fp32", "onnxruntime"), ("int8", "onnxruntime")]
-        if native_bf16(dev):
-            paths.append(("bf16", "torch"))
-    cache = args.cache_dir or tmp.name
+    golden = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_cinc2021.npz"
 
-    # the reference: a plain eager fp32 forward of the same architecture
     @torch.inference_mode()
-    def eager(x: np.ndarray):
-        t = torch.from_numpy(x).to(dev)
-        f = model.forward_features(t)
-        return torch.sigmoid(model.forward_head(f)).cpu().numpy(), f.cpu().numpy()
+    def published(x: np.ndarray):
+        logits, feats = pub.forward_both(torch.from_numpy(x).to(dev))
+        return torch.sigmoid(logits).float().cpu().numpy(), feats.float().cpu().numpy()
 
-    ref_p, ref_f = eager(real)
-    runners, agree = {"eager fp32 (reference)": eager}, {"eager fp32 (reference)": (0.0, 1.0)}
+    ref_p, ref_f = published(real)
+    with np.load(golden) as g:
+        gold = float(np.abs(ref_f - g["features_12"]).max())
+    paths = ([tuple(p.split("/")) for p in args.paths.split(",")] if args.paths
+             else candidate_paths("auto", "auto", dev))
+    runners, agree = {"published eager fp32": published}, {"published eager fp32": (0.0, 1.0)}
+    cache = Path(tmp.name) / "cache"
+    build_s = {}
     for prec, be in paths:
+        t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run = make_runner(model, prec, be, dev, calibration=real[:16] if prec == "int8" else None,
-                              cache_dir=cache, threads=args.threads)
+            run = build_runner(model, prec, be, dev, calibration=real[:16] if prec == "int8" else None,
+                               cache_dir=cache, threads=args.threads)
         p, f = run(real)
-        cos = (f * ref_f).sum(1) / np.linalg.norm(f, axis=1) / np.linalg.norm(ref_f, axis=1)
+        build_s[f"{prec}/{be}"] = time.perf_counter() - t0
         runners[f"{prec}/{be}"] = run
-        agree[f"{prec}/{be}"] = (float(np.abs(p - ref_p).max()), float(cos.min()))
+        agree[f"{prec}/{be}"] = agreement(p, f, ref_p, ref_f)
 
-    def case(fn):
-        def go() -> int:
-            fn(xb)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            return len(xb)
-        return go
+    print(f"# Net1D 12-lead ({GFLOP_PER_ECG} GFLOP/ECG), {args.threads} thread(s){' pinned to one core' if args.pin else ''}, "
+          f"device {args.device}; {load_average()}")
+    ident = machine_identity(args.device)
+    print(f"# {ident.get('gpu') or ident['cpu']}; torch capability {ident['capability']}; native bf16: {native_bf16(dev)}")
+    print(f"# published forward vs golden features: max |Δ| = {gold:.1e}")
+    limits = matmul_limits(args.device, seconds=min(2.0, args.seconds))
+    print("# matmul limits (2048³, same run): " + ", ".join(f"{k} {v:.0f} GFLOP/s → {v / GFLOP_PER_ECG:.0f} ECG/s"
+                                                         for k, v in limits.items()))
+    out = {"identity": ident, "threads": args.threads, "pinned": args.pin, "limits_gflops": limits,
+           "golden_max_abs": gold, "load": load_average(), "batches": {}}
+    for batch in [int(b) for b in args.batches.split(",")]:
+        xb = np.ascontiguousarray(np.stack([real[i % len(real)] for i in range(batch)]))
 
-    print(f"# Net1D 12-lead (2.3 GFLOP/ECG), batch {args.batch}, {args.threads} threads, device {args.device}; {load_average()}")
-    if dev.type == "cpu":
-        print(f"# CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16(dev)}")
-    res = interleaved({k: case(v) for k, v in runners.items()}, args.seconds, args.rounds)
-    base = res["eager fp32 (reference)"]
-    print(f"{'path':24s} {'ECG/s best':>10s} {'median':>8s} {'ECG/CPU-s':>10s} {'×eager':>7s} {'×eager CPU':>10s} "
-          f"{'max|Δprob|':>11s} {'min cos':>9s}")
-    for k, r in res.items():
-        dp, cs = agree[k]
-        print(f"{k:24s} {r['best']:10.1f} {r['median']:8.1f} {r['cpu']:10.1f} {r['best'] / base['best']:7.2f} "
-              f"{r['cpu'] / base['cpu']:10.2f} {dp:11.2e} {cs:9.6f}")
+        def case(fn):
+            def go() -> int:
+                fn(xb)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                return batch
+            return go
+
+        res = interleaved({k: case(v) for k, v in runners.items()}, args.seconds, args.rounds)
+        base = res["published eager fp32"]
+        print(f"\n## batch {batch}")
+        print(f"{'path':22s} {'ECG/s best':>10s} {'median':>8s} {'ms/batch':>9s} {'ECG/CPU-s':>10s} {'×pub':>6s} "
+              f"{'×pub CPU':>8s} {'max|Δprob|':>11s} {'min cos':>9s}")
+        rows = {}
+        for k, r in res.items():
+            dp, cs = agree[k]
+            rows[k] = {**r, "x_published": r["best"] / base["best"], "x_published_cpu": r["cpu"] / base["cpu"],
+                       "max_dprob": dp, "min_cosine": cs, "ms_per_batch": 1000 * batch / r["best"]}
+            print(f"{k:22s} {r['best']:10.1f} {r['median']:8.1f} {1000 * batch / r['best']:9.1f} {r['cpu']:10.1f} "
+                  f"{r['best'] / base['best']:6.2f} {r['cpu'] / base['cpu']:8.2f} {dp:11.2e} {cs:9.6f}")
+        out["batches"][batch] = rows
+    auto = make_runner(model, "auto", "auto", dev, calibration=real[:32], cache_dir=cache, threads=args.threads,
+                       batch=32)
+    print(f"\n# auto (no flags) picks {auto.precision}/{auto.backend} (its own measurement, batch 32)")
+    print("# build seconds (export/quantise/compile, cached afterwards): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in build_s.items()))
+    out["auto"] = auto.choice.to_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
-"""End-to-end ``predict`` over a folder of WFDB records against model-only throughput at the same
-precision, with the peak memory of the whole process tree.
+"""End-to-end ``predict`` over a folder of WFDB records against model-only throughput of the same
+path (by default the one ``auto`` picks), with the peak memory of the whole process tree.
 
-    python benchmarks/bench_predict.py [--n 2000] [--precision fp32] [--backend torch] [--workers N]
-                                       [--batch 32] [--threads 2] [--device cuda]
+    python benchmarks/bench_predict.py [--n 2000] [--precision auto] [--backend auto] [--workers N]
+                                       [--batch 32] [--threads 2] [--device cuda] [--serial] [--json f]
 
-Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, under new names) with
-``wfdb.wrsamp`` into a temporary folder, then times (1) the runner alone on preprocessed windows
-and (2) ``iter_predict`` over the folder with reading and preprocessing in worker processes.
-Both share the same cores.
+Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, each scaled by a random factor
+within ±5 % and given 5 µV of noise, so no two files are equal) with ``wfdb.wrsamp`` into a
+temporary folder, then times (1) the runner alone on preprocessed windows, before and after, and
+(2) ``iter_predict`` over the folder: reading and preprocessing overlap with inference (a
+prefetch thread in the model's process, or ``--workers N`` processes).  ``--serial`` adds a run
+without the overlap (prepare, then infer) for comparison.  All share the same cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -72,9 +75,11 @@ class PeakRSS:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="records to write and predict")
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--backend", default="torch")
-    ap.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: half the cores)")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--workers", type=int, default=None, help="preprocessing processes (default: the engine's)")
+    ap.add_argument("--serial", action="store_true", help="also predict without overlapping preparation")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -99,38 +104,60 @@ def main() -> None:
     _, sigs = load_real_records()
     existing = len(list(folder.glob("*.hea")))
     t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
     for i in range(existing, args.n):
-        wfdb.wrsamp(f"b{i:06d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sigs[i % len(sigs)].T,
+        sig = sigs[i % len(sigs)] * rng.uniform(0.95, 1.05) + rng.normal(0, 0.005, sigs[i % len(sigs)].shape)
+        wfdb.wrsamp(f"b{i:06d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sig.T,
                     fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
     write_s = time.perf_counter() - t0
     model = load_model(build_synthetic_checkpoint(Path(tmp.name) / "syn12.pth", 12), map_location=args.device)
     real = np.stack([preprocess(s, 500.0, model.contract.leads, warn=False)[0] for s in sigs])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runner = make_runner(model, args.precision, args.backend, args.device,
-                             calibration=real[:16] if args.precision == "int8" else None,
-                             cache_dir=Path(tmp.name) / "cache", threads=args.threads)
+        runner = make_runner(model, args.precision, args.backend, args.device, calibration=real[:32],
+                             cache_dir=Path(tmp.name) / "cache", threads=args.threads, batch=args.batch)
     xb = np.stack([real[i % len(real)] for i in range(args.batch)])
-    runner(xb)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < args.model_seconds:
-        runner(xb)
-        n += len(xb)
-    model_rate = n / (time.perf_counter() - t0)
 
+    def model_only() -> float:
+        runner(xb)
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < args.model_seconds:
+            runner(xb)
+            n += len(xb)
+        return n / (time.perf_counter() - t0)
+
+    def run_predict(**kw) -> tuple[float, int, float]:
+        with PeakRSS() as mem:
+            t0, done = time.perf_counter(), 0
+            for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, **kw):
+                done += res.error is None
+            secs = time.perf_counter() - t0
+        return done / secs, mem.peak, secs
+
+    before = model_only()
     workers = default_workers(args.device) if args.workers is None else args.workers
-    with PeakRSS() as mem:
-        t0, done = time.perf_counter(), 0
-        for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, workers=workers):
-            done += res.error is None
-        pred_s = time.perf_counter() - t0
-    rate = done / pred_s
-    print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), {args.precision}/{args.backend} on "
-          f"{args.device}, batch {args.batch}, {args.threads} model threads, {workers} worker process(es); {load_average()}")
-    print(f"model only      {model_rate:8.1f} ECG/s")
-    print(f"predict         {rate:8.1f} ECG/s   ({done} records in {pred_s:.1f} s, incl. worker start)")
+    rate, peak, secs = run_predict(workers=workers)
+    after = model_only()
+    model_rate = (before + after) / 2
+    print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), path {runner.precision}/{runner.backend} "
+          f"(asked {args.precision}/{args.backend}) on {args.device}, batch {args.batch}, {args.threads} model threads, "
+          f"{workers} worker process(es){' + prefetch thread' if workers == 0 else ''}; {load_average()}")
+    print(f"model only      {model_rate:8.1f} ECG/s   (before {before:.1f}, after {after:.1f})")
+    print(f"predict         {rate:8.1f} ECG/s   ({args.n} records in {secs:.1f} s)")
     print(f"ratio           {rate / model_rate:8.2f}   (bar: >= 0.80)")
-    print(f"peak RSS (tree) {mem.peak / 2**20:8.0f} MiB (bar: < 2048)")
+    print(f"peak RSS (tree) {peak / 2**20:8.0f} MiB (bar: < 2048)")
+    out = {"path": f"{runner.precision}/{runner.backend}", "n": args.n, "batch": args.batch, "threads": args.threads,
+           "workers": workers, "model_only": model_rate, "model_before": before, "model_after": after,
+           "predict": rate, "ratio": rate / model_rate, "peak_rss_mib": peak / 2**20, "load": load_average()}
+    if args.serial:
+        from ecgfounder.prediction.records import expand_inputs, prepared_in_process
+
+        serial = prepared_in_process(expand_inputs([folder]), model.contract, {}, {"lead": None, "fill_missing": False})
+        s_rate, s_peak, _ = run_predict(prepared=serial)
+        print(f"serial predict  {s_rate:8.1f} ECG/s   ratio {s_rate / model_rate:.2f} (no overlap), peak {s_peak / 2**20:.0f} MiB")
+        out.update(serial=s_rate, serial_ratio=s_rate / model_rate)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 # the suite is sized for 2 cores: one torch thread per pytest-xdist worker (``-n 2``), two otherwise
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
+# precision/backend "auto" (the default) measures every inference path once per model: tests pin
+# it to the reference path; tests/runtime/test_auto.py unsets this to test the measurement itself
+os.environ.setdefault("ECGFOUNDER_AUTO_PATH", "fp32/torch")
 
 
 @pytest.fixture(scope="session", autouse=True)

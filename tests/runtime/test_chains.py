@@ -63,3 +63,28 @@ def test_torch_chain_zscore_mode_and_short_input():
     np.testing.assert_allclose(out, np.stack([_z(r) for r in x]), atol=1e-6)
     with pytest.raises(ValueError, match="too short"):
         TorchChain(PreprocessContract(leads=("I",))).filter(x[..., :20])
+
+
+@pytest.mark.skipif(not fast.compiled_available(), reason="numba not installed (pip install ecgfounder[fast])")
+def test_compiled_kernels_equal_scipy_on_edge_cases():
+    from ecgfounder.signal import compiled
+    from ecgfounder.signal.filters import _band_plan, _notch_plan, scipy_running_median
+
+    rng = np.random.default_rng(3)
+    cases = [rng.standard_normal((3, 997)), rng.integers(-2, 3, (2, 640)).astype(float),  # many ties
+             rng.standard_normal((2, 150)), np.zeros((1, 420)), rng.standard_normal((1, 201))]
+    for x in cases:
+        for k in (1, 3, 51, 201):
+            want = np.stack([sps.medfilt(r, k) for r in x]) if k > 1 else x
+            np.testing.assert_array_equal(compiled.running_median_rows(x, k), want)
+            np.testing.assert_array_equal(scipy_running_median(x, k), want)
+    x = rng.standard_normal((12, 1300)).cumsum(-1)
+    plans = (_notch_plan(50.0, 30.0, 500.0), _band_plan(0.67, 40.0, 4, 500.0))
+    want = np.stack([sps.filtfilt(plans[1][0], plans[1][1], sps.filtfilt(plans[0][0], plans[0][1], r)) for r in x])
+    np.testing.assert_allclose(compiled.filtfilt_rows(x, *plans), want, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(compiled.filtfilt_rows(x, plans[1]), np.stack([sps.filtfilt(*plans[1][:2], r) for r in x]),
+                               rtol=0, atol=1e-10)
+    # non-finite input takes the scipy path, same result as before
+    y = x.copy()
+    y[0, 5] = np.nan
+    assert np.isnan(fast.filter_chain(y, 500.0)[0]).any() and np.isfinite(fast.filter_chain(y, 500.0)[1:]).all()

@@ -28,12 +28,13 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings, no progress; errors only")
     g = p.add_argument_group("speed and scale")
-    g.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32",
-                   help="inference precision (default fp32; auto: bf16 where it is native (GPUs, AVX512-BF16 CPUs), "
-                   "else fp32; int8: quantised, calibrated on the first records of the list; needs ecgfounder[onnx])")
-    g.add_argument("--backend", choices=("torch", "onnxruntime", "auto"), default=None,
-                   help="inference engine (default: torch, or auto for --precision int8/auto; auto: onnxruntime "
-                   "for int8, which exports the model once and caches it, torch otherwise)")
+    g.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="auto",
+                   help="inference precision (default auto: the fastest path that agrees with fp32 here, measured "
+                   "once per machine and model on the first records, cached, shown by 'ecgfounder env'; fp32 is "
+                   "exact; int8 is calibrated on the first records of the list)")
+    g.add_argument("--backend", choices=("torch", "onnxruntime", "openvino", "auto"), default=None,
+                   help="inference engine (default: torch for fp32/bf16, auto for int8/auto; onnxruntime and "
+                   "openvino export the model once and cache it; need ecgfounder[onnx] / [openvino])")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes reading and preprocessing while the model runs (default: half the cores "
                    "with a GPU, a quarter on a CPU, none for fewer than 64 records; 0: none)")

@@ -28,6 +28,7 @@ covers (a cumulative-sum re-binning), so sums over a lead or an interval do not 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -215,7 +216,9 @@ def attribute_windows(
                 a = cam.expand(n, n_leads, length) / n_leads
             else:
                 module, _ = _stage(model, layer)
-                a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
+                with warnings.catch_warnings():  # Captum's notices about input grads and (absent) ReLU hooks
+                    warnings.simplefilter("ignore", UserWarning)
+                    a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
             out[:, k] = a.detach().float().cpu().numpy()
     finally:
         model.train(was_training)

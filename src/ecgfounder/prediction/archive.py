@@ -63,7 +63,7 @@ class ArchiveJob:
     lead: str | None = None
     fill_missing: bool = False
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"
     backend: str | None = None
     workers: int | None = None
     resume: bool = False
@@ -292,9 +292,10 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     run.report.labels, run.report.task = labels, model.description.task
     prep = {"lead": job.lead, "fill_missing": job.fill_missing}
     calibration = None
-    if precision == "int8":
-        bar.note(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
-                 "(once per model and calibration set; cached)")
+    if precision in ("int8", "auto"):  # int8 calibrates on real windows; auto measures on them
+        if precision == "int8":
+            bar.note(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
+                     "(once per model and calibration set; cached)")
         calibration = calibration_windows(all_files, model_contract(model, job.mode), job.calibration_records,
                                           read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
     todo = run.files[run.done:]

@@ -84,9 +84,9 @@ def _missing(module: str) -> bool:
 
 
 def check_inference(precision: str, backend: str | None, device: str) -> tuple[str, str]:
-    """The concrete ``(precision, backend)``; :class:`SetupError` for impossible pairs or a
-    missing optional package."""
-    from ..runtime import resolve_path
+    """The ``(precision, backend)`` to run (``auto`` kept: it is measured when the model runs);
+    :class:`SetupError` for impossible pairs or a missing optional package."""
+    from ..runtime import candidate_paths
 
     if backend is None:
         backend = "auto" if precision in ("int8", "auto") else "torch"
@@ -97,7 +97,8 @@ def check_inference(precision: str, backend: str | None, device: str) -> tuple[s
                                  f"{mod!r}; install it with pip install 'ecgfounder[onnx]', or use precision='fp32'.",
                                  "precision")
     try:
-        return resolve_path(precision, backend, device)
+        candidate_paths(precision, backend, device)
+        return precision, backend
     except ValueError as exc:
         raise SetupError(" ".join(str(exc).split()), "backend") from None
 

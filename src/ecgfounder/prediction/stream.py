@@ -77,8 +77,8 @@ def iter_predict(
     read_kwargs: dict[str, Any] | None = None,
     runner: Runner | None = None,
     prepared: Iterable[tuple[RecordResult, Prepared | None]] | None = None,
-    precision: str = "fp32",
-    backend: str = "torch",
+    precision: str = "auto",
+    backend: str = "auto",
     workers: int | None = 0,
     calibration: np.ndarray | None = None,
     on_windows: Callable[[int], None] | None = None,
@@ -95,10 +95,13 @@ def iter_predict(
         runner: ``f(windows) -> (scores, features)``; default :func:`ecgfounder.runtime.make_runner`.
         prepared: already prepared ``(RecordResult, Prepared)`` pairs; when given, ``inputs`` is ignored.
         precision, backend: inference path (``fp32``/``bf16``/``int8``/``auto``;
-            ``torch``/``onnxruntime``/``auto``), see :func:`ecgfounder.runtime.make_runner`.
+            ``torch``/``onnxruntime``/``openvino``/``auto``), see :func:`ecgfounder.runtime.make_runner`;
+            ``auto`` (default) takes the fastest path that agrees with fp32 on this machine, measured
+            once on the first batch (or on ``calibration``) and cached.
         workers: processes reading and preprocessing records while the model runs (``0``: in
             this process; ``None``: :func:`~ecgfounder.prediction.workers.default_workers`).
-        calibration: int8 only: preprocessed windows ``(n, leads, n_samples)`` to calibrate on.
+        calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
+            ``auto`` measures on.
         on_windows: called with the number of windows after every forward pass (progress).
     """
     if batch_size < 1:
@@ -108,7 +111,7 @@ def iter_predict(
     if runner is None:
         from ..runtime import make_runner
 
-        runner = make_runner(net, precision, backend, device, calibration=calibration)
+        runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing}
     if prepared is None and workers != 0:
         from .workers import prepared_records
@@ -117,7 +120,11 @@ def iter_predict(
                                     prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)),
                                     device=str(device))
     if prepared is None:
-        prepared = prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs)
+        from ..runtime.overlap import prefetch
+
+        # read and preprocess in a background thread while the model runs (both release the GIL)
+        prepared = prefetch(prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs),
+                            depth=max(8, 2 * batch_size))
     return _stream(prepared, runner, batch_size, on_windows)
 
 

@@ -1,9 +1,11 @@
-"""Fast inference: back-ends (torch fp32/bf16, ONNX Runtime fp32/int8) and export.
+"""Fast inference: back-ends (torch, ONNX Runtime, OpenVINO) at fp32/bf16/int8, export, and
+``auto``, which measures them once per machine and model and takes the fastest accurate one.
 
-See :mod:`ecgfounder.runtime.runners` for the paths and :mod:`ecgfounder.runtime.export` for the
-exported file formats.
+See :mod:`ecgfounder.runtime.runners` for the paths, :mod:`ecgfounder.runtime.auto` for the
+choice and :mod:`ecgfounder.runtime.export` for the exported file formats.
 """
 
+from .auto import Bounds, Choice, auto_status, choose_path, machine_identity, speed_info
 from .export import (
     EXPORT_FORMATS,
     export_onnx,
@@ -12,14 +14,19 @@ from .export import (
     read_onnx_metadata,
     read_torchscript_metadata,
 )
+from .overlap import prefetch
 from .runners import (
     BACKENDS,
+    PATHS,
     PRECISIONS,
     Runner,
+    build_runner,
+    candidate_paths,
     default_cache_dir,
     make_runner,
     native_bf16,
     onnxruntime_available,
+    openvino_available,
     quantize_int8,
     resolve_path,
 )
@@ -32,12 +39,23 @@ __all__ = [
     "read_onnx_metadata",
     "read_torchscript_metadata",
     "BACKENDS",
+    "PATHS",
     "PRECISIONS",
     "Runner",
+    "build_runner",
+    "candidate_paths",
     "default_cache_dir",
     "make_runner",
     "native_bf16",
     "onnxruntime_available",
+    "openvino_available",
     "quantize_int8",
     "resolve_path",
+    "Bounds",
+    "Choice",
+    "auto_status",
+    "choose_path",
+    "machine_identity",
+    "speed_info",
+    "prefetch",
 ]

@@ -1,8 +1,8 @@
 """Inference back-ends behind one call: ``runner(windows) -> (scores, features)``.
 
 ``windows``: float32 ``(n, leads, n_samples)`` preprocessed 10-s windows.  ``scores``: float32
-``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.models.heads.
-scores_from_logits`: sigmoid, softmax or de-standardised values); ``features``: float32
+``(n, n_out)``, the model's logits turned into what users read (:func:`ecgfounder.prediction.
+outputs_to_scores`: sigmoid, softmax or de-standardised values); ``features``: float32
 ``(n, num_features)`` embeddings.  Every runner is accepted by :func:`ecgfounder.prediction.iter_predict`
 as its ``runner`` argument.
 
@@ -13,18 +13,25 @@ precision  backend       what runs
 =========  ============  ==============================================================================
 fp32       torch         eager PyTorch: the reference
 fp32       onnxruntime   the exported graph in ONNX Runtime (fused kernels; same result to ~1e-6)
-bf16       torch         ``torch.autocast(bfloat16)`` where the hardware has native bf16 (CUDA, or
-                         CPUs with AVX512-BF16/AMX); elsewhere it is emulated and far slower
+fp32       openvino      the exported graph in OpenVINO, fp32 precision hint (same result to ~1e-6)
+bf16       torch         a bf16 copy of the weights (faster than ``torch.autocast`` on CPUs: 1.99x
+                         against 1.66x the published forward at batch 32, same agreement); native
+                         on CUDA and on CPUs with AVX512-BF16/AMX, elsewhere emulated and slow
+bf16       openvino      the exported graph with OpenVINO's bf16 precision hint
 int8       onnxruntime   static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations
                          calibrated on real windows); the first convolution, which sees the raw
-                         z-scored ECG, stays fp32
+                         z-scored ECG, stays fp32 (quantising it too drops the cosine to 0.992)
+int8       openvino      the same QDQ graph run by OpenVINO's int8 (VNNI/AMX) kernels
 =========  ============  ==============================================================================
 
-``"auto"``: bf16 with torch where bf16 is native (CUDA, AVX512-BF16/AMX CPUs), else fp32 with
-torch: on the project's AVX2 CPU, idle, eager torch measured 40 ECG/s against 35 for ONNX Runtime
-fp32 (``benchmarks/bench_inference.py``), and it needs no export.  ONNX Runtime is used when asked
-for.  int8 is never chosen automatically: it needs calibration data and changes results slightly
-(max |Δprobability| ≈ 6e-3 on real records).
+``"auto"`` (for either argument): every valid path that fits the other argument and the device
+is measured once on real windows, and the fastest whose agreement with fp32 stays within bounds
+(max |Δprobability| ≤ 0.01, embedding cosine ≥ 0.999; fp32 paths ≤ 1e-4) is used; the choice is
+cached per machine, weights, threads and batch class (:mod:`ecgfounder.runtime.auto`).  A runner
+made with ``auto`` measures on its first call (on that batch, or on ``calibration`` when given).
+The environment variable ``ECGFOUNDER_AUTO_PATH=precision/backend`` (e.g. ``fp32/torch``) fixes
+what ``auto`` stands for without measuring (reproducible runs, test suites): that path where the
+arguments allow it, else the first allowed one.
 
 Exported and quantised ONNX graphs are cached under ``cache_dir`` (default
 ``ecgfounder._fileio.cache_dir("runtime")``: ``$ECGFOUNDER_CACHE/runtime`` or
@@ -48,25 +55,33 @@ from .._fileio import atomic_path, cache_dir
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
 from .export import export_onnx
+from .openvino import openvino_available, openvino_session
 
 __all__ = [
     "Runner",
     "quantize_int8",
     "make_runner",
+    "build_runner",
+    "candidate_paths",
     "resolve_path",
     "native_bf16",
     "onnxruntime_available",
+    "openvino_available",
     "default_cache_dir",
     "PRECISIONS",
     "BACKENDS",
+    "PATHS",
 ]
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
-BACKENDS = ("torch", "onnxruntime", "auto")
+BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
+# every (precision, backend) pair that exists, in the order auto tries them
+PATHS = (("fp32", "torch"), ("fp32", "onnxruntime"), ("fp32", "openvino"), ("bf16", "torch"),
+         ("bf16", "openvino"), ("int8", "onnxruntime"), ("int8", "openvino"))
 
 
 def default_cache_dir() -> Path:
-    """Where exported and quantised graphs are cached: ``cache_dir("runtime")``."""
+    """Where exported and quantised graphs and auto choices are cached: ``cache_dir("runtime")``."""
     return cache_dir("runtime")
 
 
@@ -91,27 +106,51 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
     return False
 
 
-def resolve_path(precision: str = "auto", backend: str = "auto", device: str | torch.device = "cpu") -> tuple[str, str]:
-    """The concrete ``(precision, backend)`` that ``auto`` stands for on ``device``; checks the pair."""
+def _installed(backend: str) -> bool:
+    return {"onnxruntime": onnxruntime_available, "openvino": openvino_available}.get(backend, lambda: True)()
+
+
+def candidate_paths(precision: str = "auto", backend: str = "auto",
+                    device: str | torch.device = "cpu") -> list[tuple[str, str]]:
+    """The ``(precision, backend)`` paths that ``precision``/``backend`` (each may be ``auto``)
+    allow on ``device``, in the order :mod:`~ecgfounder.runtime.auto` tries them.  Explicit pairs are
+    checked (one path, or a ``ValueError`` saying what to use instead); ``auto`` keeps the paths
+    whose package is installed and whose precision is native on the device."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     dev = torch.device(device)
-    if precision == "auto":
-        precision = "fp32" if backend == "onnxruntime" else ("bf16" if native_bf16(dev) else "fp32")
-    if backend == "auto":
-        backend = "onnxruntime" if precision == "int8" else "torch"
-    if precision == "int8" and backend != "onnxruntime":
-        raise ValueError("int8 inference runs on the onnxruntime backend; use --backend onnxruntime (or auto).")
-    if precision == "bf16" and backend != "torch":
-        raise ValueError("bf16 inference runs on the torch backend; use --backend torch (or auto).")
-    if backend == "onnxruntime":
-        if dev.type != "cpu":
-            raise ValueError(f"the onnxruntime backend runs on the CPU here; got device {dev}. Use --backend torch on GPUs.")
-        if not onnxruntime_available():
-            raise ValueError("the onnxruntime backend needs the onnxruntime package: pip install onnxruntime.")
-    return precision, backend
+    if precision != "auto" and backend != "auto":
+        if (precision, backend) not in PATHS:
+            ok = [b for p, b in PATHS if p == precision]
+            raise ValueError(f"{precision} inference runs on the {' or '.join(ok)} backend, not {backend}; "
+                             f"use --backend {ok[-1]} (or auto).")
+        if backend != "torch" and dev.type != "cpu":
+            raise ValueError(f"the {backend} backend runs on the CPU here; got device {dev}. Use --backend torch on GPUs.")
+        if not _installed(backend):
+            extra = "onnx" if backend == "onnxruntime" else "openvino"
+            raise ValueError(f"the {backend} backend needs the {backend} package: pip install ecgfounder[{extra}].")
+        return [(precision, backend)]
+    out = []
+    for p, b in PATHS:
+        if (precision not in ("auto", p)) or (backend not in ("auto", b)):
+            continue
+        if b != "torch" and (dev.type != "cpu" or not _installed(b)):
+            continue
+        if p == "bf16" and not native_bf16(dev):
+            continue  # emulated bf16 is many times slower than fp32: never worth measuring
+        out.append((p, b))
+    if not out:
+        raise ValueError(f"no inference path for precision={precision}, backend={backend} on {dev}; "
+                         "use precision fp32 with backend torch, or install the backend's extra.")
+    return out
+
+
+def resolve_path(precision: str = "auto", backend: str = "auto", device: str | torch.device = "cpu") -> tuple[str, str]:
+    """The single path an explicit ``precision``/``backend`` pair names (checked), or, with
+    ``auto``, the first candidate (the choice itself is measured: :func:`make_runner`)."""
+    return candidate_paths(precision, backend, device)[0]
 
 
 @dataclass
@@ -123,6 +162,7 @@ class Runner:
     backend: str
     device: str
     detail: str = ""
+    choice: Any = None  # the runtime.auto.Choice behind an auto runner, once measured
 
     def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.fn(windows)
@@ -139,27 +179,26 @@ def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
 def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
     model.to(device).eval()
     task_meta = dict(model.task_meta or {})
-    autocast = precision == "bf16"
-    if autocast and not native_bf16(device):
-        warnings.warn(
-            f"bf16 is not native on {device} (no AVX512-BF16/AMX here): it is emulated and much slower "
-            "than fp32. Use --precision int8 --backend onnxruntime, or fp32.",
-            stacklevel=3,
-        )
+    net, dtype = model, torch.float32
+    if precision == "bf16":
+        if not native_bf16(device):
+            warnings.warn(
+                f"bf16 is not native on {device} (no AVX512-BF16/AMX here): it is emulated and much slower "
+                "than fp32. Use --precision int8, or fp32.",
+                stacklevel=3,
+            )
+        import copy
+
+        net, dtype = copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16  # the caller's model stays fp32
 
     @torch.inference_mode()
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device, non_blocking=True)
-        if autocast:
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                feats = model.forward_features(t)
-                logits = model.forward_head(feats)
-        else:
-            feats = model.forward_features(t)
-            logits = model.forward_head(feats)
+        feats = net.forward_features(t.to(dtype))
+        logits = net.forward_head(feats)
         return _scores(logits.float(), task_meta), feats.float().cpu().numpy()
 
-    return Runner(run, precision, "torch", str(device), "autocast bf16" if autocast else "eager")
+    return Runner(run, precision, "torch", str(device), "bf16 weights" if precision == "bf16" else "eager")
 
 
 def _ort_session(path: Path, threads: int | None) -> Any:
@@ -229,40 +268,46 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
     return out
 
 
-def _onnx_runner(model: Any, precision: str, calibration: np.ndarray | None, cache: Path, threads: int | None) -> Runner:
+def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndarray | None, cache: Path,
+                  threads: int | None) -> Runner:
+    """ONNX Runtime or OpenVINO on the exported graph (int8: the QDQ graph, calibrated)."""
     cache.mkdir(parents=True, exist_ok=True)
     task_meta = dict(model.task_meta or {})
     fp32 = _fp32_onnx(model, cache)
+    n_threads = int(threads or torch.get_num_threads())
     state: dict[str, Any] = {}
 
     def session_for(x: np.ndarray) -> Any:
-        if "sess" in state:
-            return state["sess"]
-        if precision == "fp32":
-            state["sess"] = _ort_session(fp32, threads)
-        else:
+        if "run" in state:
+            return state["run"]
+        path = fp32
+        if precision == "int8":
             calib = calibration if calibration is not None else x
             digest = hashlib.sha256(np.ascontiguousarray(calib, dtype=np.float32).tobytes()).hexdigest()[:12]
-            qpath = cache / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx"
-            if not qpath.exists():
-                quantize_int8(fp32, qpath, calib)
-            state["sess"] = _ort_session(qpath, threads)
-            state["path"] = qpath
-        return state["sess"]
+            path = cache / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx"
+            if not path.exists():
+                quantize_int8(fp32, path, calib)
+        if backend == "openvino":
+            state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"))
+        else:
+            sess = _ort_session(path, n_threads)
+            state["run"] = lambda x: sess.run(None, {"x": x})
+        state["path"] = path
+        return state["run"]
 
-    if precision == "fp32" or calibration is not None:
+    if precision != "int8" or calibration is not None:
         session_for(calibration if calibration is not None else np.zeros((0,), np.float32))
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        logits, feats = session_for(x).run(None, {"x": x})
+        logits, feats = session_for(x)(x)
         return _scores(logits, task_meta), np.asarray(feats, dtype=np.float32)
 
     detail = "calibrated on the first batch" if precision == "int8" and calibration is None else ""
-    return Runner(run, precision, "onnxruntime", "cpu", detail)
+    return Runner(run, precision, backend, "cpu", detail)
 
 
-def make_runner(
+def build_runner(
     model: Any,
     precision: str = "fp32",
     backend: str = "torch",
@@ -272,25 +317,11 @@ def make_runner(
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
 ) -> Runner:
-    """An inference function for ``model`` (a loaded :class:`~ecgfounder.models.net1d.Net1D`).
-
-    Args:
-        precision: ``fp32``, ``bf16``, ``int8`` or ``auto`` (see the module documentation).
-        backend: ``torch``, ``onnxruntime`` or ``auto``.
-        device: torch device; the onnxruntime backend runs on the CPU.
-        calibration: int8 only: float32 ``(n, leads, n_samples)`` preprocessed windows (16–64
-            real records are enough) used to fix the activation ranges.  Without it the first
-            batch the runner sees is used, so give it explicitly when several processes must
-            agree (sharded runs).
-        cache_dir: where exported/quantised graphs are kept (default :func:`default_cache_dir`).
-        threads: ONNX Runtime intra-op threads (default: ``torch.get_num_threads()``).
-
-    Returns:
-        a :class:`Runner`: ``runner(windows) -> (scores float32 (n, n_out), features float32
-        (n, num_features))``.
-    """
+    """The runner of one explicit path (no ``auto``); see :func:`make_runner` for the arguments."""
     dev = torch.device(device)
-    precision, backend = resolve_path(precision, backend, dev)
+    if "auto" in (precision, backend):
+        raise ValueError("build_runner needs an explicit precision and backend; use make_runner for auto.")
+    precision, backend = candidate_paths(precision, backend, dev)[0]
     if backend == "torch":
         return _torch_runner(model, precision, dev)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -300,4 +331,80 @@ def make_runner(
             raise ValueError(
                 f"calibration windows must be (n > 0, {model.config.in_channels}, n_samples); got {calibration.shape}."
             )
-    return _onnx_runner(model, precision, calibration, cache, threads)
+    return _graph_runner(model, precision, backend, calibration, cache, threads)
+
+
+def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device, calibration: np.ndarray | None,
+                 cache: Path, threads: int | None, batch: int | None, seconds: float) -> Runner:
+    """A runner that measures the candidates on its first call (or at once on ``calibration``)."""
+    from .auto import choose_path
+
+    n_threads = int(threads or torch.get_num_threads())
+    runner = Runner(lambda x: x, "auto", "auto", str(dev), "not measured yet")
+
+    def build(prec: str, be: str, calib: np.ndarray | None) -> Runner:
+        return build_runner(model, prec, be, dev, calibration=calib, cache_dir=cache, threads=n_threads)
+
+    def settle(x: np.ndarray) -> None:
+        windows = calibration if calibration is not None else x
+        choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), device=str(dev),
+                             threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds)
+        calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
+        chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None)
+        runner.fn, runner.precision, runner.backend = chosen.fn, chosen.precision, chosen.backend
+        runner.detail = f"auto: {choice.line().split(': ', 1)[1]}"
+        runner.choice = choice
+
+    def first(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        settle(np.ascontiguousarray(x, dtype=np.float32))
+        return runner.fn(x)
+
+    runner.fn = first
+    if calibration is not None:
+        settle(np.asarray(calibration, dtype=np.float32))
+    return runner
+
+
+def make_runner(
+    model: Any,
+    precision: str = "auto",
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    *,
+    calibration: np.ndarray | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    threads: int | None = None,
+    batch: int | None = None,
+    auto_seconds: float = 1.0,
+) -> Runner:
+    """An inference function for ``model`` (a loaded :class:`~ecgfounder.models.net1d.Net1D`).
+
+    Args:
+        precision: ``fp32``, ``bf16``, ``int8`` or ``auto`` (see the module documentation).
+        backend: ``torch``, ``onnxruntime``, ``openvino`` or ``auto``.
+        device: torch device; the onnxruntime and openvino backends run on the CPU.
+        calibration: float32 ``(n, leads, n_samples)`` real preprocessed windows (16–64 records are
+            enough): int8 fixes its activation ranges on them, and ``auto`` measures on them at
+            once.  Without it the first batch the runner sees is used, so give it explicitly when
+            several processes must agree (sharded runs).
+        cache_dir: where exported/quantised graphs and auto choices are kept (default
+            :func:`default_cache_dir`).
+        threads: ONNX Runtime / OpenVINO intra-op threads (default: ``torch.get_num_threads()``).
+        batch: the batch size the runner will serve, for ``auto`` to time paths at (default: the
+            size of the first batch).
+        auto_seconds: how long ``auto`` times each candidate per round (two interleaved rounds).
+
+    Returns:
+        a :class:`Runner`: ``runner(windows) -> (scores float32 (n, n_out), features float32
+        (n, num_features))``; after an ``auto`` runner has measured, ``runner.precision`` and
+        ``runner.backend`` name the path it took and ``runner.choice`` holds the figures.
+    """
+    dev = torch.device(device)
+    candidates = candidate_paths(precision, backend, dev)
+    pinned = tuple(os.environ.get("ECGFOUNDER_AUTO_PATH", "").strip().split("/"))
+    if pinned != ("",) and len(candidates) > 1:  # auto fixed without measuring: that path, or the first allowed
+        candidates = [pinned] if pinned in candidates else candidates[:1]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if "auto" not in (precision, backend) or len(candidates) == 1:
+        return build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
+    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds)

@@ -2,7 +2,17 @@
 
 For when the CPU cannot feed the model: records already at the contract rate are filtered on the
 device next to the model.  Same steps as :func:`ecgfounder.signal.fast.filter_chain` and the same
-result within 1e-4 after the z-score (float64 by default):
+result within 1e-4 after the z-score (float64 by default).
+
+Status (decided in issue 13): kept as the device chain, measured on a GPU by
+``benchmarks/gpu_check.sh`` (``bench_preprocess.py --torch --device cuda``), and not yet wired into
+``predict --device cuda``: on the CPU it is ~30x slower than the compiled chain (O(n·k) median), so
+it only pays on a GPU, and whether CPU preparation starves a GPU model (the compiled chain runs
+~300 records/s per core) has not been measured on one yet.  Wire it (prepare without the filter
+chain, then :class:`TorchChain` on each batch of 10-s records at the contract rate) once the GPU
+figures show the model waiting.
+
+Steps:
 
 * each ``lfilter`` pass of ``filtfilt`` is computed exactly as a linear map: for an input ``u`` of
   length ``L`` and initial state ``zi * u[0]``, ``lfilter(b, a, u)`` equals the causal convolution

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one run (< 8 minutes on one GPU), figures written to files.
+#
+#   bash benchmarks/gpu_check.sh            # from the repository root, on a machine with a CUDA GPU
+#
+# Writes into $OUT (if set) or benchmarks/gpu_results/:
+#   env.txt              nvidia-smi, torch/CUDA versions, ecgfounder env
+#   inference.txt/.json  parity on the device (published Net1D vs golden, each path vs the published
+#                        fp32 forward) and throughput of fp32/torch and bf16/torch at batch 1, 32, 256,
+#                        matmul limits (fp32/bf16/int8) measured in the same run, and what auto picks
+#   preprocess.txt/.json the published chain on the device (torch chain, batch 256) against the
+#                        published per-record code on one CPU core, max |Δ| beside each speed
+#   predict.txt/.json    predict end to end over 2,000 WFDB records on the device (auto path, batch
+#                        256, worker processes preparing) against model-only throughput; peak memory
+#   summary.txt          exit status and seconds of each step
+# Each step has its own time limit, so one stuck step cannot eat the others' time.  Nothing here
+# needs network access; the Python environment must already hold the package's dependencies
+# (torch with CUDA, numpy, scipy, wfdb; numba/onnxruntime/openvino optional).
+set -u
+cd "$(dirname "$0")/.."
+RES="${OUT:-benchmarks/gpu_results}"
+mkdir -p "$RES"
+PY="${PYTHON:-python}"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export ECGFOUNDER_CACHE="${ECGFOUNDER_CACHE:-$RES/cache}"
+: > "$RES/summary.txt"
+
+step() {  # step NAME LIMIT_S COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    local t0=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" > "$RES/$name.txt" 2>&1
+    local rc=$?
+    echo "$name rc=$rc seconds=$((SECONDS - t0))" | tee -a "$RES/summary.txt"
+}
+
+{
+    nvidia-smi || true
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+    "$PY" -m ecgfounder env || true
+} > "$RES/env.txt" 2>&1
+
+# 1. parity on the device + every GPU path at batch 1/32/256 + matmul limits + auto (~2.5 min)
+step inference 200 "$PY" benchmarks/bench_inference.py --device cuda --batches 1,32,256 \
+    --seconds 2 --rounds 2 --json "$RES/inference.json"
+# 2. preprocessing on the device (torch chain) vs the published per-record code on one core (~1 min)
+step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device cuda --batch 256 \
+    --seconds 2 --rounds 2 --json "$RES/preprocess.json"
+# 3. predict end to end over 2,000 WFDB records on the device (~2.5 min incl. writing the records)
+step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device cuda --batch 256 --threads 4 \
+    --model-seconds 5 --json "$RES/predict.json"
+echo "total seconds=$SECONDS" | tee -a "$RES/summary.txt"

@@ -1,0 +1,330 @@
+"""``auto``: the fastest inference path whose outputs agree with fp32, measured once per machine.
+
+On first use (per CPU or GPU, weights, thread count and batch class) every candidate path is
+built, run on real preprocessed windows and compared with the fp32 eager forward:
+
+* a path is **accepted** when its probabilities differ by at most ``Bounds.max_dprob`` (0.01) and
+  its embeddings keep a cosine of at least ``Bounds.min_cosine`` (0.999) on every window; an fp32
+  path must moreover agree to ``Bounds.exact_dprob`` (1e-4), so "fp32" always means exact;
+* the accepted paths are timed in interleaved rounds at the batch size in use (best of the
+  rounds, robust to other load on the machine); the fastest wins, except that a more exact path
+  (fp32 over bf16 over int8) within ``prefer_exact`` (5 %) of it is preferred.
+
+The choice is written to ``<cache>/auto/<key>.json`` with every figure, where ``key`` hashes the
+machine's identity (CPU model, ISA capability and core count, or the GPU name), the weights'
+fingerprint, the device, the thread count, the batch class (1 or more) and the library versions,
+so a new machine, new weights or an upgraded runtime measure again.  The choice is announced in
+one line on stderr when it is measured (:func:`Choice.line`); :func:`auto_status` lists the
+cached choices of this machine for ``ecgfounder env``.
+
+This module knows nothing of how a path is built: :func:`choose_path` takes a ``build(precision,
+backend, calibration)`` callable (see :func:`ecgfounder.runtime.runners.make_runner`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .._fileio import cache_dir as _cache_dir
+from .._fileio import write_json
+
+__all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "machine_identity", "auto_status", "speed_info", "agreement",
+           "MIN_INT8_WINDOWS"]
+
+# int8 activation ranges are calibrated on real windows: with fewer than this many at hand the
+# int8 paths are not tried, and the choice is cached as partial (measured again with more).
+MIN_INT8_WINDOWS = 8
+_EXACTNESS = {"fp32": 0, "bf16": 1, "int8": 2}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Agreement a path must keep with the fp32 eager forward to be chosen."""
+
+    max_dprob: float = 0.01
+    min_cosine: float = 0.999
+    exact_dprob: float = 1e-4
+
+
+@dataclass(frozen=True)
+class PathFigures:
+    """What was measured for one path (``ecg_per_s`` is 0 when it was not timed)."""
+
+    precision: str
+    backend: str
+    ecg_per_s: float = 0.0
+    max_dprob: float = float("nan")
+    min_cosine: float = float("nan")
+    ok: bool = False
+    reason: str = ""
+    build_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.precision}/{self.backend}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The path ``auto`` stands for, with the figures that decided it."""
+
+    precision: str
+    backend: str
+    batch: int
+    key: str
+    figures: tuple[PathFigures, ...] = ()
+    n_windows: int = 0
+    partial: bool = False
+    cached: bool = False
+    measured_at: str = ""
+    identity: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.precision}/{self.backend}"
+
+    def figure(self, name: str) -> PathFigures | None:
+        return next((f for f in self.figures if f.name == name), None)
+
+    def line(self) -> str:
+        """One line: the chosen path, its speed against fp32/torch and its agreement."""
+        me = self.figure(self.name)
+        ref = self.figure("fp32/torch")
+        speed = f"{me.ecg_per_s:.1f} ECG/s at batch {self.batch}" if me and me.ecg_per_s else f"batch {self.batch}"
+        ratio = f", {me.ecg_per_s / ref.ecg_per_s:.2f}x fp32/torch" if me and ref and ref.ecg_per_s else ""
+        agree = f"; max |dprob| {me.max_dprob:.1e}, min cosine {me.min_cosine:.6f}" if me else ""
+        rejected = [f.name for f in self.figures if not f.ok]
+        rej = f"; rejected: {', '.join(rejected)}" if rejected else ""
+        how = "cached" if self.cached else f"measured on {self.n_windows} real windows"
+        return f"ecgfounder auto: {self.name} ({speed}{ratio}{agree}{rej}; {how})"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["figures"] = [asdict(f) for f in self.figures]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Choice":
+        figs = tuple(PathFigures(**f) for f in d.get("figures", ()))
+        keep = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "figures"}
+        return cls(figures=figs, **keep)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags_digest() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = sorted(line.split(":", 1)[1].split())
+                    return hashlib.sha256(" ".join(flags).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return ""
+
+
+def machine_identity(device: str = "cpu") -> dict[str, str]:
+    """What the speed of a path depends on: CPU model, ISA capability and usable cores (or the GPU)."""
+    import torch
+
+    ident = {"machine": platform.machine(), "cpu": _cpu_model(), "cpu_flags": _cpu_flags_digest(),
+             "capability": str(torch.backends.cpu.get_cpu_capability())}
+    try:
+        ident["cores"] = str(len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        ident["cores"] = str(os.cpu_count())
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        ident["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return ident
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for mod in ("torch", "onnxruntime", "openvino"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out[mod] = str(getattr(m, "__version__", "?"))
+    return out
+
+
+def choice_key(identity: dict, weights: str, device: str, threads: int, batch: int,
+               candidates: Sequence[tuple[str, str]]) -> str:
+    blob = json.dumps({"id": identity, "weights": weights, "device": str(device), "threads": int(threads),
+                       "batch": "1" if batch <= 1 else "many", "candidates": [list(c) for c in candidates],
+                       "versions": _versions(), "format": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def agreement(scores: np.ndarray, feats: np.ndarray, ref_scores: np.ndarray, ref_feats: np.ndarray) -> tuple[float, float]:
+    """(max |Δ score|, min cosine of the embeddings) of one path's outputs against the reference."""
+    dp = float(np.abs(np.asarray(scores, np.float64) - ref_scores).max()) if len(ref_scores) else 0.0
+    f = np.asarray(feats, np.float64)
+    num = (f * ref_feats).sum(1)
+    den = np.linalg.norm(f, axis=1) * np.linalg.norm(ref_feats, axis=1)
+    cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(np.abs(num) == 0, 1.0, 0.0))
+    return dp, float(cos.min()) if len(cos) else 1.0
+
+
+def _time(run: Callable, xb: np.ndarray, seconds: float) -> float:
+    """Best seconds per call of ``run(xb)`` over at least two calls and ``seconds``."""
+    best, t_end, calls = float("inf"), time.perf_counter() + seconds, 0
+    while calls < 2 or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        run(xb)
+        best = min(best, time.perf_counter() - t0)
+        calls += 1
+    return best
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def choose_path(
+    build: Callable[[str, str, np.ndarray | None], Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]],
+    candidates: Sequence[tuple[str, str]],
+    windows: np.ndarray,
+    *,
+    weights: str,
+    device: str = "cpu",
+    threads: int = 1,
+    batch: int = 32,
+    cache_dir: str | os.PathLike | None = None,
+    bounds: Bounds = Bounds(),
+    seconds: float = 1.0,
+    rounds: int = 2,
+    prefer_exact: float = 0.05,
+    refresh: bool = False,
+    announce: Callable[[str], None] | None = _stderr,
+) -> Choice:
+    """Pick the fastest accurate path among ``candidates`` (``(precision, backend)`` pairs; the
+    reference ``("fp32", "torch")`` is always measured), or return the cached choice.
+
+    Args:
+        build: ``build(precision, backend, calibration) -> run`` where ``run(windows) ->
+            (scores, features)``; ``calibration`` is given to int8 paths.
+        windows: real preprocessed windows, float32 ``(n, leads, n_samples)``; int8 paths are
+            calibrated on the first half (at most 32) and every path is checked on all of them.
+        weights: fingerprint of the weights (part of the cache key).
+        batch: the batch size the runner will serve (paths are timed at it).
+        cache_dir: folder of the cache (its ``auto/`` subfolder); ``None`` disables the cache.
+        seconds, rounds: timing per path and interleaved rounds.
+    """
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
+    if windows.ndim != 3 or len(windows) == 0:
+        raise ValueError(f"auto needs real windows (n > 0, leads, n_samples) to measure on; got shape {windows.shape}.")
+    cands = [("fp32", "torch")] + [tuple(c) for c in candidates if tuple(c) != ("fp32", "torch")]
+    identity = machine_identity(device)
+    key = choice_key(identity, weights, device, threads, batch, cands)
+    path = Path(cache_dir) / "auto" / f"{key}.json" if cache_dir is not None else None
+    few = len(windows) < MIN_INT8_WINDOWS
+    if path is not None and path.exists() and not refresh:
+        try:
+            cached = Choice.from_dict(json.loads(path.read_text()))
+            if not (cached.partial and not few):
+                return Choice.from_dict({**cached.to_dict(), "cached": True})
+        except (ValueError, TypeError, KeyError):
+            pass  # unreadable entry: measure again
+    xb = np.ascontiguousarray(np.stack([windows[i % len(windows)] for i in range(max(1, batch))]))
+    calib = windows[: min(32, max(1, len(windows) // 2))]
+    runs: dict[tuple[str, str], Callable] = {}
+    figs: dict[tuple[str, str], PathFigures] = {}
+    ref: tuple[np.ndarray, np.ndarray] | None = None
+    partial = False
+    for prec, be in cands:
+        if prec == "int8" and few:
+            figs[(prec, be)] = PathFigures(prec, be, reason=f"not tried: {len(windows)} windows < {MIN_INT8_WINDOWS} to calibrate on")
+            partial = True
+            continue
+        t0 = time.perf_counter()
+        try:
+            run = build(prec, be, calib if prec == "int8" else None)
+            s, f = run(windows)
+        except Exception as exc:  # a path that cannot be built here is simply not chosen
+            figs[(prec, be)] = PathFigures(prec, be, reason=f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            if ref is None:
+                raise
+            continue
+        build_s = time.perf_counter() - t0
+        if ref is None:
+            ref = (np.asarray(s, np.float64), np.asarray(f, np.float64))
+        dp, cos = agreement(s, f, *ref)
+        limit = bounds.exact_dprob if prec == "fp32" else bounds.max_dprob
+        ok = dp <= limit and cos >= bounds.min_cosine
+        reason = "" if ok else f"outside bounds (|dprob| {dp:.1e} > {limit:g} or cosine {cos:.6f} < {bounds.min_cosine})"
+        figs[(prec, be)] = PathFigures(prec, be, 0.0, dp, cos, ok, reason, round(build_s, 2))
+        if ok:
+            runs[(prec, be)] = run
+    best_t: dict[tuple[str, str], float] = {k: float("inf") for k in runs}
+    for _ in range(max(1, rounds)):
+        for k, run in runs.items():
+            best_t[k] = min(best_t[k], _time(run, xb, seconds))
+    for k, t in best_t.items():
+        figs[k] = PathFigures(**{**asdict(figs[k]), "ecg_per_s": round(len(xb) / t, 2)})
+    ok = [figs[k] for k in runs]
+    fastest = max(ok, key=lambda f: f.ecg_per_s)
+    near = [f for f in ok if f.ecg_per_s >= (1 - prefer_exact) * fastest.ecg_per_s]
+    pick = min(near, key=lambda f: (_EXACTNESS.get(f.precision, 9), -f.ecg_per_s))
+    choice = Choice(pick.precision, pick.backend, int(len(xb)), key, tuple(figs[c] for c in cands if c in figs),
+                    int(len(windows)), partial, False, time.strftime("%Y-%m-%dT%H:%M:%S"), identity)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, choice.to_dict())
+    if announce is not None:
+        announce(choice.line())
+    return choice
+
+
+def auto_status(cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> list[str]:
+    """Lines for ``ecgfounder env``: the cached ``auto`` choices measured on this machine."""
+    if cache_dir is None:
+        cache_dir = _cache_dir("runtime")
+    folder = Path(cache_dir) / "auto"
+    me = machine_identity(device)
+    lines = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            c = Choice.from_dict(json.loads(p.read_text()))
+        except (ValueError, TypeError, KeyError, OSError):
+            continue
+        if c.identity.get("cpu") == me.get("cpu") and c.identity.get("cpu_flags") == me.get("cpu_flags"):
+            lines.append(f"{c.name} at batch {c.batch} ({c.measured_at}): " + c.line().split(" (", 1)[1].rstrip(")"))
+    return lines or ["not measured yet on this machine (the first run with precision/backend auto measures it)"]
+
+
+def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, str]:
+    """What ``ecgfounder env`` shows about speed: CPU capability, the cached ``auto`` choices of this
+    machine, the preprocessing implementation and the optional back-ends' versions."""
+    from ..signal.fast import chain_backend
+
+    ident = machine_identity(device)
+    info = {"cpu": f"{ident['cpu']} ({ident['capability']}, {ident['cores']} usable cores)"}
+    for i, line in enumerate(auto_status(cache_dir, device)):
+        info["auto path" if i == 0 else f"auto path {i + 1}"] = line
+    info["preprocessing"] = chain_backend()
+    info.update({f"{k} (backend)": v for k, v in _versions().items() if k != "torch"})
+    return info

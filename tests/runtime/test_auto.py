@@ -1,0 +1,215 @@
+"""auto path selection (cache, bounds, partial choices), the OpenVINO runner and the prefetcher.
+No timing is asserted: fake paths are made slow by orders of magnitude, never by margins."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ecgfounder.runtime import Bounds, auto_status, candidate_paths, choose_path, make_runner, openvino_available, prefetch
+from ecgfounder.runtime.auto import MIN_INT8_WINDOWS, agreement
+
+
+def _reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = x.reshape(len(x), -1)
+    return 1 / (1 + np.exp(-flat[:, :5])), flat[:, :7] + 1.0
+
+
+class FakePaths:
+    """Fake runners: exact, slightly off, far off, and slow ones; counts how often each is built."""
+
+    def __init__(self, errors: dict, slow: set | dict):
+        self.errors, self.built = errors, []
+        self.slow = slow if isinstance(slow, dict) else dict.fromkeys(slow, 0.05)
+
+    def __call__(self, prec, be, calib):
+        self.built.append((prec, be, None if calib is None else len(calib)))
+        err, delay = self.errors.get((prec, be), 0.0), self.slow.get((prec, be), 0.0)
+
+        def run(x):
+            if delay:
+                time.sleep(delay)
+            s, f = _reference(x)
+            return s + err, f + err * np.arange(f.shape[1])
+        return run
+
+
+@pytest.fixture(autouse=True)
+def _measure_for_real(monkeypatch):
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # conftest pins auto for the other tests
+
+
+@pytest.fixture
+def windows():
+    return np.random.default_rng(0).standard_normal((12, 2, 50)).astype(np.float32)
+
+
+def _choose(build, cands, x, tmp_path, **kw):
+    lines = []
+    kw.setdefault("announce", lines.append)
+    return choose_path(build, cands, x, weights="w1", cache_dir=tmp_path, batch=4, seconds=0.0, rounds=1, **kw), lines
+
+
+def test_fastest_accurate_path_is_chosen_and_cached(windows, tmp_path):
+    cands = [("fp32", "torch"), ("fp32", "onnxruntime"), ("bf16", "torch"), ("int8", "openvino")]
+    fake = FakePaths(errors={("bf16", "torch"): 1e-3, ("int8", "openvino"): 5e-3},
+                     slow={("fp32", "torch"), ("fp32", "onnxruntime"), ("bf16", "torch")})
+    choice, lines = _choose(fake, cands, windows, tmp_path)
+    assert choice.name == "int8/openvino" and not choice.cached and not choice.partial
+    assert len(lines) == 1 and lines[0].startswith("ecgfounder auto: int8/openvino")
+    assert all(f.ok for f in choice.figures)
+    assert ("int8", "openvino", 6) in fake.built  # calibrated on half of the real windows
+    entry = json.loads(next((tmp_path / "auto").glob("*.json")).read_text())
+    assert entry["precision"] == "int8" and entry["backend"] == "openvino"
+    # cache hit: nothing is built or timed again, nothing announced
+    fake2 = FakePaths({}, set())
+    again, lines2 = _choose(fake2, cands, windows, tmp_path)
+    assert again.cached and again.name == "int8/openvino" and fake2.built == [] and lines2 == []
+    assert any(line.startswith("int8/openvino") for line in auto_status(tmp_path))
+    # other weights (or threads, batch class, machine) miss the cache
+    fake3 = FakePaths({}, set())
+    choose_path(fake3, cands, windows, weights="w2", cache_dir=tmp_path, batch=4, seconds=0.0, rounds=1, announce=None)
+    assert fake3.built
+
+
+def test_paths_outside_bounds_are_rejected_even_when_fastest(windows, tmp_path):
+    cands = [("fp32", "torch"), ("fp32", "openvino"), ("bf16", "openvino"), ("int8", "onnxruntime")]
+    fake = FakePaths(errors={("fp32", "openvino"): 1e-3,      # fp32 must be exact to 1e-4
+                             ("int8", "onnxruntime"): 0.05},  # beyond |dprob| 0.01
+                     slow={("fp32", "torch"): 0.1, ("bf16", "openvino"): 0.02})
+    choice, _ = _choose(fake, cands, windows, tmp_path)
+    figs = {f.name: f for f in choice.figures}
+    assert not figs["fp32/openvino"].ok and not figs["int8/onnxruntime"].ok
+    assert "outside bounds" in figs["int8/onnxruntime"].reason
+    assert choice.name == "bf16/openvino"  # the slow but accurate one, not the fast inaccurate ones
+    strict, _ = _choose(FakePaths({("bf16", "openvino"): 1e-3}, {("fp32", "torch")}), cands[:3], windows,
+                        tmp_path / "strict", bounds=Bounds(max_dprob=1e-4))
+    assert strict.name == "fp32/openvino" and not strict.figure("bf16/openvino").ok
+
+
+def test_more_exact_path_preferred_when_nearly_as_fast(windows, tmp_path):
+    fake = FakePaths(errors={("int8", "onnxruntime"): 5e-3}, slow=set())  # all equally fast
+    choice, _ = _choose(fake, [("fp32", "torch"), ("int8", "onnxruntime")], windows, tmp_path, prefer_exact=0.99)
+    assert choice.name == "fp32/torch"
+
+
+def test_few_windows_skip_int8_and_measure_again_later(windows, tmp_path):
+    cands = [("fp32", "torch"), ("int8", "onnxruntime")]
+    few = windows[: MIN_INT8_WINDOWS - 1]
+    choice, _ = _choose(FakePaths({}, {("fp32", "torch")}), cands, few, tmp_path)
+    assert choice.partial and choice.name == "fp32/torch" and "not tried" in choice.figure("int8/onnxruntime").reason
+    cached, _ = _choose(FakePaths({}, set()), cands, few, tmp_path)
+    assert cached.cached  # a single record again: the partial choice serves
+    full, _ = _choose(FakePaths({}, {("fp32", "torch")}), cands, windows, tmp_path)
+    assert not full.cached and not full.partial and full.name == "int8/onnxruntime"
+
+
+def test_failing_path_is_skipped_and_bad_input_refused(windows, tmp_path):
+    def build(prec, be, calib):
+        if be == "openvino":
+            raise RuntimeError("no such device")
+        return FakePaths({}, set())(prec, be, calib)
+
+    choice, _ = _choose(build, [("fp32", "torch"), ("fp32", "openvino")], windows, tmp_path)
+    assert choice.name == "fp32/torch" and "failed: RuntimeError" in choice.figure("fp32/openvino").reason
+    with pytest.raises(ValueError, match="real windows"):
+        _choose(build, [("fp32", "torch")], windows[0], tmp_path)
+
+
+def test_agreement_measures():
+    s, f = np.zeros((3, 4)), np.ones((3, 5))
+    assert agreement(s, f, s, f) == (0.0, pytest.approx(1.0))
+    dp, cos = agreement(s + 0.02, -f, s, f)
+    assert dp == pytest.approx(0.02) and cos == pytest.approx(-1.0)
+
+
+def test_candidate_paths_rules():
+    assert candidate_paths("fp32", "torch") == [("fp32", "torch")]
+    assert all(p == "int8" for p, _ in candidate_paths("int8", "auto"))
+    assert candidate_paths("auto", "torch")[0] == ("fp32", "torch")
+    with pytest.raises(ValueError, match="onnxruntime or openvino"):
+        candidate_paths("int8", "torch")
+    with pytest.raises(ValueError, match="unknown backend"):
+        candidate_paths("fp32", "tensorrt")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from ecgfounder.labels import load_labels
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    torch.manual_seed(0)
+    m = Net1D(Net1DConfig(base_filters=8, filter_list=(16, 32), m_blocks_list=(1, 2), n_classes=150))
+    m.contract, m.labels = PreprocessContract(), load_labels()
+    return m.eval()
+
+
+def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_path, monkeypatch):
+    x = golden["preprocessed_12_sub"][:2]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    run = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, auto_seconds=0.0)  # fp32 or bf16 weights
+    assert run.precision == "auto" and run.choice is None
+    s, f = run(x)
+    assert run.choice is not None and (run.precision, run.backend) == (run.choice.precision, run.choice.backend)
+    assert np.abs(s - ref_s).max() <= 0.01 and agreement(s, f, ref_s, ref_f)[1] >= 0.999
+    again = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, calibration=x, auto_seconds=0.0)
+    assert again.choice.cached and again.backend == run.backend
+    monkeypatch.setenv("ECGFOUNDER_AUTO_PATH", "fp32/torch")  # pinned: no measurement
+    pinned = make_runner(tiny, "auto", "auto", cache_dir=tmp_path / "none")
+    assert (pinned.precision, pinned.backend) == ("fp32", "torch") and not (tmp_path / "none").exists()
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
+def test_openvino_runner_parity(tiny, golden, tmp_path):
+    x = golden["preprocessed_12_sub"]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    s, f = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path)(x)
+    assert s.dtype == f.dtype == np.float32 and s.shape == (len(x), 150)
+    assert np.abs(s - ref_s).max() <= 1e-4 and np.abs(f - ref_f).max() <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
+def test_openvino_int8_and_bf16_run_close(tiny, golden, tmp_path):
+    x = golden["preprocessed_12_sub"]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    for prec in ("bf16", "int8"):
+        s, f = make_runner(tiny, prec, "openvino", calibration=x[:4], cache_dir=tmp_path)(x[:3])
+        assert np.abs(s - ref_s[:3]).max() < 0.05 and agreement(s, f, ref_s[:3], ref_f[:3])[1] > 0.99
+
+
+def test_prefetch_keeps_order_raises_and_stops_early():
+    assert list(prefetch(range(50), depth=3)) == list(range(50))
+
+    def boom():
+        yield 1
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for v in prefetch(boom()):
+            got.append(v)
+    assert got == [1]
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for v in prefetch(endless(), depth=2):
+        if v == 3:
+            break
+    time.sleep(0.3)
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n <= 10  # the producer stopped
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetch([1], depth=0))
