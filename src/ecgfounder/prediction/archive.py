@@ -245,9 +245,9 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     Raises :class:`~ecgfounder.errors.SetupError` before anything is loaded or written when the
     run cannot start, and :class:`RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C after saving.
     """
-    from ..io import find_records
-
     spec, distributed = _check(job)
+    from ..io import find_records  # after the checks: the readers import scipy
+
     all_files = find_records(job.inputs)
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
