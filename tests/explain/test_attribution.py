@@ -117,6 +117,8 @@ def test_refusals_name_the_fix():
         explain(rec, m, labels=[9])
     with pytest.raises(ExplainError, match="stages"):
         explain(rec, m, labels=[0], method="gradcam", layer=5)
+    with pytest.raises(ExplainError, match="max_windows=2"):
+        explain(_record(100, 40), m, labels=[0], max_windows=2)  # 4 windows: bounded work on long files
 
 
 def test_public_name_is_callable_even_after_the_package_is_imported():
