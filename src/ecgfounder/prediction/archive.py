@@ -198,7 +198,8 @@ def _finished(run: _Run) -> bool:
     done_rec = read_json(done_path(out))
     if done_rec is None:
         return False
-    diff = settings_difference(done_rec.get("settings", {}), run.settings)
+    recorded = {k: v for k, v in done_rec.get("settings", {}).items() if k != "path"}  # path: known later
+    diff = settings_difference(recorded, run.settings)
     if diff:
         raise SetupError(f"{out}: the finished run differs from this one in {', '.join(diff)}; repeat the same "
                          "command, or run again with resume=False to start over.", "resume")
@@ -245,9 +246,9 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     Raises :class:`~ecgfounder.errors.SetupError` before anything is loaded or written when the
     run cannot start, and :class:`RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C after saving.
     """
-    from ..io import find_records
-
     spec, distributed = _check(job)
+    from ..io import find_records  # after the checks: the readers import scipy
+
     all_files = find_records(job.inputs)
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
@@ -270,6 +271,8 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
             if _finished(run):  # answered before torch is imported: a requeued finished job costs nothing
                 return run.report
             device, precision, backend = _check_runtime(job, distributed)
+            # the concrete inference path ('auto' resolved): rows of one output never mix paths
+            settings["path"] = [precision, backend]
             _resume(run, bar)
             bar.add_records(run.done)
             _predict(run, bar, device, precision, backend, quiet, all_files)
