@@ -97,18 +97,23 @@ def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gai
     ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
 
 
-def _shade(ax, x0: float, y0: float, w: np.ndarray | None, fs: float, speed: float, half: float, colour: str) -> None:
-    """Background colour behind a trace where ``w`` (values in [0, 1], one per sample) is high: four
-    intensity levels drawn as vector rectangles (crisp in PDF, cheap to render)."""
+def _shade_boxes(x0: float, y0: float, w: np.ndarray | None, fs: float, speed: float, half: float) -> list[tuple]:
+    """Rectangles ``(vertices, level)`` of background shading where ``w`` (values in [0, 1], one per
+    sample) is high: 10-ms bins (their maximum) in four intensity levels, runs merged."""
     if w is None or w.size == 0 or not np.any(w > 0):
-        return
-    q = np.ceil(np.clip(w, 0.0, 1.0) * 4).astype(int)
+        return []
+    step = max(1, int(round(0.01 * fs)))
+    n = -(-w.size // step)
+    binned = np.zeros(n * step)
+    binned[:w.size] = np.clip(w, 0.0, 1.0)
+    q = np.ceil(binned.reshape(n, step).max(axis=1) * 4).astype(int)
     cut = np.flatnonzero(np.diff(q)) + 1
-    starts, stops = np.r_[0, cut], np.r_[cut, q.size]
-    for level in range(1, 5):
-        spans = [(x0 + a / fs * speed, (b - a) / fs * speed) for a, b in zip(starts, stops) if q[a] == level]
-        if spans:
-            ax.broken_barh(spans, (y0 - half, 2 * half), facecolors=colour, alpha=0.14 * level, linewidth=0, zorder=2)
+    out = []
+    for a, b in zip(np.r_[0, cut], np.r_[cut, n]):
+        if q[a]:
+            xa, xb = x0 + a * step / fs * speed, x0 + min(b * step, w.size) / fs * speed
+            out.append((((xa, y0 - half), (xb, y0 - half), (xb, y0 + half), (xa, y0 + half)), int(q[a])))
+    return out
 
 
 def _flag(ax, x0: float, y0: float, width: float, half: float) -> None:
@@ -239,10 +244,12 @@ def plot_ecg(
     def baseline(r: int) -> float:
         return grid_h - (r + 0.5) * row_h
 
+    boxes: list[list[tuple]] = [[] for _ in shades]
+
     def overlay(name: str, x0: float, y0: float, a: int, b: int | None, span: float) -> None:
-        for _, colour, maps in shades:
+        for k, (_, _, maps) in enumerate(shades):
             w = maps.get(name)
-            _shade(ax, x0, y0, None if w is None else w[a:b], fs, speed, row_h * 0.45, colour)
+            boxes[k] += _shade_boxes(x0, y0, None if w is None else w[a:b], fs, speed, row_h * 0.45)
         if name in flagged:
             _flag(ax, x0, y0, span, row_h * 0.45)
 
@@ -283,6 +290,13 @@ def plot_ecg(
     if right:
         ax.text(grid_w * 0.42, top, right, fontsize=7.5, va="top", ha="left", zorder=4)
     ax.text(grid_w, -2, f"{speed:g} mm/s   {gain:g} mm/mV", fontsize=7, va="top", ha="right", zorder=4)
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgb
+
+    for (_, colour, _), found in zip(shades, boxes):  # one vector collection per finding: crisp and cheap
+        if found:
+            rgba = [(*to_rgb(colour), 0.14 * level) for _, level in found]
+            ax.add_collection(PolyCollection([v for v, _ in found], facecolors=rgba, linewidths=0, zorder=2))
     if shades:
         x = 0.0
         for name, colour, _ in shades:

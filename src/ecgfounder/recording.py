@@ -8,7 +8,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["Recording"]
+__all__ = ["Recording", "FS_MIN", "FS_MAX"]
+
+# The plausible range of an ECG's sampling rate in Hz, checked by every reader and by preprocessing
+# (see ecgfounder.io.limits): the lowest rate in an ECG archive we know is 50 Hz, research
+# amplifiers reach 10-16 kHz.  Outside it a file's rate is a corruption, and resampling to the
+# model's rate would build absurd arrays (1e-9 Hz -> 10^12 samples).
+FS_MIN = 25.0
+FS_MAX = 20_000.0
 
 
 @dataclass(frozen=True)
@@ -16,11 +23,14 @@ class Recording:
     """An ECG recording.
 
     Attributes:
-        signal: float array ``(n_leads, n_samples)`` in millivolts.
+        signal: float array ``(n_leads, n_samples)`` in millivolts: voltage channels only (readers
+            name other channels, e.g. ``"ABP (mmHg)"``, in ``meta['other_channels']``).
         fs: sampling rate in Hz.
         leads: lead names, one per row of ``signal``, canonical where known (``I``, ``aVR``, ``V1``).
         meta: free metadata: ``id``, ``patient_id``, ``age``, ``sex``, ``acquired``, ``device``,
-            ``source`` (file path), ``statements`` or ``dx`` (labels the file carries), ...
+            ``source`` (file path), ``statements`` or ``dx`` (labels the file carries), and the
+            reading flags of :mod:`ecgfounder.io.policy` (``derived_leads``, ``calibration_trimmed``,
+            ``lead_off_statement``, ``non_finite_samples``, ``leads_assumed``, ``compression``, ...).
     """
 
     signal: np.ndarray

@@ -129,7 +129,7 @@ def test_ptbxl_end_to_end_and_cache(ptbxl_root, synthetic_checkpoint, tmp_path, 
     assert _cache_auroc_check(out, ls, test_records) == 2
     md = (out / "report.md").read_text()
     assert "undefined" in md and "Labels not evaluable on this dataset" in md and "2AVB" in md
-    assert not (out / "calibration.png").exists()
+    assert not (out / "reliability.png").exists() and (out / "calibration.csv").is_file()
     settings = (out / "settings.json").read_text()
     assert '"bootstrap_unit": "patient"' in settings and '"n_groups": 4' in settings  # HR06004/5 share a patient
     st = json.loads(settings)

@@ -31,7 +31,7 @@ def test_write_report_files_and_undefined(tmp_path, rng):
     res = evaluate_multilabel(y, s, labels, thresholds=0.5, n_boot=100, evaluable=ev)
     files = write_report(tmp_path, res, y, s, evaluable=ev, title="T", notes=["a note"],
                          extra_tables={"Extra": pd.DataFrame({"a": [1]})})
-    for name in ("per_label", "summary", "categories", "settings", "markdown", "html", "calibration"):
+    for name in ("per_label", "summary", "categories", "settings", "markdown", "html", "reliability", "calibration_table"):
         assert files[name].is_file(), name
     assert any(k.startswith("roc:") for k in files) and any(k.startswith("pr:") for k in files)
     md = (tmp_path / "report.md").read_text()
@@ -43,7 +43,7 @@ def test_write_report_files_and_undefined(tmp_path, rng):
     assert per.loc[labels[1], "category"] == "rhythm"
     assert np.isnan(per.loc[labels[4], "auroc"])
     html = (tmp_path / "report.html").read_text()
-    assert "<img src='calibration.png'" in html and "a note" in html
+    assert "<img src='reliability.png'" in html and "a note" in html
 
 
 def test_run_evaluation_never_tunes_on_test(rng, tmp_path):

@@ -38,11 +38,11 @@ def _record(fs: float, seconds: float, leads=STANDARD_12, seed: int = 0) -> Reco
 def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
     m = _tiny()
     rec = _record(500, 10)
-    e = explain(rec, m, labels=["L2", 0], n_steps=16)
+    e = explain(rec, m, labels=["L2", 0], n_steps=8)
     assert isinstance(e, Explanation) and e.labels == ("L2", "L0") and e.targets == (2, 0)
     assert e.attributions.shape == (2, 12, 5000) and e.fs == 500 and e.leads == STANDARD_12
     x = preprocess_recording(rec, m.contract, warn=False).windows
-    direct, delta = attribute_windows(m, x, [2, 0], n_steps=16)
+    direct, delta = attribute_windows(m, x, [2, 0], n_steps=8)
     np.testing.assert_allclose(e.attributions, direct[0], rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         gap = (m(torch.from_numpy(x)) - m(torch.zeros_like(torch.from_numpy(x))))[0, [2, 0]].numpy()
@@ -50,23 +50,26 @@ def test_500hz_single_window_is_the_model_space_map_and_ig_is_complete():
     np.testing.assert_allclose(e.attributions.sum(axis=(1, 2)), gap, rtol=0.02, atol=1e-3)
     shares = e.lead_shares()
     assert shares.shape == (2, 12) and np.allclose(shares.sum(axis=1), 1)
-    assert e.baseline and "zeros" in e.baseline and e.n_steps == 16
+    assert e.baseline and "zeros" in e.baseline and e.n_steps == 8
     np.testing.assert_array_equal(e["L0"], e.attributions[1])
 
 
 def test_long_record_at_another_rate_is_stitched_and_mapped_back_with_its_mass():
     m = _tiny()
-    rec = _record(250, 23.0)  # 3 windows at 500 Hz, the last overlapping the second
-    e = explain(rec, m, labels=[1], n_steps=8)
+    rec = _record(250, 15.0)  # 2 windows at 500 Hz, the second overlapping the first by 5 s
+    e = explain(rec, m, labels=[1], n_steps=4)
     assert e.attributions.shape == (1, 12, rec.n_samples) and e.fs == 250
     x = preprocess_recording(rec, m.contract, warn=False).windows
-    assert x.shape[0] == 3
-    per_window, _ = attribute_windows(m, x, [1], n_steps=8)
-    on_model_timeline = stitch(per_window, 11500)
+    assert x.shape[0] == 2
+    per_window, _ = attribute_windows(m, x, [1], n_steps=4)
+    on_model_timeline = stitch(per_window, 7500)
     np.testing.assert_allclose(e.attributions.sum(axis=-1), on_model_timeline.sum(axis=-1), rtol=1e-4, atol=1e-6)
-    # the first 10 s are the first window's map, two 500-Hz samples per 250-Hz sample
-    np.testing.assert_allclose(e.attributions[0, :, :2400],
-                               per_window[0, 0, :, :4800].reshape(12, 2400, 2).sum(-1), rtol=1e-4, atol=1e-6)
+    # the first 5 s are the first window's map alone, two 500-Hz samples per 250-Hz sample
+    np.testing.assert_allclose(e.attributions[0, :, :1250],
+                               per_window[0, 0, :, :2500].reshape(12, 1250, 2).sum(-1), rtol=1e-4, atol=1e-6)
+    # 5-10 s is covered by both windows: their maps are averaged
+    np.testing.assert_allclose(on_model_timeline[0, :, 2500:5000],
+                               (per_window[0, 0, :, 2500:] + per_window[1, 0, :, :2500]) / 2, rtol=1e-5, atol=1e-7)
 
 
 def test_rebin_keeps_mass_up_and_down():
@@ -114,6 +117,8 @@ def test_refusals_name_the_fix():
         explain(rec, m, labels=[9])
     with pytest.raises(ExplainError, match="stages"):
         explain(rec, m, labels=[0], method="gradcam", layer=5)
+    with pytest.raises(ExplainError, match="max_windows=2"):
+        explain(_record(100, 40), m, labels=[0], max_windows=2)  # 4 windows: bounded work on long files
 
 
 def test_public_name_is_callable_even_after_the_package_is_imported():

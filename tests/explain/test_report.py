@@ -40,7 +40,7 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
         shutil.copy(f, src / f.name)
     (src / "broken.xml").write_text("<?xml version='1.0'?><restingecg><nothing/></restingecg>")
     out = tmp_path / "out"
-    code = main(["report", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "4", "--top", "2"])
+    code = main(["report", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "2", "--top", "1"])
     assert code == 0
     records = ["E07500", "HR06000", "JS20000", "s0010_re", "musePHI_muse_ecg1", "ecgtoolkit_Example"]
     assert sorted(p.stem for p in out.glob("*.html")) == sorted(records)
@@ -53,7 +53,7 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
         assert refs and all(r.startswith("data:image/png;base64,") for r in refs), refs[:3]
         assert "http" not in " ".join(refs) and "<link" not in page and "<script" not in page
         for text in ("Not a medical device", "weights SHA-256", "preprocessing", f"ecgfounder {__version__}",
-                     "quality", "integrated gradients of the logit, 4 steps", "threshold"):
+                     "quality", "integrated gradients of the logit, 2 steps", "threshold"):
             assert text in page, (name, text)
         pdf = (out / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1
@@ -78,6 +78,23 @@ def test_flagged_leads_are_reported_and_marked(tmp_path, tiny_checkpoint, recwar
     assert not [w for w in recwarn if "flat lead" in str(w.message)]  # reported on the page, not as warnings
 
 
+@pytest.mark.parametrize("task,labels,expect", [("regression", ("LVEF",), "regression head"),
+                                                 ("multiclass", ("normal", "AF", "other"), "most probable class")])
+def test_fine_tuned_heads_get_pages_without_thresholds(tmp_path, task, labels, expect):
+    from ecgfounder.explain.report import write_reports
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+
+    m = Net1D(Net1DConfig(base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8, groups_width=8,
+                          n_classes=len(labels)))
+    m.labels, m.task_meta = labels, {"task": task, "target_mean": 55.0, "target_std": 10.0}
+    (res,) = write_reports([ROOT / "examples" / "ecg" / "HR06000.hea"], m, tmp_path, n_steps=2)
+    page = res.html.read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td><span.*?</tr>", page)
+    assert len(rows) == 1 and "<td>-</td>" in rows[0] and expect in page
+    if task == "regression":
+        assert 20 < float(re.findall(r"<td>([0-9.]+)</td>", rows[0])[0]) < 90  # a value, not a probability
+
+
 def test_printout_overlays():
     from matplotlib.collections import PolyCollection
 
@@ -97,10 +114,15 @@ def test_printout_overlays():
                    footer="line 1\nline 2")
     ax = fig.axes[0]
     shaded = [c for c in ax.collections if isinstance(c, PolyCollection)]
-    # V2 (third column) + II (first column and rhythm strip) for A, I for B; panels without weight draw nothing
-    assert len(shaded) == 4
-    assert {tuple(np.round(c.get_facecolor()[0][:3], 3)) for c in shaded} == {
-        tuple(np.round(to_rgb(SHADE_COLOURS[0]), 3)), tuple(np.round(to_rgb(SHADE_COLOURS[1]), 3))}
+    assert len(shaded) == 2  # one collection per finding
+    a, b = shaded
+    assert np.allclose(a.get_facecolor()[:, :3], to_rgb(SHADE_COLOURS[0]))
+    assert np.allclose(b.get_facecolor()[:, :3], to_rgb(SHADE_COLOURS[1]))
+    # A: II in the first column (1-1.5 s) and twice on the rhythm strip (1-1.5 s, 5.5-6 s); V2 in the
+    # third column (5.5-6 s).  In mm: 10 mm of calibration, then 25 mm/s.
+    spans = sorted((round(p.vertices[:, 0].min(), 3), round(p.vertices[:, 0].max(), 3)) for p in a.get_paths())
+    assert spans == [(35.0, 47.5), (35.0, 47.5), (147.5, 160.0), (147.5, 160.0)]
+    assert len(b.get_paths()) == 1 and np.allclose(a.get_facecolor()[:, 3], 0.56)  # full weight: top level
     texts = {t.get_text(): t for t in ax.texts}
     assert "V5 (flagged)" in texts and texts["V5 (flagged)"].get_color() == "#c0392b"
     assert any(t.startswith("\u25a0 finding A") and texts[t].get_color() == SHADE_COLOURS[0] for t in texts)

@@ -82,11 +82,13 @@ def test_edf_written_by_pyedflib_with_uv_units_and_extra_channels(tmp_path):
     w.writeSamples([lead_i * 1000, lead_ii * 1000, np.full(n, 97.0)])
     w.close()
     rec = eio.read(path)
-    assert rec.leads == ("I", "II") and rec.fs == fs
+    # the one derived-lead policy: III, aVR, aVL, aVF computed from I and II for every format
+    assert rec.leads == ("I", "II", "III", "aVR", "aVL", "aVF") and rec.fs == fs
+    assert rec.meta["derived_leads"] == ("III", "aVR", "aVL", "aVF")
     step = 4000 / 65535 / 1000
     np.testing.assert_allclose(rec.lead("I"), lead_i, atol=step)
     np.testing.assert_allclose(rec.lead("II"), lead_ii, atol=step)
-    assert rec.meta["skipped_channels"] == ("SpO2",)
+    assert rec.meta["other_channels"] == ("SpO2 (%)",)
     assert rec.meta["patient_id"] == "P-17" and rec.meta["sex"] == "F"
 
 
@@ -95,7 +97,7 @@ def test_npy_needs_fs_and_reads_batches(tmp_path, cinc_rec):
     with pytest.raises(RecordReadError, match="sampling rate unknown"):
         eio.read(tmp_path / "one.npy")
     rec = eio.read(tmp_path / "one.npy", fs=500)
-    assert rec.leads == STANDARD_12 and rec.meta["leads_assumed"] is True
+    assert rec.leads == STANDARD_12 and rec.meta["leads_assumed"] == "standard"
     np.testing.assert_allclose(rec.signal, cinc_rec.signal, atol=1e-6)
     np.save(tmp_path / "batch.npy", np.stack([cinc_rec.signal] * 3))
     recs = list(eio.iter_read(tmp_path / "batch.npy", fs=500))
@@ -124,7 +126,7 @@ def test_csv_with_header_units_and_time_column(tmp_path):
     tsv = "# sampling_rate=500\nI\tII\tIII\n" + "\n".join(f"{k}\t{2 * k}\t{k}" for k in range(10))
     (tmp_path / "b.tsv").write_text(tsv)
     rec = eio.read(tmp_path / "b.tsv")
-    assert rec.fs == 500 and rec.leads == ("I", "II", "III")
+    assert rec.fs == 500 and rec.leads[:3] == ("I", "II", "III") and rec.meta["derived_leads"] == ("aVR", "aVL", "aVF")
     np.testing.assert_array_equal(rec.lead("II"), 2 * np.arange(10))
     (tmp_path / "c.csv").write_text("I,II\n1,2\n3,4\n")
     with pytest.raises(RecordReadError, match="fs="):

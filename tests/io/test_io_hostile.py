@@ -220,7 +220,8 @@ def test_dicom_without_waveform(tmp_path):
     assert "no waveform" in _expect_error(tmp_path / "img.dcm")
 
 
-EXTS = [".xml", ".dcm", ".scp", ".edf", ".bdf", ".hea", ".npy", ".npz", ".h5", ".csv", ".tsv", ".SCP"]
+EXTS = [".xml", ".dcm", ".scp", ".edf", ".bdf", ".hea", ".npy", ".npz", ".h5", ".csv", ".tsv", ".SCP",
+        ".gz", ".zst", ".bz2", ".xz", ".zip", ".hea.gz"]
 
 
 @pytest.mark.parametrize("ext", EXTS)

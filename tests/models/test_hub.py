@@ -63,6 +63,9 @@ def test_save_pretrained_layout_card_and_modes(tuned, tmp_path):
         assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p.name
     back = from_pretrained(out)
     assert _same_outputs(tuned, back) and back.labels == tuned.labels and back.contract == tuned.contract
+    assert _same_outputs(tuned, from_pretrained(out / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        from_pretrained(tmp_path)
 
 
 def test_card_without_base_or_evaluation(tmp_path):

@@ -28,7 +28,7 @@ def real_records() -> list[Path]:
     return cinc + cpsc + vendor
 
 
-def write_planted(records: list[Path], folder: Path, *, pu: bool = False) -> list[tuple[Path, bool]]:
+def write_planted(records: list[Path], folder: Path, *, pu: bool = False, amplitude: float = 0.5) -> list[tuple[Path, bool]]:
     """Copies of ``records`` as ``.npz`` in which every second record carries a 9 Hz, 0.4 mV
     oscillation on every lead and the statement "Planted oscillation"; the others say "No
     planted oscillation" (a negated statement).  ``pu``: positive-unlabelled setting instead: only
@@ -44,7 +44,7 @@ def write_planted(records: list[Path], folder: Path, *, pu: bool = False) -> lis
             stm = list(rec.meta.get("statements") or ())
             if planted:
                 t = np.arange(sig.shape[1]) / rec.fs
-                sig = sig + 0.3 * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
+                sig = sig + amplitude * np.sin(2 * np.pi * PLANT_HZ * t + i)[None, :]
                 if not pu or i % 4 == 0:
                     stm.append("Planted oscillation")
             elif not pu:

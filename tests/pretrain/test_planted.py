@@ -19,12 +19,19 @@ from ecgfounder.signal.preprocess import PreprocessContract
 from _pt_helpers import SMALL_CONTRACT, real_records, write_planted
 
 
-def planted_stores(tmp_path, contract, pu=False):
-    recs = write_planted(real_records(), tmp_path / "records", pu=pu)
+# a small Net1D (≈ 0.2 M parameters): the 68 k "tiny" preset has too few features for 150 + 1 labels
+ARCH = {"base_filters": 32, "filter_list": [32, 64, 64, 128], "m_blocks_list": [1, 1, 1, 1]}
+
+
+def planted_stores(tmp_path, contract, pu=False, amplitude=0.5):
+    recs = write_planted(real_records(), tmp_path / "records", pu=pu, amplitude=amplitude)
     rules_csv = tmp_path / "rules.csv"
     rules_csv.write_text("label,pattern,kind\nPLANTED,phrase:planted oscillation,\n", encoding="utf-8")
     rules = load_rules(rules_csv, labels=load_labels() + ("PLANTED",), auto_phrases=True)
-    held = [p for i, (p, _) in enumerate(recs) if i % 4 in (1, 2)]  # half planted, half not
+    # a quarter held out, half of it planted; the two 2-lead CPSC records (one planted) stay in
+    # training: a planted 2-lead record never seen in training would test lead-set transfer, not the label
+    cpsc = {p for p, _ in recs if "data_" in p.name}
+    held = [p for i, (p, _) in enumerate(recs) if i % 8 in (1, 2) and p not in cpsc]
     train = [p for p, _ in recs if p not in held]
     if pu:  # held-out truth: what was planted, not what the statements say
         return tr_va(tmp_path, contract, rules, train, [q for q, planted in recs if q in held and planted],
@@ -42,9 +49,9 @@ def test_planted_label_is_learnt(tmp_path, contract):
     tr, va, n_train, n_held = planted_stores(tmp_path, contract)
     cfg = pretrain_config_from_dict({
         "data": {"store": str(tr.location), "val_store": str(va.location), "shuffle_buffer": 64},
-        "model": {"size": "tiny"}, "recipe": {"lead_mask_p": 0.2},
+        "model": {"size": "tiny", "arch": ARCH}, "recipe": {"lead_mask_p": 0.2},
         "optim": {"lr": 3e-3, "warmup_steps": 5},
-        "train": {"out": str(tmp_path / "run"), "batch_size": 16, "epochs": 20, "device": "cpu", "ckpt_every": 50,
+        "train": {"out": str(tmp_path / "run"), "batch_size": 16, "max_steps": 120, "device": "cpu", "ckpt_every": 50,
                   "ema_decay": 0.9}})
     res = pretrain(cfg)
     losses = [h["loss"] for h in res.history]
@@ -75,7 +82,7 @@ def test_pu_loss_ablation(tmp_path):
     """Positive-unlabelled setting: half of the planted training records do not say so and no
     record states the absence.  Asymmetric (γ = 1.5, clip 0.05) vs BCE, same seed and steps;
     numbers reported in docs/pretrain.md.  Both must learn; which wins is measured, not assumed."""
-    tr, va, _, _ = planted_stores(tmp_path, SMALL_CONTRACT, pu=True)
+    tr, va, _, _ = planted_stores(tmp_path, SMALL_CONTRACT, pu=True, amplitude=0.25)  # fainter: room to differ
     j = tr.labels.index("PLANTED")
     out = {}
     for loss in ("asymmetric", "bce"):

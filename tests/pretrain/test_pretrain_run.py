@@ -91,7 +91,12 @@ def test_two_process_ddp_equals_one_process(small_store, tmp_path):
 def test_published_model_works_with_the_package(small_store, tmp_path):
     res = pretrain(_cfg(small_store, tmp_path / "pub", max_steps=2, bf16=True))
     folder = res.model_path.parent
-    assert {"README.md", "labels.txt", "contract.json", "model.json", "training.json"} <= {p.name for p in folder.iterdir()}
+    assert {"README.md", "labels.txt", "contract.json", "config.json", "training.json"} <= {p.name for p in folder.iterdir()}
+    card = (folder / "README.md").read_text()
+    assert "trained from a random initialisation" in card and "## Pre-training" in card
+    from ecgfounder.models.hub import from_pretrained
+
+    assert from_pretrained(folder).labels == small_store.labels
     model = ecgfounder.load_model(res.model_path)
     assert model.contract == small_store.contract and model.labels == small_store.labels
     with warnings.catch_warnings():

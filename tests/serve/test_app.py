@@ -33,14 +33,12 @@ BOMB = b"""<?xml version="1.0"?>
 """
 
 
-@pytest.fixture()
-def tmp_uploads(tmp_path):
-    d = tmp_path / "uploads"
-    d.mkdir()
-    return d
+@pytest.fixture(scope="module")
+def tmp_uploads(tmp_path_factory):
+    return tmp_path_factory.mktemp("uploads")
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(analyzer, tmp_uploads):
     with TestClient(create_app(analyzer, ServeConfig(tmp_dir=tmp_uploads, max_upload_bytes=2_000_000))) as c:
         yield c
@@ -110,7 +108,9 @@ def test_labels_health_metrics_openapi(client):
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert "Prediction" in spec["components"]["schemas"] and "QualityReport" in spec["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text and "https://" not in docs.text  # served offline, from the package
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,7 @@ def test_labels_health_metrics_openapi(client):
         ("empty.dcm", b"", "empty"),
         ("E1.dat", b"\x00" * 100, "without its header"),
     ],
+    ids=["malformed", "entity_bomb", "unknown_type", "empty", "dat_without_header"],
 )
 def test_bad_files_get_422_with_one_line(client, tmp_uploads, name, content, expect):
     t0 = time.perf_counter()
@@ -179,23 +180,24 @@ def _gate_forward(monkeypatch, analyzer):
     return gate, sizes
 
 
-async def _concurrent(app, bodies, release_after=None, gate=None, sizes=None):
-    """POST ``bodies`` concurrently in-process; opens ``gate`` after ``release_after`` s.
-    Returns the responses and the number of forward passes they took (the warm-up pass excluded)."""
+async def _concurrent(app, bodies, gate, release_when, sizes=None):
+    """POST ``bodies`` concurrently in-process; opens ``gate`` once ``release_when(tasks, service)``
+    holds (polled; at most 20 s).  Returns the responses and the number of forward passes they took
+    (the warm-up pass excluded)."""
     svc = app.state.service
-    gate and gate.set()  # the warm-up pass goes through
+    gate.set()  # the warm-up pass goes through
     await svc.start()
-    if gate is not None:
-        gate.clear()
+    gate.clear()
     if sizes is not None:
         sizes.clear()
     calls0 = svc.analyzer.forward_calls
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         tasks = [asyncio.create_task(c.post("/v1/predict", json=b)) for b in bodies]
-        if release_after is not None:
-            await asyncio.sleep(release_after)
-            gate.set()
+        deadline = time.monotonic() + 20
+        while not release_when(tasks, svc) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        gate.set()
         out = await asyncio.gather(*tasks)
     await svc.stop()
     return out, svc.analyzer.forward_calls - calls0
@@ -204,7 +206,9 @@ async def _concurrent(app, bodies, release_after=None, gate=None, sizes=None):
 def test_queue_full_gets_429_with_retry_after(analyzer, monkeypatch):
     gate, _ = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(max_concurrency=1, max_queue=1, retry_after_s=3))
-    rs, _ = asyncio.run(_concurrent(app, [sine_signal(seed=k) for k in range(4)], release_after=0.3, gate=gate))
+    # the gate opens once two requests have been answered: those must be the refused ones
+    rs, _ = asyncio.run(_concurrent(app, [sine_signal(seed=k) for k in range(4)], gate,
+                                    lambda tasks, svc: sum(t.done() for t in tasks) >= 2))
     codes = sorted(r.status_code for r in rs)
     assert codes == [200, 200, 429, 429], [r.text for r in rs]
     busy = next(r for r in rs if r.status_code == 429)
@@ -214,7 +218,7 @@ def test_queue_full_gets_429_with_retry_after(analyzer, monkeypatch):
 def test_timeout_gets_504(analyzer, monkeypatch):
     gate, _ = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(request_timeout_s=0.2))
-    (r,), _ = asyncio.run(_concurrent(app, [sine_signal()], release_after=0.4, gate=gate))
+    (r,), _ = asyncio.run(_concurrent(app, [sine_signal()], gate, lambda tasks, svc: tasks[0].done()))
     assert r.status_code == 504 and "request_timeout_s" in r.json()["detail"]
 
 
@@ -226,7 +230,9 @@ def test_dynamic_batching_batches_and_keeps_answers(analyzer, monkeypatch):
         alone[b["id"]] = analyzer.forward(prep.windows)[0].mean(axis=0)
     gate, sizes = _gate_forward(monkeypatch, analyzer)
     app = create_app(analyzer, ServeConfig(batch_wait_ms=200, max_batch_windows=32))
-    rs, calls = asyncio.run(_concurrent(app, bodies, release_after=0.3, gate=gate, sizes=sizes))
+    # the gate opens once all 8 windows are in a forward pass or waiting for the next one
+    rs, calls = asyncio.run(_concurrent(app, bodies, gate, lambda tasks, svc: sum(sizes) + svc.batcher.pending() == 8,
+                                        sizes=sizes))
     assert all(r.status_code == 200 for r in rs)
     # 8 requests, 1 window each: at most 2 forward passes (one may start before the rest arrive)
     assert sum(sizes) == 8 and len(sizes) <= 2 and max(sizes) >= 4, sizes
@@ -249,3 +255,41 @@ def test_failing_quality_check_does_not_cost_the_answer(client, monkeypatch):
     assert r.status_code == 200, r.text
     q = r.json()["quality"]
     assert q["available"] is False and "boom on purpose" in q["note"]
+
+
+def test_attribution_through_explain(client):
+    pytest.importorskip("captum")
+    r = client.post("/v1/predict", files=_upload(MUSE), params={"attribution": "true", "attribution_method": "gradcam"})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    at = a["attribution"]
+    assert at["available"] and at["method"] == "gradcam" and at["label"] == a["findings"][0]["label"]
+    assert at["fs"] == 250.0 and len(at["values"]) == 12 and len(at["values"][0]) == 2500
+    assert max(max(row) for row in at["values"]) == 1.0 and abs(sum(at["lead_share"].values()) - 1) < 1e-3
+    r = client.post("/v1/predict", files=_upload(MUSE), params={"attribution": "true", "attribution_method": "bogus"})
+    assert r.status_code == 422 and "bogus" in r.json()["detail"]
+
+
+def test_calibration_and_thresholds_file(tiny_ckpt, tmp_path):
+    pytest.importorskip("sklearn")
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.serve import Analyzer
+
+    model = load_model(tiny_ckpt)
+    labels = list(model.labels)
+    attach_calibration(model, Calibration(method="temperature", labels=tuple(labels), temperatures=(2.0,) * 150))
+    csv = tmp_path / "thresholds.csv"
+    csv.write_text("label,threshold\n" + f"{labels[0]},0.01\n{labels[1]},\n")  # one set, one NaN
+    analyzer = Analyzer(model, thresholds_file=csv)
+    with TestClient(create_app(analyzer, ServeConfig())) as c:
+        a = c.post("/v1/predict", json=sine_signal()).json()
+    s0, s1 = a["labels"][0], a["labels"][1]
+    assert (s0["threshold"], s0["threshold_source"]) == (0.01, "file")
+    assert (s1["threshold"], s1["threshold_source"]) == (0.5, "default")
+    for s in a["labels"]:
+        p = s["probability"]
+        expect = 1 / (1 + ((1 - p) / p) ** 0.5)  # sigmoid(logit(p) / 2)
+        assert abs(s["calibrated_probability"] - expect) < 1e-6
+        assert s["above_threshold"] == (s["calibrated_probability"] >= s["threshold"])
+    assert all(f["calibrated_probability"] >= f["threshold"] for f in a["findings"])

@@ -139,7 +139,7 @@ def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
     assert canvas.get_attribute("data-traces") == "13"  # 12 lead segments + the rhythm strip
     assert int(canvas.get_attribute("data-shaded")) > 5
     answer = json.loads(page.evaluate("JSON.stringify(last)"))
-    assert answer["attribution"]["lead_share"]["V2"] == 1.0 and answer["attribution"]["method"].startswith("ig")
+    assert answer["attribution"]["lead_share"]["V2"] == 1.0 and answer["attribution"]["method"] == "ig (8 steps)" and answer["attribution"]["baseline"] == "zero"
     findings = page.locator("#findings li").all_inner_texts()
     assert [f.split(" ")[0] for f in findings] == [f["label"].split(" ")[0] for f in answer["findings"]]
     assert len(findings) == len(answer["findings"]) > 0

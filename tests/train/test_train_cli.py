@@ -27,3 +27,15 @@ def test_manifest_and_examples(tmp_path, capsys):
     assert main(["finetune", "examples"]) == 0
     listing = capsys.readouterr().out
     assert "ptbxl_superdiagnostic_finetune" in listing and "mimic_lvef_regression" in listing
+
+
+def test_cache_command_fills_the_window_cache_and_counts_failures(tmp_path, cpsc2021_manifest, capsys):
+    df = pd.read_csv(cpsc2021_manifest).head(3)
+    df.loc[len(df)] = {**df.iloc[0].to_dict(), "path": str(tmp_path / "missing.hea"), "record": "missing"}
+    df.to_csv(tmp_path / "m.csv", index=False)
+    cfg = {"data": {"manifest": str(tmp_path / "m.csv"), "leads": 1, "cache_dir": str(tmp_path / "cache"),
+                    "cache_workers": 1}, "model": {"init": "random", "arch": "small"}, "train": {"progress": False}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["finetune", "cache", str(tmp_path / "c.yaml")]) == 0
+    assert capsys.readouterr().err.strip().endswith(": 3 cached, 1 failed")
+    assert list((tmp_path / "cache").rglob("shard-*.npy"))

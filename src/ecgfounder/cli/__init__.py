@@ -36,8 +36,19 @@ SUBCOMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; ``parser.subcommands`` maps each subcommand to its own parser."""
+def _requested(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option), if known."""
+    for tok in argv:
+        if not tok.startswith("-"):
+            return tok if tok in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; ``parser.subcommands`` maps each subcommand to its own parser.
+
+    ``only``: register just that subcommand (its module alone is imported: a command answers a
+    mistake without waiting for every other command's imports)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -49,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.subcommands = sub.choices  # type: ignore[attr-defined]
     for name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -64,7 +77,8 @@ def _format_warning(message, category, filename, lineno, line=None):  # noqa: AR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_requested(argv))
     args, extra = parser.parse_known_args(argv)
     if extra:  # shown under the usage of the subcommand they were given to, not the top level's
         owner = parser.subcommands.get(getattr(args, "command", None) or "", parser)

@@ -22,15 +22,15 @@ def flags(message: str) -> str:
     """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
     the command line's flags (``--device cpu``, ``--resume``)."""
     def sub(m: re.Match) -> str:
-        name, value = m.group(1), m.group(2)
+        with_, name, value = m.group(1) or "", m.group(2), m.group(3)
         flag = _FLAGS[name]
-        if value in ("True",):
-            return flag
-        if value in ("False",):
+        if value == "True":
+            return f"{with_}{flag}"
+        if value == "False":
             return f"without {flag}"
-        return f"{flag} {value.strip(chr(39))}"
+        return f"{with_}{flag} {value.strip(chr(39))}"
 
-    pattern = r"\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
+    pattern = r"(with )?\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
     return re.sub(pattern, sub, message)
 
 
@@ -72,11 +72,12 @@ def progress(total: int | None, desc: str, enabled: bool):
 
 def add_read_args(p: argparse.ArgumentParser) -> None:
     """Options telling the readers what a file does not say (shared by every command that reads records)."""
-    from ..io.detect import FORMATS
-
+    # The format names are not listed here: importing the readers' table would load scipy before a
+    # mistake can be answered; an unknown name is refused by the reader with the list of known ones.
     g = p.add_argument_group("reading")
     g.add_argument("--format", dest="read_format", metavar="NAME",
-                   help=f"force the file format ({', '.join(sorted(FORMATS))})")
+                   help="force the file format (a name of ecgfounder.io.FORMATS, e.g. wfdb, edf, muse, dicom, npy, "
+                   "csv, hdf5; 'ecgfounder info FILE' shows what is detected)")
     g.add_argument("--fs", type=float, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
     g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")

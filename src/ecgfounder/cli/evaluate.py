@@ -24,7 +24,8 @@ __all__ = ["add_parser", "run", "parse_folds"]
 
 # library argument names → the flags that set them (for error messages)
 _FLAGS = {"mode": "--mode", "protocol": "--protocol", "tune_folds": "--tune-folds", "test_folds": "--test-folds", "limit": "--limit", "min_positives": "--min-positives",
-          "n_boot": "--n-boot", "id_column": "--id-column"}
+          "n_boot": "--n-boot", "id_column": "--id-column",
+          "calibrate": "--calibrate", "save_calibrated": "--save-calibrated"}
 
 
 def parse_folds(text: str) -> list[int]:
@@ -54,7 +55,10 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
     g.add_argument("--ci-level", type=float, default=0.95, help="interval level (default 0.95)")
     g.add_argument("--min-positives", type=int, default=10, metavar="K",
                    help="labels with fewer positives are reported but left out of the macro/micro summaries (default 10)")
-    g.add_argument("--no-plots", action="store_true", help="skip the ROC / PR / calibration figures")
+    g.add_argument("--no-plots", action="store_true", help="skip the ROC / PR / reliability figures")
+    g.add_argument("--calibrate", choices=("temperature", "isotonic"),
+                   help="fit a per-label calibration on the tuning split (never the reported one) unless the model carries one; "
+                        "thresholds are then chosen on calibrated scores and the report shows ECE before/after")
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
@@ -67,6 +71,8 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not read or write the prediction cache")
     g.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N records of each split (quick checks)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--save-calibrated", metavar="PATH", help="with --calibrate: save the model with its calibration "
+                   "(.safetensors) for `predict --calibrated`")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +129,8 @@ def _options(args: argparse.Namespace):
 
     report = ReportOptions(out=Path(args.out), thresholds=args.thresholds, threshold_method=args.threshold_method,
                            target_sensitivity=args.target_sensitivity, n_boot=args.n_boot, seed=args.seed,
-                           ci_level=args.ci_level, plots=not args.no_plots, min_positives=args.min_positives)
+                           ci_level=args.ci_level, plots=not args.no_plots, min_positives=args.min_positives,
+                           calibrate=args.calibrate, save_calibrated=getattr(args, "save_calibrated", None))
     if args.dataset == "table":
         return report, None
     predict = PredictOptions(batch_size=args.batch_size, mode=args.mode, aggregate=args.aggregate, device=args.device,

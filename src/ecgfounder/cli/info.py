@@ -40,13 +40,25 @@ def describe(rec, path: str) -> dict[str, Any]:
         "n_samples": rec.n_samples,
         "duration_s": round(rec.duration, 6),
         "units": m.pop("units", "mV"),
-        "peak_to_peak_mv": [round(float(x), 4) for x in np.ptp(rec.signal, axis=1)],
+        "peak_to_peak_mv": [_finite(round(float(np.nanmax(x) - np.nanmin(x)), 4)) if np.isfinite(x).any() else None
+                            for x in rec.signal],
     }
     m.pop("source", None)
     m.pop("id", None)
     for k, v in m.items():
-        out[k] = list(v) if isinstance(v, tuple) else v
+        out[k] = _finite(list(v) if isinstance(v, tuple) else v)
     return out
+
+
+def _finite(v: Any) -> Any:
+    """NaN and infinities become ``None`` (JSON null): strict JSON parsers reject ``NaN``."""
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else None
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return v
 
 
 def _line(d: dict[str, Any]) -> str:
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{f}: … more recordings (use --all to list them)")
                     break
                 d = describe(rec, str(f))
-                print(json.dumps(d, default=str, ensure_ascii=False) if args.json else _line(d))
+                print(json.dumps(d, default=str, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
                 shown += 1
         except (RecordReadError, ValueError, OSError) as exc:
             failed += 1

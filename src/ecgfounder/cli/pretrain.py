@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.loop import pretrain
 
     res = pretrain(load_pretrain_config(args.config, args.overrides))
+    if res.rank:  # under torchrun only rank 0 reports
+        return 0
     if res.history:
         print(f"steps {res.steps}: loss {res.history[0]['loss']:.4f} -> {res.history[-1]['loss']:.4f}")
     if res.report:

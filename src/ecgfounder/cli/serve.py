@@ -42,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="requests allowed to wait beyond that; more get 429 (default 64)")
     g.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request limit in seconds (default 60)")
     g.add_argument("--threshold", type=float, default=0.5, metavar="P",
-                   help="operating threshold where the weights carry none (default 0.5)")
+                   help="operating threshold where --thresholds and the weights give none (default 0.5)")
+    g.add_argument("--thresholds", metavar="CSV",
+                   help="per-label operating thresholds (label,threshold), e.g. thresholds.csv of ecgfounder evaluate")
     m = p.add_argument_group("MCP")
     m.add_argument("--mcp", action="store_true", help="serve an MCP tool over stdio instead of HTTP (for LLM agents)")
     m.add_argument("--mcp-dir", action="append", metavar="DIR",
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_batch_windows=args.max_batch,
             batch_wait_ms=args.batch_wait_ms, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
             request_timeout_s=args.timeout, token=args.token, threshold=args.threshold, threads=args.threads,
+            thresholds_file=args.thresholds,
             precision=args.precision, backend=args.backend,
         )
     except ValueError as exc:  # name the flag, not the library field
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         for field, flag in (("max_upload_bytes", "--max-upload-mb"), ("max_batch_windows", "--max-batch"),
                             ("max_concurrency", "--max-concurrency"), ("max_queue", "--max-queue"),
                             ("request_timeout_s", "--timeout"), ("batch_wait_ms", "--batch-wait-ms"),
-                            ("threshold", "--threshold"), ("token", "--token"), ("threads", "--threads")):
+                            ("thresholds_file", "--thresholds"), ("threshold", "--threshold"), ("token", "--token"), ("threads", "--threads")):
             msg = msg.replace(f"ServeConfig.{field}", flag).replace(field, flag)
         raise ValueError(msg) from None
     source = args.checkpoint or args.weights

@@ -7,7 +7,8 @@ mask and the minimum-positives rule, ``multilabel_report``), :mod:`.regression`
 (small-count AUROC intervals), :mod:`.thresholds` (``choose_thresholds``), :mod:`.splits`
 (tuning/test splits by patient and source), :mod:`.runner` (cached predictions,
 ``run_evaluation``), :mod:`.report` (``write_report``), :mod:`.published` (the authors' PTB-XL
-protocol, reproduced), :mod:`.jobs` (``evaluate_ptbxl``, ``evaluate_cinc2021``,
+protocol, reproduced), :mod:`.calibrating` (which records a calibration is fitted on and
+where it came from; the maps and ECE are :mod:`ecgfounder.explain.calibration`'s), :mod:`.jobs` (``evaluate_ptbxl``, ``evaluate_cinc2021``,
 ``evaluate_table``: what ``ecgfounder evaluate`` runs).  Ground truth comes from
 :mod:`ecgfounder.datasets`.
 """

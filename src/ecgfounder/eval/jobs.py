@@ -23,8 +23,10 @@ import pandas as pd
 
 from ..datasets import LabelledSet, load_cinc2021, load_ptbxl
 from ..datasets.labelled import concat_sets
+from ..explain.calibration import apply_calibration
 from ..labels.composites import COMPOSITE_RULE, composite_scores
 from ..labels.mappings import ptbxl_mapping, snomed_mapping
+from .calibrating import evaluation_calibration
 from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult
 from .runner import cache_fingerprint, cached_predictions, run_evaluation, weights_sha256
@@ -50,7 +52,9 @@ COMPARABILITY = (
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """How to choose thresholds, compute intervals and write the report."""
+    """How to choose thresholds, compute intervals and write the report.  ``calibrate``
+    (``"temperature"``/``"isotonic"``) fits a calibration on the tuning split when the model carries
+    none; ``save_calibrated`` writes the model with it (see :mod:`.calibrating`)."""
 
     out: Path
     thresholds: str | None = None
@@ -61,6 +65,8 @@ class ReportOptions:
     ci_level: float = 0.95
     plots: bool = True
     min_positives: int = MIN_POSITIVES
+    calibrate: str | None = None
+    save_calibrated: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,29 @@ def _summary_lines(result: EvaluationResult, out: Path) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _output_truth(ls: LabelledSet, outputs: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    """``(len(rows), len(outputs))`` truths of the model outputs a target maps to one-to-one; the
+    members of composite targets and unmapped outputs stay all-negative (calibration leaves them unchanged)."""
+    index = {lab: k for k, lab in enumerate(outputs)}
+    y = np.zeros((len(rows), len(outputs)))
+    for j, t in enumerate(ls.labels):
+        m = tuple(ls.members.get(t, (t,)))
+        if len(m) == 1 and m[0] in index:
+            y[:, index[m[0]]] = ls.y[rows, j]
+    return y
+
+
+def _write_calibration(out: Path, cal: Any, log: Log) -> None:
+    if cal is None:
+        return
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "calibration.json").write_text(json.dumps(cal.to_dict(), indent=1), encoding="utf-8")
+    log(f"calibration: {cal.method}, {dict(cal.fitted_on).get('split', 'stored with the weights')} "
+        f"({dict(cal.fitted_on).get('n', '?')} records); written to {out / 'calibration.json'}")
+
+
 def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray, groups, *, title: str,
                  report: ReportOptions, predict: PredictOptions, provenance: dict, log: Log, progress,
                  threshold_source: str | None = None) -> EvaluationRun:
@@ -181,10 +210,17 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
     need = np.flatnonzero(tune | test)
     preds = _predict([ls.paths[i] for i in need], model, predict, report.out, log, progress)
     scores = np.full((len(ls), len(labels)), np.nan)
+    before = scores.copy()
     ok = np.zeros(len(ls), dtype=bool)
-    if preds.ok.any():
-        scores[need[preds.ok]] = composite_scores(preds.scores[preds.ok], preds.labels, members)
     ok[need] = preds.ok
+    done = need[preds.ok]
+    cal, cal_info = evaluation_calibration(
+        report.calibrate, labels=preds.labels, y=_output_truth(ls, preds.labels, done), scores=preds.scores[preds.ok],
+        records=np.asarray(ls.records)[done], tune=tune[done], test=test[done], model=model, save=report.save_calibrated)
+    if preds.ok.any():
+        before[done] = composite_scores(preds.scores[preds.ok], preds.labels, members)
+        scores[done] = before[done] if cal is None else composite_scores(apply_calibration(preds.scores[preds.ok], cal), preds.labels, members)
+    _write_calibration(report.out, cal, log)
     notes = [f"{int((~ok[need]).sum())} record(s) could not be predicted and are left out (see 'Failed records')."] if (~ok[need]).any() else []
     if predict.limit:
         notes.append(f"limit {predict.limit}: only the first records of each split were used; not a full evaluation.")
@@ -196,6 +232,7 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
         ci_level=report.ci_level, title=title, notes=notes, extra_tables=_dataset_tables(ls, preds.errors),
         plots=report.plots, threshold_source=threshold_source or report.thresholds,
         evaluable=ls.evaluable[rows][:, keep], members=members, min_positives=report.min_positives, extra_settings=provenance,
+        uncalibrated=before[rows], calibration=cal_info,
     )
     return EvaluationRun(report.out, result, dict(preds.errors), _summary_lines(result, report.out))
 
@@ -212,6 +249,9 @@ def evaluate_ptbxl(
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
     if protocol == "published":
+        if report.calibrate or report.save_calibrated:
+            raise EvaluationError(f"calibrate={report.calibrate!r}: protocol 'published' has no tuning split to fit a "
+                                  "calibration on; use protocol 'ours' (tuning folds 1-9).")
         return _published(root, model, report=report, predict=predict, sampling=sampling, log=log, progress=progress)
     if set(tune_folds) & set(test_folds):
         raise EvaluationError(f"tune_folds {sorted(tune_folds)} and test_folds {sorted(test_folds)} overlap; thresholds must come from other folds.")
@@ -350,12 +390,18 @@ def evaluate_table(
                               test_value=test_value, tune_fraction=tune_fraction, seed=report.seed)
     from .. import __version__
 
+    y, s = y[finite], s[finite]
+    cal, cal_info = evaluation_calibration(report.calibrate, labels=names, y=y, scores=s, records=np.asarray(ls.records)[rows],
+                                           tune=tune, test=test, save=report.save_calibrated)
+    before, s = s, (s if cal is None else apply_calibration(s, cal))
+    _write_calibration(report.out, cal, _quiet)
     result = run_evaluation(
-        y[finite], s[finite], names, report.out, test=test, tune=tune, thresholds=thr, method=report.threshold_method,
+        y, s, names, report.out, test=test, tune=tune, thresholds=thr, method=report.threshold_method,
         target=report.target_sensitivity, groups=groups, n_boot=report.n_boot, seed=report.seed, ci_level=report.ci_level,
         title=f"Evaluation of {Path(predictions).name} against {Path(labels).name}", notes=notes, plots=report.plots,
         threshold_source=report.thresholds, min_positives=report.min_positives,
         extra_settings={"dataset": Path(labels).name, "protocol": "ours", "preprocessing_mode": "as in the predictions file",
                         "package_version": __version__},
+        uncalibrated=before, calibration=cal_info,
     )
     return EvaluationRun(report.out, result, {}, _summary_lines(result, report.out))

@@ -1,4 +1,4 @@
-"""Evaluation reports: CSV tables, a Markdown and an HTML page, ROC / PR / calibration plots.
+"""Evaluation reports: CSV tables, a Markdown and an HTML page, ROC / PR / reliability plots.
 
 API:
 
@@ -12,8 +12,9 @@ notes=(), extra_tables=None, plots=True) -> dict[str, Path]``
     - ``settings.json``: how the numbers were made (bootstrap, seed, thresholds' origin);
     - ``report.md`` and ``report.html``: the same tables, labels grouped by category, undefined
       values written as "undefined", and the notes;
-    - ``roc_<category>.png``, ``pr_<category>.png`` and ``calibration.png`` when ``y_true`` and
-      ``y_score`` (the evaluated rows) are given and ``plots`` is true;
+    - ``roc_<category>.png``, ``pr_<category>.png`` and ``reliability.png`` (reliability diagram,
+      before/after calibration) when ``y_true`` and ``y_score`` (the evaluated rows) are given and
+      ``plots`` is true; ``calibration.csv`` (ECE per label before/after) whenever they are given;
     - ``<name>.csv`` for each extra table (e.g. labels that cannot be evaluated).
 
 ``format_ci(value, lo, hi)`` formats "0.912 (0.890–0.931)" or "undefined".
@@ -132,7 +133,6 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     files: dict[str, Path] = {}
@@ -164,31 +164,59 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
             fig.savefig(f, dpi=110)
             plt.close(fig)
             files[f"{kind}:{cat}"] = f
-    # calibration: pooled over defined labels, and per category with enough positives
-    if defined.any():
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        keep = ev[:, defined].ravel()
-        yy = y[:, defined].ravel()[keep]
-        ss = np.clip(s[:, defined].ravel()[keep], 0.0, 1.0)
-        frac, mean = calibration_curve(yy, ss, n_bins=10, strategy="quantile")
-        ax.plot(mean, frac, "o-", lw=1.8, c="k", label=f"all defined labels ({int(defined.sum())})")
-        for cat in dict.fromkeys(cats):
-            cols = np.array([c == cat for c in cats]) & defined
-            if cols.sum() == 0 or y[:, cols].sum() < 20:
-                continue
-            k = ev[:, cols].ravel()
-            fr, mn = calibration_curve(y[:, cols].ravel()[k], np.clip(s[:, cols].ravel()[k], 0, 1), n_bins=10, strategy="quantile")
-            ax.plot(mn, fr, ".-", lw=1, label=cat)
-        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-        ax.set(xlabel="mean predicted probability (decile bins)", ylabel="observed frequency", title="Calibration", xlim=(0, 1), ylim=(0, 1))
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        f = out / "calibration.png"
-        fig.tight_layout()
-        fig.savefig(f, dpi=110)
-        plt.close(fig)
-        files["calibration"] = f
     return files
+
+
+def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray, after: np.ndarray | None, ev: np.ndarray,
+                 st: Mapping[str, Any], plots: bool) -> tuple[dict[str, Path], list[tuple]]:
+    """``calibration.csv`` (ECE per label before/after), ``reliability.png`` (pooled over the
+    summarised labels) and the report's calibration section; the ECE and the diagram come from
+    :mod:`ecgfounder.explain.calibration` (one home for them)."""
+    from ..explain.calibration import expected_calibration_error, plot_reliability
+
+    def ece(p: np.ndarray, j: int) -> float:
+        m = ev[:, j]
+        return float(expected_calibration_error(y[m, j], p[m, j])[0]) if m.any() else float("nan")
+
+    L = len(per)
+    tbl = pd.DataFrame({"label": list(per.index), "n": ev.sum(axis=0).astype(int), "n_pos": (y & ev).sum(axis=0).astype(int),
+                        "ece_before": [ece(before, j) for j in range(L)],
+                        "ece_after": [ece(after, j) for j in range(L)] if after is not None else np.nan})
+    files = {"calibration_table": out / "calibration.csv"}
+    tbl.to_csv(files["calibration_table"], index=False, float_format="%.6g")
+    k = int(st.get("min_positives", 1))
+    cols = per["defined"].to_numpy(dtype=bool) & (tbl["n_pos"].to_numpy() >= k)
+    if not cols.any():
+        cols = per["defined"].to_numpy(dtype=bool)
+    keep = ev[:, cols].ravel()
+    pooled = {"before": before, "after": after}
+    pooled = {name: float(expected_calibration_error(y[:, cols].ravel()[keep], p[:, cols].ravel()[keep])[0])
+              for name, p in pooled.items() if p is not None and cols.any()}
+    cal = st.get("calibration")
+    if cal:
+        fitted = cal.get("fitted_on") or {}
+        text = (f"Calibrated: {cal.get('method')} per label ({cal.get('source')}"
+                + (f"; fitting split '{fitted.get('split')}', {fitted.get('n')} records, never the reported ones" if fitted else "")
+                + "). Operating thresholds are chosen on calibrated tuning scores and every metric uses calibrated scores.")
+    else:
+        text = ("Not calibrated: the model carries no calibration and none was requested (calibrate='temperature' or "
+                "'isotonic' fits one on the tuning split); ECE of the scores as predicted.")
+    if pooled:
+        text += (f" Expected calibration error (15 equal-width bins) pooled over {int(cols.sum())} label(s): before "
+                 f"{pooled['before']:.4f}" + (f", after {pooled['after']:.4f}." if "after" in pooled else "."))
+    section: list[tuple] = [("h2", "Calibration"), ("text", text)]
+    shown = tbl[cols].sort_values("n_pos", ascending=False).head(20)
+    if len(shown):
+        section.append(("table", shown.assign(ece_before=shown["ece_before"].map(format_value),
+                                               ece_after=shown["ece_after"].map(lambda v: format_value(v, 3)))))
+    if plots and cols.any():
+        fig = plot_reliability(y[:, cols].ravel()[keep], before[:, cols].ravel()[keep],
+                               None if after is None else after[:, cols].ravel()[keep],
+                               title=f"Reliability, reported split ({int(cols.sum())} labels pooled{'' if cal else '; not calibrated'})")
+        files["reliability"] = out / "reliability.png"
+        fig.savefig(files["reliability"])
+        section.append(("img", "reliability.png", "reliability diagram"))
+    return files, section
 
 
 def _json_default(o: Any) -> Any:
@@ -253,8 +281,6 @@ def _sections(result: EvaluationResult, cats: list[str], figs: Mapping[str, Path
     label_tbl.insert(0, "category", cats)
     out: list[tuple] = [("h2", "Summary"), ("table", _summary_rows(result.summary)),
                         ("h2", "By clinical category (macro over summarised labels)"), ("table", _category_rows(cat_df))]
-    if "calibration" in figs:
-        out.append(("img", "calibration.png", "calibration"))
     out.append(("h2", "Labels"))
     for cat in dict.fromkeys(cats):
         out += [("h3", cat), ("table", label_tbl[label_tbl["category"] == cat].drop(columns="category"))]
@@ -326,6 +352,7 @@ def write_report(
     notes: Sequence[str] = (),
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
     plots: bool = True,
+    y_score_before: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write the report files (see module docstring) and return their paths by name.
 
@@ -341,6 +368,8 @@ def write_report(
         notes: sentences shown under the title (data caveats, threshold origin, ...).
         extra_tables: ``name -> DataFrame`` written as ``name.csv`` and shown at the end.
         plots: draw the PNG figures.
+        y_score_before: the same rows' scores before calibration when ``result.settings`` records
+            a ``calibration`` (``y_score`` then holds the calibrated scores).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,16 +378,24 @@ def write_report(
     extra = dict(extra_tables or {})
     files = _write_tables(out, result, cats, extra)
     figs: dict[str, Path] = {}
-    if plots and y_true is not None and y_score is not None:
+    cal_section: list[tuple] = []
+    if y_true is not None and y_score is not None:
         y = np.asarray(y_true).astype(bool)
-        s = np.asarray(y_score, dtype=np.float64)
+        s = np.clip(np.asarray(y_score, dtype=np.float64), 0.0, 1.0)
         if y.ndim != 2 or y.shape[1] != len(per) or s.shape != y.shape:
             raise EvaluationError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
         ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
-        figs = _plots(out, per, cats, y, s, ev)
-        files.update(figs)
+        if plots:
+            figs = _plots(out, per, cats, y, s, ev)
+            files.update(figs)
+        calibrated = bool(result.settings.get("calibration"))
+        before = s if y_score_before is None or not calibrated else np.clip(np.asarray(y_score_before, dtype=np.float64), 0.0, 1.0)
+        cal_files, cal_section = _calibration(out, per, y, before, s if calibrated else None, ev, result.settings, plots)
+        files.update(cal_files)
     bullets = [*_info_lines(result.settings), *notes]
     sections = _sections(result, cats, figs, extra)
+    at = next((i for i, item in enumerate(sections) if item[:2] == ("h2", "Labels")), len(sections))
+    sections[at:at] = cal_section
     (out / "report.md").write_text(_render_md(title, bullets, sections), encoding="utf-8")
     (out / "report.html").write_text(_render_html(title, bullets, sections), encoding="utf-8")
     files["markdown"] = out / "report.md"

@@ -146,40 +146,23 @@ def cached_predictions(
         raise EvaluationError("the model carries no label names; evaluation needs them to match the ground truth.")
     paths = [str(p) for p in paths]
     keys = [_key(p) for p in paths]
-    cache_file = None
-    cache: dict[str, np.ndarray] = {}
-    if cache_dir is not None:
-        fp = cache_fingerprint(net, mode, aggregate)
-        cache_file = Path(cache_dir) / f"predictions-{fp[:16]}.csv"
-        cache = _read_cache(cache_file, labels)
-    todo = [i for i, k in enumerate(keys) if k not in cache]
-    n_cached = len(paths) - len(todo)
+    cache = _Cache(Path(cache_dir) / f"predictions-{cache_fingerprint(net, mode, aggregate)[:16]}.csv" if cache_dir is not None else None,
+                   labels, flush_every)
+    known = cache.read()
     scores = np.full((len(paths), len(labels)), np.nan)
-    ok = np.zeros(len(paths), dtype=bool)
-    for i, k in enumerate(keys):
-        if k in cache:
-            scores[i] = cache[k]
-            ok[i] = True
-    if n_cached and progress:
-        progress(n_cached)
+    ok = np.array([k in known for k in keys], dtype=bool)
+    for i in np.flatnonzero(ok):
+        scores[i] = known[keys[i]]
+    todo = [i for i in range(len(paths)) if not ok[i]]
+    if ok.any() and progress:
+        progress(int(ok.sum()))
     errors: dict[str, str] = {}
-    n_pred = 0
     if todo:
-        writer = None
-        fh = None
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            new = not cache_file.exists()
-            fh = open(cache_file, "a", newline="", encoding="utf-8")
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow([*_META_COLUMNS, *labels])
-        pending: list[list[Any]] = []
-        try:
-            results = iter_predict(
-                (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
-                lead=lead, fill_missing=fill_missing, read_kwargs=dict(read_kwargs or {}),
-            )
+        results = iter_predict(
+            (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
+            lead=lead, fill_missing=fill_missing, read_kwargs=dict(read_kwargs or {}),
+        )
+        with cache:
             for k, group in _per_input(results, [keys[i] for i in todo]):
                 i = todo[k]
                 if progress:
@@ -188,23 +171,52 @@ def cached_predictions(
                 if err is not None:
                     errors[paths[i]] = err
                     continue
-                scores[i] = s
-                ok[i] = True
-                n_pred += 1
-                if writer is not None:
-                    pending.append([keys[i], group[0].record, group[0].n_windows, *(repr(float(v)) for v in s)])
-                    if len(pending) >= flush_every:
-                        writer.writerows(pending)
-                        fh.flush()
-                        pending = []
-        finally:
-            if writer is not None:
-                writer.writerows(pending)
-                fh.close()
+                scores[i], ok[i] = s, True
+                cache.add([keys[i], group[0].record, group[0].n_windows, *(repr(float(v)) for v in s)])
     return Predictions(
         paths=tuple(paths), labels=labels, scores=scores, ok=ok, errors=errors,
-        n_cached=n_cached, n_predicted=n_pred, cache_file=cache_file,
+        n_cached=len(paths) - len(todo), n_predicted=len(todo) - len(errors), cache_file=cache.path,
     )
+
+
+class _Cache:
+    """The prediction cache file: rows appended as records finish, flushed every ``flush_every``
+    rows, so an interrupted run keeps what it computed (``with cache: ... cache.add(row)``)."""
+
+    def __init__(self, path: Path | None, labels: Sequence[str], flush_every: int):
+        self.path, self.labels, self.flush_every = path, tuple(labels), flush_every
+        self._fh = self._writer = None
+        self._pending: list[list[Any]] = []
+
+    def read(self) -> dict[str, np.ndarray]:
+        return {} if self.path is None else _read_cache(self.path, self.labels)
+
+    def __enter__(self) -> "_Cache":
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            self._fh = open(self.path, "a", newline="", encoding="utf-8")
+            self._writer = csv.writer(self._fh)
+            if new:
+                self._writer.writerow([*_META_COLUMNS, *self.labels])
+        return self
+
+    def add(self, row: list[Any]) -> None:
+        if self._writer is None:
+            return
+        self._pending.append(row)
+        if len(self._pending) >= self.flush_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._writer.writerows(self._pending)
+        self._fh.flush()
+        self._pending = []
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._writer is not None:
+            self._flush()
+            self._fh.close()
 
 
 def _per_input(results: Iterable[Any], keys: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
@@ -241,6 +253,31 @@ def _one_score(group: list[Any], aggregate: str) -> tuple[np.ndarray | None, str
     return aggregate_windows(res.scores, aggregate), None
 
 
+def _operating_thresholds(y, scores, ev, tune_m, labels, thresholds, method, target, out_dir, source, notes: list[str]):
+    """``(thresholds or None, settings about their origin)``: the given ones, else chosen on the
+    tuning rows (and saved as ``out_dir/thresholds.csv``), else none; ``notes`` gains what a
+    reader must know."""
+    if thresholds is not None:
+        return as_threshold_array(thresholds, labels), {"threshold_source": source or "given", "threshold_method": "given"}
+    if not tune_m.any():
+        notes.append("No tuning split or thresholds file was given: threshold-dependent metrics are undefined "
+                     "(thresholds are never chosen on the test records).")
+        return None, {"threshold_source": "none", "threshold_method": "none"}
+    thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target, evaluable=ev[tune_m])
+    info = {"threshold_source": source or f"tuning split ({int(tune_m.sum())} records)",
+            "threshold_method": method if method != "sensitivity" else f"sensitivity ≥ {target:g}"}
+    if out_dir is not None:
+        save_thresholds(
+            Path(out_dir) / "thresholds.csv", labels, thr, method=method, target=target if method == "sensitivity" else None,
+            n_pos=y[tune_m].sum(axis=0), n_neg=(ev[tune_m] & ~y[tune_m]).sum(axis=0), source=info["threshold_source"],
+        )
+    n_none = int(np.isnan(thr).sum())
+    if n_none:
+        notes.append(f"{n_none} label(s) had no positive or no negative record in the tuning split, so no threshold: "
+                     "their sensitivity, specificity, PPV, NPV and F1 are undefined.")
+    return thr, info
+
+
 def run_evaluation(
     y: np.ndarray,
     scores: np.ndarray,
@@ -265,6 +302,8 @@ def run_evaluation(
     members: Mapping[str, Sequence[str]] | None = None,
     min_positives: int = MIN_POSITIVES,
     extra_settings: Mapping[str, Any] | None = None,
+    uncalibrated: np.ndarray | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Choose thresholds on ``tune`` rows (unless given), evaluate ``test`` rows, write the report.
 
@@ -283,6 +322,9 @@ def run_evaluation(
         members: ``label -> model outputs`` of composite targets (listed in the report).
         min_positives: labels with fewer positives are left out of the summaries.
         extra_settings: recorded in ``settings.json`` (protocol, preprocessing mode, weights' hash, ...).
+        uncalibrated, calibration: when ``scores`` are calibrated (see :mod:`.calibrating`), the
+            scores before calibration and ``{method, fitted_on, source}``; thresholds are then
+            chosen on the calibrated tuning scores and the report shows ECE before and after.
 
     Returns:
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
@@ -299,29 +341,7 @@ def run_evaluation(
     if not test_m.any():
         raise EvaluationError("the test split is empty; check the fold/split options.")
     notes = list(notes)
-    thr_info: dict[str, Any] = {}
-    if thresholds is not None:
-        thr = as_threshold_array(thresholds, labels)
-        thr_info = {"threshold_source": threshold_source or "given", "threshold_method": "given"}
-    elif tune_m.any():
-        thr = choose_thresholds(y[tune_m], scores[tune_m], method=method, target=target, evaluable=ev[tune_m])
-        thr_info = {
-            "threshold_source": threshold_source or f"tuning split ({int(tune_m.sum())} records)",
-            "threshold_method": method if method != "sensitivity" else f"sensitivity ≥ {target:g}",
-        }
-        if out_dir is not None:
-            save_thresholds(
-                Path(out_dir) / "thresholds.csv", labels, thr, method=method,
-                target=target if method == "sensitivity" else None,
-                n_pos=y[tune_m].sum(axis=0), n_neg=(ev[tune_m] & ~y[tune_m]).sum(axis=0), source=thr_info["threshold_source"],
-            )
-        n_none = int(np.isnan(thr).sum())
-        if n_none:
-            notes.append(f"{n_none} label(s) had no positive or no negative record in the tuning split, so no threshold: their sensitivity, specificity, PPV, NPV and F1 are undefined.")
-    else:
-        thr = None
-        thr_info = {"threshold_source": "none", "threshold_method": "none"}
-        notes.append("No tuning split or thresholds file was given: threshold-dependent metrics are undefined (thresholds are never chosen on the test records).")
+    thr, thr_info = _operating_thresholds(y, scores, ev, tune_m, labels, thresholds, method, target, out_dir, threshold_source, notes)
     g_test = None if groups is None else np.asarray(groups)[test_m]
     result = evaluate_multilabel(
         y[test_m], scores[test_m], labels, thr, g_test, evaluable=ev[test_m], members=members,
@@ -330,6 +350,7 @@ def run_evaluation(
     settings = dict(result.settings)
     settings.update(thr_info)
     settings.update(extra_settings or {})
+    settings["calibration"] = dict(calibration) if calibration else None
     settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
     result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
     if out_dir is not None:
@@ -338,5 +359,6 @@ def run_evaluation(
         write_report(
             out_dir, result, y_true=y[test_m], y_score=scores[test_m], evaluable=ev[test_m], title=title, notes=notes,
             extra_tables=extra_tables, plots=plots,
+            y_score_before=None if uncalibrated is None else np.asarray(uncalibrated, dtype=np.float64)[test_m],
         )
     return result

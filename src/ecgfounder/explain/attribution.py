@@ -28,6 +28,7 @@ covers (a cumulative-sum re-binning), so sums over a lead or an interval do not 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -215,7 +216,9 @@ def attribute_windows(
                 a = cam.expand(n, n_leads, length) / n_leads
             else:
                 module, _ = _stage(model, layer)
-                a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
+                with warnings.catch_warnings():  # Captum's notices about input grads and (absent) ReLU hooks
+                    warnings.simplefilter("ignore", UserWarning)
+                    a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
             out[:, k] = a.detach().float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -269,6 +272,7 @@ def explain(
     fill_missing: bool = False,
     device: str | torch.device = "cpu",
     internal_batch_size: int | None = 16,
+    max_windows: int = 36,
 ) -> Explanation:
     """Per-label attribution maps of one recording (see the module documentation for the methods).
 
@@ -281,6 +285,8 @@ def explain(
         n_steps: integration steps of IG.  layer: Grad-CAM stage (``-1`` last, ``-2`` …) or a module name.
         lead, fill_missing: as in :func:`ecgfounder.predict` (single-lead substitution, zero-filled
             precordial leads).
+        max_windows: longer records (default: more than 36 windows, 6 minutes) are refused, so that
+            a Holter file does not start hours of work; crop the recording or raise the bound.
 
     Returns:
         An :class:`Explanation` whose ``attributions`` are ``(n_labels, n_leads, n_samples)`` on the
@@ -298,6 +304,12 @@ def explain(
     net = resolve_model(model)
     contract = contract_of(net)
     prep = preprocess_recording(recording, contract, warn=False, lead=lead, fill_missing=fill_missing)
+    if len(prep.windows) > max_windows:
+        raise ExplainError(
+            f"the recording lasts {recording.duration:.0f} s ({len(prep.windows)} model windows), more than "
+            f"max_windows={max_windows}; explain a part of it (recording.replace(signal=recording.signal[:, a:b])) "
+            "or raise max_windows."
+        )
     names = output_labels(net)
     dev = torch.device(device)
     net = net.to(dev).eval()
@@ -323,7 +335,8 @@ def explain(
         leads=leads,
         fs=recording.fs,
         attributions=maps,
-        baseline=BASELINE_TEXT if method == "ig" else None,
+        baseline=(BASELINE_TEXT if contract.mode != "none" else "zeros (0 mV, a flat line: the contract does not normalise)")
+        if method == "ig" else None,
         n_steps=n_steps if method == "ig" else None,
         layer=None if method == "ig" else _stage(net, layer)[1],
         lead_resolved=method != "gradcam",

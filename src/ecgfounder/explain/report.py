@@ -141,13 +141,17 @@ _CSS = ("body{font-family:DejaVu Sans,Arial,sans-serif;margin:18px;color:#111;ma
         ".small{font-size:11px;color:#444}.sw{display:inline-block;width:10px;height:10px;margin-right:4px}")
 
 
+def _num(v: float) -> str:
+    return "-" if not np.isfinite(v) else f"{v:.3f}"
+
+
 def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str]) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td><span class='sw' style='background:{f['colour']}'></span>{e(f['label'])}</td>"
-        f"<td>{f['prob']:.3f}</td><td>{f['raw']:.3f}</td><td>{f['thr']:.3f}</td><td>{e(f['leads'])}</td></tr>"
+        f"<td>{f['prob']:.3f}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
         for f in findings)
-    table = ("<table><tr><th>finding</th><th>probability</th><th>raw score</th><th>threshold</th>"
+    table = ("<table><tr><th>finding</th><th>probability / value</th><th>raw score</th><th>threshold</th>"
              f"<th>leads (attribution share)</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     note_html = "".join(f"<li>{e(n)}</li>" for n in notes)
@@ -160,7 +164,7 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
 
 def _pdf_footer(findings: list[dict], facts: list[tuple[str, str]]) -> str:
     lines = ["Findings (probability / threshold; leads by attribution share):"]
-    lines += [f"  {f['label']}: {f['prob']:.3f} / {f['thr']:.3f}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
+    lines += [f"  {f['label']}: {f['prob']:.3f} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
     lines.append(NOT_A_DEVICE)
     return "\n".join(ln if len(ln) <= 175 else ln[:172] + "..." for ln in lines)
@@ -178,7 +182,14 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     labels = ctx["labels"]
     raw = df[list(labels)].to_numpy(dtype=np.float64)[0]
     prob = apply_calibration(raw, ctx["calibration"]) if ctx["calibration"] is not None else raw
-    above = [int(i) for i in np.argsort(-prob, kind="stable") if prob[i] >= ctx["thresholds"][i]]
+    task = dict(model.task_meta or {}).get("task", "multilabel")
+    if task == "regression":  # a value per output, no threshold
+        above, thresholds = list(range(len(labels))), np.full(len(labels), np.nan)
+    elif task == "multiclass":  # the most probable class is the finding
+        above, thresholds = [int(np.argmax(prob))], np.full(len(labels), np.nan)
+    else:
+        thresholds = ctx["thresholds"]
+        above = [int(i) for i in np.argsort(-prob, kind="stable") if prob[i] >= thresholds[i]]
     shown_idx = above[: ctx["top"]]
     notes = []
     if not shown_idx:
@@ -187,7 +198,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
                      f"({labels[shown_idx[0]]}) for reference")
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
     shares = exp.summary(3)
-    findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(ctx["thresholds"][i]),
+    findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
                      leads=", ".join(f"{ld} {s:.0%}" for ld, s in shares.get(labels[i], [])) or "(not shaded)")
                 for k, i in enumerate(above[: max(ctx["top"], 10)])]
@@ -199,7 +210,10 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
              ("signal", f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads"),
              ("quality", q_text + (f" (flagged: {', '.join(flagged)})" if flagged and ", ".join(flagged) not in q_text else "")),
              ("model", ctx["model_name"]), ("weights SHA-256", ctx["sha"]), ("preprocessing", ctx["contract"]),
-             ("probabilities", ctx["calib_text"]), ("operating thresholds", ctx["thr_text"]),
+             ("probabilities", ctx["calib_text"]),
+             ("operating thresholds", {"regression": "none (regression head: predicted values are shown)",
+                                       "multiclass": "none (multi-class head: the most probable class is the finding)"}
+              .get(task, ctx["thr_text"])),
              ("attribution", method_txt), ("software", f"ecgfounder {ctx['version']}; report {ctx['when']}")]
     notes += list(exp.notes)
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..models.net1d import Net1D
+from .attribution import ExplainError
 
 __all__ = ["randomised_copy", "rank_correlation", "region_share", "deletion_curve"]
 
@@ -31,7 +32,7 @@ def randomised_copy(model: Net1D, depth: int = 1, seed: int = 0) -> Net1D:
     Adebayo et al.).  Re-initialisation is each layer's own ``reset_parameters`` (PyTorch's default)."""
     n_stages = len(model.stage_list)
     if not 1 <= depth <= n_stages + 1:
-        raise ValueError(f"depth={depth}: choose 1 (head) to {n_stages + 1} (head and all {n_stages} stages).")
+        raise ExplainError(f"depth={depth}: choose 1 (head) to {n_stages + 1} (head and all {n_stages} stages).")
     out = copy.deepcopy(model)
     torch.manual_seed(seed)
     parts: list[torch.nn.Module] = [out.dense] + [out.stage_list[-k] for k in range(1, depth)]
@@ -49,7 +50,7 @@ def rank_correlation(a: np.ndarray, b: np.ndarray, absolute: bool = True) -> flo
 
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"maps of different sizes ({a.size} vs {b.size}) cannot be compared.")
+        raise ExplainError(f"maps of different sizes ({a.size} vs {b.size}) cannot be compared.")
     if absolute:
         a, b = np.abs(a), np.abs(b)
     return float(spearmanr(a, b).statistic)
@@ -98,11 +99,11 @@ def deletion_curve(
     Returns ``(len(fractions),)`` mean logits.
     """
     if order not in ("attribution", "random"):
-        raise ValueError(f"order={order!r}; choose 'attribution' or 'random'.")
+        raise ExplainError(f"order={order!r}; choose 'attribution' or 'random'.")
     x = np.asarray(windows, np.float32)
     a = np.asarray(attributions, np.float64)
     if a.shape != x.shape:
-        raise ValueError(f"attributions {a.shape} and windows {x.shape} must have one shape.")
+        raise ExplainError(f"attributions {a.shape} and windows {x.shape} must have one shape.")
     rng = np.random.default_rng(seed)
     n, n_leads, length = x.shape
     n_seg = -(-length // segment)

@@ -1,20 +1,24 @@
-"""Helpers shared by the readers: size limits, safe XML, base64, lead derivation, metadata."""
+"""Helpers shared by the readers: file checks, safe XML, base64, metadata, read notes."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import datetime as _dt
+import io
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
+from .limits import MAX_VALUES, MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS, MAX_XML_TEXT, check_values
 
 __all__ = [
     "MAX_VALUES",
@@ -23,16 +27,38 @@ __all__ = [
     "check_values",
     "parse_xml",
     "b64decode_strict",
-    "derive_limb_leads",
     "make_recording",
+    "note",
+    "collect_notes",
     "to_float",
     "unit_scale_to_mv",
 ]
 
-# Largest signal we are willing to allocate (leads × samples): about 2 GB of float64.
-MAX_VALUES = 250_000_000
-# Largest XML file we parse (vendor XML ECGs are < 5 MB; this leaves ample room).
-MAX_XML_BYTES = 512 * 1024 * 1024
+_NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("ecgfounder_read_notes", default=None)
+
+
+def note(key: str, value: Any, warning: str | None = None) -> None:
+    """Record a ``meta`` flag (and optionally a warning) about the file being read; ``read()``
+    merges the flags into the recording's ``meta`` and issues the warnings once."""
+    notes = _NOTES.get()
+    if notes is not None:
+        notes.append((key, value, warning))
+
+
+@contextlib.contextmanager
+def collect_notes():
+    """Collect :func:`note` calls made while reading one file (nested calls share the outer list)."""
+    outer = _NOTES.get()
+    if outer is not None:
+        yield outer
+        return
+    notes: list = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
 
 _UNIT_TO_MV = {
     "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
@@ -68,18 +94,49 @@ def check_file(path: Path, *, min_bytes: int = 1, max_bytes: int | None = None) 
     return int(st.st_size)
 
 
-def check_values(path: Path, n_leads: int, n_samples: int, what: str = "file") -> None:
-    """Refuse a declared signal size that is empty or larger than :data:`MAX_VALUES`."""
-    if n_leads <= 0 or n_samples <= 0:
-        raise RecordReadError(path, f"{what} declares {n_leads} leads × {n_samples} samples; nothing to read")
-    if n_leads * n_samples > MAX_VALUES:
-        raise RecordReadError(
-            path, f"{what} declares {n_leads} leads × {n_samples} samples, above the limit of {MAX_VALUES} values"
-        )
+_DECL = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([^\"']*)([\"'])")
+
+
+def _fix_declared_encoding(path: Path, data: bytes) -> bytes:
+    """Bytes expat can parse: UTF-16 without a BOM re-encoded, and a declaration that names an
+    encoding the bytes are not in (UTF-16 declared, UTF-8/ASCII bytes) corrected, with a note."""
+    if data[:2] not in (b"\xff\xfe", b"\xfe\xff") and data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
+        enc = "utf-16-le" if data[:1] == b"<" else "utf-16-be"
+        data = data.decode(enc, errors="replace").encode("utf-8")
+        return _DECL.sub(rb'\1utf-8\3', data, count=1)
+    body = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    m = _DECL.match(body)
+    if m and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        declared = m.group(2).decode("latin-1").strip().lower()
+        if declared.replace("-", "").replace("_", "") in ("utf16", "utf16le", "utf16be", "ucs2", "utf32"):
+            try:
+                body.decode("utf-8")
+                actual = "utf-8"
+            except UnicodeDecodeError:
+                actual = "latin-1"
+            note("encoding_fixed", f"declared {declared}, read as {actual}",
+                 f"{path}: the XML declaration says {declared} but the bytes are {actual}; read as {actual}")
+            return _DECL.sub(b"\\1" + actual.encode() + b"\\3", body, count=1)
+    return data
+
+
+def _prescan_xml(path: Path, data: bytes) -> None:
+    """Bounds checked on the raw bytes before expat sees them (expat would buffer a giant attribute
+    whole): no run of more than ``MAX_XML_TEXT`` bytes without ``<`` or ``>``, and not far more
+    tags than ``MAX_XML_ELEMENTS`` allows."""
+    u8 = np.frombuffer(data, dtype=np.uint8)
+    marks = np.flatnonzero((u8 == 60) | (u8 == 62))
+    if marks.size > 4 * MAX_XML_ELEMENTS + 16:
+        raise RecordReadError(path, f"XML holds more than {MAX_XML_ELEMENTS} elements (refused)")
+    edges = np.concatenate(([-1], marks, [u8.size]))
+    if edges.size > 1 and int(np.max(np.diff(edges))) > MAX_XML_TEXT:
+        raise RecordReadError(path, f"XML text or attribute of more than {MAX_XML_TEXT} characters (refused)")
 
 
 def parse_xml(path: Path, data: bytes | None = None):
-    """Parse an XML file with defusedxml (entities, DTD-declared entities and external references refused).
+    """Parse an XML file with defusedxml (entities, DTD-declared entities and external references
+    refused) and the bounds of :mod:`ecgfounder.io.limits` (size, depth, elements, text length),
+    checked while parsing so that a hostile file stops early.
 
     Returns the root ``Element``; namespaces are stripped from tags so that ``find('a/b')`` works on
     any vendor's namespace.
@@ -90,18 +147,39 @@ def parse_xml(path: Path, data: bytes | None = None):
     if data is None:
         check_file(path, max_bytes=MAX_XML_BYTES)
         data = Path(path).read_bytes()
-    # Expat reads UTF-16 with a BOM; a file without a BOM but with an utf-16 declaration needs help.
-    if data[:2] not in (b"\xff\xfe", b"\xfe\xff") and data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
-        enc = "utf-16-le" if data[:1] == b"<" else "utf-16-be"
-        data = data.decode(enc).encode("utf-8")
-        data = re.sub(rb"encoding\s*=\s*[\"'][^\"']*[\"']", b'encoding="utf-8"', data, count=1)
+    elif len(data) > MAX_XML_BYTES:
+        raise RecordReadError(path, f"XML of {len(data)} bytes is above the {MAX_XML_BYTES}-byte limit")
+    data = _fix_declared_encoding(path, data)
+    _prescan_xml(path, data)
+    depth, count, root = 0, 0, None
     try:
-        root = DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+        for event, el in DET.iterparse(io.BytesIO(data), events=("start", "end"), forbid_dtd=False,
+                                       forbid_entities=True, forbid_external=True):
+            if event == "start":
+                depth += 1
+                count += 1
+                if root is None:
+                    root = el
+                if depth > MAX_XML_DEPTH:
+                    raise RecordReadError(path, f"XML nested deeper than {MAX_XML_DEPTH} elements (refused)")
+                if count > MAX_XML_ELEMENTS:
+                    raise RecordReadError(path, f"XML holds more than {MAX_XML_ELEMENTS} elements (refused)")
+                for v in el.attrib.values():
+                    if len(v) > MAX_XML_TEXT:
+                        raise RecordReadError(path, f"XML attribute of {len(v)} characters (limit {MAX_XML_TEXT})")
+            else:
+                depth -= 1
+                if (el.text and len(el.text) > MAX_XML_TEXT) or (el.tail and len(el.tail) > MAX_XML_TEXT):
+                    raise RecordReadError(path, f"XML text of more than {MAX_XML_TEXT} characters in <{el.tag}>")
+    except RecordReadError:
+        raise
     except DefusedXmlException as exc:
         raise RecordReadError(path, f"unsafe XML refused ({type(exc).__name__}: entity or external reference)") from None
     except Exception as exc:  # ParseError and expat errors
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecordReadError(path, f"malformed XML: {msg}") from None
+    if root is None:
+        raise RecordReadError(path, "malformed XML: no root element")
     for el in root.iter():
         if isinstance(el.tag, str) and el.tag[:1] == "{":
             el.tag = el.tag.split("}", 1)[1]
@@ -128,31 +206,6 @@ def to_float(value: Any) -> float | None:
     except ValueError:
         return None
     return out if np.isfinite(out) else None
-
-
-def derive_limb_leads(signal: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Add III, aVR, aVL, aVF computed from I and II when they are missing (Einthoven/Goldberger).
-
-    III = II − I, aVR = −(I + II)/2, aVL = I − II/2, aVF = II − I/2.  Returned in standard order
-    (I, II, III, aVR, aVL, aVF, then the remaining leads in their original order).
-    """
-    names = [canonical_lead(n) for n in leads]
-    if "I" not in names or "II" not in names:
-        return signal, tuple(names)
-    i, ii = signal[names.index("I")], signal[names.index("II")]
-    derived = {"III": ii - i, "aVR": -(i + ii) / 2.0, "aVL": i - ii / 2.0, "aVF": ii - i / 2.0}
-    rows, out = [], []
-    for name in ("I", "II", "III", "aVR", "aVL", "aVF"):
-        if name in names:
-            rows.append(signal[names.index(name)])
-        else:
-            rows.append(derived[name])
-        out.append(name)
-    for k, name in enumerate(names):
-        if name not in out:
-            rows.append(signal[k])
-            out.append(name)
-    return np.stack(rows), tuple(out)
 
 
 def parse_datetime(text: str | None) -> str | None:

@@ -1,11 +1,12 @@
-"""Plain arrays: NumPy ``.npy``/``.npz``, CSV/TSV text, HDF5 datasets.
+"""Plain arrays: NumPy ``.npy``/``.npz`` and CSV/TSV text (HDF5: :mod:`ecgfounder.io.hdf5`).
 
 These formats carry no standard metadata, so the sampling rate must come from the file (an
 ``fs`` entry in an ``.npz``, an ``fs`` attribute in HDF5, a ``# fs=500`` line or a time column in
 CSV) or from the caller (``fs=``).  No rate is ever assumed.  Amplitudes are taken as mV unless
-``units=`` says otherwise.  Leads default to the standard 12-lead order when there are exactly 12
-channels and no names are given (with ``meta['leads_assumed']=True``); otherwise ``leads=`` is
-required.
+``units=`` says otherwise.  With exactly 12 unnamed channels the lead order is inferred from the
+Goldberger relations between the columns: the standard order (I, II, III, aVR, aVL, aVF, V1–V6) or
+MIMIC-IV-ECG's (aVF before aVL); ``meta['leads_assumed']`` says which, with a warning, and
+``leads=`` names them explicitly.  Otherwise ``leads=`` is required.
 
 Batches (``.npy`` of shape ``(n, ...)``, ``.npz`` with a 3-D ``signal``, HDF5 datasets such as
 CODE-15's ``tracings`` ``(n, 4096, 12)`` at 400 Hz) yield one recording per item through the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -25,10 +27,11 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import MAX_VALUES, check_file, make_recording, to_float, unit_scale_to_mv
+from ._common import check_file, make_recording, note, to_float, unit_scale_to_mv
+from .limits import MAX_VALUES, check_decompressed, check_fs, parse_fs, samples_to_read
 
 __all__ = [
-    "read_npy", "iter_npy", "read_npz", "iter_npz", "read_csv", "read_hdf5", "iter_hdf5", "count_records",
+    "read_npy", "iter_npy", "read_npz", "iter_npz", "read_csv",
 ]
 
 _MAX_LEADS = 64
@@ -62,15 +65,39 @@ def _orient(p: Path, arr: np.ndarray, n_leads: int | None) -> np.ndarray:
     raise RecordReadError(p, f"cannot tell the lead axis of an array of shape {arr.shape}; pass leads=")
 
 
-def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict) -> tuple[str, ...]:
+MIMIC_ORDER = ("I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _infer_12_order(sig: np.ndarray | None) -> tuple[str, str]:
+    """``('standard' | 'mimic', explanation)`` for 12 unnamed channels, from which of columns 5 and 6
+    fits aVL = I − II/2 and aVF = II − I/2 (Goldberger); the standard order when undecided."""
+    if sig is not None and sig.shape[0] == 12 and sig.shape[1] > 1:
+        i, ii, c5, c6 = (np.nan_to_num(sig[k]) for k in (0, 1, 4, 5))
+        avl, avf = i - ii / 2, ii - i / 2
+        scale = max(float(np.ptp(ii)), 1e-9)
+        std = max(float(np.max(np.abs(c5 - avl))), float(np.max(np.abs(c6 - avf)))) / scale
+        mim = max(float(np.max(np.abs(c5 - avf))), float(np.max(np.abs(c6 - avl)))) / scale
+        if mim < 0.05 <= std:
+            return "mimic", "MIMIC-IV-ECG order (I, II, III, aVR, aVF, aVL, V1-V6: columns 5-6 fit aVF, aVL)"
+        if std < 0.05:
+            return "standard", "the standard order I, II, III, aVR, aVL, aVF, V1-V6 (columns 5-6 fit aVL, aVF)"
+    return "standard", "the standard order I, II, III, aVR, aVL, aVF, V1-V6 (unverified: the limb columns do not " \
+        "fit Goldberger's relations)"
+
+
+def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict,
+                sig: np.ndarray | None = None) -> tuple[str, ...]:
     if leads is not None:
         leads = tuple(leads)
         if len(leads) != n:
             raise RecordReadError(p, f"{len(leads)} lead names given for {n} channels: {list(leads)}")
         return tuple(canonical_lead(x) for x in leads)
     if n == 12:
-        meta["leads_assumed"] = True
-        return STANDARD_12
+        order, why = _infer_12_order(sig)
+        meta["leads_assumed"] = order
+        note("leads_assumed", order, f"{p}: 12 unnamed channels taken as {why}; pass leads=[...] (CLI: --leads) "
+             "if the file uses another order")
+        return STANDARD_12 if order == "standard" else MIMIC_ORDER
     if n == 1:
         raise RecordReadError(p, "1 channel and no lead name; pass leads=['II'] (CLI: --leads II)")
     raise RecordReadError(p, f"{n} channels and no lead names; pass leads=[...] (CLI: --leads I,II,...)")
@@ -79,14 +106,11 @@ def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict) -> tup
 def _need_fs(p: Path, fs: float | None) -> float:
     if fs is None:
         raise RecordReadError(p, "sampling rate unknown (the file does not store it); pass fs=... (CLI: --fs)")
-    fs = float(fs)
-    if not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"fs={fs!r} must be a positive sampling rate in Hz.")
-    return fs
+    return check_fs(p, fs)
 
 
 # ----------------------------------------------------------------------------------------- npy / npz
-def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
+def _open_npy_header(p: Path, max_duration: float | None = None) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from the ``.npy`` header, checked against the file size before loading."""
     size = check_file(p, min_bytes=10)
     with open(p, "rb") as fh:
@@ -100,24 +124,32 @@ def _open_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
     if dtype.hasobject:
         raise RecordReadError(p, ".npy holds Python objects; only numeric arrays are read (pickles are refused)")
     n = int(np.prod(shape, dtype=np.float64)) if shape else 1
-    if n > MAX_VALUES:
-        raise RecordReadError(p, f".npy declares shape {shape}, above the limit of {MAX_VALUES} values")
+    if n > MAX_VALUES and not (max_duration and len(shape) == 2):
+        raise RecordReadError(p, f".npy declares shape {shape}, above the limit of {MAX_VALUES} values"
+                              + ("; pass max_duration=SECONDS to read the first part" if len(shape) == 2 else ""))
     if offset + n * dtype.itemsize > size:
         raise RecordReadError(p, f".npy declares shape {shape} ({n * dtype.itemsize} bytes) but the file is shorter (truncated)")
     return shape, dtype
 
 
 def _batch_from_array(
-    p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None
+    p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None,
+    max_duration: float | None = None,
 ) -> Iterator[Recording]:
-    if not np.issubdtype(arr.dtype, np.number):
-        raise RecordReadError(p, f"array dtype {arr.dtype} is not numeric")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise RecordReadError(p, f"array dtype {arr.dtype} is not real-valued numeric")
     scale = _scale(p, units)
     if arr.ndim <= 2:
-        sig = _orient(p, np.asarray(arr, dtype=np.float64), len(leads) if leads is not None else None) * scale
+        fs_ok = _need_fs(p, fs)
+        view = _orient(p, arr, len(leads) if leads is not None else None)
+        n = samples_to_read(view.shape[1], fs_ok, max_duration)
+        if view.shape[0] * n > MAX_VALUES:
+            raise RecordReadError(p, f"array of shape {arr.shape} is above the limit of {MAX_VALUES} values; "
+                                  "pass max_duration=SECONDS to read the first part")
+        sig = np.asarray(view[:, :n], dtype=np.float64) * scale
         m = dict(meta)
-        names = _lead_names(p, sig.shape[0], leads, m)
-        yield make_recording(p, sig, _need_fs(p, fs), names, m, fmt=fmt)
+        names = _lead_names(p, sig.shape[0], leads, m, sig)
+        yield make_recording(p, sig, fs_ok, names, m, fmt=fmt)
         return
     if arr.ndim != 3:
         raise RecordReadError(p, f"array of shape {arr.shape}; expected (leads, samples) or (n, ...) batches")
@@ -125,22 +157,22 @@ def _batch_from_array(
     for k in range(arr.shape[0]):
         sig = _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None) * scale
         m = dict(meta)
-        m["id"] = (str(ids[k]) if ids is not None else f"{p.stem}#{k}")
+        m["id"] = (str(ids[k]) if ids is not None and k < len(ids) else f"{p.stem}#{k}")
         m["index"] = k
-        names = _lead_names(p, sig.shape[0], leads, m)
+        names = _lead_names(p, sig.shape[0], leads, m, sig)
         yield make_recording(p, sig, fs_, names, m, fmt=fmt)
 
 
 def iter_npy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, **_: Any) -> Iterator[Recording]:
+             units: str | None = None, max_duration: float | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of a ``.npy`` file: ``(leads, samples)``/``(samples, leads)`` or a batch ``(n, ..)``."""
     p = Path(path)
-    _open_npy_header(p)
+    _open_npy_header(p, max_duration)
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise RecordReadError(p, f"cannot load .npy: {str(exc).strip() or type(exc).__name__}") from None
-    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy")
+    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy", max_duration=max_duration)
 
 
 def read_npy(path: str | Path, **kw: Any) -> Recording:
@@ -160,6 +192,36 @@ def _npz_meta(p: Path, z) -> tuple[dict, float | None, list[str] | None, str | N
     return meta, fs, leads, units
 
 
+def _check_npz_members(p: Path, size: int) -> None:
+    """Before numpy decompresses anything: every member's declared size within the decompression
+    limit, and every member's ``.npy`` header (shape × itemsize) within its declared size."""
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise RecordReadError(p, f"not a valid .npz archive: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 1000:
+            raise RecordReadError(p, f".npz holds {len(infos)} entries (limit 1000)")
+        check_decompressed(p, sum(i.file_size for i in infos), size, ".npz entries")
+        for info in infos:
+            try:
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _f, dtype = reader(fh, max_header_size=100_000)
+            except Exception as exc:
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise RecordReadError(p, f"entry {info.filename!r} is not a valid .npy array: {msg}") from None
+            n = int(np.prod(shape, dtype=np.float64)) if shape else 1
+            if dtype.hasobject:
+                raise RecordReadError(p, f"entry {info.filename!r} holds Python objects (pickles are refused)")
+            if n * dtype.itemsize > info.file_size:
+                raise RecordReadError(p, f"entry {info.filename!r} declares shape {shape} ({n * dtype.itemsize} bytes) "
+                                      f"but holds {info.file_size} bytes (corrupt)")
+
+
 def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
              units: str | None = None, key: str | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of an ``.npz`` archive.
@@ -169,7 +231,8 @@ def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     :func:`ecgfounder.io.write`) and ``ids`` for batches.
     """
     p = Path(path)
-    check_file(p, min_bytes=22)
+    size = check_file(p, min_bytes=22)
+    _check_npz_members(p, size)
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as exc:
@@ -186,10 +249,6 @@ def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
                 key = cands[0]
         if key not in z.files:
             raise RecordReadError(p, f"no entry {key!r} in the archive; it has {z.files}")
-        # check the declared size from the zip member header before decompressing
-        info = z.zip.getinfo(key + ".npy") if hasattr(z, "zip") else None
-        if info is not None and info.file_size > MAX_VALUES * 8 + 1024:
-            raise RecordReadError(p, f"entry {key!r} declares {info.file_size} bytes, above the limit")
         try:
             arr = z[key]
         except Exception as exc:
@@ -208,13 +267,14 @@ def read_npz(path: str | Path, **kw: Any) -> Recording:
 
 
 # ----------------------------------------------------------------------------------------- CSV/TSV
-_MAX_TEXT_BYTES = 1024 * 1024 * 1024
+_MAX_TEXT_BYTES = 256 * 1024 * 1024
 _TIME_NAMES = {"time", "t", "time_s", "time (s)", "seconds", "sec", "s", "elapsed time", "timestamp"}
 _INDEX_NAMES = {"sample", "index", "n", "nseq", "sample #", "sample_index", ""}
 
 
 def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, delimiter: str | None = None, **_: Any) -> Recording:
+             units: str | None = None, delimiter: str | None = None, max_duration: float | None = None,
+             **_: Any) -> Recording:
     """Read a CSV/TSV file: one column per lead, lead names in the header row.
 
     The sampling rate is ``fs=``, a comment line ``# fs=500`` (also ``sampling_rate``,
@@ -238,9 +298,9 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
         s = line.strip()
         if s.startswith("#"):
             comments.append(s)
-            m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([0-9.]+)", s, re.I)
+            m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([-+0-9.eE,]+)", s, re.I)
             if m:
-                fs_found = to_float(m.group(1))
+                fs_found = parse_fs(p, m.group(1), "sampling rate in the comment line")
             body_start = i + 1
         elif s:
             break
@@ -289,8 +349,9 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     if fs_found is not None and fs is None:
         fs_found = round(fs_found, 6)
     out_leads = leads if leads is not None else (lead_names if has_header else None)
-    return make_recording(p, sig, _need_fs(p, fs if fs is not None else fs_found),
-                          _lead_names(p, sig.shape[0], out_leads, meta), meta, fmt="csv")
+    fs_ok = _need_fs(p, fs if fs is not None else fs_found)
+    sig = sig[:, : samples_to_read(sig.shape[1], fs_ok, max_duration)]
+    return make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], out_leads, meta, sig), meta, fmt="csv")
 
 
 def _numeric(s: str) -> bool:
@@ -299,150 +360,6 @@ def _numeric(s: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-# ----------------------------------------------------------------------------------------- HDF5
-_KNOWN_H5 = {
-    # dataset name -> (fs, leads) of public datasets that do not store them (CODE-15, Ribeiro et al. 2020)
-    "tracings": (400.0, STANDARD_12),
-}
-
-
-def _h5_dataset(p: Path, f, dataset: str | None):
-    import h5py
-
-    if dataset is not None:
-        if dataset not in f:
-            raise RecordReadError(p, f"no dataset {dataset!r} in the HDF5 file")
-        ds = f[dataset]
-        if not isinstance(ds, h5py.Dataset):
-            raise RecordReadError(p, f"{dataset!r} is a group, not a dataset")
-        return ds
-    found = []
-    f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
-    numeric = [d for d in found if np.issubdtype(d.dtype, np.number)]
-    if len(numeric) == 1:
-        return numeric[0]
-    for d in numeric:
-        if d.name.rsplit("/", 1)[-1] in ("signal", "tracings", "ecg", "data"):
-            return d
-    raise RecordReadError(p, f"cannot tell the signal dataset among {[d.name for d in numeric] or 'none'}; pass dataset=")
-
-
-def _h5_attr(obj, *names):
-    for n in names:
-        if n in obj.attrs:
-            v = obj.attrs[n]
-            return v.decode() if isinstance(v, bytes) else v
-    return None
-
-
-def _open_h5(p: Path):
-    import h5py
-
-    check_file(p, min_bytes=8)
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-    if head != b"\x89HDF\r\n\x1a\n":
-        raise RecordReadError(p, "not an HDF5 file (bad signature)")
-    try:
-        return h5py.File(p, "r")
-    except Exception as exc:
-        raise RecordReadError(p, f"cannot open HDF5 file: {str(exc).strip().splitlines()[0]}") from None
-
-
-def count_records(path: str | Path, fmt: str, **kw: Any) -> int | None:
-    """Number of recordings in a container file (HDF5 dataset batch), or ``None`` if not a batch."""
-    if fmt != "hdf5":
-        return None
-    p = Path(path)
-    with _open_h5(p) as f:
-        ds = _h5_dataset(p, f, kw.get("dataset"))
-        return int(ds.shape[0]) if ds.ndim == 3 else 1
-
-
-def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None = None,
-              leads: Sequence[str] | None = None, units: str | None = None, ids: str | None = None,
-              **_: Any) -> Iterator[Recording]:
-    """Recordings of an HDF5 dataset: 2-D ``(leads, samples)`` or a batch ``(n, samples, leads)``/
-    ``(n, leads, samples)``; read one item at a time (bounded memory).
-
-    ``fs``/``leads``/``units`` come from the arguments, else from the dataset or file attributes
-    (``fs``/``sampling_rate``, ``leads``/``lead_names``, ``units``), else from the known layout of
-    CODE-15 (dataset ``tracings``: 400 Hz, 12 standard leads).  Record ids come from a sibling
-    dataset ``exam_id``/``ids`` when present (or the one named by ``ids=``).
-    """
-    p = Path(path)
-    f = _open_h5(p)
-    try:
-        ds = _h5_dataset(p, f, dataset)
-        base = ds.name.rsplit("/", 1)[-1]
-        fs_ = fs if fs is not None else to_float(_h5_attr(ds, "fs", "sampling_rate", "sampling_frequency", "sfreq"))
-        if fs_ is None:
-            fs_ = to_float(_h5_attr(f, "fs", "sampling_rate", "sampling_frequency", "sfreq"))
-        lds = leads
-        if lds is None:
-            a = _h5_attr(ds, "leads", "lead_names", "channels")
-            if a is None:
-                a = _h5_attr(f, "leads", "lead_names")
-            if a is not None:
-                lds = [x.decode() if isinstance(x, bytes) else str(x) for x in np.atleast_1d(a)]
-        meta: dict = {"dataset": ds.name}
-        if (fs_ is None or lds is None) and base in _KNOWN_H5 and ds.ndim == 3 and 12 in ds.shape[1:]:
-            kfs, kleads = _KNOWN_H5[base]
-            if fs_ is None:
-                fs_ = kfs
-                meta["fs_from_known_layout"] = f"CODE-15 '{base}'"
-            if lds is None:
-                lds = kleads
-        u = units if units is not None else _h5_attr(ds, "units", "unit")
-        if not np.issubdtype(ds.dtype, np.number):
-            raise RecordReadError(p, f"dataset {ds.name} has non-numeric dtype {ds.dtype}")
-        id_values = None
-        parent = ds.parent
-        for cand in ([ids] if ids else ["exam_id", "ids", "record_id", "id"]):
-            if cand and cand in parent and cand != base:
-                d = parent[cand]
-                if getattr(d, "ndim", 0) == 1 and d.shape[0] == ds.shape[0]:
-                    id_values = d[()]
-                    break
-        if ds.ndim <= 2:
-            arr = ds[()]
-            yield from _batch_from_array(p, arr, fs_, lds, u, meta, "hdf5")
-            return
-        if ds.ndim != 3:
-            raise RecordReadError(p, f"dataset {ds.name} has shape {ds.shape}; expected 2-D or 3-D")
-        per = int(np.prod(ds.shape[1:]))
-        if per > MAX_VALUES:
-            raise RecordReadError(p, f"dataset items of shape {ds.shape[1:]} exceed the limit of {MAX_VALUES} values")
-        fs_ok = _need_fs(p, fs_)
-        for k in range(ds.shape[0]):
-            m = dict(meta)
-            m["index"] = k
-            if id_values is not None:
-                v = id_values[k]
-                m["id"] = v.decode() if isinstance(v, bytes) else str(v)
-            else:
-                m["id"] = f"{p.stem}#{k}"
-            try:
-                item = np.asarray(ds[k], dtype=np.float64)
-            except Exception as exc:
-                raise RecordReadError(p, f"cannot read item {k} of {ds.name}: {str(exc).strip().splitlines()[0]}") from None
-            sig = _orient(p, item, len(lds) if lds is not None else None) * _scale(p, u)
-            yield make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], lds, m), m, fmt="hdf5")
-    finally:
-        f.close()
-
-
-def read_hdf5(path: str | Path, *, index: int | None = None, **kw: Any) -> Recording:
-    """One recording of an HDF5 file (``index=`` picks an item of a batch)."""
-    p = Path(path)
-    if index is not None:
-        for rec in iter_hdf5(p, **kw):
-            if rec.meta.get("index") == index:
-                return rec
-        raise RecordReadError(p, f"no item {index} in the dataset")
-    return _single(p, iter_hdf5(p, **kw), kw)
 
 
 def _single(p: Path, it: Iterator[Recording], kw: dict) -> Recording:

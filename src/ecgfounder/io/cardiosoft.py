@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_values, derive_limb_leads, make_recording, parse_xml, to_float, unit_scale_to_mv
+from ._common import check_values, make_recording, parse_xml, to_float, unit_scale_to_mv
 
 __all__ = ["read_cardiosoft"]
 
@@ -164,5 +164,5 @@ def read_cardiosoft(path: str | Path, *, waveform: str = "strip", strip: int = 0
         raise RecordReadError(p, f"not a GE CardioSoft XML file (root element <{root.tag}>, expected <CardiologyXML>)")
     blk = _block(p, root, want, int(strip))
     counts, names = _interleaved(p, blk) if want == "full" else _per_lead(p, blk)
-    sig, leads = derive_limb_leads(counts * _scale_mv(p, blk), names)
+    sig, leads = counts * _scale_mv(p, blk), names  # III, aVR, aVL, aVF: derived by io/policy.py
     return make_recording(p, sig, _rate(p, blk), leads, _meta(root, want, names), fmt="cardiosoft")

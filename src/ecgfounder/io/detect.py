@@ -10,6 +10,9 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import RecordReadError
 from ..recording import Recording
+from ._common import collect_notes
+from .compressed import COMPRESSIONS, compression_of, expanded
+from .policy import finish
 
 __all__ = ["FORMATS", "ALIASES", "EXTENSIONS", "detect_format", "read", "iter_read", "find_records"]
 
@@ -27,14 +30,14 @@ FORMATS: dict[str, str] = {
     "npy": "ecgfounder.io.arrays:read_npy",
     "npz": "ecgfounder.io.arrays:read_npz",
     "csv": "ecgfounder.io.arrays:read_csv",
-    "hdf5": "ecgfounder.io.arrays:read_hdf5",
+    "hdf5": "ecgfounder.io.hdf5:read_hdf5",
 }
 
 # formats whose files may hold many recordings -> "module:function" yielding them
 _ITERATORS: dict[str, str] = {
     "npy": "ecgfounder.io.arrays:iter_npy",
     "npz": "ecgfounder.io.arrays:iter_npz",
-    "hdf5": "ecgfounder.io.arrays:iter_hdf5",
+    "hdf5": "ecgfounder.io.hdf5:iter_hdf5",
 }
 
 ALIASES: dict[str, str] = {
@@ -167,57 +170,141 @@ def _wrap(p: Path, fmt: str, exc: BaseException) -> RecordReadError:
         return exc
     if isinstance(exc, MemoryError):
         return RecordReadError(p, "file declares more data than can be held in memory")
+    if isinstance(exc, RecursionError):
+        return RecordReadError(p, f"cannot read as {fmt}: structure nested too deeply")
     msg = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
     return RecordReadError(p, f"cannot read as {fmt}: {msg[:300]}")
+
+
+def _policy_kwargs(kwargs: dict) -> dict:
+    return {"trim_calibration": bool(kwargs.get("trim_calibration", True)),
+            "max_duration": kwargs.get("max_duration")}
+
+
+def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs: dict) -> Iterator[Recording]:
+    """Recordings from ``make()`` with the reading policy applied; any failure is one
+    :class:`RecordReadError` naming ``p``."""
+    pol = _policy_kwargs(kwargs)
+    seen: set = set()
+    try:
+        it = make()
+        while True:
+            with collect_notes() as notes:
+                try:
+                    rec = next(it)
+                except StopIteration:
+                    return
+                rec = finish(p, rec, notes, seen=seen, **pol)
+            yield rec
+    except GeneratorExit:
+        raise
+    except Exception as exc:  # every failure becomes one line naming the file
+        raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+
+
+def _from_archive(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
+    """Recordings of a compressed file or zip archive, named after the archive."""
+    try:
+        yield from _archive_members(p, format, kwargs)
+    except GeneratorExit:
+        raise
+    except Exception as exc:  # a folder named x.gz, an unreadable file, ...: one line naming the file
+        raise _wrap(p, "compressed file", exc) from (None if isinstance(exc, RecordReadError) else exc)
+
+
+def _archive_members(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
+    with expanded(p) as (inner, kind):
+        targets = find_records([inner]) if inner.is_dir() else [inner]
+        if not targets:
+            raise RecordReadError(p, f"{kind} archive holds no ECG record files")
+        for t in targets:
+            it = iter_read(t, format, **kwargs)
+            while True:
+                try:
+                    rec = next(it)
+                except StopIteration:
+                    break
+                except RecordReadError as exc:
+                    where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
+                    raise RecordReadError(p, f"{where}: {exc.reason}") from None
+                meta = dict(rec.meta)
+                meta["source"] = str(p)
+                meta["compression"] = kind
+                if inner.is_dir():
+                    meta["archive_member"] = t.name
+                yield Recording(signal=rec.signal, fs=rec.fs, leads=rec.leads, meta=meta)
 
 
 def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Recording:
     """Read one ECG file into a :class:`Recording` (signal in mV, leads × samples).
 
     Args:
-        path: the file (a WFDB record by its ``.hea``, ``.dat``/``.mat`` or base name).
+        path: the file (a WFDB record by its ``.hea``, ``.dat``/``.mat`` or base name); ``.gz``,
+            ``.zst``, ``.bz2``, ``.xz`` copies and ``.zip`` archives of ECG files are read as well.
         format: force a format (a key of :data:`FORMATS` or an alias); detected when ``None``.
         **kwargs: format options, e.g. ``fs=``/``leads=``/``units=`` for arrays and CSV,
             ``dataset=`` for HDF5, ``index=`` to pick one item of a batch file, ``waveform="median"``
-            (MUSE), ``series="representative"`` (HL7), ``group="MEDIAN BEAT"`` (DICOM).
+            (MUSE), ``series="representative"`` (HL7), ``group="MEDIAN BEAT"`` (DICOM); and for
+            every format ``max_duration=`` (seconds: read only the first part of a long record) and
+            ``trim_calibration=False`` (keep a trailing calibration pulse).
 
     Raises :class:`RecordReadError` (a ``ValueError``) with a one-line reason naming the file for
     anything that is not a readable ECG: missing, empty, truncated or corrupt files, bad headers,
-    unsafe XML.  For files holding many recordings use :func:`iter_read` (or ``index=``).
+    unsafe XML, absurd sizes or rates (see :mod:`ecgfounder.io.limits`).  For files holding many
+    recordings use :func:`iter_read` (or ``index=``).
     """
     p = Path(path)
-    fmt = canonical_format(format) if format else detect_format(p)
     index = kwargs.pop("index", None)
-    try:
+    if compression_of(p):
+        recs = _from_archive(p, format, kwargs)
+        try:
+            if index is not None:
+                for k, rec in enumerate(recs):
+                    if k == int(index):
+                        return rec
+                raise RecordReadError(p, f"no recording {index} in the file")
+            first = next(recs, None)
+            if first is None:
+                raise RecordReadError(p, "no recordings in the file")
+            if next(recs, None) is not None:
+                raise RecordReadError(p, "archive holds several recordings; use ecgfounder.io.iter_read() "
+                                      "(the CLI reads every one)")
+            return first
+        finally:
+            recs.close()
+    fmt = canonical_format(format) if format else detect_format(p)
+
+    def make() -> Iterator[Recording]:
         if index is not None:
             if fmt not in _ITERATORS:
                 raise ValueError(f"index= applies to batch files ({', '.join(_ITERATORS)}), not {fmt}")
             for k, rec in enumerate(_load(_ITERATORS[fmt])(p, **kwargs)):
                 if k == int(index):
-                    return rec
+                    yield rec
+                    return
             raise RecordReadError(p, f"no recording {index} in the file")
-        return _load(FORMATS[fmt])(p, **kwargs)
-    except Exception as exc:  # every failure becomes one line naming the file
-        raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+        yield _load(FORMATS[fmt])(p, **kwargs)
+
+    gen = _finished(p, fmt, make, kwargs)
+    try:
+        return next(gen)
+    finally:
+        gen.close()
 
 
 def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Iterator[Recording]:
     """Every recording in ``path``: one for most formats, many for batch files (``.npy``/``.npz``
-    of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``), read lazily."""
+    of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``, zip archives), read
+    lazily."""
     p = Path(path)
+    if compression_of(p):
+        yield from _from_archive(p, format, kwargs)
+        return
     fmt = canonical_format(format) if format else detect_format(p)
     if fmt not in _ITERATORS:
         yield read(p, format=fmt, **kwargs)
         return
-    it = _load(_ITERATORS[fmt])(p, **kwargs)
-    while True:
-        try:
-            rec = next(it)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
-        yield rec
+    yield from _finished(p, fmt, lambda: _load(_ITERATORS[fmt])(p, **kwargs), kwargs)
 
 
 _CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", re.I)
@@ -225,6 +312,10 @@ _CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", 
 
 def _is_record_file(p: Path) -> bool:
     ext = p.suffix.lower()
+    if ext in COMPRESSIONS:
+        if ext == ".zip":
+            return True
+        return Path(p.name[: -len(p.suffix)]).suffix.lower() in EXTENSIONS  # x.hea.gz, x.xml.zst, ...
     if ext in (".dat", ".mat"):
         return False  # part of a WFDB record, represented by its .hea
     fmt = EXTENSIONS.get(ext)

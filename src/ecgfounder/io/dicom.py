@@ -3,7 +3,7 @@
 The waveform is one multiplex group of the Waveform Sequence (5400,0100): by default the first
 group labelled RHYTHM (else the first group).  pydicom applies channel sensitivity, sensitivity
 correction factor and baseline; we convert each channel from its sensitivity unit (UCUM: uV, mV)
-to mV.
+to mV.  Channels in other units (mm[Hg], %) are named in ``meta['other_channels']``, not returned.
 """
 
 from __future__ import annotations
@@ -104,18 +104,24 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecordReadError(p, f"cannot decode waveform group {idx}: {msg}") from None
-    names, units = [], []
+    names, units, keep, other = [], [], [], []
     for k, ch in enumerate(chans):
-        names.append(_lead_from_source(ch))
+        name = _lead_from_source(ch)
         unit_seq = ch.get("ChannelSensitivityUnitsSequence")
         unit = str(unit_seq[0].get("CodeValue", "")).strip() if unit_seq else ""
         if "ChannelSensitivity" not in ch:
-            raise RecordReadError(p, f"channel {names[-1]} has no ChannelSensitivity; amplitude unit unknown")
+            raise RecordReadError(p, f"channel {name} has no ChannelSensitivity; amplitude unit unknown")
         scale = unit_scale_to_mv(unit or "uV")
-        if scale is None:
-            raise RecordReadError(p, f"channel {names[-1]}: unsupported sensitivity unit {unit!r} (expected uV or mV)")
+        if scale is None:  # pressure (mm[Hg]), SpO2 (%), respiration: named in meta, not a lead
+            other.append(f"{name} ({unit})")
+            continue
         arr[k] *= scale
+        names.append(name)
         units.append(unit or "uV")
+        keep.append(k)
+    if not keep:
+        raise RecordReadError(p, f"no voltage channel in group {idx} (it holds {', '.join(other)})")
+    arr = arr[keep]
     sop = ds.get("SOPClassUID")
     acquired = parse_datetime(str(ds.get("AcquisitionDateTime", "") or "")) or parse_datetime(
         str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or "")
@@ -145,5 +151,6 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
         "sop_class": getattr(sop, "name", str(sop)) if sop else None,
         "multiplex_group": labels[idx] or str(idx),
         "original_units": ",".join(sorted(set(units))),
+        "other_channels": tuple(other),
     }
     return make_recording(p, arr, fs, names, meta, fmt="dicom")

@@ -1,14 +1,22 @@
 """EDF, EDF+ and BDF files, read and written with pyedflib.
 
 Channels whose physical dimension is a voltage (or whose label is an ECG lead name) are read, at
-the sampling rate shared by most of them; other channels (annotations, SpO2, accelerometers, leads
-at another rate) are listed in ``meta['skipped_channels']``.  Amplitudes are converted to mV.
+the sampling rate shared by most of them; channels of other units (SpO2, temperature, pressure,
+accelerometers) are named with their units in ``meta['other_channels']`` (``"SpO2 (%)"``, the same
+policy as WFDB), voltage channels at another rate in ``meta['skipped_channels']``.  Amplitudes are
+converted to mV.  EDF+ annotations at the start of the record are read as ``statements``.
+A header byte outside ASCII (e.g. ``µ`` in a unit), which pyedflib refuses, is replaced on a
+private copy (``meta['header_repaired']``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +25,8 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import check_file, check_values, make_recording, unit_scale_to_mv
+from ._common import check_file, make_recording, note, unit_scale_to_mv
+from .limits import check_values, samples_to_read
 
 __all__ = ["read_edf", "write_edf"]
 
@@ -31,7 +40,43 @@ def _label_to_lead(label: str) -> str:
     return canonical_lead(s) if s else label.strip()
 
 
-def _check_header(p: Path, size: int) -> None:
+# EDF signal header fields (name, width), in file order, each repeated once per signal
+_SIG_FIELDS = (("label", 16), ("transducer", 80), ("dimension", 8), ("physical_min", 8), ("physical_max", 8),
+               ("digital_min", 8), ("digital_max", 8), ("prefilter", 80), ("samples", 8), ("reserved", 32))
+
+
+def _ascii_field(raw: bytes) -> bytes:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    text = text.replace("µ", "u").replace("μ", "u").replace("°", "deg")
+    out = "".join(c if 32 <= ord(c) < 127 else "?" for c in text).encode("ascii")
+    return out[: len(raw)].ljust(len(raw))
+
+
+def _repaired_copy(p: Path, n_sig: int) -> Path | None:
+    """A private copy of ``p`` whose header bytes outside ASCII are replaced field by field
+    (``µV`` → ``uV``, others → ``?``), or ``None`` if the header is already ASCII."""
+    with open(p, "rb") as fh:
+        head = bytearray(fh.read(256 * (n_sig + 1)))
+    if all(32 <= b < 127 for b in head[1:]):  # byte 0 is 0xFF in BDF
+        return None
+    fixed = bytearray(head[:1] + _ascii_field(bytes(head[1:256])))
+    off = 256
+    for _name, width in _SIG_FIELDS:
+        for _ in range(n_sig):
+            fixed += _ascii_field(bytes(head[off:off + width]))
+            off += width
+    fd, tmp = tempfile.mkstemp(suffix=p.suffix or ".edf", prefix="ecgfounder-")
+    with os.fdopen(fd, "wb") as out, open(p, "rb") as src:
+        out.write(bytes(fixed))
+        src.seek(len(fixed))
+        shutil.copyfileobj(src, out, 1 << 20)
+    return Path(tmp)
+
+
+def _check_header(p: Path, size: int, max_duration: float | None = None) -> int:
     """Check the fixed EDF/BDF header against the file size before pyedflib allocates anything."""
     with open(p, "rb") as fh:
         head = fh.read(256)
@@ -62,43 +107,68 @@ def _check_header(p: Path, size: int) -> None:
     if n_rec < 0:  # -1: unknown (still recording); pyedflib derives it from the size
         n_rec = (size - hdr_bytes) // max(1, sum(spr) * width)
     need = hdr_bytes + n_rec * sum(spr) * width
-    check_values(p, n_sig, max(spr) * max(n_rec, 0), "EDF header")
+    try:
+        rec_dur = float(head[244:252].decode("ascii").strip() or "1")
+    except ValueError:
+        raise RecordReadError(p, "corrupt EDF header (non-numeric data record duration)") from None
+    if not 0 < rec_dur < 1e6 or any(x < 0 for x in spr):
+        raise RecordReadError(p, f"EDF header declares a data record of {rec_dur!r} s and {spr[:4]} samples")
+    fs_max = max(spr) / rec_dur if rec_dur > 0 else None
+    check_values(p, n_sig, max(spr) * max(n_rec, 0), "EDF header", max_duration=max_duration, fs=fs_max)
     if need > size:
         raise RecordReadError(
             p, f"EDF header declares {n_rec} records × {sum(spr)} samples ({need} bytes) but the file has {size} bytes (truncated)"
         )
+    return n_sig
 
 
-def read_edf(path: str | Path, *, channels: list[str] | None = None, **_: Any) -> Recording:
-    """Read an EDF/EDF+/BDF file; voltage channels in mV (leads × samples)."""
-    import pyedflib
-
+def read_edf(path: str | Path, *, channels: list[str] | None = None, max_duration: float | None = None,
+             **_: Any) -> Recording:
+    """Read an EDF/EDF+/BDF file; voltage channels in mV (leads × samples); with ``max_duration``
+    only the first ``max_duration`` seconds are read."""
     p = Path(path)
     size = check_file(p, min_bytes=256)
-    _check_header(p, size)
+    n_sig = _check_header(p, size, max_duration)
+    repaired = _repaired_copy(p, n_sig)
     try:
-        f = pyedflib.EdfReader(str(p))
+        return _read(p, repaired or p, channels, max_duration, repaired is not None)
+    finally:
+        if repaired is not None:
+            repaired.unlink(missing_ok=True)
+
+
+def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recording:
+    import pyedflib
+
+    try:
+        f = pyedflib.EdfReader(str(src))
     except OSError as exc:
-        raise RecordReadError(p, f"cannot read EDF: {str(exc).strip().splitlines()[0]}") from None
+        msg = str(exc).strip().splitlines()[0].replace(str(src), "").strip(": ")
+        raise RecordReadError(p, f"cannot read EDF: {msg}") from None
+    if repaired:
+        note("header_repaired", "non-ASCII header bytes replaced",
+             f"{p}: EDF header holds bytes outside ASCII (not EDF-conformant); replaced to read the file")
     try:
         labels = [s.strip() for s in f.getSignalLabels()]
         rates = [float(f.getSampleFrequency(k)) for k in range(len(labels))]
         dims = [f.getPhysicalDimension(k).strip() for k in range(len(labels))]
         wanted = None if channels is None else {canonical_lead(c) for c in channels}
         cands = []
-        skipped = []
+        skipped, other = [], []
         for k, (lab, dim) in enumerate(zip(labels, dims)):
             lead = _label_to_lead(lab)
             scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
-            if wanted is not None and lead not in wanted:
-                skipped.append(lab)
-                continue
             if scale is None and lead not in _KNOWN:
+                other.append(f"{lab} ({dim or 'no unit'})")
+                continue
+            if wanted is not None and lead not in wanted:
                 skipped.append(lab)
                 continue
             cands.append((k, lead, scale if scale is not None else 1.0))
         if not cands:
-            raise RecordReadError(p, f"no ECG/voltage channels among {labels}")
+            what = f"channels {', '.join(other + skipped)}" if other or skipped else "only EDF+ annotations"
+            raise RecordReadError(p, f"no ECG/voltage channel to read (the file holds {what}); "
+                                  "ECG channels need a voltage unit (uV, mV) or a lead name")
         cand_rates = [rates[k] for k, _, _ in cands]
         fs = max(set(cand_rates), key=lambda r: (cand_rates.count(r), r))
         rows, names = [], []
@@ -106,7 +176,8 @@ def read_edf(path: str | Path, *, channels: list[str] | None = None, **_: Any) -
             if rates[k] != fs:
                 skipped.append(f"{labels[k]} ({rates[k]:g} Hz)")
                 continue
-            rows.append(f.readSignal(k) * scale)
+            n_read = samples_to_read(int(f.getNSamples()[k]), fs, max_duration)
+            rows.append(f.readSignal(k, 0, n_read) * scale)
             names.append(lead)
         n = min(len(r) for r in rows)
         sig = np.stack([r[:n] for r in rows])
@@ -130,7 +201,29 @@ def read_edf(path: str | Path, *, channels: list[str] | None = None, **_: Any) -
                 age = float(ad.year - bd.year - ((ad.month, ad.day) < (bd.month, bd.day)))
             except ValueError:
                 age = None
+        statements = []
+        try:
+            onsets, _durations, texts = f.readAnnotations()
+            statements, cont = [], ""
+            for o, t in zip(onsets, texts):
+                t = str(t)
+                if float(o) > 0:
+                    continue
+                if t.endswith("~"):
+                    cont += t[:-1]
+                    continue
+                if (cont + t).strip():
+                    statements.append((cont + t).strip())
+                cont = ""
+        except Exception:
+            statements = []
+        additional = (f.getPatientAdditional() or "").strip() if hasattr(f, "getPatientAdditional") else ""
+        m_age = re.search(r"\bage[=:_ ]?(\d{1,3}(?:\.\d+)?)\b", additional, re.I)
+        if age is None and m_age:
+            age = float(m_age.group(1))
         meta = {
+            "statements": tuple(statements),
+            "other_channels": tuple(other),
             "patient_id": (f.getPatientCode() or "").strip() or None,
             "sex": {"male": "M", "m": "M", "female": "F", "f": "F"}.get(sex.lower()),
             "birth_date": birth or None,
@@ -143,6 +236,20 @@ def read_edf(path: str | Path, *, channels: list[str] | None = None, **_: Any) -
     finally:
         f.close()
     return make_recording(p, sig, fs, names, meta, fmt="edf")
+
+
+def _record_duration(n: int, fs: float) -> float | None:
+    """A data-record duration (s) whose sample count divides ``n`` exactly, so that the file holds
+    the record without padding, written exactly in the 8-character header field; ``None`` if none."""
+    best = None
+    divisors = {d for k in range(1, int(n ** 0.5) + 1) if n % k == 0 for d in (k, n // k)}
+    for spr in sorted(divisors):
+        d = spr / fs
+        text = f"{d:.6g}"
+        if 0.001 <= d <= 60 and len(text) <= 8 and abs(float(text) * fs - spr) < 1e-6:
+            if best is None or abs(np.log(d)) < abs(np.log(best)):
+                best = d
+    return best
 
 
 def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
@@ -176,6 +283,28 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
     w = pyedflib.EdfWriter(str(p), n_ch, file_type=ftype)
     try:
         w.setSignalHeaders(headers)
+        rec_s = _record_duration(sig.shape[1], fs)
+        if rec_s is not None and rec_s != 1.0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w.setDatarecordDuration(rec_s)
+        age = rec.meta.get("age")
+        if isinstance(age, (int, float)) and np.isfinite(age):
+            w.setPatientAdditional(f"age={float(age):g}")
+        birth = rec.meta.get("birth_date")
+        if birth:
+            try:
+                w.setBirthdate(_dt.date.fromisoformat(str(birth)[:10]))
+            except ValueError:
+                pass
+        for key in ("statements", "dx"):
+            for text in rec.meta.get(key) or ():
+                t = str(text)[:400]
+                # EDFlib keeps 40 characters per annotation: longer statements go in pieces, each but
+                # the last ending in '~' (joined again by read_edf)
+                pieces = [t[k:k + 39] for k in range(0, len(t), 39)] or [""]
+                for j, piece in enumerate(pieces):
+                    w.writeAnnotation(0, -1, piece + ("~" if j < len(pieces) - 1 else ""))
         pid = str(rec.meta.get("patient_id", "") or "")
         if pid:
             w.setPatientCode(field(pid))

@@ -17,7 +17,6 @@ from ..recording import Recording
 from ._common import (
     b64decode_strict,
     check_values,
-    derive_limb_leads,
     make_recording,
     parse_xml,
     to_float,
@@ -115,8 +114,9 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
             raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
         counts = np.frombuffer(raw[: 2 * n], dtype="<i2").astype(np.float64)
         res = to_float(_text(ld, "LeadAmplitudeUnitsPerBit"))
-        if res is None:
-            raise RecordReadError(p, f"lead {name}: no LeadAmplitudeUnitsPerBit")
+        if res is None or not 0 < abs(res) <= 1e6:
+            raise RecordReadError(p, f"lead {name}: LeadAmplitudeUnitsPerBit {_text(ld, 'LeadAmplitudeUnitsPerBit')!r} "
+                                  "is missing or absurd (expected a few µV per count)")
         unit = _text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
         scale = unit_scale_to_mv(unit)
         if scale is None:
@@ -128,7 +128,7 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     n = min(len(r) for r in rows)
     if any(len(r) != n for r in rows):
         raise RecordReadError(p, f"leads have different lengths {[len(r) for r in rows]}")
-    sig, leads = derive_limb_leads(np.stack(rows), names)
+    sig, leads = np.stack(rows), names  # III, aVR, aVL, aVF: derived by the reading policy (io/policy.py)
     demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
     age = to_float(_text(demo, "PatientAge"))
     if age is not None and (_text(demo, "AgeUnits") or "YEARS").upper() not in ("YEARS", "YEAR"):

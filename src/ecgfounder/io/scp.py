@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_file, check_values, make_recording
+from ._common import check_file, check_values, make_recording, note
 
 __all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "huffman_decode"]
 
@@ -72,12 +72,18 @@ def _reverse_bits(x: int, n: int) -> int:
     return out
 
 
-def huffman_decode(data: bytes, n_samples: int, tables: list[tuple[_Code, ...]], *, source: str = "") -> np.ndarray:
+def huffman_decode(data: bytes, n_samples: int, tables: list[tuple[_Code, ...]], *, source: str = "",
+                   return_bits: bool = False) -> "np.ndarray | tuple[np.ndarray, int]":
     """Decode ``n_samples`` values from a Huffman-coded byte string (bits MSB first).
 
     ``tables[0]`` is the initial table; codes with ``mode == 0`` switch tables.  Raises
-    ``ValueError`` if the data end before ``n_samples`` values or hold an invalid code.
+    ``ValueError`` if the data end before ``n_samples`` values or hold an invalid code.  With
+    ``return_bits`` the number of bits used is returned too.
     """
+    min_bits = min((c.total_bits for t in tables for c in t if c.mode != 0), default=1)
+    if n_samples * min_bits > 8 * len(data):
+        raise ValueError(f"{source}{n_samples} samples declared, but {len(data)} bytes hold at most "
+                         f"{8 * len(data) // max(1, min_bits)} (truncated)")
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
     n_bits = bits.size
     width = 32
@@ -129,7 +135,7 @@ def huffman_decode(data: bytes, n_samples: int, tables: list[tuple[_Code, ...]],
             out[i] = c.base_value
         pos += c.total_bits
         i += 1
-    return out
+    return (out, pos) if return_bits else out
 
 
 def _undiff(d: np.ndarray, order: int) -> np.ndarray:
@@ -147,6 +153,7 @@ def _undiff(d: np.ndarray, order: int) -> np.ndarray:
 class _Scp:
     def __init__(self, p: Path, data: bytes):
         self.p, self.b = p, data
+        self.damaged: list[int] = []
 
     def fail(self, reason: str) -> RecordReadError:
         return RecordReadError(self.p, reason)
@@ -179,7 +186,16 @@ class _Scp:
                 raise self.fail(f"section {s} is {length} bytes, shorter than its 16-byte header")
             hid = struct.unpack_from("<H", b, start + 2)[0]
             if hid != s:
-                raise self.fail(f"section {s} pointer leads to a header of section {hid} (non-conformant pointers)")
+                if s in (2, 3, 6):  # the signal cannot be trusted without these
+                    raise self.fail(f"the header of section {s} (at byte {start + 1}) carries section id {hid}: "
+                                    "a damaged section header")
+                self.damaged.append(s)
+        for s in self.damaged:
+            del out[s]
+        if self.damaged:
+            note("scp_damaged_sections", tuple(self.damaged),
+                 f"{self.p}: SCP section(s) {', '.join(map(str, self.damaged))} have a damaged header id "
+                 "(an anonymiser?); read without them (no patient/acquisition data)")
         return out
 
     def body(self, secs, s: int) -> bytes:
@@ -294,7 +310,34 @@ def _section8(body: bytes) -> tuple[str, ...]:
     return tuple(out)
 
 
-_MAX_SCP_BYTES = 64 * 1024 * 1024
+_MAX_SCP_BYTES = 16 * 1024 * 1024
+
+
+def _decode_leads(r: _Scp, s6: bytes, off: int, byte_counts, leads, lengths, tables, diff: int, *,
+                  sequential: bool) -> list[np.ndarray]:
+    """Sample counts of every lead; ``sequential``: each lead starts at the byte after the
+    previous one's data, whatever the declared byte counts say."""
+    rows = []
+    for k in range(len(leads)):
+        n = lengths[k]
+        end = len(s6) if sequential else off + byte_counts[k]
+        chunk = s6[off:end]
+        if tables is None:
+            if len(chunk) < 2 * n:
+                raise r.fail(f"lead {leads[k]}: {len(chunk)} bytes for {n} samples (truncated)")
+            d = np.frombuffer(chunk[: 2 * n], dtype="<i2").astype(np.int64)
+            used = 2 * n
+        else:
+            if sequential:
+                chunk = chunk[: min(max(byte_counts[k], n * 26 // 8 + 8), 512 * 1024)]  # ≤ 26 bits a sample
+            try:
+                d, bits = huffman_decode(chunk, n, tables, source=f"lead {leads[k]}: ", return_bits=True)
+            except ValueError as exc:
+                raise r.fail(str(exc)) from None
+            used = (bits + 7) // 8
+        off += used if sequential else byte_counts[k]
+        rows.append(_undiff(d, diff))
+    return rows
 
 
 def read_scp(path: str | Path, **_: Any) -> Recording:
@@ -340,24 +383,19 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
     if off + sum(byte_counts) > len(s6):
         raise r.fail(f"section 6 declares {sum(byte_counts)} data bytes but holds {len(s6) - off} (truncated)")
     tables = _section2(r, r.body(secs, 2)) if 2 in secs else None
-    rows = []
-    for k in range(n_leads):
-        chunk = s6[off: off + byte_counts[k]]
-        off += byte_counts[k]
-        n = lengths[k]
-        if tables is None:
-            if len(chunk) < 2 * n:
-                raise r.fail(f"lead {leads[k]}: {len(chunk)} bytes for {n} samples (truncated)")
-            d = np.frombuffer(chunk[: 2 * n], dtype="<i2").astype(np.int64)
-        else:
-            try:
-                d = huffman_decode(chunk, n, tables, source=f"lead {leads[k]}: ")
-            except ValueError as exc:
-                raise r.fail(str(exc)) from None
-        x = _undiff(d, diff)
-        if n < n_samples:
-            x = np.concatenate([x, np.zeros(n_samples - n, dtype=np.int64)])
-        rows.append(x)
+    try:
+        rows = _decode_leads(r, s6, off, byte_counts, leads, lengths, tables, diff, sequential=False)
+    except RecordReadError:
+        if len(s6) - off <= sum(byte_counts):
+            raise
+        # bytes beyond the declared counts: a writer capped a count (uint16) or miscounted; the
+        # leads' data follow each other byte-aligned, so decode them in sequence
+        rows = _decode_leads(r, s6, off, byte_counts, leads, lengths, tables, diff, sequential=True)
+        note("scp_byte_counts_ignored", True, f"{p}: SCP section 6 byte counts are smaller than the lead data "
+             "(capped by the writer?); leads decoded one after the other")
+    n_samples = max(len(x) for x in rows)
+    rows = [np.concatenate([x, np.zeros(n_samples - len(x), dtype=np.int64)]) if len(x) < n_samples else x
+            for x in rows]
     sig = np.stack(rows).astype(np.float64) * (avm * 1e-6)
     meta = _section1(r.body(secs, 1)) if 1 in secs else {}
     if 8 in secs:

@@ -126,9 +126,11 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
     labels_attr = pw.get("leadlabels")
     if labels_attr:
         n_leads = int(to_float(pw.get("numberofleads")) or len(labels_attr.split()))
+        check_values(p, n_leads, n_samples, "parsedwaveforms")
         labels = labels_attr.split()[:n_leads]
     else:
         n_leads = int(to_float(_text(sc, "numberchannelsallocated")) or 12)
+        check_values(p, n_leads, n_samples, "parsedwaveforms")
         acq = _text(sc, "acquisitiontype") or ""
         if acq in ("STD-12", "10-WIRE") and n_leads <= 12:
             labels = list(_STD[:n_leads])

@@ -1,4 +1,9 @@
-"""WFDB records (``.hea`` + ``.dat``/``.mat``), read with the wfdb package."""
+"""WFDB records (``.hea`` + ``.dat``/``.mat``), read with the wfdb package.
+
+Channels in a voltage unit are returned in mV; others (ABP in mmHg, PLETH in NU, respiration,
+uterine contraction) are named with their units in ``meta['other_channels']`` (``"ABP (mmHg)"``),
+the same policy as EDF.  The header's sampling rate is parsed and range-checked here (wfdb reads
+``1e-9`` or ``1,5`` as 1 Hz)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ._common import check_file
+from .limits import check_values, parse_fs, samples_to_read
 
 __all__ = ["read_wfdb", "write_wfdb"]
 
@@ -18,9 +24,6 @@ __all__ = ["read_wfdb", "write_wfdb"]
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
-
-# Largest record we are willing to allocate (samples × channels): about 2 GB of float64.
-MAX_VALUES = 250_000_000
 
 
 def _parse_comments(comments: list[str]) -> dict:
@@ -83,7 +86,24 @@ def _header_layout(hea: Path) -> tuple[int, int, list[str], list[str], list[int 
 _GAIN = re.compile(r"^([-+0-9.eE]+)(?:\((-?[0-9]+)\))?(?:/(\S+))?$")
 
 
-def _read_simple_16(hea: Path, n_sig: int, sig_len: int, offset: int) -> Recording | None:
+def _header_fs(hea: Path) -> float:
+    """The record line's sampling rate, parsed strictly and range-checked (``'500'``, ``'500/360'``,
+    ``'360(0)'``); the WFDB default of 250 Hz applies only when the field is absent."""
+    try:
+        text = hea.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise RecordReadError(hea, f"cannot open: {exc.strerror or exc}") from None
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if ln and not ln.startswith("#"):
+            tok = ln.split()
+            if len(tok) < 3:
+                return 250.0
+            return parse_fs(hea, re.split(r"[/(]", tok[2])[0], "WFDB header sampling rate")
+    raise RecordReadError(hea, "WFDB header has no record line")
+
+
+def _read_simple_16(hea: Path, n_sig: int, sig_len: int, offset: int, n_read: int | None = None) -> Recording | None:
     """Fast path for the most common layout (PTB-XL, CinC, MIMIC-IV-ECG): one signal file of
     interleaved little-endian 16-bit samples, one sample per frame, no skew, every header field
     present.  Returns ``None`` for anything else (wfdb then reads the record).
@@ -97,10 +117,7 @@ def _read_simple_16(hea: Path, n_sig: int, sig_len: int, offset: int) -> Recordi
     lines = [ln.strip() for ln in text if ln.strip() and not ln.strip().startswith("#")]
     comments = [ln.strip()[1:].strip() for ln in text if ln.strip().startswith("#")]
     head = lines[0].split()
-    try:
-        fs = float(re.split(r"[/(]", head[2])[0])
-    except (IndexError, ValueError):
-        return None
+    fs = _header_fs(hea)
     names, gains, baselines, units = [], [], [], []
     for ln in lines[1 : 1 + n_sig]:
         tok = ln.split()
@@ -119,10 +136,11 @@ def _read_simple_16(hea: Path, n_sig: int, sig_len: int, offset: int) -> Recordi
         baselines.append(base)
         units.append(m.group(3) or "mV")
         names.append(" ".join(tok[8:]))
-    data = np.fromfile(hea.parent / lines[1].split()[0], dtype="<i2", count=n_sig * sig_len, offset=offset)
-    if data.size != n_sig * sig_len:
+    n = sig_len if n_read is None else n_read
+    data = np.fromfile(hea.parent / lines[1].split()[0], dtype="<i2", count=n_sig * n, offset=offset)
+    if data.size != n_sig * n:
         return None
-    d = data.reshape(sig_len, n_sig)
+    d = data.reshape(n, n_sig)
     nan = d == -32768
     p_signal = d.astype(np.float64)
     np.subtract(p_signal, np.asarray(baselines, dtype=np.float64), p_signal)
@@ -132,18 +150,33 @@ def _read_simple_16(hea: Path, n_sig: int, sig_len: int, offset: int) -> Recordi
 
 
 def _recording(hea: Path, name: str, fs: float, sig: np.ndarray, units: list, names: list, comments: list) -> Recording:
-    """A :class:`Recording` in mV from a WFDB record's physical signal ``(n_sig, n)``."""
+    """A :class:`Recording` in mV from a WFDB record's physical signal ``(n_sig, n)``; channels in
+    other units go to ``meta['other_channels']``."""
+    keep, other = [], []
     for i, u in enumerate(units):
-        scale = _UNIT_SCALE.get(str(u).strip().lower())
-        if scale is not None and scale != 1.0:
+        scale = _UNIT_SCALE.get(str(u or "mV").strip().lower())
+        if scale is None:
+            other.append(f"{names[i]} ({u})")
+            continue
+        if scale != 1.0:
             sig[i] *= scale
-    meta = {"id": name, "source": str(hea), "format": "wfdb", "units": "mV", "original_units": tuple(units)}
+        keep.append(i)
+    if not keep:
+        raise RecordReadError(hea, f"no voltage channel to read (the record holds {', '.join(other)}); "
+                              "ECG channels have a voltage unit (mV, uV)")
+    meta = {"id": name, "source": str(hea), "format": "wfdb", "units": "mV",
+            "original_units": tuple(units[i] for i in keep)}
+    if other:
+        meta["other_channels"] = tuple(other)
     meta.update(_parse_comments(comments))
-    return Recording(signal=sig, fs=fs, leads=tuple(canonical_lead(n) for n in names), meta=meta)
+    if len(keep) < len(units):
+        sig = sig[keep]
+    return Recording(signal=sig, fs=fs, leads=tuple(canonical_lead(names[i]) for i in keep), meta=meta)
 
 
-def read_wfdb(path: str | Path, **_: object) -> Recording:
-    """Read a WFDB record given its ``.hea`` (or signal) file; signals converted to mV."""
+def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: object) -> Recording:
+    """Read a WFDB record given its ``.hea`` (or signal) file; signals converted to mV; with
+    ``max_duration`` only the first ``max_duration`` seconds are read."""
     import wfdb
 
     p = Path(path)
@@ -151,7 +184,8 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
     hea = base.with_suffix(".hea")
     if not hea.exists():
         raise RecordReadError(p, f"WFDB header {hea.name} not found")
-    check_file(hea)
+    check_file(hea, max_bytes=1 << 20)
+    fs = _header_fs(hea)
     layout = _header_layout(hea)
     if layout is None:  # not the simple single-segment layout: let wfdb parse (and judge) it
         try:
@@ -163,8 +197,8 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
     n_sig, sig_len, files, fmts, offsets = layout
     if n_sig <= 0 or sig_len <= 0:
         raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len} samples; nothing to read")
-    if n_sig * sig_len > MAX_VALUES:
-        raise RecordReadError(hea, f"WFDB header declares {n_sig}×{sig_len} samples, above the limit of {MAX_VALUES}")
+    check_values(hea, n_sig, sig_len, "WFDB header", max_duration=max_duration, fs=fs)
+    n_read = samples_to_read(sig_len, fs, max_duration)
     offsets = offsets or [None] * n_sig
     for fname in sorted(set(files)):
         f = hea.parent / fname
@@ -182,18 +216,18 @@ def read_wfdb(path: str | Path, **_: object) -> Recording:
                     f"samples ({need} bytes) (truncated, or a wrong header)"
                 )
     if len(set(files)) == 1 and set(fmts) == {"16"} and len(set(offsets)) == 1:
-        fast = _read_simple_16(hea, n_sig, sig_len, int(offsets[0] or 0))
+        fast = _read_simple_16(hea, n_sig, sig_len, int(offsets[0] or 0), n_read)
         if fast is not None:
             return fast
     try:
-        rec = wfdb.rdrecord(str(base), physical=True)
+        rec = wfdb.rdrecord(str(base), physical=True, sampto=n_read)
     except Exception as exc:
         raise RecordReadError(hea, f"cannot read signal: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
     sig = np.asarray(rec.p_signal, dtype=np.float64).T
-    if sig.shape[1] != sig_len:
+    if sig.shape[1] != n_read:
         raise RecordReadError(hea, f"signal file holds {sig.shape[1]} samples, header declares {sig_len} (truncated?)")
     units = list(rec.units or ["mV"] * n_sig)
-    return _recording(hea, rec.record_name, float(rec.fs), sig, units, list(rec.sig_name), list(rec.comments or []))
+    return _recording(hea, rec.record_name, fs, sig, units, list(rec.sig_name), list(rec.comments or []))
 
 
 def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: float | None = None) -> Path:

@@ -114,6 +114,8 @@ def from_pretrained(dir_or_repo: str | os.PathLike, *, revision: str | None = No
     """Load a model written by :func:`save_pretrained`: a local folder, or a Hub repository
     (``"owner/name"`` or ``"hf://owner/name[@revision]"``) downloaded into the Hugging Face cache."""
     p = Path(dir_or_repo)
+    if p.is_file():  # the weights file of such a folder
+        return load_model(p, map_location=map_location, strict=strict)
     if p.is_dir():
         if not (p / WEIGHTS_NAME).is_file():
             from ..errors import CheckpointError

@@ -24,6 +24,7 @@ import torch
 
 from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError
+from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
@@ -65,8 +66,25 @@ def _numpy_safe_globals() -> list:
     return out
 
 
+def _check_zip(path: Path) -> None:
+    """Before torch reads a zip checkpoint: a readable central directory and members that do not
+    expand beyond the file (torch stores tensors uncompressed; a deflated giant member is a bomb)."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(i.file_size for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt zip: {exc}).") from None
+    if declared > 2 * size + (16 << 20):
+        raise CheckpointError(f"{path}: checkpoint members declare {declared} bytes in a {size}-byte file "
+                              "(a decompression bomb?); refused.")
+
+
 def _torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with the numpy allow-list; refuses anything else."""
+    with open(path, "rb") as fh:
+        if fh.read(4) == b"PK\x03\x04":
+            _check_zip(path)
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -84,8 +102,9 @@ def _torch_load_safe(path: Path) -> Any:
             "allowed, and the file is never fully unpickled. If you trust it, re-save its state_dict "
             "with torch.save(model.state_dict(), ...) from a trusted environment."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:  # OSError: a cut zip (Errno 22)
-        msg = " ".join(str(exc).split())[:300]
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, MemoryError, OverflowError,
+            TypeError, KeyError, AttributeError, IndexError) as exc:  # OSError: a cut zip (Errno 22)
+        msg = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
 
 
@@ -178,8 +197,12 @@ def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
     try:
         model.description = ModelDescription.for_model(model.config.in_channels, model.num_classes, meta,
                                                        unknown_labels="none")
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"invalid checkpoint metadata: {' '.join(str(exc).split())[:200]}") from None
+    c = model.description.contract
+    if c is not None and not (FS_MIN <= c.fs <= FS_MAX and 1 <= c.n_samples <= 10 * FS_MAX * 60):
+        raise CheckpointError(f"checkpoint contract asks for {c.n_samples} samples at {c.fs:g} Hz; expected "
+                              f"{FS_MIN:g}-{FS_MAX:g} Hz and windows of at most 10 min.")
     model.eval()
     return model
 
@@ -195,9 +218,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         head = f.read(16)
     # safetensors: 8-byte little-endian header length, then the JSON header
     if p.suffix == ".safetensors" or (head[:4] != b"PK\x03\x04" and head[8:9] == b"{"):
-        return _read_safetensors(p)
+        sd, meta = _read_safetensors(p)
+        _check_finite(p, sd)
+        return sd, meta
     obj = _torch_load_safe(p)
     sd = unwrap_state_dict(obj, source=str(p))
+    _check_finite(p, sd)
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping):
         for k in ("epoch", "step", "val_auroc"):
@@ -205,6 +231,52 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 v = obj[k]
                 meta.setdefault("checkpoint_info", {})[k] = v.item() if hasattr(v, "item") else v
     return sd, meta
+
+
+def _check_finite(p: Path, sd: Mapping[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinity (they make every output NaN: empty cells, exit 0)."""
+    for k, v in sd.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{p}: tensor {k} holds NaN or infinite values; the checkpoint is corrupt.")
+
+
+_CONFIG_BOUNDS = {"in_channels": 64, "base_filters": 4096, "kernel_size": 1024, "stride": 64,
+                  "groups_width": 4096, "n_classes": 100_000}
+
+
+def _config_from_meta(p: Path, cfg: Any, sd: Mapping[str, torch.Tensor]) -> Net1DConfig:
+    """The architecture a checkpoint's metadata declares, checked before anything is allocated:
+    known keys, sane sizes, and a parameter count close to the tensors the file actually holds."""
+    import dataclasses
+
+    if not isinstance(cfg, Mapping):
+        raise CheckpointError(f"{p}: metadata 'config' is a {type(cfg).__name__}, not an object.")
+    known = {f.name for f in dataclasses.fields(Net1DConfig)}
+    unknown = sorted(set(map(str, cfg)) - known)
+    if unknown:
+        raise CheckpointError(f"{p}: metadata 'config' has unknown keys {unknown}; known: {sorted(known)}.")
+    try:
+        conf = Net1DConfig(**cfg)
+        for k, hi in _CONFIG_BOUNDS.items():
+            if not 0 <= int(getattr(conf, k)) <= hi:
+                raise ValueError(f"{k}={getattr(conf, k)!r} is outside 0..{hi}")
+        if not 0 < float(conf.ratio) <= 16 or len(conf.filter_list) > 32 or max(conf.filter_list) > 16384 \
+                or max(conf.m_blocks_list) > 64:
+            raise ValueError(f"stage sizes {conf.filter_list} x {conf.m_blocks_list} (ratio {conf.ratio}) are absurd")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{p}: metadata 'config' is not a valid Net1DConfig: {' '.join(str(exc).split())[:200]}") from None
+    stored = sum(int(v.numel()) for v in sd.values())
+    est, prev = conf.in_channels * conf.base_filters * conf.kernel_size, conf.base_filters
+    for w, m in zip(conf.filter_list, conf.m_blocks_list):
+        mid = int(w * conf.ratio)
+        for _ in range(m):
+            est += prev * mid + mid * conf.groups_width * conf.kernel_size + mid * w
+            prev = w
+    est += prev * conf.n_classes
+    if est > 4 * stored + 1_000_000:
+        raise CheckpointError(f"{p}: metadata 'config' describes a model of about {est:.3g} parameters but the file "
+                              f"holds {stored}; refused.")
+    return conf
 
 
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -215,9 +287,16 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
         with safe_open(str(p), framework="pt") as f:
             header = f.metadata() or {}
         sd = load_file(str(p))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, MemoryError, OverflowError, RuntimeError) as exc:
         raise CheckpointError(f"{p}: not a readable safetensors file: {' '.join(str(exc).split())[:200]}") from None
-    meta = json.loads(header[_META_KEY]) if _META_KEY in header else {}
+    meta: Any = {}
+    if _META_KEY in header:
+        try:
+            meta = json.loads(header[_META_KEY])
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{p}: the '{_META_KEY}' metadata is not valid JSON ({exc}).") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{p}: the '{_META_KEY}' metadata is a {type(meta).__name__}, not a JSON object.")
     return sd, meta
 
 
@@ -253,7 +332,7 @@ def load_model(
         p = download_weights(known.name, cache_dir=cache_dir)
     sd, meta = read_checkpoint(p)
     if meta.get("config"):
-        cfg = Net1DConfig(**meta["config"])
+        cfg = _config_from_meta(p, meta["config"], sd)
     else:
         cfg = config_from_state_dict(sd, source=str(p))
     model = Net1D(cfg)
@@ -264,7 +343,10 @@ def load_model(
         meta["source"] = {**known.description.source, "file": str(p)}
     elif not meta.get("source"):
         meta["source"] = {"file": str(p), "name": None}
-    model = _finish(model, meta)
+    try:
+        model = _finish(model, meta)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
     return model.to(map_location)
 
 

@@ -106,8 +106,8 @@ def _weights_identity(model: Any) -> dict[str, Any]:
     return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
 
 
-def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool, str, tuple[str, str]]:
-    """Every check that needs no model; returns (shard, distributed, device, (precision, backend))."""
+def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
+    """The checks that need neither torch nor a model; returns (shard, distributed)."""
     check_aggregate(job.aggregate)
     if job.kind not in ("scores", "index"):
         raise SetupError(f"kind {job.kind!r} is not 'scores' or 'index'.", "kind")
@@ -135,14 +135,18 @@ def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool, str, tuple[st
     if job.resume and str(job.output).lower().endswith(".parquet"):
         raise SetupError(f"resume needs a .csv or .jsonl output (a partial Parquet file cannot be continued); got "
                          f"{job.output}.", "resume")
+    if isinstance(job.model, (str, os.PathLike)):
+        checks.check_weights(job.model)
+    return spec, distributed
+
+
+def _check_runtime(job: ArchiveJob, distributed: bool) -> tuple[str, str, str]:
+    """Device and inference path (these import torch); returns (device, precision, backend)."""
     device = job.device
     if distributed and str(device) == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     device = checks.check_device(device)
-    path = checks.check_inference(job.precision, job.backend, device)
-    if isinstance(job.model, (str, os.PathLike)):
-        checks.check_weights(job.model)
-    return spec, distributed, device, path
+    return (device, *checks.check_inference(job.precision, job.backend, device))
 
 
 class _Run:
@@ -185,27 +189,38 @@ class _Run:
             self.last_save = now
 
 
-def _resume(run: _Run, progress: Progress) -> bool:
-    """Apply ``resume``: ``True`` when the output is already complete (nothing to do)."""
+def _finished(run: _Run) -> bool:
+    """With ``resume``: whether the output is a finished run of these settings (nothing to do);
+    a finished run of other settings is refused, naming what differs."""
     job, out = run.job, run.out
-    done_rec = read_json(done_path(out)) if out else None
+    if not job.resume or run.state is None or run.state.exists():
+        return False
+    done_rec = read_json(done_path(out))
+    if done_rec is None:
+        return False
+    recorded = {k: v for k, v in done_rec.get("settings", {}).items() if k != "path"}  # path: known later
+    diff = settings_difference(recorded, run.settings)
+    if diff:
+        raise SetupError(f"{out}: the finished run differs from this one in {', '.join(diff)}; repeat the same "
+                         "command, or run again with resume=False to start over.", "resume")
+    if not (Path(out).exists() and Path(out).stat().st_size == done_rec.get("size")):
+        return False  # the output was changed or removed since: compute it again
+    r = run.report
+    r.already_complete, r.n_ok = True, int(done_rec.get("n_ok", 0))
+    r.failures = [tuple(f) for f in done_rec.get("failures", [])]
+    r.resumed_from = len(run.files)
+    return True
+
+
+def _resume(run: _Run, progress: Progress) -> None:
+    """With ``resume``: continue after the last saved record file of an interrupted run."""
+    job, out = run.job, run.out
     st = read_json(run.state) if run.state is not None else None
     if not job.resume:
-        return False
-    if done_rec is not None and st is None:
-        diff = settings_difference(done_rec.get("settings", {}), run.settings)
-        if diff:
-            raise SetupError(f"{out}: the finished run differs from this one in {', '.join(diff)}; repeat the same "
-                             "command, or run again with resume=False to start over.", "resume")
-        if Path(out).exists() and Path(out).stat().st_size == done_rec.get("size"):
-            r = run.report
-            r.already_complete, r.n_ok = True, int(done_rec.get("n_ok", 0))
-            r.failures = [tuple(f) for f in done_rec.get("failures", [])]
-            r.resumed_from = len(run.files)
-            return True
+        return
     if st is None:
         progress.note(f"nothing to resume for {out}; starting from the beginning")
-        return False
+        return
     diff = settings_difference(st.get("settings", {}), run.settings)
     if diff:
         raise SetupError(f"{out}: the interrupted run differs from this one in {', '.join(diff)}; repeat the same "
@@ -221,7 +236,6 @@ def _resume(run: _Run, progress: Progress) -> bool:
         if run.emb:
             truncate_to(run.emb_partial, run.emb_rows * int(st["dim"]) * 4)
     progress.note(f"resuming {out}: {run.done} of {len(run.files)} record file(s) already done")
-    return False
 
 
 def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, stream: Any = None) -> ArchiveReport:
@@ -232,9 +246,9 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     Raises :class:`~ecgfounder.errors.SetupError` before anything is loaded or written when the
     run cannot start, and :class:`RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C after saving.
     """
-    from ..io import find_records
+    spec, distributed = _check(job)
+    from ..io import find_records  # after the checks: the readers import scipy
 
-    spec, distributed, device, (precision, backend) = _check(job)
     all_files = find_records(job.inputs)
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
@@ -244,7 +258,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     emb = part_name(job.embeddings, *spec) if spec and job.embeddings else job.embeddings
     settings = {
         "model": _weights_identity(job.model), "strict": job.strict, "kind": job.kind, "aggregate": job.aggregate,
-        "precision": precision, "backend": backend, "mode": job.mode, "lead": job.lead,
+        "precision": job.precision, "backend": job.backend, "mode": job.mode, "lead": job.lead,
         "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
         "inputs_sha256": digest(files), "n_files": len(files), "shard": list(spec) if spec else None,
     }
@@ -254,8 +268,12 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
         bar = Progress(len(files), "embed" if job.kind == "index" else "predict", enabled=progress and not quiet,
                        stream=stream, quiet=quiet)
         with bar:
-            if _resume(run, bar):
+            if _finished(run):  # answered before torch is imported: a requeued finished job costs nothing
                 return run.report
+            device, precision, backend = _check_runtime(job, distributed)
+            # the concrete inference path ('auto' resolved): rows of one output never mix paths
+            settings["path"] = [precision, backend]
+            _resume(run, bar)
             bar.add_records(run.done)
             _predict(run, bar, device, precision, backend, quiet, all_files)
         if distributed:

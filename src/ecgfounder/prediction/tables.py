@@ -82,9 +82,9 @@ class TableWriter:
         for row in rows:
             self.n_rows += 1
             if self.kind == "csv":
-                self._csv.writerow({k: _plain(row.get(k)) for k in self.columns})
+                self._csv.writerow({k: to_jsonable(row.get(k)) for k in self.columns})
             elif self.kind == "jsonl":
-                self._fh.write(json.dumps({k: _plain(row.get(k)) for k in self.columns}, allow_nan=True) + "\n")
+                self._fh.write(json.dumps({k: to_jsonable(row.get(k)) for k in self.columns}, allow_nan=True) + "\n")
             else:
                 self._buffer.append(row)
                 if len(self._buffer) >= self._parquet_rows:
@@ -98,7 +98,7 @@ class TableWriter:
 
         if not self._buffer:
             return
-        table = pa.Table.from_pylist([{k: _plain(r.get(k)) for k in self.columns} for r in self._buffer])
+        table = pa.Table.from_pylist([{k: to_jsonable(r.get(k)) for k in self.columns} for r in self._buffer])
         if self._pq_writer is None:
             self._pq_writer = pq.ParquetWriter(str(self.tmp), table.schema)
         else:
@@ -139,10 +139,6 @@ class TableWriter:
             self.close()
         else:
             self.abort()
-
-
-def _plain(v: Any) -> Any:
-    return to_jsonable(v)
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -100,11 +100,16 @@ class PTTrainConfig:
 
 @dataclass(frozen=True)
 class PublishConfig:
-    """What the model card says and which weights are published (``ema`` when EMA is on)."""
+    """What the model card says, which weights are published (the EMA ones when EMA is on) and
+    where: ``repo_id`` (``owner/name``) names the Hub repository in the card; ``push: true``
+    uploads the folder there at the end of the run."""
 
     name: str = "ecgfounder-pretrained"
     description: str = ""
     use_ema: bool = True
+    repo_id: str | None = None
+    push: bool = False
+    license: str = "other"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ..signal.preprocess import PreprocessContract
 from ..train import distributed as D
 from .config import PretrainConfig
 from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
-from .store import StoreInfo, iter_batches, open_store, steps_per_epoch
+from .store import StoreError, StoreInfo, iter_batches, open_store, steps_per_epoch
 
 __all__ = ["pretrain", "PretrainResult", "build_pretrain_model", "model_contract", "evaluate_store"]
 
@@ -50,6 +50,7 @@ class PretrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     model_path: Path | None = None
     report: dict[str, Any] | None = None
+    rank: int = 0
 
 
 def model_contract(cfg: PretrainConfig, store: StoreInfo) -> PreprocessContract:
@@ -82,7 +83,7 @@ def _plan(store: StoreInfo, cfg: PretrainConfig, world: int) -> tuple[int, int, 
         return steps_per_epoch(store, micro, world=world, split=cfg.data.split, epoch=e, seed=t.seed) // t.accum_steps
 
     if per_epoch(0) < 1:
-        raise ValueError(f"the store holds {store.n_samples} windows: not one batch of train.batch_size={t.batch_size}; "
+        raise StoreError(f"the store holds {store.n_samples} windows: not one batch of train.batch_size={t.batch_size}; "
                          "lower the batch size or add records.")
     total = t.max_steps if t.max_steps is not None else sum(per_epoch(e) for e in range(t.epochs))
     cache: dict[int, int] = {}
@@ -207,7 +208,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             D.barrier(info)
         if on_step is not None:
             on_step(step)
-    result = PretrainResult(out, step, history)
+    result = PretrainResult(out, step, history, rank=info.rank)
     final = model
     if ema is not None and cfg.publish.use_ema:
         final = _ema_model(model, ema)

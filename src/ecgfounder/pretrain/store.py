@@ -56,7 +56,7 @@ from ..errors import ECGFounderError
 from ..signal.preprocess import PreprocessContract
 from .statements import LabelReport, RuleSet, default_rules, extract_record
 
-__all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
+__all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "describe", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
 
 SPLITS = ("samples", "shards")
 INDEX = "index.json"
@@ -405,5 +405,3 @@ def describe(info: StoreInfo) -> dict[str, Any]:
     return {"location": info.location, "samples": info.n_samples, "shards": len(info.shards), "labels": len(info.labels),
             "leads": list(info.contract.leads), "fs": info.contract.fs, "dtype": info.dtype, "failures": len(info.failures)}
 
-
-__all__ += ["describe"]

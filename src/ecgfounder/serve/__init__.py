@@ -41,6 +41,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ecgfounder.serve' has no attribute {name!r}")
 
 
+def _load(source: str | os.PathLike, cfg: ServeConfig, device: str) -> Any:
+    return __getattr__("Analyzer").load(source, threshold=cfg.threshold, thresholds_file=cfg.thresholds_file,
+                                        device=device, threads=cfg.threads, precision=cfg.precision,
+                                        backend=cfg.backend)
+
+
 def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1", port: int = 8000,
                config: ServeConfig | None = None, device: str = "cpu", log_level: str = "info") -> None:
     """Load the weights once and serve them over HTTP with uvicorn until interrupted."""
@@ -48,8 +54,7 @@ def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1"
 
     uvicorn = require("uvicorn", "serve", "ecgfounder serve")
     cfg = config or ServeConfig()
-    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
-                                            precision=cfg.precision, backend=cfg.backend)
+    analyzer = _load(source, cfg, device)
     app = __getattr__("create_app")(analyzer, cfg)
     # uvicorn's own connection cap sits above ours, so our 429 (with Retry-After) answers first
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30,
@@ -60,6 +65,5 @@ def run_mcp(source: str | os.PathLike = "12-lead", *, config: ServeConfig | None
             allowed_dirs: tuple[str | os.PathLike, ...] = (".",)) -> None:
     """Serve the analysis as an MCP tool over stdio (for LLM agents)."""
     cfg = config or ServeConfig()
-    analyzer = __getattr__("Analyzer").load(source, threshold=cfg.threshold, device=device, threads=cfg.threads,
-                                            precision=cfg.precision, backend=cfg.backend)
+    analyzer = _load(source, cfg, device)
     __getattr__("build_mcp_server")(analyzer, cfg, allowed_dirs=allowed_dirs).run()

@@ -32,7 +32,8 @@ class Analyzer:
     Args:
         model: a loaded :class:`~ecgfounder.Net1D` (with labels and contract).
         weights_file: the file the weights came from (hashed for the answer's ``weights_sha256``).
-        threshold: operating threshold for labels whose weights carry none.
+        threshold: operating threshold for labels with none in ``thresholds_file`` or the weights.
+        thresholds_file: a thresholds CSV (``label,threshold``, as ``ecgfounder evaluate`` writes).
         device: torch device of the forward pass.
         threads: torch intra-op threads (``None``: leave torch's setting).
         precision, backend: the inference path (:func:`ecgfounder.runtime.make_runner`): ``fp32``/
@@ -40,8 +41,8 @@ class Analyzer:
     """
 
     def __init__(self, model: Any, *, weights_file: str | os.PathLike | None = None, threshold: float = 0.5,
-                 device: str = "cpu", threads: int | None = None, precision: str = "fp32",
-                 backend: str = "torch") -> None:
+                 thresholds_file: str | os.PathLike | None = None, device: str = "cpu", threads: int | None = None,
+                 precision: str = "fp32", backend: str = "torch") -> None:
         import torch
 
         from .. import __version__
@@ -58,6 +59,9 @@ class Analyzer:
                 "needs named outputs (a 150-label ECGFounder head, or a fine-tuned model saved with its labels)."
             )
         desc = model.description
+        if desc.contract is None:
+            raise ValueError(f"the model ({model.config.in_channels} input leads) carries no preprocessing contract; "
+                             "the service feeds a model only what its contract says (set model.contract and save it).")
         self.contract = desc.contract
         self.task_meta = dict(desc.task_meta)
         wfile = Path(weights_file or desc.source.get("file") or "")
@@ -66,7 +70,7 @@ class Analyzer:
         # the hash of the file actually served (the description's for in-memory models)
         self.weights_sha256 = sha256_file(wfile) if wfile.is_file() else desc.sha256
         self.package_version = __version__
-        self.thresholds, self.threshold_source = self._thresholds(threshold)
+        self.thresholds, self.threshold_source = self._thresholds(threshold, thresholds_file)
         # the prediction engine's runner: windows -> (scores, features)
         self._runner = make_runner(self.model, precision, backend, device)
         self.forward_calls = 0  # number of forward passes (the batching tests count them)
@@ -75,15 +79,16 @@ class Analyzer:
         self._explain_lock = threading.Lock()
 
     @classmethod
-    def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5, device: str = "cpu",
-             threads: int | None = None, precision: str = "fp32", backend: str = "torch") -> "Analyzer":
+    def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5,
+             thresholds_file: str | os.PathLike | None = None, device: str = "cpu", threads: int | None = None,
+             precision: str = "fp32", backend: str = "torch") -> "Analyzer":
         """Load published weights by name (``"12-lead"``, ``"1-lead"``) or a checkpoint file."""
         from ..models.loading import load_model
 
         model = load_model(source, map_location=device)
         wfile = Path(source) if Path(source).is_file() else None
-        return cls(model, weights_file=wfile, threshold=threshold, device=device, threads=threads,
-                   precision=precision, backend=backend)
+        return cls(model, weights_file=wfile, threshold=threshold, thresholds_file=thresholds_file, device=device,
+                   threads=threads, precision=precision, backend=backend)
 
     # -- description ---------------------------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
@@ -97,19 +102,28 @@ class Analyzer:
             "package_version": self.package_version,
         }
 
-    def _thresholds(self, default: float) -> tuple[np.ndarray, list[str]]:
-        """Per-label operating thresholds carried by the weights' metadata (``task_meta['thresholds']``,
-        a list or a label → value mapping), else ``default``."""
+    def _thresholds(self, default: float, path: str | os.PathLike | None) -> tuple[np.ndarray, list[str]]:
+        """Per-label operating thresholds: a thresholds CSV (``ecgfounder evaluate``'s
+        ``thresholds.csv``; ``source "file"``), else those in the weights' metadata
+        (``task_meta['thresholds']``, a list or a label → value mapping; ``"weights"``), else
+        ``default``.  Labels without a value (NaN) take the next source."""
         thr = np.full(len(self.labels), float(default))
         src = ["default"] * len(self.labels)
         given = self.task_meta.get("thresholds")
         if isinstance(given, Mapping):
+            given = [given.get(lab, np.nan) for lab in self.labels]
+        if isinstance(given, Sequence) and len(given) == len(self.labels):
+            for i, v in enumerate(given):
+                if v is not None and np.isfinite(float(v)):
+                    thr[i], src[i] = float(v), "weights"
+        if path is not None:
+            from ..eval.thresholds import load_thresholds
+
+            ser = load_thresholds(path)
             for i, lab in enumerate(self.labels):
-                if lab in given:
-                    thr[i], src[i] = float(given[lab]), "weights"
-        elif isinstance(given, Sequence) and len(given) == len(self.labels):
-            thr[:] = np.asarray(given, dtype=float)
-            src = ["weights"] * len(self.labels)
+                v = ser.get(lab, np.nan)
+                if np.isfinite(float(v)):
+                    thr[i], src[i] = float(v), "file"
         return thr, src
 
     # -- input ---------------------------------------------------------------------------------
@@ -245,7 +259,8 @@ def _attribution_dict(result: Any, label: str, display_fs: float) -> dict[str, A
     share = {ld: round(float(t / (totals.sum() or 1.0)), 4) for ld, t in zip(leads, totals)}
     method = str(result.method)
     if getattr(result, "n_steps", None):
-        method += f" ({result.n_steps} steps, baseline {getattr(result, 'baseline', None) or 'zero'})"
-    return {"available": True, "method": method, "label": label, "fs": out_fs, "leads": leads,
+        method += f" ({result.n_steps} steps)"
+    return {"available": True, "method": method, "baseline": getattr(result, "baseline", None),
+            "label": label, "fs": out_fs, "leads": leads,
             "values": np.round(a / peak, 3).tolist(), "lead_share": share,
             "note": None if getattr(result, "lead_resolved", True) else "this method does not resolve leads"}

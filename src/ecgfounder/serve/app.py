@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline  # /docs with Swagger UI shipped in the package, not from a CDN
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -64,8 +65,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         finally:
             await service.stop()
 
-    app = FastAPI(title="ECGFounder", version=analyzer.package_version, lifespan=lifespan,
-                  description="ECG analysis with the ECGFounder foundation model. Not a medical device.")
+    app = FastAPIOffline(title="ECGFounder", version=analyzer.package_version, lifespan=lifespan,
+                         description="ECG analysis with the ECGFounder foundation model. Not a medical device.")
     app.state.service = service
     app.state.metrics = metrics
     bearer = HTTPBearer(auto_error=False)
@@ -153,11 +154,13 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/model", response_model=ModelInfo, dependencies=[Depends(authorize)], responses=_ERRORS)
+    @app.get("/v1/model", response_model=ModelInfo, dependencies=[Depends(authorize)], responses=_ERRORS,
+             summary="the weights served: id, revision, SHA-256, preprocessing contract")
     async def model_info() -> ModelInfo:
         return service.model_info()
 
-    @app.get("/v1/labels", response_model=LabelsResponse, dependencies=[Depends(authorize)], responses=_ERRORS)
+    @app.get("/v1/labels", response_model=LabelsResponse, dependencies=[Depends(authorize)], responses=_ERRORS,
+             summary="the model's labels in output order, with their operating thresholds")
     async def labels() -> LabelsResponse:
         return service.labels_response()
 

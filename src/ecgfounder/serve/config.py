@@ -22,7 +22,9 @@ class ServeConfig:
         retry_after_s: the ``Retry-After`` given with ``429``.
         request_timeout_s: per-request limit (reading, preparing, waiting, model); ``504`` after.
         token: when set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
-        threshold: default operating threshold where the weights carry none.
+        threshold: default operating threshold where neither ``thresholds_file`` nor the weights give one.
+        thresholds_file: per-label operating thresholds, a CSV (``label,threshold``) as written by
+            ``ecgfounder evaluate`` (``thresholds.csv``).
         max_files: most files in one batch request.
         tmp_dir: where uploads are written while they are analysed (deleted after each answer);
             ``None``: the system temporary directory.
@@ -44,6 +46,7 @@ class ServeConfig:
     request_timeout_s: float = 60.0
     token: str | None = None
     threshold: float = 0.5
+    thresholds_file: Path | None = None
     max_files: int = 64
     tmp_dir: Path | None = None
     display_fs: float = 250.0

@@ -46,8 +46,9 @@ class LabelScore(BaseModel):
     probability: float = Field(description="model output (sigmoid), mean over windows")
     calibrated_probability: float | None = Field(None, description="after the weights' calibration, where known")
     threshold: float = Field(description="operating threshold compared with the (calibrated) probability")
-    threshold_source: Literal["weights", "default"] = Field(
-        description="'weights': carried by the weights' metadata; 'default': the service's --threshold")
+    threshold_source: Literal["file", "weights", "default"] = Field(
+        description="'file': the service's --thresholds CSV; 'weights': the weights' metadata; "
+                    "'default': the service's --threshold")
     above_threshold: bool
 
 
@@ -74,6 +75,7 @@ class QualityReport(BaseModel):
 class Attribution(BaseModel):
     available: bool
     method: str | None = None
+    baseline: str | None = Field(None, description="the reference input of integrated gradients")
     label: str | None = Field(None, description="the finding explained")
     fs: float | None = Field(None, description="rate of 'values' (the display rate)")
     leads: list[str] = Field(default_factory=list)
@@ -137,7 +139,7 @@ class LabelInfo(BaseModel):
     index: int
     label: str
     threshold: float
-    threshold_source: Literal["weights", "default"]
+    threshold_source: Literal["file", "weights", "default"]
 
 
 class LabelsResponse(BaseModel):

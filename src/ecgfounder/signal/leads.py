@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import LeadError
 
-__all__ = ["STANDARD_12", "LIMB_LEADS", "PRECORDIAL_LEADS", "canonical_lead", "select_leads"]
+__all__ = ["STANDARD_12", "LIMB_LEADS", "PRECORDIAL_LEADS", "canonical_lead", "complete_limb_leads", "select_leads"]
 
 STANDARD_12: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LIMB_LEADS = STANDARD_12[:6]
@@ -54,6 +54,34 @@ _DERIVED = {
     "aVL": (1.0, -0.5),
     "aVF": (-0.5, 1.0),
 }
+
+
+def complete_limb_leads(signal: np.ndarray, leads: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """The one derived-lead policy of every reader: when I and II are stored and any of III, aVR,
+    aVL, aVF is not, the missing ones are computed (Einthoven and Goldberger, :data:`_DERIVED`).
+
+    Returns ``(signal, leads, derived)``: the six limb leads first in standard order, then the
+    other stored leads in their original order; ``derived`` names the computed leads (empty, and
+    the input returned unchanged, when nothing was missing or I/II are absent).
+    """
+    names = [canonical_lead(n) for n in leads]
+    missing = [n for n in LIMB_LEADS if n not in names]
+    if not missing or "I" not in names or "II" not in names:
+        return signal, tuple(names), ()
+    i, ii = signal[names.index("I")], signal[names.index("II")]
+    rows, out = [], []
+    for name in LIMB_LEADS:
+        if name in names:
+            rows.append(signal[names.index(name)])
+        else:
+            a, b = _DERIVED[name]
+            rows.append(a * i + b * ii)
+        out.append(name)
+    for k, name in enumerate(names):
+        if name not in out:
+            rows.append(signal[k])
+            out.append(name)
+    return np.stack(rows), tuple(out), tuple(missing)
 
 
 def select_leads(

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..recording import Recording
+from ..errors import RecordReadError
+from ..recording import FS_MAX, FS_MIN, Recording
 from . import filters
 from .leads import STANDARD_12, canonical_lead, select_leads
 
@@ -189,12 +190,20 @@ def prepare(
         leads = [leads]
     if len(leads) != x.shape[0]:
         raise ValueError(f"{source}: {x.shape[0]} signal rows but {len(leads)} lead names; give one name per row.")
-    if fs is None or not np.isfinite(fs) or fs <= 0:
-        raise ValueError(f"{source}: sampling rate fs={fs!r} is not a positive number of Hz; pass the record's rate.")
+    try:
+        fs_ok = fs is not None and FS_MIN <= float(fs) <= FS_MAX  # NaN compares False
+    except (TypeError, ValueError):
+        fs_ok = False
+    if not fs_ok:
+        raise RecordReadError(source, f"sampling rate fs={fs!r} Hz is outside the plausible ECG range "
+                              f"{FS_MIN:g}-{FS_MAX:g} Hz; pass the record's rate")
+    if x.shape[0] * x.shape[1] * (c.fs / float(fs) + 1) > 400_000_000:
+        raise RecordReadError(source, f"record of {x.shape[0]} leads x {x.shape[1]} samples at {float(fs):g} Hz is too "
+                              "long to prepare at once; read it with max_duration= (seconds)")
     duration = x.shape[1] / float(fs)
     if duration < MIN_DURATION_S:
-        raise ValueError(
-            f"{source}: record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
+        raise RecordReadError(
+            source, f"record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
             f"at least {MIN_DURATION_S} s is needed."
         )
     notes: list[str] = []

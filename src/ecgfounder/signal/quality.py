@@ -28,6 +28,7 @@ Indices reported per lead (the established signal-quality indices of Li, Cliffor
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
@@ -179,13 +180,21 @@ def _runs_at(mask: np.ndarray, min_len: int) -> tuple[int, int]:
     return int(long.size), int(long.sum())
 
 
+def _edge_median(x: np.ndarray, k: int) -> np.ndarray:
+    """Running median of each row over ``k`` samples, the ends padded with their edge values."""
+    from .filters import running_median
+
+    half = k // 2
+    padded = np.pad(x, ((0, 0), (half, half)), mode="edge")
+    return running_median(padded, k)[:, half: half + x.shape[1]]
+
+
 def _baseline(x: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
     """Baseline of each row (two-stage median filter, 0.2 s then 0.6 s) at a reduced rate.
 
     Returns the baseline at rate ``fs_low`` and that rate: the wander lives below 1 Hz, so the
     filter runs at ~50 Hz, which keeps it cheap on Holter-length records.
     """
-    from scipy.ndimage import median_filter
     from scipy.signal import resample_poly
 
     step = max(1, int(fs // 50))
@@ -193,8 +202,7 @@ def _baseline(x: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
     fs_low = fs / step
     k1 = max(3, int(0.2 * fs_low) | 1)
     k2 = max(3, int(0.6 * fs_low) | 1)
-    base = median_filter(median_filter(low, size=(1, k1), mode="nearest"), size=(1, k2), mode="nearest")
-    return base, fs_low
+    return _edge_median(_edge_median(low, k1), k2), fs_low
 
 
 def _spectral(x: np.ndarray, fs: float) -> dict[str, np.ndarray]:
@@ -260,13 +268,20 @@ def _clipping(row: np.ndarray) -> tuple[float, int]:
 
 def _residual(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """(baseline at its reduced rate, the signal less its baseline at the input rate); NaN -> 0."""
-    finite = np.isfinite(x)
-    rows = np.where(finite, x, np.nan)
-    med = np.nanmedian(rows, axis=1, keepdims=True) if finite.any() else np.zeros((x.shape[0], 1))
-    filled = np.nan_to_num(rows - np.nan_to_num(med))
+    if np.isfinite(x).all():
+        filled = x - np.median(x, axis=1, keepdims=True)
+    else:
+        rows = np.where(np.isfinite(x), x, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: median NaN, filled with 0
+            med = np.nanmedian(rows, axis=1, keepdims=True)
+        filled = np.nan_to_num(rows - np.nan_to_num(med))
     base, fs_low = _baseline(filled, fs)
-    pos = np.minimum((np.arange(x.shape[1]) * fs_low / fs).astype(np.int64), base.shape[1] - 1)
-    return base, filled - base[:, pos]
+    step = int(round(fs / fs_low))
+    up = np.repeat(base, step, axis=1)[:, : x.shape[1]]
+    if up.shape[1] < x.shape[1]:
+        up = np.pad(up, ((0, 0), (0, x.shape[1] - up.shape[1])), mode="edge")
+    return base, filled - up
 
 
 def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray) -> list[dict[str, float]]:
@@ -276,6 +291,7 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray) -> l
     spec = _spectral(clean, fs)
     with np.errstate(all="ignore"):
         ksqi = kurtosis(clean, axis=1, fisher=False)
+    lo, hi = np.percentile(clean, [0.5, 99.5], axis=1)
     out = []
     for i, row in enumerate(x):
         finite = np.isfinite(row)
@@ -283,9 +299,8 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray) -> l
         const = np.concatenate(([False], np.diff(row) == 0)) | ~finite
         gap = _longest_run(const) + (1 if const.any() else 0)
         clip_frac, clip_runs = _clipping(r)
-        c = clean[i]
         out.append({
-            "ptp_mv": float(np.percentile(c, 99.5) - np.percentile(c, 0.5)),
+            "ptp_mv": float(hi[i] - lo[i]),
             "max_abs_mv": float(np.max(np.abs(r))),
             "baseline_mv": float(np.ptp(base[i])),
             "gap_s": float(min(gap, row.size) / fs),

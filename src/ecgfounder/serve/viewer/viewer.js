@@ -41,7 +41,9 @@ async function analyse(files) {
   $("result").hidden = true;
   let r;
   try {
-    r = await fetch("/v1/predict?signal=true&attribution=true", { method: "POST", body: form, headers: authHeaders() });
+    const m = $("attr-method").value;
+    const q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
+    r = await fetch("/v1/predict?" + q, { method: "POST", body: form, headers: authHeaders() });
   } catch (e) { setStatus("network error: " + e, true); return; }
   let body = null;
   try { body = await r.json(); } catch (e) { body = { detail: r.statusText }; }

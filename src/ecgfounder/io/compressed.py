@@ -1,0 +1,152 @@
+"""Compressed inputs: ``.gz``, ``.zst``, ``.bz2``, ``.xz`` copies of ECG files and ``.zip`` archives of
+them, as archives ship them.  Each is expanded into a private temporary folder, in bounded chunks,
+never beyond :func:`~ecgfounder.io.limits.decompressed_limit` of the compressed size; zip member
+names are flattened to their base names (no path escapes the folder)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import RecordReadError
+from .limits import decompressed_limit
+
+__all__ = ["COMPRESSIONS", "compression_of", "expanded"]
+
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bzip2", ".xz": "xz", ".zip": "zip"}
+_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+_CHUNK = 1 << 20
+_MAX_MEMBERS = 2000
+# WFDB signal files that travel beside a compressed header
+_WFDB_PARTS = (".dat", ".mat")
+
+
+def compression_of(path: Path) -> str | None:
+    """The compression of ``path`` by extension (``.zip`` included), else ``None``."""
+    return COMPRESSIONS.get(path.suffix.lower())
+
+
+def _opener(kind: str, fh: BinaryIO):
+    if kind == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if kind == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(fh, mode="rb")
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(fh, mode="rb")
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise RecordReadError(getattr(fh, "name", "?"), ".zst input needs the 'zstandard' package: "
+                                  "pip install zstandard") from None
+        return zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+    raise ValueError(kind)
+
+
+def _copy_bounded(path: Path, src, dst: Path, budget: list[int], what: str) -> None:
+    """Stream ``src`` into ``dst`` while the shared byte ``budget`` lasts."""
+    with open(dst, "wb") as out:
+        while True:
+            try:
+                chunk = src.read(_CHUNK)
+            except RecordReadError:
+                raise
+            except Exception as exc:  # corrupt stream: zlib/lzma/bz2/zstd errors, EOFError
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise RecordReadError(path, f"corrupt {what} data: {msg}") from None
+            if not chunk:
+                return
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise RecordReadError(
+                    path, f"{what} data expand beyond {decompressed_limit(path.stat().st_size)} bytes "
+                    f"(limit for a {path.stat().st_size}-byte file); refused as a decompression bomb"
+                )
+            out.write(chunk)
+
+
+def _inner_name(path: Path) -> str:
+    name = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return name or "record"
+
+
+@contextlib.contextmanager
+def expanded(path: Path) -> Iterator[tuple[Path, str]]:
+    """``(folder_or_file, compression)``: the decompressed copy of ``path`` (a file) or the
+    extracted members of a ``.zip`` (a folder), removed on exit."""
+    kind = compression_of(path)
+    if kind is None:
+        raise ValueError(f"{path} is not a compressed file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RecordReadError(path, "file not found" if isinstance(exc, FileNotFoundError)
+                              else f"cannot open: {exc.strerror or exc}") from None
+    if size == 0:
+        raise RecordReadError(path, "file is empty (0 bytes)")
+    budget = [decompressed_limit(size)]
+    tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-"))
+    try:
+        if kind == "zip":
+            _extract_zip(path, tmp, budget)
+            yield tmp, kind
+            return
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+            real = next((k for m, k in _MAGIC.items() if head.startswith(m)), None)
+            if real != kind:
+                raise RecordReadError(path, f"has a {path.suffix} extension but is not {kind} data")
+            fh.seek(0)
+            inner = tmp / _inner_name(path)
+            with _opener(kind, fh) as src:
+                _copy_bounded(path, src, inner, budget, kind)
+        if inner.suffix.lower() == ".hea":  # WFDB: bring the signal files, compressed or not
+            for ext in _WFDB_PARTS:
+                for cand in (path.parent / (inner.stem + ext), path.parent / (inner.stem + ext + path.suffix)):
+                    if cand.exists() and cand.is_file():
+                        if cand.suffix == path.suffix:
+                            with open(cand, "rb") as fh, _opener(kind, fh) as src:
+                                _copy_bounded(cand, src, tmp / (inner.stem + ext), budget, kind)
+                        else:
+                            shutil.copyfile(cand, tmp / cand.name)
+                        break
+        yield inner, kind
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract_zip(path: Path, dest: Path, budget: list[int]) -> None:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise RecordReadError(path, f"not a readable zip archive: {exc}") from None
+    with zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        if len(infos) > _MAX_MEMBERS:
+            raise RecordReadError(path, f"zip archive holds {len(infos)} files (limit {_MAX_MEMBERS})")
+        declared = sum(i.file_size for i in infos)
+        if declared > budget[0]:
+            raise RecordReadError(path, f"zip members declare {declared} bytes, above the limit of {budget[0]} "
+                                  "for this archive (decompression bomb?)")
+        seen: set[str] = set()
+        for info in infos:
+            name = Path(info.filename.replace("\\", "/")).name
+            if not name or name.startswith(".") or name in seen or info.filename.startswith("__MACOSX"):
+                continue
+            seen.add(name)
+            try:
+                src = zf.open(info)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
+                raise RecordReadError(path, f"cannot extract {name!r}: {exc}") from None
+            with src:
+                _copy_bounded(path, src, dest / name, budget, "zip")

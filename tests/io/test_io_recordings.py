@@ -1,0 +1,330 @@
+"""Issue 10 (right values from every vendor's file), reader fixes 1-6, issue 14 items 8 and 10:
+each test writes the variant that broke from a shared file (gap + pulse appended, ABP channel
+added, compressed, encoding mis-declared, byte count capped, section id damaged, unit byte
+non-ASCII, columns in MIMIC-IV-ECG order) and checks the values read."""
+
+from __future__ import annotations
+
+import binascii
+import bz2
+import gzip
+import json
+import lzma
+import re
+import struct
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ecgfounder.io as eio
+from ecgfounder.signal.leads import STANDARD_12
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+F = DATA / "formats"
+MUSE = F / "muse_xml" / "musePHI_muse_ecg1.xml"
+HL7 = F / "hl7_aecg" / "hl7_2003-12_example_aECG.xml"
+SCP = F / "scp_ecg" / "ecgtoolkit_Example.scp"
+CINC = DATA / "cinc2021" / "E07500.hea"
+
+
+def einthoven_error(rec) -> float:
+    """max |II − (I + III)| over the whole signal, as a fraction of II's range."""
+    i, ii, iii = rec.lead("I"), rec.lead("II"), rec.lead("III")
+    return float(np.nanmax(np.abs(ii - (i + iii))) / np.ptp(ii))
+
+
+def _read(path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return eio.read(path, **kw)
+
+
+# ------------------------------------------------------------------ 1. calibration pulse
+def _hl7_with_gap_and_pulse(tmp_path: Path) -> Path:
+    """The HL7 example with a 0.5-s blank gap and a 0.2-s 1-mV pulse appended to every rhythm lead,
+    as an aECG converted from a Philips cart carries them (scale 2.5 µV: 1 mV = 400 digits)."""
+    text = HL7.read_text(encoding="utf-8")
+    cut = text.index("REPRESENTATIVE_BEAT")
+    extra = " " + " ".join(["0"] * 250 + ["400"] * 100)
+    head = re.sub(r"(<digits>[^<]*)</digits>", lambda m: m.group(1).rstrip() + extra + " </digits>", text[:cut])
+    p = tmp_path / "hl7_with_pulse.xml"
+    p.write_text(head + text[cut:], encoding="utf-8")
+    return p
+
+
+def test_hl7_calibration_pulse_is_trimmed_and_einthoven_holds(tmp_path):
+    plain = _read(HL7)
+    with pytest.warns(UserWarning, match="calibration pulse"):
+        rec = eio.read(_hl7_with_gap_and_pulse(tmp_path))
+    assert rec.meta["calibration_trimmed"] is True and rec.meta["calibration_pulse_s"] == pytest.approx(10.5)
+    assert rec.n_samples == plain.n_samples
+    np.testing.assert_array_equal(rec.signal, plain.signal)
+    assert einthoven_error(rec) < 0.05
+    kept = _read(_hl7_with_gap_and_pulse(tmp_path), trim_calibration=False)
+    assert kept.n_samples == plain.n_samples + 350 and einthoven_error(kept) > 0.05
+
+
+@pytest.mark.parametrize("path", sorted(p for p in F.rglob("*") if p.suffix.lower() in (".xml", ".dcm", ".scp")
+                                        and "healforce" not in p.name), ids=lambda p: p.name)
+def test_einthoven_holds_over_the_whole_signal_of_every_format(path):
+    pytest.importorskip("sierraecg") if "sierra" in str(path) else None
+    rec = _read(path)
+    assert {"I", "II", "III"} <= set(rec.leads)
+    assert einthoven_error(rec) < 0.05
+
+
+# ------------------------------------------------------------------ 2. non-voltage channels
+def test_wfdb_abp_channel_is_not_a_lead(tmp_path):
+    import wfdb
+
+    rec = _read(CINC)
+    abp = 90 + 30 * np.sin(np.arange(rec.n_samples) / 80.0)
+    p_signal = np.column_stack([rec.lead("I"), rec.lead("II"), abp, np.full(rec.n_samples, 97.0)])
+    wfdb.wrsamp("abp", fs=500, units=["mV", "mV", "mmHg", "NU"], sig_name=["I", "II", "ABP", "PLETH"],
+                p_signal=p_signal, fmt=["16"] * 4, write_dir=str(tmp_path))
+    out = _read(tmp_path / "abp.hea")
+    assert "ABP" not in out.leads and "PLETH" not in out.leads
+    assert out.meta["other_channels"] == ("ABP (mmHg)", "PLETH (NU)")
+    assert out.leads == ("I", "II", "III", "aVR", "aVL", "aVF") and out.meta["units"] == "mV"
+    np.testing.assert_allclose(out.lead("II"), rec.lead("II"), atol=1e-2)
+
+
+def test_edf_non_ascii_unit_in_a_non_ecg_channel(tmp_path):
+    import pyedflib
+
+    rec = _read(CINC)
+    p = tmp_path / "temp_channel.edf"
+    w = pyedflib.EdfWriter(str(p), 3, file_type=pyedflib.FILETYPE_EDFPLUS)
+    hdr = lambda lab, dim, lo, hi: {"label": lab, "dimension": dim, "sample_frequency": 500,  # noqa: E731
+                                    "physical_min": lo, "physical_max": hi, "digital_min": -32768,
+                                    "digital_max": 32767, "transducer": "", "prefilter": ""}
+    w.setSignalHeaders([hdr("ECG I", "mV", -5, 5), hdr("ECG II", "mV", -5, 5), hdr("Temp", "XC", 0, 50)])
+    w.writeSamples([rec.lead("I"), rec.lead("II"), np.full(rec.n_samples, 37.0)])
+    w.close()
+    raw = bytearray(p.read_bytes())
+    n_sig = int(raw[252:256])  # 4: three signals and the EDF+ annotation channel
+    dim = 256 + n_sig * (16 + 80) + 2 * 8
+    assert raw[dim:dim + 2] == b"XC"
+    raw[dim] = 0xB0  # '°' in latin-1: not ASCII, refused by pyedflib
+    p.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="outside ASCII"):
+        out = eio.read(p)
+    assert out.meta["header_repaired"] and out.meta["other_channels"] == ("Temp (degC)",)
+    np.testing.assert_allclose(out.lead("I"), rec.lead("I"), atol=2e-4)
+
+
+def test_edf_with_only_non_voltage_channels_names_them(tmp_path):
+    import pyedflib
+
+    p = tmp_path / "spo2.edf"
+    w = pyedflib.EdfWriter(str(p), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": "SpO2", "dimension": "%", "sample_frequency": 100, "physical_min": 0,
+                         "physical_max": 100, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+                         "prefilter": ""}])
+    w.writeSamples([np.full(1000, 97.0)])
+    w.close()
+    with pytest.raises(eio.read.__globals__["RecordReadError"], match=r"SpO2 \(%\)") as err:
+        eio.read(p)
+    assert "among []" not in str(err.value) and "spo2.edf" in str(err.value)
+
+
+# ------------------------------------------------------------------ 3. info --json is strict JSON
+def test_info_json_is_strict_json_with_nan_samples(tmp_path, capsys):
+    import wfdb
+
+    from ecgfounder.cli import main
+
+    sig = np.random.default_rng(0).standard_normal((2000, 2))
+    sig[:, 1] = np.nan  # a lead with no valid sample: peak-to-peak is NaN
+    wfdb.wrsamp("nan", fs=500, units=["mV", "mV"], sig_name=["V1", "V2"], p_signal=sig, fmt=["16", "16"],
+                adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(tmp_path))
+    assert main(["info", "--json", str(tmp_path / "nan.hea")]) == 0
+    out = capsys.readouterr().out.strip()
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    d = json.loads(out, parse_constant=refuse)
+    assert d["peak_to_peak_mv"][1] is None and d["non_finite_samples"] == 2000
+
+
+# ------------------------------------------------------------------ 4. lead-off device statement
+def test_lead_off_statement_is_flagged(tmp_path):
+    text = MUSE.read_bytes().decode("latin-1")
+    p = tmp_path / "leads_off.xml"
+    p.write_bytes(text.replace("Ventricular-paced rhythm", "All leads off", 1).encode("latin-1"))
+    with pytest.warns(UserWarning, match="missing or disconnected leads"):
+        rec = eio.read(p)
+    assert rec.meta["lead_off_statement"] == "All leads off" and rec.meta["lead_off"] is True
+    assert "lead_off_statement" not in _read(MUSE).meta
+    p2 = tmp_path / "two_off.xml"
+    p2.write_bytes(text.replace("Ventricular-paced rhythm", "Lead(s) unsuitable for analysis: V1, aVL", 1).encode("latin-1"))
+    with pytest.warns(UserWarning, match="V1, aVL off"):
+        rec2 = eio.read(p2)
+    assert rec2.meta["leads_off"] == ("V1", "aVL") and "lead_off" not in rec2.meta
+
+
+# ------------------------------------------------------------------ 5. one derived-lead policy
+def _scp_raw(leads_counts: list[np.ndarray], lead_ids: list[int], avm_nv: int, interval_us: int,
+             cap: int | None = None) -> bytes:
+    """An SCP-ECG record (sections 0, 1, 3, 6; uncompressed int16 samples) built from the standard's
+    layout; ``cap`` writes byte counts no larger than ``cap``, as a writer capping them would."""
+    def section(sid: int, body: bytes) -> bytes:
+        rest = struct.pack("<HIBB6s", sid, 16 + len(body), 20, 20, b"SCPECG") + body
+        return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
+
+    n = len(leads_counts[0])
+    data = [np.asarray(x, dtype="<i2").tobytes() for x in leads_counts]
+    s3 = struct.pack("<BB", len(lead_ids), 0x04) + b"".join(struct.pack("<IIB", 1, n, i) for i in lead_ids)
+    counts = [min(len(d), cap) if cap else len(d) for d in data]
+    s6 = struct.pack("<HHBB", avm_nv, interval_us, 0, 0) + b"".join(struct.pack("<H", c) for c in counts)
+    s6 += b"".join(data)
+    bodies = {1: b"\xff\x00\x00", 3: s3, 6: s6}
+    sec0_len = 16 + 10 * 12
+    offset, blobs, ptrs = 6 + sec0_len, [], []
+    for sid in range(12):
+        if sid == 0:
+            ptrs.append((0, sec0_len, 7))
+        elif sid in bodies:
+            blob = section(sid, bodies[sid])
+            ptrs.append((sid, len(blob), offset + 1))
+            blobs.append(blob)
+            offset += len(blob)
+        else:
+            ptrs.append((sid, 0, 0))
+    body = section(0, b"".join(struct.pack("<HII", *q) for q in ptrs)) + b"".join(blobs)
+    rest = struct.pack("<I", 6 + len(body)) + body
+    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
+
+
+def test_8_lead_scp_and_8_lead_muse_give_the_same_12_leads(tmp_path):
+    muse = _read(MUSE)
+    assert muse.meta["derived_leads"] == ("III", "aVR", "aVL", "aVF")
+    stored = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    counts = [np.round(muse.lead(n) / 0.00488).astype(int) for n in stored]
+    p = tmp_path / "eight.scp"
+    p.write_bytes(_scp_raw(counts, [1, 2, 3, 4, 5, 6, 7, 8], 4880, 2000))
+    scp = _read(p)
+    assert scp.leads == muse.leads == STANDARD_12
+    assert scp.meta["derived_leads"] == muse.meta["derived_leads"]
+    np.testing.assert_allclose(scp.signal, muse.signal, atol=1e-9)
+
+
+# ------------------------------------------------------------------ 6. refusals that could be reads
+@pytest.mark.parametrize("kind", ["gz", "zst", "bz2", "xz"])
+def test_compressed_copies_read_identically(tmp_path, kind):
+    pack = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+            "zst": lambda b: __import__("zstandard").ZstdCompressor().compress(b)}[kind]
+    for src in (MUSE, SCP):
+        dst = tmp_path / f"{src.name}.{kind}"
+        dst.write_bytes(pack(src.read_bytes()))
+        plain, packed = _read(src), _read(dst)
+        np.testing.assert_array_equal(packed.signal, plain.signal)
+        assert packed.leads == plain.leads and packed.fs == plain.fs
+        assert packed.meta["compression"] == {"gz": "gzip", "zst": "zstd", "bz2": "bzip2", "xz": "xz"}[kind]
+        assert packed.meta["source"] == str(dst)
+    # a WFDB record whose header and signal file are both compressed
+    for ext in (".hea", ".mat"):
+        (tmp_path / f"E07500{ext}.{kind}").write_bytes(pack((DATA / "cinc2021" / f"E07500{ext}").read_bytes()))
+    np.testing.assert_array_equal(_read(tmp_path / f"E07500.hea.{kind}").signal, _read(CINC).signal)
+
+
+def test_zip_archive_of_records(tmp_path):
+    z = tmp_path / "archive.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for ext in (".hea", ".mat"):
+            zf.write(DATA / "cinc2021" / f"E07500{ext}", f"records/E07500{ext}")
+        zf.write(MUSE, "records/muse.xml")
+    recs = list(eio.iter_read(z))
+    assert sorted(r.meta["archive_member"] for r in recs) == ["E07500.hea", "muse.xml"]
+    by = {r.meta["archive_member"]: r for r in recs}
+    np.testing.assert_array_equal(by["E07500.hea"].signal, _read(CINC).signal)
+    assert eio.find_records([tmp_path]) == [z]
+    with pytest.raises(eio.read.__globals__["RecordReadError"], match="several recordings"):
+        eio.read(z)
+
+
+def test_xml_declaring_utf16_with_utf8_bytes(tmp_path):
+    text = HL7.read_text(encoding="utf-8")
+    p = tmp_path / "says_utf16.xml"
+    p.write_bytes(text.replace('encoding="utf-8"', 'encoding="UTF-16"', 1).encode("utf-8"))
+    with pytest.warns(UserWarning, match="declaration says utf-16"):
+        rec = eio.read(p)
+    assert rec.meta["encoding_fixed"] == "declared utf-16, read as utf-8"
+    np.testing.assert_array_equal(rec.signal, _read(HL7).signal)
+
+
+def test_scp_with_capped_byte_counts(tmp_path):
+    muse = _read(MUSE)
+    stored = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    counts = [np.round(muse.lead(n) / 0.00488).astype(int) for n in stored]
+    p = tmp_path / "capped.scp"
+    p.write_bytes(_scp_raw(counts, [1, 2, 3, 4, 5, 6, 7, 8], 4880, 2000, cap=6000))  # 10,000 bytes a lead
+    with pytest.warns(UserWarning, match="byte counts"):
+        rec = eio.read(p)
+    assert rec.meta["scp_byte_counts_ignored"] is True
+    np.testing.assert_allclose(rec.signal, muse.signal, atol=1e-9)
+
+
+def test_scp_with_damaged_section_1_id(tmp_path):
+    data = bytearray(SCP.read_bytes())
+    sid, length, index = struct.unpack_from("<HII", data, 6 + 16 + 10 * 1)
+    assert sid == 1 and length > 0
+    struct.pack_into("<H", data, index - 1 + 2, 0x4D4D)  # the anonymiser overwrote the id
+    struct.pack_into("<H", data, 0, binascii.crc_hqx(bytes(data[2:]), 0xFFFF))
+    p = tmp_path / "anonymised.scp"
+    p.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="damaged header id"):
+        rec = eio.read(p)
+    assert rec.meta["scp_damaged_sections"] == (1,)
+    np.testing.assert_array_equal(rec.signal, _read(SCP).signal)
+    # section 6 damaged: refused, and the message says so instead of blaming the pointers
+    sid, length, index = struct.unpack_from("<HII", data, 6 + 16 + 10 * 6)
+    struct.pack_into("<H", data, index - 1 + 2, 0x4D4D)
+    struct.pack_into("<H", data, 0, binascii.crc_hqx(bytes(data[2:]), 0xFFFF))
+    p.write_bytes(bytes(data))
+    with pytest.raises(eio.read.__globals__["RecordReadError"], match="damaged section header"):
+        eio.read(p)
+
+
+# ------------------------------------------------------------------ issue 14 item 8: headerless order
+def test_headerless_12_columns_in_mimic_order_are_recognised(tmp_path):
+    rec = _read(CINC)
+    mimic = rec.signal[[0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11]]  # aVF before aVL
+    np.save(tmp_path / "mimic.npy", mimic)
+    with pytest.warns(UserWarning, match="MIMIC-IV-ECG order"):
+        out = eio.read(tmp_path / "mimic.npy", fs=500)
+    assert out.meta["leads_assumed"] == "mimic"
+    np.testing.assert_array_equal(out.lead("aVL"), rec.lead("aVL"))
+    np.testing.assert_array_equal(out.lead("aVF"), rec.lead("aVF"))
+    (tmp_path / "std.csv").write_text("# fs=500\n" + "\n".join(",".join(f"{v:.6f}" for v in row) for row in rec.signal.T))
+    with pytest.warns(UserWarning, match="standard order"):
+        std = eio.read(tmp_path / "std.csv")
+    assert std.meta["leads_assumed"] == "standard" and std.leads == STANDARD_12
+
+
+# ------------------------------------------------------------------ issue 14 item 10: exports
+def test_edf_export_keeps_length_age_and_statements(tmp_path):
+    rec = _read(MUSE)
+    rec = rec.replace(signal=np.concatenate([rec.signal, rec.signal[:, :150]], axis=1))  # 10.3 s
+    back = _read(eio.write(rec, tmp_path / "x.edf", "edf"))
+    assert back.n_samples == rec.n_samples and back.fs == rec.fs
+    assert back.meta["age"] == rec.meta["age"] and back.meta["sex"] == rec.meta["sex"]
+    assert back.meta["statements"] == rec.meta["statements"]
+    wf = _read(eio.write(rec, tmp_path / "y.hea", "wfdb"))
+    assert wf.meta["age"] == rec.meta["age"] and wf.meta["sex"] == rec.meta["sex"]
+    assert len(wf.meta["statements"]) == len(rec.meta["statements"])
+
+
+# ------------------------------------------------------------------ max_duration (long records)
+def test_max_duration_reads_the_first_part(tmp_path):
+    rec = _read(CINC)
+    for path in (CINC, eio.write(rec, tmp_path / "x.edf", "edf")):
+        part = _read(path, max_duration=2.0)
+        assert part.n_samples == 1000
+        np.testing.assert_allclose(part.signal, _read(path).signal[:, :1000])
+    np.save(tmp_path / "x.npy", rec.signal)
+    assert _read(tmp_path / "x.npy", fs=500, max_duration=3).n_samples == 1500
