@@ -31,7 +31,8 @@ def load_average() -> str:
 
 def measure(fn: Callable[[], int], seconds: float) -> tuple[float, float]:
     """Run ``fn`` (returns items done) repeatedly for ``seconds``; ``(items/s wall, items per CPU-second)``."""
-    fn()  # warm-up
+    fn()  # warm-up (twice: OpenVINO compiles a static shape on a batch size's second use)
+    fn()
     t0, c0, n = time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - t0 < seconds:
         n += fn()
