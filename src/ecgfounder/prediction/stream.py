@@ -120,11 +120,11 @@ def iter_predict(
                                     prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)),
                                     device=str(device))
     if prepared is None:
-        from ..runtime.overlap import prefetch
+        from ..runtime.overlap import overlap_pays, prefetch
 
-        # read and preprocess in a background thread while the model runs (both release the GIL)
-        prepared = prefetch(prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs),
-                            depth=max(8, 2 * batch_size))
+        prepared = prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs)
+        if overlap_pays(str(device)):  # read and preprocess in a thread while the model runs on other cores
+            prepared = prefetch(prepared, depth=max(8, 2 * batch_size))
     return _stream(prepared, runner, batch_size, on_windows)
 
 

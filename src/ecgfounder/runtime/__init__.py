@@ -14,7 +14,7 @@ from .export import (
     read_onnx_metadata,
     read_torchscript_metadata,
 )
-from .overlap import prefetch
+from .overlap import overlap_pays, prefetch
 from .runners import (
     BACKENDS,
     PATHS,
@@ -58,4 +58,5 @@ __all__ = [
     "machine_identity",
     "speed_info",
     "prefetch",
+    "overlap_pays",
 ]
