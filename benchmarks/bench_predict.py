@@ -150,10 +150,13 @@ def main() -> None:
             serial.append(serial_predict())
         models.append(model_only())
     model_rate = float(np.median(models))
+    from ecgfounder.runtime import overlap_pays
+
+    overlap = (" + prefetch thread" if overlap_pays(args.device, args.threads) else ", prepared in turn") if workers == 0 else ""
     rate, peak, secs = max(rates)
     print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), path {runner.precision}/{runner.backend} "
           f"(asked {args.precision}/{args.backend}) on {args.device}, batch {args.batch}, {args.threads} model threads, "
-          f"{workers} worker process(es){' + prefetch thread' if workers == 0 else ''}; {load_average()}")
+          f"{workers} worker process(es){overlap}; {load_average()}")
     print(f"model only      {model_rate:8.1f} ECG/s   (median of {', '.join(f'{m:.1f}' for m in models)})")
     print(f"predict         {rate:8.1f} ECG/s   (best of {', '.join(f'{r[0]:.1f}' for r in rates)}; {secs:.1f} s)")
     print(f"ratio           {rate / model_rate:8.2f}   (bar: >= 0.80)")
