@@ -14,7 +14,8 @@ _FLAGS = {
     "device": "--device", "precision": "--precision", "backend": "--backend", "resume": "--resume",
     "shard": "--shard", "output": "--output", "embeddings": "--embeddings", "batch_size": "--batch-size",
     "workers": "--workers", "mode": "--mode", "lead": "--lead", "fill_missing": "--fill-missing",
-    "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH",
+    "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
+    "quality_detail": "--quality-detail", "calibrated": "--calibrated",
 }
 
 

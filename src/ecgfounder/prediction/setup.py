@@ -11,7 +11,20 @@ from typing import Any, Sequence
 
 from ..errors import SetupError
 
-__all__ = ["check_device", "check_inputs", "check_output", "check_inference", "check_weights"]
+__all__ = ["check_device", "check_inputs", "check_output", "check_inference", "check_weights", "check_quality_gate",
+           "QUALITY_GATES"]
+
+#: what prediction does with the signal-quality check (:func:`ecgfounder.quality`): ``warn`` (assess,
+#: report in the ``quality`` column, predict anyway), ``skip`` (a record that is not ``good`` is not
+#: predicted: reported like a failed file), ``off`` (no assessment)
+QUALITY_GATES = ("warn", "skip", "off")
+
+
+def check_quality_gate(quality: str) -> str:
+    """``quality`` when it is one of :data:`QUALITY_GATES`, else :class:`SetupError`."""
+    if quality not in QUALITY_GATES:
+        raise SetupError(f"quality gate {quality!r} is not one of {', '.join(QUALITY_GATES)}.", "quality")
+    return quality
 
 
 def check_device(device: Any) -> str:
