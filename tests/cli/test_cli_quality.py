@@ -41,3 +41,25 @@ def test_plot_marks_flagged_leads(data_dir, tmp_path, monkeypatch):
     assert main(["plot", str(f), "-o", str(out)]) == 0
     assert out.stat().st_size > 10_000
     assert tuple(seen["flagged_leads"]) == ("V3",) and seen["footer"] == "signal quality: flat:V3"
+
+
+def test_hub_references_pass_the_setup_check_and_bad_ones_are_named():
+    import pytest
+
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction.setup import check_weights
+
+    check_weights("hf://owner/name")
+    check_weights("hf://owner/name@v1")
+    with pytest.raises(SetupError, match="hf://"):
+        check_weights("hf://")
+
+
+def test_max_duration_reads_the_first_seconds(tiny_ckpt12, data_dir, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "p.csv"
+    rec = str(data_dir / "ptbdb" / "s0010_re.hea")  # 38.4 s: 4 windows when read whole
+    assert main(["predict", rec, "--checkpoint", str(tiny_ckpt12), "-o", str(out), "--max-duration", "12",
+                 "--no-progress", "--precision", "fp32"]) == 0
+    assert pd.read_csv(out)["n_windows"].tolist() == [2]

@@ -117,9 +117,17 @@ def check_inference(precision: str, backend: str | None, device: str) -> tuple[s
 
 
 def check_weights(source: Any) -> None:
-    """``source`` is an existing checkpoint file or a known weights name."""
+    """``source`` is an existing checkpoint file, a known weights name or a Hub reference
+    (``hf://owner/name[@revision]``, checked for its form here, fetched when the model loads)."""
+    from ..models.hubref import HF_SCHEME, parse_hf_reference
     from ..models.weights import KNOWN_WEIGHTS, resolve_known
 
+    if str(source).startswith(HF_SCHEME):
+        try:
+            parse_hf_reference(str(source))
+        except ValueError as exc:
+            raise SetupError(str(exc), "model") from None
+        return
     if os.path.exists(str(source)) or resolve_known(str(source)) is not None:
         return
     p = Path(str(source))
