@@ -104,19 +104,28 @@ def test_other_setup_errors_come_before_the_model(monkeypatch, no_model_load, ti
 
 
 def test_missing_input_answers_at_once_and_writes_nothing(tiny_ckpt12, tmp_path):
-    """A fresh process, as a user runs it: the answer comes before torch is even imported."""
+    """A fresh process, as a user runs it: the answer comes before torch, scipy or the model load.
+
+    What makes the answer fast is what is *not* imported, so that is what is asserted (a wall-clock
+    bound would test the machine's load, not the code; the 2-s figure is measured in the README's
+    benchmarks section).  The generous bound below only catches a model load sneaking back in.
+    """
     import subprocess
     import sys
 
     out = tmp_path / "x.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    probe = ("import sys\nfrom ecgfounder.cli import main\n"
+             f"rc = main(['predict', {str(tmp_path / 'nope.hea')!r}, '--checkpoint', {str(tiny_ckpt12)!r}, '-o', {str(out)!r}])\n"
+             "heavy = sorted(m for m in ('torch', 'scipy', 'pandas', 'wfdb') if m in sys.modules)\n"
+             "print('HEAVY=' + ','.join(heavy)); sys.exit(rc)\n")
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "ecgfounder", "predict", str(tmp_path / "nope.hea"), "--checkpoint",
-                        str(tiny_ckpt12), "-o", str(out)], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     took = time.perf_counter() - t0
     line = _one_error_line(r.stderr)
     assert r.returncode == 2 and "nope.hea" in line and "no such file" in line
-    assert took < 2.0, f"{took:.1f} s"
+    assert "HEAVY=\n" in r.stdout, r.stdout  # nothing heavy was imported to give this answer
+    assert took < 30.0, f"{took:.1f} s"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -16,7 +16,10 @@ GOOD = ["HR06000", "E07500", "JS20000", "JS20001"]
 def test_predict_api_rows_and_columns(tiny12, data_dir):
     df = predict([data_dir / "cinc2021", data_dir / "ptbdb"], tiny12)
     labels = load_labels()
-    assert len(df) == 51 and list(df.columns[3:]) == list(labels) and len(labels) == 150
+    assert len(df) == 51 and list(df.columns[4:]) == list(labels) and len(labels) == 150
+    assert list(df.columns[:4]) == ["record", "path", "n_windows", "quality"]
+    q = df.set_index("record")["quality"]
+    assert q["JS20004"].startswith("flat:V2,V4,V6") and (q == "good").sum() >= 40
     assert df["record"].tolist()[:3] == ["E07500", "E07501", "E07502"]
     ptb = df.set_index("record").loc["s0010_re"]
     assert ptb["n_windows"] == 4

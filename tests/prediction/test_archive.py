@@ -31,7 +31,8 @@ def _table(path: Path) -> pd.DataFrame:
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert a["path"].tolist() == b["path"].tolist()
-    num = a.columns[3:]
+    assert a["quality"].fillna("").tolist() == b["quality"].fillna("").tolist()
+    num = a.columns[4:]
     np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), atol=1e-5)
 
 

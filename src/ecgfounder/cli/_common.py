@@ -14,7 +14,8 @@ _FLAGS = {
     "device": "--device", "precision": "--precision", "backend": "--backend", "resume": "--resume",
     "shard": "--shard", "output": "--output", "embeddings": "--embeddings", "batch_size": "--batch-size",
     "workers": "--workers", "mode": "--mode", "lead": "--lead", "fill_missing": "--fill-missing",
-    "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH",
+    "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
+    "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
 }
 
 
@@ -82,6 +83,9 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
     g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")
     g.add_argument("--dataset", metavar="PATH", help="HDF5 dataset holding the signals (e.g. tracings)")
+    g.add_argument("--max-duration", type=float, metavar="S",
+                   help="read at most the first S seconds of each record (long Holter files; default: all, "
+                   "within the readers' size limits)")
 
 
 def read_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,4 +100,6 @@ def read_options(args: argparse.Namespace) -> dict[str, Any]:
         kw["units"] = args.units
     if getattr(args, "dataset", None):
         kw["dataset"] = args.dataset
+    if getattr(args, "max_duration", None) is not None:
+        kw["max_duration"] = args.max_duration
     return kw

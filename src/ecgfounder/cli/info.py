@@ -22,12 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE", help="ECG files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per recording")
     p.add_argument("--all", action="store_true", help="list every recording of batch files (default: first 3)")
+    p.add_argument("--no-quality", action="store_true",
+                   help="skip the signal-quality check (default: 'quality' shows 'good' or the flags)")
     add_read_args(p)
     p.set_defaults(func=run)
 
 
-def describe(rec, path: str) -> dict[str, Any]:
-    """A JSON-ready summary of a recording."""
+def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
+    """A JSON-ready summary of a recording (with its signal-quality flags unless ``quality=False``)."""
     import numpy as np
 
     m = dict(rec.meta)
@@ -43,6 +45,12 @@ def describe(rec, path: str) -> dict[str, Any]:
         "peak_to_peak_mv": [_finite(round(float(np.nanmax(x) - np.nanmin(x)), 4)) if np.isfinite(x).any() else None
                             for x in rec.signal],
     }
+    if quality:
+        from ..signal.quality import assess
+
+        report = assess(rec)
+        out["quality"] = report.summary
+        out["quality_leads"] = {lq.lead: list(lq.flags) for lq in report.leads if lq.flags}
     m.pop("source", None)
     m.pop("id", None)
     for k, v in m.items():
@@ -65,6 +73,8 @@ def _line(d: dict[str, Any]) -> str:
     parts = [f"{d['path']}{'#' + str(d['index']) if 'index' in d else ''}:",
              f"{d['format']},", f"{len(d['leads'])} leads ({','.join(d['leads'])}),",
              f"{d['fs']:g} Hz, {d['duration_s']:g} s, {d['units']}"]
+    if "quality" in d:
+        parts[-1] += f"; quality {d['quality']}"
     extra = []
     for key, label in (("patient_id", "patient"), ("age", "age"), ("sex", "sex"), ("acquired", "acquired"),
                        ("device", "device")):
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 if shown >= 3 and not args.all:
                     print(f"{f}: … more recordings (use --all to list them)")
                     break
-                d = describe(rec, str(f))
+                d = describe(rec, str(f), quality=not args.no_quality)
                 print(json.dumps(d, default=str, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
                 shown += 1
         except (RecordReadError, ValueError, OSError) as exc:

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="first second shown (10 s are shown)")
     p.add_argument("--index", type=int, metavar="N", help="which recording of a batch file (HDF5/npz/npy)")
     p.add_argument("--title", help="title replacing the record id")
+    p.add_argument("--no-quality", action="store_true",
+                   help="do not run the signal-quality check (default: flagged leads are marked, the flags shown)")
     g = p.add_argument_group("findings")
     g.add_argument("--predict", action="store_true", help="run the model and print its top findings on the plot")
     g.add_argument("--top", type=int, default=3, metavar="K", help="findings shown with --predict (default 3)")
@@ -42,7 +44,7 @@ def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
     df = predict([recording], model=model, on_error="raise")
     if df.empty:
         return []
-    labels = [c for c in df.columns if c not in ("record", "path", "n_windows", "window")]
+    labels = list(model.labels)
     row = df.iloc[0][labels].astype(float)
     top = row.sort_values(ascending=False).head(k)
     return [(str(lab), float(v)) for lab, v in top.items()]
@@ -64,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model(args.checkpoint or args.weights)
         findings = top_findings(rec, model, args.top)
+    flagged, footer = (), None
+    if not args.no_quality:
+        from ..signal.quality import assess
+
+        report = assess(rec)
+        flagged, footer = report.flagged_leads(), f"signal quality: {report.summary}"
     save_ecg_plot(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
-                  start=args.start, findings=findings, title=args.title)
+                  start=args.start, findings=findings, title=args.title, flagged_leads=flagged, footer=footer)
     print(out)
     return 0

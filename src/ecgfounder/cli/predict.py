@@ -18,12 +18,21 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
     g.add_argument("--fill-missing", action="store_true", help="zero-fill missing precordial leads instead of refusing")
     g.add_argument("--mode", choices=("published", "zscore", "none"),
                    help="override the weights' preprocessing mode (default: the one they were trained with)")
+    g.add_argument("--quality-gate", choices=("warn", "skip", "off"), default="warn",
+                   help="signal quality before the model: warn (default: assess every record, write the flags in "
+                   "the 'quality' column, predict anyway), skip (a record that is not 'good' is not predicted and "
+                   "is reported like a failed file), off (no check)")
     g = p.add_argument_group("output")
     g.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean",
                    help="combine the 10-s windows of long records (none: one row per window)")
     if scores:
         g.add_argument("--top", type=int, default=3, metavar="K", help="findings shown per record in the summary")
         g.add_argument("--threshold", type=float, default=0.5, help="probability at which a finding is shown")
+        g.add_argument("--quality-detail", action="store_true",
+                       help="add a 'quality_leads' column: each lead's quality flags ('I:good;...;V3:flat')")
+        g.add_argument("--calibrated", action="store_true",
+                       help="calibrated probabilities, from the calibration the weights carry (see 'evaluate "
+                       "--calibrate'); refused for weights without one")
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings, no progress; errors only")
@@ -74,7 +83,7 @@ def job_args(args: argparse.Namespace, **overrides) -> dict:
         aggregate=args.aggregate, batch_size=args.batch_size, mode=args.mode, lead=args.lead,
         fill_missing=args.fill_missing, device=args.device, precision=args.precision, backend=args.backend,
         workers=args.workers, resume=args.resume, shard=args.shard, calibration_records=args.calibration_records,
-        strict=not args.no_strict, read_kwargs=read_options(args), **overrides,
+        strict=not args.no_strict, read_kwargs=read_options(args), quality=args.quality_gate, **overrides,
     )
 
 
@@ -93,7 +102,8 @@ def summary_line(record: str, labels, scores: np.ndarray, top: int, threshold: f
 def run(args: argparse.Namespace) -> int:
     from ..prediction.archive import ArchiveJob, run_archive
 
-    report = run_archive(ArchiveJob(**job_args(args)), progress=not args.no_progress, quiet=args.quiet)
+    job = ArchiveJob(**job_args(args, quality_detail=args.quality_detail, calibrated=args.calibrated))
+    report = run_archive(job, progress=not args.no_progress, quiet=args.quiet)
     if report.already_complete:
         if not args.quiet:
             say(f"{report.output} is complete ({report.n_ok} record(s)); nothing to do")

@@ -13,9 +13,10 @@ forwards to :func:`ecgfounder.explain.attribution.explain`.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
+
+from .._lazy import lazy_names
 
 _LAZY = {
     "explain": "attribution", "Explanation": "attribution", "ExplainError": "attribution", "METHODS": "attribution",
@@ -28,16 +29,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)
 
 
 class _CallablePackage(types.ModuleType):

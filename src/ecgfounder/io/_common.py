@@ -27,6 +27,7 @@ __all__ = [
     "check_values",
     "parse_xml",
     "b64decode_strict",
+    "xml_text",
     "make_recording",
     "note",
     "collect_notes",
@@ -184,6 +185,17 @@ def parse_xml(path: Path, data: bytes | None = None):
         if isinstance(el.tag, str) and el.tag[:1] == "{":
             el.tag = el.tag.split("}", 1)[1]
     return root
+
+
+def xml_text(el, path: str, *, deep: bool = False) -> str | None:
+    """The text of ``el.find(path)`` with runs of whitespace collapsed, or ``None`` when the element
+    is missing or empty; ``deep=True`` includes the text of its children (HL7 mixed content)."""
+    node = el.find(path) if el is not None else None
+    if node is None:
+        return None
+    raw = "".join(node.itertext()) if deep else node.text
+    t = " ".join((raw or "").split())
+    return t or None
 
 
 def b64decode_strict(path: Path, text: str | None, what: str) -> bytes:

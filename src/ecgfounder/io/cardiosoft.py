@@ -27,20 +27,12 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_values, make_recording, parse_xml, to_float, unit_scale_to_mv
+from ._common import check_values, make_recording, parse_xml, to_float, unit_scale_to_mv, xml_text
 
 __all__ = ["read_cardiosoft"]
 
 _WAVEFORMS = ("strip", "median", "full")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
-
-
-def _text(el, path: str) -> str | None:
-    node = el.find(path) if el is not None else None
-    if node is None or node.text is None:
-        return None
-    t = node.text.strip()
-    return t or None
 
 
 def _counts(p: Path, text: str | None, what: str) -> np.ndarray:
@@ -67,7 +59,7 @@ def _scale_mv(p: Path, block) -> float:
 
 
 def _rate(p: Path, block) -> float:
-    fs = to_float(_text(block, "SampleRate"))
+    fs = to_float(xml_text(block, "SampleRate"))
     if fs is None or fs <= 0:
         raise RecordReadError(p, "CardioSoft block has no valid SampleRate")
     return fs
@@ -89,12 +81,12 @@ def _per_lead(p: Path, block) -> tuple[np.ndarray, list[str]]:
 
 
 def _interleaved(p: Path, block) -> tuple[np.ndarray, list[str]]:
-    order = _text(block, "LeadOrder")
-    n_ch = int(to_float(_text(block, "NumberOfChannels")) or 0)
+    order = xml_text(block, "LeadOrder")
+    n_ch = int(to_float(xml_text(block, "NumberOfChannels")) or 0)
     names = [s.strip() for s in order.split(",")] if order else [f"lead{k + 1}" for k in range(n_ch)]
     if not names or (n_ch and n_ch != len(names)):
         raise RecordReadError(p, f"FullDisclosure: LeadOrder {order!r} does not match NumberOfChannels {n_ch}")
-    data = _counts(p, _text(block, "FullDisclosureData"), "FullDisclosureData")
+    data = _counts(p, xml_text(block, "FullDisclosureData"), "FullDisclosureData")
     n = data.size // len(names)
     check_values(p, len(names), n, "FullDisclosure")
     return data[: n * len(names)].reshape(n, len(names)).T, names
@@ -122,23 +114,23 @@ def _block(p: Path, root, waveform: str, strip: int):
 
 def _meta(root, waveform: str, names: list[str]) -> dict:
     info = root.find("PatientInfo")
-    sex = (_text(info, "Gender") or "").upper()
+    sex = (xml_text(info, "Gender") or "").upper()
     when = root.find("ObservationDateTime")
     acquired = None
     if when is not None:
-        parts = [int(to_float(_text(when, k)) or 0) for k in ("Year", "Month", "Day", "Hour", "Minute", "Second")]
+        parts = [int(to_float(xml_text(when, k)) or 0) for k in ("Year", "Month", "Day", "Hour", "Minute", "Second")]
         if parts[0]:
             acquired = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format(*parts)
     statements = tuple(
         (el.text or "").strip() for el in root.iter() if el.tag in ("DiagnosisText", "ConclusionText") and (el.text or "").strip()
     )
     return {
-        "patient_id": _text(info, "PID"),
-        "age": to_float(_text(info, "Age")),
+        "patient_id": xml_text(info, "PID"),
+        "age": to_float(xml_text(info, "Age")),
         "sex": {"MALE": "M", "FEMALE": "F", "M": "M", "F": "F"}.get(sex, sex or None),
         "acquired": acquired,
         "device": "GE CardioSoft",
-        "observation": _text(root, "ObservationType"),
+        "observation": xml_text(root, "ObservationType"),
         "statements": statements,
         "waveform": waveform,
         "stored_leads": tuple(names),

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import age_at, check_values, make_recording, parse_datetime, parse_xml, to_float, unit_scale_to_mv
+from ._common import (age_at, check_values, make_recording, parse_datetime, parse_xml, to_float, unit_scale_to_mv,
+                      xml_text)
 
 __all__ = ["read_hl7_aecg"]
 
@@ -37,14 +38,6 @@ def _attr(el, path: str, name: str) -> str | None:
         return None
     v = node.get(name)
     return v.strip() if v and v.strip() else None
-
-
-def _text(el, path: str) -> str | None:
-    node = el.find(path) if el is not None else None
-    if node is None:
-        return None
-    t = " ".join("".join(node.itertext()).split())
-    return t or None
 
 
 def _parse_series(p: Path, series, label: str) -> tuple[np.ndarray, float, list[str], dict]:
@@ -158,8 +151,8 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
     device = None
     dev = next(root.iter("manufacturedSeriesDevice"), None)
     if dev is not None:
-        device = _text(dev, "manufacturerModelName")
-    manufacturer = _text(next(root.iter("manufacturerOrganization"), None), "name") if dev is not None else None
+        device = xml_text(dev, "manufacturerModelName", deep=True)
+    manufacturer = xml_text(next(root.iter("manufacturerOrganization"), None), "name", deep=True) if dev is not None else None
     statements = []
     for ann in root.iter("annotation"):
         code = (_attr(ann, "code", "code") or "").upper()
@@ -173,7 +166,7 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
     meta = {
         "document_id": _attr(root, "id", "root"),
         "patient_id": _attr(subject, "id", "extension") if subject is not None else None,
-        "patient_name": _text(person, "name"),
+        "patient_name": xml_text(person, "name", deep=True),
         "sex": {"M": "M", "F": "F"}.get((sex or "").upper()),
         "birth_date": birth,
         "age": age,

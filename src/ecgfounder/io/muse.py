@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import (
+    xml_text,
     b64decode_strict,
     check_values,
     make_recording,
@@ -26,16 +27,8 @@ from ._common import (
 __all__ = ["read_muse"]
 
 
-def _text(el, path: str) -> str | None:
-    node = el.find(path) if el is not None else None
-    if node is None or node.text is None:
-        return None
-    t = node.text.strip()
-    return t or None
-
-
 def _acquired(test) -> str | None:
-    date, time = _text(test, "AcquisitionDate"), _text(test, "AcquisitionTime")
+    date, time = xml_text(test, "AcquisitionDate"), xml_text(test, "AcquisitionTime")
     if not date:
         return None
     for fmt in ("%m-%d-%Y", "%m/%d/%Y", "%Y-%m-%d"):
@@ -63,7 +56,7 @@ def _statements(root, tag: str) -> tuple[str, ...]:
         return ()
     lines, cur = [], []
     for st in diag.findall("DiagnosisStatement"):
-        txt = _text(st, "StmtText")
+        txt = xml_text(st, "StmtText")
         if txt:
             cur.append(txt)
         flags = {(f.text or "").strip().upper() for f in st.findall("StmtFlag")}
@@ -92,32 +85,32 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     if want not in ("rhythm", "median"):
         raise ValueError(f"waveform={waveform!r}; choose 'rhythm' or 'median'.")
     blocks = root.findall("Waveform")
-    block = next((b for b in blocks if (_text(b, "WaveformType") or "").lower() == want), None)
+    block = next((b for b in blocks if (xml_text(b, "WaveformType") or "").lower() == want), None)
     if block is None:
-        kinds = [(_text(b, "WaveformType") or "?") for b in blocks]
+        kinds = [(xml_text(b, "WaveformType") or "?") for b in blocks]
         raise RecordReadError(p, f"no {want} waveform in the file (found: {kinds or 'none'})")
-    fs = to_float(_text(block, "SampleBase"))
-    exp = to_float(_text(block, "SampleExponent")) or 0.0
+    fs = to_float(xml_text(block, "SampleBase"))
+    exp = to_float(xml_text(block, "SampleExponent")) or 0.0
     if not fs:
         raise RecordReadError(p, "MUSE waveform has no SampleBase (sampling rate)")
     fs = fs * 10.0**exp
     names, rows = [], []
     for ld in block.findall("LeadData"):
-        name = _text(ld, "LeadID")
-        n = int(to_float(_text(ld, "LeadSampleCountTotal")) or 0)
-        size = int(to_float(_text(ld, "LeadSampleSize")) or 2)
+        name = xml_text(ld, "LeadID")
+        n = int(to_float(xml_text(ld, "LeadSampleCountTotal")) or 0)
+        size = int(to_float(xml_text(ld, "LeadSampleSize")) or 2)
         if size != 2:
             raise RecordReadError(p, f"lead {name}: {size}-byte samples are not supported (MUSE uses 2)")
         check_values(p, 1, n, f"lead {name}")
-        raw = b64decode_strict(p, _text(ld, "WaveFormData"), f"lead {name}")
+        raw = b64decode_strict(p, xml_text(ld, "WaveFormData"), f"lead {name}")
         if len(raw) < 2 * n:
             raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
         counts = np.frombuffer(raw[: 2 * n], dtype="<i2").astype(np.float64)
-        res = to_float(_text(ld, "LeadAmplitudeUnitsPerBit"))
+        res = to_float(xml_text(ld, "LeadAmplitudeUnitsPerBit"))
         if res is None or not 0 < abs(res) <= 1e6:
-            raise RecordReadError(p, f"lead {name}: LeadAmplitudeUnitsPerBit {_text(ld, 'LeadAmplitudeUnitsPerBit')!r} "
+            raise RecordReadError(p, f"lead {name}: LeadAmplitudeUnitsPerBit {xml_text(ld, 'LeadAmplitudeUnitsPerBit')!r} "
                                   "is missing or absurd (expected a few µV per count)")
-        unit = _text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
+        unit = xml_text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
         scale = unit_scale_to_mv(unit)
         if scale is None:
             raise RecordReadError(p, f"lead {name}: unknown amplitude unit {unit!r}")
@@ -130,17 +123,17 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
         raise RecordReadError(p, f"leads have different lengths {[len(r) for r in rows]}")
     sig, leads = np.stack(rows), names  # III, aVR, aVL, aVF: derived by the reading policy (io/policy.py)
     demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
-    age = to_float(_text(demo, "PatientAge"))
-    if age is not None and (_text(demo, "AgeUnits") or "YEARS").upper() not in ("YEARS", "YEAR"):
-        age_unit = (_text(demo, "AgeUnits") or "").upper()
+    age = to_float(xml_text(demo, "PatientAge"))
+    if age is not None and (xml_text(demo, "AgeUnits") or "YEARS").upper() not in ("YEARS", "YEAR"):
+        age_unit = (xml_text(demo, "AgeUnits") or "").upper()
         age = age / {"MONTHS": 12.0, "WEEKS": 52.18, "DAYS": 365.25, "HOURS": 8766.0}.get(age_unit, 1.0)
-    sex = (_text(demo, "Gender") or "").upper()
+    sex = (xml_text(demo, "Gender") or "").upper()
     meta = {
-        "patient_id": _text(demo, "PatientID"),
+        "patient_id": xml_text(demo, "PatientID"),
         "age": age,
         "sex": {"MALE": "M", "FEMALE": "F"}.get(sex, sex or None),
         "acquired": _acquired(test),
-        "device": _text(test, "AcquisitionDevice"),
+        "device": xml_text(test, "AcquisitionDevice"),
         "statements": _statements(root, "Diagnosis"),
         "original_statements": _statements(root, "OriginalDiagnosis"),
         "waveform": want,

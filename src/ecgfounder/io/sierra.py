@@ -18,19 +18,11 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, to_float
+from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, to_float, xml_text
 
 __all__ = ["read_sierra"]
 
 _STD = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-
-
-def _text(el, path: str) -> str | None:
-    node = el.find(path) if el is not None else None
-    if node is None or node.text is None:
-        return None
-    t = " ".join(node.text.split())
-    return t or None
 
 
 def _xli(p: Path, raw: bytes, n_leads: int, n_samples: int) -> np.ndarray:
@@ -109,16 +101,16 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
     root = parse_xml(p)
     if root.tag != "restingecgdata":
         raise RecordReadError(p, f"not a Philips Sierra XML file (root <{root.tag}>, expected <restingecgdata>)")
-    doc_type = _text(root, "documentinfo/documenttype") or "?"
-    doc_ver = _text(root, "documentinfo/documentversion") or "?"
+    doc_type = xml_text(root, "documentinfo/documenttype") or "?"
+    doc_ver = xml_text(root, "documentinfo/documentversion") or "?"
     if doc_type not in ("SierraECG", "PhilipsECG") or not re.match(r"^1\.0[34]", doc_ver):
         raise RecordReadError(p, f"unsupported Philips XML {doc_type} {doc_ver}; supported: SierraECG 1.03, PhilipsECG 1.04.x")
     sc = root.find("dataacquisition/signalcharacteristics")
     pw = root.find("waveforms/parsedwaveforms")
     if sc is None or pw is None:
         raise RecordReadError(p, "no <signalcharacteristics> or <parsedwaveforms> element")
-    fs = to_float(pw.get("samplespersecond")) or to_float(_text(sc, "samplingrate"))
-    res = to_float(pw.get("resolution")) or to_float(_text(sc, "resolution")) or to_float(_text(sc, "signalresolution"))
+    fs = to_float(pw.get("samplespersecond")) or to_float(xml_text(sc, "samplingrate"))
+    res = to_float(pw.get("resolution")) or to_float(xml_text(sc, "resolution")) or to_float(xml_text(sc, "signalresolution"))
     dur_ms = to_float(pw.get("durationperchannel"))
     if not fs or not res or not dur_ms:
         raise RecordReadError(p, f"missing sampling rate ({fs}), resolution ({res}) or duration ({dur_ms})")
@@ -129,9 +121,9 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         check_values(p, n_leads, n_samples, "parsedwaveforms")
         labels = labels_attr.split()[:n_leads]
     else:
-        n_leads = int(to_float(_text(sc, "numberchannelsallocated")) or 12)
+        n_leads = int(to_float(xml_text(sc, "numberchannelsallocated")) or 12)
         check_values(p, n_leads, n_samples, "parsedwaveforms")
-        acq = _text(sc, "acquisitiontype") or ""
+        acq = xml_text(sc, "acquisitiontype") or ""
         if acq in ("STD-12", "10-WIRE") and n_leads <= 12:
             labels = list(_STD[:n_leads])
         else:
@@ -160,8 +152,8 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         if trim_calibration:
             sig = sig[:, : cal[0]]
     pat = root.find("patient/generalpatientdata")
-    age = to_float(_text(pat, "age/years"))
-    sex = (_text(pat, "sex") or "").lower()
+    age = to_float(xml_text(pat, "age/years"))
+    sex = (xml_text(pat, "sex") or "").lower()
     da = root.find("dataacquisition")
     date, time = (da.get("date") if da is not None else None), (da.get("time") if da is not None else None)
     acquired = f"{date}T{time}" if date and time else date
@@ -169,17 +161,17 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
     device = " ".join((machine.text or "").split()) if machine is not None and machine.text else None
     statements = []
     for st in root.iter("statement"):
-        left = _text(st, "leftstatement")
-        right = _text(st, "rightstatement")
+        left = xml_text(st, "leftstatement")
+        right = xml_text(st, "rightstatement")
         txt = " ".join(x for x in (left, right) if x)
         if txt:
             statements.append(txt)
     if age is None:
-        age = age_at(_text(pat, "age/dateofbirth"), acquired)
+        age = age_at(xml_text(pat, "age/dateofbirth"), acquired)
     meta = {
-        "patient_id": _text(pat, "patientid"),
+        "patient_id": xml_text(pat, "patientid"),
         "age": age,
-        "birth_date": _text(pat, "age/dateofbirth"),
+        "birth_date": xml_text(pat, "age/dateofbirth"),
         "sex": {"male": "M", "female": "F"}.get(sex),
         "acquired": acquired,
         "device": device,

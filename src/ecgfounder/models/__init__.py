@@ -6,7 +6,7 @@ torch being loaded by this package's initialiser).
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_names
 
 __all__ = [
     "Net1D",
@@ -30,13 +30,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)

@@ -20,7 +20,7 @@ does not pull in torch or pandas.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_names
 
 __all__ = [
     "predict",
@@ -51,25 +51,10 @@ _LAZY = {
     "merge_parts": ("parts", "merge_parts"),
     "TableWriter": ("tables", "TableWriter"),
 }
-_MODELS = {
+_LAZY.update({
     "AGGREGATES": ("..models.heads", "AGGREGATES"),
     # the former name of scores_from_logits, kept for callers written against it
     "outputs_to_scores": ("..models.heads", "scores_from_logits"),
-}
+})
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-    elif name in _MODELS:
-        module, attr = _MODELS[name]
-        value = getattr(importlib.import_module(module, __name__), attr)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import check_aggregate
-from .stream import check_labels, feature_rows, index_rows, iter_predict, resolve_model, result_rows
+from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, resolve_model, result_rows,
+                     score_columns)
 
 __all__ = ["predict", "embed"]
 
@@ -21,13 +22,19 @@ def predict(
     aggregate: str = "mean",
     batch_size: int = 32,
     on_error: str = "warn",
+    calibrated: bool = False,
+    quality_detail: bool = False,
     **kwargs: Any,
 ) -> pd.DataFrame:
     """Per-label scores for each record, as a DataFrame.
 
-    Columns: ``record``, ``path``, ``n_windows`` (10-s windows used), then one column per model
-    label (150 for ECGFounder) holding the probability, averaged over windows (``aggregate="mean"``,
-    or ``"max"``; ``"none"`` gives one row per window with a ``window`` column).
+    Columns: ``record``, ``path``, ``n_windows`` (10-s windows used), ``quality`` (``good`` or the
+    signal-quality flags, :func:`ecgfounder.quality`; ``quality_leads`` per lead with
+    ``quality_detail=True``), then one column per model label (150 for ECGFounder) holding the
+    probability, averaged over windows (``aggregate="mean"``, or ``"max"``; ``"none"`` gives one
+    row per window with a ``window`` column).  ``calibrated=True`` gives the calibrated
+    probabilities of the calibration the weights carry (refused when they carry none).
+    ``quality="skip"`` leaves records that are not ``good`` unpredicted (listed as failures).
     Records that fail are skipped with a warning (``on_error="warn"``) or raise (``"raise"``); they
     are listed in ``df.attrs["failures"]`` as ``(path, reason)`` pairs.  Other keyword arguments
     go to :func:`ecgfounder.prediction.iter_predict` (``mode``, ``lead``, ``device``, ``precision`` ...).
@@ -37,6 +44,7 @@ def predict(
         raise ValueError(f"on_error must be 'warn' or 'raise'; got {on_error!r}.")
     net = resolve_model(model)
     labels = check_labels(net)
+    cal = model_calibration(net) if calibrated else None
     rows: list[dict[str, Any]] = []
     failures: list[tuple[str, str]] = []
     for res in iter_predict(inputs, net, batch_size=batch_size, **kwargs):
@@ -48,9 +56,8 @@ def predict(
             continue
         for note in res.notes:
             warnings.warn(f"{res.path}: {note}", stacklevel=2)
-        rows.extend(result_rows(res, labels, aggregate))
-    cols = ["record", "path", "n_windows"] + (["window"] if aggregate == "none" else []) + list(labels)
-    df = pd.DataFrame(rows, columns=cols)
+        rows.extend(result_rows(res, labels, aggregate, calibration=cal, quality_detail=quality_detail))
+    df = pd.DataFrame(rows, columns=score_columns(labels, aggregate, quality_detail=quality_detail))
     df.attrs["failures"] = failures
     return df
 

@@ -72,6 +72,9 @@ class ArchiveJob:
     strict: bool = True
     read_kwargs: Mapping[str, Any] = field(default_factory=dict)
     summary_limit: int = 25
+    quality: str = "warn"
+    quality_detail: bool = False
+    calibrated: bool = False
 
 
 @dataclass
@@ -109,6 +112,9 @@ def _weights_identity(model: Any) -> dict[str, Any]:
 def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
     """The checks that need neither torch nor a model; returns (shard, distributed)."""
     check_aggregate(job.aggregate)
+    checks.check_quality_gate(job.quality)
+    if job.calibrated and job.kind != "scores":
+        raise SetupError("calibrated probabilities apply to prediction tables, not to embeddings.", "calibrated")
     if job.kind not in ("scores", "index"):
         raise SetupError(f"kind {job.kind!r} is not 'scores' or 'index'.", "kind")
     if job.batch_size < 1:
@@ -163,6 +169,7 @@ class _Run:
         self.snap: dict[str, Any] = {}
         self.last_save = 0.0
         self.dim = 0  # embedding width, known once the model is loaded
+        self.calibration: Any = None  # the weights' calibration, with calibrated=True
 
     @property
     def emb_partial(self) -> Path:
@@ -260,6 +267,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
         "model": _weights_identity(job.model), "strict": job.strict, "kind": job.kind, "aggregate": job.aggregate,
         "precision": job.precision, "backend": job.backend, "mode": job.mode, "lead": job.lead,
         "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
+        "quality": job.quality, "quality_detail": job.quality_detail, "calibrated": job.calibrated,
         "inputs_sha256": digest(files), "n_files": len(files), "shard": list(spec) if spec else None,
     }
     run = _Run(job, files, out, emb, settings)
@@ -286,12 +294,14 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
     from .records import calibration_windows
-    from .stream import check_labels, feature_rows, index_rows, iter_predict, model_contract, resolve_model, result_rows
+    from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, model_contract,
+                         resolve_model, result_rows, score_columns)
     from .tables import TableWriter
 
     job = run.job
     model = resolve_model(job.model, strict=job.strict)
     labels = check_labels(model) if job.kind == "scores" else ()
+    run.calibration = model_calibration(model) if job.calibrated else None
     run.report.labels, run.report.task = labels, model.description.task
     prep = {"lead": job.lead, "fill_missing": job.fill_missing}
     calibration = None
@@ -308,8 +318,9 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     results = iter_predict(todo, model, batch_size=job.batch_size, mode=job.mode, lead=job.lead,
                            fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
-                           on_windows=bar.add_windows)
-    cols = ["record", "path", "n_windows"] + (["window"] if job.aggregate == "none" else []) + list(labels)
+                           on_windows=bar.add_windows, quality=job.quality)
+    cols = (score_columns(labels, job.aggregate, quality_detail=job.quality_detail) if job.kind == "scores"
+            else ["record", "path", "n_windows"] + (["window"] if job.aggregate == "none" else []))
     if run.out:
         run.writer = TableWriter(run.out, cols, append=run.done > 0)
     if run.emb:
@@ -347,7 +358,9 @@ def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result
         for note in res.notes:
             bar.write(f"warning: {res.path}: {note}")
     if run.writer is not None:
-        run.writer.write(result_rows(res, labels, job.aggregate) if job.kind == "scores" else index_rows(res, job.aggregate))
+        run.writer.write(result_rows(res, labels, job.aggregate, calibration=run.calibration,
+                                     quality_detail=job.quality_detail)
+                         if job.kind == "scores" else index_rows(res, job.aggregate))
     if run.emb_fh is not None:
         block = feature_rows(res, job.aggregate)
         run.emb_fh.write(block.tobytes())
@@ -355,7 +368,14 @@ def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result
         run.emb_rows += block.shape[0]
     report.n_ok += 1
     if job.kind == "scores" and len(report.summaries) < job.summary_limit:
-        report.summaries.append((res.record, aggregate_windows(res.scores, "max" if job.aggregate == "max" else "mean")))
+        values = aggregate_windows(res.scores, "max" if job.aggregate == "max" else "mean")
+        if run.calibration is not None:
+            from ..explain.calibration import apply_calibration
+
+            values = apply_calibration(values, run.calibration)
+        report.summaries.append((res.record, values))
+    if res.quality and res.quality != "good" and not quiet and job.quality != "off":
+        bar.write(f"quality: {res.path}: {res.quality}")
 
 
 def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:

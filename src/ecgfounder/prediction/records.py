@@ -26,6 +26,7 @@ __all__ = ["RecordResult", "expand_inputs", "iter_records", "prepare_one", "prep
            "calibration_windows", "record_name"]
 
 
+
 @dataclass
 class RecordResult:
     """What prediction produced for one recording (``error`` set when it failed)."""
@@ -41,6 +42,8 @@ class RecordResult:
     error: str | None = None
     input_index: int = 0  # position of the file in the expanded inputs
     member: int = 0  # position of the recording inside its file (batch files hold many)
+    quality: str = ""  # signal quality summary: "good", the flags ("flat:V3;reversal:LA-RA"), "" when off
+    quality_leads: str = ""  # per lead: "I:good;...;V3:flat"
 
     @property
     def ok(self) -> bool:
@@ -105,13 +108,39 @@ def _lead_note(note: str, lead: str | None) -> str:
     return note
 
 
+def _assess(res: RecordResult, rec: Recording, gate: str) -> None:
+    """Fill ``res.quality``; with the ``skip`` gate a record that is not good becomes a failure."""
+    from ..signal.quality import assess
+
+    try:
+        report = assess(rec)
+    except Exception as exc:  # the quality check must never cost a record its prediction
+        res.quality = f"not assessed ({type(exc).__name__})"
+        return
+    res.quality = report.summary
+    res.quality_leads = ";".join(f"{lq.lead}:{'|'.join(lq.flags) or 'good'}" for lq in report.leads)
+    if gate == "skip" and not report.good:
+        res.error = f"not predicted: signal quality {report.summary} (quality gate 'skip'; 'warn' predicts it anyway)"
+
+
 def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recording | None, err: str | None,
                 contract: PreprocessContract, prep_kwargs: dict[str, Any]) -> tuple[RecordResult, Prepared | None]:
-    """Prepare one recording for the model; failures become ``RecordResult.error``."""
+    """Prepare one recording for the model; failures become ``RecordResult.error``.
+
+    ``prep_kwargs`` go to :func:`~ecgfounder.signal.preprocess.preprocess_recording`, except
+    ``quality`` (one of :data:`~ecgfounder.prediction.setup.QUALITY_GATES`, default ``warn``), the
+    signal-quality gate.
+    """
     res = RecordResult(index=index, record=record_name(path, rec), path=path, input_index=input_index, member=member)
     if err is not None:
         res.error = err
         return res, None
+    prep_kwargs = dict(prep_kwargs)
+    gate = prep_kwargs.pop("quality", "warn") or "warn"
+    if gate != "off":
+        _assess(res, rec, gate)
+        if res.error is not None:
+            return res, None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -11,7 +11,20 @@ from typing import Any, Sequence
 
 from ..errors import SetupError
 
-__all__ = ["check_device", "check_inputs", "check_output", "check_inference", "check_weights"]
+__all__ = ["check_device", "check_inputs", "check_output", "check_inference", "check_weights", "check_quality_gate",
+           "QUALITY_GATES"]
+
+#: what prediction does with the signal-quality check (:func:`ecgfounder.quality`): ``warn`` (assess,
+#: report in the ``quality`` column, predict anyway), ``skip`` (a record that is not ``good`` is not
+#: predicted: reported like a failed file), ``off`` (no assessment)
+QUALITY_GATES = ("warn", "skip", "off")
+
+
+def check_quality_gate(quality: str) -> str:
+    """``quality`` when it is one of :data:`QUALITY_GATES`, else :class:`SetupError`."""
+    if quality not in QUALITY_GATES:
+        raise SetupError(f"quality gate {quality!r} is not one of {', '.join(QUALITY_GATES)}.", "quality")
+    return quality
 
 
 def check_device(device: Any) -> str:
@@ -104,9 +117,17 @@ def check_inference(precision: str, backend: str | None, device: str) -> tuple[s
 
 
 def check_weights(source: Any) -> None:
-    """``source`` is an existing checkpoint file or a known weights name."""
+    """``source`` is an existing checkpoint file, a known weights name or a Hub reference
+    (``hf://owner/name[@revision]``, checked for its form here, fetched when the model loads)."""
+    from ..models.hubref import HF_SCHEME, parse_hf_reference
     from ..models.weights import KNOWN_WEIGHTS, resolve_known
 
+    if str(source).startswith(HF_SCHEME):
+        try:
+            parse_hf_reference(str(source))
+        except ValueError as exc:
+            raise SetupError(str(exc), "model") from None
+        return
     if os.path.exists(str(source)) or resolve_known(str(source)) is not None:
         return
     p = Path(str(source))

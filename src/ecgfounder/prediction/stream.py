@@ -15,9 +15,10 @@ import numpy as np
 from ..models.heads import aggregate_windows
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import RecordResult, expand_inputs, prepared_in_process
+from .setup import check_quality_gate
 
 __all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows", "feature_rows",
-           "Runner"]
+           "score_columns", "model_calibration", "Runner"]
 
 Runner = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
@@ -56,6 +57,18 @@ def model_contract(model: Any, mode: str | None = None) -> PreprocessContract:
     return contract.with_mode(mode)
 
 
+def model_calibration(model: Any) -> Any:
+    """The calibration the model's weights carry (``predict --calibrated``); refuses a model without one."""
+    from ..explain.calibration import calibration_of
+
+    cal = calibration_of(model)
+    if cal is None:
+        raise ValueError("the weights carry no calibration, so calibrated probabilities cannot be given; fit one "
+                         "on a validation split with ecgfounder.calibrate(..., model=model) and save the model, "
+                         "or evaluate with calibrate='temperature' and save_calibrated=PATH.")
+    return cal
+
+
 @dataclass
 class _Pending:
     result: RecordResult
@@ -82,6 +95,7 @@ def iter_predict(
     workers: int | None = 0,
     calibration: np.ndarray | None = None,
     on_windows: Callable[[int], None] | None = None,
+    quality: str = "warn",
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
 
@@ -103,16 +117,20 @@ def iter_predict(
         calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
             ``auto`` measures on.
         on_windows: called with the number of windows after every forward pass (progress).
+        quality: the signal-quality gate (:data:`~ecgfounder.prediction.setup.QUALITY_GATES`):
+            ``warn`` (default) assesses every record (``RecordResult.quality``) and predicts it;
+            ``skip`` turns a record that is not ``good`` into a failure; ``off`` does not assess.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    check_quality_gate(quality)
     net = resolve_model(model)
     contract = model_contract(net, mode)
     if runner is None:
         from ..runtime import make_runner
 
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
-    prep_kwargs = {"lead": lead, "fill_missing": fill_missing}
+    prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
     if prepared is None and workers != 0:
         from .workers import prepared_records
 
@@ -180,12 +198,29 @@ def _stream(prepared: Iterable[tuple[RecordResult, Prepared | None]], run: Runne
     yield from emit()
 
 
-def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean") -> list[dict[str, Any]]:
-    """Table rows of one successful record: one row (aggregated) or one per window."""
-    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows}
+def score_columns(labels: Sequence[str], aggregate: str = "mean", *, quality_detail: bool = False) -> list[str]:
+    """The columns of a prediction table, in order (see :func:`result_rows`)."""
+    return (["record", "path", "n_windows", "quality"] + (["quality_leads"] if quality_detail else [])
+            + (["window"] if aggregate == "none" else []) + list(labels))
+
+
+def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean", *, calibration: Any = None,
+                quality_detail: bool = False) -> list[dict[str, Any]]:
+    """Table rows of one successful record: one row (aggregated) or one per window.
+
+    ``calibration``: a :class:`~ecgfounder.explain.calibration.Calibration` applied to the
+    aggregated probabilities (``predict --calibrated``).  Columns: :func:`score_columns`.
+    """
+    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows, "quality": res.quality}
+    if quality_detail:
+        base["quality_leads"] = res.quality_leads
     if res.scores is None:
         raise ValueError(f"{res.path}: no scores (the record failed: {res.error})")
     values = aggregate_windows(res.scores, aggregate)
+    if calibration is not None:
+        from ..explain.calibration import apply_calibration
+
+        values = apply_calibration(values, calibration)
     if aggregate == "none":
         return [dict(base, window=k, **dict(zip(labels, values[k].tolist()))) for k in range(values.shape[0])]
     return [dict(base, **dict(zip(labels, values.tolist())))]

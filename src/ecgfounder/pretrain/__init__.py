@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from .._lazy import lazy_names
+
 _LAZY = {
     "extract_statement": "statements", "extract_record": "statements", "default_rules": "statements",
     "load_rules": "statements", "LabelReport": "statements",
@@ -23,11 +25,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ecgfounder.pretrain' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY)

@@ -1,0 +1,65 @@
+"""`info` shows the signal-quality flags; `plot` marks the flagged leads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import ecgfounder
+from ecgfounder.cli import main
+
+
+def test_info_shows_quality(data_dir, capsys):
+    assert main(["info", str(data_dir / "cinc2021" / "JS20004.hea"), str(data_dir / "cinc2021" / "HR06000.hea")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "quality flat:V2,V4,V6" in lines[0] and "quality good" in lines[1]
+    assert main(["info", "--json", str(data_dir / "cinc2021" / "JS20004.hea")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["quality"] == "flat:V2,V4,V6" and d["quality_leads"] == {"V2": ["flat"], "V4": ["flat"], "V6": ["flat"]}
+    assert main(["info", "--json", "--no-quality", str(data_dir / "cinc2021" / "JS20004.hea")]) == 0
+    assert "quality" not in json.loads(capsys.readouterr().out)
+
+
+def test_plot_marks_flagged_leads(data_dir, tmp_path, monkeypatch):
+    rec = ecgfounder.read(data_dir / "cinc2021" / "HR06000.hea")
+    sig = rec.signal.copy()
+    sig[rec.leads.index("V3")] = 0.0
+    f = tmp_path / "zeroV3.npz"
+    np.savez(f, signal=sig, fs=rec.fs, leads=np.array(rec.leads))
+    seen = {}
+    import ecgfounder.plot as plot
+
+    real = plot.plot_ecg
+
+    def spy(recording, **kw):
+        seen.update(kw)
+        return real(recording, **kw)
+
+    monkeypatch.setattr(plot, "plot_ecg", spy)
+    out = tmp_path / "p.png"
+    assert main(["plot", str(f), "-o", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert tuple(seen["flagged_leads"]) == ("V3",) and seen["footer"] == "signal quality: flat:V3"
+
+
+def test_hub_references_pass_the_setup_check_and_bad_ones_are_named():
+    import pytest
+
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction.setup import check_weights
+
+    check_weights("hf://owner/name")
+    check_weights("hf://owner/name@v1")
+    with pytest.raises(SetupError, match="hf://"):
+        check_weights("hf://")
+
+
+def test_max_duration_reads_the_first_seconds(tiny_ckpt12, data_dir, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "p.csv"
+    rec = str(data_dir / "ptbdb" / "s0010_re.hea")  # 38.4 s: 4 windows when read whole
+    assert main(["predict", rec, "--checkpoint", str(tiny_ckpt12), "-o", str(out), "--max-duration", "12",
+                 "--no-progress", "--precision", "fp32"]) == 0
+    assert pd.read_csv(out)["n_windows"].tolist() == [2]
