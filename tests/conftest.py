@@ -17,6 +17,9 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, tor
 # precision/backend "auto" (the default) measures every inference path once per model: tests pin
 # it to the reference path; tests/runtime/test_auto.py unsets this to test the measurement itself
 os.environ.setdefault("ECGFOUNDER_AUTO_PATH", "fp32/torch")
+# the preprocessing chain on scipy (identical results): compiling the numba kernels costs every test
+# process ~6 s; tests/runtime/test_chains.py runs the compiled chain explicitly
+os.environ.setdefault("ECGFOUNDER_NUMBA", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

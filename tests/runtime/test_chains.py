@@ -38,7 +38,23 @@ def test_filtfilt_and_median_equal_scipy_per_row():
         fast.filtfilt_ba(b, a, x[..., :20])
 
 
-def test_fast_chain_equals_reference_and_golden(golden, data_dir):
+@pytest.fixture(params=["scipy", "compiled"])
+def chain_impl(request, monkeypatch):
+    """The chain's two implementations, each forced for one test (the suite runs on scipy by
+    default: tests/conftest.py sets ECGFOUNDER_NUMBA=0 so that every test process does not pay the
+    kernels' compilation)."""
+    from ecgfounder.signal import filters
+
+    if request.param == "compiled":
+        compiled = pytest.importorskip("ecgfounder.signal.compiled", reason="numba not installed")
+        monkeypatch.setattr(filters, "_COMPILED", [compiled])
+    else:
+        monkeypatch.setattr(filters, "_COMPILED", [None])
+    assert fast.compiled_available() == (request.param == "compiled")
+    return request.param
+
+
+def test_fast_chain_equals_reference_and_golden(golden, data_dir, chain_impl):
     names = golden["names"][golden["sub_index"]]
     for rec, want in zip(_records(data_dir, names), golden["preprocessed_12_sub"]):
         f = fast.filter_chain(rec, 500.0)
@@ -65,9 +81,8 @@ def test_torch_chain_zscore_mode_and_short_input():
         TorchChain(PreprocessContract(leads=("I",))).filter(x[..., :20])
 
 
-@pytest.mark.skipif(not fast.compiled_available(), reason="numba not installed (pip install ecgfounder[fast])")
 def test_compiled_kernels_equal_scipy_on_edge_cases():
-    from ecgfounder.signal import compiled
+    compiled = pytest.importorskip("ecgfounder.signal.compiled", reason="numba not installed (ecgfounder[fast])")
     from ecgfounder.signal.filters import _band_plan, _notch_plan, scipy_running_median
 
     rng = np.random.default_rng(3)
