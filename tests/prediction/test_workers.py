@@ -14,7 +14,7 @@ def test_workers_give_same_pairs_in_order(records):
 
     c = PreprocessContract()
     serial = list(prepared_records([records], c, workers=0))
-    parallel = list(prepared_records([records], c, workers=2, chunk=3, max_tasks=2))
+    parallel = list(prepared_records([records], c, workers=2, chunk=7, max_tasks=2))  # 6 tasks: one worker recycled
     assert len(serial) == len(parallel) == N_RECORDS
     assert [r.path for r, _ in serial] == [r.path for r, _ in parallel] == sorted(r.path for r, _ in serial)
     assert [r.index for r, _ in parallel] == list(range(N_RECORDS))
