@@ -42,6 +42,9 @@ def environment() -> dict[str, str]:
         pass
     info["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "")
     info.update(package_caches())
+    from ..runtime import speed_info  # CPU capability, the cached 'auto' choices, preprocessing chain
+
+    info.update(speed_info())
     return info
 
 

@@ -161,6 +161,8 @@ def cached_predictions(
         results = iter_predict(
             (paths[i] for i in todo), net, batch_size=batch_size, mode=mode, device=device,
             lead=lead, fill_missing=fill_missing, read_kwargs=dict(read_kwargs or {}),
+            # reported numbers come from the exact path (and the cache must not mix paths): never 'auto'
+            precision="fp32", backend="torch",
         )
         with cache:
             for k, group in _per_input(results, [keys[i] for i in todo]):
