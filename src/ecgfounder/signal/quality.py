@@ -210,7 +210,8 @@ def _spectral(x: np.ndarray, fs: float) -> dict[str, np.ndarray]:
 
     n = x.shape[1]
     nper = int(min(n, max(64, 2 * fs)))
-    f, p = welch(x - x.mean(axis=1, keepdims=True), fs=fs, nperseg=nper, axis=-1)
+    # the residual is already baseline-free: no per-segment detrending (a third of the cost)
+    f, p = welch(x - x.mean(axis=1, keepdims=True), fs=fs, nperseg=nper, axis=-1, detrend=False)
 
     def band(lo: float, hi: float) -> np.ndarray:
         m = (f >= lo) & (f < hi)
