@@ -32,6 +32,8 @@ def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
     """A JSON-ready summary of a recording (with its signal-quality flags unless ``quality=False``)."""
     import numpy as np
 
+    from .._fileio import to_jsonable
+
     m = dict(rec.meta)
     out: dict[str, Any] = {
         "path": path,
@@ -42,7 +44,7 @@ def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
         "n_samples": rec.n_samples,
         "duration_s": round(rec.duration, 6),
         "units": m.pop("units", "mV"),
-        "peak_to_peak_mv": [_finite(round(float(np.nanmax(x) - np.nanmin(x)), 4)) if np.isfinite(x).any() else None
+        "peak_to_peak_mv": [round(float(np.nanmax(x) - np.nanmin(x)), 4) if np.isfinite(x).any() else None
                             for x in rec.signal],
     }
     if quality:
@@ -53,20 +55,8 @@ def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
         out["quality_leads"] = {lq.lead: list(lq.flags) for lq in report.leads if lq.flags}
     m.pop("source", None)
     m.pop("id", None)
-    for k, v in m.items():
-        out[k] = _finite(list(v) if isinstance(v, tuple) else v)
-    return out
-
-
-def _finite(v: Any) -> Any:
-    """NaN and infinities become ``None`` (JSON null): strict JSON parsers reject ``NaN``."""
-    if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else None
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    return v
+    out.update(m)
+    return to_jsonable(out)  # NaN/inf → null: strict JSON parsers reject NaN
 
 
 def _line(d: dict[str, Any]) -> str:
@@ -105,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{f}: … more recordings (use --all to list them)")
                     break
                 d = describe(rec, str(f), quality=not args.no_quality)
-                print(json.dumps(d, default=str, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
+                print(json.dumps(d, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
                 shown += 1
         except (RecordReadError, ValueError, OSError) as exc:
             failed += 1
