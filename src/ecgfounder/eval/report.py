@@ -36,6 +36,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._fileio import to_jsonable
 from .errors import EvaluationError
 from .metrics import CLASSIFICATION_METRICS, EvaluationResult, group_summary
 
@@ -219,16 +220,6 @@ def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray
     return files, section
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if math.isnan(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
 def _write_tables(out: Path, result: EvaluationResult, cats: list[str], extra_tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
     """The CSV and JSON files of a report."""
     per = result.per_label
@@ -241,7 +232,7 @@ def _write_tables(out: Path, result: EvaluationResult, cats: list[str], extra_ta
     files["summary"] = out / "summary.csv"
     group_summary(result, dict(zip(per.index, cats))).to_csv(out / "categories.csv", index_label="category", float_format="%.12g")
     files["categories"] = out / "categories.csv"
-    (out / "settings.json").write_text(json.dumps(dict(result.settings), indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
+    (out / "settings.json").write_text(json.dumps(to_jsonable(dict(result.settings)), indent=2, ensure_ascii=False), encoding="utf-8")
     files["settings"] = out / "settings.json"
     for name, df in extra_tables.items():
         f = out / f"{_slug(name)}.csv"
@@ -421,7 +412,7 @@ def write_published_report(out_dir: str | os.PathLike, table: pd.DataFrame, sett
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "per_label.csv", index_label="label", float_format="%.12g")
-    (out / "settings.json").write_text(json.dumps(dict(settings), indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8")
+    (out / "settings.json").write_text(json.dumps(to_jsonable(dict(settings)), indent=2, ensure_ascii=False), encoding="utf-8")
     st = settings
     md = [
         f"# {title}", "",

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fileio import to_jsonable
 from ..recording import Recording
 
 __all__ = ["write", "WRITE_FORMATS"]
@@ -16,23 +17,11 @@ __all__ = ["write", "WRITE_FORMATS"]
 WRITE_FORMATS: dict[str, str] = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
 def write_npz(rec: Recording, path: str | Path) -> Path:
     """Write ``signal`` (float64 mV, leads × samples), ``fs``, ``leads``, ``units`` and the metadata
     as JSON (``meta_json``) into a compressed ``.npz`` (lossless)."""
     p = Path(path)
-    meta = {k: _json_safe(v) for k, v in rec.meta.items() if k not in ("source", "format")}
+    meta = {k: to_jsonable(v) for k, v in rec.meta.items() if k not in ("source", "format")}
     with open(p, "wb") as fh:
         np.savez_compressed(
             fh, signal=np.asarray(rec.signal, dtype=np.float64), fs=np.float64(rec.fs),

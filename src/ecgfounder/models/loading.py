@@ -25,7 +25,7 @@ import torch
 from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError
 from ..recording import FS_MAX, FS_MIN
-from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
+from .description import FORMAT_NAME, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .weights import download_weights, resolve_known, sha256_file

@@ -11,7 +11,7 @@ Input: ``(batch, n_leads, 5000)`` float32, 10 s at 500 Hz, preprocessed as the w
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import torch

@@ -398,7 +398,7 @@ def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:
 def _finish(run: _Run, dim: int, all_files: list) -> None:
     from .parts import copy_rows_npy, write_part_meta
 
-    job, report = run.job, run.report
+    report = run.report
     if run.emb_fh is not None:
         run.emb_fh.close()
         src = np.memmap(run.emb_partial, dtype=np.float32, mode="r", shape=(run.emb_rows, dim)) if run.emb_rows \

@@ -20,7 +20,6 @@ aligned to the end of the record) and shorter ones are zero-padded after normali
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
