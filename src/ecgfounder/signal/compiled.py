@@ -1,24 +1,36 @@
 """Compiled (numba) kernels of the published filter chain, used by :mod:`ecgfounder.signal.fast`.
 
-Both kernels give the per-lead scipy results of the published code (max |Δ| 0 on the 50 real test
-records; tests hold them to 1e-10 before the z-score):
+Every kernel gives the per-lead scipy results of the published code (max |Δ| 0 on the 50 real test
+records; the tests hold them to scipy on real records and edge cases):
 
 * :func:`filtfilt_rows` — ``scipy.signal.filtfilt(b, a, row)`` (odd extension of
-  ``3 * max(len(a), len(b))`` samples, ``lfilter_zi`` initial state, forward then backward pass) for
-  all rows **in lockstep**: the signal is laid out time-major ``(n, rows)`` so every step of the
-  direct-form-II-transposed recursion updates the 12 leads together (vectorised across leads), and
-  the backward pass runs in reverse index order instead of on flipped copies.  Measured on one
-  core (Xeon, AVX-512): 1.0 ms for the notch + band-pass pair of a 12 × 5000 record, against 4.3 ms
-  for scipy's per-row ``lfilter`` calls.
+  ``3 * max(len(a), len(b))`` samples, ``lfilter_zi`` initial state, forward then backward pass,
+  the direct-form-II-transposed recursion of ``lfilter`` in the same operation order) for rows in
+  **lockstep groups of four**: a group is laid out time-major ``(n, 4)`` and every step updates the
+  four leads with the four lanes written out, which the compiler turns into one SIMD operation per
+  coefficient (AVX2 or AVX-512 alike); a loop over a run-time number of rows did not vectorise.
+  Measured on one core (Xeon, AVX-512): 0.55 ms for the notch + band-pass pair of a 12 × 5000
+  record, against 1.0 ms for the previous all-rows loop and 4.3 ms for scipy's per-row ``lfilter``.
 * :func:`running_median_rows` — ``scipy.signal.medfilt(row, k)`` (zero padding) by Suomela's
   *sorted blocks* algorithm (J. Suomela, "Median filtering is equivalent to sorting",
-  arXiv:1406.1717, 2014): the zero-padded row is cut into blocks of ``k`` samples, each block is
-  sorted once (numpy's vectorised ``argsort``, one call for all blocks of all rows), and a window
-  (the tail of one block and the head of the next) is kept as two sorted doubly-linked lists
-  with a pointer into each at the median: every step deletes one element, re-inserts one
-  (in O(1), the insertion order having been recorded by deleting the block's elements in reverse)
-  and moves the pointers at most twice.  Measured: 2.0 ms for 12 × 5000 samples with k = 201
-  against 4.6 ms for scipy's compiled 1-D rank filter and 5.0 ms for ``bottleneck.move_median``.
+  arXiv:1406.1717, 2014): the zero-padded row is cut into blocks of ``k`` samples and each block is
+  sorted once; a window is the tail of one block and the head of the next, and the median is found
+  from a pointer into each sorted block at the ``k // 2``-th smallest alive element.  Blocks are
+  sorted with numpy's SIMD sort (x86-simd-sort, dispatched to what the CPU has) on packed keys: the
+  value rounded to float32 with the in-block index in its low mantissa bits; an insertion pass on
+  the exact float64 values then repairs the rare near-ties the rounding merged (about 40 per
+  record).  Which elements of a block are in the window is a bitmask over sorted positions (four
+  64-bit words for k = 201), so a step is a bit set, a bit clear and at most one
+  find-next/previous-set-bit (``tzcnt``/``lzcnt``): no linked lists to build per block.
+  Measured: 1.0 ms for 12 × 5000 samples with k = 201, against 1.65 ms for the linked-list
+  version with numpy's float64 ``argsort`` (0.7 ms of it), 4.6 ms for scipy's 1-D rank filter and
+  5.0 ms for ``bottleneck.move_median``.  ``running_median_rows(x, k, subtract=True)`` returns
+  ``x - median`` directly (the chain's baseline removal, one pass less).
+* :func:`zscore_f32` — the published z-score ``(w - mean) / (std + 1e-8)`` of a window into
+  float32, two passes in float64 (mean, then the squared deviations) instead of numpy's six.
+
+Figures: ``PYTHONPATH=src python /tmp/...`` micro-benchmarks pinned to one core, best of 7 over 20
+real records; end to end see ``benchmarks/bench_preprocess.py`` (module docstring of ``fast``).
 
 numba is optional (the ``fast`` extra): without it :mod:`ecgfounder.signal.fast` uses scipy, to
 the same result.  Kernels are compiled on first use and cached on disk (``cache=True``).
@@ -28,223 +40,261 @@ Inputs must be finite float64 (the caller checks; NaN would break the ordering).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["filtfilt_rows", "running_median_rows"]
+from .compiled_iir import filtfilt_rows
 
+__all__ = ["filtfilt_rows", "running_median_rows", "zscore_f32"]
 
-@njit(cache=True, nogil=True)
-def _extend_odd(x, padlen, time_major):
-    """Odd extension of every row (``filtfilt``'s default padding), as ``(n + 2 padlen, rows)``.
-
-    ``x`` is ``(rows, n)`` when ``time_major`` is False, else ``(n, rows)``."""
-    if time_major:
-        n, rows = x.shape
-    else:
-        rows, n = x.shape
-    ext = np.empty((n + 2 * padlen, rows))
-    for c in range(rows):
-        if time_major:
-            x0 = x[0, c]
-            xn = x[n - 1, c]
-            for t in range(padlen):
-                ext[t, c] = 2.0 * x0 - x[padlen - t, c]
-            for t in range(n):
-                ext[padlen + t, c] = x[t, c]
-            for t in range(padlen):
-                ext[padlen + n + t, c] = 2.0 * xn - x[n - 2 - t, c]
-        else:
-            x0 = x[c, 0]
-            xn = x[c, n - 1]
-            for t in range(padlen):
-                ext[t, c] = 2.0 * x0 - x[c, padlen - t]
-            for t in range(n):
-                ext[padlen + t, c] = x[c, t]
-            for t in range(padlen):
-                ext[padlen + n + t, c] = 2.0 * xn - x[c, n - 2 - t]
-    return ext
+# --------------------------------------------------------------------------------------------
+# running median: sorted blocks with bitmask windows
 
 
-@njit(cache=True, nogil=True)
-def _filtfilt_ext(b, a, zi, padlen, ext, n):
-    """Forward and backward DF-II-T passes over the time-major extension; returns ``(n, rows)``."""
-    length, rows = ext.shape
-    order = len(a) - 1
-    z = np.empty((order, rows))
-    yv = np.empty(rows)
-    y = np.empty((length, rows))
-    for j in range(order):
-        for c in range(rows):
-            z[j, c] = zi[j] * ext[0, c]
-    for t in range(length):
-        for c in range(rows):
-            yv[c] = z[0, c] + b[0] * ext[t, c]
-        for j in range(order - 1):
-            for c in range(rows):
-                z[j, c] = z[j + 1, c] + b[j + 1] * ext[t, c] - a[j + 1] * yv[c]
-        for c in range(rows):
-            z[order - 1, c] = b[order] * ext[t, c] - a[order] * yv[c]
-            y[t, c] = yv[c]
-    for j in range(order):
-        for c in range(rows):
-            z[j, c] = zi[j] * y[length - 1, c]
-    out = np.empty((n, rows))
-    for t in range(length - 1, -1, -1):
-        for c in range(rows):
-            yv[c] = z[0, c] + b[0] * y[t, c]
-        for j in range(order - 1):
-            for c in range(rows):
-                z[j, c] = z[j + 1, c] + b[j + 1] * y[t, c] - a[j + 1] * yv[c]
-        for c in range(rows):
-            z[order - 1, c] = b[order] * y[t, c] - a[order] * yv[c]
-        if padlen <= t < padlen + n:
-            for c in range(rows):
-                out[t - padlen, c] = yv[c]
-    return out
+@intrinsic
+def _ctz(typingctx, x):
+    """Count of trailing zero bits of a nonzero int64 (``tzcnt``/``bsf``)."""
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+    return types.int64(types.int64), codegen
+
+
+@intrinsic
+def _clz(typingctx, x):
+    """Count of leading zero bits of a nonzero int64 (``lzcnt``/``bsr``)."""
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 1))
+    return types.int64(types.int64), codegen
+
+
+@njit(inline="always")
+def _next_alive(w, o, nw, p, tail):
+    """Smallest set bit above ``p`` in the words ``w[o : o + nw]``, else ``tail``."""
+    i = p >> 6
+    bits = w[o + i] & (np.int64(-2) << (p & 63))
+    while bits == 0:
+        i += 1
+        if i == nw:
+            return tail
+        bits = w[o + i]
+    return (i << 6) + _ctz(bits)
+
+
+@njit(inline="always")
+def _prev_alive(w, o, p):
+    """Largest set bit below ``p`` in the words from ``w[o]``, else 0 (the head)."""
+    i = p >> 6
+    bits = w[o + i] & ((np.int64(1) << (p & 63)) - 1)
+    while bits == 0:
+        i -= 1
+        if i < 0:
+            return 0
+        bits = w[o + i]
+    return (i << 6) + 63 - _clz(bits)
 
 
 @njit(cache=True, nogil=True)
-def _filtfilt_pair(x, b1, a1, zi1, pad1, b2, a2, zi2, pad2):
-    """filtfilt(b1, a1) then filtfilt(b2, a2) of every row of ``x`` (rows, n) → (rows, n)."""
-    n = x.shape[1]
-    y = _filtfilt_ext(b1, a1, zi1, pad1, _extend_odd(x, pad1, False), n)
-    y = _filtfilt_ext(b2, a2, zi2, pad2, _extend_odd(y, pad2, True), n)
-    return np.ascontiguousarray(y.T)
+def _block_keys(xp, k, bits):
+    """Sort keys of the padded rows ``xp`` (flat, blocks of ``k``): each value rounded to float32
+    (clipped to its range: rounding is monotone), its in-block index in the low ``bits`` bits."""
+    m = xp.size
+    f = np.empty(m, np.float32)
+    for i in range(m):
+        v = min(max(xp[i], -3.0e38), 3.0e38)
+        f[i] = np.float32(v)
+    u = f.view(np.int32)
+    mask = np.int32((1 << bits) - 1)
+    j = 0
+    for i in range(m):
+        u[i] = (u[i] & ~mask) | np.int32(j)
+        j += 1
+        if j == k:
+            j = 0
+    return f
 
 
 @njit(cache=True, nogil=True)
-def _filtfilt_one(x, b, a, zi, pad):
-    n = x.shape[1]
-    return np.ascontiguousarray(_filtfilt_ext(b, a, zi, pad, _extend_odd(x, pad, False), n).T)
-
-
-def filtfilt_rows(x: np.ndarray, *plans: tuple) -> np.ndarray:
-    """Zero-phase filtering of every row of ``x`` (float64 ``(rows, n)``) by each plan in turn.
-
-    A plan is ``(b, a, zi, padlen)`` with ``a[0] == 1`` (as :func:`scipy.signal.lfilter_zi` needs).
-    """
-    y = np.ascontiguousarray(x, dtype=np.float64)
-    i = 0
-    while i < len(plans):
-        if i + 1 < len(plans):
-            y = _filtfilt_pair(y, *plans[i], *plans[i + 1])
-            i += 2
-        else:
-            y = _filtfilt_one(y, *plans[i])
-            i += 1
-    return y
-
-
-@njit(cache=True, nogil=True)
-def _prep_block(xp, base, order_b, k, sv, rank, nxt, prv):
-    """Sorted values of one block (nodes 1..k; 0 = head at -inf, k+1 = tail at +inf) as a linked
-    list emptied by deleting its elements in reverse time order, so that re-inserting them in time
-    order is O(1) each (the links of a deleted node still point at its neighbours)."""
+def _prep_block(xp, base, keys_b, mask, k, sv, rank, tt):
+    """Exact sorted values of one block in ``sv[1 .. k]`` (``sv[0]`` = -inf head, ``sv[k + 1]`` =
+    +inf tail) and the sorted position ``rank[t]`` of each of its samples, from sorted keys."""
     sv[0] = -np.inf
     sv[k + 1] = np.inf
+    bad = False
+    prev = -np.inf
     for r in range(k):
-        t = order_b[r]
-        sv[r + 1] = xp[base + t]
-        rank[t] = r + 1
-    for r in range(k + 2):
-        nxt[r] = r + 1
-        prv[r] = r - 1
-    for t in range(k - 1, -1, -1):
-        node = rank[t]
-        nxt[prv[node]] = nxt[node]
-        prv[nxt[node]] = prv[node]
+        t = keys_b[r] & mask
+        tt[r + 1] = t
+        v = xp[base + t]
+        bad |= v < prev
+        prev = v
+        sv[r + 1] = v
+    if bad:  # the keys ordered the values to float32 precision: finish the sort exactly
+        for r in range(2, k + 1):
+            v = sv[r]
+            if v < sv[r - 1]:
+                t = tt[r]
+                q = r
+                while v < sv[q - 1]:
+                    sv[q] = sv[q - 1]
+                    tt[q] = tt[q - 1]
+                    q -= 1
+                sv[q] = v
+                tt[q] = t
+    for r in range(1, k + 1):
+        rank[tt[r]] = r
 
 
 @njit(cache=True, nogil=True)
-def _sorted_blocks_row(xp, order, k, n, out):
-    """Running median of the padded row ``xp`` (blocks of ``k``, argsorted in ``order``) into ``out``.
+def _median_row(xp, keys, mask, k, n, x, out, subtract):
+    """Running median of the padded row ``xp`` (its blocks' sorted keys in ``keys``) into ``out``
+    (``x - median`` when ``subtract``).
 
-    The window starting at ``i`` is the tail of block A and the head of block B.  ``pA``/``pB`` point
-    at the first element of each list that is not among the ``s`` smallest of the window (ties: A
-    before B); the median is the smaller of the two once ``s == k // 2``."""
+    The window starting at ``i`` is the tail of block A and the head of block B; ``wA``/``wB`` are
+    bitmasks of their elements in the window, by sorted position.  ``pA``/``pB`` point at the first
+    element of each block that is not among the ``s`` smallest of the window (ties: A before B);
+    the median is the smaller of the two once ``s == k // 2``.  Arrays of A and B live side by side
+    at offsets (swapping array variables in a numba loop was ten times slower)."""
     h = k // 2
-    nb = order.shape[0]
-    sv = np.empty((2, k + 2))
-    rk = np.empty((2, k), np.int64)
-    nx = np.empty((2, k + 2), np.int64)
-    pv = np.empty((2, k + 2), np.int64)
-    A = 0
-    B = 1
-    _prep_block(xp, 0, order[0], k, sv[A], rk[A], nx[A], pv[A])
-    for t in range(k):  # block A starts full
-        node = rk[A, t]
-        nx[A, pv[A, node]] = node
-        pv[A, nx[A, node]] = node
-    pA = h + 1
+    nb = keys.shape[0]
+    K = k + 2
+    nw = (K + 63) >> 6
+    tail = k + 1
+    sv = np.empty(2 * K)
+    rk = np.empty(2 * K, np.int32)
+    tt = np.empty(K, np.int32)
+    w = np.zeros(2 * nw, np.int64)
+    _prep_block(xp, 0, keys[0], mask, k, sv[:K], rk[:K], tt)
+    for r in range(1, k + 1):  # block A starts full
+        w[r >> 6] |= np.int64(1) << (r & 63)
+    A, B, oA, oB = 0, K, 0, nw
     if nb > 1:
-        _prep_block(xp, k, order[1], k, sv[B], rk[B], nx[B], pv[B])
-    pB = k + 1
+        _prep_block(xp, k, keys[1], mask, k, sv[K:], rk[K:], tt)
+    pA = h + 1
+    pB = tail
     s = h
     a = 0
     j = 0
-    out[0] = sv[A, pA]
-    for i in range(1, n):
-        x = rk[A, j]  # leaves the window
-        if x < pA:
-            s -= 1
-        elif x == pA:
-            pA = nx[A, pA]
-        nx[A, pv[A, x]] = nx[A, x]
-        pv[A, nx[A, x]] = pv[A, x]
-        y = rk[B, j]  # enters the window
-        nx[B, pv[B, y]] = y
-        pv[B, nx[B, y]] = y
-        va = sv[A, pA]
-        if va <= sv[B, pB]:
-            if sv[B, y] < va:
-                s += 1
+    for i in range(n):
+        if i:
+            xl = rk[A + j]  # leaves the window
+            w[oA + (xl >> 6)] &= ~(np.int64(1) << (xl & 63))
+            if xl < pA:
+                s -= 1
+            elif xl == pA:
+                pA = _next_alive(w, oA, nw, pA, tail)
+            y = rk[B + j]  # enters the window
+            w[oB + (y >> 6)] |= np.int64(1) << (y & 63)
+            va = sv[A + pA]
+            if va <= sv[B + pB]:
+                if sv[B + y] < va:
+                    s += 1
+                elif y < pB:
+                    pB = y
             elif y < pB:
-                pB = y
-        elif y < pB:
-            s += 1
-        while s < h:
-            if sv[A, pA] <= sv[B, pB]:
-                pA = nx[A, pA]
-            else:
-                pB = nx[B, pB]
-            s += 1
-        while s > h:
-            if sv[A, pv[A, pA]] > sv[B, pv[B, pB]]:
-                pA = pv[A, pA]
-            else:
-                pB = pv[B, pB]
-            s -= 1
-        j += 1
-        if j == k:  # block A is empty: B becomes A, the next block becomes B
-            A, B = B, A
-            pA = pB
-            a += 1
-            j = 0
-            if a + 1 < nb:
-                _prep_block(xp, (a + 1) * k, order[a + 1], k, sv[B], rk[B], nx[B], pv[B])
-            pB = k + 1
-        va = sv[A, pA]
-        vb = sv[B, pB]
-        out[i] = va if va <= vb else vb
+                s += 1
+            if s < h:
+                if sv[A + pA] <= sv[B + pB]:
+                    pA = _next_alive(w, oA, nw, pA, tail)
+                else:
+                    pB = _next_alive(w, oB, nw, pB, tail)
+                s = h
+            elif s > h:
+                qa = _prev_alive(w, oA, pA)
+                qb = _prev_alive(w, oB, pB)
+                if sv[A + qa] > sv[B + qb]:
+                    pA = qa
+                else:
+                    pB = qb
+                s = h
+            j += 1
+            if j == k:  # block A is empty: B becomes A, the next block becomes B
+                A, B, oA, oB = B, A, oB, oA
+                pA = pB
+                pB = tail
+                a += 1
+                j = 0
+                for q in range(nw):
+                    w[oB + q] = 0
+                if a + 1 < nb:
+                    _prep_block(xp, (a + 1) * k, keys[a + 1], mask, k, sv[B : B + K], rk[B : B + K], tt)
+        va = sv[A + pA]
+        vb = sv[B + pB]
+        med = va if va <= vb else vb
+        out[i] = x[i] - med if subtract else med
 
 
 @njit(cache=True, nogil=True)
-def _median_rows(xp, order, k, n):
-    rows = xp.shape[0]
+def _median_rows(xp, keys, mask, k, x, subtract):
+    rows, n = x.shape
     out = np.empty((rows, n))
     for r in range(rows):
-        _sorted_blocks_row(xp[r], order[r], k, n, out[r])
+        _median_row(xp[r], keys[r], mask, k, n, x[r], out[r], subtract)
     return out
 
 
-def running_median_rows(x: np.ndarray, k: int) -> np.ndarray:
+def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.ndarray:
     """``scipy.signal.medfilt(row, k)`` (zero padding, odd ``k``) of every row of finite float64
-    ``x`` ``(rows, n)``."""
+    ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     rows, n = x.shape
+    if k == 1 or n == 0 or rows == 0:
+        return np.zeros_like(x) if subtract else x.copy()
     h = k // 2
+    bits = (k - 1).bit_length()
+    if bits > 12:  # the float32 keys would keep too few value bits: exact argsort instead
+        bits = 0
     nb = -(-(n + 2 * h) // k) + 1
     xp = np.zeros((rows, nb * k))
     xp[:, h : h + n] = x
-    order = np.argsort(xp.reshape(rows, nb, k), axis=-1)
-    return _median_rows(xp, order, k, n)
+    if bits:
+        keys = np.sort(_block_keys(xp.ravel(), k, bits).reshape(rows * nb, k), axis=-1)
+        keys = keys.view(np.int32).reshape(rows, nb, k)
+        mask = (1 << bits) - 1
+    else:
+        keys = np.argsort(xp.reshape(rows, nb, k), axis=-1)
+        mask = -1
+    return _median_rows(xp, keys, mask, k, x, subtract)
+
+
+# --------------------------------------------------------------------------------------------
+# z-score
+
+
+@njit(cache=True, nogil=True)
+def _zscore_into(w, mean, out, eps):
+    """``out = (w - mean) / (std + eps)`` with the population std about ``mean`` (four partial
+    sums, so the reduction vectorises)."""
+    rows, n = w.shape
+    s0 = s1 = s2 = s3 = 0.0
+    for r in range(rows):
+        t = 0
+        while t + 4 <= n:
+            d0 = w[r, t] - mean
+            d1 = w[r, t + 1] - mean
+            d2 = w[r, t + 2] - mean
+            d3 = w[r, t + 3] - mean
+            s0 += d0 * d0
+            s1 += d1 * d1
+            s2 += d2 * d2
+            s3 += d3 * d3
+            t += 4
+        while t < n:
+            d0 = w[r, t] - mean
+            s0 += d0 * d0
+            t += 1
+    denom = np.sqrt((s0 + s1 + s2 + s3) / (rows * n)) + eps
+    for r in range(rows):
+        for t in range(n):
+            out[r, t] = (w[r, t] - mean) / denom
+
+
+def zscore_f32(w: np.ndarray, out: np.ndarray | None = None, eps: float = 1e-8) -> np.ndarray:
+    """``((w - w.mean()) / (w.std() + eps)).astype(float32)`` for a 2-D float64 window (rounding
+    of the sums aside), written into ``out`` (float32, same shape) when given: three passes
+    instead of numpy's six."""
+    if out is None:
+        out = np.empty(w.shape, np.float32)
+    if w.size:
+        _zscore_into(w, float(w.sum()) / w.size, out, eps)
+    return out

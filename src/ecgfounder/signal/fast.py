@@ -62,12 +62,16 @@ def filter_chain(
     band_hz: tuple[float, float] = (0.67, 40.0),
     band_order: int = 4,
     baseline_window_s: float = 0.4,
+    finite: bool | None = None,
 ) -> np.ndarray:
     """Notch (filtfilt) → band-pass (filtfilt) → minus running-median baseline, for ``(..., n)``
-    signals in mV at ``fs`` Hz.  Returns float64 of the same shape (no z-score)."""
+    signals in mV at ``fs`` Hz.  Returns float64 of the same shape (no z-score).
+
+    ``finite``: whether the caller already knows that every sample is finite (``None``: checked
+    here); non-finite input takes the scipy form (the compiled kernels need an ordering)."""
     x = np.asarray(x, dtype=np.float64)
     comp = _compiled()
-    if comp is not None and x.ndim >= 1 and x.size and np.isfinite(x).all():
+    if comp is not None and x.ndim >= 1 and x.size and (np.isfinite(x).all() if finite is None else finite):
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
         _check_bands(fs, notch_hz, band_hz)
@@ -78,7 +82,7 @@ def filter_chain(
                 return _scipy_chain(x, fs, notch_hz, notch_q, band_hz, band_order, baseline_window_s)
             plans.append(plan)
         y = comp.filtfilt_rows(rows, *plans)
-        y = y - comp.running_median_rows(y, median_kernel(fs, baseline_window_s))
+        y = comp.running_median_rows(y, median_kernel(fs, baseline_window_s), subtract=True)
         return y.reshape(shape)
     return _scipy_chain(x, fs, notch_hz, notch_q, band_hz, band_order, baseline_window_s)
 
