@@ -26,9 +26,11 @@ def _stored(rec, names):
 
 
 def _fast_path_taken(hea: Path) -> bool:
-    n_sig, sig_len, files, fmts, offsets = wfdb_reader._header_layout(hea)
+    lines, comments = wfdb_reader._header_lines(hea.read_text(encoding="latin-1"))
+    n_sig, sig_len, files, fmts, offsets = wfdb_reader._header_layout(lines)
+    fs = wfdb_reader._header_fs(hea, lines)
     return len(set(files)) == 1 and set(fmts) == {"16"} and \
-        wfdb_reader._read_simple_16(hea, n_sig, sig_len, int(offsets[0] or 0)) is not None
+        wfdb_reader._read_simple_16(hea, lines, comments, fs, n_sig, sig_len, int(offsets[0] or 0)) is not None
 
 
 @pytest.mark.parametrize("hea", _records(), ids=lambda p: p.stem)

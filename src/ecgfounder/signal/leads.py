@@ -84,6 +84,12 @@ def complete_limb_leads(signal: np.ndarray, leads: Sequence[str]) -> tuple[np.nd
     return np.stack(rows), tuple(out), tuple(missing)
 
 
+@lru_cache(maxsize=256)  # once per layout: an archive's records share one (24 name look-ups per record before)
+def _same_layout(leads: tuple, wanted: tuple) -> bool:
+    """Whether ``leads`` are ``wanted`` in the same order (names canonicalised)."""
+    return len(leads) == len(wanted) and all(canonical_lead(a) == canonical_lead(b) for a, b in zip(leads, wanted))
+
+
 def select_leads(
     signal: np.ndarray,
     leads: Sequence[str],
@@ -110,8 +116,7 @@ def select_leads(
     not be derived raises :class:`LeadError` naming it.
     """
     signal = np.asarray(signal)
-    if substitute is None and len(leads) == len(wanted) and all(
-            canonical_lead(a) == canonical_lead(b) for a, b in zip(leads, wanted)):
+    if substitute is None and _same_layout(tuple(leads), tuple(wanted)):
         return (signal, []) if return_filled else signal  # already in the wanted order: no copy
     index: dict[str, int] = {}
     for i, name in enumerate(leads):
