@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -122,6 +123,12 @@ class Prepared:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+@lru_cache(maxsize=1)
+def _default_contract() -> PreprocessContract:
+    """The published contract, built once (its 12 lead names are canonicalised on construction)."""
+    return PreprocessContract()
+
+
 def window_starts(n: int, length: int) -> list[int]:
     """Start indices of sequential windows of ``length`` covering ``n`` samples; the last window is
     aligned to the end when ``n`` is not a multiple of ``length`` (it then overlaps the previous)."""
@@ -192,7 +199,7 @@ def prepare(
     Returns:
         :class:`Prepared` whose ``windows`` is float32 ``(n_windows, len(contract.leads), n_samples)``.
     """
-    c = (contract or PreprocessContract()).with_mode(mode)
+    c = (contract or _default_contract()).with_mode(mode)
     x = np.asarray(signal, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
