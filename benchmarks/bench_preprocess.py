@@ -3,6 +3,8 @@ three per-lead loops of ``util.filter_bandpass`` + z-score, checked against the 
 against the package, on the 50 real records, with agreement printed beside each speed.
 
     python benchmarks/bench_preprocess.py [--seconds 3] [--rounds 3] [--torch] [--device cuda] [--json f]
+    python benchmarks/bench_preprocess.py --parts     # each kernel of the chain, compiled vs scipy/numpy
+    python benchmarks/bench_preprocess.py --records DIR   # reading (+ preparing) every record of DIR
 
 One thread, pinned to one core.  Rows: the published code; the package's chain alone (compiled
 with numba when installed, else scipy); ``ecgfounder.preprocess`` (lead matching, checks,
@@ -38,6 +40,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50, help="records per torch-chain batch")
     ap.add_argument("--no-pin", action="store_true", help="do not pin to one core")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--parts", action="store_true", help="time each step of the chain instead (ms per record)")
+    ap.add_argument("--records", help="time reading every record of this folder as predict does, alone and "
+                    "with prepare (quality check off), instead")
     args = ap.parse_args()
     if not args.no_pin:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -59,6 +64,10 @@ def main() -> None:
     def scipy_chain(s):
         return z(fast._scipy_chain(np.asarray(s, np.float64), 500.0, 50.0, 30.0, (0.67, 40.0), 4, 0.4))  # no numba
 
+    if args.parts:
+        return _parts(sigs, args.rounds)
+    if args.records:
+        return _records(args.records, args.rounds)
     ref = np.stack([published_preprocess(s) for s in sigs])
     with np.load(golden) as g:
         gold_ref = float(np.abs(ref[g["sub_index"]] - g["preprocessed_12_sub"]).max())
@@ -115,6 +124,75 @@ def main() -> None:
               f"{r['x_published_cpu']:9.2f} {agree[k]:15.2e}")
     if args.json:
         Path(args.json).write_text(json.dumps({"load": load_average(), "golden_max_abs": gold_ref, "rows": res}, indent=1))
+
+
+def _records(folder: str, rounds: int) -> None:
+    """CPU-ms per record of ``iter_read`` (reader + reading policy) and of read + prepare, the path
+    of ``predict`` (``prepared_in_process``, quality check off), best of ``rounds`` passes."""
+    import time
+    import warnings
+
+    from ecgfounder.io import iter_read
+    from ecgfounder.prediction.records import expand_inputs, prepared_in_process
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    warnings.simplefilter("ignore")
+    contract = PreprocessContract()
+    items = list(expand_inputs([folder]))
+    prep_kwargs = {"lead": None, "fill_missing": False, "quality": "off"}
+
+    def read() -> None:
+        for _, path in items:
+            for _rec in iter_read(path):
+                pass
+
+    def both() -> None:
+        for _res, _prep in prepared_in_process(items, contract, {}, prep_kwargs):
+            pass
+
+    both()
+    best = {"read (iter_read + reading policy)": float("inf"), "read + prepare (quality off)": float("inf")}
+    for _ in range(max(rounds, 3)):
+        for k, f in zip(best, (read, both)):
+            c0 = time.process_time()
+            f()
+            best[k] = min(best[k], (time.process_time() - c0) / len(items) * 1e3)
+    print(f"# {len(items)} records of {folder}, CPU-ms per record, best of {max(rounds, 3)} passes, one core; "
+          f"{load_average()}")
+    for k, v in best.items():
+        print(f"{k:40s} {v:7.3f} ms")
+
+
+def _parts(sigs: list, rounds: int) -> None:
+    """Milliseconds of CPU per 12 × 5000 record for each step, compiled against scipy/numpy (best
+    of ``rounds`` interleaved passes over the records)."""
+    import time
+
+    from ecgfounder.signal import compiled, filters
+
+    plans = (filters._notch_plan(50.0, 30.0, 500.0), filters._band_plan(0.67, 40.0, 4, 500.0))
+    ys = [compiled.filtfilt_rows(s, *plans) for s in sigs]
+    ds = [compiled.running_median_rows(y, 201, subtract=True) for y in ys]
+    steps = {
+        "notch + band-pass filtfilt, scipy (lfilter, all rows)": (lambda s: filters.bandpass(filters.notch(s, 500.0), 500.0), sigs),
+        "notch + band-pass filtfilt, compiled (4-lane SIMD)": (lambda s: compiled.filtfilt_rows(s, *plans), sigs),
+        "x - running median k=201, scipy rank filter": (lambda y: y - filters.scipy_running_median(y, 201), ys),
+        "x - running median k=201, compiled sorted blocks": (lambda y: compiled.running_median_rows(y, 201, True), ys),
+        "z-score to float32, numpy": (lambda d: filters.zscore(d).astype(np.float32), ds),
+        "z-score to float32, compiled": (compiled.zscore_f32, ds),
+    }
+    best = {k: float("inf") for k in steps}
+    for _ in range(max(rounds, 3)):
+        for k, (f, data) in steps.items():
+            f(data[0])
+            c0 = time.process_time()
+            for d in data:
+                f(d)
+            best[k] = min(best[k], (time.process_time() - c0) / len(data) * 1e3)
+    print(f"# CPU-ms per 12 × 5000 record, best of {max(rounds, 3)} passes over {len(sigs)} records, one core; "
+          f"{load_average()}")
+    for k, v in best.items():
+        print(f"{k:55s} {v:7.3f} ms")
 
 
 if __name__ == "__main__":

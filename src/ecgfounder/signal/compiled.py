@@ -1,40 +1,49 @@
 """Compiled (numba) kernels of the published filter chain, used by :mod:`ecgfounder.signal.fast`.
 
 Every kernel gives the per-lead scipy results of the published code (max |Δ| 0 on the 50 real test
-records; the tests hold them to scipy on real records and edge cases):
+records; ``tests/signal/test_compiled.py`` holds them to scipy on real records and edge cases):
 
-* :func:`filtfilt_rows` — ``scipy.signal.filtfilt(b, a, row)`` (odd extension of
-  ``3 * max(len(a), len(b))`` samples, ``lfilter_zi`` initial state, forward then backward pass,
-  the direct-form-II-transposed recursion of ``lfilter`` in the same operation order) for rows in
-  **lockstep groups of four**: a group is laid out time-major ``(n, 4)`` and every step updates the
-  four leads with the four lanes written out, which the compiler turns into one SIMD operation per
-  coefficient (AVX2 or AVX-512 alike); a loop over a run-time number of rows did not vectorise.
-  Measured on one core (Xeon, AVX-512): 0.55 ms for the notch + band-pass pair of a 12 × 5000
-  record, against 1.0 ms for the previous all-rows loop and 4.3 ms for scipy's per-row ``lfilter``.
+* :func:`filtfilt_rows` — ``scipy.signal.filtfilt(b, a, row)`` for every row, four leads at a time
+  in SIMD lanes (:mod:`ecgfounder.signal.compiled_iir`).
 * :func:`running_median_rows` — ``scipy.signal.medfilt(row, k)`` (zero padding) by Suomela's
   *sorted blocks* algorithm (J. Suomela, "Median filtering is equivalent to sorting",
   arXiv:1406.1717, 2014): the zero-padded row is cut into blocks of ``k`` samples and each block is
   sorted once; a window is the tail of one block and the head of the next, and the median is found
-  from a pointer into each sorted block at the ``k // 2``-th smallest alive element.  Blocks are
-  sorted with numpy's SIMD sort (x86-simd-sort, dispatched to what the CPU has) on packed keys: the
-  value rounded to float32 with the in-block index in its low mantissa bits; an insertion pass on
-  the exact float64 values then repairs the rare near-ties the rounding merged (about 40 per
-  record).  Which elements of a block are in the window is a bitmask over sorted positions (four
-  64-bit words for k = 201), so a step is a bit set, a bit clear and at most one
-  find-next/previous-set-bit (``tzcnt``/``lzcnt``): no linked lists to build per block.
-  Measured: 1.0 ms for 12 × 5000 samples with k = 201, against 1.65 ms for the linked-list
-  version with numpy's float64 ``argsort`` (0.7 ms of it), 4.6 ms for scipy's 1-D rank filter and
-  5.0 ms for ``bottleneck.move_median``.  ``running_median_rows(x, k, subtract=True)`` returns
-  ``x - median`` directly (the chain's baseline removal, one pass less).
-* :func:`zscore_f32` — the published z-score ``(w - mean) / (std + 1e-8)`` of a window into
-  float32, two passes in float64 (mean, then the squared deviations) instead of numpy's six.
+  from a pointer into each sorted block at the ``k // 2``-th smallest element in the window.
+  Blocks are sorted by numpy's SIMD sort (x86-simd-sort, dispatched at run time to what the CPU
+  has: AVX-512, AVX2, ...) on packed keys: the value rounded to float32 (monotone) with the
+  in-block index in its low mantissa bits; an insertion pass on the exact float64 values then
+  repairs the order of the near-ties the rounding merged (about 40 per record).  The elements of a
+  block that are in the window are a bitmask over sorted positions (four 64-bit words for
+  k = 201), so a step is a bit clear, a bit set and at most one find-next/previous-set-bit
+  (``tzcnt``/``lzcnt``): no linked lists to rebuild per block.  ``subtract=True`` returns
+  ``x - median`` directly (the chain's baseline removal, one pass less).  Windows longer than
+  4096 samples keep too few value bits in the keys and are argsorted instead.
+* :func:`zscore_f32` — the published z-score ``(w - mean) / (std + 1e-8)`` of a window written
+  straight into the float32 output: three passes instead of numpy's six (same values to float32
+  rounding: max |Δ| 9e-10 against the published code).
 
-Figures: ``PYTHONPATH=src python /tmp/...`` micro-benchmarks pinned to one core, best of 7 over 20
-real records; end to end see ``benchmarks/bench_preprocess.py`` (module docstring of ``fast``).
+Measured on one core (Xeon with AVX-512, shared machine), CPU-ms per 12 × 5000 record, by
+``python benchmarks/bench_preprocess.py --parts --rounds 5``:
+
+=====================================  ========  ==========================================
+step                                   compiled  before
+=====================================  ========  ==========================================
+notch + band-pass ``filtfilt``         0.51      1.0 (all-rows loop); 2.1 scipy ``lfilter``
+``x - medfilt(x, 201)``                1.07      1.65 (linked lists + float64 ``argsort``,
+                                                 0.7 of it); 3.7 scipy rank filter
+z-score to float32                     0.13      0.16 numpy
+=====================================  ========  ==========================================
+
+Tried and dropped (slower): two rows interleaved in one median loop (1.5 ms), branch-free pointer
+updates (1.55 ms), an all-nearest-smaller-values stack instead of the per-block list deletions.
+numba pitfall measured here: re-binding array variables inside a hot loop (swapping the arrays of
+blocks A and B) made the median 8 ms; the two blocks live side by side in one array instead.
 
 numba is optional (the ``fast`` extra): without it :mod:`ecgfounder.signal.fast` uses scipy, to
-the same result.  Kernels are compiled on first use and cached on disk (``cache=True``).
-Inputs must be finite float64 (the caller checks; NaN would break the ordering).
+the same result.  Kernels are compiled on first use and cached on disk (``cache=True``; ~15 s
+once, ~1.7 s to load in a new process).  Inputs must be finite float64 (the callers check; NaN
+would break the ordering).
 """
 
 from __future__ import annotations

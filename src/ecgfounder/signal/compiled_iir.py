@@ -14,12 +14,12 @@ band-pass (order 8) of the published chain.  Filters of lower order run in the n
 with zero coefficients appended (same result: the extra state stays zero); higher orders run in
 :func:`_pass_any` (state in memory, about three times slower).
 
-Measured on one core (Xeon with AVX-512; LLVM picks the vector width the CPU has): one pass over
-5060 × 4 samples 0.032 ms (order 8) and 0.016 ms (order 2), against 0.10 and 0.035 ms with the
-state in memory and 0.033 / 0.016 the scalar-register form without SLP; the notch + band-pass pair
-of a 12 × 5000 record 0.40 ms against 1.0 ms for the previous all-rows kernel and 4.3 ms for
-scipy's per-row ``lfilter`` calls.  (``/tmp`` micro-benchmarks, best of 5 × 200 calls, process
-time; see ``benchmarks/bench_preprocess.py`` for the chain end to end.)
+Measured on one core (Xeon with AVX-512; LLVM picks the vector width of the CPU it runs on), one
+pass over 5060 × 4 samples: 0.032 ms (order 8) and 0.016 ms (order 2), against 0.10 and 0.035 ms
+with the state in memory and the same written-out code without SLP (/tmp micro-benchmark, best
+of 5 × 200 calls, process time).  The notch + band-pass pair of a 12 × 5000 record: 0.51 ms
+against 1.0 ms for the previous all-rows kernel and 2.1 ms for scipy's ``lfilter`` on all rows
+(``python benchmarks/bench_preprocess.py --parts``).
 """
 
 from __future__ import annotations
