@@ -40,6 +40,7 @@ def test_fast_read_equals_wfdb(hea):
     ref = wfdb.rdrecord(str(hea.with_suffix("")))
     assert np.array_equal(_stored(rec, ref.sig_name), ref.p_signal.T, equal_nan=True)
     assert rec.fs == ref.fs and rec.id == ref.record_name
+    assert rec.signal.flags.c_contiguous  # lead-major rows: later per-lead passes read contiguous memory
     assert len(rec.leads) == ref.n_sig + len(rec.meta.get("derived_leads", ()))
 
 

@@ -36,12 +36,15 @@ _PASS_SIG = "void(float64[::1], float64[::1], float64[::1], float64[:, ::1], flo
 def _slp_njit(sig):
     """``njit(sig, cache=True, nogil=True)`` compiled now with LLVM's SLP vectoriser on."""
     def wrap(fn):
-        old = numba.config.SLP_VECTORIZE
+        old = getattr(numba.config, "SLP_VECTORIZE", None)  # a numba without the switch: scalar code, same result
         numba.config.SLP_VECTORIZE = 1
         try:
             return njit(sig, cache=True, nogil=True)(fn)
         finally:
-            numba.config.SLP_VECTORIZE = old
+            if old is None:
+                del numba.config.SLP_VECTORIZE
+            else:
+                numba.config.SLP_VECTORIZE = old
     return wrap
 
 
