@@ -129,34 +129,37 @@ def _block_keys(xp, k, bits):
 
 
 @njit(cache=True, nogil=True)
-def _prep_block(xp, base, keys_b, mask, k, sv, rank, tt):
-    """Exact sorted values of one block in ``sv[1 .. k]`` (``sv[0]`` = -inf head, ``sv[k + 1]`` =
-    +inf tail) and the sorted position ``rank[t]`` of each of its samples, from sorted keys."""
-    sv[_U(0)] = -np.inf
-    sv[_U(k + 1)] = np.inf
+def _prep_block(xp, keys, blk, mask, k, sv, rank, o, tt):
+    """Exact sorted values of block ``blk`` in ``sv[o + 1 .. o + k]`` (``sv[o]`` = -inf head,
+    ``sv[o + k + 1]`` = +inf tail) and the sorted position ``rank[o + t]`` of each of its samples,
+    from its sorted keys.  Whole arrays and offsets, not slices: a slice per block cost a
+    reference-count round trip each."""
+    base = blk * k
+    sv[_U(o)] = -np.inf
+    sv[_U(o + k + 1)] = np.inf
     bad = False
     prev = -np.inf
     for r in range(k):
-        t = keys_b[_U(r)] & mask
+        t = keys[_U(blk), _U(r)] & mask
         tt[_U(r + 1)] = t
         v = xp[_U(base + t)]
         bad |= v < prev
         prev = v
-        sv[_U(r + 1)] = v
+        sv[_U(o + r + 1)] = v
     if bad:  # the keys ordered the values to float32 precision: finish the sort exactly
-        for r in range(2, k + 1):
+        for r in range(o + 2, o + k + 1):
             v = sv[_U(r)]
             if v < sv[_U(r - 1)]:
-                t = tt[_U(r)]
+                t = tt[_U(r - o)]
                 q = r
                 while v < sv[_U(q - 1)]:
                     sv[_U(q)] = sv[_U(q - 1)]
-                    tt[_U(q)] = tt[_U(q - 1)]
+                    tt[_U(q - o)] = tt[_U(q - o - 1)]
                     q -= 1
                 sv[_U(q)] = v
-                tt[_U(q)] = t
+                tt[_U(q - o)] = t
     for r in range(1, k + 1):
-        rank[_U(tt[r])] = r
+        rank[_U(o + tt[r])] = r
 
 
 @njit(cache=True, nogil=True)
@@ -178,12 +181,12 @@ def _median_row(xp, keys, mask, k, n, x, out, subtract):
     rk = np.empty(2 * K, np.int32)
     tt = np.empty(K, np.int32)
     w = np.zeros(2 * nw, np.int64)
-    _prep_block(xp, 0, keys[0], mask, k, sv[:K], rk[:K], tt)
+    _prep_block(xp, keys, 0, mask, k, sv, rk, 0, tt)
     for r in range(1, k + 1):  # block A starts full
         w[r >> 6] |= np.int64(1) << (r & 63)
     A, B, oA, oB = 0, K, 0, nw
     if nb > 1:
-        _prep_block(xp, k, keys[1], mask, k, sv[K:], rk[K:], tt)
+        _prep_block(xp, keys, 1, mask, k, sv, rk, K, tt)
     pA = h + 1
     pB = tail
     s = h
@@ -231,7 +234,7 @@ def _median_row(xp, keys, mask, k, n, x, out, subtract):
                 for q in range(nw):
                     w[_U(oB + q)] = 0
                 if a + 1 < nb:
-                    _prep_block(xp, (a + 1) * k, keys[a + 1], mask, k, sv[B : B + K], rk[B : B + K], tt)
+                    _prep_block(xp, keys, a + 1, mask, k, sv, rk, B, tt)
         va = sv[_U(A + pA)]
         vb = sv[_U(B + pB)]
         med = va if va <= vb else vb
