@@ -126,3 +126,12 @@ def test_the_waiting_consumer_does_work_no_thread_started():
     assert where[0].startswith("ecgfounder-prepare")
     # ... so items still queued when the consumer reached them ran in the consumer's thread
     assert any(where[i] == threading.current_thread().name for i in (1, 2, 3))
+
+
+def test_env_says_how_preparation_runs(tmp_path):
+    from ecgfounder.runtime import speed_info
+
+    line = speed_info(cache_dir=tmp_path)["preparation"]
+    threads, idle = overlap_plan("cpu")
+    assert line.startswith(f"{threads} background thread") if threads else line.startswith("in turn")
+    assert ("idle priority" in line) == idle
