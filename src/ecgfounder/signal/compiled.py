@@ -268,8 +268,8 @@ def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.nda
         keys = np.sort(_block_keys(xp.ravel(), k, bits).reshape(rows * nb, k), axis=-1)
         keys = keys.view(np.int32).reshape(rows, nb, k)
         mask = (1 << bits) - 1
-    else:
-        keys = np.argsort(xp.reshape(rows, nb, k), axis=-1)
+    else:  # int32 positions like the keys' index bits: the same compiled kernel
+        keys = np.argsort(xp.reshape(rows, nb, k), axis=-1).astype(np.int32)
         mask = -1
     return _median_rows(xp, keys, mask, k, x, subtract)
 
