@@ -236,15 +236,16 @@ def prepare(
                      "predictions may be less accurate")
     if filled:
         notes.append(f"zero-filled missing lead(s) {', '.join(c.leads[i] for i in filled)}")
-    finite = bool(np.isfinite(x).all())
-    if not finite:
+    # per-lead extremes: the flat-lead check, and (NaN and inf show in them) the finiteness check
+    hi, lo = x.max(axis=1), x.min(axis=1)
+    n_nan = 0
+    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
         nan_mask = ~np.isfinite(x)
         n_nan = int(nan_mask.sum())
         x = np.where(nan_mask, 0.0, x)
         notes.append(f"{n_nan} NaN/inf sample(s) replaced by 0")
-    else:
-        n_nan = 0
-    ptp = np.ptp(x, axis=1)
+        hi, lo = x.max(axis=1), x.min(axis=1)
+    ptp = hi - lo
     flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6) if i not in filled)
     if flat:
         notes.append(f"flat lead(s) {', '.join(flat)}")
