@@ -6,11 +6,11 @@ the same policy as EDF.  The header's sampling rate is parsed and range-checked 
 ``1e-9`` or ``1,5`` as 1 Hz).
 
 Reading a 12-lead 10-s format-16 record the way ``predict`` does (``iter_read``: this reader and
-the reading policy) takes 0.53 CPU-ms on one core, against 0.99 ms before the header was read once
-(it was read three times), the signal made lead-major in its one conversion pass and the
+the reading policy) takes 0.5-0.64 CPU-ms on one core, against 0.95-0.99 ms before the header was
+read once (it was read three times), the signal made lead-major in its one conversion pass and the
 calibration-pulse check made to reject an ordinary record from its last sample; reading and
-preparing it, 2.8 ms against 5.0 (``python benchmarks/bench_preprocess.py --records DIR`` over 400
-such records written by ``wfdb.wrsamp``)."""
+preparing it, 2.6-2.8 ms against 5.0 (``python benchmarks/bench_preprocess.py --records DIR`` over
+400 such records written by ``wfdb.wrsamp``)."""
 
 from __future__ import annotations
 

@@ -24,16 +24,16 @@ records; ``tests/signal/test_compiled.py`` holds them to scipy on real records a
   rounding: max |Δ| 9e-10 against the published code).
 
 Measured on one core (Xeon with AVX-512, shared machine), CPU-ms per 12 × 5000 record, by
-``python benchmarks/bench_preprocess.py --parts --rounds 5``:
+``python benchmarks/bench_preprocess.py --parts --rounds 5`` (ranges over runs):
 
-=====================================  ========  ==========================================
-step                                   compiled  before
-=====================================  ========  ==========================================
-notch + band-pass ``filtfilt``         0.51      1.0 (all-rows loop); 2.1 scipy ``lfilter``
-``x - medfilt(x, 201)``                1.07      1.65 (linked lists + float64 ``argsort``,
-                                                 0.7 of it); 3.7 scipy rank filter
-z-score to float32                     0.13      0.16 numpy
-=====================================  ========  ==========================================
+=====================================  ==========  ==========================================
+step                                   compiled    before
+=====================================  ==========  ==========================================
+notch + band-pass ``filtfilt``         0.51-0.60   1.0 (all-rows loop); 2.2 scipy ``lfilter``
+``x - medfilt(x, 201)``                0.85-1.08   1.65 (linked lists + float64 ``argsort``,
+                                                   0.7 of it); 3.8 scipy rank filter
+z-score to float32                     0.13-0.15   0.16-0.18 numpy
+=====================================  ==========  ==========================================
 
 Tried and dropped (slower): two rows interleaved in one median loop (1.5 ms), branch-free pointer
 updates (1.55 ms), an all-nearest-smaller-values stack instead of the per-block list deletions.

@@ -2,11 +2,12 @@
 
 With numba installed (the ``fast`` extra) the chain runs in the compiled kernels of
 :mod:`ecgfounder.signal.compiled` (the leads filtered four at a time in SIMD lanes, the running
-median by sorted blocks): ``ecgfounder.preprocess`` of a 12 × 5000 record takes 2.2 CPU-ms on one
-core against 11 ms for the published per-lead code, 5.0× (``python benchmarks/bench_preprocess.py
---seconds 2 --rounds 3``: 460 against 91 records per CPU-second, max |Δ| 9e-10; it was 2.7× before
-these kernels).  Without numba, or for non-finite input, the scipy form
-below is used; both give the published result (max |Δ| ~1e-15 before the z-score).
+median by sorted blocks): ``ecgfounder.preprocess`` of a 12 × 5000 record takes 2.1 CPU-ms on one
+core against 12.3 ms for the published per-lead code, 5.0-5.8× over several runs on a shared
+machine (``python benchmarks/bench_preprocess.py --seconds 2 --rounds 3``: 468 against 81 records
+per CPU-second, max |Δ| 9e-10; 2.7× before these kernels).  Without numba, or for non-finite
+input, the scipy form below is used (1.7-2.0×); both give the published result (max |Δ| ~1e-15
+before the z-score).
 
 The published code filters each lead separately (``scipy.signal.filtfilt`` twice, then
 ``scipy.signal.medfilt``), paying Python and set-up overhead 36 times per 12-lead record and, with
