@@ -200,11 +200,18 @@ def _load_group(x, r0, ext, pad):  # pragma: no cover - compiled
     past the last row zero), then :func:`_reflect`."""
     rows, n = x.shape
     m = min(4, rows - r0)
-    for t in range(n):
-        for c in range(m):
-            ext[pad + t, c] = x[r0 + c, t]
-        for c in range(m, 4):
-            ext[pad + t, c] = 0.0
+    if m == 4:  # the four lanes written out: one vector store per sample
+        for t in range(n):
+            ext[pad + t, 0] = x[r0, t]
+            ext[pad + t, 1] = x[r0 + 1, t]
+            ext[pad + t, 2] = x[r0 + 2, t]
+            ext[pad + t, 3] = x[r0 + 3, t]
+    else:
+        for t in range(n):
+            for c in range(m):
+                ext[pad + t, c] = x[r0 + c, t]
+            for c in range(m, 4):
+                ext[pad + t, c] = 0.0
     _reflect(ext, pad, n)
 
 
@@ -257,9 +264,16 @@ def _filtfilt_pair(x, k1, b1, a1, zi1, pad1, k2, b2, a2, zi2, pad2, two):  # pra
             _run_pass(k2, b2, a2, zi2, ext2, tmp2, False)
             _run_pass(k2, b2, a2, zi2, tmp2, ext2, True)
             res, off = ext2, pad2
-        for c in range(min(4, rows - r0)):
+        if rows - r0 >= 4:
             for t in range(n):
-                out[r0 + c, t] = res[off + t, c]
+                out[r0, t] = res[off + t, 0]
+                out[r0 + 1, t] = res[off + t, 1]
+                out[r0 + 2, t] = res[off + t, 2]
+                out[r0 + 3, t] = res[off + t, 3]
+        else:
+            for c in range(rows - r0):
+                for t in range(n):
+                    out[r0 + c, t] = res[off + t, c]
     return out
 
 
