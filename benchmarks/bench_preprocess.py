@@ -172,6 +172,7 @@ def _parts(sigs: list, rounds: int) -> None:
     from ecgfounder.signal import compiled, filters
 
     plans = (filters._notch_plan(50.0, 30.0, 500.0), filters._band_plan(0.67, 40.0, 4, 500.0))
+    sigs = [np.ascontiguousarray(s) for s in sigs]  # lead-major rows, as the readers return them
     ys = [compiled.filtfilt_rows(s, *plans) for s in sigs]
     ds = [compiled.running_median_rows(y, 201, subtract=True) for y in ys]
     steps = {

@@ -29,10 +29,10 @@ Measured on one core (Xeon with AVX-512, shared machine), CPU-ms per 12 × 5000 
 =====================================  ==========  ==========================================
 step                                   compiled    before
 =====================================  ==========  ==========================================
-notch + band-pass ``filtfilt``         0.51-0.60   1.0 (all-rows loop); 2.2 scipy ``lfilter``
-``x - medfilt(x, 201)``                0.85-1.08   1.65 (linked lists + float64 ``argsort``,
+notch + band-pass ``filtfilt``         0.42        1.0 (all-rows loop); 2.1 scipy ``lfilter``
+``x - medfilt(x, 201)``                0.85-0.99   1.65 (linked lists + float64 ``argsort``,
                                                    0.7 of it); 3.8 scipy rank filter
-z-score to float32                     0.13-0.15   0.16-0.18 numpy
+z-score to float32                     0.13        0.16-0.18 numpy
 =====================================  ==========  ==========================================
 
 Tried and dropped (slower): two rows interleaved in one median loop (1.5 ms), branch-free pointer

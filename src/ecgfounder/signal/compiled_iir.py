@@ -17,7 +17,7 @@ with zero coefficients appended (same result: the extra state stays zero); highe
 Measured on one core (Xeon with AVX-512; LLVM picks the vector width of the CPU it runs on), one
 pass over 5060 × 4 samples: 0.032 ms (order 8) and 0.016 ms (order 2), against 0.10 and 0.035 ms
 with the state in memory and the same written-out code without SLP (/tmp micro-benchmark, best
-of 5 × 200 calls, process time).  The notch + band-pass pair of a 12 × 5000 record: 0.51 ms
+of 5 × 200 calls, process time).  The notch + band-pass pair of a 12 × 5000 record: 0.42 ms
 against 1.0 ms for the previous all-rows kernel and 2.1 ms for scipy's ``lfilter`` on all rows
 (``python benchmarks/bench_preprocess.py --parts``).
 """
