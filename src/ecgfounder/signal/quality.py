@@ -92,6 +92,8 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
 #: ``leads_off`` (the names of the leads concerned).
 LEAD_OFF_META_KEYS = ("lead_off", "lead_off_statement", "leads_off")
 
+_BEAT_RATE = 250.0  # Hz: R peaks are found on block means at about this rate
+
 _PER_LEAD_ORDER = ("lead_off", "missing", "flat", "gap", "clipped", "amplitude", "noise", "powerline", "baseline")
 
 
@@ -160,13 +162,13 @@ class QualityReport:
 
 
 # ----------------------------------------------------------------------------------------------
-# per-lead measurements, every lead at once (2-D numpy; no per-lead Python loop on finite leads)
+# per-lead measurements: every lead at once, in few numpy calls (each costs microseconds here)
 
 
 def _block_means(x: np.ndarray, step: int) -> np.ndarray:
-    """Means of the consecutive whole blocks of ``step`` samples of each row (a boxcar decimation:
-    one matrix product, ~10x cheaper than ``resample_poly``; the tail shorter than a block is left
-    out, and a row shorter than a block gives its mean)."""
+    """Means of the consecutive whole blocks of ``step`` samples of each row (a boxcar decimation,
+    one matrix product; the tail shorter than a block is left out, a row shorter than a block
+    gives its mean)."""
     rows, n = x.shape
     full = n // step
     if step == 1:
@@ -178,8 +180,8 @@ def _block_means(x: np.ndarray, step: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _interp_weights(step: int) -> np.ndarray:
-    """(3, step) weights giving the samples of a block from the (previous, own, next) block values
-    by linear interpolation between block centres."""
+    """(3, step) weights giving a block's samples from the (previous, own, next) block values by
+    linear interpolation between block centres (symmetric: they sum to ``step`` x the values)."""
     d = (np.arange(step) - (step - 1) / 2) / step
     return np.stack([np.maximum(-d, 0), 1 - np.abs(d), np.maximum(d, 0)])
 
@@ -188,20 +190,19 @@ def _edge_median(x: np.ndarray, k: int) -> np.ndarray:
     """Running median of each row over ``k`` samples, the ends padded with their edge values."""
     from .filters import running_median
 
-    half = k // 2
-    padded = np.pad(x, ((0, 0), (half, half)), mode="edge")
-    return running_median(padded, k)[:, half: half + x.shape[1]]
+    h = k // 2
+    padded = np.concatenate((np.repeat(x[:, :1], h, axis=1), x, np.repeat(x[:, -1:], h, axis=1)), axis=1)
+    return running_median(padded, k)[:, h: h + x.shape[1]]
 
 
 def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(baseline at its reduced rate, the signal less its baseline and mean at the input rate).
+    """(baseline at its reduced rate, the signal less its baseline and its mean at the input rate).
 
-    The baseline is a two-stage median filter (0.2 s then 0.6 s) run at ~50 Hz on block means, the
-    wander living below 1 Hz (cheap on Holter-length records), and brought back to the input rate
-    by linear interpolation (a staircase would add a sawtooth at 50 Hz and its harmonics wherever
-    the wander is steep, read as mains interference).  Non-finite samples are filled with their
-    lead's median (0 for an all-NaN lead) first; finite leads need no offset removal (every step
-    is shift-equivariant)."""
+    The baseline is a two-stage median filter (0.2 s then 0.6 s, de Chazal et al. 2004) run at
+    ~50 Hz on block means (the wander lives below 1 Hz; cheap on Holter-length records) and brought
+    back to the input rate by linear interpolation (a staircase would add a sawtooth at 50 Hz and
+    its harmonics wherever the wander is steep, read as mains interference).  Non-finite samples
+    are first filled with their lead's median (0 for an all-NaN lead)."""
     if not finite:
         rows = np.where(np.isfinite(x), x, np.nan)
         with warnings.catch_warnings():
@@ -209,9 +210,7 @@ def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.nd
             med = np.nanmedian(rows, axis=1, keepdims=True)
         x = np.nan_to_num(rows - np.nan_to_num(med))
     step = max(1, int(fs // 50))
-    fs_low = fs / step
-    k1 = max(3, int(0.2 * fs_low) | 1)
-    k2 = max(3, int(0.6 * fs_low) | 1)
+    k1, k2 = (max(3, int(s * fs / step) | 1) for s in (0.2, 0.6))
     low = _block_means(x, step)
     base = _edge_median(_edge_median(low, k1), k2)
     rows, n = x.shape
@@ -219,17 +218,14 @@ def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.nd
     if step == 1 or not full:
         clean = x - base
         return base, clean - clean.mean(axis=1, keepdims=True)
-    # the residual's mean, from the block means and the interpolation weights (no pass over x):
-    # folded into the baseline, so the residual comes out mean-free
-    ext = np.pad(base, ((0, 0), (1, 1)), mode="edge")
-    w = _interp_weights(step)
+    # the residual's mean from the block sums (the interpolation keeps sums): folded into the
+    # baseline, so the residual comes out mean-free without another pass
     tail = x[:, full * step:]
-    up_sum = sum(w[i].sum() * ext[:, i: i + full].sum(axis=1) for i in range(3)) + tail.shape[1] * base[:, -1]
-    mean = (step * low.sum(axis=1) + tail.sum(axis=1) - up_sum) / n
-    ext += mean[:, None]
-    around = np.stack([ext[:, :-2], ext[:, 1:-1], ext[:, 2:]], axis=-1)
+    mean = (step * (low.sum(axis=1) - base.sum(axis=1)) + tail.sum(axis=1) - tail.shape[1] * base[:, -1]) / n
+    ext = np.concatenate((base[:, :1], base, base[:, -1:]), axis=1) + mean[:, None]
+    around = np.stack((ext[:, :-2], ext[:, 1:-1], ext[:, 2:]), axis=-1)
     clean = np.empty_like(x)
-    np.subtract(x[:, : full * step], (around @ w).reshape(rows, full * step), out=clean[:, : full * step])
+    np.subtract(x[:, : full * step], (around @ _interp_weights(step)).reshape(rows, -1), out=clean[:, : full * step])
     np.subtract(tail, ext[:, -1:], out=clean[:, full * step:])
     return base, clean
 
@@ -243,11 +239,10 @@ def _welch_plan(n: int, fs: float) -> tuple[int, int, np.ndarray, np.ndarray, tu
 
     nper = int(min(n, max(64, 2 * fs)))
     f = np.fft.rfftfreq(nper, 1.0 / fs)
-    nyq = fs / 2
     edges = {"qrs": (5, 15), "ecg": (5, 40), "low": (0, 1), "all": (0, 40)}
-    if nyq > 45:
-        edges.update(hf=(40, min(nyq, 150.0)), hf_gap=(45, 65))
-    edges.update({f"pl{c}": (c - 1, c + 1) for c in (50, 60) if nyq > c + 1})
+    if fs / 2 > 45:
+        edges.update(hf=(40, min(fs / 2, 150.0)), hf_gap=(45, 65))
+    edges.update({f"pl{c}": (c - 1, c + 1) for c in (50, 60) if fs / 2 > c + 1})
     band = np.stack([((f >= lo) & (f < hi)).astype(np.float32) for lo, hi in edges.values()], axis=1)
     band[0] *= 0.5
     if nper % 2 == 0:
@@ -256,9 +251,9 @@ def _welch_plan(n: int, fs: float) -> tuple[int, int, np.ndarray, np.ndarray, tu
 
 
 def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
-    """Band-power ratios of each row of ``c`` (mean removed) from Welch's estimate, computed as
-    :func:`scipy.signal.welch` (Hann, 2-s segments, half overlap, no detrending: the residual is
-    baseline-free) does, in float32 and one FFT call (equal to ~1e-7 of each ratio)."""
+    """Band-power ratios of each row of ``c`` (mean removed) from Welch's estimate as
+    :func:`scipy.signal.welch` makes it (Hann, 2-s segments, half overlap; no detrending: the
+    residual is baseline-free), in float32 and one FFT call (ratios equal to ~1e-7)."""
     from scipy.fft import rfft
 
     rows, n = c.shape
@@ -266,11 +261,10 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
     nseg = (n - nper) // hop + 1
     seg = np.lib.stride_tricks.sliding_window_view(c.astype(np.float32), nper, axis=1)[:, : nseg * hop: hop]
     spec = rfft(seg * win, axis=-1).view(np.float32)  # (rows, segments, re/im interleaved)
-    power = np.einsum("rsf,rsf->rf", spec, spec) @ band
-    p = dict(zip(names, power.astype(np.float64).T))
+    p = dict(zip(names, (np.einsum("rsf,rsf->rf", spec, spec) @ band).astype(np.float64).T))
     ecg = p["ecg"] + 1e-20
-    nan = np.full(rows, np.nan)
     pl = [p[k] for k in ("pl50", "pl60") if k in p]
+    nan = np.full(rows, np.nan)
     return {
         "pSQI": p["qrs"] / ecg,
         "basSQI": 1.0 - p["low"] / (p["all"] + 1e-20),
@@ -280,107 +274,124 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, length) of every run of True in the rows of a 2-D boolean array (sparse: positions)."""
+    """(row, length) of every run of True in the rows of a 2-D boolean array, row by row."""
     n = mask.shape[1]
     pos = np.flatnonzero(mask)
     if not pos.size:
         return pos, pos
-    new = np.flatnonzero((np.diff(pos) != 1) | (pos[1:] % n == 0)) + 1
-    starts = np.concatenate(([0], new))
-    return pos[starts] // n, np.diff(np.concatenate((starts, [pos.size])))
+    brk = np.diff(pos, prepend=-2) != 1
+    brk |= pos % n == 0  # a run never continues into the next row
+    starts = np.flatnonzero(brk)
+    return pos[starts] // n, np.diff(starts, append=pos.size)
 
 
-def _order_stats(x: np.ndarray, ranks: tuple[int, int], top: bool) -> np.ndarray:
-    """``np.sort(x, axis=1)[:, ranks]`` for ranks in one tail of each row, without sorting: the
-    tail's samples are found beyond a bound (the m-th largest of m or more group maxima, which m
-    samples at least reach), a few dozen per row, and only they are partitioned (4x cheaper than a
-    partition of every row, measured)."""
+def _percentiles(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """``np.percentile(x, [q, 100 - q], axis=1)`` (linear method), ``q`` < 50, for finite ``x``.
+
+    The two tails' samples are found beyond bounds (the m-th largest of 8m group maxima, which m
+    samples at least reach; the same below) and only they are sorted: a few dozen per row instead
+    of a partition of every row (4x cheaper, measured)."""
     rows, n = x.shape
-    m = n - min(ranks) if top else max(ranks) + 1  # samples from the farthest rank to that end
-    groups = max(8 * m, 64)
+    pairs = []
+    for qq in (q, 100 - q):  # numpy's virtual index, lower and upper rank, weight
+        v = qq / 100 * (n - 1)
+        pairs.append((int(v), min(int(v) + 1, n - 1), v - int(v)))
+    (a0, a1, ta), (b0, b1, tb) = pairs
+    m = max(a1 + 1, n - b0)  # samples from the farthest rank to the end of either tail
+    groups = 8 * m
+    lo = hi = None
     if groups * 4 <= n:
         g = x[:, : n // groups * groups].reshape(rows, -1, groups)
-        ext = g.max(axis=1) if top else -g.min(axis=1)
-        bound = -np.partition(-ext, m - 1, axis=1)[:, m - 1]
-        mask = x >= bound[:, None] if top else x <= -bound[:, None]
-        count = np.count_nonzero(mask, axis=1)
-        if (count >= m).all():  # (not so with NaN)
-            vals, out = x[mask], np.empty((rows, 2))
-            for i, (a, b) in enumerate(zip(np.cumsum(count) - count, np.cumsum(count))):
-                k = [r - (n - count[i]) if top else r for r in ranks]
-                out[i] = np.partition(vals[a:b], k)[k]
-            return out
-    return np.partition(x, ranks, axis=1)[:, list(ranks)]
-
-
-def _percentiles(x: np.ndarray, q_lo: float, q_hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """``np.percentile(x, [q_lo, q_hi], axis=1)`` (linear method) for ``q_lo < 50 < q_hi``."""
-    n = x.shape[1]
+        bound = np.partition(np.concatenate((g.min(axis=1), g.max(axis=1))), [m - 1, groups - m], axis=1)
+        mask = np.empty((2 * rows, n), dtype=bool)
+        np.less_equal(x, bound[:rows, m - 1: m], out=mask[:rows])
+        np.greater_equal(x, bound[rows:, groups - m: groups - m + 1], out=mask[rows:])
+        flat = np.flatnonzero(mask)
+        row = flat // n
+        count = np.bincount(row, minlength=2 * rows)
+        if (count >= m).all():  # (never so with NaN)
+            w = int(count.max())
+            vals = np.full((2 * rows, w), np.inf)
+            vals[rows:] = -np.inf
+            vals[row, np.arange(flat.size) - (np.cumsum(count) - count)[row]] = x.ravel()[flat % (rows * n)]
+            vals.sort(axis=1)
+            lo, hi = vals[:rows, [a0, a1]], vals[rows:, [w - n + b0, w - n + b1]]
+    if lo is None:
+        part = np.partition(x, sorted({a0, a1, b0, b1}), axis=1)
+        lo, hi = part[:, [a0, a1]], part[:, [b0, b1]]
     out = []
-    for q in (q_lo, q_hi):
-        p = q / 100 * (n - 1)
-        i, t = int(p), p - int(p)
-        a, b = _order_stats(x, (i, min(i + 1, n - 1)), q > 50).T
+    for (a, b), t in ((lo.T, ta), (hi.T, tb)):
         out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # numpy's _lerp
     return out[0], out[1]
 
 
-def _clipping(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(share of samples on the rail in runs of ≥ 3, number of such runs) per row (finite)."""
-    rows, n = x.shape
-    rng = hi - lo
-    samples, runs = np.zeros(rows), np.zeros(rows)
-    for mask in (x >= (hi - 1e-3 * rng)[:, None], x <= (lo + 1e-3 * rng)[:, None]):
-        row, length = _runs(mask)
-        long = length >= 3
-        runs += np.bincount(row[long], minlength=rows)
-        samples += np.bincount(row[long], weights=length[long], minlength=rows)
-    flat = rng <= 0
-    return np.where(flat, 0.0, samples / n), np.where(flat, 0.0, runs)
-
-
 def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
              finite: np.ndarray) -> dict[str, np.ndarray]:
-    """Indices of every row of ``x`` (mV, NaN allowed), given its baseline and residual."""
+    """Indices of every row of ``x`` (mV, NaN allowed), given its baseline and (mean-free) residual."""
     rows, n = x.shape
-    spec = _spectral(clean, fs)  # the residual is mean-free
+    spec = _spectral(clean, fs)
     c2 = clean * clean
     m2 = c2.sum(axis=1)
     with np.errstate(all="ignore"):
         ksqi = n * np.einsum("ij,ij->i", c2, c2) / (m2 * m2)  # kurtosis m4 / m2^2 (scipy's, not Fisher's)
-    lo_p, hi_p = _percentiles(clean, 0.5, 99.5)
-    const = np.zeros((rows, n), dtype=bool)
-    np.equal(x[:, 1:], x[:, :-1], out=const[:, 1:])
+    lo_p, hi_p = _percentiles(clean, 0.5)
+    # three masks in one array, their runs found in one pass: repeats (gap), top rail, bottom rail
+    masks = np.zeros((3, rows, n), dtype=bool)
+    np.equal(x[:, 1:], x[:, :-1], out=masks[0, :, 1:])
     lo, hi, nonfinite = np.zeros(rows), np.zeros(rows), np.zeros(rows)
-    clip_frac, clip_runs = np.zeros(rows), np.zeros(rows)
     ok = np.flatnonzero(finite)
-    if ok.size:
-        xo = x if ok.size == rows else x[ok]
-        lo[ok], hi[ok] = xo.min(axis=1), xo.max(axis=1)
-        clip_frac[ok], clip_runs[ok] = _clipping(xo, lo[ok], hi[ok])
-    for i in np.flatnonzero(~finite):  # leads with NaN/inf: measured on their finite samples
-        good = np.isfinite(x[i])
-        const[i] |= ~good
-        nonfinite[i] = 1.0 - good.mean()
-        r = x[i][good][None] if good.any() else np.zeros((1, 1))
-        lo[i], hi[i] = r.min(), r.max()
-        (clip_frac[i],), (clip_runs[i],) = _clipping(r, lo[i:i + 1], hi[i:i + 1])
-    row, length = _runs(const)
+    if ok.size == rows:
+        lo, hi = x.min(axis=1), x.max(axis=1)
+        tol = 1e-3 * (hi - lo)
+        np.greater_equal(x, (hi - tol)[:, None], out=masks[1])
+        np.less_equal(x, (lo + tol)[:, None], out=masks[2])
+    else:
+        with np.errstate(invalid="ignore"):
+            lo[ok], hi[ok] = x[ok].min(axis=1), x[ok].max(axis=1)
+        clip = {}
+        for i in np.flatnonzero(~finite):  # leads with NaN/inf: measured on their finite samples
+            good = np.isfinite(x[i])
+            masks[0, i] |= ~good
+            nonfinite[i] = 1.0 - good.mean()
+            r = x[i][good] if good.any() else np.zeros(1)
+            lo[i], hi[i] = r.min(), r.max()
+            clip[i] = _clip_runs(r[None], lo[i], hi[i])
+        tol = 1e-3 * (hi - lo)
+        np.greater_equal(x, (hi - tol)[:, None], out=masks[1])
+        np.less_equal(x, (lo + tol)[:, None], out=masks[2])
+    row, length = _runs(masks.reshape(3 * rows, n))
+    k = np.searchsorted(row, rows)  # runs of repeats first, then of the rails
     gap = np.zeros(rows)
-    if row.size:  # the longest run of each row (runs come row by row); k repeats span k + 1 samples
-        first = np.flatnonzero(np.diff(row, prepend=-1))
-        gap[row[first]] = np.maximum.reduceat(length, first) + 1
+    if k:  # the longest run of repeats of each lead: k repeats span k + 1 samples
+        first = np.flatnonzero(np.diff(row[:k], prepend=-1))
+        gap[row[first]] = np.maximum.reduceat(length[:k], first) + 1
+    long = length[k:] >= 3
+    rail = row[k:][long] % rows
+    clip_runs = np.bincount(rail, minlength=rows).astype(np.float64)
+    clip_frac = np.bincount(rail, weights=length[k:][long], minlength=rows) / n
+    if ok.size < rows:
+        for i, (frac, runs) in clip.items():
+            clip_frac[i], clip_runs[i] = frac, runs
+    flat = hi - lo <= 0
     return {
         "ptp_mv": hi_p - lo_p,
         "max_abs_mv": np.maximum(np.abs(lo), np.abs(hi)),
         "baseline_mv": np.ptp(base, axis=1),
         "gap_s": np.minimum(gap, n) / fs,
-        "clipped_fraction": clip_frac,
-        "clipped_runs": clip_runs,
+        "clipped_fraction": np.where(flat, 0.0, clip_frac),
+        "clipped_runs": np.where(flat, 0.0, clip_runs),
         "kSQI": ksqi,
         **spec,
         "nonfinite_fraction": nonfinite,
     }
+
+
+def _clip_runs(r: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    """(clipped fraction, clipped runs) of one lead's finite samples ``r`` (shape (1, k))."""
+    tol = 1e-3 * (hi - lo)
+    row, length = _runs(np.concatenate((r >= hi - tol, r <= lo + tol)))
+    long = length >= 3
+    return float(length[long].sum()) / r.shape[1], float(long.sum())
 
 
 def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
@@ -409,22 +420,23 @@ def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
 # record-level checks
 
 
-def _beats(clean: np.ndarray, fs: float) -> np.ndarray:
+def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
     """R-peak sample indices from the summed band-passed (5-30 Hz) energy of the given leads.
 
-    Found at ~BEATRATE Hz (block means), where the QRS band still fits, then put at the centre of
-    their block: a fraction of the filtering cost at 500 Hz, ±1 ms of jitter."""
-    import os
+    Found at ~250 Hz (block means, where the QRS band still fits) and put at the centre of their
+    block: half the filtering cost at 500 Hz, ±1 ms of jitter."""
     from scipy.signal import find_peaks
 
     from .filters import bandpass
 
-    if clean.shape[1] < int(2 * fs) or fs < 60:
+    if rows.shape[1] < int(2 * fs) or fs < 60:
         return np.zeros(0, dtype=np.int64)
-    step = max(1, int(fs // float(os.environ.get("BEATRATE", "250"))))
+    step = max(1, int(fs // _BEAT_RATE))
     fs_b = fs / step
-    energy = np.abs(bandpass(_block_means(clean, step), fs_b, 5.0, min(30.0, fs_b / 2 - 1), 2)).sum(axis=0)
-    height = 0.4 * np.percentile(energy, 98)
+    energy = np.abs(bandpass(_block_means(rows, step), fs_b, 5.0, min(30.0, fs_b / 2 - 1), 2)).sum(axis=0)
+    k = 0.98 * (energy.size - 1)  # np.percentile(energy, 98), linear
+    part = np.partition(energy, [int(k), min(int(k) + 1, energy.size - 1)])
+    height = 0.4 * (part[int(k)] + (k - int(k)) * (part[min(int(k) + 1, energy.size - 1)] - part[int(k)]))
     if height <= 0:
         return np.zeros(0, dtype=np.int64)
     peaks, _ = find_peaks(energy, distance=max(1, int(0.3 * fs_b)), height=height)
@@ -454,23 +466,6 @@ def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
     return q, p
 
 
-def _limb(x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The limb leads present, completing aVR/aVF from I and II where missing."""
-    idx = {n: i for i, n in enumerate(names)}
-    out = {n: x[idx[n]] for n in ("I", "II", "III", "aVR", "aVL", "aVF") if n in idx}
-    if "I" in out and "II" in out:
-        out.setdefault("aVR", -(out["I"] + out["II"]) / 2)
-        out.setdefault("aVF", out["II"] - out["I"] / 2)
-    return out
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    sa, sb = float(np.std(a)), float(np.std(b))
-    if sa <= 0 or sb <= 0:
-        return 0.0
-    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
-
-
 def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.ndarray,
               th: QualityThresholds) -> list[str]:
     """Limb-lead reversal from the median beats.
@@ -480,30 +475,38 @@ def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.nda
     CinC sample records with usable leads, one suspected real reversal aside) and mirror each other
     when LA and RA are swapped (I becomes -I: ≤ -0.34 on the same records swapped); likewise II
     against V6 for an RA/LL swap (II becomes -II).  Without a precordial reference, the polarity
-    rule of Batchvarov et al.: lead I with inverted P and QRS while aVR is upright.
+    rule of Batchvarov et al.: lead I with inverted P and QRS while aVR is upright.  Beats are found
+    on the usable leads among those the rule reads (I, II, aVR, aVF, V5, V6).
     """
     idx = {n: i for i, n in enumerate(names)}
-    if not {"I", "II"} <= idx.keys() or not usable.any():  # aVR is derived from I and II if absent
+    if not {"I", "II"} <= idx.keys():
         return []
-    peaks = _beats(clean[usable] if not usable.all() else clean, fs)
+    found = [idx[n] for n in ("I", "II", "aVR", "aVF", "V5", "V6") if n in idx and usable[idx[n]]]
+    if not found:
+        return []
+    peaks = _beats(clean[found], fs)
     ref = next((idx[n] for n in ("V6", "V5") if n in idx and usable[idx[n]]), None)
     if ref is not None:
         beat = _median_beats(clean[[idx["I"], idx["II"], ref]], peaks, fs)
         if beat is None:
             return []
-        if _corr(beat[0], beat[2]) < -th.reversal_corr:
+        d = beat - beat.mean(axis=1, keepdims=True)
+        ss = np.einsum("ij,ij->i", d, d)
+        corr = (d[:2] @ d[2]) / np.sqrt(ss[:2] * ss[2]) if ss[2] > 0 else np.zeros(2)
+        corr[ss[:2] <= 0] = 0.0  # a flat median beat says nothing
+        if corr[0] < -th.reversal_corr:
             return ["reversal:LA-RA"]
-        if _corr(beat[1], beat[2]) < -th.reversal_corr:
-            return ["reversal:RA-LL"]
-        return []
-    limb = _limb(clean, names)
-    beats = _median_beats(np.stack([limb[n] for n in ("I", "II", "aVR", "aVF")]), peaks, fs)
+        return ["reversal:RA-LL"] if corr[1] < -th.reversal_corr else []
+    lead = {n: clean[idx[n]] for n in ("I", "II", "aVR", "aVF") if n in idx}
+    lead.setdefault("aVR", -(lead["I"] + lead["II"]) / 2)
+    lead.setdefault("aVF", lead["II"] - lead["I"] / 2)
+    beats = _median_beats(np.stack([lead[n] for n in ("I", "II", "aVR", "aVF")]), peaks, fs)
     if beats is None:
         return []
-    pol = {n: _polarity(b, fs, th.polarity_min_mv) for n, b in zip(("I", "II", "aVR", "aVF"), beats)}
-    if pol["I"][0] < 0 and pol["I"][1] < 0 and pol["aVR"][0] > 0:
+    (i_q, i_p), (ii_q, ii_p), (avr_q, _), (avf_q, _) = (_polarity(b, fs, th.polarity_min_mv) for b in beats)
+    if i_q < 0 and i_p < 0 and avr_q > 0:
         return ["reversal:LA-RA"]
-    if pol["II"][0] < 0 and pol["II"][1] < 0 and pol["aVR"][0] > 0 and pol["aVF"][0] < 0:
+    if ii_q < 0 and ii_p < 0 and avr_q > 0 and avf_q < 0:
         return ["reversal:RA-LL"]
     return []
 
@@ -513,10 +516,10 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
     if not {"I", "II", "III"} <= idx.keys() or not all(usable[idx[n]] for n in ("I", "II", "III")):
         return []
     i, ii, iii = np.nan_to_num(x[[idx["I"], idx["II"], idx["III"]]])
-    rng = float(np.ptp(ii))
+    rng = float(ii.max() - ii.min())
     if rng <= 0:
         return []
-    return ["einthoven"] if float(np.max(np.abs(ii - (i + iii)))) > th.einthoven_fraction * rng else []
+    return ["einthoven"] if float(np.abs(ii - i - iii).max()) > th.einthoven_fraction * rng else []
 
 
 def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
@@ -539,10 +542,8 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
     """
     th = thresholds or QualityThresholds()
     fs = float(recording.fs)
-    x = np.ascontiguousarray(recording.signal, dtype=np.float64)  # readers give time-major arrays
-    n_max = int(th.max_seconds * fs)
-    if x.shape[1] > n_max:
-        x = x[:, :n_max]
+    # readers give time-major arrays: one copy (of the assessed part only) into lead-major rows
+    x = np.ascontiguousarray(np.asarray(recording.signal)[:, : int(th.max_seconds * fs)], dtype=np.float64)
     names = [canonical_lead(n) for n in recording.leads]
     if x.shape[1] == 0:
         leads = tuple(LeadQuality(n, ("missing",), {}) for n in names)
