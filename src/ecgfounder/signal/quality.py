@@ -274,15 +274,11 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, length) of every run of True in the rows of a 2-D boolean array, row by row."""
-    n = mask.shape[1]
+    """(row, length) of every run of True in the rows of a 2-D boolean array, row by row; the last
+    column must be False (a guard: no run continues into the next row)."""
     pos = np.flatnonzero(mask)
-    if not pos.size:
-        return pos, pos
-    brk = np.diff(pos, prepend=-2) != 1
-    brk |= pos % n == 0  # a run never continues into the next row
-    starts = np.flatnonzero(brk)
-    return pos[starts] // n, np.diff(starts, append=pos.size)
+    starts = np.flatnonzero(np.diff(pos, prepend=-2) != 1)
+    return pos[starts] // mask.shape[1], np.diff(starts, append=pos.size)
 
 
 def _percentiles(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -335,8 +331,10 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     with np.errstate(all="ignore"):
         ksqi = n * np.einsum("ij,ij->i", c2, c2) / (m2 * m2)  # kurtosis m4 / m2^2 (scipy's, not Fisher's)
     lo_p, hi_p = _percentiles(clean, 0.5)
-    # three masks in one array, their runs found in one pass: repeats (gap), top rail, bottom rail
-    masks = np.zeros((3, rows, n), dtype=bool)
+    # three masks in one array (and a guard column), their runs found in one pass: repeats (gap),
+    # top rail, bottom rail
+    guarded = np.zeros((3, rows, n + 1), dtype=bool)
+    masks = guarded[:, :, :n]
     np.equal(x[:, 1:], x[:, :-1], out=masks[0, :, 1:])
     lo, hi, nonfinite = np.zeros(rows), np.zeros(rows), np.zeros(rows)
     ok = np.flatnonzero(finite)
@@ -355,11 +353,11 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
             nonfinite[i] = 1.0 - good.mean()
             r = x[i][good] if good.any() else np.zeros(1)
             lo[i], hi[i] = r.min(), r.max()
-            clip[i] = _clip_runs(r[None], lo[i], hi[i])
+            clip[i] = _clip_runs(r, lo[i], hi[i])
         tol = 1e-3 * (hi - lo)
         np.greater_equal(x, (hi - tol)[:, None], out=masks[1])
         np.less_equal(x, (lo + tol)[:, None], out=masks[2])
-    row, length = _runs(masks.reshape(3 * rows, n))
+    row, length = _runs(guarded.reshape(3 * rows, n + 1))
     k = np.searchsorted(row, rows)  # runs of repeats first, then of the rails
     gap = np.zeros(rows)
     if k:  # the longest run of repeats of each lead: k repeats span k + 1 samples
@@ -387,11 +385,14 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
 
 
 def _clip_runs(r: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
-    """(clipped fraction, clipped runs) of one lead's finite samples ``r`` (shape (1, k))."""
+    """(clipped fraction, clipped runs) of one lead's finite samples ``r``."""
     tol = 1e-3 * (hi - lo)
-    row, length = _runs(np.concatenate((r >= hi - tol, r <= lo + tol)))
+    mask = np.zeros((2, r.size + 1), dtype=bool)
+    np.greater_equal(r, hi - tol, out=mask[0, :-1])
+    np.less_equal(r, lo + tol, out=mask[1, :-1])
+    length = _runs(mask)[1]
     long = length >= 3
-    return float(length[long].sum()) / r.shape[1], float(long.sum())
+    return float(length[long].sum()) / r.size, float(long.sum())
 
 
 def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
@@ -449,7 +450,9 @@ def _median_beats(rows: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray 
     ok = peaks[(peaks >= pre) & (peaks + post < rows.shape[1])]
     if ok.size < 3:
         return None
-    return np.median(rows[:, ok[:, None] + np.arange(-pre, post)], axis=1)
+    seg = rows[:, np.arange(-pre, post)[:, None] + ok]  # (rows, samples, beats): sorted in place
+    seg.sort(axis=-1)
+    return 0.5 * (seg[..., (ok.size - 1) // 2] + seg[..., ok.size // 2])  # = np.median
 
 
 def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
@@ -515,11 +518,13 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
     idx = {n: i for i, n in enumerate(names)}
     if not {"I", "II", "III"} <= idx.keys() or not all(usable[idx[n]] for n in ("I", "II", "III")):
         return []
-    i, ii, iii = np.nan_to_num(x[[idx["I"], idx["II"], idx["III"]]])
+    i, ii, iii = (np.nan_to_num(x[idx[n]]) for n in ("I", "II", "III"))
     rng = float(ii.max() - ii.min())
     if rng <= 0:
         return []
-    return ["einthoven"] if float(np.abs(ii - i - iii).max()) > th.einthoven_fraction * rng else []
+    d = ii - i
+    d -= iii
+    return ["einthoven"] if float(np.abs(d, out=d).max()) > th.einthoven_fraction * rng else []
 
 
 def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
