@@ -248,9 +248,7 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
     seg = np.lib.stride_tricks.sliding_window_view(c.astype(np.float32), nper, axis=1)[:, : nseg * hop: hop]
     spec = rfft(seg * win, axis=-1).view(np.float32)  # (rows, segments, re/im interleaved)
     p = dict(zip(names, (np.einsum("rsf,rsf->rf", spec, spec) @ band).astype(np.float64).T))
-    ecg = p["ecg"] + 1e-20
-    pl = [p[k] for k in ("pl50", "pl60") if k in p]
-    nan = np.full(rows, np.nan)
+    ecg, pl, nan = p["ecg"] + 1e-20, [p[k] for k in ("pl50", "pl60") if k in p], np.full(rows, np.nan)
     return {
         "pSQI": p["qrs"] / ecg,
         "basSQI": 1.0 - p["low"] / (p["all"] + 1e-20),
@@ -376,27 +374,22 @@ def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
 
 
 def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices from the summed band-passed (5-30 Hz) energy of the given leads.
-
-    Found at ~250 Hz (block means, where the QRS band still fits) and put at the centre of their
-    block: half the filtering cost at 500 Hz, ±1 ms of jitter."""
+    """R-peak sample indices from the summed band-passed (5-30 Hz) energy of the given leads, found
+    at ~250 Hz on block means (the QRS band still fits) and put at the centre of their block."""
     from scipy.signal import find_peaks
 
     from .filters import bandpass
 
-    none = np.zeros(0, dtype=np.int64)
     if rows.shape[1] < int(2 * fs) or fs < 60:
-        return none
+        return np.zeros(0, dtype=np.int64)
     step = max(1, int(fs // _BEAT_RATE))
     fs_b = fs / step
     energy = np.abs(bandpass(_block_means(rows, step), fs_b, 5.0, min(30.0, fs_b / 2 - 1), 2)).sum(axis=0)
     k = 0.98 * (energy.size - 1)  # np.percentile(energy, 98), linear
     part = np.partition(energy, [int(k), min(int(k) + 1, energy.size - 1)])
     height = 0.4 * (part[int(k)] + (k - int(k)) * (part[min(int(k) + 1, energy.size - 1)] - part[int(k)]))
-    if height <= 0:
-        return none
-    peaks, _ = find_peaks(energy, distance=max(1, int(0.3 * fs_b)), height=height)
-    return peaks * step + step // 2
+    peaks = find_peaks(energy, distance=max(1, int(0.3 * fs_b)), height=height)[0] if height > 0 else []
+    return np.asarray(peaks, dtype=np.int64) * step + step // 2
 
 
 def _median_beats(rows: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray | None:
@@ -422,16 +415,13 @@ def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
 
 def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.ndarray,
               th: QualityThresholds) -> list[str]:
-    """Limb-lead reversal from the median beats.
-
-    With a lateral precordial lead (V6, else V5) as reference, which limb-cable swaps leave alone:
-    lead I and V6 look alike in a correctly wired ECG (median-beat correlation ≥ 0.34 in all 48
-    CinC sample records with usable leads, one suspected real reversal aside) and mirror each other
-    when LA and RA are swapped (I becomes -I: ≤ -0.34 on the same records swapped); likewise II
-    against V6 for an RA/LL swap (II becomes -II).  Without a precordial reference, the polarity
-    rule of Batchvarov et al.: lead I with inverted P and QRS while aVR is upright.  Beats are found
-    on the usable leads among those the rule reads (I, II, aVR, aVF, V5, V6).
-    """
+    """Limb-lead reversal from the median beats (R peaks found on the usable leads among I, II,
+    aVR, aVF, V5, V6).  With a lateral precordial lead (V6, else V5) as reference, which limb-cable
+    swaps leave alone: lead I and V6 look alike in a correctly wired ECG (median-beat correlation
+    ≥ 0.34 in all 48 CinC sample records with usable leads, one suspected real reversal aside) and
+    mirror each other when LA and RA are swapped (≤ -0.34 on the same records swapped); likewise II
+    against V6 for an RA/LL swap.  Without a precordial reference, the polarity rule of Batchvarov
+    et al.: lead I with inverted P and QRS while aVR is upright."""
     idx = {n: i for i, n in enumerate(names)}
     found = [idx[n] for n in ("I", "II", "aVR", "aVF", "V5", "V6") if n in idx and usable[idx[n]]]
     if not {"I", "II"} <= idx.keys() or not found:
@@ -467,11 +457,7 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
         return []
     i, ii, iii = (np.nan_to_num(x[idx[n]]) for n in ("I", "II", "III"))
     rng = float(ii.max() - ii.min())
-    if rng <= 0:
-        return []
-    d = ii - i
-    d -= iii
-    return ["einthoven"] if float(np.abs(d, out=d).max()) > th.einthoven_fraction * rng else []
+    return ["einthoven"] if rng > 0 and float(np.abs(ii - (i + iii)).max()) > th.einthoven_fraction * rng else []
 
 
 def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
@@ -483,23 +469,16 @@ def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
 
 
 def assess(recording: Any, thresholds: QualityThresholds | None = None) -> QualityReport:
-    """Assess the signal quality of a recording.
-
-    Args:
-        recording: a :class:`~ecgfounder.recording.Recording` (``signal`` in mV, ``fs``, ``leads``).
-        thresholds: the thresholds (defaults: :class:`QualityThresholds`).
-
-    Returns:
-        A :class:`QualityReport`; ``report.summary`` is ``"good"`` or the flags.
-    """
+    """Assess the signal quality of ``recording`` (a :class:`~ecgfounder.recording.Recording`:
+    ``signal`` in mV, ``fs``, ``leads``) under ``thresholds`` (default :class:`QualityThresholds`).
+    Returns a :class:`QualityReport`; ``report.summary`` is ``"good"`` or the flags."""
     th = thresholds or QualityThresholds()
     fs = float(recording.fs)
     # readers give time-major arrays: one copy (of the assessed part only) into lead-major rows
     x = np.ascontiguousarray(np.asarray(recording.signal)[:, : int(th.max_seconds * fs)], dtype=np.float64)
     names = [canonical_lead(n) for n in recording.leads]
     if x.shape[1] == 0:
-        leads = tuple(LeadQuality(n, ("missing",), {}) for n in names)
-        return QualityReport(leads, (), th)
+        return QualityReport(tuple(LeadQuality(n, ("missing",), {}) for n in names), (), th)
     finite = np.isfinite(x.sum(axis=1))  # (an overflowing sum only costs the slower path)
     if not finite.all():
         finite = np.isfinite(x).all(axis=1)
