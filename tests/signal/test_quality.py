@@ -208,3 +208,17 @@ def test_steep_baseline_wander_is_not_read_as_mains(cinc, reports):
         assert lead.flags == ("baseline",), (rec.id, lead.flags)
         ratios.append(lead.indices["powerline_ratio"])
     assert max(ratios) < 0.05 and np.median(ratios) < 0.005, ratios
+
+
+def test_gap_is_the_longest_run_of_repeats_exactly():
+    # runs of 0..6 and 700 repeated samples in noise (no repeats elsewhere), and NaNs joining repeats
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 0.3, (9, 5000))
+    for lead, k in enumerate((0, 1, 2, 3, 4, 6, 700)):
+        x[lead, 1000: 1001 + k] = x[lead, 1000]
+    x[7, 2000:2003] = x[7, 1999]
+    x[7, 2003:2010] = np.nan  # 3 repeats, then 7 NaN: one run of 10 after the first sample
+    x[8, :] = 0.0
+    q = assess(ecgfounder.Recording(x, 500.0, tuple(f"L{i}" for i in range(9))))
+    gaps = [round(lq.indices["gap_s"] * 500) for lq in q.leads]
+    assert gaps == [0, 2, 3, 4, 5, 7, 701, 11, 5000], gaps

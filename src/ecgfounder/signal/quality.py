@@ -245,8 +245,9 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
     rows, n = c.shape
     nper, hop, win, band, names = _welch_plan(n, float(fs))
     nseg = (n - nper) // hop + 1
-    seg = np.lib.stride_tricks.sliding_window_view(c.astype(np.float32), nper, axis=1)[:, : nseg * hop: hop]
-    spec = rfft(seg * win, axis=-1).view(np.float32)  # (rows, segments, re/im interleaved)
+    seg = np.lib.stride_tricks.sliding_window_view(c, nper, axis=1)[:, : nseg * hop: hop]
+    seg = np.multiply(seg, win, dtype=np.float32)  # windowed float32 segments in one pass
+    spec = rfft(seg, axis=-1, overwrite_x=True).view(np.float32)  # (rows, segments, re/im interleaved)
     p = dict(zip(names, (np.einsum("rsf,rsf->rf", spec, spec) @ band).astype(np.float64).T))
     ecg, pl, nan = p["ecg"] + 1e-20, [p[k] for k in ("pl50", "pl60") if k in p], np.full(rows, np.nan)
     return {
@@ -310,26 +311,32 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     with np.errstate(all="ignore"):
         ksqi = n * np.einsum("ij,ij->i", c2, c2) / (m2 * m2)  # kurtosis m4 / m2^2 (scipy's, not Fisher's)
         lo, hi = x.min(axis=1), x.max(axis=1)
-        # three masks (and a guard column), their runs found in one pass: repeats, top rail, bottom rail
+        # three masks (and a guard column), their runs found in one pass: long repeats, rails
         guarded = np.zeros((3, rows, n + 1), dtype=bool)
         masks = guarded[:, :, :n]
-        np.equal(x[:, 1:], x[:, :-1], out=masks[0, :, 1:])
+        eq = np.zeros((rows, n), dtype=bool)  # sample equal to the previous one (or not finite)
+        np.equal(x[:, 1:], x[:, :-1], out=eq[:, 1:])
         _rails(x, lo, hi, masks[1:])
     nonfinite, nfin = np.zeros(rows), np.full(rows, float(n))
     for i in np.flatnonzero(~finite):  # leads with NaN/inf: extremes and rails of their finite samples
         good = np.isfinite(x[i])
-        masks[0, i] |= ~good
+        eq[i] |= ~good
         nonfinite[i] = 1.0 - good.mean()
         r = x[i][good] if good.any() else np.zeros(1)
         lo[i], hi[i], nfin[i] = r.min(), r.max(), r.size
         masks[1:, i] = False
         _rails(r[None], lo[i:i + 1], hi[i:i + 1], masks[1:, i:i + 1, : r.size])
+    # runs of >= 4 repeats (2% of samples against 20% for runs of any length): their starts in
+    # masks[0]; a lead without one has its longest run (0 to 3) from the shorter ones
+    eq2 = eq[:, :-1] & eq[:, 1:]
+    np.logical_and(eq2[:, :-2], eq2[:, 2:], out=masks[0, :, : max(n - 3, 0)])
+    longest = np.select([(eq2[:, :-1] & eq[:, 2:]).any(axis=1), eq2.any(axis=1), eq.any(axis=1)], [3, 2, 1], 0)
     row, length = _runs(guarded.reshape(3 * rows, n + 1))
-    k = np.searchsorted(row, rows)  # runs of repeats first, then of the rails
-    gap = np.zeros(rows)
-    if k:  # the longest run of repeats of each lead: k repeats span k + 1 samples
+    k = np.searchsorted(row, rows)  # runs of long repeats first, then of the rails
+    if k:
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
-        gap[row[first]] = np.maximum.reduceat(length[:k], first) + 1
+        longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
+    gap = np.where(longest > 0, longest + 1, 0)  # k repeats span k + 1 samples
     long = length[k:] >= 3
     rail = row[k:][long] % rows
     flat = hi - lo <= 0
@@ -455,7 +462,7 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
     idx = {n: i for i, n in enumerate(names)}
     if not {"I", "II", "III"} <= idx.keys() or not all(usable[idx[n]] for n in ("I", "II", "III")):
         return []
-    i, ii, iii = (np.nan_to_num(x[idx[n]]) for n in ("I", "II", "III"))
+    i, ii, iii = (x[idx[n]] for n in ("I", "II", "III"))  # usable leads: finite
     rng = float(ii.max() - ii.min())
     return ["einthoven"] if rng > 0 and float(np.abs(ii - (i + iii)).max()) > th.einthoven_fraction * rng else []
 
