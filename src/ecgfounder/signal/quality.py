@@ -184,7 +184,7 @@ def _edge_median(x: np.ndarray, k: int) -> np.ndarray:
     from .filters import running_median
 
     h = k // 2
-    padded = np.concatenate((np.repeat(x[:, :1], h, axis=1), x, np.repeat(x[:, -1:], h, axis=1)), axis=1)
+    padded = np.concatenate((x[:, :1].repeat(h, 1), x, x[:, -1:].repeat(h, 1)), 1)
     return running_median(padded, k)[:, h: h + x.shape[1]]
 
 
@@ -197,8 +197,7 @@ def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.nd
         rows = np.where(np.isfinite(x), x, np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: median NaN, filled with 0
-            med = np.nanmedian(rows, axis=1, keepdims=True)
-        x = np.nan_to_num(rows - np.nan_to_num(med))
+            x = np.nan_to_num(rows - np.nan_to_num(np.nanmedian(rows, axis=1, keepdims=True)))
     step = max(1, int(fs // 50))
     k1, k2 = (max(3, int(s * fs / step) | 1) for s in (0.2, 0.6))
     low = _block_means(x, step)
@@ -250,17 +249,13 @@ def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
     spec = rfft(seg, axis=-1, overwrite_x=True).view(np.float32)  # (rows, segments, re/im interleaved)
     p = dict(zip(names, (np.einsum("rsf,rsf->rf", spec, spec) @ band).astype(np.float64).T))
     ecg, pl, nan = p["ecg"] + 1e-20, [p[k] for k in ("pl50", "pl60") if k in p], np.full(rows, np.nan)
-    return {
-        "pSQI": p["qrs"] / ecg,
-        "basSQI": 1.0 - p["low"] / (p["all"] + 1e-20),
-        "hf_ratio": np.maximum(p["hf"] - p["hf_gap"], 0.0) / ecg if "hf" in p else nan,
-        "powerline_ratio": np.maximum.reduce(pl) / ecg if pl else nan,
-    }
+    return {"pSQI": p["qrs"] / ecg, "basSQI": 1.0 - p["low"] / (p["all"] + 1e-20),
+            "hf_ratio": np.maximum(p["hf"] - p["hf_gap"], 0.0) / ecg if "hf" in p else nan,
+            "powerline_ratio": np.maximum.reduce(pl) / ecg if pl else nan}
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, length) of every run of True in the rows of a 2-D boolean array, row by row; the last
-    column must be False (a guard: no run continues into the next row)."""
+    """(row, length) of every run of True in a 2-D boolean array whose last column is False."""
     pos = np.flatnonzero(mask)
     starts = np.flatnonzero(np.diff(pos, prepend=-2) != 1)
     return pos[starts] // mask.shape[1], np.diff(starts, append=pos.size)
@@ -355,8 +350,7 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
 
 
 def _rails(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
-    """Marks the samples of each row within 0.1 % of its range of its maximum (``out[0]``) and of
-    its minimum (``out[1]``): the rails of a clipping amplifier."""
+    """Marks each row's samples within 0.1 % of its range of its maximum (``out[0]``) and minimum."""
     tol = 1e-3 * (hi - lo)
     np.greater_equal(x, (hi - tol)[:, None], out=out[0])
     np.less_equal(x, (lo + tol)[:, None], out=out[1])
@@ -487,8 +481,7 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
     if x.shape[1] == 0:
         return QualityReport(tuple(LeadQuality(n, ("missing",), {}) for n in names), (), th)
     finite = np.isfinite(x.sum(axis=1))  # (an overflowing sum only costs the slower path)
-    if not finite.all():
-        finite = np.isfinite(x).all(axis=1)
+    finite = finite if finite.all() else np.isfinite(x).all(axis=1)
     base, clean = _residual(x, fs, bool(finite.all()))
     values = _measure(x, fs, base, clean, finite)
     columns = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in values.items()}
