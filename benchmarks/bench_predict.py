@@ -2,13 +2,15 @@
 path (by default the one ``auto`` picks), with the peak memory of the whole process tree.
 
     python benchmarks/bench_predict.py [--n 2000] [--precision auto] [--backend auto] [--workers N]
-                                       [--batch 32] [--threads 2] [--device cuda] [--serial] [--json f]
+                                       [--batch 32] [--threads 2] [--device cuda] [--serial] [--quality warn|off]
+                                       [--json f]
 
 Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, each scaled by a random factor
 within ±5 % and given 5 µV of noise, so no two files are equal) with ``wfdb.wrsamp`` into a
 temporary folder, then times (1) the runner alone on preprocessed windows, before and after, and
-(2) ``iter_predict`` over the folder: reading and preprocessing overlap with inference (a
-prefetch thread in the model's process, or ``--workers N`` processes).  ``--serial`` adds a run
+(2) ``iter_predict`` over the folder: reading, the quality check and preprocessing overlap with
+inference (threads in the model's process, at idle priority when the model is on the CPU: see
+``ecgfounder.runtime.overlap``; or ``--workers N`` processes).  ``--serial`` adds a run
 without the overlap (prepare, then infer) for comparison.  All share the same cores.
 """
 
@@ -85,6 +87,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model-seconds", type=float, default=15.0, help="duration of the model-only measurement")
+    ap.add_argument("--quality", default="warn", help="quality gate of predict: warn (the default), skip or off")
     ap.add_argument("--dir", help="use/keep records in this folder instead of a temporary one")
     args = ap.parse_args()
 
@@ -130,7 +133,7 @@ def main() -> None:
     def run_predict(**kw) -> tuple[float, int, float]:
         with PeakRSS() as mem:
             t0, done = time.perf_counter(), 0
-            for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, **kw):
+            for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, quality=args.quality, **kw):
                 done += res.error is None
             secs = time.perf_counter() - t0
         return done / secs, mem.peak, secs
@@ -140,7 +143,8 @@ def main() -> None:
     def serial_predict() -> tuple[float, int, float]:
         from ecgfounder.prediction.records import expand_inputs, prepared_in_process
 
-        items = prepared_in_process(expand_inputs([folder]), model.contract, {}, {"lead": None, "fill_missing": False})
+        items = prepared_in_process(expand_inputs([folder]), model.contract, {},
+                                    {"lead": None, "fill_missing": False, "quality": args.quality})
         return run_predict(prepared=items)
 
     rates, serial, models = [], [], [model_only()]
@@ -150,13 +154,15 @@ def main() -> None:
             serial.append(serial_predict())
         models.append(model_only())
     model_rate = float(np.median(models))
-    from ecgfounder.runtime import overlap_pays
+    from ecgfounder.runtime import overlap_plan
 
-    overlap = (" + prefetch thread" if overlap_pays(args.device, args.threads) else ", prepared in turn") if workers == 0 else ""
+    n_prep, idle = overlap_plan(args.device, args.threads)
+    overlap = ((f" + {n_prep} preparation thread(s){' at idle priority' if idle else ''}" if n_prep else
+                ", prepared in turn") if workers == 0 else "")
     rate, peak, secs = max(rates)
     print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), path {runner.precision}/{runner.backend} "
           f"(asked {args.precision}/{args.backend}) on {args.device}, batch {args.batch}, {args.threads} model threads, "
-          f"{workers} worker process(es){overlap}; {load_average()}")
+          f"{workers} worker process(es){overlap}, quality gate {args.quality}; {load_average()}")
     print(f"model only      {model_rate:8.1f} ECG/s   (median of {', '.join(f'{m:.1f}' for m in models)})")
     print(f"predict         {rate:8.1f} ECG/s   (best of {', '.join(f'{r[0]:.1f}' for r in rates)}; {secs:.1f} s)")
     print(f"ratio           {rate / model_rate:8.2f}   (bar: >= 0.80)")

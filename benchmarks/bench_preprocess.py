@@ -7,7 +7,8 @@ against the package, on the 50 real records, with agreement printed beside each 
 One thread, pinned to one core.  Rows: the published code; the package's chain alone (compiled
 with numba when installed, else scipy); ``ecgfounder.preprocess`` (lead matching, checks,
 windows, z-score: what ``predict`` runs); the scipy form of the chain (what runs without numba);
-``--torch`` adds the batched torch chain (for GPUs; slow on a CPU).
+``--torch`` adds the batched torch chain of ``torch_chain.py`` (an experiment for GPUs, not part of
+the package; slow on a CPU).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def main() -> None:
         "scipy form of the chain (no numba)": one(scipy_chain),
     }
     if args.torch:
-        from ecgfounder.signal.torch_chain import TorchChain
+        from torch_chain import TorchChain  # benchmarks/torch_chain.py (not part of the package)
 
         tc = TorchChain(PreprocessContract(), args.device)
         xb = np.stack([sigs[i % len(sigs)] for i in range(args.batch)])

@@ -213,13 +213,3 @@ def test_prefetch_keeps_order_raises_and_stops_early():
     assert len(produced) == n <= 10  # the producer stopped
     with pytest.raises(ValueError, match="depth"):
         next(prefetch([1], depth=0))
-
-
-def test_overlap_pays_only_with_a_free_core():
-    from ecgfounder.runtime import overlap_pays
-
-    assert overlap_pays("cuda")
-    assert not overlap_pays("cpu", model_threads=10_000)
-    import os
-
-    assert overlap_pays("cpu", model_threads=1) == (len(os.sched_getaffinity(0)) > 1)

@@ -1,16 +1,14 @@
-"""The fast numpy chain and the batched torch chain against the per-lead scipy reference and the
+"""The fast chain (compiled and scipy forms) against the per-lead scipy reference and the
 published outputs (golden)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy import signal as sps
 
 from ecgfounder.signal import fast
 from ecgfounder.signal.preprocess import PreprocessContract, preprocess
-from ecgfounder.signal.torch_chain import TorchChain
 
 
 def _records(data_dir, names):
@@ -61,24 +59,6 @@ def test_fast_chain_equals_reference_and_golden(golden, data_dir, chain_impl):
         np.testing.assert_allclose(f, fast.reference_chain(rec, 500.0), rtol=0, atol=1e-10)
         assert np.abs(_z(f) - want).max() <= 1e-4
         assert np.abs(preprocess(rec, 500.0, PreprocessContract().leads)[0] - want).max() <= 1e-4
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_torch_chain_matches_golden(golden, data_dir, dtype):
-    names = golden["names"][golden["sub_index"]][:4]
-    x = np.stack(_records(data_dir, names))
-    out = TorchChain(PreprocessContract(), "cpu", dtype)(x).numpy()
-    assert out.shape == (4, 12, 5000) and out.dtype == np.float32
-    assert np.abs(out - golden["preprocessed_12_sub"][:4]).max() <= 1e-4
-
-
-def test_torch_chain_zscore_mode_and_short_input():
-    x = np.random.default_rng(0).standard_normal((2, 1, 600))
-    c = PreprocessContract(leads=("I",), mode="zscore")
-    out = TorchChain(c)(x).numpy()
-    np.testing.assert_allclose(out, np.stack([_z(r) for r in x]), atol=1e-6)
-    with pytest.raises(ValueError, match="too short"):
-        TorchChain(PreprocessContract(leads=("I",))).filter(x[..., :20])
 
 
 def test_compiled_kernels_equal_scipy_on_edge_cases():

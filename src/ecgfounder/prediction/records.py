@@ -11,7 +11,9 @@ the whole stream).  Consumers that key results by file must key them by
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -22,9 +24,8 @@ from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ..signal.preprocess import Prepared, PreprocessContract, preprocess_recording
 
-__all__ = ["RecordResult", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process",
-           "calibration_windows", "record_name"]
-
+__all__ = ["RecordResult", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process", "prepared_ahead",
+           "calibration_windows", "record_name", "collected_warnings"]
 
 
 @dataclass
@@ -123,6 +124,50 @@ def _assess(res: RecordResult, rec: Recording, gate: str) -> None:
         res.error = f"not predicted: signal quality {report.summary} (quality gate 'skip'; 'warn' predicts it anyway)"
 
 
+_SINK = threading.local()
+_HOOK_LOCK = threading.Lock()
+_hook: Any = None
+
+
+def _route_warnings() -> None:
+    """Install (once, and again if something replaced it) a ``warnings.showwarning`` that hands a
+    warning raised in a thread collecting warnings to that thread's list and passes every other
+    warning on unchanged."""
+    global _hook
+    with _HOOK_LOCK:
+        if _hook is not None and warnings.showwarning is _hook:
+            return
+        original = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            sink = getattr(_SINK, "sink", None)
+            if sink is None:
+                return original(message, category, filename, lineno, file, line)
+            sink.append(str(message))
+            return None
+
+        warnings.showwarning = show
+        _hook = show
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """Collect the warnings raised **in this thread** while the block runs (their texts, in order).
+
+    Unlike ``warnings.catch_warnings`` it changes no process-wide state on entry and exit, so
+    records can be prepared in several threads at once without one thread's block swallowing or
+    misrouting another's warnings (the warning filters stay the user's: a warning that the filters
+    show once is collected once)."""
+    _route_warnings()
+    outer = getattr(_SINK, "sink", None)
+    sink: list[str] = []
+    _SINK.sink = sink
+    try:
+        yield sink
+    finally:
+        _SINK.sink = outer
+
+
 def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recording | None, err: str | None,
                 contract: PreprocessContract, prep_kwargs: dict[str, Any]) -> tuple[RecordResult, Prepared | None]:
     """Prepare one recording for the model; failures become ``RecordResult.error``.
@@ -142,13 +187,12 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
         if res.error is not None:
             return res, None
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with collected_warnings() as caught:
             prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)
     except (ValueError, OSError) as exc:
         res.error = " ".join(str(exc).split())
         return res, None
-    notes = [str(w.message).removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
+    notes = [w.removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
     res.notes = tuple(_lead_note(n, prep_kwargs.get("lead")) for n in notes)
     res.n_windows = prep.windows.shape[0]
     res.duration_s = prep.duration_s
@@ -161,6 +205,24 @@ def prepared_in_process(items: Iterable[tuple[str, Any]], contract: PreprocessCo
     """``(RecordResult, Prepared | None)`` for every recording of ``items``, read and prepared here."""
     for n, (i, k, path, rec, err) in enumerate(iter_records(items, read_kwargs)):
         yield prepare_one(start + n, input_offset + i, k, path, rec, err, contract, prep_kwargs)
+
+
+def prepared_ahead(items: Iterable[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict[str, Any],
+                   prep_kwargs: dict[str, Any], *, threads: int, idle: bool = False, depth: int = 64,
+                   ) -> Iterator[tuple[RecordResult, Prepared | None]]:
+    """:func:`prepared_in_process`, computed ahead in background threads while the caller runs the
+    model: records are read in order in one thread and checked and preprocessed in ``threads``
+    others (``idle``: at idle priority, see :mod:`ecgfounder.runtime.overlap`); the pairs come back
+    in input order.  ``threads=0`` prepares in the caller's thread, in turn with inference."""
+    if threads <= 0:
+        return prepared_in_process(items, contract, read_kwargs, prep_kwargs)
+    from ..runtime.overlap import ordered_map
+
+    def one(job: tuple[int, tuple]) -> tuple[RecordResult, Prepared | None]:
+        n, (i, k, path, rec, err) = job
+        return prepare_one(n, i, k, path, rec, err, contract, prep_kwargs)
+
+    return ordered_map(one, enumerate(iter_records(items, read_kwargs)), threads=threads, depth=depth, idle=idle)
 
 
 def calibration_windows(files: Sequence[Any], contract: PreprocessContract, n: int, *,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..models.heads import aggregate_windows
 from ..signal.preprocess import Prepared, PreprocessContract
-from .records import RecordResult, expand_inputs, prepared_in_process
+from .records import RecordResult, expand_inputs, prepared_ahead
 from .setup import check_quality_gate
 
 __all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows", "feature_rows",
@@ -137,12 +137,12 @@ def iter_predict(
         prepared = prepared_records(inputs, contract, workers=workers, read_kwargs=read_kwargs,
                                     prep_kwargs=prep_kwargs, chunk=max(1, min(8, batch_size // 4)),
                                     device=str(device))
-    if prepared is None:
-        from ..runtime.overlap import overlap_pays, prefetch
+    if prepared is None:  # read and prepare in background threads while the model runs
+        from ..runtime.overlap import overlap_plan
 
-        prepared = prepared_in_process(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs)
-        if overlap_pays(str(device)):  # read and preprocess in a thread while the model runs on other cores
-            prepared = prefetch(prepared, depth=max(8, 2 * batch_size))
+        threads, idle = overlap_plan(str(device))
+        prepared = prepared_ahead(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs,
+                                  threads=threads, idle=idle, depth=max(8, 2 * batch_size))
     return _stream(prepared, runner, batch_size, on_windows)
 
 

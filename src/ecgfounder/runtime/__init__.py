@@ -14,7 +14,7 @@ from .export import (
     read_onnx_metadata,
     read_torchscript_metadata,
 )
-from .overlap import overlap_pays, prefetch
+from .overlap import ordered_map, overlap_pays, overlap_plan, prefetch
 from .runners import (
     BACKENDS,
     PATHS,
@@ -58,5 +58,7 @@ __all__ = [
     "machine_identity",
     "speed_info",
     "prefetch",
+    "ordered_map",
     "overlap_pays",
+    "overlap_plan",
 ]

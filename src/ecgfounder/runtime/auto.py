@@ -326,5 +326,11 @@ def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") 
     for i, line in enumerate(auto_status(cache_dir, device)):
         info["auto path" if i == 0 else f"auto path {i + 1}"] = line
     info["preprocessing"] = chain_backend()
+    from .overlap import overlap_plan
+
+    threads, idle = overlap_plan("cpu")
+    info["preparation"] = (f"{threads} background thread(s) beside a CPU model"
+                           + (" at idle priority (only the cores the model leaves idle)" if idle else "")
+                           if threads else "in turn with a CPU model (no free core, no idle priority here)")
     info.update({f"{k} (backend)": v for k, v in _versions().items() if k != "torch"})
     return info

@@ -1,15 +1,30 @@
-"""Overlap preparation (reading + preprocessing) with inference: a bounded background producer.
+"""Overlap preparation (reading + preprocessing) with inference: bounded background producers.
 
-:func:`prefetch` runs an iterator (typically the ``(RecordResult, Prepared)`` pairs of the
-prediction engine) in a thread and hands its items over in order through a bounded queue, so
-records are read and filtered while the model runs on the previous batch.  A thread suffices:
-the model (torch, ONNX Runtime, OpenVINO) and the compiled preprocessing kernels release the GIL
-while they compute, and no process start-up, pickling or second copy of the windows is paid.
-It pays only where a core is free for it (:func:`overlap_pays`): on a CPU whose cores the model's
-threads already fill, preparing in turn with inference was measured faster.
+:func:`prefetch` runs an iterator in a thread and hands its items over in order through a
+bounded queue; :func:`ordered_map` applies a function to the items of an iterator in a small pool
+of threads and hands the results over in input order.  The prediction engine uses them so that
+records are read, checked and filtered while the model runs on the previous batch.  Threads
+suffice: the model (torch, ONNX Runtime, OpenVINO), the compiled preprocessing kernels and most
+numpy work release the GIL, and no process start-up, pickling or second copy of the windows is paid.
 
-Errors raised by the producer are re-raised in the consumer, at the position they occurred.
-Leaving the loop early (``break``, an exception, garbage collection) stops the producer.
+With the model on the CPU its threads already fill the cores, and a preparation thread of the
+same priority preempts them at their synchronisation points: measured on 2 cores with
+int8/OpenVINO on 2 threads (``benchmarks/bench_predict.py``), predict fell from 56.9 (prepare, then
+infer) to 29.9 ECG/s.  So there the background threads run at **idle priority** (Linux
+``SCHED_IDLE``, :func:`idle_priority`): they get a core only when the model's threads leave it
+idle (between batches, at the model's barriers, and whenever the model waits for data), and never
+delay the model.  Measured on the same machine with a preparation process at idle priority
+beside the model: the model kept its throughput (within the run-to-run noise) and the
+preparation still got ~0.3 CPU.  Where idle priority does not exist (macOS, Windows), the rule
+of :func:`overlap_plan` falls back to overlapping only where a core is free.
+
+Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
+wait long for a core.  So the consumer never idles beside work that no thread has started: while
+it waits for the next result it takes queued items over (cancels them in the pool and does them
+itself, at its own priority: the model's thread has nothing else to do then).
+
+Errors raised by the producer or the function are re-raised in the consumer, at the position they
+occurred.  Leaving the loop early (``break``, an exception, garbage collection) stops the threads.
 """
 
 from __future__ import annotations
@@ -17,12 +32,16 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Callable, Iterable, Iterator, TypeVar
 
-__all__ = ["prefetch", "overlap_pays"]
+__all__ = ["prefetch", "ordered_map", "overlap_pays", "overlap_plan", "idle_priority", "idle_priority_supported"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
+_PENDING = object()
 
 
 class _Failure:
@@ -30,34 +49,57 @@ class _Failure:
         self.exc = exc
 
 
-def overlap_pays(device: str = "cpu", model_threads: int | None = None) -> bool:
-    """Whether a prefetch thread speeds prediction up: with the model on a GPU, or when the CPU has
-    a core the model's threads leave free.  Measured on 2 cores with int8/OpenVINO on 2 threads
-    (``benchmarks/bench_predict.py --serial``): the extra thread preempts the model's workers at
-    their barriers and predict fell from 56.9 (prepare, then infer) to 29.9 ECG/s."""
-    if not str(device).startswith("cpu"):
-        return True
-    import torch
-
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
-        cores = os.cpu_count() or 1
-    return cores > int(model_threads or torch.get_num_threads())
+        return os.cpu_count() or 1
 
 
-def prefetch(items: Iterable[T], depth: int = 16) -> Iterator[T]:
-    """Yield the items of ``items`` in order, produced ahead in a background thread.
+def idle_priority_supported() -> bool:
+    """Whether a thread can lower itself to idle priority here (Linux ``SCHED_IDLE``)."""
+    return hasattr(os, "SCHED_IDLE") and hasattr(os, "sched_setscheduler")
 
-    Args:
-        items: any iterable; it is iterated in the background thread only.
-        depth: how many items may wait (bounds memory: ~240 kB per 10-s 12-lead record).
-    """
-    if depth < 1:
-        raise ValueError(f"prefetch depth must be >= 1; got {depth}.")
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
+def idle_priority() -> bool:
+    """Lower the **calling thread** to idle priority (Linux ``SCHED_IDLE``: on Linux a scheduling
+    policy belongs to a thread, so the rest of the process keeps its priority).  Returns whether
+    it could; elsewhere it changes nothing."""
+    if not idle_priority_supported():
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:  # pragma: no cover - refused by a sandbox
+        return False
+    return True
+
+
+def overlap_plan(device: str = "cpu", model_threads: int | None = None) -> tuple[int, bool]:
+    """``(preparation threads, at idle priority)`` for a model on ``device``; ``(0, False)``
+    means prepare in turn with inference.
+
+    A GPU model leaves the CPU to preparation: one thread per core (at least 1), normal priority.
+    A CPU model: one thread per core at idle priority where that exists; elsewhere, the cores its
+    ``model_threads`` leave free (none: prepare in turn)."""
+    cores = _cores()
+    if not str(device).startswith("cpu"):
+        return max(1, cores), False
+    if idle_priority_supported():
+        return max(1, cores), True
+    if model_threads is None:
+        import torch
+
+        model_threads = torch.get_num_threads()
+    free = cores - int(model_threads)
+    return max(0, free), False
+
+
+def overlap_pays(device: str = "cpu", model_threads: int | None = None) -> bool:
+    """Whether preparation overlaps inference for a model on ``device`` (see :func:`overlap_plan`)."""
+    return overlap_plan(device, model_threads)[0] > 0
+
+
+def _putter(q: queue.Queue, stop: threading.Event) -> Callable[[object], bool]:
     def put(obj: object) -> bool:
         while not stop.is_set():
             try:
@@ -66,8 +108,36 @@ def prefetch(items: Iterable[T], depth: int = 16) -> Iterator[T]:
             except queue.Full:
                 continue
         return False
+    return put
+
+
+def _drain(q: queue.Queue) -> Iterator[object]:
+    while True:
+        obj = q.get()
+        if obj is _DONE:
+            return
+        if isinstance(obj, _Failure):
+            raise obj.exc
+        yield obj
+
+
+def prefetch(items: Iterable[T], depth: int = 16, *, idle: bool = False) -> Iterator[T]:
+    """Yield the items of ``items`` in order, produced ahead in a background thread.
+
+    Args:
+        items: any iterable; it is iterated in the background thread only.
+        depth: how many items may wait (bounds memory: ~240 kB per 10-s 12-lead record).
+        idle: run the background thread at idle priority (:func:`idle_priority`).
+    """
+    if depth < 1:
+        raise ValueError(f"prefetch depth must be >= 1; got {depth}.")
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    put = _putter(q, stop)
 
     def produce() -> None:
+        if idle:
+            idle_priority()
         try:
             for item in items:
                 if not put(item):
@@ -80,13 +150,120 @@ def prefetch(items: Iterable[T], depth: int = 16) -> Iterator[T]:
     thread = threading.Thread(target=produce, name="ecgfounder-prefetch", daemon=True)
     thread.start()
     try:
-        while True:
-            obj = q.get()
-            if obj is _DONE:
-                return
-            if isinstance(obj, _Failure):
-                raise obj.exc
-            yield obj
+        yield from _drain(q)  # type: ignore[misc]
     finally:
         stop.set()
         thread.join(timeout=5.0)
+
+
+class _Job:
+    """One item's work: submitted to the pool, or taken over by the waiting consumer."""
+
+    __slots__ = ("fut", "item", "value", "error")
+
+    def __init__(self, fut: Future, item: object):
+        self.fut, self.item, self.value, self.error = fut, item, _PENDING, None
+
+    def take_over(self, fn: Callable) -> bool:
+        """Do the work here if no pool thread has started it; whether it did."""
+        if self.value is not _PENDING or not self.fut.cancel():
+            return False
+        try:
+            self.value = fn(self.item)
+        except BaseException as exc:  # raised at this item's position
+            self.value, self.error = None, exc
+        return True
+
+    def result(self) -> object:
+        if self.error is not None:
+            raise self.error
+        return self.fut.result() if self.value is _PENDING else self.value
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth: int = 16,
+                idle: bool = False) -> Iterator[R]:
+    """``fn(item)`` for every item of ``items``, in input order, computed ahead by ``threads``
+    background threads (``items`` itself is iterated in one more thread, in order).
+
+    While the consumer waits for the next result, it takes over queued work that no thread has
+    started (so a pool starved of cores, e.g. at idle priority on a busy machine, cannot stall it).
+
+    Args:
+        fn: the work per item; it runs in several threads at once, so it must be thread-safe.
+        items: any iterable (e.g. records read from files).
+        threads: worker threads (``>= 1``).
+        depth: items submitted and not yet consumed at most (bounds memory).
+        idle: run every background thread at idle priority (:func:`idle_priority`).
+    """
+    if threads < 1:
+        raise ValueError(f"ordered_map needs threads >= 1; got {threads}.")
+    if depth < 1:
+        raise ValueError(f"ordered_map depth must be >= 1; got {depth}.")
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    put = _putter(q, stop)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="ecgfounder-prepare",
+                              initializer=idle_priority if idle else None)
+
+    def dispatch() -> None:
+        if idle:
+            idle_priority()
+        try:
+            for item in items:
+                if stop.is_set() or not put(_Job(pool.submit(fn, item), item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Failure(exc))
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=dispatch, name="ecgfounder-dispatch", daemon=True)
+    thread.start()
+    jobs: deque = deque()  # _Job or _Failure, in input order
+    ended = False  # the dispatcher has handed everything over
+
+    def pull(block: bool) -> None:
+        nonlocal ended
+        while not ended and len(jobs) < depth:
+            try:
+                obj = q.get(block=block)
+            except queue.Empty:
+                return
+            block = False
+            if obj is _DONE:
+                ended = True
+            else:
+                jobs.append(obj)
+
+    try:
+        while True:
+            if not jobs:
+                pull(True)
+                if not jobs:
+                    return
+            job = jobs[0]
+            if isinstance(job, _Failure):
+                raise job.exc
+            while job.value is _PENDING and not job.fut.done():
+                pull(False)
+                if job.take_over(fn) or any(j.take_over(fn) for j in jobs if isinstance(j, _Job)):
+                    continue
+                if ended:
+                    break  # nothing left to take over: wait for the head below
+                wait([job.fut], timeout=0.005)
+            jobs.popleft()
+            yield job.result()  # type: ignore[misc]
+    finally:
+        stop.set()
+        for j in jobs:
+            if isinstance(j, _Job):
+                j.fut.cancel()
+        while True:  # unblock the dispatcher and drop what was submitted
+            try:
+                obj = q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(obj, _Job):
+                obj.fut.cancel()
+        thread.join(timeout=5.0)
+        pool.shutdown(wait=False, cancel_futures=True)

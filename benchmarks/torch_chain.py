@@ -1,16 +1,14 @@
-"""The published preprocessing chain as batched torch operations (CPU or GPU).
+"""The published preprocessing chain as batched torch operations (CPU or GPU): a measured
+experiment, **not part of the package** (issue 13: wire it into ``predict --device cuda`` or remove
+it; it is removed from the package and kept here for ``gpu_check.sh`` to measure).
 
-For when the CPU cannot feed the model: records already at the contract rate are filtered on the
-device next to the model.  Same steps as :func:`ecgfounder.signal.fast.filter_chain` and the same
-result within 1e-4 after the z-score (float64 by default).
-
-Status (decided in issue 13): kept as the device chain, measured on a GPU by
-``benchmarks/gpu_check.sh`` (``bench_preprocess.py --torch --device cuda``), and not yet wired into
-``predict --device cuda``: on the CPU it is ~30x slower than the compiled chain (O(n·k) median), so
-it only pays on a GPU, and whether CPU preparation starves a GPU model (the compiled chain runs
-~300 records/s per core) has not been measured on one yet.  Wire it (prepare without the filter
-chain, then :class:`TorchChain` on each batch of 10-s records at the contract rate) once the GPU
-figures show the model waiting.
+Why not in ``predict``: the published chain filters each *whole record* before cutting it into
+10-s windows, so a chain applied to model windows on the device equals it only for records of
+exactly one window; on the CPU it is ~30x slower than the package's compiled chain (O(n·k)
+median); and with the model on a GPU ``predict`` already prepares records in worker processes
+(half the cores, ~300 records/s per core with the compiled chain).  ``bench_preprocess.py --torch
+--device cuda`` (run by ``gpu_check.sh``) measures whether a device chain would pay; tests:
+``tests/benchmarks/test_torch_chain.py`` (equal to the published outputs within 1e-4).
 
 Steps:
 
@@ -31,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .filters import _band_plan, _notch_plan, median_kernel
+from ecgfounder.signal.filters import _band_plan, _notch_plan, median_kernel
 
 __all__ = ["TorchChain", "torch_filter_chain", "torch_preprocess_batch"]
 
@@ -92,7 +90,7 @@ class TorchChain:
     """
 
     def __init__(self, contract=None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
-        from .preprocess import PreprocessContract
+        from ecgfounder.signal.preprocess import PreprocessContract
 
         self.contract = contract or PreprocessContract()
         self.device = torch.device(device)

@@ -1,0 +1,56 @@
+"""Prediction with preparation in background threads gives what preparing in turn gives; warnings
+raised while records are prepared in several threads land on their own record."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+
+from ecgfounder.prediction import iter_predict
+from ecgfounder.prediction.records import collected_warnings
+from ecgfounder.runtime import overlap
+
+
+def test_threads_and_in_turn_give_the_same_results(records, tiny_ckpt, monkeypatch):
+    from ecgfounder.models.loading import load_model
+
+    model = load_model(tiny_ckpt)
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (0, False))
+    serial = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch"))
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (3, True))
+    ahead = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch"))
+    assert [r.path for r in ahead] == [r.path for r in serial] and [r.index for r in ahead] == list(range(len(serial)))
+    assert [r.error for r in ahead] == [r.error for r in serial] and sum(r.error is not None for r in ahead) == 1
+    assert [r.quality for r in ahead] == [r.quality for r in serial]
+    for a, s in zip(ahead, serial):
+        if s.ok:
+            np.testing.assert_array_equal(a.scores, s.scores)
+            assert a.notes == s.notes
+
+
+def test_collected_warnings_stay_in_their_thread():
+    filters = list(warnings.filters)
+    got: dict[int, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def work(k):
+        start.wait()
+        with collected_warnings() as sink:
+            for j in range(50):
+                warnings.warn(f"thread {k} warning {j}", UserWarning)  # distinct texts: each one shown
+        got[k] = sink
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        assert got[k] == [f"thread {k} warning {j}" for j in range(50)]
+    assert warnings.filters == filters  # no process-wide state changed
+    with warnings.catch_warnings(record=True) as outside:  # a thread not collecting is not affected
+        warnings.simplefilter("always")
+        warnings.warn("outside", UserWarning)
+    assert [str(w.message) for w in outside] == ["outside"]

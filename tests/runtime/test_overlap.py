@@ -1,0 +1,137 @@
+"""Background preparation: the plan per device, idle priority per thread, ordered parallel map."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import threading
+import time
+
+import pytest
+
+from ecgfounder.runtime import overlap
+from ecgfounder.runtime.overlap import idle_priority, ordered_map, overlap_pays, overlap_plan
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+
+
+def test_plan_per_device(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    assert overlap_plan("cuda") == (cores, False)  # the CPU is the model's feeder: normal priority
+    if overlap.idle_priority_supported():
+        assert overlap_plan("cpu", 10_000) == (cores, True)  # idle time only, whatever the model's threads
+    monkeypatch.setattr(overlap, "idle_priority_supported", lambda: False)
+    assert overlap_plan("cpu", 10_000) == (0, False) and not overlap_pays("cpu", 10_000)
+    assert overlap_plan("cpu", 1) == (cores - 1, False)
+    assert overlap_pays("cuda")
+
+
+@linux
+def test_idle_priority_is_per_thread():
+    seen = {}
+
+    def lowered():
+        seen["ok"] = idle_priority()
+        seen["policy"] = os.sched_getscheduler(0)
+
+    t = threading.Thread(target=lowered)
+    t.start()
+    t.join()
+    assert seen == {"ok": True, "policy": os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the calling (model's) thread keeps its priority
+
+
+def test_ordered_map_keeps_order_and_runs_in_parallel():
+    rng = random.Random(0)
+    delays = [rng.uniform(0, 0.01) for _ in range(60)]
+    names = set()
+
+    def slow(i):
+        names.add(threading.current_thread().name)
+        time.sleep(delays[i])
+        return i * i
+
+    assert list(ordered_map(slow, range(60), threads=3, depth=5)) == [i * i for i in range(60)]
+    pooled = {n for n in names if n.startswith("ecgfounder-prepare")}
+    assert pooled and names - pooled <= {threading.current_thread().name}
+
+
+@linux
+def test_ordered_map_idle_threads():
+    def policy(_):
+        time.sleep(0.01)
+        return threading.current_thread().name, os.sched_getscheduler(0)
+
+    for idle, want in ((True, os.SCHED_IDLE), (False, os.SCHED_OTHER)):
+        got = list(ordered_map(policy, range(8), threads=2, idle=idle))
+        pooled = {p for name, p in got if name.startswith("ecgfounder-prepare")}
+        assert pooled == {want}  # (items the waiting consumer took over ran at its own priority)
+
+
+def test_ordered_map_raises_at_the_position_and_stops_early():
+    def fn(i):
+        if i == 5:
+            raise OSError("disk gone at 5")
+        return i
+
+    got = []
+    with pytest.raises(OSError, match="disk gone at 5"):
+        for v in ordered_map(fn, range(20), threads=2, depth=4):
+            got.append(v)
+    assert got == [0, 1, 2, 3, 4]
+
+    def items():
+        yield 1
+        raise ValueError("bad listing")
+
+    with pytest.raises(ValueError, match="bad listing"):
+        list(ordered_map(str, items(), threads=2))
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for v in ordered_map(lambda i: i, endless(), threads=2, depth=3):
+        if v == 3:
+            break
+    time.sleep(0.3)
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n <= 12  # the dispatcher stopped
+    with pytest.raises(ValueError, match="threads"):
+        next(ordered_map(str, [1], threads=0))
+    with pytest.raises(ValueError, match="depth"):
+        next(ordered_map(str, [1], threads=1, depth=0))
+
+
+def test_the_waiting_consumer_does_work_no_thread_started():
+    release = threading.Event()
+    where = {}
+
+    def fn(i):
+        if i == 0:
+            release.wait(5)  # the only pool thread is stuck on item 0 ...
+        where[i] = threading.current_thread().name
+        return i
+
+    out = ordered_map(fn, range(4), threads=1, depth=4)
+    threading.Timer(0.3, release.set).start()
+    assert list(out) == [0, 1, 2, 3]
+    assert where[0].startswith("ecgfounder-prepare")
+    # ... so items still queued when the consumer reached them ran in the consumer's thread
+    assert any(where[i] == threading.current_thread().name for i in (1, 2, 3))
+
+
+def test_env_says_how_preparation_runs(tmp_path):
+    from ecgfounder.runtime import speed_info
+
+    line = speed_info(cache_dir=tmp_path)["preparation"]
+    threads, idle = overlap_plan("cpu")
+    assert line.startswith(f"{threads} background thread") if threads else line.startswith("in turn")
+    assert ("idle priority" in line) == idle
