@@ -19,8 +19,8 @@ below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz
 2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3), ``gap_s``
 (longest run of NaN or exactly constant samples) and ``nonfinite_fraction``.
 
-Cost (one core of the shared 2-core dev VM, 50 records of ``tests/data/cinc2021``): 2.8–4.7 ms CPU per
-10-s 12-lead 500-Hz record, 3.3–4.3x less than the former per-lead scipy code in the same runs (see
+Cost (one core of the shared 2-core dev VM, 50 records of ``tests/data/cinc2021``): 2.8–5.1 ms CPU per
+10-s 12-lead 500-Hz record, 3.3–4.8x less than the former per-lead scipy code in the same runs (see
 ``docs/quality.md`` for the command); a 5-min 12-lead record ~90 ms (was ~300).
 """
 
