@@ -113,7 +113,9 @@ def iter_predict(
             ``auto`` (default) takes the fastest path that agrees with fp32 on this machine, measured
             once on the first batch (or on ``calibration``) and cached.
         workers: processes reading and preprocessing records while the model runs (``0``: in
-            this process; ``None``: :func:`~ecgfounder.prediction.workers.default_workers`).
+            this process, in background threads beside the model, at idle priority when it runs on
+            the CPU: :func:`~ecgfounder.runtime.overlap.overlap_plan`; ``None``:
+            :func:`~ecgfounder.prediction.workers.default_workers`).
         calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
             ``auto`` measures on.
         on_windows: called with the number of windows after every forward pass (progress).
