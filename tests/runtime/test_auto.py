@@ -1,4 +1,4 @@
-"""auto path selection (cache, bounds, partial choices), the OpenVINO runner and the prefetcher.
+"""auto path selection (cache, bounds, partial choices) and the OpenVINO runner.
 No timing is asserted: fake paths are made slow by orders of magnitude, never by margins."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecgfounder.runtime import Bounds, auto_status, candidate_paths, choose_path, make_runner, openvino_available, prefetch
+from ecgfounder.runtime import Bounds, auto_status, candidate_paths, choose_path, make_runner, openvino_available
 from ecgfounder.runtime.auto import MIN_INT8_WINDOWS, agreement
 
 
@@ -181,35 +181,3 @@ def test_openvino_int8_and_bf16_run_close(tiny, golden, tmp_path):
     for prec in ("bf16", "int8"):
         s, f = make_runner(tiny, prec, "openvino", calibration=x[:4], cache_dir=tmp_path)(x[:3])
         assert np.abs(s - ref_s[:3]).max() < 0.05 and agreement(s, f, ref_s[:3], ref_f[:3])[1] > 0.99
-
-
-def test_prefetch_keeps_order_raises_and_stops_early():
-    assert list(prefetch(range(50), depth=3)) == list(range(50))
-
-    def boom():
-        yield 1
-        raise OSError("disk gone")
-
-    got = []
-    with pytest.raises(OSError, match="disk gone"):
-        for v in prefetch(boom()):
-            got.append(v)
-    assert got == [1]
-    produced = []
-
-    def endless():
-        i = 0
-        while True:
-            produced.append(i)
-            yield i
-            i += 1
-
-    for v in prefetch(endless(), depth=2):
-        if v == 3:
-            break
-    time.sleep(0.3)
-    n = len(produced)
-    time.sleep(0.3)
-    assert len(produced) == n <= 10  # the producer stopped
-    with pytest.raises(ValueError, match="depth"):
-        next(prefetch([1], depth=0))

@@ -111,6 +111,21 @@ def _putter(q: queue.Queue, stop: threading.Event) -> Callable[[object], bool]:
     return put
 
 
+def _feed(items: Iterable, put: Callable[[object], bool], wrap: Callable | None, idle: bool) -> None:
+    """Body of a producer thread: every item (through ``wrap``) to ``put`` in order, then the end
+    mark; an exception is handed over in its place, to be raised by the consumer."""
+    if idle:
+        idle_priority()
+    try:
+        for item in items:
+            if not put(item if wrap is None else wrap(item)):
+                return  # the consumer has stopped
+    except BaseException as exc:
+        put(_Failure(exc))
+        return
+    put(_DONE)
+
+
 def _drain(q: queue.Queue) -> Iterator[object]:
     while True:
         obj = q.get()
@@ -135,19 +150,7 @@ def prefetch(items: Iterable[T], depth: int = 16, *, idle: bool = False) -> Iter
     stop = threading.Event()
     put = _putter(q, stop)
 
-    def produce() -> None:
-        if idle:
-            idle_priority()
-        try:
-            for item in items:
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(_Failure(exc))
-            return
-        put(_DONE)
-
-    thread = threading.Thread(target=produce, name="ecgfounder-prefetch", daemon=True)
+    thread = threading.Thread(target=_feed, args=(items, put, None, idle), name="ecgfounder-prefetch", daemon=True)
     thread.start()
     try:
         yield from _drain(q)  # type: ignore[misc]
@@ -205,19 +208,10 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ecgfounder-prepare",
                               initializer=idle_priority if idle else None)
 
-    def dispatch() -> None:
-        if idle:
-            idle_priority()
-        try:
-            for item in items:
-                if stop.is_set() or not put(_Job(pool.submit(fn, item), item)):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(_Failure(exc))
-            return
-        put(_DONE)
+    def submit(item: T) -> _Job:
+        return _Job(pool.submit(fn, item), item)
 
-    thread = threading.Thread(target=dispatch, name="ecgfounder-dispatch", daemon=True)
+    thread = threading.Thread(target=_feed, args=(items, put, submit, idle), name="ecgfounder-dispatch", daemon=True)
     thread.start()
     jobs: deque = deque()  # _Job or _Failure, in input order
     ended = False  # the dispatcher has handed everything over
