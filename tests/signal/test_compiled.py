@@ -11,9 +11,25 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-compiled = pytest.importorskip("ecgfounder.signal.compiled", reason="numba not installed (ecgfounder[fast])")
+pytest.importorskip("numba", reason="numba not installed (ecgfounder[fast])")
+
+
+class _OnFirstUse:
+    """``ecgfounder.signal.compiled``, imported when a test first runs a kernel: importing it
+    compiles the IIR kernels (~7 s cold), which must not happen while every xdist worker collects."""
+
+    def __getattr__(self, name):
+        from ecgfounder.signal import compiled as module
+
+        return getattr(module, name)
+
+
+compiled = _OnFirstUse()
 
 from ecgfounder.signal.filters import _band_plan, _notch_plan  # noqa: E402
+
+# numba compiles these kernels once (~13 s cold): every test that runs them in one xdist worker
+pytestmark = pytest.mark.xdist_group("numba")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cinc2021"
 NOTCH = _notch_plan(50.0, 30.0, 500.0)
