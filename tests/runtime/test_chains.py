@@ -10,8 +10,6 @@ from scipy import signal as sps
 from ecgfounder.signal import fast
 from ecgfounder.signal.preprocess import PreprocessContract, preprocess
 
-# numba compiles these kernels once (~13 s cold): every test that runs them in one xdist worker
-pytestmark = pytest.mark.xdist_group("numba")
 
 
 def _records(data_dir, names):

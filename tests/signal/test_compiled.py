@@ -28,8 +28,6 @@ compiled = _OnFirstUse()
 
 from ecgfounder.signal.filters import _band_plan, _notch_plan  # noqa: E402
 
-# numba compiles these kernels once (~13 s cold): every test that runs them in one xdist worker
-pytestmark = pytest.mark.xdist_group("numba")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cinc2021"
 NOTCH = _notch_plan(50.0, 30.0, 500.0)
