@@ -157,3 +157,26 @@ def test_env_says_how_preparation_runs(tmp_path):
     threads, idle = overlap_plan("cpu")
     assert line.startswith(f"{threads} background thread") if threads else line.startswith("in turn")
     assert ("idle priority" in line) == idle
+
+
+def test_a_starved_idle_pool_gets_no_more_work(monkeypatch):
+    """Other programs keep the cores busy: the idle thread on item 0 gets no time (simulated by a
+    long wait); after STARVED_S the consumer stops feeding the pool and does the rest itself."""
+    monkeypatch.setattr(overlap, "STARVED_S", 0.2)
+    where = {}
+
+    def fn(i):
+        where[i] = threading.current_thread().name
+        if i == 0 and where[i].startswith("ecgfounder-prepare"):
+            time.sleep(0.6)
+        return i
+
+    def slow_items():  # the dispatcher hands items over slowly, so most are submitted after the verdict
+        for i in range(12):
+            time.sleep(0.05)
+            yield i
+
+    assert list(ordered_map(fn, slow_items(), threads=1, depth=2, idle=True)) == list(range(12))
+    me = threading.current_thread().name
+    assert where[0].startswith("ecgfounder-prepare")
+    assert all(where[i] == me for i in range(8, 12))  # fed to nobody but the consumer

@@ -21,7 +21,9 @@ of :func:`overlap_plan` falls back to overlapping only where a core is free.
 Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
 wait long for a core.  So the consumer never idles beside work that no thread has started: while
 it waits for the next result it takes queued items over (cancels them in the pool and does them
-itself, at its own priority: the model's thread has nothing else to do then).
+itself, at its own priority: the model's thread has nothing else to do then); and once it has
+waited :data:`STARVED_S` for one item an idle thread holds, it hands the pool no more work and
+prepares the rest itself (in turn with inference, the behaviour without overlap).
 
 Errors raised by the producer or the function are re-raised in the consumer, at the position they
 occurred.  Leaving the loop early (``break``, an exception, garbage collection) stops the threads.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -42,6 +45,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 _DONE = object()
 _PENDING = object()
+
+#: Seconds the consumer may wait for one item that an idle-priority thread is working on before it
+#: concludes that other programs keep the cores busy (the thread gets no time) and stops handing
+#: work to the pool: from then on it prepares every item itself, in turn with the model.
+STARVED_S = 2.0
 
 
 class _Failure:
@@ -164,12 +172,12 @@ class _Job:
 
     __slots__ = ("fut", "item", "value", "error")
 
-    def __init__(self, fut: Future, item: object):
+    def __init__(self, fut: Future | None, item: object):
         self.fut, self.item, self.value, self.error = fut, item, _PENDING, None
 
     def take_over(self, fn: Callable) -> bool:
         """Do the work here if no pool thread has started it; whether it did."""
-        if self.value is not _PENDING or not self.fut.cancel():
+        if self.value is not _PENDING or (self.fut is not None and not self.fut.cancel()):
             return False
         try:
             self.value = fn(self.item)
@@ -208,8 +216,10 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ecgfounder-prepare",
                               initializer=idle_priority if idle else None)
 
-    def submit(item: T) -> _Job:
-        return _Job(pool.submit(fn, item), item)
+    starved = threading.Event()
+
+    def submit(item: T) -> _Job:  # once the pool is found starved, the consumer does all the work
+        return _Job(None if starved.is_set() else pool.submit(fn, item), item)
 
     thread = threading.Thread(target=_feed, args=(items, put, submit, idle), name="ecgfounder-dispatch", daemon=True)
     thread.start()
@@ -238,26 +248,29 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
             job = jobs[0]
             if isinstance(job, _Failure):
                 raise job.exc
-            while job.value is _PENDING and not job.fut.done():
+            waited = 0.0
+            while job.value is _PENDING and (job.fut is None or not job.fut.done()):
                 pull(False)
                 if job.take_over(fn) or any(j.take_over(fn) for j in jobs if isinstance(j, _Job)):
                     continue
-                if ended:
-                    break  # nothing left to take over: wait for the head below
-                wait([job.fut], timeout=0.005)
+                t0 = time.monotonic()
+                wait([job.fut], timeout=0.05 if ended else 0.005)  # (job.fut is set: else taken over)
+                waited += time.monotonic() - t0
+                if idle and waited > STARVED_S and not starved.is_set():
+                    starved.set()
             jobs.popleft()
             yield job.result()  # type: ignore[misc]
     finally:
         stop.set()
         for j in jobs:
-            if isinstance(j, _Job):
+            if isinstance(j, _Job) and j.fut is not None:
                 j.fut.cancel()
         while True:  # unblock the dispatcher and drop what was submitted
             try:
                 obj = q.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(obj, _Job):
+            if isinstance(obj, _Job) and obj.fut is not None:
                 obj.fut.cancel()
         thread.join(timeout=5.0)
         pool.shutdown(wait=False, cancel_futures=True)
