@@ -10,7 +10,7 @@ numpy work release the GIL, and no process start-up, pickling or second copy of 
 With the model on the CPU its threads already fill the cores, and a preparation thread of the
 same priority preempts them at their synchronisation points: measured on 2 cores with
 int8/OpenVINO on 2 threads (``benchmarks/bench_predict.py``), predict fell from 56.9 (prepare, then
-infer) to 29.9 ECG/s.  So there the background threads run at **idle priority** (Linux
+infer) to 29.9 ECG/s.  So there the preparing threads run at **idle priority** (Linux
 ``SCHED_IDLE``, :func:`idle_priority`): they get a core only when the model's threads leave it
 idle (between batches, at the model's barriers, and whenever the model waits for data), and never
 delay the model.  Measured on the same machine with a preparation process at idle priority
@@ -204,7 +204,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
         items: any iterable (e.g. records read from files).
         threads: worker threads (``>= 1``).
         depth: items submitted and not yet consumed at most (bounds memory).
-        idle: run every background thread at idle priority (:func:`idle_priority`).
+        idle: run the ``threads`` worker threads at idle priority (:func:`idle_priority`).
     """
     if threads < 1:
         raise ValueError(f"ordered_map needs threads >= 1; got {threads}.")
@@ -221,7 +221,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
     def submit(item: T) -> _Job:  # once the pool is found starved, the consumer does all the work
         return _Job(None if starved.is_set() else pool.submit(fn, item), item)
 
-    thread = threading.Thread(target=_feed, args=(items, put, submit, idle), name="ecgfounder-dispatch", daemon=True)
+    # the dispatcher (it iterates ``items``: reading records) keeps normal priority: its work is light
+    # (0.5 ms per WFDB record), and a starved dispatcher would leave the consumer nothing to take over
+    thread = threading.Thread(target=_feed, args=(items, put, submit, False), name="ecgfounder-dispatch", daemon=True)
     thread.start()
     jobs: deque = deque()  # _Job or _Failure, in input order
     ended = False  # the dispatcher has handed everything over
