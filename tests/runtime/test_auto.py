@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from ecgfounder.runtime import Bounds, auto_status, candidate_paths, choose_path, make_runner, openvino_available
 from ecgfounder.runtime.auto import MIN_INT8_WINDOWS, agreement
@@ -135,18 +134,6 @@ def test_candidate_paths_rules():
         candidate_paths("int8", "torch")
     with pytest.raises(ValueError, match="unknown backend"):
         candidate_paths("fp32", "tensorrt")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from ecgfounder.labels import load_labels
-    from ecgfounder.models.net1d import Net1D, Net1DConfig
-    from ecgfounder.signal.preprocess import PreprocessContract
-
-    torch.manual_seed(0)
-    m = Net1D(Net1DConfig(base_filters=8, filter_list=(16, 32), m_blocks_list=(1, 2), n_classes=150))
-    m.contract, m.labels = PreprocessContract(), load_labels()
-    return m.eval()
 
 
 def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_path, monkeypatch):

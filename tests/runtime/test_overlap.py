@@ -11,46 +11,9 @@ import time
 import pytest
 
 from ecgfounder.runtime import overlap
-from ecgfounder.runtime.overlap import idle_priority, ordered_map, overlap_pays, overlap_plan, prefetch
+from ecgfounder.runtime.overlap import idle_priority, ordered_map, overlap_plan
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
-
-
-def _stops_early(run, limit):
-    """Leaving the loop early stops the producer: it does not go on reading items."""
-    produced = []
-
-    def endless():
-        i = 0
-        while True:
-            produced.append(i)
-            yield i
-            i += 1
-
-    for v in run(endless()):
-        if v == 3:
-            break
-    time.sleep(0.3)
-    n = len(produced)
-    time.sleep(0.3)
-    assert len(produced) == n <= limit
-
-
-def test_prefetch_keeps_order_raises_and_stops_early():
-    assert list(prefetch(range(50), depth=3)) == list(range(50))
-
-    def boom():
-        yield 1
-        raise OSError("disk gone")
-
-    got = []
-    with pytest.raises(OSError, match="disk gone"):
-        for v in prefetch(boom()):
-            got.append(v)
-    assert got == [1]
-    _stops_early(lambda items: prefetch(items, depth=2), limit=10)
-    with pytest.raises(ValueError, match="depth"):
-        next(prefetch([1], depth=0))
 
 
 def test_plan_per_device(monkeypatch):
@@ -59,9 +22,8 @@ def test_plan_per_device(monkeypatch):
     if overlap.idle_priority_supported():
         assert overlap_plan("cpu", 10_000) == (cores, True)  # idle time only, whatever the model's threads
     monkeypatch.setattr(overlap, "idle_priority_supported", lambda: False)
-    assert overlap_plan("cpu", 10_000) == (0, False) and not overlap_pays("cpu", 10_000)
+    assert overlap_plan("cpu", 10_000) == (0, False)  # no free core: prepare in turn
     assert overlap_plan("cpu", 1) == (cores - 1, False)
-    assert overlap_pays("cuda")
 
 
 @linux
@@ -125,7 +87,22 @@ def test_ordered_map_raises_at_the_position_and_stops_early():
     with pytest.raises(ValueError, match="bad listing"):
         list(ordered_map(str, items(), threads=2))
 
-    _stops_early(lambda items: ordered_map(lambda i: i, items, threads=2, depth=3), limit=12)
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for v in ordered_map(lambda i: i, endless(), threads=2, depth=3):
+        if v == 3:
+            break
+    time.sleep(0.3)
+    n = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == n <= 12  # the dispatcher stopped reading
     with pytest.raises(ValueError, match="threads"):
         next(ordered_map(str, [1], threads=0))
     with pytest.raises(ValueError, match="depth"):

@@ -14,7 +14,7 @@ from .export import (
     read_onnx_metadata,
     read_torchscript_metadata,
 )
-from .overlap import ordered_map, overlap_pays, overlap_plan, prefetch
+from .overlap import ordered_map, overlap_plan
 from .runners import (
     BACKENDS,
     PATHS,
@@ -57,8 +57,6 @@ __all__ = [
     "choose_path",
     "machine_identity",
     "speed_info",
-    "prefetch",
     "ordered_map",
-    "overlap_pays",
     "overlap_plan",
 ]

@@ -1,9 +1,8 @@
 """Overlap preparation (reading + preprocessing) with inference: bounded background producers.
 
-:func:`prefetch` runs an iterator in a thread and hands its items over in order through a
-bounded queue; :func:`ordered_map` applies a function to the items of an iterator in a small pool
-of threads and hands the results over in input order.  The prediction engine uses them so that
-records are read, checked and filtered while the model runs on the previous batch.  Threads
+:func:`ordered_map` applies a function to the items of an iterator in a small pool of threads and
+hands the results over in input order, through a bounded queue.  The prediction engine uses it so
+that records are read, checked and filtered while the model runs on the previous batch.  Threads
 suffice: the model (torch, ONNX Runtime, OpenVINO), the compiled preprocessing kernels and most
 numpy work release the GIL, and no process start-up, pickling or second copy of the windows is paid.
 
@@ -25,7 +24,7 @@ itself, at its own priority: the model's thread has nothing else to do then); an
 waited :data:`STARVED_S` for one item an idle thread holds, it hands the pool no more work and
 prepares the rest itself (in turn with inference, the behaviour without overlap).
 
-Errors raised by the producer or the function are re-raised in the consumer, at the position they
+Errors raised by the iterator or the function are re-raised in the consumer, at the position they
 occurred.  Leaving the loop early (``break``, an exception, garbage collection) stops the threads.
 """
 
@@ -39,7 +38,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, TypeVar
 
-__all__ = ["prefetch", "ordered_map", "overlap_pays", "overlap_plan", "idle_priority", "idle_priority_supported"]
+__all__ = ["ordered_map", "overlap_plan", "idle_priority", "idle_priority_supported"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,71 +101,6 @@ def overlap_plan(device: str = "cpu", model_threads: int | None = None) -> tuple
     return max(0, free), False
 
 
-def overlap_pays(device: str = "cpu", model_threads: int | None = None) -> bool:
-    """Whether preparation overlaps inference for a model on ``device`` (see :func:`overlap_plan`)."""
-    return overlap_plan(device, model_threads)[0] > 0
-
-
-def _putter(q: queue.Queue, stop: threading.Event) -> Callable[[object], bool]:
-    def put(obj: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-    return put
-
-
-def _feed(items: Iterable, put: Callable[[object], bool], wrap: Callable | None, idle: bool) -> None:
-    """Body of a producer thread: every item (through ``wrap``) to ``put`` in order, then the end
-    mark; an exception is handed over in its place, to be raised by the consumer."""
-    if idle:
-        idle_priority()
-    try:
-        for item in items:
-            if not put(item if wrap is None else wrap(item)):
-                return  # the consumer has stopped
-    except BaseException as exc:
-        put(_Failure(exc))
-        return
-    put(_DONE)
-
-
-def _drain(q: queue.Queue) -> Iterator[object]:
-    while True:
-        obj = q.get()
-        if obj is _DONE:
-            return
-        if isinstance(obj, _Failure):
-            raise obj.exc
-        yield obj
-
-
-def prefetch(items: Iterable[T], depth: int = 16, *, idle: bool = False) -> Iterator[T]:
-    """Yield the items of ``items`` in order, produced ahead in a background thread.
-
-    Args:
-        items: any iterable; it is iterated in the background thread only.
-        depth: how many items may wait (bounds memory: ~240 kB per 10-s 12-lead record).
-        idle: run the background thread at idle priority (:func:`idle_priority`).
-    """
-    if depth < 1:
-        raise ValueError(f"prefetch depth must be >= 1; got {depth}.")
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    put = _putter(q, stop)
-
-    thread = threading.Thread(target=_feed, args=(items, put, None, idle), name="ecgfounder-prefetch", daemon=True)
-    thread.start()
-    try:
-        yield from _drain(q)  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
-
-
 class _Job:
     """One item's work: submitted to the pool, or taken over by the waiting consumer."""
 
@@ -212,18 +146,34 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
         raise ValueError(f"ordered_map depth must be >= 1; got {depth}.")
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
-    put = _putter(q, stop)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="ecgfounder-prepare",
                               initializer=idle_priority if idle else None)
 
     starved = threading.Event()
 
-    def submit(item: T) -> _Job:  # once the pool is found starved, the consumer does all the work
-        return _Job(None if starved.is_set() else pool.submit(fn, item), item)
+    def put(obj: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(obj, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def dispatch() -> None:
+        try:
+            for item in items:
+                # once the pool is found starved, the consumer does all the work
+                if not put(_Job(None if starved.is_set() else pool.submit(fn, item), item)):
+                    return  # the consumer has stopped
+        except BaseException as exc:  # raised by the consumer at this position
+            put(_Failure(exc))
+            return
+        put(_DONE)
 
     # the dispatcher (it iterates ``items``: reading records) keeps normal priority: its work is light
     # (0.5 ms per WFDB record), and a starved dispatcher would leave the consumer nothing to take over
-    thread = threading.Thread(target=_feed, args=(items, put, submit, False), name="ecgfounder-dispatch", daemon=True)
+    thread = threading.Thread(target=dispatch, name="ecgfounder-dispatch", daemon=True)
     thread.start()
     jobs: deque = deque()  # _Job or _Failure, in input order
     ended = False  # the dispatcher has handed everything over
