@@ -160,14 +160,11 @@ def _normalise(w: np.ndarray, c: PreprocessContract) -> np.ndarray:
 def _normalise_into(w: np.ndarray, c: PreprocessContract, out: np.ndarray) -> None:
     """``out[...] = `` the window ``w`` normalised (float32); the compiled z-score when numba is
     installed (three passes instead of numpy's six, the same values to float32 rounding)."""
-    if c.mode == "none":
-        out[...] = w
-        return
-    comp = filters._compiled()
+    comp = filters._compiled() if c.mode != "none" else None
     if comp is not None and out.flags.c_contiguous:
         comp.zscore_f32(w, out)
     else:
-        out[...] = filters.zscore(w)
+        out[...] = _normalise(w, c)
 
 
 def prepare(
