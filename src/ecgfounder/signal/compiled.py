@@ -54,8 +54,9 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .compiled_iir import filtfilt_rows
+from .compiled_quality import quality_rows
 
-__all__ = ["filtfilt_rows", "running_median_rows", "zscore_f32"]
+__all__ = ["filtfilt_rows", "running_median_rows", "zscore_f32", "quality_rows"]
 
 # --------------------------------------------------------------------------------------------
 # running median: sorted blocks with bitmask windows

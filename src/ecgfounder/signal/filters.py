@@ -62,7 +62,9 @@ def filtfilt_ba(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | No
                 padlen: int | None = None) -> np.ndarray:
     """``scipy.signal.filtfilt(b, a, x, axis=-1)`` (odd padding, default length), for ``(..., n)``.
 
-    ``zi`` (``lfilter_zi(b, a)``) and ``padlen`` may be passed pre-computed.
+    ``zi`` (``lfilter_zi(b, a)``) and ``padlen`` may be passed pre-computed.  With numba, finite
+    ``x`` and ``a[0] == 1`` it runs in the compiled kernel (:mod:`ecgfounder.signal.compiled_iir`,
+    the same result to the bit), else in scipy's ``lfilter``.
     """
     if zi is None:
         zi = sps.lfilter_zi(b, a)
@@ -74,6 +76,9 @@ def filtfilt_ba(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | No
             f"signal of {n} samples is too short for zero-phase filtering (needs more than {padlen}); "
             "give a longer record."
         )
+    comp = _compiled()
+    if comp is not None and x.size and a[0] == 1.0 and np.isfinite(x).all():  # the same, 4 rows in SIMD lanes
+        return comp.filtfilt_rows(x.reshape(-1, n), (b, a, zi, padlen)).reshape(x.shape)
     first, last = x[..., :1], x[..., -1:]
     ext = np.concatenate(
         [2 * first - x[..., padlen:0:-1], x, 2 * last - x[..., -2 : -(padlen + 2) : -1]], axis=-1

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .filters import _compiled
 from .leads import canonical_lead
 
 __all__ = ["QualityThresholds", "LeadQuality", "QualityReport", "assess", "CHECKS", "LEAD_OFF_META_KEYS"]
@@ -189,6 +190,14 @@ def _edge_median(x: np.ndarray, k: int) -> np.ndarray:
     return running_median(padded, k)[:, h: h + x.shape[1]]
 
 
+def _baseline_plan(fs: float) -> tuple[int, int, int]:
+    """(block length giving ~50 block means per second, the two median windows in blocks: 0.2 s
+    and 0.6 s, odd)."""
+    step = max(1, int(fs // 50))
+    k1, k2 = (max(3, int(s * fs / step) | 1) for s in (0.2, 0.6))
+    return step, k1, k2
+
+
 def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.ndarray]:
     """(baseline at ~50 Hz, the signal less its baseline and mean): a two-stage median filter (0.2 s
     then 0.6 s, de Chazal et al. 2004) on block means, brought back to the input rate by linear
@@ -200,8 +209,7 @@ def _residual(x: np.ndarray, fs: float, finite: bool) -> tuple[np.ndarray, np.nd
         med = np.zeros((rows.shape[0], 1))
         med[some] = np.nanmedian(rows[some], axis=1, keepdims=True)
         x = np.nan_to_num(rows - med)
-    step = max(1, int(fs // 50))
-    k1, k2 = (max(3, int(s * fs / step) | 1) for s in (0.2, 0.6))
+    step, k1, k2 = _baseline_plan(fs)
     low = _block_means(x, step)
     base = _edge_median(_edge_median(low, k1), k2)
     rows, n = x.shape
@@ -241,13 +249,22 @@ def _welch_plan(n: int, fs: float) -> tuple[int, int, np.ndarray, np.ndarray, tu
 def _spectral(c: np.ndarray, fs: float) -> dict[str, np.ndarray]:
     """Band-power ratios of each row of ``c`` (mean-free) from :func:`scipy.signal.welch`'s estimate
     (2-s Hann segments, half overlap, no detrending), in float32 and one FFT call (equal to ~1e-7)."""
+    plan = _welch_plan(c.shape[1], float(fs))
+    nper, hop, win = plan[:3]
+    nseg = (c.shape[1] - nper) // hop + 1
+    seg = np.lib.stride_tricks.sliding_window_view(c, nper, axis=1)[:, : nseg * hop: hop]
+    with np.errstate(over="ignore", invalid="ignore"):  # (|x| beyond float32: inf, as the kernel's)
+        seg = np.multiply(seg, win, dtype=np.float32)  # windowed float32 segments in one pass
+    return _band_ratios(seg, plan)
+
+
+def _band_ratios(seg: np.ndarray, plan: tuple) -> dict[str, np.ndarray]:
+    """The ratios of :func:`_spectral` from the windowed float32 segments ``(rows, segments, nper)``
+    (overwritten) and the :func:`_welch_plan` they were cut by."""
     from scipy.fft import rfft
 
-    rows, n = c.shape
-    nper, hop, win, band, names = _welch_plan(n, float(fs))
-    nseg = (n - nper) // hop + 1
-    seg = np.lib.stride_tricks.sliding_window_view(c, nper, axis=1)[:, : nseg * hop: hop]
-    seg = np.multiply(seg, win, dtype=np.float32)  # windowed float32 segments in one pass
+    rows = seg.shape[0]
+    band, names = plan[3:]
     spec = rfft(seg, axis=-1, overwrite_x=True).view(np.float32)  # (rows, segments, re/im interleaved)
     p = dict(zip(names, (np.einsum("rsf,rsf->rf", spec, spec) @ band).astype(np.float64).T))
     ecg, pl, nan = p["ecg"] + 1e-20, [p[k] for k in ("pl50", "pl60") if k in p], np.full(rows, np.nan)
@@ -270,8 +287,7 @@ def _percentiles(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
     of 8m strided groups' maxima; the same below) and only those few dozen candidates per row are
     sorted: half the cost of ``np.percentile`` (measured), the same values."""
     rows, n = x.shape
-    v = [qq / 100 * (n - 1) for qq in (q, 100 - q)]  # numpy's virtual indices: ranks and weights
-    (a0, a1, ta), (b0, b1, tb) = ((int(u), min(int(u) + 1, n - 1), u - int(u)) for u in v)
+    (a0, a1, ta), (b0, b1, tb) = _ranks(n, q)
     m = max(a1 + 1, n - b0)  # samples from the farthest rank to the end of either tail
     groups = 8 * m
     lo = hi = None
@@ -294,8 +310,21 @@ def _percentiles(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
     if lo is None:
         part = np.partition(x, sorted({a0, a1, b0, b1}), axis=1)
         lo, hi = part[:, [a0, a1]], part[:, [b0, b1]]
-    lerp = [b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t for (a, b), t in ((lo.T, ta), (hi.T, tb))]
-    return lerp[0], lerp[1]  # numpy's _lerp
+    return _lerp(lo.T, ta), _lerp(hi.T, tb)
+
+
+def _ranks(n: int, q: float) -> tuple[tuple[int, int, float], tuple[int, int, float]]:
+    """numpy's linear-method percentile positions of ``q`` and ``100 - q`` in ``n`` sorted values:
+    ((rank, next rank, weight), (rank, next rank, weight))."""
+    v = [qq / 100 * (n - 1) for qq in (q, 100 - q)]
+    (a0, a1, ta), (b0, b1, tb) = ((int(u), min(int(u) + 1, n - 1), u - int(u)) for u in v)
+    return (a0, a1, ta), (b0, b1, tb)
+
+
+def _lerp(pair: tuple[np.ndarray, np.ndarray] | np.ndarray, t: float) -> np.ndarray:
+    """numpy's ``_lerp`` between the values at two neighbouring ranks, weight ``t``."""
+    a, b = pair
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
@@ -333,22 +362,49 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     if k:
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
         longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
-    gap = np.where(longest > 0, longest + 1, 0)  # k repeats span k + 1 samples
     long = length[k:] >= 3
     rail = row[k:][long] % rows
+    return _indices(fs, n, lo, hi, longest, np.bincount(rail, weights=length[k:][long], minlength=rows),
+                    np.bincount(rail, minlength=rows), nfin, ksqi, np.ptp(base, axis=1), _percentiles(clean, 0.5),
+                    spec, nonfinite)
+
+
+def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndarray, rail_samples: np.ndarray,
+             rail_runs: np.ndarray, nfin: np.ndarray, ksqi: np.ndarray, baseline: np.ndarray,
+             percentiles: tuple[np.ndarray, np.ndarray], spec: dict[str, np.ndarray],
+             nonfinite: np.ndarray) -> dict[str, np.ndarray]:
+    """The indices of every lead from its measurements (arrays over leads): extremes, longest run of
+    repeated samples, samples and runs (of >= 3) on the rails, finite samples, kurtosis, baseline
+    range, the 0.5th/99.5th percentiles of the residual, the spectral ratios, non-finite share."""
     flat = hi - lo <= 0
-    lo_p, hi_p = _percentiles(clean, 0.5)
+    gap = np.where(repeats > 0, repeats + 1, 0)  # k repeats span k + 1 samples
     return {
-        "ptp_mv": hi_p - lo_p,
+        "ptp_mv": percentiles[1] - percentiles[0],
         "max_abs_mv": np.maximum(np.abs(lo), np.abs(hi)),
-        "baseline_mv": np.ptp(base, axis=1),
+        "baseline_mv": baseline,
         "gap_s": np.minimum(gap, n) / fs,
-        "clipped_fraction": np.where(flat, 0.0, np.bincount(rail, weights=length[k:][long], minlength=rows) / nfin),
-        "clipped_runs": np.where(flat, 0.0, np.bincount(rail, minlength=rows)),
+        "clipped_fraction": np.where(flat, 0.0, rail_samples / nfin),
+        "clipped_runs": np.where(flat, 0.0, rail_runs),
         "kSQI": ksqi,
         **spec,
         "nonfinite_fraction": nonfinite,
     }
+
+
+def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(indices, residual) of finite ``x`` by the compiled kernel (same values as :func:`_residual`
+    and :func:`_measure` to rounding)."""
+    rows, n = x.shape
+    step, k1, k2 = _baseline_plan(fs)
+    (a0, a1, ta), (b0, b1, tb) = _ranks(n, 0.5)
+    plan = _welch_plan(n, fs)
+    clean, seg, st = comp.quality_rows(x, step, k1, k2, (a0, a1, b0, b1), _interp_weights(step), *plan[:3])
+    with np.errstate(all="ignore"):
+        ksqi = n * st[:, 6] / (st[:, 5] * st[:, 5])
+    values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4], np.full(rows, float(n)), ksqi,
+                      st[:, 7], (_lerp(st[:, 8:10].T, ta), _lerp(st[:, 10:12].T, tb)), _band_ratios(seg, plan),
+                      np.zeros(rows))
+    return values, clean
 
 
 def _rails(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
@@ -484,8 +540,12 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
         return QualityReport(tuple(LeadQuality(n, ("missing",), {}) for n in names), (), th)
     finite = np.isfinite(x.sum(axis=1))  # (an overflowing sum only costs the slower path)
     finite = finite if finite.all() else np.isfinite(x).all(axis=1)
-    base, clean = _residual(x, fs, bool(finite.all()))
-    values = _measure(x, fs, base, clean, finite)
+    comp = _compiled() if finite.all() and 1 < _baseline_plan(fs)[0] <= x.shape[1] else None
+    if comp is not None:
+        values, clean = _compiled_measure(comp, x, fs)
+    else:
+        base, clean = _residual(x, fs, bool(finite.all()))
+        values = _measure(x, fs, base, clean, finite)
     columns = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in values.items()}
     all_off, named_off = _leads_off(getattr(recording, "meta", {}) or {})
     leads = []

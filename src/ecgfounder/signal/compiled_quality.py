@@ -1,0 +1,260 @@
+"""Compiled (numba) kernel of the signal-quality check's per-lead measurements, used by
+:func:`ecgfounder.signal.quality.assess` when numba is installed and every sample is finite.
+
+:func:`quality_rows` computes, for every lead, in two passes over its samples, what the numpy form
+in :mod:`ecgfounder.signal.quality` computes in some thirty whole-array calls:
+
+* pass 1 over the signal: its extremes, the longest run of repeated samples, and the means of its
+  blocks of ``step`` samples (the baseline's ~50-Hz decimation);
+* the two-stage running median of the block means (edge padded; windows of 11 and 31 values at
+  every rate, a sorted window updated by one deletion and one insertion per step);
+* pass 2: the residual (signal less its linearly interpolated baseline and its mean), written out,
+  with the sums of its squares and fourth powers (kurtosis), the ``m`` smallest and largest
+  residual values (kept sorted in two short buffers: the 0.5th and 99.5th percentiles without a
+  sort), the runs on the rails (samples within 0.1 % of the range of either extreme), and the
+  Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
+
+Same values as the numpy form to rounding (sums in another order: ~1e-13 relative; the medians and
+percentiles are the same selections), hence the same flags: ``tests/signal/test_quality_compiled.py``
+holds the two forms together on the real records and their corrupted copies.
+
+Measured on one core (Xeon with AVX-512, shared 2-core VM), CPU-ms per 10-s 12-lead 500-Hz record
+over the 50 records of ``tests/data/cinc2021``: the numpy measurements (residual, indices,
+percentiles, windowed segments) ~2.6 ms; this kernel ~0.2 ms (see ``docs/quality.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import threading
+
+from numba import njit
+
+__all__ = ["quality_rows", "STATS"]
+
+#: columns of :func:`quality_rows`' per-lead statistics
+STATS = ("lo", "hi", "repeat_run", "rail_samples", "rail_runs", "m2", "m4", "baseline_ptp",
+         "low_a0", "low_a1", "high_b0", "high_b1")
+
+
+_SCRATCH = threading.local()
+_SCRATCH_MAX = 12 * 300_000 * 8  # bytes: a buffer this thread keeps for its next call (12 x 10 min x 500 Hz)
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """An uninitialised array of ``shape``: a view of this thread's buffer ``name`` (grown as
+    needed) when it is at most :data:`_SCRATCH_MAX` bytes, else a fresh one."""
+    size = int(np.prod(shape))
+    if size * np.dtype(dtype).itemsize > _SCRATCH_MAX:
+        return np.empty(shape, dtype)
+    buf = getattr(_SCRATCH, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype)
+        setattr(_SCRATCH, name, buf)
+    return buf[:size].reshape(shape)
+
+
+@njit(cache=True, nogil=True)
+def _edge_median(v, k, out, win):  # pragma: no cover - compiled
+    """``out[i]`` = median of ``v[i - k//2 .. i + k//2]`` with the ends repeating ``v[0]`` and
+    ``v[-1]`` (odd ``k``); ``win`` is scratch of ``k`` values."""
+    n = v.shape[0]
+    h = k // 2
+    for j in range(k):  # the first window, sorted by insertion
+        p = j - h
+        val = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
+        i = j
+        while i > 0 and win[i - 1] > val:
+            win[i] = win[i - 1]
+            i -= 1
+        win[i] = val
+    out[0] = win[h]
+    for c in range(1, n):
+        p = c - h - 1  # leaves
+        old = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
+        p = c + h  # enters
+        new = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
+        if old != new:
+            i = 0
+            while win[i] != old:
+                i += 1
+            while i + 1 < k and win[i + 1] < new:  # close the gap, moving towards the new value
+                win[i] = win[i + 1]
+                i += 1
+            while i > 0 and win[i - 1] > new:
+                win[i] = win[i - 1]
+                i -= 1
+            win[i] = new
+        out[c] = win[h]
+
+
+@njit(inline="always")
+def _keep_smallest(buf, count, m, c):  # pragma: no cover - compiled
+    """Keeps ``buf[:m]`` the ``m`` smallest values seen, ascending; returns the new count."""
+    if count < m:
+        i = count
+        count += 1
+    elif c < buf[m - 1]:
+        i = m - 1
+    else:
+        return count
+    while i > 0 and buf[i - 1] > c:
+        buf[i] = buf[i - 1]
+        i -= 1
+    buf[i] = c
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg, stats):  # pragma: no cover - compiled
+    rows, n = x.shape
+    full = n // step
+    inv = 1.0 / step
+    low = np.empty(full)
+    mid = np.empty(full)
+    base = np.empty(full)
+    scratch = np.empty(max(k1, k2))
+    small = np.empty(m)  # the m smallest residual values so far, ascending
+    large = np.empty(m)  # the m largest, negated, ascending
+    nseg = seg.shape[1]
+    for r in range(rows):
+        row = x[r]
+        out = clean[r]
+        # pass 1: extremes, longest run of repeats, block means (no data-dependent branches)
+        lo = hi = prev = row[0]
+        run = -1
+        longest = 0
+        for b in range(full):
+            s = 0.0
+            for t in range(b * step, b * step + step):
+                v = row[t]
+                s += v * inv
+                lo = v if v < lo else lo  # (finite input: no NaN rule needed)
+                hi = v if v > hi else hi
+                run = run + 1 if v == prev else 0
+                longest = max(longest, run)
+                prev = v
+            low[b] = s
+        tail = 0.0
+        for t in range(full * step, n):
+            v = row[t]
+            tail += v
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+            run = run + 1 if v == prev else 0
+            longest = max(longest, run)
+            prev = v
+        # the baseline: two-stage running median of the block means
+        _edge_median(low, k1, mid, scratch)
+        _edge_median(mid, k2, base, scratch)
+        sl = sb = 0.0
+        bmin = bmax = base[0]
+        for b in range(full):
+            sl += low[b]
+            sb += base[b]
+            bmin = min(bmin, base[b])
+            bmax = max(bmax, base[b])
+        mean = (step * (sl - sb) + tail - (n - full * step) * base[full - 1]) / n
+        # the residual: the signal less its baseline, interpolated between block centres, and mean
+        for b in range(full):
+            e0 = base[max(b - 1, 0)] + mean
+            e1 = base[b] + mean
+            e2 = base[min(b + 1, full - 1)] + mean
+            o = b * step
+            for j in range(step):
+                out[o + j] = row[o + j] - (interp[0, j] * e0 + interp[1, j] * e1 + interp[2, j] * e2)
+        last = base[full - 1] + mean
+        for t in range(full * step, n):
+            out[t] = row[t] - last
+        # the residual's moments (four partial sums: no add waits on the one before)
+        m2a = m2b = m4a = m4b = 0.0
+        t = 0
+        while t + 2 <= n:
+            ca = out[t] * out[t]
+            cb = out[t + 1] * out[t + 1]
+            m2a += ca
+            m2b += cb
+            m4a += ca * ca
+            m4b += cb * cb
+            t += 2
+        if t < n:
+            ca = out[t] * out[t]
+            m2a += ca
+            m4a += ca * ca
+        m2, m4 = m2a + m2b, m4a + m4b
+        # pass 2: the residual's tails and the signal's runs on its rails, in one test per sample
+        # (few samples pass it: the tails' candidates and the samples near either extreme)
+        tol = 1e-3 * (hi - lo)
+        top, bottom = hi - tol, lo + tol
+        below, above = np.inf, -np.inf  # a value below/above these joins the smallest/largest
+        ns = nl = 0
+        up = down = 0  # length of the current run on the upper / lower rail, and where it ends
+        up_end = down_end = -1
+        rail_samples = rail_runs = 0
+        for t in range(n):
+            c = out[t]
+            v = row[t]
+            if (c < below) | (c > above) | (v >= top) | (v <= bottom):
+                if c < below:
+                    ns = _keep_smallest(small, ns, m, c)
+                    if ns == m:
+                        below = small[m - 1]
+                if c > above:
+                    nl = _keep_smallest(large, nl, m, -c)
+                    if nl == m:
+                        above = -large[m - 1]
+                if v >= top:
+                    if t != up_end:
+                        if up >= 3:
+                            rail_samples += up
+                            rail_runs += 1
+                        up = 0
+                    up += 1
+                    up_end = t + 1
+                if v <= bottom:
+                    if t != down_end:
+                        if down >= 3:
+                            rail_samples += down
+                            rail_runs += 1
+                        down = 0
+                    down += 1
+                    down_end = t + 1
+        for last in (up, down):
+            if last >= 3:
+                rail_samples += last
+                rail_runs += 1
+        # Welch segments: the Hann-windowed float32 residual
+        for s in range(nseg):
+            src = out[s * hop: s * hop + nper]
+            dst = seg[r, s]
+            for t in range(nper):
+                dst[t] = np.float32(src[t]) * win[t]
+        st = stats[r]
+        st[0], st[1], st[2], st[3], st[4] = lo, hi, longest, rail_samples, rail_runs
+        st[5], st[6], st[7] = m2, m4, bmax - bmin
+        st[8], st[9] = small[a0], small[a1]
+        st[10], st[11] = -large[n - 1 - b0], -large[n - 1 - b1]
+
+
+def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, int, int, int],
+                 interp: np.ndarray, nper: int, hop: int, win: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-lead measurements of finite float64 ``x`` ``(rows, n)``, ``1 < step <= n``: returns
+    ``(residual (rows, n), windowed float32 Welch segments (rows, segments, nper), statistics
+    (rows, len(STATS)))``.  ``k1``, ``k2``: the odd median windows over block means; ``ranks``:
+    the sorted positions (a0, a1, b0, b1) of the two percentiles; ``interp``: the (3, step)
+    interpolation weights; ``win``: the float32 window of ``nper`` samples, segments ``hop`` apart.
+
+    The residual and the segments of a record up to 10 minutes at 500 Hz are written into buffers
+    this thread keeps for its next call (valid until then): fresh arrays of that size would cost
+    their page faults on every call (~0.3 ms of the kernel's ~0.9 per 10-s record, measured)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    rows, n = x.shape
+    a0, a1, b0, b1 = ranks
+    m = max(a1 + 1, n - b0)
+    clean = _scratch("clean", (rows, n), np.float64)
+    seg = _scratch("seg", (rows, (n - nper) // hop + 1, nper), np.float32)
+    stats = np.empty((rows, len(STATS)))
+    _rows(x, step, k1, k2, m, a0, a1, b0, b1, np.ascontiguousarray(interp, dtype=np.float64), nper, hop,
+          np.ascontiguousarray(win, dtype=np.float32), clean, seg, stats)
+    return clean, seg, stats

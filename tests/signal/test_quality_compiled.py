@@ -1,0 +1,134 @@
+"""The quality check's compiled kernel (:mod:`ecgfounder.signal.compiled_quality`) against its numpy
+form: the same indices to rounding and the same flags, on the real records, corrupted copies of them
+(every check's defect), other rates and awkward lengths.  The suite runs the numpy form everywhere
+else (tests/conftest.py sets ECGFOUNDER_NUMBA=0); here the kernel is forced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ecgfounder
+from ecgfounder.signal import quality as Q
+
+pytest.importorskip("numba", reason="numba not installed (ecgfounder[fast])")
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+class _Kernel:
+    """``ecgfounder.signal.compiled_quality``, imported (compiled, ~3 s cold) on first use."""
+
+    def __getattr__(self, name):
+        from ecgfounder.signal import compiled_quality as module
+
+        return getattr(module, name)
+
+
+kernel = _Kernel()
+
+
+@pytest.fixture(scope="module")
+def cinc():
+    return [ecgfounder.read(p) for p in sorted((DATA / "cinc2021").glob("*.hea"))]
+
+
+def _both(x, fs):
+    """(numpy indices, compiled indices, numpy residual, compiled residual) of finite ``x``."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    base, clean = Q._residual(x, fs, True)
+    want = Q._measure(x, fs, base, clean, np.ones(x.shape[0], bool))
+    got, clean_k = Q._compiled_measure(kernel, x, fs)
+    return want, got, clean, clean_k.copy()
+
+
+def _assert_same(want, got, where):
+    assert want.keys() == got.keys()
+    for k in want:
+        a, b = np.asarray(want[k], float), np.asarray(got[k], float)
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12, err_msg=f"{where}: {k}")
+
+
+def _variants(rec):
+    """Corrupted copies of a real record: one per defect the checks look for."""
+    x = np.ascontiguousarray(rec.signal, dtype=np.float64)
+    n, fs = x.shape[1], rec.fs
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(n)
+    out = {"as read": x}
+    y = x.copy()
+    y[2] = 0.0
+    y[5, 1000:1700] = y[5, 999]
+    out["flat + gap"] = y
+    lim = 0.4 * np.abs(x).max(axis=1, keepdims=True)
+    out["clipped"] = np.clip(x, -lim, lim)
+    out["noise + mains + wander"] = x + rng.normal(0, 0.3, x.shape) + 0.4 * np.sin(2 * np.pi * 50 * t) \
+        + 3 * np.sin(2 * np.pi * 0.2 * t)
+    out["x 20"] = 20 * x
+    out["quantised"] = np.round(x, 1)  # many equal neighbours and ties in the tails
+    return out
+
+
+def test_kernel_equals_numpy_on_real_records_and_their_corruptions(cinc):
+    for rec in cinc:
+        for name, x in _variants(rec).items():
+            want, got, clean, clean_k = _both(x, rec.fs)
+            _assert_same(want, got, f"{rec.id} {name}")
+            np.testing.assert_allclose(clean_k, clean, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("fs", [100.0, 128.0, 250.0, 257.0, 360.0, 1000.0])
+@pytest.mark.parametrize("n", [None, 613, 1999])
+def test_kernel_equals_numpy_at_other_rates_and_lengths(cinc, fs, n):
+    from ecgfounder.signal.filters import resample
+
+    x = resample(np.ascontiguousarray(cinc[3].signal, dtype=np.float64), 500.0, fs)
+    x = x[:, :n] if n else x
+    want, got, clean, clean_k = _both(x, fs)
+    _assert_same(want, got, f"fs={fs} n={x.shape[1]}")
+    np.testing.assert_allclose(clean_k, clean, rtol=0, atol=1e-12)
+
+
+def test_kernel_edge_cases_equal_numpy():
+    rng = np.random.default_rng(5)
+    cases = {
+        "constant": np.full((2, 3000), 1.25),
+        "one block": rng.normal(size=(3, 12)),  # fewer samples than a 2-s segment: one short segment
+        "step": np.repeat([[0.0, 2.0, -1.0]], 1000, axis=1),
+        "huge": rng.normal(0, 1e150, (2, 2000)),
+        "signed zeros": np.where(rng.random((2, 2000)) < 0.5, -0.0, 0.0),
+        "long runs": np.repeat(rng.normal(size=(4, 250)), 20, axis=1),
+    }
+    for name, x in cases.items():
+        want, got, clean, clean_k = _both(x, 500.0)
+        _assert_same(want, got, name)
+        np.testing.assert_allclose(clean_k, clean, rtol=0, atol=1e-12 * max(1.0, np.abs(x).max()))
+
+
+def test_assess_with_the_kernel_keeps_the_pinned_summaries(cinc, monkeypatch):
+    # the same 50 summaries as the numpy form (tests/signal/test_quality.py), the kernel forced
+    monkeypatch.setattr(Q, "_compiled", lambda: kernel)
+    expected = json.loads((DATA / "quality_cinc2021.json").read_text())
+    assert {r.id: Q.assess(r).summary for r in cinc} == expected
+    # and a record with NaN still takes the numpy form (the kernel needs finite samples)
+    x = np.array(cinc[0].signal, dtype=np.float64)
+    x[1, 100:200] = np.nan
+    assert "missing:" + cinc[0].leads[1] in Q.assess(cinc[0].replace(signal=x)).summary
+
+
+def test_scratch_buffers_are_per_thread_and_bounded():
+    import threading
+
+    a = kernel._scratch("probe", (3, 4), np.float64)
+    b = kernel._scratch("probe", (2, 2), np.float64)
+    assert np.shares_memory(a, b)  # reused in this thread
+    seen = []
+    th = threading.Thread(target=lambda: seen.append(kernel._scratch("probe", (3, 4), np.float64)))
+    th.start()
+    th.join()
+    assert not np.shares_memory(a, seen[0])  # another thread's own
+    big = kernel._scratch("probe", (kernel._SCRATCH_MAX // 8 + 1,), np.float64)
+    assert not np.shares_memory(big, kernel._scratch("probe", (3, 4), np.float64))  # too big to keep
