@@ -167,7 +167,7 @@ def test_summaries_of_all_real_records_equal_those_of_the_reference_implementati
 
 
 def test_tail_percentiles_equal_numpy_exactly(cinc):
-    from ecgfounder.signal.quality import _percentiles, _residual
+    from ecgfounder.signal.quality_measures import _percentiles, _residual
 
     rng = np.random.default_rng(0)
     cases = [_residual(np.ascontiguousarray(r.signal), r.fs, True)[1] for r in cinc[::10]]
@@ -182,7 +182,7 @@ def test_tail_percentiles_equal_numpy_exactly(cinc):
 def test_band_ratios_equal_scipy_welch(cinc):
     from scipy.signal import welch
 
-    from ecgfounder.signal.quality import _residual, _spectral
+    from ecgfounder.signal.quality_measures import _residual, _spectral
 
     for rec in cinc[::7]:
         c = _residual(np.ascontiguousarray(rec.signal), rec.fs, True)[1]

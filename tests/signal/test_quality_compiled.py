@@ -13,6 +13,7 @@ import pytest
 
 import ecgfounder
 from ecgfounder.signal import quality as Q
+from ecgfounder.signal import quality_measures as M
 
 pytest.importorskip("numba", reason="numba not installed (ecgfounder[fast])")
 
@@ -39,9 +40,9 @@ def cinc():
 def _both(x, fs):
     """(numpy indices, compiled indices, numpy residual, compiled residual) of finite ``x``."""
     x = np.ascontiguousarray(x, dtype=np.float64)
-    base, clean = Q._residual(x, fs, True)
-    want = Q._measure(x, fs, base, clean, np.ones(x.shape[0], bool))
-    got, clean_k = Q._compiled_measure(kernel, x, fs)
+    base, clean = M._residual(x, fs, True)
+    want = M._measure(x, fs, base, clean, np.ones(x.shape[0], bool))
+    got, clean_k = M._compiled_measure(kernel, x, fs)
     return want, got, clean, clean_k.copy()
 
 
@@ -110,7 +111,7 @@ def test_kernel_edge_cases_equal_numpy():
 
 def test_assess_with_the_kernel_keeps_the_pinned_summaries(cinc, monkeypatch):
     # the same 50 summaries as the numpy form (tests/signal/test_quality.py), the kernel forced
-    monkeypatch.setattr(Q, "_compiled", lambda: kernel)
+    monkeypatch.setattr(M, "_compiled", lambda: kernel)
     expected = json.loads((DATA / "quality_cinc2021.json").read_text())
     assert {r.id: Q.assess(r).summary for r in cinc} == expected
     # and a record with NaN still takes the numpy form (the kernel needs finite samples)

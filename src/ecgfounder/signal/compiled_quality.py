@@ -1,33 +1,40 @@
 """Compiled (numba) kernel of the signal-quality check's per-lead measurements, used by
 :func:`ecgfounder.signal.quality.assess` when numba is installed and every sample is finite.
 
-:func:`quality_rows` computes, for every lead, in two passes over its samples, what the numpy form
-in :mod:`ecgfounder.signal.quality` computes in some thirty whole-array calls:
+:func:`quality_rows` computes, for every lead, in a few passes over its samples, what the numpy
+form in :mod:`ecgfounder.signal.quality_measures` (:func:`~ecgfounder.signal.quality_measures._residual` and
+:func:`~ecgfounder.signal.quality_measures._measure`) computes in some thirty whole-array calls:
 
 * pass 1 over the signal: its extremes, the longest run of repeated samples, and the means of its
-  blocks of ``step`` samples (the baseline's ~50-Hz decimation);
+  blocks of ``step`` samples (the baseline's ~50-Hz decimation), without data-dependent branches;
 * the two-stage running median of the block means (edge padded; windows of 11 and 31 values at
-  every rate, a sorted window updated by one deletion and one insertion per step);
-* pass 2: the residual (signal less its linearly interpolated baseline and its mean), written out,
-  with the sums of its squares and fourth powers (kurtosis), the ``m`` smallest and largest
-  residual values (kept sorted in two short buffers: the 0.5th and 99.5th percentiles without a
-  sort), the runs on the rails (samples within 0.1 % of the range of either extreme), and the
-  Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
+  every rate): a sorted window, one deletion and one insertion per step;
+* the residual (signal less its linearly interpolated baseline and its mean) and the sums of its
+  squares and fourth powers (kurtosis);
+* pass 2, one test per sample that few samples pass: the ``m`` smallest and largest residual
+  values (kept sorted in two short buffers: the 0.5th and 99.5th percentiles without a sort) and
+  the runs on the rails (samples within 0.1 % of the range of either extreme);
+* the Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
 
 Same values as the numpy form to rounding (sums in another order: ~1e-13 relative; the medians and
 percentiles are the same selections), hence the same flags: ``tests/signal/test_quality_compiled.py``
-holds the two forms together on the real records and their corrupted copies.
+holds the two forms together on the real records, corrupted copies, other rates and lengths.
 
-Measured on one core (Xeon with AVX-512, shared 2-core VM), CPU-ms per 10-s 12-lead 500-Hz record
-over the 50 records of ``tests/data/cinc2021``: the numpy measurements (residual, indices,
-percentiles, windowed segments) ~2.6 ms; this kernel ~0.2 ms (see ``docs/quality.md``).
+Measured on one core of the shared 2-core VM (Xeon, AVX-512; ±20 % between runs), wall-ms per 10-s
+12-lead 500-Hz record: this kernel 0.85 (the medians ~0.38 of it, pass 2 ~0.27); with the FFT and
+the indices around it 1.35-1.6, against ~2.9 for the numpy form; ``assess`` as a whole 2.1-2.6
+against 3.4-3.7.  Tried and dropped (no faster, or slower, here): a branch-free sorted-window
+update (ranks counted, or positions found by binary search), ranks kept in SIMD lanes across leads
+(0.62 ms for the medians), the sorted-blocks median of :mod:`ecgfounder.signal.compiled` (0.35-0.41
+ms for the two stages, edge padding included), and tail candidates bounded by group extremes then
+sorted (1.08 ms for the kernel).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import threading
 
+import numpy as np
 from numba import njit
 
 __all__ = ["quality_rows", "STATS"]
