@@ -45,7 +45,7 @@ STATS = ("lo", "hi", "repeat_run", "rail_samples", "rail_runs", "m2", "m4", "bas
 
 
 _SCRATCH = threading.local()
-_SCRATCH_MAX = 12 * 300_000 * 8  # bytes: a buffer this thread keeps for its next call (12 x 10 min x 500 Hz)
+_SCRATCH_MAX = 4 << 20  # bytes: the largest buffer a thread keeps for its next call (12 leads x ~40 s x 500 Hz)
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -252,9 +252,10 @@ def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, i
     the sorted positions (a0, a1, b0, b1) of the two percentiles; ``interp``: the (3, step)
     interpolation weights; ``win``: the float32 window of ``nper`` samples, segments ``hop`` apart.
 
-    The residual and the segments of a record up to 10 minutes at 500 Hz are written into buffers
-    this thread keeps for its next call (valid until then): fresh arrays of that size would cost
-    their page faults on every call (~0.3 ms of the kernel's ~0.9 per 10-s record, measured)."""
+    The residual and the segments of a 12-lead record up to ~40 s at 500 Hz (4 MiB each) are written
+    into buffers this thread keeps for its next call (valid until then): fresh arrays would cost
+    their page faults on every call (0.26-0.38 ms per 10-s record against the kernel's ~0.9,
+    measured); longer records get fresh arrays (their page faults are a small part of their cost)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     rows, n = x.shape
     a0, a1, b0, b1 = ranks
