@@ -19,6 +19,8 @@ records; ``tests/signal/test_compiled.py`` holds them to scipy on real records a
   (``tzcnt``/``lzcnt``): no linked lists to rebuild per block.  ``subtract=True`` returns
   ``x - median`` directly (the chain's baseline removal, one pass less).  Windows longer than
   4096 samples keep too few value bits in the keys and are argsorted instead.
+* :func:`quality_rows` — the signal-quality check's per-lead measurements
+  (:mod:`ecgfounder.signal.compiled_quality`; same values as its numpy form to rounding).
 * :func:`zscore_f32` — the published z-score ``(w - mean) / (std + 1e-8)`` of a window written
   straight into the float32 output: three passes instead of numpy's six (same values to float32
   rounding: max |Δ| 9e-10 against the published code).

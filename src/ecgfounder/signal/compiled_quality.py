@@ -239,8 +239,11 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg
         st = stats[r]
         st[0], st[1], st[2], st[3], st[4] = lo, hi, longest, rail_samples, rail_runs
         st[5], st[6], st[7] = m2, m4, bmax - bmin
-        st[8], st[9] = small[a0], small[a1]
-        st[10], st[11] = -large[n - 1 - b0], -large[n - 1 - b1]
+        if ns < m or nl < m:  # NaN residual (samples near the float64 limit overflow): no percentiles
+            st[8] = st[9] = st[10] = st[11] = np.nan
+        else:
+            st[8], st[9] = small[a0], small[a1]
+            st[10], st[11] = -large[n - 1 - b0], -large[n - 1 - b1]
 
 
 def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, int, int, int],

@@ -287,7 +287,8 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
     names = [canonical_lead(n) for n in recording.leads]
     if x.shape[1] == 0:
         return QualityReport(tuple(LeadQuality(n, ("missing",), {}) for n in names), (), th)
-    finite = np.isfinite(x.sum(axis=1))  # (an overflowing sum only costs the slower path)
+    with np.errstate(over="ignore", invalid="ignore"):  # (an overflowing sum only costs the slower path)
+        finite = np.isfinite(x.sum(axis=1))
     finite = finite if finite.all() else np.isfinite(x).all(axis=1)
     values, clean = measure(x, fs, finite)
     columns = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in values.items()}

@@ -246,10 +246,12 @@ def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndar
     """The indices of every lead from its measurements (arrays over leads): extremes, longest run of
     repeated samples, samples and runs (of >= 3) on the rails, finite samples, kurtosis, baseline
     range, the 0.5th/99.5th percentiles of the residual, the spectral ratios, non-finite share."""
-    flat = hi - lo <= 0
+    with np.errstate(over="ignore", invalid="ignore"):  # (samples near the float64 limit)
+        flat = hi - lo <= 0
+        ptp = percentiles[1] - percentiles[0]
     gap = np.where(repeats > 0, repeats + 1, 0)  # k repeats span k + 1 samples
     return {
-        "ptp_mv": percentiles[1] - percentiles[0],
+        "ptp_mv": ptp,
         "max_abs_mv": np.maximum(np.abs(lo), np.abs(hi)),
         "baseline_mv": baseline,
         "gap_s": np.minimum(gap, n) / fs,
