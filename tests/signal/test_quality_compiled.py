@@ -75,7 +75,7 @@ def _variants(rec):
 
 
 def test_kernel_equals_numpy_on_real_records_and_their_corruptions(cinc):
-    for rec in cinc:
+    for rec in cinc[::2]:  # (all 50 as read: the pinned-summaries test below)
         for name, x in _variants(rec).items():
             want, got, clean, clean_k = _both(x, rec.fs)
             _assert_same(want, got, f"{rec.id} {name}")
