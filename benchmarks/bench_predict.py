@@ -3,7 +3,7 @@ path (by default the one ``auto`` picks), with the peak memory of the whole proc
 
     python benchmarks/bench_predict.py [--n 2000] [--precision auto] [--backend auto] [--workers N]
                                        [--batch 32] [--threads 2] [--device cuda] [--serial] [--quality warn|off]
-                                       [--json f]
+                                       [--pipeline] [--json f]
 
 Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, each scaled by a random factor
 within ±5 % and given 5 µV of noise, so no two files are equal) with ``wfdb.wrsamp`` into a
@@ -11,7 +11,9 @@ temporary folder, then times (1) the runner alone on preprocessed windows, befor
 (2) ``iter_predict`` over the folder: reading, the quality check and preprocessing overlap with
 inference (threads in the model's process, at idle priority when the model is on the CPU: see
 ``ecgfounder.runtime.overlap``; or ``--workers N`` processes).  ``--serial`` adds a run
-without the overlap (prepare, then infer) for comparison.  All share the same cores.
+without the overlap (prepare, then infer) for comparison; ``--pipeline`` runs predict once more with a
+runner that answers at once, to show what preparation itself costs per record inside predict (with
+its threads, and in turn).  All share the same cores.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def main() -> None:
     ap.add_argument("--model-seconds", type=float, default=15.0, help="duration of the model-only measurement")
     ap.add_argument("--quality", default="warn", help="quality gate of predict: warn (the default), skip or off")
     ap.add_argument("--dir", help="use/keep records in this folder instead of a temporary one")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also run predict with a runner that answers at once (zeros): what preparation costs "
+                         "in CPU-ms per record inside predict, with its threads and in turn")
     args = ap.parse_args()
 
     import torch
@@ -176,8 +181,36 @@ def main() -> None:
         print(f"serial predict  {s_rate:8.1f} ECG/s   (no overlap; best of {', '.join(f'{r[0]:.1f}' for r in serial)}) "
               f"ratio {s_rate / model_rate:.2f}")
         out.update(serial=s_rate, serial_runs=[r[0] for r in serial], serial_ratio=s_rate / model_rate)
+    if args.pipeline:
+        out["pipeline"] = _pipeline(folder, model, args)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+def _pipeline(folder: Path, model, args) -> dict:
+    """predict with an instant runner: the preparation's own cost per record (process CPU time,
+    every thread of this process), with predict's threads and in turn."""
+    from ecgfounder.prediction import iter_predict
+    from ecgfounder.prediction.records import expand_inputs, prepared_in_process
+
+    def instant(x):
+        return np.zeros((len(x), len(model.labels)), np.float32), np.zeros((len(x), 1), np.float32)
+
+    def one(**kw) -> tuple[float, float, float]:
+        t0, c0, n = time.perf_counter(), time.process_time(), 0
+        for res in iter_predict([folder], model, batch_size=args.batch, runner=instant, quality=args.quality, **kw):
+            n += 1
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return n / wall, cpu / n * 1e3, cpu / wall
+
+    figures = {}
+    for name, kw in (("threads", {"workers": 0}),
+                     ("in turn", {"prepared": prepared_in_process(expand_inputs([folder]), model.contract, {}, {
+                         "lead": None, "fill_missing": False, "quality": args.quality})})):
+        rate, ms, busy = one(**kw)
+        figures[name] = {"records_per_s": rate, "cpu_ms_per_record": ms, "cores_busy": busy}
+        print(f"pipeline only ({name:7s}) {rate:7.1f} rec/s, {ms:5.2f} CPU-ms per record, {busy:4.2f} cores busy")
+    return figures
 
 
 if __name__ == "__main__":
