@@ -54,3 +54,24 @@ def test_collected_warnings_stay_in_their_thread():
         warnings.simplefilter("always")
         warnings.warn("outside", UserWarning)
     assert [str(w.message) for w in outside] == ["outside"]
+
+
+def test_a_warning_of_the_quality_check_becomes_a_note_of_its_record(records, tiny_ckpt, monkeypatch):
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.signal import quality
+
+    real = quality.assess
+
+    def warning_assess(rec, thresholds=None):
+        warnings.warn(f"quality probe {rec.id}", RuntimeWarning)
+        return real(rec, thresholds)
+
+    monkeypatch.setattr(quality, "assess", warning_assess)
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (2, True))
+    model = load_model(tiny_ckpt)
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        results = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch"))
+    ok = [r for r in results if r.ok]
+    assert ok and all(any(n.startswith("quality probe ") for n in r.notes) for r in ok)
+    assert not [w for w in leaked if "quality probe" in str(w.message)]

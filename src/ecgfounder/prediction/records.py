@@ -182,12 +182,12 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
         return res, None
     prep_kwargs = dict(prep_kwargs)
     gate = prep_kwargs.pop("quality", "warn") or "warn"
-    if gate != "off":
-        _assess(res, rec, gate)
-        if res.error is not None:
-            return res, None
     try:
-        with collected_warnings() as caught:
+        with collected_warnings() as caught:  # the quality check's warnings too: notes of this record
+            if gate != "off":
+                _assess(res, rec, gate)
+                if res.error is not None:
+                    return res, None
             prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)
     except (ValueError, OSError) as exc:
         res.error = " ".join(str(exc).split())
