@@ -68,8 +68,7 @@ def _edge_median(v, k, out, win):  # pragma: no cover - compiled
     n = v.shape[0]
     h = k // 2
     for j in range(k):  # the first window, sorted by insertion
-        p = j - h
-        val = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
+        val = v[min(max(j - h, 0), n - 1)]
         i = j
         while i > 0 and win[i - 1] > val:
             win[i] = win[i - 1]
@@ -77,10 +76,8 @@ def _edge_median(v, k, out, win):  # pragma: no cover - compiled
         win[i] = val
     out[0] = win[h]
     for c in range(1, n):
-        p = c - h - 1  # leaves
-        old = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
-        p = c + h  # enters
-        new = v[0] if p < 0 else (v[n - 1] if p >= n else v[p])
+        old = v[min(max(c - h - 1, 0), n - 1)]  # leaves
+        new = v[min(c + h, n - 1)]  # enters
         if old != new:
             i = 0
             while win[i] != old:
@@ -112,6 +109,24 @@ def _keep_smallest(buf, count, m, c):  # pragma: no cover - compiled
     return count
 
 
+@njit(inline="always")
+def _closed(run, samples, runs):  # pragma: no cover - compiled
+    """(samples, runs) on the rails, a finished run counted when it has at least 3 samples."""
+    if run >= 3:
+        return samples + run, runs + 1
+    return samples, runs
+
+
+@njit(inline="always")
+def _on_rail(t, run, end, samples, runs):  # pragma: no cover - compiled
+    """Sample ``t`` is on a rail: (the run it continues, or starts once the one before is counted;
+    where that run now ends; samples and runs counted)."""
+    if t != end:
+        samples, runs = _closed(run, samples, runs)
+        run = 0
+    return run + 1, t + 1, samples, runs
+
+
 @njit(cache=True, nogil=True)
 def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg, stats):  # pragma: no cover - compiled
     rows, n = x.shape
@@ -127,30 +142,27 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg
     for r in range(rows):
         row = x[r]
         out = clean[r]
-        # pass 1: extremes, longest run of repeats, block means (no data-dependent branches)
+        # pass 1: extremes, longest run of repeats, block means and the sum of the samples after
+        # the last whole block (no data-dependent branches)
         lo = hi = prev = row[0]
         run = -1
         longest = 0
-        for b in range(full):
+        tail = 0.0
+        for b in range(full + 1):
             s = 0.0
-            for t in range(b * step, b * step + step):
+            w = inv if b < full else 1.0
+            for t in range(b * step, min(b * step + step, n)):
                 v = row[t]
-                s += v * inv
+                s += v * w
                 lo = v if v < lo else lo  # (finite input: no NaN rule needed)
                 hi = v if v > hi else hi
                 run = run + 1 if v == prev else 0
                 longest = max(longest, run)
                 prev = v
-            low[b] = s
-        tail = 0.0
-        for t in range(full * step, n):
-            v = row[t]
-            tail += v
-            lo = v if v < lo else lo
-            hi = v if v > hi else hi
-            run = run + 1 if v == prev else 0
-            longest = max(longest, run)
-            prev = v
+            if b < full:
+                low[b] = s
+            else:
+                tail = s
         # the baseline: two-stage running median of the block means
         _edge_median(low, k1, mid, scratch)
         _edge_median(mid, k2, base, scratch)
@@ -211,25 +223,11 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg
                     if nl == m:
                         above = -large[m - 1]
                 if v >= top:
-                    if t != up_end:
-                        if up >= 3:
-                            rail_samples += up
-                            rail_runs += 1
-                        up = 0
-                    up += 1
-                    up_end = t + 1
+                    up, up_end, rail_samples, rail_runs = _on_rail(t, up, up_end, rail_samples, rail_runs)
                 if v <= bottom:
-                    if t != down_end:
-                        if down >= 3:
-                            rail_samples += down
-                            rail_runs += 1
-                        down = 0
-                    down += 1
-                    down_end = t + 1
-        for last in (up, down):
-            if last >= 3:
-                rail_samples += last
-                rail_runs += 1
+                    down, down_end, rail_samples, rail_runs = _on_rail(t, down, down_end, rail_samples, rail_runs)
+        rail_samples, rail_runs = _closed(up, rail_samples, rail_runs)
+        rail_samples, rail_runs = _closed(down, rail_samples, rail_runs)
         # Welch segments: the Hann-windowed float32 residual
         for s in range(nseg):
             src = out[s * hop: s * hop + nper]
