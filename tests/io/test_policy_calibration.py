@@ -5,36 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgfounder.io.policy import trailing_calibration
+from ecgfounder.io.policy import _scan_calibration, trailing_calibration
 
 
-def _full_scan(sig: np.ndarray, fs: float, *, level_mv: tuple[float, float] = (0.9, 1.1),
-                         min_pulse_s: float = 0.05) -> tuple[int, int] | None:
-    """The policy's check as it was before its last-column shortcut: a full scan of the record."""
+def _full_scan(sig: np.ndarray, fs: float) -> tuple[int, int] | None:
+    """The policy's check without its last-column shortcut: the full scan alone."""
     if sig.shape[0] < 2 or sig.shape[1] < 4:
         return None
-    col = sig[0]
-    equal = np.all(np.abs(sig - col) <= 1e-3 + 0.01 * np.abs(col), axis=0)
-    cal = equal & (col >= level_mv[0]) & (col <= level_mv[1])
-    if not cal.any():
-        return None
-    last = int(np.flatnonzero(cal)[-1])
-    if np.any(np.abs(sig[:, last + 1:]) > 1e-6):
-        return None
-    start = last
-    while start > 0 and cal[start - 1]:
-        start -= 1
-    if last - start + 1 < max(2, int(min_pulse_s * fs)):
-        return None
-    zero = np.all(np.abs(sig) <= 1e-6, axis=0)
-    cut = start
-    while cut > 0 and zero[cut - 1]:
-        cut -= 1
-    if cut == start and start > 0:
-        # no blank gap: accept only a pulse that starts from a level shared by all leads
-        if not equal[start - 1]:
-            return None
-    return cut, start
+    return _scan_calibration(sig, fs, (0.9, 1.1), 0.05)
 
 
 def _cases():

@@ -51,6 +51,12 @@ def trailing_calibration(sig: np.ndarray, fs: float, *, level_mv: tuple[float, f
     if not (np.all(np.abs(end) <= 1e-6) or (level_mv[0] <= end[0] <= level_mv[1]
                                              and np.all(np.abs(end - end[0]) <= 1e-3 + 0.01 * abs(end[0])))):
         return None
+    return _scan_calibration(sig, fs, level_mv, min_pulse_s)
+
+
+def _scan_calibration(sig: np.ndarray, fs: float, level_mv: tuple[float, float],
+                      min_pulse_s: float) -> tuple[int, int] | None:
+    """:func:`trailing_calibration` by a full scan of the record (``sig``: at least 2 leads, 4 samples)."""
     col = sig[0]
     equal = np.all(np.abs(sig - col) <= 1e-3 + 0.01 * np.abs(col), axis=0)
     cal = equal & (col >= level_mv[0]) & (col <= level_mv[1])
