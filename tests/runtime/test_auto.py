@@ -160,6 +160,41 @@ def test_openvino_runner_parity(tiny, golden, tmp_path):
     assert np.abs(s - ref_s).max() <= 1e-4 and np.abs(f - ref_f).max() <= 1e-4
 
 
+def test_stream_count_splits_evenly_into_parts_of_min_part():
+    from ecgfounder.runtime.openvino import MIN_PART, stream_count
+
+    assert MIN_PART == 4
+    assert stream_count(32, 2) == 2 and stream_count(32, 16) == 8 and stream_count(32, 3) == 2
+    assert stream_count(1, 2) == stream_count(7, 2) == stream_count(8, 1) == 1  # too small, or one thread
+    assert stream_count(8, 2) == 2 and stream_count(9, 2) == 1  # 9 has no even split into parts of >= 4
+    assert stream_count(24, 5) == 4 and stream_count(12, 4) == 3
+    for b in range(1, 70):
+        for t in (1, 2, 3, 4, 8, 16):
+            s = stream_count(b, t)
+            assert 1 <= s <= max(1, t) and b % s == 0 and (s == 1 or b // s >= MIN_PART)
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
+def test_openvino_streams_equal_one_request(tiny, golden, tmp_path, monkeypatch):
+    """A repeated batch size runs on two streams (two requests, half the batch each): the same
+    values, in the same order, as one request over the whole batch, and as torch fp32."""
+    import ecgfounder.runtime.openvino as ov_mod
+
+    x = np.concatenate([golden["preprocessed_12_sub"]] * 4)[:8]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    streamed = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path, threads=2)
+    outs = [streamed(x) for _ in range(3)]  # the 2nd and 3rd call: static shape, 2 streams
+    monkeypatch.setattr(ov_mod, "stream_count", lambda batch, threads: 1)
+    s1, f1 = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path, threads=2)(x)  # compiled with 1 stream
+    for s, f in outs:
+        assert s.shape == (8, 150) and f.shape == f1.shape and s.dtype == f.dtype == np.float32
+        assert np.abs(s - ref_s).max() <= 1e-4 and np.abs(f - ref_f).max() <= 1e-4
+        assert np.abs(s - s1).max() <= 1e-6 and np.abs(f - f1).max() <= 1e-6
+    # the first half of the batch alone gives the first half of the answer (parts are not mixed up)
+    half_s, _ = streamed(x[:4])
+    assert np.abs(half_s - outs[-1][0][:4]).max() <= 1e-6 and np.abs(outs[-1][0][4:] - ref_s[4:]).max() <= 1e-4
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
 def test_openvino_int8_and_bf16_run_close(tiny, golden, tmp_path):

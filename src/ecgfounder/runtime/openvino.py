@@ -8,6 +8,18 @@ Precisions (``openvino`` extra: ``pip install ecgfounder[openvino]``):
 * ``int8`` — the QDQ graph of :func:`ecgfounder.runtime.runners.quantize_int8` (per-channel int8
   weights, activations calibrated on real windows, first convolution kept fp32), which OpenVINO
   runs with its int8 (VNNI/AMX) kernels; the remaining operations in bf16 where it is native.
+
+Layout.  One ECG, or a batch that does not split evenly, runs as one inference request over all
+``threads`` (the ``LATENCY`` hint: every operation split across the threads, which meet at a
+barrier after each).  A batch that splits evenly into ``streams`` parts of at least
+:data:`MIN_PART` ECGs (:func:`stream_count`) runs as that many requests at once on as many
+**streams** (the ``THROUGHPUT`` hint; ``threads // streams`` threads each), so the threads meet once
+per batch instead of once per operation.  Measured on the 2-core dev VM with the int8 graph at
+batch 32 (``benchmarks/bench_predict.py``): model-only 134-146 against 126-130 ECG/s, and a busy
+thread of lower priority beside the model (what ``predict``'s preparation is) cost the latency
+layout 20-25 % of its throughput for 0.15-0.25 of a core, the streams layout nothing measurable
+(it took only the time the streams left idle): with one request, a thread that loses its core
+holds up the other at every barrier.
 """
 
 from __future__ import annotations
@@ -17,9 +29,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["openvino_available", "openvino_session", "OV_HINTS"]
+__all__ = ["openvino_available", "openvino_session", "stream_count", "OV_HINTS", "MIN_PART"]
 
 OV_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+#: the fewest ECGs per stream: smaller parts leave each stream too little work per operation
+MIN_PART = 4
+
+
+def stream_count(batch: int, threads: int) -> int:
+    """Streams a batch of ``batch`` ECGs runs on with ``threads`` threads: the most (at most one
+    per thread) that split it into equal parts of at least :data:`MIN_PART`; 1 means one request
+    over all threads (the latency layout)."""
+    for s in range(min(int(threads), batch // MIN_PART), 1, -1):
+        if batch % s == 0:
+            return s
+    return 1
 
 
 def openvino_available() -> bool:
@@ -38,7 +63,8 @@ def openvino_session(path: str | Path, precision: str, threads: int,
     32, agreement unchanged: max |Δprob| 5.7e-3, cosine 0.99925 on the 50 real records).
 
     A batch size used twice gets a static-shape compilation (measured 1.15-1.3x faster than the
-    dynamic one at batch 32; at most two such); other sizes share one dynamic compilation."""
+    dynamic one at batch 32; at most two such), on :func:`stream_count` streams; other sizes share
+    one dynamic compilation (one request over all threads)."""
     import openvino as ov
 
     if precision not in OV_HINTS:
@@ -47,25 +73,38 @@ def openvino_session(path: str | Path, precision: str, threads: int,
     hint = "bf16" if precision == "int8" and native_bf16 else OV_HINTS[precision]
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": int(threads),
                               "PERFORMANCE_HINT": "LATENCY"}
-    compiled: dict[Any, tuple[Any, Any, Any]] = {}
+    compiled: dict[Any, list[Any]] = {}
     seen: dict[tuple[int, ...], int] = {}
 
-    def request_for(shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    def requests_for(shape: tuple[int, ...]) -> list[Any]:
+        """The inference requests of a batch of ``shape``: one per stream, each for an equal part."""
         seen[shape] = seen.get(shape, 0) + 1
         static = shape in compiled or (seen[shape] >= 2 and len(compiled) < 3)  # at most 2 static + dynamic
         key = shape if static else "dynamic"
         if key not in compiled:
             model = core.read_model(str(path))
+            streams = stream_count(shape[0], threads) if static else 1
+            layout = dict(config)
             if key != "dynamic":
-                model.reshape({model.input(0).get_any_name(): list(shape)})
-            cm = core.compile_model(model, "CPU", config)
-            compiled[key] = (cm.create_infer_request(), cm.output(0), cm.output(1))
+                model.reshape({model.input(0).get_any_name(): [shape[0] // streams, *shape[1:]]})
+            if streams > 1:
+                layout.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=streams)
+            cm = core.compile_model(model, "CPU", layout)
+            compiled[key] = [cm.create_infer_request() for _ in range(streams)]
         return compiled[key]
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        request, out_logits, out_feats = request_for(tuple(x.shape))
-        res = request.infer({0: x})
-        return np.array(res[out_logits], dtype=np.float32), np.array(res[out_feats], dtype=np.float32)
+        requests = requests_for(tuple(x.shape))
+        if len(requests) == 1:
+            requests[0].infer({0: x})
+        else:
+            for request, part in zip(requests, np.split(x, len(requests))):
+                request.start_async({0: part})
+            for request in requests:
+                request.wait()
+        outs = [(r.get_output_tensor(0).data, r.get_output_tensor(1).data) for r in requests]
+        return tuple(np.concatenate([o[i] for o in outs]).astype(np.float32, copy=False)  # type: ignore[return-value]
+                     for i in (0, 1))
 
     return run
