@@ -9,8 +9,8 @@ Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, each scaled by a 
 within ±5 % and given 5 µV of noise, so no two files are equal) with ``wfdb.wrsamp`` into a
 temporary folder, then times (1) the runner alone on preprocessed windows, before and after, and
 (2) ``iter_predict`` over the folder: reading, the quality check and preprocessing overlap with
-inference (threads in the model's process, at idle priority when the model is on the CPU: see
-``ecgfounder.runtime.overlap``; or ``--workers N`` processes).  ``--serial`` adds a run
+inference (threads in the model's process, at idle priority when the model's CPU threads meet after
+every operation: see ``ecgfounder.runtime.overlap``; or ``--workers N`` processes).  ``--serial`` adds a run
 without the overlap (prepare, then infer) for comparison; ``--pipeline`` runs predict once more with a
 runner that answers at once, to show what preparation itself costs per record inside predict (with
 its threads, and in turn).  All share the same cores.
@@ -161,7 +161,7 @@ def main() -> None:
     model_rate = float(np.median(models))
     from ecgfounder.runtime import overlap_plan
 
-    n_prep, idle = overlap_plan(args.device, args.threads)
+    n_prep, idle = overlap_plan(args.device, args.threads, runner.streams(args.batch))
     overlap = ((f" + {n_prep} preparation thread(s){' at idle priority' if idle else ''}" if n_prep else
                 ", prepared in turn") if workers == 0 else "")
     rate, peak, secs = max(rates)

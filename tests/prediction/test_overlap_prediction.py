@@ -17,9 +17,9 @@ def test_threads_and_in_turn_give_the_same_results(records, tiny_ckpt, monkeypat
     from ecgfounder.models.loading import load_model
 
     model = load_model(tiny_ckpt)
-    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (0, False))
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None, streams=1: (0, False))
     serial = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch"))
-    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (3, True))
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None, streams=1: (3, True))
     ahead = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch"))
     assert [r.path for r in ahead] == [r.path for r in serial] and [r.index for r in ahead] == list(range(len(serial)))
     assert [r.error for r in ahead] == [r.error for r in serial] and sum(r.error is not None for r in ahead) == 1
@@ -67,7 +67,7 @@ def test_a_warning_of_the_quality_check_becomes_a_note_of_its_record(records, ti
         return real(rec, thresholds)
 
     monkeypatch.setattr(quality, "assess", warning_assess)
-    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None: (2, True))
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None, streams=1: (2, True))
     model = load_model(tiny_ckpt)
     with warnings.catch_warnings(record=True) as leaked:
         warnings.simplefilter("always")

@@ -203,3 +203,18 @@ def test_openvino_int8_and_bf16_run_close(tiny, golden, tmp_path):
     for prec in ("bf16", "int8"):
         s, f = make_runner(tiny, prec, "openvino", calibration=x[:4], cache_dir=tmp_path)(x[:3])
         assert np.abs(s - ref_s[:3]).max() < 0.05 and agreement(s, f, ref_s[:3], ref_f[:3])[1] > 0.99
+
+
+def test_runner_streams_follow_backend_and_batch(tiny, tmp_path):
+    """What predict's overlap plan reads: streams only for OpenVINO on the CPU, from its threads."""
+    from ecgfounder.runtime.runners import Runner
+
+    assert make_runner(tiny, "fp32", "torch").streams(32) == 1
+    plain = Runner(lambda x: x, "int8", "openvino", "cpu")  # threads unknown: no claim of streams
+    assert plain.streams(32) == 1
+    on_two = Runner(lambda x: x, "int8", "openvino", "cpu", threads=2)
+    assert on_two.streams(32) == 2 and on_two.streams(1) == on_two.streams(9) == 1
+    assert Runner(lambda x: x, "int8", "onnxruntime", "cpu", threads=2).streams(32) == 1
+    if openvino_available():
+        built = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path, threads=2)
+        assert built.threads == 2 and built.streams(32) == 2

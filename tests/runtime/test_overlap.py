@@ -19,11 +19,13 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_I
 def test_plan_per_device(monkeypatch):
     cores = len(os.sched_getaffinity(0))
     assert overlap_plan("cuda") == (cores, False)  # the CPU is the model's feeder: normal priority
+    assert overlap_plan("cpu", 2, streams=2) == (cores, False)  # threads on streams: normal priority
     if overlap.idle_priority_supported():
         assert overlap_plan("cpu", 10_000) == (cores, True)  # idle time only, whatever the model's threads
     monkeypatch.setattr(overlap, "idle_priority_supported", lambda: False)
     assert overlap_plan("cpu", 10_000) == (0, False)  # no free core: prepare in turn
     assert overlap_plan("cpu", 1) == (cores - 1, False)
+    assert overlap_plan("cpu", 10_000, streams=2) == (cores, False)
 
 
 @linux

@@ -114,7 +114,8 @@ def iter_predict(
             once on the first batch (or on ``calibration``) and cached.
         workers: processes reading and preprocessing records while the model runs (``0``: in
             this process, in background threads beside the model, at idle priority when it runs on
-            the CPU: :func:`~ecgfounder.runtime.overlap.overlap_plan`; ``None``:
+            the CPU with threads that meet after every operation:
+            :func:`~ecgfounder.runtime.overlap.overlap_plan`; ``None``:
             :func:`~ecgfounder.prediction.workers.default_workers`).
         calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
             ``auto`` measures on.
@@ -141,8 +142,10 @@ def iter_predict(
                                     device=str(device))
     if prepared is None:  # read and prepare in background threads while the model runs
         from ..runtime.overlap import overlap_plan
+        from ..runtime.runners import Runner as BuiltRunner
 
-        threads, idle = overlap_plan(str(device))
+        streams = runner.streams(batch_size) if isinstance(runner, BuiltRunner) else 1  # (a plain function: 1)
+        threads, idle = overlap_plan(str(device), streams=streams)
         prepared = prepared_ahead(expand_inputs(inputs), contract, dict(read_kwargs or {}), prep_kwargs,
                                   threads=threads, idle=idle, depth=max(8, 2 * batch_size))
     return _stream(prepared, runner, batch_size, on_windows)

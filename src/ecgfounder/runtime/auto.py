@@ -330,7 +330,8 @@ def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") 
 
     threads, idle = overlap_plan("cpu")
     info["preparation"] = (f"{threads} background thread(s) beside a CPU model"
-                           + (" at idle priority (only the cores the model leaves idle)" if idle else "")
+                           + (" at idle priority (only the cores the model leaves idle) where its threads meet "
+                              "after every operation; at normal priority beside OpenVINO's streams" if idle else "")
                            if threads else "in turn with a CPU model (no free core, no idle priority here)")
     info.update({f"{k} (backend)": v for k, v in _versions().items() if k != "torch"})
     return info

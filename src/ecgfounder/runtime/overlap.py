@@ -6,16 +6,25 @@ that records are read, checked and filtered while the model runs on the previous
 suffice: the model (torch, ONNX Runtime, OpenVINO), the compiled preprocessing kernels and most
 numpy work release the GIL, and no process start-up, pickling or second copy of the windows is paid.
 
-With the model on the CPU its threads already fill the cores, and a preparation thread of the
-same priority preempts them at their synchronisation points: measured on 2 cores with
-int8/OpenVINO on 2 threads (``benchmarks/bench_predict.py``), predict fell from 56.9 (prepare, then
-infer) to 29.9 ECG/s.  So there the preparing threads run at **idle priority** (Linux
+With the model on the CPU its threads already fill the cores.  Where they meet after every
+operation (one inference request over all threads: torch, ONNX Runtime, OpenVINO on a single
+ECG), a preparation thread of the same priority preempts them at their synchronisation points:
+measured on 2 cores with int8/OpenVINO on 2 threads in that layout (``benchmarks/bench_predict.py``),
+predict fell from 56.9 (prepare, then infer) to 29.9 ECG/s.  So there the preparing threads run at **idle priority** (Linux
 ``SCHED_IDLE``, :func:`idle_priority`): they get a core only when the model's threads leave it
 idle (between batches, at the model's barriers, and whenever the model waits for data), and never
 delay the model.  Measured on the same machine with a preparation process at idle priority
 beside the model: the model kept its throughput (within the run-to-run noise) and the
 preparation still got ~0.3 CPU.  Where idle priority does not exist (macOS, Windows), the rule
 of :func:`overlap_plan` falls back to overlapping only where a core is free.
+
+Where the model's threads work on separate parts of each batch instead (OpenVINO's streams,
+:meth:`ecgfounder.runtime.runners.Runner.streams`), they meet once per batch, so a preparation
+thread that takes a core delays one stream by the time it took and no more; there preparation
+runs at normal priority.  Measured on the 2-core VM over 2,000 records, interleaved, int8/OpenVINO
+on 2 streams: two preparation threads at normal priority 70-86 ECG/s, at idle priority 60-77
+(5 of 6 rounds lower): an idle thread that holds the GIL when a stream's thread takes its core
+keeps the model's feeding thread waiting.
 
 Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
 wait long for a core.  So the consumer never idles beside work that no thread has started: while
@@ -81,15 +90,18 @@ def idle_priority() -> bool:
     return True
 
 
-def overlap_plan(device: str = "cpu", model_threads: int | None = None) -> tuple[int, bool]:
+def overlap_plan(device: str = "cpu", model_threads: int | None = None, streams: int = 1) -> tuple[int, bool]:
     """``(preparation threads, at idle priority)`` for a model on ``device``; ``(0, False)``
     means prepare in turn with inference.
 
     A GPU model leaves the CPU to preparation: one thread per core (at least 1), normal priority.
-    A CPU model: one thread per core at idle priority where that exists; elsewhere, the cores its
-    ``model_threads`` leave free (none: prepare in turn)."""
+    So does a CPU model whose threads run on ``streams`` > 1 (separate parts of each batch, meeting
+    once per batch: :meth:`ecgfounder.runtime.runners.Runner.streams`): a preparation thread that
+    takes a core from one stream delays that stream alone, by the time it took.  A CPU model whose
+    threads meet after every operation: one thread per core at idle priority where that exists;
+    elsewhere, the cores its ``model_threads`` leave free (none: prepare in turn)."""
     cores = _cores()
-    if not str(device).startswith("cpu"):
+    if not str(device).startswith("cpu") or streams > 1:
         return max(1, cores), False
     if idle_priority_supported():
         return max(1, cores), True

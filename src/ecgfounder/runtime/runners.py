@@ -55,7 +55,7 @@ from .._fileio import atomic_path, cache_dir
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
 from .export import export_onnx
-from .openvino import openvino_available, openvino_session
+from .openvino import openvino_available, openvino_session, stream_count
 
 __all__ = [
     "Runner",
@@ -163,9 +163,19 @@ class Runner:
     device: str
     detail: str = ""
     choice: Any = None  # the runtime.auto.Choice behind an auto runner, once measured
+    threads: int = 0  # CPU threads of a graph back-end (0: torch's own setting)
 
     def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.fn(windows)
+
+    def streams(self, batch: int) -> int:
+        """Streams a repeated batch of ``batch`` windows runs on: more than 1 means the model's
+        threads work on separate parts and meet once per batch (OpenVINO on the CPU,
+        :func:`~ecgfounder.runtime.openvino.stream_count`), 1 that they meet after every operation
+        (torch, ONNX Runtime, an ``auto`` runner not measured yet)."""
+        if self.backend != "openvino" or not self.threads:
+            return 1
+        return stream_count(batch, self.threads)
 
     def describe(self) -> str:
         return f"{self.precision}/{self.backend} on {self.device}" + (f" ({self.detail})" if self.detail else "")
@@ -304,7 +314,7 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
         return _scores(logits, task_meta), np.asarray(feats, dtype=np.float32)
 
     detail = "calibrated on the first batch" if precision == "int8" and calibration is None else ""
-    return Runner(run, precision, backend, "cpu", detail)
+    return Runner(run, precision, backend, "cpu", detail, threads=n_threads)
 
 
 def build_runner(
@@ -351,7 +361,8 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
                              threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
         chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None)
-        runner.fn, runner.precision, runner.backend = chosen.fn, chosen.precision, chosen.backend
+        runner.fn, runner.precision, runner.backend, runner.threads = chosen.fn, chosen.precision, chosen.backend, \
+            chosen.threads
         runner.detail = f"auto: {choice.line().split(': ', 1)[1]}"
         runner.choice = choice
 
