@@ -15,11 +15,12 @@ barrier after each).  A batch that splits evenly into ``streams`` parts of at le
 :data:`MIN_PART` ECGs (:func:`stream_count`) runs as that many requests at once on as many
 **streams** (the ``THROUGHPUT`` hint; ``threads // streams`` threads each), so the threads meet once
 per batch instead of once per operation.  Measured on the 2-core dev VM with the int8 graph at
-batch 32 (``benchmarks/bench_predict.py``): model-only 134-146 against 126-130 ECG/s, and a busy
-thread of lower priority beside the model (what ``predict``'s preparation is) cost the latency
-layout 20-25 % of its throughput for 0.15-0.25 of a core, the streams layout nothing measurable
-(it took only the time the streams left idle): with one request, a thread that loses its core
-holds up the other at every barrier.
+batch 32 (ad-hoc interleaved loops; figures in ``benchmarks/README.md``): the same outputs to the
+bit, model-only 124-144 against 120-142 ECG/s (streams ahead in 8 rounds of 8, +1.4 to +9 %), and
+a busy thread at idle priority beside the model cost the latency layout 20-25 % of its throughput
+for 0.15-0.25 of a core and the streams layout nothing measurable (it took only the time the
+streams left idle): with one request, a thread that loses its core holds up the other at every
+barrier.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ Where the model's threads work on separate parts of each batch instead (OpenVINO
 :meth:`ecgfounder.runtime.runners.Runner.streams`), they meet once per batch, so a preparation
 thread that takes a core delays one stream by the time it took and no more; there preparation
 runs at normal priority.  Measured on the 2-core VM over 2,000 records, interleaved, int8/OpenVINO
-on 2 streams: two preparation threads at normal priority 70-86 ECG/s, at idle priority 60-77
-(5 of 6 rounds lower): an idle thread that holds the GIL when a stream's thread takes its core
-keeps the model's feeding thread waiting.
+on 2 streams: two preparation threads at normal priority 69.9-88.7 ECG/s, at idle priority
+60.5-76.7 (lower in 8 of 9 rounds): an idle thread that holds the GIL when a stream's thread takes
+its core keeps the model's feeding thread waiting.
 
 Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
 wait long for a core.  So the consumer never idles beside work that no thread has started: while
