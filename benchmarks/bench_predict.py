@@ -146,11 +146,7 @@ def main() -> None:
     workers = default_workers(args.device) if args.workers is None else args.workers
 
     def serial_predict() -> tuple[float, int, float]:
-        from ecgfounder.prediction.records import expand_inputs, prepared_in_process
-
-        items = prepared_in_process(expand_inputs([folder]), model.contract, {},
-                                    {"lead": None, "fill_missing": False, "quality": args.quality})
-        return run_predict(prepared=items)
+        return run_predict(prepared=_in_turn(folder, model, args))
 
     rates, serial, models = [], [], [model_only()]
     for _ in range(max(1, args.rounds)):  # interleaved: load changes hit every variant alike
@@ -192,11 +188,18 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(out, indent=1))
 
 
+def _in_turn(folder: Path, model, args):
+    """The folder's records read and prepared in the consumer's thread, one after another (no overlap)."""
+    from ecgfounder.prediction.records import expand_inputs, prepared_in_process
+
+    return prepared_in_process(expand_inputs([folder]), model.contract, {},
+                               {"lead": None, "fill_missing": False, "quality": args.quality})
+
+
 def _pipeline(folder: Path, model, args) -> dict:
     """predict with an instant runner: the preparation's own cost per record (process CPU time,
     every thread of this process), with predict's threads and in turn."""
     from ecgfounder.prediction import iter_predict
-    from ecgfounder.prediction.records import expand_inputs, prepared_in_process
 
     def instant(x):
         return np.zeros((len(x), len(model.labels)), np.float32), np.zeros((len(x), 1), np.float32)
@@ -210,8 +213,7 @@ def _pipeline(folder: Path, model, args) -> dict:
 
     figures = {}
     for name, kw in (("threads", {"workers": 0}),
-                     ("in turn", {"prepared": prepared_in_process(expand_inputs([folder]), model.contract, {}, {
-                         "lead": None, "fill_missing": False, "quality": args.quality})})):
+                     ("in turn", {"prepared": _in_turn(folder, model, args)})):
         rate, ms, busy = one(**kw)
         figures[name] = {"records_per_s": rate, "cpu_ms_per_record": ms, "cores_busy": busy}
         print(f"pipeline only ({name:7s}) {rate:7.1f} rec/s, {ms:5.2f} CPU-ms per record, {busy:4.2f} cores busy")
