@@ -116,12 +116,39 @@ def test_kernel_edge_cases_equal_numpy():
 def test_assess_with_the_kernel_keeps_the_pinned_summaries(cinc, monkeypatch):
     # the same 50 summaries as the numpy form (tests/signal/test_quality.py), the kernel forced
     monkeypatch.setattr(M, "_compiled", lambda: kernel)
+    monkeypatch.setattr(Q, "_compiled", lambda: kernel)  # the reversal check's median beats too
     expected = json.loads((DATA / "quality_cinc2021.json").read_text())
     assert {r.id: Q.assess(r).summary for r in cinc} == expected
     # and a record with NaN still takes the numpy form (the kernel needs finite samples)
     x = np.array(cinc[0].signal, dtype=np.float64)
     x[1, 100:200] = np.nan
     assert "missing:" + cinc[0].leads[1] in Q.assess(cinc[0].replace(signal=x)).summary
+
+
+def test_beat_medians_equal_numpy(cinc):
+    # the reversal check's R peaks and median beats: one compiled call against block_means, the
+    # band-pass, np.percentile, scipy's find_peaks and np.median; equal to the bit, at every rate
+    # (block lengths 1 to 4), on records long enough for the per-column sort (> 48 beats), with
+    # plateaus (quantised samples) and with the leads inverted
+    from ecgfounder.signal.filters import resample
+
+    finders, rows = [0, 1, 3, 5, 10, 11], [0, 1, 11]
+    checked = 0
+    for rec in cinc[::3]:
+        x = np.ascontiguousarray(rec.signal, dtype=np.float64)
+        for fs, y in ((500.0, x), (500.0, -x), (500.0, np.round(x, 1)), (500.0, np.tile(x, 6)),
+                      (1000.0, resample(x, 500.0, 1000.0)), (360.0, resample(x, 500.0, 360.0)),
+                      (100.0, resample(x, 500.0, 100.0)), (500.0, x[:, :1200])):
+            clean = np.ascontiguousarray(M._residual(np.ascontiguousarray(y), fs, True)[1])
+            want = None
+            if clean.shape[1] >= 2 * fs:
+                want = Q._median_beats(clean[rows], Q._beats(clean[finders], fs), fs)
+            got = kernel.beat_medians(clean, finders, clean[rows], *Q._beat_setup(fs)) if clean.shape[1] >= 2 * fs else None
+            assert (want is None) == (got is None), (rec.id, fs, y.shape)
+            if want is not None:
+                np.testing.assert_array_equal(got, want, err_msg=f"{rec.id} fs={fs} n={y.shape[1]}")
+                checked += 1
+    assert checked >= 100
 
 
 def test_scratch_buffers_are_per_thread_and_bounded():

@@ -56,9 +56,9 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .compiled_iir import filtfilt_rows
-from .compiled_quality import quality_rows
+from .compiled_quality import beat_medians, quality_rows
 
-__all__ = ["filtfilt_rows", "running_median_rows", "zscore_f32", "quality_rows"]
+__all__ = ["filtfilt_rows", "running_median_rows", "zscore_f32", "quality_rows", "beat_medians"]
 
 # --------------------------------------------------------------------------------------------
 # running median: sorted blocks with bitmask windows

@@ -28,12 +28,14 @@ former per-lead scipy code 12-17 ms (see ``docs/quality.md`` for the commands).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .leads import canonical_lead
+from .filters import _compiled
 from .quality_measures import block_means, measure
 
 __all__ = ["QualityThresholds", "LeadQuality", "QualityReport", "assess", "CHECKS", "LEAD_OFF_META_KEYS"]
@@ -181,34 +183,57 @@ def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
 # record-level checks
 
 
-def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices from the summed band-passed (5-30 Hz) energy of the given leads, found
-    at ~250 Hz on block means (the QRS band still fits) and put at the centre of their block."""
-    from scipy.signal import find_peaks
+@lru_cache(maxsize=16)
+def _beat_setup(fs: float) -> tuple[int, tuple, int, int, int]:
+    """How R peaks are sought at ``fs``: (block length giving ~250 Hz block means (the QRS band
+    still fits), the 5-30 Hz band-pass plan for them, least distance between peaks in blocks, and the
+    median beat's samples before and after its peak: 0.30 s and 0.10 s)."""
+    from .filters import _band_plan
 
-    from .filters import bandpass
-
-    if rows.shape[1] < int(2 * fs) or fs < 60:
-        return np.zeros(0, dtype=np.int64)
     step = max(1, int(fs // _BEAT_RATE))
     fs_b = fs / step
-    energy = np.abs(bandpass(block_means(rows, step), fs_b, 5.0, min(30.0, fs_b / 2 - 1), 2)).sum(axis=0)
+    return step, _band_plan(5.0, min(30.0, fs_b / 2 - 1), 2, fs_b), max(1, int(0.3 * fs_b)), int(0.30 * fs), int(0.10 * fs)
+
+
+def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample indices from the summed band-passed energy of the given leads at ~250 Hz
+    (:func:`_beat_setup`), put at the centre of their block (the numpy form of the compiled
+    :func:`~ecgfounder.signal.compiled_quality.beat_medians`' peaks)."""
+    from scipy.signal import find_peaks
+
+    from .filters import filtfilt_ba
+
+    step, band, distance = _beat_setup(fs)[:3]
+    energy = np.abs(filtfilt_ba(band[0], band[1], block_means(rows, step), band[2], band[3])).sum(axis=0)
     k = 0.98 * (energy.size - 1)  # np.percentile(energy, 98), linear
     part = np.partition(energy, [int(k), min(int(k) + 1, energy.size - 1)])
     height = 0.4 * (part[int(k)] + (k - int(k)) * (part[min(int(k) + 1, energy.size - 1)] - part[int(k)]))
-    peaks = find_peaks(energy, distance=max(1, int(0.3 * fs_b)), height=height)[0] if height > 0 else []
+    peaks = find_peaks(energy, distance=distance, height=height)[0] if height > 0 else []
     return np.asarray(peaks, dtype=np.int64) * step + step // 2
 
 
 def _median_beats(rows: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray | None:
     """Median beat (0.3 s before to 0.1 s after each R peak) of every row, or None (< 3 beats)."""
-    pre, post = int(0.30 * fs), int(0.10 * fs)
+    pre, post = _beat_setup(fs)[3:]
     ok = peaks[(peaks >= pre) & (peaks + post < rows.shape[1])]
     if ok.size < 3:
         return None
     seg = rows[:, np.arange(-pre, post)[:, None] + ok]  # (rows, samples, beats): sorted in place
     seg.sort(axis=-1)
     return 0.5 * (seg[..., (ok.size - 1) // 2] + seg[..., ok.size // 2])  # = np.median
+
+
+def _beat_medians(clean: np.ndarray, finders: Sequence[int], rows: np.ndarray, fs: float) -> np.ndarray | None:
+    """Median beat of every row of ``rows`` around the R peaks found on the leads ``finders`` of
+    ``clean`` (:func:`_beats`, :func:`_median_beats`); None when the record is too short (< 2 s), its
+    rate too low (< 60 Hz) or fewer than 3 beats fit.  With numba in one compiled call (the same
+    peaks and medians: ``tests/signal/test_quality_compiled.py``)."""
+    if clean.shape[1] < int(2 * fs) or fs < 60:
+        return None
+    comp = _compiled()
+    if comp is None:
+        return _median_beats(rows, _beats(clean[finders], fs), fs)
+    return comp.beat_medians(clean, finders, rows, *_beat_setup(fs))
 
 
 def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
@@ -234,10 +259,9 @@ def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.nda
     found = [idx[n] for n in ("I", "II", "aVR", "aVF", "V5", "V6") if n in idx and usable[idx[n]]]
     if not {"I", "II"} <= idx.keys() or not found:
         return []
-    peaks = _beats(clean[found], fs)
     ref = next((idx[n] for n in ("V6", "V5") if n in idx and usable[idx[n]]), None)
     if ref is not None:
-        beat = _median_beats(clean[[idx["I"], idx["II"], ref]], peaks, fs)
+        beat = _beat_medians(clean, found, clean[[idx["I"], idx["II"], ref]], fs)
         if beat is None:
             return []
         d = beat - beat.mean(axis=1, keepdims=True)
@@ -250,7 +274,7 @@ def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.nda
     lead = {n: clean[idx[n]] for n in ("I", "II", "aVR", "aVF") if n in idx}
     lead.setdefault("aVR", -(lead["I"] + lead["II"]) / 2)
     lead.setdefault("aVF", lead["II"] - lead["I"] / 2)
-    beats = _median_beats(np.stack([lead[n] for n in ("I", "II", "aVR", "aVF")]), peaks, fs)
+    beats = _beat_medians(clean, found, np.stack([lead[n] for n in ("I", "II", "aVR", "aVF")]), fs)
     if beats is None:
         return []
     (i_q, i_p), (ii_q, ii_p), (avr_q, _), (avf_q, _) = (_polarity(b, fs, th.polarity_min_mv) for b in beats)
