@@ -16,12 +16,11 @@ form in :mod:`ecgfounder.signal.quality_measures` (:func:`~ecgfounder.signal.qua
   the runs on the rails (samples within 0.1 % of the range of either extreme);
 * the Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
 
-:func:`beat_medians` is the reversal check's beat finding in one call: block means of the leads
-that find the beats, the 5-30 Hz band-pass (the SIMD filter of :mod:`~ecgfounder.signal.compiled_iir`),
-their summed magnitude, ``find_peaks``' rules and the median beat of each row (the beats' columns
-sorted all at once by an odd-even transposition network), equal to the bit to the numpy form
-(0.18 against 0.35 ms per 10-s record, best of 7 × 200 records; the numpy form's ``find_peaks``,
-``np.percentile`` and fancy indexing are mostly call overhead at this size).
+:func:`beat_medians` is the reversal check's beat finding after the beat energy: ``find_peaks``'
+rules and the median beat of each row (the beats' columns sorted all at once by an odd-even
+transposition network), equal to the bit to the numpy form.  The reversal check's median beats
+cost 0.25 against 0.41 ms per 10-s record (best of 7 × 200 records; the numpy form's
+``find_peaks`` and fancy indexing are mostly call overhead at this size).
 
 Same values as the numpy form to rounding (sums in another order: ~1e-13 relative; the medians and
 percentiles are the same selections), hence the same flags: ``tests/signal/test_quality_compiled.py``
@@ -40,12 +39,8 @@ sorted (1.08 ms for the kernel).
 from __future__ import annotations
 
 import threading
-from typing import Sequence
-
 import numpy as np
 from numba import njit
-
-from .compiled_iir import _filtfilt_pair, _plan_kernel
 
 __all__ = ["quality_rows", "beat_medians", "STATS"]
 
@@ -281,6 +276,53 @@ def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, i
 
 # --------------------------------------------------------------------------------------------
 # the reversal check's median beats: R peaks (scipy.signal.find_peaks' rules) and medians
+#
+# Sorting here is written out (shell sort): numba's np.partition, np.sort and np.argsort cost 2-8 s
+# each to compile on first use, more than every other kernel of this module together.
+
+
+@njit(inline="always")
+def _before(e, i, j):  # pragma: no cover - compiled
+    """Whether position ``i`` sorts before ``j`` by ``(e[i], i)``: ascending values, ties by position."""
+    return e[i] < e[j] or (e[i] == e[j] and i < j)
+
+
+@njit(cache=True, nogil=True)
+def _argsort(e):  # pragma: no cover - compiled
+    """Positions of ``e`` in ascending order, ties by position (what a stable argsort gives)."""
+    c = e.shape[0]
+    order = np.arange(c)
+    h = 1
+    while h < c // 3:
+        h = 3 * h + 1
+    while h >= 1:
+        for i in range(h, c):
+            t = order[i]
+            j = i
+            while j >= h and _before(e, t, order[j - h]):
+                order[j] = order[j - h]
+                j -= h
+            order[j] = t
+        h //= 3
+    return order
+
+
+@njit(cache=True, nogil=True)
+def _sort(v):  # pragma: no cover - compiled
+    """Sorts ``v`` in place, ascending."""
+    c = v.shape[0]
+    h = 1
+    while h < c // 3:
+        h = 3 * h + 1
+    while h >= 1:
+        for i in range(h, c):
+            t = v[i]
+            j = i
+            while j >= h and t < v[j - h]:
+                v[j] = v[j - h]
+                j -= h
+            v[j] = t
+        h //= 3
 
 
 @njit(cache=True, nogil=True)
@@ -307,7 +349,10 @@ def _peaks(energy, height, distance):  # pragma: no cover - compiled
         i += 1
     found = found[:c]
     keep = np.ones(c, np.bool_)
-    order = np.argsort(energy[found], kind="mergesort")
+    heights = np.empty(c)
+    for q in range(c):
+        heights[q] = energy[found[q]]
+    order = _argsort(heights)
     for q in range(c - 1, -1, -1):
         j = order[q]
         if not keep[j]:
@@ -324,38 +369,16 @@ def _peaks(energy, height, distance):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _beat_medians(clean, finders, rows, step, kind, b, a, zi, pad, distance, pre, post, out):  # pragma: no cover - compiled
-    n = clean.shape[1]
-    full = n // step
-    inv = 1.0 / step
-    means = np.empty((finders.shape[0], full))  # block means of the leads that find the beats
-    for f in range(finders.shape[0]):
-        row = clean[finders[f]]
-        for q in range(full):
-            s = 0.0
-            for t in range(q * step, q * step + step):
-                s += row[t] * inv
-            means[f, q] = s
-    bp = _filtfilt_pair(means, kind, b, a, zi, pad, kind, b, a, zi, pad, False)
-    energy = np.zeros(full)
-    for f in range(finders.shape[0]):  # row after row, as numpy sums along the first axis
-        for t in range(full):
-            energy[t] += abs(bp[f, t])
-    k = 0.98 * (full - 1)  # np.percentile(energy, 98), linear
-    lo = int(k)
-    srt = np.partition(energy, lo)
-    v_lo = srt[lo]
-    v_hi = srt[lo + 1:].min() if lo + 1 < full else v_lo  # the next rank: the smallest above it
-    height = 0.4 * (v_lo + (k - lo) * (v_hi - v_lo))
-    if not height > 0:
-        return 0
+def _beat_medians(energy, height, rows, step, distance, pre, post, out):  # pragma: no cover - compiled
     peaks = _peaks(energy, height, distance) * step + step // 2
+    n = rows.shape[1]
     ok = peaks[(peaks >= pre) & (peaks + post < n)]
     c = ok.shape[0]
     if c < 3:
         return c
     width = pre + post
     seg = np.empty((c, width))
+    col = np.empty(c)
     for i in range(rows.shape[0]):
         for j in range(c):  # the beats one under another: a column holds one instant of every beat
             s0 = ok[j] - pre
@@ -372,25 +395,21 @@ def _beat_medians(clean, finders, rows, step, kind, b, a, zi, pad, distance, pre
             for o in range(width):
                 out[i, o] = 0.5 * (seg[(c - 1) // 2, o] + seg[c // 2, o])
         else:  # long records: a sort per column
-            col = np.empty(c)
             for o in range(width):
                 for j in range(c):
                     col[j] = seg[j, o]
-                col.sort()
+                _sort(col)
                 out[i, o] = 0.5 * (col[(c - 1) // 2] + col[c // 2])
     return c
 
 
-def beat_medians(clean: np.ndarray, finders: Sequence[int], rows: np.ndarray, step: int, band: tuple,
-                 distance: int, pre: int, post: int) -> np.ndarray | None:
+def beat_medians(energy: np.ndarray, height: float, rows: np.ndarray, step: int, distance: int, pre: int,
+                 post: int) -> np.ndarray | None:
     """Median beat (``pre`` samples before to ``post`` after each R peak) of every row of ``rows``
-    ``(k, n)``, with the R peaks found as :func:`ecgfounder.signal.quality._beats` finds them: on
-    the leads ``finders`` of ``clean`` (finite float64 ``(leads, n)``), their means over blocks of
-    ``step`` samples band-passed by ``band`` (``(b, a, zi, padlen)``, zero-phase), summed in
-    magnitude, then scipy's ``find_peaks`` rules (at least 40 % of the 98th percentile high,
-    ``distance`` blocks apart).  ``None`` when fewer than 3 beats fit in the record."""
+    ``(k, n)``, the R peaks found by scipy's ``find_peaks`` rules (at least ``height`` high,
+    ``distance`` apart) on ``energy``, the beat energy over blocks of ``step`` samples
+    (:func:`ecgfounder.signal.quality._beat_energy`).  ``None`` when fewer than 3 beats fit."""
     out = np.empty((rows.shape[0], pre + post))
-    c = _beat_medians(np.ascontiguousarray(clean, dtype=np.float64), np.asarray(finders, dtype=np.int64),
-                      np.ascontiguousarray(rows, dtype=np.float64), int(step), *_plan_kernel(band),
-                      int(distance), int(pre), int(post), out)
+    c = _beat_medians(np.ascontiguousarray(energy, dtype=np.float64), float(height),
+                      np.ascontiguousarray(rows, dtype=np.float64), int(step), int(distance), int(pre), int(post), out)
     return out if c >= 3 else None

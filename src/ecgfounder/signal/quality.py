@@ -195,19 +195,26 @@ def _beat_setup(fs: float) -> tuple[int, tuple, int, int, int]:
     return step, _band_plan(5.0, min(30.0, fs_b / 2 - 1), 2, fs_b), max(1, int(0.3 * fs_b)), int(0.30 * fs), int(0.10 * fs)
 
 
-def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices from the summed band-passed energy of the given leads at ~250 Hz
-    (:func:`_beat_setup`), put at the centre of their block (the numpy form of the compiled
-    :func:`~ecgfounder.signal.compiled_quality.beat_medians`' peaks)."""
-    from scipy.signal import find_peaks
-
+def _beat_energy(rows: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+    """(the summed magnitude of the band-passed block means of ``rows`` (:func:`_beat_setup`), the
+    least height of an R peak on it: 40 % of its 98th percentile)."""
     from .filters import filtfilt_ba
 
-    step, band, distance = _beat_setup(fs)[:3]
+    step, band = _beat_setup(fs)[:2]
     energy = np.abs(filtfilt_ba(band[0], band[1], block_means(rows, step), band[2], band[3])).sum(axis=0)
     k = 0.98 * (energy.size - 1)  # np.percentile(energy, 98), linear
     part = np.partition(energy, [int(k), min(int(k) + 1, energy.size - 1)])
-    height = 0.4 * (part[int(k)] + (k - int(k)) * (part[min(int(k) + 1, energy.size - 1)] - part[int(k)]))
+    return energy, 0.4 * (part[int(k)] + (k - int(k)) * (part[min(int(k) + 1, energy.size - 1)] - part[int(k)]))
+
+
+def _beats(rows: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample indices: ``scipy.signal.find_peaks`` on the beat energy of the given leads
+    (:func:`_beat_energy`), put at the centre of their block (the numpy form of the peaks of the
+    compiled :func:`~ecgfounder.signal.compiled_quality.beat_medians`)."""
+    from scipy.signal import find_peaks
+
+    step, _, distance = _beat_setup(fs)[:3]
+    energy, height = _beat_energy(rows, fs)
     peaks = find_peaks(energy, distance=distance, height=height)[0] if height > 0 else []
     return np.asarray(peaks, dtype=np.int64) * step + step // 2
 
@@ -226,14 +233,16 @@ def _median_beats(rows: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray 
 def _beat_medians(clean: np.ndarray, finders: Sequence[int], rows: np.ndarray, fs: float) -> np.ndarray | None:
     """Median beat of every row of ``rows`` around the R peaks found on the leads ``finders`` of
     ``clean`` (:func:`_beats`, :func:`_median_beats`); None when the record is too short (< 2 s), its
-    rate too low (< 60 Hz) or fewer than 3 beats fit.  With numba in one compiled call (the same
-    peaks and medians: ``tests/signal/test_quality_compiled.py``)."""
+    rate too low (< 60 Hz) or fewer than 3 beats fit.  With numba the peaks and medians are one
+    compiled call (the same values: ``tests/signal/test_quality_compiled.py``)."""
     if clean.shape[1] < int(2 * fs) or fs < 60:
         return None
     comp = _compiled()
     if comp is None:
         return _median_beats(rows, _beats(clean[finders], fs), fs)
-    return comp.beat_medians(clean, finders, rows, *_beat_setup(fs))
+    energy, height = _beat_energy(clean[finders], fs)
+    step, _, distance, pre, post = _beat_setup(fs)
+    return comp.beat_medians(energy, height, rows, step, distance, pre, post) if height > 0 else None
 
 
 def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
