@@ -277,7 +277,7 @@ def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, i
 # --------------------------------------------------------------------------------------------
 # the reversal check's median beats: R peaks (scipy.signal.find_peaks' rules) and medians
 #
-# Sorting here is written out (shell sort): numba's np.partition, np.sort and np.argsort cost 2-8 s
+# Sorting here is written out (a shell sort): numba's np.partition, np.sort and np.argsort cost 2-8 s
 # each to compile on first use, more than every other kernel of this module together.
 
 
@@ -305,24 +305,6 @@ def _argsort(e):  # pragma: no cover - compiled
             order[j] = t
         h //= 3
     return order
-
-
-@njit(cache=True, nogil=True)
-def _sort(v):  # pragma: no cover - compiled
-    """Sorts ``v`` in place, ascending."""
-    c = v.shape[0]
-    h = 1
-    while h < c // 3:
-        h = 3 * h + 1
-    while h >= 1:
-        for i in range(h, c):
-            t = v[i]
-            j = i
-            while j >= h and t < v[j - h]:
-                v[j] = v[j - h]
-                j -= h
-            v[j] = t
-        h //= 3
 
 
 @njit(cache=True, nogil=True)
@@ -398,8 +380,8 @@ def _beat_medians(energy, height, rows, step, distance, pre, post, out):  # prag
             for o in range(width):
                 for j in range(c):
                     col[j] = seg[j, o]
-                _sort(col)
-                out[i, o] = 0.5 * (col[(c - 1) // 2] + col[c // 2])
+                order = _argsort(col)
+                out[i, o] = 0.5 * (col[order[(c - 1) // 2]] + col[order[c // 2]])
     return c
 
 
