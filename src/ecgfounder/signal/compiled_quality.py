@@ -39,6 +39,7 @@ sorted (1.08 ms for the kernel).
 from __future__ import annotations
 
 import threading
+
 import numpy as np
 from numba import njit
 

@@ -34,8 +34,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .leads import canonical_lead
 from .filters import _compiled
+from .leads import canonical_lead
 from .quality_measures import block_means, measure
 
 __all__ = ["QualityThresholds", "LeadQuality", "QualityReport", "assess", "CHECKS", "LEAD_OFF_META_KEYS"]
