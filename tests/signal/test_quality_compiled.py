@@ -153,7 +153,7 @@ def test_beat_medians_equal_numpy(cinc, monkeypatch):
     assert checked >= 100
     # the written-out sort behind them (numba's own cost seconds to compile): ties, runs, sizes
     rng = np.random.default_rng(7)
-    for v in (rng.integers(0, 4, 300).astype(float), rng.normal(size=1000), np.zeros(5), np.arange(9.0)[::-1],
+    for v in (rng.integers(0, 4, 300).astype(float), rng.normal(size=1000), np.zeros(5), np.arange(9.0)[::-1].copy(),
               np.array([2.0]), np.zeros(0)):
         np.testing.assert_array_equal(kernel._argsort(v), np.argsort(v, kind="stable"))
 
