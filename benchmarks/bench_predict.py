@@ -127,26 +127,34 @@ def main() -> None:
                              cache_dir=Path(args.dir or tmp.name) / "cache", threads=args.threads, batch=args.batch)
     xb = np.stack([real[i % len(real)] for i in range(args.batch)])
 
+    # CPU time of this process (every thread) per record and cores kept busy, per kind of run: the
+    # host's drift moves throughput, much less the CPU a record costs (worker processes not counted)
+    cpu: dict[str, list[tuple[float, float]]] = {"model": [], "predict": [], "serial": []}
+
     def model_only() -> float:
-        runner(xb)
-        t0, n = time.perf_counter(), 0
+        for _ in range(3):  # warm: OpenVINO compiles its streams layout for a batch size seen twice
+            runner(xb)
+        t0, c0, n = time.perf_counter(), time.process_time(), 0
         while time.perf_counter() - t0 < args.model_seconds:
             runner(xb)
             n += len(xb)
-        return n / (time.perf_counter() - t0)
+        wall, used = time.perf_counter() - t0, time.process_time() - c0
+        cpu["model"].append((used / n * 1e3, used / wall))
+        return n / wall
 
-    def run_predict(**kw) -> tuple[float, int, float]:
+    def run_predict(tag: str = "predict", **kw) -> tuple[float, int, float]:
         with PeakRSS() as mem:
-            t0, done = time.perf_counter(), 0
+            t0, c0, done = time.perf_counter(), time.process_time(), 0
             for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, quality=args.quality, **kw):
                 done += res.error is None
-            secs = time.perf_counter() - t0
+            secs, used = time.perf_counter() - t0, time.process_time() - c0
+        cpu[tag].append((used / max(done, 1) * 1e3, used / secs))
         return done / secs, mem.peak, secs
 
     workers = default_workers(args.device) if args.workers is None else args.workers
 
     def serial_predict() -> tuple[float, int, float]:
-        return run_predict(prepared=_in_turn(folder, model, args))
+        return run_predict("serial", prepared=_in_turn(folder, model, args))
 
     rates, serial, models = [], [], [model_only()]
     for _ in range(max(1, args.rounds)):  # interleaved: load changes hit every variant alike
@@ -173,10 +181,18 @@ def main() -> None:
     print(f"paired ratios   {' '.join(f'{p:.2f}' for p in paired)}   (each round / the model-only runs beside it; "
           f"median {np.median(paired):.2f})")
     print(f"peak RSS (tree) {max(r[1] for r in rates) / 2**20:8.0f} MiB (bar: < 2048)")
+    if workers == 0:  # (worker processes' CPU is not this process's)
+        m_ms, m_busy = np.median(cpu["model"], axis=0)
+        p_ms, p_busy = np.median(cpu["predict"], axis=0)
+        print(f"CPU per record  model only {m_ms:.2f} ms ({m_busy:.2f} cores busy), predict {p_ms:.2f} ms "
+              f"({p_busy:.2f} busy): preparation and the rest {p_ms - m_ms:.2f} ms, CPU ratio {m_ms / p_ms:.2f} "
+              "(medians; with the cores saturated in both, the throughput ratio a steady host would show)")
     out = {"path": f"{runner.precision}/{runner.backend}", "n": args.n, "batch": args.batch, "threads": args.threads,
            "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
            "predict_runs": [r[0] for r in rates], "ratio": rate / model_rate, "paired_ratios": paired,
-           "peak_rss_mib": max(r[1] for r in rates) / 2**20, "load": load_average()}
+           "peak_rss_mib": max(r[1] for r in rates) / 2**20, "load": load_average(),
+           "cpu_ms_per_record": {k: [c[0] for c in v] for k, v in cpu.items() if v},
+           "cores_busy": {k: [c[1] for c in v] for k, v in cpu.items() if v}}
     if serial:
         s_rate = max(r[0] for r in serial)
         print(f"serial predict  {s_rate:8.1f} ECG/s   (no overlap; best of {', '.join(f'{r[0]:.1f}' for r in serial)}) "
