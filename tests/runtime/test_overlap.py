@@ -19,13 +19,17 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_I
 def test_plan_per_device(monkeypatch):
     cores = len(os.sched_getaffinity(0))
     assert overlap_plan("cuda") == (cores, False)  # the CPU is the model's feeder: normal priority
-    assert overlap_plan("cpu", 2, streams=2) == (cores, False)  # threads on streams: normal priority
+    assert overlap_plan("cpu", 2, streams=2) == (max(1, cores // 2), False)  # beside streams: normal priority, 1 per 2 cores
     if overlap.idle_priority_supported():
         assert overlap_plan("cpu", 10_000) == (cores, True)  # idle time only, whatever the model's threads
     monkeypatch.setattr(overlap, "idle_priority_supported", lambda: False)
     assert overlap_plan("cpu", 10_000) == (0, False)  # no free core: prepare in turn
     assert overlap_plan("cpu", 1) == (cores - 1, False)
-    assert overlap_plan("cpu", 10_000, streams=2) == (cores, False)
+    assert overlap_plan("cpu", 10_000, streams=2) == (max(1, cores // 2), False)
+    for n, want in ((1, 1), (2, 1), (3, 1), (4, 2), (16, 8)):  # beside streams: one thread per two cores
+        monkeypatch.setattr(overlap, "_cores", lambda n=n: n)
+        assert overlap_plan("cpu", 2, streams=2) == (want, False)
+        assert overlap_plan("cuda") == (n, False)
 
 
 @linux

@@ -329,9 +329,11 @@ def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") 
     from .overlap import overlap_plan
 
     threads, idle = overlap_plan("cpu")
+    beside_streams = overlap_plan("cpu", streams=2)[0]
     info["preparation"] = (f"{threads} background thread(s) beside a CPU model"
                            + (" at idle priority (only the cores the model leaves idle) where its threads meet "
-                              "after every operation; at normal priority beside OpenVINO's streams" if idle else "")
+                              f"after every operation; {beside_streams} at normal priority beside OpenVINO's streams"
+                              if idle else "")
                            if threads else "in turn with a CPU model (no free core, no idle priority here)")
     info.update({f"{k} (backend)": v for k, v in _versions().items() if k != "torch"})
     return info

@@ -24,7 +24,12 @@ thread that takes a core delays one stream by the time it took and no more; ther
 runs at normal priority.  Measured on the 2-core VM over 2,000 records, interleaved, int8/OpenVINO
 on 2 streams: two preparation threads at normal priority 69.9-88.7 ECG/s, at idle priority
 60.5-76.7 (lower in 8 of 9 rounds): an idle thread that holds the GIL when a stream's thread takes
-its core keeps the model's feeding thread waiting.
+its core keeps the model's feeding thread waiting.  And one thread per two cores, not one per
+core: beside the streams every preparing thread competes for the cores and for the GIL, and one
+thread on 2 cores kept 0.70-0.82 of the model's throughput (paired with model-only runs, 1,500
+records, 10 rounds) against 0.66-0.75 for two, at 17.7-22.2 against 18.9-22.3 CPU-ms per record
+(``benchmarks/README.md``, stop 22).  The consumer still takes over queued work whenever it waits,
+so a pool that falls behind a faster model costs overlap, not progress.
 
 Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
 wait long for a core.  So the consumer never idles beside work that no thread has started: while
@@ -95,14 +100,18 @@ def overlap_plan(device: str = "cpu", model_threads: int | None = None, streams:
     means prepare in turn with inference.
 
     A GPU model leaves the CPU to preparation: one thread per core (at least 1), normal priority.
-    So does a CPU model whose threads run on ``streams`` > 1 (separate parts of each batch, meeting
-    once per batch: :meth:`ecgfounder.runtime.runners.Runner.streams`): a preparation thread that
-    takes a core from one stream delays that stream alone, by the time it took.  A CPU model whose
+    A CPU model whose threads run on ``streams`` > 1 (separate parts of each batch, meeting once per
+    batch: :meth:`ecgfounder.runtime.runners.Runner.streams`) gets preparation at normal priority
+    too (a thread that takes a core from one stream delays that stream alone, by the time it took),
+    one thread per two cores (at least 1: fewer threads fighting the model and each other for the
+    cores and the GIL; see the module docstring).  A CPU model whose
     threads meet after every operation: one thread per core at idle priority where that exists;
     elsewhere, the cores its ``model_threads`` leave free (none: prepare in turn)."""
     cores = _cores()
-    if not str(device).startswith("cpu") or streams > 1:
+    if not str(device).startswith("cpu"):
         return max(1, cores), False
+    if streams > 1:
+        return max(1, cores // 2), False
     if idle_priority_supported():
         return max(1, cores), True
     if model_threads is None:
