@@ -27,7 +27,7 @@ on 2 streams: two preparation threads at normal priority 69.9-88.7 ECG/s, at idl
 its core keeps the model's feeding thread waiting.  And one thread per two cores, not one per
 core: beside the streams every preparing thread competes for the cores and for the GIL, and one
 thread on 2 cores kept 0.70-0.82 of the model's throughput (paired with model-only runs, 1,500
-records, 10 rounds) against 0.66-0.75 for two, at 17.7-22.2 against 18.9-22.3 CPU-ms per record
+records, 10 rounds) against 0.63-0.75 for two, at 17.7-22.2 against 18.9-22.3 CPU-ms per record
 (``benchmarks/README.md``, stop 22).  The consumer still takes over queued work whenever it waits,
 so a pool that falls behind a faster model costs overlap, not progress.
 
