@@ -43,8 +43,9 @@ numba pitfall measured here: re-binding array variables inside a hot loop (swapp
 blocks A and B) made the median 8 ms; the two blocks live side by side in one array instead.
 
 numba is optional (the ``fast`` extra): without it :mod:`ecgfounder.signal.fast` uses scipy, to
-the same result.  Kernels are compiled on first use and cached on disk (``cache=True``; ~15 s
-once, ~1.7 s to load in a new process).  Inputs must be finite float64 (the callers check; NaN
+the same result.  Kernels are compiled on first use and cached on disk (``cache=True``: the
+first ``assess`` and ``preprocess`` after an install took 18.7 s here, ~0.5 s in a new process
+after that).  Inputs must be finite float64 (the callers check; NaN
 would break the ordering).
 """
 

@@ -27,7 +27,7 @@ _COMPILED: list = []  # [module] once imported, [None] when numba is missing
 def _compiled():
     """:mod:`ecgfounder.signal.compiled` when numba is installed, else None (scipy is used).
 
-    The kernels compile on first use (~15 s once; cached on disk, ~1.7 s to load in a new
+    The kernels compile on first use (~19 s once; cached on disk, ~0.5 s to load in a new
     process); ``ECGFOUNDER_NUMBA=0`` keeps to scipy (same results, ~3x slower chain)."""
     if not _COMPILED:
         compiled = None
