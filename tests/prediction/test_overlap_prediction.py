@@ -75,3 +75,27 @@ def test_a_warning_of_the_quality_check_becomes_a_note_of_its_record(records, ti
     ok = [r for r in results if r.ok]
     assert ok and all(any(n.startswith("quality probe ") for n in r.notes) for r in ok)
     assert not [w for w in leaked if "quality probe" in str(w.message)]
+
+
+def test_default_workers_of_none_still_overlap(records, tiny_ckpt, monkeypatch):
+    # workers=None (what `ecgfounder predict` passes for 64+ records) resolves to default_workers;
+    # where that is 0 (a CPU model on 2 cores) records are prepared in the background threads, as
+    # with workers=0, not in turn in the consumer's thread (the CLI's main job ran without overlap)
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.prediction import records as rec_mod
+    from ecgfounder.prediction import workers as workers_mod
+
+    model = load_model(tiny_ckpt)
+    monkeypatch.setattr(workers_mod, "default_workers", lambda device="cpu": 0)
+    monkeypatch.setattr(overlap, "overlap_plan", lambda device="cpu", model_threads=None, streams=1: (2, False))
+    where: set[str] = set()
+    original = rec_mod.prepare_one
+
+    def spy(*args, **kwargs):
+        where.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rec_mod, "prepare_one", spy)
+    got = list(iter_predict([records], model, batch_size=8, precision="fp32", backend="torch", workers=None))
+    # (the consumer also takes queued work over while it waits: the main thread may appear too)
+    assert got and any(name.startswith("ecgfounder-prepare") for name in where), where

@@ -116,7 +116,8 @@ def iter_predict(
             this process, in background threads beside the model, at idle priority when it runs on
             the CPU with threads that meet after every operation:
             :func:`~ecgfounder.runtime.overlap.overlap_plan`; ``None``:
-            :func:`~ecgfounder.prediction.workers.default_workers`).
+            :func:`~ecgfounder.prediction.workers.default_workers` processes, and where that is none
+            (a CPU model on fewer than 4 cores) the background threads of ``0``).
         calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
             ``auto`` measures on.
         on_windows: called with the number of windows after every forward pass (progress).
@@ -134,6 +135,10 @@ def iter_predict(
 
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
+    if prepared is None and workers is None:  # resolved first: none (the CPU's default on 2 cores) still overlaps
+        from .workers import default_workers
+
+        workers = default_workers(str(device))
     if prepared is None and workers != 0:
         from .workers import prepared_records
 
