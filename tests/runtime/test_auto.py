@@ -191,6 +191,14 @@ def test_openvino_streams_equal_one_request(tiny, golden, tmp_path):
     # the first half of the batch alone gives the first half of the answer (parts are not mixed up)
     half_s, _ = streamed(x[:4])
     assert np.abs(half_s - outs[-1][0][:4]).max() <= 1e-6 and np.abs(outs[-1][0][4:] - ref_s[4:]).max() <= 1e-4
+    # both compilations were kept on disk (OpenVINO's CACHE_DIR beside the exported graph), and a
+    # new session (what a new process builds) answers the same from them
+    blobs = [p for p in tmp_path.rglob("openvino/*") if p.is_file()]
+    assert len(blobs) >= 2, sorted(tmp_path.rglob("*"))
+    again = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path, threads=2)
+    for _ in range(3):
+        s, f = again(x)
+    assert np.abs(s - outs[-1][0]).max() <= 1e-6 and np.abs(f - outs[-1][1]).max() <= 1e-6
 
 
 @pytest.mark.slow
