@@ -57,8 +57,8 @@ def openvino_available() -> bool:
     return True
 
 
-def openvino_session(path: str | Path, precision: str, threads: int,
-                     native_bf16: bool = False) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def openvino_session(path: str | Path, precision: str, threads: int, native_bf16: bool = False,
+                     keep_compiled: bool = True) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Compile the ONNX file ``path`` on the CPU; returns ``f(x) -> (logits, features)`` for float32
     ``x`` ``(batch, leads, n_samples)``.  ``precision`` selects the inference-precision hint; int8
     graphs run their non-quantised operations in bf16 where ``native_bf16`` (measured: 1.3x at batch
@@ -71,7 +71,8 @@ def openvino_session(path: str | Path, precision: str, threads: int,
     Compiled models are kept by OpenVINO in ``openvino/`` beside ``path`` (its ``CACHE_DIR``, keyed
     by the graph, shapes, configuration and OpenVINO version): a new process loads them instead of
     compiling again (int8 graph, 2 cores: 0.34 + 0.64 s against 1.41 + 1.94 s for the latency and
-    streams layouts; ~60 MB per layout of the published model's size).  A folder that cannot be
+    streams layouts; ~60 MB per layout of the published model's size); ``keep_compiled=False``
+    (``auto`` timing the paths it will not keep) leaves nothing there.  A folder that cannot be
     written just compiles every time."""
     import openvino as ov
 
@@ -80,9 +81,10 @@ def openvino_session(path: str | Path, precision: str, threads: int,
     core = ov.Core()
     blobs = Path(path).parent / "openvino"
     try:
-        blobs.mkdir(exist_ok=True)
-        if os.access(blobs, os.W_OK):
-            core.set_property({"CACHE_DIR": str(blobs)})
+        if keep_compiled:
+            blobs.mkdir(exist_ok=True)
+            if os.access(blobs, os.W_OK):
+                core.set_property({"CACHE_DIR": str(blobs)})
     except OSError:  # a read-only cache: compile in every process
         pass
     hint = "bf16" if precision == "int8" and native_bf16 else OV_HINTS[precision]

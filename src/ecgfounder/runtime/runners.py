@@ -279,7 +279,7 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
 
 
 def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndarray | None, cache: Path,
-                  threads: int | None) -> Runner:
+                  threads: int | None, keep_compiled: bool = True) -> Runner:
     """ONNX Runtime or OpenVINO on the exported graph (int8: the QDQ graph, calibrated)."""
     cache.mkdir(parents=True, exist_ok=True)
     task_meta = dict(model.task_meta or {})
@@ -298,7 +298,7 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
             if not path.exists():
                 quantize_int8(fp32, path, calib)
         if backend == "openvino":
-            state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"))
+            state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"), keep_compiled)
         else:
             sess = _ort_session(path, n_threads)
             state["run"] = lambda x: sess.run(None, {"x": x})
@@ -326,8 +326,11 @@ def build_runner(
     calibration: np.ndarray | None = None,
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
+    keep_compiled: bool = True,
 ) -> Runner:
-    """The runner of one explicit path (no ``auto``); see :func:`make_runner` for the arguments."""
+    """The runner of one explicit path (no ``auto``); see :func:`make_runner` for the arguments.
+    ``keep_compiled``: OpenVINO keeps its compiled models in ``cache_dir`` for the next process
+    (``auto`` passes False for the paths it only times)."""
     dev = torch.device(device)
     if "auto" in (precision, backend):
         raise ValueError("build_runner needs an explicit precision and backend; use make_runner for auto.")
@@ -341,7 +344,7 @@ def build_runner(
             raise ValueError(
                 f"calibration windows must be (n > 0, {model.config.in_channels}, n_samples); got {calibration.shape}."
             )
-    return _graph_runner(model, precision, backend, calibration, cache, threads)
+    return _graph_runner(model, precision, backend, calibration, cache, threads, keep_compiled)
 
 
 def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device, calibration: np.ndarray | None,
@@ -352,15 +355,16 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
     n_threads = int(threads or torch.get_num_threads())
     runner = Runner(lambda x: x, "auto", "auto", str(dev), "not measured yet")
 
-    def build(prec: str, be: str, calib: np.ndarray | None) -> Runner:
-        return build_runner(model, prec, be, dev, calibration=calib, cache_dir=cache, threads=n_threads)
+    def build(prec: str, be: str, calib: np.ndarray | None, keep: bool = False) -> Runner:
+        return build_runner(model, prec, be, dev, calibration=calib, cache_dir=cache, threads=n_threads,
+                            keep_compiled=keep)
 
     def settle(x: np.ndarray) -> None:
         windows = calibration if calibration is not None else x
         choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), device=str(dev),
                              threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
-        chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None)
+        chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None, keep=True)
         runner.fn, runner.precision, runner.backend, runner.threads = chosen.fn, chosen.precision, chosen.backend, \
             chosen.threads
         runner.detail = f"auto: {choice.line().split(': ', 1)[1]}"
