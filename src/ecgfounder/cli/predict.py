@@ -46,7 +46,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    "openvino export the model once and cache it; need ecgfounder[onnx] / [openvino])")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes reading and preprocessing while the model runs (default: half the cores "
-                   "with a GPU, a quarter on a CPU, none for fewer than 64 records; 0: none)")
+                   "with a GPU, a quarter on a CPU, none for fewer than 64 records; with none, background "
+                   "threads of this process do it; 0: none)")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (.csv/.jsonl output): records already "
                    "written are skipped, none is written twice; a finished run is recognised and left as it is")
