@@ -199,7 +199,7 @@ def test_openvino_streams_equal_one_request(tiny, golden, tmp_path):
     for _ in range(3):
         s, f = again(x)
     assert np.abs(s - outs[-1][0]).max() <= 1e-6 and np.abs(f - outs[-1][1]).max() <= 1e-6
-    # a path auto only times keeps nothing (keep_compiled=False): the cache holds the chosen path's
+    # a path auto only times (keep_compiled=False) leaves no compiled model on disk: only the chosen one does
     from ecgfounder.runtime.runners import build_runner
 
     timed = build_runner(tiny, "fp32", "openvino", cache_dir=tmp_path / "timed", threads=2, keep_compiled=False)

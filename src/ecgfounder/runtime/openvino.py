@@ -79,14 +79,14 @@ def openvino_session(path: str | Path, precision: str, threads: int, native_bf16
     if precision not in OV_HINTS:
         raise ValueError(f"unknown OpenVINO precision {precision!r}; choose one of {', '.join(OV_HINTS)}.")
     core = ov.Core()
-    blobs = Path(path).parent / "openvino"
-    try:
-        if keep_compiled:
+    if keep_compiled:
+        blobs = Path(path).parent / "openvino"
+        try:
             blobs.mkdir(exist_ok=True)
             if os.access(blobs, os.W_OK):
                 core.set_property({"CACHE_DIR": str(blobs)})
-    except OSError:  # a read-only cache: compile in every process
-        pass
+        except OSError:  # a read-only cache: compile in every process
+            pass
     hint = "bf16" if precision == "int8" and native_bf16 else OV_HINTS[precision]
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": int(threads),
                               "PERFORMANCE_HINT": "LATENCY"}

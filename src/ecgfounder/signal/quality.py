@@ -247,7 +247,7 @@ def _beat_medians(clean: np.ndarray, finders: Sequence[int], rows: np.ndarray, f
 
 def _polarity(beat: np.ndarray, fs: float, min_mv: float) -> tuple[int, int]:
     """(QRS polarity, P polarity) of a median beat: +1, -1, or 0 when too small to say."""
-    pre = int(0.30 * fs)
+    pre = _beat_setup(fs)[3]  # the R peak's position in the median beat
     b = beat - float(np.median(beat[: max(1, int(0.04 * fs))]))
     qrs = b[pre - int(0.06 * fs): pre + int(0.06 * fs)]
     pwin = b[pre - int(0.26 * fs): pre - int(0.08 * fs)]
