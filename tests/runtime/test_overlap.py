@@ -74,7 +74,31 @@ def test_ordered_map_idle_threads():
         assert pooled == {want}  # (items the waiting consumer took over ran at its own priority)
 
 
-def test_ordered_map_raises_at_the_position_and_stops_early():
+def test_one_thread_applies_fn_in_order_and_hands_each_result_over_at_once():
+    names = set()
+    gate = threading.Event()
+
+    def fn(i):
+        names.add(threading.current_thread().name)
+        return i * 10
+
+    def items():
+        yield 0
+        yield 1
+        gate.wait(5)  # the next item is late: what is done must not wait for it
+        yield from range(2, 40)
+
+    out = ordered_map(fn, items(), threads=1, depth=3)
+    t0 = time.monotonic()
+    assert [next(out), next(out)] == [0, 10]
+    assert time.monotonic() - t0 < 2  # handed over while the worker waited for item 2
+    gate.set()
+    assert list(out) == [i * 10 for i in range(2, 40)]
+    assert names == {"ecgfounder-prepare"}  # one worker, not the consumer, not a pool
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ordered_map_raises_at_the_position_and_stops_early(threads):
     def fn(i):
         if i == 5:
             raise OSError("disk gone at 5")
@@ -82,7 +106,7 @@ def test_ordered_map_raises_at_the_position_and_stops_early():
 
     got = []
     with pytest.raises(OSError, match="disk gone at 5"):
-        for v in ordered_map(fn, range(20), threads=2, depth=4):
+        for v in ordered_map(fn, range(20), threads=threads, depth=4):
             got.append(v)
     assert got == [0, 1, 2, 3, 4]
 
@@ -91,7 +115,7 @@ def test_ordered_map_raises_at_the_position_and_stops_early():
         raise ValueError("bad listing")
 
     with pytest.raises(ValueError, match="bad listing"):
-        list(ordered_map(str, items(), threads=2))
+        list(ordered_map(str, items(), threads=threads))
 
     produced = []
 
@@ -102,7 +126,7 @@ def test_ordered_map_raises_at_the_position_and_stops_early():
             yield i
             i += 1
 
-    for v in ordered_map(lambda i: i, endless(), threads=2, depth=3):
+    for v in ordered_map(lambda i: i, endless(), threads=threads, depth=3):
         if v == 3:
             break
     time.sleep(0.3)
@@ -125,7 +149,7 @@ def test_the_waiting_consumer_does_work_no_thread_started():
         where[i] = threading.current_thread().name
         return i
 
-    out = ordered_map(fn, range(4), threads=1, depth=4)
+    out = ordered_map(fn, range(4), threads=1, depth=4, idle=True)  # (one thread at normal priority: no pool)
     threading.Timer(0.3, release.set).start()
     assert list(out) == [0, 1, 2, 3]
     assert where[0].startswith("ecgfounder-prepare")
