@@ -211,9 +211,11 @@ def prepared_ahead(items: Iterable[tuple[str, Any]], contract: PreprocessContrac
                    prep_kwargs: dict[str, Any], *, threads: int, idle: bool = False, depth: int = 64,
                    ) -> Iterator[tuple[RecordResult, Prepared | None]]:
     """:func:`prepared_in_process`, computed ahead in background threads while the caller runs the
-    model: records are read in order in one thread and checked and preprocessed in ``threads``
-    others (``idle``: those at idle priority, see :mod:`ecgfounder.runtime.overlap`); the pairs come
-    back in input order.  ``threads=0`` prepares in the caller's thread, in turn with inference."""
+    model (:func:`~ecgfounder.runtime.overlap.ordered_map`): one thread at normal priority reads,
+    checks and preprocesses in turn; otherwise records are read in order in one thread and checked
+    and preprocessed in ``threads`` others (``idle``: those at idle priority, see
+    :mod:`ecgfounder.runtime.overlap`).  The pairs come back in input order.  ``threads=0`` prepares
+    in the caller's thread, in turn with inference."""
     if threads <= 0:
         return prepared_in_process(items, contract, read_kwargs, prep_kwargs)
     from ..runtime.overlap import ordered_map

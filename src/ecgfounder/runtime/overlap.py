@@ -28,8 +28,11 @@ its core keeps the model's feeding thread waiting.  And one thread per two cores
 core: beside the streams every preparing thread competes for the cores and for the GIL, and one
 thread on 2 cores kept 0.70-0.82 of the model's throughput (paired with model-only runs, 1,500
 records, 10 rounds) against 0.63-0.75 for two, at 17.7-22.2 against 18.9-22.3 CPU-ms per record
-(``benchmarks/README.md``, stop 22).  The consumer still takes over queued work whenever it waits,
-so a pool that falls behind a faster model costs overlap, not progress.
+(``benchmarks/README.md``, stop 22).  A single thread at normal priority iterates the items and
+prepares them itself (no pool, no dispatcher thread: the GIL and the items pass between two threads,
+not three; paired 0.73 against 0.69 of model-only, stop 23).  With a pool (more threads, or idle
+priority) the consumer takes over queued work whenever it waits, so a pool that falls behind a
+faster model costs overlap, not progress.
 
 Idle priority has one hazard: on a machine that other programs keep busy, an idle thread may
 wait long for a core.  So the consumer never idles beside work that no thread has started: while
