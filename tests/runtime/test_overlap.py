@@ -97,6 +97,15 @@ def test_one_thread_applies_fn_in_order_and_hands_each_result_over_at_once():
     assert names == {"ecgfounder-prepare"}  # one worker, not the consumer, not a pool
 
 
+def test_one_thread_stays_within_depth_of_the_consumer():
+    calls = []
+    out = ordered_map(calls.append, range(1000), threads=1, depth=4)
+    next(out)
+    time.sleep(0.3)  # a slow consumer: the worker waits for room
+    assert 4 <= len(calls) <= 2 * 4 + 1  # what waits for the consumer, and what it drained and holds
+    out.close()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_ordered_map_raises_at_the_position_and_stops_early(threads):
     def fn(i):

@@ -225,10 +225,11 @@ def _one_thread(fn: Callable[[T], R], items: Iterable[T], depth: int) -> Iterato
                         flags["waiting"] = True
                         cond.wait()
                     flags["waiting"] = False
-                    got = list(ready)
+                    got = ready.copy()
                     ready.clear()
                     cond.notify()  # room again for a worker waiting on ``depth``
-                for value in got:
+                while got:
+                    value = got.popleft()  # (held by the consumer alone once yielded)
                     if value is _DONE:
                         return
                     if isinstance(value, _Failure):
