@@ -1,0 +1,80 @@
+"""The graph OpenVINO compiles for int8: the QDQ graph with its pads moved past the quantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgfounder.runtime import export_onnx, openvino_available
+from ecgfounder.runtime.openvino import _pads_after_dequantize, openvino_graph
+from ecgfounder.runtime.runners import quantize_int8
+
+
+@pytest.fixture(scope="module")
+def int8_graph(tiny, golden, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ovgraph")
+    fp32 = export_onnx(tiny, folder / "tiny-fp32.onnx")
+    return quantize_int8(fp32, folder / "tiny-int8-calib.onnx", golden["preprocessed_12_sub"][:4])
+
+
+def _plain_session(path_or_bytes):
+    """ONNX Runtime with its graph rewrites off: every node runs as written (Q, DQ, Pad, Conv)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(path_or_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def _producers(graph):
+    return {o: n for n in graph.node for o in n.output}
+
+
+def test_pads_move_past_the_quantisation_and_give_the_same_values(int8_graph, golden):
+    import onnx
+
+    proto = onnx.load(str(int8_graph))
+    before = _producers(proto.graph)
+    padded_q = [n for n in proto.graph.node if n.op_type == "QuantizeLinear" and before.get(n.input[0]) is not None
+                and before[n.input[0]].op_type == "Pad"]
+    assert padded_q  # the SAME padding of the grouped convolutions that cannot pad evenly themselves
+    pads = {before[q.input[0]].name for q in padded_q}
+    moved = _pads_after_dequantize(proto.graph)
+    assert moved == len(padded_q)
+    after = _producers(proto.graph)
+    for node in proto.graph.node:
+        if node.op_type == "QuantizeLinear":  # no pad before a quantisation any more ...
+            assert after.get(node.input[0]) is None or after[node.input[0]].op_type != "Pad"
+        if node.name in pads:  # ... each sits between its dequantisation and its convolution
+            assert after[node.input[0]].op_type == "DequantizeLinear"
+            assert [u.op_type for u in proto.graph.node if node.output[0] in u.input] == ["Conv"]
+    onnx.checker.check_model(proto)  # still a valid graph, nodes in topological order
+    x = golden["preprocessed_12_sub"][:3]
+    want = _plain_session(str(int8_graph)).run(None, {"x": x})
+    got = _plain_session(proto.SerializeToString()).run(None, {"x": x})
+    for a, b in zip(want, got):
+        assert a.shape == b.shape and np.array_equal(a, b)  # a padded zero dequantises to exactly 0
+    assert _pads_after_dequantize(proto.graph) == 0  # nothing left to move
+
+
+def test_openvino_graph_written_once_for_int8_only(int8_graph):
+    fp32 = int8_graph.with_name("tiny-fp32.onnx")
+    assert openvino_graph(fp32, "fp32") == fp32 and openvino_graph(int8_graph, "bf16") == int8_graph
+    out = openvino_graph(int8_graph, "int8")
+    assert out != int8_graph and out.name.endswith("-ov.onnx") and out.exists()
+    stamp = out.stat().st_mtime_ns
+    assert openvino_graph(int8_graph, "int8") == out and out.stat().st_mtime_ns == stamp
+    assert not list(out.parent.glob(".*.partial"))
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
+def test_openvino_int8_runs_the_moved_graph_close_to_fp32(tiny, golden, tmp_path):
+    from ecgfounder.runtime import make_runner
+
+    x = golden["preprocessed_12_sub"]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    s, f = make_runner(tiny, "int8", "openvino", calibration=x[:4], cache_dir=tmp_path)(x)
+    assert list(tmp_path.glob("*-int8-*-ov.onnx"))
+    cos = (f * ref_f).sum(1) / np.linalg.norm(f, axis=1) / np.linalg.norm(ref_f, axis=1)
+    assert np.abs(s - ref_s).max() < 0.05 and cos.min() > 0.99
