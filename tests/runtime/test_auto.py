@@ -53,6 +53,35 @@ def _choose(build, cands, x, tmp_path, **kw):
     return choose_path(build, cands, x, weights="w1", cache_dir=tmp_path, batch=4, seconds=0.0, rounds=1, **kw), lines
 
 
+def test_each_path_is_released_before_the_next_is_built(windows, tmp_path):
+    """A built path holds its weights and compiled kernels: auto measures one at a time (all seven
+    of the published model held at once took 3.3 GB), so none is alive when the next is built."""
+    import weakref
+
+    alive: list[weakref.ref] = []
+    seen: list[int] = []
+
+    class Built:
+        def __init__(self, delay: float) -> None:
+            self.delay = delay
+
+        def __call__(self, x):
+            time.sleep(self.delay)
+            return _reference(x)
+
+    def build(prec, be, calib):
+        seen.append(sum(r() is not None for r in alive))
+        run = Built(0.02 if (prec, be) == ("fp32", "torch") else 0.0)
+        alive.append(weakref.ref(run))
+        return run
+
+    cands = [("fp32", "torch"), ("fp32", "onnxruntime"), ("bf16", "openvino"), ("int8", "openvino")]
+    choice = choose_path(build, cands, windows, weights="w1", cache_dir=tmp_path, batch=4, seconds=0.0, rounds=2,
+                         announce=None)
+    assert seen == [0, 0, 0, 0] and choice.name != "fp32/torch"
+    assert all(f.ecg_per_s > 0 for f in choice.figures)
+
+
 def test_fastest_accurate_path_is_chosen_and_cached(windows, tmp_path):
     cands = [("fp32", "torch"), ("fp32", "onnxruntime"), ("bf16", "torch"), ("int8", "openvino")]
     fake = FakePaths(errors={("bf16", "torch"): 1e-3, ("int8", "openvino"): 5e-3},
