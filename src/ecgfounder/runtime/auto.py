@@ -264,7 +264,7 @@ def choose_path(
             figs[(prec, be)] = PathFigures(prec, be, reason=f"not tried: {len(windows)} windows < {MIN_INT8_WINDOWS} to calibrate on")
             partial = True
             continue
-        t0 = time.perf_counter()
+        t0, run = time.perf_counter(), None
         try:
             run = build(prec, be, calib if prec == "int8" else None)
             s, f = run(windows)
@@ -272,6 +272,8 @@ def choose_path(
             figs[(prec, be)] = PathFigures(prec, be, reason=f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             if ref is None:
                 raise
+            run = None
+            gc.collect()
             continue
         build_s = time.perf_counter() - t0
         if ref is None:

@@ -9,7 +9,8 @@ Precisions (``openvino`` extra: ``pip install ecgfounder[openvino]``):
   weights, activations calibrated on real windows, first convolution kept fp32), which OpenVINO
   runs with its int8 (VNNI/AMX) kernels; the remaining operations in bf16 where it is native.
   OpenVINO compiles a copy of it with the pads of the published model's SAME padding moved past
-  the quantisation (:func:`openvino_graph`: the same values, 1.18x faster).
+  the quantisation (:func:`openvino_graph`: the same values, 1.1-1.2x faster at batch 32 on an
+  AMD EPYC).
 
 Layout.  One ECG, or a batch that does not split evenly, runs as one inference request over all
 ``threads`` (the ``LATENCY`` hint: every operation split across the threads, which meet at a
