@@ -264,7 +264,9 @@ def choose_path(
             figs[(prec, be)] = PathFigures(prec, be, reason=f"not tried: {len(windows)} windows < {MIN_INT8_WINDOWS} to calibrate on")
             partial = True
             continue
-        t0, run = time.perf_counter(), None
+        run = None  # the previous path's weights and compiled kernels go before this one is built
+        gc.collect()
+        t0 = time.perf_counter()
         try:
             run = build(prec, be, calib if prec == "int8" else None)
             s, f = run(windows)
@@ -272,8 +274,6 @@ def choose_path(
             figs[(prec, be)] = PathFigures(prec, be, reason=f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             if ref is None:
                 raise
-            run = None
-            gc.collect()
             continue
         build_s = time.perf_counter() - t0
         if ref is None:
@@ -285,8 +285,6 @@ def choose_path(
         figs[(prec, be)] = PathFigures(prec, be, 0.0, dp, cos, ok, reason, round(build_s, 2))
         if ok:
             best_t[(prec, be)] = min(_time(run, xb, seconds) for _ in range(max(1, rounds)))
-        del run  # its weights and compiled kernels go before the next path is built
-        gc.collect()
     for k, t in best_t.items():
         figs[k] = PathFigures(**{**asdict(figs[k]), "ecg_per_s": round(len(xb) / t, 2)})
     ok = [figs[k] for k in best_t]
