@@ -79,3 +79,44 @@ def test_openvino_int8_runs_the_moved_graph_close_to_fp32(tiny, golden, tmp_path
     assert list(tmp_path.glob("*-int8-*-ov.onnx"))
     dprob, cosine = agreement(s, f, ref_s, ref_f)
     assert dprob < 0.05 and cosine > 0.99
+
+
+def test_export_int8_laid_out_for_openvino(tiny, data_dir, tmp_path):
+    """``export --int8 --runtime openvino`` writes the graph OpenVINO compiles (pads after the
+    quantisation), with the package's metadata; the default layout is ONNX Runtime's."""
+    import argparse
+
+    import onnx
+
+    from ecgfounder.cli import export as cli_export
+    from ecgfounder.models.loading import save_model
+
+    ckpt = save_model(tiny, tmp_path / "tiny.safetensors")
+    records = sorted((data_dir / "cinc2021").glob("*.hea"))[:4]
+    parser = argparse.ArgumentParser()
+    cli_export.add_parser(parser.add_subparsers())
+
+    def export(name, *extra):
+        args = parser.parse_args(["export", "--checkpoint", str(ckpt), "-o", str(tmp_path / name), "--int8",
+                                  "--calibrate", *map(str, records), *extra])
+        assert args.func(args) == 0
+        proto = onnx.load(str(tmp_path / name))
+        producers = _producers(proto.graph)
+        padded = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear"
+                     and producers.get(n.input[0]) is not None and producers[n.input[0]].op_type == "Pad")
+        return proto, padded
+
+    ort_graph, ort_padded = export("ort.onnx")
+    ov_graph, ov_padded = export("ov.onnx", "--runtime", "openvino")
+    assert ort_padded > 0 and ov_padded == 0
+    assert {p.key for p in ov_graph.metadata_props} == {p.key for p in ort_graph.metadata_props}
+    assert any(p.key == "ecgfounder.labels" for p in ov_graph.metadata_props)
+    x = np.zeros((1, 12, 5000), np.float32)
+    x[0, :, ::50] = 1.0
+    for a, b in zip(_plain_session(str(tmp_path / "ort.onnx")).run(None, {"x": x}),
+                    _plain_session(str(tmp_path / "ov.onnx")).run(None, {"x": x})):
+        assert np.array_equal(a, b)  # calibrated on the same records: the same graph, laid out differently
+    args = parser.parse_args(["export", "--checkpoint", str(ckpt), "-o", str(tmp_path / "f.onnx"),
+                              "--runtime", "openvino"])
+    with pytest.raises(ValueError, match="--int8"):
+        args.func(args)

@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8", action="store_true",
                    help="ONNX only: also quantise to int8, calibrated on the preprocessed records given by --calibrate")
     p.add_argument("--calibrate", nargs="+", metavar="PATH", help="ECG files/folders to calibrate int8 on (16-64 records)")
+    p.add_argument("--runtime", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="with --int8: the runtime the graph is laid out for (the same values either way; OpenVINO "
+                   "runs its own layout ~1.2x faster, ONNX Runtime the default one ~1.3x faster)")
     add_model_args(p)
     p.set_defaults(func=run)
 
@@ -34,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     fmt = args.export_format or ("onnx" if out.suffix.lower() == ".onnx" else "torchscript")
     if args.int8 and fmt != "onnx":
         raise ValueError("--int8 applies to ONNX exports; use --format onnx (or a .onnx output).")
+    if args.runtime != "onnxruntime" and not args.int8:
+        raise ValueError(f"--runtime {args.runtime} lays out the int8 graph; add --int8 (the fp32 graph is the same "
+                         "for every runtime).")
     if args.int8 and not args.calibrate:
         raise ValueError("--int8 needs calibration records: --calibrate PATH... (16-64 ECG records like those you will score).")
     if fmt == "onnx":
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         export_onnx(model, out)
         say(f"ONNX written to {out} (opset 17; metadata: ecgfounder.labels, .contract, .task_meta, .config)")
         return 0
+    import shutil
     import tempfile
 
     from ..io import find_records
@@ -63,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"none of {args.calibrate} could be read and prepared for calibration.")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx")
-        quantize_int8(fp32, out, wins)
-    say(f"int8 ONNX written to {out} (calibrated on {len(wins)} records)")
+        if args.runtime == "openvino":
+            from ..runtime.openvino import write_openvino_int8
+
+            qdq = quantize_int8(fp32, Path(tmp) / "int8.onnx", wins)
+            if not write_openvino_int8(qdq, out):  # nothing to move: the graph as it is
+                shutil.copyfile(qdq, out)
+        else:
+            quantize_int8(fp32, out, wins)
+    say(f"int8 ONNX for {args.runtime} written to {out} (calibrated on {len(wins)} records)")
     return 0

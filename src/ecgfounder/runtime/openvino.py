@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["openvino_available", "openvino_session", "openvino_graph", "stream_count", "OV_HINTS", "MIN_PART"]
+__all__ = ["openvino_available", "openvino_session", "openvino_graph", "write_openvino_int8", "stream_count", "OV_HINTS",
+           "MIN_PART"]
 
 OV_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
@@ -99,27 +100,34 @@ def _pads_after_dequantize(graph: Any) -> int:
 
 def openvino_graph(path: str | Path, precision: str) -> Path:
     """The ONNX file OpenVINO compiles for the graph ``path`` of ``precision``: for the quantised
-    (QDQ) int8 graph, a copy beside it (``-ov.onnx``, written once) with its pads moved past the
-    quantisation (:func:`_pads_after_dequantize`); any other graph as it is."""
-    import onnx
-
-    from .._fileio import atomic_path
-
+    (QDQ) int8 graph, a copy beside it (``-ov.onnx``, written once by :func:`write_openvino_int8`)
+    with its pads moved past the quantisation; any other graph as it is."""
     path = Path(path)
     if precision != "int8":
         return path
     out = path.with_name(f"{path.stem}-ov.onnx")
     if out.exists():
         return out
-    proto = onnx.load(str(path))
-    if not _pads_after_dequantize(proto.graph):
-        return path
     try:
-        with atomic_path(out) as tmp:
-            onnx.save(proto, str(tmp))
+        return out if write_openvino_int8(path, out) else path
     except OSError:  # a read-only cache: compile the graph as it is
         return path
-    return out
+
+
+def write_openvino_int8(src: str | Path, dst: str | Path) -> int:
+    """Write the QDQ int8 graph ``src`` to ``dst`` (atomically) in the layout OpenVINO runs
+    fastest, its pads moved past the quantisation (:func:`_pads_after_dequantize`: the same values,
+    metadata kept); returns how many moved, and writes nothing when none did."""
+    import onnx
+
+    from .._fileio import atomic_path
+
+    proto = onnx.load(str(src))
+    moved = _pads_after_dequantize(proto.graph)
+    if moved:
+        with atomic_path(Path(dst)) as tmp:
+            onnx.save(proto, str(tmp))
+    return moved
 
 
 def openvino_available() -> bool:
