@@ -31,21 +31,26 @@ def _producers(graph):
     return {o: n for n in graph.node for o in n.output}
 
 
+def _padded_quantisations(graph):
+    """The QuantizeLinear nodes of ``graph`` whose input comes straight from a Pad."""
+    producers = _producers(graph)
+    return [n for n in graph.node if n.op_type == "QuantizeLinear" and producers.get(n.input[0]) is not None
+            and producers[n.input[0]].op_type == "Pad"]
+
+
 def test_pads_move_past_the_quantisation_and_give_the_same_values(int8_graph, golden):
     import onnx
 
     proto = onnx.load(str(int8_graph))
     before = _producers(proto.graph)
-    padded_q = [n for n in proto.graph.node if n.op_type == "QuantizeLinear" and before.get(n.input[0]) is not None
-                and before[n.input[0]].op_type == "Pad"]
+    padded_q = _padded_quantisations(proto.graph)
     assert padded_q  # the SAME padding of the grouped convolutions that cannot pad evenly themselves
     pads = {before[q.input[0]].name for q in padded_q}
     moved = _pads_after_dequantize(proto.graph)
     assert moved == len(padded_q)
+    assert not _padded_quantisations(proto.graph)  # no pad before a quantisation any more ...
     after = _producers(proto.graph)
     for node in proto.graph.node:
-        if node.op_type == "QuantizeLinear":  # no pad before a quantisation any more ...
-            assert after.get(node.input[0]) is None or after[node.input[0]].op_type != "Pad"
         if node.name in pads:  # ... each sits between its dequantisation and its convolution
             assert after[node.input[0]].op_type == "DequantizeLinear"
             assert [u.op_type for u in proto.graph.node if node.output[0] in u.input] == ["Conv"]
@@ -101,10 +106,7 @@ def test_export_int8_laid_out_for_openvino(tiny, data_dir, tmp_path):
                                   "--calibrate", *map(str, records), *extra])
         assert args.func(args) == 0
         proto = onnx.load(str(tmp_path / name))
-        producers = _producers(proto.graph)
-        padded = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear"
-                     and producers.get(n.input[0]) is not None and producers[n.input[0]].op_type == "Pad")
-        return proto, padded
+        return proto, len(_padded_quantisations(proto.graph))
 
     ort_graph, ort_padded = export("ort.onnx")
     ov_graph, ov_padded = export("ov.onnx", "--runtime", "openvino")
