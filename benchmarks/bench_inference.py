@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved, load_average, load_real_records, matmul_limits  # noqa: E402
+from _common import interleaved, load_average, load_real_records, matmul_limits, matmul_size  # noqa: E402
 from published import PublishedNet1D  # noqa: E402
 
 GFLOP_PER_ECG = 2.34  # the released 12-lead Net1D on one 10-s window (MODEL.md)
@@ -97,7 +97,7 @@ def main() -> None:
     print(f"# {ident.get('gpu') or ident['cpu']}; torch capability {ident['capability']}; native bf16: {native_bf16(dev)}")
     print(f"# published forward vs golden features: max |Δ| = {gold:.1e}")
     limits = matmul_limits(args.device, seconds=min(2.0, args.seconds))
-    print("# matmul limits (2048³, same run): " + ", ".join(f"{k} {v:.0f} GFLOP/s → {v / GFLOP_PER_ECG:.0f} ECG/s"
+    print(f"# matmul limits ({matmul_size(args.device)}³, same run): " + ", ".join(f"{k} {v:.0f} GFLOP/s → {v / GFLOP_PER_ECG:.0f} ECG/s"
                                                          for k, v in limits.items()))
     out = {"identity": ident, "threads": args.threads, "pinned": args.pin, "limits_gflops": limits,
            "golden_max_abs": gold, "load": load_average(), "batches": {}}

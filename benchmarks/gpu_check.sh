@@ -11,7 +11,9 @@
 #   preprocess.txt/.json the published chain on the device (torch chain, batch 256) against the
 #                        published per-record code on one CPU core, max |Δ| beside each speed
 #   predict.txt/.json    predict end to end over 2,000 WFDB records on the device (auto path, batch
-#                        256, worker processes preparing) against model-only throughput; peak memory
+#                        256, the default worker processes preparing) against model-only throughput;
+#                        peak memory
+#   predict_cores.txt/.json  the same with every core but one preparing: does more CPU feed the GPU?
 #   summary.txt          exit status and seconds of each step
 # Each step has its own time limit, so one stuck step cannot eat the others' time.  Nothing here
 # needs network access; the Python environment must already hold the package's dependencies
@@ -20,9 +22,12 @@ set -u
 cd "$(dirname "$0")/.."
 RES="${OUT:-benchmarks/gpu_results}"
 mkdir -p "$RES"
-PY="${PYTHON:-python}"
+PY="${PYTHON:-$(command -v python || command -v python3)}"
+DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu rehearses the script on a machine without a GPU (slow: batch 256 on a CPU)
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export ECGFOUNDER_CACHE="${ECGFOUNDER_CACHE:-$RES/cache}"
+RECORDS="$(mktemp -d)"  # the 2,000 WFDB records, written once for both predict steps
+trap 'rm -rf "$RECORDS"' EXIT
 : > "$RES/summary.txt"
 
 step() {  # step NAME LIMIT_S COMMAND...
@@ -41,12 +46,16 @@ step() {  # step NAME LIMIT_S COMMAND...
 } > "$RES/env.txt" 2>&1
 
 # 1. parity on the device + every GPU path at batch 1/32/256 + matmul limits + auto (~2.5 min)
-step inference 200 "$PY" benchmarks/bench_inference.py --device cuda --batches 1,32,256 \
+step inference 200 "$PY" benchmarks/bench_inference.py --device "$DEVICE" --batches 1,32,256 \
     --seconds 2 --rounds 2 --json "$RES/inference.json"
 # 2. preprocessing on the device (torch chain) vs the published per-record code on one core (~1 min)
-step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device cuda --batch 256 \
+step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device "$DEVICE" --batch 256 \
     --seconds 2 --rounds 2 --json "$RES/preprocess.json"
 # 3. predict end to end over 2,000 WFDB records on the device (~2.5 min incl. writing the records)
-step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device cuda --batch 256 --threads 4 \
-    --model-seconds 5 --json "$RES/predict.json"
+step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
+    --model-seconds 5 --dir "$RECORDS" --json "$RES/predict.json"
+# 4. the same with every core but one preparing (~1 min: the records and the path's cache are kept)
+CORES=$("$PY" -c "import os; print(max(1, len(os.sched_getaffinity(0)) - 1))")
+step predict_cores 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
+    --workers "$CORES" --model-seconds 5 --dir "$RECORDS" --json "$RES/predict_cores.json"
 echo "total seconds=$SECONDS" | tee -a "$RES/summary.txt"
