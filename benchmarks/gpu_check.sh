@@ -53,9 +53,9 @@ step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device "$DEVIC
     --seconds 2 --rounds 2 --json "$RES/preprocess.json"
 # 3. predict end to end over 2,000 WFDB records on the device (~2.5 min incl. writing the records)
 step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
-    --model-seconds 5 --dir "$RECORDS" --json "$RES/predict.json"
+    --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict.json"
 # 4. the same with every core but one preparing (~1 min: the records and the path's cache are kept)
 CORES=$("$PY" -c "import os; print(max(1, len(os.sched_getaffinity(0)) - 1))")
 step predict_cores 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
-    --workers "$CORES" --model-seconds 5 --dir "$RECORDS" --json "$RES/predict_cores.json"
+    --workers "$CORES" --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict_cores.json"
 echo "total seconds=$SECONDS" | tee -a "$RES/summary.txt"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ecgfounder.prediction.workers import prepared_records
@@ -89,3 +91,60 @@ def test_workers_die_with_their_parent(records, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+_SCRIPT = '''
+import os, sys
+with open(os.environ["RUNS_LOG"], "a") as f:  # one line each time this script's top level runs
+    f.write(f"{os.getpid()} {sys.argv[1:]}\\n")
+
+
+def probe():
+    import sys, time
+    time.sleep(0.3)  # (keeps each worker busy, so the pool starts all three)
+    fs = sys.modules.get("ecgfounder.prediction._forkserver")
+    return os.getpid(), fs is not None and fs.WARMED, sys.modules["__main__"].__file__
+
+
+if __name__ == "__main__":
+    from ecgfounder.prediction.workers import start_worker_server, worker_context
+    from concurrent.futures import ProcessPoolExecutor
+
+    start_worker_server()
+    with ProcessPoolExecutor(3, mp_context=worker_context()) as pool:
+        out = [f.result() for f in [pool.submit(probe) for _ in range(6)]]
+    pids = {o[0] for o in out}
+    print(len(pids), all(o[1] for o in out), {o[2] for o in out} == {__file__})
+'''
+
+
+def test_workers_fork_from_a_warm_server_that_ran_the_main_script_once(tmp_path):
+    """Workers are forks of a server that loaded the reading/preparation modules, warmed their
+    kernels and ran the parent's main script: the script's top level runs twice (parent, server),
+    not once more per worker as CPython's forkserver makes it before gh-126631."""
+    import os
+    import subprocess
+    import sys
+
+    script, log = tmp_path / "main_script.py", tmp_path / "runs.log"
+    script.write_text(_SCRIPT)
+    env = dict(os.environ, RUNS_LOG=str(log))
+    out = subprocess.run([sys.executable, str(script), "--flag"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    n_workers, warmed, same_main = out.stdout.split()
+    assert int(n_workers) >= 2 and warmed == "True" and same_main == "True"
+    runs = log.read_text().splitlines()
+    assert len(runs) == 2, runs  # the parent and the server; no worker ran it again
+    assert all(r.endswith("['--flag']") for r in runs)  # the server saw the parent's arguments
+
+
+def test_load_main_ignores_what_it_cannot_use(monkeypatch):
+    from ecgfounder.prediction import _forkserver
+    from ecgfounder.prediction.workers import MAIN_ENV
+
+    for bad in ("", "not json", '{"path": 3}', '{"argv": []}'):
+        monkeypatch.setenv(MAIN_ENV, bad)
+        assert _forkserver.load_main() is False
+        assert MAIN_ENV not in os.environ  # read once, not passed on to the workers' children
+    monkeypatch.setenv(MAIN_ENV, '{"path": "/no/such/script.py", "argv": []}')
+    assert _forkserver.load_main() is False  # a script that cannot run: the workers run it themselves

@@ -128,6 +128,14 @@ def iter_predict(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     check_quality_gate(quality)
+    if prepared is None and workers is None:  # resolved first: none (the CPU's default on 2 cores) still overlaps
+        from .workers import default_workers
+
+        workers = default_workers(str(device))
+    if prepared is None and workers != 0:  # the workers' server starts while the model loads
+        from .workers import start_worker_server
+
+        start_worker_server()
     net = resolve_model(model)
     contract = model_contract(net, mode)
     if runner is None:
@@ -135,10 +143,6 @@ def iter_predict(
 
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
-    if prepared is None and workers is None:  # resolved first: none (the CPU's default on 2 cores) still overlaps
-        from .workers import default_workers
-
-        workers = default_workers(str(device))
     if prepared is None and workers != 0:
         from .workers import prepared_records
 

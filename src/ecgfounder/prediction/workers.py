@@ -17,6 +17,7 @@ that started the pool is gone (``kill -9`` of the parent leaves no orphan readin
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -30,7 +31,7 @@ from typing import Any, Iterable, Iterator
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
 
-__all__ = ["prepared_records", "default_workers"]
+__all__ = ["prepared_records", "default_workers", "start_worker_server", "worker_context"]
 
 
 def default_workers(device: str = "cpu") -> int:
@@ -89,11 +90,39 @@ def _work(items: list[tuple[str, Any]], contract: PreprocessContract, read_kwarg
     return list(prepared_in_process(items, contract, read_kwargs, prep_kwargs, input_offset=input_offset))
 
 
-def _context(name: str | None) -> mp.context.BaseContext:
-    if name:
-        return mp.get_context(name)
+PRELOAD = "ecgfounder.prediction._forkserver"
+MAIN_ENV = "ECGFOUNDER_FORKSERVER_MAIN"  # the parent's main script, for the server (_forkserver.load_main)
+
+
+def worker_context(name: str | None = None) -> mp.context.BaseContext:
+    """The start method of the worker processes: ``name``, or ``forkserver`` where available (else
+    ``spawn``).  A forkserver loads :mod:`ecgfounder.prediction._forkserver` once (the reading and
+    preparation modules, their compiled kernels warmed), so each worker starts as a fork of a
+    process that has them, not as a bare interpreter that imports and loads them itself."""
     methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    name = name or ("forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context(name)
+    if name == "forkserver":
+        from multiprocessing import spawn
+
+        main = spawn.get_preparation_data("ecgfounder-worker").get("init_main_from_path")
+        if main:  # a script (not ``python -m``): the server loads it once, see _forkserver.load_main
+            os.environ[MAIN_ENV] = json.dumps({"path": main, "argv": list(sys.argv)})
+        else:
+            os.environ.pop(MAIN_ENV, None)
+        ctx.set_forkserver_preload([PRELOAD, "__main__"])
+    return ctx
+
+
+def start_worker_server(mp_context: str | None = None) -> None:
+    """Start the forkserver now, so that its imports and warm-up overlap with what the caller does
+    next (loading the model, measuring ``auto``); the first workers then fork at once.  Nothing
+    happens where the start method is not ``forkserver`` or the server already runs."""
+    ctx = worker_context(mp_context)
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def prepared_records(
@@ -136,7 +165,7 @@ def prepared_records(
     index = 0
     sent = 0
     pending: deque[Future] = deque()
-    with ProcessPoolExecutor(n_workers, mp_context=_context(mp_context), initializer=_init_worker,
+    with ProcessPoolExecutor(n_workers, mp_context=worker_context(mp_context), initializer=_init_worker,
                              initargs=(os.getpid(),)) as pool:
         try:
             exhausted = False
