@@ -14,6 +14,8 @@
 #                        256, the default worker processes preparing) against model-only throughput;
 #                        peak memory
 #   predict_cores.txt/.json  the same with every core but one preparing: does more CPU feed the GPU?
+#   gpu_parts.txt/.json  a runner's time at batch 256 taken apart: host→device copy (pageable, pinned),
+#                        forward on the device (cuDNN default and benchmark), CUDA graph, device→host
 #   summary.txt          exit status and seconds of each step
 # Each step has its own time limit, so one stuck step cannot eat the others' time.  Nothing here
 # needs network access; the Python environment must already hold the package's dependencies
@@ -58,4 +60,6 @@ step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" -
 CORES=$("$PY" -c "import os; print(max(1, len(os.sched_getaffinity(0)) - 1))")
 step predict_cores 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
     --workers "$CORES" --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict_cores.json"
+# 5. where a runner's time goes at batch 256: copies, forward (cuDNN default / benchmark), CUDA graph (~30 s)
+step gpu_parts 90 "$PY" benchmarks/bench_gpu_parts.py --device "$DEVICE" --batch 256 --json "$RES/gpu_parts.json"
 echo "total seconds=$SECONDS" | tee -a "$RES/summary.txt"

@@ -37,7 +37,10 @@ __all__ = ["prepared_records", "default_workers", "start_worker_server", "worker
 def default_workers(device: str = "cpu") -> int:
     """Worker processes used by ``workers=None``.
 
-    With the model on a GPU, half the usable cores (at least 1) read and preprocess.  With the
+    With the model on a GPU, every usable core but one (at least 1) reads and preprocesses: the
+    GPU needs little of the CPU (0.1 CPU-ms a record at batch 256), and on a 16-core H200 host
+    15 workers fed predict 1,770 records/s against 1,293 with 8, at the same memory (PSS 1.9 and
+    2.0 GB; ``benchmarks/gpu_check.sh``, README there).  With the
     model on the CPU it already keeps every core busy, so a quarter of them (none on 2 cores):
     measured on the 2-core project machine over 1,000 WFDB records (``benchmarks/bench_predict.py``),
     preparing in the model's process reached 0.81 of model-only throughput, one worker process
@@ -48,7 +51,7 @@ def default_workers(device: str = "cpu") -> int:
     except AttributeError:  # pragma: no cover - non-Linux
         n = os.cpu_count() or 1
     if str(device).startswith("cuda"):
-        return max(1, n // 2)
+        return max(1, n - 1)
     return n // 4
 
 
