@@ -5,6 +5,7 @@
 #
 # Writes into $OUT (if set) or benchmarks/gpu_results/:
 #   env.txt              nvidia-smi, torch/CUDA versions, ecgfounder env
+#   tests.txt            the tests that need a GPU (the CUDA runner) and the worker processes' start-up
 #   inference.txt/.json  parity on the device (published Net1D vs golden, each path vs the published
 #                        fp32 forward) and throughput of fp32/torch and bf16/torch at batch 1, 32, 256,
 #                        matmul limits (fp32/bf16/int8) measured in the same run, and what auto picks
@@ -47,6 +48,9 @@ step() {  # step NAME LIMIT_S COMMAND...
     "$PY" -m ecgfounder env || true
 } > "$RES/env.txt" 2>&1
 
+# 0. the tests that need a GPU (skipped elsewhere) and the worker start-up on this Python (~30 s)
+step tests 120 "$PY" -m pytest -q -p no:cacheprovider -p no:xdist -o addopts="" -rs \
+    tests/runtime/test_runtime.py tests/prediction/test_workers.py
 # 1. parity on the device + every GPU path at batch 1/32/256 + matmul limits + auto (~2.5 min)
 step inference 200 "$PY" benchmarks/bench_inference.py --device "$DEVICE" --batches 1,32,256 \
     --seconds 2 --rounds 2 --json "$RES/inference.json"

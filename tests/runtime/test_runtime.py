@@ -140,3 +140,22 @@ def test_released_architecture_int8_agreement_on_real_records(ckpt12, golden, da
     s, f = make_runner(model, "int8", "onnxruntime", calibration=x[:16], cache_dir=tmp_path)(x)
     assert np.abs(s - ref_s).max() <= 0.01
     assert _cos(f, ref_f).min() >= 0.999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it there)")
+def test_cuda_runner_uploads_through_pinned_buffers_without_mixing_batches(tiny, windows):
+    """Batches growing, shrinking and from two threads at once give the CPU's answers: the pinned
+    staging buffer is per thread, and each upload completes before the buffer is written again."""
+    import copy
+    from concurrent.futures import ThreadPoolExecutor
+
+    cpu = make_runner(tiny, "fp32", "torch")
+    gpu = make_runner(copy.deepcopy(tiny), "fp32", "torch", "cuda")
+    batches = [windows[:n] for n in (3, len(windows), 1, 5)] + [windows[::-1].copy()]
+    for x in batches:
+        (s0, f0), (s1, f1) = cpu(x), gpu(x)
+        assert np.abs(s1 - s0).max() <= 1e-4 and np.abs(f1 - f0).max() <= 1e-4
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(gpu, batches * 4))
+    for x, (s1, _) in zip(batches * 4, got):
+        assert np.abs(s1 - cpu(x)[0]).max() <= 1e-4

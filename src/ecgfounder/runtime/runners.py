@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,25 @@ def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
     return scores_from_logits(t, task_meta).cpu().numpy().astype(np.float32, copy=False)
 
 
+class _PinnedUpload:
+    """Windows to a CUDA device through a page-locked staging buffer, one per thread, grown to the
+    largest batch seen: on an H200 a batch of 256 took 0.7 ms into pinned memory + 1.1 ms across,
+    against 3.8 ms straight from pageable numpy memory (``benchmarks/bench_gpu_parts.py``).  The
+    copy is asynchronous; the runner's result, fetched to the host, completes it before the buffer
+    is written again."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.local = device, threading.local()
+
+    def __call__(self, a: np.ndarray) -> torch.Tensor:
+        buf = getattr(self.local, "buf", None)
+        if buf is None or buf.numel() < a.size:
+            buf = self.local.buf = torch.empty(a.size, dtype=torch.float32, pin_memory=True)
+        staged = buf[: a.size].view(a.shape)
+        staged.copy_(torch.from_numpy(a))
+        return staged.to(self.device, non_blocking=True)
+
+
 def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
     model.to(device).eval()
     task_meta = dict(model.task_meta or {})
@@ -201,9 +221,12 @@ def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
 
         net, dtype = copy.deepcopy(model).to(torch.bfloat16), torch.bfloat16  # the caller's model stays fp32
 
+    to_device = _PinnedUpload(device) if device.type == "cuda" else None
+
     @torch.inference_mode()
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device, non_blocking=True)
+        a = np.ascontiguousarray(x, dtype=np.float32)
+        t = to_device(a) if to_device is not None else torch.from_numpy(a).to(device)
         feats = net.forward_features(t.to(dtype))
         logits = net.forward_head(feats)
         return _scores(logits.float(), task_meta), feats.float().cpu().numpy()
