@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of the project in one run (< 8 minutes on one GPU), figures written to files.
+# Every GPU check of the project in one run (< 8 minutes on one GPU; ~4.5 on an H200), figures written to files.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root, on a machine with a CUDA GPU
 #
@@ -51,16 +51,16 @@ step() {  # step NAME LIMIT_S COMMAND...
 # 0. the tests that need a GPU (skipped elsewhere) and the worker start-up on this Python (~30 s)
 step tests 120 "$PY" -m pytest -q -p no:cacheprovider -p no:xdist -o addopts="" -rs \
     tests/runtime/test_runtime.py tests/prediction/test_workers.py
-# 1. parity on the device + every GPU path at batch 1/32/256 + matmul limits + auto (~2.5 min)
+# 1. parity on the device + every GPU path at batch 1/32/256 + matmul limits + auto (66 s on an H200)
 step inference 200 "$PY" benchmarks/bench_inference.py --device "$DEVICE" --batches 1,32,256 \
     --seconds 2 --rounds 2 --json "$RES/inference.json"
-# 2. preprocessing on the device (torch chain) vs the published per-record code on one core (~1 min)
+# 2. preprocessing on the device (torch chain) vs the published per-record code on one core (30 s)
 step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device "$DEVICE" --batch 256 \
     --seconds 2 --rounds 2 --json "$RES/preprocess.json"
-# 3. predict end to end over 2,000 WFDB records on the device (~2.5 min incl. writing the records)
+# 3. predict end to end over 2,000 WFDB records on the device (50 s incl. writing the records)
 step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
     --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict.json"
-# 4. the same with every core but one preparing (~1 min: the records and the path's cache are kept)
+# 4. the same with every core but one preparing (25 s: the records and the path's cache are kept)
 CORES=$("$PY" -c "import os; print(max(1, len(os.sched_getaffinity(0)) - 1))")
 step predict_cores 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
     --workers "$CORES" --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict_cores.json"
