@@ -37,8 +37,9 @@ def load_main() -> bool:
     """Import the parent's main script here, once, as the forkserver's ``"__main__"`` preload is
     meant to (and does once CPython has the fix of gh-126631 / gh-137996; before, the path never
     reached the server, so every worker ran the script again: 1.2 s a worker for a script that
-    imports torch, on the project machine).  The parent names the script and its ``sys.argv`` in ``MAIN_ENV``
-    (:func:`ecgfounder.prediction.workers.worker_context`).  ``True`` if the script is loaded."""
+    imports torch, on the project machine).  The parent names the script and its ``sys.argv`` in
+    ``MAIN_ENV`` (:func:`ecgfounder.prediction.workers.worker_context`).  ``True`` if the script
+    is loaded."""
     raw = os.environ.pop(MAIN_ENV, None)
     if not raw:
         return False

@@ -40,11 +40,11 @@ def default_workers(device: str = "cpu") -> int:
     With the model on a GPU, every usable core but one (at least 1) reads and preprocesses: the
     GPU needs little of the CPU (0.1 CPU-ms a record at batch 256), and on a 16-core H200 host
     15 workers fed predict 1,770 records/s against 1,293 with 8, at the same memory (PSS 1.9 and
-    2.0 GB; ``benchmarks/gpu_check.sh``, README there).  With the
-    model on the CPU it already keeps every core busy, so a quarter of them (none on 2 cores):
-    measured on the 2-core project machine over 1,000 WFDB records (``benchmarks/bench_predict.py``),
-    preparing in the model's process reached 0.81 of model-only throughput, one worker process
-    0.68 (three busy threads on two cores).
+    2.0 GB; ``benchmarks/gpu_check.sh``, README there).  With the model on the CPU it already keeps
+    every core busy, so a quarter of them (none on 2 cores): measured on the 2-core project machine
+    over 1,000 WFDB records (``benchmarks/bench_predict.py``), preparing in the model's process
+    reached 0.81 of model-only throughput, one worker process 0.68 (three busy threads on two
+    cores).
     """
     try:
         n = len(os.sched_getaffinity(0))
