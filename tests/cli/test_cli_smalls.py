@@ -64,3 +64,19 @@ def test_env_shows_the_package_caches_with_sizes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "none"))
     assert main(["env"]) == 0
     assert f"{tmp_path / 'none'} (empty" in capsys.readouterr().out
+
+
+def test_env_says_how_a_gpu_model_is_fed(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["env"]) == 0
+    assert "preparation (GPU)" not in capsys.readouterr().out  # no GPU: no such line
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Stand-in GPU")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    assert "Stand-in GPU" in out
+    assert "preparation (GPU): 15 worker process(es) (every core but one)" in out

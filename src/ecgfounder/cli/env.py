@@ -45,6 +45,12 @@ def environment() -> dict[str, str]:
     from ..runtime import speed_info  # CPU capability, the cached 'auto' choices, preprocessing chain
 
     info.update(speed_info())
+    if torch.cuda.is_available():
+        from ..prediction.workers import default_workers
+
+        info["preparation (GPU)"] = (f"{default_workers('cuda')} worker process(es) (every core but one) beside a "
+                                     "model on the GPU, forked from a server that loaded the readers and warmed "
+                                     "the compiled kernels")
     return info
 
 
