@@ -6,7 +6,7 @@ line translates them to its flags (``--device``)."""
 from __future__ import annotations
 
 __all__ = ["ECGFounderError", "RecordReadError", "LeadError", "CheckpointError", "WeightsDownloadError", "SetupError",
-           "OutputLockedError"]
+           "OutputLockedError", "WorkersCannotStartError"]
 
 
 class ECGFounderError(Exception):
@@ -46,3 +46,8 @@ class SetupError(ECGFounderError, ValueError):
 
 class OutputLockedError(SetupError):
     """Another running process is writing the same output file."""
+
+
+class WorkersCannotStartError(ECGFounderError, RuntimeError):
+    """Worker processes that read and prepare records die before doing any work (not something one
+    input causes: that input is reported as a failed record instead)."""

@@ -148,3 +148,45 @@ def test_load_main_ignores_what_it_cannot_use(monkeypatch):
         assert MAIN_ENV not in os.environ  # read once, not passed on to the workers' children
     monkeypatch.setenv(MAIN_ENV, '{"path": "/no/such/script.py", "argv": []}')
     assert _forkserver.load_main() is False  # a script that cannot run: the workers run it themselves
+
+
+def test_an_input_that_kills_its_worker_is_one_failed_record(records, monkeypatch):
+    """A reader that takes its process down (a crash in a C library, the kernel's OOM killer) costs
+    that input alone: the inputs in flight with it are prepared again one at a time, and the
+    killer is reported as a failed record; the others come back as without the crash, in order."""
+    import signal
+
+    import ecgfounder.io as io_mod
+    from ecgfounder.prediction.workers import CRASHED
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    real = io_mod.iter_read
+
+    def deadly(path, **kw):
+        if str(path).endswith("r0011.hea"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, **kw)
+
+    c = PreprocessContract()
+    serial = list(prepared_records([records], c, workers=0))  # (before the patch: it would kill this process)
+    monkeypatch.setattr(io_mod, "iter_read", deadly)  # (a forked pool's workers inherit the patch)
+    got = list(prepared_records([records], c, workers=2, chunk=3, max_tasks=3, mp_context="fork"))
+    assert [r.index for r, _ in got] == list(range(N_RECORDS))
+    failed = {r.path.rsplit("/", 1)[-1]: r.error for r, p in got if p is None}
+    assert set(failed) == {"r0011.hea", "r0027.hea"} and failed["r0011.hea"] == CRASHED
+    for (rs, ps), (rg, pg) in zip(serial, got):
+        assert rs.path == rg.path
+        if ps is not None and not rs.path.endswith("r0011.hea"):
+            np.testing.assert_array_equal(ps.windows, pg.windows)
+
+
+def test_workers_that_cannot_start_are_one_clear_error(records, monkeypatch):
+    import pytest
+
+    from ecgfounder.errors import WorkersCannotStartError
+    from ecgfounder.prediction import workers as workers_mod
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    monkeypatch.setattr(workers_mod, "_init_worker", lambda parent: os._exit(3))  # every worker dies at start
+    with pytest.raises(WorkersCannotStartError, match="workers=0"):
+        list(prepared_records([records], PreprocessContract(), workers=2, mp_context="fork"))

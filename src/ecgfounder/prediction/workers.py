@@ -10,6 +10,12 @@ in flight, so memory stays bounded whatever the number of inputs (about ``max_ta
 records of windows, 240 kB per 10-s 12-lead record).  Worker processes run single-threaded
 numpy/scipy so that they do not compete with the model's threads.
 
+A worker that dies (a reader's C library crashing on a hostile file, the kernel's out-of-memory
+killer) costs only the input that killed it: the inputs in flight then are prepared again one at a
+time in a fresh pool, and one that kills its worker again becomes a failed record
+(:data:`CRASHED`); workers that cannot start at all raise
+:class:`~ecgfounder.errors.WorkersCannotStartError`.
+
 Workers die with their parent: on Linux each asks the kernel for SIGTERM when its parent exits
 (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread ends the worker when the process
 that started the pool is gone (``kill -9`` of the parent leaves no orphan reading files).
@@ -26,8 +32,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Iterable, Iterator
 
+from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
 
@@ -165,31 +173,78 @@ def prepared_records(
 
     limit = max(1, int(max_tasks if max_tasks is not None else 2 * n_workers))
     items = expand_inputs(inputs)
+    ctx = worker_context(mp_context)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
+
     index = 0
     sent = 0
-    pending: deque[Future] = deque()
-    with ProcessPoolExecutor(n_workers, mp_context=worker_context(mp_context), initializer=_init_worker,
-                             initargs=(os.getpid(),)) as pool:
-        try:
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < limit:
-                    batch: list[tuple[str, Any]] = []
-                    for shown, item in items:
-                        batch.append((shown, str(item) if isinstance(item, os.PathLike) else item))
-                        if len(batch) >= chunk:
-                            break
-                    if not batch:
-                        exhausted = True
+    pending: deque[tuple[Future, list[tuple[str, Any]], int]] = deque()  # (task, its inputs, first input's index)
+    pool = new_pool()
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                batch: list[tuple[str, Any]] = []
+                for shown, item in items:
+                    batch.append((shown, str(item) if isinstance(item, os.PathLike) else item))
+                    if len(batch) >= chunk:
                         break
-                    pending.append(pool.submit(_work, batch, contract, read_kwargs, prep_kwargs, sent))
-                    sent += len(batch)
-                if not pending:
+                if not batch:
+                    exhausted = True
                     break
-                for res, prep in pending.popleft().result():
-                    res.index = index
-                    index += 1
-                    yield res, prep
-        finally:
-            for f in pending:
-                f.cancel()
+                pending.append((pool.submit(_work, batch, contract, read_kwargs, prep_kwargs, sent), batch, sent))
+                sent += len(batch)
+            if not pending:
+                break
+            task, batch, offset = pending.popleft()
+            try:
+                pairs = task.result()
+            except BrokenProcessPool:  # a worker died (a reader's library crashed, the system killed it)
+                in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]
+                pending.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool, pairs = _one_at_a_time(new_pool, in_flight, contract, read_kwargs, prep_kwargs)
+            for res, prep in pairs:
+                res.index = index
+                index += 1
+                yield res, prep
+    finally:
+        for task, _, _ in pending:
+            task.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+CRASHED = ("the worker process preparing this input ended abruptly (a crash in a reader's library, or the system "
+           "ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other inputs are "
+           "unaffected. Check or convert this file.")
+
+
+
+def _one_at_a_time(new_pool: Callable[[], ProcessPoolExecutor], tasks: list[tuple[list[tuple[str, Any]], int]],
+                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict,
+                   ) -> tuple[ProcessPoolExecutor, list]:
+    """The inputs that were in flight when a worker died, each alone in a fresh pool, in order: an
+    input that kills its worker again is a failed record (:data:`CRASHED`); the rest are prepared
+    as usual.  Returns the pool to go on with and the pairs."""
+    from .records import prepare_one
+
+    pool, pairs = new_pool(), []
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise WorkersCannotStartError(
+            "worker processes end before doing any work (memory exhausted, or a main script that starts "
+            "prediction at import time: put that under `if __name__ == \"__main__\":`). Prepare in this "
+            "process instead: workers=0 (--workers 0).") from None
+    for batch, offset in tasks:
+        for k, (shown, item) in enumerate(batch):
+            try:
+                pairs.extend(pool.submit(_work, [(shown, item)], contract, read_kwargs, prep_kwargs, offset + k).result())
+            except BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = new_pool()
+                pairs.append(prepare_one(0, offset + k, 0, shown, None, CRASHED, contract, prep_kwargs))
+    return pool, pairs
