@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
@@ -88,6 +89,15 @@ def test_workers_die_with_their_parent(records, tmp_path):
             time.sleep(0.2)
             alive = {p for p in workers if _running(p)}
         assert not alive, f"orphaned workers {sorted(alive)}"
+        # the killed process could not remove its shared-memory folder; the next run does
+        from ecgfounder.prediction import workers as workers_mod
+
+        left = [d for d in glob.glob(f"/dev/shm/{workers_mod.SPOOL_PREFIX}{proc.pid}-*")]
+        if os.path.isdir("/dev/shm"):
+            assert left, "the killed run had a spool folder"
+            fresh = workers_mod._spool_folder()
+            assert fresh is not None and not any(os.path.exists(d) for d in left)
+            os.rmdir(fresh)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -190,3 +200,37 @@ def test_workers_that_cannot_start_are_one_clear_error(records, monkeypatch):
     monkeypatch.setattr(workers_mod, "_init_worker", lambda parent: os._exit(3))  # every worker dies at start
     with pytest.raises(WorkersCannotStartError, match="workers=0"):
         list(prepared_records([records], PreprocessContract(), workers=2, mp_context="fork"))
+
+
+def test_windows_come_back_through_shared_memory_or_the_pipe(records, monkeypatch):
+    """Windows travel back in files of a private folder in /dev/shm (removed at the end), or through
+    the pipe where writing there fails (a full /dev/shm); the pairs are the same either way."""
+    from ecgfounder.prediction import workers as workers_mod
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    c = PreprocessContract()
+    serial = list(prepared_records([records], c, workers=0))
+    folders = []
+    real_folder = workers_mod._spool_folder
+
+    def remembered():
+        folders.append(real_folder())
+        return folders[-1]
+
+    monkeypatch.setattr(workers_mod, "_spool_folder", remembered)
+    via_files = list(prepared_records([records], c, workers=2, chunk=5, mp_context="fork"))
+    assert len(folders) == 1 and (folders[0] is None) == (not os.path.isdir("/dev/shm"))
+    if folders[0] is not None:
+        assert not os.path.exists(folders[0])  # removed at the end, with anything left in it
+
+    pairs = serial[:3]
+    assert workers_mod._spool_out(pairs, "/no/such/folder", 0) == (None, pairs)  # cannot write: the pipe
+    monkeypatch.setattr(workers_mod, "_spool_folder", lambda: "/no/such/folder")  # every task falls back
+    via_pipe = list(prepared_records([records], c, workers=2, chunk=5, mp_context="fork"))
+    for got in (via_files, via_pipe):
+        assert [r.path for r, _ in got] == [r.path for r, _ in serial]
+        for (rs, ps), (rg, pg) in zip(serial, got):
+            assert (ps is None) == (pg is None)
+            if ps is not None:
+                np.testing.assert_array_equal(ps.windows, pg.windows)
+                assert pg.windows.dtype == ps.windows.dtype and pg.duration_s == ps.duration_s
