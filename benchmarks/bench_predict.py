@@ -105,7 +105,8 @@ def main() -> None:
     ap.add_argument("--dir", help="use/keep records in this folder instead of a temporary one")
     ap.add_argument("--pipeline", action="store_true",
                     help="also run predict with a runner that answers at once (zeros): what preparation costs "
-                         "in CPU-ms per record inside predict, with its threads and in turn")
+                         "in CPU-ms per record inside predict, with its threads and in turn (and, with --workers N, "
+                         "what the consuming process costs beside N worker processes)")
     args = ap.parse_args()
 
     import torch
@@ -265,9 +266,11 @@ def _pipeline(folder: Path, model, args) -> dict:
         return n / wall, cpu / n * 1e3, cpu / wall
 
     figures = {}
-    for name, kw in (("threads", {"workers": 0}),
-                     ("in turn", {"prepared": _in_turn(folder, model, args)})):
-        rate, ms, busy = one(**kw)
+    modes = [("threads", lambda: {"workers": 0}), ("in turn", lambda: {"prepared": _in_turn(folder, model, args)})]
+    if args.workers:  # the consuming process alone (the workers' CPU is theirs): what bounds a GPU's predict
+        modes.append((f"{args.workers} worker(s), this process", lambda: {"workers": args.workers}))
+    for name, kw in modes:
+        rate, ms, busy = one(**kw())
         figures[name] = {"records_per_s": rate, "cpu_ms_per_record": ms, "cores_busy": busy}
         print(f"pipeline only ({name:7s}) {rate:7.1f} rec/s, {ms:5.2f} CPU-ms per record, {busy:4.2f} cores busy")
     return figures

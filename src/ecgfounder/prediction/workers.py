@@ -112,8 +112,10 @@ def _spool_folder() -> str | None:
     """A private folder in shared memory (``/dev/shm``) for the windows on their way back from the
     workers, or ``None`` where there is none (then they go through the pool's pipe).  Through the
     pipe, a 10-s 12-lead record's 240 kB cost the consuming process 0.2-0.28 CPU-ms (0.32-0.42 ms a
-    record with them, 0.12-0.14 without: 2,000 records, two workers, the project machine); the
-    consumer is what bounds ``predict`` on a GPU (``benchmarks/README.md``, H200)."""
+    record with them, 0.12-0.14 without: 2,000 records, two workers, the project machine); through
+    these files 0.25-0.28 (reading from tmpfs costs ~0.1 ms a record here, mostly page faults), and
+    ``predict``'s consumer 0.27-0.29 against 0.30-0.33 (``bench_predict.py --workers 2 --pipeline``).
+    The consumer is what bounds ``predict`` on a GPU (``benchmarks/README.md``, H200)."""
     import tempfile
 
     if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)):
