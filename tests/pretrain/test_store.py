@@ -127,3 +127,42 @@ def test_manifest_statements_and_errors(tmp_path):
         build_store(tmp_path / "nothing", tmp_path / "x")
     with pytest.raises(StoreError, match="no index.json"):
         open_store(tmp_path)
+
+
+def test_a_record_that_kills_its_writer_fails_alone(tmp_path, monkeypatch):
+    """A record whose reading takes the worker process down (a crash in a C library, the OOM
+    killer) is one failure of the index, not the end of the build: the store equals a serial build
+    in which that record failed the ordinary way."""
+    import os
+    import signal
+
+    import ecgfounder.io as io_mod
+    from ecgfounder.pretrain import store as store_mod
+
+    srcs = sorted((DATA / "cinc2021").glob("*.hea"))[:6]
+    killer = str(srcs[2])
+    real = io_mod.read
+
+    def raising(path, *a, **k):
+        if str(path) == killer:
+            raise ValueError("unreadable")
+        return real(path, *a, **k)
+
+    def deadly(path, *a, **k):
+        if str(path) == killer:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *a, **k)
+
+    kw = dict(contract=SMALL_CONTRACT, records_per_chunk=2, dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(io_mod, "read", raising)
+        a = build_store(srcs, tmp_path / "a", workers=1, **kw)  # in this process
+        monkeypatch.setattr(io_mod, "read", deadly)
+        monkeypatch.setattr(store_mod, "_START_METHOD", "fork")  # (the workers inherit the patch)
+        b = build_store(srcs, tmp_path / "b", workers=2, **kw)
+    assert a.shards == b.shards and a.counts == b.counts
+    assert [p for p, _ in b.failures] == [killer] and b.failures[0][1] == store_mod.CRASHED
+    assert not list((tmp_path / "b").glob("*.tmp"))
+    for p, q in zip(_all(a, global_batch=1, shuffle=False), _all(b, global_batch=1, shuffle=False)):
+        assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])

@@ -32,11 +32,11 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from .._pools import BrokenProcessPool, submit
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
@@ -286,7 +286,7 @@ def prepared_records(
                 if not batch:
                     exhausted = True
                     break
-                pending.append((_submit(pool, batch, contract, read_kwargs, prep_kwargs, sent, spool), batch, sent))
+                pending.append((submit(pool, _work, batch, contract, read_kwargs, prep_kwargs, sent, spool), batch, sent))
                 sent += len(batch)
             if not pending:
                 break
@@ -310,17 +310,6 @@ def prepared_records(
             import shutil
 
             shutil.rmtree(spool, ignore_errors=True)
-
-
-def _submit(pool: ProcessPoolExecutor, *args: Any) -> Future:
-    """``pool.submit(_work, *args)``; a pool already broken (a worker died since the last task was
-    sent) gives a task that failed with ``BrokenProcessPool``, handled where results are taken."""
-    try:
-        return pool.submit(_work, *args)
-    except BrokenProcessPool as exc:
-        failed: Future = Future()
-        failed.set_exception(exc)
-        return failed
 
 
 CRASHED = ("the worker process preparing this input ended abruptly (a crash in a reader's library, or the system "
@@ -349,7 +338,7 @@ def _one_at_a_time(new_pool: Callable[[], ProcessPoolExecutor], tasks: list[tupl
     for batch, offset in tasks:
         for k, (shown, item) in enumerate(batch):
             try:
-                task = _submit(pool, [(shown, item)], contract, read_kwargs, prep_kwargs, offset + k, spool)
+                task = submit(pool, _work, [(shown, item)], contract, read_kwargs, prep_kwargs, offset + k, spool)
                 pairs.extend(_spool_in(*task.result()))
             except BrokenProcessPool:
                 pool.shutdown(wait=True, cancel_futures=True)
