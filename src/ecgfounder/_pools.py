@@ -7,8 +7,7 @@ in flight beside it, so that one input fails and nothing else is lost.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
@@ -35,30 +34,39 @@ def in_own_pool(ctx: Any, fn: Callable, *args: Any) -> Any:
 
 
 def run_in_order(fn: Callable[[Any], Any], jobs: Sequence[Any], n_workers: int, ctx: Any,
-                 alone: Callable[[Any], Any]) -> list:
-    """``[fn(job) for job in jobs]`` in ``n_workers`` processes, at most one job a worker in
-    flight (so every job in flight is running).  When a worker dies, the jobs in flight go to
-    ``alone(job)`` one at a time, in order (it runs the job where a death can be told apart, e.g.
-    :func:`in_own_pool`, and decides what a job that kills again gives); the rest continue in a
-    fresh pool."""
+                 alone: Callable[[Any], Any], on_result: Callable[[int], None] | None = None) -> list:
+    """``[fn(job) for job in jobs]`` (results in job order) in ``n_workers`` processes, at most one
+    job a worker in flight, so that every job in flight is running; a worker that finishes gets
+    the next job at once.  When a worker dies, the jobs in flight go to ``alone(job)`` one at a
+    time, in order (it runs the job where a death can be told apart, e.g. :func:`in_own_pool`, and
+    decides what a job that kills again gives); the rest continue in a fresh pool.
+    ``on_result(k)`` is called as job ``k``'s result arrives (progress)."""
     results: list = [None] * len(jobs)
-    window: deque[tuple[int, Future]] = deque()
+    in_flight: dict[Future, int] = {}
     nxt, ex = 0, ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
     try:
-        while nxt < len(jobs) or window:
-            while nxt < len(jobs) and len(window) < n_workers:
-                window.append((nxt, submit(ex, fn, jobs[nxt])))
+        while nxt < len(jobs) or in_flight:
+            while nxt < len(jobs) and len(in_flight) < n_workers:
+                in_flight[submit(ex, fn, jobs[nxt])] = nxt
                 nxt += 1
-            k, fut = window.popleft()
-            try:
-                results[k] = fut.result()
-            except BrokenProcessPool:
-                suspects = [k] + [j for j, _ in window]
-                window.clear()
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, suspects = [], []
+            for fut in finished:
+                k = in_flight.pop(fut)
+                try:
+                    results[k] = fut.result()
+                    done.append(k)
+                except BrokenProcessPool:
+                    suspects.append(k)
+            if suspects:
+                suspects += list(in_flight.values())
+                in_flight.clear()
                 ex.shutdown(wait=True, cancel_futures=True)
-                for j in suspects:
+                for j in sorted(suspects):
                     results[j] = alone(jobs[j])
                 ex = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+            for j in done + sorted(suspects) if on_result is not None else ():
+                on_result(j)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     return results

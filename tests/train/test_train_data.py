@@ -237,3 +237,33 @@ def test_segment_outside_record_refused():
     ref = RecordRef(str(DATA / "cpsc2021" / "data_8_4.hea"), 40.0, 10.0)
     with pytest.raises(ValueError, match="outside the record"):
         load_windows(ref, LEAD_I)
+
+
+def test_cache_example_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
+    """An example whose reading takes its worker down (a reader's library crashing, the OOM
+    killer) is remembered as failed; the other examples are cached as without it."""
+    import signal
+
+    import ecgfounder.io as io_mod
+    from ecgfounder.train import cache as cache_mod
+
+    refs = _refs()
+    first = WindowCache(tmp_path / "c", LEAD_I).build(refs, workers=1)
+    real = io_mod.read
+
+    def deadly(path, *a, **k):
+        if "data_8_4" in str(path):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(io_mod, "read", deadly)
+    monkeypatch.setattr(cache_mod, "_START_METHOD", "fork")  # (the workers inherit the patch)
+    par = WindowCache(tmp_path / "p", LEAD_I).build(refs, workers=2, records_per_shard=2)
+    killed = {i for i, r in enumerate(refs) if "data_8_4" in r.path}
+    assert killed and set(par.failed) == killed and set(par.failed.values()) == {cache_mod.CRASHED}
+    for i in set(range(len(refs))) - killed:
+        np.testing.assert_array_equal(par.windows(i), first.windows(i))
+    # remembered: a second build reads nothing again (the killers included)
+    monkeypatch.setattr(io_mod, "read", lambda *a, **k: pytest.fail("read again"))
+    again = WindowCache(tmp_path / "p", LEAD_I).build(refs, workers=2, records_per_shard=2)
+    assert set(again.failed) == killed

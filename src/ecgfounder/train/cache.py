@@ -20,7 +20,6 @@ import json
 import math
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -102,19 +101,23 @@ def load_windows(ref: RecordRef, contract: PreprocessContract, *, lead: str | No
     return prepare(x, rec.fs, rec.leads, contract, lead=lead, warn=False, source=source).windows
 
 
-def _write_shard(job: tuple[str, dict, str | None, str | None, list[tuple[str, str, Any, Any]]]) -> str:
-    """Worker: preprocess the records of one shard and write it (returns the shard's JSON path)."""
-    shard_dir, contract_d, lead, fmt, items = job
+def _write_shard(job: tuple) -> str:
+    """Worker: preprocess the records of one shard and write it (returns the shard's JSON path).
+    ``job``: ``(shard_dir, contract, lead, format, items[, known failures {key: reason}])``; a known
+    failure (an example whose reading killed its worker: :func:`_shard_alone`) is not read again."""
+    shard_dir, contract_d, lead, fmt, items = job[:5]
     from ..io import read
 
     contract = PreprocessContract.from_dict(contract_d)
     name = hashlib.sha256("|".join(k for k, *_ in items).encode()).hexdigest()[:16]
     arrays: list[np.ndarray] = []
     index: dict[str, list[int]] = {}
-    failed: dict[str, str] = {}
+    failed: dict[str, str] = dict(job[5]) if len(job) > 5 else {}
     offset = 0
     rec_cache: tuple[str, Any] | None = None
     for key, path, start, dur in items:
+        if key in failed:
+            continue
         try:
             if rec_cache is None or rec_cache[0] != path:
                 try:
@@ -154,6 +157,41 @@ def _write_shard(job: tuple[str, dict, str | None, str | None, list[tuple[str, s
     tmpj.write_text(json.dumps({"array": npy.name, "index": index, "failed": failed}), encoding="utf-8")
     publish(tmpj, meta)
     return str(meta)
+
+
+_START_METHOD = "spawn"  # of the shard writers
+CRASHED = ("reading or preparing this example ended its worker process abruptly (a crash in a reader's "
+           "library, or the system ended it, e.g. out of memory), also when read alone; check or convert the file.")
+
+
+def _shard_alone(job: tuple, ctx: Any) -> str:
+    """A shard that was in flight when a worker died, in a worker of its own; if an example kills
+    that worker too, each example is read and prepared alone, in turn, to find the killers, and the
+    shard is written with them as failures (:data:`CRASHED`), so a later run does not read them again."""
+    from .._pools import BrokenProcessPool, in_own_pool
+
+    try:
+        return in_own_pool(ctx, _write_shard, job)
+    except BrokenProcessPool:
+        pass
+    killers = {}
+    for item in job[4]:
+        try:
+            in_own_pool(ctx, _probe_example, job[1], job[2], job[3], item)
+        except BrokenProcessPool:
+            killers[item[0]] = CRASHED
+    return in_own_pool(ctx, _write_shard, (*job[:5], killers))
+
+
+def _probe_example(contract_d: dict, lead: str | None, fmt: str | None, item: tuple) -> None:
+    """Read and prepare one example and drop it: whether that takes its process down."""
+    _, path, start, dur = item
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_windows(RecordRef(path, start, dur), PreprocessContract.from_dict(contract_d), lead=lead, fmt=fmt)
+    except Exception:  # noqa: BLE001 - an ordinary failure is _write_shard's to record
+        pass
 
 
 class CacheIndex:
@@ -294,10 +332,11 @@ class WindowCache:
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs)), mp_context=mp.get_context("spawn")) as ex:
-                for j, _ in zip(jobs, ex.map(_write_shard, jobs)):
-                    if bar is not None:
-                        bar.update(len(j[4]))
+            from .._pools import run_in_order
+
+            ctx = mp.get_context(_START_METHOD)
+            run_in_order(_write_shard, jobs, min(n_workers, len(jobs)), ctx, lambda job: _shard_alone(job, ctx),
+                         on_result=(lambda k: bar.update(len(jobs[k][4]))) if bar is not None else None)
         if bar is not None:
             bar.close()
 
