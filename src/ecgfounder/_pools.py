@@ -11,7 +11,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
-__all__ = ["BrokenProcessPool", "in_own_pool", "run_in_order", "submit"]
+__all__ = ["BrokenProcessPool", "CRASHED", "find_killers", "in_own_pool", "run_in_order", "submit"]
+
+CRASHED = ("reading or preparing this input ended its worker process abruptly (a crash in a reader's library, or "
+           "the system ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other "
+           "inputs are unaffected. Check or convert this file.")
 
 
 def submit(ex: ProcessPoolExecutor, fn: Callable, *args: Any) -> Future:
@@ -31,6 +35,26 @@ def in_own_pool(ctx: Any, fn: Callable, *args: Any) -> Any:
     ``BrokenProcessPool`` if that worker dies."""
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
         return submit(ex, fn, *args).result()
+
+
+def find_killers(ctx: Any, fn: Callable, calls: Sequence[tuple]) -> set[int]:
+    """Positions in ``calls`` whose ``fn(*args)`` ends its worker process: each call in turn, in one
+    worker (a fresh one after each death); what the calls return or raise is dropped."""
+    killers: set[int] = set()
+    ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+    try:
+        for i, args in enumerate(calls):
+            try:
+                submit(ex, fn, *args).result()
+            except BrokenProcessPool:
+                killers.add(i)
+                ex.shutdown(wait=True, cancel_futures=True)
+                ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            except Exception:  # noqa: BLE001 - an ordinary failure is the caller's writer's to report
+                pass
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+    return killers
 
 
 def run_in_order(fn: Callable[[Any], Any], jobs: Sequence[Any], n_workers: int, ctx: Any,

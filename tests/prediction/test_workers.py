@@ -167,7 +167,7 @@ def test_an_input_that_kills_its_worker_is_one_failed_record(records, monkeypatc
     import signal
 
     import ecgfounder.io as io_mod
-    from ecgfounder.prediction.workers import CRASHED
+    from ecgfounder._pools import CRASHED
     from ecgfounder.signal.preprocess import PreprocessContract
 
     real = io_mod.iter_read

@@ -137,6 +137,7 @@ def test_a_record_that_kills_its_writer_fails_alone(tmp_path, monkeypatch):
     import signal
 
     import ecgfounder.io as io_mod
+    from ecgfounder._pools import CRASHED
     from ecgfounder.pretrain import store as store_mod
 
     srcs = sorted((DATA / "cinc2021").glob("*.hea"))[:6]
@@ -162,7 +163,7 @@ def test_a_record_that_kills_its_writer_fails_alone(tmp_path, monkeypatch):
         monkeypatch.setattr(store_mod, "_START_METHOD", "fork")  # (the workers inherit the patch)
         b = build_store(srcs, tmp_path / "b", workers=2, **kw)
     assert a.shards == b.shards and a.counts == b.counts
-    assert [p for p, _ in b.failures] == [killer] and b.failures[0][1] == store_mod.CRASHED
+    assert [p for p, _ in b.failures] == [killer] and b.failures[0][1] == CRASHED
     assert not list((tmp_path / "b").glob("*.tmp"))
     for p, q in zip(_all(a, global_batch=1, shuffle=False), _all(b, global_batch=1, shuffle=False)):
         assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])

@@ -245,6 +245,7 @@ def test_cache_example_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
     import signal
 
     import ecgfounder.io as io_mod
+    from ecgfounder._pools import CRASHED
     from ecgfounder.train import cache as cache_mod
 
     refs = _refs()
@@ -260,7 +261,7 @@ def test_cache_example_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_mod, "_START_METHOD", "fork")  # (the workers inherit the patch)
     par = WindowCache(tmp_path / "p", LEAD_I).build(refs, workers=2, records_per_shard=2)
     killed = {i for i, r in enumerate(refs) if "data_8_4" in r.path}
-    assert killed and set(par.failed) == killed and set(par.failed.values()) == {cache_mod.CRASHED}
+    assert killed and set(par.failed) == killed and set(par.failed.values()) == {CRASHED}
     for i in set(range(len(refs))) - killed:
         np.testing.assert_array_equal(par.windows(i), first.windows(i))
     # remembered: a second build reads nothing again (the killers included)

@@ -13,7 +13,7 @@ numpy/scipy so that they do not compete with the model's threads.
 A worker that dies (a reader's C library crashing on a hostile file, the kernel's out-of-memory
 killer) costs only the input that killed it: the inputs in flight then are prepared again one at a
 time in a fresh pool, and one that kills its worker again becomes a failed record
-(:data:`CRASHED`); workers that cannot start at all raise
+(:data:`~ecgfounder._pools.CRASHED`); workers that cannot start at all raise
 :class:`~ecgfounder.errors.WorkersCannotStartError`.
 
 Workers die with their parent: on Linux each asks the kernel for SIGTERM when its parent exits
@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .._pools import BrokenProcessPool, submit
+from .._pools import CRASHED, BrokenProcessPool, submit
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
@@ -312,18 +312,14 @@ def prepared_records(
             shutil.rmtree(spool, ignore_errors=True)
 
 
-CRASHED = ("the worker process preparing this input ended abruptly (a crash in a reader's library, or the system "
-           "ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other inputs are "
-           "unaffected. Check or convert this file.")
-
 
 
 def _one_at_a_time(new_pool: Callable[[], ProcessPoolExecutor], tasks: list[tuple[list[tuple[str, Any]], int]],
                    contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None,
                    ) -> tuple[ProcessPoolExecutor, list]:
     """The inputs that were in flight when a worker died, each alone in a fresh pool, in order: an
-    input that kills its worker again is a failed record (:data:`CRASHED`); the rest are prepared
-    as usual.  Returns the pool to go on with and the pairs."""
+    input that kills its worker again is a failed record (:data:`~ecgfounder._pools.CRASHED`); the
+    rest are prepared as usual.  Returns the pool to go on with and the pairs."""
     from .records import prepare_one
 
     pool, pairs = new_pool(), []

@@ -45,7 +45,6 @@ import json
 import os
 import random
 import urllib.request
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -201,43 +200,31 @@ def _write_chunk(job: dict) -> dict:
 
 
 _START_METHOD = "spawn"  # of the chunk writers (a worker holds no state of its parent)
-CRASHED = ("reading or preparing this record ended its worker process abruptly (a crash in a reader's library, "
-           "or the system ended it, e.g. out of memory), also when read alone; check or convert the file.")
 
 
 def _chunk_alone(job: dict, ctx: Any) -> dict:
     """A chunk that was in flight when a worker died, in a worker of its own.  If a record kills
     that worker (a reader's C library crashing on a hostile file, the out-of-memory killer), each
-    record of the chunk is read and prepared alone, in turn, in one worker (a fresh one after each
-    death) to find the killers; the chunk is written without them, each a failure (:data:`CRASHED`)."""
-    from .._pools import BrokenProcessPool, in_own_pool, submit
+    record of the chunk is read and prepared alone, in turn, to find the killers; the chunk is
+    written without them, each a failure (:data:`~ecgfounder._pools.CRASHED`)."""
+    from .._pools import CRASHED, BrokenProcessPool, find_killers, in_own_pool
 
     try:
         return in_own_pool(ctx, _write_chunk, job)
     except BrokenProcessPool:
         pass
-    killers: set[int] = set()
-    ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-    try:
-        for rec_idx, path, _ in job["items"]:
-            try:
-                submit(ex, _probe_record, path, job["contract"], job["fill_missing"]).result()
-            except BrokenProcessPool:
-                killers.add(rec_idx)
-                ex.shutdown(wait=True, cancel_futures=True)
-                ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    hit = find_killers(ctx, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]])
     for stale in Path(job["out"]).glob(f"shard-{job['chunk']:05d}-*.tar.tmp"):  # (begun by the dead worker)
         stale.unlink()
+    kept = [it for i, it in enumerate(job["items"]) if i not in hit]
     try:
-        res = in_own_pool(ctx, _write_chunk, {**job, "items": [it for it in job["items"] if it[0] not in killers]})
+        res = in_own_pool(ctx, _write_chunk, {**job, "items": kept})
     except BrokenProcessPool:
         raise StoreError(f"chunk {job['chunk']} (records {job['items'][0][1]} to {job['items'][-1][1]}) ends its "
                          "worker process even without the records that did so alone (out of memory?); build "
                          "with fewer workers or smaller records_per_chunk.") from None
     order = {path: i for i, (_, path, _) in enumerate(job["items"])}
-    failures = res["failures"] + [(path, CRASHED) for rec_idx, path, _ in job["items"] if rec_idx in killers]
+    failures = res["failures"] + [(job["items"][i][1], CRASHED) for i in sorted(hit)]
     return {**res, "failures": sorted(failures, key=lambda f: order.get(f[0], len(order)))}
 
 
@@ -248,14 +235,11 @@ def _probe_record(path: str, contract: dict, fill_missing: bool) -> None:
     from ..io import read
     from ..signal.preprocess import prepare
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rec = read(path)
-            prepare(rec.signal, rec.fs, rec.leads, PreprocessContract.from_dict(contract), fill_missing=fill_missing,
-                    source=path, warn=False)
-    except Exception:  # noqa: BLE001 - an ordinary failure is _write_chunk's to report
-        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = read(path)
+        prepare(rec.signal, rec.fs, rec.leads, PreprocessContract.from_dict(contract), fill_missing=fill_missing,
+                source=path, warn=False)
 
 
 def build_store(

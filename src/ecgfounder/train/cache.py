@@ -160,38 +160,29 @@ def _write_shard(job: tuple) -> str:
 
 
 _START_METHOD = "spawn"  # of the shard writers
-CRASHED = ("reading or preparing this example ended its worker process abruptly (a crash in a reader's "
-           "library, or the system ended it, e.g. out of memory), also when read alone; check or convert the file.")
 
 
 def _shard_alone(job: tuple, ctx: Any) -> str:
     """A shard that was in flight when a worker died, in a worker of its own; if an example kills
     that worker too, each example is read and prepared alone, in turn, to find the killers, and the
-    shard is written with them as failures (:data:`CRASHED`), so a later run does not read them again."""
-    from .._pools import BrokenProcessPool, in_own_pool
+    shard is written with them as failures (:data:`~ecgfounder._pools.CRASHED`), so that a later run
+    does not read them again."""
+    from .._pools import CRASHED, BrokenProcessPool, find_killers, in_own_pool
 
     try:
         return in_own_pool(ctx, _write_shard, job)
     except BrokenProcessPool:
         pass
-    killers = {}
-    for item in job[4]:
-        try:
-            in_own_pool(ctx, _probe_example, job[1], job[2], job[3], item)
-        except BrokenProcessPool:
-            killers[item[0]] = CRASHED
-    return in_own_pool(ctx, _write_shard, (*job[:5], killers))
+    hit = find_killers(ctx, _probe_example, [(job[1], job[2], job[3], item) for item in job[4]])
+    return in_own_pool(ctx, _write_shard, (*job[:5], {job[4][i][0]: CRASHED for i in hit}))
 
 
 def _probe_example(contract_d: dict, lead: str | None, fmt: str | None, item: tuple) -> None:
     """Read and prepare one example and drop it: whether that takes its process down."""
     _, path, start, dur = item
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            load_windows(RecordRef(path, start, dur), PreprocessContract.from_dict(contract_d), lead=lead, fmt=fmt)
-    except Exception:  # noqa: BLE001 - an ordinary failure is _write_shard's to record
-        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_windows(RecordRef(path, start, dur), PreprocessContract.from_dict(contract_d), lead=lead, fmt=fmt)
 
 
 class CacheIndex:
