@@ -234,3 +234,4 @@ def test_windows_come_back_through_shared_memory_or_the_pipe(records, monkeypatc
             if ps is not None:
                 np.testing.assert_array_equal(ps.windows, pg.windows)
                 assert pg.windows.dtype == ps.windows.dtype and pg.duration_s == ps.duration_s
+                assert pg.windows.flags.writeable

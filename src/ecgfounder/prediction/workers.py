@@ -178,8 +178,9 @@ def _spool_in(path: str | None, out: list) -> list:
         return out
     from dataclasses import replace
 
-    with open(path, "rb") as f:
-        buf = f.read()
+    with open(path, "rb") as f:  # (into a bytearray: the windows stay writable, as through the pipe)
+        buf = bytearray(os.fstat(f.fileno()).st_size)
+        f.readinto(buf)
     os.unlink(path)
     pairs = []
     for res, prep, where in out:
