@@ -11,7 +11,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
-__all__ = ["BrokenProcessPool", "CRASHED", "find_killers", "in_own_pool", "run_in_order", "submit"]
+__all__ = ["BrokenProcessPool", "CRASHED", "KILLED", "each_alone", "find_killers", "in_own_pool", "run_in_order",
+           "submit"]
 
 CRASHED = ("reading or preparing this input ended its worker process abruptly (a crash in a reader's library, or "
            "the system ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other "
@@ -37,24 +38,35 @@ def in_own_pool(ctx: Any, fn: Callable, *args: Any) -> Any:
         return submit(ex, fn, *args).result()
 
 
-def find_killers(ctx: Any, fn: Callable, calls: Sequence[tuple]) -> set[int]:
-    """Positions in ``calls`` whose ``fn(*args)`` ends its worker process: each call in turn, in one
-    worker (a fresh one after each death); what the calls return or raise is dropped."""
-    killers: set[int] = set()
-    ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+KILLED = object()  # what each_alone gives for a call that ended its worker
+
+
+def each_alone(ctx: Any, fn: Callable, calls: Sequence[tuple], *, initializer: Callable | None = None,
+               initargs: tuple = ()) -> list:
+    """``[fn(*args) for args in calls]``, each call in turn in one worker process (a fresh one after
+    each death), :data:`KILLED` for a call that ended its worker; other exceptions propagate."""
+    def new() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=initializer, initargs=initargs)
+
+    out: list = []
+    ex = new()
     try:
-        for i, args in enumerate(calls):
+        for args in calls:
             try:
-                submit(ex, fn, *args).result()
+                out.append(submit(ex, fn, *args).result())
             except BrokenProcessPool:
-                killers.add(i)
+                out.append(KILLED)
                 ex.shutdown(wait=True, cancel_futures=True)
-                ex = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-            except Exception:  # noqa: BLE001 - an ordinary failure is the caller's writer's to report
-                pass
+                ex = new()
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
-    return killers
+    return out
+
+
+def find_killers(ctx: Any, fn: Callable, calls: Sequence[tuple]) -> set[int]:
+    """Positions in ``calls`` whose ``fn(*args)`` ends its worker process (:func:`each_alone`;
+    ``fn`` is a probe that keeps its ordinary failures to itself)."""
+    return {i for i, r in enumerate(each_alone(ctx, fn, calls)) if r is KILLED}
 
 
 def run_in_order(fn: Callable[[Any], Any], jobs: Sequence[Any], n_workers: int, ctx: Any,

@@ -132,7 +132,8 @@ def iter_predict(
         from .workers import default_workers
 
         workers = default_workers(str(device))
-    if prepared is None and workers != 0:  # the workers' server starts while the model loads
+    in_workers = prepared is None and workers != 0
+    if in_workers:  # the workers' server starts while the model loads
         from .workers import start_worker_server
 
         start_worker_server()
@@ -143,7 +144,7 @@ def iter_predict(
 
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
-    if prepared is None and workers != 0:
+    if in_workers:
         from .workers import prepared_records
 
         prepared = prepared_records(inputs, contract, workers=workers, read_kwargs=read_kwargs,

@@ -32,11 +32,11 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .._pools import CRASHED, BrokenProcessPool, submit
+from .._pools import CRASHED, KILLED, BrokenProcessPool, each_alone, submit
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
@@ -298,7 +298,8 @@ def prepared_records(
                 in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]
                 pending.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
-                pool, pairs = _one_at_a_time(new_pool, in_flight, contract, read_kwargs, prep_kwargs, spool)
+                pairs = _one_at_a_time(ctx, in_flight, contract, read_kwargs, prep_kwargs, spool)
+                pool = new_pool()
             for res, prep in pairs:
                 res.index = index
                 index += 1
@@ -313,32 +314,25 @@ def prepared_records(
             shutil.rmtree(spool, ignore_errors=True)
 
 
-
-
-def _one_at_a_time(new_pool: Callable[[], ProcessPoolExecutor], tasks: list[tuple[list[tuple[str, Any]], int]],
-                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None,
-                   ) -> tuple[ProcessPoolExecutor, list]:
-    """The inputs that were in flight when a worker died, each alone in a fresh pool, in order: an
-    input that kills its worker again is a failed record (:data:`~ecgfounder._pools.CRASHED`); the
-    rest are prepared as usual.  Returns the pool to go on with and the pairs."""
+def _one_at_a_time(ctx: mp.context.BaseContext, tasks: list[tuple[list[tuple[str, Any]], int]],
+                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None) -> list:
+    """The inputs that were in flight when a worker died, each alone, in order
+    (:func:`~ecgfounder._pools.each_alone`): an input that kills its worker again is a failed
+    record (:data:`~ecgfounder._pools.CRASHED`); the rest are prepared as usual."""
     from .records import prepare_one
 
-    pool, pairs = new_pool(), []
-    try:
-        pool.submit(os.getpid).result()
-    except BrokenProcessPool:
-        pool.shutdown(wait=True, cancel_futures=True)
+    init = {"initializer": _init_worker, "initargs": (os.getpid(),)}
+    if each_alone(ctx, os.getpid, [()], **init) == [KILLED]:
         raise WorkersCannotStartError(
             "worker processes end before doing any work (memory exhausted, or a main script that starts "
             "prediction at import time: put that under `if __name__ == \"__main__\":`). Prepare in this "
-            "process instead: workers=0 (--workers 0).") from None
-    for batch, offset in tasks:
-        for k, (shown, item) in enumerate(batch):
-            try:
-                task = submit(pool, _work, [(shown, item)], contract, read_kwargs, prep_kwargs, offset + k, spool)
-                pairs.extend(_spool_in(*task.result()))
-            except BrokenProcessPool:
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = new_pool()
-                pairs.append(prepare_one(0, offset + k, 0, shown, None, CRASHED, contract, prep_kwargs))
-    return pool, pairs
+            "process instead: workers=0 (--workers 0).")
+    calls = [([item], contract, read_kwargs, prep_kwargs, offset + k, spool)
+             for batch, offset in tasks for k, item in enumerate(batch)]
+    pairs: list = []
+    for args, got in zip(calls, each_alone(ctx, _work, calls, **init)):
+        if got is KILLED:
+            pairs.append(prepare_one(0, args[4], 0, args[0][0][0], None, CRASHED, contract, prep_kwargs))
+        else:
+            pairs.extend(_spool_in(*got))
+    return pairs

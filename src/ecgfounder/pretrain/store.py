@@ -235,11 +235,14 @@ def _probe_record(path: str, contract: dict, fill_missing: bool) -> None:
     from ..io import read
     from ..signal.preprocess import prepare
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rec = read(path)
-        prepare(rec.signal, rec.fs, rec.leads, PreprocessContract.from_dict(contract), fill_missing=fill_missing,
-                source=path, warn=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rec = read(path)
+            prepare(rec.signal, rec.fs, rec.leads, PreprocessContract.from_dict(contract), fill_missing=fill_missing,
+                    source=path, warn=False)
+    except Exception:  # noqa: BLE001 - an ordinary failure is _write_chunk's to report
+        pass
 
 
 def build_store(

@@ -180,9 +180,12 @@ def _shard_alone(job: tuple, ctx: Any) -> str:
 def _probe_example(contract_d: dict, lead: str | None, fmt: str | None, item: tuple) -> None:
     """Read and prepare one example and drop it: whether that takes its process down."""
     _, path, start, dur = item
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        load_windows(RecordRef(path, start, dur), PreprocessContract.from_dict(contract_d), lead=lead, fmt=fmt)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_windows(RecordRef(path, start, dur), PreprocessContract.from_dict(contract_d), lead=lead, fmt=fmt)
+    except Exception:  # noqa: BLE001 - an ordinary failure is _write_shard's to record
+        pass
 
 
 class CacheIndex:
