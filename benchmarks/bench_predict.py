@@ -3,7 +3,7 @@ path (by default the one ``auto`` picks), with the peak memory of the whole proc
 
     python benchmarks/bench_predict.py [--n 2000] [--precision auto] [--backend auto] [--workers N]
                                        [--batch 32] [--threads 2] [--device cuda] [--serial] [--quality warn|off]
-                                       [--pipeline] [--json f]
+                                       [--pipeline] [--windows-via spool|pipe] [--json f]
 
 Writes ``--n`` 10-s 12-lead records (the 50 real ones, cycled, each scaled by a random factor
 within ±5 % and given 5 µV of noise, so no two files are equal) with ``wfdb.wrsamp`` into a
@@ -34,10 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_average, load_real_records  # noqa: E402
 
 
-def _tree_memory(root: int) -> tuple[int, int]:
-    """``(RSS, PSS)`` in bytes summed over ``root`` and all its descendants (Linux /proc).  The RSS
-    sum counts a page shared by forked workers once per worker; the PSS sum (proportional set size,
-    from ``smaps_rollup``) shares it out, so it is what the tree really holds."""
+def _tree_memory(root: int) -> tuple[int, int, list[tuple[int, int, int, bool]]]:
+    """``(RSS, PSS, [(pid, PSS, RSS, PSS known) for each process])`` in bytes, summed over ``root``
+    and all its descendants (Linux /proc).  The RSS sum counts a page shared by forked workers once
+    per worker; the PSS sum (proportional set size, from ``smaps_rollup``) shares it out, so it is
+    what the tree really holds.  A process whose ``smaps_rollup`` cannot be read (it is exiting, or
+    the kernel has none) counts with its RSS."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -57,26 +59,44 @@ def _tree_memory(root: int) -> tuple[int, int]:
         kids = [c for c, pp in parents.items() if pp == p and c not in tree]
         tree.update(kids)
         frontier.extend(kids)
-    pss = 0
-    for p in tree:
+    each = []
+    for p in sorted(tree):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
-                pss += next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+                each.append((p, next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")),
+                             rss.get(p, 0), True))
         except (OSError, StopIteration, ValueError):
-            pss += rss.get(p, 0)  # (no smaps_rollup: its RSS)
-    return sum(rss.get(p, 0) for p in tree), pss
+            each.append((p, rss.get(p, 0), rss.get(p, 0), False))
+    return sum(e[2] for e in each), sum(e[1] for e in each), each
+
+
+def _kind(pid: int, root: int) -> str:
+    """``this``, ``forkserver`` or ``worker`` (any other descendant)."""
+    if pid == root:
+        return "this"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return "forkserver" if b"forkserver" in f.read() else "worker"
+    except OSError:
+        return "worker"
 
 
 class PeakRSS:
-    """Peak memory of this process and its descendants (``peak``: PSS; ``peak_rss``: RSS sum)."""
+    """Peak memory of this process and its descendants (``peak``: PSS; ``peak_rss``: RSS sum;
+    ``at_peak``: where the PSS was at its peak, :meth:`where`)."""
 
     def __init__(self, interval: float = 0.25):
         self.peak, self.peak_rss, self._stop, self.interval = 0, 0, threading.Event(), interval
+        self.at_peak: list[tuple[str, int, bool]] = []
 
     def __enter__(self):
+        root = os.getpid()
+
         def loop():
             while not self._stop.is_set():
-                rss, pss = _tree_memory(os.getpid())
+                rss, pss, each = _tree_memory(root)
+                if pss > self.peak:
+                    self.at_peak = [(_kind(p, root), m, known) for p, m, _, known in each]
                 self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
                 self._stop.wait(self.interval)
         self._t = threading.Thread(target=loop, daemon=True)
@@ -86,6 +106,20 @@ class PeakRSS:
     def __exit__(self, *a):
         self._stop.set()
         self._t.join()
+
+    def where(self) -> str:
+        """The peak's PSS by process: this one, the forkserver, the workers (all, and the largest)."""
+        mib = 2**20
+        this = sum(m for k, m, _ in self.at_peak if k == "this")
+        server = sum(m for k, m, _ in self.at_peak if k == "forkserver")
+        workers = [m for k, m, _ in self.at_peak if k == "worker"]
+        rss_only = sum(not known for _, _, known in self.at_peak)
+        text = f"this process {this / mib:.0f} MiB"
+        if server:
+            text += f", forkserver {server / mib:.0f}"
+        if workers:
+            text += f", {len(workers)} worker(s) {sum(workers) / mib:.0f} (largest {max(workers) / mib:.0f})"
+        return text + (f"; {rss_only} counted by RSS (no smaps_rollup)" if rss_only else "")
 
 
 def main() -> None:
@@ -107,7 +141,14 @@ def main() -> None:
                     help="also run predict with a runner that answers at once (zeros): what preparation costs "
                          "in CPU-ms per record inside predict, with its threads and in turn (and, with --workers N, "
                          "what the consuming process costs beside N worker processes)")
+    ap.add_argument("--windows-via", choices=("spool", "pipe"), default="spool",
+                    help="how worker processes hand the windows back: files in /dev/shm (the engine's way where it "
+                         "can) or the pool's pipe (its fallback)")
     args = ap.parse_args()
+    if args.windows_via == "pipe":  # the engine's fallback where /dev/shm is missing or full
+        from ecgfounder.prediction import workers as _workers
+
+        _workers._spool_folder = lambda: None
 
     import torch
 
@@ -156,6 +197,7 @@ def main() -> None:
             secs, used = time.perf_counter() - t0, time.process_time() - c0
         cpu[tag].append((used / max(done, 1) * 1e3, used / secs))
         peak_rss.append(mem.peak_rss)
+        peak_where.append((mem.peak, mem.where()))
         return done / secs, mem.peak, secs
 
     workers = default_workers(args.device) if args.workers is None else args.workers
@@ -163,7 +205,7 @@ def main() -> None:
     def serial_predict() -> tuple[float, int, float]:
         return run_predict("serial", prepared=_in_turn(folder, model, args))
 
-    rates, serial, models, peak_rss = [], [], [model_only()], []
+    rates, serial, models, peak_rss, peak_where = [], [], [model_only()], [], []
     for _ in range(max(1, args.rounds)):  # interleaved: load changes hit every variant alike
         rates.append(run_predict(workers=workers))
         if args.serial:
@@ -178,7 +220,8 @@ def main() -> None:
     rate, peak, secs = max(rates)
     print(f"# predict over {args.n} WFDB records ({write_s:.0f} s to write), path {runner.precision}/{runner.backend} "
           f"(asked {args.precision}/{args.backend}) on {args.device}, batch {args.batch}, {args.threads} model threads, "
-          f"{workers} worker process(es){overlap}, quality gate {args.quality}; {load_average()}")
+          f"{workers} worker process(es){overlap}, quality gate {args.quality}"
+          f"{', windows back through the pipe' if args.windows_via == 'pipe' and workers else ''}; {load_average()}")
     print(f"model only      {model_rate:8.1f} ECG/s   (median of {', '.join(f'{m:.1f}' for m in models)})")
     print(f"predict         {rate:8.1f} ECG/s   (best of {', '.join(f'{r[0]:.1f}' for r in rates)}; {secs:.1f} s)")
     # each predict round against the model-only runs just before and after it: a drift of the
@@ -189,6 +232,7 @@ def main() -> None:
           f"median {np.median(paired):.2f})")
     print(f"peak memory     {max(r[1] for r in rates) / 2**20:8.0f} MiB (bar: < 2048; PSS of the process tree: "
           f"pages shared by forked workers counted once; RSS summed over the tree {max(peak_rss) / 2**20:.0f} MiB)")
+    print(f"  at the peak   {max(peak_where)[1]}")
     if workers == 0:  # (worker processes' CPU is not this process's)
         m_ms, m_busy = np.median(cpu["model"], axis=0)
         p_ms, p_busy = np.median(cpu["predict"], axis=0)
@@ -199,7 +243,8 @@ def main() -> None:
            "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
            "predict_runs": [r[0] for r in rates], "ratio": rate / model_rate, "paired_ratios": paired,
            "peak_pss_mib": max(r[1] for r in rates) / 2**20,
-           "peak_rss_sum_mib": max(peak_rss) / 2**20, "load": load_average(),
+           "peak_rss_sum_mib": max(peak_rss) / 2**20,
+           "peak_where": max(peak_where)[1], "load": load_average(),
            "cpu_ms_per_record": {k: [c[0] for c in v] for k, v in cpu.items() if v},
            "cores_busy": {k: [c[1] for c in v] for k, v in cpu.items() if v}}
     if serial:
