@@ -14,10 +14,12 @@
 #   predict.txt/.json    predict end to end over 2,000 WFDB records on the device (auto path, batch
 #                        256, the default worker processes preparing) against model-only throughput;
 #                        peak memory
-#   predict_cores.txt/.json  the same with every core but one preparing: does more CPU feed the GPU?
+#   predict_pipe.txt/.json   the same with the windows back through the pool's pipe (the fallback
+#                        where /dev/shm is missing or full) instead of /dev/shm files
 #   gpu_parts.txt/.json  a runner's time at batch 256 taken apart: host→device copy (pageable, pinned),
 #                        forward on the device (cuDNN default and benchmark), CUDA graph, device→host
 #   summary.txt          exit status and seconds of each step
+#   all.txt              the text files above, one after another
 # Each step has its own time limit, so one stuck step cannot eat the others' time.  Nothing here
 # needs network access; the Python environment must already hold the package's dependencies
 # (torch with CUDA, numpy, scipy, wfdb; numba/onnxruntime/openvino optional).
@@ -60,10 +62,14 @@ step preprocess 90 "$PY" benchmarks/bench_preprocess.py --torch --device "$DEVIC
 # 3. predict end to end over 2,000 WFDB records on the device (50 s incl. writing the records)
 step predict 200 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
     --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict.json"
-# 4. the same with every core but one preparing (25 s: the records and the path's cache are kept)
-CORES=$("$PY" -c "import os; print(max(1, len(os.sched_getaffinity(0)) - 1))")
-step predict_cores 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
-    --workers "$CORES" --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict_cores.json"
+# 4. the same with the windows coming back through the pool's pipe instead of /dev/shm files (the
+#    engine's fallback; 25 s: the records and the path's cache are kept)
+step predict_pipe 120 "$PY" benchmarks/bench_predict.py --n 2000 --device "$DEVICE" --batch 256 --threads 4 \
+    --windows-via pipe --model-seconds 5 --rounds 2 --dir "$RECORDS" --json "$RES/predict_pipe.json"
 # 5. where a runner's time goes at batch 256: copies, forward (cuDNN default / benchmark), CUDA graph (~30 s)
 step gpu_parts 90 "$PY" benchmarks/bench_gpu_parts.py --device "$DEVICE" --batch 256 --json "$RES/gpu_parts.json"
 echo "total seconds=$SECONDS" | tee -a "$RES/summary.txt"
+# every text file above in one, for a reader (or a tool) that takes a single file
+for f in summary env tests inference preprocess predict predict_pipe gpu_parts; do
+    [ -f "$RES/$f.txt" ] && { echo "===== $f.txt"; cat "$RES/$f.txt"; }
+done > "$RES/all.txt"
