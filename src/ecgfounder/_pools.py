@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
 __all__ = ["BrokenProcessPool", "CRASHED", "KILLED", "each_alone", "find_killers", "in_own_pool", "run_in_order",
-           "submit"]
+           "submit", "without_killers"]
 
 CRASHED = ("reading or preparing this input ended its worker process abruptly (a crash in a reader's library, or "
            "the system ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other "
@@ -67,6 +67,24 @@ def find_killers(ctx: Any, fn: Callable, calls: Sequence[tuple]) -> set[int]:
     """Positions in ``calls`` whose ``fn(*args)`` ends its worker process (:func:`each_alone`;
     ``fn`` is a probe that keeps its ordinary failures to itself)."""
     return {i for i, r in enumerate(each_alone(ctx, fn, calls)) if r is KILLED}
+
+
+def without_killers(ctx: Any, fn: Callable, job: Any, probe: Callable, probe_calls: Sequence[tuple],
+                    drop: Callable[[set[int]], Any], again: Callable[[], Exception]) -> tuple[Any, set[int]]:
+    """``(fn(job), set())`` in a worker of its own; if that worker dies, the inputs of ``job`` are
+    probed alone in turn (``probe(*probe_calls[i])``, :func:`find_killers`) and ``fn`` runs once
+    more on ``drop(killers)`` (the job without them, or with them marked as failed): ``(its result,
+    killers)``.  A death on that last run too is no one input's doing (memory): ``again()`` is raised.
+    For the jobs of :func:`run_in_order` that were in flight when a worker died."""
+    try:
+        return in_own_pool(ctx, fn, job), set()
+    except BrokenProcessPool:
+        pass
+    hit = find_killers(ctx, probe, probe_calls)
+    try:
+        return in_own_pool(ctx, fn, drop(hit)), hit
+    except BrokenProcessPool:
+        raise again() from None
 
 
 def run_in_order(fn: Callable[[Any], Any], jobs: Sequence[Any], n_workers: int, ctx: Any,

@@ -6,7 +6,7 @@ line translates them to its flags (``--device``)."""
 from __future__ import annotations
 
 __all__ = ["ECGFounderError", "RecordReadError", "LeadError", "CheckpointError", "WeightsDownloadError", "SetupError",
-           "OutputLockedError", "WorkersCannotStartError"]
+           "OutputLockedError", "WorkersCannotStartError", "WorkerDiedError"]
 
 
 class ECGFounderError(Exception):
@@ -51,3 +51,9 @@ class OutputLockedError(SetupError):
 class WorkersCannotStartError(ECGFounderError, RuntimeError):
     """Worker processes that read and prepare records die before doing any work (not something one
     input causes: that input is reported as a failed record instead)."""
+
+
+class WorkerDiedError(ECGFounderError, RuntimeError):
+    """A worker process died on a batch of inputs again after the inputs that end a worker when
+    read alone were set aside: no single input's doing (memory, most likely); the message names the
+    batch and the settings that make batches smaller."""

@@ -268,3 +268,20 @@ def test_cache_example_that_kills_its_worker_fails_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(io_mod, "read", lambda *a, **k: pytest.fail("read again"))
     again = WindowCache(tmp_path / "p", LEAD_I).build(refs, workers=2, records_per_shard=2)
     assert set(again.failed) == killed
+
+
+def test_cache_worker_dying_without_a_killer_is_one_clear_error(tmp_path, monkeypatch):
+    """A shard whose worker dies even when no example kills a worker alone (memory) ends the
+    build with an error that names the shard and the smaller settings, not a bare BrokenProcessPool."""
+    import signal
+
+    from ecgfounder.errors import WorkerDiedError
+    from ecgfounder.train import cache as cache_mod
+
+    # (writing a shard ends the worker; reading and preparing an example alone does not)
+    parent, real = os.getpid(), cache_mod.publish
+    monkeypatch.setattr(cache_mod, "publish",
+                        lambda *a: real(*a) if os.getpid() == parent else os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(cache_mod, "_START_METHOD", "fork")
+    with pytest.raises(WorkerDiedError, match=r"ends its worker process even without .*records_per_shard="):
+        WindowCache(tmp_path / "c", LEAD_I).build(_refs(), workers=2, records_per_shard=2)

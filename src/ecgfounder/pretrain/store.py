@@ -207,22 +207,19 @@ def _chunk_alone(job: dict, ctx: Any) -> dict:
     that worker (a reader's C library crashing on a hostile file, the out-of-memory killer), each
     record of the chunk is read and prepared alone, in turn, to find the killers; the chunk is
     written without them, each a failure (:data:`~ecgfounder._pools.CRASHED`)."""
-    from .._pools import CRASHED, BrokenProcessPool, find_killers, in_own_pool
+    from .._pools import CRASHED, without_killers
 
-    try:
-        return in_own_pool(ctx, _write_chunk, job)
-    except BrokenProcessPool:
-        pass
-    hit = find_killers(ctx, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]])
-    for stale in Path(job["out"]).glob(f"shard-{job['chunk']:05d}-*.tar.tmp"):  # (begun by the dead worker)
-        stale.unlink()
-    kept = [it for i, it in enumerate(job["items"]) if i not in hit]
-    try:
-        res = in_own_pool(ctx, _write_chunk, {**job, "items": kept})
-    except BrokenProcessPool:
-        raise StoreError(f"chunk {job['chunk']} (records {job['items'][0][1]} to {job['items'][-1][1]}) ends its "
-                         "worker process even without the records that did so alone (out of memory?); build "
-                         "with fewer workers or smaller records_per_chunk.") from None
+    def drop(hit: set[int]) -> dict:
+        for stale in Path(job["out"]).glob(f"shard-{job['chunk']:05d}-*.tar.tmp"):  # (begun by the dead worker)
+            stale.unlink()
+        return {**job, "items": [it for i, it in enumerate(job["items"]) if i not in hit]}
+
+    res, hit = without_killers(
+        ctx, _write_chunk, job, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]],
+        drop, lambda: StoreError(
+            f"chunk {job['chunk']} (records {job['items'][0][1]} to {job['items'][-1][1]}) ends its worker process "
+            "even without the records that did so alone (out of memory?); build with fewer workers or smaller "
+            "records_per_chunk."))
     order = {path: i for i, (_, path, _) in enumerate(job["items"])}
     failures = res["failures"] + [(job["items"][i][1], CRASHED) for i in sorted(hit)]
     return {**res, "failures": sorted(failures, key=lambda f: order.get(f[0], len(order)))}

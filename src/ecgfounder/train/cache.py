@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .._fileio import cache_dir, publish
+from ..errors import WorkerDiedError
 from ..signal.preprocess import PreprocessContract
 
 __all__ = ["RecordRef", "WindowCache", "CacheIndex", "contract_key", "record_key", "default_cache_dir", "load_windows"]
@@ -167,14 +168,16 @@ def _shard_alone(job: tuple, ctx: Any) -> str:
     that worker too, each example is read and prepared alone, in turn, to find the killers, and the
     shard is written with them as failures (:data:`~ecgfounder._pools.CRASHED`), so that a later run
     does not read them again."""
-    from .._pools import CRASHED, BrokenProcessPool, find_killers, in_own_pool
+    from .._pools import CRASHED, without_killers
 
-    try:
-        return in_own_pool(ctx, _write_shard, job)
-    except BrokenProcessPool:
-        pass
-    hit = find_killers(ctx, _probe_example, [(job[1], job[2], job[3], item) for item in job[4]])
-    return in_own_pool(ctx, _write_shard, (*job[:5], {job[4][i][0]: CRASHED for i in hit}))
+    items = job[4]
+    return without_killers(
+        ctx, _write_shard, job, _probe_example, [(job[1], job[2], job[3], item) for item in items],
+        lambda hit: (*job[:5], {items[i][0]: CRASHED for i in hit}),
+        lambda: WorkerDiedError(
+            f"caching the windows of {len(items)} examples ({items[0][1]} to {items[-1][1]}) ends its worker process "
+            "even without the examples that did so alone (out of memory?); build the cache with fewer workers "
+            "(workers=) or smaller shards (records_per_shard=)."))[0]
 
 
 def _probe_example(contract_d: dict, lead: str | None, fmt: str | None, item: tuple) -> None:
