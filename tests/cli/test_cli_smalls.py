@@ -80,3 +80,19 @@ def test_env_says_how_a_gpu_model_is_fed(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "Stand-in GPU" in out
     assert "preparation (GPU): 15 worker process(es) (every core but one)" in out
+
+
+def test_package_errors_that_are_not_value_errors_end_in_one_line(monkeypatch, capsys):
+    """Errors of the package's own that are RuntimeErrors (worker processes that cannot start or
+    die again on a batch) end a command with exit status 2 and one line, as every other user error."""
+    from ecgfounder.cli import env as env_cli
+    from ecgfounder.errors import WorkerDiedError, WorkersCannotStartError
+
+    for err, fix in ((WorkersCannotStartError("workers end at start; use workers=0"), "--workers 0"),
+                     (WorkerDiedError("caching ... ends its worker process; fewer (data.cache_workers)"), "cache_workers")):
+        def boom(*a, _err=err, **k):
+            raise _err
+        monkeypatch.setattr(env_cli, "environment", boom)
+        assert main(["env"]) == 2
+        _, stderr = capsys.readouterr()
+        assert stderr.startswith("error: ") and fix in stderr and "Traceback" not in stderr

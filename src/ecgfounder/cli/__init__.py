@@ -98,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..errors import ECGFounderError
     from ._common import flags
 
     try:
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # a run that saved its progress says so (once); else one word
         print(flags(" ".join(str(exc).split())) or "interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, ECGFounderError) as exc:  # (the package's own: also RuntimeErrors)
         if args.verbose:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__

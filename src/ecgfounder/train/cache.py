@@ -176,8 +176,9 @@ def _shard_alone(job: tuple, ctx: Any) -> str:
         lambda hit: (*job[:5], {items[i][0]: CRASHED for i in hit}),
         lambda: WorkerDiedError(
             f"caching the windows of {len(items)} examples ({items[0][1]} to {items[-1][1]}) ends its worker process "
-            "even without the examples that did so alone (out of memory?); build the cache with fewer workers "
-            "(workers=) or smaller shards (records_per_shard=)."))[0]
+            "even without the examples that did so alone (out of memory?); build the cache with fewer worker "
+            "processes (data.cache_workers in a training config; WindowCache.build's workers=) or smaller shards "
+            "(records_per_shard=)."))[0]
 
 
 def _probe_example(contract_d: dict, lead: str | None, fmt: str | None, item: tuple) -> None:
