@@ -122,6 +122,55 @@ class PeakRSS:
         return text + (f"; {rss_only} counted by RSS (no smaps_rollup)" if rss_only else "")
 
 
+_SAMPLERS: set[int] = set()  # native ids of the measuring threads, left out of every figure
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of this process, by native thread id."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(t)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+class ThreadCPU:
+    """CPU seconds spent in a block by the calling thread (``consumer``), by the threads that were
+    there before the block (``runtime``: the model's thread pools) and by the threads started in it
+    (``preparation``), sampled every ``interval`` s (a thread that ends counts up to its last sample)."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval, self._stop, self.spent = interval, threading.Event(), {}
+
+    def __enter__(self):
+        self._me, self._base = threading.get_native_id(), _thread_cpu()
+        self._last = dict(self._base)
+
+        def loop():
+            _SAMPLERS.add(threading.get_native_id())
+            while not self._stop.wait(self.interval):
+                self._last.update(_thread_cpu())
+        self._t = threading.Thread(target=loop, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._t.join()
+        self._last.update(_thread_cpu())
+        spent = {"consumer": 0.0, "runtime": 0.0, "preparation": 0.0}
+        for tid, sec in self._last.items():
+            if tid in _SAMPLERS:
+                continue
+            kind = "consumer" if tid == self._me else "runtime" if tid in self._base else "preparation"
+            spent[kind] += sec - self._base.get(tid, 0.0)
+        self.spent = spent
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="records to write and predict")
@@ -177,25 +226,29 @@ def main() -> None:
     # CPU time of this process (every thread) per record and cores kept busy, per kind of run: the
     # host's drift moves throughput, much less the CPU a record costs (worker processes not counted)
     cpu: dict[str, list[tuple[float, float]]] = {"model": [], "predict": [], "serial": []}
+    by_thread: dict[str, list[dict[str, float]]] = {"model": [], "predict": [], "serial": []}  # CPU-ms per record
 
     def model_only() -> float:
         for _ in range(3):  # warm: OpenVINO compiles its streams layout for a batch size seen twice
             runner(xb)
-        t0, c0, n = time.perf_counter(), time.process_time(), 0
-        while time.perf_counter() - t0 < args.model_seconds:
-            runner(xb)
-            n += len(xb)
-        wall, used = time.perf_counter() - t0, time.process_time() - c0
+        with ThreadCPU() as threads:
+            t0, c0, n = time.perf_counter(), time.process_time(), 0
+            while time.perf_counter() - t0 < args.model_seconds:
+                runner(xb)
+                n += len(xb)
+            wall, used = time.perf_counter() - t0, time.process_time() - c0
         cpu["model"].append((used / n * 1e3, used / wall))
+        by_thread["model"].append({k: v / n * 1e3 for k, v in threads.spent.items()})
         return n / wall
 
     def run_predict(tag: str = "predict", **kw) -> tuple[float, int, float]:
-        with PeakRSS() as mem:
+        with PeakRSS() as mem, ThreadCPU() as threads:
             t0, c0, done = time.perf_counter(), time.process_time(), 0
             for res in iter_predict([folder], model, batch_size=args.batch, runner=runner, quality=args.quality, **kw):
                 done += res.error is None
             secs, used = time.perf_counter() - t0, time.process_time() - c0
         cpu[tag].append((used / max(done, 1) * 1e3, used / secs))
+        by_thread[tag].append({k: v / max(done, 1) * 1e3 for k, v in threads.spent.items()})
         peak_rss.append(mem.peak_rss)
         peak_where.append((mem.peak, mem.where()))
         return done / secs, mem.peak, secs
@@ -239,8 +292,13 @@ def main() -> None:
         print(f"CPU per record  model only {m_ms:.2f} ms ({m_busy:.2f} cores busy), predict {p_ms:.2f} ms "
               f"({p_busy:.2f} busy): preparation and the rest {p_ms - m_ms:.2f} ms, CPU ratio {m_ms / p_ms:.2f} "
               "(medians; with the cores saturated in both, the throughput ratio a steady host would show)")
+    med = {tag: {k: float(np.median([d[k] for d in v])) for k in v[0]} for tag, v in by_thread.items() if v}
+    print(f"CPU by thread   model runtime's threads {med['model']['runtime']:.2f} ms a record alone, "
+          f"{med['predict']['runtime']:.2f} in predict; threads started by predict {med['predict']['preparation']:.2f}"
+          f"{' (the pool' + chr(39) + 's own: workers prepare)' if workers else ' (preparation)'}; "
+          f"consuming thread {med['predict']['consumer']:.2f} (medians; this process only)")
     out = {"path": f"{runner.precision}/{runner.backend}", "n": args.n, "batch": args.batch, "threads": args.threads,
-           "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
+           "cpu_ms_by_thread": by_thread, "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
            "predict_runs": [r[0] for r in rates], "ratio": rate / model_rate, "paired_ratios": paired,
            "peak_pss_mib": max(r[1] for r in rates) / 2**20,
            "peak_rss_sum_mib": max(peak_rss) / 2**20,
