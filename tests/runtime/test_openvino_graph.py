@@ -73,6 +73,19 @@ def test_openvino_graph_written_once_for_int8_only(int8_graph):
     assert not list(out.parent.glob(".*.partial"))
 
 
+def test_int8_graph_without_pads_to_move_is_looked_at_once(int8_graph, tmp_path, monkeypatch):
+    import shutil
+
+    from ecgfounder.runtime import openvino as ov
+
+    plain = tmp_path / "plain-int8.onnx"  # the moved graph: nothing left to move in it
+    shutil.copy(openvino_graph(int8_graph, "int8"), plain)
+    assert openvino_graph(plain, "int8") == plain and (tmp_path / "plain-int8-ov.none").exists()
+    assert not (tmp_path / "plain-int8-ov.onnx").exists()
+    monkeypatch.setattr(ov, "write_openvino_int8", lambda *a: pytest.fail("graph loaded again"))
+    assert openvino_graph(plain, "int8") == plain
+
+
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
 def test_openvino_int8_runs_the_moved_graph_close_to_fp32(tiny, golden, tmp_path):
     from ecgfounder.runtime import make_runner

@@ -101,17 +101,23 @@ def _pads_after_dequantize(graph: Any) -> int:
 def openvino_graph(path: str | Path, precision: str) -> Path:
     """The ONNX file OpenVINO compiles for the graph ``path`` of ``precision``: for the quantised
     (QDQ) int8 graph, a copy beside it (``-ov.onnx``, written once by :func:`write_openvino_int8`)
-    with its pads moved past the quantisation; any other graph as it is."""
+    with its pads moved past the quantisation; any other graph as it is.  An int8 graph with no pad
+    to move is looked at once: an empty ``-ov.none`` beside it says so to later runs."""
     path = Path(path)
     if precision != "int8":
         return path
-    out = path.with_name(f"{path.stem}-ov.onnx")
+    out, nothing = path.with_name(f"{path.stem}-ov.onnx"), path.with_name(f"{path.stem}-ov.none")
     if out.exists():
         return out
-    try:
-        return out if write_openvino_int8(path, out) else path
-    except OSError:  # a read-only cache: compile the graph as it is
+    if nothing.exists():
         return path
+    try:
+        if write_openvino_int8(path, out):
+            return out
+        nothing.touch()
+    except OSError:  # a read-only cache: compile the graph as it is
+        pass
+    return path
 
 
 def write_openvino_int8(src: str | Path, dst: str | Path) -> int:
