@@ -38,8 +38,11 @@ def _tree_memory(root: int) -> tuple[int, int, list[tuple[int, int, int, bool]]]
     """``(RSS, PSS, [(pid, PSS, RSS, PSS known) for each process])`` in bytes, summed over ``root``
     and all its descendants (Linux /proc).  The RSS sum counts a page shared by forked workers once
     per worker; the PSS sum (proportional set size, from ``smaps_rollup``) shares it out, so it is
-    what the tree really holds.  A process whose ``smaps_rollup`` cannot be read (it is exiting, or
-    the kernel has none) counts with its RSS."""
+    what the tree really holds.  ``root`` itself counts with its RSS: ``smaps_rollup`` walks every
+    page table of the process it reads, and for the model's process (1.5 GB in 4-kB pages) that cost
+    ~0.7 CPU-ms per predicted record at four reads a second, stolen from the run it measured (its
+    peak comes from the kernel's high-water mark instead: :class:`PeakRSS`).  A descendant whose
+    ``smaps_rollup`` cannot be read (it is exiting, or the kernel has none) counts with its RSS."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
@@ -59,8 +62,8 @@ def _tree_memory(root: int) -> tuple[int, int, list[tuple[int, int, int, bool]]]
         kids = [c for c, pp in parents.items() if pp == p and c not in tree]
         tree.update(kids)
         frontier.extend(kids)
-    each = []
-    for p in sorted(tree):
+    each = [(root, rss.get(root, 0), rss.get(root, 0), True)]
+    for p in sorted(tree - {root}):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 each.append((p, next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")),
@@ -68,6 +71,19 @@ def _tree_memory(root: int) -> tuple[int, int, list[tuple[int, int, int, bool]]]
         except (OSError, StopIteration, ValueError):
             each.append((p, rss.get(p, 0), rss.get(p, 0), False))
     return sum(e[2] for e in each), sum(e[1] for e in each), each
+
+
+def _high_water_mark(reset: bool = False) -> int:
+    """This process's peak RSS in bytes since the last reset (``VmHWM``); ``reset``: start a new
+    peak (writing 5 to ``/proc/self/clear_refs``, Linux >= 4.0).  0 where neither exists."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
 
 
 def _kind(pid: int, root: int) -> str:
@@ -81,24 +97,32 @@ def _kind(pid: int, root: int) -> str:
         return "worker"
 
 
-class PeakRSS:
-    """Peak memory of this process and its descendants (``peak``: PSS; ``peak_rss``: RSS sum;
-    ``at_peak``: where the PSS was at its peak, :meth:`where`)."""
+_SAMPLERS: set[int] = set()  # native ids of the measuring threads, left out of every figure
 
-    def __init__(self, interval: float = 0.25):
-        self.peak, self.peak_rss, self._stop, self.interval = 0, 0, threading.Event(), interval
-        self.at_peak: list[tuple[str, int, bool]] = []
+
+class _Sampler:
+    """A context whose ``sample()`` runs every ``interval`` s in a thread of its own while the block
+    runs, and once more at its end (subclasses: ``begin()`` on entry, ``sample()``, ``end()``)."""
+
+    def __init__(self, interval: float):
+        self.interval, self._stop = interval, threading.Event()
+
+    def begin(self) -> None:
+        pass
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        pass
 
     def __enter__(self):
-        root = os.getpid()
+        self.begin()
 
         def loop():
-            while not self._stop.is_set():
-                rss, pss, each = _tree_memory(root)
-                if pss > self.peak:
-                    self.at_peak = [(_kind(p, root), m, known) for p, m, _, known in each]
-                self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
-                self._stop.wait(self.interval)
+            _SAMPLERS.add(threading.get_native_id())
+            while not self._stop.wait(self.interval):
+                self.sample()
         self._t = threading.Thread(target=loop, daemon=True)
         self._t.start()
         return self
@@ -106,6 +130,35 @@ class PeakRSS:
     def __exit__(self, *a):
         self._stop.set()
         self._t.join()
+        self.sample()
+        self.end()
+
+
+class PeakRSS(_Sampler):
+    """Peak memory of this process and its descendants (``peak``: this process's RSS + the
+    descendants' PSS; ``peak_rss``: the RSS sum; ``at_peak``: where it was at its peak,
+    :meth:`where`).  Sampled every ``interval`` s, and this process's own peak from the kernel's
+    high-water mark (reset on entry), so that a peak between two samples is not missed."""
+
+    def __init__(self, interval: float = 0.25):
+        super().__init__(interval)
+        self.peak, self.peak_rss, self.root = 0, 0, os.getpid()
+        self.at_peak: list[tuple[str, int, bool]] = []
+
+    def begin(self) -> None:
+        _high_water_mark(reset=True)
+        self.sample()
+
+    def sample(self) -> None:
+        rss, pss, each = _tree_memory(self.root)
+        if pss > self.peak:
+            self.at_peak = [(_kind(p, self.root), m, known) for p, m, _, known in each]
+        self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
+
+    def end(self) -> None:
+        own = _high_water_mark()
+        if own > self.peak:  # this process alone, between two samples, held more than the tree at any sample
+            self.peak, self.peak_rss, self.at_peak = own, max(self.peak_rss, own), [("this", own, True)]
 
     def where(self) -> str:
         """The peak's PSS by process: this one, the forkserver, the workers (all, and the largest)."""
@@ -122,52 +175,53 @@ class PeakRSS:
         return text + (f"; {rss_only} counted by RSS (no smaps_rollup)" if rss_only else "")
 
 
-_SAMPLERS: set[int] = set()  # native ids of the measuring threads, left out of every figure
+def _ticks(stat: str) -> float:
+    """CPU seconds (user + system) from the text of a ``/proc/.../stat`` file."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _thread_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of this process, by native thread id."""
-    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    """CPU seconds of each thread of this process, by native thread id; key 0: the whole process
+    (its ended threads included)."""
+    with open("/proc/self/stat") as f:
+        out = {0: _ticks(f.read())}
     for t in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{t}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out[int(t)] = (int(fields[11]) + int(fields[12])) / tick
+                out[int(t)] = _ticks(f.read())
         except (OSError, IndexError, ValueError):
             continue
     return out
 
 
-class ThreadCPU:
+class ThreadCPU(_Sampler):
     """CPU seconds spent in a block by the calling thread (``consumer``), by the threads that were
     there before the block (``runtime``: the model's thread pools) and by the threads started in it
-    (``preparation``), sampled every ``interval`` s (a thread that ends counts up to its last sample)."""
+    (``preparation``), sampled every ``interval`` s; ``ended``: what threads that ended spent after
+    their last sample (or all of it, if they ran between two samples).  The measuring threads of this
+    script are left out."""
 
-    def __init__(self, interval: float = 0.05):
-        self.interval, self._stop, self.spent = interval, threading.Event(), {}
+    def __init__(self, interval: float = 0.1):
+        super().__init__(interval)
+        self.spent: dict[str, float] = {}
 
-    def __enter__(self):
+    def begin(self) -> None:
         self._me, self._base = threading.get_native_id(), _thread_cpu()
         self._last = dict(self._base)
 
-        def loop():
-            _SAMPLERS.add(threading.get_native_id())
-            while not self._stop.wait(self.interval):
-                self._last.update(_thread_cpu())
-        self._t = threading.Thread(target=loop, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop.set()
-        self._t.join()
+    def sample(self) -> None:
         self._last.update(_thread_cpu())
-        spent = {"consumer": 0.0, "runtime": 0.0, "preparation": 0.0}
+
+    def end(self) -> None:
+        spent = {"consumer": 0.0, "runtime": 0.0, "preparation": 0.0, "ended": 0.0, "measuring": 0.0}
         for tid, sec in self._last.items():
-            if tid in _SAMPLERS:
+            if tid == 0:
                 continue
-            kind = "consumer" if tid == self._me else "runtime" if tid in self._base else "preparation"
+            kind = ("measuring" if tid in _SAMPLERS else "consumer" if tid == self._me else
+                    "runtime" if tid in self._base else "preparation")
             spent[kind] += sec - self._base.get(tid, 0.0)
+        spent["ended"] = max(0.0, self._last[0] - self._base[0] - sum(spent.values()))
         self.spent = spent
 
 
@@ -283,8 +337,8 @@ def main() -> None:
     print(f"ratio           {rate / model_rate:8.2f}   (bar: >= 0.80; best predict / median model-only)")
     print(f"paired ratios   {' '.join(f'{p:.2f}' for p in paired)}   (each round / the model-only runs beside it; "
           f"median {np.median(paired):.2f})")
-    print(f"peak memory     {max(r[1] for r in rates) / 2**20:8.0f} MiB (bar: < 2048; PSS of the process tree: "
-          f"pages shared by forked workers counted once; RSS summed over the tree {max(peak_rss) / 2**20:.0f} MiB)")
+    print(f"peak memory     {max(r[1] for r in rates) / 2**20:8.0f} MiB (bar: < 2048; this process's RSS + its "
+          f"descendants' PSS: pages shared by forked workers counted once; RSS summed over the tree {max(peak_rss) / 2**20:.0f} MiB)")
     print(f"  at the peak   {max(peak_where)[1]}")
     if workers == 0:  # (worker processes' CPU is not this process's)
         m_ms, m_busy = np.median(cpu["model"], axis=0)
@@ -296,7 +350,8 @@ def main() -> None:
     print(f"CPU by thread   model runtime's threads {med['model']['runtime']:.2f} ms a record alone, "
           f"{med['predict']['runtime']:.2f} in predict; threads started by predict {med['predict']['preparation']:.2f}"
           f"{' (the pool' + chr(39) + 's own: workers prepare)' if workers else ' (preparation)'}; "
-          f"consuming thread {med['predict']['consumer']:.2f} (medians; this process only)")
+          f"consuming thread {med['predict']['consumer']:.2f}; threads that ended {med['predict']['ended']:.2f}; "
+          f"this script's measuring threads {med['predict']['measuring']:.2f} (medians; this process only)")
     out = {"path": f"{runner.precision}/{runner.backend}", "n": args.n, "batch": args.batch, "threads": args.threads,
            "cpu_ms_by_thread": by_thread, "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
            "predict_runs": [r[0] for r in rates], "ratio": rate / model_rate, "paired_ratios": paired,
