@@ -366,7 +366,7 @@ def main() -> None:
               f"ratio {s_rate / model_rate:.2f}")
         out.update(serial=s_rate, serial_runs=[r[0] for r in serial], serial_ratio=s_rate / model_rate)
     if args.pipeline:
-        out["pipeline"] = _pipeline(folder, model, args)
+        out["pipeline"] = _pipeline(folder, model, runner, args)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 
@@ -408,13 +408,19 @@ def _in_turn(folder: Path, model, args):
                                {"lead": None, "fill_missing": False, "quality": args.quality})
 
 
-def _pipeline(folder: Path, model, args) -> dict:
+def _pipeline(folder: Path, model, runner, args) -> dict:
     """predict with an instant runner: the preparation's own cost per record (process CPU time,
-    every thread of this process), with predict's threads and in turn."""
+    every thread of this process), with predict's threads and in turn.  The instant runner keeps the
+    real one's description, so predict plans the same preparation threads for it (one thread at
+    normal priority beside OpenVINO's streams, a pool at idle priority beside torch)."""
+    from dataclasses import replace
+
     from ecgfounder.prediction import iter_predict
 
-    def instant(x):
+    def zeros(x):
         return np.zeros((len(x), len(model.labels)), np.float32), np.zeros((len(x), 1), np.float32)
+
+    instant = replace(runner, fn=zeros)
 
     def one(**kw) -> tuple[float, float, float]:
         t0, c0, n = time.perf_counter(), time.process_time(), 0
