@@ -167,3 +167,26 @@ def test_a_record_that_kills_its_writer_fails_alone(tmp_path, monkeypatch):
     assert not list((tmp_path / "b").glob("*.tmp"))
     for p, q in zip(_all(a, global_batch=1, shuffle=False), _all(b, global_batch=1, shuffle=False)):
         assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])
+
+
+def test_a_chunk_whose_writer_dies_without_a_killer_is_one_store_error(tmp_path, monkeypatch):
+    """A chunk whose worker dies even when no record of it ends a worker alone (memory) stops the
+    build with a StoreError that names the chunk and the smaller settings."""
+    import os
+    import signal
+
+    from ecgfounder.pretrain import store as store_mod
+
+    parent, real = os.getpid(), store_mod._record_labels
+
+    def deadly(*a, **k):  # (labelling runs in the chunk writer, not in a record's probe)
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+
+    monkeypatch.setattr(store_mod, "_record_labels", deadly)
+    monkeypatch.setattr(store_mod, "_START_METHOD", "fork")
+    srcs = sorted((DATA / "cinc2021").glob("*.hea"))[:4]
+    with warnings.catch_warnings(), pytest.raises(StoreError, match=r"ends its worker process even without .*records_per_chunk"):
+        warnings.simplefilter("ignore")
+        build_store(srcs, tmp_path / "s", workers=2, contract=SMALL_CONTRACT, records_per_chunk=2, dtype="float32")
