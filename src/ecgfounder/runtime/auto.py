@@ -6,8 +6,11 @@ built, run on real preprocessed windows and compared with the fp32 eager forward
 * a path is **accepted** when its probabilities differ by at most ``Bounds.max_dprob`` (0.01) and
   its embeddings keep a cosine of at least ``Bounds.min_cosine`` (0.999) on every window; an fp32
   path must moreover agree to ``Bounds.exact_dprob`` (1e-4), so "fp32" always means exact;
-* each accepted path is timed at the batch size in use as soon as it is built (best of
-  ``rounds`` timings, robust to passing load on the machine) and released before the next is built:
+* each accepted path is timed at the batch size in use as soon as it is built, in turn with the
+  fp32/torch reference (best of ``rounds`` timings each; the reference stays built, being the
+  caller's own model), and its speed taken as a multiple of the reference's beside it, so that
+  load from other programs while one path is measured cannot decide the choice; then it is
+  released before the next is built:
   a built path holds its weights, compiled kernels and buffers, and all seven held at once until a
   final round of timings took the process to 3.3 GB with the published model (the caller builds the
   chosen path again, from the cached files); the fastest wins, except that a more exact path (fp32
@@ -193,15 +196,34 @@ def agreement(scores: np.ndarray, feats: np.ndarray, ref_scores: np.ndarray, ref
     return dp, float(cos.min()) if len(cos) else 1.0
 
 
-def _time(run: Callable, xb: np.ndarray, seconds: float) -> float:
-    """Best seconds per call of ``run(xb)`` over at least two calls and ``seconds``."""
+def _time(run: Callable, xb: np.ndarray, seconds: float, calls_at_least: int = 2) -> float:
+    """Best seconds per call of ``run(xb)`` over at least ``calls_at_least`` calls and ``seconds``."""
     best, t_end, calls = float("inf"), time.perf_counter() + seconds, 0
-    while calls < 2 or time.perf_counter() < t_end:
+    while calls < calls_at_least or time.perf_counter() < t_end:
         t0 = time.perf_counter()
         run(xb)
         best = min(best, time.perf_counter() - t0)
         calls += 1
     return best
+
+
+def _paired_speed(run: Callable, ref_run: Callable, xb: np.ndarray, seconds: float, rounds: int,
+                  ref_times: list[float]) -> float:
+    """Speed of ``run`` as a multiple of the reference ``ref_run``, both timed in turn (reference,
+    path, reference, path, ... ``rounds`` times; the best time of each counts), so that load from
+    other programs while a path is measured slows the reference beside it alike and a busy moment
+    does not decide the choice (the paths are built one after another, seconds apart).  The
+    reference's times are added to ``ref_times``."""
+    if run is ref_run:
+        times = [_time(run, xb, seconds) for _ in range(max(1, rounds))]
+        ref_times.extend(times)
+        return 1.0
+    mine, theirs = [], []
+    for _ in range(max(1, rounds)):  # (the reference, the slowest path as a rule, for half as long)
+        theirs.append(_time(ref_run, xb, seconds / 2, calls_at_least=1))
+        mine.append(_time(run, xb, seconds))
+    ref_times.extend(theirs)
+    return min(theirs) / min(mine)
 
 
 def _stderr(line: str) -> None:
@@ -255,9 +277,11 @@ def choose_path(
             pass  # unreadable entry: measure again
     xb = np.ascontiguousarray(np.stack([windows[i % len(windows)] for i in range(max(1, batch))]))
     calib = windows[: min(32, max(1, len(windows) // 2))]
-    best_t: dict[tuple[str, str], float] = {}
+    speed: dict[tuple[str, str], float] = {}  # × the reference, timed in turn with it
+    ref_times: list[float] = []
     figs: dict[tuple[str, str], PathFigures] = {}
     ref: tuple[np.ndarray, np.ndarray] | None = None
+    ref_run = None  # the fp32/torch reference stays built: the caller's own model, no copy
     partial = False
     for prec, be in cands:
         if prec == "int8" and few:
@@ -277,17 +301,18 @@ def choose_path(
             continue
         build_s = time.perf_counter() - t0
         if ref is None:
-            ref = (np.asarray(s, np.float64), np.asarray(f, np.float64))
+            ref, ref_run = (np.asarray(s, np.float64), np.asarray(f, np.float64)), run
         dp, cos = agreement(s, f, *ref)
         limit = bounds.exact_dprob if prec == "fp32" else bounds.max_dprob
         ok = dp <= limit and cos >= bounds.min_cosine
         reason = "" if ok else f"outside bounds (|dprob| {dp:.1e} > {limit:g} or cosine {cos:.6f} < {bounds.min_cosine})"
         figs[(prec, be)] = PathFigures(prec, be, 0.0, dp, cos, ok, reason, round(build_s, 2))
         if ok:
-            best_t[(prec, be)] = min(_time(run, xb, seconds) for _ in range(max(1, rounds)))
-    for k, t in best_t.items():
-        figs[k] = PathFigures(**{**asdict(figs[k]), "ecg_per_s": round(len(xb) / t, 2)})
-    ok = [figs[k] for k in best_t]
+            speed[(prec, be)] = _paired_speed(run, ref_run, xb, seconds, rounds, ref_times)
+    ref_rate = len(xb) / min(ref_times)
+    for k, x in speed.items():
+        figs[k] = PathFigures(**{**asdict(figs[k]), "ecg_per_s": round(x * ref_rate, 2)})
+    ok = [figs[k] for k in speed]
     fastest = max(ok, key=lambda f: f.ecg_per_s)
     near = [f for f in ok if f.ecg_per_s >= (1 - prefer_exact) * fastest.ecg_per_s]
     pick = min(near, key=lambda f: (_EXACTNESS.get(f.precision, 9), -f.ecg_per_s))
