@@ -121,6 +121,10 @@ def test_fastest_accurate_path_is_chosen_and_cached(windows, tmp_path):
     again, lines2 = _choose(fake2, cands, windows, tmp_path)
     assert again.cached and again.name == "int8/openvino" and fake2.built == [] and lines2 == []
     assert any(line.startswith("int8/openvino") for line in auto_status(tmp_path))
+    from ecgfounder.runtime import speed_info
+
+    assert speed_info(tmp_path)["auto cache"].startswith(f"{tmp_path / 'auto'} (remove it to measure again")
+    assert "auto cache" not in speed_info(tmp_path / "empty")
     # other weights (or threads, batch class, machine) miss the cache
     fake3 = FakePaths({}, set())
     choose_path(fake3, cands, windows, weights="w2", cache_dir=tmp_path, batch=4, seconds=0.0, rounds=1, announce=None)

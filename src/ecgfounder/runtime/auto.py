@@ -352,6 +352,9 @@ def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") 
     info = {"cpu": f"{ident['cpu']} ({ident['capability']}, {ident['cores']} usable cores)"}
     for i, line in enumerate(auto_status(cache_dir, device)):
         info["auto path" if i == 0 else f"auto path {i + 1}"] = line
+    folder = Path(cache_dir if cache_dir is not None else _cache_dir("runtime")) / "auto"
+    if any(folder.glob("*.json")) if folder.is_dir() else False:
+        info["auto cache"] = f"{folder} (remove it to measure again, e.g. after a measurement on a busy machine)"
     info["preprocessing"] = chain_backend()
     from .overlap import overlap_plan
 
