@@ -190,6 +190,44 @@ def test_find_records_expands_every_format(tmp_path, cinc_rec):
     assert eio.find_records([tmp_path / "E07500.mat", tmp_path / "E07500.hea"]) == [tmp_path / "E07500.hea"]
 
 
+def test_find_records_walks_as_rglob_did(tmp_path):
+    """The folder walk (one scandir a folder) gives what ``sorted(rglob("*"))`` + ``is_file`` +
+    ``resolve`` gave: the same files in the same order (parts order: "a/x" before "a-1/x"), a
+    symlinked folder not entered, a link to a file kept, a broken link and a .dat left out, and a
+    file reached twice (folder and file given) once."""
+    import os
+
+    from ecgfounder.io.detect import _is_record_file
+
+    for rel in ("a/x.hea", "a-1/x.hea", "a/b/y.edf", "a b/z.npz", "A/w.hea", ".hidden/v.hea", "a/x.dat", "top.edf"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "o.hea").write_bytes(b"")
+    os.symlink(outside, tmp_path / "linked-folder")  # not entered (rglob does not follow it)
+    os.symlink(tmp_path / "a" / "x.hea", tmp_path / "alias.hea")  # a link to a file: kept, once
+    os.symlink(tmp_path / "gone.hea", tmp_path / "broken.hea")
+
+    def reference(root):  # what find_records did before the walk
+        out, seen = [], set()
+        for q in sorted(q for q in root.rglob("*") if q.is_file() and _is_record_file(q)):
+            key = q.resolve() if q.exists() else q
+            if key not in seen:
+                seen.add(key)
+                out.append(q)
+        return out
+
+    got = eio.find_records([tmp_path])
+    assert got == reference(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in got] == [
+        ".hidden/v.hea", "A/w.hea", "a/b/y.edf", "a/x.hea", "a b/z.npz", "a-1/x.hea", "top.edf"]
+    assert eio.find_records([tmp_path / "a", tmp_path / "a" / "x.hea", tmp_path / "alias.hea"]) == [
+        tmp_path / "a" / "b" / "y.edf", tmp_path / "a" / "x.hea"]
+    rel = Path(os.path.relpath(tmp_path))  # a relative folder gives relative paths, as before
+    assert eio.find_records([rel]) == [rel / p.relative_to(tmp_path) for p in got]
+
+
 def test_forced_format_and_unknown_format_name(tmp_path):
     src = TESTS / "formats" / "scp_ecg" / "ecgtoolkit_Example.scp"
     blob = tmp_path / "record.bin"
