@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgfounder._fileio import atomic_path, atomic_write, cache_dir, partial_path, to_jsonable, write_json
+from ecgfounder._fileio import (atomic_path, atomic_write, cache_dir, partial_path, process_gone, to_jsonable,
+                                write_json)
 
 
 def test_atomic_write_publishes_with_ordinary_mode_and_leaves_nothing_on_failure(tmp_path):
@@ -54,3 +55,14 @@ def test_cache_dir_honours_env_then_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache_dir("w") == Path.home() / ".cache" / "ecgfounder" / "w"
     assert not (tmp_path / "x").exists()  # looked up, never created
+
+
+def test_process_gone_only_for_a_process_that_ended():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # (reaped: its pid names no process now)
+    assert process_gone(child.pid)
+    assert not process_gone(os.getpid())
+    assert not process_gone(1)  # init: alive, whoever owns it

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any, Iterator, Mapping
 
-__all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV"]
+__all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
+           "process_gone"]
 
 CACHE_ENV = "ECGFOUNDER_CACHE"
 
@@ -33,6 +34,21 @@ def partial_path(path: str | os.PathLike) -> Path:
     ``dir/.NAME.partial`` (hidden, beside the target, so the rename stays on one file system)."""
     p = Path(path)
     return p.with_name(f".{p.name}.partial")
+
+
+def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs, so that files named after it (a killed writer's
+    temporaries) can go.  ``False`` when unsure: a process of another user, or Windows (where
+    ``os.kill`` would end the process instead of asking about it)."""
+    if os.name == "nt":  # pragma: no cover
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _default_mode() -> int:

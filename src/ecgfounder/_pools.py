@@ -1,8 +1,9 @@
 """Process pools whose workers may die: a reader's C library crashing on a hostile file, or the
 kernel's out-of-memory killer, ends a worker, and ``concurrent.futures`` then fails every task
 of the pool with ``BrokenProcessPool``.  These helpers let the callers (prediction's workers,
-the pre-training store's chunk writers) tell the input that did it from the ones that were only
-in flight beside it, so that one input fails and nothing else is lost.
+the pre-training store's chunk writers, the training window cache's shard writers) tell the input
+that did it from the ones that were only in flight beside it, so that one input fails and nothing
+else is lost.
 """
 
 from __future__ import annotations

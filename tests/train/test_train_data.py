@@ -285,3 +285,4 @@ def test_cache_worker_dying_without_a_killer_is_one_clear_error(tmp_path, monkey
     monkeypatch.setattr(cache_mod, "_START_METHOD", "fork")
     with pytest.raises(WorkerDiedError, match=r"ends its worker process even without .*records_per_shard="):
         WindowCache(tmp_path / "c", LEAD_I).build(_refs(), workers=2, records_per_shard=2)
+    assert not list((tmp_path / "c").rglob(".shard-*"))  # the dead writers' temporaries are gone

@@ -134,15 +134,17 @@ def _sweep_spools(root: str) -> None:
     """Remove the spool folders of processes that no longer run (a ``kill -9`` leaves its folder)."""
     import shutil
 
+    from .._fileio import process_gone
+
     for entry in os.scandir(root):
         if not entry.name.startswith(SPOOL_PREFIX):
             continue
         try:
-            os.kill(int(entry.name[len(SPOOL_PREFIX):].split("-", 1)[0]), 0)
-        except ProcessLookupError:
+            pid = int(entry.name[len(SPOOL_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue  # a name we did not write
+        if process_gone(pid):  # (not another user's process: theirs to judge)
             shutil.rmtree(entry.path, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
-            continue  # not ours to judge: another user's process, or a name we did not write
 
 
 def _spool_out(pairs: list, folder: str, tag: int) -> tuple[str | None, list]:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .._fileio import cache_dir, publish
+from .._fileio import cache_dir, process_gone, publish
 from ..errors import WorkerDiedError
 from ..signal.preprocess import PreprocessContract
 
@@ -250,6 +250,18 @@ class WindowCache:
         self.key = contract_key(contract, lead, format)
         self.root = Path(cache_dir or default_cache_dir()) / self.key
 
+    def _sweep(self) -> None:
+        """Remove the temporaries (``.shard-NAME.PID.npy|json``) of shard writers that no longer
+        run: a worker that died (a crashing reader, the out-of-memory killer) or a killed run left
+        them, up to a shard's size each."""
+        for tmp in self.root.glob(".shard-*.*.*"):
+            try:
+                pid = int(tmp.name.split(".")[-2])
+            except ValueError:
+                continue
+            if process_gone(pid):
+                tmp.unlink(missing_ok=True)
+
     def _scan(self) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
         found: dict[str, tuple[str, int, int]] = {}
         failed: dict[str, str] = {}
@@ -287,7 +299,10 @@ class WindowCache:
             if k not in found and k not in failed and k not in todo:
                 todo[k] = r
         if todo:
-            self._write(todo, workers=workers, records_per_shard=records_per_shard, progress=progress)
+            try:
+                self._write(todo, workers=workers, records_per_shard=records_per_shard, progress=progress)
+            finally:
+                self._sweep()
             found, failed = self._scan()
         locations: list[tuple[str, int, int] | None] = []
         bad: dict[int, str] = {}
