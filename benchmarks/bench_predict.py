@@ -355,7 +355,7 @@ def main() -> None:
     out = {"path": f"{runner.precision}/{runner.backend}", "n": args.n, "batch": args.batch, "threads": args.threads,
            "cpu_ms_by_thread": by_thread, "workers": workers, "model_only": model_rate, "model_runs": models, "predict": rate,
            "predict_runs": [r[0] for r in rates], "ratio": rate / model_rate, "paired_ratios": paired,
-           "peak_pss_mib": max(r[1] for r in rates) / 2**20,
+           "peak_mib": max(r[1] for r in rates) / 2**20,  # this process's RSS + its descendants' PSS (was PSS of all: peak_pss_mib)
            "peak_rss_sum_mib": max(peak_rss) / 2**20,
            "peak_where": max(peak_where)[1], "load": load_average(),
            "cpu_ms_per_record": {k: [c[0] for c in v] for k, v in cpu.items() if v},
