@@ -277,3 +277,37 @@ def test_full_size_bootstrap_under_a_minute():
     res = evaluate_multilabel(y, s, thresholds=0.75, n_boot=1000, seed=0)
     assert time.perf_counter() - t0 < 60
     assert res.per_label["n_boot_valid"].min() == 1000
+
+
+def test_ci_level_outside_0_1_raises_even_without_resamples(rng):
+    # ci_level=95 (percent) with n_boot=0 gave the AUROC interval [auroc, auroc] (zero width)
+    y, s = _data(rng, n=100, n_labels=2)
+    with pytest.raises(ValueError, match=r"ci_level must be between 0 and 1.*got 95"):
+        evaluate_multilabel(y, s, n_boot=0, ci_level=95)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_missing_patient_ids_raise_instead_of_forming_one_patient(rng, missing):
+    # object ids with None/NaN (a joined set without patients, blank cells) were cast to "None"/"nan":
+    # all those records became one patient of the cluster bootstrap
+    y, s = _data(rng, n=60, n_labels=1)
+    groups = np.array([f"p{i}" for i in range(60)], dtype=object)
+    groups[30:] = missing
+    with pytest.raises(ValueError, match="30 missing patient id"):
+        evaluate_multilabel(y, s, groups=groups, n_boot=10)
+    with pytest.raises(ValueError, match="missing patient id"):
+        regression_report(s[:, 0], s[:, 0] + 0.1, n_boot=10, groups=groups)
+
+
+def test_regression_r2_equals_sklearn_for_large_mean_small_spread(rng):
+    # one-pass Σy² − n·ȳ² cancelled: 0.76489 instead of scikit-learn's 0.76491 here
+    y = 1e5 + rng.normal(0, 0.1, 500)
+    yhat = y + rng.normal(0, 0.05, 500)
+    rep = regression_report(y, yhat, n_boot=0)
+    assert abs(rep.loc["r2", "value"] - skm.r2_score(y, yhat)) <= 1e-10
+    assert np.isnan(regression_report(np.full(5, 0.1), np.arange(5.0), n_boot=20).loc["r2"][["value", "lo", "hi"]]).all()
+
+
+def test_regression_negative_n_boot_raises():
+    with pytest.raises(ValueError, match="n_boot must be >= 0"):
+        regression_report([1.0, 2.0, 3.0], [1.0, 2.5, 2.0], n_boot=-1)

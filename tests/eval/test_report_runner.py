@@ -11,7 +11,7 @@ import pytest
 from ecgfounder.eval.metrics import evaluate_multilabel
 from ecgfounder.eval.report import format_ci, write_report
 from ecgfounder.eval.runner import cached_predictions, run_evaluation
-from ecgfounder.eval.splits import random_split
+from ecgfounder.eval.splits import random_split, stratified_split
 from ecgfounder.labels import load_labels
 from evalhelpers import CINC
 
@@ -84,3 +84,22 @@ def test_cached_predictions_stream_cache_and_failures(tmp_path, synthetic_model)
     np.testing.assert_array_equal(p2.scores[[2, 0]], p1.scores[[0, 2]])  # exact round trip
     cached = pd.read_csv(p1.cache_file)
     assert len(cached) == 2 and p1.cache_file.name.startswith("predictions-")
+
+
+def test_run_evaluation_refuses_missing_labels(rng):
+    # NaN (missing) labels were cast to True: counted as positives of the test split
+    y = (rng.random((60, 1)) < 0.4).astype(float)
+    y[:10] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        run_evaluation(y, rng.random((60, 1)), ["a"], None, n_boot=0)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_random_split_refuses_missing_patient_ids(missing):
+    # records without a patient id all became one patient "None"/"nan", sent whole to one split
+    groups = np.array([f"p{i}" for i in range(40)], dtype=object)
+    groups[20:] = missing
+    with pytest.raises(ValueError, match="20 missing patient id"):
+        random_split(40, 0.5, seed=0, groups=groups)
+    with pytest.raises(ValueError, match="missing patient id"):
+        stratified_split(0.5, groups, np.zeros(40), seed=0)

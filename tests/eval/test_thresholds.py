@@ -78,3 +78,26 @@ def test_save_load_roundtrip(tmp_path, rng):
         load_thresholds(f, ["A", "D"])
     with pytest.raises(FileNotFoundError):
         load_thresholds(tmp_path / "missing.csv")
+
+
+def test_f1_ties_go_to_the_highest_threshold():
+    # F1 4/9 at thresholds 2/12 and 6/12: 2·p·r/(p + r) in floats made them differ in the last bit,
+    # and the lower threshold (more positive calls) was chosen
+    y = np.array([0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], dtype=bool)
+    s = np.array([7, 8, 2, 2, 7, 2, 6, 4, 2, 11, 3, 4, 11, 11, 11, 5, 6, 7, 4, 11, 8]) / 12
+    assert _rates(y, s, 2 / 12)[2] == pytest.approx(_rates(y, s, 6 / 12)[2], abs=1e-15)
+    assert choose_thresholds(y, s, "f1")[0] == 6 / 12
+
+
+def test_missing_or_non_binary_labels_raise():
+    s = np.array([0.1, 0.9, 0.8, 0.7, 0.2, 0.6])
+    with pytest.raises(ValueError, match="NaN"):  # was counted as a positive
+        choose_thresholds(np.array([0, 1, np.nan, 1, 0, 1]), s)
+    with pytest.raises(ValueError, match="binary"):
+        choose_thresholds(np.array([0, 1, 2, 1, 0, 1]), s)
+
+
+def test_evaluable_of_another_shape_raises(rng):
+    y, s = _labels(rng, n=6, k=3)
+    with pytest.raises(ValueError, match="evaluable must have the shape"):  # was silently reshaped
+        choose_thresholds(y, s, evaluable=np.ones((3, 6), dtype=bool))

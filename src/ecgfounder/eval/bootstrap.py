@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .errors import EvaluationError
 
@@ -51,6 +52,7 @@ __all__ = [
     "percentile_ci",
     "default_chunk",
     "check_mask",
+    "check_group_ids",
 ]
 
 # Elements of a (b, n) working block; bounds memory to a few tens of MB per array.
@@ -62,12 +64,23 @@ def default_chunk(n_items: int) -> int:
     return max(1, min(1000, _BLOCK_ELEMENTS // max(1, n_items)))
 
 
+def check_group_ids(g: np.ndarray) -> None:
+    """Refuse missing patient ids (NaN, or None/NaN/NA in an object array): cast to text they
+    would all become one shared "patient" (``"nan"``, ``"None"``)."""
+    if g.dtype.kind == "f" and np.isnan(g).any():
+        raise EvaluationError("groups contains NaN ids; give every record a patient id (or pass groups=None).")
+    if g.dtype == object:
+        missing = np.asarray(pd.isna(g), dtype=bool)
+        if missing.any():
+            raise EvaluationError(f"groups holds {int(missing.sum())} missing patient id(s) (None/NaN), first at record "
+                                  f"{int(np.argmax(missing))}; give every record a patient id (or pass groups=None).")
+
+
 def _group_index(groups: Sequence | np.ndarray, n: int) -> tuple[np.ndarray, int]:
     g = np.asarray(groups)
     if g.shape != (n,):
         raise EvaluationError(f"groups must hold one id per record: expected shape ({n},), got {g.shape}.")
-    if g.dtype.kind == "f" and np.isnan(g).any():
-        raise EvaluationError("groups contains NaN ids; give every record a patient id (or pass groups=None).")
+    check_group_ids(g)
     _, inverse = np.unique(g.astype(str) if g.dtype == object else g, return_inverse=True)
     inverse = inverse.reshape(-1)
     return inverse, int(inverse.max()) + 1 if n else 0

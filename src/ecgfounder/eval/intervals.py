@@ -12,7 +12,7 @@ is 1.1–2× as wide as the percentile interval).
 
 The AUROC interval reported is the **union** of the percentile bootstrap interval (which follows
 the resampling unit, e.g. patients) and Newcombe's interval (which keeps the coverage at small
-counts): ``auroc_interval(...)``.  ``tests/eval/test_intervals.py`` checks the coverage.
+counts): ``auroc_interval(...)``.  ``tests/eval/test_metrics.py`` checks the coverage at 50 positives.
 """
 
 from __future__ import annotations

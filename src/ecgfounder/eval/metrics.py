@@ -386,6 +386,8 @@ def evaluate_multilabel(
     y, s, mask, labels = _inputs(y_true, y_score, labels, evaluable)
     if n_boot < 0:
         raise EvaluationError(f"n_boot must be >= 0; got {n_boot}.")
+    if not 0 < ci_level < 1:  # also with n_boot=0: the AUROC's score interval uses it
+        raise EvaluationError(f"ci_level must be between 0 and 1 (e.g. 0.95 for 95 % intervals); got {ci_level}.")
     if min_positives < 1:
         raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
     n = y.shape[0]

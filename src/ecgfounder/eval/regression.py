@@ -21,6 +21,9 @@ REGRESSION_METRICS = ("mae", "rmse", "r2", "bias")
 def _regression_values(w: np.ndarray, y: np.ndarray, yhat: np.ndarray) -> dict[str, np.ndarray]:
     """Weighted MAE, RMSE, R² and bias for each weight row ``w (B, n)``; ``y``/``yhat (n,)``."""
     e = yhat - y
+    # R² is shift-invariant: centre y on its median (a value of y, so a constant y becomes exactly 0)
+    # before the one-pass sum of squares, which cancels catastrophically when |mean| ≫ spread.
+    y = y - np.median(y)
     sw = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mae = (w @ np.abs(e)) / sw
@@ -60,6 +63,8 @@ def regression_report(
         raise EvaluationError(f"y and yhat must be non-empty and of one length; got {yy.shape} and {pp.shape}.")
     if not (np.isfinite(yy).all() and np.isfinite(pp).all()):
         raise EvaluationError("y and yhat must be finite; drop records with missing targets or failed predictions.")
+    if n_boot < 0:
+        raise EvaluationError(f"n_boot must be >= 0 (0 = no intervals); got {n_boot}.")
     point = _regression_values(np.ones((1, yy.size)), yy, pp)
     boot: dict[str, list[np.ndarray]] = {m: [] for m in REGRESSION_METRICS}
     if n_boot > 0:

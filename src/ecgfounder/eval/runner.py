@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import aggregate_windows
+from .bootstrap import _as_binary
 from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
@@ -332,7 +333,7 @@ def run_evaluation(
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
         thresholds came from.
     """
-    y = np.asarray(y).astype(bool)
+    y = _as_binary(np.asarray(y))  # NaN (missing) or other codes raise instead of becoming positives
     scores = np.asarray(scores, dtype=np.float64)
     n = y.shape[0]
     ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .bootstrap import check_group_ids
 from .errors import EvaluationError
 
 __all__ = ["random_split", "stratified_split"]
@@ -36,7 +37,9 @@ def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence
         mask = np.zeros(n, dtype=bool)
         mask[rng.permutation(n)[:k]] = True
         return mask
-    g = np.asarray(groups).astype(str)
+    g = np.asarray(groups)
+    check_group_ids(g)
+    g = g.astype(str)
     uniq, inv = np.unique(g, return_inverse=True)
     k = int(round(fraction * len(uniq)))
     pick = np.zeros(len(uniq), dtype=bool)
@@ -49,7 +52,9 @@ def stratified_split(
 ) -> np.ndarray:
     """Tuning mask drawing ``fraction`` of the patients of each stratum (see module docstring)."""
     _check_fraction(fraction)
-    g = np.asarray(groups).astype(str)
+    g = np.asarray(groups)
+    check_group_ids(g)
+    g = g.astype(str)
     st = np.asarray(strata).astype(str)
     if g.shape != st.shape:
         raise EvaluationError(f"groups {g.shape} and strata {st.shape} must hold one value per record.")

@@ -18,8 +18,8 @@ API:
     A CSV (``label, threshold, method, target, n_pos, n_neg``) so that thresholds chosen on
     one dataset or run are reused on another (``--thresholds FILE``).
 
-The ROC and PR points come from :func:`sklearn.metrics.roc_curve` and
-:func:`sklearn.metrics.precision_recall_curve`.
+The ROC points (and the counts behind the precision–recall points) come from
+:func:`sklearn.metrics.roc_curve` (``drop_intermediate=False``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import roc_curve
 
+from .bootstrap import _as_binary, check_mask
 from .errors import EvaluationError
 
 __all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array"]
@@ -50,19 +51,21 @@ def _one(y: np.ndarray, s: np.ndarray, method: str, target: float) -> float:
     n_pos = int(y.sum())
     if n_pos == 0 or n_pos == y.size:
         return np.nan
-    if method == "f1":
-        prec, rec, thr = precision_recall_curve(y, s)
-        prec, rec = prec[:-1], rec[:-1]  # the last point (recall 0) has no threshold
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
-        best = np.flatnonzero(f1 == f1.max())
-        return float(thr[best.max()])  # thresholds ascend: highest among ties
     fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    n_neg = y.size - n_pos
+    tp = np.rint(tpr * n_pos).astype(np.int64)
+    fp = np.rint(fpr * n_neg).astype(np.int64)
+    if method == "f1":
+        # F1 = 2tp / (tp + fp + P) over the same points as the precision-recall curve, its ties
+        # found exactly in integers (2·p·r/(p + r) in floats can make equal F1 differ in the last bit).
+        num, den = 2 * tp, tp + fp + n_pos
+        b = int(np.argmax(num / den))
+        k = int(np.flatnonzero(num * den[b] == num[b] * den)[0])  # thresholds descend: highest among ties
+        return _finite_top(thr[k], s)
     if method == "youden":
         # J = tp/P − fp/N compared exactly as tp·N − fp·P in integers: tpr − fpr in floats can
         # make two equal J differ in the last bit and break the tie-break below.
-        n_neg = y.size - n_pos
-        j = np.rint(tpr * n_pos).astype(np.int64) * n_neg - np.rint(fpr * n_neg).astype(np.int64) * n_pos
+        j = tp * n_neg - fp * n_pos
         k = int(np.argmax(j))  # thresholds descend: first maximum = highest threshold
     else:
         ok = np.flatnonzero(tpr >= target - 1e-12)
@@ -103,8 +106,9 @@ def choose_thresholds(
         raise EvaluationError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
     if not np.isfinite(s).all():
         raise EvaluationError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
-    yb = y.astype(bool)
-    m = np.ones_like(yb) if evaluable is None else np.asarray(evaluable, dtype=bool).reshape(yb.shape) | yb
+    yb = _as_binary(y)  # NaN (missing) or other codes raise instead of becoming positives
+    mask = check_mask(evaluable, yb.shape)  # a mask of another shape raises instead of being reshaped
+    m = np.ones_like(yb) if mask is None else mask | yb
     return np.array([_one(yb[m[:, j], j], s[m[:, j], j], method, target) for j in range(y.shape[1])], dtype=np.float64)
 
 
