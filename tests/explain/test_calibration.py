@@ -98,3 +98,36 @@ def test_multiclass_temperature_and_reliability_figure(tmp_path):
     fig.savefig(tmp_path / "rel.png")
     assert (tmp_path / "rel.png").stat().st_size > 5000
     assert any("ECE" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_ece_equals_the_weighted_gap_of_sklearns_curve():
+    """ECE = sum over non-empty bins of (n_b / n) |frac_pos_b - mean_p_b|: the bins of
+    sklearn.calibration.calibration_curve (uniform strategy), weighted by their counts."""
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.001, 0.999, 4000)   # off the inner bin edges (the two put an edge in different bins)
+    y = (rng.uniform(size=p.size) < p ** 1.5).astype(int)
+    frac, mean_p = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    counts = np.bincount(np.minimum((p * 10).astype(int), 9), minlength=10)
+    counts = counts[counts > 0]
+    expected = float(np.sum(counts / p.size * np.abs(frac - mean_p)))
+    assert expected_calibration_error(y, p, n_bins=10)[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("prob, match", [
+    ([0.2, np.nan, 0.7], "finite and in \\[0, 1\\]; found nan"),
+    ([0.2, 1.5, 0.7], "found 1.5"),
+    ([0.2, -0.1, 0.7], "found -0.1"),
+    ([0.2, 0.7], "shape"),
+])
+def test_ece_refuses_what_is_not_a_probability(prob, match):
+    with pytest.raises(CalibrationError, match=match):
+        expected_calibration_error([0, 1, 1], prob)
+
+
+def test_ece_refuses_missing_truth_and_bad_bins():
+    with pytest.raises(CalibrationError, match="0/1; found nan"):
+        expected_calibration_error([0, np.nan, 1], [0.1, 0.5, 0.9])
+    with pytest.raises(CalibrationError, match="n_bins must be a positive integer; got 0"):
+        expected_calibration_error([0, 1, 1], [0.1, 0.5, 0.9], n_bins=0)

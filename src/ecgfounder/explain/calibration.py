@@ -288,11 +288,28 @@ def _bins(p: np.ndarray, n_bins: int) -> np.ndarray:
     return np.minimum((p * n_bins).astype(int), n_bins - 1)
 
 
+def _binned_inputs(y_true: Any, prob: Any, n_bins: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, p)`` as float arrays of one shape, checked: probabilities finite and in [0, 1] (NaN
+    would otherwise fall into a negative bin), truth 0/1, ``n_bins`` a positive integer."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(prob, dtype=np.float64)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise CalibrationError(f"n_bins must be a positive integer; got {n_bins!r}.")
+    if y.shape != p.shape:
+        raise CalibrationError(f"y_true has shape {y.shape} but probabilities {p.shape}; give one 0/1 truth per probability.")
+    bad = ~(np.isfinite(p) & (p >= 0) & (p <= 1))
+    if bad.any():
+        raise CalibrationError(f"probabilities must be finite and in [0, 1]; found {float(p[bad].ravel()[0])} "
+                               f"({int(bad.sum())} such value(s)); leave out records whose prediction failed.")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise CalibrationError(f"y_true must be 0/1; found {float(y[~np.isin(y, (0.0, 1.0))].ravel()[0])} (missing labels must be removed).")
+    return y, p
+
+
 def expected_calibration_error(y_true: Any, prob: Any, n_bins: int = 15) -> np.ndarray:
     """ECE per label: ``sum_b (n_b / n) |mean(y)_b - mean(p)_b|`` over ``n_bins`` equal-width bins
     of the predicted probability (Naeini et al. 2015; scikit-learn offers the curve, not the number)."""
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(prob, dtype=np.float64)
+    y, p = _binned_inputs(y_true, prob, n_bins)
     y, p = (y[:, None], p[:, None]) if p.ndim == 1 else (y, p)
     out = np.empty(p.shape[1])
     for j in range(p.shape[1]):
@@ -305,8 +322,7 @@ def expected_calibration_error(y_true: Any, prob: Any, n_bins: int = 15) -> np.n
 
 def reliability_curve(y_true: Any, prob: Any, n_bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mean predicted, observed frequency, count)`` per non-empty bin, all labels pooled."""
-    y = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(prob, dtype=np.float64).ravel()
+    y, p = _binned_inputs(np.ravel(y_true), np.ravel(prob), n_bins)
     b = _bins(p, n_bins)
     n = np.bincount(b, minlength=n_bins)
     keep = n > 0
