@@ -87,6 +87,7 @@ def test_other_setup_errors_come_before_the_model(monkeypatch, no_model_load, ti
         (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--shard", "4/4"], "shard '4/4'"),
         (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--shard", "x"], "i/n"),
         (["predict", rec, *ck, "-o", str(tmp_path / "a.txt")], ".csv, .parquet, .jsonl"),
+        (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--format", "bogus"], "unknown format 'bogus'; choose one of"),
     ]
     blocker = tmp_path / "afile"
     blocker.write_text("")

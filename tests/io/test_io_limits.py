@@ -419,3 +419,122 @@ def test_one_bad_rate_among_good_records_is_a_clean_early_error(tmp_path):
         eio.read(bad)
     assert time.perf_counter() - t0 < 0.5 and "E07509.hea" in str(err.value)
     assert isinstance(err.value, ECGFounderError) and not isinstance(err.value, CheckpointError)
+
+
+# ---------------------------------------------------------------- audit: bounded work (second pass)
+def test_archives_inside_an_archive_share_its_decompression_budget(tmp_path, monkeypatch):
+    """Each archive inside a zip got a fresh budget: members multiplied the bytes expanded (and a
+    273-byte triple gzip expanded 200 MB).  Two 200-KB members under a 300-KB limit: refused."""
+    import gzip
+    import io as _io
+
+    import ecgfounder.io.compressed as comp
+
+    monkeypatch.setattr(comp, "decompressed_limit", lambda n: 300_000)
+    buf = _io.BytesIO()
+    np.save(buf, np.zeros((1, 50_000), dtype=np.float32))  # 200 KB
+    member = gzip.compress(buf.getvalue())
+    z = tmp_path / "nested.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.npy.gz", member)
+        zf.writestr("b.npy.gz", member)
+    with pytest.raises(RecordReadError, match="decompression bomb") as err:
+        list(eio.iter_read(z, fs=500, leads=["II"]))
+    assert "nested.zip" in str(err.value) and "b.npy.gz" in str(err.value)
+
+
+def _scp_record(n_leads: int, n_samples: int, bytes_per_lead: int) -> bytes:
+    """A conformant SCP-ECG record (sections 0, 2 default Huffman table, 3, 6) of zero bits."""
+    import binascii
+
+    def section(sid: int, body: bytes) -> bytes:
+        sec = bytearray(struct.pack("<HHIBB6s", 0, sid, 16 + len(body), 20, 20, b"SCPECG") + body)
+        struct.pack_into("<H", sec, 0, binascii.crc_hqx(bytes(sec[2:]), 0xFFFF))
+        return bytes(sec)
+
+    secs = {
+        2: section(2, struct.pack("<H", 19999)),
+        3: section(3, bytes([n_leads, 0x04]) + b"".join(struct.pack("<IIB", 1, n_samples, 1 + k % 8)
+                                                         for k in range(n_leads))),
+        6: section(6, struct.pack("<HHBB", 5000, 2000, 0, 0) + struct.pack(f"<{n_leads}H", *[bytes_per_lead] * n_leads)
+                   + bytes(bytes_per_lead * n_leads)),
+    }
+    s0len, pos, ptrs, body = 16 + 10 * 12, 6 + 16 + 10 * 12 + 1, b"", b""
+    for sid in range(12):
+        if sid == 0:
+            ptrs += struct.pack("<HII", 0, s0len, 7)
+        elif sid in secs:
+            ptrs += struct.pack("<HII", sid, len(secs[sid]), pos)
+            pos += len(secs[sid])
+            body += secs[sid]
+        else:
+            ptrs += struct.pack("<HII", sid, 0, 0)
+    rec = bytearray(struct.pack("<HI", 0, 6 + 16 + len(ptrs) + len(body)) + section(0, ptrs) + body)
+    struct.pack_into("<H", rec, 0, binascii.crc_hqx(bytes(rec[2:]), 0xFFFF))
+    return bytes(rec)
+
+
+def test_scp_long_huffman_record_is_refused_before_decoding(tmp_path):
+    """32 leads × 524,280 one-bit samples (a 2-MB file, within the 100-M-value limit) kept the
+    Python Huffman decoder busy for seconds (190 such leads in 12 MB: 35 s and 2.4 GB)."""
+    p = tmp_path / "long.scp"
+    p.write_bytes(_scp_record(32, 65535 * 8, 65535))
+    assert "limit of 10000000 values" in clean_error(p)
+    small = tmp_path / "small.scp"  # the same layout at resting-ECG size still reads
+    small.write_bytes(_scp_record(12, 5000, 625))
+    assert eio.read(small).signal.shape == (12, 5000)
+
+
+def test_sierra_xli_chunks_beyond_the_declared_leads_are_not_decoded(tmp_path):
+    """Every XLI chunk was decoded, also those past the declared leads: the 24-KB waveform of the
+    v1.03 sample repeated 80 times (a 2.6-MB file) took over 5 s; now as fast as the original."""
+    import base64
+
+    pytest.importorskip("sierraecg")
+    src = (F / "sierra_xml" / "v1.03_129DYPRG.XML").read_bytes()
+    m = re.search(rb"(<parsedwaveforms[^>]*>)(.*?)(</parsedwaveforms>)", src, re.S)
+    raw = base64.b64decode(re.sub(rb"\s+", b"", m.group(2)))
+    p = tmp_path / "many_chunks.xml"
+    p.write_bytes(src[:m.start(2)] + base64.b64encode(raw * 80) + src[m.end(2):])
+    kind, msg = limited(_read_all, p)
+    assert kind == "ok", (kind, msg)
+    assert np.array_equal(eio.read(p).signal, eio.read(F / "sierra_xml" / "v1.03_129DYPRG.XML").signal)
+
+
+def test_sierra_xli_lzw_chunk_expanding_600_fold_is_refused(tmp_path):
+    """10-bit LZW codes can each repeat a 767-byte string: this 25-KB chunk decodes to 15 MB, byte
+    by byte in Python (8 s before the error); a chunk decoding to more than twice the declared
+    samples is now refused as soon as it does."""
+    import base64
+
+    pytest.importorskip("sierraecg")
+    codes = [0] + list(range(256, 1023)) + [1022] * 20_000
+    bits = "".join(format(c, "010b") for c in codes)
+    bits += "0" * (-len(bits) % 8)
+    chunk = int(bits, 2).to_bytes(len(bits) // 8, "big")
+    raw = b"".join(struct.pack("<iHh", len(chunk), 0, 0) + chunk for _ in range(12))
+    src = (F / "sierra_xml" / "v1.03_129DYPRG.XML").read_bytes()
+    m = re.search(rb"(<parsedwaveforms[^>]*>)(.*?)(</parsedwaveforms>)", src, re.S)
+    p = tmp_path / "lzw_bomb.xml"
+    p.write_bytes(src[:m.start(2)] + base64.b64encode(raw) + src[m.end(2):])
+    assert "decodes to more than" in clean_error(p)
+
+
+def test_csv_of_short_rows_is_not_held_as_a_list_of_lines(tmp_path):
+    """A 256-MB CSV of 3-byte rows needed over 3 GB (a Python string per line, twice) and a 40-MB
+    single row of 20 M columns 26 s and 3 GB; now rows are parsed one at a time and columns bounded."""
+    import tracemalloc
+
+    p = tmp_path / "short_rows.csv"
+    p.write_bytes(b"# fs=500\nII\n" + b"12\n" * 150_000)  # 450 KB
+    tracemalloc.start()
+    try:
+        rec = eio.read(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rec.signal.shape == (1, 150_000) and rec.signal[0, -1] == 12
+    assert peak < 8 << 20, f"peak {peak / 1e6:.0f} MB for a 450-KB file"
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(b"# fs=500\n" + b",".join([b"1"] * 5000) + b"\n")
+    assert "5000 columns (limit" in clean_error(wide)

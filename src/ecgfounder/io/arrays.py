@@ -16,6 +16,7 @@ CODE-15's ``tracings`` ``(n, 4096, 12)`` at 400 Hz) yield one recording per item
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -268,6 +269,7 @@ def read_npz(path: str | Path, **kw: Any) -> Recording:
 
 # ----------------------------------------------------------------------------------------- CSV/TSV
 _MAX_TEXT_BYTES = 256 * 1024 * 1024
+_MAX_CSV_COLUMNS = 1024 + 8
 _TIME_NAMES = {"time", "t", "time_s", "time (s)", "seconds", "sec", "s", "elapsed time", "timestamp"}
 _INDEX_NAMES = {"sample", "index", "n", "nseq", "sample #", "sample_index", ""}
 
@@ -290,34 +292,44 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    lines = text.splitlines()
+    del raw
+    # lines are taken one at a time (a list of every line of a 256-MB file of short rows took
+    # over 3 GB); \r\n and \r end lines as \n does (as str.splitlines)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    n_lines = text.count("\n") + 1
+    stream = _lines(text)
     fs_found = None
     comments = []
-    body_start = 0
-    for i, line in enumerate(lines):
+    first = None
+    for line in stream:
         s = line.strip()
         if s.startswith("#"):
             comments.append(s)
             m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([-+0-9.eE,]+)", s, re.I)
             if m:
                 fs_found = parse_fs(p, m.group(1), "sampling rate in the comment line")
-            body_start = i + 1
         elif s:
+            first = line
             break
-        else:
-            body_start = i + 1
-    body = lines[body_start:]
-    if not body:
+    if first is None:
         raise RecordReadError(p, "no data rows")
     if delimiter is None:
-        first = body[0]
         delimiter = "\t" if "\t" in first else (";" if ";" in first and "," not in first else ",")
-    header = [h.strip().strip('"') for h in body[0].rstrip(delimiter + "\r\n").split(delimiter)]
+    n_fields = first.rstrip(delimiter + "\r\n").count(delimiter) + 1
+    if n_fields > _MAX_CSV_COLUMNS:
+        raise RecordReadError(p, f"first row has {n_fields} columns (limit {_MAX_CSV_COLUMNS}: one per lead, plus "
+                              "time or sample columns); is delimiter= right?")
+    header = [h.strip().strip('"') for h in first.rstrip(delimiter + "\r\n").split(delimiter)]
     has_header = any(not _numeric(h) for h in header if h)
-    data_lines = body[1:] if has_header else body
-    try:
-        arr = np.loadtxt(io.StringIO("\n".join(line.rstrip(delimiter + " \r") for line in data_lines)),
-                         delimiter=delimiter, ndmin=2, dtype=np.float64)
+    rows = (line.rstrip(delimiter + " \r\n") for line in stream)
+    data_lines = rows if has_header else itertools.chain([first.rstrip(delimiter + " \r")], rows)
+    max_rows = MAX_VALUES // n_fields
+    n_rows = n_lines - len(comments) - (1 if has_header else 0)  # at most (blank lines counted)
+    if n_rows > max_rows:
+        raise RecordReadError(p, f"{n_rows} rows of {n_fields} columns, above the limit of {MAX_VALUES} values")
+    try:  # (max_rows= would make numpy allocate that many rows at once)
+        arr = np.loadtxt(data_lines, delimiter=delimiter, ndmin=2, dtype=np.float64)
     except ValueError as exc:
         raise RecordReadError(p, f"non-numeric data: {str(exc).strip().splitlines()[0]}") from None
     if arr.size == 0:
@@ -352,6 +364,17 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     fs_ok = _need_fs(p, fs if fs is not None else fs_found)
     sig = sig[:, : samples_to_read(sig.shape[1], fs_ok, max_duration)]
     return make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], out_leads, meta, sig), meta, fmt="csv")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` (split at ``\\n``, without it), one at a time."""
+    pos, n = 0, len(text)
+    while pos < n:
+        end = text.find("\n", pos)
+        if end < 0:
+            end = n
+        yield text[pos:end]
+        pos = end + 1
 
 
 def _numeric(s: str) -> bool:

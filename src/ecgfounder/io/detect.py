@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..errors import RecordReadError
+from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ._common import collect_notes
 from .compressed import COMPRESSIONS, compression_of, expanded
@@ -117,11 +117,13 @@ def _sniff(p: Path, head: bytes) -> str | None:
 
 
 def canonical_format(fmt: str) -> str:
-    """``'HL7'`` → ``'hl7_aecg'``; raises ``ValueError`` naming the valid choices."""
-    f = fmt.strip().lower()
+    """``'HL7'`` → ``'hl7_aecg'``; raises :class:`~ecgfounder.errors.SetupError` (a ``ValueError``)
+    naming the valid choices."""
+    f = str(fmt).strip().lower()
     f = ALIASES.get(f, f)
     if f not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(sorted(FORMATS))}.")
+        raise SetupError(f"unknown format {fmt!r}; choose one of {', '.join(sorted(FORMATS))} "
+                         "(or give none: each file's format is detected).", "format")
     return f
 
 
@@ -202,23 +204,33 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
         raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
 
 
-def _from_archive(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
-    """Recordings of a compressed file or zip archive, named after the archive."""
+def _from_archive(p: Path, format: str | None, kwargs: dict, budget: list[int] | None = None,
+                  depth: int = 0) -> Iterator[Recording]:
+    """Recordings of a compressed file or zip archive, named after the archive (``budget``: the
+    decompression budget of the outermost archive, shared by the archives inside it; ``depth``:
+    how many archives enclose this one)."""
     try:
-        yield from _archive_members(p, format, kwargs)
+        yield from _archive_members(p, format, kwargs, [] if budget is None else budget, depth)
     except GeneratorExit:
         raise
     except Exception as exc:  # a folder named x.gz, an unreadable file, ...: one line naming the file
         raise _wrap(p, "compressed file", exc) from (None if isinstance(exc, RecordReadError) else exc)
 
 
-def _archive_members(p: Path, format: str | None, kwargs: dict) -> Iterator[Recording]:
-    with expanded(p) as (inner, kind):
+# archives inside archives (a .hea.gz in a .zip is 2 deep) expand at most this deep
+_MAX_NESTING = 4
+
+
+def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int) -> Iterator[Recording]:
+    if depth >= _MAX_NESTING:
+        raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
+    with expanded(p, budget) as (inner, kind):
         targets = find_records([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:
-            it = iter_read(t, format, **kwargs)
+            it = (_from_archive(t, format, kwargs, budget, depth + 1) if compression_of(t)
+                  else iter_read(t, format, **kwargs))
             while True:
                 try:
                     rec = next(it)

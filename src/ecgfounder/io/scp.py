@@ -311,6 +311,9 @@ def _section8(body: bytes) -> tuple[str, ...]:
 
 
 _MAX_SCP_BYTES = 16 * 1024 * 1024
+# Huffman data are decoded one value at a time (~0.35 µs each): 100 M values (the package-wide
+# limit, reachable within 16 MB at one bit a value) took 35 s and 2.4 GB; 10 M take a few seconds
+_MAX_SCP_VALUES = 10_000_000
 
 
 def _decode_leads(r: _Scp, s6: bytes, off: int, byte_counts, leads, lengths, tables, diff: int, *,
@@ -368,6 +371,9 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         raise r.fail("reference-beat subtraction (section 3 flag) is not supported; only plain rhythm data")
     n_samples = max(lengths)
     check_values(p, n_leads, n_samples, "section 3")
+    if n_leads * n_samples > _MAX_SCP_VALUES:
+        raise r.fail(f"section 3 declares {n_leads} leads × {n_samples} samples, above the limit of {_MAX_SCP_VALUES} "
+                     "values for SCP-ECG (resting ECGs of seconds to minutes; the Huffman decoder runs in Python)")
     s6 = r.body(secs, 6)
     if len(s6) < 6 + 2 * n_leads:
         raise r.fail("section 6 is truncated")

@@ -25,32 +25,57 @@ __all__ = ["read_sierra"]
 _STD = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
+# XLI is decoded byte by byte in Python (~2 µs a sample): Philips strips are 10-11 s of 12-16
+# leads (< 200,000 values); this bound keeps a hostile header's decoding time to seconds.
+_MAX_XLI_VALUES = 2_000_000
+
+
 def _xli(p: Path, raw: bytes, n_leads: int, n_samples: int) -> np.ndarray:
     try:
-        from sierraecg.xli import xli_decode
+        from sierraecg.lzw import LzwDecoder
+        from sierraecg.xli import xli_decode_deltas
     except ImportError:
         raise RecordReadError(
             p, "XLI-compressed Philips waveforms need the 'sierraecg' package: pip install sierraecg"
         ) from None
+    if n_leads * n_samples > _MAX_XLI_VALUES:
+        raise RecordReadError(p, f"parsedwaveforms declares {n_leads} leads × {n_samples} samples of XLI data, above "
+                              f"the limit of {_MAX_XLI_VALUES} values for XLI-compressed Philips strips")
     # bound the work before decoding: each chunk header declares its compressed size
-    off, chunks = 0, 0
+    off, chunks, spans = 0, 0, []
     while off < len(raw):
         if off + 8 > len(raw):
             raise RecordReadError(p, "XLI data truncated inside a chunk header")
         size = int.from_bytes(raw[off:off + 4], "little", signed=True)
         if size < 0 or off + 8 + size > len(raw):
             raise RecordReadError(p, f"XLI chunk {chunks} declares {size} bytes beyond the end of the data (truncated)")
+        spans.append((off, size))
         off += 8 + size
         chunks += 1
     if chunks < n_leads:
         raise RecordReadError(p, f"XLI data holds {chunks} lead chunks, {n_leads} declared")
-    try:
-        leads = xli_decode(raw, [str(k) for k in range(chunks)])
-    except Exception as exc:
-        raise RecordReadError(p, f"corrupt XLI data: {str(exc).strip() or type(exc).__name__}") from None
+    # sierraecg.xli.xli_decode, but only for the declared leads (extra chunks are not decoded) and
+    # with each chunk's output bounded (10-bit LZW expands up to ~600×: a few KB could decode to GB)
+    cap = 4 * n_samples + 64
     out = np.zeros((n_leads, n_samples), dtype=np.int64)
     for k in range(n_leads):
-        x = np.asarray(leads[k], dtype=np.int64)[:n_samples]
+        off, size = spans[k]
+        start = int.from_bytes(raw[off + 6:off + 8], "little", signed=True)
+        try:
+            decoder = LzwDecoder(raw[off + 8:off + 8 + size], bits=10)
+            buffer: list[int] = []
+            while -1 != (b := decoder.read()):
+                buffer.append(b & 0xFF)
+                if len(buffer) > cap:
+                    raise RecordReadError(p, f"XLI lead {k} decodes to more than {cap // 2} samples, "
+                                          f"{n_samples} declared (corrupt data)")
+            if len(buffer) % 2 == 1:
+                buffer.append(0)
+            x = np.asarray(xli_decode_deltas(buffer, start) if buffer else [], dtype=np.int64)[:n_samples]
+        except RecordReadError:
+            raise
+        except Exception as exc:
+            raise RecordReadError(p, f"corrupt XLI data: {str(exc).strip() or type(exc).__name__}") from None
         if x.size < n_samples:
             raise RecordReadError(p, f"XLI lead {k} decodes to {x.size} samples, {n_samples} declared (truncated)")
         out[k] = x

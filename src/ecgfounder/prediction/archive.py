@@ -113,6 +113,10 @@ def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
     """The checks that need neither torch nor a model; returns (shard, distributed)."""
     check_aggregate(job.aggregate)
     checks.check_quality_gate(job.quality)
+    if job.read_kwargs.get("format"):  # a wrong name is the run's mistake, not every file's
+        from ..io.detect import canonical_format
+
+        canonical_format(job.read_kwargs["format"])
     if job.calibrated and job.kind != "scores":
         raise SetupError("calibrated probabilities apply to prediction tables, not to embeddings.", "calibrated")
     if job.kind not in ("scores", "index"):
