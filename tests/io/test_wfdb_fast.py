@@ -63,3 +63,34 @@ def test_other_layouts_go_through_wfdb():
         rec = read(hea)
         ref = wfdb.rdrecord(str(hea.with_suffix("")))
         assert np.array_equal(rec.signal, ref.p_signal.T)
+
+
+@pytest.mark.parametrize("name", ["/tmp/elsewhere.dat", "../outside.dat", "sub/inner.dat", "..\\\\win.dat", "C:x.dat"])
+def test_header_naming_a_file_outside_its_folder_is_refused(tmp_path, name):
+    """A header is untrusted input (uploads to a service): its signal file must lie beside it, or
+    any readable file on the machine would come back as a signal."""
+    from ecgfounder.errors import RecordReadError
+
+    inner = tmp_path / "in"
+    inner.mkdir()
+    secret = np.arange(2000, dtype="<i2")
+    for target in (tmp_path / "outside.dat", inner / "sub" / "inner.dat", tmp_path / "elsewhere.dat"):
+        target.parent.mkdir(exist_ok=True)
+        secret.tofile(target)
+    name = name.replace("/tmp/elsewhere.dat", str(tmp_path / "elsewhere.dat"))
+    lines = ["x 2 500 1000"] + [f"{name} 16 200/mV 16 0 0 0 0 {lead}" for lead in ("I", "II")]
+    (inner / "x.hea").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordReadError, match="not a plain file name"):
+        read(inner / "x.hea")
+
+
+def test_multisegment_header_naming_a_segment_outside_is_refused(tmp_path):
+    from ecgfounder.errors import RecordReadError
+
+    sig = np.random.default_rng(1).standard_normal((500, 1))
+    wfdb.wrsamp("seg", fs=250, units=["mV"], sig_name=["I"], p_signal=sig, fmt=["16"], write_dir=str(tmp_path))
+    inner = tmp_path / "in"
+    inner.mkdir()
+    (inner / "multi.hea").write_text("multi/2 1 250 1000\n../seg 500\n../seg 500\n")
+    with pytest.raises(RecordReadError, match="corrupt WFDB header"):  # wfdb's segment syntax has no paths
+        read(inner / "multi.hea")

@@ -186,6 +186,15 @@ def _recording(hea: Path, name: str, fs: float, sig: np.ndarray, units: list, na
     return Recording(signal=sig, fs=fs, leads=tuple(canonical_lead(names[i]) for i in keep), meta=meta)
 
 
+def _beside(hea: Path, name: str) -> None:
+    """Refuse a file name in a header that is not a plain name beside it: WFDB records keep their
+    signal files in the header's folder, and a header naming ``/etc/...`` or
+    ``../x`` would make a reader of untrusted files (a service's uploads) read any file."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0") or (len(name) > 1 and name[1] == ":"):
+        raise RecordReadError(hea, f"signal file {name!r} is not a plain file name in the header's folder (no folders, "
+                              "'..' or drive letters); WFDB records keep their files beside the header")
+
+
 def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: object) -> Recording:
     """Read a WFDB record given its ``.hea`` (or signal) file; signals converted to mV; with
     ``max_duration`` only the first ``max_duration`` seconds are read."""
@@ -211,6 +220,8 @@ def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: objec
         layout = (int(header.n_sig or 0), int(header.sig_len or 0), list(header.file_name or []),
                   [str(x) for x in (header.fmt or [])], list(getattr(header, "byte_offset", None) or []))
     n_sig, sig_len, files, fmts, offsets = layout
+    for fname in set(files):  # (wfdb's own header syntax already refuses paths as segment names)
+        _beside(hea, str(fname))
     if n_sig <= 0 or sig_len <= 0:
         raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len} samples; nothing to read")
     check_values(hea, n_sig, sig_len, "WFDB header", max_duration=max_duration, fs=fs)
