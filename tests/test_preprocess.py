@@ -192,3 +192,17 @@ def test_contract_round_trip_and_unknown_keys():
     assert PreprocessContract.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown preprocessing contract keys"):
         PreprocessContract.from_dict({**c.to_dict(), "hpf": 1})
+
+
+@pytest.mark.parametrize("value", [1e308, -1e200, 1e13])
+def test_absurd_amplitude_is_refused_naming_the_lead(value):
+    """A finite sample the filters would overflow to inf (which the compiled median kernel did not
+    survive: the process died on one 1e308 sample) is refused before filtering, naming the lead."""
+    from ecgfounder.errors import RecordReadError
+
+    x = np.tile(np.sin(np.arange(5000) / 50.0), (12, 1))
+    x[3, 100] = value
+    with pytest.raises(RecordReadError, match=r"rec\.xml: lead aVR has a sample of .* mV, beyond the ±1e\+12 mV"):
+        prepare(x, 500.0, STANDARD_12, source="rec.xml", warn=False)
+    x[3, 100] = 1e11  # wrong units, absurd, but the z-score makes the scale moot: prepared, finite
+    assert np.isfinite(prepare(x, 500.0, STANDARD_12, warn=False).windows).all()

@@ -36,6 +36,10 @@ __all__ = ["PreprocessContract", "Prepared", "MODES", "lead_set", "preprocess", 
 
 MODES = ("published", "zscore", "none")
 
+# Largest |sample| accepted (mV; 1 GV): far beyond ADC counts or nV read as mV (the z-score makes the
+# scale moot), far below where the filters' and the z-score's sums overflow to inf (~1e150)
+MAX_ABS_MV = 1e12
+
 # Shortest record accepted (seconds): the zero-phase filters need a few dozen samples of support.
 MIN_DURATION_S = 0.5
 
@@ -242,6 +246,11 @@ def prepare(
         x = np.where(nan_mask, 0.0, x)
         notes.append(f"{n_nan} NaN/inf sample(s) replaced by 0")
         hi, lo = x.max(axis=1), x.min(axis=1)
+    big = np.maximum(hi, -lo)
+    if (big > MAX_ABS_MV).any():
+        i = int(np.argmax(big))
+        raise RecordReadError(source, f"lead {c.leads[i]} has a sample of {big[i]:.3g} mV, beyond the ±{MAX_ABS_MV:g} mV no "
+                              "ECG comes near in any unit mix-up; check the file's gain and units (units=)")
     ptp = hi - lo
     flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6) if i not in filled)
     if flat:
