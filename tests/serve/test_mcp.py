@@ -59,3 +59,24 @@ def test_mcp_tool_schema_and_calls(analyzer, tmp_path):
     assert "outside the directories" in outside.content[0].text
     assert len(structured(labels)["labels"]) == 150
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mcp_wfdb_header_may_not_name_files_outside(analyzer, tmp_path):
+    import numpy as np
+
+    from servehelpers import STANDARD_12
+
+    allowed, secret = tmp_path / "allowed", tmp_path / "secret.bin"
+    allowed.mkdir()
+    (np.arange(12 * 5000, dtype="<i2") % 1000).tofile(secret)
+    hea = ("y 12 250 5000\n" + "".join(f"{secret} 16 1/mV 16 0 0 0 0 {ld}\n" for ld in STANDARD_12)).encode()
+    (allowed / "y.hea").write_bytes(hea)
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(allowed,))
+    _, by_path, by_b64 = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": str(allowed / "y.hea")}),
+        ("analyze_ecg", {"content_base64": base64.b64encode(hea).decode(), "filename": "y.hea"}),
+    ]))
+    for res in (by_path, by_b64):  # both were analysed, reading the secret file as the signal
+        assert getattr(res, "is_error", None) or getattr(res, "isError", False)
+        text = res.content[0].text
+        assert "y.hea" in text and str(secret) in text and "not a plain file name" in text

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline  # /docs with Swagger UI shipped in the package, not from a CDN
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .adapter import Analyzer
 from .config import ServeConfig
@@ -114,27 +115,50 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                               "leads": [x.strip() for x in leads.split(",")] if leads else None}
         return {k: v for k, v in kw.items() if v is not None}
 
+    async def _receive(read: Any) -> Any:
+        """The body, read by ``read()`` within ``request_timeout_s``: a client that declares a body and
+        sends it slowly, or never, must not hold its admission slot for ever."""
+        try:
+            return await asyncio.wait_for(read(), cfg.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {cfg.request_timeout_s:g} s (the server's "
+                                 "request_timeout_s); send the whole body at once, with a true Content-Length.") from None
+        except ClientDisconnect:
+            raise UploadError("the client disconnected before the request body was complete; send it again.") from None
+
     async def _json(request: Request, model: Any) -> Any:
-        body = await request.body()
+        body = await _receive(request.body)
         try:  # parsing megabytes of JSON would hold the event loop: off to a thread
             return await asyncio.to_thread(model.model_validate_json, body)
         except ValidationError as exc:
             raise InputError(_validation_line(exc.errors())) from None
 
     @asynccontextmanager
-    async def _uploaded(request: Request):
-        """Uploaded files saved in a fresh temporary directory, removed when the answer is done."""
+    async def _uploaded(request: Request, errors: list[tuple[str, str]] | None = None):
+        """Uploaded files saved in a fresh temporary directory, removed when the answer is done.
+        ``errors``: a batch's list, where files that cannot be analysed are reported instead of raised."""
         ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("multipart/form-data"):
+        if not _is_type(request, "multipart/form-data"):
             raise UploadError(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
                               "(field 'file') or application/json ({signal, fs, leads}).")
-        async with request.form(max_files=cfg.max_files + 1, max_fields=16) as form:
+        too_many = f"more than {cfg.max_files} files in one request (max_files); split the batch."
+        try:
+            form = await _receive(lambda: request.form(max_files=cfg.max_files + 1, max_fields=16))
+        except HTTPException as exc:  # Starlette's multipart errors: one line with the fix, not a bare 400
+            if "too many files" in str(exc.detail).lower():
+                raise UploadError(too_many) from None
+            raise UploadError(f"the multipart body could not be parsed ({exc.detail}); send each recording as a "
+                              "multipart/form-data field 'file' with a file name of at most a few hundred "
+                              "characters, and at most 16 other fields.") from None
+        try:
             uploads = [v for _, v in form.multi_items() if hasattr(v, "filename") and hasattr(v, "read")]
             if len(uploads) > cfg.max_files:
-                raise UploadError(f"more than {cfg.max_files} files in one request (max_files); split the batch.")
+                raise UploadError(too_many)
             with tempfile.TemporaryDirectory(prefix="ecgfounder-serve-", dir=cfg.tmp_dir) as tmp:
-                saved = await save_uploads(uploads, Path(tmp))
-                yield group_records(saved)
+                saved = await save_uploads(uploads, Path(tmp), errors)
+                yield group_records(saved, errors)
+        finally:
+            await form.close()
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -169,7 +193,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
               summary="analyse one recording: a file (multipart field 'file') or an inline signal (JSON)")
     async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options)) -> Prediction:
         async with service.admit():
-            if request.headers.get("content-type", "").startswith("application/json"):
+            if _is_type(request, "application/json"):
                 return await service.analyze_signal(await _json(request, SignalRequest), opts)
             async with _uploaded(request) as records:
                 if len(records) != 1:
@@ -190,17 +214,20 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 return BatchItem(name=name, ok=False, error=str(exc))
 
         async with service.admit():
-            if request.headers.get("content-type", "").startswith("application/json"):
+            if _is_type(request, "application/json"):
                 batch = await _json(request, BatchSignalRequest)
                 if len(batch.records) > cfg.max_files:
                     raise UploadError(f"{len(batch.records)} records in one request; at most {cfg.max_files}.")
                 items = await asyncio.gather(*(one(r.id or f"record_{i}", service.analyze_signal(r, opts))
                                                for i, r in enumerate(batch.records)))
             else:
-                async with _uploaded(request) as records:
+                refused: list[tuple[str, str]] = []  # files refused on arrival: reported, the others analysed
+                async with _uploaded(request, refused) as records:
                     items = await asyncio.gather(*(one(name, service.analyze_file(p, filename=name, read_kwargs=rkw,
                                                                                   options=opts))
                                                    for p, name in records))
+                items = [*items, *(BatchItem(name=name, ok=False, error=" ".join(reason.split()))
+                                   for name, reason in refused)]
         n_ok = sum(it.ok for it in items)
         return BatchResponse(n_ok=n_ok, n_failed=len(items) - n_ok, items=list(items))
 
@@ -218,6 +245,11 @@ class _MetricsMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         await self._wrapped(scope, receive, send)
+
+
+def _is_type(request: Request, media_type: str) -> bool:
+    """Whether the request's Content-Type is ``media_type`` (media types are case-insensitive)."""
+    return request.headers.get("content-type", "").strip().lower().startswith(media_type)
 
 
 def _validation_line(errors: list[dict]) -> str:

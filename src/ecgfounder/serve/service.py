@@ -113,7 +113,7 @@ class Service:
             except (ValueError, OSError, MemoryError) as exc:
                 raise InputError(_one_line(exc).replace(str(path), shown)) from None
 
-        return await self._timed(self._analyze(load, shown, lambda: fmt, options))
+        return await self._timed(self._analyze(load, shown, lambda: fmt, options, hide=str(path)))
 
     async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
         def load() -> Recording:
@@ -134,7 +134,8 @@ class Service:
             ) from None
 
     async def _analyze(self, load: Callable[[], Recording], filename: str | None,
-                       fmt: Callable[[], str | None], options: Options) -> Prediction:
+                       fmt: Callable[[], str | None], options: Options, hide: str | None = None) -> Prediction:
+        """``hide``: the path the input was read from (a temporary file), replaced by ``filename`` in errors."""
         t0 = time.perf_counter()
         assert self._sem is not None, "Service.start() was not called"
         async with self._sem:
@@ -143,7 +144,8 @@ class Service:
             try:
                 prep = await asyncio.to_thread(self.analyzer.prepare, rec)
             except (ValueError, OSError, MemoryError) as exc:
-                raise InputError(_one_line(exc) if shown in str(exc) else f"{shown}: {_one_line(exc)}") from None
+                msg = _one_line(exc).replace(hide, shown) if hide else _one_line(exc)
+                raise InputError(msg if shown in msg else f"{shown}: {msg}") from None
         t1 = time.perf_counter()
         # signal quality needs only the recording: it runs while the request waits for its batch
         quality = asyncio.ensure_future(asyncio.to_thread(self.analyzer.quality, rec, prep))

@@ -95,8 +95,12 @@ def safe_name(name: str | None, index: int) -> str:
     return base or f"upload_{index}"
 
 
-async def save_uploads(files: list[Any], directory: Path) -> list[tuple[Path, str]]:
-    """Write the uploaded files (Starlette ``UploadFile``) into ``directory``; ``(path, original name)``."""
+async def save_uploads(files: list[Any], directory: Path,
+                       errors: list[tuple[str, str]] | None = None) -> list[tuple[Path, str]]:
+    """Write the uploaded files (Starlette ``UploadFile``) into ``directory``; ``(path, original name)``.
+
+    A file that cannot be kept (its safe name taken by an earlier file) raises :class:`UploadError`,
+    or, when ``errors`` is given (a batch), is left out and reported there as ``(name, reason)``."""
     if not files:
         raise UploadError("no file in the request; send the recording as multipart field 'file' "
                           "(or a JSON body {signal, fs, leads}).")
@@ -104,20 +108,25 @@ async def save_uploads(files: list[Any], directory: Path) -> list[tuple[Path, st
     seen: set[str] = set()
     for i, up in enumerate(files):
         name = safe_name(getattr(up, "filename", None), i)
+        orig = str(getattr(up, "filename", None) or name)
         if name.lower() in seen:
-            raise UploadError(f"two uploaded files are both named {name!r}; give each file its own name.")
+            _reject(errors, orig, f"two uploaded files are both named {name!r}; give each file its own name.")
+            continue
         seen.add(name.lower())
         path = directory / name
         with open(path, "wb") as fh:
             while chunk := await up.read(_CHUNK):
                 fh.write(chunk)
-        out.append((path, str(getattr(up, "filename", None) or name)))
+        out.append((path, orig))
     return out
 
 
-def group_records(saved: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+def group_records(saved: list[tuple[Path, str]],
+                  errors: list[tuple[str, str]] | None = None) -> list[tuple[Path, str]]:
     """One entry per record: a WFDB header and its data file(s) (same stem) become the header; every
-    other file is a record of its own.  A WFDB data file without its header is refused."""
+    other file is a record of its own.  A WFDB data file without its header is refused:
+    :class:`UploadError`, or, when ``errors`` is given (a batch), left out and reported there as
+    ``(name, reason)``.  (A header naming files elsewhere is refused by the reader itself.)"""
     by_stem: dict[str, list[tuple[Path, str]]] = {}
     for p, orig in saved:
         by_stem.setdefault(p.stem.lower(), []).append((p, orig))
@@ -131,7 +140,13 @@ def group_records(saved: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
             elif p.suffix.lower() not in _WFDB_DATA:
                 records.append((p, orig))
         elif p.suffix.lower() in _WFDB_DATA and p.suffix.lower() == ".dat":
-            raise UploadError(f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
+            _reject(errors, orig, f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
         else:
             records.append((p, orig))
     return records
+
+
+def _reject(errors: list[tuple[str, str]] | None, name: str, reason: str) -> None:
+    if errors is None:
+        raise UploadError(reason)
+    errors.append((name, reason))
