@@ -147,3 +147,22 @@ def test_body_that_never_arrives_frees_its_slot(analyzer):
     assert [code for code, _ in answers] == [504, 504], answers
     assert all("did not arrive within 0.3 s" in body["detail"] for _, body in answers)
     assert ok.status_code == 200, ok.text[:300]  # the slot is free again
+
+
+def test_recording_longer_than_max_record_s_is_refused(analyzer, tmp_path):
+    """A file is read no further than just past max_record_s (memory bounded whatever an upload
+    expands to) and a longer one is refused naming the limit; one within it is analysed."""
+    from servehelpers import WFDB
+
+    cfg = ServeConfig(tmp_dir=tmp_path, max_record_s=8.0)
+    with TestClient(create_app(analyzer, cfg)) as c:
+        r = c.post("/v1/predict", files=[("file", ("E07500.hea", WFDB.with_suffix(".hea").read_bytes())),
+                                         ("file", ("E07500.mat", WFDB.with_suffix(".mat").read_bytes()))])
+        assert r.status_code == 422, r.text[:300]  # a 10-s record
+        assert r.json()["detail"] == ("E07500.hea: the recording is longer than 8 s, the most this service analyses "
+                                      "(max_record_s); send an excerpt, or run 'ecgfounder predict' on long recordings.")
+        r = c.post("/v1/predict", json=sine_signal(seconds=9.0))
+        assert r.status_code == 422 and "longer than 8 s" in r.json()["detail"]
+        assert c.post("/v1/predict", json=sine_signal(seconds=8.0)).status_code == 200
+    with pytest.raises(ValueError, match="max_record_s must be > 0"):
+        ServeConfig(max_record_s=float("nan"))

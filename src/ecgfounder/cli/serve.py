@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-queue", type=int, default=64, metavar="N",
                    help="requests allowed to wait beyond that; more get 429 (default 64)")
     g.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request limit in seconds (default 60)")
+    g.add_argument("--max-record-s", type=float, default=600.0, metavar="S",
+                   help="longest recording analysed, in seconds; longer ones get 422 (default 600)")
     g.add_argument("--threshold", type=float, default=0.5, metavar="P",
                    help="operating threshold where --thresholds and the weights give none (default 0.5)")
     g.add_argument("--thresholds", metavar="CSV",
@@ -60,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_batch_windows=args.max_batch,
             batch_wait_ms=args.batch_wait_ms, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
             request_timeout_s=args.timeout, token=args.token, threshold=args.threshold, threads=args.threads,
-            thresholds_file=args.thresholds,
+            thresholds_file=args.thresholds, max_record_s=args.max_record_s,
             precision=args.precision, backend=args.backend,
         )
     except ValueError as exc:  # name the flag, not the library field
         msg = str(exc)
         for field, flag in (("max_upload_bytes", "--max-upload-mb"), ("max_batch_windows", "--max-batch"),
                             ("max_concurrency", "--max-concurrency"), ("max_queue", "--max-queue"),
-                            ("request_timeout_s", "--timeout"), ("batch_wait_ms", "--batch-wait-ms"),
+                            ("request_timeout_s", "--timeout"), ("batch_wait_ms", "--batch-wait-ms"), ("max_record_s", "--max-record-s"),
                             ("thresholds_file", "--thresholds"), ("threshold", "--threshold"), ("token", "--token"), ("threads", "--threads")):
             msg = msg.replace(f"ServeConfig.{field}", flag).replace(field, flag)
         raise ValueError(msg) from None

@@ -26,6 +26,9 @@ class ServeConfig:
         thresholds_file: per-label operating thresholds, a CSV (``label,threshold``) as written by
             ``ecgfounder evaluate`` (``thresholds.csv``).
         max_files: most files in one batch request.
+        max_record_s: longest recording analysed, in seconds (a file is read no further; a longer
+            one gets ``422``): bounds a request's memory and time whatever a compressed upload
+            expands to (600 s = 60 windows; a day-long Holter belongs to ``ecgfounder predict``).
         tmp_dir: where uploads are written while they are analysed (deleted after each answer);
             ``None``: the system temporary directory.
         display_fs: sampling rate of the signal returned for display (``signal=true``).
@@ -48,6 +51,7 @@ class ServeConfig:
     threshold: float = 0.5
     thresholds_file: Path | None = None
     max_files: int = 64
+    max_record_s: float = 600.0
     tmp_dir: Path | None = None
     display_fs: float = 250.0
     threads: int | None = None
@@ -63,6 +67,8 @@ class ServeConfig:
                 f"ServeConfig needs max_queue >= 0, batch_wait_ms >= 0 and request_timeout_s > 0; got "
                 f"{self.max_queue}, {self.batch_wait_ms}, {self.request_timeout_s}."
             )
+        if not self.max_record_s > 0:  # NaN fails too
+            raise ValueError(f"ServeConfig.max_record_s must be > 0 (seconds); got {self.max_record_s!r}.")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"ServeConfig.threads must be >= 1 or None (torch's default); got {self.threads}.")
         if not 0.0 < self.threshold < 1.0:

@@ -109,20 +109,31 @@ class Service:
             nonlocal fmt
             try:
                 fmt = fmt or self.analyzer.detect_format(path)
-                return self.analyzer.read(path, **(read_kwargs or {}))
+                # read no further than just past the limit: a longer record shows as one past it
+                rec = self.analyzer.read(path, **(read_kwargs or {}), max_duration=self.config.max_record_s + 1.0)
             except (ValueError, OSError, MemoryError) as exc:
                 raise InputError(_one_line(exc).replace(str(path), shown)) from None
+            return self._short_enough(rec, shown)
 
         return await self._timed(self._analyze(load, shown, lambda: fmt, options, hide=str(path)))
 
     async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
         def load() -> Recording:
             try:
-                return self.analyzer.from_array(req.signal, req.fs, req.leads, req.id)
+                rec = self.analyzer.from_array(req.signal, req.fs, req.leads, req.id)
             except (ValueError, OSError, MemoryError) as exc:
                 raise InputError(f"{req.id or 'signal'}: {_one_line(exc)}") from None
+            return self._short_enough(rec, req.id or "signal")
 
         return await self._timed(self._analyze(load, req.id, lambda: "json", options))
+
+    def _short_enough(self, rec: Recording, shown: str) -> Recording:
+        """``rec``, unless it is longer than ``max_record_s``."""
+        limit = self.config.max_record_s
+        if rec.duration > limit:
+            raise InputError(f"{shown}: the recording is longer than {limit:g} s, the most this service analyses "
+                             "(max_record_s); send an excerpt, or run 'ecgfounder predict' on long recordings.")
+        return rec
 
     async def _timed(self, coro: Any) -> Prediction:
         try:
