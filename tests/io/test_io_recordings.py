@@ -328,3 +328,26 @@ def test_max_duration_reads_the_first_part(tmp_path):
         np.testing.assert_allclose(part.signal, _read(path).signal[:, :1000])
     np.save(tmp_path / "x.npy", rec.signal)
     assert _read(tmp_path / "x.npy", fs=500, max_duration=3).n_samples == 1500
+
+
+@pytest.mark.parametrize("layout", [["V1", "II", "V1", "I"], ["V1", "V1", "V2"]])
+def test_a_lead_stored_twice_keeps_the_first_and_says_so(tmp_path, layout):
+    """A second channel of the same lead used to vanish without a word when limb leads were derived
+    (and stay, unused, when they were not): now the first is kept and the reader says so."""
+    import wfdb
+
+    rng = np.random.default_rng(0)
+    sig = rng.standard_normal((2000, len(layout)))
+    unique = [f"{name}_{k}" for k, name in enumerate(layout)]  # wfdb writes unique names only
+    wfdb.wrsamp("dup", fs=500, units=["mV"] * len(layout), sig_name=unique, p_signal=sig, fmt=["16"] * len(layout),
+                write_dir=str(tmp_path))
+    hea = tmp_path / "dup.hea"
+    text = hea.read_text()
+    for u, name in zip(unique, layout):
+        text = text.replace(f" {u}\n", f" {name}\n")
+    hea.write_text(text)
+    with pytest.warns(UserWarning, match=r"lead\(s\) V1 stored more than once \(different signals\); the first of each is kept"):
+        rec = eio.read(tmp_path / "dup.hea")
+    assert rec.leads.count("V1") == 1 and rec.meta["duplicate_leads"] == ("V1",)
+    ref = wfdb.rdrecord(str(tmp_path / "dup")).p_signal
+    np.testing.assert_array_equal(rec.lead("V1"), ref[:, 0])  # the first V1

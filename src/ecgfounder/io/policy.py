@@ -11,6 +11,8 @@
   ``meta['lead_off'] = True`` and ``meta['lead_off_statement']``; naming leads (``'Lead(s) unsuitable
   for analysis: V1, V2'``) ``meta['leads_off']`` (names) and ``meta['leads_off_statement']``; with a
   warning (the keys ``signal/quality.py`` reads);
+* a lead stored more than once: the first is kept, the others dropped with a warning
+  (``meta['duplicate_leads']``);
 * ``max_duration``: only the first ``max_duration`` seconds are kept (``meta['truncated_from_s']``);
 * the notes readers made while reading (``encoding_fixed``, ``compression``, ...) join ``meta``.
 """
@@ -135,6 +137,18 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
         if sig.shape[1] > n:
             meta["truncated_from_s"] = round(sig.shape[1] / fs, 6)
             sig = sig[:, :n]
+    first: dict[str, int] = {}
+    for k, name in enumerate(leads):
+        first.setdefault(canonical_lead(name), k)
+    if len(first) < len(leads):  # a lead stored twice: the first is kept (what lead selection would use)
+        again = [k for k in range(len(leads)) if k not in first.values()]
+        names = tuple(dict.fromkeys(canonical_lead(leads[k]) for k in again))
+        same = all(np.array_equal(sig[k], sig[first[canonical_lead(leads[k])]], equal_nan=True) for k in again)
+        meta["duplicate_leads"] = names
+        warn.append(f"lead(s) {', '.join(names)} stored more than once ({'identical' if same else 'different'} "
+                    "signals); the first of each is kept")
+        keep = sorted(first.values())
+        sig, leads = sig[keep], tuple(leads[k] for k in keep)
     sig2, leads2, derived = complete_limb_leads(sig, leads)
     if derived:
         sig, leads = sig2, leads2
