@@ -104,3 +104,31 @@ def test_published_model_works_with_the_package(small_store, tmp_path):
         df = ecgfounder.predict([str(DATA / "cinc2021" / "E07501.hea")], model)
     assert len(df) == 1 and "ATRIAL FIBRILLATION" in df.columns
     assert np.isfinite(df["ATRIAL FIBRILLATION"].to_numpy(dtype=float)).all()
+
+
+def test_resume_refuses_changed_config_corrupt_checkpoint_and_silent_restart(small_store, tmp_path):
+    """Resuming under another configuration was silently accepted (learning rate, batch size) or
+    failed with torch's RuntimeError (model size); a corrupt last.pt raised an UnpicklingError;
+    train.resume=false silently trained over a finished run."""
+    from ecgfounder.errors import CheckpointError
+    from ecgfounder.train.config import ConfigError
+
+    out = tmp_path / "run"
+    pretrain(_cfg(small_store, out, max_steps=1))
+    ckpt = out / "checkpoints" / "last.pt"
+    saved = ckpt.read_bytes()
+    for change, key in (({"batch_size": 2}, "train.batch_size=4 in the checkpoint, 2 now"),):
+        with pytest.raises(ConfigError, match="cannot resume from") as e:
+            pretrain(_cfg(small_store, out, max_steps=1, **change))
+        assert key in str(e.value)
+    cfg = _cfg(small_store, out, max_steps=1)
+    bigger = pretrain_config_from_dict({**cfg.to_dict(), "model": {"size": "small"}})
+    with pytest.raises(ConfigError, match="model.size='tiny' in the checkpoint, 'small' now"):
+        pretrain(bigger)
+    with pytest.raises(ConfigError, match="already holds a pre-training run"):
+        pretrain(_cfg(small_store, out, max_steps=1, resume=False))
+    assert ckpt.read_bytes() == saved  # nothing overwritten
+    assert pretrain(_cfg(small_store, out, max_steps=2)).steps == 2  # longer training may resume
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable pre-training checkpoint"):
+        pretrain(_cfg(small_store, out, max_steps=2))

@@ -83,3 +83,39 @@ def test_example_configs_load():
         cfg = load_config(f, ["data.root=/somewhere"] if "preset:" in text else ["data.manifest=m.csv"])
         assert text.startswith("# ")  # first line: what the example does (listed by 'finetune examples')
         assert cfg.task.type in ("binary", "multilabel", "multiclass", "regression")
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("optim.lr=.nan", "optim.lr must be a finite number"),
+        ("optim.lr=nan", "optim.lr must be a finite number"),
+        ("augment.noise_std=.nan", "augment.noise_std must be a finite number"),
+        ("data.split_fractions=[.nan,0.5,0.5]", "data.split_fractions must be a finite number"),
+        ("eval.n_boot=.nan", "eval.n_boot must be an integer"),
+        ("train.epochs=.inf", "train.epochs must be an integer"),
+        ("optim.weight_decay=-1", r"optim.weight_decay=-1.0 .*>= 0"),
+        ("optim.betas=[1.5,0.9]", r"optim.betas=\[1.5, 0.9\] must be two numbers in \[0, 1\)"),
+        ("optim.warmup_steps=-5", r"optim.warmup_steps=-5 .*>= 0"),
+        ("optim.min_lr_ratio=2", r"optim.min_lr_ratio=2.0 must be in \[0, 1\]"),
+        ("optim.plateau_factor=2", r"optim.plateau_factor=2.0 must be in \(0, 1\)"),
+        ("optim.plateau_patience=-1", r"optim.plateau_patience=-1 .*>= 0"),
+        ("optim.clip_grad_norm=-1", r"optim.clip_grad_norm=-1.0 .*>= 0"),
+        ("train.max_steps=0", r"train.max_steps=0 .*>= 1"),
+        ("train.threads=-2", r"train.threads=-2 .*>= 1"),
+        ("train.early_stopping=-1", r"train.early_stopping=-1 .*>= 0"),
+        ("train.checkpoint_every=-1", r"train.checkpoint_every=-1 .*>= 0"),
+        ("train.num_workers=-1", r"train.num_workers=-1 .*>= 0"),
+        ("data.cache_workers=-1", r"data.cache_workers=-1 .*>= 0"),
+        ("data.min_positives=-1", r"data.min_positives=-1 .*>= 0"),
+        ("data.format=bogus", r"data.format: unknown format 'bogus'; choose one of .*edf"),
+        ("data.leads=7", r"data.leads=7"),
+        ("data.leads=[]", r"data.leads=\[\] names no lead"),
+        ("strategy.probe_c_grid=[]", r"strategy.probe_c_grid=\[\] must be one or more positive numbers"),
+        ("strategy.probe_c_grid=[-1]", r"strategy.probe_c_grid=\[-1.0\] must be one or more positive numbers"),
+    ],
+)
+def test_out_of_range_values_refused_before_training(override, match):
+    """Each of these was accepted by validation and failed (or misbehaved) only inside training."""
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, [override]))

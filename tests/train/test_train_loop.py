@@ -148,6 +148,62 @@ def test_resume_after_interrupt_is_exact(tmp_path, cpsc2021_manifest, cache_dir,
     assert resumed.test_metrics == pytest.approx(full.test_metrics)
 
 
+def test_resume_with_another_configuration_refused(tmp_path, cpsc2021_manifest, cache_dir):
+    """A checkpoint is continued only under the settings it was written with: a changed learning
+    rate was silently ignored (the optimiser state brings the old one), a changed task or
+    architecture failed with torch's load_state_dict RuntimeError; config.yaml keeps the run's."""
+    from ecgfounder.train.config import ConfigError
+
+    run = tmp_path / "run"
+    finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, eval={"n_boot": 0}))
+    before = (run / "config.yaml").read_text()
+    for change, key in (({"optim": {"lr": 0.1}}, "optim.lr=0.003 in the checkpoint, 0.1 now"),
+                        ({"task": {"type": "multiclass"}}, "task.type='binary' in the checkpoint, 'multiclass' now")):
+        with pytest.raises(ConfigError, match="cannot resume from .*last.pt") as e:
+            finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, eval={"n_boot": 0}, **change))
+        assert key in str(e.value) and "output.dir" in str(e.value)
+        assert (run / "config.yaml").read_text() == before
+    # how long to train, how to run and what to report may change
+    res = finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"epochs": 2, "max_steps": 2, "threads": 1},
+                        eval={"n_boot": 5}))
+    assert res.global_step == 2 and [h["epoch"] for h in res.history] == [1, 2]
+
+
+def test_finished_probe_run_not_overwritten(tmp_path, cpsc2021_manifest, cache_dir):
+    """A fast linear probe writes no checkpoints/last.pt: another run in its folder overwrote its
+    model and report silently, even with output.resume=never ("refuse a non-empty run folder")."""
+    from ecgfounder.train.config import ConfigError
+
+    run = tmp_path / "run"
+    finetune(_cfg(cpsc2021_manifest, run, cache_dir, strategy={"name": "linear_probe"}, eval={"n_boot": 0}))
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"is not empty \(it holds config.yaml.*output.resume=never starts only"):
+        finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, output={"resume": "never"}))
+    with pytest.raises(ConfigError, match="already holds the results of a run with another configuration "
+                                          r"\(strategy.name='linear_probe' in its config.yaml, 'full' now\)"):
+        finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}))
+    assert (run / "model.safetensors").read_bytes() == before
+    # a run that ended before writing any result (a wrong setting found at the start) may start over
+    # with other settings in its folder
+    for name in ("model.safetensors", "best.safetensors", "last.safetensors", "metrics.json"):
+        (run / name).unlink(missing_ok=True)
+    finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, eval={"n_boot": 0}))
+    assert (run / "model.safetensors").exists()
+
+
+def test_validation_without_positives_is_reported(tmp_path, cpsc2021_manifest, cache_dir):
+    """No AF in the validation split: val AUROC is undefined, so the monitor never picks a best
+    epoch and early stopping counts every epoch as bad; this was silent."""
+    df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str})
+    df.loc[df.split == "val", "AF"] = 0
+    df.to_csv(tmp_path / "m.csv", index=False)
+    with pytest.warns(UserWarning, match=r"label\(s\) \['AF'\] have no positive or no negative validation example.*"
+                                         "train.monitor=val_loss"):
+        res = finetune(_cfg(tmp_path / "m.csv", tmp_path / "run", cache_dir, train={"max_steps": 1},
+                            eval={"n_boot": 0}))
+    assert res.best_epoch is None
+
+
 def test_partial_and_layer_decay():
     from ecgfounder.models.net1d import Net1D, Net1DConfig
 

@@ -81,7 +81,9 @@ class PTOptimConfig:
 @dataclass(frozen=True)
 class PTTrainConfig:
     """``batch_size`` is global (all processes, one optimiser step = ``accum_steps`` micro-batches
-    of ``batch_size / accum_steps``); ``max_steps`` (optimiser steps) overrides ``epochs``."""
+    of ``batch_size / accum_steps``); ``max_steps`` (optimiser steps) overrides ``epochs``.
+    ``resume``: continue from ``out/checkpoints/last.pt`` (only under the settings it was written
+    with, except how long and how to run); false refuses an ``out`` that already holds a run."""
 
     out: str = "pretrain-run"
     batch_size: int = 64
@@ -129,11 +131,38 @@ class PretrainConfig:
         _choice("model.leads", self.model.leads, (1, 12))
         _choice("recipe.loss", self.recipe.loss, LOSSES)
         _choice("recipe.uncertain", self.recipe.uncertain, UNCERTAIN_POLICIES)
+        if self.model.arch is not None:
+            from ..models.net1d import Net1DConfig
+
+            valid = [f for f in Net1DConfig.__dataclass_fields__ if f not in ("in_channels", "n_classes")]
+            if not isinstance(self.model.arch, Mapping):
+                raise ConfigError(f"model.arch={self.model.arch!r} must be a mapping of Net1DConfig fields ({', '.join(valid)}) or null.")
+            bad = [k for k in self.model.arch if k not in valid]
+            if bad:
+                raise ConfigError(f"model.arch: unknown field(s) {bad}; valid fields: {', '.join(valid)}.")
         for name in ("lead_augment_p", "lead_mask_p"):
             v = getattr(self.recipe, name)
             if not 0 <= v <= 1:
                 raise ConfigError(f"recipe.{name}={v} must be a probability in [0, 1].")
-        t = self.train
+        r, o, t = self.recipe, self.optim, self.train
+        if r.gamma < 0:
+            raise ConfigError(f"recipe.gamma={r.gamma} must be >= 0 (0: no focusing).")
+        if not 0 <= r.clip < 1:
+            raise ConfigError(f"recipe.clip={r.clip} must be in [0, 1) (0: no probability shift).")
+        if o.lr <= 0:
+            raise ConfigError(f"optim.lr={o.lr} must be positive.")
+        if not 0 <= o.min_lr_ratio <= 1:
+            raise ConfigError(f"optim.min_lr_ratio={o.min_lr_ratio} must be in [0, 1].")
+        for where, v, note in (("data.shuffle_buffer", self.data.shuffle_buffer, " (0 or 1: no shuffle buffer)"),
+                               ("optim.weight_decay", o.weight_decay, ""), ("optim.warmup_steps", o.warmup_steps, ""),
+                               ("optim.grad_clip", o.grad_clip, " (0: no clipping)")):
+            if v < 0:
+                raise ConfigError(f"{where}={v} must be >= 0{note}.")
+        _choice("train.device", t.device, ("auto", "cpu", "cuda"))
+        for where, v, note in (("train.epochs", t.epochs, ""), ("train.log_every", t.log_every, " step"),
+                               ("train.max_steps", t.max_steps, " (null: train.epochs decide)")):
+            if v is not None and v < 1:
+                raise ConfigError(f"{where}={v} must be >= 1{note}.")
         if t.batch_size < 1 or t.accum_steps < 1 or t.batch_size % t.accum_steps:
             raise ConfigError(f"train.batch_size={t.batch_size} must be a positive multiple of train.accum_steps={t.accum_steps}.")
         if not 0 <= t.ema_decay < 1:
@@ -158,12 +187,15 @@ def load_pretrain_config(path: str | os.PathLike | None, overrides: Sequence[str
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"configuration file {p} not found.")
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections.")
         data = loaded
         for key in ("store", "val_store"):
-            v = (data.get("data") or {}).get(key)
+            v = data["data"].get(key) if isinstance(data.get("data"), dict) else None
             if isinstance(v, str) and "://" not in v and not v.startswith("pipe:") and (p.parent / v).exists():
                 data["data"][key] = str((p.parent / v).resolve())
     return pretrain_config_from_dict(apply_overrides(data, overrides))

@@ -34,6 +34,8 @@ from torch import nn
 from ..models.net1d import Net1D
 from ..signal.preprocess import PreprocessContract
 from ..train import distributed as D
+from ..errors import CheckpointError
+from ..train.config import ConfigError
 from .config import PretrainConfig
 from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
 from .store import StoreError, StoreInfo, iter_batches, open_store, steps_per_epoch
@@ -107,6 +109,30 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Settings a resumed run may change (how long, how to run, where the store is, what to publish);
+# every other setting shapes the weights, so a checkpoint written under another value is refused.
+RESUMABLE_CHANGES = frozenset({"data.store", "data.val_store", "train.out", "train.epochs", "train.max_steps",
+                               "train.ckpt_every", "train.log_every", "train.resume", "train.device", "train.compile"})
+
+
+def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device) -> dict[str, Any]:
+    """The resumable state at ``path``, refused when unreadable or written under another configuration."""
+    from ..train.checkpoint import config_changes
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable pre-training checkpoint ({' '.join(str(exc).split())[:200]}); "
+                              "delete it to start again, or choose another train.out.") from None
+    if isinstance(state, dict) and isinstance(state.get("config"), str):
+        changed = config_changes(json.loads(state["config"]), json.loads(json.dumps(cfg.to_dict())), RESUMABLE_CHANGES,
+                                 ("publish",))
+        if changed:
+            raise ConfigError(f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
+                              "Resume with the settings it was written with, or choose another train.out.")
+    return state
+
+
 def _loss(cfg: PretrainConfig, logits: torch.Tensor, t: torch.Tensor, w: torch.Tensor, kn: torch.Tensor) -> torch.Tensor:
     r = cfg.recipe
     if r.loss == "bce":
@@ -144,14 +170,21 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
     ckpt = out / "checkpoints" / "last.pt"
     step, history = 0, []
+    if ckpt.exists() and not t.resume:
+        raise ConfigError(f"{out} already holds a pre-training run ({ckpt}); choose another train.out, or "
+                          "train.resume=true to continue it.")
     if t.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=info.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        step, history = int(state["step"]), list(json.loads(state["history"]))
+        state = _load_checkpoint(ckpt, cfg, info.device)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            step, history = int(state["step"]), list(json.loads(state["history"]))
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{ckpt}: does not fit this run's model and optimiser ({' '.join(str(exc).split())[:200]}); "
+                                  "resume with the configuration it was written with, or choose another train.out.") from None
         if info.is_main:
             log.info("resumed from %s at step %d", ckpt, step)
     net: nn.Module = model
@@ -204,7 +237,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             if info.is_main:
                 _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                               "ema": ema.state_dict() if ema is not None else None, "step": step,
-                              "history": json.dumps(history)}, ckpt)
+                              "history": json.dumps(history), "config": json.dumps(cfg.to_dict())}, ckpt)
             D.barrier(info)
         if on_step is not None:
             on_step(step)

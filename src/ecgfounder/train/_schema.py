@@ -4,6 +4,7 @@ dotted key, the bad value and the valid keys."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import fields
@@ -53,17 +54,20 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where} must be true or false; got {value!r}.")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or int(value) != value):
             raise ConfigError(f"{where} must be an integer; got {value!r}.")
         return int(value)
     if tp is float:
         if isinstance(value, str):
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number; got {value!r}.")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number; got {value!r}.")
         return float(value)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

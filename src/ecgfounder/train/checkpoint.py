@@ -14,7 +14,17 @@ from ..errors import CheckpointError
 from ..models.net1d import Net1D
 from .config import ConfigError, FinetuneConfig
 
-__all__ = ["resume_path", "load_state", "save_state", "unwrap", "save_model_file", "load_weights"]
+__all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "unwrap", "save_model_file",
+           "load_weights"]
+
+# Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
+# Every other setting shapes the weights, so a checkpoint written under another value is refused.
+RESUMABLE_CHANGES = frozenset({
+    "data.manifest", "data.root", "data.cache_dir", "data.cache_workers",
+    "train.epochs", "train.max_steps", "train.early_stopping", "train.eval_batch_size", "train.checkpoint_every",
+    "train.device", "train.num_workers", "train.progress", "train.threads",
+})
+RESUMABLE_SECTIONS = ("output", "eval")
 
 
 def resume_path(cfg: FinetuneConfig, out: Path) -> Path | None:
@@ -22,15 +32,45 @@ def resume_path(cfg: FinetuneConfig, out: Path) -> Path | None:
     r = cfg.output.resume
     last = out / "checkpoints" / "last.pt"
     if r == "auto":
-        return last if last.exists() else None
-    if r == "never":
         if last.exists():
-            raise ConfigError(f"{out} already holds a run ({last}); choose another output.dir or output.resume=auto.")
+            return last
+        _check_run_folder(cfg, out)  # a run without a resumable checkpoint (linear probe, killed early)
+        return None
+    if r == "never":
+        held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if held:
+            raise ConfigError(f"{out} is not empty (it holds {', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); "
+                              "output.resume=never starts only in a new or empty folder: choose another output.dir, "
+                              "or output.resume=auto to continue the run there.")
         return None
     p = Path(r)
     if not p.is_file():
         raise ConfigError(f"output.resume={r}: checkpoint not found (use auto, never or a path to last.pt).")
     return p
+
+
+# files a run writes when it ends: what a new run in the folder would overwrite
+_RESULTS = ("model.safetensors", "best.safetensors", "last.safetensors", "metrics.json")
+
+
+def _check_run_folder(cfg: FinetuneConfig, out: Path) -> None:
+    """Refuse to write over the results of a finished run (a linear probe keeps no checkpoint) made
+    with another configuration (its ``config.yaml``); a run that ended before any result (a wrong
+    setting found at the start) may be started again with other settings."""
+    import yaml
+
+    f = out / "config.yaml"
+    if not f.is_file() or not any((out / name).exists() for name in _RESULTS):
+        return
+    try:
+        saved = yaml.safe_load(f.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        saved = None
+    changed = (config_changes(saved, cfg.to_dict(), RESUMABLE_CHANGES, RESUMABLE_SECTIONS, where="its config.yaml")
+               if isinstance(saved, dict) else [f"{f.name} unreadable"])
+    if changed:
+        raise ConfigError(f"{out} already holds the results of a run with another configuration ({'; '.join(changed)}); "
+                          "choose another output.dir, or run it with the settings of its config.yaml.")
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -39,6 +79,43 @@ def load_state(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable training checkpoint ({' '.join(str(exc).split())[:200]}).") from None
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and key.count(".") < 1:  # sections; values that are mappings (model.arch) stay whole
+            out.update(_flat(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def config_changes(saved: dict[str, Any], now: dict[str, Any], allowed: frozenset[str] = frozenset(),
+                   sections: tuple[str, ...] = (), where: str = "the checkpoint") -> list[str]:
+    """``key: saved -> now`` for every setting of the nested configuration dicts that differs,
+    except the ``allowed`` keys and the keys of ``sections``."""
+    a, b = _flat(saved), _flat(now)
+    return [f"{k}={a.get(k)!r} in {where}, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in allowed and k.split(".")[0] not in sections]
+
+
+def check_resume_config(state: dict[str, Any], cfg: FinetuneConfig, path: Path) -> None:
+    """Refuse to resume ``state`` (read from ``path``) under a configuration that would train
+    differently from the one it was written with (see :data:`RESUMABLE_CHANGES`)."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return  # a checkpoint of an older version: nothing to compare
+    changed = config_changes(saved, cfg.to_dict(), RESUMABLE_CHANGES, RESUMABLE_SECTIONS)
+    if changed:
+        raise ConfigError(
+            f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
+            "Resume with the checkpoint's settings (its run folder's config.yaml), or start a new run in another "
+            "output.dir (output.resume=never)."
+        )
 
 
 def save_state(obj: dict[str, Any], path: Path) -> None:

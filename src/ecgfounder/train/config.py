@@ -61,6 +61,14 @@ def _choice(section: str, name: str, value: Any, choices: Sequence[Any]) -> None
         raise ConfigError(f"{section}.{name}={value!r} is not valid; choose one of {list(choices)}.")
 
 
+def _at_least(section: str, obj: Any, names: Sequence[str], low: float, note: str = "") -> None:
+    """Refuse ``section.name`` values below ``low`` (``None`` values are left alone)."""
+    for name in names:
+        v = getattr(obj, name)
+        if v is not None and v < low:
+            raise ConfigError(f"{section}.{name}={v} is not valid; it must be >= {low:g}{note}.")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the ECGs and labels are and how they become model input.
@@ -114,6 +122,17 @@ class DataConfig:
     val_patients: tuple[str, ...] = ()
 
     def validate(self) -> None:
+        _at_least("data", self, ("cache_workers",), 0, " (0: one worker per CPU core)")
+        _at_least("data", self, ("min_positives",), 0)
+        if self.format is not None:
+            from ..io.detect import canonical_format
+
+            try:
+                canonical_format(self.format)
+            except ValueError as exc:
+                raise ConfigError(f"data.format: {exc}") from None
+        if self.leads is not None and not self.lead_names():
+            raise ConfigError(f"data.leads={self.leads!r} names no lead; use 12, 1 or a list of lead names (e.g. [I, II]).")
         if self.train_stride_s is not None and self.train_stride_s <= 0:
             raise ConfigError(f"data.train_stride_s={self.train_stride_s} must be a positive number of seconds (or null: off).")
         both = sorted(set(self.test_patients) & set(self.val_patients))
@@ -221,6 +240,9 @@ class StrategyConfig:
             raise ConfigError(f"strategy.layer_decay={self.layer_decay} must be in (0, 1].")
         if self.trainable_stages < 0:
             raise ConfigError(f"strategy.trainable_stages={self.trainable_stages} must be >= 0.")
+        if not self.probe_c_grid or any(c <= 0 for c in self.probe_c_grid):
+            raise ConfigError(f"strategy.probe_c_grid={list(self.probe_c_grid)} must be one or more positive numbers "
+                              "(e.g. [0.01, 0.1, 1.0, 10.0]).")
 
 
 @dataclass(frozen=True)
@@ -246,6 +268,14 @@ class OptimConfig:
             raise ConfigError(f"optim.lr={self.lr} must be positive.")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1).")
+        _at_least("optim", self, ("weight_decay", "warmup_steps", "plateau_patience"), 0)
+        _at_least("optim", self, ("clip_grad_norm",), 0, " (null or 0: no clipping)")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas={list(self.betas)} must be two numbers in [0, 1) (e.g. [0.9, 0.999]).")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"optim.min_lr_ratio={self.min_lr_ratio} must be in [0, 1].")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"optim.plateau_factor={self.plateau_factor} must be in (0, 1) (e.g. 0.1).")
 
 
 @dataclass(frozen=True)
@@ -286,6 +316,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 1.")
+        _at_least("train", self, ("max_steps",), 1, " (null: train.epochs decide)")
+        _at_least("train", self, ("threads",), 1, " (null: torch's default)")
+        _at_least("train", self, ("early_stopping",), 0, " (0: off)")
+        _at_least("train", self, ("checkpoint_every",), 0, " (0: at epoch ends only)")
+        _at_least("train", self, ("num_workers",), 0)
         _choice("train", "monitor", self.monitor, ("auto", "val_loss", "val_auroc", "val_mae"))
         _choice("train", "device", self.device, ("auto", "cpu", "cuda"))
 
@@ -293,7 +328,10 @@ class TrainConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     """Where results go.  ``resume``: ``auto`` (continue from ``dir/checkpoints/last.pt`` when it
-    exists), ``never`` (refuse a non-empty run folder) or a checkpoint path."""
+    exists), ``never`` (refuse a non-empty run folder) or a checkpoint path.  A checkpoint is resumed
+    only under the settings it was written with; ``train.epochs``/``max_steps``/``early_stopping``,
+    how the run executes (device, workers, threads, progress), data paths, ``output`` and ``eval``
+    may change (:data:`~ecgfounder.train.checkpoint.RESUMABLE_CHANGES`)."""
 
     dir: str = "runs/finetune"
     resume: str = "auto"

@@ -17,7 +17,7 @@ from ..signal.preprocess import PreprocessContract
 from .cache import CacheIndex, RecordRef, WindowCache, _warn_failures
 from .config import ConfigError, FinetuneConfig
 from .distributed import DistInfo, barrier
-from .model import build_model
+from .model import build_model, monitor
 from .manifest import RESERVED_COLUMNS, ManifestError, label_columns, read_manifest, write_manifest
 from .splits import assign_splits, check_leakage, group_ids
 from .tasks import TaskSpec, build_task
@@ -165,6 +165,22 @@ def _window_index(cfg: FinetuneConfig, refs: list[RecordRef], contract: Preproce
     return index
 
 
+def _warn_undefined_val_auroc(cfg: FinetuneConfig, labels: tuple[str, ...], y_val: np.ndarray) -> None:
+    """Warn about labels whose validation AUROC is undefined (no positive or no negative validation
+    example); when none is defined, a ``val_auroc`` monitor can neither pick the best epoch nor stop early."""
+    pos = np.nansum(y_val, axis=0)
+    empty = [c for c, p in zip(labels, pos) if p == 0 or p == len(y_val)]
+    if not empty:
+        return
+    msg = f"label(s) {empty} have no positive or no negative validation example: their validation AUROC is undefined"
+    if len(empty) == len(labels) and monitor(cfg)[0] == "val_auroc":
+        msg += ("; train.monitor=val_auroc cannot choose the best epoch or stop early (the last weights are kept). "
+                "Use train.monitor=val_loss, or put positive and negative examples in the validation split.")
+    else:
+        msg += " and is left out of the validation AUROC."
+    warnings.warn(msg, stacklevel=3)
+
+
 def prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: PreprocessContract, resume: bool) -> TrainData:
     """Manifest → splits (leakage checked) → task → window cache → usable rows of each split."""
     d = cfg.data
@@ -182,6 +198,8 @@ def prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: Prepr
     rows = {s: np.flatnonzero((split == s) & ok) for s in SPLIT_NAMES}
     if len(rows["train"]) == 0:
         raise ManifestError("no usable training records (split 'train' is empty after dropping unreadable records).")
+    if info.is_main and spec.kind in ("binary", "multilabel") and len(rows["val"]):
+        _warn_undefined_val_auroc(cfg, spec.labels, np.asarray(y_raw, float)[rows["val"]].reshape(len(rows["val"]), -1))
     if info.is_main:
         logger.info("examples: train %d, val %d, test %d; outputs: %s", *(len(rows[s]) for s in SPLIT_NAMES),
                     ", ".join(spec.labels[:10]) + (" ..." if len(spec.labels) > 10 else ""))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..models.net1d import Net1D
 from .batches import TrainBatches, evaluate_split
 from .checkpoint import load_weights, save_model_file, save_state, unwrap
@@ -71,8 +72,16 @@ class _Trainer:
                 f"the checkpoint was written mid-epoch by {state['world_size']} process(es); resume it with the same "
                 f"number (now {self.info.world_size}), or from an epoch-end checkpoint."
             )
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"the checkpoint to resume from (output.resume={self.cfg.output.resume}) does not fit this run's model "
+                f"and optimiser "
+                f"({' '.join(str(exc).split())[:200]}); resume with the configuration it was written with, "
+                "or start a new run in another output.dir."
+            ) from None
         if self.sched is not None and state.get("scheduler") is not None:
             self.sched.load_state_dict(state["scheduler"])
         self.epoch, self.start_micro = int(state["epoch"]), int(state["batch_in_epoch"])

@@ -38,7 +38,7 @@ import yaml
 
 from .._fileio import atomic_write
 from ..models.net1d import Net1D
-from .checkpoint import load_state, resume_path, save_model_file, unwrap
+from .checkpoint import check_resume_config, load_state, resume_path, save_model_file, unwrap
 from .config import FinetuneConfig
 from .data import TrainData, prepare_data
 from .distributed import DistInfo, barrier, cleanup, setup
@@ -102,9 +102,12 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
     barrier(info)
     resume_from = resume_path(cfg, out)
     state = load_state(resume_from) if resume_from else None
+    if state is not None:
+        check_resume_config(state, cfg, resume_from)
     if state is not None and info.is_main:
         logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"],
                     state["batch_in_epoch"], state["global_step"])
+    barrier(info)  # every process has looked at the folder (resume_path) before the main one writes in it
     if info.is_main:
         atomic_write(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     random.seed(cfg.train.seed)
