@@ -166,3 +166,32 @@ def test_recording_longer_than_max_record_s_is_refused(analyzer, tmp_path):
         assert c.post("/v1/predict", json=sine_signal(seconds=8.0)).status_code == 200
     with pytest.raises(ValueError, match="max_record_s must be > 0"):
         ServeConfig(max_record_s=float("nan"))
+
+
+def test_timed_out_work_keeps_its_slot_until_it_ends(analyzer, tmp_path, monkeypatch):
+    """A 504 stops the request waiting, not its thread: the thread must keep its concurrency slot,
+    or every timed-out request lets one more read/preparation run beside it."""
+    import threading
+    import time
+
+    lock, running, most = threading.Lock(), [0], [0]
+    real = analyzer.prepare
+
+    def slow(rec):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.6)
+            return real(rec)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(analyzer, "prepare", slow)
+    with TestClient(create_app(analyzer, ServeConfig(tmp_dir=tmp_path, max_concurrency=1, request_timeout_s=0.2))) as c:
+        for _ in range(3):
+            assert c.post("/v1/predict", json=sine_signal()).status_code == 504
+        time.sleep(0.7)  # the last thread that started ends
+        assert most[0] == 1, most[0]  # was 3: each timed-out request freed its slot at once
+        assert running[0] == 0

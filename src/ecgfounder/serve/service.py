@@ -144,19 +144,42 @@ class Service:
                 "request_timeout_s); send a shorter recording or retry when the server is less busy."
             ) from None
 
+    async def _in_slot(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` in a worker thread holding one of the ``max_concurrency`` slots until it returns.
+        A request that times out stops waiting, but a thread cannot be stopped: its slot is freed
+        when the thread ends, not when the request does, so reads and preparations in progress never
+        exceed ``max_concurrency``."""
+        assert self._sem is not None, "Service.start() was not called"
+        await self._sem.acquire()
+        try:
+            fut = asyncio.ensure_future(asyncio.to_thread(fn))
+        except BaseException:
+            self._sem.release()
+            raise
+
+        def done(f: asyncio.Future) -> None:
+            self._sem.release()  # type: ignore[union-attr]
+            if not f.cancelled():
+                f.exception()  # retrieved: an abandoned request's error is not logged as never retrieved
+
+        fut.add_done_callback(done)
+        return await asyncio.shield(fut)
+
     async def _analyze(self, load: Callable[[], Recording], filename: str | None,
                        fmt: Callable[[], str | None], options: Options, hide: str | None = None) -> Prediction:
         """``hide``: the path the input was read from (a temporary file), replaced by ``filename`` in errors."""
         t0 = time.perf_counter()
-        assert self._sem is not None, "Service.start() was not called"
-        async with self._sem:
-            rec = await asyncio.to_thread(load)
+
+        def read_and_prepare() -> tuple[Recording, Any]:
+            rec = load()
             shown = filename or rec.id or "signal"
             try:
-                prep = await asyncio.to_thread(self.analyzer.prepare, rec)
+                return rec, self.analyzer.prepare(rec)
             except (ValueError, OSError, MemoryError) as exc:
                 msg = _one_line(exc).replace(hide, shown) if hide else _one_line(exc)
                 raise InputError(msg if shown in msg else f"{shown}: {msg}") from None
+
+        rec, prep = await self._in_slot(read_and_prepare)
         t1 = time.perf_counter()
         # signal quality needs only the recording: it runs while the request waits for its batch
         quality = asyncio.ensure_future(asyncio.to_thread(self.analyzer.quality, rec, prep))
