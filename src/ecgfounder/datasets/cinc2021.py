@@ -99,12 +99,13 @@ def load_cinc2021(
 ) -> LabelledSet:
     """Ground truth of the CinC 2021 records below ``root``.
 
-    Headers without a ``# Dx:`` line are skipped with their count in ``unknown_codes['(no Dx)']``.
+    Headers without a ``# Dx:`` line (or with an empty one) are skipped with their count in
+    ``unknown_codes['(no Dx)']``.
     ``ptbxl_database``: groups the PTB-XL records by patient (default: a ``ptbxl_database.csv``
     in ``root`` or its parent, if any).
     """
     df = scan(root)
-    has = df["dx"].notna()
+    has = df["dx"].map(bool)  # None (no Dx line) and () (empty Dx line): no ground truth
     df = df[has].reset_index(drop=True)
     codes = [tuple(d) for d in df["dx"]]
     targets, y, ev, unknown, not_eval = mapped_truth(mapping or snomed_mapping(), codes, labels, composites=composites)
@@ -125,7 +126,17 @@ def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_da
     if task != "scored":
         raise DatasetError(f"unknown CinC 2021 task {task!r}; choose 'scored'.")
     df = scan(root)
-    sets = [{CINC2021_SCORED[c] for c in (dx or ()) if c in CINC2021_SCORED} for dx in df["dx"]]
+    has = df["dx"].map(bool)
+    if not has.all():  # no ground truth: such a record must not become a negative of every class
+        warnings.warn(f"{int((~has).sum())} header(s) below {root} have no (or an empty) '# Dx:' line (e.g. "
+                      f"{df['path'][~has].iloc[0]}); those records are left out of the manifest.", stacklevel=2)
+        df = df[has].reset_index(drop=True)
+    known = set(snomed_mapping().codes)
+    odd = sorted({c for dx in df["dx"] for c in dx if c not in known})
+    if odd:
+        warnings.warn(f"Dx codes {odd[:5]}{' ...' if len(odd) > 5 else ''} below {root} are not CinC 2021 SNOMED-CT codes; "
+                      "records carrying them count as negatives for every class they do not name.", stacklevel=2)
+    sets = [{CINC2021_SCORED[c] for c in dx if c in CINC2021_SCORED} for dx in df["dx"]]
     labels = sorted(set().union(*sets))
     out = df[["path", "record", "source"]].copy()
     db = ptbxl_database or find_ptbxl_database(root)

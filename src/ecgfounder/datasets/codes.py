@@ -25,8 +25,17 @@ _MAX_HEADER_BYTES = 1 << 20  # a WFDB header is a few hundred bytes; refuse to r
 
 
 def parse_dx(value: str) -> tuple[str, ...]:
-    """Codes of a ``Dx`` value (comma-separated, blanks dropped, order kept)."""
-    return tuple(c.strip() for c in str(value).split(",") if c.strip())
+    """Codes of a ``Dx`` value (comma-separated, blanks dropped, order kept).
+
+    Semicolons also separate codes, and so does white space between numeric codes (SNOMED-CT
+    codes hold neither), so a ``Dx: 164889003; 59118001`` line is not read as one unknown code;
+    a statement in words (``Dx: sinus rhythm``, other databases) stays whole.
+    """
+    out: list[str] = []
+    for part in re.split(r"[,;]", str(value)):
+        words = part.split()
+        out.extend(words if len(words) > 1 and all(w.isdigit() for w in words) else ([" ".join(words)] if words else []))
+    return tuple(out)
 
 
 def header_dx(path: str | os.PathLike) -> tuple[str, ...] | None:
@@ -61,4 +70,8 @@ def parse_scp_codes(text: str | Mapping[str, float]) -> dict[str, float]:
         raise DatasetError(f"scp_codes field {s[:60]!r} is not a dict literal like \"{{'NORM': 100.0}}\": {exc}") from None
     if not isinstance(val, dict):
         raise DatasetError(f"scp_codes field {s[:60]!r} is a {type(val).__name__}, expected a dict like \"{{'NORM': 100.0}}\".")
-    return {str(k).strip(): float(v) for k, v in val.items()}
+    try:
+        return {str(k).strip(): float(v) for k, v in val.items()}
+    except (TypeError, ValueError):
+        raise DatasetError(f"scp_codes field {s[:60]!r} has a likelihood that is not a number; "
+                           "expected code: likelihood (0-100) pairs like \"{'NORM': 100.0}\".") from None

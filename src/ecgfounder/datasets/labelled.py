@@ -13,6 +13,7 @@ reads CSV/TSV/Parquet.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -126,7 +127,12 @@ def mapped_truth(
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV, TSV or Parquet table."""
+    """Read a CSV, TSV or Parquet table.
+
+    A ``.csv``/``.txt`` file whose header holds no comma but semicolons (or tabs) is read with that
+    separator.  The first column is never taken as an index, so a trailing separator on each row
+    does not shift the columns; a row with more fields than the header is an error.
+    """
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"table {p} not found; give the path of a CSV, TSV or Parquet file.")
@@ -136,12 +142,39 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             return pd.read_parquet(p)
         except ImportError as exc:
             raise ImportError(f"reading {p} needs pyarrow: pip install 'ecgfounder[parquet]' ({exc})") from None
+        except Exception as exc:  # pyarrow raises its own types for a corrupt or non-Parquet file
+            raise DatasetError(f"{p} is not a readable Parquet file ({type(exc).__name__}: {exc}); "
+                               "write it with DataFrame.to_parquet or give a CSV/TSV.") from None
     sep = "\t" if suf in (".tsv", ".tab") else ","
-    return pd.read_csv(p, sep=sep)
+
+    def read(sep: str) -> pd.DataFrame:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                return pd.read_csv(p, sep=sep, index_col=False)
+        except pd.errors.EmptyDataError:
+            raise DatasetError(f"{p} is empty; a table needs a header row (e.g. 'record,<label>,...') and one row per record.") from None
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{p} is not UTF-8 text ({exc}); save it as UTF-8 CSV.") from None
+        except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+            raise DatasetError(f"{p} is not a well-formed {'TSV' if sep == chr(9) else 'CSV'} table (a row has more "
+                               f"fields than the header?): {str(exc).strip()[:200]}; fix the rows or the header.") from None
+
+    df = read(sep)
+    if sep == "," and df.shape[1] == 1:
+        head = str(df.columns[0])
+        for alt in (";", "\t"):
+            if alt in head:
+                return read(alt)
+    return df
 
 
-def _binary_columns(df: pd.DataFrame, skip: set[str]) -> list[str]:
-    """Every column outside ``skip`` holding only 0/1 values (ids, text, splits, scores left out)."""
+def _binary_columns(df: pd.DataFrame, skip: set[str], path, ids: pd.Series) -> list[str]:
+    """Every column outside ``skip`` holding only 0/1 values (ids, text, splits, scores left out).
+
+    A column of 0/1 values with blank cells is a label column with missing labels: an error, never
+    silently left out of the evaluation.
+    """
     out = []
     for c in df.columns:
         if c in skip:
@@ -149,6 +182,11 @@ def _binary_columns(df: pd.DataFrame, skip: set[str]) -> list[str]:
         v = pd.to_numeric(df[c], errors="coerce")
         if v.notna().all() and v.isin((0, 1)).all():
             out.append(str(c))
+        elif df[c].notna().any() and df[c].isna().any() and v[df[c].notna()].isin((0, 1)).all():
+            r = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+            raise DatasetError(f"{path}: column {c!r} holds 0/1 labels but data row {r + 1} (record {ids.iloc[r]!r}) is blank; "
+                               "fill it with 0 or 1, drop records with missing labels, or name the label columns with "
+                               "labels=[...] (non-label columns with exclude=[...]).")
     return out
 
 
@@ -175,6 +213,12 @@ def load_label_table(
     df = read_table(path)
     if id_column not in df.columns:
         raise DatasetError(f"{path}: no id column {id_column!r}; columns are {list(df.columns)[:12]}; name it with id_column.")
+    if df.empty:
+        raise DatasetError(f"{path}: the table has a header ({list(df.columns)[:12]}) but no rows; give one row per record.")
+    blank = df[id_column].isna().to_numpy()
+    if blank.any():
+        raise DatasetError(f"{path}: {int(blank.sum())} row(s) have no record id in column {id_column!r} (first: data row "
+                           f"{int(np.argmax(blank)) + 1}); give every row a record id or drop those rows.")
     ids = df[id_column].astype(str)
     if ids.duplicated().any():
         raise DatasetError(f"{path}: record id {ids[ids.duplicated()].iloc[0]!r} appears twice in column {id_column!r}.")
@@ -183,8 +227,13 @@ def load_label_table(
         if patient_column not in df.columns:
             raise DatasetError(f"{path}: no patient column {patient_column!r}; columns are {list(df.columns)[:12]}.")
         skip.add(patient_column)
+        nopat = df[patient_column].isna().to_numpy()
+        if nopat.any():
+            raise DatasetError(f"{path}: {int(nopat.sum())} record(s) have no patient id in column {patient_column!r} "
+                               f"(first: {ids.iloc[int(np.argmax(nopat))]!r}); fill them (e.g. with the record id, making "
+                               "the record its own patient) or leave patient_column unset.")
     if labels is None:
-        labels = _binary_columns(df, skip)
+        labels = _binary_columns(df, skip, path, ids)
         if not labels:
             raise DatasetError(f"{path}: no 0/1 label column found (columns: {list(df.columns)[:12]}); name them with labels.")
     labels = [str(c) for c in labels]
@@ -195,9 +244,11 @@ def load_label_table(
     bad = ~np.isin(vals, (0.0, 1.0))
     if bad.any():
         r, c = np.argwhere(bad)[0]
+        raw = df[labels[c]].iloc[r]
+        raw = "a blank cell" if pd.isna(raw) else repr(raw.item() if hasattr(raw, "item") else raw)
         raise DatasetError(
-            f"{path}: label column {labels[c]!r} of record {ids.iloc[r]!r} holds {vals[r, c]!r}; labels must be 0/1 "
-            "(drop records with missing labels first)."
+            f"{path}: label column {labels[c]!r} of record {ids.iloc[r]!r} (data row {r + 1}) holds {raw}; "
+            f"labels must be 0/1 ({int(bad.sum())} such cell(s)): recode them as 0/1 and drop records with missing labels."
         )
     ls = LabelledSet(
         name=Path(path).stem,

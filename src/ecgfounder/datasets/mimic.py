@@ -41,14 +41,29 @@ def mimic_iv_ecg_manifest(root: str | os.PathLike, targets: str | os.PathLike | 
     })
     if targets is None:
         return out.drop(columns=["study_id", "subject_id"])
+    if on not in ("study_id", "subject_id"):
+        raise DatasetError(f"on={on!r}: join on 'study_id' (one ECG) or 'subject_id' (one patient).")
     t = read_table(targets)
     if on not in t.columns:
         raise DatasetError(f"{targets}: no column {on!r} to join on; columns are {list(t.columns)[:12]}; pass on='subject_id' or 'study_id'.")
-    t = t.assign(**{on: t[on].astype(str)})
-    if t[on].duplicated().any() and on == "study_id":
-        raise DatasetError(f"{targets}: study_id {t[on][t[on].duplicated()].iloc[0]!r} has several rows; keep one target row per ECG.")
-    if on not in ("study_id", "subject_id"):
-        raise DatasetError(f"on={on!r}: join on 'study_id' (one ECG) or 'subject_id' (one patient).")
+    blank = t[on].isna().to_numpy()
+    if blank.any():
+        raise DatasetError(f"{targets}: {int(blank.sum())} row(s) have no {on} (first: data row {int(blank.argmax()) + 1}); "
+                           "fill or drop those rows.")
+    t = t.assign(**{on: _id_strings(t[on])})
+    if t[on].duplicated().any():
+        what = "ECG" if on == "study_id" else "patient (or join on study_id)"
+        raise DatasetError(f"{targets}: {on} {t[on][t[on].duplicated()].iloc[0]!r} has several rows; keep one target row per {what}.")
     extra = [c for c in ("path", "record", "patient_id", "study_id", "subject_id") if c in t.columns and c != on]
     merged = out.merge(t.drop(columns=extra), on=on, how="inner")
+    if merged.empty:
+        raise DatasetError(f"no {on} of {targets} (e.g. {t[on].iloc[0]!r}) is in {rl} (e.g. {out[on].iloc[0]!r}); "
+                           f"check that {targets} holds MIMIC-IV-ECG {on}s.")
     return merged.drop(columns=["study_id", "subject_id"]).reset_index(drop=True)
+
+
+def _id_strings(col: pd.Series) -> pd.Series:
+    """Ids as strings, with whole floats (``10.0``, as pandas reads an integer column holding blanks) as ``10``."""
+    num = pd.to_numeric(col, errors="coerce")
+    whole = num.notna() & (num % 1 == 0)
+    return col.astype(str).where(~whole, num.round().astype("Int64").astype(str))

@@ -61,10 +61,47 @@ def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihoo
     missing = need - set(df.columns)
     if missing:
         raise DatasetError(f"{db}: missing column(s) {sorted(missing)}; a PTB-XL database has {sorted(need | {'patient_id', 'strat_fold'})}.")
+    _check_ids(df, db, col)
     df = df.copy()
     df["path"] = [str(root / str(f)) + ".hea" for f in df[col]]
     df["codes"] = _codes(df, db, min_likelihood)
     return df
+
+
+def _check_ids(df: pd.DataFrame, db: Path, file_col: str) -> None:
+    """``ecg_id`` unique integers, ``strat_fold`` integers 1-10, no blank ``patient_id`` or file name."""
+
+    def plain(v):
+        return None if pd.isna(v) else v.item() if hasattr(v, "item") else v
+
+    def fail(column: str, i: int, value, what: str) -> None:
+        raise DatasetError(f"{db}: data row {i + 1} (ecg_id {plain(df['ecg_id'].iloc[i])!r}) has {column} = {plain(value)!r}; {what}")
+
+    ecg = pd.to_numeric(df["ecg_id"], errors="coerce")
+    bad = ~(ecg.notna() & (ecg % 1 == 0)).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        fail("ecg_id", i, df["ecg_id"].iloc[i], "ecg_id must be an integer in every row; fix or drop the row.")
+    dup = ecg.duplicated().to_numpy()
+    if dup.any():
+        i = int(np.argmax(dup))
+        fail("ecg_id", i, int(ecg.iloc[i]), "ecg_id must be unique (it appears on an earlier row too); drop the duplicate rows.")
+    if "strat_fold" in df.columns:
+        f = pd.to_numeric(df["strat_fold"], errors="coerce")
+        bad = ~(f.notna() & f.isin(range(1, 11))).to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            fail("strat_fold", i, df["strat_fold"].iloc[i],
+                 f"PTB-XL folds are the integers 1-10 ({int(bad.sum())} row(s) hold something else); fix or drop those rows.")
+    if "patient_id" in df.columns:
+        bad = df["patient_id"].isna().to_numpy()
+        if bad.any():
+            i = int(np.argmax(bad))
+            fail("patient_id", i, None, f"every record needs a patient id ({int(bad.sum())} row(s) have none); fill or drop those rows.")
+    bad = df[file_col].isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        fail(file_col, i, None, f"every record needs its file name ({int(bad.sum())} row(s) have none); fill or drop those rows.")
 
 
 def _ids(values) -> list[str]:
@@ -108,6 +145,7 @@ def ptbxl_patients(database: str | os.PathLike) -> dict[str, str]:
     df = pd.read_csv(database, usecols=lambda c: c in ("ecg_id", "patient_id"))
     if not {"ecg_id", "patient_id"} <= set(df.columns):
         raise DatasetError(f"{database}: needs columns ecg_id and patient_id to group PTB-XL records by patient.")
+    df = df.dropna(subset=["ecg_id", "patient_id"])  # a record without a patient id stays its own group
     return dict(zip(_ids(df["ecg_id"]), _ids(df["patient_id"])))
 
 
