@@ -19,6 +19,7 @@ service or a batch script can call.  In order:
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,24 @@ def _weights_identity(model: Any) -> dict[str, Any]:
 
     known = resolve_known(str(model))
     return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
+
+
+def _written_by(job: ArchiveJob, path: Any) -> bool:
+    """Whether ``path`` is a file this job writes: its output or embeddings, or a shard part of
+    them (``OUT.shard-I-of-N.ext``).  Such a file found in an input folder is not a record: an
+    embeddings ``.npy`` read as an ECG would change the record list between a run and its resume,
+    and between shards."""
+    q = Path(path)
+    for target in (job.output, job.embeddings):
+        if not target:
+            continue
+        t = Path(target)
+        suffix = "".join(t.suffixes[-1:])
+        stem = t.name[: len(t.name) - len(suffix)]
+        if q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name):
+            if q.resolve().parent == t.resolve().parent:
+                return True
+    return False
 
 
 def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
@@ -200,6 +219,17 @@ class _Run:
             self.last_save = now
 
 
+def _differences(diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The names of the settings that differ, with what a changed record list means in words."""
+    text = ", ".join(diff)
+    if "inputs_sha256" in diff:
+        n0, n1 = old.get("n_files"), new.get("n_files")
+        count = f"{n0} then, {n1} now" if n0 != n1 else f"{n1} then and now, not the same ones"
+        text += (f" (the record files: {count}; files were added to, removed from or renamed in the inputs since, "
+                 "so the saved rows no longer line up with them)")
+    return text
+
+
 def _finished(run: _Run) -> bool:
     """With ``resume``: whether the output is a finished run of these settings (nothing to do);
     a finished run of other settings is refused, naming what differs."""
@@ -212,8 +242,9 @@ def _finished(run: _Run) -> bool:
     recorded = {k: v for k, v in done_rec.get("settings", {}).items() if k != "path"}  # path: known later
     diff = settings_difference(recorded, run.settings)
     if diff:
-        raise SetupError(f"{out}: the finished run differs from this one in {', '.join(diff)}; repeat the same "
-                         "command, or run again with resume=False to start over.", "resume")
+        raise SetupError(f"{out}: the finished run differs from this one in "
+                         f"{_differences(diff, recorded, run.settings)}; repeat the same command, or run again with "
+                         "resume=False to start over.", "resume")
     if not (Path(out).exists() and Path(out).stat().st_size == done_rec.get("size")):
         return False  # the output was changed or removed since: compute it again
     r = run.report
@@ -234,8 +265,9 @@ def _resume(run: _Run, progress: Progress) -> None:
         return
     diff = settings_difference(st.get("settings", {}), run.settings)
     if diff:
-        raise SetupError(f"{out}: the interrupted run differs from this one in {', '.join(diff)}; repeat the same "
-                         "command with resume=True, or run again with resume=False to start over.", "resume")
+        raise SetupError(f"{out}: the interrupted run differs from this one in "
+                         f"{_differences(diff, st.get('settings', {}), run.settings)}; repeat the same command with "
+                         "resume=True, or run again with resume=False to start over.", "resume")
     run.done, run.emb_rows, run.base_rows = int(st["done"]), int(st["emb_rows"]), int(st["rows"])
     run.report.n_ok = int(st["n_ok"])
     run.report.failures = [tuple(f) for f in st["failures"]]
@@ -261,6 +293,9 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     from ..io import find_records  # after the checks: the readers import scipy
 
     all_files = find_records(job.inputs)
+    own = [f for f in all_files if _written_by(job, f)]
+    if own:  # this job's own outputs (embeddings .npy in the input folder): never records of it
+        all_files = [f for f in all_files if f not in own]
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
                          "them.", "inputs")
@@ -280,6 +315,9 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
         bar = Progress(len(files), "embed" if job.kind == "index" else "predict", enabled=progress and not quiet,
                        stream=stream, quiet=quiet)
         with bar:
+            if own:
+                bar.note(f"left out {len(own)} file(s) this run writes, found among the inputs: "
+                         f"{', '.join(map(str, own[:3]))}{' ...' if len(own) > 3 else ''}")
             if _finished(run):  # answered before torch is imported: a requeued finished job costs nothing
                 return run.report
             device, precision, backend = _check_runtime(job, distributed)
@@ -332,24 +370,24 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     run.dim = model.num_features
     run.snapshot()
     run.save(force=True)
-    cur = None
+    cur, start = None, run.done
     try:
         for res in results:
             if res.input_index != cur:
-                if cur is not None:
-                    run.done += 1
-                    bar.add_records(1)
+                if cur is not None:  # every file before this one is done (by position: not every file yields)
+                    bar.add_records(start + res.input_index - run.done)
+                    run.done = start + res.input_index
                     run.snapshot()
                     run.save()
                 cur = res.input_index
             _take(run, res, labels, bar, quiet, result_rows, index_rows, feature_rows)
         if cur is not None:
-            run.done += 1
-            bar.add_records(1)
+            bar.add_records(len(run.files) - run.done)
+            run.done = len(run.files)
     except BaseException as exc:
         _stop(run, bar, exc)
         raise
-    _finish(run, model.num_features, all_files)
+    _finish(run, model, all_files)
 
 
 def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result_rows, index_rows, feature_rows) -> None:
@@ -399,10 +437,13 @@ def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:
               "the same command and resume=True")
 
 
-def _finish(run: _Run, dim: int, all_files: list) -> None:
+_PART_OWN = ("model", "embeddings", "inputs_sha256", "n_files", "shard")  # settings that differ between parts
+
+
+def _finish(run: _Run, model: Any, all_files: list) -> None:
     from .parts import copy_rows_npy, write_part_meta
 
-    report = run.report
+    report, dim = run.report, model.num_features
     if run.emb_fh is not None:
         run.emb_fh.close()
         src = np.memmap(run.emb_partial, dtype=np.float32, mode="r", shape=(run.emb_rows, dim)) if run.emb_rows \
@@ -416,9 +457,16 @@ def _finish(run: _Run, dim: int, all_files: list) -> None:
         rows += run.writer.n_rows
     spec = run.settings["shard"]
     if spec and run.out:
+        from ..models.description import model_fingerprint
+
+        # what every part of one run shares (the merge compares it): the settings less those of the
+        # part itself, and the weights by their content (the checkpoint's path may differ between nodes)
+        shared = {k: v for k, v in run.settings.items() if k not in _PART_OWN}
+        shared["weights"] = model_fingerprint(model)
         write_part_meta(run.out, shard=tuple(spec), manifest_sha256=digest(sorted(all_files, key=str)),
                         n_total=len(all_files), n_files=len(run.files), rows=rows, failures=report.failures,
-                        embeddings=run.emb, emb_rows=run.emb_rows)
+                        embeddings=run.emb, emb_rows=run.emb_rows, settings=shared,
+                        size=Path(run.out).stat().st_size)
     if run.out and run.resumable:
         write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
                                         "failures": [list(f) for f in report.failures],

@@ -2,8 +2,10 @@
 
 Each part ``OUT.shard-I-of-N.csv`` has a sidecar ``OUT.shard-I-of-N.csv.shard.json`` written when
 the part completed (shard, count of records, hash of the whole sorted record list, failures,
-row count).  The merge checks that the parts are the complete set 0..N-1 of one run, that no part
-is short and that no record appears twice, then streams the rows in shard order (the order of an
+row count, size in bytes, and the settings every part of a run shares, the weights by content).
+The merge checks that the parts are the complete set 0..N-1 of one run made with the same weights
+and settings, that no part is short, cut or changed and that no record file has rows in two parts
+(a batch file's recordings share its path), then streams the rows in shard order (the order of an
 unsharded run) into one table, and joins the embedding parts the same way.
 """
 
@@ -13,11 +15,12 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .._fileio import atomic_path, write_json
+from ..errors import SetupError
 from .tables import TableWriter
 
 __all__ = ["merge_parts", "write_part_meta", "read_part_meta", "copy_rows_npy"]
@@ -27,35 +30,53 @@ _META_SUFFIX = ".shard.json"
 
 def write_part_meta(part: str | os.PathLike, *, shard: tuple[int, int], manifest_sha256: str, n_total: int,
                     n_files: int, rows: int, failures: Sequence[tuple[str, str]], embeddings: str | None = None,
-                    emb_rows: int = 0) -> Path:
-    """Write the sidecar that marks ``part`` complete."""
+                    emb_rows: int = 0, settings: Mapping[str, Any] | None = None, size: int | None = None) -> Path:
+    """Write the sidecar that marks ``part`` complete.  ``settings``: what every part of one run
+    shares (weights, aggregation, preprocessing, inference path; compared by the merge); ``size``:
+    the part's size in bytes (a part cut or changed since is refused)."""
     p = Path(str(part) + _META_SUFFIX)
     meta = {
         "version": 1, "part": Path(part).name, "shard": list(shard), "manifest_sha256": manifest_sha256,
         "n_total": n_total, "n_files": n_files, "rows": rows, "failures": [list(f) for f in failures],
         "embeddings": str(embeddings) if embeddings else None, "emb_rows": emb_rows,
+        "settings": dict(settings) if settings is not None else None, "size": size,
     }
     return write_json(p, meta)
 
 
 def read_part_meta(part: str | os.PathLike) -> dict[str, Any]:
     p = Path(str(part) + _META_SUFFIX)
+    if not Path(part).is_file():
+        raise SetupError(f"part {part}: no such file; give the OUT.shard-I-of-N files its run wrote.", "parts")
     if not p.exists():
-        raise ValueError(f"{part}: no {p.name} beside it, so the part is incomplete (its run was interrupted?) or "
-                         "not written by a sharded 'ecgfounder predict'; finish it with the same command and --resume.")
-    return json.loads(p.read_text(encoding="utf-8"))
+        raise SetupError(f"{part}: no {p.name} beside it, so the part is incomplete (its run was interrupted?) or "
+                         "not written by a sharded 'ecgfounder predict'; finish it with the same command and --resume.",
+                         "parts")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except ValueError:
+        raise SetupError(f"{p}: not readable JSON (changed or cut?); run its shard again.", "parts") from None
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
     kind = path.suffix.lower()
     if kind == ".csv":
         with open(path, newline="", encoding="utf-8") as f:
-            yield from csv.DictReader(f)
+            reader = csv.DictReader(f)
+            for n, row in enumerate(reader, 1):
+                if None in row or None in row.values():  # more or fewer fields than the header
+                    raise SetupError(f"{path}: row {n} does not have the header's {len(reader.fieldnames or ())} "
+                                     "fields; the part was changed or cut: run its shard again.", "parts")
+                yield row
     elif kind == ".jsonl":
         with open(path, encoding="utf-8") as f:
-            for line in f:
+            for n, line in enumerate(f, 1):
                 if line.strip():
-                    yield json.loads(line)
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        raise SetupError(f"{path}: line {n} is not a JSON row; the part was changed or cut: run "
+                                         "its shard again.", "parts") from None
     elif kind == ".parquet":
         import pyarrow.parquet as pq
 
@@ -84,50 +105,63 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
                 embeddings: str | os.PathLike | None = None) -> dict[str, Any]:
     """Check and join shard ``parts`` into ``output`` (table) and, if given, ``embeddings`` (.npy).
 
-    Raises ``ValueError`` naming the problem when parts are missing, duplicated, from different
-    runs, short, or when a record appears twice.  Returns ``{"rows", "parts", "failures"}``.
+    Raises :class:`~ecgfounder.errors.SetupError` (a ``ValueError``) naming the problem when parts
+    are missing, duplicated, from different runs or settings, short or changed, or when a record
+    file has rows in two parts.  Returns ``{"rows", "parts", "failures"}``.
     """
     if not parts:
-        raise ValueError("no parts given; pass the OUT.shard-*-of-* files of one run.")
-    TableWriter.check_path(output)
+        raise SetupError("no parts given; pass the OUT.shard-*-of-* files of one run.", "parts")
+    try:
+        TableWriter.check_path(output)
+    except ValueError as exc:
+        raise SetupError(str(exc), "output") from None
     metas = [(Path(p), read_part_meta(p)) for p in parts]
     n = {m["shard"][1] for _, m in metas}
     runs = {m["manifest_sha256"] for _, m in metas}
     if len(n) != 1 or len(runs) != 1:
-        raise ValueError(f"the parts come from different runs (shard counts {sorted(n)}, {len(runs)} record lists); "
-                         "merge the parts of one run only.")
+        raise SetupError(f"the parts come from different runs (shard counts {sorted(n)}, {len(runs)} record lists); "
+                         "merge the parts of one run only.", "parts")
     n_shards = n.pop()
     seen: dict[int, Path] = {}
     for p, m in metas:
         i = m["shard"][0]
         if i in seen:
-            raise ValueError(f"shard {i}/{n_shards} given twice: {seen[i]} and {p}.")
+            raise SetupError(f"shard {i}/{n_shards} given twice: {seen[i]} and {p}.", "parts")
         seen[i] = p
     missing = sorted(set(range(n_shards)) - set(seen))
     if missing:
-        raise ValueError(f"missing shard(s) {', '.join(f'{i}/{n_shards}' for i in missing)}; run them "
-                         f"(ecgfounder predict ... --shard I/{n_shards}) and merge again.")
+        raise SetupError(f"missing shard(s) {', '.join(f'{i}/{n_shards}' for i in missing)}; run them "
+                         f"(ecgfounder predict ... --shard I/{n_shards}) and merge again.", "parts")
     metas.sort(key=lambda pm: pm[1]["shard"][0])
     if sum(m["n_files"] for _, m in metas) != metas[0][1]["n_total"]:
-        raise ValueError(f"the parts cover {sum(m['n_files'] for _, m in metas)} records but the run had "
-                         f"{metas[0][1]['n_total']}; the parts were not made from the same list.")
+        raise SetupError(f"the parts cover {sum(m['n_files'] for _, m in metas)} records but the run had "
+                         f"{metas[0][1]['n_total']}; the parts were not made from the same list.", "parts")
+    _check_same_settings(metas)
+    for p, m in metas:
+        if m.get("size") is not None and p.stat().st_size != m["size"]:
+            raise SetupError(f"{p}: {p.stat().st_size} bytes, but its run wrote {m['size']}: its rows were changed or "
+                             f"cut since; run shard {m['shard'][0]}/{n_shards} again.", "parts")
     columns = _columns(metas[0][0])
-    keys: set[tuple[str, str]] = set()
+    owner: dict[str, Path] = {}  # record file -> the part holding its rows (a batch file has several rows)
     total = 0
     failures: list[tuple[str, str]] = []
     with TableWriter(output, columns) as writer:
         for p, m in metas:
             cols = _columns(p) if m["rows"] else columns
             if cols != columns:
-                raise ValueError(f"{p}: its columns differ from {metas[0][0]}'s; parts of one run have the same columns.")
-            count, paths, buf = 0, set(), []
+                raise SetupError(f"{p}: its columns differ from {metas[0][0]}'s; parts of one run have the same "
+                                 "columns.", "parts")
+            count, keys, buf = 0, set(), []
             for row in _rows(p):
-                key = (str(row.get("path")), str(row.get("window", "")))
+                path = str(row.get("path"))
+                if owner.setdefault(path, p) != p:
+                    raise SetupError(f"record file {path} has rows in two parts, {owner[path]} and {p}; the parts "
+                                     "were not made from the same list: run the shards again.", "parts")
+                key = (path, str(row.get("record")), str(row.get("window", "")))
                 if key in keys:
-                    raise ValueError(f"{p}: record {row.get('path')} (window {row.get('window', '-')}) appears twice "
-                                     "across the parts.")
+                    raise SetupError(f"{p}: record {row.get('record')} of {path} (window {row.get('window', '-')}) "
+                                     "appears twice; run its shard again.", "parts")
                 keys.add(key)
-                paths.add(key[0])
                 count += 1
                 buf.append(row)
                 if len(buf) >= 2048:
@@ -136,26 +170,45 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
             writer.write(buf)
             buf.clear()
             if count != m["rows"]:
-                raise ValueError(f"{p}: holds {count} rows but its run wrote {m['rows']}; the file was changed or cut.")
-            if len(paths) + len({f[0] for f in m["failures"]}) != m["n_files"]:
-                raise ValueError(f"{p}: {len(paths)} records with rows and {len(m['failures'])} failures, but the shard "
-                                 f"had {m['n_files']} records; some are missing.")
+                raise SetupError(f"{p}: holds {count} rows but its run wrote {m['rows']}; the file was changed or cut.",
+                                 "parts")
+            # a file with rows may also have failed (a batch file that broke part way): count each file once
+            n_seen = len({k[0] for k in keys} | {f[0] for f in m["failures"]})
+            if n_seen != m["n_files"]:
+                raise SetupError(f"{p}: {n_seen} record files with rows or failures, but the shard had "
+                                 f"{m['n_files']}; some are missing.", "parts")
             failures.extend(tuple(f) for f in m["failures"])
             total += count
     if embeddings:
         arrays = []
         for p, m in metas:
             if not m.get("embeddings"):
-                raise ValueError(f"{p}: its run wrote no embeddings; rerun the shards with --embeddings.")
+                raise SetupError(f"{p}: its run wrote no embeddings; rerun the shards with --embeddings.", "embeddings")
             e = Path(m["embeddings"])
             if not e.is_absolute() and not e.exists():
                 e = p.parent / e.name
             arr = np.load(e, mmap_mode="r")
             if arr.shape[0] != m["emb_rows"]:
-                raise ValueError(f"{e}: {arr.shape[0]} embedding rows, expected {m['emb_rows']}.")
+                raise SetupError(f"{e}: {arr.shape[0]} embedding rows, expected {m['emb_rows']}.", "embeddings")
             arrays.append(arr)
         copy_rows_npy(arrays, embeddings)
     return {"rows": total, "parts": len(metas), "failures": failures}
+
+
+def _check_same_settings(metas: Sequence[tuple[Path, dict[str, Any]]]) -> None:
+    """Parts made with other weights or settings (aggregation, preprocessing, quality gate, inference
+    path ...) are refused, naming what differs (parts written before sidecars held settings pass)."""
+    from .state import settings_difference
+
+    first_p, first = metas[0][0], metas[0][1].get("settings")
+    for p, m in metas[1:]:
+        other = m.get("settings")
+        if first is None or other is None:
+            continue
+        diff = settings_difference(first, other)
+        if diff:
+            raise SetupError(f"{p} and {first_p} were made with different settings ({', '.join(diff)}); the parts "
+                             "of one run share them: run the odd shards again with the same command.", "parts")
 
 
 def copy_rows_npy(arrays: Sequence[np.ndarray], out: str | os.PathLike, dim: int | None = None) -> Path:

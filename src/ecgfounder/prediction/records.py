@@ -75,7 +75,8 @@ def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] |
                  ) -> Iterator[tuple[int, int, str, Recording | None, str | None]]:
     """``(input_index, member, path, recording or None, error or None)`` for every recording of
     the expanded ``items``, in order.  A file that fails after some of its recordings were read
-    yields those, then one failure."""
+    yields those, then one failure; a file that holds none (a batch of 0 records) is a failure, so
+    that every file yields at least once (reported, and counted done by a resumable run)."""
     from ..io import iter_read
 
     kw = dict(read_kwargs or {})
@@ -90,6 +91,9 @@ def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] |
                 k += 1
         except (ValueError, OSError) as exc:
             yield i, k, shown, None, " ".join(str(exc).split())
+            continue
+        if k == 0:
+            yield i, 0, shown, None, "the file holds no recordings (a batch of 0 records); nothing to predict"
 
 
 def record_name(path: str, rec: Recording | None) -> str:
