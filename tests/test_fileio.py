@@ -27,6 +27,21 @@ def test_atomic_write_publishes_with_ordinary_mode_and_leaves_nothing_on_failure
             raise RuntimeError("crash")
     assert not (tmp_path / "b.bin").exists() and not partial_path(tmp_path / "b.bin").exists()
     assert partial_path(tmp_path / "b.bin").name == ".b.bin.partial"
+    assert not list(tmp_path.glob(".b.bin*"))
+
+
+def test_atomic_path_writes_under_a_name_no_other_writer_uses(tmp_path):
+    """Two processes filling one cache (graphs, auto choices) each write their own temporary file:
+    the fixed ``.NAME.partial`` is kept for the one a resumed run continues (keep_partial)."""
+    other = partial_path(tmp_path / "g.onnx")
+    other.write_bytes(b"another writer's half")
+    with atomic_path(tmp_path / "g.onnx") as tmp:
+        assert tmp != other and tmp.name.startswith(".g.onnx.") and tmp.name.endswith(".partial")
+        tmp.write_bytes(b"mine")
+    assert (tmp_path / "g.onnx").read_bytes() == b"mine" and other.read_bytes() == b"another writer's half"
+    with atomic_path(tmp_path / "r.csv", keep_partial=True) as tmp:
+        assert tmp == partial_path(tmp_path / "r.csv")
+        tmp.write_text("rows")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any, Iterator, Mapping
@@ -29,11 +30,14 @@ __all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json
 CACHE_ENV = "ECGFOUNDER_CACHE"
 
 
-def partial_path(path: str | os.PathLike) -> Path:
+def partial_path(path: str | os.PathLike, *, private: bool = False) -> Path:
     """The temporary name a file is written under before it is renamed to ``path``:
-    ``dir/.NAME.partial`` (hidden, beside the target, so the rename stays on one file system)."""
+    ``dir/.NAME.partial`` (hidden, beside the target, so the rename stays on one file system);
+    ``private``: ``dir/.NAME.PID-THREAD.partial``, a name no other writer of ``path`` uses (two
+    processes filling one cache never write into, or remove, each other's file)."""
     p = Path(path)
-    return p.with_name(f".{p.name}.partial")
+    own = f".{os.getpid()}-{threading.get_ident()}" if private else ""
+    return p.with_name(f".{p.name}{own}.partial")
 
 
 def process_gone(pid: int) -> bool:
@@ -71,12 +75,14 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
 def atomic_path(path: str | os.PathLike, *, keep_partial: bool = False) -> Iterator[Path]:
     """Yield the temporary path to write; on success it is renamed to ``path``.
 
-    On an exception the temporary file is removed (kept with ``keep_partial=True``) and nothing
-    is published under ``path``.  The parent folder is created.
+    On an exception the temporary file is removed (kept with ``keep_partial=True``, under the one
+    name :func:`partial_path` gives, for a later run to continue) and nothing is published under
+    ``path``.  Without ``keep_partial`` the temporary name is private to this process and thread.
+    The parent folder is created.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(p)
+    tmp = partial_path(p, private=not keep_partial)
     try:
         yield tmp
         publish(tmp, p)

@@ -256,3 +256,102 @@ def test_no_dns_answers_from_the_cache_at_once(tmp_path, local_hub, monkeypatch)
     with pytest.raises(WeightsDownloadError, match="could not be reached"):
         weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
     assert len(hub.requests) == seen  # nothing was asked of the (unreachable) Hub
+
+
+# -- hostile or broken checkpoints: each a CheckpointError naming what is wrong ----------------------------------
+
+
+def test_folder_given_as_checkpoint(tmp_path):
+    folder = tmp_path / "weights.pth"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match=r"weights\.pth: is a folder"):
+        load_model(folder)
+
+
+def test_compile_and_ddp_prefixes_in_either_order(tmp_path, m12):
+    for prefix in ("_orig_mod.module.", "module._orig_mod."):
+        p = tmp_path / "wrapped.pt"
+        torch.save({"model_state_dict": {prefix + k: v for k, v in tiny_sd(12).items()}}, p)
+        assert torch.equal(_logits(load_model(p)), _logits(m12))
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda sd: sd.pop("stage_list.0.block_list.0.conv2.conv.weight"), r"lacks 'stage_list\.0\.block_list\.0\.conv2"),
+    (lambda sd: sd.update({"first_conv.conv.weight": torch.tensor(1.0)}), r"shapes do not describe a Net1D"),
+    (lambda sd: sd.pop("dense.weight"), r"missing keys: dense\.weight;"),
+])
+def test_incomplete_or_misshapen_state_dict(tmp_path, change, match):
+    sd = tiny_sd(12)
+    change(sd)
+    p = tmp_path / "broken.pth"
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match=match):
+        load_model(p)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_integer_or_boolean_weights_are_refused(tmp_path, dtype):
+    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tiny_sd(12).items()}
+    p = tmp_path / "ints.pth"
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match=rf"tensor types .*first_conv\.conv\.weight is {dtype}"):
+        load_model(p)
+
+
+def test_float64_weights_load_unless_they_overflow_float32(tmp_path, m12):
+    sd = {k: (v.double() if v.is_floating_point() else v) for k, v in tiny_sd(12).items()}
+    p = tmp_path / "f64.pth"
+    torch.save({"state_dict": sd}, p)
+    torch.testing.assert_close(_logits(load_model(p)), _logits(m12))
+    sd["dense.bias"][3] = 1e300  # finite in float64, infinite once loaded into the float32 model
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match=r"dense\.bias \(torch\.float64\) overflows torch\.float32"):
+        load_model(p)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("labels", "ABNORMAL", r"'labels' must be a list of non-empty strings.*got str"),
+    ("labels", [None] * 150, r"'labels' must be a list of non-empty strings"),
+    ("task_meta", "multilabel", r"'task_meta' must be an object"),
+    ("task_meta", {"task": "bogus"}, r"'task_meta\.task' must be one of multilabel"),
+    ("task_meta", {"task": "regression", "target_mean": "x"}, r"'task_meta\.target_mean' must be a number"),
+    ("source", ["x"], r"'source' must be an object"),
+    ("contract.leads", "I" * 12, r"'contract\.leads' must be a list of lead names"),
+    ("contract.leads", ["I"] * 12, r"'contract\.leads' must be distinct lead names"),
+    ("contract.n_samples", 5000.5, r"'contract\.n_samples' must be an integer; got float"),
+    ("config.kernel_size", 16.5, r"kernel_size=16\.5 must be an integer"),
+    ("config.use_bn", "no", r"use_bn='no' must be true or false"),
+])
+def test_metadata_of_the_wrong_types(tmp_path, m12, field, value, match):
+    import json
+
+    from safetensors.torch import save_file
+
+    from ecgfounder.models.description import model_metadata
+
+    meta = model_metadata(m12)
+    top, _, sub = field.partition(".")
+    if sub:
+        meta[top] = {**meta[top], sub: value}
+    else:
+        meta[top] = value
+    p = tmp_path / "meta.safetensors"
+    save_file({k: v.contiguous() for k, v in m12.state_dict().items()}, str(p), metadata={"ecgfounder": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=match):
+        load_model(p)
+
+
+def test_regression_metadata_with_one_standardisation_per_output_loads(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from ecgfounder.models.description import model_metadata
+    from ecgfounder.testing import tiny_model
+
+    m = tiny_model(n_classes=2)
+    meta = {**model_metadata(m), "labels": ["age", "qtc"],
+            "task_meta": {"task": "regression", "target_mean": [60.0, 410.0], "target_std": [15.0, 30.0]}}
+    p = tmp_path / "reg.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(p), metadata={"ecgfounder": json.dumps(meta)})
+    assert load_model(p).task_meta["target_mean"] == [60.0, 410.0]

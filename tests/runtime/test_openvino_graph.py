@@ -7,7 +7,7 @@ import pytest
 
 from ecgfounder.runtime import export_onnx, openvino_available
 from ecgfounder.runtime.openvino import _pads_after_dequantize, openvino_graph
-from ecgfounder.runtime.runners import quantize_int8
+from ecgfounder.runtime.graphs import quantize_int8
 
 
 @pytest.fixture(scope="module")

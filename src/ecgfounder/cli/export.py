@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..io import find_records
     from ..prediction.records import calibration_windows
-    from ..runtime.runners import quantize_int8
+    from ..runtime.graphs import quantize_int8
 
     say(f"calibrating on up to 64 records of {', '.join(args.calibrate)} and quantising (about 30 s)")
     wins = calibration_windows(find_records(args.calibrate), model.contract, 64)

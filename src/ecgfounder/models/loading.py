@@ -104,7 +104,7 @@ def _torch_load_safe(path: Path) -> Any:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, MemoryError, OverflowError,
             TypeError, KeyError, AttributeError, IndexError) as exc:  # OSError: a cut zip (Errno 22)
-        msg = " ".join(str(exc).split())[:300] or type(exc).__name__
+        msg = f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
 
 
@@ -129,23 +129,33 @@ def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torc
         )
     out: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
-        for prefix in ("module.", "_orig_mod."):
-            while k.startswith(prefix):
-                k = k[len(prefix):]
+        while k.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
+            k = k.split(".", 1)[1]
         out[k] = v
     return out
 
 
 def config_from_state_dict(sd: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> Net1DConfig:
     """Infer the :class:`Net1DConfig` of a Net1D state dict from its tensor shapes."""
-    try:
-        w0 = sd["first_conv.conv.weight"]
-    except KeyError:
+    if "first_conv.conv.weight" not in sd:
         raise CheckpointError(
             f"{source}: no 'first_conv.conv.weight'; this is not an ECGFounder/Net1D state dict "
             f"(first keys: {list(sd)[:5]})."
-        ) from None
-    base, in_ch, k = (int(v) for v in w0.shape)
+        )
+    try:
+        return _infer_config(sd, source)
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: state dict lacks {exc}, which the architecture is read from; the checkpoint "
+                              "is incomplete (not a whole Net1D state dict).") from None
+    except (ValueError, IndexError, TypeError, ZeroDivisionError) as exc:
+        shapes = {k: tuple(sd[k].shape) for k in ("first_conv.conv.weight", "stage_list.0.block_list.0.conv2.conv.weight")
+                  if k in sd}
+        raise CheckpointError(f"{source}: tensor shapes do not describe a Net1D ({' '.join(str(exc).split())[:120]}; "
+                              f"shapes: {shapes}); the checkpoint is corrupt or of another architecture.") from None
+
+
+def _infer_config(sd: Mapping[str, torch.Tensor], source: str) -> Net1DConfig:
+    base, in_ch, k = (int(v) for v in sd["first_conv.conv.weight"].shape)
     filters, blocks = [], []
     i = 0
     while f"stage_list.{i}.block_list.0.conv3.conv.weight" in sd:
@@ -160,6 +170,8 @@ def config_from_state_dict(sd: Mapping[str, torch.Tensor], *, source: str = "che
     mid = int(sd["stage_list.0.block_list.0.conv2.conv.weight"].shape[0])
     group_in = int(sd["stage_list.0.block_list.0.conv2.conv.weight"].shape[1])
     n_classes = int(sd["dense.weight"].shape[0]) if "dense.weight" in sd else 0
+    if "dense.weight" not in sd and "dense.bias" in sd:  # a head without its weight: strict loading names it
+        n_classes = int(sd["dense.bias"].shape[0])
     return Net1DConfig(
         in_channels=in_ch,
         base_filters=base,
@@ -180,6 +192,18 @@ def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: boo
     if wrong:
         raise CheckpointError(f"{source}: tensor shapes do not fit the architecture: {'; '.join(wrong[:5])}"
                               + (f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+    # load_state_dict casts silently: integer or boolean weights would load as numbers, and float64
+    # values beyond the float32 range as infinities (past the NaN/inf check of the file's tensors)
+    kinds = [f"{k} is {sd[k].dtype} where the model holds {own[k].dtype}" for k in own
+             if k in sd and sd[k].dtype != own[k].dtype and (sd[k].is_floating_point() != own[k].is_floating_point()
+                                                             or sd[k].is_complex())]
+    kinds += [f"{k} ({sd[k].dtype}) overflows {own[k].dtype}" for k in own
+              if k in sd and not kinds and sd[k].dtype != own[k].dtype and own[k].is_floating_point()
+              and not bool(torch.isfinite(sd[k].to(own[k].dtype)).all())]
+    if kinds:
+        raise CheckpointError(f"{source}: tensor types do not fit the architecture: {'; '.join(kinds[:5])}"
+                              + (f" (+{len(kinds) - 5} more)" if len(kinds) > 5 else "")
+                              + "; weights must be floating point (float32 as published); the checkpoint is corrupt.")
     if strict and (missing or unexpected):
         def _fmt(keys: list[str]) -> str:
             return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
@@ -192,8 +216,55 @@ def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: boo
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
 
 
+def _check_meta_types(meta: Mapping[str, Any]) -> None:
+    """The JSON types of the description's fields, checked before they are used: a string where
+    the labels or the contract's leads belong is a sequence of characters to Python, and would
+    load as one label or lead per character."""
+    from .heads import TASKS
+
+    def bad(field: str, want: str, got: Any) -> CheckpointError:
+        return CheckpointError(f"invalid checkpoint metadata: {field} must be {want}; got {type(got).__name__} "
+                               f"{str(got)[:60]!r}. Re-save the model with save_model().")
+
+    labels = meta.get("labels")
+    if labels is not None and not (isinstance(labels, (list, tuple)) and all(isinstance(x, str) and x for x in labels)):
+        raise bad("'labels'", "a list of non-empty strings, one per output (or null)", labels)
+    for key in ("task_meta", "source"):
+        if meta.get(key) is not None and not isinstance(meta[key], Mapping):
+            raise bad(f"'{key}'", "an object", meta[key])
+    task = (meta.get("task_meta") or {}).get("task", "multilabel")
+    if task not in TASKS:
+        raise bad("'task_meta.task'", f"one of {', '.join(TASKS)}", task)
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key in ("target_mean", "target_std"):  # one number, or one per output
+        v = (meta.get("task_meta") or {}).get(key)
+        if v is not None and not (number(v) or (isinstance(v, (list, tuple)) and all(map(number, v)))):
+            raise bad(f"'task_meta.{key}'", "a number or a list of numbers (one per output)", v)
+    contract = meta.get("contract")
+    if contract is None:
+        return
+    if not isinstance(contract, Mapping):
+        raise bad("'contract'", "an object", contract)
+    leads = contract.get("leads", ())
+    if not (isinstance(leads, (list, tuple)) and all(isinstance(x, str) for x in leads)):
+        raise bad("'contract.leads'", "a list of lead names", leads)
+    if len(set(leads)) != len(leads):
+        raise bad("'contract.leads'", "distinct lead names", leads)
+    for key in ("n_samples", "band_order"):
+        v = contract.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad(f"'contract.{key}'", "an integer", v)
+    for key in ("fs", "notch_hz", "notch_q", "baseline_window_s"):
+        v = contract.get(key, 1.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"'contract.{key}'", "a number", v)
+
+
 def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
     """Attach the description stored in ``meta`` (the one place a loaded model gets it)."""
+    _check_meta_types(meta)
     try:
         model.description = ModelDescription.for_model(model.config.in_channels, model.num_classes, meta,
                                                        unknown_labels="none")
@@ -212,6 +283,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: checkpoint file not found.")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: is a folder (or not a regular file), not a checkpoint; give the weights file "
+                              "itself (.pth or .safetensors).")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p}: checkpoint file is empty.")
     with open(p, "rb") as f:
@@ -255,6 +329,15 @@ def _config_from_meta(p: Path, cfg: Any, sd: Mapping[str, torch.Tensor]) -> Net1
     unknown = sorted(set(map(str, cfg)) - known)
     if unknown:
         raise CheckpointError(f"{p}: metadata 'config' has unknown keys {unknown}; known: {sorted(known)}.")
+    for k, v in cfg.items():  # JSON types: 16.5 or "16" where an integer belongs, "no" where a boolean does
+        kind = bool if k in ("use_bn", "use_do") else (int, float) if k == "ratio" else None
+        ints = v if k in ("filter_list", "m_blocks_list") else [v] if kind is None else []
+        if (kind is not None and (not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)))) or \
+                (k in ("filter_list", "m_blocks_list") and not isinstance(v, list)) or \
+                any(isinstance(x, bool) or not isinstance(x, int) for x in ints):
+            want = "true or false" if kind is bool else "a number" if kind else \
+                "a list of integers" if k.endswith("_list") else "an integer"
+            raise CheckpointError(f"{p}: metadata 'config' {k}={v!r} must be {want}; re-save the model with save_model().")
     try:
         conf = Net1DConfig(**cfg)
         for k, hi in _CONFIG_BOUNDS.items():

@@ -15,6 +15,7 @@ from .export import (
     read_torchscript_metadata,
 )
 from .overlap import ordered_map, overlap_plan
+from .graphs import quantize_int8
 from .runners import (
     BACKENDS,
     PATHS,
@@ -27,7 +28,6 @@ from .runners import (
     native_bf16,
     onnxruntime_available,
     openvino_available,
-    quantize_int8,
     resolve_path,
 )
 

@@ -36,6 +36,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -271,9 +272,11 @@ def choose_path(
     if path is not None and path.exists() and not refresh:
         try:
             cached = Choice.from_dict(json.loads(path.read_text()))
+            if (cached.precision, cached.backend) not in cands or cached.key != key:
+                raise ValueError("a path not among the candidates")  # an entry edited or of other settings
             if not (cached.partial and not few):
                 return Choice.from_dict({**cached.to_dict(), "cached": True})
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError, OSError):
             pass  # unreadable entry: measure again
     xb = np.ascontiguousarray(np.stack([windows[i % len(windows)] for i in range(max(1, batch))]))
     calib = windows[: min(32, max(1, len(windows) // 2))]
@@ -319,8 +322,11 @@ def choose_path(
     choice = Choice(pick.precision, pick.backend, int(len(xb)), key, tuple(figs[c] for c in cands if c in figs),
                     int(len(windows)), partial, False, time.strftime("%Y-%m-%dT%H:%M:%S"), identity)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, choice.to_dict())
+        try:
+            write_json(path, choice.to_dict())
+        except OSError as exc:  # a read-only cache: the choice holds for this process only
+            warnings.warn(f"ecgfounder auto: cannot cache the choice in {path.parent} ({exc.strerror or exc}); it is "
+                          "measured again next time (set ECGFOUNDER_CACHE to a writable folder).", stacklevel=2)
     if announce is not None:
         announce(choice.line())
     return choice

@@ -5,7 +5,7 @@ Precisions (``openvino`` extra: ``pip install ecgfounder[openvino]``):
 * ``fp32`` — the fp32 ONNX export with ``INFERENCE_PRECISION_HINT=f32`` (set explicitly: on CPUs
   with AVX512-BF16/AMX the plugin would otherwise silently run in bf16);
 * ``bf16`` — the same graph with the bf16 inference-precision hint (native on AVX512-BF16/AMX);
-* ``int8`` — the QDQ graph of :func:`ecgfounder.runtime.runners.quantize_int8` (per-channel int8
+* ``int8`` — the QDQ graph of :func:`ecgfounder.runtime.graphs.quantize_int8` (per-channel int8
   weights, activations calibrated on real windows, first convolution kept fp32), which OpenVINO
   runs with its int8 (VNNI/AMX) kernels; the remaining operations in bf16 where it is native.
   OpenVINO compiles a copy of it with the pads of the published model's SAME padding moved past

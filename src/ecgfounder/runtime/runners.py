@@ -33,7 +33,7 @@ The environment variable ``ECGFOUNDER_AUTO_PATH=precision/backend`` (e.g. ``fp32
 what ``auto`` stands for without measuring (reproducible runs, test suites): that path where the
 arguments allow it, else the first allowed one.
 
-Exported and quantised ONNX graphs are cached under ``cache_dir`` (default
+Exported and quantised ONNX graphs (:mod:`ecgfounder.runtime.graphs`) are cached under ``cache_dir`` (default
 ``ecgfounder._fileio.cache_dir("runtime")``: ``$ECGFOUNDER_CACHE/runtime`` or
 ``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and
 of the calibration windows), so the export cost (tens of seconds) is paid once per model.
@@ -41,7 +41,6 @@ of the calibration windows), so the export cost (tens of seconds) is paid once p
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import warnings
@@ -52,15 +51,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .._fileio import atomic_path, cache_dir
+from .._fileio import cache_dir
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
-from .export import export_onnx
+from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, graph_ok, quantize_int8
 from .openvino import openvino_available, openvino_session, stream_count
 
 __all__ = [
     "Runner",
-    "quantize_int8",
     "make_runner",
     "build_runner",
     "candidate_paths",
@@ -182,6 +180,30 @@ class Runner:
         return f"{self.precision}/{self.backend} on {self.device}" + (f" ({self.detail})" if self.detail else "")
 
 
+def _check_windows(x: Any, leads: int, n_samples: int | None = None) -> np.ndarray:
+    """``x`` as contiguous float32 ``(n, leads, n_samples)`` windows, or a ``ValueError`` naming the
+    shape expected (a graph back-end given another shape may fail obscurely or, OpenVINO, answer
+    with the outputs of an earlier batch)."""
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim != 3 or a.shape[1] != leads or (n_samples is not None and a.shape[2] != n_samples):
+        raise ValueError(f"windows must be float32 (n, {leads}, {n_samples or 'n_samples'}); got shape {a.shape}. "
+                         "Make them with ecgfounder.preprocess (the model's preprocessing contract).")
+    return a
+
+
+def _check_finite(scores: np.ndarray, feats: np.ndarray, windows: np.ndarray) -> None:
+    """Refuse outputs holding NaN or infinity (checked on the outputs, which are small; a NaN or an
+    infinity in the windows makes them so): they would reach the user as empty cells."""
+    if np.isfinite(scores).all() and np.isfinite(feats).all():
+        return
+    bad = int(windows.size - np.count_nonzero(np.isfinite(windows)))
+    if bad:
+        raise ValueError(f"windows hold {bad} NaN or infinite values; the model would answer NaN. Make the windows "
+                         "with ecgfounder.preprocess, which replaces NaN by 0.")
+    raise ValueError("the model's outputs hold NaN or infinite values for finite windows "
+                     f"(|x| up to {float(np.abs(windows).max()):.3g}); are the windows preprocessed (z-scored)?")
+
+
 def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
     t = torch.as_tensor(logits).float()
     return scores_from_logits(t, task_meta).cpu().numpy().astype(np.float32, copy=False)
@@ -223,13 +245,17 @@ def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
 
     to_device = _PinnedUpload(device) if device.type == "cuda" else None
 
+    leads = int(model.config.in_channels)
+
     @torch.inference_mode()
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = np.ascontiguousarray(x, dtype=np.float32)
+        a = _check_windows(x, leads)
         t = to_device(a) if to_device is not None else torch.from_numpy(a).to(device)
         feats = net.forward_features(t.to(dtype))
         logits = net.forward_head(feats)
-        return _scores(logits.float(), task_meta), feats.float().cpu().numpy()
+        scores, features = _scores(logits.float(), task_meta), feats.float().cpu().numpy()
+        _check_finite(scores, features, a)
+        return scores, features
 
     return Runner(run, precision, "torch", str(device), "bf16 weights" if precision == "bf16" else "eager")
 
@@ -244,74 +270,20 @@ def _ort_session(path: Path, threads: int | None) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def _fp32_onnx(model: Any, cache: Path) -> Path:
-    path = cache / f"net1d-{model_fingerprint(model)[:16]}-fp32.onnx"
-    if not path.exists():
-        cpu_model = model if next(model.parameters()).device.type == "cpu" else model.cpu()
-        export_onnx(cpu_model, path)
-    return path
-
-
-def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch: int = 2) -> Path:
-    """Static int8 quantisation (QDQ) of an exported Net1D graph, calibrated on ``calibration``
-    windows (float32 ``(n, leads, n_samples)``).  Per-channel int8 weights, uint8 activations
-    (min/max calibration), only convolutions; the first convolution stays fp32.
-
-    The windows go through the calibration graph ``batch`` at a time: the ranges are minima and
-    maxima, the same whatever the split (the published model's int8 file was byte-identical at
-    batch 8, 4, 2 and 1), while the activations held at once shrink with the batch (peak 1.36 GB
-    of the process at batch 8 against 1.01 GB at 2, 16 windows)."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    calib = np.ascontiguousarray(calibration, dtype=np.float32)
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{"x": calib[i : i + batch]} for i in range(0, len(calib), batch)])
-
-        def get_next(self) -> dict | None:
-            return next(self._it, None)
-
-    proto = onnx.load(str(fp32_path), load_external_data=False)
-    convs = [n.name for n in proto.graph.node if n.op_type == "Conv"]
-    import logging
-
-    # The quantiser logs advice through the root logger (module-level ``logging.warning``).  Drop
-    # those records below ERROR for this call with a filter; the root logger's level and handlers,
-    # which belong to the application, are left as they are.
-    def _quiet(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
-
-    root = logging.getLogger()
-    root.addFilter(_quiet)
-    try:
-        with atomic_path(out) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(
-                str(fp32_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                op_types_to_quantize=["Conv"], nodes_to_exclude=convs[:1],
-            )
-            proto_q = onnx.load(str(tmp))
-            del proto_q.metadata_props[:]
-            proto_q.metadata_props.extend(proto.metadata_props)
-            entry = proto_q.metadata_props.add()
-            entry.key, entry.value = "ecgfounder.precision", "int8"
-            onnx.save(proto_q, str(tmp))
-    finally:
-        root.removeFilter(_quiet)
-        for leftover in Path(out).parent.glob("*-inferred.onnx"):
-            leftover.unlink(missing_ok=True)
-    return out
-
-
 def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndarray | None, cache: Path,
                   threads: int | None, keep_compiled: bool = True) -> Runner:
     """ONNX Runtime or OpenVINO on the exported graph (int8: the QDQ graph, calibrated)."""
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a cache that cannot be written: the graphs go to a folder of this process
+        pass
     task_meta = dict(model.task_meta or {})
-    fp32 = _fp32_onnx(model, cache)
+    expect = {FINGERPRINT: model_fingerprint(model)}
+    fp32 = fp32_graph(model, cache, expect[FINGERPRINT])
+    leads = int(model.config.in_channels)
+    contract = model.description.contract
+    n_samples = int(contract.n_samples) if contract is not None else 5000  # the exported length (export._example)
+    n_out, n_feat = int(model.num_classes), int(model.config.num_features)
     n_threads = int(threads or torch.get_num_threads())
     state: dict[str, Any] = {}
 
@@ -321,10 +293,15 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
         path = fp32
         if precision == "int8":
             calib = calibration if calibration is not None else x
-            digest = hashlib.sha256(np.ascontiguousarray(calib, dtype=np.float32).tobytes()).hexdigest()[:12]
-            path = cache / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx"
-            if not path.exists():
-                quantize_int8(fp32, path, calib)
+            digest = calibration_digest(calib)
+            want = {**expect, CALIBRATION: digest}
+            path = cached_graph(fp32.parent / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx", want,
+                                 lambda to: quantize_int8(fp32, to, calib), "int8")
+            derived = path.with_name(f"{path.stem}-ov.onnx")  # OpenVINO's copy (openvino.openvino_graph)
+            if backend == "openvino" and derived.exists() and not graph_ok(derived, want):
+                warnings.warn(f"cached int8 graph {derived} is unreadable or belongs to other weights; writing it "
+                              "again.", stacklevel=3)
+                derived.unlink(missing_ok=True)
         if backend == "openvino":
             state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"), keep_compiled)
         else:
@@ -337,9 +314,13 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
         session_for(calibration if calibration is not None else np.zeros((0,), np.float32))
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = _check_windows(x, leads, n_samples)
+        if not len(x):
+            return np.zeros((0, n_out), np.float32), np.zeros((0, n_feat), np.float32)
         logits, feats = session_for(x)(x)
-        return _scores(logits, task_meta), np.asarray(feats, dtype=np.float32)
+        scores, features = _scores(logits, task_meta), np.asarray(feats, dtype=np.float32)
+        _check_finite(scores, features, x)
+        return scores, features
 
     detail = "calibrated on the first batch" if precision == "int8" and calibration is None else ""
     return Runner(run, precision, backend, "cpu", detail, threads=n_threads)
@@ -442,7 +423,13 @@ def make_runner(
         (n, num_features))``; after an ``auto`` runner has measured, ``runner.precision`` and
         ``runner.backend`` name the path it took and ``runner.choice`` holds the figures.
     """
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N.") from None
+    for name, value, least in (("batch", batch, 1), ("threads", threads, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
+            raise ValueError(f"{name} must be an integer >= {least} (or None for the default); got {value!r}.")
     candidates = candidate_paths(precision, backend, dev)
     pinned = tuple(os.environ.get("ECGFOUNDER_AUTO_PATH", "").strip().split("/"))
     if pinned != ("",) and len(candidates) > 1:  # auto fixed without measuring: that path, or the first allowed

@@ -141,8 +141,8 @@ def _write_shard(job: tuple) -> str:
         arrays.append(w.astype(np.float32, copy=False))
     d = Path(shard_dir)
     npy = d / f"shard-{name}.npy"
-    # temporary names carry the process id (not _fileio's one ``.NAME.partial``): runs sharing one
-    # cache may fill the same shard at the same time, and each must write its own file
+    # temporary names carry the process id: runs sharing one cache may fill the same shard at the
+    # same time, each must write its own file, and the sweep finds a dead writer's by its id
     tmp = d / f".shard-{name}.{os.getpid()}.npy"
     n_leads, n_samples = len(contract.leads), contract.n_samples
     mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(offset, n_leads, n_samples))
