@@ -16,6 +16,7 @@ _FLAGS = {
     "workers": "--workers", "mode": "--mode", "lead": "--lead", "fill_missing": "--fill-missing",
     "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
+    "units": "--units",
 }
 
 
@@ -31,8 +32,11 @@ def flags(message: str) -> str:
             return f"without {flag}"
         return f"{with_}{flag} {value.strip(chr(39))}"
 
-    pattern = r"(with )?\b(" + "|".join(k for k in _FLAGS if k != "inputs") + r")=('[^']*'|True|False|[\w.:-]+)"
-    return re.sub(pattern, sub, message)
+    names = "|".join(k for k in _FLAGS if k != "inputs")
+    pattern = r"(with )?\b(" + names + r")=('[^']*'|True|False|[\w.:-]+)"
+    message = re.sub(pattern, sub, message)
+    # a bound stated on the argument itself, opening a sentence ("batch_size must be >= 1; got 0")
+    return re.sub(r"(^|: |; )(" + names + r")(?= must\b)", lambda m: m.group(1) + _FLAGS[m.group(2)], message)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", metavar="FILE", help="an ECG file, or a checkpoint")
     p.add_argument("--to", choices=(*_RECORD_TARGETS, "safetensors"), help="target format (records: required)")
     p.add_argument("-o", "--output", metavar="PATH",
-                   help="output file (default: the input's stem with the new suffix, beside the input); "
-                   "for batch files, a folder")
+                   help="output file (default: the input's stem with the new suffix, beside the input; an existing "
+                   "folder: that name inside it); for batch files, a folder")
     p.add_argument("--no-strict", action="store_true", help="checkpoints: accept keys that differ from the architecture")
     add_read_args(p)
     p.set_defaults(func=run)
@@ -54,12 +54,17 @@ def run(args: argparse.Namespace) -> int:
     second = next(recs, None)
     if second is None:
         out = Path(args.output) if args.output else src.with_suffix(suffix)
+        if out.is_dir():  # a folder given as -o: the file goes inside it (not beside it as FOLDER.edf)
+            out = out / src.with_suffix(suffix).name
         if out.resolve() == src.resolve():
-            raise ValueError(f"output {out} would overwrite the input; pass -o/--output.")
+            raise ValueError(f"output {out} would overwrite the input; give another file or folder with -o/--output.")
         print(write(first, out, args.to))
         return 0
     # a batch file: one output per recording in a folder
     folder = Path(args.output) if args.output else src.parent / f"{src.stem}_{args.to}"
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{src} holds several recordings, written one file each into a folder, but -o {folder} "
+                         "is a file; give a folder with -o/--output.")
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
     for rec in (first, second, *recs):

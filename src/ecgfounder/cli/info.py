@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import add_read_args, read_options
+from ._common import add_read_args, flags, read_options
 
 __all__ = ["add_parser", "run", "describe"]
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 shown += 1
         except (RecordReadError, ValueError, OSError) as exc:
             failed += 1
-            msg = " ".join(str(exc).split())
+            msg = flags(" ".join(str(exc).split()))
             print(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", file=sys.stderr)
         sys.stdout.flush()
     if failed and len(files) > 1:

@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as fh:
                 json.dump(d, fh, indent=1)
         print(f"{d['n_statements']} statements: {d['status']}", file=sys.stderr)
-        return 0
+        failed = sum(1 for row in rows if row["error"])
+        if failed:  # reported in the table above; the exit code says so, as for info and predict
+            print(f"error: {failed} of {len(rows)} sources could not be read", file=sys.stderr)
+        return 1 if failed else 0
     if cmd == "build-store":
         from ..pretrain.store import build_store, describe
         from ..signal.preprocess import PreprocessContract, lead_set

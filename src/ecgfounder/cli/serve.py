@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from ._common import say
 
@@ -55,8 +56,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import math
+
     from ..serve import ServeConfig, run_mcp, run_server
 
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port} is not a TCP port; choose one of 1-65535 (default 8000).")
+    if not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise ValueError(f"--max-upload-mb {args.max_upload_mb:g} must be a positive size in MB (default 50).")
     try:
         config = ServeConfig(
             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_batch_windows=args.max_batch,
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                             ("max_concurrency", "--max-concurrency"), ("max_queue", "--max-queue"),
                             ("request_timeout_s", "--timeout"), ("batch_wait_ms", "--batch-wait-ms"), ("max_record_s", "--max-record-s"),
                             ("thresholds_file", "--thresholds"), ("threshold", "--threshold"), ("token", "--token"), ("threads", "--threads")):
-            msg = msg.replace(f"ServeConfig.{field}", flag).replace(field, flag)
+            msg = re.sub(rf"(?<![\w-])(ServeConfig\.)?{field}(?![\w-])", flag, msg)
         raise ValueError(msg) from None
     source = args.checkpoint or args.weights
     if args.mcp:

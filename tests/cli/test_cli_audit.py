@@ -1,0 +1,92 @@
+"""First-hour mistakes found in a CLI audit: each answered in one line naming the flag and the
+fix (exit 2), and outputs landing where the user asked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgfounder.cli import main
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("to,suffix", [("edf", ".edf"), ("npz", ".npz")])
+def test_convert_into_an_existing_folder_writes_inside_it(tmp_path, capsys, to, suffix):
+    np.save(tmp_path / "a.npy", np.zeros((12, 500)))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert main(["convert", str(tmp_path / "a.npy"), "--fs", "500", "--to", to, "-o", str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / f"a{suffix}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "out"]  # no out.edf beside the folder
+    assert (folder / f"a{suffix}").is_file()
+
+
+def test_convert_batch_onto_an_existing_file_names_the_fix(tmp_path, capsys):
+    np.save(tmp_path / "b.npy", np.zeros((2, 12, 500)))
+    target = tmp_path / "taken.edf"
+    target.write_bytes(b"keep")
+    rc = main(["convert", str(tmp_path / "b.npy"), "--fs", "500", "--to", "edf", "-o", str(target)])
+    line = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error")]
+    assert rc == 2 and len(line) == 1 and "-o" in line[0] and "folder" in line[0] and "Errno" not in line[0]
+    assert target.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("flag,value,shown", [("--max-duration", "-3", "--max-duration -3"),
+                                              ("--units", "parsec", "--units parsec")])
+def test_info_reports_bad_reading_options_as_flags(tmp_path, capsys, flag, value, shown):
+    np.save(tmp_path / "a.npy", np.zeros((12, 500)))
+    assert main(["info", str(tmp_path / "a.npy"), "--fs", "500", "--no-quality", flag, value]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert shown in line and "max_duration=" not in line and "units=" not in line
+
+
+def test_bounds_on_arguments_are_named_as_flags(tiny_ckpt12, data_dir, tmp_path, capsys):
+    rec = str(data_dir / "cinc2021" / "E07500.hea")
+    assert main(["predict", rec, "--checkpoint", str(tiny_ckpt12), "--batch-size", "0",
+                 "-o", str(tmp_path / "p.csv")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--batch-size must be" in line and "batch_size" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv,shown", [
+    (["--port", "99999"], "--port 99999"),
+    (["--threshold", "2"], "error: --threshold must"),
+    (["--max-upload-mb", "-5"], "--max-upload-mb -5 "),
+    (["--max-upload-mb", "nan"], "--max-upload-mb nan"),
+])
+def test_serve_limits_answer_in_the_flags_terms(tmp_path, capsys, argv, shown):
+    pytest.importorskip("fastapi")
+    rc = main(["serve", "--checkpoint", str(tmp_path / "none.pth"), *argv])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 2 and shown in line and "----" not in line and "5242880" not in line
+
+
+@pytest.mark.parametrize("start,shown", [("nan", "--start nan"), ("-5", "--start -5"), ("10", "--start 10")])
+def test_plot_start_outside_the_record(data_dir, tmp_path, capsys, start, shown):
+    out = tmp_path / "e.png"
+    rc = main(["plot", str(data_dir / "cinc2021" / "E07500.hea"), "-o", str(out), "--no-quality", "--start", start])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 2 and shown in line and "start=" not in line and not out.exists()
+
+
+def test_convert_into_the_inputs_own_folder_is_refused(tmp_path, capsys):
+    np.savez(tmp_path / "a.npz", signal=np.zeros((12, 500)), fs=500.0)
+    before = (tmp_path / "a.npz").read_bytes()
+    assert main(["convert", str(tmp_path / "a.npz"), "--to", "npz", "-o", str(tmp_path)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "overwrite the input" in line and "another" in line
+    assert (tmp_path / "a.npz").read_bytes() == before
+
+
+def test_pretrain_labels_exit_code_says_a_source_failed(tmp_path, data_dir, capsys):
+    good = str(data_dir / "formats" / "sierra_xml" / "v1.03_129DYPRG.XML")
+    rc = main(["pretrain", "labels", good, str(tmp_path / "nope.xml")])
+    cap = capsys.readouterr()
+    assert rc == 1 and "nope.xml" in cap.out and "1 of 2 sources could not be read" in cap.err
+    assert main(["pretrain", "labels", good]) == 0
