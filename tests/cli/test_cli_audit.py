@@ -90,3 +90,22 @@ def test_pretrain_labels_exit_code_says_a_source_failed(tmp_path, data_dir, caps
     cap = capsys.readouterr()
     assert rc == 1 and "nope.xml" in cap.out and "1 of 2 sources could not be read" in cap.err
     assert main(["pretrain", "labels", good]) == 0
+
+
+@pytest.mark.parametrize("argv,said", [(["--top", "-1"], "--top: -1 is below 1"),
+                                       (["--threshold", "nan"], "--threshold: nan is not a probability"),
+                                       (["--threshold", "2"], "--threshold: 2 is not a probability"),
+                                       (["--calibration-records", "-4"], "--calibration-records: -4 is below 1")])
+def test_predict_display_and_calibration_options_are_checked(capsys, argv, said):
+    """--top -1 listed 149 findings and --threshold nan showed none; both were accepted."""
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "x.hea", *argv])
+    assert e.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_library_refuses_too_few_calibration_records(tmp_path):
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction.archive import ArchiveJob, run_archive
+
+    with pytest.raises(SetupError, match="calibration_records must be >= 1; got 0"):
+        run_archive(ArchiveJob(inputs=(str(tmp_path),), model="x", output=str(tmp_path / "o.csv"), calibration_records=0))

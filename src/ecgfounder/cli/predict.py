@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ._common import add_model_args, add_read_args, model_source, read_options, say
+from ._common import add_model_args, add_read_args, count, model_source, probability, read_options, say
 
 __all__ = ["add_parser", "run", "summary_line", "add_run_args", "job_args"]
 
@@ -26,8 +26,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
     g.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean",
                    help="combine the 10-s windows of long records (none: one row per window)")
     if scores:
-        g.add_argument("--top", type=int, default=3, metavar="K", help="findings shown per record in the summary")
-        g.add_argument("--threshold", type=float, default=0.5, help="probability at which a finding is shown")
+        g.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shown per record in the summary")
+        g.add_argument("--threshold", type=probability, default=0.5, help="probability at which a finding is shown")
         g.add_argument("--quality-detail", action="store_true",
                        help="add a 'quality_leads' column: each lead's quality flags ('I:good;...;V3:flat')")
         g.add_argument("--calibrated", action="store_true",
@@ -55,7 +55,7 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    help="process only part I of N (from 0) of the sorted record list; writes OUTPUT with a "
                    ".shard-I-of-N suffix; join the parts with 'ecgfounder merge'. Under torchrun, RANK/WORLD_SIZE "
                    "set this automatically")
-    g.add_argument("--calibration-records", type=int, default=16, metavar="N",
+    g.add_argument("--calibration-records", type=count(1), default=16, metavar="N",
                    help="int8: records (the first N of the whole sorted list) used to calibrate")
 
 

@@ -140,6 +140,8 @@ def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
         raise SetupError("calibrated probabilities apply to prediction tables, not to embeddings.", "calibrated")
     if job.kind not in ("scores", "index"):
         raise SetupError(f"kind {job.kind!r} is not 'scores' or 'index'.", "kind")
+    if job.calibration_records < 1:
+        raise SetupError(f"calibration_records must be >= 1; got {job.calibration_records}.", "calibration_records")
     if job.batch_size < 1:
         raise SetupError(f"batch_size must be >= 1; got {job.batch_size}.", "batch_size")
     checks.check_inputs(job.inputs)
