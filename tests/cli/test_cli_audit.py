@@ -109,3 +109,20 @@ def test_library_refuses_too_few_calibration_records(tmp_path):
 
     with pytest.raises(SetupError, match="calibration_records must be >= 1; got 0"):
         run_archive(ArchiveJob(inputs=(str(tmp_path),), model="x", output=str(tmp_path / "o.csv"), calibration_records=0))
+
+
+def test_resume_of_a_finished_run_with_failures_names_them(tmp_path, capsys, tiny_ckpt12, data_dir):
+    """A finished run asked to resume exits 1 when it had failures: it now says which, not only
+    'nothing to do'."""
+    import shutil
+
+    for ext in (".hea", ".mat"):
+        shutil.copy(data_dir / "cinc2021" / f"HR06000{ext}", tmp_path / f"HR06000{ext}")
+    (tmp_path / "broken.hea").write_text("not a header\n")
+    argv = ["predict", str(tmp_path), "--checkpoint", str(tiny_ckpt12), "-o", str(tmp_path / "out.csv"), "--resume",
+            "--no-progress"]
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is complete (1 record(s); 1 record(s) failed in it, e.g. " in err and "broken.hea" in err

@@ -34,5 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         verb = "complete; nothing to do" if report.already_complete else "written"
         say(f"{report.n_ok} embedding(s) {verb}: {report.embeddings} (index {report.output})"
-            + (f"; {len(report.failures)} failed (listed above)" if report.failures else ""))
+            + (f"; {len(report.failures)} failed" + (f", e.g. {report.failures[0][0]}: {report.failures[0][1]}"
+                                                      if report.already_complete else " (listed above)")
+               if report.failures else ""))
     return 1 if report.failures else 0

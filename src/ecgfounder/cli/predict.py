@@ -107,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
     report = run_archive(job, progress=not args.no_progress, quiet=args.quiet)
     if report.already_complete:
         if not args.quiet:
-            say(f"{report.output} is complete ({report.n_ok} record(s)); nothing to do")
+            failed = ""
+            if report.failures:  # not listed above: the run that met them listed them
+                path, why = report.failures[0]
+                failed = f"; {len(report.failures)} record(s) failed in it, e.g. {path}: {why}"
+            say(f"{report.output} is complete ({report.n_ok} record(s){failed}); nothing to do")
         return 1 if report.failures else 0
     if not args.quiet:
         for record, scores in report.summaries:
