@@ -174,6 +174,36 @@ def test_bandpass_edges():
     assert _gain(bp, 100.0) < 0.01
 
 
+def test_bandpass_attenuates_by_the_butterworth_amounts():
+    # zero-phase: the squared magnitude of the 4th-order Butterworth design (in sections, as a
+    # reference free of the (b, a) form's rounding), far into both stop bands (0.1 Hz: -133 dB)
+    from scipy import signal as sps
+
+    sos = sps.butter(4, [0.67, 40.0], btype="bandpass", fs=500.0, output="sos")
+    for f, n in ((0.1, 200000), (0.3, 200000), (60.0, 20000), (100.0, 20000)):
+        want = abs(sps.sosfreqz(sos, [f], fs=500.0)[1][0]) ** 2
+        assert _gain(filters.bandpass, f, n=n) == pytest.approx(want, rel=1e-4), f
+
+
+def test_filters_whose_b_a_form_diverges_are_refused():
+    # the published (b, a) band-pass rounds its poles outside the unit circle at high rates and orders:
+    # order 4 at 2000 Hz filtered a sine to ~1e10, at 8000 Hz to NaN (which the compiled median did not
+    # survive); a contract asking for such a chain, a NaN or negative-q notch or an absurd baseline
+    # window was accepted and every record filtered to garbage
+    x = np.sin(np.arange(40000) / 100.0)
+    with pytest.raises(ValueError, match=r"order 4 at fs=2000 Hz is numerically unstable.*order 3 or less works"):
+        filters.bandpass(x, 2000.0)
+    assert np.abs(filters.bandpass(x[:5000], 500.0, order=5)).max() < 2  # still usable: kept
+    for bad, match in ((dict(band_order=12), "order 12 at fs=500 Hz is numerically unstable"),
+                       (dict(fs=8000.0, n_samples=80000), "order 4 at fs=8000 Hz"),
+                       (dict(notch_hz=float("nan")), "notch at nan Hz"), (dict(notch_q=-1.0), "q=-1.0"),
+                       (dict(baseline_window_s=1e9), "baseline_window_s=1000000000.0 s is outside 0-2 s"),
+                       (dict(fs=float("nan")), "fs=nan")):
+        with pytest.raises(ValueError, match=match):
+            PreprocessContract(**bad)
+    PreprocessContract(band_order=12, mode="zscore")  # no filters in that mode: nothing to refuse
+
+
 def test_median_baseline_removes_slow_wander_and_keeps_spikes():
     fs = 500.0
     t = np.arange(5000) / fs

@@ -139,3 +139,25 @@ def test_prepare_same_for_any_memory_order(real, monkeypatch):
     np.testing.assert_array_equal(a, b)
     monkeypatch.setattr(filters, "_COMPILED", [None])  # the scipy form: same windows to float32 rounding
     assert np.abs(prepare(x, 500.0, leads).windows - a).max() <= 1e-6
+
+
+def test_running_median_of_non_finite_rows_is_scipy_s_not_a_crash(monkeypatch):
+    # NaN has no place in the sorted blocks: a NaN run killed the process (rc 139), and the chain fed
+    # the median NaN from finite input (samples near the float64 limit overflow the filters)
+    from ecgfounder.signal import fast, filters
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 1200))
+    x[1, 100:400] = np.nan
+    x[2, 50] = np.inf
+    want = filters.scipy_running_median(x, 201)
+    np.testing.assert_array_equal(compiled.running_median_rows(x, 201), want)
+    np.testing.assert_array_equal(compiled.running_median_rows(x, 201, subtract=True), x - want)
+    y = np.tile(np.sin(np.arange(2000) / 30.0), (5, 1))
+    y[2, ::2], y[2, 1::2] = 1.7e308, -1.7e308  # finite: the compiled chain is taken
+    with np.errstate(over="ignore", invalid="ignore"):
+        monkeypatch.setattr(filters, "_COMPILED", [compiled])
+        got = fast.filter_chain(y, 500.0)
+        monkeypatch.setattr(filters, "_COMPILED", [None])
+        want = fast.filter_chain(y, 500.0)
+    np.testing.assert_array_equal(got[[0, 1, 3, 4]], want[[0, 1, 3, 4]])

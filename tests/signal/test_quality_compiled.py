@@ -171,3 +171,24 @@ def test_scratch_buffers_are_per_thread_and_bounded():
     assert not np.shares_memory(a, seen[0])  # another thread's own
     big = kernel._scratch("probe", (kernel._SCRATCH_MAX // 8 + 1,), np.float64)
     assert not np.shares_memory(big, kernel._scratch("probe", (3, 4), np.float64))  # too big to keep
+
+
+def test_absurd_samples_give_the_same_flags_in_both_forms(cinc, monkeypatch):
+    # beyond the 1e12 mV prepare refuses, the residual is rounding noise: one 1.7e308 sample read as
+    # flat by one form and amplitude by the other, a constant 1e15 lead flat against gap, amplitude,
+    # noise and powerline; now amplitude (and the checks on the samples themselves) in both
+    rec = cinc[0]
+    cases = {}
+    for v, where in ((1.7e308, 100), (-1e300, 100), (1e15, slice(None)), (3e12, slice(None))):
+        x = np.array(rec.signal, dtype=np.float64)
+        x[3, where] = v
+        cases[v] = rec.replace(signal=x)
+    got = {}
+    for comp in (kernel, None):
+        monkeypatch.setattr(M, "_compiled", lambda: comp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            got[comp is None] = {v: Q.assess(r).summary for v, r in cases.items()}
+    assert got[True] == got[False]
+    lead = rec.leads[3]
+    assert got[True] == {1.7e308: f"amplitude:{lead}", -1e300: f"amplitude:{lead}",
+                         1e15: f"gap:{lead};amplitude:{lead}", 3e12: f"gap:{lead};amplitude:{lead}"}

@@ -114,11 +114,15 @@ def _prev_alive(w, o, p):
 
 @njit(cache=True, nogil=True)
 def _block_keys(xp, k, bits):
-    """Sort keys of the padded rows ``xp`` (flat, blocks of ``k``): each value rounded to float32
-    (clipped to its range: rounding is monotone), its in-block index in the low ``bits`` bits."""
+    """(sort keys of the padded rows ``xp`` (flat, blocks of ``k``): each value rounded to float32
+    (clipped to its range: rounding is monotone), its in-block index in the low ``bits`` bits;
+    whether every value is finite (NaN has no place in the order the median walks: a NaN run
+    crashed the process))."""
     m = xp.size
     f = np.empty(m, np.float32)
+    finite = True
     for i in range(m):
+        finite &= abs(xp[i]) <= 1.7976931348623157e308  # False for NaN and ±inf
         v = min(max(xp[i], -3.0e38), 3.0e38)
         f[i] = np.float32(v)
     u = f.view(np.int32)
@@ -129,7 +133,7 @@ def _block_keys(xp, k, bits):
         j += 1
         if j == k:
             j = 0
-    return f
+    return f, finite
 
 
 @njit(cache=True, nogil=True)
@@ -256,7 +260,9 @@ def _median_rows(xp, keys, mask, k, x, subtract):
 
 def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.ndarray:
     """``scipy.signal.medfilt(row, k)`` (zero padding, odd ``k``) of every row of finite float64
-    ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``."""
+    ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``.  Non-finite ``x`` (a filter
+    overflowing on samples near the float64 limit, or an unstable one) is left to scipy's rank
+    filter (garbage in, garbage out, but never a crash)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     rows, n = x.shape
     if k == 1 or n == 0 or rows == 0:
@@ -269,8 +275,16 @@ def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.nda
     xp = np.zeros((rows, nb * k))
     xp[:, h : h + n] = x
     if bits:
-        keys = np.sort(_block_keys(xp.ravel(), k, bits).reshape(rows * nb, k), axis=-1)
-        keys = keys.view(np.int32).reshape(rows, nb, k)
+        keys, finite = _block_keys(xp.ravel(), k, bits)
+    else:  # (long windows, high rates: the argsort costs far more than this check)
+        finite = bool(np.isfinite(x).all())
+    if not finite:  # the kernel needs an order: scipy's rank filter, as for non-finite input anywhere
+        from .filters import scipy_running_median
+
+        med = scipy_running_median(x, k)
+        return x - med if subtract else med
+    if bits:
+        keys = np.sort(keys.reshape(rows * nb, k), axis=-1).view(np.int32).reshape(rows, nb, k)
         mask = (1 << bits) - 1
     else:  # int32 positions like the keys' index bits: the same compiled kernel
         keys = np.argsort(xp.reshape(rows, nb, k), axis=-1).astype(np.int32)

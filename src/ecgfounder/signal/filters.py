@@ -42,13 +42,43 @@ def _compiled():
 
 @lru_cache(maxsize=64)
 def _notch_plan(f0: float, q: float, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    if not (0 < f0 < fs / 2 and 0 < q < np.inf):  # (NaN fails too: NaN coefficients filter to NaN)
+        raise ValueError(f"notch at {f0} Hz with quality factor q={q} at fs={fs} Hz: needs 0 < f0 < fs/2 = "
+                         f"{fs / 2} Hz and a finite q > 0 (the published chain: 50 Hz, q=30).")
     b, a = sps.iirnotch(f0, q, fs=fs)
     return b, a, sps.lfilter_zi(b, a), 3 * max(len(a), len(b))
 
 
+def _band_diverges(low: float, high: float, order: int, fs: float, b: np.ndarray, a: np.ndarray) -> bool:
+    """Whether ``lfilter(b, a)`` (the published chain's (b, a) form) departs from the same
+    Butterworth band-pass in second-order sections: its impulse response over ``30 / low`` seconds
+    (at most 2^18 samples) differs by more than 1 % of the peak.  High orders, high rates and low
+    edges put the poles so close to 1 that the rounded ``a`` has them outside the unit circle:
+    order 4 (0.67-40 Hz) at 2000 Hz and above, order 6 at 500 Hz, filter to garbage or inf (over
+    1e19 times the peak), while the usable plans stay within 1e-3 of it."""
+    n = int(min(2 ** 18, 30 * fs / low))
+    impulse = np.zeros(n)
+    impulse[0] = 1.0
+    ref = sps.sosfilt(sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos"), impulse)
+    with np.errstate(all="ignore"):
+        err = np.abs(sps.lfilter(b, a, impulse) - ref).max()
+    return not err <= 1e-2 * np.abs(ref).max()  # (NaN: diverged)
+
+
 @lru_cache(maxsize=64)
 def _band_plan(low: float, high: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    if not (0 < low < high < fs / 2 and order >= 1):
+        raise ValueError(f"band-pass {low}–{high} Hz of order {order} needs 0 < low < high < fs/2 = {fs / 2} Hz "
+                         "and an order of at least 1.")
     b, a = sps.butter(order, [low, high], btype="bandpass", fs=fs)
+    if _band_diverges(low, high, order, fs, b, a):
+        ok = [k for k in range(order - 1, 0, -1)
+              if not _band_diverges(low, high, k, fs, *sps.butter(k, [low, high], btype="bandpass", fs=fs))]
+        raise ValueError(
+            f"band-pass {low}–{high} Hz of order {order} at fs={fs:g} Hz is numerically unstable in the (b, a) "
+            "form the published chain filters with (its output diverges); "
+            + (f"order {ok[0]} or less works at this rate, " if ok else "no order works at this rate, ")
+            + "or use a lower rate (the published chain: order 4 at 500 Hz) or a higher low edge.")
     return b, a, sps.lfilter_zi(b, a), 3 * max(len(a), len(b))
 
 

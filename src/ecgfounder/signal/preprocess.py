@@ -43,6 +43,10 @@ MAX_ABS_MV = 1e12
 # Shortest record accepted (seconds): the zero-phase filters need a few dozen samples of support.
 MIN_DURATION_S = 0.5
 
+# Longest running-median baseline window of a contract (seconds): a median over more than a few beats
+# follows no wander, and its window's buffers grow with it (1e9 s asked for 131 TiB).
+MAX_BASELINE_WINDOW_S = 2.0
+
 
 def lead_set(n_leads: int) -> tuple[str, ...]:
     """Default lead order for a model with ``n_leads`` inputs (12 → standard order, 1 → lead I)."""
@@ -84,10 +88,17 @@ class PreprocessContract:
         object.__setattr__(self, "band_hz", tuple(float(v) for v in self.band_hz))
         object.__setattr__(self, "fs", float(self.fs))
         object.__setattr__(self, "n_samples", int(self.n_samples))
-        if self.n_samples <= 0 or self.fs <= 0:
+        if self.n_samples <= 0 or not 0 < self.fs < np.inf:
             raise ValueError(f"contract needs positive fs and n_samples; got fs={self.fs}, n_samples={self.n_samples}.")
         if not self.leads:
             raise ValueError("contract needs at least one lead.")
+        if self.mode == "published":  # the filters checked here, not on the first record (a NaN notch or an
+            # unstable band-pass filtered every record to NaN or garbage; the plans are cached for the chain)
+            if not 0 <= self.baseline_window_s <= MAX_BASELINE_WINDOW_S:
+                raise ValueError(f"contract baseline_window_s={self.baseline_window_s} s is outside 0-"
+                                 f"{MAX_BASELINE_WINDOW_S:g} s (the published chain: 0.4 s).")
+            filters._notch_plan(float(self.notch_hz), float(self.notch_q), self.fs)
+            filters._band_plan(self.band_hz[0], self.band_hz[1], int(self.band_order), self.fs)
 
     @property
     def window_s(self) -> float:

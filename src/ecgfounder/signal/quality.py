@@ -36,6 +36,7 @@ import numpy as np
 
 from .filters import _compiled
 from .leads import canonical_lead
+from .preprocess import MAX_ABS_MV
 from .quality_measures import block_means, measure
 
 __all__ = ["QualityThresholds", "LeadQuality", "QualityReport", "assess", "CHECKS", "LEAD_OFF_META_KEYS"]
@@ -167,16 +168,21 @@ class QualityReport:
 
 def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
     flags = ["missing"] if idx["nonfinite_fraction"] > 0 else []
-    if idx["ptp_mv"] < th.flat_ptp_mv:
+    # beyond the bound prepare refuses, the residual (taken around a mean such samples dominate) is
+    # rounding noise: its ptp and spectra flipped one lead between flat, amplitude and noise in the
+    # compiled and numpy forms; only the checks on the samples themselves are made
+    absurd = idx["max_abs_mv"] > MAX_ABS_MV
+    if idx["ptp_mv"] < th.flat_ptp_mv and not absurd:
         return flags + ["flat"]  # the other checks say nothing about a dead lead
     return flags + [flag for flag, hit in (
         ("gap", idx["gap_s"] >= th.gap_s),
         ("clipped", idx["clipped_fraction"] >= th.clipped_fraction and idx["clipped_runs"] >= th.clipped_runs),
-        ("amplitude", idx["ptp_mv"] > th.max_ptp_mv or idx["max_abs_mv"] > th.max_abs_mv),
+        ("amplitude", absurd or idx["ptp_mv"] > th.max_ptp_mv or idx["max_abs_mv"] > th.max_abs_mv),
+    ) if hit] + [flag for flag, hit in (
         ("noise", idx["hf_ratio"] >= th.hf_ratio),
         ("powerline", idx["powerline_ratio"] >= th.powerline_ratio),
         ("baseline", idx["baseline_mv"] >= th.baseline_mv),
-    ) if hit]
+    ) if hit and not absurd]
 
 
 # ----------------------------------------------------------------------------------------------
