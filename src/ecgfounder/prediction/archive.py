@@ -116,15 +116,11 @@ def _written_by(job: ArchiveJob, path: Any) -> bool:
     embeddings ``.npy`` read as an ECG would change the record list between a run and its resume,
     and between shards."""
     q = Path(path)
-    for target in (job.output, job.embeddings):
-        if not target:
-            continue
-        t = Path(target)
-        suffix = "".join(t.suffixes[-1:])
-        stem = t.name[: len(t.name) - len(suffix)]
-        if q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name):
-            if q.resolve().parent == t.resolve().parent:
-                return True
+    for t in (Path(x) for x in (job.output, job.embeddings) if x):
+        stem, suffix = t.name[: len(t.name) - len(t.suffix)], t.suffix
+        named = q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name)
+        if named and q.resolve().parent == t.resolve().parent:
+            return True
     return False
 
 
@@ -295,9 +291,8 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     from ..io import find_records  # after the checks: the readers import scipy
 
     all_files = find_records(job.inputs)
-    own = [f for f in all_files if _written_by(job, f)]
-    if own:  # this job's own outputs (embeddings .npy in the input folder): never records of it
-        all_files = [f for f in all_files if f not in own]
+    own = [f for f in all_files if _written_by(job, f)]  # this job's outputs in an input folder: not records
+    all_files = [f for f in all_files if f not in own] if own else all_files
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "
                          "them.", "inputs")

@@ -258,11 +258,11 @@ def _median_rows(xp, keys, mask, k, x, subtract):
     return out
 
 
-def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.ndarray:
+def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.ndarray | None:
     """``scipy.signal.medfilt(row, k)`` (zero padding, odd ``k``) of every row of finite float64
     ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``.  Non-finite ``x`` (a filter
-    overflowing on samples near the float64 limit, or an unstable one) is left to scipy's rank
-    filter (garbage in, garbage out, but never a crash)."""
+    overflowing on samples near the float64 limit, or an unstable one): ``None``, for the caller to
+    take :func:`ecgfounder.signal.filters.scipy_running_median` (garbage in, garbage out, never a crash)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     rows, n = x.shape
     if k == 1 or n == 0 or rows == 0:
@@ -278,11 +278,8 @@ def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.nda
         keys, finite = _block_keys(xp.ravel(), k, bits)
     else:  # (long windows, high rates: the argsort costs far more than this check)
         finite = bool(np.isfinite(x).all())
-    if not finite:  # the kernel needs an order: scipy's rank filter, as for non-finite input anywhere
-        from .filters import scipy_running_median
-
-        med = scipy_running_median(x, k)
-        return x - med if subtract else med
+    if not finite:  # the kernel needs an order (a NaN run segfaulted it): the caller takes scipy's
+        return None
     if bits:
         keys = np.sort(keys.reshape(rows * nb, k), axis=-1).view(np.int32).reshape(rows, nb, k)
         mask = (1 << bits) - 1
