@@ -115,3 +115,54 @@ def test_header_names_snomed_dx_codes():
     _, right = _header_text(rec, None, "")
     assert "premature atrial contraction" in right and "sinus tachycardia" in right
     assert "427084000" not in right
+
+
+def test_a_nan_gap_breaks_the_trace_instead_of_blanking_it(muse):
+    sig = muse.signal.copy()
+    ii = muse.leads.index("II")
+    sig[ii, 1000:1200] = np.nan  # 0.4 s of lead II missing (2.0-2.4 s at 500 Hz)
+    fig = plot_ecg(muse.replace(signal=sig))
+    rhythm = max(_traces(fig), key=lambda t: np.ptp(np.asarray(t.get_xdata())))  # the 10-s lead-II strip
+    y = np.asarray(rhythm.get_ydata(), dtype=float)
+    assert np.isnan(y).sum() == 200 and np.isfinite(y).sum() == y.size - 200  # a gap, the rest drawn
+
+
+def test_pixels_grid_is_5_mm_and_shading_lies_on_the_shaded_lead_and_seconds(tmp_path):
+    from PIL import Image
+
+    from ecgfounder.plot import SHADE_COLOURS
+    from ecgfounder.signal.leads import STANDARD_12
+
+    fs, n = 500.0, 5000
+    rec = Recording(np.random.default_rng(0).normal(0, 0.05, (12, n)), fs, STANDARD_12, {"id": "x"})
+    w = np.zeros(n)
+    w[3000:3500] = 1.0  # 6-7 s: in the third column (V1-V3, 5-7.5 s)
+    out = save_ecg_plot(rec, tmp_path / "e.png", shading=[("f", {"V2": w})])
+    im = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    px_mm = 200 / 25.4  # saved at 200 dpi
+    major = (abs(im[..., 0] - 0xE3) < 12) & (abs(im[..., 1] - 0x8B) < 12) & (abs(im[..., 2] - 0x8B) < 12)
+    cols = np.flatnonzero(major.sum(axis=0) > 0.5 * major.sum(axis=0).max())
+    centres = [g.mean() for g in np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)]
+    assert np.median(np.diff(centres)) / px_mm == pytest.approx(5.0, abs=0.15)  # 5-mm major grid at true scale
+    # shading (SHADE_COLOURS[0], orange, at full weight: about (248, 200, 122) on white) lies only inside
+    # V2's box at 6-7 s; nothing else on the grid has that colour (grid: blue = green, trace: dark)
+    assert SHADE_COLOURS[0] == "#f39c12"
+    top = 10 + 24  # margin + header above the 4 x 40-mm grid
+    grid = im[int(top * px_mm):int((top + 160) * px_mm)]
+    tint = (grid[..., 0] > 230) & (grid[..., 1] > 170) & (grid[..., 1] < 225) & (grid[..., 2] < 170)
+    ys, xs = np.nonzero(tint)
+    assert ys.size > 0.5 * (25 * px_mm) * (0.9 * 40 * px_mm)  # most of a 1-s x 36-mm box
+    x_mm, y_mm = xs / px_mm - 10, ys / px_mm  # x from the grid's left edge (10-mm margin), y from its top
+    assert x_mm.min() > 10 + 6 * 25 - 1 and x_mm.max() < 10 + 7 * 25 + 1  # 6-7 s at 25 mm/s after the calibration
+    assert y_mm.min() > 40 and y_mm.max() < 80  # the second of the four 40-mm rows (V2)
+
+
+def test_plot_errors_are_package_errors_and_a_folder_is_refused(muse, tmp_path):
+    from ecgfounder.errors import ECGFounderError
+
+    with pytest.raises(ECGFounderError, match="choose one of"):
+        plot_ecg(muse, layout="3x4")
+    folder = tmp_path / "ecg.png"
+    folder.mkdir()
+    with pytest.raises(ECGFounderError, match="is a folder"):
+        save_ecg_plot(muse, folder)

@@ -26,10 +26,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .errors import ECGFounderError
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
-__all__ = ["plot_ecg", "save_ecg_plot", "LAYOUTS"]
+__all__ = ["plot_ecg", "save_ecg_plot", "lead_spans", "LAYOUTS", "PlotError"]
 
 LAYOUTS = ("12lead", "strips")
 _GRID_MINOR = "#f4c6c6"
@@ -44,10 +45,14 @@ SHADE_COLOURS = ("#f39c12", "#2e86c1", "#27ae60", "#8e44ad")  # one per shaded f
 _LINE_MM = 3.4        # footer line height
 
 
+class PlotError(ECGFounderError, ValueError):
+    """A printout that cannot be drawn or saved as asked (layout, leads, start, output path)."""
+
+
 def _window(rec: Recording, start: float, seconds: float) -> tuple[np.ndarray, float]:
     fs = rec.fs
     if start < 0 or start >= rec.duration:
-        raise ValueError(f"start={start} s is outside the recording (0 to {rec.duration:.2f} s); pick a start within it.")
+        raise PlotError(f"start={start} s is outside the recording (0 to {rec.duration:.2f} s); pick a start within it.")
     i0 = int(round(start * fs))
     i1 = min(rec.n_samples, i0 + int(round(seconds * fs)))
     return rec.signal[:, i0:i1], start
@@ -89,9 +94,10 @@ def _cal_pulse(ax, x: float, y: float, gain: float) -> None:
 
 
 def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gain: float, clip: float) -> None:
-    if v.size == 0:
+    finite = np.isfinite(v)
+    if not finite.any():
         return
-    base = float(np.median(v))
+    base = float(np.median(v[finite]))  # NaN samples (gaps) break the line; they must not blank the whole trace
     y = np.clip((v - base) * gain, -clip, clip)
     x = x0 + np.arange(v.size) / fs * speed
     ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
@@ -159,6 +165,25 @@ def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     return "\n".join(left), "\n".join(right)
 
 
+def _default_layout(recording: Recording) -> str:
+    names = {canonical_lead(x) for x in recording.leads}
+    has12 = {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names
+    return "12lead" if has12 else "strips"
+
+
+def lead_spans(recording: Recording, layout: str | None = None, rhythm_lead: str = "II",
+               leads: Sequence[str] | None = None, seconds: float = 10.0) -> dict[str, list[tuple[float, float]]]:
+    """Where :func:`plot_ecg` draws each lead: canonical lead name -> ``[(from, to), ...]`` seconds
+    after ``start`` (the 3×4 layout shows each lead for 2.5 s, the rhythm lead for all 10)."""
+    layout = layout or _default_layout(recording)
+    if layout == "12lead":
+        seg = seconds / 4
+        spans = {name: [(c * seg, (c + 1) * seg)] for c, col in enumerate(_COLUMNS) for name in col}
+        spans.setdefault(canonical_lead(rhythm_lead), []).append((0.0, seconds))
+        return spans
+    return {canonical_lead(x): [(0.0, seconds)] for x in (leads or recording.leads)}
+
+
 def plot_ecg(
     recording: Recording,
     *,
@@ -194,11 +219,9 @@ def plot_ecg(
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    names = {canonical_lead(x) for x in recording.leads}
-    has12 = {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names
-    layout = layout or ("12lead" if has12 else "strips")
+    layout = layout or _default_layout(recording)
     if layout not in LAYOUTS:
-        raise ValueError(f"layout={layout!r}; choose one of {LAYOUTS}.")
+        raise PlotError(f"layout={layout!r}; choose one of {LAYOUTS}.")
     seconds = 10.0
     sig, t0 = _window(recording, start, seconds)
     fs = recording.fs
@@ -212,19 +235,19 @@ def plot_ecg(
     if layout == "12lead":
         missing = [x for x in STANDARD_12 if x not in rows]
         if missing:
-            raise ValueError(
+            raise PlotError(
                 f"the 12-lead layout needs leads {missing} (the recording has {list(recording.leads)}); "
                 "use layout='strips' (CLI: --layout strips)."
             )
         rl = canonical_lead(rhythm_lead)
         if rl not in rows:
-            raise ValueError(f"rhythm lead {rhythm_lead!r} is not in the recording; it has {list(recording.leads)}.")
+            raise PlotError(f"rhythm lead {rhythm_lead!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = 4, 40.0
     else:
         sel = [canonical_lead(x) for x in (leads or recording.leads)]
         for x in sel:
             if x not in rows:
-                raise ValueError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
+                raise PlotError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
     grid_w = _CAL_W + width
     grid_h = n_rows * row_h
@@ -313,7 +336,9 @@ def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Pa
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".png", ".pdf", ".svg"):
-        raise ValueError(f"cannot save a plot as {ext or '(no extension)'!r}; use a .png, .pdf or .svg path.")
+        raise PlotError(f"cannot save a plot as {ext or '(no extension)'!r} ({p}); use a .png, .pdf or .svg path.")
+    if p.is_dir():
+        raise PlotError(f"{p} is a folder; give a file path ending in .png, .pdf or .svg (e.g. {p / 'ecg.png'}).")
     fig = plot_ecg(recording, **kwargs)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, dpi=200 if ext == ".png" else None, facecolor="white")

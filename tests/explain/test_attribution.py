@@ -127,3 +127,48 @@ def test_public_name_is_callable_even_after_the_package_is_imported():
     e = ecgfounder.explain(_record(500, 10), _tiny(), labels=[0], n_steps=4)
     assert e.attributions.shape == (1, 12, 5000)
     assert callable(ecgfounder.calibrate)
+
+
+class _ReadsV2From3To4s(Net1D):
+    """A Net1D whose output depends only on lead V2 in seconds 3-4 of each 10-s window."""
+
+    def forward(self, x):
+        mask = torch.zeros_like(x)
+        mask[:, STANDARD_12.index("V2"), 300:400] = 1.0  # 100-Hz contract
+        return super().forward(x * mask)
+
+
+def test_a_model_reading_only_v2_in_seconds_3_to_4_gets_the_attribution_there():
+    torch.manual_seed(0)
+    m = _ReadsV2From3To4s(Net1DConfig(in_channels=12, base_filters=8, filter_list=(8, 16), m_blocks_list=(1, 1),
+                                      kernel_size=8, groups_width=8, n_classes=2))
+    m.contract = PreprocessContract(fs=100.0, n_samples=1000, leads=STANDARD_12, mode="zscore")
+    m.labels, m.task_meta = ("a", "b"), {"task": "multilabel"}
+    m.eval()
+    rec = _record(1000, 20.0)  # two windows at another rate: the evidence is at 3-4 s and 13-14 s
+    v2, fs = STANDARD_12.index("V2"), 1000
+    for method in ("ig", "guided_gradcam"):
+        a = np.abs(explain(rec, m, labels=["a"], method=method, n_steps=8).attributions[0])
+        inside = a[v2, 3 * fs:4 * fs].sum() + a[v2, 13 * fs:14 * fs].sum()
+        assert inside / a.sum() > 0.99, method
+        assert 0.3 < a[v2, 3 * fs:4 * fs].sum() / inside < 0.7, method  # both windows mapped back to their seconds
+
+
+@pytest.mark.parametrize("method", ["ig", "gradcam", "guided_gradcam"])
+def test_zero_filled_missing_leads_get_no_attribution(method):
+    m = _tiny()
+    full = _record(500, 10)
+    keep = [i for i, ld in enumerate(STANDARD_12) if ld not in ("V4", "V5", "V6")]
+    rec = Recording(full.signal[keep], 500, tuple(STANDARD_12[i] for i in keep), {"id": "no V4-V6"})
+    e = explain(rec, m, labels=[0, 1], method=method, n_steps=4, fill_missing=True)
+    assert any("zero-filled" in n for n in e.notes)
+    missing = [STANDARD_12.index(x) for x in ("V4", "V5", "V6")]
+    assert not e.attributions[:, missing].any()  # not recorded: no evidence there, for any method
+    shares = e.lead_shares()
+    assert (shares[["V4", "V5", "V6"]].to_numpy() == 0).all() and np.allclose(shares.sum(axis=1), 1)
+    assert all(ld not in ("V4", "V5", "V6") for top in e.summary(3).values() for ld, _ in top)
+
+
+def test_unknown_grad_cam_layer_name_is_refused_with_the_fix():
+    with pytest.raises(ExplainError, match=r"layer='nope' is not a module.*stage_list\.1"):
+        explain(_record(500, 10), _tiny(), labels=[0], method="gradcam", layer="nope")

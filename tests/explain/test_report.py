@@ -129,3 +129,73 @@ def test_printout_overlays():
     assert "line 1\nline 2" in texts
     plain = plot_ecg(rec)
     assert fig.get_size_inches()[1] > plain.get_size_inches()[1]  # the footer adds page height
+
+
+def _spy_plot(monkeypatch) -> list[dict]:
+    import ecgfounder.plot as plot_mod
+
+    calls, real = [], plot_mod.plot_ecg
+
+    def spy(rec, **kw):
+        calls.append(kw)
+        return real(rec, **kw)
+
+    monkeypatch.setattr(plot_mod, "plot_ecg", spy)
+    return calls
+
+
+def test_pdf_page_carries_the_notes_and_names_the_kind_of_score(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    keep = [i for i, ld in enumerate(rec.leads) if ld not in ("V4", "V5", "V6")]
+    rec = rec.replace(signal=rec.signal[keep], leads=tuple(rec.leads[i] for i in keep))
+    calls = _spy_plot(monkeypatch)
+    never = {lab: 1.01 for lab in ecgfounder.load_model(tiny_checkpoint).labels}  # no finding: the note says what is shaded
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1, fill_missing=True, thresholds=never)
+    assert res.error is None
+    footer = [c["footer"] for c in calls if c.get("footer")][0]  # the PDF page's text
+    for text in ("zero-filled missing lead(s) V4, V5, V6", "no finding reaches its threshold; the shading shows",
+                 "uncalibrated probability / threshold"):
+        assert text in footer, text
+
+
+def test_long_record_printout_shows_the_seconds_the_model_looked_at(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    import ecgfounder.explain.attribution as attribution
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    rec = rec.replace(signal=np.tile(rec.signal, 3), meta={**rec.meta, "id": "E07500x3"})  # 30 s at 500 Hz
+    real = attribution.explain
+
+    def planted(recording, model, **kw):  # the model's evidence: lead V2 at 22-23 s
+        e = real(recording, model, **kw)
+        a = np.zeros_like(e.attributions)
+        a[:, e.leads.index("V2"), 11000:11500] = 1.0
+        return attribution.Explanation(**{**e.__dict__, "attributions": a})
+
+    monkeypatch.setattr(attribution, "explain", planted)
+    calls = _spy_plot(monkeypatch)
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1)
+    assert res.error is None
+    # V2 is drawn 5-7.5 s after the start of the 10 s shown: 22-23 s is on it for starts 15.5-17
+    assert {c.get("start", 0.0) for c in calls} <= {16.0, 17.0} and len(calls) == 2
+    page = res.html.read_text(encoding="utf-8")
+    assert "V2 100%; most in 22.0-23.0 s" in page and "printout shows 16-26 s of the 30.0-s record" in page
+
+
+def test_output_folder_and_options_are_checked_before_any_work(tmp_path, tiny_checkpoint):
+    from ecgfounder.errors import ECGFounderError
+    from ecgfounder.explain.report import write_reports
+
+    rec = ROOT / "examples" / "ecg" / "E07500.hea"
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ECGFounderError, match="is a file.*pass a folder"):
+        write_reports([rec], tiny_checkpoint, tmp_path / "a_file")
+    with pytest.raises(ECGFounderError, match="looks like a file name.*folder path such as '.*report'"):
+        write_reports([rec], tiny_checkpoint, tmp_path / "report.pdf")
+    assert not (tmp_path / "report.pdf").exists()
+    with pytest.raises(ECGFounderError, match=r"'lime'; choose one of \('ig'"):
+        write_reports([rec], tiny_checkpoint, tmp_path / "out", method="lime")

@@ -15,9 +15,12 @@ model windows.  Methods (all through Captum):
     the last, ``layer=-1``; ``-2`` the one before), ReLU'd, linearly upsampled to the window.  Net1D
     mixes all leads in its first convolution, so Grad-CAM has no lead resolution: the time map is
     spread evenly over the leads (``lead_resolved=False``; its lead shares are uniform by
-    construction).
+    construction) that carry signal.
 ``"guided_gradcam"``: Captum's guided Grad-CAM, the Grad-CAM time map times the input gradient of
     each lead: lead-resolved, non-negative map weighting.
+
+A lead whose model input is all zeros in a window (a zero-filled missing lead, ``fill_missing``)
+gets no attribution there from any method: it is the baseline, and holds no evidence.
 
 Windows overlap when a record is not a multiple of 10 s (the last window is aligned to the end);
 where they overlap the attributions are averaged.  Mapping from 500 Hz to the input rate keeps
@@ -156,7 +159,13 @@ def resolve_targets(labels: Any, names: Sequence[str], scores: np.ndarray | None
 
 def _stage(model: Net1D, layer: int | str) -> tuple[torch.nn.Module, str]:
     if isinstance(layer, str):
-        return dict(model.named_modules())[layer], layer
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            stages = [n for n in modules if n.startswith("stage_list.") and n.count(".") == 1]
+            raise ExplainError(f"layer={layer!r} is not a module of this model; pass a stage index (-1 … "
+                               f"-{len(model.stage_list)}) or a module name such as {stages[-2:]} "
+                               "(dict(model.named_modules()) lists all).")
+        return modules[layer], layer
     n = len(model.stage_list)
     if not -n <= int(layer) < n:
         raise ExplainError(f"layer={layer} is not a stage of this model; it has {n} stages (use -1 … -{n} or 0 … {n - 1}).")
@@ -200,6 +209,9 @@ def attribute_windows(
     model = model.to(dev).eval()
     x = torch.as_tensor(np.asarray(windows, dtype=np.float32)).to(dev)
     n, n_leads, length = x.shape
+    # a lead whose input is all zeros in a window (a zero-filled missing lead) equals the baseline there
+    # and carries no evidence: every method gives it no attribution (IG does so by itself)
+    live = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)  # (n, n_leads, 1)
     out = np.zeros((n, len(targets), n_leads, length), dtype=np.float32)
     delta = np.zeros((n, len(targets)), dtype=np.float32) if method == "ig" else None
     try:
@@ -213,12 +225,12 @@ def attribute_windows(
                 module, _ = _stage(model, layer)
                 cam = attr.LayerGradCam(model, module).attribute(x, target=int(t), relu_attributions=True)
                 cam = attr.LayerAttribution.interpolate(cam, (length,), interpolate_mode="linear")
-                a = cam.expand(n, n_leads, length) / n_leads
+                a = cam.expand(n, n_leads, length) * live / live.sum(dim=1, keepdim=True).clamp(min=1)
             else:
                 module, _ = _stage(model, layer)
                 with warnings.catch_warnings():  # Captum's notices about input grads and (absent) ReLU hooks
                     warnings.simplefilter("ignore", UserWarning)
-                    a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear")
+                    a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear") * live
             out[:, k] = a.detach().float().cpu().numpy()
     finally:
         model.train(was_training)

@@ -5,9 +5,10 @@ the printout is an inlined PNG ``data:`` URI, the style inline, nothing fetched)
 ``DIR/<record>.pdf`` (one page: the printout with the same text under it).  A page holds:
 
 * the 3×4 + rhythm printout (:func:`ecgfounder.plot.plot_ecg`) with the attribution of the top
-  findings shaded behind the traces, and leads a quality check flagged marked;
+  findings shaded behind the traces, and leads a quality check flagged marked (a record longer
+  than 10 s is shown from the whole second where the printout shows the most of that shading);
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
-  operating threshold, with the leads holding most attribution;
+  operating threshold, with the leads holding most attribution and the 1-s span holding most of it;
 * quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
 * the model, the SHA-256 of its weights, its preprocessing contract, the package version, and the
   statement that this is not a medical device.
@@ -128,6 +129,43 @@ def _shading(exp: Any, label: str) -> dict[str, np.ndarray]:
     return {ld: w[i] for i, ld in enumerate(exp.leads)}
 
 
+def _shown_start(shading: Sequence[tuple[str, Mapping[str, np.ndarray]]], fs: float, n: int,
+                 spans: Mapping[str, Sequence[tuple[float, float]]], seconds: float = 10.0) -> float:
+    """First second of the 10 s the printout shows: for a longer record, the whole-second start
+    at which the printout shows the most shading (of all shaded findings, each lead counted where
+    the layout draws it, ``spans``; the earliest on a tie), so that the page shows the leads and
+    seconds the model looked at; 0 for records of up to 10 s."""
+    from ..signal.leads import canonical_lead
+
+    width = int(round(seconds * fs))
+    if n <= width or not shading:
+        return 0.0
+    starts = np.arange(0, int(np.floor((n - width) / fs)) + 1)  # whole seconds, the 10 s inside the record
+    idx = np.rint(starts * fs).astype(int)
+    mass = np.zeros(len(starts))
+    for _, maps in shading:
+        for lead, w in maps.items():
+            c = np.concatenate([[0.0], np.cumsum(np.asarray(w, dtype=np.float64)[:n])])
+            for a, b in spans.get(canonical_lead(lead), ()):
+                lo, hi = np.minimum(idx + int(round(a * fs)), len(c) - 1), np.minimum(idx + int(round(b * fs)), len(c) - 1)
+                mass += c[hi] - c[lo]
+    return float(starts[int(np.argmax(mass))]) if mass.max() > 0 else 0.0
+
+
+def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
+    """The 1-s span (in 0.1-s steps) of a ``(n_leads, n_samples)`` map holding the most
+    ``|attribution|`` over all leads: the seconds the model looked at, which the 3×4 layout shows
+    for only 2.5 s of each lead."""
+    total = np.abs(np.asarray(a, dtype=np.float64)).sum(axis=0)
+    n, width = total.size, max(1, int(round(fs)))
+    if n <= width:
+        return 0.0, n / fs
+    c = np.concatenate([[0.0], np.cumsum(total)])
+    idx = np.unique(np.r_[np.rint(np.arange(0, (n - width) / fs, 0.1) * fs).astype(int), n - width])
+    best = int(idx[int(np.argmax(c[idx + width] - c[idx]))])
+    return best / fs, (best + width) / fs
+
+
 def _png_data_uri(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, facecolor="white")
@@ -152,7 +190,7 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
         f"<td>{f['prob']:.3f}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
         for f in findings)
     table = ("<table><tr><th>finding</th><th>probability / value</th><th>raw score</th><th>threshold</th>"
-             f"<th>leads (attribution share)</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
+             f"<th>leads (attribution share), seconds</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     note_html = "".join(f"<li>{e(n)}</li>" for n in notes)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
@@ -162,16 +200,17 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
             + (f"<h2>Notes</h2><ul class='small'>{note_html}</ul>" if notes else "") + "</body></html>\n")
 
 
-def _pdf_footer(findings: list[dict], facts: list[tuple[str, str]]) -> str:
-    lines = ["Findings (probability / threshold; leads by attribution share):"]
+def _pdf_footer(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
+    lines = [f"Findings ({score} / threshold; leads by attribution share):"]
     lines += [f"  {f['label']}: {f['prob']:.3f} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
+    lines += [f"note: {n}" for n in notes]  # what the printout alone does not show (zero-filled leads, padding, ...)
     lines.append(NOT_A_DEVICE)
     return "\n".join(ln if len(ln) <= 175 else ln[:172] + "..." for ln in lines)
 
 
 def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path, stem: str) -> ReportResult:
-    from ..plot import SHADE_COLOURS, plot_ecg
+    from ..plot import SHADE_COLOURS, lead_spans, plot_ecg
     from ..prediction import predict
     from .attribution import explain
     from .calibration import apply_calibration
@@ -198,9 +237,17 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
                      f"({labels[shown_idx[0]]}) for reference")
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
     shares = exp.summary(3)
+    spans = {lab: _peak_span(exp[lab], exp.fs) for lab in exp.labels}
+
+    def where(lab: str) -> str:
+        if lab not in shares:
+            return "(not shaded)"
+        return (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") \
+            + "; most in {:.1f}-{:.1f} s".format(*spans[lab])
+
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
-                     leads=", ".join(f"{ld} {s:.0%}" for ld, s in shares.get(labels[i], [])) or "(not shaded)")
+                     leads=where(labels[i]))
                 for k, i in enumerate(above[: max(ctx["top"], 10)])]
     q_text, flagged = _quality(rec)
     method_txt = {"ig": f"integrated gradients of the logit, {exp.n_steps} steps, baseline {exp.baseline}",
@@ -216,13 +263,22 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
               .get(task, ctx["thr_text"])),
              ("attribution", method_txt), ("software", f"ecgfounder {ctx['version']}; report {ctx['when']}")]
     notes += list(exp.notes)
+    derived = [str(x) for x in (rec.meta.get("derived_leads") or ())]
+    if derived:
+        notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]
+    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec))
+    if rec.duration > 10.0:
+        notes.append(f"the printout shows {start:g}-{min(start + 10.0, rec.duration):g} s of the {rec.duration:.1f}-s record"
+                     + (", where it shows the most of the shaded attribution" if start > 0 else ""))
     title = f"ECG report: {rec.id or stem}"
-    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"], f["prob"]) for f in findings[:3]])
+    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"], f["prob"]) for f in findings[:3]], start=start)
     fig = plot_ecg(rec, **kw)
     html_path, pdf_path = out_dir / f"{stem}.html", out_dir / f"{stem}.pdf"
     html_path.write_text(_html_page(title, _png_data_uri(fig), findings, facts, notes), encoding="utf-8")
-    page = plot_ecg(rec, footer=_pdf_footer(findings, facts), **kw)
+    score = {"regression": "predicted value"}.get(task, "calibrated probability" if ctx["calibration"] is not None
+                                                  else "uncalibrated probability")
+    page = plot_ecg(rec, footer=_pdf_footer(findings, facts, notes, score), **kw)
     page.savefig(pdf_path, facecolor="white", metadata={"Title": title, "Creator": f"ecgfounder {ctx['version']}"})
     return ReportResult(rec.id or stem, shown, html_path, pdf_path)
 
@@ -258,9 +314,20 @@ def write_reports(
     from .. import __version__
     from ..io import find_records, iter_read
     from ..prediction import resolve_model
-    from .attribution import contract_of, output_labels
+    from .attribution import METHODS, ExplainError, contract_of, output_labels
     from .calibration import calibration_of
 
+    if method not in METHODS:  # refused once, not once per record
+        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+    if n_steps < 2:
+        raise ExplainError(f"n_steps={n_steps}: integrated gradients need at least 2 steps (32 is the default).")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExplainError(f"out_dir={str(out)!r} is a file; the reports (RECORD.html and RECORD.pdf) go into a folder: "
+                           "pass a folder path (it is created if needed).")
+    if out.suffix.lower() in (".pdf", ".html", ".htm", ".png", ".svg") and not out.is_dir():
+        raise ExplainError(f"out_dir={str(out)!r} looks like a file name; write_reports writes RECORD.html and RECORD.pdf "
+                           f"into a folder: pass a folder path such as {str(out.with_suffix(''))!r}.")
     net = resolve_model(model)
     labels = output_labels(net)
     calib = calibration_of(net)
@@ -271,7 +338,6 @@ def write_reports(
                version=__version__, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                calib_text=(f"calibrated ({calib.method} scaling fitted on the {calib.fitted_on.get('split', 'validation')} split, "
                            f"n={calib.fitted_on.get('n', '?')})" if calib else "uncalibrated model scores (the weights carry no calibration)"))
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: list[ReportResult] = []
     used: set[str] = set()
