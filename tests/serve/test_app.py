@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ecgfounder.labels import load_labels  # noqa: E402
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
-from servehelpers import MUSE, WFDB, sine_signal  # noqa: E402
+from servehelpers import DATA, MUSE, WFDB, sine_signal  # noqa: E402
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE RestingECG [
@@ -92,6 +92,15 @@ def test_wfdb_pair_json_signal_and_batch(client):
     assert (b["n_ok"], b["n_failed"]) == (1, 1)
     bad = next(it for it in b["items"] if not it["ok"])
     assert bad["name"] == "broken.xml" and bad["error"].startswith("broken.xml")
+
+
+def test_wfdb_record_with_a_third_signal_file_is_one_record(client):
+    """PTB's header names s0010_re.dat and s0010_re.xyz: the three files are one recording, not two."""
+    ptb = DATA / "ptbdb" / "s0010_re"
+    files = [("file", (ptb.name + ext, ptb.with_name(ptb.name + ext).read_bytes())) for ext in (".hea", ".dat", ".xyz")]
+    r = client.post("/v1/predict", files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["record"]["id"] == "s0010_re" and len(r.json()["record"]["leads"]) == 15
 
 
 def test_labels_health_metrics_openapi(client):

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from servehelpers import MUSE, running_server  # noqa: E402
+from servehelpers import MUSE, STANDARD_12, running_server  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
@@ -168,4 +168,66 @@ def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
     page.set_input_files("#file", str(bad))
     page.wait_for_selector("#status.error", timeout=10000)
     assert "422" in page.inner_text("#status") and "bad.xml" in page.inner_text("#status")
+    page.close()
+
+
+def _csv(path, seconds: float, fs: float = 250.0):
+    """A 12-lead CSV with a header row and no rate; V3 flat (a quality flag)."""
+    t = np.arange(int(seconds * fs)) / fs
+    x = np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)], axis=1)
+    x[:, 8] = 0.0
+    np.savetxt(path, x, fmt="%.3f", delimiter=",", header=",".join(STANDARD_12), comments="")
+    return path
+
+
+def test_viewer_on_a_phone_by_keyboard(live, browser):
+    """A 390-px phone: nothing wider than the screen; the file input is reached by Tab and opens the
+    chooser from the keyboard; the page loads without a console error (no favicon 404)."""
+    url, _ = live
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.wait_for_function("() => !document.getElementById('model').textContent.includes('loading')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id"))
+    assert "file" in focused, focused
+    chooser = []
+    page.on("filechooser", lambda fc: chooser.append(fc))  # registered early: intercepting the native dialog takes a moment
+    page.focus("#file")
+    page.keyboard.press("Enter")
+    for _ in range(50):
+        if chooser:
+            break
+        page.wait_for_timeout(100)
+    assert chooser, "Enter on the focused file input opened no file chooser"
+    for control in ("attr-method", "token", "file", "fs", "leads"):
+        assert page.evaluate(f"document.getElementById('{control}').labels.length") == 1, control
+    assert errors == []
+    page.close()
+
+
+def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
+    """A CSV without a rate fails in words; with the rate typed in, choosing the same file again
+    analyses it; a 12-s record says the printout shows 0–10 s of it; '!' on a lead name is explained."""
+    url, _ = live
+    csv = _csv(tmp_path / "rateless.csv", seconds=12)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_selector("#status.error", timeout=10000)
+    assert "sampling rate" in page.inner_text("#status")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    assert "12.0 s" in page.inner_text("#record")
+    assert "V3" in " ".join(page.locator("#quality li").all_inner_texts())
+    assert "signal-quality flag" in page.inner_text("#flag-note")
+    # the span note is ink below the grid at the left: printout 4 rows × 40 mm, note at 5 mm under it
+    note = _region_stats(page, 10, 60, 161, 166)
+    assert min(note) < 250, note  # white (255) without it
     page.close()

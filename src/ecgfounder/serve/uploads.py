@@ -123,13 +123,15 @@ async def save_uploads(files: list[Any], directory: Path,
 
 def group_records(saved: list[tuple[Path, str]],
                   errors: list[tuple[str, str]] | None = None) -> list[tuple[Path, str]]:
-    """One entry per record: a WFDB header and its data file(s) (same stem) become the header; every
+    """One entry per record: a WFDB header and its data file(s) (same stem: .dat, .mat, or any other file
+    the header names, such as PTB's .xyz) become the header; every
     other file is a record of its own.  A WFDB data file without its header is refused:
     :class:`UploadError`, or, when ``errors`` is given (a batch), left out and reported there as
     ``(name, reason)``.  (A header naming files elsewhere is refused by the reader itself.)"""
     by_stem: dict[str, list[tuple[Path, str]]] = {}
     for p, orig in saved:
         by_stem.setdefault(p.stem.lower(), []).append((p, orig))
+    named = {n for p, _ in saved if p.suffix.lower() == ".hea" for n in _header_files(p)}
     records: list[tuple[Path, str]] = []
     for p, orig in saved:
         group = by_stem[p.stem.lower()]
@@ -137,13 +139,24 @@ def group_records(saved: list[tuple[Path, str]],
         if headers:
             if p.suffix.lower() == ".hea":
                 records.append((p, orig))
-            elif p.suffix.lower() not in _WFDB_DATA:
+            elif p.suffix.lower() not in _WFDB_DATA and p.name.lower() not in named:  # PTB's .xyz: named by the header
                 records.append((p, orig))
         elif p.suffix.lower() in _WFDB_DATA and p.suffix.lower() == ".dat":
             _reject(errors, orig, f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
         else:
             records.append((p, orig))
     return records
+
+
+def _header_files(header: Path) -> set[str]:
+    """The signal file names a WFDB header lists (first field of each signal line), lower-case."""
+    try:
+        with open(header, "rb") as fh:
+            lines = [ln.split() for ln in fh.read(65536).decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return set()
+    lines = [ln for ln in lines if ln and not ln[0].startswith("#")]
+    return {ln[0].lower() for ln in lines[1:]}
 
 
 def _reject(errors: list[tuple[str, str]] | None, name: str, reason: str) -> None:

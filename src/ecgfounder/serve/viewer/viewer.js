@@ -42,7 +42,10 @@ async function analyse(files) {
   let r;
   try {
     const m = $("attr-method").value;
-    const q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
+    let q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
+    const fs = $("fs").value.trim(), leads = $("leads").value.trim();  // for CSV/NumPy files that do not store them
+    if (fs) q += "&fs=" + encodeURIComponent(fs);
+    if (leads) q += "&leads=" + encodeURIComponent(leads);
     r = await fetch("/v1/predict?" + q, { method: "POST", body: form, headers: authHeaders() });
   } catch (e) { setStatus("network error: " + e, true); return; }
   let body = null;
@@ -172,6 +175,12 @@ function drawECG(answer) {
   }
   ctx.font = (3 * PX) + "px sans-serif"; ctx.fillStyle = "#333";
   ctx.fillText(SPEED + " mm/s   " + GAIN + " mm/mV", (MARGIN + w - 40) * PX, (MARGIN + h + 5) * PX);
+  const start = sig.start_s || 0, shown = Math.min(10, answer.record.duration_s - start);
+  if (answer.record.duration_s > start + 10.05) {  // the printout shows 10 s: say which, of how many
+    ctx.fillText("printout: " + start.toFixed(0) + "\u2013" + (start + shown).toFixed(0) + " s of " +
+      answer.record.duration_s.toFixed(1) + " s", (MARGIN + CAL_W) * PX, (MARGIN + h + 5) * PX);
+  }
+  canvas.setAttribute("aria-label", (has12 ? "12-lead" : names.length + "-lead") + " ECG printout");
   canvas.dataset.traces = String(traces);
   canvas.dataset.shaded = String(shaded);
 }
@@ -179,12 +188,14 @@ function drawECG(answer) {
 function show(a) {
   $("result").hidden = false;
   $("record").textContent = a.record.id + " · " + (a.record.format || "") + " · " + a.record.fs + " Hz · " +
-    a.record.leads.length + " leads · " + a.record.duration_s.toFixed(1) + " s";
+    a.record.leads.length + (a.record.leads.length === 1 ? " lead · " : " leads · ") + a.record.duration_s.toFixed(1) + " s";
   drawECG(a);
   const at = a.attribution;
   $("shading-note").textContent = at && at.available
     ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")."
     : "No attribution shading: " + ((at && at.note) || "not requested") + ".";
+  $("flag-note").textContent = (a.quality.flagged_leads || []).length
+    ? "Orange lead name with \u201c!\u201d: that lead has a signal-quality flag (listed under Signal quality)." : "";
   const fl = $("findings");
   fl.replaceChildren();
   if (!a.findings.length) { const li = document.createElement("li"); li.textContent = "no label above its threshold"; fl.append(li); }
@@ -236,7 +247,8 @@ function reportHTML(a) {
     "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
     a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" + at +
     "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" +
-    "<h2>Signal quality</h2><p>" + flags + "</p>" +
+    "<h2>Signal quality</h2><p>" + flags + "</p>" + ((a.quality.flagged_leads || []).length
+      ? "<p>Orange lead name with \u201c!\u201d on the printout: that lead has a signal-quality flag.</p>" : "") +
     "<h2>Model</h2><p>" + esc(a.model.id) + " · weights SHA-256 " + esc(a.model.weights_sha256 || "unknown") +
     " · package " + esc(a.model.package_version) + " · schema " + esc(a.schema_version) + "</p>" +
     "<p>Input: " + c.fs + " Hz, " + c.n_samples + " samples, leads " + esc(c.leads.join(" ")) + ", " + esc(c.mode) +
@@ -250,7 +262,8 @@ function init() {
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); analyse(e.dataTransfer.files); });
-  $("file").addEventListener("change", (e) => analyse(e.target.files));
+  // cleared after each pick, so that choosing the same file again (e.g. after setting the rate) analyses it again
+  $("file").addEventListener("change", (e) => { const fl = Array.from(e.target.files); e.target.value = ""; analyse(fl); });
   $("token").addEventListener("change", loadModel);
   $("download-json").addEventListener("click", () => last && download("ecgfounder-" + last.record.id + ".json", "application/json", JSON.stringify(last, null, 2)));
   $("download-report").addEventListener("click", () => last && download("ecgfounder-report-" + last.record.id + ".html", "text/html", reportHTML(last)));
