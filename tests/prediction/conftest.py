@@ -45,3 +45,23 @@ def records(tmp_path_factory) -> Path:
     return d
 
 
+def interrupt_at(monkeypatch, n: int) -> None:
+    """Make the ``n``-th result row of a run raise ``KeyboardInterrupt`` (Ctrl-C mid-run)."""
+    import importlib
+
+    pred = importlib.import_module("ecgfounder.prediction.stream")
+    real, calls = pred.result_rows, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(pred, "result_rows", flaky)
+
+
+@pytest.fixture
+def interrupt(monkeypatch):
+    """``interrupt(n)``: the ``n``-th result row of the next run raises ``KeyboardInterrupt``."""
+    return lambda n: interrupt_at(monkeypatch, n)

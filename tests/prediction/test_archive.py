@@ -115,28 +115,13 @@ def test_resume_refuses_a_different_command(records, tiny_ckpt, tmp_path, monkey
         _cli(base + ["--resume", "--aggregate", "max"])
 
 
-def _interrupt_at(monkeypatch, n: int) -> None:
-    import importlib
-
-    pred = importlib.import_module("ecgfounder.prediction.stream")
-    real, calls = pred.result_rows, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(pred, "result_rows", flaky)
-
-
-def test_interrupt_reports_what_was_saved_once_and_resume_finds_it(records, tiny_ckpt, tmp_path, monkeypatch, capsys):
+def test_interrupt_reports_what_was_saved_once_and_resume_finds_it(interrupt, records, tiny_ckpt, tmp_path, monkeypatch, capsys):
     """The count printed at Ctrl-C is the count the resume finds; 'interrupted' is said once."""
     from ecgfounder.cli import main
 
     out = tmp_path / "o.csv"
     argv = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "--workers", "0", "-o", str(out), "--no-progress"]
-    _interrupt_at(monkeypatch, 31)
+    interrupt(31)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert err.count("interrupted") == 1 and "--resume" in err
@@ -150,7 +135,7 @@ def test_interrupt_reports_what_was_saved_once_and_resume_finds_it(records, tiny
     # and with messages: the resume states the same number as the interruption did
     out2 = tmp_path / "o2.csv"
     argv2 = argv[:-3] + ["-o", str(out2), "--no-progress"]
-    _interrupt_at(monkeypatch, 31)
+    interrupt(31)
     main(argv2)
     said2 = int(capsys.readouterr().err.split("interrupted after ")[1].split(" ")[0])
     monkeypatch.undo()
@@ -183,7 +168,7 @@ def test_resume_of_a_finished_run_recomputes_nothing(records, tiny_ckpt, tmp_pat
     assert "inputs_sha256" in capsys.readouterr().err
 
 
-def test_changed_model_refused_on_resume(records, tiny_ckpt, tmp_path, monkeypatch, capsys):
+def test_changed_model_refused_on_resume(interrupt, records, tiny_ckpt, tmp_path, monkeypatch, capsys):
     import shutil
 
     from ecgfounder.cli import main
@@ -192,7 +177,7 @@ def test_changed_model_refused_on_resume(records, tiny_ckpt, tmp_path, monkeypat
     shutil.copy(tiny_ckpt, other)
     out = tmp_path / "m.csv"
     argv = ["predict", str(records), "--workers", "0", "-o", str(out), "-q"]
-    _interrupt_at(monkeypatch, 5)
+    interrupt(5)
     assert main(argv + ["--checkpoint", str(tiny_ckpt)]) == 130
     monkeypatch.undo()
     capsys.readouterr()

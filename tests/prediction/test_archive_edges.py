@@ -4,7 +4,6 @@ other settings or cut short, outputs written into the input folder, inputs chang
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import shutil
 from pathlib import Path
 
@@ -35,27 +34,14 @@ def _run(job):
     return run_archive(job, progress=False, quiet=True)
 
 
-def _interrupt_at(monkeypatch, n: int) -> None:
-    pred = importlib.import_module("ecgfounder.prediction.stream")
-    real, calls = pred.result_rows, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(pred, "result_rows", flaky)
-
-
-def test_a_file_without_recordings_is_reported_and_a_resume_repeats_no_row(records, tiny_ckpt, tmp_path, monkeypatch):
+def test_a_file_without_recordings_is_reported_and_a_resume_repeats_no_row(interrupt, records, tiny_ckpt, tmp_path, monkeypatch):
     """An empty batch file yielded nothing: it vanished from the report, and the files counted done
     fell behind the rows saved, so a resume wrote the rows after it twice."""
     d = _folder(records, tmp_path / "in")
     np.save(d / "a_empty.npy", np.zeros((0, 5000, 12), np.float32))  # sorted first
     out = tmp_path / "o.csv"
     job = _job(d, tiny_ckpt, out, read_kwargs={"fs": 500})
-    _interrupt_at(monkeypatch, 3)  # at the third record: two written after the empty file
+    interrupt(3)  # at the third record: two written after the empty file
     with pytest.raises(KeyboardInterrupt):
         _run(job)
     monkeypatch.undo()
@@ -146,11 +132,11 @@ def test_embeddings_written_into_the_input_folder_are_not_inputs(records, tiny_c
     assert merged["rows"] == 4 and not merged["failures"]
 
 
-def test_resume_after_the_inputs_changed_says_so(records, tiny_ckpt, tmp_path, monkeypatch):
+def test_resume_after_the_inputs_changed_says_so(interrupt, records, tiny_ckpt, tmp_path, monkeypatch):
     d = _folder(records, tmp_path / "in")
     out = tmp_path / "o.csv"
     job = _job(d, tiny_ckpt, out)
-    _interrupt_at(monkeypatch, 3)
+    interrupt(3)
     with pytest.raises(KeyboardInterrupt):
         _run(job)
     monkeypatch.undo()
