@@ -258,6 +258,41 @@ def test_no_dns_answers_from_the_cache_at_once(tmp_path, local_hub, monkeypatch)
     assert len(hub.requests) == seen  # nothing was asked of the (unreachable) Hub
 
 
+@pytest.mark.parametrize("code", ["ENOSPC", "EACCES", "EROFS"])
+def test_cache_not_writable_says_so(tmp_path, local_hub, monkeypatch, code):
+    """A full disk or a read-only cache (simulated: root ignores file modes) is not a network
+    problem: the message names the cache and the fix, not 'download it on a machine with network'."""
+    import errno
+
+    import huggingface_hub.file_download as fd
+
+    def fail(*args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(fd, "http_get", fail)
+    with pytest.raises(WeightsDownloadError) as exc:
+        weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+    msg = str(exc.value)
+    assert str(tmp_path / "c") in msg and os.strerror(getattr(errno, code)) in msg and "HF_HOME" in msg, msg
+    assert "network access" not in msg
+    assert not list((tmp_path / "c").rglob("12_lead_ECGFounder.pth"))  # nothing left as if good
+
+
+def test_hf_hub_offline_is_named(tmp_path, local_hub, monkeypatch):
+    """With HF_HUB_OFFLINE set, a cached file is used without asking the Hub; a missing one says
+    that offline mode is on (the fix is to unset it), not that the Hub could not be reached."""
+    import huggingface_hub.constants as hfc
+
+    hub, _ = local_hub
+    first = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
+    seen = len(hub.requests)
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    assert weights.download_weights("12-lead", cache_dir=tmp_path / "c") == first
+    with pytest.raises(WeightsDownloadError, match="HF_HUB_OFFLINE is set .unset it to download."):
+        weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
+    assert len(hub.requests) == seen
+
+
 # -- hostile or broken checkpoints: each a CheckpointError naming what is wrong ----------------------------------
 
 

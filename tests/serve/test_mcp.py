@@ -80,3 +80,32 @@ def test_mcp_wfdb_header_may_not_name_files_outside(analyzer, tmp_path):
         assert getattr(res, "is_error", None) or getattr(res, "isError", False)
         text = res.content[0].text
         assert "y.hea" in text and str(secret) in text and "not a plain file name" in text
+
+
+def _error_text(res) -> str:
+    assert getattr(res, "is_error", None) or getattr(res, "isError", False), res
+    return res.content[0].text
+
+
+def test_mcp_base64_with_line_breaks_and_bad_inline_signal(analyzer, tmp_path):
+    """`base64` wraps its output at 76 columns: the tool accepts it.  A signal that fails the
+    request's own checks (fs <= 0, no rows) is one line naming the field and the fix, not
+    pydantic's multi-line report with its documentation links."""
+    import textwrap
+
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(DATA,))
+    wrapped = "\n".join(textwrap.wrap(base64.b64encode(MUSE.read_bytes()).decode(), 76)) + "\n"
+    sig = sine_signal()
+    _, by_b64, bad_b64, bad_fs, empty = asyncio.run(_session(server, [
+        ("analyze_ecg", {"content_base64": wrapped, "filename": "x.xml"}),
+        ("analyze_ecg", {"content_base64": "not*base64", "filename": "x.xml"}),
+        ("analyze_ecg", {"signal": sig["signal"], "fs": -1, "leads": sig["leads"]}),
+        ("analyze_ecg", {"signal": [], "fs": 500, "leads": []}),
+    ]))
+    assert not (getattr(by_b64, "is_error", None) or getattr(by_b64, "isError", False)), by_b64.content[0].text
+    assert "x.xml" in _error_text(bad_b64) and "standard base64" in _error_text(bad_b64)
+    for res, field in ((bad_fs, "fs"), (empty, "signal")):
+        text = _error_text(res)
+        assert "\n" not in text and "pydantic.dev" not in text and "validation error" not in text, text
+        assert f"{field}:" in text and "fs > 0 in Hz" in text, text
+    assert list(tmp_path.iterdir()) == []

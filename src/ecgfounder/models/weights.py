@@ -3,6 +3,7 @@ and a verified download through huggingface_hub."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -111,6 +112,20 @@ def _offline_message(w: KnownWeights, reason: str) -> str:
     )
 
 
+_CACHE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _cache_message(w: KnownWeights, cache_dir: str | os.PathLike | None, exc: OSError) -> str:
+    from huggingface_hub import constants
+
+    where = str(cache_dir or constants.HF_HUB_CACHE)
+    return (
+        f"could not write the {w.name} ECGFounder weights into the cache {where} "
+        f"({exc.strerror or type(exc).__name__}; ~{w.size_mb} MB are needed). Free space there or make it "
+        "writable, or set HF_HOME to a writable folder with room (and keep it set when the weights are used)."
+    )
+
+
 def _hub_resolvable() -> bool:
     """Whether the Hub's host name resolves.  Without DNS (an offline machine) huggingface_hub
     would retry for about 30 s before giving up; answering from the local cache at once is the
@@ -156,12 +171,16 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
             )
         )
     except LocalEntryNotFoundError:
-        raise WeightsDownloadError(
-            _offline_message(w, "the Hub could not be reached and the file is not in the local cache")
-        ) from None
+        from huggingface_hub import constants
+
+        why = ("HF_HUB_OFFLINE is set (unset it to download) and the file is not in the local cache"
+               if constants.HF_HUB_OFFLINE else "the Hub could not be reached and the file is not in the local cache")
+        raise WeightsDownloadError(_offline_message(w, why)) from None
     except (EntryNotFoundError, RepositoryNotFoundError) as exc:
         raise WeightsDownloadError(_offline_message(w, f"the Hub answered {type(exc).__name__}")) from None
     except OSError as exc:  # connection errors are OSErrors (requests/httpx) in huggingface_hub
+        if exc.errno in _CACHE_ERRNOS:  # the cache cannot be written: the network is not the problem
+            raise WeightsDownloadError(_cache_message(w, cache_dir, exc)) from None
         raise WeightsDownloadError(_offline_message(w, " ".join(str(exc).split())[:200])) from None
     except Exception as exc:  # any other hub/http failure: same actionable message
         raise WeightsDownloadError(_offline_message(w, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")) from None

@@ -26,6 +26,7 @@ from .config import ServeConfig
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .schema import (
     BatchItem, BatchResponse, BatchSignalRequest, ErrorResponse, LabelsResponse, ModelInfo, Prediction, SignalRequest,
+    validation_line,
 )
 from .service import InputError, Options, Overloaded, RequestTimeout, Service
 from .uploads import BodyLimitMiddleware, UploadError, group_records, save_uploads
@@ -98,7 +99,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_line(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_line(exc.errors())}, status_code=422)
 
     async def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
                 attribution_label: str | None = Query(None, description="label to explain (default: top finding)"),
@@ -131,7 +132,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         try:  # parsing megabytes of JSON would hold the event loop: off to a thread
             return await asyncio.to_thread(model.model_validate_json, body)
         except ValidationError as exc:
-            raise InputError(_validation_line(exc.errors())) from None
+            raise InputError(validation_line(exc.errors())) from None
 
     @asynccontextmanager
     async def _uploaded(request: Request, errors: list[tuple[str, str]] | None = None):
@@ -250,12 +251,3 @@ class _MetricsMiddleware:
 def _is_type(request: Request, media_type: str) -> bool:
     """Whether the request's Content-Type is ``media_type`` (media types are case-insensitive)."""
     return request.headers.get("content-type", "").strip().lower().startswith(media_type)
-
-
-def _validation_line(errors: list[dict]) -> str:
-    parts = []
-    for e in errors[:3]:
-        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "invalid request: " + "; ".join(parts) + more + " (see the schema at /docs)"

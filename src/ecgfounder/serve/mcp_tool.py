@@ -17,9 +17,11 @@ from typing import Any
 
 from .adapter import Analyzer
 from .config import ServeConfig
-from .schema import LabelsResponse, Prediction, SignalRequest
+from .schema import LabelsResponse, Prediction, SignalRequest, validation_line
 from .service import InputError, Options, Service
 from .uploads import safe_name
+
+from pydantic import ValidationError
 
 from mcp.server.mcpserver import MCPServer  # mcp >= 2 (FastMCP of mcp 1.x, renamed)
 from mcp.server.mcpserver.exceptions import ToolError
@@ -77,7 +79,11 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         if signal is not None:
             if fs is None or leads is None:
                 raise ValueError("an inline signal needs fs (Hz) and leads (one name per row).")
-            answer = await svc.analyze_signal(SignalRequest(signal=signal, fs=fs, leads=leads), opts)
+            try:
+                req = SignalRequest(signal=signal, fs=fs, leads=leads)
+            except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
+                raise InputError(validation_line(exc.errors(), what="inline signal", fix="give signal as leads × samples in mV, fs > 0 in Hz and one lead name per row")) from None
+            answer = await svc.analyze_signal(req, opts)
         elif path is not None:
             answer = await svc.analyze_file(_allowed(path, roots), filename=Path(path).name, options=opts)
         else:
@@ -109,9 +115,11 @@ async def _from_base64(svc: Service, content: str | None, filename: str | None, 
     if len(content or "") > cfg.max_upload_bytes * 4 // 3 + 4:
         raise InputError(f"{filename}: larger than the server's limit of {cfg.max_upload_bytes} bytes.")
     try:
-        data = base64.b64decode(content or "", validate=True)
+        # line breaks and spaces are allowed (the output of the `base64` command is wrapped at 76 columns)
+        data = base64.b64decode("".join((content or "").split()), validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(f"{filename}: content_base64 is not valid base64.") from None
+        raise InputError(f"{filename}: content_base64 is not valid base64; send the file's bytes encoded with "
+                         "standard base64 (RFC 4648, alphabet A-Z a-z 0-9 + /, '=' padding).") from None
     with tempfile.TemporaryDirectory(prefix="ecgfounder-mcp-", dir=cfg.tmp_dir) as tmp:
         p = Path(tmp) / safe_name(filename, 0)
         p.write_bytes(data)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "validation_line",
     "SCHEMA_VERSION", "ModelInfo", "RecordInfo", "LabelScore", "Finding", "QualityReport",
     "Attribution", "DisplaySignal", "Prediction", "SignalRequest", "BatchSignalRequest",
     "BatchItem", "BatchResponse", "LabelInfo", "LabelsResponse", "ErrorResponse",
@@ -150,3 +151,14 @@ class LabelsResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str = Field(description="one line: what was wrong and how to fix it")
+
+
+def validation_line(errors: list[dict], *, what: str = "request", fix: str = "see the schema at /docs") -> str:
+    """Pydantic's validation errors as one line: the first three fields and what is wrong with
+    them (not its multi-line report with documentation links)."""
+    parts = []
+    for e in errors[:3]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return f"invalid {what}: " + "; ".join(parts) + more + f" ({fix})"
