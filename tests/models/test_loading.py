@@ -223,8 +223,11 @@ def local_hub(pth12, monkeypatch):
 
 def test_download_hash_verified_in_process(tmp_path, local_hub):
     hub, good = local_hub
+    assert weights.cached_weights("12-lead", cache_dir=tmp_path / "c") is None  # what `ecgfounder env` shows
     path = weights.download_weights("12-lead", cache_dir=tmp_path / "c")
     assert weights.sha256_file(path) == good.sha256
+    seen = len(hub.requests)
+    assert weights.cached_weights("12-lead", cache_dir=tmp_path / "c") == path and len(hub.requests) == seen
     # a damaged transfer of the same file is detected and removed
     hub.corrupt.add("12_lead_ECGFounder.pth")
     with pytest.raises(WeightsDownloadError, match="corrupt"):

@@ -41,6 +41,11 @@ def environment() -> dict[str, str]:
     except ImportError:
         pass
     info["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "")
+    from ..models.weights import KNOWN_WEIGHTS, cached_weights
+
+    for name, w in KNOWN_WEIGHTS.items():
+        at = cached_weights(name)
+        info[f"weights {name}"] = (str(at) if at else f"not in the cache (ecgfounder download {name}, ~{w.size_mb} MB)")
     info.update(package_caches())
     from ..runtime import speed_info  # CPU capability, the cached 'auto' choices, preprocessing chain
 

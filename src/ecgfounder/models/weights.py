@@ -15,7 +15,8 @@ from ..errors import WeightsDownloadError
 if TYPE_CHECKING:
     from .description import ModelDescription
 
-__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file"]
+__all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file",
+           "cached_weights"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -143,6 +144,18 @@ def _hub_resolvable() -> bool:
     except (socket.gaierror, UnicodeError):
         return False
     return True
+
+
+def cached_weights(name: str, *, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where the Hugging Face cache holds the published weights ``name`` (``None``: not there),
+    looked up without the network (the file is SHA-256 checked when it is used)."""
+    w = resolve_known(name)
+    if w is None:
+        raise ValueError(f"unknown weights {name!r}; known: {sorted(KNOWN_WEIGHTS)}.")
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(w.repo_id, w.filename, cache_dir=cache_dir, revision=w.revision)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
 def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
