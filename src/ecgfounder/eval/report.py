@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -76,7 +77,19 @@ def format_ci(v: Any, lo: Any, hi: Any, digits: int = 3) -> str:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "group"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_") or "group"
+
+
+def _unique_slug(name: str, used: set[str]) -> str:
+    """``_slug(name)``, with ``_2``, ``_3``, ... appended when another name took it (``used`` gains it)."""
+    base = _slug(name)
+    slug, k = base, 1
+    while slug in used:
+        k += 1
+        slug = f"{base}_{k}"
+    used.add(slug)
+    return slug
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -102,7 +115,8 @@ def _label_rows(per: pd.DataFrame) -> pd.DataFrame:
         }
     )
     if "summarised" in per:
-        out.insert(3, "in summaries", np.where(per["summarised"].to_numpy(dtype=bool), "yes", "no"))
+        why = np.where(per["defined"].to_numpy(dtype=bool), "no (too few positives)", "no (undefined)")
+        out.insert(3, "in summaries", np.where(per["summarised"].to_numpy(dtype=bool), "yes", why))
     for m in CLASSIFICATION_METRICS:
         out[_METRIC_NAMES[m]] = [format_ci(v, lo, hi) for v, lo, hi in zip(per[m], per[f"{m}_lo"], per[f"{m}_hi"])]
     return out
@@ -122,7 +136,7 @@ def _summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
 def _category_rows(cat: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for g, r in cat.iterrows():
-        row = {"category": g, "labels": int(r["n_labels"]), "defined": int(r["n_defined"]), "positives": int(r["n_pos"])}
+        row = {"category": g, "labels": int(r["n_labels"]), "summarised": int(r["n_defined"]), "positives": int(r["n_pos"])}
         for m in ("auroc", "auprc", "sensitivity", "specificity", "f1"):
             row[f"macro {_METRIC_NAMES[m]}"] = format_ci(r[m], r[f"{m}_lo"], r[f"{m}_hi"])
         rows.append(row)
@@ -140,6 +154,8 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
     labels = list(per.index)
     defined = per["defined"].to_numpy(dtype=bool)
     npos = per["n_pos"].to_numpy()
+    rare = defined & ~per["summarised"].to_numpy(dtype=bool) if "summarised" in per else np.zeros_like(defined)
+    used: set[str] = set()
     for cat in dict.fromkeys(cats):
         idx = [j for j, c in enumerate(cats) if c == cat and defined[j]]
         if not idx:
@@ -149,18 +165,21 @@ def _plots(out: Path, per: pd.DataFrame, cats: list[str], y: np.ndarray, s: np.n
         fig_p, ax_p = plt.subplots(figsize=(5.5, 5))
         for j in idx:
             m = ev[:, j]
+            note = ", too few positives" if rare[j] else ""
+            ls = "--" if rare[j] else "-"
             fpr, tpr, _ = roc_curve(y[m, j], s[m, j])
-            ax_r.plot(fpr, tpr, lw=1.3, label=f"{labels[j][:38]} ({per['auroc'].iloc[j]:.3f}, n+={npos[j]})")
+            ax_r.plot(fpr, tpr, lw=1.3, ls=ls, label=f"{labels[j][:38]} ({per['auroc'].iloc[j]:.3f}, n+={npos[j]}{note})")
             prec, rec, _ = precision_recall_curve(y[m, j], s[m, j])
-            ax_p.step(rec, prec, where="post", lw=1.3, label=f"{labels[j][:38]} ({per['auprc'].iloc[j]:.3f})")
+            ax_p.step(rec, prec, where="post", lw=1.3, ls=ls, label=f"{labels[j][:38]} ({per['auprc'].iloc[j]:.3f}, n+={npos[j]}{note})")
         ax_r.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
         ax_r.set(xlabel="1 − specificity", ylabel="sensitivity", title=f"ROC: {cat}", xlim=(0, 1), ylim=(0, 1.01))
         ax_p.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title=f"Precision–recall: {cat}", xlim=(0, 1), ylim=(0, 1.01))
         for ax in (ax_r, ax_p):
             ax.legend(fontsize=6.5, loc="lower right" if ax is ax_r else "upper right")
             ax.grid(alpha=0.3)
+        slug = _unique_slug(cat, used)
         for kind, fig in (("roc", fig_r), ("pr", fig_p)):
-            f = out / f"{kind}_{_slug(cat)}.png"
+            f = out / f"{kind}_{slug}.png"
             fig.tight_layout()
             fig.savefig(f, dpi=110)
             plt.close(fig)
@@ -215,7 +234,7 @@ def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray
                                None if after is None else after[:, cols].ravel()[keep],
                                title=f"Reliability, reported split ({int(cols.sum())} labels pooled{'' if cal else '; not calibrated'})")
         files["reliability"] = out / "reliability.png"
-        fig.savefig(files["reliability"])
+        fig.savefig(files["reliability"], bbox_inches="tight")  # keeps the histogram's axis label inside the image
         section.append(("img", "reliability.png", "reliability diagram"))
     return files, section
 
@@ -234,8 +253,9 @@ def _write_tables(out: Path, result: EvaluationResult, cats: list[str], extra_ta
     files["categories"] = out / "categories.csv"
     (out / "settings.json").write_text(json.dumps(to_jsonable(dict(result.settings)), indent=2, ensure_ascii=False), encoding="utf-8")
     files["settings"] = out / "settings.json"
+    used = {"per_label", "summary", "categories", "calibration", "thresholds"}  # the report's own tables
     for name, df in extra_tables.items():
-        f = out / f"{_slug(name)}.csv"
+        f = out / f"{_unique_slug(name, used)}.csv"
         df.to_csv(f, index=False)
         files[f"table:{name}"] = f
     return files
@@ -251,7 +271,10 @@ def _info_lines(st: Mapping[str, Any]) -> list[str]:
         f"({len(st.get('undefined_labels', []))} undefined: no positive or no negative record; "
         f"{len(st.get('rare_labels', {}))} rare: fewer than {st.get('min_positives', '?')} positives, listed apart).",
         f"Intervals: {int(round(100 * float(st.get('ci_level', 0.95))))} % {st.get('ci_method', 'percentile')} bootstrap, "
-        f"{st.get('n_boot')} resamples of {st.get('bootstrap_unit', 'record')}s (seed {st.get('seed')}); "
+        f"{st.get('n_boot')} resamples of "
+        + (f"the {st['n_groups']} patients" if st.get("bootstrap_unit") == "patient" and st.get("n_groups")
+           else f"{st.get('bootstrap_unit', 'record')}s")
+        + f" (seed {st.get('seed')}); "
         f"AUROC: {st.get('auroc_ci_method', 'percentile bootstrap')}.",
         f"Operating thresholds: {st.get('threshold_method', 'n/a')}, from {st.get('threshold_source', 'n/a')}.",
     ]
