@@ -4,6 +4,7 @@ reading over HTTP."""
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import threading
 import warnings
@@ -190,3 +191,140 @@ def test_a_chunk_whose_writer_dies_without_a_killer_is_one_store_error(tmp_path,
     with warnings.catch_warnings(), pytest.raises(StoreError, match=r"ends its worker process even without .*records_per_chunk"):
         warnings.simplefilter("ignore")
         build_store(srcs, tmp_path / "s", workers=2, contract=SMALL_CONTRACT, records_per_chunk=2, dtype="float32")
+
+
+# --------------------------------------------------------------------------- damaged stores
+
+def _tiny_store(tmp_path, name="s", n=2, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_store(sorted((DATA / "cinc2021").glob("*.hea"))[:n], tmp_path / name, contract=SMALL_CONTRACT,
+                           workers=1, records_per_chunk=1, shard_size=2, dtype="float32", **kw)
+
+
+def _rewrite_shard(path, fn):
+    """Rewrite every sample of a shard with ``fn(x, y) -> (x, y)``."""
+    import io
+    import tarfile
+
+    import webdataset as wds
+
+    samples: dict = {}
+    with tarfile.open(path) as tf:
+        for m in tf.getmembers():
+            key, ext = m.name.split(".", 1)
+            samples.setdefault(key, {})[ext] = tf.extractfile(m).read()
+    w = wds.TarWriter(str(path))
+    for key, v in samples.items():
+        x, y = fn(np.load(io.BytesIO(v["x.npy"])), np.load(io.BytesIO(v["y.npy"])))
+        w.write({"__key__": key, "x.npy": x, "y.npy": y, "json": v["json"]})
+    w.close()
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda x, y: (x[:, :100], y), "x.npy is float32 (12, 100)"),       # a shard of another contract
+    (lambda x, y: (x, y[:10]), "y.npy is int8 (10,)"),                  # a shard of another label set
+    (lambda x, y: (x * np.nan, y), "NaN"),
+    (lambda x, y: (x, np.full_like(y, 7)), "label states"),
+])
+def test_a_shard_of_wrong_arrays_is_refused_naming_it(tmp_path, damage, says):
+    info = _tiny_store(tmp_path)
+    _rewrite_shard(tmp_path / "s" / info.shards[0], damage)
+    with pytest.raises(StoreError, match=re.escape(info.shards[0]) + ".*" + re.escape(says)) as e:
+        _all(info, global_batch=2, shuffle=False)
+    assert "rebuild the store" in str(e.value)
+
+
+def test_a_truncated_missing_or_miscounted_shard_is_a_store_error(tmp_path):
+    import json
+
+    info = _tiny_store(tmp_path)
+    shard = tmp_path / "s" / info.shards[1]
+    data = shard.read_bytes()
+    shard.write_bytes(data[:3000])
+    with pytest.raises(StoreError, match=f"{info.shards[1]} cannot be read"):
+        _all(info, global_batch=2, shuffle=False)
+    shard.unlink()
+    with pytest.raises(StoreError, match=f"{info.shards[1]} cannot be read"):
+        _all(info, global_batch=2, shuffle=False)
+    shard.write_bytes(data)
+    idx = tmp_path / "s" / "index.json"
+    d = json.loads(idx.read_text())
+    for s in d["shards"]:
+        s["count"] += 1
+    idx.write_text(json.dumps(d))
+    with pytest.raises(StoreError, match=f"{info.shards[0]} holds 2 samples where index.json says 3"):
+        _all(open_store(tmp_path / "s"), global_batch=2, shuffle=False)
+
+
+def test_a_huge_or_compressed_shard_member_is_refused_unread(tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    info = _tiny_store(tmp_path)
+    shard = tmp_path / "s" / info.shards[0]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        m = tarfile.TarInfo("00000000_000.x.npy")
+        m.size = 8 << 20
+        tf.addfile(m, io.BytesIO(bytes(m.size)))
+    shard.write_bytes(buf.getvalue())
+    with pytest.raises(StoreError, match="declares 8388608 bytes"):
+        _all(info, global_batch=2, shuffle=False)
+    shard.write_bytes(gzip.compress(buf.getvalue()))  # a decompression bomb is not decompressed
+    with pytest.raises(StoreError, match=f"{info.shards[0]} cannot be read"):
+        _all(info, global_batch=2, shuffle=False)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["shards"][0].pop("count"),
+    lambda d: d["shards"][0].update(name="../elsewhere/shard.tar"),
+    lambda d: d["shards"][0].update(name="x;touch PWNED;.tar"),
+])
+def test_a_damaged_or_hostile_index_is_a_store_error(tmp_path, edit):
+    import json
+
+    _tiny_store(tmp_path)
+    idx = tmp_path / "s" / "index.json"
+    d = json.loads(idx.read_text())
+    edit(d)
+    idx.write_text(json.dumps(d))
+    with pytest.raises(StoreError, match="index.json is damaged.*rebuild the store"):
+        open_store(tmp_path / "s")
+    with pytest.raises(StoreError, match="index.json is damaged"):
+        open_store("pipe:cat " + str(tmp_path / "s") + "/{name}")
+
+
+def test_a_rebuild_cut_short_leaves_no_index_of_the_store_before(tmp_path, monkeypatch):
+    from ecgfounder.pretrain import store as S
+
+    _tiny_store(tmp_path, n=3)
+    real = S._write_chunk
+
+    def interrupted(job):
+        if job["chunk"] == 1:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(S, "_write_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_store(tmp_path, n=3, rules=None)
+    with pytest.raises(StoreError, match="no index.json; build the store first"):
+        open_store(tmp_path / "s")  # (the old index would name shards that now hold other windows)
+    monkeypatch.setattr(S, "_write_chunk", real)
+    info = _tiny_store(tmp_path, n=1)  # built again, smaller: no shard of the larger store is left
+    assert sorted(p.name for p in (tmp_path / "s").glob("shard-*")) == sorted(info.shards)
+    assert len(_all(info, global_batch=1, shuffle=False)) == info.n_samples == 2
+
+
+def test_two_builders_of_one_folder_are_refused(tmp_path):
+    import os
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / ".build.lock").write_text(str(os.getppid()))  # a live process
+    with pytest.raises(StoreError, match="being built by another process"):
+        _tiny_store(tmp_path, n=1)
+    (tmp_path / "s" / ".build.lock").write_text("999999999")  # a builder that died
+    assert _tiny_store(tmp_path, n=1).n_samples == 2
+    assert not (tmp_path / "s" / ".build.lock").exists()

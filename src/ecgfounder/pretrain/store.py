@@ -40,64 +40,21 @@ with ``curl`` by WebDataset), or any other prefix with a ``pipe:`` command templ
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import random
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ECGFounderError
 from ..signal.preprocess import PreprocessContract
+from .shards import _NAME, INDEX, SPLITS, StoreError, StoreInfo, decode, need_wds, shard_samples
 from .statements import LabelReport, RuleSet, default_rules, extract_record
 
 __all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "describe", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
-
-SPLITS = ("samples", "shards")
-INDEX = "index.json"
-
-
-class StoreError(ECGFounderError, ValueError):
-    """A store is missing, inconsistent, or asked for something it cannot give."""
-
-
-def _need_wds():
-    try:
-        import webdataset as wds
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise StoreError("the shard store needs WebDataset; install it with: pip install 'ecgfounder[pretrain]'") from None
-    return wds
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """What ``index.json`` says: where the shards are, how many samples each holds, the labels
-    (column order of ``y``) and the preprocessing contract of ``x``."""
-
-    location: str
-    shards: tuple[str, ...]
-    counts: tuple[int, ...]
-    labels: tuple[str, ...]
-    contract: PreprocessContract
-    dtype: str
-    failures: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def n_samples(self) -> int:
-        return int(sum(self.counts))
-
-    def url(self, name: str) -> str:
-        loc = self.location
-        if loc.startswith("pipe:"):
-            return loc.replace("{name}", name)
-        if "://" in loc:
-            return loc.rstrip("/") + "/" + name
-        return str(Path(loc) / name)
-
 
 # --------------------------------------------------------------------------- writing
 
@@ -149,7 +106,7 @@ def _record_labels(rec, statements, rules: RuleSet):
 def _write_chunk(job: dict) -> dict:
     import warnings
 
-    wds = _need_wds()
+    wds = need_wds()
     from ..io import read
     from ..signal.preprocess import prepare
 
@@ -271,7 +228,7 @@ def build_store(
     """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype={dtype!r} is not valid; choose float16 or float32.")
-    _need_wds()
+    need_wds()
     contract = contract or PreprocessContract()
     rules = rules or default_rules()
     items = [(i, p, s) for i, (p, s) in enumerate(_sources(sources))]
@@ -279,6 +236,44 @@ def build_store(
         raise StoreError(f"no records found in {sources}; give a folder of ECG files or a manifest.")
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out_p):
+        return _build(items, out_p, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing)
+
+
+@contextlib.contextmanager
+def _build_lock(out: Path) -> Iterator[None]:
+    """One builder per store folder: two at once would write the same shard files."""
+    from .._fileio import process_gone
+
+    lock = out / ".build.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and not process_gone(pid):
+                raise StoreError(f"{out} is being built by another process (pid {pid}, {lock}); wait for it to end, "
+                                 "or build into another folder.") from None
+            lock.unlink(missing_ok=True)  # its builder is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:  # pragma: no cover - a race lost twice
+        raise StoreError(f"{out} is being built by another process ({lock}); build into another folder.")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _build(items, out_p: Path, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing) -> StoreInfo:
+    # the index of a store built here before goes first: a build cut short must not leave it
+    # naming shards that now hold other records
+    (out_p / INDEX).unlink(missing_ok=True)
     jobs = [
         {"chunk": c, "items": items[k : k + records_per_chunk], "out": str(out_p), "contract": contract.to_dict(),
          "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing}
@@ -309,6 +304,10 @@ def build_store(
     tmp = out_p / (INDEX + ".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out_p / INDEX)
+    keep = set(shards)
+    for stale in out_p.glob("shard-*.tar*"):  # of an earlier, larger store here, or of a build cut short
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
     return open_store(out_p)
 
 
@@ -367,11 +366,24 @@ def open_store(location: str | os.PathLike) -> StoreInfo:
         if isinstance(exc, StoreError):
             raise
         raise StoreError(f"{loc}: cannot read {INDEX} ({' '.join(str(exc).split())[:200]}).") from None
-    if idx.get("format") != "ecgfounder-shards":
-        raise StoreError(f"{loc}/{INDEX} is not an ecgfounder shard index (format={idx.get('format')!r}).")
-    return StoreInfo(loc, tuple(s["name"] for s in idx["shards"]), tuple(int(s["count"]) for s in idx["shards"]),
-                     tuple(idx["labels"]), PreprocessContract.from_dict(idx["contract"]), idx["dtype"],
-                     tuple((f["path"], f["error"]) for f in idx.get("failures", ())))
+    if not isinstance(idx, dict) or idx.get("format") != "ecgfounder-shards":
+        raise StoreError(f"{loc}/{INDEX} is not an ecgfounder shard index "
+                         f"(format={idx.get('format') if isinstance(idx, dict) else None!r}).")
+    try:
+        shards = tuple(str(s["name"]) for s in idx["shards"])
+        counts = tuple(int(s["count"]) for s in idx["shards"])
+        info = StoreInfo(loc, shards, counts, tuple(str(lab) for lab in idx["labels"]),
+                         PreprocessContract.from_dict(idx["contract"]), str(idx["dtype"]),
+                         tuple((str(f["path"]), str(f["error"])) for f in idx.get("failures", ())))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{loc}/{INDEX} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                         "rebuild the store (ecgfounder pretrain build-store).") from None
+    bad = [n for n in shards if not _NAME.fullmatch(n)] + [str(c) for c in counts if c < 0]
+    if bad or info.dtype not in ("float16", "float32"):
+        raise StoreError(f"{loc}/{INDEX} is damaged: {(bad or [info.dtype])[0]!r} is not a shard file name with its "
+                         "count (a plain NAME.tar, a count >= 0) or a dtype (float16, float32); rebuild the store "
+                         "(ecgfounder pretrain build-store).")
+    return info
 
 
 def _epoch_shards(info: StoreInfo, epoch: int, seed: int, shuffle: bool) -> list[int]:
@@ -404,12 +416,6 @@ def steps_per_epoch(info: StoreInfo, global_batch: int, *, world: int = 1, split
     return min(sum(info.counts[i] for i in _rank_shards(info, order, r, world, split)) // per for r in range(world))
 
 
-def _decode(sample: dict) -> tuple[np.ndarray, np.ndarray, str]:
-    x = np.load(io.BytesIO(sample["x.npy"]), allow_pickle=False)
-    y = np.load(io.BytesIO(sample["y.npy"]), allow_pickle=False)
-    return x.astype(np.float32, copy=False), y, sample["__key__"]
-
-
 def iter_batches(
     info: StoreInfo,
     *,
@@ -425,22 +431,21 @@ def iter_batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
     """This rank's batches ``(x (b, leads, samples) float32, y (b, n_labels) int8, keys)`` of one
     epoch, from batch ``start_batch`` on (see the module docstring)."""
-    wds = _need_wds()
+    wds = need_wds()
     n_steps = steps_per_epoch(info, global_batch, world=world, split=split, epoch=epoch, seed=seed, shuffle=shuffle)
     per = global_batch // world
     order = _rank_shards(info, _epoch_shards(info, epoch, seed, shuffle), rank, world, split)
-    stages: list[Any] = [wds.SimpleShardList([info.url(info.shards[i]) for i in order]), wds.tarfile_to_samples()]
+    stream: Iterator[dict] = shard_samples(info, order)
     if shuffle and shuffle_buffer > 1:
         rng_key = f"samples:{seed}:{epoch}" + ("" if split == "samples" else f":{rank}")
-        stages.append(wds.shuffle(shuffle_buffer, initial=shuffle_buffer, rng=random.Random(rng_key)))
-    stream = iter(wds.DataPipeline(*stages))
+        stream = iter(wds.shuffle(shuffle_buffer, initial=shuffle_buffer, rng=random.Random(rng_key))(stream))
     step_items = global_batch if split == "samples" else per
     lo = rank * per if split == "samples" else 0
     for _ in range(start_batch * step_items):  # resume: skip without decoding
         next(stream)
     for _ in range(start_batch, n_steps):
         raw = [next(stream) for _ in range(step_items)][lo : lo + per]
-        dec = [_decode(s) for s in raw]
+        dec = [decode(s, info) for s in raw]
         yield np.stack([d[0] for d in dec]), np.stack([d[1] for d in dec]), [d[2] for d in dec]
 
 

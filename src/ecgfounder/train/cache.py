@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..signal.preprocess import PreprocessContract
 __all__ = ["RecordRef", "WindowCache", "CacheIndex", "contract_key", "record_key", "default_cache_dir", "load_windows"]
 
 CACHE_VERSION = 1
+_SHARD_NPY = re.compile(r"shard-[0-9a-f]+[.]npy")  # a shard's array: a file of the cache folder
 
 
 @dataclass(frozen=True)
@@ -272,14 +274,44 @@ class WindowCache:
                 d = json.loads(meta.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            arr = d.get("array")
-            if not arr or not (self.root / arr).exists():
+            shard = self._check_shard(meta, d)
+            if shard is None:
                 continue
-            for k, (off, n) in d.get("index", {}).items():
-                found[k] = (arr, int(off), int(n))
-            for k, why in d.get("failed", {}).items():
-                failed.setdefault(k, why)
+            arr, index, why = shard
+            found.update({k: (arr, off, n) for k, (off, n) in index.items()})
+            for k, reason in why.items():
+                failed.setdefault(k, reason)
         return found, failed
+
+    def _check_shard(self, meta: Path, d: Any) -> tuple[str, dict[str, tuple[int, int]], dict[str, str]] | None:
+        """``(array name, {key: (first row, n)}, {key: reason})`` of a shard, or ``None`` when its array is
+        missing; a shard that does not fit this cache (damaged, cut, of another contract, naming a file
+        outside the cache) is removed, with a warning naming it, so that its examples are prepared again."""
+        arr = d.get("array") if isinstance(d, dict) else None
+        if isinstance(arr, str) and _SHARD_NPY.fullmatch(arr) and not (self.root / arr).exists():
+            return None  # (not written yet, or removed: its examples are prepared again)
+        shape = (len(self.contract.leads), self.contract.n_samples)
+        try:
+            if not (isinstance(arr, str) and _SHARD_NPY.fullmatch(arr)):
+                raise ValueError(f"its array {arr!r} is not a shard-NAME.npy of this folder")
+            a = np.load(self.root / arr, mmap_mode="r", allow_pickle=False)
+            if a.dtype != np.float32 or a.ndim != 3 or a.shape[1:] != shape:
+                raise ValueError(f"{arr} is {a.dtype} {a.shape}, this contract's windows are float32 (n, {shape[0]}, {shape[1]})")
+            rows = a.shape[0]
+            del a
+            index = {str(k): (int(off), int(n)) for k, (off, n) in d.get("index", {}).items()}
+            bad = [k for k, (off, n) in index.items() if off < 0 or n < 1 or off + n > rows]
+            if bad:
+                raise ValueError(f"example {bad[0]} lies outside the {rows} rows of {arr}")
+            why = {str(k): str(v) for k, v in d.get("failed", {}).items()}
+        except Exception as exc:  # noqa: BLE001 - whatever the damage, the shard is prepared again
+            warnings.warn(f"window cache shard {meta} is damaged ({' '.join(str(exc).split())[:200]}); it is removed and "
+                          "its examples are prepared again.", stacklevel=3)
+            meta.unlink(missing_ok=True)
+            if isinstance(arr, str) and _SHARD_NPY.fullmatch(arr):
+                (self.root / arr).unlink(missing_ok=True)
+            return None
+        return arr, index, why
 
     def build(self, refs: Sequence[RecordRef], *, workers: int = 0, records_per_shard: int | None = None,
               progress: bool = False) -> CacheIndex:
