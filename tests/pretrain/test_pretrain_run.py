@@ -128,7 +128,18 @@ def test_resume_refuses_changed_config_corrupt_checkpoint_and_silent_restart(sma
     with pytest.raises(ConfigError, match="already holds a pre-training run"):
         pretrain(_cfg(small_store, out, max_steps=1, resume=False))
     assert ckpt.read_bytes() == saved  # nothing overwritten
-    assert pretrain(_cfg(small_store, out, max_steps=2)).steps == 2  # longer training may resume
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    copy = SimpleNamespace(location=tmp_path / "copy")  # the same store elsewhere (a mirror) may be resumed on ...
+    shutil.copytree(small_store.location, copy.location)
+    assert pretrain(_cfg(copy, out, max_steps=2)).steps == 2  # longer training may resume
+    index = json.loads((copy.location / "index.json").read_text())
+    index["labels"] = index["labels"][::-1]  # ... a store of other labels (the head's columns) may not
+    (copy.location / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ConfigError, match="trained on a store of other labels or preprocessing"):
+        pretrain(_cfg(copy, out, max_steps=3))
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable pre-training checkpoint"):
         pretrain(_cfg(small_store, out, max_steps=2))

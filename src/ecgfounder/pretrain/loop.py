@@ -115,8 +115,15 @@ RESUMABLE_CHANGES = frozenset({"data.store", "data.val_store", "train.out", "tra
                                "train.ckpt_every", "train.log_every", "train.resume", "train.device", "train.compile"})
 
 
-def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device) -> dict[str, Any]:
-    """The resumable state at ``path``, refused when unreadable or written under another configuration."""
+def _store_identity(store: StoreInfo) -> str:
+    """What a checkpoint must be resumed on: the store's labels (the head's columns) and contract
+    (``data.store`` may point elsewhere on resume: another copy or mirror of the same store)."""
+    return json.dumps({"labels": list(store.labels), "contract": store.contract.to_dict()}, sort_keys=True)
+
+
+def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo) -> dict[str, Any]:
+    """The resumable state at ``path``, refused when unreadable or written under another configuration
+    or on a store of other labels or preprocessing."""
     from ..train.checkpoint import config_changes
 
     try:
@@ -130,6 +137,10 @@ def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device) -> d
         if changed:
             raise ConfigError(f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
                               "Resume with the settings it was written with, or choose another train.out.")
+    if isinstance(state, dict) and isinstance(state.get("store"), str) and state["store"] != _store_identity(store):
+        raise ConfigError(f"cannot resume from {path}: it was trained on a store of other labels or preprocessing than "
+                          f"{cfg.data.store} (its index.json); resume on that store (a copy of it may live elsewhere), or "
+                          "choose another train.out.")
     return state
 
 
@@ -174,7 +185,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         raise ConfigError(f"{out} already holds a pre-training run ({ckpt}); choose another train.out, or "
                           "train.resume=true to continue it.")
     if t.resume and ckpt.exists():
-        state = _load_checkpoint(ckpt, cfg, info.device)
+        state = _load_checkpoint(ckpt, cfg, info.device, store)
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -237,7 +248,8 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             if info.is_main:
                 _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                               "ema": ema.state_dict() if ema is not None else None, "step": step,
-                              "history": json.dumps(history), "config": json.dumps(cfg.to_dict())}, ckpt)
+                              "history": json.dumps(history), "config": json.dumps(cfg.to_dict()),
+                              "store": _store_identity(store)}, ckpt)
             D.barrier(info)
         if on_step is not None:
             on_step(step)
