@@ -92,6 +92,42 @@ def test_edf_written_by_pyedflib_with_uv_units_and_extra_channels(tmp_path):
     assert rec.meta["patient_id"] == "P-17" and rec.meta["sex"] == "F"
 
 
+def test_edf_numbered_ecg_channels_are_not_limb_leads(tmp_path):
+    # polysomnography / Holter EDFs name electrodes 'ECG1', 'ECG2': channel numbers, not leads I and
+    # II (they were read as I and II, and III, aVR, aVL, aVF were derived from them)
+    import pyedflib
+
+    path = tmp_path / "psg.edf"
+    w = pyedflib.EdfWriter(str(path), 2, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": name, "dimension": "uV", "sample_frequency": 256, "physical_min": -2000.0,
+                         "physical_max": 2000.0, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+                         "prefilter": ""} for name in ("ECG1", "ECG 2")])
+    w.writeSamples([np.zeros(512), np.zeros(512)])
+    w.close()
+    rec = eio.read(path)
+    assert rec.leads == ("ECG1", "ECG 2") and "derived_leads" not in rec.meta
+
+
+@pytest.mark.parametrize("dim, peak", [("microV", 1.0), ("counts", None)])
+def test_edf_lead_in_an_unrecognised_unit_is_not_read_as_mv(tmp_path, dim, peak):
+    # a named lead whose physical dimension is not a known voltage unit was read as mV (1000 µV in
+    # 'microV' came back as 1000 mV); now 'microV' is a voltage and 'counts' is not a lead signal
+    import pyedflib
+
+    path = tmp_path / "u.edf"
+    w = pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    w.setSignalHeaders([{"label": "ECG II", "dimension": dim, "sample_frequency": 250, "physical_min": -2000.0,
+                         "physical_max": 2000.0, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+                         "prefilter": ""}])
+    w.writeSamples([np.full(500, 1000.0)])
+    w.close()
+    if peak is None:
+        with pytest.raises(RecordReadError, match=r"ECG II \(counts\)"):
+            eio.read(path)
+    else:
+        np.testing.assert_allclose(eio.read(path).lead("II"), peak, atol=1e-4)
+
+
 def test_npy_needs_fs_and_reads_batches(tmp_path, cinc_rec):
     np.save(tmp_path / "one.npy", cinc_rec.signal.T.astype(np.float32))  # (samples, leads)
     with pytest.raises(RecordReadError, match="sampling rate unknown"):
@@ -132,6 +168,21 @@ def test_csv_with_header_units_and_time_column(tmp_path):
     with pytest.raises(RecordReadError, match="fs="):
         eio.read(tmp_path / "c.csv")
     assert eio.read(tmp_path / "c.csv", fs=100).fs == 100
+
+
+def test_csv_rate_in_a_json_comment_header_and_fs_given_over_the_comment(tmp_path):
+    # OpenSignals (BITalino) text exports: '# {"...": {"sampling rate": 1000, "label": ...}}';
+    # the comma after 1000 separates JSON items (it was read as part of the number and refused)
+    head = '# OpenSignals Text File Format\n# {"20:16": {"sampling rate": 1000, "resolution": [4, 10]}}\n# EndOfHeader\n'
+    (tmp_path / "os.txt").write_text(head + "I\tII\t\n" + "".join(f"{k}\t{2 * k}\t\n" for k in range(10)))
+    rec = eio.read(tmp_path / "os.txt", format="csv")
+    assert rec.fs == 1000 and rec.signal.shape[1] == 10
+    np.testing.assert_array_equal(rec.lead("II"), 2 * np.arange(10))
+    # a decimal comma is still refused; fs= given by the caller is used without reading the comment
+    (tmp_path / "dc.csv").write_text("# fs=1,5\nI,II\n1,2\n3,4\n")
+    with pytest.raises(RecordReadError, match="not a number"):
+        eio.read(tmp_path / "dc.csv")
+    assert eio.read(tmp_path / "dc.csv", fs=250).fs == 250
 
 
 def test_hdf5_code15_layout_yields_many_recordings(tmp_path, cinc_rec):

@@ -63,7 +63,7 @@ def collect_notes():
 
 _UNIT_TO_MV = {
     "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
-    "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3,
+    "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3, "microv": 1e-3, "mcv": 1e-3,
     "nv": 1e-6, "nanovolt": 1e-6, "nanovolts": 1e-6,
     "v": 1e3, "volt": 1e3, "volts": 1e3,
 }

@@ -307,8 +307,10 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
         if s.startswith("#"):
             comments.append(s)
             m = re.search(r"(?:\bfs|sampling[ _]?(?:rate|frequency)|sample[ _]?rate)\"?\s*[:=]\s*\"?([-+0-9.eE,]+)", s, re.I)
-            if m:
-                fs_found = parse_fs(p, m.group(1), "sampling rate in the comment line")
+            if m and fs is None:  # fs= given: the comment's rate is not needed (nor checked)
+                # a separator after the number ('"sampling rate": 1000, ...' in a JSON header) is
+                # not part of it; a decimal comma ('1,5') still is, and is refused
+                fs_found = parse_fs(p, m.group(1).rstrip(","), "sampling rate in the comment line")
         elif s:
             first = line
             break

@@ -37,6 +37,8 @@ def _label_to_lead(label: str) -> str:
     s = label.strip()
     s = re.sub(r"^(ECG|EKG)[\s_-]*", "", s, flags=re.I).strip()
     s = re.sub(r"[\s_-]*(ECG|EKG)$", "", s, flags=re.I).strip()
+    if s.isdigit():  # 'ECG1', 'ECG 2': a channel number (PSG, Holter), not limb lead I or II
+        return label.strip()
     return canonical_lead(s) if s else label.strip()
 
 
@@ -157,18 +159,20 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
         skipped, other = [], []
         for k, (lab, dim) in enumerate(zip(labels, dims)):
             lead = _label_to_lead(lab)
+            # no unit: mV for a named lead; a unit that is not a voltage ('counts', a misspelling)
+            # is not read as mV (it was, 1000× off for 'microV'): the channel is named, not returned
             scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
-            if scale is None and lead not in _KNOWN:
+            if scale is None:
                 other.append(f"{lab} ({dim or 'no unit'})")
                 continue
             if wanted is not None and lead not in wanted:
                 skipped.append(lab)
                 continue
-            cands.append((k, lead, scale if scale is not None else 1.0))
+            cands.append((k, lead, scale))
         if not cands:
             what = f"channels {', '.join(other + skipped)}" if other or skipped else "only EDF+ annotations"
             raise RecordReadError(p, f"no ECG/voltage channel to read (the file holds {what}); "
-                                  "ECG channels need a voltage unit (uV, mV) or a lead name")
+                                  "ECG channels need a voltage unit (uV, mV), or a lead name and no unit")
         cand_rates = [rates[k] for k, _, _ in cands]
         fs = max(set(cand_rates), key=lambda r: (cand_rates.count(r), r))
         rows, names = [], []
