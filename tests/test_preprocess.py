@@ -67,6 +67,8 @@ def test_aliases():
     assert canonical_lead("avr") == "aVR" and canonical_lead("AVF") == "aVF"
     assert canonical_lead("MLII") == "II" and canonical_lead("c1") == "V1" and canonical_lead(" v6 ") == "V6"
     assert canonical_lead("vx") == "vx"
+    # CODE-15 % and other Brazilian/Spanish exports: DI, DII, DIII
+    assert [canonical_lead(x) for x in ("DI", "DII", "DIII", "D2")] == ["I", "II", "III", "II"]
 
 
 def test_missing_limb_leads_are_derived(data_dir):

@@ -20,6 +20,7 @@ PRECORDIAL_LEADS = STANDARD_12[6:]
 _ALIASES = {
     "i": "I", "ii": "II", "iii": "III", "avr": "aVR", "avl": "aVL", "avf": "aVF",
     "mli": "I", "mlii": "II", "mliii": "III", "d1": "I", "d2": "II", "d3": "III",
+    "di": "I", "dii": "II", "diii": "III",  # the D-notation of Brazilian and Spanish exports (CODE-15 %)
     "lead i": "I", "lead ii": "II", "lead iii": "III", "leadi": "I", "leadii": "II", "leadiii": "III",
     "1": "I", "2": "II", "3": "III", "-avr": "-aVR", "avr-": "-aVR",
 }
