@@ -61,3 +61,22 @@ def test_run_in_order_hands_the_jobs_in_flight_at_a_death_to_alone():
 
     assert run_in_order(_total, jobs, 2, CTX, one) == [2, -1, 3, 5]
     assert [1, 4] in alone
+
+
+def _sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_each_alone_ends_a_call_past_its_time_limit():
+    """A call that never returns (a read of a named pipe) is given up after ``timeout`` and its
+    worker ended; the calls after it run in a fresh worker."""
+    import time
+
+    from ecgfounder._pools import TIMED_OUT
+
+    t0 = time.monotonic()
+    assert each_alone(CTX, _sleep, [(0,), (30,), (0.01,)], timeout=0.5) == [0, TIMED_OUT, 0.01]
+    assert time.monotonic() - t0 < 5

@@ -9,15 +9,34 @@ else is lost.
 from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence
 
-__all__ = ["BrokenProcessPool", "CRASHED", "KILLED", "each_alone", "find_killers", "in_own_pool", "run_in_order",
-           "submit", "without_killers"]
+__all__ = ["BrokenProcessPool", "CRASHED", "KILLED", "TIMED_OUT", "each_alone", "find_killers", "in_own_pool",
+           "kill_pool", "run_in_order", "submit", "timed_out", "without_killers"]
 
 CRASHED = ("reading or preparing this input ended its worker process abruptly (a crash in a reader's library, or "
            "the system ended it, e.g. out of memory), also when it was read alone in a fresh worker; the other "
            "inputs are unaffected. Check or convert this file.")
+
+
+def timed_out(seconds: float) -> str:
+    """The error of an input whose reading or preparation ran past its time limit (:data:`TIMED_OUT`)."""
+    return (f"reading or preparing this input took more than {seconds:g} s, also when it was read alone in a fresh "
+            "worker (a file that never ends, such as a named pipe, or one on a path that blocks); its worker was "
+            "ended and the other inputs are unaffected. Check or convert this file.")
+
+
+def kill_pool(ex: ProcessPoolExecutor) -> None:
+    """End the workers of ``ex`` at once (one may be stuck in a read that never returns, which
+    ``shutdown(wait=True)`` would wait for forever), then shut it down."""
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        try:
+            proc.kill()
+        except (OSError, ValueError, AttributeError):  # already gone / closed
+            pass
+    ex.shutdown(wait=True, cancel_futures=True)
 
 
 def submit(ex: ProcessPoolExecutor, fn: Callable, *args: Any) -> Future:
@@ -40,12 +59,14 @@ def in_own_pool(ctx: Any, fn: Callable, *args: Any) -> Any:
 
 
 KILLED = object()  # what each_alone gives for a call that ended its worker
+TIMED_OUT = object()  # what each_alone gives for a call that ran past its time limit (its worker was ended)
 
 
 def each_alone(ctx: Any, fn: Callable, calls: Sequence[tuple], *, initializer: Callable | None = None,
-               initargs: tuple = ()) -> list:
+               initargs: tuple = (), timeout: float | None = None) -> list:
     """``[fn(*args) for args in calls]``, each call in turn in one worker process (a fresh one after
-    each death), :data:`KILLED` for a call that ended its worker; other exceptions propagate."""
+    each death), :data:`KILLED` for a call that ended its worker, :data:`TIMED_OUT` for one that took
+    more than ``timeout`` seconds (its worker is then ended); other exceptions propagate."""
     def new() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=initializer, initargs=initargs)
 
@@ -54,10 +75,14 @@ def each_alone(ctx: Any, fn: Callable, calls: Sequence[tuple], *, initializer: C
     try:
         for args in calls:
             try:
-                out.append(submit(ex, fn, *args).result())
+                out.append(submit(ex, fn, *args).result(timeout=timeout))
             except BrokenProcessPool:
                 out.append(KILLED)
                 ex.shutdown(wait=True, cancel_futures=True)
+                ex = new()
+            except FutureTimeout:
+                out.append(TIMED_OUT)
+                kill_pool(ex)
                 ex = new()
     finally:
         ex.shutdown(wait=True, cancel_futures=True)

@@ -235,3 +235,98 @@ def test_windows_come_back_through_shared_memory_or_the_pipe(records, monkeypatc
                 np.testing.assert_array_equal(ps.windows, pg.windows)
                 assert pg.windows.dtype == ps.windows.dtype and pg.duration_s == ps.duration_s
                 assert pg.windows.flags.writeable
+
+
+def _stuck_on(monkeypatch, name: str, seconds: float = 20) -> None:
+    """Reading ``name`` blocks (a named pipe, a path that hangs) in forked workers."""
+    import time
+
+    import ecgfounder.io as io_mod
+
+    real = io_mod.iter_read
+
+    def blocking(path, **kw):
+        if str(path).endswith(name):
+            time.sleep(seconds)
+        return real(path, **kw)
+
+    monkeypatch.setattr(io_mod, "iter_read", blocking)
+
+
+def test_an_input_that_never_finishes_is_one_failed_record(records, monkeypatch):
+    """A read that never returns costs its input alone, after the time limit: the others come back,
+    in order, each once."""
+    import time
+
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    files = [records / f"r{i:04d}.hea" for i in range(6)]
+    _stuck_on(monkeypatch, "r0002.hea")
+    t0 = time.monotonic()
+    got = list(prepared_records(files, PreprocessContract(), workers=2, chunk=2, max_tasks=2, mp_context="fork",
+                                time_limit=0.5))
+    assert time.monotonic() - t0 < 10
+    assert [r.path for r, _ in got] == [str(f) for f in files] and [r.index for r, _ in got] == list(range(6))
+    failed = {r.path.rsplit("/", 1)[-1]: r.error for r, p in got if p is None}
+    assert set(failed) == {"r0002.hea"} and "took more than 0.5 s" in failed["r0002.hea"]
+
+
+def test_stopping_early_does_not_wait_for_a_stuck_worker(records, monkeypatch):
+    """Interrupted (Ctrl-C, or the consumer stops) while a worker is stuck in a read: the workers
+    are ended at once and the shared-memory folder removed, not waited for."""
+    import threading
+    import time
+
+    from ecgfounder.prediction import workers as workers_mod
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    files = [records / f"r{i:04d}.hea" for i in range(4)]
+    _stuck_on(monkeypatch, "r0001.hea", seconds=15)
+    folders = []
+    real_folder = workers_mod._spool_folder
+    monkeypatch.setattr(workers_mod, "_spool_folder", lambda: folders.append(real_folder()) or folders[-1])
+    def cmdline(pid: int) -> bytes:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def forks() -> set[int]:  # (this process's forked workers: its command line; not a resource tracker or server)
+        return {p for p in _descendants(os.getpid()) if _running(p) and cmdline(p) == cmdline(os.getpid())}
+
+    before = forks()
+    it = prepared_records(files, PreprocessContract(), workers=1, chunk=1, max_tasks=2, mp_context="fork")
+    next(it)
+    workers = forks() - before
+    assert workers
+    closer = threading.Thread(target=it.close, daemon=True)
+    t0 = time.monotonic()
+    closer.start()
+    closer.join(5)
+    assert not closer.is_alive() and time.monotonic() - t0 < 5
+    time.sleep(0.2)
+    assert not {p for p in workers if _running(p)}
+    assert folders[0] is None or not os.path.exists(folders[0])
+
+
+def test_an_input_that_exhausts_memory_is_one_failed_record(records, monkeypatch):
+    """A file whose reading asks for more memory than there is (``MemoryError``) fails alone, in a
+    worker as in this process; the run goes on."""
+    import ecgfounder.io as io_mod
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    real = io_mod.iter_read
+
+    def greedy(path, **kw):
+        if str(path).endswith("r0001.hea"):
+            raise MemoryError("Unable to allocate 512. TiB for an array")
+        return real(path, **kw)
+
+    files = [records / f"r{i:04d}.hea" for i in range(3)]
+    monkeypatch.setattr(io_mod, "iter_read", greedy)
+    for workers in (0, 1):
+        got = list(prepared_records(files, PreprocessContract(), workers=workers, mp_context="fork"))
+        assert [r.path for r, _ in got] == [str(f) for f in files]
+        assert [p is None for _, p in got] == [False, True, False]
+        assert got[1][0].error.startswith("out of memory") and "512. TiB" in got[1][0].error

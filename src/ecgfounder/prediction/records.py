@@ -89,11 +89,17 @@ def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] |
             for rec in iter_read(item, **kw):
                 yield i, k, shown, rec, None
                 k += 1
-        except (ValueError, OSError) as exc:
-            yield i, k, shown, None, " ".join(str(exc).split())
+        except (ValueError, OSError, MemoryError) as exc:  # (memory: one record asking for too much fails alone)
+            yield i, k, shown, None, _failure(exc)
             continue
         if k == 0:
             yield i, 0, shown, None, "the file holds no recordings (a batch of 0 records); nothing to predict"
+
+
+def _failure(exc: BaseException) -> str:
+    """The error of a record, on one line; an allocation that failed says it ran out of memory."""
+    text = " ".join(str(exc).split())
+    return f"out of memory reading or preparing this record: {text}" if isinstance(exc, MemoryError) else text
 
 
 def record_name(path: str, rec: Recording | None) -> str:
@@ -193,8 +199,8 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
                 if res.error is not None:
                     return res, None
             prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)
-    except (ValueError, OSError) as exc:
-        res.error = " ".join(str(exc).split())
+    except (ValueError, OSError, MemoryError) as exc:
+        res.error = _failure(exc)
         return res, None
     notes = [w.removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
     res.notes = tuple(_lead_note(n, prep_kwargs.get("lead")) for n in notes)

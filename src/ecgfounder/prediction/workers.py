@@ -14,7 +14,10 @@ A worker that dies (a reader's C library crashing on a hostile file, the kernel'
 killer) costs only the input that killed it: the inputs in flight then are prepared again one at a
 time in a fresh pool, and one that kills its worker again becomes a failed record
 (:data:`~ecgfounder._pools.CRASHED`); workers that cannot start at all raise
-:class:`~ecgfounder.errors.WorkersCannotStartError`.
+:class:`~ecgfounder.errors.WorkersCannotStartError`.  An input whose reading never ends (a named
+pipe, a path that blocks) is handled the same way after :data:`TIME_LIMIT_S` seconds an input: the
+workers are ended, the inputs in flight are prepared again one at a time, and the one that runs
+past the limit again becomes a failed record (:func:`~ecgfounder._pools.timed_out`).
 
 Workers die with their parent: on Linux each asks the kernel for SIGTERM when its parent exits
 (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog thread ends the worker when the process
@@ -32,16 +35,20 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .._pools import CRASHED, KILLED, BrokenProcessPool, each_alone, submit
+from .._pools import CRASHED, KILLED, TIMED_OUT, BrokenProcessPool, each_alone, kill_pool, submit, timed_out
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import expand_inputs, prepared_in_process
 
 __all__ = ["prepared_records", "default_workers", "start_worker_server", "worker_context"]
+
+
+TIME_LIMIT_S = 600.0  # seconds an input may take in a worker (reading and preparing) before it is given up
 
 
 def default_workers(device: str = "cpu") -> int:
@@ -241,6 +248,7 @@ def prepared_records(
     max_tasks: int | None = None,
     mp_context: str | None = None,
     device: str = "cpu",
+    time_limit: float | None = None,
 ) -> Iterator[tuple[Any, Prepared | None]]:
     """``(RecordResult, Prepared | None)`` for every recording of ``inputs``, in input order.
 
@@ -253,6 +261,8 @@ def prepared_records(
         chunk: inputs per task sent to a worker.
         max_tasks: tasks in flight at most (default ``2 × workers``): bounds memory.
         mp_context: multiprocessing start method (default ``forkserver`` where available).
+        time_limit: seconds an input may take in a worker (default :data:`TIME_LIMIT_S`); one that
+            takes longer, also alone in a fresh worker, becomes a failed record.
     """
     read_kwargs = dict(read_kwargs or {})
     prep_kwargs = dict(prep_kwargs or {})
@@ -266,6 +276,7 @@ def prepared_records(
         return
 
     limit = max(1, int(max_tasks if max_tasks is not None else 2 * n_workers))
+    seconds = float(TIME_LIMIT_S if time_limit is None else time_limit)
     items = expand_inputs(inputs)
     ctx = worker_context(mp_context)
 
@@ -294,13 +305,16 @@ def prepared_records(
             if not pending:
                 break
             task, batch, offset = pending.popleft()
-            try:
-                pairs = _spool_in(*task.result())
-            except BrokenProcessPool:  # a worker died (a reader's library crashed, the system killed it)
-                in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]
+            try:  # (the oldest task runs from the moment a worker is free: its time is counted from now)
+                pairs = _spool_in(*task.result(timeout=seconds * len(batch)))
+            except (BrokenProcessPool, FutureTimeout) as exc:  # a worker died (a reader's library crashed, the
+                in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]  # system killed it) or is stuck
                 pending.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
-                pairs = _one_at_a_time(ctx, in_flight, contract, read_kwargs, prep_kwargs, spool)
+                if isinstance(exc, BrokenProcessPool):
+                    pool.shutdown(wait=True, cancel_futures=True)
+                else:
+                    kill_pool(pool)
+                pairs = _one_at_a_time(ctx, in_flight, contract, read_kwargs, prep_kwargs, spool, seconds)
                 pool = new_pool()
             for res, prep in pairs:
                 res.index = index
@@ -309,7 +323,10 @@ def prepared_records(
     finally:
         for task, _, _ in pending:
             task.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pending:  # cut short (interrupted, or the consumer stopped): the work in flight is not wanted, and
+            kill_pool(pool)  # a worker stuck in a read would keep shutdown(wait=True) waiting forever
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
         if spool is not None:  # (files of tasks cut short, or of a worker that died while writing)
             import shutil
 
@@ -317,10 +334,12 @@ def prepared_records(
 
 
 def _one_at_a_time(ctx: mp.context.BaseContext, tasks: list[tuple[list[tuple[str, Any]], int]],
-                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None) -> list:
+                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None,
+                   seconds: float | None = None) -> list:
     """The inputs that were in flight when a worker died, each alone, in order
     (:func:`~ecgfounder._pools.each_alone`): an input that kills its worker again is a failed
-    record (:data:`~ecgfounder._pools.CRASHED`); the rest are prepared as usual."""
+    record (:data:`~ecgfounder._pools.CRASHED`), as is one that takes more than ``seconds``
+    (:func:`~ecgfounder._pools.timed_out`); the rest are prepared as usual."""
     from .records import prepare_one
 
     init = {"initializer": _init_worker, "initargs": (os.getpid(),)}
@@ -332,9 +351,10 @@ def _one_at_a_time(ctx: mp.context.BaseContext, tasks: list[tuple[list[tuple[str
     calls = [([item], contract, read_kwargs, prep_kwargs, offset + k, spool)
              for batch, offset in tasks for k, item in enumerate(batch)]
     pairs: list = []
-    for args, got in zip(calls, each_alone(ctx, _work, calls, **init)):
-        if got is KILLED:
-            pairs.append(prepare_one(0, args[4], 0, args[0][0][0], None, CRASHED, contract, prep_kwargs))
+    for args, got in zip(calls, each_alone(ctx, _work, calls, timeout=seconds, **init)):
+        if got is KILLED or got is TIMED_OUT:
+            err = CRASHED if got is KILLED else timed_out(seconds or 0)
+            pairs.append(prepare_one(0, args[4], 0, args[0][0][0], None, err, contract, prep_kwargs))
         else:
             pairs.extend(_spool_in(*got))
     return pairs
