@@ -262,3 +262,33 @@ def test_hostile_files_never_stop_the_cli_batch(tmp_path, capsys):
     assert err.count("empty.xml") == 1 and err.count("junk.dcm") == 1
     for line in err.strip().splitlines():
         assert line.startswith("error: ")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path):
+    """Opening a FIFO waits until a writer comes: a pipe named like a record (or a header's signal
+    file) hung a whole predict run. Refused at once, in a thread the test does not wait on for ever."""
+    import shutil
+    import threading
+
+    from ecgfounder.errors import RecordReadError
+
+    for name in ("x.edf", "y.mat", "z.xml"):
+        os.mkfifo(tmp_path / name)
+    shutil.copy(DATA / "cinc2021" / "E07500.hea", tmp_path / "q.hea")
+    (tmp_path / "q.hea").write_text((tmp_path / "q.hea").read_text().replace("E07500.mat", "q.mat"))
+    os.mkfifo(tmp_path / "q.mat")
+    said: dict[str, str] = {}
+
+    def read_all() -> None:
+        for name in ("x.edf", "y.mat", "z.xml", "q.hea"):
+            try:
+                eio.read(tmp_path / name)
+            except RecordReadError as exc:
+                said[name] = str(exc)
+
+    t = threading.Thread(target=read_all, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), f"a read waited on a named pipe (answered so far: {sorted(said)})"
+    assert all("not a regular file" in said.get(n, "") for n in ("x.edf", "y.mat", "z.xml", "q.hea")), said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -66,6 +67,8 @@ _XML_ROOTS = {"restingecg": "muse", "annotatedecg": "hl7_aecg", "restingecgdata"
 
 def _head(p: Path, n: int = 4096) -> bytes:
     try:
+        if not stat.S_ISREG(os.stat(p).st_mode) and not p.is_dir():  # opening a named pipe waits for ever
+            raise RecordReadError(p, "not a regular file (a named pipe, socket or device); give ECG record files")
         with open(p, "rb") as fh:
             return fh.read(n)
     except FileNotFoundError:

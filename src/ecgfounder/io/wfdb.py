@@ -15,6 +15,7 @@ preparing it, 2.6-2.8 ms against 5.0 (``python benchmarks/bench_preprocess.py --
 from __future__ import annotations
 
 import os
+import stat
 import re
 from pathlib import Path
 
@@ -229,7 +230,10 @@ def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: objec
     offsets = offsets or [None] * n_sig
     for fname in sorted(set(files)):
         try:
-            have = os.stat(hea.parent / fname).st_size
+            st = os.stat(hea.parent / fname)
+            if not stat.S_ISREG(st.st_mode):  # a named pipe would make the read wait for ever
+                raise RecordReadError(hea, f"signal file {fname} is not a regular file (a named pipe, socket or device)")
+            have = st.st_size
         except FileNotFoundError:
             raise RecordReadError(hea, f"signal file {fname} is missing") from None
         except OSError as exc:
