@@ -96,3 +96,36 @@ def test_package_errors_that_are_not_value_errors_end_in_one_line(monkeypatch, c
         assert main(["env"]) == 2
         _, stderr = capsys.readouterr()
         assert stderr.startswith("error: ") and fix in stderr and "Traceback" not in stderr
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path):
+    """A scheduler's or `kill`'s SIGTERM killed the process at once: no progress saved, no resume
+    message, spool files left. The command line now treats it as Ctrl-C (exit 130)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "import ecgfounder.prediction.archive as a\n"
+        "def slow(job, **k):\n"
+        "    print('ready', flush=True)\n"
+        "    try:\n"
+        "        time.sleep(60)\n"
+        "    finally:\n"
+        "        print('cleaned up', flush=True)\n"
+        "a.run_archive = slow\n"
+        "from ecgfounder.cli import main\n"
+        f"sys.exit(main(['predict', {str(tmp_path)!r}, '-o', {str(tmp_path / 'o.csv')!r}, '--checkpoint', 'x.pth']))\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "cleaned up" in out and "interrupted" in err, (p.returncode, out, err)
+    assert time.monotonic() - t0 < 10

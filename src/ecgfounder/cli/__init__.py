@@ -101,6 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import ECGFounderError
     from ._common import flags
 
+    import signal
+    import threading
+
+    def terminated(signum: int, frame: object) -> None:  # a scheduler's or `kill`'s SIGTERM: as Ctrl-C
+        raise KeyboardInterrupt()
+
+    # (without it the process died at once: no progress saved, no resume message, spool files left)
+    previous = signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # a run that saved its progress says so (once); else one word
@@ -112,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {flags(msg)}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
