@@ -73,6 +73,26 @@ def test_openvino_graph_written_once_for_int8_only(int8_graph):
     assert not list(out.parent.glob(".*.partial"))
 
 
+def test_a_cut_or_foreign_openvino_copy_is_written_again(int8_graph, tmp_path):
+    """The ``-ov.onnx`` copy is checked against its graph's metadata (fingerprint, calibration)
+    where it is made, not by each caller: one cut, emptied or made from other weights is rewritten."""
+    import shutil
+
+    import onnx
+
+    src = tmp_path / "tiny-int8-calib.onnx"
+    shutil.copy(int8_graph, src)
+    good = openvino_graph(src, "int8").read_bytes()
+    foreign = onnx.load_from_string(good)
+    entry = foreign.metadata_props.add()
+    entry.key, entry.value = "ecgfounder.fingerprint", "another model"
+    for bad in (good[: len(good) // 2], b"", foreign.SerializeToString()):
+        src.with_name("tiny-int8-calib-ov.onnx").write_bytes(bad)
+        with pytest.warns(UserWarning, match="unreadable or belongs to other weights; writing it again"):
+            out = openvino_graph(src, "int8")
+        assert out.read_bytes() == good
+
+
 def test_int8_graph_without_pads_to_move_is_looked_at_once(int8_graph, tmp_path, monkeypatch):
     import shutil
 

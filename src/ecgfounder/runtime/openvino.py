@@ -102,13 +102,23 @@ def openvino_graph(path: str | Path, precision: str) -> Path:
     """The ONNX file OpenVINO compiles for the graph ``path`` of ``precision``: for the quantised
     (QDQ) int8 graph, a copy beside it (``-ov.onnx``, written once by :func:`write_openvino_int8`)
     with its pads moved past the quantisation; any other graph as it is.  An int8 graph with no pad
-    to move is looked at once: an empty ``-ov.none`` beside it says so to later runs."""
+    to move is looked at once: an empty ``-ov.none`` beside it says so to later runs.  A copy that is
+    cut, or whose metadata (the weights' fingerprint, the calibration) is not its graph's, is
+    written again."""
     path = Path(path)
     if precision != "int8":
         return path
     out, nothing = path.with_name(f"{path.stem}-ov.onnx"), path.with_name(f"{path.stem}-ov.none")
     if out.exists():
-        return out
+        from .export import onnx_metadata_props
+
+        props = onnx_metadata_props(out)
+        if props is not None and props == onnx_metadata_props(path):  # (the copy keeps its graph's metadata)
+            return out
+        import warnings
+
+        warnings.warn(f"cached int8 graph {out} is unreadable or belongs to other weights; writing it again.",
+                      stacklevel=3)
     if nothing.exists():
         return path
     try:

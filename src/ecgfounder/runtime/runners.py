@@ -54,7 +54,7 @@ import torch
 from .._fileio import cache_dir
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
-from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, graph_ok, quantize_int8
+from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, quantize_int8
 from .openvino import openvino_available, openvino_session, stream_count
 
 __all__ = [
@@ -297,11 +297,6 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
             want = {**expect, CALIBRATION: digest}
             path = cached_graph(fp32.parent / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx", want,
                                  lambda to: quantize_int8(fp32, to, calib), "int8")
-            derived = path.with_name(f"{path.stem}-ov.onnx")  # OpenVINO's copy (openvino.openvino_graph)
-            if backend == "openvino" and derived.exists() and not graph_ok(derived, want):
-                warnings.warn(f"cached int8 graph {derived} is unreadable or belongs to other weights; writing it "
-                              "again.", stacklevel=3)
-                derived.unlink(missing_ok=True)
         if backend == "openvino":
             state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"), keep_compiled)
         else:
