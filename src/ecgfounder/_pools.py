@@ -76,12 +76,8 @@ def each_alone(ctx: Any, fn: Callable, calls: Sequence[tuple], *, initializer: C
         for args in calls:
             try:
                 out.append(submit(ex, fn, *args).result(timeout=timeout))
-            except BrokenProcessPool:
-                out.append(KILLED)
-                ex.shutdown(wait=True, cancel_futures=True)
-                ex = new()
-            except FutureTimeout:
-                out.append(TIMED_OUT)
+            except (BrokenProcessPool, FutureTimeout) as exc:  # its worker died, or is stuck: ended, replaced
+                out.append(KILLED if isinstance(exc, BrokenProcessPool) else TIMED_OUT)
                 kill_pool(ex)
                 ex = new()
     finally:

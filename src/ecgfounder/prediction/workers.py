@@ -307,13 +307,10 @@ def prepared_records(
             task, batch, offset = pending.popleft()
             try:  # (the oldest task runs from the moment a worker is free: its time is counted from now)
                 pairs = _spool_in(*task.result(timeout=seconds * len(batch)))
-            except (BrokenProcessPool, FutureTimeout) as exc:  # a worker died (a reader's library crashed, the
+            except (BrokenProcessPool, FutureTimeout):  # a worker died (a reader's library crashed, the
                 in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]  # system killed it) or is stuck
                 pending.clear()
-                if isinstance(exc, BrokenProcessPool):
-                    pool.shutdown(wait=True, cancel_futures=True)
-                else:
-                    kill_pool(pool)
+                kill_pool(pool)  # (a broken pool's workers are gone already; a stuck one must be ended)
                 pairs = _one_at_a_time(ctx, in_flight, contract, read_kwargs, prep_kwargs, spool, seconds)
                 pool = new_pool()
             for res, prep in pairs:
