@@ -30,7 +30,7 @@ from .errors import ECGFounderError
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
-__all__ = ["plot_ecg", "save_ecg_plot", "lead_spans", "LAYOUTS", "PlotError"]
+__all__ = ["plot_ecg", "save_ecg_plot", "lead_spans", "check_start", "LAYOUTS", "PlotError"]
 
 LAYOUTS = ("12lead", "strips")
 _GRID_MINOR = "#f4c6c6"
@@ -49,10 +49,15 @@ class PlotError(ECGFounderError, ValueError):
     """A printout that cannot be drawn or saved as asked (layout, leads, start, output path)."""
 
 
+def check_start(rec: Recording, start: float) -> None:
+    """Refuse a ``start`` (seconds) outside ``rec`` (NaN included): before any costly work too."""
+    if not 0 <= start < rec.duration:  # (NaN fails too)
+        raise PlotError(f"start={start} s is outside the recording (0 to {rec.duration:.2f} s); pick a start within it.")
+
+
 def _window(rec: Recording, start: float, seconds: float) -> tuple[np.ndarray, float]:
     fs = rec.fs
-    if start < 0 or start >= rec.duration:
-        raise PlotError(f"start={start} s is outside the recording (0 to {rec.duration:.2f} s); pick a start within it.")
+    check_start(rec, start)
     i0 = int(round(start * fs))
     i1 = min(rec.n_samples, i0 + int(round(seconds * fs)))
     return rec.signal[:, i0:i1], start

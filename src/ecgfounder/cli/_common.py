@@ -17,7 +17,7 @@ _FLAGS = {
     "workers": "--workers", "mode": "--mode", "lead": "--lead", "fill_missing": "--fill-missing",
     "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
-    "units": "--units", "calibration_records": "--calibration-records",
+    "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
 }
 
 

@@ -51,21 +51,15 @@ def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import math
-
     from ..io import read
-    from ..plot import save_ecg_plot
+    from ..plot import check_start, save_ecg_plot
 
     src = Path(args.path)
-    if not math.isfinite(args.start) or args.start < 0:
-        raise ValueError(f"--start {args.start:g} must be a number of seconds from 0 (the first second shown).")
     kw = read_options(args)
     if args.index is not None:
         kw["index"] = args.index
     rec = read(src, **kw)
-    if args.start >= rec.duration:
-        raise ValueError(f"--start {args.start:g} is past the end of {src.name} ({rec.duration:.2f} s); "
-                         "pick a start within it.")
+    check_start(rec, args.start)  # before a model is loaded (--predict)
     out = Path(args.output) if args.output else src.with_suffix(".png")
     findings = None
     if args.predict:
