@@ -45,7 +45,7 @@ from ..recording import Recording
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
 __all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windows", "resolve_targets",
-           "output_labels", "contract_of", "stitch", "rebin"]
+           "output_labels", "contract_of", "stitch", "rebin", "check_options"]
 
 METHODS = ("ig", "gradcam", "guided_gradcam")
 BASELINE_TEXT = "zeros in the model input space (a flat line at each lead's window mean after z-scoring)"
@@ -157,6 +157,14 @@ def resolve_targets(labels: Any, names: Sequence[str], scores: np.ndarray | None
     return out
 
 
+def check_options(method: str, n_steps: int) -> None:
+    """Refuse an unknown ``method`` or too few integrated-gradients steps (before any work)."""
+    if method not in METHODS:
+        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+    if n_steps < 2:
+        raise ExplainError(f"n_steps={n_steps}: integrated gradients need at least 2 steps (32 is the default).")
+
+
 def _stage(model: Net1D, layer: int | str) -> tuple[torch.nn.Module, str]:
     if isinstance(layer, str):
         modules = dict(model.named_modules())
@@ -197,12 +205,9 @@ def attribute_windows(
         ``(attributions, delta)``: float32 ``(n_windows, n_targets, n_leads, n_samples)``, and for IG
         the completeness error ``(n_windows, n_targets)`` (else ``None``).
     """
-    if method not in METHODS:
-        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
+    check_options(method, n_steps)
     if model.num_classes < 1:
         raise ExplainError("the model has no head (n_classes=0): nothing to explain; load a model with a classifier or regression head.")
-    if n_steps < 2:
-        raise ExplainError(f"n_steps={n_steps}: integrated gradients need at least 2 steps (32 is the default).")
     attr = require("captum.attr", "explain", "attribution")
     dev = torch.device(device)
     was_training = model.training

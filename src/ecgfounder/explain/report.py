@@ -314,13 +314,10 @@ def write_reports(
     from .. import __version__
     from ..io import find_records, iter_read
     from ..prediction import resolve_model
-    from .attribution import METHODS, ExplainError, contract_of, output_labels
+    from .attribution import ExplainError, check_options, contract_of, output_labels
     from .calibration import calibration_of
 
-    if method not in METHODS:  # refused once, not once per record
-        raise ExplainError(f"unknown attribution method {method!r}; choose one of {METHODS}.")
-    if n_steps < 2:
-        raise ExplainError(f"n_steps={n_steps}: integrated gradients need at least 2 steps (32 is the default).")
+    check_options(method, n_steps)  # refused once, not once per record
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ExplainError(f"out_dir={str(out)!r} is a file; the reports (RECORD.html and RECORD.pdf) go into a folder: "
