@@ -63,7 +63,9 @@ def test_ordered_map_keeps_order_and_runs_in_parallel():
 
 
 @linux
-def test_ordered_map_idle_threads():
+def test_ordered_map_idle_threads(monkeypatch):
+    monkeypatch.setattr(overlap, "idle_priority", idle_priority)  # the real one (tests/conftest.py)
+
     def policy(_):
         time.sleep(0.01)
         return threading.current_thread().name, os.sched_getscheduler(0)
@@ -182,8 +184,9 @@ def test_a_starved_idle_pool_gets_no_more_work(monkeypatch):
     where = {}
 
     def fn(i):
-        where[i] = threading.current_thread().name
-        if i == 0 and where[i].startswith("ecgfounder-prepare"):
+        name = threading.current_thread().name
+        where.setdefault(i, []).append(name)
+        if i == 0 and name.startswith("ecgfounder-prepare"):
             time.sleep(0.6)
         return i
 
@@ -194,5 +197,32 @@ def test_a_starved_idle_pool_gets_no_more_work(monkeypatch):
 
     assert list(ordered_map(fn, slow_items(), threads=1, depth=2, idle=True)) == list(range(12))
     me = threading.current_thread().name
-    assert where[0].startswith("ecgfounder-prepare")
-    assert all(where[i] == me for i in range(8, 12))  # fed to nobody but the consumer
+    assert where[0][0].startswith("ecgfounder-prepare")
+    assert where[0][1:] == [me]  # then done by the consumer too, once the pool was found starved
+    assert all(where[i] == [me] for i in range(8, 12))  # fed to nobody but the consumer
+
+
+def test_items_a_starved_pool_holds_are_done_by_the_consumer_after_one_wait(monkeypatch):
+    """Every idle thread gets no time at all (other programs keep the cores busy; simulated by
+    threads that block until the end): after one wait of STARVED_S the consumer does the items those
+    threads hold as well, instead of waiting for each of them in turn (for ever, here)."""
+    monkeypatch.setattr(overlap, "STARVED_S", 0.2)
+    release = threading.Event()
+    where = {}
+
+    def fn(i):
+        if threading.current_thread().name.startswith("ecgfounder-prepare"):
+            release.wait(30)  # a thread that the scheduler never runs
+            return -1  # (would show if a held item's late result were used)
+        where[i] = threading.current_thread().name
+        return i
+
+    t0 = time.monotonic()
+    try:
+        got = list(ordered_map(fn, range(10), threads=3, depth=4, idle=True))
+    finally:
+        release.set()
+    took = time.monotonic() - t0
+    assert got == list(range(10))
+    assert set(where.values()) == {threading.current_thread().name}
+    assert took < 5.0, took  # one STARVED_S (0.2 s) and the work; the old consumer waited 30 s per held item

@@ -39,7 +39,9 @@ wait long for a core.  So the consumer never idles beside work that no thread ha
 it waits for the next result it takes queued items over (cancels them in the pool and does them
 itself, at its own priority: the model's thread has nothing else to do then); and once it has
 waited :data:`STARVED_S` for one item an idle thread holds, it hands the pool no more work and
-prepares the rest itself (in turn with inference, the behaviour without overlap).
+prepares the rest itself (in turn with inference, the behaviour without overlap), the items the
+starved threads hold included (their results, when they come, are not used): one wait of
+:data:`STARVED_S` in all, not one per item a thread holds.
 
 Errors raised by the iterator or the function are re-raised in the consumer, at the position they
 occurred.  Leaving the loop early (``break``, an exception, garbage collection) stops the threads.
@@ -143,6 +145,14 @@ class _Job:
             self.value, self.error = None, exc
         return True
 
+    def redo(self, fn: Callable) -> None:
+        """Do the work here although a pool thread has started it (that thread gets no time): its
+        result, when it comes, is not used."""
+        try:
+            self.value = fn(self.item)
+        except BaseException as exc:  # raised at this item's position
+            self.value, self.error = None, exc
+
     def result(self) -> object:
         if self.error is not None:
             raise self.error
@@ -161,7 +171,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, depth
     priority on a busy machine, cannot stall it).
 
     Args:
-        fn: the work per item; it runs in several threads at once, so it must be thread-safe.
+        fn: the work per item; it runs in several threads at once, so it must be thread-safe; with
+            ``idle``, an item a starved thread holds is done again by the consumer (``fn`` must give
+            the same for the same item, and have no effect beyond its result).
         items: any iterable (e.g. records read from files).
         threads: worker threads (``>= 1``).
         depth: items submitted and not yet consumed at most (bounds memory).
@@ -308,6 +320,9 @@ def _pooled(fn: Callable[[T], R], items: Iterable[T], threads: int, depth: int, 
                 pull(False)
                 if job.take_over(fn) or any(j.take_over(fn) for j in jobs if isinstance(j, _Job)):
                     continue
+                if starved.is_set():  # its thread gets no time: this item too is done here
+                    job.redo(fn)
+                    break
                 t0 = time.monotonic()
                 wait([job.fut], timeout=0.05 if ended else 0.005)  # (job.fut is set: else taken over)
                 waited += time.monotonic() - t0
