@@ -22,6 +22,18 @@ os.environ.setdefault("ECGFOUNDER_AUTO_PATH", "fp32/torch")
 os.environ.setdefault("ECGFOUNDER_NUMBA", "0")
 
 
+@pytest.fixture(autouse=True)
+def _preparation_threads_at_normal_priority(monkeypatch):
+    """Prediction's preparation threads stay at normal priority in tests (the same code path, see
+    ``ecgfounder.runtime.overlap``): at idle priority their speed depends on what else keeps the cores
+    busy (the suite's other xdist worker), and a thread that holds the GIL while it waits for a core
+    stalls its test (a 0.9-s test took 8.7 s in a full run).  tests/runtime/test_overlap.py tests idle
+    priority itself (``idle_priority`` imported before this patch) and starvation."""
+    from ecgfounder.runtime import overlap
+
+    monkeypatch.setattr(overlap, "idle_priority", lambda: False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_package_cache(tmp_path_factory):
     """The package's cache (window cache, exported/quantised models) in a folder of this test
