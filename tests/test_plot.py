@@ -166,3 +166,81 @@ def test_plot_errors_are_package_errors_and_a_folder_is_refused(muse, tmp_path):
     folder.mkdir()
     with pytest.raises(ECGFounderError, match="is a folder"):
         save_ecg_plot(muse, folder)
+
+
+def _grid_box(fig) -> tuple[float, float, float, float]:
+    """(left, right, bottom, top) of the drawing's grid lines in page millimetres from the bottom-left."""
+    ax = fig.axes[0]
+    x0, y0 = ax.get_xlim()[0], ax.get_ylim()[0]
+    gx, gy = [], []
+    for c in ax.collections:
+        for seg in c.get_segments():
+            gx += list(seg[:, 0])
+            gy += list(seg[:, 1])
+    return min(gx) - x0, max(gx) - x0, min(gy) - y0, max(gy) - y0
+
+
+@pytest.mark.parametrize("paper, size", [("a4", (297.0, 210.0)), ("letter", (279.4, 215.9))])
+def test_paper_pages_are_the_sheet_with_the_drawing_centred_at_true_scale(muse, paper, size):
+    fit = plot_ecg(muse, footer="signal quality: good")
+    fig = plot_ecg(muse, footer="signal quality: good", paper=paper)
+    assert tuple(np.round(fig.get_size_inches() * 25.4, 1)) == size
+    ax, ref = fig.axes[0], fit.axes[0]
+    # true scale: the axes span the page in mm, one data unit = one mm, as on the content-sized page
+    assert np.diff(ax.get_xlim())[0] == pytest.approx(size[0]) and np.diff(ax.get_ylim())[0] == pytest.approx(size[1])
+    assert np.diff(ref.get_xlim())[0] == pytest.approx(fit.get_size_inches()[0] * 25.4)
+    left, right, bottom, top = _grid_box(fig)
+    assert right - left == pytest.approx(260.0)  # 10 mm of calibration + 10 s at 25 mm/s
+    assert top - bottom == pytest.approx(160.0)  # 4 rows of 40 mm
+    assert left == pytest.approx(size[0] - right)  # centred across
+    assert left >= 5 and bottom >= 5 and size[1] - top >= 5 + 24  # margins, the header above
+
+
+def test_many_strips_are_lowered_to_fit_a_sheet_and_a_page_grows_past_that(muse):
+    from ecgfounder.plot import PAPERS
+
+    eight = plot_ecg(muse, layout="strips", leads=list(muse.leads[:8]), paper="a4")
+    assert tuple(np.round(eight.get_size_inches() * 25.4, 1)) == PAPERS["a4"]
+    left, right, bottom, top = _grid_box(eight)
+    assert 8 * 20 <= top - bottom < 8 * 30  # rows lowered below 30 mm, not below 20
+    twelve = plot_ecg(muse, layout="strips", paper="a4")  # 12 rows of 20 mm do not fit 210 mm
+    w, h = twelve.get_size_inches() * 25.4
+    assert w == pytest.approx(297.0) and h > 210.0
+    _, _, b12, t12 = _grid_box(twelve)
+    assert t12 - b12 == pytest.approx(12 * 20)
+
+
+def test_paper_refusals_name_the_value_and_the_fix(muse):
+    from ecgfounder.plot import PlotError
+
+    with pytest.raises(PlotError, match=r"paper='a3'; choose one of \('a4', 'letter'\)"):
+        plot_ecg(muse, paper="a3")
+    with pytest.raises(PlotError, match="speed=50 mm/s .* use speed=25 or paper=None"):
+        plot_ecg(muse, speed=50, paper="a4")
+
+
+def test_strips_past_one_sheet_go_on_more_sheets_of_a_pdf(muse, tmp_path):
+    import re
+
+    from ecgfounder.plot import plot_pages
+
+    pages = plot_pages(muse, layout="strips", paper="a4", footer="one line")
+    assert len(pages) == 2 and all(tuple(np.round(f.get_size_inches() * 25.4, 1)) == (297.0, 210.0) for f in pages)
+    drawn = [[t for t in _texts(f) if t in muse.leads] for f in pages]
+    assert sum(drawn, []) == list(muse.leads)  # every lead once, in order
+    out = save_ecg_plot(muse, tmp_path / "s.pdf", layout="strips", paper="a4")
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", out.read_bytes())) == 2
+    assert len(plot_pages(muse, paper="a4")) == 1 and len(plot_pages(muse, layout="strips")) == 1  # 12-lead; no sheet
+
+
+def test_cli_plot_draws_on_an_a4_sheet_unless_asked_otherwise(tmp_path):
+    from PIL import Image
+
+    from ecgfounder.cli import main
+
+    sizes = {}
+    for paper in (None, "letter", "fit"):
+        out = tmp_path / f"{paper}.png"
+        assert main(["plot", str(MUSE), "-o", str(out), "--no-quality"] + (["--paper", paper] if paper else [])) == 0
+        sizes[paper] = tuple(round(v / 200 * 25.4) for v in Image.open(out).size)  # saved at 200 dpi, in mm
+    assert sizes == {None: (297, 210), "letter": (279, 216), "fit": (280, 204)}

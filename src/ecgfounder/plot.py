@@ -30,7 +30,8 @@ from .errors import ECGFounderError
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
-__all__ = ["plot_ecg", "save_ecg_plot", "lead_spans", "check_start", "LAYOUTS", "PlotError"]
+__all__ = ["plot_ecg", "plot_pages", "save_ecg_plot", "save_pdf_pages", "lead_spans", "check_start", "paper_size", "LAYOUTS", "PAPERS",
+           "PlotError"]
 
 LAYOUTS = ("12lead", "strips")
 _GRID_MINOR = "#f4c6c6"
@@ -43,6 +44,11 @@ _HEADER = 24.0        # mm above the grid for text
 _FLAG = "#c0392b"
 SHADE_COLOURS = ("#f39c12", "#2e86c1", "#27ae60", "#8e44ad")  # one per shaded finding
 _LINE_MM = 3.4        # footer line height
+_LABEL_H = 5.0        # mm under the grid for the speed/gain line
+_MIN_MARGIN = 5.0     # mm: the least margin on a sheet of paper (printers leave ~4 mm unprinted)
+_MIN_ROW = 20.0       # mm: strips on a sheet are made no lower (±1 mV at 10 mm/mV)
+#: landscape sheets (width, height) in mm for ``paper=``
+PAPERS = {"a4": (297.0, 210.0), "letter": (279.4, 215.9)}
 
 
 class PlotError(ECGFounderError, ValueError):
@@ -170,6 +176,39 @@ def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     return "\n".join(left), "\n".join(right)
 
 
+def _below(footer: str | None) -> float:
+    """Millimetres under the grid: the speed/gain line, then the footer's lines."""
+    return _LABEL_H + ((footer.count("\n") + 1) * _LINE_MM + 3 if footer else 0.0)
+
+
+def paper_size(paper: str) -> tuple[float, float]:
+    """(width, height) in mm of the landscape sheet ``paper`` names; refuses another name."""
+    if paper not in PAPERS:
+        raise PlotError(f"paper={paper!r}; choose one of {tuple(PAPERS)} (landscape sheets), or None for a page "
+                        "sized to the drawing.")
+    return PAPERS[paper]
+
+
+def _page(paper: str | None, grid_w: float, n_rows: int, row_h: float, below: float,
+          speed: float) -> tuple[float, float, float, float, tuple[float, float]]:
+    """(row height, side margin, top margin, bottom margin, (page width, height)) in mm, ``below``
+    being the text under the grid: the page sized to the drawing (``paper=None``), or a landscape
+    sheet of ``paper`` with the drawing centred, strips made lower (down to :data:`_MIN_ROW`) where
+    their rows would not fit."""
+    if paper is None:
+        bottom = _MIN_MARGIN + below
+        return row_h, _MARGIN, _MARGIN, bottom, (grid_w + 2 * _MARGIN, _MARGIN + _HEADER + n_rows * row_h + bottom)
+    page_w, page_h = paper_size(paper)
+    if grid_w + 2 * _MIN_MARGIN > page_w:
+        raise PlotError(f"10 s at speed={speed:g} mm/s ({grid_w:g} mm with the calibration pulse) do not fit the "
+                        f"{page_w:g}-mm width of a {paper} sheet; use speed=25 or paper=None.")
+    fixed = 2 * _MIN_MARGIN + _HEADER + below
+    row_h = max(_MIN_ROW, min(row_h, (page_h - fixed) / n_rows))
+    page_h = max(page_h, fixed + n_rows * row_h)  # more strips than a sheet holds: the page grows (documented)
+    extra = (page_h - fixed - n_rows * row_h) / 2
+    return row_h, (page_w - grid_w) / 2, _MIN_MARGIN + extra, _MIN_MARGIN + below + extra, (page_w, page_h)
+
+
 def _default_layout(recording: Recording) -> str:
     names = {canonical_lead(x) for x in recording.leads}
     has12 = {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names
@@ -203,6 +242,7 @@ def plot_ecg(
     shading: Sequence[tuple[str, Mapping[str, np.ndarray]]] | None = None,
     flagged_leads: Sequence[str] = (),
     footer: str | None = None,
+    paper: str | None = None,
 ):
     """Draw ``recording`` as an ECG printout; returns the matplotlib ``Figure``.
 
@@ -221,6 +261,10 @@ def plot_ecg(
             drawn as background colour behind the trace.
         flagged_leads: leads to mark as flagged by a quality check (red name, dashed frame).
         footer: text printed under the grid (the page grows to hold it).
+        paper: ``"a4"`` or ``"letter"`` (:data:`PAPERS`): a landscape sheet of that size, the drawing
+            centred on it at the same true scale, so a PDF printed at 100 % fills the paper it names;
+            strips are drawn lower (down to 20 mm a row) to fit, and a page of more strips than that
+            holds grows taller than the sheet.  ``None`` (default): a page sized to the drawing.
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
@@ -255,14 +299,12 @@ def plot_ecg(
                 raise PlotError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
     grid_w = _CAL_W + width
+    row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, _below(footer), speed)
     grid_h = n_rows * row_h
-    foot_h = (footer.count("\n") + 1) * _LINE_MM + 4 if footer else 0.0
-    page_w = grid_w + 2 * _MARGIN
-    page_h = grid_h + 2 * _MARGIN + _HEADER + foot_h
     fig = Figure(figsize=(page_w / 25.4, page_h / 25.4), dpi=150)
     ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(-_MARGIN, grid_w + _MARGIN)
-    ax.set_ylim(-_MARGIN - foot_h, grid_h + _MARGIN + _HEADER)
+    ax.set_xlim(-side, grid_w + side)
+    ax.set_ylim(-bottom, grid_h + _HEADER + top)
     ax.set_aspect("equal")
     ax.axis("off")
     _grid(ax, 0, grid_w, 0, grid_h)
@@ -331,20 +373,45 @@ def plot_ecg(
             ax.text(x, -2, f"\u25a0 {name}", color=colour, fontsize=7, va="top", ha="left", zorder=4)
             x += 8 + 1.6 * len(name)
     if footer:
-        ax.text(0, -_MARGIN + 2, footer, fontsize=7, va="top", ha="left", family="DejaVu Sans", zorder=4,
+        ax.text(0, -_LABEL_H - 1, footer, fontsize=7, va="top", ha="left", family="DejaVu Sans", zorder=4,
                 linespacing=1.35)
     return fig
 
 
 def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Path:
-    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension); returns the path."""
+    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension); returns the path.  A PDF
+    on ``paper`` holds as many sheets as :func:`plot_pages` draws."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".png", ".pdf", ".svg"):
         raise PlotError(f"cannot save a plot as {ext or '(no extension)'!r} ({p}); use a .png, .pdf or .svg path.")
     if p.is_dir():
         raise PlotError(f"{p} is a folder; give a file path ending in .png, .pdf or .svg (e.g. {p / 'ecg.png'}).")
-    fig = plot_ecg(recording, **kwargs)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=200 if ext == ".png" else None, facecolor="white")
+    if ext == ".pdf" and kwargs.get("paper"):
+        save_pdf_pages(plot_pages(recording, **kwargs), p)
+        return p
+    plot_ecg(recording, **kwargs).savefig(p, dpi=200 if ext == ".png" else None, facecolor="white")
     return p
+
+
+def plot_pages(recording: Recording, **kwargs) -> list:
+    """:func:`plot_ecg` as sheets of ``paper``: more strips than one sheet holds (rows of at least
+    20 mm) go on as many sheets as they need, each with the header and ``footer``; one figure
+    otherwise (and for ``paper=None``)."""
+    paper, layout = kwargs.get("paper"), kwargs.get("layout") or _default_layout(recording)
+    if paper is None or layout != "strips":
+        return [plot_ecg(recording, **kwargs)]
+    sel = list(kwargs.get("leads") or recording.leads)
+    fixed = 2 * _MIN_MARGIN + _HEADER + _below(kwargs.get("footer"))
+    per = max(1, int((paper_size(paper)[1] - fixed) // _MIN_ROW))
+    return [plot_ecg(recording, **{**kwargs, "layout": "strips", "leads": sel[k:k + per]}) for k in range(0, len(sel), per)]
+
+
+def save_pdf_pages(figures: Sequence, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """``figures`` as the pages of one PDF file."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with PdfPages(path, metadata=dict(metadata or {})) as pdf:
+        for fig in figures:
+            pdf.savefig(fig, facecolor="white")

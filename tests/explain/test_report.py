@@ -56,7 +56,9 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
                      "quality", "integrated gradients of the logit, 2 steps", "threshold"):
             assert text in page, (name, text)
         pdf = (out / f"{name}.pdf").read_bytes()
-        assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 1
+        assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 2  # printout, text
+        boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
+        assert [tuple(round(float(v) / 72 * 25.4) for v in b) for b in boxes] == [(297, 210)] * 2  # A4 landscape
     from ecgfounder.models.weights import sha256_file
 
     assert sha256_file(tiny_checkpoint) in (out / "E07500.html").read_text(encoding="utf-8")
@@ -151,14 +153,24 @@ def test_pdf_page_carries_the_notes_and_names_the_kind_of_score(tmp_path, tiny_c
     rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
     keep = [i for i, ld in enumerate(rec.leads) if ld not in ("V4", "V5", "V6")]
     rec = rec.replace(signal=rec.signal[keep], leads=tuple(rec.leads[i] for i in keep))
+    import ecgfounder.explain.report as report_mod
+
     calls = _spy_plot(monkeypatch)
+    pages, real = [], report_mod._text_page
+    monkeypatch.setattr(report_mod, "_text_page", lambda title, text, paper: pages.append(text) or real(title, text, paper))
     never = {lab: 1.01 for lab in ecgfounder.load_model(tiny_checkpoint).labels}  # no finding: the note says what is shaded
-    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1, fill_missing=True, thresholds=never)
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1, fill_missing=True, thresholds=never,
+                           paper="letter")
     assert res.error is None
-    footer = [c["footer"] for c in calls if c.get("footer")][0]  # the PDF page's text
-    for text in ("zero-filled missing lead(s) V4, V5, V6", "no finding reaches its threshold; the shading shows",
+    (text,) = pages  # the PDF's second page
+    for line in ("zero-filled missing lead(s) V4, V5, V6", "no finding reaches its threshold; the shading shows",
                  "uncalibrated probability / threshold"):
-        assert text in footer, text
+        assert line in text, line
+    printout = [c for c in calls if c.get("footer")][0]  # the PDF's first page: the sheet asked for, pointing on
+    assert printout["paper"] == "letter" and "last page" in printout["footer"] and "Not a medical device" in printout["footer"]
+    pdf = res.pdf.read_bytes()  # 9 leads as strips (V4-V6 removed) take two sheets, then the text: all letter-sized
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
+    assert [tuple(round(float(v) / 72 * 25.4, 1) for v in b) for b in boxes] == [(279.4, 215.9)] * 3
 
 
 def test_long_record_printout_shows_the_seconds_the_model_looked_at(tmp_path, tiny_checkpoint, monkeypatch):

@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="first second shown (10 s are shown)")
     p.add_argument("--index", type=int, metavar="N", help="which recording of a batch file (HDF5/npz/npy)")
     p.add_argument("--title", help="title replacing the record id")
+    p.add_argument("--paper", choices=("a4", "letter", "fit"), default="a4",
+                   help="a landscape A4 (default) or letter sheet, the drawing centred at true scale; fit: a page "
+                   "the size of the drawing")
     p.add_argument("--no-quality", action="store_true",
                    help="do not run the signal-quality check (default: flagged leads are marked, the flags shown)")
     g = p.add_argument_group("findings")
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         report = assess(rec)
         flagged, footer = report.flagged_leads(), f"signal quality: {report.summary}"
     save_ecg_plot(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
-                  start=args.start, findings=findings, title=args.title, flagged_leads=flagged, footer=footer)
+                  start=args.start, findings=findings, title=args.title, flagged_leads=flagged, footer=footer,
+                  paper=None if args.paper == "fit" else args.paper)
     print(out)
     return 0

@@ -12,11 +12,12 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="write a one-page HTML + PDF report per ECG (printout, findings, attribution, provenance)",
+        help="write an HTML page + PDF report per ECG (printout, findings, attribution, provenance)",
         description="For every record: the 12-lead printout with the attribution of the top findings shaded, "
         "findings above their operating thresholds (calibrated probabilities where the weights carry a "
         "calibration), quality flags, the model, its weights hash and preprocessing, and the package version. "
-        "HTML pages are self-contained (no external resources). Not a medical device.",
+        "HTML pages are self-contained (no external resources); the PDF has the printout at true scale on an A4 "
+        "or letter sheet, then a page of text. Not a medical device.",
     )
     p.add_argument("paths", nargs="+", metavar="ECG", help="ECG files or directories (recursed)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for RECORD.html and RECORD.pdf")
@@ -28,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=32, metavar="N", help="integrated-gradients steps (default 32)")
     p.add_argument("--lead", metavar="NAME", help="single-lead models: the lead of the recording to use")
     p.add_argument("--fill-missing", action="store_true", help="zero-fill missing precordial leads instead of skipping")
+    p.add_argument("--paper", choices=("a4", "letter"), default="a4", help="PDF sheet, landscape (default a4)")
     add_model_args(p)
     add_read_args(p)
     p.set_defaults(func=run)
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = write_reports(args.paths, model_from_args(args), args.output, top=args.top, thresholds=args.thresholds,
                             method=args.method, n_steps=args.steps, read_kwargs=read_options(args), lead=args.lead,
-                            fill_missing=args.fill_missing, device=args.device)
+                            fill_missing=args.fill_missing, device=args.device, paper=args.paper)
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:

@@ -1,4 +1,4 @@
-"""Explanations: attribution maps, calibrated scores and the one-page report per record.
+"""Explanations: attribution maps, calibrated scores and the report per record.
 
 Modules: :mod:`.attribution` (:func:`explain`, integrated gradients and Grad-CAM via Captum),
 :mod:`.sanity` (randomisation, planted-signal and deletion checks), :mod:`.calibration`

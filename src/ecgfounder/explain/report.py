@@ -1,8 +1,9 @@
-"""The one-page report per record: printout with attribution shading, findings, quality, provenance.
+"""The report per record: printout with attribution shading, findings, quality, provenance.
 
 :func:`write_reports` writes, for every record of the inputs, ``DIR/<record>.html`` (self-contained:
 the printout is an inlined PNG ``data:`` URI, the style inline, nothing fetched) and
-``DIR/<record>.pdf`` (one page: the printout with the same text under it).  A page holds:
+``DIR/<record>.pdf`` (the printout at true scale on a landscape A4 or letter sheet, ``paper=``;
+then a page with the text).  A report holds:
 
 * the 3×4 + rhythm printout (:func:`ecgfounder.plot.plot_ecg`) with the attribution of the top
   findings shaded behind the traces, and leads a quality check flagged marked (a record longer
@@ -24,6 +25,7 @@ import hashlib
 import html
 import io
 import os
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,17 +202,31 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
             + (f"<h2>Notes</h2><ul class='small'>{note_html}</ul>" if notes else "") + "</body></html>\n")
 
 
-def _pdf_footer(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
+def _text_page(title: str, text: str, paper: str):
+    """The report's second PDF page: ``text`` on a landscape sheet of ``paper``."""
+    from matplotlib.figure import Figure
+
+    from ..plot import paper_size
+
+    w, h = paper_size(paper)
+    fig = Figure(figsize=(w / 25.4, h / 25.4))
+    fig.text(12 / w, 1 - 12 / h, title, fontsize=11, fontweight="bold", va="top", ha="left")
+    fig.text(12 / w, 1 - 22 / h, text, fontsize=7.5, va="top", ha="left", family="DejaVu Sans", linespacing=1.45)
+    return fig
+
+
+def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
+    """The findings, facts and notes of the PDF's last page, a line each (long ones wrapped)."""
     lines = [f"Findings ({score} / threshold; leads by attribution share):"]
     lines += [f"  {f['label']}: {f['prob']:.3f} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
     lines += [f"note: {n}" for n in notes]  # what the printout alone does not show (zero-filled leads, padding, ...)
     lines.append(NOT_A_DEVICE)
-    return "\n".join(ln if len(ln) <= 175 else ln[:172] + "..." for ln in lines)
+    return "\n".join(textwrap.fill(ln, 150, subsequent_indent="      ") for ln in lines)
 
 
 def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path, stem: str) -> ReportResult:
-    from ..plot import SHADE_COLOURS, lead_spans, plot_ecg
+    from ..plot import SHADE_COLOURS, lead_spans, plot_ecg, plot_pages, save_pdf_pages
     from ..prediction import predict
     from .attribution import explain
     from .calibration import apply_calibration
@@ -278,8 +294,10 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     html_path.write_text(_html_page(title, _png_data_uri(fig), findings, facts, notes), encoding="utf-8")
     score = {"regression": "predicted value"}.get(task, "calibrated probability" if ctx["calibration"] is not None
                                                   else "uncalibrated probability")
-    page = plot_ecg(rec, footer=_pdf_footer(findings, facts, notes, score), **kw)
-    page.savefig(pdf_path, facecolor="white", metadata={"Title": title, "Creator": f"ecgfounder {ctx['version']}"})
+    sheets = plot_pages(rec, paper=ctx["paper"], footer=f"{score.capitalize()}, threshold and the leads of each "
+                        f"finding, the recording, the model and notes: last page.\n{NOT_A_DEVICE}", **kw)
+    text = _text_page(title, _pdf_text(findings, facts, notes, score), ctx["paper"])
+    save_pdf_pages([*sheets, text], pdf_path, {"Title": title, "Creator": f"ecgfounder {ctx['version']}"})
     return ReportResult(rec.id or stem, shown, html_path, pdf_path)
 
 
@@ -296,8 +314,12 @@ def write_reports(
     lead: str | None = None,
     fill_missing: bool = False,
     device: str = "cpu",
+    paper: str = "a4",
 ) -> list[ReportResult]:
-    """Write one HTML and one PDF page per record of ``inputs`` into ``out_dir``.
+    """Write one HTML page and one PDF per record of ``inputs`` into ``out_dir``: the PDF's first
+    page is the printout on a landscape sheet of ``paper`` at true scale (``"a4"`` or ``"letter"``:
+    printed at 100 % it measures like a cardiograph's; strips of more leads than a sheet holds take
+    more sheets), the last the findings, the recording, the model and the notes.
 
     Args:
         inputs: files, directories (recursed) or :class:`~ecgfounder.Recording` objects.
@@ -308,6 +330,7 @@ def write_reports(
         method, n_steps: attribution (see :func:`ecgfounder.explain`).
         read_kwargs: reading options for files that need them (``fs``, ``leads``, ...).
         lead, fill_missing, device: as in :func:`ecgfounder.predict`.
+        paper: the sheet of the PDF's pages (:data:`ecgfounder.plot.PAPERS`).
 
     Returns one :class:`ReportResult` per record (failed ones with ``error`` set).
     """
@@ -315,9 +338,11 @@ def write_reports(
     from ..io import find_records, iter_read
     from ..prediction import resolve_model
     from .attribution import ExplainError, check_options, contract_of, output_labels
+    from ..plot import paper_size
     from .calibration import calibration_of
 
     check_options(method, n_steps)  # refused once, not once per record
+    paper_size(paper)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ExplainError(f"out_dir={str(out)!r} is a file; the reports (RECORD.html and RECORD.pdf) go into a folder: "
@@ -330,7 +355,7 @@ def write_reports(
     calib = calibration_of(net)
     thr, thr_text = _thresholds(labels, thresholds)
     ctx = dict(labels=labels, calibration=calib, thresholds=thr, thr_text=thr_text, top=max(1, int(top)),
-               method=method, n_steps=n_steps, prep={"lead": lead, "fill_missing": fill_missing, "device": device},
+               method=method, n_steps=n_steps, paper=paper, prep={"lead": lead, "fill_missing": fill_missing, "device": device},
                model_name=_model_name(net), sha=weights_hash(net), contract=_contract_text(contract_of(net)),
                version=__version__, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                calib_text=(f"calibrated ({calib.method} scaling fitted on the {calib.fitted_on.get('split', 'validation')} split, "
