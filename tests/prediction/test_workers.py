@@ -330,3 +330,54 @@ def test_an_input_that_exhausts_memory_is_one_failed_record(records, monkeypatch
         assert [r.path for r, _ in got] == [str(f) for f in files]
         assert [p is None for _, p in got] == [False, True, False]
         assert got[1][0].error.startswith("out of memory") and "512. TiB" in got[1][0].error
+
+
+def test_a_large_batch_file_is_shared_out_in_ranges_of_bounded_size(tmp_path, records, monkeypatch):
+    """An HDF5 file of 70 ECGs (and a .npy of 40) between WFDB records: the workers read them in
+    ranges of MEMBERS_PER_TASK records (every worker helps, no task brings a whole file back), and
+    the pairs are those of the in-process path: ids, members, input positions, windows."""
+    import h5py
+
+    from ecgfounder.prediction import workers as w
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    rng = np.random.default_rng(1)
+    with h5py.File(tmp_path / "batch.h5", "w") as f:
+        d = f.create_dataset("tracings", data=rng.normal(0, 0.3, (70, 1000, 12)).astype(np.float32))
+        d.attrs["fs"], d.attrs["leads"] = 500.0, ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    np.save(tmp_path / "batch.npy", rng.normal(0, 0.3, (40, 12, 1000)))
+    inputs = [sorted(records.glob("r000*.hea"))[0], tmp_path / "batch.h5", tmp_path / "batch.npy",
+              sorted(records.glob("r000*.hea"))[1]]
+    read_kwargs = {"fs": 500.0}
+    sizes, real = [], w._spool_in
+
+    def spy(path, out):
+        sizes.append(len(out))
+        return real(path, out)
+
+    monkeypatch.setattr(w, "_spool_in", spy)
+    c = PreprocessContract()
+    serial = list(prepared_records(inputs, c, workers=0, read_kwargs=read_kwargs))
+    parallel = list(prepared_records(inputs, c, workers=2, chunk=4, read_kwargs=read_kwargs))
+    assert len(serial) == len(parallel) == 1 + 70 + 40 + 1
+    assert max(sizes) <= w.MEMBERS_PER_TASK < 70 and len(sizes) >= 70 // w.MEMBERS_PER_TASK + 40 // w.MEMBERS_PER_TASK
+    key = [(r.path, r.record, r.input_index, r.member, r.index) for r, _ in serial]
+    assert [(r.path, r.record, r.input_index, r.member, r.index) for r, _ in parallel] == key
+    assert [r.member for r, _ in parallel if r.path.endswith("batch.h5")] == list(range(70))
+    assert {r.input_index for r, _ in parallel if r.path.endswith("batch.npy")} == {2}
+    for (rs, ps), (rp, pp) in zip(serial, parallel):
+        assert (ps is None) == (pp is None) and rs.error == rp.error
+        if ps is not None:
+            np.testing.assert_array_equal(ps.windows, pp.windows)
+
+
+def test_units_split_only_batch_files_that_say_how_many_they_hold(tmp_path, records):
+    from ecgfounder.prediction.workers import _units
+
+    np.save(tmp_path / "big.npy", np.zeros((10, 12, 500)))
+    np.save(tmp_path / "one.npy", np.zeros((12, 500)))
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    hea = sorted(records.glob("*.hea"))[0]
+    items = [(str(p), p) for p in (hea, tmp_path / "big.npy", tmp_path / "one.npy", tmp_path / "bad.h5")]
+    got = [(u[2], u[3]) for u in _units(items, {}, per=4)]
+    assert got == [(0, None), (1, (0, 4)), (1, (4, 8)), (1, (8, 10)), (2, None), (3, None)]  # a bad file: read (and reported) whole

@@ -133,14 +133,27 @@ def _open_npy_header(p: Path, max_duration: float | None = None) -> tuple[tuple[
     return shape, dtype
 
 
+def _members(n: int, start: int = 0, stop: int | None = None) -> range:
+    """The items ``start`` to ``stop - 1`` of a batch of ``n`` (``stop=None``: to the end)."""
+    return range(n)[slice(int(start), None if stop is None else int(stop))]
+
+
+def count_npy(path: str | Path, **_: Any) -> int:
+    """Recordings in a ``.npy`` file (``n`` of an ``(n, ...)`` batch, else 1), from its header."""
+    shape, _ = _open_npy_header(Path(path), max_duration=1.0)
+    return int(shape[0]) if len(shape) == 3 else 1
+
+
 def _batch_from_array(
     p: Path, arr: np.ndarray, fs: float | None, leads, units, meta: dict, fmt: str, ids: Sequence[str] | None = None,
-    max_duration: float | None = None,
+    max_duration: float | None = None, start: int = 0, stop: int | None = None,
 ) -> Iterator[Recording]:
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise RecordReadError(p, f"array dtype {arr.dtype} is not real-valued numeric")
     scale = _scale(p, units)
     if arr.ndim <= 2:
+        if not _members(1, start, stop):
+            return
         fs_ok = _need_fs(p, fs)
         view = _orient(p, arr, len(leads) if leads is not None else None)
         n = samples_to_read(view.shape[1], fs_ok, max_duration)
@@ -155,7 +168,7 @@ def _batch_from_array(
     if arr.ndim != 3:
         raise RecordReadError(p, f"array of shape {arr.shape}; expected (leads, samples) or (n, ...) batches")
     fs_ = _need_fs(p, fs)
-    for k in range(arr.shape[0]):
+    for k in _members(arr.shape[0], start, stop):
         sig = _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None) * scale
         m = dict(meta)
         m["id"] = (str(ids[k]) if ids is not None and k < len(ids) else f"{p.stem}#{k}")
@@ -165,15 +178,17 @@ def _batch_from_array(
 
 
 def iter_npy(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, max_duration: float | None = None, **_: Any) -> Iterator[Recording]:
-    """Recordings of a ``.npy`` file: ``(leads, samples)``/``(samples, leads)`` or a batch ``(n, ..)``."""
+             units: str | None = None, max_duration: float | None = None, start: int = 0, stop: int | None = None,
+             **_: Any) -> Iterator[Recording]:
+    """Recordings of a ``.npy`` file: ``(leads, samples)``/``(samples, leads)`` or a batch ``(n, ..)``
+    (``start``/``stop``: only those items, read from the memory-mapped file)."""
     p = Path(path)
     _open_npy_header(p, max_duration)
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise RecordReadError(p, f"cannot load .npy: {str(exc).strip() or type(exc).__name__}") from None
-    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy", max_duration=max_duration)
+    yield from _batch_from_array(p, arr, fs, leads, units, {}, "npy", max_duration=max_duration, start=start, stop=stop)
 
 
 def read_npy(path: str | Path, **kw: Any) -> Recording:
@@ -224,12 +239,13 @@ def _check_npz_members(p: Path, size: int) -> None:
 
 
 def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
-             units: str | None = None, key: str | None = None, **_: Any) -> Iterator[Recording]:
+             units: str | None = None, key: str | None = None, start: int = 0, stop: int | None = None,
+             **_: Any) -> Iterator[Recording]:
     """Recordings of an ``.npz`` archive.
 
     The signal is the entry ``key`` (default: ``signal``, else the only numeric array with ≥ 2
     dimensions); optional entries ``fs``, ``leads``, ``units``, ``meta_json`` (as written by
-    :func:`ecgfounder.io.write`) and ``ids`` for batches.
+    :func:`ecgfounder.io.write`) and ``ids`` for batches; ``start``/``stop``: only those items.
     """
     p = Path(path)
     size = check_file(p, min_bytes=22)
@@ -259,7 +275,7 @@ def iter_npz(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     meta.pop("format", None)
     yield from _batch_from_array(
         p, arr, fs if fs is not None else fs_f, leads if leads is not None else leads_f,
-        units if units is not None else (units_f or meta.get("units")), meta, "npz", ids,
+        units if units is not None else (units_f or meta.get("units")), meta, "npz", ids, start=start, stop=stop,
     )
 
 

@@ -293,10 +293,9 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
         if index is not None:
             if fmt not in _ITERATORS:
                 raise ValueError(f"index= applies to batch files ({', '.join(_ITERATORS)}), not {fmt}")
-            for k, rec in enumerate(_load(_ITERATORS[fmt])(p, **kwargs)):
-                if k == int(index):
-                    yield rec
-                    return
+            k = int(index)
+            if k >= 0:  # (that item alone is read)
+                yield from _load(_ITERATORS[fmt])(p, **kwargs, start=k, stop=k + 1)
             raise RecordReadError(p, f"no recording {index} in the file")
         yield _load(FORMATS[fmt])(p, **kwargs)
 
@@ -307,10 +306,31 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
         gen.close()
 
 
+_COUNTERS: dict[str, str] = {"npy": "ecgfounder.io.arrays:count_npy", "hdf5": "ecgfounder.io.hdf5:count_hdf5"}
+
+
+def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) -> int | None:
+    """How many recordings ``path`` holds, from its header alone, for the batch files that can tell
+    (``.npy`` and HDF5, whose items :func:`iter_read` reads one at a time with ``start=``/``stop=``);
+    ``None`` for other files.  Raises :class:`RecordReadError` for a file that cannot be opened."""
+    p = Path(path)
+    if compression_of(p):
+        return None
+    fmt = canonical_format(format) if format else detect_format(p)
+    if fmt not in _COUNTERS:
+        return None
+    try:
+        return int(_load(_COUNTERS[fmt])(p, **kwargs))
+    except RecordReadError:
+        raise
+    except Exception as exc:
+        raise _wrap(p, fmt, exc) from None
+
+
 def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Iterator[Recording]:
     """Every recording in ``path``: one for most formats, many for batch files (``.npy``/``.npz``
     of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``, zip archives), read
-    lazily."""
+    lazily; for batch files ``start=``/``stop=`` read only the items ``start`` to ``stop - 1``."""
     p = Path(path)
     if compression_of(p):
         yield from _from_archive(p, format, kwargs)

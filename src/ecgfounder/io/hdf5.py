@@ -18,10 +18,10 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12
 from ._common import check_file, make_recording, to_float
-from .arrays import _batch_from_array, _lead_names, _need_fs, _orient, _scale, _single
+from .arrays import _members, _batch_from_array, _lead_names, _need_fs, _orient, _scale, _single
 from .limits import MAX_H5_DEPTH, MAX_H5_OBJECTS, MAX_VALUES, check_decompressed, file_size, samples_to_read
 
-__all__ = ["read_hdf5", "iter_hdf5", "count_records"]
+__all__ = ["read_hdf5", "iter_hdf5", "count_hdf5"]
 
 _KNOWN_H5 = {
     # dataset name -> (fs, leads) of public datasets that do not store them (CODE-15, Ribeiro et al. 2020)
@@ -131,21 +131,21 @@ def _open_h5(p: Path):
         raise RecordReadError(p, f"cannot open HDF5 file: {str(exc).strip().splitlines()[0]}") from None
 
 
-def count_records(path: str | Path, fmt: str, **kw: Any) -> int | None:
-    """Number of recordings in a container file (HDF5 dataset batch), or ``None`` if not a batch."""
-    if fmt != "hdf5":
-        return None
+def count_hdf5(path: str | Path, *, dataset: str | None = None, **_: Any) -> int:
+    """Recordings in an HDF5 file (the items of a 3-D batch dataset, else 1), from its shape."""
     p = Path(path)
     with _open_h5(p) as f:
-        ds = _h5_dataset(p, f, kw.get("dataset"))
+        ds = _h5_dataset(p, f, dataset)
         return int(ds.shape[0]) if ds.ndim == 3 else 1
 
 
 def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None = None,
               leads: Sequence[str] | None = None, units: str | None = None, ids: str | None = None,
-              max_duration: float | None = None, **_: Any) -> Iterator[Recording]:
+              max_duration: float | None = None, start: int = 0, stop: int | None = None,
+              **_: Any) -> Iterator[Recording]:
     """Recordings of an HDF5 dataset: 2-D ``(leads, samples)`` or a batch ``(n, samples, leads)``/
-    ``(n, leads, samples)``; read one item at a time (bounded memory).
+    ``(n, leads, samples)``; read one item at a time (bounded memory); ``start``/``stop``: only
+    the items ``start`` to ``stop - 1`` (a 2-D dataset is item 0).
 
     ``fs``/``leads``/``units`` come from the arguments, else from the dataset or file attributes
     (``fs``/``sampling_rate``, ``leads``/``lead_names``, ``units``), else from the known layout of
@@ -192,6 +192,8 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
                     id_values = d[()]
                     break
         if ds.ndim <= 2:
+            if not _members(1, start, stop):
+                return
             fs_ok = _need_fs(p, fs_)
             if ds.ndim == 2:
                 rows, cols = ds.shape
@@ -213,7 +215,7 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
         if per > MAX_VALUES:
             raise RecordReadError(p, f"dataset items of shape {ds.shape[1:]} exceed the limit of {MAX_VALUES} values")
         fs_ok = _need_fs(p, fs_)
-        for k in range(ds.shape[0]):
+        for k in _members(ds.shape[0], start, stop):
             m = dict(meta)
             m["index"] = k
             if id_values is not None:

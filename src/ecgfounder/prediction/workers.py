@@ -2,13 +2,16 @@
 
 :func:`prepared_records` yields the ``(RecordResult, Prepared | None)`` pairs that
 :func:`ecgfounder.prediction.stream.iter_predict` consumes: the same pairs, in the same order, as
-the in-process path (:func:`ecgfounder.prediction.records.prepared_in_process` runs inside the
-workers), so results do not depend on the number of workers.
+the in-process path (:func:`ecgfounder.prediction.records.prepared_in_process`: the workers run its
+steps), so results do not depend on the number of workers.
 
-Work is sent to the pool in small tasks (``chunk`` inputs each); at most ``max_tasks`` tasks are
-in flight, so memory stays bounded whatever the number of inputs (about ``max_tasks × chunk``
-records of windows, 240 kB per 10-s 12-lead record).  Worker processes run single-threaded
-numpy/scipy so that they do not compete with the model's threads.
+Work is sent to the pool in small tasks (``chunk`` inputs each, or :data:`MEMBERS_PER_TASK`
+recordings of a batch file: an HDF5 or ``.npy`` file of 20,000 ECGs is read by every worker, a
+range each, not whole by one); at most ``max_tasks`` tasks are in flight, so memory stays bounded
+whatever the number and size of the inputs (about ``max_tasks × chunk`` records of windows, 240 kB
+per 10-s 12-lead record).  Worker processes run single-threaded numpy/scipy so that they do not
+compete with the model's threads.  (A batch file that fails part-way is reported per range: the
+ranges after a bad item are still read, where reading in one process stops at it.)
 
 A worker that dies (a reader's C library crashing on a hostile file, the kernel's out-of-memory
 killer) costs only the input that killed it: the inputs in flight then are prepared again one at a
@@ -43,7 +46,7 @@ import numpy as np
 from .._pools import CRASHED, KILLED, TIMED_OUT, BrokenProcessPool, each_alone, kill_pool, submit, timed_out
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
-from .records import expand_inputs, prepared_in_process
+from .records import expand_inputs, iter_records, prepare_one, prepared_in_process
 
 __all__ = ["prepared_records", "default_workers", "start_worker_server", "worker_context"]
 
@@ -104,12 +107,44 @@ def _init_worker(parent_pid: int) -> None:
         torch.set_num_threads(1)
 
 
-def _work(items: list[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict,
-          input_offset: int, spool: str | None = None) -> tuple[str | None, list]:
-    """Read and prepare ``items`` in a worker; ``index`` is renumbered by the parent.  With a
-    ``spool`` folder the windows go back through a file there (:func:`_spool_out`)."""
-    pairs = list(prepared_in_process(items, contract, read_kwargs, prep_kwargs, input_offset=input_offset))
-    return _spool_out(pairs, spool, input_offset) if spool else (None, pairs)
+#: recordings of a batch file (HDF5, ``.npy``) per task: a larger file is shared out in such ranges
+MEMBERS_PER_TASK = 32
+
+Unit = tuple[str, Any, int, "tuple[int, int] | None"]  # (shown path, path or Recording, input index, member range)
+
+
+def _units(items: Iterable[tuple[str, Any]], read_kwargs: dict, per: int = MEMBERS_PER_TASK) -> Iterator[Unit]:
+    """The work of ``items``: a unit per input, except that a batch file of more than ``per``
+    recordings whose header tells how many (:func:`ecgfounder.io.detect.count_records`) becomes a
+    unit per ``per`` of them, so that one file of 20,000 ECGs is read by every worker in parts of
+    bounded memory instead of by one worker whole."""
+    from ..io.detect import count_records
+
+    for i, (shown, item) in enumerate(items):
+        n = None
+        if isinstance(item, (str, os.PathLike)):
+            try:
+                n = count_records(item, **{k: v for k, v in read_kwargs.items() if k in ("format", "dataset")})
+            except (ValueError, OSError):  # (reported by the worker that reads it)
+                n = None
+        if n is None or n <= per:
+            yield shown, item, i, None
+        else:
+            for a in range(0, n, per):
+                yield shown, item, i, (a, min(a + per, n))
+
+
+def _work(units: list[Unit], contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict,
+          tag: int, spool: str | None = None) -> tuple[str | None, list]:
+    """Read and prepare ``units`` in a worker; ``index`` is renumbered by the parent.  With a
+    ``spool`` folder the windows go back through a file there (:func:`_spool_out`, named by ``tag``)."""
+    pairs = []
+    for shown, item, i, span in units:
+        kw = read_kwargs if span is None else {**read_kwargs, "start": span[0], "stop": span[1]}
+        first = 0 if span is None else span[0]
+        pairs += [prepare_one(0, i, first + k, path, rec, err, contract, prep_kwargs)
+                  for _, k, path, rec, err in iter_records([(shown, item)], kw)]
+    return _spool_out(pairs, spool, tag) if spool else (None, pairs)
 
 
 _NO_WINDOWS = np.empty((0,), np.float32)
@@ -258,7 +293,8 @@ def prepared_records(
         workers: worker processes; ``0`` prepares in this process; ``None``: :func:`default_workers`
             for the model's ``device``.
         read_kwargs / prep_kwargs: passed to the readers / to ``prepare`` (``lead``, ``fill_missing``).
-        chunk: inputs per task sent to a worker.
+        chunk: inputs per task sent to a worker (a batch file's recordings go :data:`MEMBERS_PER_TASK`
+            a task).
         max_tasks: tasks in flight at most (default ``2 × workers``): bounds memory.
         mp_context: multiprocessing start method (default ``forkserver`` where available).
         time_limit: seconds an input may take in a worker (default :data:`TIME_LIMIT_S`); one that
@@ -277,38 +313,43 @@ def prepared_records(
 
     limit = max(1, int(max_tasks if max_tasks is not None else 2 * n_workers))
     seconds = float(TIME_LIMIT_S if time_limit is None else time_limit)
-    items = expand_inputs(inputs)
+    units = _units(expand_inputs(inputs), read_kwargs)
     ctx = worker_context(mp_context)
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
 
     index = 0
-    sent = 0
-    pending: deque[tuple[Future, list[tuple[str, Any]], int]] = deque()  # (task, its inputs, first input's index)
+    sent = 0  # tasks sent (their spool files' names)
+    pending: deque[tuple[Future, list[Unit]]] = deque()  # (task, its units)
+    held: list[Unit] = []  # a unit read ahead that starts the next task
     spool = _spool_folder()
     pool = new_pool()
     try:
         exhausted = False
         while True:
             while not exhausted and len(pending) < limit:
-                batch: list[tuple[str, Any]] = []
-                for shown, item in items:
-                    batch.append((shown, str(item) if isinstance(item, os.PathLike) else item))
-                    if len(batch) >= chunk:
+                batch, held = held, []  # up to ``chunk`` inputs, or one range of a batch file
+                for shown, item, i, span in units:
+                    unit = (shown, str(item) if isinstance(item, os.PathLike) else item, i, span)
+                    if span is not None and batch:
+                        held = [unit]
+                        break
+                    batch.append(unit)
+                    if span is not None or len(batch) >= chunk:
                         break
                 if not batch:
                     exhausted = True
                     break
-                pending.append((submit(pool, _work, batch, contract, read_kwargs, prep_kwargs, sent, spool), batch, sent))
-                sent += len(batch)
+                pending.append((submit(pool, _work, batch, contract, read_kwargs, prep_kwargs, sent, spool), batch))
+                sent += 1
             if not pending:
                 break
-            task, batch, offset = pending.popleft()
+            task, batch = pending.popleft()
             try:  # (the oldest task runs from the moment a worker is free: its time is counted from now)
                 pairs = _spool_in(*task.result(timeout=seconds * len(batch)))
             except (BrokenProcessPool, FutureTimeout):  # a worker died (a reader's library crashed, the
-                in_flight = [(batch, offset)] + [(b, o) for _, b, o in pending]  # system killed it) or is stuck
+                in_flight = [batch] + [b for _, b in pending]  # system killed it) or is stuck
                 pending.clear()
                 kill_pool(pool)  # (a broken pool's workers are gone already; a stuck one must be ended)
                 pairs = _one_at_a_time(ctx, in_flight, contract, read_kwargs, prep_kwargs, spool, seconds)
@@ -318,7 +359,7 @@ def prepared_records(
                 index += 1
                 yield res, prep
     finally:
-        for task, _, _ in pending:
+        for task, _ in pending:
             task.cancel()
         if pending:  # cut short (interrupted, or the consumer stopped): the work in flight is not wanted, and
             kill_pool(pool)  # a worker stuck in a read would keep shutdown(wait=True) waiting forever
@@ -330,28 +371,27 @@ def prepared_records(
             shutil.rmtree(spool, ignore_errors=True)
 
 
-def _one_at_a_time(ctx: mp.context.BaseContext, tasks: list[tuple[list[tuple[str, Any]], int]],
-                   contract: PreprocessContract, read_kwargs: dict, prep_kwargs: dict, spool: str | None,
-                   seconds: float | None = None) -> list:
-    """The inputs that were in flight when a worker died, each alone, in order
-    (:func:`~ecgfounder._pools.each_alone`): an input that kills its worker again is a failed
-    record (:data:`~ecgfounder._pools.CRASHED`), as is one that takes more than ``seconds``
-    (:func:`~ecgfounder._pools.timed_out`); the rest are prepared as usual."""
-    from .records import prepare_one
-
+def _one_at_a_time(ctx: mp.context.BaseContext, tasks: list[list[Unit]], contract: PreprocessContract,
+                   read_kwargs: dict, prep_kwargs: dict, spool: str | None, seconds: float | None = None) -> list:
+    """The units (inputs, or ranges of a batch file) that were in flight when a worker died, each
+    alone, in order (:func:`~ecgfounder._pools.each_alone`): one that kills its worker again is a
+    failed record (:data:`~ecgfounder._pools.CRASHED`; for a range, at its first member), as is one
+    that takes more than ``seconds`` (:func:`~ecgfounder._pools.timed_out`); the rest are prepared
+    as usual."""
     init = {"initializer": _init_worker, "initargs": (os.getpid(),)}
     if each_alone(ctx, os.getpid, [()], **init) == [KILLED]:
         raise WorkersCannotStartError(
             "worker processes end before doing any work (memory exhausted, or a main script that starts "
             "prediction at import time: put that under `if __name__ == \"__main__\":`). Prepare in this "
             "process instead: workers=0 (--workers 0).")
-    calls = [([item], contract, read_kwargs, prep_kwargs, offset + k, spool)
-             for batch, offset in tasks for k, item in enumerate(batch)]
+    calls = [([unit], contract, read_kwargs, prep_kwargs, -1 - k, spool)
+             for k, unit in enumerate(u for batch in tasks for u in batch)]
     pairs: list = []
     for args, got in zip(calls, each_alone(ctx, _work, calls, timeout=seconds, **init)):
         if got is KILLED or got is TIMED_OUT:
             err = CRASHED if got is KILLED else timed_out(seconds or 0)
-            pairs.append(prepare_one(0, args[4], 0, args[0][0][0], None, err, contract, prep_kwargs))
+            shown, _, i, span = args[0][0]
+            pairs.append(prepare_one(0, i, span[0] if span else 0, shown, None, err, contract, prep_kwargs))
         else:
             pairs.extend(_spool_in(*got))
     return pairs
