@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgfounder._fileio import (atomic_path, atomic_write, cache_dir, partial_path, process_gone, to_jsonable,
-                                write_json)
+from ecgfounder._fileio import (WriterLock, atomic_path, atomic_write, cache_dir, partial_path, process_gone,
+                                to_jsonable, write_json)
 
 
 def test_atomic_write_publishes_with_ordinary_mode_and_leaves_nothing_on_failure(tmp_path):
@@ -81,3 +81,33 @@ def test_process_gone_only_for_a_process_that_ended():
     assert process_gone(child.pid)
     assert not process_gone(os.getpid())
     assert not process_gone(1)  # init: alive, whoever owns it
+
+
+class _Busy(Exception):
+    pass
+
+
+def test_writer_lock_is_one_process_at_a_time_and_dies_with_its_holder(tmp_path):
+    """Refused while another process holds it, naming that process; free once the holder is killed
+    (the file it leaves, with its PID, locks nothing); removed on release."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "x.lock"
+    hold = ("import sys, time; from ecgfounder._fileio import WriterLock; WriterLock(sys.argv[1], RuntimeError).acquire(); "
+            "print('held', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "held\n"
+        with pytest.raises(_Busy, match=f"^{child.pid}$"):
+            WriterLock(path, _Busy).acquire()
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert path.read_text().strip() == str(child.pid)  # left by the killed holder
+    with WriterLock(path, _Busy):
+        assert path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(_Busy, match=f"^{os.getpid()}$"):  # (another open file: refused in this process too)
+            WriterLock(path, _Busy).acquire()
+    assert not path.exists()

@@ -11,6 +11,12 @@
   (``json.dumps(..., allow_nan=False)`` accepts it; other tools' parsers too).
 * **Cache.**  :func:`cache_dir` is the package's cache folder: ``$ECGFOUNDER_CACHE``, else
   ``$XDG_CACHE_HOME/ecgfounder``, else ``~/.cache/ecgfounder``.  Nothing is created on import.
+* **One writer.**  :class:`WriterLock` is the right to write something (an output file, a store
+  folder) held by one process at a time: ``fcntl.flock`` on a lock file holding the holder's PID.
+  The lock ends with its process, so a killed holder blocks no one and no PID is guessed at.
+  ``fcntl`` is used directly rather than the ``filelock`` package because the PID must be readable
+  by the refused process: ``filelock`` truncates the file when it tries the lock, which would erase
+  the holder's PID.  Where ``fcntl`` does not exist (Windows) no lock is taken.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path, PurePath
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
-           "process_gone"]
+           "process_gone", "WriterLock"]
 
 CACHE_ENV = "ECGFOUNDER_CACHE"
 
@@ -146,3 +152,60 @@ def cache_dir(*parts: str) -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ecgfounder"
     return base.joinpath(*parts)
+
+
+class WriterLock:
+    """The right to write something while held, one process at a time: ``fcntl.flock`` on ``path``
+    (created), which holds the holder's PID.  A second taker is refused at once with
+    ``refused(pid)`` (the holder's PID as text, ``"?"`` when unknown), an exception naming what is
+    locked and the fix.  The lock dies with its holder's process: the file a killed holder leaves
+    locks nothing.  A taker that opened a lock file its previous holder removed (on release) while
+    it waited opens the new one instead.  Releasing removes the file.  A context manager."""
+
+    def __init__(self, path: str | os.PathLike, refused: Callable[[str], BaseException]):
+        self.path = Path(path)
+        self.refused = refused
+        self._fd: int | None = None
+
+    def acquire(self) -> "WriterLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise self.refused(holder) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its previous holder removed while we waited on it
+                break
+            os.close(fd)
+        else:  # pragma: no cover - only under heavy contention
+            raise self.refused("?")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "WriterLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

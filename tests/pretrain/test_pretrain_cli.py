@@ -34,3 +34,13 @@ def test_cli_build_store_and_run(tmp_path, capsys, small_store):
     assert (tmp_path / "run" / "auroc.csv").exists() and (tmp_path / "run" / "model" / "README.md").exists()
     assert main(["pretrain", "run", str(cfg), "model.size=huge"]) == 2
     assert "model.size='huge' is not valid" in capsys.readouterr().err
+
+
+def test_cli_build_store_into_a_folder_of_another_build_needs_restart(tmp_path, capsys):
+    src = [str(DATA / "cinc2021" / "E07500.hea"), "-o", str(tmp_path / "s"), "--workers", "1", "--leads", "1"]
+    assert main(["pretrain", "build-store", *src]) == 0
+    capsys.readouterr()
+    assert main(["pretrain", "build-store", *src, "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert "dtype 'float16' then, 'float32' now" in err and "pass --restart to discard it" in err
+    assert main(["pretrain", "build-store", *src, "--dtype", "float32", "--restart"]) == 0

@@ -4,15 +4,19 @@ reading over HTTP."""
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import re
 import http.server
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ecgfounder.pretrain.statements import NEGATED, POSITIVE
+from ecgfounder.pretrain import store as store_mod
 from ecgfounder.pretrain.store import StoreError, build_store, iter_batches, open_store, steps_per_epoch
 
 from _pt_helpers import DATA, SMALL_CONTRACT
@@ -168,6 +172,11 @@ def test_a_record_that_kills_its_writer_fails_alone(tmp_path, monkeypatch):
     assert not list((tmp_path / "b").glob("*.tmp"))
     for p, q in zip(_all(a, global_batch=1, shuffle=False), _all(b, global_batch=1, shuffle=False)):
         assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])
+    # the chunk written alone was recorded with its killer: run again, every chunk is reused, the failure kept
+    assert len(list((tmp_path / "b").glob(".chunk-*.json"))) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert build_store(srcs, tmp_path / "b", workers=2, **kw).failures == b.failures
 
 
 def test_a_chunk_whose_writer_dies_without_a_killer_is_one_store_error(tmp_path, monkeypatch):
@@ -196,10 +205,11 @@ def test_a_chunk_whose_writer_dies_without_a_killer_is_one_store_error(tmp_path,
 # --------------------------------------------------------------------------- damaged stores
 
 def _tiny_store(tmp_path, name="s", n=2, **kw):
+    """``n`` records, one chunk (and one shard of 2 windows) each."""
+    opts = {"contract": SMALL_CONTRACT, "workers": 1, "records_per_chunk": 1, "shard_size": 2, "dtype": "float32", **kw}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_store(sorted((DATA / "cinc2021").glob("*.hea"))[:n], tmp_path / name, contract=SMALL_CONTRACT,
-                           workers=1, records_per_chunk=1, shard_size=2, dtype="float32", **kw)
+        return build_store(sorted((DATA / "cinc2021").glob("*.hea"))[:n], tmp_path / name, **opts)
 
 
 def _rewrite_shard(path, fn):
@@ -296,35 +306,123 @@ def test_a_damaged_or_hostile_index_is_a_store_error(tmp_path, edit):
         open_store("pipe:cat " + str(tmp_path / "s") + "/{name}")
 
 
-def test_a_rebuild_cut_short_leaves_no_index_of_the_store_before(tmp_path, monkeypatch):
-    from ecgfounder.pretrain import store as S
+_WRITE_CHUNK = store_mod._write_chunk
 
-    _tiny_store(tmp_path, n=3)
-    real = S._write_chunk
 
-    def interrupted(job):
-        if job["chunk"] == 1:
+def _counting(monkeypatch, cut_at=None):
+    """The chunks the next builds write, in order; the build is cut short (KeyboardInterrupt) when
+    it comes to chunk ``cut_at``."""
+    written = []
+
+    def write(job):
+        if job["chunk"] == cut_at:
             raise KeyboardInterrupt
-        return real(job)
+        written.append(job["chunk"])
+        return _WRITE_CHUNK(job)
 
-    monkeypatch.setattr(S, "_write_chunk", interrupted)
+    monkeypatch.setattr(store_mod, "_write_chunk", write)
+    return written
+
+
+def _stamps(folder):
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("shard-*.tar")}
+
+
+def _assert_same_store(a, b):
+    """Same index (shards, counts, labels, contract, failures), label report and samples."""
+    for name in ("index.json", "labels_report.json"):
+        assert (Path(a.location) / name).read_text() == (Path(b.location) / name).read_text()
+    pa, pb = _all(a, global_batch=1, shuffle=False), _all(b, global_batch=1, shuffle=False)
+    assert len(pa) == len(pb) == a.n_samples
+    for p, q in zip(pa, pb):
+        assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])
+
+
+def test_a_build_cut_short_resumes_with_the_chunks_it_finished(tmp_path, monkeypatch, caplog):
+    written = _counting(monkeypatch, cut_at=2)
     with pytest.raises(KeyboardInterrupt):
-        _tiny_store(tmp_path, n=3, rules=None)
+        _tiny_store(tmp_path, n=4)
+    assert written == [0, 1] and not (tmp_path / "s" / "index.json").exists()
+    finished = _stamps(tmp_path / "s")
+    assert len(finished) == 2
+    written = _counting(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="ecgfounder.pretrain.store"):
+        info = _tiny_store(tmp_path, n=4)
+    assert written == [2, 3] and "2 of 4 chunks reused" in caplog.text
+    assert {k: v for k, v in _stamps(tmp_path / "s").items() if k in finished} == finished  # not rewritten
+    _assert_same_store(info, _tiny_store(tmp_path, name="whole", n=4))  # as a build never cut short
+    written.clear()
+    assert _tiny_store(tmp_path, n=4).shards == info.shards and written == []  # finished: verified, not rewritten
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered", "unrecorded", "missing"])
+def test_a_finished_chunk_that_does_not_verify_is_written_again(tmp_path, monkeypatch, damage):
+    info = _tiny_store(tmp_path, n=3)
+    before = _all(info, global_batch=1, shuffle=False)
+    shard = tmp_path / "s" / info.shards[1]  # chunk 1's one shard
+    data = bytearray(shard.read_bytes())
+    if damage == "truncated":
+        shard.write_bytes(data[:3000])
+    elif damage == "altered":  # same size, one bit of a sample changed
+        data[len(data) // 2] ^= 1
+        shard.write_bytes(data)
+    elif damage == "unrecorded":  # (a build cut between the shard's rename and its record)
+        (tmp_path / "s" / ".chunk-00001.json").unlink()
+    else:
+        shard.unlink()
+    written = _counting(monkeypatch)
+    again = _tiny_store(tmp_path, n=3)
+    assert written == [1] and again.shards == info.shards and again.counts == info.counts
+    after = _all(again, global_batch=1, shuffle=False)
+    assert [b[2] for b in after] == [b[2] for b in before]
+    assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(after, before))
+
+
+def test_another_build_into_a_folder_is_refused_unless_restarted(tmp_path, monkeypatch):
+    """A build with other sources or settings never mixes in the chunks of the one before: refused,
+    naming what changed, until restart=True discards them."""
+    _counting(monkeypatch, cut_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_store(tmp_path, n=2)
+    written = _counting(monkeypatch)
+    with pytest.raises(StoreError, match=r"holds a build cut short made with other settings \(dtype 'float32' then, "
+                                         r"'float16' now\); .*another folder, or pass restart=True"):
+        _tiny_store(tmp_path, n=2, dtype="float16")
+    with pytest.raises(StoreError, match=r"\(the sources \(2 records then, 3 now\)\)"):
+        _tiny_store(tmp_path, n=3)
+    assert written == [] and (tmp_path / "s" / ".chunk-00000.json").exists()  # the cut build untouched
+    info = _tiny_store(tmp_path, n=3, shard_size=1, restart=True)
+    assert written == [0, 1, 2] and len(info.shards) == 6  # chunk 0 too: discarded, not mixed in
+    with pytest.raises(StoreError, match=r"holds a store made with other settings \(shard_size 1 then, 2 now\)"):
+        _tiny_store(tmp_path, n=3)
+    assert open_store(tmp_path / "s").shards == info.shards  # the store refused is left whole
+    written.clear()
+    assert _tiny_store(tmp_path, n=3, shard_size=1, restart=True).shards == info.shards and written == [0, 1, 2]
+
+
+def test_a_rebuild_cut_short_leaves_no_index_of_the_store_before(tmp_path, monkeypatch):
+    _tiny_store(tmp_path, n=3)
+    _counting(monkeypatch, cut_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_store(tmp_path, n=3, shard_size=1, restart=True)
     with pytest.raises(StoreError, match="no index.json; build the store first"):
         open_store(tmp_path / "s")  # (the old index would name shards that now hold other windows)
-    monkeypatch.setattr(S, "_write_chunk", real)
-    info = _tiny_store(tmp_path, n=1)  # built again, smaller: no shard of the larger store is left
+    _counting(monkeypatch)
+    info = _tiny_store(tmp_path, n=1, restart=True)  # built again, smaller: no shard of the larger store is left
     assert sorted(p.name for p in (tmp_path / "s").glob("shard-*")) == sorted(info.shards)
+    assert [p.name for p in (tmp_path / "s").glob(".chunk-*")] == [".chunk-00000.json"]
     assert len(_all(info, global_batch=1, shuffle=False)) == info.n_samples == 2
 
 
 def test_two_builders_of_one_folder_are_refused(tmp_path):
-    import os
+    from ecgfounder._fileio import WriterLock
 
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / ".build.lock").write_text(str(os.getppid()))  # a live process
-    with pytest.raises(StoreError, match="being built by another process"):
-        _tiny_store(tmp_path, n=1)
-    (tmp_path / "s" / ".build.lock").write_text("999999999")  # a builder that died
+    lock = tmp_path / "s" / ".build.lock"
+    with WriterLock(lock, RuntimeError):  # a builder at work (this process stands in for it)
+        with pytest.raises(StoreError, match=rf"s is being built by another process \(PID {os.getpid()}\); .*another folder"):
+            _tiny_store(tmp_path, n=1)
+    # a builder that was killed left its PID, now another live process's: it holds no lock
+    lock.write_text(str(os.getppid()))
     assert _tiny_store(tmp_path, n=1).n_samples == 2
-    assert not (tmp_path / "s" / ".build.lock").exists()
+    assert not lock.exists()

@@ -1,7 +1,7 @@
 """``ecgfounder pretrain``: an ECGFounder-style model from scratch on your own archive.
 
     ecgfounder pretrain labels FILES... [--statement TEXT] [--rules CSV] [-o report.json]
-    ecgfounder pretrain build-store SOURCES... -o STORE [--workers N] [--rules CSV] [--leads 12|1]
+    ecgfounder pretrain build-store SOURCES... -o STORE [--workers N] [--rules CSV] [--leads 12|1] [--restart]
     ecgfounder pretrain run CONFIG.yaml [key=value ...]       (also under torchrun)
 """
 
@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     b.add_argument("--records-per-chunk", type=int, default=256)
     b.add_argument("--shard-size", type=int, default=2048, help="windows per shard at most")
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    b.add_argument("--restart", action="store_true", help="discard what an earlier build wrote in the store folder and "
+                   "start over (a rerun of the same build resumes it instead)")
     r = sub.add_parser("run", help="train as configured (see docs/pretrain.md)")
     r.add_argument("config", help="YAML configuration")
     r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.max_steps=100 model.size=small")
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         src = args.sources[0] if len(args.sources) == 1 else args.sources
         info = build_store(src, args.output, contract=PreprocessContract(leads=lead_set(args.leads)), rules=_rules(args.rules),
                            workers=args.workers, records_per_chunk=args.records_per_chunk, shard_size=args.shard_size,
-                           dtype=args.dtype)
+                           dtype=args.dtype, restart=args.restart)
         for path, err in info.failures[:10]:
             print(f"failed: {err}", file=sys.stderr)
         print(json.dumps(describe(info)))

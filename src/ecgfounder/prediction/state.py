@@ -7,11 +7,7 @@ Beside an output ``out.csv`` (all hidden, all in the same folder):
 ``.out.csv.state.json``  resume state: settings, record files done, bytes and embedding rows saved
 ``.out.csv.done.json``   written when the run finished: its settings and the output's size, so
                          a repeated ``resume`` returns at once instead of recomputing
-``.out.csv.lock``        held (``fcntl.flock``) while a run writes; holds the writer's PID
-
-The lock is taken with ``fcntl`` directly rather than the ``filelock`` package because the PID
-must be readable by the refused run: ``filelock`` truncates the file when it tries the lock, which
-would erase the holder's PID.  Where ``fcntl`` does not exist (Windows) no lock is taken.
+``.out.csv.lock``        held while a run writes (:class:`OutputLock`); holds the writer's PID
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .._fileio import write_json
+from .._fileio import WriterLock, write_json
 from ..errors import OutputLockedError, SetupError
 
 __all__ = ["OutputLock", "state_path", "done_path", "read_json", "settings_difference", "digest", "truncate_to"]
@@ -73,58 +69,15 @@ def truncate_to(path: Path, size: int) -> None:
         f.truncate(size)
 
 
-class OutputLock:
-    """Exclusive right to write ``out`` while held; refused with the holder's PID."""
+class OutputLock(WriterLock):
+    """Exclusive right to write ``out`` while held (``.out.lock``, a :class:`~ecgfounder._fileio.WriterLock`);
+    refused with :class:`~ecgfounder.errors.OutputLockedError` naming the output and the holder's PID."""
 
     def __init__(self, out: str | os.PathLike):
         self.out = Path(out)
-        self.path = lock_path(out)
-        self._fd: int | None = None
-
-    def acquire(self) -> "OutputLock":
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                raise OutputLockedError(f"output {self.out} is being written by another run (PID {holder}); wait for "
-                                        "it to finish, stop it, or choose another output.", "output") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:  # not a lock file its previous holder removed while we waited on it
-                break
-            os.close(fd)
-        else:  # pragma: no cover - only under heavy contention
-            raise OutputLockedError(f"output {self.out}: could not take its lock; another run keeps replacing it.",
-                                    "output")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> "OutputLock":
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+        super().__init__(lock_path(out), lambda holder: OutputLockedError(
+            f"output {self.out} is being written by another run (PID {holder}); wait for it to finish, stop it, or "
+            "choose another output.", "output"))
 
 
 def write_state(path: Path, obj: Mapping[str, Any]) -> None:

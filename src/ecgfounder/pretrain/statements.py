@@ -373,3 +373,10 @@ class LabelReport:
             "ignored": self.ignored.most_common(),
             "prior": self.prior.most_common(),
         }
+
+    @classmethod
+    def from_dict(cls, labels: tuple[str, ...], d: dict) -> "LabelReport":
+        """The report whose :meth:`to_dict` is ``d`` (e.g. read back from JSON)."""
+        return cls(tuple(labels), int(d["n_records"]), int(d["n_statements"]), Counter(d["status"]),
+                   {lab: Counter(c) for lab, c in d["per_label"].items()},
+                   *(Counter(dict(d[k])) for k in ("unmatched", "ignored", "prior")))

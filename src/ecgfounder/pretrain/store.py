@@ -12,6 +12,8 @@ Layout of a store folder::
     index.json                 labels, preprocessing contract, shards with sample counts, failures
     labels_report.json         the statement-extraction report (unmatched statements listed)
     shard-CCCCC-KKK.tar        chunk C (a fixed run of source records), part K
+    .build.json, .chunk-*.json the build's settings and its finished chunks (resume; :mod:`.chunks`)
+    .build.lock                held by the process building the folder
 
 Each sample: ``__key__`` ``RRRRRRRR_WWW`` (record, window), ``x.npy`` (leads × samples, float16
 or float32, preprocessed by the contract), ``y.npy`` (int8 label states, see
@@ -40,8 +42,8 @@ with ``curl`` by WebDataset), or any other prefix with a ``pipe:`` command templ
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import random
 import urllib.request
@@ -50,11 +52,15 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .._fileio import WriterLock, write_json
 from ..signal.preprocess import PreprocessContract
+from . import chunks
 from .shards import _NAME, INDEX, SPLITS, StoreError, StoreInfo, decode, need_wds, shard_samples
 from .statements import LabelReport, RuleSet, default_rules, extract_record
 
 __all__ = ["StoreError", "StoreInfo", "build_store", "label_sources", "describe", "open_store", "iter_batches", "steps_per_epoch", "SPLITS"]
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- writing
 
@@ -153,7 +159,10 @@ def _write_chunk(job: dict) -> dict:
         writer.close()
     for name in shards:
         os.replace(out / (name + ".tmp"), out / name)
-    return {"shards": shards, "counts": counts, "failures": failures, "report": report}
+    res = {"shards": chunks.shard_entries(out, shards, counts), "failures": failures, "report": report.to_dict()}
+    if job["build"]:  # the chunk is recorded as finished only now, its shard files in place
+        chunks.record(out, job["chunk"], job["build"], res)
+    return res
 
 
 _START_METHOD = "spawn"  # of the chunk writers (a worker holds no state of its parent)
@@ -166,20 +175,24 @@ def _chunk_alone(job: dict, ctx: Any) -> dict:
     written without them, each a failure (:data:`~ecgfounder._pools.CRASHED`)."""
     from .._pools import CRASHED, without_killers
 
+    unrecorded = {**job, "build": None}  # (recorded here, once the killers are among its failures)
+
     def drop(hit: set[int]) -> dict:
         for stale in Path(job["out"]).glob(f"shard-{job['chunk']:05d}-*.tar.tmp"):  # (begun by the dead worker)
             stale.unlink()
-        return {**job, "items": [it for i, it in enumerate(job["items"]) if i not in hit]}
+        return {**unrecorded, "items": [it for i, it in enumerate(job["items"]) if i not in hit]}
 
     res, hit = without_killers(
-        ctx, _write_chunk, job, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]],
+        ctx, _write_chunk, unrecorded, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]],
         drop, lambda: StoreError(
             f"chunk {job['chunk']} (records {job['items'][0][1]} to {job['items'][-1][1]}) ends its worker process "
             "even without the records that did so alone (out of memory?); build with fewer workers or smaller "
             "records_per_chunk."))
     order = {path: i for i, (_, path, _) in enumerate(job["items"])}
     failures = res["failures"] + [(job["items"][i][1], CRASHED) for i in sorted(hit)]
-    return {**res, "failures": sorted(failures, key=lambda f: order.get(f[0], len(order)))}
+    res = {**res, "failures": sorted(failures, key=lambda f: order.get(f[0], len(order)))}
+    chunks.record(Path(job["out"]), job["chunk"], job["build"], res)
+    return res
 
 
 def _probe_record(path: str, contract: dict, fill_missing: bool) -> None:
@@ -210,8 +223,18 @@ def build_store(
     shard_size: int = 2048,
     dtype: str = "float16",
     fill_missing: bool = True,
+    restart: bool = False,
 ) -> StoreInfo:
     """Write a shard store from records (see the module docstring).
+
+    A build cut short (interrupted, crashed, machine lost) resumes: run it again with the same
+    sources and settings (``workers`` may differ) into the same folder, and every chunk that was
+    finished, and whose shard files still verify against its record (sizes and SHA-256), is kept;
+    only the others are written (:mod:`ecgfounder.pretrain.chunks`; the log says how many chunks
+    were reused).  A finished store built again the same way is only verified.  A build with
+    other sources or settings into a folder holding another build's chunks is refused with a
+    :class:`StoreError` naming what changed, so that hours of work are never discarded by a typo:
+    build into another folder, or pass ``restart=True`` to discard them and start over.
 
     Args:
         sources: a folder of records, a manifest CSV (``path[,statements]``; statements separated
@@ -225,6 +248,7 @@ def build_store(
         dtype: ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
         fill_missing: zero-fill leads a record lacks (e.g. precordials of a 2-lead Holter) instead
             of skipping it.
+        restart: discard what an earlier build wrote in ``out`` (any settings) and start over.
     """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype={dtype!r} is not valid; choose float16 or float32.")
@@ -236,75 +260,52 @@ def build_store(
         raise StoreError(f"no records found in {sources}; give a folder of ECG files or a manifest.")
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out_p):
-        return _build(items, out_p, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing)
+    lock = WriterLock(out_p / ".build.lock", lambda holder: StoreError(
+        f"{out_p} is being built by another process (PID {holder}); wait for it to end, stop it, or build into "
+        "another folder."))
+    with lock:
+        key = chunks.start(out_p, chunks.settings(items, contract, rules, dtype, shard_size, records_per_chunk,
+                                                  fill_missing), restart)
+        return _build(items, out_p, key, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing)
 
 
-@contextlib.contextmanager
-def _build_lock(out: Path) -> Iterator[None]:
-    """One builder per store folder: two at once would write the same shard files."""
-    from .._fileio import process_gone
-
-    lock = out / ".build.lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and not process_gone(pid):
-                raise StoreError(f"{out} is being built by another process (pid {pid}, {lock}); wait for it to end, "
-                                 "or build into another folder.") from None
-            lock.unlink(missing_ok=True)  # its builder is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    else:  # pragma: no cover - a race lost twice
-        raise StoreError(f"{out} is being built by another process ({lock}); build into another folder.")
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _build(items, out_p: Path, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing) -> StoreInfo:
-    # the index of a store built here before goes first: a build cut short must not leave it
-    # naming shards that now hold other records
-    (out_p / INDEX).unlink(missing_ok=True)
+def _build(items, out_p: Path, key: str, contract, rules, workers, records_per_chunk, shard_size, dtype,
+           fill_missing) -> StoreInfo:
     jobs = [
         {"chunk": c, "items": items[k : k + records_per_chunk], "out": str(out_p), "contract": contract.to_dict(),
-         "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing}
+         "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing, "build": key}
         for c, k in enumerate(range(0, len(items), max(1, int(records_per_chunk))))
     ]
     n_workers = min(workers or os.cpu_count() or 1, len(jobs))
+    results = chunks.finished(out_p, key, len(jobs), n_workers)
+    todo = [j for j in jobs if j["chunk"] not in results]
+    if results:
+        log.info("%s: %d of %d chunks reused from an earlier run of this build; %d to write", out_p, len(results),
+                 len(jobs), len(todo))
+    n_workers = min(n_workers, len(todo))
     if n_workers <= 1:
-        results = [_write_chunk(j) for j in jobs]
+        done = [_write_chunk(j) for j in todo]
     else:
         import multiprocessing as mp
 
         from .._pools import run_in_order
 
         ctx = mp.get_context(_START_METHOD)
-        results = run_in_order(_write_chunk, jobs, n_workers, ctx, lambda job: _chunk_alone(job, ctx))
+        done = run_in_order(_write_chunk, todo, n_workers, ctx, lambda job: _chunk_alone(job, ctx))
+    results.update((j["chunk"], r) for j, r in zip(todo, done))
     report = LabelReport(rules.labels)
-    shards, counts, failures = [], [], []
-    for r in results:
-        shards += r["shards"]
-        counts += r["counts"]
-        failures += r["failures"]
-        report.merge(r["report"])
+    shards, failures = [], []
+    for c in range(len(jobs)):  # (reused or not, every chunk's part comes from its record's form)
+        shards += results[c]["shards"]
+        failures += results[c]["failures"]
+        report.merge(LabelReport.from_dict(rules.labels, results[c]["report"]))
     index = {"format": "ecgfounder-shards", "version": 1, "engine": "webdataset", "labels": list(rules.labels),
-             "contract": contract.to_dict(), "dtype": dtype, "n_samples": int(sum(counts)),
-             "shards": [{"name": s, "count": c} for s, c in zip(shards, counts)],
+             "contract": contract.to_dict(), "dtype": dtype, "n_samples": int(sum(s["count"] for s in shards)),
+             "shards": [{"name": s["name"], "count": s["count"]} for s in shards],
              "failures": [{"path": p, "error": e} for p, e in failures]}
-    (out_p / "labels_report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
-    tmp = out_p / (INDEX + ".tmp")
-    tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out_p / INDEX)
-    keep = set(shards)
+    write_json(out_p / "labels_report.json", report.to_dict())
+    write_json(out_p / INDEX, index)
+    keep = {s["name"] for s in shards}
     for stale in out_p.glob("shard-*.tar*"):  # of an earlier, larger store here, or of a build cut short
         if stale.name not in keep:
             stale.unlink(missing_ok=True)
