@@ -312,9 +312,10 @@ _COUNTERS: dict[str, str] = {"npy": "ecgfounder.io.arrays:count_npy", "hdf5": "e
 def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) -> int | None:
     """How many recordings ``path`` holds, from its header alone, for the batch files that can tell
     (``.npy`` and HDF5, whose items :func:`iter_read` reads one at a time with ``start=``/``stop=``);
-    ``None`` for other files.  Raises :class:`RecordReadError` for a file that cannot be opened."""
+    ``None`` for other files, which are not opened (without ``format``, only a file named as one of
+    those formats is).  Raises :class:`RecordReadError` for a file that cannot be opened."""
     p = Path(path)
-    if compression_of(p):
+    if compression_of(p) or (not format and EXTENSIONS.get(p.suffix.lower()) not in _COUNTERS):
         return None
     fmt = canonical_format(format) if format else detect_format(p)
     if fmt not in _COUNTERS:
