@@ -143,3 +143,34 @@ def test_resume_refuses_changed_config_corrupt_checkpoint_and_silent_restart(sma
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable pre-training checkpoint"):
         pretrain(_cfg(small_store, out, max_steps=2))
+
+
+def test_max_steps_stop_then_longer_resume_equals_uninterrupted(small_store, tmp_path):
+    """train.max_steps may change on resume: a run stopped inside an epoch and resumed with the
+    epochs deciding goes on at the next batch (the position follows from the step), and a resume
+    with max_steps already reached trains nothing and publishes the same model again."""
+    from ecgfounder.pretrain.store import steps_per_epoch
+
+    per_epoch = steps_per_epoch(small_store, 4)
+    assert per_epoch >= 2
+    const = {"optim": {"lr": 3e-3, "warmup_steps": 0, "min_lr_ratio": 1.0}}  # a schedule whose length is moot
+
+    def cfg(out, **train):
+        return pretrain_config_from_dict({**_cfg(small_store, out, **train).to_dict(), **const})
+
+    ref = pretrain(cfg(tmp_path / "full"))
+    assert ref.steps == per_epoch
+    stop = per_epoch // 2
+    cut = pretrain(cfg(tmp_path / "cut", max_steps=stop))
+    published = _weights(cut.model_path)
+
+    def no_step(step):
+        raise Killed(step)
+
+    again = pretrain(cfg(tmp_path / "cut", max_steps=stop), on_step=no_step)
+    assert again.steps == stop and again.history == cut.history
+    assert _max_diff(_weights(again.model_path), published) == 0
+    res = pretrain(cfg(tmp_path / "cut"))
+    assert res.steps == ref.steps
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in ref.history]
+    assert _max_diff(_weights(ref.model_path), _weights(res.model_path)) <= 1e-6

@@ -1,4 +1,5 @@
-"""Two gloo processes (torchrun, CPU) give the same model and metrics as one process."""
+"""Two gloo processes (torchrun, CPU) give the same model and metrics as one process (also when
+stopped inside an epoch and resumed)."""
 
 from __future__ import annotations
 
@@ -61,17 +62,25 @@ def test_two_gloo_processes_match_one(tmp_path, cpsc2021_manifest, cache_dir):
     df = df.drop(df.index[df.split == "train"][:1]).reset_index(drop=True)
     assert (df.split == "train").sum() % 2 == 1
     df.to_csv(tmp_path / "m.csv", index=False)
-    sections = dict(train={"epochs": 2, "batch_size": 8, "grad_accum": 2, "eval_batch_size": 5}, eval={"n_boot": 100})
+    # no cosine schedule: its length follows train.max_steps, which the first two-process run sets
+    sections = dict(train={"epochs": 2, "batch_size": 8, "grad_accum": 2, "eval_batch_size": 5}, eval={"n_boot": 100},
+                    optim={"scheduler": "none"})
     one = finetune(config_from_dict(base_config(tmp_path / "m.csv", tmp_path / "one", cache_dir, **sections)))
 
     cfg = base_config(tmp_path / "m.csv", tmp_path / "two", cache_dir, **sections)
     (tmp_path / "two.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "ecgfounder", "finetune", "run", str(tmp_path / "two.yaml")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # stopped by train.max_steps inside the first epoch (3 steps of 2, 2, 1 micro-batches), then resumed
+    for overrides in (["train.max_steps=2"], []):
+        proc = subprocess.run(
+            [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "ecgfounder", "finetune", "run",
+             str(tmp_path / "two.yaml"), *overrides], capture_output=True, text=True, env=env, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["global_step"] == one.global_step and state["world_size"] == 2
+    log = pd.read_csv(tmp_path / "two" / "log.csv")
+    np.testing.assert_allclose(log.train_loss, [h["train_loss"] for h in one.history], rtol=1e-5)
     from safetensors.torch import load_file
 
     a, b = load_file(str(tmp_path / "one" / "last.safetensors")), load_file(str(tmp_path / "two" / "last.safetensors"))

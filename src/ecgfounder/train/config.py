@@ -285,7 +285,8 @@ class TrainConfig:
     Attributes:
         batch_size: global batch (split evenly over DDP processes; must divide by their number).
         grad_accum: micro-batches per optimiser step.
-        max_steps: stop after this many optimiser steps (None: ``epochs`` decide).
+        max_steps: stop after this many optimiser steps (None: ``epochs`` decide), inside an epoch if need
+            be (a resume with more steps goes on there); also sets the cosine schedule's length.
         early_stopping: epochs without improvement of ``monitor`` before stopping (0: off).
         monitor: ``auto`` (val AUROC for classification, val MAE for regression), ``val_loss``,
             ``val_auroc``, ``val_mae``.

@@ -1,5 +1,11 @@
 """The epoch loop: deterministic micro-batches, gradient accumulation, DDP, bf16 autocast,
-checkpoints between optimiser steps (exact resume), validation, best model and early stopping."""
+checkpoints between optimiser steps (exact resume), validation, best model and early stopping.
+
+A run that ``train.max_steps`` stops inside an epoch checkpoints that position (a resume with a
+larger ``max_steps``, or none, goes on with the epoch's next micro-batch), then validates the
+weights there for its history (a row marked ``partial``) and outputs.  The best model, early
+stopping and a plateau schedule are epoch-end decisions: a partial epoch leaves them as they are,
+so the resumed run equals an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -63,6 +69,7 @@ class _Trainer:
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
+        self.loss_sum, self.loss_n = 0.0, 0.0  # this process's part of the current epoch's train loss
         self.ddp: nn.Module = model
 
     # ------------------------------------------------------------------------- state
@@ -89,10 +96,24 @@ class _Trainer:
         self.best_val, self.best_epoch = state.get("best_val"), state.get("best_epoch")
         self.bad_epochs = int(state.get("bad_epochs", 0))
         self.history = list(state.get("history", []))
+        if self.info.is_main:  # the epoch's loss so far, summed over the processes that wrote it
+            self.loss_sum, self.loss_n = (float(v) for v in state.get("epoch_loss", (0.0, 0.0)))
         set_rng_state(state["rng"])
 
+    def finished(self) -> bool:
+        """``train.max_steps`` reached or early stopping's patience used up (also on resume)."""
+        t = self.cfg.train
+        return bool((t.max_steps and self.global_step >= t.max_steps)
+                    or (t.early_stopping and self.bad_epochs >= t.early_stopping))
+
+    def _epoch_loss(self) -> tuple[float, float]:
+        """The current epoch's train loss sum and example count over all processes (collective)."""
+        return all_reduce_sum(self.info, self.loss_sum), all_reduce_sum(self.info, self.loss_n)
+
     def checkpoint(self, epoch: int, micro: int) -> None:
-        """Write ``checkpoints/last.pt``: resuming continues at micro-batch ``micro`` of ``epoch``."""
+        """Write ``checkpoints/last.pt``: resuming continues at micro-batch ``micro`` of ``epoch``.
+        Every process calls it (mid-epoch, the epoch's loss so far is summed over them)."""
+        epoch_loss = self._epoch_loss() if micro else (0.0, 0.0)
         if not self.info.is_main:
             return
         save_state({
@@ -100,7 +121,8 @@ class _Trainer:
             "scheduler": self.sched.state_dict() if self.sched is not None else None,
             "epoch": epoch, "batch_in_epoch": micro, "global_step": self.global_step,
             "best_val": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "history": self.history, "rng": rng_state(), "world_size": self.info.world_size,
+            "history": self.history, "epoch_loss": list(epoch_loss), "rng": rng_state(),
+            "world_size": self.info.world_size,
             "config": self.cfg.to_dict(), "contract": self.model.contract.to_dict(), "task": self.data.spec.to_dict(),
         }, self.out / "checkpoints" / "last.pt")
 
@@ -128,9 +150,10 @@ class _Trainer:
             self.sched.step()
         self.global_step += 1
 
-    def train_epoch(self, log: RunLog, step_hook: Callable[[int], None] | None) -> tuple[float, int, bool]:
-        """One pass over the epoch plan from ``start_micro``: ``(mean train loss, micro-batches
-        planned, stop requested)``."""
+    def train_epoch(self, log: RunLog, step_hook: Callable[[int], None] | None) -> tuple[int, bool]:
+        """Train on the epoch plan from ``start_micro`` to its end, or until ``train.max_steps``
+        (checkpointed there, and ``start_micro`` set to that position): ``(micro-batches trained,
+        epoch ended)``."""
         t, info, spec = self.cfg.train, self.info, self.data.spec
         plan = epoch_plan(self.n_train, epoch=self.epoch, seed=t.seed, global_batch=t.batch_size, rank=info.rank,
                           world_size=info.world_size)
@@ -139,8 +162,8 @@ class _Trainer:
         loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=range(self.start_micro, len(plan)),
                                              num_workers=t.num_workers, pin_memory=info.device.type == "cuda")
         self.ddp.train()
-        loss_sum, loss_n, stop = 0.0, 0.0, False
         bar = self._progress(len(plan))
+        k = self.start_micro - 1
         for k, (x, y, real) in zip(range(self.start_micro, len(plan)), loader):
             x, y, real = x.to(info.device, non_blocking=True), y.to(info.device, non_blocking=True), real.to(info.device)
             win_start = (k // t.grad_accum) * t.grad_accum
@@ -153,8 +176,8 @@ class _Trainer:
                 per = spec.loss(logits, y)
                 loss = (per * real).sum() * (info.world_size / (plan.global_real[k] * n_in_window))
                 loss.backward()
-            loss_sum += float((per.detach() * real).sum())
-            loss_n += float(real.sum())
+            self.loss_sum += float((per.detach() * real).sum())
+            self.loss_n += float(real.sum())
             if bar is not None:
                 bar.update(1)
             if not sync:
@@ -162,21 +185,31 @@ class _Trainer:
             self._optimizer_step()
             log.step(self.global_step, float(per.detach().mean()), self.opt.param_groups[-1]["lr"])
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_sum / max(loss_n, 1):.4f}")
-            if t.checkpoint_every and self.global_step % t.checkpoint_every == 0 and k + 1 != len(plan):
-                self.checkpoint(self.epoch, k + 1)
+                bar.set_postfix(loss=f"{self.loss_sum / max(self.loss_n, 1):.4f}")
+            stop = bool(t.max_steps and self.global_step >= t.max_steps)
+            if (stop or (t.checkpoint_every and self.global_step % t.checkpoint_every == 0)) and k + 1 != len(plan):
+                self.checkpoint(self.epoch, k + 1)  # an epoch's end is checkpointed after its validation
             if step_hook is not None:
                 step_hook(self.global_step)
-            if t.max_steps and self.global_step >= t.max_steps:
-                stop = True
+            if stop:
                 break
         if bar is not None:
             bar.close()
-        tot, cnt = all_reduce_sum(info, loss_sum), all_reduce_sum(info, loss_n)
-        return (tot / cnt if cnt else float("nan")), len(plan), stop
+        trained, self.start_micro = k + 1 - self.start_micro, k + 1
+        return trained, k + 1 == len(plan)
 
-    def end_epoch(self, log: RunLog, train_loss: float, n_micro: int, seconds: float) -> bool:
-        """Validate, keep the best model, step a plateau schedule, log; whether to stop early."""
+    def _log_row(self, log: RunLog, val_m: dict[str, float], trained: int, seconds: float, **extra: Any) -> None:
+        """Add the current epoch's row to the history and log it."""
+        tot, cnt = self._epoch_loss()
+        train_loss = tot / cnt if cnt else float("nan")
+        speed = trained * self.cfg.train.batch_size / max(seconds, 1e-9)
+        self.history.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss, **val_m,
+                             "lr": self.opt.param_groups[-1]["lr"], "seconds": round(seconds, 2),
+                             "ecg_per_s": round(speed, 1), **extra})
+        log.epoch(self.history, val_m, train_loss, self.global_step)
+
+    def end_epoch(self, log: RunLog, trained: int, seconds: float) -> None:
+        """Validate, keep the best model, step a plateau schedule, log; move to the next epoch."""
         t = self.cfg.train
         _, val_m = self.evaluate("val")
         cur = val_m.get(self.mon)
@@ -194,35 +227,44 @@ class _Trainer:
             self.bad_epochs += 1
         if self.plateau and cur is not None and np.isfinite(cur):
             self.sched.step(cur)
-        self.history.append({"epoch": self.epoch + 1, "step": self.global_step, "train_loss": train_loss, **val_m,
-                             "lr": self.opt.param_groups[-1]["lr"], "seconds": round(seconds, 2),
-                             "ecg_per_s": round((n_micro - self.start_micro) * t.batch_size / max(seconds, 1e-9), 1)})
-        log.epoch(self.history, val_m, train_loss, self.global_step)
+        self._log_row(log, val_m, trained, seconds)
         self.epoch += 1
         self.start_micro = 0
-        if t.early_stopping and self.bad_epochs >= t.early_stopping:
-            if self.info.is_main:
-                logger.info("early stopping: %s did not improve for %d epochs", self.mon, self.bad_epochs)
-            return True
-        return False
+        self.loss_sum, self.loss_n = 0.0, 0.0
+        if t.early_stopping and self.bad_epochs >= t.early_stopping and self.info.is_main:
+            logger.info("early stopping: %s did not improve for %d epochs", self.mon, self.bad_epochs)
+
+    def report_partial(self, log: RunLog, trained: int, seconds: float) -> None:
+        """Validate the weights where ``train.max_steps`` stopped inside the epoch and log it as a
+        ``partial`` row: the checkpoint (written before) keeps the state without it, so the epoch
+        goes on unchanged when the run is resumed."""
+        _, val_m = self.evaluate("val")
+        self._log_row(log, val_m, trained, seconds, partial=True)
 
 
 def train_epochs(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: TrainData, out: Path,
                  state: dict[str, Any] | None, step_hook: Callable[[int], None] | None) -> TrainOutcome:
     """Train ``model`` for ``train.epochs`` (or ``train.max_steps``), resuming from ``state``;
-    then score validation and test with the best weights."""
+    then score validation and test with the best epoch's weights (the last ones when no epoch has
+    ended, or none improved the monitor)."""
     tr = _Trainer(cfg, info, model, data, out)
     if state is not None:
         tr.restore(state)
     if info.distributed:
         tr.ddp = nn.parallel.DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
     log = RunLog(out, enabled=info.is_main, tensorboard=cfg.output.tensorboard, global_step=tr.global_step)
-    stop = bool(cfg.train.max_steps and tr.global_step >= cfg.train.max_steps)
-    while tr.epoch < cfg.train.epochs and not stop:
+    trained, seconds = 0, 0.0
+    while tr.epoch < cfg.train.epochs and not tr.finished():
         t0 = time.perf_counter()
-        train_loss, n_micro, stop = tr.train_epoch(log, step_hook)
-        stop = tr.end_epoch(log, train_loss, n_micro, time.perf_counter() - t0) or stop
+        trained, ended = tr.train_epoch(log, step_hook)
+        seconds = time.perf_counter() - t0
+        if not ended:
+            break
+        tr.end_epoch(log, trained, seconds)
         tr.checkpoint(tr.epoch, 0)
+        trained, seconds = 0, 0.0
+    if tr.start_micro:  # stopped inside an epoch, by this run or by the one resumed
+        tr.report_partial(log, trained, seconds)
     log.close()
     if info.is_main:
         save_model_file(tr.ddp, out / "last.safetensors", cfg, {"epoch": tr.epoch, "step": tr.global_step})

@@ -26,7 +26,8 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(out / "tb"), purge_step=global_step or None)
+                # a resumed run hides the events after its checkpoint's step, not those of that step
+                self.writer = SummaryWriter(str(out / "tb"), purge_step=global_step + 1 if global_step else None)
             except ImportError:
                 warnings.warn("tensorboard is not installed (pip install 'ecgfounder[train]'); TensorBoard logs skipped.",
                               stacklevel=3)

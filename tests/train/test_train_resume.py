@@ -1,0 +1,128 @@
+"""Resuming a run stopped by ``train.max_steps`` or early stopping: the saved position is the true
+one, so a longer resumed run equals an uninterrupted one, and a resume with nothing left to train
+trains nothing."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+
+from ecgfounder.train.config import config_from_dict
+from ecgfounder.train.loop import finetune, run as run_with_hook
+
+from _train_helpers import SimulatedInterrupt, base_config
+
+_TIMING = ("seconds", "ecg_per_s")
+
+
+def _cfg(manifest, out, cache, **sections):
+    return config_from_dict(base_config(manifest, out, cache, **sections))
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _same_rows(a, b):
+    """Two histories equal but for the timings (NaN equal to NaN)."""
+    a, b = ([{k: v for k, v in row.items() if k not in _TIMING} for row in h] for h in (a, b))
+    assert [r.keys() for r in a] == [r.keys() for r in b]
+    for r, s in zip(a, b):
+        assert r == pytest.approx(s, nan_ok=True), (r, s)
+
+
+def _no_step(step):
+    raise SimulatedInterrupt(f"trained step {step}, expected none")
+
+
+@pytest.mark.parametrize("accum", [1, 2])
+def test_max_steps_stop_mid_epoch_resumes_at_the_next_batch(tmp_path, cpsc2021_manifest, cache_dir, accum):
+    """Stopped by train.max_steps mid-epoch, the checkpoint said "next epoch, batch 0": a resume
+    with a larger max_steps (or none) skipped the rest of the interrupted epoch."""
+    # 40 training windows, batch 8: 5 micro-batches per epoch (accum 2: 3 steps of 2, 2, 1)
+    kw = dict(optim={"scheduler": "none"}, eval={"n_boot": 0})
+    train = {"epochs": 2, "grad_accum": accum}
+    full = finetune(_cfg(cpsc2021_manifest, tmp_path / "full", cache_dir, train=train, **kw))
+    per_epoch = full.global_step // 2
+    assert full.global_step == 2 * per_epoch and per_epoch >= 3
+
+    cut = tmp_path / "cut"
+    first = per_epoch - 1  # a step before the end of epoch 1
+    res = finetune(_cfg(cpsc2021_manifest, cut, cache_dir, train={**train, "max_steps": first}, **kw))
+    state = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)
+    assert (res.global_step, state["global_step"], state["epoch"]) == (first, first, 0)
+    assert 0 < state["batch_in_epoch"] < 5 and state["history"] == []
+    # the stopped run reports: the partial epoch in the history and log, a model, scores
+    assert [(r["epoch"], r["step"], r.get("partial")) for r in res.history] == [(1, first, True)]
+    assert "val_auroc" in res.history[0] and len(pd.read_csv(cut / "log.csv")) == 1
+    assert res.best_epoch is None and (cut / "model.safetensors").exists() and (cut / "metrics.json").exists()
+    last = _weights(cut / "last.safetensors")
+    for k, v in _weights(cut / "model.safetensors").items():  # no epoch ended: the final model is the last one
+        assert torch.equal(v, last[k]), k
+
+    # resuming with max_steps already reached trains nothing and reports the same
+    saved = (cut / "checkpoints" / "last.pt").read_bytes()
+    again = run_with_hook(_cfg(cpsc2021_manifest, cut, cache_dir, train={**train, "max_steps": first}, **kw),
+                          step_hook=_no_step)
+    assert again.global_step == first
+    _same_rows(again.history, res.history)
+    assert again.test_metrics == pytest.approx(res.test_metrics)
+    assert (cut / "checkpoints" / "last.pt").read_bytes() == saved
+
+    # longer, in two resumes (the second one also stops mid-epoch), equals the uninterrupted run
+    mid = finetune(_cfg(cpsc2021_manifest, cut, cache_dir, train={**train, "max_steps": per_epoch + 1}, **kw))
+    assert mid.global_step == per_epoch + 1 and [r["epoch"] for r in mid.history] == [1, 2]
+    resumed = finetune(_cfg(cpsc2021_manifest, cut, cache_dir, train=train, **kw))
+    assert resumed.global_step == full.global_step
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(cut / "last.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    _same_rows(resumed.history, full.history)
+    assert resumed.best_epoch == full.best_epoch
+    assert resumed.test_metrics == pytest.approx(full.test_metrics)
+    assert len(pd.read_csv(cut / "log.csv")) == 2
+
+
+def test_resume_after_early_stopping_trains_nothing(tmp_path, cpsc2021_manifest, cache_dir):
+    """An early-stopped run started again with the same settings trained one more epoch (and
+    stopped again), each time it was started."""
+    df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str})
+    df.loc[df.split == "val", "AF"] = 0  # val AUROC undefined: every epoch counts as bad
+    df.to_csv(tmp_path / "m.csv", index=False)
+    kw = dict(train={"epochs": 3, "early_stopping": 1}, eval={"n_boot": 0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = finetune(_cfg(tmp_path / "m.csv", tmp_path / "run", cache_dir, **kw))
+        assert [r["epoch"] for r in res.history] == [1]
+        again = run_with_hook(_cfg(tmp_path / "m.csv", tmp_path / "run", cache_dir, **kw), step_hook=_no_step)
+    assert again.global_step == res.global_step
+    _same_rows(again.history, res.history)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == res.global_step
+    # a higher early_stopping (a setting a resume may change) continues the run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        longer = finetune(_cfg(tmp_path / "m.csv", tmp_path / "run", cache_dir,
+                               **{**kw, "train": {"epochs": 3, "early_stopping": 2}}))
+    assert [r["epoch"] for r in longer.history] == [1, 2]
+
+
+def test_resumed_tensorboard_keeps_the_checkpoint_step(tmp_path, cpsc2021_manifest, cache_dir):
+    """A resumed run hid the TensorBoard events of its checkpoint's own step (the train loss of
+    that step, the validation of the epoch that ended there), which it does not write again."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for max_steps in (5, None):  # stopped at the end of epoch 1 (5 steps), then resumed
+        finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, train={"epochs": 2, "max_steps": max_steps},
+                      output={"tensorboard": True}, eval={"n_boot": 0}))
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 11))
+    assert [e.step for e in events.Scalars("val/auroc")] == [5, 10]
