@@ -18,12 +18,17 @@ _FLAGS = {
     "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
     "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
+    "restart": "--restart",
 }
 
 
 def flags(message: str) -> str:
     """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
-    the command line's flags (``--device cpu``, ``--resume``)."""
+    the command line's flags (``--device cpu``, ``--resume``).  An argument the message follows with
+    its command-line form (``lead='II' (CLI: --lead II)``, for lines the command line prints as they
+    are) becomes that form."""
+    message = re.sub(r"\b\w+=('[^']*'|\[[^\]]*\]|[^\s()\[\]']+) \(CLI: ([^()]*)\)", lambda m: m.group(2), message)
+
     def sub(m: re.Match) -> str:
         with_, name, value = m.group(1) or "", m.group(2), m.group(3)
         flag = _FLAGS[name]

@@ -24,6 +24,7 @@ The ROC points (and the counts behind the precision–recall points) come from
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,9 +34,28 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from .bootstrap import _as_binary, check_mask
+from ..errors import ECGFounderError
 from .errors import EvaluationError
 
-__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array"]
+__all__ = ["THRESHOLD_METHODS", "choose_thresholds", "save_thresholds", "load_thresholds", "as_threshold_array",
+           "ThresholdsNotFoundError"]
+
+
+class ThresholdsNotFoundError(ECGFounderError, FileNotFoundError):
+    """A thresholds file that is not there; ``filename`` is its path."""
+
+    def __init__(self, path: Path):
+        self.message = (
+            f"thresholds file {path} {'is a folder' if path.is_dir() else 'not found'}; give the path of a thresholds "
+            "CSV: one written by save_thresholds(), or the thresholds.csv of an evaluation's output folder "
+            "(CLI: ecgfounder evaluate ... --out DIR writes DIR/thresholds.csv).")
+        super().__init__(errno.EISDIR if path.is_dir() else errno.ENOENT, self.message, str(path))
+
+    def __str__(self) -> str:  # the message alone, not OSError's "[Errno 2] ...: 'path'"
+        return self.message
+
+    def __reduce__(self):  # (pickled from a worker: rebuilt from the path)
+        return type(self), (Path(self.filename),)
 
 THRESHOLD_METHODS = ("youden", "sensitivity", "f1")
 
@@ -176,14 +196,25 @@ def load_thresholds(path: str | os.PathLike, labels: Sequence[str] | None = None
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"thresholds file {p} not found; write one with `ecgfounder evaluate ... --out DIR` (DIR/thresholds.csv).")
-    df = pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"label": str})
+        raise ThresholdsNotFoundError(p)
+    try:
+        df = pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"label": str})
+    except (ValueError, UnicodeDecodeError) as exc:  # empty, not CSV, not text
+        raise EvaluationError(f"{p}: not a readable thresholds CSV ({' '.join(str(exc).split())[:120]}); give a file "
+                              "with columns 'label' and 'threshold'.") from None
     missing_cols = {"label", "threshold"} - set(df.columns)
     if missing_cols:
         raise EvaluationError(f"{p}: thresholds file needs columns 'label' and 'threshold'; missing {sorted(missing_cols)} (has {list(df.columns)}).")
     if df["label"].duplicated().any():
         raise EvaluationError(f"{p}: label(s) listed twice: {sorted(df.loc[df['label'].duplicated(), 'label'])[:5]}.")
-    ser = pd.Series(pd.to_numeric(df["threshold"], errors="raise").to_numpy(dtype=np.float64), index=df["label"].astype(str))
+    values = np.empty(len(df))
+    for i, (label, v) in enumerate(zip(df["label"], df["threshold"])):
+        try:
+            values[i] = float(v)
+        except (TypeError, ValueError):
+            raise EvaluationError(f"{p}: threshold {v!r} of label {label!r} is not a number; give a number, or leave "
+                                  "the cell empty for no threshold.") from None
+    ser = pd.Series(values, index=df["label"].astype(str))
     if labels is not None:
         labels = [str(x) for x in labels]
         missing = [lab for lab in labels if lab not in ser.index]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import WeightsDownloadError
+from ..errors import SetupError, WeightsDownloadError
 
 if TYPE_CHECKING:
     from .description import ModelDescription
@@ -107,10 +107,15 @@ def _offline_message(w: KnownWeights, reason: str) -> str:
     return (
         f"could not download the {w.name} ECGFounder weights ({reason}). "
         f"Download {w.filename} (~{w.size_mb} MB) from {w.url} on a machine with network access, "
-        f"put it anywhere here (e.g. ./{w.filename}), and pass it with --checkpoint ./{w.filename} "
-        f"(Python: load_model('./{w.filename}')). Alternatively set HF_HOME to a Hugging Face cache "
-        "that already holds it."
+        f"put it anywhere here (e.g. ./{w.filename}) and load it from there: load_model('./{w.filename}'), or "
+        f"model='./{w.filename}' (CLI: --checkpoint ./{w.filename}). Alternatively set HF_HOME to a Hugging Face "
+        "cache that already holds it."
     )
+
+
+def _unknown_message(name: str) -> str:
+    return (f"unknown weights {name!r}; known: {', '.join(sorted(KNOWN_WEIGHTS))} (a local checkpoint needs no "
+            "download: load it with load_model(path), or model=path (CLI: --checkpoint FILE)).")
 
 
 _CACHE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -151,7 +156,7 @@ def cached_weights(name: str, *, cache_dir: str | os.PathLike | None = None) -> 
     looked up without the network (the file is SHA-256 checked when it is used)."""
     w = resolve_known(name)
     if w is None:
-        raise ValueError(f"unknown weights {name!r}; known: {sorted(KNOWN_WEIGHTS)}.")
+        raise SetupError(_unknown_message(name), "name")
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(w.repo_id, w.filename, cache_dir=cache_dir, revision=w.revision)
@@ -166,7 +171,7 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
     """
     w = resolve_known(name)
     if w is None:
-        raise ValueError(f"unknown weights {name!r}; known: {sorted(KNOWN_WEIGHTS)}, or pass a file path.")
+        raise SetupError(_unknown_message(name), "name")
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -209,7 +214,7 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
             raise WeightsDownloadError(
                 f"downloaded {w.filename} is corrupt: SHA-256 {digest} != expected {w.sha256}. "
                 "The file was removed; run the command again to re-download, or download it by hand "
-                f"from {w.url} and pass it with --checkpoint."
+                f"from {w.url} and load it from there: load_model(FILE), or model=FILE (CLI: --checkpoint FILE)."
             )
     return path
 

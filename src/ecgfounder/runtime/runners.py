@@ -52,8 +52,10 @@ import numpy as np
 import torch
 
 from .._fileio import cache_dir
+from ..errors import SetupError
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
+from ..signal.errors import SignalError
 from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, quantize_int8
 from .openvino import openvino_available, openvino_session, stream_count
 
@@ -109,40 +111,66 @@ def _installed(backend: str) -> bool:
     return {"onnxruntime": onnxruntime_available, "openvino": openvino_available}.get(backend, lambda: True)()
 
 
+def _backend_refusal(backend: str, dev: torch.device) -> str | None:
+    """Why the graph back-end ``backend`` cannot run on ``dev`` here, with the fix (None: it can)."""
+    if backend in ("auto", "torch"):
+        return None
+    if dev.type != "cpu":
+        return (f"backend={backend!r} runs on the CPU only; got device={str(dev)!r}. Use backend='torch' on "
+                f"{dev.type} devices, or device='cpu'.")
+    if not _installed(backend):
+        extra = "onnx" if backend == "onnxruntime" else "openvino"
+        return (f"backend={backend!r} needs the optional package {backend!r}; install it with "
+                f"pip install 'ecgfounder[{extra}]', or use backend='torch'.")
+    return None
+
+
+def _no_path(precision: str, backend: str, dev: torch.device) -> str:
+    """Why ``auto`` found no path for ``precision``/``backend`` on ``dev``, with the fix."""
+    where = f"precision={precision!r} with backend={backend!r} on device={str(dev)!r}"
+    if precision == "bf16":
+        return (f"no inference path for {where}: bf16 is not native there (emulated: many times slower than fp32); "
+                "use precision='fp32', or backend='torch' to run bf16 emulated.")
+    if precision == "int8" and dev.type != "cpu":
+        return f"no inference path for {where}: int8 runs on the CPU only; use device='cpu', or precision='fp32'."
+    return (f"no inference path for {where}: int8 needs onnxruntime or openvino; install one "
+            "(pip install 'ecgfounder[onnx]'), or use precision='fp32'.")
+
+
 def candidate_paths(precision: str = "auto", backend: str = "auto",
                     device: str | torch.device = "cpu") -> list[tuple[str, str]]:
     """The ``(precision, backend)`` paths that ``precision``/``backend`` (each may be ``auto``)
     allow on ``device``, in the order :mod:`~ecgfounder.runtime.auto` tries them.  Explicit pairs are
-    checked (one path, or a ``ValueError`` saying what to use instead); ``auto`` keeps the paths
-    whose package is installed and whose precision is native on the device."""
+    checked (one path, or a :class:`~ecgfounder.errors.SetupError` saying what to use instead);
+    ``auto`` keeps the paths whose package is installed and whose precision is native on the device."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        raise SetupError(f"unknown precision={precision!r}; choose one of {', '.join(PRECISIONS)}.", "precision")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+        raise SetupError(f"unknown backend={backend!r}; choose one of {', '.join(BACKENDS)}.", "backend")
     dev = torch.device(device)
+    if precision != "auto" and backend != "auto" and (precision, backend) not in PATHS:
+        ok = [b for p, b in PATHS if p == precision]
+        usable = [b for b in ok if _backend_refusal(b, dev) is None]
+        fix = (f"use backend={usable[0]!r} (or 'auto')" if usable
+               else f"use device='cpu' with backend={ok[0]!r}, or precision='fp32'")
+        raise SetupError(f"precision={precision!r} runs on the {' or '.join(ok)} backend, not "
+                         f"backend={backend!r}; {fix}.", "backend")
+    refusal = _backend_refusal(backend, dev)
+    if refusal is not None:
+        raise SetupError(refusal, "backend")
     if precision != "auto" and backend != "auto":
-        if (precision, backend) not in PATHS:
-            ok = [b for p, b in PATHS if p == precision]
-            raise ValueError(f"{precision} inference runs on the {' or '.join(ok)} backend, not {backend}; "
-                             f"use --backend {ok[-1]} (or auto).")
-        if backend != "torch" and dev.type != "cpu":
-            raise ValueError(f"the {backend} backend runs on the CPU here; got device {dev}. Use --backend torch on GPUs.")
-        if not _installed(backend):
-            extra = "onnx" if backend == "onnxruntime" else "openvino"
-            raise ValueError(f"the {backend} backend needs the {backend} package: pip install ecgfounder[{extra}].")
         return [(precision, backend)]
     out = []
     for p, b in PATHS:
         if (precision not in ("auto", p)) or (backend not in ("auto", b)):
             continue
-        if b != "torch" and (dev.type != "cpu" or not _installed(b)):
+        if _backend_refusal(b, dev) is not None:
             continue
         if p == "bf16" and not native_bf16(dev):
             continue  # emulated bf16 is many times slower than fp32: never worth measuring
         out.append((p, b))
     if not out:
-        raise ValueError(f"no inference path for precision={precision}, backend={backend} on {dev}; "
-                         "use precision fp32 with backend torch, or install the backend's extra.")
+        raise SetupError(_no_path(precision, backend, dev), "precision")
     return out
 
 
@@ -181,13 +209,13 @@ class Runner:
 
 
 def _check_windows(x: Any, leads: int, n_samples: int | None = None) -> np.ndarray:
-    """``x`` as contiguous float32 ``(n, leads, n_samples)`` windows, or a ``ValueError`` naming the
+    """``x`` as contiguous float32 ``(n, leads, n_samples)`` windows, or a :class:`SignalError` naming the
     shape expected (a graph back-end given another shape may fail obscurely or, OpenVINO, answer
     with the outputs of an earlier batch)."""
     a = np.ascontiguousarray(x, dtype=np.float32)
     if a.ndim != 3 or a.shape[1] != leads or (n_samples is not None and a.shape[2] != n_samples):
-        raise ValueError(f"windows must be float32 (n, {leads}, {n_samples or 'n_samples'}); got shape {a.shape}. "
-                         "Make them with ecgfounder.preprocess (the model's preprocessing contract).")
+        raise SignalError(f"windows must be float32 (n, {leads}, {n_samples or 'n_samples'}); got shape {a.shape}. "
+                          "Make them with ecgfounder.preprocess (the model's preprocessing contract).")
     return a
 
 
@@ -198,10 +226,10 @@ def _check_finite(scores: np.ndarray, feats: np.ndarray, windows: np.ndarray) ->
         return
     bad = int(windows.size - np.count_nonzero(np.isfinite(windows)))
     if bad:
-        raise ValueError(f"windows hold {bad} NaN or infinite values; the model would answer NaN. Make the windows "
-                         "with ecgfounder.preprocess, which replaces NaN by 0.")
-    raise ValueError("the model's outputs hold NaN or infinite values for finite windows "
-                     f"(|x| up to {float(np.abs(windows).max()):.3g}); are the windows preprocessed (z-scored)?")
+        raise SignalError(f"windows hold {bad} NaN or infinite values; the model would answer NaN. Make the windows "
+                          "with ecgfounder.preprocess, which replaces NaN by 0.")
+    raise SignalError("the model's outputs hold NaN or infinite values for finite windows "
+                      f"(|x| up to {float(np.abs(windows).max()):.3g}); are the windows preprocessed (z-scored)?")
 
 
 def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
@@ -236,7 +264,7 @@ def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
         if not native_bf16(device):
             warnings.warn(
                 f"bf16 is not native on {device} (no AVX512-BF16/AMX here): it is emulated and much slower "
-                "than fp32. Use --precision int8, or fp32.",
+                "than fp32. Use precision='int8' or 'fp32' (CLI: --precision int8).",
                 stacklevel=3,
             )
         import copy
@@ -321,6 +349,17 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
     return Runner(run, precision, backend, "cpu", detail, threads=n_threads)
 
 
+def _check_calibration(calibration: Any, leads: int) -> np.ndarray | None:
+    """``calibration`` as float32 ``(n > 0, leads, n_samples)`` windows (None stays None), else SetupError."""
+    if calibration is None:
+        return None
+    a = np.asarray(calibration, dtype=np.float32)
+    if a.ndim != 3 or a.shape[1] != leads or len(a) == 0:
+        raise SetupError(f"calibration windows must be (n > 0, {leads}, n_samples); got shape {a.shape}. Make them "
+                         "with ecgfounder.preprocess from real records.", "calibration")
+    return a
+
+
 def build_runner(
     model: Any,
     precision: str = "fp32",
@@ -337,17 +376,14 @@ def build_runner(
     (``auto`` passes False for the paths it only times)."""
     dev = torch.device(device)
     if "auto" in (precision, backend):
-        raise ValueError("build_runner needs an explicit precision and backend; use make_runner for auto.")
+        raise SetupError(f"build_runner needs an explicit precision and backend; got precision={precision!r}, "
+                         f"backend={backend!r}. Use make_runner for 'auto'.",
+                         "precision" if precision == "auto" else "backend")
     precision, backend = candidate_paths(precision, backend, dev)[0]
+    calibration = _check_calibration(calibration, int(model.config.in_channels))
     if backend == "torch":
         return _torch_runner(model, precision, dev)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if calibration is not None:
-        calibration = np.asarray(calibration, dtype=np.float32)
-        if calibration.ndim != 3 or calibration.shape[1] != model.config.in_channels or len(calibration) == 0:
-            raise ValueError(
-                f"calibration windows must be (n > 0, {model.config.in_channels}, n_samples); got {calibration.shape}."
-            )
     return _graph_runner(model, precision, backend, calibration, cache, threads, keep_compiled)
 
 
@@ -421,11 +457,13 @@ def make_runner(
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N.") from None
+        raise SetupError(f"unknown device {device!r}; use device='cpu', 'cuda' or 'cuda:N'.", "device") from None
     for name, value, least in (("batch", batch, 1), ("threads", threads, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least):
-            raise ValueError(f"{name} must be an integer >= {least} (or None for the default); got {value!r}.")
+            raise SetupError(f"{name} must be an integer >= {least} (or None for the default); got {name}={value!r}.",
+                             name)
     candidates = candidate_paths(precision, backend, dev)
+    calibration = _check_calibration(calibration, int(model.config.in_channels))
     pinned = tuple(os.environ.get("ECGFOUNDER_AUTO_PATH", "").strip().split("/"))
     if pinned != ("",) and len(candidates) > 1:  # auto fixed without measuring: that path, or the first allowed
         candidates = [pinned] if pinned in candidates else candidates[:1]

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage, signal as sps
 
+from .errors import SignalError
+
 __all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample",
            "filtfilt_ba", "running_median", "scipy_running_median", "median_kernel"]
 
@@ -43,8 +45,9 @@ def _compiled():
 @lru_cache(maxsize=64)
 def _notch_plan(f0: float, q: float, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if not (0 < f0 < fs / 2 and 0 < q < np.inf):  # (NaN fails too: NaN coefficients filter to NaN)
-        raise ValueError(f"notch at {f0} Hz with quality factor q={q} at fs={fs} Hz: needs 0 < f0 < fs/2 = "
-                         f"{fs / 2} Hz and a finite q > 0 (the published chain: 50 Hz, q=30).")
+        raise SignalError(f"notch at {f0} Hz (f0) with quality factor q={q} at fs={fs} Hz: needs 0 < f0 < fs/2 = "
+                          f"{fs / 2} Hz and a finite q > 0; give f0 below fs/2 (or the signal's true fs) and q > 0 "
+                          "(the published chain: f0=50 Hz, q=30; in a contract: notch_hz, notch_q).")
     b, a = sps.iirnotch(f0, q, fs=fs)
     return b, a, sps.lfilter_zi(b, a), 3 * max(len(a), len(b))
 
@@ -68,13 +71,14 @@ def _band_diverges(low: float, high: float, order: int, fs: float, b: np.ndarray
 @lru_cache(maxsize=64)
 def _band_plan(low: float, high: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     if not (0 < low < high < fs / 2 and order >= 1):
-        raise ValueError(f"band-pass {low}–{high} Hz of order {order} needs 0 < low < high < fs/2 = {fs / 2} Hz "
-                         "and an order of at least 1.")
+        raise SignalError(f"band-pass low={low} to high={high} Hz of order={order} at fs={fs} Hz needs 0 < low < high "
+                          f"< fs/2 = {fs / 2} Hz and order >= 1; give edges within that range and order >= 1 (the "
+                          "published chain: 0.67-40 Hz, order 4; in a contract: band_hz, band_order).")
     b, a = sps.butter(order, [low, high], btype="bandpass", fs=fs)
     if _band_diverges(low, high, order, fs, b, a):
         ok = [k for k in range(order - 1, 0, -1)
               if not _band_diverges(low, high, k, fs, *sps.butter(k, [low, high], btype="bandpass", fs=fs))]
-        raise ValueError(
+        raise SignalError(
             f"band-pass {low}–{high} Hz of order {order} at fs={fs:g} Hz is numerically unstable in the (b, a) "
             "form the published chain filters with (its output diverges); "
             + (f"order {ok[0]} or less works at this rate, " if ok else "no order works at this rate, ")
@@ -102,7 +106,7 @@ def filtfilt_ba(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray | No
         padlen = 3 * max(len(a), len(b))
     n = x.shape[-1]
     if n <= padlen:
-        raise ValueError(
+        raise SignalError(
             f"signal of {n} samples is too short for zero-phase filtering (needs more than {padlen}); "
             "give a longer record."
         )
@@ -127,7 +131,8 @@ def running_median(x: np.ndarray, k: int) -> np.ndarray:
     rank filter on 12 × 5000 samples, one core), else :func:`scipy_running_median`.
     """
     if k % 2 == 0 or k < 1:
-        raise ValueError(f"running-median window must be a positive odd number of samples; got {k}.")
+        raise SignalError(f"running-median window k={k} must be a positive odd number of samples; give an odd k >= 1 "
+                          "(median_kernel(fs, window_s) makes one).")
     x = np.asarray(x, dtype=np.float64)
     rows = x.reshape(-1, x.shape[-1])
     if rows.size and k > 1:

@@ -85,6 +85,16 @@ def complete_limb_leads(signal: np.ndarray, leads: Sequence[str]) -> tuple[np.nd
     return np.stack(rows), tuple(out), tuple(missing)
 
 
+def _one_lead_hint(index: dict[str, int]) -> str:
+    """The sentence pointing a recording with too few leads to the 1-lead weights (trained on lead I),
+    naming one of its leads for ``lead=`` when it lacks I."""
+    hint = " For fewer leads use the 1-lead weights, model='1-lead' (CLI: --weights 1-lead)"
+    if "I" in index or not index:
+        return hint + "."
+    other = next((n for n in STANDARD_12 if n in index), next(iter(index)))
+    return hint + f", with lead={other!r} (CLI: --lead {other}) in place of lead I."
+
+
 @lru_cache(maxsize=256)  # once per layout: an archive's records share one (24 name look-ups per record before)
 def _same_layout(leads: tuple, wanted: tuple) -> bool:
     """Whether ``leads`` are ``wanted`` in the same order (names canonicalised)."""
@@ -133,8 +143,8 @@ def select_leads(
             sub = canonical_lead(substitute)
             if sub not in index:
                 raise LeadError(
-                    f"{source}: lead {substitute!r} requested with --lead is not in the recording; "
-                    f"it has {list(leads)}."
+                    f"{source}: lead={substitute!r} (CLI: --lead {substitute}) is not in the recording; it has "
+                    f"{', '.join(map(str, leads)) or 'none'}; choose one of those."
                 )
             if sub != want_c and warn:
                 warnings.warn(
@@ -163,11 +173,11 @@ def select_leads(
             else ""
         )
         fill = (
-            " --fill-missing (fill_missing=True) zero-fills missing precordial leads."
+            " fill_missing=True (CLI: --fill-missing) zero-fills missing precordial leads."
             if any(m in PRECORDIAL_LEADS for m in missing)
             else ""
         )
-        one = " For fewer leads use the 1-lead model (--weights 1-lead [--lead NAME])." if len(wanted) > 1 else ""
+        one = _one_lead_hint(index) if len(wanted) > 1 else ""
         needs = "the 12 standard leads" if tuple(canonical_lead(w) for w in wanted) == STANDARD_12 else ", ".join(wanted)
         raise LeadError(
             f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(leads) or 'none'}; "

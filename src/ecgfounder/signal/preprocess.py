@@ -27,9 +27,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import RecordReadError
+from ..errors import LeadError, RecordReadError
 from ..recording import FS_MAX, FS_MIN, Recording
 from . import filters
+from .errors import SignalError
 from .leads import STANDARD_12, canonical_lead, select_leads
 
 __all__ = ["PreprocessContract", "Prepared", "MODES", "lead_set", "preprocess", "prepare", "preprocess_recording", "window_starts"]
@@ -54,7 +55,8 @@ def lead_set(n_leads: int) -> tuple[str, ...]:
         return STANDARD_12
     if n_leads == 1:
         return ("I",)
-    raise ValueError(f"no default lead set for {n_leads} leads; give the lead names explicitly (1 or 12 are known).")
+    raise LeadError(f"no default lead set for {n_leads} leads (known: 1, 12); give the lead names explicitly, e.g. "
+                    "leads=('I', 'II').")
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,22 @@ class PreprocessContract:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown preprocessing mode {self.mode!r}; choose one of {MODES}.")
+            raise SignalError(f"unknown preprocessing mode={self.mode!r}; choose one of {', '.join(MODES)}.")
         object.__setattr__(self, "leads", tuple(canonical_lead(x) for x in self.leads))
         object.__setattr__(self, "band_hz", tuple(float(v) for v in self.band_hz))
         object.__setattr__(self, "fs", float(self.fs))
         object.__setattr__(self, "n_samples", int(self.n_samples))
         if self.n_samples <= 0 or not 0 < self.fs < np.inf:
-            raise ValueError(f"contract needs positive fs and n_samples; got fs={self.fs}, n_samples={self.n_samples}.")
+            raise SignalError(f"contract needs a finite fs > 0 and n_samples > 0; got fs={self.fs}, "
+                              f"n_samples={self.n_samples} (the published contract: fs=500, n_samples=5000).")
         if not self.leads:
-            raise ValueError("contract needs at least one lead.")
+            raise SignalError("contract needs at least one lead; got leads=(); give the model's input leads in order, "
+                              "e.g. leads=('I',).")
         if self.mode == "published":  # the filters checked here, not on the first record (a NaN notch or an
             # unstable band-pass filtered every record to NaN or garbage; the plans are cached for the chain)
             if not 0 <= self.baseline_window_s <= MAX_BASELINE_WINDOW_S:
-                raise ValueError(f"contract baseline_window_s={self.baseline_window_s} s is outside 0-"
-                                 f"{MAX_BASELINE_WINDOW_S:g} s (the published chain: 0.4 s).")
+                raise SignalError(f"contract baseline_window_s={self.baseline_window_s} s is outside 0-"
+                                  f"{MAX_BASELINE_WINDOW_S:g} s; give one within it (the published chain: 0.4 s).")
             filters._notch_plan(float(self.notch_hz), float(self.notch_q), self.fs)
             filters._band_plan(self.band_hz[0], self.band_hz[1], int(self.band_order), self.fs)
 
@@ -115,7 +119,8 @@ class PreprocessContract:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown preprocessing contract keys {sorted(unknown)}; known: {sorted(known)}.")
+            raise SignalError(f"unknown preprocessing contract keys {sorted(unknown)}; known: {sorted(known)}; "
+                              "remove the others.")
         return cls(**d)
 
     def with_mode(self, mode: str | None) -> "PreprocessContract":
@@ -216,26 +221,28 @@ def prepare(
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
-        raise ValueError(f"{source}: signal must be (n_leads, n_samples); got shape {x.shape}.")
+        raise SignalError(f"{source}: signal must be (n_leads, n_samples); got shape {x.shape}; give one row per lead.")
     if isinstance(leads, str):
         leads = [leads]
     if len(leads) != x.shape[0]:
-        raise ValueError(f"{source}: {x.shape[0]} signal rows but {len(leads)} lead names; give one name per row.")
+        raise SignalError(f"{source}: {x.shape[0]} signal rows but {len(leads)} lead names (leads={list(leads)[:13]}); "
+                          "give one name per row.")
     try:
         fs_ok = fs is not None and FS_MIN <= float(fs) <= FS_MAX  # NaN compares False
     except (TypeError, ValueError):
         fs_ok = False
     if not fs_ok:
         raise RecordReadError(source, f"sampling rate fs={fs!r} Hz is outside the plausible ECG range "
-                              f"{FS_MIN:g}-{FS_MAX:g} Hz; pass the record's rate")
+                              f"{FS_MIN:g}-{FS_MAX:g} Hz; pass the record's true rate as fs=... (CLI: --fs)")
     if x.shape[0] * x.shape[1] * (c.fs / float(fs) + 1) > 400_000_000:
         raise RecordReadError(source, f"record of {x.shape[0]} leads x {x.shape[1]} samples at {float(fs):g} Hz is too "
-                              "long to prepare at once; read it with max_duration= (seconds)")
+                              "long to prepare at once; read part of it with max_duration=SECONDS "
+                              "(CLI: --max-duration S)")
     duration = x.shape[1] / float(fs)
     if duration < MIN_DURATION_S:
         raise RecordReadError(
             source, f"record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
-            f"at least {MIN_DURATION_S} s is needed."
+            f"at least {MIN_DURATION_S} s is needed; give a longer record."
         )
     if not x.flags.c_contiguous:  # rows are filtered: one copy here, not a strided pass each time
         x = np.ascontiguousarray(x)

@@ -1,0 +1,40 @@
+"""The published-weights messages name the library's way (``model=``, ``load_model``) beside the
+command line's (``--checkpoint``); an unknown name is a SetupError that is still a ValueError."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecgfounder.cli import main
+from ecgfounder.cli._common import flags
+from ecgfounder.errors import ECGFounderError, SetupError, WeightsDownloadError
+from ecgfounder.models import weights
+
+
+@pytest.mark.parametrize("lookup", [weights.download_weights, weights.cached_weights])
+def test_unknown_weights_name_is_a_setup_error(lookup):
+    with pytest.raises(SetupError) as err:
+        lookup("13-lead")
+    msg = str(err.value)
+    assert isinstance(err.value, ValueError) and err.value.argument == "name"
+    assert "'13-lead'" in msg and "1-lead, 12-lead" in msg and "model=path (CLI: --checkpoint FILE)" in msg
+
+
+def test_download_command_prints_the_unknown_name_in_one_line(capsys):
+    assert main(["download", "13-lead"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith("error: 13-lead: unknown weights '13-lead'; known: 1-lead, 12-lead")
+
+
+def test_offline_message_names_model_and_the_checkpoint_flag(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsDownloadError) as err:
+        weights.download_weights("12-lead", cache_dir=tmp_path / "empty")
+    msg = str(err.value)
+    assert isinstance(err.value, ECGFounderError) and isinstance(err.value, OSError)
+    assert "load_model('./12_lead_ECGFounder.pth')" in msg
+    assert "model='./12_lead_ECGFounder.pth' (CLI: --checkpoint ./12_lead_ECGFounder.pth)" in msg
+    cli = flags(msg)  # what the command line prints
+    assert "--checkpoint ./12_lead_ECGFounder.pth" in cli and "model=" not in cli and "(CLI:" not in cli
