@@ -162,6 +162,7 @@ def test_bad_json_and_requests_get_422(client):
 def test_body_over_the_limit_gets_413(client):
     r = client.post("/v1/predict", files={"file": ("big.csv", b"0," * 1_100_000)})
     assert r.status_code == 413 and "limit of 2000000 bytes" in r.json()["detail"]
+    assert "CLI" not in r.json()["detail"]  # the server's setting, not a flag the client could pass
 
 
 def test_token_required(analyzer):

@@ -195,3 +195,52 @@ def test_timed_out_work_keeps_its_slot_until_it_ends(analyzer, tmp_path, monkeyp
         time.sleep(0.7)  # the last thread that started ends
         assert most[0] == 1, most[0]  # was 3: each timed-out request freed its slot at once
         assert running[0] == 0
+
+
+def test_library_hints_name_the_request_parameters(client):
+    """The library asks for its own arguments with the command line's flag beside them ("pass fs=...
+    (CLI: --fs)"), which a client of the service cannot pass: it sets query parameters (a file) or
+    JSON fields (an inline signal), and hints it cannot follow (fill_missing, the 1-lead weights) are left out."""
+    three = "\n".join("0.1,0.2,0.3" for _ in range(3000))
+    answers = {
+        "no fs": client.post("/v1/predict", files={"file": ("a.csv", three)}),
+        "no leads": client.post("/v1/predict", params={"fs": 500}, files={"file": ("a.csv", three)}),
+        "json fs": client.post("/v1/predict", json={**sine_signal(), "fs": 10}),
+        "one lead": client.post("/v1/predict", json={"signal": [[0.1] * 5000], "fs": 500, "leads": ["V2"]}),
+        "format": client.post("/v1/predict", params={"format": "bogus"}, files={"file": ("a.xml", MUSE.read_bytes())}),
+    }
+    detail = {k: r.json()["detail"] for k, r in answers.items()}
+    assert all(r.status_code == 422 for r in answers.values()), detail
+    for k, text in detail.items():
+        assert "CLI" not in text and "--" not in text and "fill_missing" not in text, (k, text)
+    assert "pass the query parameter fs=..." in detail["no fs"]
+    assert "pass the query parameter leads=I,II,..." in detail["no leads"]
+    assert "the JSON field fs=..." in detail["json fs"]
+    assert detail["one lead"].startswith("signal: missing lead(s) I, II")
+    assert detail["format"].startswith("the query parameter format: unknown format 'bogus'; choose one of")
+
+
+def test_bad_values_are_named_with_what_was_given(client):
+    """Each refusal names the parameter or field and the value given; values that were let through
+    (a NaN or huge rate, an empty lead name) or ignored (a misspelt query parameter, an unsupported
+    JSON field such as units) are refused before any work."""
+    import json
+
+    nan_fs = json.dumps({**sine_signal(), "fs": float("nan")})
+    cases = [
+        (dict(params={"fs": "abc"}, json=sine_signal()), 'query parameter fs: Input should be a valid number, unable to '
+                                                         'parse string as a number (got string "abc")'),
+        (dict(params={"fs": "nan"}, json=sine_signal()), 'query parameter fs: Input should be a finite number (got string "nan")'),
+        (dict(params={"fs": "1e300"}, json=sine_signal()), "query parameter fs: Input should be less than or equal to 20000"),
+        (dict(params={"leads": "I,,II"}, json=sine_signal()), "the query parameter leads='I,,II' has an empty lead name"),
+        (dict(params={"embeddings": "true"}, json=sine_signal()), 'query parameter embeddings: unknown parameter (got string '
+                                                                  '"true") (the query parameters are attribution,'),
+        (dict(json={**sine_signal(), "units": "uV"}), 'units: unknown field (got string "uV")'),
+        (dict(content=nan_fs, headers={"content-type": "application/json"}), "fs: Input should be a finite number (got number NaN)"),
+        (dict(json={"signal": [[None] * 5000], "fs": 500, "leads": ["I"]}),
+         "signal[0][0]: Input should be a valid number (got null) (and 4999 more like it)"),
+    ]
+    for kwargs, expect in cases:
+        r = client.post("/v1/predict", **kwargs)
+        assert r.status_code == 422, (expect, r.text[:200])
+        assert expect in r.json()["detail"] and len(r.json()["detail"]) < 400, r.json()["detail"]

@@ -109,3 +109,63 @@ def test_mcp_base64_with_line_breaks_and_bad_inline_signal(analyzer, tmp_path):
         assert "\n" not in text and "pydantic.dev" not in text and "validation error" not in text, text
         assert f"{field}:" in text and "fs > 0 in Hz" in text, text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mcp_bad_arguments_get_one_line_with_a_valid_call(analyzer, tmp_path):
+    """Arguments failing the tool's schema came back as the SDK's pydantic report (several lines,
+    documentation links, 5000 entries for a signal of nulls) and unknown ones were ignored; now each
+    is one line naming the argument, the value given and a valid call."""
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(DATA,))
+    sig = sine_signal()
+    cases = [
+        ({"path": 123}, "path: Input should be a valid string (got integer 123)"),
+        ({"signal": [["a"]], "fs": 500, "leads": ["I"]}, 'signal[0][0]: Input should be a valid number'),
+        ({"signal": sig["signal"], "fs": 500, "leads": "I,II"}, 'leads: Input should be a valid list (got string "I,II")'),
+        ({"signal": [[None] * 5000], "fs": 500, "leads": ["I"]}, "signal[0][0]: Input should be a valid number (got null) "
+                                                                  "(and 4999 more like it)"),
+        ({"path": str(MUSE), "all_label": True}, "all_label: unknown argument (got boolean true) (the arguments are path,"),
+        ({"content_base64": ["QUJD"], "filename": "x.xml"}, "content_base64: Input should be a valid string (got an array of 1 item)"),
+        ({}, "give exactly one of path, content_base64"),
+        ({"path": str(MUSE), "filename": "x.xml"}, "filename goes with content_base64"),
+        ({"signal": sig["signal"], "fs": 500, "leads": sig["leads"], "units": "uV"}, "format and units apply to a file"),
+    ]
+    tools, *answers, labels = asyncio.run(_session(server, [("analyze_ecg", a) for a, _ in cases]
+                                                   + [("list_labels", {"x": 1})]))
+    assert all(t.input_schema["additionalProperties"] is False for t in tools.tools)  # said before any call
+    for (args, expect), res in zip(cases, answers):
+        text = _error_text(res)
+        assert expect in text and "valid calls: {\"path\"" in text, (args, text)
+        assert "\n" not in text and "pydantic" not in text and "validation error" not in text and len(text) < 400, text
+    assert _error_text(labels).endswith("x: unknown argument (got integer 1) (the arguments are none; valid call: {})")
+
+
+def test_mcp_reads_files_with_the_rate_and_leads_given(analyzer, tmp_path):
+    """fs and leads were taken for inline signals only: a CSV path with fs was refused with the
+    library's "pass fs=... (CLI: --fs)", a flag an agent cannot pass.  They now reach the reader, and
+    the reader's hints name the tool's arguments."""
+    import numpy as np
+
+    from servehelpers import STANDARD_12
+
+    t = np.arange(5000) / 500
+    csv = tmp_path / "ecg.csv"
+    x = np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)], axis=1)
+    np.savetxt(csv, x, delimiter=",", fmt="%.4f")
+    np.savetxt(tmp_path / "three.csv", x[:, :3], delimiter=",", fmt="%.4f")  # too few channels to assume an order
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path, max_upload_bytes=2_000_000), allowed_dirs=(tmp_path,))
+    _, no_fs, no_leads, ok, b64, bad_format, too_big = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": str(csv)}),
+        ("analyze_ecg", {"path": str(tmp_path / "three.csv"), "fs": 500}),
+        ("analyze_ecg", {"path": str(csv), "fs": 500, "leads": STANDARD_12}),
+        ("analyze_ecg", {"content_base64": base64.b64encode(csv.read_bytes()).decode(), "filename": "e.csv",
+                         "fs": 500, "leads": STANDARD_12, "units": "mV"}),
+        ("analyze_ecg", {"path": str(csv), "format": "bogus"}),
+        ("analyze_ecg", {"content_base64": "A" * 3_000_000, "filename": "e.csv"}),
+    ]))
+    assert "pass the argument fs=" in _error_text(no_fs) and "CLI" not in _error_text(no_fs)
+    assert 'pass the argument leads=["I", "II", ...]' in _error_text(no_leads) and "CLI" not in _error_text(no_leads)
+    for res in (ok, b64):
+        assert not res.is_error, res.content[0].text
+        assert res.structured_content["record"]["fs"] == 500.0 and res.structured_content["record"]["format"] == "csv"
+    assert "the argument format: unknown format 'bogus'; choose one of" in _error_text(bad_format)
+    assert "content_base64 of 3000000 characters" in _error_text(too_big) and "give its path" in _error_text(too_big)

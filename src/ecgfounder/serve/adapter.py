@@ -133,6 +133,13 @@ class Analyzer:
 
         return read(path, **read_kwargs)
 
+    def check_format(self, fmt: str) -> str:
+        """``fmt`` as a reader name (aliases resolved); a :class:`~ecgfounder.SetupError` naming the
+        choices for an unknown one, before any file is read."""
+        from ..io.detect import canonical_format
+
+        return canonical_format(fmt)
+
     def detect_format(self, path: str | os.PathLike) -> str | None:
         from ..io import detect_format
 

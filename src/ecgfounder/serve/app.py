@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 import tempfile
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from ..errors import SetupError
+from ..recording import FS_MAX
 from .adapter import Analyzer
 from .config import ServeConfig
 from .metrics import CONTENT_TYPE_LATEST, Metrics
@@ -29,6 +32,7 @@ from .schema import (
     validation_line,
 )
 from .service import InputError, Options, Overloaded, RequestTimeout, Service
+from .terms import Terms
 from .uploads import BodyLimitMiddleware, UploadError, group_records, save_uploads
 
 __all__ = ["create_app"]
@@ -45,6 +49,12 @@ _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
              "description": "one recording (a WFDB record: its .hea and .dat together)"}}}
 
 
+# where a request sets what the library's messages ask for: query parameters for an uploaded file,
+# fields of the JSON body for an inline signal
+_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units"}), csv_lists=True)
+_SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}))
+
+
 def _body_doc(json_schema: dict) -> dict:
     return {"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": _FILE_SCHEMA}, "application/json": {"schema": json_schema}}}}
@@ -56,7 +66,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     holder: dict[str, Any] = {}
     routes = {"/v1/predict", "/v1/predict/batch", "/v1/labels", "/v1/model", "/healthz", "/readyz", "/metrics", "/"}
     metrics = Metrics(routes, lambda: holder["service"].inflight)
-    service = Service(analyzer, cfg, on_batch=metrics.on_batch)
+    service = Service(analyzer, cfg, on_batch=metrics.on_batch, file_terms=_FILE_TERMS, signal_terms=_SIGNAL_TERMS)
     holder["service"] = service
 
     @asynccontextmanager
@@ -109,12 +119,31 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                        attribution_method=attribution_method)
 
     async def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
-                     fs: float | None = Query(None, gt=0, description="rate of a CSV/NumPy upload (Hz)"),
+                     fs: float | None = Query(None, gt=0, le=FS_MAX, allow_inf_nan=False,
+                                              description="rate of a CSV/NumPy upload (Hz)"),
                      leads: str | None = Query(None, description="comma-separated lead names of a CSV/NumPy upload"),
                      units: str | None = Query(None, description="units of a CSV/NumPy upload (mV, uV)")) -> dict:
-        kw: dict[str, Any] = {"format": format, "fs": fs, "units": units,
-                              "leads": [x.strip() for x in leads.split(",")] if leads else None}
+        names = [x.strip() for x in leads.split(",")] if leads is not None else None
+        if names is not None and not all(names):
+            raise InputError(f"the query parameter leads={leads!r} has an empty lead name; give the names separated "
+                             "by commas, e.g. leads=I,II,V1.")
+        if format is not None:
+            try:  # refused before the upload is read
+                analyzer.check_format(format)
+            except SetupError as exc:
+                raise InputError(_FILE_TERMS(" ".join(str(exc).split()), exc.argument)) from None
+        kw: dict[str, Any] = {"format": format, "fs": fs, "units": units, "leads": names}
         return {k: v for k, v in kw.items() if v is not None}
+
+    query_names = sorted({n for f in (options, read_options) for n in inspect.signature(f).parameters})
+
+    async def known_query(request: Request) -> None:
+        """Refuse a query parameter the endpoint does not take: a misspelt one would be ignored."""
+        unknown = [{"loc": ("query", k), "type": "extra_forbidden", "input": v}
+                   for k, v in request.query_params.multi_items() if k not in query_names]
+        if unknown:
+            raise InputError(validation_line(unknown, noun="parameter",
+                                             fix=f"the query parameters are {', '.join(query_names)}"))
 
     async def _receive(read: Any) -> Any:
         """The body, read by ``read()`` within ``request_timeout_s``: a client that declares a body and
@@ -189,7 +218,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def labels() -> LabelsResponse:
         return service.labels_response()
 
-    @app.post("/v1/predict", response_model=Prediction, dependencies=[Depends(authorize)], responses=_ERRORS,
+    @app.post("/v1/predict", response_model=Prediction, dependencies=[Depends(authorize), Depends(known_query)],
+              responses=_ERRORS,
               openapi_extra=_body_doc(SignalRequest.model_json_schema()),
               summary="analyse one recording: a file (multipart field 'file') or an inline signal (JSON)")
     async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options)) -> Prediction:
@@ -203,7 +233,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 path, name = records[0]
                 return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts)
 
-    @app.post("/v1/predict/batch", response_model=BatchResponse, dependencies=[Depends(authorize)], responses=_ERRORS,
+    @app.post("/v1/predict/batch", response_model=BatchResponse,
+              dependencies=[Depends(authorize), Depends(known_query)], responses=_ERRORS,
               openapi_extra=_body_doc(BatchSignalRequest.model_json_schema()),
               summary="analyse several recordings; one failing record does not stop the others")
     async def predict_batch(request: Request, opts: Options = Depends(options),

@@ -4,6 +4,9 @@ Tools: ``analyze_ecg`` (a file on the server under the allowed directories, a ba
 inline signal → the same :class:`~ecgfounder.serve.schema.Prediction` the HTTP service answers,
 with its JSON schema as the tool's output schema) and ``list_labels``.
 Run over stdio with ``ecgfounder serve --mcp`` (or :func:`ecgfounder.serve.run_mcp`).
+
+Bad arguments (a wrong type, an unknown name, a wrong combination) are answered with one line naming
+the argument, the value given and a valid call; library messages name the tool's arguments.
 """
 
 from __future__ import annotations
@@ -19,18 +22,60 @@ from .adapter import Analyzer
 from .config import ServeConfig
 from .schema import LabelsResponse, Prediction, SignalRequest, validation_line
 from .service import InputError, Options, Service
+from .terms import Terms
 from .uploads import safe_name
 
 from pydantic import ValidationError
 
 from mcp.server.mcpserver import MCPServer  # mcp >= 2 (FastMCP of mcp 1.x, renamed)
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 
 from ..errors import ECGFounderError
 
 __all__ = ["build_mcp_server"]
 
 _TOP_LABELS = 10
+_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units"}))
+_SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads"}))
+# a valid call of each tool, quoted in the answer to a bad one
+_EXAMPLES = {
+    "analyze_ecg": 'valid calls: {"path": "ecg.xml"}, {"content_base64": "<base64 of the file>", "filename": '
+                   '"ecg.xml"} or {"signal": [[0.01, 0.02, ...], ...], "fs": 500, "leads": ["I", ...]}',
+    "list_labels": "valid call: {}",
+}
+
+
+class _Server(MCPServer):
+    """An :class:`MCPServer` that answers arguments failing the tool's schema with one line (the
+    argument, what was given, what is expected, a valid call), not pydantic's multi-line report, and
+    refuses unknown arguments (the SDK ignores them: a misspelt one would change nothing)."""
+
+    async def list_tools(self) -> list:
+        tools = await super().list_tools()
+        for t in tools:  # said in the schema too: agents read it before calling
+            t.input_schema = {**t.input_schema, "additionalProperties": False}
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        tool = next((t for t in await super().list_tools() if t.name == name), None)
+        if tool is not None:
+            known = tool.input_schema.get("properties", {})
+            unknown = [{"loc": (k,), "type": "extra_forbidden", "input": v}
+                       for k, v in arguments.items() if k not in known]
+            if unknown:
+                raise ToolError(_invalid(name, unknown, f"the arguments are {', '.join(known) or 'none'}; "))
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
+                raise
+            raise ToolError(_invalid(name, exc.__cause__.errors())) from exc.__cause__
+
+
+def _invalid(tool: str, errors: list[dict], known: str = "") -> str:
+    line = validation_line(errors, what="arguments", noun="argument",
+                           fix=known + _EXAMPLES.get(tool, "see the tool's input schema"))
+    return f"Error executing tool {tool}: {line}"  # the SDK's prefix of every tool error
 
 
 def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
@@ -40,9 +85,9 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
     ``allowed_dirs``: the only directories whose files ``analyze_ecg(path=...)`` may read.
     """
     cfg = config or ServeConfig()
-    service = Service(analyzer, cfg)
+    service = Service(analyzer, cfg, file_terms=_FILE_TERMS, signal_terms=_SIGNAL_TERMS)
     roots = tuple(Path(d).resolve() for d in allowed_dirs)
-    server = MCPServer("ecgfounder", instructions=(
+    server = _Server("ecgfounder", instructions=(
         "Analyse 12-lead (or 1-lead) ECGs with the ECGFounder model: call analyze_ecg with a file path, "
         "a base64-encoded file, or an inline signal in millivolts. Findings are labels whose probability "
         "reaches the operating threshold. Research use only, not a medical device."))
@@ -56,38 +101,51 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "Analyse one ECG recording. Give exactly one of: 'path' (a file on the server, any supported "
         "format: WFDB .hea, GE MUSE/HL7 aECG/Philips XML, DICOM, SCP-ECG, EDF, CSV, NumPy, HDF5), "
         "'content_base64' with 'filename' (its extension selects the reader), or 'signal' "
-        "(leads × samples in mV) with 'fs' (Hz) and 'leads'. Returns the findings above threshold, "
+        "(leads × samples in mV) with 'fs' (Hz) and 'leads'. For a file that does not store them (CSV, "
+        "NumPy), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
+        "'format' forces a reader. Returns the findings above threshold, "
         f"the {_TOP_LABELS} most probable labels (all 150 with all_labels=true), signal-quality flags "
         "and the model's identity and preprocessing contract."))
     async def analyze_ecg(path: str | None = None, content_base64: str | None = None, filename: str | None = None,
                           signal: list[list[float]] | None = None, fs: float | None = None,
-                          leads: list[str] | None = None, all_labels: bool = False,
-                          include_embedding: bool = False) -> Prediction:
+                          leads: list[str] | None = None, format: str | None = None, units: str | None = None,
+                          all_labels: bool = False, include_embedding: bool = False) -> Prediction:
         try:
-            return await _analyze(path, content_base64, filename, signal, fs, leads, all_labels, include_embedding)
+            read = {k: v for k, v in (("fs", fs), ("leads", leads), ("format", format), ("units", units))
+                    if v is not None}
+            return await _analyze(path, content_base64, filename, signal, read, all_labels, include_embedding)
         except (ValueError, ECGFounderError) as exc:  # the reason reaches the agent (crashes stay on the server)
             raise ToolError(" ".join(str(exc).split())) from None
 
     async def _analyze(path: str | None, content_base64: str | None, filename: str | None,
-                       signal: list[list[float]] | None, fs: float | None, leads: list[str] | None,
-                       all_labels: bool, include_embedding: bool) -> Prediction:
+                       signal: list[list[float]] | None, read: dict[str, Any], all_labels: bool,
+                       include_embedding: bool) -> Prediction:
+        usage = _EXAMPLES["analyze_ecg"]
         given = [x is not None for x in (path, content_base64, signal)]
         if sum(given) != 1:
-            raise ValueError("give exactly one of path, content_base64 (with filename) or signal (with fs and leads).")
+            raise ValueError(f"give exactly one of path, content_base64 (with filename) or signal (with fs and "
+                             f"leads); {usage}.")
+        if filename is not None and content_base64 is None:
+            raise ValueError(f"filename goes with content_base64 (its extension tells the format); a path is read "
+                             f"under its own name; {usage}.")
         svc = await _started()
         opts = Options(embedding=include_embedding)
         if signal is not None:
-            if fs is None or leads is None:
-                raise ValueError("an inline signal needs fs (Hz) and leads (one name per row).")
+            if "fs" not in read or "leads" not in read:
+                raise ValueError(f"an inline signal needs fs (Hz) and leads (one name per row); {usage}.")
+            if {"format", "units"} & set(read):
+                raise ValueError(f"format and units apply to a file (path or content_base64); an inline signal is "
+                                 f"in mV and needs no reader; {usage}.")
             try:
-                req = SignalRequest(signal=signal, fs=fs, leads=leads)
+                req = SignalRequest(signal=signal, **read)
             except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
                 raise InputError(validation_line(exc.errors(), what="inline signal", fix="give signal as leads × samples in mV, fs > 0 in Hz and one lead name per row")) from None
             answer = await svc.analyze_signal(req, opts)
         elif path is not None:
-            answer = await svc.analyze_file(_allowed(path, roots), filename=Path(path).name, options=opts)
+            answer = await svc.analyze_file(_allowed(path, roots), filename=Path(path).name, read_kwargs=read,
+                                            options=opts)
         else:
-            answer = await _from_base64(svc, content_base64, filename, cfg, opts)
+            answer = await _from_base64(svc, content_base64, filename, cfg, read, opts)
         if not all_labels:
             answer.labels = sorted(answer.labels, key=lambda s: -s.probability)[:_TOP_LABELS]
         return answer
@@ -109,11 +167,13 @@ def _allowed(path: str, roots: tuple[Path, ...]) -> Path:
 
 
 async def _from_base64(svc: Service, content: str | None, filename: str | None, cfg: ServeConfig,
-                       opts: Options) -> Prediction:
+                       read: dict[str, Any], opts: Options) -> Prediction:
     if not filename:
         raise ValueError("content_base64 needs filename (its extension tells the format, e.g. ecg.xml).")
     if len(content or "") > cfg.max_upload_bytes * 4 // 3 + 4:
-        raise InputError(f"{filename}: larger than the server's limit of {cfg.max_upload_bytes} bytes.")
+        raise InputError(f"{filename}: content_base64 of {len(content or '')} characters holds more than the server's "
+                         f"limit of {cfg.max_upload_bytes} bytes (its max_upload_bytes); send a smaller file, or put "
+                         "it under the directories this server reads and give its path.")
     try:
         # line breaks and spaces are allowed (the output of the `base64` command is wrapped at 76 columns)
         data = base64.b64decode("".join((content or "").split()), validate=True)
@@ -123,4 +183,4 @@ async def _from_base64(svc: Service, content: str | None, filename: str | None, 
     with tempfile.TemporaryDirectory(prefix="ecgfounder-mcp-", dir=cfg.tmp_dir) as tmp:
         p = Path(tmp) / safe_name(filename, 0)
         p.write_bytes(data)
-        return await svc.analyze_file(p, filename=filename, options=opts)
+        return await svc.analyze_file(p, filename=filename, read_kwargs=read, options=opts)

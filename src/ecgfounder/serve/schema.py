@@ -6,9 +6,10 @@ Changes that remove or retype a field bump the major version; added optional fie
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "validation_line",
@@ -110,15 +111,21 @@ class Prediction(BaseModel):
 
 
 class SignalRequest(BaseModel):
-    """An inline recording: ``signal`` is leads × samples in millivolts."""
+    """An inline recording: ``signal`` is leads × samples in millivolts.  Unknown fields are refused: a
+    misspelt or unsupported one (``units``) would otherwise be ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     signal: list[list[float]] = Field(min_length=1, max_length=16)
-    fs: float = Field(gt=0, le=20000, description="sampling rate in Hz (required: no rate is assumed)")
+    fs: float = Field(gt=0, le=20000, allow_inf_nan=False,
+                      description="sampling rate in Hz (required: no rate is assumed)")
     leads: list[str] = Field(min_length=1, max_length=16, description="one name per row of 'signal'")
     id: str | None = Field(None, max_length=200)
 
 
 class BatchSignalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     records: list[SignalRequest] = Field(min_length=1)
 
 
@@ -153,12 +160,53 @@ class ErrorResponse(BaseModel):
     detail: str = Field(description="one line: what was wrong and how to fix it")
 
 
-def validation_line(errors: list[dict], *, what: str = "request", fix: str = "see the schema at /docs") -> str:
-    """Pydantic's validation errors as one line: the first three fields and what is wrong with
-    them (not its multi-line report with documentation links)."""
+def validation_line(errors: list[dict], *, what: str = "request", fix: str = "see the schema at /docs",
+                    noun: str = "field") -> str:
+    """Pydantic's validation errors as one line, not its multi-line report with documentation links:
+    up to three fields, each with what is wrong and the value given (its JSON type and start); errors of
+    one kind on one field (every sample of a signal) are counted, not listed.  ``noun``: what the
+    request's names are called (an unknown one is an "unknown {noun}")."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in errors:
+        loc = tuple(x for x in e.get("loc", ()) if x != "body")
+        groups.setdefault((loc[:2] if loc[:1] == ("query",) else loc[:1], e.get("type")), []).append(e)
     parts = []
-    for e in errors[:3]:
-        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-        parts.append(f"{loc or 'body'}: {e.get('msg', 'invalid')}")
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    for same in list(groups.values())[:3]:
+        more = f" (and {len(same) - 1} more like it)" if len(same) > 1 else ""
+        parts.append(_one_error(same[0], noun) + more)
+    more = f" (+{len(groups) - 3} more)" if len(groups) > 3 else ""
     return f"invalid {what}: " + "; ".join(parts) + more + f" ({fix})"
+
+
+def _one_error(e: dict, noun: str) -> str:
+    loc = [x for x in e.get("loc", ()) if x != "body"]
+    name = ""
+    for x in loc:
+        name += f"[{x}]" if isinstance(x, int) else (f".{x}" if name else str(x))
+    name = name.replace("query.", "query parameter ", 1) if name.startswith("query.") else name or "body"
+    kind = e.get("type")
+    if kind == "missing":
+        return f"{name}: missing (required)"
+    if kind == "json_invalid":  # the message says where; the input is the whole body
+        return f"{name}: {e.get('msg', 'invalid JSON')}"
+    msg = f"unknown {noun}" if kind == "extra_forbidden" else e.get("msg", "invalid")
+    return f"{name}: {msg} (got {_given(e['input'])})" if "input" in e else f"{name}: {msg}"
+
+
+def _given(value: Any) -> str:
+    """A value as its JSON type and its start, e.g. ``string "abc..." (5000 characters)``."""
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} item{'s' * (len(value) != 1)}"
+    if isinstance(value, dict):
+        keys = ", ".join(map(str, list(value)[:5])) + (", ..." if len(value) > 5 else "")
+        return f"an object with keys {keys}" if value else "an empty object"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value), type(value).__name__)
+    try:
+        text = json.dumps(value[:40] if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        text = repr(value)[:40]
+    if isinstance(value, str) and len(value) > 40:
+        text = f"{text[:-1]}...\" ({len(value)} characters)"
+    return f"{kind} {text}"

@@ -21,6 +21,7 @@ from .schema import (
     Attribution, DisplaySignal, Finding, LabelInfo, LabelScore, LabelsResponse, ModelInfo, Prediction,
     QualityReport, RecordInfo, SignalRequest,
 )
+from .terms import Terms
 
 __all__ = ["Service", "Options", "Overloaded", "RequestTimeout", "InputError"]
 
@@ -57,12 +58,16 @@ class Service:
 
     Start it (``await service.start()``) inside the event loop that will serve requests.
     ``on_batch(n_windows, n_requests, seconds)`` is called after each forward pass.
+    ``file_terms``, ``signal_terms``: how the front end's requests for a file and for an inline
+    signal set the library's arguments; the library's messages are written in those terms.
     """
 
     def __init__(self, analyzer: Analyzer, config: ServeConfig | None = None,
-                 on_batch: Callable[[int, int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, int, float], None] | None = None, *,
+                 file_terms: Terms | None = None, signal_terms: Terms | None = None) -> None:
         self.analyzer = analyzer
         self.config = config or ServeConfig()
+        self.file_terms, self.signal_terms = file_terms, signal_terms
         cfg = self.config
         self.batcher = DynamicBatcher(lambda x: analyzer.forward(x, cfg.max_batch_windows),
                                       max_batch=cfg.max_batch_windows, max_wait_s=cfg.batch_wait_ms / 1000,
@@ -112,20 +117,20 @@ class Service:
                 # read no further than just past the limit: a longer record shows as one past it
                 rec = self.analyzer.read(path, **(read_kwargs or {}), max_duration=self.config.max_record_s + 1.0)
             except (ValueError, OSError, MemoryError) as exc:
-                raise InputError(_one_line(exc).replace(str(path), shown)) from None
+                raise InputError(_say(exc, self.file_terms, str(path), shown)) from None
             return self._short_enough(rec, shown)
 
-        return await self._timed(self._analyze(load, shown, lambda: fmt, options, hide=str(path)))
+        return await self._timed(self._analyze(load, shown, lambda: fmt, options, self.file_terms, hide=str(path)))
 
     async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
         def load() -> Recording:
             try:
                 rec = self.analyzer.from_array(req.signal, req.fs, req.leads, req.id)
             except (ValueError, OSError, MemoryError) as exc:
-                raise InputError(f"{req.id or 'signal'}: {_one_line(exc)}") from None
+                raise InputError(f"{req.id or 'signal'}: {_say(exc, self.signal_terms)}") from None
             return self._short_enough(rec, req.id or "signal")
 
-        return await self._timed(self._analyze(load, req.id, lambda: "json", options))
+        return await self._timed(self._analyze(load, req.id, lambda: "json", options, self.signal_terms))
 
     def _short_enough(self, rec: Recording, shown: str) -> Recording:
         """``rec``, unless it is longer than ``max_record_s``."""
@@ -165,9 +170,10 @@ class Service:
         fut.add_done_callback(done)
         return await asyncio.shield(fut)
 
-    async def _analyze(self, load: Callable[[], Recording], filename: str | None,
-                       fmt: Callable[[], str | None], options: Options, hide: str | None = None) -> Prediction:
-        """``hide``: the path the input was read from (a temporary file), replaced by ``filename`` in errors."""
+    async def _analyze(self, load: Callable[[], Recording], filename: str | None, fmt: Callable[[], str | None],
+                       options: Options, terms: Terms | None, hide: str | None = None) -> Prediction:
+        """``terms``: those of the request, for errors; ``hide``: the path the input was read from (a
+        temporary file), replaced by ``filename`` in errors."""
         t0 = time.perf_counter()
 
         def read_and_prepare() -> tuple[Recording, Any]:
@@ -176,7 +182,7 @@ class Service:
             try:
                 return rec, self.analyzer.prepare(rec)
             except (ValueError, OSError, MemoryError) as exc:
-                msg = _one_line(exc).replace(hide, shown) if hide else _one_line(exc)
+                msg = _say(exc, terms, hide, shown)
                 raise InputError(msg if shown in msg else f"{shown}: {msg}") from None
 
         rec, prep = await self._in_slot(read_and_prepare)
@@ -250,3 +256,10 @@ class Service:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _say(exc: BaseException, terms: Terms | None, hide: str | None = None, shown: str = "") -> str:
+    """The library's message of ``exc`` on one line, ``hide`` (a temporary path) written as ``shown``,
+    in the request's ``terms`` where given."""
+    msg = _one_line(exc).replace(hide, shown) if hide else _one_line(exc)
+    return terms(msg, getattr(exc, "argument", None)) if terms else msg

@@ -42,7 +42,7 @@ class BodyLimitMiddleware:
             self.on_reject()
         size = f"{declared} bytes" if declared is not None else "more"
         body = json.dumps({"detail": f"request body of {size} exceeds the server's limit of {self.max_bytes} "
-                                     "bytes (max_upload_bytes, CLI: --max-upload-mb); send a smaller file."}).encode()
+                                     "bytes (its max_upload_bytes); send a smaller file."}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

@@ -1,0 +1,85 @@
+"""Library messages in the terms of a request.
+
+The library names its own arguments, with the command line's flag beside them
+(``pass fs=... (CLI: --fs)``).  A client of the service or an agent calling the MCP tool can pass
+neither: it sets query parameters, JSON fields or tool arguments.  :class:`Terms` writes such a hint
+as what the request can set (``pass the query parameter fs=...``) and leaves out the hints it cannot
+follow (``fill_missing=True (CLI: --fill-missing) ...``, ``use ecgfounder.io.iter_read()``), as the
+command line translates the same messages to its flags (``cli._common.flags``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Terms"]
+
+_VALUE = r"""'[^']*'|"[^"]*"|\[[^\]]*\]|\([^)]*\)|\.\.\.|[\w.:+-]+"""
+# an argument the library asks for: "pass fs=500", "name=PLACEHOLDER", or any "name=value (CLI: --flag ...)"
+_ARG = re.compile(rf"(?P<verb>\b[Pp]ass\s+)?\b(?P<name>[a-z][a-z_]*)=(?P<value>{_VALUE})?(?P<cli>\s*\(CLI:[^)]*\))?")
+_PLACEHOLDER = re.compile(r"\.\.\.|\[\.\.\.\]|[A-Z][A-Z_]+")  # "fs=...", "leads=[...]", "max_duration=SECONDS"
+_BARE = re.compile(r"\s*\((?P<name>[a-z][a-z_]*)=\)")  # "check the units (units=)"
+_CLI = re.compile(r"\s*\([^()]*\bCLI\b[^()]*\)")  # "(CLI: --fs)", "(the CLI reads every one)"
+_API = re.compile(r"\becgfounder\.[\w.]+\(")  # "use ecgfounder.io.iter_read()"
+_SEGMENT = re.compile(r"(?<=[.;])(?<!\.\.)\s+(?!\()")  # clauses and sentences ("fs=..." ends neither)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """How one kind of request sets the library's arguments.
+
+    Attributes:
+        where: the words before a name, e.g. ``"the query parameter"``, ``"the argument"``.
+        names: the library arguments such a request sets (under the same names).
+        csv_lists: list values are written comma-separated (a query string: ``leads=I,II``),
+            else as JSON (``leads=["I", "II"]``).
+    """
+
+    where: str
+    names: frozenset[str]
+    csv_lists: bool = False
+
+    def __call__(self, message: str, argument: str | None = None) -> str:
+        """``message`` (one line) in these terms; ``argument``: the library argument at fault
+        (:attr:`ecgfounder.errors.SetupError.argument`), named first when the request sets it."""
+        kept = []
+        for i, segment in enumerate(_SEGMENT.split(message)):
+            unusable = False
+
+            def arg(m: re.Match) -> str:
+                nonlocal unusable
+                asked = m["verb"] or m["cli"] or _PLACEHOLDER.fullmatch(m["value"] or "")
+                if not asked:  # a value described ("units='x' is not ..."), not asked for
+                    return m[0]
+                if m["name"] not in self.names:
+                    unusable = True
+                    return m[0]
+                return (m["verb"] or "") + self._render(m["name"], m["value"] or "")
+
+            segment = _ARG.sub(arg, segment)
+            segment = _BARE.sub(lambda m: f" ({self.where} {m['name']})" if m["name"] in self.names else "",
+                                segment)
+            if i and (unusable or _API.search(segment)):  # a hint this request cannot follow
+                continue
+            kept.append(_CLI.sub("", segment))
+        text = " ".join(kept).strip()
+        if text.endswith((";", ",")):
+            text = text[:-1] + "."
+        if argument in self.names and f"{argument}=" not in message:
+            text = f"{self.where} {argument}: {text}"
+        return text
+
+    def _render(self, name: str, value: str) -> str:
+        if value.startswith(("[", "(")):  # lists are lead names: "[...]" is written as I, II, ...
+            items = re.findall(r"""'([^']*)'|"([^"]*)"|(\.\.\.)""", value)
+            items = [a or b or c for a, b, c in items] or ["I", "II", "..."]
+            if items == ["..."]:
+                items = ["I", "II", "..."]
+            if self.csv_lists:
+                value = ",".join(items)
+            else:
+                value = "[" + ", ".join(x if x == "..." else f'"{x}"' for x in items) + "]"
+        elif len(value) > 1 and value[0] == value[-1] == "'":  # a string: bare in a query, JSON's quotes else
+            value = value[1:-1] if self.csv_lists else f'"{value[1:-1]}"'
+        return f"{self.where} {name}={value}"
