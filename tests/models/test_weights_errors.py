@@ -38,3 +38,22 @@ def test_offline_message_names_model_and_the_checkpoint_flag(tmp_path, monkeypat
     assert "model='./12_lead_ECGFounder.pth' (CLI: --checkpoint ./12_lead_ECGFounder.pth)" in msg
     cli = flags(msg)  # what the command line prints
     assert "--checkpoint ./12_lead_ECGFounder.pth" in cli and "model=" not in cli and "(CLI:" not in cli
+
+
+def test_load_model_of_an_unknown_name_is_a_setup_error_naming_the_choices(tmp_path, monkeypatch):
+    from ecgfounder.errors import SetupError
+    from ecgfounder.models.loading import load_model
+
+    monkeypatch.chdir(tmp_path)  # (no file of that name here)
+    with pytest.raises(SetupError, match=r"unknown weights '13-lead'.*12-lead, 1-lead.*checkpoint path") as info:
+        load_model("13-lead")
+    assert isinstance(info.value, ValueError) and info.value.argument == "model"
+
+
+def test_an_impossible_precision_keeps_the_argument_the_runner_named():
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction.setup import check_inference
+
+    with pytest.raises(SetupError, match="unknown precision='fp64'") as info:
+        check_inference("fp64", "torch", "cpu")
+    assert info.value.argument == "precision"  # (was re-raised as the backend's fault)

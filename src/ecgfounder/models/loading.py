@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._fileio import atomic_path, atomic_write, to_jsonable
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SetupError
 from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, fetch_pretrained
@@ -409,9 +409,9 @@ def load_model(
         if known is None:
             if p.suffix or os.sep in str(source):
                 raise CheckpointError(f"checkpoint file {source} not found.")
-            raise ValueError(
-                f"unknown weights {str(source)!r}: not a file, and not a known name ({', '.join(['12-lead', '1-lead'])})."
-            )
+            raise SetupError(f"unknown weights {str(source)!r}: not a file, and not a known name "
+                             f"({', '.join(['12-lead', '1-lead'])}); pass a checkpoint path or one of those names.",
+                             "model")
         p = download_weights(known.name, cache_dir=cache_dir)
     sd, meta = read_checkpoint(p)
     if meta.get("config"):

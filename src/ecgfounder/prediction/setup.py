@@ -112,6 +112,8 @@ def check_inference(precision: str, backend: str | None, device: str) -> tuple[s
     try:
         candidate_paths(precision, backend, device)
         return precision, backend
+    except SetupError:  # (names the argument at fault itself: precision, backend or device)
+        raise
     except ValueError as exc:
         raise SetupError(" ".join(str(exc).split()), "backend") from None
 
