@@ -2,8 +2,9 @@
 evaluation and by training alike (signals are read later, one record at a time).
 
 Modules: :mod:`.codes` (the one ``Dx`` and ``scp_codes`` parser), :mod:`.labelled`
-(:class:`LabelledSet`, label tables), :mod:`.ptbxl`, :mod:`.cinc2021`, :mod:`.cpsc`
-(CPSC 2021, CPSC 2019), :mod:`.mimic` (MIMIC-IV-ECG).
+(:class:`LabelledSet`, label tables), :mod:`.ids` (ids a dataset defines as integers, written one
+way on both sides of a join), :mod:`.ptbxl`, :mod:`.cinc2021`, :mod:`.cpsc` (CPSC 2021, CPSC
+2019), :mod:`.mimic` (MIMIC-IV-ECG).
 """
 
 from __future__ import annotations

@@ -32,11 +32,12 @@ __all__ = ["af_episodes", "beat_samples", "cpsc2021_manifest", "heart_rate_bpm",
 def af_episodes(base: str | Path) -> tuple[list[tuple[int, int]], int, float]:
     """AF episodes of a CPSC 2021 record from its ``.atr`` rhythm annotations: ``([(start, end)],
     n_samples, fs)`` in samples (end exclusive)."""
-    import wfdb
+    from ..io.wfdb import quiet_wfdb
 
-    hdr = wfdb.rdheader(str(base))
+    with quiet_wfdb() as wfdb:
+        hdr = wfdb.rdheader(str(base))
+        ann = wfdb.rdann(str(base), "atr")
     n = int(hdr.sig_len)
-    ann = wfdb.rdann(str(base), "atr")
     episodes: list[tuple[int, int]] = []
     start = None
     for s, note in zip(ann.sample, ann.aux_note):
@@ -55,12 +56,14 @@ def af_episodes(base: str | Path) -> tuple[list[tuple[int, int]], int, float]:
 def beat_samples(base: str | Path) -> np.ndarray:
     """Sample indices of the beat (QRS) annotations of a record's ``.atr`` file (wfdb's
     ``is_qrs`` table: N, L, R, A, a, J, S, V, F, e, j, E, /, f, Q, ...)."""
-    import wfdb
-    from wfdb.io.annotation import ann_label_table, is_qrs
+    from ..io.wfdb import quiet_wfdb
 
+    with quiet_wfdb() as wfdb:
+        from wfdb.io.annotation import ann_label_table, is_qrs
+
+        ann = wfdb.rdann(str(base), "atr")
     qrs = {str(sym) for sym, code in zip(ann_label_table["symbol"], ann_label_table["label_store"])
            if 0 <= int(code) < len(is_qrs) and is_qrs[int(code)]}
-    ann = wfdb.rdann(str(base), "atr")
     keep = np.array([sym in qrs for sym in ann.symbol], dtype=bool)
     return np.asarray(ann.sample, dtype=np.int64)[keep]
 
@@ -132,7 +135,8 @@ def cpsc2019_manifest(root: str | Path, out_dir: str | Path, task: str = "heart_
     and return ``path, record, patient_id, heart_rate``.  The lead is not named by the challenge;
     it is stored as ``ECG`` (feed it to a one-lead model with ``data.lead=ECG``)."""
     import scipy.io
-    import wfdb
+
+    from ..io.wfdb import quiet_wfdb
 
     root, out = Path(root), Path(out_dir) / "records"
     mats = sorted((root / "data").glob("data_*.mat")) if (root / "data").is_dir() else sorted(root.rglob("data_*.mat"))
@@ -154,8 +158,9 @@ def cpsc2019_manifest(root: str | Path, out_dir: str | Path, task: str = "heart_
         name = f"cpsc2019_{num}"
         if not (out / f"{name}.hea").exists():
             ecg = np.nan_to_num(ecg)
-            wfdb.wrsamp(name, fs=fs, units=["mV"], sig_name=["ECG"], p_signal=ecg, fmt=["16"],
-                        adc_gain=[1000.0], baseline=[0], write_dir=str(out))
+            with quiet_wfdb() as wfdb:
+                wfdb.wrsamp(name, fs=fs, units=["mV"], sig_name=["ECG"], p_signal=ecg, fmt=["16"],
+                            adc_gain=[1000.0], baseline=[0], write_dir=str(out))
         rows.append({"path": str(out / f"{name}.hea"), "record": name, "patient_id": name, "heart_rate": hr})
     return pd.DataFrame(rows)
 

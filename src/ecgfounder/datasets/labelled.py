@@ -126,12 +126,16 @@ def mapped_truth(
     return targets, yt, et, unknown, not_eval
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, text: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV, TSV or Parquet table.
 
     A ``.csv``/``.txt`` file whose header holds no comma but semicolons (or tabs) is read with that
     separator.  The first column is never taken as an index, so a trailing separator on each row
     does not shift the columns; a row with more fields than the header is an error.
+
+    ``text``: columns (ids) read as text exactly as written (``'00123'`` stays ``'00123'``, where
+    pandas would read 123, or ``123.0`` in a column with a blank cell); blank cells stay missing.
+    A Parquet column keeps its stored type, as text (a float column of whole numbers as ``'123'``).
     """
     p = Path(path)
     if not p.is_file():
@@ -139,7 +143,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     suf = p.suffix.lower()
     if suf in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(p)
+            return _as_text(pd.read_parquet(p), text)
         except ImportError as exc:
             raise ImportError(f"reading {p} needs pyarrow: pip install 'ecgfounder[parquet]' ({exc})") from None
         except Exception as exc:  # pyarrow raises its own types for a corrupt or non-Parquet file
@@ -151,7 +155,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                return pd.read_csv(p, sep=sep, index_col=False)
+                return pd.read_csv(p, sep=sep, index_col=False, dtype={c: str for c in text} or None)
         except pd.errors.EmptyDataError:
             raise DatasetError(f"{p} is empty; a table needs a header row (e.g. 'record,<label>,...') and one row per record.") from None
         except UnicodeDecodeError as exc:
@@ -166,6 +170,17 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         for alt in (";", "\t"):
             if alt in head:
                 return read(alt)
+    return df
+
+
+def _as_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of a typed (Parquet) table as text, whole floats without ``.0``; blanks kept."""
+    for c in columns:
+        if c in df.columns and not pd.api.types.is_string_dtype(df[c]):
+            col = df[c]
+            whole = pd.api.types.is_float_dtype(col) and bool((col.dropna() % 1 == 0).all())
+            txt = (col.astype("Int64") if whole else col).astype(str).astype(object)
+            df[c] = txt.where(col.notna(), None)
     return df
 
 
@@ -202,15 +217,16 @@ def load_label_table(
 
     Args:
         path: CSV/TSV/Parquet file.
-        id_column: column of record ids (must be unique).
+        id_column: column of record ids (must be unique), read as text exactly as written
+            (``'00123'`` stays ``'00123'``).
         labels: label columns to use (default: every other column holding only 0/1 values).
-        patient_column: column of patient ids (for a patient-level bootstrap).
+        patient_column: column of patient ids (for a patient-level bootstrap), read as text.
         exclude: further non-label columns (e.g. a split column).
 
     Returns:
         ``(LabelledSet, table)``; the full table is returned for split columns.
     """
-    df = read_table(path)
+    df = read_table(path, text=[c for c in (id_column, patient_column) if c])
     if id_column not in df.columns:
         raise DatasetError(f"{path}: no id column {id_column!r}; columns are {list(df.columns)[:12]}; name it with id_column.")
     if df.empty:

@@ -26,6 +26,7 @@ import pandas as pd
 from ..labels.mappings import LabelMapping, ptbxl_mapping
 from .codes import parse_scp_codes
 from .errors import DatasetError
+from .ids import check_unique_ids, integer_ids
 from .labelled import LabelledSet, mapped_truth
 
 __all__ = ["PTBXL_TASKS", "read_database", "load_ptbxl", "ptbxl_manifest", "ptbxl_patients"]
@@ -55,7 +56,7 @@ def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihoo
         raise DatasetError(f"{db} not found: root must be the PTB-XL folder holding {DATABASE} and records500/.")
     if sampling not in (100, 500):
         raise DatasetError(f"PTB-XL sampling must be 100 or 500 (Hz); got {sampling}.")
-    df = pd.read_csv(db, index_col=None)
+    df = pd.read_csv(db, index_col=None, dtype={"ecg_id": str, "patient_id": str})
     col = "filename_hr" if sampling == 500 else "filename_lr"
     need = {"ecg_id", "scp_codes", col}
     missing = need - set(df.columns)
@@ -104,10 +105,6 @@ def _check_ids(df: pd.DataFrame, db: Path, file_col: str) -> None:
         fail(file_col, i, None, f"every record needs its file name ({int(bad.sum())} row(s) have none); fill or drop those rows.")
 
 
-def _ids(values) -> list[str]:
-    return [str(int(x)) if float(x).is_integer() else str(x) for x in values]
-
-
 def load_ptbxl(
     root: str | os.PathLike,
     *,
@@ -132,21 +129,25 @@ def load_ptbxl(
     codes = list(df["codes"])
     targets, y, ev, unknown, not_eval = mapped_truth(mapping or ptbxl_mapping(), codes, labels, composites=composites)
     return LabelledSet(
-        name="ptbxl", records=tuple(_ids(df["ecg_id"])), paths=tuple(df["path"]), labels=tuple(targets), y=y,
+        name="ptbxl", records=tuple(integer_ids(df["ecg_id"])), paths=tuple(df["path"]), labels=tuple(targets), y=y,
         evaluable=ev, members=targets,
-        patients=df["patient_id"].to_numpy() if "patient_id" in df.columns else None,
+        patients=integer_ids(df["patient_id"]).to_numpy() if "patient_id" in df.columns else None,
         folds=df["strat_fold"].to_numpy(dtype=int) if "strat_fold" in df.columns else None,
         codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
     )
 
 
 def ptbxl_patients(database: str | os.PathLike) -> dict[str, str]:
-    """``ecg_id -> patient_id`` (both as strings) from a ``ptbxl_database.csv``."""
-    df = pd.read_csv(database, usecols=lambda c: c in ("ecg_id", "patient_id"))
+    """``ecg_id -> patient_id`` (both as the integers' text, :func:`.ids.integer_ids`) from a
+    ``ptbxl_database.csv``; two rows of one ``ecg_id`` are an error."""
+    df = pd.read_csv(database, usecols=lambda c: c in ("ecg_id", "patient_id"), dtype=str)
     if not {"ecg_id", "patient_id"} <= set(df.columns):
         raise DatasetError(f"{database}: needs columns ecg_id and patient_id to group PTB-XL records by patient.")
-    df = df.dropna(subset=["ecg_id", "patient_id"])  # a record without a patient id stays its own group
-    return dict(zip(_ids(df["ecg_id"]), _ids(df["patient_id"])))
+    df = df.dropna(subset=["ecg_id", "patient_id"]).reset_index(drop=True)  # no patient id: the record is its own group
+    ecg = integer_ids(df["ecg_id"])
+    check_unique_ids(ecg, df["ecg_id"], where=database, column="ecg_id",
+                     fix="each PTB-XL record has one row; drop the duplicate rows.")
+    return dict(zip(ecg, integer_ids(df["patient_id"])))
 
 
 def _task_mapping(st: pd.DataFrame, task: str) -> dict[str, str]:
@@ -187,8 +188,8 @@ def ptbxl_manifest(root: str | os.PathLike, task: str = "superdiagnostic", *, sa
     keep = np.array([bool(s) for s in rows_labels])
     out = pd.DataFrame({
         "path": db["path"],
-        "record": db["ecg_id"].astype(int).astype(str),
-        "patient_id": db["patient_id"].astype(float).astype(int).astype(str),
+        "record": integer_ids(db["ecg_id"]),
+        "patient_id": integer_ids(db["patient_id"]),
         "split": np.where(db["strat_fold"] <= 8, "train", np.where(db["strat_fold"] == 9, "val", "test")),
     })
     for lab in labels:

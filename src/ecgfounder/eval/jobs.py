@@ -357,7 +357,7 @@ def evaluate_table(
     thresholds from ``report.thresholds``, a split column, a random ``tune_fraction`` or none."""
     from ..datasets import load_label_table, read_table
 
-    pred = read_table(predictions)
+    pred = read_table(predictions, text=[id_column])  # ids as written, as load_label_table reads them
     if id_column not in pred.columns:
         raise EvaluationError(f"{predictions}: no id column {id_column!r}; columns are {list(pred.columns)[:12]}.")
     ls, table = load_label_table(labels, id_column=id_column, labels=label_columns, patient_column=patient_column,
