@@ -4,7 +4,9 @@ Channels whose physical dimension is a voltage (or whose label is an ECG lead na
 the sampling rate shared by most of them; channels of other units (SpO2, temperature, pressure,
 accelerometers) are named with their units in ``meta['other_channels']`` (``"SpO2 (%)"``, the same
 policy as WFDB), voltage channels at another rate in ``meta['skipped_channels']``.  Amplitudes are
-converted to mV.  EDF+ annotations at the start of the record are read as ``statements``.
+converted to mV.  EDF+ annotations at the start of the record are read as ``statements`` (one
+``Dx: <codes>`` as ``dx``); a start of 1985-01-01 00:00:00 (what :func:`write_edf` writes for an
+unknown one) as no ``acquired``.
 A header byte outside ASCII (e.g. ``µ`` in a unit), which pyedflib refuses, is replaced on a
 private copy (``meta['header_repaired']``).
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecordReadError
+from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
 from ._common import check_file, make_recording, note, unit_scale_to_mv
@@ -186,47 +188,38 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
         n = min(len(r) for r in rows)
         sig = np.stack([r[:n] for r in rows])
         sex = (f.getSex() or "").strip() if hasattr(f, "getSex") else ""
-        try:
-            start = f.getStartdatetime().isoformat()
-        except Exception:
-            start = None
-        birth = None
-        try:
-            b = f.getBirthdate()
-            birth = b if isinstance(b, str) else b.isoformat()
-        except Exception:
-            birth = None
+        start, birth = _start_read(f), _birth_read(f)
         age = None
         if birth and start:
-            try:
-                bd = _dt.date.fromisoformat(str(birth)[:10]) if re.match(r"\d{4}-", str(birth)) else \
-                    _dt.datetime.strptime(str(birth).strip(), "%d %b %Y").date()
-                ad = _dt.date.fromisoformat(start[:10])
-                age = float(ad.year - bd.year - ((ad.month, ad.day) < (bd.month, bd.day)))
-            except ValueError:
-                age = None
-        statements = []
+            bd, ad = _dt.date.fromisoformat(birth), _dt.date.fromisoformat(start[:10])
+            age = float(ad.year - bd.year - ((ad.month, ad.day) < (bd.month, bd.day)))
+        statements, cont = [], ""
         try:
             onsets, _durations, texts = f.readAnnotations()
-            statements, cont = [], ""
-            for o, t in zip(onsets, texts):
-                t = str(t)
-                if float(o) > 0:
-                    continue
-                if t.endswith("~"):
-                    cont += t[:-1]
-                    continue
-                if (cont + t).strip():
-                    statements.append((cont + t).strip())
-                cont = ""
         except Exception:
-            statements = []
+            onsets, texts = [], []
+        for o, t in zip(onsets, texts):
+            t = str(t)
+            if float(o) > 0:
+                continue
+            if t.endswith("~"):
+                cont += t[:-1]
+                continue
+            if (cont + t).strip():
+                statements.append((cont + t).strip())
+            cont = ""
+        dx = [x for x in statements if _DX.match(x)]
+        if dx:
+            from ..datasets.codes import parse_dx  # the one Dx parser
+
+            statements = [x for x in statements if x not in dx]
         additional = (f.getPatientAdditional() or "").strip() if hasattr(f, "getPatientAdditional") else ""
         m_age = re.search(r"\bage[=:_ ]?(\d{1,3}(?:\.\d+)?)\b", additional, re.I)
         if age is None and m_age:
             age = float(m_age.group(1))
         meta = {
             "statements": tuple(statements),
+            "dx": tuple(c for x in dx for c in parse_dx(_DX.match(x).group(1))) if dx else None,
             "other_channels": tuple(other),
             "patient_id": (f.getPatientCode() or "").strip() or None,
             "sex": {"male": "M", "m": "M", "female": "F", "f": "F"}.get(sex.lower()),
@@ -242,56 +235,154 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
     return make_recording(p, sig, fs, names, meta, fmt="edf")
 
 
-def _record_duration(n: int, fs: float) -> float | None:
-    """A data-record duration (s) whose sample count divides ``n`` exactly, so that the file holds
-    the record without padding, written exactly in the 8-character header field; ``None`` if none."""
-    best = None
-    divisors = {d for k in range(1, int(n ** 0.5) + 1) if n % k == 0 for d in (k, n // k)}
-    for spr in sorted(divisors):
-        d = spr / fs
-        text = f"{d:.6g}"
-        if 0.001 <= d <= 60 and len(text) <= 8 and abs(float(text) * fs - spr) < 1e-6:
-            if best is None or abs(np.log(d)) < abs(np.log(best)):
-                best = d
-    return best
+_DX = re.compile(r"^Dx\s*:\s*(.*)$", re.S)
+
+
+def _start_read(f: Any) -> str | None:
+    """The start as ISO text, to the µs (pyedflib's ``getStartdatetime`` takes EDFlib's 100-ns
+    sub-second count for 10 ns); ``None`` for the :data:`UNKNOWN_START` written for no start."""
+    try:
+        t = f.getStartdatetime()
+    except Exception:
+        return None
+    t = t.replace(microsecond=int(getattr(f, "starttime_subsecond", 0) or 0) // 10)
+    return None if t == UNKNOWN_START else t.isoformat()
+
+
+def _birth_read(f: Any) -> str | None:
+    """The birth date as ISO text (pyedflib gives ``'02 jan 1958'``)."""
+    try:
+        b = f.getBirthdate()
+    except Exception:
+        return None
+    if not b:
+        return None
+    if not isinstance(b, str):
+        return b.isoformat()[:10]
+    for fmt in ("%d %b %Y", "%d-%b-%Y", "%Y-%m-%d"):
+        try:
+            return _dt.datetime.strptime(b.strip()[:11], fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+# EDF header numbers are 8 ASCII characters; a data record lasts a whole number of 10 µs, at most 60 s
+_FIELD = 8
+_TICKS = 100_000
+# the largest relative change of the sampling rate accepted to store a record without padding: the
+# data-record duration's 10-µs resolution makes some rates (257 Hz over 2500 samples) inexact
+RATE_TOLERANCE = 1e-5
+# the start written when a recording has none (EDF requires one): read back as unknown
+UNKNOWN_START = _dt.datetime(1985, 1, 1)
+
+
+def _header_number(x: float, up: bool) -> float | int:
+    """``x`` rounded outward (``up`` for a maximum) to the most decimals an 8-character EDF header
+    field holds, so that the header states the very range the samples were quantised with."""
+    for dec in range(_FIELD - 1, -1, -1):
+        q = 10.0 ** dec
+        v = (np.ceil(x * q) if up else np.floor(x * q)) / q
+        if len(f"{v:.{dec}f}".rstrip("0").rstrip(".") if dec else f"{v:.0f}") <= _FIELD:
+            v = float(v) + 0.0  # no '-0'
+            return int(v) if v.is_integer() else v  # pyedflib measures str(v): '-9999999.0' is 10 characters
+    raise ValueError(f"{x:g} does not fit an EDF header field")  # write_edf checks the range first
+
+
+def _record_layout(n: int, fs: float) -> tuple[int, int, int]:
+    """``(samples per data record, record duration in 10-µs ticks, samples to append)`` for ``n``
+    samples at ``fs`` Hz: an exact layout (duration nearest 1 s) if one exists, else the one whose
+    rate ``spr / duration`` is nearest ``fs`` within :data:`RATE_TOLERANCE`, else the same for the
+    fewest samples more than ``n`` (the file then ends with appended samples)."""
+    for m in range(n, n + int(60 * fs) + 2):
+        best = None
+        for k in range(1, int(m ** 0.5) + 1):
+            if m % k:
+                continue
+            for spr in {k, m // k}:
+                ticks = round(spr / fs * _TICKS)
+                # 0.1-60 s (shorter only as the one record of a short recording): EDF+ adds an
+                # annotation signal to every data record, so 2-ms records would multiply the file
+                if not (_TICKS // 10 <= ticks or (spr == m and ticks >= 100)) or ticks > 60 * _TICKS:
+                    continue
+                err = abs(spr * _TICKS / ticks - fs) / fs
+                if err <= RATE_TOLERANCE:
+                    key = (err > 1e-12, err if err > 1e-12 else abs(np.log(ticks / _TICKS)))
+                    if best is None or key < best[0]:
+                        best = (key, spr, ticks)
+        if best is not None:
+            return best[1], best[2], m - n
+    raise SetupError(f"no EDF data-record layout for {fs:g} Hz; write the recording as WFDB or npz.", "recording")
 
 
 def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
     """Write ``rec`` as EDF+ (16-bit) or BDF+ (24-bit) with pyedflib.
 
-    The physical range of each channel is its min/max (rounded outward to 1 µV), so the
-    quantisation step is (max − min) / 65535 (EDF) or / 16777215 (BDF).
+    Samples: each lead's physical range is its min-max, rounded outward to what the 8-character
+    header fields hold, so the step is (max - min) / 65535 mV (BDF: / 16777215) and a value reads
+    back within half a step.
+
+    Kept: lead names (16 characters), the sampling rate, start date and time, patient id, sex,
+    birth date, age, device, ``statements`` and ``dx`` (EDF+ annotations at time 0).  Limits of the
+    format, each with a warning when it changes the data:
+
+    * no missing-sample code: NaN and +-inf samples are written as 0 mV;
+    * the rate is stored as samples per data record over its duration (10 µs steps, 0.1-60 s):
+      a rate no duration fits exactly is read back within :data:`RATE_TOLERANCE` (257 Hz over 2500
+      samples: 256.99991 Hz); when no record size divides the samples, 0 mV samples are appended;
+    * header texts are ASCII, spaces written as ``_`` (patient id, device), no time zone;
+    * ``meta['id']`` is not stored (the file name is the id read back); a recording without a
+      start gets 1985-01-01 00:00:00, read back as unknown.
     """
     import pyedflib
 
     p = Path(path)
-    sig = np.asarray(rec.signal, dtype=np.float64)
-    n_ch = sig.shape[0]
+    sig = np.array(rec.signal, dtype=np.float64)
+    n_ch, n = sig.shape
+    bad = ~np.isfinite(sig)
+    if bad.any():
+        which = [rec.leads[k] for k in np.flatnonzero(bad.any(axis=1))]
+        warnings.warn(f"{p}: EDF has no code for a missing sample: {int(bad.sum())} NaN/inf sample(s) of lead(s) "
+                      f"{', '.join(which)} written as 0 mV.", stacklevel=3)
+        sig[bad] = 0.0
+    fs = float(rec.fs)
+    spr, ticks, pad = _record_layout(n, fs)
+    if pad:
+        warnings.warn(f"{p}: EDF stores whole data records and no record size divides {n} samples at {fs:g} Hz: "
+                      f"{pad} sample(s) of 0 mV appended at the end.", stacklevel=3)
+        sig = np.concatenate([sig, np.zeros((n_ch, pad))], axis=1)
+    if spr * _TICKS / ticks != fs:
+        warnings.warn(f"{p}: EDF stores the rate as samples per data record over a duration in 10 µs steps: "
+                      f"{fs:g} Hz is read back as {spr * _TICKS / ticks:.9g} Hz.", stacklevel=3)
     ftype = pyedflib.FILETYPE_BDFPLUS if bdf else pyedflib.FILETYPE_EDFPLUS
     dmax = 8388607 if bdf else 32767
-    fs = float(rec.fs)
     headers = []
     for k, name in enumerate(rec.leads):
-        lo = float(np.floor(np.nanmin(sig[k]) * 1000) / 1000)
-        hi = float(np.ceil(np.nanmax(sig[k]) * 1000) / 1000)
-        if hi - lo < 1e-3:
+        lo, hi = float(sig[k].min()), float(sig[k].max())
+        if hi == lo:  # a flat lead: a range around its value
             lo, hi = lo - 0.001, hi + 0.001
+        if np.floor(lo) < -9_999_999 or np.ceil(hi) > 99_999_999:
+            raise SetupError(f"{p}: lead {name} reaches {lo if np.floor(lo) < -9_999_999 else hi:g} mV; EDF's 8-character "
+                             "physical range fields hold -9999999 to 99999999 mV (is the signal in mV?); scale the "
+                             "recording's signal to mV.", "recording")
+        label = str(name)
+        if len(label) > 16:
+            warnings.warn(f"{p}: lead name {label!r} cut to EDF's 16 characters ({label[:16]!r}).", stacklevel=3)
         headers.append({
-            "label": str(name)[:16], "dimension": "mV", "sample_frequency": fs,
-            "physical_min": lo, "physical_max": hi, "digital_min": -dmax - 1, "digital_max": dmax,
-            "transducer": "", "prefilter": "",
+            "label": label[:16], "dimension": "mV", "sample_frequency": spr / ((ticks + 0.5) / _TICKS),
+            "physical_min": _header_number(lo, False), "physical_max": _header_number(hi, True),
+            "digital_min": -dmax - 1, "digital_max": dmax, "transducer": "", "prefilter": "",
         })
+
     def field(v: object) -> str:  # EDF+ header subfields: ASCII, spaces written as '_'
         return "".join(c if 32 < ord(c) < 127 else "_" for c in str(v).strip())[:80]
 
     w = pyedflib.EdfWriter(str(p), n_ch, file_type=ftype)
     try:
         w.setSignalHeaders(headers)
-        rec_s = _record_duration(sig.shape[1], fs)
-        if rec_s is not None and rec_s != 1.0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                w.setDatarecordDuration(rec_s)
+        with warnings.catch_warnings():  # pyedflib's notice that a set duration may change rates
+            warnings.simplefilter("ignore", UserWarning)
+            w.setDatarecordDuration((ticks + 0.5) / _TICKS)  # pyedflib truncates to whole ticks
         age = rec.meta.get("age")
         if isinstance(age, (int, float)) and np.isfinite(age):
             w.setPatientAdditional(f"age={float(age):g}")
@@ -300,15 +391,8 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
             try:
                 w.setBirthdate(_dt.date.fromisoformat(str(birth)[:10]))
             except ValueError:
-                pass
-        for key in ("statements", "dx"):
-            for text in rec.meta.get(key) or ():
-                t = str(text)[:400]
-                # EDFlib keeps 40 characters per annotation: longer statements go in pieces, each but
-                # the last ending in '~' (joined again by read_edf)
-                pieces = [t[k:k + 39] for k in range(0, len(t), 39)] or [""]
-                for j, piece in enumerate(pieces):
-                    w.writeAnnotation(0, -1, piece + ("~" if j < len(pieces) - 1 else ""))
+                warnings.warn(f"{p}: birth date {birth!r} is not an ISO date; not written.", stacklevel=3)
+        _annotate(w, p, rec.meta, (n + pad) // spr)
         pid = str(rec.meta.get("patient_id", "") or "")
         if pid:
             w.setPatientCode(field(pid))
@@ -318,12 +402,12 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
         dev = rec.meta.get("device")
         if dev:
             w.setEquipment(field(dev))
-        acq = rec.meta.get("acquired")
-        if acq:
-            try:
-                w.setStartdatetime(_dt.datetime.fromisoformat(str(acq)))
-            except ValueError:
-                pass
+        start = _start(p, rec.meta.get("acquired"))
+        w.setStartdatetime(start.replace(microsecond=0))
+        if start.microsecond:  # EDFlib counts 100 ns; pyedflib passes µs x 100, 10x too large
+            from pyedflib.edfwriter import set_starttime_subsecond
+
+            set_starttime_subsecond(w.handle, start.microsecond * 10)
         # quantise ourselves with rounding (pyedflib truncates), so the error is at most half a step
         digital = []
         for k, h in enumerate(headers):
@@ -334,3 +418,45 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
     finally:
         w.close()
     return p
+
+
+def _annotate(w: Any, p: Path, meta: Any, n_records: int) -> None:
+    """``statements`` and ``dx`` (one ``Dx: <codes>`` text) as EDF+ annotations at time 0.  EDFlib
+    keeps 40 characters per annotation, one annotation per data record and annotation signal:
+    longer texts go in pieces, each but the last ending in '~' (joined again by read_edf), and the
+    file gets as many annotation signals (at most 64) as the pieces need."""
+    texts = [str(t) for t in meta.get("statements") or ()]
+    if meta.get("dx"):
+        texts.append("Dx: " + ",".join(str(c) for c in meta["dx"]))
+    pieces = []
+    for t in texts:
+        t = t[:400]
+        parts = [t[k:k + 39] for k in range(0, len(t), 39)] or [""]
+        pieces += [piece + ("~" if j < len(parts) - 1 else "") for j, piece in enumerate(parts)]
+    if not pieces:
+        return
+    signals = -(-len(pieces) // n_records)
+    if signals > 64:
+        keep = 64 * n_records
+        warnings.warn(f"{p}: EDF+ holds {keep} annotation pieces in {n_records} data record(s); "
+                      f"{len(pieces) - keep} of the statements' {len(pieces)} pieces are not written.", stacklevel=4)
+        pieces, signals = pieces[:keep], 64
+    w.set_number_of_annotation_signals(signals)
+    for piece in pieces:
+        w.writeAnnotation(0, -1, piece)
+
+
+def _start(p: Path, acquired: object) -> _dt.datetime:
+    """The EDF start of ``acquired`` (ISO text): local clock time (a zone is dropped, with a
+    warning); :data:`UNKNOWN_START` when there is none."""
+    if not acquired:
+        return UNKNOWN_START
+    try:
+        t = _dt.datetime.fromisoformat(str(acquired))
+    except ValueError:
+        warnings.warn(f"{p}: start {acquired!r} is not an ISO date and time; written as unknown.", stacklevel=4)
+        return UNKNOWN_START
+    if t.tzinfo is not None:
+        warnings.warn(f"{p}: EDF has no time zone: start {acquired} written as {t.replace(tzinfo=None).isoformat()}.",
+                      stacklevel=4)
+    return t.replace(tzinfo=None)

@@ -14,25 +14,70 @@ preparing it, 2.6-2.8 ms against 5.0 (``python benchmarks/bench_preprocess.py --
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import os
-import stat
 import re
+import stat
+import threading
+import warnings
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import RecordReadError
+from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ._common import check_file
 from .limits import check_values, parse_fs, samples_to_read
 
-__all__ = ["read_wfdb", "write_wfdb"]
+__all__ = ["read_wfdb", "write_wfdb", "quiet_wfdb", "wfdb_module"]
 
 # bytes per sample of the WFDB signal formats (compressed FLAC formats 5xx are not size-checked)
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
+
+# wfdb (4.3) passes inplace=True to pandas methods, deprecated in pandas 3.1 (Pandas4Warning, a
+# DeprecationWarning): at its import, in wrsamp and in rdann.  A library's internal deprecation that
+# users cannot act on, so it is silenced where the package imports and calls wfdb, and only there.
+_WFDB_INPLACE = r"The inplace keyword in DataFrame\.\w+ is deprecated"
+_IMPORT_LOCK = threading.Lock()
+_imported = False
+
+
+@contextlib.contextmanager
+def quiet_wfdb() -> Iterator[Any]:
+    """The ``wfdb`` module, with its pandas ``inplace`` deprecation warnings silenced inside the
+    block.  ``warnings.catch_warnings`` is process-wide: for writers and annotation readers, not
+    for the record reader that threads run (it uses :func:`wfdb_module`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_WFDB_INPLACE, category=DeprecationWarning)
+        import wfdb
+
+        yield wfdb
+
+
+def wfdb_module() -> Any:
+    """The ``wfdb`` module, imported once with its import-time deprecation warnings silenced
+    (reading a record with ``rdheader``/``rdrecord`` warns no more)."""
+    global _imported
+    if not _imported:
+        with _IMPORT_LOCK:
+            if not _imported:
+                with quiet_wfdb():
+                    pass
+                _imported = True
+    import wfdb
+
+    return wfdb
+
+
+# Patient and acquisition fields kept in header comments (WFDB has no fields of its own for them;
+# the record line's base time and date also get ``acquired``, for WFDB tools).
+_COMMENT_META = {"patient_id": "Patient ID", "birth_date": "Birth date", "device": "Device", "acquired": "Acquired"}
+_COMMENT_KEYS = {label.lower(): key for key, label in _COMMENT_META.items()}
 
 
 def _parse_comments(comments: list[str]) -> dict:
@@ -55,6 +100,8 @@ def _parse_comments(comments: list[str]) -> dict:
             meta["dx"] = parse_dx(val)
         elif key == "statements":
             meta["statements"] = tuple(c.strip() for c in val.split(",") if c.strip())
+        elif key in _COMMENT_KEYS and val:
+            meta[_COMMENT_KEYS[key]] = val
     return meta
 
 
@@ -159,10 +206,10 @@ def _read_simple_16(hea: Path, lines: list[str], comments: list[str], fs: float,
     sig /= np.asarray(gains, dtype=np.float64)[:, None]
     if d.size and d.min() == -32768:  # WFDB's invalid sample
         sig[d == -32768] = np.nan
-    return _recording(hea, lines[0].split()[0], fs, sig, units, names, comments)
+    return _recording(hea, lines[0], fs, sig, units, names, comments)
 
 
-def _recording(hea: Path, name: str, fs: float, sig: np.ndarray, units: list, names: list, comments: list) -> Recording:
+def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, units: list, names: list, comments: list) -> Recording:
     """A :class:`Recording` in mV from a WFDB record's physical signal ``(n_sig, n)``; channels in
     other units go to ``meta['other_channels']``."""
     keep, other = [], []
@@ -177,11 +224,14 @@ def _recording(hea: Path, name: str, fs: float, sig: np.ndarray, units: list, na
     if not keep:
         raise RecordReadError(hea, f"no voltage channel to read (the record holds {', '.join(other)}); "
                               "ECG channels have a voltage unit (mV, uV)")
-    meta = {"id": name, "source": str(hea), "format": "wfdb", "units": "mV",
+    meta = {"id": line.split()[0].split("/")[0], "source": str(hea), "format": "wfdb", "units": "mV",
             "original_units": tuple(units[i] for i in keep)}
     if other:
         meta["other_channels"] = tuple(other)
-    meta.update(_parse_comments(comments))
+    start = _acquired(line)
+    if start:
+        meta["acquired"] = start
+    meta.update(_parse_comments(comments))  # an 'Acquired:' comment (exact, with its zone) wins
     if len(keep) < len(units):
         sig = sig[keep]
     return Recording(signal=sig, fs=fs, leads=tuple(canonical_lead(names[i]) for i in keep), meta=meta)
@@ -199,8 +249,6 @@ def _beside(hea: Path, name: str) -> None:
 def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: object) -> Recording:
     """Read a WFDB record given its ``.hea`` (or signal) file; signals converted to mV; with
     ``max_duration`` only the first ``max_duration`` seconds are read."""
-    import wfdb
-
     p = Path(path)
     base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat", ".mat") else p
     hea = base.with_suffix(".hea")
@@ -215,7 +263,7 @@ def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: objec
     layout = _header_layout(lines)
     if layout is None:  # not the simple single-segment layout: let wfdb parse (and judge) it
         try:
-            header = wfdb.rdheader(str(base))
+            header = wfdb_module().rdheader(str(base))
         except Exception as exc:  # wfdb raises bare Exceptions on malformed headers
             raise RecordReadError(hea, f"corrupt WFDB header: {str(exc).strip() or type(exc).__name__}") from None
         layout = (int(header.n_sig or 0), int(header.sig_len or 0), list(header.file_name or []),
@@ -253,30 +301,45 @@ def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: objec
         if fast is not None:
             return fast
     try:
-        rec = wfdb.rdrecord(str(base), physical=True, sampto=n_read)
+        rec = wfdb_module().rdrecord(str(base), physical=True, sampto=n_read)
     except Exception as exc:
         raise RecordReadError(hea, f"cannot read signal: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
     sig = np.ascontiguousarray(np.asarray(rec.p_signal, dtype=np.float64).T)  # lead-major rows
     if sig.shape[1] != n_read:
         raise RecordReadError(hea, f"signal file holds {sig.shape[1]} samples, header declares {sig_len} (truncated?)")
     units = list(rec.units or ["mV"] * n_sig)
-    return _recording(hea, rec.record_name, fs, sig, units, list(rec.sig_name), list(rec.comments or []))
+    return _recording(hea, lines[0], fs, sig, units, list(rec.sig_name), list(rec.comments or []))
 
 
 def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: float | None = None) -> Path:
     """Write ``rec`` as a WFDB record (``.hea`` + ``.dat``) with ``wfdb.wrsamp``; returns the ``.hea``.
 
-    Samples are stored as 16-bit integers; the gain (ADC units per mV) defaults to the largest that
-    fits the signal's range, so the quantisation step is at most (max |x|) / 32767 mV.  Metadata
-    (age, sex, statements as ``Dx``) go into header comments.
-    """
-    import wfdb
+    Samples: each lead gets its own gain and baseline (wfdb's ``calc_adc_params``: the lead's
+    min-max over the format's digital range), so in format 16 the step is (max - min) / 65533 mV of
+    that lead and a value reads back within half a step; ``adc_gain`` (ADC units per mV) sets one
+    gain for every lead instead (baseline 0).  NaN samples are WFDB's invalid sample and read back
+    as NaN; so are +-inf samples, with a warning.
 
+    Kept: lead names (spaces written as ``_``), the sampling rate as given (``128.0001``), and in
+    header comments age, sex, ``dx``, ``statements``, patient id, birth date, device and
+    ``acquired`` (also as the record line's base time and date, without time zone).  Not kept:
+    ``meta['id']`` (a WFDB record is named by its file, so the file name is the id read back) and
+    other metadata.  The record name (the file name without ``.hea``) may hold only letters,
+    digits, ``-`` and ``_``.
+    """
     p = Path(path)
     base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat") else p
-    sig = np.asarray(rec.signal, dtype=np.float64)
-    peak = float(np.nanmax(np.abs(sig))) if sig.size else 1.0
-    gain = float(adc_gain) if adc_gain else float(np.floor(32000.0 / max(peak, 1e-3)))
+    if not re.fullmatch(r"[-\w]+", base.name):
+        safe = re.sub(r"[^-\w]", "_", base.name) or "record"
+        raise SetupError(f"{p}: a WFDB record name holds only letters, digits, '-' and '_' (got {base.name!r}); "
+                         f"give a file name like {safe}.hea.", "path")
+    sig = np.array(rec.signal, dtype=np.float64)
+    inf = np.isinf(sig)
+    if inf.any():
+        warnings.warn(f"{p}: {int(inf.sum())} infinite sample(s) written as WFDB's invalid sample (read back as NaN).",
+                      stacklevel=3)
+        sig[inf] = np.nan
+    n = sig.shape[0]
     comments = []
     if rec.meta.get("age") is not None:
         comments.append(f"Age: {float(rec.meta['age']):g}")
@@ -287,11 +350,49 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
         if val:
             label = "Dx" if key == "dx" else "Statements"
             comments.append(f"{label}: " + ",".join(str(x).replace(",", ";") for x in val))
-    n = sig.shape[0]
+    for key, label in _COMMENT_META.items():
+        if rec.meta.get(key):
+            comments.append(f"{label}: {rec.meta[key]}")
+    comments = [" ".join(c.split()) for c in comments]  # one line each
+    start = _base_datetime(rec.meta.get("acquired"))
     names = [str(x).replace(" ", "_") for x in rec.leads]
-    wfdb.wrsamp(
-        record_name=base.name, fs=float(rec.fs), units=["mV"] * n, sig_name=names,
-        p_signal=sig.T, fmt=[fmt] * n, adc_gain=[gain] * n, baseline=[0] * n,
-        comments=comments, write_dir=str(base.parent),
-    )
+    with quiet_wfdb() as wfdb:
+        if adc_gain:
+            gains, baselines = [float(adc_gain)] * n, [0] * n
+        else:  # wfdb's per-lead choice; an all-NaN lead (which wfdb cannot size) as a lead of zeros
+            empty = np.isnan(sig).all(axis=1)
+            gains, baselines = wfdb.Record(p_signal=np.where(empty[:, None], 0.0, sig).T, fmt=[fmt] * n).calc_adc_params()
+        wfdb.wrsamp(
+            record_name=base.name, fs=float(rec.fs), units=["mV"] * n, sig_name=names,
+            p_signal=sig.T, fmt=[fmt] * n, adc_gain=list(gains), baseline=[int(b) for b in baselines],
+            comments=comments, write_dir=str(base.parent),
+            base_time=start.time() if start else None, base_date=start.date() if start else None,
+        )
     return base.with_suffix(".hea")
+
+
+def _base_datetime(acquired: object) -> _dt.datetime | None:
+    """``acquired`` (ISO text) as the record line's base time and date: local clock time, no zone."""
+    if not acquired:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(str(acquired)).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def _acquired(record_line: str) -> str | None:
+    """``acquired`` (ISO) from a record line's base time and date (``HH:MM:SS[.f] DD/MM/YYYY``);
+    ``None`` when the line has no date."""
+    tok = record_line.split()
+    if len(tok) < 6:
+        return None
+    try:
+        day = _dt.datetime.strptime(tok[5], "%d/%m/%Y").date()
+        t = re.fullmatch(r"(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?", tok[4])
+        if t is None:
+            return day.isoformat()
+        h, m, sec, frac = t.groups()
+        return _dt.datetime(day.year, day.month, day.day, int(h), int(m), int(sec), int((frac or "0").ljust(6, "0"))).isoformat()
+    except ValueError:
+        return None

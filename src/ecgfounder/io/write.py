@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._fileio import to_jsonable
+from ..errors import SetupError
 from ..recording import Recording
 
 __all__ = ["write", "WRITE_FORMATS"]
@@ -34,16 +35,22 @@ def write(recording: Recording, path: str | os.PathLike, format: str | None = No
     """Write ``recording`` to ``path`` as ``format`` (``wfdb``, ``npz``, ``edf``, ``bdf``; guessed from
     the extension when ``None``).  Returns the path written (the ``.hea`` for WFDB).
 
-    Resolution: npz is lossless; WFDB stores 16-bit samples (step ≤ max|x|/32000 mV); EDF stores
-    16-bit (BDF 24-bit) samples over each channel's min–max range.
+    What survives (details and limits: :func:`.wfdb.write_wfdb`, :func:`.edf.write_edf`):
+
+    * npz: everything (float64 samples, rate, leads, metadata as JSON).
+    * WFDB: 16-bit samples over each lead's own min-max (step (max - min) / 65533 mV), NaN kept,
+      the rate as given, lead names, patient and acquisition fields; the id is the file name.
+    * EDF/BDF: 16/24-bit samples over each lead's min-max (step (max - min) / 65535 or / 16777215
+      mV); no missing-sample code (NaN written as 0 mV), a rate that the 10-µs record duration
+      cannot hold exactly is read back within 10 ppm; a warning says when data is changed.
     """
     p = Path(path)
     fmt = (format or "").strip().lower() or {".hea": "wfdb", ".dat": "wfdb", ".npz": "npz", ".edf": "edf",
                                               ".bdf": "bdf"}.get(p.suffix.lower(), "")
     if fmt not in WRITE_FORMATS:
-        raise ValueError(
+        raise SetupError(
             f"cannot write format {format or p.suffix!r}; choose one of {', '.join(WRITE_FORMATS)} "
-            "(or give a path ending in .hea, .npz, .edf, .bdf)."
+            "(or give a path ending in .hea, .npz, .edf, .bdf).", "format"
         )
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "wfdb":
