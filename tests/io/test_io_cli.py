@@ -96,3 +96,21 @@ def test_predict_accepts_mixed_formats_in_one_run(tmp_path):
     # the same recording in three formats gives the same prediction
     np.testing.assert_allclose(probs[0], probs[1], atol=1e-5)
     np.testing.assert_allclose(probs[0], probs[2], atol=1e-5)
+
+
+def test_convert_to_wfdb_makes_valid_record_names(tmp_path):
+    """WFDB record names hold no '.': an input named rec.v2.xml, and batch ids like HR.001, give
+    rec_v2.hea and HR_001.hea instead of a refusal; other targets keep the dots."""
+    import h5py
+
+    src = tmp_path / "rec.v2.xml"
+    shutil.copy(MUSE, src)
+    assert main(["convert", str(src), "--to", "wfdb"]) == 0
+    assert (tmp_path / "rec_v2.hea").exists()
+    np.testing.assert_allclose(eio.read(tmp_path / "rec_v2.hea").signal, eio.read(MUSE).signal, atol=0.01)
+    assert main(["convert", str(src), "--to", "npz"]) == 0 and (tmp_path / "rec.v2.npz").exists()
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["tracings"] = np.random.default_rng(0).normal(size=(2, 4096, 12)).astype(np.float32)
+        f["exam_id"] = np.array([b"HR.001", b"HR.002"])
+    assert main(["convert", str(tmp_path / "b.h5"), "--to", "wfdb", "-o", str(tmp_path / "w")]) == 0
+    assert sorted(p.name for p in (tmp_path / "w").glob("*.hea")) == ["HR_001.hea", "HR_002.hea"]

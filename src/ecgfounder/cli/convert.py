@@ -40,6 +40,13 @@ def _convert_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _name(stem: str, to: str) -> str:
+    """``stem`` as a file name for ``to``: letters, digits, ``-``, ``_`` (and ``.`` but for WFDB,
+    whose record names hold none), anything else ``_``."""
+    keep = "-_" if to == "wfdb" else "-_."
+    return "".join(c if (c.isascii() and c.isalnum()) or c in keep else "_" for c in stem)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import iter_read, write
 
@@ -53,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
     first = next(recs)
     second = next(recs, None)
     if second is None:
-        out = Path(args.output) if args.output else src.with_suffix(suffix)
+        own = _name(src.stem, args.to) + suffix  # the input's stem, made a valid name for the target
+        out = Path(args.output) if args.output else src.with_name(own)
         if out.is_dir():  # a folder given as -o: the file goes inside it (not beside it as FOLDER.edf)
-            out = out / src.with_suffix(suffix).name
+            out = out / own
         if out.resolve() == src.resolve():
             raise ValueError(f"output {out} would overwrite the input; give another file or folder with -o/--output.")
         print(write(first, out, args.to))
@@ -68,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
     for rec in (first, second, *recs):
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in rec.id) or f"record{n}"
-        write(rec, folder / f"{name}{suffix}", args.to)
+        write(rec, folder / f"{_name(rec.id, args.to) or f'record{n}'}{suffix}", args.to)
         n += 1
     print(f"{folder} ({n} recordings)")
     sys.stdout.flush()
