@@ -286,3 +286,26 @@ def test_cache_worker_dying_without_a_killer_is_one_clear_error(tmp_path, monkey
     with pytest.raises(WorkerDiedError, match=r"ends its worker process even without .*records_per_shard="):
         WindowCache(tmp_path / "c", LEAD_I).build(_refs(), workers=2, records_per_shard=2)
     assert not list((tmp_path / "c").rglob(".shard-*"))  # the dead writers' temporaries are gone
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_manifest_patient_ids_are_read_as_written_in_any_patient_column(tmp_path, kind):
+    """A patient column of another name (data.patient_column) keeps its leading zeros in a CSV, and a
+    Parquet float id column (a blank cell upcasts it) reads '7', not '7.0'."""
+    import pandas as pd
+
+    from ecgfounder.train.manifest import read_manifest
+
+    df = pd.DataFrame({"path": ["a.hea", "b.hea", "c.hea"], "subject": ["007", "007", None], "y": [0, 1, 0]})
+    if kind == "parquet":
+        pytest.importorskip("pyarrow")
+        df["subject"] = [7.0, 7.0, None]
+        path = tmp_path / "m.parquet"
+        df.to_parquet(path, index=False)
+        want = ["7", "7", None]
+    else:
+        path = tmp_path / "m.csv"
+        df.to_csv(path, index=False)
+        want = ["007", "007", None]
+    got = read_manifest(path, text=("subject", "split"))["subject"].tolist()
+    assert [None if pd.isna(v) else v for v in got] == want

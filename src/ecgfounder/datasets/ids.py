@@ -10,11 +10,13 @@ whatever the table held, and :func:`check_unique_ids` refuses two values that be
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pandas as pd
 
 from .errors import DatasetError
 
-__all__ = ["integer_ids", "check_unique_ids"]
+__all__ = ["integer_ids", "check_unique_ids", "as_text"]
 
 # an integer written as text: optional sign, leading zeros, an optional '.0' that a float column left
 _INTEGER = r"(?:\+|(-))?0*(\d+?)(?:\.0*)?"
@@ -52,3 +54,14 @@ def check_unique_ids(ids: pd.Series, raw: pd.Series, *, where: object, column: s
         f"{where}: {column} {a!r} (data row {rows[0] + 1}) and {b!r} (data row {rows[1] + 1}) are the same id "
         f"{first!r} once written alike (leading zeros, '.0' dropped); {fix}"
     )
+
+
+def as_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of a typed (Parquet) table as text, whole floats without ``.0``; blanks kept."""
+    for c in columns:
+        if c in df.columns and not pd.api.types.is_string_dtype(df[c]):
+            col = df[c]
+            whole = pd.api.types.is_float_dtype(col) and bool((col.dropna() % 1 == 0).all())
+            txt = (col.astype("Int64") if whole else col).astype(str).astype(object)
+            df[c] = txt.where(col.notna(), None)
+    return df

@@ -25,6 +25,7 @@ from ..labels import load_labels
 from ..labels.composites import build_targets, target_truth
 from ..labels.mappings import LabelMapping
 from .errors import DatasetError
+from .ids import as_text
 
 __all__ = ["LabelledSet", "mapped_truth", "concat_sets", "load_label_table", "read_table"]
 
@@ -143,7 +144,7 @@ def read_table(path: str | os.PathLike, *, text: Sequence[str] = ()) -> pd.DataF
     suf = p.suffix.lower()
     if suf in (".parquet", ".pq"):
         try:
-            return _as_text(pd.read_parquet(p), text)
+            return as_text(pd.read_parquet(p), text)
         except ImportError as exc:
             raise ImportError(f"reading {p} needs pyarrow: pip install 'ecgfounder[parquet]' ({exc})") from None
         except Exception as exc:  # pyarrow raises its own types for a corrupt or non-Parquet file
@@ -170,17 +171,6 @@ def read_table(path: str | os.PathLike, *, text: Sequence[str] = ()) -> pd.DataF
         for alt in (";", "\t"):
             if alt in head:
                 return read(alt)
-    return df
-
-
-def _as_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of a typed (Parquet) table as text, whole floats without ``.0``; blanks kept."""
-    for c in columns:
-        if c in df.columns and not pd.api.types.is_string_dtype(df[c]):
-            col = df[c]
-            whole = pd.api.types.is_float_dtype(col) and bool((col.dropna() % 1 == 0).all())
-            txt = (col.astype("Int64") if whole else col).astype(str).astype(object)
-            df[c] = txt.where(col.notna(), None)
     return df
 
 

@@ -105,7 +105,7 @@ def _source_manifest(cfg: FinetuneConfig, out: Path) -> pd.DataFrame:
     if d.train_stride_s is not None:
         raise ConfigError("data.train_stride_s applies to presets cut into windows (data.preset=cpsc2021); "
                           "for a manifest, add the overlapping windows as rows with train_only=1.")
-    return read_manifest(d.manifest, path_column=d.path_column)
+    return read_manifest(d.manifest, path_column=d.path_column, text=(d.patient_column, d.split_column))
 
 
 def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: bool) -> pd.DataFrame:
@@ -212,7 +212,7 @@ def fill_cache(cfg: FinetuneConfig) -> tuple[CacheIndex, int]:
     if cfg.data.manifest is None:
         raise ConfigError("filling the cache needs data.manifest (build one with a dataset preset first).")
     model = build_model(cfg)
-    df = read_manifest(cfg.data.manifest, path_column=cfg.data.path_column)
+    df = read_manifest(cfg.data.manifest, path_column=cfg.data.path_column)  # (paths only: the cache needs no ids)
     refs = manifest_refs(df, cfg.data.path_column)
     cache = WindowCache(cfg.data.cache_dir, model.contract, lead=cfg.data.lead, format=cfg.data.format)
     return cache.build(refs, workers=cfg.data.cache_workers, progress=cfg.train.progress), len(refs)

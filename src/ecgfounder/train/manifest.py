@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .._fileio import atomic_path
+from ..datasets.ids import as_text
 from ..errors import ECGFounderError
 
 __all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
@@ -47,8 +48,11 @@ def read_manifest(
     *,
     path_column: str = "path",
     resolve: bool = True,
+    text: Sequence[str] = ("patient_id", "split"),
 ) -> pd.DataFrame:
     """Read a CSV or Parquet manifest; record paths become absolute (relative to the manifest).
+    The path column and the ``text`` columns (patient ids, splits) are read as text as written
+    (``'007'`` stays ``'007'``, a Parquet float id ``7.0`` is ``'7'``).
 
     Returns a DataFrame with a fresh ``RangeIndex``.  Raises :class:`ManifestError` for a missing
     path column or empty table.
@@ -59,11 +63,11 @@ def read_manifest(
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
-            df = pd.read_parquet(p)
+            df = as_text(pd.read_parquet(p), [path_column, *text])
         except ImportError as exc:  # pragma: no cover - pyarrow missing
             raise ManifestError(f"{p}: reading Parquet needs pyarrow (pip install 'ecgfounder[parquet]'): {exc}") from None
     elif suffix in (".csv", ".tsv", ".txt"):
-        df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype={path_column: str, "patient_id": str, "split": str})
+        df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype={c: str for c in (path_column, *text)})
     else:
         raise ManifestError(f"{p}: unknown manifest type {suffix!r}; use .csv, .tsv or .parquet.")
     if path_column not in df.columns:
