@@ -181,6 +181,11 @@ def _below(footer: str | None) -> float:
     return _LABEL_H + ((footer.count("\n") + 1) * _LINE_MM + 3 if footer else 0.0)
 
 
+def _sheet_text(below: float) -> float:
+    """Millimetres of a sheet's height not for the rows: margins, the header, ``below``."""
+    return 2 * _MIN_MARGIN + _HEADER + below
+
+
 def paper_size(paper: str) -> tuple[float, float]:
     """(width, height) in mm of the landscape sheet ``paper`` names; refuses another name."""
     if paper not in PAPERS:
@@ -202,7 +207,7 @@ def _page(paper: str | None, grid_w: float, n_rows: int, row_h: float, below: fl
     if grid_w + 2 * _MIN_MARGIN > page_w:
         raise PlotError(f"10 s at speed={speed:g} mm/s ({grid_w:g} mm with the calibration pulse) do not fit the "
                         f"{page_w:g}-mm width of a {paper} sheet; use speed=25 or paper=None.")
-    fixed = 2 * _MIN_MARGIN + _HEADER + below
+    fixed = _sheet_text(below)
     row_h = max(_MIN_ROW, min(row_h, (page_h - fixed) / n_rows))
     page_h = max(page_h, fixed + n_rows * row_h)  # more strips than a sheet holds: the page grows (documented)
     extra = (page_h - fixed - n_rows * row_h) / 2
@@ -403,8 +408,7 @@ def plot_pages(recording: Recording, **kwargs) -> list:
     if paper is None or layout != "strips":
         return [plot_ecg(recording, **kwargs)]
     sel = list(kwargs.get("leads") or recording.leads)
-    fixed = 2 * _MIN_MARGIN + _HEADER + _below(kwargs.get("footer"))
-    per = max(1, int((paper_size(paper)[1] - fixed) // _MIN_ROW))
+    per = max(1, int((paper_size(paper)[1] - _sheet_text(_below(kwargs.get("footer")))) // _MIN_ROW))
     return [plot_ecg(recording, **{**kwargs, "layout": "strips", "leads": sel[k:k + per]}) for k in range(0, len(sel), per)]
 
 
