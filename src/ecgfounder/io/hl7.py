@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import (age_at, check_values, make_recording, parse_datetime, parse_xml, to_float, unit_scale_to_mv,
-                      xml_text)
+from ._common import (age_at, check_values, make_recording, note, parse_datetime, parse_xml, to_float,
+                      unit_scale_to_mv, xml_text)
 
 __all__ = ["read_hl7_aecg"]
 
@@ -24,12 +24,14 @@ _MAX_DIGITS_CHARS = 400_000_000
 
 
 def _lead_name(code: str) -> str:
-    """``MDC_ECG_LEAD_AVR`` → ``aVR``; other codes are returned unchanged."""
+    """``MDC_ECG_LEAD_AVR`` → ``AVR`` (``aVR`` once canonicalised), ``MDC_ECG_LEAD_AVRneg`` → ``-aVR``;
+    other codes are returned unchanged."""
     c = code.strip()
     for prefix in ("MDC_ECG_LEAD_", "ECG_LEAD_"):
         if c.upper().startswith(prefix):
-            return c[len(prefix):]
-    return c
+            c = c[len(prefix):]
+            break
+    return "-aVR" if c.upper() == "AVRNEG" else c
 
 
 def _attr(el, path: str, name: str) -> str | None:
@@ -40,56 +42,82 @@ def _attr(el, path: str, name: str) -> str | None:
     return v.strip() if v and v.strip() else None
 
 
+def _parse_set(p: Path, sset, label: str) -> tuple[list[np.ndarray], list[str], float | None, str | None, set]:
+    """The lead rows (mV), names, sampling rate, time origin (``head``) and units of one sequence set."""
+    fs = head = None
+    names, rows, units = [], [], set()
+    for seq in sset.findall("component/sequence"):
+        code = _attr(seq, "code", "code") or ""
+        value = seq.find("value")
+        if value is None:
+            continue
+        if code.upper().startswith("TIME_"):
+            inc = value.find("increment")
+            head = _attr(value, "head", "value")
+            if inc is not None:
+                step = to_float(inc.get("value"))
+                unit = (inc.get("unit") or "s").strip()
+                if step is None or step <= 0 or unit not in _TIME_UNIT_S:
+                    raise RecordReadError(p, f"{label}: invalid time increment {inc.get('value')!r} {unit!r}")
+                fs = 1.0 / (step * _TIME_UNIT_S[unit])
+            continue
+        digits = value.find("digits")
+        if digits is None:
+            continue
+        origin = to_float(_attr(value, "origin", "value")) or 0.0
+        scale = to_float(_attr(value, "scale", "value"))
+        if scale is None:
+            raise RecordReadError(p, f"{label}: lead {code} has no scale")
+        unit = _attr(value, "scale", "unit")
+        if unit is None:
+            unit = "uV"
+            note("aecg_unit_assumed", "uV", f"{p}: {label} lead {code}: the scale has no unit; read as µV (the "
+                 "aECG convention)")
+        ounit = _attr(value, "origin", "unit") or unit
+        f, fo = unit_scale_to_mv(unit), unit_scale_to_mv(ounit)
+        if f is None or fo is None:
+            raise RecordReadError(p, f"{label}: lead {code}: unknown amplitude unit "
+                                  f"{unit if f is None else ounit!r} (expected uV or mV)")
+        text = digits.text or ""
+        if len(text) > _MAX_DIGITS_CHARS:
+            raise RecordReadError(p, f"{label}: lead {code} holds more digits than the reader accepts")
+        try:
+            vals = np.array(text.split(), dtype=np.float64)
+        except ValueError:
+            bad = next((t for t in text.split() if not _is_number(t)), "?")
+            raise RecordReadError(p, f"{label}: lead {code}: non-numeric digit {bad[:20]!r}") from None
+        check_values(p, 1, vals.size, f"{label} lead {code}")
+        names.append(_lead_name(code))
+        rows.append(origin * fo + vals * scale * f)
+        units.add(unit)
+    return rows, names, fs, head, units
+
+
 def _parse_series(p: Path, series, label: str) -> tuple[np.ndarray, float, list[str], dict]:
-    for sset in series.iter("sequenceSet"):
-        fs = None
-        names, rows, units = [], [], set()
-        for seq in sset.iter("sequence"):
-            code = _attr(seq, "code", "code") or ""
-            value = seq.find("value")
-            if value is None:
-                continue
-            if code.upper().startswith("TIME_"):
-                inc = value.find("increment")
-                if inc is not None:
-                    step = to_float(inc.get("value"))
-                    unit = (inc.get("unit") or "s").strip()
-                    if step is None or step <= 0 or unit not in _TIME_UNIT_S:
-                        raise RecordReadError(p, f"{label}: invalid time increment {inc.get('value')!r} {unit!r}")
-                    fs = 1.0 / (step * _TIME_UNIT_S[unit])
-                continue
-            digits = value.find("digits")
-            if digits is None:
-                continue
-            origin = to_float(_attr(value, "origin", "value")) or 0.0
-            scale = to_float(_attr(value, "scale", "value"))
-            if scale is None:
-                raise RecordReadError(p, f"{label}: lead {code} has no scale")
-            unit = _attr(value, "scale", "unit") or "uV"
-            ounit = _attr(value, "origin", "unit") or unit
-            f, fo = unit_scale_to_mv(unit), unit_scale_to_mv(ounit)
-            if f is None or fo is None:
-                raise RecordReadError(p, f"{label}: lead {code}: unknown amplitude unit {unit!r}")
-            text = digits.text or ""
-            if len(text) > _MAX_DIGITS_CHARS:
-                raise RecordReadError(p, f"{label}: lead {code} holds more digits than the reader accepts")
-            try:
-                vals = np.array(text.split(), dtype=np.float64)
-            except ValueError:
-                bad = next((t for t in text.split() if not _is_number(t)), "?")
-                raise RecordReadError(p, f"{label}: lead {code}: non-numeric digit {bad[:20]!r}") from None
-            check_values(p, 1, vals.size, f"{label} lead {code}")
-            names.append(_lead_name(code))
-            rows.append(origin * fo + vals * scale * f)
-            units.add(unit)
-        if rows:
-            if fs is None:
-                raise RecordReadError(p, f"{label}: no time sequence with an increment (sampling rate unknown)")
-            n = {len(r) for r in rows}
-            if len(n) != 1:
-                raise RecordReadError(p, f"{label}: leads have different lengths {sorted(n)}")
-            return np.stack(rows), fs, names, {"original_units": ",".join(sorted(units))}
-    raise RecordReadError(p, f"{label}: no lead sequences found")
+    """The leads of a series' sequence sets (``series/component/sequenceSet``; the sets of a
+    derived series below it are not its own).  Sets sharing the first one's time origin, rate and
+    length are merged (leads split over sets); other sets (leads recorded at another time) are not
+    read, with a warning."""
+    sets = [_parse_set(p, s, label) for s in series.findall("component/sequenceSet")]
+    sets = [s for s in sets if s[0]]
+    if not sets:
+        raise RecordReadError(p, f"{label}: no lead sequences found")
+    rows, names, fs, head, units = sets[0]
+    if fs is None:
+        raise RecordReadError(p, f"{label}: no time sequence with an increment (sampling rate unknown)")
+    n = {len(r) for r in rows}
+    if len(n) != 1:
+        raise RecordReadError(p, f"{label}: leads have different lengths {sorted(n)}")
+    skipped = []
+    for r2, n2, fs2, head2, u2 in sets[1:]:
+        if fs2 == fs and head2 == head and {len(r) for r in r2} == n:
+            rows, names, units = rows + r2, names + n2, units | u2
+        else:
+            skipped.extend(n2)
+    if skipped:
+        note("aecg_sets_skipped", tuple(skipped), f"{p}: {label}: lead(s) {', '.join(skipped)} are in a sequence set "
+             "with another time origin, rate or length than the first (not recorded simultaneously); not read")
+    return np.stack(rows), fs, names, {"original_units": ",".join(sorted(units))}
 
 
 def _is_number(tok: str) -> bool:

@@ -27,7 +27,8 @@ offset  bytes  field
 272     2      sampling rate, Hz
 ======  =====  ==========================================================
 
-The ECG block holds int16 samples, leads interleaved.  Holter files are long (24 h × 3 leads ×
+The ECG block holds int16 samples, leads interleaved; bytes after the declared samples per lead
+are not read (a warning says how many).  Holter files are long (24 h × 3 leads ×
 200 Hz ≈ 17 M samples per lead): ``max_duration`` (seconds) and ``start`` (seconds) read a bounded
 window straight from the file instead of the whole record.  A bad CRC is reported in
 ``meta["crc_ok"]`` and a warning, not refused: the samples do not depend on it.
@@ -118,8 +119,10 @@ def read_ishne(path: str | Path, *, max_duration: float | None = None, start: fl
             raise RecordReadError(p, f"ISHNE lead resolutions {res.tolist()} nV must be positive")
         head_rest = fh.read(max(0, h["ecg_off"] - HEADER_BYTES))
         crc_ok = binascii.crc_hqx(raw[10:] + head_rest, 0xFFFF) == h["crc"]
-        available = (size - h["ecg_off"]) // (2 * n_leads)
+        in_file = (size - h["ecg_off"]) // (2 * n_leads)
         declared = h["n_per_lead"]
+        # bytes beyond the declared samples (padding, a writer's trailer) are not ECG samples
+        available = min(in_file, declared) if declared > 0 else in_file
         first = int(max(0.0, float(start)) * fs)
         n = available - first
         if max_duration is not None:
@@ -136,6 +139,9 @@ def read_ishne(path: str | Path, *, max_duration: float | None = None, start: fl
     quality = {ld: _QUALITY.get(q, "unknown") for ld, q in zip(leads, h["quality"][:n_leads])}
     if not crc_ok:
         warnings.warn(f"{p}: ISHNE header checksum does not match; samples read as stored", stacklevel=2)
+    if in_file > available:
+        warnings.warn(f"{p}: ISHNE file holds {in_file - available} samples per lead beyond the {declared} its header "
+                      "declares; they are not read", stacklevel=2)
     if 0 < available < declared:
         warnings.warn(f"{p}: ISHNE file holds {available} samples per lead of the {declared} its header declares "
                       "(truncated); reading what is there", stacklevel=2)

@@ -3,11 +3,15 @@
 MUSE stores 8 leads (I, II, V1–V6) per waveform block as base64 little-endian int16 with a
 per-lead amplitude resolution (``LeadAmplitudeUnitsPerBit``, usually 4.88 µV).  III, aVR, aVL and
 aVF are derived from I and II.  ``waveform="rhythm"`` (default, 10 s) or ``"median"`` (one beat).
+Leads whose data do not match their ``LeadDataCRC32``, or that declare a non-zero
+``FirstSampleBaseline``/``LeadOffsetFirstSample``/``LeadTimeOffset``, are refused; leads marked
+``LeadOff`` are named in ``meta['leads_off']``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +72,41 @@ def _statements(root, tag: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _lead_mv(p: Path, ld, name: str) -> np.ndarray:
+    """One ``LeadData`` element's samples in mV, after the checks that keep wrong numbers out:
+    2-byte samples, the declared count (else all the data) present, the data matching their
+    ``LeadDataCRC32`` (when given), a positive amplitude per bit in a known unit, and no first-sample
+    offset, baseline or time offset (open readers disagree on what those mean: a sample offset or
+    bytes to skip, a baseline to add or to subtract)."""
+    size = int(to_float(xml_text(ld, "LeadSampleSize")) or 2)
+    if size != 2:
+        raise RecordReadError(p, f"lead {name}: {size}-byte samples are not supported (MUSE uses 2)")
+    raw = b64decode_strict(p, xml_text(ld, "WaveFormData"), f"lead {name}")
+    declared = to_float(xml_text(ld, "LeadSampleCountTotal"))
+    n = int(declared) if declared is not None else len(raw) // 2
+    check_values(p, 1, n, f"lead {name}")
+    if len(raw) < 2 * n:
+        raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
+    crc = to_float(xml_text(ld, "LeadDataCRC32"))
+    if crc is not None and zlib.crc32(raw) != int(crc) and zlib.crc32(raw[: 2 * n]) != int(crc):
+        raise RecordReadError(p, f"lead {name}: waveform data do not match their LeadDataCRC32 {int(crc)} "
+                              "(corrupt or edited file)")
+    for tag in ("LeadOffsetFirstSample", "FirstSampleBaseline", "LeadTimeOffset"):
+        v = to_float(xml_text(ld, tag))
+        if v:
+            raise RecordReadError(p, f"lead {name}: {tag} {xml_text(ld, tag)} is not supported (only 0: readers "
+                                  "disagree on how to apply it, so the samples cannot be placed or scaled reliably)")
+    res = to_float(xml_text(ld, "LeadAmplitudeUnitsPerBit"))
+    if res is None or not 0 < res <= 1e6:
+        raise RecordReadError(p, f"lead {name}: LeadAmplitudeUnitsPerBit {xml_text(ld, 'LeadAmplitudeUnitsPerBit')!r} "
+                              "is missing, not positive or absurd (expected a few µV per count)")
+    unit = xml_text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
+    scale = unit_scale_to_mv(unit)
+    if scale is None:
+        raise RecordReadError(p, f"lead {name}: unknown amplitude unit {unit!r} (expected MICROVOLTS or MILLIVOLTS)")
+    return np.frombuffer(raw[: 2 * n], dtype="<i2").astype(np.float64) * (res * scale)
+
+
 def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Recording:
     """Read a GE MUSE XML file.
 
@@ -94,28 +133,13 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     if not fs:
         raise RecordReadError(p, "MUSE waveform has no SampleBase (sampling rate)")
     fs = fs * 10.0**exp
-    names, rows = [], []
+    names, rows, off = [], [], []
     for ld in block.findall("LeadData"):
-        name = xml_text(ld, "LeadID")
-        n = int(to_float(xml_text(ld, "LeadSampleCountTotal")) or 0)
-        size = int(to_float(xml_text(ld, "LeadSampleSize")) or 2)
-        if size != 2:
-            raise RecordReadError(p, f"lead {name}: {size}-byte samples are not supported (MUSE uses 2)")
-        check_values(p, 1, n, f"lead {name}")
-        raw = b64decode_strict(p, xml_text(ld, "WaveFormData"), f"lead {name}")
-        if len(raw) < 2 * n:
-            raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
-        counts = np.frombuffer(raw[: 2 * n], dtype="<i2").astype(np.float64)
-        res = to_float(xml_text(ld, "LeadAmplitudeUnitsPerBit"))
-        if res is None or not 0 < abs(res) <= 1e6:
-            raise RecordReadError(p, f"lead {name}: LeadAmplitudeUnitsPerBit {xml_text(ld, 'LeadAmplitudeUnitsPerBit')!r} "
-                                  "is missing or absurd (expected a few µV per count)")
-        unit = xml_text(ld, "LeadAmplitudeUnits") or "MICROVOLTS"
-        scale = unit_scale_to_mv(unit)
-        if scale is None:
-            raise RecordReadError(p, f"lead {name}: unknown amplitude unit {unit!r}")
-        names.append(name or f"lead{len(names) + 1}")
-        rows.append(counts * res * scale)
+        name = xml_text(ld, "LeadID") or f"lead{len(names) + 1}"
+        rows.append(_lead_mv(p, ld, name))
+        names.append(name)
+        if (xml_text(ld, "LeadOff") or "").upper() == "TRUE":
+            off.append(name)
     if not rows:
         raise RecordReadError(p, f"{want} waveform holds no leads")
     n = min(len(r) for r in rows)
@@ -138,6 +162,7 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
         "original_statements": _statements(root, "OriginalDiagnosis"),
         "waveform": want,
         "stored_leads": tuple(names),
+        "leads_off": tuple(off),
         "original_units": "µV",
     }
     return make_recording(p, sig, fs, leads, meta, fmt="muse")

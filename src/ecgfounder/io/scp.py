@@ -1,10 +1,12 @@
 """SCP-ECG (EN 1064 / ISO 11073-91064) files, versions 1.x–3.0.
 
 Supported: section 0 (pointers), 1 (patient/acquisition header), 2 (Huffman tables: the default
-table or tables given in the file, with table switching), 3 (lead definitions), 6 (rhythm data:
-raw, first- or second-difference encoded) and 8 (interpretive statements).  Not supported, with a
-clear error: reference-beat subtraction (section 3 flag), bimodal compression (section 6 flag),
-and files that break the standard's layout (0-based pointers, non-CCITT CRCs, vendor packing).
+table or tables given in the file, with table switching), 3 (lead definitions: each lead placed at
+its own sample numbers), 6 (rhythm data: raw, first- or second-difference encoded, 16-bit) and 8
+(interpretive statements).  Not supported, with a clear error: reference-beat subtraction (section
+3 flag), bimodal compression (section 6 flag), file Huffman codes whose value bits come with a
+non-zero base value (decoders disagree on them), and files that break the standard's layout
+(0-based pointers, non-CCITT CRCs, vendor packing).
 
 No maintained SCP-ECG package exists on PyPI, so the parser is our own; bit handling uses numpy.
 """
@@ -24,10 +26,10 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import check_file, check_values, make_recording, note
 
-__all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "huffman_decode"]
+__all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "SCP_LEAD_IDS", "huffman_decode"]
 
-# SCP lead identifiers (section 3) -> names.
-_LEAD_IDS = {
+#: SCP-ECG lead identifiers (section 3; also the numbers of the MDC and DICOM lead codes) -> names.
+SCP_LEAD_IDS = {
     1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6", 9: "V7",
     10: "V2R", 11: "V3R", 12: "V4R", 13: "V5R", 14: "V6R", 15: "V7R", 16: "X", 17: "Y", 18: "Z",
     19: "CC5", 20: "CM5", 21: "LA", 22: "RA", 23: "LL", 61: "III", 62: "aVR", 63: "aVL", 64: "aVF",
@@ -284,6 +286,10 @@ def _section2(r: _Scp, body: bytes) -> list[tuple[_Code, ...]]:
             off += 9
             if not 1 <= pb <= 16 or tb < pb or tb - pb > 16:
                 raise r.fail(f"section 2: invalid Huffman code ({pb} prefix bits, {tb} total bits)")
+            if mode != 0 and tb > pb and base != 0:
+                # the value follows the prefix; open decoders disagree on whether the base value is added
+                raise r.fail(f"section 2: Huffman code with {tb - pb} value bits and base value {base} is not "
+                             "supported (only base value 0, as in the standard's default table, is unambiguous)")
             # the standard stores code words bit-reversed (first transmitted bit in bit 0)
             codes.append(_Code(pb, tb, mode, base, _reverse_bits(word, pb)))
         if not codes:
@@ -339,7 +345,9 @@ def _decode_leads(r: _Scp, s6: bytes, off: int, byte_counts, leads, lengths, tab
                 raise r.fail(str(exc)) from None
             used = (bits + 7) // 8
         off += used if sequential else byte_counts[k]
-        rows.append(_undiff(d, diff))
+        # samples are 16-bit: decoders that undo the differences in 16-bit arithmetic (the reference
+        # implementations) wrap around, and so do encoders; wrapping the result gives the same values
+        rows.append((_undiff(d, diff) + 32768) % 65536 - 32768)
     return rows
 
 
@@ -359,17 +367,19 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
     n_leads, flags = s3[0], s3[1]
     if len(s3) < 2 + 9 * n_leads or n_leads == 0:
         raise r.fail(f"section 3 declares {n_leads} leads but holds {len(s3)} bytes")
-    leads, lengths = [], []
+    leads, lengths, starts = [], [], []
     for k in range(n_leads):
         start, end, lid = struct.unpack_from("<IIB", s3, 2 + 9 * k)
-        n = end - start + 1
         if end < start:
             raise r.fail(f"section 3: lead {k} ends (sample {end}) before it starts ({start})")
-        leads.append(_LEAD_IDS.get(lid, f"lead{lid}"))
-        lengths.append(n)
+        leads.append(SCP_LEAD_IDS.get(lid, f"lead{lid}"))
+        lengths.append(end - start + 1)
+        starts.append(start)
     if flags & 0x01:
-        raise r.fail("reference-beat subtraction (section 3 flag) is not supported; only plain rhythm data")
-    n_samples = max(lengths)
+        raise r.fail("reference-beat subtraction (section 3 flag; the residual needs sections 4 and 5 added back) "
+                     "is not supported; only plain rhythm data")
+    first = min(starts)
+    n_samples = max(s + n for s, n in zip(starts, lengths)) - first
     check_values(p, n_leads, n_samples, "section 3")
     if n_leads * n_samples > _MAX_SCP_VALUES:
         raise r.fail(f"section 3 declares {n_leads} leads × {n_samples} samples, above the limit of {_MAX_SCP_VALUES} "
@@ -399,10 +409,14 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         rows = _decode_leads(r, s6, off, byte_counts, leads, lengths, tables, diff, sequential=True)
         note("scp_byte_counts_ignored", True, f"{p}: SCP section 6 byte counts are smaller than the lead data "
              "(capped by the writer?); leads decoded one after the other")
-    n_samples = max(len(x) for x in rows)
-    rows = [np.concatenate([x, np.zeros(n_samples - len(x), dtype=np.int64)]) if len(x) < n_samples else x
-            for x in rows]
-    sig = np.stack(rows).astype(np.float64) * (avm * 1e-6)
+    # each lead at its own sample numbers (section 3): leads not recorded simultaneously (a 3-channel
+    # cart's groups of leads one after the other) are NaN where they were not recorded
+    sig = np.full((n_leads, n_samples), np.nan)
+    for k, x in enumerate(rows):
+        sig[k, starts[k] - first: starts[k] - first + len(x)] = x * (avm * 1e-6)
+    if any(s != first or n != n_samples for s, n in zip(starts, lengths)):
+        note("scp_lead_spans", tuple(zip(leads, starts, lengths)), f"{p}: SCP leads cover different sample spans "
+             "(not recorded simultaneously); each is placed at its own samples, NaN elsewhere")
     meta = _section1(r.body(secs, 1)) if 1 in secs else {}
     if 8 in secs:
         meta["statements"] = _section8(r.body(secs, 8))

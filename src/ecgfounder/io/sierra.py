@@ -97,6 +97,46 @@ def _reconstruct(sig: np.ndarray, labels: list[str]) -> np.ndarray:
     return s
 
 
+def _counts(p: Path, pw, sc, n_leads: int, n_samples: int, labels: list[str]) -> np.ndarray:
+    """The stored counts, ``(leads, samples)``: Base64 int16 (XLI-compressed or not) or ``Plain``
+    text integers (what sierra-ecg-tools writes when it decompresses a file: ``compressflag="False"``
+    with ``compressmethod="XLI"`` kept).  Leads are stored one after the other; only XLI data hold
+    III, aVR, aVL, aVF as residuals.  A signal offset, unsigned samples or other than 16 bits per
+    sample are refused (no file we know uses them, and their meaning is not documented)."""
+    def attr(name: str) -> str | None:
+        return pw.get(name) or xml_text(sc, name)
+
+    offset, signed, bits = to_float(attr("signaloffset")) or 0, (attr("signalsigned") or "True"), attr("bitspersample")
+    if offset or signed.strip().lower() != "true" or (bits or "16").strip() != "16":
+        raise RecordReadError(p, f"signal offset {offset:g}, signed {signed}, {bits} bits per sample: only offset 0, "
+                              "signed 16-bit Philips samples are supported")
+    encoding = pw.get("dataencoding", "Base64")
+    method = pw.get("compressmethod") or pw.get("compression") or "Uncompressed"
+    if pw.get("compressflag", "True").strip().lower() == "false":
+        method = "Uncompressed"
+    if encoding == "Plain":
+        if method.upper() == "XLI":
+            raise RecordReadError(p, "XLI compression declared for Plain (text) waveform data; expected Base64")
+        vals = (pw.text or "").split()
+        if len(vals) < n_leads * n_samples:
+            raise RecordReadError(p, f"{len(vals)} waveform values, {n_leads * n_samples} declared (truncated)")
+        try:
+            return np.asarray(vals[: n_leads * n_samples], dtype=np.int64).reshape(n_leads, n_samples)
+        except ValueError:
+            raise RecordReadError(p, "Plain waveform data hold a value that is not an integer") from None
+    if encoding != "Base64":
+        raise RecordReadError(p, f"waveform encoding {encoding!r} is not supported (Base64 or Plain)")
+    raw = b64decode_strict(p, pw.text, "parsedwaveforms")
+    if method.upper() == "XLI":
+        return _reconstruct(_xli(p, raw, n_leads, n_samples), labels)
+    if method.lower() not in ("uncompressed", "none", ""):
+        raise RecordReadError(p, f"waveform compression {method!r} is not supported (XLI or uncompressed)")
+    need = 2 * n_leads * n_samples
+    if len(raw) < need:
+        raise RecordReadError(p, f"{len(raw)} bytes of waveform data, {need} declared (truncated)")
+    return np.frombuffer(raw[:need], dtype="<i2").reshape(n_leads, n_samples).astype(np.int64)
+
+
 def _trailing_calibration(sig: np.ndarray, fs: float) -> tuple[int, int] | None:
     """(cut, pulse_start) if the strip ends with the 1-mV calibration pulse Philips appends, else None."""
     cal = np.all(np.abs(sig - 1.0) < 1e-9, axis=0)
@@ -154,21 +194,7 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         else:
             labels = [f"Channel {k + 1}" for k in range(n_leads)]
     check_values(p, n_leads, n_samples, "parsedwaveforms")
-    encoding = pw.get("dataencoding", "Base64")
-    if encoding != "Base64":
-        raise RecordReadError(p, f"waveform encoding {encoding!r} is not supported (only Base64)")
-    raw = b64decode_strict(p, pw.text, "parsedwaveforms")
-    method = pw.get("compressmethod") or pw.get("compression") or "Uncompressed"
-    compressed = (pw.get("compressflag", "True") != "False") and method.upper() == "XLI"
-    if compressed:
-        counts = _reconstruct(_xli(p, raw, n_leads, n_samples), labels)
-    elif method.lower() in ("uncompressed", "none", ""):
-        need = 2 * n_leads * n_samples
-        if len(raw) < need:
-            raise RecordReadError(p, f"{len(raw)} bytes of waveform data, {need} declared (truncated)")
-        counts = np.frombuffer(raw[:need], dtype="<i2").reshape(n_leads, n_samples).astype(np.int64)
-    else:
-        raise RecordReadError(p, f"waveform compression {method!r} is not supported (XLI or uncompressed)")
+    counts = _counts(p, pw, sc, n_leads, n_samples, labels)
     sig = counts.astype(np.float64) * res * 1e-3
     cal = _trailing_calibration(sig, fs)
     cal_s = None
