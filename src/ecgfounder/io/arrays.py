@@ -15,7 +15,6 @@ CODE-15's ``tracings`` ``(n, 4096, 12)`` at 400 Hz) yield one recording per item
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import re
@@ -38,11 +37,22 @@ __all__ = [
 _MAX_LEADS = 64
 
 
-def _scale(p: Path, units: str | None) -> float:
+def _scale(p: Path, units: Any) -> Any:
+    """Factor to mV of ``units``; for one unit per lead (an HDF5 attribute), a column of factors."""
+    if isinstance(units, (list, tuple, np.ndarray)) and np.ndim(units) == 1:
+        f = [_scale(p, str(u)) for u in units]
+        return f[0] if len(set(f)) == 1 else np.asarray(f, dtype=np.float64)[:, None]
     f = unit_scale_to_mv(units or "mV")
     if f is None:
         raise ValueError(f"units={units!r} is not a voltage unit; choose mV, uV, V or nV.")
     return f
+
+
+def _to_mv(p: Path, sig: np.ndarray, scale: Any) -> np.ndarray:
+    """``sig`` (leads, samples) times :func:`_scale`'s factor(s), one per lead when a column."""
+    if np.ndim(scale) and np.shape(scale)[0] != sig.shape[0]:
+        raise RecordReadError(p, f"{np.shape(scale)[0]} units given for {sig.shape[0]} leads; give one unit, or one per lead")
+    return sig * scale
 
 
 def _orient(p: Path, arr: np.ndarray, n_leads: int | None) -> np.ndarray:
@@ -52,6 +62,9 @@ def _orient(p: Path, arr: np.ndarray, n_leads: int | None) -> np.ndarray:
     if arr.ndim != 2:
         raise RecordReadError(p, f"expected a 2-D (leads, samples) array, got shape {arr.shape}")
     r, c = arr.shape
+    if r == c > 1:
+        raise RecordReadError(p, f"array of shape {arr.shape} is square: its lead axis cannot be told from its sample "
+                              "axis; store it as (leads, samples) with more samples than leads")
     if n_leads is not None:
         if r == n_leads and c != n_leads:
             return arr
@@ -160,7 +173,7 @@ def _batch_from_array(
         if view.shape[0] * n > MAX_VALUES:
             raise RecordReadError(p, f"array of shape {arr.shape} is above the limit of {MAX_VALUES} values; "
                                   "pass max_duration=SECONDS to read the first part")
-        sig = np.asarray(view[:, :n], dtype=np.float64) * scale
+        sig = _to_mv(p, np.asarray(view[:, :n], dtype=np.float64), scale)
         m = dict(meta)
         names = _lead_names(p, sig.shape[0], leads, m, sig)
         yield make_recording(p, sig, fs_ok, names, m, fmt=fmt)
@@ -169,7 +182,7 @@ def _batch_from_array(
         raise RecordReadError(p, f"array of shape {arr.shape}; expected (leads, samples) or (n, ...) batches")
     fs_ = _need_fs(p, fs)
     for k in _members(arr.shape[0], start, stop):
-        sig = _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None) * scale
+        sig = _to_mv(p, _orient(p, np.asarray(arr[k], dtype=np.float64), len(leads) if leads is not None else None), scale)
         m = dict(meta)
         m["id"] = (str(ids[k]) if ids is not None and k < len(ids) else f"{p.stem}#{k}")
         m["index"] = k
@@ -286,7 +299,8 @@ def read_npz(path: str | Path, **kw: Any) -> Recording:
 # ----------------------------------------------------------------------------------------- CSV/TSV
 _MAX_TEXT_BYTES = 256 * 1024 * 1024
 _MAX_CSV_COLUMNS = 1024 + 8
-_TIME_NAMES = {"time", "t", "time_s", "time (s)", "seconds", "sec", "s", "elapsed time", "timestamp"}
+# a time column: its name, then its unit (seconds if none)
+_TIME = re.compile(r"^(?:time|t|seconds|sec|s|elapsed[ _]time|timestamp)(?:\s*[(\[]\s*(s|sec|ms)\s*[)\]]|_(s|sec|ms))?$", re.I)
 _INDEX_NAMES = {"sample", "index", "n", "nseq", "sample #", "sample_index", ""}
 
 
@@ -296,12 +310,19 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     """Read a CSV/TSV file: one column per lead, lead names in the header row.
 
     The sampling rate is ``fs=``, a comment line ``# fs=500`` (also ``sampling_rate``,
-    ``sampling rate: 500 Hz``), or derived from a time column in seconds.  A column named
-    ``sample``/``index`` is dropped.  Units per column may be given in the header, e.g. ``I (uV)``.
+    ``sampling rate: 500 Hz``), or derived from a time column (``time``, ``time (s)``, ``t_ms``; see
+    :func:`_rate_from_times`).  A column named ``sample``/``index`` is dropped.  Units per column
+    may be given in the header, e.g. ``I (uV)``.  Separators ``,``, ``;`` and tab; with ``;`` or tab,
+    decimal commas (European exports); quoted fields; UTF-8 (with or without BOM), UTF-16 with BOM.
     """
     p = Path(path)
     check_file(p, max_bytes=_MAX_TEXT_BYTES)
     raw = p.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with BOM ("Unicode text" from spreadsheets)
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordReadError(p, "text file starts with a UTF-16 byte-order mark but is not UTF-16") from None
     if b"\x00" in raw[:4096]:
         raise RecordReadError(p, "binary content in a text (CSV/TSV) file")
     try:
@@ -333,21 +354,26 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     if first is None:
         raise RecordReadError(p, "no data rows")
     if delimiter is None:
-        delimiter = "\t" if "\t" in first else (";" if ";" in first and "," not in first else ",")
+        bare = re.sub(r'"[^"]*"', "x", first)  # ';' unless commas separate more fields (not decimal commas)
+        semi = bare.split(";")
+        delimiter = "\t" if "\t" in bare else (";" if len(semi) > 1 and (len(semi) > bare.count(",") or all(
+            _numeric(f.strip().replace(",", ".")) for f in semi)) else ",")
     n_fields = first.rstrip(delimiter + "\r\n").count(delimiter) + 1
     if n_fields > _MAX_CSV_COLUMNS:
         raise RecordReadError(p, f"first row has {n_fields} columns (limit {_MAX_CSV_COLUMNS}: one per lead, plus "
                               "time or sample columns); is delimiter= right?")
     header = [h.strip().strip('"') for h in first.rstrip(delimiter + "\r\n").split(delimiter)]
-    has_header = any(not _numeric(h) for h in header if h)
+    has_header = any(not _numeric(h if delimiter == "," else h.replace(",", ".")) for h in header if h)
     rows = (line.rstrip(delimiter + " \r\n") for line in stream)
     data_lines = rows if has_header else itertools.chain([first.rstrip(delimiter + " \r")], rows)
+    if delimiter != ",":  # a comma in a row of numbers separated by ';' or tabs is a decimal comma
+        data_lines = (line.replace(",", ".") for line in data_lines)
     max_rows = MAX_VALUES // n_fields
     n_rows = n_lines - len(comments) - (1 if has_header else 0)  # at most (blank lines counted)
     if n_rows > max_rows:
         raise RecordReadError(p, f"{n_rows} rows of {n_fields} columns, above the limit of {MAX_VALUES} values")
     try:  # (max_rows= would make numpy allocate that many rows at once)
-        arr = np.loadtxt(data_lines, delimiter=delimiter, ndmin=2, dtype=np.float64)
+        arr = np.loadtxt(data_lines, delimiter=delimiter, ndmin=2, dtype=np.float64, quotechar='"')
     except ValueError as exc:
         raise RecordReadError(p, f"non-numeric data: {str(exc).strip().splitlines()[0]}") from None
     if arr.size == 0:
@@ -358,11 +384,10 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     keep, col_units, lead_names = [], [], []
     for k, name in enumerate(names):
         low = name.strip().lower()
-        if low in _TIME_NAMES:
-            if fs_found is None and arr.shape[0] > 1:
-                dt = np.median(np.diff(arr[:, k]))
-                if dt > 0:
-                    fs_found = 1.0 / dt
+        tm = _TIME.match(low)
+        if tm:
+            if fs_found is None and fs is None:  # (given fs=, the column is not read)
+                fs_found = _rate_from_times(p, arr[:, k] * (1e-3 if "ms" in tm.groups() else 1.0), name)
             continue
         if has_header and low in _INDEX_NAMES:
             continue
@@ -382,6 +407,28 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
     fs_ok = _need_fs(p, fs if fs is not None else fs_found)
     sig = sig[:, : samples_to_read(sig.shape[1], fs_ok, max_duration)]
     return make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], out_leads, meta, sig), meta, fmt="csv")
+
+
+def _rate_from_times(p: Path, t: np.ndarray, name: str) -> float:
+    """The rate of a time column in seconds: the least-squares slope of the times over the sample
+    numbers (the median step was wrong for rounded times: 0.002/0.003-s steps at 360 Hz written to
+    the ms gave 333.3 Hz), a whole number of Hz if one lies within the times' rounding.  A column
+    that goes back, or has a gap or a join (a time off the regular grid by more than half a sample
+    and its rounding, or a step of 1.5 samples or more), is refused."""
+    k = np.arange(t.size)
+    d = np.diff(t)
+    if t.size < 2 or not np.isfinite(t).all() or (d < 0).any() or t[-1] <= t[0]:
+        raise RecordReadError(p, f"time column {name!r} does not increase from row to row; pass fs=... (CLI: --fs)")
+    step, t0 = np.polyfit(k, t, 1)
+    resid = float(np.max(np.abs(t - (t0 + step * k))))
+    q = float(d[d > 0].min())  # the times' resolution (coarser than a sample: steps of 0)
+    if resid > 0.5 * (step + q) or (d.min() > 0.5 * step and d.max() >= 1.5 * step):
+        i = int(np.argmax(np.abs(d - step)))
+        raise RecordReadError(p, f"time column {name!r} is not evenly spaced (a step of {d[i]:g} s at {t[i]:g} s, the "
+                              f"mean step is {step:g} s: a gap or a join); pass fs=... (CLI: --fs) to ignore it")
+    fs = 1.0 / step
+    tol = fs * 2 * resid / (t[-1] - t[0]) + 1e-9 * fs
+    return float(round(fs)) if abs(fs - round(fs)) <= tol else fs
 
 
 def _lines(text: str) -> Iterator[str]:

@@ -1,14 +1,13 @@
 """EDF, EDF+ and BDF files, read and written with pyedflib.
 
-Channels whose physical dimension is a voltage (or whose label is an ECG lead name) are read, at
-the sampling rate shared by most of them; channels of other units (SpO2, temperature, pressure,
-accelerometers) are named with their units in ``meta['other_channels']`` (``"SpO2 (%)"``, the same
-policy as WFDB), voltage channels at another rate in ``meta['skipped_channels']``.  Amplitudes are
-converted to mV.  EDF+ annotations at the start of the record are read as ``statements`` (one
-``Dx: <codes>`` as ``dx``); a start of 1985-01-01 00:00:00 (what :func:`write_edf` writes for an
-unknown one) as no ``acquired``.
-A header byte outside ASCII (e.g. ``µ`` in a unit), which pyedflib refuses, is replaced on a
-private copy (``meta['header_repaired']``).
+Channels whose physical dimension is a voltage (or whose label is an ECG lead name: mV, with a
+note) are read in mV, at the rate shared by most of them; channels of other units (SpO2, pressure)
+are named with their units in ``meta['other_channels']`` (``"SpO2 (%)"``, as in WFDB), voltage
+channels at another rate in ``meta['skipped_channels']``.  EDF+ annotations at time 0 are read as
+``statements`` (one ``Dx: <codes>`` as ``dx``); a start of 1985-01-01 00:00:00 (what
+:func:`write_edf` writes for none) as no ``acquired``.  What pyedflib refuses is mended on a private
+copy: header bytes outside ASCII (``µV``, ``meta['header_repaired']``), a number of data records of
+-1 (taken from the file size), EDF+D (the records up to the first gap in time, with a note).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -59,12 +57,15 @@ def _ascii_field(raw: bytes) -> bytes:
     return out[: len(raw)].ljust(len(raw))
 
 
-def _repaired_copy(p: Path, n_sig: int) -> Path | None:
-    """A private copy of ``p`` whose header bytes outside ASCII are replaced field by field
-    (``µV`` → ``uV``, others → ``?``), or ``None`` if the header is already ASCII."""
+def _repaired_copy(p: Path, n_sig: int, fixes: dict[int, bytes], n_bytes: int) -> Path | None:
+    """A copy of ``p``'s first ``n_bytes`` for pyedflib, header bytes outside ASCII replaced field by
+    field (``µV`` → ``uV``, others → ``?``) and at each offset of ``fixes``; ``None`` if not needed."""
     with open(p, "rb") as fh:
         head = bytearray(fh.read(256 * (n_sig + 1)))
-    if all(32 <= b < 127 for b in head[1:]):  # byte 0 is 0xFF in BDF
+    if not all(32 <= b < 127 for b in head[1:]):  # byte 0 is 0xFF in BDF
+        note("header_repaired", "non-ASCII header bytes replaced",
+             f"{p}: EDF header holds bytes outside ASCII (not EDF-conformant); replaced to read the file")
+    elif not fixes:
         return None
     fixed = bytearray(head[:1] + _ascii_field(bytes(head[1:256])))
     off = 256
@@ -72,16 +73,38 @@ def _repaired_copy(p: Path, n_sig: int) -> Path | None:
         for _ in range(n_sig):
             fixed += _ascii_field(bytes(head[off:off + width]))
             off += width
+    for at, value in fixes.items():
+        fixed[at:at + len(value)] = value
     fd, tmp = tempfile.mkstemp(suffix=p.suffix or ".edf", prefix="ecgfounder-")
     with os.fdopen(fd, "wb") as out, open(p, "rb") as src:
         out.write(bytes(fixed))
         src.seek(len(fixed))
-        shutil.copyfileobj(src, out, 1 << 20)
+        left = n_bytes - len(fixed)
+        while left > 0 and (chunk := src.read(min(left, 1 << 20))):
+            out.write(chunk)
+            left -= len(chunk)
     return Path(tmp)
 
 
-def _check_header(p: Path, size: int, max_duration: float | None = None) -> int:
-    """Check the fixed EDF/BDF header against the file size before pyedflib allocates anything."""
+def _continuous_records(p: Path, h: dict) -> int:
+    """How many data records of an EDF+D file follow each other without a gap, from the onset of
+    each record's time-keeping annotation (EDF+ spec: the first TAL of the annotation signal)."""
+    ann = next((k for k, lab in enumerate(h["labels"]) if lab.strip() in ("EDF Annotations", "BDF Annotations")), None)
+    if ann is None or h["n_rec"] == 0:
+        raise RecordReadError(p, "EDF+D file without an 'EDF Annotations' signal: the data records' times are unknown")
+    rec_bytes, start = sum(h["spr"]) * h["width"], sum(h["spr"][:ann]) * h["width"]
+    rows = np.memmap(p, dtype=np.uint8, mode="r", offset=h["hdr"], shape=(h["n_rec"], rec_bytes))
+    heads = np.array(rows[:, start:start + min(32, h["spr"][ann] * h["width"])])
+    tals = [re.match(rb"([+-]\d+(?:\.\d*)?)\x14", row.tobytes()) for row in heads]
+    if None in tals:
+        raise RecordReadError(p, f"EDF+D data record {tals.index(None)} has no time-keeping annotation (its start is unknown)")
+    onsets = [float(m.group(1)) for m in tals]  # type: ignore[union-attr]
+    steps = np.abs(np.diff(onsets) - h["dur"]) > 0.5 * h["dur"] / max(h["spr"])  # more than half a sample off
+    return int(np.argmax(steps)) + 1 if steps.any() else h["n_rec"]
+
+
+def _check_header(p: Path, size: int, max_duration: float | None = None) -> dict:
+    """The EDF/BDF header's layout, checked against the file size before pyedflib allocates anything."""
     with open(p, "rb") as fh:
         head = fh.read(256)
         if len(head) < 256:
@@ -107,8 +130,8 @@ def _check_header(p: Path, size: int, max_duration: float | None = None) -> int:
         spr = [int(sig_hdr[off + 8 * k: off + 8 * k + 8].decode("ascii").strip()) for k in range(n_sig)]
     except ValueError:
         raise RecordReadError(p, "corrupt EDF header (non-numeric samples per record)") from None
-    width = 3 if bdf else 2
-    if n_rec < 0:  # -1: unknown (still recording); pyedflib derives it from the size
+    width, unknown = (3 if bdf else 2), n_rec < 0
+    if unknown:  # -1: unknown (still recording): the complete data records the file holds
         n_rec = (size - hdr_bytes) // max(1, sum(spr) * width)
     need = hdr_bytes + n_rec * sum(spr) * width
     try:
@@ -117,13 +140,13 @@ def _check_header(p: Path, size: int, max_duration: float | None = None) -> int:
         raise RecordReadError(p, "corrupt EDF header (non-numeric data record duration)") from None
     if not 0 < rec_dur < 1e6 or any(x < 0 for x in spr):
         raise RecordReadError(p, f"EDF header declares a data record of {rec_dur!r} s and {spr[:4]} samples")
-    fs_max = max(spr) / rec_dur if rec_dur > 0 else None
-    check_values(p, n_sig, max(spr) * max(n_rec, 0), "EDF header", max_duration=max_duration, fs=fs_max)
+    check_values(p, n_sig, max(spr) * max(n_rec, 0), "EDF header", max_duration=max_duration, fs=max(spr) / rec_dur)
     if need > size:
-        raise RecordReadError(
-            p, f"EDF header declares {n_rec} records × {sum(spr)} samples ({need} bytes) but the file has {size} bytes (truncated)"
-        )
-    return n_sig
+        raise RecordReadError(p, f"EDF header declares {n_rec} records × {sum(spr)} samples ({need} bytes) but the file "
+                              f"has {size} bytes (truncated)")
+    return {"n_sig": n_sig, "n_rec": n_rec, "hdr": hdr_bytes, "spr": spr, "width": width, "dur": rec_dur,
+            "n_rec_unknown": unknown, "plus_d": head[192:197] in (b"EDF+D", b"BDF+D"),
+            "labels": [sig_hdr[16 * k:16 * k + 16].decode("latin-1") for k in range(n_sig)]}
 
 
 def read_edf(path: str | Path, *, channels: list[str] | None = None, max_duration: float | None = None,
@@ -132,16 +155,29 @@ def read_edf(path: str | Path, *, channels: list[str] | None = None, max_duratio
     only the first ``max_duration`` seconds are read."""
     p = Path(path)
     size = check_file(p, min_bytes=256)
-    n_sig = _check_header(p, size, max_duration)
-    repaired = _repaired_copy(p, n_sig)
+    h = _check_header(p, size, max_duration)
+    n_rec, fixes = h["n_rec"], ({192: b"BDF+C" if h["width"] == 3 else b"EDF+C"} if h["plus_d"] else {})
+    if h["n_rec_unknown"]:
+        note("n_records_from_size", n_rec, f"{p}: EDF header's number of data records is -1 (unknown: the file was "
+             f"being recorded); the {n_rec} complete records the file holds are read")
+    if h["plus_d"]:  # the records up to the first gap, read as EDF+C
+        n_rec = _continuous_records(p, h)
+        t, total = n_rec * h["dur"], h["n_rec"] * h["dur"]
+        if n_rec < h["n_rec"]:
+            note("discontinuous", f"first {t:g} s of {total:g} s read (EDF+D: a gap after {t:g} s)", f"{p}: EDF+D file "
+                 f"with a gap in time after {t:g} s; only the first {t:g} s (of {total:g} s) are read, not joined to the rest")
+    if h["plus_d"] or h["n_rec_unknown"]:
+        n_rec = n_rec if max_duration is None else min(n_rec, int(np.ceil(float(max_duration) / h["dur"])))
+        fixes[236] = f"{n_rec:<8}".encode()
+    repaired = _repaired_copy(p, h["n_sig"], fixes, h["hdr"] + n_rec * sum(h["spr"]) * h["width"])
     try:
-        return _read(p, repaired or p, channels, max_duration, repaired is not None)
+        return _read(p, repaired or p, channels, max_duration)
     finally:
         if repaired is not None:
             repaired.unlink(missing_ok=True)
 
 
-def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recording:
+def _read(p: Path, src: Path, channels, max_duration) -> Recording:
     import pyedflib
 
     try:
@@ -149,21 +185,19 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
     except OSError as exc:
         msg = str(exc).strip().splitlines()[0].replace(str(src), "").strip(": ")
         raise RecordReadError(p, f"cannot read EDF: {msg}") from None
-    if repaired:
-        note("header_repaired", "non-ASCII header bytes replaced",
-             f"{p}: EDF header holds bytes outside ASCII (not EDF-conformant); replaced to read the file")
     try:
         labels = [s.strip() for s in f.getSignalLabels()]
         rates = [float(f.getSampleFrequency(k)) for k in range(len(labels))]
         dims = [f.getPhysicalDimension(k).strip() for k in range(len(labels))]
         wanted = None if channels is None else {canonical_lead(c) for c in channels}
-        cands = []
-        skipped, other = [], []
+        cands, skipped, other, blank = [], [], [], []
         for k, (lab, dim) in enumerate(zip(labels, dims)):
             lead = _label_to_lead(lab)
-            # no unit: mV for a named lead; a unit that is not a voltage ('counts', a misspelling)
-            # is not read as mV (it was, 1000× off for 'microV'): the channel is named, not returned
+            # no unit: mV for a named lead, with a note; a unit that is not a voltage ('counts', a
+            # misspelling) is not read as mV (it was, 1000× off for 'microV'): the channel is named
             scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
+            if not dim and scale is not None and (wanted is None or lead in wanted):
+                blank.append(lead)
             if scale is None:
                 other.append(f"{lab} ({dim or 'no unit'})")
                 continue
@@ -175,7 +209,11 @@ def _read(p: Path, src: Path, channels, max_duration, repaired: bool) -> Recordi
             what = f"channels {', '.join(other + skipped)}" if other or skipped else "only EDF+ annotations"
             raise RecordReadError(p, f"no ECG/voltage channel to read (the file holds {what}); "
                                   "ECG channels need a voltage unit (uV, mV), or a lead name and no unit")
-        cand_rates = [rates[k] for k, _, _ in cands]
+        if blank:
+            note("units_assumed", tuple(blank), f"{p}: lead(s) {', '.join(blank)} have no physical dimension in the "
+                 "EDF header; read as mV (EDF ECGs are mostly in uV: check the amplitudes)")
+        # the rate of most ECG leads (a PSG's many EEG channels in uV must not decide it), else of most channels
+        cand_rates = [rates[k] for k, lead, _ in cands if lead in _KNOWN] or [rates[k] for k, _, _ in cands]
         fs = max(set(cand_rates), key=lambda r: (cand_rates.count(r), r))
         rows, names = [], []
         for k, lead, scale in cands:

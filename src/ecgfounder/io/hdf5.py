@@ -18,7 +18,7 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12
 from ._common import check_file, make_recording, to_float
-from .arrays import _members, _batch_from_array, _lead_names, _need_fs, _orient, _scale, _single
+from .arrays import _batch_from_array, _lead_names, _members, _need_fs, _orient, _scale, _single, _to_mv
 from .limits import MAX_H5_DEPTH, MAX_H5_OBJECTS, MAX_VALUES, check_decompressed, file_size, samples_to_read
 
 __all__ = ["read_hdf5", "iter_hdf5", "count_hdf5"]
@@ -110,9 +110,14 @@ def _h5_dataset(p: Path, f, dataset: str | None):
 
 
 def _h5_attr(obj, *names):
+    """The first of the attributes ``names`` of ``obj``: text decoded, a 1-D array as a list (of one
+    value: the value)."""
     for n in names:
         if n in obj.attrs:
             v = obj.attrs[n]
+            if isinstance(v, np.ndarray) and v.ndim <= 1:
+                v = [x.decode() if isinstance(x, bytes) else x for x in np.atleast_1d(v).tolist()]
+                return v[0] if len(v) == 1 else v
             return v.decode() if isinstance(v, bytes) else v
     return None
 
@@ -178,6 +183,8 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
             if lds is None:
                 lds = kleads
         u = units if units is not None else _h5_attr(ds, "units", "unit")
+        if u is None:  # (as the rate and the leads: the dataset's attribute, else the file's)
+            u = _h5_attr(f, "units", "unit")
         if not np.issubdtype(ds.dtype, np.number):
             raise RecordReadError(p, f"dataset {ds.name} has non-numeric dtype {ds.dtype}")
         id_values = None
@@ -227,7 +234,7 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
                 item = np.asarray(ds[k], dtype=np.float64)
             except Exception as exc:
                 raise RecordReadError(p, f"cannot read item {k} of {ds.name}: {str(exc).strip().splitlines()[0]}") from None
-            sig = _orient(p, item, len(lds) if lds is not None else None) * _scale(p, u)
+            sig = _to_mv(p, _orient(p, item, len(lds) if lds is not None else None), _scale(p, u))
             yield make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], lds, m, sig), m, fmt="hdf5")
     finally:
         f.close()

@@ -1,16 +1,13 @@
-"""WFDB records (``.hea`` + ``.dat``/``.mat``), read with the wfdb package.
+"""WFDB records (``.hea`` + ``.dat``/``.mat``, single- or multi-segment), read with the wfdb package.
 
-Channels in a voltage unit are returned in mV; others (ABP in mmHg, PLETH in NU, respiration,
-uterine contraction) are named with their units in ``meta['other_channels']`` (``"ABP (mmHg)"``),
-the same policy as EDF.  The header's sampling rate is parsed and range-checked here (wfdb reads
-``1e-9`` or ``1,5`` as 1 Hz).
+Channels in a voltage unit are returned in mV; others (ABP in mmHg, PLETH in NU) are named with
+their units in ``meta['other_channels']`` (``"ABP (mmHg)"``), as in EDF.  The header's sampling
+rate is parsed and range-checked here (wfdb reads ``1e-9`` or ``1,5`` as 1 Hz).
 
-Reading a 12-lead 10-s format-16 record the way ``predict`` does (``iter_read``: this reader and
-the reading policy) takes 0.5-0.64 CPU-ms on one core, against 0.95-0.99 ms before the header was
-read once (it was read three times), the signal made lead-major in its one conversion pass and the
-calibration-pulse check made to reject an ordinary record from its last sample; reading and
-preparing it, 2.6-2.8 ms against 5.0 (``python benchmarks/bench_preprocess.py --records DIR`` over
-400 such records written by ``wfdb.wrsamp``)."""
+Reading a 12-lead 10-s format-16 record as ``predict`` does (``iter_read``) takes 0.5-0.64 CPU-ms
+on one core (0.95-0.99 ms before the header was read once, the signal made lead-major in one pass
+and the calibration check made cheap); reading and preparing it 2.6-2.8 ms against 5.0
+(``benchmarks/bench_preprocess.py --records DIR``, 400 records written by ``wfdb.wrsamp``)."""
 
 from __future__ import annotations
 
@@ -21,6 +18,7 @@ import re
 import stat
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,15 +27,13 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
-from ._common import check_file
+from ._common import check_file, note, unit_scale_to_mv
 from .limits import check_values, parse_fs, samples_to_read
 
 __all__ = ["read_wfdb", "write_wfdb", "quiet_wfdb", "wfdb_module"]
 
 # bytes per sample of the WFDB signal formats (compressed FLAC formats 5xx are not size-checked)
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
-
-_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 
 # wfdb (4.3) passes inplace=True to pandas methods, deprecated in pandas 3.1 (Pandas4Warning, a
 # DeprecationWarning): at its import, in wrsamp and in rdann.  A library's internal deprecation that
@@ -119,19 +115,15 @@ def _header_lines(text: str) -> tuple[list[str], list[str]]:
     return lines, comments
 
 
-def _header_layout(lines: list[str]) -> tuple[int, int, list[str], list[str], list[int | None]] | None:
-    """``(n_sig, sig_len, file names, formats, byte offsets)`` from a single-segment header's lines,
-    read cheaply for the size checks made before wfdb allocates anything; ``None`` when the header is
-    not of that simple form (wfdb then parses it).  wfdb's own header parser costs ~10 ms a call
-    (pandas indexing per field), and ``rdrecord`` parses the header again, so parsing it twice
-    doubled the reading time of a 10-s record."""
-    if not lines:
-        return None
-    head = lines[0].split()
-    if len(head) < 4 or "/" in head[0]:  # multi-segment or no signal length: leave it to wfdb
+def _header_layout(lines: list[str]) -> tuple[int, int | None, list[str], list[str], list[int | None]] | None:
+    """``(n_sig, sig_len, file names, formats, byte offsets)`` of a single-segment header, for the
+    size checks made before wfdb allocates anything (``sig_len`` ``None`` when omitted; ``'16x2'``:
+    2 samples per frame); ``None`` when not of that simple form (wfdb then parses it: ~10 ms)."""
+    head = lines[0].split() if lines else []
+    if len(head) < 2 or "/" in head[0]:  # multi-segment: read by _read_multi
         return None
     try:
-        n_sig, sig_len = int(head[1]), int(head[3])
+        n_sig, sig_len = int(head[1]), (int(head[3]) if len(head) > 3 else None)
     except ValueError:
         return None
     files, fmts, offsets = [], [], []
@@ -141,16 +133,48 @@ def _header_layout(lines: list[str]) -> tuple[int, int, list[str], list[str], li
         if m is None:
             return None
         files.append(tok[0])
-        fmts.append(m.group(1))
-        offsets.append(int(m.group(2)) if m.group(2) else None)
+        fmts.append(m.group(1) + (f"x{int(m.group(2))}" if m.group(2) and int(m.group(2)) > 1 else ""))
+        offsets.append(int(m.group(3)) if m.group(3) else None)
     if len(files) != n_sig:
         return None
     return n_sig, sig_len, files, fmts, offsets
 
 
-_FMT = re.compile(r"(\d+)(?:x\d+)?(?::\d+)?(?:\+(\d+))?$")
+_FMT = re.compile(r"(\d+)(?:x(\d+))?(?::\d+)?(?:\+(\d+))?$")
 _FMT16 = re.compile(r"16(?:x1)?(?:\+(\d+))?$")
-_GAIN = re.compile(r"^([-+0-9.eE]+)(?:\((-?[0-9]+)\))?(?:/(\S+))?$")
+_GAIN = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((-?[0-9]+)\))?(?:/(\S+))?$")
+
+
+def _signal_specs(lines: list[str], n_sig: int) -> list[tuple[str, str, bool]] | None:
+    """``(name, units, calibrated)`` of each signal line from the header's own text (wfdb drops bytes
+    outside ASCII: ``µV`` became ``V``, 10⁶ too large): the description (``signal k`` if absent),
+    units (header(5): mV if absent), and whether an ADC gain other than 0 is given (header(5): 0 or
+    none means uncalibrated, 200 adu per unit assumed); ``None`` for a line not of that form."""
+    out = []
+    for k, ln in enumerate(lines[1 : 1 + n_sig]):
+        tok = ln.split()
+        m = _GAIN.match(tok[2]) if len(tok) > 2 else None
+        if len(tok) < 2 or (len(tok) > 2 and m is None):
+            return None
+        out.append((" ".join(tok[8:]) or f"signal {k}", (m.group(3) if m else None) or "mV", bool(m and float(m.group(1)))))
+    return out if len(out) == n_sig else None
+
+
+def _open_header(p: Path, hea: Path) -> tuple[list[str], list[str], float]:
+    """``(lines, comments, sampling rate)`` of the header ``hea`` (UTF-8, else Latin-1)."""
+    if not hea.exists():
+        raise RecordReadError(p, f"WFDB header {hea.name} not found")
+    check_file(hea, max_bytes=1 << 20)
+    try:  # the header is read and split once (it was read three times)
+        raw = hea.read_bytes()
+    except OSError as exc:
+        raise RecordReadError(hea, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines, comments = _header_lines(text)
+    return lines, comments, _header_fs(hea, lines)
 
 
 def _header_fs(hea: Path, lines: list[str]) -> float:
@@ -165,37 +189,27 @@ def _header_fs(hea: Path, lines: list[str]) -> float:
 
 
 def _read_simple_16(hea: Path, lines: list[str], comments: list[str], fs: float, n_sig: int, sig_len: int,
-                    offset: int, n_read: int | None = None) -> Recording | None:
-    """Fast path for the most common layout (PTB-XL, CinC, MIMIC-IV-ECG): one signal file of
-    interleaved little-endian 16-bit samples, one sample per frame, no skew, every header field
-    present.  Returns ``None`` for anything else (wfdb then reads the record).
-
-    Measured reason for not calling ``wfdb.rdrecord`` here: its header parsing costs about 9 ms per
-    record (pandas indexing per field) against < 1 ms for the whole read below, which decides the
-    throughput of ``predict`` on archives.  The values equal wfdb's exactly
-    (``(digital - baseline) / gain`` in float64, -32768 → NaN), as the tests check on real records.
-    The signal is made lead-major (C order) in the one conversion pass, so that every later
-    per-lead pass (checks, filters) reads contiguous memory (a transposed view made numpy's
-    per-lead reductions strided: 0.7 ms per record for ``np.ptp`` alone).
-    """
-    names, gains, baselines, units = [], [], [], []
+                    offset: int, n_read: int | None = None, segment: bool = False) -> Recording | None:
+    """Fast path for the most common layout (PTB-XL, CinC, MIMIC-IV-ECG): one file of interleaved
+    little-endian 16-bit samples, one sample per frame, no skew, every header field present;
+    ``None`` for anything else (wfdb then reads it).  Measured reason: ``wfdb.rdrecord``'s header
+    parsing costs ~9 ms a record against < 1 ms for this whole read.  The values equal wfdb's
+    (``(digital - baseline) / gain`` in float64, -32768 → NaN), made lead-major (C order) in the one
+    pass (a transposed view made per-lead reductions strided: 0.7 ms a record for ``np.ptp``)."""
+    specs, gains, baselines = [], [], []
     for ln in lines[1 : 1 + n_sig]:
         tok = ln.split()
         fm = _FMT16.match(tok[1]) if len(tok) >= 9 else None
-        if fm is None or int(fm.group(1) or 0) != offset:
-            return None
-        m = _GAIN.match(tok[2])
-        if m is None:
+        m = _GAIN.match(tok[2]) if fm is not None else None
+        if m is None or int(fm.group(1) or 0) != offset:  # type: ignore[union-attr]
             return None
         try:
-            gain = float(m.group(1)) or 200.0
-            base = int(m.group(2)) if m.group(2) is not None else int(tok[4])
+            gain, base = float(m.group(1)), (int(m.group(2)) if m.group(2) is not None else int(tok[4]))
         except ValueError:
             return None
-        gains.append(gain)
+        gains.append(gain or 200.0)  # (as _signal_specs: 0 is uncalibrated)
         baselines.append(base)
-        units.append(m.group(3) or "mV")
-        names.append(" ".join(tok[8:]))
+        specs.append((" ".join(tok[8:]), m.group(3) or "mV", gain != 0))
     n = sig_len if n_read is None else n_read
     data = np.fromfile(hea.parent / lines[1].split(None, 1)[0], dtype="<i2", count=n_sig * n, offset=offset)
     if data.size != n_sig * n:
@@ -206,35 +220,41 @@ def _read_simple_16(hea: Path, lines: list[str], comments: list[str], fs: float,
     sig /= np.asarray(gains, dtype=np.float64)[:, None]
     if d.size and d.min() == -32768:  # WFDB's invalid sample
         sig[d == -32768] = np.nan
-    return _recording(hea, lines[0], fs, sig, units, names, comments)
+    return _recording(hea, lines[0], fs, sig, specs, comments, segment)  # type: ignore[arg-type]
 
 
-def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, units: list, names: list, comments: list) -> Recording:
-    """A :class:`Recording` in mV from a WFDB record's physical signal ``(n_sig, n)``; channels in
-    other units go to ``meta['other_channels']``."""
-    keep, other = [], []
-    for i, u in enumerate(units):
-        scale = _UNIT_SCALE.get(str(u or "mV").strip().lower())
+def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, specs: list[tuple[str, str, bool]],
+               comments: list, segment: bool = False) -> Recording:
+    """A :class:`Recording` in mV from a WFDB record's physical signal ``(n_sig, n)`` and its
+    signals' ``(name, units, calibrated)``; channels in other units go to ``meta['other_channels']``
+    (a record without a voltage channel is refused, a ``segment`` of a multi-segment record is not)."""
+    keep, other, uncal = [], [], []
+    for i, (name, u, calibrated) in enumerate(specs):
+        scale = unit_scale_to_mv(u)
         if scale is None:
-            other.append(f"{names[i]} ({u})")
+            other.append(f"{name} ({u})")
             continue
         if scale != 1.0:
             sig[i] *= scale
         keep.append(i)
-    if not keep:
+        if not calibrated:
+            uncal.append(canonical_lead(name))
+    if not keep and not segment:
         raise RecordReadError(hea, f"no voltage channel to read (the record holds {', '.join(other)}); "
                               "ECG channels have a voltage unit (mV, uV)")
+    if uncal:
+        note("uncalibrated_leads", tuple(uncal), f"{hea}: lead(s) {', '.join(uncal)} have an ADC gain of 0 or none "
+             "(uncalibrated, WFDB header(5)); read at the default 200 ADC units per mV: amplitudes may be off")
     meta = {"id": line.split()[0].split("/")[0], "source": str(hea), "format": "wfdb", "units": "mV",
-            "original_units": tuple(units[i] for i in keep)}
+            "original_units": tuple(specs[i][1] for i in keep)}
     if other:
         meta["other_channels"] = tuple(other)
     start = _acquired(line)
     if start:
         meta["acquired"] = start
     meta.update(_parse_comments(comments))  # an 'Acquired:' comment (exact, with its zone) wins
-    if len(keep) < len(units):
-        sig = sig[keep]
-    return Recording(signal=sig, fs=fs, leads=tuple(canonical_lead(names[i]) for i in keep), meta=meta)
+    return Recording(signal=sig[keep] if len(keep) < len(specs) else sig, fs=fs,
+                     leads=tuple(canonical_lead(specs[i][0]) for i in keep), meta=meta)
 
 
 def _beside(hea: Path, name: str) -> None:
@@ -246,69 +266,150 @@ def _beside(hea: Path, name: str) -> None:
                               "'..' or drive letters); WFDB records keep their files beside the header")
 
 
+def _frame_bytes(fmt: str) -> float | None:
+    """Bytes of one frame of a signal of format ``fmt`` (``'212'``, ``'16x2'``); ``None`` for FLAC."""
+    f, _, spf = fmt.partition("x")
+    b = _BYTES_PER_SAMPLE.get(f)
+    return None if b is None else b * int(spf or 1)
+
+
 def read_wfdb(path: str | Path, *, max_duration: float | None = None, **_: object) -> Recording:
     """Read a WFDB record given its ``.hea`` (or signal) file; signals converted to mV; with
-    ``max_duration`` only the first ``max_duration`` seconds are read."""
+    ``max_duration`` only the first ``max_duration`` seconds are read.  A multi-segment record is
+    read segment by segment (:func:`_read_multi`)."""
     p = Path(path)
     base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat", ".mat") else p
     hea = base.with_suffix(".hea")
-    if not hea.exists():
-        raise RecordReadError(p, f"WFDB header {hea.name} not found")
-    check_file(hea, max_bytes=1 << 20)
-    try:  # the header is read and split once (it was read three times)
-        lines, comments = _header_lines(hea.read_text(encoding="latin-1"))
-    except OSError as exc:
-        raise RecordReadError(hea, f"cannot open: {exc.strerror or exc}") from None
-    fs = _header_fs(hea, lines)
+    lines, comments, fs = _open_header(p, hea)
+    if "/" in lines[0].split()[0]:
+        return _read_multi(hea, lines, comments, fs, max_duration)
+    return _read_single(hea, lines, comments, fs, max_duration)
+
+
+def _read_single(hea: Path, lines: list[str], comments: list[str], fs: float, max_duration: float | None,
+                 n_max: int | None = None, segment: bool = False) -> Recording:
+    """A single-segment record (``n_max``: read at most that many samples)."""
+    base = hea.with_suffix("")
     layout = _header_layout(lines)
     if layout is None:  # not the simple single-segment layout: let wfdb parse (and judge) it
         try:
             header = wfdb_module().rdheader(str(base))
         except Exception as exc:  # wfdb raises bare Exceptions on malformed headers
             raise RecordReadError(hea, f"corrupt WFDB header: {str(exc).strip() or type(exc).__name__}") from None
-        layout = (int(header.n_sig or 0), int(header.sig_len or 0), list(header.file_name or []),
-                  [str(x) for x in (header.fmt or [])], list(getattr(header, "byte_offset", None) or []))
+        layout = (int(header.n_sig or 0), header.sig_len, list(header.file_name or []),
+                  [f"{f}x{s}" if (s or 1) > 1 else str(f) for f, s in zip(header.fmt or [], header.samps_per_frame or [])],
+                  list(getattr(header, "byte_offset", None) or []))
     n_sig, sig_len, files, fmts, offsets = layout
     for fname in set(files):  # (wfdb's own header syntax already refuses paths as segment names)
         _beside(hea, str(fname))
-    if n_sig <= 0 or sig_len <= 0:
-        raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len} samples; nothing to read")
-    check_values(hea, n_sig, sig_len, "WFDB header", max_duration=max_duration, fs=fs)
-    n_read = samples_to_read(sig_len, fs, max_duration)
     offsets = offsets or [None] * n_sig
+    frames = []  # frames each signal file holds
     for fname in sorted(set(files)):
         try:
             st = os.stat(hea.parent / fname)
             if not stat.S_ISREG(st.st_mode):  # a named pipe would make the read wait for ever
                 raise RecordReadError(hea, f"signal file {fname} is not a regular file (a named pipe, socket or device)")
-            have = st.st_size
         except FileNotFoundError:
             raise RecordReadError(hea, f"signal file {fname} is missing") from None
         except OSError as exc:
             raise RecordReadError(hea, f"cannot open signal file {fname}: {exc.strerror or exc}") from None
         chans = [k for k, x in enumerate(files) if x == fname]
-        per = [_BYTES_PER_SAMPLE.get(fmts[k]) if k < len(fmts) else None for k in chans]
+        per = [_frame_bytes(fmts[k]) if k < len(fmts) else None for k in chans]
         if all(b is not None for b in per):
-            off = max(int(offsets[k] or 0) for k in chans) if offsets else 0
-            need = int(off + sig_len * sum(per))  # type: ignore[arg-type]
-            if have < need:
-                raise RecordReadError(
-                    hea, f"signal file {fname} has {have} bytes, the header declares {n_sig} signals × {sig_len} "
-                    f"samples ({need} bytes) (truncated, or a wrong header)"
-                )
+            off = max(int(offsets[k] or 0) for k in chans)
+            frames.append((fname, off, sum(per), st.st_size))  # type: ignore[arg-type]
+        elif sig_len is None:  # header(5): no length given means to the end of the signal files
+            raise RecordReadError(hea, f"the header gives no number of samples and signal file {fname} is FLAC-"
+                                  "compressed (its length is not known from its size); add the number to the header")
+    inferred = sig_len is None and bool(frames)
+    if inferred:  # (wfdb then reads the whole record: read no more than the limit allows)
+        sig_len = min(int((size - off) // per) for _f, off, per, size in frames)
+    if n_sig <= 0 or not sig_len or sig_len <= 0:
+        raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len or 0} samples; nothing to read")
+    check_values(hea, n_sig, sig_len, "WFDB header", max_duration=None if inferred else max_duration, fs=fs)
+    n_read = min(samples_to_read(sig_len, fs, max_duration), n_max or sig_len)
+    for fname, off, per_frame, have in frames:
+        if have < int(off + sig_len * per_frame):
+            raise RecordReadError(hea, f"signal file {fname} has {have} bytes, the header declares {n_sig} signals × "
+                                  f"{sig_len} samples ({int(off + sig_len * per_frame)} bytes) (truncated, or a wrong header)")
     if len(set(files)) == 1 and set(fmts) == {"16"} and len(set(offsets)) == 1:
-        fast = _read_simple_16(hea, lines, comments, fs, n_sig, sig_len, int(offsets[0] or 0), n_read)
+        fast = _read_simple_16(hea, lines, comments, fs, n_sig, sig_len, int(offsets[0] or 0), n_read, segment)
         if fast is not None:
             return fast
     try:
-        rec = wfdb_module().rdrecord(str(base), physical=True, sampto=n_read)
+        rec = wfdb_module().rdrecord(str(base), physical=True, sampto=None if inferred else n_read)
     except Exception as exc:
-        raise RecordReadError(hea, f"cannot read signal: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
-    sig = np.ascontiguousarray(np.asarray(rec.p_signal, dtype=np.float64).T)  # lead-major rows
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        flac = " (FLAC signal data corrupt or truncated?)" if any(f[:1] == "5" for f in fmts) else ""
+        raise RecordReadError(hea, f"cannot read signal: {msg}{flac}") from None
+    sig = np.ascontiguousarray(np.asarray(rec.p_signal, dtype=np.float64)[:n_read].T)  # lead-major rows
     if sig.shape[1] != n_read:
         raise RecordReadError(hea, f"signal file holds {sig.shape[1]} samples, header declares {sig_len} (truncated?)")
-    units = list(rec.units or ["mV"] * n_sig)
-    return _recording(hea, lines[0], fs, sig, units, list(rec.sig_name), list(rec.comments or []))
+    specs = _signal_specs(lines, n_sig) or [(str(n) if n else f"signal {k}", u or "mV", True) for k, (n, u)
+                                            in enumerate(zip(rec.sig_name, rec.units or ["mV"] * n_sig))]
+    return _recording(hea, lines[0], fs, sig, specs, list(rec.comments or []), segment)
+
+
+def _read_multi(hea: Path, lines: list[str], comments: list[str], fs: float, max_duration: float | None) -> Recording:
+    """A multi-segment record (header(5)): each segment read as a record of its own (its own gains
+    and units), joined in time by lead name; a null segment (``~``) and the leads a segment lacks
+    are NaN.  (wfdb's own joining applies one segment's units to all.)"""
+    head = lines[0].split()
+    try:
+        n_seg, n_sig = int(head[0].split("/", 1)[1]), int(head[1])
+        segs = [(t[0], int(t[1])) for t in (ln.split() for ln in lines[1 : 1 + n_seg])]
+        total, listed = (int(head[3]) if len(head) > 3 else sum(n for _, n in segs)), sum(n for _, n in segs)
+    except (ValueError, IndexError):
+        raise RecordReadError(hea, "corrupt multi-segment WFDB header (record line or 'name length' segment lines)") from None
+    if len(segs) != n_seg or any(n < 0 for _, n in segs) or total != listed:
+        raise RecordReadError(hea, f"multi-segment WFDB header declares {n_seg} segments and {total} samples; its "
+                              f"segment lines give {len(segs)} segments of {listed} samples")
+    check_values(hea, max(n_sig, 1), total, "WFDB header", max_duration=max_duration, fs=fs)
+    n_read = samples_to_read(total, fs, max_duration)
+    rows: dict[tuple[str, int], int] = {}
+    parts, other, pos = [], [], 0
+    bad = next((s for s, _ in segs if s != "~" and not re.fullmatch(r"[-\w]+", s)), None)
+    if bad is not None:  # header(5): a segment is a record beside the header, named by letters, digits, '_'
+        raise RecordReadError(hea, f"corrupt WFDB header: segment {bad!r} is not a record name (letters, digits, '_', '-')")
+    for k, (name, n) in enumerate(segs):
+        if name == "~" or n == 0 or pos >= n_read:  # a null segment, or the layout segment (0 samples)
+            if k == 0 and n == 0 and name != "~":  # a variable layout's signals give the lead order
+                lay_lines = _open_header(hea, hea.parent / f"{name}.hea")[0]
+                for key in _keys([canonical_lead(s[0]) for s in _signal_specs(lay_lines, len(lay_lines) - 1) or []]):
+                    rows.setdefault(key, len(rows))
+            pos += n
+            continue
+        seg_hea = hea.parent / f"{name}.hea"
+        seg_lines, seg_comments, seg_fs = _open_header(hea, seg_hea)
+        if "/" in seg_lines[0].split()[0] or seg_fs != fs:
+            raise RecordReadError(hea, f"segment {name} is {'a multi-segment record' if seg_fs == fs else f'at {seg_fs:g} Hz'}"
+                                  f"; the segments of a record are single-segment records at its rate ({fs:g} Hz)")
+        take = min(n, n_read - pos)
+        rec = _read_single(seg_hea, seg_lines, seg_comments, seg_fs, take / fs, take, segment=True)
+        if rec.signal.shape[1] < take:
+            raise RecordReadError(hea, f"segment {name} holds {rec.signal.shape[1]} samples, the header gives it {n}")
+        for key in _keys(rec.leads):
+            rows.setdefault(key, len(rows))
+        if len(rows) > max(n_sig, 1):  # (the record's size was checked for n_sig signals)
+            raise RecordReadError(hea, f"segment {name} brings the record's signals to {len(rows)}; the header declares {n_sig}")
+        other += [c for c in rec.meta.get("other_channels", ()) if c not in other]
+        parts.append((pos, take, rec))
+        pos += n
+    sig = np.full((len(rows), n_read), np.nan)
+    for start, take, rec in parts:
+        for key, x in zip(_keys(rec.leads), rec.signal):
+            sig[rows[key], start:start + take] = x[:take]
+    keep = sorted({rows[key] for _s, _t, rec in parts for key in _keys(rec.leads)})  # leads some segment holds
+    if not keep:
+        raise RecordReadError(hea, f"no voltage channel to read in any segment (they hold {', '.join(other) or 'none'})")
+    names = [key[0] for key in sorted(rows, key=rows.get)]  # type: ignore[arg-type]
+    rec = _recording(hea, lines[0], fs, sig[keep], [(names[i], "mV", True) for i in keep], comments)
+    return replace(rec, meta={**rec.meta, "segments": len(segs), **({"other_channels": tuple(other)} if other else {})})
+
+
+def _keys(leads: Any) -> list[tuple[str, int]]:
+    """``(lead, occurrence)`` of each lead name (a lead stored twice keeps both)."""
+    return [(name, list(leads[:i]).count(name)) for i, name in enumerate(leads)]
 
 
 def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: float | None = None) -> Path:
