@@ -303,3 +303,44 @@ def test_calibration_and_thresholds_file(tiny_ckpt, tmp_path):
         assert abs(s["calibrated_probability"] - expect) < 1e-6
         assert s["above_threshold"] == (s["calibrated_probability"] >= s["threshold"])
     assert all(f["calibrated_probability"] >= f["threshold"] for f in a["findings"])
+
+
+def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
+    """A zip of ECG files and an HDF5 batch sent to /v1/predict/batch: one item per recording
+    (name#k), a bad member its own failed item; /v1/predict refuses such a file with the way to send it."""
+    import io
+    import zipfile
+
+    import h5py
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.xml", MUSE.read_bytes())
+        z.writestr("b.xml", MUSE.read_bytes())
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        d = f.create_dataset("tracings", data=np.random.default_rng(0).normal(0, 0.3, (3, 5000, 12)))
+        d.attrs["fs"] = 500.0
+        d.attrs["leads"] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    files = [("file", ("pair.zip", buf.getvalue())), ("file", ("three.h5", h5.getvalue())),
+             ("file", (MUSE.name, MUSE.read_bytes()))]
+    r = client.post("/v1/predict/batch", files=files)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    names = [it["name"] for it in b["items"]]
+    assert names == ["pair.zip#0", "pair.zip#1", "three.h5#0", "three.h5#1", "three.h5#2", MUSE.name], names
+    assert b["n_ok"] == 6 and b["n_failed"] == 0
+    ok = {it["name"]: it["result"] for it in b["items"]}
+    member, plain = ([x["probability"] for x in ok[k]["labels"]] for k in ("pair.zip#0", MUSE.name))
+    np.testing.assert_allclose(member, plain, atol=1e-6)  # the archive's member is the same ECG (batched apart)
+    r = client.post("/v1/predict", files={"file": ("pair.zip", buf.getvalue())})
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("pair.zip holds several recordings and one is analysed here; send the file to "
+                                  "/v1/predict/batch, which answers for each.")
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("a.xml", MUSE.read_bytes())
+        z.writestr("b.xml", b"<RestingECG><Waveform>")
+    b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad.getvalue()))]).json()
+    assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", False)]
+    assert b["items"][1]["error"].startswith("bad.zip") and "ecgfounder-serve-" not in b["items"][1]["error"]

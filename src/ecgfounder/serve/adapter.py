@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -132,6 +132,12 @@ class Analyzer:
         from ..io import read
 
         return read(path, **read_kwargs)
+
+    def iter_read(self, path: str | os.PathLike, **read_kwargs: Any) -> Iterator[Recording]:
+        """``ecgfounder.io.iter_read``: every recording of a file (archives, batch files), lazily."""
+        from ..io import iter_read
+
+        return iter_read(path, **read_kwargs)
 
     def check_format(self, fmt: str) -> str:
         """``fmt`` as a reader name (aliases resolved); a :class:`~ecgfounder.SetupError` naming the

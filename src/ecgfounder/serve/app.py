@@ -231,7 +231,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                     raise UploadError(f"{len(records)} recordings in one request; /v1/predict takes one "
                                       "(a WFDB record as .hea + .dat); use /v1/predict/batch for several.")
                 path, name = records[0]
-                return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts)
+                return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts,
+                                                  several="send the file to /v1/predict/batch, which answers for each")
 
     @app.post("/v1/predict/batch", response_model=BatchResponse,
               dependencies=[Depends(authorize), Depends(known_query)], responses=_ERRORS,
@@ -255,11 +256,12 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
             else:
                 refused: list[tuple[str, str]] = []  # files refused on arrival: reported, the others analysed
                 async with _uploaded(request, refused) as records:
-                    items = await asyncio.gather(*(one(name, service.analyze_file(p, filename=name, read_kwargs=rkw,
-                                                                                  options=opts))
-                                                   for p, name in records))
-                items = [*items, *(BatchItem(name=name, ok=False, error=" ".join(reason.split()))
-                                   for name, reason in refused)]
+                    per_file = await asyncio.gather(*(service.analyze_members(p, filename=name, read_kwargs=rkw,
+                                                                              options=opts, limit=cfg.max_files)
+                                                      for p, name in records))
+                items = [BatchItem(name=name, ok=False, error=str(got)) if isinstance(got, Exception)
+                         else BatchItem(name=name, ok=True, result=got) for found in per_file for name, got in found]
+                items += [BatchItem(name=name, ok=False, error=" ".join(reason.split())) for name, reason in refused]
         n_ok = sum(it.ok for it in items)
         return BatchResponse(n_ok=n_ok, n_failed=len(items) - n_ok, items=list(items))
 

@@ -105,22 +105,77 @@ class Service:
             self.inflight -= 1
 
     async def analyze_file(self, path: str | os.PathLike, *, filename: str | None = None,
-                           read_kwargs: dict[str, Any] | None = None, options: Options = Options()) -> Prediction:
-        """Analyse one file (any supported format); errors name ``filename``, not the temporary path."""
+                           read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
+                           several: str = "send one recording per request") -> Prediction:
+        """Analyse one file (any supported format) holding one recording; errors (an
+        :class:`InputError`, raised) name ``filename``, not the temporary path; ``several``: the fix
+        the error for a file of several recordings gives (the front end's way to send them)."""
+        ((_, got),) = await self.analyze_members(path, filename=filename, read_kwargs=read_kwargs, options=options,
+                                                 limit=1, several=several)
+        if isinstance(got, ECGFounderError):
+            raise got
+        return got
+
+    async def analyze_members(self, path: str | os.PathLike, *, filename: str | None = None,
+                              read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
+                              limit: int = 64, several: str = "") -> list[tuple[str, Prediction | ECGFounderError]]:
+        """Analyse every recording of one file (a zip of ECG files, an HDF5/NumPy batch; a plain
+        file holds one), read one at a time: ``[(name, answer or error)]``, a recording's failure
+        its own item.  A file of one recording is named ``filename``, the recordings of a larger one
+        ``filename#k``; more than ``limit`` recordings end the list with an error item (with
+        ``limit=1``, before any is analysed: the only item)."""
         shown = filename or os.path.basename(str(path))
         fmt = (read_kwargs or {}).get("format")
+        kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
+        it = None
 
-        def load() -> Recording:
-            nonlocal fmt
+        def next_one() -> Recording | None:
+            nonlocal it, fmt
             try:
-                fmt = fmt or self.analyzer.detect_format(path)
-                # read no further than just past the limit: a longer record shows as one past it
-                rec = self.analyzer.read(path, **(read_kwargs or {}), max_duration=self.config.max_record_s + 1.0)
+                if it is None:
+                    fmt = fmt or self.analyzer.detect_format(path)
+                    it = self.analyzer.iter_read(path, **kw)
+                return next(it, None)
             except (ValueError, OSError, MemoryError) as exc:
                 raise InputError(_say(exc, self.file_terms, str(path), shown)) from None
-            return self._short_enough(rec, shown)
 
-        return await self._timed(self._analyze(load, shown, lambda: fmt, options, self.file_terms, hide=str(path)))
+        async def read() -> Recording | InputError | None:
+            try:
+                return await self._in_slot(next_one)
+            except InputError as exc:
+                return exc
+
+        first = await read()
+        if first is None or isinstance(first, InputError):
+            return [(shown, first or InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
+        rec = await read()  # a second one: the file holds several
+        if rec is None:
+            return [(shown, await self._member(first, shown, lambda: fmt, options, str(path)))]
+        if limit == 1:
+            return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
+        out = [(f"{shown}#0", await self._member(first, f"{shown}#0", lambda: fmt, options, str(path)))]
+        while rec is not None:
+            name = f"{shown}#{len(out)}"
+            if isinstance(rec, InputError):  # (a reader stops at its first error)
+                out.append((name, rec))
+                break
+            if len(out) >= limit:
+                out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
+                                             "hold here (max_files); split it.")))
+                break
+            out.append((name, await self._member(rec, name, lambda: fmt, options, str(path))))
+            rec = await read()
+        return out
+
+    async def _member(self, rec: Recording, name: str, fmt: Callable[[], str | None], options: Options,
+                      hide: str) -> Prediction | ECGFounderError:
+        """One recording read from the file at ``hide`` (a temporary path, never shown), analysed; its
+        error returned, not raised."""
+        try:
+            return await self._timed(self._analyze(lambda: self._short_enough(rec, name), name, fmt, options,
+                                                   self.file_terms, hide=hide))
+        except (InputError, RequestTimeout) as exc:
+            return exc
 
     async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
         def load() -> Recording:
