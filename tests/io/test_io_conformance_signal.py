@@ -599,3 +599,18 @@ def test_hdf5_units_attribute(tmp_path, where):
         exp[1] = s[:, 1]
     np.testing.assert_allclose(_stored(rec, NAMES), exp, rtol=1e-12)
     assert rec.fs == 500.0 and rec.duration == 4.0
+
+
+def test_a_folder_of_multisegment_records_lists_each_record_once(tmp_path):
+    """Finding records in a folder lists a multi-segment record by its own header alone: its segment
+    headers (each a valid record on its own) and its layout header (no samples) are parts of it."""
+    from ecgfounder.io import find_records
+
+    rng = np.random.default_rng(7)
+    for j in range(3):
+        _segment(tmp_path, f"m_{j}", rng.integers(-2000, 2000, (500, 2)), 100.0, 0)
+    _header(tmp_path / "m_layout.hea", ["m_layout 2 500 0", "~ 0 100/mV 16 0 0 0 0 I", "~ 0 100/mV 16 0 0 0 0 II"])
+    _header(tmp_path / "m.hea", ["# a comment first", "m/4 2 500 1500", "m_layout 0", "m_0 500", "m_1 500", "m_2 500"])
+    _segment(tmp_path, "alone", rng.integers(-2000, 2000, (500, 2)), 100.0, 0)
+    assert [p.name for p in find_records([tmp_path])] == ["alone.hea", "m.hea"]
+    assert read(tmp_path / "m.hea").n_samples == 1500

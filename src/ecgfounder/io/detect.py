@@ -385,7 +385,7 @@ def find_records(paths: Iterable[str | os.PathLike]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = [(q, key) for q, key in _files_below(p) if _is_record_file(q)]
+            found = _without_segments([(q, key) for q, key in _files_below(p) if _is_record_file(q)])
         else:
             if p.suffix.lower() in (".dat", ".mat") and p.with_suffix(".hea").exists():
                 p = p.with_suffix(".hea")
@@ -395,6 +395,32 @@ def find_records(paths: Iterable[str | os.PathLike]) -> list[Path]:
                 seen.add(key)
                 out.append(q)
     return out
+
+
+_MULTI = re.compile(rb"^\s*[^\s/#]+/\d+\s")  # a multi-segment record line: "name/segments ..."
+
+
+def _without_segments(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """``found`` less the segment headers of the WFDB multi-segment records in it (each read as part
+    of its record, through the record's own header; a layout segment holds no samples)."""
+    segments: set[Path] = set()
+    for q, key in found:
+        if q.suffix.lower() != ".hea":
+            continue
+        try:
+            with open(key, "rb") as fh:
+                head = fh.read(512)
+                first = next((ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")), b"")
+                if not _MULTI.match(first):
+                    continue
+                head += fh.read(1 << 20)  # (a record of thousands of segments; longer headers are refused when read)
+        except OSError:
+            continue
+        lines = [ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
+        if lines:
+            segments.update(key.with_name(ln.split()[0].decode(errors="replace") + ".hea")
+                            for ln in lines[1:] if ln.split() and ln.split()[0] != b"~")
+    return [(q, key) for q, key in found if key not in segments] if segments else found
 
 
 def _files_below(root: Path) -> list[tuple[Path, Path]]:
