@@ -520,7 +520,8 @@ def test_scp_leads_recorded_one_group_after_another(tmp_path):
 
 def test_scp_ambiguous_or_unsupported_encodings_are_refused(tmp_path):
     """A file table code with value bits and a non-zero base value (PixelMed ignores the base, the
-    ECG Toolkit adds it: it was silently ignored); reference-beat subtraction; bimodal compression."""
+    ECG Toolkit adds it: it was silently ignored); reference-beat subtraction flagged without its
+    sections 4 and 5 (the decoding itself: tests/io/test_io_scp_beats.py); bimodal compression."""
     table = [(1, 1, 1, 0, "0"), (2, 10, 1, 100, "10"), (2, 2, 1, 1, "11")]
     tables = struct.pack("<HH", 1, len(table)) + b"".join(
         struct.pack("<BBBhI", p, t, m, v, int(c[::-1], 2)) for p, t, m, v, c in table)

@@ -2,11 +2,12 @@
 
 Supported: section 0 (pointers), 1 (patient/acquisition header), 2 (Huffman tables: the default
 table or tables given in the file, with table switching), 3 (lead definitions: each lead placed at
-its own sample numbers), 6 (rhythm data: raw, first- or second-difference encoded, 16-bit) and 8
-(interpretive statements).  Not supported, with a clear error: reference-beat subtraction (section
-3 flag), bimodal compression (section 6 flag), file Huffman codes whose value bits come with a
-non-zero base value (decoders disagree on them), and files that break the standard's layout
-(0-based pointers, non-CCITT CRCs, vendor packing).
+its own sample numbers), 6 (rhythm data: raw, first- or second-difference encoded, 16-bit), 4 and 5
+(reference-beat subtraction: the reference beat added back into the residual, see
+:mod:`.scp_beats`) and 8 (interpretive statements).  Not supported, with a clear error: bimodal
+compression and other decimated residuals (decoders restore them differently), file Huffman codes
+whose value bits come with a non-zero base value (decoders disagree on them), and files that break
+the standard's layout (0-based pointers, non-CCITT CRCs, vendor packing).
 
 No maintained SCP-ECG package exists on PyPI, so the parser is our own; bit handling uses numpy.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import check_file, check_values, make_recording, note
+from .scp_beats import add_reference_beat, read_encoded_header, read_qrs_locations
 
 __all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "SCP_LEAD_IDS", "huffman_decode"]
 
@@ -351,6 +353,33 @@ def _decode_leads(r: _Scp, s6: bytes, off: int, byte_counts, leads, lengths, tab
     return rows
 
 
+def _add_reference_beat(r: _Scp, secs, rows, leads, starts, tables, avm: int, interval: int):
+    """Rows with the section 5 reference beat added back (section 3 flag), their unit in nV and
+    the number of QRS zones restored."""
+    what = "reference-beat subtraction (section 3 flag: section 6 holds a residual)"
+    for need, name in ((4, "QRS locations"), (5, "reference beat")):
+        if need not in secs:
+            raise r.fail(f"{what}, but section {need} ({name}) is missing, so the signal cannot be restored")
+    if any(s != 1 for s in starts):
+        raise r.fail(f"{what} with leads starting at samples {sorted(set(starts))} (section 3): decoders disagree on "
+                     "whether section 4 counts samples per lead; only leads starting at sample 1 are supported")
+    qrs = read_qrs_locations(r.body(secs, 4), r.fail)
+    s5 = r.body(secs, 5)
+    avm5, interval5, diff5, _, counts5, off5 = read_encoded_header(s5, 5, len(leads), r.fail)
+    if interval5 != interval:
+        raise r.fail(f"{what} with the reference beat sampled every {interval5} µs (section 5) and the residual "
+                     f"every {interval} µs (section 6): a decimated residual, which decoders restore differently; "
+                     "not supported")
+    n5 = qrs.length_ms * 1000 // interval5
+    if n5 < 1 or n5 * len(leads) > _MAX_SCP_VALUES:
+        raise r.fail(f"section 4 gives a {qrs.length_ms}-ms reference beat ({n5} samples a lead), outside 1 sample "
+                     f"to {_MAX_SCP_VALUES // len(leads)}")
+    beat = _decode_leads(r, s5, off5, counts5, [f"{x} (section 5 reference beat)" for x in leads],
+                         [n5] * len(leads), tables, diff5, sequential=False)
+    rows, unit = add_reference_beat(rows, beat, avm, avm5, qrs, r.fail)
+    return rows, unit, sum(1 for z in qrs.zones if z[0] == 0)
+
+
 def read_scp(path: str | Path, **_: Any) -> Recording:
     """Read an SCP-ECG file's rhythm data (section 6); signal in mV (leads × samples)."""
     p = Path(path)
@@ -375,9 +404,6 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         leads.append(SCP_LEAD_IDS.get(lid, f"lead{lid}"))
         lengths.append(end - start + 1)
         starts.append(start)
-    if flags & 0x01:
-        raise r.fail("reference-beat subtraction (section 3 flag; the residual needs sections 4 and 5 added back) "
-                     "is not supported; only plain rhythm data")
     first = min(starts)
     n_samples = max(s + n for s, n in zip(starts, lengths)) - first
     check_values(p, n_leads, n_samples, "section 3")
@@ -385,19 +411,10 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         raise r.fail(f"section 3 declares {n_leads} leads × {n_samples} samples, above the limit of {_MAX_SCP_VALUES} "
                      "values for SCP-ECG (resting ECGs of seconds to minutes; the Huffman decoder runs in Python)")
     s6 = r.body(secs, 6)
-    if len(s6) < 6 + 2 * n_leads:
-        raise r.fail("section 6 is truncated")
-    avm, interval, diff, bimodal = struct.unpack_from("<HHBB", s6)
-    if avm == 0 or interval == 0:
-        raise r.fail(f"section 6: invalid amplitude multiplier ({avm} nV) or sample interval ({interval} µs)")
+    avm, interval, diff, bimodal, byte_counts, off = read_encoded_header(s6, 6, n_leads, r.fail)
     if bimodal:
-        raise r.fail("bimodal compression (section 6) is not supported")
-    if diff not in (0, 1, 2):
-        raise r.fail(f"section 6: unknown difference encoding {diff}")
-    byte_counts = struct.unpack_from(f"<{n_leads}H", s6, 6)
-    off = 6 + 2 * n_leads
-    if off + sum(byte_counts) > len(s6):
-        raise r.fail(f"section 6 declares {sum(byte_counts)} data bytes but holds {len(s6) - off} (truncated)")
+        raise r.fail("bimodal compression (section 6: the residual decimated outside protected zones) is not "
+                     "supported: PixelMed, the ECG Toolkit and OpenECG restore the samples in different ways")
     tables = _section2(r, r.body(secs, 2)) if 2 in secs else None
     try:
         rows = _decode_leads(r, s6, off, byte_counts, leads, lengths, tables, diff, sequential=False)
@@ -409,11 +426,14 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         rows = _decode_leads(r, s6, off, byte_counts, leads, lengths, tables, diff, sequential=True)
         note("scp_byte_counts_ignored", True, f"{p}: SCP section 6 byte counts are smaller than the lead data "
              "(capped by the writer?); leads decoded one after the other")
+    unit, n_zones = avm, None
+    if flags & 0x01:
+        rows, unit, n_zones = _add_reference_beat(r, secs, rows, leads, starts, tables, avm, interval)
     # each lead at its own sample numbers (section 3): leads not recorded simultaneously (a 3-channel
     # cart's groups of leads one after the other) are NaN where they were not recorded
     sig = np.full((n_leads, n_samples), np.nan)
     for k, x in enumerate(rows):
-        sig[k, starts[k] - first: starts[k] - first + len(x)] = x * (avm * 1e-6)
+        sig[k, starts[k] - first: starts[k] - first + len(x)] = x * (unit * 1e-6)
     if any(s != first or n != n_samples for s, n in zip(starts, lengths)):
         note("scp_lead_spans", tuple(zip(leads, starts, lengths)), f"{p}: SCP leads cover different sample spans "
              "(not recorded simultaneously); each is placed at its own samples, NaN elsewhere")
@@ -422,5 +442,6 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         meta["statements"] = _section8(r.body(secs, 8))
     meta["huffman"] = "none" if tables is None else ("default" if tables == [DEFAULT_HUFFMAN_TABLE] else "file")
     meta["difference_encoding"] = diff
-    meta["original_units"] = f"{avm} nV/count"
+    meta["original_units"] = f"{unit} nV/count"
+    meta["reference_beat_zones"] = n_zones
     return make_recording(p, sig, 1e6 / interval, leads, meta, fmt="scp")
