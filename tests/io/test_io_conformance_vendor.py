@@ -20,6 +20,8 @@ from ecgfounder.errors import RecordReadError
 from ecgfounder.io.scp import DEFAULT_HUFFMAN_TABLE, huffman_decode
 from ecgfounder.signal.leads import STANDARD_12
 
+from scpbuild import record  # noqa: E402
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "formats"
 MUSE = DATA / "muse_xml" / "musePHI_muse_ecg1.xml"
 HL7 = DATA / "hl7_aecg" / "hl7_2003-12_example_aECG.xml"
@@ -436,12 +438,6 @@ def test_sierra_signal_offset_is_refused(tmp_path, clark_counts):
 # --------------------------------------------------------------------------------------- SCP-ECG
 
 
-def _section(sid: int, body: bytes) -> bytes:
-    body += b"\x00" * (len(body) % 2)
-    rest = struct.pack("<HIBB6s", sid, 16 + len(body), 20, 20, b"SCPECG") + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
-
-
 def _scp(leads: list[tuple[int, int, int, bytes]], *, diff: int, tables: bytes | None, avm: int = 1000,
          interval: int = 2000, flags: int = 0x04) -> bytes:
     """An SCP-ECG record (standard layout) with ``(lead id, first sample, last sample, data)`` leads."""
@@ -450,19 +446,7 @@ def _scp(leads: list[tuple[int, int, int, bytes]], *, diff: int, tables: bytes |
     bodies = {1: b"\xff\x00\x00", 3: s3, 6: s6 + b"".join(d for *_, d in leads)}
     if tables is not None:
         bodies[2] = tables
-    sec0_len, blobs, ptrs = 16 + 10 * 12, [], []
-    offset = 6 + sec0_len
-    for sid in range(12):
-        if sid in bodies:
-            blob = _section(sid, bodies[sid])
-            ptrs.append((sid, len(blob), offset + 1))
-            blobs.append(blob)
-            offset += len(blob)
-        else:
-            ptrs.append((sid, sec0_len, 7) if sid == 0 else (sid, 0, 0))
-    body = _section(0, b"".join(struct.pack("<HII", *p) for p in ptrs)) + b"".join(blobs)
-    rest = struct.pack("<I", 6 + len(body)) + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
+    return record(bodies)
 
 
 # the worked example of the standard (EN 1064 annex, default Huffman table, second differences), as

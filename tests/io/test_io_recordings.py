@@ -22,6 +22,8 @@ import pytest
 import ecgfounder.io as eio
 from ecgfounder.signal.leads import STANDARD_12
 
+from scpbuild import record  # noqa: E402
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 F = DATA / "formats"
 MUSE = F / "muse_xml" / "musePHI_muse_ecg1.xml"
@@ -172,32 +174,13 @@ def _scp_raw(leads_counts: list[np.ndarray], lead_ids: list[int], avm_nv: int, i
              cap: int | None = None) -> bytes:
     """An SCP-ECG record (sections 0, 1, 3, 6; uncompressed int16 samples) built from the standard's
     layout; ``cap`` writes byte counts no larger than ``cap``, as a writer capping them would."""
-    def section(sid: int, body: bytes) -> bytes:
-        rest = struct.pack("<HIBB6s", sid, 16 + len(body), 20, 20, b"SCPECG") + body
-        return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
-
     n = len(leads_counts[0])
     data = [np.asarray(x, dtype="<i2").tobytes() for x in leads_counts]
     s3 = struct.pack("<BB", len(lead_ids), 0x04) + b"".join(struct.pack("<IIB", 1, n, i) for i in lead_ids)
     counts = [min(len(d), cap) if cap else len(d) for d in data]
     s6 = struct.pack("<HHBB", avm_nv, interval_us, 0, 0) + b"".join(struct.pack("<H", c) for c in counts)
     s6 += b"".join(data)
-    bodies = {1: b"\xff\x00\x00", 3: s3, 6: s6}
-    sec0_len = 16 + 10 * 12
-    offset, blobs, ptrs = 6 + sec0_len, [], []
-    for sid in range(12):
-        if sid == 0:
-            ptrs.append((0, sec0_len, 7))
-        elif sid in bodies:
-            blob = section(sid, bodies[sid])
-            ptrs.append((sid, len(blob), offset + 1))
-            blobs.append(blob)
-            offset += len(blob)
-        else:
-            ptrs.append((sid, 0, 0))
-    body = section(0, b"".join(struct.pack("<HII", *q) for q in ptrs)) + b"".join(blobs)
-    rest = struct.pack("<I", 6 + len(body)) + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
+    return record({1: b"\xff\x00\x00", 3: s3, 6: s6})
 
 
 def test_8_lead_scp_and_8_lead_muse_give_the_same_12_leads(tmp_path):

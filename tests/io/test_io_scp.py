@@ -14,6 +14,8 @@ import ecgfounder.io as eio
 from ecgfounder.errors import RecordReadError
 from ecgfounder.io.scp import DEFAULT_HUFFMAN_TABLE, huffman_decode
 
+from scpbuild import default_huffman, record  # noqa: E402
+
 F = Path(__file__).resolve().parent.parent / "data" / "formats"
 
 # a file-given table set: table 1 with a switch to table 2, which switches back
@@ -21,12 +23,6 @@ TABLE1 = [  # (prefix bits, total bits, mode, base value, code as transmitted)
     (1, 1, 1, 0, "0"), (2, 2, 1, 1, "10"), (3, 3, 1, -1, "110"), (4, 4, 0, 2, "1110"), (4, 20, 1, 0, "1111"),
 ]
 TABLE2 = [(1, 1, 1, 5, "0"), (1, 1, 0, 1, "1")]
-
-
-def _section(sid: int, body: bytes) -> bytes:
-    length = 16 + len(body)
-    rest = struct.pack("<HIBB6s", sid, length, 20, 20, b"SCPECG") + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
 
 
 def _scp_file(leads_data: list[bytes], n: int, lead_ids: list[int], *, diff: int, tables: bytes | None,
@@ -37,26 +33,7 @@ def _scp_file(leads_data: list[bytes], n: int, lead_ids: list[int], *, diff: int
     bodies = {1: section1 or b"\xff\x00\x00", 3: s3, 6: s6}
     if tables is not None:
         bodies[2] = tables
-    n_ptr = 12
-    sec0_len = 16 + 10 * n_ptr
-    offset = 6 + sec0_len
-    blobs, ptrs = [], []
-    for sid in range(n_ptr):
-        if sid == 0:
-            ptrs.append((0, sec0_len, 7))
-            continue
-        if sid in bodies:
-            blob = _section(sid, bodies[sid])
-            ptrs.append((sid, len(blob), offset + 1))
-            blobs.append(blob)
-            offset += len(blob)
-        else:
-            ptrs.append((sid, 0, 0))
-    sec0 = _section(0, b"".join(struct.pack("<HII", *p) for p in ptrs))
-    body = sec0 + b"".join(blobs)
-    size = 6 + len(body)
-    rest = struct.pack("<I", size) + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
+    return record(bodies)
 
 
 def _tables_section(tables) -> bytes:
@@ -73,22 +50,7 @@ def test_default_table_round_trip_with_escapes():
     rng = np.random.default_rng(0)
     vals = np.concatenate([rng.integers(-8, 9, 3000), rng.integers(-120, 120, 50), rng.integers(-30000, 30000, 20)])
     rng.shuffle(vals)
-    table = [(c.prefix_bits, c.total_bits, c.mode, c.base_value, format(c.code, f"0{c.prefix_bits}b"))
-             for c in DEFAULT_HUFFMAN_TABLE]
-    # encoder: short codes for -8..8, 8-bit escape for |v| < 128, else 16-bit escape
-    bits = []
-    short = {v: code for p, t, m, v, code in table if p == t}
-    for v in vals:
-        v = int(v)
-        if v in short:
-            bits.append(short[v])
-        elif -128 <= v < 128:
-            bits.append("1111111110" + format(v & 0xFF, "08b"))
-        else:
-            bits.append("1111111111" + format(v & 0xFFFF, "016b"))
-    s = "".join(bits)
-    s += "0" * (-len(s) % 8)
-    data = int(s, 2).to_bytes(len(s) // 8, "big")
+    data = default_huffman(vals)  # (the table written out independently of the package's)
     out = huffman_decode(data, vals.size, [DEFAULT_HUFFMAN_TABLE])
     np.testing.assert_array_equal(out, vals)
     with pytest.raises(ValueError, match="truncated"):

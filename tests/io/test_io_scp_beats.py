@@ -5,7 +5,6 @@ intended one to the last count."""
 
 from __future__ import annotations
 
-import binascii
 import struct
 from pathlib import Path
 
@@ -15,15 +14,12 @@ import pytest
 import ecgfounder.io as eio
 from ecgfounder.errors import RecordReadError
 
+from scpbuild import default_huffman, record  # noqa: E402
+
 N = 1000            # residual samples a lead (500 Hz: 2000 µs)
 BEAT_MS, FCM = 300, 60   # reference beat: 150 samples at 500 Hz, fiducial at its sample 60 (1-based)
 # (type, start, fiducial, end), sample numbers from 1; the type 1 complex keeps its residual as is
 ZONES = [(0, 160, 200, 260), (0, 460, 500, 560), (1, 620, 650, 680), (0, 760, 800, 860)]
-
-_SHORT = {0: "0", 1: "100", -1: "101", 2: "1100", -2: "1101", 3: "11100", -3: "11101", 4: "111100",
-          -4: "111101", 5: "1111100", -5: "1111101", 6: "11111100", -6: "11111101", 7: "111111100",
-          -7: "111111101", 8: "1111111100", -8: "1111111101"}
-
 
 def _huffman(x: np.ndarray, diff: int) -> bytes:
     """Default-table (section 2 value 19999) encoding of ``x`` after 16-bit first/second differences."""
@@ -33,18 +29,7 @@ def _huffman(x: np.ndarray, diff: int) -> bytes:
         d[1:] = x[1:] - x[:-1]
     elif diff == 2:
         d[2:] = x[2:] - 2 * x[1:-1] + x[:-2]
-    bits = []
-    for v in (d + 32768) % 65536 - 32768:
-        v = int(v)
-        if v in _SHORT:
-            bits.append(_SHORT[v])
-        elif -128 <= v < 128:
-            bits.append("1111111110" + format(v & 0xFF, "08b"))
-        else:
-            bits.append("1111111111" + format(v & 0xFFFF, "016b"))
-    s = "".join(bits)
-    s += "0" * (-len(s) % 8)
-    return int(s, 2).to_bytes(len(s) // 8, "big")
+    return default_huffman((d + 32768) % 65536 - 32768)
 
 
 def _raw(x: np.ndarray) -> bytes:
@@ -54,28 +39,6 @@ def _raw(x: np.ndarray) -> bytes:
 def _encoded(avm: int, interval: int, diff: int, data: list[bytes], bimodal: int = 0) -> bytes:
     return (struct.pack("<HHBB", avm, interval, diff, bimodal) + b"".join(struct.pack("<H", len(d)) for d in data)
             + b"".join(data))
-
-
-def _section(sid: int, body: bytes) -> bytes:
-    body += b"\x00" * (len(body) % 2)
-    rest = struct.pack("<HIBB6s", sid, 16 + len(body), 20, 20, b"SCPECG") + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
-
-
-def _record(bodies: dict[int, bytes]) -> bytes:
-    sec0_len, blobs, ptrs = 16 + 10 * 12, [], []
-    offset = 6 + sec0_len
-    for sid in range(12):
-        if sid in bodies:
-            blob = _section(sid, bodies[sid])
-            ptrs.append((sid, len(blob), offset + 1))
-            blobs.append(blob)
-            offset += len(blob)
-        else:
-            ptrs.append((sid, sec0_len, 7) if sid == 0 else (sid, 0, 0))
-    body = _section(0, b"".join(struct.pack("<HII", *p) for p in ptrs)) + b"".join(blobs)
-    rest = struct.pack("<I", 6 + len(body)) + body
-    return struct.pack("<H", binascii.crc_hqx(rest, 0xFFFF)) + rest
 
 
 def _section4(zones, beat_ms: int = BEAT_MS, fcm: int = FCM) -> bytes:
@@ -124,7 +87,7 @@ def _scp(tmp_path: Path, name: str, *, zones=ZONES, avm6=5000, avm5=2500, i6=200
         if sid not in sections:
             del bodies[sid]
     path = tmp_path / name
-    path.write_bytes(_record(bodies))
+    path.write_bytes(record(bodies))
     return path, beat, residual
 
 
