@@ -69,13 +69,14 @@ def test_hl7_calibration_pulse_is_trimmed_and_einthoven_holds(tmp_path):
     assert kept.n_samples == plain.n_samples + 350 and einthoven_error(kept) > 0.05
 
 
-@pytest.mark.parametrize("path", sorted(p for p in F.rglob("*") if p.suffix.lower() in (".xml", ".dcm", ".scp")
-                                        and "healforce" not in p.name), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in F.rglob("*") if p.suffix.lower() in (".xml", ".dcm", ".scp")),
+                         ids=lambda p: p.name)
 def test_einthoven_holds_over_the_whole_signal_of_every_format(path):
     pytest.importorskip("sierraecg") if "sierra" in str(path) else None
     rec = _read(path)
     assert {"I", "II", "III"} <= set(rec.leads)
-    assert einthoven_error(rec) < 0.05
+    # the Healforce handheld stores I, II and III each measured (gains ~6% apart, 10-bit counts): 0.087
+    assert einthoven_error(rec) < (0.1 if "healforce" in path.name else 0.05)
 
 
 # ------------------------------------------------------------------ 2. non-voltage channels

@@ -29,7 +29,8 @@ def _needs(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path,fmt",
-    [(HL7, "hl7_aecg"), (HL7_2, "hl7_aecg"), (DCM, "dicom"), (DCM_MORTARA, "dicom"), (SCP, "scp")]
+    [(HL7, "hl7_aecg"), (HL7_2, "hl7_aecg"), (DCM, "dicom"), (DCM_MORTARA, "dicom"), (SCP, "scp"),
+     (SCP_HEALFORCE, "scp_healforce")]
     + [(m, "muse") for m in MUSE]
     + [(s, "sierra") for s in SIERRA],
     ids=lambda x: getattr(x, "name", x),
@@ -169,6 +170,7 @@ def test_scp_metadata_and_huffman_mode():
 
 
 def test_nonconformant_scp_is_refused_with_a_clear_reason():
+    # the Healforce variant reads as format "scp_healforce" (test_io_healforce.py), not as a conformant SCP
     with pytest.raises(eio_error()) as err:
         eio.read(SCP_HEALFORCE, format="scp")
     msg = str(err.value)

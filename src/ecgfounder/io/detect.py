@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "dicom": "ecgfounder.io.dicom:read_dicom",
     "sierra": "ecgfounder.io.sierra:read_sierra",
     "scp": "ecgfounder.io.scp:read_scp",
+    "scp_healforce": "ecgfounder.io.scp_healforce:read_scp_healforce",
     "cardiosoft": "ecgfounder.io.cardiosoft:read_cardiosoft",
     "ishne": "ecgfounder.io.ishne:read_ishne",
     "npy": "ecgfounder.io.arrays:read_npy",
@@ -45,7 +46,7 @@ ALIASES: dict[str, str] = {
     "hl7": "hl7_aecg", "aecg": "hl7_aecg", "bdf": "edf", "edf+": "edf", "tsv": "csv", "txt": "csv",
     "h5": "hdf5", "hdf": "hdf5", "philips": "sierra", "sierra_xml": "sierra", "ge": "muse",
     "muse_xml": "muse", "cardiologyxml": "cardiosoft", "ukbiobank": "cardiosoft", "holter": "ishne",
-    "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy",
+    "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy", "healforce": "scp_healforce",
 }
 
 # extension -> format name (XML is resolved by content)
@@ -96,6 +97,15 @@ def _xml_kind(p: Path, head: bytes) -> str | None:
     return _XML_ROOTS.get(m.group(1).lower())
 
 
+def _healforce(p: Path, head: bytes) -> bool:
+    """Whether ``p`` has the layout of Healforce's non-conformant SCP-ECG variant."""
+    try:
+        size = os.stat(p).st_size
+    except OSError:
+        return False
+    return _load("ecgfounder.io.scp_healforce:looks_like_healforce")(head, size)
+
+
 def _sniff(p: Path, head: bytes) -> str | None:
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
@@ -114,6 +124,8 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return _xml_kind(p, head)
     if len(head) >= 22 and head[16:22] == b"SCPECG":
         return "scp"
+    if _healforce(p, head):
+        return "scp_healforce"
     if head[:8] == b"ISHNE1.0":
         return "ishne"
     return None
@@ -154,7 +166,7 @@ def detect_format(path: str | os.PathLike) -> str:
             )
         return kind
     if fmt is not None:
-        return fmt
+        return "scp_healforce" if fmt == "scp" and _healforce(p, head) else fmt
     sniffed = _sniff(p, head)
     if sniffed:
         return sniffed
