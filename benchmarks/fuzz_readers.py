@@ -67,6 +67,7 @@ def seeds(work: Path) -> list[tuple[str, list[Path]]]:
         ("hl7b", [F / "hl7_aecg" / "cvrg_hl7aecg-Example2.xml"]),
         ("muse", [F / "muse_xml" / "musePHI_muse_ecg1.xml"]),
         ("scp", [F / "scp_ecg" / "ecgtoolkit_Example.scp"]),
+        ("healforce", [F / "scp_ecg" / "healforce_prince180d_62.SCP"]),
         ("sierra", [F / "sierra_xml" / "v1.03_129DYPRG.XML"]),
         ("sierra104", [F / "sierra_xml" / "v1.04.01_2020-5-18_15-48-11.xml"]),
     ]
@@ -100,6 +101,23 @@ def seeds(work: Path) -> list[tuple[str, list[Path]]]:
         out.append(("ishne", [work / "seed.ecg"]))
     except Exception as exc:  # noqa: BLE001
         print(f"(no CardioSoft/ISHNE seeds: {exc})", file=sys.stderr)
+    try:  # an SCP record with reference-beat subtraction (sections 4, 5), as its tests build it
+        sys.path.insert(0, str(ROOT / "tests" / "io"))
+        spec = importlib.util.spec_from_file_location("_scp_beats", ROOT / "tests" / "io" / "test_io_scp_beats.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        out.append(("scp_beats", [mod._scp(work, "seed_beats.scp")[0]]))
+    except Exception as exc:  # noqa: BLE001
+        print(f"(no SCP reference-beat seed: {exc})", file=sys.stderr)
+    import wfdb
+
+    segs = []  # a WFDB multi-segment record: the master header is mutated, its segments travel with it
+    for j in range(2):
+        wfdb.wrsamp(f"seg_{j}", fs=500, units=["mV"] * 12, sig_name=list(short.leads), write_dir=str(work),
+                    p_signal=short.signal.T[:1250], fmt=["16"] * 12)
+        segs += [work / f"seg_{j}.hea", work / f"seg_{j}.dat"]
+    (work / "multi.hea").write_text("multi/2 12 500 2500\nseg_0 1250\nseg_1 1250\n")
+    out.append(("wfdb_multi", [work / "multi.hea", *segs]))
     import gzip
 
     (work / "seed.xml.gz").write_bytes(gzip.compress((F / "muse_xml" / "musePHI_muse_ecg2.xml").read_bytes(), 6))

@@ -4,10 +4,8 @@ Channels in a voltage unit are returned in mV; others (ABP in mmHg, PLETH in NU)
 their units in ``meta['other_channels']`` (``"ABP (mmHg)"``), as in EDF.  The header's sampling
 rate is parsed and range-checked here (wfdb reads ``1e-9`` or ``1,5`` as 1 Hz).
 
-Reading a 12-lead 10-s format-16 record as ``predict`` does (``iter_read``) takes 0.5-0.64 CPU-ms
-on one core (0.95-0.99 ms before the header was read once, the signal made lead-major in one pass
-and the calibration check made cheap); reading and preparing it 2.6-2.8 ms against 5.0
-(``benchmarks/bench_preprocess.py --records DIR``, 400 records written by ``wfdb.wrsamp``)."""
+Reading a 12-lead 10-s format-16 record as ``predict`` does takes 0.5-0.64 CPU-ms on one core
+(0.95-0.99 ms before the fast path; ``benchmarks/bench_preprocess.py --records DIR``)."""
 
 from __future__ import annotations
 
@@ -379,13 +377,15 @@ def _read_multi(hea: Path, lines: list[str], comments: list[str], fs: float, max
                     rows.setdefault(key, len(rows))
             pos += n
             continue
-        seg_hea = hea.parent / f"{name}.hea"
-        seg_lines, seg_comments, seg_fs = _open_header(hea, seg_hea)
-        if "/" in seg_lines[0].split()[0] or seg_fs != fs:
-            raise RecordReadError(hea, f"segment {name} is {'a multi-segment record' if seg_fs == fs else f'at {seg_fs:g} Hz'}"
-                                  f"; the segments of a record are single-segment records at its rate ({fs:g} Hz)")
-        take = min(n, n_read - pos)
-        rec = _read_single(seg_hea, seg_lines, seg_comments, seg_fs, take / fs, take, segment=True)
+        seg_hea, take = hea.parent / f"{name}.hea", min(n, n_read - pos)
+        try:  # (errors named by the record read, with the segment at fault)
+            seg_lines, seg_comments, seg_fs = _open_header(hea, seg_hea)
+            if "/" in seg_lines[0].split()[0] or seg_fs != fs:
+                raise RecordReadError(hea, f"{'a multi-segment record' if seg_fs == fs else f'at {seg_fs:g} Hz'}; the "
+                                      f"segments of a record are single-segment records at its rate ({fs:g} Hz)")
+            rec = _read_single(seg_hea, seg_lines, seg_comments, seg_fs, take / fs, take, segment=True)
+        except RecordReadError as exc:
+            raise RecordReadError(hea, f"segment {name}: {exc.reason}") from None
         if rec.signal.shape[1] < take:
             raise RecordReadError(hea, f"segment {name} holds {rec.signal.shape[1]} samples, the header gives it {n}")
         for key in _keys(rec.leads):
