@@ -61,3 +61,15 @@ def test_missing_leads_of_a_record_print_the_flags(tiny_ckpt12, tmp_path, capsys
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "missing lead(s)" in x)
     assert rc == 1 and "--fill-missing" in line and "--weights 1-lead" in line and "--lead II" in line
+
+
+def test_per_record_lines_of_a_run_print_the_flags_alone(tiny_ckpt12, tmp_path, capsys):
+    """The lines a run writes per failed record (through the prediction library's progress) show
+    the flag, not the library argument beside it."""
+    np.save(tmp_path / "three.npy", np.random.default_rng(0).standard_normal((3, 5000)).astype(np.float32))
+    rc = main(["predict", str(tmp_path / "three.npy"), "--checkpoint", str(tiny_ckpt12), "--fs", "500",
+               "--leads", "II,V1,V2", "--no-progress", "-o", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "missing lead(s)" in x)
+    assert rc == 1 and "--fill-missing zero-fills" in line and "--weights 1-lead" in line, line
+    assert "(CLI:" not in line and "fill_missing=" not in line and "model=" not in line

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Callable
 
 __all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags", "count",
-           "probability"]
+           "probability", "cli_forms", "CLIStream"]
 
 # library argument → command-line flag, for messages written in the library's terms
 _FLAGS = {
@@ -22,12 +22,42 @@ _FLAGS = {
 }
 
 
+_ASIDE = re.compile(r"\b\w+=('[^']*'|\[[^\]]*\]|[^\s()\[\]']+) \(CLI: ([^()]*)\)")
+
+
+def cli_forms(message: str) -> str:
+    """``message`` with each library argument that carries its command-line form beside it
+    (``fill_missing=True (CLI: --fill-missing)``) written as that form alone (``--fill-missing``)."""
+    return _ASIDE.sub(lambda m: m.group(2), message)
+
+
+class CLIStream:
+    """A text stream (``sys.stderr`` by default, looked up when written) whose lines are written
+    with :func:`cli_forms`: for the per-record lines the library prints while a command runs."""
+
+    def __init__(self, stream: Any = None):
+        self._stream = stream
+
+    @property
+    def stream(self) -> Any:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def write(self, text: str) -> int:
+        return self.stream.write(cli_forms(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+
 def flags(message: str) -> str:
     """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
     the command line's flags (``--device cpu``, ``--resume``).  An argument the message follows with
     its command-line form (``lead='II' (CLI: --lead II)``, for lines the command line prints as they
     are) becomes that form."""
-    message = re.sub(r"\b\w+=('[^']*'|\[[^\]]*\]|[^\s()\[\]']+) \(CLI: ([^()]*)\)", lambda m: m.group(2), message)
+    message = cli_forms(message)
 
     def sub(m: re.Match) -> str:
         with_, name, value = m.group(1) or "", m.group(2), m.group(3)

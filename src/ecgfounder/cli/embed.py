@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_args, add_read_args, say
+from ._common import CLIStream, add_model_args, add_read_args, say
 from .predict import add_run_args, job_args
 
 __all__ = ["add_parser", "run"]
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     index = args.index or (args.output[:-4] if args.output.endswith(".npy") else args.output) + ".csv"
     job = ArchiveJob(**{**job_args(argparse.Namespace(**{**vars(args), "output": index, "embeddings": args.output})),
                         "kind": "index"})
-    report = run_archive(job, progress=not args.no_progress, quiet=args.quiet)
+    report = run_archive(job, progress=not args.no_progress, quiet=args.quiet, stream=CLIStream())
     if not args.quiet:
         verb = "complete; nothing to do" if report.already_complete else "written"
         say(f"{report.n_ok} embedding(s) {verb}: {report.embeddings} (index {report.output})"

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ._common import add_model_args, add_read_args, count, model_source, probability, read_options, say
+from ._common import CLIStream, add_model_args, add_read_args, count, model_source, probability, read_options, say
 
 __all__ = ["add_parser", "run", "summary_line", "add_run_args", "job_args"]
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from ..prediction.archive import ArchiveJob, run_archive
 
     job = ArchiveJob(**job_args(args, quality_detail=args.quality_detail, calibrated=args.calibrated))
-    report = run_archive(job, progress=not args.no_progress, quiet=args.quiet)
+    report = run_archive(job, progress=not args.no_progress, quiet=args.quiet, stream=CLIStream())
     if report.already_complete:
         if not args.quiet:
             failed = ""
