@@ -210,11 +210,13 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
 
 
 def prepared_in_process(items: Iterable[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict[str, Any],
-                        prep_kwargs: dict[str, Any], *, start: int = 0, input_offset: int = 0,
+                        prep_kwargs: dict[str, Any], *, input_offset: int = 0, member_offset: int = 0,
                         ) -> Iterator[tuple[RecordResult, Prepared | None]]:
-    """``(RecordResult, Prepared | None)`` for every recording of ``items``, read and prepared here."""
+    """``(RecordResult, Prepared | None)`` for every recording of ``items``, read and prepared here;
+    the offsets are added to the input and member positions (the items are a part of a run's inputs,
+    or a range of one batch file read with ``start=``)."""
     for n, (i, k, path, rec, err) in enumerate(iter_records(items, read_kwargs)):
-        yield prepare_one(start + n, input_offset + i, k, path, rec, err, contract, prep_kwargs)
+        yield prepare_one(n, input_offset + i, member_offset + k, path, rec, err, contract, prep_kwargs)
 
 
 def prepared_ahead(items: Iterable[tuple[str, Any]], contract: PreprocessContract, read_kwargs: dict[str, Any],

@@ -46,7 +46,7 @@ import numpy as np
 from .._pools import CRASHED, KILLED, TIMED_OUT, BrokenProcessPool, each_alone, kill_pool, submit, timed_out
 from ..errors import WorkersCannotStartError
 from ..signal.preprocess import Prepared, PreprocessContract
-from .records import expand_inputs, iter_records, prepare_one, prepared_in_process
+from .records import expand_inputs, prepare_one, prepared_in_process
 
 __all__ = ["prepared_records", "default_workers", "start_worker_server", "worker_context"]
 
@@ -141,9 +141,8 @@ def _work(units: list[Unit], contract: PreprocessContract, read_kwargs: dict, pr
     pairs = []
     for shown, item, i, span in units:
         kw = read_kwargs if span is None else {**read_kwargs, "start": span[0], "stop": span[1]}
-        first = 0 if span is None else span[0]
-        pairs += [prepare_one(0, i, first + k, path, rec, err, contract, prep_kwargs)
-                  for _, k, path, rec, err in iter_records([(shown, item)], kw)]
+        pairs += prepared_in_process([(shown, item)], contract, kw, prep_kwargs, input_offset=i,
+                                     member_offset=span[0] if span else 0)
     return _spool_out(pairs, spool, tag) if spool else (None, pairs)
 
 
