@@ -28,7 +28,7 @@ from ..recording import Recording
 from ._common import check_file, check_values, make_recording, note
 from .scp_beats import add_reference_beat, read_encoded_header, read_qrs_locations
 
-__all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "SCP_LEAD_IDS", "huffman_decode"]
+__all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "SCP_LEAD_IDS", "huffman_decode", "section1"]
 
 #: SCP-ECG lead identifiers (section 3; also the numbers of the MDC and DICOM lead codes) -> names.
 SCP_LEAD_IDS = {
@@ -207,7 +207,9 @@ class _Scp:
         return self.b[start + 16: start + length]
 
 
-def _section1(body: bytes) -> dict:
+def section1(body: bytes, year: str = "<H") -> dict:
+    """The patient and acquisition fields of a section 1 ``body`` (tags; ``year``: the struct format
+    of a date's year, little-endian in the standard, big-endian in Healforce's variant)."""
     meta: dict[str, Any] = {}
     off = 0
     date = time = None
@@ -234,7 +236,7 @@ def _section1(body: bytes) -> dict:
             if age and div:
                 meta["age"] = age / div
         elif tag == 5 and len(val) >= 4:
-            y, m, d = struct.unpack_from("<H", val)[0], val[2], val[3]
+            y, m, d = struct.unpack_from(year, val)[0], val[2], val[3]
             try:
                 meta["birth_date"] = _dt.date(y, m, d).isoformat()
             except ValueError:
@@ -247,7 +249,7 @@ def _section1(body: bytes) -> dict:
             trade = next((s for s in reversed(strings) if s), "")
             meta["device"] = " ".join(x for x in (trade, model) if x) or None
         elif tag == 25 and len(val) >= 4:
-            date = (struct.unpack_from("<H", val)[0], val[2], val[3])
+            date = (struct.unpack_from(year, val)[0], val[2], val[3])
         elif tag == 26 and len(val) >= 3:
             time = (val[0], val[1], val[2])
         elif tag in (13, 30):
@@ -437,7 +439,7 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
     if any(s != first or n != n_samples for s, n in zip(starts, lengths)):
         note("scp_lead_spans", tuple(zip(leads, starts, lengths)), f"{p}: SCP leads cover different sample spans "
              "(not recorded simultaneously); each is placed at its own samples, NaN elsewhere")
-    meta = _section1(r.body(secs, 1)) if 1 in secs else {}
+    meta = section1(r.body(secs, 1)) if 1 in secs else {}
     if 8 in secs:
         meta["statements"] = _section8(r.body(secs, 8))
     meta["huffman"] = "none" if tables is None else ("default" if tables == [DEFAULT_HUFFMAN_TABLE] else "file")

@@ -25,7 +25,6 @@ id (5, V3, on the sample's limb leads): it is kept as ``meta['device_lead_code']
 
 from __future__ import annotations
 
-import datetime as _dt
 import struct
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import check_file, make_recording, note
 from .limits import check_fs, samples_to_read
+from .scp import section1
 
 __all__ = ["read_scp_healforce", "looks_like_healforce", "unpack_12bit", "VARIANT_NOTE"]
 
@@ -117,30 +117,6 @@ def _sections(p: Path, b: bytes) -> dict[int, bytes]:
                            "a damaged section")
         out[s] = b[off: off + min(length, hlen)]
     return out
-
-
-def _section1(body: bytes) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    off, date, time = 0, None, None
-    while off + 3 <= len(body):
-        tag, ln = body[off], struct.unpack_from("<H", body, off + 1)[0]
-        if tag == 255 or ln == 0:
-            break
-        val = body[off + 3: off + 3 + ln]
-        off += 3 + ln
-        if tag == 2:
-            meta["patient_id"] = val.split(b"\x00", 1)[0].decode("latin-1").strip() or None
-        elif tag == 25 and len(val) >= 4:
-            date = (struct.unpack_from(">H", val)[0], val[2], val[3])  # (the standard's year is little-endian)
-        elif tag == 26 and len(val) >= 3:
-            time = (val[0], val[1], val[2])
-    if date:
-        try:
-            d = _dt.datetime(*date, *(time or (0, 0, 0)))
-            meta["acquired"] = d.isoformat() if time else d.date().isoformat()
-        except ValueError:
-            pass
-    return meta
 
 
 def _section9_heart_rates(section: bytes) -> tuple[int, ...]:
@@ -230,7 +206,7 @@ def read_scp_healforce(path: str | Path, *, max_duration: float | None = None, *
     keep = samples_to_read(sig.shape[1], fs, max_duration)
     note("leads_assumed", ", ".join(leads), f"{p}: a Healforce file names no leads; its {len(leads)} channel(s) "
          f"taken as {', '.join(leads)}" + (" (II = I + III holds)" if len(leads) == 3 else ""))
-    meta: dict[str, Any] = _section1(secs[1][16:]) if 1 in secs else {}
+    meta: dict[str, Any] = section1(secs[1][16:], year=">H") if 1 in secs else {}  # (a big-endian year)
     meta.update({
         "variant": VARIANT_NOTE,
         "leads_assumed": ", ".join(leads),
