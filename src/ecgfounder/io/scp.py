@@ -167,7 +167,8 @@ class _Scp:
         if len(b) < 6 + 16 + 10:
             raise self.fail(f"file is {len(b)} bytes, too short for an SCP-ECG record (truncated)")
         crc, size = struct.unpack_from("<HI", b, 0)
-        tag = "" if b[16:22] == b"SCPECG" else "; its section 0 header lacks the 'SCPECG' mark, so it is a non-conformant vendor variant"
+        tag = "" if b[16:22] == b"SCPECG" else ("; its section 0 header lacks the 'SCPECG' mark, so it is a non-conformant "
+                                                 "vendor variant (a Healforce handheld's file reads with format='scp_healforce' (CLI: --format scp_healforce))")
         if size != len(b):
             what = "truncated" if size > len(b) and not tag else "not a conformant SCP-ECG record"
             raise self.fail(f"record header declares {size} bytes but the file has {len(b)} ({what}){tag}")
