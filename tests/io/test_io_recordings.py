@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import ecgfounder.io as eio
+from ecgfounder.errors import RecordReadError
 from ecgfounder.signal.leads import STANDARD_12
 
 from scpbuild import record  # noqa: E402
@@ -229,6 +230,28 @@ def test_zip_archive_of_records(tmp_path):
     assert eio.find_records([tmp_path]) == [z]
     with pytest.raises(eio.read.__globals__["RecordReadError"], match="several recordings"):
         eio.read(z)
+
+
+def test_zip_archive_under_a_vendor_extension(tmp_path):
+    """A zip of ECG files named by its exporter (``.ecgz``, no extension) was taken for NumPy's .npz
+    by its first bytes and failed on its first member; it is read as an archive, and a real .npz
+    under an unknown name still as arrays."""
+    for name in ("export.ecgz", "export"):
+        z = tmp_path / name
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.write(MUSE, "a.xml")
+            zf.write(MUSE, "b.xml")
+        recs = list(eio.iter_read(z))
+        assert [r.meta["archive_member"] for r in recs] == ["a.xml", "b.xml"]
+        assert all(r.meta["format"] == "muse" and r.meta["compression"] == "zip" for r in recs)
+        np.testing.assert_array_equal(recs[1].signal, _read(MUSE).signal)
+        with pytest.raises(RecordReadError, match="unknown ECG file type"):  # not "npz"
+            eio.detect_format(z)
+    arrays = tmp_path / "batch.bin"
+    with open(arrays, "wb") as fh:
+        np.savez(fh, x=np.zeros((2, 12, 5000), np.float32))
+    assert eio.detect_format(arrays) == "npz"
+    assert len(list(eio.iter_read(arrays, fs=500, leads=list(STANDARD_12)))) == 2
 
 
 def test_xml_declaring_utf16_with_utf8_bytes(tmp_path):

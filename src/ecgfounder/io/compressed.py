@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 from ..errors import RecordReadError
 from .limits import decompressed_limit
 
-__all__ = ["COMPRESSIONS", "compression_of", "expanded"]
+__all__ = ["COMPRESSIONS", "compression_of", "is_numpy_zip", "expanded"]
 
 COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bzip2", ".xz": "xz", ".zip": "zip"}
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
@@ -25,9 +25,31 @@ _MAX_MEMBERS = 2000
 _WFDB_PARTS = (".dat", ".mat")
 
 
-def compression_of(path: Path) -> str | None:
-    """The compression of ``path`` by extension (``.zip`` included), else ``None``."""
-    return COMPRESSIONS.get(path.suffix.lower())
+def compression_of(path: Path, *, sniff: bool = False) -> str | None:
+    """The compression of ``path`` by extension (``.zip`` included), else ``None``; with ``sniff``,
+    a file whose first bytes are a zip archive's is ``"zip"`` whatever its name (an export under a
+    vendor's own extension), unless it is NumPy's ``.npz`` (a zip of ``.npy`` arrays)."""
+    kind = COMPRESSIONS.get(path.suffix.lower())
+    if kind or not sniff or not path.is_file():  # (a named pipe would block the open)
+        return kind
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                return None
+    except OSError:
+        return None
+    return None if is_numpy_zip(path) else "zip"
+
+
+def is_numpy_zip(path: Path) -> bool:
+    """Whether the zip archive ``path`` holds ``.npy`` arrays and nothing else (NumPy's ``.npz``);
+    ``False`` for one that cannot be opened as a zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return bool(names) and all(n.lower().endswith(".npy") for n in names)
 
 
 def _opener(kind: str, fh: BinaryIO):
@@ -81,15 +103,16 @@ def _inner_name(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def expanded(path: Path, budget: list[int] | None = None) -> Iterator[tuple[Path, str]]:
+def expanded(path: Path, budget: list[int] | None = None, kind: str | None = None) -> Iterator[tuple[Path, str]]:
     """``(folder_or_file, compression)``: the decompressed copy of ``path`` (a file) or the
     extracted members of a ``.zip`` (a folder), removed on exit.
 
     ``budget`` (``[bytes left, limit, compressed size]``, filled here when empty) is shared with
     the archives found inside this one, so that nesting (a gzip of a gzip, zips in a zip) cannot
     renew the limit at every level: a 273-byte triple gzip expanded 200 MB before it was refused,
-    and members multiplied the work."""
-    kind = compression_of(path)
+    and members multiplied the work.  ``kind``: the compression, when not the extension's (a zip
+    archive found by its first bytes)."""
+    kind = kind or compression_of(path)
     if kind is None:
         raise ValueError(f"{path} is not a compressed file")
     try:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ._common import collect_notes
-from .compressed import COMPRESSIONS, compression_of, expanded
+from .compressed import COMPRESSIONS, compression_of, expanded, is_numpy_zip
 from .policy import finish
 
 __all__ = ["FORMATS", "ALIASES", "EXTENSIONS", "detect_format", "read", "iter_read", "find_records"]
@@ -113,7 +113,7 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return "hdf5"
     if head[:6] == b"\x93NUMPY":
         return "npy"
-    if head[:4] == b"PK\x03\x04":
+    if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: _archive_of)
         return "npz"
     if head[:1] == b"\xff" and head[1:8] == b"BIOSEMI":
         return "edf"
@@ -219,13 +219,22 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
         raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
 
 
+def _archive_of(p: Path, format: str | None) -> str | None:
+    """The compression of ``p``: its extension's, or for a file of no known extension (and no
+    format given) a zip archive's first bytes (an export named by its vendor, ``x.ecgz``)."""
+    kind = compression_of(p)
+    if kind or format or p.suffix.lower() in EXTENSIONS or p.with_suffix(".hea").exists():
+        return kind
+    return compression_of(p, sniff=True)
+
+
 def _from_archive(p: Path, format: str | None, kwargs: dict, budget: list[int] | None = None,
-                  depth: int = 0) -> Iterator[Recording]:
+                  depth: int = 0, kind: str | None = None) -> Iterator[Recording]:
     """Recordings of a compressed file or zip archive, named after the archive (``budget``: the
     decompression budget of the outermost archive, shared by the archives inside it; ``depth``:
-    how many archives enclose this one)."""
+    how many archives enclose this one; ``kind``: its compression, when not its extension's)."""
     try:
-        yield from _archive_members(p, format, kwargs, [] if budget is None else budget, depth)
+        yield from _archive_members(p, format, kwargs, [] if budget is None else budget, depth, kind)
     except GeneratorExit:
         raise
     except Exception as exc:  # a folder named x.gz, an unreadable file, ...: one line naming the file
@@ -236,15 +245,17 @@ def _from_archive(p: Path, format: str | None, kwargs: dict, budget: list[int] |
 _MAX_NESTING = 4
 
 
-def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int) -> Iterator[Recording]:
+def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int,
+                     kind: str | None) -> Iterator[Recording]:
     if depth >= _MAX_NESTING:
         raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
-    with expanded(p, budget) as (inner, kind):
+    with expanded(p, budget, kind) as (inner, kind):
         targets = find_records([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:
-            it = (_from_archive(t, format, kwargs, budget, depth + 1) if compression_of(t)
+            inner_kind = _archive_of(t, format)
+            it = (_from_archive(t, format, kwargs, budget, depth + 1, inner_kind) if inner_kind
                   else iter_read(t, format, **kwargs))
             while True:
                 try:
@@ -282,8 +293,9 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
     """
     p = Path(path)
     index = kwargs.pop("index", None)
-    if compression_of(p):
-        recs = _from_archive(p, format, kwargs)
+    kind = _archive_of(p, format)
+    if kind:
+        recs = _from_archive(p, format, kwargs, kind=kind)
         try:
             if index is not None:
                 for k, rec in enumerate(recs):
@@ -345,8 +357,9 @@ def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> I
     of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``, zip archives), read
     lazily; for batch files ``start=``/``stop=`` read only the items ``start`` to ``stop - 1``."""
     p = Path(path)
-    if compression_of(p):
-        yield from _from_archive(p, format, kwargs)
+    kind = _archive_of(p, format)
+    if kind:
+        yield from _from_archive(p, format, kwargs, kind=kind)
         return
     fmt = canonical_format(format) if format else detect_format(p)
     if fmt not in _ITERATORS:
