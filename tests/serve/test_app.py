@@ -331,12 +331,16 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     assert names == ["pair.zip#0", "pair.zip#1", "three.h5#0", "three.h5#1", "three.h5#2", MUSE.name], names
     assert b["n_ok"] == 6 and b["n_failed"] == 0
     ok = {it["name"]: it["result"] for it in b["items"]}
+    # each recording's own format, not the container's (the zip was announced as "npz")
+    assert [ok[k]["record"]["format"] for k in ("pair.zip#0", "three.h5#2", MUSE.name)] == ["muse", "hdf5", "muse"]
     member, plain = ([x["probability"] for x in ok[k]["labels"]] for k in ("pair.zip#0", MUSE.name))
     np.testing.assert_allclose(member, plain, atol=1e-6)  # the archive's member is the same ECG (batched apart)
     r = client.post("/v1/predict", files={"file": ("pair.zip", buf.getvalue())})
     assert r.status_code == 422
     assert r.json()["detail"] == ("pair.zip holds several recordings and one is analysed here; send the file to "
                                   "/v1/predict/batch, which answers for each.")
+    named = client.post("/v1/predict/batch", files=[("file", ("pair.ecgexport", buf.getvalue()))]).json()
+    assert [(it["name"], it["ok"]) for it in named["items"]] == [("pair.ecgexport#0", True), ("pair.ecgexport#1", True)]
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("a.xml", MUSE.read_bytes())

@@ -146,14 +146,6 @@ class Analyzer:
 
         return canonical_format(fmt)
 
-    def detect_format(self, path: str | os.PathLike) -> str | None:
-        from ..io import detect_format
-
-        try:
-            return detect_format(path)
-        except ValueError:
-            return None
-
     def from_array(self, signal: Sequence[Sequence[float]], fs: float, leads: Sequence[str], record_id: str | None) -> Recording:
         rows = {len(r) for r in signal}
         if len(rows) != 1:

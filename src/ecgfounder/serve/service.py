@@ -125,15 +125,13 @@ class Service:
         ``filename#k``; more than ``limit`` recordings end the list with an error item (with
         ``limit=1``, before any is analysed: the only item)."""
         shown = filename or os.path.basename(str(path))
-        fmt = (read_kwargs or {}).get("format")
         kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
         it = None
 
         def next_one() -> Recording | None:
-            nonlocal it, fmt
+            nonlocal it
             try:
                 if it is None:
-                    fmt = fmt or self.analyzer.detect_format(path)
                     it = self.analyzer.iter_read(path, **kw)
                 return next(it, None)
             except (ValueError, OSError, MemoryError) as exc:
@@ -150,10 +148,10 @@ class Service:
             return [(shown, first or InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
         rec = await read()  # a second one: the file holds several
         if rec is None:
-            return [(shown, await self._member(first, shown, lambda: fmt, options, str(path)))]
+            return [(shown, await self._member(first, shown, options, str(path)))]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
-        out = [(f"{shown}#0", await self._member(first, f"{shown}#0", lambda: fmt, options, str(path)))]
+        out = [(f"{shown}#0", await self._member(first, f"{shown}#0", options, str(path)))]
         while rec is not None:
             name = f"{shown}#{len(out)}"
             if isinstance(rec, InputError):  # (a reader stops at its first error)
@@ -163,16 +161,17 @@ class Service:
                 out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
                                              "hold here (max_files); split it.")))
                 break
-            out.append((name, await self._member(rec, name, lambda: fmt, options, str(path))))
+            out.append((name, await self._member(rec, name, options, str(path))))
             rec = await read()
         return out
 
-    async def _member(self, rec: Recording, name: str, fmt: Callable[[], str | None], options: Options,
-                      hide: str) -> Prediction | ECGFounderError:
+    async def _member(self, rec: Recording, name: str, options: Options, hide: str) -> Prediction | ECGFounderError:
         """One recording read from the file at ``hide`` (a temporary path, never shown), analysed; its
-        error returned, not raised."""
+        error returned, not raised.  Its format is the one its reader found (a zip's member: the
+        member's)."""
         try:
-            return await self._timed(self._analyze(lambda: self._short_enough(rec, name), name, fmt, options,
+            return await self._timed(self._analyze(lambda: self._short_enough(rec, name), name,
+                                                   lambda: rec.meta.get("format"), options,
                                                    self.file_terms, hide=hide))
         except (InputError, RequestTimeout) as exc:
             return exc
