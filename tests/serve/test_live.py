@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from servehelpers import MUSE, STANDARD_12, running_server  # noqa: E402
+from servehelpers import MUSE, STANDARD_12, WFDB, running_server  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
@@ -230,4 +230,93 @@ def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     # the span note is ink below the grid at the left: printout 4 rows × 40 mm, note at 5 mm under it
     note = _region_stats(page, 10, 60, 161, 166)
     assert min(note) < 250, note  # white (255) without it
+    page.close()
+
+
+def _zip(path, members):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members:
+            z.writestr(name, data)
+    return path
+
+
+def _record_line(page):
+    return page.inner_text("#record")
+
+
+def test_viewer_lists_the_recordings_of_a_zip_and_shows_the_one_chosen(live, browser, tmp_path):
+    """A zip of two readable recordings and an unreadable one goes to /v1/predict/batch: three items
+    listed, the failure with its reason, the first recording drawn at once, another drawn when
+    chosen (by keyboard too); 'Download all' gives the whole batch answer."""
+    url, tmp = live
+    hea, dat = (WFDB.with_suffix(s) for s in (".hea", ".mat"))
+    archive = _zip(tmp_path / "clinic.zip", [("a.xml", MUSE.read_bytes()), ("b/E07500.hea", hea.read_bytes()),
+                                             ("b/E07500.mat", dat.read_bytes()), ("c.xml", b"<RestingECG><Waveform>")])
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.set_input_files("#file", str(archive))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert page.inner_text("#status").startswith("Done: 3 recordings, 2 analysed, 1 failed")
+    assert page.is_visible("#batch") and page.inner_text("#batch-title") == "3 recordings"
+    items = page.locator("#batch-list li")
+    assert items.count() == 3
+    buttons = page.locator("#batch-list button")
+    assert buttons.count() == 2
+    assert buttons.nth(0).inner_text() == "clinic.zip#0" and buttons.nth(0).get_attribute("aria-current") == "true"
+    assert items.nth(1).inner_text().startswith("clinic.zip#1 a · ")  # the member's own name beside the item's
+    failed = page.locator("#batch-list li.failed")
+    assert failed.count() == 1 and failed.inner_text().startswith("clinic.zip") and "ecgfounder-serve-" not in failed.inner_text()
+    first = _record_line(page)  # (members in name order; each with its own format, not the archive's)
+    assert first.startswith("E07500 · wfdb · 500 Hz · 12 leads · 10.0 s"), first
+    assert page.locator("#ecg").get_attribute("data-traces") == "13"
+    assert json.loads(page.evaluate("JSON.stringify(last)"))["record"]["id"] == "E07500"
+    buttons.nth(1).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("(t) => document.getElementById('record').textContent !== t", arg=first, timeout=5000)
+    assert _record_line(page).startswith("a · muse · ") and buttons.nth(1).get_attribute("aria-current") == "true"
+    assert buttons.nth(0).get_attribute("aria-current") is None
+    assert page.locator("#findings li").count() >= 1
+    with page.expect_download() as dl:
+        page.click("#download-all")
+    whole = json.loads(open(dl.value.path(), encoding="utf-8").read())
+    assert [(it["name"], it["ok"]) for it in whole["items"]] == [("clinic.zip#0", True), ("clinic.zip#1", True),
+                                                                 ("clinic.zip#2", False)]
+    page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
+    if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):
+        shutil.copy(tmp_path / "batch.png", os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".batch.png")
+    # a single recording again: the list goes away
+    page.set_input_files("#file", str(MUSE))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done in')", timeout=20000)
+    assert not page.is_visible("#batch")
+    assert errors == [] and list(tmp.iterdir()) == []
+    page.close()
+
+
+def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, browser, tmp_path):
+    """Two files chosen together (a WFDB .hea + .dat counting as one recording) are two recordings;
+    a zip under a name the viewer does not know is refused by /v1/predict and sent again to the batch."""
+    url, _ = live
+    hea, dat = (WFDB.with_suffix(s) for s in (".hea", ".mat"))
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.set_input_files("#file", [str(MUSE), str(hea), str(dat)])
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert page.inner_text("#status").startswith("Done: 2 recordings, 2 analysed, 0 failed")
+    assert page.locator("#batch-list button").all_inner_texts() == [MUSE.name, "E07500.hea"]
+    page.set_input_files("#file", [str(hea), str(dat)])  # one WFDB record: a single answer, no list
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done in')", timeout=20000)
+    assert not page.is_visible("#batch") and "E07500" in _record_line(page)
+    disguised = _zip(tmp_path / "export.ecgarchive", [("a.xml", MUSE.read_bytes()), ("b.xml", MUSE.read_bytes())])
+    requests = []
+    page.on("request", lambda r: requests.append(urlparse(r.url).path) if r.method == "POST" else None)
+    page.set_input_files("#file", str(disguised))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert requests == ["/v1/predict", "/v1/predict/batch"], requests
+    assert page.locator("#batch-list button").all_inner_texts() == ["export.ecgarchive#0", "export.ecgarchive#1"]
     page.close()

@@ -1,5 +1,5 @@
-// ECGFounder viewer: upload a file to /v1/predict, draw the 12-lead printout (25 mm/s, 10 mm/mV)
-// with attribution shading, list findings and quality flags, download the report.
+// ECGFounder viewer: upload files to /v1/predict (several recordings: /v1/predict/batch, listed), draw the
+// 12-lead printout (25 mm/s, 10 mm/mV) with attribution shading, list findings and quality flags, download the report.
 // No external resource: everything is in this file, viewer.css and index.html.
 "use strict";
 
@@ -10,7 +10,8 @@ const MARGIN = 8, CAL_W = 10;
 const COLUMNS = [["I", "II", "III"], ["aVR", "aVL", "aVF"], ["V1", "V2", "V3"], ["V4", "V5", "V6"]];
 const STANDARD = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"];
 const $ = (id) => document.getElementById(id);
-let last = null;         // the last answer
+let last = null;         // the answer shown
+let lastBatch = null;    // the batch answer listed, if any
 
 function authHeaders() {
   const t = $("token").value.trim();
@@ -33,31 +34,110 @@ async function loadModel() {
   } catch (e) { $("model").textContent = "model: unavailable"; }
 }
 
-async function analyse(files) {
-  if (!files || !files.length) return;
+// Files that may hold several recordings go to /v1/predict/batch, and so do several recordings at
+// once (a WFDB record's .hea/.dat/.mat count as one): the answer lists each, one failure its own item.
+const BATCH_FILE = /\.(zip|h5|hdf5|hdf|npz)$/i;
+const WFDB_PART = /^(.*)\.(hea|dat|mat|atr|qrs)$/i;
+
+function wantsBatch(files) {
+  const records = new Set(files.map((f) => { const m = f.name.match(WFDB_PART); return m ? m[1] : f.name; }));
+  return records.size > 1 || files.some((f) => BATCH_FILE.test(f.name));
+}
+
+function query() {
+  const m = $("attr-method").value;
+  let q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
+  const fs = $("fs").value.trim(), leads = $("leads").value.trim();  // for CSV/NumPy files that do not store them
+  if (fs) q += "&fs=" + encodeURIComponent(fs);
+  if (leads) q += "&leads=" + encodeURIComponent(leads);
+  return q;
+}
+
+// POST the files to an endpoint: [answer, null] or [null, the one-line error to show]
+async function post(endpoint, files) {
   const form = new FormData();
   for (const f of files) form.append("file", f, f.name);
-  setStatus("Analysing " + Array.from(files).map((f) => f.name).join(", ") + " …");
-  $("result").hidden = true;
   let r;
   try {
-    const m = $("attr-method").value;
-    let q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
-    const fs = $("fs").value.trim(), leads = $("leads").value.trim();  // for CSV/NumPy files that do not store them
-    if (fs) q += "&fs=" + encodeURIComponent(fs);
-    if (leads) q += "&leads=" + encodeURIComponent(leads);
-    r = await fetch("/v1/predict?" + q, { method: "POST", body: form, headers: authHeaders() });
-  } catch (e) { setStatus("network error: " + e, true); return; }
+    r = await fetch(endpoint + "?" + query(), { method: "POST", body: form, headers: authHeaders() });
+  } catch (e) { return [null, "network error: " + e]; }
   let body = null;
   try { body = await r.json(); } catch (e) { body = { detail: r.statusText }; }
-  if (!r.ok) {
-    const wait = r.headers.get("Retry-After");
-    setStatus("error " + r.status + ": " + (body.detail || r.statusText) + (wait ? " (retry in " + wait + " s)" : ""), true);
+  if (r.ok) return [body, null];
+  const wait = r.headers.get("Retry-After");
+  return [null, "error " + r.status + ": " + (body.detail || r.statusText) + (wait ? " (retry in " + wait + " s)" : "")];
+}
+
+async function analyse(picked) {
+  const files = Array.from(picked || []);
+  if (!files.length) return;
+  setStatus("Analysing " + files.map((f) => f.name).join(", ") + " …");
+  $("result").hidden = true;
+  $("batch").hidden = true;
+  last = lastBatch = null;
+  const t0 = performance.now();
+  if (!wantsBatch(files)) {
+    const [answer, error] = await post("/v1/predict", files);
+    if (answer) {
+      last = answer;
+      show(answer);
+      setStatus("Done in " + Math.round(answer.timing_ms.total) + " ms.");
+      return;
+    }
+    if (!error.includes("/v1/predict/batch")) { setStatus(error, true); return; }  // else: a file of several recordings
+  }
+  const [batch, error] = await post("/v1/predict/batch", files);
+  if (!batch) { setStatus(error, true); return; }
+  const ms = Math.round(performance.now() - t0);
+  const first = batch.items.findIndex((it) => it.ok);
+  if (batch.items.length === 1 && first === 0) {  // one recording after all: shown as a single answer
+    last = batch.items[0].result;
+    show(last);
+    setStatus("Done in " + ms + " ms.");
     return;
   }
-  last = body;
-  show(body);
-  setStatus("Done in " + Math.round(body.timing_ms.total) + " ms.");
+  lastBatch = batch;
+  showBatch(batch);
+  if (first >= 0) choose(first);
+  const n = batch.items.length;
+  setStatus((first < 0 ? "None of the " + n + " recordings could be analysed" : "Done: " + n + " recordings, " +
+    batch.n_ok + " analysed, " + batch.n_failed + " failed") + " (" + ms + " ms).", first < 0);
+}
+
+// the list of a batch's recordings: each analysed one a button that shows it, each failure its reason
+function showBatch(batch) {
+  $("batch").hidden = false;
+  $("batch-title").textContent = batch.items.length + " recordings";
+  const list = $("batch-list");
+  list.replaceChildren();
+  batch.items.forEach((it, k) => {
+    const li = document.createElement("li");
+    if (!it.ok) {
+      li.className = "failed";
+      li.textContent = it.error;  // (the server's line names the file)
+    } else {
+      const a = it.result, b = document.createElement("button");
+      b.type = "button"; b.dataset.k = String(k);
+      const top = a.findings.length ? a.findings[0].label + " " + (100 * (a.findings[0].calibrated_probability ??
+        a.findings[0].probability)).toFixed(0) + " %" + (a.findings.length > 1 ? " (+" + (a.findings.length - 1) + ")" : "")
+        : "no label above its threshold";
+      b.textContent = it.name;
+      const s = document.createElement("span");
+      s.className = "muted";
+      s.textContent = " " + a.record.id + " · " + top + " · quality: " + (a.quality.flags.length ? a.quality.flags.join(", ") : "no flags");
+      b.addEventListener("click", () => choose(k));
+      li.append(b, s);
+    }
+    list.append(li);
+  });
+}
+
+function choose(k) {
+  last = lastBatch.items[k].result;
+  for (const b of $("batch-list").querySelectorAll("button")) {
+    if (b.dataset.k === String(k)) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
+  }
+  show(last);
 }
 
 function leadRows(sig) {
@@ -266,6 +346,7 @@ function init() {
   $("file").addEventListener("change", (e) => { const fl = Array.from(e.target.files); e.target.value = ""; analyse(fl); });
   $("token").addEventListener("change", loadModel);
   $("download-json").addEventListener("click", () => last && download("ecgfounder-" + last.record.id + ".json", "application/json", JSON.stringify(last, null, 2)));
+  $("download-all").addEventListener("click", () => lastBatch && download("ecgfounder-batch.json", "application/json", JSON.stringify(lastBatch, null, 2)));
   $("download-report").addEventListener("click", () => last && download("ecgfounder-report-" + last.record.id + ".html", "text/html", reportHTML(last)));
   loadModel();
 }
