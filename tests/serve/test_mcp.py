@@ -169,3 +169,99 @@ def test_mcp_reads_files_with_the_rate_and_leads_given(analyzer, tmp_path):
         assert res.structured_content["record"]["fs"] == 500.0 and res.structured_content["record"]["format"] == "csv"
     assert "the argument format: unknown format 'bogus'; choose one of" in _error_text(bad_format)
     assert "content_base64 of 3000000 characters" in _error_text(too_big) and "give its path" in _error_text(too_big)
+
+
+def _zip(members: dict) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _h5(n: int) -> bytes:
+    import io
+
+    import h5py
+    import numpy as np
+
+    from servehelpers import STANDARD_12
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        d = f.create_dataset("tracings", data=np.random.default_rng(0).normal(0, 0.3, (n, 5000, 12)))
+        d.attrs["fs"] = 500.0
+        d.attrs["leads"] = STANDARD_12
+    return buf.getvalue()
+
+
+def test_mcp_batch_answers_for_each_recording_of_a_file(analyzer, tmp_path):
+    """A zip of ECG files or an HDF5 batch was refused by analyze_ecg, with a fix (a batch request)
+    an agent cannot make; analyze_ecg_batch answers one item per recording (FILE#k, in order), a bad
+    member its own one-line error naming the file (not the temporary path), at most max_files."""
+    pytest.importorskip("h5py")
+    inbox, tmp = tmp_path / "in", tmp_path / "tmp"
+    inbox.mkdir(), tmp.mkdir()
+    (inbox / "pair.zip").write_bytes(_zip({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes()}))
+    bad = _zip({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes(), "c.xml": b"<RestingECG><Waveform>"})
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp, max_files=2), allowed_dirs=(inbox, DATA))
+    b64 = base64.b64encode
+    _, zipped, h5, one, refused = asyncio.run(_session(server, [
+        ("analyze_ecg_batch", {"content_base64": b64(bad).decode(), "filename": "bad.zip"}),
+        ("analyze_ecg_batch", {"content_base64": b64(_h5(3)).decode(), "filename": "three.h5", "all_labels": True}),
+        ("analyze_ecg_batch", {"path": str(MUSE)}),
+        ("analyze_ecg", {"path": str(inbox / "pair.zip")}),
+    ]))
+
+    def items(res):
+        assert not res.is_error, res.content[0].text
+        return res.structured_content["items"]
+
+    got = items(zipped)
+    assert [(it["name"], it["ok"]) for it in got] == [("bad.zip#0", True), ("bad.zip#1", True), ("bad.zip#2", False)]
+    assert [len(it["result"]["labels"]) for it in got[:2]] == [10, 10]  # trimmed as analyze_ecg's
+    err = got[2]["error"]
+    assert err.startswith("bad.zip") and "\n" not in err and "ecgfounder-mcp-" not in err and str(tmp) not in err, err
+    assert (zipped.structured_content["n_ok"], zipped.structured_content["n_failed"]) == (2, 1)
+    got = items(h5)  # three recordings, two allowed: the third is the error item
+    assert [(it["name"], it["ok"]) for it in got] == [("three.h5#0", True), ("three.h5#1", True), ("three.h5#2", False)]
+    assert [len(it["result"]["labels"]) for it in got[:2]] == [150, 150]
+    assert "holds more than 2 recordings" in got[2]["error"] and "max_files" in got[2]["error"]
+    (single,) = items(one)
+    assert single["name"] == MUSE.name and single["ok"] and single["result"]["record"]["format"] == "muse"
+    assert _error_text(refused).endswith(": pair.zip holds several recordings and one is analysed here; call analyze_"
+                                         "ecg_batch with the same path or content_base64, which answers for each.")
+    assert list(tmp.iterdir()) == []
+
+
+def test_mcp_batch_tool_refuses_bad_arguments_in_one_line(analyzer, tmp_path):
+    """The batch tool is listed beside analyze_ecg, refuses unknown and ill-typed arguments with one
+    line and a valid call of its own, and reads only under the allowed directories."""
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path, max_upload_bytes=100_000), allowed_dirs=(DATA,))
+    tools, unknown, typed, none, outside, too_big = asyncio.run(_session(server, [
+        ("analyze_ecg_batch", {"path": str(MUSE), "signal": [[0.0]]}),
+        ("analyze_ecg_batch", {"path": 123}),
+        ("analyze_ecg_batch", {}),
+        ("analyze_ecg_batch", {"path": "/etc/passwd"}),
+        ("analyze_ecg_batch", {"content_base64": "A" * 200_000, "filename": "e.zip"}),
+    ]))
+    by_name = {t.name: t for t in tools.tools}
+    assert {"analyze_ecg", "analyze_ecg_batch", "list_labels"} <= set(by_name)
+    assert all(t.input_schema["additionalProperties"] is False for t in tools.tools)
+    batch = by_name["analyze_ecg_batch"]
+    assert {"path", "content_base64", "filename", "fs", "leads", "format", "units", "all_labels",
+            "include_embedding"} == set(batch.input_schema["properties"])
+    assert {"n_ok", "n_failed", "items"} <= set(batch.output_schema["properties"])
+    assert "analyze_ecg_batch" in by_name["analyze_ecg"].description
+    usage = 'valid calls: {"path": "ecgs.zip"}'
+    for res, expect in ((unknown, "signal: unknown argument (got an array of 1 item) (the arguments are path,"),
+                        (typed, "path: Input should be a valid string (got integer 123)"),
+                        (none, "give exactly one of path or content_base64 (with filename)")):
+        text = _error_text(res)
+        assert expect in text and usage in text and "\n" not in text and "pydantic" not in text, text
+    assert "outside the directories" in _error_text(outside)
+    assert "max_upload_bytes" in _error_text(too_big)
+    assert list(tmp_path.iterdir()) == []

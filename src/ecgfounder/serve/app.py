@@ -242,9 +242,9 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                             rkw: dict = Depends(read_options)) -> BatchResponse:
         async def one(name: str, coro: Any) -> BatchItem:
             try:
-                return BatchItem(name=name, ok=True, result=await coro)
+                return BatchItem.of(name, await coro)
             except (InputError, RequestTimeout) as exc:
-                return BatchItem(name=name, ok=False, error=str(exc))
+                return BatchItem.of(name, exc)
 
         async with service.admit():
             if _is_type(request, "application/json"):
@@ -259,11 +259,9 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                     per_file = await asyncio.gather(*(service.analyze_members(p, filename=name, read_kwargs=rkw,
                                                                               options=opts, limit=cfg.max_files)
                                                       for p, name in records))
-                items = [BatchItem(name=name, ok=False, error=str(got)) if isinstance(got, Exception)
-                         else BatchItem(name=name, ok=True, result=got) for found in per_file for name, got in found]
-                items += [BatchItem(name=name, ok=False, error=" ".join(reason.split())) for name, reason in refused]
-        n_ok = sum(it.ok for it in items)
-        return BatchResponse(n_ok=n_ok, n_failed=len(items) - n_ok, items=list(items))
+                items = [BatchItem.of(name, got) for found in per_file for name, got in found]
+                items += [BatchItem.of(name, reason) for name, reason in refused]
+        return BatchResponse.of(list(items))
 
     viewer = files("ecgfounder.serve") / "viewer"
     app.mount("/viewer", StaticFiles(directory=str(viewer), html=True), name="viewer")

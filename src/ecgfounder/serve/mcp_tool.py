@@ -2,7 +2,9 @@
 
 Tools: ``analyze_ecg`` (a file on the server under the allowed directories, a base64 file, or an
 inline signal → the same :class:`~ecgfounder.serve.schema.Prediction` the HTTP service answers,
-with its JSON schema as the tool's output schema) and ``list_labels``.
+with its JSON schema as the tool's output schema), ``analyze_ecg_batch`` (a file of several
+recordings: a zip of ECG files, an HDF5/NumPy batch → a :class:`~ecgfounder.serve.schema.BatchResponse`,
+one item per recording, as ``/v1/predict/batch`` answers) and ``list_labels``.
 Run over stdio with ``ecgfounder serve --mcp`` (or :func:`ecgfounder.serve.run_mcp`).
 
 Bad arguments (a wrong type, an unknown name, a wrong combination) are answered with one line naming
@@ -15,12 +17,13 @@ import base64
 import binascii
 import os
 import tempfile
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Iterator, TypeVar
 
 from .adapter import Analyzer
 from .config import ServeConfig
-from .schema import LabelsResponse, Prediction, SignalRequest, validation_line
+from .schema import BatchItem, BatchResponse, LabelsResponse, Prediction, SignalRequest, validation_line
 from .service import InputError, Options, Service
 from .terms import Terms
 from .uploads import safe_name
@@ -41,8 +44,13 @@ _SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads"}))
 _EXAMPLES = {
     "analyze_ecg": 'valid calls: {"path": "ecg.xml"}, {"content_base64": "<base64 of the file>", "filename": '
                    '"ecg.xml"} or {"signal": [[0.01, 0.02, ...], ...], "fs": 500, "leads": ["I", ...]}',
+    "analyze_ecg_batch": 'valid calls: {"path": "ecgs.zip"} or {"content_base64": "<base64 of the file>", '
+                         '"filename": "ecgs.h5"}',
     "list_labels": "valid call: {}",
 }
+# analyze_ecg's fix for a file of several recordings
+_SEVERAL = "call analyze_ecg_batch with the same path or content_base64, which answers for each"
+_T = TypeVar("_T")
 
 
 class _Server(MCPServer):
@@ -88,14 +96,26 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
     service = Service(analyzer, cfg, file_terms=_FILE_TERMS, signal_terms=_SIGNAL_TERMS)
     roots = tuple(Path(d).resolve() for d in allowed_dirs)
     server = _Server("ecgfounder", instructions=(
-        "Analyse 12-lead (or 1-lead) ECGs with the ECGFounder model: call analyze_ecg with a file path, "
-        "a base64-encoded file, or an inline signal in millivolts. Findings are labels whose probability "
-        "reaches the operating threshold. Research use only, not a medical device."))
+        "Analyse 12-lead (or 1-lead) ECGs with the ECGFounder model: call analyze_ecg for one recording (a file "
+        "path, a base64-encoded file, or an inline signal in millivolts), analyze_ecg_batch for a file holding "
+        "several (a zip of ECG files, an HDF5 or NumPy batch): one answer per recording. Findings are labels "
+        "whose probability reaches the operating threshold. Research use only, not a medical device."))
 
     async def _started() -> Service:
         if not service.ready:
             await service.start()
         return service
+
+    @asynccontextmanager
+    async def _file(path: str | None, content_base64: str | None,
+                    filename: str | None) -> AsyncIterator[tuple[Path, str]]:
+        """The file to read and the name its answers and errors show: ``path`` (under the allowed
+        directories), or ``content_base64`` written to a temporary file removed on exit."""
+        if path is not None:
+            yield _allowed(path, roots), Path(path).name
+        else:
+            with _decoded(content_base64, filename, cfg) as p:
+                yield p, filename or ""
 
     @server.tool(description=(
         "Analyse one ECG recording. Give exactly one of: 'path' (a file on the server, any supported "
@@ -105,50 +125,70 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "NumPy), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
         "'format' forces a reader. Returns the findings above threshold, "
         f"the {_TOP_LABELS} most probable labels (all 150 with all_labels=true), signal-quality flags "
-        "and the model's identity and preprocessing contract."))
+        "and the model's identity and preprocessing contract. A file holding several recordings (a zip of "
+        "ECG files, an HDF5 or NumPy batch) is refused: use analyze_ecg_batch for it."))
     async def analyze_ecg(path: str | None = None, content_base64: str | None = None, filename: str | None = None,
                           signal: list[list[float]] | None = None, fs: float | None = None,
                           leads: list[str] | None = None, format: str | None = None, units: str | None = None,
                           all_labels: bool = False, include_embedding: bool = False) -> Prediction:
-        try:
-            read = {k: v for k, v in (("fs", fs), ("leads", leads), ("format", format), ("units", units))
-                    if v is not None}
-            return await _analyze(path, content_base64, filename, signal, read, all_labels, include_embedding)
-        except (ValueError, ECGFounderError) as exc:  # the reason reaches the agent (crashes stay on the server)
-            raise ToolError(" ".join(str(exc).split())) from None
+        read = _read_options(fs, leads, format, units)
+        answer = await _one_line(_analyze(path, content_base64, filename, signal, read, include_embedding))
+        return _trimmed(answer, all_labels)
 
     async def _analyze(path: str | None, content_base64: str | None, filename: str | None,
-                       signal: list[list[float]] | None, read: dict[str, Any], all_labels: bool,
-                       include_embedding: bool) -> Prediction:
+                       signal: list[list[float]] | None, read: dict[str, Any], include_embedding: bool) -> Prediction:
         usage = _EXAMPLES["analyze_ecg"]
         given = [x is not None for x in (path, content_base64, signal)]
         if sum(given) != 1:
             raise ValueError(f"give exactly one of path, content_base64 (with filename) or signal (with fs and "
                              f"leads); {usage}.")
-        if filename is not None and content_base64 is None:
-            raise ValueError(f"filename goes with content_base64 (its extension tells the format); a path is read "
-                             f"under its own name; {usage}.")
-        svc = await _started()
+        _filename_alone(filename, content_base64, usage)
         opts = Options(embedding=include_embedding)
-        if signal is not None:
-            if "fs" not in read or "leads" not in read:
-                raise ValueError(f"an inline signal needs fs (Hz) and leads (one name per row); {usage}.")
-            if {"format", "units"} & set(read):
-                raise ValueError(f"format and units apply to a file (path or content_base64); an inline signal is "
-                                 f"in mV and needs no reader; {usage}.")
-            try:
-                req = SignalRequest(signal=signal, **read)
-            except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
-                raise InputError(validation_line(exc.errors(), what="inline signal", fix="give signal as leads × samples in mV, fs > 0 in Hz and one lead name per row")) from None
-            answer = await svc.analyze_signal(req, opts)
-        elif path is not None:
-            answer = await svc.analyze_file(_allowed(path, roots), filename=Path(path).name, read_kwargs=read,
-                                            options=opts)
-        else:
-            answer = await _from_base64(svc, content_base64, filename, cfg, read, opts)
-        if not all_labels:
-            answer.labels = sorted(answer.labels, key=lambda s: -s.probability)[:_TOP_LABELS]
-        return answer
+        if signal is None:
+            async with _file(path, content_base64, filename) as (p, name):
+                return await (await _started()).analyze_file(p, filename=name, read_kwargs=read, options=opts,
+                                                             several=_SEVERAL)
+        if "fs" not in read or "leads" not in read:
+            raise ValueError(f"an inline signal needs fs (Hz) and leads (one name per row); {usage}.")
+        if {"format", "units"} & set(read):
+            raise ValueError(f"format and units apply to a file (path or content_base64); an inline signal is "
+                             f"in mV and needs no reader; {usage}.")
+        try:
+            req = SignalRequest(signal=signal, **read)
+        except ValidationError as exc:  # one line naming the field, not pydantic's multi-line report
+            raise InputError(validation_line(exc.errors(), what="inline signal", fix="give signal as leads × samples "
+                                             "in mV, fs > 0 in Hz and one lead name per row")) from None
+        return await (await _started()).analyze_signal(req, opts)
+
+    @server.tool(description=(
+        "Analyse every recording of one file holding several: a zip of ECG files (each in any format "
+        "analyze_ecg reads) or an HDF5/NumPy batch (recordings × samples × leads). Give exactly one of "
+        "'path' (a file on the server) or 'content_base64' with 'filename'; 'fs', 'leads', 'units', "
+        "'format', 'all_labels' and 'include_embedding' as for analyze_ecg. Returns one item per "
+        "recording, in order, named FILE#k (a file of one recording: one item named FILE), each with "
+        "ok and either its result (as analyze_ecg answers) or its one-line error: one bad recording "
+        f"does not stop the others. At most {cfg.max_files} recordings per file; a larger file ends "
+        "with an error item. For one recording or an inline signal, use analyze_ecg."))
+    async def analyze_ecg_batch(path: str | None = None, content_base64: str | None = None,
+                                filename: str | None = None, fs: float | None = None, leads: list[str] | None = None,
+                                format: str | None = None, units: str | None = None, all_labels: bool = False,
+                                include_embedding: bool = False) -> BatchResponse:
+        read = _read_options(fs, leads, format, units)
+        found = await _one_line(_analyze_batch(path, content_base64, filename, read, include_embedding))
+        return BatchResponse.of([BatchItem.of(name, got if isinstance(got, Exception) else _trimmed(got, all_labels))
+                                 for name, got in found])
+
+    async def _analyze_batch(path: str | None, content_base64: str | None, filename: str | None,
+                             read: dict[str, Any],
+                             include_embedding: bool) -> list[tuple[str, Prediction | ECGFounderError]]:
+        usage = _EXAMPLES["analyze_ecg_batch"]
+        if (path is None) == (content_base64 is None):
+            raise ValueError(f"give exactly one of path or content_base64 (with filename); {usage}.")
+        _filename_alone(filename, content_base64, usage)
+        async with _file(path, content_base64, filename) as (p, name):
+            return await (await _started()).analyze_members(p, filename=name, read_kwargs=read,
+                                                            options=Options(embedding=include_embedding),
+                                                            limit=cfg.max_files)
 
     @server.tool(description="The labels the model outputs, with their operating thresholds and the model identity.")
     async def list_labels() -> LabelsResponse:
@@ -166,8 +206,37 @@ def _allowed(path: str, roots: tuple[Path, ...]) -> Path:
     return p
 
 
-async def _from_base64(svc: Service, content: str | None, filename: str | None, cfg: ServeConfig,
-                       read: dict[str, Any], opts: Options) -> Prediction:
+def _read_options(fs: float | None, leads: list[str] | None, format: str | None,
+                  units: str | None) -> dict[str, Any]:
+    """The reader's arguments given to a tool."""
+    return {k: v for k, v in (("fs", fs), ("leads", leads), ("format", format), ("units", units)) if v is not None}
+
+
+def _filename_alone(filename: str | None, content_base64: str | None, usage: str) -> None:
+    if filename is not None and content_base64 is None:
+        raise ValueError(f"filename goes with content_base64 (its extension tells the format); a path is read "
+                         f"under its own name; {usage}.")
+
+
+async def _one_line(coro: Awaitable[_T]) -> _T:
+    """``coro``'s answer; its reason for refusing the input reaches the agent as one line (crashes
+    stay on the server)."""
+    try:
+        return await coro
+    except (ValueError, ECGFounderError) as exc:
+        raise ToolError(" ".join(str(exc).split())) from None
+
+
+def _trimmed(answer: Prediction, all_labels: bool) -> Prediction:
+    """``answer`` with its labels cut to the most probable :data:`_TOP_LABELS`, unless ``all_labels``."""
+    if not all_labels:
+        answer.labels = sorted(answer.labels, key=lambda s: -s.probability)[:_TOP_LABELS]
+    return answer
+
+
+@contextmanager
+def _decoded(content: str | None, filename: str | None, cfg: ServeConfig) -> Iterator[Path]:
+    """``content`` (base64) decoded into a temporary file named after ``filename``, removed on exit."""
     if not filename:
         raise ValueError("content_base64 needs filename (its extension tells the format, e.g. ecg.xml).")
     if len(content or "") > cfg.max_upload_bytes * 4 // 3 + 4:
@@ -183,4 +252,4 @@ async def _from_base64(svc: Service, content: str | None, filename: str | None, 
     with tempfile.TemporaryDirectory(prefix="ecgfounder-mcp-", dir=cfg.tmp_dir) as tmp:
         p = Path(tmp) / safe_name(filename, 0)
         p.write_bytes(data)
-        return await svc.analyze_file(p, filename=filename, read_kwargs=read, options=opts)
+        yield p

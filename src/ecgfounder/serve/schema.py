@@ -135,12 +135,24 @@ class BatchItem(BaseModel):
     result: Prediction | None = None
     error: str | None = Field(None, description="one-line reason when the record failed")
 
+    @classmethod
+    def of(cls, name: str, got: "Prediction | BaseException | str") -> "BatchItem":
+        """The item of one recording: its answer, or its error (an exception or a reason) on one line."""
+        if isinstance(got, Prediction):
+            return cls(name=name, ok=True, result=got)
+        return cls(name=name, ok=False, error=" ".join(str(got).split()))
+
 
 class BatchResponse(BaseModel):
     schema_version: str = SCHEMA_VERSION
     n_ok: int
     n_failed: int
     items: list[BatchItem]
+
+    @classmethod
+    def of(cls, items: list[BatchItem]) -> "BatchResponse":
+        n_ok = sum(it.ok for it in items)
+        return cls(n_ok=n_ok, n_failed=len(items) - n_ok, items=items)
 
 
 class LabelInfo(BaseModel):
