@@ -12,11 +12,11 @@
 * **Cache.**  :func:`cache_dir` is the package's cache folder: ``$ECGFOUNDER_CACHE``, else
   ``$XDG_CACHE_HOME/ecgfounder``, else ``~/.cache/ecgfounder``.  Nothing is created on import.
 * **One writer.**  :class:`WriterLock` is the right to write something (an output file, a store
-  folder) held by one process at a time: ``fcntl.flock`` on a lock file holding the holder's PID.
-  The lock ends with its process, so a killed holder blocks no one and no PID is guessed at.
-  ``fcntl`` is used directly rather than the ``filelock`` package because the PID must be readable
-  by the refused process: ``filelock`` truncates the file when it tries the lock, which would erase
-  the holder's PID.  Where ``fcntl`` does not exist (Windows) no lock is taken.
+  folder) held by one process at a time: ``fcntl.flock`` (Windows: ``msvcrt.locking``) on a lock
+  file holding the holder's PID.  The lock ends with its process, so a killed holder blocks no one
+  and no PID is guessed at.  These are used directly rather than the ``filelock`` package because
+  the PID must be readable by the refused process: ``filelock`` truncates the file when it tries the
+  lock, which would erase the holder's PID.  Where neither exists no lock is taken.
 """
 
 from __future__ import annotations
@@ -154,33 +154,106 @@ def cache_dir(*parts: str) -> Path:
     return base.joinpath(*parts)
 
 
+_LOCK_BYTE = 1 << 20  # Windows: the byte locked, far past the PID text at offset 0
+
+
+class _Flock:
+    """POSIX: ``fcntl.flock`` on the whole file, freed when the file is closed."""
+
+    checks_same_file = True  # a taker may wait on a file its previous holder removed on release
+
+    def __init__(self, fcntl: Any):
+        self._fcntl = fcntl
+
+    def lock(self, fd: int) -> None:
+        """Take the lock without waiting; ``OSError`` when another open file holds it."""
+        self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+
+    def release(self, path: Path, fd: int) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+class _Msvcrt:
+    """Windows: ``msvcrt.locking`` on one byte far past the PID text.  Region locks are mandatory
+    there: one over the PID would keep the refused taker from reading it.  An open file cannot be
+    removed on Windows, so no taker waits on a removed one, and release closes before it removes."""
+
+    checks_same_file = False
+
+    def __init__(self, msvcrt: Any):
+        self._msvcrt = msvcrt
+
+    def _at_lock_byte(self, fd: int, mode: int) -> None:
+        os.lseek(fd, _LOCK_BYTE, os.SEEK_SET)  # msvcrt.locking works from the file position
+        try:
+            self._msvcrt.locking(fd, mode, 1)
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+
+    def lock(self, fd: int) -> None:
+        """Take the lock without waiting; ``OSError`` when another open file holds it."""
+        self._at_lock_byte(fd, self._msvcrt.LK_NBLCK)
+
+    def release(self, path: Path, fd: int) -> None:
+        try:  # unlocked explicitly: Windows frees a closed file's locks only after a delay
+            self._at_lock_byte(fd, self._msvcrt.LK_UNLCK)
+        except OSError:  # pragma: no cover - closing frees it anyway
+            pass
+        finally:
+            os.close(fd)
+        try:
+            path.unlink(missing_ok=True)
+        except PermissionError:  # a taker opened it meanwhile: the file is theirs now
+            pass
+
+
+def _lock_backend() -> _Flock | _Msvcrt | None:
+    """How this platform locks a file: ``fcntl`` (POSIX), else ``msvcrt`` (Windows), else ``None``."""
+    try:
+        import fcntl
+    except ImportError:
+        try:
+            import msvcrt
+        except ImportError:  # pragma: no cover - neither POSIX nor Windows
+            return None
+        return _Msvcrt(msvcrt)
+    return _Flock(fcntl)
+
+
 class WriterLock:
-    """The right to write something while held, one process at a time: ``fcntl.flock`` on ``path``
-    (created), which holds the holder's PID.  A second taker is refused at once with
-    ``refused(pid)`` (the holder's PID as text, ``"?"`` when unknown), an exception naming what is
-    locked and the fix.  The lock dies with its holder's process: the file a killed holder leaves
-    locks nothing.  A taker that opened a lock file its previous holder removed (on release) while
-    it waited opens the new one instead.  Releasing removes the file.  A context manager."""
+    """The right to write something while held, one process at a time: ``fcntl.flock`` (Windows:
+    ``msvcrt.locking``) on ``path`` (created), which holds the holder's PID.  A second taker is
+    refused at once with ``refused(pid)`` (the holder's PID as text, ``"?"`` when unknown), an
+    exception naming what is locked and the fix.  The lock dies with its holder's process: the file a
+    killed holder leaves locks nothing.  A taker that opened a lock file its previous holder removed
+    (on release) while it waited opens the new one instead.  Releasing removes the file.  A context
+    manager."""
 
     def __init__(self, path: str | os.PathLike, refused: Callable[[str], BaseException]):
         self.path = Path(path)
         self.refused = refused
         self._fd: int | None = None
+        self._backend: _Flock | _Msvcrt | None = None
 
     def acquire(self) -> "WriterLock":
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
+        backend = _lock_backend()
+        if backend is None:  # pragma: no cover - neither POSIX nor Windows
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)  # (Windows: no newline translation)
         for _ in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, flags, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                backend.lock(fd)
             except OSError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 raise self.refused(holder) from None
+            if not backend.checks_same_file:
+                break
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -192,17 +265,14 @@ class WriterLock:
             raise self.refused("?")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        self._fd, self._backend = fd, backend
         return self
 
     def release(self) -> None:
-        if self._fd is None:
+        if self._fd is None or self._backend is None:
             return
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = self._fd, None
+        self._backend.release(self.path, fd)
 
     def __enter__(self) -> "WriterLock":
         return self.acquire()
