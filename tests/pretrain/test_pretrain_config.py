@@ -23,6 +23,8 @@ from ecgfounder.train.config import ConfigError, apply_overrides
         ("data.shuffle_buffer=-1", r"data.shuffle_buffer=-1 must be >= 0"),
         ("train.epochs=0", r"train.epochs=0 must be >= 1"),
         ("train.max_steps=0", r"train.max_steps=0 must be >= 1"),
+        ("optim.schedule_steps=0", r"optim.schedule_steps=0 must be >= 1 \(null: the run's length\)"),
+        ("optim.schedule_steps=1", r"optim.warmup_steps=2 does not fit in optim.schedule_steps=1: the warm-up must end"),
         ("train.log_every=0", r"train.log_every=0 must be >= 1"),
         ("train.device=tpu", r"train.device='tpu' is not valid; choose one of \['auto', 'cpu', 'cuda'\]"),
         ("model.arch=3", r"model.arch=3 must be a mapping of Net1DConfig fields"),
@@ -31,7 +33,7 @@ from ecgfounder.train.config import ConfigError, apply_overrides
 )
 def test_bad_values_refused(override, match):
     with pytest.raises(ConfigError, match=match):
-        pretrain_config_from_dict(apply_overrides({"data": {"store": "shards"}}, [override]))
+        pretrain_config_from_dict(apply_overrides({"data": {"store": "shards"}, "optim": {"warmup_steps": 2}}, [override]))
 
 
 @pytest.mark.parametrize("text, match", [("data: [1, 2\n", "not valid YAML"),

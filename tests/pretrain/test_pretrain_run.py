@@ -19,12 +19,12 @@ from ecgfounder.pretrain.loop import pretrain
 from _pt_helpers import DATA
 
 
-def _cfg(store, out, **train):
+def _cfg(store, out, optim=(), **train):
     t = {"out": str(out), "batch_size": 4, "epochs": 1, "ckpt_every": 2, "log_every": 100, "device": "cpu", **train}
     return pretrain_config_from_dict({
         "data": {"store": str(store.location), "shuffle_buffer": 8},
         "model": {"size": "tiny"}, "recipe": {"lead_mask_p": 0.3},
-        "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": t})
+        "optim": {"lr": 3e-3, "warmup_steps": 2, **dict(optim)}, "train": t})
 
 
 def _weights(path):
@@ -107,26 +107,31 @@ def test_published_model_works_with_the_package(small_store, tmp_path):
 
 
 def test_resume_refuses_changed_config_corrupt_checkpoint_and_silent_restart(small_store, tmp_path):
-    """Resuming under another configuration was silently accepted (learning rate, batch size) or
-    failed with torch's RuntimeError (model size); a corrupt last.pt raised an UnpicklingError;
-    train.resume=false silently trained over a finished run."""
+    """Resuming under another configuration was silently accepted (learning rate, batch size, the
+    cosine's length) or failed with torch's RuntimeError (model size); a corrupt last.pt raised an
+    UnpicklingError; train.resume=false silently trained over a finished run."""
     from ecgfounder.errors import CheckpointError
     from ecgfounder.train.config import ConfigError
 
     out = tmp_path / "run"
-    pretrain(_cfg(small_store, out, max_steps=1))
+    sched = {"schedule_steps": 4}  # one schedule for the run and its longer resumes
+    pretrain(_cfg(small_store, out, sched, max_steps=1))
     ckpt = out / "checkpoints" / "last.pt"
     saved = ckpt.read_bytes()
     for change, key in (({"batch_size": 2}, "train.batch_size=4 in the checkpoint, 2 now"),):
         with pytest.raises(ConfigError, match="cannot resume from") as e:
-            pretrain(_cfg(small_store, out, max_steps=1, **change))
+            pretrain(_cfg(small_store, out, sched, max_steps=1, **change))
         assert key in str(e.value)
-    cfg = _cfg(small_store, out, max_steps=1)
+    with pytest.raises(ConfigError, match=r"its cosine schedule spans 4 optimiser steps and this run's would span 2 "
+                                          r"\(train.max_steps=2\), which changes the learning rates from step 1 on\. "
+                                          r"Keep the checkpoint's schedule with optim.schedule_steps=4"):
+        pretrain(_cfg(small_store, out, max_steps=2))  # optim.schedule_steps unset: the run's length
+    cfg = _cfg(small_store, out, sched, max_steps=1)
     bigger = pretrain_config_from_dict({**cfg.to_dict(), "model": {"size": "small"}})
     with pytest.raises(ConfigError, match="model.size='tiny' in the checkpoint, 'small' now"):
         pretrain(bigger)
     with pytest.raises(ConfigError, match="already holds a pre-training run"):
-        pretrain(_cfg(small_store, out, max_steps=1, resume=False))
+        pretrain(_cfg(small_store, out, sched, max_steps=1, resume=False))
     assert ckpt.read_bytes() == saved  # nothing overwritten
     import json
     import shutil
@@ -134,26 +139,27 @@ def test_resume_refuses_changed_config_corrupt_checkpoint_and_silent_restart(sma
 
     copy = SimpleNamespace(location=tmp_path / "copy")  # the same store elsewhere (a mirror) may be resumed on ...
     shutil.copytree(small_store.location, copy.location)
-    assert pretrain(_cfg(copy, out, max_steps=2)).steps == 2  # longer training may resume
+    assert pretrain(_cfg(copy, out, sched, max_steps=2)).steps == 2  # longer training may resume
     index = json.loads((copy.location / "index.json").read_text())
     index["labels"] = index["labels"][::-1]  # ... a store of other labels (the head's columns) may not
     (copy.location / "index.json").write_text(json.dumps(index))
     with pytest.raises(ConfigError, match="trained on a store of other labels or preprocessing"):
-        pretrain(_cfg(copy, out, max_steps=3))
+        pretrain(_cfg(copy, out, sched, max_steps=3))
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable pre-training checkpoint"):
-        pretrain(_cfg(small_store, out, max_steps=2))
+        pretrain(_cfg(small_store, out, sched, max_steps=2))
 
 
 def test_max_steps_stop_then_longer_resume_equals_uninterrupted(small_store, tmp_path):
     """train.max_steps may change on resume: a run stopped inside an epoch and resumed with the
     epochs deciding goes on at the next batch (the position follows from the step), and a resume
-    with max_steps already reached trains nothing and publishes the same model again."""
+    with max_steps already reached trains nothing and publishes the same model again.  With
+    optim.schedule_steps (before: the cosine's length was the run's) the pieces follow one schedule."""
     from ecgfounder.pretrain.store import steps_per_epoch
 
     per_epoch = steps_per_epoch(small_store, 4)
     assert per_epoch >= 2
-    const = {"optim": {"lr": 3e-3, "warmup_steps": 0, "min_lr_ratio": 1.0}}  # a schedule whose length is moot
+    const = {"optim": {"lr": 3e-3, "warmup_steps": 1, "schedule_steps": per_epoch + 1, "min_lr_ratio": 0.1}}
 
     def cfg(out, **train):
         return pretrain_config_from_dict({**_cfg(small_store, out, **train).to_dict(), **const})
@@ -173,4 +179,6 @@ def test_max_steps_stop_then_longer_resume_equals_uninterrupted(small_store, tmp
     res = pretrain(cfg(tmp_path / "cut"))
     assert res.steps == ref.steps
     assert [h["loss"] for h in res.history] == [h["loss"] for h in ref.history]
+    assert [h["lr"] for h in res.history] == [h["lr"] for h in ref.history]
+    assert len({h["lr"] for h in ref.history}) == per_epoch  # a schedule, not a constant
     assert _max_diff(_weights(ref.model_path), _weights(res.model_path)) <= 1e-6

@@ -7,10 +7,12 @@ from _train_helpers import DATA
 
 
 def test_show_with_overrides(capsys):
-    rc = main(["finetune", "show", "cpsc2021_af_lead1_scratch", "data.root=/x", "train.epochs=3"])
+    rc = main(["finetune", "show", "cpsc2021_af_lead1_scratch", "data.root=/x", "train.epochs=3",
+               "optim.schedule_steps=500"])
     assert rc == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["train"]["epochs"] == 3 and cfg["data"]["preset"] == "cpsc2021"
+    assert cfg["optim"]["schedule_steps"] == 500
 
 
 def test_unknown_key_is_an_error(capsys):

@@ -102,6 +102,7 @@ def test_example_configs_load():
         ("optim.plateau_patience=-1", r"optim.plateau_patience=-1 .*>= 0"),
         ("optim.clip_grad_norm=-1", r"optim.clip_grad_norm=-1.0 .*>= 0"),
         ("train.max_steps=0", r"train.max_steps=0 .*>= 1"),
+        ("optim.schedule_steps=0", r"optim.schedule_steps=0 .*>= 1 \(null: train.max_steps or the steps of train.epochs\)"),
         ("train.threads=-2", r"train.threads=-2 .*>= 1"),
         ("train.early_stopping=-1", r"train.early_stopping=-1 .*>= 0"),
         ("train.checkpoint_every=-1", r"train.checkpoint_every=-1 .*>= 0"),
@@ -119,3 +120,17 @@ def test_out_of_range_values_refused_before_training(override, match):
     """Each of these was accepted by validation and failed (or misbehaved) only inside training."""
     with pytest.raises(ConfigError, match=match):
         config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, [override]))
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["optim.scheduler=plateau", "optim.schedule_steps=100"],
+     r"optim.schedule_steps=100 applies only to optim.scheduler=cosine \(now 'plateau'\); remove it or set"),
+    (["optim.warmup_steps=10", "optim.schedule_steps=10"],
+     r"optim.warmup_steps=10 does not fit in optim.schedule_steps=10: the warm-up must end before the schedule"),
+])
+def test_schedule_steps_refused_where_it_cannot_apply(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, overrides))
+    ok = config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, ["optim.schedule_steps=100",
+                                                                            "optim.warmup_steps=99"]))
+    assert ok.optim.schedule_steps == 100

@@ -155,7 +155,8 @@ def test_resume_with_another_configuration_refused(tmp_path, cpsc2021_manifest, 
     from ecgfounder.train.config import ConfigError
 
     run = tmp_path / "run"
-    finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, eval={"n_boot": 0}))
+    sched = {"schedule_steps": 4}  # the cosine's length, kept when train.max_steps changes
+    finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"max_steps": 1}, optim=sched, eval={"n_boot": 0}))
     before = (run / "config.yaml").read_text()
     for change, key in (({"optim": {"lr": 0.1}}, "optim.lr=0.003 in the checkpoint, 0.1 now"),
                         ({"task": {"type": "multiclass"}}, "task.type='binary' in the checkpoint, 'multiclass' now")):
@@ -165,7 +166,7 @@ def test_resume_with_another_configuration_refused(tmp_path, cpsc2021_manifest, 
         assert (run / "config.yaml").read_text() == before
     # how long to train, how to run and what to report may change
     res = finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"epochs": 2, "max_steps": 2, "threads": 1},
-                        eval={"n_boot": 5}))
+                        optim=sched, eval={"n_boot": 5}))
     assert res.global_step == 2 and [(h["epoch"], h.get("partial")) for h in res.history] == [(1, True)]
 
 

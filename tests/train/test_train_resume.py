@@ -5,6 +5,7 @@ trains nothing."""
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import pandas as pd
@@ -121,8 +122,82 @@ def test_resumed_tensorboard_keeps_the_checkpoint_step(tmp_path, cpsc2021_manife
 
     for max_steps in (5, None):  # stopped at the end of epoch 1 (5 steps), then resumed
         finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, train={"epochs": 2, "max_steps": max_steps},
-                      output={"tensorboard": True}, eval={"n_boot": 0}))
+                      optim={"schedule_steps": 10}, output={"tensorboard": True}, eval={"n_boot": 0}))
     events = EventAccumulator(str(tmp_path / "run" / "tb"))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 11))
     assert [e.step for e in events.Scalars("val/auroc")] == [5, 10]
+
+
+def _logged_lrs(monkeypatch) -> dict[int, float]:
+    """The learning rate the runs log after each optimiser step (filled as they train)."""
+    from ecgfounder.train.logs import RunLog
+
+    seen: dict[int, float] = {}
+    step = RunLog.step
+
+    def record(self, global_step, loss, lr):
+        seen[global_step] = lr
+        step(self, global_step, loss, lr)
+
+    monkeypatch.setattr(RunLog, "step", record)
+    return seen
+
+
+def test_one_cosine_schedule_trained_in_pieces(tmp_path, cpsc2021_manifest, cache_dir, monkeypatch):
+    """optim.schedule_steps did not exist: the cosine's length was train.max_steps, so a run of 3
+    steps resumed to 6 decayed to the floor at step 3 and then followed another curve.  With it,
+    the pieces follow the learning rates and reach the weights of one uninterrupted run."""
+    lrs = _logged_lrs(monkeypatch)
+    lr, floor, length, warm = 3e-3, 0.1, 9, 2  # warm-up: round(0.25 * 9) steps
+    kw = dict(optim={"lr": lr, "schedule_steps": length, "warmup_ratio": 0.25, "min_lr_ratio": floor},
+              eval={"n_boot": 0})
+    full = finetune(_cfg(cpsc2021_manifest, tmp_path / "full", cache_dir, train={"epochs": 2, "max_steps": 6}, **kw))
+    ref = dict(lrs)
+    lrs.clear()
+    cut = tmp_path / "cut"  # 5 steps per epoch: stopped inside the first, resumed across the epoch's end
+    finetune(_cfg(cpsc2021_manifest, cut, cache_dir, train={"epochs": 2, "max_steps": 3}, **kw))
+    assert torch.load(cut / "checkpoints" / "last.pt", weights_only=True)["schedule_steps"] == length
+    resumed = finetune(_cfg(cpsc2021_manifest, cut, cache_dir, train={"epochs": 2, "max_steps": 6}, **kw))
+    assert full.global_step == resumed.global_step == 6
+    assert sorted(lrs) == sorted(ref) == list(range(1, 7))
+
+    def f(s):  # the multiplier after s steps: linear warm-up, then cosine over the remaining steps
+        if s < warm:
+            return (s + 1) / warm
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (s - warm) / (length - warm)))
+
+    assert [lrs[s] for s in range(1, 7)] == pytest.approx([lr * f(s) for s in range(1, 7)], rel=1e-9, abs=0)
+    assert [lrs[s] for s in range(1, 7)] == pytest.approx([ref[s] for s in range(1, 7)], rel=1e-12, abs=0)
+    a, b = _weights(tmp_path / "full" / "last.safetensors"), _weights(cut / "last.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_resume_under_another_schedule_length_refused(tmp_path, cpsc2021_manifest, cache_dir, monkeypatch):
+    """A cosine run stopped by train.max_steps and resumed with more steps (or more epochs) was
+    silently given a longer cosine from the checkpoint's step on.  Now refused before anything is
+    written, naming both lengths and the fix; optim.schedule_steps set to the checkpoint's length
+    keeps its schedule (at the floor past its end)."""
+    from ecgfounder.train.config import ConfigError
+
+    run = tmp_path / "run"
+    kw = dict(eval={"n_boot": 0})
+    finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"epochs": 2, "max_steps": 3},
+                  optim={"min_lr_ratio": 0.1}, **kw))
+    files = {f: (run / f).read_bytes() for f in ("config.yaml", "checkpoints/last.pt")}
+    for train, optim, now, why in (({"max_steps": 6}, {}, 6, "train.max_steps=6"),
+                                   ({"max_steps": None}, {}, 10, "train.epochs=2 of 5 steps"),
+                                   ({"max_steps": 6}, {"schedule_steps": 8}, 8, "optim.schedule_steps=8")):
+        with pytest.raises(ConfigError, match=r"cannot resume from .*last.pt: its cosine schedule spans 3 optimiser "
+                                              rf"steps and this run's would span {now} \({why}\)") as e:
+            finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"epochs": 2, **train},
+                          optim={"min_lr_ratio": 0.1, **optim}, **kw))
+        assert "from step 3 on" in str(e.value) and "optim.schedule_steps=3" in str(e.value)
+        assert {f: (run / f).read_bytes() for f in files} == files
+    lrs = _logged_lrs(monkeypatch)
+    res = finetune(_cfg(cpsc2021_manifest, run, cache_dir, train={"epochs": 2, "max_steps": 5},
+                        optim={"min_lr_ratio": 0.1, "schedule_steps": 3}, **kw))
+    assert res.global_step == 5 and sorted(lrs) == [4, 5]
+    assert lrs[4] == lrs[5] == pytest.approx(0.1 * 3e-3)

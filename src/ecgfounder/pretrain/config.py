@@ -71,9 +71,15 @@ class RecipeConfig:
 
 @dataclass(frozen=True)
 class PTOptimConfig:
+    """AdamW; linear warm-up over ``warmup_steps``, then cosine to ``min_lr_ratio`` of ``lr`` at
+    ``schedule_steps`` optimiser steps (null: the run's length, ``train.max_steps`` or the steps of
+    ``train.epochs``), flat after.  Set it to train one schedule in pieces; a resume whose schedule
+    length differs from the checkpoint's is refused."""
+
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    schedule_steps: int | None = None
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
 
@@ -160,9 +166,13 @@ class PretrainConfig:
                 raise ConfigError(f"{where}={v} must be >= 0{note}.")
         _choice("train.device", t.device, ("auto", "cpu", "cuda"))
         for where, v, note in (("train.epochs", t.epochs, ""), ("train.log_every", t.log_every, " step"),
-                               ("train.max_steps", t.max_steps, " (null: train.epochs decide)")):
+                               ("train.max_steps", t.max_steps, " (null: train.epochs decide)"),
+                               ("optim.schedule_steps", o.schedule_steps, " (null: the run's length)")):
             if v is not None and v < 1:
                 raise ConfigError(f"{where}={v} must be >= 1{note}.")
+        if o.schedule_steps is not None and o.warmup_steps >= o.schedule_steps:
+            raise ConfigError(f"optim.warmup_steps={o.warmup_steps} does not fit in optim.schedule_steps={o.schedule_steps}: "
+                              "the warm-up must end before the schedule; lower one or raise the other.")
         if t.batch_size < 1 or t.accum_steps < 1 or t.batch_size % t.accum_steps:
             raise ConfigError(f"train.batch_size={t.batch_size} must be a positive multiple of train.accum_steps={t.accum_steps}.")
         if not 0 <= t.ema_decay < 1:

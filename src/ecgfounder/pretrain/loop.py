@@ -111,8 +111,10 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 # Settings a resumed run may change (how long, how to run, where the store is, what to publish);
 # every other setting shapes the weights, so a checkpoint written under another value is refused.
+# The cosine schedule's length (optim.schedule_steps, else the run's) is compared on its own.
 RESUMABLE_CHANGES = frozenset({"data.store", "data.val_store", "train.out", "train.epochs", "train.max_steps",
-                               "train.ckpt_every", "train.log_every", "train.resume", "train.device", "train.compile"})
+                               "train.ckpt_every", "train.log_every", "train.resume", "train.device", "train.compile",
+                               "optim.schedule_steps"})
 
 
 def _store_identity(store: StoreInfo) -> str:
@@ -121,9 +123,11 @@ def _store_identity(store: StoreInfo) -> str:
     return json.dumps({"labels": list(store.labels), "contract": store.contract.to_dict()}, sort_keys=True)
 
 
-def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo) -> dict[str, Any]:
-    """The resumable state at ``path``, refused when unreadable or written under another configuration
-    or on a store of other labels or preprocessing."""
+def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo,
+                     schedule: int) -> dict[str, Any]:
+    """The resumable state at ``path``, refused when unreadable, written under another configuration,
+    on a store of other labels or preprocessing, or under a cosine schedule of another length than
+    ``schedule`` (the learning rates from its step on would follow another curve than its steps did)."""
     from ..train.checkpoint import config_changes
 
     try:
@@ -141,6 +145,15 @@ def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, stor
         raise ConfigError(f"cannot resume from {path}: it was trained on a store of other labels or preprocessing than "
                           f"{cfg.data.store} (its index.json); resume on that store (a copy of it may live elsewhere), or "
                           "choose another train.out.")
+    was = state.get("schedule_steps") if isinstance(state, dict) else None
+    if was is not None and int(was) != schedule:
+        o, t = cfg.optim, cfg.train
+        why = (f"optim.schedule_steps={o.schedule_steps}" if o.schedule_steps else f"train.max_steps={t.max_steps}"
+               if t.max_steps else f"the steps of train.epochs={t.epochs}")
+        raise ConfigError(f"cannot resume from {path}: its cosine schedule spans {was} optimiser steps and this run's would "
+                          f"span {schedule} ({why}), which changes the learning rates from step {state.get('step')} on. Keep "
+                          f"the checkpoint's schedule with optim.schedule_steps={was}, or choose another train.out and set "
+                          "optim.schedule_steps to the whole run's length (a run trained in pieces then follows one schedule).")
     return state
 
 
@@ -177,15 +190,16 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     o = cfg.optim
+    schedule = o.schedule_steps or total
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=total, min_ratio=o.min_lr_ratio))
+        opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=schedule, min_ratio=o.min_lr_ratio))
     ckpt = out / "checkpoints" / "last.pt"
     step, history = 0, []
     if ckpt.exists() and not t.resume:
         raise ConfigError(f"{out} already holds a pre-training run ({ckpt}); choose another train.out, or "
                           "train.resume=true to continue it.")
     if t.resume and ckpt.exists():
-        state = _load_checkpoint(ckpt, cfg, info.device, store)
+        state = _load_checkpoint(ckpt, cfg, info.device, store, schedule)
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -249,7 +263,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
                 _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                               "ema": ema.state_dict() if ema is not None else None, "step": step,
                               "history": json.dumps(history), "config": json.dumps(cfg.to_dict()),
-                              "store": _store_identity(store)}, ckpt)
+                              "store": _store_identity(store), "schedule_steps": schedule}, ckpt)
             D.barrier(info)
         if on_step is not None:
             on_step(step)

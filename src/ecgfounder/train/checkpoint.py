@@ -13,16 +13,19 @@ from .._fileio import atomic_path
 from ..errors import CheckpointError
 from ..models.net1d import Net1D
 from .config import ConfigError, FinetuneConfig
+from .model import schedule_length
 
 __all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "unwrap", "save_model_file",
            "load_weights"]
 
 # Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
 # Every other setting shapes the weights, so a checkpoint written under another value is refused.
+# The cosine schedule's length (optim.schedule_steps, else train.max_steps or the epochs' steps)
+# shapes them too: it is compared on its own (check_resume_config), whichever setting gives it.
 RESUMABLE_CHANGES = frozenset({
     "data.manifest", "data.root", "data.cache_dir", "data.cache_workers",
     "train.epochs", "train.max_steps", "train.early_stopping", "train.eval_batch_size", "train.checkpoint_every",
-    "train.device", "train.num_workers", "train.progress", "train.threads",
+    "train.device", "train.num_workers", "train.progress", "train.threads", "optim.schedule_steps",
 })
 RESUMABLE_SECTIONS = ("output", "eval")
 
@@ -105,7 +108,10 @@ def config_changes(saved: dict[str, Any], now: dict[str, Any], allowed: frozense
 
 def check_resume_config(state: dict[str, Any], cfg: FinetuneConfig, path: Path) -> None:
     """Refuse to resume ``state`` (read from ``path``) under a configuration that would train
-    differently from the one it was written with (see :data:`RESUMABLE_CHANGES`)."""
+    differently from the one it was written with (see :data:`RESUMABLE_CHANGES`), or under a
+    cosine schedule of another length: the learning rates from its step on would follow another
+    curve than the one its steps followed.  Setting ``optim.schedule_steps`` to the checkpoint's
+    length keeps its schedule (e.g. to train beyond its end at ``min_lr_ratio``)."""
     saved = state.get("config")
     if not isinstance(saved, dict):
         return  # a checkpoint of an older version: nothing to compare
@@ -115,6 +121,20 @@ def check_resume_config(state: dict[str, Any], cfg: FinetuneConfig, path: Path) 
             f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
             "Resume with the checkpoint's settings (its run folder's config.yaml), or start a new run in another "
             "output.dir (output.resume=never)."
+        )
+    was, per_epoch = state.get("schedule_steps"), state.get("steps_per_epoch")
+    if was is None or per_epoch is None:
+        return  # no cosine schedule, or a checkpoint that does not record its length
+    now = schedule_length(cfg, int(per_epoch))
+    if now is not None and now != was:
+        o, t = cfg.optim, cfg.train
+        why = (f"optim.schedule_steps={o.schedule_steps}" if o.schedule_steps else f"train.max_steps={t.max_steps}"
+               if t.max_steps else f"train.epochs={t.epochs} of {per_epoch} steps")
+        raise ConfigError(
+            f"cannot resume from {path}: its cosine schedule spans {was} optimiser steps and this run's would span "
+            f"{now} ({why}), which changes the learning rates from step {state.get('global_step')} on. Keep the "
+            f"checkpoint's schedule with optim.schedule_steps={was}, or start a new run in another output.dir with "
+            "optim.schedule_steps set to the whole run's length (a run trained in pieces then follows one schedule)."
         )
 
 

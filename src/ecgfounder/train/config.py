@@ -22,24 +22,9 @@ from .._fileio import to_jsonable
 from ._schema import ConfigError, build_dataclass as _build
 
 __all__ = [
-    "ConfigError",
-    "DataConfig",
-    "ModelConfig",
-    "TaskConfig",
-    "StrategyConfig",
-    "OptimConfig",
-    "TrainConfig",
-    "OutputConfig",
-    "EvalConfig",
-    "AugmentConfig",
-    "FinetuneConfig",
-    "load_config",
-    "config_from_dict",
-    "apply_overrides",
-    "parse_override",
-    "TASK_TYPES",
-    "STRATEGIES",
-    "SMALL_ARCH",
+    "ConfigError", "DataConfig", "ModelConfig", "TaskConfig", "StrategyConfig", "OptimConfig", "TrainConfig",
+    "OutputConfig", "EvalConfig", "AugmentConfig", "FinetuneConfig", "load_config", "config_from_dict",
+    "apply_overrides", "parse_override", "TASK_TYPES", "STRATEGIES", "SMALL_ARCH",
 ]
 
 TASK_TYPES = ("binary", "multilabel", "multiclass", "regression")
@@ -247,7 +232,12 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and learning-rate schedule (stepped once per optimiser step; plateau per epoch)."""
+    """Optimiser and learning-rate schedule (stepped once per optimiser step; plateau per epoch).
+
+    ``cosine``: linear warm-up over ``warmup_steps`` (or ``warmup_ratio`` of the schedule), then
+    cosine to ``min_lr_ratio`` at ``schedule_steps`` optimiser steps (null: ``train.max_steps`` or
+    the steps of ``train.epochs``), flat after.  Set it to train one schedule in pieces; a resume
+    under another length is refused (:func:`~ecgfounder.train.checkpoint.check_resume_config`)."""
 
     name: str = "adamw"
     lr: float = 1e-3
@@ -256,6 +246,7 @@ class OptimConfig:
     scheduler: str = "cosine"
     warmup_steps: int = 0
     warmup_ratio: float = 0.0
+    schedule_steps: int | None = None
     min_lr_ratio: float = 0.0
     plateau_patience: int = 2
     plateau_factor: float = 0.1
@@ -269,6 +260,13 @@ class OptimConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1).")
         _at_least("optim", self, ("weight_decay", "warmup_steps", "plateau_patience"), 0)
+        _at_least("optim", self, ("schedule_steps",), 1, " (null: train.max_steps or the steps of train.epochs)")
+        if self.schedule_steps is not None and self.scheduler != "cosine":
+            raise ConfigError(f"optim.schedule_steps={self.schedule_steps} applies only to optim.scheduler=cosine "
+                              f"(now {self.scheduler!r}); remove it or set optim.scheduler=cosine.")
+        if self.schedule_steps is not None and self.warmup_steps >= self.schedule_steps:
+            raise ConfigError(f"optim.warmup_steps={self.warmup_steps} does not fit in optim.schedule_steps="
+                              f"{self.schedule_steps}: the warm-up must end before the schedule; lower one or raise the other.")
         _at_least("optim", self, ("clip_grad_norm",), 0, " (null or 0: no clipping)")
         if not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"optim.betas={list(self.betas)} must be two numbers in [0, 1) (e.g. [0.9, 0.999]).")
@@ -286,7 +284,8 @@ class TrainConfig:
         batch_size: global batch (split evenly over DDP processes; must divide by their number).
         grad_accum: micro-batches per optimiser step.
         max_steps: stop after this many optimiser steps (None: ``epochs`` decide), inside an epoch if need
-            be (a resume with more steps goes on there); also sets the cosine schedule's length.
+            be (a resume with more steps goes on there); also the cosine schedule's length unless
+            ``optim.schedule_steps`` is set.
         early_stopping: epochs without improvement of ``monitor`` before stopping (0: off).
         monitor: ``auto`` (val AUROC for classification, val MAE for regression), ``val_loss``,
             ``val_auroc``, ``val_mae``.
@@ -332,7 +331,8 @@ class OutputConfig:
     exists), ``never`` (refuse a non-empty run folder) or a checkpoint path.  A checkpoint is resumed
     only under the settings it was written with; ``train.epochs``/``max_steps``/``early_stopping``,
     how the run executes (device, workers, threads, progress), data paths, ``output`` and ``eval``
-    may change (:data:`~ecgfounder.train.checkpoint.RESUMABLE_CHANGES`)."""
+    may change (:data:`~ecgfounder.train.checkpoint.RESUMABLE_CHANGES`), and ``optim.schedule_steps``
+    as long as the cosine schedule keeps the checkpoint's length."""
 
     dir: str = "runs/finetune"
     resume: str = "auto"

@@ -29,7 +29,7 @@ from .config import ConfigError, FinetuneConfig
 from .data import TrainData
 from .distributed import DistInfo, all_reduce_sum, barrier, epoch_plan
 from .logs import RunLog
-from .model import make_optimizer, make_scheduler, monitor
+from .model import make_optimizer, make_scheduler, monitor, schedule_length
 from .state import rng_state, set_rng_state
 
 __all__ = ["train_epochs", "TrainOutcome"]
@@ -59,9 +59,10 @@ class _Trainer:
         self.n_train = len(data.rows["train"])
         micro = len(epoch_plan(self.n_train, epoch=0, seed=t.seed, global_batch=t.batch_size,
                                world_size=info.world_size, rank=info.rank))
-        total_steps = t.max_steps or math.ceil(micro / t.grad_accum) * t.epochs
+        self.steps_per_epoch = math.ceil(micro / t.grad_accum)  # the same for any number of processes
+        self.schedule_steps = schedule_length(cfg, self.steps_per_epoch)
         self.opt = make_optimizer(cfg, model)
-        self.sched = make_scheduler(cfg, self.opt, total_steps)
+        self.sched = make_scheduler(cfg, self.opt, self.schedule_steps)
         self.plateau = isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
         self.mon, self.direction = monitor(cfg)
         self.epoch, self.start_micro, self.global_step = 0, 0, 0
@@ -123,6 +124,7 @@ class _Trainer:
             "best_val": self.best_val, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
             "history": self.history, "epoch_loss": list(epoch_loss), "rng": rng_state(),
             "world_size": self.info.world_size,
+            "schedule_steps": self.schedule_steps, "steps_per_epoch": self.steps_per_epoch,  # see check_resume_config
             "config": self.cfg.to_dict(), "contract": self.model.contract.to_dict(), "task": self.data.spec.to_dict(),
         }, self.out / "checkpoints" / "last.pt")
 

@@ -12,7 +12,8 @@ from ..models.net1d import Net1D, Net1DConfig
 from ..signal.preprocess import PreprocessContract
 from .config import SMALL_ARCH, ConfigError, FinetuneConfig
 
-__all__ = ["build_model", "configure_trainable", "param_groups", "make_optimizer", "make_scheduler", "monitor"]
+__all__ = ["build_model", "configure_trainable", "param_groups", "make_optimizer", "schedule_length", "make_scheduler",
+           "monitor"]
 
 
 def build_model(cfg: FinetuneConfig) -> Net1D:
@@ -98,9 +99,19 @@ def make_optimizer(cfg: FinetuneConfig, model: Net1D) -> torch.optim.Optimizer:
     return opt_cls(groups, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
 
-def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps: int):
-    """``optim.scheduler``: linear warm-up then cosine to ``min_lr_ratio`` (stepped per optimiser
-    step), ReduceLROnPlateau on the monitored metric (stepped per epoch), or ``None``."""
+def schedule_length(cfg: FinetuneConfig, steps_per_epoch: int) -> int | None:
+    """The cosine schedule's length in optimiser steps: ``optim.schedule_steps``, else
+    ``train.max_steps``, else ``train.epochs × steps_per_epoch``; ``None`` for the other schedulers."""
+    o, t = cfg.optim, cfg.train
+    if o.scheduler != "cosine":
+        return None
+    return o.schedule_steps or t.max_steps or steps_per_epoch * t.epochs
+
+
+def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps: int | None):
+    """``optim.scheduler``: linear warm-up then cosine to ``min_lr_ratio`` at ``total_steps`` (the
+    :func:`schedule_length`; stepped per optimiser step), ReduceLROnPlateau on the monitored metric
+    (stepped per epoch), or ``None``."""
     o = cfg.optim
     if o.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=monitor(cfg)[1], factor=o.plateau_factor,
