@@ -338,7 +338,8 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     r = client.post("/v1/predict", files={"file": ("pair.zip", buf.getvalue())})
     assert r.status_code == 422
     assert r.json()["detail"] == ("pair.zip holds several recordings and one is analysed here; send the file to "
-                                  "/v1/predict/batch, which answers for each.")
+                                  "/v1/predict/batch, which answers for each, or pick one with the query parameter "
+                                  "member (0 for the first).")
     named = client.post("/v1/predict/batch", files=[("file", ("pair.ecgexport", buf.getvalue()))]).json()
     assert [(it["name"], it["ok"]) for it in named["items"]] == [("pair.ecgexport#0", True), ("pair.ecgexport#1", True)]
     bad = io.BytesIO()
@@ -348,3 +349,47 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad.getvalue()))]).json()
     assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", False)]
     assert b["items"][1]["error"].startswith("bad.zip") and "ecgfounder-serve-" not in b["items"][1]["error"]
+
+
+def test_predict_one_member_of_a_file_of_several(client):
+    """/v1/predict?member=k answers for recording k of a zip or an HDF5 batch (as /v1/predict/batch
+    answers for it, with the signal and attribution options of a single answer); past the last, on
+    an inline signal and on the batch endpoint it is refused in one line."""
+    import io
+    import zipfile
+
+    import h5py
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.xml", MUSE.read_bytes())
+        z.writestr("b.ecg.xml", MUSE.read_bytes())
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        d = f.create_dataset("tracings", data=np.random.default_rng(1).normal(0, 0.3, (3, 5000, 12)))
+        d.attrs["fs"] = 500.0
+        d.attrs["leads"] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    whole = client.post("/v1/predict/batch", files=[("file", ("three.h5", h5.getvalue()))]).json()
+    r = client.post("/v1/predict?member=2&signal=true", files={"file": ("three.h5", h5.getvalue())})
+    assert r.status_code == 200, r.text
+    one = r.json()
+    assert one["record"]["filename"] == "three.h5#2" and one["signal"] is not None
+    np.testing.assert_allclose([x["probability"] for x in one["labels"]],
+                               [x["probability"] for x in whole["items"][2]["result"]["labels"]], atol=1e-6)
+    r = client.post("/v1/predict?member=1", files={"file": ("pair.zip", buf.getvalue())})
+    assert r.status_code == 200, r.text
+    assert (r.json()["record"]["id"], r.json()["record"]["format"]) == ("b.ecg", "muse")
+    for query, name, data, said in [
+        ("member=3", "three.h5", h5.getvalue(), "three.h5 holds 3 recording(s); member=3 is past the last (give 0 to 2)."),
+        ("member=2", "pair.zip", buf.getvalue(), "pair.zip holds 2 recording(s); member=2 is past the last (give 0 to 1)."),
+        ("member=-1", "pair.zip", buf.getvalue(), "member"),
+        ("member=x", "pair.zip", buf.getvalue(), "member"),
+    ]:
+        r = client.post(f"/v1/predict?{query}", files={"file": (name, data)})
+        assert r.status_code == 422 and said in r.json()["detail"] and "\n" not in r.json()["detail"], (query, r.text)
+    r = client.post("/v1/predict?member=0", files={"file": (MUSE.name, MUSE.read_bytes())})
+    assert r.status_code == 200 and r.json()["record"]["filename"] == f"{MUSE.name}#0"
+    r = client.post("/v1/predict?member=0", json=sine_signal())
+    assert r.status_code == 422 and "leave member out" in r.json()["detail"]
+    r = client.post("/v1/predict/batch?member=0", files=[("file", ("pair.zip", buf.getvalue()))])
+    assert r.status_code == 422 and "leave member out" in r.json()["detail"]

@@ -135,7 +135,12 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         kw: dict[str, Any] = {"format": format, "fs": fs, "units": units, "leads": names}
         return {k: v for k, v in kw.items() if v is not None}
 
-    query_names = sorted({n for f in (options, read_options) for n in inspect.signature(f).parameters})
+    async def member_option(member: int | None = Query(
+            None, ge=0, le=1_000_000_000, description="which recording (0-based) of a file holding several: a zip, "
+                                                      "an HDF5/NumPy batch")) -> int | None:
+        return member
+
+    query_names = sorted({n for f in (options, read_options, member_option) for n in inspect.signature(f).parameters})
 
     async def known_query(request: Request) -> None:
         """Refuse a query parameter the endpoint does not take: a misspelt one would be ignored."""
@@ -222,24 +227,35 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
               responses=_ERRORS,
               openapi_extra=_body_doc(SignalRequest.model_json_schema()),
               summary="analyse one recording: a file (multipart field 'file') or an inline signal (JSON)")
-    async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options)) -> Prediction:
+    async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options),
+                      member: int | None = Depends(member_option)) -> Prediction:
         async with service.admit():
             if _is_type(request, "application/json"):
+                if member is not None:
+                    raise InputError("the query parameter member picks a recording of an uploaded file; an inline "
+                                     "signal is one recording: leave member out.")
                 return await service.analyze_signal(await _json(request, SignalRequest), opts)
             async with _uploaded(request) as records:
                 if len(records) != 1:
                     raise UploadError(f"{len(records)} recordings in one request; /v1/predict takes one "
                                       "(a WFDB record as .hea + .dat); use /v1/predict/batch for several.")
                 path, name = records[0]
+                if member is not None:
+                    return await service.analyze_member(path, member, filename=name, read_kwargs=rkw, options=opts)
                 return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts,
-                                                  several="send the file to /v1/predict/batch, which answers for each")
+                                                  several="send the file to /v1/predict/batch, which answers for "
+                                                          "each, or pick one with the query parameter member (0 for the first)")
 
     @app.post("/v1/predict/batch", response_model=BatchResponse,
               dependencies=[Depends(authorize), Depends(known_query)], responses=_ERRORS,
               openapi_extra=_body_doc(BatchSignalRequest.model_json_schema()),
               summary="analyse several recordings; one failing record does not stop the others")
     async def predict_batch(request: Request, opts: Options = Depends(options),
-                            rkw: dict = Depends(read_options)) -> BatchResponse:
+                            rkw: dict = Depends(read_options), member: int | None = Depends(member_option),
+                            ) -> BatchResponse:
+        if member is not None:
+            raise InputError("the query parameter member picks one recording for /v1/predict; /v1/predict/batch "
+                             "answers for every recording: leave member out.")
         async def one(name: str, coro: Any) -> BatchItem:
             try:
                 return BatchItem.of(name, await coro)

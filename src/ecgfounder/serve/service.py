@@ -116,6 +116,42 @@ class Service:
             raise got
         return got
 
+    async def analyze_member(self, path: str | os.PathLike, member: int, *, filename: str | None = None,
+                             read_kwargs: dict[str, Any] | None = None, options: Options = Options()) -> Prediction:
+        """Analyse recording ``member`` (0-based, named ``filename#member``) of a file holding several
+        (a zip of ECG files, an HDF5/NumPy batch): a batch file's item is read alone, an archive's
+        earlier members are read and passed over.  An :class:`InputError` says how many the file
+        holds when ``member`` is past the last."""
+        from ..io.detect import count_records
+
+        shown = filename or os.path.basename(str(path))
+        kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
+
+        def find() -> Recording | int:
+            try:
+                n = count_records(path, kw.get("format"))
+                if n is not None:
+                    return next(self.analyzer.iter_read(path, **kw, start=member, stop=member + 1)) if member < n else n
+                n = 0
+                for n, rec in enumerate(self.analyzer.iter_read(path, **kw), start=1):
+                    if n > member:
+                        return rec
+                return n
+            except (ValueError, OSError, MemoryError) as exc:
+                raise InputError(_say(exc, self.file_terms, str(path), shown)) from None
+
+        async def one() -> Prediction:
+            found = await self._in_slot(find)
+            if isinstance(found, int):
+                raise InputError(f"{shown} holds {found} recording(s); member={member} is past the last (give 0 to "
+                                 f"{max(found - 1, 0)}).")
+            got = await self._member(found, f"{shown}#{member}", options, str(path))
+            if isinstance(got, ECGFounderError):
+                raise got
+            return got
+
+        return await self._timed(one())
+
     async def analyze_members(self, path: str | os.PathLike, *, filename: str | None = None,
                               read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
                               limit: int = 64, several: str = "") -> list[tuple[str, Prediction | ECGFounderError]]:
