@@ -320,3 +320,32 @@ def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, b
     assert requests == ["/v1/predict", "/v1/predict/batch"], requests
     assert page.locator("#batch-list button").all_inner_texts() == ["export.ecgarchive#0", "export.ecgarchive#1"]
     page.close()
+
+
+def test_viewer_asks_a_batch_recordings_attribution_when_it_is_chosen(live, browser, monkeypatch, tmp_path):
+    """The batch is listed without attribution (one request, fast); the recording shown gets its
+    shading from /v1/predict?member=k, asked for once per recording, when it is chosen."""
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    url, _ = live
+    archive = _zip(tmp_path / "two.zip", [("a.xml", MUSE.read_bytes()), ("b.xml", MUSE.read_bytes())])
+    page = browser.new_page(viewport={"width": 1300, "height": 1200})
+    posts = []
+    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    page.goto(url + "/")
+    page.set_input_files("#file", str(archive))
+    page.wait_for_function("() => Number(document.getElementById('ecg').dataset.shaded) > 5", timeout=20000)
+    assert "Red shading" in page.inner_text("#shading-note")
+    assert posts[0].startswith("predict/batch?") and "attribution" not in posts[0]
+    assert posts[1].startswith("predict?") and "attribution=true" in posts[1] and posts[1].endswith("&member=0")
+    assert json.loads(page.evaluate("JSON.stringify(last)"))["record"]["filename"] == "two.zip#0"
+    buttons = page.locator("#batch-list button")
+    buttons.nth(1).click()
+    page.wait_for_function("() => JSON.parse(JSON.stringify(last)).record.filename === 'two.zip#1' && "
+                           "Number(document.getElementById('ecg').dataset.shaded) > 5", timeout=20000)
+    assert posts[2].endswith("&member=1") and len(posts) == 3
+    buttons.nth(0).click()  # shown again: its shading is kept, not asked for again
+    page.wait_for_function("() => JSON.parse(JSON.stringify(last)).record.filename === 'two.zip#0'", timeout=5000)
+    assert int(page.locator("#ecg").get_attribute("data-shaded")) > 5 and len(posts) == 3
+    page.close()

@@ -12,6 +12,9 @@ const STANDARD = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4",
 const $ = (id) => document.getElementById(id);
 let last = null;         // the answer shown
 let lastBatch = null;    // the batch answer listed, if any
+let lastFiles = [];      // the files it was asked for
+let chosen = -1;         // the item of the batch shown
+const explained = new WeakSet();  // items whose answer has their attribution
 
 function authHeaders() {
   const t = $("token").value.trim();
@@ -44,9 +47,10 @@ function wantsBatch(files) {
   return records.size > 1 || files.some((f) => BATCH_FILE.test(f.name));
 }
 
-function query() {
+// the query of a request: the signal (to draw), attribution when chosen and asked for, the rate and leads typed in
+function query(attribution) {
   const m = $("attr-method").value;
-  let q = "signal=true" + (m === "none" ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
+  let q = "signal=true" + (m === "none" || !attribution ? "" : "&attribution=true&attribution_method=" + encodeURIComponent(m));
   const fs = $("fs").value.trim(), leads = $("leads").value.trim();  // for CSV/NumPy files that do not store them
   if (fs) q += "&fs=" + encodeURIComponent(fs);
   if (leads) q += "&leads=" + encodeURIComponent(leads);
@@ -54,12 +58,12 @@ function query() {
 }
 
 // POST the files to an endpoint: [answer, null] or [null, the one-line error to show]
-async function post(endpoint, files) {
+async function post(endpoint, files, q) {
   const form = new FormData();
   for (const f of files) form.append("file", f, f.name);
   let r;
   try {
-    r = await fetch(endpoint + "?" + query(), { method: "POST", body: form, headers: authHeaders() });
+    r = await fetch(endpoint + "?" + q, { method: "POST", body: form, headers: authHeaders() });
   } catch (e) { return [null, "network error: " + e]; }
   let body = null;
   try { body = await r.json(); } catch (e) { body = { detail: r.statusText }; }
@@ -75,9 +79,10 @@ async function analyse(picked) {
   $("result").hidden = true;
   $("batch").hidden = true;
   last = lastBatch = null;
+  lastFiles = files;
   const t0 = performance.now();
   if (!wantsBatch(files)) {
-    const [answer, error] = await post("/v1/predict", files);
+    const [answer, error] = await post("/v1/predict", files, query(true));
     if (answer) {
       last = answer;
       show(answer);
@@ -86,22 +91,30 @@ async function analyse(picked) {
     }
     if (!error.includes("/v1/predict/batch")) { setStatus(error, true); return; }  // else: a file of several recordings
   }
-  const [batch, error] = await post("/v1/predict/batch", files);
+  // the list without attribution (costly for each); a recording's comes when it is chosen
+  const [batch, error] = await post("/v1/predict/batch", files, query(false));
   if (!batch) { setStatus(error, true); return; }
   const ms = Math.round(performance.now() - t0);
   const first = batch.items.findIndex((it) => it.ok);
-  if (batch.items.length === 1 && first === 0) {  // one recording after all: shown as a single answer
-    last = batch.items[0].result;
-    show(last);
-    setStatus("Done in " + ms + " ms.");
-    return;
-  }
   lastBatch = batch;
-  showBatch(batch);
-  if (first >= 0) choose(first);
   const n = batch.items.length;
-  setStatus((first < 0 ? "None of the " + n + " recordings could be analysed" : "Done: " + n + " recordings, " +
-    batch.n_ok + " analysed, " + batch.n_failed + " failed") + " (" + ms + " ms).", first < 0);
+  if (n > 1 || first < 0) showBatch(batch);  // (one recording after all: shown as a single answer)
+  setStatus(n === 1 && first === 0 ? "Done in " + ms + " ms." : (first < 0 ? "None of the " + n +
+    " recordings could be analysed" : "Done: " + n + " recordings, " + batch.n_ok + " analysed, " + batch.n_failed +
+    " failed") + " (" + ms + " ms).", first < 0);
+  if (first >= 0) await choose(first);
+}
+
+// the files and member to send to /v1/predict for one item of a batch: an item named after a file
+// is that file (a WFDB record: its parts too), "FILE#k" recording k of FILE
+function itemRequest(name) {
+  let f = lastFiles.find((g) => g.name === name), member = null;
+  const m = name.match(/^(.*)#(\d+)$/);
+  if (!f && m) { f = lastFiles.find((g) => g.name === m[1]); member = Number(m[2]); }
+  if (!f) return null;
+  const w = f.name.match(WFDB_PART);
+  const files = w ? lastFiles.filter((g) => { const x = g.name.match(WFDB_PART); return x && x[1] === w[1]; }) : [f];
+  return { files, q: query(true) + (member === null ? "" : "&member=" + member) };
 }
 
 // the list of a batch's recordings: each analysed one a button that shows it, each failure its reason
@@ -132,12 +145,22 @@ function showBatch(batch) {
   });
 }
 
-function choose(k) {
-  last = lastBatch.items[k].result;
+// show item k of the batch listed; its attribution (when chosen) is asked for now, once
+async function choose(k) {
+  const batch = lastBatch, item = batch.items[k];
+  chosen = k;
+  last = item.result;
   for (const b of $("batch-list").querySelectorAll("button")) {
     if (b.dataset.k === String(k)) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
   }
   show(last);
+  const req = itemRequest(item.name);
+  if ($("attr-method").value === "none" || explained.has(item) || !req) return;
+  $("shading-note").textContent = "Attribution shading: computing \u2026";
+  const [answer, error] = await post("/v1/predict", req.files, req.q);
+  if (answer) { item.result = answer; explained.add(item); }
+  if (lastBatch !== batch || chosen !== k) return;  // another file or recording was chosen meanwhile
+  if (answer) { last = answer; show(answer); } else $("shading-note").textContent = "No attribution shading: " + error;
 }
 
 function leadRows(sig) {
