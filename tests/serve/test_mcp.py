@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 mcp = pytest.importorskip("mcp")
 
-from servehelpers import DATA, MUSE, sine_signal  # noqa: E402
+from servehelpers import DATA, MUSE, STANDARD_12, sine_signal  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, build_mcp_server  # noqa: E402
 
@@ -64,7 +64,6 @@ def test_mcp_tool_schema_and_calls(analyzer, tmp_path):
 def test_mcp_wfdb_header_may_not_name_files_outside(analyzer, tmp_path):
     import numpy as np
 
-    from servehelpers import STANDARD_12
 
     allowed, secret = tmp_path / "allowed", tmp_path / "secret.bin"
     allowed.mkdir()
@@ -145,7 +144,6 @@ def test_mcp_reads_files_with_the_rate_and_leads_given(analyzer, tmp_path):
     the reader's hints name the tool's arguments."""
     import numpy as np
 
-    from servehelpers import STANDARD_12
 
     t = np.arange(5000) / 500
     csv = tmp_path / "ecg.csv"
@@ -188,7 +186,6 @@ def _h5(n: int) -> bytes:
     import h5py
     import numpy as np
 
-    from servehelpers import STANDARD_12
 
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
@@ -209,11 +206,14 @@ def test_mcp_batch_answers_for_each_recording_of_a_file(analyzer, tmp_path):
     bad = _zip({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes(), "c.xml": b"<RestingECG><Waveform>"})
     server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp, max_files=2), allowed_dirs=(inbox, DATA))
     b64 = base64.b64encode
-    _, zipped, h5, one, refused = asyncio.run(_session(server, [
+    _, zipped, h5, one, refused, picked, past, on_signal = asyncio.run(_session(server, [
         ("analyze_ecg_batch", {"content_base64": b64(bad).decode(), "filename": "bad.zip"}),
         ("analyze_ecg_batch", {"content_base64": b64(_h5(3)).decode(), "filename": "three.h5", "all_labels": True}),
         ("analyze_ecg_batch", {"path": str(MUSE)}),
         ("analyze_ecg", {"path": str(inbox / "pair.zip")}),
+        ("analyze_ecg", {"content_base64": b64(_h5(3)).decode(), "filename": "three.h5", "member": 2}),
+        ("analyze_ecg", {"path": str(inbox / "pair.zip"), "member": 2}),
+        ("analyze_ecg", {"signal": [[0.0] * 10] * 12, "fs": 500, "leads": STANDARD_12, "member": 0}),
     ]))
 
     def items(res):
@@ -233,7 +233,13 @@ def test_mcp_batch_answers_for_each_recording_of_a_file(analyzer, tmp_path):
     (single,) = items(one)
     assert single["name"] == MUSE.name and single["ok"] and single["result"]["record"]["format"] == "muse"
     assert _error_text(refused).endswith(": pair.zip holds several recordings and one is analysed here; call analyze_"
-                                         "ecg_batch with the same path or content_base64, which answers for each.")
+                                         "ecg_batch with the same path or content_base64, which answers for each, or "
+                                         "give member (0 for the first) to analyse one.")
+    # one recording of the file, picked by member (as the batch's item three.h5#2 is, beyond max_files here)
+    assert not picked.is_error, picked.content[0].text
+    assert picked.structured_content["record"]["filename"] == "three.h5#2"
+    assert _error_text(past).endswith("pair.zip holds 2 recording(s); member=2 is past the last (give 0 to 1).")
+    assert "leave member out" in _error_text(on_signal)
     assert list(tmp.iterdir()) == []
 
 

@@ -49,7 +49,8 @@ _EXAMPLES = {
     "list_labels": "valid call: {}",
 }
 # analyze_ecg's fix for a file of several recordings
-_SEVERAL = "call analyze_ecg_batch with the same path or content_base64, which answers for each"
+_SEVERAL = ("call analyze_ecg_batch with the same path or content_base64, which answers for each, or give member "
+            "(0 for the first) to analyse one")
 _T = TypeVar("_T")
 
 
@@ -125,29 +126,37 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "NumPy), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
         "'format' forces a reader. Returns the findings above threshold, "
         f"the {_TOP_LABELS} most probable labels (all 150 with all_labels=true), signal-quality flags "
-        "and the model's identity and preprocessing contract. A file holding several recordings (a zip of "
-        "ECG files, an HDF5 or NumPy batch) is refused: use analyze_ecg_batch for it."))
+        "and the model's identity and preprocessing contract. For a file holding several recordings (a zip "
+        "of ECG files, an HDF5 or NumPy batch) give 'member' (0-based) to analyse one of them, or use "
+        "analyze_ecg_batch for all."))
     async def analyze_ecg(path: str | None = None, content_base64: str | None = None, filename: str | None = None,
                           signal: list[list[float]] | None = None, fs: float | None = None,
                           leads: list[str] | None = None, format: str | None = None, units: str | None = None,
-                          all_labels: bool = False, include_embedding: bool = False) -> Prediction:
+                          member: int | None = None, all_labels: bool = False,
+                          include_embedding: bool = False) -> Prediction:
         read = _read_options(fs, leads, format, units)
-        answer = await _one_line(_analyze(path, content_base64, filename, signal, read, include_embedding))
+        answer = await _one_line(_analyze(path, content_base64, filename, signal, read, member, include_embedding))
         return _trimmed(answer, all_labels)
 
     async def _analyze(path: str | None, content_base64: str | None, filename: str | None,
-                       signal: list[list[float]] | None, read: dict[str, Any], include_embedding: bool) -> Prediction:
+                       signal: list[list[float]] | None, read: dict[str, Any], member: int | None,
+                       include_embedding: bool) -> Prediction:
         usage = _EXAMPLES["analyze_ecg"]
         given = [x is not None for x in (path, content_base64, signal)]
         if sum(given) != 1:
             raise ValueError(f"give exactly one of path, content_base64 (with filename) or signal (with fs and "
                              f"leads); {usage}.")
         _filename_alone(filename, content_base64, usage)
+        if member is not None and (signal is not None or member < 0):
+            raise ValueError(f"member={member}: member picks one recording (0 for the first) of a file holding several "
+                             f"(path or content_base64); an inline signal is one recording: leave member out; {usage}.")
         opts = Options(embedding=include_embedding)
         if signal is None:
             async with _file(path, content_base64, filename) as (p, name):
-                return await (await _started()).analyze_file(p, filename=name, read_kwargs=read, options=opts,
-                                                             several=_SEVERAL)
+                svc = await _started()
+                if member is not None:
+                    return await svc.analyze_member(p, member, filename=name, read_kwargs=read, options=opts)
+                return await svc.analyze_file(p, filename=name, read_kwargs=read, options=opts, several=_SEVERAL)
         if "fs" not in read or "leads" not in read:
             raise ValueError(f"an inline signal needs fs (Hz) and leads (one name per row); {usage}.")
         if {"format", "units"} & set(read):
