@@ -49,3 +49,31 @@ def sine_signal(seconds: float = 4.0, fs: float = 500.0, seed: int = 0) -> dict:
     t = np.arange(int(seconds * fs)) / fs
     x = np.stack([np.sin(2 * np.pi * 1.2 * t + k) + 0.05 * rng.standard_normal(t.size) for k in range(12)])
     return {"signal": np.round(x, 4).tolist(), "fs": fs, "leads": STANDARD_12, "id": f"sine{seed}"}
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive of ``{name: bytes}``, in that order."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def hdf5_batch(n: int, seed: int = 0) -> bytes:
+    """An HDF5 file of ``n`` 10-s 12-lead 500-Hz recordings of noise (dataset ``tracings``, CODE-15's
+    layout: recordings × samples × leads), its rate and leads as attributes."""
+    import io
+
+    import h5py
+    import numpy as np
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        d = f.create_dataset("tracings", data=np.random.default_rng(seed).normal(0, 0.3, (n, 5000, 12)))
+        d.attrs["fs"] = 500.0
+        d.attrs["leads"] = STANDARD_12
+    return buf.getvalue()

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ecgfounder.labels import load_labels  # noqa: E402
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
-from servehelpers import DATA, MUSE, WFDB, sine_signal  # noqa: E402
+from servehelpers import DATA, MUSE, WFDB, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE RestingECG [
@@ -308,21 +308,9 @@ def test_calibration_and_thresholds_file(tiny_ckpt, tmp_path):
 def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     """A zip of ECG files and an HDF5 batch sent to /v1/predict/batch: one item per recording
     (name#k), a bad member its own failed item; /v1/predict refuses such a file with the way to send it."""
-    import io
-    import zipfile
-
-    import h5py
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("a.xml", MUSE.read_bytes())
-        z.writestr("b.xml", MUSE.read_bytes())
-    h5 = io.BytesIO()
-    with h5py.File(h5, "w") as f:
-        d = f.create_dataset("tracings", data=np.random.default_rng(0).normal(0, 0.3, (3, 5000, 12)))
-        d.attrs["fs"] = 500.0
-        d.attrs["leads"] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-    files = [("file", ("pair.zip", buf.getvalue())), ("file", ("three.h5", h5.getvalue())),
+    pytest.importorskip("h5py")
+    pair, three = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes()}), hdf5_batch(3)
+    files = [("file", ("pair.zip", pair)), ("file", ("three.h5", three)),
              ("file", (MUSE.name, MUSE.read_bytes()))]
     r = client.post("/v1/predict/batch", files=files)
     assert r.status_code == 200, r.text
@@ -335,18 +323,15 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     assert [ok[k]["record"]["format"] for k in ("pair.zip#0", "three.h5#2", MUSE.name)] == ["muse", "hdf5", "muse"]
     member, plain = ([x["probability"] for x in ok[k]["labels"]] for k in ("pair.zip#0", MUSE.name))
     np.testing.assert_allclose(member, plain, atol=1e-6)  # the archive's member is the same ECG (batched apart)
-    r = client.post("/v1/predict", files={"file": ("pair.zip", buf.getvalue())})
+    r = client.post("/v1/predict", files={"file": ("pair.zip", pair)})
     assert r.status_code == 422
     assert r.json()["detail"] == ("pair.zip holds several recordings and one is analysed here; send the file to "
                                   "/v1/predict/batch, which answers for each, or pick one with the query parameter "
                                   "member (0 for the first).")
-    named = client.post("/v1/predict/batch", files=[("file", ("pair.ecgexport", buf.getvalue()))]).json()
+    named = client.post("/v1/predict/batch", files=[("file", ("pair.ecgexport", pair))]).json()
     assert [(it["name"], it["ok"]) for it in named["items"]] == [("pair.ecgexport#0", True), ("pair.ecgexport#1", True)]
-    bad = io.BytesIO()
-    with zipfile.ZipFile(bad, "w") as z:
-        z.writestr("a.xml", MUSE.read_bytes())
-        z.writestr("b.xml", b"<RestingECG><Waveform>")
-    b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad.getvalue()))]).json()
+    bad = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": b"<RestingECG><Waveform>"})
+    b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad))]).json()
     assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", False)]
     assert b["items"][1]["error"].startswith("bad.zip") and "ecgfounder-serve-" not in b["items"][1]["error"]
 
@@ -355,35 +340,23 @@ def test_predict_one_member_of_a_file_of_several(client):
     """/v1/predict?member=k answers for recording k of a zip or an HDF5 batch (as /v1/predict/batch
     answers for it, with the signal and attribution options of a single answer); past the last, on
     an inline signal and on the batch endpoint it is refused in one line."""
-    import io
-    import zipfile
-
-    import h5py
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("a.xml", MUSE.read_bytes())
-        z.writestr("b.ecg.xml", MUSE.read_bytes())
-    h5 = io.BytesIO()
-    with h5py.File(h5, "w") as f:
-        d = f.create_dataset("tracings", data=np.random.default_rng(1).normal(0, 0.3, (3, 5000, 12)))
-        d.attrs["fs"] = 500.0
-        d.attrs["leads"] = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-    whole = client.post("/v1/predict/batch", files=[("file", ("three.h5", h5.getvalue()))]).json()
-    r = client.post("/v1/predict?member=2&signal=true", files={"file": ("three.h5", h5.getvalue())})
+    pytest.importorskip("h5py")
+    pair, three = zip_bytes({"a.xml": MUSE.read_bytes(), "b.ecg.xml": MUSE.read_bytes()}), hdf5_batch(3, seed=1)
+    whole = client.post("/v1/predict/batch", files=[("file", ("three.h5", three))]).json()
+    r = client.post("/v1/predict?member=2&signal=true", files={"file": ("three.h5", three)})
     assert r.status_code == 200, r.text
     one = r.json()
     assert one["record"]["filename"] == "three.h5#2" and one["signal"] is not None
     np.testing.assert_allclose([x["probability"] for x in one["labels"]],
                                [x["probability"] for x in whole["items"][2]["result"]["labels"]], atol=1e-6)
-    r = client.post("/v1/predict?member=1", files={"file": ("pair.zip", buf.getvalue())})
+    r = client.post("/v1/predict?member=1", files={"file": ("pair.zip", pair)})
     assert r.status_code == 200, r.text
     assert (r.json()["record"]["id"], r.json()["record"]["format"]) == ("b.ecg", "muse")
     for query, name, data, said in [
-        ("member=3", "three.h5", h5.getvalue(), "three.h5 holds 3 recording(s); member=3 is past the last (give 0 to 2)."),
-        ("member=2", "pair.zip", buf.getvalue(), "pair.zip holds 2 recording(s); member=2 is past the last (give 0 to 1)."),
-        ("member=-1", "pair.zip", buf.getvalue(), "member"),
-        ("member=x", "pair.zip", buf.getvalue(), "member"),
+        ("member=3", "three.h5", three, "three.h5 holds 3 recording(s); member=3 is past the last (give 0 to 2)."),
+        ("member=2", "pair.zip", pair, "pair.zip holds 2 recording(s); member=2 is past the last (give 0 to 1)."),
+        ("member=-1", "pair.zip", pair, "member"),
+        ("member=x", "pair.zip", pair, "member"),
     ]:
         r = client.post(f"/v1/predict?{query}", files={"file": (name, data)})
         assert r.status_code == 422 and said in r.json()["detail"] and "\n" not in r.json()["detail"], (query, r.text)
@@ -391,5 +364,5 @@ def test_predict_one_member_of_a_file_of_several(client):
     assert r.status_code == 200 and r.json()["record"]["filename"] == f"{MUSE.name}#0"
     r = client.post("/v1/predict?member=0", json=sine_signal())
     assert r.status_code == 422 and "leave member out" in r.json()["detail"]
-    r = client.post("/v1/predict/batch?member=0", files=[("file", ("pair.zip", buf.getvalue()))])
+    r = client.post("/v1/predict/batch?member=0", files=[("file", ("pair.zip", pair))])
     assert r.status_code == 422 and "leave member out" in r.json()["detail"]

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from servehelpers import MUSE, STANDARD_12, WFDB, running_server  # noqa: E402
+from servehelpers import MUSE, STANDARD_12, WFDB, running_server, zip_bytes  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
@@ -234,11 +234,7 @@ def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
 
 
 def _zip(path, members):
-    import zipfile
-
-    with zipfile.ZipFile(path, "w") as z:
-        for name, data in members:
-            z.writestr(name, data)
+    path.write_bytes(zip_bytes(dict(members)))
     return path
 
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 mcp = pytest.importorskip("mcp")
 
-from servehelpers import DATA, MUSE, STANDARD_12, sine_signal  # noqa: E402
+from servehelpers import DATA, MUSE, STANDARD_12, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, build_mcp_server  # noqa: E402
 
@@ -169,32 +169,6 @@ def test_mcp_reads_files_with_the_rate_and_leads_given(analyzer, tmp_path):
     assert "content_base64 of 3000000 characters" in _error_text(too_big) and "give its path" in _error_text(too_big)
 
 
-def _zip(members: dict) -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def _h5(n: int) -> bytes:
-    import io
-
-    import h5py
-    import numpy as np
-
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        d = f.create_dataset("tracings", data=np.random.default_rng(0).normal(0, 0.3, (n, 5000, 12)))
-        d.attrs["fs"] = 500.0
-        d.attrs["leads"] = STANDARD_12
-    return buf.getvalue()
-
-
 def test_mcp_batch_answers_for_each_recording_of_a_file(analyzer, tmp_path):
     """A zip of ECG files or an HDF5 batch was refused by analyze_ecg, with a fix (a batch request)
     an agent cannot make; analyze_ecg_batch answers one item per recording (FILE#k, in order), a bad
@@ -202,16 +176,16 @@ def test_mcp_batch_answers_for_each_recording_of_a_file(analyzer, tmp_path):
     pytest.importorskip("h5py")
     inbox, tmp = tmp_path / "in", tmp_path / "tmp"
     inbox.mkdir(), tmp.mkdir()
-    (inbox / "pair.zip").write_bytes(_zip({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes()}))
-    bad = _zip({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes(), "c.xml": b"<RestingECG><Waveform>"})
+    (inbox / "pair.zip").write_bytes(zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes()}))
+    bad = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": MUSE.read_bytes(), "c.xml": b"<RestingECG><Waveform>"})
     server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp, max_files=2), allowed_dirs=(inbox, DATA))
     b64 = base64.b64encode
     _, zipped, h5, one, refused, picked, past, on_signal = asyncio.run(_session(server, [
         ("analyze_ecg_batch", {"content_base64": b64(bad).decode(), "filename": "bad.zip"}),
-        ("analyze_ecg_batch", {"content_base64": b64(_h5(3)).decode(), "filename": "three.h5", "all_labels": True}),
+        ("analyze_ecg_batch", {"content_base64": b64(hdf5_batch(3)).decode(), "filename": "three.h5", "all_labels": True}),
         ("analyze_ecg_batch", {"path": str(MUSE)}),
         ("analyze_ecg", {"path": str(inbox / "pair.zip")}),
-        ("analyze_ecg", {"content_base64": b64(_h5(3)).decode(), "filename": "three.h5", "member": 2}),
+        ("analyze_ecg", {"content_base64": b64(hdf5_batch(3)).decode(), "filename": "three.h5", "member": 2}),
         ("analyze_ecg", {"path": str(inbox / "pair.zip"), "member": 2}),
         ("analyze_ecg", {"signal": [[0.0] * 10] * 12, "fs": 500, "leads": STANDARD_12, "member": 0}),
     ]))
