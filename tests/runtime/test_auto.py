@@ -131,6 +131,23 @@ def test_fastest_accurate_path_is_chosen_and_cached(windows, tmp_path):
     assert fake3.built
 
 
+def test_a_capped_instruction_set_is_another_machine(windows, tmp_path, monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 machine makes its bf16 path ~30x slower (measured:
+    2.8 ECG/s): a choice cached without the cap must not serve under it, nor the other way round."""
+    cands = [("fp32", "torch"), ("bf16", "torch")]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    first, _ = _choose(FakePaths({("bf16", "torch"): 1e-3}, {("fp32", "torch")}), cands, windows, tmp_path)
+    assert first.name == "bf16/torch" and not first.cached
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    capped, _ = _choose(FakePaths({("bf16", "torch"): 1e-3}, {("bf16", "torch")}), cands, windows, tmp_path)
+    assert not capped.cached and capped.name == "fp32/torch"
+    again, _ = _choose(FakePaths({}, set()), cands, windows, tmp_path)
+    assert again.cached and again.name == "fp32/torch"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    back, _ = _choose(FakePaths({}, set()), cands, windows, tmp_path)
+    assert back.cached and back.name == "bf16/torch"
+
+
 def test_paths_outside_bounds_are_rejected_even_when_fastest(windows, tmp_path):
     cands = [("fp32", "torch"), ("fp32", "openvino"), ("bf16", "openvino"), ("int8", "onnxruntime")]
     fake = FakePaths(errors={("fp32", "openvino"): 1e-3,      # fp32 must be exact to 1e-4

@@ -151,12 +151,21 @@ def _cpu_flags_digest() -> str:
     return ""
 
 
+# settings that cap the instructions oneDNN's kernels use (torch's and OpenVINO's CPU plugin read
+# them): under ONEDNN_MAX_CPU_ISA=AVX2 an AVX-512 machine's bf16 path runs ~30x slower
+_ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_CPU_ISA_HINTS", "DNNL_CPU_ISA_HINTS")
+
+
 def machine_identity(device: str = "cpu") -> dict[str, str]:
-    """What the speed of a path depends on: CPU model, ISA capability and usable cores (or the GPU)."""
+    """What the speed of a path depends on: CPU model, ISA capability (and the settings that cap
+    it) and usable cores (or the GPU)."""
     import torch
 
     ident = {"machine": platform.machine(), "cpu": _cpu_model(), "cpu_flags": _cpu_flags_digest(),
              "capability": str(torch.backends.cpu.get_cpu_capability())}
+    caps = ";".join(f"{k}={os.environ[k]}" for k in _ISA_CAPS if os.environ.get(k))
+    if caps:  # (only when set: the choices cached without them stay valid)
+        ident["isa_caps"] = caps
     try:
         ident["cores"] = str(len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
