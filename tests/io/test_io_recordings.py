@@ -232,6 +232,30 @@ def test_zip_archive_of_records(tmp_path):
         eio.read(z)
 
 
+def test_a_bad_member_of_an_archive_costs_no_other_member(tmp_path):
+    """The reading of a zip stopped at its first unreadable member: the members after it were lost
+    without a word.  Every readable member is read; then one error names each bad one."""
+    bad = b"<RestingECG><Waveform>"
+    z = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name, data in [("a.xml", MUSE.read_bytes()), ("b.xml", bad), ("c.xml", MUSE.read_bytes()), ("d.xml", bad)]:
+            zf.writestr(name, data)
+    got = []
+    with pytest.raises(RecordReadError) as err:
+        for rec in eio.iter_read(z):
+            got.append(rec.meta["archive_member"])
+    assert got == ["a.xml", "c.xml"]
+    said = str(err.value)
+    assert said.startswith(f"{z}: 2 of its files could not be read (the others were): b.xml in the zip archive: ")
+    assert "; d.xml in the zip archive: " in said and "\n" not in said
+    with zipfile.ZipFile(z, "w") as zf:  # many bad ones: the first five named
+        zf.writestr("a.xml", MUSE.read_bytes())
+        for k in range(8):
+            zf.writestr(f"bad{k}.xml", bad)
+    with pytest.raises(RecordReadError, match=r"8 of its files .*bad4\.xml.*; and 3 more$"):
+        list(eio.iter_read(z))
+
+
 def test_zip_archive_under_a_vendor_extension(tmp_path):
     """A zip of ECG files named by its exporter (``.ecgz``, no extension) was taken for NumPy's .npz
     by its first bytes and failed on its first member; it is read as an archive, and a real .npz

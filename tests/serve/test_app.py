@@ -330,10 +330,13 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
                                   "member (0 for the first).")
     named = client.post("/v1/predict/batch", files=[("file", ("pair.ecgexport", pair))]).json()
     assert [(it["name"], it["ok"]) for it in named["items"]] == [("pair.ecgexport#0", True), ("pair.ecgexport#1", True)]
-    bad = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": b"<RestingECG><Waveform>"})
+    bad = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": b"<RestingECG><Waveform>", "c.xml": MUSE.read_bytes()})
     b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad))]).json()
-    assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", False)]
-    assert b["items"][1]["error"].startswith("bad.zip") and "ecgfounder-serve-" not in b["items"][1]["error"]
+    # the member after the bad one is analysed too; the error comes last, naming the bad member
+    assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", True),
+                                                               ("bad.zip#2", False)]
+    assert b["items"][2]["error"].startswith("bad.zip: b.xml in the zip archive: ")
+    assert "ecgfounder-serve-" not in b["items"][2]["error"]
 
 
 def test_predict_one_member_of_a_file_of_several(client):

@@ -253,6 +253,7 @@ def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int
         targets = find_records([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
+        failed: list[str] = []  # a member that cannot be read costs no other member: said once, at the end
         for t in targets:
             inner_kind = _archive_of(t, format)
             it = (_from_archive(t, format, kwargs, budget, depth + 1, inner_kind) if inner_kind
@@ -264,13 +265,20 @@ def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int
                     break
                 except RecordReadError as exc:
                     where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
-                    raise RecordReadError(p, f"{where}: {exc.reason}") from None
+                    failed.append(f"{where}: {exc.reason}")
+                    break
                 meta = dict(rec.meta)
                 meta["source"] = str(p)
                 meta["compression"] = kind
                 if inner.is_dir():
                     meta["archive_member"] = t.name
                 yield Recording(signal=rec.signal, fs=rec.fs, leads=rec.leads, meta=meta)
+        if len(failed) == 1:
+            raise RecordReadError(p, failed[0])
+        if failed:
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            raise RecordReadError(p, f"{len(failed)} of its files could not be read (the others were): "
+                                  + "; ".join(failed[:5]) + more)
 
 
 def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Recording:
@@ -355,7 +363,9 @@ def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) 
 def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Iterator[Recording]:
     """Every recording in ``path``: one for most formats, many for batch files (``.npy``/``.npz``
     of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``, zip archives), read
-    lazily; for batch files ``start=``/``stop=`` read only the items ``start`` to ``stop - 1``."""
+    lazily; for batch files ``start=``/``stop=`` read only the items ``start`` to ``stop - 1``.
+    An archive's unreadable files cost none of the others: every readable one is yielded, then one
+    :class:`RecordReadError` names each that could not be read."""
     p = Path(path)
     kind = _archive_of(p, format)
     if kind:

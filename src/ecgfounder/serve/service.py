@@ -190,7 +190,7 @@ class Service:
         out = [(f"{shown}#0", await self._member(first, f"{shown}#0", options, str(path)))]
         while rec is not None:
             name = f"{shown}#{len(out)}"
-            if isinstance(rec, InputError):  # (a reader stops at its first error)
+            if isinstance(rec, InputError):  # (a reader's error ends it; an archive's names each bad member)
                 out.append((name, rec))
                 break
             if len(out) >= limit:
