@@ -143,7 +143,11 @@ def test_a_capped_instruction_set_is_another_machine(windows, tmp_path, monkeypa
     assert not capped.cached and capped.name == "fp32/torch"
     again, _ = _choose(FakePaths({}, set()), cands, windows, tmp_path)
     assert again.cached and again.name == "fp32/torch"
+    from ecgfounder.runtime import speed_info
+
+    assert "under ONEDNN_MAX_CPU_ISA=AVX2," in speed_info(tmp_path)["cpu"]  # what `ecgfounder env` shows
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert "under" not in speed_info(tmp_path)["cpu"]
     back, _ = _choose(FakePaths({}, set()), cands, windows, tmp_path)
     assert back.cached and back.name == "bf16/torch"
 

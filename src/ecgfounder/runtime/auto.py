@@ -364,7 +364,8 @@ def speed_info(cache_dir: str | os.PathLike | None = None, device: str = "cpu") 
     from ..signal.fast import chain_backend
 
     ident = machine_identity(device)
-    info = {"cpu": f"{ident['cpu']} ({ident['capability']}, {ident['cores']} usable cores)"}
+    capped = f" under {ident['isa_caps']}" if ident.get("isa_caps") else ""
+    info = {"cpu": f"{ident['cpu']} ({ident['capability']}{capped}, {ident['cores']} usable cores)"}
     for i, line in enumerate(auto_status(cache_dir, device)):
         info["auto path" if i == 0 else f"auto path {i + 1}"] = line
     folder = Path(cache_dir if cache_dir is not None else _cache_dir("runtime")) / "auto"
