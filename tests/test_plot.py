@@ -174,7 +174,7 @@ def _grid_box(fig) -> tuple[float, float, float, float]:
     x0, y0 = ax.get_xlim()[0], ax.get_ylim()[0]
     gx, gy = [], []
     for c in ax.collections:
-        for seg in c.get_segments():
+        for seg in c.get_segments() if hasattr(c, "get_segments") else ():  # grid lines, not shading
             gx += list(seg[:, 0])
             gy += list(seg[:, 1])
     return min(gx) - x0, max(gx) - x0, min(gy) - y0, max(gy) - y0
@@ -244,3 +244,86 @@ def test_cli_plot_draws_on_an_a4_sheet_unless_asked_otherwise(tmp_path):
         assert main(["plot", str(MUSE), "-o", str(out), "--no-quality"] + (["--paper", paper] if paper else [])) == 0
         sizes[paper] = tuple(round(v / 200 * 25.4) for v in Image.open(out).size)  # saved at 200 dpi, in mm
     assert sizes == {None: (297, 210), "letter": (279, 216), "fit": (280, 204)}
+
+
+def _rendered(fig, draw: bool = True):
+    """(RGB pixels or None, renderer) of ``fig`` drawn by Agg at its own dpi."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    if not draw:
+        return None, canvas.get_renderer()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].astype(int), canvas.get_renderer()
+
+
+def test_tall_complexes_stop_at_the_grid_edge_clear_of_the_text_and_the_page_edge(muse):
+    sig = muse.signal.copy()
+    sig[muse.leads.index("V4"), 4000:4010] += 6.0  # +6 mV in the top row (V4 is shown 7.5-10 s)
+    sig[muse.leads.index("II"), 3000:3010] -= 6.0  # -6 mV on the rhythm strip, the bottom row
+    fig = plot_ecg(muse.replace(signal=sig), paper="a4", footer="signal quality: good")
+    fig.set_dpi(40)
+    im, renderer = _rendered(fig)
+    h = im.shape[0]
+    dark = im.max(axis=-1) < 90  # the trace and the text, not the grid
+    for t in fig.axes[0].texts:  # text is allowed where it stands
+        b = t.get_window_extent(renderer)
+        dark[max(0, int(h - b.y1) - 2):int(h - b.y0) + 2, max(0, int(b.x0) - 2):int(b.x1) + 2] = False
+    left, right, bottom, top = _grid_box(fig)  # mm from the bottom-left
+    px = 40 / 25.4
+    assert not dark[:int(h - top * px) - 1].any()  # nothing drawn above the grid but the header
+    assert not dark[int(h - bottom * px) + 2:].any()  # nor below it but the scale and the footer
+    assert dark[int(h - top * px) + 2:int(h - bottom * px) - 2].any()  # (the traces are drawn)
+
+
+def test_header_legend_and_footer_fit_the_page_without_overlapping():
+    from ecgfounder.signal.leads import STANDARD_12
+
+    long = ["RSR' OR QR PATTERN IN V1 SUGGESTS RIGHT VENTRICULAR CONDUCTION DELAY",
+            "INVERTED T WAVES HAVE REPLACED NONSPECIFIC T WAVE ABNORMALITY IN",
+            "CONSIDER RIGHT VENTRICULAR INVOLVEMENT IN ACUTE INFERIOR INFARCT", "WITH 2ND DEGREE SA BLOCK MOBITZ II"]
+    meta = {"id": "record_" + "x" * 70, "patient_id": "P" * 30, "age": 60, "sex": "M", "acquired": "2021-05-10T13:15:18",
+            "device": "a cardiograph with a long model name", "statements": ["Sinus rhythm with fusion complexes"] * 8}
+    rec = Recording(np.random.default_rng(0).normal(0, 0.1, (12, 5000)), 500.0, STANDARD_12, meta)
+    w = np.ones(5000)
+    quality = "; ".join(f"{k}:{','.join(STANDARD_12)}" for k in ("flat", "noise", "powerline", "baseline", "clipping"))
+    for paper in (None, "a4"):
+        fig = plot_ecg(rec, findings=[(lab, 0.6) for lab in long * 3], shading=[(lab, {"II": w}) for lab in long],
+                       footer=f"signal quality: {quality}\nsecond line", paper=paper)
+        _, renderer = _rendered(fig, draw=False)
+        page = fig.bbox
+        boxes = {t.get_text(): t.get_window_extent(renderer) for t in fig.axes[0].texts if t.get_text()}
+        for s, b in boxes.items():
+            assert page.x0 <= b.x0 and b.x1 <= page.x1 and page.y0 <= b.y0 and b.y1 <= page.y1, s
+        names = list(boxes)
+        clash = [(a[:30], b[:30]) for i, a in enumerate(names) for b in names[i + 1:] if boxes[a].overlaps(boxes[b])]
+        assert not clash
+        y_mm = 25.4 / fig.dpi  # page mm per pixel
+        _, _, bottom, top = _grid_box(fig)
+        header = [b for s, b in boxes.items() if "Predicted:" in s or s.startswith("record_")]
+        assert len(header) == 2 and all(b.y0 * y_mm >= top for b in header)  # the header stays above the grid
+        under = [b for s, b in boxes.items() if s.startswith("\u25a0") or "signal quality" in s]
+        assert len(under) == 5 and all(b.y1 * y_mm <= bottom for b in under)  # legend and footer below it
+
+
+def test_the_sheets_of_a_printout_are_numbered(muse):
+    from ecgfounder.plot import plot_pages
+
+    pages = plot_pages(muse, layout="strips", paper="a4")
+    heads = [" ".join(_texts(f)) for f in pages]
+    assert len(pages) == 2 and "sheet 1 of 2" in heads[0] and "sheet 2 of 2" in heads[1]
+    assert "sheet" not in " ".join(_texts(plot_pages(muse, paper="a4")[0]))
+
+
+def test_header_lines_break_between_findings_and_statements_not_inside_them():
+    from ecgfounder.plot import _header_text
+    from ecgfounder.signal.leads import STANDARD_12
+
+    stm = ["premature atrial contraction", "sinus tachycardia", "left ventricular high voltage", "t wave abnormal",
+           "premature ventricular contractions"]
+    found = [("VENTRICULAR-PACED COMPLEXES", 0.61), ("JUNCTIONAL RHYTHM", 0.61), ("ST NO LONGER DEPRESSED IN", 0.61)]
+    rec = Recording(np.zeros((12, 5000)), 500.0, STANDARD_12, {"id": "x", "statements": stm})
+    lines = _header_text(rec, found, "")[1].split("\n")
+    assert 2 < len(lines) <= 6
+    for item in stm + [f"{lab} {p:.2f}" for lab, p in found]:
+        assert any(item in ln for ln in lines), (item, lines)

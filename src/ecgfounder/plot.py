@@ -9,8 +9,9 @@ The page is drawn in millimetres at true paper scale (25 mm/s, 10 mm/mV by defau
 * ``layout="strips"``: one full-width strip per lead (for 1-lead or non-standard recordings).
 
 Each lead is drawn relative to its median over the shown window (display only; the recording is
-not changed).  ``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.prediction.predict`,
-are printed in the header.
+not changed) and stops at the grid's edges; the header, legend and footer are wrapped to the page.
+``findings`` (label, probability) pairs, e.g. from :func:`ecgfounder.prediction.predict`, are
+printed in the header.
 
 Overlays (used by the per-record report, :mod:`ecgfounder.explain.report`): ``shading`` colours the
 background of each lead where an attribution map is high (one colour per finding, intensity =
@@ -47,6 +48,8 @@ _LINE_MM = 3.4        # footer line height
 _LABEL_H = 5.0        # mm under the grid for the speed/gain line
 _MIN_MARGIN = 5.0     # mm: the least margin on a sheet of paper (printers leave ~4 mm unprinted)
 _MIN_ROW = 20.0       # mm: strips on a sheet are made no lower (±1 mV at 10 mm/mV)
+_HEAD_LINES = 6       # lines of each header block (24 mm)
+_RIGHT_AT = 0.42      # where the header's right block starts, as a fraction of the grid's width
 #: landscape sheets (width, height) in mm for ``paper=``
 PAPERS = {"a4": (297.0, 210.0), "letter": (279.4, 215.9)}
 
@@ -147,9 +150,56 @@ def _dx_names(codes) -> list[str]:
     return [names.get(str(c), str(c)) for c in codes]
 
 
-def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
+def _mm(text: str, size: float) -> float:
+    """Width in mm of one line of ``text`` set at ``size`` pt in the default font (DejaVu Sans)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    return text_to_path.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)[0] * 25.4 / 72
+
+
+def _wrap(units: Sequence[str], width: float, size: float) -> list[str]:
+    """``units`` joined by spaces into lines at most ``width`` mm wide at ``size`` pt: a unit goes
+    whole onto the next line when it does not fit; one wider than a line is broken at its spaces,
+    then after its commas and semicolons, then anywhere."""
+    import re
+
+    toks: list[tuple[str, str]] = []  # (text, glue to the previous token on the same line)
+    for u in units:
+        for word in ([u] if _mm(u, size) <= width else u.split(" ")):
+            glue = " "
+            for part in ([word] if _mm(word, size) <= width else [q for q in re.split(r"(?<=[,;])", word) if q]):
+                while len(part) > 1 and _mm(part, size) > width:
+                    n = next(k for k in range(len(part) - 1, 0, -1) if _mm(part[:k], size) <= width or k == 1)
+                    toks.append((part[:n], glue))
+                    part, glue = part[n:], ""
+                toks.append((part, glue))
+                glue = ""
+    lines: list[str] = []
+    for text, glue in toks:
+        if lines and _mm(lines[-1] + glue + text, size) <= width:
+            lines[-1] += glue + text
+        else:
+            lines.append(text)
+    return lines
+
+
+def _cap(lines: list[str], n: int, width: float, size: float) -> list[str]:
+    """The first ``n`` of ``lines``, the last one ending in " …" when lines were left out."""
+    if len(lines) <= n or n <= 0:
+        return lines[:max(n, 0)]
+    last = lines[n - 1]
+    while last and _mm(last + " …", size) > width:
+        last = last[:-1]
+    return lines[:n - 1] + [last.rstrip() + " …"]
+
+
+def _header_text(rec: Recording, findings, extra: str, title: str | None = None,
+                 width: float = _CAL_W + 250.0) -> tuple[str, str]:
+    """(left, right) header blocks of a drawing ``width`` mm wide, each wrapped to its column (the
+    right one starts at 0.42 of the width) and at most :data:`_HEAD_LINES` lines."""
     m = rec.meta
-    left = [str(m.get("id") or Path(str(m.get("source", ""))).stem or "ECG")]
+    left = [title or str(m.get("id") or Path(str(m.get("source", ""))).stem or "ECG")]
     who = []
     if m.get("patient_id"):
         who.append(f"patient {m['patient_id']}")
@@ -163,22 +213,35 @@ def _header_text(rec: Recording, findings, extra: str) -> tuple[str, str]:
     if when:
         left.append(when)
     left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads{extra}")
-    import textwrap
-
-    right: list[str] = []
-    if findings:
-        right += textwrap.wrap("Predicted: " + "; ".join(f"{lab} {p:.2f}" for lab, p in findings), 90)
+    r_w, right = width * (1 - _RIGHT_AT), []
     stm = [str(s) for s in (m.get("statements") or _dx_names(m.get("dx") or ()))]
-    if stm:
-        lines = textwrap.wrap("File: " + " | ".join(stm), 90)
-        room = 6 - len(right)
-        right += lines[:room] if len(lines) <= room else lines[: room - 1] + [lines[room - 1][:86] + " …"]
-    return "\n".join(left), "\n".join(right)
+    for prefix, items, sep in (("Predicted: ", [f"{lab} {p:.2f}" for lab, p in findings or ()], ";"),
+                               ("File: ", stm, " |")):
+        if items:  # each item kept whole on a line where it fits
+            units = [prefix + items[0]] + items[1:]
+            lines = _wrap([u + sep for u in units[:-1]] + units[-1:], r_w, 7.5)
+            right += _cap(lines, _HEAD_LINES - len(right), r_w, 7.5)
+    l_w = width * _RIGHT_AT - 3 if right else width
+    lines = [ln for x in left for ln in _wrap([x], l_w, 8)]
+    return "\n".join(_cap(lines, _HEAD_LINES, l_w, 8)), "\n".join(right)
 
 
-def _below(footer: str | None) -> float:
-    """Millimetres under the grid: the speed/gain line, then the footer's lines."""
-    return _LABEL_H + ((footer.count("\n") + 1) * _LINE_MM + 3 if footer else 0.0)
+def _under(footer: str | None, names: Sequence[str], speed: float, gain: float) -> tuple[str, list, list[str], float]:
+    """What goes under the grid: the scale line, the rows of the shading legend (``[(x mm, text),
+    ...]`` per row, left of the scale), the footer's lines wrapped to the grid's width, and the
+    millimetres they take."""
+    scale, width = f"{speed:g} mm/s   {gain:g} mm/mV", _CAL_W + 10 * speed
+    avail, rows, x = width - _mm(scale, 7) - 5, [], 0.0
+    for name in names:
+        s = _cap(_wrap(["\u25a0 " + name], avail, 7), 1, avail, 7)[0]
+        w = _mm(s, 7)
+        if not rows or x + w > avail:
+            rows.append([])
+            x = 0.0
+        rows[-1].append((x, s))
+        x += w + 5
+    lines = [ln for part in (footer.split("\n") if footer else ()) for ln in _wrap([part], width, 7)]
+    return scale, rows, lines, _LABEL_H + max(0, len(rows) - 1) * _LINE_MM + (len(lines) * _LINE_MM + 3 if lines else 0)
 
 
 def _sheet_text(below: float) -> float:
@@ -248,6 +311,7 @@ def plot_ecg(
     flagged_leads: Sequence[str] = (),
     footer: str | None = None,
     paper: str | None = None,
+    sheet: tuple[int, int] | None = None,
 ):
     """Draw ``recording`` as an ECG printout; returns the matplotlib ``Figure``.
 
@@ -270,6 +334,7 @@ def plot_ecg(
             centred on it at the same true scale, so a PDF printed at 100 % fills the paper it names;
             strips are drawn lower (down to 20 mm a row) to fit, and a page of more strips than that
             holds grows taller than the sheet.  ``None`` (default): a page sized to the drawing.
+        sheet: ``(k, n)``: printed in the header as "sheet k of n" (:func:`plot_pages` sets it).
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
@@ -304,7 +369,8 @@ def plot_ecg(
                 raise PlotError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
     grid_w = _CAL_W + width
-    row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, _below(footer), speed)
+    scale, legend, foot, below = _under(footer, [name for name, _, _ in shades], speed, gain)
+    row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, below, speed)
     grid_h = n_rows * row_h
     fig = Figure(figsize=(page_w / 25.4, page_h / 25.4), dpi=150)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -344,9 +410,8 @@ def plot_ecg(
                 lead_label(x0 + 1.5, baseline(r) + 0.28 * row_h, name)
                 if c:
                     ax.plot([x0, x0], [baseline(r) - 3, baseline(r) + 3], color=_TRACE, linewidth=0.8, zorder=3)
-        for r in range(3):
+        for r in range(4):
             _cal_pulse(ax, 0, baseline(r), gain)
-        _cal_pulse(ax, 0, baseline(3), gain)
         overlay(rl, _CAL_W, baseline(3), 0, None, width)
         _trace(ax, _CAL_W, baseline(3), rows[rl], fs, speed, gain, clip)
         lead_label(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl)
@@ -356,15 +421,19 @@ def plot_ecg(
             overlay(name, _CAL_W, baseline(r), 0, None, width)
             _trace(ax, _CAL_W, baseline(r), rows[name], fs, speed, gain, clip)
             lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name)
+    from matplotlib.patches import Rectangle
+
+    frame = Rectangle((0, 0), grid_w, grid_h, transform=ax.transData)
+    for line in ax.lines:  # a tall complex stops at the grid's edge, off the header, footer and page edge
+        line.set_clip_path(frame)
     extra = f", shown {t0:g}–{t0 + shown:g} s" if (t0 > 0 or recording.duration > seconds + 1e-9) else ""
-    left, right = _header_text(recording, findings, extra)
-    if title:
-        left = title + "\n" + left.split("\n", 1)[-1]
+    extra += f", sheet {sheet[0]} of {sheet[1]}" if sheet else ""
+    left, right = _header_text(recording, findings, extra, title, grid_w)
     top = grid_h + _HEADER - 2
-    ax.text(0, top, left, fontsize=8, va="top", ha="left", family="DejaVu Sans", zorder=4)
+    ax.text(0, top, left, fontsize=8, va="top", ha="left", zorder=4)
     if right:
-        ax.text(grid_w * 0.42, top, right, fontsize=7.5, va="top", ha="left", zorder=4)
-    ax.text(grid_w, -2, f"{speed:g} mm/s   {gain:g} mm/mV", fontsize=7, va="top", ha="right", zorder=4)
+        ax.text(grid_w * _RIGHT_AT, top, right, fontsize=7.5, va="top", ha="left", zorder=4)
+    ax.text(grid_w, -2, scale, fontsize=7, va="top", ha="right", zorder=4)
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import to_rgb
 
@@ -372,14 +441,13 @@ def plot_ecg(
         if found:
             rgba = [(*to_rgb(colour), 0.14 * level) for _, level in found]
             ax.add_collection(PolyCollection([v for v, _ in found], facecolors=rgba, linewidths=0, zorder=2))
-    if shades:
-        x = 0.0
-        for name, colour, _ in shades:
-            ax.text(x, -2, f"\u25a0 {name}", color=colour, fontsize=7, va="top", ha="left", zorder=4)
-            x += 8 + 1.6 * len(name)
-    if footer:
-        ax.text(0, -_LABEL_H - 1, footer, fontsize=7, va="top", ha="left", family="DejaVu Sans", zorder=4,
-                linespacing=1.35)
+    colours = iter(colour for _, colour, _ in shades)
+    for k, row in enumerate(legend):
+        for x, text in row:
+            ax.text(x, -2 - k * _LINE_MM, text, color=next(colours), fontsize=7, va="top", ha="left", zorder=4)
+    if foot:
+        ax.text(0, -_LABEL_H - 1 - max(0, len(legend) - 1) * _LINE_MM, "\n".join(foot), fontsize=7, va="top",
+                ha="left", zorder=4, linespacing=1.35)
     return fig
 
 
@@ -402,14 +470,19 @@ def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Pa
 
 def plot_pages(recording: Recording, **kwargs) -> list:
     """:func:`plot_ecg` as sheets of ``paper``: more strips than one sheet holds (rows of at least
-    20 mm) go on as many sheets as they need, each with the header and ``footer``; one figure
-    otherwise (and for ``paper=None``)."""
+    20 mm) go on as many sheets as they need, each with the header ("sheet k of n") and ``footer``;
+    one figure otherwise (and for ``paper=None``)."""
     paper, layout = kwargs.get("paper"), kwargs.get("layout") or _default_layout(recording)
     if paper is None or layout != "strips":
         return [plot_ecg(recording, **kwargs)]
     sel = list(kwargs.get("leads") or recording.leads)
-    per = max(1, int((paper_size(paper)[1] - _sheet_text(_below(kwargs.get("footer")))) // _MIN_ROW))
-    return [plot_ecg(recording, **{**kwargs, "layout": "strips", "leads": sel[k:k + per]}) for k in range(0, len(sel), per)]
+    names = [name for name, _ in (kwargs.get("shading") or ())][:len(SHADE_COLOURS)]
+    below = _under(kwargs.get("footer"), names, kwargs.get("speed", 25.0), kwargs.get("gain", 10.0))[3]
+    per = max(1, int((paper_size(paper)[1] - _sheet_text(below)) // _MIN_ROW))
+    starts = range(0, len(sel), per)
+    return [plot_ecg(recording, **{**kwargs, "layout": "strips", "leads": sel[k:k + per],
+                                   "sheet": (i + 1, len(starts)) if len(starts) > 1 else None})
+            for i, k in enumerate(starts)]
 
 
 def save_pdf_pages(figures: Sequence, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:

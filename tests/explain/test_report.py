@@ -51,7 +51,8 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
         page = (out / f"{name}.html").read_text(encoding="utf-8")
         refs = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", page, flags=re.I)
         assert refs and all(r.startswith("data:image/png;base64,") for r in refs), refs[:3]
-        assert "http" not in " ".join(refs) and "<link" not in page and "<script" not in page
+        rest = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]*", "", page)  # base64 may spell "http" by chance
+        assert "http" not in rest and "<link" not in page and "<script" not in page
         for text in ("Not a medical device", "weights SHA-256", "preprocessing", f"ecgfounder {__version__}",
                      "quality", "integrated gradients of the logit, 2 steps", "threshold"):
             assert text in page, (name, text)
