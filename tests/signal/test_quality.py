@@ -222,3 +222,16 @@ def test_gap_is_the_longest_run_of_repeats_exactly():
     q = assess(ecgfounder.Recording(x, 500.0, tuple(f"L{i}" for i in range(9))))
     gaps = [round(lq.indices["gap_s"] * 500) for lq in q.leads]
     assert gaps == [0, 2, 3, 4, 5, 7, 701, 11, 5000], gaps
+
+
+@pytest.mark.parametrize("lead", ["I", "II"])
+def test_a_flat_limb_lead_is_flagged_without_a_numpy_warning(cinc, reports, lead):
+    """A flat lead I (or II) made the reversal check divide 0 by 0: numpy printed 'invalid value
+    encountered in divide' on the user's terminal.  The lead is flagged flat, silently."""
+    import warnings
+
+    rec = _with(_clean(cinc, reports)[0], **{lead: np.zeros(_clean(cinc, reports)[0].n_samples)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        q = assess(rec)
+    assert "flat" in next(lq for lq in q.leads if lq.lead == lead).flags, q.summary

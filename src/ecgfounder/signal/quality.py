@@ -281,7 +281,8 @@ def _reversal(clean: np.ndarray, names: Sequence[str], fs: float, usable: np.nda
             return []
         d = beat - beat.mean(axis=1, keepdims=True)
         ss = np.einsum("ij,ij->i", d, d)
-        corr = (d[:2] @ d[2]) / np.sqrt(ss[:2] * ss[2]) if ss[2] > 0 else np.zeros(2)
+        with np.errstate(invalid="ignore", divide="ignore"):  # (a flat lead I or II: 0/0, set to 0 below)
+            corr = (d[:2] @ d[2]) / np.sqrt(ss[:2] * ss[2]) if ss[2] > 0 else np.zeros(2)
         corr[ss[:2] <= 0] = 0.0  # a flat median beat says nothing
         if corr[0] < -th.reversal_corr:
             return ["reversal:LA-RA"]
