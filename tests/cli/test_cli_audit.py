@@ -36,13 +36,17 @@ def test_convert_batch_onto_an_existing_file_names_the_fix(tmp_path, capsys):
     assert target.read_bytes() == b"keep"
 
 
-@pytest.mark.parametrize("flag,value,shown", [("--max-duration", "-3", "--max-duration -3"),
-                                              ("--units", "parsec", "--units parsec")])
-def test_info_reports_bad_reading_options_as_flags(tmp_path, capsys, flag, value, shown):
+@pytest.mark.parametrize("flag,value,shown", [("--max-duration", "-3", "argument --max-duration: -3 is not a positive"),
+                                              ("--units", "parsec", "argument --units: 'parsec' is not a voltage unit"),
+                                              ("--fs", "0", "argument --fs: 0 Hz is not an ECG sampling rate")])
+def test_info_refuses_bad_reading_options_before_reading(tmp_path, capsys, flag, value, shown):
+    """A value no file can use is a usage error (exit 2) naming the flag, not one failure per file
+    (--max-duration -3 failed every record; --fs 0 read as 'outside the plausible range (a corrupt header?)')."""
     np.save(tmp_path / "a.npy", np.zeros((12, 500)))
-    assert main(["info", str(tmp_path / "a.npy"), "--fs", "500", "--no-quality", flag, value]) == 1
-    line = _one_error_line(capsys.readouterr().err)
-    assert shown in line and "max_duration=" not in line and "units=" not in line
+    with pytest.raises(SystemExit) as e:
+        main(["info", str(tmp_path / "a.npy"), "--fs", "500", "--no-quality", flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and shown in err and "Traceback" not in err and str(tmp_path) not in err
 
 
 def test_bounds_on_arguments_are_named_as_flags(tiny_ckpt12, data_dir, tmp_path, capsys):

@@ -54,7 +54,7 @@ def test_device_cuda_on_cpu_only_torch(command, no_cuda, no_model_load, tiny_ckp
     rc = main(argv + ["--checkpoint", str(tiny_ckpt12), "--device", "cuda"])
     line = _one_error_line(capsys.readouterr().err, info_lines=command == "evaluate")
     assert rc == 2
-    assert "'cuda'" in line and "no CUDA support" in line and "--device cpu" in line
+    assert "error: --device cuda is not available" in line and "no CUDA support" in line and "--device cpu" in line
     left = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert left == [], left
 
@@ -84,7 +84,7 @@ def test_other_setup_errors_come_before_the_model(monkeypatch, no_model_load, ti
     ck = ["--checkpoint", str(tiny_ckpt12)]
     cases = [
         (["predict", rec, "--weights", "13-lead", "-o", str(tmp_path / "a.csv")], "13-lead"),
-        (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--shard", "4/4"], "shard '4/4'"),
+        (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--shard", "4/4"], "error: --shard 4/4: need"),
         (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--shard", "x"], "i/n"),
         (["predict", rec, *ck, "-o", str(tmp_path / "a.txt")], ".csv, .parquet, .jsonl"),
         (["predict", rec, *ck, "-o", str(tmp_path / "a.csv"), "--format", "bogus"], "unknown format 'bogus'; choose one of"),

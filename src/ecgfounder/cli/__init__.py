@@ -73,7 +73,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _format_warning(message, category, filename, lineno, line=None):  # noqa: ARG001
-    return f"warning: {message}\n"
+    from ._common import flags
+
+    return f"warning: {flags(str(message))}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {flags(msg)}", file=sys.stderr)
+        print(f"error: {flags(msg, getattr(exc, 'argument', None), getattr(args, 'flag_names', None))}", file=sys.stderr)
         return 2
     finally:
         if previous is not None:

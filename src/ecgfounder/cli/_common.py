@@ -7,6 +7,8 @@ import re
 import sys
 from typing import Any, Callable
 
+from ._checks import rate, seconds, voltage_unit
+
 __all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags", "count",
            "probability", "cli_forms", "CLIStream"]
 
@@ -18,7 +20,8 @@ _FLAGS = {
     "aggregate": "--aggregate", "strict": "--no-strict", "inputs": "PATH", "quality": "--quality-gate",
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
     "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
-    "restart": "--restart",
+    "restart": "--restart", "format": "--format", "calibrate": "--calibrate", "save_calibrated": "--save-calibrated",
+    "out_dir": "--output", "n_steps": "--steps",
 }
 
 
@@ -33,7 +36,7 @@ def cli_forms(message: str) -> str:
 
 class CLIStream:
     """A text stream (``sys.stderr`` by default, looked up when written) whose lines are written
-    with :func:`cli_forms`: for the per-record lines the library prints while a command runs."""
+    with :func:`flags`: for the per-record lines the library prints while a command runs."""
 
     def __init__(self, stream: Any = None):
         self._stream = stream
@@ -43,7 +46,7 @@ class CLIStream:
         return self._stream if self._stream is not None else sys.stderr
 
     def write(self, text: str) -> int:
-        return self.stream.write(cli_forms(text))
+        return self.stream.write(flags(text))
 
     def flush(self) -> None:
         self.stream.flush()
@@ -52,27 +55,33 @@ class CLIStream:
         return bool(getattr(self.stream, "isatty", lambda: False)())
 
 
-def flags(message: str) -> str:
+def flags(message: str, argument: str | None = None, names: dict[str, str] | None = None) -> str:
     """A library message with its argument names (``device='cpu'``, ``resume=True``) written as
     the command line's flags (``--device cpu``, ``--resume``).  An argument the message follows with
     its command-line form (``lead='II' (CLI: --lead II)``, for lines the command line prints as they
-    are) becomes that form."""
+    are) becomes that form.  ``argument``: the one a :class:`~ecgfounder.errors.SetupError` names,
+    also translated where the message names it bare (``device 'gpu' is ...``, ``give output``);
+    ``names``: a command's own flags for library arguments (``embed``: output is ``--index``)."""
+    table = {**_FLAGS, **(names or {})}
     message = cli_forms(message)
+    if argument in table:
+        message = re.sub(rf"(^|give |and ){re.escape(argument)}(?![\w=-])( '([^']*)')?",
+                         lambda m: f"{m.group(1)}{table[argument]}" + (f" {m.group(3)}" if m.group(2) else ""), message)
 
     def sub(m: re.Match) -> str:
         with_, name, value = m.group(1) or "", m.group(2), m.group(3)
-        flag = _FLAGS[name]
+        flag = table[name]
         if value == "True":
             return f"{with_}{flag}"
         if value == "False":
             return f"without {flag}"
         return f"{with_}{flag} {value.strip(chr(39))}"
 
-    names = "|".join(k for k in _FLAGS if k != "inputs")
-    pattern = r"(with )?\b(" + names + r")=('[^']*'|True|False|[\w.:-]+)"
+    known = "|".join(k for k in table if k != "inputs")
+    pattern = r"(with )?\b(" + known + r")=('[^']*'|True|False|[\w.:-]+)"
     message = re.sub(pattern, sub, message)
     # a bound stated on the argument itself, opening a sentence ("batch_size must be >= 1; got 0")
-    return re.sub(r"(^|: |; )(" + names + r")(?= must\b)", lambda m: m.group(1) + _FLAGS[m.group(2)], message)
+    return re.sub(r"(^|: |; )(" + known + r")(?= must\b)", lambda m: m.group(1) + table[m.group(2)], message)
 
 
 def count(least: int) -> Callable[[str], int]:
@@ -143,11 +152,12 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", dest="read_format", metavar="NAME",
                    help="force the file format (a name of ecgfounder.io.FORMATS, e.g. wfdb, edf, muse, dicom, npy, "
                    "csv, hdf5; 'ecgfounder info FILE' shows what is detected)")
-    g.add_argument("--fs", type=float, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
+    g.add_argument("--fs", type=rate, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
-    g.add_argument("--units", metavar="UNIT", help="amplitude unit of array/CSV files (default mV)")
+    g.add_argument("--units", type=voltage_unit, metavar="UNIT", help="amplitude unit of array/CSV files: mV (default), "
+                   "uV, V or nV")
     g.add_argument("--dataset", metavar="PATH", help="HDF5 dataset holding the signals (e.g. tracings)")
-    g.add_argument("--max-duration", type=float, metavar="S",
+    g.add_argument("--max-duration", type=seconds, metavar="S",
                    help="read at most the first S seconds of each record (long Holter files; default: all, "
                    "within the readers' size limits)")
 

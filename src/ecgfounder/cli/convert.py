@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._checks import check_writable, usage
 from ._common import add_read_args, read_options
 
 __all__ = ["add_parser", "run", "CHECKPOINT_SUFFIXES"]
@@ -32,10 +33,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _suffix_agrees(output: str | None, suffix: str, writer: str) -> None:
+    """An output named with another format's suffix is refused (it was written under a new name)."""
+    got = Path(output).suffix.lower() if output else ""
+    known = {*_RECORD_TARGETS.values(), ".dat", ".safetensors", *CHECKPOINT_SUFFIXES}
+    if got in known and got != suffix and not (suffix == ".hea" and got == ".dat"):
+        raise usage(f"-o/--output {output} ends in {got}, but {writer} writes a {suffix} file; give "
+                    f"{Path(output).with_suffix(suffix)} instead.")
+
+
 def _convert_checkpoint(args: argparse.Namespace) -> int:
     from ..models.loading import convert_checkpoint
 
-    out = convert_checkpoint(args.path, args.output, strict=not args.no_strict)
+    if args.to not in (None, "safetensors"):
+        raise usage(f"{args.path} is a checkpoint, which converts to safetensors only, not --to {args.to}; use "
+                    "--to safetensors (or no --to).")
+    out = args.output
+    if out and Path(out).is_dir():  # a folder: the file goes inside it (not beside it as FOLDER.safetensors)
+        out = Path(out) / f"{Path(args.path).stem}.safetensors"
+    _suffix_agrees(args.output, ".safetensors", "checkpoint conversion")
+    out = convert_checkpoint(args.path, out and check_writable(out, "-o/--output"), strict=not args.no_strict)
     print(out)
     return 0
 
@@ -50,12 +67,18 @@ def _name(stem: str, to: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..io import iter_read, write
 
+    from ..io.detect import EXTENSIONS
+
     src = Path(args.path)
+    if args.to == "safetensors" and src.suffix.lower() in {*EXTENSIONS, ".dat", ".mat"}:
+        raise usage(f"--to safetensors converts checkpoints; {src} is an ECG record: choose --to "
+                    f"{', '.join(_RECORD_TARGETS)}.")
     if src.suffix.lower() in CHECKPOINT_SUFFIXES or args.to == "safetensors":
         return _convert_checkpoint(args)
     if not args.to:
         raise ValueError(f"--to is required for ECG records; choose one of {', '.join(_RECORD_TARGETS)}.")
     suffix = _RECORD_TARGETS[args.to]
+    _suffix_agrees(args.output, suffix, f"--to {args.to}")
     recs = iter_read(src, **read_options(args))
     first = next(recs)
     second = next(recs, None)
@@ -66,14 +89,14 @@ def run(args: argparse.Namespace) -> int:
             out = out / own
         if out.resolve() == src.resolve():
             raise ValueError(f"output {out} would overwrite the input; give another file or folder with -o/--output.")
-        print(write(first, out, args.to))
+        print(write(first, check_writable(out, "-o/--output"), args.to))
         return 0
     # a batch file: one output per recording in a folder
     folder = Path(args.output) if args.output else src.parent / f"{src.stem}_{args.to}"
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{src} holds several recordings, written one file each into a folder, but -o {folder} "
                          "is a file; give a folder with -o/--output.")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder, "-o/--output", folder=True).mkdir(parents=True, exist_ok=True)
     n = 0
     for rec in (first, second, *recs):
         write(rec, folder / f"{_name(rec.id, args.to) or f'record{n}'}{suffix}", args.to)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import flags
+
 __all__ = ["add_parser", "run"]
 
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             print(path)
         else:
-            print(f"error: {name}: {error}", file=sys.stderr)
+            print(f"error: {name}: {flags(' '.join(str(error).split()))}", file=sys.stderr)
     failed = [name for name, path, _ in results if path is None]
     if failed and len(results) > 1:
         print(f"{len(failed)} of {len(results)} download(s) failed: {', '.join(failed)}", file=sys.stderr)

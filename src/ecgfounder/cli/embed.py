@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_read_args(p)
     add_run_args(p, scores=False)
-    p.set_defaults(func=run)
+    # the library's output is this command's index table, its embeddings this command's output
+    p.set_defaults(func=run, flag_names={"output": "--index", "embeddings": "--output"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._checks import check_writable
 from ._common import add_model_args, model_from_args, progress, say
 
 __all__ = ["add_parser", "run", "parse_folds"]
@@ -64,7 +65,7 @@ def _add_common(p: argparse.ArgumentParser, default_out: str) -> None:
 def _add_predict(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     g = p.add_argument_group("prediction")
-    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--batch-size", type=int, default=32, metavar="N", help="windows per forward pass (default 32)")
     g.add_argument("--mode", choices=("published", "zscore", "none"), help="override the weights' preprocessing mode")
     g.add_argument("--aggregate", choices=("mean", "max"), default="mean", help="combine the 10-s windows of a record")
     g.add_argument("--cache-dir", metavar="DIR", help="prediction cache (default: OUT/cache)")
@@ -79,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..eval.jobs import COMPARABILITY
 
     p = sub.add_parser("evaluate", help="evaluate on PTB-XL, CinC 2021 or a label table (metrics, CIs, report)",
-                       description=__doc__.split("\n\n")[0] + " " + COMPARABILITY)
+                       description=__doc__.split("\n\n")[0].replace("``", "") + " " + COMPARABILITY)
     s = p.add_subparsers(dest="dataset", metavar="DATASET")
     q = s.add_parser("ptbxl", help="PTB-XL 1.0.x folder (ptbxl_database.csv, records500/)",
                      description="Evaluate on PTB-XL: SCP statements and heart_axis mapped to the 150 labels "
@@ -158,11 +159,28 @@ def _call(args: argparse.Namespace):
                                       tune_root=args.tune_root, ptbxl_database=args.ptbxl_database, **common)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> None:
+    """The mistakes found without reading a record or loading a model."""
     if args.n_boot < 0:
         raise ValueError(f"--n-boot must be >= 0; got {args.n_boot}.")
     if not 0 < args.ci_level < 1:
         raise ValueError(f"--ci-level must be between 0 and 1 (e.g. 0.95); got {args.ci_level}.")
+    if not 0 < args.target_sensitivity <= 1:
+        raise ValueError(f"--target-sensitivity must be above 0 and at most 1 (e.g. 0.9); got {args.target_sensitivity}.")
+    least = 0 if args.dataset == "table" or args.thresholds or getattr(args, "tune_root", None) else 1e-9  # 0: none
+    if not least <= getattr(args, "tune_fraction", 0.5) < 1:
+        raise ValueError(f"--tune-fraction must be {'at least' if least == 0 else 'above'} 0 and below 1 (e.g. 0.5); "
+                         f"got {args.tune_fraction}.")
+    if getattr(args, "save_calibrated", None) and not args.calibrate:
+        raise ValueError("--save-calibrated saves a calibration this run fits: add --calibrate temperature (or isotonic).")
+    for flag in ("predictions", "labels"):
+        if args.dataset == "table" and not Path(getattr(args, flag)).is_file():
+            raise ValueError(f"--{flag} {getattr(args, flag)}: no such file; give a CSV or Parquet table.")
+    check_writable(args.out, "-o/--out", folder=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
     try:
         outcome = _call(args)
     except ValueError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._checks import check_writable
 from ._common import add_model_args, model_from_args, say
 
 __all__ = ["add_parser", "run"]
@@ -42,12 +43,24 @@ def run(args: argparse.Namespace) -> int:
                          "for every runtime).")
     if args.int8 and not args.calibrate:
         raise ValueError("--int8 needs calibration records: --calibrate PATH... (16-64 ECG records like those you will score).")
+    if (out.suffix.lower() == ".onnx" and fmt != "onnx") or (out.suffix.lower() in (".pt", ".ts") and fmt == "onnx"):
+        raise ValueError(f"--format {fmt} does not match -o {out} (.onnx is ONNX, .pt/.ts TorchScript); change the "
+                         "suffix or the --format.")
+    if args.calibrate and not args.int8:
+        raise ValueError("--calibrate gives the records int8 is calibrated on; add --int8 (or drop --calibrate).")
+    check_writable(out, "-o/--output")
     if fmt == "onnx":
         from .._deps import require
 
         require("onnx", "onnx", "export --format onnx")
         if args.int8:
             require("onnxruntime", "onnx", "export --int8")
+    if args.int8:
+        from ..io import find_records
+
+        files = find_records(args.calibrate)
+        if not files:
+            raise ValueError(f"--calibrate {' '.join(args.calibrate)}: no ECG records found; give files or folders holding them.")
     model = model_from_args(args)
     if fmt == "torchscript":
         export_torchscript(model, out)
@@ -60,12 +73,11 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from ..io import find_records
     from ..prediction.records import calibration_windows
     from ..runtime.graphs import quantize_int8
 
     say(f"calibrating on up to 64 records of {', '.join(args.calibrate)} and quantising (about 30 s)")
-    wins = calibration_windows(find_records(args.calibrate), model.contract, 64)
+    wins = calibration_windows(files, model.contract, 64)
     if wins is None:
         raise ValueError(f"none of {args.calibrate} could be read and prepared for calibration.")
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._checks import check_writable, usage
+
 __all__ = ["add_parser", "run"]
 
 
@@ -71,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
         from ..train.presets import build_preset
 
         out = Path(args.output)
+        if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise usage(f"-o/--output {out}: a manifest is a .csv or .parquet file; give one of those.")
+        if not Path(args.root).is_dir():
+            raise usage(f"ROOT {args.root}: no such folder; give the {args.preset} dataset folder.")
+        check_writable(out, "-o/--output")
         df, info = build_preset(args.preset, args.root, out.parent, args.task)
         write_manifest(df, out)
         print(f"{out}: {len(df)} rows, task {info['preset_task']} ({info['task']})", file=sys.stderr)

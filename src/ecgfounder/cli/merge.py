@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
+from ._checks import check_writable, usage
 from ._common import say
 
 __all__ = ["add_parser", "run"]
@@ -19,8 +22,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Outputs that would overwrite a part (or each other) are refused: merging would destroy its input."""
+    for part in args.parts:
+        if Path(part).is_dir():
+            raise usage(f"PART {part} is a folder; give its part files: {part}/*.shard-*-of-*.csv (or .jsonl/.parquet).")
+    given = {Path(p).resolve() for p in args.parts}
+    for flag, path in (("-o/--output", args.output), ("--embeddings", args.embeddings)):
+        if path and (Path(path).resolve() in given or re.search(r"\.shard-\d+-of-\d+\.", Path(path).name)):
+            raise usage(f"{flag} {path} is a part of the run (or named like one); give a new file for the merged result.")
+    if args.embeddings:
+        if Path(args.embeddings).suffix.lower() != ".npy":
+            raise usage(f"--embeddings {args.embeddings}: the embeddings are a NumPy array; give a .npy file.")
+        if Path(args.embeddings).resolve() == Path(args.output).resolve():
+            raise usage(f"--embeddings and -o/--output are the same file ({args.output}); give two files.")
+        check_writable(args.embeddings, "--embeddings")
+    check_writable(args.output, "-o/--output")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..prediction.parts import merge_parts
+
+    _check(args)
 
     report = merge_parts(args.parts, args.output, embeddings=args.embeddings)
     msg = f"merged {report['parts']} part(s): {report['rows']} row(s) in {args.output}"

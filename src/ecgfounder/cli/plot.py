@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_read_args, read_options
+from ._checks import check_writable, usage
+from ._common import add_read_args, count, read_options
 
 __all__ = ["add_parser", "run", "top_findings"]
 
@@ -32,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="do not run the signal-quality check (default: flagged leads are marked, the flags shown)")
     g = p.add_argument_group("findings")
     g.add_argument("--predict", action="store_true", help="run the model and print its top findings on the plot")
-    g.add_argument("--top", type=int, default=3, metavar="K", help="findings shown with --predict (default 3)")
+    g.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shown with --predict (default 3)")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--weights", default="12-lead", metavar="NAME", help="published weights for --predict")
     src.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint for --predict")
@@ -57,13 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from ..io import read
     from ..plot import check_start, save_ecg_plot
 
+    if not args.predict and (args.checkpoint or args.weights != "12-lead"):
+        raise usage(f"{'--checkpoint' if args.checkpoint else '--weights'} chooses the model of --predict; add "
+                    "--predict to print its findings on the plot, or leave the model out.")
     src = Path(args.path)
+    out = check_writable(args.output or src.with_suffix(".png"), "--output")
     kw = read_options(args)
     if args.index is not None:
         kw["index"] = args.index
     rec = read(src, **kw)
     check_start(rec, args.start)  # before a model is loaded (--predict)
-    out = Path(args.output) if args.output else src.with_suffix(".png")
     findings = None
     if args.predict:
         from ..models.loading import load_model

@@ -26,14 +26,15 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
     g.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean",
                    help="combine the 10-s windows of long records (none: one row per window)")
     if scores:
-        g.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shown per record in the summary")
-        g.add_argument("--threshold", type=probability, default=0.5, help="probability at which a finding is shown")
+        g.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shown per record in the summary (default 3)")
+        g.add_argument("--threshold", type=probability, default=0.5, metavar="P",
+                       help="probability at which a finding is shown (default 0.5)")
         g.add_argument("--quality-detail", action="store_true",
                        help="add a 'quality_leads' column: each lead's quality flags ('I:good;...;V3:flat')")
         g.add_argument("--calibrated", action="store_true",
                        help="calibrated probabilities, from the calibration the weights carry (see 'evaluate "
                        "--calibrate'); refused for weights without one")
-    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--batch-size", type=int, default=32, metavar="N", help="windows per forward pass (default 32)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary, no warnings, no progress; errors only")
     g = p.add_argument_group("speed and scale")
@@ -53,8 +54,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    "written are skipped, none is written twice; a finished run is recognised and left as it is")
     g.add_argument("--shard", metavar="I/N",
                    help="process only part I of N (from 0) of the sorted record list; writes OUTPUT with a "
-                   ".shard-I-of-N suffix; join the parts with 'ecgfounder merge'. Under torchrun, RANK/WORLD_SIZE "
-                   "set this automatically")
+                   ".shard-I-of-N suffix (zero-padded: p.shard-00000-of-00004.csv); join the parts with 'ecgfounder "
+                   "merge'. Under torchrun, RANK/WORLD_SIZE set this automatically")
     g.add_argument("--calibration-records", type=count(1), default=16, metavar="N",
                    help="int8: records (the first N of the whole sorted list) used to calibrate")
 

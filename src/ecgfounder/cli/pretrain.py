@@ -11,6 +11,9 @@ import argparse
 import json
 import sys
 
+from ._checks import check_writable, usage
+from ._common import count
+
 __all__ = ["add_parser", "run"]
 
 
@@ -27,12 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     b.add_argument("sources", nargs="+", help="ECG files, folders, or a manifest CSV (path[,statements])")
     b.add_argument("-o", "--output", required=True, help="store folder")
     b.add_argument("--rules", help="rules CSV (label,pattern[,kind]); default: the 150 ECGFounder labels")
-    b.add_argument("--workers", type=int, default=0, help="writer processes (0: one per CPU core)")
+    b.add_argument("--workers", type=count(0), default=0, help="writer processes (0: one per CPU core)")
     b.add_argument("--leads", type=int, choices=(12, 1), default=12, help="store 12 leads (default; a 1-lead model can "
                    "train from them with the lead augmentation) or lead I")
-    b.add_argument("--records-per-chunk", type=int, default=256)
-    b.add_argument("--shard-size", type=int, default=2048, help="windows per shard at most")
-    b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    b.add_argument("--records-per-chunk", type=count(1), default=256, help="records per unit of work (default 256)")
+    b.add_argument("--shard-size", type=count(1), default=2048, help="windows per shard at most (default 2048)")
+    b.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="sample type (default float16)")
     b.add_argument("--restart", action="store_true", help="discard what an earlier build wrote in the store folder and "
                    "start over (a rerun of the same build resumes it instead)")
     r = sub.add_parser("run", help="train as configured (see docs/pretrain.md)")
@@ -57,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "labels":
         from ..pretrain.store import label_sources
 
+        if not args.sources and not args.statement:
+            raise usage("nothing to label: give ECG files, folders or a manifest, or --statement TEXT.")
+        if args.output:
+            check_writable(args.output, "-o/--output")
         rows, report = label_sources(args.sources, _rules(args.rules), statements=args.statement)
+        if args.sources and not any(row["source"] != "<statements>" for row in rows):
+            raise usage(f"no ECG records found in {', '.join(args.sources)}; give files or folders holding them.")
         for row in rows:
             text = row["error"] and f"error: {row['error']}" or ", ".join(f"{k} ({v})" for k, v in row["labels"].items())
             print(f"{row['source']}\t{text or '-'}")
@@ -76,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from ..pretrain.store import build_store, describe
         from ..signal.preprocess import PreprocessContract, lead_set
 
+        check_writable(args.output, "-o/--output", folder=True)
         src = args.sources[0] if len(args.sources) == 1 else args.sources
         info = build_store(src, args.output, contract=PreprocessContract(leads=lead_set(args.leads)), rules=_rules(args.rules),
                            workers=args.workers, records_per_chunk=args.records_per_chunk, shard_size=args.shard_size,

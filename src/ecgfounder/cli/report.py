@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_args, add_read_args, model_from_args, read_options, say
+from ._checks import check_writable, usage
+from ._common import add_model_args, add_read_args, count, flags, model_from_args, read_options, say
 
 __all__ = ["add_parser", "run"]
 
@@ -21,12 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="ECG", help="ECG files or directories (recursed)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for RECORD.html and RECORD.pdf")
-    p.add_argument("--top", type=int, default=3, metavar="K", help="findings shaded on the printout (default 3)")
+    p.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shaded on the printout (default 3)")
     p.add_argument("--thresholds", metavar="CSV",
                    help="operating thresholds (thresholds.csv from ecgfounder evaluate); default 0.5 for every label")
     p.add_argument("--method", choices=("ig", "gradcam", "guided_gradcam"), default="ig",
                    help="attribution: integrated gradients (default), Grad-CAM or guided Grad-CAM")
-    p.add_argument("--steps", type=int, default=32, metavar="N", help="integrated-gradients steps (default 32)")
+    p.add_argument("--steps", type=count(2), default=32, metavar="N", help="integrated-gradients steps (default 32)")
     p.add_argument("--lead", metavar="NAME", help="single-lead models: the lead of the recording to use")
     p.add_argument("--fill-missing", action="store_true", help="zero-fill missing precordial leads instead of skipping")
     p.add_argument("--paper", choices=("a4", "letter"), default="a4", help="PDF sheet, landscape (default a4)")
@@ -37,14 +38,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..explain.report import write_reports
+    from ..io import find_records
 
-    results = write_reports(args.paths, model_from_args(args), args.output, top=args.top, thresholds=args.thresholds,
+    files = find_records(args.paths)  # (a path given that does not exist is kept: reported as failed)
+    if not files:
+        raise usage(f"no ECG records found in {', '.join(args.paths)}; give files or folders holding them.")
+    check_writable(args.output, "--output", folder=True)
+    results = write_reports(files, model_from_args(args), args.output, top=args.top, thresholds=args.thresholds,
                             method=args.method, n_steps=args.steps, read_kwargs=read_options(args), lead=args.lead,
                             fill_missing=args.fill_missing, device=args.device, paper=args.paper)
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
-            say(f"warning: {r.error if r.error.startswith(r.path) else f'{r.path}: {r.error}'}")
+            say(f"warning: {flags(r.error if r.error.startswith(r.path) else f'{r.path}: {r.error}')}")
         else:
             print(f"{r.html}\n{r.pdf}")
     say(f"{len(results) - len(failed)} report(s) written to {args.output}" + (f"; {len(failed)} record(s) failed" if failed else ""))

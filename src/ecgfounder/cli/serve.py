@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 
+from ._checks import usage
 from ._common import say
 
 __all__ = ["add_parser", "run"]
@@ -55,6 +56,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check(args: argparse.Namespace, source: str) -> None:
+    """What can be refused before the model loads and the service says it is up."""
+    from pathlib import Path
+
+    from ..prediction.setup import check_device, check_weights
+
+    check_device(args.device)
+    check_weights(source)
+    if args.thresholds and not Path(args.thresholds).is_file():
+        raise usage(f"--thresholds {args.thresholds}: no such file; give a CSV of label,threshold (e.g. the "
+                    "thresholds.csv that ecgfounder evaluate writes).")
+    if args.mcp_dir and not args.mcp:
+        raise usage("--mcp-dir names the folders the MCP tool may read; add --mcp (or drop --mcp-dir).")
+    for d in args.mcp_dir or ():
+        if not Path(d).is_dir():
+            raise usage(f"--mcp-dir {d}: no such folder; give a folder holding the ECG files the tool may read.")
+
+
 def run(args: argparse.Namespace) -> int:
     import math
 
@@ -81,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             msg = re.sub(rf"(?<![\w-])(ServeConfig\.)?{field}(?![\w-])", flag, msg)
         raise ValueError(msg) from None
     source = args.checkpoint or args.weights
+    _check(args, source)
     if args.mcp:
         run_mcp(source, config=config, device=args.device, allowed_dirs=tuple(args.mcp_dir or (".",)))
         return 0

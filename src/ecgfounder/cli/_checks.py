@@ -1,0 +1,75 @@
+"""Checks shared by subcommands: argparse types for reading options, and output paths that can be
+written (answered before a model is loaded or a file is read)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["rate", "seconds", "voltage_unit", "check_writable", "usage"]
+
+
+def usage(message: str) -> Exception:
+    """A one-line error for a command-line mistake (printed as ``error: ...``, exit 2)."""
+    from ..errors import SetupError
+
+    return SetupError(message)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def rate(text: str) -> float:
+    """An argparse type: a sampling rate in Hz within the readers' plausible range."""
+    from ..recording import FS_MAX, FS_MIN
+
+    value = _number(text)
+    if not (math.isfinite(value) and FS_MIN <= value <= FS_MAX):
+        raise argparse.ArgumentTypeError(f"{text} Hz is not an ECG sampling rate; give one from {FS_MIN:g} to "
+                                         f"{FS_MAX:g} (e.g. 500)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds; give e.g. 60")
+    return value
+
+
+def voltage_unit(text: str) -> str:
+    """An argparse type: an amplitude unit the readers convert to mV."""
+    from ..io._common import unit_scale_to_mv
+
+    if unit_scale_to_mv(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a voltage unit; choose mV, uV, V or nV")
+    return text
+
+
+def check_writable(path: Any, flag: str, *, folder: bool = False) -> Path:
+    """``path`` (a file, or with ``folder=True`` a folder) can be created: the nearest existing folder
+    above it accepts a new file.  Tried for real, as permission bits do not tell (root, read-only mounts)."""
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise usage(f"{flag} {p} is a file; give a folder (it is created if needed).")
+    if not folder and p.is_dir():
+        raise usage(f"{flag} {p} is a folder; give a file name.")
+    above = p if folder else p.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise usage(f"{flag} {p}: {above} is a file, not a folder; choose another path.")
+    try:
+        with tempfile.TemporaryFile(dir=above):
+            pass
+    except OSError as exc:
+        raise usage(f"{flag} {p}: cannot write in {above} ({exc.strerror or exc}); choose another folder.") from None
+    return p
