@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["partial_path", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
+__all__ = ["partial_path", "unwritable_reason", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
            "process_gone", "WriterLock"]
 
 CACHE_ENV = "ECGFOUNDER_CACHE"
@@ -139,6 +139,25 @@ def to_jsonable(obj: Any) -> Any:
     if callable(tolist) and type(obj).__module__.split(".")[0] in ("numpy", "torch"):
         return to_jsonable(tolist())
     return str(obj)
+
+
+def unwritable_reason(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """``(folder, reason)``: the nearest existing folder at or above ``path`` and why a new file
+    cannot be created in it (``None`` when one can).  Tried for real: permission bits do not tell
+    for root, read-only mounts or pseudo file systems (``/proc``)."""
+    import tempfile
+
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return folder, f"{folder} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return folder, f"cannot write in {folder} ({exc.strerror or exc})"
+    return folder, None
 
 
 def cache_dir(*parts: str) -> Path:

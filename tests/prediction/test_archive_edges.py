@@ -4,6 +4,7 @@ other settings or cut short, outputs written into the input folder, inputs chang
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,19 @@ def test_resume_after_the_inputs_changed_says_so(interrupt, records, tiny_ckpt, 
     (d / "r0003.hea").unlink()
     with pytest.raises(SetupError, match=r"inputs_sha256.*4 then, 3 now; files were added to, removed from"):
         _run(dataclasses.replace(job, resume=True))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_output_no_file_can_be_created_in_is_refused_before_any_work(tmp_path):
+    """Permission bits said /proc was writable to root, so the run started and failed on its lock
+    file ('[Errno 2] ... /proc/.p.csv.lock').  A file is tried for real: refused up front."""
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction.setup import check_output
+
+    with pytest.raises(SetupError, match=r"^output /proc/p\.csv: cannot write in /proc \(") as err:
+        check_output("/proc/p.csv")
+    assert err.value.argument == "output"
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SetupError, match="is a file, not a folder"):
+        check_output(tmp_path / "f" / "p.csv")
+    check_output(tmp_path / "new" / "deeper" / "p.csv")  # folders still to be made: fine

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .._fileio import unwritable_reason
 
 __all__ = ["rate", "seconds", "voltage_unit", "check_writable", "usage"]
 
@@ -62,14 +63,7 @@ def check_writable(path: Any, flag: str, *, folder: bool = False) -> Path:
         raise usage(f"{flag} {p} is a file; give a folder (it is created if needed).")
     if not folder and p.is_dir():
         raise usage(f"{flag} {p} is a folder; give a file name.")
-    above = p if folder else p.parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
-    if not above.is_dir():
-        raise usage(f"{flag} {p}: {above} is a file, not a folder; choose another path.")
-    try:
-        with tempfile.TemporaryFile(dir=above):
-            pass
-    except OSError as exc:
-        raise usage(f"{flag} {p}: cannot write in {above} ({exc.strerror or exc}); choose another folder.") from None
+    _, reason = unwritable_reason(p if folder else p.parent)
+    if reason:
+        raise usage(f"{flag} {p}: {reason}; choose another path.")
     return p

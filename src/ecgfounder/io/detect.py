@@ -162,7 +162,7 @@ def detect_format(path: str | os.PathLike) -> str:
             raise RecordReadError(
                 p, "XML file is not a known ECG dialect ("
                 + ", ".join(f"<{root}> ({fmt})" for root, fmt in _XML_ROOTS.items())
-                + "); pass format=... to force one"
+                + "); pass format=... (CLI: --format) to force one"
             )
         return kind
     if fmt is not None:

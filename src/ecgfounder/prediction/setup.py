@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from .._fileio import unwritable_reason
 from ..errors import SetupError
 
 __all__ = ["check_device", "check_inputs", "check_output", "check_inference", "check_weights", "check_quality_gate",
@@ -84,12 +85,9 @@ def check_output(path: Any, *, argument: str = "output", suffixes: Sequence[str]
             raise SetupError(str(exc), argument) from None
     if p.is_dir():
         raise SetupError(f"{argument} {p} is a folder; give a file name.", argument)
-    parent = p.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise SetupError(f"{argument} {p}: cannot write in {parent} (permission denied); choose another folder.",
-                         argument)
+    _, reason = unwritable_reason(p.parent)
+    if reason:
+        raise SetupError(f"{argument} {p}: {reason}; choose another folder.", argument)
 
 
 def _missing(module: str) -> bool:
