@@ -81,6 +81,11 @@ def test_workers_die_with_their_parent(records, tmp_path):
         assert proc.stdout.readline().strip() == "ready"
         workers = _descendants(proc.pid)
         assert len(workers) >= 2  # the fork server and its workers
+        from ecgfounder.prediction import workers as workers_mod
+
+        # its shared-memory folder, seen while it runs (after the kill another test's run may already
+        # have removed it: what is checked below is that none is left once a run has started)
+        left = glob.glob(f"/dev/shm/{workers_mod.SPOOL_PREFIX}{proc.pid}-*")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 10
@@ -90,9 +95,6 @@ def test_workers_die_with_their_parent(records, tmp_path):
             alive = {p for p in workers if _running(p)}
         assert not alive, f"orphaned workers {sorted(alive)}"
         # the killed process could not remove its shared-memory folder; the next run does
-        from ecgfounder.prediction import workers as workers_mod
-
-        left = [d for d in glob.glob(f"/dev/shm/{workers_mod.SPOOL_PREFIX}{proc.pid}-*")]
         if os.path.isdir("/dev/shm"):
             assert left, "the killed run had a spool folder"
             fresh = workers_mod._spool_folder()
