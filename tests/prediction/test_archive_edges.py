@@ -67,6 +67,13 @@ def test_merge_keeps_the_rows_of_a_batch_file(records, tiny_ckpt, tmp_path):
     for i in range(2):
         _run(dataclasses.replace(full, output=str(tmp_path / "p.csv"), shard=(i, 2)))
     parts = [part_name(tmp_path / "p.csv", i, 2) for i in range(2)]
+    before = [Path(q).read_bytes() for q in parts]  # merging into a part destroyed it (library callers too)
+    for out, emb, name in [(parts[0], None, "output"), (tmp_path / "m.csv", parts[1], "embeddings"),
+                           (tmp_path / "m.csv", tmp_path / "m.csv", "embeddings")]:
+        with pytest.raises(SetupError, match="is one of the parts|same file") as err:
+            merge_parts(parts, out, embeddings=emb)
+        assert err.value.argument == name
+    assert [Path(q).read_bytes() for q in parts] == before and not (tmp_path / "m.csv").exists()
     assert merge_parts(parts, tmp_path / "m.csv")["rows"] == 6
     a, b = pd.read_csv(tmp_path / "full.csv"), pd.read_csv(tmp_path / "m.csv")
     assert a[["record", "path"]].values.tolist() == b[["record", "path"]].values.tolist()

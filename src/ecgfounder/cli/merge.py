@@ -27,15 +27,12 @@ def _check(args: argparse.Namespace) -> None:
     for part in args.parts:
         if Path(part).is_dir():
             raise usage(f"PART {part} is a folder; give its part files: {part}/*.shard-*-of-*.csv (or .jsonl/.parquet).")
-    given = {Path(p).resolve() for p in args.parts}
     for flag, path in (("-o/--output", args.output), ("--embeddings", args.embeddings)):
-        if path and (Path(path).resolve() in given or re.search(r"\.shard-\d+-of-\d+\.", Path(path).name)):
-            raise usage(f"{flag} {path} is a part of the run (or named like one); give a new file for the merged result.")
+        if path and re.search(r"\.shard-\d+-of-\d+\.", Path(path).name):  # (one of the parts: merge_parts says)
+            raise usage(f"{flag} {path} is named like a part of a run; give a new file for the merged result.")
     if args.embeddings:
         if Path(args.embeddings).suffix.lower() != ".npy":
             raise usage(f"--embeddings {args.embeddings}: the embeddings are a NumPy array; give a .npy file.")
-        if Path(args.embeddings).resolve() == Path(args.output).resolve():
-            raise usage(f"--embeddings and -o/--output are the same file ({args.output}); give two files.")
         check_writable(args.embeddings, "--embeddings")
     check_writable(args.output, "-o/--output")
 

@@ -115,6 +115,12 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
         TableWriter.check_path(output)
     except ValueError as exc:
         raise SetupError(str(exc), "output") from None
+    given = {Path(q).resolve() for q in parts}  # merging into a part would destroy its own input
+    for name, path in (("output", output), ("embeddings", embeddings)):
+        if path is not None and Path(path).resolve() in given:
+            raise SetupError(f"{name} {path} is one of the parts; give a new file for the merged result.", name)
+    if embeddings is not None and Path(embeddings).resolve() == Path(output).resolve():
+        raise SetupError(f"embeddings and output are the same file ({output}); give two files.", "embeddings")
     metas = [(Path(p), read_part_meta(p)) for p in parts]
     n = {m["shard"][1] for _, m in metas}
     runs = {m["manifest_sha256"] for _, m in metas}
