@@ -89,3 +89,15 @@ def read_rec(data_dir):
     from ecgfounder.io import read
 
     return read(data_dir / "cinc2021" / "HR06000.hea")
+
+
+def test_a_lead_for_a_twelve_lead_model_is_refused_not_ignored(records, tiny_ckpt):
+    """lead= picks the lead fed to a single-lead model; a 12-lead model feeds every lead, so it was
+    silently ignored (`predict --lead II` with 12-lead weights looked like it had been applied)."""
+    from ecgfounder.errors import SetupError
+    from ecgfounder.prediction import iter_predict
+
+    with pytest.raises(SetupError, match=r"^lead='II' picks the lead fed to a single-lead model; this model takes "
+                                         r"12 leads") as err:
+        next(iter_predict([records], tiny_ckpt, lead="II", precision="fp32", backend="torch"))
+    assert err.value.argument == "lead"

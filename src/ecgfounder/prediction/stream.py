@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import SetupError
 from ..models.heads import aggregate_windows
 from ..signal.preprocess import Prepared, PreprocessContract
 from .records import RecordResult, expand_inputs, prepared_ahead
@@ -139,6 +140,9 @@ def iter_predict(
         start_worker_server()
     net = resolve_model(model)
     contract = model_contract(net, mode)
+    if lead is not None and len(contract.leads) != 1:  # (it would be ignored: every lead is fed)
+        raise SetupError(f"lead={lead!r} picks the lead fed to a single-lead model; this model takes "
+                         f"{len(contract.leads)} leads ({', '.join(contract.leads)}): leave lead out.", "lead")
     if runner is None:
         from ..runtime import make_runner
 
