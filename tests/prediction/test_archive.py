@@ -245,3 +245,17 @@ def test_quiet_summary_failures_once_and_lead_named_as_given(tiny_ckpt, data_dir
                  "--no-progress"]) == 0
     warn = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning")]
     assert len(warn) == 1 and "MLII" in warn[0] and "lead I" in warn[0]
+
+
+def test_interrupt_before_any_record_says_there_is_nothing_to_keep(interrupt, records, tiny_ckpt, tmp_path, capsys):
+    """Ctrl-C on the first record said 'interrupted after 0 of N record file(s), saved in ...'s partial
+    file': nothing was saved.  It says so, and the same command starts over."""
+    from ecgfounder.cli import main
+
+    argv = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "--workers", "0", "-o", str(tmp_path / "o.csv"),
+            "--no-progress"]
+    interrupt(1)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted before any of the {N_RECORDS} record file(s) was done; nothing to keep" in err
+    assert "saved in" not in err and err.count("interrupted") == 1

@@ -427,7 +427,9 @@ def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:
         return
     run.save(force=True)
     msg = (f"interrupted after {run.snap['done']} of {len(run.files)} record file(s), saved in {run.out}'s partial "
-           "file; continue with the same command and resume=True")
+           "file; continue with the same command and resume=True" if run.snap["done"] else
+           f"interrupted before any of the {len(run.files)} record file(s) was done; nothing to keep: run the same "
+           "command again")
     if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
         raise RunInterrupted(msg) from None
     bar.write(f"stopped after {run.snap['done']} of {len(run.files)} record file(s); the rows are kept: continue with "
