@@ -21,7 +21,7 @@ _FLAGS = {
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
     "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
     "restart": "--restart", "format": "--format", "calibrate": "--calibrate", "save_calibrated": "--save-calibrated",
-    "out_dir": "--output", "n_steps": "--steps",
+    "out_dir": "--output", "n_steps": "--steps", "index": "--index",
 }
 
 
@@ -65,7 +65,7 @@ def flags(message: str, argument: str | None = None, names: dict[str, str] | Non
     table = {**_FLAGS, **(names or {})}
     message = cli_forms(message)
     if argument in table:
-        message = re.sub(rf"(^|give |and ){re.escape(argument)}(?![\w=-])( '([^']*)')?",
+        message = re.sub(rf"(^|give |and |leave ){re.escape(argument)}(?![\w=-])( '([^']*)')?",
                          lambda m: f"{m.group(1)}{table[argument]}" + (f" {m.group(3)}" if m.group(2) else ""), message)
 
     def sub(m: re.Match) -> str:

@@ -320,11 +320,12 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
         finally:
             recs.close()
     fmt = canonical_format(format) if format else detect_format(p)
+    if index is not None and fmt not in _ITERATORS:
+        raise SetupError(f"{p}: index={index} picks a recording of a batch file ({', '.join(_ITERATORS)}); this is "
+                         f"a {fmt} file of one: leave index out.", "index")
 
     def make() -> Iterator[Recording]:
         if index is not None:
-            if fmt not in _ITERATORS:
-                raise ValueError(f"index= applies to batch files ({', '.join(_ITERATORS)}), not {fmt}")
             k = int(index)
             if k >= 0:  # (that item alone is read)
                 yield from _load(_ITERATORS[fmt])(p, **kwargs, start=k, stop=k + 1)
