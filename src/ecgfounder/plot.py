@@ -6,7 +6,10 @@ The page is drawn in millimetres at true paper scale (25 mm/s, 10 mm/mV by defau
 * ``layout="12lead"``: 3 rows × 4 columns of 2.5 s (I, II, III | aVR, aVL, aVF | V1–V3 | V4–V6),
   time running on across the columns, plus a 10-s lead-II rhythm strip, each row starting with a
   1-mV calibration pulse.
-* ``layout="strips"``: one full-width strip per lead (for 1-lead or non-standard recordings).
+* ``layout="strips"``: one full-width strip per lead (for non-standard recordings).
+* ``layout="rhythm"``: consecutive 10-s strips of 1–3 leads one under another, each labelled with its
+  seconds, over ``seconds`` (default 60) and onto further sheets (:func:`plot_pages`): the printout of
+  a long single-lead (phone, patch, Holter) recording.
 
 Each lead is drawn relative to its median over the shown window (display only; the recording is
 not changed) and stops at the grid's edges; the header, legend and footer are wrapped to the page.
@@ -28,28 +31,27 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .errors import ECGFounderError
+from .plot_text import _CAL_W, _LABEL_H, _LINE_MM, _RIGHT_AT, header_text as _header_text, under_text as _under
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
 __all__ = ["plot_ecg", "plot_pages", "save_ecg_plot", "save_pdf_pages", "lead_spans", "check_start", "paper_size", "LAYOUTS", "PAPERS",
-           "PlotError"]
+           "PlotError", "default_layout", "RHYTHM_SECONDS"]
 
-LAYOUTS = ("12lead", "strips")
+LAYOUTS = ("12lead", "strips", "rhythm")
 _GRID_MINOR = "#f4c6c6"
 _GRID_MAJOR = "#e38b8b"
 _TRACE = "#111111"
 _COLUMNS = (("I", "II", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))
 _MARGIN = 10.0        # mm around the grid
-_CAL_W = 10.0         # mm of grid before each row, holding the calibration pulse
 _HEADER = 24.0        # mm above the grid for text
+RHYTHM_SECONDS = 60.0  # s: what a rhythm printout shows unless seconds= is given
+_RHYTHM_ROW = 25.0    # mm: rhythm strips a sheet holds are counted at this height (6 on A4, then stretched)
+_MAX_STRIPS = 120     # rhythm strips in one printout at most (20 A4 sheets of one lead): never a whole Holter
 _FLAG = "#c0392b"
 SHADE_COLOURS = ("#f39c12", "#2e86c1", "#27ae60", "#8e44ad")  # one per shaded finding
-_LINE_MM = 3.4        # footer line height
-_LABEL_H = 5.0        # mm under the grid for the speed/gain line
 _MIN_MARGIN = 5.0     # mm: the least margin on a sheet of paper (printers leave ~4 mm unprinted)
 _MIN_ROW = 20.0       # mm: strips on a sheet are made no lower (±1 mV at 10 mm/mV)
-_HEAD_LINES = 6       # lines of each header block (24 mm)
-_RIGHT_AT = 0.42      # where the header's right block starts, as a fraction of the grid's width
 #: landscape sheets (width, height) in mm for ``paper=``
 PAPERS = {"a4": (297.0, 210.0), "letter": (279.4, 215.9)}
 
@@ -142,108 +144,6 @@ def _flag(ax, x0: float, y0: float, width: float, half: float) -> None:
     ax.plot(xs, ys, color=_FLAG, linewidth=0.7, linestyle="--", zorder=4)
 
 
-def _dx_names(codes) -> list[str]:
-    """SNOMED-CT diagnosis codes (WFDB ``Dx`` comments of the CinC data) as readable names."""
-    from .labels.mappings import snomed_mapping
-
-    names = {r.code: r.description for r in snomed_mapping().rows}
-    return [names.get(str(c), str(c)) for c in codes]
-
-
-def _mm(text: str, size: float) -> float:
-    """Width in mm of one line of ``text`` set at ``size`` pt in the default font (DejaVu Sans)."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import text_to_path
-
-    return text_to_path.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)[0] * 25.4 / 72
-
-
-def _wrap(units: Sequence[str], width: float, size: float) -> list[str]:
-    """``units`` joined by spaces into lines at most ``width`` mm wide at ``size`` pt: a unit goes
-    whole onto the next line when it does not fit; one wider than a line is broken at its spaces,
-    then after its commas and semicolons, then anywhere."""
-    import re
-
-    toks: list[tuple[str, str]] = []  # (text, glue to the previous token on the same line)
-    for u in units:
-        for word in ([u] if _mm(u, size) <= width else u.split(" ")):
-            glue = " "
-            for part in ([word] if _mm(word, size) <= width else [q for q in re.split(r"(?<=[,;])", word) if q]):
-                while len(part) > 1 and _mm(part, size) > width:
-                    n = next(k for k in range(len(part) - 1, 0, -1) if _mm(part[:k], size) <= width or k == 1)
-                    toks.append((part[:n], glue))
-                    part, glue = part[n:], ""
-                toks.append((part, glue))
-                glue = ""
-    lines: list[str] = []
-    for text, glue in toks:
-        if lines and _mm(lines[-1] + glue + text, size) <= width:
-            lines[-1] += glue + text
-        else:
-            lines.append(text)
-    return lines
-
-
-def _cap(lines: list[str], n: int, width: float, size: float) -> list[str]:
-    """The first ``n`` of ``lines``, the last one ending in " …" when lines were left out."""
-    if len(lines) <= n or n <= 0:
-        return lines[:max(n, 0)]
-    last = lines[n - 1]
-    while last and _mm(last + " …", size) > width:
-        last = last[:-1]
-    return lines[:n - 1] + [last.rstrip() + " …"]
-
-
-def _header_text(rec: Recording, findings, extra: str, title: str | None = None,
-                 width: float = _CAL_W + 250.0) -> tuple[str, str]:
-    """(left, right) header blocks of a drawing ``width`` mm wide, each wrapped to its column (the
-    right one starts at 0.42 of the width) and at most :data:`_HEAD_LINES` lines."""
-    m = rec.meta
-    left = [title or str(m.get("id") or Path(str(m.get("source", ""))).stem or "ECG")]
-    who = []
-    if m.get("patient_id"):
-        who.append(f"patient {m['patient_id']}")
-    if m.get("age") is not None:
-        who.append(f"{float(m['age']):g} y")
-    if m.get("sex"):
-        who.append(str(m["sex"]))
-    if who:
-        left.append(", ".join(who))
-    when = ", ".join(str(m[k]) for k in ("acquired", "device") if m.get(k))
-    if when:
-        left.append(when)
-    left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads{extra}")
-    r_w, right = width * (1 - _RIGHT_AT), []
-    stm = [str(s) for s in (m.get("statements") or _dx_names(m.get("dx") or ()))]
-    for prefix, items, sep in (("Predicted: ", [f"{lab} {p:.2f}" for lab, p in findings or ()], ";"),
-                               ("File: ", stm, " |")):
-        if items:  # each item kept whole on a line where it fits
-            units = [prefix + items[0]] + items[1:]
-            lines = _wrap([u + sep for u in units[:-1]] + units[-1:], r_w, 7.5)
-            right += _cap(lines, _HEAD_LINES - len(right), r_w, 7.5)
-    l_w = width * _RIGHT_AT - 3 if right else width
-    lines = [ln for x in left for ln in _wrap([x], l_w, 8)]
-    return "\n".join(_cap(lines, _HEAD_LINES, l_w, 8)), "\n".join(right)
-
-
-def _under(footer: str | None, names: Sequence[str], speed: float, gain: float) -> tuple[str, list, list[str], float]:
-    """What goes under the grid: the scale line, the rows of the shading legend (``[(x mm, text),
-    ...]`` per row, left of the scale), the footer's lines wrapped to the grid's width, and the
-    millimetres they take."""
-    scale, width = f"{speed:g} mm/s   {gain:g} mm/mV", _CAL_W + 10 * speed
-    avail, rows, x = width - _mm(scale, 7) - 5, [], 0.0
-    for name in names:
-        s = _cap(_wrap(["\u25a0 " + name], avail, 7), 1, avail, 7)[0]
-        w = _mm(s, 7)
-        if not rows or x + w > avail:
-            rows.append([])
-            x = 0.0
-        rows[-1].append((x, s))
-        x += w + 5
-    lines = [ln for part in (footer.split("\n") if footer else ()) for ln in _wrap([part], width, 7)]
-    return scale, rows, lines, _LABEL_H + max(0, len(rows) - 1) * _LINE_MM + (len(lines) * _LINE_MM + 3 if lines else 0)
-
-
 def _sheet_text(below: float) -> float:
     """Millimetres of a sheet's height not for the rows: margins, the header, ``below``."""
     return 2 * _MIN_MARGIN + _HEADER + below
@@ -277,23 +177,54 @@ def _page(paper: str | None, grid_w: float, n_rows: int, row_h: float, below: fl
     return row_h, (page_w - grid_w) / 2, _MIN_MARGIN + extra, _MIN_MARGIN + below + extra, (page_w, page_h)
 
 
-def _default_layout(recording: Recording) -> str:
+def default_layout(recording: Recording, paper: str | None = None) -> str:
+    """The layout :func:`plot_ecg` draws unless told: ``"12lead"`` when I, II and V1–V6 are present,
+    ``"rhythm"`` for a recording of at most 3 leads (leads derived on reading not counted) longer than
+    10 s on a sheet of ``paper``, ``"strips"`` otherwise."""
     names = {canonical_lead(x) for x in recording.leads}
-    has12 = {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names
-    return "12lead" if has12 else "strips"
+    if {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names:
+        return "12lead"
+    return "rhythm" if paper and len(_stored(recording)) <= 3 and recording.duration > 10.0 + 1e-9 else "strips"
+
+
+def _stored(rec: Recording) -> list[str]:
+    """The leads of ``rec`` not derived on reading (III, aVR, aVL, aVF from I and II)."""
+    derived = {str(x) for x in rec.meta.get("derived_leads") or ()}
+    return [x for x in rec.leads if x not in derived] or list(rec.leads)
+
+
+def _rhythm_seconds(rec: Recording, start: float, seconds: float | None, n_leads: int) -> float:
+    """Seconds a rhythm printout shows from ``start``: ``seconds`` (default 60) or to the recording's
+    end; refused when not positive or when its strips would pass :data:`_MAX_STRIPS`."""
+    check_start(rec, start)
+    if seconds is None:
+        seconds = RHYTHM_SECONDS
+    if not seconds > 0 or not np.isfinite(seconds):  # (NaN fails too)
+        raise PlotError(f"seconds={seconds} (CLI: --seconds {seconds}) must be a positive number of seconds; "
+                        f"leave it out for {RHYTHM_SECONDS:g} s.")
+    shown = min(float(seconds), rec.duration - start)
+    strips = int(np.ceil(shown / 10 - 1e-9)) * n_leads
+    if strips > _MAX_STRIPS:
+        most = _MAX_STRIPS // n_leads * 10
+        raise PlotError(f"seconds={seconds:g} (CLI: --seconds {seconds:g}) of {n_leads} lead(s) make {strips} strips "
+                        f"of 10 s; a rhythm printout holds at most {_MAX_STRIPS} (20 A4 sheets): ask for at most "
+                        f"{most} s, from a later start for a later part of the recording.")
+    return shown
 
 
 def lead_spans(recording: Recording, layout: str | None = None, rhythm_lead: str = "II",
                leads: Sequence[str] | None = None, seconds: float = 10.0) -> dict[str, list[tuple[float, float]]]:
     """Where :func:`plot_ecg` draws each lead: canonical lead name -> ``[(from, to), ...]`` seconds
-    after ``start`` (the 3×4 layout shows each lead for 2.5 s, the rhythm lead for all 10)."""
-    layout = layout or _default_layout(recording)
+    after ``start`` (the 3×4 layout shows each lead for 2.5 s, the rhythm lead for all 10; the rhythm
+    layout each lead for all ``seconds``)."""
+    layout = layout or default_layout(recording)
     if layout == "12lead":
         seg = seconds / 4
         spans = {name: [(c * seg, (c + 1) * seg)] for c, col in enumerate(_COLUMNS) for name in col}
         spans.setdefault(canonical_lead(rhythm_lead), []).append((0.0, seconds))
         return spans
-    return {canonical_lead(x): [(0.0, seconds)] for x in (leads or recording.leads)}
+    return {canonical_lead(x): [(0.0, seconds)]
+            for x in (leads or (_stored(recording) if layout == "rhythm" else recording.leads))}
 
 
 def plot_ecg(
@@ -312,16 +243,22 @@ def plot_ecg(
     footer: str | None = None,
     paper: str | None = None,
     sheet: tuple[int, int] | None = None,
+    seconds: float | None = None,
 ):
     """Draw ``recording`` as an ECG printout; returns the matplotlib ``Figure``.
 
     Args:
         recording: signal in mV, any rate.
-        layout: ``"12lead"`` (3×4 + rhythm strip; default when I and II and V1–V6 are present) or
-            ``"strips"`` (one strip per lead; default otherwise).
-        leads: for ``"strips"``, the leads to draw (default: all).
+        layout: ``"12lead"`` (3×4 + rhythm strip), ``"strips"`` (one 10-s strip per lead) or
+            ``"rhythm"`` (consecutive 10-s strips, labelled with their seconds; for several leads the
+            leads of each 10 s lie one under another, time-aligned as on a multichannel Holter strip,
+            so that a beat can be read across leads); default: :func:`default_layout`.
+        leads: for ``"strips"`` and ``"rhythm"``, the leads to draw (default: all; rhythm: those stored
+            in the file, at most 3).
         rhythm_lead: lead of the full-length strip under the 12-lead grid.
-        start: first second shown (10 s are shown).
+        start: first second shown.
+        seconds: ``"rhythm"`` only: seconds shown from ``start`` (default 60, or to the recording's
+            end), at most 120 strips of 10 s; :func:`plot_pages` puts them on as many sheets as needed.
         findings: ``[(label, probability), ...]`` to print in the header (e.g. the model's top 3).
         speed: paper speed in mm/s.  gain: amplitude scale in mm/mV.
         title: replaces the record id in the header.
@@ -338,10 +275,17 @@ def plot_ecg(
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    layout = layout or _default_layout(recording)
+    layout = layout or default_layout(recording, paper)
     if layout not in LAYOUTS:
         raise PlotError(f"layout={layout!r}; choose one of {LAYOUTS}.")
-    seconds = 10.0
+    if layout != "rhythm" and seconds is not None:
+        raise PlotError(f"seconds={seconds:g} is for layout='rhythm' (CLI: --layout rhythm); the {layout} layout "
+                        "shows 10 s: leave seconds out.")
+    sel = [canonical_lead(x) for x in (leads or (_stored(recording) if layout == "rhythm" else recording.leads))]
+    if layout == "rhythm" and len(sel) > 3:
+        raise PlotError(f"layout='rhythm' draws 1 to 3 leads, not {len(sel)}; choose them with leads= "
+                        "(CLI: --lead NAME), or use layout='strips'.")
+    seconds = _rhythm_seconds(recording, start, seconds, len(sel)) if layout == "rhythm" else 10.0
     sig, t0 = _window(recording, start, seconds)
     fs = recording.fs
     i0 = int(round(t0 * fs))
@@ -349,7 +293,7 @@ def plot_ecg(
               for (name, maps), colour in zip(shading or (), SHADE_COLOURS)]
     flagged = {canonical_lead(x) for x in flagged_leads}
     shown = sig.shape[1] / fs
-    width = seconds * speed
+    width = 10.0 * speed
     rows = _lead_rows(recording, sig)
     if layout == "12lead":
         missing = [x for x in STANDARD_12 if x not in rows]
@@ -363,14 +307,18 @@ def plot_ecg(
             raise PlotError(f"rhythm lead {rhythm_lead!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = 4, 40.0
     else:
-        sel = [canonical_lead(x) for x in (leads or recording.leads)]
         for x in sel:
             if x not in rows:
                 raise PlotError(f"lead {x!r} is not in the recording; it has {list(recording.leads)}.")
         n_rows, row_h = len(sel), 30.0 if len(sel) > 3 else 40.0
+        if layout == "rhythm":  # strip k: seconds 10k..10k+10 of every lead, the leads one under another
+            strips = [(k, name) for k in range(int(np.ceil(shown / 10 - 1e-9))) for name in sel]
+            n_rows, row_h = len(strips), 30.0
     grid_w = _CAL_W + width
     scale, legend, foot, below = _under(footer, [name for name, _, _ in shades], speed, gain)
     row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, below, speed)
+    if layout == "rhythm" and paper:  # a sheet of fewer strips (the last) starts at the top, as the others
+        top, bottom = _MIN_MARGIN, bottom + top - _MIN_MARGIN
     grid_h = n_rows * row_h
     fig = Figure(figsize=(page_w / 25.4, page_h / 25.4), dpi=150)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -395,7 +343,7 @@ def plot_ecg(
             _flag(ax, x0, y0, span, row_h * 0.45)
 
     def lead_label(x: float, y: float, name: str) -> None:
-        bad = name in flagged
+        bad = name.split("  ")[0] in flagged
         ax.text(x, y, name + (" (flagged)" if bad else ""), **{**label_kw, "color": _FLAG if bad else _TRACE})
 
     if layout == "12lead":
@@ -415,6 +363,14 @@ def plot_ecg(
         overlay(rl, _CAL_W, baseline(3), 0, None, width)
         _trace(ax, _CAL_W, baseline(3), rows[rl], fs, speed, gain, clip)
         lead_label(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl)
+    elif layout == "rhythm":
+        n10 = int(round(10 * fs))
+        for r, (k, name) in enumerate(strips):
+            a, b = k * n10, min((k + 1) * n10, sig.shape[1])
+            _cal_pulse(ax, 0, baseline(r), gain)
+            overlay(name, _CAL_W, baseline(r), a, b, (b - a) / fs * speed)
+            _trace(ax, _CAL_W, baseline(r), rows[name][a:b], fs, speed, gain, clip)
+            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, f"{name}  {t0 + a / fs:g}–{t0 + b / fs:g} s")
     else:
         for r, name in enumerate(sel):
             _cal_pulse(ax, 0, baseline(r), gain)
@@ -470,15 +426,25 @@ def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Pa
 
 def plot_pages(recording: Recording, **kwargs) -> list:
     """:func:`plot_ecg` as sheets of ``paper``: more strips than one sheet holds (rows of at least
-    20 mm) go on as many sheets as they need, each with the header ("sheet k of n") and ``footer``;
-    one figure otherwise (and for ``paper=None``)."""
-    paper, layout = kwargs.get("paper"), kwargs.get("layout") or _default_layout(recording)
-    if paper is None or layout != "strips":
+    20 mm; rhythm strips: 6 of one lead on A4) go on as many sheets as they need, each with the header
+    ("sheet k of n") and ``footer``; one figure otherwise (and for ``paper=None``)."""
+    paper, layout = kwargs.get("paper"), kwargs.get("layout") or default_layout(recording, kwargs.get("paper"))
+    if paper is None or layout not in ("strips", "rhythm"):
         return [plot_ecg(recording, **kwargs)]
-    sel = list(kwargs.get("leads") or recording.leads)
+    sel = list(kwargs.get("leads") or (_stored(recording) if layout == "rhythm" else recording.leads))
     names = [name for name, _ in (kwargs.get("shading") or ())][:len(SHADE_COLOURS)]
     below = _under(kwargs.get("footer"), names, kwargs.get("speed", 25.0), kwargs.get("gain", 10.0))[3]
-    per = max(1, int((paper_size(paper)[1] - _sheet_text(below)) // _MIN_ROW))
+    avail = paper_size(paper)[1] - _sheet_text(below)
+    if layout == "rhythm" and len(sel) <= 3:  # (more leads: plot_ecg refuses them)
+        start = kwargs.get("start", 0.0)
+        shown = _rhythm_seconds(recording, start, kwargs.get("seconds"), len(sel))
+        per_s = 10 * max(1, int(avail // (len(sel) * _RHYTHM_ROW)))  # seconds a sheet holds
+        firsts = np.arange(0, shown - 1e-9, per_s)
+        return [plot_ecg(recording, **{**kwargs, "layout": "rhythm", "start": start + a,
+                                       "seconds": min(per_s, shown - a),
+                                       "sheet": (i + 1, len(firsts)) if len(firsts) > 1 else None})
+                for i, a in enumerate(firsts)]
+    per = max(1, int(avail // _MIN_ROW))
     starts = range(0, len(sel), per)
     return [plot_ecg(recording, **{**kwargs, "layout": "strips", "leads": sel[k:k + per],
                                    "sheet": (i + 1, len(starts)) if len(starts) > 1 else None})

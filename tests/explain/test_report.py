@@ -212,3 +212,39 @@ def test_output_folder_and_options_are_checked_before_any_work(tmp_path, tiny_ch
     assert not (tmp_path / "report.pdf").exists()
     with pytest.raises(ECGFounderError, match=r"'lime'; choose one of \('ig'"):
         write_reports([rec], tiny_checkpoint, tmp_path / "out", method="lime")
+
+
+def test_header_lists_the_findings_top_asks_for_as_the_legend_does(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    import ecgfounder.plot as plot_mod
+    from ecgfounder.explain.report import write_reports
+
+    figs, real = [], plot_mod.plot_ecg
+    monkeypatch.setattr(plot_mod, "plot_ecg", lambda rec, **kw: figs.append(real(rec, **kw)) or figs[-1])
+    always = {lab: 0.0 for lab in ecgfounder.load_model(tiny_checkpoint).labels}  # every label is a finding
+    (res,) = write_reports([MIXED[0]], tiny_checkpoint, tmp_path, n_steps=2, top=4, thresholds=always)
+    assert res.error is None
+    texts = [t.get_text() for t in figs[0].axes[0].texts]
+    legend = [t[2:] for t in texts if t.startswith("\u25a0 ")]
+    (header,) = [t for t in texts if t.startswith("Predicted: ")]
+    assert len(legend) == 4
+    assert all(name in header for name in legend) and header.count(";") == 3  # 4 findings, 3 separators
+
+
+def test_long_record_of_two_leads_gets_the_rhythm_printout(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    two = [rec.leads.index("I"), rec.leads.index("II")]  # a 30-s recording of leads I and II
+    rec = rec.replace(signal=np.tile(rec.signal[two], 3), leads=("I", "II"), meta={**rec.meta, "id": "E07500x3"})
+    from ecgfounder.plot import plot_ecg
+
+    calls = _spy_plot(monkeypatch)
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1, fill_missing=True)
+    assert res.error is None
+    assert {c["layout"] for c in calls} == {"rhythm"} and calls[0]["seconds"] == 60.0
+    labels = [t.get_text() for t in plot_ecg(rec, **calls[0]).axes[0].texts]  # the HTML page's printout
+    assert "I  20–30 s" in labels and "II  20–30 s" in labels  # the whole 30 s, both leads
+    pdf = res.pdf.read_bytes()  # 2 leads x 3 strips: one A4 sheet, then the text
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 2

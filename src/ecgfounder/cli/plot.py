@@ -16,14 +16,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "plot",
         help="draw an ECG as a 12-lead printout or rhythm strips",
         description="Draw an ECG at paper scale (25 mm/s, 10 mm/mV, millimetre grid): the standard 3×4 "
-        "12-lead layout with a lead-II rhythm strip, or one strip per lead. --predict adds the model's top findings.",
+        "12-lead layout with a lead-II rhythm strip, one strip per lead, or a rhythm printout (consecutive 10-s "
+        "strips of 1-3 leads over --seconds, on as many sheets as needed; the default for a recording of up to 3 "
+        "leads longer than 10 s). --predict adds the model's top findings.",
     )
     p.add_argument("path", metavar="FILE", help="an ECG file (any supported format)")
     p.add_argument("-o", "--output", metavar="FILE", help="ecg.png, .pdf or .svg (default: FILE stem + .png beside it)")
-    p.add_argument("--layout", choices=("12lead", "strips"), help="default: 12lead when the 12 leads can be shown")
-    p.add_argument("--lead", action="append", metavar="NAME", help="strips layout: lead(s) to draw (repeatable)")
+    p.add_argument("--layout", choices=("12lead", "strips", "rhythm"),
+                   help="default: 12lead when the 12 leads can be shown, rhythm for up to 3 leads longer than 10 s "
+                   "on a sheet, strips otherwise")
+    p.add_argument("--lead", action="append", metavar="NAME", help="strips/rhythm: lead(s) to draw (repeatable)")
     p.add_argument("--rhythm-lead", default="II", metavar="NAME", help="lead of the 10-s rhythm strip (default II)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="first second shown (10 s are shown)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S",
+                   help="first second shown (10 s are shown; rhythm: --seconds)")
+    p.add_argument("--seconds", type=float, metavar="S",
+                   help="rhythm layout: seconds shown from --start (default 60; at most 120 strips of 10 s)")
     p.add_argument("--index", type=int, metavar="N", help="which recording of a batch file (HDF5/npz/npy)")
     p.add_argument("--title", help="title replacing the record id")
     p.add_argument("--paper", choices=("a4", "letter", "fit"), default="a4",
@@ -82,6 +89,6 @@ def run(args: argparse.Namespace) -> int:
         flagged, footer = report.flagged_leads(), f"signal quality: {report.summary}"
     save_ecg_plot(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
                   start=args.start, findings=findings, title=args.title, flagged_leads=flagged, footer=footer,
-                  paper=None if args.paper == "fit" else args.paper)
+                  paper=None if args.paper == "fit" else args.paper, seconds=args.seconds)
     print(out)
     return 0

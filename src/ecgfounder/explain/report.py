@@ -5,9 +5,10 @@ the printout is an inlined PNG ``data:`` URI, the style inline, nothing fetched)
 ``DIR/<record>.pdf`` (the printout at true scale on a landscape A4 or letter sheet, ``paper=``;
 then a page with the text).  A report holds:
 
-* the 3×4 + rhythm printout (:func:`ecgfounder.plot.plot_ecg`) with the attribution of the top
-  findings shaded behind the traces, and leads a quality check flagged marked (a record longer
-  than 10 s is shown from the whole second where the printout shows the most of that shading);
+* the 3×4 + rhythm printout (:func:`ecgfounder.plot.plot_ecg`; for a record of 1–3 leads longer
+  than 10 s, the rhythm printout of 60 s in 10-s strips) with the attribution of the top findings
+  shaded behind the traces, and leads a quality check flagged marked (a record longer than the
+  printout is shown from the whole second where it shows the most of that shading);
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
   operating threshold, with the leads holding most attribution and the 1-s span holding most of it;
 * quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
@@ -226,7 +227,7 @@ def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequenc
 
 
 def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path, stem: str) -> ReportResult:
-    from ..plot import SHADE_COLOURS, lead_spans, plot_ecg, plot_pages, save_pdf_pages
+    from ..plot import RHYTHM_SECONDS, SHADE_COLOURS, default_layout, lead_spans, plot_ecg, plot_pages, save_pdf_pages
     from ..prediction import predict
     from .attribution import explain
     from .calibration import apply_calibration
@@ -283,12 +284,16 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     if derived:
         notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]
-    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec))
-    if rec.duration > 10.0:
-        notes.append(f"the printout shows {start:g}-{min(start + 10.0, rec.duration):g} s of the {rec.duration:.1f}-s record"
+    layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
+    seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
+    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
+    if rec.duration > seconds:
+        notes.append(f"the printout shows {start:g}-{min(start + seconds, rec.duration):g} s of the {rec.duration:.1f}-s record"
                      + (", where it shows the most of the shaded attribution" if start > 0 else ""))
     title = f"ECG report: {rec.id or stem}"
-    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"], f["prob"]) for f in findings[:3]], start=start)
+    # the header lists the findings --top asks for, as the shading legend does (the header caps its lines)
+    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"], f["prob"]) for f in findings[:ctx["top"]]],
+              start=start, layout=layout, **({"seconds": seconds} if layout == "rhythm" else {}))
     fig = plot_ecg(rec, **kw)
     html_path, pdf_path = out_dir / f"{stem}.html", out_dir / f"{stem}.pdf"
     html_path.write_text(_html_page(title, _png_data_uri(fig), findings, facts, notes), encoding="utf-8")

@@ -1,0 +1,123 @@
+"""The rhythm printout: consecutive 10-s strips of 1-3 leads at true scale, labelled with their
+seconds, onto further sheets, bounded; the default for long recordings of few leads on paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgfounder.plot import PlotError, plot_ecg, plot_pages, save_ecg_plot
+from ecgfounder.recording import Recording
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _rec(seconds: float, leads=("II",), fs: float = 100.0) -> Recording:
+    t = np.arange(int(seconds * fs)) / fs
+    sig = np.stack([np.sin(2 * np.pi * (k + 1) * t) for k in range(len(leads))])
+    return Recording(sig, fs, tuple(leads), {"id": "rhythm"})
+
+
+def _strip_labels(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].texts if t.get_text().endswith(" s") and "  " in t.get_text()]
+
+
+def _traces(fig):
+    return [ln for ln in fig.axes[0].lines if len(ln.get_xdata()) > 50]
+
+
+def test_rhythm_strips_are_consecutive_10_s_labelled_with_their_seconds():
+    rec = _rec(35.0)
+    fig = plot_ecg(rec, layout="rhythm", seconds=30, paper="a4")
+    assert _strip_labels(fig) == ["II  0–10 s", "II  10–20 s", "II  20–30 s"]
+    traces = _traces(fig)
+    assert len(traces) == 3 and all(np.ptp(t.get_xdata()) == pytest.approx(250 - 25 / rec.fs) for t in traces)
+    # strip k holds seconds 10k..10k+10 of the lead (drawn relative to its median)
+    for k, t in enumerate(traces):
+        v = rec.signal[0, k * 1000:(k + 1) * 1000]
+        y = np.asarray(t.get_ydata())
+        assert np.allclose(y - y.mean(), 10 * (v - v.mean()))
+    rest = plot_ecg(rec, layout="rhythm", paper="a4")  # default: 60 s, or to the end
+    assert _strip_labels(rest) == ["II  0–10 s", "II  10–20 s", "II  20–30 s", "II  30–35 s"]
+    later = plot_ecg(rec, layout="rhythm", start=12.5, seconds=20)
+    assert _strip_labels(later) == ["II  12.5–22.5 s", "II  22.5–32.5 s"]
+
+
+def test_rhythm_printout_is_at_true_scale_on_a4(tmp_path):
+    from PIL import Image
+
+    out = save_ecg_plot(_rec(60.0, fs=250.0), tmp_path / "r.png", layout="rhythm", paper="a4")
+    im = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    px_mm = 200 / 25.4
+    assert (round(im.shape[1] / px_mm), round(im.shape[0] / px_mm)) == (297, 210)
+    major = (abs(im[..., 0] - 0xE3) < 12) & (abs(im[..., 1] - 0x8B) < 12) & (abs(im[..., 2] - 0x8B) < 12)
+    for axis in (0, 1):  # 5-mm squares, across and down
+        lines = np.flatnonzero(major.sum(axis=axis) > 0.5 * major.sum(axis=axis).max())
+        centres = [g.mean() for g in np.split(lines, np.flatnonzero(np.diff(lines) > 1) + 1)]
+        assert np.median(np.diff(centres)) / px_mm == pytest.approx(5.0, abs=0.15)
+    fig = plot_ecg(_rec(60.0, fs=250.0), layout="rhythm", paper="a4")
+    assert len(_traces(fig)) == 6  # a minute of one lead fills the sheet
+
+
+def test_rhythm_goes_on_further_sheets_leads_time_aligned_and_is_capped():
+    pages = plot_pages(_rec(125.0), layout="rhythm", seconds=125, paper="a4")
+    assert [len(_strip_labels(p)) for p in pages] == [6, 6, 1]
+    assert _strip_labels(pages[2]) == ["II  120–125 s"]
+    assert all(tuple(np.round(p.get_size_inches() * 25.4, 1)) == (297.0, 210.0) for p in pages)
+    assert any("sheet 3 of 3" in t.get_text() for t in pages[2].axes[0].texts)
+    two = plot_pages(_rec(40.0, ("II", "V1")), paper="a4")  # each 10 s: both leads, one under the other
+    assert [_strip_labels(p) for p in two][0][:4] == ["II  0–10 s", "V1  0–10 s", "II  10–20 s", "V1  10–20 s"]
+    assert sum(len(_strip_labels(p)) for p in two) == 8
+    holter = _rec(1300.0, fs=20.0)
+    assert len(plot_pages(holter, paper="a4")) == 1  # the default minute, not the whole recording
+    with pytest.raises(PlotError, match=r"seconds=1300 .*at most 120 .*at most 1200 s"):
+        plot_pages(holter, paper="a4", seconds=1300)
+    with pytest.raises(PlotError, match=r"seconds=1300 .*at most 120"):
+        plot_ecg(holter, layout="rhythm", seconds=1300)
+    with pytest.raises(PlotError, match="seconds=20 is for layout='rhythm'"):
+        plot_ecg(holter, layout="strips", seconds=20)
+    with pytest.raises(PlotError, match="1 to 3 leads, not 4"):
+        plot_ecg(_rec(20.0, ("I", "II", "V1", "V2")), layout="rhythm")
+
+
+def test_shading_is_drawn_in_the_strip_of_its_seconds():
+    rec = _rec(35.0)
+    w = np.zeros(rec.n_samples)
+    w[2200:2300] = 1.0  # 22-23 s: the third strip (20-30 s), 2-3 s into it
+    fig = plot_ecg(rec, layout="rhythm", paper="a4", shading=[("f", {"II": w})])
+    from matplotlib.collections import PolyCollection
+
+    (shade,) = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    v = np.concatenate([p.vertices for p in shade.get_paths()])
+    assert v[:, 0].min() == pytest.approx(10 + 2 * 25) and v[:, 0].max() == pytest.approx(10 + 3 * 25)
+    mids = [np.median(t.get_ydata()) for t in _traces(fig)]  # each strip's baseline
+    centre = (v[:, 1].min() + v[:, 1].max()) / 2
+    assert int(np.argmin([abs(centre - m) for m in mids])) == 2 and abs(centre - mids[2]) < 2
+
+
+def test_rhythm_is_the_default_for_long_recordings_of_few_leads_on_paper():
+    import ecgfounder.io as eio
+
+    assert len(_strip_labels(plot_ecg(_rec(35.0), paper="a4"))) == 4
+    assert len(_traces(plot_ecg(_rec(35.0)))) == 1  # no sheet: one 10-s strip, as before
+    assert _strip_labels(plot_ecg(_rec(10.0), paper="a4")) == []  # 10 s: one strip per lead, as before
+    assert _strip_labels(plot_ecg(_rec(30.0, ("I", "II", "V1", "V2")), paper="a4")) == []
+    mit = eio.read(DATA / "mitdb" / "100.hea")  # 2 leads, 60 s
+    assert _strip_labels(plot_pages(mit, paper="a4")[0])[:2] == ["II  0–10 s", "V5  0–10 s"]
+
+
+def test_cli_plot_rhythm_with_seconds(tmp_path, capsys):
+    import re
+
+    from ecgfounder.cli import main
+
+    out = tmp_path / "r.pdf"
+    args = ["plot", str(DATA / "mitdb" / "100.hea"), "-o", str(out), "--no-quality", "--layout", "rhythm"]
+    assert main(args + ["--seconds", "30"]) == 0
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", out.read_bytes())) == 1  # 2 leads x 3 strips: one sheet
+    assert main(args + ["--seconds", "50"]) == 0
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", out.read_bytes())) == 2
+    assert main(args[:-2] + ["--layout", "strips", "--seconds", "30"]) != 0
+    assert "--layout rhythm" in capsys.readouterr().err
