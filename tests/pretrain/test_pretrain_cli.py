@@ -44,3 +44,18 @@ def test_cli_build_store_into_a_folder_of_another_build_needs_restart(tmp_path, 
     err = capsys.readouterr().err
     assert "dtype 'float16' then, 'float32' now" in err and "pass --restart to discard it" in err
     assert main(["pretrain", "build-store", *src, "--dtype", "float32", "--restart"]) == 0
+
+
+def test_cli_build_store_counts_the_files_it_could_not_read(tmp_path, capsys):
+    """Failures were listed (the first 10) with no count and no word on where the rest are."""
+    bad = []
+    for k in range(12):
+        (tmp_path / f"bad{k:02d}.xml").write_text("<RestingECG><Waveform>")
+        bad.append(str(tmp_path / f"bad{k:02d}.xml"))
+    rc = main(["pretrain", "build-store", str(DATA / "cinc2021" / "E07500.hea"), *bad, "-o", str(tmp_path / "s"),
+               "--workers", "1", "--leads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("failed: ") == 10  # the store is built from the good one
+    assert (f"12 record file(s) could not be read (the first 10 above); all are listed in {tmp_path / 's' / 'index.json'}"
+            " under 'failures'") in err
+    assert len(json.loads((tmp_path / "s" / "index.json").read_text())["failures"]) == 12

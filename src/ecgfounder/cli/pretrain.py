@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ._checks import check_writable, usage
 from ._common import count
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
                            dtype=args.dtype, restart=args.restart)
         for path, err in info.failures[:10]:
             print(f"failed: {err}", file=sys.stderr)
+        if info.failures:  # (the store is built from the others: exit 0 when it holds samples)
+            print(f"{len(info.failures)} record file(s) could not be read" + (" (the first 10 above)" if len(info.failures) > 10
+                  else "") + f"; all are listed in {Path(args.output) / 'index.json'} under 'failures'", file=sys.stderr)
         print(json.dumps(describe(info)))
         return 0 if info.n_samples else 1
     from ..pretrain.config import load_pretrain_config
