@@ -184,13 +184,7 @@ def default_layout(recording: Recording, paper: str | None = None) -> str:
     names = {canonical_lead(x) for x in recording.leads}
     if {"I", "II"} <= names and {"V1", "V2", "V3", "V4", "V5", "V6"} <= names:
         return "12lead"
-    return "rhythm" if paper and len(_stored(recording)) <= 3 and recording.duration > 10.0 + 1e-9 else "strips"
-
-
-def _stored(rec: Recording) -> list[str]:
-    """The leads of ``rec`` not derived on reading (III, aVR, aVL, aVF from I and II)."""
-    derived = {str(x) for x in rec.meta.get("derived_leads") or ()}
-    return [x for x in rec.leads if x not in derived] or list(rec.leads)
+    return "rhythm" if paper and len(recording.stored_leads) <= 3 and recording.duration > 10.0 + 1e-9 else "strips"
 
 
 def _rhythm_seconds(rec: Recording, start: float, seconds: float | None, n_leads: int) -> float:
@@ -224,7 +218,7 @@ def lead_spans(recording: Recording, layout: str | None = None, rhythm_lead: str
         spans.setdefault(canonical_lead(rhythm_lead), []).append((0.0, seconds))
         return spans
     return {canonical_lead(x): [(0.0, seconds)]
-            for x in (leads or (_stored(recording) if layout == "rhythm" else recording.leads))}
+            for x in (leads or (recording.stored_leads if layout == "rhythm" else recording.leads))}
 
 
 def plot_ecg(
@@ -281,7 +275,7 @@ def plot_ecg(
     if layout != "rhythm" and seconds is not None:
         raise PlotError(f"seconds={seconds:g} is for layout='rhythm' (CLI: --layout rhythm); the {layout} layout "
                         "shows 10 s: leave seconds out.")
-    sel = [canonical_lead(x) for x in (leads or (_stored(recording) if layout == "rhythm" else recording.leads))]
+    sel = [canonical_lead(x) for x in (leads or (recording.stored_leads if layout == "rhythm" else recording.leads))]
     if layout == "rhythm" and len(sel) > 3:
         raise PlotError(f"layout='rhythm' draws 1 to 3 leads, not {len(sel)}; choose them with leads= "
                         "(CLI: --lead NAME), or use layout='strips'.")
@@ -431,7 +425,7 @@ def plot_pages(recording: Recording, **kwargs) -> list:
     paper, layout = kwargs.get("paper"), kwargs.get("layout") or default_layout(recording, kwargs.get("paper"))
     if paper is None or layout not in ("strips", "rhythm"):
         return [plot_ecg(recording, **kwargs)]
-    sel = list(kwargs.get("leads") or (_stored(recording) if layout == "rhythm" else recording.leads))
+    sel = list(kwargs.get("leads") or (recording.stored_leads if layout == "rhythm" else recording.leads))
     names = [name for name, _ in (kwargs.get("shading") or ())][:len(SHADE_COLOURS)]
     below = _under(kwargs.get("footer"), names, kwargs.get("speed", 25.0), kwargs.get("gain", 10.0))[3]
     avail = paper_size(paper)[1] - _sheet_text(below)

@@ -74,6 +74,13 @@ class Recording:
     def id(self) -> str:
         return str(self.meta.get("id", ""))
 
+    @property
+    def stored_leads(self) -> tuple[str, ...]:
+        """The leads read from the file: without those derived on reading (``meta['derived_leads']``:
+        III, aVR, aVL, aVF from I and II)."""
+        derived = {str(x) for x in self.meta.get("derived_leads") or ()}
+        return tuple(x for x in self.leads if x not in derived) or self.leads
+
     def lead(self, name: str) -> np.ndarray:
         """The samples of one lead, matched by name (case-insensitive, aliases accepted)."""
         from .signal.leads import canonical_lead

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ecgfounder.labels import load_labels  # noqa: E402
 from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
 
-from servehelpers import DATA, MUSE, WFDB, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
+from servehelpers import DATA, MUSE, STANDARD_12, WFDB, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE RestingECG [
@@ -369,3 +369,27 @@ def test_predict_one_member_of_a_file_of_several(client):
     assert r.status_code == 422 and "leave member out" in r.json()["detail"]
     r = client.post("/v1/predict/batch?member=0", files=[("file", ("pair.zip", pair))])
     assert r.status_code == 422 and "leave member out" in r.json()["detail"]
+
+
+def test_the_viewer_gets_a_minute_of_a_long_recording_of_few_leads(analyzer):
+    """The signal for display was the first 10 s whatever the recording: a phone or Holter ECG of one
+    or two leads showed 10 s of its minute.  A recording of 1-3 stored leads gets its first minute
+    (its stored leads only), a 12-lead one its first 10 s, and the attribution the same span."""
+    import types
+
+    import ecgfounder
+    from ecgfounder.recording import Recording
+    from ecgfounder.serve.adapter import _attribution_dict, display_seconds
+
+    mit = ecgfounder.read(DATA / "mitdb" / "100.hea")  # 60 s, MLII and V5 at 360 Hz
+    shown = analyzer.display_signal(mit, 250.0)
+    assert shown["leads"] == ["II", "V5"] and len(shown["data"][0]) == 60 * 250 and display_seconds(mit) == 60.0
+    rng = np.random.default_rng(0)
+    twelve = Recording(signal=rng.normal(0, 0.1, (12, 20 * 500)), fs=500.0, leads=STANDARD_12)
+    assert len(analyzer.display_signal(twelve, 250.0)["data"][0]) == 10 * 250
+    derived = Recording(signal=rng.normal(0, 0.1, (6, 35 * 200)), fs=200.0, leads=STANDARD_12[:6],
+                        meta={"derived_leads": ["III", "aVR", "aVL", "aVF"]})  # a 2-lead file read as 6
+    got = analyzer.display_signal(derived, 250.0)
+    assert got["leads"] == ["I", "II"] and len(got["data"][0]) == 35 * 200  # (never above the recording's rate)
+    expl = types.SimpleNamespace(attributions=np.ones((1, 2, 60 * 360)), fs=360.0, leads=("II", "V5"), method="ig")
+    assert len(_attribution_dict(expl, "x", 250.0, display_seconds(mit))["values"][0]) == 60 * 250

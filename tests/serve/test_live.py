@@ -345,3 +345,58 @@ def test_viewer_asks_a_batch_recordings_attribution_when_it_is_chosen(live, brow
     page.wait_for_function("() => JSON.parse(JSON.stringify(last)).record.filename === 'two.zip#0'", timeout=5000)
     assert int(page.locator("#ecg").get_attribute("data-shaded")) > 5 and len(posts) == 3
     page.close()
+
+
+@pytest.fixture(scope="module")
+def live_one_lead(tmp_path_factory):
+    """The service around a tiny single-lead (lead I) model."""
+    import torch
+
+    from ecgfounder.labels import load_labels
+    from ecgfounder.models.loading import save_model
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+    from ecgfounder.serve.adapter import Analyzer
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    torch.manual_seed(0)
+    model = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(16, 32), m_blocks_list=(1, 1),
+                              kernel_size=8, groups_width=8, n_classes=150))
+    model.labels = load_labels()
+    model.contract = PreprocessContract(leads=("I",))
+    ckpt = save_model(model, tmp_path_factory.mktemp("one_lead") / "tiny1.safetensors")
+    with running_server(create_app(Analyzer.load(ckpt))) as url:
+        yield url
+
+
+def _fake_explain_at_22_s(recording, model, *, labels, method="ig"):
+    """Attribution on lead I between 22 and 23 s (the third 10-s strip)."""
+    values = np.zeros((1, len(recording.leads), recording.n_samples))
+    values[0, 0, int(22 * recording.fs):int(23 * recording.fs)] = 1.0
+    return types.SimpleNamespace(attributions=values, fs=recording.fs, leads=tuple(recording.leads), method=method,
+                                 n_steps=8, baseline="zero", lead_resolved=True)
+
+
+def test_viewer_draws_a_minute_of_a_one_lead_recording_as_rhythm_strips(live_one_lead, browser, monkeypatch, tmp_path):
+    """A 35-s single-lead recording showed its first 10 s: it is drawn as four consecutive strips
+    (0-10, 10-20, 20-30, 30-35 s), the attribution in the strip of its seconds."""
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain_at_22_s
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    t = np.arange(35 * 250) / 250
+    csv = tmp_path / "phone.csv"
+    np.savetxt(csv, np.sin(2 * np.pi * 1.2 * t)[:, None], fmt="%.4f", delimiter=",", header="I", comments="")
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    page.goto(live_one_lead + "/")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    canvas = page.locator("#ecg")
+    assert canvas.get_attribute("data-traces") == "4" and "1-lead rhythm" in canvas.get_attribute("aria-label")
+    assert int(canvas.get_attribute("data-shaded")) > 0
+    # 30-mm strips under one another: red in the third (20-30 s) at 22.5 s, none in the first at 2.5 s
+    x = 10 + 2.5 * 25  # mm: calibration column, then 25 mm/s
+    third, first = _region_stats(page, x - 5, x + 5, 62, 88), _region_stats(page, x - 5, x + 5, 2, 28)
+    assert third[0] - third[1] > 40 and first[0] - first[1] < 40, (third, first)
+    if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # to look at
+        page.screenshot(path=os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".rhythm.png", full_page=True)
+    page.close()

@@ -24,6 +24,16 @@ __all__ = ["Analyzer"]
 log = logging.getLogger(__name__)
 
 _WINDOW_S = 10.0  # shown in the viewer: the first window
+_RHYTHM_LEADS = 3  # a recording of at most this many leads (stored in its file) is shown over its first minute
+
+
+def display_seconds(rec: Recording) -> float:
+    """Seconds of ``rec`` the viewer shows from its start: the first 10-s window, or for a recording
+    of 1-3 leads (a phone, patch or Holter ECG) its first minute, as rhythm strips."""
+    from ..plot import RHYTHM_SECONDS
+
+    few = len(rec.stored_leads) <= _RHYTHM_LEADS
+    return min(rec.duration, RHYTHM_SECONDS if few and rec.duration > _WINDOW_S + 1e-9 else _WINDOW_S)
 
 
 class Analyzer:
@@ -209,10 +219,10 @@ class Analyzer:
         return _quality_dict(report, base_flags)
 
     def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig") -> dict[str, Any]:
-        """:func:`ecgfounder.explain` of ``label`` (first 10 s, at ``display_fs``, |attribution| scaled
-        to 0..1).  Runs on a private copy of the model under its own lock: attribution methods that
-        hook layers (Grad-CAM) must not see the batched forward passes of other requests, and a
-        slow attribution must not hold them up."""
+        """:func:`ecgfounder.explain` of ``label`` (over :func:`display_seconds`, at ``display_fs``,
+        |attribution| scaled to 0..1).  Runs on a private copy of the model under its own lock:
+        attribution methods that hook layers (Grad-CAM) must not see the batched forward passes of
+        other requests, and a slow attribution must not hold them up."""
         try:
             from ..explain import explain  # type: ignore[import-not-found]
         except ImportError:
@@ -222,18 +232,21 @@ class Analyzer:
             if self._explain_model is None:
                 self._explain_model = copy.deepcopy(self.model)
             result = explain(rec, self._explain_model, labels=[label], method=method)
-        return _attribution_dict(result, label, display_fs)
+        return _attribution_dict(result, label, display_fs, display_seconds(rec))
 
     def display_signal(self, rec: Recording, display_fs: float) -> dict[str, Any]:
-        """The first 10 s in mV at ``display_fs`` (lower than the recording's rate only)."""
+        """The first :func:`display_seconds` in mV at ``display_fs`` (lower than the recording's rate
+        only): all leads over 10 s, or over a minute the leads stored in the file (1-3)."""
         from ..signal.filters import resample
         from ..signal.leads import canonical_lead
 
-        x = rec.signal[:, : int(round(_WINDOW_S * rec.fs))]
+        seconds = display_seconds(rec)
+        rows = [i for i, ld in enumerate(rec.leads) if seconds <= _WINDOW_S or ld in rec.stored_leads]
+        x = rec.signal[rows, : int(round(seconds * rec.fs))]
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         fs = min(float(display_fs), rec.fs)
         x = resample(x, rec.fs, fs)
-        return {"fs": fs, "start_s": 0.0, "units": "mV", "leads": [canonical_lead(ld) for ld in rec.leads],
+        return {"fs": fs, "start_s": 0.0, "units": "mV", "leads": [canonical_lead(rec.leads[i]) for i in rows],
                 "data": np.round(x, 4).tolist()}
 
 
@@ -246,16 +259,16 @@ def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
             "detail": report.to_dict()}
 
 
-def _attribution_dict(result: Any, label: str, display_fs: float) -> dict[str, Any]:
+def _attribution_dict(result: Any, label: str, display_fs: float, seconds: float = _WINDOW_S) -> dict[str, Any]:
     """An :class:`ecgfounder.explain.Explanation` (``attributions`` ``(n_labels, n_leads, n_samples)`` at
-    ``fs``) → the answer's ``attribution`` fields for its first label."""
+    ``fs``) → the answer's ``attribution`` fields for its first label, over its first ``seconds``."""
     from ..signal.filters import resample
     from ..signal.leads import canonical_lead
 
     a = np.abs(np.asarray(result.attributions, dtype=np.float64))
     a = a[0] if a.ndim == 3 else a
     fs = float(result.fs)
-    a = np.nan_to_num(a[:, : int(round(_WINDOW_S * fs))])
+    a = np.nan_to_num(a[:, : int(round(seconds * fs))])
     out_fs = min(float(display_fs), fs)
     a = np.clip(resample(a, fs, out_fs), 0, None)
     peak = float(a.max()) or 1.0

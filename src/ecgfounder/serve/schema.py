@@ -91,7 +91,8 @@ class DisplaySignal(BaseModel):
     start_s: float = 0.0
     units: str = "mV"
     leads: list[str]
-    data: list[list[float]] = Field(description="leads × samples, first 10 s, at 'fs'")
+    data: list[list[float]] = Field(description="leads × samples at 'fs': the first 10 s of every lead, or for a "
+                                                "recording of 1-3 leads (stored in its file) its first minute")
 
 
 class Prediction(BaseModel):

@@ -234,10 +234,10 @@ function calPulse(ctx, yMid) {
   ctx.lineTo((x + 6) * PX, (y - GAIN) * PX); ctx.lineTo((x + 6) * PX, y * PX); ctx.lineTo((x + 7) * PX, y * PX); ctx.stroke();
 }
 
-function label(ctx, text, x, y, flagged) {
+function label(ctx, text, x, y, flagged, after) {  // after: e.g. the seconds of a rhythm strip
   ctx.font = "bold " + (3.2 * PX) + "px sans-serif";
   ctx.fillStyle = flagged ? "#c25e00" : "#111";
-  ctx.fillText(text + (flagged ? " !" : ""), (MARGIN + x) * PX, (MARGIN + y) * PX);
+  ctx.fillText(text + (flagged ? " !" : "") + (after || ""), (MARGIN + x) * PX, (MARGIN + y) * PX);
 }
 
 function drawECG(answer) {
@@ -246,7 +246,12 @@ function drawECG(answer) {
   const flagged = new Set(answer.quality.flagged_leads || []);
   const has12 = STANDARD.every((l) => l in rows);
   const names = has12 ? null : sig.leads;
-  const nRows = has12 ? 4 : names.length, rowH = has12 ? 40 : (names.length > 3 ? 30 : 40);
+  const span = sig.data.length ? sig.data[0].length / fs : 0;  // seconds sent: 10, or a minute of 1-3 leads
+  // a recording of few leads over more than 10 s: consecutive 10-s strips, the leads of each 10 s together
+  const strips = !has12 && span > 10.05 ? Array.from({ length: Math.ceil(span / 10 - 1e-9) }, (_, k) => k)
+    .flatMap((k) => names.map((name) => [k, name])) : null;
+  const nRows = has12 ? 4 : strips ? strips.length : names.length;
+  const rowH = has12 ? 40 : (strips || names.length > 3 ? 30 : 40);
   const w = CAL_W + 10 * SPEED, h = nRows * rowH;
   canvas.width = (w + 2 * MARGIN) * PX;
   canvas.height = (h + 2 * MARGIN + 6) * PX;
@@ -268,6 +273,15 @@ function drawECG(answer) {
     shaded += shade(ctx, attr, "II", 0, 10, CAL_W, mid(3), rowH);
     traces += trace(ctx, rows.II, fs, 0, 10, CAL_W, mid(3), rowH);
     label(ctx, "II", CAL_W + 1.5, mid(3) - 0.3 * rowH, flagged.has("II"));
+  } else if (strips) {
+    strips.forEach(([k, name], r) => {
+      const t0 = 10 * k, t1 = Math.min(t0 + 10, span);
+      calPulse(ctx, mid(r));
+      shaded += shade(ctx, attr, name, t0, t1, CAL_W, mid(r), rowH);
+      traces += trace(ctx, rows[name], fs, t0, t1, CAL_W, mid(r), rowH);
+      label(ctx, name, CAL_W + 1.5, mid(r) - 0.3 * rowH, flagged.has(name),
+        "  " + t0 + "\u2013" + (Math.round(t1 * 10) / 10) + " s");
+    });
   } else {
     names.forEach((name, r) => {
       calPulse(ctx, mid(r));
@@ -278,12 +292,13 @@ function drawECG(answer) {
   }
   ctx.font = (3 * PX) + "px sans-serif"; ctx.fillStyle = "#333";
   ctx.fillText(SPEED + " mm/s   " + GAIN + " mm/mV", (MARGIN + w - 40) * PX, (MARGIN + h + 5) * PX);
-  const start = sig.start_s || 0, shown = Math.min(10, answer.record.duration_s - start);
-  if (answer.record.duration_s > start + 10.05) {  // the printout shows 10 s: say which, of how many
+  const start = sig.start_s || 0, shown = Math.min(Math.max(span, 10), answer.record.duration_s - start);
+  if (answer.record.duration_s > start + shown + 0.05) {  // the printout shows part of it: say which, of how many
     ctx.fillText("printout: " + start.toFixed(0) + "\u2013" + (start + shown).toFixed(0) + " s of " +
       answer.record.duration_s.toFixed(1) + " s", (MARGIN + CAL_W) * PX, (MARGIN + h + 5) * PX);
   }
-  canvas.setAttribute("aria-label", (has12 ? "12-lead" : names.length + "-lead") + " ECG printout");
+  canvas.setAttribute("aria-label", (has12 ? "12-lead" : names.length + "-lead") + (strips ? " rhythm" : "") +
+    " ECG printout");
   canvas.dataset.traces = String(traces);
   canvas.dataset.shaded = String(shaded);
 }
