@@ -1,16 +1,16 @@
-"""Checks shared by subcommands: argparse types for reading options, and output paths that can be
-written (answered before a model is loaded or a file is read)."""
+"""Checks shared by subcommands: argparse types (counts, probabilities, reading options), and output
+paths that can be written (answered before a model is loaded or a file is read)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .._fileio import unwritable_reason
 
-__all__ = ["rate", "seconds", "voltage_unit", "check_writable", "usage"]
+__all__ = ["count", "probability", "rate", "seconds", "voltage_unit", "check_writable", "usage"]
 
 
 def usage(message: str) -> Exception:
@@ -25,6 +25,27 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}; give an integer >= {least}")
+        return value
+    return parse
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is not a probability; give a number from 0 to 1")
+    return value
 
 
 def rate(text: str) -> float:

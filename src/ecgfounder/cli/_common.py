@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from ._checks import rate, seconds, voltage_unit
 
 __all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags", "count",
-           "probability", "cli_forms", "CLIStream"]
+           "cli_forms", "CLIStream"]
 
 # library argument → command-line flag, for messages written in the library's terms
 _FLAGS = {
@@ -82,30 +82,6 @@ def flags(message: str, argument: str | None = None, names: dict[str, str] | Non
     message = re.sub(pattern, sub, message)
     # a bound stated on the argument itself, opening a sentence ("batch_size must be >= 1; got 0")
     return re.sub(r"(^|: |; )(" + known + r")(?= must\b)", lambda m: m.group(1) + table[m.group(2)], message)
-
-
-def count(least: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``least``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{value} is below {least}; give an integer >= {least}")
-        return value
-    return parse
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text} is not a probability; give a number from 0 to 1")
-    return value
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._checks import check_writable, usage
-from ._common import add_read_args, count, read_options
+from ._checks import check_writable, count, usage
+from ._common import add_read_args, read_options
 
 __all__ = ["add_parser", "run", "top_findings"]
 

@@ -6,7 +6,8 @@ import argparse
 
 import numpy as np
 
-from ._common import CLIStream, add_model_args, add_read_args, count, model_source, probability, read_options, say
+from ._checks import count, probability
+from ._common import CLIStream, add_model_args, add_read_args, model_source, read_options, say
 
 __all__ = ["add_parser", "run", "summary_line", "add_run_args", "job_args"]
 

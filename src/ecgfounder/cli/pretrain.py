@@ -12,8 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._checks import check_writable, usage
-from ._common import count
+from ._checks import check_writable, count, usage
 
 __all__ = ["add_parser", "run"]
 

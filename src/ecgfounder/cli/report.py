@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._checks import check_writable, usage
-from ._common import add_model_args, add_read_args, count, flags, model_from_args, read_options, say
+from ._checks import check_writable, count, usage
+from ._common import add_model_args, add_read_args, flags, model_from_args, read_options, say
 
 __all__ = ["add_parser", "run"]
 
