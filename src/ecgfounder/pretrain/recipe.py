@@ -35,7 +35,6 @@ example)``: a resumed or distributed run sees the same augmented inputs.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 
 from ..models.net1d import Net1DConfig
 from ..train.augment import augment_rng
+from ..train.model import warmup_cosine  # (one schedule formula for fine-tuning and pre-training)
 from .statements import NEGATED, POSITIVE, UNCERTAIN
 
 __all__ = [
@@ -180,12 +180,3 @@ def transform_batch(x: np.ndarray, keys: Sequence[str], *, store_leads: Sequence
         else:
             out.append(mask_leads(xi, rng, lead_mask_p))
     return np.stack(out).astype(np.float32, copy=False)
-
-
-def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup)
-    t = min(1.0, (step - warmup) / span)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))

@@ -13,7 +13,7 @@ from ..signal.preprocess import PreprocessContract
 from .config import SMALL_ARCH, ConfigError, FinetuneConfig
 
 __all__ = ["build_model", "configure_trainable", "param_groups", "make_optimizer", "schedule_length", "make_scheduler",
-           "monitor"]
+           "warmup_cosine", "monitor"]
 
 
 def build_model(cfg: FinetuneConfig) -> Net1D:
@@ -119,15 +119,17 @@ def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps:
     if o.scheduler == "none":
         return None
     warm = o.warmup_steps or int(round(o.warmup_ratio * total_steps))
-    floor = o.min_lr_ratio
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: warmup_cosine(step, warmup=warm, total=total_steps, min_ratio=o.min_lr_ratio))
 
-    def f(step: int) -> float:
-        if warm and step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio`` at
+    ``total`` steps, flat after (fine-tuning's ``optim.scheduler: cosine`` and pre-training's)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def monitor(cfg: FinetuneConfig) -> tuple[str, str]:
