@@ -336,9 +336,9 @@ def plot_ecg(
         if name in flagged:
             _flag(ax, x0, y0, span, row_h * 0.45)
 
-    def lead_label(x: float, y: float, name: str) -> None:
-        bad = name.split("  ")[0] in flagged
-        ax.text(x, y, name + (" (flagged)" if bad else ""), **{**label_kw, "color": _FLAG if bad else _TRACE})
+    def lead_label(x: float, y: float, name: str, after: str = "") -> None:  # after: a rhythm strip's seconds
+        bad = name in flagged
+        ax.text(x, y, name + after + (" (flagged)" if bad else ""), **{**label_kw, "color": _FLAG if bad else _TRACE})
 
     if layout == "12lead":
         seg = seconds / 4
@@ -364,7 +364,7 @@ def plot_ecg(
             _cal_pulse(ax, 0, baseline(r), gain)
             overlay(name, _CAL_W, baseline(r), a, b, (b - a) / fs * speed)
             _trace(ax, _CAL_W, baseline(r), rows[name][a:b], fs, speed, gain, clip)
-            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, f"{name}  {t0 + a / fs:g}–{t0 + b / fs:g} s")
+            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, f"  {t0 + a / fs:g}–{t0 + b / fs:g} s")
     else:
         for r, name in enumerate(sel):
             _cal_pulse(ax, 0, baseline(r), gain)
