@@ -379,11 +379,11 @@ def test_the_viewer_gets_a_minute_of_a_long_recording_of_few_leads(analyzer):
 
     import ecgfounder
     from ecgfounder.recording import Recording
-    from ecgfounder.serve.adapter import _attribution_dict, display_seconds
+    from ecgfounder.serve.adapter import _attribution_dict, display_span
 
     mit = ecgfounder.read(DATA / "mitdb" / "100.hea")  # 60 s, MLII and V5 at 360 Hz
     shown = analyzer.display_signal(mit, 250.0)
-    assert shown["leads"] == ["II", "V5"] and len(shown["data"][0]) == 60 * 250 and display_seconds(mit) == 60.0
+    assert shown["leads"] == ["II", "V5"] and len(shown["data"][0]) == 60 * 250 and display_span(mit) == (0.0, 60.0)
     rng = np.random.default_rng(0)
     twelve = Recording(signal=rng.normal(0, 0.1, (12, 20 * 500)), fs=500.0, leads=STANDARD_12)
     assert len(analyzer.display_signal(twelve, 250.0)["data"][0]) == 10 * 250
@@ -392,4 +392,48 @@ def test_the_viewer_gets_a_minute_of_a_long_recording_of_few_leads(analyzer):
     got = analyzer.display_signal(derived, 250.0)
     assert got["leads"] == ["I", "II"] and len(got["data"][0]) == 35 * 200  # (never above the recording's rate)
     expl = types.SimpleNamespace(attributions=np.ones((1, 2, 60 * 360)), fs=360.0, leads=("II", "V5"), method="ig")
-    assert len(_attribution_dict(expl, "x", 250.0, display_seconds(mit))["values"][0]) == 60 * 250
+    assert len(_attribution_dict(expl, "x", 250.0, display_span(mit), 60.0)["values"][0]) == 60 * 250
+
+
+def test_a_long_recording_is_shown_page_by_page_with_where_the_model_looked(client, analyzer):
+    """The viewer saw the first 10 s of a long 12-lead recording and the attribution there only:
+    where the model looked later in it was never shown.  ``start=`` gives the page from that
+    second (signal and attribution alike, the values scaled by the whole recording's peak), and the
+    attribution says each page's share of the whole, so the viewer can send the reader there."""
+    import types
+
+    from ecgfounder.serve.adapter import _attribution_dict
+    from ecgfounder.signal.filters import resample
+
+    body = sine_signal(seconds=35.0)
+    x = np.asarray(body["signal"])
+    r = client.post("/v1/predict?signal=true&start=20", json=body)
+    assert r.status_code == 200, r.text
+    sig = r.json()["signal"]
+    assert sig["start_s"] == 20.0 and len(sig["data"][0]) == 10 * 250
+    np.testing.assert_allclose(sig["data"], resample(x[:, 20 * 500: 30 * 500], 500.0, 250.0), atol=1e-4)  # 20-30 s
+    last = client.post("/v1/predict?signal=true&start=30", json=body).json()["signal"]
+    assert last["start_s"] == 30.0 and len(last["data"][0]) == 5 * 250  # cut at the end
+    r = client.post("/v1/predict?signal=true&attribution=true&attribution_method=gradcam&start=10", json=body)
+    at = r.json()["attribution"]
+    assert r.status_code == 200 and at["start_s"] == 10.0 and at["page_s"] == 10.0 and len(at["page_share"]) == 4
+    assert abs(sum(at["page_share"]) - 1) < 1e-3 and len(at["values"][0]) == 10 * 250
+    for query, said in [("attribution=true&start=35", "start=35 s is not within this 35-s recording; give 0 to 34.998"),
+                        ("signal=true&start=40", "start=40 s is not within this 35-s recording"),
+                        ("signal=true&start=-1", "start"), ("signal=true&start=nan", "start"),
+                        ("start=5", "start=5 picks the page of the signal and attribution shown")]:
+        r = client.post(f"/v1/predict?{query}", json=body)
+        assert r.status_code == 422 and said in r.json()["detail"] and "\n" not in r.json()["detail"], (query, r.text)
+
+    # planted: all attribution in lead V2 between 23 and 24 s of a 35-s recording at 500 Hz
+    a = np.zeros((1, 12, 35 * 500))
+    a[0, 7, 23 * 500: 24 * 500] = 2.0
+    a[0, 0, 1 * 500: 2 * 500] = 0.5
+    expl = types.SimpleNamespace(attributions=a, fs=500.0, leads=tuple(STANDARD_12), method="ig")
+    got = _attribution_dict(expl, "x", 250.0, (20.0, 30.0), 10.0)
+    assert got["page_share"] == [0.2, 0.0, 0.8, 0.0] and got["start_s"] == 20.0
+    v = np.asarray(got["values"])
+    assert v.shape == (12, 2500) and v.max() <= 1.0 and got["lead_share"]["V2"] == 1.0
+    assert np.flatnonzero(v[7] > 0.5).min() in range(3 * 250 - 2, 3 * 250 + 3)  # 23 s = 3 s into the page
+    first = np.asarray(_attribution_dict(expl, "x", 250.0, (0.0, 10.0), 10.0)["values"])
+    assert 0.2 < first[0].max() < 0.3  # lead I's 0.5, scaled by the recording's peak (2), not the page's

@@ -400,3 +400,49 @@ def test_viewer_draws_a_minute_of_a_one_lead_recording_as_rhythm_strips(live_one
     if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # to look at
         page.screenshot(path=os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".rhythm.png", full_page=True)
     page.close()
+
+
+def _fake_explain_at_25_s(recording, model, *, labels, method="ig"):
+    """Attribution on V2 between 25.5 and 26.5 s (the third 10-s page, where V2 is shown at 5-7.5 s)."""
+    values = np.zeros((1, len(recording.leads), recording.n_samples))
+    values[0, list(recording.leads).index("V2"), int(25.5 * recording.fs):int(26.5 * recording.fs)] = 1.0
+    return types.SimpleNamespace(attributions=values, fs=recording.fs, leads=tuple(recording.leads), method=method,
+                                 n_steps=8, baseline="zero", lead_resolved=True)
+
+
+def test_viewer_pages_through_a_long_recording_to_where_the_model_looked(live, browser, monkeypatch, tmp_path):
+    """A 35-s 12-lead recording showed its first 10 s only, and the attribution there: the model's
+    look at 25 s was never seen.  The viewer shows the pages (0, 10, 20, 30 s), shaded by their share
+    of the attribution, says where most of it lies, and draws the page chosen (asked once, kept)."""
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain_at_25_s
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    url, _ = live
+    csv = _csv(tmp_path / "long.csv", seconds=35)
+    page = browser.new_page(viewport={"width": 1300, "height": 1200})
+    posts = []
+    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    page.goto(url + "/")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert page.is_visible("#pages") and page.inner_text("#page-label") == "0\u201310 s of 35.0 s"
+    pages = page.locator("#page-map button")
+    assert pages.all_inner_texts() == ["0", "10", "20", "30"] and pages.nth(2).get_attribute("class") == "most"
+    assert "Most of it lies in 20\u201330 s (100 %)" in page.inner_text("#shading-note")
+    assert page.locator("#ecg").get_attribute("data-shaded") == "0" and page.is_disabled("#page-prev")
+    pages.nth(2).click()
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('20')", timeout=20000)
+    assert page.inner_text("#page-label") == "20\u201330 s of 35.0 s" and posts[-1].endswith("&start=20")
+    assert int(page.locator("#ecg").get_attribute("data-shaded")) > 5
+    v2 = _region_stats(page, 10 + 5.6 * 25, 10 + 6.4 * 25, 45, 75)  # V2's row, 25.6-26.4 s
+    assert v2[0] - v2[1] > 40, v2
+    page.click("#page-next")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('30')", timeout=20000)
+    assert posts[-1].endswith("&start=30") and page.is_disabled("#page-next") and len(posts) == 3
+    page.click("#page-prev")  # 20 s again: kept, not asked for again
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('20')", timeout=5000)
+    assert len(posts) == 3 and int(page.locator("#ecg").get_attribute("data-shaded")) > 5
+    if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # to look at
+        page.screenshot(path=os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".pages.png", full_page=True)
+    page.close()

@@ -27,13 +27,33 @@ _WINDOW_S = 10.0  # shown in the viewer: the first window
 _RHYTHM_LEADS = 3  # a recording of at most this many leads (stored in its file) is shown over its first minute
 
 
-def display_seconds(rec: Recording) -> float:
-    """Seconds of ``rec`` the viewer shows from its start: the first 10-s window, or for a recording
-    of 1-3 leads (a phone, patch or Holter ECG) its first minute, as rhythm strips."""
+def page_seconds(rec: Recording) -> float:
+    """Seconds of ``rec`` the viewer shows at once (a page): a 10-s window, or for a recording of
+    1-3 leads (a phone, patch or Holter ECG) longer than that a minute, as rhythm strips."""
     from ..plot import RHYTHM_SECONDS
 
     few = len(rec.stored_leads) <= _RHYTHM_LEADS
-    return min(rec.duration, RHYTHM_SECONDS if few and rec.duration > _WINDOW_S + 1e-9 else _WINDOW_S)
+    return RHYTHM_SECONDS if few and rec.duration > _WINDOW_S + 1e-9 else _WINDOW_S
+
+
+def display_span(rec: Recording, start: float = 0.0) -> tuple[float, float]:
+    """``(start, end)`` in seconds of the page of ``rec`` shown from ``start`` (:func:`page_seconds`
+    long, cut at the recording's end).  A :class:`ValueError` when ``start`` is not within it."""
+    start = float(start)
+    if not 0 <= start < rec.duration:
+        last = max(0.0, rec.duration - 1.0 / rec.fs)
+        raise ValueError(f"start={start:g} s is not within this {rec.duration:g}-s recording; give 0 to {last:g} "
+                         "(seconds from its beginning).")
+    return start, min(rec.duration, start + page_seconds(rec))
+
+
+def _page_shares(a: np.ndarray, fs: float, page_s: float) -> list[float]:
+    """The share of ``a``'s total (leads × samples at ``fs``, non-negative) in each ``page_s`` of
+    the recording, pages counted from 0 s."""
+    step = max(1, int(round(page_s * fs)))
+    sums = np.add.reduceat(a.sum(axis=0), np.arange(0, a.shape[1], step)) if a.shape[1] else np.zeros(0)
+    total = float(sums.sum())
+    return [round(float(v / total), 4) if total > 0 else 0.0 for v in sums]
 
 
 class Analyzer:
@@ -218,9 +238,11 @@ class Analyzer:
                     "note": f"signal-quality assessment failed on this recording: {' '.join(str(exc).split())[:200]}"}
         return _quality_dict(report, base_flags)
 
-    def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig") -> dict[str, Any]:
-        """:func:`ecgfounder.explain` of ``label`` (over :func:`display_seconds`, at ``display_fs``,
-        |attribution| scaled to 0..1).  Runs on a private copy of the model under its own lock:
+    def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig",
+                    start: float = 0.0) -> dict[str, Any]:
+        """:func:`ecgfounder.explain` of ``label`` over the whole recording, given for the page from
+        ``start`` (:func:`display_span`, at ``display_fs``, |attribution| scaled to 0..1 over the whole
+        recording) with the share of each page.  Runs on a private copy of the model under its own lock:
         attribution methods that hook layers (Grad-CAM) must not see the batched forward passes of
         other requests, and a slow attribution must not hold them up."""
         try:
@@ -232,22 +254,23 @@ class Analyzer:
             if self._explain_model is None:
                 self._explain_model = copy.deepcopy(self.model)
             result = explain(rec, self._explain_model, labels=[label], method=method)
-        return _attribution_dict(result, label, display_fs, display_seconds(rec))
+        return _attribution_dict(result, label, display_fs, display_span(rec, start), page_seconds(rec))
 
-    def display_signal(self, rec: Recording, display_fs: float) -> dict[str, Any]:
-        """The first :func:`display_seconds` in mV at ``display_fs`` (lower than the recording's rate
-        only): all leads over 10 s, or over a minute the leads stored in the file (1-3)."""
+    def display_signal(self, rec: Recording, display_fs: float, start: float = 0.0) -> dict[str, Any]:
+        """The page of ``rec`` from ``start`` (:func:`display_span`) in mV at ``display_fs`` (lower than
+        the recording's rate only): all leads over 10 s, or over a minute the leads stored in the file
+        (1-3)."""
         from ..signal.filters import resample
         from ..signal.leads import canonical_lead
 
-        seconds = display_seconds(rec)
-        rows = [i for i, ld in enumerate(rec.leads) if seconds <= _WINDOW_S or ld in rec.stored_leads]
-        x = rec.signal[rows, : int(round(seconds * rec.fs))]
+        t0, t1 = display_span(rec, start)
+        rows = [i for i, ld in enumerate(rec.leads) if page_seconds(rec) <= _WINDOW_S or ld in rec.stored_leads]
+        x = rec.signal[rows, int(round(t0 * rec.fs)): int(round(t1 * rec.fs))]
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         fs = min(float(display_fs), rec.fs)
         x = resample(x, rec.fs, fs)
-        return {"fs": fs, "start_s": 0.0, "units": "mV", "leads": [canonical_lead(rec.leads[i]) for i in rows],
-                "data": np.round(x, 4).tolist()}
+        return {"fs": fs, "start_s": t0, "page_s": page_seconds(rec), "units": "mV",
+                "leads": [canonical_lead(rec.leads[i]) for i in rows], "data": np.round(x, 4).tolist()}
 
 
 def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
@@ -259,26 +282,30 @@ def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
             "detail": report.to_dict()}
 
 
-def _attribution_dict(result: Any, label: str, display_fs: float, seconds: float = _WINDOW_S) -> dict[str, Any]:
+def _attribution_dict(result: Any, label: str, display_fs: float, span: tuple[float, float] = (0.0, _WINDOW_S),
+                      page_s: float = _WINDOW_S) -> dict[str, Any]:
     """An :class:`ecgfounder.explain.Explanation` (``attributions`` ``(n_labels, n_leads, n_samples)`` at
-    ``fs``) → the answer's ``attribution`` fields for its first label, over its first ``seconds``."""
+    ``fs``) → the answer's ``attribution`` fields for its first label: the values over ``span``
+    (seconds), scaled by the peak over the whole recording, and each ``page_s`` page's share."""
     from ..signal.filters import resample
     from ..signal.leads import canonical_lead
 
     a = np.abs(np.asarray(result.attributions, dtype=np.float64))
-    a = a[0] if a.ndim == 3 else a
+    a = np.nan_to_num(a[0] if a.ndim == 3 else a)
     fs = float(result.fs)
-    a = np.nan_to_num(a[:, : int(round(seconds * fs))])
-    out_fs = min(float(display_fs), fs)
-    a = np.clip(resample(a, fs, out_fs), 0, None)
     peak = float(a.max()) or 1.0
-    leads = [canonical_lead(x) for x in result.leads][: a.shape[0]]
-    totals = a.sum(axis=1)
+    pages = _page_shares(a, fs, page_s)
+    part = a[:, int(round(span[0] * fs)): int(round(span[1] * fs))]
+    out_fs = min(float(display_fs), fs)
+    part = np.clip(resample(part, fs, out_fs), 0, None)
+    leads = [canonical_lead(x) for x in result.leads][: part.shape[0]]
+    totals = part.sum(axis=1)
     share = {ld: round(float(t / (totals.sum() or 1.0)), 4) for ld, t in zip(leads, totals)}
     method = str(result.method)
     if getattr(result, "n_steps", None):
         method += f" ({result.n_steps} steps)"
     return {"available": True, "method": method, "baseline": getattr(result, "baseline", None),
-            "label": label, "fs": out_fs, "leads": leads,
-            "values": np.round(a / peak, 3).tolist(), "lead_share": share,
+            "label": label, "fs": out_fs, "start_s": float(span[0]), "leads": leads,
+            "values": np.round(np.clip(part / peak, 0, 1), 3).tolist(), "lead_share": share,
+            "page_s": float(page_s), "page_share": pages,
             "note": None if getattr(result, "lead_resolved", True) else "this method does not resolve leads"}

@@ -113,10 +113,15 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
 
     async def options(embedding: bool = False, attribution: bool = False, signal: bool = False,
                 attribution_label: str | None = Query(None, description="label to explain (default: top finding)"),
-                attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam")
-                ) -> Options:
+                attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam"),
+                start: float = Query(0.0, ge=0, allow_inf_nan=False,
+                                     description="second of the recording the signal and attribution start at "
+                                                 "(a page: 10 s, or 60 s for 1-3 leads)")) -> Options:
+        if start and not (signal or attribution):
+            raise InputError(f"the query parameter start={start:g} picks the page of the signal and attribution "
+                             "shown; ask for signal=true or attribution=true with it, or leave start out.")
         return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label,
-                       attribution_method=attribution_method)
+                       attribution_method=attribution_method, start=start)
 
     async def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
                      fs: float | None = Query(None, gt=0, le=FS_MAX, allow_inf_nan=False,

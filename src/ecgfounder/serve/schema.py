@@ -80,19 +80,26 @@ class Attribution(BaseModel):
     baseline: str | None = Field(None, description="the reference input of integrated gradients")
     label: str | None = Field(None, description="the finding explained")
     fs: float | None = Field(None, description="rate of 'values' (the display rate)")
+    start_s: float = Field(0.0, description="the second of the recording 'values' start at (the page shown)")
     leads: list[str] = Field(default_factory=list)
-    values: list[list[float]] = Field(default_factory=list, description="leads × time, scaled to 0..1")
-    lead_share: dict[str, float] | None = None
+    values: list[list[float]] = Field(default_factory=list, description="leads × time over the page shown, scaled "
+                                                                        "to 0..1 by the peak of the whole recording")
+    lead_share: dict[str, float] | None = Field(None, description="each lead's share of the page shown")
+    page_s: float | None = Field(None, description="the length of a page (10 s, or 60 s for 1-3 leads)")
+    page_share: list[float] | None = Field(None, description="each page's share of the whole recording's "
+                                                             "attribution, pages from 0 s: where the model looked")
     note: str | None = None
 
 
 class DisplaySignal(BaseModel):
     fs: float
-    start_s: float = 0.0
+    start_s: float = Field(0.0, description="the second of the recording 'data' starts at (the query's start)")
+    page_s: float = Field(10.0, description="the length of a page: 10 s, or 60 s for a recording of 1-3 leads")
     units: str = "mV"
     leads: list[str]
-    data: list[list[float]] = Field(description="leads × samples at 'fs': the first 10 s of every lead, or for a "
-                                                "recording of 1-3 leads (stored in its file) its first minute")
+    data: list[list[float]] = Field(description="leads × samples at 'fs' from 'start_s' (the query's start): 10 s "
+                                                "of every lead, or for a recording of 1-3 leads (stored in its "
+                                                "file) a minute")
 
 
 class Prediction(BaseModel):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ECGFounderError
 from ..recording import Recording
-from .adapter import Analyzer
+from .adapter import Analyzer, display_span
 from .batching import DynamicBatcher
 from .config import ServeConfig
 from .schema import (
@@ -51,6 +51,7 @@ class Options:
     signal: bool = False
     attribution_label: str | None = None
     attribution_method: str = "ig"
+    start: float = 0.0  # the second the display signal and attribution start at (a page of the recording)
 
 
 class Service:
@@ -314,6 +315,11 @@ class Service:
                        above_threshold=bool(above[i]))
             for i, lab in enumerate(a.labels)
         ]
+        if options.start:
+            try:  # refused before any attribution is computed
+                display_span(rec, options.start)
+            except ValueError as exc:
+                raise InputError(_one_line(exc)) from None
         order = sorted(np.flatnonzero(above), key=lambda i: -ref[i])
         findings = [Finding(label=a.labels[i], probability=float(prob[i]),
                             calibrated_probability=None if cal is None else float(cal[i]),
@@ -325,7 +331,7 @@ class Service:
                 raise InputError(f"attribution_label {target!r} is not a label of this model; see GET /v1/labels.")
             try:
                 attribution = Attribution(**a.attribution(rec, target, self.config.display_fs,
-                                                          options.attribution_method))
+                                                          options.attribution_method, options.start))
             except ValueError as exc:  # e.g. an unknown method: the request's fault
                 raise InputError(_one_line(exc)) from None
         stem = os.path.splitext(filename)[0] if filename else None
@@ -340,7 +346,7 @@ class Service:
             notes=list(prep.notes),
             embedding=feats.mean(axis=0).astype(float).round(6).tolist() if options.embedding else None,
             attribution=attribution,
-            signal=DisplaySignal(**a.display_signal(rec, self.config.display_fs)) if options.signal else None,
+            signal=DisplaySignal(**a.display_signal(rec, self.config.display_fs, options.start)) if options.signal else None,
         )
 
 

@@ -15,6 +15,7 @@ let lastBatch = null;    // the batch answer listed, if any
 let lastFiles = [];      // the files it was asked for
 let chosen = -1;         // the item of the batch shown
 const explained = new WeakSet();  // items whose answer has their attribution
+let pages = null;        // the recording shown, page by page: {req, answers: {start: answer}}
 
 function authHeaders() {
   const t = $("token").value.trim();
@@ -78,13 +79,15 @@ async function analyse(picked) {
   setStatus("Analysing " + files.map((f) => f.name).join(", ") + " …");
   $("result").hidden = true;
   $("batch").hidden = true;
-  last = lastBatch = null;
+  last = lastBatch = pages = null;
   lastFiles = files;
   const t0 = performance.now();
   if (!wantsBatch(files)) {
-    const [answer, error] = await post("/v1/predict", files, query(true));
+    const q = query(true);
+    const [answer, error] = await post("/v1/predict", files, q);
     if (answer) {
       last = answer;
+      pages = { req: { files, q }, answers: { 0: answer } };
       show(answer);
       setStatus("Done in " + Math.round(answer.timing_ms.total) + " ms.");
       return;
@@ -153,14 +156,66 @@ async function choose(k) {
   for (const b of $("batch-list").querySelectorAll("button")) {
     if (b.dataset.k === String(k)) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
   }
-  show(last);
   const req = itemRequest(item.name);
+  pages = req ? { req, answers: { 0: item.result } } : null;
+  show(last);
   if ($("attr-method").value === "none" || explained.has(item) || !req) return;
   $("shading-note").textContent = "Attribution shading: computing \u2026";
   const [answer, error] = await post("/v1/predict", req.files, req.q);
   if (answer) { item.result = answer; explained.add(item); }
   if (lastBatch !== batch || chosen !== k) return;  // another file or recording was chosen meanwhile
-  if (answer) { last = answer; show(answer); } else $("shading-note").textContent = "No attribution shading: " + error;
+  if (answer) { last = answer; pages.answers[0] = answer; show(answer); }
+  else $("shading-note").textContent = "No attribution shading: " + error;
+}
+
+// a long recording is shown a page at a time (10 s; a minute of 1-3 leads): the page from second
+// `start` is asked for with its attribution, once, and kept
+async function goTo(start) {
+  const here = pages;
+  if (!here || !last) return;
+  const page = last.signal.page_s, total = last.record.duration_s;
+  const which = "Page " + start + "\u2013" + Math.min(start + page, total).toFixed(0) + " s of " + total.toFixed(1) + " s";
+  if (!here.answers[start]) {
+    setStatus(which + " \u2026");
+    const [answer, error] = await post("/v1/predict", here.req.files, here.req.q + "&start=" + start);
+    if (pages !== here) return;  // another file or recording was chosen meanwhile
+    if (!answer) { setStatus(error, true); return; }
+    here.answers[start] = answer;
+  }
+  last = here.answers[start];
+  show(last);
+  setStatus(which + ".");
+}
+
+// the pages of the recording shown: earlier/later, and one button per page, shaded by the share
+// of the attribution in it (where the model looked), the page with the most in bold
+function showPages(a) {
+  const nav = $("pages"), sig = a.signal, at = a.attribution;
+  const page = sig ? sig.page_s : 0, total = a.record.duration_s, start = sig ? sig.start_s || 0 : 0;
+  const n = page ? Math.ceil(total / page - 1e-9) : 0;
+  nav.hidden = !pages || n <= 1;
+  if (nav.hidden) return;
+  const shares = at && at.available && at.page_share && at.page_share.length === n ? at.page_share : null;
+  const top = shares ? shares.indexOf(Math.max(...shares)) : -1;
+  $("page-label").textContent = start.toFixed(0) + "\u2013" + Math.min(start + page, total).toFixed(0) + " s of " +
+    total.toFixed(1) + " s";
+  $("page-prev").disabled = start <= 0;
+  $("page-next").disabled = start + page >= total - 1e-9;
+  const map = $("page-map");
+  map.replaceChildren();
+  for (let k = 0; k < n && k < 120; k++) {
+    const b = document.createElement("button");
+    b.type = "button"; b.dataset.start = String(k * page);
+    b.textContent = String(k * page);
+    if (shares) {
+      b.style.background = "rgba(220, 30, 30, " + (0.6 * shares[k] / (shares[top] || 1)).toFixed(3) + ")";
+      b.title = (100 * shares[k]).toFixed(0) + " % of the attribution";
+      if (k === top) b.classList.add("most");
+    }
+    if (Math.abs(k * page - start) < 1e-6) b.setAttribute("aria-current", "true");
+    b.addEventListener("click", () => goTo(k * page));
+    map.append(b);
+  }
 }
 
 function leadRows(sig) {
@@ -248,7 +303,7 @@ function drawECG(answer) {
   const names = has12 ? null : sig.leads;
   const span = sig.data.length ? sig.data[0].length / fs : 0;  // seconds sent: 10, or a minute of 1-3 leads
   // a recording of few leads over more than 10 s: consecutive 10-s strips, the leads of each 10 s together
-  const strips = !has12 && span > 10.05 ? Array.from({ length: Math.ceil(span / 10 - 1e-9) }, (_, k) => k)
+  const strips = !has12 && (span > 10.05 || sig.start_s > 0) ? Array.from({ length: Math.ceil(span / 10 - 1e-9) }, (_, k) => k)
     .flatMap((k) => names.map((name) => [k, name])) : null;
   const nRows = has12 ? 4 : strips ? strips.length : names.length;
   const rowH = has12 ? 40 : (strips || names.length > 3 ? 30 : 40);
@@ -279,8 +334,9 @@ function drawECG(answer) {
       calPulse(ctx, mid(r));
       shaded += shade(ctx, attr, name, t0, t1, CAL_W, mid(r), rowH);
       traces += trace(ctx, rows[name], fs, t0, t1, CAL_W, mid(r), rowH);
+      const at0 = (sig.start_s || 0) + t0;  // the strip's seconds in the recording
       label(ctx, name, CAL_W + 1.5, mid(r) - 0.3 * rowH, flagged.has(name),
-        "  " + t0 + "\u2013" + (Math.round(t1 * 10) / 10) + " s");
+        "  " + (Math.round(at0 * 10) / 10) + "\u2013" + (Math.round((at0 + t1 - t0) * 10) / 10) + " s");
     });
   } else {
     names.forEach((name, r) => {
@@ -308,9 +364,16 @@ function show(a) {
   $("record").textContent = a.record.id + " · " + (a.record.format || "") + " · " + a.record.fs + " Hz · " +
     a.record.leads.length + (a.record.leads.length === 1 ? " lead · " : " leads · ") + a.record.duration_s.toFixed(1) + " s";
   drawECG(a);
+  showPages(a);
   const at = a.attribution;
+  let most = "";
+  if (at && at.available && at.page_share && at.page_share.length > 1) {
+    const k = at.page_share.indexOf(Math.max(...at.page_share)), p = at.page_s;
+    most = " Most of it lies in " + k * p + "\u2013" + Math.min((k + 1) * p, a.record.duration_s).toFixed(0) + " s (" +
+      (100 * at.page_share[k]).toFixed(0) + " %): the page buttons above are shaded by their share.";
+  }
   $("shading-note").textContent = at && at.available
-    ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")."
+    ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")." + most
     : "No attribution shading: " + ((at && at.note) || "not requested") + ".";
   $("flag-note").textContent = (a.quality.flagged_leads || []).length
     ? "Orange lead name with \u201c!\u201d: that lead has a signal-quality flag (listed under Signal quality)." : "";
@@ -383,6 +446,8 @@ function init() {
   // cleared after each pick, so that choosing the same file again (e.g. after setting the rate) analyses it again
   $("file").addEventListener("change", (e) => { const fl = Array.from(e.target.files); e.target.value = ""; analyse(fl); });
   $("token").addEventListener("change", loadModel);
+  $("page-prev").addEventListener("click", () => last && goTo(Math.max(0, (last.signal.start_s || 0) - last.signal.page_s)));
+  $("page-next").addEventListener("click", () => last && goTo((last.signal.start_s || 0) + last.signal.page_s));
   $("download-json").addEventListener("click", () => last && download("ecgfounder-" + last.record.id + ".json", "application/json", JSON.stringify(last, null, 2)));
   $("download-all").addEventListener("click", () => lastBatch && download("ecgfounder-batch.json", "application/json", JSON.stringify(lastBatch, null, 2)));
   $("download-report").addEventListener("click", () => last && download("ecgfounder-report-" + last.record.id + ".html", "text/html", reportHTML(last)));
