@@ -14,7 +14,10 @@ class ECGFounderError(Exception):
 
 
 class RecordReadError(ECGFounderError, ValueError):
-    """A file could not be read as an ECG recording.  ``str(err)`` is one line naming the file."""
+    """A file could not be read as an ECG recording.  ``str(err)`` is one line naming the file;
+    ``member``: the file inside an archive it is about, if any."""
+
+    member: str | None = None
 
     def __init__(self, path: object, reason: str):
         self.path = str(path)

@@ -63,3 +63,20 @@ def test_max_duration_reads_the_first_seconds(tiny_ckpt12, data_dir, tmp_path):
     assert main(["predict", rec, "--checkpoint", str(tiny_ckpt12), "-o", str(out), "--max-duration", "12",
                  "--no-progress", "--precision", "fp32"]) == 0
     assert pd.read_csv(out)["n_windows"].tolist() == [2]
+
+
+def test_info_names_each_bad_file_of_an_archive_in_its_place(data_dir, tmp_path, capsys):
+    """`info` on a zip printed its readable recordings and then one error for all its bad files (the
+    first five named); each bad file now has its own error line, and the exit status says one failed."""
+    import zipfile
+
+    muse = (data_dir / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml").read_bytes()
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name, data in [("a.xml", muse)] + [(f"bad{k}.xml", b"<RestingECG><Waveform>") for k in range(6)]:
+            zf.writestr(name, data)
+    assert main(["info", "--all", "--no-quality", str(z)]) == 1
+    out = capsys.readouterr()
+    errors = out.err.splitlines()
+    assert len(out.out.splitlines()) == 1 and len(errors) == 6
+    assert all(e.startswith(f"error: {z}: bad{k}.xml in the zip archive: malformed XML") for k, e in enumerate(errors))

@@ -382,3 +382,43 @@ def test_a_lead_stored_twice_keeps_the_first_and_says_so(tmp_path, layout):
     assert rec.leads.count("V1") == 1 and rec.meta["duplicate_leads"] == ("V1",)
     ref = wfdb.rdrecord(str(tmp_path / "dup")).p_signal
     np.testing.assert_array_equal(rec.lead("V1"), ref[:, 0])  # the first V1
+
+
+def test_an_archive_gives_each_unreadable_file_its_place_with_errors_yield(tmp_path):
+    """``errors="raise"`` named at most five bad members ("and 3 more": the others unnamed) after all
+    the readable ones.  ``errors="yield"`` gives each bad member's own error in its place (its name in
+    ``member``), also inside a nested archive and for a member archive that cannot be opened; and
+    ``read(index=k)`` counts the bad members too, as a batch's numbering does."""
+    bad = b"<RestingECG><Waveform>"
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("x.xml", MUSE.read_bytes())
+        zf.writestr("y.xml", bad)
+    z = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.xml", MUSE.read_bytes())
+        for k in range(7):
+            zf.writestr(f"bad{k}.xml", bad)
+        zf.write(inner, "inner.zip")
+        zf.writestr("broken.zip", b"PK\x03\x04 not really")
+        zf.writestr("z.xml", MUSE.read_bytes())
+    got = list(eio.iter_read(z, errors="yield"))
+    kinds = [(type(g).__name__, g.member if isinstance(g, RecordReadError) else g.meta["archive_member"]) for g in got]
+    assert kinds == ([("Recording", "a.xml")] + [("RecordReadError", f"bad{k}.xml") for k in range(7)]
+                     + [("RecordReadError", "broken.zip"), ("Recording", "inner.zip"), ("RecordReadError", "y.xml"),
+                        ("Recording", "z.xml")])  # (members in name order)
+    assert all(str(e).startswith(f"{z}: ") and "\n" not in str(e) for e in got if isinstance(e, RecordReadError))
+    assert str(got[10]).startswith(f"{z}: inner.zip in the zip archive: y.xml in the zip archive: ")
+    assert str(got[8]).startswith(f"{z}: broken.zip in the zip archive: ")
+    with pytest.raises(RecordReadError, match=r"9 of its files .*; and 4 more$"):  # raise: after the readable ones
+        list(eio.iter_read(z))
+    assert eio.read(z, index=11).meta["archive_member"] == "z.xml"
+    with pytest.raises(RecordReadError, match=r"bad6\.xml in the zip archive"):
+        eio.read(z, index=7)
+    with pytest.raises(RecordReadError, match="no recording 12 in the file"):
+        eio.read(z, index=12)
+    torn = tmp_path / "torn.xml"  # a single file: its error, yielded once
+    torn.write_bytes(bad)
+    assert [type(g).__name__ for g in eio.iter_read(torn, errors="yield")] == ["RecordReadError"]
+    with pytest.raises(eio.read.__globals__["SetupError"], match="errors='skip' is not one of"):
+        next(eio.iter_read(torn, errors="skip"))

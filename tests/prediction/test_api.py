@@ -101,3 +101,26 @@ def test_a_lead_for_a_twelve_lead_model_is_refused_not_ignored(records, tiny_ckp
                                          r"12 leads") as err:
         next(iter_predict([records], tiny_ckpt, lead="II", precision="fp32", backend="torch"))
     assert err.value.argument == "lead"
+
+
+def test_each_unreadable_file_of_an_archive_is_a_failure_of_its_own_in_its_place(tiny12, data_dir, tmp_path):
+    """A zip's bad files were one failure after its readable recordings, naming the first five and
+    counting the rest ("and 2 more": those never named), and the members were numbered without them.
+    Each bad file is now a failure of its own, in its place, naming it."""
+    import zipfile
+
+    from ecgfounder.prediction import iter_predict
+
+    muse = (data_dir / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml").read_bytes()
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.xml", muse)
+        for k in range(7):
+            zf.writestr(f"bad{k}.xml", b"<RestingECG><Waveform>")
+        zf.writestr("z.xml", muse)
+    got = list(iter_predict([z], tiny12, precision="fp32", backend="torch"))
+    assert [(r.member, r.ok) for r in got] == [(0, True)] + [(k, False) for k in range(1, 8)] + [(8, True)]
+    for k, r in enumerate(got[1:8]):
+        assert r.reason.startswith(f"{z}: bad{k}.xml in the zip archive: malformed XML") and "\n" not in r.reason
+    with pytest.warns(UserWarning, match="bad6.xml in the zip archive"):
+        assert len(predict([z], tiny12)) == 2

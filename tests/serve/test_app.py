@@ -332,11 +332,20 @@ def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     assert [(it["name"], it["ok"]) for it in named["items"]] == [("pair.ecgexport#0", True), ("pair.ecgexport#1", True)]
     bad = zip_bytes({"a.xml": MUSE.read_bytes(), "b.xml": b"<RestingECG><Waveform>", "c.xml": MUSE.read_bytes()})
     b = client.post("/v1/predict/batch", files=[("file", ("bad.zip", bad))]).json()
-    # the member after the bad one is analysed too; the error comes last, naming the bad member
-    assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", True),
-                                                               ("bad.zip#2", False)]
-    assert b["items"][2]["error"].startswith("bad.zip: b.xml in the zip archive: ")
-    assert "ecgfounder-serve-" not in b["items"][2]["error"]
+    # the member after the bad one is analysed too; the bad one is an item in its place, named
+    assert [(it["name"], it["ok"]) for it in b["items"]] == [("bad.zip#0", True), ("bad.zip#1", False),
+                                                               ("bad.zip#2", True)]
+    assert b["items"][1]["error"].startswith("bad.zip: b.xml in the zip archive: ")
+    assert "ecgfounder-serve-" not in b["items"][1]["error"]
+    assert b["items"][2]["result"]["record"]["filename"] == "bad.zip#2"
+    # member=k counts the bad member as the batch does: 1 is its error, 2 the recording after it
+    r = client.post("/v1/predict?member=1", files={"file": ("bad.zip", bad)})
+    assert r.status_code == 422 and r.json()["detail"].startswith("bad.zip: b.xml in the zip archive: malformed XML")
+    r = client.post("/v1/predict?member=2", files={"file": ("bad.zip", bad)})
+    assert r.status_code == 200 and r.json()["record"]["filename"] == "bad.zip#2"
+    first_bad = zip_bytes({"a.xml": b"<RestingECG><Waveform>", "b.xml": MUSE.read_bytes()})
+    b = client.post("/v1/predict/batch", files=[("file", ("first.zip", first_bad))]).json()
+    assert [(it["name"], it["ok"]) for it in b["items"]] == [("first.zip#0", False), ("first.zip#1", True)]
 
 
 def test_predict_one_member_of_a_file_of_several(client):

@@ -87,20 +87,28 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no ECG files found in {args.paths}; give files or folders holding them.")
     kw = read_options(args)
     failed = 0
+    def say(exc: Exception, f: object) -> None:
+        msg = flags(" ".join(str(exc).split()))
+        print(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", file=sys.stderr)
+
     for f in files:
-        shown = 0
+        shown, bad = 0, False
         try:
-            for rec in iter_read(f, **kw):
+            for rec in iter_read(f, errors="yield", **kw):  # (an archive's bad file: its own line, in its place)
                 if shown >= 3 and not args.all:
                     print(f"{f}: … more recordings (use --all to list them)")
                     break
-                d = describe(rec, str(f), quality=not args.no_quality)
-                print(json.dumps(d, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
+                if isinstance(rec, RecordReadError):
+                    bad = True
+                    say(rec, f)
+                else:
+                    d = describe(rec, str(f), quality=not args.no_quality)
+                    print(json.dumps(d, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
                 shown += 1
         except (RecordReadError, ValueError, OSError) as exc:
-            failed += 1
-            msg = flags(" ".join(str(exc).split()))
-            print(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", file=sys.stderr)
+            bad = True
+            say(exc, f)
+        failed += bad
         sys.stdout.flush()
     if failed and len(files) > 1:
         print(f"error: {failed} of {len(files)} files could not be read", file=sys.stderr)

@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Iterator
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ._common import collect_notes
-from .compressed import COMPRESSIONS, compression_of, expanded, is_numpy_zip
+from .archives import ERRORS, archive_items, archive_kind
+from .compressed import COMPRESSIONS, compression_of, is_numpy_zip
 from .policy import finish
 
 __all__ = ["FORMATS", "ALIASES", "EXTENSIONS", "detect_format", "read", "iter_read", "find_records"]
@@ -113,7 +114,7 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return "hdf5"
     if head[:6] == b"\x93NUMPY":
         return "npy"
-    if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: _archive_of)
+    if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: archive_kind)
         return "npz"
     if head[:1] == b"\xff" and head[1:8] == b"BIOSEMI":
         return "edf"
@@ -219,68 +220,6 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
         raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
 
 
-def _archive_of(p: Path, format: str | None) -> str | None:
-    """The compression of ``p``: its extension's, or for a file of no known extension (and no
-    format given) a zip archive's first bytes (an export named by its vendor, ``x.ecgz``)."""
-    kind = compression_of(p)
-    if kind or format or p.suffix.lower() in EXTENSIONS or p.with_suffix(".hea").exists():
-        return kind
-    return compression_of(p, sniff=True)
-
-
-def _from_archive(p: Path, format: str | None, kwargs: dict, budget: list[int] | None = None,
-                  depth: int = 0, kind: str | None = None) -> Iterator[Recording]:
-    """Recordings of a compressed file or zip archive, named after the archive (``budget``: the
-    decompression budget of the outermost archive, shared by the archives inside it; ``depth``:
-    how many archives enclose this one; ``kind``: its compression, when not its extension's)."""
-    try:
-        yield from _archive_members(p, format, kwargs, [] if budget is None else budget, depth, kind)
-    except GeneratorExit:
-        raise
-    except Exception as exc:  # a folder named x.gz, an unreadable file, ...: one line naming the file
-        raise _wrap(p, "compressed file", exc) from (None if isinstance(exc, RecordReadError) else exc)
-
-
-# archives inside archives (a .hea.gz in a .zip is 2 deep) expand at most this deep
-_MAX_NESTING = 4
-
-
-def _archive_members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int,
-                     kind: str | None) -> Iterator[Recording]:
-    if depth >= _MAX_NESTING:
-        raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
-    with expanded(p, budget, kind) as (inner, kind):
-        targets = find_records([inner]) if inner.is_dir() else [inner]
-        if not targets:
-            raise RecordReadError(p, f"{kind} archive holds no ECG record files")
-        failed: list[str] = []  # a member that cannot be read costs no other member: said once, at the end
-        for t in targets:
-            inner_kind = _archive_of(t, format)
-            it = (_from_archive(t, format, kwargs, budget, depth + 1, inner_kind) if inner_kind
-                  else iter_read(t, format, **kwargs))
-            while True:
-                try:
-                    rec = next(it)
-                except StopIteration:
-                    break
-                except RecordReadError as exc:
-                    where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
-                    failed.append(f"{where}: {exc.reason}")
-                    break
-                meta = dict(rec.meta)
-                meta["source"] = str(p)
-                meta["compression"] = kind
-                if inner.is_dir():
-                    meta["archive_member"] = t.name
-                yield Recording(signal=rec.signal, fs=rec.fs, leads=rec.leads, meta=meta)
-        if len(failed) == 1:
-            raise RecordReadError(p, failed[0])
-        if failed:
-            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
-            raise RecordReadError(p, f"{len(failed)} of its files could not be read (the others were): "
-                                  + "; ".join(failed[:5]) + more)
-
-
 def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Recording:
     """Read one ECG file into a :class:`Recording` (signal in mV, leads × samples).
 
@@ -301,13 +240,15 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
     """
     p = Path(path)
     index = kwargs.pop("index", None)
-    kind = _archive_of(p, format)
-    if kind:
-        recs = _from_archive(p, format, kwargs, kind=kind)
+    kind = archive_kind(p, format)
+    if kind:  # ``index`` counts the archive's members that could not be read as well
+        recs = archive_items(p, format, kwargs, kind=kind, errors="raise" if index is None else "yield")
         try:
             if index is not None:
                 for k, rec in enumerate(recs):
                     if k == int(index):
+                        if isinstance(rec, RecordReadError):
+                            raise rec
                         return rec
                 raise RecordReadError(p, f"no recording {index} in the file")
             first = next(recs, None)
@@ -361,22 +302,35 @@ def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) 
         raise _wrap(p, fmt, exc) from None
 
 
-def iter_read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Iterator[Recording]:
+def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str = "raise",
+              **kwargs) -> Iterator[Recording]:
     """Every recording in ``path``: one for most formats, many for batch files (``.npy``/``.npz``
     of shape ``(n, ...)``, HDF5 datasets such as CODE-15's ``(n, 4096, 12)``, zip archives), read
     lazily; for batch files ``start=``/``stop=`` read only the items ``start`` to ``stop - 1``.
-    An archive's unreadable files cost none of the others: every readable one is yielded, then one
-    :class:`RecordReadError` names each that could not be read."""
+
+    An archive's unreadable files cost none of the others.  ``errors="raise"`` (default): every
+    readable one is yielded, then one :class:`RecordReadError` names each that could not be read.
+    ``errors="yield"``: each file that cannot be read is yielded in its place as its
+    :class:`RecordReadError` (its ``member`` the file's name in the archive), and so is the error
+    of a file that fails as a whole or after some of its recordings; nothing is raised for a file."""
+    if errors not in ERRORS:
+        raise SetupError(f"errors={errors!r} is not one of {ERRORS}; 'raise' stops at a file that cannot be read, "
+                         "'yield' gives its error in its place.", "errors")
     p = Path(path)
-    kind = _archive_of(p, format)
+    kind = archive_kind(p, format)
     if kind:
-        yield from _from_archive(p, format, kwargs, kind=kind)
+        yield from archive_items(p, format, kwargs, kind=kind, errors=errors)
         return
-    fmt = canonical_format(format) if format else detect_format(p)
-    if fmt not in _ITERATORS:
-        yield read(p, format=fmt, **kwargs)
-        return
-    yield from _finished(p, fmt, lambda: _load(_ITERATORS[fmt])(p, **kwargs), kwargs)
+    try:
+        fmt = canonical_format(format) if format else detect_format(p)
+        if fmt not in _ITERATORS:
+            yield read(p, format=fmt, **kwargs)
+            return
+        yield from _finished(p, fmt, lambda: _load(_ITERATORS[fmt])(p, **kwargs), kwargs)
+    except RecordReadError as exc:
+        if errors != "yield":
+            raise
+        yield exc
 
 
 _CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", re.I)

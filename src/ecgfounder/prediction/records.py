@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ..signal.preprocess import Prepared, PreprocessContract, preprocess_recording
@@ -74,9 +75,10 @@ def expand_inputs(inputs: Iterable[Any]) -> Iterator[tuple[str, Any]]:
 def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] | None = None,
                  ) -> Iterator[tuple[int, int, str, Recording | None, str | None]]:
     """``(input_index, member, path, recording or None, error or None)`` for every recording of
-    the expanded ``items``, in order.  A file that fails after some of its recordings were read
-    yields those, then one failure; a file that holds none (a batch of 0 records) is a failure, so
-    that every file yields at least once (reported, and counted done by a resumable run)."""
+    the expanded ``items``, in order.  An archive's file that cannot be read is a failure in its
+    place (a member of its own, named by it); a file that fails after some of its recordings were
+    read yields those, then one failure; a file that holds none (a batch of 0 records) is a failure,
+    so that every file yields at least once (reported, and counted done by a resumable run)."""
     from ..io import iter_read
 
     kw = dict(read_kwargs or {})
@@ -86,8 +88,8 @@ def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] |
             continue
         k = 0
         try:
-            for rec in iter_read(item, **kw):
-                yield i, k, shown, rec, None
+            for rec in iter_read(item, errors="yield", **kw):
+                yield (i, k, shown, None, _failure(rec)) if isinstance(rec, RecordReadError) else (i, k, shown, rec, None)
                 k += 1
         except (ValueError, OSError, MemoryError) as exc:  # (memory: one record asking for too much fails alone)
             yield i, k, shown, None, _failure(exc)

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
-from ..errors import ECGFounderError
+from ..errors import ECGFounderError, RecordReadError
 from ..recording import Recording
 from .adapter import Analyzer, display_span
 from .batching import DynamicBatcher
@@ -133,9 +133,11 @@ class Service:
                 n = count_records(path, kw.get("format"))
                 if n is not None:
                     return next(self.analyzer.iter_read(path, **kw, start=member, stop=member + 1)) if member < n else n
-                n = 0
-                for n, rec in enumerate(self.analyzer.iter_read(path, **kw), start=1):
+                n = 0  # (an archive's members that cannot be read are counted, as in the batch's answer)
+                for n, rec in enumerate(self.analyzer.iter_read(path, **kw, errors="yield"), start=1):
                     if n > member:
+                        if isinstance(rec, RecordReadError):
+                            raise rec
                         return rec
                 return n
             except (ValueError, OSError, MemoryError) as exc:
@@ -165,14 +167,17 @@ class Service:
         kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
         it = None
 
-        def next_one() -> Recording | None:
+        def next_one() -> Recording | InputError | None:
             nonlocal it
             try:
                 if it is None:
-                    it = self.analyzer.iter_read(path, **kw)
-                return next(it, None)
+                    it = self.analyzer.iter_read(path, **kw, errors="yield")
+                got = next(it, None)
+                if isinstance(got, RecordReadError):  # an archive's file that cannot be read: an item of its own
+                    raise got
+                return got
             except (ValueError, OSError, MemoryError) as exc:
-                raise InputError(_say(exc, self.file_terms, str(path), shown)) from None
+                return InputError(_say(exc, self.file_terms, str(path), shown))
 
         async def read() -> Recording | InputError | None:
             try:
@@ -181,25 +186,24 @@ class Service:
                 return exc
 
         first = await read()
-        if first is None or isinstance(first, InputError):
-            return [(shown, first or InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
-        rec = await read()  # a second one: the file holds several
-        if rec is None:
-            return [(shown, await self._member(first, shown, options, str(path)))]
+        if first is None:
+            return [(shown, InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
+        second = await read()  # a second one: the file holds several
+        if second is None:
+            return [(shown, first if isinstance(first, InputError) else
+                     await self._member(first, shown, options, str(path)))]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
-        out = [(f"{shown}#0", await self._member(first, f"{shown}#0", options, str(path)))]
+        out: list[tuple[str, Prediction | ECGFounderError]] = []
+        rec: Recording | InputError | None = first
         while rec is not None:
             name = f"{shown}#{len(out)}"
-            if isinstance(rec, InputError):  # (a reader's error ends it; an archive's names each bad member)
-                out.append((name, rec))
-                break
             if len(out) >= limit:
                 out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
                                              "hold here (max_files); split it.")))
                 break
-            out.append((name, await self._member(rec, name, options, str(path))))
-            rec = await read()
+            out.append((name, rec if isinstance(rec, InputError) else await self._member(rec, name, options, str(path))))
+            rec, second = (second, None) if second is not None else (await read(), None)
         return out
 
     async def _member(self, rec: Recording, name: str, options: Options, hide: str) -> Prediction | ECGFounderError:

@@ -1,0 +1,103 @@
+"""Reading the ECG files inside compressed files and zip archives (expanded by
+:mod:`ecgfounder.io.compressed`), one member at a time.
+
+A member that cannot be read costs no other member: with ``errors="yield"`` its
+:class:`~ecgfounder.errors.RecordReadError` takes its place among the recordings (naming the
+archive, the member in ``member``); with ``errors="raise"`` every readable member is yielded, then
+one error names each that was not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from .compressed import compression_of, expanded
+
+__all__ = ["archive_kind", "archive_items", "ERRORS"]
+
+ERRORS = ("raise", "yield")
+# archives inside archives (a .hea.gz in a .zip is 2 deep) expand at most this deep
+_MAX_NESTING = 4
+_NAMED = 5  # an error for several bad members names this many, then counts the rest
+
+
+def archive_kind(p: Path, format: str | None) -> str | None:
+    """The compression of ``p``: its extension's, or for a file of no known extension (and no
+    format given) a zip archive's first bytes (an export named by its vendor, ``x.ecgz``)."""
+    from .detect import EXTENSIONS
+
+    kind = compression_of(p)
+    if kind or format or p.suffix.lower() in EXTENSIONS or p.with_suffix(".hea").exists():
+        return kind
+    return compression_of(p, sniff=True)
+
+
+def archive_items(p: Path, format: str | None, kwargs: dict, *, kind: str | None = None, errors: str = "raise",
+                  budget: list[int] | None = None, depth: int = 0) -> Iterator[Recording | RecordReadError]:
+    """The recordings of the compressed file or zip archive ``p``, named after it (``budget``: the
+    decompression budget of the outermost archive, shared by the archives inside it; ``depth``:
+    how many archives enclose this one; ``kind``: its compression, when not its extension's).
+    ``errors`` as the module says; an archive that cannot be opened at all is one error either way
+    (yielded or raised)."""
+    from .detect import _wrap
+
+    failed: list[RecordReadError] = []
+    try:
+        for item in _members(p, format, kwargs, [] if budget is None else budget, depth, kind):
+            if isinstance(item, RecordReadError) and errors != "yield":
+                failed.append(item)
+            else:
+                yield item
+    except GeneratorExit:
+        raise
+    except Exception as exc:  # a folder named x.gz, an unreadable file, a bomb: one line naming the file
+        err = _wrap(p, "compressed file", exc)
+        if errors != "yield":
+            raise err from (None if isinstance(exc, RecordReadError) else exc)
+        yield err
+        return
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        more = f"; and {len(failed) - _NAMED} more" if len(failed) > _NAMED else ""
+        raise RecordReadError(p, f"{len(failed)} of its files could not be read (the others were): "
+                              + "; ".join(e.reason for e in failed[:_NAMED]) + more)
+
+
+def _members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int,
+             kind: str | None) -> Iterator[Recording | RecordReadError]:
+    from .detect import find_records, iter_read
+
+    if depth >= _MAX_NESTING:
+        raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
+    with expanded(p, budget, kind) as (inner, kind):
+        targets = find_records([inner]) if inner.is_dir() else [inner]
+        if not targets:
+            raise RecordReadError(p, f"{kind} archive holds no ECG record files")
+        for t in targets:
+            where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
+            inner_kind = archive_kind(t, format)
+            it = (archive_items(t, format, kwargs, kind=inner_kind, errors="yield", budget=budget, depth=depth + 1)
+                  if inner_kind else iter_read(t, format, **kwargs))
+            while True:
+                try:
+                    rec = next(it)
+                except StopIteration:
+                    break
+                except RecordReadError as exc:  # the member's reader stops at its first error
+                    rec = exc
+                if isinstance(rec, RecordReadError):
+                    err = RecordReadError(p, f"{where}: {rec.reason}")
+                    err.member = getattr(rec, "member", None) or t.name
+                    yield err
+                    if not inner_kind:
+                        break
+                    continue
+                meta = dict(rec.meta)
+                meta["source"] = str(p)
+                meta["compression"] = kind
+                if inner.is_dir():
+                    meta["archive_member"] = t.name
+                yield Recording(signal=rec.signal, fs=rec.fs, leads=rec.leads, meta=meta)
