@@ -275,3 +275,15 @@ def age_at(birth: str | None, acquired: str | None) -> float | None:
         return None
     age = a.year - b.year - ((a.month, a.day) < (b.month, b.day))
     return float(age) if 0 <= age < 150 else None
+
+
+def read_error(p: Path, fmt: str, exc: BaseException) -> RecordReadError:
+    """``exc``, raised reading ``p`` as ``fmt``, as one line naming the file."""
+    if isinstance(exc, RecordReadError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return RecordReadError(p, "file declares more data than can be held in memory")
+    if isinstance(exc, RecursionError):
+        return RecordReadError(p, f"cannot read as {fmt}: structure nested too deeply")
+    msg = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
+    return RecordReadError(p, f"cannot read as {fmt}: {msg[:300]}")

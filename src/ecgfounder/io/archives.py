@@ -8,14 +8,16 @@ one error names each that was not."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from .compressed import compression_of, expanded
+from ._common import read_error
+from .compressed import expanded
 
-__all__ = ["archive_kind", "archive_items", "ERRORS"]
+__all__ = ["ArchiveReaders", "archive_items", "ERRORS"]
 
 ERRORS = ("raise", "yield")
 # archives inside archives (a .hea.gz in a .zip is 2 deep) expand at most this deep
@@ -23,29 +25,28 @@ _MAX_NESTING = 4
 _NAMED = 5  # an error for several bad members names this many, then counts the rest
 
 
-def archive_kind(p: Path, format: str | None) -> str | None:
-    """The compression of ``p``: its extension's, or for a file of no known extension (and no
-    format given) a zip archive's first bytes (an export named by its vendor, ``x.ecgz``)."""
-    from .detect import EXTENSIONS
+@dataclass(frozen=True)
+class ArchiveReaders:
+    """How the files inside an archive are found and read (:mod:`ecgfounder.io.detect`'s
+    ``iter_read``, ``find_records`` and its archive test), given by the caller: this module imports
+    none of them."""
 
-    kind = compression_of(p)
-    if kind or format or p.suffix.lower() in EXTENSIONS or p.with_suffix(".hea").exists():
-        return kind
-    return compression_of(p, sniff=True)
+    read: Callable[..., Iterator[Recording]]
+    find: Callable[[list[Path]], list[Path]]
+    kind_of: Callable[[Path, str | None], str | None]
 
 
-def archive_items(p: Path, format: str | None, kwargs: dict, *, kind: str | None = None, errors: str = "raise",
-                  budget: list[int] | None = None, depth: int = 0) -> Iterator[Recording | RecordReadError]:
+def archive_items(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders, *, kind: str | None = None,
+                  errors: str = "raise", budget: list[int] | None = None, depth: int = 0,
+                  ) -> Iterator[Recording | RecordReadError]:
     """The recordings of the compressed file or zip archive ``p``, named after it (``budget``: the
     decompression budget of the outermost archive, shared by the archives inside it; ``depth``:
     how many archives enclose this one; ``kind``: its compression, when not its extension's).
     ``errors`` as the module says; an archive that cannot be opened at all is one error either way
     (yielded or raised)."""
-    from .detect import _wrap
-
     failed: list[RecordReadError] = []
     try:
-        for item in _members(p, format, kwargs, [] if budget is None else budget, depth, kind):
+        for item in _members(p, format, kwargs, readers, [] if budget is None else budget, depth, kind):
             if isinstance(item, RecordReadError) and errors != "yield":
                 failed.append(item)
             else:
@@ -53,7 +54,7 @@ def archive_items(p: Path, format: str | None, kwargs: dict, *, kind: str | None
     except GeneratorExit:
         raise
     except Exception as exc:  # a folder named x.gz, an unreadable file, a bomb: one line naming the file
-        err = _wrap(p, "compressed file", exc)
+        err = read_error(p, "compressed file", exc)
         if errors != "yield":
             raise err from (None if isinstance(exc, RecordReadError) else exc)
         yield err
@@ -66,21 +67,19 @@ def archive_items(p: Path, format: str | None, kwargs: dict, *, kind: str | None
                               + "; ".join(e.reason for e in failed[:_NAMED]) + more)
 
 
-def _members(p: Path, format: str | None, kwargs: dict, budget: list[int], depth: int,
+def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders, budget: list[int], depth: int,
              kind: str | None) -> Iterator[Recording | RecordReadError]:
-    from .detect import find_records, iter_read
-
     if depth >= _MAX_NESTING:
         raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
     with expanded(p, budget, kind) as (inner, kind):
-        targets = find_records([inner]) if inner.is_dir() else [inner]
+        targets = readers.find([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:
             where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
-            inner_kind = archive_kind(t, format)
-            it = (archive_items(t, format, kwargs, kind=inner_kind, errors="yield", budget=budget, depth=depth + 1)
-                  if inner_kind else iter_read(t, format, **kwargs))
+            inner_kind = readers.kind_of(t, format)
+            it = (archive_items(t, format, kwargs, readers, kind=inner_kind, errors="yield", budget=budget, depth=depth + 1)
+                  if inner_kind else readers.read(t, format, **kwargs))
             while True:
                 try:
                     rec = next(it)

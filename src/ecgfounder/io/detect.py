@@ -11,8 +11,8 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
-from ._common import collect_notes
-from .archives import ERRORS, archive_items, archive_kind
+from ._common import collect_notes, read_error
+from .archives import ERRORS, ArchiveReaders, archive_items
 from .compressed import COMPRESSIONS, compression_of, is_numpy_zip
 from .policy import finish
 
@@ -114,7 +114,7 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return "hdf5"
     if head[:6] == b"\x93NUMPY":
         return "npy"
-    if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: archive_kind)
+    if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: _archive_of)
         return "npz"
     if head[:1] == b"\xff" and head[1:8] == b"BIOSEMI":
         return "edf"
@@ -183,17 +183,6 @@ def _load(spec: str) -> Callable:
     return getattr(importlib.import_module(mod), func)
 
 
-def _wrap(p: Path, fmt: str, exc: BaseException) -> RecordReadError:
-    if isinstance(exc, RecordReadError):
-        return exc
-    if isinstance(exc, MemoryError):
-        return RecordReadError(p, "file declares more data than can be held in memory")
-    if isinstance(exc, RecursionError):
-        return RecordReadError(p, f"cannot read as {fmt}: structure nested too deeply")
-    msg = " ".join(str(exc).split()) if str(exc).strip() else type(exc).__name__
-    return RecordReadError(p, f"cannot read as {fmt}: {msg[:300]}")
-
-
 def _policy_kwargs(kwargs: dict) -> dict:
     return {"trim_calibration": bool(kwargs.get("trim_calibration", True)),
             "max_duration": kwargs.get("max_duration")}
@@ -217,7 +206,16 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
     except GeneratorExit:
         raise
     except Exception as exc:  # every failure becomes one line naming the file
-        raise _wrap(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+        raise read_error(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+
+
+def _archive_of(p: Path, format: str | None) -> str | None:
+    """The compression of ``p``: its extension's, or for a file of no known extension (and no
+    format given) a zip archive's first bytes (an export named by its vendor, ``x.ecgz``)."""
+    kind = compression_of(p)
+    if kind or format or p.suffix.lower() in EXTENSIONS or p.with_suffix(".hea").exists():
+        return kind
+    return compression_of(p, sniff=True)
 
 
 def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Recording:
@@ -240,9 +238,9 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
     """
     p = Path(path)
     index = kwargs.pop("index", None)
-    kind = archive_kind(p, format)
+    kind = _archive_of(p, format)
     if kind:  # ``index`` counts the archive's members that could not be read as well
-        recs = archive_items(p, format, kwargs, kind=kind, errors="raise" if index is None else "yield")
+        recs = archive_items(p, format, kwargs, _READERS, kind=kind, errors="raise" if index is None else "yield")
         try:
             if index is not None:
                 for k, rec in enumerate(recs):
@@ -299,7 +297,7 @@ def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) 
     except RecordReadError:
         raise
     except Exception as exc:
-        raise _wrap(p, fmt, exc) from None
+        raise read_error(p, fmt, exc) from None
 
 
 def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str = "raise",
@@ -317,9 +315,9 @@ def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str
         raise SetupError(f"errors={errors!r} is not one of {ERRORS}; 'raise' stops at a file that cannot be read, "
                          "'yield' gives its error in its place.", "errors")
     p = Path(path)
-    kind = archive_kind(p, format)
+    kind = _archive_of(p, format)
     if kind:
-        yield from archive_items(p, format, kwargs, kind=kind, errors=errors)
+        yield from archive_items(p, format, kwargs, _READERS, kind=kind, errors=errors)
         return
     try:
         fmt = canonical_format(format) if format else detect_format(p)
@@ -445,3 +443,6 @@ def _files_below(root: Path) -> list[tuple[Path, Path]]:
                 continue
     found.sort(key=lambda f: f[0])
     return [(root.joinpath(*parts), key) for parts, key in found]
+
+
+_READERS = ArchiveReaders(read=iter_read, find=find_records, kind_of=_archive_of)
