@@ -172,3 +172,50 @@ def test_zero_filled_missing_leads_get_no_attribution(method):
 def test_unknown_grad_cam_layer_name_is_refused_with_the_fix():
     with pytest.raises(ExplainError, match=r"layer='nope' is not a module.*stage_list\.1"):
         explain(_record(500, 10), _tiny(), labels=[0], method="gradcam", layer="nope")
+
+
+@pytest.mark.parametrize("method", ["ig", "gradcam", "guided_gradcam"])
+def test_forward_passes_hold_at_most_internal_batch_size_inputs_and_chunking_changes_nothing(method):
+    m = _tiny(n_classes=2)
+    rec = _record(500, 45.0)  # 5 windows
+    sizes = []
+    hook = m.register_forward_pre_hook(lambda mod, args: sizes.append(args[0].shape[0]))
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Captum warns when it cannot honour internal_batch_size
+            small = explain(rec, m, labels=[0, 1], method=method, n_steps=4, internal_batch_size=2)
+    finally:
+        hook.remove()
+    assert sizes and max(sizes) <= 2, sizes  # memory bounded by internal_batch_size, not by the record's length
+    whole = explain(rec, m, labels=[0, 1], method=method, n_steps=4, internal_batch_size=None)
+    np.testing.assert_allclose(small.attributions, whole.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(small.scores, whole.scores, rtol=1e-6)
+
+
+class _V2Energy(Net1D):
+    """Logits = mean square of lead V2 over the window: integrated gradients of it are exactly
+    ``x² / n`` on V2 (zero elsewhere), so the map must peak where the recording's V2 does."""
+
+    def forward(self, x):
+        return (x[:, STANDARD_12.index("V2")] ** 2).mean(-1, keepdim=True).repeat(1, 2)
+
+
+def test_bursts_map_back_to_their_seconds_across_window_edges_at_another_rate():
+    m = _V2Energy(Net1DConfig(in_channels=12, base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8,
+                              groups_width=8, n_classes=2))
+    m.contract = PreprocessContract(leads=STANDARD_12, mode="zscore")
+    m.labels, m.task_meta = ("a", "b"), {"task": "multilabel"}
+    fs, at = 257.0, (0.3, 9.98, 12.5, 22.2)  # windows at 0, 10 and 15.3 s (the last aligned to the end)
+    n = int(round(25.3 * fs))
+    t = np.arange(n) / fs
+    sig = np.random.default_rng(0).normal(0, 0.05, (12, n))
+    for s in at:
+        sig[STANDARD_12.index("V2")] += 2 * np.exp(-0.5 * ((t - s) / 0.01) ** 2)
+    a = explain(Recording(sig, fs, STANDARD_12, {"id": "bursts"}), m.eval(), labels=[0], n_steps=4).attributions[0]
+    v2 = a[STANDARD_12.index("V2")]
+    assert np.abs(v2).sum() / np.abs(a).sum() > 0.999
+    for s in at:
+        near = slice(int((s - 0.2) * fs), int((s + 0.2) * fs))
+        assert abs((near.start + np.argmax(v2[near])) / fs - s) <= 1.5 / fs, s

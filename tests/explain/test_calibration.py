@@ -131,3 +131,73 @@ def test_ece_refuses_missing_truth_and_bad_bins():
         expected_calibration_error([0, np.nan, 1], [0.1, 0.5, 0.9])
     with pytest.raises(CalibrationError, match="n_bins must be a positive integer; got 0"):
         expected_calibration_error([0, 1, 1], [0.1, 0.5, 0.9], n_bins=0)
+
+
+def test_truth_table_rows_are_matched_to_the_scores_by_record():
+    y, s = _overconfident(300, 2, seed=6)
+    recs = [f"r{i}" for i in range(300)]
+    scores = pd.DataFrame(s, columns=["a", "b"]).assign(record=recs)
+    truth = pd.DataFrame(y, columns=["a", "b"]).assign(record=recs).iloc[::-1]  # another row order (a labels file)
+    aligned = calibrate(y, scores, split="val")
+    assert calibrate(truth, scores, split="val").temperatures == pytest.approx(aligned.temperatures)
+    iso = calibrate(truth[["record", "b", "a"]], scores, split="val", method="isotonic")  # columns by name, too
+    assert iso.knots == calibrate(y, scores, split="val", method="isotonic").knots
+    with pytest.raises(CalibrationError, match=r"1 record\(s\) of the scores have no row in y_true \(e.g. \['r0'\]\)"):
+        calibrate(truth.iloc[:-1], scores, split="val")
+    with pytest.raises(CalibrationError, match=r"no column for label\(s\) \['b'\]"):
+        calibrate(truth[["record", "a"]].assign(c=0), scores, split="val")
+
+
+@pytest.mark.parametrize("y, task, match", [
+    (np.zeros(40, int), "multiclass", "of class 'x': a temperature cannot be fitted on one class"),
+    (np.arange(40) % 4, "multiclass", "class index 3 is not one of 0-2"),
+    (np.r_[np.arange(39) % 3, np.nan], "multiclass", "1 missing \\(NaN\\)"),
+    (np.zeros((40, 3)), "multilabel", "no label has both positives and negatives among the 40 records"),
+    (np.where(np.arange(120).reshape(40, 3) == 7, np.nan, np.arange(120).reshape(40, 3) % 2), "multilabel",
+     "1 missing \\(NaN\\) value\\(s\\); leave out the records"),
+])
+def test_degenerate_truths_are_refused_with_the_fix(y, task, match):
+    p = np.random.default_rng(0).dirichlet([1, 1, 1], 40)
+    with pytest.raises(CalibrationError, match=match):
+        calibrate(y, p, labels=["x", "y", "z"], task=task, split="val")
+
+
+def test_multiclass_truth_as_a_column_of_indices_is_not_read_as_one_hot():
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(1500, 3)) * 2
+    p_true = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = (rng.uniform(size=(1500, 1)) > p_true.cumsum(1)).sum(1)
+    sharp = np.exp(2.0 * logits) / np.exp(2.0 * logits).sum(1, keepdims=True)
+    flat = calibrate(y, sharp, task="multiclass", split="val").temperatures
+    assert calibrate(y[:, None], sharp, task="multiclass", split="val").temperatures == pytest.approx(flat)
+    assert calibrate(pd.DataFrame({"class": y}), sharp, task="multiclass", split="val").temperatures == pytest.approx(flat)
+
+
+def test_calibration_is_bound_to_the_weights_it_was_fitted_for(tmp_path):
+    import torch
+
+    from ecgfounder.explain.calibration import attach_calibration
+    from ecgfounder.models.loading import load_model, save_model
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+
+    def net(seed):
+        torch.manual_seed(seed)
+        m = Net1D(Net1DConfig(base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8, groups_width=8, n_classes=2))
+        m.labels = ("a", "b")
+        return m
+
+    y, s = _overconfident(200, 2, seed=8)
+    a, b = net(0), net(1)  # same labels, other weights
+    cal = calibrate(y, s, split="val", model=a)
+    assert calibration_of(load_model(save_model(a, tmp_path / "a.safetensors"))) == cal  # travels with its weights
+    with pytest.raises(CalibrationError, match="fitted for weights .* not these"):
+        attach_calibration(b, cal)
+    b.load_state_dict(a.state_dict())
+    attach_calibration(b, cal)  # the same weights: accepted
+    with torch.no_grad():
+        a.dense.weight.add_(0.01)  # trained further after calibrating
+    with pytest.raises(CalibrationError, match="fitted for other weights .* fit a new one"):
+        calibration_of(load_model(save_model(a, tmp_path / "a2.safetensors")))
+    a.labels = ("b", "a")
+    with pytest.raises(CalibrationError, match="covers labels \\['a', 'b'\\]"):
+        calibration_of(a)

@@ -248,3 +248,32 @@ def test_long_record_of_two_leads_gets_the_rhythm_printout(tmp_path, tiny_checkp
     assert "I  20–30 s" in labels and "II  20–30 s" in labels  # the whole 30 s, both leads
     pdf = res.pdf.read_bytes()  # 2 leads x 3 strips: one A4 sheet, then the text
     assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == 2
+
+
+def test_grad_cam_findings_name_no_leads(tmp_path, tiny_checkpoint):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    always = {lab: 0.0 for lab in ecgfounder.load_model(tiny_checkpoint).labels}
+    rec = ROOT / "examples" / "ecg" / "E07500.hea"
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, method="gradcam", top=1, thresholds=always)
+    rows = re.findall(r"<tr><td><span.*?</tr>", res.html.read_text(encoding="utf-8"))
+    # Grad-CAM's time map is spread evenly over the leads: "I 8%, II 8%, III 8%" would name leads it cannot tell apart
+    assert "leads not resolved (Grad-CAM); most in" in rows[0] and not any("%" in r for r in rows), rows[:2]
+
+
+def test_each_bad_file_of_an_archive_is_a_result_of_its_own(tmp_path, tiny_checkpoint):
+    """The reports of a zip lost the name of each bad file among one error for the archive; each
+    bad file is now a result of its own, named after it, and the good ones still get their pages."""
+    import zipfile
+
+    from ecgfounder.explain import write_reports
+
+    muse = Path(__file__).resolve().parent.parent / "data" / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml"
+    z = tmp_path / "two.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a_bad.xml", b"<RestingECG><Waveform>")
+        zf.write(muse, "b.xml")
+    got = write_reports([z], tiny_checkpoint, tmp_path / "out", method="gradcam", top=1)
+    assert [(r.record, r.error is None) for r in got] == [("a_bad", False), (got[1].record, True)]
+    assert got[0].error.startswith(f"{z}: a_bad.xml in the zip archive: malformed XML") and got[1].pdf.exists()

@@ -107,3 +107,17 @@ def test_deleting_top_attributed_segments_lowers_the_score_faster(trained):
     assert (top[1:] < rnd[1:]).all()
     assert np.trapezoid(top, fractions) < np.trapezoid(rnd, fractions)
     assert top[2] < 0 < rnd[2]  # 1 % of the segments taken: the top ones flip the call, random ones do not
+
+
+def test_randomised_copy_is_seeded_without_touching_the_callers_random_state():
+    from ecgfounder.testing import tiny_model
+
+    model = tiny_model(n_classes=3)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    a = randomised_copy(model, depth=2, seed=5)
+    assert torch.equal(torch.rand(4), expected)  # the caller's stream goes on as if nothing had been drawn
+    b = randomised_copy(model, depth=2, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # reproducible by its seed
+    assert not torch.equal(a.dense.weight, model.dense.weight)

@@ -6,8 +6,9 @@ model windows.  Methods (all through Captum):
 
 ``"ig"`` (default): integrated gradients (Sundararajan et al. 2017) of the label's **logit**
     (pre-sigmoid/softmax output; the standardised value for regression heads).  Baseline: all
-    zeros in the model's input space, i.e. a flat line at each lead's window mean after the
-    z-score normalisation of the contract (for ``mode="none"`` contracts: 0 mV).  Path integral
+    zeros in the model's input space, i.e. every lead a flat line at the window's mean over all
+    leads (the contract's z-score is one over all leads of a window, not one per lead; for
+    ``mode="none"`` contracts: 0 mV).  Path integral
     with ``n_steps`` (default 32) Gauss-Legendre points.  Signed: positive = evidence for the
     label.  Completeness (sum of attributions = logit(x) - logit(baseline)) holds up to the
     reported ``convergence_delta``.
@@ -48,7 +49,7 @@ __all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windo
            "output_labels", "contract_of", "stitch", "rebin", "check_options"]
 
 METHODS = ("ig", "gradcam", "guided_gradcam")
-BASELINE_TEXT = "zeros in the model input space (a flat line at each lead's window mean after z-scoring)"
+BASELINE_TEXT = "zeros in the model input space (every lead flat at the window's mean over all leads, after the z-score)"
 
 
 class ExplainError(ECGFounderError, ValueError):
@@ -180,6 +181,24 @@ def _stage(model: Net1D, layer: int | str) -> tuple[torch.nn.Module, str]:
     return model.stage_list[int(layer)], f"stage_list[{int(layer)}]"
 
 
+def _attribute(attr: Any, model: Net1D, x: torch.Tensor, live: torch.Tensor, target: int, method: str, n_steps: int,
+               layer: int | str, internal_batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One chunk of windows, one target: ``(attributions like x, IG completeness error or None)``."""
+    n, n_leads, length = x.shape
+    if method == "ig":
+        return attr.IntegratedGradients(model).attribute(x, baselines=0.0, target=target, n_steps=n_steps,
+                                                         internal_batch_size=internal_batch_size,
+                                                         return_convergence_delta=True)
+    module, _ = _stage(model, layer)
+    if method == "gradcam":
+        cam = attr.LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        cam = attr.LayerAttribution.interpolate(cam, (length,), interpolate_mode="linear")
+        return cam.expand(n, n_leads, length) * live / live.sum(dim=1, keepdim=True).clamp(min=1), None
+    with warnings.catch_warnings():  # Captum's notices about input grads and (absent) ReLU hooks
+        warnings.simplefilter("ignore", UserWarning)
+        return attr.GuidedGradCam(model, module).attribute(x, target=target, interpolate_mode="linear") * live, None
+
+
 def attribute_windows(
     model: Net1D,
     windows: np.ndarray | torch.Tensor,
@@ -200,6 +219,8 @@ def attribute_windows(
         targets: output indices to explain.
         method: one of :data:`METHODS`; ``n_steps`` (IG) and ``layer`` (Grad-CAM) as in the module
             documentation.
+        internal_batch_size: the most inputs (windows × IG steps) one forward pass holds, however
+            many windows: it bounds memory on long records (``None``: all windows at once).
 
     Returns:
         ``(attributions, delta)``: float32 ``(n_windows, n_targets, n_leads, n_samples)``, and for IG
@@ -219,24 +240,17 @@ def attribute_windows(
     live = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)  # (n, n_leads, 1)
     out = np.zeros((n, len(targets), n_leads, length), dtype=np.float32)
     delta = np.zeros((n, len(targets)), dtype=np.float32) if method == "ig" else None
+    # windows go in chunks, so that no forward pass holds more than internal_batch_size inputs however
+    # long the record (Captum's own internal_batch_size cannot go below the number of windows it is given)
+    chunk = max(1, int(internal_batch_size)) if internal_batch_size else n
     try:
         for k, t in enumerate(targets):
-            if method == "ig":
-                ig = attr.IntegratedGradients(model)
-                a, d = ig.attribute(x, baselines=0.0, target=int(t), n_steps=n_steps,
-                                    internal_batch_size=internal_batch_size, return_convergence_delta=True)
-                delta[:, k] = d.detach().abs().cpu().numpy()
-            elif method == "gradcam":
-                module, _ = _stage(model, layer)
-                cam = attr.LayerGradCam(model, module).attribute(x, target=int(t), relu_attributions=True)
-                cam = attr.LayerAttribution.interpolate(cam, (length,), interpolate_mode="linear")
-                a = cam.expand(n, n_leads, length) * live / live.sum(dim=1, keepdim=True).clamp(min=1)
-            else:
-                module, _ = _stage(model, layer)
-                with warnings.catch_warnings():  # Captum's notices about input grads and (absent) ReLU hooks
-                    warnings.simplefilter("ignore", UserWarning)
-                    a = attr.GuidedGradCam(model, module).attribute(x, target=int(t), interpolate_mode="linear") * live
-            out[:, k] = a.detach().float().cpu().numpy()
+            for c0 in range(0, n, chunk):
+                xc, lc = x[c0:c0 + chunk], live[c0:c0 + chunk]
+                a, d = _attribute(attr, model, xc, lc, int(t), method, n_steps, layer, internal_batch_size)
+                out[c0:c0 + len(xc), k] = a.detach().float().cpu().numpy()
+                if delta is not None:
+                    delta[c0:c0 + len(xc), k] = d.detach().abs().cpu().numpy()
     finally:
         model.train(was_training)
     return out, delta
@@ -302,6 +316,7 @@ def explain(
         n_steps: integration steps of IG.  layer: Grad-CAM stage (``-1`` last, ``-2`` …) or a module name.
         lead, fill_missing: as in :func:`ecgfounder.predict` (single-lead substitution, zero-filled
             precordial leads).
+        internal_batch_size: the most inputs one forward pass holds (bounds memory, not the result).
         max_windows: longer records (default: more than 36 windows, 6 minutes) are refused, so that
             a Holter file does not start hours of work; crop the recording or raise the bound.
 
@@ -330,8 +345,10 @@ def explain(
     names = output_labels(net)
     dev = torch.device(device)
     net = net.to(dev).eval()
+    step = max(1, int(internal_batch_size)) if internal_batch_size else len(prep.windows)
     with torch.inference_mode():
-        logits = net(torch.from_numpy(prep.windows).to(dev)).float()
+        logits = torch.cat([net(torch.from_numpy(prep.windows[i:i + step]).to(dev)).float()
+                            for i in range(0, len(prep.windows), step)])
         all_scores = scores_from_logits(logits, net.task_meta).cpu().numpy().mean(axis=0)
     targets = resolve_targets(labels, names, all_scores, top)
     per_window, delta = attribute_windows(net, prep.windows, targets, method=method, n_steps=n_steps, layer=layer,

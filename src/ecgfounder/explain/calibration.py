@@ -6,8 +6,10 @@
   maximum likelihood; multi-class heads: one ``T`` for the softmax) or ``"isotonic"``
   (scikit-learn's :class:`~sklearn.isotonic.IsotonicRegression` per label, stored as its knots).
 * :func:`attach_calibration` stores the result in the model's metadata (``task_meta["calibration"]``,
-  written into the ``.safetensors`` header by :func:`ecgfounder.save_model`); :func:`calibration_of`
-  reads it back; :func:`apply_calibration` maps scores (array or prediction table) through it.
+  written into the ``.safetensors`` header by :func:`ecgfounder.save_model`), bound to the labels and
+  to :func:`weights_digest` of the weights; :func:`calibration_of` reads it back (refused when the
+  labels or weights changed since); :func:`apply_calibration` maps scores (array or prediction
+  table) through it.
 * :func:`expected_calibration_error`, :func:`reliability_curve`, :func:`calibration_table` and
   :func:`plot_reliability` are what an evaluation reports before and after.
 
@@ -33,6 +35,7 @@ __all__ = [
     "apply_calibration",
     "attach_calibration",
     "calibration_of",
+    "weights_digest",
     "expected_calibration_error",
     "reliability_curve",
     "calibration_table",
@@ -62,6 +65,8 @@ class Calibration:
         knots: isotonic only: per label ``(x, y)`` knot tuples (empty = unchanged).
         fitted_on: split name, number of records, positives per label.
         ece_before, ece_after: expected calibration error on the fitting split, per label.
+        weights: :func:`weights_digest` of the model it was attached to (``None`` until attached);
+            :func:`calibration_of` refuses it for other weights.
     """
 
     method: str
@@ -72,11 +77,13 @@ class Calibration:
     fitted_on: Mapping[str, Any] = field(default_factory=dict)
     ece_before: tuple[float, ...] = ()
     ece_after: tuple[float, ...] = ()
+    weights: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "labels": list(self.labels), "task": self.task,
                 "temperatures": list(self.temperatures), "knots": [[list(x), list(y)] for x, y in self.knots],
-                "fitted_on": dict(self.fitted_on), "ece_before": list(self.ece_before), "ece_after": list(self.ece_after)}
+                "fitted_on": dict(self.fitted_on), "ece_before": list(self.ece_before), "ece_after": list(self.ece_after),
+                "weights": self.weights}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Calibration":
@@ -84,7 +91,7 @@ class Calibration:
                    temperatures=tuple(float(v) for v in d.get("temperatures") or ()),
                    knots=tuple((tuple(map(float, x)), tuple(map(float, y))) for x, y in d.get("knots") or ()),
                    fitted_on=dict(d.get("fitted_on") or {}), ece_before=tuple(d.get("ece_before") or ()),
-                   ece_after=tuple(d.get("ece_after") or ()))
+                   ece_after=tuple(d.get("ece_after") or ()), weights=d.get("weights"))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -128,6 +135,30 @@ def _fit_isotonic(y: np.ndarray, p: np.ndarray) -> tuple[tuple[float, ...], tupl
     return tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
 
 
+_NOT_LABELS = ("record", "path", "n_windows", "window", "quality")
+
+
+def _truth_table(y_true: Any, labels: Sequence[str], records: list[str] | None) -> np.ndarray:
+    """The truth table's values for ``labels`` (by name), its rows in the order of the scores'
+    ``records`` where both tables name them (a table's row order is not trusted)."""
+    if "record" in y_true.columns and records is not None:
+        ids = y_true["record"].astype(str)
+        if ids.duplicated().any():
+            raise CalibrationError(f"y_true lists record(s) {sorted(set(ids[ids.duplicated()]))[:3]} twice; give one row per record.")
+        missing = sorted(set(records) - set(ids))
+        if missing:
+            raise CalibrationError(f"{len(missing)} record(s) of the scores have no row in y_true (e.g. {missing[:3]}); "
+                                   "give the truth of every scored record.")
+        y_true = y_true.set_index(ids).loc[records]
+    cols = [c for c in y_true.columns if c not in _NOT_LABELS]
+    if set(labels) <= set(cols):
+        return y_true[list(labels)].to_numpy()
+    if len(cols) in (1, len(labels)) and not set(cols) & set(labels):  # unnamed truths: class indices, or one per label
+        return y_true[cols].to_numpy()
+    raise CalibrationError(f"y_true has no column for label(s) {[lab for lab in labels if lab not in cols][:5]} "
+                           f"(its columns: {cols[:5]}); name its columns after the labels.")
+
+
 def _as_arrays(y_true: Any, scores: Any, labels: Sequence[str] | None):
     import pandas as pd
 
@@ -136,13 +167,11 @@ def _as_arrays(y_true: Any, scores: Any, labels: Sequence[str] | None):
         if "record" in scores.columns:
             records = scores["record"].astype(str).tolist()
         if labels is None:
-            labels = [c for c in scores.columns if c not in ("record", "path", "n_windows", "window")]
+            labels = [c for c in scores.columns if c not in _NOT_LABELS]
         missing = [lab for lab in labels if lab not in scores.columns]
         if missing:
             raise CalibrationError(f"scores table has no column for label(s) {missing[:5]}; pass the prediction table of the same model.")
         scores = scores[list(labels)].to_numpy(dtype=np.float64)
-    if isinstance(y_true, pd.DataFrame):
-        y_true = y_true[list(labels)].to_numpy() if labels is not None and set(labels) <= set(y_true.columns) else y_true.to_numpy()
     p = np.asarray(scores, dtype=np.float64)
     p = p[:, None] if p.ndim == 1 else p
     if labels is None:
@@ -151,7 +180,38 @@ def _as_arrays(y_true: Any, scores: Any, labels: Sequence[str] | None):
         raise CalibrationError(f"{p.shape[1]} score columns for {len(labels)} labels; give one label per column.")
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
         raise CalibrationError("scores must be finite probabilities in [0, 1]; calibrate the outputs of predict(), not logits.")
-    return np.asarray(y_true), p, tuple(str(x) for x in labels), records
+    if isinstance(y_true, pd.DataFrame):
+        y_true = _truth_table(y_true, [str(x) for x in labels], records)
+    try:
+        y = np.asarray(y_true, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CalibrationError("y_true must be numbers (0/1 truths, or class indices for a multi-class head); "
+                               "drop id columns such as 'record'.") from None
+    if len(y) != len(p):
+        raise CalibrationError(f"y_true has {len(y)} rows but the scores {len(p)}; give one truth per scored record.")
+    if not np.isfinite(y).all():
+        raise CalibrationError(f"y_true has {int((~np.isfinite(y)).sum())} missing (NaN) value(s); leave out the records "
+                               "whose truth is unknown.")
+    return y, p, tuple(str(x) for x in labels), records
+
+
+def _class_indices(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Multi-class truths as indices: ``(n,)`` or ``(n, 1)`` indices, or ``(n, n_classes)`` one-hot rows."""
+    if y.ndim == 2 and y.shape[1] == n_classes and n_classes > 1:
+        if not (np.isin(y, (0.0, 1.0)).all() and (y.sum(axis=1) == 1).all()):
+            raise CalibrationError(f"y_true of shape {y.shape} is read as one-hot rows, but not every row holds exactly one 1; "
+                                   "give one-hot rows or (n,) class indices.")
+        return y.argmax(axis=1)
+    yi = y.reshape(len(y), -1)
+    if yi.shape[1] != 1:
+        raise CalibrationError(f"y_true has shape {y.shape}; a multi-class head ({n_classes} classes) needs (n,) class "
+                               f"indices or (n, {n_classes}) one-hot rows.")
+    yi = yi[:, 0]
+    bad = (yi != np.round(yi)) | (yi < 0) | (yi >= n_classes)
+    if bad.any():
+        raise CalibrationError(f"class index {yi[bad][0]:g} is not one of 0-{n_classes - 1} (the head's {n_classes} classes); "
+                               "give class indices into the score columns.")
+    return yi.astype(int)
 
 
 def calibrate(
@@ -169,7 +229,8 @@ def calibrate(
     """Fit per-label calibration on a validation split; attach it to ``model`` if given.
 
     Args:
-        y_true: ``(n, L)`` 0/1 truths (multi-label/binary) or ``(n,)`` class indices (multi-class).
+        y_true: ``(n, L)`` 0/1 truths (multi-label/binary) or ``(n,)`` class indices (multi-class);
+            or a table: columns matched to the labels by name, rows to the scores' ``record`` column.
         scores: ``(n, L)`` probabilities of the same records, or the table of
             :func:`ecgfounder.predict` (label columns are picked by name).
         labels: label names of the columns (default: the table's label columns or the model's labels).
@@ -211,13 +272,24 @@ def calibrate(
     if task == "multiclass":
         if method != "temperature":
             raise CalibrationError("multi-class heads are calibrated with method='temperature' (one temperature for the softmax).")
-        yi = (y.argmax(axis=1) if y.ndim == 2 else y).astype(int)
+        yi = _class_indices(y, p.shape[1])
+        if len(np.unique(yi)) < 2:
+            raise CalibrationError(f"every record of the split is of class {labels[int(yi[0])]!r}: a temperature cannot be "
+                                   "fitted on one class; use a validation split holding at least two classes.")
         temps = [_fit_temperature(yi, p, multiclass=True)]
         onehot = np.eye(p.shape[1])[yi]
     else:
-        y = y.reshape(len(y), -1).astype(np.float64)
+        y = y.reshape(len(y), -1)
         if y.shape != p.shape:
             raise CalibrationError(f"y_true has shape {y.shape} but scores {p.shape}; give one 0/1 truth per score.")
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise CalibrationError(f"y_true must be 0/1 per label; found {y[~np.isin(y, (0.0, 1.0))][0]:g} "
+                                   "(multi-class class indices need task='multiclass').")
+        fittable = (y.sum(axis=0) > 0) & (y.sum(axis=0) < len(y))
+        if not fittable.any():
+            raise CalibrationError(f"no label has both positives and negatives among the {len(y)} records (e.g. "
+                                   f"{labels[0]!r}: {int(y[:, 0].sum())} positive); nothing can be fitted: use a larger "
+                                   "validation split.")
         for j in range(p.shape[1]):
             both = 0 < y[:, j].sum() < len(y)
             if method == "temperature":
@@ -233,9 +305,7 @@ def calibrate(
         ece_before=tuple(float(v) for v in expected_calibration_error(onehot, p, n_bins)),
         ece_after=tuple(float(v) for v in expected_calibration_error(onehot, after, n_bins)),
     )
-    if model is not None:
-        attach_calibration(model, cal)
-    return cal
+    return attach_calibration(model, cal) if model is not None else cal
 
 
 def apply_calibration(scores: Any, calib: Calibration | Mapping[str, Any]) -> Any:
@@ -268,20 +338,50 @@ def apply_calibration(scores: Any, calib: Calibration | Mapping[str, Any]) -> An
     return out[0] if one else out
 
 
-def attach_calibration(model: Any, calib: Calibration) -> None:
+def weights_digest(model: Any) -> str:
+    """SHA-256 of a model's weights: each state-dict tensor's name and float32 bytes, in order
+    (unlike a checkpoint file's hash, unchanged by the metadata a calibration adds)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def attach_calibration(model: Any, calib: Calibration) -> Calibration:
     """Store ``calib`` in the model's metadata (``task_meta["calibration"]``), which
-    :func:`ecgfounder.save_model` writes into the checkpoint."""
+    :func:`ecgfounder.save_model` writes into the checkpoint, bound to these weights
+    (:func:`weights_digest`).  Returns the stored calibration."""
     names = tuple(model.labels or ())
     if tuple(calib.labels) != names:
         raise CalibrationError(f"calibration covers labels {list(calib.labels)[:5]}… but the model's head has "
                                f"{list(names)[:5]}…; fit it on this model's predictions over all its labels.")
+    digest = weights_digest(model)
+    if calib.weights is not None and calib.weights != digest:
+        raise CalibrationError(f"the calibration was fitted for weights {calib.weights[:12]}…, not these ({digest[:12]}…); "
+                               "fit one on this model's predictions of a validation split.")
+    calib = Calibration.from_dict({**calib.to_dict(), "weights": digest})
     model.task_meta = {**dict(model.task_meta or {}), META_KEY: calib.to_dict()}  # replaces model.description
+    return calib
 
 
 def calibration_of(model: Any) -> Calibration | None:
-    """The calibration stored with ``model``'s weights, or ``None``."""
+    """The calibration stored with ``model``'s weights, or ``None``; refused when the weights or
+    labels changed since it was attached (further training, other weights loaded)."""
     d = dict(model.task_meta or {}).get(META_KEY)
-    return Calibration.from_dict(d) if d else None
+    if not d:
+        return None
+    cal = Calibration.from_dict(d)
+    if tuple(cal.labels) != tuple(model.labels or ()):
+        raise CalibrationError(f"the stored calibration covers labels {list(cal.labels)[:5]}… but the model's head has "
+                               f"{list(model.labels or ())[:5]}…; fit a new one with calibrate(..., model=model).")
+    if cal.weights is not None and cal.weights != weights_digest(model):
+        raise CalibrationError(f"the stored calibration was fitted for other weights ({cal.weights[:12]}…, these are "
+                               f"{weights_digest(model)[:12]}…: trained further or replaced since); fit a new one with "
+                               "calibrate(..., model=model) on a validation split.")
+    return cal
 
 
 def _bins(p: np.ndarray, n_bins: int) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import hashlib
 import html
 import io
 import os
@@ -41,6 +40,7 @@ __all__ = ["ReportResult", "write_reports", "NOT_A_DEVICE", "DEFAULT_THRESHOLD"]
 NOT_A_DEVICE = ("Not a medical device. Research software; outputs have not been validated for clinical use "
                 "and must not be used for diagnosis or treatment.")
 DEFAULT_THRESHOLD = 0.5
+_CALIB_NAMES = {"temperature": "temperature scaling", "isotonic": "isotonic regression"}
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,9 @@ def weights_hash(model: Any) -> str:
         from ..models.weights import sha256_file
 
         return sha256_file(f)
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().to("cpu").float().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    from .calibration import weights_digest
+
+    return weights_digest(model)
 
 
 def _model_name(model: Any) -> str:
@@ -259,8 +257,9 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     def where(lab: str) -> str:
         if lab not in shares:
             return "(not shaded)"
-        return (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") \
-            + "; most in {:.1f}-{:.1f} s".format(*spans[lab])
+        leads = (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") if exp.lead_resolved \
+            else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
+        return leads + "; most in {:.1f}-{:.1f} s".format(*spans[lab])
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
@@ -363,7 +362,7 @@ def write_reports(
                method=method, n_steps=n_steps, paper=paper, prep={"lead": lead, "fill_missing": fill_missing, "device": device},
                model_name=_model_name(net), sha=weights_hash(net), contract=_contract_text(contract_of(net)),
                version=__version__, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               calib_text=(f"calibrated ({calib.method} scaling fitted on the {calib.fitted_on.get('split', 'validation')} split, "
+               calib_text=(f"calibrated ({_CALIB_NAMES.get(calib.method, calib.method)} fitted on the {calib.fitted_on.get('split', 'validation')} split, "
                            f"n={calib.fitted_on.get('n', '?')})" if calib else "uncalibrated model scores (the weights carry no calibration)"))
     out.mkdir(parents=True, exist_ok=True)
     results: list[ReportResult] = []
@@ -374,8 +373,11 @@ def write_reports(
             else [(str(p), p) for p in find_records([item])]
         for shown, src in sources:
             try:
-                recs = [src] if isinstance(src, Recording) else iter_read(src, **dict(read_kwargs or {}))
+                recs = [src] if isinstance(src, Recording) else iter_read(src, errors="yield", **dict(read_kwargs or {}))
                 for rec in recs:
+                    if not isinstance(rec, Recording):  # an archive's file that cannot be read: a failure of its own
+                        results.append(ReportResult(Path(rec.member or shown).stem, shown, error=" ".join(str(rec).split())))
+                        continue
                     base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (rec.id or Path(shown).stem)) or "record"
                     stem, k = base, 1
                     while stem in used:

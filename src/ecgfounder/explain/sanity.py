@@ -34,12 +34,13 @@ def randomised_copy(model: Net1D, depth: int = 1, seed: int = 0) -> Net1D:
     if not 1 <= depth <= n_stages + 1:
         raise ExplainError(f"depth={depth}: choose 1 (head) to {n_stages + 1} (head and all {n_stages} stages).")
     out = copy.deepcopy(model)
-    torch.manual_seed(seed)
     parts: list[torch.nn.Module] = [out.dense] + [out.stage_list[-k] for k in range(1, depth)]
-    for part in parts:
-        for m in part.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+    with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state left as it was
+        torch.manual_seed(seed)
+        for part in parts:
+            for m in part.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
     return out.eval()
 
 
