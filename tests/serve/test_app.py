@@ -446,3 +446,21 @@ def test_a_long_recording_is_shown_page_by_page_with_where_the_model_looked(clie
     assert np.flatnonzero(v[7] > 0.5).min() in range(3 * 250 - 2, 3 * 250 + 3)  # 23 s = 3 s into the page
     first = np.asarray(_attribution_dict(expl, "x", 250.0, (0.0, 10.0), 10.0)["values"])
     assert 0.2 < first[0].max() < 0.3  # lead I's 0.5, scaled by the recording's peak (2), not the page's
+
+
+def test_a_calibration_fitted_for_other_weights_is_not_served(tiny_ckpt):
+    """The service read the stored calibration as it was: weights trained further after calibrating
+    were served with calibrated probabilities that belonged to the old weights."""
+    import torch
+
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.serve import Analyzer
+
+    model = load_model(tiny_ckpt)
+    attach_calibration(model, Calibration(method="temperature", labels=tuple(model.labels), temperatures=(2.0,) * 150))
+    assert Analyzer(model).calibrate(np.full(150, 0.5)) is not None
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # trained further
+    with pytest.raises(ValueError, match="fitted for other weights"):
+        Analyzer(model)

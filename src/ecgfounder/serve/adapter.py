@@ -94,6 +94,7 @@ class Analyzer:
                              "the service feeds a model only what its contract says (set model.contract and save it).")
         self.contract = desc.contract
         self.task_meta = dict(desc.task_meta)
+        self._calibration = self._stored_calibration(model)
         wfile = Path(weights_file or desc.source.get("file") or "")
         self.model_id = f"ECGFounder {desc.name}" if desc.name else (wfile.name or "in-memory model")
         self.revision = desc.revision
@@ -201,16 +202,25 @@ class Analyzer:
                 feats.append(np.asarray(f))
         return np.concatenate(scores), np.concatenate(feats)
 
-    def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:
-        """Calibrated probabilities where the weights carry a calibration (not yet: ``None``)."""
-        cal = self.task_meta.get("calibration")
-        if not cal:
+    @staticmethod
+    def _stored_calibration(model: Any) -> Any:
+        """The calibration the weights carry, checked against them once (refused, as a
+        ``ValueError``, when fitted for other weights or labels), or ``None``."""
+        if not dict(model.task_meta or {}).get("calibration"):
             return None
         try:  # the explain module owns calibration; absent → no calibrated values
-            from ..explain import apply_calibration  # type: ignore[attr-defined]
+            from ..explain.calibration import calibration_of  # type: ignore[import-not-found]
         except ImportError:
             return None
-        return np.asarray(apply_calibration(probabilities, cal), dtype=float)
+        return calibration_of(model)
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """Calibrated probabilities where the weights carry a calibration, else ``None``."""
+        if self._calibration is None:
+            return None
+        from ..explain import apply_calibration  # type: ignore[attr-defined]
+
+        return np.asarray(apply_calibration(probabilities, self._calibration), dtype=float)
 
     # -- extras --------------------------------------------------------------------------------
     def quality(self, rec: Recording, prepared: Any) -> dict[str, Any]:
