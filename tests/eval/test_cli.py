@@ -214,3 +214,77 @@ def test_cinc2021_thresholds_from_a_separate_folder(cinc_root, synthetic_model, 
     st = run.result.settings
     assert st["n_records"] == 3 and st["n_tune"] == 4 and st["threshold_source"].startswith(f"folder {tmp_path / 'tune'}")
     assert (tmp_path / "out" / "thresholds.csv").is_file()
+
+
+@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("inf", "inf"), ("-inf", "-inf")])
+def test_table_score_that_is_not_a_finite_number_is_named(tmp_path, rng, capsys, value, shown):
+    # 'abc' gave "error: could not convert string to float: 'abc'" (no file, label, record or fix);
+    # inf was dropped silently as a "missing score"
+    _tables(tmp_path, rng)
+    pred = pd.read_csv(tmp_path / "pred.csv", dtype={"L2": str})
+    pred.loc[pred["record"] == "r0007", "L2"] = value
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    rc = main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+               "--n-boot", "0", "--no-plots", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"score {shown} of label 'L2' for record 'r0007' is not a finite number" in err and "leave the cell empty" in err
+
+
+def test_table_notes_unmatched_predictions_and_a_missing_tune_value(tmp_path, rng, capsys):
+    _tables(tmp_path, rng)
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    extra = pred.iloc[:3].assign(record=["x1", "x2", "x3"])
+    pd.concat([pred, extra]).to_csv(tmp_path / "pred.csv", index=False)
+    out = tmp_path / "o"
+    assert main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+                 "--split-column", "split", "--tune-value", "tuning", "--n-boot", "0", "--no-plots", "--out", str(out)]) == 0
+    for text in ((out / "report.md").read_text(), capsys.readouterr().out):  # in the report and on the terminal
+        text = " ".join(text.split())
+        assert "3 prediction row(s) have no record in labels.csv and are ignored" in text
+        assert "No record has split == 'tuning' (values: ['test', 'tune'])" in text
+
+
+def test_table_notes_a_label_column_that_is_not_0_1(tmp_path, rng, capsys):
+    # a label column with one typo ('yes') was not taken as a label: silently not evaluated
+    _tables(tmp_path, rng)
+    lab = pd.read_csv(tmp_path / "labels.csv", dtype={"L3": str})
+    lab.loc[5, "L3"] = "yes"
+    lab.to_csv(tmp_path / "labels.csv", index=False)
+    assert main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+                 "--n-boot", "0", "--no-plots", "--out", str(tmp_path / "o")]) == 0
+    assert "note: 1 column(s) of both tables are not 0/1 in labels.csv and are not evaluated: L3;" in capsys.readouterr().out
+    rc = main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+               "--label-columns", "L3", "--n-boot", "0", "--no-plots", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "holds 'yes'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda p: p.rename(columns={"L0": "X0", "L1": "X1", "L2": "X2", "L3": "X3", "L4": "X4"}),
+     ["(L0, L1, L2, L3, L4)", "(columns: record, path, n_windows, X0", "name each score column like its label column"]),
+    (lambda p: p.assign(record="x" + p["record"]), ["e.g. 'r0000' there, 'xr", "must use the same ids"]),
+    (lambda p: p.iloc[:0], ["header but no rows"]),
+])
+def test_table_mismatches_name_both_sides(tmp_path, rng, capsys, change, words):
+    # these said only "no label column ... is a column of ..." / "no record id ... appears in ..."
+    _tables(tmp_path, rng)
+    change(pd.read_csv(tmp_path / "pred.csv")).to_csv(tmp_path / "pred.csv", index=False)
+    rc = main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+               "--n-boot", "0", "--no-plots", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and all(w in err for w in words), err
+
+
+def test_negative_seed_names_the_flag(tmp_path, rng, capsys):
+    # numpy's "expected non-negative integer" reached the terminal without naming --seed
+    from ecgfounder.eval.metrics import evaluate_multilabel
+    from ecgfounder.eval.splits import random_split
+
+    _tables(tmp_path, rng)
+    rc = main(["evaluate", "table", "--predictions", str(tmp_path / "pred.csv"), "--labels", str(tmp_path / "labels.csv"),
+               "--seed", "-1", "--n-boot", "5", "--no-plots", "--out", str(tmp_path / "o")])
+    assert rc == 2 and capsys.readouterr().err == "error: --seed must be a whole number >= 0; got -1.\n"
+    with pytest.raises(ValueError, match=r"seed must be a whole number >= 0; got 0\.5"):
+        random_split(10, 0.5, seed=0.5)
+    with pytest.raises(ValueError, match="seed must be a whole number >= 0; got -2"):
+        evaluate_multilabel(np.eye(4, dtype=bool), np.eye(4), n_boot=3, seed=-2)

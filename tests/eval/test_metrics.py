@@ -122,14 +122,21 @@ def test_bootstrap_is_seeded_and_reproducible(rng):
     b = evaluate_multilabel(y, s, thresholds=0.5, n_boot=300, seed=3)
     c = evaluate_multilabel(y, s, thresholds=0.5, n_boot=300, seed=4)
     assert a.per_label.equals(b.per_label) and a.summary.equals(b.summary)
-    assert not np.allclose(a.per_label["auroc_lo"], c.per_label["auroc_lo"])
+    assert not np.allclose(a.per_label["auprc_lo"], c.per_label["auprc_lo"])  # (auroc_lo may be Newcombe's bound)
     # point estimates do not depend on the bootstrap
     assert np.array_equal(a.per_label["auroc"], c.per_label["auroc"])
-    # chunking does not change the resamples
+
+
+def test_bootstrap_resamples_do_not_depend_on_chunk_or_n_boot():
+    # the resamples used to come from one stream per block, so a chunk (memory bound) changed them;
+    # the old check compared a call with itself
     w1 = np.concatenate(list(bootstrap_weights(200, 50, seed=9)))
-    w2 = np.concatenate(list(bootstrap_weights(200, 50, seed=9, chunk=50)))
-    assert w1.shape == (50, 200) and w2.shape == (50, 200)
-    assert np.array_equal(w1, np.concatenate(list(bootstrap_weights(200, 50, seed=9))))
+    w2 = np.concatenate(list(bootstrap_weights(200, 50, seed=9, chunk=7)))
+    assert w1.shape == w2.shape == (50, 200) and np.array_equal(w1, w2)
+    assert np.array_equal(w1[:20], np.concatenate(list(bootstrap_weights(200, 20, seed=9, chunk=3))))
+    g = np.repeat(np.arange(40), 5)
+    assert np.array_equal(np.concatenate(list(bootstrap_weights(200, 30, seed=2, groups=g))),
+                          np.concatenate(list(bootstrap_weights(200, 30, seed=2, groups=g, chunk=4))))
 
 
 def test_patient_bootstrap_resamples_whole_patients(rng):
@@ -311,3 +318,14 @@ def test_regression_r2_equals_sklearn_for_large_mean_small_spread(rng):
 def test_regression_negative_n_boot_raises():
     with pytest.raises(ValueError, match="n_boot must be >= 0"):
         regression_report([1.0, 2.0, 3.0], [1.0, 2.5, 2.0], n_boot=-1)
+
+
+def test_patient_ids_are_checked_without_resamples(rng):
+    # with n_boot=0 five ids for 60 records (or all-missing ids) were accepted and settings said
+    # "bootstrap_unit: patient, n_groups: 5"
+    y, s = _data(rng, n=60, n_labels=1)
+    with pytest.raises(ValueError, match=r"one id per record: expected shape \(60,\), got \(5,\)"):
+        evaluate_multilabel(y, s, groups=np.arange(5), n_boot=0)
+    with pytest.raises(ValueError, match="60 missing patient id"):
+        evaluate_multilabel(y, s, groups=np.full(60, None, dtype=object), n_boot=0)
+    assert evaluate_multilabel(y, s, groups=np.arange(60) // 3, n_boot=0).settings["n_groups"] == 20

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ecgfounder.eval.metrics import evaluate_multilabel
 from ecgfounder.eval.report import write_report
@@ -51,3 +52,40 @@ def test_rows_say_why_a_label_is_left_out_and_patients_are_counted(tmp_path, rng
     assert "| yes |" in row["ok"]
     assert "resamples of the 60 patients" in md
     assert "| category | labels | summarised | positives |" in md  # counts summarised labels, not "defined" ones
+
+
+def test_small_thresholds_are_not_printed_as_zero(tmp_path, rng):
+    # a rare label's Youden threshold of 0.00042 was printed "0.000" (reads as: every record called positive)
+    y, s = _data(rng)
+    res = evaluate_multilabel(y, s * 0.002, ["a", "b", "c", "d"], thresholds=[0.00042, 0.0013, 0.5, np.nan], n_boot=0)
+    write_report(tmp_path, res, plots=False)
+    rows = {ln.split(" | ")[0][2:]: ln.split(" | ") for ln in (tmp_path / "report.md").read_text().splitlines()
+            if ln.startswith("| ")}
+    thr_col = rows["label"].index("threshold")
+    assert [rows[k][thr_col] for k in "abcd"] == ["0.00042", "0.0013", "0.500", "none"]
+    from ecgfounder.eval.report import format_threshold
+
+    assert format_threshold(0.99996) == "0.999960" and format_threshold(0.123456) == "0.123"
+
+
+def test_curves_use_scores_as_given_and_logits_get_no_ece(tmp_path, rng, monkeypatch):
+    # scores outside [0, 1] (logits) were clipped before the ROC/PR curves were drawn: the ties made
+    # the drawn curve's area differ from the AUROC in its legend, and an ECE was computed on them
+    import sklearn.metrics as skm
+
+    areas = []
+    real = skm.roc_curve
+
+    def recording(y, s, *a, **k):
+        fpr, tpr, thr = real(y, s, *a, **k)
+        areas.append(float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)))
+        return fpr, tpr, thr
+
+    monkeypatch.setattr(skm, "roc_curve", recording)
+    y, s = _data(rng)
+    logits = np.log(s + 1e-3) - np.log(1 - s + 1e-3) + 2.0 * y
+    res = evaluate_multilabel(y, logits, ["a", "b", "c", "d"], n_boot=0, min_positives=1)
+    files = write_report(tmp_path, res, y, logits, categories={k: "one" for k in "abcd"})
+    assert sorted(areas) == pytest.approx(sorted(res.per_label["auroc"]), abs=1e-12)
+    assert "calibration_table" not in files and "reliability" not in files
+    assert "Scores outside [0, 1]" in (tmp_path / "report.md").read_text()

@@ -103,3 +103,18 @@ def test_random_split_refuses_missing_patient_ids(missing):
         random_split(40, 0.5, seed=0, groups=groups)
     with pytest.raises(ValueError, match="missing patient id"):
         stratified_split(0.5, groups, np.zeros(40), seed=0)
+
+
+def test_run_evaluation_notes_patients_in_both_splits(rng, tmp_path):
+    # records of one patient in the tuning and the test split: the thresholds saw the patient, silently
+    y = rng.random((120, 2)) < 0.3
+    s = rng.random((120, 2)) + 0.3 * y
+    groups = np.arange(120) // 2
+    tune = np.arange(120) % 2 == 0  # every patient has one record in each split
+    res = run_evaluation(y, s, ["a", "b"], tmp_path, tune=tune, groups=groups, n_boot=0, plots=False)
+    assert res.settings["n_patients_in_tune_and_test"] == 60
+    assert "60 patient(s) have records in both the tuning and the test split" in (tmp_path / "report.md").read_text()
+    whole = random_split(120, 0.5, seed=0, groups=groups)
+    assert run_evaluation(y, s, ["a", "b"], None, tune=whole, groups=groups, n_boot=0).settings["n_patients_in_tune_and_test"] == 0
+    with pytest.raises(ValueError, match="one id per record"):
+        run_evaluation(y, s, ["a", "b"], None, tune=tune, groups=groups[:7], n_boot=0)

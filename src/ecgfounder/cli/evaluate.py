@@ -25,7 +25,7 @@ __all__ = ["add_parser", "run", "parse_folds"]
 
 # library argument names → the flags that set them (for error messages)
 _FLAGS = {"mode": "--mode", "protocol": "--protocol", "tune_folds": "--tune-folds", "test_folds": "--test-folds", "limit": "--limit", "min_positives": "--min-positives",
-          "n_boot": "--n-boot", "id_column": "--id-column",
+          "n_boot": "--n-boot", "id_column": "--id-column", "seed": "--seed",
           "calibrate": "--calibrate", "save_calibrated": "--save-calibrated"}
 
 

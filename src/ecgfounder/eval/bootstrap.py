@@ -10,8 +10,8 @@ loop over resamples.
 API
 ---
 ``bootstrap_weights(n, n_boot, seed=0, groups=None, chunk=None)``
-    Yields ``(b, n)`` int32 weight blocks (``b`` ≤ ``chunk``) whose rows are the resamples, in a
-    reproducible order for a given ``(n, n_boot, seed, groups)``.  With ``groups`` (one patient id
+    Yields ``(b, n)`` int32 weight blocks (``b`` ≤ ``chunk``) whose rows are the resamples; resample
+    ``k`` depends only on ``(n, seed, groups, k)``, not on ``chunk`` or ``n_boot``.  With ``groups`` (one patient id
     per record) patients are resampled and each record gets its patient's multiplicity
     (cluster bootstrap).
 ``weighted_auroc_ap(y_true, y_score, weights)``
@@ -53,6 +53,7 @@ __all__ = [
     "default_chunk",
     "check_mask",
     "check_group_ids",
+    "check_seed",
 ]
 
 # Elements of a (b, n) working block; bounds memory to a few tens of MB per array.
@@ -62,6 +63,12 @@ _BLOCK_ELEMENTS = 2_000_000
 def default_chunk(n_items: int) -> int:
     """Number of resamples processed together for ``n_items`` records (memory bound)."""
     return max(1, min(1000, _BLOCK_ELEMENTS // max(1, n_items)))
+
+
+def check_seed(seed: int | None) -> None:
+    """Refuse a seed numpy cannot take (negative, fractional) with a message naming it."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise EvaluationError(f"seed must be a whole number >= 0; got {seed!r}.")
 
 
 def check_group_ids(g: np.ndarray) -> None:
@@ -99,8 +106,9 @@ def bootstrap_weights(
     Args:
         n: number of records.
         n_boot: number of resamples ``B``.
-        seed: seed of a ``numpy.random.Generator`` (PCG64); the same arguments give the same
-            resamples.  ``None`` draws fresh entropy (not reproducible).
+        seed: seed of the resamples (resample ``k`` uses the ``k``-th child stream of
+            ``numpy.random.SeedSequence(seed)``, PCG64); the same seed gives the same resamples
+            whatever ``chunk``.  ``None`` draws fresh entropy (not reproducible).
         groups: optional patient id per record (length ``n``).  Patients are drawn with
             replacement (as many as there are distinct patients) and every record inherits the
             number of times its patient was drawn.
@@ -115,20 +123,21 @@ def bootstrap_weights(
         raise EvaluationError(f"cannot bootstrap an empty set (n={n}).")
     if n_boot <= 0:
         raise EvaluationError(f"n_boot must be a positive number of resamples; got {n_boot}.")
+    check_seed(seed)
     if groups is not None:
         rec_to_group, n_units = _group_index(groups, n)
     else:
         rec_to_group, n_units = None, n
     chunk = int(chunk or default_chunk(n))
-    # One child generator per block: the resamples do not depend on how later code slices them.
-    ss = np.random.SeedSequence(seed)
-    n_blocks = (n_boot + chunk - 1) // chunk
-    for i, child in enumerate(ss.spawn(n_blocks)):
-        b = min(chunk, n_boot - i * chunk)
-        rng = np.random.default_rng(child)
-        draws = rng.integers(0, n_units, size=(b, n_units))
-        draws += (np.arange(b) * n_units)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * n_units).reshape(b, n_units).astype(np.int32)
+    # Resample k is drawn from its own stream (child k of the seed), so the resamples depend neither
+    # on the chunk size (memory) nor on n_boot: the first B of a longer run are the B of a shorter one.
+    entropy = np.random.SeedSequence(seed).entropy
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        counts = np.empty((b, n_units), dtype=np.int32)
+        for r in range(b):
+            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(start + r,)))
+            counts[r] = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
         if rec_to_group is not None:
             counts = counts[:, rec_to_group]
         yield counts

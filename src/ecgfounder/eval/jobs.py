@@ -170,6 +170,7 @@ def _summary_lines(result: EvaluationResult, out: Path) -> tuple[str, ...]:
                      f"AUPRC {format_ci(r['auprc'], r['auprc_lo'], r['auprc_hi'])}  "
                      f"F1 {format_ci(r['f1'], r['f1_lo'], r['f1_hi'])}  ({int(r['n_labels'])} labels, "
                      f"{int(r['n_skipped'])} undefined, {int(r.get('n_rare', 0))} rare set apart)")
+    lines += [f"note: {n}" for n in result.settings.get("notes", ())]
     lines.append(f"report: {out / 'report.md'} (also report.html, per_label.csv, summary.csv, settings.json)")
     return tuple(lines)
 
@@ -348,6 +349,23 @@ def _table_split(n: int, table: pd.DataFrame, rows: np.ndarray, groups, *, thres
     return np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
 
 
+def _score_matrix(rows: pd.DataFrame, names: list[str], path: Any, id_column: str) -> np.ndarray:
+    """Scores of the matched prediction rows: a blank cell is a missing score (NaN; the record is left
+    out), a cell that is not a finite number is an error naming it."""
+    raw = rows[names]
+    num = raw.apply(pd.to_numeric, errors="coerce")
+    s = num.to_numpy(dtype=np.float64)
+    bad = (num.isna().to_numpy() & raw.notna().to_numpy()) | np.isinf(s)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        v = raw.iat[r, c]
+        raise EvaluationError(
+            f"{path}: score {v if isinstance(v, str) else float(v)!r} of label {names[c]!r} for record {rows[id_column].iat[r]!r} "
+            f"is not a finite number ({int(bad.sum())} such cell(s)); write probabilities as numbers, and leave the cell "
+            "empty where a prediction failed (such records are left out).")
+    return s
+
+
 def evaluate_table(
     predictions: str | os.PathLike, labels: str | os.PathLike, *, report: ReportOptions, id_column: str = "record",
     label_columns: Sequence[str] | None = None, patient_column: str | None = None, split_column: str | None = None,
@@ -368,17 +386,31 @@ def evaluate_table(
     names = [lab for lab in ls.labels if lab in pred.columns]
     dropped = [lab for lab in ls.labels if lab not in pred.columns]
     if not names:
-        raise EvaluationError(f"no label column of {labels} is a column of {predictions}; label columns must be named alike.")
+        raise EvaluationError(f"no label column of {labels} ({', '.join(ls.labels[:5])}{' ...' if len(ls.labels) > 5 else ''}) "
+                              f"is a column of {predictions} (columns: {', '.join(map(str, pred.columns[:8]))}"
+                              f"{' ...' if pred.shape[1] > 8 else ''}); name each score column like its label column.")
+    if pred.empty:
+        raise EvaluationError(f"{predictions}: the table has a header but no rows; give one row of scores per record.")
     where = pd.Index(pred[id_column]).get_indexer(list(ls.records))
     have = where >= 0
     if not have.any():
-        raise EvaluationError(f"no record id of {labels} appears in {predictions} (column {id_column!r}).")
+        raise EvaluationError(f"no record id of {labels} appears in {predictions} (column {id_column!r}; e.g. "
+                              f"{ls.records[0]!r} there, {pred[id_column].iloc[0]!r} here); both tables must use the same ids.")
     y = ls.y[have][:, [ls.labels.index(lab) for lab in names]]
-    s = pred.iloc[where[have]][names].to_numpy(dtype=np.float64)
+    s = _score_matrix(pred.iloc[where[have]], names, predictions, id_column)
     finite = np.isfinite(s).all(axis=1)
     notes = []
     if (~have).any():
         notes.append(f"{int((~have).sum())} labelled record(s) have no prediction and are left out.")
+    if label_columns is None:  # a label column with one bad cell is not taken as a label column: say so
+        meta = {id_column, patient_column, split_column, "path", "n_windows"}
+        skipped = [str(c) for c in pred.columns if c in table.columns and c not in ls.labels and c not in meta]
+        if skipped:
+            notes.append(f"{len(skipped)} column(s) of both tables are not 0/1 in {Path(labels).name} and are not evaluated: "
+                         f"{', '.join(skipped[:10])}; name them as label columns to see the offending cell.")
+    unlabelled = int((~pred[id_column].isin(ls.records)).sum())
+    if unlabelled:
+        notes.append(f"{unlabelled} prediction row(s) have no record in {Path(labels).name} and are ignored.")
     if (~finite).any():
         notes.append(f"{int((~finite).sum())} record(s) with missing scores are left out.")
     if dropped:
@@ -388,6 +420,9 @@ def evaluate_table(
     thr = load_thresholds(report.thresholds, names) if report.thresholds else None
     tune, test = _table_split(len(rows), table, rows, groups, thresholds=thr, split_column=split_column, tune_value=tune_value,
                               test_value=test_value, tune_fraction=tune_fraction, seed=report.seed)
+    if split_column and thr is None and not tune.any():
+        present = sorted(set(table[split_column].astype(str).to_numpy()[rows]))[:10]
+        notes.append(f"No record has {split_column} == {tune_value!r} (values: {present}): no tuning split, so no thresholds.")
     from .. import __version__
 
     y, s = y[finite], s[finite]

@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .bootstrap import RankMetrics, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
+from .bootstrap import RankMetrics, _group_index, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
 from .errors import EvaluationError
 from .intervals import AUROC_CI_METHOD, auroc_interval
 from .regression import REGRESSION_METRICS, regression_report
@@ -391,6 +391,7 @@ def evaluate_multilabel(
     if min_positives < 1:
         raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
     n = y.shape[0]
+    n_groups = n if groups is None else _group_index(groups, n)[1]  # checked also without resamples
     thr = as_threshold_array(thresholds, labels)
     n_eval = np.full(len(labels), n) if mask is None else mask.sum(axis=0)
     n_pos = y.sum(axis=0).astype(np.int64)
@@ -412,7 +413,7 @@ def evaluate_multilabel(
         "ci_method": "percentile",
         "auroc_ci_method": AUROC_CI_METHOD,
         "bootstrap_unit": "patient" if groups is not None else "record",
-        "n_groups": int(len(np.unique(np.asarray(groups).astype(str)))) if groups is not None else n,
+        "n_groups": int(n_groups),
         "min_positives": int(min_positives),
         "n_excluded_entries": int(0 if mask is None else (~mask).sum()),
         "undefined_labels": [lab for lab, d in zip(labels, defined) if not d],

@@ -14,10 +14,13 @@ notes=(), extra_tables=None, plots=True) -> dict[str, Path]``
       values written as "undefined", and the notes;
     - ``roc_<category>.png``, ``pr_<category>.png`` and ``reliability.png`` (reliability diagram,
       before/after calibration) when ``y_true`` and ``y_score`` (the evaluated rows) are given and
-      ``plots`` is true; ``calibration.csv`` (ECE per label before/after) whenever they are given;
+      ``plots`` is true; ``calibration.csv`` (ECE per label before/after) whenever they are given.
+      Curves use the scores as given; scores outside [0, 1] (e.g. logits) get no ECE and no
+      reliability diagram;
     - ``<name>.csv`` for each extra table (e.g. labels that cannot be evaluated).
 
-``format_ci(value, lo, hi)`` formats "0.912 (0.890–0.931)" or "undefined".
+``format_ci(value, lo, hi)`` formats "0.912 (0.890–0.931)" or "undefined";
+``format_threshold(t)`` keeps small thresholds readable ("0.00042", never "0.000").
 
 Categories default to the package's clinical categories of the 150 labels
 (:func:`ecgfounder.labels.mappings.label_categories`); other labels are "(ungrouped)".
@@ -41,7 +44,7 @@ from .._fileio import to_jsonable
 from .errors import EvaluationError
 from .metrics import CLASSIFICATION_METRICS, EvaluationResult, group_summary
 
-__all__ = ["write_report", "write_published_report", "format_ci", "format_value"]
+__all__ = ["write_report", "write_published_report", "format_ci", "format_value", "format_threshold"]
 
 _METRIC_NAMES = {
     "auroc": "AUROC",
@@ -64,6 +67,17 @@ def format_value(v: Any, digits: int = 3) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.{digits}f}"
     return str(v)
+
+
+def format_threshold(v: Any) -> str:
+    """A threshold with at least 3 decimals and 2 significant digits of its distance to 0 and 1
+    (``0.00042``, ``0.99996``, ``0.500``), so that it never reads as ``0.000`` or ``1.000``; NaN as "none"."""
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return "none"
+    v = float(v)
+    d = min(abs(v), abs(1.0 - v))
+    digits = 3 if d == 0 or not math.isfinite(d) else max(3, 1 - math.floor(math.log10(d)))
+    return f"{v:.{digits}f}"
 
 
 def format_ci(v: Any, lo: Any, hi: Any, digits: int = 3) -> str:
@@ -111,7 +125,7 @@ def _label_rows(per: pd.DataFrame) -> pd.DataFrame:
             "label": per.index,
             "n_pos": per["n_pos"].astype(int).to_numpy(),
             "n": per["n"].astype(int).to_numpy(),
-            "threshold": [format_value(v, 3) if not (isinstance(v, float) and math.isnan(v)) else "none" for v in per["threshold"]],
+            "threshold": [format_threshold(v) for v in per["threshold"]],
         }
     )
     if "summarised" in per:
@@ -395,17 +409,21 @@ def write_report(
     cal_section: list[tuple] = []
     if y_true is not None and y_score is not None:
         y = np.asarray(y_true).astype(bool)
-        s = np.clip(np.asarray(y_score, dtype=np.float64), 0.0, 1.0)
-        if y.ndim != 2 or y.shape[1] != len(per) or s.shape != y.shape:
-            raise EvaluationError(f"y_true {y.shape} and y_score {s.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
+        raw = np.asarray(y_score, dtype=np.float64)
+        if y.ndim != 2 or y.shape[1] != len(per) or raw.shape != y.shape:
+            raise EvaluationError(f"y_true {y.shape} and y_score {raw.shape} must both be (n, {len(per)}) for the {len(per)} labels of the result.")
         ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y
-        if plots:
-            figs = _plots(out, per, cats, y, s, ev)
+        if plots:  # curves from the scores as given: clipping scores outside [0, 1] would tie them
+            figs = _plots(out, per, cats, y, raw, ev)
             files.update(figs)
         calibrated = bool(result.settings.get("calibration"))
-        before = s if y_score_before is None or not calibrated else np.clip(np.asarray(y_score_before, dtype=np.float64), 0.0, 1.0)
-        cal_files, cal_section = _calibration(out, per, y, before, s if calibrated else None, ev, result.settings, plots)
-        files.update(cal_files)
+        before = raw if y_score_before is None or not calibrated else np.asarray(y_score_before, dtype=np.float64)
+        if ((before[ev] < 0) | (before[ev] > 1)).any():  # logits or other scales: an ECE would be meaningless
+            cal_section = [("h2", "Calibration"), ("text", "Scores outside [0, 1] (not probabilities, e.g. logits): "
+                                                           "no expected calibration error or reliability diagram.")]
+        else:
+            cal_files, cal_section = _calibration(out, per, y, before, raw if calibrated else None, ev, result.settings, plots)
+            files.update(cal_files)
     bullets = [*_info_lines(result.settings), *notes]
     sections = _sections(result, cats, figs, extra)
     at = next((i for i, item in enumerate(sections) if item[:2] == ("h2", "Labels")), len(sections))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import aggregate_windows
-from .bootstrap import _as_binary
+from .bootstrap import _as_binary, _group_index
 from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
@@ -281,6 +281,14 @@ def _operating_thresholds(y, scores, ev, tune_m, labels, thresholds, method, tar
     return thr, info
 
 
+def _shared_patients(groups: Any, tune: np.ndarray, test: np.ndarray) -> int:
+    """How many patients have records in both splits (0 without patient ids)."""
+    if groups is None:
+        return 0
+    g = _group_index(groups, len(tune))[0]  # also refuses a wrong length or missing ids
+    return int(np.intersect1d(g[tune], g[test]).size)
+
+
 def run_evaluation(
     y: np.ndarray,
     scores: np.ndarray,
@@ -331,7 +339,7 @@ def run_evaluation(
 
     Returns:
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
-        thresholds came from.
+        thresholds came from and the report's ``notes`` (caveats a reader must know).
     """
     y = _as_binary(np.asarray(y))  # NaN (missing) or other codes raise instead of becoming positives
     scores = np.asarray(scores, dtype=np.float64)
@@ -344,6 +352,10 @@ def run_evaluation(
     if not test_m.any():
         raise EvaluationError("the test split is empty; check the fold/split options.")
     notes = list(notes)
+    shared = _shared_patients(groups, tune_m & (thresholds is None), test_m)  # given thresholds: tune is ignored
+    if shared:
+        notes.append(f"{shared} patient(s) have records in both the tuning and the test split: the thresholds (and any "
+                     "calibration) saw these patients; split by patient for an unbiased estimate.")
     thr, thr_info = _operating_thresholds(y, scores, ev, tune_m, labels, thresholds, method, target, out_dir, threshold_source, notes)
     g_test = None if groups is None else np.asarray(groups)[test_m]
     result = evaluate_multilabel(
@@ -355,6 +367,8 @@ def run_evaluation(
     settings.update(extra_settings or {})
     settings["calibration"] = dict(calibration) if calibration else None
     settings["n_tune"] = int(tune_m.sum()) if thresholds is None else 0
+    settings["n_patients_in_tune_and_test"] = shared if groups is not None else None
+    settings["notes"] = list(notes)
     result = EvaluationResult(result.per_label, result.summary, settings, result.boot)
     if out_dir is not None:
         from .report import write_report

@@ -14,13 +14,14 @@ from typing import Sequence
 
 import numpy as np
 
-from .bootstrap import check_group_ids
+from .bootstrap import check_group_ids, check_seed
 from .errors import EvaluationError
 
 __all__ = ["random_split", "stratified_split"]
 
 
-def _check_fraction(fraction: float) -> None:
+def _check_fraction(fraction: float, seed: int | None) -> None:
+    check_seed(seed)
     if not 0 < fraction < 1:
         raise EvaluationError(f"tuning fraction must be between 0 and 1 (exclusive); got {fraction}.")
 
@@ -30,7 +31,7 @@ def random_split(n: int, fraction: float, seed: int | None = 0, groups: Sequence
 
     Returns bool ``(n,)``; the complement is the test split.
     """
-    _check_fraction(fraction)
+    _check_fraction(fraction, seed)
     rng = np.random.default_rng(seed)
     if groups is None:
         k = int(round(fraction * n))
@@ -51,7 +52,7 @@ def stratified_split(
     fraction: float, groups: Sequence | np.ndarray, strata: Sequence | np.ndarray, seed: int | None = 0
 ) -> np.ndarray:
     """Tuning mask drawing ``fraction`` of the patients of each stratum (see module docstring)."""
-    _check_fraction(fraction)
+    _check_fraction(fraction, seed)
     g = np.asarray(groups)
     check_group_ids(g)
     g = g.astype(str)
