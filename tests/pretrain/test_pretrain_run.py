@@ -182,3 +182,27 @@ def test_max_steps_stop_then_longer_resume_equals_uninterrupted(small_store, tmp
     assert [h["lr"] for h in res.history] == [h["lr"] for h in ref.history]
     assert len({h["lr"] for h in ref.history}) == per_epoch  # a schedule, not a constant
     assert _max_diff(_weights(ref.model_path), _weights(res.model_path)) <= 1e-6
+
+
+def test_disk_full_while_checkpointing_is_one_clear_error(small_store, tmp_path):
+    """torch.save on a full disk raised torch's RuntimeError ("unexpected pos ..."), a traceback
+    on the command line; the checkpoint before stays and the run resumes from it."""
+    import resource
+    import signal
+
+    from ecgfounder.errors import CheckpointError
+
+    cfg = _cfg(small_store, tmp_path / "run", max_steps=3, ckpt_every=1)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:  # after step 1's checkpoint every write past 4 kB fails, as on a full disk
+        with pytest.raises(CheckpointError, match=r"cannot write .*checkpoints/last.pt \(the write failed; \d+ MB free "
+                                                  r"there\).*run the same command again to resume"):
+            pretrain(cfg, on_step=lambda step: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limit[1])))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, before)
+    ckpt = tmp_path / "run" / "checkpoints"
+    assert torch.load(ckpt / "last.pt", weights_only=True)["step"] == 1
+    assert [p.name for p in ckpt.iterdir()] == ["last.pt"]
+    assert pretrain(cfg).steps == 3

@@ -30,3 +30,32 @@ def base_config(manifest: Path, out: Path, cache: Path, **sections) -> dict:
     for sec, vals in sections.items():
         cfg.setdefault(sec, {}).update(vals)
     return cfg
+
+
+class FullDisk:
+    """``disk.fill()`` makes every later write of this process past ``limit`` bytes fail as on a
+    full disk (``RLIMIT_FSIZE``: the write fails with EFBIG, SIGXFSZ ignored) until the ``with``
+    block ends."""
+
+    def __init__(self, limit: int = 4096):
+        self.limit = limit
+
+    def __enter__(self):
+        import resource
+        import signal
+
+        self._signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        self._rlimit = resource.getrlimit(resource.RLIMIT_FSIZE)
+        return self
+
+    def fill(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self._rlimit[1]))
+
+    def __exit__(self, *exc):
+        import resource
+        import signal
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, self._rlimit)
+        signal.signal(signal.SIGXFSZ, self._signal)

@@ -201,3 +201,21 @@ def test_resume_under_another_schedule_length_refused(tmp_path, cpsc2021_manifes
                         optim={"min_lr_ratio": 0.1, "schedule_steps": 3}, **kw))
     assert res.global_step == 5 and sorted(lrs) == [4, 5]
     assert lrs[4] == lrs[5] == pytest.approx(0.1 * 3e-3)
+
+
+def test_disk_full_while_checkpointing_is_one_clear_error(tmp_path, cpsc2021_manifest, cache_dir):
+    """torch.save on a full disk raised RuntimeError("[enforce fail at inline_container.cc] ...
+    unexpected pos ..."): not a package error, so the command line printed a traceback."""
+    from ecgfounder.errors import CheckpointError
+
+    from _train_helpers import FullDisk
+
+    kw = dict(train={"max_steps": 3, "checkpoint_every": 1}, eval={"n_boot": 0})
+    with FullDisk() as disk:
+        with pytest.raises(CheckpointError, match=r"cannot write .*checkpoints/last.pt \(the write failed; \d+ MB free there\)"
+                                                  ".*The files written before are kept.*run the same command again"):
+            run_with_hook(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, **kw), step_hook=lambda step: disk.fill())
+    ckpt = tmp_path / "run" / "checkpoints"
+    assert torch.load(ckpt / "last.pt", weights_only=True)["global_step"] == 1
+    assert [p.name for p in ckpt.iterdir()] == ["last.pt"]  # no temporary file left
+    assert finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, **kw)).global_step == 3

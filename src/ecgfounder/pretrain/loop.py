@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..models.net1d import Net1D
 from ..signal.preprocess import PreprocessContract
 from ..train import distributed as D
 from ..errors import CheckpointError
+from ..train.checkpoint import save_state
 from ..train.config import ConfigError
 from .config import PretrainConfig
 from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
@@ -100,13 +100,6 @@ def _plan(store: StoreInfo, cfg: PretrainConfig, world: int) -> tuple[int, int, 
             e += 1
 
     return micro, int(total), locate
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 # Settings a resumed run may change (how long, how to run, where the store is, what to publish);
@@ -260,10 +253,11 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             log.info("step %d/%d epoch %d loss %.5f lr %.2e", step, total, epoch, mean_loss, sched.get_last_lr()[0])
         if step % t.ckpt_every == 0 or step == total:
             if info.is_main:
-                _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                              "ema": ema.state_dict() if ema is not None else None, "step": step,
-                              "history": json.dumps(history), "config": json.dumps(cfg.to_dict()),
-                              "store": _store_identity(store), "schedule_steps": schedule}, ckpt)
+                save_state({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                            "ema": ema.state_dict() if ema is not None else None, "step": step,
+                            "history": json.dumps(history), "config": json.dumps(cfg.to_dict()),
+                            "store": _store_identity(store), "schedule_steps": schedule}, ckpt,
+                           "run the same command again to resume")
             D.barrier(info)
         if on_step is not None:
             on_step(step)

@@ -15,8 +15,8 @@ from ..models.net1d import Net1D
 from .config import ConfigError, FinetuneConfig
 from .model import schedule_length
 
-__all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "unwrap", "save_model_file",
-           "load_weights"]
+__all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "write_failed", "unwrap",
+           "save_model_file", "load_weights"]
 
 # Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
 # Every other setting shapes the weights, so a checkpoint written under another value is refused.
@@ -138,10 +138,29 @@ def check_resume_config(state: dict[str, Any], cfg: FinetuneConfig, path: Path) 
         )
 
 
-def save_state(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save``, written atomically (a kill never leaves a half-written checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+def write_failed(path: Path, exc: BaseException, then: str) -> CheckpointError:
+    """The one-line error of a file a run could not write (disk full, no permission): torch and
+    safetensors say only "file write failed" or "unexpected pos"; this names the file, the reason
+    and the free space, and ``then`` says how to go on."""
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed"
+    return CheckpointError(f"cannot write {path} ({why}; {free}): the disk may be full or not writable. The files "
+                           f"written before are kept; free space or fix the permissions, then {then}.")
+
+
+def save_state(obj: dict[str, Any], path: Path, then: str = "run the same command again to resume") -> None:
+    """``torch.save``, written atomically (a kill never leaves a half-written checkpoint); a failed
+    write is a :class:`CheckpointError` (see :func:`write_failed`)."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:
+        raise write_failed(path, exc, then) from None
 
 
 def unwrap(model: nn.Module) -> Net1D:
@@ -151,9 +170,14 @@ def unwrap(model: nn.Module) -> Net1D:
 
 def save_model_file(model: nn.Module, path: Path, cfg: FinetuneConfig, extra: dict[str, Any]) -> Path:
     """A loadable ``.safetensors`` model whose source records the run's configuration and ``extra``."""
+    from safetensors import SafetensorError
+
     from ..models.loading import save_model
 
-    return save_model(unwrap(model), path, source={"finetune": {"config": cfg.to_dict(), **extra}})
+    try:
+        return save_model(unwrap(model), path, source={"finetune": {"config": cfg.to_dict(), **extra}})
+    except (OSError, RuntimeError, SafetensorError) as exc:
+        raise write_failed(path, exc, "run the same command again to resume") from None
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

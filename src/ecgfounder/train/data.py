@@ -18,7 +18,7 @@ from .cache import CacheIndex, RecordRef, WindowCache, _warn_failures
 from .config import ConfigError, FinetuneConfig
 from .distributed import DistInfo, barrier
 from .model import build_model, monitor
-from .manifest import RESERVED_COLUMNS, ManifestError, label_columns, read_manifest, write_manifest
+from .manifest import RESERVED_COLUMNS, ManifestError, check_duplicates, label_columns, read_manifest, write_manifest
 from .splits import assign_splits, check_leakage, group_ids
 from .tasks import TaskSpec, build_task
 
@@ -105,7 +105,9 @@ def _source_manifest(cfg: FinetuneConfig, out: Path) -> pd.DataFrame:
     if d.train_stride_s is not None:
         raise ConfigError("data.train_stride_s applies to presets cut into windows (data.preset=cpsc2021); "
                           "for a manifest, add the overlapping windows as rows with train_only=1.")
-    return read_manifest(d.manifest, path_column=d.path_column, text=(d.patient_column, d.split_column))
+    df = read_manifest(d.manifest, path_column=d.path_column, text=(d.patient_column, d.split_column))
+    check_duplicates(df, d.path_column)
+    return df
 
 
 def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: bool) -> pd.DataFrame:

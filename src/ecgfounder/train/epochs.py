@@ -29,7 +29,7 @@ from .config import ConfigError, FinetuneConfig
 from .data import TrainData
 from .distributed import DistInfo, all_reduce_sum, barrier, epoch_plan
 from .logs import RunLog
-from .model import make_optimizer, make_scheduler, monitor, schedule_length
+from .model import freeze_modes, make_optimizer, make_scheduler, monitor, schedule_length
 from .state import rng_state, set_rng_state
 
 __all__ = ["train_epochs", "TrainOutcome"]
@@ -164,6 +164,7 @@ class _Trainer:
         loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=range(self.start_micro, len(plan)),
                                              num_workers=t.num_workers, pin_memory=info.device.type == "cuda")
         self.ddp.train()
+        freeze_modes(self.model, self.cfg.strategy.name, self.cfg.strategy.trainable_stages)
         bar = self._progress(len(plan))
         k = self.start_micro - 1
         for k, (x, y, real) in zip(range(self.start_micro, len(plan)), loader):

@@ -34,7 +34,8 @@ from .._fileio import atomic_path
 from ..datasets.ids import as_text
 from ..errors import ECGFounderError
 
-__all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "RESERVED_COLUMNS"]
+__all__ = ["ManifestError", "read_manifest", "write_manifest", "label_columns", "check_duplicates", "check_numeric",
+           "RESERVED_COLUMNS"]
 
 RESERVED_COLUMNS = ("path", "record", "patient_id", "split", "start_s", "duration_s", "source", "fold", "train_only")
 
@@ -120,14 +121,35 @@ def label_columns(
     return cols
 
 
-def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool) -> np.ndarray:
+def check_duplicates(df: pd.DataFrame, path_column: str = "path") -> None:
+    """Refuse rows that repeat an example (the same record and segment): a repeated row counts
+    twice in training and in the test metrics and their confidence intervals."""
+    key = [c for c in (path_column, "start_s", "duration_s") if c in df.columns]
+    dup = df.duplicated(key, keep=False).to_numpy()
+    if dup.any():
+        group = df.groupby(key, dropna=False, sort=False).ngroup().to_numpy()
+        rows = np.flatnonzero(group == group[np.argmax(dup)])
+        first = df[key].iloc[rows[0]]
+        seg = "" if len(key) == 1 else f" ({', '.join(f'{c}={first[c]}' for c in key[1:])})"
+        raise ManifestError(
+            f"record {first[path_column]}{seg} is listed more than once, in rows {rows.tolist()[:5]} "
+            f"({int(dup.sum())} repeated rows in all); each example must be one row: drop the repeated rows "
+            "(e.g. pandas drop_duplicates), or give each segment its own start_s.")
+
+
+def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool, task: str = "binary") -> np.ndarray:
     """``df[cols]`` as float ``(n_rows, n_cols)``; refuses missing values and, if ``binary``,
-    anything but 0/1."""
+    anything but 0/1.  ``task`` (the ``task.type`` asked for) is named in the messages."""
     try:
         y = df[list(cols)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
-        bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])]
-        raise ManifestError(f"label column(s) {bad} are not numeric; binary/multi-label/regression targets must be numbers.") from None
+        bad = [c for c in cols if pd.to_numeric(df[c], errors="coerce").isna().ne(df[c].isna()).any()] or list(cols)
+        col = df[bad[0]]
+        row = int(np.argmax(pd.to_numeric(col, errors="coerce").isna().to_numpy() & col.notna().to_numpy()))
+        raise ManifestError(
+            f"label column(s) {bad} are not numeric (row {row} holds {col.iloc[row]!r}); task.type={task} needs numbers"
+            f"{' (0 or 1)' if binary else ''}. One column of class names is task.type=multiclass; otherwise name the "
+            "target columns with data.label_columns.") from None
     if np.isnan(y).any():
         rows, c = np.nonzero(np.isnan(y))
         raise ManifestError(
@@ -137,7 +159,8 @@ def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool) -> np.
     if binary and not np.isin(y, (0.0, 1.0)).all():
         rows, c = np.nonzero(~np.isin(y, (0.0, 1.0)))
         raise ManifestError(
-            f"binary/multi-label targets must be 0 or 1; row {int(rows[0])} column {cols[int(c[0])]!r} "
-            f"holds {y[rows[0], c[0]]!r}."
+            f"task.type={task} targets must be 0 or 1; row {int(rows[0])} column {cols[int(c[0])]!r} holds "
+            f"{float(y[rows[0], c[0]]):g}. Class numbers in one column are task.type=multiclass, measurements "
+            "task.type=regression."
         )
     return y

@@ -12,8 +12,8 @@ from ..models.net1d import Net1D, Net1DConfig
 from ..signal.preprocess import PreprocessContract
 from .config import SMALL_ARCH, ConfigError, FinetuneConfig
 
-__all__ = ["build_model", "configure_trainable", "param_groups", "make_optimizer", "schedule_length", "make_scheduler",
-           "warmup_cosine", "monitor"]
+__all__ = ["build_model", "configure_trainable", "freeze_modes", "param_groups", "make_optimizer", "schedule_length",
+           "make_scheduler", "warmup_cosine", "monitor"]
 
 
 def build_model(cfg: FinetuneConfig) -> Net1D:
@@ -61,16 +61,32 @@ def _depth(name: str, n_stages: int) -> int:
     return 0
 
 
+def _lowest_trained(model: Net1D, strategy: str, trainable_stages: int) -> int:
+    n = len(model.stage_list)
+    return {"full": 0, "partial": n + 1 - trainable_stages, "linear_probe": n + 1}[strategy]
+
+
 def configure_trainable(model: Net1D, strategy: str, trainable_stages: int = 2) -> None:
     """Freeze parameters: ``linear_probe`` keeps only the head trainable, ``partial`` the last
     ``trainable_stages`` stages and the head, ``full`` everything."""
     n = len(model.stage_list)
-    lowest = {"full": 0, "partial": n + 1 - trainable_stages, "linear_probe": n + 1}[strategy]
+    lowest = _lowest_trained(model, strategy, trainable_stages)
     for name, p in model.named_parameters():
         # BatchNorm modules exist for checkpoint compatibility but are not applied when use_bn is
         # off: their parameters get no gradient (DDP would refuse them), so they stay frozen
         unused = not model.config.use_bn and (name.startswith("first_bn.") or ".bn" in name)
         p.requires_grad_(_depth(name, n) >= lowest and not unused)
+
+
+def freeze_modes(model: Net1D, strategy: str, trainable_stages: int = 2) -> None:
+    """Put the frozen layers (see :func:`configure_trainable`) in eval mode after ``model.train()``:
+    a frozen backbone's BatchNorm statistics stay as they are and its dropout stays off
+    (``use_bn`` / ``use_do`` architectures), so the head learns on the features it is used with."""
+    n = len(model.stage_list)
+    lowest = _lowest_trained(model, strategy, trainable_stages)
+    for name, m in model.named_modules():
+        if name and not any(m.children()) and _depth(name + ".", n) < lowest:
+            m.eval()
 
 
 def param_groups(model: Net1D, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._fileio import atomic_path
 from ..models.net1d import Net1D
 from .batches import aggregate, map_windows, window_items
 from .config import FinetuneConfig
@@ -30,24 +31,33 @@ _OFF = 30.0  # logit of a label the training split never shows (or always shows)
 
 
 def _embeddings(cfg: FinetuneConfig, model: Net1D, data: TrainData, info: DistInfo, out: Path) -> dict[str, np.ndarray]:
-    """Window embeddings of every split, reused from ``out/embeddings-<key>.npz`` when the model,
-    its configuration and the cached windows are the same."""
+    """Window embeddings of every split, reused from ``out/embeddings-<key>.npz`` when the model's
+    weights (its fingerprint: a ``model.init`` file rewritten in place is another model), its
+    configuration and the cached windows are the same.  Written atomically; an unreadable file
+    (a run killed before this was so) is computed again."""
+    from ..models.description import model_fingerprint
+
     locations = [list(map(str, data.index.locations[int(r)] or ())) for s in SPLIT_NAMES for r in data.rows[s]]
-    key = hashlib.sha256(json.dumps([cfg.model.init, cfg.to_dict()["model"], data.index.root.name, cfg.train.seed,
+    key = hashlib.sha256(json.dumps([model_fingerprint(model), cfg.to_dict()["model"], data.index.root.name, cfg.train.seed,
                                      locations], default=str).encode()).hexdigest()[:16]
     emb_file = out / f"embeddings-{key}.npz"
     if emb_file.exists():
-        with np.load(emb_file) as z:
-            feats = {s: z[s] for s in z.files}
-        if info.is_main:
-            logger.info("embeddings reused from %s", emb_file)
-        return feats
+        try:
+            with np.load(emb_file) as z:
+                feats = {s: z[s] for s in SPLIT_NAMES}
+        except Exception as exc:  # a damaged file: the embeddings are computed again
+            logger.info("embeddings in %s unreadable (%s); computing them again", emb_file, " ".join(str(exc).split())[:100])
+        else:
+            if info.is_main:
+                logger.info("embeddings reused from %s", emb_file)
+            return feats
     t0 = time.perf_counter()
     feats = {s: map_windows(model.forward_features, data.index, data.rows[s], info, cfg.train.eval_batch_size,
                             cfg.train.bf16, progress=cfg.train.progress, desc=f"embeddings {s}").astype(np.float32)
              for s in SPLIT_NAMES}
     if info.is_main:
-        np.savez(emb_file, **feats)
+        with atomic_path(emb_file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **feats)
         logger.info("embeddings of %d windows in %.1f s", sum(len(v) for v in feats.values()), time.perf_counter() - t0)
     return feats
 

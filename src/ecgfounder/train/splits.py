@@ -22,18 +22,32 @@ class LeakageError(ECGFounderError, ValueError):
 
 def group_ids(df: pd.DataFrame, patient_column: str, path_column: str = "path") -> pd.Series:
     """The grouping unit: the patient id where given, else the record path (rows that are segments
-    of one record always stay together)."""
+    of one record always stay together).  A row without a patient id joins the patient of its
+    record's other rows; a record listed under two patients is refused (:class:`ManifestError`):
+    its segments could land in two splits."""
     by_path = df[path_column].astype(str)
     if patient_column in df.columns:
-        pid = df[patient_column]
-        missing = pid.isna() | (pid.astype(str).str.strip() == "")
+        pid = df[patient_column].astype(object)
+        missing = (pid.isna() | (pid.astype(str).str.strip() == "")).to_numpy()
         if missing.all():
             warnings.warn(
                 f"manifest column {patient_column!r} is empty: splitting by record, which leaks if a patient "
                 "has several records.",
                 stacklevel=2,
             )
-        return pd.Series(np.where(missing, "record:" + by_path, "patient:" + pid.astype(str)), index=df.index)
+        ids = pd.Series(pid.astype(str).to_numpy()[~missing], index=by_path.to_numpy()[~missing])
+        per_record = ids.groupby(level=0, sort=False).unique()
+        shared = per_record[per_record.map(len) > 1]
+        if len(shared):
+            path, names = shared.index[0], sorted(shared.iloc[0])
+            rows = np.flatnonzero(by_path.to_numpy() == path)[:5].tolist()
+            raise ManifestError(
+                f"record {path} is listed under {len(names)} patients {names} (rows {rows}; {len(shared)} such "
+                f"record(s) in all): its rows could land in different splits. A record belongs to one patient: give "
+                f"all its rows the same {patient_column!r}, or drop the rows listed under the wrong patient.")
+        owner = by_path.map(per_record.map(lambda a: a[0])).to_numpy(dtype=object)  # NaN: a record without any id
+        pid = pd.Series(np.where(missing, owner, pid.astype(str).to_numpy()), index=df.index)
+        return pd.Series(np.where(pid.isna(), "record:" + by_path, "patient:" + pid.astype(str)), index=df.index)
     warnings.warn(
         f"the manifest has no {patient_column!r} column: each record is treated as its own patient. "
         "Add patient ids to split by patient.",

@@ -131,7 +131,7 @@ def build_task(
         if len(cols) != 1:
             raise ManifestError(f"task.type=binary needs exactly one label column; got {cols}. Use multilabel for several.")
     if kind in ("binary", "multilabel"):
-        y = check_numeric(df, cols, binary=True)
+        y = check_numeric(df, cols, binary=True, task=kind)
         pos = y[train_mask].sum(0)
         neg = train_mask.sum() - pos
         empty = [c for c, p, n in zip(cols, pos, neg) if p == 0 or n == 0]
@@ -142,7 +142,7 @@ def build_task(
             pw = tuple(float(n / p) if p > 0 else 1.0 for p, n in zip(pos, neg))
         return TaskSpec(kind, tuple(cols), pos_weight=pw), y
     if kind == "regression":
-        y = check_numeric(df, cols, binary=False)
+        y = check_numeric(df, cols, binary=False, task=kind)
         if standardize:
             mean = y[train_mask].mean(0)
             std = y[train_mask].std(0)
@@ -161,10 +161,12 @@ def build_task(
             lookup = {n: i for i, n in enumerate(names)}
             y = np.array([lookup[str(v)] for v in col], dtype=np.int64)
         else:
-            onehot = check_numeric(df, cols, binary=True)
+            onehot = check_numeric(df, cols, binary=True, task=kind)
             bad = np.flatnonzero(onehot.sum(1) != 1)
             if len(bad):
-                raise ManifestError(f"one-hot multiclass columns {cols} must hold exactly one 1 per row; row {int(bad[0])} does not.")
+                raise ManifestError(f"one-hot multiclass columns {cols} must hold exactly one 1 per row; row {int(bad[0])} "
+                                    f"holds {int(onehot[bad[0]].sum())}. Rows with several labels, or none, are "
+                                    "task.type=multilabel.")
             names = tuple(cols)
             y = onehot.argmax(1).astype(np.int64)
         cw = None
