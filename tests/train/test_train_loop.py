@@ -281,3 +281,16 @@ def test_pretrained_published_format_init(tmp_path, cpsc2021_manifest, cache_dir
     cfg["data"]["leads"] = 12
     with pytest.raises(ValueError, match="data.leads"):
         finetune(config_from_dict({**cfg, "output": {"dir": str(tmp_path / "r2"), "tensorboard": False}}))
+
+
+def test_a_model_fine_tuned_on_lead_ii_reads_lead_ii(cpsc2021_manifest, cache_dir, tmp_path):
+    """data.lead=II fed lead II of the records to the one-lead model, but the saved model said lead
+    I: predict (without lead=) then read lead I of the same files, a lead it was never trained on."""
+    from ecgfounder.prediction import predict
+
+    res = finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, data={"lead": "II"}, train={"max_steps": 2}))
+    model = load_model(res.model_path)
+    assert model.contract.leads == ("II",)
+    rec = str(DATA / "cpsc2021" / "data_8_4.hea")  # leads I and II
+    plain, as_ii, as_i = (predict([rec], model=model, **kw)["AF"].iloc[0] for kw in ({}, {"lead": "II"}, {"lead": "I"}))
+    assert plain == as_ii != as_i

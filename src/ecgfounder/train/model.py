@@ -3,6 +3,7 @@ layer-wise learning-rate decay, and the learning-rate schedule."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -18,7 +19,15 @@ __all__ = ["build_model", "configure_trainable", "freeze_modes", "param_groups",
 
 def build_model(cfg: FinetuneConfig) -> Net1D:
     """The starting network (head not yet replaced): published/loaded weights or a random init
-    (seeded with ``train.seed``; the caller's global generator is left as it was)."""
+    (seeded with ``train.seed``; the caller's global generator is left as it was).  A one-lead
+    model fed ``data.lead`` carries that lead in its contract, so that the saved model reads it."""
+    model = _start_model(cfg)
+    if cfg.data.lead and len(model.contract.leads) == 1:  # the lead it learns from is the lead it reads
+        model.contract = dataclasses.replace(model.contract, leads=(cfg.data.lead,))
+    return model
+
+
+def _start_model(cfg: FinetuneConfig) -> Net1D:
     m = cfg.model
     leads = cfg.data.lead_names()
     if m.init == "random":
