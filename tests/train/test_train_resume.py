@@ -219,3 +219,25 @@ def test_disk_full_while_checkpointing_is_one_clear_error(tmp_path, cpsc2021_man
     assert torch.load(ckpt / "last.pt", weights_only=True)["global_step"] == 1
     assert [p.name for p in ckpt.iterdir()] == ["last.pt"]  # no temporary file left
     assert finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, **kw)).global_step == 3
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_go_on(cpsc2021_manifest, cache_dir, tmp_path):
+    """Ctrl-C during fine-tuning printed "interrupted" only: the user could not tell whether anything
+    was kept.  It names the checkpoint the same command goes on from, or says there is none yet."""
+    from ecgfounder.train.loop import TrainingInterrupted
+
+    def stop_at(n):
+        def hook(step):
+            if step == n:
+                raise KeyboardInterrupt()
+        return hook
+
+    early = _cfg(cpsc2021_manifest, tmp_path / "early", cache_dir, train={"max_steps": 4})
+    with pytest.raises(TrainingInterrupted, match="before the first checkpoint: nothing in .*checkpoints to resume"):
+        run_with_hook(early, step_hook=stop_at(1))
+    cfg = _cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, train={"max_steps": 4, "checkpoint_every": 1})
+    with pytest.raises(TrainingInterrupted) as err:
+        run_with_hook(cfg, step_hook=stop_at(2))
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert str(err.value).startswith(f"interrupted: the run goes on from its last checkpoint, {last} (written ")
+    assert "\n" not in str(err.value) and last.is_file()

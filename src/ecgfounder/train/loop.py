@@ -47,7 +47,7 @@ from .model import build_model, configure_trainable, monitor, param_groups
 from .report import test_metrics, test_report, write_summary, write_test_predictions
 from .state import preserved_global_state
 
-__all__ = ["finetune", "FinetuneResult", "build_model", "configure_trainable", "param_groups"]
+__all__ = ["finetune", "FinetuneResult", "TrainingInterrupted", "build_model", "configure_trainable", "param_groups"]
 
 logger = logging.getLogger("ecgfounder.train")
 
@@ -88,11 +88,30 @@ def run(cfg: FinetuneConfig, *, step_hook: Callable[[int], None] | None = None) 
                     if info.device.type == "cuda":
                         torch.backends.cudnn.benchmark = False
                 return _run(cfg, info, step_hook)
+        except KeyboardInterrupt as exc:
+            if str(exc):  # (already says what was kept)
+                raise
+            raise TrainingInterrupted(_kept(cfg)) from None
         finally:
             cleanup(info)
     finally:
         if cublas is None:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Fine-tuning was interrupted (Ctrl-C, SIGTERM); ``str(exc)`` says what was kept and how to go on."""
+
+
+def _kept(cfg: FinetuneConfig) -> str:
+    """What an interrupted run leaves to resume from, and how."""
+    last = Path(cfg.output.dir) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return (f"interrupted before the first checkpoint: nothing in {last.parent} to resume from (the window cache "
+                "is kept); train.checkpoint_every=N also checkpoints every N steps.")
+    when = time.strftime("%H:%M:%S", time.localtime(last.stat().st_mtime))
+    return (f"interrupted: the run goes on from its last checkpoint, {last} (written {when}), when the same command "
+            "is run again (output.resume=auto).")
 
 
 def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, Any] | None, Net1D, TrainData]:
