@@ -206,3 +206,18 @@ def test_disk_full_while_checkpointing_is_one_clear_error(small_store, tmp_path)
     assert torch.load(ckpt / "last.pt", weights_only=True)["step"] == 1
     assert [p.name for p in ckpt.iterdir()] == ["last.pt"]
     assert pretrain(cfg).steps == 3
+
+
+def test_ctrl_c_names_the_checkpoint_pretraining_goes_on_from(small_store, tmp_path):
+    """Ctrl-C printed "interrupted" only; it names the checkpoint the same command goes on from."""
+    from ecgfounder.train.checkpoint import TrainingInterrupted
+
+    def ctrl_c(step):
+        if step == 3:
+            raise KeyboardInterrupt()
+
+    with pytest.raises(TrainingInterrupted) as err:
+        pretrain(_cfg(small_store, tmp_path / "run", max_steps=6), on_step=ctrl_c)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert str(err.value).startswith(f"interrupted: the run goes on from its last checkpoint, {last} (written ")
+    assert str(err.value).endswith("when the same command is run again (train.resume=true, the default).")

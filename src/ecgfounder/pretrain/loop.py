@@ -34,7 +34,7 @@ from ..models.net1d import Net1D
 from ..signal.preprocess import PreprocessContract
 from ..train import distributed as D
 from ..errors import CheckpointError
-from ..train.checkpoint import save_state
+from ..train.checkpoint import TrainingInterrupted, interrupted_note, save_state
 from ..train.config import ConfigError
 from .config import PretrainConfig
 from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
@@ -164,6 +164,12 @@ def pretrain(cfg: PretrainConfig, *, on_step: Callable[[int], None] | None = Non
     info = D.setup(cfg.train.device)
     try:
         return _run(cfg, info, on_step)
+    except KeyboardInterrupt as exc:
+        if str(exc):
+            raise
+        raise TrainingInterrupted(interrupted_note(Path(cfg.train.out) / "checkpoints" / "last.pt",
+                                                   "when the same command is run again (train.resume=true, the default)",
+                                                   "train.ckpt_every=N")) from None
     finally:
         D.cleanup(info)
 

@@ -16,7 +16,7 @@ from .config import ConfigError, FinetuneConfig
 from .model import schedule_length
 
 __all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "write_failed", "unwrap",
-           "save_model_file", "load_weights"]
+           "save_model_file", "load_weights", "TrainingInterrupted", "interrupted_note"]
 
 # Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
 # Every other setting shapes the weights, so a checkpoint written under another value is refused.
@@ -151,6 +151,21 @@ def write_failed(path: Path, exc: BaseException, then: str) -> CheckpointError:
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the write failed"
     return CheckpointError(f"cannot write {path} ({why}; {free}): the disk may be full or not writable. The files "
                            f"written before are kept; free space or fix the permissions, then {then}.")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C, SIGTERM); ``str(exc)`` says what was kept and how to go on."""
+
+
+def interrupted_note(last: Path, how: str, every: str) -> str:
+    """What an interrupted run leaves to resume from (its checkpoint ``last``) and ``how`` it goes
+    on; ``every``: the setting that checkpoints more often."""
+    if not last.is_file():
+        return f"interrupted before the first checkpoint: nothing in {last.parent} to resume from; {every} checkpoints every N steps."
+    import time
+
+    when = time.strftime("%H:%M:%S", time.localtime(last.stat().st_mtime))
+    return f"interrupted: the run goes on from its last checkpoint, {last} (written {when}), {how}."
 
 
 def save_state(obj: dict[str, Any], path: Path, then: str = "run the same command again to resume") -> None:

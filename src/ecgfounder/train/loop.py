@@ -38,7 +38,8 @@ import yaml
 
 from .._fileio import atomic_write
 from ..models.net1d import Net1D
-from .checkpoint import check_resume_config, load_state, resume_path, save_model_file, unwrap
+from .checkpoint import (TrainingInterrupted, check_resume_config, interrupted_note, load_state, resume_path,
+                         save_model_file, unwrap)
 from .config import FinetuneConfig
 from .data import TrainData, prepare_data
 from .distributed import DistInfo, barrier, cleanup, setup
@@ -91,27 +92,14 @@ def run(cfg: FinetuneConfig, *, step_hook: Callable[[int], None] | None = None) 
         except KeyboardInterrupt as exc:
             if str(exc):  # (already says what was kept)
                 raise
-            raise TrainingInterrupted(_kept(cfg)) from None
+            last = Path(cfg.output.dir) / "checkpoints" / "last.pt"
+            raise TrainingInterrupted(interrupted_note(last, "when the same command is run again (output.resume=auto)",
+                                                       "train.checkpoint_every=N")) from None
         finally:
             cleanup(info)
     finally:
         if cublas is None:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Fine-tuning was interrupted (Ctrl-C, SIGTERM); ``str(exc)`` says what was kept and how to go on."""
-
-
-def _kept(cfg: FinetuneConfig) -> str:
-    """What an interrupted run leaves to resume from, and how."""
-    last = Path(cfg.output.dir) / "checkpoints" / "last.pt"
-    if not last.is_file():
-        return (f"interrupted before the first checkpoint: nothing in {last.parent} to resume from (the window cache "
-                "is kept); train.checkpoint_every=N also checkpoints every N steps.")
-    when = time.strftime("%H:%M:%S", time.localtime(last.stat().st_mtime))
-    return (f"interrupted: the run goes on from its last checkpoint, {last} (written {when}), when the same command "
-            "is run again (output.resume=auto).")
 
 
 def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, Any] | None, Net1D, TrainData]:
