@@ -422,3 +422,24 @@ def test_an_archive_gives_each_unreadable_file_its_place_with_errors_yield(tmp_p
     assert [type(g).__name__ for g in eio.iter_read(torn, errors="yield")] == ["RecordReadError"]
     with pytest.raises(eio.read.__globals__["SetupError"], match="errors='skip' is not one of"):
         next(eio.iter_read(torn, errors="skip"))
+
+
+def test_a_rate_or_leads_given_for_a_file_that_stores_its_own_is_said_unused(tmp_path):
+    """--fs/--leads given for a WFDB or MUSE file were dropped without a word (a user who gave the
+    wrong file a rate never learned it was not used).  A value that differs from the file's is said
+    unused (not refused: a mixed folder needs it for its CSV files), in the command line's terms."""
+    from ecgfounder.cli._common import flags
+
+    with pytest.warns(UserWarning, match=r"fs=250 \(it stores 500 Hz\) not used: a wfdb file stores its own rate"):
+        rec = eio.read(CINC, fs=250)
+    assert rec.fs == 500 and rec.meta["unused_options"] == ("fs=250 (it stores 500 Hz)",)
+    with pytest.warns(UserWarning, match=r"leads=I,II \(it stores I,II,V1,V2,V3,V4,V5,V6\) not used: a muse file"):
+        eio.read(MUSE, leads=["I", "II"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "unused_options" not in eio.read(CINC, fs=500, leads=list(STANDARD_12)).meta  # the same: nothing said
+        csv = tmp_path / "x.csv"
+        csv.write_text("I,II\n" + "\n".join(f"{k % 7},{k % 5}" for k in range(2000)))
+        assert eio.read(csv, fs=250).fs == 250  # used
+    said = flags("x.hea: fs=250 (it stores 500 Hz) and leads=I,II (it stores I,II,III) not used")
+    assert said == "x.hea: --fs 250 (it stores 500 Hz) and --leads I,II (it stores I,II,III) not used"

@@ -21,7 +21,7 @@ _FLAGS = {
     "quality_detail": "--quality-detail", "calibrated": "--calibrated", "max_duration": "--max-duration",
     "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
     "restart": "--restart", "format": "--format", "calibrate": "--calibrate", "save_calibrated": "--save-calibrated",
-    "out_dir": "--output", "n_steps": "--steps", "index": "--index",
+    "out_dir": "--output", "n_steps": "--steps", "index": "--index", "fs": "--fs", "leads": "--leads",
 }
 
 

@@ -201,12 +201,36 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
                     rec = next(it)
                 except StopIteration:
                     return
+                if fmt not in _TAKES_LAYOUT:
+                    _note_unused_layout(p, fmt, rec, kwargs)
                 rec = finish(p, rec, notes, seen=seen, **pol)
             yield rec
     except GeneratorExit:
         raise
     except Exception as exc:  # every failure becomes one line naming the file
         raise read_error(p, fmt, exc) from (None if isinstance(exc, RecordReadError) else exc)
+
+
+# formats whose files may lack their rate and lead names, read with fs=/leads=/units= (the others store them)
+_TAKES_LAYOUT = ("npy", "npz", "csv", "hdf5")
+
+
+def _note_unused_layout(p: Path, fmt: str, rec: Recording, kwargs: dict) -> None:
+    """A rate or lead names given for a file that stores its own, and differ from them: said (a
+    mixed folder needs them for its CSV files only, so not refused), the file's own being used."""
+    from ..signal.leads import canonical_lead
+    from ._common import note
+
+    said = []
+    fs = kwargs.get("fs")
+    if fs is not None and abs(float(fs) - float(rec.fs)) > 1e-6 * float(rec.fs):
+        said.append(f"fs={float(fs):g} (it stores {float(rec.fs):g} Hz)")
+    leads = kwargs.get("leads")
+    if leads is not None and [canonical_lead(x) for x in leads] != [canonical_lead(x) for x in rec.leads]:
+        said.append(f"leads={','.join(map(str, leads))} (it stores {','.join(rec.leads)})")
+    if said:
+        note("unused_options", tuple(said), f"{p}: {' and '.join(said)} not used: a {fmt} file stores its own rate "
+             "and lead names, and they are what is read (the options are for CSV/NumPy/HDF5 files)")
 
 
 def _archive_of(p: Path, format: str | None) -> str | None:
