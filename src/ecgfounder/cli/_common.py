@@ -128,7 +128,7 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", dest="read_format", metavar="NAME",
                    help="force the file format (a name of ecgfounder.io.FORMATS, e.g. wfdb, edf, muse, dicom, npy, "
                    "csv, hdf5; 'ecgfounder info FILE' shows what is detected)")
-    g.add_argument("--fs", type=rate, metavar="HZ", help="sampling rate for files that do not store it (npy, csv)")
+    g.add_argument("--fs", type=rate, metavar="HZ", help="sampling rate for files that do not store it (npy, csv, hdf5); a file that stores its own keeps it (a differing value is said unused)")
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
     g.add_argument("--units", type=voltage_unit, metavar="UNIT", help="amplitude unit of array/CSV files: mV (default), "
                    "uV, V or nV")
