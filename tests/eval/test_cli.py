@@ -288,3 +288,18 @@ def test_negative_seed_names_the_flag(tmp_path, rng, capsys):
         random_split(10, 0.5, seed=0.5)
     with pytest.raises(ValueError, match="seed must be a whole number >= 0; got -2"):
         evaluate_multilabel(np.eye(4, dtype=bool), np.eye(4), n_boot=3, seed=-2)
+
+
+def test_library_argument_names_become_flags_without_touching_prose(tmp_path, capsys):
+    """evaluate wrote flags over its errors by plain text replacement ("mode " anywhere became
+    "--mode "); the names are now written as name=value in the library and made flags by the shared
+    translation, which leaves other words alone."""
+    from ecgfounder.cli._common import flags
+    from ecgfounder.cli.evaluate import _FLAGS
+
+    assert main(["evaluate", "ptbxl", "--root", str(tmp_path), "--tune-folds", "1-9", "--test-folds", "9",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --tune-folds 1,2,3,4,5,6,7,8,9 and --test-folds 9 overlap; "
+                                               "thresholds must come from other folds.")
+    said = flags("the limit of the mode of the protocol: protocol='ours'", None, _FLAGS)
+    assert said == "the limit of the mode of the protocol: --protocol ours"

@@ -121,7 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="without --split-column/--thresholds: random fraction choosing thresholds (default 0 = no thresholds)")
     _add_common(t, "eval-table")
     for sp in (q, c, t):
-        sp.set_defaults(func=run)
+        sp.set_defaults(func=run, flag_names=_FLAGS)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -177,23 +177,15 @@ def _check(args: argparse.Namespace) -> None:
         if args.dataset == "table" and not Path(getattr(args, flag)).is_file():
             raise ValueError(f"--{flag} {getattr(args, flag)}: no such file; give a CSV or Parquet table.")
     check_writable(args.out, "-o/--out", folder=True)
+    if args.dataset == "ptbxl":  # before the model loads
+        from ..eval.jobs import check_folds
+
+        check_folds(parse_folds(args.tune_folds), parse_folds(args.test_folds))
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    try:
-        outcome = _call(args)
-    except ValueError as exc:
-        msg = str(exc)
-        for name, flag in _FLAGS.items():
-            msg = msg.replace(f"{name} ", f"{flag} ").replace(f"{name}=", f"{flag} ")
-        if msg == str(exc):
-            raise
-        try:
-            new = type(exc)(msg)
-        except TypeError:
-            raise exc from None
-        raise new from None
+    outcome = _call(args)  # (the library's argument names in its errors: written as flags by main, _FLAGS)
     for line in outcome.lines:
         print(line)
     return 1 if outcome.errors else 0

@@ -35,7 +35,7 @@ from .thresholds import load_thresholds
 
 __all__ = [
     "COMPARABILITY", "PROTOCOLS", "ReportOptions", "PredictOptions", "EvaluationRun",
-    "evaluate_ptbxl", "evaluate_cinc2021", "evaluate_table",
+    "evaluate_ptbxl", "evaluate_cinc2021", "evaluate_table", "check_folds",
 ]
 
 PROTOCOLS = ("ours", "published")
@@ -238,6 +238,13 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
     return EvaluationRun(report.out, result, dict(preds.errors), _summary_lines(result, report.out))
 
 
+def check_folds(tune_folds: Sequence[int], test_folds: Sequence[int]) -> None:
+    """Refuse PTB-XL tuning and test folds that overlap (thresholds must come from other folds)."""
+    if set(tune_folds) & set(test_folds):
+        raise EvaluationError(f"tune_folds={','.join(map(str, sorted(tune_folds)))} and test_folds="
+                              f"{','.join(map(str, sorted(test_folds)))} overlap; thresholds must come from other folds.")
+
+
 def evaluate_ptbxl(
     root: str | os.PathLike, model: Any, *, report: ReportOptions, predict: PredictOptions | None = None,
     protocol: str = "ours", sampling: int = 500, tune_folds: Sequence[int] = tuple(range(1, 10)),
@@ -248,14 +255,13 @@ def evaluate_ptbxl(
     ``"published"`` (the authors' script, see :mod:`.published`)."""
     predict = predict or PredictOptions()
     if protocol not in PROTOCOLS:
-        raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
+        raise EvaluationError(f"unknown protocol={protocol!r}; choose one of {PROTOCOLS}.")
     if protocol == "published":
         if report.calibrate or report.save_calibrated:
-            raise EvaluationError(f"calibrate={report.calibrate!r}: protocol 'published' has no tuning split to fit a "
-                                  "calibration on; use protocol 'ours' (tuning folds 1-9).")
+            raise EvaluationError(f"calibrate={report.calibrate!r}: protocol='published' has no tuning split to fit a "
+                                  "calibration on; use protocol='ours' (tuning folds 1-9).")
         return _published(root, model, report=report, predict=predict, sampling=sampling, log=log, progress=progress)
-    if set(tune_folds) & set(test_folds):
-        raise EvaluationError(f"tune_folds {sorted(tune_folds)} and test_folds {sorted(test_folds)} overlap; thresholds must come from other folds.")
+    check_folds(tune_folds, test_folds)
     ls = load_ptbxl(root, sampling=sampling, min_likelihood=min_likelihood)
     if ls.folds is None:
         raise EvaluationError(f"{root}/ptbxl_database.csv has no strat_fold column; PTB-XL folds are needed to split tuning and test records.")
@@ -276,8 +282,8 @@ def _published(root, model, *, report: ReportOptions, predict: PredictOptions, s
     from .report import write_published_report
 
     if predict.mode not in (None, PUBLISHED_MODE):
-        raise EvaluationError(f"protocol 'published' preprocesses with mode {PUBLISHED_MODE!r} (the authors' script); "
-                              f"got mode {predict.mode!r}: leave mode unset or use protocol 'ours'.")
+        raise EvaluationError(f"protocol='published' preprocesses with mode={PUBLISHED_MODE!r} (the authors' script); "
+                              f"got mode={predict.mode!r}: give no mode, or protocol='ours'.")
     db = read_database(root, sampling)
     labels = list(getattr(model, "labels", None) or ())
     y, _ = ptbxl_mapping().matrix(list(db["codes"]), labels)
