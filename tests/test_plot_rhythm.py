@@ -121,3 +121,16 @@ def test_cli_plot_rhythm_with_seconds(tmp_path, capsys):
     assert len(re.findall(rb"/Type\s*/Page\b(?!s)", out.read_bytes())) == 2
     assert main(args[:-2] + ["--layout", "strips", "--seconds", "30"]) != 0
     assert "--layout rhythm" in capsys.readouterr().err
+
+
+def test_header_counts_the_leads_of_the_file_not_those_derived():
+    """A 2-lead file (I, II) read as 6 leads said "6 leads" in the printout's header: the limb leads
+    derived on reading were counted as recorded."""
+    from ecgfounder.plot_text import header_text
+
+    rng = np.random.default_rng(0)
+    two = Recording(signal=rng.normal(0, 0.1, (6, 1000)), fs=100.0, leads=("I", "II", "III", "aVR", "aVL", "aVF"),
+                    meta={"derived_leads": ["III", "aVR", "aVL", "aVF"]})
+    assert "100 Hz, 10.0 s, 2 leads (+4 derived)" in header_text(two, None, "")[0]
+    one = Recording(signal=rng.normal(0, 0.1, (1, 1000)), fs=100.0, leads=("II",))
+    assert "100 Hz, 10.0 s, 1 lead" in header_text(one, None, "")[0]

@@ -87,7 +87,9 @@ def header_text(rec: Recording, findings, extra: str, title: str | None = None,
     when = ", ".join(str(m[k]) for k in ("acquired", "device") if m.get(k))
     if when:
         left.append(when)
-    left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads{extra}")
+    stored, derived = len(rec.stored_leads), len(rec.leads) - len(rec.stored_leads)
+    count = f"{stored} lead{'s' if stored != 1 else ''}" + (f" (+{derived} derived)" if derived else "")
+    left.append(f"{rec.fs:g} Hz, {rec.duration:.1f} s, {count}{extra}")
     r_w, right = width * (1 - _RIGHT_AT), []
     stm = [str(s) for s in (m.get("statements") or _dx_names(m.get("dx") or ()))]
     for prefix, items, sep in (("Predicted: ", [f"{lab} {p:.2f}" for lab, p in findings or ()], ";"),
