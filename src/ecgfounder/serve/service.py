@@ -194,16 +194,20 @@ class Service:
                      await self._member(first, shown, options, str(path)))]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
+        async def each() -> AsyncIterator[Recording | InputError]:
+            yield first
+            yield second
+            while (rec := await read()) is not None:
+                yield rec
+
         out: list[tuple[str, Prediction | ECGFounderError]] = []
-        rec: Recording | InputError | None = first
-        while rec is not None:
+        async for rec in each():
             name = f"{shown}#{len(out)}"
             if len(out) >= limit:
                 out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
                                              "hold here (max_files); split it.")))
                 break
             out.append((name, rec if isinstance(rec, InputError) else await self._member(rec, name, options, str(path))))
-            rec, second = (second, None) if second is not None else (await read(), None)
         return out
 
     async def _member(self, rec: Recording, name: str, options: Options, hide: str) -> Prediction | ECGFounderError:
