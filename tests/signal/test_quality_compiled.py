@@ -192,3 +192,35 @@ def test_absurd_samples_give_the_same_flags_in_both_forms(cinc, monkeypatch):
     lead = rec.leads[3]
     assert got[True] == {1.7e308: f"amplitude:{lead}", -1e300: f"amplitude:{lead}",
                          1e15: f"gap:{lead};amplitude:{lead}", 3e12: f"gap:{lead};amplitude:{lead}"}
+
+
+def test_assess_is_the_same_in_both_forms_for_1_2_and_15_leads(cinc, monkeypatch):
+    # the lead counts met in practice (one-lead wearables, MIT-BIH's two leads, PTB's 15) at the
+    # rates met in practice, clean and with a flat lead and a limb-cable swap (the median beats)
+    from ecgfounder.signal.filters import resample
+
+    rec = cinc[3]
+    x = np.ascontiguousarray(rec.signal, dtype=np.float64)
+    s = {n: i for i, n in enumerate(rec.leads)}
+    swapped = x.copy()
+    swapped[[s["I"], s["II"], s["III"], s["aVR"], s["aVL"]]] = [-x[s["I"]], x[s["III"]], x[s["II"]], x[s["aVL"]], x[s["aVR"]]]
+    flat = x.copy()
+    flat[s["V3"]] = 0.0
+    sets = {1: [s["II"]], 2: [s["I"], s["II"]], 15: list(range(12)) + [0, 1, 2]}
+    names = {1: ("II",), 2: ("I", "II"), 15: rec.leads + ("vx", "vy", "vz")}
+    seen = set()
+    for fs in (250.0, 360.0, 1000.0):
+        for variant in (x, swapped, flat):
+            y = resample(variant, 500.0, fs)[:, : int(6 * fs)]
+            for k, rows in sets.items():
+                r = ecgfounder.Recording(y[rows], fs, names[k])
+                got = []
+                for comp in (kernel, None):
+                    monkeypatch.setattr(M, "_compiled", lambda c=comp: c)
+                    monkeypatch.setattr(Q, "_compiled", lambda c=comp: c)
+                    got.append(Q.assess(r))
+                assert got[0].summary == got[1].summary, (fs, k)
+                for a, b in zip(got[0].leads, got[1].leads):
+                    _assert_same(dict(a.indices), dict(b.indices), f"fs={fs} leads={k} {a.lead}")
+                seen.add(got[0].summary)
+    assert {"reversal:LA-RA", "flat:V3"} <= seen, seen

@@ -55,7 +55,7 @@ class QualityThresholds:
     baseline_mv: float = 3.0           # baseline wander ≥ 3 mV peak-to-peak
     max_ptp_mv: float = 12.0           # implausible amplitude: robust ptp > 12 mV ...
     max_abs_mv: float = 25.0           # ... or any |sample| > 25 mV (no surface ECG reaches that)
-    einthoven_fraction: float = 0.10   # II ≠ I + III by more than 10 % of II's range
+    einthoven_fraction: float = 0.10   # II − (I + III) strays from its mean by > 10 % of II's range
     polarity_min_mv: float = 0.03      # smallest P/QRS deflection taken as a polarity
     reversal_corr: float = 0.2         # I (or II) vs V6 median-beat correlation below -0.2: reversal
     max_seconds: float = 300.0         # longer records are assessed on their first 5 minutes
@@ -80,7 +80,7 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
                   "physiology: surface ECG deflections stay within a few mV"),
     "lead_off": ("the device itself reports the lead (meta 'leads_off') or all leads (meta 'lead_off') as off",
                  "-", "the file's own statement"),
-    "einthoven": ("limb leads inconsistent: II differs from I + III", "einthoven_fraction",
+    "einthoven": ("limb leads inconsistent: II differs from I + III (beyond a constant offset)", "einthoven_fraction",
                   "Einthoven's law"),
     "reversal": ("limb-lead reversal (LA-RA: lead I P and QRS inverted with aVR upright; RA-LL: lead II "
                  "P and QRS inverted with aVR upright); dextrocardia looks the same", "polarity_min_mv",
@@ -305,14 +305,17 @@ def _einthoven(x: np.ndarray, names: Sequence[str], usable: np.ndarray, th: Qual
         return []
     i, ii, iii = (x[idx[n]] for n in ("I", "II", "III"))  # usable leads: finite
     rng = float(ii.max() - ii.min())
-    return ["einthoven"] if rng > 0 and float(np.abs(ii - (i + iii)).max()) > th.einthoven_fraction * rng else []
+    # about its mean: a DC offset per channel (DC-coupled amplifiers, an unapplied ADC zero) breaks
+    # II = I + III by a constant that no display shows and that says nothing about the wiring
+    d = ii - (i + iii)
+    return ["einthoven"] if rng > 0 and float(np.abs(d - d.mean()).max()) > th.einthoven_fraction * rng else []
 
 
 def _leads_off(meta: Mapping[str, Any]) -> tuple[bool, set[str]]:
     """(the device says the whole recording is lead-off, the leads it names as off)."""
     named = meta.get("leads_off") or ()
-    if isinstance(named, str):
-        named = (named,)
+    if isinstance(named, (str, bytes)) or not hasattr(named, "__iter__"):
+        named = (named,)  # one name, or a value no reader writes (a number): never an exception here
     return bool(meta.get("lead_off") or meta.get("lead_off_statement")), {canonical_lead(n) for n in named}
 
 

@@ -1,0 +1,170 @@
+"""Signal quality against physical effects of known size: a synthetic 12-lead ECG (Gaussian P, Q, R,
+S, T waves; limb leads that obey Einthoven's and Goldberger's laws) at the rates and lengths met in
+practice, each defect added alone, and every threshold approached from just below and just above."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+import ecgfounder
+from ecgfounder.signal.quality import QualityThresholds, assess
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+TH = QualityThresholds()
+
+
+def synth(fs: float, seconds: float, hr: float = 72.0, noise_mv: float = 0.005) -> ecgfounder.Recording:
+    """A clean 12-lead ECG (mV) at ``fs`` with ``noise_mv`` of white noise."""
+    n = int(round(seconds * fs))
+    rr = 60.0 / hr
+    phase = (np.arange(n) / fs + 0.5) % rr  # the R peak 0.3 s into every beat
+    shape = np.stack([np.exp(-0.5 * ((phase - 0.3 - off) / w) ** 2)
+                      for off, w in ((-0.2, 0.025), (-0.03, 0.01), (0.0, 0.012), (0.03, 0.01), (0.25, 0.05))])
+    lead_i, lead_ii = np.array([0.1, -0.05, 0.8, -0.1, 0.2]) @ shape, np.array([0.15, -0.05, 1.2, -0.2, 0.3]) @ shape
+    limb = [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    chest = [np.array([0.1, -0.1 * k / 3, 0.3 * k, -1.2 + 0.2 * k, 0.1 * k]) @ shape for k in range(1, 7)]
+    x = np.stack(limb + chest) + np.random.default_rng(int(fs + seconds)).normal(0, noise_mv, (12, n))
+    return ecgfounder.Recording(x, fs, LEADS)
+
+
+def _with(rec, **rows):
+    x = rec.signal.copy()
+    for name, row in rows.items():
+        x[rec.leads.index(name)] = row
+    return rec.replace(signal=x)
+
+
+def _ecg_power(row: np.ndarray, fs: float) -> float:
+    """The 5-40 Hz power of ``row`` as the checks measure it (Welch, 2-s Hann segments, half overlap)."""
+    f, p = welch(row - row.mean(), fs=fs, nperseg=int(2 * fs), detrend=False)
+    return float(p[(f >= 5) & (f < 40)].sum() * (f[1] - f[0]))
+
+
+RATES_AND_LENGTHS = [(fs, s) for fs in (250.0, 360.0, 500.0, 1000.0) for s in (3.0, 10.0, 60.0)]
+
+
+@pytest.mark.parametrize("fs", [250.0, 360.0, 500.0, 1000.0])
+def test_each_defect_fires_its_flag_and_nothing_else(fs):
+    for seconds in (3.0, 10.0, 60.0):
+        rec = synth(fs, seconds)
+        assert assess(rec).summary == "good", (fs, seconds)
+        n, t = rec.n_samples, np.arange(rec.n_samples) / fs
+        v3 = rec.signal[8]
+        gap = (t >= 0.5) & (t < 1.7)  # 1.2 s
+        rail = 0.6 * v3.max()
+        s = {k: rec.signal[i] for i, k in enumerate(LEADS)}
+        cases = {
+            "flat:V3": _with(rec, V3=np.zeros(n)),
+            "gap:V3": _with(rec, V3=np.where(gap, 0.0, v3)),
+            "missing:V3;gap:V3": _with(rec, V3=np.where(gap, np.nan, v3)),
+            "clipped:V3": _with(rec, V3=np.minimum(v3, rail)),
+            "powerline:V3": _with(rec, V3=v3 + 0.3 * np.sin(2 * np.pi * 50 * t)),
+            "noise:V3": _with(rec, V3=v3 + np.random.default_rng(1).normal(0, 0.5, n)),
+            "baseline:V3": _with(rec, V3=v3 + 2.5 * np.sin(2 * np.pi * 0.3 * t + 0.5)),  # 5 mV peak to peak
+            "amplitude:V3": _with(rec, V3=10 * v3),  # 14 mV peak to peak
+            # LA and RA swapped: I inverted, II and III exchanged, aVR and aVL exchanged
+            "reversal:LA-RA": _with(rec, I=-s["I"], II=s["III"], III=s["II"], aVR=s["aVL"], aVL=s["aVR"]),
+        }
+        if fs > 122:
+            cases["powerline:V3 "] = _with(rec, V3=v3 + 0.3 * np.sin(2 * np.pi * 60 * t))
+        for want, r in cases.items():
+            assert assess(r).summary == want.strip(), (fs, seconds, want)
+
+
+def test_thresholds_hold_just_below_and_just_above():
+    fs, seconds = 500.0, 10.0
+    rec = synth(fs, seconds)
+    n, t = rec.n_samples, np.arange(rec.n_samples) / fs
+    v3 = rec.signal[8]
+
+    def flags(row):
+        return assess(_with(rec, V3=row)).leads[8].flags
+
+    for below, above, flag in (
+        (0.95, 1.05, "gap"),  # seconds of exactly constant samples
+    ):
+        assert flag not in flags(np.where((t >= 2) & (t < 2 + below), 0.0, v3))
+        assert flags(np.where((t >= 2) & (t < 2 + above), 0.0, v3)) == (flag,)
+    # flat: robust peak-to-peak 0.045 against 0.055 mV (the noise-free lead scaled)
+    clean = synth(fs, seconds, noise_mv=0.0).signal[8]
+    ptp = np.subtract(*np.percentile(clean, [99.5, 0.5]))
+    assert flags(clean * 0.9 * TH.flat_ptp_mv / ptp) == ("flat",)
+    assert flags(clean * 1.1 * TH.flat_ptp_mv / ptp) == ()
+    # amplitude: robust peak-to-peak 11 against 13 mV
+    assert flags(clean * 0.92 * TH.max_ptp_mv / ptp) == ()
+    assert flags(clean * 1.08 * TH.max_ptp_mv / ptp) == ("amplitude",)
+    # mains at 0.9 and 1.1 times the power-line ratio: a sine of amplitude A has power A²/2
+    ecg = _ecg_power(v3, fs)
+    for k, hit in ((0.9, ()), (1.1, ("powerline",))):
+        amp = np.sqrt(2 * k * TH.powerline_ratio * ecg)
+        assert flags(v3 + amp * np.sin(2 * np.pi * 50 * t)) == hit, k
+    # high-frequency noise of known power: sines on the analysis bins between 70 and 140 Hz
+    hf = np.sin(2 * np.pi * np.arange(70, 140, 2.5)[:, None] * t + np.arange(28)[:, None]).sum(axis=0)
+    hf /= np.sqrt(np.mean(hf ** 2))
+    for k, hit in ((0.9, ()), (1.1, ("noise",))):
+        assert flags(v3 + np.sqrt(k * TH.hf_ratio * ecg) * hf) == hit, k
+    # baseline wander of 0.1 Hz (slow enough for the median filters to follow), 0.9 and 1.1 × 3 mV
+    for k, hit in ((0.9, ()), (1.1, ("baseline",))):
+        assert flags(v3 + k * TH.baseline_mv / 2 * np.sin(2 * np.pi * 0.1 * t)) == hit, k
+    # clipping: runs of samples on the lead's extreme, 0.3 % of the samples in >= 3 runs
+    top = v3.max() + 0.5
+    for runs, length, hit in ((3, 4, ()), (3, 6, ("clipped",)), (2, 10, ())):
+        y = v3.copy()
+        for r in range(runs):
+            y[1000 * (r + 1): 1000 * (r + 1) + length] = top
+        assert flags(y) == hit, (runs, length)
+
+
+def test_einthoven_boundary_and_dc_offsets():
+    """II − (I + III) is judged about its mean: a DC offset per channel (DC-coupled amplifiers, an ADC
+    zero left unapplied) is not a wiring fault.  The old rule read 5 mV on every lead, or 0.3 mV on
+    lead III alone, as 'einthoven'."""
+    rec = synth(500.0, 10.0, noise_mv=0.0)
+    t = np.arange(rec.n_samples) / rec.fs
+    s = rec.signal
+    assert assess(rec.replace(signal=s + 5.0)).summary == "good"
+    for lead in ("I", "II", "III"):
+        assert assess(_with(rec, **{lead: s[LEADS.index(lead)] + 0.3})).summary == "good", lead
+    # a 50-ms bump on III alone, 0.9 and 1.1 × the threshold of II's range
+    bump = np.exp(-0.5 * ((t - 5.05) / 0.02) ** 2)
+    rng = np.ptp(s[1])
+    assert "einthoven" not in assess(_with(rec, III=s[2] + 0.9 * TH.einthoven_fraction * rng * bump)).record_flags
+    assert "einthoven" in assess(_with(rec, III=s[2] + 1.15 * TH.einthoven_fraction * rng * bump)).record_flags
+
+
+def test_unusual_meta_never_raises():
+    # a prediction must not lose a record to the quality check, and meta comes from users too: a
+    # number as leads_off raised TypeError ('int' object is not iterable)
+    rec = synth(500.0, 3.0)
+    assert assess(rec.replace(meta={"leads_off": 7})).summary == "good"
+    assert assess(rec.replace(meta={"leads_off": 3})).summary == "lead_off:III"  # as canonical_lead reads '3'
+    assert assess(rec.replace(meta={"leads_off": ("v2", 7)})).summary == "lead_off:V2"
+
+
+def test_awkward_inputs_give_a_word_never_an_exception():
+    rec = synth(500.0, 10.0)
+    x = rec.signal
+    big = np.where(np.arange(x.shape[1]) % 7 == 0, np.nan, x * 1e300)
+    cases = {
+        "one lead": (ecgfounder.Recording(x[1:2], 500.0, ("II",)), "good"),
+        "two leads": (ecgfounder.Recording(x[:2], 500.0, ("I", "II")), "good"),
+        "15 leads": (ecgfounder.Recording(np.vstack([x, x[6:9]]), 500.0, LEADS + ("vx", "vy", "vz")), "good"),
+        "1.5 s": (rec.replace(signal=x[:, :750]), "good"),
+        "all NaN": (rec.replace(signal=np.full_like(x, np.nan)), None),
+        "constant": (rec.replace(signal=np.full_like(x, 1.5)), "flat:" + ",".join(LEADS)),
+        "inf and NaN": (rec.replace(signal=np.where(x > 0.5, np.inf, x)), None),
+        "1e300 and NaN": (rec.replace(signal=big), None),
+        "float16": (rec.replace(signal=x.astype(np.float16)), "good"),
+        "one sample": (rec.replace(signal=x[:, :1]), "flat:" + ",".join(LEADS)),
+    }
+    for name, (r, want) in cases.items():
+        with np.errstate(all="ignore"):
+            got = assess(r).summary
+        assert got != "good" if want is None else got == want, (name, got)
+    # ten minutes: assessed on the first five (a gap after them is not seen), in bounded time
+    long = synth(250.0, 600.0)
+    y = long.signal.copy()
+    y[8, 250 * 400: 250 * 410] = 0.0
+    assert assess(long.replace(signal=y)).summary == "good"
