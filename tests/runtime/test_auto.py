@@ -196,6 +196,60 @@ def test_failing_path_is_skipped_and_bad_input_refused(windows, tmp_path):
         _choose(build, [("fp32", "torch")], windows[0], tmp_path)
 
 
+def _served_badly(kind: str):
+    """Fake paths: int8/onnxruntime fast and exact on the measurement windows, but off (or crashing)
+    at the larger batch it serves, or only once that batch size was seen twice (OpenVINO compiles
+    it then); the others slow and exact."""
+    seen: dict[int, int] = {}
+
+    def build(prec, be, calib):
+        def run(x):
+            s, f = _reference(x)
+            if (prec, be) != ("int8", "onnxruntime"):
+                time.sleep(0.01)
+                return s, f
+            seen[len(x)] = seen.get(len(x), 0) + 1
+            if kind == "crash" and len(x) > 12:
+                raise RuntimeError("kernel crashed\nat batch 32")
+            if (kind == "batch" and len(x) > 12) or (kind == "repeated" and len(x) > 12 and seen[len(x)] > 2):
+                s = s + 0.05
+            return s, f
+        return run
+    return build
+
+
+@pytest.mark.parametrize("kind", ["batch", "repeated", "crash"])
+def test_a_path_off_or_crashing_at_the_served_batch_is_not_chosen(windows, tmp_path, kind):
+    lines: list[str] = []
+    choice = choose_path(_served_badly(kind), [("int8", "onnxruntime")], windows, weights="w1", cache_dir=tmp_path,
+                         batch=32, seconds=0.0, rounds=1, announce=lines.append)
+    fig = choice.figure("int8/onnxruntime")
+    assert choice.name == "fp32/torch" and not fig.ok
+    want = "failed: RuntimeError: kernel crashed" if kind == "crash" else "outside bounds (|dprob| 5.0e-02"
+    assert fig.reason.startswith(want), fig.reason
+    assert "rejected: int8/onnxruntime" in lines[0]
+
+
+def test_line_tells_rejected_from_not_tried(windows, tmp_path):
+    few = windows[: MIN_INT8_WINDOWS - 1]
+    cands = [("fp32", "torch"), ("fp32", "onnxruntime"), ("int8", "onnxruntime")]
+    choice, lines = _choose(FakePaths({("fp32", "onnxruntime"): 1e-3}, set()), cands, few, tmp_path)
+    assert lines[0].endswith("; rejected: fp32/onnxruntime; not tried: int8/onnxruntime; measured on 7 real windows)")
+
+
+def test_a_choice_of_another_package_release_is_measured_again(windows, tmp_path, monkeypatch):
+    """Another release may export or quantise otherwise: its cached choice is not taken on trust."""
+    import ecgfounder
+
+    cands = [("fp32", "torch"), ("int8", "onnxruntime")]
+    first, _ = _choose(FakePaths({}, {("fp32", "torch")}), cands, windows, tmp_path)
+    assert first.name == "int8/onnxruntime"
+    monkeypatch.setattr(ecgfounder, "__version__", "99.0")
+    fake = FakePaths({("int8", "onnxruntime"): 0.05}, {("fp32", "torch")})
+    again, _ = _choose(fake, cands, windows, tmp_path)
+    assert not again.cached and fake.built and again.name == "fp32/torch"
+
+
 def test_agreement_measures():
     s, f = np.zeros((3, 4)), np.ones((3, 5))
     assert agreement(s, f, s, f) == (0.0, pytest.approx(1.0))

@@ -128,3 +128,34 @@ def test_auto_cache_entry_edited_or_unwritable(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot cache the choice"):
         choice = choose_path(_fake_build, [("fp32", "onnxruntime")], w, **{**kw, "cache_dir": blocker})
     assert choice.name in ("fp32/torch", "fp32/onnxruntime")
+
+
+def test_auto_cache_entries_that_are_not_choices(tmp_path, monkeypatch):
+    """A cut, emptied or hand-edited entry: ``ecgfounder env`` lists the sound ones and no traceback;
+    a choice whose figures are not numbers is measured again (its line could not be printed)."""
+    from ecgfounder.runtime import auto_status
+
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)
+    w = np.zeros((2, 2, 10), np.float32)
+    kw = dict(weights="w", cache_dir=tmp_path, batch=2, seconds=0.0, rounds=1, announce=None)
+    choose_path(_fake_build, [("fp32", "onnxruntime")], w, **kw)
+    entry = next((tmp_path / "auto").glob("*.json"))
+    data = json.loads(entry.read_text())
+    for i, bad in enumerate(("[]", "null", '"x"', json.dumps({**data, "identity": []}))):
+        (tmp_path / "auto" / f"bad{i}.json").write_text(bad)
+    assert [line.split(" at batch")[0] for line in auto_status(tmp_path)] == [data["precision"] + "/" + data["backend"]]
+    figs = [{**f, "max_dprob": None, "ecg_per_s": "fast"} for f in data["figures"]]
+    entry.write_text(json.dumps({**data, "figures": figs}))
+    assert auto_status(tmp_path)[0].startswith("not measured yet")
+    again = choose_path(_fake_build, [("fp32", "onnxruntime")], w, **kw)
+    assert not again.cached and again.line()
+
+
+def test_auto_runner_given_an_empty_batch_first_waits_for_real_windows(tiny, tmp_path, monkeypatch):
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)
+    run = make_runner(tiny, "auto", "auto", cache_dir=tmp_path)
+    s, f = run(X[:0])
+    assert s.shape == (0, 150) and f.shape == (0, tiny.config.num_features) and s.dtype == f.dtype == np.float32
+    assert run.choice is None and not (tmp_path / "auto").exists()
+    with pytest.raises(ValueError, match=r"windows must be float32 \(n, 12, "):
+        run(X[:0, :11])

@@ -85,6 +85,9 @@ def package_caches() -> dict[str, str]:
     from .._fileio import CACHE_ENV, cache_dir
 
     root = cache_dir()
+    if root.exists() and not root.is_dir():
+        return {"ecgfounder cache": f"{root} (a file, not a folder: nothing can be cached; set {CACHE_ENV} to a "
+                                    "folder)"}
     if not root.is_dir():
         return {"ecgfounder cache": f"{root} (empty; set {CACHE_ENV} to move it)"}
     subs = sorted(p for p in root.iterdir() if p.is_dir())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._checks import check_writable
+from ._checks import check_writable, usage
 from ._common import add_model_args, model_from_args, say
 
 __all__ = ["add_parser", "run"]
@@ -31,6 +31,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _refuse_overwriting_inputs(out: Path, inputs: list, flag: str) -> None:
+    """Refuse an output that is one of the command's input files: exporting would replace it."""
+    import os
+
+    for f in inputs:
+        if out.exists() and Path(f).exists() and os.path.samefile(out, f):
+            raise usage(f"-o/--output {out} is the file given to {flag} ({f}); exporting would overwrite it. "
+                        "Give another output file name.")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..runtime import export_onnx, export_torchscript
 
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate and not args.int8:
         raise ValueError("--calibrate gives the records int8 is calibrated on; add --int8 (or drop --calibrate).")
     check_writable(out, "-o/--output")
+    _refuse_overwriting_inputs(out, [args.checkpoint] if args.checkpoint else [], "--checkpoint")
     if fmt == "onnx":
         from .._deps import require
 
@@ -61,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         files = find_records(args.calibrate)
         if not files:
             raise ValueError(f"--calibrate {' '.join(args.calibrate)}: no ECG records found; give files or folders holding them.")
+        _refuse_overwriting_inputs(out, files, "--calibrate")
     model = model_from_args(args)
     if fmt == "torchscript":
         export_torchscript(model, out)
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
+    from .._fileio import atomic_path
     from ..prediction.records import calibration_windows
     from ..runtime.graphs import quantize_int8
 
@@ -87,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
             qdq = quantize_int8(fp32, Path(tmp) / "int8.onnx", wins)
             if not write_openvino_int8(qdq, out):  # nothing to move: the graph as it is
-                shutil.copyfile(qdq, out)
+                with atomic_path(out) as part:  # (a full disk leaves no cut file under -o)
+                    shutil.copyfile(qdq, part)
         else:
             quantize_int8(fp32, out, wins)
     say(f"int8 ONNX for {args.runtime} written to {out} (calibrated on {len(wins)} records)")
