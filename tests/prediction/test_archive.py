@@ -259,3 +259,20 @@ def test_interrupt_before_any_record_says_there_is_nothing_to_keep(interrupt, re
     err = capsys.readouterr().err
     assert f"interrupted before any of the {N_RECORDS} record file(s) was done; nothing to keep" in err
     assert "saved in" not in err and err.count("interrupted") == 1
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_keeps_autos_line_to_itself(quiet, data_dir, tiny_ckpt, tmp_path, monkeypatch, capsys):
+    """predict -q ("errors only") still printed auto's one-line choice when it measured one."""
+    from ecgfounder.cli import main
+    from ecgfounder.runtime import auto
+
+    real = auto.choose_path
+    monkeypatch.setattr(auto, "choose_path", lambda *a, **k: real(*a, **{**k, "seconds": 0.02}))  # (quick timings)
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "cache"))
+    argv = ["predict", str(data_dir / "cinc2021" / "E07500.hea"), "--checkpoint", str(tiny_ckpt), "--backend", "torch",
+            "--workers", "0", "-o", str(tmp_path / "o.csv"), "--no-progress"]
+    assert main(argv + (["-q"] if quiet else [])) == 0
+    err = capsys.readouterr().err
+    assert ("ecgfounder auto: " in err) is not quiet, err

@@ -357,7 +357,7 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     results = iter_predict(todo, model, batch_size=job.batch_size, mode=job.mode, lead=job.lead,
                            fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
-                           on_windows=bar.add_windows, quality=job.quality)
+                           on_windows=bar.add_windows, quality=job.quality, announce=bar.note)
     cols = (score_columns(labels, job.aggregate, quality_detail=job.quality_detail) if job.kind == "scores"
             else ["record", "path", "n_windows"] + (["window"] if job.aggregate == "none" else []))
     if run.out:

@@ -97,6 +97,7 @@ def iter_predict(
     calibration: np.ndarray | None = None,
     on_windows: Callable[[int], None] | None = None,
     quality: str = "warn",
+    announce: Callable[[str], None] | None | str = "stderr",
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
 
@@ -125,6 +126,8 @@ def iter_predict(
         quality: the signal-quality gate (:data:`~ecgfounder.prediction.setup.QUALITY_GATES`):
             ``warn`` (default) assesses every record (``RecordResult.quality``) and predicts it;
             ``skip`` turns a record that is not ``good`` into a failure; ``off`` does not assess.
+        announce: where ``auto`` says the path it measured and chose, in one line (default
+            ``"stderr"``; ``None``: nowhere; a callable: given the line).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
@@ -146,7 +149,8 @@ def iter_predict(
     if runner is None:
         from ..runtime import make_runner
 
-        runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size)
+        say = {} if announce == "stderr" else {"announce": announce}
+        runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size, **say)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
     if in_workers:
         from .workers import prepared_records

@@ -48,7 +48,7 @@ import numpy as np
 from .._fileio import cache_dir as _cache_dir
 from .._fileio import write_json
 
-__all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "machine_identity", "auto_status", "speed_info", "agreement",
+__all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "to_stderr", "machine_identity", "auto_status", "speed_info", "agreement",
            "MIN_INT8_WINDOWS"]
 
 # int8 activation ranges are calibrated on real windows: with fewer than this many at hand the
@@ -255,7 +255,8 @@ def _paired_speed(run: Callable, ref_run: Callable, xb: np.ndarray, seconds: flo
     return min(theirs) / min(mine)
 
 
-def _stderr(line: str) -> None:
+def to_stderr(line: str) -> None:
+    """The default way a measured choice is announced: one line on stderr."""
     print(line, file=sys.stderr, flush=True)
 
 
@@ -274,7 +275,7 @@ def choose_path(
     rounds: int = 2,
     prefer_exact: float = 0.05,
     refresh: bool = False,
-    announce: Callable[[str], None] | None = _stderr,
+    announce: Callable[[str], None] | None = to_stderr,
 ) -> Choice:
     """Pick the fastest accurate path among ``candidates`` (``(precision, backend)`` pairs; the
     reference ``("fp32", "torch")`` is always measured), or return the cached choice.

@@ -56,6 +56,7 @@ from ..errors import SetupError
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
 from ..signal.errors import SignalError
+from .auto import to_stderr
 from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, quantize_int8
 from .openvino import openvino_available, openvino_session, stream_count
 
@@ -388,7 +389,8 @@ def build_runner(
 
 
 def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device, calibration: np.ndarray | None,
-                 cache: Path, threads: int | None, batch: int | None, seconds: float) -> Runner:
+                 cache: Path, threads: int | None, batch: int | None, seconds: float,
+                 announce: Callable[[str], None] | None) -> Runner:
     """A runner that measures the candidates on its first call (or at once on ``calibration``)."""
     from .auto import choose_path
 
@@ -402,7 +404,8 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
     def settle(x: np.ndarray) -> None:
         windows = calibration if calibration is not None else x
         choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), device=str(dev),
-                             threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds)
+                             threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
+                             announce=announce)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
         chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None, keep=True)
         runner.fn, runner.precision, runner.backend, runner.threads = chosen.fn, chosen.precision, chosen.backend, \
@@ -435,6 +438,7 @@ def make_runner(
     threads: int | None = None,
     batch: int | None = None,
     auto_seconds: float = 1.0,
+    announce: Callable[[str], None] | None = to_stderr,
 ) -> Runner:
     """An inference function for ``model`` (a loaded :class:`~ecgfounder.models.net1d.Net1D`).
 
@@ -452,6 +456,8 @@ def make_runner(
         batch: the batch size the runner will serve, for ``auto`` to time paths at (default: the
             size of the first batch).
         auto_seconds: how long ``auto`` times each candidate per timing (the best of two counts).
+        announce: where ``auto`` says, in one line, the path it measured and chose (default: stderr;
+            ``None``: nowhere; a cached choice is not announced).
 
     Returns:
         a :class:`Runner`: ``runner(windows) -> (scores float32 (n, n_out), features float32
@@ -474,4 +480,4 @@ def make_runner(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if "auto" not in (precision, backend) or len(candidates) == 1:
         return build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
-    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds)
+    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds, announce)
