@@ -80,3 +80,17 @@ def test_info_names_each_bad_file_of_an_archive_in_its_place(data_dir, tmp_path,
     errors = out.err.splitlines()
     assert len(out.out.splitlines()) == 1 and len(errors) == 6
     assert all(e.startswith(f"error: {z}: bad{k}.xml in the zip archive: malformed XML") for k, e in enumerate(errors))
+
+
+def test_a_closed_stdout_is_not_blamed_on_the_files(data_dir, monkeypatch, capsys):
+    """`ecgfounder info DIR | head` reported each file after the pipe closed as unreadable ("[Errno 32]
+    Broken pipe", "3 of 4 files could not be read"); it ends quietly with the shell's 141."""
+    import io
+
+    class Closed(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert main(["info", "--no-quality", str(data_dir / "cinc2021" / "E07500.hea"), str(data_dir / "cinc2021" / "E07501.hea")]) == 141
+    assert capsys.readouterr().err == ""

@@ -116,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # a run that saved its progress says so (once); else one word
         print(flags(" ".join(str(exc).split())) or "interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not a failure of the files
+        try:  # (no second error when the interpreter flushes stdout at exit)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except (ValueError, OSError, ImportError, ECGFounderError) as exc:  # (the package's own: also RuntimeErrors)
         if args.verbose:
             raise

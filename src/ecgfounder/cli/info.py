@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                     d = describe(rec, str(f), quality=not args.no_quality)
                     print(json.dumps(d, ensure_ascii=False, allow_nan=False) if args.json else _line(d))
                 shown += 1
+        except BrokenPipeError:
+            raise  # (stdout closed: main ends quietly)
         except (RecordReadError, ValueError, OSError) as exc:
             bad = True
             say(exc, f)
