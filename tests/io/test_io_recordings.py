@@ -443,3 +443,25 @@ def test_a_rate_or_leads_given_for_a_file_that_stores_its_own_is_said_unused(tmp
         assert eio.read(csv, fs=250).fs == 250  # used
     said = flags("x.hea: fs=250 (it stores 500 Hz) and leads=I,II (it stores I,II,III) not used")
     assert said == "x.hea: --fs 250 (it stores 500 Hz) and --leads I,II (it stores I,II,III) not used"
+
+
+def test_an_absurd_stored_rate_advises_fs_only_where_fs_is_used(tmp_path):
+    """A WFDB header's rate of 10 Hz was refused with "pass --fs if the file's rate is wrong", but a
+    WFDB file ignores fs=: the advice is given only where the rate can be passed (CSV, arrays)."""
+    import shutil
+
+    for suffix in (".hea", ".mat"):
+        shutil.copy(CINC.with_suffix(suffix), tmp_path / f"E07500{suffix}")
+    hea = tmp_path / "E07500.hea"
+    lines = hea.read_text().splitlines()
+    first = lines[0].split()
+    first[2] = "10"
+    hea.write_text("\n".join([" ".join(first)] + lines[1:]) + "\n")
+    with pytest.raises(RecordReadError) as err:
+        eio.read(hea, fs=500)
+    assert "10 Hz is outside the plausible ECG range" in str(err.value) and "fs=" not in str(err.value)
+    csv = tmp_path / "x.csv"
+    csv.write_text("# fs=5\nI,II\n" + "\n".join(f"{k % 7},{k % 5}" for k in range(3000)))
+    with pytest.raises(RecordReadError, match=r"5 Hz is outside .*pass fs=\.\.\. \(CLI: --fs\)"):
+        eio.read(csv)
+    assert eio.read(csv, fs=500).fs == 500

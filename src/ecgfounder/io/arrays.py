@@ -120,7 +120,7 @@ def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict,
 def _need_fs(p: Path, fs: float | None) -> float:
     if fs is None:
         raise RecordReadError(p, "sampling rate unknown (the file does not store it); pass fs=... (CLI: --fs)")
-    return check_fs(p, fs)
+    return check_fs(p, fs, given=True)
 
 
 # ----------------------------------------------------------------------------------------- npy / npz
@@ -347,7 +347,7 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
             if m and fs is None:  # fs= given: the comment's rate is not needed (nor checked)
                 # a separator after the number ('"sampling rate": 1000, ...' in a JSON header) is
                 # not part of it; a decimal comma ('1,5') still is, and is refused
-                fs_found = parse_fs(p, m.group(1).rstrip(","), "sampling rate in the comment line")
+                fs_found = parse_fs(p, m.group(1).rstrip(","), "sampling rate in the comment line", given=True)
         elif s:
             first = line
             break

@@ -48,9 +48,15 @@ MAX_H5_OBJECTS = 10_000
 MAX_H5_DEPTH = 16
 
 
-def check_fs(path: Any, fs: Any, what: str = "sampling rate", shown: str | None = None) -> float:
+_STORED = "(a corrupt header?); the file cannot be read with it: export the recording again from its device"
+_GIVEN = "(a corrupt header?); pass fs=... (CLI: --fs) if the file's rate is wrong"
+
+
+def check_fs(path: Any, fs: Any, what: str = "sampling rate", shown: str | None = None, *, given: bool = False) -> float:
     """``fs`` as a float after checking it lies in ``[FS_MIN, FS_MAX]`` Hz; else a one-line error
-    (quoting ``shown``, the file's own text, when given)."""
+    (quoting ``shown``, the file's own text, when given).  ``given``: a rate the caller may pass
+    instead (arrays, CSV): the error says how; a rate a format stores (its readers take no fs=)
+    is not replaced."""
     try:
         f = float(fs)
     except (TypeError, ValueError, OverflowError):
@@ -58,19 +64,19 @@ def check_fs(path: Any, fs: Any, what: str = "sampling rate", shown: str | None 
     if not math.isfinite(f) or not FS_MIN <= f <= FS_MAX:
         raise RecordReadError(
             path, f"{what} {shown if shown is not None else repr(fs)} Hz is outside the plausible ECG range {FS_MIN:g}–{FS_MAX:g} Hz "
-            "(a corrupt header?); pass fs=... (CLI: --fs) if the file's rate is wrong"
+            + (_GIVEN if given else _STORED)
         )
     return f
 
 
-def parse_fs(path: Any, text: str, what: str = "sampling rate") -> float:
+def parse_fs(path: Any, text: str, what: str = "sampling rate", *, given: bool = False) -> float:
     """A rate from header text (``'500'``, ``'1e3'``); refuses ``'1,5'``, ``'inf'`` and out-of-range rates."""
     t = str(text).strip()
     try:
         f = float(t)
     except ValueError:
         raise RecordReadError(path, f"{what} {t[:40]!r} is not a number of Hz") from None
-    return check_fs(path, f, what, shown=t[:40])
+    return check_fs(path, f, what, shown=t[:40], given=given)
 
 
 def check_values(path: Any, n_leads: int, n_samples: int, what: str = "file",

@@ -112,7 +112,7 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
     seen = set() if seen is None else seen
     meta = dict(rec.meta)
     warn: list[str] = []
-    fs = check_fs(path, rec.fs)
+    fs = check_fs(path, rec.fs, given=rec.meta.get("format") in ("npy", "npz", "csv", "hdf5"))  # (formats taking fs=)
     sig = rec.signal
     leads = rec.leads
     if sig.size and not np.isfinite(sig).all():
