@@ -465,3 +465,19 @@ def test_an_absurd_stored_rate_advises_fs_only_where_fs_is_used(tmp_path):
     with pytest.raises(RecordReadError, match=r"5 Hz is outside .*pass fs=\.\.\. \(CLI: --fs\)"):
         eio.read(csv)
     assert eio.read(csv, fs=500).fs == 500
+
+
+def test_warnings_and_errors_of_an_archive_name_the_archive_not_its_temporary_copy(tmp_path):
+    """A zip member's warnings named the private temporary folder it was expanded into
+    (/tmp/ecgfounder-p93c3nmu/x.csv: ...), a path the user never gave and that is gone after reading."""
+    z = tmp_path / "export.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("x.csv", "I,II\n" + "\n".join("nan,1" if k == 5 else f"{k % 7},{k % 5}" for k in range(3000)))
+        zf.writestr("lone.hea", CINC.read_text())  # its signal file is not in the archive
+    with pytest.warns(UserWarning) as caught:
+        got = list(eio.iter_read(z, fs=500, errors="yield"))
+    said = [str(w.message) for w in caught if "NaN" in str(w.message)]
+    assert said and said[0].startswith(f"{z}: x.csv: 1 missing (NaN) sample(s)"), said
+    assert all("ecgfounder-" not in str(w.message) for w in caught)
+    bad = [g for g in got if isinstance(g, RecordReadError)]
+    assert len(bad) == 1 and str(bad[0]).startswith(f"{z}: lone.hea in the zip archive: ") and "ecgfounder-" not in str(bad[0])

@@ -61,6 +61,29 @@ def collect_notes():
         _NOTES.reset(token)
 
 
+# (temporary path prefix, what to show instead): the files of an archive are read from a private
+# temporary folder, and a warning should name the archive the user gave
+_SHOWN: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("ecgfounder_shown", default=())
+
+
+@contextlib.contextmanager
+def shown_as(prefix: str, shown: str):
+    """While the block runs, messages of the reading policy show ``prefix`` as ``shown``
+    (:func:`as_shown`); nested archives stack their prefixes."""
+    token = _SHOWN.set(_SHOWN.get() + ((prefix, shown),))
+    try:
+        yield
+    finally:
+        _SHOWN.reset(token)
+
+
+def as_shown(text: str) -> str:
+    """``text`` with each temporary path prefix of :func:`shown_as` written as what the user gave."""
+    for prefix, shown in reversed(_SHOWN.get()):
+        text = text.replace(prefix, shown)
+    return text
+
+
 _UNIT_TO_MV = {
     "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
     "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3, "microv": 1e-3, "mcv": 1e-3,

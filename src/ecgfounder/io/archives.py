@@ -8,13 +8,14 @@ one error names each that was not."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import read_error
+from ._common import read_error, shown_as
 from .compressed import expanded
 
 __all__ = ["ArchiveReaders", "archive_items", "ERRORS"]
@@ -72,6 +73,7 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
     if depth >= _MAX_NESTING:
         raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
     with expanded(p, budget, kind) as (inner, kind):
+        tmp = str(inner if inner.is_dir() else inner.parent) + os.sep  # the private folder it is expanded into
         targets = readers.find([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
@@ -82,13 +84,14 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
                   if inner_kind else readers.read(t, format, **kwargs))
             while True:
                 try:
-                    rec = next(it)
+                    with shown_as(tmp, f"{p}: "):  # its warnings name the archive, not the temporary copy
+                        rec = next(it)
                 except StopIteration:
                     break
                 except RecordReadError as exc:  # the member's reader stops at its first error
                     rec = exc
                 if isinstance(rec, RecordReadError):
-                    err = RecordReadError(p, f"{where}: {rec.reason}")
+                    err = RecordReadError(p, f"{where}: {rec.reason.replace(tmp, '')}")
                     err.member = getattr(rec, "member", None) or t.name
                     yield err
                     if not inner_kind:

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead, complete_limb_leads
+from ._common import as_shown
 from .limits import check_fs
 
 __all__ = ["finish", "trailing_calibration", "lead_off_statement"]
@@ -169,7 +170,7 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
             meta["lead_off"] = True
             meta["lead_off_statement"] = off
             warn.append(f"the device reports missing or disconnected leads ({off!r}); the signal may not be an ECG")
-    messages = [m for _k, _v, m in notes if m] + ([f"{path}: " + "; ".join(warn)] if warn else [])
+    messages = [as_shown(m) for m in [m for _k, _v, m in notes if m] + ([f"{path}: " + "; ".join(warn)] if warn else [])]
     for key, value, _message in notes:
         meta[key] = value
     for message in messages:
