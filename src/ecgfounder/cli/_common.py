@@ -88,7 +88,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--weights", default="12-lead", metavar="NAME",
-                     help="published weights to download from the Hugging Face Hub: 12-lead (default) or 1-lead")
+                     help="weights from the Hugging Face Hub: 12-lead (default) or 1-lead (published), or "
+                     "hf://owner/name[@revision] (a model shared on the Hub)")
     src.add_argument("--checkpoint", metavar="FILE",
                      help="a local checkpoint: the published .pth, or a .safetensors written by ecgfounder")
     g.add_argument("--no-strict", action="store_true", help="accept state dicts whose keys differ from the architecture")

@@ -18,7 +18,7 @@ _RECORD_TARGETS = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert an ECG file (to wfdb, npz, edf) or a checkpoint (to safetensors)",
+        help="convert an ECG file (to wfdb, npz, edf, bdf) or a checkpoint (to safetensors)",
         description="Convert an ECG record of any supported format to WFDB, NumPy .npz or EDF+/BDF+ for interchange "
         "(samples in mV), or a published .pth checkpoint to our .safetensors format (--to safetensors, or any "
         ".pth/.pt/.bin/.ckpt input).",

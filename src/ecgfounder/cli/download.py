@@ -11,7 +11,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="download published weights (SHA-256 checked)",
+    p = sub.add_parser("download", help="download published weights (12-lead SHA-256 checked; 1-lead has no published hash)",
                        description="Download published ECGFounder weights from the Hugging Face Hub into its "
                        "standard cache (honours HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE) and print the path.")
     p.add_argument("names", nargs="*", default=["12-lead"], metavar="NAME", help="12-lead (default) and/or 1-lead")

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Write the pooled features (1024-d) of each record to a .npy file, with an "
                        "index table (.csv/.parquet/.jsonl) whose rows align with the array's rows. Long runs can be "
                        "resumed (--resume) and sharded (--shard) like predict.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="ECG files or folders (the formats of predict)")
     p.add_argument("-o", "--output", required=True, metavar="FILE.npy", help="embeddings array (n_records, 1024)")
     p.add_argument("--index", metavar="FILE", help="index table (default: FILE.csv beside the array)")
     add_model_args(p)

@@ -47,9 +47,9 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    help="inference engine (default: torch for fp32/bf16, auto for int8/auto; onnxruntime and "
                    "openvino export the model once and cache it; need ecgfounder[onnx] / [openvino])")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes reading and preprocessing while the model runs (default: half the cores "
-                   "with a GPU, a quarter on a CPU, none for fewer than 64 records; with none, background "
-                   "threads of this process do it; 0: none)")
+                   help="processes reading and preprocessing while the model runs (default: every core but one "
+                   "with a GPU, a quarter of them on a CPU (none on 2 cores), none for fewer than 64 records; "
+                   "with none, background threads of this process do it; 0: none)")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command (.csv/.jsonl output): records already "
                    "written are skipped, none is written twice; a finished run is recognised and left as it is")
@@ -69,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "a record that cannot be read is reported and skipped; the exit code is 1 if any failed.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="ECG files or folders: WFDB, EDF/BDF, GE MUSE XML, HL7 "
-                   "aECG, DICOM, Philips Sierra XML, SCP-ECG, NumPy, CSV, HDF5")
+                   "aECG, DICOM, Philips Sierra XML, SCP-ECG (Healforce too), CardioSoft XML, ISHNE, NumPy, CSV, "
+                   "HDF5; also compressed (.gz, .zst, .bz2, .xz) and in .zip archives")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="table to write: .csv, .parquet (needs ecgfounder[parquet]) or .jsonl (atomic)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also save the embeddings, row-aligned with --output")

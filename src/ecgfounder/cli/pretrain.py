@@ -19,7 +19,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pretrain", help="pre-train a model from scratch: labels, shard store, training",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="pretrain_command", metavar="ACTION")
     lab = sub.add_parser("labels", help="labels extracted from the statements of records (and loose statements)")
     lab.add_argument("sources", nargs="*", help="ECG files, folders, or a manifest CSV (path[,statements])")
