@@ -114,3 +114,10 @@ def test_convert_to_wfdb_makes_valid_record_names(tmp_path):
         f["exam_id"] = np.array([b"HR.001", b"HR.002"])
     assert main(["convert", str(tmp_path / "b.h5"), "--to", "wfdb", "-o", str(tmp_path / "w")]) == 0
     assert sorted(p.name for p in (tmp_path / "w").glob("*.hea")) == ["HR_001.hea", "HR_002.hea"]
+
+
+def test_convert_to_a_new_folder_named_with_a_slash(tmp_path, capsys):
+    """`convert x.xml --to wfdb -o out/` (a folder not yet made) wrote out.hea beside it."""
+    out = tmp_path / "out"
+    assert main(["convert", str(MUSE), "--to", "wfdb", "-o", f"{out}/"]) == 0
+    assert (out / "musePHI_muse_ecg1.hea").is_file() and not (tmp_path / "out.hea").exists()

@@ -166,3 +166,21 @@ def test_wfdb_annotations_and_writing_show_no_deprecation(tmp_path):
         assert beat_samples(tmp_path / "data_1_1").tolist() == [200, 400]
         write(Recording(_signal(), 250.0, LEADS, {}), tmp_path / "w.hea")
     assert not [str(w.message) for w in caught if "inplace" in str(w.message)]
+
+
+def test_statements_keep_their_commas_through_wfdb(tmp_path):
+    """Writing WFDB turned the commas inside a statement into semicolons ("Doe, John" became "Doe;
+    John"): the statements were one comma-separated comment.  Each is now a comment line of its own,
+    read back as written; a comma-separated "Statements:" line (CinC) is still read as a list."""
+    import numpy as np
+
+    from ecgfounder.io import read, write
+    from ecgfounder.recording import Recording
+
+    said = ("Sinus rhythm", "When compared with ECG of 10-MAY-2021 14:14, no change", "Confirmed by Doe, John")
+    rec = Recording(signal=np.zeros((2, 1000)), fs=500.0, leads=("I", "II"), meta={"statements": said})
+    back = read(write(rec, tmp_path / "s.hea", "wfdb"))
+    assert back.meta["statements"] == said
+    hea = tmp_path / "s.hea"
+    hea.write_text(hea.read_text().split("# Statement")[0] + "# Statements: Sinus rhythm, LVH\n")
+    assert read(hea).meta["statements"] == ("Sinus rhythm", "LVH")

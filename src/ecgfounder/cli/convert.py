@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if second is None:
         own = _name(src.stem, args.to) + suffix  # the input's stem, made a valid name for the target
         out = Path(args.output) if args.output else src.with_name(own)
+        if args.output and args.output.endswith(("/", os.sep)):  # a folder to make (-o out/), not a file "out"
+            check_writable(out, "-o/--output", folder=True).mkdir(parents=True, exist_ok=True)
         if out.is_dir():  # a folder given as -o: the file goes inside it (not beside it as FOLDER.edf)
             out = out / own
         if out.resolve() == src.resolve():

@@ -92,8 +92,9 @@ def _parse_comments(comments: list[str]) -> dict:
             from ..datasets.codes import parse_dx  # the one Dx parser
 
             meta["dx"] = parse_dx(val)
-        elif key == "statements":
-            meta["statements"] = tuple(c.strip() for c in val.split(",") if c.strip())
+        elif key in ("statements", "statement"):  # a comma-separated list (CinC), or one a line (as written here)
+            parts = val.split(",") if key == "statements" else [val]
+            meta["statements"] = meta.get("statements", ()) + tuple(c.strip() for c in parts if c.strip())
         elif key in _COMMENT_KEYS and val:
             meta[_COMMENT_KEYS[key]] = val
     return meta
@@ -446,11 +447,9 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
         comments.append(f"Age: {float(rec.meta['age']):g}")
     if rec.meta.get("sex"):
         comments.append(f"Sex: {rec.meta['sex']}")
-    for key in ("dx", "statements"):
-        val = rec.meta.get(key)
-        if val:
-            label = "Dx" if key == "dx" else "Statements"
-            comments.append(f"{label}: " + ",".join(str(x).replace(",", ";") for x in val))
+    if rec.meta.get("dx"):
+        comments.append("Dx: " + ",".join(str(x).replace(",", ";") for x in rec.meta["dx"]))
+    comments += [f"Statement: {x}" for x in rec.meta.get("statements") or ()]  # one a line: its commas kept
     for key, label in _COMMENT_META.items():
         if rec.meta.get(key):
             comments.append(f"{label}: {rec.meta[key]}")
