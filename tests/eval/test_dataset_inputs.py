@@ -105,6 +105,34 @@ def test_ptbxl_database_values_are_checked(ptbxl_root, tmp_path, column, value, 
     assert "ptbxl_database.csv: data row 2" in str(exc.value)
 
 
+@pytest.mark.parametrize("value, match", [
+    ("{'NORM': 'x'}", r"data row 2 \(ecg_id 6001\): scp_codes field .* not a number"),  # used to say 'row 1'
+    ("{}", r"data row 2 \(ecg_id 6001\) has scp_codes = '\{\}', no statement"),  # used to be a negative of every label
+    (np.nan, r"data row 2 \(ecg_id 6001\) has scp_codes = nan, no statement"),
+    ("{'NORM': 150.0}", r"gives 'NORM' the likelihood 150; PTB-XL likelihoods are 0-100"),
+    ("{'IMI': -15.0}", r"gives 'IMI' the likelihood -15"),
+])
+def test_ptbxl_scp_codes_values_are_checked(ptbxl_root, tmp_path, value, match):
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_root, root)
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db.loc[1, "scp_codes"] = value
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    with pytest.raises(DatasetError, match=match) as exc:
+        load_ptbxl(root)
+    assert "ptbxl_database.csv: data row 2" in str(exc.value)
+
+
+def test_uncertain_codes_are_left_out_and_unknown_ones_reported():
+    from ecgfounder.labels.mappings import ptbxl_mapping
+
+    cols = ["INFERIOR INFARCT", "LATERAL INFARCT", "POSTERIOR INFARCT", "ATRIAL FIBRILLATION"]
+    y, ev, unknown = ptbxl_mapping().truth([["AFIB"], ["IMI"], ["AFIB"]], cols, uncertain=[["IPMI", "XYZ"], ["ILMI"], []])
+    assert not y[0, :3].any() and ev[0].tolist() == [False, True, False, True]  # IPMI's candidates
+    assert y[1].tolist() == [True, False, False, False] and ev[1].tolist() == [True, False, True, True]
+    assert ev[2].all() and unknown == {"XYZ": 1}
+
+
 def test_cinc_ptbxl_patient_without_id_is_its_own_group(tmp_path):
     from ecgfounder.datasets.cinc2021 import record_patients
 

@@ -29,11 +29,27 @@ def test_load_ptbxl(ptbxl_root):
     assert ls.unknown_codes == {}
 
 
-def test_ptbxl_min_likelihood_drops_low_codes(ptbxl_root):
-    ls = load_ptbxl(ptbxl_root, min_likelihood=50)  # rhythm codes have likelihood 0
+def test_ptbxl_min_likelihood(ptbxl_root, tmp_path):
+    """Likelihood 0 is PTB-XL's "not given" (every rhythm/form statement): it always counts; a code
+    below the threshold is neither a positive nor a negative of its labels."""
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_root, root)
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db.loc[1, "scp_codes"] = "{'NDT': 35.0, 'SR': 0.0}"  # HR06001: a T-wave abnormality at 35 %
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    ls = load_ptbxl(root, min_likelihood=50)
     col = {lab: j for j, lab in enumerate(ls.labels)}
-    assert not ls.y[:, col["SINUS RHYTHM (either wording)"]].any()
-    assert ls.y[:, col["NONSPECIFIC T WAVE ABNORMALITY"]].sum() == 1
+    assert ls.y[:, col["SINUS RHYTHM (either wording)"]].all()  # used to be no positive at all
+    t = col["NONSPECIFIC T WAVE ABNORMALITY"]
+    assert not ls.y[1, t] and not ls.evaluable[1, t]  # used to be a negative
+    both = load_ptbxl(root, min_likelihood=35)
+    assert both.y[1, t] and both.evaluable[1, t]
+    gone = both.evaluable & ~ls.evaluable
+    assert gone.sum() == 1 and gone[1, t]  # only that entry is left out
 
 
 def test_ptbxl_missing_database(tmp_path):

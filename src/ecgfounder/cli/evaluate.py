@@ -92,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--sampling", type=int, choices=(500, 100), default=500, help="record set to read (default 500 Hz)")
     q.add_argument("--tune-folds", default="1-9", metavar="FOLDS", help="strat_fold values choosing thresholds (default 1-9)")
     q.add_argument("--test-folds", default="10", metavar="FOLDS", help="strat_fold values reported (default 10)")
-    q.add_argument("--min-likelihood", type=float, default=0.0, help="ignore SCP codes below this likelihood (0-100; default 0 keeps all)")
+    q.add_argument("--min-likelihood", type=float, default=0.0, help="SCP codes stated below this likelihood (0-100) are left out of their labels, neither "
+                   "positive nor negative; 0, PTB-XL's 'not given', always counts (default 0 keeps all)")
     q.add_argument("--bootstrap-unit", choices=("patient", "record"), default="patient", help="resample patients (default) or records")
     _add_common(q, "eval-ptbxl")
     _add_predict(q)

@@ -10,6 +10,10 @@
 ``load_cinc2021(root, ...) -> LabelledSet``
     Ground truth over the 150 labels (mapping ``snomed_to_150.csv``, composites merged,
     ambiguous codes excluded from their candidates' negatives), with sources and patients.
+    The source databases did not all assess the same findings (CPSC 2018 labelled 9 classes):
+    a record is evaluable for a target only when its source used a code that maps to it
+    (package data ``labels/cinc2021_source_counts.csv``, the challenge's code counts per source,
+    from github.com/physionetchallenges/evaluation-2021, BSD-2-Clause).
 ``cinc2021_manifest(root, task="scored", ptbxl_database=None) -> DataFrame``
     A training manifest over the challenge's scored classes (codes scored as one class merged).
 """
@@ -31,7 +35,8 @@ from .errors import DatasetError
 from .labelled import LabelledSet, mapped_truth
 from .ptbxl import DATABASE, ptbxl_patients
 
-__all__ = ["CINC2021_SCORED", "SOURCES", "scan", "record_patients", "find_ptbxl_database", "load_cinc2021", "cinc2021_manifest"]
+__all__ = ["CINC2021_SCORED", "SOURCES", "scan", "source_codes", "record_patients", "find_ptbxl_database", "load_cinc2021",
+           "cinc2021_manifest"]
 
 # Scored classes: SNOMED-CT code -> abbreviation; codes scored as one class share a name.
 CINC2021_SCORED: dict[str, str] = {
@@ -49,6 +54,28 @@ SOURCES = {
     "HR": "PTB-XL", "E": "Georgia 12-lead", "JS": "Chapman-Shaoxing / Ningbo",
 }
 _PREFIX = re.compile(r"[A-Za-z]+")
+# record-name prefix -> columns of cinc2021_source_counts.csv (Chapman-Shaoxing and Ningbo share JS)
+_COUNT_COLUMNS = {"A": ("CPSC",), "Q": ("CPSC_Extra",), "I": ("StPetersburg",), "S": ("PTB",), "HR": ("PTB_XL",),
+                  "E": ("Georgia",), "JS": ("Chapman_Shaoxing", "Ningbo")}
+
+
+def source_codes() -> dict[str, frozenset[str]]:
+    """``prefix -> SNOMED-CT codes`` that source database used at least once in CinC 2021."""
+    from importlib import resources
+
+    with resources.files("ecgfounder.labels").joinpath("cinc2021_source_counts.csv").open(encoding="utf-8") as fh:
+        counts = pd.read_csv(fh, dtype={"snomed_code": str}).set_index("snomed_code")
+    return {p: frozenset(counts.index[(counts[list(cols)] > 0).any(axis=1)]) for p, cols in _COUNT_COLUMNS.items()}
+
+
+def _source_vocabulary(sources: Sequence[str], targets: dict[str, tuple[str, ...]], mapping: LabelMapping) -> np.ndarray:
+    """bool ``(n, T)``: false where the record's source used no code mapping to a member of the
+    target (the finding was not assessed there); true for sources not in :data:`SOURCES`."""
+    known = set(mapping.codes)
+    assessed = {p: {lab for c in codes if c in known for lab in mapping.labels_for(c)} for p, codes in source_codes().items()}
+    rows = {p: np.array([bool(assessed[p] & set(m)) for m in targets.values()]) for p in assessed}
+    everything = np.ones(len(targets), dtype=bool)
+    return np.array([rows.get(s, everything) for s in sources], dtype=bool).reshape(len(sources), len(targets))
 
 
 def scan(root: str | os.PathLike) -> pd.DataFrame:
@@ -96,6 +123,7 @@ def load_cinc2021(
     mapping: LabelMapping | None = None,
     composites: bool = True,
     ptbxl_database: str | os.PathLike | None = None,
+    source_vocabulary: bool = True,
 ) -> LabelledSet:
     """Ground truth of the CinC 2021 records below ``root``.
 
@@ -103,12 +131,18 @@ def load_cinc2021(
     ``unknown_codes['(no Dx)']``.
     ``ptbxl_database``: groups the PTB-XL records by patient (default: a ``ptbxl_database.csv``
     in ``root`` or its parent, if any).
+    ``source_vocabulary``: a record is no negative of a target its source database never coded
+    (e.g. a CPSC 2018 record for LEFT AXIS DEVIATION); ``False`` counts it as one, as the
+    challenge's scoring did.
     """
     df = scan(root)
     has = df["dx"].map(bool)  # None (no Dx line) and () (empty Dx line): no ground truth
     df = df[has].reset_index(drop=True)
     codes = [tuple(d) for d in df["dx"]]
-    targets, y, ev, unknown, not_eval = mapped_truth(mapping or snomed_mapping(), codes, labels, composites=composites)
+    mapping = mapping or snomed_mapping()
+    targets, y, ev, unknown, not_eval = mapped_truth(mapping, codes, labels, composites=composites)
+    if source_vocabulary:
+        ev = ev & (y | _source_vocabulary(list(df["source"]), targets, mapping))
     if (~has).any():
         unknown["(no Dx)"] = int((~has).sum())
     db = ptbxl_database or find_ptbxl_database(root)

@@ -56,22 +56,29 @@ def header_dx(path: str | os.PathLike) -> tuple[str, ...] | None:
 def parse_scp_codes(text: str | Mapping[str, float]) -> dict[str, float]:
     """Parse PTB-XL's ``scp_codes`` field, e.g. ``"{'NORM': 100.0, 'SR': 0.0}"``.
 
-    Returns ``code -> likelihood`` (0–100; 0 means "unknown" for form/rhythm statements).
+    Returns ``code -> likelihood`` (0–100; 0 means "not given", as for every form/rhythm
+    statement); a likelihood outside 0–100 is an error.
     Only Python literals are accepted (``ast.literal_eval``), never code.
     """
     if isinstance(text, Mapping):
-        return {str(k): float(v) for k, v in text.items()}
-    s = str(text).strip()
-    if not s or s.lower() == "nan":
-        return {}
+        val, s = dict(text), repr(dict(text))
+    else:
+        s = str(text).strip()
+        if not s or s.lower() == "nan":
+            return {}
+        try:
+            val = ast.literal_eval(s)
+        except (ValueError, SyntaxError) as exc:
+            raise DatasetError(f"scp_codes field {s[:60]!r} is not a dict literal like \"{{'NORM': 100.0}}\": {exc}") from None
+        if not isinstance(val, dict):
+            raise DatasetError(f"scp_codes field {s[:60]!r} is a {type(val).__name__}, expected a dict like \"{{'NORM': 100.0}}\".")
     try:
-        val = ast.literal_eval(s)
-    except (ValueError, SyntaxError) as exc:
-        raise DatasetError(f"scp_codes field {s[:60]!r} is not a dict literal like \"{{'NORM': 100.0}}\": {exc}") from None
-    if not isinstance(val, dict):
-        raise DatasetError(f"scp_codes field {s[:60]!r} is a {type(val).__name__}, expected a dict like \"{{'NORM': 100.0}}\".")
-    try:
-        return {str(k).strip(): float(v) for k, v in val.items()}
+        out = {str(k).strip(): float(v) for k, v in val.items()}
     except (TypeError, ValueError):
         raise DatasetError(f"scp_codes field {s[:60]!r} has a likelihood that is not a number; "
                            "expected code: likelihood (0-100) pairs like \"{'NORM': 100.0}\".") from None
+    for k, v in out.items():
+        if not 0.0 <= v <= 100.0:  # NaN fails too
+            raise DatasetError(f"scp_codes field {s[:60]!r} gives {k!r} the likelihood {v:g}; PTB-XL likelihoods "
+                               "are 0-100 (0: not given): fix the value or drop the code.")
+    return out

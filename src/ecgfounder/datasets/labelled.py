@@ -103,6 +103,7 @@ def mapped_truth(
     labels: Sequence[str] | None = None,
     *,
     composites: bool = True,
+    uncertain: Sequence[Iterable[str]] | None = None,
 ) -> tuple[dict[str, tuple[str, ...]], np.ndarray, np.ndarray, dict[str, int], tuple[str, ...]]:
     """Ground truth of records from their source codes.
 
@@ -111,6 +112,8 @@ def mapped_truth(
         records_codes: for each record, its codes.
         labels: model labels to consider (default the 150).
         composites: merge the wordings of one finding into one target (default).
+        uncertain: for each record, codes too uncertain to count (:meth:`LabelMapping.truth`):
+            the record is left out of those codes' labels, neither positive nor negative.
 
     Returns:
         ``(targets, y, evaluable, unknown, not_evaluable)``: ``targets`` maps each column's
@@ -121,7 +124,7 @@ def mapped_truth(
     cols = [lab for lab in model_labels if lab in mapped]
     not_eval = tuple(lab for lab in model_labels if lab not in mapped)
     records_codes = [tuple(c) for c in records_codes]
-    y, ev, unknown = mapping.truth(records_codes, cols)
+    y, ev, unknown = mapping.truth(records_codes, cols, [tuple(c) for c in uncertain] if uncertain is not None else None)
     targets = build_targets(cols) if composites else {lab: (lab,) for lab in cols}
     yt, et = target_truth(y, ev, cols, targets)
     return targets, yt, et, unknown, not_eval

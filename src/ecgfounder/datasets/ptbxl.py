@@ -1,8 +1,9 @@
 """PTB-XL 1.0.x: ``ptbxl_database.csv`` (+ ``scp_statements.csv``) and the ``records500/`` files.
 
 ``read_database(root, sampling=500)``
-    The database table, checked, with ``path`` (the ``.hea`` of each record) and ``codes`` (the
-    SCP statements above a likelihood, plus ``heart_axis:<value>``) added.
+    The database table, checked, with ``path`` (the ``.hea`` of each record), ``codes`` (the
+    SCP statements kept, plus ``heart_axis:<value>``) and ``uncertain_codes`` (those whose stated
+    likelihood is below ``min_likelihood``) added.
 ``load_ptbxl(root, ...) -> LabelledSet``
     Ground truth over the 150 labels (mapping ``ptbxl_scp_to_150.csv``, composites merged,
     ambiguous statements excluded from their candidates' negatives), folds and patients.
@@ -35,21 +36,30 @@ PTBXL_TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", 
 DATABASE = "ptbxl_database.csv"
 
 
-def _codes(df: pd.DataFrame, db: Path, min_likelihood: float) -> list[tuple[str, ...]]:
+def _codes(df: pd.DataFrame, db: Path, min_likelihood: float) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """``(codes, uncertain)`` per record: the SCP codes kept, plus ``heart_axis:<value>``, and those
+    whose stated likelihood is below ``min_likelihood``.  Likelihood 0 means "not given" (every
+    form and rhythm statement): such a code is kept whatever the threshold."""
     out: list[tuple[str, ...]] = []
+    low: list[tuple[str, ...]] = []
     axis = df["heart_axis"] if "heart_axis" in df.columns else pd.Series([None] * len(df))
     for i, (raw, ax) in enumerate(zip(df["scp_codes"], axis)):
         try:
             d = parse_scp_codes(raw)
         except DatasetError as exc:
-            raise DatasetError(f"{db}: row {i} (ecg_id {df['ecg_id'].iloc[i]}): {exc}") from None
+            raise DatasetError(f"{db}: data row {i + 1} (ecg_id {df['ecg_id'].iloc[i]}): {exc}") from None
+        if not d:  # no statement at all: no ground truth, not a negative of every label
+            raise DatasetError(f"{db}: data row {i + 1} (ecg_id {df['ecg_id'].iloc[i]}) has scp_codes = {raw!r}, no statement; "
+                               "every PTB-XL record has at least one (e.g. \"{'NORM': 100.0}\"): fix or drop the row.")
         ax = "" if ax is None or (isinstance(ax, float) and np.isnan(ax)) else str(ax).strip()
-        out.append(tuple(k for k, v in d.items() if v >= min_likelihood) + (f"heart_axis:{ax}",))
-    return out
+        out.append(tuple(k for k, v in d.items() if v == 0 or v >= min_likelihood) + (f"heart_axis:{ax}",))
+        low.append(tuple(k for k, v in d.items() if 0 < v < min_likelihood))
+    return out, low
 
 
 def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihood: float = 0.0) -> pd.DataFrame:
-    """``ptbxl_database.csv`` with ``path`` and ``codes`` columns added (see module docstring)."""
+    """``ptbxl_database.csv`` with ``path``, ``codes`` and ``uncertain_codes`` (the statements whose
+    likelihood is below ``min_likelihood``, 0 excepted: see :func:`load_ptbxl`) columns added."""
     root = Path(root)
     db = root / DATABASE
     if not db.is_file():
@@ -65,7 +75,7 @@ def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihoo
     _check_ids(df, db, col)
     df = df.copy()
     df["path"] = [str(root / str(f)) + ".hea" for f in df[col]]
-    df["codes"] = _codes(df, db, min_likelihood)
+    df["codes"], df["uncertain_codes"] = _codes(df, db, min_likelihood)
     return df
 
 
@@ -119,15 +129,18 @@ def load_ptbxl(
     Args:
         root: folder holding ``ptbxl_database.csv``.
         sampling: 500 (``filename_hr``) or 100 (``filename_lr``).
-        min_likelihood: ignore SCP codes with a lower likelihood (0–100; PTB-XL uses 0 for
-            "unknown" on form and rhythm statements, so the default keeps every code).
+        min_likelihood: SCP codes with a stated likelihood below it (0–100) are not positives,
+            and their records are left out of those codes' labels (not negatives either).
+            PTB-XL writes 0 for "likelihood not given" (every form and rhythm statement):
+            such codes always count.  The default 0 keeps every code.
         labels: model labels to consider (default the 150).
         mapping: replacement mapping table (default the package's).
         composites: merge the wordings of one finding into one target (default).
     """
     df = read_database(root, sampling, min_likelihood=min_likelihood)
     codes = list(df["codes"])
-    targets, y, ev, unknown, not_eval = mapped_truth(mapping or ptbxl_mapping(), codes, labels, composites=composites)
+    targets, y, ev, unknown, not_eval = mapped_truth(mapping or ptbxl_mapping(), codes, labels, composites=composites,
+                                                     uncertain=list(df["uncertain_codes"]))
     return LabelledSet(
         name="ptbxl", records=tuple(integer_ids(df["ecg_id"])), paths=tuple(df["path"]), labels=tuple(targets), y=y,
         evaluable=ev, members=targets,

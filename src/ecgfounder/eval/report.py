@@ -293,8 +293,9 @@ def _info_lines(st: Mapping[str, Any]) -> list[str]:
         f"Operating thresholds: {st.get('threshold_method', 'n/a')}, from {st.get('threshold_source', 'n/a')}.",
     ]
     if st.get("n_excluded_entries"):
-        lines.append(f"{st['n_excluded_entries']} (record, label) entries are not evaluable (an ambiguous code could mean the label) "
-                     "and count neither as positives nor as negatives.")
+        lines.append(f"{st['n_excluded_entries']} (record, label) entries are not evaluable (an ambiguous code could mean the "
+                     "label, the record's source database never assessed it, or its stated likelihood is below the "
+                     "threshold) and count neither as positives nor as negatives.")
     if st.get("model_fingerprint"):
         lines.append(f"Weights: {st.get('weights') or 'in memory'} (file SHA-256 {str(st.get('weights_sha256') or 'unknown')[:16]}…, "
                      f"model fingerprint {str(st['model_fingerprint'])[:16]}…); ecgfounder {st.get('package_version', '?')}.")

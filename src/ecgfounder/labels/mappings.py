@@ -7,7 +7,9 @@ Package data (one row per source code × target label, each with its rationale):
   relation, candidates, rationale``);
 - ``snomed_to_150.csv``: the 133 SNOMED-CT codes of the PhysioNet/CinC Challenge 2021
   (columns ``snomed_code, snomed_name, label, relation, candidates, rationale``);
-- ``label_categories.csv``: a clinical category for each of the 150 labels.
+- ``label_categories.csv``: a clinical category for each of the 150 labels;
+- ``cinc2021_source_counts.csv``: how often each source database of CinC 2021 used each code
+  (read by :mod:`ecgfounder.datasets.cinc2021`: a finding a source never coded is not evaluable there).
 
 ``relation`` is one of:
 
@@ -202,26 +204,36 @@ class LabelMapping:
         return y, unknown
 
     def truth(
-        self, records_codes: Sequence[Iterable[str]], labels: Sequence[str] | None = None
+        self, records_codes: Sequence[Iterable[str]], labels: Sequence[str] | None = None,
+        uncertain: Sequence[Iterable[str]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Binary targets and the per-label evaluability mask for many records.
+
+        ``uncertain``: per record, codes stated with too low a confidence (PTB-XL likelihood below
+        a threshold): neither positives nor negatives for their labels and candidates.
 
         Returns:
             ``(y, evaluable, unknown)``: ``y`` and ``evaluable`` bool ``(n_records, len(labels))``;
             ``evaluable[i, j]`` is false when record ``i`` is not a positive for label ``j`` but
-            carries a code naming ``j`` among its candidates (it must not count as a negative).
+            carries a code naming ``j`` among its candidates, or an uncertain code that maps to
+            ``j`` or names it (it must not count as a negative).
         """
         labels = list(self.mapped_labels if labels is None else labels)
         y, unknown = self.matrix(records_codes, labels)
         col = {lab: j for j, lab in enumerate(labels)}
         excluded = np.zeros_like(y)
-        cand = self._candidates
+        cand, idx = self._candidates, self._index
         for i, codes in enumerate(records_codes):
-            for c in codes:
-                for lab in cand.get(str(c).strip(), ()):
-                    j = col.get(lab)
-                    if j is not None:
-                        excluded[i, j] = True
+            hit = [lab for c in codes for lab in cand.get(str(c).strip(), ())]
+            for c in (uncertain[i] if uncertain is not None else ()):
+                c = str(c).strip()
+                if c and c not in idx:
+                    unknown[c] = unknown.get(c, 0) + 1
+                hit += [*idx.get(c, ()), *cand.get(c, ())]
+            for lab in hit:
+                j = col.get(lab)
+                if j is not None:
+                    excluded[i, j] = True
         return y, y | ~excluded, unknown
 
     def to_frame(self):
