@@ -99,7 +99,7 @@ def browser():
         b.close()
 
 
-def _fake_explain(recording, model, *, labels, method="ig"):
+def _fake_explain(recording, model, *, labels, method="ig", **_):
     """Stands in for ecgfounder.explain: an Explanation-shaped answer whose attribution sits on V2
     between 5.5 and 6.5 s (where the viewer shows V2: 5–7.5 s), at the recording's rate."""
     fs = recording.fs
@@ -368,7 +368,7 @@ def live_one_lead(tmp_path_factory):
         yield url
 
 
-def _fake_explain_at_22_s(recording, model, *, labels, method="ig"):
+def _fake_explain_at_22_s(recording, model, *, labels, method="ig", **_):
     """Attribution on lead I between 22 and 23 s (the third 10-s strip)."""
     values = np.zeros((1, len(recording.leads), recording.n_samples))
     values[0, 0, int(22 * recording.fs):int(23 * recording.fs)] = 1.0
@@ -402,7 +402,7 @@ def test_viewer_draws_a_minute_of_a_one_lead_recording_as_rhythm_strips(live_one
     page.close()
 
 
-def _fake_explain_at_25_s(recording, model, *, labels, method="ig"):
+def _fake_explain_at_25_s(recording, model, *, labels, method="ig", **_):
     """Attribution on V2 between 25.5 and 26.5 s (the third 10-s page, where V2 is shown at 5-7.5 s)."""
     values = np.zeros((1, len(recording.leads), recording.n_samples))
     values[0, list(recording.leads).index("V2"), int(25.5 * recording.fs):int(26.5 * recording.fs)] = 1.0
@@ -445,4 +445,33 @@ def test_viewer_pages_through_a_long_recording_to_where_the_model_looked(live, b
     assert len(posts) == 3 and int(page.locator("#ecg").get_attribute("data-shaded")) > 5
     if os.environ.get("ECGFOUNDER_VIEWER_SCREENSHOT"):  # to look at
         page.screenshot(path=os.environ["ECGFOUNDER_VIEWER_SCREENSHOT"] + ".pages.png", full_page=True)
+    page.close()
+
+
+def test_viewer_shows_the_page_chosen_last_whatever_answers_last(live, browser, tmp_path):
+    """Two pages chosen in quick succession: the answer for the first came after the second's and
+    replaced it, so the viewer showed a page other than the one chosen last."""
+    url, _ = live
+    csv = _csv(tmp_path / "long.csv", seconds=25)
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    page.evaluate("""() => { const f = window.fetch;  // the answer for 10 s is slow
+        window.fetch = async (u, o) => { const r = await f(u, o);
+            if (String(u).includes('start=10')) {
+                await new Promise((ok) => setTimeout(ok, 150));
+                setTimeout(() => { window.slowCame = true; }, 50);  // after the viewer has read it
+            }
+            return r; }; }""")
+    pages = page.locator("#page-map button")
+    pages.nth(1).click()
+    pages.nth(2).click()
+    page.wait_for_function("() => window.slowCame && last.signal.start_s !== 0", timeout=10000)
+    assert page.inner_text("#page-label").startswith("20\u201325 s")
+    assert page.evaluate("last.signal.start_s") == 20 and page.inner_text("#status").startswith("Page 20")
+    pages.nth(1).click()  # kept: shown at once
+    page.wait_for_function("() => last.signal.start_s === 10", timeout=2000)
     page.close()

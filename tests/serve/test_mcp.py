@@ -245,3 +245,30 @@ def test_mcp_batch_tool_refuses_bad_arguments_in_one_line(analyzer, tmp_path):
     assert "outside the directories" in _error_text(outside)
     assert "max_upload_bytes" in _error_text(too_big)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mcp_relative_paths_are_read_under_the_allowed_directories(analyzer, tmp_path, monkeypatch):
+    """The tool's own example is {"path": "ecg.xml"}, but a relative path was taken from the server's
+    working directory, which the agent cannot know: with --mcp-dir elsewhere it was refused.  It is
+    looked up under the allowed directories; symbolic links and '..' out of them are still refused.
+    A negative member is told how members are counted."""
+    allowed = tmp_path / "ecgs"
+    (allowed / "sub").mkdir(parents=True)
+    (allowed / "sub" / "ecg.xml").write_bytes(MUSE.read_bytes())
+    (tmp_path / "secret.xml").write_bytes(MUSE.read_bytes())
+    (allowed / "link.xml").symlink_to(tmp_path / "secret.xml")
+    monkeypatch.chdir(tmp_path)  # the server's working directory is not the allowed one
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(allowed,))
+    _, rel, up, link, batch, negative = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": "sub/ecg.xml"}),
+        ("analyze_ecg", {"path": "../secret.xml"}),
+        ("analyze_ecg", {"path": "link.xml"}),
+        ("analyze_ecg_batch", {"path": "sub/ecg.xml"}),
+        ("analyze_ecg", {"path": "sub/ecg.xml", "member": -1}),
+    ]))
+    assert not rel.is_error and rel.structured_content["record"]["format"] == "muse", rel.content[0].text
+    assert not batch.is_error and batch.structured_content["n_ok"] == 1
+    for res in (up, link):
+        assert "outside the directories" in _error_text(res) and "relative path is read there" in _error_text(res)
+    # (a negative member was told about inline signals, which it was not given)
+    assert "counted from 0" in _error_text(negative) and "inline signal" not in _error_text(negative)

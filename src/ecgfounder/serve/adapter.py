@@ -108,6 +108,8 @@ class Analyzer:
         self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
         self._explain_model: Any = None
         self._explain_lock = threading.Lock()
+        # attribution is refused beyond this many model windows (ecgfounder.explain's bound: minutes of work)
+        self.explain_max_windows = 36
 
     @classmethod
     def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5,
@@ -178,9 +180,20 @@ class Analyzer:
         return canonical_format(fmt)
 
     def from_array(self, signal: Sequence[Sequence[float]], fs: float, leads: Sequence[str], record_id: str | None) -> Recording:
+        from ..signal.leads import canonical_lead
+
         rows = {len(r) for r in signal}
         if len(rows) != 1:
             raise ValueError(f"signal rows have different lengths {sorted(rows)[:5]}; give leads × samples.")
+        seen: dict[str, int] = {}
+        for k, name in enumerate(leads):  # a file's repeated lead is dropped with a warning; a request is told
+            lead = canonical_lead(name)
+            if not lead:
+                raise ValueError(f"leads[{k}] is empty; give each row of signal its lead name (I, II, V1, ...).")
+            if lead in seen:
+                raise ValueError(f"leads[{seen[lead]}] and leads[{k}] are both lead {lead} ({leads[seen[lead]]!r}, "
+                                 f"{name!r}); give each row of signal its own lead name.")
+            seen[lead] = k
         x = np.asarray(signal, dtype=np.float64)
         return Recording(x, fs, tuple(leads), {"id": record_id or "signal", "source": record_id or "signal"})
 
@@ -263,7 +276,8 @@ class Analyzer:
         with self._explain_lock:
             if self._explain_model is None:
                 self._explain_model = copy.deepcopy(self.model)
-            result = explain(rec, self._explain_model, labels=[label], method=method)
+            result = explain(rec, self._explain_model, labels=[label], method=method,
+                             max_windows=self.explain_max_windows)
         return _attribution_dict(result, label, display_fs, display_span(rec, start), page_seconds(rec))
 
     def display_signal(self, rec: Recording, display_fs: float, start: float = 0.0) -> dict[str, Any]:

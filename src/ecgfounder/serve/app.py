@@ -44,6 +44,7 @@ _ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong bearer
            422: {"model": ErrorResponse, "description": "the file or signal could not be read (one-line reason)"},
            429: {"model": ErrorResponse, "description": "queue full; see Retry-After"},
            504: {"model": ErrorResponse, "description": "per-request timeout"}}
+_GET_ERRORS = {401: _ERRORS[401]}  # a GET has no body and is not queued
 _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "array", "items": {"type": "string", "format": "binary"},
              "description": "one recording (a WFDB record: its .hea and .dat together)"}}}
@@ -90,7 +91,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         if cred is None or not hmac.compare_digest(cred.credentials.encode(), cfg.token.encode()):
             metrics.rejected.labels("auth").inc()
             raise HTTPException(401, "missing or wrong bearer token; send 'Authorization: Bearer <token>' "
-                                     "(the token given to ecgfounder serve --token).",
+                                     "with the token this server was started with (ask its operator).",
                                 headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(InputError)
@@ -218,12 +219,12 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/model", response_model=ModelInfo, dependencies=[Depends(authorize)], responses=_ERRORS,
+    @app.get("/v1/model", response_model=ModelInfo, dependencies=[Depends(authorize)], responses=_GET_ERRORS,
              summary="the weights served: id, revision, SHA-256, preprocessing contract")
     async def model_info() -> ModelInfo:
         return service.model_info()
 
-    @app.get("/v1/labels", response_model=LabelsResponse, dependencies=[Depends(authorize)], responses=_ERRORS,
+    @app.get("/v1/labels", response_model=LabelsResponse, dependencies=[Depends(authorize)], responses=_GET_ERRORS,
              summary="the model's labels in output order, with their operating thresholds")
     async def labels() -> LabelsResponse:
         return service.labels_response()
@@ -256,9 +257,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
               openapi_extra=_body_doc(BatchSignalRequest.model_json_schema()),
               summary="analyse several recordings; one failing record does not stop the others")
     async def predict_batch(request: Request, opts: Options = Depends(options),
-                            rkw: dict = Depends(read_options), member: int | None = Depends(member_option),
-                            ) -> BatchResponse:
-        if member is not None:
+                            rkw: dict = Depends(read_options)) -> BatchResponse:
+        if "member" in request.query_params:  # not in this endpoint's schema; a word on what to do instead
             raise InputError("the query parameter member picks one recording for /v1/predict; /v1/predict/batch "
                              "answers for every recording: leave member out.")
         async def one(name: str, coro: Any) -> BatchItem:

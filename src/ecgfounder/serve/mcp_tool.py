@@ -119,7 +119,8 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
                 yield p, filename or ""
 
     @server.tool(description=(
-        "Analyse one ECG recording. Give exactly one of: 'path' (a file on the server, any supported "
+        "Analyse one ECG recording. Give exactly one of: 'path' (a file on the server under its allowed "
+        "directories, a relative path taken there; any supported "
         "format: WFDB .hea, GE MUSE/HL7 aECG/Philips XML, DICOM, SCP-ECG, EDF, CSV, NumPy, HDF5), "
         "'content_base64' with 'filename' (its extension selects the reader), or 'signal' "
         "(leads × samples in mV) with 'fs' (Hz) and 'leads'. For a file that does not store them (CSV, "
@@ -147,9 +148,12 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
             raise ValueError(f"give exactly one of path, content_base64 (with filename) or signal (with fs and "
                              f"leads); {usage}.")
         _filename_alone(filename, content_base64, usage)
-        if member is not None and (signal is not None or member < 0):
+        if member is not None and signal is not None:
             raise ValueError(f"member={member}: member picks one recording (0 for the first) of a file holding several "
                              f"(path or content_base64); an inline signal is one recording: leave member out; {usage}.")
+        if member is not None and member < 0:
+            raise ValueError(f"member={member}: recordings are counted from 0 (the first); give 0 or more, or leave "
+                             "member out for a file of one recording.")
         opts = Options(embedding=include_embedding)
         if signal is None:
             async with _file(path, content_base64, filename) as (p, name):
@@ -208,10 +212,15 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
 
 
 def _allowed(path: str, roots: tuple[Path, ...]) -> Path:
-    p = Path(path).expanduser().resolve()
+    """``path`` resolved (symbolic links followed) if it lies under one of ``roots``; a relative path
+    is taken under the first root holding it (the agent does not know the server's working directory)."""
+    given = Path(path).expanduser()
+    found = [given.resolve()] if given.is_absolute() else [(r / given).resolve() for r in roots]
+    p = next((q for q in found if q.exists()), found[0])
     if not any(p.is_relative_to(r) for r in roots):
         raise InputError(f"{path}: outside the directories this server may read ({', '.join(map(str, roots))}); "
-                         "copy the file there or send it as content_base64.")
+                         "give a path under one of them (a relative path is read there), or send the file as "
+                         "content_base64.")
     return p
 
 

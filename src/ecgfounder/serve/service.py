@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
@@ -74,11 +75,16 @@ class Service:
                                       max_batch=cfg.max_batch_windows, max_wait_s=cfg.batch_wait_ms / 1000,
                                       on_batch=on_batch)
         self._sem: asyncio.Semaphore | None = None
+        # attributions run one at a time, in a thread of their own: those waiting for their turn wait
+        # in its queue, not each in a thread of the loop's shared pool that reading and preparing need
+        self._explainer: ThreadPoolExecutor | None = None
         self.inflight = 0
         self.ready = False
 
     async def start(self) -> None:
         self._sem = asyncio.Semaphore(self.config.max_concurrency)
+        if self._explainer is None:
+            self._explainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgfounder-explain")
         await self.batcher.start()
         # one pass through the model before /readyz says yes (allocations, kernel choice)
         c = self.analyzer.contract
@@ -88,6 +94,9 @@ class Service:
     async def stop(self) -> None:
         self.ready = False
         await self.batcher.stop()
+        if self._explainer is not None:
+            self._explainer.shutdown(wait=False, cancel_futures=True)
+            self._explainer = None
 
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
@@ -295,6 +304,8 @@ class Service:
         finally:
             quality.cancel()
         answer = await asyncio.to_thread(self._answer, rec, prep, scores, feats, filename, fmt(), options, q)
+        if options.attribution:
+            answer.attribution = await self._attribution(rec, answer, options)
         answer.timing_ms = {"prepare": round((t1 - t0) * 1e3, 2), "model": round((t2 - t1) * 1e3, 2),
                             "total": round((time.perf_counter() - t0) * 1e3, 2)}
         return answer
@@ -332,16 +343,6 @@ class Service:
         findings = [Finding(label=a.labels[i], probability=float(prob[i]),
                             calibrated_probability=None if cal is None else float(cal[i]),
                             threshold=float(a.thresholds[i])) for i in order]
-        attribution = None
-        if options.attribution:
-            target = options.attribution_label or (a.labels[order[0]] if order else a.labels[int(np.argmax(ref))])
-            if target not in a.labels:
-                raise InputError(f"attribution_label {target!r} is not a label of this model; see GET /v1/labels.")
-            try:
-                attribution = Attribution(**a.attribution(rec, target, self.config.display_fs,
-                                                          options.attribution_method, options.start))
-            except ValueError as exc:  # e.g. an unknown method: the request's fault
-                raise InputError(_one_line(exc)) from None
         stem = os.path.splitext(filename)[0] if filename else None
         return Prediction(
             record=RecordInfo(id=rec.id or stem or "signal", filename=filename, format=fmt, fs=rec.fs,
@@ -353,9 +354,32 @@ class Service:
             quality=QualityReport(**quality),
             notes=list(prep.notes),
             embedding=feats.mean(axis=0).astype(float).round(6).tolist() if options.embedding else None,
-            attribution=attribution,
             signal=DisplaySignal(**a.display_signal(rec, self.config.display_fs, options.start)) if options.signal else None,
         )
+
+    async def _attribution(self, rec: Recording, answer: Prediction, options: Options) -> Attribution:
+        """The attribution of ``options.attribution_label`` (default: the top finding, else the most
+        probable label), computed in the service's attribution thread."""
+        a = self.analyzer
+        top = max(answer.labels, key=lambda s: s.probability if s.calibrated_probability is None
+                  else s.calibrated_probability)
+        target = options.attribution_label or (answer.findings[0].label if answer.findings else top.label)
+        if target not in a.labels:
+            raise InputError(f"attribution_label {target!r} is not a label of this model; see GET /v1/labels.")
+        n, limit = answer.record.n_windows, a.explain_max_windows
+        if n > limit:  # the rest of the answer stands: the viewer still shows the recording
+            most = limit * a.contract.n_samples / a.contract.fs
+            return Attribution(available=False, label=target, note=(
+                f"attribution is computed for recordings of at most {most:g} s ({limit} model windows); this one "
+                f"lasts {rec.duration:.0f} s ({n} windows): send an excerpt of at most {most:g} s to see it"))
+        assert self._explainer is not None, "Service.start() was not called"
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._explainer, a.attribution, rec, target, self.config.display_fs, options.attribution_method,
+            options.start)
+        try:
+            return Attribution(**await fut)
+        except ValueError as exc:  # e.g. an unknown method: the request's fault
+            raise InputError(_one_line(exc)) from None
 
 
 def _one_line(exc: BaseException) -> str:

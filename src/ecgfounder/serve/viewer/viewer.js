@@ -15,7 +15,7 @@ let lastBatch = null;    // the batch answer listed, if any
 let lastFiles = [];      // the files it was asked for
 let chosen = -1;         // the item of the batch shown
 const explained = new WeakSet();  // items whose answer has their attribution
-let pages = null;        // the recording shown, page by page: {req, answers: {start: answer}}
+let pages = null;        // the recording shown, page by page: {req, answers: {start: answer}, wanted: start}
 
 function authHeaders() {
   const t = $("token").value.trim();
@@ -87,7 +87,7 @@ async function analyse(picked) {
     const [answer, error] = await post("/v1/predict", files, q);
     if (answer) {
       last = answer;
-      pages = { req: { files, q }, answers: { 0: answer } };
+      pages = { req: { files, q }, answers: { 0: answer }, wanted: 0 };
       show(answer);
       setStatus("Done in " + Math.round(answer.timing_ms.total) + " ms.");
       return;
@@ -157,14 +157,16 @@ async function choose(k) {
     if (b.dataset.k === String(k)) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
   }
   const req = itemRequest(item.name);
-  pages = req ? { req, answers: { 0: item.result } } : null;
+  pages = req ? { req, answers: { 0: item.result }, wanted: 0 } : null;
   show(last);
   if ($("attr-method").value === "none" || explained.has(item) || !req) return;
   $("shading-note").textContent = "Attribution shading: computing \u2026";
   const [answer, error] = await post("/v1/predict", req.files, req.q);
   if (answer) { item.result = answer; explained.add(item); }
   if (lastBatch !== batch || chosen !== k) return;  // another file or recording was chosen meanwhile
-  if (answer) { last = answer; pages.answers[0] = answer; show(answer); }
+  if (answer) pages.answers[0] = answer;
+  if (pages.wanted !== 0) return;  // another page was chosen meanwhile: it is shown, this one kept
+  if (answer) { last = answer; show(answer); }
   else $("shading-note").textContent = "No attribution shading: " + error;
 }
 
@@ -175,12 +177,14 @@ async function goTo(start) {
   if (!here || !last) return;
   const page = last.signal.page_s, total = last.record.duration_s;
   const which = "Page " + start + "\u2013" + Math.min(start + page, total).toFixed(0) + " s of " + total.toFixed(1) + " s";
+  here.wanted = start;
   if (!here.answers[start]) {
     setStatus(which + " \u2026");
     const [answer, error] = await post("/v1/predict", here.req.files, here.req.q + "&start=" + start);
-    if (pages !== here) return;  // another file or recording was chosen meanwhile
+    if (answer) here.answers[start] = answer;
+    // another file, recording or page was chosen meanwhile (its answer may have come first): that one stays
+    if (pages !== here || here.wanted !== start) return;
     if (!answer) { setStatus(error, true); return; }
-    here.answers[start] = answer;
   }
   last = here.answers[start];
   show(last);
