@@ -272,3 +272,10 @@ def test_mcp_relative_paths_are_read_under_the_allowed_directories(analyzer, tmp
         assert "outside the directories" in _error_text(res) and "relative path is read there" in _error_text(res)
     # (a negative member was told about inline signals, which it was not given)
     assert "counted from 0" in _error_text(negative) and "inline signal" not in _error_text(negative)
+
+
+def test_mcp_path_on_a_server_with_no_directories_is_refused_in_words(analyzer, tmp_path):
+    """A server started without directories it may read answered a relative path with an IndexError."""
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=())
+    _, res = asyncio.run(_session(server, [("analyze_ecg", {"path": "ecg.xml"})]))
+    assert "reads no files of its own" in _error_text(res) and "content_base64" in _error_text(res)

@@ -214,6 +214,9 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
 def _allowed(path: str, roots: tuple[Path, ...]) -> Path:
     """``path`` resolved (symbolic links followed) if it lies under one of ``roots``; a relative path
     is taken under the first root holding it (the agent does not know the server's working directory)."""
+    if not roots:
+        raise InputError(f"{path}: this server reads no files of its own (it was started without directories it "
+                         "may read); send the file as content_base64 with its filename.")
     given = Path(path).expanduser()
     found = [given.resolve()] if given.is_absolute() else [(r / given).resolve() for r in roots]
     p = next((q for q in found if q.exists()), found[0])
