@@ -224,3 +224,24 @@ def test_assess_is_the_same_in_both_forms_for_1_2_and_15_leads(cinc, monkeypatch
                     _assert_same(dict(a.indices), dict(b.indices), f"fs={fs} leads={k} {a.lead}")
                 seen.add(got[0].summary)
     assert {"reversal:LA-RA", "flat:V3"} <= seen, seen
+
+
+def test_a_record_ending_on_a_tall_r_wave_has_no_baseline_wander(cinc, monkeypatch):
+    """The baseline's running medians repeated the last block mean past the end: a record cut just
+    after a tall R wave (JS20014's V5) got a baseline that followed the R, 3.4 mV of 'wander' and the
+    flag, on a clean lead.  The windows are now cut at the ends, in both forms alike; the running
+    median equals scipy's exact one inside and the median of the values held at the ends."""
+    rec = next(r for r in cinc if r.id == "JS20014")
+    for comp in (kernel, None):
+        monkeypatch.setattr(M, "_compiled", lambda: comp)
+        for t in (5.14, 6.87):
+            cut = rec.replace(signal=rec.signal[:, : int(t * rec.fs)])
+            v5 = next(lq for lq in Q.assess(cut).leads if lq.lead == "V5")
+            assert v5.flags == () and v5.indices["baseline_mv"] < 0.5, (comp, t, v5)
+    v = np.random.default_rng(0).normal(size=(2, 40))
+    want = np.array([[np.median(r[max(0, c - 5): c + 6]) for c in range(40)] for r in v])
+    np.testing.assert_array_equal(M._edge_median(v, 11), want)
+    out, win = np.empty(40), np.empty(11)
+    for row, w in zip(v, want):
+        kernel._edge_median(row, 11, out, win)
+        np.testing.assert_array_equal(out, w)

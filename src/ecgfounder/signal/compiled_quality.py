@@ -7,8 +7,8 @@ form in :mod:`ecgfounder.signal.quality_measures` (:func:`~ecgfounder.signal.qua
 
 * pass 1 over the signal: its extremes, the longest run of repeated samples, and the means of its
   blocks of ``step`` samples (the baseline's ~50-Hz decimation), without data-dependent branches;
-* the two-stage running median of the block means (edge padded; windows of 11 and 31 values at
-  every rate): a sorted window, one deletion and one insertion per step;
+* the two-stage running median of the block means (windows of 11 and 31 values at every rate, cut
+  at the ends): a sorted window, one deletion and one insertion per step;
 * the residual (signal less its linearly interpolated baseline and its mean) and the sums of its
   squares and fourth powers (kurtosis);
 * pass 2, one test per sample that few samples pass: the ``m`` smallest and largest residual
@@ -67,10 +67,22 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+@njit(inline="always")
+def _insert(win, m, val):  # pragma: no cover - compiled
+    """Insert ``val`` into the sorted ``win[:m]``; returns ``m + 1``."""
+    i = m
+    while i > 0 and win[i - 1] > val:
+        win[i] = win[i - 1]
+        i -= 1
+    win[i] = val
+    return m + 1
+
+
 @njit(cache=True, nogil=True)
 def _edge_median(v, k, out, win):  # pragma: no cover - compiled
-    """``out[i]`` = median of ``v[i - k//2 .. i + k//2]`` with the ends repeating ``v[0]`` and
-    ``v[-1]`` (odd ``k``); ``win`` is scratch of ``k`` values."""
+    """``out[i]`` = median of ``v[i - k//2 .. i + k//2]`` (odd ``k``), the window cut at the ends: a
+    record ending on a tall R wave had its baseline follow the R when the ends repeated ``v[-1]``;
+    ``win`` is scratch of ``k`` values."""
     n = v.shape[0]
     h = k // 2
     for j in range(k):  # the first window, sorted by insertion
@@ -96,6 +108,21 @@ def _edge_median(v, k, out, win):  # pragma: no cover - compiled
                 i -= 1
             win[i] = new
         out[c] = win[h]
+    # the ends: the median of the values the window holds (not the edge's repeats), the windows
+    # growing from each end inwards, kept sorted in ``win`` by insertion
+    m = 0
+    for j in range(min(h, n)):
+        m = _insert(win, m, v[j])
+    for c in range(min(h, n)):  # left: v[:c + h + 1]
+        if c + h < n:
+            m = _insert(win, m, v[c + h])
+        out[c] = 0.5 * (win[(m - 1) // 2] + win[m // 2])
+    m = 0
+    for j in range(max(0, n - h), n):
+        m = _insert(win, m, v[j])
+    for c in range(n - 1, max(n - h, h) - 1, -1):  # right: v[c - h:]
+        m = _insert(win, m, v[c - h])
+        out[c] = 0.5 * (win[(m - 1) // 2] + win[m // 2])
 
 
 @njit(inline="always")

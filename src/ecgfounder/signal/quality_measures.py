@@ -52,12 +52,19 @@ def _interp_weights(step: int) -> np.ndarray:
 
 
 def _edge_median(x: np.ndarray, k: int) -> np.ndarray:
-    """Running median of each row over ``k`` samples, the ends padded with their edge values."""
+    """Running median of each row over ``k`` samples, the window cut at the ends (the median of the
+    values it holds there: repeating an edge value made a record that ends on a tall R wave have
+    a baseline that follows the R)."""
     from .filters import running_median
 
-    h = k // 2
+    h, n = k // 2, x.shape[1]
     padded = np.concatenate((x[:, :1].repeat(h, 1), x, x[:, -1:].repeat(h, 1)), 1)
-    return running_median(padded, k)[:, h: h + x.shape[1]]
+    out = running_median(padded, k)[:, h: h + n]
+    for c in range(min(h, n)):
+        out[:, c] = np.median(x[:, : min(n, c + h + 1)], axis=1)
+    for c in range(max(n - h, h), n):
+        out[:, c] = np.median(x[:, c - h:], axis=1)
+    return out
 
 
 def _baseline_plan(fs: float) -> tuple[int, int, int]:
