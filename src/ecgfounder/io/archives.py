@@ -92,7 +92,7 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
                     rec = exc
                 if isinstance(rec, RecordReadError):
                     err = RecordReadError(p, f"{where}: {rec.reason.replace(tmp, '')}")
-                    err.member = getattr(rec, "member", None) or t.name
+                    err.member = rec.member or t.name
                     yield err
                     if not inner_kind:
                         break

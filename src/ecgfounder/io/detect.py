@@ -203,7 +203,7 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
                     return
                 if fmt not in _TAKES_LAYOUT:
                     _note_unused_layout(p, fmt, rec, kwargs)
-                rec = finish(p, rec, notes, seen=seen, **pol)
+                rec = finish(p, rec, notes, seen=seen, fs_given=fmt in _TAKES_LAYOUT, **pol)
             yield rec
     except GeneratorExit:
         raise

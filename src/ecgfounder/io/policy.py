@@ -107,13 +107,14 @@ def _named_leads(statement: str) -> tuple[str, ...]:
 
 
 def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = True,
-           max_duration: float | None = None, seen: set | None = None) -> Recording:
+           max_duration: float | None = None, seen: set | None = None, fs_given: bool = False) -> Recording:
     """Apply the reading policy to ``rec`` (read from ``path``); see the module docstring.
-    Warnings already in ``seen`` (the other items of a batch file) are not repeated."""
+    Warnings already in ``seen`` (the other items of a batch file) are not repeated.  ``fs_given``:
+    the format takes its rate as ``fs=`` (an absurd rate's error says how to pass it)."""
     seen = set() if seen is None else seen
     meta = dict(rec.meta)
     warn: list[str] = []
-    fs = check_fs(path, rec.fs, given=rec.meta.get("format") in ("npy", "npz", "csv", "hdf5"))  # (formats taking fs=)
+    fs = check_fs(path, rec.fs, given=fs_given)
     sig = rec.signal
     leads = rec.leads
     if sig.size and not np.isfinite(sig).all():
