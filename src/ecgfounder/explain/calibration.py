@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ECGFounderError
+from ..models.description import weights_digest  # (re-exported: the digest a calibration is bound to)
 
 __all__ = [
     "Calibration",
@@ -338,18 +339,6 @@ def apply_calibration(scores: Any, calib: Calibration | Mapping[str, Any]) -> An
     return out[0] if one else out
 
 
-def weights_digest(model: Any) -> str:
-    """SHA-256 of a model's weights: each state-dict tensor's name and float32 bytes, in order
-    (unlike a checkpoint file's hash, unchanged by the metadata a calibration adds)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().to("cpu").float().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def attach_calibration(model: Any, calib: Calibration) -> Calibration:
     """Store ``calib`` in the model's metadata (``task_meta["calibration"]``), which
     :func:`ecgfounder.save_model` writes into the checkpoint, bound to these weights
@@ -377,9 +366,10 @@ def calibration_of(model: Any) -> Calibration | None:
     if tuple(cal.labels) != tuple(model.labels or ()):
         raise CalibrationError(f"the stored calibration covers labels {list(cal.labels)[:5]}… but the model's head has "
                                f"{list(model.labels or ())[:5]}…; fit a new one with calibrate(..., model=model).")
-    if cal.weights is not None and cal.weights != weights_digest(model):
+    now = weights_digest(model) if cal.weights is not None else None
+    if now is not None and cal.weights != now:
         raise CalibrationError(f"the stored calibration was fitted for other weights ({cal.weights[:12]}…, these are "
-                               f"{weights_digest(model)[:12]}…: trained further or replaced since); fit a new one with "
+                               f"{now[:12]}…: trained further or replaced since); fit a new one with "
                                "calibrate(..., model=model) on a validation split.")
     return cal
 

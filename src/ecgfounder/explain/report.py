@@ -66,7 +66,7 @@ def weights_hash(model: Any) -> str:
         from ..models.weights import sha256_file
 
         return sha256_file(f)
-    from .calibration import weights_digest
+    from ..models.description import weights_digest
 
     return weights_digest(model)
 

@@ -32,6 +32,7 @@ from ..signal.preprocess import PreprocessContract
 
 __all__ = [
     "ModelDescription",
+    "weights_digest",
     "default_contract",
     "default_labels",
     "model_metadata",
@@ -158,10 +159,8 @@ def model_metadata(model: Any) -> dict[str, Any]:
     }
 
 
-def model_fingerprint(model: Any, extra: str = "") -> str:
-    """Hex SHA-256 of everything that decides a model's outputs: each state-dict tensor (name,
-    dtype, shape, bytes, in order), the config, the description's labels, contract and task, and
-    ``extra`` (a caller's own settings, e.g. an aggregation).  Names caches."""
+def _tensors_hash(model: Any) -> Any:
+    """A SHA-256 fed each state-dict tensor of ``model``: name, dtype, shape and bytes, in order."""
     import torch
 
     h = hashlib.sha256()
@@ -173,6 +172,20 @@ def model_fingerprint(model: Any, extra: str = "") -> str:
         if a.dtype == torch.bfloat16:
             a = a.float()
         h.update(a.numpy().tobytes())
+    return h
+
+
+def weights_digest(model: Any) -> str:
+    """Hex SHA-256 of a model's weights alone (the tensors of :func:`model_fingerprint`, without its
+    description): unchanged by metadata such as a calibration stored with them."""
+    return _tensors_hash(model).hexdigest()
+
+
+def model_fingerprint(model: Any, extra: str = "") -> str:
+    """Hex SHA-256 of everything that decides a model's outputs: each state-dict tensor (name,
+    dtype, shape, bytes, in order), the config, the description's labels, contract and task, and
+    ``extra`` (a caller's own settings, e.g. an aggregation).  Names caches."""
+    h = _tensors_hash(model)
     d = model.description.to_dict()
     ident = {"config": model.config.to_dict(), "labels": d["labels"], "contract": d["contract"],
              "task_meta": d["task_meta"]}
