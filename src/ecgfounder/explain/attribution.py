@@ -45,10 +45,11 @@ from ..models.net1d import Net1D
 from ..recording import Recording
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
-__all__ = ["Explanation", "ExplainError", "METHODS", "explain", "attribute_windows", "resolve_targets",
+__all__ = ["Explanation", "ExplainError", "METHODS", "MAX_WINDOWS", "explain", "attribute_windows", "resolve_targets",
            "output_labels", "contract_of", "stitch", "rebin", "check_options"]
 
 METHODS = ("ig", "gradcam", "guided_gradcam")
+MAX_WINDOWS = 36  # explain() refuses longer records (6 minutes of 10-s windows) unless raised
 BASELINE_TEXT = "zeros in the model input space (every lead flat at the window's mean over all leads, after the z-score)"
 
 
@@ -303,7 +304,7 @@ def explain(
     fill_missing: bool = False,
     device: str | torch.device = "cpu",
     internal_batch_size: int | None = 16,
-    max_windows: int = 36,
+    max_windows: int = MAX_WINDOWS,
 ) -> Explanation:
     """Per-label attribution maps of one recording (see the module documentation for the methods).
 

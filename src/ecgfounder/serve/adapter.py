@@ -108,8 +108,9 @@ class Analyzer:
         self._lock = threading.Lock()  # one forward at a time; torch uses all cores for it
         self._explain_model: Any = None
         self._explain_lock = threading.Lock()
-        # attribution is refused beyond this many model windows (ecgfounder.explain's bound: minutes of work)
-        self.explain_max_windows = 36
+        from ..explain.attribution import MAX_WINDOWS
+
+        self.explain_max_windows = MAX_WINDOWS  # attribution is refused beyond it (minutes of work)
 
     @classmethod
     def load(cls, source: str | os.PathLike = "12-lead", *, threshold: float = 0.5,
@@ -288,7 +289,8 @@ class Analyzer:
         from ..signal.leads import canonical_lead
 
         t0, t1 = display_span(rec, start)
-        rows = [i for i, ld in enumerate(rec.leads) if page_seconds(rec) <= _WINDOW_S or ld in rec.stored_leads]
+        every = page_seconds(rec) <= _WINDOW_S  # (a minute's page: the stored leads only)
+        rows = [i for i, ld in enumerate(rec.leads) if every or ld in rec.stored_leads]
         x = rec.signal[rows, int(round(t0 * rec.fs)): int(round(t1 * rec.fs))]
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         fs = min(float(display_fs), rec.fs)
