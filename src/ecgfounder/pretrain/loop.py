@@ -34,7 +34,7 @@ from ..models.net1d import Net1D
 from ..signal.preprocess import PreprocessContract
 from ..train import distributed as D
 from ..errors import CheckpointError
-from ..train.checkpoint import TrainingInterrupted, interrupted_note, save_state
+from ..train.checkpoint import TrainingInterrupted, interrupted_note, save_state, schedule_changed
 from ..train.config import ConfigError
 from .config import PretrainConfig
 from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
@@ -143,10 +143,7 @@ def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, stor
         o, t = cfg.optim, cfg.train
         why = (f"optim.schedule_steps={o.schedule_steps}" if o.schedule_steps else f"train.max_steps={t.max_steps}"
                if t.max_steps else f"the steps of train.epochs={t.epochs}")
-        raise ConfigError(f"cannot resume from {path}: its cosine schedule spans {was} optimiser steps and this run's would "
-                          f"span {schedule} ({why}), which changes the learning rates from step {state.get('step')} on. Keep "
-                          f"the checkpoint's schedule with optim.schedule_steps={was}, or choose another train.out and set "
-                          "optim.schedule_steps to the whole run's length (a run trained in pieces then follows one schedule).")
+        raise schedule_changed(path, int(was), schedule, why, state.get("step"), "train.out")
     return state
 
 

@@ -16,7 +16,7 @@ from .config import ConfigError, FinetuneConfig
 from .model import schedule_length
 
 __all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "write_failed", "unwrap",
-           "save_model_file", "load_weights", "TrainingInterrupted", "interrupted_note"]
+           "save_model_file", "load_weights", "TrainingInterrupted", "interrupted_note", "schedule_changed"]
 
 # Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
 # Every other setting shapes the weights, so a checkpoint written under another value is refused.
@@ -130,12 +130,19 @@ def check_resume_config(state: dict[str, Any], cfg: FinetuneConfig, path: Path) 
         o, t = cfg.optim, cfg.train
         why = (f"optim.schedule_steps={o.schedule_steps}" if o.schedule_steps else f"train.max_steps={t.max_steps}"
                if t.max_steps else f"train.epochs={t.epochs} of {per_epoch} steps")
-        raise ConfigError(
-            f"cannot resume from {path}: its cosine schedule spans {was} optimiser steps and this run's would span "
-            f"{now} ({why}), which changes the learning rates from step {state.get('global_step')} on. Keep the "
-            f"checkpoint's schedule with optim.schedule_steps={was}, or start a new run in another output.dir with "
-            "optim.schedule_steps set to the whole run's length (a run trained in pieces then follows one schedule)."
-        )
+        raise schedule_changed(path, was, now, why, state.get("global_step"), "output.dir")
+
+
+def schedule_changed(path: Path, was: int, now: int, why: str, step: Any, out_setting: str) -> ConfigError:
+    """The refusal to resume ``path`` (at optimiser step ``step``) under a cosine schedule of ``now``
+    steps (set by ``why``) where the checkpoint's spans ``was``; ``out_setting`` names the run folder's
+    setting (fine-tuning's ``output.dir``, pre-training's ``train.out``)."""
+    return ConfigError(
+        f"cannot resume from {path}: its cosine schedule spans {was} optimiser steps and this run's would span "
+        f"{now} ({why}), which changes the learning rates from step {step} on. Keep the checkpoint's schedule with "
+        f"optim.schedule_steps={was}, or start a new run in another {out_setting} with optim.schedule_steps set to "
+        "the whole run's length (a run trained in pieces then follows one schedule)."
+    )
 
 
 def write_failed(path: Path, exc: BaseException, then: str) -> CheckpointError:
