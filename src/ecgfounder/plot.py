@@ -206,6 +206,11 @@ def _rhythm_seconds(rec: Recording, start: float, seconds: float | None, n_leads
     return shown
 
 
+def _shown_leads(recording: Recording, layout: str, leads: Sequence[str] | None) -> Sequence[str]:
+    """The leads a strips or rhythm layout draws: ``leads``, else all (rhythm: those stored in the file)."""
+    return leads or (recording.stored_leads if layout == "rhythm" else recording.leads)
+
+
 def lead_spans(recording: Recording, layout: str | None = None, rhythm_lead: str = "II",
                leads: Sequence[str] | None = None, seconds: float = 10.0) -> dict[str, list[tuple[float, float]]]:
     """Where :func:`plot_ecg` draws each lead: canonical lead name -> ``[(from, to), ...]`` seconds
@@ -218,7 +223,7 @@ def lead_spans(recording: Recording, layout: str | None = None, rhythm_lead: str
         spans.setdefault(canonical_lead(rhythm_lead), []).append((0.0, seconds))
         return spans
     return {canonical_lead(x): [(0.0, seconds)]
-            for x in (leads or (recording.stored_leads if layout == "rhythm" else recording.leads))}
+            for x in _shown_leads(recording, layout, leads)}
 
 
 def plot_ecg(
@@ -275,7 +280,7 @@ def plot_ecg(
     if layout != "rhythm" and seconds is not None:
         raise PlotError(f"seconds={seconds:g} is for layout='rhythm' (CLI: --layout rhythm); the {layout} layout "
                         "shows 10 s: leave seconds out.")
-    sel = [canonical_lead(x) for x in (leads or (recording.stored_leads if layout == "rhythm" else recording.leads))]
+    sel = [canonical_lead(x) for x in _shown_leads(recording, layout, leads)]
     if layout == "rhythm" and len(sel) > 3:
         raise PlotError(f"layout='rhythm' draws 1 to 3 leads, not {len(sel)}; choose them with leads= "
                         "(CLI: --lead NAME), or use layout='strips'.")
@@ -425,7 +430,7 @@ def plot_pages(recording: Recording, **kwargs) -> list:
     paper, layout = kwargs.get("paper"), kwargs.get("layout") or default_layout(recording, kwargs.get("paper"))
     if paper is None or layout not in ("strips", "rhythm"):
         return [plot_ecg(recording, **kwargs)]
-    sel = list(kwargs.get("leads") or (recording.stored_leads if layout == "rhythm" else recording.leads))
+    sel = list(_shown_leads(recording, layout, kwargs.get("leads")))
     names = [name for name, _ in (kwargs.get("shading") or ())][:len(SHADE_COLOURS)]
     below = _under(kwargs.get("footer"), names, kwargs.get("speed", 25.0), kwargs.get("gain", 10.0))[3]
     avail = paper_size(paper)[1] - _sheet_text(below)
