@@ -211,6 +211,8 @@ def _served_badly(kind: str):
             seen[len(x)] = seen.get(len(x), 0) + 1
             if kind == "crash" and len(x) > 12:
                 raise RuntimeError("kernel crashed\nat batch 32")
+            if kind == "silent" and len(x) > 12:
+                raise AssertionError()  # (no message at all)
             if (kind == "batch" and len(x) > 12) or (kind == "repeated" and len(x) > 12 and seen[len(x)] > 2):
                 s = s + 0.05
             return s, f
@@ -218,14 +220,15 @@ def _served_badly(kind: str):
     return build
 
 
-@pytest.mark.parametrize("kind", ["batch", "repeated", "crash"])
+@pytest.mark.parametrize("kind", ["batch", "repeated", "crash", "silent"])
 def test_a_path_off_or_crashing_at_the_served_batch_is_not_chosen(windows, tmp_path, kind):
     lines: list[str] = []
     choice = choose_path(_served_badly(kind), [("int8", "onnxruntime")], windows, weights="w1", cache_dir=tmp_path,
                          batch=32, seconds=0.0, rounds=1, announce=lines.append)
     fig = choice.figure("int8/onnxruntime")
     assert choice.name == "fp32/torch" and not fig.ok
-    want = "failed: RuntimeError: kernel crashed" if kind == "crash" else "outside bounds (|dprob| 5.0e-02"
+    want = {"crash": "failed: RuntimeError: kernel crashed", "silent": "failed: AssertionError"}.get(
+        kind, "outside bounds (|dprob| 5.0e-02")
     assert fig.reason.startswith(want), fig.reason
     assert "rejected: int8/onnxruntime" in lines[0]
 

@@ -351,7 +351,8 @@ def choose_path(
                 if within(worst, limit):
                     speed[(prec, be)] = rate
         except Exception as exc:  # a path that cannot be built or run here is simply not chosen
-            figs[(prec, be)] = PathFigures(prec, be, reason=f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            said = (str(exc).splitlines() or [""])[0][:160]  # (an exception may say nothing at all)
+            figs[(prec, be)] = PathFigures(prec, be, reason=f"failed: {type(exc).__name__}" + (f": {said}" if said else ""))
             if ref is None or run is ref_run:
                 raise
             continue
