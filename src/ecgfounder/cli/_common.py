@@ -9,7 +9,7 @@ from typing import Any
 
 from ._checks import rate, seconds, voltage_unit
 
-__all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags", "count",
+__all__ = ["add_model_args", "model_from_args", "add_read_args", "read_options", "say", "progress", "flags",
            "cli_forms", "CLIStream"]
 
 # library argument → command-line flag, for messages written in the library's terms

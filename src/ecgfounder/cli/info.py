@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no ECG files found in {args.paths}; give files or folders holding them.")
     kw = read_options(args)
     failed = 0
+
     def say(exc: Exception, f: object) -> None:
         msg = flags(" ".join(str(exc).split()))
         print(f"error: {msg if str(f) in msg else f'{f}: {msg}'}", file=sys.stderr)

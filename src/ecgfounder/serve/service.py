@@ -203,6 +203,7 @@ class Service:
                      await self._member(first, shown, options, str(path)))]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
+
         async def each() -> AsyncIterator[Recording | InputError]:
             yield first
             yield second
