@@ -88,13 +88,13 @@ def test_cli_plot_with_predicted_findings(tmp_path, monkeypatch):
     from ecgfounder.labels import load_labels
 
     seen = {}
-    real = plot_mod.save_ecg_plot
+    real = plot_mod.save_ecg_sheets
 
     def spy(rec, path, **kw):
         seen.update(kw)
         return real(rec, path, **kw)
 
-    monkeypatch.setattr(plot_mod, "save_ecg_plot", spy)
+    monkeypatch.setattr(plot_mod, "save_ecg_sheets", spy)
     ckpt = build_synthetic_checkpoint(tmp_path / "synthetic.pth", leads=12)
     out = tmp_path / "ecg.png"
     code = main(["plot", str(MUSE), "-o", str(out), "--predict", "--checkpoint", str(ckpt), "--top", "2"])

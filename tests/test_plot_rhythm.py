@@ -134,3 +134,22 @@ def test_header_counts_the_leads_of_the_file_not_those_derived():
     assert "100 Hz, 10.0 s, 2 leads (+4 derived)" in header_text(two, None, "")[0]
     one = Recording(signal=rng.normal(0, 0.1, (1, 1000)), fs=100.0, leads=("II",))
     assert "100 Hz, 10.0 s, 1 lead" in header_text(one, None, "")[0]
+
+
+def test_png_of_more_sheets_than_one_is_one_a4_image_a_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    from ecgfounder.cli import main
+
+    out = tmp_path / "r.png"
+    args = ["plot", str(DATA / "mitdb" / "100.hea"), "-o", str(out), "--no-quality", "--layout", "rhythm"]
+    assert main(args + ["--seconds", "50"]) == 0  # 2 leads x 5 strips: two sheets
+    sheets = [out, tmp_path / "r-2.png"]
+    assert capsys.readouterr().out.split() == [str(p) for p in sheets]
+    px_mm = 200 / 25.4
+    for p in sheets:  # each a landscape A4 at 200 dpi, not one image two sheets tall
+        w, h = Image.open(p).size
+        assert (round(w / px_mm), round(h / px_mm)) == (297, 210)
+    assert not (tmp_path / "r-3.png").exists()
+    assert main(args + ["--seconds", "50", "--paper", "fit"]) == 0  # no paper: one drawing, however tall
+    assert capsys.readouterr().out.split() == [str(out)]

@@ -35,7 +35,7 @@ from .plot_text import _CAL_W, _LABEL_H, _LINE_MM, _RIGHT_AT, header_text as _he
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
-__all__ = ["plot_ecg", "plot_pages", "save_ecg_plot", "save_pdf_pages", "lead_spans", "check_start", "paper_size", "LAYOUTS", "PAPERS",
+__all__ = ["plot_ecg", "plot_pages", "save_ecg_plot", "save_ecg_sheets", "save_pdf_pages", "lead_spans", "check_start", "paper_size", "LAYOUTS", "PAPERS",
            "PlotError", "default_layout", "RHYTHM_SECONDS"]
 
 LAYOUTS = ("12lead", "strips", "rhythm")
@@ -407,8 +407,16 @@ def plot_ecg(
 
 
 def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Path:
-    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension); returns the path.  A PDF
-    on ``paper`` holds as many sheets as :func:`plot_pages` draws."""
+    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension); returns the path (of the
+    first sheet: see :func:`save_ecg_sheets`, which this calls)."""
+    return save_ecg_sheets(recording, path, **kwargs)[0]
+
+
+def save_ecg_sheets(recording: Recording, path: str | os.PathLike, **kwargs) -> list[Path]:
+    """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension) on as many sheets of
+    ``paper`` as :func:`plot_pages` draws: a PDF holds them as its pages; a PNG or SVG is one image a
+    sheet, the first at ``path`` and sheet k at ``<stem>-k<ext>`` (an image is not a sheet of paper
+    if it grows taller than one).  Returns the paths written, in sheet order."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".png", ".pdf", ".svg"):
@@ -416,11 +424,14 @@ def save_ecg_plot(recording: Recording, path: str | os.PathLike, **kwargs) -> Pa
     if p.is_dir():
         raise PlotError(f"{p} is a folder; give a file path ending in .png, .pdf or .svg (e.g. {p / 'ecg.png'}).")
     p.parent.mkdir(parents=True, exist_ok=True)
-    if ext == ".pdf" and kwargs.get("paper"):
-        save_pdf_pages(plot_pages(recording, **kwargs), p)
-        return p
-    plot_ecg(recording, **kwargs).savefig(p, dpi=200 if ext == ".png" else None, facecolor="white")
-    return p
+    figures = plot_pages(recording, **kwargs) if kwargs.get("paper") else [plot_ecg(recording, **kwargs)]
+    if ext == ".pdf":
+        save_pdf_pages(figures, p)
+        return [p]
+    paths = [p] + [p.with_name(f"{p.stem}-{k}{p.suffix}") for k in range(2, len(figures) + 1)]
+    for fig, out in zip(figures, paths):
+        fig.savefig(out, dpi=200 if ext == ".png" else None, facecolor="white")
+    return paths
 
 
 def plot_pages(recording: Recording, **kwargs) -> list:

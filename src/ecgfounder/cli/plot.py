@@ -63,7 +63,7 @@ def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import read
-    from ..plot import check_start, save_ecg_plot
+    from ..plot import check_start, save_ecg_sheets
 
     if not args.predict and (args.checkpoint or args.weights != "12-lead"):
         raise usage(f"{'--checkpoint' if args.checkpoint else '--weights'} chooses the model of --predict; add "
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
         report = assess(rec)
         flagged, footer = report.flagged_leads(), f"signal quality: {report.summary}"
-    save_ecg_plot(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
-                  start=args.start, findings=findings, title=args.title, flagged_leads=flagged, footer=footer,
-                  paper=None if args.paper == "fit" else args.paper, seconds=args.seconds)
-    print(out)
+    paths = save_ecg_sheets(rec, out, layout=args.layout, leads=args.lead, rhythm_lead=args.rhythm_lead,
+                            start=args.start, findings=findings, title=args.title, flagged_leads=flagged,
+                            footer=footer, paper=None if args.paper == "fit" else args.paper, seconds=args.seconds)
+    print("\n".join(map(str, paths)))
     return 0
