@@ -145,7 +145,7 @@ def test_report_is_strict_json_and_bounded_on_awkward_input():
     json.loads(json.dumps(d, allow_nan=False))
     assert not d["good"] and "missing" in d["leads"][0]["flags"]
     short = ecgfounder.Recording(np.zeros((1, 1)), 500.0, ("I",))
-    assert assess(short).summary == "flat:I"
+    assert assess(short).summary == "flat:I;short"
     empty = ecgfounder.Recording(np.zeros((1, 0)), 500.0, ("I",))
     assert assess(empty).summary == "missing:I"
     # a 2-hour record is assessed on its first 5 minutes: bounded time and memory
@@ -235,3 +235,40 @@ def test_a_flat_limb_lead_is_flagged_without_a_numpy_warning(cinc, reports, lead
         warnings.simplefilter("error", RuntimeWarning)
         q = assess(rec)
     assert "flat" in next(lq for lq in q.leads if lq.lead == lead).flags, q.summary
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_quantised_trough_is_not_clipping_but_a_rail_is(compiled, monkeypatch):
+    """E07505's V6 (4.9-µV steps) reaches its S-trough minimum for 3-4 samples (6-8 ms) beat after
+    beat: in its first 5 s that made >= 3 runs of >= 3 samples on the extreme, 'clipped:V6'.  A rail
+    cuts a QRS for longer: runs count from 10 ms."""
+    from ecgfounder.signal import quality as Q, quality_measures as M
+
+    if not compiled:
+        monkeypatch.setattr(M, "_compiled", lambda: None)
+        monkeypatch.setattr(Q, "_compiled", lambda: None)
+    rec = ecgfounder.read(DATA / "E07505.hea")
+    first = rec.replace(signal=rec.signal[:, :2500])
+    assert assess(first).summary == "good"
+    x = first.signal.copy()
+    x[11] = np.maximum(x[11], 0.5 * x[11].min())  # the same lead clipped at half its S depth
+    assert assess(first.replace(signal=x)).summary == "clipped:V6"
+    assert M.least_rail_run(250.0) == 3 and M.least_rail_run(500.0) == 5 and M.least_rail_run(1000.0) == 10
+
+
+def test_a_short_excerpt_is_said_short_and_not_judged_on_what_it_cannot_show(cinc, reports):
+    """Cuts of 0.5-1.9 s of the real records got noise, mains, clipping and flat flags their whole
+    records do not have (one short Welch segment, perhaps no QRS in it): 132 of 500 0.5-s cuts.
+    Under ``min_seconds`` a record is 'short', and only the checks on its samples are made."""
+    rng = np.random.default_rng(3)
+    for r, q in zip(cinc, reports):
+        for seconds in (0.5, 1.2, 1.9):
+            n = int(seconds * r.fs)
+            s = int(rng.integers(0, r.n_samples - n))
+            got = assess(r.replace(signal=r.signal[:, s:s + n]))
+            assert got.record_flags[-1:] == ("short",), (r.id, seconds)
+            assert not {f for lq in got.leads for f in lq.flags} & {"noise", "powerline", "baseline", "clipped"}
+    x = cinc[0].signal[:, :1000].copy()  # 2 s at 500 Hz: not short; a gap is seen in a short one
+    assert "short" not in assess(cinc[0].replace(signal=x)).record_flags
+    x[3, 100:700] = 0.0
+    assert assess(cinc[0].replace(signal=x[:, :900])).summary == f"gap:{cinc[0].leads[3]};short"

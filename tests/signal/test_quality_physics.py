@@ -151,13 +151,13 @@ def test_awkward_inputs_give_a_word_never_an_exception():
         "one lead": (ecgfounder.Recording(x[1:2], 500.0, ("II",)), "good"),
         "two leads": (ecgfounder.Recording(x[:2], 500.0, ("I", "II")), "good"),
         "15 leads": (ecgfounder.Recording(np.vstack([x, x[6:9]]), 500.0, LEADS + ("vx", "vy", "vz")), "good"),
-        "1.5 s": (rec.replace(signal=x[:, :750]), "good"),
+        "1.5 s": (rec.replace(signal=x[:, :750]), "short"),
         "all NaN": (rec.replace(signal=np.full_like(x, np.nan)), None),
         "constant": (rec.replace(signal=np.full_like(x, 1.5)), "flat:" + ",".join(LEADS)),
         "inf and NaN": (rec.replace(signal=np.where(x > 0.5, np.inf, x)), None),
         "1e300 and NaN": (rec.replace(signal=big), None),
         "float16": (rec.replace(signal=x.astype(np.float16)), "good"),
-        "one sample": (rec.replace(signal=x[:, :1]), "flat:" + ",".join(LEADS)),
+        "one sample": (rec.replace(signal=x[:, :1]), "flat:" + ",".join(LEADS) + ";short"),
     }
     for name, (r, want) in cases.items():
         with np.errstate(all="ignore"):
@@ -168,3 +168,28 @@ def test_awkward_inputs_give_a_word_never_an_exception():
     y = long.signal.copy()
     y[8, 250 * 400: 250 * 410] = 0.0
     assert assess(long.replace(signal=y)).summary == "good"
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_amplitude_is_a_deviation_from_the_baseline_not_a_dc_offset(compiled, monkeypatch):
+    """A DC-coupled amplifier leaves each lead a constant offset (tens of mV on some devices): the
+    ECG on it is fine, and preprocessing removes it.  Read as 'any |sample| > 25 mV', every such
+    lead was 'amplitude'; a sample 25 mV away from the lead's baseline still is."""
+    from ecgfounder.signal import quality as Q, quality_measures as M
+
+    if not compiled:
+        monkeypatch.setattr(M, "_compiled", lambda: None)
+        monkeypatch.setattr(Q, "_compiled", lambda: None)
+    rec = synth(500.0, 10.0)
+    s = rec.signal
+    for offset in (30.0, -80.0, 300.0):
+        got = assess(rec.replace(signal=s + offset))
+        assert got.summary == "good", offset
+        assert got.leads[8].indices["max_abs_mv"] > 25 > got.leads[8].indices["deviation_mv"]
+    v3 = s[8]
+    for height, hit in ((0.9, ()), (1.1, ("amplitude",))):  # a 3-sample spike, 0.9 and 1.1 × 25 mV
+        y = v3.copy()
+        y[2500:2503] = v3[2500] + height * TH.max_abs_mv
+        assert assess(_with(rec, V3=y)).leads[8].flags == hit, height
+        assert assess(_with(rec, V3=y + 40.0)).leads[8].flags == hit, height  # on an offset too
+    assert "amplitude" in assess(_with(rec, V3=1000 * v3)).leads[8].flags  # µV read as mV

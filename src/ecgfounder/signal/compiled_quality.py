@@ -47,7 +47,7 @@ __all__ = ["quality_rows", "beat_medians", "STATS"]
 
 #: columns of :func:`quality_rows`' per-lead statistics
 STATS = ("lo", "hi", "repeat_run", "rail_samples", "rail_runs", "m2", "m4", "baseline_ptp",
-         "low_a0", "low_a1", "high_b0", "high_b1")
+         "low_a0", "low_a1", "high_b0", "high_b1", "residual_min", "residual_max")
 
 
 _SCRATCH = threading.local()
@@ -143,25 +143,25 @@ def _keep_smallest(buf, count, m, c):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _closed(run, samples, runs):  # pragma: no cover - compiled
-    """(samples, runs) on the rails, a finished run counted when it has at least 3 samples."""
-    if run >= 3:
+def _closed(run, samples, runs, least):  # pragma: no cover - compiled
+    """(samples, runs) on the rails, a finished run counted when it has at least ``least`` samples."""
+    if run >= least:
         return samples + run, runs + 1
     return samples, runs
 
 
 @njit(inline="always")
-def _on_rail(t, run, end, samples, runs):  # pragma: no cover - compiled
+def _on_rail(t, run, end, samples, runs, least):  # pragma: no cover - compiled
     """Sample ``t`` is on a rail: (the run it continues, or starts once the one before is counted;
     where that run now ends; samples and runs counted)."""
     if t != end:
-        samples, runs = _closed(run, samples, runs)
+        samples, runs = _closed(run, samples, runs, least)
         run = 0
     return run + 1, t + 1, samples, runs
 
 
 @njit(cache=True, nogil=True)
-def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg, stats):  # pragma: no cover - compiled
+def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, clean, seg, stats):  # pragma: no cover - compiled
     rows, n = x.shape
     full = n // step
     inv = 1.0 / step
@@ -256,11 +256,11 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg
                     if nl == m:
                         above = -large[m - 1]
                 if v >= top:
-                    up, up_end, rail_samples, rail_runs = _on_rail(t, up, up_end, rail_samples, rail_runs)
+                    up, up_end, rail_samples, rail_runs = _on_rail(t, up, up_end, rail_samples, rail_runs, least)
                 if v <= bottom:
-                    down, down_end, rail_samples, rail_runs = _on_rail(t, down, down_end, rail_samples, rail_runs)
-        rail_samples, rail_runs = _closed(up, rail_samples, rail_runs)
-        rail_samples, rail_runs = _closed(down, rail_samples, rail_runs)
+                    down, down_end, rail_samples, rail_runs = _on_rail(t, down, down_end, rail_samples, rail_runs, least)
+        rail_samples, rail_runs = _closed(up, rail_samples, rail_runs, least)
+        rail_samples, rail_runs = _closed(down, rail_samples, rail_runs, least)
         # Welch segments: the Hann-windowed float32 residual
         for s in range(nseg):
             src = out[s * hop: s * hop + nper]
@@ -271,20 +271,22 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, clean, seg
         st[0], st[1], st[2], st[3], st[4] = lo, hi, longest, rail_samples, rail_runs
         st[5], st[6], st[7] = m2, m4, bmax - bmin
         if ns < m or nl < m:  # NaN residual (samples near the float64 limit overflow): no percentiles
-            st[8] = st[9] = st[10] = st[11] = np.nan
+            st[8] = st[9] = st[10] = st[11] = st[12] = st[13] = np.nan
         else:
             st[8], st[9] = small[a0], small[a1]
             st[10], st[11] = -large[n - 1 - b0], -large[n - 1 - b1]
+            st[12], st[13] = small[0], -large[0]
 
 
 def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, int, int, int],
-                 interp: np.ndarray, nper: int, hop: int, win: np.ndarray
+                 interp: np.ndarray, nper: int, hop: int, win: np.ndarray, least_run: int = 3,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-lead measurements of finite float64 ``x`` ``(rows, n)``, ``1 < step <= n``: returns
     ``(residual (rows, n), windowed float32 Welch segments (rows, segments, nper), statistics
     (rows, len(STATS)))``.  ``k1``, ``k2``: the odd median windows over block means; ``ranks``:
     the sorted positions (a0, a1, b0, b1) of the two percentiles; ``interp``: the (3, step)
-    interpolation weights; ``win``: the float32 window of ``nper`` samples, segments ``hop`` apart.
+    interpolation weights; ``win``: the float32 window of ``nper`` samples, segments ``hop`` apart;
+    ``least_run``: the fewest samples a run on a rail needs to count.
 
     The residual and the segments of a 12-lead record up to ~40 s at 500 Hz (4 MiB each) are written
     into buffers this thread keeps for its next call (valid until then): fresh arrays would cost
@@ -298,7 +300,7 @@ def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, i
     seg = _scratch("seg", (rows, (n - nper) // hop + 1, nper), np.float32)
     stats = np.empty((rows, len(STATS)))
     _rows(x, step, k1, k2, m, a0, a1, b0, b1, np.ascontiguousarray(interp, dtype=np.float64), nper, hop,
-          np.ascontiguousarray(win, dtype=np.float32), clean, seg, stats)
+          np.ascontiguousarray(win, dtype=np.float32), least_run, clean, seg, stats)
     return clean, seg, stats
 
 

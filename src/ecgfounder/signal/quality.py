@@ -15,8 +15,9 @@ Indices reported per lead (the signal-quality indices of Li, Clifford et al.): `
 below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz over 0–40 Hz power),
 ``hf_ratio`` (power above 40 Hz, mains bands excluded, over 5–40 Hz), ``powerline_ratio`` (±1 Hz of
 50 or 60 Hz over 5–40 Hz), ``ptp_mv`` (0.5th–99.5th percentile range after baseline removal),
+``deviation_mv`` (the largest distance of a sample from the baseline; ``max_abs_mv``: from 0),
 ``baseline_mv`` (range of the baseline: two-stage 0.2 s / 0.6 s median filter, de Chazal et al.
-2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3), ``gap_s``
+2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 and ≥ 10 ms), ``gap_s``
 (longest run of NaN or exactly constant samples) and ``nonfinite_fraction``.
 
 Cost (one core of the shared 2-core dev VM, 10-s 12-lead 500-Hz records): with numba, the per-lead
@@ -54,11 +55,12 @@ class QualityThresholds:
     powerline_ratio: float = 0.5       # 50/60 Hz power ≥ 0.5 × the 5–40 Hz ECG power
     baseline_mv: float = 3.0           # baseline wander ≥ 3 mV peak-to-peak
     max_ptp_mv: float = 12.0           # implausible amplitude: robust ptp > 12 mV ...
-    max_abs_mv: float = 25.0           # ... or any |sample| > 25 mV (no surface ECG reaches that)
+    max_abs_mv: float = 25.0           # ... or a sample > 25 mV off its baseline (a DC offset is no sign)
     einthoven_fraction: float = 0.10   # II − (I + III) strays from its mean by > 10 % of II's range
     polarity_min_mv: float = 0.03      # smallest P/QRS deflection taken as a polarity
     reversal_corr: float = 0.2         # I (or II) vs V6 median-beat correlation below -0.2: reversal
     max_seconds: float = 300.0         # longer records are assessed on their first 5 minutes
+    min_seconds: float = 2.0           # shorter records are 'short': noise, mains, wander, clipping not judged
 
 
 #: check name -> (what it means, threshold field, source)
@@ -82,6 +84,9 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
                  "-", "the file's own statement"),
     "einthoven": ("limb leads inconsistent: II differs from I + III (beyond a constant offset)", "einthoven_fraction",
                   "Einthoven's law"),
+    "short": ("the recording is shorter than the threshold (a Welch segment, about two beats): noise, mains, "
+              "baseline wander and clipping are not judged on it, and the model reads 10 s", "min_seconds",
+              "the spectral and median-filter windows of the other checks"),
     "reversal": ("limb-lead reversal (LA-RA: lead I P and QRS inverted with aVR upright; RA-LL: lead II "
                  "P and QRS inverted with aVR upright); dextrocardia looks the same", "polarity_min_mv",
                  "Batchvarov, Malik & Camm 2007, 'Incorrect electrode cable connection during ECG "
@@ -166,7 +171,7 @@ class QualityReport:
 # per-lead flags from the indices (the measurements: ecgfounder.signal.quality_measures)
 
 
-def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
+def _lead_flags(idx: Mapping[str, float], th: QualityThresholds, short: bool) -> list[str]:
     flags = ["missing"] if idx["nonfinite_fraction"] > 0 else []
     # beyond the bound prepare refuses, the residual (taken around a mean such samples dominate) is
     # rounding noise: its ptp and spectra flipped one lead between flat, amplitude and noise in the
@@ -174,15 +179,17 @@ def _lead_flags(idx: Mapping[str, float], th: QualityThresholds) -> list[str]:
     absurd = idx["max_abs_mv"] > MAX_ABS_MV
     if idx["ptp_mv"] < th.flat_ptp_mv and not absurd:
         return flags + ["flat"]  # the other checks say nothing about a dead lead
+    # a short excerpt (a beat or two) has no spectrum or baseline to judge, nor enough runs on a rail
     return flags + [flag for flag, hit in (
         ("gap", idx["gap_s"] >= th.gap_s),
-        ("clipped", idx["clipped_fraction"] >= th.clipped_fraction and idx["clipped_runs"] >= th.clipped_runs),
-        ("amplitude", absurd or idx["ptp_mv"] > th.max_ptp_mv or idx["max_abs_mv"] > th.max_abs_mv),
+        ("clipped", not short and idx["clipped_fraction"] >= th.clipped_fraction
+         and idx["clipped_runs"] >= th.clipped_runs),
+        ("amplitude", absurd or idx["ptp_mv"] > th.max_ptp_mv or idx["deviation_mv"] > th.max_abs_mv),
     ) if hit] + [flag for flag, hit in (
         ("noise", idx["hf_ratio"] >= th.hf_ratio),
         ("powerline", idx["powerline_ratio"] >= th.powerline_ratio),
         ("baseline", idx["baseline_mv"] >= th.baseline_mv),
-    ) if hit and not absurd]
+    ) if hit and not absurd and not short]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,13 +343,14 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
     values, clean = measure(x, fs, finite)
     columns = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in values.items()}
     all_off, named_off = _leads_off(getattr(recording, "meta", {}) or {})
+    short = x.shape[1] < th.min_seconds * fs
     leads = []
     for i, name in enumerate(names):
         idx = {k: col[i] for k, col in columns.items()}
-        flags = (["lead_off"] if name in named_off else []) + _lead_flags(idx, th)
+        flags = (["lead_off"] if name in named_off else []) + _lead_flags(idx, th, short)
         leads.append(LeadQuality(name, tuple(flags), MappingProxyType(idx)))
     usable = np.array([not lq.flags or lq.flags == ("baseline",) for lq in leads])
-    record_flags: list[str] = ["lead_off"] if all_off else []
+    record_flags: list[str] = (["lead_off"] if all_off else []) + (["short"] if short else [])
     record_flags += _einthoven(x, names, usable, th)
     record_flags += _reversal(clean, names, fs, usable, th)
     return QualityReport(tuple(leads), tuple(record_flags), th)

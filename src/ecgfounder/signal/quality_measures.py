@@ -2,7 +2,7 @@
 at once, from a ``(leads, samples)`` float64 array in mV at its own rate.
 
 :func:`measure` returns the indices of every lead (the columns of :data:`~ecgfounder.signal.quality.CHECKS`'
-per-lead checks: ``ptp_mv``, ``max_abs_mv``, ``baseline_mv``, ``gap_s``, ``clipped_fraction``,
+per-lead checks: ``ptp_mv``, ``max_abs_mv``, ``deviation_mv``, ``baseline_mv``, ``gap_s``, ``clipped_fraction``,
 ``clipped_runs``, ``kSQI``, ``pSQI``, ``basSQI``, ``hf_ratio``, ``powerline_ratio``,
 ``nonfinite_fraction``) and the residual (the signal less its baseline and mean) the record-level
 checks read.  Two forms give the same values to rounding: the compiled kernel
@@ -13,6 +13,7 @@ handled), which is also the reference the kernel is tested against.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .filters import _compiled
 
-__all__ = ["measure", "block_means"]
+__all__ = ["measure", "block_means", "least_rail_run"]
 
 
 def measure(x: np.ndarray, fs: float, finite: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -31,6 +32,13 @@ def measure(x: np.ndarray, fs: float, finite: np.ndarray) -> tuple[dict[str, np.
         return _compiled_measure(comp, x, fs)
     base, clean = _residual(x, fs, bool(finite.all()))
     return _measure(x, fs, base, clean, finite), clean
+
+
+def least_rail_run(fs: float) -> int:
+    """The fewest samples a run on a lead's extreme value needs to count as clipping: 3, and at least
+    10 ms (a quantised S trough sits on the lead's minimum for 3-4 samples at 500 Hz, beat after
+    beat; an amplifier's rail cuts a QRS for tens of ms)."""
+    return max(3, math.ceil(0.010 * fs - 1e-9))
 
 
 def block_means(x: np.ndarray, step: int) -> np.ndarray:
@@ -239,27 +247,30 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     if k:
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
         longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
-    long = length[k:] >= 3
+    long = length[k:] >= least_rail_run(fs)
     rail = row[k:][long] % rows
     return _indices(fs, n, lo, hi, longest, np.bincount(rail, weights=length[k:][long], minlength=rows),
                     np.bincount(rail, minlength=rows), nfin, ksqi, np.ptp(base, axis=1), _percentiles(clean, 0.5),
-                    spec, nonfinite)
+                    spec, nonfinite, (clean.min(axis=1), clean.max(axis=1)))
 
 
 def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndarray, rail_samples: np.ndarray,
              rail_runs: np.ndarray, nfin: np.ndarray, ksqi: np.ndarray, baseline: np.ndarray,
              percentiles: tuple[np.ndarray, np.ndarray], spec: dict[str, np.ndarray],
-             nonfinite: np.ndarray) -> dict[str, np.ndarray]:
+             nonfinite: np.ndarray, residual: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """The indices of every lead from its measurements (arrays over leads): extremes, longest run of
-    repeated samples, samples and runs (of >= 3) on the rails, finite samples, kurtosis, baseline
-    range, the 0.5th/99.5th percentiles of the residual, the spectral ratios, non-finite share."""
+    repeated samples, samples and runs (of :func:`least_rail_run`) on the rails, finite samples, kurtosis, baseline
+    range, the 0.5th/99.5th percentiles of the residual, the spectral ratios, non-finite share, the
+    residual's extremes."""
     with np.errstate(over="ignore", invalid="ignore"):  # (samples near the float64 limit)
         flat = hi - lo <= 0
         ptp = percentiles[1] - percentiles[0]
+        deviation = np.maximum(-residual[0], residual[1])
     gap = np.where(repeats > 0, repeats + 1, 0)  # k repeats span k + 1 samples
     return {
         "ptp_mv": ptp,
         "max_abs_mv": np.maximum(np.abs(lo), np.abs(hi)),
+        "deviation_mv": deviation,
         "baseline_mv": baseline,
         "gap_s": np.minimum(gap, n) / fs,
         "clipped_fraction": np.where(flat, 0.0, rail_samples / nfin),
@@ -277,12 +288,13 @@ def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np
     step, k1, k2 = _baseline_plan(fs)
     (a0, a1, ta), (b0, b1, tb) = _ranks(n, 0.5)
     plan = _welch_plan(n, fs)
-    clean, seg, st = comp.quality_rows(x, step, k1, k2, (a0, a1, b0, b1), _interp_weights(step), *plan[:3])
+    clean, seg, st = comp.quality_rows(x, step, k1, k2, (a0, a1, b0, b1), _interp_weights(step), *plan[:3],
+                                       least_rail_run(fs))
     with np.errstate(all="ignore"):
         ksqi = n * st[:, 6] / (st[:, 5] * st[:, 5])
     values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4], np.full(rows, float(n)), ksqi,
                       st[:, 7], (_lerp(st[:, 8:10].T, ta), _lerp(st[:, 10:12].T, tb)), _band_ratios(seg, plan),
-                      np.zeros(rows))
+                      np.zeros(rows), (st[:, 12], st[:, 13]))
     return values, clean
 
 
