@@ -32,6 +32,7 @@ def test_epoch_plan_covers_each_item_once(n, world, batch):
         union = sorted(np.concatenate([p.batches[k][p.real[k]] for p in plans]).tolist())
         assert union == sorted(single.batches[k].tolist())
         assert plans[0].global_real[k] == len(single.batches[k])
+        assert all(sorted(p.global_items[k].tolist()) == union for p in plans)  # the loss normaliser's items
 
 
 @pytest.mark.parametrize("world, batch, ok", [(2, 5, False), (3, 7, False), (3, 4, False), (2, 4, True), (3, 6, True),
@@ -61,10 +62,13 @@ def test_two_gloo_processes_match_one(tmp_path, cpsc2021_manifest, cache_dir):
     # an odd number of training examples, so that the sampler pads
     df = df.drop(df.index[df.split == "train"][:1]).reset_index(drop=True)
     assert (df.split == "train").sum() % 2 == 1
+    # a second label not assessed for some windows: the loss is normalised by the assessed entries of
+    # the micro-batch over both processes
+    df["late"] = (df.start_s >= 30).astype(float).where(df.start_s % 30 != 10)
     df.to_csv(tmp_path / "m.csv", index=False)
     # no cosine schedule: its length follows train.max_steps, which the first two-process run sets
     sections = dict(train={"epochs": 2, "batch_size": 8, "grad_accum": 2, "eval_batch_size": 5}, eval={"n_boot": 100},
-                    optim={"scheduler": "none"})
+                    optim={"scheduler": "none"}, task={"type": "multilabel"}, data={"label_columns": ["AF", "late"]})
     one = finetune(config_from_dict(base_config(tmp_path / "m.csv", tmp_path / "one", cache_dir, **sections)))
 
     cfg = base_config(tmp_path / "m.csv", tmp_path / "two", cache_dir, **sections)

@@ -14,8 +14,9 @@
     a record is evaluable for a target only when its source used a code that maps to it
     (package data ``labels/cinc2021_source_counts.csv``, the challenge's code counts per source,
     from github.com/physionetchallenges/evaluation-2021, BSD-2-Clause).
-``cinc2021_manifest(root, task="scored", ptbxl_database=None) -> DataFrame``
-    A training manifest over the challenge's scored classes (codes scored as one class merged).
+``cinc2021_manifest(root, task="scored", ptbxl_database=None, source_vocabulary=True) -> DataFrame``
+    A training manifest over the challenge's scored classes (codes scored as one class merged);
+    a class the record's source database never coded is an empty cell (not assessed), not a 0.
 """
 
 from __future__ import annotations
@@ -153,10 +154,16 @@ def load_cinc2021(
     )
 
 
-def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_database: str | os.PathLike | None = None) -> pd.DataFrame:
+def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_database: str | os.PathLike | None = None,
+                      source_vocabulary: bool = True) -> pd.DataFrame:
     """One row per ``.hea`` below ``root``; one 0/1 column per scored class present; ``source`` =
     database prefix; ``patient_id`` groups PTB-XL records by patient (see :func:`record_patients`;
-    default database: a ``ptbxl_database.csv`` in ``root`` or its parent)."""
+    default database: a ``ptbxl_database.csv`` in ``root`` or its parent).
+
+    ``source_vocabulary``: a record's cell is empty (``<NA>``, nullable ``Int64`` columns; not
+    assessed) for a class none of whose codes its source database used in CinC 2021
+    (:func:`source_codes`), unless the record carries the class; sources not in :data:`SOURCES`
+    assessed everything.  ``False``: 0/1 everywhere (int columns), the challenge's convention."""
     if task != "scored":
         raise DatasetError(f"unknown CinC 2021 task {task!r}; choose 'scored'.")
     df = scan(root)
@@ -178,6 +185,20 @@ def cinc2021_manifest(root: str | os.PathLike, task: str = "scored", *, ptbxl_da
         warnings.warn(f"{int((df['source'] == 'HR').sum())} PTB-XL records (HR...) are treated as their own patients: "
                       f"put ptbxl_database.csv in {root} or its parent to group them by patient.", stacklevel=2)
     out["patient_id"] = record_patients(list(df["record"]), db)
-    for lab in labels:
-        out[lab] = [int(lab in s) for s in sets]
+    assessed = _assessed_classes(list(df["source"]), labels) if source_vocabulary else None
+    for j, lab in enumerate(labels):
+        values = [int(lab in s) for s in sets]
+        if assessed is None:
+            out[lab] = values
+        else:
+            out[lab] = pd.array([v if v or ok else None for v, ok in zip(values, assessed[:, j])], dtype="Int64")
     return out
+
+
+def _assessed_classes(sources: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """bool ``(n, C)``: whether the record's source database used a code of the scored class (true
+    for sources not in :data:`SOURCES`)."""
+    used = {p: {CINC2021_SCORED[c] for c in codes if c in CINC2021_SCORED} for p, codes in source_codes().items()}
+    rows = {p: np.array([c in u for c in classes], dtype=bool) for p, u in used.items()}
+    everything = np.ones(len(classes), dtype=bool)
+    return np.array([rows.get(s, everything) for s in sources], dtype=bool).reshape(len(sources), len(classes))

@@ -131,12 +131,14 @@ def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: b
 
 
 def _label_set(cfg: FinetuneConfig, df: pd.DataFrame, train: np.ndarray) -> list[str]:
-    """The label columns, without multi-label labels under ``data.min_positives`` training positives."""
+    """The label columns, without multi-label labels under ``data.min_positives`` training positives
+    (a label no training row assesses stays, for :func:`build_task` to refuse by name)."""
     d = cfg.data
     cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
     if cfg.task.type == "multilabel" and d.min_positives > 0:
-        pos = df.loc[train, cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum()
-        rare = [c for c in cols if pos[c] < d.min_positives]
+        y = df.loc[train, cols].apply(pd.to_numeric, errors="coerce")
+        pos = y.fillna(0).sum()
+        rare = [c for c in cols if pos[c] < d.min_positives and y[c].notna().any()]
         if rare and len(rare) < len(cols):
             warnings.warn(f"label(s) {rare} have fewer than data.min_positives={d.min_positives} training positives "
                           "and are left out.", stacklevel=3)
@@ -168,10 +170,12 @@ def _window_index(cfg: FinetuneConfig, refs: list[RecordRef], contract: Preproce
 
 
 def _warn_undefined_val_auroc(cfg: FinetuneConfig, labels: tuple[str, ...], y_val: np.ndarray) -> None:
-    """Warn about labels whose validation AUROC is undefined (no positive or no negative validation
-    example); when none is defined, a ``val_auroc`` monitor can neither pick the best epoch nor stop early."""
+    """Warn about labels whose validation AUROC is undefined (no positive or no negative among the
+    validation records that assessed them); when none is defined, a ``val_auroc`` monitor can
+    neither pick the best epoch nor stop early."""
     pos = np.nansum(y_val, axis=0)
-    empty = [c for c, p in zip(labels, pos) if p == 0 or p == len(y_val)]
+    seen = (~np.isnan(y_val)).sum(0)
+    empty = [c for c, p, n in zip(labels, pos, seen) if p == 0 or p == n]
     if not empty:
         return
     msg = f"label(s) {empty} have no positive or no negative validation example: their validation AUROC is undefined"
@@ -202,6 +206,9 @@ def prepare_data(cfg: FinetuneConfig, out: Path, info: DistInfo, contract: Prepr
         raise ManifestError("no usable training records (split 'train' is empty after dropping unreadable records).")
     if info.is_main and spec.kind in ("binary", "multilabel") and len(rows["val"]):
         _warn_undefined_val_auroc(cfg, spec.labels, np.asarray(y_raw, float)[rows["val"]].reshape(len(rows["val"]), -1))
+    if info.is_main and spec.kind in ("binary", "multilabel") and np.isnan(y_raw).any():
+        logger.info("%d of %d (record, label) targets are empty (not assessed): left out of the loss, weights and "
+                    "metrics", int(np.isnan(y_raw).sum()), y_raw.size)
     if info.is_main:
         logger.info("examples: train %d, val %d, test %d; outputs: %s", *(len(rows[s]) for s in SPLIT_NAMES),
                     ", ".join(spec.labels[:10]) + (" ..." if len(spec.labels) > 10 else ""))

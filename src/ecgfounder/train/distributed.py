@@ -128,12 +128,15 @@ class EpochPlan:
     """This rank's micro-batches for one epoch.
 
     ``batches[k]``: item indices; ``real[k]``: False for padding repeats; ``global_real[k]``:
-    the number of real items in micro-batch ``k`` over all ranks (the loss normaliser).
+    the number of real items in micro-batch ``k`` over all ranks (the loss normaliser);
+    ``global_items[k]``: those items (for a normaliser that weighs items, e.g. by the share of
+    their targets that is assessed).
     """
 
     batches: list[np.ndarray]
     real: list[np.ndarray]
     global_real: list[int]
+    global_items: list[np.ndarray]
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -158,10 +161,11 @@ def epoch_plan(n: int, *, epoch: int, seed: int, global_batch: int, rank: int = 
     padded = np.concatenate([perm, perm[:pad]]) if pad else perm
     flags = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
     mine, mine_real = padded[rank::world_size], flags[rank::world_size]
-    batches, real, greal = [], [], []
+    batches, real, greal, gitems = [], [], [], []
     for k in range(0, len(mine), per_rank):
         batches.append(mine[k : k + per_rank])
         real.append(mine_real[k : k + per_rank])
         lo = k * world_size
         greal.append(int(flags[lo : lo + per_rank * world_size].sum()))
-    return EpochPlan(batches, real, greal)
+        gitems.append(padded[lo : lo + per_rank * world_size][flags[lo : lo + per_rank * world_size]])
+    return EpochPlan(batches, real, greal, gitems)

@@ -57,6 +57,7 @@ class _Trainer:
         t = cfg.train
         self.target = data.spec.encode(data.y_raw)
         self.n_train = len(data.rows["train"])
+        self.weight = data.spec.weights(self.target[data.rows["train"]])  # loss normaliser per training example
         micro = len(epoch_plan(self.n_train, epoch=0, seed=t.seed, global_batch=t.batch_size,
                                world_size=info.world_size, rank=info.rank))
         self.steps_per_epoch = math.ceil(micro / t.grad_accum)  # the same for any number of processes
@@ -177,16 +178,20 @@ class _Trainer:
                 with torch.autocast(device_type=info.device.type, dtype=torch.bfloat16, enabled=t.bf16):
                     logits = self.ddp(x)
                 per = spec.loss(logits, y)
-                loss = (per * real).sum() * (info.world_size / (plan.global_real[k] * n_in_window))
+                # mean over the assessed entries of the global micro-batch (= its real examples when
+                # every target is there); a micro-batch without any adds nothing
+                norm = float(self.weight[plan.global_items[k]].sum()) or 1.0
+                loss = (per * real).sum() * (info.world_size / (norm * n_in_window))
                 loss.backward()
             self.loss_sum += float((per.detach() * real).sum())
-            self.loss_n += float(real.sum())
+            self.loss_n += float((self.weight[plan.batches[k]] * plan.real[k]).sum())
             if bar is not None:
                 bar.update(1)
             if not sync:
                 continue
             self._optimizer_step()
-            log.step(self.global_step, float(per.detach().mean()), self.opt.param_groups[-1]["lr"])
+            step_loss = float(per.detach().sum()) / max(float(self.weight[plan.batches[k]].sum()), 1e-12)
+            log.step(self.global_step, step_loss, self.opt.param_groups[-1]["lr"])
             if bar is not None:
                 bar.set_postfix(loss=f"{self.loss_sum / max(self.loss_n, 1):.4f}")
             stop = bool(t.max_steps and self.global_step >= t.max_steps)

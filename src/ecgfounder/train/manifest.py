@@ -18,7 +18,9 @@ Columns (names configurable through :class:`~ecgfounder.train.config.DataConfig`
 label columns
     Every other column, or the ones named in ``data.label_columns``: 0/1 for binary and
     multi-label tasks, numbers for regression, class names (one column) or one-hot columns for
-    multi-class.
+    multi-class.  In a binary or multi-label table an empty cell (NaN) means "not assessed": that
+    record is neither a positive nor a negative of that label (left out of its loss, weights and
+    metrics); the other task types refuse empty targets.
 """
 
 from __future__ import annotations
@@ -137,9 +139,11 @@ def check_duplicates(df: pd.DataFrame, path_column: str = "path") -> None:
             "(e.g. pandas drop_duplicates), or give each segment its own start_s.")
 
 
-def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool, task: str = "binary") -> np.ndarray:
-    """``df[cols]`` as float ``(n_rows, n_cols)``; refuses missing values and, if ``binary``,
-    anything but 0/1.  ``task`` (the ``task.type`` asked for) is named in the messages."""
+def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool, task: str = "binary",
+                  missing: bool = False) -> np.ndarray:
+    """``df[cols]`` as float ``(n_rows, n_cols)``; refuses missing values (unless ``missing``: they
+    stay NaN) and, if ``binary``, anything but 0/1.  ``task`` (the ``task.type`` asked for) is
+    named in the messages."""
     try:
         y = df[list(cols)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
@@ -150,14 +154,15 @@ def check_numeric(df: pd.DataFrame, cols: Sequence[str], *, binary: bool, task: 
             f"label column(s) {bad} are not numeric (row {row} holds {col.iloc[row]!r}); task.type={task} needs numbers"
             f"{' (0 or 1)' if binary else ''}. One column of class names is task.type=multiclass; otherwise name the "
             "target columns with data.label_columns.") from None
-    if np.isnan(y).any():
+    if not missing and np.isnan(y).any():
         rows, c = np.nonzero(np.isnan(y))
         raise ManifestError(
             f"missing target values, e.g. row {int(rows[0])} column {cols[int(c[0])]!r} "
             f"({len(rows)} in all); fill them or drop those rows."
         )
-    if binary and not np.isin(y, (0.0, 1.0)).all():
-        rows, c = np.nonzero(~np.isin(y, (0.0, 1.0)))
+    odd = ~np.isin(y, (0.0, 1.0)) & ~np.isnan(y)
+    if binary and odd.any():
+        rows, c = np.nonzero(odd)
         raise ManifestError(
             f"task.type={task} targets must be 0 or 1; row {int(rows[0])} column {cols[int(c[0])]!r} holds "
             f"{float(y[rows[0], c[0]]):g}. Class numbers in one column are task.type=multiclass, measurements "

@@ -7,9 +7,10 @@ checks the preset's task and translates dataset errors into :class:`ManifestErro
 messages name the configuration keys):
 
 * ``ptbxl``: :func:`ecgfounder.datasets.ptbxl.ptbxl_manifest` (benchmark tasks, folds 1–8 / 9 / 10);
-* ``cinc2021``: :func:`ecgfounder.datasets.cinc2021.cinc2021_manifest` (scored classes; the
-  PTB-XL records grouped by patient when a ``ptbxl_database.csv`` lies in ``data.root`` or its
-  parent, every other record its own group);
+* ``cinc2021``: :func:`ecgfounder.datasets.cinc2021.cinc2021_manifest` (scored classes, empty
+  where the record's source database never assessed the class; the PTB-XL records grouped by
+  patient when a ``ptbxl_database.csv`` lies in ``data.root`` or its parent, every other record
+  its own group);
 * ``cpsc2021`` / ``cpsc2019``: :mod:`ecgfounder.datasets.cpsc`.
 """
 

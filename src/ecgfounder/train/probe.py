@@ -81,11 +81,12 @@ def _fit_head(spec: TaskSpec, Z: np.ndarray, y: np.ndarray, C: float, balanced: 
         b[np.setdiff1d(np.arange(n_out), clf.classes_)] = -_OFF
         return W, b
     for j in range(n_out):
-        yj = y[:, j]
-        if yj.min() == yj.max():
-            b[j] = _OFF if yj[0] > 0.5 else -_OFF
+        seen = ~np.isnan(y[:, j])  # only the windows of records that assessed the label
+        yj = y[seen, j]
+        if not len(yj) or yj.min() == yj.max():
+            b[j] = _OFF if len(yj) and yj[0] > 0.5 else -_OFF
             continue
-        clf = LogisticRegression(C=C, max_iter=3000, class_weight=balanced).fit(Z, yj)
+        clf = LogisticRegression(C=C, max_iter=3000, class_weight=balanced).fit(Z[seen], yj)
         W[j], b[j] = clf.coef_[0], clf.intercept_[0]
     return W, b
 

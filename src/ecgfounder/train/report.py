@@ -51,16 +51,19 @@ def write_test_predictions(data: TrainData, test_scores: np.ndarray, path_column
 
 
 def _thresholds(y_val: np.ndarray | None, val_scores: np.ndarray, cfg: FinetuneConfig) -> np.ndarray | None:
-    """Decision thresholds chosen on the validation split by the evaluation module."""
+    """Decision thresholds chosen on the validation split by the evaluation module (on the
+    assessed records of each label)."""
     if y_val is None or len(y_val) == 0:
         return None
     from ..eval.thresholds import choose_thresholds
 
-    th = choose_thresholds(y_val, val_scores, method=cfg.eval.threshold_method)
+    seen = ~np.isnan(y_val)
+    th = choose_thresholds(np.where(seen, y_val, 0.0), val_scores, method=cfg.eval.threshold_method, evaluable=seen)
     return np.asarray(th, dtype=float).reshape(-1)
 
 
 def _as_indicators(spec: TaskSpec, y: np.ndarray) -> np.ndarray:
+    """``(n, k)`` float targets; NaN where not assessed (binary/multi-label)."""
     if spec.kind == "multiclass":
         return np.eye(spec.n_outputs)[np.asarray(y, int)]
     return np.asarray(y, float).reshape(len(y), -1)
@@ -86,9 +89,11 @@ def test_report(data: TrainData, val_scores: np.ndarray, test_scores: np.ndarray
     else:
         val = data.rows["val"]
         yv = _as_indicators(spec, data.y_raw[val]) if len(val) else None
-        rep = M.multilabel_report(_as_indicators(spec, y), test_scores, labels=list(spec.labels),
+        yt = _as_indicators(spec, y)
+        seen = ~np.isnan(yt)  # a record that did not assess a label is no negative of it
+        rep = M.multilabel_report(np.where(seen, yt, 0.0), test_scores, labels=list(spec.labels),
                                   thresholds=_thresholds(yv, val_scores, cfg), groups=groups,
-                                  n_boot=cfg.eval.n_boot, seed=cfg.eval.seed)
+                                  n_boot=cfg.eval.n_boot, seed=cfg.eval.seed, evaluable=None if seen.all() else seen)
     with atomic_path(out / "test_report.csv") as tmp:
         rep.to_csv(tmp)
     return rep

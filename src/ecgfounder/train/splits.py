@@ -68,8 +68,8 @@ def stratify_key(y: np.ndarray | None, task: str) -> np.ndarray | None:
         return np.digitize(v, edges)
     if task == "multiclass":
         return y.reshape(len(y), -1).argmax(1) if y.ndim > 1 and y.shape[1] > 1 else y.reshape(-1)
-    y2 = y.reshape(len(y), -1)
-    prevalence = y2.mean(0)
+    y2 = y.reshape(len(y), -1).astype(float)
+    prevalence = (y2 > 0.5).sum(0) / np.maximum((~np.isnan(y2)).sum(0), 1)  # among the assessed rows (NaN: not assessed)
     order = np.argsort(prevalence)  # rarest first
     key = np.full(len(y2), -1)
     for j in order[::-1]:

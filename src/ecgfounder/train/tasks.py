@@ -9,6 +9,15 @@ multiclass     one column of class names,  cross-entropy (class weights)       s
                or one-hot columns
 regression     one or more numeric         MSE on z-scored targets             de-standardised
 =============  ==========================  ==================================  =====================
+
+Binary and multi-label targets may be missing (NaN: an empty manifest cell), meaning "not
+assessed": the entry adds nothing to the loss, to the positive weights or to the metrics.  The
+loss of a micro-batch is the mean over its assessed (record, label) entries: :meth:`TaskSpec.loss`
+gives each example its summed assessed entries divided by the number of labels, and
+:meth:`TaskSpec.weights` the share of its labels assessed, by whose sum (over the micro-batch)
+the training loop divides.  Every assessed entry thus weighs the same, as in the plain mean
+(which this equals for a complete table); a per-record mean would weigh each label of a record
+with few assessed labels more.  The other task types refuse missing targets.
 """
 
 from __future__ import annotations
@@ -80,7 +89,8 @@ class TaskSpec:
         return y.astype(np.float32)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-example loss ``(batch,)`` (averaged over labels for multi-label)."""
+        """Per-example loss ``(batch,)``; binary/multi-label: the BCE of the assessed labels summed
+        and divided by the number of labels (a missing target adds 0; see :meth:`weights`)."""
         logits = logits.float()
         if self.kind == "multiclass":
             w = torch.as_tensor(self.class_weight, dtype=logits.dtype, device=logits.device) if self.class_weight else None
@@ -88,7 +98,18 @@ class TaskSpec:
         if self.kind == "regression":
             return F.mse_loss(logits, target.float(), reduction="none").mean(-1)
         pw = torch.as_tensor(self.pos_weight, dtype=logits.dtype, device=logits.device) if self.pos_weight else None
-        return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pw, reduction="none").mean(-1)
+        target = target.float()
+        seen = ~torch.isnan(target)
+        per = F.binary_cross_entropy_with_logits(logits, torch.where(seen, target, 0.0), pos_weight=pw, reduction="none")
+        return torch.where(seen, per, 0.0).sum(-1) / per.shape[-1]
+
+    def weights(self, target: np.ndarray) -> np.ndarray:
+        """Each example's share of assessed targets ``(n,)`` (encoded targets in): what its
+        :meth:`loss` is normalised by; 1 for a complete row and for multi-class and regression."""
+        if self.kind not in ("binary", "multilabel"):
+            return np.ones(len(target))
+        t = np.asarray(target, dtype=np.float64).reshape(len(target), -1)
+        return (~np.isnan(t)).sum(1) / t.shape[1]
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits → probabilities or target-unit values, exactly as ``predict`` computes them."""
@@ -105,7 +126,8 @@ class TaskSpec:
             std = np.asarray(self.target_std or (1.0,) * s.shape[1])
             return float((((s - y) / std) ** 2).mean())
         p = np.clip(s, 1e-7, 1 - 1e-7)
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+        seen = ~np.isnan(y)  # mean over the assessed entries
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p))[seen].mean()) if seen.any() else float("nan")
 
 
 def build_task(
@@ -119,9 +141,10 @@ def build_task(
 ) -> tuple[TaskSpec, np.ndarray]:
     """Resolve the task from the manifest: ``(spec, y_raw)``.
 
-    ``y_raw`` is float ``(n_rows, k)`` for binary/multilabel (0/1) and regression (target units),
-    int ``(n_rows,)`` class indices for multiclass.  Statistics (target mean/std, weights) come from
-    the rows where ``train_mask`` is true.
+    ``y_raw`` is float ``(n_rows, k)`` for binary/multilabel (0/1, NaN: not assessed) and
+    regression (target units), int ``(n_rows,)`` class indices for multiclass.  Statistics (target
+    mean/std, weights) come from the rows where ``train_mask`` is true (binary/multilabel: their
+    assessed entries).  A binary/multilabel column assessed for no training row is refused.
     """
     cols = list(label_cols)
     train_mask = np.asarray(train_mask, bool)
@@ -131,9 +154,10 @@ def build_task(
         if len(cols) != 1:
             raise ManifestError(f"task.type=binary needs exactly one label column; got {cols}. Use multilabel for several.")
     if kind in ("binary", "multilabel"):
-        y = check_numeric(df, cols, binary=True, task=kind)
-        pos = y[train_mask].sum(0)
-        neg = train_mask.sum() - pos
+        y = check_numeric(df, cols, binary=True, task=kind, missing=True)
+        _check_assessed(y, cols, train_mask)
+        pos = np.nansum(y[train_mask], 0)
+        neg = (~np.isnan(y[train_mask])).sum(0) - pos
         empty = [c for c, p, n in zip(cols, pos, neg) if p == 0 or n == 0]
         if empty:
             warnings.warn(f"label(s) {empty} have no positive or no negative training example.", stacklevel=2)
@@ -177,9 +201,21 @@ def build_task(
     raise ManifestError(f"unknown task type {kind!r}.")
 
 
+def _check_assessed(y: np.ndarray, cols: Sequence[str], train_mask: np.ndarray) -> None:
+    """Refuse label columns that no (training) row assesses: nothing to learn them from."""
+    for where, rows, says in (("every row", np.ones(len(y), bool), "no record assessed"),
+                              ("every training row", train_mask, "no training record assessed")):
+        empty = [c for c, any_ in zip(cols, (~np.isnan(y[rows])).any(0)) if not any_]
+        if empty:
+            raise ManifestError(
+                f"label column(s) {empty} are empty in {where} ({says} them): there is nothing to learn them from; "
+                "leave them out (name the others in data.label_columns) or fill in 0/1 where they were assessed.")
+
+
 def quick_metrics(spec: TaskSpec, y_raw: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Point metrics for monitoring (scikit-learn): macro AUROC for classification; MAE, RMSE and
-    R² (first output) for regression.  No confidence intervals: those are in the test report."""
+    """Point metrics for monitoring (scikit-learn): macro AUROC for classification (per label over
+    its assessed records; a label with one class there is left out); MAE, RMSE and R² (first
+    output) for regression.  No confidence intervals: those are in the test report."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
     out: dict[str, float] = {"val_loss": spec.score_loss(scores, y_raw)}
@@ -203,6 +239,10 @@ def quick_metrics(spec: TaskSpec, y_raw: np.ndarray, scores: np.ndarray) -> dict
         out["val_accuracy"] = float((scores.argmax(1) == y).mean())
         return out
     y = np.asarray(y_raw, float).reshape(len(scores), -1)
-    aucs = [roc_auc_score(y[:, j], scores[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    aucs = []
+    for j in range(y.shape[1]):
+        seen = ~np.isnan(y[:, j])
+        if 0 < y[seen, j].sum() < seen.sum():
+            aucs.append(roc_auc_score(y[seen, j], scores[seen, j]))
     out["val_auroc"] = float(np.mean(aucs)) if aucs else float("nan")
     return out
