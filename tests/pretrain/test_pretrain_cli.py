@@ -59,3 +59,24 @@ def test_cli_build_store_counts_the_files_it_could_not_read(tmp_path, capsys):
     assert (f"12 record file(s) could not be read (the first 10 above); all are listed in {tmp_path / 's' / 'index.json'}"
             " under 'failures'") in err
     assert len(json.loads((tmp_path / "s" / "index.json").read_text())["failures"]) == 12
+
+
+def test_cli_build_store_names_the_file_of_each_failure(tmp_path, capsys, monkeypatch):
+    """A failure whose message does not name its file (a reader's own exception, a worker that
+    crashed) was printed as "failed: <message>" alone: which of the million files?"""
+    import ecgfounder.io as io_mod
+
+    good, bad = DATA / "cinc2021" / "E07500.hea", DATA / "cinc2021" / "E07501.hea"
+    real = io_mod.read
+
+    def read(path, *a, **k):
+        if str(path) == str(bad):
+            raise ValueError("unsupported compression")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(io_mod, "read", read)
+    rc = main(["pretrain", "build-store", str(good), str(bad), "-o", str(tmp_path / "s"), "--workers", "1", "--leads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 0 and f"failed: {bad}: unsupported compression\n" in err
+    assert json.loads((tmp_path / "s" / "index.json").read_text())["failures"] == [
+        {"path": str(bad), "error": "unsupported compression"}]

@@ -29,6 +29,12 @@ from ecgfounder.train.config import ConfigError, apply_overrides
         ("train.device=tpu", r"train.device='tpu' is not valid; choose one of \['auto', 'cpu', 'cuda'\]"),
         ("model.arch=3", r"model.arch=3 must be a mapping of Net1DConfig fields"),
         ("model.arch={foo: 1}", r"model.arch: unknown field\(s\) \['foo'\]; valid fields: base_filters"),
+        # refused only when the run built its model (a ValueError naming Net1DConfig) or published it (after training)
+        ("model.arch={kernel_size: -1}", r"model.arch=\{'kernel_size': -1\} does not make a Net1D of model.size='base': "
+                                         r"model.arch.kernel_size must be >= 1; got -1; fix that field or remove it"),
+        ("publish.push=true", r"publish.push=true needs publish.repo_id \(owner/name of the Hub repository\); set it"),
+        ("publish.repo_id=hf://me/model", r"publish.repo_id='hf://me/model' is not a Hub repository id; write OWNER/NAME"),
+        ("publish.repo_id=my model", r"publish.repo_id='my model' is not a Hub repository id"),
     ],
 )
 def test_bad_values_refused(override, match):

@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +222,96 @@ def test_ctrl_c_names_the_checkpoint_pretraining_goes_on_from(small_store, tmp_p
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert str(err.value).startswith(f"interrupted: the run goes on from its last checkpoint, {last} (written ")
     assert str(err.value).endswith("when the same command is run again (train.resume=true, the default).")
+
+
+def test_dropout_run_killed_and_resumed_equals_uninterrupted(small_store, tmp_path):
+    """With dropout (model.arch.use_do) a resumed run drew other masks than an uninterrupted one
+    (max |Δ| of the weights 1e-3): the torch generator was not part of the resumable state."""
+    def cfg(out):
+        return pretrain_config_from_dict({**_cfg(small_store, out, max_steps=4).to_dict(),
+                                          "model": {"size": "tiny", "arch": {"use_do": True}}})
+
+    ref = pretrain(cfg(tmp_path / "full"))
+
+    def kill(step):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(cfg(tmp_path / "resumed"), on_step=kill)  # (its last checkpoint: step 2)
+    res = pretrain(cfg(tmp_path / "resumed"))
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in ref.history]
+    assert _max_diff(_weights(ref.model_path), _weights(res.model_path)) <= 1e-6
+
+
+def _index_copy(store, folder, edit):
+    """A store folder holding only ``store``'s index.json, edited by ``edit(index)``."""
+    import json
+
+    folder.mkdir()
+    d = json.loads((Path(store.location) / "index.json").read_text())
+    edit(d)
+    (folder / "index.json").write_text(json.dumps(d))
+    return str(folder)
+
+
+@pytest.mark.parametrize("case, says", [
+    ("val labels", r"data.val_store=.* has other labels than data.store=.*; build it from the held-out records with the "
+                   r"same rules and contract as data.store, or unset data.val_store"),
+    ("val rate", r"data.val_store=.* does not hold this model's input: fs=250.0, n_samples=1250 where data.store has "
+                 r"fs=125.0, n_samples=625; build it"),
+    ("val leads", r"data.val_store=.* does not hold this model's input: it lacks the model's lead\(s\) II, III"),
+    ("val empty", r"data.val_store=.* holds no windows \(its records all failed\?\); build it"),
+    ("1-lead model, no lead I", r"model.leads=1 needs lead\(s\) I that data.store=.* does not hold \(its leads: II\); "
+                               r"build the store with 12 leads \(ecgfounder pretrain build-store --leads 12\)\."),
+    ("1-lead model, 2-lead store", r"model.leads=1 needs lead\(s\) aVL, aVR, III, aVF that .* or set "
+                                   r"recipe.lead_augment_p=0 \(no lead augmentation\)"),
+])
+def test_stores_the_run_cannot_use_to_its_end_are_refused_before_training(small_store, tmp_path, case, says):
+    """A held-out store of other labels or preprocessing was refused by the evaluation after the
+    last step (a ValueError, nothing published); a store lacking the leads a single-lead model or
+    its augmentation needs, at the first batch or at a random later one."""
+    from ecgfounder.train.config import ConfigError
+
+    def contract(**kw):
+        return lambda d: d["contract"].update(kw)
+
+    store, val, leads = str(small_store.location), None, 12
+    if case == "val labels":
+        val = _index_copy(small_store, tmp_path / "v", lambda d: d.update(labels=d["labels"][::-1]))
+    elif case == "val rate":
+        val = _index_copy(small_store, tmp_path / "v", contract(fs=250.0, n_samples=1250))
+    elif case == "val empty":
+        val = _index_copy(small_store, tmp_path / "v", lambda d: d.update(shards=[], n_samples=0))
+    elif case == "val leads":
+        val = _index_copy(small_store, tmp_path / "v", contract(leads=["I"]))
+    elif case == "1-lead model, no lead I":
+        store, leads = _index_copy(small_store, tmp_path / "s", contract(leads=["II"])), 1
+    else:
+        store, leads = _index_copy(small_store, tmp_path / "s", contract(leads=["I", "II"])), 1
+    cfg = pretrain_config_from_dict({**_cfg(small_store, tmp_path / "run", max_steps=2).to_dict(),
+                                     "data": {"store": store, "val_store": val}, "model": {"size": "tiny", "leads": leads}})
+    with pytest.raises(ConfigError, match=says):
+        pretrain(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before the first step
+
+
+def test_evaluation_holds_a_batch_of_windows_not_the_store(small_store):
+    """The held-out evaluation gathered every window of the store in memory (twice: the list and
+    its concatenation), at the end of the run, before publishing: 24 GB for 100 000 windows."""
+    import tracemalloc
+
+    from ecgfounder.pretrain.loop import build_pretrain_model, evaluate_store
+
+    torch.manual_seed(0)
+    model = build_pretrain_model(_cfg(small_store, "unused"), small_store)
+    whole = evaluate_store(model, small_store, batch=64)  # (also loads what the first call imports)
+    tracemalloc.start()
+    try:
+        report = evaluate_store(model, small_store, batch=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report == whole
+    windows = small_store.n_samples * len(small_store.contract.leads) * small_store.contract.n_samples * 4
+    assert peak < 0.5 * windows, (peak, windows)

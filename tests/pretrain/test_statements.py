@@ -99,7 +99,7 @@ def test_every_vendor_statement_is_labelled_or_listed():
         ("Consider right ventricular involvement in acute inferior infarct",
          {"CONSIDER RIGHT VENTRICULAR INVOLVEMENT IN ACUTE INFERIOR INFARCT": POSITIVE}),
         ("No P-waves found", {"NO P-WAVES FOUND": POSITIVE}),
-        ("Sinus rhythm with 1st degree A-V block", {"SINUS RHYTHM": POSITIVE}),  # 'A-V' is not 'AV': no rule
+        ("Sinus rhythm with 1st degree A-V block", {"SINUS RHYTHM": POSITIVE, "WITH 1ST DEGREE AV BLOCK": POSITIVE}),
         ("Sinus rhythm with 1st degree AV block", {"SINUS RHYTHM": POSITIVE, "WITH 1ST DEGREE AV BLOCK": POSITIVE}),
         ("LVH with repolarization abnormality",
          {"LEFT VENTRICULAR HYPERTROPHY": POSITIVE, "WITH REPOLARIZATION ABNORMALITY": POSITIVE}),
@@ -143,3 +143,60 @@ def test_custom_rule_set(tmp_path):
         load_rules(bad)
     with pytest.raises(RuleError, match="not in the label set"):
         load_rules(p, labels=("SINUS",))
+
+
+@pytest.mark.parametrize(
+    "statement, expected",
+    [
+        # a wrong label: "Incomplete RBBB" was RIGHT BUNDLE BRANCH BLOCK (the rbbb abbreviation)
+        ("Incomplete RBBB", {"INCOMPLETE RIGHT BUNDLE BRANCH BLOCK": POSITIVE}),
+        ("IRBBB", {"INCOMPLETE RIGHT BUNDLE BRANCH BLOCK": POSITIVE}),
+        ("Incomplete LBBB", {"INCOMPLETE LEFT BUNDLE BRANCH BLOCK": POSITIVE}),
+        # a comparison statement's own findings were consumed by the ignore rule up to its end
+        ("When compared with ECG of 01-JAN-2020 10:00, atrial fibrillation has replaced sinus rhythm",
+         {"ATRIAL FIBRILLATION": POSITIVE, "SINUS RHYTHM": NEGATED}),
+        ("Compared to previous tracing atrial flutter is no longer present", {"ATRIAL FLUTTER": NEGATED}),
+        # MUSE's own spelling "A-V", "S-A"
+        ("Atrial flutter with 2:1 A-V conduction", {"ATRIAL FLUTTER": POSITIVE, "WITH 2:1 AV CONDUCTION": POSITIVE}),
+        ("Sinus rhythm with 2nd degree S-A block Mobitz I",
+         {"SINUS RHYTHM": POSITIVE, "WITH 2ND DEGREE SA BLOCK MOBITZ I": POSITIVE}),
+        # "WITH X" labels stated alone, "... COMPLEXES" labels in the singular
+        ("Sinus arrhythmia", {"WITH SINUS ARRHYTHMIA": POSITIVE}),
+        ("Marked sinus arrhythmia", {"WITH MARKED SINUS ARRHYTHMIA": POSITIVE}),
+        ("A-V dissociation", {"WITH AV DISSOCIATION": POSITIVE}),
+        ("Premature ventricular complex", {"PREMATURE VENTRICULAR COMPLEXES": POSITIVE}),
+        # frequent synonyms and abbreviations (PTB-XL SCP descriptions, CinC SNOMED names, vendor text)
+        ("Sinus rhythm with occasional PVC", {"SINUS RHYTHM": POSITIVE, "PREMATURE VENTRICULAR COMPLEXES": POSITIVE}),
+        ("Frequent PVC's", {"PREMATURE VENTRICULAR COMPLEXES": POSITIVE}),
+        ("ventricular premature complex", {"PREMATURE VENTRICULAR COMPLEXES": POSITIVE}),
+        ("atrial premature complex", {"PREMATURE ATRIAL COMPLEXES": POSITIVE}),
+        ("supraventricular premature beats", {"PREMATURE SUPRAVENTRICULAR COMPLEXES": POSITIVE}),
+        ("inferior myocardial infarction", {"INFERIOR INFARCT": POSITIVE}),
+        ("Old anterior MI", {"ANTERIOR INFARCT": POSITIVE}),
+        ("inferoposterior myocardial infarction", {"INFERIOR-POSTERIOR INFARCT": POSITIVE}),
+        ("Antero-lateral infarct", {"ANTEROLATERAL INFARCT": POSITIVE}),  # was LATERAL INFARCT
+        ("left atrial overload/enlargement", {"LEFT ATRIAL ENLARGEMENT": POSITIVE}),
+        ("Right atrial abnormality", {"RIGHT ATRIAL ENLARGEMENT": POSITIVE}),
+        ("low QRS voltages in the frontal and horizontal leads", {"LOW VOLTAGE QRS": POSITIVE}),
+        ("Nonspecific ST-T abnormality", {"NONSPECIFIC ST AND T WAVE ABNORMALITY": POSITIVE}),
+        ("Wolf-Parkinson-White syndrome", {"WOLFF-PARKINSON-WHITE": POSITIVE}),
+        ("Prolonged QTc", {"PROLONGED QT": POSITIVE}),
+        ("atrioventricular dissociation", {"WITH AV DISSOCIATION": POSITIVE}),
+        ("non-specific intraventricular conduction disturbance (block)",
+         {"NONSPECIFIC INTRAVENTRICULAR CONDUCTION DELAY": POSITIVE}),
+        ("shortened pr interval", {"WITH SHORT PR": POSITIVE}),
+        ("fusion beats", {"FUSION COMPLEXES": POSITIVE}),
+        ("left atrial hypertrophy", {"LEFT ATRIAL ENLARGEMENT": POSITIVE}),
+        ("AF with RVR", {"ATRIAL FIBRILLATION": POSITIVE, "WITH RAPID VENTRICULAR RESPONSE": POSITIVE}),
+        ("Consider acute ST elevation MI", {"ACUTE": UNCERTAIN, "ACUTE MI / STEMI": UNCERTAIN}),
+        # uncertainty and comparison cues after the finding
+        ("LVH not excluded", {"LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
+        ("LVH not ruled out", {"LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
+        ("Atrial fibrillation likely", {"ATRIAL FIBRILLATION": UNCERTAIN}),
+        ("Sinus rhythm replaced atrial fibrillation", {"SINUS RHYTHM": POSITIVE, "ATRIAL FIBRILLATION": NEGATED}),
+    ],
+)
+def test_statements_the_rules_got_wrong_or_missed(statement, expected):
+    """Found on the PTB-XL SCP statements, the CinC 2021 SNOMED names and MUSE wording: each was
+    unmatched, or given a wrong label or state."""
+    assert extract_statement(statement).states == expected

@@ -118,6 +118,39 @@ def test_parallel_build_equals_serial(tmp_path):
         assert p[2] == q[2] and np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])
 
 
+def test_stored_windows_equal_preprocess_of_each_record(tmp_path):
+    """Each record's samples are ``ecgfounder.preprocess`` of it under the store's contract, window
+    by window, across chunk and shard boundaries: rates 1000, 500 and 200 Hz, a record shorter than
+    one window (zero-padded), records longer than one (last window aligned to the end), 2 leads
+    zero-filled to 12, a 12-lead and a lead-I contract.  float32 stores hold those values exactly;
+    float16 ones their float16 rounding, within 2**-11 relative (+ 2**-25 near 0)."""
+    import ecgfounder
+    from ecgfounder.io import write
+    from ecgfounder.signal.preprocess import PreprocessContract, preprocess
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cinc = ecgfounder.read(DATA / "cinc2021" / "E07500.hea")
+        short = write(cinc.replace(signal=cinc.signal[:, :1500]), tmp_path / "short3s.npz")  # 3 s at 500 Hz
+        srcs = [DATA / "ptbdb" / "s0010_re.hea", DATA / "cinc2021" / "E07500.hea",
+                DATA / "train" / "cpsc2021" / "data_8_4.hea", short]
+        for contract, dtype in ((SMALL_CONTRACT, "float16"), (PreprocessContract(fs=250.0, n_samples=1250, leads=("I",)), "float32")):
+            info = build_store(srcs, tmp_path / dtype, contract=contract, workers=1, records_per_chunk=2, shard_size=3,
+                               dtype=dtype)
+            assert not info.failures and len(info.shards) > 3
+            stored: dict[int, list] = {}
+            for x, _, (key,) in iter_batches(info, global_batch=1, shuffle=False):
+                stored.setdefault(int(key.split("_")[0]), []).append(x[0])
+            for i, src in enumerate(srcs):
+                rec = ecgfounder.read(src)
+                want = preprocess(rec.signal, rec.fs, rec.leads, contract, fill_missing=True)
+                got = np.stack(stored[i])
+                assert got.shape == want.shape, (src, got.shape, want.shape)
+                assert np.array_equal(got, want.astype(dtype)), src
+                assert (np.abs(got - want) <= 2.0**-11 * np.abs(want) + 2.0**-25).all(), src
+    assert [len(v) for v in stored.values()] == [8, 2, 9, 1]  # 38.4 s, 10 s, 41 s, 3 s in 5-s windows
+
+
 def test_manifest_statements_and_errors(tmp_path):
     rec = DATA / "cinc2021" / "E07500.hea"
     man = tmp_path / "m.csv"
@@ -291,6 +324,8 @@ def test_a_huge_or_compressed_shard_member_is_refused_unread(tmp_path):
     lambda d: d["shards"][0].pop("count"),
     lambda d: d["shards"][0].update(name="../elsewhere/shard.tar"),
     lambda d: d["shards"][0].update(name="x;touch PWNED;.tar"),
+    lambda d: d["labels"].__setitem__(1, d["labels"][0]),  # (a model trained on it published two outputs of one name)
+    lambda d: d.update(labels=[]),
 ])
 def test_a_damaged_or_hostile_index_is_a_store_error(tmp_path, edit):
     import json
@@ -426,3 +461,46 @@ def test_two_builders_of_one_folder_are_refused(tmp_path):
     lock.write_text(str(os.getppid()))
     assert _tiny_store(tmp_path, n=1).n_samples == 2
     assert not lock.exists()
+
+
+def test_a_build_cut_inside_a_chunk_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
+    """Cut while a chunk is half written (some of its shard parts on disk as .tmp, no record):
+    the rerun keeps the finished chunk, writes that chunk again whole, leaves no .tmp, and the
+    store equals one never cut."""
+    real, seen = store_mod._record_labels, []
+
+    def labels(rec, *a, **k):  # (called once per record, inside its chunk's writer)
+        seen.append(rec.id)
+        if len(seen) == 5:  # chunk 1's second record: its first record's window is in a .tmp part
+            raise KeyboardInterrupt
+        return real(rec, *a, **k)
+
+    monkeypatch.setattr(store_mod, "_record_labels", labels)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_store(tmp_path, n=6, records_per_chunk=3, shard_size=1)
+    folder = tmp_path / "s"
+    assert [p.name for p in folder.glob(".chunk-*")] == [".chunk-00000.json"] and list(folder.glob("*.tar.tmp"))
+    monkeypatch.setattr(store_mod, "_record_labels", real)
+    info = _tiny_store(tmp_path, n=6, records_per_chunk=3, shard_size=1)
+    assert not list(folder.glob("*.tmp")) and sorted(p.name for p in folder.glob("shard-*")) == sorted(info.shards)
+    keys = [k for _, _, ks in _all(info, global_batch=1, shuffle=False) for k in ks]
+    assert len(keys) == len(set(keys)) == info.n_samples == 12
+    _assert_same_store(info, _tiny_store(tmp_path, name="whole", n=6, records_per_chunk=3, shard_size=1))
+
+
+def test_a_record_declaring_an_enormous_length_is_one_failure(tmp_path):
+    """A header declaring 10^12 samples is refused from the header, not read: one failure, no hang."""
+    import shutil
+    import time
+
+    for ext in ("hea", "mat"):
+        shutil.copy(DATA / "cinc2021" / f"E07501.{ext}", tmp_path / f"E07501.{ext}")
+    hea = tmp_path / "E07501.hea"
+    first, rest = hea.read_text().split("\n", 1)
+    hea.write_text(" ".join(first.split()[:3] + ["1000000000000"]) + "\n" + rest)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = build_store([DATA / "cinc2021" / "E07500.hea", hea], tmp_path / "s", contract=SMALL_CONTRACT, workers=1)
+    assert time.perf_counter() - t0 < 10 and info.n_samples == 2
+    assert [p for p, _ in info.failures] == [str(hea)] and "1000000000000 samples" in info.failures[0][1]

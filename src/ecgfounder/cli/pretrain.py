@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
         info = build_store(src, args.output, contract=PreprocessContract(leads=lead_set(args.leads)), rules=_rules(args.rules),
                            workers=args.workers, records_per_chunk=args.records_per_chunk, shard_size=args.shard_size,
                            dtype=args.dtype, restart=args.restart)
-        for path, err in info.failures[:10]:
-            print(f"failed: {err}", file=sys.stderr)
+        for path, err in info.failures[:10]:  # (not every error names its file: a reader's own, a crashed worker)
+            print(f"failed: {err if err.startswith(path) else f'{path}: {err}'}", file=sys.stderr)
         if info.failures:  # (the store is built from the others: exit 0 when it holds samples)
             print(f"{len(info.failures)} record file(s) could not be read" + (" (the first 10 above)" if len(info.failures) > 10
                   else "") + f"; all are listed in {Path(args.output) / 'index.json'} under 'failures'", file=sys.stderr)

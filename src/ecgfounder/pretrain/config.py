@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from ..train.config import ConfigError, _build, apply_overrides
-from .recipe import LOSSES, SIZE_PRESETS, UNCERTAIN_POLICIES
+from .recipe import LOSSES, SIZE_PRESETS, UNCERTAIN_POLICIES, size_preset
 from .store import SPLITS
 
 __all__ = ["PretrainConfig", "PTDataConfig", "PTModelConfig", "RecipeConfig", "PTOptimConfig", "PTTrainConfig",
@@ -146,6 +146,12 @@ class PretrainConfig:
             bad = [k for k in self.model.arch if k not in valid]
             if bad:
                 raise ConfigError(f"model.arch: unknown field(s) {bad}; valid fields: {', '.join(valid)}.")
+            try:  # the values too, now rather than when the run builds its model
+                size_preset(self.model.size, in_channels=1, n_classes=1, **self.model.arch)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"model.arch={dict(self.model.arch)!r} does not make a Net1D of model.size="
+                                  f"{self.model.size!r}: {str(exc).replace('Net1DConfig.', 'model.arch.').rstrip('.')}; "
+                                  "fix that field or remove it.") from None
         for name in ("lead_augment_p", "lead_mask_p"):
             v = getattr(self.recipe, name)
             if not 0 <= v <= 1:
@@ -179,6 +185,19 @@ class PretrainConfig:
             raise ConfigError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0: no EMA).")
         if t.ckpt_every < 1:
             raise ConfigError(f"train.ckpt_every={t.ckpt_every} must be >= 1 step.")
+        pub = self.publish
+        if pub.push and not pub.repo_id:  # (refused at the end of the run before: after the training)
+            raise ConfigError("publish.push=true needs publish.repo_id (owner/name of the Hub repository); set it, or "
+                              "publish.push=false.")
+        if pub.repo_id is not None:
+            from ..models.hubref import parse_hf_reference
+
+            try:
+                if parse_hf_reference(pub.repo_id) != (pub.repo_id, None):  # (no hf://, no @revision)
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"publish.repo_id={pub.repo_id!r} is not a Hub repository id; write OWNER/NAME "
+                                  "(letters, digits, '.', '_', '-').") from None
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,8 @@ from ..errors import CheckpointError
 from ..train.checkpoint import TrainingInterrupted, interrupted_note, save_state, schedule_changed
 from ..train.config import ConfigError
 from .config import PretrainConfig
-from .recipe import asymmetric_loss, bce_loss, size_preset, targets, transform_batch, warmup_cosine
+from .recipe import (SINGLE_LEAD_ALTERNATIVES, asymmetric_loss, bce_loss, size_preset, targets, transform_batch,
+                     warmup_cosine)
 from .store import StoreError, StoreInfo, iter_batches, open_store, steps_per_epoch
 
 __all__ = ["pretrain", "PretrainResult", "build_pretrain_model", "model_contract", "evaluate_store"]
@@ -74,6 +75,52 @@ def build_pretrain_model(cfg: PretrainConfig, store: StoreInfo) -> Net1D:
     model.contract = contract
     model.task_meta = {"task": "multilabel"}
     return model
+
+
+def _missing_leads(model_leads: tuple[str, ...], store_leads: tuple[str, ...], augment_p: float) -> list[str]:
+    """Leads a store lacks to feed a model of ``model_leads`` (:func:`~.recipe.transform_batch`):
+    the model's, and for a single-lead model fed from several leads the augmentation's alternatives."""
+    need = tuple(model_leads)
+    if len(need) == 1 and len(store_leads) > 1 and augment_p > 0:
+        need += tuple(name for name, _ in SINGLE_LEAD_ALTERNATIVES)
+    return [ld for ld in dict.fromkeys(need) if ld not in store_leads]
+
+
+def _check_stores(cfg: PretrainConfig, store: StoreInfo) -> StoreInfo | None:
+    """Refuse, before any training, stores this run cannot use to its end: leads the model (or its
+    lead augmentation) needs and the store lacks (refused at the first batch before), and a
+    held-out store (returned) of other labels or preprocessing (refused after the last step)."""
+    model = model_contract(cfg, store)
+    leads = store.contract.leads
+    missing = _missing_leads(model.leads, leads, cfg.recipe.lead_augment_p)
+    if missing:
+        aug = " or set recipe.lead_augment_p=0 (no lead augmentation)" if not _missing_leads(model.leads, leads, 0) else ""
+        raise ConfigError(f"model.leads={cfg.model.leads} needs lead(s) {', '.join(missing)} that data.store={cfg.data.store} "
+                          f"does not hold (its leads: {', '.join(leads)}); build the store with 12 leads "
+                          f"(ecgfounder pretrain build-store --leads 12){aug}.")
+    if not cfg.data.val_store:
+        return None
+    val = open_store(cfg.data.val_store)
+    fix = "build it from the held-out records with the same rules and contract as data.store, or unset data.val_store"
+    if not val.n_samples:
+        raise ConfigError(f"data.val_store={cfg.data.val_store} holds no windows (its records all failed?); {fix}.")
+    if val.labels != store.labels:
+        raise ConfigError(f"data.val_store={cfg.data.val_store} has other labels than data.store={cfg.data.store} "
+                          f"({len(val.labels)} vs {len(store.labels)}, or in another order); {fix}.")
+    a, b = (dict(c.to_dict(), leads=None) for c in (val.contract, model))
+    changed = [k for k in a if a[k] != b[k]]
+    missing = _missing_leads(model.leads, val.contract.leads, 0)
+    if changed or missing:
+        what = (f"{', '.join(f'{k}={a[k]!r}' for k in changed)} where data.store has "
+                f"{', '.join(f'{k}={b[k]!r}' for k in changed)}" if changed else f"it lacks the model's lead(s) {', '.join(missing)}")
+        raise ConfigError(f"data.val_store={cfg.data.val_store} does not hold this model's input: {what}; {fix}.")
+    return val
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch seed of one optimiser step on one rank: dropout (``model.arch.use_do``) draws the
+    same masks in a resumed run as in an uninterrupted one."""
+    return int(np.random.SeedSequence([int(seed) % (2**32), int(step), int(rank)]).generate_state(1, np.uint64)[0])
 
 
 def _plan(store: StoreInfo, cfg: PretrainConfig, world: int) -> tuple[int, int, Callable[[int], tuple[int, int]]]:
@@ -175,6 +222,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
     t = cfg.train
     out = Path(t.out)
     store = open_store(cfg.data.store)
+    val_store = _check_stores(cfg, store)
     micro, total, locate = _plan(store, cfg, info.world_size)
     per_rank = micro // info.world_size
     torch.manual_seed(t.seed)
@@ -225,6 +273,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
                               split=cfg.data.split, shuffle_buffer=cfg.data.shuffle_buffer, start_batch=micro0)
             it_epoch = epoch
         opt.zero_grad(set_to_none=True)
+        torch.manual_seed(_step_seed(t.seed, step, info.rank))
         loss_sum = 0.0
         for a in range(t.accum_steps):
             t0 = time.perf_counter()
@@ -272,7 +321,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         (out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
         (out / "timing.json").write_text(json.dumps({"data_s": t_data, "compute_s": t_compute}) + "\n", encoding="utf-8")
         if cfg.data.val_store:
-            result.report = evaluate_store(final, open_store(cfg.data.val_store), out / "auroc.csv", device=info.device)
+            result.report = evaluate_store(final, val_store, out / "auroc.csv", device=info.device)
         from .publish import publish
 
         result.model_path = publish(final, out / "model", cfg=cfg, store=store, history=history, report=result.report)
@@ -298,14 +347,26 @@ def evaluate_store(model: Net1D, store: StoreInfo, csv_path: Path | None = None,
     if tuple(model.labels) != tuple(store.labels):
         raise ValueError("the evaluation store's labels differ from the model's; build it with the same rules.")
     model.eval()
-    xs, ys = [], []
-    n = store.n_samples
+    # windows are scored ``batch`` at a time: a held-out store is never in memory whole (100 000 windows
+    # of the published contract are 24 GB as float32), only its label states and scores are
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
+
+    def score() -> None:
+        parts.append(torch.sigmoid(model(torch.from_numpy(np.concatenate(xs)).to(device))).float().cpu().numpy())
+        xs.clear()
+
     for x, st, keys in iter_batches(store, global_batch=1, shuffle=False):
         xs.append(transform_batch(x, keys, store_leads=store.contract.leads, model_leads=model.contract.leads, seed=0, epoch=0))
         ys.append(st)
-    X, Y = np.concatenate(xs), np.concatenate(ys)
-    scores = np.concatenate([torch.sigmoid(model(torch.from_numpy(X[k:k + batch]).to(device))).float().cpu().numpy()
-                             for k in range(0, n, batch)])
+        if len(xs) == batch:
+            score()
+    if xs:
+        score()
+    n = len(ys)
+    Y = np.concatenate(ys)
+    scores = np.concatenate(parts)
     rows = []
     for j, lab in enumerate(store.labels):
         keep = Y[:, j] != 2

@@ -2,16 +2,19 @@
 
 A **rule set** maps patterns to labels.  The default one (:func:`default_rules`) holds, for each of
 the 150 ECGFounder labels, the label's own text as a phrase (the labels *are* MUSE statement
-fragments), plus the package file ``statement_rules.csv``: synonyms and abbreviations (``RBBB``,
-``LVH``, "non-specific intra-ventricular conduction block") and ``ignore`` rules for
-administrative text ("Confirmed by ...", "When compared with ECG of ...", "No significant change").
+fragments; a ``WITH X`` label also as ``X`` alone, a ``... COMPLEXES`` one also in the singular),
+plus the package file ``statement_rules.csv``: synonyms and abbreviations (``RBBB``, ``IRBBB``,
+``PVC``, "inferior myocardial infarction", "left atrial abnormality", "non-specific
+intra-ventricular conduction block") and ``ignore`` rules for administrative text ("Confirmed by
+...", "When compared with ECG of <date>", "No significant change").
 Any other label set is a CSV with columns ``label,pattern[,kind]`` (:func:`load_rules`); with
 ``auto_phrases=True`` each label's own name is added as a phrase.
 
 Matching, per statement (:func:`extract_statement`):
 
 1. normalise: lower case, one space, unicode dashes to ``-``, ``non-specific`` → ``nonspecific``
-   (also ``intra-``/``inter-``);
+   (also ``intra-``, ``inter-``, ``antero-``, ``infero-``, ``postero-``), ``A-V`` and ``atrioventricular``
+   → ``av``, ``S-A`` → ``sa``;
 2. every rule is searched; overlapping hits are resolved **longest first** (``normal sinus
    rhythm`` is NORMAL SINUS RHYTHM, not also SINUS RHYTHM; ``ST no longer depressed in`` is its own
    label, not a negated one); ties go to the earlier rule;
@@ -23,8 +26,9 @@ Matching, per statement (:func:`extract_statement`):
      "is absent", "not present/seen", "ruled out";
    - ``uncertain`` (2): a preceding "consider", "possible", "probable", "probably", "suggests",
      "suspect", "may be", "likely", "borderline", "cannot rule out/exclude", "rule out", or a
-     following "is possible", "cannot be excluded/ruled out", "suspected", "questionable", "?";
-   - comparisons: in "X has replaced Y" X is ``positive`` and Y ``negated``; in "X (has been)
+     following "is possible", "cannot be excluded/ruled out", "not excluded/ruled out", "suspected",
+     "questionable", "(is) likely/probable", "?";
+   - comparisons: in "X (has) replaced Y" X is ``positive`` and Y ``negated``; in "X (has been)
      replaced by Y" X is negated and Y positive; "now present/evident" keeps ``positive``;
    - ``prior``: a statement that starts with "previous/prior ECG (tracing)" describes the earlier
      ECG; its hits are reported but give no label to this one;
@@ -115,14 +119,18 @@ def phrase_pattern(phrase: str) -> str:
 
 
 _DASHES = re.compile(r"[\u2010-\u2015\u2212]")
-_PREFIX = re.compile(r"\b(non|intra|inter)[\s\-]+(?=[a-z])")
+_PREFIX = re.compile(r"\b(non|intra|inter|antero|infero|postero)[\s\-]+(?=[a-z])")
+_AV = re.compile(r"(?<![a-z0-9])(a-v|s-a|atrio-?ventricular)(?![a-z0-9])")  # MUSE's "A-V block", "S-A block"
 _SPACE = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
-    """Lower case, unicode dashes to ``-``, ``non-specific`` → ``nonspecific``, single spaces."""
+    """Lower case, unicode dashes to ``-``, ``non-specific`` → ``nonspecific`` (also ``intra-``,
+    ``inter-``, ``antero-``, ``infero-``, ``postero-``), ``a-v`` and ``atrioventricular`` → ``av``,
+    ``s-a`` → ``sa``, single spaces."""
     t = _DASHES.sub("-", str(text).lower())
     t = _PREFIX.sub(r"\1", t)
+    t = _AV.sub(lambda m: "av" if m.group(1).startswith("atrio") else m.group(1).replace("-", ""), t)
     return _SPACE.sub(" ", t).strip()
 
 
@@ -183,7 +191,17 @@ def default_rules() -> RuleSet:
     bad = sorted({r.label for r in extra if r.kind == "label"} - set(labels))
     if bad:
         raise RuleError(f"statement_rules.csv names unknown labels {bad}.")
-    return RuleSet(tuple([Rule(lab, phrase_pattern(lab)) for lab in labels] + extra), labels)
+    return RuleSet(tuple([Rule(lab, phrase_pattern(p)) for lab in labels for p in _label_phrases(lab)] + extra), labels)
+
+
+def _label_phrases(label: str) -> list[str]:
+    """A label's own text, and the forms MUSE fragments stand for: ``WITH X`` also as ``X`` alone
+    ("Sinus arrhythmia"), ``... COMPLEXES`` also singular ("a premature ventricular complex")."""
+    out = [label]
+    if label.startswith("WITH "):
+        out.append(label[len("WITH "):])
+    out += [p[: -len("ES")] for p in list(out) if p.endswith(" COMPLEXES")]
+    return out
 
 
 # --------------------------------------------------------------------------- cue words
@@ -196,8 +214,9 @@ _UNC_PRE = re.compile(
 )
 _NEG_POST = re.compile(r"(?<![a-z])(no longer (?:present|evident|seen)|(?:has |have )?resolved|is absent|absent|"
                        r"not (?:present|seen)|ruled out)(?![a-z])")
-_UNC_POST = re.compile(r"(?<![a-z])(is possible|possible|cannot be (?:excluded|ruled out)|suspected|questionable)(?![a-z])|\?")
-_REPLACED = re.compile(r"(?<![a-z])(has replaced|have replaced)(?![a-z])")
+_UNC_POST = re.compile(r"(?<![a-z])(is possible|possible|cannot be (?:excluded|ruled out)|(?:is |are )?not (?:be )?"
+                       r"(?:excluded|ruled out)|suspected|questionable|(?:is |are )?(?:likely|probable))(?![a-z])|\?")
+_REPLACED = re.compile(r"(?<![a-z])((?:has |have )?replaced)(?![a-z])(?! by)")
 _REPLACED_BY = re.compile(r"(?<![a-z])((?:has been |have been |was )?replaced by)(?![a-z])")
 _CLAUSE = re.compile(r"[,;]|\.(?!\d)|(?<![a-z])but(?![a-z])")
 _PRIOR = re.compile(r"^\W*(previous|prior|old|earlier) (ecg|ekg|tracing|study)")

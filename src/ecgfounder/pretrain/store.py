@@ -380,6 +380,13 @@ def open_store(location: str | os.PathLike) -> StoreInfo:
         raise StoreError(f"{loc}/{INDEX} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                          "rebuild the store (ecgfounder pretrain build-store).") from None
     bad = [n for n in shards if not _NAME.fullmatch(n)] + [str(c) for c in counts if c < 0]
+    labels = info.labels
+    if not labels or len(set(labels)) < len(labels):  # (a model trained on it would publish duplicate outputs)
+        from collections import Counter
+
+        dup = sorted(lab for lab, n in Counter(labels).items() if n > 1)
+        raise StoreError(f"{loc}/{INDEX} is damaged: its labels are {'repeated: ' + repr(dup[:5]) if dup else 'empty'} "
+                         "(the columns of y, one per label); rebuild the store (ecgfounder pretrain build-store).")
     if bad or info.dtype not in ("float16", "float32"):
         raise StoreError(f"{loc}/{INDEX} is damaged: {(bad or [info.dtype])[0]!r} is not a shard file name with its "
                          "count (a plain NAME.tar, a count >= 0) or a dtype (float16, float32); rebuild the store "
