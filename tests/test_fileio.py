@@ -243,3 +243,19 @@ def test_writer_lock_on_windows_release_leaves_the_file_to_a_taker_that_opened_i
         os.close(racing)
         assert path.read_text() == f"{os.getpid()}\n"
     assert not path.exists()
+
+
+def test_same_file_sees_one_file_under_any_name(tmp_path):
+    """convert compared resolved paths: a hard link to its input passed as another file (export's
+    os.path.samefile saw it); one helper now serves both."""
+    from ecgfounder._fileio import same_file
+
+    a = tmp_path / "a.bin"
+    a.write_bytes(b"x")
+    os.link(a, tmp_path / "hard.bin")
+    (tmp_path / "soft.bin").symlink_to(a)
+    (tmp_path / "b.bin").write_bytes(b"x")
+    assert Path(tmp_path / "hard.bin").resolve() != a.resolve() and same_file(tmp_path / "hard.bin", a)
+    assert same_file(tmp_path / "soft.bin", a) and same_file(tmp_path / "sub" / ".." / "a.bin", a)
+    assert same_file(tmp_path / "new.bin", tmp_path / "new.bin")  # one path, neither there yet
+    assert not same_file(tmp_path / "b.bin", a) and not same_file(tmp_path / "new.bin", a)

@@ -6,6 +6,8 @@
   the requested name, and a run that resumes finds its partial file under a predictable name.
   The published file gets the mode an ordinary ``open`` would give (``0o666 & ~umask``), not the
   ``0600`` some writers use for their temporary files.
+* **Inputs kept.**  :func:`same_file` tells whether an output would replace an input (the same
+  path, or one file through a symbolic or hard link), for the commands that refuse it.
 * **JSON.**  :func:`to_jsonable` turns numpy scalars and arrays, ``Path``s, dataclasses, tuples
   and mappings into plain JSON values, and NaN/±inf into ``None``, so the output is strict JSON
   (``json.dumps(..., allow_nan=False)`` accepts it; other tools' parsers too).
@@ -30,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["partial_path", "unwritable_reason", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
+__all__ = ["partial_path", "unwritable_reason", "same_file", "atomic_path", "publish", "atomic_write", "write_json", "to_jsonable", "cache_dir", "CACHE_ENV",
            "process_gone", "WriterLock"]
 
 CACHE_ENV = "ECGFOUNDER_CACHE"
@@ -158,6 +160,19 @@ def unwritable_reason(path: str | os.PathLike) -> tuple[Path, str | None]:
     except OSError as exc:
         return folder, f"cannot write in {folder} ({exc.strerror or exc})"
     return folder, None
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file, so that writing one replaces the other: the same path
+    once symbolic links are resolved, or (both existing) one file under two names, a hard link
+    included (``os.path.samefile``)."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.resolve() == pb.resolve():
+            return True
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:  # (unresolvable, e.g. a symbolic-link loop: not shown to be one file)
+        return False
 
 
 def cache_dir(*parts: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -76,6 +77,11 @@ def test_convert_routes_checkpoints_to_safetensors(tmp_path, capsys):
     ckpt = build_synthetic_checkpoint(tmp_path / "w.pth", leads=1, config=Net1DConfig(in_channels=1, **TINY_CONFIG))
     assert main(["convert", str(ckpt), "-o", str(tmp_path / "w.safetensors")]) == 0
     assert (tmp_path / "w.safetensors").exists()
+    before = (tmp_path / "w.safetensors").read_bytes()  # converted again: kept unless --overwrite
+    assert main(["convert", str(ckpt)]) == 2
+    assert "w.safetensors exists; give another file or folder with -o/--output, or add --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "w.safetensors").read_bytes() == before
+    assert main(["convert", str(ckpt), "--overwrite"]) == 0
 
 
 def test_predict_accepts_mixed_formats_in_one_run(tmp_path):
@@ -121,3 +127,81 @@ def test_convert_to_a_new_folder_named_with_a_slash(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["convert", str(MUSE), "--to", "wfdb", "-o", f"{out}/"]) == 0
     assert (out / "musePHI_muse_ecg1.hea").is_file() and not (tmp_path / "out.hea").exists()
+
+
+def _errors(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith("error: ")]
+
+
+def test_convert_keeps_an_existing_output_unless_asked(tmp_path, capsys):
+    """An existing a.edf beside a.npy was replaced without a word."""
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).normal(size=(12, 500)))
+    (tmp_path / "a.edf").write_bytes(b"keep")
+    argv = ["convert", str(tmp_path / "a.npy"), "--fs", "500", "--to", "edf"]
+    assert main(argv) == 2
+    assert _errors(capsys.readouterr().err) == [f"error: output {tmp_path / 'a.edf'} exists; give another file or "
+                                                "folder with -o/--output, or add --overwrite to replace it."]
+    assert (tmp_path / "a.edf").read_bytes() == b"keep"
+    assert main([*argv, "--overwrite"]) == 0 and eio.read(tmp_path / "a.edf").n_samples == 500
+
+
+def test_convert_never_writes_over_its_input_under_another_name(tmp_path, capsys):
+    """`-o E07500.dat` wrote E07500.hea over the input header (the check compared .dat with .hea);
+    an output hard-linked to the input rewrote it (path equality misses links: os.path.samefile)."""
+    for ext in (".hea", ".mat"):
+        shutil.copy(DATA / "cinc2021" / f"E07500{ext}", tmp_path / f"E07500{ext}")
+    src = tmp_path / "E07500.hea"
+    before = src.read_bytes()
+    (tmp_path / "o").mkdir()
+    os.link(src, tmp_path / "o" / "E07500.hea")
+    np.save(tmp_path / "b.npy", np.zeros((12, 500)))
+    (tmp_path / "link.npz").symlink_to(tmp_path / "b.npy")
+    for argv in ([str(src), "--to", "wfdb", "-o", str(tmp_path / "E07500.dat")],
+                 [str(src), "--to", "wfdb", "-o", str(tmp_path / "o"), "--overwrite"],
+                 [str(tmp_path / "b.npy"), "--fs", "500", "--to", "npz", "-o", str(tmp_path / "link.npz"), "--overwrite"]):
+        assert main(["convert", *argv]) == 2, argv
+        err = _errors(capsys.readouterr().err)
+        assert len(err) == 1 and "would overwrite the input" in err[0] and "-o/--output" in err[0], err
+    assert src.read_bytes() == before and np.load(tmp_path / "b.npy").shape == (12, 500)
+
+
+def test_convert_several_inputs_into_a_folder(tmp_path, capsys):
+    """`convert a b c -o out/` was an argparse error (one FILE only): an archive took one command per
+    file.  An unreadable input costs none of the others (exit 1); two inputs of one name are refused
+    before anything is written."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("in/a.npy", "in/sub/b.npy", "c.npy"):
+        np.save(tmp_path / name, rng.normal(size=(12, 500)))
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    out = tmp_path / "out ü"
+    rc = main(["convert", str(tmp_path / "in"), str(tmp_path / "c.npy"), str(tmp_path / "bad.npy"), "--fs", "500",
+               "--to", "wfdb", "-o", f"{out}/"])
+    cap = capsys.readouterr()
+    assert rc == 1 and sorted(p.name for p in out.glob("*.hea")) == ["a.hea", "b.hea", "c.hea"]
+    assert cap.out.splitlines() == [str(out / f"{x}.hea") for x in "abc"]
+    err = _errors(cap.err)
+    assert len(err) == 2 and err[0].startswith(f"error: {tmp_path / 'bad.npy'}: ") and "1 of 4 files" in err[1], err
+    np.save(tmp_path / "empty.npy", np.zeros((0, 500, 12)))  # alone: StopIteration, a traceback
+    assert main(["convert", str(tmp_path / "empty.npy"), "--fs", "500", "--to", "npz"]) == 2
+    assert _errors(capsys.readouterr().err) == [f"error: {tmp_path / 'empty.npy'}: no recordings in the file, nothing "
+                                                "to convert"]
+    np.save(tmp_path / "in" / "c.npy", np.zeros((12, 500)))
+    assert main(["convert", str(tmp_path / "in"), str(tmp_path / "c.npy"), "--fs", "500", "--to", "npz",
+                 "-o", str(tmp_path / "o2")]) == 2
+    assert "c.npy would both be written to" in _errors(capsys.readouterr().err)[0]
+    assert not (tmp_path / "o2").exists()
+
+
+def test_convert_batch_ids_that_repeat_are_all_written(tmp_path, capsys):
+    """Ids HR.001, HR_001 and HR.001 all became HR_001.hea: two recordings lost, '3 recordings' said."""
+    import h5py
+
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["tracings"] = np.random.default_rng(0).normal(size=(3, 4096, 12)).astype(np.float32)
+        f["exam_id"] = np.array([b"HR.001", b"HR_001", b"HR.001"])
+    assert main(["convert", str(tmp_path / "b.h5"), "--to", "wfdb", "-o", str(tmp_path / "w")]) == 0
+    assert sorted(p.name for p in (tmp_path / "w").glob("*.hea")) == ["HR_001.hea", "HR_001_1.hea", "HR_001_2.hea"]
+    assert "2 whose id was met before written as ID_N" in capsys.readouterr().out
+    with h5py.File(tmp_path / "b.h5") as f:
+        np.testing.assert_allclose(eio.read(tmp_path / "w" / "HR_001_2.hea").lead("V1"), f["tracings"][2, :, 6], atol=1e-3)

@@ -33,10 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _refuse_overwriting_inputs(out: Path, inputs: list, flag: str) -> None:
     """Refuse an output that is one of the command's input files: exporting would replace it."""
-    import os
+    from .._fileio import same_file
 
     for f in inputs:
-        if out.exists() and Path(f).exists() and os.path.samefile(out, f):
+        if same_file(out, f):
             raise usage(f"-o/--output {out} is the file given to {flag} ({f}); exporting would overwrite it. "
                         "Give another output file name.")
 

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Join OUT.shard-I-of-N parts written by 'ecgfounder predict --shard' (or torchrun) "
                        "into one table in record order, checking that no shard, record or row is missing or repeated.")
     p.add_argument("parts", nargs="+", metavar="PART", help="the part files (.csv/.jsonl/.parquet) of one run")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="merged table (.csv, .parquet or .jsonl)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="merged table (.csv, .parquet or .jsonl; CSV parts, which keep no types: .csv)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also join the parts' embeddings into this array")
     p.set_defaults(func=run)
 

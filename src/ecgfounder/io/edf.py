@@ -360,9 +360,9 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
     header fields hold, so the step is (max - min) / 65535 mV (BDF: / 16777215) and a value reads
     back within half a step.
 
-    Kept: lead names (16 characters), the sampling rate, start date and time, patient id, sex,
-    birth date, age, device, ``statements`` and ``dx`` (EDF+ annotations at time 0).  Limits of the
-    format, each with a warning when it changes the data:
+    Kept: lead names (16 ASCII characters, others written as ``_``), the sampling rate, start date
+    and time, patient id, sex, birth date, age, device, ``statements`` and ``dx`` (EDF+ annotations
+    at time 0).  Limits of the format, each with a warning when it changes the data:
 
     * no missing-sample code: NaN and +-inf samples are written as 0 mV;
     * the rate is stored as samples per data record over its duration (10 µs steps, 0.1-60 s):
@@ -403,9 +403,9 @@ def write_edf(rec: Recording, path: str | Path, *, bdf: bool = False) -> Path:
             raise SetupError(f"{p}: lead {name} reaches {lo if np.floor(lo) < -9_999_999 else hi:g} mV; EDF's 8-character "
                              "physical range fields hold -9999999 to 99999999 mV (is the signal in mV?); scale the "
                              "recording's signal to mV.", "recording")
-        label = str(name)
-        if len(label) > 16:
-            warnings.warn(f"{p}: lead name {label!r} cut to EDF's 16 characters ({label[:16]!r}).", stacklevel=3)
+        label = "".join(c if 32 <= ord(c) < 127 else "_" for c in str(name))  # (pyedflib mangled 'ü' to 'A')
+        if len(label) > 16 or label != name:
+            warnings.warn(f"{p}: lead name {name!r} written as {label[:16]!r} (EDF: 16 ASCII characters).", stacklevel=3)
         headers.append({
             "label": label[:16], "dimension": "mV", "sample_frequency": spr / ((ticks + 0.5) / _TICKS),
             "physical_min": _header_number(lo, False), "physical_max": _header_number(hi, True),

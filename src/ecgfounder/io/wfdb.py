@@ -422,9 +422,9 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
     gain for every lead instead (baseline 0).  NaN samples are WFDB's invalid sample and read back
     as NaN; so are +-inf samples, with a warning.
 
-    Kept: lead names (spaces written as ``_``), the sampling rate as given (``128.0001``), and in
-    header comments age, sex, ``dx``, ``statements``, patient id, birth date, device and
-    ``acquired`` (also as the record line's base time and date, without time zone).  Not kept:
+    Kept: lead names (spaces and control characters written as ``_``), the sampling rate as given
+    (``128.0001``), and in header comments age, sex, ``dx``, ``statements``, patient id, birth date,
+    device and ``acquired`` (also as the record line's base time and date, without time zone).  Not kept:
     ``meta['id']`` (a WFDB record is named by its file, so the file name is the id read back) and
     other metadata.  The record name (the file name without ``.hea``) may hold only letters,
     digits, ``-`` and ``_``.
@@ -455,7 +455,7 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
             comments.append(f"{label}: {rec.meta[key]}")
     comments = [" ".join(c.split()) for c in comments]  # one line each
     start = _base_datetime(rec.meta.get("acquired"))
-    names = [str(x).replace(" ", "_") for x in rec.leads]
+    names = [re.sub(r"[\s\x00-\x1f\x7f]", "_", str(x)) for x in rec.leads]  # (wfdb refused control characters)
     with quiet_wfdb() as wfdb:
         if adc_gain:
             gains, baselines = [float(adc_gain)] * n, [0] * n

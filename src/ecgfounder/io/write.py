@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .._fileio import to_jsonable
+from .._fileio import partial_path, publish, to_jsonable
 from ..errors import SetupError
 from ..recording import Recording
 
-__all__ = ["write", "WRITE_FORMATS"]
+__all__ = ["write", "written_files", "WRITE_FORMATS"]
 
 WRITE_FORMATS: dict[str, str] = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 
@@ -31,9 +33,86 @@ def write_npz(rec: Recording, path: str | Path) -> Path:
     return p
 
 
+def _format_of(path: Path, format: str | None) -> str:
+    fmt = (format or "").strip().lower() or {".hea": "wfdb", ".dat": "wfdb", ".npz": "npz", ".edf": "edf",
+                                              ".bdf": "bdf"}.get(path.suffix.lower(), "")
+    if fmt not in WRITE_FORMATS:
+        raise SetupError(
+            f"cannot write format {format or path.suffix!r}; choose one of {', '.join(WRITE_FORMATS)} "
+            "(or give a path ending in .hea, .npz, .edf, .bdf).", "format"
+        )
+    return fmt
+
+
+def written_files(path: str | os.PathLike, format: str | None = None) -> list[Path]:
+    """The files :func:`write` makes for ``path`` and ``format``: the ``.hea`` and ``.dat`` of a
+    WFDB record, else the one file (its suffix the format's)."""
+    p = Path(path)
+    fmt = _format_of(p, format)
+    if fmt == "wfdb":
+        base = p.with_suffix("") if p.suffix.lower() in (".hea", ".dat") else p
+        return [base.with_name(base.name + ".hea"), base.with_name(base.name + ".dat")]
+    want = WRITE_FORMATS[fmt]
+    return [p if p.suffix.lower() == want else p.with_suffix(want)]
+
+
+def _as_recorded(rec: Recording, path: Path) -> Recording:
+    """``rec`` less the leads derived on reading (``meta['derived_leads']``: reading the file again
+    derives them again); refused when it holds no samples or one lead twice (read back: one lost)."""
+    from ..signal.leads import canonical_lead
+
+    keep = [k for k, name in enumerate(rec.leads) if name in rec.stored_leads]
+    if len(keep) < len(rec.leads):
+        meta = {k: v for k, v in rec.meta.items() if k != "derived_leads"}
+        rec = Recording(rec.signal[keep], rec.fs, tuple(rec.leads[k] for k in keep), meta)
+    if not rec.leads or not rec.n_samples:
+        raise SetupError(f"{path}: the recording holds no samples (shape {rec.signal.shape}, leads × samples); "
+                         "an ECG file needs at least one lead and one sample: give a recording that has them.",
+                         "recording")
+    seen: dict[str, str] = {}
+    for name in rec.leads:
+        key = canonical_lead(name)
+        if key in seen:
+            raise SetupError(f"{path}: leads {seen[key]!r} and {name!r} are one lead, which a reader keeps once; "
+                             "rename or drop one (Recording leads=...).", "recording")
+        seen[key] = name
+    return rec
+
+
+def _staged(target: Path, write_into: Callable[[Path], Any]) -> None:
+    """Run ``write_into`` on ``target``'s name inside a private folder beside it, then move each
+    file made into place (a WFDB header last, after the data it names): a failed write publishes
+    nothing and leaves no file, and an existing file is replaced only by a whole one.  The writer's
+    warnings and errors name ``target``, not the folder."""
+    stage = partial_path(target, private=True)
+    stage.mkdir()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_into(stage / target.name)
+        for f in sorted(stage.iterdir(), key=lambda f: f.suffix.lower() == ".hea"):
+            publish(f, target.parent / f.name)
+    except SetupError as exc:
+        raise SetupError(str(exc).replace(str(stage), str(target.parent)), exc.argument) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    for w in caught:  # the writers' own notices as from write's caller; others (a library's) as they came
+        text = str(w.message).replace(str(stage), str(target.parent))
+        if issubclass(w.category, UserWarning):
+            warnings.warn(text, w.category, stacklevel=3)
+        else:
+            warnings.warn_explicit(text, w.category, w.filename, w.lineno)
+
+
 def write(recording: Recording, path: str | os.PathLike, format: str | None = None, **kwargs: Any) -> Path:
     """Write ``recording`` to ``path`` as ``format`` (``wfdb``, ``npz``, ``edf``, ``bdf``; guessed from
     the extension when ``None``).  Returns the path written (the ``.hea`` for WFDB).
+
+    Written atomically: under a temporary name beside ``path``, then renamed, so a failed write
+    leaves nothing and an existing file is replaced only by a whole one.  The leads derived on
+    reading (``meta['derived_leads']``, III, aVR, aVL, aVF from I and II) are not written: the
+    file holds the recorded leads, and reading it derives the others again.  A recording without
+    samples, or with one lead twice, is refused.
 
     What survives (details and limits: :func:`.wfdb.write_wfdb`, :func:`.edf.write_edf`):
 
@@ -45,21 +124,18 @@ def write(recording: Recording, path: str | os.PathLike, format: str | None = No
       cannot hold exactly is read back within 10 ppm; a warning says when data is changed.
     """
     p = Path(path)
-    fmt = (format or "").strip().lower() or {".hea": "wfdb", ".dat": "wfdb", ".npz": "npz", ".edf": "edf",
-                                              ".bdf": "bdf"}.get(p.suffix.lower(), "")
-    if fmt not in WRITE_FORMATS:
-        raise SetupError(
-            f"cannot write format {format or p.suffix!r}; choose one of {', '.join(WRITE_FORMATS)} "
-            "(or give a path ending in .hea, .npz, .edf, .bdf).", "format"
-        )
-    p.parent.mkdir(parents=True, exist_ok=True)
+    fmt = _format_of(p, format)
+    target = written_files(p, fmt)[0]
+    rec = _as_recorded(recording, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "wfdb":
         from .wfdb import write_wfdb
 
-        return write_wfdb(recording, p, **kwargs)
-    if fmt == "npz":
-        return write_npz(recording, p if p.suffix.lower() == ".npz" else p.with_suffix(".npz"))
-    from .edf import write_edf
+        _staged(target, lambda q: write_wfdb(rec, q, **kwargs))
+    elif fmt == "npz":
+        _staged(target, lambda q: write_npz(rec, q))
+    else:
+        from .edf import write_edf
 
-    want = ".bdf" if fmt == "bdf" else ".edf"
-    return write_edf(recording, p if p.suffix.lower() == want else p.with_suffix(want), bdf=fmt == "bdf")
+        _staged(target, lambda q: write_edf(rec, q, bdf=fmt == "bdf"))
+    return target

@@ -26,6 +26,7 @@ from .tables import TableWriter
 __all__ = ["merge_parts", "write_part_meta", "read_part_meta", "copy_rows_npy"]
 
 _META_SUFFIX = ".shard.json"
+_META_KEYS = ("shard", "manifest_sha256", "n_total", "n_files", "rows", "failures")
 
 
 def write_part_meta(part: str | os.PathLike, *, shard: tuple[int, int], manifest_sha256: str, n_total: int,
@@ -53,9 +54,15 @@ def read_part_meta(part: str | os.PathLike) -> dict[str, Any]:
                          "not written by a sharded 'ecgfounder predict'; finish it with the same command and --resume.",
                          "parts")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        meta = json.loads(p.read_text(encoding="utf-8"))
     except ValueError:
         raise SetupError(f"{p}: not readable JSON (changed or cut?); run its shard again.", "parts") from None
+    missing = [k for k in _META_KEYS if k not in meta] if isinstance(meta, dict) else list(_META_KEYS)
+    shard = meta.get("shard") if isinstance(meta, dict) else None
+    if missing or not (isinstance(shard, list) and len(shard) == 2 and all(isinstance(x, int) for x in shard)):
+        raise SetupError(f"{p}: not the sidecar a sharded 'ecgfounder predict' writes (no valid "
+                         f"{', '.join(missing) or 'shard'}; changed?); run its shard again.", "parts")
+    return meta
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -115,6 +122,11 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
         TableWriter.check_path(output)
     except ValueError as exc:
         raise SetupError(str(exc), "output") from None
+    out_kind = Path(output).suffix.lower()
+    csv_part = next((Path(q) for q in parts if Path(q).suffix.lower() == ".csv"), None)
+    if csv_part is not None and out_kind != ".csv":  # (CSV's text was written as text: n_windows "1", p "0.56")
+        raise SetupError(f"{csv_part} is CSV, which keeps no column types: merged into {output} every value would be "
+                         f"text; merge into a .csv file, or run the shards with -o OUT{out_kind}.", "output")
     given = {Path(q).resolve() for q in parts}  # merging into a part would destroy its own input
     for name, path in (("output", output), ("embeddings", embeddings)):
         if path is not None and Path(path).resolve() in given:
@@ -122,12 +134,14 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
     if embeddings is not None and Path(embeddings).resolve() == Path(output).resolve():
         raise SetupError(f"embeddings and output are the same file ({output}); give two files.", "embeddings")
     metas = [(Path(p), read_part_meta(p)) for p in parts]
-    n = {m["shard"][1] for _, m in metas}
-    runs = {m["manifest_sha256"] for _, m in metas}
-    if len(n) != 1 or len(runs) != 1:
-        raise SetupError(f"the parts come from different runs (shard counts {sorted(n)}, {len(runs)} record lists); "
-                         "merge the parts of one run only.", "parts")
-    n_shards = n.pop()
+    (p0, m0), run = metas[0], lambda m: (m["shard"][1], m["manifest_sha256"])
+    for p, m in metas[1:]:
+        if run(m) != run(m0):
+            what = (f"of {m0['shard'][1]} and {m['shard'][1]} shards" if m["shard"][1] != m0["shard"][1]
+                    else "made from different record lists")
+            raise SetupError(f"{p0} and {p} come from different runs ({what}); merge the parts of one run only.",
+                             "parts")
+    n_shards = m0["shard"][1]
     seen: dict[int, Path] = {}
     for p, m in metas:
         i = m["shard"][0]
