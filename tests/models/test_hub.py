@@ -68,6 +68,20 @@ def test_save_pretrained_layout_card_and_modes(tuned, tmp_path):
         from_pretrained(tmp_path)
 
 
+def test_a_local_folder_loads_as_its_card_says(tuned, tmp_path):
+    """The card of a folder (no repository) says load_model("./this-folder") and --checkpoint: both
+    take the folder (load_model refused it: "is a folder")."""
+    from ecgfounder.cli._common import model_from_args
+    from ecgfounder.cli import build_parser
+
+    out = save_pretrained(tuned, tmp_path / "m")
+    card = (out / "README.md").read_text()
+    assert 'load_model("./this-folder")' in card and "predict record.hea --checkpoint ./this-folder`" in card
+    assert _same_outputs(tuned, load_model(out))
+    args = build_parser("predict").parse_args(["predict", "x.hea", "--checkpoint", str(out)])
+    assert _same_outputs(tuned, model_from_args(args))
+
+
 def test_card_without_base_or_evaluation(tmp_path):
     m = Net1D(Net1DConfig(in_channels=1, n_classes=1, **SMALL))
     m.source = {"init": "random"}

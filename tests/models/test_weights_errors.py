@@ -36,8 +36,20 @@ def test_offline_message_names_model_and_the_checkpoint_flag(tmp_path, monkeypat
     assert isinstance(err.value, ECGFounderError) and isinstance(err.value, OSError)
     assert "load_model('./12_lead_ECGFounder.pth')" in msg
     assert "model='./12_lead_ECGFounder.pth' (CLI: --checkpoint ./12_lead_ECGFounder.pth)" in msg
-    cli = flags(msg)  # what the command line prints
-    assert "--checkpoint ./12_lead_ECGFounder.pth" in cli and "model=" not in cli and "(CLI:" not in cli
+    cli = flags(msg)  # what the command line prints: flags only, no library call
+    assert "load it from there: --checkpoint ./12_lead_ECGFounder.pth." in cli
+    assert "model=" not in cli and "(CLI:" not in cli and "load_model" not in cli
+
+
+def test_download_command_offline_speaks_in_flags_only(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    assert main(["download", "12-lead", "--cache-dir", str(tmp_path / "empty")]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "--checkpoint ./12_lead_ECGFounder.pth" in err[0]
+    assert "load_model" not in err[0] and "model=" not in err[0]
+    assert flags(weights._unknown_message("13-lead")).endswith("load it with --checkpoint FILE).")
 
 
 def test_load_model_of_an_unknown_name_is_a_setup_error_naming_the_choices(tmp_path, monkeypatch):

@@ -59,12 +59,49 @@ def test_broken_or_foreign_cached_graph_is_written_again(tiny, tmp_path):
     whole = path.read_bytes()
     for content in (whole[: len(whole) // 2], b"", foreign):
         path.write_bytes(content)
-        with pytest.warns(UserWarning, match="unreadable or belongs to other weights; writing it again"):
+        why = "belongs to other weights" if content == foreign else "is cut, empty or not ONNX"
+        with pytest.warns(UserWarning, match=f"{why}; writing it again"):
             run = make_runner(tiny, "fp32", "onnxruntime", cache_dir=tmp_path)
         assert np.abs(run(X)[0] - ref_s).max() <= 1e-5
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a sound entry is used as it is
         make_runner(tiny, "fp32", "onnxruntime", cache_dir=tmp_path)
+
+
+def test_cached_graphs_are_keyed_by_the_release_and_recipe(tiny, tmp_path, monkeypatch):
+    """Another release (or quantisation recipe) misses the cache and writes its graphs again, in
+    place; the same release takes them as they are."""
+    import ecgfounder
+    import ecgfounder.runtime.graphs as graphs
+    from ecgfounder.runtime.export import onnx_metadata_props
+
+    def files():
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in tmp_path.glob("*.onnx")}
+
+    make_runner(tiny, "int8", "onnxruntime", cache_dir=tmp_path, calibration=X[:2])
+    first = files()
+    assert len(first) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same release: both graphs used as they are
+        make_runner(tiny, "int8", "onnxruntime", cache_dir=tmp_path, calibration=X[:2])
+    assert files() == first
+    monkeypatch.setattr(graphs, "INT8_SETTINGS", {**graphs.INT8_SETTINGS, "fp32_convs": 0})
+    with pytest.warns(UserWarning) as said:  # another quantisation recipe: the int8 graph alone
+        make_runner(tiny, "int8", "onnxruntime", cache_dir=tmp_path, calibration=X[:2])
+    assert [str(w.message).split(" graph ")[0] for w in said] == ["cached int8"]
+    assert "was made by another release or recipe (ecgfounder " in str(said[0].message)
+    int8 = next(tmp_path.glob("*-int8-*.onnx"))
+    mark = int8.with_name(f"{int8.stem}-ov.none")  # derived from the old graph (OpenVINO: no pad to move)
+    mark.touch()
+    monkeypatch.setattr(ecgfounder, "__version__", "99.0")
+    with pytest.warns(UserWarning, match=r"was made by another release or recipe \(ecgfounder .*, opset 17\); "
+                                          "writing it again") as said:
+        run = make_runner(tiny, "int8", "onnxruntime", cache_dir=tmp_path, calibration=X[:2])
+    assert len(said) == 2 and sorted(files()) == sorted(first)  # both rewritten, under the same names
+    assert all(files()[k] != first[k] for k in first)
+    assert all('"ecgfounder": "99.0"' in onnx_metadata_props(p)[graphs.RECIPE] for p in tmp_path.glob("*.onnx"))
+    assert not mark.exists()  # it went with the graph it was made from
+    assert run(X)[0].shape == (3, 150)
 
 
 def test_graph_metadata_read_without_the_graph_equals_onnx_load(tiny, tmp_path):

@@ -96,10 +96,18 @@ def test_onnx_export_parity_and_metadata(tiny, windows, tmp_path):
     np.testing.assert_allclose(feats, f.numpy(), atol=1e-4)
 
 
-def test_torchscript_export_parity_and_metadata(tiny, windows, tmp_path):
+def test_torchscript_export_parity_and_metadata(tiny, windows, tmp_path, monkeypatch):
+    from ecgfounder.errors import CheckpointError
+
     path = export_torchscript(tiny, tmp_path / "m.pt")
-    assert read_torchscript_metadata(path)["labels"] == list(tiny.labels)
-    loaded = torch.jit.load(str(path))
+    load = torch.jit.load
+    with monkeypatch.context() as m:  # the metadata is read without loading the program
+        m.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("torch.jit.load called to read the metadata"))
+        assert read_torchscript_metadata(path)["labels"] == list(tiny.labels)
+        (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:-100])
+        with pytest.raises(CheckpointError, match="cut.pt: not a TorchScript archive"):
+            read_torchscript_metadata(tmp_path / "cut.pt")
+    loaded = load(str(path))
     with torch.inference_mode():
         lg, f = loaded(torch.from_numpy(windows[:5]))  # another batch size than traced
         np.testing.assert_allclose(lg.numpy(), tiny(torch.from_numpy(windows[:5])).numpy(), atol=1e-4)

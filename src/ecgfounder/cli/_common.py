@@ -25,12 +25,14 @@ _FLAGS = {
 }
 
 
-_ASIDE = re.compile(r"\b\w+=('[^']*'|\[[^\]]*\]|[^\s()\[\]']+) \(CLI: ([^()]*)\)")
+# (a library call offered first, "load_model(FILE), or model=FILE (CLI: --checkpoint FILE)", goes with it)
+_ASIDE = re.compile(r"(?:\b[\w.]+\([^()]*\),? or )?\b\w+=('[^']*'|\[[^\]]*\]|[^\s()\[\]']+) \(CLI: ([^()]*)\)")
 
 
 def cli_forms(message: str) -> str:
     """``message`` with each library argument that carries its command-line form beside it
-    (``fill_missing=True (CLI: --fill-missing)``) written as that form alone (``--fill-missing``)."""
+    (``fill_missing=True (CLI: --fill-missing)``, or ``load_model(FILE), or model=FILE (CLI:
+    --checkpoint FILE)``) written as that form alone (``--fill-missing``, ``--checkpoint FILE``)."""
     return _ASIDE.sub(lambda m: m.group(2), message)
 
 

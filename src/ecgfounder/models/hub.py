@@ -90,7 +90,7 @@ def model_card(model: Net1D, *, repo_id: str | None = None, evaluation: Mapping[
         *(_metrics_table(evaluation) or ["No evaluation recorded."]), "",
         "## Use", "", "```python", "import ecgfounder", "",
         f'model = ecgfounder.load_model("{ref}")', 'scores = ecgfounder.predict("record.hea", model=model)', "```", "",
-        f"Command line: `ecgfounder predict record.hea --weights {ref}`", "",
+        f"Command line: `ecgfounder predict record.hea {'--weights' if repo_id else '--checkpoint'} {ref}`", "",
     ]
     return "\n".join(front + [""] + text)
 
@@ -114,14 +114,12 @@ def from_pretrained(dir_or_repo: str | os.PathLike, *, revision: str | None = No
     """Load a model written by :func:`save_pretrained`: a local folder, or a Hub repository
     (``"owner/name"`` or ``"hf://owner/name[@revision]"``) downloaded into the Hugging Face cache."""
     p = Path(dir_or_repo)
-    if p.is_file():  # the weights file of such a folder
-        return load_model(p, map_location=map_location, strict=strict)
-    if p.is_dir():
-        if not (p / WEIGHTS_NAME).is_file():
-            from ..errors import CheckpointError
+    if p.is_dir() and not (p / WEIGHTS_NAME).is_file():
+        from ..errors import CheckpointError
 
-            raise CheckpointError(f"{p}: no {WEIGHTS_NAME} in this folder; save it with save_pretrained(model, '{p}').")
-        return load_model(p / WEIGHTS_NAME, map_location=map_location, strict=strict)
+        raise CheckpointError(f"{p}: no {WEIGHTS_NAME} in this folder; save it with save_pretrained(model, '{p}').")
+    if p.exists():  # the folder, or its weights file
+        return load_model(p, map_location=map_location, strict=strict)
     path = fetch_pretrained(str(dir_or_repo), revision=revision, cache_dir=cache_dir, token=token)
     return load_model(path, map_location=map_location, strict=strict)
 

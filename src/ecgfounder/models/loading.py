@@ -26,7 +26,7 @@ from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError, SetupError
 from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, ModelDescription, model_metadata
-from .hubref import HF_SCHEME, fetch_pretrained
+from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .weights import download_weights, resolve_known, sha256_file
 
@@ -44,6 +44,7 @@ __all__ = [
 from ..testing import build_synthetic_checkpoint, synthetic_state_dict  # noqa: E402,F401
 
 _META_KEY = "ecgfounder"
+_FIRST = "first_conv.conv.weight"  # the first key of every Net1D state dict
 
 
 def _numpy_safe_globals() -> list:
@@ -86,8 +87,9 @@ def _torch_load_safe(path: Path) -> Any:
         if fh.read(4) == b"PK\x03\x04":
             _check_zip(path)
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        # (an open file: given a path named .safetensors, torch.load reads it as safetensors)
+        with torch.serialization.safe_globals(_numpy_safe_globals()), open(path, "rb") as fh:
+            return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = " ".join(str(exc).split())
         needed = ""
@@ -132,6 +134,11 @@ def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torc
         while k.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
             k = k.split(".", 1)[1]
         out[k] = v
+    # the network held under one attribute of a wrapper (a Lightning module's "model."): its keys alone
+    # lose the prefix; the wrapper's other tensors stay as they are (strict loading names them)
+    heads = [k[: -len(_FIRST)] for k in out if k.endswith("." + _FIRST)]
+    if _FIRST not in out and len(heads) == 1:
+        out = {k.removeprefix(heads[0]): v for k, v in out.items()}
     return out
 
 
@@ -213,6 +220,12 @@ def _load_state_strict(model: Net1D, sd: Mapping[str, torch.Tensor], strict: boo
             f"(missing keys: {_fmt(missing) or 'none'}; unexpected keys: {_fmt(unexpected) or 'none'}). "
             "Pass strict=False (CLI: --no-strict) only if you know why."
         )
+    if missing or unexpected:  # (strict=False) loaded all the same: said, not silent
+        import warnings
+
+        warnings.warn(f"{source}: loaded with strict=False (CLI: --no-strict): {len(missing)} tensor(s) of the "
+                      f"architecture left at their initial values ({', '.join(missing[:4]) or 'none'}), "
+                      f"{len(unexpected)} of the file ignored ({', '.join(unexpected[:4]) or 'none'}).", stacklevel=3)
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
 
 
@@ -269,7 +282,9 @@ def _finish(model: Net1D, meta: Mapping[str, Any]) -> Net1D:
         model.description = ModelDescription.for_model(model.config.in_channels, model.num_classes, meta,
                                                        unknown_labels="none")
     except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"invalid checkpoint metadata: {' '.join(str(exc).split())[:200]}") from None
+        why = " ".join(str(exc).split())[:200]  # (the description's own check names the metadata already)
+        raise CheckpointError(why if why.startswith("checkpoint metadata") else f"invalid checkpoint metadata: {why}") \
+            from None
     c = model.description.contract
     if c is not None and not (FS_MIN <= c.fs <= FS_MAX and 1 <= c.n_samples <= 10 * FS_MAX * 60):
         raise CheckpointError(f"checkpoint contract asks for {c.n_samples} samples at {c.fs:g} Hz; expected "
@@ -285,13 +300,19 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{p}: checkpoint file not found.")
     if not p.is_file():
         raise CheckpointError(f"{p}: is a folder (or not a regular file), not a checkpoint; give the weights file "
-                              "itself (.pth or .safetensors).")
+                              "itself (.pth or .safetensors), or a folder written by save_pretrained "
+                              f"({WEIGHTS_NAME}).")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p}: checkpoint file is empty.")
     with open(p, "rb") as f:
         head = f.read(16)
-    # safetensors: 8-byte little-endian header length, then the JSON header
-    if p.suffix == ".safetensors" or (head[:4] != b"PK\x03\x04" and head[8:9] == b"{"):
+    # the content decides, not the name: safetensors is an 8-byte little-endian header length, then
+    # the JSON header; torch's format a zip, its legacy one a pickle (opening with b"\x80")
+    torch_file = head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[8:9] != b"{")
+    if not torch_file:
+        if p.suffix != ".safetensors" and head[8:9] != b"{":
+            raise CheckpointError(f"{p}: not a checkpoint: neither a PyTorch file (zip or pickle) nor safetensors "
+                                  f"(it begins with {head[:8]!r}); give the .pth or .safetensors weights file.")
         sd, meta = _read_safetensors(p)
         _check_finite(p, sd)
         return sd, meta
@@ -395,8 +416,9 @@ def load_model(
     Args:
         source: ``"12-lead"`` or ``"1-lead"`` (published weights, downloaded from the Hugging Face
             Hub into its standard cache and SHA-256 checked where the hash is known), a published
-            ``.pth`` file, a ``.safetensors`` file written by :func:`save_model`, or a model shared
-            on the Hub, ``"hf://owner/name[@revision]"`` (see :mod:`ecgfounder.models.hub`).
+            ``.pth`` file, a ``.safetensors`` file written by :func:`save_model`, a folder written by
+            :func:`~ecgfounder.models.hub.save_pretrained`, or a model shared on the Hub,
+            ``"hf://owner/name[@revision]"`` (see :mod:`ecgfounder.models.hub`).
         map_location: device for the weights.
         strict: refuse state dicts whose keys differ from the architecture (default).
     """
@@ -413,11 +435,18 @@ def load_model(
                              f"({', '.join(['12-lead', '1-lead'])}); pass a checkpoint path or one of those names.",
                              "model")
         p = download_weights(known.name, cache_dir=cache_dir)
+    if p.is_dir() and (p / WEIGHTS_NAME).is_file():  # a folder written by save_pretrained (models/hub.py)
+        p = p / WEIGHTS_NAME
     sd, meta = read_checkpoint(p)
     if meta.get("config"):
         cfg = _config_from_meta(p, meta["config"], sd)
     else:
         cfg = config_from_state_dict(sd, source=str(p))
+    if known is not None and (cfg.in_channels, cfg.n_classes) != (known.n_leads, 150):
+        raise CheckpointError(f"{p}: holds a Net1D of {cfg.in_channels} input lead(s) and {cfg.n_classes} outputs, "
+                              f"not the {known.name} ECGFounder weights ({known.n_leads} lead(s), 150 outputs) it was "
+                              "fetched as: the cached file is another one. Remove it and load the name again (it is "
+                              "downloaded anew), or load the file by its own path.")
     model = Net1D(cfg)
     _load_state_strict(model, sd, strict, str(p))
     meta = dict(meta)

@@ -336,7 +336,10 @@ class Net1D(nn.Module):
         return self.dense
 
     def reset_classifier(self, n_classes: int, labels: Sequence[str] | None = None) -> None:
-        """Replace the head by a freshly initialised ``Linear(num_features, n_classes)``."""
+        """Replace the head by a freshly initialised ``Linear(num_features, n_classes)``.  The
+        description keeps its contract, source and task, and loses what belonged to the weights or
+        the head it had: the published name, revision and SHA-256 (these weights are no longer that
+        file) and a regression's target standardisation."""
         if labels is not None and len(labels) != n_classes:
             raise ValueError(f"{len(labels)} label names given for {n_classes} outputs; give one per output.")
         dev = next(self.parameters()).device
@@ -345,7 +348,8 @@ class Net1D(nn.Module):
         from .description import default_labels
 
         self._description = self._description.replace(
-            labels=tuple(labels) if labels is not None else default_labels(n_classes))
+            labels=tuple(labels) if labels is not None else default_labels(n_classes),
+            task_meta={"task": self._description.task}, name=None, revision=None, sha256=None)
 
 
 def net1d_12lead(n_classes: int = 150, **overrides: Any) -> Net1D:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .._fileio import atomic_path
+from ..errors import CheckpointError
 from ..models.description import model_fingerprint, model_metadata
 
 __all__ = [
@@ -164,7 +165,7 @@ def read_onnx_metadata(path: str | os.PathLike | Any) -> dict[str, Any]:
     if isinstance(path, (str, os.PathLike)):
         props = onnx_metadata_props(path)
         if props is None:
-            raise ValueError(f"{path}: not a whole ONNX model (empty, cut or not ONNX); export it again.")
+            raise CheckpointError(f"{path}: not a whole ONNX model (empty, cut or not ONNX); export it again.")
     else:
         props = {entry.key: entry.value for entry in path.metadata_props}
     out: dict[str, Any] = {}
@@ -195,9 +196,15 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike) -> Path:
 
 
 def read_torchscript_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata stored by :func:`export_torchscript`."""
-    extra = {_TS_NAME: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return json.loads(extra[_TS_NAME]) if extra[_TS_NAME] else {}
+    """The metadata stored by :func:`export_torchscript`, read as a member of the archive (a zip):
+    the program is not loaded (``torch.jit.load`` would deserialise it, weights and code, to read
+    one small file)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith(f"/extra/{_TS_NAME}")), None)
+            return json.loads(zf.read(name)) if name else {}
+    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a TorchScript archive with ecgfounder metadata ({exc}); export it "
+                              "again.") from None

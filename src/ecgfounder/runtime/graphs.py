@@ -1,15 +1,21 @@
 """The cache of exported ONNX graphs: the fp32 export and the int8 (QDQ) quantisation of a model,
-written once per weights (and calibration), checked before use.
+written once per weights (and calibration) and recipe, checked before use.
 
-A cached graph carries the weights' fingerprint (and the calibration's digest) in its metadata;
-a file that is cut, empty or of other weights is written again, with a warning.  Two processes
-filling one cache write under names of their own (:func:`ecgfounder._fileio.atomic_path`); a
-cache folder that cannot be written gives way to a temporary folder of this process.
+A cached graph carries in its metadata the weights' fingerprint, the calibration's digest (int8)
+and the recipe it was made by (:func:`graph_recipe`: this package's version, the ONNX opset, the
+quantisation settings); a file that is cut, empty, of other weights or of another recipe (a new
+release may export or quantise otherwise) is written again, with a warning saying which.  The
+file names do not hold the recipe: an upgrade replaces its graphs in place instead of leaving the
+old ones beside them, and the files made from a graph and named after it (OpenVINO's layout of an
+int8 graph, or its mark that none is needed) go with it.  Two processes filling one cache write under names of their own
+(:func:`ecgfounder._fileio.atomic_path`); a cache folder that cannot be written gives way to a
+temporary folder of this process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,11 +25,15 @@ import numpy as np
 
 from .._fileio import atomic_path
 from ..models.description import model_fingerprint
-from .export import export_onnx, onnx_metadata_props
+from .export import ONNX_OPSET, export_onnx, onnx_metadata_props
 
-__all__ = ["quantize_int8", "fp32_graph", "cached_graph", "graph_ok", "calibration_digest", "FINGERPRINT", "CALIBRATION"]
+__all__ = ["quantize_int8", "fp32_graph", "int8_graph", "cached_graph", "graph_ok", "calibration_digest",
+           "graph_recipe", "INT8_SETTINGS", "FINGERPRINT", "CALIBRATION", "RECIPE"]
 
-FINGERPRINT, CALIBRATION = "ecgfounder.fingerprint", "ecgfounder.calibration"
+FINGERPRINT, CALIBRATION, RECIPE = "ecgfounder.fingerprint", "ecgfounder.calibration", "ecgfounder.recipe"
+# how quantize_int8 quantises (read from here, so that the recipe a graph records is the one used)
+INT8_SETTINGS = {"format": "QDQ", "activations": "QUInt8", "weights": "QInt8", "per_channel": True,
+                 "ops": ["Conv"], "fp32_convs": 1, "calibrate": "MinMax"}
 _fallback: list[Path] = []  # this process's own folder, when the cache folder cannot be written
 
 
@@ -31,11 +41,42 @@ def calibration_digest(calibration: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(calibration, dtype=np.float32).tobytes()).hexdigest()[:12]
 
 
+def graph_recipe(precision: str = "fp32") -> str:
+    """What a cached graph of ``precision`` is made by, as it is recorded in the graph (JSON): this
+    package's version, the ONNX opset and, for int8, :data:`INT8_SETTINGS`."""
+    from .. import __version__
+
+    recipe: dict[str, Any] = {"ecgfounder": str(__version__), "opset": ONNX_OPSET}
+    if precision == "int8":
+        recipe["int8"] = INT8_SETTINGS
+    return json.dumps(recipe, sort_keys=True)
+
+
+_WHY = {FINGERPRINT: "belongs to other weights", CALIBRATION: "was calibrated on other windows"}
+
+
+def _stale(path: Path, expect: dict[str, str]) -> str | None:
+    """Why the graph in ``path`` is not the one ``expect`` describes (``None``: it is)."""
+    props = onnx_metadata_props(path)
+    if props is None:
+        return "is cut, empty or not ONNX"
+    for key, value in expect.items():
+        if props.get(key) != value:
+            if key in _WHY:
+                return _WHY[key]
+            try:
+                made = json.loads(props[key])
+                was = f"ecgfounder {made['ecgfounder']}, opset {made['opset']}"
+            except (KeyError, TypeError, ValueError):
+                was = "none recorded"
+            return f"was made by another release or recipe ({was})"
+    return None
+
+
 def graph_ok(path: Path, expect: dict[str, str]) -> bool:
     """Whether ``path`` holds a whole ONNX graph whose ``expect`` entries (the weights' fingerprint,
-    the calibration) match: a truncated, empty or foreign file in the cache is not used."""
-    props = onnx_metadata_props(path)
-    return props is not None and all(props.get(k) == v for k, v in expect.items())
+    the calibration, the recipe) match: a truncated, empty, foreign or outdated file is not used."""
+    return _stale(path, expect) is None
 
 
 def cached_graph(path: Path, expect: dict[str, str], write: Callable[[Path], Any], what: str) -> Path:
@@ -44,10 +85,17 @@ def cached_graph(path: Path, expect: dict[str, str], write: Callable[[Path], Any
     filling the cache at once never share one).  A cache folder that cannot be written: the graph
     goes to a temporary folder of this process, with a warning."""
     if path.exists():
-        if graph_ok(path, expect):
+        why = _stale(path, expect)
+        if why is None:
             return path
-        warnings.warn(f"cached {what} graph {path} is unreadable or belongs to other weights; writing it again.",
-                      stacklevel=4)
+        warnings.warn(f"cached {what} graph {path} {why}; writing it again.", stacklevel=4)
+        import glob
+
+        for derived in path.parent.glob(f"{glob.escape(path.stem)}-*"):  # files made from it, named after it
+            try:  # (OpenVINO's layout of an int8 graph, or its mark that there is none to make)
+                derived.unlink()
+            except OSError:
+                pass
     try:
         write(path)
         return path
@@ -70,12 +118,22 @@ def cached_graph(path: Path, expect: dict[str, str], write: Callable[[Path], Any
 def fp32_graph(model: Any, cache: Path, fingerprint: str | None = None) -> Path:
     fingerprint = fingerprint or model_fingerprint(model)
     path = cache / f"net1d-{fingerprint[:16]}-fp32.onnx"
+    recipe = graph_recipe("fp32")
 
     def write(to: Path) -> None:
         cpu_model = model if next(model.parameters()).device.type == "cpu" else model.cpu()
-        export_onnx(cpu_model, to, extra={"fingerprint": fingerprint})
+        export_onnx(cpu_model, to, extra={"fingerprint": fingerprint, "recipe": recipe})
 
-    return cached_graph(path, {FINGERPRINT: fingerprint}, write, "fp32")
+    return cached_graph(path, {FINGERPRINT: fingerprint, RECIPE: recipe}, write, "fp32")
+
+
+def int8_graph(fp32: Path, fingerprint: str, calibration: np.ndarray) -> Path:
+    """The int8 graph of the cached fp32 graph ``fp32`` (of the weights ``fingerprint``) calibrated on
+    ``calibration``, beside it."""
+    digest = calibration_digest(calibration)
+    expect = {FINGERPRINT: fingerprint, CALIBRATION: digest, RECIPE: graph_recipe("int8")}
+    return cached_graph(fp32.parent / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx", expect,
+                        lambda to: quantize_int8(fp32, to, calibration), "int8")
 
 
 def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch: int = 2) -> Path:
@@ -88,7 +146,8 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
     batch 8, 4, 2 and 1), while the activations held at once shrink with the batch (peak 1.36 GB
     of the process at batch 8 against 1.01 GB at 2, 16 windows)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     calib = np.ascontiguousarray(calibration, dtype=np.float32)
 
@@ -124,18 +183,21 @@ def quantize_int8(fp32_path: Path, out: Path, calibration: np.ndarray, *, batch:
     try:
         with atomic_path(out) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            how = INT8_SETTINGS
             quantize_static(
-                str(src), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                op_types_to_quantize=["Conv"], nodes_to_exclude=convs[:1],
+                str(src), str(tmp), _Reader(), quant_format=getattr(QuantFormat, how["format"]),
+                activation_type=getattr(QuantType, how["activations"]), weight_type=getattr(QuantType, how["weights"]),
+                per_channel=how["per_channel"], op_types_to_quantize=list(how["ops"]),
+                nodes_to_exclude=convs[: how["fp32_convs"]],
+                calibrate_method=getattr(CalibrationMethod, how["calibrate"]),
             )
             proto_q = onnx.load(str(tmp))
             del proto_q.metadata_props[:]
-            proto_q.metadata_props.extend(proto.metadata_props)
-            entry = proto_q.metadata_props.add()
-            entry.key, entry.value = "ecgfounder.precision", "int8"
-            entry = proto_q.metadata_props.add()
-            entry.key, entry.value = CALIBRATION, calibration_digest(calib)
+            proto_q.metadata_props.extend(e for e in proto.metadata_props if e.key != RECIPE)
+            for key, value in (("ecgfounder.precision", "int8"), (CALIBRATION, calibration_digest(calib)),
+                               (RECIPE, graph_recipe("int8"))):
+                entry = proto_q.metadata_props.add()
+                entry.key, entry.value = key, value
             onnx.save(proto_q, str(tmp))
     finally:
         root.removeFilter(_quiet)

@@ -21,7 +21,8 @@ bf16       openvino      the exported graph with OpenVINO's bf16 precision hint
 int8       onnxruntime   static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations
                          calibrated on real windows); the first convolution, which sees the raw
                          z-scored ECG, stays fp32 (quantising it too drops the cosine to 0.992)
-int8       openvino      the same QDQ graph run by OpenVINO's int8 (VNNI/AMX) kernels
+int8       openvino      the same QDQ graph run by OpenVINO's int8 (VNNI/AMX) kernels; named
+                         explicitly, checked against fp32 at its first batches (runtime.checked)
 =========  ============  ==============================================================================
 
 ``"auto"`` (for either argument): every valid path that fits the other argument and the device
@@ -35,8 +36,9 @@ arguments allow it, else the first allowed one.
 
 Exported and quantised ONNX graphs (:mod:`ecgfounder.runtime.graphs`) are cached under ``cache_dir`` (default
 ``ecgfounder._fileio.cache_dir("runtime")``: ``$ECGFOUNDER_CACHE/runtime`` or
-``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and
-of the calibration windows), so the export cost (tens of seconds) is paid once per model.
+``~/.cache/ecgfounder/runtime``), keyed by a hash of the weights (and of the calibration windows)
+and checked against the recipe of this release, so the export cost (tens of seconds) is paid once
+per model and release.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
 from ..signal.errors import SignalError
 from .auto import to_stderr
-from .graphs import CALIBRATION, FINGERPRINT, cached_graph, calibration_digest, fp32_graph, quantize_int8
+from .checked import CHECKED_PATHS, check_served
+from .graphs import fp32_graph, int8_graph
 from .openvino import openvino_available, openvino_session, stream_count
 
 __all__ = [
@@ -307,8 +310,8 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
     except OSError:  # a cache that cannot be written: the graphs go to a folder of this process
         pass
     task_meta = dict(model.task_meta or {})
-    expect = {FINGERPRINT: model_fingerprint(model)}
-    fp32 = fp32_graph(model, cache, expect[FINGERPRINT])
+    fingerprint = model_fingerprint(model)
+    fp32 = fp32_graph(model, cache, fingerprint)
     leads = int(model.config.in_channels)
     contract = model.description.contract
     n_samples = int(contract.n_samples) if contract is not None else 5000  # the exported length (export._example)
@@ -321,11 +324,7 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
             return state["run"]
         path = fp32
         if precision == "int8":
-            calib = calibration if calibration is not None else x
-            digest = calibration_digest(calib)
-            want = {**expect, CALIBRATION: digest}
-            path = cached_graph(fp32.parent / f"{fp32.stem.removesuffix('-fp32')}-int8-{digest}.onnx", want,
-                                 lambda to: quantize_int8(fp32, to, calib), "int8")
+            path = int8_graph(fp32, fingerprint, calibration if calibration is not None else x)
         if backend == "openvino":
             state["run"] = openvino_session(path, precision, n_threads, native_bf16("cpu"), keep_compiled)
         else:
@@ -479,5 +478,7 @@ def make_runner(
         candidates = [pinned] if pinned in candidates else candidates[:1]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if "auto" not in (precision, backend) or len(candidates) == 1:
-        return build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
+        built = build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
+        # a path auto would check at its batch, named without auto: checked at the batches it serves
+        return check_served(built, _torch_runner(model, "fp32", dev)) if candidates[0] in CHECKED_PATHS else built
     return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds, announce)

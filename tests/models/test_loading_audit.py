@@ -1,0 +1,135 @@
+"""Loading, audited as a demanding user: weights of another architecture under a published name,
+a file whose content and name disagree, a wrapper's prefix, what strict=False leaves, what a head
+reset keeps of the description, and cut files as one error line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ecgfounder.errors import CheckpointError
+from ecgfounder.models import loading
+from ecgfounder.models.loading import load_model, save_model
+from ecgfounder.models.net1d import Net1DConfig
+from ecgfounder.testing import TINY_CONFIG, build_synthetic_checkpoint, synthetic_state_dict, tiny_model
+
+TINY = {n: Net1DConfig(in_channels=n, **TINY_CONFIG) for n in (1, 12)}
+X = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 12, 512)).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def pth(tmp_path_factory) -> dict[int, Path]:
+    folder = tmp_path_factory.mktemp("pth")
+    return {n: build_synthetic_checkpoint(folder / f"{n}_lead_ECGFounder.pth", n, config=TINY[n]) for n in (1, 12)}
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model(X)
+
+
+@pytest.mark.parametrize("name, holds", [("12-lead", 1), ("1-lead", 12)])
+def test_a_published_name_holding_other_weights_is_refused_naming_both(pth, monkeypatch, name, holds):
+    monkeypatch.setattr(loading, "download_weights", lambda *a, **k: pth[holds])
+    want = 12 if holds == 1 else 1
+    with pytest.raises(CheckpointError, match=rf"holds a Net1D of {holds} input lead\(s\) and 150 outputs, not the "
+                                              rf"{name} ECGFounder weights \({want} lead\(s\), 150 outputs\)"):
+        load_model(name)
+
+
+def test_a_contract_of_other_leads_is_said_once(tmp_path):
+    from safetensors.torch import save_file
+
+    from ecgfounder.models.description import model_metadata
+
+    m = tiny_model(n_leads=1)
+    meta = {**model_metadata(m), "contract": model_metadata(tiny_model())["contract"]}
+    p = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(p), metadata={"ecgfounder": json.dumps(meta)})
+    with pytest.raises(CheckpointError) as err:
+        load_model(p)
+    msg = str(err.value)
+    assert "the preprocessing contract names 12 leads but the model takes 1 input channels" in msg
+    assert msg.count("checkpoint metadata") == 1, msg
+
+
+def test_the_content_decides_the_format_not_the_name(tmp_path, pth):
+    ref = _logits(load_model(pth[12]))
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"state_dict": synthetic_state_dict(12, config=TINY[12])}, legacy, _use_new_zipfile_serialization=False)
+    saved = save_model(load_model(pth[12]), tmp_path / "ours.safetensors")
+    for src, name in ((pth[12], "zip.safetensors"), (legacy, "pickle.safetensors"), (saved, "safetensors.pth")):
+        shutil.copy(src, tmp_path / name)
+        assert torch.equal(_logits(load_model(tmp_path / name)), ref), name
+    (tmp_path / "noise.pth").write_bytes(os.urandom(256))
+    with pytest.raises(CheckpointError, match=r"noise\.pth: not a checkpoint: neither a PyTorch file \(zip or pickle\) "
+                                              "nor safetensors"):
+        load_model(tmp_path / "noise.pth")
+
+
+def test_a_wrapper_attribute_prefix_is_unwrapped(tmp_path, pth):
+    """A Lightning module holding the network as ``self.model``: its keys lose ``model.``; the
+    wrapper's other tensors are named by strict loading; two candidate networks are not guessed."""
+    sd = synthetic_state_dict(12, config=TINY[12])
+    p = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 3}, p)
+    assert torch.equal(_logits(load_model(p)), _logits(load_model(pth[12])))
+    torch.save({"state_dict": {**{f"model.{k}": v for k, v in sd.items()}, "loss.pos_weight": torch.ones(3)}}, p)
+    with pytest.raises(CheckpointError, match=r"missing keys: none; unexpected keys: loss\.pos_weight"):
+        load_model(p)
+    torch.save({"state_dict": {f"{who}.{k}": v for k, v in sd.items() for who in ("teacher", "student")}}, p)
+    with pytest.raises(CheckpointError, match="no 'first_conv.conv.weight'"):
+        load_model(p)
+
+
+def test_strict_false_says_what_it_left(tmp_path):
+    sd = synthetic_state_dict(12, config=TINY[12])
+    sd.pop("dense.bias")
+    sd["extra.weight"] = torch.zeros(3)
+    p = tmp_path / "partial.pth"
+    torch.save(sd, p)
+    with pytest.warns(UserWarning, match=r"strict=False \(CLI: --no-strict\): 1 tensor\(s\) of the architecture left "
+                                         r"at their initial values \(dense\.bias\), 1 of the file ignored "
+                                         r"\(extra\.weight\)") as said:
+        load_model(p, strict=False)
+    from ecgfounder.cli._common import flags
+
+    assert "loaded with --no-strict: 1 tensor(s)" in flags(str(said[0].message))  # (not "without --no-strict")
+
+
+def test_a_head_reset_drops_what_belonged_to_the_published_weights():
+    """A fine-tuned head is not the published file: no published name, revision or hash (a served
+    fine-tuned model called itself "ECGFounder 12-lead"), and no standardisation of the old head."""
+    m = tiny_model(n_classes=2)
+    m.description = m.description.replace(name="12-lead", revision="abc", sha256="0" * 64, source={"file": "x.pth"},
+                                          task_meta={"task": "regression", "target_mean": [1.0, 2.0],
+                                                     "target_std": [1.0, 1.0]})
+    m.reset_classifier(3)
+    d = m.description
+    assert (d.name, d.revision, d.sha256) == (None, None, None)
+    assert d.task_meta == {"task": "regression"} and d.source == {"file": "x.pth"} and d.contract is not None
+    from ecgfounder.models.heads import scores_from_logits
+
+    assert scores_from_logits(_logits(m), m.task_meta).shape == (1, 3)  # (the old 2-output standardisation broke it)
+
+
+@pytest.mark.parametrize("kind", ["zip", "pickle", "safetensors"])
+def test_a_cut_file_is_one_error_line(tmp_path, pth, kind):
+    """(A guard: the old code answered these in one line too.)"""
+    src = {"zip": pth[12], "safetensors": save_model(load_model(pth[12]), tmp_path / "s.safetensors")}.get(kind)
+    if src is None:
+        src = tmp_path / "legacy.pth"
+        torch.save(synthetic_state_dict(12, config=TINY[12]), src, _use_new_zipfile_serialization=False)
+    data = src.read_bytes()
+    for keep in (len(data) - 1, len(data) // 2, 9):
+        cut = tmp_path / f"cut{src.suffix}"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(CheckpointError) as err:
+            load_model(cut)
+        assert "\n" not in str(err.value) and str(err.value).startswith(str(cut)), (keep, str(err.value))

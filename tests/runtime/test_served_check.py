@@ -1,0 +1,94 @@
+"""An explicit int8/OpenVINO path is checked against fp32 at the batches it serves, as ``auto`` checks
+its paths: a batch its kernels get wrong is an error naming the path and the agreement, not
+wrong scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ecgfounder.runtime.runners as runners
+from ecgfounder.cli._common import flags
+from ecgfounder.runtime import make_runner, openvino_available
+from ecgfounder.runtime.checked import PathDisagreesError, check_rows
+
+needs_openvino = pytest.mark.skipif(not openvino_available(), reason="openvino not installed")
+
+X = np.random.default_rng(0).standard_normal((16, 12, 5000)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def truth(tiny):
+    return make_runner(tiny, "fp32", "torch")(X)
+
+
+def _served(monkeypatch, truth, off_from_call: int):
+    """int8/openvino replaced by the fp32 answers, rows 8+ off by 0.05 from call ``off_from_call`` on
+    (OpenVINO compiles a batch size on its second call); counts the reference's calls."""
+    calls = {"path": 0, "reference": 0}
+
+    def build(model, prec, be, dev, **kw):
+        def run(x):
+            calls["path"] += 1
+            s, f = truth[0][: len(x)].copy(), truth[1][: len(x)]
+            if calls["path"] >= off_from_call:
+                s[8:] = np.clip(s[8:] + 0.05, 0, 1)
+            return s, f
+        return runners.Runner(run, prec, be, "cpu")
+
+    torch_runner = runners._torch_runner
+
+    def reference(model, prec, dev):
+        ref = torch_runner(model, prec, dev)
+        fn = ref.fn
+        ref.fn = lambda x: (calls.__setitem__("reference", calls["reference"] + 1), fn(x))[1]
+        return ref
+
+    monkeypatch.setattr(runners, "build_runner", build)
+    monkeypatch.setattr(runners, "_torch_runner", reference)
+    return calls
+
+
+@needs_openvino
+def test_explicit_int8_openvino_off_at_its_batch_is_refused(tiny, truth, monkeypatch):
+    calls = _served(monkeypatch, truth, off_from_call=2)
+    run = make_runner(tiny, "int8", "openvino")
+    assert "checked against fp32" in run.describe()
+    s, _ = run(X)  # the first call agrees
+    np.testing.assert_allclose(s, truth[0], atol=1e-6)
+    with pytest.raises(PathDisagreesError) as err:
+        run(X)
+    msg = str(err.value)
+    assert msg.startswith("precision='int8' with backend='openvino' disagrees with fp32 at batch 16 on this machine: "
+                          "max |Δprob| 0.05 (bound 0.01)"), msg
+    assert "on 8 of its windows" in msg and "precision='fp32', or precision='auto'" in msg
+    cli = flags(msg, err.value.argument)
+    assert cli.startswith("--precision int8 with --backend openvino disagrees")
+    assert "--precision fp32, or --precision auto" in cli
+    assert calls["reference"] == 2
+
+
+@needs_openvino
+def test_the_batches_openvino_compiles_on_are_checked_and_no_others(tiny, truth, monkeypatch):
+    """The first batch (the dynamic-shape model) and the second of each of the first two sizes seen
+    twice (the fixed-size ones): a run of one batch size and its remainder pays two fp32 forwards."""
+    calls = _served(monkeypatch, truth, off_from_call=99)
+    run = make_runner(tiny, "int8", "openvino")
+    counted = []
+    for n in (16, 16, 16, 16, 5, 0, 5, 16, 3, 3, 5):
+        run(X[:n])
+        counted.append(calls["reference"])
+    assert counted == [1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3]
+
+
+def test_check_rows_spread_over_every_stream_part():
+    from ecgfounder.runtime.openvino import stream_count
+
+    assert list(check_rows(3)) == [0, 1, 2] and list(check_rows(0)) == []
+    for n in (8, 16, 32, 40, 64):
+        rows = check_rows(n)
+        assert rows[0] == 0 and rows[-1] == n - 1 and len(rows) == min(n, 8)
+        for threads in (2, 4, 8):
+            streams = stream_count(n, threads)
+            if streams <= 8:
+                assert len({r // (n // streams) for r in rows}) == streams
