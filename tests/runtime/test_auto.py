@@ -280,6 +280,8 @@ def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_p
     assert np.abs(s - ref_s).max() <= 0.01 and agreement(s, f, ref_s, ref_f)[1] >= 0.999
     again = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, calibration=x, auto_seconds=0.0)
     assert again.choice.cached and again.backend == run.backend
+    # `ecgfounder env` says whose choice each is (the choices of several models were listed unnamed)
+    assert auto_status(tmp_path)[0].startswith(f"unnamed weights (12 lead(s), 150 outputs): {run.choice.name} at batch")
     monkeypatch.setenv("ECGFOUNDER_AUTO_PATH", "fp32/torch")  # pinned: no measurement
     pinned = make_runner(tiny, "auto", "auto", cache_dir=tmp_path / "none")
     assert (pinned.precision, pinned.backend) == ("fp32", "torch") and not (tmp_path / "none").exists()

@@ -98,6 +98,7 @@ class Choice:
     cached: bool = False
     measured_at: str = ""
     identity: dict = field(default_factory=dict)
+    model: str = ""  # which weights, in words (``ecgfounder env`` lists the choices of several models)
 
     @property
     def name(self) -> str:
@@ -266,6 +267,7 @@ def choose_path(
     windows: np.ndarray,
     *,
     weights: str,
+    model: str = "",
     device: str = "cpu",
     threads: int = 1,
     batch: int = 32,
@@ -285,7 +287,8 @@ def choose_path(
             (scores, features)``; ``calibration`` is given to int8 paths.
         windows: real preprocessed windows, float32 ``(n, leads, n_samples)``; int8 paths are
             calibrated on the first half (at most 32) and every path is checked on all of them.
-        weights: fingerprint of the weights (part of the cache key).
+        weights: fingerprint of the weights (part of the cache key); ``model``: the weights in words,
+            kept with the choice for ``ecgfounder env``.
         batch: the batch size the runner will serve (paths are timed at it).
         cache_dir: folder of the cache (its ``auto/`` subfolder); ``None`` disables the cache.
         seconds, rounds: seconds of one timing, and timings per path (the best counts).
@@ -368,7 +371,7 @@ def choose_path(
     near = [f for f in ok if f.ecg_per_s >= (1 - prefer_exact) * fastest.ecg_per_s]
     pick = min(near, key=lambda f: (_EXACTNESS.get(f.precision, 9), -f.ecg_per_s))
     choice = Choice(pick.precision, pick.backend, int(len(xb)), key, tuple(figs[c] for c in cands if c in figs),
-                    int(len(windows)), partial, False, time.strftime("%Y-%m-%dT%H:%M:%S"), identity)
+                    int(len(windows)), partial, False, time.strftime("%Y-%m-%dT%H:%M:%S"), identity, model)
     if path is not None:
         try:
             write_json(path, choice.to_dict())
@@ -391,7 +394,8 @@ def auto_status(cache_dir: str | os.PathLike | None = None, device: str = "cpu")
         try:  # an entry that is not a choice (cut, edited, of another release) is left out
             c = Choice.from_dict(json.loads(p.read_text()))
             if c.identity.get("cpu") == me.get("cpu") and c.identity.get("cpu_flags") == me.get("cpu_flags"):
-                lines.append(f"{c.name} at batch {c.batch} ({c.measured_at}): " + c.line().split(" (", 1)[1].rstrip(")"))
+                whose = f"{c.model}: " if c.model else ""
+                lines.append(f"{whose}{c.name} at batch {c.batch} ({c.measured_at}): " + c.line().split(" (", 1)[1].rstrip(")"))
         except (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError):
             continue
     return lines or ["not measured yet on this machine (the first run with precision/backend auto measures it)"]

@@ -402,8 +402,8 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
 
     def settle(x: np.ndarray) -> None:
         windows = calibration if calibration is not None else x
-        choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), device=str(dev),
-                             threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
+        choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), model=_words(model),
+                             device=str(dev), threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
                              announce=announce)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
         chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None, keep=True)
@@ -424,6 +424,13 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
     if calibration is not None:
         settle(np.asarray(calibration, dtype=np.float32))
     return runner
+
+
+def _words(model: Any) -> str:
+    """The weights in words for ``ecgfounder env``: the published name or the file, leads and outputs."""
+    d = model.description
+    what = f"{d.name} ECGFounder" if d.name else Path(str(d.source.get("file") or "unnamed weights")).name
+    return f"{what} ({int(model.config.in_channels)} lead(s), {len(d.labels) or 'unnamed'} outputs)"
 
 
 def make_runner(
