@@ -23,7 +23,7 @@ class FakePaths:
 
     def __init__(self, errors: dict, slow: set | dict):
         self.errors, self.built = errors, []
-        self.slow = slow if isinstance(slow, dict) else dict.fromkeys(slow, 0.05)
+        self.slow = slow if isinstance(slow, dict) else dict.fromkeys(slow, 0.02)
 
     def __call__(self, prec, be, calib):
         self.built.append((prec, be, None if calib is None else len(calib)))
@@ -38,8 +38,12 @@ class FakePaths:
 
 
 @pytest.fixture(autouse=True)
-def _measure_for_real(monkeypatch):
+def _measure_for_real(monkeypatch, request):
     monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # conftest pins auto for the other tests
+    if "released" not in request.node.name:  # (a full collection between paths: ~80 ms each in this
+        from types import SimpleNamespace  # process, for fakes that hold nothing; kept where release is tested)
+
+        monkeypatch.setattr("ecgfounder.runtime.auto.gc", SimpleNamespace(collect=lambda: 0))
 
 
 @pytest.fixture
