@@ -26,11 +26,21 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     return save_model(m, tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
 
 
+def write_wfdb16(folder: Path, name: str, sig: np.ndarray, fs: float, leads: list[str], gain: float = 1000.0) -> None:
+    """``sig`` (samples, leads) in mV as a WFDB record of format 16 (every header field written, as
+    wfdb.wrsamp writes them: initial value and checksum too).  wfdb.wrsamp took 50 ms a record."""
+    digital = np.round(np.asarray(sig) * gain).astype("<i2")
+    digital.tofile(folder / f"{name}.dat")
+    lines = [f"{name} {len(leads)} {fs:g} {len(digital)}"]
+    for j, lead in enumerate(leads):
+        check = int(digital[:, j].astype(np.int64).sum()) % 65536  # (16 bits, as wfdb writes it)
+        lines.append(f"{name}.dat 16 {gain:g}(0)/mV 16 0 {int(digital[0, j])} {check} 0 {lead}")
+    (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
+
+
 @pytest.fixture(scope="session")
 def records(tmp_path_factory) -> Path:
     """N_RECORDS synthetic 12-lead WFDB records (4 s at 500 Hz) and one unreadable file."""
-    import wfdb
-
     from ecgfounder.signal.leads import STANDARD_12
 
     d = tmp_path_factory.mktemp("recs")
@@ -39,8 +49,7 @@ def records(tmp_path_factory) -> Path:
     for i in range(N_RECORDS):
         sig = np.sin(2 * np.pi * rng.uniform(0.8, 2) * t)[:, None] * rng.uniform(0.5, 1.5, 12)
         sig = sig + 0.05 * rng.standard_normal((2000, 12))
-        wfdb.wrsamp(f"r{i:04d}", fs=500, units=["mV"] * 12, sig_name=list(STANDARD_12), p_signal=sig,
-                    fmt=["16"] * 12, adc_gain=[1000] * 12, baseline=[0] * 12, write_dir=str(d))
+        write_wfdb16(d, f"r{i:04d}", sig, 500, list(STANDARD_12))
     (d / "r0027.hea").write_text("garbage\n")  # one bad record in the middle
     return d
 
