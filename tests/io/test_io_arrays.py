@@ -234,9 +234,15 @@ def test_find_records_expands_every_format(tmp_path, cinc_rec):
     (tmp_path / "sub" / "labels.csv").write_text("record,label\nE07500,AF\n")  # a label table, not an ECG
     (tmp_path / "sub" / "ecg.csv").write_text("I,II\n1,2\n")
     (tmp_path / "sub" / "other.xml").write_text("<config/>")
-    found = [p.name for p in eio.find_records([tmp_path])]
+    with pytest.warns(UserWarning) as said:
+        found = [p.name for p in eio.find_records([tmp_path])]
     assert found == ["E07500.hea", "ecg.csv", "ecgtoolkit_Example.dcm", "ecgtoolkit_Example.scp",
                      "musePHI_muse_ecg1.xml", "x.npz", "y.edf"]
+    # the XML/CSV files not taken are named (an ECG export of an unknown dialect must not vanish unsaid)
+    assert [str(w.message) for w in said] == [
+        f"{tmp_path}: 2 XML/CSV file(s) passed over, not taken for ECG recordings (an XML of no known ECG dialect, a "
+        "CSV without lead-like column names): sub/labels.csv, sub/other.xml; give a file by name to read it as one "
+        "(its error then says why it cannot be)."]
     # .mat given explicitly maps to its header; duplicates collapse
     assert eio.find_records([tmp_path / "E07500.mat", tmp_path / "E07500.hea"]) == [tmp_path / "E07500.hea"]
 

@@ -225,6 +225,12 @@ def test_zip_archive_of_records(tmp_path):
         zf.write(MUSE, "records/muse.xml")
     recs = list(eio.iter_read(z))
     assert sorted(r.meta["archive_member"] for r in recs) == ["E07500.hea", "muse.xml"]
+    with zipfile.ZipFile(z, "a") as zf:  # a file not taken for an ECG is named, in the archive's terms
+        zf.writestr("records/export.xml", "<report><patient/></report>")
+    with pytest.warns(UserWarning, match=r"passed over") as said:
+        assert len(list(eio.iter_read(z))) == 2
+    assert [str(w.message) for w in said if "passed over" in str(w.message)][0].startswith(
+        f"{z}: 1 XML/CSV file(s) passed over, not taken for ECG recordings (") and ": export.xml;" in str(said[0].message)
     by = {r.meta["archive_member"]: r for r in recs}
     np.testing.assert_array_equal(by["E07500.hea"].signal, _read(CINC).signal)
     assert eio.find_records([tmp_path]) == [z]

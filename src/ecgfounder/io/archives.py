@@ -74,7 +74,8 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
         raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
     with expanded(p, budget, kind) as (inner, kind):
         tmp = str(inner if inner.is_dir() else inner.parent) + os.sep  # the private folder it is expanded into
-        targets = readers.find([inner]) if inner.is_dir() else [inner]
+        with shown_as(f"{inner}: ", f"{p}: "):  # (files passed over are named in the archive)
+            targets = readers.find([inner]) if inner.is_dir() else [inner]
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:

@@ -6,12 +6,13 @@ import importlib
 import os
 import re
 import stat
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
-from ._common import collect_notes, read_error
+from ._common import as_shown, collect_notes, read_error
 from .archives import ERRORS, ArchiveReaders, archive_items
 from .compressed import COMPRESSIONS, compression_of, is_numpy_zip
 from .policy import finish
@@ -358,6 +359,9 @@ def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str
 _CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", re.I)
 
 
+_SNIFFED = ("xml", "csv")  # formats whose files are taken for recordings by their content
+
+
 def _is_record_file(p: Path) -> bool:
     ext = p.suffix.lower()
     if ext in COMPRESSIONS:
@@ -389,15 +393,28 @@ def find_records(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
     A WFDB record is represented by its ``.hea`` file.  Directories yield every file of a known
     format (XML only when its root element is an ECG dialect, CSV/TSV only with lead-like column
-    names).  A path given explicitly is kept as is, even if it does not exist, so the caller
-    reports it as a failed record instead of losing it silently.
+    names; the XML and CSV files passed over are named in one warning per directory).  A path given
+    explicitly is kept as is, even if it does not exist, so the caller reports it as a failed record
+    instead of losing it silently.
     """
     out: list[Path] = []
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = _without_segments([(q, key) for q, key in _files_below(p) if _is_record_file(q)])
+            found, passed = [], []
+            for q, key in _files_below(p):
+                if _is_record_file(q):
+                    found.append((q, key))
+                elif EXTENSIONS.get(q.suffix.lower()) in _SNIFFED:
+                    passed.append((q, key))
+            found = _without_segments(found)
+            if passed:  # (an ECG export of an unknown XML dialect or CSV layout must not vanish unsaid)
+                names = ", ".join(str(q.relative_to(p)) for q, _ in passed[:5]) + (" ..." if len(passed) > 5 else "")
+                warnings.warn(as_shown(f"{p}: ") + f"{len(passed)} XML/CSV file(s) passed over, not taken for ECG "
+                              "recordings (an XML of no known ECG dialect, a CSV without lead-like column names): "
+                              f"{names}; give a file by name to read it as one (its error then says why it cannot "
+                              "be).", stacklevel=2)
         else:
             if p.suffix.lower() in (".dat", ".mat") and p.with_suffix(".hea").exists():
                 p = p.with_suffix(".hea")
