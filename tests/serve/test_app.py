@@ -464,3 +464,25 @@ def test_a_calibration_fitted_for_other_weights_is_not_served(tiny_ckpt):
         next(model.parameters()).add_(0.01)  # trained further
     with pytest.raises(ValueError, match="fitted for other weights"):
         Analyzer(model)
+
+
+def test_what_reading_said_is_in_the_answers_notes(client, tmp_uploads):
+    """A lead order assumed for unnamed channels, NaN samples: said on the server's stderr, naming its
+    temporary copy, and not in the answer, so the client never heard it."""
+    import io
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = np.sin(np.linspace(0, 60, 5000))[None, :] * rng.uniform(0.5, 1.5, (12, 1)) + 0.01 * rng.standard_normal((12, 5000))
+    x[2, 100:150] = np.nan
+    buf = io.BytesIO()
+    np.save(buf, x.astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = client.post("/v1/predict", files={"file": ("x.npy", buf.getvalue())}, params={"fs": 500})
+    assert r.status_code == 200, r.text
+    notes = r.json()["notes"]
+    assert notes[0].startswith("x.npy: 12 unnamed channels taken as the standard order I, II, III, aVR, aVL, aVF, V1-V6")
+    assert notes[0].endswith("pass the query parameter leads=I,II,... if the file uses another order")
+    assert notes[1:] == ["x.npy: 50 missing (NaN) sample(s)", "50 NaN/inf sample(s) replaced by 0"]
+    assert str(tmp_uploads) not in " ".join(notes)

@@ -14,7 +14,9 @@
 * a lead stored more than once: the first is kept, the others dropped with a warning
   (``meta['duplicate_leads']``);
 * ``max_duration``: only the first ``max_duration`` seconds are kept (``meta['truncated_from_s']``);
-* the notes readers made while reading (``encoding_fixed``, ``compression``, ...) join ``meta``.
+* the notes readers made while reading (``encoding_fixed``, ``compression``, ...) join ``meta``;
+* every warning said about the recording is also kept in ``meta['reading_notes']`` (a service
+  answers with them; a batch file's repeated warning is said once but kept with each recording).
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
     messages = [as_shown(m) for m in [m for _k, _v, m in notes if m] + ([f"{path}: " + "; ".join(warn)] if warn else [])]
     for key, value, _message in notes:
         meta[key] = value
+    if messages:
+        meta["reading_notes"] = tuple(messages)
     for message in messages:
         if message not in seen:
             seen.add(message)

@@ -305,6 +305,7 @@ class Service:
         finally:
             quality.cancel()
         answer = await asyncio.to_thread(self._answer, rec, prep, scores, feats, filename, fmt(), options, q)
+        answer.notes = [*_reading_notes(rec, terms, hide, filename), *answer.notes]  # what reading it said first
         if options.attribution:
             answer.attribution = await self._attribution(rec, answer, options)
         answer.timing_ms = {"prepare": round((t1 - t0) * 1e3, 2), "model": round((t2 - t1) * 1e3, 2),
@@ -385,6 +386,18 @@ class Service:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _reading_notes(rec: Recording, terms: Terms | None, hide: str | None, shown: str | None) -> list[str]:
+    """What reading the recording said (a lead order assumed, NaN samples, a calibration pulse cut,
+    ...: ``meta['reading_notes']``), the temporary path ``hide`` written as ``shown``, in the
+    request's ``terms``."""
+    out = []
+    for note in rec.meta.get("reading_notes", ()):
+        text = " ".join(str(note).split())
+        text = text.replace(hide, shown or "the file") if hide else text
+        out.append(terms(text, None) if terms else text)
+    return out
 
 
 def _say(exc: BaseException, terms: Terms | None, hide: str | None = None, shown: str = "") -> str:
