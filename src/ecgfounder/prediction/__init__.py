@@ -9,6 +9,7 @@ Modules (one concept each):
 ``tables``    CSV/Parquet/JSON Lines written atomically (:class:`TableWriter`)
 ``shards``    splitting a record list; part names
 ``parts``     shard sidecars and :func:`merge_parts`
+``embeddings`` an embeddings array's description (``emb.json``); when its rows are approximate
 ``setup``     checks before any model loads
 ``state``     resume state, completion record, output lock
 ``progress``  bar or periodic log lines

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import check_aggregate
-from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, resolve_model, result_rows,
-                     score_columns)
+from .stream import (check_labels, feature_rows, index_columns, index_rows, iter_predict, model_calibration,
+                     resolve_model, result_rows, score_columns)
 
 __all__ = ["predict", "embed"]
 
@@ -70,25 +70,41 @@ def embed(
     batch_size: int = 32,
     **kwargs: Any,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Embeddings (the ``num_features``-d pooled activations, 1024 for ECGFounder).
+    """Embeddings (the ``num_features``-d pooled activations before the head, 1024 for ECGFounder).
 
-    Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``n_windows`` (and
-    ``window`` when ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``, float32.
-    Failed records are skipped with a warning and listed in ``table.attrs["failures"]``.
+    Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``n_windows``, ``quality``
+    (and ``window`` when ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``,
+    float32.  A record longer than 10 s is cut into 10-s windows, each embedded; its row is their
+    mean (``aggregate="mean"``), elementwise maximum (``"max"``), or one row per window
+    (``"none"``).  Failed records are skipped with a warning and listed in
+    ``table.attrs["failures"]``.  ``table.attrs["inference"]`` is the ``(precision, backend)``
+    that ran: only ``fp32`` is exact (equal to ``model.forward_features`` to ~1e-6); the default
+    ``precision="auto"`` may take a faster approximate path (said in a warning), ``precision="fp32"``
+    keeps to the exact one.  Everything is held in memory: for large collections use
+    :func:`~ecgfounder.prediction.run_archive` (``ecgfounder embed``), which writes as it goes.
+    Other keyword arguments go to :func:`ecgfounder.prediction.iter_predict`.
     """
+    from .embeddings import inference_note, runner_path
+
     check_aggregate(aggregate)
     net = resolve_model(model)
     rows: list[dict[str, Any]] = []
     feats: list[np.ndarray] = []
     failures: list[tuple[str, str]] = []
-    for res in iter_predict(inputs, net, batch_size=batch_size, **kwargs):
+    runners: list[Any] = []
+    for res in iter_predict(inputs, net, batch_size=batch_size, on_runner=runners.append, **kwargs):
         if res.error is not None:
             warnings.warn(res.reason, stacklevel=2)
             failures.append((res.path, res.error))
             continue
         rows.extend(index_rows(res, aggregate))
         feats.append(feature_rows(res, aggregate))
-    table = pd.DataFrame(rows, columns=["record", "path", "n_windows"] + (["window"] if aggregate == "none" else []))
+    table = pd.DataFrame(rows, columns=index_columns(aggregate))
     table.attrs["failures"] = failures
-    arr = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, net.num_features), np.float32)
+    requested = (kwargs.get("precision", "auto"), kwargs.get("backend", "auto"))
+    table.attrs["inference"] = path = runner_path(runners[0] if runners else None, requested)
+    note = inference_note(*path) if feats and requested[0] == "auto" else None
+    if note:  # (a precision asked for by name is the caller's choice, known to them)
+        warnings.warn(note, stacklevel=2)
+    arr = np.concatenate(feats) if feats else np.zeros((0, net.num_features), np.float32)  # (float32 rows)
     return table, arr

@@ -93,6 +93,7 @@ class ArchiveReport:
     resumed_from: int = 0
     already_complete: bool = False
     merged: str | None = None
+    inference: tuple[str, str] | None = None  # (precision, backend) that ran, 'auto' resolved
 
 
 def _weights_identity(model: Any) -> dict[str, Any]:
@@ -191,6 +192,7 @@ class _Run:
         self.last_save = 0.0
         self.dim = 0  # embedding width, known once the model is loaded
         self.calibration: Any = None  # the weights' calibration, with calibrated=True
+        self.runner: Any = None  # the inference runner (what ran: its precision and backend)
 
     @property
     def emb_partial(self) -> Path:
@@ -333,8 +335,8 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
     from .records import calibration_windows
-    from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, model_contract,
-                         resolve_model, result_rows, score_columns)
+    from .stream import (check_labels, feature_rows, index_columns, index_rows, iter_predict, model_calibration,
+                         model_contract, resolve_model, result_rows, score_columns)
     from .tables import TableWriter
 
     job = run.job
@@ -357,9 +359,10 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     results = iter_predict(todo, model, batch_size=job.batch_size, mode=job.mode, lead=job.lead,
                            fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
-                           on_windows=bar.add_windows, quality=job.quality, announce=bar.note)
+                           on_windows=bar.add_windows, quality=job.quality, announce=bar.note,
+                           on_runner=lambda r: setattr(run, "runner", r))
     cols = (score_columns(labels, job.aggregate, quality_detail=job.quality_detail) if job.kind == "scores"
-            else ["record", "path", "n_windows"] + (["window"] if job.aggregate == "none" else []))
+            else index_columns(job.aggregate))
     if run.out:
         run.writer = TableWriter(run.out, cols, append=run.done > 0)
     if run.emb:
@@ -440,16 +443,14 @@ _PART_OWN = ("model", "embeddings", "inputs_sha256", "n_files", "shard")  # sett
 
 
 def _finish(run: _Run, model: Any, all_files: list) -> None:
-    from .parts import copy_rows_npy, write_part_meta
+    from .embeddings import embeddings_meta, finish_embeddings, runner_path
+    from .parts import write_part_meta
 
-    report, dim = run.report, model.num_features
+    report, requested = run.report, tuple(run.settings["path"])
+    report.inference = runner_path(run.runner, requested)
     if run.emb_fh is not None:
         run.emb_fh.close()
-        src = np.memmap(run.emb_partial, dtype=np.float32, mode="r", shape=(run.emb_rows, dim)) if run.emb_rows \
-            else np.zeros((0, dim), np.float32)
-        copy_rows_npy([src], run.emb, dim=dim)
-        del src
-        run.emb_partial.unlink(missing_ok=True)
+        finish_embeddings(run.emb_partial, run.emb, embeddings_meta(model, run, requested))
     rows = run.base_rows
     if run.writer is not None:
         run.writer.close()

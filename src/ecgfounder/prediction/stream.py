@@ -18,8 +18,8 @@ from ..signal.preprocess import Prepared, PreprocessContract
 from .records import RecordResult, expand_inputs, prepared_ahead
 from .setup import check_quality_gate
 
-__all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows", "feature_rows",
-           "score_columns", "model_calibration", "Runner"]
+__all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows",
+           "index_columns", "feature_rows", "score_columns", "model_calibration", "Runner"]
 
 Runner = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
@@ -98,6 +98,7 @@ def iter_predict(
     on_windows: Callable[[int], None] | None = None,
     quality: str = "warn",
     announce: Callable[[str], None] | None | str = "stderr",
+    on_runner: Callable[[Any], None] | None = None,
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
 
@@ -128,6 +129,9 @@ def iter_predict(
             ``skip`` turns a record that is not ``good`` into a failure; ``off`` does not assess.
         announce: where ``auto`` says the path it measured and chose, in one line (default
             ``"stderr"``; ``None``: nowhere; a callable: given the line).
+        on_runner: called with the runner before the first record is read; an ``auto`` runner's
+            ``precision``/``backend`` name the path it took once its first batch ran (what an
+            embeddings file records).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
@@ -151,6 +155,8 @@ def iter_predict(
 
         say = {} if announce == "stderr" else {"announce": announce}
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size, **say)
+    if on_runner is not None:
+        on_runner(runner)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}
     if in_workers:
         from .workers import prepared_records
@@ -249,9 +255,15 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
     return [dict(base, **dict(zip(labels, values.tolist())))]
 
 
+def index_columns(aggregate: str = "mean") -> list[str]:
+    """The columns of an embeddings index table, in order (see :func:`index_rows`)."""
+    return ["record", "path", "n_windows", "quality"] + (["window"] if aggregate == "none" else [])
+
+
 def index_rows(res: RecordResult, aggregate: str = "mean") -> list[dict[str, Any]]:
-    """Rows of an embeddings index table for one successful record (aligned with its feature rows)."""
-    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows}
+    """Rows of an embeddings index table for one successful record (aligned with its feature rows);
+    ``quality`` as in a prediction table (``good``, the flags, or empty with the gate off)."""
+    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows, "quality": res.quality}
     if aggregate == "none":
         return [dict(base, window=k) for k in range(res.n_windows)]
     return [base]
