@@ -89,6 +89,17 @@ def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
     assert _cli(["merge", *parts[::-1], "-o", str(tmp_path / "m.csv"), "--embeddings", str(tmp_path / "m.npy")]) == 0
     _same(_table(full), _table(tmp_path / "m.csv"))
     np.testing.assert_allclose(np.load(tmp_path / "m.npy"), np.load(tmp_path / "full.npy"), atol=1e-5)
+    # the merged array is described as the unsharded one is (emb.json), and parts of other paths refused
+    merged, whole = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("m", "full"))
+    assert merged["array"]["shape"] == whole["array"]["shape"] and merged["records"] == whole["records"]
+    assert merged["inference"] == whole["inference"] and merged["failures"] == whole["failures"]
+    emb_json = sorted(tmp_path.glob("p.shard-*-of-00003.json"))
+    assert len(emb_json) == 3
+    other = json.loads(emb_json[1].read_text())
+    other["inference"].update(precision="int8", backend="openvino")  # a shard run where auto took int8
+    emb_json[1].write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="other inference paths .*int8/openvino"):
+        _cli(["merge", *parts, "-o", str(tmp_path / "m2.csv"), "--embeddings", str(tmp_path / "m2.npy")])
     # a part cut short is detected
     lines = Path(parts[1]).read_text().splitlines(keepends=True)
     Path(parts[1]).write_text("".join(lines[:-2]))

@@ -200,7 +200,7 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
             failures.extend(tuple(f) for f in m["failures"])
             total += count
     if embeddings:
-        arrays = []
+        arrays, files = [], []
         for p, m in metas:
             if not m.get("embeddings"):
                 raise SetupError(f"{p}: its run wrote no embeddings; rerun the shards with --embeddings.", "embeddings")
@@ -211,8 +211,43 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
             if arr.shape[0] != m["emb_rows"]:
                 raise SetupError(f"{e}: {arr.shape[0]} embedding rows, expected {m['emb_rows']}.", "embeddings")
             arrays.append(arr)
+            files.append((p, e))
+        descs = _embedding_descriptions(files)
+        from .embeddings import meta_path
+
+        meta_path(embeddings).unlink(missing_ok=True)  # (a stale description never sits beside new rows)
         copy_rows_npy(arrays, embeddings)
+        if descs:
+            d = dict(descs[0])
+            d["array"] = {**d["array"], "file": Path(embeddings).name, "shape": [sum(len(a) for a in arrays),
+                                                                              d["array"]["shape"][1]]}
+            d["records"] = {k: sum(x["records"][k] for x in descs) for k in d["records"]}
+            d["failures"] = [f for x in descs for f in x.get("failures", [])]
+            d["index"], d["merged_from"] = Path(output).name, [str(p) for p, _ in metas]
+            write_json(meta_path(embeddings), d)
     return {"rows": total, "parts": len(metas), "failures": failures}
+
+
+def _embedding_descriptions(parts: Sequence[tuple[Path, Path]]) -> list[dict[str, Any]]:
+    """The ``emb.json`` of each part's embeddings (``[]`` when a part has none: written before they
+    existed); parts whose rows came from other inference paths are refused (a shard on another
+    machine may have taken int8 where this one took fp32: rows not comparable)."""
+    from .embeddings import meta_path
+
+    descs = []
+    for p, e in parts:
+        try:
+            descs.append((p, json.loads(meta_path(e).read_text())))
+        except (OSError, ValueError):
+            return []
+    (p0, d0) = descs[0]
+    ran = lambda d: (d["inference"]["precision"], d["inference"]["backend"])  # noqa: E731
+    for p, d in descs[1:]:
+        if ran(d) != ran(d0):
+            raise SetupError(f"{p0} and {p} hold embeddings of other inference paths ({'/'.join(ran(d0))} and "
+                             f"{'/'.join(ran(d))}): their rows are not comparable; run the shards again on one path "
+                             "(precision='fp32' (CLI: --precision fp32) gives exact ones everywhere).", "embeddings")
+    return [d for _, d in descs]
 
 
 def _check_same_settings(metas: Sequence[tuple[Path, dict[str, Any]]]) -> None:
