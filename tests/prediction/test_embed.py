@@ -112,7 +112,7 @@ def test_output_named_as_given_and_index_beside_it(tiny_ckpt12, data_dir, tmp_pa
 
 def test_a_stale_description_never_sits_beside_new_rows(tmp_path, monkeypatch):
     """If publishing the array fails, the previous run's description is already gone."""
-    from ecgfounder.prediction import embeddings, parts
+    from ecgfounder.prediction import embeddings
 
     (tmp_path / "e.json").write_text('{"model": "the previous weights"}')
     partial = tmp_path / ".e.npy.partial.f32"
@@ -121,7 +121,7 @@ def test_a_stale_description_never_sits_beside_new_rows(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(parts, "copy_rows_npy", fail)
+    monkeypatch.setattr(embeddings, "copy_rows_npy", fail)
     with pytest.raises(OSError, match="disk full"):
         embeddings.finish_embeddings(partial, tmp_path / "e.npy", {"array": {"shape": [2, 3]}})
     assert not (tmp_path / "e.json").exists()

@@ -15,7 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["meta_path", "runner_path", "inference_note", "embeddings_meta", "finish_embeddings"]
+from .parts import copy_rows_npy, meta_path
+
+__all__ = ["runner_path", "inference_note", "embeddings_meta", "finish_embeddings"]
 
 _ROWS = {"mean": "records: the mean of each record's 10-s window embeddings",
          "max": "records: the elementwise maximum of each record's 10-s window embeddings",
@@ -27,11 +29,6 @@ def _source(model: Any) -> str | None:
     if not isinstance(model, (str, os.PathLike)):
         return None
     return str(Path(model).resolve()) if Path(model).is_file() else str(model)
-
-
-def meta_path(embeddings: str | os.PathLike) -> Path:
-    """The description written beside ``embeddings``: ``emb.npy`` → ``emb.json``."""
-    return Path(embeddings).with_suffix(".json")
 
 
 def runner_path(runner: Any, requested: tuple[str, str | None]) -> tuple[str, str]:
@@ -86,7 +83,6 @@ def finish_embeddings(partial: Path, out: str | os.PathLike, meta: dict[str, Any
     """Publish the float32 rows of ``partial`` (shape ``meta["array"]["shape"]``) as ``out``
     (``.npy``, atomically, in bounded memory), then ``meta`` beside it (:func:`meta_path`)."""
     from .._fileio import write_json
-    from .parts import copy_rows_npy
 
     rows, dim = meta["array"]["shape"]
     meta_path(out).unlink(missing_ok=True)  # (a stale description never sits beside new rows)

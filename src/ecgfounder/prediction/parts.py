@@ -23,7 +23,7 @@ from .._fileio import atomic_path, write_json
 from ..errors import SetupError
 from .tables import TableWriter
 
-__all__ = ["merge_parts", "write_part_meta", "read_part_meta", "copy_rows_npy"]
+__all__ = ["merge_parts", "write_part_meta", "read_part_meta", "copy_rows_npy", "meta_path"]
 
 _META_SUFFIX = ".shard.json"
 _META_KEYS = ("shard", "manifest_sha256", "n_total", "n_files", "rows", "failures")
@@ -213,8 +213,6 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
             arrays.append(arr)
             files.append((p, e))
         descs = _embedding_descriptions(files)
-        from .embeddings import meta_path
-
         meta_path(embeddings).unlink(missing_ok=True)  # (a stale description never sits beside new rows)
         copy_rows_npy(arrays, embeddings)
         if descs:
@@ -228,12 +226,15 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
     return {"rows": total, "parts": len(metas), "failures": failures}
 
 
+def meta_path(embeddings: str | os.PathLike) -> Path:
+    """The description written beside ``embeddings``: ``emb.npy`` → ``emb.json``."""
+    return Path(embeddings).with_suffix(".json")
+
+
 def _embedding_descriptions(parts: Sequence[tuple[Path, Path]]) -> list[dict[str, Any]]:
     """The ``emb.json`` of each part's embeddings (``[]`` when a part has none: written before they
     existed); parts whose rows came from other inference paths are refused (a shard on another
     machine may have taken int8 where this one took fp32: rows not comparable)."""
-    from .embeddings import meta_path
-
     descs = []
     for p, e in parts:
         try:
