@@ -238,3 +238,81 @@ def test_absurd_amplitude_is_refused_naming_the_lead(value):
         prepare(x, 500.0, STANDARD_12, source="rec.xml", warn=False)
     x[3, 100] = 1e11  # wrong units, absurd, but the z-score makes the scale moot: prepared, finite
     assert np.isfinite(prepare(x, 500.0, STANDARD_12, warn=False).windows).all()
+
+
+# --- lead sets and names of real files ------------------------------------------------------
+
+
+def test_electrode_pair_and_hyphenated_lead_names():
+    # Holter/EDF electrode pairs (positive electrode first) and 'Lead-V2' were unknown names
+    assert [canonical_lead(x) for x in ("LA-RA", "LL-RA", "LL-LA", "la - ra")] == ["I", "II", "III", "I"]
+    assert [canonical_lead(x) for x in ("Lead-V2", "lead-ii", "LEAD_III", "Lead aVF", "leadv6")] == \
+        ["V2", "II", "III", "aVF", "V6"]
+    assert canonical_lead("lead -aVR") == "-aVR" and canonical_lead("RA-LA") == "RA-LA"  # (−I: not lead I)
+
+
+def test_channel_numbers_are_not_taken_for_leads_i_ii_iii(data_dir):
+    # columns 0..11 (a DataFrame's default names): '1' was read as lead I, the second column,
+    # and integer names crashed the missing-lead message with a TypeError
+    r = _rec(data_dir)
+    for names in ([str(i) for i in range(12)], list(range(12))):
+        with pytest.raises(LeadError, match=r"missing lead\(s\) I .*look like channel numbers"):
+            prepare(r.signal, r.fs, names, ONE, warn=False)
+    w = prepare(r.signal[:3], r.fs, ["1", "2", "3"], ONE, warn=False).windows  # leads 1-3 alone: I, II, III
+    np.testing.assert_array_equal(w, prepare(r.signal[:1], r.fs, ["I"], ONE, warn=False).windows)
+
+
+def test_lead_sets_of_real_files_give_the_12_lead_windows(data_dir):
+    r = _rec(data_dir)
+    I, II = r.signal[0], r.signal[1]
+    x12 = np.concatenate([np.stack([I, II, II - I, -(I + II) / 2, I - II / 2, II - I / 2]), r.signal[6:]])
+    ref = prepare(x12, r.fs, STANDARD_12, warn=False)
+    eight = prepare(x12[[0, 1, 6, 7, 8, 9, 10, 11]], r.fs, ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"], warn=False)
+    np.testing.assert_array_equal(eight.windows, ref.windows)  # the limb leads derived exactly
+    frank = np.random.default_rng(0).standard_normal((3, x12.shape[1]))
+    fifteen = prepare(np.concatenate([x12, frank]), r.fs, list(STANDARD_12) + ["vx", "vy", "vz"], warn=False)
+    np.testing.assert_array_equal(fifteen.windows, ref.windows)  # Frank leads ignored
+    one = prepare(x12, r.fs, STANDARD_12, ONE, warn=False)  # a 12-lead file, the 1-lead model: lead I, no note
+    assert one.notes == ()
+    np.testing.assert_array_equal(one.windows, prepare(I, r.fs, ["I"], ONE, warn=False).windows)
+
+
+def test_duplicated_lead_names_are_noted_when_their_signals_differ(data_dir):
+    r = _rec(data_dir)
+    x = np.concatenate([r.signal, r.signal[1:2] * 0.5])  # a second 'MLII': a rhythm strip
+    p = prepare(x, r.fs, list(r.leads) + ["MLII"], warn=False)
+    assert p.notes == ("lead(s) II given more than once with different signals; the first of each is used",)
+    np.testing.assert_array_equal(p.windows, prepare(r.signal, r.fs, r.leads, warn=False).windows)
+    assert prepare(np.concatenate([r.signal, r.signal[1:2]]), r.fs, list(r.leads) + ["II"], warn=False).notes == ()
+
+
+def test_lead_is_refused_for_a_multi_lead_contract_and_named_when_substituted(data_dir):
+    from ecgfounder.signal.errors import SignalError
+
+    r = _rec(data_dir)
+    with pytest.raises(SignalError, match=r"r\.hea: lead='II' picks the lead fed to a single-lead model; this contract "
+                                          r"takes 12 leads .*leave lead out"):
+        prepare(r.signal, r.fs, r.leads, lead="II", source="r.hea")  # was silently ignored
+    x = r.signal.copy()
+    x[1] = 0.0
+    p = prepare(x, r.fs, r.leads, ONE, lead="II", warn=False)
+    assert "flat lead(s) II" in p.notes  # the recording's lead, not the model's 'I'
+
+
+def test_window_edges_exactly_one_a_little_over_and_one_sample_short(data_dir):
+    from ecgfounder.signal import fast
+
+    r = _rec(data_dir)
+    x = np.concatenate([r.signal, r.signal[:, :7]], axis=1)  # 10.014 s
+    p = prepare(x, r.fs, r.leads, warn=False)
+    assert p.windows.shape == (2, 12, 5000) and not p.padded and p.notes == ()
+    y = fast.filter_chain(x, r.fs)  # the record filtered whole, then cut: the last window ends with it
+    for w, part in zip(p.windows, (y[:, :5000], y[:, 7:])):
+        np.testing.assert_allclose(w, filters.zscore(part), atol=1e-6, rtol=0)
+    one = prepare(r.signal, r.fs, r.leads, warn=False)
+    assert one.windows.shape == (1, 12, 5000) and not one.padded
+    short = prepare(r.signal[:, :4999], r.fs, r.leads, warn=False)  # the note said "10.0 s record zero-padded"
+    assert short.padded and short.notes == ("9.998 s record zero-padded to 10 s",)
+    assert not short.windows[0, :, 4999].any()
+    np.testing.assert_allclose(short.windows[0, :, :4999], filters.zscore(fast.filter_chain(r.signal[:, :4999], r.fs)),
+                               atol=1e-6, rtol=0)  # normalised on its own samples, then padded

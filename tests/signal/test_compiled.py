@@ -163,3 +163,62 @@ def test_running_median_of_non_finite_rows_is_scipy_s_not_a_crash(monkeypatch):
         monkeypatch.setattr(filters, "_COMPILED", [None])
         want = fast.filter_chain(y, 500.0)
     np.testing.assert_array_equal(got[[0, 1, 3, 4]], want[[0, 1, 3, 4]])
+
+
+def test_running_median_in_place_and_a_few_rows_of_working_memory():
+    # the padded copy and the sort keys were made for all rows at once: twice the record on top of it
+    import tracemalloc
+
+    x = np.random.default_rng(4).standard_normal((12, 100_000)).cumsum(-1)
+    want = x[:2] - _medfilt_ref(x[:2], 201)  # (two rows against scipy)
+    compiled.running_median_rows(x[:1, :1000], 201)  # compiled before measuring
+    tracemalloc.start()
+    got = compiled.running_median_rows(x, 201, subtract=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1.5 * x.nbytes  # the result (1x) and two rows' buffers; was 2x without the result
+    np.testing.assert_array_equal(got[:2], want[:2])
+    y = x.copy()
+    assert compiled.running_median_rows(y, 201, subtract=True, out=y) is y  # in place (the chain's y)
+    np.testing.assert_array_equal(y, got)
+    bad = x[:3, :2000].copy()
+    bad[2, 5] = np.nan
+    keep = bad.copy()
+    assert compiled.running_median_rows(bad, 201, subtract=True, out=bad) is None
+    np.testing.assert_array_equal(bad, keep)  # untouched when declined: the caller's scipy form reads it
+
+
+def test_prepare_compiled_equals_scipy_on_awkward_records(real, monkeypatch):
+    # every path of prepare through both forms: short, one window and a bit, NaN/inf, flat and
+    # zero-filled leads, a single lead, other rates (resampled first)
+    import warnings
+
+    from scipy import signal as sps
+
+    from ecgfounder.signal import filters
+    from ecgfounder.signal.preprocess import PreprocessContract, prepare
+
+    leads = list(PreprocessContract().leads)
+    x = real[1]
+    nan = x.copy()
+    nan[2, 100:300] = np.nan
+    nan[5, 4000] = np.inf
+    flat = x.copy()
+    flat[4] = 0.7
+    cases = [
+        (x[:, :1500], 500.0, leads, {}), (np.concatenate([x, x[:, :7]], 1), 500.0, leads, {}),
+        (nan, 500.0, leads, {}), (flat, 500.0, leads, {}), (np.full_like(x, 0.3), 500.0, leads, {}),
+        (np.delete(x, [8, 10], 0), 500.0, [n for n in leads if n not in ("V3", "V5")], {"fill_missing": True}),
+        (x, 500.0, leads, {"contract": PreprocessContract(leads=("I",)), "lead": "V2"}),
+        (sps.resample_poly(x, 257, 500, axis=-1), 257.0, leads, {}),
+        (sps.resample_poly(x, 2, 1, axis=-1)[:, :11000], 1000.0, leads, {}),
+    ]
+    for k, (sig, fs, names, kw) in enumerate(cases):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            monkeypatch.setattr(filters, "_COMPILED", [compiled])
+            a = prepare(sig, fs, names, **kw)
+            monkeypatch.setattr(filters, "_COMPILED", [None])
+            b = prepare(sig, fs, names, **kw)
+        assert a.windows.shape == b.windows.shape and a.notes == b.notes, k
+        assert np.isfinite(a.windows).all() and np.abs(a.windows - b.windows).max() <= 1e-6, k

@@ -29,6 +29,14 @@ X = np.sin(np.arange(5000) / 30.0)
     (lambda: PreprocessContract.from_dict({"hpf": 1}), ("['hpf']", "remove the others")),
     (lambda: prepare(np.zeros((2, 3, 4)), 500.0, ["I", "II"]), ("(2, 3, 4)", "one row per lead")),
     (lambda: prepare(np.zeros((2, 5000)), 500.0, ["I"]), ("2 signal rows but 1 lead names", "leads=['I']")),
+    # samples x leads: the fix is named (was: only "give one name per row")
+    (lambda: prepare(np.zeros((5000, 12)), 500.0, STANDARD_12), ("5000 signal rows but 12", "pass signal.T")),
+    # text samples: was numpy's bare ValueError
+    (lambda: prepare(np.array([["0.1", "x"]] * 12), 500.0, STANDARD_12), ("not numbers", "'x'", "numeric array")),
+    # a third band edge was dropped silently
+    (lambda: PreprocessContract(band_hz=(0.5, 40.0, 3.0)), ("band_hz=[0.5, 40.0, 3.0]", "two edges", "(0.67, 40.0)")),
+    # was ZeroDivisionError
+    (lambda: filters.resample(X, 0.0, 500.0), ("fs=0.0", "fs_new=500.0", "true rate")),
 ])
 def test_signal_errors_name_the_value_and_the_fix(call, words):
     with pytest.raises(SignalError) as err:
@@ -65,3 +73,15 @@ def test_lead_messages_name_lead_and_fill_missing_for_the_library_and_the_cli():
     with pytest.raises(LeadError) as err:  # lead I recorded: the 1-lead weights need no lead=
         select_leads(x, ["I", "V1", "V2"], STANDARD_12, source="r.hea")
     assert "model='1-lead' (CLI: --weights 1-lead)." in str(err.value) and "lead=" not in str(err.value)
+
+
+def test_contract_lead_given_as_one_string_is_one_lead():
+    assert PreprocessContract(leads="II").leads == ("II",)  # was ('I', 'I'): the string's characters
+    assert PreprocessContract(leads="avf").leads == ("aVF",)
+
+
+def test_one_lead_model_without_its_lead_names_a_lead_to_feed():
+    with pytest.raises(LeadError) as err:
+        select_leads(np.zeros((2, 100)), ["V2", "II"], ["I"], source="r.hea")
+    assert "missing lead(s) I (the recording has V2, II" in str(err.value)
+    assert "lead='II' (CLI: --lead II)" in str(err.value)

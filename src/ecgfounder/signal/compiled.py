@@ -250,43 +250,57 @@ def _median_row(xp, keys, mask, k, n, x, out, subtract):
 
 
 @njit(cache=True, nogil=True)
-def _median_rows(xp, keys, mask, k, x, subtract):
+def _median_rows(xp, keys, mask, k, x, subtract, out):
     rows, n = x.shape
-    out = np.empty((rows, n))
     for r in range(rows):
         _median_row(xp[r], keys[r], mask, k, n, x[r], out[r], subtract)
-    return out
 
 
-def running_median_rows(x: np.ndarray, k: int, subtract: bool = False) -> np.ndarray | None:
+def running_median_rows(x: np.ndarray, k: int, subtract: bool = False, out: np.ndarray | None = None,
+                        ) -> np.ndarray | None:
     """``scipy.signal.medfilt(row, k)`` (zero padding, odd ``k``) of every row of finite float64
-    ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``.  Non-finite ``x`` (a filter
-    overflowing on samples near the float64 limit, or an unstable one): ``None``, for the caller to
-    take :func:`ecgfounder.signal.filters.scipy_running_median` (garbage in, garbage out, never a crash)."""
+    ``x`` ``(rows, n)``; ``row - medfilt(row, k)`` when ``subtract``.  Written into ``out`` when
+    given (C-contiguous float64 of ``x``'s shape; ``x`` itself is allowed: each sample is read
+    before it is written).  Non-finite ``x`` (a filter overflowing on samples near the float64
+    limit, or an unstable one): ``None`` and ``out`` untouched, for the caller to take
+    :func:`ecgfounder.signal.filters.scipy_running_median` (garbage in, garbage out, never a crash).
+
+    The padded copy and the sort keys are made for a few rows at a time (2 MiB of samples): for a
+    long record they were twice the record's size on top of it (a 1-hour 12-lead record: 330 MiB
+    more)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     rows, n = x.shape
     if k == 1 or n == 0 or rows == 0:
-        return np.zeros_like(x) if subtract else x.copy()
+        res = np.zeros_like(x) if subtract else x.copy()
+        if out is None:
+            return res
+        out[...] = res
+        return out
+    # the kernel needs an order (a NaN run segfaulted it): checked before any row is written (a
+    # finite sum has finite terms; an overflowing one is checked sample by sample)
+    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+        return None
+    if out is None:
+        out = np.empty_like(x)
     h = k // 2
     bits = (k - 1).bit_length()
     if bits > 12:  # the float32 keys would keep too few value bits: exact argsort instead
         bits = 0
     nb = -(-(n + 2 * h) // k) + 1
-    xp = np.zeros((rows, nb * k))
-    xp[:, h : h + n] = x
-    if bits:
-        keys, finite = _block_keys(xp.ravel(), k, bits)
-    else:  # (long windows, high rates: the argsort costs far more than this check)
-        finite = bool(np.isfinite(x).all())
-    if not finite:  # the kernel needs an order (a NaN run segfaulted it): the caller takes scipy's
-        return None
-    if bits:
-        keys = np.sort(keys.reshape(rows * nb, k), axis=-1).view(np.int32).reshape(rows, nb, k)
-        mask = (1 << bits) - 1
-    else:  # int32 positions like the keys' index bits: the same compiled kernel
-        keys = np.argsort(xp.reshape(rows, nb, k), axis=-1).astype(np.int32)
-        mask = -1
-    return _median_rows(xp, keys, mask, k, x, subtract)
+    step = max(1, (1 << 18) // (nb * k))  # rows per pass: a whole 12 x 5000 record, one row of a long one
+    for r0 in range(0, rows, step):
+        m = min(step, rows - r0)
+        xp = np.zeros((m, nb * k))
+        xp[:, h : h + n] = x[r0 : r0 + m]
+        if bits:
+            keys, _finite = _block_keys(xp.ravel(), k, bits)
+            keys = np.sort(keys.reshape(m * nb, k), axis=-1).view(np.int32).reshape(m, nb, k)
+            mask = (1 << bits) - 1
+        else:  # int32 positions like the keys' index bits: the same compiled kernel
+            keys = np.argsort(xp.reshape(m, nb, k), axis=-1).astype(np.int32)
+            mask = -1
+        _median_rows(xp, keys, mask, k, x[r0 : r0 + m], subtract, out[r0 : r0 + m])
+    return out
 
 
 # --------------------------------------------------------------------------------------------

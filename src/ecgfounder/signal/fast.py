@@ -85,7 +85,7 @@ def filter_chain(
             plans.append(plan)
         y = comp.filtfilt_rows(rows, *plans)
         k = median_kernel(fs, baseline_window_s)
-        med = comp.running_median_rows(y, k, subtract=True)
+        med = comp.running_median_rows(y, k, subtract=True, out=y)  # (in place: y is ours)
         y = med if med is not None else y - scipy_running_median(y, k)  # (None: the filters overflowed)
         return y.reshape(shape)
     return _scipy_chain(x, fs, notch_hz, notch_q, band_hz, band_order, baseline_window_s)

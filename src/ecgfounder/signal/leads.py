@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import LeadError
 
-__all__ = ["STANDARD_12", "LIMB_LEADS", "PRECORDIAL_LEADS", "canonical_lead", "complete_limb_leads", "select_leads"]
+__all__ = ["STANDARD_12", "LIMB_LEADS", "PRECORDIAL_LEADS", "canonical_lead", "row_names", "differing_duplicates",
+           "complete_limb_leads", "select_leads"]
 
 STANDARD_12: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 LIMB_LEADS = STANDARD_12[:6]
@@ -21,20 +22,23 @@ _ALIASES = {
     "i": "I", "ii": "II", "iii": "III", "avr": "aVR", "avl": "aVL", "avf": "aVF",
     "mli": "I", "mlii": "II", "mliii": "III", "d1": "I", "d2": "II", "d3": "III",
     "di": "I", "dii": "II", "diii": "III",  # the D-notation of Brazilian and Spanish exports (CODE-15 %)
-    "lead i": "I", "lead ii": "II", "lead iii": "III", "leadi": "I", "leadii": "II", "leadiii": "III",
     "1": "I", "2": "II", "3": "III", "-avr": "-aVR", "avr-": "-aVR",
+    # electrode pairs, positive electrode first (Holter and EDF exports): Einthoven's I, II, III
+    "la-ra": "I", "ll-ra": "II", "ll-la": "III",
 }
 for _k in range(1, 7):
     _ALIASES[f"v{_k}"] = f"V{_k}"
     _ALIASES[f"c{_k}"] = f"V{_k}"       # European chest-lead naming
-    _ALIASES[f"lead v{_k}"] = f"V{_k}"
     _ALIASES[f"mlv{_k}"] = f"V{_k}"
 
 
 @lru_cache(maxsize=4096)  # canonicalised once per name, not on every record (measured 0.3 ms/record)
 def _canonical(s: str) -> str:
     key = re.sub(r"[\s_]+", " ", s.lower()).strip()
-    key = key.removeprefix("lead ").strip() if key.startswith("lead ") and key[5:] in _ALIASES else key
+    if key.startswith("lead") and len(key) > 4:  # 'Lead I', 'LEAD_II', 'lead-V2' ('lead -aVR': minus aVR)
+        rest = key[5:].strip() if key[4] == "-" else key[4:].strip()
+        if rest in _ALIASES or rest.replace(" ", "") in _ALIASES:
+            key = rest
     return _ALIASES.get(key, _ALIASES.get(key.replace(" ", ""), s))
 
 
@@ -95,10 +99,43 @@ def _one_lead_hint(index: dict[str, int]) -> str:
     return hint + f", with lead={other!r} (CLI: --lead {other}) in place of lead I."
 
 
+def _other_lead_hint(index: dict[str, int]) -> str:
+    """For a one-lead model whose lead is not recorded: the sentence naming a lead to feed instead."""
+    if not index:
+        return ""
+    other = next((n for n in STANDARD_12 if n in index), next(iter(index)))
+    return f" Feed another lead of the recording with lead={other!r} (CLI: --lead {other})."
+
+
+@lru_cache(maxsize=256)
+def row_names(leads: tuple) -> tuple[str, ...]:
+    """Canonical names of a recording's rows (:func:`canonical_lead`), except that bare numbers are
+    channel numbers, kept as they are, when one of them is not 1, 2 or 3: columns ``0..11`` are not
+    leads I, II and III at ``1..3`` (lead I was silently read from the second column)."""
+    names = [str(n).strip() for n in leads]
+    numbered = any(n.isdigit() and n not in ("1", "2", "3") for n in names)
+    return tuple(n if numbered and n.isdigit() else canonical_lead(n) for n in names)
+
+
+def differing_duplicates(signal: np.ndarray, leads: Sequence[str]) -> tuple[str, ...]:
+    """Leads named more than once (:func:`row_names`) whose rows differ: lead selection takes the
+    first of each, which a caller should say (a rhythm strip stored as a second II, say)."""
+    names = row_names(tuple(leads))
+    if len(set(names)) == len(names):
+        return ()
+    first: dict[str, int] = {}
+    out: dict[str, None] = {}
+    for k, name in enumerate(names):
+        j = first.setdefault(name, k)
+        if j != k and not np.array_equal(signal[j], signal[k], equal_nan=True):
+            out[name] = None
+    return tuple(out)
+
+
 @lru_cache(maxsize=256)  # once per layout: an archive's records share one (24 name look-ups per record before)
 def _same_layout(leads: tuple, wanted: tuple) -> bool:
     """Whether ``leads`` are ``wanted`` in the same order (names canonicalised)."""
-    return len(leads) == len(wanted) and all(canonical_lead(a) == canonical_lead(b) for a, b in zip(leads, wanted))
+    return len(leads) == len(wanted) and row_names(leads) == tuple(canonical_lead(b) for b in wanted)
 
 
 def select_leads(
@@ -130,8 +167,8 @@ def select_leads(
     if substitute is None and _same_layout(tuple(leads), tuple(wanted)):
         return (signal, []) if return_filled else signal  # already in the wanted order: no copy
     index: dict[str, int] = {}
-    for i, name in enumerate(leads):
-        index.setdefault(canonical_lead(name), i)
+    for i, name in enumerate(row_names(tuple(leads))):
+        index.setdefault(name, i)
     rows: list[np.ndarray] = []
     missing: list[str] = []
     derived: list[str] = []
@@ -177,11 +214,13 @@ def select_leads(
             if any(m in PRECORDIAL_LEADS for m in missing)
             else ""
         )
-        one = _one_lead_hint(index) if len(wanted) > 1 else ""
+        one = _one_lead_hint(index) if len(wanted) > 1 else _other_lead_hint(index)
         needs = "the 12 standard leads" if tuple(canonical_lead(w) for w in wanted) == STANDARD_12 else ", ".join(wanted)
+        numbers = " Its names look like channel numbers: give the lead names, leads=[...]." if any(
+            n.isdigit() and n not in ("1", "2", "3") for n in row_names(tuple(leads))) else ""
         raise LeadError(
-            f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(leads) or 'none'}; "
-            f"the model needs {needs}).{hint}{fill}{one}"
+            f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(map(str, leads)) or 'none'}; "
+            f"the model needs {needs}).{numbers}{hint}{fill}{one}"
         )
     if zero_filled and warn:
         warnings.warn(f"{source}: zero-filled missing lead(s) {', '.join(zero_filled)}.", stacklevel=2)

@@ -14,8 +14,13 @@ trained on.  Modes:
     Signals passed as they are (mV), still resampled and windowed.
 
 Unlike the published code, records at another rate are resampled with a polyphase filter (not
-stretched to 5000 samples), longer records are cut into sequential 10-s windows (the last one
-aligned to the end of the record) and shorter ones are zero-padded after normalisation.
+stretched to 5000 samples; :func:`ecgfounder.signal.filters.resample`), longer records are cut into
+sequential 10-s windows (the last one aligned to the end of the record) and shorter ones are
+zero-padded after normalisation: filtered and z-scored on their own samples, then zeros (the
+normalised window's mean) appended.  The published ``dataset.py`` has no padding (its stretched
+copy is discarded, so a short record reaches the model at its own length); the paper describes
+zero-padding and a per-segment z-score.  The mains notch is the published 50 Hz: 60-Hz mains is
+left to the band-pass (-31 dB through the chain, against -200 dB at 50 Hz), as in the published chain.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ..errors import LeadError, RecordReadError
 from ..recording import FS_MAX, FS_MIN, Recording
 from . import filters
 from .errors import SignalError
-from .leads import STANDARD_12, canonical_lead, select_leads
+from .leads import STANDARD_12, canonical_lead, differing_duplicates, select_leads
 
 __all__ = ["PreprocessContract", "Prepared", "MODES", "lead_set", "preprocess", "prepare", "preprocess_recording", "window_starts"]
 
@@ -86,8 +91,12 @@ class PreprocessContract:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise SignalError(f"unknown preprocessing mode={self.mode!r}; choose one of {', '.join(MODES)}.")
-        object.__setattr__(self, "leads", tuple(canonical_lead(x) for x in self.leads))
+        leads = (self.leads,) if isinstance(self.leads, str) else self.leads  # ('II': one lead, not 'I', 'I')
+        object.__setattr__(self, "leads", tuple(canonical_lead(x) for x in leads))
         object.__setattr__(self, "band_hz", tuple(float(v) for v in self.band_hz))
+        if len(self.band_hz) != 2:
+            raise SignalError(f"contract band_hz={list(self.band_hz)} needs two edges in Hz, (low, high); give e.g. "
+                              "band_hz=(0.67, 40.0) (the published chain).")
         object.__setattr__(self, "fs", float(self.fs))
         object.__setattr__(self, "n_samples", int(self.n_samples))
         if self.n_samples <= 0 or not 0 < self.fs < np.inf:
@@ -217,7 +226,11 @@ def prepare(
         :class:`Prepared` whose ``windows`` is float32 ``(n_windows, len(contract.leads), n_samples)``.
     """
     c = (contract or _default_contract()).with_mode(mode)
-    x = np.asarray(signal, dtype=np.float64)
+    try:
+        x = np.asarray(signal, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SignalError(f"{source}: signal samples are not numbers ({exc}); give the samples in mV as a numeric "
+                          "array (n_leads, n_samples).") from None
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2:
@@ -225,8 +238,10 @@ def prepare(
     if isinstance(leads, str):
         leads = [leads]
     if len(leads) != x.shape[0]:
+        flip = (f" (the array looks transposed, {x.shape[0]} x {x.shape[1]}: pass signal.T)"
+                if x.shape[1] == len(leads) else "")
         raise SignalError(f"{source}: {x.shape[0]} signal rows but {len(leads)} lead names (leads={list(leads)[:13]}); "
-                          "give one name per row.")
+                          f"give one name per row{flip}.")
     try:
         fs_ok = fs is not None and FS_MIN <= float(fs) <= FS_MAX  # NaN compares False
     except (TypeError, ValueError):
@@ -244,15 +259,25 @@ def prepare(
             source, f"record lasts {duration:.3f} s ({x.shape[1]} samples at {fs:g} Hz); "
             f"at least {MIN_DURATION_S} s is needed; give a longer record."
         )
+    if lead is not None and len(c.leads) != 1:  # (it was ignored: every lead is fed)
+        raise SignalError(f"{source}: lead={lead!r} picks the lead fed to a single-lead model; this contract takes "
+                          f"{len(c.leads)} leads ({', '.join(c.leads)}): leave lead out.")
     if not x.flags.c_contiguous:  # rows are filtered: one copy here, not a strided pass each time
         x = np.ascontiguousarray(x)
     notes: list[str] = []
+    twice = differing_duplicates(x, leads)
+    if twice:
+        notes.append(f"lead(s) {', '.join(twice)} given more than once with different signals; the first of each "
+                     "is used")
     x, filled = select_leads(x, leads, c.leads, source=source, fill_missing=fill_missing, substitute=lead,
                              return_filled=True, warn=False)
     present = [i for i in range(x.shape[0]) if i not in filled]
-    if lead is not None and len(c.leads) == 1 and canonical_lead(lead) != c.leads[0]:
-        notes.append(f"feeding lead {canonical_lead(lead)} to a model trained on lead {c.leads[0]}; "
-                     "predictions may be less accurate")
+    names = c.leads  # the recording's lead in each row, for the notes and errors below
+    if lead is not None:
+        names = (canonical_lead(lead),)
+        if names != c.leads:
+            notes.append(f"feeding lead {names[0]} to a model trained on lead {c.leads[0]}; "
+                         "predictions may be less accurate")
     if filled:
         notes.append(f"zero-filled missing lead(s) {', '.join(c.leads[i] for i in filled)}")
     # per-lead extremes: the flat-lead check, and (NaN and inf show in them) the finiteness check
@@ -267,10 +292,10 @@ def prepare(
     big = np.maximum(hi, -lo)
     if (big > MAX_ABS_MV).any():
         i = int(np.argmax(big))
-        raise RecordReadError(source, f"lead {c.leads[i]} has a sample of {big[i]:.3g} mV, beyond the ±{MAX_ABS_MV:g} mV no "
+        raise RecordReadError(source, f"lead {names[i]} has a sample of {big[i]:.3g} mV, beyond the ±{MAX_ABS_MV:g} mV no "
                               "ECG comes near in any unit mix-up; check the file's gain and units (units=)")
     ptp = hi - lo
-    flat = tuple(c.leads[i] for i in np.flatnonzero(ptp < 1e-6) if i not in filled)
+    flat = tuple(names[i] for i in np.flatnonzero(ptp < 1e-6) if i not in filled)
     if flat:
         notes.append(f"flat lead(s) {', '.join(flat)}")
     x = filters.resample(x, float(fs), c.fs)
@@ -279,7 +304,7 @@ def prepare(
     n = x.shape[1]
     padded = n < c.n_samples
     if padded:
-        notes.append(f"{duration:.1f} s record zero-padded to {c.window_s:g} s")
+        notes.append(f"{duration:.4g} s record zero-padded to {c.window_s:g} s")
     starts = window_starts(n, c.n_samples)
     out = np.zeros((len(starts), len(c.leads), c.n_samples), dtype=np.float32)
     for k, s in enumerate(starts):

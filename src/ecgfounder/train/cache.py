@@ -33,7 +33,7 @@ from ..signal.preprocess import PreprocessContract
 
 __all__ = ["RecordRef", "WindowCache", "CacheIndex", "contract_key", "record_key", "default_cache_dir", "load_windows"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: records at other rates resampled without edge steps (signal.filters.resample)
 _SHARD_NPY = re.compile(r"shard-[0-9a-f]+[.]npy")  # a shard's array: a file of the cache folder
 
 
