@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(out, "-o/--output")
         df, info = build_preset(args.preset, args.root, out.parent, args.task)
         write_manifest(df, out)
-        print(f"{out}: {len(df)} rows, task {info['preset_task']} ({info['task']})", file=sys.stderr)
+        print(f"{out}: task {info['preset_task']} ({info['task']}); {info['summary']}", file=sys.stderr)
         return 0
     from ..train.config import load_config
 

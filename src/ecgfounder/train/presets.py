@@ -12,6 +12,9 @@ messages name the configuration keys):
   patient when a ``ptbxl_database.csv`` lies in ``data.root`` or its parent, every other record
   its own group);
 * ``cpsc2021`` / ``cpsc2019``: :mod:`ecgfounder.datasets.cpsc`.
+
+``defaults["summary"]`` (:func:`manifest_summary`) says how many rows, records and patients the
+manifest holds and the balance of each label.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from ..datasets.cinc2021 import CINC2021_SCORED
 from ..datasets.cpsc import af_episodes, beat_samples, heart_rate_bpm
 from ..datasets.errors import DatasetError
 from ..datasets.ptbxl import PTBXL_TASKS
-from .manifest import ManifestError
+from .manifest import RESERVED_COLUMNS, ManifestError
 
 __all__ = [
     "build_preset",
+    "manifest_summary",
     "ptbxl_manifest",
     "cinc2021_manifest",
     "cpsc2021_manifest",
@@ -103,4 +107,27 @@ def build_preset(name: str, root: str | Path, out_dir: str | Path, task: str | N
         df = cpsc2019_manifest(root, out_dir, task)
     if df.empty:
         raise ManifestError(f"preset {name} found no usable records below {root}.")
-    return df, {"task": PRESET_SUBTASK_TYPE.get((name, task), PRESET_TASK_TYPE[name]), "preset_task": task}
+    kind = PRESET_SUBTASK_TYPE.get((name, task), PRESET_TASK_TYPE[name])
+    return df, {"task": kind, "preset_task": task, "summary": manifest_summary(df, kind)}
+
+
+def manifest_summary(df: pd.DataFrame, task: str) -> str:
+    """One line: rows, records, patients and, per label column, the positives among the rows that
+    assess it (classification) or mean, SD and range (regression).  Rows with ``train_only = 1``
+    (extra training windows) are counted apart and left out of the balance."""
+    extra = pd.to_numeric(df.get("train_only", pd.Series(0, index=df.index)), errors="coerce").fillna(0).to_numpy() > 0
+    d = df[~extra]
+    parts = [f"{len(d)} rows of {d['path'].nunique()} records"]
+    if "patient_id" in d.columns:
+        parts[0] += f", {d['patient_id'].nunique()} patients"
+    if extra.any():
+        parts[0] += f" (+ {int(extra.sum())} extra training windows)"
+    for c in (c for c in d.columns if c not in RESERVED_COLUMNS):
+        v = pd.to_numeric(d[c], errors="coerce").dropna()
+        if v.empty:
+            continue
+        if task == "regression":
+            parts.append(f"{c}: mean {v.mean():.1f}, SD {v.std():.1f}, {v.min():.1f}-{v.max():.1f} (n = {len(v)})")
+        else:
+            parts.append(f"{c}: {int((v > 0.5).sum())} of {len(v)} positive ({100 * (v > 0.5).mean():.1f} %)")
+    return "; ".join(parts)
