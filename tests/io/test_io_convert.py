@@ -129,3 +129,17 @@ def test_one_input_may_name_the_output_file_or_a_new_folder(tmp_path):
     assert r.written == (tmp_path / "named.bdf",)
     (r,) = convert_records(src, "wfdb", f"{tmp_path / 'new'}/")
     assert r.written == (tmp_path / "new" / "a.hea",) and (tmp_path / "new" / "a.dat").is_file()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_file_named_like_a_batch_recording_of_the_run_does_not_replace_it(tmp_path, overwrite):
+    """a.h5 holds recording 'zz'; zz.npz, converted after it into the same folder, was written over
+    it (overwrite=True) or stopped the run as 'exists' (a file this run had just written)."""
+    src = _batch(tmp_path / "a.h5", [b"zz", b"yy"])
+    one = eio.write(Recording(np.random.default_rng(0).normal(size=(2, 500)), 500.0, ("I", "II")), tmp_path / "zz.npz")
+    out = tmp_path / "out"
+    batch, single = convert_records([src, one], "edf", out, overwrite=overwrite,
+                                    read_kwargs={"fs": 500, "leads": ["I", "II"]})
+    assert batch.written == (out / "zz.edf", out / "yy.edf") and single.ok
+    assert single.written == (out / "zz_0.edf",) and single.renamed == 1
+    assert eio.read(out / "zz.edf").n_samples == 1000 and eio.read(out / "zz_0.edf").n_samples == 500

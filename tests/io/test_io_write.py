@@ -145,3 +145,36 @@ def test_warnings_and_errors_name_the_file_asked_for(tmp_path):
         write(Recording(sig, 250.0, ("II",), {}), tmp_path / "a.b.hea")
     assert list(tmp_path.iterdir()) == [tmp_path / "n.edf"]
 
+
+
+def test_writes_in_threads_leave_the_warning_filters_as_they_were(tmp_path, monkeypatch):
+    """Each write caught its writer's warnings with catch_warnings (process-wide): two overlapping in
+    threads, the second to finish put back the first's recording state, and every later warning of
+    the process went into a finished write's list, never shown."""
+    import importlib
+    import threading
+
+    w = importlib.import_module("ecgfounder.io.write")
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+    real = w.write_npz
+
+    def slow(rec, path):  # the first write waits (briefly) for the second to be inside its own
+        if rec.meta["n"] == 1:
+            a_inside.set()
+            b_inside.wait(0.3)
+        else:
+            b_inside.set()
+            a_done.wait(0.3)
+        return real(rec, path)
+
+    monkeypatch.setattr(w, "write_npz", slow)
+    filters = list(warnings.filters)
+    rec = lambda n: Recording(np.zeros((1, 500)), 500.0, ("II",), {"n": n})  # noqa: E731
+    one = threading.Thread(target=lambda: (write(rec(1), tmp_path / "a.npz"), a_done.set()))
+    one.start()
+    a_inside.wait(1)
+    two = threading.Thread(target=write, args=(rec(2), tmp_path / "b.npz"))
+    two.start()
+    one.join(), two.join()
+    assert warnings.filters == filters
+    assert (tmp_path / "a.npz").is_file() and (tmp_path / "b.npz").is_file()

@@ -31,8 +31,8 @@ class ConvertResult:
 
     ``written``: the files written, one per recording (for WFDB the ``.hea``, its ``.dat``
     beside it); ``folder``: the folder a batch file's recordings went into (``None`` for a file
-    holding one recording); ``renamed``: recordings whose id was met before in the run, written
-    as ``ID_N`` (N their position in the file); ``error``: why the file (or one of its
+    holding one recording); ``renamed``: recordings whose id (or file name) was met before in the
+    run, written as ``ID_N`` (N their position in the file); ``error``: why the file (or one of its
     recordings) could not be converted, ``None`` when it was (``written`` then holds what was
     written before it)."""
 
@@ -168,10 +168,12 @@ class RecordConversion(Iterator[ConvertResult]):
         if first is None:
             raise RecordReadError(src, "no recordings in the file, nothing to convert")
         if second is None:
-            out = self._target(src)
+            out, renamed = self._target(src), 0
+            if out in used:  # (a batch file's recording of this run has the name: not replaced)
+                out, renamed = out.with_name(f"{out.stem}_0{out.suffix}"), 1
             used.add(out)
             written.append(self._write(first, out))
-            return ConvertResult(src, tuple(written))
+            return ConvertResult(src, tuple(written), renamed=renamed)
         out = self.folder or self.output or src.parent / f"{src.stem}_{self.to}"
         if out.exists() and not out.is_dir():
             raise SetupError(f"{src} holds several recordings, written one file each into a folder, but "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -79,6 +80,11 @@ def _as_recorded(rec: Recording, path: Path) -> Recording:
     return rec
 
 
+# catch_warnings changes process-wide state: two writes overlapping in threads would leave the
+# process's warnings recorded into a finished write's list (never shown again)
+_CATCHING = threading.Lock()
+
+
 def _staged(target: Path, write_into: Callable[[Path], Any]) -> None:
     """Run ``write_into`` on ``target``'s name inside a private folder beside it, then move each
     file made into place (a WFDB header last, after the data it names): a failed write publishes
@@ -87,7 +93,7 @@ def _staged(target: Path, write_into: Callable[[Path], Any]) -> None:
     stage = partial_path(target, private=True)
     stage.mkdir()
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with _CATCHING, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             write_into(stage / target.name)
         for f in sorted(stage.iterdir(), key=lambda f: f.suffix.lower() == ".hea"):
