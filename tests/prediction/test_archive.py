@@ -100,6 +100,10 @@ def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
     emb_json[1].write_text(json.dumps(other))
     with pytest.raises(ValueError, match="other inference paths .*int8/openvino"):
         _cli(["merge", *parts, "-o", str(tmp_path / "m2.csv"), "--embeddings", str(tmp_path / "m2.npy")])
+    assert not (tmp_path / "m2.csv").exists()  # refused before the table was written
+    emb_json[1].write_text('{"inference": {}}')  # cut by hand: one error naming it, no traceback
+    with pytest.raises(ValueError, match=f"{emb_json[1].name}: not the description its run wrote"):
+        _cli(["merge", *parts, "-o", str(tmp_path / "m2.csv"), "--embeddings", str(tmp_path / "m2.npy")])
     # a part cut short is detected
     lines = Path(parts[1]).read_text().splitlines(keepends=True)
     Path(parts[1]).write_text("".join(lines[:-2]))

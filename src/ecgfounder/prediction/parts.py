@@ -161,6 +161,8 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
         if m.get("size") is not None and p.stat().st_size != m["size"]:
             raise SetupError(f"{p}: {p.stat().st_size} bytes, but its run wrote {m['size']}: its rows were changed or "
                              f"cut since; run shard {m['shard'][0]}/{n_shards} again.", "parts")
+    # the embeddings are checked before anything is written: a refused part leaves no table behind
+    arrays, descs = _part_embeddings(metas) if embeddings else ([], [])
     columns = _columns(metas[0][0])
     owner: dict[str, Path] = {}  # record file -> the part holding its rows (a batch file has several rows)
     total = 0
@@ -200,19 +202,6 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
             failures.extend(tuple(f) for f in m["failures"])
             total += count
     if embeddings:
-        arrays, files = [], []
-        for p, m in metas:
-            if not m.get("embeddings"):
-                raise SetupError(f"{p}: its run wrote no embeddings; rerun the shards with --embeddings.", "embeddings")
-            e = Path(m["embeddings"])
-            if not e.is_absolute() and not e.exists():
-                e = p.parent / e.name
-            arr = np.load(e, mmap_mode="r")
-            if arr.shape[0] != m["emb_rows"]:
-                raise SetupError(f"{e}: {arr.shape[0]} embedding rows, expected {m['emb_rows']}.", "embeddings")
-            arrays.append(arr)
-            files.append((p, e))
-        descs = _embedding_descriptions(files)
         meta_path(embeddings).unlink(missing_ok=True)  # (a stale description never sits beside new rows)
         copy_rows_npy(arrays, embeddings)
         if descs:
@@ -231,6 +220,23 @@ def meta_path(embeddings: str | os.PathLike) -> Path:
     return Path(embeddings).with_suffix(".json")
 
 
+def _part_embeddings(metas: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Each part's embedding rows (memory-mapped, their count checked) and descriptions."""
+    arrays, files = [], []
+    for p, m in metas:
+        if not m.get("embeddings"):
+            raise SetupError(f"{p}: its run wrote no embeddings; rerun the shards with --embeddings.", "embeddings")
+        e = Path(m["embeddings"])
+        if not e.is_absolute() and not e.exists():
+            e = p.parent / e.name
+        arr = np.load(e, mmap_mode="r")
+        if arr.shape[0] != m["emb_rows"]:
+            raise SetupError(f"{e}: {arr.shape[0]} embedding rows, expected {m['emb_rows']}.", "embeddings")
+        arrays.append(arr)
+        files.append((p, e))
+    return arrays, _embedding_descriptions(files)
+
+
 def _embedding_descriptions(parts: Sequence[tuple[Path, Path]]) -> list[dict[str, Any]]:
     """The ``emb.json`` of each part's embeddings (``[]`` when a part has none: written before they
     existed); parts whose rows came from other inference paths are refused (a shard on another
@@ -238,9 +244,14 @@ def _embedding_descriptions(parts: Sequence[tuple[Path, Path]]) -> list[dict[str
     descs = []
     for p, e in parts:
         try:
-            descs.append((p, json.loads(meta_path(e).read_text())))
+            d = json.loads(meta_path(e).read_text())
         except (OSError, ValueError):
             return []
+        if not (isinstance(d, dict) and all(isinstance(d.get(k), dict) for k in ("inference", "records", "array"))
+                and {"precision", "backend"} <= d["inference"].keys()):
+            raise SetupError(f"{meta_path(e)}: not the description its run wrote (changed or cut); run the shard "
+                             f"of {p} again, or remove that file to merge without descriptions.", "embeddings")
+        descs.append((p, d))
     (p0, d0) = descs[0]
     ran = lambda d: (d["inference"]["precision"], d["inference"]["backend"])  # noqa: E731
     for p, d in descs[1:]:
