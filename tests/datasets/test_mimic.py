@@ -46,3 +46,10 @@ def test_time_join_refuses_what_it_cannot_order(tmp_path):
     echo = _tables(tmp_path, "1,2185-01-04 08:00:00,35\n")
     with pytest.raises(DatasetError, match="within max_days=14"):
         mimic_iv_ecg_manifest(tmp_path, echo, on="subject_id", time_column="echo_time")
+
+
+def test_time_join_takes_zone_marked_times(tmp_path):
+    # an ISO time with its zone (an export in UTC) against record_list's plain times
+    echo = _tables(tmp_path, "1,2180-01-04T08:00:00Z,35\n2,2181-01-02T00:00:00+00:00,50\n")
+    m = mimic_iv_ecg_manifest(tmp_path, echo, on="subject_id", time_column="echo_time")
+    assert m["record"].tolist() == ["10", "12"] and m["days_to_target"].tolist() == [3.0, 1.0]

@@ -98,6 +98,16 @@ def test_short_record_at_an_awkward_rate_is_resampled_without_edge_steps():
     assert np.abs(y - (4.0 + np.sin(2 * np.pi * 3 * _t(500.0, 0.6)))).max() < 0.05
 
 
+
+def test_a_one_sample_row_resamples_to_its_value_not_nan():
+    # the line extension needs two samples; one sample's row is its mean (it was NaN)
+    x = np.array([[1.0], [-2.5]])
+    for fs in (100.0, 250.0):
+        y = filters.resample(x, fs, 500.0)
+        assert y.shape == (2, int(500.0 / fs))
+        assert np.isfinite(y).all()
+        assert np.allclose(y, x)
+
 def test_mains_through_the_chain_50_hz_notched_60_hz_left_to_the_band_pass():
     # the contract's notch is the published 50 Hz; 60-Hz mains is only the band-pass's (-31 dB)
     t = _t(500.0, 40.0)

@@ -101,7 +101,8 @@ def _times(df: pd.DataFrame, column: str, where: object) -> pd.Series:
     """``df[column]`` as timestamps; a :class:`DatasetError` naming the first value that is not one."""
     if column not in df.columns:
         raise DatasetError(f"{where}: no column {column!r} (a date and time); columns are {list(df.columns)[:12]}.")
-    t = pd.to_datetime(df[column], errors="coerce")
+    # as UTC without a zone: a zone-marked column and ecg_time's plain times compare (they raised MergeError)
+    t = pd.to_datetime(df[column], errors="coerce", utc=True).dt.tz_localize(None)
     bad = t.isna().to_numpy()
     if bad.any():
         i = int(bad.argmax())

@@ -226,7 +226,8 @@ def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
         part = rows[r0 : r0 + step]
         mean = part.mean(axis=-1, keepdims=True)
         if pad >= n:
-            y = sps.resample_poly(part - mean, up, down, axis=-1, padtype="line")
+            # (one sample has no line: its mean-free rest is 0, which zero padding keeps)
+            y = sps.resample_poly(part - mean, up, down, axis=-1, padtype="line" if n > 1 else "constant")
         else:
             ext = np.empty((part.shape[0], n + 2 * pad))
             mid = ext[:, pad : pad + n]
