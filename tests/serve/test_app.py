@@ -477,10 +477,12 @@ def test_what_reading_said_is_in_the_answers_notes(client, tmp_uploads):
     x[2, 100:150] = np.nan
     buf = io.BytesIO()
     np.save(buf, x.astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as on_server:
+        warnings.simplefilter("always")
         r = client.post("/v1/predict", files={"file": ("x.npy", buf.getvalue())}, params={"fs": 500})
     assert r.status_code == 200, r.text
+    # said to the client, not on the server's stderr naming its temporary copy
+    assert not [w for w in on_server if str(tmp_uploads) in str(w.message)]
     notes = r.json()["notes"]
     assert notes[0].startswith("x.npy: 12 unnamed channels taken as the standard order I, II, III, aVR, aVL, aVF, V1-V6")
     assert notes[0].endswith("pass the query parameter leads=I,II,... if the file uses another order")

@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator, Callable
 import numpy as np
 
 from ..errors import ECGFounderError, RecordReadError
+from ..prediction.records import collected_warnings
 from ..recording import Recording
 from .adapter import Analyzer, display_span
 from .batching import DynamicBatcher
@@ -138,6 +139,10 @@ class Service:
         kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
 
         def find() -> Recording | int:
+            with collected_warnings():  # (in the answer's notes: meta['reading_notes'], not on the server)
+                return _find()
+
+        def _find() -> Recording | int:
             try:
                 n = count_records(path, kw.get("format"))
                 if n is not None:
@@ -181,7 +186,8 @@ class Service:
             try:
                 if it is None:
                     it = self.analyzer.iter_read(path, **kw, errors="yield")
-                got = next(it, None)
+                with collected_warnings():  # (in the answer's notes: meta['reading_notes'], not on the server)
+                    got = next(it, None)
                 if isinstance(got, RecordReadError):  # an archive's file that cannot be read: an item of its own
                     raise got
                 return got
