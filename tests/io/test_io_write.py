@@ -95,15 +95,16 @@ def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypat
 
     def half(rec, path, **kw):  # a writer that runs out of disk part way
         Path(path).with_suffix(".dat" if fmt == "wfdb" else suffix).write_bytes(b"half")
-        raise OSError(28, "No space left on device")
+        raise OSError(28, "No space left on device", str(path))  # (naming the file it was writing)
 
     monkeypatch.setattr({"wfdb": wfdb_io, "npz": w, "edf": edf, "bdf": edf}[fmt],
                         {"wfdb": "write_wfdb", "npz": "write_npz"}.get(fmt, "write_edf"), half)
     for old in {f"r{suffix}", "r.dat" if fmt == "wfdb" else f"r{suffix}"}:
         (tmp_path / old).write_bytes(b"old")
     before = sorted(p.name for p in tmp_path.iterdir())
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="No space") as err:
         write(Recording(np.zeros((1, 500)), 500.0, ("II",), {}), tmp_path / f"r{suffix}", fmt)
+    assert err.value.filename == str(tmp_path / f"r{suffix}")  # the file asked for, not the private folder's
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half, no temporary left
     assert all(p.read_bytes() == b"old" for p in tmp_path.iterdir())
 

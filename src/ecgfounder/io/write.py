@@ -100,6 +100,8 @@ def _staged(target: Path, write_into: Callable[[Path], Any]) -> None:
             publish(f, target.parent / f.name)
     except SetupError as exc:
         raise SetupError(str(exc).replace(str(stage), str(target.parent)), exc.argument) from None
+    except OSError as exc:  # (a full disk, a permission: named by the file asked for)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     for w in caught:  # the writers' own notices as from write's caller; others (a library's) as they came
