@@ -92,3 +92,72 @@ def test_check_rows_spread_over_every_stream_part():
             streams = stream_count(n, threads)
             if streams <= 8:
                 assert len({r // (n // streams) for r in rows}) == streams
+
+
+def _off_runner(n_off_from: int):
+    """A Runner whose answers are ``truth`` until call ``n_off_from``, then rows 1+ off by 0.05,
+    checked against ``truth`` itself; the reference blocks until ``release`` is set."""
+    import threading
+
+    from ecgfounder.runtime.checked import check_served
+
+    rng = np.random.default_rng(1)
+    s_true, f_true = rng.uniform(0.2, 0.8, (4, 3)), rng.standard_normal((4, 5))
+    calls, entered, release = [0], threading.Event(), threading.Event()
+
+    def run(x):
+        calls[0] += 1
+        s = s_true[: len(x)].copy()
+        if calls[0] >= n_off_from:
+            s[1:] += 0.05
+        return s, f_true[: len(x)]
+
+    def reference(x):
+        entered.set()
+        release.wait(5)
+        return s_true[: len(x)], f_true[: len(x)]
+
+    return check_served(runners.Runner(run, "int8", "openvino", "cpu"), reference), entered, release
+
+
+def test_a_path_found_to_disagree_serves_no_later_batch():
+    """The service's batcher goes on after a batch's error: the next batch of that size (same compiled
+    model, no longer checked) must not be served."""
+    run, _, release = _off_runner(n_off_from=2)
+    release.set()
+    x = np.zeros((4, 1, 10), np.float32)
+    run(x)
+    with pytest.raises(PathDisagreesError):
+        run(x)
+    with pytest.raises(PathDisagreesError, match="disagrees with fp32 at batch 4"):
+        run(x)  # the third batch of 4: not checked itself, served by the model that disagreed
+
+
+def test_a_batch_run_beside_a_check_waits_for_its_verdict():
+    import threading
+
+    run, entered, release = _off_runner(n_off_from=2)
+    x = np.zeros((4, 1, 10), np.float32)
+    release.set()
+    run(x)  # the first batch: checked, agrees
+    release.clear()
+    entered.clear()
+    out = {}
+
+    def call(name):
+        try:
+            out[name] = run(x)
+        except PathDisagreesError as exc:
+            out[name] = exc
+
+    checked = threading.Thread(target=call, args=("checked",))
+    checked.start()
+    assert entered.wait(5)  # the second batch's check is under way (blocked in the reference)
+    beside = threading.Thread(target=call, args=("beside",))
+    beside.start()
+    beside.join(0.2)
+    release.set()
+    checked.join(5)
+    beside.join(5)
+    assert isinstance(out["checked"], PathDisagreesError)
+    assert isinstance(out["beside"], PathDisagreesError), out["beside"]

@@ -9,7 +9,8 @@ model) and the second batch of each of the first two batch sizes seen twice (its
 :func:`~ecgfounder.runtime.openvino.openvino_session`) compare up to :data:`ROWS` rows spread over
 the batch (one in every part OpenVINO's streams run) with the fp32 eager forward of the caller's
 model.  A path off by more than :data:`BOUNDS` raises :class:`PathDisagreesError` naming the path,
-the batch and the agreement measured; that batch's outputs are not returned.  (It is
+the batch and the agreement measured; that batch's outputs are not returned, and the path
+serves no batch after it (a batch run beside a check waits for its verdict).  (It is
 :func:`~ecgfounder.runtime.runners.make_runner` that checks; ``build_runner``, auto's building
 block, does not: auto checks its paths itself.)
 
@@ -57,11 +58,15 @@ def check_served(runner: Any, reference: Callable[[np.ndarray], tuple[np.ndarray
                  bounds: Bounds = BOUNDS, rows: int = ROWS) -> Any:
     """``runner`` (a :class:`~ecgfounder.runtime.runners.Runner`) with its batches checked against
     ``reference`` (the fp32 eager forward) as the module documentation says; returns it."""
-    fn, seen, lock = runner.fn, {}, threading.Lock()
+    fn, seen, lock = runner.fn, {}, threading.Condition()
     fixed: list[int] = []  # the batch sizes checked on their second batch
+    state = {"checking": 0, "failed": ""}  # checks under way; the message of a path found to disagree
     path = f"precision={runner.precision!r} with backend={runner.backend!r}"
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with lock:  # a path found to disagree serves nothing more (the service goes on after an error)
+            if state["failed"]:
+                raise PathDisagreesError(state["failed"])
         scores, feats = fn(x)
         n = len(scores)
         with lock:
@@ -70,16 +75,29 @@ def check_served(runner: Any, reference: Callable[[np.ndarray], tuple[np.ndarray
                 seen[n] = seen.get(n, 0) + 1
             if due and seen[n] == 2:
                 fixed.append(n)
+            if due:
+                state["checking"] += 1
+            else:  # a batch run beside a check (other threads) waits for its verdict
+                lock.wait_for(lambda: not state["checking"])
+                if state["failed"]:
+                    raise PathDisagreesError(state["failed"])
         if due:
-            idx = check_rows(n, rows)
-            ref_s, ref_f = reference(np.ascontiguousarray(np.asarray(x, dtype=np.float32)[idx]))
-            dp, cos = agreement(scores[idx], feats[idx], np.asarray(ref_s, np.float64), np.asarray(ref_f, np.float64))
-            if not (dp <= bounds.max_dprob and cos >= bounds.min_cosine):  # (NaN fails too)
-                raise PathDisagreesError(
-                    f"{path} disagrees with fp32 at batch {n} on this machine: max |Δprob| {dp:.3g} (bound "
-                    f"{bounds.max_dprob:g}), min embedding cosine {cos:.4f} (bound {bounds.min_cosine:g}) on "
-                    f"{len(idx)} of its windows run again in fp32; its results were not used. Use precision='fp32', or "
-                    "precision='auto', which measures the paths on this machine and takes only those that agree.")
+            try:
+                idx = check_rows(n, rows)
+                ref_s, ref_f = reference(np.ascontiguousarray(np.asarray(x, dtype=np.float32)[idx]))
+                dp, cos = agreement(scores[idx], feats[idx], np.asarray(ref_s, np.float64),
+                                    np.asarray(ref_f, np.float64))
+                if not (dp <= bounds.max_dprob and cos >= bounds.min_cosine):  # (NaN fails too)
+                    state["failed"] = (
+                        f"{path} disagrees with fp32 at batch {n} on this machine: max |Δprob| {dp:.3g} (bound "
+                        f"{bounds.max_dprob:g}), min embedding cosine {cos:.4f} (bound {bounds.min_cosine:g}) on "
+                        f"{len(idx)} of its windows run again in fp32; its results were not used. Use precision='fp32', "
+                        "or precision='auto', which measures the paths on this machine and takes only those that agree.")
+                    raise PathDisagreesError(state["failed"])
+            finally:
+                with lock:
+                    state["checking"] -= 1
+                    lock.notify_all()
         return scores, feats
 
     runner.fn = run
