@@ -134,6 +134,7 @@ def test_complete_table_run_equals_the_old_loop(tmp_path, cpsc2021_manifest, cac
     monkeypatch.setattr(TaskSpec, "loss", old_loss)
     monkeypatch.setattr(TaskSpec, "weights", lambda self, t: np.ones(len(t)))  # normaliser: the real examples
     old = run(tmp_path / "old")
+    assert len(new.history) == len(old.history) > 0  # (zip below would pass on an empty history)
     for a, b in zip(new.history, old.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
