@@ -116,6 +116,9 @@ def test_convert_refuses_contradicting_target_and_output(data_dir, tiny_ckpt12, 
     (tmp_path / "c.pth").write_bytes(b"not loaded")
     assert main(["convert", str(tmp_path / "c.pth"), "--to", "edf"]) == 2  # converted to safetensors regardless
     assert "checkpoint, which converts to safetensors only" in _line(capsys.readouterr().err)
+    assert main(["convert", str(tmp_path / "c.pth"), "-o", str(tmp_path / "c.edf")]) == 2
+    assert _line(capsys.readouterr().err) == (f"error: -o/--output {tmp_path / 'c.edf'} ends in .edf, but checkpoint "
+                                              f"conversion writes a .safetensors file; give {tmp_path / 'c.safetensors'} instead.")
     assert main(["convert", rec, "--to", "safetensors"]) == 2  # was: 'refused to load. Its pickle holds ...'
     assert "is an ECG record: choose --to wfdb" in _line(capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pth"]

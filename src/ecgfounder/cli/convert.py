@@ -35,17 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _suffix_agrees(output: str | None, suffix: str, writer: str) -> None:
-    """An output named with another format's suffix is refused (it was written under a new name)."""
-    got = Path(output).suffix.lower() if output else ""
-    known = {*_RECORD_TARGETS.values(), ".dat", ".safetensors", *CHECKPOINT_SUFFIXES}
-    if got in known and got != suffix and not (suffix == ".hea" and got == ".dat"):
-        raise usage(f"-o/--output {output} ends in {got}, but {writer} writes a {suffix} file; give "
-                    f"{Path(output).with_suffix(suffix)} instead.")
-
-
 def _convert_checkpoint(args: argparse.Namespace, src: Path) -> int:
-    from ..io.convert import check_outputs
+    from ..io.convert import check_outputs, suffix_agrees
     from ..models.loading import convert_checkpoint
 
     if args.to not in (None, "safetensors"):
@@ -54,7 +45,7 @@ def _convert_checkpoint(args: argparse.Namespace, src: Path) -> int:
     out = args.output
     if out and Path(out).is_dir():  # a folder: the file goes inside it (not beside it as FOLDER.safetensors)
         out = Path(out) / f"{src.stem}.safetensors"
-    _suffix_agrees(args.output, ".safetensors", "checkpoint conversion")
+    suffix_agrees(Path(args.output) if args.output else None, ".safetensors", "checkpoint conversion")
     target = Path(out) if out else src.with_suffix(".safetensors") if src.is_file() else None
     if target is not None:  # (a known name's output goes beside its download)
         check_outputs([target, target.with_suffix(".json")], [src], overwrite=args.overwrite)

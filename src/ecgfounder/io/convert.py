@@ -19,7 +19,7 @@ from .._fileio import same_file, unwritable_reason
 from ..errors import ECGFounderError, RecordReadError, SetupError
 from .write import WRITE_FORMATS, write, written_files
 
-__all__ = ["convert_records", "ConvertResult", "RecordConversion", "check_outputs", "record_file_name"]
+__all__ = ["convert_records", "ConvertResult", "RecordConversion", "check_outputs", "suffix_agrees", "record_file_name"]
 
 # suffixes of other writers: an output named with one was meant for something else
 _OTHER_SUFFIXES = (".dat", ".safetensors", ".pth", ".pt", ".bin", ".ckpt")
@@ -90,12 +90,13 @@ def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path] = (), *, overw
                              "or add overwrite=True (CLI: --overwrite) to replace it.", "overwrite")
 
 
-def _suffix_agrees(output: Path | None, to: str) -> None:
-    """An output named with another format's suffix is refused (it would be written under a new name)."""
-    got, suffix = output.suffix.lower() if output else "", WRITE_FORMATS[to]
+def suffix_agrees(output: Path | None, suffix: str, writer: str) -> None:
+    """An output named with another writer's suffix (a record format's, a checkpoint's) is refused:
+    it would be written under a new name.  ``writer`` names what writes ``suffix``, for the message."""
+    got = output.suffix.lower() if output else ""
     known = {*WRITE_FORMATS.values(), *_OTHER_SUFFIXES}
     if got in known and got != suffix and not (suffix == ".hea" and got == ".dat"):
-        raise SetupError(f"{_named(output)} ends in {got}, but to={to!r} (CLI: --to {to}) writes a {suffix} file; "
+        raise SetupError(f"{_named(output)} ends in {got}, but {writer} writes a {suffix} file; "
                          f"give {output.with_suffix(suffix)} instead.", "output")
 
 
@@ -225,5 +226,5 @@ def convert_records(paths: str | os.PathLike | Iterable[str | os.PathLike], to: 
                          f"{', '.join(WRITE_FORMATS)}.", "to")
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     out = Path(output) if output is not None and str(output) else None
-    _suffix_agrees(out, to)
+    suffix_agrees(out, WRITE_FORMATS[to], f"to={to!r} (CLI: --to {to})")
     return RecordConversion(paths, to, out, str(output or ""), overwrite, read_kwargs or {})
