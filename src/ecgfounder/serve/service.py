@@ -396,18 +396,18 @@ def _one_line(exc: BaseException) -> str:
 
 def _reading_notes(rec: Recording, terms: Terms | None, hide: str | None, shown: str | None) -> list[str]:
     """What reading the recording said (a lead order assumed, NaN samples, a calibration pulse cut,
-    ...: ``meta['reading_notes']``), the temporary path ``hide`` written as ``shown``, in the
-    request's ``terms``."""
-    out = []
-    for note in rec.meta.get("reading_notes", ()):
-        text = " ".join(str(note).split())
-        text = text.replace(hide, shown or "the file") if hide else text
-        out.append(terms(text, None) if terms else text)
-    return out
+    ...: ``meta['reading_notes']``), as :func:`_said` says it."""
+    return [_said(" ".join(str(note).split()), terms, hide, shown or "the file")
+            for note in rec.meta.get("reading_notes", ())]
 
 
 def _say(exc: BaseException, terms: Terms | None, hide: str | None = None, shown: str = "") -> str:
-    """The library's message of ``exc`` on one line, ``hide`` (a temporary path) written as ``shown``,
-    in the request's ``terms`` where given."""
-    msg = _one_line(exc).replace(hide, shown) if hide else _one_line(exc)
-    return terms(msg, getattr(exc, "argument", None)) if terms else msg
+    """The library's message of ``exc`` on one line, as :func:`_said` says it."""
+    return _said(_one_line(exc), terms, hide, shown, getattr(exc, "argument", None))
+
+
+def _said(text: str, terms: Terms | None, hide: str | None, shown: str, argument: str | None = None) -> str:
+    """``text`` with ``hide`` (a temporary path) written as ``shown``, in the request's ``terms``
+    where given (``argument``: the library argument it is about)."""
+    text = text.replace(hide, shown) if hide else text
+    return terms(text, argument) if terms else text
