@@ -113,8 +113,13 @@ def row_names(leads: tuple) -> tuple[str, ...]:
     channel numbers, kept as they are, when one of them is not 1, 2 or 3: columns ``0..11`` are not
     leads I, II and III at ``1..3`` (lead I was silently read from the second column)."""
     names = [str(n).strip() for n in leads]
-    numbered = any(n.isdigit() and n not in ("1", "2", "3") for n in names)
+    numbered = _channel_numbers(names)
     return tuple(n if numbered and n.isdigit() else canonical_lead(n) for n in names)
+
+
+def _channel_numbers(names: Sequence[str]) -> bool:
+    """Whether bare numbers among ``names`` are channel numbers (one of them is not 1, 2 or 3)."""
+    return any(str(n).strip().isdigit() and str(n).strip() not in ("1", "2", "3") for n in names)
 
 
 def differing_duplicates(signal: np.ndarray, leads: Sequence[str]) -> tuple[str, ...]:
@@ -216,8 +221,8 @@ def select_leads(
         )
         one = _one_lead_hint(index) if len(wanted) > 1 else _other_lead_hint(index)
         needs = "the 12 standard leads" if tuple(canonical_lead(w) for w in wanted) == STANDARD_12 else ", ".join(wanted)
-        numbers = " Its names look like channel numbers: give the lead names, leads=[...]." if any(
-            n.isdigit() and n not in ("1", "2", "3") for n in row_names(tuple(leads))) else ""
+        numbers = " Its names look like channel numbers: give the lead names, leads=[...]." if _channel_numbers(
+            leads) else ""
         raise LeadError(
             f"{source}: missing lead(s) {', '.join(missing)} (the recording has {', '.join(map(str, leads)) or 'none'}; "
             f"the model needs {needs}).{numbers}{hint}{fill}{one}"
