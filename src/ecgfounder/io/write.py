@@ -35,8 +35,8 @@ def write_npz(rec: Recording, path: str | Path) -> Path:
 
 
 def _format_of(path: Path, format: str | None) -> str:
-    fmt = (format or "").strip().lower() or {".hea": "wfdb", ".dat": "wfdb", ".npz": "npz", ".edf": "edf",
-                                              ".bdf": "bdf"}.get(path.suffix.lower(), "")
+    by_suffix = {**{suffix: fmt for fmt, suffix in WRITE_FORMATS.items()}, ".dat": "wfdb"}
+    fmt = (format or "").strip().lower() or by_suffix.get(path.suffix.lower(), "")
     if fmt not in WRITE_FORMATS:
         raise SetupError(
             f"cannot write format {format or path.suffix!r}; choose one of {', '.join(WRITE_FORMATS)} "
