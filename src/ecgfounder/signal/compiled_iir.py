@@ -250,19 +250,21 @@ def _filtfilt_pair(x, k1, b1, a1, zi1, pad1, k2, b2, a2, zi2, pad2, two):  # pra
     chain = two and pad2 >= pad1
     for r0 in range(0, rows, 4):
         _load_group(x, r0, ext1, pad1)
-        _run_pass(k1, b1, a1, zi1, ext1, tmp1, False)
+        _run_pass(k1, b1, a1, zi1, ext1, tmp1, np.bool_(False))
         res, off = ext1, pad1
         if chain:  # backward pass into the middle of the next extension, then its ends
-            _run_pass(k1, b1, a1, zi1, tmp1, ext2[pad2 - pad1 : pad2 + n + pad1], True)
+            _run_pass(k1, b1, a1, zi1, tmp1, ext2[pad2 - pad1 : pad2 + n + pad1], np.bool_(True))
             _reflect(ext2, pad2, n)
         else:
-            _run_pass(k1, b1, a1, zi1, tmp1, ext1, True)
+            _run_pass(k1, b1, a1, zi1, tmp1, ext1, np.bool_(True))
             if two:
-                ext2[pad2 : pad2 + n] = ext1[pad1 : pad1 + n]
+                for t in range(n):  # a loop, not a slice assignment: numba compiles the latter's shape-error text (~3 s cold)
+                    for c in range(4):
+                        ext2[pad2 + t, c] = ext1[pad1 + t, c]
                 _reflect(ext2, pad2, n)
         if two:
-            _run_pass(k2, b2, a2, zi2, ext2, tmp2, False)
-            _run_pass(k2, b2, a2, zi2, tmp2, ext2, True)
+            _run_pass(k2, b2, a2, zi2, ext2, tmp2, np.bool_(False))
+            _run_pass(k2, b2, a2, zi2, tmp2, ext2, np.bool_(True))
             res, off = ext2, pad2
         if rows - r0 >= 4:
             for t in range(n):
