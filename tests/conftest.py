@@ -34,6 +34,18 @@ def _preparation_threads_at_normal_priority(monkeypatch):
     monkeypatch.setattr(overlap, "idle_priority", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def _no_full_collection_between_auto_paths(monkeypatch, request):
+    """``auto``'s measurement runs a full garbage collection before it builds each path (so the last
+    one's weights are gone): ~0.1-0.3 s each in a test process that holds the suite's objects, for
+    fakes and tiny models that hold nothing.  Kept where the release itself is tested (a test named
+    ``..._is_released_...``)."""
+    if "is_released" not in request.node.name:
+        from types import SimpleNamespace
+
+        monkeypatch.setattr("ecgfounder.runtime.auto.gc", SimpleNamespace(collect=lambda: 0))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_package_cache(tmp_path_factory):
     """The package's cache (window cache, exported/quantised models) in a folder of this test

@@ -81,7 +81,7 @@ def test_read_over_http(small_store):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=info_dir(small_store))
     handler.log_message = lambda *a, **k: None
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     th.start()
     try:
         remote = open_store(f"http://127.0.0.1:{srv.server_address[1]}")

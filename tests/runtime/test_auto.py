@@ -38,12 +38,8 @@ class FakePaths:
 
 
 @pytest.fixture(autouse=True)
-def _measure_for_real(monkeypatch, request):
+def _measure_for_real(monkeypatch):
     monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # conftest pins auto for the other tests
-    if "released" not in request.node.name:  # (a full collection between paths: ~80 ms each in this
-        from types import SimpleNamespace  # process, for fakes that hold nothing; kept where release is tested)
-
-        monkeypatch.setattr("ecgfounder.runtime.auto.gc", SimpleNamespace(collect=lambda: 0))
 
 
 @pytest.fixture
