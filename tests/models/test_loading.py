@@ -185,6 +185,8 @@ def _run_cli(args, env_extra, cwd):
                           cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow  # fresh interpreters (~3 s): HF_ENDPOINT and HF_HOME are read when huggingface_hub is
+# imported; the in-process tests below (local_hub) patch what they set, corrupt downloads included
 def test_download_via_hf_endpoint_and_corrupt_download(tmp_path, pth1, pth12, data_dir):
     with FakeHub() as hub:
         hub.add(weights.HUB_REPO, "1_lead_ECGFounder.pth", pth1)
@@ -234,13 +236,23 @@ def test_download_hash_verified_in_process(tmp_path, local_hub):
         weights.download_weights("12-lead", cache_dir=tmp_path / "c2", force=True)
 
 
-def test_offline_message_is_actionable(tmp_path):
+def test_offline_message_is_actionable(tmp_path, monkeypatch, capsys):
+    """``predict`` offline with no cached weights: one actionable line (the file, where to get it,
+    ``--checkpoint``), exit code 2, no traceback.  HF_HUB_OFFLINE and HF_HOME as huggingface_hub
+    reads them at import (in this process: its constants)."""
+    import huggingface_hub.constants as hfc
+
+    from ecgfounder.cli import main
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "x.hea").write_text("x 12 500 5000\n")  # an input that exists: the weights are the problem
-    r = _run_cli(["predict", "x.hea", "-o", "o.csv"], {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}, tmp_path)
-    assert r.returncode == 2
-    msg = r.stderr
+    assert main(["predict", "x.hea", "-o", "o.csv"]) == 2
+    msg = capsys.readouterr().err
     assert "12_lead_ECGFounder.pth" in msg and "--checkpoint" in msg and "huggingface.co" in msg
-    assert "Traceback" not in msg
+    assert "HF_HUB_OFFLINE is set" in msg and "Traceback" not in msg and len(msg.strip().splitlines()) == 1
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_no_dns_answers_from_the_cache_at_once(tmp_path, local_hub, monkeypatch):
