@@ -54,6 +54,8 @@ __all__ = [
     "check_mask",
     "check_group_ids",
     "check_seed",
+    "group_index",
+    "as_binary",
 ]
 
 # Elements of a (b, n) working block; bounds memory to a few tens of MB per array.
@@ -83,7 +85,9 @@ def check_group_ids(g: np.ndarray) -> None:
                                   f"{int(np.argmax(missing))}; give every record a patient id (or pass groups=None).")
 
 
-def _group_index(groups: Sequence | np.ndarray, n: int) -> tuple[np.ndarray, int]:
+def group_index(groups: Sequence | np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """``(index of each record's group in 0 .. n_groups - 1, n_groups)`` for ``groups``, one patient
+    id per record; refuses a wrong length and missing ids (:func:`check_group_ids`)."""
     g = np.asarray(groups)
     if g.shape != (n,):
         raise EvaluationError(f"groups must hold one id per record: expected shape ({n},), got {g.shape}.")
@@ -125,7 +129,7 @@ def bootstrap_weights(
         raise EvaluationError(f"n_boot must be a positive number of resamples; got {n_boot}.")
     check_seed(seed)
     if groups is not None:
-        rec_to_group, n_units = _group_index(groups, n)
+        rec_to_group, n_units = group_index(groups, n)
     else:
         rec_to_group, n_units = None, n
     chunk = int(chunk or default_chunk(n))
@@ -156,7 +160,7 @@ def check_pair(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.
     if not np.isfinite(s).all():
         bad = np.argwhere(~np.isfinite(s))[0]
         raise EvaluationError(f"y_score holds a non-finite value at row {bad[0]}, column {bad[1]}; remove or fix that prediction.")
-    yb = _as_binary(y)
+    yb = as_binary(y)
     return yb, s
 
 
@@ -172,7 +176,8 @@ def check_mask(evaluable: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarr
     return m.astype(bool)
 
 
-def _as_binary(y: np.ndarray) -> np.ndarray:
+def as_binary(y: np.ndarray) -> np.ndarray:
+    """``y`` (bool, or 0/1 numbers) as bool; NaN or another value is an :class:`EvaluationError`."""
     if y.dtype == bool:
         return y
     yf = np.asarray(y, dtype=np.float64)
@@ -182,7 +187,7 @@ def _as_binary(y: np.ndarray) -> np.ndarray:
     if not ok.all():
         bad = yf[~ok][0]
         raise EvaluationError(f"y_true must be binary (0/1 or bool); found the value {bad!r}. "
-                         "Missing labels must be removed, not coded.")
+                              "Missing labels must be removed, not coded.")
     return yf.astype(bool)
 
 
@@ -368,8 +373,8 @@ def weighted_confusion(
     Returns:
         ``(tp, fp, fn, tn)``, each ``(B, L)`` float64 (exact integers).
     """
-    y = _as_binary(np.atleast_2d(np.asarray(y_true)) if np.ndim(y_true) > 1 else np.asarray(y_true)[:, None])
-    p = _as_binary(np.atleast_2d(np.asarray(y_pred)) if np.ndim(y_pred) > 1 else np.asarray(y_pred)[:, None])
+    y = as_binary(np.atleast_2d(np.asarray(y_true)) if np.ndim(y_true) > 1 else np.asarray(y_true)[:, None])
+    p = as_binary(np.atleast_2d(np.asarray(y_pred)) if np.ndim(y_pred) > 1 else np.asarray(y_pred)[:, None])
     if y.shape != p.shape:
         raise EvaluationError(f"y_true and y_pred must have one shape; got {y.shape} and {p.shape}.")
     n = y.shape[0]

@@ -54,7 +54,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .bootstrap import RankMetrics, _group_index, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
+from .bootstrap import RankMetrics, group_index, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
 from .errors import EvaluationError
 from .intervals import AUROC_CI_METHOD, auroc_interval
 from .regression import REGRESSION_METRICS, regression_report
@@ -391,7 +391,7 @@ def evaluate_multilabel(
     if min_positives < 1:
         raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
     n = y.shape[0]
-    n_groups = n if groups is None else _group_index(groups, n)[1]  # checked also without resamples
+    n_groups = n if groups is None else group_index(groups, n)[1]  # checked also without resamples
     thr = as_threshold_array(thresholds, labels)
     n_eval = np.full(len(labels), n) if mask is None else mask.sum(axis=0)
     n_pos = y.sum(axis=0).astype(np.int64)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import aggregate_windows
-from .bootstrap import _as_binary, _group_index
+from .bootstrap import as_binary, group_index
 from .errors import EvaluationError
 from .metrics import MIN_POSITIVES, EvaluationResult, as_threshold_array, evaluate_multilabel
 from .thresholds import choose_thresholds, save_thresholds
@@ -285,7 +285,7 @@ def _shared_patients(groups: Any, tune: np.ndarray, test: np.ndarray) -> int:
     """How many patients have records in both splits (0 without patient ids)."""
     if groups is None:
         return 0
-    g = _group_index(groups, len(tune))[0]  # also refuses a wrong length or missing ids
+    g = group_index(groups, len(tune))[0]  # also refuses a wrong length or missing ids
     return int(np.intersect1d(g[tune], g[test]).size)
 
 
@@ -341,7 +341,7 @@ def run_evaluation(
         The :class:`EvaluationResult` of the test rows; its ``settings`` record where the
         thresholds came from and the report's ``notes`` (caveats a reader must know).
     """
-    y = _as_binary(np.asarray(y))  # NaN (missing) or other codes raise instead of becoming positives
+    y = as_binary(np.asarray(y))  # NaN (missing) or other codes raise instead of becoming positives
     scores = np.asarray(scores, dtype=np.float64)
     n = y.shape[0]
     ev = np.ones_like(y) if evaluable is None else np.asarray(evaluable, dtype=bool) | y

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from .bootstrap import _as_binary, check_mask
+from .bootstrap import as_binary, check_mask
 from ..errors import ECGFounderError
 from .errors import EvaluationError
 
@@ -126,7 +126,7 @@ def choose_thresholds(
         raise EvaluationError(f"y_true and y_score must have one shape; got {y.shape} and {s.shape}.")
     if not np.isfinite(s).all():
         raise EvaluationError("y_score holds non-finite values; remove failed predictions before choosing thresholds.")
-    yb = _as_binary(y)  # NaN (missing) or other codes raise instead of becoming positives
+    yb = as_binary(y)  # NaN (missing) or other codes raise instead of becoming positives
     mask = check_mask(evaluable, yb.shape)  # a mask of another shape raises instead of being reshaped
     m = np.ones_like(yb) if mask is None else mask | yb
     return np.array([_one(yb[m[:, j], j], s[m[:, j], j], method, target) for j in range(y.shape[1])], dtype=np.float64)
