@@ -367,6 +367,24 @@ def test_max_duration_reads_the_first_part(tmp_path):
     assert _read(tmp_path / "x.npy", fs=500, max_duration=3).n_samples == 1500
 
 
+def test_numbered_channels_are_not_taken_for_a_lead_stored_twice():
+    """Columns numbered 0, 1, 2, ... are channel numbers (lead selection's rule): column "1" is not
+    lead I, so a recording that also names lead I keeps all its columns (one was dropped as a
+    second lead I)."""
+    from ecgfounder.io import policy
+    from ecgfounder.recording import Recording
+
+    sig = np.random.default_rng(1).standard_normal((3, 1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "stored more than once"
+        rec = policy.finish("x.npy", Recording(sig, 500.0, ("0", "1", "I")), [])
+    assert rec.leads == ("0", "1", "I") and "duplicate_leads" not in rec.meta
+    np.testing.assert_array_equal(rec.signal, sig)
+    with pytest.warns(UserWarning, match=r"lead\(s\) I stored more than once \(identical signals\)"):
+        twice = policy.finish("x.npy", Recording(sig[[0, 0, 1]], 500.0, ("I", "lead I", "II")), [])
+    assert twice.leads[:2] == ("I", "II") and twice.meta["duplicate_leads"] == ("I",)  # (III, aVR... derived)
+
+
 @pytest.mark.parametrize("layout", [["V1", "II", "V1", "I"], ["V1", "V1", "V2"]])
 def test_a_lead_stored_twice_keeps_the_first_and_says_so(tmp_path, layout):
     """A second channel of the same lead used to vanish without a word when limb leads were derived

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ..signal.leads import canonical_lead, complete_limb_leads
+from ..signal.leads import canonical_lead, complete_limb_leads, differing_duplicates, row_names
 from ._common import as_shown
 from .limits import check_fs
 
@@ -141,13 +141,13 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
         if sig.shape[1] > n:
             meta["truncated_from_s"] = round(sig.shape[1] / fs, 6)
             sig = sig[:, :n]
+    rows = row_names(tuple(leads))  # the names lead selection gives the rows
     first: dict[str, int] = {}
-    for k, name in enumerate(leads):
-        first.setdefault(canonical_lead(name), k)
+    for k, name in enumerate(rows):
+        first.setdefault(name, k)
     if len(first) < len(leads):  # a lead stored twice: the first is kept (what lead selection would use)
-        again = [k for k in range(len(leads)) if k not in first.values()]
-        names = tuple(dict.fromkeys(canonical_lead(leads[k]) for k in again))
-        same = all(np.array_equal(sig[k], sig[first[canonical_lead(leads[k])]], equal_nan=True) for k in again)
+        names = tuple(dict.fromkeys(rows[k] for k in range(len(leads)) if k != first[rows[k]]))
+        same = not differing_duplicates(sig, leads)
         meta["duplicate_leads"] = names
         warn.append(f"lead(s) {', '.join(names)} stored more than once ({'identical' if same else 'different'} "
                     "signals); the first of each is kept")
