@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .._say import to_stderr
 from ..errors import SetupError
 from ..models.heads import aggregate_windows
 from ..signal.preprocess import Prepared, PreprocessContract
@@ -97,7 +98,7 @@ def iter_predict(
     calibration: np.ndarray | None = None,
     on_windows: Callable[[int], None] | None = None,
     quality: str = "warn",
-    announce: Callable[[str], None] | None | str = "stderr",
+    announce: Callable[[str], None] | None = to_stderr,
     on_runner: Callable[[Any], None] | None = None,
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
@@ -128,7 +129,7 @@ def iter_predict(
             ``warn`` (default) assesses every record (``RecordResult.quality``) and predicts it;
             ``skip`` turns a record that is not ``good`` into a failure; ``off`` does not assess.
         announce: where ``auto`` says the path it measured and chose, in one line (default
-            ``"stderr"``; ``None``: nowhere; a callable: given the line).
+            stderr; ``None``: nowhere; a callable: given the line).
         on_runner: called with the runner before the first record is read; an ``auto`` runner's
             ``precision``/``backend`` name the path it took once its first batch ran (what an
             embeddings file records).
@@ -153,8 +154,8 @@ def iter_predict(
     if runner is None:
         from ..runtime import make_runner
 
-        say = {} if announce == "stderr" else {"announce": announce}
-        runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size, **say)
+        runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size,
+                             announce=announce)
     if on_runner is not None:
         on_runner(runner)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}

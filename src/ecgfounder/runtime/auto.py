@@ -47,6 +47,7 @@ import numpy as np
 
 from .._fileio import cache_dir as _cache_dir
 from .._fileio import write_json
+from .._say import to_stderr
 
 __all__ = ["Bounds", "PathFigures", "Choice", "choose_path", "to_stderr", "machine_identity", "auto_status", "speed_info", "agreement",
            "MIN_INT8_WINDOWS"]
@@ -254,11 +255,6 @@ def _paired_speed(run: Callable, ref_run: Callable, xb: np.ndarray, seconds: flo
         mine.append(_time(run, xb, seconds))
     ref_times.extend(theirs)
     return min(theirs) / min(mine)
-
-
-def to_stderr(line: str) -> None:
-    """The default way a measured choice is announced: one line on stderr."""
-    print(line, file=sys.stderr, flush=True)
 
 
 def choose_path(
