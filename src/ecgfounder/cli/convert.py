@@ -7,13 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._formats import CHECKPOINT_SUFFIXES, WRITE_FORMATS
 from ._checks import check_writable, usage
 from ._common import add_read_args, flags, read_options
 
-__all__ = ["add_parser", "run", "CHECKPOINT_SUFFIXES"]
+__all__ = ["add_parser", "run"]
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-_RECORD_TARGETS = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="convert ECG files (to wfdb, npz, edf, bdf) or a checkpoint (to safetensors)",
         description="Convert ECG records of any supported format to WFDB, NumPy .npz or EDF+/BDF+ for interchange "
         "(samples in mV), or a published .pth checkpoint to our .safetensors format (--to safetensors, or any "
-        ".pth/.pt/.bin/.ckpt input). An existing output is kept unless --overwrite; an input is never overwritten.",
+        f"{'/'.join(CHECKPOINT_SUFFIXES)} input). An existing output is kept unless --overwrite; an input is never overwritten.",
     )
     p.add_argument("paths", nargs="+", metavar="FILE", help="ECG files or folders of them, or one checkpoint")
-    p.add_argument("--to", choices=(*_RECORD_TARGETS, "safetensors"), help="target format (records: required)")
+    p.add_argument("--to", choices=(*WRITE_FORMATS, "safetensors"), help="target format (records: required)")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="output file (default: the input's stem with the new suffix, beside the input; an existing "
                    "folder: that name inside it); for several inputs or a batch file, a folder")
@@ -64,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
             raise usage(f"checkpoints convert one at a time; give one FILE, not {len(srcs)}.")
         if srcs[0].suffix.lower() in {*EXTENSIONS, ".dat", ".mat"}:
             raise usage(f"--to safetensors converts checkpoints; {srcs[0]} is an ECG record: choose --to "
-                        f"{', '.join(_RECORD_TARGETS)}.")
+                        f"{', '.join(WRITE_FORMATS)}.")
         return _convert_checkpoint(args, srcs[0])
     if not args.to:
-        raise ValueError(f"--to is required for ECG records; choose one of {', '.join(_RECORD_TARGETS)}.")
+        raise ValueError(f"--to is required for ECG records; choose one of {', '.join(WRITE_FORMATS)}.")
     results = convert_records(args.paths, args.to, args.output, overwrite=args.overwrite,
                               read_kwargs=read_options(args))
     alone = len(args.paths) == 1 and len(results) == 1  # one input file: its error is the command's (exit 2)

@@ -16,13 +16,14 @@ from itertools import chain
 from typing import Any, Iterable, Iterator, Mapping
 
 from .._fileio import same_file, unwritable_reason
+from .._formats import CHECKPOINT_SUFFIXES
 from ..errors import ECGFounderError, RecordReadError, SetupError
 from .write import WRITE_FORMATS, write, written_files
 
 __all__ = ["convert_records", "ConvertResult", "RecordConversion", "check_outputs", "suffix_agrees", "record_file_name"]
 
 # suffixes of other writers: an output named with one was meant for something else
-_OTHER_SUFFIXES = (".dat", ".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+_OTHER_SUFFIXES = (".dat", ".safetensors", *CHECKPOINT_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .._fileio import partial_path, publish, to_jsonable
+from .._formats import WRITE_FORMATS
 from ..errors import SetupError
 from ..recording import Recording
 
 __all__ = ["write", "written_files", "WRITE_FORMATS"]
 
-WRITE_FORMATS: dict[str, str] = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 
 
 def write_npz(rec: Recording, path: str | Path) -> Path:
