@@ -57,3 +57,19 @@ def write_planted(records: list[Path], folder: Path, *, pu: bool = False, amplit
     return out
 
 
+
+
+def write_long_record(folder: Path, monkeypatch, seconds: float = 60.0) -> Path:
+    """A 2-lead 125-Hz WFDB record of ``seconds`` (a Holter in small) and the readers' value limit
+    lowered below its size (2 × 7,500 values for 60 s against 10,000), as a 24-h recording meets the
+    real 100 M; its first 20 s fit."""
+    import ecgfounder.io.limits as limits
+    from ecgfounder.recording import Recording
+
+    fs = 125.0
+    t = np.arange(int(seconds * fs)) / fs
+    sig = np.stack([np.sin(2 * np.pi * 1.2 * t), 0.5 * np.sin(2 * np.pi * 1.2 * t + 1.0)])
+    sig = sig + 0.01 * np.random.default_rng(0).standard_normal(sig.shape)
+    hea = write(Recording(sig, fs, ("I", "II")), folder / "holter.hea")
+    monkeypatch.setattr(limits, "MAX_VALUES", 10_000)
+    return hea

@@ -6,7 +6,7 @@ import json
 
 from ecgfounder.cli import main
 
-from _pt_helpers import DATA
+from _pt_helpers import DATA, write_long_record
 
 
 def test_cli_labels(tmp_path, capsys):
@@ -47,7 +47,8 @@ def test_cli_build_store_into_a_folder_of_another_build_needs_restart(tmp_path, 
 
 
 def test_cli_build_store_counts_the_files_it_could_not_read(tmp_path, capsys):
-    """Failures were listed (the first 10) with no count and no word on where the rest are."""
+    """Failures were listed (the first 10) with no count and no word on where the rest are; and the
+    exit code was 0, as if every file had been stored: now 1, as predict's, the store still written."""
     bad = []
     for k in range(12):
         (tmp_path / f"bad{k:02d}.xml").write_text("<RestingECG><Waveform>")
@@ -55,10 +56,11 @@ def test_cli_build_store_counts_the_files_it_could_not_read(tmp_path, capsys):
     rc = main(["pretrain", "build-store", str(DATA / "cinc2021" / "E07500.hea"), *bad, "-o", str(tmp_path / "s"),
                "--workers", "1", "--leads", "1"])
     err = capsys.readouterr().err
-    assert rc == 0 and err.count("failed: ") == 10  # the store is built from the good one
+    assert rc == 1 and err.count("failed: ") == 10  # the store is built from the good one
     assert (f"12 record file(s) could not be read (the first 10 above); all are listed in {tmp_path / 's' / 'index.json'}"
             " under 'failures'") in err
     assert len(json.loads((tmp_path / "s" / "index.json").read_text())["failures"]) == 12
+    assert json.loads((tmp_path / "s" / "index.json").read_text())["n_samples"] == 1  # (written all the same)
 
 
 def test_cli_build_store_names_the_file_of_each_failure(tmp_path, capsys, monkeypatch):
@@ -77,6 +79,39 @@ def test_cli_build_store_names_the_file_of_each_failure(tmp_path, capsys, monkey
     monkeypatch.setattr(io_mod, "read", read)
     rc = main(["pretrain", "build-store", str(good), str(bad), "-o", str(tmp_path / "s"), "--workers", "1", "--leads", "1"])
     err = capsys.readouterr().err
-    assert rc == 0 and f"failed: {bad}: unsupported compression\n" in err
+    assert rc == 1 and f"failed: {bad}: unsupported compression\n" in err
     assert json.loads((tmp_path / "s" / "index.json").read_text())["failures"] == [
         {"path": str(bad), "error": "unsupported compression"}]
+
+
+def test_cli_build_store_exit_code_says_whether_every_file_was_stored(tmp_path, capsys):
+    """0 when all were stored; 1 when some failed (the store holds the others) or all did; 2 when
+    no record file was found at all."""
+    good = str(DATA / "cinc2021" / "E07500.hea")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<RestingECG><Waveform>")
+    common = ["--workers", "1", "--leads", "1"]
+    assert main(["pretrain", "build-store", good, "-o", str(tmp_path / "ok"), *common]) == 0
+    assert "could not be read" not in capsys.readouterr().err
+    assert main(["pretrain", "build-store", good, str(bad), "-o", str(tmp_path / "some"), *common]) == 1
+    cap = capsys.readouterr()
+    assert f"failed: {bad}" in cap.err and "1 record file(s) could not be read" in cap.err
+    assert json.loads(cap.out)["samples"] == 1 and json.loads(cap.out)["failures"] == 1
+    assert main(["pretrain", "build-store", str(bad), "-o", str(tmp_path / "none"), *common]) == 1
+    assert json.loads(capsys.readouterr().out)["samples"] == 0
+    (tmp_path / "empty").mkdir()
+    assert main(["pretrain", "build-store", str(tmp_path / "empty"), "-o", str(tmp_path / "e"), *common]) == 2
+    assert "error: no records found" in capsys.readouterr().err
+
+
+def test_cli_build_store_max_duration_stores_a_record_above_the_limit(tmp_path, capsys, monkeypatch):
+    """The failure of a record above the readers' value limit says to pass --max-duration, which
+    build-store did not have; with it the record's first S seconds are stored."""
+    hea = write_long_record(tmp_path, monkeypatch)
+    common = ["--workers", "1", "--leads", "1"]
+    assert main(["pretrain", "build-store", str(hea), "-o", str(tmp_path / "a"), *common]) == 1
+    err = capsys.readouterr().err
+    assert "pass --max-duration SECONDS to read the first part" in err and "max_duration=" not in err
+    assert main(["pretrain", "build-store", str(hea), "-o", str(tmp_path / "b"), *common, "--max-duration", "20"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["samples"] == 2 and "failed" not in cap.err  # 20 s in 10-s windows

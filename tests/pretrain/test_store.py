@@ -19,7 +19,7 @@ from ecgfounder.pretrain.statements import NEGATED, POSITIVE
 from ecgfounder.pretrain import store as store_mod
 from ecgfounder.pretrain.store import StoreError, build_store, iter_batches, open_store, steps_per_epoch
 
-from _pt_helpers import DATA, SMALL_CONTRACT
+from _pt_helpers import DATA, SMALL_CONTRACT, write_long_record
 
 
 def _all(info, **kw):
@@ -504,3 +504,28 @@ def test_a_record_declaring_an_enormous_length_is_one_failure(tmp_path):
         info = build_store([DATA / "cinc2021" / "E07500.hea", hea], tmp_path / "s", contract=SMALL_CONTRACT, workers=1)
     assert time.perf_counter() - t0 < 10 and info.n_samples == 2
     assert [p for p, _ in info.failures] == [str(hea)] and "1000000000000 samples" in info.failures[0][1]
+
+
+def test_a_record_above_the_value_limit_is_stored_with_max_duration(tmp_path, monkeypatch):
+    """A record beyond the readers' value limit (a 24-h Holter) failed with "pass max_duration=SECONDS",
+    which build_store did not take: now its first max_duration seconds are stored as windows."""
+    import ecgfounder
+    from ecgfounder.signal.preprocess import preprocess
+
+    hea = write_long_record(tmp_path, monkeypatch)
+    opts = {"contract": SMALL_CONTRACT, "workers": 1, "dtype": "float32"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = build_store([hea], tmp_path / "whole", **opts)
+        assert whole.n_samples == 0 and "pass max_duration=SECONDS" in whole.failures[0][1]
+        info = build_store([hea], tmp_path / "first", max_duration=20, **opts)
+        rec = ecgfounder.read(hea, max_duration=20)
+        want = preprocess(rec.signal, rec.fs, rec.leads, SMALL_CONTRACT, fill_missing=True)
+    assert not info.failures and rec.n_samples == 2500
+    got = np.stack([x[0] for x, _, _ in iter_batches(info, global_batch=1, shuffle=False)])
+    assert want.shape[0] == 4 and np.array_equal(got, want)  # 20 s in 5-s windows
+    with pytest.raises(StoreError, match="max_duration 20.0 then, 30.0 now"):
+        build_store([hea], tmp_path / "first", max_duration=30, **opts)  # (another store: its resume is refused)
+    for bad in (0, -5.0, float("nan"), "20"):
+        with pytest.raises(StoreError, match=r"max_duration=.* is not valid; give a positive number of seconds"):
+            build_store([hea], tmp_path / "bad", max_duration=bad, **opts)

@@ -1,7 +1,8 @@
 """``ecgfounder pretrain``: an ECGFounder-style model from scratch on your own archive.
 
     ecgfounder pretrain labels FILES... [--statement TEXT] [--rules CSV] [-o report.json]
-    ecgfounder pretrain build-store SOURCES... -o STORE [--workers N] [--rules CSV] [--leads 12|1] [--restart]
+    ecgfounder pretrain build-store SOURCES... -o STORE [--workers N] [--rules CSV] [--leads 12|1] [--max-duration S]
+                                    [--restart]     (exit 1 if any file failed; the store holds the others)
     ecgfounder pretrain run CONFIG.yaml [key=value ...]       (also under torchrun)
 """
 
@@ -12,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from ._checks import check_writable, count, usage
+from ._checks import check_writable, count, seconds, usage
+from ._common import flags
 
 __all__ = ["add_parser", "run"]
 
@@ -26,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     lab.add_argument("--statement", action="append", default=[], help="a statement to label (repeatable)")
     lab.add_argument("--rules", help="rules CSV (label,pattern[,kind]); default: the 150 ECGFounder labels")
     lab.add_argument("-o", "--output", help="write the full report (JSON) here")
-    b = sub.add_parser("build-store", help="write the sharded WebDataset store of preprocessed windows + labels")
+    b = sub.add_parser("build-store", help="write the sharded WebDataset store of preprocessed windows + labels",
+                       description="Write the sharded WebDataset store of preprocessed windows + labels. A record "
+                       "file that cannot be read is reported and skipped; the exit code is 1 if any failed.")
     b.add_argument("sources", nargs="+", help="ECG files, folders, or a manifest CSV (path[,statements])")
     b.add_argument("-o", "--output", required=True, help="store folder")
     b.add_argument("--rules", help="rules CSV (label,pattern[,kind]); default: the 150 ECGFounder labels")
@@ -36,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     b.add_argument("--records-per-chunk", type=count(1), default=256, help="records per unit of work (default 256)")
     b.add_argument("--shard-size", type=count(1), default=2048, help="windows per shard at most (default 2048)")
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="sample type (default float16)")
+    b.add_argument("--max-duration", type=seconds, metavar="S", help="store only the first S seconds of each record "
+                   "(records above the readers' size limit, e.g. 24-h Holters; default: whole records)")
     b.add_argument("--restart", action="store_true", help="discard what an earlier build wrote in the store folder and "
                    "start over (a rerun of the same build resumes it instead)")
     r = sub.add_parser("run", help="train as configured (see docs/pretrain.md)")
@@ -89,14 +95,15 @@ def run(args: argparse.Namespace) -> int:
         src = args.sources[0] if len(args.sources) == 1 else args.sources
         info = build_store(src, args.output, contract=PreprocessContract(leads=lead_set(args.leads)), rules=_rules(args.rules),
                            workers=args.workers, records_per_chunk=args.records_per_chunk, shard_size=args.shard_size,
-                           dtype=args.dtype, restart=args.restart)
+                           dtype=args.dtype, max_duration=args.max_duration, restart=args.restart)
         for path, err in info.failures[:10]:  # (not every error names its file: a reader's own, a crashed worker)
+            err = flags(err)  # (a reader's hint in the command line's terms: max_duration=S is --max-duration S)
             print(f"failed: {err if err.startswith(path) else f'{path}: {err}'}", file=sys.stderr)
-        if info.failures:  # (the store is built from the others: exit 0 when it holds samples)
+        if info.failures:  # (the store is built from the others; the exit code says some failed, as for predict)
             print(f"{len(info.failures)} record file(s) could not be read" + (" (the first 10 above)" if len(info.failures) > 10
                   else "") + f"; all are listed in {Path(args.output) / 'index.json'} under 'failures'", file=sys.stderr)
         print(json.dumps(describe(info)))
-        return 0 if info.n_samples else 1
+        return 1 if info.failures or not info.n_samples else 0
     from ..pretrain.config import load_pretrain_config
     from ..pretrain.loop import pretrain
 

@@ -4,7 +4,7 @@ Beside the shards of a store folder (hidden files):
 
 ``.build.json``        the settings of the build that writes (or wrote) the folder: digests of the
                        sources and of the rules, the contract, dtype, shard size, records per chunk
-                       and ``fill_missing``
+                       and ``fill_missing`` (and ``max_duration``, when given)
 ``.chunk-CCCCC.json``  chunk C's completion record, written (atomically) after its shard files were
                        renamed into place: their names, sample counts, sizes and SHA-256, and the
                        chunk's failures and label report
@@ -40,12 +40,15 @@ def record_path(out: Path, chunk: int) -> Path:
 
 
 def settings(items: list, contract: Any, rules: Any, dtype: str, shard_size: int, records_per_chunk: int,
-             fill_missing: bool) -> dict[str, Any]:
+             fill_missing: bool, max_duration: float | None = None) -> dict[str, Any]:
     """What decides a store's content: the sources (``[(index, path, statements)]``), the rules and
     the writing options."""
-    return {"format": "ecgfounder-store-build", "version": 1, "sources": digest(items), "n_records": len(items),
-            "contract": contract.to_dict(), "rules": digest([rules]), "dtype": dtype, "shard_size": int(shard_size),
-            "records_per_chunk": int(records_per_chunk), "fill_missing": bool(fill_missing)}
+    out = {"format": "ecgfounder-store-build", "version": 1, "sources": digest(items), "n_records": len(items),
+           "contract": contract.to_dict(), "rules": digest([rules]), "dtype": dtype, "shard_size": int(shard_size),
+           "records_per_chunk": int(records_per_chunk), "fill_missing": bool(fill_missing)}
+    if max_duration is not None:  # (absent otherwise: builds begun before it existed still resume)
+        out["max_duration"] = float(max_duration)
+    return out
 
 
 def _changes(old: dict, new: dict) -> str:

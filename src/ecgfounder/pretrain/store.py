@@ -19,7 +19,8 @@ Each sample: ``__key__`` ``RRRRRRRR_WWW`` (record, window), ``x.npy`` (leads × 
 or float32, preprocessed by the contract), ``y.npy`` (int8 label states, see
 :mod:`ecgfounder.pretrain.statements`), ``json`` (record id, source, window).
 
-**Writing** (:func:`build_store`) reads each record with :func:`ecgfounder.read`, prepares it with
+**Writing** (:func:`build_store`) reads each record with :func:`ecgfounder.read` (only its first
+``max_duration`` seconds when given: records beyond the readers' size limit), prepares it with
 :func:`ecgfounder.signal.preprocess.prepare` under the contract, extracts labels from the
 statements the file carries (or from a manifest's ``statements`` column) plus, for files with
 SNOMED ``dx`` codes (CinC 2021), the positives of
@@ -137,7 +138,7 @@ def _write_chunk(job: dict) -> dict:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rec = read(path)
+                rec = read(path, **_read_options(job["max_duration"]))
                 prep = prepare(rec.signal, rec.fs, rec.leads, contract, fill_missing=job["fill_missing"],
                                source=path, warn=False)
             labels = _record_labels(rec, statements, rules)
@@ -183,7 +184,8 @@ def _chunk_alone(job: dict, ctx: Any) -> dict:
         return {**unrecorded, "items": [it for i, it in enumerate(job["items"]) if i not in hit]}
 
     res, hit = without_killers(
-        ctx, _write_chunk, unrecorded, _probe_record, [(path, job["contract"], job["fill_missing"]) for _, path, _ in job["items"]],
+        ctx, _write_chunk, unrecorded, _probe_record,
+        [(path, job["contract"], job["fill_missing"], job["max_duration"]) for _, path, _ in job["items"]],
         drop, lambda: StoreError(
             f"chunk {job['chunk']} (records {job['items'][0][1]} to {job['items'][-1][1]}) ends its worker process "
             "even without the records that did so alone (out of memory?); build with fewer workers or smaller "
@@ -195,7 +197,12 @@ def _chunk_alone(job: dict, ctx: Any) -> dict:
     return res
 
 
-def _probe_record(path: str, contract: dict, fill_missing: bool) -> None:
+def _read_options(max_duration: float | None) -> dict[str, Any]:
+    """The :func:`ecgfounder.read` options of a build (none unless ``max_duration`` is given)."""
+    return {} if max_duration is None else {"max_duration": max_duration}
+
+
+def _probe_record(path: str, contract: dict, fill_missing: bool, max_duration: float | None = None) -> None:
     """Read and prepare one record and drop the result: whether it takes its process down."""
     import warnings
 
@@ -205,7 +212,7 @@ def _probe_record(path: str, contract: dict, fill_missing: bool) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rec = read(path)
+            rec = read(path, **_read_options(max_duration))
             prepare(rec.signal, rec.fs, rec.leads, PreprocessContract.from_dict(contract), fill_missing=fill_missing,
                     source=path, warn=False)
     except Exception:  # noqa: BLE001 - an ordinary failure is _write_chunk's to report
@@ -223,6 +230,7 @@ def build_store(
     shard_size: int = 2048,
     dtype: str = "float16",
     fill_missing: bool = True,
+    max_duration: float | None = None,
     restart: bool = False,
 ) -> StoreInfo:
     """Write a shard store from records (see the module docstring).
@@ -248,10 +256,17 @@ def build_store(
         dtype: ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
         fill_missing: zero-fill leads a record lacks (e.g. precordials of a 2-lead Holter) instead
             of skipping it.
+        max_duration: store only the first ``max_duration`` seconds of each record (read no more):
+            how records above the readers' size limit (e.g. 24-h Holters) are stored; ``None``
+            (default): whole records, within the limit (:mod:`ecgfounder.io.limits`).
         restart: discard what an earlier build wrote in ``out`` (any settings) and start over.
     """
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype={dtype!r} is not valid; choose float16 or float32.")
+    if max_duration is not None and not (isinstance(max_duration, (int, float, np.number))
+                                         and 0 < float(max_duration) < float("inf")):
+        raise StoreError(f"max_duration={max_duration!r} is not valid; give a positive number of seconds, or None "
+                         "for whole records.")
     need_wds()
     contract = contract or PreprocessContract()
     rules = rules or default_rules()
@@ -265,15 +280,17 @@ def build_store(
         "another folder."))
     with lock:
         key = chunks.start(out_p, chunks.settings(items, contract, rules, dtype, shard_size, records_per_chunk,
-                                                  fill_missing), restart)
-        return _build(items, out_p, key, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing)
+                                                  fill_missing, max_duration), restart)
+        return _build(items, out_p, key, contract, rules, workers, records_per_chunk, shard_size, dtype, fill_missing,
+                      max_duration)
 
 
 def _build(items, out_p: Path, key: str, contract, rules, workers, records_per_chunk, shard_size, dtype,
-           fill_missing) -> StoreInfo:
+           fill_missing, max_duration) -> StoreInfo:
     jobs = [
         {"chunk": c, "items": items[k : k + records_per_chunk], "out": str(out_p), "contract": contract.to_dict(),
-         "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing, "build": key}
+         "rules": rules, "dtype": dtype, "shard_size": int(shard_size), "fill_missing": fill_missing, "build": key,
+         "max_duration": max_duration}
         for c, k in enumerate(range(0, len(items), max(1, int(records_per_chunk))))
     ]
     n_workers = min(workers or os.cpu_count() or 1, len(jobs))
