@@ -5,6 +5,7 @@ lead, inference path), approximate paths said, mistakes named by the flag given.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,10 +93,66 @@ def test_the_index_carries_each_records_quality(tiny12, tiny_ckpt12, data_dir, t
     assert main(["embed", str(data_dir / TEN_S), "--checkpoint", str(tiny_ckpt12), "-o", str(tmp_path / "e.npy"),
                  "-q", "--aggregate", "none"]) == 0
     index = pd.read_csv(tmp_path / "e.csv")
-    assert list(index.columns) == ["record", "path", "n_windows", "quality", "window"]
+    assert list(index.columns) == ["record", "path", "n_windows", "quality", "window", "start_s"]
     assert index["quality"].tolist() == ["good"]
     table, _ = embed([data_dir / TEN_S], tiny12, quality="off")
     assert list(table.columns) == ["record", "path", "n_windows", "quality"] and table["quality"].tolist() == [""]
+
+
+def test_window_rows_carry_their_start_in_the_recording(tiny12, tiny_ckpt12, data_dir, tmp_path):
+    """A row per window said only its number: joining it to the recording's timeline meant
+    re-deriving the cut (the last window is aligned to the record's end, overlapping the one
+    before).  start_s is the window's first second; window still joins predict's per-window rows."""
+    import ecgfounder
+    from ecgfounder.prediction import embed
+
+    rec = ecgfounder.read(data_dir / FORTY_S)
+    duration, span = rec.n_samples / rec.fs, tiny12.description.contract.window_s
+    n = int(np.ceil(duration / span))
+    want = [k * span for k in range(n - 1)] + [duration - span]  # sequential, the last one ending with the record
+    assert main(["embed", str(data_dir / FORTY_S), "--checkpoint", str(tiny_ckpt12), "-o", str(tmp_path / "e.npy"),
+                 "-q", "--aggregate", "none", "--precision", "fp32"]) == 0
+    index = pd.read_csv(tmp_path / "e.csv")
+    assert index["window"].tolist() == list(range(n))
+    np.testing.assert_allclose(index["start_s"], want, rtol=0, atol=1e-9)
+    table, _ = embed([data_dir / FORTY_S, data_dir / TEN_S], tiny12, aggregate="none", precision="fp32")
+    np.testing.assert_allclose(table["start_s"], want + [0.0], rtol=0, atol=1e-9)
+    assert "start_s" in json.loads((tmp_path / "e.json").read_text())["rows"]
+
+
+def test_a_resumed_run_is_described_as_the_uninterrupted_one(tiny_ckpt12, data_dir, tmp_path, monkeypatch):
+    """The description of a run interrupted, moved (inputs and output named relatively) and resumed is
+    the uninterrupted run's: no field keeps what only the first session saw, the failures included."""
+    import importlib
+    import shutil
+
+    stream = importlib.import_module("ecgfounder.prediction.stream")
+    recs = tmp_path / "a" / "recs"
+    recs.mkdir(parents=True)
+    for name in ("E07500.hea", "E07500.mat", "E07502.hea", "E07502.mat"):
+        shutil.copy(data_dir / "cinc2021" / name, recs / name)
+    (recs / "E07501.hea").write_text("garbage\n")
+    monkeypatch.chdir(tmp_path / "a")
+    args = ["embed", "recs", "--checkpoint", str(tiny_ckpt12), "-q", "--precision", "fp32", "--workers", "0",
+            "--resume"]
+    assert main(args + ["-o", "full/e.npy"]) == 1
+    real = stream.index_rows
+
+    def ctrl_c_at_the_third_file(res, *a):
+        if res.input_index == 2:
+            raise KeyboardInterrupt
+        return real(res, *a)
+
+    monkeypatch.setattr(stream, "index_rows", ctrl_c_at_the_third_file)
+    assert main(args + ["-o", "out/e.npy"]) == 130  # the second file's failure saved with the first file's row
+    monkeypatch.setattr(stream, "index_rows", real)
+    assert json.loads(Path("out/.e.csv.state.json").read_text())["done"] == 2
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b")
+    assert main(args + ["-o", "out/e.npy"]) == 1
+    full, resumed = (json.loads(Path(f"{d}/e.json").read_text()) for d in ("full", "out"))
+    assert resumed == full and resumed["failures"][0][0] == str(Path("recs/E07501.hea"))
+    assert pd.read_csv("out/e.csv").equals(pd.read_csv("full/e.csv"))
 
 
 def test_output_named_as_given_and_index_beside_it(tiny_ckpt12, data_dir, tmp_path, capsys):

@@ -73,7 +73,8 @@ def embed(
     """Embeddings (the ``num_features``-d pooled activations before the head, 1024 for ECGFounder).
 
     Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``n_windows``, ``quality``
-    (and ``window`` when ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``,
+    (and ``window`` with ``start_s``, the window's first second in the recording, when
+    ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``,
     float32.  A record longer than 10 s is cut into 10-s windows, each embedded; its row is their
     mean (``aggregate="mean"``), elementwise maximum (``"max"``), or one row per window
     (``"none"``).  Failed records are skipped with a warning and listed in

@@ -21,7 +21,8 @@ __all__ = ["runner_path", "inference_note", "embeddings_meta", "finish_embedding
 
 _ROWS = {"mean": "records: the mean of each record's 10-s window embeddings",
          "max": "records: the elementwise maximum of each record's 10-s window embeddings",
-         "none": "windows: one row per 10-s window (column 'window' of the index)"}
+         "none": "windows: one row per 10-s window (columns 'window' of the index, its number in the record, "
+                  "and 'start_s', its first second in the recording)"}
 
 
 def _source(model: Any) -> str | None:

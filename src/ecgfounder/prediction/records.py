@@ -38,6 +38,7 @@ class RecordResult:
     path: str
     n_windows: int = 0
     duration_s: float = float("nan")
+    starts_s: tuple[float, ...] = ()  # each window's first second in the recording
     scores: np.ndarray | None = None  # (n_windows, n_outputs): probabilities / regression values
     features: np.ndarray | None = None  # (n_windows, n_features)
     notes: tuple[str, ...] = ()
@@ -207,7 +208,7 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
     notes = [w.removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
     res.notes = tuple(_lead_note(n, prep_kwargs.get("lead")) for n in notes)
     res.n_windows = prep.windows.shape[0]
-    res.duration_s = prep.duration_s
+    res.duration_s, res.starts_s = prep.duration_s, prep.starts_s
     return res, prep
 
 

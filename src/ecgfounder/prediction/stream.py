@@ -258,15 +258,19 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
 
 def index_columns(aggregate: str = "mean") -> list[str]:
     """The columns of an embeddings index table, in order (see :func:`index_rows`)."""
-    return ["record", "path", "n_windows", "quality"] + (["window"] if aggregate == "none" else [])
+    return ["record", "path", "n_windows", "quality"] + (["window", "start_s"] if aggregate == "none" else [])
 
 
 def index_rows(res: RecordResult, aggregate: str = "mean") -> list[dict[str, Any]]:
     """Rows of an embeddings index table for one successful record (aligned with its feature rows);
-    ``quality`` as in a prediction table (``good``, the flags, or empty with the gate off)."""
+    ``quality`` as in a prediction table (``good``, the flags, or empty with the gate off).  A row per
+    window has ``window`` (its number, as in a prediction table) and ``start_s``, its first second in
+    the recording (the last window ends with the record, so it may overlap the one before); ``None``
+    where the caller's own prepared records do not say."""
     base = {"record": res.record, "path": res.path, "n_windows": res.n_windows, "quality": res.quality}
     if aggregate == "none":
-        return [dict(base, window=k) for k in range(res.n_windows)]
+        starts = res.starts_s if len(res.starts_s) == res.n_windows else (None,) * res.n_windows
+        return [dict(base, window=k, start_s=starts[k]) for k in range(res.n_windows)]
     return [base]
 
 

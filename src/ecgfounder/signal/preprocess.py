@@ -150,6 +150,7 @@ class Prepared:
     flat_leads: tuple[str, ...] = ()
     padded: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    starts_s: tuple[float, ...] = ()  # each window's first second in the recording (its timeline)
 
 
 @lru_cache(maxsize=1)
@@ -316,7 +317,7 @@ def prepare(
             _normalise_into(w, c, out[k, :, : w.shape[1]])
     if warn and notes:
         warnings.warn(f"{source}: " + "; ".join(notes), stacklevel=2)
-    return Prepared(out, duration, n_nan, flat, padded, tuple(notes))
+    return Prepared(out, duration, n_nan, flat, padded, tuple(notes), tuple(s / c.fs for s in starts))
 
 
 def preprocess(
