@@ -153,3 +153,27 @@ def test_png_of_more_sheets_than_one_is_one_a4_image_a_sheet(tmp_path, capsys):
     assert not (tmp_path / "r-3.png").exists()
     assert main(args + ["--seconds", "50", "--paper", "fit"]) == 0  # no paper: one drawing, however tall
     assert capsys.readouterr().out.split() == [str(out)]
+    assert not (tmp_path / "r-2.png").exists()  # the earlier run's second sheet is not left beside it
+
+
+def test_a_rerun_with_fewer_sheets_removes_only_the_earlier_runs_extra_sheets(tmp_path):
+    """Rerun on a shorter recording to the same output, af-3.svg of the earlier run stayed beside the
+    new sheets: a reader saw a stale sheet.  Only the earlier run's sheets go: a file of the sheet
+    name that no plot wrote, and every other name, stay."""
+    from ecgfounder.plot import save_ecg_sheets
+
+    out = tmp_path / "af.svg"
+    kw = {"layout": "rhythm", "paper": "a4"}
+    assert save_ecg_sheets(_rec(130.0, fs=20.0), out, seconds=130, **kw) == [out] + [
+        tmp_path / f"af-{k}.svg" for k in (2, 3)]
+    others = ["af-03.svg", "af-2.png", "af-3.svg.bak", "afib-2.svg", "af-x.svg", "af-5.svg"]
+    for name in others:
+        (tmp_path / name).write_text("<svg/>")
+    assert save_ecg_sheets(_rec(30.0, fs=20.0), out, **kw) == [out]
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted(others + ["af.svg"])
+    save_ecg_sheets(_rec(130.0, fs=20.0), out, seconds=130, **kw)
+    (tmp_path / "af-4.svg").write_text("<svg/>")  # the user's own file beyond the sheets: kept
+    (tmp_path / "af-3.svg").write_text("<svg>edited by hand</svg>")  # no longer the plot's sheet: kept
+    assert save_ecg_sheets(_rec(30.0, fs=20.0), out, **kw) == [out]
+    assert not (tmp_path / "af-2.svg").exists()
+    assert (tmp_path / "af-3.svg").read_text() == "<svg>edited by hand</svg>" and (tmp_path / "af-4.svg").exists()

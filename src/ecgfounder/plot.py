@@ -416,7 +416,8 @@ def save_ecg_sheets(recording: Recording, path: str | os.PathLike, **kwargs) -> 
     """:func:`plot_ecg` saved to ``path`` (.png, .pdf or .svg, by extension) on as many sheets of
     ``paper`` as :func:`plot_pages` draws: a PDF holds them as its pages; a PNG or SVG is one image a
     sheet, the first at ``path`` and sheet k at ``<stem>-k<ext>`` (an image is not a sheet of paper
-    if it grows taller than one).  Returns the paths written, in sheet order."""
+    if it grows taller than one); the further sheets an earlier, longer plot to ``path`` left are
+    removed (:func:`_remove_stale_sheets`).  Returns the paths written, in sheet order."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".png", ".pdf", ".svg"):
@@ -430,8 +431,29 @@ def save_ecg_sheets(recording: Recording, path: str | os.PathLike, **kwargs) -> 
         return [p]
     paths = [p] + [p.with_name(f"{p.stem}-{k}{p.suffix}") for k in range(2, len(figures) + 1)]
     for fig, out in zip(figures, paths):
-        fig.savefig(out, dpi=200 if ext == ".png" else None, facecolor="white")
+        fig.savefig(out, dpi=200 if ext == ".png" else None, facecolor="white", metadata={"Description": _SHEET_MARK})
+    _remove_stale_sheets(p, len(paths))
     return paths
+
+
+_SHEET_MARK = "ecgfounder ECG sheet"  # in each image sheet's metadata: what a later plot may remove
+
+
+def _remove_stale_sheets(p: Path, n: int) -> None:
+    """Remove ``<stem>-k<ext>`` for k = n+1, n+2, ... while each is a file carrying :data:`_SHEET_MARK`
+    (an earlier plot's sheet): a sheet run has no gaps, so the first other file or name ends it, and
+    a file of that name the plot did not write is never removed."""
+    k = n + 1
+    while (q := p.with_name(f"{p.stem}-{k}{p.suffix}")).is_file() and not q.is_symlink():
+        try:
+            with open(q, "rb") as f:  # (the mark sits in the first kilobytes: PNG text chunk, SVG metadata)
+                if _SHEET_MARK.encode() not in f.read(1 << 16):
+                    return
+            q.unlink()
+        except OSError as exc:
+            raise PlotError(f"{q}: a sheet an earlier plot to {p.name} may have left beyond this one's {n} cannot be "
+                            f"read or removed ({exc.strerror or exc}); remove it by hand.") from None
+        k += 1
 
 
 def plot_pages(recording: Recording, **kwargs) -> list:

@@ -21,7 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "leads longer than 10 s). --predict adds the model's top findings.",
     )
     p.add_argument("path", metavar="FILE", help="an ECG file (any supported format)")
-    p.add_argument("-o", "--output", metavar="FILE", help="ecg.png, .pdf or .svg (default: FILE stem + .png beside it)")
+    p.add_argument("-o", "--output", metavar="FILE", help="ecg.png, .pdf or .svg (default: FILE stem + .png beside it), "
+                   "replaced if it exists; a PNG or SVG of several sheets is ecg.png, ecg-2.png, ..., and the further "
+                   "sheets an earlier plot to it left are removed")
     p.add_argument("--layout", choices=("12lead", "strips", "rhythm"),
                    help="default: 12lead when the 12 leads can be shown, rhythm for up to 3 leads longer than 10 s "
                    "on a sheet, strips otherwise")
