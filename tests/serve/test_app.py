@@ -52,7 +52,7 @@ def test_predict_file_answers_the_documented_schema(client, tiny_ckpt, tmp_uploa
     r = client.post("/v1/predict", files=_upload(MUSE), params={"embedding": "true", "signal": "true"})
     assert r.status_code == 200, r.text
     a = r.json()
-    assert a["schema_version"] == "1.0"
+    assert a["schema_version"] == "1.1"  # 1.1: batch items gained status and member
     assert a["record"]["filename"] == MUSE.name and a["record"]["format"] == "muse"
     assert a["model"]["weights_sha256"] == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
     assert a["model"]["contract"]["fs"] == 500.0 and len(a["model"]["contract"]["leads"]) == 12

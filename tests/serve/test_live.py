@@ -318,6 +318,30 @@ def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, b
     page.close()
 
 
+def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
+    """A zip of one recording and a README: the recording is drawn and the list shows it with the
+    README passed over (why, not as a failure), counted apart in the title and the status."""
+    url, _ = live
+    archive = _zip(tmp_path / "one.zip", [("a.xml", MUSE.read_bytes()), ("README.txt", b"exported ECGs")])
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.set_input_files("#file", str(archive))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert page.inner_text("#status").startswith("Done: 1 recordings, 1 analysed, 0 failed, 1 file passed over")
+    assert page.is_visible("#batch") and page.inner_text("#batch-title") == "1 recordings · 1 file passed over"
+    assert page.locator("#batch-list button").all_inner_texts() == ["one.zip"]
+    assert page.locator("#batch-list li.failed").count() == 0
+    assert page.locator("#batch-list li.skipped").all_inner_texts() == [
+        "one.zip: README.txt in the zip archive: passed over, not read as an ECG: a '.txt' file, of no ECG format "
+        "this service reads."]
+    assert _record_line(page).startswith("a · muse · ")
+    assert errors == []
+    page.close()
+
+
 def test_viewer_asks_a_batch_recordings_attribution_when_it_is_chosen(live, browser, monkeypatch, tmp_path):
     """The batch is listed without attribution (one request, fast); the recording shown gets its
     shading from /v1/predict?member=k, asked for once per recording, when it is chosen."""

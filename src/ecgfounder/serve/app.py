@@ -255,7 +255,11 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     @app.post("/v1/predict/batch", response_model=BatchResponse,
               dependencies=[Depends(authorize), Depends(known_query)], responses=_ERRORS,
               openapi_extra=_body_doc(BatchSignalRequest.model_json_schema()),
-              summary="analyse several recordings; one failing record does not stop the others")
+              summary="analyse several recordings; one failing record does not stop the others",
+              description="One item per recording (FILE, or FILE#k for recording k of a zip or an HDF5/NumPy "
+                          "batch file), then one per file of an uploaded zip not read as an ECG (a README, an "
+                          "image, an XML of no ECG dialect): status 'skipped', named ZIP/MEMBER, with why in "
+                          "'error'; counted in n_skipped, not n_failed.")
     async def predict_batch(request: Request, opts: Options = Depends(options),
                             rkw: dict = Depends(read_options)) -> BatchResponse:
         if "member" in request.query_params:  # not in this endpoint's schema; a word on what to do instead

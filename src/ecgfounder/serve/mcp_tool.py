@@ -4,7 +4,8 @@ Tools: ``analyze_ecg`` (a file on the server under the allowed directories, a ba
 inline signal → the same :class:`~ecgfounder.serve.schema.Prediction` the HTTP service answers,
 with its JSON schema as the tool's output schema), ``analyze_ecg_batch`` (a file of several
 recordings: a zip of ECG files, an HDF5/NumPy batch → a :class:`~ecgfounder.serve.schema.BatchResponse`,
-one item per recording, as ``/v1/predict/batch`` answers) and ``list_labels``.
+one item per recording, and one per file of a zip passed over, as ``/v1/predict/batch`` answers) and
+``list_labels``.
 Run over stdio with ``ecgfounder serve --mcp`` (or :func:`ecgfounder.serve.run_mcp`).
 
 Bad arguments (a wrong type, an unknown name, a wrong combination) are answered with one line naming
@@ -23,6 +24,7 @@ from typing import Any, AsyncIterator, Awaitable, Iterator, TypeVar
 
 from .adapter import Analyzer
 from .config import ServeConfig
+from .members import Skipped
 from .schema import BatchItem, BatchResponse, LabelsResponse, Prediction, SignalRequest, validation_line
 from .service import InputError, Options, Service
 from .terms import Terms
@@ -181,19 +183,21 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "recording, in order, named FILE#k (a file of one recording: one item named FILE), each with "
         "ok and either its result (as analyze_ecg answers) or its one-line error: one bad recording "
         f"does not stop the others. At most {cfg.max_files} recordings per file; a larger file ends "
-        "with an error item. For one recording or an inline signal, use analyze_ecg."))
+        "with an error item. Each file of a zip not read as an ECG (a README, an image, an XML of no ECG "
+        "dialect) follows as an item of status 'skipped', named ZIP/MEMBER, with why (not counted in "
+        "n_failed). For one recording or an inline signal, use analyze_ecg."))
     async def analyze_ecg_batch(path: str | None = None, content_base64: str | None = None,
                                 filename: str | None = None, fs: float | None = None, leads: list[str] | None = None,
                                 format: str | None = None, units: str | None = None, all_labels: bool = False,
                                 include_embedding: bool = False) -> BatchResponse:
         read = _read_options(fs, leads, format, units)
         found = await _one_line(_analyze_batch(path, content_base64, filename, read, include_embedding))
-        return BatchResponse.of([BatchItem.of(name, got if isinstance(got, Exception) else _trimmed(got, all_labels))
+        return BatchResponse.of([BatchItem.of(name, _trimmed(got, all_labels) if isinstance(got, Prediction) else got)
                                  for name, got in found])
 
     async def _analyze_batch(path: str | None, content_base64: str | None, filename: str | None,
                              read: dict[str, Any],
-                             include_embedding: bool) -> list[tuple[str, Prediction | ECGFounderError]]:
+                             include_embedding: bool) -> list[tuple[str, Prediction | ECGFounderError | Skipped]]:
         usage = _EXAMPLES["analyze_ecg_batch"]
         if (path is None) == (content_base64 is None):
             raise ValueError(f"give exactly one of path or content_base64 (with filename); {usage}.")

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .members import Skipped
+
 __all__ = [
     "validation_line",
     "SCHEMA_VERSION", "ModelInfo", "RecordInfo", "LabelScore", "Finding", "QualityReport",
@@ -18,7 +20,7 @@ __all__ = [
     "BatchItem", "BatchResponse", "LabelInfo", "LabelsResponse", "ErrorResponse",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: batch items' status and member, n_skipped
 
 
 class ModelInfo(BaseModel):
@@ -138,29 +140,39 @@ class BatchSignalRequest(BaseModel):
 
 
 class BatchItem(BaseModel):
-    name: str
-    ok: bool
+    name: str = Field(description="FILE, FILE#k (recording k of a file of several) or ARCHIVE/MEMBER (a file "
+                                  "of an uploaded zip archive passed over)")
+    ok: bool = Field(description="whether 'result' holds the recording's analysis")
+    status: Literal["ok", "failed", "skipped"] = Field(
+        description="'ok': analysed; 'failed': the recording could not be (error says why); 'skipped': a file of an "
+                    "uploaded zip archive not read as an ECG (a README, an image, an XML of no ECG dialect; error "
+                    "says why), not counted as failed")
+    member: str | None = Field(None, description="a skipped file's path in its archive")
     result: Prediction | None = None
-    error: str | None = Field(None, description="one-line reason when the record failed")
+    error: str | None = Field(None, description="one-line reason when the record failed or the file was skipped")
 
     @classmethod
-    def of(cls, name: str, got: "Prediction | BaseException | str") -> "BatchItem":
-        """The item of one recording: its answer, or its error (an exception or a reason) on one line."""
+    def of(cls, name: str, got: "Prediction | BaseException | str | Skipped") -> "BatchItem":
+        """The item of one recording: its answer, or its error (an exception or a reason) on one line;
+        or of a file of an archive passed over."""
         if isinstance(got, Prediction):
-            return cls(name=name, ok=True, result=got)
-        return cls(name=name, ok=False, error=" ".join(str(got).split()))
+            return cls(name=name, ok=True, status="ok", result=got)
+        if isinstance(got, Skipped):
+            return cls(name=got.name, ok=False, status="skipped", member=got.member, error=got.reason)
+        return cls(name=name, ok=False, status="failed", error=" ".join(str(got).split()))
 
 
 class BatchResponse(BaseModel):
     schema_version: str = SCHEMA_VERSION
     n_ok: int
     n_failed: int
+    n_skipped: int = Field(0, description="files of uploaded archives passed over, not read as ECGs")
     items: list[BatchItem]
 
     @classmethod
     def of(cls, items: list[BatchItem]) -> "BatchResponse":
-        n_ok = sum(it.ok for it in items)
-        return cls(n_ok=n_ok, n_failed=len(items) - n_ok, items=items)
+        count = {s: sum(it.status == s for it in items) for s in ("ok", "failed", "skipped")}
+        return cls(n_ok=count["ok"], n_failed=count["failed"], n_skipped=count["skipped"], items=items)
 
 
 class LabelInfo(BaseModel):

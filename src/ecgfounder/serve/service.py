@@ -19,6 +19,7 @@ from ..recording import Recording
 from .adapter import Analyzer, display_span
 from .batching import DynamicBatcher
 from .config import ServeConfig
+from .members import ArchiveTally, Skipped, passed_over
 from .schema import (
     Attribution, DisplaySignal, Finding, LabelInfo, LabelScore, LabelsResponse, ModelInfo, Prediction,
     QualityReport, RecordInfo, SignalRequest,
@@ -121,10 +122,11 @@ class Service:
         """Analyse one file (any supported format) holding one recording; errors (an
         :class:`InputError`, raised) name ``filename``, not the temporary path; ``several``: the fix
         the error for a file of several recordings gives (the front end's way to send them)."""
-        ((_, got),) = await self.analyze_members(path, filename=filename, read_kwargs=read_kwargs, options=options,
-                                                 limit=1, several=several)
+        (_, got), *passed = await self.analyze_members(path, filename=filename, read_kwargs=read_kwargs,
+                                                       options=options, limit=1, several=several)
         if isinstance(got, ECGFounderError):
             raise got
+        got.notes += [s.reason for _, s in passed]  # the archive's other files: what reading it said
         return got
 
     async def analyze_member(self, path: str | os.PathLike, member: int, *, filename: str | None = None,
@@ -171,15 +173,19 @@ class Service:
 
     async def analyze_members(self, path: str | os.PathLike, *, filename: str | None = None,
                               read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
-                              limit: int = 64, several: str = "") -> list[tuple[str, Prediction | ECGFounderError]]:
+                              limit: int = 64, several: str = ""
+                              ) -> list[tuple[str, Prediction | ECGFounderError | Skipped]]:
         """Analyse every recording of one file (a zip of ECG files, an HDF5/NumPy batch; a plain
         file holds one), read one at a time: ``[(name, answer or error)]``, a recording's failure
         its own item.  A file of one recording is named ``filename``, the recordings of a larger one
         ``filename#k``; more than ``limit`` recordings end the list with an error item (with
-        ``limit=1``, before any is analysed: the only item)."""
+        ``limit=1``, before any is analysed: the only item).  A zip archive's files that are not
+        read as ECGs follow, each a :class:`~ecgfounder.serve.members.Skipped` named
+        ``filename/member`` (when every recording was read; up to ``max_files``, then one counting the rest)."""
         shown = filename or os.path.basename(str(path))
         kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
         it = None
+        tally = ArchiveTally()
 
         def next_one() -> Recording | InputError | None:
             nonlocal it
@@ -188,6 +194,8 @@ class Service:
                     it = self.analyzer.iter_read(path, **kw, errors="yield")
                 with collected_warnings():  # (in the answer's notes: meta['reading_notes'], not on the server)
                     got = next(it, None)
+                if got is not None:
+                    tally.add(got)
                 if isinstance(got, RecordReadError):  # an archive's file that cannot be read: an item of its own
                     raise got
                 return got
@@ -200,13 +208,19 @@ class Service:
             except InputError as exc:
                 return exc
 
+        async def passed() -> list[tuple[str, Skipped]]:
+            if not tally.archive or tally.refused:
+                return []
+            found = await self._in_slot(lambda: passed_over(path, shown, tally.taken, limit=self.config.max_files))
+            return [(s.name, s) for s in found]
+
         first = await read()
         if first is None:
             return [(shown, InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
         second = await read()  # a second one: the file holds several
         if second is None:
             return [(shown, first if isinstance(first, InputError) else
-                     await self._member(first, shown, options, str(path)))]
+                     await self._member(first, shown, options, str(path))), *await passed()]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
 
@@ -216,15 +230,15 @@ class Service:
             while (rec := await read()) is not None:
                 yield rec
 
-        out: list[tuple[str, Prediction | ECGFounderError]] = []
+        out: list[tuple[str, Prediction | ECGFounderError | Skipped]] = []
         async for rec in each():
             name = f"{shown}#{len(out)}"
             if len(out) >= limit:
                 out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
                                              "hold here (max_files); split it.")))
-                break
+                return out  # (the files not read are not known to be passed over)
             out.append((name, rec if isinstance(rec, InputError) else await self._member(rec, name, options, str(path))))
-        return out
+        return out + await passed()
 
     async def _member(self, rec: Recording, name: str, options: Options, hide: str) -> Prediction | ECGFounderError:
         """One recording read from the file at ``hide`` (a temporary path, never shown), analysed; its

@@ -10,10 +10,11 @@ from typing import Any, Awaitable, Callable
 
 from ..errors import ECGFounderError
 
-__all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "safe_name"]
+__all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "safe_name", "wfdb_header_names",
+           "WFDB_DATA"]
 
 _CHUNK = 1 << 20
-_WFDB_DATA = (".dat", ".mat")
+WFDB_DATA = (".dat", ".mat")
 
 
 class UploadError(ECGFounderError, ValueError):
@@ -139,9 +140,9 @@ def group_records(saved: list[tuple[Path, str]],
         if headers:
             if p.suffix.lower() == ".hea":
                 records.append((p, orig))
-            elif p.suffix.lower() not in _WFDB_DATA and p.name.lower() not in named:  # PTB's .xyz: named by the header
+            elif p.suffix.lower() not in WFDB_DATA and p.name.lower() not in named:  # PTB's .xyz: named by the header
                 records.append((p, orig))
-        elif p.suffix.lower() in _WFDB_DATA and p.suffix.lower() == ".dat":
+        elif p.suffix.lower() in WFDB_DATA and p.suffix.lower() == ".dat":
             _reject(errors, orig, f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
         else:
             records.append((p, orig))
@@ -149,12 +150,18 @@ def group_records(saved: list[tuple[Path, str]],
 
 
 def _header_files(header: Path) -> set[str]:
-    """The signal file names a WFDB header lists (first field of each signal line), lower-case."""
+    """The signal file names the WFDB header at ``header`` lists, lower-case."""
     try:
         with open(header, "rb") as fh:
-            lines = [ln.split() for ln in fh.read(65536).decode("utf-8", "replace").splitlines()]
+            return wfdb_header_names(fh.read(65536))
     except OSError:
         return set()
+
+
+def wfdb_header_names(head: bytes) -> set[str]:
+    """The first field of each signal line of a WFDB header (its start ``head``), lower-case: the
+    signal files it names (a multi-segment record's: its segments, named without ``.hea``)."""
+    lines = [ln.split() for ln in head.decode("utf-8", "replace").splitlines()]
     lines = [ln for ln in lines if ln and not ln[0].startswith("#")]
     return {ln[0].lower() for ln in lines[1:]}
 

@@ -100,11 +100,12 @@ async function analyse(picked) {
   const ms = Math.round(performance.now() - t0);
   const first = batch.items.findIndex((it) => it.ok);
   lastBatch = batch;
-  const n = batch.items.length;
-  if (n > 1 || first < 0) showBatch(batch);  // (one recording after all: shown as a single answer)
-  setStatus(n === 1 && first === 0 ? "Done in " + ms + " ms." : (first < 0 ? "None of the " + n +
-    " recordings could be analysed" : "Done: " + n + " recordings, " + batch.n_ok + " analysed, " + batch.n_failed +
-    " failed") + " (" + ms + " ms).", first < 0);
+  const skipped = batch.n_skipped || 0, n = batch.items.length - skipped;  // (files of a zip passed over: no recordings)
+  if (n > 1 || first < 0 || skipped) showBatch(batch);  // (one recording after all: shown as a single answer)
+  const passed = skipped ? ", " + skipped + (skipped === 1 ? " file" : " files") + " passed over" : "";
+  setStatus(n === 1 && first === 0 && !skipped ? "Done in " + ms + " ms." : (first < 0 ? "None of the " + n +
+    " recordings could be analysed" + passed : "Done: " + n + " recordings, " + batch.n_ok + " analysed, " + batch.n_failed +
+    " failed" + passed) + " (" + ms + " ms).", first < 0);
   if (first >= 0) await choose(first);
 }
 
@@ -120,16 +121,19 @@ function itemRequest(name) {
   return { files, q: query(true) + (member === null ? "" : "&member=" + member) };
 }
 
-// the list of a batch's recordings: each analysed one a button that shows it, each failure its reason
+// the list of a batch's recordings: each analysed one a button that shows it, each failure its reason;
+// then each file of a zip passed over (status "skipped"), with why
 function showBatch(batch) {
   $("batch").hidden = false;
-  $("batch-title").textContent = batch.items.length + " recordings";
+  const skipped = batch.n_skipped || 0;
+  $("batch-title").textContent = (batch.items.length - skipped) + " recordings" +
+    (skipped ? " · " + skipped + (skipped === 1 ? " file" : " files") + " passed over" : "");
   const list = $("batch-list");
   list.replaceChildren();
   batch.items.forEach((it, k) => {
     const li = document.createElement("li");
     if (!it.ok) {
-      li.className = "failed";
+      li.className = it.status === "skipped" ? "skipped" : "failed";
       li.textContent = it.error;  // (the server's line names the file)
     } else {
       const a = it.result, b = document.createElement("button");
