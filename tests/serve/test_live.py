@@ -330,14 +330,19 @@ def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
     page.select_option("#attr-method", "none")
     page.set_input_files("#file", str(archive))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
-    assert page.inner_text("#status").startswith("Done: 1 recordings, 1 analysed, 0 failed, 1 file passed over")
-    assert page.is_visible("#batch") and page.inner_text("#batch-title") == "1 recordings · 1 file passed over"
+    assert page.inner_text("#status").startswith("Done: 1 recording, 1 analysed, 0 failed, 1 file passed over")
+    assert page.is_visible("#batch") and page.inner_text("#batch-title") == "1 recording · 1 file passed over"
     assert page.locator("#batch-list button").all_inner_texts() == ["one.zip"]
     assert page.locator("#batch-list li.failed").count() == 0
     assert page.locator("#batch-list li.skipped").all_inner_texts() == [
         "one.zip: README.txt in the zip archive: passed over, not read as an ECG: a '.txt' file, of no ECG format "
         "this service reads."]
     assert _record_line(page).startswith("a · muse · ")
+    # a zip of no ECG: its README listed as passed over, the reader's error as the one failure
+    page.set_input_files("#file", str(_zip(tmp_path / "none.zip", [("README.txt", b"exported ECGs")])))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Nothing')", timeout=20000)
+    assert page.inner_text("#status").startswith("Nothing could be analysed, 1 file passed over")
+    assert page.locator("#batch-list li.skipped").count() == 1 and page.locator("#batch-list li.failed").count() == 1
     assert errors == []
     page.close()
 

@@ -102,12 +102,15 @@ async function analyse(picked) {
   lastBatch = batch;
   const skipped = batch.n_skipped || 0, n = batch.items.length - skipped;  // (files of a zip passed over: no recordings)
   if (n > 1 || first < 0 || skipped) showBatch(batch);  // (one recording after all: shown as a single answer)
-  const passed = skipped ? ", " + skipped + (skipped === 1 ? " file" : " files") + " passed over" : "";
-  setStatus(n === 1 && first === 0 && !skipped ? "Done in " + ms + " ms." : (first < 0 ? "None of the " + n +
-    " recordings could be analysed" + passed : "Done: " + n + " recordings, " + batch.n_ok + " analysed, " + batch.n_failed +
-    " failed" + passed) + " (" + ms + " ms).", first < 0);
+  const passed = skipped ? ", " + count(skipped, "file") + " passed over" : "";
+  setStatus(n === 1 && first === 0 && !skipped ? "Done in " + ms + " ms." : (first < 0 ? (n > 1 ? "None of the " + n +
+    " recordings could be analysed" : "Nothing could be analysed") + passed : "Done: " + count(n, "recording") + ", " +
+    batch.n_ok + " analysed, " + batch.n_failed + " failed" + passed) + " (" + ms + " ms).", first < 0);
   if (first >= 0) await choose(first);
 }
+
+// "1 recording", "3 recordings"
+function count(n, noun) { return n + " " + noun + (n === 1 ? "" : "s"); }
 
 // the files and member to send to /v1/predict for one item of a batch: an item named after a file
 // is that file (a WFDB record: its parts too), "FILE#k" recording k of FILE
@@ -126,8 +129,8 @@ function itemRequest(name) {
 function showBatch(batch) {
   $("batch").hidden = false;
   const skipped = batch.n_skipped || 0;
-  $("batch-title").textContent = (batch.items.length - skipped) + " recordings" +
-    (skipped ? " · " + skipped + (skipped === 1 ? " file" : " files") + " passed over" : "");
+  $("batch-title").textContent = count(batch.items.length - skipped, "recording") +
+    (skipped ? " · " + count(skipped, "file") + " passed over" : "");
   const list = $("batch-list");
   list.replaceChildren();
   batch.items.forEach((it, k) => {
