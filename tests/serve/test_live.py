@@ -342,6 +342,7 @@ def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
     page.set_input_files("#file", str(_zip(tmp_path / "none.zip", [("README.txt", b"exported ECGs")])))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Nothing')", timeout=20000)
     assert page.inner_text("#status").startswith("Nothing could be analysed, 1 file passed over")
+    assert page.inner_text("#batch-title") == "1 failure · 1 file passed over"
     assert page.locator("#batch-list li.skipped").count() == 1 and page.locator("#batch-list li.failed").count() == 1
     assert errors == []
     page.close()

@@ -129,8 +129,9 @@ function itemRequest(name) {
 function showBatch(batch) {
   $("batch").hidden = false;
   const skipped = batch.n_skipped || 0;
-  $("batch-title").textContent = count(batch.items.length - skipped, "recording") +
-    (skipped ? " · " + count(skipped, "file") + " passed over" : "");
+  const n = batch.items.length - skipped;  // (nothing analysed: the items are failures, an archive's own included)
+  $("batch-title").textContent = [n ? count(n, batch.n_ok ? "recording" : "failure") : "",
+    skipped ? count(skipped, "file") + " passed over" : ""].filter(Boolean).join(" · ");
   const list = $("batch-list");
   list.replaceChildren();
   batch.items.forEach((it, k) => {
