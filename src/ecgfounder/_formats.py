@@ -1,12 +1,17 @@
-"""File-name suffixes several layers need, in one light module (the CLI builds its parser from them
-without importing the readers, writers or torch)."""
+"""Names several layers need, in one light module: the record formats written and checkpoint
+suffixes (the CLI builds its parser from them without importing the readers, writers or torch), and
+the columns of prediction tables that are not scores (the tables' writers and their readers)."""
 
 from __future__ import annotations
 
-__all__ = ["WRITE_FORMATS", "CHECKPOINT_SUFFIXES"]
+__all__ = ["WRITE_FORMATS", "CHECKPOINT_SUFFIXES", "META_COLUMNS"]
 
 #: the record formats :func:`ecgfounder.io.write` writes, and their files' suffixes
 WRITE_FORMATS: dict[str, str] = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "bdf": ".bdf"}
 
 #: suffixes of checkpoint files (torch pickles) that convert to safetensors
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".ckpt")
+
+#: the columns of prediction and embeddings tables that are not label scores, in table order
+#: (``quality_leads`` with ``quality_detail``; ``window`` and ``start_s`` in rows of one window)
+META_COLUMNS: tuple[str, ...] = ("record", "path", "n_windows", "quality", "quality_leads", "window", "start_s")

@@ -148,6 +148,20 @@ def test_truth_table_rows_are_matched_to_the_scores_by_record():
         calibrate(truth[["record", "a"]].assign(c=0), scores, split="val")
 
 
+@pytest.mark.parametrize("aggregate, detail", [("mean", True), ("none", False), ("none", True)])
+def test_every_column_of_a_prediction_table_that_is_not_a_score_is_left_out(aggregate, detail):
+    """A table as predict writes it (--quality-detail: quality_leads; per window: window, start_s)
+    calibrates on its label columns alone (quality_leads was taken for a label: a ValueError)."""
+    from ecgfounder.prediction.stream import score_columns
+
+    y, s = _overconfident(300, 2, seed=7)
+    cols = score_columns(["a", "b"], aggregate, quality_detail=detail)
+    meta = {"record": [f"r{i}" for i in range(300)], "path": "x.hea", "n_windows": 1, "quality": "good",
+            "quality_leads": "", "window": 0, "start_s": 0.0}
+    table = pd.DataFrame({**meta, "a": s[:, 0], "b": s[:, 1]})[cols]
+    assert calibrate(y, table, split="val").labels == ("a", "b")
+
+
 @pytest.mark.parametrize("y, task, match", [
     (np.zeros(40, int), "multiclass", "of class 'x': a temperature cannot be fitted on one class"),
     (np.arange(40) % 4, "multiclass", "class index 3 is not one of 0-2"),

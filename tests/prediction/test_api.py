@@ -32,6 +32,7 @@ def test_long_record_is_mean_of_its_windows(tiny12, data_dir):
     per = predict([rec], tiny12, aggregate="none")
     agg = predict([rec], tiny12)
     assert per["window"].tolist() == [0, 1, 2, 3]
+    assert per["start_s"].tolist() == [0.0, 10.0, 20.0, 28.4]  # (38.4 s: the last window ends with the record)
     labels = list(load_labels())
     np.testing.assert_allclose(per[labels].mean().to_numpy(), agg[labels].iloc[0].to_numpy(), atol=1e-6)
 

@@ -130,6 +130,47 @@ def test_resume_refuses_a_different_command(records, tiny_ckpt, tmp_path, monkey
         _cli(base + ["--resume", "--aggregate", "max"])
 
 
+def test_per_window_rows_carry_their_start_and_an_older_partial_table_is_not_appended_to(
+        records, tiny_ckpt, tmp_path, monkeypatch):
+    """Rows of one window say where it starts (start_s, as embed's index); a partial per-window table
+    written before that column existed (its state without it) is refused on --resume, not given rows
+    of another width."""
+    import importlib
+
+    import pandas as pd
+
+    from ecgfounder.prediction.state import state_path
+
+    full = tmp_path / "full.csv"
+    _cli(["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o", str(full),
+          "--aggregate", "none"])
+    df = pd.read_csv(full)
+    assert list(df.columns[:6]) == ["record", "path", "n_windows", "quality", "window", "start_s"]
+    assert (df["start_s"] == 0).all()  # (4-s records: one window each; longer ones: tests/prediction/test_api.py)
+    pred = importlib.import_module("ecgfounder.prediction.stream")
+    out = tmp_path / "o.csv"
+    base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o", str(out),
+            "--aggregate", "none"]
+    real, seen = pred.result_rows, []
+
+    def boom(*a, **k):
+        if seen:
+            raise KeyboardInterrupt
+        seen.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pred, "result_rows", boom)
+    with pytest.raises(KeyboardInterrupt):
+        _cli(base)
+    monkeypatch.undo()
+    st = state_path(out)
+    state = json.loads(st.read_text())
+    del state["settings"]["window_columns"]  # as the version before start_s wrote it
+    st.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="window_columns"):
+        _cli(base + ["--resume"])
+
+
 def test_interrupt_reports_what_was_saved_once_and_resume_finds_it(interrupt, records, tiny_ckpt, tmp_path, monkeypatch, capsys):
     """The count printed at Ctrl-C is the count the resume finds; 'interrupted' is said once."""
     from ecgfounder.cli import main

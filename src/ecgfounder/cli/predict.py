@@ -25,7 +25,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    "is reported like a failed file), off (no check)")
     g = p.add_argument_group("output")
     g.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean",
-                   help="combine the 10-s windows of long records (none: one row per window)")
+                   help="combine the 10-s windows of long records (none: one row per window, with its number, window, and "
+                   "its first second in the recording, start_s)")
     if scores:
         g.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shown per record in the summary (default 3)")
         g.add_argument("--threshold", type=probability, default=0.5, metavar="P",

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .._formats import META_COLUMNS
 from ..errors import ECGFounderError
 from ..models.description import weights_digest  # (re-exported: the digest a calibration is bound to)
 
@@ -136,7 +137,6 @@ def _fit_isotonic(y: np.ndarray, p: np.ndarray) -> tuple[tuple[float, ...], tupl
     return tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
 
 
-_NOT_LABELS = ("record", "path", "n_windows", "window", "quality")
 
 
 def _truth_table(y_true: Any, labels: Sequence[str], records: list[str] | None) -> np.ndarray:
@@ -151,7 +151,7 @@ def _truth_table(y_true: Any, labels: Sequence[str], records: list[str] | None) 
             raise CalibrationError(f"{len(missing)} record(s) of the scores have no row in y_true (e.g. {missing[:3]}); "
                                    "give the truth of every scored record.")
         y_true = y_true.set_index(ids).loc[records]
-    cols = [c for c in y_true.columns if c not in _NOT_LABELS]
+    cols = [c for c in y_true.columns if c not in META_COLUMNS]
     if set(labels) <= set(cols):
         return y_true[list(labels)].to_numpy()
     if len(cols) in (1, len(labels)) and not set(cols) & set(labels):  # unnamed truths: class indices, or one per label
@@ -168,7 +168,7 @@ def _as_arrays(y_true: Any, scores: Any, labels: Sequence[str] | None):
         if "record" in scores.columns:
             records = scores["record"].astype(str).tolist()
         if labels is None:
-            labels = [c for c in scores.columns if c not in _NOT_LABELS]
+            labels = [c for c in scores.columns if c not in META_COLUMNS]
         missing = [lab for lab in labels if lab not in scores.columns]
         if missing:
             raise CalibrationError(f"scores table has no column for label(s) {missing[:5]}; pass the prediction table of the same model.")

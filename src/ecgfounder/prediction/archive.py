@@ -307,7 +307,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
         "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
         "quality": job.quality, "quality_detail": job.quality_detail, "calibrated": job.calibrated,
         "inputs_sha256": digest(files), "n_files": len(files), "shard": list(spec) if spec else None,
-    }
+        "window_columns": ["window", "start_s"] if job.aggregate == "none" else None}  # (not a table before start_s)
     run = _Run(job, files, out, emb, settings)
     lock = OutputLock(out).acquire() if out else None
     try:
