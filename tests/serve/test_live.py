@@ -242,6 +242,19 @@ def _record_line(page):
     return page.inner_text("#record")
 
 
+def _batch_page(browser, url: str, archive, *, height: int):
+    """A page of the viewer (attribution off) that was given ``archive`` and finished: ``(page, the
+    console's errors, collected while the page lives)``."""
+    page = browser.new_page(viewport={"width": 1300, "height": height})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.set_input_files("#file", str(archive))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    return page, errors
+
+
 def test_viewer_lists_the_recordings_of_a_zip_and_shows_the_one_chosen(live, browser, tmp_path):
     """A zip of two readable recordings and an unreadable one goes to /v1/predict/batch: three items
     listed, the failure with its reason, the first recording drawn at once, another drawn when
@@ -250,13 +263,7 @@ def test_viewer_lists_the_recordings_of_a_zip_and_shows_the_one_chosen(live, bro
     hea, dat = (WFDB.with_suffix(s) for s in (".hea", ".mat"))
     archive = _zip(tmp_path / "clinic.zip", [("a.xml", MUSE.read_bytes()), ("b/E07500.hea", hea.read_bytes()),
                                              ("b/E07500.mat", dat.read_bytes()), ("c.xml", b"<RestingECG><Waveform>")])
-    page = browser.new_page(viewport={"width": 1300, "height": 1400})
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(url + "/")
-    page.select_option("#attr-method", "none")
-    page.set_input_files("#file", str(archive))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    page, errors = _batch_page(browser, url, archive, height=1400)
     assert page.inner_text("#status").startswith("Done: 3 recordings, 2 analysed, 1 failed")
     assert page.is_visible("#batch") and page.inner_text("#batch-title") == "3 recordings"
     items = page.locator("#batch-list li")
@@ -323,13 +330,7 @@ def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
     README passed over (why, not as a failure), counted apart in the title and the status."""
     url, _ = live
     archive = _zip(tmp_path / "one.zip", [("a.xml", MUSE.read_bytes()), ("README.txt", b"exported ECGs")])
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(url + "/")
-    page.select_option("#attr-method", "none")
-    page.set_input_files("#file", str(archive))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    page, errors = _batch_page(browser, url, archive, height=1000)
     assert page.inner_text("#status").startswith("Done: 1 recording, 1 analysed, 0 failed, 1 file passed over")
     assert page.is_visible("#batch") and page.inner_text("#batch-title") == "1 recording · 1 file passed over"
     assert page.locator("#batch-list button").all_inner_texts() == ["one.zip"]
