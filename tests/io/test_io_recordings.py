@@ -224,18 +224,40 @@ def test_zip_archive_of_records(tmp_path):
             zf.write(DATA / "cinc2021" / f"E07500{ext}", f"records/E07500{ext}")
         zf.write(MUSE, "records/muse.xml")
     recs = list(eio.iter_read(z))
-    assert sorted(r.meta["archive_member"] for r in recs) == ["E07500.hea", "muse.xml"]
+    assert sorted(r.meta["archive_member"] for r in recs) == ["records/E07500.hea", "records/muse.xml"]
     with zipfile.ZipFile(z, "a") as zf:  # a file not taken for an ECG is named, in the archive's terms
         zf.writestr("records/export.xml", "<report><patient/></report>")
     with pytest.warns(UserWarning, match=r"passed over") as said:
         assert len(list(eio.iter_read(z))) == 2
     assert [str(w.message) for w in said if "passed over" in str(w.message)][0].startswith(
-        f"{z}: 1 XML/CSV file(s) passed over, not taken for ECG recordings (") and ": export.xml;" in str(said[0].message)
+        f"{z}: 1 XML/CSV file(s) passed over, not taken for ECG recordings (") and ": records/export.xml;" in str(said[0].message)
     by = {r.meta["archive_member"]: r for r in recs}
-    np.testing.assert_array_equal(by["E07500.hea"].signal, _read(CINC).signal)
+    np.testing.assert_array_equal(by["records/E07500.hea"].signal, _read(CINC).signal)
     assert eio.find_records([tmp_path]) == [z]
     with pytest.raises(eio.read.__globals__["RecordReadError"], match="several recordings"):
         eio.read(z)
+
+
+def test_members_named_alike_in_two_folders_are_two_records_and_no_member_leaves_its_folder(tmp_path):
+    """Exports named alike in two folders (site1/ECG001.xml, site2/ECG001.xml) are two recordings,
+    each named by its path in the archive (the second was dropped without a word: the archive's
+    folders were flattened); a member's path cannot lead out of the extraction folder."""
+    z = tmp_path / "sites.zip"
+    other = _read(MUSE)
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("site1/ECG001.xml", MUSE.read_bytes())
+        zf.writestr("site2/ECG001.xml", MUSE.read_bytes())
+        zf.writestr("../../escaped/ECG002.xml", MUSE.read_bytes())
+        zf.writestr("/root/ECG003.xml", MUSE.read_bytes())
+        zf.writestr("__MACOSX/site1/._ECG001.xml", b"mac")
+        zf.writestr("site1/.hidden.xml", MUSE.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        recs = list(eio.iter_read(z))
+    assert sorted(r.meta["archive_member"] for r in recs) == [
+        "escaped/ECG002.xml", "root/ECG003.xml", "site1/ECG001.xml", "site2/ECG001.xml"]
+    assert all(np.array_equal(r.signal, other.signal) for r in recs)
+    assert not (tmp_path.parent / "escaped").exists() and not Path("/root/ECG003.xml").exists()
 
 
 def test_a_bad_member_of_an_archive_costs_no_other_member(tmp_path):

@@ -271,17 +271,18 @@ def test_viewer_lists_the_recordings_of_a_zip_and_shows_the_one_chosen(live, bro
     buttons = page.locator("#batch-list button")
     assert buttons.count() == 2
     assert buttons.nth(0).inner_text() == "clinic.zip#0" and buttons.nth(0).get_attribute("aria-current") == "true"
-    assert items.nth(1).inner_text().startswith("clinic.zip#1 a · ")  # the member's own name beside the item's
+    assert items.nth(1).inner_text().startswith("clinic.zip#1 E07500 · ")  # the member's own name beside the item's
     failed = page.locator("#batch-list li.failed")
     assert failed.count() == 1 and failed.inner_text().startswith("clinic.zip") and "ecgfounder-serve-" not in failed.inner_text()
-    first = _record_line(page)  # (members in name order; each with its own format, not the archive's)
-    assert first.startswith("E07500 · wfdb · 500 Hz · 12 leads · 10.0 s"), first
-    assert page.locator("#ecg").get_attribute("data-traces") == "13"
-    assert json.loads(page.evaluate("JSON.stringify(last)"))["record"]["id"] == "E07500"
+    first = _record_line(page)  # (members in path order; each with its own format, not the archive's)
+    assert first.startswith("a · muse · 500 Hz · 12 leads · 10.0 s"), first
     buttons.nth(1).focus()
     page.keyboard.press("Enter")
     page.wait_for_function("(t) => document.getElementById('record').textContent !== t", arg=first, timeout=5000)
-    assert _record_line(page).startswith("a · muse · ") and buttons.nth(1).get_attribute("aria-current") == "true"
+    assert _record_line(page).startswith("E07500 · wfdb · 500 Hz · 12 leads · 10.0 s")
+    assert buttons.nth(1).get_attribute("aria-current") == "true"
+    assert page.locator("#ecg").get_attribute("data-traces") == "13"
+    assert json.loads(page.evaluate("JSON.stringify(last)"))["record"]["id"] == "E07500"
     assert buttons.nth(0).get_attribute("aria-current") is None
     assert page.locator("#findings li").count() >= 1
     with page.expect_download() as dl:

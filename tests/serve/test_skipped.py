@@ -25,13 +25,13 @@ NOT_ECG = {
     "labels.csv": b"id,label\n1,AF\n",
     "__MACOSX/._a.xml": b"\0\5\26\7",
     "orphan.dat": b"\0\1" * 8,
-    "more/a.xml": MUSE.read_bytes(),  # its name is taken by the a.xml read (an archive's folders are not kept)
+    "A.XML": MUSE.read_bytes(),  # a.xml's path but for case (one file on a case-insensitive disk): not read
 }
 # each passed-over member: words its reason must hold
 REASONS = {
     "README.txt": "'.txt' file", "docs/scan.png": "'.png' file", "notes.xml": "XML of no known ECG dialect",
     "labels.csv": "without lead-like column names", "__MACOSX/._a.xml": "macOS", "orphan.dat": "orphan.hea",
-    "more/a.xml": "same file name as a.xml",
+    "A.XML": "same path as a.xml",
 }
 
 
@@ -85,7 +85,7 @@ def test_batch_lists_each_member_of_a_zip_passed_over(client):
 
 def test_batch_of_a_zip_without_ecg_says_why_of_each_file(client):
     """A zip holding no ECG at all: its failure (one item, as before) and each file it holds, with why."""
-    docs = {k: v for k, v in NOT_ECG.items() if k != "more/a.xml"}
+    docs = {k: v for k, v in NOT_ECG.items() if k != "A.XML"}
     b = client.post("/v1/predict/batch", files=[("file", ("docs.zip", zip_bytes(docs)))]).json()
     assert [(it["name"], it["status"]) for it in b["items"][:1]] == [("docs.zip", "failed")]
     assert b["items"][0]["error"] == "docs.zip: zip archive holds no ECG record files"
@@ -147,3 +147,63 @@ def test_mcp_batch_tool_lists_the_files_passed_over(analyzer, tmp_path):
     assert b["items"][0]["result"]["record"]["format"] == "muse"
     _check_skipped(b["items"], "x.zip")
     assert (b["n_ok"], b["n_failed"], b["n_skipped"]) == (1, 0, len(NOT_ECG))
+
+
+def _zip_of(path, members: list[tuple[str, bytes]]):
+    """A zip of ``(name, bytes)`` in that order, names kept as given (twice, '..', '/...')."""
+    import warnings
+    import zipfile
+
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as z:
+        warnings.simplefilter("ignore")  # (zipfile warns of a name written twice)
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name), data)
+    return path
+
+
+def _tally(path):
+    """What the reader took from the archive at ``path`` (as the service tallies it)."""
+    import warnings
+
+    from ecgfounder.io import iter_read
+    from ecgfounder.serve.members import ArchiveTally
+
+    tally = ArchiveTally()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the reader's note of the XML files it passed over)
+        for got in iter_read(path, errors="yield"):
+            tally.add(got)
+    return tally
+
+
+def test_passed_over_names_what_the_reader_extracted_by_its_path(tmp_path):
+    """Folders are kept: more/a.xml is read beside a.xml (it was listed as 'the same file name as
+    a.xml'); a second entry of one path (twice a.xml, A.XML), a name of no file ('..') and a file of
+    its own under a root or '..' are listed, each once; a WFDB record in a folder takes its signal
+    file there, not a file of that name elsewhere."""
+    from ecgfounder.serve.members import passed_over
+
+    hea = WFDB.with_suffix(".hea").read_bytes()
+    z = _zip_of(tmp_path / "f.zip", [
+        ("a.xml", MUSE.read_bytes()), ("more/a.xml", MUSE.read_bytes()), ("A.XML", b"<x/>"), ("a.xml", b"<y/>"),
+        ("..", b"1"), ("../../up.txt", b"2"), ("sub/E07500.hea", hea), ("sub/E07500.mat", b"3"), ("E07500.mat", b"4")])
+    tally = _tally(z)
+    assert tally.archive and not tally.refused and tally.taken == {"a.xml", "more/a.xml", "sub/E07500.hea"}
+    got = {s.member: s.reason for s in passed_over(z, "f.zip", tally.taken, limit=20)}
+    assert list(got) == ["A.XML", "a.xml", "..", "../../up.txt", "E07500.mat"], got
+    assert "the same path as a.xml, read in its place" in got["A.XML"] and "same path as a.xml" in got["a.xml"]
+    assert "a name of no file" in got[".."] and "a '.txt' file" in got["../../up.txt"]
+    assert "without its header; put E07500.hea" in got["E07500.mat"]
+
+
+def test_a_file_of_an_inner_archive_does_not_hide_one_of_the_same_name(tmp_path):
+    """An error of inner.zip's bad.xml named its member bad.xml, and the outer archive's own bad.xml
+    (no ECG) was taken for read: the outer file an error is about is the one its reason starts with."""
+    from ecgfounder.serve.members import passed_over
+
+    inner = _zip_of(tmp_path / "inner.zip", [("bad.xml", b"<?xml version='1.0'?><RestingECG></RestingECG>")])
+    z = _zip_of(tmp_path / "o.zip", [("a.xml", MUSE.read_bytes()), ("bad.xml", b"<notes/>"),
+                                     ("inner.zip", inner.read_bytes())])
+    tally = _tally(z)
+    assert tally.taken == {"a.xml", "inner.zip"}
+    assert [s.member for s in passed_over(z, "o.zip", tally.taken, limit=20)] == ["bad.xml"]

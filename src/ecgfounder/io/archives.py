@@ -79,7 +79,8 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
         if not targets:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:
-            where = f"{t.name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {t.name}"
+            name = t.relative_to(inner).as_posix() if inner.is_dir() else t.name  # (its path in the archive)
+            where = f"{name} in the {kind} archive" if inner.is_dir() else f"{kind}-compressed {name}"
             inner_kind = readers.kind_of(t, format)
             it = (archive_items(t, format, kwargs, readers, kind=inner_kind, errors="yield", budget=budget, depth=depth + 1)
                   if inner_kind else readers.read(t, format, **kwargs))
@@ -93,7 +94,7 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
                     rec = exc
                 if isinstance(rec, RecordReadError):
                     err = RecordReadError(p, f"{where}: {rec.reason.replace(tmp, '')}")
-                    err.member = rec.member or t.name
+                    err.member = rec.member or name
                     yield err
                     if not inner_kind:
                         break
@@ -102,5 +103,5 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
                 meta["source"] = str(p)
                 meta["compression"] = kind
                 if inner.is_dir():
-                    meta["archive_member"] = t.name
+                    meta["archive_member"] = name
                 yield Recording(signal=rec.signal, fs=rec.fs, leads=rec.leads, meta=meta)

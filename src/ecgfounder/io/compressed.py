@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 from ..errors import RecordReadError
 from .limits import decompressed_limit
 
-__all__ = ["COMPRESSIONS", "compression_of", "is_numpy_zip", "expanded"]
+__all__ = ["COMPRESSIONS", "compression_of", "is_numpy_zip", "expanded", "member_path"]
 
 COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".zst": "zstd", ".bz2": "bzip2", ".xz": "xz", ".zip": "zip"}
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
@@ -170,13 +170,27 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> None:
                                   "for this archive (decompression bomb?)")
         seen: set[str] = set()
         for info in infos:
-            name = Path(info.filename.replace("\\", "/")).name
-            if not name or name.startswith(".") or name in seen or info.filename.startswith("__MACOSX"):
+            rel = member_path(info.filename)
+            if rel is None or rel.lower() in seen:
                 continue
-            seen.add(name)
+            seen.add(rel.lower())  # (a.XML and a.xml: one file on a case-insensitive disk)
             try:
                 src = zf.open(info)
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
-                raise RecordReadError(path, f"cannot extract {name!r}: {exc}") from None
+                raise RecordReadError(path, f"cannot extract {rel!r}: {exc}") from None
             with src:
-                _copy_bounded(path, src, dest / name, budget, "zip")
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                _copy_bounded(path, src, dest / rel, budget, "zip")
+
+
+def member_path(filename: str) -> str | None:
+    """Where the zip member ``filename`` is extracted, relative to the archive's folder (POSIX): its
+    folders kept (two exports named alike in two folders are two records), with no way out of
+    that folder (``..``, roots and drive letters dropped); ``None`` for what is not read: macOS
+    metadata (``__MACOSX/``), hidden files, a name of nothing but separators."""
+    parts = [x for x in filename.replace("\\", "/").split("/") if x not in ("", ".", "..")]
+    if parts and parts[0].endswith(":"):  # C:/...: a drive letter
+        parts = parts[1:]
+    if not parts or parts[0] == "__MACOSX" or parts[-1].startswith("."):
+        return None
+    return "/".join(parts)

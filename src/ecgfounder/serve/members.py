@@ -1,15 +1,17 @@
 """The files of an uploaded zip archive that no recording of its answer came from (a README, an
-image, an XML of no ECG dialect, macOS metadata, a second file of the same name, ...): each named,
-in the archive's terms, with why it was passed over, so that an answer accounts for every file."""
+image, an XML of no ECG dialect, macOS metadata, a second file of one path, ...): each named, in
+the archive's terms, with why it was passed over, so that an answer accounts for every file.  Where
+the reader put each file is its own rule (:func:`ecgfounder.io.compressed.member_path`)."""
 
 from __future__ import annotations
 
+import posixpath
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import RecordReadError
-from ..io.compressed import COMPRESSIONS
+from ..io.compressed import COMPRESSIONS, member_path
 from ..io.detect import EXTENSIONS
 from ..recording import Recording
 from .uploads import WFDB_DATA, wfdb_header_names
@@ -18,6 +20,7 @@ __all__ = ["Skipped", "ArchiveTally", "passed_over"]
 
 _SHOWN = 5  # files named in the item that counts those past the limit
 _HEAD = 1 << 20  # bytes of a header read for the files it names (a record of thousands of segments)
+_IN = " in the zip archive: "  # (the reader's words: "MEMBER in the zip archive: its error")
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class Skipped:
 
 @dataclass
 class ArchiveTally:
-    """What reading one uploaded file yielded, as far as its archive's files go: the files
-    (base names, as the reader names them) that a recording or an error came from."""
+    """What reading one uploaded file yielded, as far as its archive's files go: the files (their
+    paths in the archive, as the reader names them) that a recording or an error came from."""
 
     taken: set[str] = field(default_factory=set)
     archive: bool = False  # read as a zip archive whose files were looked at
@@ -48,11 +51,10 @@ class ArchiveTally:
             return
         if got.member is not None:
             self.archive = True
-            self.taken.add(got.member)
-            # a zip inside the archive names its own files in ``member``; the reason starts with its name
-            head, sep, _ = got.reason.partition(" in the zip archive: ")
-            if sep:
-                self.taken.add(head)
+            # a file of an archive inside this one is named in ``member`` as the inner archive names it:
+            # the file of this archive is the one its reason starts with
+            own = got.reason.startswith(got.member + _IN)
+            self.taken.add(got.member if own else got.reason.partition(_IN)[0])
         elif got.reason.endswith("zip archive holds no ECG record files"):  # (the reader's words for it)
             self.archive = True
         else:
@@ -61,26 +63,31 @@ class ArchiveTally:
 
 def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) -> list[Skipped]:
     """The files of the zip archive at ``path`` (shown as ``shown``) that none of ``taken`` (the
-    base names the reader named its recordings and errors after) is, nor part of one (a WFDB
-    record's signal files, a multi-segment record's segments), in the archive's order: at most
-    ``limit``, then one item counting the rest.  ``[]`` for a file that is not a zip archive."""
+    paths the reader named its recordings and errors after) is, nor part of one (a WFDB record's
+    signal files, a multi-segment record's segments), in the archive's order: at most ``limit``,
+    then one item counting the rest.  ``[]`` for a file that is not a zip archive."""
     try:
         with zipfile.ZipFile(path) as zf:
-            files = [(i, i.filename.replace("\\", "/")) for i in zf.infolist() if not i.is_dir()]
-            first: dict[str, str] = {}  # base name -> the member extracted under it (the reader flattens folders)
-            for i, m in files:
-                b = PurePosixPath(m).name
-                if b and not b.startswith(".") and not i.filename.startswith("__MACOSX"):
-                    first.setdefault(b, m)
-            stems, named = _records_read(zf, {m: i for i, m in files}, first, taken)
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            rels = [member_path(i.filename) for i in infos]  # where the reader extracted each (None: not)
+            first: dict[str, int] = {}  # the path (any case) -> the member extracted there: the first
+            for k, rel in enumerate(rels):
+                if rel is not None:
+                    first.setdefault(rel.lower(), k)
+            stems, named = _records_read(zf, {rels[k]: infos[k] for k in first.values()}, taken)
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
     out: list[Skipped] = []
-    for i, m in files:
-        b = PurePosixPath(m).name
-        if not b:
-            continue
-        why = _why(i, m, b, first, taken, stems, named)
+    for k, (i, rel) in enumerate(zip(infos, rels)):
+        m = i.filename.replace("\\", "/")
+        if rel is None:
+            why: str | None = _not_extracted(m)
+        elif first[rel.lower()] != k:
+            same = infos[first[rel.lower()]].filename.replace("\\", "/")
+            why = (f"the same path as {same}, read in its place (names that differ only in letter case, '.', '..' or "
+                   "'/' are one file here); send it in an archive of its own")
+        else:
+            why = _why(rel, taken, stems, named)
         if why is not None:
             out.append(Skipped(f"{shown}/{m}", m, " ".join(
                 f"{shown}: {m} in the zip archive: passed over, not read as an ECG: {why}.".split())))
@@ -92,42 +99,48 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
     return out
 
 
-def _records_read(zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], first: dict[str, str],
-                  taken: set[str]) -> tuple[set[str], set[str]]:
-    """The stems of the WFDB headers read and the file names (lower-case) they name, with the
-    segments of a multi-segment record (their headers named without ``.hea``) and what those name."""
-    heads = {b.lower(): b for b in first if b.lower().endswith(".hea")}
-    todo = [b for b in taken if b in heads.values()]
+def _records_read(zf: zipfile.ZipFile, extracted: dict[str, zipfile.ZipInfo], taken: set[str]
+                  ) -> tuple[set[str], set[str]]:
+    """The WFDB headers read (their paths less ``.hea``) and the files they name (paths in the
+    archive, beside each header), with the segments of a multi-segment record (their headers named
+    without ``.hea``) and what those name; all lower-case."""
+    heads = {r.lower(): r for r in extracted if r.lower().endswith(".hea")}
+    todo = [r for r in taken if r.lower() in heads and heads[r.lower()] == r]
+    done: set[str] = set()
     stems: set[str] = set()
     named: set[str] = set()
     while todo:
         h = todo.pop()
-        if PurePosixPath(h).stem.lower() in stems:
+        if h in done:
             continue
-        stems.add(PurePosixPath(h).stem.lower())
+        done.add(h)
+        stems.add(posixpath.splitext(h)[0].lower())
         try:
-            with zf.open(infos[first[h]]) as fh:
+            with zf.open(extracted[h]) as fh:
                 names = wfdb_header_names(fh.read(_HEAD))
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError):
             continue
-        named |= names
-        todo += [heads[n + ".hea"] for n in names if n + ".hea" in heads]
+        files = {posixpath.normpath(posixpath.join(posixpath.dirname(h.lower()), n)) for n in names}
+        named |= files
+        todo += [heads[n + ".hea"] for n in files if n + ".hea" in heads]
     return stems, named
 
 
-def _why(info: zipfile.ZipInfo, m: str, b: str, first: dict[str, str], taken: set[str], stems: set[str],
-         named: set[str]) -> str | None:
-    """Why the file ``m`` (base name ``b``) was passed over; ``None`` when it was read."""
-    p = PurePosixPath(b)
-    ext, stem = p.suffix.lower(), p.stem.lower()
-    if info.filename.startswith("__MACOSX"):
+def _not_extracted(m: str) -> str:
+    """Why the member ``m``, which the reader does not extract, was passed over."""
+    parts = [x for x in m.split("/") if x not in ("", ".", "..")]
+    if parts[:1] == ["__MACOSX"] or (parts[:1] and parts[0].endswith(":") and parts[1:2] == ["__MACOSX"]):
         return "macOS metadata (its __MACOSX folder)"
-    if b.startswith("."):
+    if parts and parts[-1].startswith("."):
         return "a hidden file (its name starts with '.')"
-    if first[b] != m:
-        return (f"the same file name as {first[b]}, read in its place (the archive's folders are not kept); send it "
-                "in an archive of its own")
-    if b in taken or b.lower() in named or (ext == ".hea" and stem in named) or (ext in WFDB_DATA and stem in stems):
+    return "a name of no file (nothing but '/', '.', '..' or a drive letter)"
+
+
+def _why(rel: str, taken: set[str], stems: set[str], named: set[str]) -> str | None:
+    """Why the file extracted at ``rel`` was passed over; ``None`` when it was read."""
+    p = PurePosixPath(rel)
+    stem, ext = posixpath.splitext(rel.lower())
+    if rel in taken or rel.lower() in named or (ext == ".hea" and stem in named) or (ext in WFDB_DATA and stem in stems):
         return None
     if ext in WFDB_DATA:
         return f"a WFDB signal file without its header; put {p.stem}.hea in the archive with it"
