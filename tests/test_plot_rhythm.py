@@ -177,3 +177,29 @@ def test_a_rerun_with_fewer_sheets_removes_only_the_earlier_runs_extra_sheets(tm
     assert save_ecg_sheets(_rec(30.0, fs=20.0), out, **kw) == [out]
     assert not (tmp_path / "af-2.svg").exists()
     assert (tmp_path / "af-3.svg").read_text() == "<svg>edited by hand</svg>" and (tmp_path / "af-4.svg").exists()
+
+
+def test_a_plot_to_a_name_like_a_sheet_is_not_another_plots_sheet(tmp_path, monkeypatch):
+    """af-2.svg plotted on its own (another recording) was removed by a later one-sheet plot to af.svg:
+    any plot's mark was taken for af.svg's.  A sheet is removed only if marked as that sheet of a plot
+    to that output; a file that cannot be read is kept, and the plot still succeeds."""
+    import builtins
+
+    from ecgfounder import plot
+
+    kw = {"layout": "rhythm", "paper": "a4"}
+    other = plot.save_ecg_sheets(_rec(30.0, fs=20.0), tmp_path / "af-2.svg", **kw)[0]
+    mine = other.read_bytes()
+    assert plot.save_ecg_sheets(_rec(30.0, fs=20.0), tmp_path / "af.svg", **kw) == [tmp_path / "af.svg"]
+    assert other.read_bytes() == mine
+    plot.save_ecg_sheets(_rec(130.0, fs=20.0), tmp_path / "b.svg", seconds=130, **kw)  # b-2.svg, b-3.svg
+    real_open = builtins.open
+
+    def unreadable(f, *a, **k):
+        if Path(f).name == "b-2.svg":
+            raise PermissionError(13, "Permission denied")
+        return real_open(f, *a, **k)
+
+    monkeypatch.setattr(plot, "open", unreadable, raising=False)
+    assert plot.save_ecg_sheets(_rec(30.0, fs=20.0), tmp_path / "b.svg", **kw) == [tmp_path / "b.svg"]
+    assert (tmp_path / "b-2.svg").exists() and (tmp_path / "b-3.svg").exists()  # (the run ends at b-2)

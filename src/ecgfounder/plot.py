@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
+from urllib.parse import quote
 
 import numpy as np
 
@@ -430,29 +431,36 @@ def save_ecg_sheets(recording: Recording, path: str | os.PathLike, **kwargs) -> 
         save_pdf_pages(figures, p)
         return [p]
     paths = [p] + [p.with_name(f"{p.stem}-{k}{p.suffix}") for k in range(2, len(figures) + 1)]
-    for fig, out in zip(figures, paths):
-        fig.savefig(out, dpi=200 if ext == ".png" else None, facecolor="white", metadata={"Description": _SHEET_MARK})
+    for k, (fig, out) in enumerate(zip(figures, paths), 1):
+        fig.savefig(out, dpi=200 if ext == ".png" else None, facecolor="white",
+                    metadata={"Description": _sheet_mark(p, k)})
     _remove_stale_sheets(p, len(paths))
     return paths
 
 
-_SHEET_MARK = "ecgfounder ECG sheet"  # in each image sheet's metadata: what a later plot may remove
+def _sheet_mark(p: Path, k: int) -> str:
+    """What sheet ``k`` of a plot to ``p`` carries in its metadata (what a later plot may remove): the
+    output's name percent-encoded (ASCII: the same bytes in a PNG text chunk and in SVG) and quoted."""
+    return f'ecgfounder ECG sheet {k} of "{quote(p.name, safe="")}"'
 
 
 def _remove_stale_sheets(p: Path, n: int) -> None:
-    """Remove ``<stem>-k<ext>`` for k = n+1, n+2, ... while each is a file carrying :data:`_SHEET_MARK`
-    (an earlier plot's sheet): a sheet run has no gaps, so the first other file or name ends it, and
-    a file of that name the plot did not write is never removed."""
+    """Remove ``<stem>-k<ext>`` for k = n+1, n+2, ... while each is a file marked as sheet k of a plot
+    to ``p`` (:func:`_sheet_mark`): a sheet run has no gaps, so the first other file or name ends it; a
+    file no plot to ``p`` wrote (another recording's plot to ``<stem>-k<ext>``, one unreadable) stays."""
     k = n + 1
     while (q := p.with_name(f"{p.stem}-{k}{p.suffix}")).is_file() and not q.is_symlink():
         try:
             with open(q, "rb") as f:  # (the mark sits in the first kilobytes: PNG text chunk, SVG metadata)
-                if _SHEET_MARK.encode() not in f.read(1 << 16):
+                if _sheet_mark(p, k).encode() not in f.read(1 << 16):
                     return
+        except OSError:  # (not known to be a sheet: kept)
+            return
+        try:
             q.unlink()
         except OSError as exc:
-            raise PlotError(f"{q}: a sheet an earlier plot to {p.name} may have left beyond this one's {n} cannot be "
-                            f"read or removed ({exc.strerror or exc}); remove it by hand.") from None
+            raise PlotError(f"{q}: sheet {k} of an earlier plot to {p.name}, beyond this one's {n}, cannot be "
+                            f"removed ({exc.strerror or exc}); remove it by hand.") from None
         k += 1
 
 
