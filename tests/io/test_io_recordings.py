@@ -260,6 +260,36 @@ def test_members_named_alike_in_two_folders_are_two_records_and_no_member_leaves
     assert not (tmp_path.parent / "escaped").exists() and not Path("/root/ECG003.xml").exists()
 
 
+def test_a_member_that_cannot_be_extracted_is_one_failure_not_the_archives(tmp_path):
+    """An encrypted member, or one whose name the disk refuses (a folder name over 255 bytes), failed
+    the whole archive (the error showing the server's temporary folder): each is now a failure of
+    its own, named in the archive, and the other members are read."""
+    z = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("a.xml", MUSE.read_bytes())
+        zf.writestr("x" * 300 + "/long.xml", MUSE.read_bytes())
+        zf.writestr("secret.xml", MUSE.read_bytes())
+    raw = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as zf:
+        off = zf.getinfo("secret.xml").header_offset
+    raw[off + 6] |= 1  # the encryption flag, in the local header and the central directory
+    for k in range(len(raw) - 4):
+        if raw[k:k + 4] == b"PK\x01\x02" and raw[k + 46:k + 46 + len(b"secret.xml")] == b"secret.xml":
+            raw[k + 8] |= 1
+    z.write_bytes(bytes(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = list(eio.iter_read(z, errors="yield"))
+    from ecgfounder.recording import Recording
+
+    recs = [g for g in got if isinstance(g, Recording)]
+    errs = {g.member: str(g) for g in got if not isinstance(g, Recording)}
+    assert [r.meta["archive_member"] for r in recs] == ["a.xml"]
+    assert set(errs) == {"x" * 300 + "/long.xml", "secret.xml"}
+    assert "encrypted (password-protected)" in errs["secret.xml"] and "File name too long" in errs["x" * 300 + "/long.xml"]
+    assert all(str(z) in e and "ecgfounder-" not in e.replace(str(z), "") for e in errs.values())
+
+
 def test_a_bad_member_of_an_archive_costs_no_other_member(tmp_path):
     """The reading of a zip stopped at its first unreadable member: the members after it were lost
     without a word.  Every readable member is read; then one error names each bad one."""

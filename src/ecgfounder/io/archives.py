@@ -72,11 +72,15 @@ def _members(p: Path, format: str | None, kwargs: dict, readers: ArchiveReaders,
              kind: str | None) -> Iterator[Recording | RecordReadError]:
     if depth >= _MAX_NESTING:
         raise RecordReadError(p, f"archive nested inside {depth} others (limit {_MAX_NESTING - 1}); refused")
-    with expanded(p, budget, kind) as (inner, kind):
+    with expanded(p, budget, kind) as (inner, kind, not_extracted):
         tmp = str(inner if inner.is_dir() else inner.parent) + os.sep  # the private folder it is expanded into
         with shown_as(f"{inner}: ", f"{p}: "):  # (files passed over are named in the archive)
             targets = readers.find([inner]) if inner.is_dir() else [inner]
-        if not targets:
+        for rel, why in not_extracted.items():  # each a failure of its own (encrypted, a name the disk refuses)
+            err = RecordReadError(p, f"{rel} in the {kind} archive: {why}")
+            err.member = rel
+            yield err
+        if not targets and not not_extracted:
             raise RecordReadError(p, f"{kind} archive holds no ECG record files")
         for t in targets:
             name = t.relative_to(inner).as_posix() if inner.is_dir() else t.name  # (its path in the archive)

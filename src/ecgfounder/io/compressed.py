@@ -103,9 +103,12 @@ def _inner_name(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def expanded(path: Path, budget: list[int] | None = None, kind: str | None = None) -> Iterator[tuple[Path, str]]:
-    """``(folder_or_file, compression)``: the decompressed copy of ``path`` (a file) or the
-    extracted members of a ``.zip`` (a folder), removed on exit.
+def expanded(path: Path, budget: list[int] | None = None, kind: str | None = None
+             ) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """``(folder_or_file, compression, not_extracted)``: the decompressed copy of ``path`` (a file)
+    or the extracted members of a ``.zip`` (a folder), removed on exit; ``not_extracted``: the
+    members of a zip that could not be (encrypted, a method zipfile lacks, a name the disk refuses,
+    corrupt data), by path, with why: each the failure of one file, not of the archive.
 
     ``budget`` (``[bytes left, limit, compressed size]``, filled here when empty) is shared with
     the archives found inside this one, so that nesting (a gzip of a gzip, zips in a zip) cannot
@@ -128,8 +131,8 @@ def expanded(path: Path, budget: list[int] | None = None, kind: str | None = Non
     tmp = Path(tempfile.mkdtemp(prefix="ecgfounder-"))
     try:
         if kind == "zip":
-            _extract_zip(path, tmp, budget)
-            yield tmp, kind
+            failed = _extract_zip(path, tmp, budget)
+            yield tmp, kind, failed
             return
         with open(path, "rb") as fh:
             head = fh.read(6)
@@ -150,12 +153,16 @@ def expanded(path: Path, budget: list[int] | None = None, kind: str | None = Non
                         else:
                             shutil.copyfile(cand, tmp / cand.name)
                         break
-        yield inner, kind
+        yield inner, kind, {}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _extract_zip(path: Path, dest: Path, budget: list[int]) -> None:
+def _extract_zip(path: Path, dest: Path, budget: list[int]) -> dict[str, str]:
+    """Extract the members of the zip ``path`` into ``dest`` (:func:`member_path`); returns those that
+    could not be, with why.  An archive that cannot be opened, too many members or too many bytes
+    (a bomb) fail it whole."""
+    failed: dict[str, str] = {}
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -174,13 +181,22 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> None:
             if rel is None or rel.lower() in seen:
                 continue
             seen.add(rel.lower())  # (a.XML and a.xml: one file on a case-insensitive disk)
+            if info.flag_bits & 0x1:
+                failed[rel] = "encrypted (password-protected); extract it with its password and give the file itself"
+                continue
             try:
-                src = zf.open(info)
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
-                raise RecordReadError(path, f"cannot extract {rel!r}: {exc}") from None
-            with src:
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                _copy_bounded(path, src, dest / rel, budget, "zip")
+                with zf.open(info) as src:
+                    (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                    _copy_bounded(path, src, dest / rel, budget, "zip")
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError, RecordReadError) as exc:
+                if budget[0] < 0:  # the archive's byte budget is spent: a bomb, refused whole
+                    raise
+                why = exc.reason if isinstance(exc, RecordReadError) else (
+                    exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:200])
+                failed[rel] = f"cannot be extracted: {why.replace(str(dest), '')}"
+                with contextlib.suppress(OSError):
+                    (dest / rel).unlink()  # a part written before the failure is not read
+    return failed
 
 
 def member_path(filename: str) -> str | None:
