@@ -61,6 +61,11 @@ class Recording:
         object.__setattr__(self, "fs", fs)
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
+    def __reduce__(self) -> tuple:
+        """Pickled with its metadata as a plain dict (a read-only mapping proxy cannot be): recordings
+        go to worker processes (``predict(..., workers=2)``) and back."""
+        return (type(self), (self.signal, self.fs, self.leads, dict(self.meta)))
+
     @property
     def n_samples(self) -> int:
         return int(self.signal.shape[1])

@@ -28,6 +28,28 @@ def test_workers_give_same_pairs_in_order(records):
             np.testing.assert_array_equal(ps.windows, pp.windows)
 
 
+def test_recordings_in_memory_go_to_the_workers():
+    """Recording objects (not files) given to worker processes: their read-only metadata could not
+    be pickled (TypeError); they come back prepared as in this process."""
+    import pickle
+
+    from ecgfounder.recording import Recording
+    from ecgfounder.signal.leads import STANDARD_12
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    rng = np.random.default_rng(3)
+    recs = [Recording(rng.standard_normal((12, 5000)) * 0.1, 500.0, STANDARD_12, {"id": f"m{i}", "nested": {"k": [i]}})
+            for i in range(3)]
+    back = pickle.loads(pickle.dumps(recs[0]))
+    assert back.meta == recs[0].meta and back.leads == recs[0].leads and np.array_equal(back.signal, recs[0].signal)
+    c = PreprocessContract()
+    serial = list(prepared_records(recs, c, workers=0))
+    parallel = list(prepared_records(recs, c, workers=1, chunk=2))
+    assert [r.record for r, _ in parallel] == ["m0", "m1", "m2"] and all(p is not None for _, p in parallel)
+    for (_, ps), (_, pp) in zip(serial, parallel):
+        np.testing.assert_array_equal(ps.windows, pp.windows)
+
+
 def _descendants(pid: int) -> set[int]:
     from pathlib import Path
 
