@@ -13,5 +13,7 @@ WRITE_FORMATS: dict[str, str] = {"wfdb": ".hea", "npz": ".npz", "edf": ".edf", "
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".bin", ".ckpt")
 
 #: the columns of prediction and embeddings tables that are not label scores, in table order
-#: (``quality_leads`` with ``quality_detail``; ``window`` and ``start_s`` in rows of one window)
-META_COLUMNS: tuple[str, ...] = ("record", "path", "n_windows", "quality", "quality_leads", "window", "start_s")
+#: (``member``: a recording's file inside a zip archive, its path there, empty otherwise;
+#: ``quality_leads`` with ``quality_detail``; ``window`` and ``start_s`` in rows of one window)
+META_COLUMNS: tuple[str, ...] = ("record", "path", "member", "n_windows", "quality", "quality_leads", "window",
+                                 "start_s")

@@ -88,7 +88,7 @@ def test_cli_output_formats(suffix, tiny_ckpt12, data_dir, tmp_path, capsys):
     out = tmp_path / f"p{suffix}"
     assert main(["predict", str(data_dir / "cinc2021" / "HR06000.hea"), "--checkpoint", str(tiny_ckpt12), "-o", str(out)]) == 0
     df = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out, lines=True) if suffix == ".jsonl" else pd.read_parquet(out)
-    assert df.shape == (1, 154) and df["record"].iloc[0] == "HR06000" and df["quality"].iloc[0] == "good"
+    assert df.shape == (1, 155) and df["record"].iloc[0] == "HR06000" and df["quality"].iloc[0] == "good"
     assert not list(tmp_path.glob(".*partial"))
     assert "HR06000:" in capsys.readouterr().out  # readable summary with top findings
 

@@ -156,7 +156,7 @@ def test_every_column_of_a_prediction_table_that_is_not_a_score_is_left_out(aggr
 
     y, s = _overconfident(300, 2, seed=7)
     cols = score_columns(["a", "b"], aggregate, quality_detail=detail)
-    meta = {"record": [f"r{i}" for i in range(300)], "path": "x.hea", "n_windows": 1, "quality": "good",
+    meta = {"record": [f"r{i}" for i in range(300)], "path": "x.hea", "member": "", "n_windows": 1, "quality": "good",
             "quality_leads": "", "window": 0, "start_s": 0.0}
     table = pd.DataFrame({**meta, "a": s[:, 0], "b": s[:, 1]})[cols]
     assert calibrate(y, table, split="val").labels == ("a", "b")

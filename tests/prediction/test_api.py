@@ -16,8 +16,8 @@ GOOD = ["HR06000", "E07500", "JS20000", "JS20001"]
 def test_predict_api_rows_and_columns(tiny12, data_dir):
     df = predict([data_dir / "cinc2021", data_dir / "ptbdb"], tiny12)
     labels = load_labels()
-    assert len(df) == 51 and list(df.columns[4:]) == list(labels) and len(labels) == 150
-    assert list(df.columns[:4]) == ["record", "path", "n_windows", "quality"]
+    assert len(df) == 51 and list(df.columns[5:]) == list(labels) and len(labels) == 150
+    assert list(df.columns[:5]) == ["record", "path", "member", "n_windows", "quality"]
     q = df.set_index("record")["quality"]
     assert q["JS20004"].startswith("flat:V2,V4,V6") and (q == "good").sum() >= 40
     assert df["record"].tolist()[:3] == ["E07500", "E07501", "E07502"]
@@ -35,6 +35,21 @@ def test_long_record_is_mean_of_its_windows(tiny12, data_dir):
     assert per["start_s"].tolist() == [0.0, 10.0, 20.0, 28.4]  # (38.4 s: the last window ends with the record)
     labels = list(load_labels())
     np.testing.assert_allclose(per[labels].mean().to_numpy(), agg[labels].iloc[0].to_numpy(), atol=1e-6)
+
+
+def test_recordings_of_a_zip_are_told_apart_by_their_file_in_it(tiny12, data_dir, tmp_path):
+    """Exports named alike in two folders of one zip: two rows, told apart by ``member`` (their
+    paths in the archive); a file of its own has an empty ``member``."""
+    import zipfile
+
+    muse = (data_dir / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml").read_bytes()
+    z = tmp_path / "sites.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("site1/ECG001.xml", muse)
+        zf.writestr("site2/ECG001.xml", muse)
+    df = predict([z, data_dir / "cinc2021" / "HR06000.hea"], tiny12)
+    assert df["member"].fillna("").tolist() == ["site1/ECG001.xml", "site2/ECG001.xml", ""]
+    assert df["path"].tolist()[:2] == [str(z)] * 2
 
 
 def test_batching_does_not_change_results(tiny12, data_dir):

@@ -32,7 +32,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert a["path"].tolist() == b["path"].tolist()
     assert a["quality"].fillna("").tolist() == b["quality"].fillna("").tolist()
-    num = a.columns[4:]
+    num = a.columns[5:]  # (record, path, member, n_windows, quality, then the labels)
     np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), atol=1e-5)
 
 
@@ -145,7 +145,7 @@ def test_per_window_rows_carry_their_start_and_an_older_partial_table_is_not_app
     _cli(["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o", str(full),
           "--aggregate", "none"])
     df = pd.read_csv(full)
-    assert list(df.columns[:6]) == ["record", "path", "n_windows", "quality", "window", "start_s"]
+    assert list(df.columns[:7]) == ["record", "path", "member", "n_windows", "quality", "window", "start_s"]
     assert (df["start_s"] == 0).all()  # (4-s records: one window each; longer ones: tests/prediction/test_api.py)
     pred = importlib.import_module("ecgfounder.prediction.stream")
     out = tmp_path / "o.csv"
@@ -165,9 +165,9 @@ def test_per_window_rows_carry_their_start_and_an_older_partial_table_is_not_app
     monkeypatch.undo()
     st = state_path(out)
     state = json.loads(st.read_text())
-    del state["settings"]["window_columns"]  # as the version before start_s wrote it
+    state["settings"]["columns"].remove("start_s")  # as the version before start_s wrote it
     st.write_text(json.dumps(state))
-    with pytest.raises(ValueError, match="window_columns"):
+    with pytest.raises(ValueError, match="columns"):
         _cli(base + ["--resume"])
 
 

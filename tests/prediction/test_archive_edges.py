@@ -77,7 +77,7 @@ def test_merge_keeps_the_rows_of_a_batch_file(records, tiny_ckpt, tmp_path):
     assert merge_parts(parts, tmp_path / "m.csv")["rows"] == 6
     a, b = pd.read_csv(tmp_path / "full.csv"), pd.read_csv(tmp_path / "m.csv")
     assert a[["record", "path"]].values.tolist() == b[["record", "path"]].values.tolist()
-    np.testing.assert_allclose(a.iloc[:, 4:].to_numpy(float), b.iloc[:, 4:].to_numpy(float), atol=1e-5)
+    np.testing.assert_allclose(a.iloc[:, 5:].to_numpy(float), b.iloc[:, 5:].to_numpy(float), atol=1e-5)
 
 
 def test_merge_refuses_parts_of_other_settings_and_parts_cut_short(records, tiny_ckpt, tmp_path):

@@ -93,10 +93,10 @@ def test_the_index_carries_each_records_quality(tiny12, tiny_ckpt12, data_dir, t
     assert main(["embed", str(data_dir / TEN_S), "--checkpoint", str(tiny_ckpt12), "-o", str(tmp_path / "e.npy"),
                  "-q", "--aggregate", "none"]) == 0
     index = pd.read_csv(tmp_path / "e.csv")
-    assert list(index.columns) == ["record", "path", "n_windows", "quality", "window", "start_s"]
+    assert list(index.columns) == ["record", "path", "member", "n_windows", "quality", "window", "start_s"]
     assert index["quality"].tolist() == ["good"]
     table, _ = embed([data_dir / TEN_S], tiny12, quality="off")
-    assert list(table.columns) == ["record", "path", "n_windows", "quality"] and table["quality"].tolist() == [""]
+    assert list(table.columns) == ["record", "path", "member", "n_windows", "quality"] and table["quality"].tolist() == [""]
 
 
 def test_window_rows_carry_their_start_in_the_recording(tiny12, tiny_ckpt12, data_dir, tmp_path):

@@ -15,7 +15,7 @@ from ecgfounder.prediction.parts import merge_parts, write_part_meta
 from ecgfounder.prediction.shards import part_name
 from ecgfounder.prediction.tables import TableWriter
 
-COLUMNS = ["record", "path", "n_windows", "quality", "SINUS RHYTHM", "ATRIAL FIBRILLATION"]
+COLUMNS = ["record", "path", "member", "n_windows", "quality", "SINUS RHYTHM", "ATRIAL FIBRILLATION"]
 
 
 def _parts(tmp_path: Path, kind: str = "csv", *, manifests: tuple[str, str] = ("a" * 64, "a" * 64)) -> list[str]:
@@ -79,3 +79,23 @@ def test_parts_of_two_runs_are_named_both(tmp_path):
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "shard": [1, 3], "manifest_sha256": "a" * 64}))
     with pytest.raises(SetupError, match=r"come from different runs \(of 2 and 3 shards\)"):
         merge_parts(parts, tmp_path / "m.csv")
+
+
+def test_recordings_of_one_archive_named_alike_are_not_taken_for_a_row_twice(tmp_path):
+    """Two files of one zip with one record id (site1/ECG001.xml, site2/ECG001.xml) are two rows that
+    differ in ``member``: merged, not refused as a record that appears twice."""
+    part = part_name(tmp_path / "p.csv", 0, 1)
+    rows = [{"record": "ECG001", "path": "/a/sites.zip", "member": m, "n_windows": 1, "quality": "good",
+             "SINUS RHYTHM": 0.5, "ATRIAL FIBRILLATION": 0.5} for m in ("site1/ECG001.xml", "site2/ECG001.xml")]
+    with TableWriter(part, COLUMNS) as w:
+        w.write(rows)
+    write_part_meta(part, shard=(0, 1), manifest_sha256="a" * 64, n_total=1, n_files=1, rows=2, failures=[],
+                    settings={"weights": "w"}, size=Path(part).stat().st_size)
+    assert merge_parts([part], tmp_path / "m.csv")["rows"] == 2
+    twice = part_name(tmp_path / "q.csv", 0, 1)
+    with TableWriter(twice, COLUMNS) as w:
+        w.write([rows[0], rows[0]])
+    write_part_meta(twice, shard=(0, 1), manifest_sha256="a" * 64, n_total=1, n_files=1, rows=2, failures=[],
+                    settings={"weights": "w"}, size=Path(twice).stat().st_size)
+    with pytest.raises(SetupError, match=r"record ECG001 of /a/sites.zip, site1/ECG001.xml \(window -\) appears twice"):
+        merge_parts([twice], tmp_path / "m2.csv")

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="compute embeddings for ECG files or folders",
                        description="Write the embeddings (the model's pooled features before its head, 1024-d for "
                        "ECGFounder) to FILE.npy, float32 (rows, 1024), with an index table (.csv/.parquet/.jsonl: "
-                       "record, path, n_windows, quality) whose rows align with the array's and FILE.json describing "
+                       "record, path, member, n_windows, quality) whose rows align with the array's and FILE.json describing "
                        "them (weights, preprocessing, lead, inference path). A record longer than 10 s is cut into "
                        "10-s windows, each embedded; its row is their mean (--aggregate mean, the default), their "
                        "elementwise maximum (max), or one row per window (none: the index adds window, its number "

@@ -28,11 +28,12 @@ def predict(
 ) -> pd.DataFrame:
     """Per-label scores for each record, as a DataFrame.
 
-    Columns: ``record``, ``path``, ``n_windows`` (10-s windows used), ``quality`` (``good`` or the
-    signal-quality flags, :func:`ecgfounder.quality`; ``quality_leads`` per lead with
-    ``quality_detail=True``), then one column per model label (150 for ECGFounder) holding the
-    probability, averaged over windows (``aggregate="mean"``, or ``"max"``; ``"none"`` gives one
-    row per window with a ``window`` column).  ``calibrated=True`` gives the calibrated
+    Columns: ``record``, ``path``, ``member`` (a file inside a zip: its path there),
+    ``n_windows`` (10-s windows used), ``quality`` (``good`` or the signal-quality flags,
+    :func:`ecgfounder.quality`; ``quality_leads`` per lead with ``quality_detail=True``), then one
+    column per model label (150 for ECGFounder) holding the probability, averaged over windows
+    (``aggregate="mean"``, or ``"max"``; ``"none"`` gives one row per window with ``window`` and
+    ``start_s`` columns).  ``calibrated=True`` gives the calibrated
     probabilities of the calibration the weights carry (refused when they carry none).
     ``quality="skip"`` leaves records that are not ``good`` unpredicted (listed as failures).
     Records that fail are skipped with a warning (``on_error="warn"``) or raise (``"raise"``); they
@@ -72,7 +73,7 @@ def embed(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Embeddings (the ``num_features``-d pooled activations before the head, 1024 for ECGFounder).
 
-    Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``n_windows``, ``quality``
+    Returns ``(table, features)``: ``table`` has ``record``, ``path``, ``member``, ``n_windows``, ``quality``
     (and ``window`` with ``start_s``, the window's first second in the recording, when
     ``aggregate="none"``); ``features[i]`` belongs to ``table.iloc[i]``,
     float32.  A record longer than 10 s is cut into 10-s windows, each embedded; its row is their

@@ -31,6 +31,7 @@ from .._fileio import write_json
 from ..errors import SetupError
 from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
+from .columns import table_columns
 from .progress import Progress
 from .shards import parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
@@ -307,7 +308,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
         "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
         "quality": job.quality, "quality_detail": job.quality_detail, "calibrated": job.calibrated,
         "inputs_sha256": digest(files), "n_files": len(files), "shard": list(spec) if spec else None,
-        "window_columns": ["window", "start_s"] if job.aggregate == "none" else None}  # (not a table before start_s)
+        "columns": table_columns(job.kind, job.aggregate, quality_detail=job.quality_detail)}  # (not other columns)
     run = _Run(job, files, out, emb, settings)
     lock = OutputLock(out).acquire() if out else None
     try:
@@ -335,8 +336,8 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
 
 def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str, quiet: bool, all_files: list) -> None:
     from .records import calibration_windows
-    from .stream import (check_labels, feature_rows, index_columns, index_rows, iter_predict, model_calibration,
-                         model_contract, resolve_model, result_rows, score_columns)
+    from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, model_contract,
+                         resolve_model, result_rows)
     from .tables import TableWriter
 
     job = run.job
@@ -361,8 +362,7 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
                            on_windows=bar.add_windows, quality=job.quality, announce=bar.note,
                            on_runner=lambda r: setattr(run, "runner", r))
-    cols = (score_columns(labels, job.aggregate, quality_detail=job.quality_detail) if job.kind == "scores"
-            else index_columns(job.aggregate))
+    cols = table_columns(job.kind, job.aggregate, labels, quality_detail=job.quality_detail)
     if run.out:
         run.writer = TableWriter(run.out, cols, append=run.done > 0)
     if run.emb:

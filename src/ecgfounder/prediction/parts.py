@@ -179,9 +179,10 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
                 if owner.setdefault(path, p) != p:
                     raise SetupError(f"record file {path} has rows in two parts, {owner[path]} and {p}; the parts "
                                      "were not made from the same list: run the shards again.", "parts")
-                key = (path, str(row.get("record")), str(row.get("window", "")))
+                key = (path, str(row.get("member", "")), str(row.get("record")), str(row.get("window", "")))
                 if key in keys:
-                    raise SetupError(f"{p}: record {row.get('record')} of {path} (window {row.get('window', '-')}) "
+                    where = f"{path}, {row['member']}" if row.get("member") else path
+                    raise SetupError(f"{p}: record {row.get('record')} of {where} (window {row.get('window', '-')}) "
                                      "appears twice; run its shard again.", "parts")
                 keys.add(key)
                 count += 1

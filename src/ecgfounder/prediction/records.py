@@ -45,6 +45,7 @@ class RecordResult:
     error: str | None = None
     input_index: int = 0  # position of the file in the expanded inputs
     member: int = 0  # position of the recording inside its file (batch files hold many)
+    archive_member: str = ""  # its file inside a zip archive (path there; empty for a file of its own)
     quality: str = ""  # signal quality summary: "good", the flags ("flat:V3;reversal:LA-RA"), "" when off
     quality_leads: str = ""  # per lead: "I:good;...;V3:flat"
 
@@ -189,7 +190,8 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
     ``quality`` (one of :data:`~ecgfounder.prediction.setup.QUALITY_GATES`, default ``warn``), the
     signal-quality gate.
     """
-    res = RecordResult(index=index, record=record_name(path, rec), path=path, input_index=input_index, member=member)
+    res = RecordResult(index=index, record=record_name(path, rec), path=path, input_index=input_index, member=member,
+                       archive_member=str(rec.meta.get("archive_member") or "") if rec is not None else "")
     if err is not None:
         res.error = err
         return res, None

@@ -12,16 +12,16 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .._formats import META_COLUMNS
 from .._say import to_stderr
 from ..errors import SetupError
 from ..models.heads import aggregate_windows
 from ..signal.preprocess import Prepared, PreprocessContract
+from .columns import index_columns, score_columns, table_columns
 from .records import RecordResult, expand_inputs, prepared_ahead
 from .setup import check_quality_gate
 
 __all__ = ["iter_predict", "resolve_model", "check_labels", "model_contract", "result_rows", "index_rows",
-           "index_columns", "feature_rows", "score_columns", "window_starts", "model_calibration", "Runner"]
+           "index_columns", "feature_rows", "score_columns", "table_columns", "window_starts", "model_calibration", "Runner"]
 
 Runner = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
@@ -229,12 +229,6 @@ def _stream(prepared: Iterable[tuple[RecordResult, Prepared | None]], run: Runne
     yield from emit()
 
 
-def score_columns(labels: Sequence[str], aggregate: str = "mean", *, quality_detail: bool = False) -> list[str]:
-    """The columns of a prediction table, in order (see :func:`result_rows`)."""
-    left_out = ({"window", "start_s"} if aggregate != "none" else set()) | (set() if quality_detail else {"quality_leads"})
-    return [c for c in META_COLUMNS if c not in left_out] + list(labels)
-
-
 def window_starts(res: RecordResult) -> tuple[float | None, ...]:
     """Each window's first second in the recording (the last window ends with the record, so it may
     overlap the one before); ``None`` each where the caller's own prepared records do not say."""
@@ -248,7 +242,8 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
     ``calibration``: a :class:`~ecgfounder.explain.calibration.Calibration` applied to the
     aggregated probabilities (``predict --calibrated``).  Columns: :func:`score_columns`.
     """
-    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows, "quality": res.quality}
+    base = {"record": res.record, "path": res.path, "member": res.archive_member, "n_windows": res.n_windows,
+            "quality": res.quality}
     if quality_detail:
         base["quality_leads"] = res.quality_leads
     if res.scores is None:
@@ -265,17 +260,12 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
     return [dict(base, **dict(zip(labels, values.tolist())))]
 
 
-def index_columns(aggregate: str = "mean") -> list[str]:
-    """The columns of an embeddings index table, in order (see :func:`index_rows`): a prediction
-    table's without the scores."""
-    return score_columns((), aggregate)
-
-
 def index_rows(res: RecordResult, aggregate: str = "mean") -> list[dict[str, Any]]:
     """Rows of an embeddings index table for one successful record (aligned with its feature rows);
     ``quality`` as in a prediction table (``good``, the flags, or empty with the gate off).  A row per
     window has ``window`` (its number) and ``start_s`` (:func:`window_starts`), as in a prediction table."""
-    base = {"record": res.record, "path": res.path, "n_windows": res.n_windows, "quality": res.quality}
+    base = {"record": res.record, "path": res.path, "member": res.archive_member, "n_windows": res.n_windows,
+            "quality": res.quality}
     if aggregate == "none":
         starts = window_starts(res)
         return [dict(base, window=k, start_s=starts[k]) for k in range(res.n_windows)]
