@@ -50,7 +50,7 @@ class ArchiveJob:
     """One archive run (see the module documentation).
 
     ``kind="scores"`` writes one row of label probabilities per record (``predict``);
-    ``kind="index"`` writes only ``record, path, n_windows`` rows aligned with ``embeddings``
+    ``kind="index"`` writes only the rows of :func:`~.columns.index_columns`, aligned with ``embeddings``
     (``embed``).  ``output=None`` (scores only) keeps nothing on disk but the report.
     """
 
