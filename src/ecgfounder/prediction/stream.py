@@ -229,6 +229,12 @@ def _stream(prepared: Iterable[tuple[RecordResult, Prepared | None]], run: Runne
     yield from emit()
 
 
+def _identity(res: RecordResult) -> dict[str, Any]:
+    """The columns of a row that say which recording it is and how it was read (before the scores)."""
+    return {"record": res.record, "path": res.path, "member": res.archive_member, "n_windows": res.n_windows,
+            "quality": res.quality}
+
+
 def window_starts(res: RecordResult) -> tuple[float | None, ...]:
     """Each window's first second in the recording (the last window ends with the record, so it may
     overlap the one before); ``None`` each where the caller's own prepared records do not say."""
@@ -242,8 +248,7 @@ def result_rows(res: RecordResult, labels: Sequence[str], aggregate: str = "mean
     ``calibration``: a :class:`~ecgfounder.explain.calibration.Calibration` applied to the
     aggregated probabilities (``predict --calibrated``).  Columns: :func:`score_columns`.
     """
-    base = {"record": res.record, "path": res.path, "member": res.archive_member, "n_windows": res.n_windows,
-            "quality": res.quality}
+    base = _identity(res)
     if quality_detail:
         base["quality_leads"] = res.quality_leads
     if res.scores is None:
@@ -264,8 +269,7 @@ def index_rows(res: RecordResult, aggregate: str = "mean") -> list[dict[str, Any
     """Rows of an embeddings index table for one successful record (aligned with its feature rows);
     ``quality`` as in a prediction table (``good``, the flags, or empty with the gate off).  A row per
     window has ``window`` (its number) and ``start_s`` (:func:`window_starts`), as in a prediction table."""
-    base = {"record": res.record, "path": res.path, "member": res.archive_member, "n_windows": res.n_windows,
-            "quality": res.quality}
+    base = _identity(res)
     if aggregate == "none":
         starts = window_starts(res)
         return [dict(base, window=k, start_s=starts[k]) for k in range(res.n_windows)]
