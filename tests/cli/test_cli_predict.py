@@ -110,3 +110,19 @@ def test_cli_reads_arrays_with_the_rate_given(tiny_ckpt12, data_dir, tmp_path, c
     assert main(["predict", str(data_dir / "cinc2021" / "HR06000.hea"), "--checkpoint", str(tiny_ckpt12), "-o", str(ref)]) == 0
     labels = list(load_labels())
     np.testing.assert_allclose(pd.read_csv(out)[labels].to_numpy(), pd.read_csv(ref)[labels].to_numpy(), atol=1e-6)
+
+
+def test_cli_summary_names_the_file_of_a_zip_each_line_is_about(tiny_ckpt12, data_dir, tmp_path, capsys):
+    """Two exports named alike in two folders of a zip: their summary lines (and rows) say which file
+    each is, not the same record id twice."""
+    import zipfile
+
+    muse = (data_dir / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml").read_bytes()
+    z = tmp_path / "sites.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("site1/ECG001.xml", muse)
+        zf.writestr("site2/ECG001.xml", muse)
+    assert main(["predict", str(z), "--checkpoint", str(tiny_ckpt12), "-o", str(tmp_path / "p.csv")]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "(site" in ln]
+    assert [ln.split(": ")[0].split(" ", 1)[1] for ln in lines] == ["(site1/ECG001.xml)", "(site2/ECG001.xml)"]
+    assert pd.read_csv(tmp_path / "p.csv")["member"].tolist() == ["site1/ECG001.xml", "site2/ECG001.xml"]

@@ -415,7 +415,7 @@ def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result
             from ..explain.calibration import apply_calibration
 
             values = apply_calibration(values, run.calibration)
-        report.summaries.append((res.record, values))
+        report.summaries.append((f"{res.record} ({res.archive_member})" if res.archive_member else res.record, values))
     if res.quality and res.quality != "good" and not quiet and job.quality != "off":
         bar.write(f"quality: {res.path}: {res.quality}")
 
