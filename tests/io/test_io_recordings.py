@@ -290,6 +290,24 @@ def test_a_member_that_cannot_be_extracted_is_one_failure_not_the_archives(tmp_p
     assert all(str(z) in e and "ecgfounder-" not in e.replace(str(z), "") for e in errs.values())
 
 
+def test_a_member_of_corrupt_data_is_one_failure_not_the_archives(tmp_path):
+    z = tmp_path / "k.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.xml", MUSE.read_bytes())
+        zf.writestr("broken.xml", MUSE.read_bytes())
+    raw = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as zf:
+        start = zf.getinfo("broken.xml").header_offset + 30 + len("broken.xml")
+    raw[start + 100:start + 400] = bytes(b ^ 0x5A for b in raw[start + 100:start + 400])
+    z.write_bytes(bytes(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = list(eio.iter_read(z, errors="yield"))
+    assert [g.meta["archive_member"] for g in got if not isinstance(g, RecordReadError)] == ["a.xml"]
+    (err,) = [g for g in got if isinstance(g, RecordReadError)]
+    assert err.member == "broken.xml" and "broken.xml in the zip archive: cannot be extracted: corrupt zip data" in str(err)
+
+
 def test_a_bad_member_of_an_archive_costs_no_other_member(tmp_path):
     """The reading of a zip stopped at its first unreadable member: the members after it were lost
     without a word.  Every readable member is read; then one error names each bad one."""
