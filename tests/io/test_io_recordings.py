@@ -290,6 +290,20 @@ def test_a_member_that_cannot_be_extracted_is_one_failure_not_the_archives(tmp_p
     assert all(str(z) in e and "ecgfounder-" not in e.replace(str(z), "") for e in errs.values())
 
 
+def test_files_of_one_path_in_a_zip_are_read_once_and_said(tmp_path):
+    """A second entry of one path (or one that differs only in case: one file on a case-insensitive
+    disk) was passed over without a word; now a warning names them."""
+    z = tmp_path / "twice.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (zipfile's own "Duplicate name")
+        with zipfile.ZipFile(z, "w") as zf:
+            for name in ("a.xml", "A.XML", "a.xml"):
+                zf.writestr(name, MUSE.read_bytes())
+    with pytest.warns(UserWarning, match=r"twice.zip: 2 file\(s\) of the zip archive passed over, the same path as a "
+                                         r"file before them .*: A.XML, a.xml; give each in an archive of its own"):
+        assert [r.meta["archive_member"] for r in eio.iter_read(z)] == ["a.xml"]
+
+
 def test_a_member_of_corrupt_data_is_one_failure_not_the_archives(tmp_path):
     z = tmp_path / "k.zip"
     with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:

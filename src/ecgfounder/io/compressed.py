@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -176,11 +177,14 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> dict[str, str]:
             raise RecordReadError(path, f"zip members declare {declared} bytes, above the limit of {budget[0]} "
                                   "for this archive (decompression bomb?)")
         seen: set[str] = set()
+        again: list[str] = []
         for info in infos:
             rel = member_path(info.filename)
+            if rel is not None and rel.lower() in seen:  # (a.XML and a.xml: one file on a case-insensitive disk)
+                again.append(info.filename)
             if rel is None or rel.lower() in seen:
                 continue
-            seen.add(rel.lower())  # (a.XML and a.xml: one file on a case-insensitive disk)
+            seen.add(rel.lower())
             if info.flag_bits & 0x1:
                 failed[rel] = "encrypted (password-protected); extract it with its password and give the file itself"
                 continue
@@ -196,6 +200,10 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> dict[str, str]:
                 failed[rel] = f"cannot be extracted: {why.replace(str(dest), '')}"
                 with contextlib.suppress(OSError):
                     (dest / rel).unlink()  # a part written before the failure is not read
+    if again:
+        warnings.warn(f"{path}: {len(again)} file(s) of the zip archive passed over, the same path as a file before "
+                      f"them (names that differ only in letter case are one file here): {', '.join(again[:5])}"
+                      f"{' ...' if len(again) > 5 else ''}; give each in an archive of its own to read it", stacklevel=2)
     return failed
 
 
