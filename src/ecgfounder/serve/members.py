@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import RecordReadError
-from ..io.compressed import COMPRESSIONS, member_path
+from ..io.compressed import COMPRESSIONS, member_path, path_key
 from ..io.detect import EXTENSIONS
 from ..recording import Recording
 from .uploads import WFDB_DATA, wfdb_header_names
@@ -73,7 +73,7 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
             first: dict[str, int] = {}  # the path (any case) -> the member extracted there: the first
             for k, rel in enumerate(rels):
                 if rel is not None:
-                    first.setdefault(rel.lower(), k)
+                    first.setdefault(path_key(rel), k)
             stems, named = _records_read(zf, {rels[k]: infos[k] for k in first.values()}, taken)
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
@@ -82,8 +82,8 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
         m = i.filename.replace("\\", "/")
         if rel is None:
             why: str | None = _not_extracted(m)
-        elif first[rel.lower()] != k:
-            same = infos[first[rel.lower()]].filename.replace("\\", "/")
+        elif first[path_key(rel)] != k:
+            same = infos[first[path_key(rel)]].filename.replace("\\", "/")
             why = (f"the same path as {same}, read in its place (names that differ only in letter case, '.', '..' or "
                    "'/' are one file here); send it in an archive of its own")
         else:

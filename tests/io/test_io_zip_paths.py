@@ -1,0 +1,101 @@
+"""Hostile and odd member paths of zip archives (folders kept since member_path): what is
+refused for one member only, and what the warnings of an archive inside an archive name."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import ecgfounder.io as eio
+from ecgfounder.errors import RecordReadError
+from ecgfounder.recording import Recording
+
+MUSE = (Path(__file__).resolve().parent.parent / "data" / "formats" / "muse_xml" / "musePHI_muse_ecg1.xml").read_bytes()
+
+
+def _zip(entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (zipfile's own "Duplicate name")
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _read(z: Path) -> tuple[list[str], dict[str, str], list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = list(eio.iter_read(z, errors="yield"))
+    recs = [g.meta["archive_member"] for g in got if isinstance(g, Recording)]
+    errs = {g.member: str(g) for g in got if isinstance(g, RecordReadError)}
+    return recs, errs, [str(w.message) for w in caught]
+
+
+def test_a_symlink_member_is_one_failure_not_a_file_of_its_target_path(tmp_path):
+    """A symbolic link stored in a zip (zip -y) was extracted as a regular file holding the path it
+    points to, then read as an ECG file (a WFDB .dat of a link read the path's bytes as samples)."""
+    link = zipfile.ZipInfo("rec/E1.dat")
+    link.external_attr = (0o120777 << 16)
+    z = tmp_path / "links.zip"
+    z.write_bytes(_zip([(link, b"../../../etc/passwd"), ("rec/ok.xml", MUSE)]))
+    recs, errs, _ = _read(z)
+    assert recs == ["rec/ok.xml"]
+    assert list(errs) == ["rec/E1.dat"] and errs["rec/E1.dat"].startswith(
+        f"{z}: rec/E1.dat in the zip archive: a symbolic link, not followed")
+
+
+def test_a_member_in_folders_too_deep_is_one_failure(tmp_path):
+    """A member 900 folders deep made 900 folders (2000 such members: 1.8 million, minutes of disk
+    work for a 4 MB archive); deeper ones failed with Python's "maximum recursion depth"."""
+    z = tmp_path / "deep.zip"
+    z.write_bytes(_zip([("a/" * 40 + "x.xml", MUSE), ("a/" * 16 + "ok.xml", MUSE)]))
+    recs, errs, _ = _read(z)
+    assert recs == ["a/" * 16 + "ok.xml"]  # (16 deep: the limit, read)
+    (why,) = errs.values()
+    assert why.endswith(": in folders 40 deep (limit 16); refused") and "ecgfounder-" not in why
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("order", [("a", "a/b.xml"), ("a/b.xml", "a")])
+def test_a_file_with_the_path_of_a_folder_is_one_failure_said_plainly(tmp_path, order):
+    """``a`` as a file and ``a/b.xml`` under it: one of the two cannot be extracted, a failure of its
+    own (it said only "File exists" or "Is a directory"); the other members are read."""
+    data = {"a": b"x", "a/b.xml": MUSE}
+    z = tmp_path / "clash.zip"
+    z.write_bytes(_zip([(n, data[n]) for n in order] + [("ok.xml", MUSE)]))
+    recs, errs, _ = _read(z)
+    assert "ok.xml" in recs
+    bad, = errs
+    expect = ("one of its folders has the path of a file of the archive" if bad == "a/b.xml"
+              else "the archive holds a folder of its path")
+    assert errs[bad] == f"{z}: {bad} in the zip archive: cannot be extracted: {expect}"
+
+
+def test_names_alike_but_for_unicode_normalisation_are_one_path(tmp_path):
+    """café.xml composed (NFC) and decomposed (NFD, as macOS writes it) are one file on a macOS
+    disk (the second overwrote the first there) and were read as two records here: now one path,
+    the second named in the warning, as for names that differ in letter case."""
+    nfc, nfd = unicodedata.normalize("NFC", "site/café.xml"), unicodedata.normalize("NFD", "site/café.xml")
+    z = tmp_path / "accents.zip"
+    z.write_bytes(_zip([(nfc, MUSE), (nfd, MUSE)]))
+    recs, errs, said = _read(z)
+    assert recs == [nfc] and not errs
+    assert any(s.startswith(f"{z}: 1 file(s) of the zip archive passed over") and nfd in s for s in said)
+
+
+def test_the_warning_of_a_zip_inside_a_zip_names_the_archive_not_the_temporary_folder(tmp_path):
+    """Files of one path in a zip inside a folder of a zip were named in a warning that began with
+    the private temporary copy (/tmp/ecgfounder-.../sub/inner.zip: ...)."""
+    z = tmp_path / "outer.zip"
+    z.write_bytes(_zip([("sub/inner.zip", _zip([("a.xml", MUSE), ("A.xml", MUSE)]))]))
+    recs, errs, said = _read(z)
+    assert recs == ["sub/inner.zip"] and not errs
+    dup = [s for s in said if "passed over, the same path" in s]
+    assert dup and dup[0].startswith(f"{z}: sub/inner.zip: 1 file(s) of the zip archive passed over"), dup
+    assert all("ecgfounder-" not in s for s in said)
