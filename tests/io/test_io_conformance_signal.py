@@ -614,3 +614,9 @@ def test_a_folder_of_multisegment_records_lists_each_record_once(tmp_path):
     _segment(tmp_path, "alone", rng.integers(-2000, 2000, (500, 2)), 100.0, 0)
     assert [p.name for p in find_records([tmp_path])] == ["alone.hea", "m.hea"]
     assert read(tmp_path / "m.hea").n_samples == 1500
+    # a hostile header naming segments by path: listed, and refused when read (find_records raised
+    # ValueError 'Invalid name', costing every record of the folder)
+    _header(tmp_path / "x.hea", ["x/3 2 500 1500", "../evil 500", "sub/y 500", ".. 500"])
+    assert [p.name for p in find_records([tmp_path])] == ["alone.hea", "m.hea", "x.hea"]
+    with pytest.raises(RecordReadError, match="segment '../evil' is not a record name"):
+        read(tmp_path / "x.hea")

@@ -446,9 +446,10 @@ def _without_segments(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]
         except OSError:
             continue
         lines = [ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
-        if lines:
-            segments.update(key.with_name(ln.split()[0].decode(errors="replace") + ".hea")
-                            for ln in lines[1:] if ln.split() and ln.split()[0] != b"~")
+        for ln in lines[1:]:  # a name with a path (a hostile '../x') is no segment beside it: its record fails alone
+            name = ln.split()[0].decode(errors="replace") if ln.split() else "~"
+            if name != "~" and not set(name) & set("/\\\0") and name not in (".", ".."):
+                segments.add(key.with_name(name + ".hea"))
     return [(q, key) for q, key in found if key not in segments] if segments else found
 
 
