@@ -6,7 +6,7 @@ line translates them to its flags (``--device``)."""
 from __future__ import annotations
 
 __all__ = ["ECGFounderError", "RecordReadError", "LeadError", "CheckpointError", "WeightsDownloadError", "SetupError",
-           "OutputLockedError", "WorkersCannotStartError", "WorkerDiedError"]
+           "OutputLockedError", "WorkersCannotStartError", "WorkerDiedError", "one_line"]
 
 
 class ECGFounderError(Exception):
@@ -22,7 +22,13 @@ class RecordReadError(ECGFounderError, ValueError):
     def __init__(self, path: object, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(one_line(f"{self.path}: {reason}"))
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``): a file name
+    from an archive or a header cannot break the line or send a terminal its escape codes."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class LeadError(ECGFounderError, ValueError):

@@ -99,3 +99,20 @@ def test_the_warning_of_a_zip_inside_a_zip_names_the_archive_not_the_temporary_f
     dup = [s for s in said if "passed over, the same path" in s]
     assert dup and dup[0].startswith(f"{z}: sub/inner.zip: 1 file(s) of the zip archive passed over"), dup
     assert all("ecgfounder-" not in s for s in said)
+
+
+
+def test_member_names_with_control_characters_make_one_line_messages(tmp_path):
+    """A member named with a newline and a terminal escape made its failure's message, and the
+    warning of a file passed over, two lines, the second starting with ESC[31m: a log line split
+    and a terminal recoloured."""
+    z = tmp_path / "ctl.zip"
+    z.write_bytes(_zip([("a\nb\x1b[31m.hea", b"not a header"), ("c\nd\x1b[0m.xml", b"<not xml"),
+                        ("ok.xml", MUSE)]))
+    recs, errs, said = _read(z)
+    assert recs == ["ok.xml"]
+    ((member, message),) = errs.items()
+    assert member == "a\nb\x1b[31m.hea"  # (the attribute keeps the name as it is)
+    assert message.isprintable() and "a\\nb\\x1b[31m.hea" in message
+    (passed,) = [w for w in said if "passed over" in w]
+    assert passed.isprintable() and "c\\nd\\x1b[0m.xml" in passed

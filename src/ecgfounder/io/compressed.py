@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..errors import RecordReadError
+from ..errors import RecordReadError, one_line
 from ._common import as_shown
 from .limits import decompressed_limit
 
@@ -216,7 +216,7 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> dict[str, str]:
                     (dest / rel).unlink()  # a part written before the failure is not read
     if again:
         warnings.warn(as_shown(f"{path}: ") + f"{len(again)} file(s) of the zip archive passed over, the same path as "
-                      f"a file before them (names that differ only in letter case are one file here): {', '.join(again[:5])}"
+                      f"a file before them (names that differ only in letter case are one file here): {one_line(', '.join(again[:5]))}"
                       f"{' ...' if len(again) > 5 else ''}; give each in an archive of its own to read it", stacklevel=2)
     return failed
 

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..errors import RecordReadError, SetupError
+from ..errors import RecordReadError, SetupError, one_line
 from ..recording import Recording
 from ._common import as_shown, collect_notes, read_error
 from .archives import ERRORS, ArchiveReaders, archive_items
@@ -410,7 +410,7 @@ def find_records(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     passed.append((q, key))
             found = _without_segments(found)
             if passed:  # (an ECG export of an unknown XML dialect or CSV layout must not vanish unsaid)
-                names = ", ".join(str(q.relative_to(p)) for q, _ in passed[:5]) + (" ..." if len(passed) > 5 else "")
+                names = one_line(", ".join(str(q.relative_to(p)) for q, _ in passed[:5])) + (" ..." if len(passed) > 5 else "")
                 warnings.warn(as_shown(f"{p}: ") + f"{len(passed)} XML/CSV file(s) passed over, not taken for ECG "
                               "recordings (an XML of no known ECG dialect, a CSV without lead-like column names): "
                               f"{names}; give a file by name to read it as one (its error then says why it cannot "
