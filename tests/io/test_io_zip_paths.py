@@ -116,3 +116,15 @@ def test_member_names_with_control_characters_make_one_line_messages(tmp_path):
     assert message.isprintable() and "a\\nb\\x1b[31m.hea" in message
     (passed,) = [w for w in said if "passed over" in w]
     assert passed.isprintable() and "c\\nd\\x1b[0m.xml" in passed
+
+
+def test_a_wfdb_header_and_its_signal_in_two_folders_of_a_zip_fail_saying_where_it_is_looked_for(tmp_path):
+    """Since folders are kept, a header in hea/ and its signal in dat/ are not one record: the
+    failure says the signal file is read from the header's folder."""
+    cinc = Path(__file__).resolve().parent.parent / "data" / "cinc2021"
+    z = tmp_path / "split.zip"
+    z.write_bytes(_zip([("hea/E07500.hea", (cinc / "E07500.hea").read_bytes()),
+                        ("dat/E07500.mat", (cinc / "E07500.mat").read_bytes())]))
+    recs, errs, _ = _read(z)
+    assert recs == [] and list(errs) == ["hea/E07500.hea"]
+    assert "E07500.mat is missing: WFDB reads it from the header's folder" in errs["hea/E07500.hea"]

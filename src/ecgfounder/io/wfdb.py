@@ -309,7 +309,8 @@ def _read_single(hea: Path, lines: list[str], comments: list[str], fs: float, ma
             if not stat.S_ISREG(st.st_mode):  # a named pipe would make the read wait for ever
                 raise RecordReadError(hea, f"signal file {fname} is not a regular file (a named pipe, socket or device)")
         except FileNotFoundError:
-            raise RecordReadError(hea, f"signal file {fname} is missing") from None
+            raise RecordReadError(hea, f"signal file {fname} is missing: WFDB reads it from the header's folder; "
+                                  "put the two files side by side") from None
         except OSError as exc:
             raise RecordReadError(hea, f"cannot open signal file {fname}: {exc.strerror or exc}") from None
         chans = [k for k, x in enumerate(files) if x == fname]
