@@ -41,8 +41,8 @@ class BodyLimitMiddleware:
     async def _refuse(self, send: Callable[[dict], Awaitable[None]], declared: int | None) -> None:
         if self.on_reject is not None:
             self.on_reject()
-        size = f"{declared} bytes" if declared is not None else "more"
-        body = json.dumps({"detail": f"request body of {size} exceeds the server's limit of {self.max_bytes} "
+        size = f"of {declared} bytes " if declared is not None else ""  # (a chunked body: refused as it passed)
+        body = json.dumps({"detail": f"request body {size}exceeds the server's limit of {self.max_bytes} "
                                      "bytes (its max_upload_bytes); send a smaller file."}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

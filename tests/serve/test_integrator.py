@@ -1,0 +1,35 @@
+"""What an integrator building on the service meets: status codes and messages of refused requests,
+the schema's word on each answer, and the server's own limits."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from ecgfounder.serve import ServeConfig, create_app  # noqa: E402
+
+LIMIT = 10_000
+
+
+@pytest.fixture(scope="module")
+def client(analyzer, tmp_path_factory):
+    app = create_app(analyzer, ServeConfig(max_upload_bytes=LIMIT, tmp_dir=tmp_path_factory.mktemp("integrator")))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_a_chunked_body_over_the_limit_is_refused_in_words(client):
+    # a body without Content-Length (chunked) refused as it streamed in said "request body of more exceeds"
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\n'
+        for _ in range(10):
+            yield b"0," * 1000
+
+    r = client.post("/v1/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413
+    assert r.json()["detail"] == (f"request body exceeds the server's limit of {LIMIT} bytes (its max_upload_bytes); "
+                                  "send a smaller file.")
