@@ -156,7 +156,7 @@ def test_bad_json_and_requests_get_422(client):
     r = client.post("/v1/predict", files=two)
     assert r.status_code == 422 and "/v1/predict/batch" in r.json()["detail"]
     r = client.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"})
-    assert r.status_code == 422 and "content type" in r.json()["detail"]
+    assert r.status_code == 415 and "content type" in r.json()["detail"]
 
 
 def test_body_over_the_limit_gets_413(client):

@@ -33,3 +33,15 @@ def test_a_chunked_body_over_the_limit_is_refused_in_words(client):
     assert r.status_code == 413
     assert r.json()["detail"] == (f"request body exceeds the server's limit of {LIMIT} bytes (its max_upload_bytes); "
                                   "send a smaller file.")
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_of_another_media_type_gets_415(client, ctype):
+    # it got 422, the status of a file that could not be read: a client could not tell the two apart
+    headers = {"content-type": ctype} if ctype else {}
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        r = client.post(path, content=b"signal=1", headers=headers)
+        assert r.status_code == 415, (path, r.status_code, r.text[:200])
+        assert r.json()["detail"].startswith(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data")
+        doc = client.get("/openapi.json").json()["paths"][path]["post"]["responses"]
+        assert doc["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}

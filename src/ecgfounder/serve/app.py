@@ -33,7 +33,7 @@ from .schema import (
 )
 from .service import InputError, Options, Overloaded, RequestTimeout, Service
 from .terms import Terms
-from .uploads import BodyLimitMiddleware, UploadError, group_records, save_uploads
+from .uploads import BodyLimitMiddleware, UnsupportedMediaType, UploadError, group_records, save_uploads
 
 __all__ = ["create_app"]
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong bearer token"},
            413: {"model": ErrorResponse, "description": "body over the upload limit"},
+           415: {"model": ErrorResponse, "description": "a body neither multipart/form-data nor application/json"},
            422: {"model": ErrorResponse, "description": "the file or signal could not be read (one-line reason)"},
            429: {"model": ErrorResponse, "description": "queue full; see Retry-After"},
            504: {"model": ErrorResponse, "description": "per-request timeout"}}
@@ -97,7 +98,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     @app.exception_handler(InputError)
     @app.exception_handler(UploadError)
     async def _bad_input(_r: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=422)
+        return JSONResponse({"detail": " ".join(str(exc).split())},
+                            status_code=415 if isinstance(exc, UnsupportedMediaType) else 422)
 
     @app.exception_handler(Overloaded)
     async def _busy(_r: Request, exc: Overloaded) -> JSONResponse:
@@ -180,8 +182,8 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         ``errors``: a batch's list, where files that cannot be analysed are reported instead of raised."""
         ctype = request.headers.get("content-type", "")
         if not _is_type(request, "multipart/form-data"):
-            raise UploadError(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
-                              "(field 'file') or application/json ({signal, fs, leads}).")
+            raise UnsupportedMediaType(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
+                                       "(field 'file') or application/json ({signal, fs, leads}).")
         too_many = f"more than {cfg.max_files} files in one request (max_files); split the batch."
         try:
             form = await _receive(lambda: request.form(max_files=cfg.max_files + 1, max_fields=16))

@@ -10,8 +10,8 @@ from typing import Any, Awaitable, Callable
 
 from ..errors import ECGFounderError
 
-__all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "safe_name", "wfdb_header_names",
-           "WFDB_DATA"]
+__all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "UnsupportedMediaType", "safe_name",
+           "wfdb_header_names", "WFDB_DATA"]
 
 _CHUNK = 1 << 20
 WFDB_DATA = (".dat", ".mat")
@@ -19,6 +19,10 @@ WFDB_DATA = (".dat", ".mat")
 
 class UploadError(ECGFounderError, ValueError):
     """The upload itself is unusable (no file, duplicate names, ...); answered with ``422``."""
+
+
+class UnsupportedMediaType(UploadError):
+    """The body is of a media type the endpoint does not take (its ``Content-Type``); answered with ``415``."""
 
 
 class _BodyTooLarge(Exception):
