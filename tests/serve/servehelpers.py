@@ -15,14 +15,15 @@ WFDB = DATA / "cinc2021" / "E07500"
 
 
 @contextmanager
-def running_server(app) -> Iterator[str]:
-    """``app`` served by uvicorn on a free loopback port in a thread; yields the base URL."""
+def running_server(app, **config) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread; yields the base URL.
+    ``config``: more arguments of ``uvicorn.Config`` (those ``ecgfounder serve`` gives it)."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on", **config}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -45,3 +45,36 @@ def test_a_body_of_another_media_type_gets_415(client, ctype):
         assert r.json()["detail"].startswith(f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data")
         doc = client.get("/openapi.json").json()["paths"][path]["post"]["responses"]
         assert doc["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_idle_keep_alive_connections_do_not_turn_requests_away(tiny_ckpt, monkeypatch):
+    # `ecgfounder serve` capped uvicorn's connections at (max_concurrency + max_queue) * 4 + 16, idle
+    # keep-alive ones counted: past it, an idle server answered every request with a plain-text 503
+    # "Service Unavailable" and closed the connection
+    import socket
+    from urllib.parse import urlparse
+
+    import httpx
+    import uvicorn
+
+    from ecgfounder.serve import run_server
+    from servehelpers import running_server, sine_signal
+
+    got = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: got.update(app=app, kw=kw))
+    run_server(tiny_ckpt, config=ServeConfig(max_concurrency=1, max_queue=1), log_level="warning")
+    kw = {k: v for k, v in got["kw"].items() if k not in ("host", "port")}
+    with running_server(got["app"], **kw) as url:
+        u = urlparse(url)
+        idle = []
+        try:
+            for _ in range(30):  # clients that asked once and keep their connection open
+                s = socket.create_connection((u.hostname, u.port), timeout=10)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(4096).startswith(b"HTTP/1.1 200")
+                idle.append(s)
+            r = httpx.post(url + "/v1/predict", json=sine_signal(), timeout=30)
+            assert r.status_code == 200, r.text[:200]
+        finally:
+            for s in idle:
+                s.close()

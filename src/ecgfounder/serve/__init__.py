@@ -56,9 +56,12 @@ def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1"
     cfg = config or ServeConfig()
     analyzer = _load(source, cfg, device)
     app = __getattr__("create_app")(analyzer, cfg)
-    # uvicorn's own connection cap sits above ours, so our 429 (with Retry-After) answers first
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30,
-                limit_concurrency=(cfg.max_concurrency + cfg.max_queue) * 4 + 16)
+    # no uvicorn limit_concurrency: it counts open connections, idle keep-alive ones too (a proxy's pool, phones
+    # that asked within timeout_keep_alive), and past it answers every request, on an idle server too, with a
+    # plain-text 503 and closes the connection (a client still sending its upload sees the connection reset).
+    # Work is bounded by the service's admission instead: past max_concurrency + max_queue, a JSON 429 with
+    # Retry-After, sent before the body is read.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
 
 
 def run_mcp(source: str | os.PathLike = "12-lead", *, config: ServeConfig | None = None, device: str = "cpu",
