@@ -78,3 +78,12 @@ def test_idle_keep_alive_connections_do_not_turn_requests_away(tiny_ckpt, monkey
         finally:
             for s in idle:
                 s.close()
+
+
+def test_a_query_parameter_given_twice_is_refused(client):
+    # fs=500&fs=250 was read as 250 without a word: the recording analysed at another rate than meant
+    r = client.post("/v1/predict?fs=500&fs=250", files={"file": ("a.csv", b"I,II\n0,0\n")})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "the query parameter fs is given 2 times ('500', '250'); give it once."
+    r = client.post("/v1/predict/batch?signal=true&signal=false", files={"file": ("a.csv", b"I,II\n0,0\n")})
+    assert r.status_code == 422 and "the query parameter signal is given 2 times" in r.json()["detail"]

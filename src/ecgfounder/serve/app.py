@@ -151,12 +151,17 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     query_names = sorted({n for f in (options, read_options, member_option) for n in inspect.signature(f).parameters})
 
     async def known_query(request: Request) -> None:
-        """Refuse a query parameter the endpoint does not take: a misspelt one would be ignored."""
+        """Refuse a query parameter the endpoint does not take (a misspelt one would be ignored), or one
+        given twice (one of the values would be ignored)."""
         unknown = [{"loc": ("query", k), "type": "extra_forbidden", "input": v}
                    for k, v in request.query_params.multi_items() if k not in query_names]
         if unknown:
             raise InputError(validation_line(unknown, noun="parameter",
                                              fix=f"the query parameters are {', '.join(query_names)}"))
+        for k in dict.fromkeys(request.query_params.keys()):
+            if len(values := request.query_params.getlist(k)) > 1:
+                shown = ", ".join(repr(v[:40]) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+                raise InputError(f"the query parameter {k} is given {len(values)} times ({shown}); give it once.")
 
     async def _receive(read: Any) -> Any:
         """The body, read by ``read()`` within ``request_timeout_s``: a client that declares a body and
