@@ -87,3 +87,16 @@ def test_a_query_parameter_given_twice_is_refused(client):
     assert r.json()["detail"] == "the query parameter fs is given 2 times ('500', '250'); give it once."
     r = client.post("/v1/predict/batch?signal=true&signal=false", files={"file": ("a.csv", b"I,II\n0,0\n")})
     assert r.status_code == 422 and "the query parameter signal is given 2 times" in r.json()["detail"]
+
+
+def test_the_schema_says_what_readyz_and_metrics_answer(client):
+    # /metrics was documented as JSON (a client generated from the schema failed to parse its text), and
+    # neither its 401 nor the body of /readyz's 200 was documented
+    paths = client.get("/openapi.json").json()["paths"]
+    metrics = paths["/metrics"]["get"]["responses"]
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain") and list(metrics["200"]["content"]) == ["text/plain"]
+    assert metrics["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    ready = paths["/readyz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    body = client.get("/readyz").json()
+    assert set(body) == set(ready["required"]) == set(ready["properties"]) and body["status"] == "ready"

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline  # /docs with Swagger UI shipped in the package, not from a CDN
@@ -46,6 +46,8 @@ _ERRORS = {401: {"model": ErrorResponse, "description": "missing or wrong bearer
            429: {"model": ErrorResponse, "description": "queue full; see Retry-After"},
            504: {"model": ErrorResponse, "description": "per-request timeout"}}
 _GET_ERRORS = {401: _ERRORS[401]}  # a GET has no body and is not queued
+_READY_SCHEMA = {"type": "object", "required": ["status", "model"], "properties": {
+    "status": {"type": "string", "enum": ["ready"]}, "model": {"type": "string", "description": "the model's id"}}}
 _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
     "file": {"type": "array", "items": {"type": "string", "format": "binary"},
              "description": "one recording (a WFDB record: its .hea and .dat together)"}}}
@@ -216,13 +218,18 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="the model is loaded and has run once", responses={503: {"model": ErrorResponse}})
+    @app.get("/readyz", summary="the model is loaded and has run once",
+             responses={200: {"content": {"application/json": {"schema": _READY_SCHEMA}}},
+                        503: {"model": ErrorResponse, "description": "still loading"}})
     async def readyz() -> JSONResponse:
         if service.ready and service.batcher.running:
             return JSONResponse({"status": "ready", "model": analyzer.model_id})
         return JSONResponse({"detail": "model not ready yet"}, status_code=503)
 
-    @app.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(authorize)])
+    @app.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(authorize)], response_class=PlainTextResponse,
+             responses={200: {"description": "the Prometheus text exposition format"},
+                        401: {"description": _ERRORS[401]["description"], "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}})
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
