@@ -507,3 +507,30 @@ def test_viewer_shows_the_page_chosen_last_whatever_answers_last(live, browser, 
     pages.nth(1).click()  # kept: shown at once
     page.wait_for_function("() => last.signal.start_s === 10", timeout=2000)
     page.close()
+
+
+def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkeypatch, tmp_path):
+    """Signal quality not assessed (the check failed, or is not installed): the panel said "no flags" in
+    the green of a good recording; now it says it was not assessed, and why."""
+    import ecgfounder.signal.quality as quality
+
+    def broken(recording):
+        raise RuntimeError("no quality today")
+
+    monkeypatch.setattr(quality, "assess", broken)
+    url, _ = live
+    t = np.arange(2500) / 250
+    csv = tmp_path / "clean.csv"
+    np.savetxt(csv, np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)], axis=1), fmt="%.3f",
+               delimiter=",", header=",".join(STANDARD_12), comments="")
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(url + "/")
+    page.select_option("#attr-method", "none")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    items = page.locator("#quality li")
+    assert items.first.inner_text() == "not assessed (no flags from preprocessing)"
+    assert items.first.get_attribute("class") != "ok"
+    assert "no quality today" in " ".join(items.all_inner_texts())  # the note says why
+    page.close()

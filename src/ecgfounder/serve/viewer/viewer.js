@@ -148,7 +148,7 @@ function showBatch(batch) {
       b.textContent = it.name;
       const s = document.createElement("span");
       s.className = "muted";
-      s.textContent = " " + a.record.id + " · " + top + " · quality: " + (a.quality.flags.length ? a.quality.flags.join(", ") : "no flags");
+      s.textContent = " " + a.record.id + " · " + top + " · quality: " + qualityWord(a.quality);
       b.addEventListener("click", () => choose(k));
       li.append(b, s);
     }
@@ -405,7 +405,9 @@ function show(a) {
   const ql = $("quality");
   ql.replaceChildren();
   const q = a.quality;
-  if (!q.flags.length) { const li = document.createElement("li"); li.className = "ok"; li.textContent = "no flags"; ql.append(li); }
+  if (!q.flags.length) {  // green "good" only where the recording was assessed
+    const li = document.createElement("li"); li.className = q.available ? "ok" : "muted"; li.textContent = qualityWord(q); ql.append(li);
+  }
   for (const f of q.flags) { const li = document.createElement("li"); li.className = "flag"; li.textContent = f; ql.append(li); }
   for (const n of a.notes) { const li = document.createElement("li"); li.className = "muted"; li.textContent = n; ql.append(li); }
   if (q.note) { const li = document.createElement("li"); li.className = "muted small"; li.textContent = q.note; ql.append(li); }
@@ -416,6 +418,12 @@ function show(a) {
     ["input", c.fs + " Hz, " + c.n_samples + " samples, " + c.leads.length + " leads, " + c.mode],
     ["schema", a.schema_version], ["package", a.model.package_version]];
   for (const [k, v] of items) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); }
+}
+
+// the signal quality in a few words: its flags, "good" (assessed, no flag), or that it was not assessed
+function qualityWord(q) {
+  if (q.flags.length) return q.flags.join(", ");
+  return q.available ? "good (no flags)" : "not assessed (no flags from preprocessing)";
 }
 
 function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[ch])); }
@@ -431,7 +439,7 @@ function reportHTML(a) {
   const img = $("ecg").toDataURL("image/png");
   const rows = a.findings.map((f) => "<tr><td>" + esc(f.label) + "</td><td>" + (100 * (f.calibrated_probability ?? f.probability)).toFixed(1) +
     " %</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
-  const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : "no flags" + (a.quality.available ? " (good)" : "");
+  const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : esc(qualityWord(a.quality));
   const c = a.model.contract;
   const at = a.attribution && a.attribution.available
     ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ").</p>" : "";
