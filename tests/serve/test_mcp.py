@@ -279,3 +279,25 @@ def test_mcp_path_on_a_server_with_no_directories_is_refused_in_words(analyzer, 
     server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=())
     _, res = asyncio.run(_session(server, [("analyze_ecg", {"path": "ecg.xml"})]))
     assert "reads no files of its own" in _error_text(res) and "content_base64" in _error_text(res)
+
+
+def test_mcp_a_folder_or_a_missing_path_is_answered_with_what_to_give(analyzer, tmp_path):
+    """A folder was answered "is a directory, not a record file", a missing file "WFDB header x.hea not
+    found": neither said what the agent could give instead, nor where the server looked."""
+    allowed = tmp_path / "ecgs"
+    (allowed / "day1").mkdir(parents=True)
+    for k in range(5):
+        (allowed / "day1" / f"r{k}.xml").write_bytes(MUSE.read_bytes())
+    (allowed / "day1" / "notes.txt").write_text("not an ECG")
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(allowed,))
+    _, folder, batch, missing = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": "day1"}),
+        ("analyze_ecg_batch", {"path": "day1/"}),
+        ("analyze_ecg", {"path": "day1/r9.hea"}),
+    ]))
+    for res in (folder, batch):  # (the batch tool answered with a failed item)
+        text = _error_text(res)
+        assert "a folder, not a file" in text and "(its ECG files: day1/r0.xml, day1/r1.xml, day1/r2.xml ... (5 in all))" in text
+        assert "notes.txt" not in text
+    assert f"day1/r9.hea: no such file under the directories this server may read ({allowed.resolve()})" in \
+        _error_text(missing)

@@ -54,6 +54,7 @@ _EXAMPLES = {
 _SEVERAL = ("call analyze_ecg_batch with the same path or content_base64, which answers for each, or give member "
             "(0 for the first) to analyse one")
 _T = TypeVar("_T")
+_FOLDER_LOOK = 10_000  # entries of a folder given as a path looked at for ECG files to name
 
 
 class _Server(MCPServer):
@@ -115,7 +116,7 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         """The file to read and the name its answers and errors show: ``path`` (under the allowed
         directories), or ``content_base64`` written to a temporary file removed on exit."""
         if path is not None:
-            yield _allowed(path, roots), Path(path).name
+            yield _a_file(path, _allowed(path, roots), roots), Path(path).name
         else:
             with _decoded(content_base64, filename, cfg) as p:
                 yield p, filename or ""
@@ -228,6 +229,28 @@ def _allowed(path: str, roots: tuple[Path, ...]) -> Path:
         raise InputError(f"{path}: outside the directories this server may read ({', '.join(map(str, roots))}); "
                          "give a path under one of them (a relative path is read there), or send the file as "
                          "content_base64.")
+    return p
+
+
+def _a_file(path: str, p: Path, roots: tuple[Path, ...]) -> Path:
+    """``p`` (``path`` resolved under the allowed ``roots``) if it is a file; an :class:`InputError`
+    saying what to give instead for a folder (some of its ECG files) or a path where nothing is."""
+    if p.is_dir():
+        from itertools import islice
+
+        from ..io.detect import EXTENSIONS
+
+        seen = list(islice(p.rglob("*"), _FOLDER_LOOK))  # (a folder of a million files is not walked through)
+        ecgs = sorted(q.relative_to(p).as_posix() for q in seen if q.suffix.lower() in {*EXTENSIONS, ".zip"} and q.is_file())
+        n = f"{len(ecgs)} in all" if len(seen) < _FOLDER_LOOK else f"{len(ecgs)} in its first {_FOLDER_LOOK} entries"
+        some = ", ".join(f"{path.rstrip('/')}/{q}" for q in ecgs[:3]) + (f" ... ({n})" if len(ecgs) > 3 else "")
+        raise InputError(f"{path}: a folder, not a file; give the path of one file: a recording to analyze_ecg, a zip or "
+                         "an HDF5/NumPy batch of several to analyze_ecg_batch" +
+                         (f" (its ECG files: {some})." if ecgs else " (it holds no ECG file)."))
+    if not p.exists():
+        raise InputError(f"{path}: no such file under the directories this server may read "
+                         f"({', '.join(map(str, roots))}); give a path under one of them (a relative path is read "
+                         "there), or send the file as content_base64.")
     return p
 
 
