@@ -100,3 +100,24 @@ def test_the_schema_says_what_readyz_and_metrics_answer(client):
     ready = paths["/readyz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     body = client.get("/readyz").json()
     assert set(body) == set(ready["required"]) == set(ready["properties"]) and body["status"] == "ready"
+
+
+def test_reading_an_upload_counts_against_the_request_timeout(analyzer, monkeypatch, tmp_path):
+    # a file slow to read was answered when its reading ended, however long past request_timeout_s
+    import time
+
+    from servehelpers import MUSE
+
+    read = analyzer.iter_read
+
+    def slow(path, **kw):
+        time.sleep(0.8)
+        yield from read(path, **kw)
+
+    monkeypatch.setattr(analyzer, "iter_read", slow)
+    with TestClient(create_app(analyzer, ServeConfig(request_timeout_s=0.2, tmp_dir=tmp_path))) as c:
+        t0 = time.perf_counter()
+        r = c.post("/v1/predict", files={"file": (MUSE.name, MUSE.read_bytes())})
+        took = time.perf_counter() - t0
+    assert r.status_code == 504 and "request_timeout_s" in r.json()["detail"], r.text[:200]
+    assert took < 0.75, took  # (the reading alone takes 0.8 s)

@@ -121,9 +121,11 @@ class Service:
                            several: str = "send one recording per request") -> Prediction:
         """Analyse one file (any supported format) holding one recording; errors (an
         :class:`InputError`, raised) name ``filename``, not the temporary path; ``several``: the fix
-        the error for a file of several recordings gives (the front end's way to send them)."""
-        (_, got), *passed = await self.analyze_members(path, filename=filename, read_kwargs=read_kwargs,
-                                                       options=options, limit=1, several=several)
+        the error for a file of several recordings gives (the front end's way to send them).  Reading
+        counts against ``request_timeout_s`` too (:class:`RequestTimeout` at the limit, however long the
+        reading thread goes on, its slot held until it ends)."""
+        (_, got), *passed = await self._timed(self.analyze_members(path, filename=filename, read_kwargs=read_kwargs,
+                                                                   options=options, limit=1, several=several))
         if isinstance(got, ECGFounderError):
             raise got
         got.notes += [s.reason for _, s in passed]  # the archive's other files: what reading it said
@@ -269,7 +271,7 @@ class Service:
                              "(max_record_s); send an excerpt, or run 'ecgfounder predict' on long recordings.")
         return rec
 
-    async def _timed(self, coro: Any) -> Prediction:
+    async def _timed(self, coro: Any) -> Any:
         try:
             return await asyncio.wait_for(coro, self.config.request_timeout_s)
         except asyncio.TimeoutError:
