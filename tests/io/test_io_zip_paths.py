@@ -128,3 +128,20 @@ def test_a_wfdb_header_and_its_signal_in_two_folders_of_a_zip_fail_saying_where_
     recs, errs, _ = _read(z)
     assert recs == [] and list(errs) == ["hea/E07500.hea"]
     assert "E07500.mat is missing: WFDB reads it from the header's folder" in errs["hea/E07500.hea"]
+
+
+@pytest.mark.parametrize("case", ["members", "declared"])
+def test_a_zip_refused_whole_says_what_to_do(tmp_path, monkeypatch, case):
+    """Too many files, or members declaring more bytes than the archive's limit, refuse the
+    archive whole: the message named the limit but not the way on."""
+    import ecgfounder.io.compressed as comp
+
+    if case == "members":
+        monkeypatch.setattr(comp, "_MAX_MEMBERS", 2)
+    else:
+        monkeypatch.setattr(comp, "decompressed_limit", lambda n: 1000)
+    z = tmp_path / "big.zip"
+    z.write_bytes(_zip([(f"r{k}.xml", MUSE) for k in range(3)]))
+    with pytest.raises(RecordReadError, match="limit") as err:
+        list(eio.iter_read(z))
+    assert str(err.value).endswith("give the folder") or "give the folder," in str(err.value)

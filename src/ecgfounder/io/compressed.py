@@ -97,7 +97,8 @@ def _copy_bounded(path: Path, src, dst: Path, budget: list[int], what: str) -> N
             if budget[0] < 0:
                 raise RecordReadError(
                     path, f"{what} data expand beyond {budget[1]} bytes (limit for a {budget[2]}-byte "
-                    f"{'file' if budget[2] == path.stat().st_size else 'outer archive'}); refused as a decompression bomb"
+                    f"{'file' if budget[2] == path.stat().st_size else 'outer archive'}); refused as a decompression bomb "
+                    "(if it is a genuine archive, extract it yourself and give the folder)"
                 )
             out.write(chunk)
 
@@ -175,11 +176,13 @@ def _extract_zip(path: Path, dest: Path, budget: list[int]) -> dict[str, str]:
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if len(infos) > _MAX_MEMBERS:
-            raise RecordReadError(path, f"zip archive holds {len(infos)} files (limit {_MAX_MEMBERS})")
+            raise RecordReadError(path, f"zip archive holds {len(infos)} files (limit {_MAX_MEMBERS}); extract it and "
+                                  "give the folder, or split it into archives of fewer files")
         declared = sum(i.file_size for i in infos)
         if declared > budget[0]:
             raise RecordReadError(path, f"zip members declare {declared} bytes, above the limit of {budget[0]} "
-                                  "for this archive (decompression bomb?)")
+                                  "for this archive (decompression bomb?); if it is a genuine archive, extract it "
+                                  "yourself and give the folder")
         seen: set[str] = set()
         again: list[str] = []
         for info in infos:
