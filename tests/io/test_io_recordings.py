@@ -532,7 +532,7 @@ def test_an_archive_gives_each_unreadable_file_its_place_with_errors_yield(tmp_p
         next(eio.iter_read(torn, errors="skip"))
 
 
-def test_a_rate_or_leads_given_for_a_file_that_stores_its_own_is_said_unused(tmp_path):
+def test_a_rate_leads_or_units_given_for_a_file_that_stores_its_own_is_said_unused(tmp_path):
     """--fs/--leads given for a WFDB or MUSE file were dropped without a word (a user who gave the
     wrong file a rate never learned it was not used).  A value that differs from the file's is said
     unused (not refused: a mixed folder needs it for its CSV files), in the command line's terms."""
@@ -543,9 +543,13 @@ def test_a_rate_or_leads_given_for_a_file_that_stores_its_own_is_said_unused(tmp
     assert rec.fs == 500 and rec.meta["unused_options"] == ("fs=250 (it stores 500 Hz)",)
     with pytest.warns(UserWarning, match=r"leads=I,II \(it stores I,II,V1,V2,V3,V4,V5,V6\) not used: a muse file"):
         eio.read(MUSE, leads=["I", "II"])
+    with pytest.warns(UserWarning, match=r"units=uV \(it stores mV\) not used"):  # (was read in mV without a word)
+        assert eio.read(CINC, units="uV").signal.max() == eio.read(CINC).signal.max()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "unused_options" not in eio.read(CINC, fs=500, leads=list(STANDARD_12)).meta  # the same: nothing said
+        assert "unused_options" not in eio.read(CINC, units="millivolt").meta
+        assert "unused_options" not in eio.read(MUSE, units="uV").meta  # (it stores µV)
         csv = tmp_path / "x.csv"
         csv.write_text("I,II\n" + "\n".join(f"{k % 7},{k % 5}" for k in range(2000)))
         assert eio.read(csv, fs=250).fs == 250  # used

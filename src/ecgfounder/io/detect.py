@@ -217,7 +217,7 @@ _TAKES_LAYOUT = ("npy", "npz", "csv", "hdf5")
 
 
 def _note_unused_layout(p: Path, fmt: str, rec: Recording, kwargs: dict) -> None:
-    """A rate or lead names given for a file that stores its own, and differ from them: said (a
+    """A rate, lead names or units given for a file that stores its own, and differ from them: said (a
     mixed folder needs them for its CSV files only, so not refused), the file's own being used."""
     from ..signal.leads import canonical_lead
     from ._common import note
@@ -229,9 +229,17 @@ def _note_unused_layout(p: Path, fmt: str, rec: Recording, kwargs: dict) -> None
     leads = kwargs.get("leads")
     if leads is not None and [canonical_lead(x) for x in leads] != [canonical_lead(x) for x in rec.leads]:
         said.append(f"leads={','.join(map(str, leads))} (it stores {','.join(rec.leads)})")
+    units = kwargs.get("units")
+    if units is not None:
+        from ._common import unit_scale_to_mv
+
+        stored = rec.meta.get("original_units") or ()
+        stored = tuple(dict.fromkeys((stored,) if isinstance(stored, str) else stored))
+        if not stored or any(unit_scale_to_mv(u) != unit_scale_to_mv(units) for u in stored):
+            said.append(f"units={units} (it stores {', '.join(stored) or 'its own'})")
     if said:
-        note("unused_options", tuple(said), f"{p}: {' and '.join(said)} not used: a {fmt} file stores its own rate "
-             "and lead names, and they are what is read (the options are for CSV/NumPy/HDF5 files)")
+        note("unused_options", tuple(said), f"{p}: {' and '.join(said)} not used: a {fmt} file stores its own rate, "
+             "lead names and units, and they are what is read (the options are for CSV/NumPy/HDF5 files)")
 
 
 def _archive_of(p: Path, format: str | None) -> str | None:
