@@ -109,6 +109,7 @@ def test_labels_health_metrics_openapi(client):
     assert {x["threshold_source"] for x in labels["labels"]} == {"default"}
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+    assert client.head("/healthz").status_code == client.head("/readyz").status_code == 200  # (a probe's HEAD was 405)
     client.post("/v1/predict", json=sine_signal())
     text = client.get("/metrics").text
     assert 'ecgfounder_requests_total{route="/v1/predict",status="200"}' in text

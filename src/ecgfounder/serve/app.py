@@ -215,12 +215,14 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         return RedirectResponse("/viewer/")
 
     @app.get("/healthz", summary="the process is alive")
+    @app.head("/healthz", include_in_schema=False)  # (load balancers' probes may send HEAD)
     async def healthz() -> dict:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="the model is loaded and has run once",
              responses={200: {"content": {"application/json": {"schema": _READY_SCHEMA}}},
                         503: {"model": ErrorResponse, "description": "still loading"}})
+    @app.head("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         if service.ready and service.batcher.running:
             return JSONResponse({"status": "ready", "model": analyzer.model_id})
