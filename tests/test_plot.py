@@ -327,3 +327,29 @@ def test_header_lines_break_between_findings_and_statements_not_inside_them():
     assert 2 < len(lines) <= 6
     for item in stm + [f"{lab} {p:.2f}" for lab, p in found]:
         assert any(item in ln for ln in lines), (item, lines)
+
+
+def test_findings_shading_the_same_lead_and_seconds_each_keep_a_band_of_their_own():
+    """Three findings that looked at the same second of lead I: each shades its own band of the row,
+    the first on top (the legend's order), so the later ones do not paint over the first."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.transforms import Bbox
+
+    from ecgfounder.signal.leads import STANDARD_12
+
+    rec = Recording(np.zeros((12, 5000)), 500.0, STANDARD_12, {"id": "x"})
+    w = np.zeros(5000)
+    w[500:1000] = 1.0  # 1-2 s: lead I in the first column
+    fig = plot_ecg(rec, shading=[(f"f{k}", {"I": w}) for k in range(3)])
+    shades = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    boxes = [Bbox.union([Bbox.from_extents(*p.vertices.min(0), *p.vertices.max(0)) for p in c.get_paths()])
+             for c in shades]
+    assert len(boxes) == 3
+    for i in range(3):
+        for j in range(i + 1, 3):  # no area in common: at most a shared edge
+            inter = Bbox.intersection(boxes[i], boxes[j])
+            assert inter is None or inter.height < 1e-9 or inter.width < 1e-9, (i, j)
+    assert boxes[0].y0 > boxes[1].y0 > boxes[2].y0  # the first finding on top
+    row_h = 40.0  # the 3x4 layout; lead I is the top row, the shading 90 % of it around the baseline
+    assert boxes[0].y1 == pytest.approx(4 * row_h - 0.05 * row_h) and boxes[2].y0 == pytest.approx(3 * row_h + 0.05 * row_h)
+    assert all(b.height == pytest.approx(0.9 * row_h / 3) for b in boxes)

@@ -120,9 +120,9 @@ def _trace(ax, x0: float, y0: float, v: np.ndarray, fs: float, speed: float, gai
     ax.plot(x, y0 + y, color=_TRACE, linewidth=0.6, zorder=3, solid_joinstyle="round")
 
 
-def _shade_boxes(x0: float, y0: float, w: np.ndarray | None, fs: float, speed: float, half: float) -> list[tuple]:
-    """Rectangles ``(vertices, level)`` of background shading where ``w`` (values in [0, 1], one per
-    sample) is high: 10-ms bins (their maximum) in four intensity levels, runs merged."""
+def _shade_boxes(x0: float, lo: float, hi: float, w: np.ndarray | None, fs: float, speed: float) -> list[tuple]:
+    """Rectangles ``(vertices, level)`` from ``lo`` to ``hi`` (mm) of background shading where ``w``
+    (values in [0, 1], one per sample) is high: 10-ms bins (their maximum) in four levels, runs merged."""
     if w is None or w.size == 0 or not np.any(w > 0):
         return []
     step = max(1, int(round(0.01 * fs)))
@@ -135,7 +135,7 @@ def _shade_boxes(x0: float, y0: float, w: np.ndarray | None, fs: float, speed: f
     for a, b in zip(np.r_[0, cut], np.r_[cut, n]):
         if q[a]:
             xa, xb = x0 + a * step / fs * speed, x0 + min(b * step, w.size) / fs * speed
-            out.append((((xa, y0 - half), (xb, y0 - half), (xb, y0 + half), (xa, y0 + half)), int(q[a])))
+            out.append((((xa, lo), (xb, lo), (xb, hi), (xa, hi)), int(q[a])))
     return out
 
 
@@ -263,8 +263,8 @@ def plot_ecg(
         speed: paper speed in mm/s.  gain: amplitude scale in mm/mV.
         title: replaces the record id in the header.
         shading: ``[(finding, {lead: weights}), ...]``: per finding (up to 4, coloured
-            :data:`SHADE_COLOURS` in order) and lead, weights in [0, 1] on the recording's samples,
-            drawn as background colour behind the trace.
+            :data:`SHADE_COLOURS` in order) and lead, weights in [0, 1] on the recording's samples, drawn
+            behind the trace; several findings each in a band of the row (first on top): none hides another.
         flagged_leads: leads to mark as flagged by a quality check (red name, dashed frame).
         footer: text printed under the grid (the page grows to hold it).
         paper: ``"a4"`` or ``"letter"`` (:data:`PAPERS`): a landscape sheet of that size, the drawing
@@ -336,9 +336,9 @@ def plot_ecg(
     boxes: list[list[tuple]] = [[] for _ in shades]
 
     def overlay(name: str, x0: float, y0: float, a: int, b: int | None, span: float) -> None:
-        for k, (_, _, maps) in enumerate(shades):
-            w = maps.get(name)
-            boxes[k] += _shade_boxes(x0, y0, None if w is None else w[a:b], fs, speed, row_h * 0.45)
+        for k, (_, _, maps) in enumerate(shades):  # finding k: band k of the row, top down (legend order)
+            w, hi = maps.get(name), y0 + row_h * 0.45 * (1 - 2 * k / len(shades))
+            boxes[k] += _shade_boxes(x0, hi - row_h * 0.9 / len(shades), hi, None if w is None else w[a:b], fs, speed)
         if name in flagged:
             _flag(ax, x0, y0, span, row_h * 0.45)
 
