@@ -199,6 +199,31 @@ def test_long_record_printout_shows_the_seconds_the_model_looked_at(tmp_path, ti
     assert "V2 100%; most in 22.0-23.0 s" in page and "printout shows 16-26 s of the 30.0-s record" in page
 
 
+def test_a_findings_peak_second_off_the_printout_is_said_to_be_off_it(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    import ecgfounder.explain.attribution as attribution
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    rec = rec.replace(signal=np.tile(rec.signal, 3), meta={**rec.meta, "id": "E07500x3"})  # 30 s at 500 Hz
+    real = attribution.explain
+
+    def planted(recording, model, **kw):  # evidence for: V2 at 2-8 s; a strong one against: V2 at 25.0-25.2 s
+        e = real(recording, model, **kw)
+        a = np.zeros_like(e.attributions)
+        a[:, e.leads.index("V2"), 1000:4000] = 1.0
+        a[:, e.leads.index("V2"), 12500:12600] = -100.0
+        return attribution.Explanation(**{**e.__dict__, "attributions": a})
+
+    monkeypatch.setattr(attribution, "explain", planted)
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1)
+    assert res.error is None
+    page = res.html.read_text(encoding="utf-8")
+    # the positive (shaded) evidence puts the printout at 0-10 s; the most |attribution| is at 25.0-25.2 s
+    assert "printout shows 0-10 s of the 30.0-s record" in page
+    assert "V2 100%; most in 24.2-25.2 s (not on the printout of 0-10 s)" in page  # (the earliest 1 s holding it)
+
+
 def test_output_folder_and_options_are_checked_before_any_work(tmp_path, tiny_checkpoint):
     from ecgfounder.errors import ECGFounderError
     from ecgfounder.explain.report import write_reports

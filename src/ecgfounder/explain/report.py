@@ -253,13 +253,20 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
     shares = exp.summary(3)
     spans = {lab: _peak_span(exp[lab], exp.fs) for lab in exp.labels}
+    shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]
+    layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
+    seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
+    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
+    end = min(start + seconds, rec.duration)
 
     def where(lab: str) -> str:
         if lab not in shares:
             return "(not shaded)"
         leads = (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") if exp.lead_resolved \
             else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
-        return leads + "; most in {:.1f}-{:.1f} s".format(*spans[lab])
+        a, b = spans[lab]  # (the printout shows start-end s: say where the peak is not on it)
+        off = "" if start - 1e-6 <= a and b <= end + 1e-6 else " partly" if a < end and b > start else " not"
+        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {start:g}-{end:g} s)" if off else "")
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
@@ -282,12 +289,8 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     derived = [str(x) for x in (rec.meta.get("derived_leads") or ())]
     if derived:
         notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
-    shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]
-    layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
-    seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
-    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
     if rec.duration > seconds:
-        notes.append(f"the printout shows {start:g}-{min(start + seconds, rec.duration):g} s of the {rec.duration:.1f}-s record"
+        notes.append(f"the printout shows {start:g}-{end:g} s of the {rec.duration:.1f}-s record"
                      + (", where it shows the most of the shaded attribution" if start > 0 else ""))
     title = f"ECG report: {rec.id or stem}"
     # the header lists the findings --top asks for, as the shading legend does (the header caps its lines)
