@@ -4,6 +4,7 @@ Also the printout overlays the report draws (attribution shading, flagged leads,
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -254,6 +255,23 @@ def test_header_lists_the_findings_top_asks_for_as_the_legend_does(tmp_path, tin
     (header,) = [t for t in texts if t.startswith("Predicted: ")]
     assert len(legend) == 4
     assert all(name in header for name in legend) and header.count(";") == 3  # 4 findings, 3 separators
+
+
+def test_findings_past_the_four_shading_colours_are_said_not_shaded(tmp_path, tiny_checkpoint, monkeypatch):
+    import ecgfounder
+    from ecgfounder.explain.report import write_reports
+
+    calls = _spy_plot(monkeypatch)
+    always = {lab: 0.0 for lab in ecgfounder.load_model(tiny_checkpoint).labels}  # every label is a finding
+    (res,) = write_reports([MIXED[0]], tiny_checkpoint, tmp_path, n_steps=2, top=6, thresholds=always)
+    assert res.error is None
+    assert {len(c["shading"]) for c in calls} == {4}  # the four colours, the first four findings
+    page = res.html.read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td><span class='sw' style='background:(#\w+)'></span>(.*?)</td>", page)
+    unshaded = [html.unescape(name) for colour, name in rows[4:6]]
+    assert all(colour == "#ffffff" for colour, _ in rows[4:6])
+    note = f"the printout shades 4 findings at most: {', '.join(unshaded)} not shaded"
+    assert note in html.unescape(page)
 
 
 def test_long_record_of_two_leads_gets_the_rhythm_printout(tmp_path, tiny_checkpoint, monkeypatch):

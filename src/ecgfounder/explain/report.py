@@ -253,7 +253,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
     shares = exp.summary(3)
     spans = {lab: _peak_span(exp[lab], exp.fs) for lab in exp.labels}
-    shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx]
+    shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx[:len(SHADE_COLOURS)]]  # (a colour each)
     layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
     seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
     start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
@@ -286,6 +286,9 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
               .get(task, ctx["thr_text"])),
              ("attribution", method_txt), ("software", f"ecgfounder {ctx['version']}; report {ctx['when']}")]
     notes += list(exp.notes)
+    if len(shown_idx) > len(SHADE_COLOURS):
+        notes.append(f"the printout shades {len(SHADE_COLOURS)} findings at most: "
+                     f"{', '.join(labels[i] for i in shown_idx[len(SHADE_COLOURS):])} not shaded (their leads are listed)")
     derived = [str(x) for x in (rec.meta.get("derived_leads") or ())]
     if derived:
         notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
