@@ -45,6 +45,18 @@ def test_rhythm_strips_are_consecutive_10_s_labelled_with_their_seconds():
     assert _strip_labels(later) == ["II  12.5–22.5 s", "II  22.5–32.5 s"]
 
 
+def test_strip_seconds_of_a_days_long_recording_are_printed_in_full():
+    """Two days in: 172800.5 s is not rounded to 172800 (nor, on a 12-day patch, written 1.0368e+06)."""
+    fs = 4.0  # (a low rate keeps two days of samples small)
+    rec = Recording(np.zeros((1, int(172830 * fs))), fs, ("II",), {"id": "patch"})
+    fig = plot_ecg(rec, layout="rhythm", start=172800.5, seconds=20)
+    assert _strip_labels(fig) == ["II  172800.5–172810.5 s", "II  172810.5–172820.5 s"]
+    assert any("shown 172800.5–172820.5 s" in t.get_text() for t in fig.axes[0].texts)
+    from ecgfounder.plot_text import seconds_text
+
+    assert [seconds_text(x) for x in (1036800.0, 0.0, 12.5, 1805.5555555)] == ["1036800", "0", "12.5", "1805.556"]
+
+
 def test_rhythm_printout_is_at_true_scale_on_a4(tmp_path):
     from PIL import Image
 

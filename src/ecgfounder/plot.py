@@ -32,7 +32,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .errors import ECGFounderError
-from .plot_text import _CAL_W, _LABEL_H, _LINE_MM, _RIGHT_AT, header_text as _header_text, under_text as _under
+from .plot_text import _CAL_W, _LABEL_H, _LINE_MM, _RIGHT_AT, header_text as _header_text, seconds_text as _s, under_text as _under
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
@@ -370,7 +370,7 @@ def plot_ecg(
             _cal_pulse(ax, 0, baseline(r), gain)
             overlay(name, _CAL_W, baseline(r), a, b, (b - a) / fs * speed)
             _trace(ax, _CAL_W, baseline(r), rows[name][a:b], fs, speed, gain, clip)
-            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, f"  {t0 + a / fs:g}–{t0 + b / fs:g} s")
+            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, f"  {_s(t0 + a / fs)}–{_s(t0 + b / fs)} s")
     else:
         for r, name in enumerate(sel):
             _cal_pulse(ax, 0, baseline(r), gain)
@@ -382,7 +382,7 @@ def plot_ecg(
     frame = Rectangle((0, 0), grid_w, grid_h, transform=ax.transData)
     for line in ax.lines:  # a tall complex stops at the grid's edge, off the header, footer and page edge
         line.set_clip_path(frame)
-    extra = f", shown {t0:g}–{t0 + shown:g} s" if (t0 > 0 or recording.duration > seconds + 1e-9) else ""
+    extra = f", shown {_s(t0)}–{_s(t0 + shown)} s" if (t0 > 0 or recording.duration > seconds + 1e-9) else ""
     extra += f", sheet {sheet[0]} of {sheet[1]}" if sheet else ""
     left, right = _header_text(recording, findings, extra, title, grid_w)
     top = grid_h + _HEADER - 2

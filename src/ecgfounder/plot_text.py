@@ -8,13 +8,19 @@ from typing import Sequence
 
 from .recording import Recording
 
-__all__ = ["header_text", "under_text", "HEADER_LINES"]
+__all__ = ["header_text", "under_text", "seconds_text", "HEADER_LINES"]
 
 _CAL_W = 10.0         # mm of grid before each row, holding the calibration pulse
 _LINE_MM = 3.4        # footer line height
 _LABEL_H = 5.0        # mm under the grid for the speed/gain line
 HEADER_LINES = 6      # lines of each header block (24 mm)
 _RIGHT_AT = 0.42      # where the header's right block starts, as a fraction of the grid's width
+
+
+def seconds_text(x: float) -> str:
+    """Seconds into a recording as printed: to the millisecond, no exponent and no trailing zeros
+    (``f"{x:g}"`` would print 172800.5 as "172800" and 1036800 as "1.0368e+06": days-long Holters)."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
 def _dx_names(codes) -> list[str]:
