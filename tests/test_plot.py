@@ -353,3 +353,48 @@ def test_findings_shading_the_same_lead_and_seconds_each_keep_a_band_of_their_ow
     row_h = 40.0  # the 3x4 layout; lead I is the top row, the shading 90 % of it around the baseline
     assert boxes[0].y1 == pytest.approx(4 * row_h - 0.05 * row_h) and boxes[2].y0 == pytest.approx(3 * row_h + 0.05 * row_h)
     assert all(b.height == pytest.approx(0.9 * row_h / 3) for b in boxes)
+
+
+def test_cli_plot_predicts_with_a_single_lead_model_on_the_lead_drawn(tmp_path, tiny1, monkeypatch):
+    """MIT-BIH 100 has II and V5, no lead I: the error's advice (--lead II) is what plot takes."""
+    pytest.importorskip("torch")
+    from ecgfounder.cli import main
+    from ecgfounder.models.loading import save_model
+    import ecgfounder.plot as plot_mod
+    from ecgfounder.prediction import predict
+
+    seen, real = {}, plot_mod.save_ecg_sheets
+    monkeypatch.setattr(plot_mod, "save_ecg_sheets", lambda rec, path, **kw: seen.update(kw, rec=rec) or real(rec, path, **kw))
+    ckpt = save_model(tiny1, tmp_path / "tiny1.safetensors")
+    out = tmp_path / "m.png"
+    code = main(["plot", str(DATA / "mitdb" / "100.hea"), "-o", str(out), "--predict", "--checkpoint", str(ckpt),
+                 "--lead", "II", "--seconds", "10", "--top", "1"])
+    assert code == 0 and out.is_file()
+    ((label, p),) = seen["findings"]
+    want = predict([seen["rec"]], tiny1, lead="II", on_error="raise")
+    assert p == pytest.approx(float(want[label].iloc[0]), abs=1e-3)
+
+
+def test_cli_plot_prints_the_calibrated_probabilities_the_weights_carry(tmp_path, monkeypatch):
+    """As the report does: the weights carry a calibration, so the printout's findings are calibrated."""
+    pytest.importorskip("torch")
+    from ecgfounder.cli import main
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.models.loading import load_model, save_model
+    import ecgfounder.plot as plot_mod
+    from ecgfounder.prediction import predict
+    from ecgfounder.testing import tiny_model
+
+    model = tiny_model(12, seed=3)
+    attach_calibration(model, Calibration("temperature", tuple(model.labels), temperatures=(5.0,) * len(model.labels),
+                                          fitted_on={"split": "val", "n": 50}))
+    ckpt = save_model(model, tmp_path / "calibrated.safetensors")
+    seen, real = {}, plot_mod.save_ecg_sheets
+    monkeypatch.setattr(plot_mod, "save_ecg_sheets", lambda rec, path, **kw: seen.update(kw, rec=rec) or real(rec, path, **kw))
+    assert main(["plot", str(MUSE), "-o", str(tmp_path / "e.png"), "--predict", "--checkpoint", str(ckpt), "--top", "2"]) == 0
+    net = load_model(ckpt)
+    cal = predict([seen["rec"]], net, calibrated=True, on_error="raise")
+    raw = predict([seen["rec"]], net, on_error="raise")
+    for label, p in seen["findings"]:
+        assert p == pytest.approx(float(cal[label].iloc[0]), abs=1e-3)
+        assert abs(p - float(raw[label].iloc[0])) > 0.01  # (the calibration moves them: T = 5)

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", choices=("12lead", "strips", "rhythm"),
                    help="default: 12lead when the 12 leads can be shown, rhythm for up to 3 leads longer than 10 s "
                    "on a sheet, strips otherwise")
-    p.add_argument("--lead", action="append", metavar="NAME", help="strips/rhythm: lead(s) to draw (repeatable)")
+    p.add_argument("--lead", action="append", metavar="NAME", help="strips/rhythm: lead(s) to draw (repeatable); "
+                   "with --predict and a single-lead model, the first is also the lead fed to it (default I)")
     p.add_argument("--rhythm-lead", default="II", metavar="NAME", help="lead of the 10-s rhythm strip (default II)")
     p.add_argument("--start", type=float, default=0.0, metavar="S",
                    help="first second shown (10 s are shown; rhythm: --seconds)")
@@ -50,11 +51,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def top_findings(recording, model, k: int = 3) -> list[tuple[str, float]]:
-    """The ``k`` highest-scoring labels of ``model`` for ``recording``."""
+def top_findings(recording, model, k: int = 3, lead: str | None = None) -> list[tuple[str, float]]:
+    """The ``k`` highest-scoring labels of ``model`` for ``recording``: calibrated probabilities where
+    the weights carry a calibration (as ``report`` prints them); ``lead``: the lead fed to a
+    single-lead model (ignored for a model of more leads)."""
+    from ..explain.calibration import calibration_of
     from ..prediction import predict
 
-    df = predict([recording], model=model, on_error="raise")
+    one = model.config.in_channels == 1
+    df = predict([recording], model=model, on_error="raise", calibrated=calibration_of(model) is not None,
+                 **({"lead": lead} if one and lead else {}))
     if df.empty:
         return []
     labels = list(model.labels)
@@ -82,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         from ..models.loading import load_model
 
         model = load_model(args.checkpoint or args.weights)
-        findings = top_findings(rec, model, args.top)
+        findings = top_findings(rec, model, args.top, (args.lead or [None])[0])
     flagged, footer = (), None
     if not args.no_quality:
         from ..signal.quality import assess
