@@ -226,6 +226,7 @@ def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequenc
 
 def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path, stem: str) -> ReportResult:
     from ..plot import RHYTHM_SECONDS, SHADE_COLOURS, default_layout, lead_spans, plot_ecg, plot_pages, save_pdf_pages
+    from ..plot_text import seconds_text
     from ..prediction import predict
     from .attribution import explain
     from .calibration import apply_calibration
@@ -266,7 +267,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
             else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
         a, b = spans[lab]  # (the printout shows start-end s: say where the peak is not on it)
         off = "" if start - 1e-6 <= a and b <= end + 1e-6 else " partly" if a < end and b > start else " not"
-        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {start:g}-{end:g} s)" if off else "")
+        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)" if off else "")
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
@@ -293,7 +294,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     if derived:
         notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
     if rec.duration > seconds:
-        notes.append(f"the printout shows {start:g}-{end:g} s of the {rec.duration:.1f}-s record"
+        notes.append(f"the printout shows {seconds_text(start)}-{seconds_text(end)} s of the {rec.duration:.1f}-s record"
                      + (", where it shows the most of the shaded attribution" if start > 0 else ""))
     title = f"ECG report: {rec.id or stem}"
     # the header lists the findings --top asks for, as the shading legend does (the header caps its lines)
