@@ -329,3 +329,24 @@ def test_patient_ids_are_checked_without_resamples(rng):
     with pytest.raises(ValueError, match="60 missing patient id"):
         evaluate_multilabel(y, s, groups=np.full(60, None, dtype=object), n_boot=0)
     assert evaluate_multilabel(y, s, groups=np.arange(60) // 3, n_boot=0).settings["n_groups"] == 20
+
+
+def test_one_patient_gives_no_interval_and_few_patients_a_note():
+    """Every record of one patient: resampling that patient draws the same set every time, which
+    gave zero-width intervals ('0.750 (0.750–0.750)') read as perfect precision; now undefined."""
+    rng = np.random.default_rng(3)
+    y = rng.random((60, 2)) < 0.4
+    s = y + rng.normal(size=(60, 2))
+    one = evaluate_multilabel(y, s, groups=np.zeros(60), thresholds=[0.5, 0.5], n_boot=50, min_positives=1)
+    bounds = [c for c in one.per_label.columns if c.endswith(("_lo", "_hi"))]
+    assert len(bounds) == 14 and one.per_label[bounds].isna().all().all()
+    assert one.summary[bounds].isna().all().all()
+    assert np.isfinite(one.per_label[["auroc", "sensitivity", "f1"]].to_numpy()).all()  # point estimates kept
+    assert "one patient" in one.settings["interval_note"]
+    reg = regression_report(s[:, 0], s[:, 1], n_boot=50, groups=["p"] * 60)
+    assert reg[["lo", "hi"]].isna().all().all() and reg["value"].notna().all()
+    few = evaluate_multilabel(y, s, groups=np.arange(60) % 4, thresholds=[0.5, 0.5], n_boot=50, min_positives=1)
+    assert few.per_label[bounds].notna().all().all()
+    assert "Only 4 patients" in few.settings["interval_note"]
+    many = evaluate_multilabel(y, s, groups=np.arange(60) % 20, n_boot=50, min_positives=1)
+    assert many.settings["interval_note"] is None

@@ -118,3 +118,15 @@ def test_run_evaluation_notes_patients_in_both_splits(rng, tmp_path):
     assert run_evaluation(y, s, ["a", "b"], None, tune=whole, groups=groups, n_boot=0).settings["n_patients_in_tune_and_test"] == 0
     with pytest.raises(ValueError, match="one id per record"):
         run_evaluation(y, s, ["a", "b"], None, tune=tune, groups=groups[:7], n_boot=0)
+
+
+def test_report_says_why_a_single_test_patient_has_no_interval(rng, tmp_path):
+    y = rng.random((80, 2)) < 0.4
+    s = np.clip(0.3 * y + 0.7 * rng.random((80, 2)), 0, 1)
+    groups = np.where(np.arange(80) < 40, np.arange(80) % 10, 99)  # tuning: 10 patients; test: patient 99 alone
+    tune = np.arange(80) < 40
+    res = run_evaluation(y, s, ["A", "B"], tmp_path, tune=tune, groups=groups, n_boot=30, plots=False, min_positives=1)
+    assert res.per_label[["auroc_lo", "auroc_hi", "f1_lo", "f1_hi"]].isna().all().all()
+    assert any("one patient" in n for n in res.settings["notes"])
+    row = [ln for ln in (tmp_path / "report.md").read_text().splitlines() if ln.startswith("| A |")][0]
+    assert "–" not in row  # point estimates only, no 'x (x–x)'

@@ -20,9 +20,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["AUROC_CI_METHOD", "newcombe_auroc_interval", "auroc_interval"]
+__all__ = ["AUROC_CI_METHOD", "MIN_UNITS_RELIABLE", "newcombe_auroc_interval", "auroc_interval", "interval_note"]
 
 AUROC_CI_METHOD = "union of the percentile bootstrap and Newcombe's score interval (method 5)"
+# A bootstrap of fewer resampling units (patients or records) gets a note: it has few distinct
+# resamples (C(2G - 1, G): 126 for 5 patients), so its intervals are too narrow.
+MIN_UNITS_RELIABLE = 10
 
 
 def _newcombe_var(theta: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -71,3 +74,18 @@ def auroc_interval(
     lo, hi = newcombe_auroc_interval(auroc, n_pos, n_neg, level)
     with np.errstate(invalid="ignore"):
         return np.fmin(lo, boot_lo), np.fmax(hi, boot_hi)
+
+
+def interval_note(unit: str, n_units: int, n_boot: int) -> str | None:
+    """What a reader must know about the intervals of a bootstrap of ``n_units`` units (``unit``:
+    ``"patient"`` or ``"record"``), or ``None``.  With fewer than 2 units there is no interval at
+    all (the callers leave every bound NaN); with fewer than :data:`MIN_UNITS_RELIABLE` the
+    intervals are unreliable."""
+    if n_units < 2:
+        return (f"All evaluated records come from one {unit}: every interval is undefined (resampling one {unit} "
+                "gives the same set every time, and Newcombe's AUROC interval would treat one patient's records as "
+                "independent). Evaluate records of more patients for intervals.")
+    if n_boot > 0 and n_units < MIN_UNITS_RELIABLE:
+        return (f"Only {n_units} {unit}s are resampled: the bootstrap has few distinct resamples, so its intervals are "
+                f"unreliable (too narrow); read them with care, or evaluate at least {MIN_UNITS_RELIABLE} {unit}s.")
+    return None

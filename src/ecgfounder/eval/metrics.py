@@ -56,7 +56,7 @@ import pandas as pd
 
 from .bootstrap import RankMetrics, group_index, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
 from .errors import EvaluationError
-from .intervals import AUROC_CI_METHOD, auroc_interval
+from .intervals import AUROC_CI_METHOD, auroc_interval, interval_note
 from .regression import REGRESSION_METRICS, regression_report
 from .thresholds import as_threshold_array
 
@@ -309,7 +309,7 @@ def _bounds(values: np.ndarray | None, shape: int, level: float) -> tuple[np.nda
     return percentile_ci(values, level)
 
 
-def _per_label_table(labels, counts, thr, point: _Values, boot, level, members) -> pd.DataFrame:
+def _per_label_table(labels, counts, thr, point: _Values, boot, level, members, intervals: bool = True) -> pd.DataFrame:
     n_eval, n_pos, n_neg, defined, summarised, n = counts
     cols: dict[str, Any] = {
         "n": n_eval, "n_excluded": n - n_eval, "n_pos": n_pos, "n_neg": n_neg,
@@ -323,7 +323,8 @@ def _per_label_table(labels, counts, thr, point: _Values, boot, level, members) 
         cols[m] = pv[m][0]
         lo, hi, valid = _bounds(None if boot is None else boot[m], len(labels), level)
         if m == "auroc":
-            lo, hi = auroc_interval(pv[m][0], n_pos, n_neg, lo, hi, level)
+            if intervals:
+                lo, hi = auroc_interval(pv[m][0], n_pos, n_neg, lo, hi, level)
             cols["n_boot_valid"] = valid
         cols[f"{m}_lo"], cols[f"{m}_hi"] = lo, hi
     cols["members"] = [" + ".join(members.get(lab, (lab,))) if members else lab for lab in labels]
@@ -392,6 +393,7 @@ def evaluate_multilabel(
         raise EvaluationError(f"min_positives must be >= 1; got {min_positives}.")
     n = y.shape[0]
     n_groups = n if groups is None else group_index(groups, n)[1]  # checked also without resamples
+    intervals = n_groups >= 2  # one patient (or record): nothing to resample, no interval
     thr = as_threshold_array(thresholds, labels)
     n_eval = np.full(len(labels), n) if mask is None else mask.sum(axis=0)
     n_pos = y.sum(axis=0).astype(np.int64)
@@ -401,8 +403,9 @@ def evaluate_multilabel(
     counts = (n_eval, n_pos, n_neg, defined, summarised, n)
     scorer = _Scorer(y, s, mask, thr, summarised, micro)
     point = scorer(None)
-    boot, sboot = _resample(scorer, n, n_boot, seed, groups, summarised) if n_boot > 0 else (None, None)
-    per = _per_label_table(labels, counts, thr, point, boot, ci_level, members)
+    resample = n_boot > 0 and intervals
+    boot, sboot = _resample(scorer, n, n_boot, seed, groups, summarised) if resample else (None, None)
+    per = _per_label_table(labels, counts, thr, point, boot, ci_level, members, intervals)
     summary = _summary_table(_summaries(point, summarised, scorer.has_thr), sboot, ci_level, counts, scorer.has_thr)
     settings = {
         "n_records": n,
@@ -414,6 +417,7 @@ def evaluate_multilabel(
         "auroc_ci_method": AUROC_CI_METHOD,
         "bootstrap_unit": "patient" if groups is not None else "record",
         "n_groups": int(n_groups),
+        "interval_note": interval_note("patient" if groups is not None else "record", int(n_groups), int(n_boot)),
         "min_positives": int(min_positives),
         "n_excluded_entries": int(0 if mask is None else (~mask).sum()),
         "undefined_labels": [lab for lab, d in zip(labels, defined) if not d],

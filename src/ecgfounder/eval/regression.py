@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .bootstrap import bootstrap_weights, percentile_ci
+from .bootstrap import bootstrap_weights, group_index, percentile_ci
 from .errors import EvaluationError
 
 __all__ = ["REGRESSION_METRICS", "regression_report"]
@@ -55,7 +55,8 @@ def regression_report(
     Returns:
         DataFrame indexed by metric (``mae``, ``rmse``, ``r2``, ``bias`` = mean of
         ``yhat - y``) with columns ``value``, ``lo``, ``hi``, ``n``.  R² is NaN when ``y`` is
-        constant.
+        constant; ``lo``/``hi`` are NaN when every record comes from one patient (or there is one
+        record): a bootstrap of one unit draws the same set every time.
     """
     yy = np.asarray(y, dtype=np.float64).ravel()
     pp = np.asarray(yhat, dtype=np.float64).ravel()
@@ -67,6 +68,8 @@ def regression_report(
         raise EvaluationError(f"n_boot must be >= 0 (0 = no intervals); got {n_boot}.")
     point = _regression_values(np.ones((1, yy.size)), yy, pp)
     boot: dict[str, list[np.ndarray]] = {m: [] for m in REGRESSION_METRICS}
+    n_units = yy.size if groups is None else group_index(groups, yy.size)[1]
+    n_boot = n_boot if n_units >= 2 else 0  # one patient: no interval, not a zero-width one
     if n_boot > 0:
         for w in bootstrap_weights(yy.size, n_boot, seed=seed, groups=groups):
             vals = _regression_values(w.astype(np.float64), yy, pp)

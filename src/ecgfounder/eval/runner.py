@@ -362,6 +362,8 @@ def run_evaluation(
         y[test_m], scores[test_m], labels, thr, g_test, evaluable=ev[test_m], members=members,
         min_positives=min_positives, n_boot=n_boot, seed=seed, ci_level=ci_level,
     )
+    if result.settings.get("interval_note"):
+        notes.append(result.settings["interval_note"])
     settings = dict(result.settings)
     settings.update(thr_info)
     settings.update(extra_settings or {})
