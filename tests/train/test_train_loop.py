@@ -32,7 +32,13 @@ def test_binary_run_outputs_and_model_roundtrip(cpsc2021_manifest, cache_dir, tm
     assert len(pd.read_csv(out / "log.csv")) == 2
     rep = pd.read_csv(out / "test_report.csv", index_col=0)
     assert {"auroc", "auroc_lo", "auroc_hi"} <= set(rep.columns)
-    assert rep.loc["AF", "auroc_lo"] <= rep.loc["AF", "auroc"] <= rep.loc["AF", "auroc_hi"]
+    # one test patient (92): a patient-level bootstrap has nothing to resample, so no interval, and
+    # metrics.json says why (it reported a zero-width or a record-level Newcombe interval before)
+    assert np.isfinite(rep.loc["AF", "auroc"]) and rep.loc["AF", ["auroc_lo", "auroc_hi", "f1_lo"]].isna().all()
+    info = json.loads((out / "metrics.json").read_text())["test_report"]
+    assert info["bootstrap_unit"] == "patient" and info["n_test_patients"] == 1
+    assert info["n_test_examples"] == len(pd.read_csv(out / "test_predictions.csv"))
+    assert "validation split" in info["thresholds"] and any("one patient" in n for n in info["notes"])
     # the test report AUROC is scikit-learn's on the saved predictions
     from sklearn.metrics import roc_auc_score
 
@@ -238,7 +244,8 @@ def test_linear_probe_fast_path_matches_sklearn(tmp_path, cpsc2021_manifest, cac
     from sklearn.linear_model import LogisticRegression
 
     res = finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir,
-                        strategy={"name": "linear_probe", "probe_c_grid": [0.1, 1.0]}, eval={"n_boot": 200}))
+                        strategy={"name": "linear_probe", "probe_c_grid": [0.1, 1.0]},
+                        eval={"n_boot": 200, "bootstrap_unit": "record"}))  # one test patient: records for an interval
     model = load_model(res.model_path)
     emb = np.load(next(res.out_dir.glob("embeddings-*.npz")))
     man = pd.read_csv(res.out_dir / "manifest.csv")
@@ -294,3 +301,12 @@ def test_a_model_fine_tuned_on_lead_ii_reads_lead_ii(cpsc2021_manifest, cache_di
     rec = str(DATA / "cpsc2021" / "data_8_4.hea")  # leads I and II
     plain, as_ii, as_i = (predict([rec], model=model, **kw)["AF"].iloc[0] for kw in ({}, {"lead": "II"}, {"lead": "I"}))
     assert plain == as_ii != as_i
+
+
+def test_record_bootstrap_of_one_patients_windows_is_flagged(cpsc2021_manifest, cache_dir, tmp_path):
+    """eval.bootstrap_unit=record over the windows of one test patient: the intervals treat
+    correlated windows as independent; metrics.json and the log now say so."""
+    res = finetune(_cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, eval={"bootstrap_unit": "record", "n_boot": 20}))
+    info = json.loads((res.out_dir / "metrics.json").read_text())["test_report"]
+    assert info["bootstrap_unit"] == "record" and info["n_test_patients"] == 1 and info["n_test_examples"] > 1
+    assert any("as if independent" in n and "1 patient(s)" in n for n in info["notes"])

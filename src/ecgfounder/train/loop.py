@@ -45,7 +45,7 @@ from .data import TrainData, prepare_data
 from .distributed import DistInfo, barrier, cleanup, setup
 from .epochs import train_epochs
 from .model import build_model, configure_trainable, monitor, param_groups
-from .report import test_metrics, test_report, write_summary, write_test_predictions
+from .report import test_metrics, test_report, test_report_settings, write_summary, write_test_predictions
 from .state import preserved_global_state
 
 __all__ = ["finetune", "FinetuneResult", "TrainingInterrupted", "build_model", "configure_trainable", "param_groups"]
@@ -161,14 +161,18 @@ def _run(cfg: FinetuneConfig, info: DistInfo, step_hook: Callable[[int], None] |
         net = unwrap(model)
         net.source = {**(net.source or {}), "val_metrics": val_m, "test_metrics": test_m}
         save_model_file(net, model_path, cfg, extra)
+        test_settings = None
         if len(data.rows["test"]):
             write_test_predictions(data, test_scores, cfg.data.path_column, out)
             report = test_report(data, val_scores, test_scores, cfg, out)
+            test_settings = test_report_settings(data, cfg)
+            for note in test_settings["notes"]:
+                logger.warning("test report: %s", note)
         write_summary(out, {
             "val": val_m, "test": test_m, "best_epoch": best_epoch, "global_step": global_step,
             "n": {s: int(len(v)) for s, v in data.rows.items()}, "labels": list(data.spec.labels),
             "seconds": round(time.perf_counter() - t_start, 2), "world_size": info.world_size,
-            **{k: v for k, v in extra.items() if k != "grid"}})
+            "test_report": test_settings, **{k: v for k, v in extra.items() if k != "grid"}})
         logger.info("test: %s", ", ".join(f"{k} {v:.4f}" for k, v in test_m.items()))
     barrier(info)
     return FinetuneResult(out, model_path, val_m, test_m, report, history, global_step, best_epoch)

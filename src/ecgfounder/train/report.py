@@ -14,7 +14,7 @@ from .config import FinetuneConfig
 from .data import TrainData
 from .tasks import TaskSpec, quick_metrics
 
-__all__ = ["test_metrics", "write_test_predictions", "test_report", "write_summary"]
+__all__ = ["test_metrics", "write_test_predictions", "test_report", "test_report_settings", "write_summary"]
 
 
 def test_metrics(data: TrainData, test_scores: np.ndarray) -> dict[str, float]:
@@ -97,6 +97,31 @@ def test_report(data: TrainData, val_scores: np.ndarray, test_scores: np.ndarray
     with atomic_path(out / "test_report.csv") as tmp:
         rep.to_csv(tmp)
     return rep
+
+
+def test_report_settings(data: TrainData, cfg: FinetuneConfig) -> dict[str, Any]:
+    """How ``test_report.csv``'s intervals and thresholds were made, for ``metrics.json``:
+    ``bootstrap_unit``, ``n_boot``, the test split's examples and patients, where the thresholds
+    came from and ``notes`` a reader must know (a record-level bootstrap of correlated examples, too
+    few patients for an interval)."""
+    from ..eval.intervals import interval_note
+
+    rows = data.rows["test"]
+    unit, n_boot = cfg.eval.bootstrap_unit, int(cfg.eval.n_boot)
+    n_pat = int(len(np.unique(data.groups[rows].astype(str))))
+    notes = []
+    if unit == "record" and n_pat < len(rows):
+        notes.append(f"eval.bootstrap_unit=record resamples the {len(rows)} test examples of {n_pat} patient(s) as if "
+                     "independent; examples of one patient (windows of one record) are correlated, so the intervals "
+                     "are too narrow. eval.bootstrap_unit=patient resamples whole patients.")
+    note = interval_note(unit, n_pat if unit == "patient" else len(rows), n_boot)
+    if note and len(rows):
+        notes.append(note)
+    n_val = int(len(data.rows["val"]))
+    return {"bootstrap_unit": unit, "n_boot": n_boot, "n_test_examples": int(len(rows)), "n_test_patients": n_pat,
+            "thresholds": (f"{cfg.eval.threshold_method}, chosen on the validation split ({n_val} examples)"
+                           if n_val and data.spec.kind != "regression" else None),
+            "notes": notes}
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
