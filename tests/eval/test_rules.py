@@ -124,3 +124,19 @@ def test_stratified_split_keeps_patients_and_sources():
         assert len(set(tune[groups == g])) == 1  # a patient is never split
     pats = {s: {g for g, t, st in zip(groups, tune, strata) if st == s and t} for s in ("HR", "E")}
     assert len(pats["HR"]) == 2 and len(pats["E"]) == 2  # half of the 3-4 patients of each source (rounded)
+
+
+def test_proportion_intervals_keep_coverage_at_10_positives():
+    """200 simulated labels, 10 positives each, true sensitivity and specificity 0.9: the
+    percentile bootstrap alone gave [1, 1] whenever all 10 were found (coverage 69 %); the union
+    with Wilson's score interval covers >= 90 %."""
+    rng = np.random.default_rng(0)
+    n_labels, n_pos, n_neg = 200, 10, 50
+    y = np.zeros((n_pos + n_neg, n_labels), bool)
+    y[:n_pos] = True
+    s = np.where(y, rng.uniform(0, 1, y.shape), rng.uniform(-0.8, 0.2, y.shape))  # P(s >= 0.1) = 0.9 | 0.1
+    per = evaluate_multilabel(y, s, thresholds=np.full(n_labels, 0.1), n_boot=100, min_positives=1, micro=False).per_label
+    for m in ("sensitivity", "specificity"):
+        assert ((per[f"{m}_lo"] <= 0.9) & (0.9 <= per[f"{m}_hi"])).mean() >= 0.9, m
+    all_found = per["tp"] == n_pos
+    assert all_found.any() and (per.loc[all_found, "sensitivity_lo"] < 0.75).all()  # Wilson 10/10: 0.72

@@ -26,8 +26,9 @@ Conventions
   :data:`MIN_POSITIVES` = 10) is reported in its row but left out of the macro, weighted and
   micro summaries, and listed apart (``settings["rare_labels"]``) with its count.
 - AUROC intervals: the union of the percentile bootstrap interval and Newcombe's score interval
-  (:mod:`.intervals`), which keeps ≥ 90 % coverage of the 95 % interval at 10 positives; the
-  other metrics use percentile bootstrap intervals.
+  (:mod:`.intervals`), which keeps ≥ 90 % coverage of the 95 % interval at 10 positives;
+  sensitivity, specificity, PPV, NPV: the union with Wilson's score interval (a bootstrap of 10
+  out of 10 is [1, 1]); AUPRC and F1: percentile bootstrap intervals.
 - Arrays: ``y_true (n, L)`` binary (bool or 0/1), ``y_score (n, L)`` probabilities (or any
   monotone score), ``thresholds (L,)`` on the score scale (NaN = no threshold for that label).
 - Undefined values are NaN, never 0: AUROC, AUPRC, sensitivity and F1 of a label without
@@ -56,7 +57,8 @@ import pandas as pd
 
 from .bootstrap import RankMetrics, group_index, bootstrap_weights, check_mask, check_pair, percentile_ci, weighted_confusion
 from .errors import EvaluationError
-from .intervals import AUROC_CI_METHOD, auroc_interval, interval_note
+from .intervals import (AUROC_CI_METHOD, PROPORTION_CI_METHOD, PROPORTION_COUNTS, auroc_interval, interval_note,
+                        proportion_interval)
 from .regression import REGRESSION_METRICS, regression_report
 from .thresholds import as_threshold_array
 
@@ -326,6 +328,9 @@ def _per_label_table(labels, counts, thr, point: _Values, boot, level, members, 
             if intervals:
                 lo, hi = auroc_interval(pv[m][0], n_pos, n_neg, lo, hi, level)
             cols["n_boot_valid"] = valid
+        elif m in PROPORTION_COUNTS:
+            k, of = PROPORTION_COUNTS[m]
+            lo, hi = proportion_interval(cols[k], sum(cols[c] for c in of), lo, hi, level)
         cols[f"{m}_lo"], cols[f"{m}_hi"] = lo, hi
     cols["members"] = [" + ".join(members.get(lab, (lab,))) if members else lab for lab in labels]
     return pd.DataFrame(cols, index=pd.Index(labels, name="label"))
@@ -415,6 +420,7 @@ def evaluate_multilabel(
         "ci_level": ci_level,
         "ci_method": "percentile",
         "auroc_ci_method": AUROC_CI_METHOD,
+        "proportion_ci_method": PROPORTION_CI_METHOD,
         "bootstrap_unit": "patient" if groups is not None else "record",
         "n_groups": int(n_groups),
         "interval_note": interval_note("patient" if groups is not None else "record", int(n_groups), int(n_boot)),
@@ -477,17 +483,9 @@ def group_summary(
 
 
 def multilabel_report(
-    y_true: Any,
-    y_score: Any,
-    labels: Sequence[str] | None = None,
-    thresholds: Any = None,
-    groups: Sequence | np.ndarray | None = None,
-    n_boot: int = 1000,
-    seed: int | None = 0,
-    ci_level: float = 0.95,
-    *,
-    evaluable: Any = None,
-    min_positives: int = MIN_POSITIVES,
+    y_true: Any, y_score: Any, labels: Sequence[str] | None = None, thresholds: Any = None,
+    groups: Sequence | np.ndarray | None = None, n_boot: int = 1000, seed: int | None = 0, ci_level: float = 0.95,
+    *, evaluable: Any = None, min_positives: int = MIN_POSITIVES,
 ) -> pd.DataFrame:
     """:func:`evaluate_multilabel` as one table: label rows, then ``[macro]``, ``[weighted]``, ``[micro]``."""
     return evaluate_multilabel(

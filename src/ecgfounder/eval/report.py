@@ -289,7 +289,9 @@ def _info_lines(st: Mapping[str, Any]) -> list[str]:
         + (f"the {st['n_groups']} patients" if st.get("bootstrap_unit") == "patient" and st.get("n_groups")
            else f"{st.get('bootstrap_unit', 'record')}s")
         + f" (seed {st.get('seed')}); "
-        f"AUROC: {st.get('auroc_ci_method', 'percentile bootstrap')}.",
+        f"AUROC: {st.get('auroc_ci_method', 'percentile bootstrap')}"
+        + (f"; a label's sensitivity, specificity, PPV and NPV: {st['proportion_ci_method']}" if st.get("proportion_ci_method") else "")
+        + ".",
         f"Operating thresholds: {st.get('threshold_method', 'n/a')}, from {st.get('threshold_source', 'n/a')}.",
     ]
     if st.get("n_excluded_entries"):
