@@ -75,7 +75,10 @@ def test_not_calibrated_report_and_refusals(tmp_path, rng, capsys):
     assert not (out / "calibration.json").exists() and (out / "reliability.png").is_file()
     tbl = pd.read_csv(out / "calibration.csv")
     assert tbl["ece_before"].notna().all() and tbl["ece_after"].isna().all()
-    assert "Not calibrated" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "Not calibrated" in md
+    cal_section = md.split("## Calibration")[1].split("\n## ")[0]  # no 'ece_after: undefined' column: nothing was calibrated
+    assert "| label | n | n_pos | ece_before |" in cal_section and "ece_after" not in cal_section
     # fitting never sees a reported record: the library refuses the overlap
     y = (rng.random((40, len(names))) < 0.3).astype(float)
     s = rng.random((40, len(names)))

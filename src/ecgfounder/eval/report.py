@@ -241,8 +241,8 @@ def _calibration(out: Path, per: pd.DataFrame, y: np.ndarray, before: np.ndarray
     section: list[tuple] = [("h2", "Calibration"), ("text", text)]
     shown = tbl[cols].sort_values("n_pos", ascending=False).head(20)
     if len(shown):
-        section.append(("table", shown.assign(ece_before=shown["ece_before"].map(format_value),
-                                               ece_after=shown["ece_after"].map(lambda v: format_value(v, 3)))))
+        shown = shown.assign(ece_before=shown["ece_before"].map(format_value), ece_after=shown["ece_after"].map(format_value))
+        section.append(("table", shown if after is not None else shown.drop(columns="ece_after")))  # no 'undefined' after
     if plots and cols.any():
         fig = plot_reliability(y[:, cols].ravel()[keep], before[:, cols].ravel()[keep],
                                None if after is None else after[:, cols].ravel()[keep],
