@@ -350,3 +350,21 @@ def test_one_patient_gives_no_interval_and_few_patients_a_note():
     assert "Only 4 patients" in few.settings["interval_note"]
     many = evaluate_multilabel(y, s, groups=np.arange(60) % 20, n_boot=50, min_positives=1)
     assert many.settings["interval_note"] is None
+
+
+def test_a_summary_of_one_label_has_that_labels_interval():
+    """One label in the summaries (or in a category): macro, weighted and micro equal that label's
+    values, and now carry its interval (with Newcombe's / Wilson's part), not a narrower one."""
+    rng = np.random.default_rng(5)
+    y = rng.random((80, 2)) < 0.25
+    y[:, 1] = False
+    y[:3, 1] = True  # rare: left out of the summaries
+    s = y + rng.normal(size=(80, 2))
+    res = evaluate_multilabel(y, s, ["A", "B"], thresholds=[0.5, 0.5], n_boot=100, min_positives=10)
+    row = res.per_label.loc["A"]
+    for kind in ("macro", "weighted", "micro"):
+        for m in ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1"):
+            assert res.summary.loc[kind, m] == pytest.approx(row[m], abs=1e-12), (kind, m)
+            assert (res.summary.loc[kind, f"{m}_lo"], res.summary.loc[kind, f"{m}_hi"]) == (row[f"{m}_lo"], row[f"{m}_hi"])
+    cat = group_summary(res, {"A": "rhythm", "B": "rhythm"})
+    assert (cat.loc["rhythm", "auroc_lo"], cat.loc["rhythm", "auroc_hi"]) == (row["auroc_lo"], row["auroc_hi"])

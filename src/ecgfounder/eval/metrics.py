@@ -412,6 +412,10 @@ def evaluate_multilabel(
     boot, sboot = _resample(scorer, n, n_boot, seed, groups, summarised) if resample else (None, None)
     per = _per_label_table(labels, counts, thr, point, boot, ci_level, members, intervals)
     summary = _summary_table(_summaries(point, summarised, scorer.has_thr), sboot, ci_level, counts, scorer.has_thr)
+    if summarised.sum() == 1:  # every summary is that label's value: the same interval as its row (Newcombe, Wilson)
+        for m in CLASSIFICATION_METRICS:
+            got = summary[m].notna()  # (micro=False leaves the micro AUROC undefined)
+            summary.loc[got, [f"{m}_lo", f"{m}_hi"]] = per.loc[labels[int(np.argmax(summarised))], [f"{m}_lo", f"{m}_hi"]].to_numpy(float)
     settings = {
         "n_records": n,
         "n_labels": len(labels),
@@ -470,7 +474,9 @@ def group_summary(
             vals = per[m].to_numpy(dtype=np.float64)[use]
             row[m] = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
             lo = hi = np.nan
-            if result.boot is not None and use.any() and m in result.boot:
+            if use.sum() == 1 and f"{m}_lo" in per:  # one label: its own interval, as in its row
+                lo, hi = (float(per[f"{m}_{e}"].to_numpy()[use][0]) for e in ("lo", "hi"))
+            elif result.boot is not None and use.any() and m in result.boot:
                 b = result.boot[m][:, use]
                 with np.errstate(invalid="ignore"):
                     cnt = (~np.isnan(b)).sum(axis=1)
