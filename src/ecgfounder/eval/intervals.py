@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["AUROC_CI_METHOD", "PROPORTION_CI_METHOD", "PROPORTION_COUNTS", "MIN_UNITS_RELIABLE", "newcombe_auroc_interval", "auroc_interval",
-           "proportion_interval", "interval_note"]
+__all__ = ["AUROC_CI_METHOD", "PROPORTION_CI_METHOD", "PROPORTION_COUNTS", "MIN_UNITS_RELIABLE",
+           "newcombe_auroc_interval", "auroc_interval", "proportion_interval", "interval_note"]
 
 AUROC_CI_METHOD = "union of the percentile bootstrap and Newcombe's score interval (method 5)"
 PROPORTION_CI_METHOD = "union of the percentile bootstrap and Wilson's score interval"
