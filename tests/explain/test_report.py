@@ -320,3 +320,23 @@ def test_each_bad_file_of_an_archive_is_a_result_of_its_own(tmp_path, tiny_check
     got = write_reports([z], tiny_checkpoint, tmp_path / "out", method="gradcam", top=1)
     assert [(r.record, r.error is None) for r in got] == [("a_bad", False), (got[1].record, True)]
     assert got[0].error.startswith(f"{z}: a_bad.xml in the zip archive: malformed XML") and got[1].pdf.exists()
+
+
+def test_report_and_plot_predict_on_the_exact_path_without_measuring_the_others(tmp_path, tiny_checkpoint, monkeypatch):
+    """A report or a plot of one record ran precision 'auto', whose first use on a machine builds and
+    times every inference path (~30 s before a one-record report); the attribution runs the fp32
+    model anyway.  Both now predict on the exact fp32 path."""
+    import ecgfounder.runtime.auto as auto
+    from ecgfounder.cli import main
+    from ecgfounder.explain.report import write_reports
+
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # (the suite pins auto to fp32/torch)
+
+    def measured(*a, **k):
+        raise AssertionError("auto measured the inference paths")
+
+    monkeypatch.setattr(auto, "choose_path", measured)
+    rec = ROOT / "examples" / "ecg" / "E07500.hea"
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path / "out", n_steps=2)
+    assert res.error is None
+    assert main(["plot", str(rec), "-o", str(tmp_path / "e.png"), "--predict", "--checkpoint", str(tiny_checkpoint)]) == 0

@@ -52,15 +52,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def top_findings(recording, model, k: int = 3, lead: str | None = None) -> list[tuple[str, float]]:
-    """The ``k`` highest-scoring labels of ``model`` for ``recording``: calibrated probabilities where
+    """The ``k`` highest-scoring labels of ``model`` for ``recording`` (the exact fp32 torch path: one record
+    is not worth measuring the faster ones, ~30 s on first use): calibrated probabilities where
     the weights carry a calibration (as ``report`` prints them); ``lead``: the lead fed to a
     single-lead model (ignored for a model of more leads)."""
     from ..explain.calibration import calibration_of
     from ..prediction import predict
 
     one = model.config.in_channels == 1
-    df = predict([recording], model=model, on_error="raise", calibrated=calibration_of(model) is not None,
-                 **({"lead": lead} if one and lead else {}))
+    df = predict([recording], model=model, on_error="raise", calibrated=calibration_of(model) is not None, precision="fp32",
+                 backend="torch", **({"lead": lead} if one and lead else {}))
     if df.empty:
         return []
     labels = list(model.labels)

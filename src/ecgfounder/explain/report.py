@@ -233,7 +233,8 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what preprocessing noticed comes back in the notes of explain()
-        df = predict([rec], model, on_error="raise", **ctx["prep"])
+        # fp32 torch: the exact path the attribution runs too; no first-use measurement of the faster ones (~30 s)
+        df = predict([rec], model, on_error="raise", precision="fp32", backend="torch", **ctx["prep"])
     labels = ctx["labels"]
     raw = df[list(labels)].to_numpy(dtype=np.float64)[0]
     prob = apply_calibration(raw, ctx["calibration"]) if ctx["calibration"] is not None else raw
