@@ -328,7 +328,33 @@ def test_quiet_keeps_autos_line_to_itself(quiet, data_dir, tiny_ckpt, tmp_path, 
     monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)
     monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "cache"))
     argv = ["predict", str(data_dir / "cinc2021" / "E07500.hea"), "--checkpoint", str(tiny_ckpt), "--backend", "torch",
-            "--workers", "0", "-o", str(tmp_path / "o.csv"), "--no-progress"]
+            "--workers", "0", "-o", str(tmp_path / "o.csv"), "--no-progress", "--batch-size", "1"]  # (a full batch: measured)
     assert main(argv + (["-q"] if quiet else [])) == 0
     err = capsys.readouterr().err
     assert ("ecgfounder auto: " in err) is not quiet, err
+
+
+@pytest.mark.parametrize("shard", [None, (0, 2)])
+def test_a_job_under_one_batch_skips_auto_measurement_unless_it_is_a_shard(records, tiny_ckpt, tmp_path, monkeypatch,
+                                                                           shard):
+    """A small unsharded job runs the exact path without measuring every path first; a shard of a job
+    measures (the merge refuses parts of two inference paths)."""
+    import ecgfounder.runtime.auto as auto
+    from ecgfounder.prediction.archive import ArchiveJob, run_archive
+
+    monkeypatch.delenv("ECGFOUNDER_AUTO_PATH", raising=False)  # (the suite pins auto)
+    seen, real = [], auto.choose_path
+
+    def spy(*a, **k):
+        seen.append(k["whole_job"])
+        return real(*a, **{**k, "seconds": 0.0, "rounds": 1})
+
+    monkeypatch.setattr(auto, "choose_path", spy)
+    files = [str(records / f"r{i:04d}.hea") for i in range(4)]
+    job = ArchiveJob(inputs=tuple(files), model=str(tiny_ckpt), batch_size=32, workers=0, output=str(tmp_path / "p.csv"),
+                     shard=shard)
+    report = run_archive(job, progress=False)
+    assert report.n_ok == (4 if shard is None else 2)
+    assert seen == [shard is None]
+    if shard is None:
+        assert report.inference == ("fp32", "torch")

@@ -287,6 +287,33 @@ def test_auto_runner_measures_on_first_batch_of_real_windows(tiny, golden, tmp_p
     assert (pinned.precision, pinned.backend) == ("fp32", "torch") and not (tmp_path / "none").exists()
 
 
+def test_a_job_smaller_than_a_batch_runs_the_exact_path_unmeasured_unless_a_choice_is_cached(tiny, golden, tmp_path):
+    """auto's first use on a machine built and timed every path (~30 s with the published weights) before
+    a job of one record; a stream fills every batch but its last, so a first batch that is not full is
+    the whole job: it runs the exact fp32/torch path, and a choice cached before is still taken."""
+    import ecgfounder.runtime.auto as auto
+
+    x = golden["preprocessed_12_sub"][:3]
+    ref_s, ref_f = make_runner(tiny, "fp32", "torch")(x)
+    small = make_runner(tiny, "auto", "auto", cache_dir=tmp_path, batch=32, exact_if_small=True, auto_seconds=0.0,
+                        calibration=x[:2])  # (calibration given: measured on the first call, not at once)
+    assert small.choice is None
+    s, f = small(x)
+    assert (small.precision, small.backend) == ("fp32", "torch") and "not measured" in small.detail
+    assert np.array_equal(s, ref_s) and np.array_equal(f, ref_f)
+    assert not (tmp_path / "auto").exists()  # nothing cached: a larger job measures
+    four = np.concatenate([x] * 2)[:4]
+    full = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, batch=4, exact_if_small=True, auto_seconds=0.0)
+    full(four)  # a full first batch: measured, and cached
+    assert full.choice is not None and not full.choice.cached and list((tmp_path / "auto").glob("*.json"))
+    again = make_runner(tiny, "auto", "torch", cache_dir=tmp_path, batch=4, exact_if_small=True, auto_seconds=0.0)
+    again(x)
+    assert again.choice.cached and (again.precision, again.backend) == (full.precision, full.backend)
+    plain = make_runner(tiny, "auto", "torch", cache_dir=tmp_path / "b", batch=32, auto_seconds=0.0)
+    plain(x)  # without exact_if_small (shards: every part must take one path): measured as before
+    assert plain.choice is not None and plain.choice.figures
+
+
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
 def test_openvino_runner_parity(tiny, golden, tmp_path):
     x = golden["preprocessed_12_sub"]

@@ -361,7 +361,7 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
                            fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
                            on_windows=bar.add_windows, quality=job.quality, announce=bar.note,
-                           on_runner=lambda r: setattr(run, "runner", r))
+                           on_runner=lambda r: setattr(run, "runner", r), exact_if_small=run.settings["shard"] is None)
     cols = table_columns(job.kind, job.aggregate, labels, quality_detail=job.quality_detail)
     if run.out:
         run.writer = TableWriter(run.out, cols, append=run.done > 0)

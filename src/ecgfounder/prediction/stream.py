@@ -101,6 +101,7 @@ def iter_predict(
     quality: str = "warn",
     announce: Callable[[str], None] | None = to_stderr,
     on_runner: Callable[[Any], None] | None = None,
+    exact_if_small: bool = True,
 ) -> Iterator[RecordResult]:
     """Stream :class:`RecordResult` objects in input order (failed records included, with ``error``).
 
@@ -116,7 +117,10 @@ def iter_predict(
         precision, backend: inference path (``fp32``/``bf16``/``int8``/``auto``;
             ``torch``/``onnxruntime``/``openvino``/``auto``), see :func:`ecgfounder.runtime.make_runner`;
             ``auto`` (default) takes the fastest path that agrees with fp32 on this machine, measured
-            once on the first batch (or on ``calibration``) and cached.
+            once on the first batch (or on ``calibration``) and cached; a job of fewer windows than
+            ``batch_size`` runs the exact fp32/torch path where no choice is cached yet
+            (``exact_if_small``: measuring would outlast it; ``False`` for runs whose parts must
+            share one path, e.g. shards).
         workers: processes reading and preprocessing records while the model runs (``0``: in
             this process, in background threads beside the model, at idle priority when it runs on
             the CPU with threads that meet after every operation:
@@ -156,7 +160,7 @@ def iter_predict(
         from ..runtime import make_runner
 
         runner = make_runner(net, precision, backend, device, calibration=calibration, batch=batch_size,
-                             announce=announce)
+                             announce=announce, exact_if_small=exact_if_small)
     if on_runner is not None:
         on_runner(runner)
     prep_kwargs = {"lead": lead, "fill_missing": fill_missing, "quality": quality}

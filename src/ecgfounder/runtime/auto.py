@@ -18,6 +18,9 @@ built, run on real preprocessed windows and compared with the fp32 eager forward
   chosen path again, from the cached files); the fastest wins, except that a more exact path (fp32
   over bf16 over int8) within ``prefer_exact`` (5 %) of it is preferred.
 
+A job smaller than one batch (``whole_job``: a stream's first batch that is not full is its last)
+takes the exact reference path while no choice is cached: measuring would outlast the job.
+
 The choice is written to ``<cache>/auto/<key>.json`` with every figure, where ``key`` hashes the
 machine's identity (CPU model, ISA capability and core count, or the GPU name), the weights'
 fingerprint, the device, the thread count, the batch class (1 or more) and the library versions
@@ -119,7 +122,8 @@ class Choice:
         untried = [f.name for f in self.figures if not f.ok and f.reason.startswith("not tried")]
         rej = (f"; rejected: {', '.join(rejected)}" if rejected else "") + (
             f"; not tried: {', '.join(untried)}" if untried else "")
-        how = "cached" if self.cached else f"measured on {self.n_windows} real windows"
+        how = "cached" if self.cached else f"measured on {self.n_windows} real windows" if self.figures else (
+            f"the exact path, not measured: the job's {self.n_windows} window(s) are fewer than a batch")
         return f"ecgfounder auto: {self.name} ({speed}{ratio}{agree}{rej}; {how})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +278,7 @@ def choose_path(
     prefer_exact: float = 0.05,
     refresh: bool = False,
     announce: Callable[[str], None] | None = to_stderr,
+    whole_job: bool = False,
 ) -> Choice:
     """Pick the fastest accurate path among ``candidates`` (``(precision, backend)`` pairs; the
     reference ``("fp32", "torch")`` is always measured), or return the cached choice.
@@ -288,6 +293,9 @@ def choose_path(
         batch: the batch size the runner will serve (paths are timed at it).
         cache_dir: folder of the cache (its ``auto/`` subfolder); ``None`` disables the cache.
         seconds, rounds: seconds of one timing, and timings per path (the best counts).
+        whole_job: ``windows`` are every window the job has: with fewer than ``batch`` of them and
+            no choice cached, the reference path is taken without measuring the others (measuring
+            would outlast the job: ~30 s on first use); neither cached nor announced.
     """
     windows = np.ascontiguousarray(windows, dtype=np.float32)
     if windows.ndim != 3 or len(windows) == 0:
@@ -302,12 +310,15 @@ def choose_path(
             cached = Choice.from_dict(json.loads(path.read_text()))
             if (cached.precision, cached.backend) not in cands or cached.key != key:
                 raise ValueError("a path not among the candidates")  # an entry edited or of other settings
-            if not (cached.partial and not few):
+            if not (cached.partial and not few) or whole_job:  # (a job of one batch takes a partial choice too)
                 cached = Choice.from_dict({**cached.to_dict(), "cached": True})
                 cached.line()  # (an entry whose figures are not numbers is measured again)
                 return cached
         except (ValueError, TypeError, KeyError, AttributeError, OSError):
             pass  # unreadable entry: measure again
+    if whole_job and len(windows) < batch:
+        return Choice("fp32", "torch", int(batch), key, n_windows=int(len(windows)), partial=True,
+                      measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"), identity=identity, model=model)
     xb = np.ascontiguousarray(np.stack([windows[i % len(windows)] for i in range(max(1, batch))]))
     calib = windows[: min(32, max(1, len(windows) // 2))]
     speed: dict[tuple[str, str], float] = {}  # × the reference, timed in turn with it

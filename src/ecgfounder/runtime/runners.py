@@ -389,8 +389,9 @@ def build_runner(
 
 def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device, calibration: np.ndarray | None,
                  cache: Path, threads: int | None, batch: int | None, seconds: float,
-                 announce: Callable[[str], None] | None) -> Runner:
-    """A runner that measures the candidates on its first call (or at once on ``calibration``)."""
+                 announce: Callable[[str], None] | None, exact_if_small: bool = False) -> Runner:
+    """A runner that measures the candidates on its first call (or at once on ``calibration``,
+    unless ``exact_if_small``: see :func:`make_runner`)."""
     from .auto import choose_path
 
     n_threads = int(threads or torch.get_num_threads())
@@ -400,11 +401,11 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
         return build_runner(model, prec, be, dev, calibration=calib, cache_dir=cache, threads=n_threads,
                             keep_compiled=keep)
 
-    def settle(x: np.ndarray) -> None:
-        windows = calibration if calibration is not None else x
+    def settle(x: np.ndarray, whole: bool = False) -> None:
+        windows = calibration if calibration is not None and not whole else x
         choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), model=_words(model),
                              device=str(dev), threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
-                             announce=announce)
+                             announce=announce, whole_job=whole)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
         chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None, keep=True)
         runner.fn, runner.precision, runner.backend, runner.threads = chosen.fn, chosen.precision, chosen.backend, \
@@ -417,11 +418,11 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
         if not len(a):  # nothing to measure on: empty outputs; the first real windows decide
             return np.zeros((0, int(model.num_classes)), np.float32), np.zeros((0, int(model.config.num_features)),
                                                                                   np.float32)
-        settle(a)
+        settle(a, whole=exact_if_small and batch is not None and len(a) < batch)  # (a first batch not full: the job's last)
         return runner.fn(a)
 
     runner.fn = first
-    if calibration is not None:
+    if calibration is not None and not exact_if_small:
         settle(np.asarray(calibration, dtype=np.float32))
     return runner
 
@@ -445,6 +446,7 @@ def make_runner(
     batch: int | None = None,
     auto_seconds: float = 1.0,
     announce: Callable[[str], None] | None = to_stderr,
+    exact_if_small: bool = False,
 ) -> Runner:
     """An inference function for ``model`` (a loaded :class:`~ecgfounder.models.net1d.Net1D`).
 
@@ -464,6 +466,10 @@ def make_runner(
         auto_seconds: how long ``auto`` times each candidate per timing (the best of two counts).
         announce: where ``auto`` says, in one line, the path it measured and chose (default: stderr;
             ``None``: nowhere; a cached choice is not announced).
+        exact_if_small: ``auto`` with a ``batch``: measure on the first call (on ``calibration`` if
+            given), and where that call is the whole job (fewer than ``batch`` windows: a stream
+            fills every batch but its last) and no choice is cached, take the exact fp32/torch path
+            without measuring.  Not for runs whose parts must share one path (shards).
 
     Returns:
         a :class:`Runner`: ``runner(windows) -> (scores float32 (n, n_out), features float32
@@ -488,4 +494,4 @@ def make_runner(
         built = build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
         # a path auto would check at its batch, named without auto: checked at the batches it serves
         return check_served(built, _torch_runner(model, "fp32", dev)) if candidates[0] in CHECKED_PATHS else built
-    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds, announce)
+    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds, announce, exact_if_small)
