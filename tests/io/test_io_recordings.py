@@ -593,3 +593,20 @@ def test_warnings_and_errors_of_an_archive_name_the_archive_not_its_temporary_co
     assert all("ecgfounder-" not in str(w.message) for w in caught)
     bad = [g for g in got if isinstance(g, RecordReadError)]
     assert len(bad) == 1 and str(bad[0]).startswith(f"{z}: lone.hea in the zip archive: ") and "ecgfounder-" not in str(bad[0])
+
+
+def test_a_ptb_headers_ecg_date_is_when_it_was_acquired(tmp_path):
+    """PTB keeps the day of the ECG in a comment ('ECG date: 01/10/1990'), not on the record line:
+    the printout's header had no date.  Day first, the convention of the record line's base date
+    (the record's infarction was on 29-Sep-90); the record line's date and time win over it."""
+    import shutil
+
+    assert eio.read(DATA / "ptbdb" / "s0010_re.hea").meta["acquired"] == "1990-10-01"
+    for f in ("E07500.hea", "E07500.mat"):
+        shutil.copy(DATA / "cinc2021" / f, tmp_path / f)
+    hea = tmp_path / "E07500.hea"
+    lines = hea.read_text().splitlines()
+    hea.write_text("\n".join(lines + ["# ECG date: 31/02/1990"]) + "\n")  # (no such day: not a date)
+    assert "acquired" not in eio.read(hea).meta
+    hea.write_text("\n".join([lines[0] + " 08:30:00 02/10/1990", *lines[1:], "# ECG date: 01/10/1990"]) + "\n")
+    assert eio.read(hea).meta["acquired"] == "1990-10-02T08:30:00"

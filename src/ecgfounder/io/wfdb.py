@@ -10,7 +10,6 @@ Reading a 12-lead 10-s format-16 record as ``predict`` does takes 0.5-0.64 CPU-m
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import re
 import stat
@@ -27,6 +26,7 @@ from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ._common import check_file, note, unit_scale_to_mv
 from .limits import check_values, parse_fs, samples_to_read
+from .wfdb_meta import acquired_of, base_datetime, comment_meta, meta_comments
 
 __all__ = ["read_wfdb", "write_wfdb", "quiet_wfdb", "wfdb_module"]
 
@@ -66,38 +66,6 @@ def wfdb_module() -> Any:
     import wfdb
 
     return wfdb
-
-
-# Patient and acquisition fields kept in header comments (WFDB has no fields of its own for them;
-# the record line's base time and date also get ``acquired``, for WFDB tools).
-_COMMENT_META = {"patient_id": "Patient ID", "birth_date": "Birth date", "device": "Device", "acquired": "Acquired"}
-_COMMENT_KEYS = {label.lower(): key for key, label in _COMMENT_META.items()}
-
-
-def _parse_comments(comments: list[str]) -> dict:
-    meta: dict = {}
-    for line in comments:
-        m = re.match(r"\s*([A-Za-z][A-Za-z _/()-]*?)\s*:\s*(.*)$", line)
-        if not m:
-            continue
-        key, val = m.group(1).strip().lower(), m.group(2).strip()
-        if key == "age":
-            try:
-                meta["age"] = float(val)
-            except ValueError:
-                pass
-        elif key == "sex":
-            meta["sex"] = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(val.lower(), val)
-        elif key == "dx":
-            from ..datasets.codes import parse_dx  # the one Dx parser
-
-            meta["dx"] = parse_dx(val)
-        elif key in ("statements", "statement"):  # a comma-separated list (CinC), or one a line (as written here)
-            parts = val.split(",") if key == "statements" else [val]
-            meta["statements"] = meta.get("statements", ()) + tuple(c.strip() for c in parts if c.strip())
-        elif key in _COMMENT_KEYS and val:
-            meta[_COMMENT_KEYS[key]] = val
-    return meta
 
 
 def _header_lines(text: str) -> tuple[list[str], list[str]]:
@@ -248,10 +216,10 @@ def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, specs: list[tup
             "original_units": tuple(specs[i][1] for i in keep)}
     if other:
         meta["other_channels"] = tuple(other)
-    start = _acquired(line)
+    start = acquired_of(line, comments)
     if start:
         meta["acquired"] = start
-    meta.update(_parse_comments(comments))  # an 'Acquired:' comment (exact, with its zone) wins
+    meta.update(comment_meta(comments))  # an 'Acquired:' comment (exact, with its zone) wins
     return Recording(signal=sig[keep] if len(keep) < len(specs) else sig, fs=fs,
                      leads=tuple(canonical_lead(specs[i][0]) for i in keep), meta=meta)
 
@@ -443,19 +411,8 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
                       stacklevel=3)
         sig[inf] = np.nan
     n = sig.shape[0]
-    comments = []
-    if rec.meta.get("age") is not None:
-        comments.append(f"Age: {float(rec.meta['age']):g}")
-    if rec.meta.get("sex"):
-        comments.append(f"Sex: {rec.meta['sex']}")
-    if rec.meta.get("dx"):
-        comments.append("Dx: " + ",".join(str(x).replace(",", ";") for x in rec.meta["dx"]))
-    comments += [f"Statement: {x}" for x in rec.meta.get("statements") or ()]  # one a line: its commas kept
-    for key, label in _COMMENT_META.items():
-        if rec.meta.get(key):
-            comments.append(f"{label}: {rec.meta[key]}")
-    comments = [" ".join(c.split()) for c in comments]  # one line each
-    start = _base_datetime(rec.meta.get("acquired"))
+    comments = meta_comments(rec.meta)
+    start = base_datetime(rec.meta.get("acquired"))
     names = [re.sub(r"[\s\x00-\x1f\x7f]", "_", str(x)) for x in rec.leads]  # (wfdb refused control characters)
     with quiet_wfdb() as wfdb:
         if adc_gain:
@@ -470,30 +427,3 @@ def write_wfdb(rec: Recording, path: str | Path, *, fmt: str = "16", adc_gain: f
             base_time=start.time() if start else None, base_date=start.date() if start else None,
         )
     return base.with_suffix(".hea")
-
-
-def _base_datetime(acquired: object) -> _dt.datetime | None:
-    """``acquired`` (ISO text) as the record line's base time and date: local clock time, no zone."""
-    if not acquired:
-        return None
-    try:
-        return _dt.datetime.fromisoformat(str(acquired)).replace(tzinfo=None)
-    except ValueError:
-        return None
-
-
-def _acquired(record_line: str) -> str | None:
-    """``acquired`` (ISO) from a record line's base time and date (``HH:MM:SS[.f] DD/MM/YYYY``);
-    ``None`` when the line has no date."""
-    tok = record_line.split()
-    if len(tok) < 6:
-        return None
-    try:
-        day = _dt.datetime.strptime(tok[5], "%d/%m/%Y").date()
-        t = re.fullmatch(r"(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,6}))?", tok[4])
-        if t is None:
-            return day.isoformat()
-        h, m, sec, frac = t.groups()
-        return _dt.datetime(day.year, day.month, day.day, int(h), int(m), int(sec), int((frac or "0").ljust(6, "0"))).isoformat()
-    except ValueError:
-        return None
