@@ -352,7 +352,7 @@ def test_a_job_under_one_batch_skips_auto_measurement_unless_it_is_a_shard(recor
     monkeypatch.setattr(auto, "choose_path", spy)
     files = [str(records / f"r{i:04d}.hea") for i in range(4)]
     job = ArchiveJob(inputs=tuple(files), model=str(tiny_ckpt), batch_size=32, workers=0, output=str(tmp_path / "p.csv"),
-                     shard=shard)
+                     shard=shard, backend="torch")  # (torch's paths only: a quick measurement)
     report = run_archive(job, progress=False)
     assert report.n_ok == (4 if shard is None else 2)
     assert seen == [shard is None]

@@ -6,6 +6,7 @@ import glob
 import os
 
 import numpy as np
+import pytest
 
 from ecgfounder.prediction.workers import prepared_records
 
@@ -152,6 +153,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.slow  # a fresh interpreter starting a worker server (~4-6 s on 2 cores)
 def test_workers_fork_from_a_warm_server_that_ran_the_main_script_once(tmp_path):
     """Workers are forks of a server that loaded the reading/preparation modules, warmed their
     kernels and ran the parent's main script: the script's top level runs twice (parent, server),
