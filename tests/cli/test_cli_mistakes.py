@@ -225,6 +225,6 @@ def test_plot_index_of_a_file_of_one_recording_names_the_flag(data_dir, tmp_path
     """'index= applies to batch files' named the library's argument, with no value and no fix."""
     assert main(["plot", str(data_dir / "cinc2021" / "E07500.hea"), "--index", "2", "-o", str(tmp_path / "x.png")]) == 2
     line = _line(capsys.readouterr().err)
-    assert line.endswith("E07500.hea: --index 2 picks a recording of a batch file (npy, npz, hdf5); this is a wfdb "
+    assert line.endswith("E07500.hea: --index 2 picks a recording of a batch file (npy, npz, hdf5, matlab); this is a wfdb "
                          "file of one: leave --index out."), line
     assert not (tmp_path / "x.png").exists()

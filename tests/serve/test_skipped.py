@@ -188,12 +188,12 @@ def test_passed_over_names_what_the_reader_extracted_by_its_path(tmp_path):
         ("a.xml", MUSE.read_bytes()), ("more/a.xml", MUSE.read_bytes()), ("A.XML", b"<x/>"), ("a.xml", b"<y/>"),
         ("..", b"1"), ("../../up.txt", b"2"), ("sub/E07500.hea", hea), ("sub/E07500.mat", b"3"), ("E07500.mat", b"4")])
     tally = _tally(z)
-    assert tally.archive and not tally.refused and tally.taken == {"a.xml", "more/a.xml", "sub/E07500.hea"}
+    # (a .mat without a header beside it is taken for a MATLAB file: its failure says where the header goes)
+    assert tally.archive and not tally.refused and tally.taken == {"a.xml", "more/a.xml", "sub/E07500.hea", "E07500.mat"}
     got = {s.member: s.reason for s in passed_over(z, "f.zip", tally.taken, limit=20)}
-    assert list(got) == ["A.XML", "a.xml", "..", "../../up.txt", "E07500.mat"], got
+    assert list(got) == ["A.XML", "a.xml", "..", "../../up.txt"], got
     assert "the same path as a.xml, read in its place" in got["A.XML"] and "same path as a.xml" in got["a.xml"]
     assert "a name of no file" in got[".."] and "a '.txt' file" in got["../../up.txt"]
-    assert "without its header; put E07500.hea" in got["E07500.mat"]
 
 
 def test_a_file_of_an_inner_archive_does_not_hide_one_of_the_same_name(tmp_path):

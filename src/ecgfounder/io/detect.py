@@ -35,6 +35,7 @@ FORMATS: dict[str, str] = {
     "npz": "ecgfounder.io.arrays:read_npz",
     "csv": "ecgfounder.io.arrays:read_csv",
     "hdf5": "ecgfounder.io.hdf5:read_hdf5",
+    "matlab": "ecgfounder.io.matlab:read_matlab",
 }
 
 # formats whose files may hold many recordings -> "module:function" yielding them
@@ -42,13 +43,14 @@ _ITERATORS: dict[str, str] = {
     "npy": "ecgfounder.io.arrays:iter_npy",
     "npz": "ecgfounder.io.arrays:iter_npz",
     "hdf5": "ecgfounder.io.hdf5:iter_hdf5",
+    "matlab": "ecgfounder.io.matlab:iter_matlab",
 }
 
 ALIASES: dict[str, str] = {
     "hl7": "hl7_aecg", "aecg": "hl7_aecg", "bdf": "edf", "edf+": "edf", "tsv": "csv", "txt": "csv",
     "h5": "hdf5", "hdf": "hdf5", "philips": "sierra", "sierra_xml": "sierra", "ge": "muse",
     "muse_xml": "muse", "cardiologyxml": "cardiosoft", "ukbiobank": "cardiosoft", "holter": "ishne",
-    "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy", "healforce": "scp_healforce",
+    "dcm": "dicom", "scp-ecg": "scp", "scp_ecg": "scp", "numpy": "npy", "healforce": "scp_healforce", "mat": "matlab",
 }
 
 # extension -> format name (XML is resolved by content)
@@ -58,7 +60,7 @@ EXTENSIONS: dict[str, str] = {
     ".dcm": "dicom", ".dicom": "dicom",
     ".scp": "scp",
     ".ecg": "ishne", ".ishne": "ishne",
-    ".npy": "npy", ".npz": "npz",
+    ".npy": "npy", ".npz": "npz", ".mat": "matlab",  # (a .mat beside a .hea is WFDB's)
     ".csv": "csv", ".tsv": "csv",
     ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
     ".xml": "xml",
@@ -213,7 +215,7 @@ def _finished(p: Path, fmt: str, make: Callable[[], Iterator[Recording]], kwargs
 
 
 # formats whose files may lack their rate and lead names, read with fs=/leads=/units= (the others store them)
-_TAKES_LAYOUT = ("npy", "npz", "csv", "hdf5")
+_TAKES_LAYOUT = ("npy", "npz", "csv", "hdf5", "matlab")
 
 
 def _note_unused_layout(p: Path, fmt: str, rec: Recording, kwargs: dict) -> None:
@@ -376,7 +378,7 @@ def _is_record_file(p: Path) -> bool:
         if ext == ".zip":
             return True
         return Path(p.name[: -len(p.suffix)]).suffix.lower() in EXTENSIONS  # x.hea.gz, x.xml.zst, ...
-    if ext in (".dat", ".mat"):
+    if ext == ".dat" or (ext == ".mat" and p.with_suffix(".hea").exists()):
         return False  # part of a WFDB record, represented by its .hea
     fmt = EXTENSIONS.get(ext)
     if fmt is None:

@@ -1,0 +1,191 @@
+"""MATLAB ``.mat`` files (levels 4 and 5, i.e. MATLAB's ``-v4``, ``-v6`` and default ``-v7``
+saves), as research datasets ship them: CPSC 2019's ``ecg`` vector, a ``val`` matrix, a struct
+holding ``data`` and the patient's ``age``/``sex`` (CPSC 2018's ``ECG``), or a batch of recordings.
+
+Read with scipy.io, after the file's compressed variables are expanded here under
+:func:`~ecgfounder.io.limits.decompressed_limit` (scipy expands a compressed variable whole: a
+2-MB file declaring 2 GB of zeros took 300 MB just to list its variables).  A WFDB ``.mat`` (the
+signal file of a ``.hea`` beside it) is read as WFDB, not here.  MATLAB 7.3 files are HDF5
+files: read them with ``format="hdf5"`` and ``dataset=`` (their arrays are stored transposed,
+which the lead-axis rule of :mod:`ecgfounder.io.arrays` undoes).
+
+The signal is the variable ``key=``, else the only numeric array of at least two samples, else the
+one named ``ecg``, ``val``, ``signal``, ``data``, ``sig`` or ``x``; in a struct, its field of one
+of those names.  A scalar variable (or struct field) ``fs``/``Fs``/``freq``/``srate`` gives the
+rate where ``fs=`` does not; otherwise, as for NumPy arrays, the rate and lead names are the
+caller's (``fs=``, ``leads=``; 12 unnamed channels: order inferred), amplitudes mV unless
+``units=``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import RecordReadError
+from ..recording import Recording
+from .arrays import _batch_from_array, _single
+from .limits import MAX_VALUES, decompressed_limit
+
+__all__ = ["read_matlab", "iter_matlab"]
+
+_SIGNAL_NAMES = ("ecg", "val", "signal", "data", "sig", "x")
+_RATE_NAMES = ("fs", "freq", "srate", "sampling_rate", "samplingrate", "sfreq")
+_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+_CHUNK = 1 << 20
+
+
+def _level5_expanded(p: Path, data: bytes) -> bytes:
+    """A level-5 MAT file's bytes with each compressed variable expanded in place, under the
+    decompression limit of the file's size (refused beyond it, before scipy sees anything)."""
+    order = "<" if data[126:128] == b"IM" else ">"
+    out, off, budget, size = [data[:128]], 128, decompressed_limit(len(data)), len(data)
+    used = 0
+    while off + 8 <= size:
+        kind, nbytes = struct.unpack(order + "II", data[off:off + 8])
+        end = off + 8 + nbytes
+        if end > size:
+            raise RecordReadError(p, f"MATLAB file truncated: a variable of {nbytes} bytes at byte {off} runs past "
+                                  f"its end ({size} bytes)")
+        if kind == _MI_COMPRESSED:  # expanded a megabyte at a time, never past the limit
+            z, rest = zlib.decompressobj(), data[off + 8:end]
+            try:
+                while True:
+                    raw = z.decompress(rest, _CHUNK)
+                    rest, used = z.unconsumed_tail, used + len(raw)
+                    if used > budget:
+                        raise RecordReadError(p, f"compressed MATLAB variables expand beyond {budget} bytes (limit "
+                                              f"for a {size}-byte file); refused as a decompression bomb")
+                    out.append(raw)
+                    if z.eof or not (raw or rest):
+                        break
+            except zlib.error as exc:
+                raise RecordReadError(p, f"corrupt compressed MATLAB variable at byte {off}: {exc}") from None
+        elif kind == _MI_MATRIX:
+            out.append(data[off:end])
+        off = end
+    return b"".join(out)
+
+
+def _opened(p: Path) -> io.BytesIO:
+    """The file as level-5 (compressed variables expanded) or level-4 bytes, checked."""
+    from scipy.io.matlab import matfile_version
+
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise RecordReadError(p, f"cannot open: {exc.strerror or exc}") from None
+    if not data:
+        raise RecordReadError(p, "file is empty (0 bytes)")
+    try:
+        major, _ = matfile_version(io.BytesIO(data))
+    except Exception as exc:  # (scipy: "Unknown mat file type", a truncated header)
+        raise RecordReadError(p, f"not a MATLAB .mat file ({' '.join(str(exc).split())[:120] or type(exc).__name__}); "
+                              f"if it is a WFDB signal file, put its header {p.stem}.hea beside it") from None
+    if major == 2:
+        raise RecordReadError(p, "a MATLAB 7.3 file, which is HDF5 inside: read it as HDF5 (format='hdf5', "
+                              "dataset=NAME; CLI: --format hdf5 --dataset NAME)")
+    return io.BytesIO(_level5_expanded(p, data) if major == 1 else data)
+
+
+def _variables(p: Path, fh: io.BytesIO) -> list[tuple[str, tuple[int, ...], str]]:
+    from scipy.io import whosmat
+
+    try:
+        return [(str(n), tuple(int(d) for d in s), str(c)) for n, s, c in whosmat(fh)]
+    except Exception as exc:
+        raise RecordReadError(p, f"cannot list the MATLAB file's variables: {' '.join(str(exc).split())[:160]}") from None
+
+
+def _pick(p: Path, names: Sequence[str], sizes: dict[str, int], key: str | None, what: str) -> str:
+    """The variable (or field) holding the signal among ``names`` (``sizes``: elements of the numeric ones)."""
+    if key is not None:
+        if key not in names:
+            raise RecordReadError(p, f"no {what} {key!r}; it has {', '.join(names) or 'none'}")
+        return key
+    arrays = [n for n in names if sizes.get(n, 0) >= 2]
+    if len(arrays) == 1:
+        return arrays[0]
+    named = [n for n in arrays if n.lower() in _SIGNAL_NAMES] or [n for n in names if n.lower() in _SIGNAL_NAMES]
+    if len(named) == 1:
+        return named[0]
+    raise RecordReadError(p, f"cannot tell which {what} holds the signal among {', '.join(names) or 'none'}; "
+                          "pass key=NAME")
+
+
+def _rate(values: dict[str, Any]) -> float | None:
+    for name, v in values.items():
+        if name.lower() in _RATE_NAMES and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
+            return float(np.asarray(v).ravel()[0])
+    return None
+
+
+def _load(p: Path, fh: io.BytesIO, names: list[str]) -> dict[str, Any]:
+    from scipy.io import loadmat
+
+    fh.seek(0)
+    try:
+        return loadmat(fh, variable_names=names, simplify_cells=True)
+    except Exception as exc:
+        raise RecordReadError(p, f"cannot read the MATLAB variables {', '.join(names)}: "
+                              f"{' '.join(str(exc).split())[:160]}") from None
+
+
+def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
+    """``(array, rate the file gives or None, meta)`` of the file's signal variable."""
+    fh = _opened(p)
+    found = _variables(p, fh)
+    sizes = {n: int(np.prod(s)) for n, s, c in found if c in _NUMERIC}
+    for n, s, c in found:
+        if c in _NUMERIC and sizes[n] > MAX_VALUES:
+            raise RecordReadError(p, f"MATLAB variable {n!r} of shape {s} is above the limit of {MAX_VALUES} values")
+    structs = [n for n, s, c in found if c == "struct" and int(np.prod(s)) == 1]
+    name = _pick(p, [n for n, _, c in found if c in _NUMERIC or n in structs], sizes, key, "variable")
+    scalars = [n for n, s, c in found if c in _NUMERIC and sizes[n] == 1 and n.lower() in _RATE_NAMES]
+    got = _load(p, fh, [name, *scalars])
+    value, fs, meta = got[name], _rate({n: got[n] for n in scalars if n in got}), {}
+    if isinstance(value, dict):  # a struct: its signal field, rate and patient fields
+        fields = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iuf"}
+        field = _pick(p, list(value), {k: int(v.size) for k, v in fields.items()}, None, f"field of struct {name!r}")
+        if field not in fields:
+            raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
+        fs = fs if fs is not None else _rate({k: v for k, v in value.items() if k != field})
+        for k in ("age", "sex"):
+            v = value.get(k) if k in value else value.get(k.capitalize())
+            if isinstance(v, str) and v.strip():
+                meta[k] = {"male": "M", "female": "F", "m": "M", "f": "F"}.get(v.strip().lower(), v.strip())
+            elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
+                meta[k] = float(np.asarray(v).ravel()[0])
+        meta["matlab_variable"] = f"{name}.{field}"
+        value = fields[field]
+    elif not (isinstance(value, np.ndarray) and value.dtype.kind in "iuf"):
+        raise RecordReadError(p, f"MATLAB variable {name!r} is not a numeric array ({type(value).__name__})")
+    else:
+        meta["matlab_variable"] = name
+    return np.asarray(value), fs, meta
+
+
+def iter_matlab(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
+                units: str | None = None, key: str | None = None, max_duration: float | None = None,
+                start: int = 0, stop: int | None = None, **_: Any) -> Iterator[Recording]:
+    """Recordings of a ``.mat`` file: a ``(leads, samples)``/``(samples, leads)`` array, a vector (one
+    lead), or a batch ``(n, ...)`` (``start``/``stop``: only those items)."""
+    p = Path(path)
+    arr, fs_file, meta = _signal(p, key)
+    if meta["matlab_variable"] == "val" and units is None:  # (PhysioNet's wfdb2mat and the CinC challenges)
+        raise RecordReadError(p, f"variable 'val' is a WFDB signal in ADC units, whose gains are in its header: put "
+                              f"{p.stem}.hea beside it (or pass units= if the values are in a voltage unit)")
+    arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    yield from _batch_from_array(p, arr, fs if fs is not None else fs_file, leads, units, meta, "matlab",
+                                 max_duration=max_duration, start=start, stop=stop)
+
+
+def read_matlab(path: str | Path, **kw: Any) -> Recording:
+    return _single(Path(path), iter_matlab(path, **kw), kw)
+
