@@ -91,11 +91,17 @@ def test_a_compressed_bomb_is_refused_before_it_is_expanded(tmp_path, monkeypatc
 
 
 def test_matlab_73_and_other_files_are_refused_saying_what_they_are(tmp_path):
-    v73 = tmp_path / "v73.mat"
-    v73.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(124, b" ") + b"\x00\x02IM" + b"\x89HDF\r\n\x1a\n"
-                    + bytes(400))
+    import h5py
+
+    v73, sig = tmp_path / "v73.mat", np.random.default_rng(3).standard_normal((3, 2000))
+    with h5py.File(v73, "w", userblock_size=512) as f:  # as MATLAB writes -v7.3: HDF5 after a 512-byte header
+        f.create_dataset("ecg", data=sig)  # (a 2000x3 MATLAB matrix, column-major)
+    with open(v73, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(124, b" ") + b"\x00\x02IM")
     with pytest.raises(RecordReadError, match=r"MATLAB 7.3 file, which is HDF5 inside: read it as HDF5"):
         eio.read(v73, fs=500)
+    rec = eio.read(v73, format="hdf5", dataset="ecg", fs=500, leads=["V1", "V2", "V3"])  # (refused at byte 0 before)
+    assert np.array_equal(rec.signal, sig)
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"not a MATLAB file at all " * 20)
     with pytest.raises(RecordReadError, match=r"not a MATLAB \.mat file"):

@@ -122,13 +122,16 @@ def _h5_attr(obj, *names):
     return None
 
 
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def _open_h5(p: Path):
     import h5py
 
     check_file(p, min_bytes=8)
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-    if head != b"\x89HDF\r\n\x1a\n":
+    with open(p, "rb") as fh:  # the signature at 0, or after a user block of 512 * 2^k bytes (MATLAB 7.3: 512)
+        heads = [(fh.seek(at), fh.read(8))[1] for at in (0, 512, 1024, 2048, 4096)]
+    if _SIGNATURE not in heads:
         raise RecordReadError(p, "not an HDF5 file (bad signature)")
     try:
         return h5py.File(p, "r")
