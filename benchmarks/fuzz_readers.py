@@ -89,6 +89,13 @@ def seeds(work: Path) -> list[tuple[str, list[Path]]]:
                              compression="gzip", chunks=(1, 2500, 12))
         d.attrs["fs"] = 500.0
     out.append(("hdf5", [work / "seed.h5"]))
+    import scipy.io as sio  # MATLAB: a compressed level-5 struct (CPSC 2018's layout) and a level-4 matrix
+
+    sio.savemat(work / "seed.mat", {"ECG": {"data": short.signal, "age": 60.0, "sex": "Male", "fs": 500.0}},
+                do_compression=True)
+    out.append(("matlab", [work / "seed.mat"]))
+    sio.savemat(work / "seed4.mat", {"sig": short.signal[:, :1500], "fs": 500.0}, format="4")
+    out.append(("matlab4", [work / "seed4.mat"]))
     try:  # the CardioSoft and ISHNE writers of their tests (no such files may be shipped)
         import importlib.util
 
@@ -182,6 +189,13 @@ def _mutate_inside(f: Path, data: bytes, rng: random.Random) -> bytes:
                 member = src.read(name)
                 dst.writestr(name, mutate(member, rng, False) if name == victim else member)
         return out.getvalue()
+    if suffix == ".mat" and data[126:128] == b"IM" and len(data) > 136 and data[128] == 15:  # a compressed variable
+        import struct
+        import zlib
+
+        (n,) = struct.unpack_from("<I", data, 132)
+        body = zlib.compress(mutate(zlib.decompress(data[136:136 + n]), rng, False))
+        return data[:128] + struct.pack("<II", 15, len(body)) + body + data[136 + n:]
     if suffix == ".gz":
         import gzip
 
@@ -284,7 +298,8 @@ def run(n: int, seed: int, fork: bool, seconds: float, mem_bytes: int, work: Pat
     import ecgfounder.io  # noqa: F401  (import once, before forking: children must not pay for imports)
     import ecgfounder.signal.preprocess  # noqa: F401
 
-    for mod in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "sierra", "arrays", "hdf5", "compressed", "cardiosoft", "ishne"):
+    for mod in ("wfdb", "edf", "dicom", "hl7", "muse", "scp", "sierra", "arrays", "hdf5", "compressed", "cardiosoft", "ishne",
+                "matlab"):
         importlib.import_module(f"ecgfounder.io.{mod}")
     for lib in ("wfdb", "pyedflib", "pydicom", "h5py", "defusedxml.ElementTree", "sierraecg.xli", "zstandard",
                 "scipy.signal"):
