@@ -242,14 +242,16 @@ def _record_line(page):
     return page.inner_text("#record")
 
 
-def _batch_page(browser, url: str, archive, *, height: int):
-    """A page of the viewer (attribution off) that was given ``archive`` and finished: ``(page, the
-    console's errors, collected while the page lives)``."""
-    page = browser.new_page(viewport={"width": 1300, "height": height})
+def _batch_page(browser, url: str, archive, *, height: int, width: int = 1300, fs: str | None = None):
+    """A page of the viewer (attribution off) that was given ``archive`` (a file, at the rate ``fs``
+    when given) and finished: ``(page, the console's errors, collected while the page lives)``."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(url + "/")
     page.select_option("#attr-method", "none")
+    if fs is not None:
+        page.fill("#fs", fs)
     page.set_input_files("#file", str(archive))
     page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
     return page, errors
@@ -484,13 +486,7 @@ def test_viewer_shows_the_page_chosen_last_whatever_answers_last(live, browser, 
     """Two pages chosen in quick succession: the answer for the first came after the second's and
     replaced it, so the viewer showed a page other than the one chosen last."""
     url, _ = live
-    csv = _csv(tmp_path / "long.csv", seconds=25)
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    page.goto(url + "/")
-    page.select_option("#attr-method", "none")
-    page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    page, _ = _batch_page(browser, url, _csv(tmp_path / "long.csv", seconds=25), height=900, fs="250")
     page.evaluate("""() => { const f = window.fetch;  // the answer for 10 s is slow
         window.fetch = async (u, o) => { const r = await f(u, o);
             if (String(u).includes('start=10')) {
@@ -523,12 +519,7 @@ def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkey
     csv = tmp_path / "clean.csv"
     np.savetxt(csv, np.stack([np.sin(2 * np.pi * 1.2 * t + k) for k in range(12)], axis=1), fmt="%.3f",
                delimiter=",", header=",".join(STANDARD_12), comments="")
-    page = browser.new_page(viewport={"width": 1000, "height": 700})
-    page.goto(url + "/")
-    page.select_option("#attr-method", "none")
-    page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    page, _ = _batch_page(browser, url, csv, height=700, width=1000, fs="250")
     items = page.locator("#quality li")
     assert items.first.inner_text() == "not assessed (no flags from preprocessing)"
     assert items.first.get_attribute("class") != "ok"
