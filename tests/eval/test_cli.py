@@ -303,3 +303,28 @@ def test_library_argument_names_become_flags_without_touching_prose(tmp_path, ca
                                                "thresholds must come from other folds.")
     said = flags("the limit of the mode of the protocol: protocol='ours'", None, _FLAGS)
     assert said == "the limit of the mode of the protocol: --protocol ours"
+
+
+def test_fine_tunings_test_predictions_evaluate_as_both_tables(tmp_path, rng, capsys):
+    """finetune's test_predictions.csv holds the truths (target:X, blank where X was not assessed) beside
+    the scores (X): evaluate table refused its blank cells, and no target:X column matched a score."""
+    n = 120
+    y = (rng.random((n, 2)) < 0.3).astype(float)
+    s = 1 / (1 + np.exp(-(rng.normal(size=(n, 2)) + 2 * y - 1)))
+    y[::4, 1] = np.nan  # B not assessed for every fourth record
+    table = pd.DataFrame({"record": [f"r{i}" for i in range(n)], "path": [f"/x/r{i}.hea" for i in range(n)],
+                          "patient": [f"p{i // 3}" for i in range(n)], "target:A": y[:, 0], "target:B": y[:, 1],
+                          "A": s[:, 0], "B": s[:, 1]})
+    f = tmp_path / "test_predictions.csv"
+    table.to_csv(f, index=False)
+    out = tmp_path / "out"
+    assert main(["evaluate", "table", "--predictions", str(f), "--labels", str(f), "--patient-column", "patient",
+                 "--n-boot", "50", "--out", str(out), "--no-plots"]) == 0
+    per = pd.read_csv(out / "per_label.csv", index_col="label")
+    assert list(per.index) == ["A", "B"]
+    seen = ~np.isnan(y[:, 1])
+    assert per.loc["A", "n"] == n and per.loc["B", "n"] == seen.sum()
+    assert per.loc["A", "auroc"] == pytest.approx(skm.roc_auc_score(y[:, 0], s[:, 0]), abs=1e-9)
+    assert per.loc["B", "auroc"] == pytest.approx(skm.roc_auc_score(y[seen, 1], s[seen, 1]), abs=1e-9)
+    md = (out / "report.md").read_text()
+    assert "30 blank label cell(s)" in md and "not 0/1" not in md  # (the score columns are not 'not evaluated')

@@ -57,12 +57,16 @@ def test_read_table_parquet(tmp_path):
 
 # ------------------------------------------------------------------------- load_label_table
 
-def test_label_table_blank_label_cell_is_an_error_not_a_dropped_column(tmp_path):
+def test_label_table_blank_label_cell_is_a_label_not_assessed_not_a_dropped_column(tmp_path):
+    """A blank cell is that label not assessed for that record (left out of that label's metrics, as
+    fine-tuning's test_predictions.csv writes it): it was refused, making users drop whole records;
+    before that, column A was dropped silently and B evaluated alone."""
     f = _write(tmp_path / "l.csv", "record,A,B\nr1,1,0\nr2,,1\n")
-    with pytest.raises(DatasetError, match=r"column 'A' .*data row 2 \(record 'r2'\) is blank"):
-        load_label_table(f)  # used to drop column A silently and evaluate B alone
-    with pytest.raises(DatasetError, match=r"'A' of record 'r2' \(data row 2\) holds a blank cell"):
-        load_label_table(f, labels=["A", "B"])
+    for ls, _ in (load_label_table(f), load_label_table(f, labels=["A", "B"])):
+        assert ls.labels == ("A", "B") and ls.y.tolist() == [[True, False], [False, True]]
+        assert ls.evaluable.tolist() == [[True, True], [False, True]]
+    with pytest.raises(DatasetError, match=r"'A' of record 'r2' \(data row 2\) holds 2; labels must be 0/1, or blank"):
+        load_label_table(_write(tmp_path / "two.csv", "record,A\nr1,1\nr2,2\n"), labels=["A"])
 
 
 def test_label_table_string_labels(tmp_path):

@@ -177,24 +177,17 @@ def read_table(path: str | os.PathLike, *, text: Sequence[str] = ()) -> pd.DataF
     return df
 
 
-def _binary_columns(df: pd.DataFrame, skip: set[str], path, ids: pd.Series) -> list[str]:
-    """Every column outside ``skip`` holding only 0/1 values (ids, text, splits, scores left out).
-
-    A column of 0/1 values with blank cells is a label column with missing labels: an error, never
-    silently left out of the evaluation.
-    """
+def _binary_columns(df: pd.DataFrame, skip: set[str]) -> list[str]:
+    """Every column outside ``skip`` holding only 0/1 values, blank cells aside (a label not assessed
+    for that record), and at least one of them (ids, text, splits, scores left out)."""
     out = []
     for c in df.columns:
         if c in skip:
             continue
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.notna().all() and v.isin((0, 1)).all():
+        given = df[c].notna()
+        if given.any() and v[given].isin((0, 1)).all():
             out.append(str(c))
-        elif df[c].notna().any() and df[c].isna().any() and v[df[c].notna()].isin((0, 1)).all():
-            r = int(np.flatnonzero(df[c].isna().to_numpy())[0])
-            raise DatasetError(f"{path}: column {c!r} holds 0/1 labels but data row {r + 1} (record {ids.iloc[r]!r}) is blank; "
-                               "fill it with 0 or 1, drop records with missing labels, or name the label columns with "
-                               "labels=[...] (non-label columns with exclude=[...]).")
     return out
 
 
@@ -206,13 +199,14 @@ def load_label_table(
     patient_column: str | None = None,
     exclude: Sequence[str] = (),
 ) -> tuple[LabelledSet, pd.DataFrame]:
-    """A generic label table: one row per record, one 0/1 column per label.
+    """A generic label table: one row per record, one 0/1 column per label, blank where that label
+    was not assessed for that record (``evaluable`` false there: left out of that label's metrics).
 
     Args:
         path: CSV/TSV/Parquet file.
         id_column: column of record ids (must be unique), read as text exactly as written
             (``'00123'`` stays ``'00123'``).
-        labels: label columns to use (default: every other column holding only 0/1 values).
+        labels: label columns to use (default: every other column holding only 0/1 values, blanks aside).
         patient_column: column of patient ids (for a patient-level bootstrap), read as text.
         exclude: further non-label columns (e.g. a split column).
 
@@ -242,7 +236,7 @@ def load_label_table(
                                f"(first: {ids.iloc[int(np.argmax(nopat))]!r}); fill them (e.g. with the record id, making "
                                "the record its own patient) or leave patient_column unset.")
     if labels is None:
-        labels = _binary_columns(df, skip, path, ids)
+        labels = _binary_columns(df, skip)
         if not labels:
             raise DatasetError(f"{path}: no 0/1 label column found (columns: {list(df.columns)[:12]}); name them with labels.")
     labels = [str(c) for c in labels]
@@ -250,21 +244,23 @@ def load_label_table(
     if missing:
         raise DatasetError(f"{path}: label column(s) {missing[:5]} not found; columns are {list(df.columns)[:12]}.")
     vals = df[labels].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isin(vals, (0.0, 1.0))
+    assessed = df[labels].notna().to_numpy()  # a blank cell: that label not assessed for that record
+    bad = assessed & ~np.isin(vals, (0.0, 1.0))
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raw = df[labels[c]].iloc[r]
-        raw = "a blank cell" if pd.isna(raw) else repr(raw.item() if hasattr(raw, "item") else raw)
+        raw = repr(raw.item() if hasattr(raw, "item") else raw)
         raise DatasetError(
             f"{path}: label column {labels[c]!r} of record {ids.iloc[r]!r} (data row {r + 1}) holds {raw}; "
-            f"labels must be 0/1 ({int(bad.sum())} such cell(s)): recode them as 0/1 and drop records with missing labels."
+            f"labels must be 0/1, or blank where not assessed ({int(bad.sum())} such cell(s)): recode them."
         )
     ls = LabelledSet(
         name=Path(path).stem,
         records=tuple(ids),
         paths=tuple(df["path"].astype(str)) if "path" in df.columns else tuple([None] * len(df)),
         labels=tuple(labels),
-        y=vals.astype(bool),
+        y=assessed & (vals == 1.0),
+        evaluable=assessed,
         patients=df[patient_column].to_numpy() if patient_column else None,
     )
     return ls, df

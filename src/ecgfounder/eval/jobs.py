@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._formats import TARGET_PREFIX
 from ..datasets import LabelledSet, load_cinc2021, load_ptbxl
 from ..datasets.labelled import concat_sets
 from ..explain.calibration import apply_calibration
@@ -389,8 +390,11 @@ def evaluate_table(
     pred = pred.assign(**{id_column: pred[id_column].astype(str)})
     if pred[id_column].duplicated().any():
         raise EvaluationError(f"{predictions}: record {pred[id_column][pred[id_column].duplicated()].iloc[0]!r} has several rows; aggregate windows first.")
-    names = [lab for lab in ls.labels if lab in pred.columns]
-    dropped = [lab for lab in ls.labels if lab not in pred.columns]
+    # a label column 'target:X' (finetune's test_predictions.csv) is scored by the prediction column X
+    scored = {lab: lab.removeprefix(TARGET_PREFIX) if lab.removeprefix(TARGET_PREFIX) in pred.columns else lab
+              for lab in ls.labels}
+    names = [scored[lab] for lab in ls.labels if scored[lab] in pred.columns]
+    dropped = [lab for lab in ls.labels if scored[lab] not in pred.columns]
     if not names:
         raise EvaluationError(f"no label column of {labels} ({', '.join(ls.labels[:5])}{' ...' if len(ls.labels) > 5 else ''}) "
                               f"is a column of {predictions} (columns: {', '.join(map(str, pred.columns[:8]))}"
@@ -402,7 +406,8 @@ def evaluate_table(
     if not have.any():
         raise EvaluationError(f"no record id of {labels} appears in {predictions} (column {id_column!r}; e.g. "
                               f"{ls.records[0]!r} there, {pred[id_column].iloc[0]!r} here); both tables must use the same ids.")
-    y = ls.y[have][:, [ls.labels.index(lab) for lab in names]]
+    cols = [next(i for i, lab in enumerate(ls.labels) if scored[lab] == name) for name in names]
+    y, assessed = ls.y[have][:, cols], ls.evaluable[have][:, cols]
     s = _score_matrix(pred.iloc[where[have]], names, predictions, id_column)
     finite = np.isfinite(s).all(axis=1)
     notes = []
@@ -410,7 +415,8 @@ def evaluate_table(
         notes.append(f"{int((~have).sum())} labelled record(s) have no prediction and are left out.")
     if label_columns is None:  # a label column with one bad cell is not taken as a label column: say so
         meta = {id_column, patient_column, split_column, "path", "n_windows"}
-        skipped = [str(c) for c in pred.columns if c in table.columns and c not in ls.labels and c not in meta]
+        skipped = [str(c) for c in pred.columns if c in table.columns and c not in ls.labels and c not in meta
+                   and c not in names]  # (a score column beside its target: column, one file for both)
         if skipped:
             notes.append(f"{len(skipped)} column(s) of both tables are not 0/1 in {Path(labels).name} and are not evaluated: "
                          f"{', '.join(skipped[:10])}; name them as label columns to see the offending cell.")
@@ -419,6 +425,9 @@ def evaluate_table(
         notes.append(f"{unlabelled} prediction row(s) have no record in {Path(labels).name} and are ignored.")
     if (~finite).any():
         notes.append(f"{int((~finite).sum())} record(s) with missing scores are left out.")
+    if not assessed[finite].all():
+        notes.append(f"{int((~assessed[finite]).sum())} blank label cell(s): those labels were not assessed for those "
+                     "records, which are left out of those labels' metrics.")
     if dropped:
         notes.append(f"{len(dropped)} label column(s) have no prediction column and are not evaluated: {', '.join(dropped[:10])}{' ...' if len(dropped) > 10 else ''}.")
     rows = np.flatnonzero(have)[finite]
@@ -431,7 +440,7 @@ def evaluate_table(
         notes.append(f"No record has {split_column} == {tune_value!r} (values: {present}): no tuning split, so no thresholds.")
     from .. import __version__
 
-    y, s = y[finite], s[finite]
+    y, s, assessed = y[finite], s[finite], assessed[finite]
     cal, cal_info = evaluation_calibration(report.calibrate, labels=names, y=y, scores=s, records=np.asarray(ls.records)[rows],
                                            tune=tune, test=test, save=report.save_calibrated)
     before, s = s, (s if cal is None else apply_calibration(s, cal))
@@ -443,6 +452,6 @@ def evaluate_table(
         threshold_source=report.thresholds, min_positives=report.min_positives,
         extra_settings={"dataset": Path(labels).name, "protocol": "ours", "preprocessing_mode": "as in the predictions file",
                         "package_version": __version__},
-        uncalibrated=before, calibration=cal_info,
+        uncalibrated=before, calibration=cal_info, evaluable=None if assessed.all() else assessed,
     )
     return EvaluationRun(report.out, result, {}, _summary_lines(result, report.out))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._fileio import atomic_path, write_json
+from .._formats import TARGET_PREFIX
 from .config import FinetuneConfig
 from .data import TrainData
 from .tasks import TaskSpec, quick_metrics
@@ -43,7 +44,7 @@ def write_test_predictions(data: TrainData, test_scores: np.ndarray, path_column
         pred["target"] = [spec.labels[int(i)] for i in y]
     else:
         for j, lab in enumerate(spec.labels):
-            pred[f"target:{lab}"] = np.asarray(y, float).reshape(len(rows), -1)[:, j]
+            pred[f"{TARGET_PREFIX}{lab}"] = np.asarray(y, float).reshape(len(rows), -1)[:, j]
     for j, lab in enumerate(spec.labels):
         pred[lab] = test_scores[:, j]
     with atomic_path(out / "test_predictions.csv") as tmp:
