@@ -314,6 +314,28 @@ def test_a_job_smaller_than_a_batch_runs_the_exact_path_unmeasured_unless_a_choi
     assert plain.choice is not None and plain.choice.figures
 
 
+def test_a_small_jobs_cached_int8_choice_calibrates_on_the_callers_windows(tiny, golden, tmp_path, monkeypatch):
+    """A job under one batch taking a cached int8 choice quantised on its own few windows, not on the
+    calibration set the caller gave (every shard and resume's set): another graph, other values."""
+    import ecgfounder.runtime.auto as auto
+    import ecgfounder.runtime.runners as runners
+    from ecgfounder.runtime.auto import Choice
+
+    x, cal = golden["preprocessed_12_sub"][:3], golden["preprocessed_12_sub"][3:9]
+    monkeypatch.setattr(auto, "choose_path", lambda *a, **k: Choice("int8", "openvino", 32, "k", cached=True))
+    seen = []
+    real = runners.build_runner
+
+    def spy(model, prec, be, dev, *, calibration=None, **kw):
+        seen.append(None if calibration is None else np.asarray(calibration))
+        return real(model, "fp32", "torch", dev)  # (what runs does not matter here)
+
+    monkeypatch.setattr(runners, "build_runner", spy)
+    run = make_runner(tiny, "auto", "auto", cache_dir=tmp_path, batch=32, exact_if_small=True, calibration=cal)
+    run(x)
+    assert len(seen) == 1 and np.array_equal(seen[0], cal[:3])  # (half the set, as measured choices take)
+
+
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
 def test_openvino_runner_parity(tiny, golden, tmp_path):
     x = golden["preprocessed_12_sub"]

@@ -402,8 +402,8 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
                             keep_compiled=keep)
 
     def settle(x: np.ndarray, whole: bool = False) -> None:
-        windows = calibration if calibration is not None and not whole else x
-        choice = choose_path(build, candidates, windows, weights=model_fingerprint(model), model=_words(model),
+        windows = calibration if calibration is not None else x  # (int8's calibration set: the caller's, given)
+        choice = choose_path(build, candidates, x if whole else windows, weights=model_fingerprint(model), model=_words(model),
                              device=str(dev), threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
                              announce=announce, whole_job=whole)
         calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
