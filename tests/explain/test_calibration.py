@@ -167,13 +167,31 @@ def test_every_column_of_a_prediction_table_that_is_not_a_score_is_left_out(aggr
     (np.arange(40) % 4, "multiclass", "class index 3 is not one of 0-2"),
     (np.r_[np.arange(39) % 3, np.nan], "multiclass", "1 missing \\(NaN\\)"),
     (np.zeros((40, 3)), "multilabel", "no label has both positives and negatives among the 40 records"),
-    (np.where(np.arange(120).reshape(40, 3) == 7, np.nan, np.arange(120).reshape(40, 3) % 2), "multilabel",
-     "1 missing \\(NaN\\) value\\(s\\); leave out the records"),
+    (np.where(np.arange(120).reshape(40, 3) == 7, 2.0, np.arange(120).reshape(40, 3) % 2), "multilabel",
+     "must be 0/1 per label \\(NaN where not assessed\\); found 2"),
 ])
 def test_degenerate_truths_are_refused_with_the_fix(y, task, match):
     p = np.random.default_rng(0).dirichlet([1, 1, 1], 40)
     with pytest.raises(CalibrationError, match=match):
         calibrate(y, p, labels=["x", "y", "z"], task=task, split="val")
+
+
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_a_label_not_assessed_for_some_records_is_fitted_on_the_others(method):
+    """NaN truths (a label not assessed for a record, as fine-tuning and label tables with blank cells
+    have them) were refused, making users leave out whole records; each label is fitted, and its ECE
+    measured, on the records it was assessed for, as if the others were not there."""
+    y, s = _overconfident(400, 2, seed=11)
+    y = y.astype(float)
+    y[::3, 1] = np.nan
+    got = calibrate(y, s, labels=["a", "b"], method=method, split="val")
+    seen = ~np.isnan(y[:, 1])
+    a = calibrate(y[:, :1], s[:, :1], labels=["a"], method=method, split="val")
+    b = calibrate(y[seen, 1:], s[seen, 1:], labels=["b"], method=method, split="val")
+    assert (got.temperatures or got.knots)[0] == (a.temperatures or a.knots)[0]
+    assert (got.temperatures or got.knots)[1] == (b.temperatures or b.knots)[0]
+    assert got.ece_before == pytest.approx(a.ece_before + b.ece_before, abs=0)
+    assert got.fitted_on["n_pos"] == [a.fitted_on["n_pos"][0], b.fitted_on["n_pos"][0]]
 
 
 def test_multiclass_truth_as_a_column_of_indices_is_not_read_as_one_hot():

@@ -441,7 +441,7 @@ def evaluate_table(
     from .. import __version__
 
     y, s, assessed = y[finite], s[finite], assessed[finite]
-    cal, cal_info = evaluation_calibration(report.calibrate, labels=names, y=y, scores=s, records=np.asarray(ls.records)[rows],
+    cal, cal_info = evaluation_calibration(report.calibrate, labels=names, y=np.where(assessed, y, np.nan), scores=s, records=np.asarray(ls.records)[rows],
                                            tune=tune, test=test, save=report.save_calibrated)
     before, s = s, (s if cal is None else apply_calibration(s, cal))
     _write_calibration(report.out, cal, _quiet)

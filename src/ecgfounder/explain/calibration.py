@@ -190,9 +190,6 @@ def _as_arrays(y_true: Any, scores: Any, labels: Sequence[str] | None):
                                "drop id columns such as 'record'.") from None
     if len(y) != len(p):
         raise CalibrationError(f"y_true has {len(y)} rows but the scores {len(p)}; give one truth per scored record.")
-    if not np.isfinite(y).all():
-        raise CalibrationError(f"y_true has {int((~np.isfinite(y)).sum())} missing (NaN) value(s); leave out the records "
-                               "whose truth is unknown.")
     return y, p, tuple(str(x) for x in labels), records
 
 
@@ -271,6 +268,9 @@ def calibrate(
     temps: list[float] = []
     knots: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
     if task == "multiclass":
+        if not np.isfinite(y).all():
+            raise CalibrationError(f"y_true has {int((~np.isfinite(y)).sum())} missing (NaN) class(es); leave out the "
+                                   "records whose class is unknown.")
         if method != "temperature":
             raise CalibrationError("multi-class heads are calibrated with method='temperature' (one temperature for the softmax).")
         yi = _class_indices(y, p.shape[1])
@@ -283,28 +283,36 @@ def calibrate(
         y = y.reshape(len(y), -1)
         if y.shape != p.shape:
             raise CalibrationError(f"y_true has shape {y.shape} but scores {p.shape}; give one 0/1 truth per score.")
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise CalibrationError(f"y_true must be 0/1 per label; found {y[~np.isin(y, (0.0, 1.0))][0]:g} "
-                                   "(multi-class class indices need task='multiclass').")
-        fittable = (y.sum(axis=0) > 0) & (y.sum(axis=0) < len(y))
-        if not fittable.any():
+        known = ~np.isnan(y)  # NaN: that label not assessed for that record (fitted on the others)
+        if not np.isin(y[known], (0.0, 1.0)).all():
+            raise CalibrationError(f"y_true must be 0/1 per label (NaN where not assessed); found "
+                                   f"{y[known & ~np.isin(y, (0.0, 1.0))][0]:g} (multi-class class indices need "
+                                   "task='multiclass').")
+        pos, seen = np.nansum(y, axis=0), known.sum(axis=0)
+        if not ((pos > 0) & (pos < seen)).any():
             raise CalibrationError(f"no label has both positives and negatives among the {len(y)} records (e.g. "
-                                   f"{labels[0]!r}: {int(y[:, 0].sum())} positive); nothing can be fitted: use a larger "
+                                   f"{labels[0]!r}: {int(pos[0])} positive); nothing can be fitted: use a larger "
                                    "validation split.")
         for j in range(p.shape[1]):
-            both = 0 < y[:, j].sum() < len(y)
+            yj, pj = y[known[:, j], j], p[known[:, j], j]
+            both = 0 < yj.sum() < len(yj)
             if method == "temperature":
-                temps.append(_fit_temperature(y[:, j], p[:, j]) if both else 1.0)
+                temps.append(_fit_temperature(yj, pj) if both else 1.0)
             else:
-                knots.append(_fit_isotonic(y[:, j], p[:, j]) if both else ((), ()))
+                knots.append(_fit_isotonic(yj, pj) if both else ((), ()))
         onehot = y
     cal = Calibration(method, labels, task, tuple(temps), tuple(knots))
     after = apply_calibration(p, cal)
+
+    def ece(q: np.ndarray) -> tuple[float, ...]:  # per label, on the records it was assessed for
+        known = ~np.isnan(onehot)
+        return tuple(float(expected_calibration_error(onehot[known[:, j], j], q[known[:, j], j], n_bins)[0])
+                     if known[:, j].any() else float("nan") for j in range(q.shape[1]))
+
     cal = Calibration(
         method, labels, task, tuple(temps), tuple(knots),
-        fitted_on={"split": s, "n": int(len(p)), "n_pos": [int(v) for v in onehot.sum(axis=0)]},
-        ece_before=tuple(float(v) for v in expected_calibration_error(onehot, p, n_bins)),
-        ece_after=tuple(float(v) for v in expected_calibration_error(onehot, after, n_bins)),
+        fitted_on={"split": s, "n": int(len(p)), "n_pos": [int(v) for v in np.nansum(onehot, axis=0)]},
+        ece_before=ece(p), ece_after=ece(after),
     )
     return attach_calibration(model, cal) if model is not None else cal
 
