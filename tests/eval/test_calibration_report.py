@@ -120,3 +120,16 @@ def test_cinc_calibration_saved_with_the_weights_and_reused(cinc_root, ptbxl_roo
     b = pd.read_csv(tmp_path / "b" / "calibration.csv")
     assert (b["ece_after"].notna() == (b["n"] > 0)).all() and (b["ece_after"] != b["ece_before"]).any()
     assert "Calibrated: isotonic" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_a_datasets_entries_not_evaluable_are_left_out_of_the_calibration_fit():
+    """A target not evaluable for a record (its codes leave it open) counted as a negative when the
+    calibration of its output was fitted; it is left out, as from every metric."""
+    from ecgfounder.datasets import LabelledSet
+    from ecgfounder.eval.jobs import _output_truth
+
+    ls = LabelledSet(name="d", records=("a", "b", "c"), paths=(None,) * 3, labels=("T", "C"),
+                     y=np.array([[1, 0], [0, 1], [0, 0]], bool), evaluable=np.array([[1, 1], [0, 1], [1, 1]], bool),
+                     members={"C": ("X", "Y")})
+    y = _output_truth(ls, ["T", "X", "Y", "Z"], np.arange(3))
+    np.testing.assert_array_equal(y, [[1, 0, 0, 0], [np.nan, 0, 0, 0], [0, 0, 0, 0]])

@@ -177,14 +177,15 @@ def _summary_lines(result: EvaluationResult, out: Path) -> tuple[str, ...]:
 
 
 def _output_truth(ls: LabelledSet, outputs: Sequence[str], rows: np.ndarray) -> np.ndarray:
-    """``(len(rows), len(outputs))`` truths of the model outputs a target maps to one-to-one; the
-    members of composite targets and unmapped outputs stay all-negative (calibration leaves them unchanged)."""
+    """``(len(rows), len(outputs))`` truths of the model outputs a target maps to one-to-one, NaN
+    where the target is not evaluable for a record (left out of that output's fit); the members of
+    composite targets and unmapped outputs stay all-negative (calibration leaves them unchanged)."""
     index = {lab: k for k, lab in enumerate(outputs)}
     y = np.zeros((len(rows), len(outputs)))
     for j, t in enumerate(ls.labels):
         m = tuple(ls.members.get(t, (t,)))
         if len(m) == 1 and m[0] in index:
-            y[:, index[m[0]]] = ls.y[rows, j]
+            y[:, index[m[0]]] = np.where(ls.evaluable[rows, j], ls.y[rows, j], np.nan)
     return y
 
 
