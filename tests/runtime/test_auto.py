@@ -312,6 +312,9 @@ def test_a_job_smaller_than_a_batch_runs_the_exact_path_unmeasured_unless_a_choi
     plain = make_runner(tiny, "auto", "torch", cache_dir=tmp_path / "b", batch=32, auto_seconds=0.0)
     plain(x)  # without exact_if_small (shards: every part must take one path): measured as before
     assert plain.choice is not None and plain.choice.figures
+    bf16 = make_runner(tiny, "bf16", "auto", cache_dir=tmp_path / "c", batch=32, exact_if_small=True, auto_seconds=0.0)
+    bf16(x)  # bf16 asked for: never the fp32 path, however small the job
+    assert bf16.precision == "bf16"
 
 
 def test_a_small_jobs_cached_int8_choice_calibrates_on_the_callers_windows(tiny, golden, tmp_path, monkeypatch):

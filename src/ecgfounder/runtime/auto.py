@@ -293,9 +293,10 @@ def choose_path(
         batch: the batch size the runner will serve (paths are timed at it).
         cache_dir: folder of the cache (its ``auto/`` subfolder); ``None`` disables the cache.
         seconds, rounds: seconds of one timing, and timings per path (the best counts).
-        whole_job: ``windows`` are every window the job has: with fewer than ``batch`` of them and
-            no choice cached, the reference path is taken without measuring the others (measuring
-            would outlast the job: ~30 s on first use); neither cached nor announced.
+        whole_job: ``windows`` are every window the job has: with fewer than ``batch`` of them, no
+            choice cached and the reference among ``candidates`` (``precision="auto"``), the
+            reference path is taken without measuring the others (measuring would outlast the job:
+            ~30 s on first use); neither cached nor announced.
     """
     windows = np.ascontiguousarray(windows, dtype=np.float32)
     if windows.ndim != 3 or len(windows) == 0:
@@ -316,7 +317,7 @@ def choose_path(
                 return cached
         except (ValueError, TypeError, KeyError, AttributeError, OSError):
             pass  # unreadable entry: measure again
-    if whole_job and len(windows) < batch:
+    if whole_job and len(windows) < batch and ("fp32", "torch") in [tuple(c) for c in candidates]:
         return Choice("fp32", "torch", int(batch), key, n_windows=int(len(windows)), partial=True,
                       measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"), identity=identity, model=model)
     xb = np.ascontiguousarray(np.stack([windows[i % len(windows)] for i in range(max(1, batch))]))
