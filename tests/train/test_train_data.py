@@ -91,6 +91,14 @@ def test_leakage_refused():
         assign_splits(df)
 
 
+def test_one_record_named_two_ways_is_one_group():
+    """A manifest naming one record 'x.hea' and 'sub/../x.hea' made two groups: its segments could
+    land in two splits."""
+    df = pd.DataFrame({"path": ["/d/x.hea", "/d/sub/../x.hea", "/d/./y.hea", "/d/y.hea"]})
+    g = group_ids(df, "patient_id")
+    assert g.iloc[0] == g.iloc[1] and g.iloc[2] == g.iloc[3] and g.iloc[0] != g.iloc[2]
+
+
 def test_without_patient_ids_segments_stay_together():
     df = pd.DataFrame({"path": ["/a.hea"] * 3 + ["/b.hea"] * 3 + ["/c.hea"] * 3, "start_s": [0, 10, 20] * 3})
     with pytest.warns(UserWarning, match="own patient"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Sequence
 
@@ -25,7 +26,7 @@ def group_ids(df: pd.DataFrame, patient_column: str, path_column: str = "path") 
     of one record always stay together).  A row without a patient id joins the patient of its
     record's other rows; a record listed under two patients is refused (:class:`ManifestError`):
     its segments could land in two splits."""
-    by_path = df[path_column].astype(str)
+    by_path = df[path_column].astype(str).map(os.path.normpath)  # (sub/../x.hea and ./x.hea are x.hea)
     if patient_column in df.columns:
         pid = df[patient_column].astype(object)
         missing = (pid.isna() | (pid.astype(str).str.strip() == "")).to_numpy()
