@@ -77,6 +77,7 @@ def _running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a fresh interpreter starting worker processes, killed (~4-5 s on 2 cores)
 def test_workers_die_with_their_parent(records, tmp_path):
     """kill -9 of the process that started the pool leaves no worker behind (issue 11, finding 5)."""
     import os
