@@ -111,3 +111,16 @@ def test_matlab_73_and_other_files_are_refused_saying_what_they_are(tmp_path):
     cut.write_bytes(cut.read_bytes()[:2000])
     with pytest.raises(RecordReadError, match=r"truncated"):
         eio.read(cut, fs=500, leads=["II"])
+
+
+def test_the_command_line_picks_the_variable_with_key(tmp_path, capsys):
+    """The reader's fix ('pass key=NAME') had no flag on the command line."""
+    from ecgfounder.cli import main
+
+    rng = np.random.default_rng(4)
+    f = tmp_path / "two.mat"
+    sio.savemat(f, {"a": _limb_consistent(rng), "b": _limb_consistent(rng)})
+    assert main(["info", str(f), "--fs", "500"]) != 0
+    assert "pass --key NAME" in capsys.readouterr().err
+    assert main(["info", str(f), "--fs", "500", "--key", "b", "--leads", ",".join(STANDARD_12)]) == 0
+    assert "matlab, 12 leads" in capsys.readouterr().out

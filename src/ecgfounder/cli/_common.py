@@ -22,6 +22,7 @@ _FLAGS = {
     "units": "--units", "calibration_records": "--calibration-records", "start": "--start",
     "restart": "--restart", "format": "--format", "calibrate": "--calibrate", "save_calibrated": "--save-calibrated",
     "out_dir": "--output", "n_steps": "--steps", "index": "--index", "fs": "--fs", "leads": "--leads",
+    "dataset": "--dataset", "key": "--key",
 }
 
 
@@ -131,11 +132,12 @@ def add_read_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", dest="read_format", metavar="NAME",
                    help="force the file format (a name of ecgfounder.io.FORMATS, e.g. wfdb, edf, muse, dicom, npy, "
                    "csv, hdf5; 'ecgfounder info FILE' shows what is detected)")
-    g.add_argument("--fs", type=rate, metavar="HZ", help="sampling rate for files that do not store it (npy, csv, hdf5); a file that stores its own keeps it (a differing value is said unused)")
+    g.add_argument("--fs", type=rate, metavar="HZ", help="sampling rate for files that do not store it (npy, csv, hdf5, matlab); a file that stores its own keeps it (a differing value is said unused)")
     g.add_argument("--leads", metavar="I,II,...", help="lead names for files that do not store them")
     g.add_argument("--units", type=voltage_unit, metavar="UNIT", help="amplitude unit of array/CSV files: mV (default), "
                    "uV, V or nV")
     g.add_argument("--dataset", metavar="PATH", help="HDF5 dataset holding the signals (e.g. tracings)")
+    g.add_argument("--key", metavar="NAME", help="NumPy .npz entry or MATLAB variable holding the signals")
     g.add_argument("--max-duration", type=seconds, metavar="S",
                    help="read at most the first S seconds of each record (long Holter files; default: all, "
                    "within the readers' size limits)")
@@ -153,6 +155,8 @@ def read_options(args: argparse.Namespace) -> dict[str, Any]:
         kw["units"] = args.units
     if getattr(args, "dataset", None):
         kw["dataset"] = args.dataset
+    if getattr(args, "key", None):
+        kw["key"] = args.key
     if getattr(args, "max_duration", None) is not None:
         kw["max_duration"] = args.max_duration
     return kw
