@@ -489,3 +489,22 @@ def test_what_reading_said_is_in_the_answers_notes(client, tmp_uploads):
     assert notes[0].endswith("pass the query parameter leads=I,II,... if the file uses another order")
     assert notes[1:] == ["x.npy: 50 missing (NaN) sample(s)", "50 NaN/inf sample(s) replaced by 0"]
     assert str(tmp_uploads) not in " ".join(notes)
+
+
+def test_a_matlab_upload_of_several_variables_is_read_with_the_key_query_parameter(client, tmp_path):
+    """The reader's fix for a file of several candidate variables ('pass key=NAME') had no query
+    parameter to give it with."""
+    import scipy.io as sio
+
+    from ecgfounder.signal.leads import STANDARD_12
+
+    t = np.arange(5000) / 500
+    sig = np.stack([np.sin(2 * np.pi * 1.1 * t + k) for k in range(12)]) * 0.5
+    f = tmp_path / "two.mat"
+    sio.savemat(f, {"a": sig, "b": sig * 2})
+    params = {"fs": 500, "leads": ",".join(STANDARD_12)}
+    r = client.post("/v1/predict", files=_upload(f), params=params)
+    assert r.status_code == 422 and r.json()["detail"].endswith("pass the query parameter key=NAME"), r.text
+    r = client.post("/v1/predict", files=_upload(f), params={**params, "key": "b"})
+    assert r.status_code == 200, r.text
+    assert r.json()["record"]["id"] == "two"

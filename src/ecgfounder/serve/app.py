@@ -55,7 +55,7 @@ _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
 
 # where a request sets what the library's messages ask for: query parameters for an uploaded file,
 # fields of the JSON body for an inline signal
-_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units"}), csv_lists=True)
+_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key"}), csv_lists=True)
 _SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}))
 
 
@@ -132,7 +132,9 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                      fs: float | None = Query(None, gt=0, le=FS_MAX, allow_inf_nan=False,
                                               description="rate of a CSV/NumPy upload (Hz)"),
                      leads: str | None = Query(None, description="comma-separated lead names of a CSV/NumPy upload"),
-                     units: str | None = Query(None, description="units of a CSV/NumPy upload (mV, uV)")) -> dict:
+                     units: str | None = Query(None, description="units of a CSV/NumPy upload (mV, uV)"),
+                     key: str | None = Query(None, max_length=256, description="the NumPy .npz entry or MATLAB "
+                                             "variable holding the signals (where the file holds several)")) -> dict:
         names = [x.strip() for x in leads.split(",")] if leads is not None else None
         if names is not None and not all(names):
             raise InputError(f"the query parameter leads={leads!r} has an empty lead name; give the names separated "
@@ -142,7 +144,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 analyzer.check_format(format)
             except SetupError as exc:
                 raise InputError(_FILE_TERMS(" ".join(str(exc).split()), exc.argument)) from None
-        kw: dict[str, Any] = {"format": format, "fs": fs, "units": units, "leads": names}
+        kw: dict[str, Any] = {"format": format, "fs": fs, "units": units, "leads": names, "key": key}
         return {k: v for k, v in kw.items() if v is not None}
 
     async def member_option(member: int | None = Query(
