@@ -126,7 +126,7 @@ def test_mcp_bad_arguments_get_one_line_with_a_valid_call(analyzer, tmp_path):
         ({"content_base64": ["QUJD"], "filename": "x.xml"}, "content_base64: Input should be a valid string (got an array of 1 item)"),
         ({}, "give exactly one of path, content_base64"),
         ({"path": str(MUSE), "filename": "x.xml"}, "filename goes with content_base64"),
-        ({"signal": sig["signal"], "fs": 500, "leads": sig["leads"], "units": "uV"}, "format and units apply to a file"),
+        ({"signal": sig["signal"], "fs": 500, "leads": sig["leads"], "units": "uV"}, "format, units and key apply to a file"),
     ]
     tools, *answers, labels = asyncio.run(_session(server, [("analyze_ecg", a) for a, _ in cases]
                                                    + [("list_labels", {"x": 1})]))
@@ -134,7 +134,7 @@ def test_mcp_bad_arguments_get_one_line_with_a_valid_call(analyzer, tmp_path):
     for (args, expect), res in zip(cases, answers):
         text = _error_text(res)
         assert expect in text and "valid calls: {\"path\"" in text, (args, text)
-        assert "\n" not in text and "pydantic" not in text and "validation error" not in text and len(text) < 400, text
+        assert "\n" not in text and "pydantic" not in text and "validation error" not in text and len(text) < 420, text
     assert _error_text(labels).endswith("x: unknown argument (got integer 1) (the arguments are none; valid call: {})")
 
 
@@ -232,7 +232,7 @@ def test_mcp_batch_tool_refuses_bad_arguments_in_one_line(analyzer, tmp_path):
     assert {"analyze_ecg", "analyze_ecg_batch", "list_labels"} <= set(by_name)
     assert all(t.input_schema["additionalProperties"] is False for t in tools.tools)
     batch = by_name["analyze_ecg_batch"]
-    assert {"path", "content_base64", "filename", "fs", "leads", "format", "units", "all_labels",
+    assert {"path", "content_base64", "filename", "fs", "leads", "format", "units", "key", "all_labels",
             "include_embedding"} == set(batch.input_schema["properties"])
     assert {"n_ok", "n_failed", "items"} <= set(batch.output_schema["properties"])
     assert "analyze_ecg_batch" in by_name["analyze_ecg"].description
@@ -301,3 +301,23 @@ def test_mcp_a_folder_or_a_missing_path_is_answered_with_what_to_give(analyzer, 
         assert "notes.txt" not in text
     assert f"day1/r9.hea: no such file under the directories this server may read ({allowed.resolve()})" in \
         _error_text(missing)
+
+
+def test_mcp_key_picks_the_variable_of_a_matlab_file(analyzer, tmp_path):
+    """A MATLAB file of several candidate variables: the reader's fix ('pass key=NAME') had no tool
+    argument."""
+    import numpy as np
+    import scipy.io as sio
+
+    t = np.arange(5000) / 500
+    sig = np.stack([np.sin(2 * np.pi * 1.1 * t + k) for k in range(12)]) * 0.5
+    f = tmp_path / "two.mat"
+    sio.savemat(f, {"a": sig, "b": sig * 2})
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(tmp_path,))
+    _, no_key, keyed = asyncio.run(_session(server, [
+        ("analyze_ecg", {"path": str(f), "fs": 500, "leads": STANDARD_12}),
+        ("analyze_ecg", {"path": str(f), "fs": 500, "leads": STANDARD_12, "key": "b"}),
+    ]))
+    assert _error_text(no_key).endswith("pass the argument key=NAME")
+    assert not keyed.is_error, keyed.content[0].text
+    assert keyed.structured_content["record"]["format"] == "matlab"

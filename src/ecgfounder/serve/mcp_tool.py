@@ -40,7 +40,7 @@ from ..errors import ECGFounderError
 __all__ = ["build_mcp_server"]
 
 _TOP_LABELS = 10
-_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units"}))
+_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units", "key"}))
 _SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads"}))
 # a valid call of each tool, quoted in the answer to a bad one
 _EXAMPLES = {
@@ -127,8 +127,8 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "format: WFDB .hea, GE MUSE/HL7 aECG/Philips XML, DICOM, SCP-ECG, EDF, CSV, NumPy, HDF5), "
         "'content_base64' with 'filename' (its extension selects the reader), or 'signal' "
         "(leads × samples in mV) with 'fs' (Hz) and 'leads'. For a file that does not store them (CSV, "
-        "NumPy), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
-        "'format' forces a reader. Returns the findings above threshold, "
+        "NumPy, MATLAB), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
+        "'format' forces a reader; 'key' names the NumPy .npz entry or MATLAB variable holding the signals. Returns the findings above threshold, "
         f"the {_TOP_LABELS} most probable labels (all 150 with all_labels=true), signal-quality flags "
         "and the model's identity and preprocessing contract. For a file holding several recordings (a zip "
         "of ECG files, an HDF5 or NumPy batch) give 'member' (0-based) to analyse one of them, or use "
@@ -136,9 +136,9 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
     async def analyze_ecg(path: str | None = None, content_base64: str | None = None, filename: str | None = None,
                           signal: list[list[float]] | None = None, fs: float | None = None,
                           leads: list[str] | None = None, format: str | None = None, units: str | None = None,
-                          member: int | None = None, all_labels: bool = False,
+                          key: str | None = None, member: int | None = None, all_labels: bool = False,
                           include_embedding: bool = False) -> Prediction:
-        read = _read_options(fs, leads, format, units)
+        read = _read_options(fs, leads, format, units, key)
         answer = await _one_line(_analyze(path, content_base64, filename, signal, read, member, include_embedding))
         return _trimmed(answer, all_labels)
 
@@ -166,8 +166,8 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
                 return await svc.analyze_file(p, filename=name, read_kwargs=read, options=opts, several=_SEVERAL)
         if "fs" not in read or "leads" not in read:
             raise ValueError(f"an inline signal needs fs (Hz) and leads (one name per row); {usage}.")
-        if {"format", "units"} & set(read):
-            raise ValueError(f"format and units apply to a file (path or content_base64); an inline signal is "
+        if {"format", "units", "key"} & set(read):
+            raise ValueError(f"format, units and key apply to a file (path or content_base64); an inline signal is "
                              f"in mV and needs no reader; {usage}.")
         try:
             req = SignalRequest(signal=signal, **read)
@@ -180,7 +180,7 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "Analyse every recording of one file holding several: a zip of ECG files (each in any format "
         "analyze_ecg reads) or an HDF5/NumPy batch (recordings × samples × leads). Give exactly one of "
         "'path' (a file on the server) or 'content_base64' with 'filename'; 'fs', 'leads', 'units', "
-        "'format', 'all_labels' and 'include_embedding' as for analyze_ecg. Returns one item per "
+        "'format', 'key', 'all_labels' and 'include_embedding' as for analyze_ecg. Returns one item per "
         "recording, in order, named FILE#k (a file of one recording: one item named FILE), each with "
         "ok and either its result (as analyze_ecg answers) or its one-line error: one bad recording "
         f"does not stop the others. At most {cfg.max_files} recordings per file; a larger file ends "
@@ -189,9 +189,9 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "n_failed). For one recording or an inline signal, use analyze_ecg."))
     async def analyze_ecg_batch(path: str | None = None, content_base64: str | None = None,
                                 filename: str | None = None, fs: float | None = None, leads: list[str] | None = None,
-                                format: str | None = None, units: str | None = None, all_labels: bool = False,
-                                include_embedding: bool = False) -> BatchResponse:
-        read = _read_options(fs, leads, format, units)
+                                format: str | None = None, units: str | None = None, key: str | None = None,
+                                all_labels: bool = False, include_embedding: bool = False) -> BatchResponse:
+        read = _read_options(fs, leads, format, units, key)
         found = await _one_line(_analyze_batch(path, content_base64, filename, read, include_embedding))
         return BatchResponse.of([BatchItem.of(name, _trimmed(got, all_labels) if isinstance(got, Prediction) else got)
                                  for name, got in found])
@@ -255,9 +255,10 @@ def _a_file(path: str, p: Path, roots: tuple[Path, ...]) -> Path:
 
 
 def _read_options(fs: float | None, leads: list[str] | None, format: str | None,
-                  units: str | None) -> dict[str, Any]:
+                  units: str | None, key: str | None = None) -> dict[str, Any]:
     """The reader's arguments given to a tool."""
-    return {k: v for k, v in (("fs", fs), ("leads", leads), ("format", format), ("units", units)) if v is not None}
+    return {k: v for k, v in (("fs", fs), ("leads", leads), ("format", format), ("units", units), ("key", key))
+            if v is not None}
 
 
 def _filename_alone(filename: str | None, content_base64: str | None, usage: str) -> None:
