@@ -33,6 +33,7 @@ __all__ = [
     "collect_notes",
     "to_float",
     "unit_scale_to_mv",
+    "sex_code",
 ]
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("ecgfounder_read_notes", default=None)
@@ -97,6 +98,14 @@ def unit_scale_to_mv(unit: str | None) -> float | None:
     if unit is None:
         return None
     return _UNIT_TO_MV.get(str(unit).strip().lower().replace(" ", ""))
+
+
+_SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
+
+
+def sex_code(text: str) -> str | None:
+    """``M`` or ``F`` for the ways files write a sex (``male``, ``F``, ...; any case), ``None`` otherwise."""
+    return _SEX.get(str(text).strip().lower())
 
 
 def check_file(path: Path, *, min_bytes: int = 1, max_bytes: int | None = None) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import check_file, make_recording, note, unit_scale_to_mv
+from ._common import check_file, make_recording, note, sex_code, unit_scale_to_mv
 from .limits import check_values, samples_to_read
 
 __all__ = ["read_edf", "write_edf"]
@@ -260,7 +260,7 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
             "dx": tuple(c for x in dx for c in parse_dx(_DX.match(x).group(1))) if dx else None,
             "other_channels": tuple(other),
             "patient_id": (f.getPatientCode() or "").strip() or None,
-            "sex": {"male": "M", "m": "M", "female": "F", "f": "F"}.get(sex.lower()),
+            "sex": sex_code(sex),
             "birth_date": birth or None,
             "age": age,
             "acquired": start,

@@ -4,7 +4,7 @@ holding ``data`` and the patient's ``age``/``sex`` (CPSC 2018's ``ECG``), or a b
 
 Read with scipy.io, after the file's compressed variables are expanded here under
 :func:`~ecgfounder.io.limits.decompressed_limit` (scipy expands a compressed variable whole: a
-2-MB file declaring 2 GB of zeros took 300 MB just to list its variables).  A WFDB ``.mat`` (the
+1.8-MB file declaring 1.9 GB of zeros peaked at 315 MB just to list its variables).  A WFDB ``.mat`` (the
 signal file of a ``.hea`` beside it) is read as WFDB, not here.  MATLAB 7.3 files are HDF5
 files: read them with ``format="hdf5"`` and ``dataset=`` (their arrays are stored transposed,
 which the lead-axis rule of :mod:`ecgfounder.io.arrays` undoes).
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
+from ._common import sex_code
 from .arrays import _batch_from_array, _single
 from .limits import MAX_VALUES, decompressed_limit
 
@@ -159,7 +160,7 @@ def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
         for k in ("age", "sex"):
             v = value.get(k) if k in value else value.get(k.capitalize())
             if isinstance(v, str) and v.strip():
-                meta[k] = {"male": "M", "female": "F", "m": "M", "f": "F"}.get(v.strip().lower(), v.strip())
+                meta[k] = sex_code(v) or v.strip()
             elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
                 meta[k] = float(np.asarray(v).ravel()[0])
         meta["matlab_variable"] = f"{name}.{field}"

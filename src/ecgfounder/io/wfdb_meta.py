@@ -9,6 +9,8 @@ import datetime as _dt
 import re
 from typing import Any, Mapping
 
+from ._common import sex_code
+
 __all__ = ["COMMENT_META", "comment_meta", "meta_comments", "acquired_of", "base_datetime"]
 
 #: metadata keys kept in header comments, with the comment's label (the record line's base time and
@@ -32,7 +34,7 @@ def comment_meta(comments: list[str]) -> dict:
             except ValueError:
                 pass
         elif key == "sex":
-            meta["sex"] = {"m": "M", "male": "M", "f": "F", "female": "F"}.get(val.lower(), val)
+            meta["sex"] = sex_code(val) or val
         elif key == "dx":
             from ..datasets.codes import parse_dx  # the one Dx parser
 
