@@ -14,7 +14,6 @@ from ._common import add_read_args, flags, read_options
 __all__ = ["add_parser", "run"]
 
 
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",

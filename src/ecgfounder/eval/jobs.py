@@ -392,10 +392,11 @@ def evaluate_table(
     if pred[id_column].duplicated().any():
         raise EvaluationError(f"{predictions}: record {pred[id_column][pred[id_column].duplicated()].iloc[0]!r} has several rows; aggregate windows first.")
     # a label column 'target:X' (finetune's test_predictions.csv) is scored by the prediction column X
-    scored = {lab: lab.removeprefix(TARGET_PREFIX) if lab.removeprefix(TARGET_PREFIX) in pred.columns else lab
-              for lab in ls.labels}
-    names = [scored[lab] for lab in ls.labels if scored[lab] in pred.columns]
-    dropped = [lab for lab in ls.labels if scored[lab] not in pred.columns]
+    scored = [lab.removeprefix(TARGET_PREFIX) if lab.removeprefix(TARGET_PREFIX) in pred.columns else lab
+              for lab in ls.labels]
+    cols = [j for j, name in enumerate(scored) if name in pred.columns]  # the label columns evaluated
+    names = [scored[j] for j in cols]
+    dropped = [lab for lab, name in zip(ls.labels, scored) if name not in pred.columns]
     if not names:
         raise EvaluationError(f"no label column of {labels} ({', '.join(ls.labels[:5])}{' ...' if len(ls.labels) > 5 else ''}) "
                               f"is a column of {predictions} (columns: {', '.join(map(str, pred.columns[:8]))}"
@@ -407,7 +408,6 @@ def evaluate_table(
     if not have.any():
         raise EvaluationError(f"no record id of {labels} appears in {predictions} (column {id_column!r}; e.g. "
                               f"{ls.records[0]!r} there, {pred[id_column].iloc[0]!r} here); both tables must use the same ids.")
-    cols = [next(i for i, lab in enumerate(ls.labels) if scored[lab] == name) for name in names]
     y, assessed = ls.y[have][:, cols], ls.evaluable[have][:, cols]
     s = _score_matrix(pred.iloc[where[have]], names, predictions, id_column)
     finite = np.isfinite(s).all(axis=1)

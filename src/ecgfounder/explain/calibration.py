@@ -137,8 +137,6 @@ def _fit_isotonic(y: np.ndarray, p: np.ndarray) -> tuple[tuple[float, ...], tupl
     return tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
 
 
-
-
 def _truth_table(y_true: Any, labels: Sequence[str], records: list[str] | None) -> np.ndarray:
     """The truth table's values for ``labels`` (by name), its rows in the order of the scores'
     ``records`` where both tables name them (a table's row order is not trusted)."""
@@ -304,8 +302,9 @@ def calibrate(
     cal = Calibration(method, labels, task, tuple(temps), tuple(knots))
     after = apply_calibration(p, cal)
 
+    known = ~np.isnan(onehot)
+
     def ece(q: np.ndarray) -> tuple[float, ...]:  # per label, on the records it was assessed for
-        known = ~np.isnan(onehot)
         return tuple(float(expected_calibration_error(onehot[known[:, j], j], q[known[:, j], j], n_bins)[0])
                      if known[:, j].any() else float("nan") for j in range(q.shape[1]))
 

@@ -20,7 +20,6 @@ from ..recording import Recording
 __all__ = ["write", "written_files", "WRITE_FORMATS"]
 
 
-
 def write_npz(rec: Recording, path: str | Path) -> Path:
     """Write ``signal`` (float64 mV, leads × samples), ``fs``, ``leads``, ``units`` and the metadata
     as JSON (``meta_json``) into a compressed ``.npz`` (lossless)."""

@@ -146,7 +146,7 @@ def group_records(saved: list[tuple[Path, str]],
                 records.append((p, orig))
             elif p.suffix.lower() not in WFDB_DATA and p.name.lower() not in named:  # PTB's .xyz: named by the header
                 records.append((p, orig))
-        elif p.suffix.lower() in WFDB_DATA and p.suffix.lower() == ".dat":
+        elif p.suffix.lower() == ".dat":
             _reject(errors, orig, f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
         else:
             records.append((p, orig))
