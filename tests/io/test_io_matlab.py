@@ -1,5 +1,6 @@
 """MATLAB .mat files: a real CPSC 2019 record, a CPSC 2018-style struct, a batch, a WFDB .mat kept
-as WFDB's, and what is refused (a compressed bomb before it is expanded, MATLAB 7.3, not MATLAB)."""
+as WFDB's, MATLAB 7.3 (HDF5) files read as the same variables at level 5, and what is refused (a compressed
+bomb before it is expanded, a hostile 7.3 file, not MATLAB)."""
 
 from __future__ import annotations
 
@@ -90,18 +91,93 @@ def test_a_compressed_bomb_is_refused_before_it_is_expanded(tmp_path, monkeypatc
         eio.read(f, fs=500)
 
 
-def test_matlab_73_and_other_files_are_refused_saying_what_they_are(tmp_path):
+def _save_73(path: Path, variables: dict) -> None:
+    """``variables`` saved as MATLAB -v7.3 lays them out (checked against hdf5storage 0.2.2's MATLAB
+    mode): HDF5 after a 512-byte MATLAB header; each array transposed (MATLAB is column-major) with
+    its class in ``MATLAB_class``; text as UTF-16 codes of class ``char``; a struct a group."""
     import h5py
 
-    v73, sig = tmp_path / "v73.mat", np.random.default_rng(3).standard_normal((3, 2000))
-    with h5py.File(v73, "w", userblock_size=512) as f:  # as MATLAB writes -v7.3: HDF5 after a 512-byte header
-        f.create_dataset("ecg", data=sig)  # (a 2000x3 MATLAB matrix, column-major)
-    with open(v73, "r+b") as fh:
+    def put(group, name, value):
+        if isinstance(value, dict):
+            sub = group.create_group(name)
+            sub.attrs["MATLAB_class"] = np.bytes_(b"struct")
+            for k, v in value.items():
+                put(sub, k, v)
+            return
+        if isinstance(value, str):
+            ds = group.create_dataset(name, data=np.array([[ord(c) for c in value]], dtype=np.uint16).T)
+            ds.attrs["MATLAB_class"], ds.attrs["MATLAB_int_decode"] = np.bytes_(b"char"), 2
+            return
+        arr = np.asarray(value)
+        arr = arr.reshape(1, -1) if arr.ndim < 2 else arr  # (MATLAB has no 0-D or 1-D arrays)
+        ds = group.create_dataset(name, data=arr.T)
+        ds.attrs["MATLAB_class"] = np.bytes_({"float64": "double", "float32": "single"}.get(arr.dtype.name, arr.dtype.name))
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, value in variables.items():
+            put(f, name, value)
+    with open(path, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(124, b" ") + b"\x00\x02IM")
-    with pytest.raises(RecordReadError, match=r"MATLAB 7.3 file, which is HDF5 inside: read it as HDF5"):
-        eio.read(v73, fs=500)
-    rec = eio.read(v73, format="hdf5", dataset="ecg", fs=500, leads=["V1", "V2", "V3"])  # (refused at byte 0 before)
-    assert np.array_equal(rec.signal, sig)
+
+
+def test_a_matlab_73_file_reads_as_the_same_variables_saved_at_level_5(tmp_path):
+    """MATLAB's -v7.3 (HDF5) saves were refused ('read it as HDF5'), and read as HDF5 a batch came out
+    with its axes reversed; they now read as the same variables saved at level 5 do."""
+    sig = _limb_consistent(np.random.default_rng(4))
+    struct = {"ECG": {"sex": "Female", "age": 61.0, "data": sig, "Fs": 500.0}}
+    _save_73(tmp_path / "s73.mat", struct)
+    sio.savemat(tmp_path / "s5.mat", struct)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (12 unnamed channels: the order inferred, said in a warning)
+        new, old = eio.read(tmp_path / "s73.mat"), eio.read(tmp_path / "s5.mat")
+    assert np.array_equal(new.signal, sig) and np.array_equal(new.signal, old.signal)
+    assert (new.fs, new.leads) == (old.fs, old.leads) == (500.0, STANDARD_12)
+    for k in ("age", "sex", "matlab_variable"):
+        assert new.meta[k] == old.meta[k]
+    rng = np.random.default_rng(5)
+    batch = np.stack([_limb_consistent(rng).T for _ in range(3)])  # (n, samples, leads): stored (leads, samples, n)
+    _save_73(tmp_path / "b73", {"X": batch, "fs": np.float64(400), "note": "a string", "n": np.int16(3)})
+    got = list(eio.iter_read(tmp_path / "b73", leads=list(STANDARD_12)))  # (no extension: found by its header)
+    assert [g.meta["id"] for g in got] == ["b73#0", "b73#1", "b73#2"] and all(g.fs == 400 for g in got)
+    assert all(np.array_equal(g.signal, b.T) for g, b in zip(got, batch))
+    _save_73(tmp_path / "two.mat", {"a": batch[0], "b": batch[1]})
+    with pytest.raises(RecordReadError, match=r"cannot tell which variable holds the signal among a, b; pass key="):
+        eio.read(tmp_path / "two.mat", fs=500, leads=list(STANDARD_12))
+    assert np.array_equal(eio.read(tmp_path / "two.mat", fs=500, leads=list(STANDARD_12), key="b").signal, batch[1].T)
+
+
+def test_a_hostile_matlab_73_file_is_refused_in_one_line(tmp_path, monkeypatch):
+    import h5py
+
+    import ecgfounder.io.matlab as mat
+
+    _save_73(tmp_path / "big.mat", {"ecg": np.zeros((12, 5000))})
+    monkeypatch.setattr(mat, "MAX_VALUES", 10_000)
+    with pytest.raises(RecordReadError, match=r"variable 'ecg' of shape \(12, 5000\) is above the limit of 10000"):
+        eio.read(tmp_path / "big.mat", fs=500)
+    monkeypatch.undo()
+    bomb = tmp_path / "bomb.mat"  # 10^9 values declared, a few kilobytes stored
+    _save_73(bomb, {"fs": 500.0})
+    with h5py.File(bomb, "a") as f:
+        d = f.create_dataset("ecg", shape=(100_000, 10_000), chunks=(1000, 12), compression="gzip", dtype="f8")
+        d[:1000, :12] = 0.0
+        d.attrs["MATLAB_class"] = np.bytes_(b"double")
+    with pytest.raises(RecordReadError, match=r"above the limit"):
+        eio.read(bomb, leads=["II"])
+    cell = tmp_path / "cell.mat"
+    _save_73(cell, {"ECG": {"data": 1.0, "fs": 500.0}})
+    with h5py.File(cell, "a") as f:
+        del f["ECG/data"]
+        f["ECG"].create_dataset("data", shape=(1, 1), dtype=h5py.ref_dtype).attrs["MATLAB_class"] = np.bytes_(b"cell")
+    with pytest.raises(RecordReadError, match=r"field 'data' of struct 'ECG' is not a numeric array \(cell\)"):
+        eio.read(cell, leads=["II"])
+    cut = tmp_path / "cut.mat"
+    cut.write_bytes((tmp_path / "big.mat").read_bytes()[:1500])
+    with pytest.raises(RecordReadError, match=r"cannot open HDF5 file"):
+        eio.read(cut, fs=500)
+
+
+def test_other_files_are_refused_saying_what_they_are(tmp_path):
     junk = tmp_path / "junk.mat"
     junk.write_bytes(b"not a MATLAB file at all " * 20)
     with pytest.raises(RecordReadError, match=r"not a MATLAB \.mat file"):

@@ -115,6 +115,8 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return "dicom"
     if head[:8] == b"\x89HDF\r\n\x1a\n":
         return "hdf5"
+    if head[:7] == b"MATLAB " and b"MAT-file" in head[:116]:  # (levels 5 and 7.3; 7.3 is HDF5 after this header)
+        return "matlab"
     if head[:6] == b"\x93NUMPY":
         return "npy"
     if head[:4] == b"PK\x03\x04" and is_numpy_zip(p):  # (another zip is an archive of ECG files: _archive_of)
@@ -171,12 +173,10 @@ def detect_format(path: str | os.PathLike) -> str:
         return kind
     if fmt is not None:
         return "scp_healforce" if fmt == "scp" and _healforce(p, head) else fmt
-    sniffed = _sniff(p, head)
-    if sniffed:
+    if sniffed := _sniff(p, head):
         return sniffed
     raise RecordReadError(
-        p,
-        f"unknown ECG file type {ext or '(no extension)'!r}; known formats: {', '.join(sorted(FORMATS))}. "
+        p, f"unknown ECG file type {ext or '(no extension)'!r}; known formats: {', '.join(sorted(FORMATS))}. "
         "Pass format=... (CLI: --format) to force one.",
     )
 

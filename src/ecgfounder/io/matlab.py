@@ -5,9 +5,11 @@ holding ``data`` and the patient's ``age``/``sex`` (CPSC 2018's ``ECG``), or a b
 Read with scipy.io, after the file's compressed variables are expanded here under
 :func:`~ecgfounder.io.limits.decompressed_limit` (scipy expands a compressed variable whole: a
 1.8-MB file declaring 1.9 GB of zeros peaked at 315 MB just to list its variables).  A WFDB ``.mat`` (the
-signal file of a ``.hea`` beside it) is read as WFDB, not here.  MATLAB 7.3 files are HDF5
-files: read them with ``format="hdf5"`` and ``dataset=`` (their arrays are stored transposed,
-which the lead-axis rule of :mod:`ecgfounder.io.arrays` undoes).
+signal file of a ``.hea`` beside it) is read as WFDB, not here.  MATLAB 7.3 files (``-v7.3``, for
+variables over 2 GB) are HDF5 inside: their variables are read with h5py under the same rules
+(root datasets and 1 x 1 struct groups, told apart by MATLAB's ``MATLAB_class`` attribute; arrays
+stored transposed, turned back to MATLAB's shape), each checked as the HDF5 reader checks its
+datasets (no external or virtual storage, no declared size far above the stored one).
 
 The signal is the variable ``key=``, else the only numeric array of at least two samples, else the
 one named ``ecg``, ``val``, ``signal``, ``data``, ``sig`` or ``x``; in a struct, its field of one
@@ -74,12 +76,15 @@ def _level5_expanded(p: Path, data: bytes) -> bytes:
     return b"".join(out)
 
 
-def _opened(p: Path) -> io.BytesIO:
-    """The file as level-5 (compressed variables expanded) or level-4 bytes, checked."""
+def _opened(p: Path) -> io.BytesIO | None:
+    """The file as level-5 (compressed variables expanded) or level-4 bytes, checked; None for a
+    MATLAB 7.3 (HDF5) file."""
     from scipy.io.matlab import matfile_version
 
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            head = fh.read(128)  # (a 7.3 file, often gigabytes, is not read whole)
+            data = head if head[124:128] in (b"\x00\x02IM", b"\x02\x00MI") else head + fh.read()
     except OSError as exc:
         raise RecordReadError(p, f"cannot open: {exc.strerror or exc}") from None
     if not data:
@@ -90,8 +95,7 @@ def _opened(p: Path) -> io.BytesIO:
         raise RecordReadError(p, f"not a MATLAB .mat file ({' '.join(str(exc).split())[:120] or type(exc).__name__}); "
                               f"if it is a WFDB signal file, put its header {p.stem}.hea beside it") from None
     if major == 2:
-        raise RecordReadError(p, "a MATLAB 7.3 file, which is HDF5 inside: read it as HDF5 (format='hdf5', "
-                              "dataset=NAME; CLI: --format hdf5 --dataset NAME)")
+        return None
     return io.BytesIO(_level5_expanded(p, data) if major == 1 else data)
 
 
@@ -138,9 +142,88 @@ def _load(p: Path, fh: io.BytesIO, names: list[str]) -> dict[str, Any]:
                               f"{' '.join(str(exc).split())[:160]}") from None
 
 
+def _patient(fields: dict[str, Any]) -> dict[str, Any]:
+    """``age``/``sex`` of a struct's fields (either capitalisation), where they hold a value."""
+    meta: dict[str, Any] = {}
+    for k in ("age", "sex"):
+        v = fields.get(k) if k in fields else fields.get(k.capitalize())
+        if isinstance(v, str) and v.strip():
+            meta[k] = sex_code(v) or v.strip()
+        elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
+            meta[k] = float(np.asarray(v).ravel()[0])
+    return meta
+
+
+def _h5_class(obj) -> str:
+    c = obj.attrs.get("MATLAB_class", b"")
+    return c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)
+
+
+def _h5_numeric(d) -> bool:
+    """Whether a MATLAB 7.3 dataset is a real numeric array (a class MATLAB writes; numbers with none)."""
+    cls = _h5_class(d)
+    return (cls in _NUMERIC or (not cls and d.dtype.kind in "iuf")) and not d.attrs.get("MATLAB_empty")
+
+
+def _h5_small(p: Path, ds) -> Any:
+    """A MATLAB 7.3 scalar or text variable (``char``: UTF-16 codes) as loadmat gives it; None for others."""
+    from .hdf5 import _h5_safe
+
+    text = _h5_class(ds) == "char" and not ds.attrs.get("MATLAB_empty")
+    if ds.size > 256 or not (text or _h5_numeric(ds)):
+        return None
+    _h5_safe(p, ds)
+    v = np.asarray(ds[()]).T
+    return "".join(map(chr, v.ravel())) if text else v
+
+
+def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
+    """:func:`_signal` of a MATLAB 7.3 file: its root datasets are the variables, a 1 x 1 struct a
+    group of fields, each stored transposed (HDF5 is row-major, MATLAB column-major)."""
+    import h5py
+
+    from .hdf5 import _h5_safe, _open_h5
+
+    with _open_h5(p) as f:
+        if len(f) > 4096:
+            raise RecordReadError(p, f"MATLAB 7.3 file holds {len(f)} variables (limit 4096; refused)")
+        root = {n: f.get(n) for n in f if not n.startswith("#") and isinstance(f.get(n, getlink=True), h5py.HardLink)}
+
+        def numeric(group: dict) -> dict[str, int]:
+            return {n: int(d.size) for n, d in group.items() if isinstance(d, h5py.Dataset) and _h5_numeric(d)}
+
+        sizes = numeric(root)
+        structs = [n for n, g in root.items() if isinstance(g, h5py.Group) and _h5_class(g) == "struct"]
+        name = _pick(p, [n for n in root if n in sizes or n in structs], sizes, key, "variable")
+        fs, meta, ds = _rate({n: _h5_small(p, root[n]) for n in root if sizes.get(n) == 1}), {}, root[name]
+        if isinstance(ds, h5py.Group):
+            fields = {n: ds.get(n) for n in ds if isinstance(ds.get(n, getlink=True), h5py.HardLink)}
+            fsizes = numeric(fields)
+            field = _pick(p, list(fields), fsizes, None, f"field of struct {name!r}")
+            if field not in fsizes:
+                raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array "
+                                      f"({_h5_class(fields[field]) or 'no MATLAB class'})")
+            small = {n: _h5_small(p, d) for n, d in fields.items() if n != field and isinstance(d, h5py.Dataset)}
+            fs = fs if fs is not None else _rate(small)
+            meta.update(_patient(small))
+            meta["matlab_variable"], ds = f"{name}.{field}", fields[field]
+        else:
+            meta["matlab_variable"] = name
+        if ds.size > MAX_VALUES:
+            raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} of shape {ds.shape[::-1]} is above "
+                                  f"the limit of {MAX_VALUES} values")
+        _h5_safe(p, ds)
+        if not np.issubdtype(ds.dtype, np.number):
+            raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} is not a real numeric array "
+                                  f"({_h5_class(ds)}, stored as {ds.dtype})")
+        return np.asarray(ds[()]).T, fs, meta
+
+
 def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
     """``(array, rate the file gives or None, meta)`` of the file's signal variable."""
     fh = _opened(p)
+    if fh is None:
+        return _signal_h5(p, key)
     found = _variables(p, fh)
     sizes = {n: int(np.prod(s)) for n, s, c in found if c in _NUMERIC}
     for n, s, c in found:
@@ -157,12 +240,7 @@ def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
         if field not in fields:
             raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
         fs = fs if fs is not None else _rate({k: v for k, v in value.items() if k != field})
-        for k in ("age", "sex"):
-            v = value.get(k) if k in value else value.get(k.capitalize())
-            if isinstance(v, str) and v.strip():
-                meta[k] = sex_code(v) or v.strip()
-            elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
-                meta[k] = float(np.asarray(v).ravel()[0])
+        meta.update(_patient(value))
         meta["matlab_variable"] = f"{name}.{field}"
         value = fields[field]
     elif not (isinstance(value, np.ndarray) and value.dtype.kind in "iuf"):
