@@ -66,6 +66,10 @@ def test_table_with_split_column(tmp_path, rng, capsys):
     assert rc == 0
     per2 = pd.read_csv(out2 / "per_label.csv", index_col="label")
     assert per2["n"].iloc[0] == len(y) - 0  # split column not used: all records
+    # the patient column not passed: records of one patient resampled as independent, which is said
+    note = "Column 'patient' looks like patient ids, and 120 of its 120 patients have several records"
+    assert note in (out2 / "report.md").read_text() and note not in (out / "report.md").read_text()
+    assert "--patient-column patient" in capsys.readouterr().err + (out2 / "report.md").read_text()
     np.testing.assert_allclose(per2.loc[names, "threshold"], thr, atol=1e-6)
 
 

@@ -374,6 +374,22 @@ def _score_matrix(rows: pd.DataFrame, names: list[str], path: Any, id_column: st
     return s
 
 
+def _unused_patients(table: pd.DataFrame, skip: Sequence[str | None]) -> list[str]:
+    """A note when the label table has a column of patient ids, some with several records, that is
+    not the patient column: its records are then resampled as if independent (intervals too narrow)."""
+    for c in table.columns:
+        name = str(c).strip().lower().replace(" ", "_")
+        if c in skip or not (name in ("pid", "subject", "subject_id") or name.startswith("patient")):
+            continue
+        ids = table[c].dropna().astype(str)
+        counts = ids.value_counts()
+        if (counts > 1).any():
+            return [f"Column {c!r} looks like patient ids, and {int((counts > 1).sum())} of its {len(counts)} patients "
+                    "have several records, which the intervals resample as if independent (too narrow); pass "
+                    f"patient_column={str(c)!r} (CLI: --patient-column {c}) to resample patients."]
+    return []
+
+
 def evaluate_table(
     predictions: str | os.PathLike, labels: str | os.PathLike, *, report: ReportOptions, id_column: str = "record",
     label_columns: Sequence[str] | None = None, patient_column: str | None = None, split_column: str | None = None,
@@ -421,6 +437,8 @@ def evaluate_table(
         if skipped:
             notes.append(f"{len(skipped)} column(s) of both tables are not 0/1 in {Path(labels).name} and are not evaluated: "
                          f"{', '.join(skipped[:10])}; name them as label columns to see the offending cell.")
+    if patient_column is None:
+        notes.extend(_unused_patients(table, (id_column, split_column)))
     unlabelled = int((~pred[id_column].isin(ls.records)).sum())
     if unlabelled:
         notes.append(f"{unlabelled} prediction row(s) have no record in {Path(labels).name} and are ignored.")
