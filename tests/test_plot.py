@@ -51,6 +51,18 @@ def test_12lead_layout_is_at_paper_scale(muse):
     assert any("25 mm/s" in t and "10 mm/mV" in t for t in texts)
 
 
+@pytest.mark.parametrize("speed, gain", [(25, 10), (50, 10), (12.5, 5)])
+def test_the_calibration_pulse_is_1_mv_for_200_ms_at_the_paper_speed_and_gain(muse, speed, gain):
+    """The pulse was 5 mm wide at every speed (a 400-ms pulse at 12.5 mm/s looked like 200 ms at 50)."""
+    fig = plot_ecg(muse, layout="strips", leads=["II"], speed=speed, gain=gain, paper=None)
+    pulse = next(ln for ln in fig.axes[0].lines if len(ln.get_xdata()) == 6)
+    x, y = np.asarray(pulse.get_xdata()), np.asarray(pulse.get_ydata())
+    assert x[3] - x[2] == pytest.approx(0.2 * speed) and y[2] - y[1] == pytest.approx(gain)
+    trace = _traces(fig)[0]
+    assert x.max() < np.asarray(trace.get_xdata()).min()  # the pulse ends before the trace starts
+    assert fig.get_size_inches()[0] * 25.4 == pytest.approx(20 + max(10, 0.2 * speed + 5) + 10 * speed)
+
+
 def test_strips_for_single_lead_and_long_records(tmp_path):
     fs = 250.0
     t = np.arange(int(30 * fs)) / fs

@@ -32,7 +32,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .errors import ECGFounderError
-from .plot_text import _CAL_W, _LABEL_H, _LINE_MM, _RIGHT_AT, header_text as _header_text, seconds_text as _s, under_text as _under
+from .plot_text import _LABEL_H, _LINE_MM, _RIGHT_AT, cal_width, header_text as _header_text, seconds_text as _s, under_text as _under
 from .recording import Recording
 from .signal.leads import STANDARD_12, canonical_lead
 
@@ -102,10 +102,10 @@ def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:
     ax.add_collection(LineCollection(lines(5.0), colors=_GRID_MAJOR, linewidths=0.6, zorder=1))
 
 
-def _cal_pulse(ax, x: float, y: float, gain: float) -> None:
-    """A 1-mV, 200-ms standardisation pulse (at 25 mm/s: 5 mm wide, 10 mm tall)."""
-    w = 5.0 * (_CAL_W / 10.0)
-    xs = [x + 1, x + 2.5, x + 2.5, x + 2.5 + w, x + 2.5 + w, x + _CAL_W - 1]
+def _cal_pulse(ax, x: float, y: float, gain: float, speed: float) -> None:
+    """A 1-mV, 200-ms standardisation pulse (at 25 mm/s and 10 mm/mV: 5 mm wide, 10 mm tall)."""
+    w = 0.2 * speed
+    xs = [x + 1, x + 2.5, x + 2.5, x + 2.5 + w, x + 2.5 + w, x + cal_width(speed) - 1]
     ys = [y, y, y + gain, y + gain, y, y]
     ax.plot(xs, ys, color=_TRACE, linewidth=0.8, zorder=3)
 
@@ -293,7 +293,7 @@ def plot_ecg(
               for (name, maps), colour in zip(shading or (), SHADE_COLOURS)]
     flagged = {canonical_lead(x) for x in flagged_leads}
     shown = sig.shape[1] / fs
-    width = 10.0 * speed
+    width, cal = 10.0 * speed, cal_width(speed)
     rows = _lead_rows(recording, sig)
     if layout == "12lead":
         missing = [x for x in STANDARD_12 if x not in rows]
@@ -314,7 +314,7 @@ def plot_ecg(
         if layout == "rhythm":  # strip k: seconds 10k..10k+10 of every lead, the leads one under another
             strips = [(k, name) for k in range(int(np.ceil(shown / 10 - 1e-9))) for name in sel]
             n_rows, row_h = len(strips), 30.0
-    grid_w = _CAL_W + width
+    grid_w = cal + width
     scale, legend, foot, below = _under(footer, [name for name, _, _ in shades], speed, gain)
     row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, below, speed)
     if layout == "rhythm" and paper:  # a sheet of fewer strips (the last) starts at the top, as the others
@@ -350,7 +350,7 @@ def plot_ecg(
         seg = seconds / 4
         n_seg = int(round(seg * fs))
         for c, col in enumerate(_COLUMNS):
-            x0 = _CAL_W + c * seg * speed
+            x0 = cal + c * seg * speed
             for r, name in enumerate(col):
                 v = rows[name][c * n_seg:(c + 1) * n_seg]
                 overlay(name, x0, baseline(r), c * n_seg, (c + 1) * n_seg, seg * speed)
@@ -359,24 +359,24 @@ def plot_ecg(
                 if c:
                     ax.plot([x0, x0], [baseline(r) - 3, baseline(r) + 3], color=_TRACE, linewidth=0.8, zorder=3)
         for r in range(4):
-            _cal_pulse(ax, 0, baseline(r), gain)
-        overlay(rl, _CAL_W, baseline(3), 0, None, width)
-        _trace(ax, _CAL_W, baseline(3), rows[rl], fs, speed, gain, clip)
-        lead_label(_CAL_W + 1.5, baseline(3) + 0.28 * row_h, rl)
+            _cal_pulse(ax, 0, baseline(r), gain, speed)
+        overlay(rl, cal, baseline(3), 0, None, width)
+        _trace(ax, cal, baseline(3), rows[rl], fs, speed, gain, clip)
+        lead_label(cal + 1.5, baseline(3) + 0.28 * row_h, rl)
     elif layout == "rhythm":
         n10 = int(round(10 * fs))
         for r, (k, name) in enumerate(strips):
             a, b = k * n10, min((k + 1) * n10, sig.shape[1])
-            _cal_pulse(ax, 0, baseline(r), gain)
-            overlay(name, _CAL_W, baseline(r), a, b, (b - a) / fs * speed)
-            _trace(ax, _CAL_W, baseline(r), rows[name][a:b], fs, speed, gain, clip)
-            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name, f"  {_s(t0 + a / fs)}–{_s(t0 + b / fs)} s")
+            _cal_pulse(ax, 0, baseline(r), gain, speed)
+            overlay(name, cal, baseline(r), a, b, (b - a) / fs * speed)
+            _trace(ax, cal, baseline(r), rows[name][a:b], fs, speed, gain, clip)
+            lead_label(cal + 1.5, baseline(r) + 0.3 * row_h, name, f"  {_s(t0 + a / fs)}–{_s(t0 + b / fs)} s")
     else:
         for r, name in enumerate(sel):
-            _cal_pulse(ax, 0, baseline(r), gain)
-            overlay(name, _CAL_W, baseline(r), 0, None, width)
-            _trace(ax, _CAL_W, baseline(r), rows[name], fs, speed, gain, clip)
-            lead_label(_CAL_W + 1.5, baseline(r) + 0.3 * row_h, name)
+            _cal_pulse(ax, 0, baseline(r), gain, speed)
+            overlay(name, cal, baseline(r), 0, None, width)
+            _trace(ax, cal, baseline(r), rows[name], fs, speed, gain, clip)
+            lead_label(cal + 1.5, baseline(r) + 0.3 * row_h, name)
     from matplotlib.patches import Rectangle
 
     frame = Rectangle((0, 0), grid_w, grid_h, transform=ax.transData)

@@ -109,11 +109,17 @@ def header_text(rec: Recording, findings, extra: str, title: str | None = None,
     return "\n".join(_cap(lines, HEADER_LINES, l_w, 8)), "\n".join(right)
 
 
+def cal_width(speed: float) -> float:
+    """Millimetres of grid before each row: the calibration pulse (200 ms wide: 5 mm at 25 mm/s, 10 at
+    50) with its margins; :data:`_CAL_W` at 25 mm/s and below."""
+    return max(_CAL_W, 0.2 * speed + 5.0)
+
+
 def under_text(footer: str | None, names: Sequence[str], speed: float, gain: float) -> tuple[str, list, list[str], float]:
     """What goes under the grid: the scale line, the rows of the shading legend (``[(x mm, text),
     ...]`` per row, left of the scale), the footer's lines wrapped to the grid's width, and the
     millimetres they take."""
-    scale, width = f"{speed:g} mm/s   {gain:g} mm/mV", _CAL_W + 10 * speed
+    scale, width = f"{speed:g} mm/s   {gain:g} mm/mV", cal_width(speed) + 10 * speed
     avail, rows, x = width - _mm(scale, 7) - 5, [], 0.0
     for name in names:
         s = _cap(_wrap(["\u25a0 " + name], avail, 7), 1, avail, 7)[0]
