@@ -288,6 +288,21 @@ def test_tall_complexes_stop_at_the_grid_edge_clear_of_the_text_and_the_page_edg
     assert dark[int(h - top * px) + 2:int(h - bottom * px) - 2].any()  # (the traces are drawn)
 
 
+def test_lead_labels_stay_readable_where_tall_waves_cross_them(muse):
+    """A rhythm strip's label sits where tall R waves pass: it was drawn straight over them."""
+    sig = muse.signal.copy()
+    sig[muse.leads.index("V2"), :] += 2.0 * np.sin(np.arange(sig.shape[1]) / muse.fs * 2 * np.pi * 8)
+    fig = plot_ecg(muse.replace(signal=sig), layout="rhythm", leads=["V2"], paper="a4")
+    fig.set_dpi(60)
+    label = next(t for t in fig.axes[0].texts if t.get_text().startswith("V2"))
+    label.set_color("white")  # (what is dark in the label's box is then the trace under it)
+    im, renderer = _rendered(fig)
+    b, h = label.get_window_extent(renderer), im.shape[0]
+    box = im[int(h - b.y1) + 1:int(h - b.y0) - 1, int(b.x0) + 1:int(b.x1) - 1].max(axis=-1)
+    assert box.size and box.min() > 150  # the trace shows faintly under the label, not black across it
+    assert (im.max(axis=-1) < 90).any()  # (and black elsewhere)
+
+
 def test_header_legend_and_footer_fit_the_page_without_overlapping():
     from ecgfounder.signal.leads import STANDARD_12
 

@@ -95,8 +95,7 @@ def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:
     def lines(step: float):
         xs = np.arange(x0, x1 + 1e-6, step)
         ys = np.arange(y0, y1 + 1e-6, step)
-        segs = [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
-        return segs
+        return [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
 
     ax.add_collection(LineCollection(lines(1.0), colors=_GRID_MINOR, linewidths=0.25, zorder=0))
     ax.add_collection(LineCollection(lines(5.0), colors=_GRID_MAJOR, linewidths=0.6, zorder=1))
@@ -328,7 +327,8 @@ def plot_ecg(
     ax.axis("off")
     _grid(ax, 0, grid_w, 0, grid_h)
     clip = row_h * 0.95
-    label_kw = dict(fontsize=8, fontweight="bold", zorder=4, va="bottom", ha="left")
+    label_kw = dict(fontsize=8, fontweight="bold", zorder=4, va="bottom", ha="left",  # (over tall waves: readable)
+                    bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.75))
 
     def baseline(r: int) -> float:
         return grid_h - (r + 0.5) * row_h
