@@ -47,6 +47,23 @@ def test_a_body_of_another_media_type_gets_415(client, ctype):
         assert doc["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
+def test_the_server_spools_uploads_in_its_tmp_dir(tiny_ckpt, monkeypatch, tmp_path):
+    """Starlette parks each upload over 1 MB in a file of the default temporary folder while it parses
+    the body (``SpooledTemporaryFile()``, no folder given): that was the system's, whatever tmp_dir said."""
+    import tempfile
+    from pathlib import Path
+
+    import uvicorn
+
+    from ecgfounder.serve import run_server
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # (restored after the test)
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(dir=tempfile.gettempdir()))
+    run_server(tiny_ckpt, config=ServeConfig(tmp_dir=tmp_path), log_level="warning")
+    assert Path(seen["dir"]) == tmp_path
+
+
 def test_idle_keep_alive_connections_do_not_turn_requests_away(tiny_ckpt, monkeypatch):
     # `ecgfounder serve` capped uvicorn's connections at (max_concurrency + max_queue) * 4 + 16, idle
     # keep-alive ones counted: past it, an idle server answered every request with a plain-text 503

@@ -61,6 +61,10 @@ def run_server(source: str | os.PathLike = "12-lead", *, host: str = "127.0.0.1"
     # plain-text 503 and closes the connection (a client still sending its upload sees the connection reset).
     # Work is bounded by the service's admission instead: past max_concurrency + max_queue, a JSON 429 with
     # Retry-After, sent before the body is read.
+    if cfg.tmp_dir is not None:  # (Starlette spools each upload over 1 MB to a file in the default temporary folder)
+        import tempfile
+
+        tempfile.tempdir = str(cfg.tmp_dir)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
 
 

@@ -29,7 +29,9 @@ class ServeConfig:
         max_record_s: longest recording analysed, in seconds (a file is read no further; a longer
             one gets ``422``): bounds a request's memory and time whatever a compressed upload
             expands to (600 s = 60 windows; a day-long Holter belongs to ``ecgfounder predict``).
-        tmp_dir: where uploads are written while they are analysed (deleted after each answer);
+        tmp_dir: where uploads are written while they are analysed (deleted after each answer),
+            and, in ``ecgfounder serve`` (:func:`~ecgfounder.serve.run_server`), every temporary
+            file of the process (the web framework spools uploads over 1 MB while it parses them);
             ``None``: the system temporary directory.
         display_fs: sampling rate of the signal returned for display (``signal=true``).
         threads: torch intra-op threads of the forward pass (``None``: torch's default, one per
