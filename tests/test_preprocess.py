@@ -316,3 +316,19 @@ def test_window_edges_exactly_one_a_little_over_and_one_sample_short(data_dir):
     assert not short.windows[0, :, 4999].any()
     np.testing.assert_allclose(short.windows[0, :, :4999], filters.zscore(fast.filter_chain(r.signal[:, :4999], r.fs)),
                                atol=1e-6, rtol=0)  # normalised on its own samples, then padded
+
+
+@pytest.mark.parametrize("fs", [499.7, 333.33])
+def test_window_starts_are_seconds_of_the_recording_at_rates_resampled_by_an_approximate_ratio(fs):
+    """Starts were the output's sample / 500, but 499.7 Hz is resampled by 1001/1000 (its output runs at
+    500.2 Hz): the last window of an hour started 1.4 s late by them, past the record's end."""
+    from ecgfounder.signal.preprocess import prepare
+
+    n = int(3600 * fs)
+    t = np.arange(n) / fs
+    x = (np.sin(2 * np.pi * 1.1 * t) * 0.5)[None]
+    got = prepare(x, fs, ["I"], ONE, warn=False)
+    duration = n / fs
+    # the last window ends with the record (its 5000 samples last 10 s of the output's rate, to 4 ms)
+    assert got.starts_s[-1] + 10.0 == pytest.approx(duration, abs=0.01)
+    assert got.starts_s[1] == pytest.approx(10.0, abs=0.005)
