@@ -219,3 +219,25 @@ def test_bursts_map_back_to_their_seconds_across_window_edges_at_another_rate():
     for s in at:
         near = slice(int((s - 0.2) * fs), int((s + 0.2) * fs))
         assert abs((near.start + np.argmax(v2[near])) / fs - s) <= 1.5 / fs, s
+
+
+def test_maps_land_on_the_recording_s_seconds_at_a_rate_resampled_by_an_approximate_ratio(monkeypatch):
+    """499.7 Hz is resampled by 1001/1000 (the model-rate samples run at 500.2 Hz): mapped back as if at
+    500 Hz, what the model looked at in the last window of 6 minutes landed 0.14 s (72 samples) late."""
+    import ecgfounder.explain.attribution as attribution
+
+    def marked(model, windows, targets, **kw):  # each window's attribution: one spike, at its sample 2500
+        out = np.zeros((len(windows), len(targets)) + windows.shape[1:], dtype=np.float32)
+        out[..., 2500] = 1.0
+        return out, None
+
+    monkeypatch.setattr(attribution, "attribute_windows", marked)
+    m, fs = _tiny(n_leads=1), 499.7
+    rec = _record(fs, 355, leads=("I",))
+    e = explain(rec, m, labels=["L0"], max_windows=40)
+    got = np.flatnonzero(e.attributions[0, 0] > 0.5 * e.attributions[0, 0].max())
+    peaks = got[np.r_[True, np.diff(got) > 1]]  # the first sample of each spike's bins
+    n_model = -(-rec.n_samples * 1001 // 1000)
+    starts = np.r_[np.arange(0, n_model - 5000, 5000), n_model - 5000]  # (the windows: the last ends with the record)
+    want = (starts + 2500) * 1000 / 1001  # model sample j is recording sample j * 1000 / 1001
+    assert len(peaks) == len(want) and np.abs(peaks - want).max() <= 2

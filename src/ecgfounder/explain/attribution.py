@@ -43,6 +43,7 @@ from .._deps import require
 from ..errors import ECGFounderError
 from ..models.net1d import Net1D
 from ..recording import Recording
+from ..signal.filters import resample, resampled_rate
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
 __all__ = ["Explanation", "ExplainError", "METHODS", "MAX_WINDOWS", "explain", "attribute_windows", "resolve_targets",
@@ -286,8 +287,6 @@ def rebin(a: np.ndarray, fs_from: float, fs_to: float, n_to: int) -> np.ndarray:
 
 
 def _model_rate_length(rec: Recording, fs_model: float) -> int:
-    from ..signal.filters import resample
-
     return int(resample(np.zeros((1, rec.n_samples)), rec.fs, fs_model).shape[-1])
 
 
@@ -355,7 +354,7 @@ def explain(
     per_window, delta = attribute_windows(net, prep.windows, targets, method=method, n_steps=n_steps, layer=layer,
                                           internal_batch_size=internal_batch_size, device=dev)
     n_model = _model_rate_length(recording, contract.fs)
-    maps = rebin(stitch(per_window, n_model), contract.fs, recording.fs, recording.n_samples)
+    maps = rebin(stitch(per_window, n_model), resampled_rate(recording.fs, contract.fs), recording.fs, recording.n_samples)
     leads = tuple(contract.leads)
     if lead is not None and len(leads) == 1:
         from ..signal.leads import canonical_lead

@@ -19,7 +19,7 @@ from scipy import ndimage, signal as sps
 
 from .errors import SignalError
 
-__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample", "resample_ratio",
+__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample", "resampled_rate",
            "filtfilt_ba", "running_median", "scipy_running_median", "median_kernel"]
 
 
@@ -194,12 +194,17 @@ def zscore(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     return (x - mean) / (std + eps)
 
 
-def resample_ratio(fs: float, fs_new: float) -> Fraction:
-    """``up / down`` of :func:`resample` from ``fs`` to ``fs_new`` Hz: the ratio of the two rates, with
-    a denominator of at most 1000, so the output's rate is ``fs * up / down``, not always ``fs_new``
-    (a 499.7-Hz record is resampled by 1001/1000: its samples come out at 500.2 Hz, 1.4 s an hour
-    off 500; a 333.33-Hz one by 3/2, 36 ms an hour): what a time read off the output uses."""
+def _ratio(fs: float, fs_new: float) -> Fraction:
+    """``up / down`` of :func:`resample`: the ratio of the two rates, denominator at most 1000."""
     return Fraction(float(fs_new) / float(fs)).limit_denominator(1000)
+
+
+def resampled_rate(fs: float, fs_new: float) -> float:
+    """The true rate of :func:`resample`'s output, ``fs * up / down``: not always ``fs_new``, as the
+    ratio's denominator is at most 1000 (a 499.7-Hz record is resampled by 1001/1000: its samples
+    come out at 500.2 Hz, 1.4 s an hour off 500; a 333.33-Hz one by 3/2, 36 ms an hour).  What a time
+    read off the output's samples uses."""
+    return float(fs_new) if fs == fs_new else float(float(fs) * _ratio(fs, fs_new))
 
 
 def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
@@ -216,7 +221,7 @@ def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
     if not (0 < fs < np.inf and 0 < fs_new < np.inf):  # (NaN fails too)
         raise SignalError(f"resampling from fs={fs} to fs_new={fs_new} Hz needs two finite rates > 0; give the "
                           "signal's true rate.")
-    ratio = resample_ratio(fs, fs_new)
+    ratio = _ratio(fs, fs_new)
     up, down = ratio.numerator, ratio.denominator
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[-1]

@@ -317,8 +317,8 @@ def prepare(
             _normalise_into(w, c, out[k, :, : w.shape[1]])
     if warn and notes:
         warnings.warn(f"{source}: " + "; ".join(notes), stacklevel=2)
-    rate = c.fs if float(fs) == c.fs else float(fs) * filters.resample_ratio(float(fs), c.fs)  # (the output's true rate)
-    return Prepared(out, duration, n_nan, flat, padded, tuple(notes), tuple(float(s / rate) for s in starts))
+    rate = filters.resampled_rate(float(fs), c.fs)
+    return Prepared(out, duration, n_nan, flat, padded, tuple(notes), tuple(s / rate for s in starts))
 
 
 def preprocess(
