@@ -182,3 +182,19 @@ def eio_error():
     from ecgfounder.errors import RecordReadError
 
     return RecordReadError
+
+
+@pytest.mark.parametrize("unit, years", [("a", 46.0), ("mo", 46 / 12), ("wk", 46 / 52.1775), ("d", 46 / 365.25)])
+def test_hl7_reported_age_is_converted_from_its_unit(tmp_path, unit, years):
+    # an infant's "Reported Age" is 46 d or 6 mo (UCUM), not 46 or 6 years
+    p = tmp_path / "age.xml"
+    p.write_bytes(HL7.read_bytes().replace(b'value="46" unit="a"', f'value="46" unit="{unit}"'.encode()))
+    assert eio.read(p).meta["age"] == pytest.approx(years)
+
+
+def test_hl7_reported_age_in_an_unknown_unit_is_not_taken_as_years(tmp_path):
+    p = tmp_path / "age.xml"
+    p.write_bytes(HL7.read_bytes().replace(b'value="46" unit="a"', b'value="46" unit="furlong"'))
+    with pytest.warns(UserWarning, match="unknown unit"):
+        rec = eio.read(p)
+    assert rec.meta["age"] == 49.0  # from the birth date 1953-05-08 and the recording 2002-11-22

@@ -34,6 +34,7 @@ __all__ = [
     "to_float",
     "unit_scale_to_mv",
     "sex_code",
+    "age_in_years",
 ]
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("ecgfounder_read_notes", default=None)
@@ -106,6 +107,28 @@ _SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
 def sex_code(text: str) -> str | None:
     """``M`` or ``F`` for the ways files write a sex (``male``, ``F``, ...; any case), ``None`` otherwise."""
     return _SEX.get(str(text).strip().lower())
+
+
+# age units: UCUM (HL7 PQ: a, mo, wk, d, h, min) and the words MUSE and others write; value: units a year
+_AGE_UNIT_PER_YEAR = {
+    "a": 1.0, "y": 1.0, "yr": 1.0, "yrs": 1.0, "year": 1.0, "years": 1.0,
+    "mo": 12.0, "month": 12.0, "months": 12.0,
+    "wk": 52.1775, "w": 52.1775, "week": 52.1775, "weeks": 52.1775,
+    "d": 365.25, "day": 365.25, "days": 365.25,
+    "h": 8766.0, "hr": 8766.0, "hour": 8766.0, "hours": 8766.0,
+    "min": 525960.0, "minute": 525960.0, "minutes": 525960.0,
+}
+
+
+def age_in_years(value: float | None, unit: str | None) -> float | None:
+    """``value`` (an age in ``unit``: ``a``/years, ``mo``/months, ``wk``, ``d``, ``h``, ``min``; none:
+    years) in years, or ``None`` for a missing value or an unknown unit (never a guess: 6 months is
+    not 6 years)."""
+    if value is None:
+        return None
+    key = str(unit or "a").strip().lower()
+    per_year = _AGE_UNIT_PER_YEAR.get(key)
+    return None if per_year is None else value / per_year
 
 
 def check_file(path: Path, *, min_bytes: int = 1, max_bytes: int | None = None) -> int:

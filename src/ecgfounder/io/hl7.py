@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import (age_at, check_values, make_recording, note, parse_datetime, parse_xml, to_float,
+from ._common import (age_at, age_in_years, check_values, make_recording, note, parse_datetime, parse_xml, to_float,
                       unit_scale_to_mv, xml_text)
 
 __all__ = ["read_hl7_aecg"]
@@ -172,8 +172,13 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
     for obs in root.iter("relatedObservation"):
         if (_attr(obs, "code", "code") or "") == "21612-7":  # LOINC "Reported Age"
             v = obs.find("value")
-            if v is not None:
-                age = to_float(v.get("value"))
+            value = to_float(v.get("value")) if v is not None else None
+            if value is not None:
+                age = age_in_years(value, v.get("unit"))
+                if age is None:
+                    note("age_unit_unknown", v.get("unit"), f"{p}: the reported age {v.get('value')} "
+                         f"{v.get('unit')!r} has an unknown unit (UCUM a, mo, wk, d or h expected); age taken "
+                         "from the birth date instead")
     if age is None:
         age = age_at(birth, acquired)
     device = None
