@@ -198,3 +198,15 @@ def test_hl7_reported_age_in_an_unknown_unit_is_not_taken_as_years(tmp_path):
     with pytest.warns(UserWarning, match="unknown unit"):
         rec = eio.read(p)
     assert rec.meta["age"] == 49.0  # from the birth date 1953-05-08 and the recording 2002-11-22
+
+
+@pytest.mark.parametrize("unit, years", [("MONTHS", 5.0), ("DAYS", 60 / 365.25), ("FORTNIGHTS", None)])
+def test_muse_age_units(tmp_path, unit, years):
+    # PatientAge 60 in MONTHS is 5 years; in a unit the reader does not know it is not 60 years
+    p = tmp_path / "age.xml"
+    p.write_bytes(MUSE[0].read_bytes().replace(b"<AgeUnits>YEARS<", f"<AgeUnits>{unit}<".encode()))
+    if years is None:
+        with pytest.warns(UserWarning, match="unknown AgeUnits"):
+            assert "age" not in eio.read(p).meta
+    else:
+        assert eio.read(p).meta["age"] == pytest.approx(years)

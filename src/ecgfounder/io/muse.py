@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import (
+    age_in_years,
+    note,
     xml_text,
     b64decode_strict,
     check_values,
@@ -147,10 +149,11 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
         raise RecordReadError(p, f"leads have different lengths {[len(r) for r in rows]}")
     sig, leads = np.stack(rows), names  # III, aVR, aVL, aVF: derived by the reading policy (io/policy.py)
     demo, test = root.find("PatientDemographics"), root.find("TestDemographics")
-    age = to_float(xml_text(demo, "PatientAge"))
-    if age is not None and (xml_text(demo, "AgeUnits") or "YEARS").upper() not in ("YEARS", "YEAR"):
-        age_unit = (xml_text(demo, "AgeUnits") or "").upper()
-        age = age / {"MONTHS": 12.0, "WEEKS": 52.18, "DAYS": 365.25, "HOURS": 8766.0}.get(age_unit, 1.0)
+    age_value, age_unit = to_float(xml_text(demo, "PatientAge")), xml_text(demo, "AgeUnits")
+    age = age_in_years(age_value, age_unit)
+    if age_value is not None and age is None:
+        note("age_unit_unknown", age_unit, f"{p}: PatientAge {age_value:g} has an unknown AgeUnits {age_unit!r} "
+             "(YEARS, MONTHS, WEEKS, DAYS or HOURS expected); age not read")
     sex = (xml_text(demo, "Gender") or "").upper()
     meta = {
         "patient_id": xml_text(demo, "PatientID"),
