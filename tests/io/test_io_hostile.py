@@ -167,6 +167,14 @@ def test_muse_lead_declaring_1e12_samples(tmp_path):
     _expect_error(p)
 
 
+def test_muse_absurd_sample_exponent_names_the_field(tmp_path):
+    text = VENDOR["muse"].read_bytes()
+    i = text.index(b"<WaveformType>Rhythm")  # the strip read by default
+    p = tmp_path / "exp.xml"
+    p.write_bytes(text[:i] + text[i:].replace(b"<SampleExponent>0<", b"<SampleExponent>400<", 1))
+    assert "SampleExponent 400" in _expect_error(p)
+
+
 def test_dicom_declaring_1e12_samples(tmp_path):
     import pydicom
 

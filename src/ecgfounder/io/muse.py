@@ -134,6 +134,9 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     exp = to_float(xml_text(block, "SampleExponent")) or 0.0
     if not fs:
         raise RecordReadError(p, "MUSE waveform has no SampleBase (sampling rate)")
+    if not -6 <= exp <= 6:  # rates are written 500 × 10^0 (or 5 × 10^2)
+        raise RecordReadError(p, f"MUSE SampleExponent {exp:g} is absurd (SampleBase {fs:g} × 10^{exp:g} Hz); a corrupt "
+                              "file: export the ECG again from MUSE")
     fs = fs * 10.0**exp
     names, rows, off = [], [], []
     for ld in block.findall("LeadData"):
