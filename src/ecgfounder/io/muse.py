@@ -86,9 +86,10 @@ def _lead_mv(p: Path, ld, name: str) -> np.ndarray:
     raw = b64decode_strict(p, xml_text(ld, "WaveFormData"), f"lead {name}")
     declared = to_float(xml_text(ld, "LeadSampleCountTotal"))
     n = int(declared) if declared is not None else len(raw) // 2
+    if len(raw) < 2 * n:  # before the size limit, whose fix (max_duration=) cannot help here
+        raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples "
+                              "(LeadSampleCountTotal; truncated or corrupt file)")
     check_values(p, 1, n, f"lead {name}")
-    if len(raw) < 2 * n:
-        raise RecordReadError(p, f"lead {name}: {len(raw)} bytes of data for {n} declared samples (truncated)")
     crc = to_float(xml_text(ld, "LeadDataCRC32"))
     if crc is not None and zlib.crc32(raw) != int(crc) and zlib.crc32(raw[: 2 * n]) != int(crc):
         raise RecordReadError(p, f"lead {name}: waveform data do not match their LeadDataCRC32 {int(crc)} "
