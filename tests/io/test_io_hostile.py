@@ -184,7 +184,18 @@ def test_dicom_declaring_1e12_samples(tmp_path):
     ds.WaveformSequence[0].NumberOfWaveformSamples = 4_000_000_000 - 1  # UL maximum region
     p = tmp_path / "huge.dcm"
     ds.save_as(str(p))
-    _expect_error(p)
+    msg = _expect_error(p)
+    # the samples are not in the file: a corrupt count, not a long record max_duration= would cut
+    assert "but the file has" in msg and "max_duration" not in msg, msg
+
+
+def test_sierra_absurd_duration_does_not_offer_max_duration(tmp_path):
+    # a vendor XML is read whole: max_duration= would give the same refusal again
+    text = VENDOR["sierra"].read_bytes()
+    p = tmp_path / "long.xml"
+    p.write_bytes(text.replace(b'durationperchannel="11000"', b'durationperchannel="999999999"', 1))
+    msg = _expect_error(p)
+    assert "above the limit" in msg and "pass max_duration" not in msg, msg
 
 
 def test_npy_header_declaring_1e12_samples(tmp_path):

@@ -145,17 +145,16 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
     g = seq[idx]
     n_ch = int(g.get("NumberOfWaveformChannels", 0) or 0)
     n_s = int(g.get("NumberOfWaveformSamples", 0) or 0)
-    check_values(p, n_ch, n_s, f"multiplex group {idx}")
     dtype = _dtype(p, g, idx)
-    need = n_ch * n_s * dtype.itemsize
-    if need > size:
-        raise RecordReadError(
-            p, f"group {idx} declares {n_ch}×{n_s} samples ({need} bytes) but the file has {size} bytes (truncated?)"
-        )
+    need = max(n_ch, 0) * max(n_s, 0) * dtype.itemsize
+    if need > size:  # first: a count beyond the data is a corrupt count, whatever its size
+        raise RecordReadError(p, f"group {idx} declares {n_ch}×{n_s} samples ({need} bytes) but the file has {size} "
+                              "bytes (truncated, or a corrupt count)")
     data = g.get("WaveformData")
     if data is None or len(data) < need:
         have = 0 if data is None else len(data)
         raise RecordReadError(p, f"group {idx} holds {have} bytes of waveform data, {need} declared (truncated)")
+    check_values(p, n_ch, n_s, f"multiplex group {idx}", partial=False)
     fs = to_float(g.get("SamplingFrequency"))
     if not fs or fs <= 0:
         raise RecordReadError(p, f"group {idx} has no valid SamplingFrequency")

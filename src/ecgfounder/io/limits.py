@@ -80,9 +80,11 @@ def parse_fs(path: Any, text: str, what: str = "sampling rate", *, given: bool =
 
 
 def check_values(path: Any, n_leads: int, n_samples: int, what: str = "file",
-                 max_duration: float | None = None, fs: float | None = None) -> None:
+                 max_duration: float | None = None, fs: float | None = None, *, partial: bool = True) -> None:
     """Refuse a declared signal size that is empty or larger than :data:`MAX_VALUES`
-    (after ``max_duration`` has capped the samples to read, when given)."""
+    (after ``max_duration`` has capped the samples to read, when given).  ``partial=False``: the
+    reader cannot read the first part of a record alone (DICOM, vendor XML), so the refusal does
+    not offer ``max_duration=``, which would give the same refusal again."""
     if n_leads <= 0 or n_samples <= 0:
         raise RecordReadError(path, f"{what} declares {n_leads} leads × {n_samples} samples; nothing to read")
     if n_leads > MAX_LEADS:
@@ -90,9 +92,12 @@ def check_values(path: Any, n_leads: int, n_samples: int, what: str = "file",
     n = samples_to_read(n_samples, fs, max_duration)
     if n_leads * n > MAX_VALUES:
         dur = f" ({n_samples / fs:.0f} s)" if fs else ""
+        fix = ("pass max_duration=SECONDS to read the first part of a long record" if partial else
+               "this format is read whole (max_duration= cannot shorten the read): a corrupt count, or a record "
+               "too long to read")
         raise RecordReadError(
             path, f"{what} declares {n_leads} leads × {n_samples} samples{dur}, above the limit of {MAX_VALUES} "
-            "values; pass max_duration=SECONDS to read the first part of a long record"
+            f"values; {fix}"
         )
 
 

@@ -183,17 +183,17 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
     labels_attr = pw.get("leadlabels")
     if labels_attr:
         n_leads = int(to_float(pw.get("numberofleads")) or len(labels_attr.split()))
-        check_values(p, n_leads, n_samples, "parsedwaveforms")
+        check_values(p, n_leads, n_samples, "parsedwaveforms", partial=False)
         labels = labels_attr.split()[:n_leads]
     else:
         n_leads = int(to_float(xml_text(sc, "numberchannelsallocated")) or 12)
-        check_values(p, n_leads, n_samples, "parsedwaveforms")
+        check_values(p, n_leads, n_samples, "parsedwaveforms", partial=False)
         acq = xml_text(sc, "acquisitiontype") or ""
         if acq in ("STD-12", "10-WIRE") and n_leads <= 12:
             labels = list(_STD[:n_leads])
         else:
             labels = [f"Channel {k + 1}" for k in range(n_leads)]
-    check_values(p, n_leads, n_samples, "parsedwaveforms")
+    check_values(p, n_leads, n_samples, "parsedwaveforms", partial=False)
     counts = _counts(p, pw, sc, n_leads, n_samples, labels)
     sig = counts.astype(np.float64) * res * 1e-3
     cal = _trailing_calibration(sig, fs)
