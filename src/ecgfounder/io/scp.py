@@ -409,7 +409,7 @@ def read_scp(path: str | Path, **_: Any) -> Recording:
         starts.append(start)
     first = min(starts)
     n_samples = max(s + n for s, n in zip(starts, lengths)) - first
-    check_values(p, n_leads, n_samples, "section 3")
+    check_values(p, n_leads, n_samples, "section 3", partial=False)
     if n_leads * n_samples > _MAX_SCP_VALUES:
         raise r.fail(f"section 3 declares {n_leads} leads × {n_samples} samples, above the limit of {_MAX_SCP_VALUES} "
                      "values for SCP-ECG (resting ECGs of seconds to minutes; the Huffman decoder runs in Python)")
