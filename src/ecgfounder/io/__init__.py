@@ -8,7 +8,7 @@
 yielding a :class:`ConvertResult` per input file.
 
 Formats: WFDB (.hea/.dat/.mat), EDF/EDF+/BDF, GE MUSE XML, HL7 aECG XML, DICOM waveform,
-Philips Sierra XML, SCP-ECG, NumPy .npy/.npz, CSV/TSV, HDF5.
+Philips Sierra XML, SCP-ECG, NumPy .npy/.npz, CSV/TSV, HDF5, BITalino OpenSignals text.
 """
 
 from __future__ import annotations

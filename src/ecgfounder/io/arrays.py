@@ -29,6 +29,7 @@ from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
 from ._common import check_file, make_recording, note, to_float, unit_scale_to_mv
 from .limits import MAX_VALUES, check_decompressed, check_fs, parse_fs, samples_to_read
+from .opensignals import MAGIC as OPENSIGNALS_MAGIC
 
 __all__ = [
     "read_npy", "iter_npy", "read_npz", "iter_npz", "read_csv",
@@ -364,6 +365,9 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
                               "time or sample columns); is delimiter= right?")
     header = [h.strip().strip('"') for h in first.rstrip(delimiter + "\r\n").split(delimiter)]
     has_header = any(not _numeric(h if delimiter == "," else h.replace(",", ".")) for h in header if h)
+    if comments[:1] == [OPENSIGNALS_MAGIC] and not has_header:  # its rows are raw ADC counts, not mV
+        raise RecordReadError(p, "an OpenSignals export (raw ADC counts, not mV): read it with format='opensignals' "
+                              "(CLI: --format opensignals), which applies its sensor's transfer function")
     rows = (line.rstrip(delimiter + " \r\n") for line in stream)
     data_lines = rows if has_header else itertools.chain([first.rstrip(delimiter + " \r")], rows)
     if delimiter != ",":  # a comma in a row of numbers separated by ';' or tabs is a decimal comma

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import RecordReadError, SetupError, one_line
 from ..recording import Recording
-from ._common import as_shown, collect_notes, read_error
+from ._common import as_shown, collect_notes, note, read_error
 from .archives import ERRORS, ArchiveReaders, archive_items
 from .compressed import COMPRESSIONS, compression_of, is_numpy_zip
 from .policy import finish
@@ -36,6 +36,7 @@ FORMATS: dict[str, str] = {
     "csv": "ecgfounder.io.arrays:read_csv",
     "hdf5": "ecgfounder.io.hdf5:read_hdf5",
     "matlab": "ecgfounder.io.matlab:read_matlab",
+    "opensignals": "ecgfounder.io.opensignals:read_opensignals",
 }
 
 # formats whose files may hold many recordings -> "module:function" yielding them
@@ -134,6 +135,8 @@ def _sniff(p: Path, head: bytes) -> str | None:
         return "scp_healforce"
     if head[:8] == b"ISHNE1.0":
         return "ishne"
+    if head.startswith(b"# OpenSignals Text File Format"):  # (a .txt export of PLUX's OpenSignals)
+        return "opensignals"
     return None
 
 
@@ -222,7 +225,6 @@ def _note_unused_layout(p: Path, fmt: str, rec: Recording, kwargs: dict) -> None
     """A rate, lead names or units given for a file that stores its own, and differ from them: said (a
     mixed folder needs them for its CSV files only, so not refused), the file's own being used."""
     from ..signal.leads import canonical_lead
-    from ._common import note
 
     said = []
     fs = kwargs.get("fs")
@@ -367,8 +369,6 @@ def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str
 
 
 _CSV_HINT = re.compile(r"^\s*#|(^|[,;\t]\s*\"?)(i|ii|v1|lead|ecg|time|mlii)\b", re.I)
-
-
 _SNIFFED = ("xml", "csv")  # formats whose files are taken for recordings by their content
 
 
@@ -381,8 +381,8 @@ def _is_record_file(p: Path) -> bool:
     if ext == ".dat" or (ext == ".mat" and p.with_suffix(".hea").exists()):
         return False  # part of a WFDB record, represented by its .hea
     fmt = EXTENSIONS.get(ext)
-    if fmt is None:
-        return False
+    if fmt is None:  # (an OpenSignals export is a .txt known by its first line)
+        return ext == ".txt" and _load("ecgfounder.io.opensignals:is_opensignals")(p)
     if fmt == "xml":
         try:
             return _xml_kind(p, _head(p, 2048)) is not None
