@@ -205,3 +205,8 @@ def test_convert_batch_ids_that_repeat_are_all_written(tmp_path, capsys):
     assert "2 whose id was met before written as ID_N" in capsys.readouterr().out
     with h5py.File(tmp_path / "b.h5") as f:
         np.testing.assert_allclose(eio.read(tmp_path / "w" / "HR_001_2.hea").lead("V1"), f["tracings"][2, :, 6], atol=1e-3)
+
+
+def test_info_counts_one_lead_as_one_lead(capsys):
+    assert main(["info", str(DATA / "cpsc2019" / "data_00014.mat"), "--fs", "500", "--leads", "II"]) == 0
+    assert "matlab, 1 lead (II), 500 Hz" in capsys.readouterr().out

@@ -61,7 +61,7 @@ def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
 
 def _line(d: dict[str, Any]) -> str:
     parts = [f"{d['path']}{'#' + str(d['index']) if 'index' in d else ''}:",
-             f"{d['format']},", f"{len(d['leads'])} leads ({','.join(d['leads'])}),",
+             f"{d['format']},", f"{len(d['leads'])} lead{'s' if len(d['leads']) != 1 else ''} ({','.join(d['leads'])}),",
              f"{d['fs']:g} Hz, {d['duration_s']:g} s, {d['units']}"]
     if "quality" in d:
         parts[-1] += f"; quality {d['quality']}"
