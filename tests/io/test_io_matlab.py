@@ -98,6 +98,15 @@ def _save_73(path: Path, variables: dict) -> None:
     import h5py
 
     def put(group, name, value):
+        if isinstance(value, list):  # a 1 x n cell array of texts: references to variables under '#refs#'
+            refs = group.file.require_group("#refs#")
+            cells = []
+            for k, text in enumerate(value):
+                put(refs, f"{name}_{k}", text)
+                cells.append(refs[f"{name}_{k}"].ref)
+            ds = group.create_dataset(name, data=np.array(cells, dtype=h5py.ref_dtype)[:, None])
+            ds.attrs["MATLAB_class"] = np.bytes_(b"cell")
+            return
         if isinstance(value, dict):
             sub = group.create_group(name)
             sub.attrs["MATLAB_class"] = np.bytes_(b"struct")
@@ -144,6 +153,32 @@ def test_a_matlab_73_file_reads_as_the_same_variables_saved_at_level_5(tmp_path)
     with pytest.raises(RecordReadError, match=r"cannot tell which variable holds the signal among a, b; pass key="):
         eio.read(tmp_path / "two.mat", fs=500, leads=list(STANDARD_12))
     assert np.array_equal(eio.read(tmp_path / "two.mat", fs=500, leads=list(STANDARD_12), key="b").signal, batch[1].T)
+
+
+def test_lead_names_stored_beside_the_signal_name_its_rows(tmp_path):
+    """A cell array of lead names ('leads', 'labels', ...) beside the signal, or a struct's field of
+    them, names its rows (they were taken for the standard order, with a warning, or refused)."""
+    sig = np.random.default_rng(6).standard_normal((12, 3000))
+    order = ["V1", "V2", "V3", "V4", "V5", "V6", "I", "II", "III", "aVR", "aVL", "aVF"]
+    cell = np.empty((1, 12), dtype=object)
+    cell[0, :] = order
+    sio.savemat(tmp_path / "c5.mat", {"ecg": sig, "fs": 500.0, "leads": cell})
+    _save_73(tmp_path / "c73.mat", {"ecg": sig, "fs": 500.0, "leads": order})
+    chars = np.array([x.ljust(3) for x in reversed(order)])  # a char matrix, a row a lead
+    sio.savemat(tmp_path / "s5.mat", {"ECG": {"data": sig[::-1], "Fs": 500.0, "lead_names": chars}})
+    _save_73(tmp_path / "s73.mat", {"ECG": {"data": sig, "fs": 500.0, "labels": order}})
+    for name in ("c5.mat", "c73.mat", "s5.mat", "s73.mat"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no lead order inferred)
+            rec = eio.read(tmp_path / name)
+        assert set(rec.leads) == set(STANDARD_12), name
+        assert np.array_equal(rec.lead("V1"), sig[0]) and np.array_equal(rec.lead("aVF"), sig[11]), name
+    got = eio.read(tmp_path / "c73.mat", leads=["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+    assert np.array_equal(got.signal[0], sig[0])  # the caller's names, not the file's, where both are given
+    sio.savemat(tmp_path / "few.mat", {"ecg": sig[:2], "fs": 500.0, "leads": cell[:, :3]})
+    with pytest.raises(RecordReadError, match=r"the file names 3 leads \(V1, V2, V3\), but its signal 'ecg' has "
+                                              r"shape \(2, 3000\); pass leads="):
+        eio.read(tmp_path / "few.mat")
 
 
 def test_a_hostile_matlab_73_file_is_refused_in_one_line(tmp_path, monkeypatch):

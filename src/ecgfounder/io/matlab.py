@@ -14,9 +14,10 @@ datasets (no external or virtual storage, no declared size far above the stored 
 The signal is the variable ``key=``, else the only numeric array of at least two samples, else the
 one named ``ecg``, ``val``, ``signal``, ``data``, ``sig`` or ``x``; in a struct, its field of one
 of those names.  A scalar variable (or struct field) ``fs``/``Fs``/``freq``/``srate`` gives the
-rate where ``fs=`` does not; otherwise, as for NumPy arrays, the rate and lead names are the
-caller's (``fs=``, ``leads=``; 12 unnamed channels: order inferred), amplitudes mV unless
-``units=``.
+rate where ``fs=`` does not, and a cell array of texts (or a char matrix) ``leads``/``labels``/
+``channels``/... the lead names where ``leads=`` does not; otherwise, as for NumPy arrays, the rate
+and lead names are the caller's (``fs=``, ``leads=``; 12 unnamed channels: order inferred),
+amplitudes mV unless ``units=``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = ["read_matlab", "iter_matlab"]
 
 _SIGNAL_NAMES = ("ecg", "val", "signal", "data", "sig", "x")
 _RATE_NAMES = ("fs", "freq", "srate", "sampling_rate", "samplingrate", "sfreq")
+_LEAD_NAMES = ("leads", "lead_names", "leadnames", "labels", "channels", "channel_names", "sig_name")
 _NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
 _MI_MATRIX, _MI_COMPRESSED = 14, 15
 _CHUNK = 1 << 20
@@ -142,6 +144,21 @@ def _load(p: Path, fh: io.BytesIO, names: list[str]) -> dict[str, Any]:
                               f"{' '.join(str(exc).split())[:160]}") from None
 
 
+def _lead_names(values: dict[str, Any]) -> list[str] | None:
+    """Lead names stored beside the signal: a cell array of texts (or a char matrix, a row each) named
+    ``leads``, ``lead_names``, ``labels``, ``channels`` ... (``None`` where there is none)."""
+    for name, v in values.items():
+        if name.lower() not in _LEAD_NAMES:
+            continue
+        items = [v] if isinstance(v, str) else list(np.asarray(v, dtype=object).ravel()) if v is not None else []
+        names = [x.strip() for x in items if isinstance(x, str)]
+        if len(names) == 1 and "," in names[0]:  # ('I,II,III,...': one text)
+            names = [x.strip() for x in names[0].split(",")]
+        if names and len(names) == len(items) and all(names) and len(names) <= 64:
+            return names
+    return None
+
+
 def _patient(fields: dict[str, Any]) -> dict[str, Any]:
     """``age``/``sex`` of a struct's fields (either capitalisation), where they hold a value."""
     meta: dict[str, Any] = {}
@@ -166,15 +183,22 @@ def _h5_numeric(d) -> bool:
 
 
 def _h5_small(p: Path, ds) -> Any:
-    """A MATLAB 7.3 scalar or text variable (``char``: UTF-16 codes) as loadmat gives it; None for others."""
+    """A MATLAB 7.3 scalar, text (``char``: UTF-16 codes; a char matrix: its rows) or cell array of
+    texts, as loadmat gives it; None for others and for anything over a few hundred values."""
     from .hdf5 import _h5_safe
 
-    text = _h5_class(ds) == "char" and not ds.attrs.get("MATLAB_empty")
-    if ds.size > 256 or not (text or _h5_numeric(ds)):
+    cls = _h5_class(ds)
+    if ds.size > 256 or ds.attrs.get("MATLAB_empty") or not (cls in ("char", "cell") or _h5_numeric(ds)):
         return None
     _h5_safe(p, ds)
     v = np.asarray(ds[()]).T
-    return "".join(map(chr, v.ravel())) if text else v
+    if cls == "cell":  # references to the cells, each a variable of its own under '#refs#'
+        cells = [ds.file[r] for r in v.ravel() if r]
+        return [_h5_small(p, c) if isinstance(c, type(ds)) else None for c in cells]
+    if cls == "char":
+        rows = ["".join(map(chr, row)) for row in np.atleast_2d(v)]
+        return rows[0] if len(rows) == 1 else rows
+    return v
 
 
 def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
@@ -196,6 +220,8 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
         structs = [n for n, g in root.items() if isinstance(g, h5py.Group) and _h5_class(g) == "struct"]
         name = _pick(p, [n for n in root if n in sizes or n in structs], sizes, key, "variable")
         fs, meta, ds = _rate({n: _h5_small(p, root[n]) for n in root if sizes.get(n) == 1}), {}, root[name]
+        leads = _lead_names({n: _h5_small(p, d) for n, d in root.items()
+                             if n.lower() in _LEAD_NAMES and isinstance(d, h5py.Dataset)})
         if isinstance(ds, h5py.Group):
             fields = {n: ds.get(n) for n in ds if isinstance(ds.get(n, getlink=True), h5py.HardLink)}
             fsizes = numeric(fields)
@@ -204,7 +230,7 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
                 raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array "
                                       f"({_h5_class(fields[field]) or 'no MATLAB class'})")
             small = {n: _h5_small(p, d) for n, d in fields.items() if n != field and isinstance(d, h5py.Dataset)}
-            fs = fs if fs is not None else _rate(small)
+            fs, leads = fs if fs is not None else _rate(small), _lead_names(small) or leads
             meta.update(_patient(small))
             meta["matlab_variable"], ds = f"{name}.{field}", fields[field]
         else:
@@ -216,7 +242,7 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
         if not np.issubdtype(ds.dtype, np.number):
             raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} is not a real numeric array "
                                   f"({_h5_class(ds)}, stored as {ds.dtype})")
-        return np.asarray(ds[()]).T, fs, meta
+        return np.asarray(ds[()]).T, fs, {**meta, "matlab_leads": leads}
 
 
 def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
@@ -232,14 +258,17 @@ def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
     structs = [n for n, s, c in found if c == "struct" and int(np.prod(s)) == 1]
     name = _pick(p, [n for n, _, c in found if c in _NUMERIC or n in structs], sizes, key, "variable")
     scalars = [n for n, s, c in found if c in _NUMERIC and sizes[n] == 1 and n.lower() in _RATE_NAMES]
-    got = _load(p, fh, [name, *scalars])
+    texts = [n for n, s, c in found if c in ("cell", "char") and n.lower() in _LEAD_NAMES and np.prod(s) <= 4096]
+    got = _load(p, fh, [name, *scalars, *texts])
     value, fs, meta = got[name], _rate({n: got[n] for n in scalars if n in got}), {}
+    meta["matlab_leads"] = _lead_names({n: got[n] for n in texts if n in got})
     if isinstance(value, dict):  # a struct: its signal field, rate and patient fields
         fields = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iuf"}
         field = _pick(p, list(value), {k: int(v.size) for k, v in fields.items()}, None, f"field of struct {name!r}")
         if field not in fields:
             raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
         fs = fs if fs is not None else _rate({k: v for k, v in value.items() if k != field})
+        meta["matlab_leads"] = _lead_names(value) or meta["matlab_leads"]
         meta.update(_patient(value))
         meta["matlab_variable"] = f"{name}.{field}"
         value = fields[field]
@@ -257,6 +286,13 @@ def iter_matlab(path: str | Path, *, fs: float | None = None, leads: Sequence[st
     lead), or a batch ``(n, ...)`` (``start``/``stop``: only those items)."""
     p = Path(path)
     arr, fs_file, meta = _signal(p, key)
+    stored = meta.pop("matlab_leads", None)
+    if leads is None and stored is not None:  # (the file's lead names, where the caller gives none)
+        if len(stored) not in arr.shape[-2:]:
+            raise RecordReadError(p, f"the file names {len(stored)} leads ({', '.join(stored)}), but its signal "
+                                  f"{meta['matlab_variable']!r} has shape {arr.shape}; "
+                                  "pass leads=[...] (CLI: --leads) naming its channels")
+        leads = stored
     if meta["matlab_variable"] == "val" and units is None:  # (PhysioNet's wfdb2mat and the CinC challenges)
         raise RecordReadError(p, f"variable 'val' is a WFDB signal in ADC units, whose gains are in its header: put "
                               f"{p.stem}.hea beside it (or pass units= if the values are in a voltage unit)")
