@@ -206,6 +206,13 @@ def test_a_hostile_matlab_73_file_is_refused_in_one_line(tmp_path, monkeypatch):
         f["ECG"].create_dataset("data", shape=(1, 1), dtype=h5py.ref_dtype).attrs["MATLAB_class"] = np.bytes_(b"cell")
     with pytest.raises(RecordReadError, match=r"field 'data' of struct 'ECG' is not a numeric array \(cell\)"):
         eio.read(cell, leads=["II"])
+    loop = tmp_path / "loop.mat"  # a cell of lead names whose cells are the cell itself
+    _save_73(loop, {"ecg": np.zeros((2, 3000)), "fs": 500.0})
+    with h5py.File(loop, "a") as f:
+        d = f.create_dataset("leads", shape=(2, 1), dtype=h5py.ref_dtype)
+        d.attrs["MATLAB_class"], d[0, 0], d[1, 0] = np.bytes_(b"cell"), d.ref, d.ref
+    with pytest.raises(RecordReadError, match=r"2 channels and no lead names; pass leads="):
+        eio.read(loop)
     cut = tmp_path / "cut.mat"
     cut.write_bytes((tmp_path / "big.mat").read_bytes()[:1500])
     with pytest.raises(RecordReadError, match=r"cannot open HDF5 file"):

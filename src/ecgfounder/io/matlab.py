@@ -194,7 +194,7 @@ def _h5_small(p: Path, ds) -> Any:
     v = np.asarray(ds[()]).T
     if cls == "cell":  # references to the cells, each a variable of its own under '#refs#'
         cells = [ds.file[r] for r in v.ravel() if r]
-        return [_h5_small(p, c) if isinstance(c, type(ds)) else None for c in cells]
+        return [_h5_small(p, c) if isinstance(c, type(ds)) and _h5_class(c) == "char" else None for c in cells]
     if cls == "char":
         rows = ["".join(map(chr, row)) for row in np.atleast_2d(v)]
         return rows[0] if len(rows) == 1 else rows
