@@ -34,7 +34,7 @@ import numpy as np
 from .errors import ECGFounderError
 from .plot_text import _LABEL_H, _LINE_MM, _RIGHT_AT, cal_width, header_text as _header_text, seconds_text as _s, under_text as _under
 from .recording import Recording
-from .signal.leads import STANDARD_12, canonical_lead
+from .signal.leads import STANDARD_12, canonical_lead, complete_limb_leads
 
 __all__ = ["plot_ecg", "plot_pages", "save_ecg_plot", "save_ecg_sheets", "save_pdf_pages", "lead_spans", "check_start", "paper_size", "LAYOUTS", "PAPERS",
            "PlotError", "default_layout", "RHYTHM_SECONDS"]
@@ -76,17 +76,10 @@ def _window(rec: Recording, start: float, seconds: float) -> tuple[np.ndarray, f
 
 
 def _lead_rows(rec: Recording, sig: np.ndarray) -> dict[str, np.ndarray]:
-    """Canonical lead name -> samples, with III/aVR/aVL/aVF derived from I and II when missing."""
-    rows = {}
-    for k, name in enumerate(rec.leads):
-        rows.setdefault(canonical_lead(name), sig[k])
-    if "I" in rows and "II" in rows:
-        i, ii = rows["I"], rows["II"]
-        rows.setdefault("III", ii - i)
-        rows.setdefault("aVR", -(i + ii) / 2)
-        rows.setdefault("aVL", i - ii / 2)
-        rows.setdefault("aVF", ii - i / 2)
-    return rows
+    """Canonical lead name -> samples (the first of a name given twice), III/aVR/aVL/aVF derived from
+    I and II when missing (the readers' rule)."""
+    full, names, _ = complete_limb_leads(sig, rec.leads)
+    return {name: full[k] for k, name in reversed(list(enumerate(names)))}
 
 
 def _grid(ax, x0: float, x1: float, y0: float, y1: float) -> None:
