@@ -79,6 +79,12 @@ def test_rhythm_goes_on_further_sheets_leads_time_aligned_and_is_capped():
     assert _strip_labels(pages[2]) == ["II  120–125 s"]
     assert all(tuple(np.round(p.get_size_inches() * 25.4, 1)) == (297.0, 210.0) for p in pages)
     assert any("sheet 3 of 3" in t.get_text() for t in pages[2].axes[0].texts)
+
+    def row_mm(fig, n):  # the grid's height (its first line collection) over its rows
+        return max(y for seg in fig.axes[0].collections[0].get_segments() for _, y in seg) / n
+
+    # the last, shorter sheet's strips as high as the full sheets' (they were 30 mm there, 28.5 here)
+    assert row_mm(pages[2], 1) == pytest.approx(row_mm(pages[0], 6), abs=0.01) and row_mm(pages[0], 6) < 30
     two = plot_pages(_rec(40.0, ("II", "V1")), paper="a4")  # each 10 s: both leads, one under the other
     assert [_strip_labels(p) for p in two][0][:4] == ["II  0–10 s", "V1  0–10 s", "II  10–20 s", "V1  10–20 s"]
     assert sum(len(_strip_labels(p)) for p in two) == 8

@@ -150,8 +150,13 @@ def paper_size(paper: str) -> tuple[float, float]:
     return PAPERS[paper]
 
 
+def _strips_per_sheet(avail: float, n_leads: int) -> int:
+    """Rhythm strips of each of ``n_leads`` leads in ``avail`` mm of rows (counted at :data:`_RHYTHM_ROW`)."""
+    return max(1, int(avail // (n_leads * _RHYTHM_ROW)))
+
+
 def _page(paper: str | None, grid_w: float, n_rows: int, row_h: float, below: float,
-          speed: float) -> tuple[float, float, float, float, tuple[float, float]]:
+          speed: float, group: int = 0) -> tuple[float, float, float, float, tuple[float, float]]:
     """(row height, side margin, top margin, bottom margin, (page width, height)) in mm, ``below``
     being the text under the grid: the page sized to the drawing (``paper=None``), or a landscape
     sheet of ``paper`` with the drawing centred, strips made lower (down to :data:`_MIN_ROW`) where
@@ -163,8 +168,9 @@ def _page(paper: str | None, grid_w: float, n_rows: int, row_h: float, below: fl
     if grid_w + 2 * _MIN_MARGIN > page_w:
         raise PlotError(f"10 s at speed={speed:g} mm/s ({grid_w:g} mm with the calibration pulse) do not fit the "
                         f"{page_w:g}-mm width of a {paper} sheet; use speed=25 or paper=None.")
-    fixed = _sheet_text(below)
-    row_h = max(_MIN_ROW, min(row_h, (page_h - fixed) / n_rows))
+    fixed = _sheet_text(below)  # (group: a rhythm sheet of a longer printout, rows as high as a full sheet's)
+    full = group * _strips_per_sheet(page_h - fixed, group) if group else 0
+    row_h = max(_MIN_ROW, min(row_h, (page_h - fixed) / max(n_rows, full)))
     page_h = max(page_h, fixed + n_rows * row_h)  # more strips than a sheet holds: the page grows (documented)
     extra = (page_h - fixed - n_rows * row_h) / 2
     return row_h, (page_w - grid_w) / 2, _MIN_MARGIN + extra, _MIN_MARGIN + below + extra, (page_w, page_h)
@@ -308,7 +314,8 @@ def plot_ecg(
             n_rows, row_h = len(strips), 30.0
     grid_w = cal + width
     scale, legend, foot, below = _under(footer, [name for name, _, _ in shades], speed, gain)
-    row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, below, speed)
+    row_h, side, top, bottom, (page_w, page_h) = _page(paper, grid_w, n_rows, row_h, below, speed,
+                                                       len(sel) if layout == "rhythm" and sheet else 0)
     if layout == "rhythm" and paper:  # a sheet of fewer strips (the last) starts at the top, as the others
         top, bottom = _MIN_MARGIN, bottom + top - _MIN_MARGIN
     grid_h = n_rows * row_h
@@ -471,7 +478,7 @@ def plot_pages(recording: Recording, **kwargs) -> list:
     if layout == "rhythm" and len(sel) <= 3:  # (more leads: plot_ecg refuses them)
         start = kwargs.get("start", 0.0)
         shown = _rhythm_seconds(recording, start, kwargs.get("seconds"), len(sel))
-        per_s = 10 * max(1, int(avail // (len(sel) * _RHYTHM_ROW)))  # seconds a sheet holds
+        per_s = 10 * _strips_per_sheet(avail, len(sel))  # seconds a sheet holds
         firsts = np.arange(0, shown - 1e-9, per_s)
         return [plot_ecg(recording, **{**kwargs, "layout": "rhythm", "start": start + a,
                                        "seconds": min(per_s, shown - a),
