@@ -210,3 +210,21 @@ def test_muse_age_units(tmp_path, unit, years):
             assert "age" not in eio.read(p).meta
     else:
         assert eio.read(p).meta["age"] == pytest.approx(years)
+
+
+def test_a_sex_the_readers_do_not_know_is_left_out_alike(tmp_path):
+    """MUSE's <Gender>UNKNOWN</Gender> and a WFDB '# Sex: Unknown' came through as sex 'UNKNOWN' and
+    'Unknown', where DICOM, HL7, SCP, EDF and Sierra give none: one rule (M, F or nothing) for all."""
+    import shutil
+
+    muse = MUSE[0].read_bytes()
+    assert b"<Gender>MALE</Gender>" in muse
+    (tmp_path / "u.xml").write_bytes(muse.replace(b"<Gender>MALE</Gender>", b"<Gender>UNKNOWN</Gender>"))
+    (tmp_path / "f.xml").write_bytes(muse.replace(b"<Gender>MALE</Gender>", b"<Gender>female</Gender>"))
+    assert eio.read(tmp_path / "u.xml").meta.get("sex") is None and eio.read(tmp_path / "f.xml").meta["sex"] == "F"
+    cinc = DATA.parent / "cinc2021" / "E07500"
+    shutil.copy(cinc.with_suffix(".mat"), tmp_path / "E07500.mat")
+    head = cinc.with_suffix(".hea").read_text()
+    assert "# Sex: Male" in head
+    (tmp_path / "E07500.hea").write_text(head.replace("# Sex: Male", "# Sex: Unknown"))
+    assert eio.read(tmp_path / "E07500.hea").meta.get("sex") is None

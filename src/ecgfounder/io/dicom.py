@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_file, check_values, make_recording, note, parse_datetime, to_float, unit_scale_to_mv
+from ._common import check_file, check_values, make_recording, note, parse_datetime, sex_code, to_float, unit_scale_to_mv
 from .scp import SCP_LEAD_IDS
 
 __all__ = ["read_dicom"]
@@ -206,7 +206,7 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
     meta = {
         "patient_id": str(ds.get("PatientID", "") or "").strip() or None,
         "patient_name": str(ds.get("PatientName", "") or "").strip() or None,
-        "sex": {"M": "M", "F": "F"}.get(str(ds.get("PatientSex", "") or "").strip().upper()),
+        "sex": sex_code(str(ds.get("PatientSex", "") or "")),
         "age": age,
         "birth_date": parse_datetime(str(ds.get("PatientBirthDate", "") or "")),
         "acquired": acquired,

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import (age_at, age_in_years, check_values, make_recording, note, parse_datetime, parse_xml, to_float,
-                      unit_scale_to_mv, xml_text)
+                      sex_code, unit_scale_to_mv, xml_text)
 
 __all__ = ["read_hl7_aecg"]
 
@@ -200,7 +200,7 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
         "document_id": _attr(root, "id", "root"),
         "patient_id": _attr(subject, "id", "extension") if subject is not None else None,
         "patient_name": xml_text(person, "name", deep=True),
-        "sex": {"M": "M", "F": "F"}.get((sex or "").upper()),
+        "sex": sex_code(sex or ""),
         "birth_date": birth,
         "age": age,
         "acquired": acquired,

@@ -165,7 +165,7 @@ def _patient(fields: dict[str, Any]) -> dict[str, Any]:
     for k in ("age", "sex"):
         v = fields.get(k) if k in fields else fields.get(k.capitalize())
         if isinstance(v, str) and v.strip():
-            meta[k] = sex_code(v) or v.strip()
+            meta[k] = sex_code(v) if k == "sex" else v.strip()
         elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
             meta[k] = float(np.asarray(v).ravel()[0])
     return meta

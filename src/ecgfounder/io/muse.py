@@ -21,6 +21,7 @@ from ..recording import Recording
 from ._common import (
     age_in_years,
     note,
+    sex_code,
     xml_text,
     b64decode_strict,
     check_values,
@@ -162,7 +163,7 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     meta = {
         "patient_id": xml_text(demo, "PatientID"),
         "age": age,
-        "sex": {"MALE": "M", "FEMALE": "F"}.get(sex, sex or None),
+        "sex": sex_code(sex),
         "acquired": _acquired(test),
         "device": xml_text(test, "AcquisitionDevice"),
         "statements": _statements(root, "Diagnosis"),

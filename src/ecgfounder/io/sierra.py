@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, to_float, xml_text
+from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, sex_code, to_float, xml_text
 
 __all__ = ["read_sierra"]
 
@@ -223,7 +223,7 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         "patient_id": xml_text(pat, "patientid"),
         "age": age,
         "birth_date": xml_text(pat, "age/dateofbirth"),
-        "sex": {"male": "M", "female": "F"}.get(sex),
+        "sex": sex_code(sex),
         "acquired": acquired,
         "device": device,
         "statements": tuple(statements),

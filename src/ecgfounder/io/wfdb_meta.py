@@ -34,7 +34,7 @@ def comment_meta(comments: list[str]) -> dict:
             except ValueError:
                 pass
         elif key == "sex":
-            meta["sex"] = sex_code(val) or val
+            meta["sex"] = sex_code(val)
         elif key == "dx":
             from ..datasets.codes import parse_dx  # the one Dx parser
 
