@@ -101,7 +101,7 @@ def test_cinc_calibration_saved_with_the_weights_and_reused(cinc_root, ptbxl_roo
     saved = tmp_path / "calibrated.safetensors"
     predict = PredictOptions(limit=10, batch_size=20, use_cache=False)
     run = evaluate_cinc2021(cinc_root, synthetic_model, predict=predict, tune_fraction=0.5,
-                            report=ReportOptions(out=tmp_path / "a", n_boot=0, plots=False, calibrate="isotonic",
+                            report=ReportOptions(out=tmp_path / "a", n_boot=0, plots=False, calibrate="isotonic", min_positives=3,
                                                 save_calibrated=str(saved)))
     st = run.result.settings["calibration"]
     assert st["method"] == "isotonic" and st["fitted_on"]["n"] == 10 and st["fitted_on"]["labels_fitted"] >= 1

@@ -233,3 +233,25 @@ def test_calibration_is_bound_to_the_weights_it_was_fitted_for(tmp_path):
     a.labels = ("b", "a")
     with pytest.raises(CalibrationError, match="covers labels \\['a', 'b'\\]"):
         calibration_of(a)
+
+
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_a_label_with_too_few_positives_is_left_uncalibrated_and_said(method):
+    """Fitted on 2 positives of 500, a temperature ran to its bound (20: every score pulled to 0.5)
+    and an isotonic map sent a score of 0.9 to 0.01, silently; such a label is left as the model
+    gives it, named in a warning and in fitted_on, and a split where no label has enough is refused."""
+    y, s = _overconfident(500, 2, seed=12)
+    y[:, 1] = 0
+    y[:2, 1] = 1  # 2 positives
+    with pytest.warns(UserWarning, match=r"1 label\(s\) left uncalibrated, fewer than 10 positives .*\['b'\]"):
+        cal = calibrate(y, s, labels=["a", "b"], method=method, split="val")
+    assert cal.fitted_on["unfitted"] == ["b"] and cal.fitted_on["n_pos"] == [int(y[:, 0].sum()), 2]
+    out = apply_calibration(np.array([[0.9, 0.9], [0.2, 0.2]]), cal)
+    assert out[:, 1] == pytest.approx([0.9, 0.2], abs=1e-12) and abs(out[0, 0] - 0.9) > 0.01  # 'a' fitted, 'b' not
+    assert cal.ece_after[1] == cal.ece_before[1]
+    with pytest.raises(CalibrationError, match=r"no label has 10 positives and 10 negatives among the 500 records "
+                                               r"\(the most: 'b', 2 positive\(s\) of 500\).*min_per_class=N"):
+        calibrate(y[:, 1:], s[:, 1:], labels=["b"], method=method, split="val")
+    assert calibrate(y[:, 1:], s[:, 1:], labels=["b"], method=method, split="val", min_per_class=2).fitted_on["unfitted"] == []
+    with pytest.raises(CalibrationError, match="min_per_class=0: give a positive integer"):
+        calibrate(y, s, labels=["a", "b"], method=method, split="val", min_per_class=0)

@@ -38,6 +38,7 @@ def evaluation_calibration(
     test: np.ndarray,
     model: Any = None,
     save: str | os.PathLike | None = None,
+    min_per_class: int | None = None,
 ) -> tuple[Any, dict[str, Any] | None]:
     """The calibration to apply to ``scores`` (columns ``labels``) and its settings entry.
 
@@ -47,6 +48,8 @@ def evaluation_calibration(
         y, scores: ``(n, L)`` 0/1 truths and probabilities of all rows.
         records: ``(n,)`` record ids; ``tune``/``test``: bool masks of the tuning and reported rows.
         model: the evaluated model (its stored calibration; where ``save`` writes).
+        min_per_class: positives and negatives a label needs on the tuning rows to be fitted
+            (the evaluation's ``min_positives``; default that of :func:`~ecgfounder.explain.calibrate`).
         save: path for the model with the fitted calibration in its metadata.
     """
     from ..explain.calibration import CALIBRATION_METHODS, calibrate, calibration_of
@@ -74,7 +77,8 @@ def evaluation_calibration(
     table.insert(0, "record", records[tune])
     task = dict(getattr(model, "task_meta", None) or {}).get("task", "multilabel") if model is not None else "multilabel"
     cal = calibrate(np.asarray(y)[tune].astype(np.float64), table, labels=list(labels), method=method, split="tune",
-                    task=task, reported_records=list(records[test]))
+                    task=task, reported_records=list(records[test]),
+                    **({} if min_per_class is None else {"min_per_class": int(min_per_class)}))
     info = {"method": method, "fitted_on": {**{k: v for k, v in cal.fitted_on.items() if k != "n_pos"}, "labels_fitted": _n_fitted(cal)},
             "source": "fitted on the tuning split by this evaluation"}
     if save:

@@ -219,7 +219,8 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
     done = need[preds.ok]
     cal, cal_info = evaluation_calibration(
         report.calibrate, labels=preds.labels, y=_output_truth(ls, preds.labels, done), scores=preds.scores[preds.ok],
-        records=np.asarray(ls.records)[done], tune=tune[done], test=test[done], model=model, save=report.save_calibrated)
+        records=np.asarray(ls.records)[done], tune=tune[done], test=test[done], model=model, save=report.save_calibrated,
+        min_per_class=report.min_positives)
     if preds.ok.any():
         before[done] = composite_scores(preds.scores[preds.ok], preds.labels, members)
         scores[done] = before[done] if cal is None else composite_scores(apply_calibration(preds.scores[preds.ok], cal), preds.labels, members)
@@ -461,7 +462,7 @@ def evaluate_table(
 
     y, s, assessed = y[finite], s[finite], assessed[finite]
     cal, cal_info = evaluation_calibration(report.calibrate, labels=names, y=np.where(assessed, y, np.nan), scores=s, records=np.asarray(ls.records)[rows],
-                                           tune=tune, test=test, save=report.save_calibrated)
+                                           tune=tune, test=test, save=report.save_calibrated, min_per_class=report.min_positives)
     before, s = s, (s if cal is None else apply_calibration(s, cal))
     _write_calibration(report.out, cal, _quiet)
     result = run_evaluation(

@@ -19,6 +19,7 @@ Scores are probabilities as :func:`ecgfounder.predict` returns them; logits are 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -33,6 +34,7 @@ __all__ = [
     "CalibrationError",
     "CALIBRATION_METHODS",
     "FIT_SPLITS",
+    "MIN_PER_CLASS",
     "calibrate",
     "apply_calibration",
     "attach_calibration",
@@ -47,6 +49,7 @@ __all__ = [
 CALIBRATION_METHODS = ("temperature", "isotonic")
 FIT_SPLITS = ("val", "validation", "calibration", "tune")
 REFUSED_SPLITS = ("test", "reported", "report", "holdout")
+MIN_PER_CLASS = 10  # positives and negatives a label needs in the fitting split to be calibrated (else left as it is)
 META_KEY = "calibration"
 _EPS = 1e-7
 
@@ -65,7 +68,8 @@ class Calibration:
         task: ``"multilabel"``, ``"binary"`` or ``"multiclass"``.
         temperatures: per label (one value for multi-class); 1.0 = unchanged.
         knots: isotonic only: per label ``(x, y)`` knot tuples (empty = unchanged).
-        fitted_on: split name, number of records, positives per label.
+        fitted_on: split name, number of records, positives per label, and ``unfitted``: the
+            labels left unchanged (fewer than ``min_per_class`` positives or negatives).
         ece_before, ece_after: expected calibration error on the fitting split, per label.
         weights: :func:`weights_digest` of the model it was attached to (``None`` until attached);
             :func:`calibration_of` refuses it for other weights.
@@ -221,6 +225,7 @@ def calibrate(
     model: Any = None,
     reported_records: Sequence[str] | None = None,
     n_bins: int = 15,
+    min_per_class: int = MIN_PER_CLASS,
 ) -> Calibration:
     """Fit per-label calibration on a validation split; attach it to ``model`` if given.
 
@@ -237,6 +242,11 @@ def calibrate(
         model: a :class:`~ecgfounder.Net1D`; the calibration is stored in its metadata.
         reported_records: record ids of the reported split; fitting refuses if ``scores`` (a table
             with a ``record`` column) shares any of them.
+        min_per_class: a label (binary/multi-label) is fitted only where the split holds at least
+            this many positives and as many negatives (default 10): fitted on one or two positives a
+            temperature runs to its bound and an isotonic map sends most scores to 0.  Labels below it
+            are left unchanged, named in a warning and in ``fitted_on["unfitted"]``; no label reaching
+            it is refused.
     """
     if method not in CALIBRATION_METHODS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose one of {CALIBRATION_METHODS}.")
@@ -263,7 +273,11 @@ def calibrate(
             )
     if len(p) < 10:
         raise CalibrationError(f"{len(p)} records are too few to fit calibration; use a validation split of at least 10 (hundreds preferred).")
+    if isinstance(min_per_class, bool) or not isinstance(min_per_class, (int, np.integer)) or min_per_class < 1:
+        raise CalibrationError(f"min_per_class={min_per_class!r}: give a positive integer, the positives and negatives a "
+                               f"label needs to be fitted (default {MIN_PER_CLASS}).")
     temps: list[float] = []
+    unfitted: list[str] = []
     knots: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
     if task == "multiclass":
         if not np.isfinite(y).all():
@@ -291,9 +305,21 @@ def calibrate(
             raise CalibrationError(f"no label has both positives and negatives among the {len(y)} records (e.g. "
                                    f"{labels[0]!r}: {int(pos[0])} positive); nothing can be fitted: use a larger "
                                    "validation split.")
+        least = np.minimum(pos, seen - pos)  # the rarer class of each label
+        fit = least >= min_per_class
+        if not fit.any():
+            j = int(np.argmax(least))
+            raise CalibrationError(f"no label has {min_per_class} positives and {min_per_class} negatives among the {len(y)} "
+                                   f"records (the most: {labels[j]!r}, {int(pos[j])} positive(s) of {int(seen[j])}); a map fitted "
+                                   "on so few is noise: use a larger validation split, or min_per_class=N (evaluate: --min-positives N) to accept fewer.")
+        unfitted = [labels[j] for j in np.flatnonzero(~fit)]
+        if unfitted:
+            warnings.warn(f"{len(unfitted)} label(s) left uncalibrated, fewer than {min_per_class} positives or negatives "
+                          f"in the {len(y)} records (e.g. {unfitted[:3]}); their scores stay as the model gives them "
+                          "(a larger validation split fits them; min_per_class=N, evaluate's --min-positives N, accepts fewer).", stacklevel=2)
         for j in range(p.shape[1]):
             yj, pj = y[known[:, j], j], p[known[:, j], j]
-            both = 0 < yj.sum() < len(yj)
+            both = bool(fit[j])
             if method == "temperature":
                 temps.append(_fit_temperature(yj, pj) if both else 1.0)
             else:
@@ -310,7 +336,8 @@ def calibrate(
 
     cal = Calibration(
         method, labels, task, tuple(temps), tuple(knots),
-        fitted_on={"split": s, "n": int(len(p)), "n_pos": [int(v) for v in np.nansum(onehot, axis=0)]},
+        fitted_on={"split": s, "n": int(len(p)), "n_pos": [int(v) for v in np.nansum(onehot, axis=0)],
+                   **({} if task == "multiclass" else {"unfitted": unfitted, "min_per_class": int(min_per_class)})},
         ece_before=ece(p), ece_after=ece(after),
     )
     return attach_calibration(model, cal) if model is not None else cal
