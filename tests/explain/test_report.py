@@ -340,3 +340,36 @@ def test_report_and_plot_predict_on_the_exact_path_without_measuring_the_others(
     (res,) = write_reports([rec], tiny_checkpoint, tmp_path / "out", n_steps=2)
     assert res.error is None
     assert main(["plot", str(rec), "-o", str(tmp_path / "e.png"), "--predict", "--checkpoint", str(tiny_checkpoint)]) == 0
+
+
+def test_findings_a_calibration_left_unchanged_are_not_shown_as_calibrated(tmp_path, tiny_checkpoint, monkeypatch):
+    """Labels with too few validation positives keep the model's score (temperature 1); the page
+    called every probability 'calibrated'.  They are marked, and the facts say how many."""
+    import ecgfounder
+    import ecgfounder.explain.report as report_mod
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.explain.report import write_reports
+    from ecgfounder.models.loading import save_model
+
+    model = ecgfounder.load_model(tiny_checkpoint)
+    labels = tuple(model.labels)
+    temps = tuple(1.0 if k % 2 else 1.5 for k in range(len(labels)))  # odd labels left unchanged
+    attach_calibration(model, Calibration("temperature", labels, temperatures=temps,
+                                          fitted_on={"split": "val", "n": 300, "unfitted": list(labels[1::2]),
+                                                     "min_per_class": 10}))
+    ckpt = save_model(model, tmp_path / "cal.safetensors")
+    pages, real = [], report_mod._text_page
+    monkeypatch.setattr(report_mod, "_text_page", lambda title, text, paper: pages.append(text) or real(title, text, paper))
+    always = {lab: 0.0 for lab in labels}
+    (res,) = write_reports([MIXED[0]], ckpt, tmp_path / "out", n_steps=2, top=1, thresholds=always, method="gradcam")
+    page = html.unescape(res.html.read_text())
+    rows = re.findall(r"<tr><td><span class='sw'[^>]*></span>(.*?)</td><td>([\d.]+)( \(not calibrated\))?</td>", page)
+    assert len(rows) == 10 and {bool(m) for _, _, m in rows} == {True, False}
+    for label, _, mark in rows:
+        assert bool(mark) == (labels.index(label) % 2 == 1), label
+    assert f"{len(labels) // 2} of {len(labels)} labels left uncalibrated (too few positives or negatives in that split, under 10)" in page
+    (text,) = pages
+    for label, prob, mark in rows:
+        assert f"  {label}: {prob}{mark} / 0.000;" in text
+    assert "calibrated probability (where not marked otherwise) / threshold" in text
+

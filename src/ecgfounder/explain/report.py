@@ -167,6 +167,30 @@ def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
     return best / fs, (best + width) / fs
 
 
+_UNFITTED_MARK = " (not calibrated)"
+
+
+def _unfitted(cal: Any) -> frozenset[str]:
+    """Labels a calibration leaves as the model scores them (too few positives when it was fitted:
+    temperature 1, no isotonic knots); none for a multi-class temperature or no calibration."""
+    if cal is None or cal.task == "multiclass":
+        return frozenset()
+    same = [not x for x, _ in cal.knots] if cal.method == "isotonic" else [t == 1.0 for t in cal.temperatures]
+    return frozenset(lab for lab, s in zip(cal.labels, same) if s) | frozenset(cal.fitted_on.get("unfitted") or ())
+
+
+def _calib_text(cal: Any, unfitted: frozenset[str]) -> str:
+    if cal is None:
+        return "uncalibrated model scores (the weights carry no calibration)"
+    text = (f"calibrated ({_CALIB_NAMES.get(cal.method, cal.method)} fitted on the {cal.fitted_on.get('split', 'validation')} "
+            f"split, n={cal.fitted_on.get('n', '?')})")
+    if unfitted:
+        k = cal.fitted_on.get("min_per_class")
+        text += (f"; {len(unfitted)} of {len(cal.labels)} labels left uncalibrated (too few positives or negatives in that "
+                 f"split{f', under {k}' if k else ''}): their scores are the model's, marked '{_UNFITTED_MARK.strip()}'")
+    return text
+
+
 def _png_data_uri(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, facecolor="white")
@@ -188,7 +212,7 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
     e = html.escape
     rows = "".join(
         f"<tr><td><span class='sw' style='background:{f['colour']}'></span>{e(f['label'])}</td>"
-        f"<td>{f['prob']:.3f}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
+        f"<td>{f['prob']:.3f}{f['mark']}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
         for f in findings)
     table = ("<table><tr><th>finding</th><th>probability / value</th><th>raw score</th><th>threshold</th>"
              f"<th>leads (attribution share), seconds</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
@@ -217,7 +241,7 @@ def _text_page(title: str, text: str, paper: str):
 def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
     """The findings, facts and notes of the PDF's last page, a line each (long ones wrapped)."""
     lines = [f"Findings ({score} / threshold; leads by attribution share):"]
-    lines += [f"  {f['label']}: {f['prob']:.3f} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
+    lines += [f"  {f['label']}: {f['prob']:.3f}{f['mark']} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
     lines += [f"note: {n}" for n in notes]  # what the printout alone does not show (zero-filled leads, padding, ...)
     lines.append(NOT_A_DEVICE)
@@ -271,6 +295,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
         return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)" if off else "")
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
+                     mark=_UNFITTED_MARK if labels[i] in ctx["unfitted"] else "",
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
                      leads=where(labels[i]))
                 for k, i in enumerate(above[: max(ctx["top"], 10)])]
@@ -299,13 +324,14 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
                      + (", where it shows the most of the shaded attribution" if start > 0 else ""))
     title = f"ECG report: {rec.id or stem}"
     # the header lists the findings --top asks for, as the shading legend does (the header caps its lines)
-    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"], f["prob"]) for f in findings[:ctx["top"]]],
+    kw = dict(shading=shading, flagged_leads=flagged, findings=[(f["label"] + f["mark"], f["prob"]) for f in findings[:ctx["top"]]],
               start=start, layout=layout, **({"seconds": seconds} if layout == "rhythm" else {}))
     fig = plot_ecg(rec, **kw)
     html_path, pdf_path = out_dir / f"{stem}.html", out_dir / f"{stem}.pdf"
     html_path.write_text(_html_page(title, _png_data_uri(fig), findings, facts, notes), encoding="utf-8")
-    score = {"regression": "predicted value"}.get(task, "calibrated probability" if ctx["calibration"] is not None
-                                                  else "uncalibrated probability")
+    score = {"regression": "predicted value"}.get(task, "uncalibrated probability" if ctx["calibration"] is None else
+                                                  "calibrated probability" + (" (where not marked otherwise)"
+                                                                              if any(f["mark"] for f in findings) else ""))
     sheets = plot_pages(rec, paper=ctx["paper"], footer=f"{score.capitalize()}, threshold and the leads of each "
                         f"finding, the recording, the model and notes: last page.\n{NOT_A_DEVICE}", **kw)
     text = _text_page(title, _pdf_text(findings, facts, notes, score), ctx["paper"])
@@ -365,13 +391,13 @@ def write_reports(
     net = resolve_model(model)
     labels = output_labels(net)
     calib = calibration_of(net)
+    unfitted = _unfitted(calib)
     thr, thr_text = _thresholds(labels, thresholds)
     ctx = dict(labels=labels, calibration=calib, thresholds=thr, thr_text=thr_text, top=max(1, int(top)),
                method=method, n_steps=n_steps, paper=paper, prep={"lead": lead, "fill_missing": fill_missing, "device": device},
                model_name=_model_name(net), sha=weights_hash(net), contract=_contract_text(contract_of(net)),
                version=__version__, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               calib_text=(f"calibrated ({_CALIB_NAMES.get(calib.method, calib.method)} fitted on the {calib.fitted_on.get('split', 'validation')} split, "
-                           f"n={calib.fitted_on.get('n', '?')})" if calib else "uncalibrated model scores (the weights carry no calibration)"))
+               unfitted=unfitted, calib_text=_calib_text(calib, unfitted))
     out.mkdir(parents=True, exist_ok=True)
     results: list[ReportResult] = []
     used: set[str] = set()
