@@ -373,3 +373,12 @@ def test_findings_a_calibration_left_unchanged_are_not_shown_as_calibrated(tmp_p
         assert f"  {label}: {prob}{mark} / 0.000;" in text
     assert "calibrated probability (where not marked otherwise) / threshold" in text
 
+
+
+def test_a_one_lead_model_is_named_one_lead():
+    from ecgfounder.explain.report import _model_name
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+
+    m = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8,
+                          groups_width=8, n_classes=1))
+    assert _model_name(m).endswith(", 1 lead, 1 output)")  # was "1 leads, 1 outputs"

@@ -71,11 +71,15 @@ def weights_hash(model: Any) -> str:
     return weights_digest(model)
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _model_name(model: Any) -> str:
     src = dict(model.source or {})
     name = model.description.name or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
     cfg = model.config
-    return f"{name} (Net1D, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.in_channels} leads, {cfg.n_classes} outputs)"
+    return f"{name} (Net1D, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {_count(cfg.in_channels, 'lead')}, {_count(cfg.n_classes, 'output')})"
 
 
 def _contract_text(c: Any) -> str:
@@ -304,7 +308,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
                   "gradcam": f"Grad-CAM on {exp.layer} (time only, spread over leads)",
                   "guided_gradcam": f"guided Grad-CAM on {exp.layer}"}[ctx["method"]]
     facts = [("record", f"{rec.id or stem}  ({shown})"),
-             ("signal", f"{rec.fs:g} Hz, {rec.duration:.1f} s, {len(rec.leads)} leads"),
+             ("signal", f"{rec.fs:g} Hz, {rec.duration:.1f} s, {_count(len(rec.leads), 'lead')}"),
              ("quality", q_text + (f" (flagged: {', '.join(flagged)})" if flagged and ", ".join(flagged) not in q_text else "")),
              ("model", ctx["model_name"]), ("weights SHA-256", ctx["sha"]), ("preprocessing", ctx["contract"]),
              ("probabilities", ctx["calib_text"]),
