@@ -220,9 +220,39 @@ def test_a_findings_peak_second_off_the_printout_is_said_to_be_off_it(tmp_path, 
     (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=1)
     assert res.error is None
     page = res.html.read_text(encoding="utf-8")
-    # the positive (shaded) evidence puts the printout at 0-10 s; the most |attribution| is at 25.0-25.2 s
+    # the positive (shaded) evidence puts the printout at 0-10 s; the most |attribution| is at 25.0-25.2 s,
+    # against the finding: the page named that second as where the finding was seen, off the printout and
+    # unshaded; the leads and seconds named with a finding are those of its evidence for, the shaded ones
     assert "printout shows 0-10 s of the 30.0-s record" in page
-    assert "V2 100%; most in 24.2-25.2 s (not on the printout of 0-10 s)" in page  # (the earliest 1 s holding it)
+    assert "V2 100%; most in 2.0-3.0 s" in page and "24.2-25.2" not in page  # (the earliest 1 s holding most)
+    assert "most in 2.0-3.0 s (" not in page  # on the printout: no remark
+
+
+def test_leads_named_with_a_finding_are_those_of_its_shaded_evidence(tmp_path, tiny_checkpoint, monkeypatch):
+    """V1 carries strong evidence against the finding, V5 (less) for it: the page named V1 first and
+    its seconds, where nothing is shaded; it names V5 and 6-7 s, the shading, and says when the map
+    holds no evidence for a finding at all."""
+    import ecgfounder
+    import ecgfounder.explain.attribution as attribution
+    from ecgfounder.explain.report import write_reports
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    real = attribution.explain
+
+    def planted(recording, model, **kw):
+        e = real(recording, model, **kw)
+        a = np.zeros_like(e.attributions)
+        a[0, e.leads.index("V1"), 1000:1500] = -10.0  # 2-3 s, against
+        a[0, e.leads.index("V5"), 3000:3500] = 1.0  # 6-7 s, for
+        a[1:, e.leads.index("V1"), 1000:1500] = -1.0  # the next finding: evidence against only
+        return attribution.Explanation(**{**e.__dict__, "attributions": a, "lead_resolved": True})  # (a quick Grad-CAM run)
+
+    monkeypatch.setattr(attribution, "explain", planted)
+    always = {lab: 0.0 for lab in ecgfounder.load_model(tiny_checkpoint).labels}
+    (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=2, thresholds=always, method="gradcam")
+    page = html.unescape(res.html.read_text(encoding="utf-8"))
+    assert "<td>V5 100%; most in 6.0-7.0 s</td>" in page and "V1" not in page.split("<h2>Findings")[1].split("</table>")[0]
+    assert "no evidence for it in the map (its attribution is all against it)" in page
 
 
 def test_output_folder_and_options_are_checked_before_any_work(tmp_path, tiny_checkpoint):

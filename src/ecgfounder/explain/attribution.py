@@ -113,9 +113,10 @@ class Explanation:
         shares = np.divide(mass, tot, out=np.zeros_like(mass), where=tot > 0)
         return pd.DataFrame(shares, index=list(self.labels), columns=list(self.leads))
 
-    def summary(self, k: int = 3) -> dict[str, list[tuple[str, float]]]:
-        """Per label, the ``k`` leads holding most attribution mass: ``[(lead, share), ...]``."""
-        df = self.lead_shares()
+    def summary(self, k: int = 3, positive_only: bool = False) -> dict[str, list[tuple[str, float]]]:
+        """Per label, the ``k`` leads holding most attribution mass: ``[(lead, share), ...]``
+        (``positive_only``: of the evidence for the label, as :meth:`lead_shares`)."""
+        df = self.lead_shares(positive_only)
         return {lab: [(str(ld), float(v)) for ld, v in df.loc[lab].sort_values(ascending=False).head(k).items()]
                 for lab in df.index}
 

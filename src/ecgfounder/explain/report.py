@@ -10,7 +10,8 @@ then a page with the text).  A report holds:
   shaded behind the traces, and leads a quality check flagged marked (a record longer than the
   printout is shown from the whole second where it shows the most of that shading);
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
-  operating threshold, with the leads holding most attribution and the 1-s span holding most of it;
+  operating threshold, with the leads holding most of its positive attribution (the evidence for
+  it, what is shaded) and the 1-s span holding most of it;
 * quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
 * the model, the SHA-256 of its weights, its preprocessing contract, the package version, and the
   statement that this is not a medical device.
@@ -158,10 +159,10 @@ def _shown_start(shading: Sequence[tuple[str, Mapping[str, np.ndarray]]], fs: fl
 
 
 def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
-    """The 1-s span (in 0.1-s steps) of a ``(n_leads, n_samples)`` map holding the most
-    ``|attribution|`` over all leads: the seconds the model looked at, which the 3×4 layout shows
-    for only 2.5 s of each lead."""
-    total = np.abs(np.asarray(a, dtype=np.float64)).sum(axis=0)
+    """The 1-s span (in 0.1-s steps) of a ``(n_leads, n_samples)`` map holding the most positive
+    attribution (evidence for, what the printout shades) over all leads: the seconds the model
+    looked at, which the 3×4 layout shows for only 2.5 s of each lead."""
+    total = np.clip(np.asarray(a, dtype=np.float64), 0, None).sum(axis=0)
     n, width = total.size, max(1, int(round(fs)))
     if n <= width:
         return 0.0, n / fs
@@ -219,7 +220,7 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
         f"<td>{f['prob']:.3f}{f['mark']}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
         for f in findings)
     table = ("<table><tr><th>finding</th><th>probability / value</th><th>raw score</th><th>threshold</th>"
-             f"<th>leads (attribution share), seconds</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
+             f"<th>leads (share of the evidence for it), seconds</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     note_html = "".join(f"<li>{e(n)}</li>" for n in notes)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
@@ -244,7 +245,7 @@ def _text_page(title: str, text: str, paper: str):
 
 def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
     """The findings, facts and notes of the PDF's last page, a line each (long ones wrapped)."""
-    lines = [f"Findings ({score} / threshold; leads by attribution share):"]
+    lines = [f"Findings ({score} / threshold; leads by share of the evidence for it, shaded):"]
     lines += [f"  {f['label']}: {f['prob']:.3f}{f['mark']} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
     lines += [f"note: {n}" for n in notes]  # what the printout alone does not show (zero-filled leads, padding, ...)
@@ -281,7 +282,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
         notes.append(f"no finding reaches its threshold; the shading shows the highest-scoring label "
                      f"({labels[shown_idx[0]]}) for reference")
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
-    shares = exp.summary(3)
+    shares = exp.summary(3, positive_only=True)  # evidence for the finding: what the printout shades
     spans = {lab: _peak_span(exp[lab], exp.fs) for lab in exp.labels}
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx[:len(SHADE_COLOURS)]]  # (a colour each)
     layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
@@ -292,6 +293,8 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     def where(lab: str) -> str:
         if lab not in shares:
             return "(not shaded)"
+        if not any(s > 0 for _, s in shares[lab]):
+            return "no evidence for it in the map (its attribution is all against it)"
         leads = (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") if exp.lead_resolved \
             else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
         a, b = spans[lab]  # (the printout shows start-end s: say where the peak is not on it)
