@@ -196,6 +196,25 @@ def test_ptbxl_published_protocol(ptbxl_root, synthetic_checkpoint, tmp_path, ca
     assert "What this protocol does wrong" in (out / "report.md").read_text()
 
 
+def test_ptbxl_unknown_scp_code_is_said_in_both_protocols(ptbxl_root, synthetic_checkpoint, tmp_path, capsys):
+    """An SCP code the mapping does not know used to be named only in a table deep in the report
+    (protocol ours) or nowhere (published), its record counted as a negative of every other label."""
+    import shutil
+
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_root, root)
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db.loc[0, "scp_codes"] = "{'FOO': 100.0, 'SR': 0.0}"
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    for protocol, says in (("ours", "a negative of no label"), ("published", "as a negative of every label")):
+        out = tmp_path / protocol
+        assert main(["evaluate", "ptbxl", "--root", str(root), "--checkpoint", str(synthetic_checkpoint), "--out", str(out),
+                     "--protocol", protocol, "--limit", "1", "--n-boot", "0", "--no-plots", "--no-progress", "--no-cache"]) == 0
+        printed = " ".join(capsys.readouterr().out.split())
+        assert "'FOO' (1 record)" in printed and says in printed, printed
+        assert "'FOO' (1 record)" in (out / "report.md").read_text()
+
+
 def test_help_says_which_number_is_comparable(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "ptbxl", "--help"])

@@ -132,9 +132,11 @@ def test_uncertain_codes_are_left_out_and_unknown_ones_reported():
 
     cols = ["INFERIOR INFARCT", "LATERAL INFARCT", "POSTERIOR INFARCT", "ATRIAL FIBRILLATION"]
     y, ev, unknown = ptbxl_mapping().truth([["AFIB"], ["IMI"], ["AFIB"]], cols, uncertain=[["IPMI", "XYZ"], ["ILMI"], []])
-    assert not y[0, :3].any() and ev[0].tolist() == [False, True, False, True]  # IPMI's candidates
+    assert not y[0, :3].any() and ev[0].tolist() == [False, False, False, True]  # XYZ: unknown, could be anything
     assert y[1].tolist() == [True, False, False, False] and ev[1].tolist() == [True, False, True, True]
     assert ev[2].all() and unknown == {"XYZ": 1}
+    y, ev, _ = ptbxl_mapping().truth([["AFIB"]], cols, uncertain=[["IPMI"]])
+    assert ev[0].tolist() == [False, True, False, True]  # IPMI's candidates only
 
 
 def test_cinc_ptbxl_patient_without_id_is_its_own_group(tmp_path):
@@ -214,3 +216,15 @@ def test_mimic_targets_join(tmp_path):
     _write(t, "study_id,lvef\n99,35\n")
     with pytest.raises(DatasetError, match="no study_id of .* is in"):
         mimic_iv_ecg_manifest(tmp_path, t)
+
+
+def test_unknown_code_makes_no_negative_and_is_said(tmp_path):
+    """A Dx code the mapping does not know could mean any label: its record used to be a clean negative
+    of every label but the ones its other codes name, with no word outside one table of the report."""
+    ls = load_cinc2021(_cinc(tmp_path, "# Dx: 999999,426177001"))
+    i, j = ls.records.index("E07509"), ls.labels.index("SINUS BRADYCARDIA")
+    assert ls.y[i, j] and ls.evaluable[i, j]  # still a positive where a known code maps
+    assert ls.evaluable[i].sum() == 1 and ls.evaluable[ls.records.index("E07500")].sum() > 1
+    assert ls.unknown_codes == {"999999": 1}
+    assert any("'999999' (1 record)" in n and "negative of no label" in n for n in ls.notes)
+    assert load_cinc2021(_cinc(tmp_path / "nodx", None)).notes[0].startswith("1 header(s) have no")

@@ -33,7 +33,7 @@ import pandas as pd
 from ..labels.mappings import LabelMapping, snomed_mapping
 from .codes import header_dx
 from .errors import DatasetError
-from .labelled import LabelledSet, mapped_truth
+from .labelled import NO_DX, LabelledSet, mapped_truth, unknown_code_notes
 from .ptbxl import DATABASE, ptbxl_patients
 
 __all__ = ["CINC2021_SCORED", "SOURCES", "scan", "source_codes", "record_patients", "find_ptbxl_database", "load_cinc2021",
@@ -145,12 +145,14 @@ def load_cinc2021(
     if source_vocabulary:
         ev = ev & (y | _source_vocabulary(list(df["source"]), targets, mapping))
     if (~has).any():
-        unknown["(no Dx)"] = int((~has).sum())
+        unknown[NO_DX] = int((~has).sum())
     db = ptbxl_database or find_ptbxl_database(root)
+    notes = unknown_code_notes(unknown, "Dx code")
     return LabelledSet(
         name="cinc2021", records=tuple(df["record"]), paths=tuple(df["path"]), labels=tuple(targets), y=y,
         evaluable=ev, members=targets, patients=record_patients(list(df["record"]), db),
         sources=df["source"].to_numpy(dtype=object), codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
+        notes=notes,
     )
 
 

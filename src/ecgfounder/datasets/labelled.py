@@ -27,7 +27,7 @@ from ..labels.mappings import LabelMapping
 from .errors import DatasetError
 from .ids import as_text
 
-__all__ = ["LabelledSet", "mapped_truth", "concat_sets", "load_label_table", "read_table"]
+__all__ = ["LabelledSet", "mapped_truth", "unknown_code_notes", "concat_sets", "load_label_table", "read_table"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class LabelledSet:
         codes: per record, its source codes (SCP or SNOMED), for the report.
         unknown_codes: codes met that the mapping does not know, with record counts.
         not_evaluable: model labels that no source code maps to.
+        notes: caveats of the ground truth a report must state (unknown codes, records left
+            out, records that are their own patients for want of ids).
     """
 
     name: str
@@ -65,6 +67,7 @@ class LabelledSet:
     codes: tuple[tuple[str, ...], ...] = ()
     unknown_codes: dict[str, int] = field(default_factory=dict)
     not_evaluable: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.evaluable is None:
@@ -89,7 +92,7 @@ class LabelledSet:
             labels=self.labels, y=self.y[idx], evaluable=self.evaluable[idx], members=self.members,
             patients=take(self.patients), folds=take(self.folds), sources=take(self.sources),
             codes=tuple(self.codes[i] for i in idx) if self.codes else (),
-            unknown_codes=self.unknown_codes, not_evaluable=self.not_evaluable,
+            unknown_codes=self.unknown_codes, not_evaluable=self.not_evaluable, notes=self.notes,
         )
 
     def composite_targets(self) -> dict[str, tuple[str, ...]]:
@@ -128,6 +131,26 @@ def mapped_truth(
     targets = build_targets(cols) if composites else {lab: (lab,) for lab in cols}
     yt, et = target_truth(y, ev, cols, targets)
     return targets, yt, et, unknown, not_eval
+
+
+NO_DX = "(no Dx)"  # unknown_codes key: headers without ground truth, left out
+
+
+def unknown_code_notes(unknown: Mapping[str, int], what: str = "code", *, as_negatives: bool = False) -> tuple[str, ...]:
+    """The report's notes for ``unknown`` (``code -> records``, :meth:`LabelMapping.truth`): which
+    codes the mapping does not know, and that their records are negatives of no label (or, with
+    ``as_negatives``, for :meth:`LabelMapping.matrix` truths, that they are)."""
+    notes = []
+    if unknown.get(NO_DX):
+        notes.append(f"{unknown[NO_DX]} header(s) have no (or an empty) '# Dx:' line: no ground truth, left out.")
+    odd = sorted(((c, n) for c, n in unknown.items() if c != NO_DX), key=lambda kv: (-kv[1], kv[0]))
+    if odd:
+        shown = ", ".join(f"{c!r} ({n} record{'s' if n > 1 else ''})" for c, n in odd[:5])
+        notes.append(f"{len(odd)} {what}(s) unknown to the mapping: {shown}{' ...' if len(odd) > 5 else ''}; "
+                     + ("this protocol counts a record carrying one as a negative of every label its other codes do not map to"
+                        if as_negatives else "a record carrying one is a positive where its other codes map and a negative of no "
+                        "label (see 'Codes unknown to the mapping')") + "; fix the codes or extend the mapping table.")
+    return tuple(notes)
 
 
 def read_table(path: str | os.PathLike, *, text: Sequence[str] = ()) -> pd.DataFrame:
@@ -285,5 +308,5 @@ def concat_sets(a: LabelledSet, b: LabelledSet) -> LabelledSet:
         patients=cat(a.patients, b.patients, len(a), len(b)), folds=None,
         sources=cat(a.sources, b.sources, len(a), len(b)), codes=a.codes + b.codes,
         unknown_codes={k: a.unknown_codes.get(k, 0) + b.unknown_codes.get(k, 0) for k in {**a.unknown_codes, **b.unknown_codes}},
-        not_evaluable=a.not_evaluable,
+        not_evaluable=a.not_evaluable, notes=tuple(dict.fromkeys(a.notes + b.notes)),
     )

@@ -28,7 +28,7 @@ from ..labels.mappings import LabelMapping, ptbxl_mapping
 from .codes import parse_scp_codes
 from .errors import DatasetError
 from .ids import check_unique_ids, integer_ids
-from .labelled import LabelledSet, mapped_truth
+from .labelled import LabelledSet, mapped_truth, unknown_code_notes
 
 __all__ = ["PTBXL_TASKS", "read_database", "load_ptbxl", "ptbxl_manifest", "ptbxl_patients"]
 
@@ -146,7 +146,7 @@ def load_ptbxl(
         evaluable=ev, members=targets,
         patients=integer_ids(df["patient_id"]).to_numpy() if "patient_id" in df.columns else None,
         folds=df["strat_fold"].to_numpy(dtype=int) if "strat_fold" in df.columns else None,
-        codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
+        codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval, notes=unknown_code_notes(unknown, "SCP code"),
     )
 
 

@@ -225,7 +225,9 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
         before[done] = composite_scores(preds.scores[preds.ok], preds.labels, members)
         scores[done] = before[done] if cal is None else composite_scores(apply_calibration(preds.scores[preds.ok], cal), preds.labels, members)
     _write_calibration(report.out, cal, log)
-    notes = [f"{int((~ok[need]).sum())} record(s) could not be predicted and are left out (see 'Failed records')."] if (~ok[need]).any() else []
+    notes = list(ls.notes)
+    if (~ok[need]).any():
+        notes.append(f"{int((~ok[need]).sum())} record(s) could not be predicted and are left out (see 'Failed records').")
     if predict.limit:
         notes.append(f"limit {predict.limit}: only the first records of each split were used; not a full evaluation.")
     rows = ok & (tune | test)
@@ -280,6 +282,7 @@ def evaluate_ptbxl(
 
 
 def _published(root, model, *, report: ReportOptions, predict: PredictOptions, sampling: int, log: Log, progress) -> EvaluationRun:
+    from ..datasets.labelled import unknown_code_notes
     from ..datasets.ptbxl import read_database
     from .published import PUBLISHED_FLAWS, PUBLISHED_MODE, published_ptbxl
     from .report import write_published_report
@@ -289,7 +292,7 @@ def _published(root, model, *, report: ReportOptions, predict: PredictOptions, s
                               f"got mode={predict.mode!r}: give no mode, or protocol='ours'.")
     db = read_database(root, sampling)
     labels = list(getattr(model, "labels", None) or ())
-    y, _ = ptbxl_mapping().matrix(list(db["codes"]), labels)
+    y, unknown = ptbxl_mapping().matrix(list(db["codes"]), labels)
     rows = _limit(np.ones(len(db), dtype=bool), predict.limit)
     predict = replace(predict, mode=PUBLISHED_MODE)
     log(f"PTB-XL, protocol published: all {int(rows.sum())} records, {len(labels)} labels, preprocessing {PUBLISHED_MODE}")
@@ -298,12 +301,12 @@ def _published(root, model, *, report: ReportOptions, predict: PredictOptions, s
     table, summary = published_ptbxl(y, preds.scores[preds.ok], labels, seed=report.seed)
     settings = {**_provenance(model, predict, "published", "ptbxl"), **summary, "threshold_source": "the evaluated records themselves",
                 "threshold_method": "max balanced accuracy on a 0.01 grid", "n_boot": 10, "flaws": list(PUBLISHED_FLAWS),
-                "n_failed": len(preds.errors)}
+                "n_failed": len(preds.errors), "notes": list(unknown_code_notes(unknown, "SCP code", as_negatives=True))}
     write_published_report(report.out, table, settings, title="ECGFounder on PTB-XL (protocol published)")
     lines = (f"published protocol: mean AUROC over {summary['n_labels']} labels with undefined = 0: "
              f"{summary['mean_auroc_undefined_as_0']:.3f} ({summary['n_undefined']} undefined); over defined labels: "
              f"{summary['mean_auroc_defined']:.3f}. Thresholds tuned on the evaluated records: see report.md for what this protocol does wrong.",
-             f"report: {report.out / 'report.md'}")
+             *(f"note: {n}" for n in settings["notes"]), f"report: {report.out / 'report.md'}")
     return EvaluationRun(report.out, None, dict(preds.errors), lines)
 
 

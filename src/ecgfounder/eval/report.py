@@ -465,7 +465,8 @@ def write_published_report(out_dir: str | os.PathLike, table: pd.DataFrame, sett
         f"- Headline as the script computes it (undefined AUROC = 0, mean over all labels): {format_value(st.get('mean_auroc_undefined_as_0'))}.",
         f"- Mean AUROC over the labels with both classes: {format_value(st.get('mean_auroc_defined'))}.",
         f"- Thresholds: {st.get('threshold_method')}, chosen on {st.get('threshold_source')}.",
-        f"- Weights SHA-256 {str(st.get('weights_sha256', ''))[:16]}…; ecgfounder {st.get('package_version')}.", "",
+        f"- Weights SHA-256 {str(st.get('weights_sha256', ''))[:16]}…; ecgfounder {st.get('package_version')}.",
+        *[f"- {n}" for n in st.get("notes", [])], "",
         "## What this protocol does wrong", "", *[f"- {x}" for x in st.get("flaws", [])], "",
         "## Labels", "", _md_table(table.reset_index().map(lambda v: format_value(v) if isinstance(v, (float, np.floating)) else v)), "",
     ]

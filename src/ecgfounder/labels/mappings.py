@@ -28,7 +28,9 @@ of its codes maps to the label.
 
 A source code may map to several labels (e.g. PTB-XL ``ILMI`` → INFERIOR INFARCT and LATERAL
 INFARCT).  Codes not in the table at all are reported by :meth:`LabelMapping.targets` /
-:meth:`LabelMapping.matrix`, never dropped silently.  Labels that no code maps to
+:meth:`LabelMapping.matrix`, never dropped silently, and a record carrying one is a negative of no
+label in :meth:`LabelMapping.truth` (the code could mean any of them; the record stays a positive
+where its other codes map).  Labels that no code maps to
 (:meth:`LabelMapping.unmappable_labels`) cannot be evaluated on that dataset.
 
 API: ``ptbxl_mapping()``, ``snomed_mapping()`` → :class:`LabelMapping`;
@@ -215,8 +217,8 @@ class LabelMapping:
         Returns:
             ``(y, evaluable, unknown)``: ``y`` and ``evaluable`` bool ``(n_records, len(labels))``;
             ``evaluable[i, j]`` is false when record ``i`` is not a positive for label ``j`` but
-            carries a code naming ``j`` among its candidates, or an uncertain code that maps to
-            ``j`` or names it (it must not count as a negative).
+            carries a code naming ``j`` among its candidates, an uncertain code that maps to
+            ``j`` or names it, or a code the table does not know (it must not count as a negative).
         """
         labels = list(self.mapped_labels if labels is None else labels)
         y, unknown = self.matrix(records_codes, labels)
@@ -225,11 +227,16 @@ class LabelMapping:
         cand, idx = self._candidates, self._index
         for i, codes in enumerate(records_codes):
             hit = [lab for c in codes for lab in cand.get(str(c).strip(), ())]
+            odd = any(str(c).strip() and str(c).strip() not in idx for c in codes)
             for c in (uncertain[i] if uncertain is not None else ()):
                 c = str(c).strip()
                 if c and c not in idx:
                     unknown[c] = unknown.get(c, 0) + 1
+                    odd = True
                 hit += [*idx.get(c, ()), *cand.get(c, ())]
+            if odd:  # a code of unknown meaning: the record is no negative of any label
+                excluded[i] = True
+                continue
             for lab in hit:
                 j = col.get(lab)
                 if j is not None:
