@@ -228,3 +228,21 @@ def test_unknown_code_makes_no_negative_and_is_said(tmp_path):
     assert ls.unknown_codes == {"999999": 1}
     assert any("'999999' (1 record)" in n and "negative of no label" in n for n in ls.notes)
     assert load_cinc2021(_cinc(tmp_path / "nodx", None)).notes[0].startswith("1 header(s) have no")
+
+
+def test_cinc_ptbxl_records_without_database_are_said_to_be_own_patients(tmp_path):
+    """Without ptbxl_database.csv each HR record is its own patient: one patient's ECGs could then be
+    split between tuning and test records; the evaluation used to say nothing of it."""
+    root = tmp_path / "cinc"
+    root.mkdir()
+    for r in ("E07500", "HR06000", "HR06001"):
+        shutil.copy(CINC / f"{r}.hea", root)
+    notes = load_cinc2021(root).notes
+    assert len(notes) == 1 and notes[0].startswith("2 PTB-XL record(s) (HR...)") and "--ptbxl-database" in notes[0]
+    db = tmp_path / "ptbxl_database.csv"
+    pd.DataFrame({"ecg_id": [6000, 6001], "patient_id": [7.0, 7.0]}).to_csv(db, index=False)
+    ls = load_cinc2021(root, ptbxl_database=db)
+    assert ls.notes == () and ls.patients.tolist() == ["E07500", "ptbxl:7", "ptbxl:7"]
+    pd.DataFrame({"ecg_id": [6000], "patient_id": [7.0]}).to_csv(db, index=False)
+    assert load_cinc2021(root, ptbxl_database=db).notes[0].startswith(f"1 PTB-XL record(s) (HR...) below {root} are each "
+                                                                      f"their own patient (not in {db})")

@@ -148,9 +148,16 @@ def load_cinc2021(
         unknown[NO_DX] = int((~has).sum())
     db = ptbxl_database or find_ptbxl_database(root)
     notes = unknown_code_notes(unknown, "Dx code")
+    patients = record_patients(list(df["record"]), db)
+    n_alone = int(((df["source"] == "HR").to_numpy() & (patients == df["record"].to_numpy())).sum())
+    if n_alone:
+        why = f"not in {db}" if db else "no ptbxl_database.csv given or found"
+        notes += (f"{n_alone} PTB-XL record(s) (HR...) below {root} are each their own patient ({why}): a patient's "
+                  "records may fall in both the tuning and the test split, and the intervals treat them as independent; "
+                  "pass ptbxl_database (CLI: --ptbxl-database) to group them by patient.",)
     return LabelledSet(
         name="cinc2021", records=tuple(df["record"]), paths=tuple(df["path"]), labels=tuple(targets), y=y,
-        evaluable=ev, members=targets, patients=record_patients(list(df["record"]), db),
+        evaluable=ev, members=targets, patients=patients,
         sources=df["source"].to_numpy(dtype=object), codes=tuple(codes), unknown_codes=unknown, not_evaluable=not_eval,
         notes=notes,
     )
