@@ -172,3 +172,15 @@ def test_every_label_has_a_category():
     assert set(cats.values()) <= set(CATEGORIES)
     assert cats["ATRIAL FIBRILLATION"] == "rhythm" and cats["RIGHT BUNDLE BRANCH BLOCK"] == "conduction"
     assert cats["INFERIOR INFARCT"] == "ischaemia/infarction" and cats["ELECTRONIC VENTRICULAR PACEMAKER"] == "pacing"
+
+
+def test_rows_with_an_unquoted_comma_are_refused_not_cut():
+    """57054005's rationale held an unquoted comma: csv.DictReader set its tail aside (key None) and
+    the row loaded with half a rationale; a ragged row is now refused."""
+    from ecgfounder.labels.errors import LabelError
+    from ecgfounder.labels.mappings import _parse_csv
+
+    (row,) = [r for r in snomed_mapping().rows if r.code == "57054005" and r.label == "ACUTE MI / STEMI"]
+    assert row.rationale.endswith("(MUSE may word an acute infarct by them).")
+    with pytest.raises(LabelError, match=r"t.csv: data row 1 \('X'\) has 3 fields, the header 2; quote the field"):
+        _parse_csv("code,rationale\nX,a, b\n", "t.csv")

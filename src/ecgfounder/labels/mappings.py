@@ -251,8 +251,18 @@ class LabelMapping:
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+    return _parse_csv(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"), name)
+
+
+def _parse_csv(text: str, name: str) -> list[dict[str, str]]:
+    """Rows of a package table; a row with more fields than the header (an unquoted comma, whose
+    tail csv.DictReader would silently set aside) is a :class:`LabelError`."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for i, r in enumerate(rows):
+        if None in r:
+            raise LabelError(f"{name}: data row {i + 1} ({next(iter(r.values()))!r}) has {len(r) - 1 + len(r[None])} fields, "
+                             f"the header {len(r) - 1}; quote the field holding a comma.")
+    return rows
 
 
 def _candidates(text: str | None) -> tuple[str, ...]:
