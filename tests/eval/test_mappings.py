@@ -59,6 +59,10 @@ def test_every_row_is_pinned(mapping, pins):
         (snomed_mapping(), "164873001", {"LEFT VENTRICULAR HYPERTROPHY"}),
         (snomed_mapping(), "63593006", {"PREMATURE SUPRAVENTRICULAR COMPLEXES"}),
         (snomed_mapping(), "427172004", {"PREMATURE VENTRICULAR COMPLEXES"}),
+        # every bigeminy is also its premature complexes (supraventricular used to be a negative of them)
+        (snomed_mapping(), "251173003", {"IN A PATTERN OF BIGEMINY", "PREMATURE ATRIAL COMPLEXES"}),
+        (snomed_mapping(), "251168009", {"IN A PATTERN OF BIGEMINY", "PREMATURE SUPRAVENTRICULAR COMPLEXES"}),
+        (snomed_mapping(), "11157007", {"IN A PATTERN OF BIGEMINY", "PREMATURE VENTRICULAR COMPLEXES"}),
         (ptbxl_mapping(), "ILMI", {"INFERIOR INFARCT", "LATERAL INFARCT"}),
         (ptbxl_mapping(), "SR", {"SINUS RHYTHM", "NORMAL SINUS RHYTHM"}),
         (ptbxl_mapping(), "NORM", {"NORMAL ECG", "otherwise normal ecg"}),
