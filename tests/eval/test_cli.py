@@ -239,6 +239,24 @@ def test_cinc2021_thresholds_from_a_separate_folder(cinc_root, synthetic_model, 
     assert (tmp_path / "out" / "thresholds.csv").is_file()
 
 
+def test_cinc2021_tune_root_sharing_records_with_root_is_refused(cinc_root, synthetic_model, tmp_path):
+    """The same recordings in --tune-root and --root used to be tuned and reported on, with only a
+    note about patients in both splits."""
+    import shutil
+
+    from ecgfounder.eval.errors import EvaluationError
+    from ecgfounder.eval.jobs import ReportOptions, evaluate_cinc2021
+
+    for part in ("tune", "test"):
+        (tmp_path / part).mkdir()
+        for n in (["E07500", "E07501"] if part == "tune" else ["E07501"]):
+            for ext in (".hea", ".mat"):
+                shutil.copy(cinc_root / f"{n}{ext}", tmp_path / part)
+    with pytest.raises(EvaluationError, match=r"share 1 record\(s\) \(e.g. E07501\); thresholds must come from other"):
+        evaluate_cinc2021(tmp_path / "test", synthetic_model, tune_root=tmp_path / "tune",
+                          report=ReportOptions(out=tmp_path / "out", n_boot=0, plots=False))
+
+
 @pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("inf", "inf"), ("-inf", "-inf")])
 def test_table_score_that_is_not_a_finite_number_is_named(tmp_path, rng, capsys, value, shown):
     # 'abc' gave "error: could not convert string to float: 'abc'" (no file, label, record or fix);

@@ -325,6 +325,10 @@ def evaluate_cinc2021(
         tune, test = np.zeros(len(ls), dtype=bool), np.ones(len(ls), dtype=bool)
     elif tune_root is not None:
         other = load_cinc2021(tune_root, ptbxl_database=ptbxl_database)
+        both = sorted(set(other.records) & set(ls.records))
+        if both:  # a CinC record name is one ECG: tuned and reported on the same recording
+            raise EvaluationError(f"tune_root {tune_root} and root {root} share {len(both)} record(s) (e.g. {both[0]}); "
+                                  "thresholds must come from other records: give a tuning folder without the test records.")
         ls = concat_sets(other, ls)
         tune = np.arange(len(ls)) < len(other)
         test = ~tune
