@@ -246,3 +246,11 @@ def test_cinc_ptbxl_records_without_database_are_said_to_be_own_patients(tmp_pat
     pd.DataFrame({"ecg_id": [6000], "patient_id": [7.0]}).to_csv(db, index=False)
     assert load_cinc2021(root, ptbxl_database=db).notes[0].startswith(f"1 PTB-XL record(s) (HR...) below {root} are each "
                                                                       f"their own patient (not in {db})")
+
+
+@pytest.mark.parametrize("value", [150.0, -5.0, float("nan")])
+def test_ptbxl_min_likelihood_outside_0_100_is_refused(ptbxl_root, value):
+    """150 used to make every statement (100 included) uncertain, NaN to drop every stated code, its
+    records then negatives; both ran without a word."""
+    with pytest.raises(DatasetError, match=rf"min_likelihood={value} is not a PTB-XL likelihood; give a number from 0 to 100"):
+        load_ptbxl(ptbxl_root, min_likelihood=value)

@@ -66,6 +66,9 @@ def read_database(root: str | os.PathLike, sampling: int = 500, *, min_likelihoo
         raise DatasetError(f"{db} not found: root must be the PTB-XL folder holding {DATABASE} and records500/.")
     if sampling not in (100, 500):
         raise DatasetError(f"PTB-XL sampling must be 100 or 500 (Hz); got {sampling}.")
+    if not 0.0 <= float(min_likelihood) <= 100.0:  # NaN too: it dropped every stated code, positives and all
+        raise DatasetError(f"min_likelihood={min_likelihood} is not a PTB-XL likelihood; give a number from 0 to 100 "
+                           "(e.g. 50 keeps the statements stated at 50 or more; 0, the default, keeps all).")
     df = pd.read_csv(db, index_col=None, dtype={"ecg_id": str, "patient_id": str})
     col = "filename_hr" if sampling == 500 else "filename_lr"
     need = {"ecg_id", "scp_codes", col}
