@@ -101,3 +101,14 @@ def test_evaluable_of_another_shape_raises(rng):
     y, s = _labels(rng, n=6, k=3)
     with pytest.raises(ValueError, match="evaluable must have the shape"):  # was silently reshaped
         choose_thresholds(y, s, evaluable=np.ones((3, 6), dtype=bool))
+
+
+@pytest.mark.parametrize("tune, test, bad", [([0, 1, 2], [10], "tune_folds 0"), ([1], [10, 11, 12], "test_folds 11,12")])
+def test_ptbxl_folds_outside_1_10_are_refused(tune, test, bad):
+    """--tune-folds 0,11 selected no record and the report said 'No tuning split or thresholds file was given'."""
+    from ecgfounder.eval.errors import EvaluationError
+    from ecgfounder.eval.jobs import check_folds
+
+    with pytest.raises(EvaluationError, match=f"{bad}: PTB-XL's strat_fold runs from 1 to 10"):
+        check_folds(tune, test)
+    check_folds(list(range(1, 10)), [10])

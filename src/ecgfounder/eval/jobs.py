@@ -244,7 +244,13 @@ def _run_dataset(ls: LabelledSet, model: Any, tune: np.ndarray, test: np.ndarray
 
 
 def check_folds(tune_folds: Sequence[int], test_folds: Sequence[int]) -> None:
-    """Refuse PTB-XL tuning and test folds that overlap (thresholds must come from other folds)."""
+    """Refuse PTB-XL tuning and test folds that overlap (thresholds must come from other folds) or that
+    PTB-XL does not have (they selected no record: a fold 0 used to read as 'no tuning split given')."""
+    for name, folds in (("tune_folds", tune_folds), ("test_folds", test_folds)):
+        bad = sorted(f for f in set(folds) if f not in range(1, 11))
+        if bad:
+            raise EvaluationError(f"{name} {','.join(map(str, bad))}: PTB-XL's strat_fold runs from 1 to 10; choose "
+                                  "folds among them (default: tuning 1-9, test 10).")
     if set(tune_folds) & set(test_folds):
         raise EvaluationError(f"tune_folds={','.join(map(str, sorted(tune_folds)))} and test_folds="
                               f"{','.join(map(str, sorted(test_folds)))} overlap; thresholds must come from other folds.")
