@@ -412,3 +412,24 @@ def test_a_one_lead_model_is_named_one_lead():
     m = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8,
                           groups_width=8, n_classes=1))
     assert _model_name(m).endswith(", 1 lead, 1 output)")  # was "1 leads, 1 outputs"
+
+
+def test_a_record_too_long_to_explain_is_refused_before_it_is_predicted_saying_the_cli_fix(tmp_path, tiny_checkpoint,
+                                                                                           monkeypatch, capsys):
+    """A Holter file ran the whole prediction (30 s for MIT-BIH's half hour) before explain refused it,
+    and the refusal named only the Python fix (recording.replace) to a user of the command."""
+    import ecgfounder
+    import ecgfounder.prediction as prediction
+    from ecgfounder.cli import main
+
+    rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
+    long = tmp_path / "long.npy"
+    np.save(long, np.tile(rec.signal, 40))  # 400 s: 40 windows
+    monkeypatch.setattr(prediction, "predict", lambda *a, **k: (_ for _ in ()).throw(AssertionError("predicted")))
+    args = ["report", str(long), "--fs", "500", "--leads", ",".join(rec.leads), "--checkpoint", str(tiny_checkpoint),
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "more than max_windows=36" in err and "--max-duration S" in err
+    with pytest.raises(AssertionError, match="predicted"):  # 60 s pass the length check, on to the prediction
+        main([*args, "--max-duration", "60"])

@@ -46,7 +46,7 @@ from ..recording import Recording
 from ..signal.filters import resample, resampled_rate
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
-__all__ = ["Explanation", "ExplainError", "METHODS", "MAX_WINDOWS", "explain", "attribute_windows", "resolve_targets",
+__all__ = ["Explanation", "ExplainError", "METHODS", "MAX_WINDOWS", "check_length", "explain", "attribute_windows", "resolve_targets",
            "output_labels", "contract_of", "stitch", "rebin", "check_options"]
 
 METHODS = ("ig", "gradcam", "guided_gradcam")
@@ -291,6 +291,17 @@ def _model_rate_length(rec: Recording, fs_model: float) -> int:
     return int(resample(np.zeros((1, rec.n_samples)), rec.fs, fs_model).shape[-1])
 
 
+def check_length(recording: Recording, contract: PreprocessContract, max_windows: int = MAX_WINDOWS) -> None:
+    """Refuse a recording of more than ``max_windows`` model windows before any work on it."""
+    n = len(window_starts(_model_rate_length(recording, contract.fs), contract.n_samples))
+    if n > max_windows:
+        raise ExplainError(
+            f"the recording lasts {recording.duration:.0f} s ({n} model windows), more than max_windows={max_windows}; "
+            "explain a part of it (CLI: --max-duration S reads the first S seconds; Python: recording.replace("
+            "signal=recording.signal[:, a:b])) or raise max_windows."
+        )
+
+
 def explain(
     recording: Recording | str | os.PathLike,
     model: "Net1D | str | os.PathLike" = "12-lead",
@@ -336,13 +347,8 @@ def explain(
         recording = read(recording)
     net = resolve_model(model)
     contract = contract_of(net)
+    check_length(recording, contract, max_windows)
     prep = preprocess_recording(recording, contract, warn=False, lead=lead, fill_missing=fill_missing)
-    if len(prep.windows) > max_windows:
-        raise ExplainError(
-            f"the recording lasts {recording.duration:.0f} s ({len(prep.windows)} model windows), more than "
-            f"max_windows={max_windows}; explain a part of it (recording.replace(signal=recording.signal[:, a:b])) "
-            "or raise max_windows."
-        )
     names = output_labels(net)
     dev = torch.device(device)
     net = net.to(dev).eval()

@@ -257,9 +257,10 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     from ..plot import RHYTHM_SECONDS, SHADE_COLOURS, default_layout, lead_spans, plot_ecg, plot_pages, save_pdf_pages
     from ..plot_text import seconds_text
     from ..prediction import predict
-    from .attribution import explain
+    from .attribution import check_length, contract_of, explain
     from .calibration import apply_calibration
 
+    check_length(rec, contract_of(model))  # (before the prediction: a Holter file is refused at once)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what preprocessing noticed comes back in the notes of explain()
         # fp32 torch: the exact path the attribution runs too; no first-use measurement of the faster ones (~30 s)
