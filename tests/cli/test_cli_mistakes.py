@@ -228,3 +228,25 @@ def test_plot_index_of_a_file_of_one_recording_names_the_flag(data_dir, tmp_path
     assert line.endswith("E07500.hea: --index 2 picks a recording of a batch file (npy, npz, hdf5, matlab); this is a wfdb "
                          "file of one: leave --index out."), line
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_input_named_as_the_output_is_refused_not_overwritten(tiny_ckpt12, data_dir, tmp_path, capsys):
+    """`predict ecg.csv rec.hea -o ecg.csv`: the ECG file named as an input was taken for the run's own
+    output, left out, and replaced by the predictions (exit 0); alone, it was 'no ECG records found'."""
+    import ecgfounder
+
+    rec = ecgfounder.read(data_dir / "cinc2021" / "E07500.hea")
+    ecg = tmp_path / "ecg.csv"
+    ecg.write_text("I,II\n" + "".join(f"{a:.3f},{b:.3f}\n" for a, b in rec.signal[:2, :2500].T))
+    arr = tmp_path / "ecg.npy"
+    np.save(arr, rec.signal.T)
+    before = {f: f.read_bytes() for f in (ecg, arr)}
+    other = str(data_dir / "cinc2021" / "E07500.hea")
+    for argv, flag, f in [(["predict", str(ecg), other, "-o", str(ecg)], "--output", ecg),
+                          (["predict", str(arr), "-o", str(tmp_path / "p.csv"), "--embeddings", str(arr)], "--embeddings", arr),
+                          (["embed", str(ecg), "-o", str(tmp_path / "e.npy"), "--index", str(ecg)], "--index", ecg),
+                          (["embed", str(arr), "-o", str(arr)], "--output", arr)]:
+        assert main([*argv, "--fs", "500", "--checkpoint", str(tiny_ckpt12), "--no-progress"]) == 2, argv
+        line = _line(capsys.readouterr().err)
+        assert f"error: {flag} {f} is the input {f}" in line and "give another" in line, line
+        assert all(g.read_bytes() == b for g, b in before.items())

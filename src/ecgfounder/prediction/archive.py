@@ -19,7 +19,6 @@ service or a batch script can call.  In order:
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
 from .columns import table_columns
 from .progress import Progress
-from .shards import parse_shard, part_name, shard, shard_from_env
+from .shards import own_files, parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
 
 __all__ = ["ArchiveJob", "ArchiveReport", "RunInterrupted", "run_archive", "SMALL_RUN"]
@@ -110,20 +109,6 @@ def _weights_identity(model: Any) -> dict[str, Any]:
 
     known = resolve_known(str(model))
     return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
-
-
-def _written_by(job: ArchiveJob, path: Any) -> bool:
-    """Whether ``path`` is a file this job writes: its output or embeddings, or a shard part of
-    them (``OUT.shard-I-of-N.ext``).  Such a file found in an input folder is not a record: an
-    embeddings ``.npy`` read as an ECG would change the record list between a run and its resume,
-    and between shards."""
-    q = Path(path)
-    for t in (Path(x) for x in (job.output, job.embeddings) if x):
-        stem, suffix = t.name[: len(t.name) - len(t.suffix)], t.suffix
-        named = q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name)
-        if named and q.resolve().parent == t.resolve().parent:
-            return True
-    return False
 
 
 def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
@@ -294,7 +279,7 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     from ..io import find_records  # after the checks: the readers import scipy
 
     all_files = find_records(job.inputs)
-    own = [f for f in all_files if _written_by(job, f)]  # this job's outputs in an input folder: not records
+    own = own_files(all_files, job.inputs, {"output": job.output, "embeddings": job.embeddings})  # not records
     all_files = [f for f in all_files if f not in own] if own else all_files
     if not all_files:
         raise SetupError(f"no ECG records found in {', '.join(map(str, job.inputs))}; give files or folders holding "

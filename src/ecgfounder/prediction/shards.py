@@ -8,10 +8,14 @@ parts joined in shard order are the order of an unsharded run.  :func:`shard_fro
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-__all__ = ["parse_shard", "shard_bounds", "shard", "shard_from_env", "part_name"]
+from .._fileio import same_file
+from ..errors import SetupError
+
+__all__ = ["parse_shard", "shard_bounds", "shard", "shard_from_env", "part_name", "own_files"]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -62,3 +66,27 @@ def part_name(path: str | os.PathLike, i: int, n: int) -> str:
     p = Path(path)
     suffix = "".join(p.suffixes[-1:])
     return str(p.with_name(f"{p.name[: len(p.name) - len(suffix)]}.shard-{i:05d}-of-{n:05d}{suffix}"))
+
+
+def own_files(files: Sequence[Any], inputs: Sequence[Any], outputs: Mapping[str, Any]) -> list[Any]:
+    """The ``files`` (records found) that the run itself writes: one of ``outputs`` (argument name →
+    path, ``None`` for none) or a shard part of one (``OUT.shard-I-of-N.ext``).  Such a file found in
+    an input folder is not a record: an embeddings ``.npy`` read as an ECG would change the record
+    list between a run and its resume, and between shards.  An output that is a file named among
+    ``inputs`` is :class:`SetupError`: the run would replace that ECG with its results."""
+    named = [Path(x) for x in inputs if Path(x).is_file()]
+    for argument, t in ((a, Path(x)) for a, x in outputs.items() if x):
+        src = next((x for x in named if same_file(x, t)), None)
+        if src is not None:
+            raise SetupError(f"{argument} {t} is the input {src}; writing it would replace that ECG: give another "
+                             "file name.", argument)
+
+    def written(q: Path) -> bool:
+        for t in (Path(x) for x in outputs.values() if x):
+            stem, suffix = t.name[: len(t.name) - len(t.suffix)], t.suffix
+            hit = q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name)
+            if hit and q.resolve().parent == t.resolve().parent:
+                return True
+        return False
+
+    return [f for f in files if written(Path(f))]
