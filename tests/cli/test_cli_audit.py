@@ -36,6 +36,24 @@ def test_convert_batch_onto_an_existing_file_names_the_fix(tmp_path, capsys):
     assert target.read_bytes() == b"keep"
 
 
+
+def test_convert_keeps_an_existing_output_and_converts_the_others(tmp_path, capsys):
+    """`convert archive/ --to edf -o edf/` a second time after a record was added: the first output
+    that existed stopped the run (exit 2), the records after it not converted, the rest unsaid."""
+    src, out = tmp_path / "archive", tmp_path / "edf"
+    src.mkdir()
+    for i, name in enumerate(["a", "b", "c"]):
+        np.save(src / f"{name}.npy", np.full((12, 500), 0.1 * i))
+    out.mkdir()
+    (out / "b.edf").write_bytes(b"keep")
+    rc = main(["convert", str(src), "--fs", "500", "--to", "edf", "-o", str(out)])
+    got = capsys.readouterr()
+    errors = [ln for ln in got.err.splitlines() if ln.startswith("error")]
+    assert rc == 1 and got.out.split() == [str(out / "a.edf"), str(out / "c.edf")], got
+    assert errors[0] == (f"error: {src / 'b.npy'}: output {out / 'b.edf'} exists; give another file or folder with "
+                         "-o/--output, or add --overwrite to replace it.") and len(errors) == 2, errors
+    assert (out / "b.edf").read_bytes() == b"keep" and (out / "c.edf").is_file()
+
 @pytest.mark.parametrize("flag,value,shown", [("--max-duration", "-3", "argument --max-duration: -3 is not a positive"),
                                               ("--units", "parsec", "argument --units: 'parsec' is not a voltage unit"),
                                               ("--fs", "0", "argument --fs: 0 Hz is not an ECG sampling rate")])

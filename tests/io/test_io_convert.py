@@ -70,10 +70,9 @@ def test_an_empty_batch_file_is_a_result_with_its_error(tmp_path):
 def test_an_existing_output_is_kept_unless_overwrite(tmp_path):
     src = _npz(tmp_path / "a.npz")
     (tmp_path / "a.edf").write_bytes(b"keep")
-    conv = convert_records(src, "edf")
-    with pytest.raises(SetupError) as e:
-        next(conv)
-    assert e.value.argument == "overwrite" and str(e.value) == (
+    (kept,) = convert_records(src, "edf")  # that file's error: the other inputs of a run are still converted
+    assert not kept.ok and kept.written == () and isinstance(kept.error, SetupError)
+    assert kept.error.argument == "overwrite" and str(kept.error) == (
         f"output {tmp_path / 'a.edf'} exists; give another file or folder with output=... (CLI: -o/--output), "
         "or add overwrite=True (CLI: --overwrite) to replace it.")
     assert (tmp_path / "a.edf").read_bytes() == b"keep"

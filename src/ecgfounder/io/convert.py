@@ -3,8 +3,8 @@
 Every input file is read with :func:`~ecgfounder.io.iter_read` and written with
 :func:`~ecgfounder.io.write`: a file holding one recording to one file, a batch file's recordings
 one file each into a folder, named by their ids.  An input is never overwritten (under any name,
-links included); an existing output only with ``overwrite=True``.  One unreadable input costs
-none of the others: its :class:`ConvertResult` carries the error.
+links included); an existing output only with ``overwrite=True``.  One unreadable input (or one
+whose output exists) costs none of the others: its :class:`ConvertResult` carries the error.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def suffix_agrees(output: Path | None, suffix: str, writer: str) -> None:
 class RecordConversion(Iterator[ConvertResult]):
     """A planned conversion: ``files`` are the input files found (in order, ``len()`` of them);
     iterating converts them one at a time, yielding a :class:`ConvertResult` each.  A mistake of
-    the call (an output that exists or is an input) ends the iteration with a :class:`SetupError`."""
+    the call (an output that is an input) ends the iteration with a :class:`SetupError`; an output
+    that exists is kept, the error of that file's result."""
 
     def __init__(self, paths: list[Any], to: str, output: Path | None, raw_output: str, overwrite: bool,
                  read_kwargs: Mapping[str, Any]):
@@ -200,8 +201,8 @@ class RecordConversion(Iterator[ConvertResult]):
             try:
                 yield self._convert(f, used, written)
             except (RecordReadError, SetupError) as exc:  # an unreadable input (or recording) costs none of the others
-                if not isinstance(exc, RecordReadError) and exc.argument != "recording":
-                    raise  # (a mistake of the call: an output that exists, ...)
+                if not isinstance(exc, RecordReadError) and exc.argument not in ("recording", "overwrite"):
+                    raise  # (a mistake of the call: an output that is an input, ...; an existing output is kept)
                 yield ConvertResult(f, tuple(written), error=exc)
 
 
@@ -220,7 +221,8 @@ def convert_records(paths: str | os.PathLike | Iterable[str | os.PathLike], to: 
 
     Mistakes of the call (an unknown ``to``, no ECG files, an output that contradicts ``to`` or
     the inputs, two inputs onto one file) raise :class:`~ecgfounder.errors.SetupError` here,
-    before anything is written; an output that exists or is an input ends the iteration with one.
+    before anything is written; an output that is an input ends the iteration with one.  An output
+    that exists (without ``overwrite``) is kept: that file's result carries the error.
     """
     if to not in WRITE_FORMATS:
         raise SetupError(f"to={to!r} is not a format convert_records writes; choose one of "
