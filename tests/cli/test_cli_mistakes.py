@@ -88,6 +88,16 @@ def test_report_of_a_folder_without_records_is_an_error(tiny_ckpt12, tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_report_of_a_missing_path_is_refused_before_the_model_loads(data_dir, tmp_path, capsys):
+    """A mistyped path was reported after the model had loaded, as a 'warning' (exit 1), with the
+    output folder made empty; predict refuses it at once (exit 2)."""
+    rec, out = str(data_dir / "cinc2021" / "E07500.hea"), tmp_path / "out"
+    rc = main(["report", rec, str(tmp_path / "nope.hea"), "--checkpoint", str(tmp_path / "never-loaded.pth"), "-o", str(out)])
+    line = _line(capsys.readouterr().err)
+    assert rc == 2 and line == f"error: input {tmp_path / 'nope.hea'}: no such file or folder; check the path.", line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv,said", [(["plot", "x.hea", "--top", "-1"], "argument --top: -1 is below 1"),
                                        (["plot", "x.hea", "--top", "0"], "argument --top: 0 is below 1"),
                                        (["report", "x.hea", "-o", "d", "--top", "0"], "argument --top: 0 is below 1"),

@@ -48,6 +48,7 @@ def test_report_on_the_mixed_format_folder(tmp_path, tiny_checkpoint, capsys):
     assert sorted(p.stem for p in out.glob("*.pdf")) == sorted(records)
     err = capsys.readouterr().err
     assert "6 report(s) written" in err
+    assert f"error: {src / 'broken.xml'}:" in err and "warning: " not in err  # a failed record is an error, as in predict
     for name in records:
         page = (out / f"{name}.html").read_text(encoding="utf-8")
         refs = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]*)""", page, flags=re.I)

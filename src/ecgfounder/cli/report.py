@@ -39,8 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..explain.report import write_reports
     from ..io import find_records
+    from ..prediction.setup import check_inputs
 
-    files = find_records(args.paths)  # (a path given that does not exist is kept: reported as failed)
+    check_inputs(args.paths)  # a mistyped path: one line before the model loads, as predict
+    files = find_records(args.paths)
     if not files:
         raise usage(f"no ECG records found in {', '.join(args.paths)}; give files or folders holding them.")
     check_writable(args.output, "--output", folder=True)
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
-            say(f"warning: {flags(r.error if r.error.startswith(r.path) else f'{r.path}: {r.error}')}")
+            say(f"error: {flags(r.error if r.error.startswith(r.path) else f'{r.path}: {r.error}')}")
         else:
             print(f"{r.html}\n{r.pdf}")
     say(f"{len(results) - len(failed)} report(s) written to {args.output}" + (f"; {len(failed)} record(s) failed" if failed else ""))
