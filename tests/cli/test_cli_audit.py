@@ -148,3 +148,11 @@ def test_resume_of_a_finished_run_with_failures_names_them(tmp_path, capsys, tin
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "is complete (1 record(s); 1 record(s) failed in it, e.g. " in err and "broken.hea" in err
+
+
+def test_info_on_a_folder_without_ecgs_names_it_as_typed(tmp_path, capsys):
+    """The message showed the argument list's Python form: "no ECG files found in ['/x/empty']"."""
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 2
+    assert _one_error_line(capsys.readouterr().err) == (f"error: no ECG files found in {tmp_path / 'empty'}; give "
+                                                        "files or folders holding them.")

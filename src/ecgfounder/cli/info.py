@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     files = find_records(args.paths)
     if not files:
-        raise ValueError(f"no ECG files found in {args.paths}; give files or folders holding them.")
+        raise ValueError(f"no ECG files found in {' '.join(args.paths)}; give files or folders holding them.")
     kw = read_options(args)
     failed = 0
 
