@@ -156,3 +156,11 @@ def test_info_on_a_folder_without_ecgs_names_it_as_typed(tmp_path, capsys):
     assert main(["info", str(tmp_path / "empty")]) == 2
     assert _one_error_line(capsys.readouterr().err) == (f"error: no ECG files found in {tmp_path / 'empty'}; give "
                                                         "files or folders holding them.")
+
+
+def test_every_command_says_what_it_does_under_help():
+    """`ecgfounder env --help` showed the usage line alone."""
+    from ecgfounder.cli import build_parser
+
+    commands = build_parser(None).subcommands
+    assert {name for name, sub in commands.items() if not (sub.description or "").strip()} == set()

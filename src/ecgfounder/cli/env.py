@@ -12,7 +12,11 @@ __all__ = ["add_parser", "run", "environment", "package_caches"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("env", help="print versions, devices and cache paths (for bug reports)")
+    p = sub.add_parser("env", help="print versions, devices and cache paths (for bug reports)",
+                       description="Print what a bug report needs: the versions of the package and its libraries, "
+                       "the devices torch sees, where the published weights are cached (or how to download them), "
+                       "the package's cache, and the inference path --precision auto chose per model on this machine "
+                       "(with the folder to remove to measure again).")
     p.set_defaults(func=run)
 
 
