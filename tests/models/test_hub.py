@@ -109,3 +109,8 @@ def test_missing_repository_is_one_line(stand_in_hub):
     with pytest.raises(WeightsDownloadError, match=r"could not download hf://nobody/nothing \(") as exc:
         load_model("hf://nobody/nothing")
     assert "\n" not in str(exc.value)
+    # the fix names how to load a downloaded folder (it said 'pass its path', to no argument)
+    from ecgfounder.cli._common import flags
+
+    assert str(exc.value).endswith("load it from there: load_model(FOLDER), or model=FOLDER (CLI: --checkpoint FOLDER).")
+    assert flags(str(exc.value)).endswith("load it from there: --checkpoint FOLDER.")

@@ -94,7 +94,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                      help="weights from the Hugging Face Hub: 12-lead (default) or 1-lead (published), or "
                      "hf://owner/name[@revision] (a model shared on the Hub)")
     src.add_argument("--checkpoint", metavar="FILE",
-                     help="a local checkpoint: the published .pth, or a .safetensors written by ecgfounder")
+                     help="a local checkpoint: the published .pth, a .safetensors written by ecgfounder, or a "
+                     "folder written by save_pretrained (finetune, pretrain, a downloaded hf:// model)")
     g.add_argument("--no-strict", action="store_true", help="accept state dicts whose keys differ from the architecture")
     g.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
 

@@ -62,4 +62,5 @@ def fetch_pretrained(ref: str, *, revision: str | None = None, cache_dir: str | 
     except Exception as exc:  # connection and other HTTP errors: one actionable line
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
     raise WeightsDownloadError(f"could not download {where} ({reason}). Check the name, the network and HF_ENDPOINT, "
-                               "or download the folder and pass its path.")
+                               f"or download the folder (its {WEIGHTS_NAME} and {CONFIG_NAME}) and load it from there: "
+                               "load_model(FOLDER), or model=FOLDER (CLI: --checkpoint FOLDER).")
