@@ -260,3 +260,11 @@ def test_an_input_named_as_the_output_is_refused_not_overwritten(tiny_ckpt12, da
         line = _line(capsys.readouterr().err)
         assert f"error: {flag} {f} is the input {f}" in line and "give another" in line, line
         assert all(g.read_bytes() == b for g, b in before.items())
+
+
+def test_an_unknown_weights_name_lists_every_kind_of_source(data_dir, capsys):
+    """`--weights 2-lead` named the two known names alone: not the Hub form, nor the flag for a file."""
+    rc = main(["predict", str(data_dir / "cinc2021" / "E07500.hea"), "--weights", "2-lead"])
+    line = _line(capsys.readouterr().err)
+    assert rc == 2 and line.startswith("error: unknown weights '2-lead'") and "12-lead or 1-lead" in line, line
+    assert "hf://owner/name" in line and "--checkpoint FILE" in line and "model=" not in line, line

@@ -133,5 +133,7 @@ def check_weights(source: Any) -> None:
     p = Path(str(source))
     if p.suffix or os.sep in str(source):
         raise SetupError(f"checkpoint file {source} not found; check the path.", "model")
-    raise SetupError(f"unknown weights {str(source)!r}: not a file, and not a known name "
-                     f"({', '.join(sorted(KNOWN_WEIGHTS))}).", "model")
+    raise SetupError(f"unknown weights {str(source)!r}: not a file, and not a known name; choose "
+                     f"{' or '.join(sorted(KNOWN_WEIGHTS, key=len, reverse=True))}, hf://owner/name for a model shared "
+                     "on the Hub, or load_model(FILE), or model=FILE (CLI: --checkpoint FILE) for a local checkpoint.",
+                     "model")
