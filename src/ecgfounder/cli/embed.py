@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "predict.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="ECG files or folders (the formats of predict)")
     p.add_argument("-o", "--output", required=True, metavar="FILE.npy",
-                   help="embeddings array, float32 (rows, 1024): a row per record, or per window with --aggregate none")
+                   help="embeddings array, float32 (rows, 1024): a row per record, or per window with --aggregate none "
+                   "(a file that exists is replaced, or with --resume continued)")
     p.add_argument("--index", metavar="FILE", help="index table (default: FILE.csv beside the array)")
     add_model_args(p)
     add_read_args(p)

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "outputs logits and features. The file carries the labels, the preprocessing contract and the task "
         "as metadata (ONNX metadata_props 'ecgfounder.*'; TorchScript extra/ecgfounder.json).",
     )
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file (.onnx, .pt/.ts)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output file (.onnx, .pt/.ts), replaced if it exists")
     p.add_argument("--format", dest="export_format", choices=("onnx", "torchscript"),
                    help="file format (default: from the suffix: .onnx → onnx, else torchscript)")
     p.add_argument("--int8", action="store_true",

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "into one table in record order, checking that no shard, record or row is missing or repeated.")
     p.add_argument("parts", nargs="+", metavar="PART", help="the part files (.csv/.jsonl/.parquet) of one run")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="merged table (.csv, .parquet or .jsonl; CSV parts, which keep no types: .csv)")
+                   help="merged table (.csv, .parquet or .jsonl; CSV parts, which keep no types: .csv); "
+                   "replaced if it exists (never a part)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also join the parts' embeddings into this array")
     p.set_defaults(func=run)
 

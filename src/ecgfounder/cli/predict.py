@@ -73,7 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "aECG, DICOM, Philips Sierra XML, SCP-ECG (Healforce too), CardioSoft XML, ISHNE, NumPy, CSV, "
                    "HDF5; also compressed (.gz, .zst, .bz2, .xz) and in .zip archives")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="table to write: .csv, .parquet (needs ecgfounder[parquet]) or .jsonl (atomic)")
+                   help="table to write: .csv, .parquet (needs ecgfounder[parquet]) or .jsonl (atomic; a file that "
+                   "exists is replaced, or with --resume continued)")
     p.add_argument("--embeddings", metavar="FILE.npy", help="also save the embeddings, row-aligned with --output")
     add_model_args(p)
     add_read_args(p)

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "or letter sheet, then a page of text. Not a medical device.",
     )
     p.add_argument("paths", nargs="+", metavar="ECG", help="ECG files or directories (recursed)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for RECORD.html and RECORD.pdf")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for RECORD.html and RECORD.pdf (created if needed; "
+                   "files of those names replaced)")
     p.add_argument("--top", type=count(1), default=3, metavar="K", help="findings shaded on the printout (default 3)")
     p.add_argument("--thresholds", metavar="CSV",
                    help="operating thresholds (thresholds.csv from ecgfounder evaluate); default 0.5 for every label")
