@@ -268,3 +268,11 @@ def test_an_unknown_weights_name_lists_every_kind_of_source(data_dir, capsys):
     line = _line(capsys.readouterr().err)
     assert rc == 2 and line.startswith("error: unknown weights '2-lead'") and "12-lead or 1-lead" in line, line
     assert "hf://owner/name" in line and "--checkpoint FILE" in line and "model=" not in line, line
+
+
+def test_plot_of_a_folder_says_it_draws_one_file(data_dir, capsys):
+    """'is a directory, not a record file' named no way forward."""
+    folder = data_dir / "cinc2021"
+    assert main(["plot", str(folder)]) == 2
+    line = _line(capsys.readouterr().err)
+    assert line.startswith(f"error: {folder} is a folder; plot draws one ECG file") and "ecgfounder report" in line, line

@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise usage(f"{'--checkpoint' if args.checkpoint else '--weights'} chooses the model of --predict; add "
                     "--predict to print its findings on the plot, or leave the model out.")
     src = Path(args.path)
+    if src.is_dir():
+        raise usage(f"{src} is a folder; plot draws one ECG file: give one of its files (ecgfounder report draws "
+                    "every record of a folder).")
     out = check_writable(args.output or src.with_suffix(".png"), "--output")
     kw = read_options(args)
     if args.index is not None:
