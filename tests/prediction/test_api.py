@@ -140,3 +140,17 @@ def test_each_unreadable_file_of_an_archive_is_a_failure_of_its_own_in_its_place
         assert r.reason.startswith(f"{z}: bad{k}.xml in the zip archive: malformed XML") and "\n" not in r.reason
     with pytest.warns(UserWarning, match="bad6.xml in the zip archive"):
         assert len(predict([z], tiny12)) == 2
+
+
+def test_on_error_raise_raises_the_packages_error_of_its_kind(tiny12, data_dir, tmp_path):
+    """on_error="raise" raised a bare ValueError for every failure: `except ecgfounder.LeadError` (or
+    RecordReadError, ECGFounderError) did not catch a record without the model's leads."""
+    import ecgfounder
+
+    with pytest.raises(ecgfounder.LeadError, match=r"100.hea: missing lead\(s\) I, III"):
+        predict([data_dir / "mitdb" / "100.hea"], tiny12, on_error="raise")
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(b"x\x00\x01")
+    with pytest.raises(ecgfounder.RecordReadError) as err:
+        predict([bad], tiny12, on_error="raise")
+    assert str(err.value) == f"{bad}: file is 3 bytes, too short to hold a header (truncated?)" and err.value.path == str(bad)

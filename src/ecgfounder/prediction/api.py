@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.heads import check_aggregate
+from .records import record_error
 from .stream import (check_labels, feature_rows, index_columns, index_rows, iter_predict, model_calibration,
                      resolve_model, result_rows, score_columns)
 
@@ -51,7 +52,7 @@ def predict(
     for res in iter_predict(inputs, net, batch_size=batch_size, **kwargs):
         if res.error is not None:
             if on_error == "raise":
-                raise ValueError(res.reason)
+                raise record_error(res)
             warnings.warn(res.reason, stacklevel=2)
             failures.append((res.path, res.error))
             continue

@@ -20,12 +20,12 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import RecordReadError
+from ..errors import ECGFounderError, LeadError, RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
 from ..signal.preprocess import Prepared, PreprocessContract, preprocess_recording
 
-__all__ = ["RecordResult", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process", "prepared_ahead",
+__all__ = ["RecordResult", "record_error", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process", "prepared_ahead",
            "calibration_windows", "record_name", "collected_warnings"]
 
 
@@ -43,6 +43,7 @@ class RecordResult:
     features: np.ndarray | None = None  # (n_windows, n_features)
     notes: tuple[str, ...] = ()
     error: str | None = None
+    error_type: str = ""  # the class of the failure (LeadError, RecordReadError, ...; "" for the quality gate)
     input_index: int = 0  # position of the file in the expanded inputs
     member: int = 0  # position of the recording inside its file (batch files hold many)
     archive_member: str = ""  # its file inside a zip archive (path there; empty for a file of its own)
@@ -98,6 +99,15 @@ def iter_records(items: Iterable[tuple[str, Any]], read_kwargs: dict[str, Any] |
             continue
         if k == 0:
             yield i, 0, shown, None, "the file holds no recordings (a batch of 0 records); nothing to predict"
+
+
+def record_error(res: RecordResult) -> ECGFounderError:
+    """The failure of ``res`` as the package's error of its kind (``on_error="raise"``): a
+    :class:`LeadError` for leads the model needs and the recording lacks, else a
+    :class:`RecordReadError` naming the file (unreadable, unusable, or stopped by the quality gate)."""
+    if res.error_type == "LeadError":
+        return LeadError(res.reason)
+    return RecordReadError(res.path, res.reason.removeprefix(res.path).removeprefix(": "))
 
 
 def _failure(exc: BaseException) -> str:
@@ -193,7 +203,7 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
     res = RecordResult(index=index, record=record_name(path, rec), path=path, input_index=input_index, member=member,
                        archive_member=str(rec.meta.get("archive_member") or "") if rec is not None else "")
     if err is not None:
-        res.error = err
+        res.error, res.error_type = err, "RecordReadError"
         return res, None
     prep_kwargs = dict(prep_kwargs)
     gate = prep_kwargs.pop("quality", "warn") or "warn"
@@ -205,7 +215,7 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
                     return res, None
             prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)
     except (ValueError, OSError, MemoryError) as exc:
-        res.error = _failure(exc)
+        res.error, res.error_type = _failure(exc), type(exc).__name__
         return res, None
     notes = [w.removeprefix(f"{path}: ") for w in caught] + list(prep.notes)
     res.notes = tuple(_lead_note(n, prep_kwargs.get("lead")) for n in notes)
