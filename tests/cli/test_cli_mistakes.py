@@ -276,3 +276,27 @@ def test_plot_of_a_folder_says_it_draws_one_file(data_dir, capsys):
     assert main(["plot", str(folder)]) == 2
     line = _line(capsys.readouterr().err)
     assert line.startswith(f"error: {folder} is a folder; plot draws one ECG file") and "ecgfounder report" in line, line
+
+
+def test_quiet_prints_no_warnings_of_reading(data_dir, tiny_ckpt12, tmp_path, capsys):
+    """-q ("errors only") still printed the readers' warnings: an XML passed over in a folder, a
+    NumPy file's lead order taken as standard."""
+    import warnings
+
+    import ecgfounder
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    np.save(src / "a.npy", ecgfounder.read(data_dir / "cinc2021" / "E07500.hea").signal.T)
+    (src / "odd.xml").write_text("<?xml version='1.0'?><notanecg/>")
+    for cmd, out, quiet in (("predict", "p.csv", []), ("predict", "q.csv", ["-q"]), ("embed", "e.npy", ["-q"])):
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            rc = main([cmd, str(src), "--fs", "500", "--checkpoint", str(tiny_ckpt12), "-o", str(dst / out), *quiet])
+        got = capsys.readouterr()
+        said = sorted({str(w.message).split(": ", 1)[1][:20] for w in shown})
+        assert rc == 0 and said == ([] if quiet else ["1 XML/CSV file(s) pa", "12 unnamed channels "]), (cmd, quiet, said)
+        assert not quiet or got.err == got.out == "", got
+    (src / "bad.edf").write_bytes(b"x")  # errors are still said
+    assert main(["predict", str(src), "--fs", "500", "--checkpoint", str(tiny_ckpt12), "-q"]) == 1
+    assert _line(capsys.readouterr().err).startswith(f"error: {src / 'bad.edf'}: ")

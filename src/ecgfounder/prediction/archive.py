@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -275,6 +276,13 @@ def run_archive(job: ArchiveJob, *, progress: bool = True, quiet: bool = False, 
     Raises :class:`~ecgfounder.errors.SetupError` before anything is loaded or written when the
     run cannot start, and :class:`RunInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C after saving.
     """
+    with warnings.catch_warnings():
+        if quiet:  # (the readers' and the loader's warnings too, in every thread of the run)
+            warnings.simplefilter("ignore")
+        return _run_archive(job, progress, quiet, stream)
+
+
+def _run_archive(job: ArchiveJob, progress: bool, quiet: bool, stream: Any) -> ArchiveReport:
     spec, distributed = _check(job)
     from ..io import find_records  # after the checks: the readers import scipy
 
