@@ -69,3 +69,15 @@ def test_an_impossible_precision_keeps_the_argument_the_runner_named():
     with pytest.raises(SetupError, match="unknown precision='fp64'") as info:
         check_inference("fp64", "torch", "cpu")
     assert info.value.argument == "precision"  # (was re-raised as the backend's fault)
+
+
+def test_convert_of_a_name_offline_names_the_convert_command(tmp_path, monkeypatch, capsys):
+    """`ecgfounder convert 12-lead --to safetensors` offline said to pass --checkpoint, a flag convert lacks."""
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert main(["convert", "12-lead", "--to", "safetensors"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "--checkpoint" not in err[0], err
+    assert "convert it from there: ecgfounder convert ./12_lead_ECGFounder.pth --to safetensors." in err[0], err

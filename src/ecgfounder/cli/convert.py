@@ -4,10 +4,12 @@ checkpoints to safetensors (:func:`ecgfounder.models.loading.convert_checkpoint`
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from .._formats import CHECKPOINT_SUFFIXES, WRITE_FORMATS
+from ..errors import WeightsDownloadError
 from ._checks import check_writable, usage
 from ._common import add_read_args, flags, read_options
 
@@ -47,7 +49,11 @@ def _convert_checkpoint(args: argparse.Namespace, src: Path) -> int:
     target = Path(out) if out else src.with_suffix(".safetensors") if src.is_file() else None
     if target is not None:  # (a known name's output goes beside its download)
         check_outputs([target, target.with_suffix(".json")], [src], overwrite=args.overwrite)
-    out = convert_checkpoint(src, out and check_writable(out, "-o/--output"), strict=not args.no_strict)
+    try:
+        out = convert_checkpoint(src, out and check_writable(out, "-o/--output"), strict=not args.no_strict)
+    except WeightsDownloadError as exc:  # (a known name offline: its fix names predict's flag, not this command)
+        raise WeightsDownloadError(re.sub(r"load it from there: .*?\(CLI: --checkpoint (\S+)\)",
+                                          r"convert it from there: ecgfounder convert \1 --to safetensors", str(exc))) from None
     print(out)
     return 0
 
