@@ -81,3 +81,14 @@ def test_convert_of_a_name_offline_names_the_convert_command(tmp_path, monkeypat
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert len(err) == 1 and "--checkpoint" not in err[0], err
     assert "convert it from there: ecgfounder convert ./12_lead_ECGFounder.pth --to safetensors." in err[0], err
+
+
+def test_convert_of_a_name_needs_no_to(tmp_path, monkeypatch, capsys):
+    """`ecgfounder convert 12-lead` was taken for an ECG record: '--to is required for ECG records'."""
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert main(["convert", "1-lead"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "could not download the 1-lead ECGFounder weights" in err[0], err

@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(samples in mV), or a published .pth checkpoint to our .safetensors format (--to safetensors, or any "
         f"{'/'.join(CHECKPOINT_SUFFIXES)} input). An existing output is kept unless --overwrite; an input is never overwritten.",
     )
-    p.add_argument("paths", nargs="+", metavar="FILE", help="ECG files or folders of them, or one checkpoint")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="ECG files or folders of them, or one checkpoint (a file, or 12-lead / 1-lead: the "
+                   "published weights, downloaded to the cache and written beside them)")
     p.add_argument("--to", choices=(*WRITE_FORMATS, "safetensors"), help="target format (records: required)")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="output file (default: the input's stem with the new suffix, beside the input; an existing "
@@ -61,9 +62,11 @@ def _convert_checkpoint(args: argparse.Namespace, src: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..io.convert import convert_records
     from ..io.detect import EXTENSIONS
+    from ..models.weights import resolve_known
 
     srcs = [Path(x) for x in args.paths]
-    if args.to == "safetensors" or any(s.suffix.lower() in CHECKPOINT_SUFFIXES for s in srcs):
+    named = [s for s in srcs if not s.exists() and resolve_known(str(s)) is not None]  # 12-lead: a checkpoint
+    if args.to == "safetensors" or named or any(s.suffix.lower() in CHECKPOINT_SUFFIXES for s in srcs):
         if len(srcs) > 1:
             raise usage(f"checkpoints convert one at a time; give one FILE, not {len(srcs)}.")
         if srcs[0].suffix.lower() in {*EXTENSIONS, ".dat", ".mat"}:
