@@ -92,3 +92,19 @@ def test_calibrated_probabilities_come_from_the_weights(tiny12, data_dir, tmp_pa
     cal = predict(good, model, calibrated=True)[labels].to_numpy()
     logit = np.log(raw / (1 - raw))
     np.testing.assert_allclose(cal, 1 / (1 + np.exp(-logit / 2.0)), atol=1e-9)
+
+
+def test_calibrated_columns_a_calibration_leaves_unchanged_are_said(tiny12, data_dir, tmp_path):
+    """Columns of labels fitted on too few positives are the model's scores: predict --calibrated gave
+    them with the others, as calibrated, without a word (the report marks them)."""
+    import copy
+
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+
+    good, _ = _records(data_dir, tmp_path)
+    labels = list(load_labels())
+    model = copy.deepcopy(tiny12)
+    attach_calibration(model, Calibration(labels=tuple(labels), method="temperature", temperatures=(1.0,) * 2 + (2.0,) * 148,
+                                          fitted_on={"split": "val", "unfitted": labels[:2]}))
+    with pytest.warns(UserWarning, match=r"leaves 2 of 150 labels as the model scores them .*not calibrated: "):
+        predict(good[:1], model, calibrated=True)

@@ -306,6 +306,25 @@ def test_calibration_and_thresholds_file(tiny_ckpt, tmp_path):
     assert all(f["calibrated_probability"] >= f["threshold"] for f in a["findings"])
 
 
+def test_labels_a_calibration_leaves_unchanged_have_no_calibrated_probability(tiny_ckpt):
+    """A label fitted on too few positives keeps its model score (temperature 1): the answer gave that
+    score as its calibrated probability, as if it had been calibrated."""
+    from ecgfounder.explain.calibration import Calibration, attach_calibration
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.serve import Analyzer
+
+    model = load_model(tiny_ckpt)
+    temps = (1.0, 1.0) + (2.0,) * 148  # labels 0 and 1 left as they were
+    attach_calibration(model, Calibration(method="temperature", labels=tuple(model.labels), temperatures=temps,
+                                          fitted_on={"unfitted": [model.labels[0], model.labels[1]]}))
+    with TestClient(create_app(Analyzer(model), ServeConfig())) as c:
+        a = c.post("/v1/predict", json=sine_signal()).json()
+    assert [s["calibrated_probability"] for s in a["labels"][:2]] == [None, None]
+    assert all(s["calibrated_probability"] is not None for s in a["labels"][2:])
+    s0 = a["labels"][0]
+    assert s0["above_threshold"] == (s0["probability"] >= s0["threshold"])
+
+
 def test_batch_answers_for_each_recording_of_an_archive_or_batch_file(client):
     """A zip of ECG files and an HDF5 batch sent to /v1/predict/batch: one item per recording
     (name#k), a bad member its own failed item; /v1/predict refuses such a file with the way to send it."""

@@ -91,6 +91,15 @@ class Calibration:
                 "fitted_on": dict(self.fitted_on), "ece_before": list(self.ece_before), "ece_after": list(self.ece_after),
                 "weights": self.weights}
 
+    @property
+    def unchanged(self) -> frozenset[str]:
+        """Labels this calibration leaves as the model scores them (too few positives when it was
+        fitted: temperature 1, no isotonic knots); none for a multi-class temperature."""
+        if self.task == "multiclass":
+            return frozenset()
+        same = [not x for x, _ in self.knots] if self.method == "isotonic" else [t == 1.0 for t in self.temperatures]
+        return frozenset(lab for lab, s in zip(self.labels, same) if s) | frozenset(self.fitted_on.get("unfitted") or ())
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Calibration":
         return cls(method=str(d["method"]), labels=tuple(d["labels"]), task=str(d.get("task", "multilabel")),
@@ -481,8 +490,7 @@ def plot_reliability(y_true: Any, before: Any, after: Any = None, *, title: str 
         ece = expected_calibration_error(y, np.asarray(probs, dtype=np.float64).ravel(), n_bins)[0]
         ax.plot(mp, fr, marker="o", markersize=3, color=colour, label=f"{name} (ECE {ece:.3f})")
         hx.hist(np.asarray(probs).ravel(), bins=n_bins, range=(0, 1), histtype="step", color=colour)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
     ax.set_ylabel("observed frequency")
     ax.set_title(title or "Reliability", fontsize=10)
     ax.legend(loc="upper left", fontsize=8, frameon=False)

@@ -175,15 +175,6 @@ def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
 _UNFITTED_MARK = " (not calibrated)"
 
 
-def _unfitted(cal: Any) -> frozenset[str]:
-    """Labels a calibration leaves as the model scores them (too few positives when it was fitted:
-    temperature 1, no isotonic knots); none for a multi-class temperature or no calibration."""
-    if cal is None or cal.task == "multiclass":
-        return frozenset()
-    same = [not x for x, _ in cal.knots] if cal.method == "isotonic" else [t == 1.0 for t in cal.temperatures]
-    return frozenset(lab for lab, s in zip(cal.labels, same) if s) | frozenset(cal.fitted_on.get("unfitted") or ())
-
-
 def _calib_text(cal: Any, unfitted: frozenset[str]) -> str:
     if cal is None:
         return "uncalibrated model scores (the weights carry no calibration)"
@@ -399,7 +390,7 @@ def write_reports(
     net = resolve_model(model)
     labels = output_labels(net)
     calib = calibration_of(net)
-    unfitted = _unfitted(calib)
+    unfitted = frozenset() if calib is None else calib.unchanged
     thr, thr_text = _thresholds(labels, thresholds)
     ctx = dict(labels=labels, calibration=calib, thresholds=thr, thr_text=thr_text, top=max(1, int(top)),
                method=method, n_steps=n_steps, paper=paper, prep={"lead": lead, "fill_missing": fill_missing, "device": device},

@@ -229,12 +229,16 @@ class Analyzer:
         return calibration_of(model)
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:
-        """Calibrated probabilities where the weights carry a calibration, else ``None``."""
+        """Calibrated probabilities where the weights carry a calibration, else ``None``; NaN for
+        the labels it leaves as the model scores them (too few positives when it was fitted)."""
         if self._calibration is None:
             return None
         from ..explain import apply_calibration  # type: ignore[attr-defined]
 
-        return np.asarray(apply_calibration(probabilities, self._calibration), dtype=float)
+        out = np.asarray(apply_calibration(probabilities, self._calibration), dtype=float)
+        unchanged = self._calibration.unchanged
+        out[..., [j for j, lab in enumerate(self._calibration.labels) if lab in unchanged]] = np.nan
+        return out
 
     # -- extras --------------------------------------------------------------------------------
     def quality(self, rec: Recording, prepared: Any) -> dict[str, Any]:

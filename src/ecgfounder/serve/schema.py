@@ -48,7 +48,7 @@ class RecordInfo(BaseModel):
 class LabelScore(BaseModel):
     label: str
     probability: float = Field(description="model output (sigmoid), mean over windows")
-    calibrated_probability: float | None = Field(None, description="after the weights' calibration, where known")
+    calibrated_probability: float | None = Field(None, description="after the weights' calibration; null where they carry none, or it leaves this label as the model scores it (too few positives when it was fitted)")
     threshold: float = Field(description="operating threshold compared with the (calibrated) probability")
     threshold_source: Literal["file", "weights", "default"] = Field(
         description="'file': the service's --thresholds CSV; 'weights': the weights' metadata; "

@@ -348,12 +348,12 @@ class Service:
                 fmt: str | None, options: Options, quality: dict[str, Any]) -> Prediction:
         a = self.analyzer
         prob = scores.mean(axis=0).astype(float)
-        cal = a.calibrate(prob)
-        ref = cal if cal is not None else prob
+        cal = a.calibrate(prob)  # (NaN: a label the calibration leaves as the model scores it)
+        ref = prob if cal is None else np.where(np.isnan(cal), prob, cal)
+        calibrated = [None] * len(prob) if cal is None else [None if np.isnan(v) else float(v) for v in cal]
         above = ref >= a.thresholds
         labels = [
-            LabelScore(label=lab, probability=float(prob[i]),
-                       calibrated_probability=None if cal is None else float(cal[i]),
+            LabelScore(label=lab, probability=float(prob[i]), calibrated_probability=calibrated[i],
                        threshold=float(a.thresholds[i]), threshold_source=a.threshold_source[i],
                        above_threshold=bool(above[i]))
             for i, lab in enumerate(a.labels)
@@ -364,8 +364,7 @@ class Service:
             except ValueError as exc:
                 raise InputError(_one_line(exc)) from None
         order = sorted(np.flatnonzero(above), key=lambda i: -ref[i])
-        findings = [Finding(label=a.labels[i], probability=float(prob[i]),
-                            calibrated_probability=None if cal is None else float(cal[i]),
+        findings = [Finding(label=a.labels[i], probability=float(prob[i]), calibrated_probability=calibrated[i],
                             threshold=float(a.thresholds[i])) for i in order]
         stem = os.path.splitext(filename)[0] if filename else None
         return Prediction(
