@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._formats import TARGET_PREFIX
+from .._formats import META_COLUMNS, TARGET_PREFIX
 from ..datasets import LabelledSet, load_cinc2021, load_ptbxl
 from ..datasets.labelled import concat_sets
 from ..explain.calibration import apply_calibration
@@ -413,11 +413,14 @@ def evaluate_table(
     thresholds from ``report.thresholds``, a split column, a random ``tune_fraction`` or none."""
     from ..datasets import load_label_table, read_table
 
+    if Path(predictions).resolve() == Path(labels).resolve():
+        raise EvaluationError(f"the labels table is the predictions table ({labels}); give the table of true 0/1 "
+                              "labels (a column per label, a row per record) as labels.")
     pred = read_table(predictions, text=[id_column])  # ids as written, as load_label_table reads them
     if id_column not in pred.columns:
         raise EvaluationError(f"{predictions}: no id column {id_column!r}; columns are {list(pred.columns)[:12]}.")
     ls, table = load_label_table(labels, id_column=id_column, labels=label_columns, patient_column=patient_column,
-                                 exclude=[split_column] if split_column else [])
+                                 exclude=[split_column, *META_COLUMNS])  # (a prediction table's n_windows is no label)
     pred = pred.assign(**{id_column: pred[id_column].astype(str)})
     if pred[id_column].duplicated().any():
         raise EvaluationError(f"{predictions}: record {pred[id_column][pred[id_column].duplicated()].iloc[0]!r} has several rows; aggregate windows first.")
