@@ -413,9 +413,6 @@ def evaluate_table(
     thresholds from ``report.thresholds``, a split column, a random ``tune_fraction`` or none."""
     from ..datasets import load_label_table, read_table
 
-    if Path(predictions).resolve() == Path(labels).resolve():
-        raise EvaluationError(f"the labels table is the predictions table ({labels}); give the table of true 0/1 "
-                              "labels (a column per label, a row per record) as labels.")
     pred = read_table(predictions, text=[id_column])  # ids as written, as load_label_table reads them
     if id_column not in pred.columns:
         raise EvaluationError(f"{predictions}: no id column {id_column!r}; columns are {list(pred.columns)[:12]}.")
