@@ -210,3 +210,17 @@ def test_convert_batch_ids_that_repeat_are_all_written(tmp_path, capsys):
 def test_info_counts_one_lead_as_one_lead(capsys):
     assert main(["info", str(DATA / "cpsc2019" / "data_00014.mat"), "--fs", "500", "--leads", "II"]) == 0
     assert "matlab, 1 lead (II), 500 Hz" in capsys.readouterr().out
+
+
+def test_an_index_past_a_batch_file_says_how_many_it_holds(tmp_path):
+    import h5py
+
+    from ecgfounder.errors import RecordReadError
+
+    np.save(tmp_path / "b.npy", np.zeros((5, 12, 1000), np.float32))
+    with h5py.File(tmp_path / "b.hdf5", "w") as f:
+        f["tracings"] = np.zeros((3, 4096, 12), np.float32)
+    with pytest.raises(RecordReadError, match=r"no recording 7 in the file \(it holds 5: 0 to 4\)$"):
+        eio.read(tmp_path / "b.npy", fs=500, index=7)
+    with pytest.raises(RecordReadError, match=r"no recording 3 in the file \(it holds 3: 0 to 2\)$"):
+        eio.read(tmp_path / "b.hdf5", index=3)

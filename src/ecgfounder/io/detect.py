@@ -305,7 +305,8 @@ def read(path: str | os.PathLike, format: str | None = None, **kwargs) -> Record
             k = int(index)
             if k >= 0:  # (that item alone is read)
                 yield from _load(_ITERATORS[fmt])(p, **kwargs, start=k, stop=k + 1)
-            raise RecordReadError(p, f"no recording {index} in the file")
+            n = count_records(p, fmt, **kwargs)  # (from the header of the batch files that can tell)
+            raise RecordReadError(p, f"no recording {index} in the file" + (f" (it holds {n}: 0 to {n - 1})" if n else ""))
         yield _load(FORMATS[fmt])(p, **kwargs)
 
     gen = _finished(p, fmt, make, kwargs)
@@ -331,10 +332,8 @@ def count_records(path: str | os.PathLike, format: str | None = None, **kwargs) 
         return None
     try:
         return int(_load(_COUNTERS[fmt])(p, **kwargs))
-    except RecordReadError:
-        raise
-    except Exception as exc:
-        raise read_error(p, fmt, exc) from None
+    except Exception as exc:  # (a RecordReadError as it is; another named as one of this file)
+        raise (exc if isinstance(exc, RecordReadError) else read_error(p, fmt, exc)) from None
 
 
 def iter_read(path: str | os.PathLike, format: str | None = None, *, errors: str = "raise",
