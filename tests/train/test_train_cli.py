@@ -41,3 +41,23 @@ def test_cache_command_fills_the_window_cache_and_counts_failures(tmp_path, cpsc
     assert main(["finetune", "cache", str(tmp_path / "c.yaml")]) == 0
     assert capsys.readouterr().err.strip().endswith(": 3 cached, 1 failed")
     assert list((tmp_path / "cache").rglob("shard-*.npy"))
+
+
+def test_bad_values_are_named_by_their_configuration_keys(capsys):
+    """The command line's flag wording (``--batch-size``) is for the other commands: a finetune
+    setting is printed as it is given, section.key=value (it read ``train.--batch-size 0``)."""
+    for override, shown in (("train.batch_size=0", "train.batch_size=0 must be >= 1"),
+                            ("train.device=gpu", "train.device='gpu' is not valid"),
+                            ("output.resume=nope", "output.resume=nope: checkpoint not found")):
+        rc = main(["finetune", "run", "cpsc2021_af_lead1_scratch", "data.root=/x", override])
+        err = capsys.readouterr().err
+        assert rc == 2 and shown in err and "--" not in err, err
+
+
+def test_the_interrupt_note_names_the_setting_as_written():
+    from ecgfounder.cli._common import flags
+
+    note = "interrupted: the run goes on from its last checkpoint, when the same command is run again (output.resume=auto)."
+    assert flags(note) == note
+    assert flags("backend='onnxruntime' runs on the CPU only; got device='cuda:1'.") == \
+        "--backend onnxruntime runs on the CPU only; got --device cuda:1."

@@ -81,7 +81,9 @@ def flags(message: str, argument: str | None = None, names: dict[str, str] | Non
         return f"{with_}{flag} {value.strip(chr(39))}"
 
     known = "|".join(k for k in table if k != "inputs")
-    pattern = r"(with )?\b(" + known + r")=('[^']*'|True|False|[\w.:-]+)"
+    # (not a key of a configuration section, "output.resume=auto", "train.batch_size=0": finetune's
+    # and pretrain's settings are given so on their command line)
+    pattern = r"(with )?(?<![\w.])(" + known + r")=('[^']*'|True|False|[\w.:-]+)"
     message = re.sub(pattern, sub, message)
     # a bound stated on the argument itself, opening a sentence ("batch_size must be >= 1; got 0")
     return re.sub(r"(^|: |; )(" + known + r")(?= must\b)", lambda m: m.group(1) + table[m.group(2)], message)
