@@ -315,3 +315,26 @@ def test_evaluation_holds_a_batch_of_windows_not_the_store(small_store):
     assert report == whole
     windows = small_store.n_samples * len(small_store.contract.leads) * small_store.contract.n_samples * 4
     assert peak < 0.5 * windows, (peak, windows)
+
+
+def test_resume_on_a_store_of_other_samples_is_refused(small_store, tmp_path):
+    """A store of the same labels and contract but other samples (data.store pointed at another
+    build) was resumed on silently: the checkpoint's data position went on in other windows (and
+    in another epoch, the store having another length). A copy (mirror) is still resumed on."""
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    from ecgfounder.train.config import ConfigError
+
+    out, sched = tmp_path / "run", {"schedule_steps": 4}
+    pretrain(_cfg(small_store, out, sched, max_steps=1))
+    other = SimpleNamespace(location=tmp_path / "other")
+    shutil.copytree(small_store.location, other.location)
+    index = json.loads((other.location / "index.json").read_text())
+    index["shards"] = index["shards"][:-1]  # fewer samples, same labels and preprocessing
+    (other.location / "index.json").write_text(json.dumps(index))
+    n_was = sum(s["count"] for s in json.loads((Path(small_store.location) / "index.json").read_text())["shards"])
+    with pytest.raises(ConfigError, match=rf"trained on a store of other samples \({n_was} windows in"):
+        pretrain(_cfg(other, out, sched, max_steps=2))
+    assert pretrain(_cfg(small_store, out, sched, max_steps=2)).steps == 2

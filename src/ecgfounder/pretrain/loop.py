@@ -158,9 +158,29 @@ RESUMABLE_CHANGES = frozenset({"data.store", "data.val_store", "train.out", "tra
 
 
 def _store_identity(store: StoreInfo) -> str:
-    """What a checkpoint must be resumed on: the store's labels (the head's columns) and contract
-    (``data.store`` may point elsewhere on resume: another copy or mirror of the same store)."""
-    return json.dumps({"labels": list(store.labels), "contract": store.contract.to_dict()}, sort_keys=True)
+    """What a checkpoint must be resumed on: the store's labels (the head's columns), contract and
+    samples (its shards and their counts: the data position is a place in them); ``data.store`` may
+    point elsewhere on resume: another copy or mirror of the same store."""
+    return json.dumps({"labels": list(store.labels), "contract": store.contract.to_dict(),
+                       "shards": [[Path(str(s)).name, int(c)] for s, c in zip(store.shards, store.counts)]},
+                      sort_keys=True)
+
+
+def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path) -> ConfigError | None:
+    """The refusal to resume a checkpoint trained on the store ``saved`` (its identity) on ``store``
+    (a checkpoint of an older version records no shards: those are not compared)."""
+    was, now = json.loads(saved), json.loads(_store_identity(store))
+    if was.get("labels") != now["labels"] or was.get("contract") != now["contract"]:
+        what = "of other labels or preprocessing than"
+    elif "shards" in was and was["shards"] != now["shards"]:
+        n_was = sum(c for _, c in was["shards"])
+        what = (f"of other samples ({n_was} windows in {len(was['shards'])} shards) than the {store.n_samples} windows "
+                f"in {len(store.shards)} shards of")
+    else:
+        return None
+    return ConfigError(f"cannot resume from {path}: it was trained on a store {what} data.store={cfg.data.store} "
+                       "(its index.json); its data position is a place in that store's samples. Resume on that store "
+                       "(a copy of it may live elsewhere), or choose another train.out.")
 
 
 def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo,
@@ -181,10 +201,10 @@ def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, stor
         if changed:
             raise ConfigError(f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
                               "Resume with the settings it was written with, or choose another train.out.")
-    if isinstance(state, dict) and isinstance(state.get("store"), str) and state["store"] != _store_identity(store):
-        raise ConfigError(f"cannot resume from {path}: it was trained on a store of other labels or preprocessing than "
-                          f"{cfg.data.store} (its index.json); resume on that store (a copy of it may live elsewhere), or "
-                          "choose another train.out.")
+    if isinstance(state, dict) and isinstance(state.get("store"), str):
+        refusal = _other_store(state["store"], store, cfg, path)
+        if refusal is not None:
+            raise refusal
     was = state.get("schedule_steps") if isinstance(state, dict) else None
     if was is not None and int(was) != schedule:
         o, t = cfg.optim, cfg.train
