@@ -29,7 +29,12 @@ def test_binary_run_outputs_and_model_roundtrip(cpsc2021_manifest, cache_dir, tm
     for name in ("config.yaml", "manifest.csv", "checkpoints/last.pt", "best.safetensors", "last.safetensors",
                  "model.safetensors", "log.csv", "test_predictions.csv", "test_report.csv", "metrics.json"):
         assert (out / name).exists(), name
-    assert len(pd.read_csv(out / "log.csv")) == 2
+    log = pd.read_csv(out / "log.csv")
+    assert len(log) == 2
+    # the best epoch is numbered as log.csv numbers it (metrics.json and best.safetensors counted from 0)
+    best_row = int(log.loc[log["val_auroc"].idxmax(), "epoch"])
+    assert json.loads((out / "metrics.json").read_text())["best_epoch"] == res.best_epoch == best_row
+    assert load_model(str(out / "best.safetensors")).source["finetune"]["epoch"] == best_row
     rep = pd.read_csv(out / "test_report.csv", index_col=0)
     assert {"auroc", "auroc_lo", "auroc_hi"} <= set(rep.columns)
     # one test patient (92): a patient-level bootstrap has nothing to resample, so no interval, and
@@ -310,3 +315,4 @@ def test_record_bootstrap_of_one_patients_windows_is_flagged(cpsc2021_manifest, 
     info = json.loads((res.out_dir / "metrics.json").read_text())["test_report"]
     assert info["bootstrap_unit"] == "record" and info["n_test_patients"] == 1 and info["n_test_examples"] > 1
     assert any("as if independent" in n and "1 patient(s)" in n for n in info["notes"])
+

@@ -39,7 +39,8 @@ logger = logging.getLogger("ecgfounder.train")
 
 @dataclass
 class TrainOutcome:
-    """Record-level validation/test scores of the best weights, and how training went."""
+    """Record-level validation/test scores of the best weights, and how training went;
+    ``best_epoch``: the best weights' epoch as ``log.csv`` and ``history`` number it (1 = the first)."""
 
     val_scores: np.ndarray
     test_scores: np.ndarray
@@ -230,7 +231,7 @@ class _Trainer:
             self.best_val, self.best_epoch, self.bad_epochs = cur, self.epoch, 0
             if self.info.is_main:
                 save_model_file(self.ddp, self.out / "best.safetensors", self.cfg,
-                                {"epoch": self.epoch, "monitor": self.mon, "value": cur})
+                                {"epoch": self.epoch + 1, "monitor": self.mon, "value": cur})
         else:
             self.bad_epochs += 1
         if self.plateau and cur is not None and np.isfinite(cur):
@@ -282,4 +283,5 @@ def train_epochs(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: TrainD
         load_weights(model, best_file)
     val_scores, val_m = tr.evaluate("val")
     test_scores, _ = tr.evaluate("test")
-    return TrainOutcome(val_scores, test_scores, val_m, tr.best_epoch, tr.global_step, tr.history)
+    best = None if tr.best_epoch is None else tr.best_epoch + 1  # (kept 0-based in the checkpoint)
+    return TrainOutcome(val_scores, test_scores, val_m, best, tr.global_step, tr.history)

@@ -112,8 +112,8 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
     if state is not None:
         check_resume_config(state, cfg, resume_from)
     if state is not None and info.is_main:
-        logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"],
-                    state["batch_in_epoch"], state["global_step"])
+        logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"] + 1,
+                    state["batch_in_epoch"], state["global_step"])  # (epochs numbered from 1, as in log.csv)
     barrier(info)  # every process has looked at the folder (resume_path) before the main one writes in it
     if info.is_main:
         atomic_write(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
