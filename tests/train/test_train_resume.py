@@ -233,8 +233,15 @@ def test_ctrl_c_says_what_was_kept_and_how_to_go_on(cpsc2021_manifest, cache_dir
         return hook
 
     early = _cfg(cpsc2021_manifest, tmp_path / "early", cache_dir, train={"max_steps": 4})
-    with pytest.raises(TrainingInterrupted, match="before the first checkpoint: nothing in .*checkpoints to resume"):
+    with pytest.raises(TrainingInterrupted, match="before the first checkpoint: nothing in .*checkpoints to resume from; "
+                                                  "train.checkpoint_every=N checkpoints every N steps"):
         run_with_hook(early, step_hook=stop_at(1))
+    # a run that sets train.checkpoint_every is not sent to it (it said "train.checkpoint_every=N
+    # checkpoints every N steps" to a run stopped before its first one, with checkpoint_every=2)
+    every = _cfg(cpsc2021_manifest, tmp_path / "every", cache_dir, train={"max_steps": 4, "checkpoint_every": 2})
+    with pytest.raises(TrainingInterrupted) as err:
+        run_with_hook(every, step_hook=stop_at(1))
+    assert str(err.value) == f"interrupted before the first checkpoint: nothing in {tmp_path / 'every' / 'checkpoints'} to resume from."
     cfg = _cfg(cpsc2021_manifest, tmp_path / "run", cache_dir, train={"max_steps": 4, "checkpoint_every": 1})
     with pytest.raises(TrainingInterrupted) as err:
         run_with_hook(cfg, step_hook=stop_at(2))

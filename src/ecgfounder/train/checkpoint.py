@@ -164,11 +164,13 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training was interrupted (Ctrl-C, SIGTERM); ``str(exc)`` says what was kept and how to go on."""
 
 
-def interrupted_note(last: Path, how: str, every: str) -> str:
+def interrupted_note(last: Path, how: str, every: str | None) -> str:
     """What an interrupted run leaves to resume from (its checkpoint ``last``) and ``how`` it goes
-    on; ``every``: the setting that checkpoints more often."""
+    on; ``every``: the setting that checkpoints more often (``None``: the run already sets it, so
+    the hint would send the user to a setting they have)."""
     if not last.is_file():
-        return f"interrupted before the first checkpoint: nothing in {last.parent} to resume from; {every} checkpoints every N steps."
+        hint = f"; {every} checkpoints every N steps" if every else ""
+        return f"interrupted before the first checkpoint: nothing in {last.parent} to resume from{hint}."
     import time
 
     when = time.strftime("%H:%M:%S", time.localtime(last.stat().st_mtime))

@@ -94,7 +94,7 @@ def run(cfg: FinetuneConfig, *, step_hook: Callable[[int], None] | None = None) 
                 raise
             last = Path(cfg.output.dir) / "checkpoints" / "last.pt"
             raise TrainingInterrupted(interrupted_note(last, "when the same command is run again (output.resume=auto)",
-                                                       "train.checkpoint_every=N")) from None
+                                                       None if cfg.train.checkpoint_every else "train.checkpoint_every=N")) from None
         finally:
             cleanup(info)
     finally:
