@@ -118,11 +118,33 @@ def test_report_settings(data: TrainData, cfg: FinetuneConfig) -> dict[str, Any]
     note = interval_note(unit, n_pat if unit == "patient" else len(rows), n_boot)
     if note and len(rows):
         notes.append(note)
+    rare = _rare_labels(data)
+    if rare:
+        from ..eval.metrics import MIN_POSITIVES
+
+        notes.append(f"test_report.csv's [macro], [weighted] and [micro] rows leave out {len(rare)} of "
+                     f"{len(data.spec.labels)} labels with fewer than {MIN_POSITIVES} test positives ({', '.join(rare[:10])}"
+                     f"{', ...' if len(rare) > 10 else ''}), reported in their rows only; metrics.json's "
+                     "test_auroc is the mean over every label with a defined AUROC, those included.")
     n_val = int(len(data.rows["val"]))
     return {"bootstrap_unit": unit, "n_boot": n_boot, "n_test_examples": int(len(rows)), "n_test_patients": n_pat,
             "thresholds": (f"{cfg.eval.threshold_method}, chosen on the validation split ({n_val} examples)"
                            if n_val and data.spec.kind != "regression" else None),
             "notes": notes}
+
+
+def _rare_labels(data: TrainData) -> list[str]:
+    """The labels of a classification task of several labels that the evaluation module leaves out
+    of its summary rows (fewer than ``MIN_POSITIVES`` positives among the test records assessing
+    them, yet a defined AUROC, so ``test_auroc`` averages them)."""
+    from ..eval.metrics import MIN_POSITIVES
+
+    spec, rows = data.spec, data.rows["test"]
+    if spec.kind == "regression" or len(spec.labels) < 2 or not len(rows):
+        return []
+    y = _as_indicators(spec, data.y_raw[rows])
+    pos, seen = np.nansum(y, axis=0), (~np.isnan(y)).sum(0)
+    return [lab for lab, p, n in zip(spec.labels, pos, seen) if 0 < p < MIN_POSITIVES and p < n]
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
