@@ -266,7 +266,12 @@ def test_linear_probe_fast_path_matches_sklearn(tmp_path, cpsc2021_manifest, cac
     Xtr = emb["train"].astype(np.float64)
     mu, sd = Xtr.mean(0), Xtr.std(0)
     sd[sd < 1e-12] = 1
-    C = json.loads((res.out_dir / "metrics.json").read_text())["C"]
+    summary = json.loads((res.out_dir / "metrics.json").read_text())
+    C = summary["C"]
+    # its log: each C tried with its validation metrics, the one kept marked (it wrote no log.csv)
+    log = pd.read_csv(res.out_dir / "log.csv")
+    assert log["C"].tolist() == [0.1, 1.0] and log.loc[log["chosen"], "C"].tolist() == [C]
+    assert log.loc[log["chosen"], "val_auroc"].item() == pytest.approx(summary["val"]["val_auroc"])
     clf = LogisticRegression(C=C, max_iter=3000).fit((Xtr - mu) / sd, y)
     expect = clf.predict_proba((emb["test"] - mu) / sd)[:, 1]
     with torch.no_grad():

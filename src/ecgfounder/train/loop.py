@@ -10,7 +10,8 @@ or under ``torchrun`` (DDP).  What it writes in ``output.dir``:
 ``best.safetensors``       best weights on validation, loadable by ``load_model`` / ``predict``
 ``model.safetensors``      the final model (= best), with labels, contract and ``task_meta``
 ``last.safetensors``       weights after the last step
-``log.csv``, ``tb/``       per-epoch CSV log and TensorBoard events
+``log.csv``, ``tb/``       per-epoch CSV log and TensorBoard events (a fast linear probe: one row
+                           per C tried, its validation metrics, ``chosen`` the C kept; no ``tb/``)
 ``test_predictions.csv``   record-level test scores and targets
 ``test_report.csv``        the evaluation module's report with bootstrap CIs (thresholds chosen on validation)
 ``metrics.json``           summary (validation and test point metrics, best epoch, timings)
@@ -36,7 +37,7 @@ import pandas as pd
 import torch
 import yaml
 
-from .._fileio import atomic_write
+from .._fileio import atomic_path, atomic_write
 from ..models.net1d import Net1D
 from .checkpoint import (TrainingInterrupted, check_resume_config, interrupted_note, load_state, resume_path,
                          save_model_file, unwrap)
@@ -147,6 +148,9 @@ def _run(cfg: FinetuneConfig, info: DistInfo, step_hook: Callable[[int], None] |
         val_scores, test_scores = probe["val_scores"], probe["test_scores"]
         val_m = quick_metrics(data.spec, data.y_raw[data.rows["val"]], val_scores) if len(data.rows["val"]) else {}
         extra = {"strategy": "linear_probe (scikit-learn)", "C": probe["C"], "grid": probe["grid"]}
+        if info.is_main:  # the probe's log: the validation metrics of each C tried
+            with atomic_path(out / "log.csv") as tmp:
+                pd.DataFrame([{**r, "chosen": r["C"] == probe["C"]} for r in probe["grid"]]).to_csv(tmp, index=False)
         history = [{"epoch": 0, **val_m, "C": probe["C"]}]
         best_epoch, global_step = 0, 0
     else:
