@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -248,3 +249,34 @@ def test_ctrl_c_says_what_was_kept_and_how_to_go_on(cpsc2021_manifest, cache_dir
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert str(err.value).startswith(f"interrupted: the run goes on from its last checkpoint, {last} (written ")
     assert "\n" not in str(err.value) and last.is_file()
+
+
+def test_resume_after_the_records_moved(cpsc2021_manifest, cache_dir, tmp_path):
+    """data.manifest may change on resume (a moved dataset), but the run read the record paths of its
+    own manifest.csv, absolute, as they were: every record failed ("none of the manifest records
+    could be prepared").  Moved records are found where the new manifest lists them; a manifest of
+    other examples is refused by name."""
+    import shutil
+
+    from ecgfounder.train.manifest import ManifestError
+
+    df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str, "split": str})
+    df = df[df.record.str.startswith(("data_8_4#", "data_35_6#", "data_101_6#", "data_92_12#"))].groupby("patient_id").head(4)
+    src = Path(df.path.iloc[0]).parent
+    (tmp_path / "a" / "recs").mkdir(parents=True)
+    for stem in {Path(q).stem for q in df.path}:
+        for f in src.glob(f"{stem}.*"):
+            shutil.copy(f, tmp_path / "a" / "recs")
+    df.assign(path=["recs/" + Path(q).name for q in df.path]).to_csv(tmp_path / "a" / "m.csv", index=False)
+    run = tmp_path / "run"
+    finetune(_cfg(tmp_path / "a" / "m.csv", run, cache_dir, train={"max_steps": 1, "epochs": 4}, optim={"schedule_steps": 4}, eval={"n_boot": 0}))
+    (tmp_path / "a").rename(tmp_path / "b")
+    res = finetune(_cfg(tmp_path / "b" / "m.csv", run, cache_dir, train={"max_steps": 2, "epochs": 4}, optim={"schedule_steps": 4}, eval={"n_boot": 0}))
+    assert res.global_step == 2
+    saved = pd.read_csv(run / "manifest.csv", dtype={"split": str})
+    assert all(q.startswith(str(tmp_path / "b" / "recs")) for q in saved.path) and saved.split.tolist() == df.split.tolist()
+    (tmp_path / "b").rename(tmp_path / "c")
+    pd.read_csv(tmp_path / "c" / "m.csv").iloc[::-1].to_csv(tmp_path / "c" / "m.csv", index=False)  # other order
+    with pytest.raises(ManifestError, match=r"cannot resume: the run's .*manifest.csv lists records that are gone .* "
+                                            r"does not list the same examples in the same order"):
+        finetune(_cfg(tmp_path / "c" / "m.csv", run, cache_dir, train={"max_steps": 3, "epochs": 4}, optim={"schedule_steps": 4}, eval={"n_boot": 0}))

@@ -3,7 +3,9 @@ cache of every usable record.  :func:`prepare_data` is what a run starts from.""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -110,11 +112,57 @@ def _source_manifest(cfg: FinetuneConfig, out: Path) -> pd.DataFrame:
     return df
 
 
+def _moved_records(cfg: FinetuneConfig, out: Path, target: Path) -> None:
+    """When resuming, records that ``target`` (the run's manifest) lists where they no longer are,
+    but that the configured source (``data.manifest``, ``data.root``) lists elsewhere, the same
+    examples in the same order (same file names and other columns; rows ``train_only`` outside the
+    training split left out as the run did), are taken from there: ``target`` is rewritten with
+    their new paths, its rows and splits kept.  A source of other examples is refused."""
+    d = cfg.data
+    saved = pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+    if all(os.path.exists(q) for q in saved[d.path_column].unique()):
+        return
+    try:
+        src = _source_manifest(cfg, out)
+    except (ManifestError, ConfigError, OSError):
+        return  # the source is gone too: the records are reported as failures
+    buf = io.StringIO()
+    src.to_csv(buf, index=False)
+    buf.seek(0)
+    src = pd.read_csv(buf, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+    cols = [c for c in src.columns if c in saved.columns and c not in (d.path_column, d.split_column)]
+    a, b = saved[cols].astype(str).to_numpy(), src[cols].astype(str).to_numpy()
+    old, new = saved[d.path_column].tolist(), src[d.path_column].tolist()
+    extra = pd.to_numeric(src["train_only"], errors="coerce").fillna(0).to_numpy() > 0 if "train_only" in src else None
+    paths: list[str] = []
+    for i in range(len(src)):
+        j = len(paths)
+        if j < len(saved) and Path(old[j]).name == Path(new[i]).name and (a[j] == b[i]).all():
+            paths.append(new[i])
+        elif j == len(saved) or extra is None or not extra[i]:
+            break  # (a row the run did not leave out, or one beyond its rows)
+    if len(paths) != len(saved) or (extra is None and len(src) != len(saved)):
+        where = f"data.manifest={d.manifest}" if d.preset is None else f"data.preset={d.preset} data.root={d.root}"
+        missing = next(q for q in old if not os.path.exists(q))
+        raise ManifestError(
+            f"cannot resume: the run's {target} lists records that are gone (e.g. {missing}), and {where} does not "
+            f"list the same examples in the same order (from the run's row {len(paths)} on: other file names, labels "
+            "or rows), so the run's rows and splits cannot be carried over. Put the records back where the run's "
+            "manifest lists them, or start a new run in another output.dir.")
+    if paths != old:
+        saved[d.path_column] = paths
+        write_manifest(saved, target)
+        logger.info("the run's records moved: %s now lists them where %s does", target, d.manifest or d.root)
+
+
 def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: bool) -> pd.DataFrame:
     """The manifest with a split on every row, written once to ``out/manifest.csv`` (by the main
-    process; reused as it is when resuming) and read back by every process."""
+    process; reused when resuming, with the paths of records moved since, see :func:`_moved_records`)
+    and read back by every process."""
     d = cfg.data
     target = out / "manifest.csv"
+    if info.is_main and resume and target.exists():
+        _moved_records(cfg, out, target)
     if info.is_main and not (resume and target.exists()):
         df = _source_manifest(cfg, out)
         cols = label_columns(df, d.label_columns, reserved=_reserved(cfg))
