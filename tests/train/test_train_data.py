@@ -317,3 +317,16 @@ def test_manifest_patient_ids_are_read_as_written_in_any_patient_column(tmp_path
         want = ["007", "007", None]
     got = read_manifest(path, text=("subject", "split"))["subject"].tolist()
     assert [None if pd.isna(v) else v for v in got] == want
+
+
+def test_failure_warning_names_each_record_once():
+    """The windows of a moved record all fail alike: the warning named that record five times, with
+    its path twice each ("x.hea: x.hea: WFDB header x.hea not found"), and no other record."""
+    from ecgfounder.train.cache import CacheIndex, _warn_failures
+
+    refs = [RecordRef(f"/gone/{name}.hea", 10.0 * k, 10.0) for name in ("a", "b") for k in range(4)]
+    failed = {i: f"{r.path}: WFDB header {Path(r.path).name} not found" for i, r in enumerate(refs)}
+    with pytest.warns(UserWarning) as rec:
+        _warn_failures(CacheIndex(Path("/c"), [None] * len(refs), failed), refs)
+    assert str(rec[0].message) == ("8 example(s) of 2 record(s) could not be prepared and are skipped, e.g. "
+                                   "/gone/a.hea: WFDB header a.hea not found; /gone/b.hea: WFDB header b.hea not found")

@@ -394,8 +394,15 @@ class WindowCache:
 
 
 def _warn_failures(index: CacheIndex, refs: Sequence[RecordRef], limit: int = 5) -> None:
+    """One warning: how many examples (of how many records) failed, and the first reason of up to
+    ``limit`` records (the windows of one record fail alike: it named one record five times, its
+    path twice each, the reasons starting with it)."""
     if not index.failed:
         return
-    items = list(index.failed.items())[:limit]
-    msg = "; ".join(f"{refs[i].path}: {why}" for i, why in items)
-    warnings.warn(f"{len(index.failed)} example(s) could not be prepared and are skipped, e.g. {msg}", stacklevel=2)
+    first: dict[str, str] = {}
+    for i, why in index.failed.items():
+        path = refs[i].path
+        first.setdefault(path, why if str(why).startswith(path) else f"{path}: {why}")
+    msg = "; ".join(list(first.values())[:limit])
+    warnings.warn(f"{len(index.failed)} example(s) of {len(first)} record(s) could not be prepared and are skipped, "
+                  f"e.g. {msg}", stacklevel=2)
