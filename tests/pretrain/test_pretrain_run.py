@@ -338,3 +338,11 @@ def test_resume_on_a_store_of_other_samples_is_refused(small_store, tmp_path):
     with pytest.raises(ConfigError, match=rf"trained on a store of other samples \({n_was} windows in"):
         pretrain(_cfg(other, out, sched, max_steps=2))
     assert pretrain(_cfg(small_store, out, sched, max_steps=2)).steps == 2
+
+
+def test_a_warm_up_as_long_as_the_run_is_said(small_store, tmp_path):
+    """optim.warmup_steps beyond the run's steps (schedule_steps unset: the run's length) trained at
+    a fraction of optim.lr without a word."""
+    with pytest.warns(UserWarning, match=r"optim.warmup_steps=5 is not shorter than the cosine schedule of 2 optimiser "
+                                         r"steps \(train.max_steps=2\): the whole run warms up"):
+        pretrain(_cfg(small_store, tmp_path / "run", {"warmup_steps": 5}, max_steps=2))

@@ -1,3 +1,5 @@
+import dataclasses
+import warnings
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,21 @@ def test_schedule_steps_refused_where_it_cannot_apply(overrides, match):
     ok = config_from_dict(apply_overrides({"data": {"manifest": "m.csv"}}, ["optim.schedule_steps=100",
                                                                             "optim.warmup_steps=99"]))
     assert ok.optim.schedule_steps == 100
+
+
+def test_a_warm_up_as_long_as_the_run_is_said():
+    """optim.warmup_steps=100 in a run of 9 optimiser steps trained at a tenth of optim.lr at most,
+    without a word (optim.schedule_steps, when set, is checked at once)."""
+    import torch
+
+    from ecgfounder.train.model import make_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    cfg = config_from_dict({"data": {"manifest": "m.csv"}, "optim": {"warmup_steps": 100}, "train": {"epochs": 3}})
+    with pytest.warns(UserWarning, match=r"optim.warmup_steps=100 is not shorter than the cosine schedule of 9 optimiser "
+                                         r"steps \(train.epochs=3 of 3 steps\): the whole run warms up \(its learning "
+                                         r"rate reaches 9e-05 at its last step; optim.lr=0.001\)"):
+        make_scheduler(cfg, opt, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_scheduler(cfg.replace(optim=dataclasses.replace(cfg.optim, warmup_steps=8)), opt, 9)

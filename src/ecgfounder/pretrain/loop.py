@@ -36,6 +36,7 @@ from ..train import distributed as D
 from ..errors import CheckpointError
 from ..train.checkpoint import TrainingInterrupted, interrupted_note, save_state, schedule_changed
 from ..train.config import ConfigError
+from ..train.model import warn_endless_warmup
 from .config import PretrainConfig
 from .recipe import (SINGLE_LEAD_ALTERNATIVES, asymmetric_loss, bce_loss, size_preset, targets, transform_batch,
                      warmup_cosine)
@@ -255,6 +256,9 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     o = cfg.optim
     schedule = o.schedule_steps or total
+    if info.is_main:
+        warn_endless_warmup(f"optim.warmup_steps={o.warmup_steps}", o.warmup_steps, schedule,
+                            f"train.max_steps={t.max_steps}" if t.max_steps else f"the steps of train.epochs={t.epochs}", o.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=schedule, min_ratio=o.min_lr_ratio))
     ckpt = out / "checkpoints" / "last.pt"

@@ -14,7 +14,7 @@ from ..signal.preprocess import PreprocessContract
 from .config import SMALL_ARCH, ConfigError, FinetuneConfig
 
 __all__ = ["build_model", "configure_trainable", "freeze_modes", "param_groups", "make_optimizer", "schedule_length",
-           "make_scheduler", "warmup_cosine", "monitor"]
+           "make_scheduler", "warmup_cosine", "warn_endless_warmup", "monitor"]
 
 
 def build_model(cfg: FinetuneConfig) -> Net1D:
@@ -144,8 +144,29 @@ def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps:
     if o.scheduler == "none":
         return None
     warm = o.warmup_steps or int(round(o.warmup_ratio * total_steps))
+    t = cfg.train
+    why = (f"optim.schedule_steps={o.schedule_steps}" if o.schedule_steps else f"train.max_steps={t.max_steps}"
+           if t.max_steps else f"train.epochs={t.epochs} of {total_steps // t.epochs} steps")
+    setting = f"optim.warmup_steps={warm}" if o.warmup_steps else f"optim.warmup_ratio={o.warmup_ratio} ({warm} steps)"
+    warn_endless_warmup(setting, warm, total_steps, why, o.lr)
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: warmup_cosine(step, warmup=warm, total=total_steps, min_ratio=o.min_lr_ratio))
+
+
+def warn_endless_warmup(setting: str, warmup: int, total: int, why: str, lr: float) -> None:
+    """Warn when the linear warm-up (``setting``: its option, e.g. ``optim.warmup_steps=100``) lasts
+    as long as the whole cosine schedule of ``total`` steps (``why``: the setting giving that
+    length): the learning rate then reaches ``lr`` at best at the last step and never decays; the
+    run trained at a fraction of it without a word."""
+    if warmup < 1 or warmup < total:
+        return
+    import warnings
+
+    end = lr * warmup_cosine(total - 1, warmup=warmup, total=total)
+    warnings.warn(f"{setting} is not shorter than the cosine schedule of {total} optimiser steps ({why}): the "
+                  f"whole run warms up (its learning rate reaches {end:.3g} at its last step; optim.lr={lr:g}) and the "
+                  "cosine decay never starts. Lower the warm-up, or lengthen the schedule (optim.schedule_steps, or "
+                  "train longer).", stacklevel=2)
 
 
 def warmup_cosine(step: int, *, warmup: int, total: int, min_ratio: float = 0.0) -> float:
