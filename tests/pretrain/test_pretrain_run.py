@@ -343,6 +343,8 @@ def test_resume_on_a_store_of_other_samples_is_refused(small_store, tmp_path):
 def test_a_warm_up_as_long_as_the_run_is_said(small_store, tmp_path):
     """optim.warmup_steps beyond the run's steps (schedule_steps unset: the run's length) trained at
     a fraction of optim.lr without a word."""
-    with pytest.warns(UserWarning, match=r"optim.warmup_steps=5 is not shorter than the cosine schedule of 2 optimiser "
-                                         r"steps \(train.max_steps=2\): the whole run warms up"):
-        pretrain(_cfg(small_store, tmp_path / "run", {"warmup_steps": 5}, max_steps=2))
+    with pytest.warns(UserWarning, match=r"optim.warmup_steps=50 is not shorter than the cosine schedule of \d+ optimiser "
+                                         r"steps \(the steps of train.epochs=2\): the whole run warms up"):
+        res = pretrain(_cfg(small_store, tmp_path / "run", {"warmup_steps": 50}, epochs=2))
+    # epochs are numbered from 1 in the history and the log lines, as fine-tuning's log.csv (0, 1 before)
+    assert sorted({h["epoch"] for h in res.history}) == [1, 2] and res.history[0]["epoch"] == 1

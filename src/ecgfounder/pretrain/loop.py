@@ -324,9 +324,10 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
             ema.update_parameters(model)
         step += 1
         mean_loss = D.all_reduce_sum(info, loss_sum) / info.world_size
-        history.append({"step": step, "epoch": epoch, "loss": mean_loss, "lr": sched.get_last_lr()[0]})
+        # epochs numbered from 1, as fine-tuning's log.csv (the last step of train.epochs=3 read "epoch 2")
+        history.append({"step": step, "epoch": epoch + 1, "loss": mean_loss, "lr": sched.get_last_lr()[0]})
         if info.is_main and (step % t.log_every == 0 or step == total):
-            log.info("step %d/%d epoch %d loss %.5f lr %.2e", step, total, epoch, mean_loss, sched.get_last_lr()[0])
+            log.info("step %d/%d epoch %d loss %.5f lr %.2e", step, total, epoch + 1, mean_loss, sched.get_last_lr()[0])
         if step % t.ckpt_every == 0 or step == total:
             if info.is_main:
                 save_state({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
