@@ -61,3 +61,31 @@ def test_the_interrupt_note_names_the_setting_as_written():
     assert flags(note) == note
     assert flags("backend='onnxruntime' runs on the CPU only; got device='cuda:1'.") == \
         "--backend onnxruntime runs on the CPU only; got --device cuda:1."
+
+
+def _offline(monkeypatch):
+    """The published weights cannot be downloaded (the machine is offline); returns the calls."""
+    import ecgfounder.models.loading as loading
+    from ecgfounder.errors import WeightsDownloadError
+    from ecgfounder.models.weights import KNOWN_WEIGHTS, _offline_message
+
+    calls = []
+
+    def load_model(name, **kw):
+        calls.append(name)
+        raise WeightsDownloadError(_offline_message(KNOWN_WEIGHTS["12-lead"], "the Hub could not be reached"))
+
+    monkeypatch.setattr(loading, "load_model", load_model)
+    return calls
+
+
+def test_offline_weights_name_the_finetune_setting(monkeypatch, tmp_path, cpsc2021_manifest, capsys):
+    """The weights' download error told a finetune user to pass predict's --checkpoint flag (it read
+    "load it from there: --checkpoint ./12_lead_ECGFounder.pth"): here it is model.init."""
+    _offline(monkeypatch)
+    rc = main(["finetune", "run", "cpsc2021_af_lead1_scratch", f"data.manifest={cpsc2021_manifest}", "data.preset=null",
+               "model.init=12-lead", "model.arch=released", "data.leads=null", "data.train_stride_s=null",
+               f"output.dir={tmp_path / 'run'}", "data.test_patients=[]"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "load it from there: model.init=./12_lead_ECGFounder.pth." in err and "--checkpoint" not in err, err
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import torch
@@ -32,9 +33,13 @@ def _start_model(cfg: FinetuneConfig) -> Net1D:
     leads = cfg.data.lead_names()
     if m.init == "random":
         return _random_model(cfg, leads or tuple(PreprocessContract().leads))
+    from ..errors import WeightsDownloadError
     from ..models.loading import load_model
 
-    model = load_model(m.init, strict=m.strict)
+    try:
+        model = load_model(m.init, strict=m.strict)
+    except WeightsDownloadError as exc:  # its fix names load_model's argument and predict's flag: here, model.init
+        raise WeightsDownloadError(_LOAD_FIX.sub(lambda g: f"model.init={g.group(1)}", str(exc))) from None
     base = model.contract or PreprocessContract(leads=tuple(PreprocessContract().leads[: model.config.in_channels]))
     if leads is not None and tuple(leads) != tuple(base.leads):
         raise ConfigError(
@@ -44,6 +49,10 @@ def _start_model(cfg: FinetuneConfig) -> Net1D:
     model.contract = base.with_mode(cfg.data.preprocess_mode)
     model.source = {"init": str(m.init), "base": dict(model.source or {})}
     return model
+
+
+# "load_model('./X.pth'), or model='./X.pth' (CLI: --checkpoint ./X.pth)" in the weights' messages
+_LOAD_FIX = re.compile(r"load_model\('?([^')]*)'?\), or model='?[^' ]*'? \(CLI: --checkpoint [^)]*\)")
 
 
 def _random_model(cfg: FinetuneConfig, leads: tuple[str, ...]) -> Net1D:
