@@ -89,3 +89,16 @@ def test_offline_weights_name_the_finetune_setting(monkeypatch, tmp_path, cpsc20
     err = capsys.readouterr().err
     assert rc == 2 and "load it from there: model.init=./12_lead_ECGFounder.pth." in err and "--checkpoint" not in err, err
 
+
+def test_missing_data_is_said_before_the_weights_are_fetched(monkeypatch, tmp_path, capsys):
+    """A wrong data.root (or data.manifest) was found only after the start weights were fetched (a
+    353 MB download, or its failure offline, said first)."""
+    calls = _offline(monkeypatch)
+    for setting, shown in (("data.root=/no/such/ptb-xl", "error: data.root=/no/such/ptb-xl: no such folder; give the "
+                                                          "ptbxl dataset folder."),
+                           ("data.manifest=/no/such.csv", "error: data.manifest=/no/such.csv: no such file")):
+        extra = ["data.preset=null"] if setting.startswith("data.manifest") else []
+        rc = main(["finetune", "run", "ptbxl_superdiagnostic_finetune", setting, *extra, f"output.dir={tmp_path / 'r'}"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith(shown), err
+    assert calls == []

@@ -41,7 +41,7 @@ from .._fileio import atomic_path, atomic_write
 from ..models.net1d import Net1D
 from .checkpoint import (TrainingInterrupted, check_resume_config, interrupted_note, load_state, resume_path,
                          save_model_file, unwrap)
-from .config import FinetuneConfig
+from .config import ConfigError, FinetuneConfig
 from .data import TrainData, prepare_data
 from .distributed import DistInfo, barrier, cleanup, setup
 from .epochs import train_epochs
@@ -103,6 +103,16 @@ def run(cfg: FinetuneConfig, *, step_hook: Callable[[int], None] | None = None) 
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
+def _check_source(cfg: FinetuneConfig) -> None:
+    """Refuse a ``data.manifest`` or preset ``data.root`` that is not there."""
+    d = cfg.data
+    if d.preset is None and d.manifest is not None and not Path(d.manifest).is_file():
+        raise ConfigError(f"data.manifest={d.manifest}: no such file; give the manifest's path (relative paths are "
+                          "taken from the current folder, or from the configuration file's folder where it is there).")
+    if d.preset is not None and not Path(str(d.root)).is_dir():
+        raise ConfigError(f"data.root={d.root}: no such folder; give the {d.preset} dataset folder.")
+
+
 def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, Any] | None, Net1D, TrainData]:
     """Resume state (if any), the model with its new head, and the data."""
     if info.is_main:
@@ -118,6 +128,8 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
     barrier(info)  # every process has looked at the folder (resume_path) before the main one writes in it
     if info.is_main:
         atomic_write(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if not (state is not None and (out / "manifest.csv").exists()):
+        _check_source(cfg)  # before the start weights (a download of 353 MB) are fetched
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed % (2**32))
     torch.manual_seed(cfg.train.seed)
