@@ -193,6 +193,11 @@ def test_custom_rule_set(tmp_path):
         ("LVH not excluded", {"LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
         ("LVH not ruled out", {"LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
         ("Atrial fibrillation likely", {"ATRIAL FIBRILLATION": UNCERTAIN}),
+        # a cue opening a later finding is that finding's, not the one before it (both were uncertain)
+        ("Sinus rhythm with possible atrial fibrillation", {"SINUS RHYTHM": POSITIVE, "ATRIAL FIBRILLATION": UNCERTAIN}),
+        ("Normal sinus rhythm with probable left ventricular hypertrophy",
+         {"NORMAL SINUS RHYTHM": POSITIVE, "LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
+        ("LVH and RVH possible", {"LEFT VENTRICULAR HYPERTROPHY": UNCERTAIN, "RIGHT VENTRICULAR HYPERTROPHY": UNCERTAIN}),
         ("Sinus rhythm replaced atrial fibrillation", {"SINUS RHYTHM": POSITIVE, "ATRIAL FIBRILLATION": NEGATED}),
     ],
 )

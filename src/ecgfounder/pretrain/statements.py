@@ -32,7 +32,8 @@ Matching, per statement (:func:`extract_statement`):
      replaced by Y" X is negated and Y positive; "now present/evident" keeps ``positive``;
    - ``prior``: a statement that starts with "previous/prior ECG (tracing)" describes the earlier
      ECG; its hits are reported but give no label to this one;
-   - otherwise ``positive`` (1).  The nearest cue before the hit wins, else the first after it.
+   - otherwise ``positive`` (1).  The nearest cue before the hit wins, else the first after it
+     (not one that opens a later hit of the clause: "X with possible Y" leaves X positive).
 4. a statement with kept label hits is ``labelled``; one consumed only by ignore rules is
    ``ignored``; one whose hits are all about the prior ECG is ``prior``; one with no hit at all is
    ``unmatched`` and listed in the report (:class:`LabelReport`).
@@ -293,8 +294,14 @@ def _state(masked: str, s: int, e: int) -> int:
     if cues:
         cues.sort(key=lambda c: (c[0], c[1] == UNCERTAIN))
         return cues[-1][1]
-    post = [(m.start(), NEGATED) for m in _NEG_POST.finditer(after)]
-    post += [(m.start(), UNCERTAIN) for m in _UNC_POST.finditer(after)]
+    post = []
+    for rx, state in ((_NEG_POST, NEGATED), (_UNC_POST, UNCERTAIN)):
+        for m in rx.finditer(after):
+            # a cue that also opens a finding, with another hit after it in the clause, is that hit's:
+            # "sinus rhythm with possible atrial fibrillation" (the sinus rhythm was made uncertain)
+            if _MASK in after[m.end():] and (_UNC_PRE.fullmatch(m.group(0)) or _NEG_PRE.fullmatch(m.group(0))):
+                continue
+            post.append((m.start(), state))
     if post:
         return min(post)[1]
     return POSITIVE
