@@ -330,3 +330,18 @@ def test_failure_warning_names_each_record_once():
         _warn_failures(CacheIndex(Path("/c"), [None] * len(refs), failed), refs)
     assert str(rec[0].message) == ("8 example(s) of 2 record(s) could not be prepared and are skipped, e.g. "
                                    "/gone/a.hea: WFDB header a.hea not found; /gone/b.hea: WFDB header b.hea not found")
+
+
+def test_fixed_patients_over_the_manifests_split_are_said():
+    """data.test_patients moved a patient the manifest's split column put in train to test without a
+    word (a pre-made split overridden by a fold setting)."""
+    from ecgfounder.train.config import config_from_dict
+    from ecgfounder.train.data import _fixed_patients
+
+    df = pd.DataFrame({"path": [f"r{i}.hea" for i in range(5)], "patient_id": ["92", "92", "35", "8", "8"],
+                       "split": ["train", "train", None, "test", None], "AF": [0, 1, 0, 1, 0]})
+    cfg = config_from_dict({"data": {"manifest": "m.csv", "test_patients": ["92", "8", "35"]}})
+    with pytest.warns(UserWarning, match=r"data.test_patients puts patient\(s\) in test that the manifest's 'split' "
+                                         r"column puts elsewhere \(92: train\); the setting wins"):
+        out, fractions = _fixed_patients(df, cfg)
+    assert out["split"].tolist() == ["test"] * 5 and fractions[2] == 0

@@ -91,7 +91,16 @@ def _fixed_patients(df: pd.DataFrame, cfg: FinetuneConfig) -> tuple[pd.DataFrame
         if d.split_column not in df.columns:
             df[d.split_column] = np.nan
         df[d.split_column] = df[d.split_column].astype(object)
-        df.loc[pid.isin(set(map(str, ids))).to_numpy(), d.split_column] = name
+        rows = pid.isin(set(map(str, ids))).to_numpy()
+        given = df.loc[rows, d.split_column].astype(str).str.strip().str.lower()
+        moved = given[df.loc[rows, d.split_column].notna() & ~given.isin(("", "nan", "none", name))]
+        if len(moved):  # the manifest's own split of these patients, overridden
+            was = sorted(set(zip(pid[rows][moved.index], moved)))
+            warnings.warn(f"data.{name}_patients puts patient(s) in {name} that the manifest's {d.split_column!r} column "
+                          f"puts elsewhere ({', '.join(f'{q}: {s}' for q, s in was[:10])}{', ...' if len(was) > 10 else ''});"
+                          f" the setting wins. Clear those cells, or leave the patients out of data.{name}_patients.",
+                          stacklevel=3)
+        df.loc[rows, d.split_column] = name
         fr[k] = 0.0
     total = sum(fr)
     fr = [1.0, 0.0, 0.0] if total <= 0 else [f / total for f in fr]
