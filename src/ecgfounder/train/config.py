@@ -118,6 +118,10 @@ class DataConfig:
                 raise ConfigError(f"data.format: {exc}") from None
         if self.leads is not None and not self.lead_names():
             raise ConfigError(f"data.leads={self.leads!r} names no lead; use 12, 1 or a list of lead names (e.g. [I, II]).")
+        twice = sorted({x for x in self.lead_names() or () if (self.lead_names() or ()).count(x) > 1})
+        if twice:
+            raise ConfigError(f"data.leads={list(self.lead_names() or ())} names lead(s) {twice} more than once; "
+                              "list each lead once (e.g. [I, II]).")
         if self.train_stride_s is not None and self.train_stride_s <= 0:
             raise ConfigError(f"data.train_stride_s={self.train_stride_s} must be a positive number of seconds (or null: off).")
         both = sorted(set(self.test_patients) & set(self.val_patients))
