@@ -113,7 +113,8 @@ def test_example_configs_load():
         ("data.cache_workers=-1", r"data.cache_workers=-1 .*>= 0"),
         ("data.min_positives=-1", r"data.min_positives=-1 .*>= 0"),
         ("data.format=bogus", r"data.format: unknown format 'bogus'; choose one of .*edf"),
-        ("data.leads=7", r"data.leads=7"),
+        ("data.leads=7", r"data.leads=7: no default lead set for 7 leads; use 12, 1 or the lead names \(e.g. "
+                         r"data.leads=\[I, II\]\)\.$"),  # (it said "e.g. leads=('I', 'II')", the library's argument)
         ("data.leads=[]", r"data.leads=\[\] names no lead"),
         ("strategy.probe_c_grid=[]", r"strategy.probe_c_grid=\[\] must be one or more positive numbers"),
         ("strategy.probe_c_grid=[-1]", r"strategy.probe_c_grid=\[-1.0\] must be one or more positive numbers"),

@@ -149,8 +149,9 @@ class DataConfig:
         if isinstance(self.leads, (int, float)) or (isinstance(self.leads, str) and self.leads.isdigit()):
             try:
                 return lead_set(int(self.leads))
-            except ValueError as exc:
-                raise ConfigError(f"data.leads={self.leads!r}: {exc}") from None
+            except ValueError:  # (its fix names lead_set's argument: here the setting)
+                raise ConfigError(f"data.leads={self.leads!r}: no default lead set for {self.leads} leads; use 12, 1 "
+                                  "or the lead names (e.g. data.leads=[I, II]).") from None
         if isinstance(self.leads, str):
             return (self.leads,)
         return tuple(str(x) for x in self.leads)
