@@ -116,17 +116,16 @@ class DataConfig:
                 canonical_format(self.format)
             except ValueError as exc:
                 raise ConfigError(f"data.format: {exc}") from None
-        if self.leads is not None and not self.lead_names():
+        names = self.lead_names() or ()
+        if self.leads is not None and not names:
             raise ConfigError(f"data.leads={self.leads!r} names no lead; use 12, 1 or a list of lead names (e.g. [I, II]).")
-        twice = sorted({x for x in self.lead_names() or () if (self.lead_names() or ()).count(x) > 1})
-        if twice:
-            raise ConfigError(f"data.leads={list(self.lead_names() or ())} names lead(s) {twice} more than once; "
-                              "list each lead once (e.g. [I, II]).")
+        if len(set(names)) < len(names):
+            raise ConfigError(f"data.leads={list(names)} names a lead more than once; list each lead once (e.g. [I, II]).")
         if self.train_stride_s is not None and self.train_stride_s <= 0:
             raise ConfigError(f"data.train_stride_s={self.train_stride_s} must be a positive number of seconds (or null: off).")
-        both = sorted(set(self.test_patients) & set(self.val_patients))
-        if both:
-            raise ConfigError(f"patient(s) {both} are in both data.test_patients and data.val_patients; list each once.")
+        if set(self.test_patients) & set(self.val_patients):
+            raise ConfigError(f"patient(s) {sorted(set(self.test_patients) & set(self.val_patients))} are in both "
+                              "data.test_patients and data.val_patients; list each once.")
         if self.manifest is None and self.preset is None:
             raise ConfigError("data.manifest is not set; give a manifest file (data.manifest=PATH) "
                               f"or a preset with its folder (data.preset={'|'.join(PRESETS)} data.root=DIR).")
@@ -150,8 +149,8 @@ class DataConfig:
             try:
                 return lead_set(int(self.leads))
             except ValueError:  # (its fix names lead_set's argument: here the setting)
-                raise ConfigError(f"data.leads={self.leads!r}: no default lead set for {self.leads} leads; use 12, 1 "
-                                  "or the lead names (e.g. data.leads=[I, II]).") from None
+                raise ConfigError(f"data.leads={self.leads!r}: no default lead set for {self.leads} leads; use 12, 1 or the "
+                                  "lead names (e.g. data.leads=[I, II]).") from None
         if isinstance(self.leads, str):
             return (self.leads,)
         return tuple(str(x) for x in self.leads)
@@ -465,11 +464,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         parts, value = parse_override(text)
         node = out
         for p in parts[:-1]:
-            nxt = node.get(p)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[p] = nxt
-            node = nxt
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
         node[parts[-1]] = value
     return out
 
