@@ -26,6 +26,7 @@ from ecgfounder.train.config import ConfigError, apply_overrides
         ("optim.schedule_steps=0", r"optim.schedule_steps=0 must be >= 1 \(null: the run's length\)"),
         ("optim.schedule_steps=1", r"optim.warmup_steps=2 does not fit in optim.schedule_steps=1: the warm-up must end"),
         ("train.log_every=0", r"train.log_every=0 must be >= 1"),
+        ("train.accum_steps=0", r"train.accum_steps=0 must be >= 1"),  # (was "train.batch_size=64 must be a multiple of")
         ("train.device=tpu", r"train.device='tpu' is not valid; choose one of \['auto', 'cpu', 'cuda'\]"),
         ("model.arch=3", r"model.arch=3 must be a mapping of Net1DConfig fields"),
         ("model.arch={foo: 1}", r"model.arch: unknown field\(s\) \['foo'\]; valid fields: base_filters"),

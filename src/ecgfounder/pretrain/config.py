@@ -179,7 +179,9 @@ class PretrainConfig:
         if o.schedule_steps is not None and o.warmup_steps >= o.schedule_steps:
             raise ConfigError(f"optim.warmup_steps={o.warmup_steps} does not fit in optim.schedule_steps={o.schedule_steps}: "
                               "the warm-up must end before the schedule; lower one or raise the other.")
-        if t.batch_size < 1 or t.accum_steps < 1 or t.batch_size % t.accum_steps:
+        if t.accum_steps < 1:
+            raise ConfigError(f"train.accum_steps={t.accum_steps} must be >= 1 (micro-batches per optimiser step).")
+        if t.batch_size < 1 or t.batch_size % t.accum_steps:
             raise ConfigError(f"train.batch_size={t.batch_size} must be a positive multiple of train.accum_steps={t.accum_steps}.")
         if not 0 <= t.ema_decay < 1:
             raise ConfigError(f"train.ema_decay={t.ema_decay} must be in [0, 1) (0: no EMA).")
