@@ -101,4 +101,7 @@ def test_missing_data_is_said_before_the_weights_are_fetched(monkeypatch, tmp_pa
         rc = main(["finetune", "run", "ptbxl_superdiagnostic_finetune", setting, *extra, f"output.dir={tmp_path / 'r'}"])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith(shown), err
+    rc = main(["finetune", "cache", "ptbxl_superdiagnostic_finetune", "data.manifest=/no/such.csv", "data.preset=null"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: manifest /no/such.csv not found"), err
     assert calls == []

@@ -277,8 +277,8 @@ def fill_cache(cfg: FinetuneConfig) -> tuple[CacheIndex, int]:
     cache`` does); returns ``(index, number of records)``."""
     if cfg.data.manifest is None:
         raise ConfigError("filling the cache needs data.manifest (build one with a dataset preset first).")
-    model = build_model(cfg)
     df = read_manifest(cfg.data.manifest, path_column=cfg.data.path_column)  # (paths only: the cache needs no ids)
+    model = build_model(cfg)  # (after the manifest is found: the start weights may be a download)
     refs = manifest_refs(df, cfg.data.path_column)
     cache = WindowCache(cfg.data.cache_dir, model.contract, lead=cfg.data.lead, format=cfg.data.format)
     return cache.build(refs, workers=cfg.data.cache_workers, progress=cfg.train.progress), len(refs)
