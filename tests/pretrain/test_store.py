@@ -375,9 +375,12 @@ def _assert_same_store(a, b):
 
 def test_a_build_cut_short_resumes_with_the_chunks_it_finished(tmp_path, monkeypatch, caplog):
     written = _counting(monkeypatch, cut_at=2)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as cut:
         _tiny_store(tmp_path, n=4)
     assert written == [0, 1] and not (tmp_path / "s" / "index.json").exists()
+    # it says what is kept and how to go on (the command line printed "interrupted" alone)
+    assert str(cut.value) == (f"interrupted: 2 of 4 chunks of {tmp_path / 's'} are written and kept; the same command "
+                              "(same sources and settings) goes on from them.")
     finished = _stamps(tmp_path / "s")
     assert len(finished) == 2
     written = _counting(monkeypatch)

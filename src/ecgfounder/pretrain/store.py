@@ -300,15 +300,20 @@ def _build(items, out_p: Path, key: str, contract, rules, workers, records_per_c
         log.info("%s: %d of %d chunks reused from an earlier run of this build; %d to write", out_p, len(results),
                  len(jobs), len(todo))
     n_workers = min(n_workers, len(todo))
-    if n_workers <= 1:
-        done = [_write_chunk(j) for j in todo]
-    else:
-        import multiprocessing as mp
+    try:
+        if n_workers <= 1:
+            done = [_write_chunk(j) for j in todo]
+        else:
+            import multiprocessing as mp
 
-        from .._pools import run_in_order
+            from .._pools import run_in_order
 
-        ctx = mp.get_context(_START_METHOD)
-        done = run_in_order(_write_chunk, todo, n_workers, ctx, lambda job: _chunk_alone(job, ctx))
+            ctx = mp.get_context(_START_METHOD)
+            done = run_in_order(_write_chunk, todo, n_workers, ctx, lambda job: _chunk_alone(job, ctx))
+    except KeyboardInterrupt:  # (said only "interrupted": the user could not tell that the chunks written are kept)
+        kept = sum(chunks.record_path(out_p, j["chunk"]).is_file() for j in jobs)
+        raise KeyboardInterrupt(f"interrupted: {kept} of {len(jobs)} chunks of {out_p} are written and kept; the same "
+                                "command (same sources and settings) goes on from them.") from None
     results.update((j["chunk"], r) for j, r in zip(todo, done))
     report = LabelReport(rules.labels)
     shards, failures = [], []
