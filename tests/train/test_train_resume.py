@@ -44,7 +44,7 @@ def _no_step(step):
 
 
 @pytest.mark.parametrize("accum", [1, 2])
-def test_max_steps_stop_mid_epoch_resumes_at_the_next_batch(tmp_path, cpsc2021_manifest, cache_dir, accum):
+def test_max_steps_stop_mid_epoch_resumes_at_the_next_batch(tmp_path, cpsc2021_manifest, cache_dir, accum, caplog):
     """Stopped by train.max_steps mid-epoch, the checkpoint said "next epoch, batch 0": a resume
     with a larger max_steps (or none) skipped the rest of the interrupted epoch."""
     # 40 training windows, batch 8: 5 micro-batches per epoch (accum 2: 3 steps of 2, 2, 1)
@@ -70,9 +70,12 @@ def test_max_steps_stop_mid_epoch_resumes_at_the_next_batch(tmp_path, cpsc2021_m
 
     # resuming with max_steps already reached trains nothing and reports the same
     saved = (cut / "checkpoints" / "last.pt").read_bytes()
-    again = run_with_hook(_cfg(cpsc2021_manifest, cut, cache_dir, train={**train, "max_steps": first}, **kw),
-                          step_hook=_no_step)
+    with caplog.at_level("INFO", logger="ecgfounder.train"):
+        again = run_with_hook(_cfg(cpsc2021_manifest, cut, cache_dir, train={**train, "max_steps": first}, **kw),
+                              step_hook=_no_step)
     assert again.global_step == first
+    # (said as done: the line read 'resuming from ... (epoch 1, micro-batch k, step n)', as if to train on)
+    assert f"its training is done (step {first}): nothing is trained" in caplog.text
     _same_rows(again.history, res.history)
     assert again.test_metrics == pytest.approx(res.test_metrics)
     assert (cut / "checkpoints" / "last.pt").read_bytes() == saved

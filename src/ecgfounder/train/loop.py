@@ -123,8 +123,13 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
     if state is not None:
         check_resume_config(state, cfg, resume_from)
     if state is not None and info.is_main:
-        logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"] + 1,
-                    state["batch_in_epoch"], state["global_step"])  # (epochs numbered from 1, as in log.csv)
+        t = cfg.train
+        if state["epoch"] >= t.epochs or (t.max_steps is not None and state["global_step"] >= t.max_steps):
+            logger.info("resuming from %s: its training is done (step %d): nothing is trained, the evaluation and "
+                        "outputs are made again", resume_from, state["global_step"])
+        else:
+            logger.info("resuming from %s (epoch %d, micro-batch %d, step %d)", resume_from, state["epoch"] + 1,
+                        state["batch_in_epoch"], state["global_step"])  # (epochs numbered from 1, as in log.csv)
     barrier(info)  # every process has looked at the folder (resume_path) before the main one writes in it
     if info.is_main:
         atomic_write(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
