@@ -193,3 +193,29 @@ def test_amplitude_is_a_deviation_from_the_baseline_not_a_dc_offset(compiled, mo
         assert assess(_with(rec, V3=y)).leads[8].flags == hit, height
         assert assess(_with(rec, V3=y + 40.0)).leads[8].flags == hit, height  # on an offset too
     assert "amplitude" in assess(_with(rec, V3=1000 * v3)).leads[8].flags  # µV read as mV
+
+
+@pytest.mark.parametrize("fs", [150.0, 200.0, 250.0, 500.0])
+def test_white_noise_is_flagged_at_the_same_density_at_every_rate(fs):
+    """Below 300 Hz Nyquist cuts the 40-150 Hz band: white noise of one density read 15/90 of its
+    500-Hz ratio at 150 Hz (a lead of pure noise was 'good' there, the ratio never reaching 0.8) and
+    65/90 at 250 Hz.  The power above 40 Hz is now taken over the whole 90-Hz band at every rate."""
+    rec = synth(fs, 60.0)  # (10 s: the estimate moves by +-15 % between noise draws at 200 Hz)
+    v3, g = rec.signal[8], np.random.default_rng(3).standard_normal(rec.n_samples)
+    ecg = _ecg_power(v3, fs)
+    for k, hit in ((0.85, ()), (1.15, ("noise",))):
+        # variance s2: one-sided density s2 / (fs / 2); ratio = 90 d / (ecg + 35 d) = k x threshold
+        r = k * TH.hf_ratio
+        s2 = r * ecg * (fs / 2) / (90.0 - 35.0 * r)
+        assert assess(_with(rec, V3=v3 + np.sqrt(s2) * g)).leads[8].flags == hit, k
+    noise = ecgfounder.Recording(g[None], fs, ("II",))  # a lead of white noise alone
+    assert assess(noise).summary == "noise:II"
+
+
+def test_noise_is_not_measured_where_under_15_hz_of_its_band_is_below_nyquist():
+    """At 128 Hz only 40-45 Hz is left of the band: a lead of pure white noise read hf_ratio 0.12,
+    which looks clean; it is now not measured (None in the report), as docs/quality.md says."""
+    g = np.random.default_rng(3).standard_normal(1280)
+    report = assess(ecgfounder.Recording(g[None], 128.0, ("II",)))
+    assert np.isnan(report.leads[0].indices["hf_ratio"])
+    assert report.to_dict()["leads"][0]["indices"]["hf_ratio"] is None

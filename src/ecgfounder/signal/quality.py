@@ -13,8 +13,8 @@ clipped, LA/RA swapped, noise added), as the tests show.
 Indices reported per lead (the signal-quality indices of Li, Clifford et al.): ``kSQI`` (kurtosis;
 > 5 is the literature's "clean" rule, reported, not flagged: many clean leads with broad T waves fall
 below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz over 0–40 Hz power),
-``hf_ratio`` (power above 40 Hz, mains bands excluded, over 5–40 Hz), ``powerline_ratio`` (±1 Hz of
-50 or 60 Hz over 5–40 Hz), ``ptp_mv`` (0.5th–99.5th percentile range after baseline removal),
+``hf_ratio`` (power above 40 Hz, mains bands excluded, over 5–40 Hz; below 300 Hz scaled to the
+90-Hz band, not measured under 150 Hz), ``powerline_ratio`` (±1 Hz of 50 or 60 Hz over 5–40 Hz), ``ptp_mv`` (0.5th–99.5th percentile range after baseline removal),
 ``deviation_mv`` (the largest distance of a sample from the baseline; ``max_abs_mv``: from 0),
 ``baseline_mv`` (range of the baseline: two-stage 0.2 s / 0.6 s median filter, de Chazal et al.
 2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 and ≥ 10 ms), ``gap_s``
@@ -72,7 +72,8 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
             "missing-segment rule (Clifford et al. 2012, PhysioNet/CinC 2011)"),
     "clipped": ("samples sitting on the lead's extreme value in repeated runs (saturation)", "clipped_fraction",
                 "amplifier saturation / clipping rule"),
-    "noise": ("high-frequency (muscle) noise: power above 40 Hz relative to the 5-40 Hz band", "hf_ratio",
+    "noise": ("high-frequency (muscle) noise: power above 40 Hz relative to the 5-40 Hz band (below 300 Hz "
+              "scaled to the 90-Hz band; not judged under 150 Hz)", "hf_ratio",
               "hfSQI-style spectral ratio (Li, Mark & Clifford 2008)"),
     "powerline": ("mains interference at 50 or 60 Hz relative to the 5-40 Hz band", "powerline_ratio",
                   "spectral ratio"),
