@@ -51,6 +51,21 @@ def test_skip_gate_reports_bad_records_as_failures(tiny12, data_dir, tmp_path):
     assert "flat:V3" in failed[str(bad[0])]
 
 
+def test_skip_gate_judges_the_leads_the_model_reads(tiny1, data_dir, tmp_path):
+    """A lead-I model lost a 12-lead record to the skip gate for a flat V3 it never reads; the quality
+    column still shows every lead's flags, and what concerns lead I (LA/RA swap) still stops it."""
+    good, (zero, swapped) = _records(data_dir, tmp_path)
+    with pytest.warns(UserWarning, match="quality gate"):
+        df = predict([good[0], zero, swapped], tiny1, quality="skip")
+    assert sorted(df["record"]) == sorted([good[0].stem, "zeroV3"])
+    assert df.set_index("record").loc["zeroV3", "quality"] == "flat:V3"
+    assert set(dict(df.attrs["failures"])) == {str(swapped)}
+    # fed lead V3 in place of I (lead=), the flat V3 stops it
+    with pytest.warns(UserWarning, match="quality gate"):
+        df = predict([zero], tiny1, quality="skip", lead="V3")
+    assert df.empty
+
+
 def test_off_gate_leaves_quality_empty_and_scores_unchanged(tiny12, data_dir, tmp_path):
     good, _ = _records(data_dir, tmp_path)
     on, off = predict(good, tiny12), predict(good, tiny12, quality="off")

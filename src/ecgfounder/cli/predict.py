@@ -21,8 +21,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    help="override the weights' preprocessing mode (default: the one they were trained with)")
     g.add_argument("--quality-gate", choices=("warn", "skip", "off"), default="warn",
                    help="signal quality before the model: warn (default: assess every record, write the flags in "
-                   "the 'quality' column, predict anyway), skip (a record that is not 'good' is not predicted and "
-                   "is reported like a failed file), off (no check)")
+                   "the 'quality' column, predict anyway), skip (a record flagged on a lead the model reads, or as a "
+                   "whole, is not predicted and is reported like a failed file), off (no check)")
     g = p.add_argument_group("output")
     g.add_argument("--aggregate", choices=("mean", "max", "none"), default="mean",
                    help="combine the 10-s windows of long records (none: one row per window, with its number, window, and "

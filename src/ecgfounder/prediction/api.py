@@ -36,7 +36,8 @@ def predict(
     (``aggregate="mean"``, or ``"max"``; ``"none"`` gives one row per window with ``window`` and
     ``start_s`` columns).  ``calibrated=True`` gives the calibrated
     probabilities of the calibration the weights carry (refused when they carry none).
-    ``quality="skip"`` leaves records that are not ``good`` unpredicted (listed as failures).
+    ``quality="skip"`` leaves records unpredicted (listed as failures) whose flags concern what the
+    model reads: a lead it reads, or the record as a whole (a flat V3 does not stop a lead-I model).
     Records that fail are skipped with a warning (``on_error="warn"``) or raise (``"raise"``); they
     are listed in ``df.attrs["failures"]`` as ``(path, reason)`` pairs.  Other keyword arguments
     go to :func:`ecgfounder.prediction.iter_predict` (``mode``, ``lead``, ``device``, ``precision`` ...).

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ECGFounderError, LeadError, RecordReadError
 from ..recording import Recording
-from ..signal.leads import canonical_lead
+from ..signal.leads import LIMB_LEADS, canonical_lead
 from ..signal.preprocess import Prepared, PreprocessContract, preprocess_recording
 
 __all__ = ["RecordResult", "record_error", "expand_inputs", "iter_records", "prepare_one", "prepared_in_process", "prepared_ahead",
@@ -133,8 +133,21 @@ def _lead_note(note: str, lead: str | None) -> str:
     return note
 
 
-def _assess(res: RecordResult, rec: Recording, gate: str) -> None:
-    """Fill ``res.quality``; with the ``skip`` gate a record that is not good becomes a failure."""
+def _leads_read(leads: Sequence[str], wanted: Sequence[str], substitute: str | None) -> set[str]:
+    """Canonical names of the recording's ``leads`` the model reads: each lead it wants (for a
+    one-lead model the ``substitute`` given in its place) that the recording holds, and I and II for
+    a limb lead derived from them (a precordial lead the recording lacks is zero-filled or refused)."""
+    have = {canonical_lead(n) for n in leads}
+    want = [substitute] if substitute and len(wanted) == 1 else list(wanted)
+    read: set[str] = set()
+    for w in map(canonical_lead, want):
+        read |= {w} if w in have else ({"I", "II"} & have if w in LIMB_LEADS else set())
+    return read
+
+
+def _assess(res: RecordResult, rec: Recording, gate: str, read: set[str]) -> None:
+    """Fill ``res.quality`` (every lead); with the ``skip`` gate a record whose flags concern what the
+    model reads (its leads ``read``, or the record as a whole) becomes a failure."""
     from ..signal.quality import assess
 
     try:
@@ -144,7 +157,8 @@ def _assess(res: RecordResult, rec: Recording, gate: str) -> None:
         return
     res.quality = report.summary
     res.quality_leads = ";".join(f"{lq.lead}:{'|'.join(lq.flags) or 'good'}" for lq in report.leads)
-    if gate == "skip" and not report.good:
+    # a flat V3 says nothing against a lead-I model's reading: only the leads it reads count
+    if gate == "skip" and (report.record_flags or any(lq.flags for lq in report.leads if lq.lead in read)):
         res.error = f"not predicted: signal quality {report.summary} (quality gate 'skip'; 'warn' predicts it anyway)"
 
 
@@ -210,7 +224,7 @@ def prepare_one(index: int, input_index: int, member: int, path: str, rec: Recor
     try:
         with collected_warnings() as caught:  # the quality check's warnings too: notes of this record
             if gate != "off":
-                _assess(res, rec, gate)
+                _assess(res, rec, gate, _leads_read(rec.leads, contract.leads, prep_kwargs.get("lead")))
                 if res.error is not None:
                     return res, None
             prep = preprocess_recording(rec, contract, source=path, warn=False, **prep_kwargs)

@@ -139,7 +139,8 @@ def iter_predict(
         on_windows: called with the number of windows after every forward pass (progress).
         quality: the signal-quality gate (:data:`~ecgfounder.prediction.setup.QUALITY_GATES`):
             ``warn`` (default) assesses every record (``RecordResult.quality``) and predicts it;
-            ``skip`` turns a record that is not ``good`` into a failure; ``off`` does not assess.
+            ``skip`` turns a record into a failure when a lead the model reads or the record as a
+            whole is flagged; ``off`` does not assess.
         announce: where ``auto`` says the path it measured and chose, in one line (default
             stderr; ``None``: nowhere; a callable: given the line).
         on_runner: called with the runner before the first record is read; an ``auto`` runner's
