@@ -219,3 +219,17 @@ def test_noise_is_not_measured_where_under_15_hz_of_its_band_is_below_nyquist():
     report = assess(ecgfounder.Recording(g[None], 128.0, ("II",)))
     assert np.isnan(report.leads[0].indices["hf_ratio"])
     assert report.to_dict()["leads"][0]["indices"]["hf_ratio"] is None
+
+
+def test_high_rate_records_are_assessed_on_a_bounded_number_of_samples(monkeypatch):
+    """The 5-minute bound was in seconds only: a 5-minute 12-lead record at 8 kHz (28.8 M samples)
+    took 6.5 s and 0.8 GB.  At most 300 000 samples a lead (5 minutes at 1 kHz) are read."""
+    from ecgfounder.signal import quality as Q
+
+    seen = []
+    real = Q.measure
+    monkeypatch.setattr(Q, "measure", lambda x, fs, finite: seen.append(x.shape) or real(x, fs, finite))
+    rng = np.random.default_rng(0)
+    assess(ecgfounder.Recording(rng.normal(0, 0.1, (1, 20_000 * 30)), 20_000.0, ("II",)))
+    assess(ecgfounder.Recording(rng.normal(0, 0.1, (1, 500 * 400)), 500.0, ("II",)))
+    assert seen == [(1, 300_000), (1, 500 * 300)]

@@ -59,7 +59,8 @@ class QualityThresholds:
     einthoven_fraction: float = 0.10   # II − (I + III) strays from its mean by > 10 % of II's range
     polarity_min_mv: float = 0.03      # smallest P/QRS deflection taken as a polarity
     reversal_corr: float = 0.2         # I (or II) vs V6 median-beat correlation below -0.2: reversal
-    max_seconds: float = 300.0         # longer records are assessed on their first 5 minutes
+    max_seconds: float = 300.0         # longer records are assessed on their first 5 minutes ...
+    max_samples: int = 300_000         # ... and on at most 5 minutes at 1 kHz (an 8-kHz 12-lead record: 6.5 s, 0.8 GB)
     min_seconds: float = 2.0           # shorter records are 'short': noise, mains, wander, clipping not judged
 
 
@@ -334,7 +335,8 @@ def assess(recording: Any, thresholds: QualityThresholds | None = None) -> Quali
     th = thresholds or QualityThresholds()
     fs = float(recording.fs)
     # readers give time-major arrays: one copy (of the assessed part only) into lead-major rows
-    x = np.ascontiguousarray(np.asarray(recording.signal)[:, : int(th.max_seconds * fs)], dtype=np.float64)
+    stop = int(min(th.max_seconds * fs, th.max_samples))
+    x = np.ascontiguousarray(np.asarray(recording.signal)[:, :stop], dtype=np.float64)
     names = [canonical_lead(n) for n in recording.leads]
     if x.shape[1] == 0:
         return QualityReport(tuple(LeadQuality(n, ("missing",), {}) for n in names), (), th)
