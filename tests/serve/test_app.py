@@ -103,6 +103,19 @@ def test_wfdb_record_with_a_third_signal_file_is_one_record(client):
     assert r.json()["record"]["id"] == "s0010_re" and len(r.json()["record"]["leads"]) == 15
 
 
+def test_wfdb_record_with_its_annotation_file_is_one_record(client):
+    """A WFDB record uploaded whole (.hea, .mat and its .atr annotations, as PhysioNet ships it) was
+    two recordings: /v1/predict refused it and the batch failed the .atr as 'unknown ECG file type'.
+    The annotation travels with its record; a file of an ECG format of the same name stays its own."""
+    hea, mat = (WFDB.with_suffix(s) for s in (".hea", ".mat"))
+    files = [("file", (p.name, p.read_bytes())) for p in (hea, mat)] + [("file", ("E07500.atr", b"\x00\x01annotations"))]
+    r = client.post("/v1/predict", files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["record"]["id"] == "E07500"
+    b = client.post("/v1/predict/batch", files=files + [("file", ("E07500.xml", MUSE.read_bytes()))]).json()
+    assert [(it["name"], it["status"]) for it in b["items"]] == [("E07500.hea", "ok"), ("E07500.xml", "ok")]
+
+
 def test_labels_health_metrics_openapi(client):
     labels = client.get("/v1/labels").json()
     assert len(labels["labels"]) == 150 and labels["labels"][0]["index"] == 0

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..errors import ECGFounderError
+from ..io.compressed import COMPRESSIONS
+from ..io.detect import EXTENSIONS
 
 __all__ = ["BodyLimitMiddleware", "save_uploads", "group_records", "UploadError", "UnsupportedMediaType", "safe_name",
            "wfdb_header_names", "WFDB_DATA"]
@@ -128,9 +130,9 @@ async def save_uploads(files: list[Any], directory: Path,
 
 def group_records(saved: list[tuple[Path, str]],
                   errors: list[tuple[str, str]] | None = None) -> list[tuple[Path, str]]:
-    """One entry per record: a WFDB header and its data file(s) (same stem: .dat, .mat, or any other file
-    the header names, such as PTB's .xyz) become the header; every
-    other file is a record of its own.  A WFDB data file without its header is refused:
+    """One entry per record: a WFDB header and its files (same stem: .dat, .mat, any other file the header
+    names, such as PTB's .xyz, and any of no ECG format, such as its .atr annotations) become the header;
+    every other file is a record of its own.  A WFDB data file without its header is refused:
     :class:`UploadError`, or, when ``errors`` is given (a batch), left out and reported there as
     ``(name, reason)``.  (A header naming files elsewhere is refused by the reader itself.)"""
     by_stem: dict[str, list[tuple[Path, str]]] = {}
@@ -144,13 +146,21 @@ def group_records(saved: list[tuple[Path, str]],
         if headers:
             if p.suffix.lower() == ".hea":
                 records.append((p, orig))
-            elif p.suffix.lower() not in WFDB_DATA and p.name.lower() not in named:  # PTB's .xyz: named by the header
-                records.append((p, orig))
+            elif p.suffix.lower() not in WFDB_DATA and p.name.lower() not in named and _ecg_format(p):
+                records.append((p, orig))  # (PTB's .xyz: named by the header; an .atr: no ECG format, the record's)
         elif p.suffix.lower() == ".dat":
             _reject(errors, orig, f"{orig}: a WFDB data file without its header; upload {p.stem}.hea with it.")
         else:
             records.append((p, orig))
     return records
+
+
+def _ecg_format(p: Path) -> bool:
+    """Whether ``p``'s extension (a compressed file's inner one) is of an ECG format the readers know."""
+    suffixes = [x.lower() for x in p.suffixes]
+    if suffixes[-1:] and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return bool(suffixes) and (suffixes[-1] in EXTENSIONS or suffixes[-1] == ".zip")
 
 
 def _header_files(header: Path) -> set[str]:
