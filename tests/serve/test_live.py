@@ -233,6 +233,42 @@ def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     page.close()
 
 
+def _ptb_like(d, seconds: float = 12, fs: int = 250):
+    """A WFDB record as PTB ships it: the 12 leads in rec.dat, the Frank leads in rec.xyz (both named
+    by rec.hea), and its annotations in rec.atr."""
+    t = np.arange(int(seconds * fs)) / fs
+    x = np.stack([200 * np.sin(2 * np.pi * 1.2 * t + k) for k in range(15)], axis=1).astype("<i2")
+    lines = [f"rec 15 {fs} {len(t)}"] + [f"rec.dat 16 200 16 0 {x[0, k]} 0 0 {n}" for k, n in enumerate(STANDARD_12)]
+    lines += [f"rec.xyz 16 200 16 0 {x[0, 12 + k]} 0 0 {n}" for k, n in enumerate(("vx", "vy", "vz"))]
+    (d / "rec.hea").write_text("\n".join(lines) + "\n")
+    (d / "rec.dat").write_bytes(x[:, :12].tobytes())
+    (d / "rec.xyz").write_bytes(x[:, 12:].tobytes())
+    (d / "rec.atr").write_bytes(b"\x00\x00")
+    return [str(d / n) for n in ("rec.hea", "rec.dat", "rec.xyz", "rec.atr")]
+
+
+def test_viewer_sends_a_wfdb_records_third_signal_file_with_it(live, browser, monkeypatch, tmp_path):
+    """PTB's .hea, .dat and .xyz (and its .atr) chosen together: the viewer took the .xyz for a second
+    recording, sent them to the batch, then asked the attribution and later pages without the .xyz:
+    'No attribution shading: error 422: ... s0010_re.xyz is missing'.  Now they are one recording."""
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    url, _ = live
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    posts = []
+    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    page.goto(url + "/")
+    page.set_input_files("#file", _ptb_like(tmp_path))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    assert page.inner_text("#status").startswith("Done in") and not page.is_visible("#batch")
+    assert "Red shading" in page.inner_text("#shading-note") and int(page.locator("#ecg").get_attribute("data-shaded")) > 5
+    page.click("#page-next")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('10')", timeout=20000)
+    assert [p.split("?")[0] for p in posts] == ["predict", "predict"] and page.get_attribute("#status", "class") != "error"
+    page.close()
+
+
 def _zip(path, members):
     path.write_bytes(zip_bytes(dict(members)))
     return path

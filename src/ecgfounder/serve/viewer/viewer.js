@@ -41,10 +41,21 @@ async function loadModel() {
 // Files that may hold several recordings go to /v1/predict/batch, and so do several recordings at
 // once (a WFDB record's .hea/.dat/.mat count as one): the answer lists each, one failure its own item.
 const BATCH_FILE = /\.(zip|h5|hdf5|hdf|npz)$/i;
-const WFDB_PART = /^(.*)\.(hea|dat|mat|atr|qrs)$/i;
+const ECG_FILE = /\.(xml|csv|tsv|edf|bdf|rec|dcm|dicom|scp|ecg|ishne|npy|npz|h5|hdf5|hdf|zip)(\.(gz|zst|bz2|xz))?$/i;
+
+// the recording a file is part of: a WFDB header's, for the header and the files of its name beside it
+// (.dat/.mat, PTB's .xyz, .atr annotations; not a file of another ECG format), as the server groups them
+function recordOf(f, files) {
+  const m = f.name.match(/^(.*)\.([^.]+)$/);
+  if (!m) return f.name;
+  const stem = m[1].toLowerCase(), header = stem + ".hea";
+  if (m[2].toLowerCase() === "hea") return header;
+  const beside = files.some((g) => g.name.toLowerCase() === header);
+  return beside && (/^(dat|mat)$/i.test(m[2]) || !ECG_FILE.test(f.name)) ? header : f.name;
+}
 
 function wantsBatch(files) {
-  const records = new Set(files.map((f) => { const m = f.name.match(WFDB_PART); return m ? m[1] : f.name; }));
+  const records = new Set(files.map((f) => recordOf(f, files)));
   return records.size > 1 || files.some((f) => BATCH_FILE.test(f.name));
 }
 
@@ -119,8 +130,8 @@ function itemRequest(name) {
   const m = name.match(/^(.*)#(\d+)$/);
   if (!f && m) { f = lastFiles.find((g) => g.name === m[1]); member = Number(m[2]); }
   if (!f) return null;
-  const w = f.name.match(WFDB_PART);
-  const files = w ? lastFiles.filter((g) => { const x = g.name.match(WFDB_PART); return x && x[1] === w[1]; }) : [f];
+  const record = recordOf(f, lastFiles);
+  const files = lastFiles.filter((g) => recordOf(g, lastFiles) === record);
   return { files, q: query(true) + (member === null ? "" : "&member=" + member) };
 }
 
