@@ -116,6 +116,19 @@ def test_wfdb_record_with_its_annotation_file_is_one_record(client):
     assert [(it["name"], it["status"]) for it in b["items"]] == [("E07500.hea", "ok"), ("E07500.xml", "ok")]
 
 
+def test_a_zip_members_failure_names_its_file(client):
+    """A recording of a zip that fails after reading (too few leads) was 'clinic.zip#1: missing lead(s)
+    ...': nothing said which of the archive's files it was.  The error names the file in the archive."""
+    t = np.arange(2500) / 250
+    one_lead = "I\n" + "\n".join(f"{v:.4f}" for v in np.sin(2 * np.pi * 1.2 * t))
+    archive = zip_bytes({"a.xml": MUSE.read_bytes(), "ward 3/patch.csv": one_lead.encode()})
+    b = client.post("/v1/predict/batch?fs=250", files={"file": ("clinic.zip", archive)}).json()
+    assert [(it["name"], it["status"]) for it in b["items"]] == [("clinic.zip#0", "ok"), ("clinic.zip#1", "failed")]
+    assert b["items"][1]["error"].startswith("clinic.zip#1 (ward 3/patch.csv in the zip archive): missing lead(s)")
+    r = client.post("/v1/predict?fs=250&member=1", files={"file": ("clinic.zip", archive)})
+    assert r.status_code == 422 and r.json()["detail"].startswith("clinic.zip#1 (ward 3/patch.csv in the zip archive)")
+
+
 def test_labels_health_metrics_openapi(client):
     labels = client.get("/v1/labels").json()
     assert len(labels["labels"]) == 150 and labels["labels"][0]["index"] == 0

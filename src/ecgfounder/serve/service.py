@@ -251,6 +251,10 @@ class Service:
                                                    lambda: rec.meta.get("format"), options,
                                                    self.file_terms, hide=hide))
         except (InputError, RequestTimeout) as exc:
+            member = rec.meta.get("archive_member") if rec.meta.get("compression") == "zip" else None
+            text = str(exc)
+            if member and isinstance(exc, InputError) and text.startswith(name + ":"):  # which file of the zip
+                return InputError(f"{name} ({member} in the zip archive){text[len(name):]}")
             return exc
 
     async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
