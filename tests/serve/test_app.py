@@ -116,6 +116,16 @@ def test_wfdb_record_with_its_annotation_file_is_one_record(client):
     assert [(it["name"], it["status"]) for it in b["items"]] == [("E07500.hea", "ok"), ("E07500.xml", "ok")]
 
 
+def test_a_wfdb_header_uploaded_alone_says_to_upload_its_signal_file(client):
+    """The reader's fix, 'put the two files side by side', means nothing to a client uploading files;
+    it is told to send the signal file in the same request (or beside the header in the zip)."""
+    hea = WFDB.with_suffix(".hea")
+    r = client.post("/v1/predict", files={"file": (hea.name, hea.read_bytes())})
+    text = r.json()["detail"]
+    assert r.status_code == 422 and "E07500.mat is missing" in text and "side by side" not in text, text
+    assert "in the same request (each file a multipart field 'file')" in text, text
+
+
 def test_a_zip_members_failure_names_its_file(client):
     """A recording of a zip that fails after reading (too few leads) was 'clinic.zip#1: missing lead(s)
     ...': nothing said which of the archive's files it was.  The error names the file in the archive."""

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 mcp = pytest.importorskip("mcp")
 
-from servehelpers import DATA, MUSE, STANDARD_12, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
+from servehelpers import DATA, MUSE, STANDARD_12, WFDB, hdf5_batch, sine_signal, zip_bytes  # noqa: E402
 
 from ecgfounder.serve import ServeConfig, build_mcp_server  # noqa: E402
 
@@ -108,6 +108,28 @@ def test_mcp_base64_with_line_breaks_and_bad_inline_signal(analyzer, tmp_path):
         assert "\n" not in text and "pydantic.dev" not in text and "validation error" not in text, text
         assert f"{field}:" in text and "fs > 0 in Hz" in text, text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mcp_a_wfdb_header_alone_says_how_to_send_its_signal_file(analyzer, tmp_path):
+    """A WFDB header sent alone as content_base64 was told to 'put the two files side by side', which
+    an agent cannot do; it is told to send them zipped (which the tool reads) or to give the path."""
+    import io
+    import zipfile
+
+    hea, mat = (WFDB.with_suffix(s) for s in (".hea", ".mat"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(hea.name, hea.read_bytes())
+        z.writestr(mat.name, mat.read_bytes())
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(DATA,))
+    _, alone, zipped = asyncio.run(_session(server, [
+        ("analyze_ecg", {"content_base64": base64.b64encode(hea.read_bytes()).decode(), "filename": hea.name}),
+        ("analyze_ecg", {"content_base64": base64.b64encode(buf.getvalue()).decode(), "filename": "E07500.zip"}),
+    ]))
+    text = _error_text(alone)
+    assert "E07500.mat is missing" in text and "side by side" not in text, text
+    assert "in a zip as content_base64" in text and "header's path" in text, text
+    assert not (getattr(zipped, "is_error", None) or getattr(zipped, "isError", False)), zipped.content[0].text
 
 
 def test_mcp_bad_arguments_get_one_line_with_a_valid_call(analyzer, tmp_path):

@@ -32,7 +32,7 @@ from .schema import (
     validation_line,
 )
 from .service import InputError, Options, Overloaded, RequestTimeout, Service
-from .terms import Terms
+from .terms import WFDB_BESIDE, Terms
 from .uploads import BodyLimitMiddleware, UnsupportedMediaType, UploadError, group_records, save_uploads
 
 __all__ = ["create_app"]
@@ -55,7 +55,9 @@ _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
 
 # where a request sets what the library's messages ask for: query parameters for an uploaded file,
 # fields of the JSON body for an inline signal
-_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key"}), csv_lists=True)
+_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key"}), csv_lists=True,
+                    rewrites=((WFDB_BESIDE, "send it with the header: in the same request (each file a multipart "
+                                            "field 'file'), or beside it in the zip"),))
 _SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}))
 
 

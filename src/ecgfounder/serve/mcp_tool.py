@@ -27,7 +27,7 @@ from .config import ServeConfig
 from .members import Skipped
 from .schema import BatchItem, BatchResponse, LabelsResponse, Prediction, SignalRequest, validation_line
 from .service import InputError, Options, Service
-from .terms import Terms
+from .terms import WFDB_BESIDE, Terms
 from .uploads import safe_name
 
 from pydantic import ValidationError
@@ -40,7 +40,9 @@ from ..errors import ECGFounderError
 __all__ = ["build_mcp_server"]
 
 _TOP_LABELS = 10
-_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units", "key"}))
+_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units", "key"}),
+                    rewrites=((WFDB_BESIDE, "give the header's path with its signal files beside it, or send the "
+                                            "header and its signal files together in a zip as content_base64"),))
 _SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads"}))
 # a valid call of each tool, quoted in the answer to a bad one
 _EXAMPLES = {

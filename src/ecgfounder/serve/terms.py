@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Terms"]
+__all__ = ["Terms", "WFDB_BESIDE"]
+
+# the WFDB reader's fix for a signal file not beside its header (said for files on a disk)
+WFDB_BESIDE = "WFDB reads it from the header's folder; put the two files side by side"
 
 _VALUE = r"""'[^']*'|"[^"]*"|\[[^\]]*\]|\([^)]*\)|\.\.\.|[\w.:+-]+"""
 # an argument the library asks for: "pass fs=500", "name=PLACEHOLDER", or any "name=value (CLI: --flag ...)"
@@ -34,15 +37,20 @@ class Terms:
         names: the library arguments such a request sets (under the same names).
         csv_lists: list values are written comma-separated (a query string: ``leads=I,II``),
             else as JSON (``leads=["I", "II"]``).
+        rewrites: ``(library words, the request's words)``: a fix said for files on a disk (``put the
+            two files side by side``) as such a request gives the files.
     """
 
     where: str
     names: frozenset[str]
     csv_lists: bool = False
+    rewrites: tuple[tuple[str, str], ...] = ()
 
     def __call__(self, message: str, argument: str | None = None) -> str:
         """``message`` (one line) in these terms; ``argument``: the library argument at fault
         (:attr:`ecgfounder.errors.SetupError.argument`), named first when the request sets it."""
+        for said, fix in self.rewrites:
+            message = message.replace(said, fix)
         kept = []
         for i, segment in enumerate(_SEGMENT.split(message)):
             unusable = False
