@@ -541,6 +541,22 @@ def test_viewer_shows_the_page_chosen_last_whatever_answers_last(live, browser, 
     page.close()
 
 
+def test_viewer_says_whether_the_percentages_are_calibrated(live, browser, tmp_path):
+    """'61.3 % (threshold 50 %)' read as a probability; nothing said that these weights carry no
+    calibration.  The findings (and the report) now say what the percentages are, either way."""
+    url, _ = live
+    page, _ = _batch_page(browser, url, MUSE, height=900)
+    assert page.inner_text("#findings-note").startswith("Percentages are the model's scores, not calibrated")
+    with page.expect_download() as dl:
+        page.click("#download-report")
+    assert "not calibrated probabilities" in open(dl.value.path(), encoding="utf-8").read()
+    page.evaluate("() => { const a = JSON.parse(JSON.stringify(last)); a.labels[0].calibrated_probability = 0.4;"
+                  " a.findings[0].calibrated_probability = 0.4; show(a); }")
+    assert page.inner_text("#findings-note").startswith("Marked \u201ccalibrated\u201d: calibrated probabilities")
+    assert page.locator("#findings li").first.inner_text().endswith("40.0 % (threshold 50 %, calibrated)")
+    page.close()
+
+
 def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkeypatch, tmp_path):
     """Signal quality not assessed (the check failed, or is not installed): the panel said "no flags" in
     the green of a good recording; now it says it was not assessed, and why."""

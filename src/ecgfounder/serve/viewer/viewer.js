@@ -413,6 +413,7 @@ function show(a) {
       (f.calibrated_probability != null ? ", calibrated" : "") + ")";
     li.append(s); fl.append(li);
   }
+  $("findings-note").textContent = calibrationNote(a);
   const ql = $("quality");
   ql.replaceChildren();
   const q = a.quality;
@@ -429,6 +430,13 @@ function show(a) {
     ["input", c.fs + " Hz, " + c.n_samples + " samples, " + c.leads.length + " leads, " + c.mode],
     ["schema", a.schema_version], ["package", a.model.package_version]];
   for (const [k, v] of items) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); }
+}
+
+// what the percentages are: calibrated probabilities, or the model's scores (most weights carry no calibration)
+function calibrationNote(a) {
+  return a.labels.some((l) => l.calibrated_probability != null)
+    ? "Marked \u201ccalibrated\u201d: calibrated probabilities; any other percentage is the model's uncalibrated score."
+    : "Percentages are the model's scores, not calibrated probabilities: these weights carry no calibration.";
 }
 
 // the signal quality in a few words: its flags, "good" (assessed, no flag), or that it was not assessed
@@ -449,7 +457,8 @@ function download(name, type, text) {
 function reportHTML(a) {
   const img = $("ecg").toDataURL("image/png");
   const rows = a.findings.map((f) => "<tr><td>" + esc(f.label) + "</td><td>" + (100 * (f.calibrated_probability ?? f.probability)).toFixed(1) +
-    " %</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
+    " %" + (f.calibrated_probability != null ? ", calibrated" : "") + "</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
+  const calNote = "<p>" + esc(calibrationNote(a)) + "</p>";
   const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : esc(qualityWord(a.quality));
   const c = a.model.contract;
   const at = a.attribution && a.attribution.available
@@ -458,7 +467,7 @@ function reportHTML(a) {
     "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 10px;text-align:left}</style></head><body>" +
     "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
     a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" + at +
-    "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" +
+    "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" + calNote +
     "<h2>Signal quality</h2><p>" + flags + "</p>" + ((a.quality.flagged_leads || []).length
       ? "<p>Orange lead name with \u201c!\u201d on the printout: that lead has a signal-quality flag.</p>" : "") +
     "<h2>Model</h2><p>" + esc(a.model.id) + " · weights SHA-256 " + esc(a.model.weights_sha256 || "unknown") +
