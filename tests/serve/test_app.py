@@ -116,6 +116,16 @@ def test_wfdb_record_with_its_annotation_file_is_one_record(client):
     assert [(it["name"], it["status"]) for it in b["items"]] == [("E07500.hea", "ok"), ("E07500.xml", "ok")]
 
 
+def test_the_record_says_which_leads_were_derived_on_reading(client):
+    """A GE MUSE file (8 leads stored) was answered as a recording of 12 leads, a 2-lead Holter as one
+    of 6, with nothing telling the leads computed on reading from those in the file."""
+    muse = client.post("/v1/predict", files={"file": (MUSE.name, MUSE.read_bytes())}).json()["record"]
+    wfdb = client.post("/v1/predict", files=[("file", (p.name, p.read_bytes())) for p in
+                                             (WFDB.with_suffix(".hea"), WFDB.with_suffix(".mat"))]).json()["record"]
+    assert muse["derived_leads"] == ["III", "aVR", "aVL", "aVF"] and len(muse["leads"]) == 12
+    assert wfdb["derived_leads"] == [] and len(wfdb["leads"]) == 12
+
+
 def test_a_wfdb_header_uploaded_alone_says_to_upload_its_signal_file(client):
     """The reader's fix, 'put the two files side by side', means nothing to a client uploading files;
     it is told to send the signal file in the same request (or beside the header in the zip)."""

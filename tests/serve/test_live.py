@@ -557,6 +557,18 @@ def test_viewer_says_whether_the_percentages_are_calibrated(live, browser, tmp_p
     page.close()
 
 
+def test_viewer_says_which_leads_were_derived(live_one_lead, browser, tmp_path):
+    """A 2-lead recording (I, II) was headed '6 leads' over a printout of two: the leads computed on
+    reading (III, aVR, aVL, aVF) are now named as derived."""
+    t = np.arange(2500) / 250
+    csv = tmp_path / "holter.csv"
+    np.savetxt(csv, np.stack([np.sin(7.5 * t), np.cos(7.5 * t)], axis=1), fmt="%.4f", delimiter=",", header="I,II",
+               comments="")
+    page, _ = _batch_page(browser, live_one_lead, csv, height=700, fs="250")
+    assert _record_line(page) == "holter · csv · 250 Hz · 6 leads · 10.0 s · derived: III, aVR, aVL, aVF"
+    page.close()
+
+
 def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkeypatch, tmp_path):
     """Signal quality not assessed (the check failed, or is not installed): the panel said "no flags" in
     the green of a good recording; now it says it was not assessed, and why."""

@@ -41,6 +41,8 @@ class RecordInfo(BaseModel):
     format: str | None = Field(None, description="detected file format; 'json' for an inline signal")
     fs: float = Field(description="sampling rate of the recording as read (Hz)")
     leads: list[str]
+    derived_leads: list[str] = Field(default_factory=list, description="those of 'leads' not stored in the file but "
+                                     "computed on reading from its limb leads (III, aVR, aVL, aVF from I and II)")
     duration_s: float
     n_windows: int = Field(description="10-s windows the model saw; probabilities are their mean")
 

@@ -373,7 +373,8 @@ class Service:
         stem = os.path.splitext(filename)[0] if filename else None
         return Prediction(
             record=RecordInfo(id=rec.id or stem or "signal", filename=filename, format=fmt, fs=rec.fs,
-                              leads=list(rec.leads), duration_s=round(rec.duration, 4),
+                              leads=list(rec.leads), derived_leads=[x for x in rec.leads if x not in rec.stored_leads],
+                              duration_s=round(rec.duration, 4),
                               n_windows=int(scores.shape[0])),
             model=self.model_info(),
             labels=labels,

@@ -385,7 +385,8 @@ function drawECG(answer) {
 function show(a) {
   $("result").hidden = false;
   $("record").textContent = a.record.id + " · " + (a.record.format || "") + " · " + a.record.fs + " Hz · " +
-    a.record.leads.length + (a.record.leads.length === 1 ? " lead · " : " leads · ") + a.record.duration_s.toFixed(1) + " s";
+    a.record.leads.length + (a.record.leads.length === 1 ? " lead · " : " leads · ") + a.record.duration_s.toFixed(1) + " s" +
+    ((a.record.derived_leads || []).length ? " · derived: " + a.record.derived_leads.join(", ") : "");  // (not in the file)
   drawECG(a);
   showPages(a);
   const at = a.attribution;
