@@ -569,6 +569,34 @@ def test_viewer_says_which_leads_were_derived(live_one_lead, browser, tmp_path):
     page.close()
 
 
+def _fake_explain_every_lead(recording, model, *, labels, method="ig", **_):
+    """As Grad-CAM: one time course, the same on every lead (the method does not resolve leads)."""
+    values = np.zeros((1, len(recording.leads), recording.n_samples))
+    values[0, :, int(5.5 * recording.fs):int(6.5 * recording.fs)] = 1.0
+    return types.SimpleNamespace(attributions=values, fs=recording.fs, leads=tuple(recording.leads), method=method,
+                                 n_steps=None, baseline=None, lead_resolved=False)
+
+
+def test_viewer_says_when_the_shading_does_not_resolve_leads(live, browser, monkeypatch):
+    """Grad-CAM shades every lead alike; the answer's note says so, but the viewer showed the red on
+    all twelve leads without it, as if the model had looked at each."""
+    fake = types.ModuleType("ecgfounder.explain")
+    fake.explain = _fake_explain_every_lead
+    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    url, _ = live
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(url + "/")
+    page.select_option("#attr-method", "gradcam")
+    page.set_input_files("#file", str(MUSE))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    note = page.inner_text("#shading-note")
+    assert "(gradcam). This method does not resolve leads: the shading is the same on every lead." in note, note
+    with page.expect_download() as dl:
+        page.click("#download-report")
+    assert "the shading is the same on every lead" in open(dl.value.path(), encoding="utf-8").read()
+    page.close()
+
+
 def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkeypatch, tmp_path):
     """Signal quality not assessed (the check failed, or is not installed): the panel said "no flags" in
     the green of a good recording; now it says it was not assessed, and why."""

@@ -397,7 +397,7 @@ function show(a) {
       (100 * at.page_share[k]).toFixed(0) + " %): the page buttons above are shaded by their share.";
   }
   $("shading-note").textContent = at && at.available
-    ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")." + most
+    ? "Red shading: where the model looked for \u201c" + at.label + "\u201d (" + at.method + ")." + leadNote(at) + most
     : "No attribution shading: " + ((at && at.note) || "not requested") + ".";
   $("flag-note").textContent = (a.quality.flagged_leads || []).length
     ? "Orange lead name with \u201c!\u201d: that lead has a signal-quality flag (listed under Signal quality)." : "";
@@ -433,6 +433,11 @@ function show(a) {
   for (const [k, v] of items) { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); }
 }
 
+// a method that does not resolve leads (Grad-CAM) shades every lead alike: said, lest it read as all of them
+function leadNote(at) {
+  return at.note ? " " + at.note.charAt(0).toUpperCase() + at.note.slice(1) + ": the shading is the same on every lead." : "";
+}
+
 // what the percentages are: calibrated probabilities, or the model's scores (most weights carry no calibration)
 function calibrationNote(a) {
   return a.labels.some((l) => l.calibrated_probability != null)
@@ -463,7 +468,8 @@ function reportHTML(a) {
   const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : esc(qualityWord(a.quality));
   const c = a.model.contract;
   const at = a.attribution && a.attribution.available
-    ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ").</p>" : "";
+    ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ")." +
+      esc(leadNote(a.attribution)) + "</p>" : "";
   return "<!doctype html><html><head><meta charset='utf-8'><title>ECG report " + esc(a.record.id) + "</title>" +
     "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}td,th{padding:2px 10px;text-align:left}</style></head><body>" +
     "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
