@@ -126,6 +126,33 @@ def test_the_record_says_which_leads_were_derived_on_reading(client):
     assert wfdb["derived_leads"] == [] and len(wfdb["leads"]) == 12
 
 
+def test_a_one_lead_model_is_fed_the_lead_asked_for(client):
+    """A recording without lead I (MIT-BIH: II and V5) could not be analysed by a lead-I model: its error
+    named no fix the request could follow.  The query parameter lead feeds another lead (refused by
+    name on a 12-lead model)."""
+    import torch
+
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+    from ecgfounder.serve.adapter import Analyzer
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    model = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(16,), m_blocks_list=(1,), kernel_size=8,
+                              groups_width=8, n_classes=150))
+    model.labels, model.contract = load_labels(), PreprocessContract(leads=("I",))
+    t = np.arange(2500) / 250
+    csv = ("II,V5\n" + "\n".join(f"{a:.4f},{b:.4f}" for a, b in zip(np.sin(7.5 * t), np.cos(7.5 * t)))).encode()
+    with torch.no_grad(), TestClient(create_app(Analyzer(model))) as one:
+        refused = one.post("/v1/predict?fs=250", files={"file": ("h.csv", csv)})
+        fed = one.post("/v1/predict?fs=250&lead=II&attribution=true&attribution_method=gradcam",
+                       files={"file": ("h.csv", csv)})
+    assert refused.status_code == 422 and refused.json()["detail"].endswith("with the query parameter lead=II.")
+    assert fed.status_code == 200, fed.text
+    assert "feeding lead II to a model trained on lead I" in " ".join(fed.json()["notes"])
+    assert fed.json()["attribution"]["leads"] == ["II"]
+    twelve = client.post("/v1/predict?lead=II", files={"file": (MUSE.name, MUSE.read_bytes())})
+    assert twelve.status_code == 422 and "leave lead out" in twelve.json()["detail"]
+
+
 def test_a_wfdb_header_uploaded_alone_says_to_upload_its_signal_file(client):
     """The reader's fix, 'put the two files side by side', means nothing to a client uploading files;
     it is told to send the signal file in the same request (or beside the header in the zip)."""

@@ -177,13 +177,13 @@ def test_timed_out_work_keeps_its_slot_until_it_ends(analyzer, tmp_path, monkeyp
     lock, running, most = threading.Lock(), [0], [0]
     real = analyzer.prepare
 
-    def slow(rec):
+    def slow(rec, *more):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
         try:
             time.sleep(0.6)
-            return real(rec)
+            return real(rec, *more)
         finally:
             with lock:
                 running[0] -= 1

@@ -597,6 +597,30 @@ def test_viewer_says_when_the_shading_does_not_resolve_leads(live, browser, monk
     page.close()
 
 
+def test_viewer_feeds_another_lead_to_a_one_lead_model(live_one_lead, browser, tmp_path):
+    """A recording of II and V5 (as MIT-BIH's) could not be analysed by a lead-I model at all: the
+    service had no way to say which lead to feed it, though the library has (lead=).  The viewer of a
+    one-lead model offers the field; the answer says which lead was fed."""
+    t = np.arange(3000) / 250
+    csv = tmp_path / "holter.csv"
+    np.savetxt(csv, np.stack([np.sin(7.5 * t), np.cos(7.5 * t)], axis=1), fmt="%.4f", delimiter=",", header="II,V5",
+               comments="")
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(live_one_lead + "/")
+    page.wait_for_function("() => !document.getElementById('lead-row').hidden")
+    page.select_option("#attr-method", "none")
+    page.fill("#fs", "250")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_selector("#status.error", timeout=10000)
+    assert "lead=II" in page.inner_text("#status")
+    page.fill("#lead", "II")
+    page.set_input_files("#file", str(csv))
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    assert "feeding lead II to a model trained on lead I" in page.inner_text("#quality")
+    assert page.locator("#ecg").get_attribute("data-traces") == "4"  # II and V5, 0-10 and 10-12 s
+    page.close()
+
+
 def test_viewer_does_not_call_an_unassessed_recording_good(live, browser, monkeypatch, tmp_path):
     """Signal quality not assessed (the check failed, or is not installed): the panel said "no flags" in
     the green of a good recording; now it says it was not assessed, and why."""

@@ -132,6 +132,18 @@ def test_mcp_a_wfdb_header_alone_says_how_to_send_its_signal_file(analyzer, tmp_
     assert not (getattr(zipped, "is_error", None) or getattr(zipped, "isError", False)), zipped.content[0].text
 
 
+def test_mcp_takes_the_lead_fed_to_a_one_lead_model(analyzer, tmp_path):
+    """'lead' (the library's lead=, for a one-lead model) is an argument of both tools; a 12-lead
+    model refuses it by name.  It was an unknown argument, and a one-lead model's error for a
+    recording without lead I named no fix an agent could follow."""
+    server = build_mcp_server(analyzer, ServeConfig(tmp_dir=tmp_path), allowed_dirs=(DATA,))
+    tools, one = asyncio.run(_session(server, [("analyze_ecg", {"path": str(MUSE), "lead": "II"})]))
+    for t in tools.tools:
+        if t.name.startswith("analyze_ecg"):
+            assert "lead" in (getattr(t, "input_schema", None) or t.inputSchema)["properties"], t.name
+    assert "leave lead out" in _error_text(one)
+
+
 def test_mcp_bad_arguments_get_one_line_with_a_valid_call(analyzer, tmp_path):
     """Arguments failing the tool's schema came back as the SDK's pydantic report (several lines,
     documentation links, 5000 entries for a signal of nulls) and unknown ones were ignored; now each
@@ -254,7 +266,7 @@ def test_mcp_batch_tool_refuses_bad_arguments_in_one_line(analyzer, tmp_path):
     assert {"analyze_ecg", "analyze_ecg_batch", "list_labels"} <= set(by_name)
     assert all(t.input_schema["additionalProperties"] is False for t in tools.tools)
     batch = by_name["analyze_ecg_batch"]
-    assert {"path", "content_base64", "filename", "fs", "leads", "format", "units", "key", "all_labels",
+    assert {"path", "content_base64", "filename", "fs", "leads", "format", "units", "key", "lead", "all_labels",
             "include_embedding"} == set(batch.input_schema["properties"])
     assert {"n_ok", "n_failed", "items"} <= set(batch.output_schema["properties"])
     assert "analyze_ecg_batch" in by_name["analyze_ecg"].description

@@ -198,11 +198,12 @@ class Analyzer:
         x = np.asarray(signal, dtype=np.float64)
         return Recording(x, fs, tuple(leads), {"id": record_id or "signal", "source": record_id or "signal"})
 
-    def prepare(self, rec: Recording):
-        """Model windows per the weights' contract (:func:`ecgfounder.signal.preprocess.preprocess_recording`)."""
+    def prepare(self, rec: Recording, lead: str | None = None):
+        """Model windows per the weights' contract (:func:`ecgfounder.signal.preprocess.preprocess_recording`);
+        ``lead``: a single-lead model's input taken from that lead of ``rec``."""
         from ..signal.preprocess import preprocess_recording
 
-        return preprocess_recording(rec, self.contract, warn=False)
+        return preprocess_recording(rec, self.contract, warn=False, lead=lead)
 
     # -- model ---------------------------------------------------------------------------------
     def forward(self, windows: np.ndarray, max_batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +268,7 @@ class Analyzer:
         return _quality_dict(report, base_flags)
 
     def attribution(self, rec: Recording, label: str, display_fs: float, method: str = "ig",
-                    start: float = 0.0) -> dict[str, Any]:
+                    start: float = 0.0, lead: str | None = None) -> dict[str, Any]:
         """:func:`ecgfounder.explain` of ``label`` over the whole recording, given for the page from
         ``start`` (:func:`display_span`, at ``display_fs``, |attribution| scaled to 0..1 over the whole
         recording) with the share of each page.  Runs on a private copy of the model under its own lock:
@@ -281,7 +282,7 @@ class Analyzer:
         with self._explain_lock:
             if self._explain_model is None:
                 self._explain_model = copy.deepcopy(self.model)
-            result = explain(rec, self._explain_model, labels=[label], method=method,
+            result = explain(rec, self._explain_model, labels=[label], method=method, lead=lead,
                              max_windows=self.explain_max_windows)
         return _attribution_dict(result, label, display_fs, display_span(rec, start), page_seconds(rec))
 

@@ -55,7 +55,7 @@ _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
 
 # where a request sets what the library's messages ask for: query parameters for an uploaded file,
 # fields of the JSON body for an inline signal
-_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key"}), csv_lists=True,
+_FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key", "lead"}), csv_lists=True,
                     rewrites=((WFDB_BESIDE, "send it with the header: in the same request (each file a multipart "
                                             "field 'file'), or beside it in the zip"),))
 _SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}))
@@ -123,12 +123,15 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 attribution_method: str = Query("ig", description="ig (integrated gradients), gradcam, guided_gradcam"),
                 start: float = Query(0.0, ge=0, allow_inf_nan=False,
                                      description="second of the recording the signal and attribution start at "
-                                                 "(a page: 10 s, or 60 s for 1-3 leads)")) -> Options:
+                                                 "(a page: 10 s, or 60 s for 1-3 leads)"),
+                lead: str | None = Query(None, max_length=32, description="for a single-lead model: the lead of the "
+                                         "recording fed in place of the model's own (e.g. II for a lead-I model)")
+                ) -> Options:
         if start and not (signal or attribution):
             raise InputError(f"the query parameter start={start:g} picks the page of the signal and attribution "
                              "shown; ask for signal=true or attribution=true with it, or leave start out.")
         return Options(embedding=embedding, attribution=attribution, signal=signal, attribution_label=attribution_label,
-                       attribution_method=attribution_method, start=start)
+                       attribution_method=attribution_method, start=start, lead=lead)
 
     async def read_options(format: str | None = Query(None, description="force a reader (wfdb, muse, csv, ...)"),
                      fs: float | None = Query(None, gt=0, le=FS_MAX, allow_inf_nan=False,

@@ -40,10 +40,10 @@ from ..errors import ECGFounderError
 __all__ = ["build_mcp_server"]
 
 _TOP_LABELS = 10
-_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units", "key"}),
+_FILE_TERMS = Terms("the argument", frozenset({"fs", "leads", "format", "units", "key", "lead"}),
                     rewrites=((WFDB_BESIDE, "give the header's path with its signal files beside it, or send the "
                                             "header and its signal files together in a zip as content_base64"),))
-_SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads"}))
+_SIGNAL_TERMS = Terms("the argument", frozenset({"fs", "leads", "lead"}))
 # a valid call of each tool, quoted in the answer to a bad one
 _EXAMPLES = {
     "analyze_ecg": 'valid calls: {"path": "ecg.xml"}, {"content_base64": "<base64 of the file>", "filename": '
@@ -130,7 +130,8 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "'content_base64' with 'filename' (its extension selects the reader), or 'signal' "
         "(leads × samples in mV) with 'fs' (Hz) and 'leads'. For a file that does not store them (CSV, "
         "NumPy, MATLAB), 'fs' and 'leads' give its rate and lead names, 'units' its amplitude unit (mV, uV); "
-        "'format' forces a reader; 'key' names the NumPy .npz entry or MATLAB variable holding the signals. Returns the findings above threshold, "
+        "'format' forces a reader; 'key' names the NumPy .npz entry or MATLAB variable holding the signals; 'lead', for a "
+        "single-lead model, the recording's lead fed in place of the model's own (e.g. II). Returns the findings above threshold, "
         f"the {_TOP_LABELS} most probable labels (all 150 with all_labels=true), signal-quality flags "
         "and the model's identity and preprocessing contract. For a file holding several recordings (a zip "
         "of ECG files, an HDF5 or NumPy batch) give 'member' (0-based) to analyse one of them, or use "
@@ -138,15 +139,16 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
     async def analyze_ecg(path: str | None = None, content_base64: str | None = None, filename: str | None = None,
                           signal: list[list[float]] | None = None, fs: float | None = None,
                           leads: list[str] | None = None, format: str | None = None, units: str | None = None,
-                          key: str | None = None, member: int | None = None, all_labels: bool = False,
-                          include_embedding: bool = False) -> Prediction:
+                          key: str | None = None, member: int | None = None, lead: str | None = None,
+                          all_labels: bool = False, include_embedding: bool = False) -> Prediction:
         read = _read_options(fs, leads, format, units, key)
-        answer = await _one_line(_analyze(path, content_base64, filename, signal, read, member, include_embedding))
+        opts = Options(embedding=include_embedding, lead=lead)
+        answer = await _one_line(_analyze(path, content_base64, filename, signal, read, member, opts))
         return _trimmed(answer, all_labels)
 
     async def _analyze(path: str | None, content_base64: str | None, filename: str | None,
                        signal: list[list[float]] | None, read: dict[str, Any], member: int | None,
-                       include_embedding: bool) -> Prediction:
+                       opts: Options) -> Prediction:
         usage = _EXAMPLES["analyze_ecg"]
         given = [x is not None for x in (path, content_base64, signal)]
         if sum(given) != 1:
@@ -159,7 +161,6 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         if member is not None and member < 0:
             raise ValueError(f"member={member}: recordings are counted from 0 (the first); give 0 or more, or leave "
                              "member out for a file of one recording.")
-        opts = Options(embedding=include_embedding)
         if signal is None:
             async with _file(path, content_base64, filename) as (p, name):
                 svc = await _started()
@@ -182,7 +183,7 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
         "Analyse every recording of one file holding several: a zip of ECG files (each in any format "
         "analyze_ecg reads) or an HDF5/NumPy batch (recordings × samples × leads). Give exactly one of "
         "'path' (a file on the server) or 'content_base64' with 'filename'; 'fs', 'leads', 'units', "
-        "'format', 'key', 'all_labels' and 'include_embedding' as for analyze_ecg. Returns one item per "
+        "'format', 'key', 'lead', 'all_labels' and 'include_embedding' as for analyze_ecg. Returns one item per "
         "recording, in order, named FILE#k (a file of one recording: one item named FILE), each with "
         "ok and either its result (as analyze_ecg answers) or its one-line error: one bad recording "
         f"does not stop the others. At most {cfg.max_files} recordings per file; a larger file ends "
@@ -192,22 +193,24 @@ def build_mcp_server(analyzer: Analyzer, config: ServeConfig | None = None, *,
     async def analyze_ecg_batch(path: str | None = None, content_base64: str | None = None,
                                 filename: str | None = None, fs: float | None = None, leads: list[str] | None = None,
                                 format: str | None = None, units: str | None = None, key: str | None = None,
-                                all_labels: bool = False, include_embedding: bool = False) -> BatchResponse:
+                                lead: str | None = None, all_labels: bool = False,
+                                include_embedding: bool = False) -> BatchResponse:
         read = _read_options(fs, leads, format, units, key)
-        found = await _one_line(_analyze_batch(path, content_base64, filename, read, include_embedding))
+        opts = Options(embedding=include_embedding, lead=lead)
+        found = await _one_line(_analyze_batch(path, content_base64, filename, read, opts))
         return BatchResponse.of([BatchItem.of(name, _trimmed(got, all_labels) if isinstance(got, Prediction) else got)
                                  for name, got in found])
 
     async def _analyze_batch(path: str | None, content_base64: str | None, filename: str | None,
                              read: dict[str, Any],
-                             include_embedding: bool) -> list[tuple[str, Prediction | ECGFounderError | Skipped]]:
+                             opts: Options) -> list[tuple[str, Prediction | ECGFounderError | Skipped]]:
         usage = _EXAMPLES["analyze_ecg_batch"]
         if (path is None) == (content_base64 is None):
             raise ValueError(f"give exactly one of path or content_base64 (with filename); {usage}.")
         _filename_alone(filename, content_base64, usage)
         async with _file(path, content_base64, filename) as (p, name):
             return await (await _started()).analyze_members(p, filename=name, read_kwargs=read,
-                                                            options=Options(embedding=include_embedding),
+                                                            options=opts,
                                                             limit=cfg.max_files)
 
     @server.tool(description="The labels the model outputs, with their operating thresholds and the model identity.")

@@ -55,6 +55,7 @@ class Options:
     attribution_label: str | None = None
     attribution_method: str = "ig"
     start: float = 0.0  # the second the display signal and attribution start at (a page of the recording)
+    lead: str | None = None  # a single-lead model: the recording's lead fed in place of the model's
 
 
 class Service:
@@ -315,7 +316,7 @@ class Service:
             rec = load()
             shown = filename or rec.id or "signal"
             try:
-                return rec, self.analyzer.prepare(rec)
+                return rec, self.analyzer.prepare(rec, options.lead)
             except (ValueError, OSError, MemoryError) as exc:
                 msg = _say(exc, terms, hide, shown)
                 raise InputError(msg if shown in msg else f"{shown}: {msg}") from None
@@ -403,7 +404,7 @@ class Service:
         assert self._explainer is not None, "Service.start() was not called"
         fut = asyncio.get_running_loop().run_in_executor(
             self._explainer, a.attribution, rec, target, self.config.display_fs, options.attribution_method,
-            options.start)
+            options.start, options.lead)
         try:
             return Attribution(**await fut)
         except ValueError as exc:  # e.g. an unknown method: the request's fault

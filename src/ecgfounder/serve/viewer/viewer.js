@@ -35,6 +35,9 @@ async function loadModel() {
     if (!r.ok) { $("model").textContent = r.status === 401 ? "model: token needed" : "model: unavailable"; return; }
     const m = await r.json();
     $("model").textContent = "model: " + m.id + (m.weights_sha256 ? " · sha256 " + m.weights_sha256.slice(0, 12) : "");
+    const one = m.contract.leads.length === 1;  // a one-lead model: another lead of the recording may be fed to it
+    $("lead-row").hidden = !one;
+    if (one) $("model-lead").textContent = m.contract.leads[0];
   } catch (e) { $("model").textContent = "model: unavailable"; }
 }
 
@@ -66,6 +69,8 @@ function query(attribution) {
   const fs = $("fs").value.trim(), leads = $("leads").value.trim();  // for CSV/NumPy files that do not store them
   if (fs) q += "&fs=" + encodeURIComponent(fs);
   if (leads) q += "&leads=" + encodeURIComponent(leads);
+  const lead = $("lead").value.trim();
+  if (lead && !$("lead-row").hidden) q += "&lead=" + encodeURIComponent(lead);
   return q;
 }
 
