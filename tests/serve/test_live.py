@@ -210,6 +210,18 @@ def test_viewer_on_a_phone_by_keyboard(live, browser):
     page.close()
 
 
+def test_viewer_keeps_each_field_name_beside_its_input_on_a_phone(live, browser):
+    """At 390 px 'leads' ended one line and its input began the next, under 'rate (Hz)'s."""
+    url, _ = live
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(url + "/")
+    lines = page.evaluate("() => Array.from(document.querySelectorAll('#drop .small label'), "
+                          "(l) => [l.textContent.trim(), l.getClientRects().length]).filter((x) => x[1])")
+    assert [n for _, n in lines] == [1] * len(lines), lines
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.close()
+
+
 def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     """A CSV without a rate fails in words; with the rate typed in, choosing the same file again
     analyses it; a 12-s record says the printout shows 0–10 s of it; '!' on a lead name is explained."""
