@@ -133,3 +133,36 @@ def test_a_cut_file_is_one_error_line(tmp_path, pth, kind):
         with pytest.raises(CheckpointError) as err:
             load_model(cut)
         assert "\n" not in str(err.value) and str(err.value).startswith(str(cut)), (keep, str(err.value))
+
+
+def _inflated(kind: str) -> dict:
+    """A state dict whose tensors declare far more weights than the file stores."""
+    sd = synthetic_state_dict(12, config=TINY[12])
+    if kind == "expanded":  # a 10^6-output head from 4 stored bytes (stride 0)
+        sd["dense.weight"] = torch.zeros(1).expand(10**6, sd["dense.weight"].shape[1])
+        sd["dense.bias"] = torch.zeros(1).expand(10**6)
+    elif kind == "shared":  # every weight a view of one storage as large as the largest alone
+        big = torch.zeros(max(v.numel() for v in sd.values()))
+        sd = {k: big[: v.numel()].view(v.shape) if v.is_floating_point() else v for k, v in sd.items()}
+    else:  # a kernel of 4000 taps in the stem: every grouped convolution the model would build is 250x larger
+        sd["first_conv.conv.weight"] = torch.zeros(sd["first_conv.conv.weight"].shape[0], 12, 4000)
+    return sd
+
+
+@pytest.mark.parametrize("kind, says", [("expanded", r"dense\.weight \(1000000, 32\) is a view of 4 stored bytes"),
+                                        ("shared", r"declare \d+ bytes of weights over \d+ stored bytes"),
+                                        ("kernel", r"its tensor shapes describe a model of about 3\.\d+e\+06 parameters "
+                                                   r"but the file holds 405181")])
+def test_tensors_the_file_does_not_store_are_refused_before_a_model_is_built(tmp_path, monkeypatch, kind, says):
+    """A small .pth whose tensors are views repeating a few stored numbers (or whose stem declares an
+    absurd kernel) made load_model build, and fill, a model of gigabytes (a 123-MB file: 7.5 GB)."""
+    p = tmp_path / f"{kind}.pth"
+    torch.save({"state_dict": _inflated(kind)}, p)
+
+    def no_build(*a, **k):
+        raise AssertionError("a model was built for tensors the file does not hold")
+
+    monkeypatch.setattr(loading, "Net1D", no_build)
+    with pytest.raises(CheckpointError, match=says) as err:
+        load_model(p)
+    assert "\n" not in str(err.value) and str(err.value).startswith(str(p))

@@ -28,6 +28,7 @@ from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
+from .tensorchecks import check_finite, check_size, check_stored, config_from_meta
 from .weights import download_weights, resolve_known, sha256_file
 
 __all__ = [
@@ -314,11 +315,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             raise CheckpointError(f"{p}: not a checkpoint: neither a PyTorch file (zip or pickle) nor safetensors "
                                   f"(it begins with {head[:8]!r}); give the .pth or .safetensors weights file.")
         sd, meta = _read_safetensors(p)
-        _check_finite(p, sd)
+        check_finite(p, sd)
         return sd, meta
     obj = _torch_load_safe(p)
     sd = unwrap_state_dict(obj, source=str(p))
-    _check_finite(p, sd)
+    check_stored(p, sd)
+    check_finite(p, sd)
     meta: dict[str, Any] = {}
     if isinstance(obj, Mapping):
         for k in ("epoch", "step", "val_auroc"):
@@ -326,61 +328,6 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 v = obj[k]
                 meta.setdefault("checkpoint_info", {})[k] = v.item() if hasattr(v, "item") else v
     return sd, meta
-
-
-def _check_finite(p: Path, sd: Mapping[str, torch.Tensor]) -> None:
-    """Refuse weights holding NaN or infinity (they make every output NaN: empty cells, exit 0)."""
-    for k, v in sd.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            raise CheckpointError(f"{p}: tensor {k} holds NaN or infinite values; the checkpoint is corrupt.")
-
-
-_CONFIG_BOUNDS = {"in_channels": 64, "base_filters": 4096, "kernel_size": 1024, "stride": 64,
-                  "groups_width": 4096, "n_classes": 100_000}
-
-
-def _config_from_meta(p: Path, cfg: Any, sd: Mapping[str, torch.Tensor]) -> Net1DConfig:
-    """The architecture a checkpoint's metadata declares, checked before anything is allocated:
-    known keys, sane sizes, and a parameter count close to the tensors the file actually holds."""
-    import dataclasses
-
-    if not isinstance(cfg, Mapping):
-        raise CheckpointError(f"{p}: metadata 'config' is a {type(cfg).__name__}, not an object.")
-    known = {f.name for f in dataclasses.fields(Net1DConfig)}
-    unknown = sorted(set(map(str, cfg)) - known)
-    if unknown:
-        raise CheckpointError(f"{p}: metadata 'config' has unknown keys {unknown}; known: {sorted(known)}.")
-    for k, v in cfg.items():  # JSON types: 16.5 or "16" where an integer belongs, "no" where a boolean does
-        kind = bool if k in ("use_bn", "use_do") else (int, float) if k == "ratio" else None
-        ints = v if k in ("filter_list", "m_blocks_list") else [v] if kind is None else []
-        if (kind is not None and (not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)))) or \
-                (k in ("filter_list", "m_blocks_list") and not isinstance(v, list)) or \
-                any(isinstance(x, bool) or not isinstance(x, int) for x in ints):
-            want = "true or false" if kind is bool else "a number" if kind else \
-                "a list of integers" if k.endswith("_list") else "an integer"
-            raise CheckpointError(f"{p}: metadata 'config' {k}={v!r} must be {want}; re-save the model with save_model().")
-    try:
-        conf = Net1DConfig(**cfg)
-        for k, hi in _CONFIG_BOUNDS.items():
-            if not 0 <= int(getattr(conf, k)) <= hi:
-                raise ValueError(f"{k}={getattr(conf, k)!r} is outside 0..{hi}")
-        if not 0 < float(conf.ratio) <= 16 or len(conf.filter_list) > 32 or max(conf.filter_list) > 16384 \
-                or max(conf.m_blocks_list) > 64:
-            raise ValueError(f"stage sizes {conf.filter_list} x {conf.m_blocks_list} (ratio {conf.ratio}) are absurd")
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise CheckpointError(f"{p}: metadata 'config' is not a valid Net1DConfig: {' '.join(str(exc).split())[:200]}") from None
-    stored = sum(int(v.numel()) for v in sd.values())
-    est, prev = conf.in_channels * conf.base_filters * conf.kernel_size, conf.base_filters
-    for w, m in zip(conf.filter_list, conf.m_blocks_list):
-        mid = int(w * conf.ratio)
-        for _ in range(m):
-            est += prev * mid + mid * conf.groups_width * conf.kernel_size + mid * w
-            prev = w
-    est += prev * conf.n_classes
-    if est > 4 * stored + 1_000_000:
-        raise CheckpointError(f"{p}: metadata 'config' describes a model of about {est:.3g} parameters but the file "
-                              f"holds {stored}; refused.")
-    return conf
 
 
 def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -439,9 +386,10 @@ def load_model(
         p = p / WEIGHTS_NAME
     sd, meta = read_checkpoint(p)
     if meta.get("config"):
-        cfg = _config_from_meta(p, meta["config"], sd)
+        cfg = config_from_meta(p, meta["config"], sd)
     else:
         cfg = config_from_state_dict(sd, source=str(p))
+        check_size(p, cfg, sd, "its tensor shapes describe")
     if known is not None and (cfg.in_channels, cfg.n_classes) != (known.n_leads, 150):
         raise CheckpointError(f"{p}: holds a Net1D of {cfg.in_channels} input lead(s) and {cfg.n_classes} outputs, "
                               f"not the {known.name} ECGFounder weights ({known.n_leads} lead(s), 150 outputs) it was "
