@@ -166,3 +166,30 @@ def test_tensors_the_file_does_not_store_are_refused_before_a_model_is_built(tmp
     with pytest.raises(CheckpointError, match=says) as err:
         load_model(p)
     assert "\n" not in str(err.value) and str(err.value).startswith(str(p))
+
+
+def test_converting_one_of_ours_keeps_its_description_and_writes_nowhere_else(tmp_path, monkeypatch):
+    """convert of a .safetensors took the source file its description records for the file read: its
+    recorded SHA-256 became null (that file was elsewhere), the default output went beside that
+    file (here: ./orig.safetensors in the working folder), and converting a save_pretrained folder
+    wrote there too."""
+    from ecgfounder.models.hub import save_pretrained
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    m = tiny_model()
+    m.description = m.description.replace(labels=tuple(f"L{i}" for i in range(m.num_classes)), sha256="ab" * 32,
+                                          source={"file": "orig.pth", "sha256": "cd" * 32, "name": "mine"})
+    ours = save_model(m, tmp_path / "ours.safetensors")
+    want = load_model(ours).description.to_dict()
+    out = loading.convert_checkpoint(ours, tmp_path / "again.safetensors")
+    assert load_model(out).description.to_dict() == want
+    with pytest.raises(CheckpointError, match="would replace it; give another output file") as err:
+        loading.convert_checkpoint(ours)
+    assert "\n" not in str(err.value)
+    folder = save_pretrained(m, tmp_path / "shared")
+    with pytest.raises(CheckpointError, match="would replace it"):
+        loading.convert_checkpoint(folder)
+    assert list(work.iterdir()) == []
+    assert load_model(ours).description.to_dict() == want  # (the input untouched)

@@ -369,6 +369,12 @@ def load_model(
         map_location: device for the weights.
         strict: refuse state dicts whose keys differ from the architecture (default).
     """
+    p, known = _locate(source, cache_dir)
+    return _load_file(p, known, strict).to(map_location)
+
+
+def _locate(source: str | os.PathLike, cache_dir: str | os.PathLike | None) -> tuple[Path, Any]:
+    """``(the weights file, its KnownWeights or None)`` of a :func:`load_model` source, fetched if needed."""
     known = None
     p = Path(source)
     if str(source).startswith(HF_SCHEME):  # a model shared on the Hub (models/hub.py)
@@ -384,6 +390,10 @@ def load_model(
         p = download_weights(known.name, cache_dir=cache_dir)
     if p.is_dir() and (p / WEIGHTS_NAME).is_file():  # a folder written by save_pretrained (models/hub.py)
         p = p / WEIGHTS_NAME
+    return p, known
+
+
+def _load_file(p: Path, known: Any, strict: bool) -> Net1D:
     sd, meta = read_checkpoint(p)
     if meta.get("config"):
         cfg = config_from_meta(p, meta["config"], sd)
@@ -407,7 +417,7 @@ def load_model(
         model = _finish(model, meta)
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from None
-    return model.to(map_location)
+    return model
 
 
 def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, Any] | None = None) -> Path:
@@ -430,9 +440,17 @@ def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, An
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, strict: bool = True) -> Path:
-    """Convert a published ``.pth`` (or a known name) to our ``.safetensors`` format; returns the path."""
-    model = load_model(src, strict=strict)
-    src_file = Path(model.source.get("file") or src)
-    out = Path(dst) if dst else src_file.with_suffix(".safetensors")
-    extra = {"file": str(src_file), "sha256": sha256_file(src_file) if src_file.exists() else None}
-    return save_model(model, out, source=extra)
+    """Convert a published ``.pth`` (or a known name, or any :func:`load_model` source) to our
+    ``.safetensors`` format, by default beside the file read; returns the path.  The file converted
+    is recorded (path and SHA-256) where the description names no source of its own; one of ours
+    keeps its description as it is."""
+    from .._fileio import same_file
+
+    p, known = _locate(src, None)
+    model = _load_file(p, known, strict)
+    out = Path(dst) if dst else p.with_suffix(".safetensors")
+    if same_file(out, p) or same_file(out.with_suffix(".safetensors"), p):
+        raise CheckpointError(f"{p}: is already a .safetensors file, and converting it to {out} would replace it; give "
+                              "another output file (dst=, CLI: -o FILE).")
+    mine = model.source.get("file") == str(p)  # (the loader named the file: it has no provenance of its own)
+    return save_model(model, out, source={"file": str(p), "sha256": sha256_file(p)} if mine else None)
