@@ -419,3 +419,28 @@ def test_runner_streams_follow_backend_and_batch(tiny, tmp_path):
     if openvino_available():
         built = make_runner(tiny, "fp32", "openvino", cache_dir=tmp_path, threads=2)
         assert built.threads == 2 and built.streams(32) == 2
+
+
+@pytest.mark.parametrize("damage", ["other machine", "cut", "not a choice", "figures not numbers"])
+def test_a_cached_choice_of_another_machine_or_damaged_is_measured_again(windows, tmp_path, damage):
+    """An entry under this machine's key that records another machine (copied with the cache, and
+    renamed) was served as this machine's measurement; a damaged one is measured again too."""
+    cands = [("fp32", "torch"), ("int8", "onnxruntime")]
+    first, _ = _choose(FakePaths({}, {("fp32", "torch")}), cands, windows, tmp_path)
+    assert first.name == "int8/onnxruntime"
+    entry = next((tmp_path / "auto").glob("*.json"))
+    d = json.loads(entry.read_text())
+    if damage == "other machine":
+        d["identity"] = {**d["identity"], "cpu": "Another CPU", "cpu_flags": "0123456789ab"}
+        entry.write_text(json.dumps(d))
+    elif damage == "cut":
+        entry.write_text(json.dumps(d)[:100])
+    elif damage == "not a choice":
+        entry.write_text("[1, 2]")
+    else:
+        d["figures"][0]["ecg_per_s"] = "fast"
+        entry.write_text(json.dumps(d))
+    fake = FakePaths({("int8", "onnxruntime"): 0.05}, {("fp32", "torch")})  # int8 now off: the exact path wins
+    again, lines = _choose(fake, cands, windows, tmp_path)
+    assert not again.cached and fake.built and again.name == "fp32/torch" and len(lines) == 1
+    assert json.loads(entry.read_text())["identity"] == again.identity  # the entry is this machine's again

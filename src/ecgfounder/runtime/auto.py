@@ -309,8 +309,8 @@ def choose_path(
     if path is not None and path.exists() and not refresh:
         try:
             cached = Choice.from_dict(json.loads(path.read_text()))
-            if (cached.precision, cached.backend) not in cands or cached.key != key:
-                raise ValueError("a path not among the candidates")  # an entry edited or of other settings
+            if (cached.precision, cached.backend) not in cands or cached.key != key or cached.identity != identity:
+                raise ValueError("a path not among the candidates")  # an entry edited, of other settings or machine
             if not (cached.partial and not few) or whole_job:  # (a job of one batch takes a partial choice too)
                 cached = Choice.from_dict({**cached.to_dict(), "cached": True})
                 cached.line()  # (an entry whose figures are not numbers is measured again)
