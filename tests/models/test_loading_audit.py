@@ -193,3 +193,26 @@ def test_converting_one_of_ours_keeps_its_description_and_writes_nowhere_else(tm
         loading.convert_checkpoint(folder)
     assert list(work.iterdir()) == []
     assert load_model(ours).description.to_dict() == want  # (the input untouched)
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_a_pickle_protocol_torch_cannot_read_safely_is_said_in_one_line(tmp_path, zipped):
+    """torch.save(..., pickle_protocol=4) files were refused as holding 'more than tensors and plain
+    data (Unsupported operand 149)', after a warning line of torch's; protocol 3 loaded with up to
+    five such warnings."""
+    import warnings
+
+    sd = synthetic_state_dict(12, config=TINY[12])
+    p = tmp_path / "p.pth"
+    for proto in (3, 4, 5):
+        torch.save({"state_dict": sd, "epoch": 3}, p, pickle_protocol=proto, _use_new_zipfile_serialization=zipped)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (no warning of torch's about the protocol)
+            if proto == 3:
+                assert load_model(p).num_classes == 150
+                continue
+            with pytest.raises(CheckpointError) as err:
+                load_model(p)
+        msg = str(err.value)
+        assert f"saved with pickle protocol {proto} (torch.save(..., pickle_protocol={proto}))" in msg, msg
+        assert "\n" not in msg and "more than tensors" not in msg

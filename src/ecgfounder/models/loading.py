@@ -82,18 +82,44 @@ def _check_zip(path: Path) -> None:
                               "(a decompression bomb?); refused.")
 
 
+def _pickle_protocol(path: Path, zipped: bool) -> int:
+    """The pickle protocol of a torch checkpoint's object (``0``: not told)."""
+    try:
+        if zipped:
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                head = zf.open(name).read(2) if name else b""
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(2)
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return 0
+    return head[1] if len(head) == 2 and head[0] == 0x80 else 0
+
+
 def _torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with the numpy allow-list; refuses anything else."""
+    import warnings
+
     with open(path, "rb") as fh:
-        if fh.read(4) == b"PK\x03\x04":
-            _check_zip(path)
+        zipped = fh.read(4) == b"PK\x03\x04"
+    if zipped:
+        _check_zip(path)
     try:
         # (an open file: given a path named .safetensors, torch.load reads it as safetensors)
-        with torch.serialization.safe_globals(_numpy_safe_globals()), open(path, "rb") as fh:
+        with torch.serialization.safe_globals(_numpy_safe_globals()), open(path, "rb") as fh, \
+                warnings.catch_warnings():  # (torch's advice on protocols >2, once per pickle: said below if it fails)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = " ".join(str(exc).split())
-        needed = ""
+        needed, proto = "", _pickle_protocol(path, zipped)
+        if "Unsupported operand" in text and proto > 3:
+            raise CheckpointError(
+                f"{path}: refused to load. It was saved with pickle protocol {proto} (torch.save(..., "
+                f"pickle_protocol={proto})), which torch's safe loader cannot read, and the file is never fully "
+                "unpickled. If you trust it, re-save it with torch.save's default protocol from a trusted environment."
+            ) from None
         if "GLOBAL " in text:
             needed = text.split("GLOBAL ", 1)[1].split(" ")[0]
             why = f"It needs {needed} to be unpickled, which could run arbitrary code"
