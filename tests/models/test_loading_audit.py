@@ -216,3 +216,14 @@ def test_a_pickle_protocol_torch_cannot_read_safely_is_said_in_one_line(tmp_path
         msg = str(err.value)
         assert f"saved with pickle protocol {proto} (torch.save(..., pickle_protocol={proto}))" in msg, msg
         assert "\n" not in msg and "more than tensors" not in msg
+
+
+def test_a_tensor_twice_under_wrapper_prefixes_is_not_guessed(tmp_path):
+    """'dense.bias' and 'module.dense.bias' both in a file: the second loaded silently (by file order)."""
+    sd = synthetic_state_dict(12, config=TINY[12])
+    p = tmp_path / "twice.pth"
+    torch.save({"state_dict": {**sd, "module.dense.bias": sd["dense.bias"] + 100}}, p)
+    with pytest.raises(CheckpointError, match=r"holds both 'dense\.bias' and 'module\.dense\.bias', one tensor "
+                                              r"'dense\.bias' once") as err:
+        load_model(p)
+    assert "\n" not in str(err.value)

@@ -157,10 +157,16 @@ def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torc
             f"{source}: no tensors found (top-level keys: {sorted(map(str, obj))[:10]}); is this a model checkpoint?"
         )
     out: dict[str, torch.Tensor] = {}
+    named: dict[str, str] = {}
     for k, v in tensors.items():
-        while k.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
-            k = k.split(".", 1)[1]
-        out[k] = v
+        key = k
+        while key.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
+            key = key.split(".", 1)[1]
+        if key in out:  # (one of two tensors would load silently, by the order of the file)
+            raise CheckpointError(f"{source}: holds both {named[key]!r} and {k!r}, one tensor {key!r} once the "
+                                  "'module.'/'_orig_mod.' prefixes are removed; which to load is not guessed. Keep "
+                                  "one network's state dict in the file.")
+        out[key], named[key] = v, k
     # the network held under one attribute of a wrapper (a Lightning module's "model."): its keys alone
     # lose the prefix; the wrapper's other tensors stay as they are (strict loading names them)
     heads = [k[: -len(_FIRST)] for k in out if k.endswith("." + _FIRST)]
