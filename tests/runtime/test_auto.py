@@ -444,3 +444,22 @@ def test_a_cached_choice_of_another_machine_or_damaged_is_measured_again(windows
     again, lines = _choose(fake, cands, windows, tmp_path)
     assert not again.cached and fake.built and again.name == "fp32/torch" and len(lines) == 1
     assert json.loads(entry.read_text())["identity"] == again.identity  # the entry is this machine's again
+
+
+@pytest.mark.parametrize("other", ["isa cap", "cores"])
+def test_env_lists_only_choices_auto_would_take_here(windows, tmp_path, monkeypatch, other):
+    """`ecgfounder env` listed a choice measured without ONEDNN_MAX_CPU_ISA (or on more cores) as
+    this machine's auto path while auto, under the cap, measures again (bf16 ~30x slower there)."""
+    import os
+
+    cands = [("fp32", "torch"), ("bf16", "torch")]
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    first, _ = _choose(FakePaths({("bf16", "torch"): 1e-3}, {("fp32", "torch")}), cands, windows, tmp_path)
+    assert first.name == "bf16/torch" and auto_status(tmp_path)[0].startswith("bf16/torch")
+    if other == "isa cap":
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    else:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(int(first.identity["cores"]) + 1)))
+    assert auto_status(tmp_path)[0].startswith("not measured yet")
+    fake = FakePaths({}, set())
+    assert not _choose(fake, cands, windows, tmp_path)[0].cached and fake.built  # (what auto does here)

@@ -396,12 +396,13 @@ def auto_status(cache_dir: str | os.PathLike | None = None, device: str = "cpu")
     if cache_dir is None:
         cache_dir = _cache_dir("runtime")
     folder = Path(cache_dir) / "auto"
-    me = machine_identity(device)
+    me = {k: v for k, v in machine_identity(device).items() if k != "gpu"}
     lines = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:  # an entry that is not a choice (cut, edited, of another release) is left out
             c = Choice.from_dict(json.loads(p.read_text()))
-            if c.identity.get("cpu") == me.get("cpu") and c.identity.get("cpu_flags") == me.get("cpu_flags"):
+            # this machine as auto sees it (ISA caps and usable cores included: a choice of other ones is not used)
+            if {k: v for k, v in dict(c.identity).items() if k != "gpu"} == me:
                 whose = f"{c.model}: " if c.model else ""
                 lines.append(f"{whose}{c.name} at batch {c.batch} ({c.measured_at}): " + c.line().split(" (", 1)[1].rstrip(")"))
         except (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError):
