@@ -28,6 +28,19 @@ def test_download_continues_past_a_failure_and_reports_all(stand_in_hub, monkeyp
     assert "Traceback" not in err
 
 
+def test_download_prints_no_http_request_lines(stand_in_hub, tmp_path, capsys, caplog):
+    """huggingface_hub 2.x talks through httpx2, whose logger said 'HTTP Request: HEAD ... 200 OK' on
+    stderr for every request of a download (eight lines for one cut transfer)."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    stand_in_hub.files[(weights.HUB_REPO, "1_lead_ECGFounder.pth")] = b"weights of one lead"
+    assert main(["download", "1-lead", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert any(m == "GET" for m, _ in stand_in_hub.requests)
+    said = [r.getMessage() for r in caplog.records] + capsys.readouterr().err.splitlines()
+    assert not [line for line in said if "HTTP Request" in line], said
+
+
 def test_download_all_keeps_order_and_reasons(stand_in_hub, tmp_path):
     stand_in_hub.files[(weights.HUB_REPO, "1_lead_ECGFounder.pth")] = b"x"
     res = weights.download_all(["nope", "1-lead"], cache_dir=tmp_path)

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:  # library retry chatter (huggingface_hub's offline retries) is noise here
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")
-        for name in ("httpx", "urllib3", "filelock"):
+        for name in ("httpx", "httpx2", "urllib3", "filelock"):  # (httpx2: huggingface_hub's client since 2.x)
             logging.getLogger(name).setLevel(logging.ERROR)
     warnings.formatwarning = _format_warning
     # third-party deprecation notices (e.g. wfdb on pandas) are not the user's business
