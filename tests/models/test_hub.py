@@ -114,3 +114,27 @@ def test_missing_repository_is_one_line(stand_in_hub):
 
     assert str(exc.value).endswith("load it from there: load_model(FOLDER), or model=FOLDER (CLI: --checkpoint FOLDER).")
     assert flags(str(exc.value)).endswith("load it from there: --checkpoint FOLDER.")
+
+
+def test_a_damaged_transfer_is_caught_by_the_hash_the_hub_advertised(tuned, stand_in_hub, tmp_path):
+    """A shared model (or the 1-lead weights, which have no published hash) whose bytes were damaged
+    on the way loaded silently, some weights changed; the Hub advertises the SHA-256 of a large file
+    (its ETag, the cache's blob name)."""
+    from ecgfounder.models import weights
+    from ecgfounder.testing import build_synthetic_checkpoint
+
+    save_pretrained(tuned, tmp_path / "m")
+    stand_in_hub.add("lab/af", "model.safetensors", tmp_path / "m" / "model.safetensors")
+    pth = build_synthetic_checkpoint(tmp_path / "1.pth", 1, config=Net1DConfig(in_channels=1, **SMALL))
+    stand_in_hub.add(weights.HUB_REPO, "1_lead_ECGFounder.pth", pth)
+    stand_in_hub.corrupt.update({"model.safetensors", "1_lead_ECGFounder.pth"})
+    for name, says in (("hf://lab/af", r"downloaded hf://lab/af \(model\.safetensors\) is corrupt"),
+                       ("1-lead", r"downloaded 1_lead_ECGFounder\.pth is corrupt")):
+        with pytest.raises(WeightsDownloadError, match=says + r": SHA-256 [0-9a-f]{64} != [0-9a-f]{64}, the SHA-256 "
+                                                        "the Hub advertised for it. The file was removed") as err:
+            load_model(name, cache_dir=tmp_path / "c")
+        assert "\n" not in str(err.value)
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file() and p.suffix in (".pth", ".safetensors")]
+    stand_in_hub.corrupt.clear()  # the next try downloads it anew, whole
+    assert _same_outputs(tuned, load_model("hf://lab/af", cache_dir=tmp_path / "c"))
+    assert load_model("1-lead", cache_dir=tmp_path / "c").config.in_channels == 1

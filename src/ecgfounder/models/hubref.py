@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import CheckpointError, WeightsDownloadError
-from .weights import _hub_resolvable
+from .weights import _hub_resolvable, check_advertised
 
 __all__ = ["HF_SCHEME", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "parse_hf_reference", "fetch_pretrained"]
 
@@ -49,8 +49,12 @@ def fetch_pretrained(ref: str, *, revision: str | None = None, cache_dir: str | 
     rev = revision or rev
     where = f"{HF_SCHEME}{repo_id}" + (f"@{rev}" if rev else "")
     try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=WEIGHTS_NAME, revision=rev, cache_dir=cache_dir,
+        path = Path(hf_hub_download(repo_id=repo_id, filename=WEIGHTS_NAME, revision=rev, cache_dir=cache_dir,
                                     token=token, local_files_only=not _hub_resolvable()))
+        check_advertised(path, f"{where} ({WEIGHTS_NAME})", "load it again to download it anew.")
+        return path
+    except WeightsDownloadError:
+        raise
     except LocalEntryNotFoundError:
         reason = "the Hub could not be reached and the model is not in the local Hugging Face cache"
     except RevisionNotFoundError:

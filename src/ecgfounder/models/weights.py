@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .description import ModelDescription
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file",
-           "cached_weights"]
+           "cached_weights", "check_advertised"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -101,6 +101,27 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def check_advertised(path: str | os.PathLike, what: str, again: str) -> None:
+    """Check a file of the Hugging Face cache against the SHA-256 the Hub advertised for it: the
+    cache names the blob by its ETag, which for a large (LFS) file is the SHA-256 of its content (a
+    small file's is a git id, not checked).  A mismatch (a damaged transfer) removes the file and
+    raises :class:`WeightsDownloadError`; ``again`` says how to fetch it anew."""
+    import re
+
+    blob = Path(path).resolve()
+    if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
+        return
+    digest = sha256_file(blob)
+    if digest != blob.name:
+        for f in (blob, Path(path)):
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise WeightsDownloadError(f"downloaded {what} is corrupt: SHA-256 {digest} != {blob.name}, the SHA-256 the Hub "
+                                   f"advertised for it. The file was removed; {again}")
 
 
 def _offline_message(w: KnownWeights, reason: str) -> str:
@@ -202,7 +223,10 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
         raise WeightsDownloadError(_offline_message(w, " ".join(str(exc).split())[:200])) from None
     except Exception as exc:  # any other hub/http failure: same actionable message
         raise WeightsDownloadError(_offline_message(w, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")) from None
-    if w.sha256 is not None:
+    if w.sha256 is None:  # (no published hash: the Hub's own, as it advertised it)
+        check_advertised(path, w.filename, "run the command again to re-download it, or download it by hand from "
+                         f"{w.url} and load it from there: load_model(FILE), or model=FILE (CLI: --checkpoint FILE).")
+    else:
         digest = sha256_file(path)
         if digest != w.sha256:
             bad = path.resolve()
