@@ -138,3 +138,20 @@ def test_a_damaged_transfer_is_caught_by_the_hash_the_hub_advertised(tuned, stan
     stand_in_hub.corrupt.clear()  # the next try downloads it anew, whole
     assert _same_outputs(tuned, load_model("hf://lab/af", cache_dir=tmp_path / "c"))
     assert load_model("1-lead", cache_dir=tmp_path / "c").config.in_channels == 1
+
+
+def test_a_revision_that_climbs_out_of_the_cache_is_refused(tuned, stand_in_hub, tmp_path):
+    """hf://lab/m@../../../escaped downloaded, and huggingface_hub filed the revision under
+    refs/../../../escaped: a file written outside the cache folder."""
+    save_pretrained(tuned, tmp_path / "m")
+    stand_in_hub.add("lab/m", "model.safetensors", tmp_path / "m" / "model.safetensors")
+    cache = tmp_path / "a" / "b" / "cache"
+    for rev in ("../../../escaped", "refs/../../../escaped", "main/..", "a b", "/abs"):
+        with pytest.raises(CheckpointError, match=r"is not a branch, tag or commit id") as err:
+            load_model(f"hf://lab/m@{rev}", cache_dir=cache)
+        assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match=r"revision '\.\./\.\./\.\./escaped' is not a branch"):
+        from_pretrained("lab/m", revision="../../../escaped", cache_dir=cache)
+    assert not [p for p in tmp_path.rglob("escaped*")] and not stand_in_hub.requests
+    assert parse_hf_reference("hf://lab/m@refs/pr/1") == ("lab/m", "refs/pr/1")
+    assert _same_outputs(tuned, load_model("hf://lab/m@v1.0+cpu", cache_dir=cache))

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import CheckpointError, WeightsDownloadError
 from .weights import _hub_resolvable, check_advertised
 
-__all__ = ["HF_SCHEME", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "parse_hf_reference", "fetch_pretrained"]
+__all__ = ["HF_SCHEME", "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "parse_hf_reference", "check_revision",
+           "fetch_pretrained"]
 
 HF_SCHEME = "hf://"
 WEIGHTS_NAME = "model.safetensors"
@@ -24,6 +25,9 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# a branch, tag or commit id (refs/pr/1 included); huggingface_hub files a revision under refs/REVISION
+# of its cache, so ".." segments would write outside it
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9][A-Za-z0-9._+-]*)*$")
 
 
 def parse_hf_reference(ref: str) -> tuple[str, str | None]:
@@ -35,7 +39,15 @@ def parse_hf_reference(ref: str) -> tuple[str, str | None]:
     if not _REPO_ID.match(repo_id) or ".." in repo_id or (_ and not revision):
         raise CheckpointError(f"{text!r} is not a Hub model reference; write hf://OWNER/NAME or hf://OWNER/NAME@REVISION "
                               "(a branch, tag or commit id).")
+    check_revision(revision or None, text)
     return repo_id, (revision or None)
+
+
+def check_revision(revision: str | None, what: str) -> None:
+    """Refuse a revision that is no branch, tag or commit id (``..`` segments, spaces, ...)."""
+    if revision is not None and (not _REVISION.match(revision) or ".." in revision or len(revision) > 255):
+        raise CheckpointError(f"{what!r}: revision {revision!r} is not a branch, tag or commit id (letters, digits, "
+                              "'.', '_', '-', '+' and '/' between names, no '..'); write hf://OWNER/NAME@REVISION.")
 
 
 def fetch_pretrained(ref: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
@@ -46,6 +58,7 @@ def fetch_pretrained(ref: str, *, revision: str | None = None, cache_dir: str | 
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     repo_id, rev = parse_hf_reference(ref)
+    check_revision(revision, f"revision={revision}")
     rev = revision or rev
     where = f"{HF_SCHEME}{repo_id}" + (f"@{rev}" if rev else "")
     try:
