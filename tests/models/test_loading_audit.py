@@ -227,3 +227,20 @@ def test_a_tensor_twice_under_wrapper_prefixes_is_not_guessed(tmp_path):
                                               r"'dense\.bias' once") as err:
         load_model(p)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", [2, "1", None])
+def test_a_file_of_another_format_version_is_refused(tmp_path, value):
+    """A file a newer release wrote (format_version 2) loaded as if its fields meant what they mean here."""
+    from safetensors.torch import save_file
+
+    from ecgfounder.models.description import model_metadata
+
+    m = tiny_model()
+    p = tmp_path / "m.safetensors"
+    meta = {**model_metadata(m), "format_version": value}
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(p), metadata={"ecgfounder": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=rf"written as format_version={value!r}; this ecgfounder reads "
+                                              r"format_version=1 \(a newer release may read it") as err:
+        load_model(p)
+    assert "\n" not in str(err.value)

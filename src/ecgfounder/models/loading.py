@@ -25,7 +25,7 @@ import torch
 from .._fileio import atomic_path, atomic_write, to_jsonable
 from ..errors import CheckpointError, SetupError
 from ..recording import FS_MAX, FS_MIN
-from .description import FORMAT_NAME, ModelDescription, model_metadata
+from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .tensorchecks import check_finite, check_size, check_stored, config_from_meta
@@ -427,6 +427,10 @@ def _locate(source: str | os.PathLike, cache_dir: str | os.PathLike | None) -> t
 
 def _load_file(p: Path, known: Any, strict: bool) -> Net1D:
     sd, meta = read_checkpoint(p)
+    version = meta.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION or isinstance(version, bool):  # (a release whose fields may mean otherwise)
+        raise CheckpointError(f"{p}: written as format_version={version!r}; this ecgfounder reads format_version="
+                              f"{FORMAT_VERSION} (a newer release may read it: pip install -U ecgfounder).")
     if meta.get("config"):
         cfg = config_from_meta(p, meta["config"], sd)
     else:
