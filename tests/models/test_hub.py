@@ -155,3 +155,15 @@ def test_a_revision_that_climbs_out_of_the_cache_is_refused(tuned, stand_in_hub,
     assert not [p for p in tmp_path.rglob("escaped*")] and not stand_in_hub.requests
     assert parse_hf_reference("hf://lab/m@refs/pr/1") == ("lab/m", "refs/pr/1")
     assert _same_outputs(tuned, load_model("hf://lab/m@v1.0+cpu", cache_dir=cache))
+
+
+def test_offline_mode_is_named_as_the_reason(stand_in_hub, monkeypatch):
+    """With HF_HUB_OFFLINE set, an hf:// model not in the cache said 'the Hub could not be reached'
+    (check the network), while the Hub was never asked."""
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsDownloadError, match=r"could not download hf://lab/x \(HF_HUB_OFFLINE is set \(unset it "
+                                                   r"to download\) and the model is not in the local") as err:
+        load_model("hf://lab/x")
+    assert "\n" not in str(err.value) and not stand_in_hub.requests

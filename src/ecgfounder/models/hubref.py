@@ -69,7 +69,11 @@ def fetch_pretrained(ref: str, *, revision: str | None = None, cache_dir: str | 
     except WeightsDownloadError:
         raise
     except LocalEntryNotFoundError:
-        reason = "the Hub could not be reached and the model is not in the local Hugging Face cache"
+        from huggingface_hub import constants
+
+        reason = ("HF_HUB_OFFLINE is set (unset it to download) and the model is not in the local Hugging Face cache"
+                  if constants.HF_HUB_OFFLINE else
+                  "the Hub could not be reached and the model is not in the local Hugging Face cache")
     except RevisionNotFoundError:
         reason = f"the repository has no revision {rev!r}"
     except EntryNotFoundError:
