@@ -244,3 +244,19 @@ def test_a_file_of_another_format_version_is_refused(tmp_path, value):
                                               r"format_version=1 \(a newer release may read it") as err:
         load_model(p)
     assert "\n" not in str(err.value)
+
+
+def test_a_torchscript_archive_is_named_as_such_in_one_line(tmp_path):
+    """An exported TorchScript file given as weights: torch warned in a second line that it dispatches
+    to torch.jit.load, then the error blamed a corrupt or truncated file and weights_only defaults."""
+    import warnings
+
+    from ecgfounder.runtime.export import export_torchscript
+
+    p = export_torchscript(tiny_model(), tmp_path / "m.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"m\.pt: is a TorchScript archive \(a program, e\.g\. from ecgfounder "
+                                                  r"export\), not a checkpoint; run it with torch\.jit\.load") as err:
+            load_model(p)
+    assert "\n" not in str(err.value)

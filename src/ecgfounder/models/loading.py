@@ -75,8 +75,12 @@ def _check_zip(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             declared = sum(i.file_size for i in zf.infolist())
+            program = any(n.endswith("/constants.pkl") for n in zf.namelist())  # (torch's mark of TorchScript)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt zip: {exc}).") from None
+    if program:
+        raise CheckpointError(f"{path}: is a TorchScript archive (a program, e.g. from ecgfounder export), not a checkpoint; "
+                              "run it with torch.jit.load, or give the .pth/.safetensors weights it was made from.")
     if declared > 2 * size + (16 << 20):
         raise CheckpointError(f"{path}: checkpoint members declare {declared} bytes in a {size}-byte file "
                               "(a decompression bomb?); refused.")
