@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -259,4 +260,16 @@ def test_a_torchscript_archive_is_named_as_such_in_one_line(tmp_path):
         with pytest.raises(CheckpointError, match=r"m\.pt: is a TorchScript archive \(a program, e\.g\. from ecgfounder "
                                                   r"export\), not a checkpoint; run it with torch\.jit\.load") as err:
             load_model(p)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", [0, (1, 2), None])
+def test_a_tensor_under_a_key_that_is_no_name_is_one_error_line(tmp_path, key):
+    """A state dict with an int, tuple or None key raised AttributeError ('int' object has no attribute
+    'startswith'), a traceback instead of a CheckpointError."""
+    p = tmp_path / "keys.pth"
+    torch.save({"state_dict": {**synthetic_state_dict(12, config=TINY[12]), key: torch.zeros(1)}}, p)
+    with pytest.raises(CheckpointError, match=rf"tensor key {re.escape(repr(key))} is a {type(key).__name__}, not a "
+                                              "name") as err:
+        load_model(p)
     assert "\n" not in str(err.value)

@@ -163,6 +163,8 @@ def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torc
     out: dict[str, torch.Tensor] = {}
     named: dict[str, str] = {}
     for k, v in tensors.items():
+        if not isinstance(k, str):
+            raise CheckpointError(f"{source}: tensor key {k!r} is a {type(k).__name__}, not a name; not a state dict.")
         key = k
         while key.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
             key = key.split(".", 1)[1]
