@@ -413,6 +413,8 @@ def test_a_one_lead_model_is_named_one_lead():
     m = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(8,), m_blocks_list=(1,), kernel_size=8,
                           groups_width=8, n_classes=1))
     assert _model_name(m).endswith(", 1 lead, 1 output)")  # was "1 leads, 1 outputs"
+    n = sum(p.numel() for p in m.parameters())
+    assert f"(Net1D, {n:,} parameters," in _model_name(m)  # a small model's count, not "0.00 M"
 
 
 def test_a_record_too_long_to_explain_is_refused_before_it_is_predicted_saying_the_cli_fix(tmp_path, tiny_checkpoint,
@@ -434,3 +436,14 @@ def test_a_record_too_long_to_explain_is_refused_before_it_is_predicted_saying_t
     assert "more than max_windows=36" in err and "--max-duration S" in err
     with pytest.raises(AssertionError, match="predicted"):  # 60 s pass the length check, on to the prediction
         main([*args, "--max-duration", "60"])
+
+
+def test_a_record_read_in_part_says_so_on_its_page(tmp_path, tiny_checkpoint):
+    """A record cut by --max-duration was reported as if it were the whole file."""
+    from ecgfounder.cli import main
+
+    rec = ROOT / "examples" / "ecg" / "E07500.hea"
+    assert main(["report", str(rec), "--checkpoint", str(tiny_checkpoint), "--steps", "2", "--max-duration", "6",
+                 "-o", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "E07500.html").read_text(encoding="utf-8")
+    assert "only the first 6.0 s of the 10.0-s recording were read" in page

@@ -224,3 +224,14 @@ def test_an_index_past_a_batch_file_says_how_many_it_holds(tmp_path):
         eio.read(tmp_path / "b.npy", fs=500, index=7)
     with pytest.raises(RecordReadError, match=r"no recording 3 in the file \(it holds 3: 0 to 2\)$"):
         eio.read(tmp_path / "b.hdf5", index=3)
+
+
+def test_a_record_read_in_part_says_how_long_the_file_is(tmp_path):
+    """Readers that read only the first max_duration seconds (WFDB, EDF, HDF5, NumPy, CSV) kept no
+    trace of it, where a record cut after reading carries meta['truncated_from_s']."""
+    wfdb = Path(__file__).resolve().parent.parent.parent / "examples" / "ecg" / "E07500.hea"
+    assert eio.read(wfdb, max_duration=6).meta["truncated_from_s"] == 10.0
+    assert "truncated_from_s" not in eio.read(wfdb, max_duration=60).meta
+    np.save(tmp_path / "a.npy", np.zeros((2, 5000), np.float32))
+    rec = eio.read(tmp_path / "a.npy", fs=500, leads=["I", "II"], max_duration=2)
+    assert rec.duration == 2 and rec.meta["truncated_from_s"] == 10.0

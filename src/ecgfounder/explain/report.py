@@ -80,7 +80,9 @@ def _model_name(model: Any) -> str:
     src = dict(model.source or {})
     name = model.description.name or src.get("name") or (Path(str(src["file"])).name if src.get("file") else "unnamed weights")
     cfg = model.config
-    return f"{name} (Net1D, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {_count(cfg.in_channels, 'lead')}, {_count(cfg.n_classes, 'output')})"
+    n = sum(p.numel() for p in model.parameters())
+    size = f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n:,}"  # (a small fine-tuned or test model: not '0.00 M')
+    return f"{name} (Net1D, {size} parameters, {_count(cfg.in_channels, 'lead')}, {_count(cfg.n_classes, 'output')})"
 
 
 def _contract_text(c: Any) -> str:
@@ -318,6 +320,9 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     derived = [str(x) for x in (rec.meta.get("derived_leads") or ())]
     if derived:
         notes.append(f"lead(s) {', '.join(derived)} derived from I and II (not stored in the file)")
+    if rec.meta.get("truncated_from_s"):  # (--max-duration: the file is longer than what was read)
+        notes.append(f"only the first {rec.duration:.1f} s of the {float(rec.meta['truncated_from_s']):.1f}-s recording "
+                     "were read (max_duration); the findings are of that part")
     if rec.duration > seconds:
         notes.append(f"the printout shows {seconds_text(start)}-{seconds_text(end)} s of the {rec.duration:.1f}-s record"
                      + (", where it shows the most of the shaded attribution" if start > 0 else ""))

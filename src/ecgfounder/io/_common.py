@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
-from .limits import MAX_VALUES, MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS, MAX_XML_TEXT, check_values
+from .limits import MAX_VALUES, MAX_XML_BYTES, MAX_XML_DEPTH, MAX_XML_ELEMENTS, MAX_XML_TEXT, check_values, samples_to_read
 
 __all__ = [
     "MAX_VALUES",
@@ -34,6 +34,7 @@ __all__ = [
     "to_float",
     "unit_scale_to_mv",
     "sex_code",
+    "read_length",
     "age_in_years",
 ]
 
@@ -46,6 +47,16 @@ def note(key: str, value: Any, warning: str | None = None) -> None:
     notes = _NOTES.get()
     if notes is not None:
         notes.append((key, value, warning))
+
+
+def read_length(n_samples: int, fs: float | None, max_duration: float | None) -> int:
+    """The samples of ``n_samples`` a reader reads for ``max_duration`` (:func:`~ecgfounder.io.limits.samples_to_read`),
+    noting ``meta['truncated_from_s']`` (the file's duration) when that is fewer: a record read in part says so,
+    as one cut after reading does (:mod:`ecgfounder.io.policy`)."""
+    n = samples_to_read(n_samples, fs, max_duration)
+    if n < n_samples and fs:
+        note("truncated_from_s", round(int(n_samples) / float(fs), 6))
+    return n
 
 
 @contextlib.contextmanager

@@ -27,8 +27,8 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import check_file, make_recording, note, to_float, unit_scale_to_mv
-from .limits import MAX_VALUES, check_decompressed, check_fs, parse_fs, samples_to_read
+from ._common import check_file, make_recording, note, read_length, to_float, unit_scale_to_mv
+from .limits import MAX_VALUES, check_decompressed, check_fs, parse_fs
 from .opensignals import MAGIC as OPENSIGNALS_MAGIC
 
 __all__ = [
@@ -170,7 +170,7 @@ def _batch_from_array(
             return
         fs_ok = _need_fs(p, fs)
         view = _orient(p, arr, len(leads) if leads is not None else None)
-        n = samples_to_read(view.shape[1], fs_ok, max_duration)
+        n = read_length(view.shape[1], fs_ok, max_duration)
         if view.shape[0] * n > MAX_VALUES:
             raise RecordReadError(p, f"array of shape {arr.shape} is above the limit of {MAX_VALUES} values; "
                                   "pass max_duration=SECONDS to read the first part")
@@ -409,7 +409,7 @@ def read_csv(path: str | Path, *, fs: float | None = None, leads: Sequence[str] 
         fs_found = round(fs_found, 6)
     out_leads = leads if leads is not None else (lead_names if has_header else None)
     fs_ok = _need_fs(p, fs if fs is not None else fs_found)
-    sig = sig[:, : samples_to_read(sig.shape[1], fs_ok, max_duration)]
+    sig = sig[:, : read_length(sig.shape[1], fs_ok, max_duration)]
     return make_recording(p, sig, fs_ok, _lead_names(p, sig.shape[0], out_leads, meta, sig), meta, fmt="csv")
 
 

@@ -25,8 +25,8 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import check_file, make_recording, note, sex_code, unit_scale_to_mv
-from .limits import check_values, samples_to_read
+from ._common import check_file, make_recording, note, read_length, sex_code, unit_scale_to_mv
+from .limits import check_values
 
 __all__ = ["read_edf", "write_edf"]
 
@@ -220,7 +220,7 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
             if rates[k] != fs:
                 skipped.append(f"{labels[k]} ({rates[k]:g} Hz)")
                 continue
-            n_read = samples_to_read(int(f.getNSamples()[k]), fs, max_duration)
+            n_read = read_length(int(f.getNSamples()[k]), fs, max_duration)
             rows.append(f.readSignal(k, 0, n_read) * scale)
             names.append(lead)
         n = min(len(r) for r in rows)

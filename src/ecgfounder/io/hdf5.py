@@ -17,9 +17,9 @@ import numpy as np
 from ..errors import RecordReadError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12
-from ._common import check_file, make_recording, to_float
+from ._common import check_file, make_recording, read_length, to_float
 from .arrays import _batch_from_array, _lead_names, _members, _need_fs, _orient, _scale, _single, _to_mv
-from .limits import MAX_H5_DEPTH, MAX_H5_OBJECTS, MAX_VALUES, check_decompressed, file_size, samples_to_read
+from .limits import MAX_H5_DEPTH, MAX_H5_OBJECTS, MAX_VALUES, check_decompressed, file_size
 
 __all__ = ["read_hdf5", "iter_hdf5", "count_hdf5"]
 
@@ -208,7 +208,7 @@ def iter_hdf5(path: str | Path, *, dataset: str | None = None, fs: float | None 
             if ds.ndim == 2:
                 rows, cols = ds.shape
                 long_axis = 1 if (lds is not None and rows == len(lds)) or (lds is None and rows <= cols) else 0
-                n = samples_to_read(ds.shape[long_axis], fs_ok, max_duration)
+                n = read_length(ds.shape[long_axis], fs_ok, max_duration)
                 if (ds.shape[1 - long_axis]) * n > MAX_VALUES:
                     raise RecordReadError(p, f"dataset {ds.name} of shape {ds.shape} is above the limit of {MAX_VALUES} "
                                           "values; pass max_duration=SECONDS to read the first part")

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_file, make_recording, note
-from .limits import check_fs, samples_to_read
+from ._common import check_file, make_recording, note, read_length
+from .limits import check_fs
 from .scp import section1
 
 __all__ = ["read_scp_healforce", "looks_like_healforce", "unpack_12bit", "VARIANT_NOTE"]
@@ -203,7 +203,7 @@ def read_scp_healforce(path: str | Path, *, max_duration: float | None = None, *
         _check_einthoven(p, sig)
     beats = np.flatnonzero(np.any(marks & 2, axis=0))
     marked = np.flatnonzero(np.any(marks & 1, axis=0))
-    keep = samples_to_read(sig.shape[1], fs, max_duration)
+    keep = read_length(sig.shape[1], fs, max_duration)
     note("leads_assumed", ", ".join(leads), f"{p}: a Healforce file names no leads; its {len(leads)} channel(s) "
          f"taken as {', '.join(leads)}" + (" (II = I + III holds)" if len(leads) == 3 else ""))
     meta: dict[str, Any] = section1(secs[1][16:], year=">H") if 1 in secs else {}  # (a big-endian year)

@@ -24,8 +24,8 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
-from ._common import check_file, note, unit_scale_to_mv
-from .limits import check_values, parse_fs, samples_to_read
+from ._common import check_file, note, read_length, unit_scale_to_mv
+from .limits import check_values, parse_fs
 from .wfdb_meta import acquired_of, base_datetime, comment_meta, meta_comments
 
 __all__ = ["read_wfdb", "write_wfdb", "quiet_wfdb", "wfdb_module"]
@@ -295,7 +295,7 @@ def _read_single(hea: Path, lines: list[str], comments: list[str], fs: float, ma
     if n_sig <= 0 or not sig_len or sig_len <= 0:
         raise RecordReadError(hea, f"WFDB header declares {n_sig} signals of {sig_len or 0} samples; nothing to read")
     check_values(hea, n_sig, sig_len, "WFDB header", max_duration=None if inferred else max_duration, fs=fs)
-    n_read = min(samples_to_read(sig_len, fs, max_duration), n_max or sig_len)
+    n_read = min(read_length(sig_len, fs, max_duration), n_max or sig_len)
     for fname, off, per_frame, have in frames:
         if have < int(off + sig_len * per_frame):
             raise RecordReadError(hea, f"signal file {fname} has {have} bytes, the header declares {n_sig} signals × "
@@ -333,7 +333,7 @@ def _read_multi(hea: Path, lines: list[str], comments: list[str], fs: float, max
         raise RecordReadError(hea, f"multi-segment WFDB header declares {n_seg} segments and {total} samples; its "
                               f"segment lines give {len(segs)} segments of {listed} samples")
     check_values(hea, max(n_sig, 1), total, "WFDB header", max_duration=max_duration, fs=fs)
-    n_read = samples_to_read(total, fs, max_duration)
+    n_read = read_length(total, fs, max_duration)
     rows: dict[tuple[str, int], int] = {}
     parts, other, pos = [], [], 0
     bad = next((s for s, _ in segs if s != "~" and not re.fullmatch(r"[-\w]+", s)), None)
