@@ -124,10 +124,28 @@ def _region_stats(page, x0_mm, x1_mm, y0_mm, y1_mm):
     )
 
 
-def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
+def _analysed(page, files, timeout: int = 20000) -> None:
+    """Choose ``files`` in the viewer and wait for its answer ('Done ...')."""
+    page.set_input_files("#file", files)
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=timeout)
+
+
+def _posts(page) -> list[str]:
+    """The paths (after /v1/) of the POST requests ``page`` makes from now on, as they are made."""
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    return posts
+
+
+def _explain_faked(monkeypatch, fn=None) -> None:
+    """The service's attribution from ``fn`` (default :func:`_fake_explain`: fast, and where it is known to point)."""
     fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain
+    fake.explain = fn or _fake_explain
     monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+
+
+def test_viewer_in_chromium(live, browser, analyzer, monkeypatch, tmp_path):
+    _explain_faked(monkeypatch)
     url, tmp = live
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     external = []
@@ -222,6 +240,16 @@ def test_viewer_keeps_each_field_name_beside_its_input_on_a_phone(live, browser)
     page.close()
 
 
+def _fixed_by(page, path, said: str, field: str, value: str) -> None:
+    """Choose ``path``: it fails in a line saying ``said``; type ``value`` into ``field`` and choose it
+    again: it is analysed."""
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#status.error", timeout=10000)
+    assert said in page.inner_text("#status")
+    page.fill(field, value)
+    _analysed(page, str(path), timeout=10000)
+
+
 def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     """A CSV without a rate fails in words; with the rate typed in, choosing the same file again
     analyses it; a 12-s record says the printout shows 0–10 s of it; '!' on a lead name is explained."""
@@ -230,12 +258,7 @@ def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.goto(url + "/")
     page.select_option("#attr-method", "none")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_selector("#status.error", timeout=10000)
-    assert "sampling rate" in page.inner_text("#status")
-    page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    _fixed_by(page, csv, "sampling rate", "#fs", "250")
     assert "12.0 s" in page.inner_text("#record")
     assert "V3" in " ".join(page.locator("#quality li").all_inner_texts())
     assert "signal-quality flag" in page.inner_text("#flag-note")
@@ -263,16 +286,12 @@ def test_viewer_sends_a_wfdb_records_third_signal_file_with_it(live, browser, mo
     """PTB's .hea, .dat and .xyz (and its .atr) chosen together: the viewer took the .xyz for a second
     recording, sent them to the batch, then asked the attribution and later pages without the .xyz:
     'No attribution shading: error 422: ... s0010_re.xyz is missing'.  Now they are one recording."""
-    fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain
-    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    _explain_faked(monkeypatch)
     url, _ = live
     page = browser.new_page(viewport={"width": 1300, "height": 900})
-    posts = []
-    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    posts = _posts(page)
     page.goto(url + "/")
-    page.set_input_files("#file", _ptb_like(tmp_path))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, _ptb_like(tmp_path))
     assert page.inner_text("#status").startswith("Done in") and not page.is_visible("#batch")
     assert "Red shading" in page.inner_text("#shading-note") and int(page.locator("#ecg").get_attribute("data-shaded")) > 5
     page.click("#page-next")
@@ -300,8 +319,7 @@ def _batch_page(browser, url: str, archive, *, height: int, width: int = 1300, f
     page.select_option("#attr-method", "none")
     if fs is not None:
         page.fill("#fs", fs)
-    page.set_input_files("#file", str(archive))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, str(archive))
     return page, errors
 
 
@@ -359,8 +377,7 @@ def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, b
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(url + "/")
     page.select_option("#attr-method", "none")
-    page.set_input_files("#file", [str(MUSE), str(hea), str(dat)])
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, [str(MUSE), str(hea), str(dat)])
     assert page.inner_text("#status").startswith("Done: 2 recordings, 2 analysed, 0 failed")
     assert page.locator("#batch-list button").all_inner_texts() == [MUSE.name, "E07500.hea"]
     page.set_input_files("#file", [str(hea), str(dat)])  # one WFDB record: a single answer, no list
@@ -369,8 +386,7 @@ def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, b
     disguised = _zip(tmp_path / "export.ecgarchive", [("a.xml", MUSE.read_bytes()), ("b.xml", MUSE.read_bytes())])
     requests = []
     page.on("request", lambda r: requests.append(urlparse(r.url).path) if r.method == "POST" else None)
-    page.set_input_files("#file", str(disguised))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, str(disguised))
     assert requests == ["/v1/predict", "/v1/predict/batch"], requests
     assert page.locator("#batch-list button").all_inner_texts() == ["export.ecgarchive#0", "export.ecgarchive#1"]
     page.close()
@@ -403,14 +419,11 @@ def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
 def test_viewer_asks_a_batch_recordings_attribution_when_it_is_chosen(live, browser, monkeypatch, tmp_path):
     """The batch is listed without attribution (one request, fast); the recording shown gets its
     shading from /v1/predict?member=k, asked for once per recording, when it is chosen."""
-    fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain
-    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    _explain_faked(monkeypatch)
     url, _ = live
     archive = _zip(tmp_path / "two.zip", [("a.xml", MUSE.read_bytes()), ("b.xml", MUSE.read_bytes())])
     page = browser.new_page(viewport={"width": 1300, "height": 1200})
-    posts = []
-    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    posts = _posts(page)
     page.goto(url + "/")
     page.set_input_files("#file", str(archive))
     page.wait_for_function("() => Number(document.getElementById('ecg').dataset.shaded) > 5", timeout=20000)
@@ -461,17 +474,14 @@ def _fake_explain_at_22_s(recording, model, *, labels, method="ig", **_):
 def test_viewer_draws_a_minute_of_a_one_lead_recording_as_rhythm_strips(live_one_lead, browser, monkeypatch, tmp_path):
     """A 35-s single-lead recording showed its first 10 s: it is drawn as four consecutive strips
     (0-10, 10-20, 20-30, 30-35 s), the attribution in the strip of its seconds."""
-    fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain_at_22_s
-    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    _explain_faked(monkeypatch, _fake_explain_at_22_s)
     t = np.arange(35 * 250) / 250
     csv = tmp_path / "phone.csv"
     np.savetxt(csv, np.sin(2 * np.pi * 1.2 * t)[:, None], fmt="%.4f", delimiter=",", header="I", comments="")
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     page.goto(live_one_lead + "/")
     page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, str(csv))
     canvas = page.locator("#ecg")
     assert canvas.get_attribute("data-traces") == "4" and "1-lead rhythm" in canvas.get_attribute("aria-label")
     assert int(canvas.get_attribute("data-shaded")) > 0
@@ -496,18 +506,14 @@ def test_viewer_pages_through_a_long_recording_to_where_the_model_looked(live, b
     """A 35-s 12-lead recording showed its first 10 s only, and the attribution there: the model's
     look at 25 s was never seen.  The viewer shows the pages (0, 10, 20, 30 s), shaded by their share
     of the attribution, says where most of it lies, and draws the page chosen (asked once, kept)."""
-    fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain_at_25_s
-    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    _explain_faked(monkeypatch, _fake_explain_at_25_s)
     url, _ = live
     csv = _csv(tmp_path / "long.csv", seconds=35)
     page = browser.new_page(viewport={"width": 1300, "height": 1200})
-    posts = []
-    page.on("request", lambda r: posts.append(r.url.split("/v1/")[1]) if r.method == "POST" else None)
+    posts = _posts(page)
     page.goto(url + "/")
     page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, str(csv))
     assert page.is_visible("#pages") and page.inner_text("#page-label") == "0\u201310 s of 35.0 s"
     pages = page.locator("#page-map button")
     assert pages.all_inner_texts() == ["0", "10", "20", "30"] and pages.nth(2).get_attribute("class") == "most"
@@ -592,15 +598,12 @@ def _fake_explain_every_lead(recording, model, *, labels, method="ig", **_):
 def test_viewer_says_when_the_shading_does_not_resolve_leads(live, browser, monkeypatch):
     """Grad-CAM shades every lead alike; the answer's note says so, but the viewer showed the red on
     all twelve leads without it, as if the model had looked at each."""
-    fake = types.ModuleType("ecgfounder.explain")
-    fake.explain = _fake_explain_every_lead
-    monkeypatch.setitem(sys.modules, "ecgfounder.explain", fake)
+    _explain_faked(monkeypatch, _fake_explain_every_lead)
     url, _ = live
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     page.goto(url + "/")
     page.select_option("#attr-method", "gradcam")
-    page.set_input_files("#file", str(MUSE))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=20000)
+    _analysed(page, str(MUSE))
     note = page.inner_text("#shading-note")
     assert "(gradcam). This method does not resolve leads: the shading is the same on every lead." in note, note
     with page.expect_download() as dl:
@@ -622,12 +625,7 @@ def test_viewer_feeds_another_lead_to_a_one_lead_model(live_one_lead, browser, t
     page.wait_for_function("() => !document.getElementById('lead-row').hidden")
     page.select_option("#attr-method", "none")
     page.fill("#fs", "250")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_selector("#status.error", timeout=10000)
-    assert "lead=II" in page.inner_text("#status")
-    page.fill("#lead", "II")
-    page.set_input_files("#file", str(csv))
-    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Done')", timeout=10000)
+    _fixed_by(page, csv, "lead=II", "#lead", "II")
     assert "feeding lead II to a model trained on lead I" in page.inner_text("#quality")
     assert page.locator("#ecg").get_attribute("data-traces") == "4"  # II and V5, 0-10 and 10-12 s
     page.close()
