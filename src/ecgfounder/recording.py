@@ -45,6 +45,8 @@ class Recording:
                 f"Recording.signal must be 2-D (n_leads, n_samples); got shape {sig.shape}. "
                 "Pass a single lead as signal[None, :]."
             )
+        if sig.shape[0] == 0:  # (a check of it would find nothing wrong: quality 'good' of no lead at all)
+            raise ValueError(f"Recording.signal has no leads (shape {sig.shape}); give at least one lead's samples.")
         if not np.issubdtype(sig.dtype, np.floating):
             sig = sig.astype(np.float64)
         leads = tuple(str(x) for x in self.leads)
