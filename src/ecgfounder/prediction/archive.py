@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._fileio import write_json
+from .._fileio import partial_path, write_json
 from ..errors import SetupError
 from ..models.heads import aggregate_windows, check_aggregate
 from . import setup as checks
@@ -218,10 +218,12 @@ def _differences(diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any]
 
 
 def _finished(run: _Run) -> bool:
-    """With ``resume``: whether the output is a finished run of these settings (nothing to do);
-    a finished run of other settings is refused, naming what differs."""
+    """With ``resume``: whether the output is a finished run of these settings (nothing to do; a state
+    file beside no partial table: one stopped after it published its rows); a finished run of other
+    settings is refused, naming what differs."""
     job, out = run.job, run.out
-    if not job.resume or run.state is None or run.state.exists():
+    left = run.state is not None and run.state.exists()
+    if not job.resume or run.state is None or (left and partial_path(out).exists()):
         return False
     done_rec = read_json(done_path(out))
     if done_rec is None:
@@ -234,6 +236,8 @@ def _finished(run: _Run) -> bool:
                          "resume=False to start over.", "resume")
     if not (Path(out).exists() and Path(out).stat().st_size == done_rec.get("size")):
         return False  # the output was changed or removed since: compute it again
+    if left:
+        _drop_partials(run)
     r = run.report
     r.already_complete, r.n_ok = True, int(done_rec.get("n_ok", 0))
     r.failures = [tuple(f) for f in done_rec.get("failures", [])]
@@ -260,8 +264,6 @@ def _resume(run: _Run, progress: Progress) -> None:
     run.report.failures = [tuple(f) for f in st["failures"]]
     run.report.resumed_from = run.done
     if run.done:
-        from .._fileio import partial_path
-
         truncate_to(partial_path(out), int(st["bytes"]))
         if run.emb:
             truncate_to(run.emb_partial, run.emb_rows * int(st["dim"]) * 4)
@@ -444,9 +446,9 @@ def _finish(run: _Run, model: Any, all_files: list) -> None:
     if run.emb_fh is not None:
         run.emb_fh.close()
         finish_embeddings(run.emb_partial, run.emb, embeddings_meta(model, run, requested))
-    rows = run.base_rows
-    if run.writer is not None:
-        run.writer.close()
+    rows, size = run.base_rows, None
+    if run.writer is not None:  # finished under its temporary name; published after the records below
+        size = run.writer.close(publish_now=False).stat().st_size
         rows += run.writer.n_rows
     spec = run.settings["shard"]
     if spec and run.out:
@@ -458,14 +460,19 @@ def _finish(run: _Run, model: Any, all_files: list) -> None:
         shared["weights"] = model_fingerprint(model)
         write_part_meta(run.out, shard=tuple(spec), manifest_sha256=digest(sorted(all_files, key=str)),
                         n_total=len(all_files), n_files=len(run.files), rows=rows, failures=report.failures,
-                        embeddings=run.emb, emb_rows=run.emb_rows, settings=shared,
-                        size=Path(run.out).stat().st_size)
+                        embeddings=run.emb, emb_rows=run.emb_rows, settings=shared, size=size)
     if run.out and run.resumable:
         write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
-                                        "failures": [list(f) for f in report.failures],
-                                        "size": Path(run.out).stat().st_size})
-    if run.state is not None:
-        run.state.unlink(missing_ok=True)
+                                        "failures": [list(f) for f in report.failures], "size": size})
+    # rows published last, partial files removed after: a run stopped before continues from them
+    if run.writer is not None:
+        run.writer.publish()
+    _drop_partials(run)
+
+
+def _drop_partials(run: _Run) -> None:
+    for p in [q for q in (run.state, run.emb_partial if run.emb else None) if q is not None]:
+        p.unlink(missing_ok=True)
 
 
 def _distributed_merge(job: ArchiveJob, run: _Run, spec: tuple[int, int], bar: Progress) -> None:

@@ -82,7 +82,9 @@ def embeddings_meta(model: Any, run: Any, requested: Sequence[str]) -> dict[str,
 
 def finish_embeddings(partial: Path, out: str | os.PathLike, meta: dict[str, Any]) -> None:
     """Publish the float32 rows of ``partial`` (shape ``meta["array"]["shape"]``) as ``out``
-    (``.npy``, atomically, in bounded memory), then ``meta`` beside it (:func:`meta_path`)."""
+    (``.npy``, atomically, in bounded memory), then ``meta`` beside it (:func:`meta_path`).
+    ``partial`` is kept: the run removes it once its table is published too (a run stopped before
+    that continues from it)."""
     from .._fileio import write_json
 
     rows, dim = meta["array"]["shape"]
@@ -90,5 +92,4 @@ def finish_embeddings(partial: Path, out: str | os.PathLike, meta: dict[str, Any
     src = np.memmap(partial, dtype=np.float32, mode="r", shape=(rows, dim)) if rows else np.zeros((0, dim), np.float32)
     copy_rows_npy([src], out, dim=dim)
     del src
-    partial.unlink(missing_ok=True)
     write_json(meta_path(out), meta)

@@ -106,8 +106,9 @@ class TableWriter:
         self._pq_writer.write_table(table)
         self._buffer.clear()
 
-    def close(self) -> Path:
-        """Finish the file and move it to its final name; returns the path."""
+    def close(self, *, publish_now: bool = True) -> Path:
+        """Finish the file and move it to its final name; returns the path.  ``publish_now=False``:
+        finish it under its temporary name (:attr:`tmp`) and return that; :meth:`publish` moves it."""
         if self.kind == "parquet":
             self._flush_parquet()
             if self._pq_writer is None:  # no rows: still write a valid, empty file with the columns
@@ -119,6 +120,10 @@ class TableWriter:
                 self._pq_writer.close()
         else:
             self._fh.close()
+        return self.publish() if publish_now else self.tmp
+
+    def publish(self) -> Path:
+        """Move the finished file (:meth:`close` with ``publish_now=False``) to its final name."""
         return publish(self.tmp, self.path)
 
     def abort(self, keep: bool = False) -> None:

@@ -1,0 +1,74 @@
+"""A run stopped while it finishes (its embeddings published, its table not yet; its completion
+record not yet written; its table published, its state not yet removed) is continued or found
+finished by ``--resume``, never refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def _folder(records: Path, dst: Path, n: int = 4) -> Path:
+    dst.mkdir()
+    for i in range(n):
+        for ext in (".hea", ".dat"):
+            shutil.copy(records / f"r{i:04d}{ext}", dst / f"r{i:04d}{ext}")
+    return dst
+
+
+def _run(inputs: Path, tiny_ckpt: Path, out: Path, **kw):
+    from ecgfounder.prediction.archive import ArchiveJob, run_archive
+
+    job = ArchiveJob(inputs=(str(inputs),), model=str(tiny_ckpt), output=str(out), embeddings=str(out.with_suffix(".npy")),
+                     workers=0, precision="fp32", **kw)
+    return run_archive(job, progress=False, quiet=True)
+
+
+def _stop_once(monkeypatch, module, name: str, when=lambda *a: True) -> None:
+    """The first call of ``module.name`` that ``when`` accepts raises ``KeyboardInterrupt`` (Ctrl-C there)."""
+    real, fired = getattr(module, name), []
+
+    def stop(*a, **k):
+        if not fired and when(*a):
+            fired.append(a)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, stop)
+
+
+@pytest.mark.parametrize("where", ["table publish", "completion record", "state removal"])
+def test_a_run_stopped_while_it_finishes_is_resumed(records, tiny_ckpt, tmp_path, monkeypatch, where):
+    import ecgfounder.prediction.archive as archive
+    import ecgfounder.prediction.tables as tables
+
+    src = _folder(records, tmp_path / "in")
+    full = _run(src, tiny_ckpt, tmp_path / "full.csv")
+    assert full.n_ok == 4
+    out = tmp_path / "out.csv"
+    clock = iter(range(0, 10**6, 10))  # every record boundary saved (a long run's state, not the first second's)
+    monkeypatch.setattr(archive, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
+    if where == "table publish":  # the embeddings are published, the table not yet
+        _stop_once(monkeypatch, tables, "publish")
+    elif where == "completion record":  # the rows are all written, the completion record not yet
+        _stop_once(monkeypatch, archive, "write_json", lambda p, *a: ".done.json" in str(p))
+    else:  # the table is published, its resume state not yet removed
+        _stop_once(monkeypatch, Path, "unlink", lambda p, *a: p.name.endswith(".state.json"))
+    with pytest.raises(KeyboardInterrupt):
+        _run(src, tiny_ckpt, out)
+    monkeypatch.undo()
+    assert archive.read_json(archive.state_path(out))["done"] >= 3
+    again = _run(src, tiny_ckpt, out, resume=True)  # (refused before: "the partial output is shorter ...")
+    assert again.n_ok == 4 and not again.failures
+    a, b = pd.read_csv(tmp_path / "full.csv"), pd.read_csv(out)
+    assert b["path"].tolist() == a["path"].tolist()
+    np.testing.assert_allclose(b.iloc[:, 5:].to_numpy(float), a.iloc[:, 5:].to_numpy(float), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "full.npy"), atol=1e-6)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out."))
+    assert left == [".out.csv.done.json"]  # no state, partial table or partial embeddings left behind
+    assert _run(src, tiny_ckpt, out, resume=True).already_complete
