@@ -79,6 +79,14 @@ class TableWriter:
                                   "install it with pip install 'ecgfounder[parquet]', or write .csv or .jsonl.")
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        try:
+            self._write(rows)
+        except OSError as exc:  # (a full disk: name the file asked for, not the hidden temporary one)
+            err = OSError(f"output {self.path}: cannot write in {self.path.parent} ({exc.strerror or exc}).")
+            err.errno = exc.errno
+            raise err from None
+
+    def _write(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             self.n_rows += 1
             if self.kind == "csv":
@@ -127,11 +135,15 @@ class TableWriter:
         return publish(self.tmp, self.path)
 
     def abort(self, keep: bool = False) -> None:
+        """Close the temporary file, removed unless ``keep``.  What cannot be written then (a full
+        disk) is dropped: a resumable run continues from its last saved record, not from here."""
         try:
-            if self._fh is not None and not self._fh.closed:
-                self._fh.close()
-            if self._pq_writer is not None:
-                self._pq_writer.close()
+            for f in (self._fh, self._pq_writer):
+                if f is not None and not getattr(f, "closed", False):
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
         finally:
             if not keep:
                 self.tmp.unlink(missing_ok=True)
