@@ -72,3 +72,18 @@ def test_a_run_stopped_while_it_finishes_is_resumed(records, tiny_ckpt, tmp_path
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out."))
     assert left == [".out.csv.done.json"]  # no state, partial table or partial embeddings left behind
     assert _run(src, tiny_ckpt, out, resume=True).already_complete
+
+
+def test_resume_of_a_finished_run_names_a_failed_file_once(records, tiny_ckpt, tmp_path, capsys):
+    from ecgfounder.cli import main
+
+    src = _folder(records, tmp_path / "in")
+    (src / "r0001.hea").write_text("garbage\n")
+    out = tmp_path / "f.csv"
+    argv = ["predict", str(src), "--checkpoint", str(tiny_ckpt), "--workers", "0", "--precision", "fp32",
+            "--no-progress", "-o", str(out)]
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 1
+    line = next(x for x in capsys.readouterr().err.splitlines() if "is complete" in x)
+    assert line.count("r0001.hea") == 1, line  # (was 'e.g. PATH: PATH: why')

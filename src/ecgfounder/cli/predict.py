@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             failed = ""
             if report.failures:  # not listed above: the run that met them listed them
                 path, why = report.failures[0]
-                failed = f"; {len(report.failures)} record(s) failed in it, e.g. {path}: {why}"
+                why = why if why.startswith(str(path)) else f"{path}: {why}"  # (a reason names its file)
+                failed = f"; {len(report.failures)} record(s) failed in it, e.g. {why}"
             say(f"{report.output} is complete ({report.n_ok} record(s){failed}); nothing to do")
         return 1 if report.failures else 0
     if not args.quiet:
