@@ -319,7 +319,7 @@ def _run_archive(job: ArchiveJob, progress: bool, quiet: bool, stream: Any) -> A
             # the concrete inference path ('auto' resolved): rows of one output never mix paths
             settings["path"] = [precision, backend]
             _resume(run, bar)
-            bar.add_records(run.done)
+            bar.resumed(run.done)
             _predict(run, bar, device, precision, backend, quiet, all_files)
         if distributed:
             _distributed_merge(job, run, spec, bar)

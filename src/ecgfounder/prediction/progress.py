@@ -87,6 +87,16 @@ class Progress:
             self._bar.update(n)
         self._tick()
 
+    def resumed(self, n: int) -> None:
+        """``n`` records done by an earlier run (``--resume``): counted, but not in this run's rate
+        (taken as done in this run's first second, they made the ETA a few seconds)."""
+        self.records += int(n)
+        self._start_records += int(n)
+        if self._bar is not None:  # (not update(n): tqdm would take them into its rate)
+            b = self._bar
+            b.initial, b.n, b.last_print_n = b.initial + int(n), b.n + int(n), b.last_print_n + int(n)
+            b.refresh()
+
     def write(self, message: str) -> None:
         """Print one message line without tearing the bar (always shown, even when disabled)."""
         if self._bar is not None:
