@@ -34,7 +34,8 @@ from . import setup as checks
 from .columns import table_columns
 from .progress import Progress
 from .shards import own_files, parse_shard, part_name, shard, shard_from_env
-from .state import OutputLock, digest, done_path, read_json, settings_difference, state_path, truncate_to
+from .state import OutputLock, describe_difference, digest, done_path, read_json, settings_difference, state_path
+from .state import truncate_to
 
 __all__ = ["ArchiveJob", "ArchiveReport", "RunInterrupted", "run_archive", "SMALL_RUN"]
 
@@ -180,6 +181,7 @@ class _Run:
         self.dim = 0  # embedding width, known once the model is loaded
         self.calibration: Any = None  # the weights' calibration, with calibrated=True
         self.runner: Any = None  # the inference runner (what ran: its precision and backend)
+        self.ran: list[str] | None = None  # the path an interrupted run of precision auto took
 
     @property
     def emb_partial(self) -> Path:
@@ -194,6 +196,7 @@ class _Run:
             "n_failures": len(self.report.failures),
             "bytes": os.path.getsize(w.tmp) if w is not None and w.tmp.exists() else 0,
             "rows": self.base_rows + (w.n_rows if w is not None else 0),
+            "ran": self.ran if self.ran else _resolved(self.runner),  # auto's choice: a resume keeps it
         }
 
     def save(self, *, force: bool = False) -> None:
@@ -204,17 +207,6 @@ class _Run:
             failures = [list(f) for f in self.report.failures[: self.snap["n_failures"]]]
             write_json(self.state, {"version": 2, "settings": self.settings, **self.snap, "failures": failures})
             self.last_save = now
-
-
-def _differences(diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """The names of the settings that differ, with what a changed record list means in words."""
-    text = ", ".join(diff)
-    if "inputs_sha256" in diff:
-        n0, n1 = old.get("n_files"), new.get("n_files")
-        count = f"{n0} then, {n1} now" if n0 != n1 else f"{n1} then and now, not the same ones"
-        text += (f" (the record files: {count}; files were added to, removed from or renamed in the inputs since, "
-                 "so the saved rows no longer line up with them)")
-    return text
 
 
 def _finished(run: _Run) -> bool:
@@ -232,7 +224,7 @@ def _finished(run: _Run) -> bool:
     diff = settings_difference(recorded, run.settings)
     if diff:
         raise SetupError(f"{out}: the finished run differs from this one in "
-                         f"{_differences(diff, recorded, run.settings)}; repeat the same command, or run again with "
+                         f"{describe_difference(diff, recorded, run.settings)}; repeat the same command, or run again with "
                          "resume=False to start over.", "resume")
     if not (Path(out).exists() and Path(out).stat().st_size == done_rec.get("size")):
         return False  # the output was changed or removed since: compute it again
@@ -257,12 +249,14 @@ def _resume(run: _Run, progress: Progress) -> None:
     diff = settings_difference(st.get("settings", {}), run.settings)
     if diff:
         raise SetupError(f"{out}: the interrupted run differs from this one in "
-                         f"{_differences(diff, st.get('settings', {}), run.settings)}; repeat the same command with "
+                         f"{describe_difference(diff, st.get('settings', {}), run.settings)}; repeat the same command with "
                          "resume=True, or run again with resume=False to start over.", "resume")
     run.done, run.emb_rows, run.base_rows = int(st["done"]), int(st["emb_rows"]), int(st["rows"])
     run.report.n_ok = int(st["n_ok"])
     run.report.failures = [tuple(f) for f in st["failures"]]
     run.report.resumed_from = run.done
+    if "auto" in run.settings["path"] and st.get("ran"):
+        run.ran = [str(x) for x in st["ran"]]
     if run.done:
         truncate_to(partial_path(out), int(st["bytes"]))
         if run.emb:
@@ -319,6 +313,9 @@ def _run_archive(job: ArchiveJob, progress: bool, quiet: bool, stream: Any) -> A
             # the concrete inference path ('auto' resolved): rows of one output never mix paths
             settings["path"] = [precision, backend]
             _resume(run, bar)
+            if run.ran:  # rows of one output never mix paths: on another machine auto might choose another
+                precision, backend = checks.check_inference(*run.ran, device)
+                bar.note(f"continuing on {precision}/{backend}, the path the interrupted run took")
             bar.resumed(run.done)
             _predict(run, bar, device, precision, backend, quiet, all_files)
         if distributed:
@@ -350,8 +347,7 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
                                           read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
     todo = run.files[run.done:]
     workers = job.workers if job.workers is not None else (0 if len(todo) < SMALL_RUN else None)
-    # the runner is built here, before any state file or partial output exists: a failure to set it
-    # up is an error, never an interrupted run
+    # the runner is built before any state or partial file exists: a failure to set it up is no interruption
     results = iter_predict(todo, model, batch_size=job.batch_size, mode=job.mode, lead=job.lead,
                            fill_missing=job.fill_missing, device=device, read_kwargs=dict(job.read_kwargs),
                            precision=precision, backend=backend, workers=workers, calibration=calibration,
@@ -464,10 +460,14 @@ def _finish(run: _Run, model: Any, all_files: list) -> None:
     if run.out and run.resumable:
         write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
                                         "failures": [list(f) for f in report.failures], "size": size})
-    # rows published last, partial files removed after: a run stopped before continues from them
-    if run.writer is not None:
+    if run.writer is not None:  # rows published last, partial files removed after (see _finished)
         run.writer.publish()
     _drop_partials(run)
+
+
+def _resolved(runner: Any) -> list[str] | None:
+    got = [str(getattr(runner, k, "auto")) for k in ("precision", "backend")]
+    return None if "auto" in got or "None" in got else got
 
 
 def _drop_partials(run: _Run) -> None:

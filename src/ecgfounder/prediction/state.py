@@ -21,7 +21,8 @@ from typing import Any, Iterable, Mapping
 from .._fileio import WriterLock, write_json
 from ..errors import OutputLockedError, SetupError
 
-__all__ = ["OutputLock", "state_path", "done_path", "read_json", "settings_difference", "digest", "truncate_to"]
+__all__ = ["OutputLock", "state_path", "done_path", "read_json", "settings_difference", "describe_difference", "digest",
+           "truncate_to"]
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -58,6 +59,17 @@ def settings_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
     """The setting names whose values differ (JSON-compared)."""
     keys = sorted(set(old) | set(new))
     return [k for k in keys if json.dumps(old.get(k), sort_keys=True) != json.dumps(new.get(k), sort_keys=True)]
+
+
+def describe_difference(diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The names of the settings that differ, with what a changed record list means in words."""
+    text = ", ".join(diff)
+    if "inputs_sha256" in diff:
+        n0, n1 = old.get("n_files"), new.get("n_files")
+        count = f"{n0} then, {n1} now" if n0 != n1 else f"{n1} then and now, not the same ones"
+        text += (f" (the record files: {count}; files were added to, removed from or renamed in the inputs since, "
+                 "so the saved rows no longer line up with them)")
+    return text
 
 
 def truncate_to(path: Path, size: int) -> None:
