@@ -54,6 +54,21 @@ def records(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture
+def folder_of(records):
+    """``folder_of(dst, n=4)``: a new folder ``dst`` holding copies of the first ``n`` records."""
+    import shutil
+
+    def make(dst: Path, n: int = 4) -> Path:
+        dst.mkdir()
+        for i in range(n):
+            for ext in (".hea", ".dat"):
+                shutil.copy(records / f"r{i:04d}{ext}", dst / f"r{i:04d}{ext}")
+        return dst
+
+    return make
+
+
 def interrupt_at(monkeypatch, n: int) -> None:
     """Make the ``n``-th result row of a run raise ``KeyboardInterrupt`` (Ctrl-C mid-run)."""
     import importlib

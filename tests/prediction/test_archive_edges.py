@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,6 @@ import pytest
 
 from ecgfounder.errors import SetupError
 
-
-def _folder(records: Path, dst: Path, n: int = 4) -> Path:
-    dst.mkdir()
-    for i in range(n):
-        for ext in (".hea", ".dat"):
-            shutil.copy(records / f"r{i:04d}{ext}", dst / f"r{i:04d}{ext}")
-    return dst
 
 
 def _job(inputs, tiny_ckpt, out, **kw):
@@ -35,10 +27,10 @@ def _run(job):
     return run_archive(job, progress=False, quiet=True)
 
 
-def test_a_file_without_recordings_is_reported_and_a_resume_repeats_no_row(interrupt, records, tiny_ckpt, tmp_path, monkeypatch):
+def test_a_file_without_recordings_is_reported_and_a_resume_repeats_no_row(folder_of, interrupt, tiny_ckpt, tmp_path, monkeypatch):
     """An empty batch file yielded nothing: it vanished from the report, and the files counted done
     fell behind the rows saved, so a resume wrote the rows after it twice."""
-    d = _folder(records, tmp_path / "in")
+    d = folder_of(tmp_path / "in")
     np.save(d / "a_empty.npy", np.zeros((0, 5000, 12), np.float32))  # sorted first
     out = tmp_path / "o.csv"
     job = _job(d, tiny_ckpt, out, read_kwargs={"fs": 500})
@@ -54,12 +46,12 @@ def test_a_file_without_recordings_is_reported_and_a_resume_repeats_no_row(inter
     assert "no recordings" in report.failures[0][1]
 
 
-def test_merge_keeps_the_rows_of_a_batch_file(records, tiny_ckpt, tmp_path):
+def test_merge_keeps_the_rows_of_a_batch_file(folder_of, tiny_ckpt, tmp_path):
     """A batch file's recordings share its path: the merge took them for one record repeated."""
     from ecgfounder.prediction.parts import merge_parts
     from ecgfounder.prediction.shards import part_name
 
-    d = _folder(records, tmp_path / "in", 3)
+    d = folder_of(tmp_path / "in", 3)
     rng = np.random.default_rng(0)
     np.save(d / "batch.npy", (0.3 * rng.standard_normal((3, 5000, 12))).astype(np.float32))
     full = _job(d, tiny_ckpt, tmp_path / "full.csv", read_kwargs={"fs": 500})
@@ -80,11 +72,11 @@ def test_merge_keeps_the_rows_of_a_batch_file(records, tiny_ckpt, tmp_path):
     np.testing.assert_allclose(a.iloc[:, 5:].to_numpy(float), b.iloc[:, 5:].to_numpy(float), atol=1e-5)
 
 
-def test_merge_refuses_parts_of_other_settings_and_parts_cut_short(records, tiny_ckpt, tmp_path):
+def test_merge_refuses_parts_of_other_settings_and_parts_cut_short(folder_of, tiny_ckpt, tmp_path):
     from ecgfounder.prediction.parts import merge_parts
     from ecgfounder.prediction.shards import part_name
 
-    d = _folder(records, tmp_path / "in")
+    d = folder_of(tmp_path / "in")
     job = _job(d, tiny_ckpt, tmp_path / "p.csv")
     _run(dataclasses.replace(job, shard=(0, 2), aggregate="max"))
     _run(dataclasses.replace(job, shard=(1, 2)))
@@ -101,14 +93,14 @@ def test_merge_refuses_parts_of_other_settings_and_parts_cut_short(records, tiny
     assert not (tmp_path / "m2.csv").exists()
 
 
-def test_a_torn_jsonl_part_is_refused_naming_it(records, tiny_ckpt, tmp_path):
+def test_a_torn_jsonl_part_is_refused_naming_it(folder_of, tiny_ckpt, tmp_path):
     """A part without a size in its sidecar (written before sizes were recorded) and a torn last line."""
     import json
 
     from ecgfounder.prediction.parts import merge_parts
     from ecgfounder.prediction.shards import part_name
 
-    d = _folder(records, tmp_path / "in", 2)
+    d = folder_of(tmp_path / "in", 2)
     job = _job(d, tiny_ckpt, tmp_path / "p.jsonl")
     for i in range(2):
         _run(dataclasses.replace(job, shard=(i, 2)))
@@ -120,19 +112,19 @@ def test_a_torn_jsonl_part_is_refused_naming_it(records, tiny_ckpt, tmp_path):
         merge_parts(parts, tmp_path / "m.jsonl")
 
 
-def test_embeddings_written_into_the_input_folder_are_not_inputs(records, tiny_ckpt, tmp_path):
+def test_embeddings_written_into_the_input_folder_are_not_inputs(folder_of, tiny_ckpt, tmp_path):
     """The run's own embeddings .npy was found in its input folder: the resume of the finished run was
     refused (the record list had changed), and shards started after another had finished worked on
     another list (the merge refused them)."""
     from ecgfounder.prediction.parts import merge_parts
     from ecgfounder.prediction.shards import part_name
 
-    d = _folder(records, tmp_path / "in")
+    d = folder_of(tmp_path / "in")
     job = _job(d, tiny_ckpt, d / "out.csv", embeddings=str(d / "emb.npy"), read_kwargs={"fs": 500})
     assert _run(job).n_ok == 4
     again = _run(dataclasses.replace(job, resume=True))
     assert again.already_complete and again.n_ok == 4 and not again.failures
-    d2 = _folder(records, tmp_path / "in2")
+    d2 = folder_of(tmp_path / "in2")
     sharded = dataclasses.replace(job, inputs=(str(d2),), output=str(d2 / "p.csv"), embeddings=str(d2 / "p.npy"))
     for i in range(2):
         assert _run(dataclasses.replace(sharded, shard=(i, 2))).n_ok == 2
@@ -140,8 +132,8 @@ def test_embeddings_written_into_the_input_folder_are_not_inputs(records, tiny_c
     assert merged["rows"] == 4 and not merged["failures"]
 
 
-def test_resume_after_the_inputs_changed_says_so(interrupt, records, tiny_ckpt, tmp_path, monkeypatch):
-    d = _folder(records, tmp_path / "in")
+def test_resume_after_the_inputs_changed_says_so(folder_of, interrupt, tiny_ckpt, tmp_path, monkeypatch):
+    d = folder_of(tmp_path / "in")
     out = tmp_path / "o.csv"
     job = _job(d, tiny_ckpt, out)
     interrupt(3)

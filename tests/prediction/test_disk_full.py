@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import errno
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-
-def _folder(records: Path, dst: Path, n: int = 5) -> Path:
-    dst.mkdir()
-    for i in range(n):
-        for ext in (".hea", ".dat"):
-            shutil.copy(records / f"r{i:04d}{ext}", dst / f"r{i:04d}{ext}")
-    return dst
 
 
 def _run(inputs: Path, tiny_ckpt: Path, out: Path, **kw):
@@ -58,11 +50,11 @@ class _FullDisk:
         return self.fh.closed
 
 
-def test_a_full_disk_names_the_output_keeps_the_saved_rows_and_resume_finishes(records, tiny_ckpt, tmp_path,
+def test_a_full_disk_names_the_output_keeps_the_saved_rows_and_resume_finishes(folder_of, tiny_ckpt, tmp_path,
                                                                               monkeypatch):
     import ecgfounder.prediction.tables as tables
 
-    src = _folder(records, tmp_path / "in")
+    src = folder_of(tmp_path / "in", 5)
     _run(src, tiny_ckpt, tmp_path / "full.csv")
     room = int((tmp_path / "full.csv").stat().st_size * 0.6)  # the disk fills at the third or fourth record
     monkeypatch.setattr(tables, "open", lambda *a, **k: _FullDisk(open(*a, **k), room), raising=False)

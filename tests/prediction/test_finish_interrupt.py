@@ -4,7 +4,6 @@ finished by ``--resume``, never refused."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,13 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
-def _folder(records: Path, dst: Path, n: int = 4) -> Path:
-    dst.mkdir()
-    for i in range(n):
-        for ext in (".hea", ".dat"):
-            shutil.copy(records / f"r{i:04d}{ext}", dst / f"r{i:04d}{ext}")
-    return dst
 
 
 def _run(inputs: Path, tiny_ckpt: Path, out: Path, **kw):
@@ -43,11 +35,11 @@ def _stop_once(monkeypatch, module, name: str, when=lambda *a: True) -> None:
 
 
 @pytest.mark.parametrize("where", ["table publish", "completion record", "state removal"])
-def test_a_run_stopped_while_it_finishes_is_resumed(records, tiny_ckpt, tmp_path, monkeypatch, where):
+def test_a_run_stopped_while_it_finishes_is_resumed(folder_of, tiny_ckpt, tmp_path, monkeypatch, where):
     import ecgfounder.prediction.archive as archive
     import ecgfounder.prediction.tables as tables
 
-    src = _folder(records, tmp_path / "in")
+    src = folder_of(tmp_path / "in")
     full = _run(src, tiny_ckpt, tmp_path / "full.csv")
     assert full.n_ok == 4
     out = tmp_path / "out.csv"
@@ -74,10 +66,10 @@ def test_a_run_stopped_while_it_finishes_is_resumed(records, tiny_ckpt, tmp_path
     assert _run(src, tiny_ckpt, out, resume=True).already_complete
 
 
-def test_resume_of_a_finished_run_names_a_failed_file_once(records, tiny_ckpt, tmp_path, capsys):
+def test_resume_of_a_finished_run_names_a_failed_file_once(folder_of, tiny_ckpt, tmp_path, capsys):
     from ecgfounder.cli import main
 
-    src = _folder(records, tmp_path / "in")
+    src = folder_of(tmp_path / "in")
     (src / "r0001.hea").write_text("garbage\n")
     out = tmp_path / "f.csv"
     argv = ["predict", str(src), "--checkpoint", str(tiny_ckpt), "--workers", "0", "--precision", "fp32",
