@@ -18,7 +18,8 @@ from ecgfounder.prediction.tables import TableWriter
 COLUMNS = ["record", "path", "member", "n_windows", "quality", "SINUS RHYTHM", "ATRIAL FIBRILLATION"]
 
 
-def _parts(tmp_path: Path, kind: str = "csv", *, manifests: tuple[str, str] = ("a" * 64, "a" * 64)) -> list[str]:
+def _parts(tmp_path: Path, kind: str = "csv", *, manifests: tuple[str, str] = ("a" * 64, "a" * 64),
+           ran: tuple = (None, None)) -> list[str]:
     """Two parts of a run over four records, with the sidecars predict writes."""
     parts = []
     for i in range(2):
@@ -28,7 +29,7 @@ def _parts(tmp_path: Path, kind: str = "csv", *, manifests: tuple[str, str] = ("
         with TableWriter(part, COLUMNS) as w:
             w.write(rows)
         write_part_meta(part, shard=(i, 2), manifest_sha256=manifests[i], n_total=4, n_files=2, rows=2, failures=[],
-                        settings={"weights": "w"}, size=Path(part).stat().st_size)
+                        settings={"weights": "w"}, size=Path(part).stat().st_size, ran=ran[i])
         parts.append(part)
     return parts
 
@@ -99,3 +100,17 @@ def test_recordings_of_one_archive_named_alike_are_not_taken_for_a_row_twice(tmp
                     settings={"weights": "w"}, size=Path(twice).stat().st_size)
     with pytest.raises(SetupError, match=r"record ECG001 of /a/sites.zip, site1/ECG001.xml \(window -\) appears twice"):
         merge_parts([twice], tmp_path / "m2.csv")
+
+
+def test_parts_that_ran_on_different_paths_are_merged_saying_so(tmp_path):
+    """Shards run with precision auto on machines that chose differently (int8 here, bf16 there)
+    merged into one table of rows that do not compare exactly, without a word."""
+    with pytest.warns(UserWarning, match=r"different inference paths \(part 0/2: int8/openvino; part 1/2: "
+                                         r"bf16/torch\).*same --precision and --backend"):
+        merge_parts(_parts(tmp_path, ran=(("int8", "openvino"), ("bf16", "torch"))), tmp_path / "m.csv")
+    assert len(pd.read_csv(tmp_path / "m.csv")) == 4
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one path (or none recorded, as parts of earlier releases): no word
+        merge_parts(_parts(tmp_path / "same", ran=(("int8", "openvino"),) * 2), tmp_path / "s.csv")

@@ -449,14 +449,14 @@ def _finish(run: _Run, model: Any, all_files: list) -> None:
     spec = run.settings["shard"]
     if spec and run.out:
         from ..models.description import model_fingerprint
-
         # what every part of one run shares (the merge compares it): the settings less those of the
         # part itself, and the weights by their content (the checkpoint's path may differ between nodes)
         shared = {k: v for k, v in run.settings.items() if k not in _PART_OWN}
         shared["weights"] = model_fingerprint(model)
         write_part_meta(run.out, shard=tuple(spec), manifest_sha256=digest(sorted(all_files, key=str)),
                         n_total=len(all_files), n_files=len(run.files), rows=rows, failures=report.failures,
-                        embeddings=run.emb, emb_rows=run.emb_rows, settings=shared, size=size)
+                        embeddings=run.emb, emb_rows=run.emb_rows, settings=shared, size=size,
+                        ran=run.ran or _resolved(run.runner))
     if run.out and run.resumable:
         write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
                                         "failures": [list(f) for f in report.failures], "size": size})

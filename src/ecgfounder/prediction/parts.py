@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -31,16 +32,19 @@ _META_KEYS = ("shard", "manifest_sha256", "n_total", "n_files", "rows", "failure
 
 def write_part_meta(part: str | os.PathLike, *, shard: tuple[int, int], manifest_sha256: str, n_total: int,
                     n_files: int, rows: int, failures: Sequence[tuple[str, str]], embeddings: str | None = None,
-                    emb_rows: int = 0, settings: Mapping[str, Any] | None = None, size: int | None = None) -> Path:
+                    emb_rows: int = 0, settings: Mapping[str, Any] | None = None, size: int | None = None,
+                    ran: Sequence[str] | None = None) -> Path:
     """Write the sidecar that marks ``part`` complete.  ``settings``: what every part of one run
-    shares (weights, aggregation, preprocessing, inference path; compared by the merge); ``size``:
-    the part's size in bytes (a part cut or changed since is refused)."""
+    shares (weights, aggregation, preprocessing, inference path asked; compared by the merge);
+    ``size``: the part's size in bytes (a part cut or changed since is refused); ``ran``: the path
+    it took (``precision``, ``backend``; what ``auto`` chose on its machine)."""
     p = Path(str(part) + _META_SUFFIX)
     meta = {
         "version": 1, "part": Path(part).name, "shard": list(shard), "manifest_sha256": manifest_sha256,
         "n_total": n_total, "n_files": n_files, "rows": rows, "failures": [list(f) for f in failures],
         "embeddings": str(embeddings) if embeddings else None, "emb_rows": emb_rows,
         "settings": dict(settings) if settings is not None else None, "size": size,
+        "ran": list(ran) if ran else None,
     }
     return write_json(p, meta)
 
@@ -157,6 +161,12 @@ def merge_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike, *
         raise SetupError(f"the parts cover {sum(m['n_files'] for _, m in metas)} records but the run had "
                          f"{metas[0][1]['n_total']}; the parts were not made from the same list.", "parts")
     _check_same_settings(metas)
+    ran = {m["shard"][0]: "/".join(m["ran"]) for _, m in metas if m.get("ran")}
+    if len(set(ran.values())) > 1:  # (auto on machines that chose differently: within its bounds, not equal)
+        paths = "; ".join(f"part {i}/{n_shards}: {r}" for i, r in ran.items())
+        warnings.warn(f"the parts ran on different inference paths ({paths}): their probabilities agree within "
+                      "auto's bounds (0.01), not exactly; for rows that compare exactly, run every shard with the "
+                      "same --precision and --backend", stacklevel=2)
     for p, m in metas:
         if m.get("size") is not None and p.stat().st_size != m["size"]:
             raise SetupError(f"{p}: {p.stat().st_size} bytes, but its run wrote {m['size']}: its rows were changed or "
