@@ -171,6 +171,14 @@ def _patient(fields: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _from_struct(name: str, field: str, others: dict[str, Any], fs: float | None,
+                 leads: list[str] | None) -> tuple[float | None, list[str] | None, dict[str, Any]]:
+    """``(rate, lead names, meta)`` of struct ``name`` whose signal is ``field``, from its other fields
+    (as loaded): its own rate and lead names where the file's top level gives none, age and sex."""
+    meta = {**_patient(others), "matlab_variable": f"{name}.{field}"}
+    return (fs if fs is not None else _rate(others)), (_lead_names(others) or leads), meta
+
+
 def _h5_class(obj) -> str:
     c = obj.attrs.get("MATLAB_class", b"")
     return c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)
@@ -201,7 +209,7 @@ def _h5_small(p: Path, ds) -> Any:
     return v
 
 
-def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
+def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict, list[str] | None]:
     """:func:`_signal` of a MATLAB 7.3 file: its root datasets are the variables, a 1 x 1 struct a
     group of fields, each stored transposed (HDF5 is row-major, MATLAB column-major)."""
     import h5py
@@ -219,9 +227,10 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
         sizes = numeric(root)
         structs = [n for n, g in root.items() if isinstance(g, h5py.Group) and _h5_class(g) == "struct"]
         name = _pick(p, [n for n in root if n in sizes or n in structs], sizes, key, "variable")
-        fs, meta, ds = _rate({n: _h5_small(p, root[n]) for n in root if sizes.get(n) == 1}), {}, root[name]
+        fs = _rate({n: _h5_small(p, root[n]) for n in root if sizes.get(n) == 1 and n.lower() in _RATE_NAMES})
         leads = _lead_names({n: _h5_small(p, d) for n, d in root.items()
                              if n.lower() in _LEAD_NAMES and isinstance(d, h5py.Dataset)})
+        ds, meta = root[name], {"matlab_variable": name}
         if isinstance(ds, h5py.Group):
             fields = {n: ds.get(n) for n in ds if isinstance(ds.get(n, getlink=True), h5py.HardLink)}
             fsizes = numeric(fields)
@@ -230,11 +239,8 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
                 raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array "
                                       f"({_h5_class(fields[field]) or 'no MATLAB class'})")
             small = {n: _h5_small(p, d) for n, d in fields.items() if n != field and isinstance(d, h5py.Dataset)}
-            fs, leads = fs if fs is not None else _rate(small), _lead_names(small) or leads
-            meta.update(_patient(small))
-            meta["matlab_variable"], ds = f"{name}.{field}", fields[field]
-        else:
-            meta["matlab_variable"] = name
+            fs, leads, meta = _from_struct(name, field, small, fs, leads)
+            ds = fields[field]
         if ds.size > MAX_VALUES:
             raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} of shape {ds.shape[::-1]} is above "
                                   f"the limit of {MAX_VALUES} values")
@@ -242,11 +248,12 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
         if not np.issubdtype(ds.dtype, np.number):
             raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} is not a real numeric array "
                                   f"({_h5_class(ds)}, stored as {ds.dtype})")
-        return np.asarray(ds[()]).T, fs, {**meta, "matlab_leads": leads}
+        return np.asarray(ds[()]).T, fs, meta, leads
 
 
-def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
-    """``(array, rate the file gives or None, meta)`` of the file's signal variable."""
+def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict, list[str] | None]:
+    """``(array, rate the file gives or None, meta, lead names the file gives or None)`` of the file's
+    signal variable."""
     fh = _opened(p)
     if fh is None:
         return _signal_h5(p, key)
@@ -260,23 +267,18 @@ def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict]:
     scalars = [n for n, s, c in found if c in _NUMERIC and sizes[n] == 1 and n.lower() in _RATE_NAMES]
     texts = [n for n, s, c in found if c in ("cell", "char") and n.lower() in _LEAD_NAMES and np.prod(s) <= 4096]
     got = _load(p, fh, [name, *scalars, *texts])
-    value, fs, meta = got[name], _rate({n: got[n] for n in scalars if n in got}), {}
-    meta["matlab_leads"] = _lead_names({n: got[n] for n in texts if n in got})
+    value, fs, meta = got[name], _rate({n: got[n] for n in scalars if n in got}), {"matlab_variable": name}
+    leads = _lead_names({n: got[n] for n in texts if n in got})
     if isinstance(value, dict):  # a struct: its signal field, rate and patient fields
         fields = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iuf"}
         field = _pick(p, list(value), {k: int(v.size) for k, v in fields.items()}, None, f"field of struct {name!r}")
         if field not in fields:
             raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
-        fs = fs if fs is not None else _rate({k: v for k, v in value.items() if k != field})
-        meta["matlab_leads"] = _lead_names(value) or meta["matlab_leads"]
-        meta.update(_patient(value))
-        meta["matlab_variable"] = f"{name}.{field}"
+        fs, leads, meta = _from_struct(name, field, {k: v for k, v in value.items() if k != field}, fs, leads)
         value = fields[field]
     elif not (isinstance(value, np.ndarray) and value.dtype.kind in "iuf"):
         raise RecordReadError(p, f"MATLAB variable {name!r} is not a numeric array ({type(value).__name__})")
-    else:
-        meta["matlab_variable"] = name
-    return np.asarray(value), fs, meta
+    return np.asarray(value), fs, meta, leads
 
 
 def iter_matlab(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
@@ -285,8 +287,7 @@ def iter_matlab(path: str | Path, *, fs: float | None = None, leads: Sequence[st
     """Recordings of a ``.mat`` file: a ``(leads, samples)``/``(samples, leads)`` array, a vector (one
     lead), or a batch ``(n, ...)`` (``start``/``stop``: only those items)."""
     p = Path(path)
-    arr, fs_file, meta = _signal(p, key)
-    stored = meta.pop("matlab_leads", None)
+    arr, fs_file, meta, stored = _signal(p, key)
     if leads is None and stored is not None:  # (the file's lead names, where the caller gives none)
         if len(stored) not in arr.shape[-2:]:
             raise RecordReadError(p, f"the file names {len(stored)} leads ({', '.join(stored)}), but its signal "
