@@ -69,10 +69,10 @@ def model_calibration(model: Any) -> Any:
         raise ValueError("the weights carry no calibration, so calibrated probabilities cannot be given; fit one "
                          "on a validation split with ecgfounder.calibrate(..., model=model) and save the model, "
                          "or evaluate with calibrate='temperature' and save_calibrated=PATH.")
-    if cal.unchanged:  # (their columns are the model's scores: said, as the report marks them)
+    names = sorted(cal.unchanged)
+    if names:  # (their columns are the model's scores: said, as the report marks them)
         import warnings
 
-        names = sorted(cal.unchanged)
         warnings.warn(f"the weights' calibration leaves {len(names)} of {len(cal.labels)} labels as the model scores "
                       f"them (too few positives when it was fitted), so their columns are not calibrated: "
                       f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}", stacklevel=2)

@@ -95,6 +95,8 @@ class Analyzer:
         self.contract = desc.contract
         self.task_meta = dict(desc.task_meta)
         self._calibration = self._stored_calibration(model)
+        same = frozenset() if self._calibration is None else self._calibration.unchanged  # (found once, not per request)
+        self._unchanged = [j for j, lab in enumerate(self._calibration.labels if same else ()) if lab in same]
         wfile = Path(weights_file or desc.source.get("file") or "")
         self.model_id = f"ECGFounder {desc.name}" if desc.name else (wfile.name or "in-memory model")
         self.revision = desc.revision
@@ -237,8 +239,7 @@ class Analyzer:
         from ..explain import apply_calibration  # type: ignore[attr-defined]
 
         out = np.asarray(apply_calibration(probabilities, self._calibration), dtype=float)
-        unchanged = self._calibration.unchanged
-        out[..., [j for j, lab in enumerate(self._calibration.labels) if lab in unchanged]] = np.nan
+        out[..., self._unchanged] = np.nan
         return out
 
     # -- extras --------------------------------------------------------------------------------
