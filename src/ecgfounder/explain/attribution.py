@@ -43,7 +43,7 @@ from .._deps import require
 from ..errors import ECGFounderError
 from ..models.net1d import Net1D
 from ..recording import Recording
-from ..signal.filters import resample, resampled_rate
+from ..signal.filters import resampled_length, resampled_rate
 from ..signal.preprocess import PreprocessContract, preprocess_recording, window_starts
 
 __all__ = ["Explanation", "ExplainError", "METHODS", "MAX_WINDOWS", "check_length", "explain", "attribute_windows", "resolve_targets",
@@ -288,7 +288,7 @@ def rebin(a: np.ndarray, fs_from: float, fs_to: float, n_to: int) -> np.ndarray:
 
 
 def _model_rate_length(rec: Recording, fs_model: float) -> int:
-    return int(resample(np.zeros((1, rec.n_samples)), rec.fs, fs_model).shape[-1])
+    return resampled_length(rec.n_samples, rec.fs, fs_model)
 
 
 def check_length(recording: Recording, contract: PreprocessContract, max_windows: int = MAX_WINDOWS) -> None:

@@ -19,7 +19,7 @@ from scipy import ndimage, signal as sps
 
 from .errors import SignalError
 
-__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample", "resampled_rate",
+__all__ = ["notch", "bandpass", "median_baseline", "remove_baseline", "zscore", "resample", "resampled_rate", "resampled_length",
            "filtfilt_ba", "running_median", "scipy_running_median", "median_kernel"]
 
 
@@ -207,6 +207,15 @@ def resampled_rate(fs: float, fs_new: float) -> float:
     return float(fs_new) if fs == fs_new else float(float(fs) * _ratio(fs, fs_new))
 
 
+def resampled_length(n: int, fs: float, fs_new: float) -> int:
+    """How many samples :func:`resample` gives for ``n`` at ``fs`` (``ceil(n * up / down)``), without
+    resampling anything."""
+    if fs == fs_new:
+        return int(n)
+    ratio = _ratio(fs, fs_new)
+    return -(-int(n) * ratio.numerator // ratio.denominator)
+
+
 def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
     """Polyphase resampling along the last axis from ``fs`` to ``fs_new`` Hz (anti-aliased).
 
@@ -228,7 +237,7 @@ def resample(x: np.ndarray, fs: float, fs_new: float) -> np.ndarray:
     if n == 0:
         return sps.resample_poly(x, up, down, axis=-1)
     rows = x.reshape(-1, n)
-    n_out = -(-n * up // down)
+    n_out = resampled_length(n, fs, fs_new)
     out = np.empty((rows.shape[0], n_out))
     # reach of resample_poly's filter (10 * max(up, down) taps each side at the up-sampled rate), in
     # input samples, rounded up to whole multiples of ``down`` so the output grid stays aligned
