@@ -445,7 +445,7 @@ def evaluate_table(
     if (~have).any():
         notes.append(f"{int((~have).sum())} labelled record(s) have no prediction and are left out.")
     if label_columns is None:  # a label column with one bad cell is not taken as a label column: say so
-        meta = {id_column, patient_column, split_column, "path", "n_windows"}
+        meta = {id_column, patient_column, split_column, *META_COLUMNS}
         skipped = [str(c) for c in pred.columns if c in table.columns and c not in ls.labels and c not in meta
                    and c not in names]  # (a score column beside its target: column, one file for both)
         if skipped:
