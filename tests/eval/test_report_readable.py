@@ -18,6 +18,7 @@ def _data(rng, n=120):
     return y, s
 
 
+@pytest.mark.slow  # (file names of every category; keeps the default run under 2 min)
 def test_category_and_table_names_never_share_a_file(tmp_path, rng):
     # '/' and '&' (and non-ASCII letters) used to collapse to one slug: the second category's
     # ROC/PR plots overwrote the first's, and an extra table named "per label" replaced per_label.csv

@@ -353,6 +353,7 @@ def test_each_bad_file_of_an_archive_is_a_result_of_its_own(tmp_path, tiny_check
     assert got[0].error.startswith(f"{z}: a_bad.xml in the zip archive: malformed XML") and got[1].pdf.exists()
 
 
+@pytest.mark.slow  # (a guard against a 30-s first-use measurement; keeps the default run under 2 min)
 def test_report_and_plot_predict_on_the_exact_path_without_measuring_the_others(tmp_path, tiny_checkpoint, monkeypatch):
     """A report or a plot of one record ran precision 'auto', whose first use on a machine builds and
     times every inference path (~30 s before a one-record report); the attribution runs the fp32

@@ -136,6 +136,7 @@ def test_edf_missing_samples_and_unknown_start(tmp_path):
 
 # ------------------------------------------------------------------------- wfdb's pandas notices
 
+@pytest.mark.slow  # (reads every example record for warnings; keeps the default run under 2 min)
 def test_reading_records_shows_no_wfdb_deprecation(tmp_path):
     """wfdb's import (and rdann, wrsamp) call pandas with ``inplace=True``, deprecated in pandas 3.1:
     a warning on reading a record, made an error here."""

@@ -84,6 +84,7 @@ def test_each_path_is_released_before_the_next_is_built(windows, tmp_path):
     assert all(f.ecg_per_s > 0 for f in choice.figures)
 
 
+@pytest.mark.slow  # (a second timing-race check beside the auto choice tests; keeps the default run under 2 min)
 def test_load_while_one_path_is_measured_does_not_decide(windows, tmp_path):
     """Another program loading the machine while the fastest path is measured slows the reference
     timed beside it alike: that path is still chosen (timed alone, it looked 20x slower and lost)."""

@@ -323,6 +323,7 @@ def _batch_page(browser, url: str, archive, *, height: int, width: int = 1300, f
     return page, errors
 
 
+@pytest.mark.slow  # (the batch listing is checked without a browser in test_app; keeps the default run under 2 min)
 def test_viewer_lists_the_recordings_of_a_zip_and_shows_the_one_chosen(live, browser, tmp_path):
     """A zip of two readable recordings and an unreadable one goes to /v1/predict/batch: three items
     listed, the failure with its reason, the first recording drawn at once, another drawn when
@@ -392,6 +393,7 @@ def test_viewer_sends_several_files_and_a_disguised_archive_to_the_batch(live, b
     page.close()
 
 
+@pytest.mark.slow  # (the skipped items are checked without a browser in test_app; keeps the default run under 2 min)
 def test_viewer_lists_the_files_of_a_zip_passed_over(live, browser, tmp_path):
     """A zip of one recording and a README: the recording is drawn and the list shows it with the
     README passed over (why, not as a failure), counted apart in the title and the status."""
@@ -536,6 +538,7 @@ def test_viewer_pages_through_a_long_recording_to_where_the_model_looked(live, b
     page.close()
 
 
+@pytest.mark.slow  # (a race of two page requests in the browser; keeps the default run under 2 min)
 def test_viewer_shows_the_page_chosen_last_whatever_answers_last(live, browser, tmp_path):
     """Two pages chosen in quick succession: the answer for the first came after the second's and
     replaced it, so the viewer showed a page other than the one chosen last."""
