@@ -340,6 +340,72 @@ def test_a_small_jobs_cached_int8_choice_calibrates_on_the_callers_windows(tiny,
     assert len(seen) == 1 and np.array_equal(seen[0], cal[:3])  # (half the set, as measured choices take)
 
 
+def test_windows_given_as_a_function_are_made_only_for_a_measurement(windows, tmp_path):
+    """auto's windows may come as a function (predict's calibration set: records to read and prepare):
+    called once to measure, not at all for a cached choice, and to count them for a partial one."""
+    calls = []
+
+    def given(w):
+        return lambda: calls.append(len(w)) or w
+
+    build = FakePaths({}, {("bf16", "torch"): 0.005})
+    cands = [("fp32", "torch"), ("bf16", "torch"), ("int8", "onnxruntime")]
+    first, _ = _choose(build, cands, given(windows[:4]), tmp_path)  # few windows: a partial choice
+    assert first.partial and not first.cached and calls == [4]
+    again, _ = _choose(build, cands, given(windows[:4]), tmp_path)  # partial: counted, still few, taken
+    assert again.cached and calls == [4, 4]
+    more, _ = _choose(build, cands, given(windows), tmp_path)  # enough now: measured again, on them
+    assert not more.partial and not more.cached and calls == [4, 4, 12]
+    cached, _ = _choose(build, cands, given(windows), tmp_path)
+    assert cached.cached and calls == [4, 4, 12]  # a whole choice cached: not made at all
+    with pytest.raises(ValueError, match="real windows"):
+        _choose(build, cands, given(windows[:0]), tmp_path / "empty")
+
+
+def test_a_runners_calibration_function_is_called_only_where_it_is_used(tiny, golden, tmp_path, monkeypatch):
+    """predict read and preprocessed its first 64 records for int8 calibration on every run with auto,
+    also where the path taken needs none (a cached fp32 or bf16 choice, a pinned path)."""
+    import ecgfounder.runtime.auto as auto
+    import ecgfounder.runtime.runners as runners
+    from ecgfounder.runtime.auto import Choice
+
+    x, cal = golden["preprocessed_12_sub"][:4], golden["preprocessed_12_sub"][4:10]
+    calls, seen, real = [], [], runners.build_runner
+
+    def windows():
+        calls.append(1)
+        return cal
+
+    def choice(precision):
+        def choose(build, cands, w, **kw):  # a cached choice: the windows are not asked for
+            seen.append(("measured on", len(w()) if callable(w) else len(w)) if precision is None else "cached")
+            return Choice(precision or "fp32", "torch" if precision != "int8" else "openvino", 4, "k",
+                          cached=precision is not None)
+        return choose
+
+    def spy(model, prec, be, dev, *, calibration=None, **kw):
+        seen.append(calibration)
+        return real(model, "fp32", "torch", dev)  # (what runs does not matter here)
+
+    monkeypatch.setattr(runners, "build_runner", spy)
+    for precision, reads in (("bf16", 0), ("int8", 1)):
+        calls.clear()
+        monkeypatch.setattr(auto, "choose_path", choice(precision))
+        make_runner(tiny, "auto", "auto", cache_dir=tmp_path, batch=4, calibration=windows)
+        assert len(calls) == reads
+    assert np.array_equal(seen[-1], cal[:3])  # int8: the caller's windows, half of them
+    monkeypatch.setattr(auto, "choose_path", choice(None))
+    seen.clear()
+    late = make_runner(tiny, "auto", "auto", cache_dir=tmp_path, batch=4, calibration=lambda: None)
+    assert seen == [] and late.choice is None  # no record could be read: the first batch decides
+    late(x)
+    assert seen[0] == ("measured on", 4)
+    monkeypatch.setenv("ECGFOUNDER_AUTO_PATH", "fp32/torch")
+    calls.clear()
+    make_runner(tiny, "auto", "auto", cache_dir=tmp_path, batch=4, calibration=windows)
+    assert calls == []  # pinned: not read
+
+
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed (pip install ecgfounder[openvino])")
 def test_openvino_runner_parity(tiny, golden, tmp_path):
     x = golden["preprocessed_12_sub"]

@@ -18,6 +18,7 @@ service or a batch script can call.  In order:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -331,7 +332,6 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     from .stream import (check_labels, feature_rows, index_rows, iter_predict, model_calibration, model_contract,
                          resolve_model, result_rows)
     from .tables import TableWriter
-
     job = run.job
     model = resolve_model(job.model, strict=job.strict)
     labels = check_labels(model) if job.kind == "scores" else ()
@@ -339,12 +339,12 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     run.report.labels, run.report.task = labels, model.description.task
     prep = {"lead": job.lead, "fill_missing": job.fill_missing}
     calibration = None
-    if precision in ("int8", "auto"):  # int8 calibrates on real windows; auto measures on them
+    if precision in ("int8", "auto"):  # int8 calibrates on real windows, auto measures on them: read if used
         if precision == "int8":
             bar.note(f"int8: calibrating on the first {job.calibration_records} records and quantising the model "
                      "(once per model and calibration set; cached)")
-        calibration = calibration_windows(all_files, model_contract(model, job.mode), job.calibration_records,
-                                          read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
+        calibration = functools.partial(calibration_windows, all_files, model_contract(model, job.mode),
+                                        job.calibration_records, read_kwargs=dict(job.read_kwargs), prep_kwargs=prep)
     todo = run.files[run.done:]
     workers = job.workers if job.workers is not None else (0 if len(todo) < SMALL_RUN else None)
     # the runner is built before any state or partial file exists: a failure to set it up is no interruption

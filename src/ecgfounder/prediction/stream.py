@@ -103,7 +103,7 @@ def iter_predict(
     precision: str = "auto",
     backend: str = "auto",
     workers: int | None = 0,
-    calibration: np.ndarray | None = None,
+    calibration: np.ndarray | Callable[[], np.ndarray | None] | None = None,
     on_windows: Callable[[int], None] | None = None,
     quality: str = "warn",
     announce: Callable[[str], None] | None = to_stderr,
@@ -135,7 +135,8 @@ def iter_predict(
             :func:`~ecgfounder.prediction.workers.default_workers` processes, and where that is none
             (a CPU model on fewer than 4 cores) the background threads of ``0``).
         calibration: preprocessed windows ``(n, leads, n_samples)`` that int8 calibrates on and
-            ``auto`` measures on.
+            ``auto`` measures on, or a function of no arguments giving them, called only where
+            they are used (:func:`~ecgfounder.runtime.make_runner`).
         on_windows: called with the number of windows after every forward pass (progress).
         quality: the signal-quality gate (:data:`~ecgfounder.prediction.setup.QUALITY_GATES`):
             ``warn`` (default) assesses every record (``RecordResult.quality``) and predicts it;

@@ -264,7 +264,7 @@ def _paired_speed(run: Callable, ref_run: Callable, xb: np.ndarray, seconds: flo
 def choose_path(
     build: Callable[[str, str, np.ndarray | None], Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]],
     candidates: Sequence[tuple[str, str]],
-    windows: np.ndarray,
+    windows: np.ndarray | Callable[[], np.ndarray],
     *,
     weights: str,
     model: str = "",
@@ -288,6 +288,8 @@ def choose_path(
             (scores, features)``; ``calibration`` is given to int8 paths.
         windows: real preprocessed windows, float32 ``(n, leads, n_samples)``; int8 paths are
             calibrated on the first half (at most 32) and every path is checked on all of them.
+            A function of no arguments giving them is called only if a measurement is needed (or
+            to count them, for a choice cached as partial).
         weights: fingerprint of the weights (part of the cache key); ``model``: the weights in words,
             kept with the choice for ``ecgfounder env``.
         batch: the batch size the runner will serve (paths are timed at it).
@@ -298,25 +300,34 @@ def choose_path(
             reference path is taken without measuring the others (measuring would outlast the job:
             ~30 s on first use); neither cached nor announced.
     """
-    windows = np.ascontiguousarray(windows, dtype=np.float32)
-    if windows.ndim != 3 or len(windows) == 0:
-        raise ValueError(f"auto needs real windows (n > 0, leads, n_samples) to measure on; got shape {windows.shape}.")
+    def real_windows() -> np.ndarray:
+        nonlocal windows
+        if callable(windows):
+            windows = windows()
+        w = np.ascontiguousarray(windows, dtype=np.float32)
+        if w.ndim != 3 or len(w) == 0:
+            raise ValueError(f"auto needs real windows (n > 0, leads, n_samples) to measure on; got shape {w.shape}.")
+        return w
+
+    if not callable(windows):
+        windows = real_windows()  # (checked first, cached choice or not)
     cands = [("fp32", "torch")] + [tuple(c) for c in candidates if tuple(c) != ("fp32", "torch")]
     identity = machine_identity(device)
     key = choice_key(identity, weights, device, threads, batch, cands)
     path = Path(cache_dir) / "auto" / f"{key}.json" if cache_dir is not None else None
-    few = len(windows) < MIN_INT8_WINDOWS
     if path is not None and path.exists() and not refresh:
         try:
             cached = Choice.from_dict(json.loads(path.read_text()))
             if (cached.precision, cached.backend) not in cands or cached.key != key or cached.identity != identity:
                 raise ValueError("a path not among the candidates")  # an entry edited, of other settings or machine
-            if not (cached.partial and not few) or whole_job:  # (a job of one batch takes a partial choice too)
-                cached = Choice.from_dict({**cached.to_dict(), "cached": True})
+            if whole_job or not cached.partial or len(real_windows()) < MIN_INT8_WINDOWS:  # (a job of one batch
+                cached = Choice.from_dict({**cached.to_dict(), "cached": True})  # takes a partial choice too)
                 cached.line()  # (an entry whose figures are not numbers is measured again)
                 return cached
         except (ValueError, TypeError, KeyError, AttributeError, OSError):
             pass  # unreadable entry: measure again
+    windows = real_windows()
+    few = len(windows) < MIN_INT8_WINDOWS
     if whole_job and len(windows) < batch and ("fp32", "torch") in [tuple(c) for c in candidates]:
         return Choice("fp32", "torch", int(batch), key, n_windows=int(len(windows)), partial=True,
                       measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"), identity=identity, model=model)

@@ -57,10 +57,10 @@ from .._fileio import cache_dir
 from ..errors import SetupError
 from ..models.description import model_fingerprint
 from ..models.heads import scores_from_logits
-from ..signal.errors import SignalError
 from .auto import to_stderr
 from .checked import CHECKED_PATHS, check_served
 from .graphs import fp32_graph, int8_graph
+from .inputs import calibration_source, check_finite, check_windows
 from .openvino import openvino_available, openvino_session, stream_count
 
 __all__ = [
@@ -212,30 +212,6 @@ class Runner:
         return f"{self.precision}/{self.backend} on {self.device}" + (f" ({self.detail})" if self.detail else "")
 
 
-def _check_windows(x: Any, leads: int, n_samples: int | None = None) -> np.ndarray:
-    """``x`` as contiguous float32 ``(n, leads, n_samples)`` windows, or a :class:`SignalError` naming the
-    shape expected (a graph back-end given another shape may fail obscurely or, OpenVINO, answer
-    with the outputs of an earlier batch)."""
-    a = np.ascontiguousarray(x, dtype=np.float32)
-    if a.ndim != 3 or a.shape[1] != leads or (n_samples is not None and a.shape[2] != n_samples):
-        raise SignalError(f"windows must be float32 (n, {leads}, {n_samples or 'n_samples'}); got shape {a.shape}. "
-                          "Make them with ecgfounder.preprocess (the model's preprocessing contract).")
-    return a
-
-
-def _check_finite(scores: np.ndarray, feats: np.ndarray, windows: np.ndarray) -> None:
-    """Refuse outputs holding NaN or infinity (checked on the outputs, which are small; a NaN or an
-    infinity in the windows makes them so): they would reach the user as empty cells."""
-    if np.isfinite(scores).all() and np.isfinite(feats).all():
-        return
-    bad = int(windows.size - np.count_nonzero(np.isfinite(windows)))
-    if bad:
-        raise SignalError(f"windows hold {bad} NaN or infinite values; the model would answer NaN. Make the windows "
-                          "with ecgfounder.preprocess, which replaces NaN by 0.")
-    raise SignalError("the model's outputs hold NaN or infinite values for finite windows "
-                      f"(|x| up to {float(np.abs(windows).max()):.3g}); are the windows preprocessed (z-scored)?")
-
-
 def _scores(logits: np.ndarray | torch.Tensor, task_meta: dict) -> np.ndarray:
     t = torch.as_tensor(logits).float()
     return scores_from_logits(t, task_meta).cpu().numpy().astype(np.float32, copy=False)
@@ -281,12 +257,12 @@ def _torch_runner(model: Any, precision: str, device: torch.device) -> Runner:
 
     @torch.inference_mode()
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = _check_windows(x, leads)
+        a = check_windows(x, leads)
         t = to_device(a) if to_device is not None else torch.from_numpy(a).to(device)
         feats = net.forward_features(t.to(dtype))
         logits = net.forward_head(feats)
         scores, features = _scores(logits.float(), task_meta), feats.float().cpu().numpy()
-        _check_finite(scores, features, a)
+        check_finite(scores, features, a)
         return scores, features
 
     return Runner(run, precision, "torch", str(device), "bf16 weights" if precision == "bf16" else "eager")
@@ -337,27 +313,16 @@ def _graph_runner(model: Any, precision: str, backend: str, calibration: np.ndar
         session_for(calibration if calibration is not None else np.zeros((0,), np.float32))
 
     def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = _check_windows(x, leads, n_samples)
+        x = check_windows(x, leads, n_samples)
         if not len(x):
             return np.zeros((0, n_out), np.float32), np.zeros((0, n_feat), np.float32)
         logits, feats = session_for(x)(x)
         scores, features = _scores(logits, task_meta), np.asarray(feats, dtype=np.float32)
-        _check_finite(scores, features, x)
+        check_finite(scores, features, x)
         return scores, features
 
     detail = "calibrated on the first batch" if precision == "int8" and calibration is None else ""
     return Runner(run, precision, backend, "cpu", detail, threads=n_threads)
-
-
-def _check_calibration(calibration: Any, leads: int) -> np.ndarray | None:
-    """``calibration`` as float32 ``(n > 0, leads, n_samples)`` windows (None stays None), else SetupError."""
-    if calibration is None:
-        return None
-    a = np.asarray(calibration, dtype=np.float32)
-    if a.ndim != 3 or a.shape[1] != leads or len(a) == 0:
-        raise SetupError(f"calibration windows must be (n > 0, {leads}, n_samples); got shape {a.shape}. Make them "
-                         "with ecgfounder.preprocess from real records.", "calibration")
-    return a
 
 
 def build_runner(
@@ -366,7 +331,7 @@ def build_runner(
     backend: str = "torch",
     device: str | torch.device = "cpu",
     *,
-    calibration: np.ndarray | None = None,
+    calibration: np.ndarray | Callable[[], np.ndarray | None] | None = None,
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
     keep_compiled: bool = True,
@@ -380,18 +345,21 @@ def build_runner(
                          f"backend={backend!r}. Use make_runner for 'auto'.",
                          "precision" if precision == "auto" else "backend")
     precision, backend = candidate_paths(precision, backend, dev)[0]
-    calibration = _check_calibration(calibration, int(model.config.in_channels))
+    given = calibration_source(calibration, int(model.config.in_channels))
+    calibration = given() if precision == "int8" else None  # (only int8 calibrates)
     if backend == "torch":
         return _torch_runner(model, precision, dev)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return _graph_runner(model, precision, backend, calibration, cache, threads, keep_compiled)
 
 
-def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device, calibration: np.ndarray | None,
-                 cache: Path, threads: int | None, batch: int | None, seconds: float,
-                 announce: Callable[[str], None] | None, exact_if_small: bool = False) -> Runner:
-    """A runner that measures the candidates on its first call (or at once on ``calibration``,
-    unless ``exact_if_small``: see :func:`make_runner`)."""
+def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.device,
+                 calibration: Callable[[], np.ndarray | None], given: bool, cache: Path, threads: int | None,
+                 batch: int | None, seconds: float, announce: Callable[[str], None] | None,
+                 exact_if_small: bool = False) -> Runner:
+    """A runner that measures the candidates on its first call (or at once where ``calibration``
+    was ``given``, unless ``exact_if_small``: see :func:`make_runner`).  The calibration windows
+    are asked for only where they are used: a measurement, or an int8 path taken."""
     from .auto import choose_path
 
     n_threads = int(threads or torch.get_num_threads())
@@ -401,20 +369,32 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
         return build_runner(model, prec, be, dev, calibration=calib, cache_dir=cache, threads=n_threads,
                             keep_compiled=keep)
 
-    def settle(x: np.ndarray, whole: bool = False) -> None:
-        windows = calibration if calibration is not None else x  # (int8's calibration set: the caller's, given)
-        choice = choose_path(build, candidates, x if whole else windows, weights=model_fingerprint(model), model=_words(model),
-                             device=str(dev), threads=n_threads, batch=batch or len(x), cache_dir=cache, seconds=seconds,
-                             announce=announce, whole_job=whole)
-        calib = np.asarray(windows, np.float32)[: min(32, max(1, len(windows) // 2))]
-        chosen = build(choice.precision, choice.backend, calib if choice.precision == "int8" else None, keep=True)
+    def settle(x: np.ndarray | None, whole: bool = False) -> bool:
+        """Choose and build the path (False: nothing to choose on yet, the first batch will be)."""
+        def windows() -> np.ndarray:  # int8's calibration set and auto's measure: the caller's, else the batch
+            c = calibration()
+            if c is None and x is None:
+                raise _NothingYet
+            return c if c is not None else x  # type: ignore[return-value]
+
+        try:
+            choice = choose_path(build, candidates, x if whole else windows, weights=model_fingerprint(model),
+                                 model=_words(model), device=str(dev), threads=n_threads,
+                                 batch=batch or len(windows() if x is None else x), cache_dir=cache,
+                                 seconds=seconds, announce=announce, whole_job=whole)
+            calib = windows() if choice.precision == "int8" else None
+        except _NothingYet:
+            return False
+        calib = None if calib is None else np.asarray(calib, np.float32)[: min(32, max(1, len(calib) // 2))]
+        chosen = build(choice.precision, choice.backend, calib, keep=True)
         runner.fn, runner.precision, runner.backend, runner.threads = chosen.fn, chosen.precision, chosen.backend, \
             chosen.threads
         runner.detail = f"auto: {choice.line().split(': ', 1)[1]}"
         runner.choice = choice
+        return True
 
     def first(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = _check_windows(x, int(model.config.in_channels))
+        a = check_windows(x, int(model.config.in_channels))
         if not len(a):  # nothing to measure on: empty outputs; the first real windows decide
             return np.zeros((0, int(model.num_classes)), np.float32), np.zeros((0, int(model.config.num_features)),
                                                                                   np.float32)
@@ -422,9 +402,13 @@ def _auto_runner(model: Any, candidates: list[tuple[str, str]], dev: torch.devic
         return runner.fn(a)
 
     runner.fn = first
-    if calibration is not None and not exact_if_small:
-        settle(np.asarray(calibration, dtype=np.float32))
+    if given and not exact_if_small:
+        settle(None)
     return runner
+
+
+class _NothingYet(Exception):
+    """auto has neither calibration windows (none given could be read) nor a batch to measure on yet."""
 
 
 def _words(model: Any) -> str:
@@ -440,7 +424,7 @@ def make_runner(
     backend: str = "auto",
     device: str | torch.device = "cpu",
     *,
-    calibration: np.ndarray | None = None,
+    calibration: np.ndarray | Callable[[], np.ndarray | None] | None = None,
     cache_dir: str | os.PathLike | None = None,
     threads: int | None = None,
     batch: int | None = None,
@@ -457,7 +441,9 @@ def make_runner(
         calibration: float32 ``(n, leads, n_samples)`` real preprocessed windows (16–64 records are
             enough): int8 fixes its activation ranges on them, and ``auto`` measures on them at
             once.  Without it the first batch the runner sees is used, so give it explicitly when
-            several processes must agree (sharded runs).
+            several processes must agree (sharded runs).  A function of no arguments giving them
+            (or None) is called only where they are used: an int8 path, or ``auto`` measuring (not
+            for a cached choice of another precision, nor a pinned path).
         cache_dir: where exported/quantised graphs and auto choices are kept (default
             :func:`default_cache_dir`).
         threads: ONNX Runtime / OpenVINO intra-op threads (default: ``torch.get_num_threads()``).
@@ -485,13 +471,14 @@ def make_runner(
             raise SetupError(f"{name} must be an integer >= {least} (or None for the default); got {name}={value!r}.",
                              name)
     candidates = candidate_paths(precision, backend, dev)
-    calibration = _check_calibration(calibration, int(model.config.in_channels))
+    source = calibration_source(calibration, int(model.config.in_channels))
     pinned = tuple(os.environ.get("ECGFOUNDER_AUTO_PATH", "").strip().split("/"))
     if pinned != ("",) and len(candidates) > 1:  # auto fixed without measuring: that path, or the first allowed
         candidates = [pinned] if pinned in candidates else candidates[:1]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if "auto" not in (precision, backend) or len(candidates) == 1:
-        built = build_runner(model, *candidates[0], dev, calibration=calibration, cache_dir=cache, threads=threads)
+        built = build_runner(model, *candidates[0], dev, calibration=source, cache_dir=cache, threads=threads)
         # a path auto would check at its batch, named without auto: checked at the batches it serves
         return check_served(built, _torch_runner(model, "fp32", dev)) if candidates[0] in CHECKED_PATHS else built
-    return _auto_runner(model, candidates, dev, calibration, cache, threads, batch, auto_seconds, announce, exact_if_small)
+    return _auto_runner(model, candidates, dev, source, calibration is not None, cache, threads, batch, auto_seconds,
+                        announce, exact_if_small)
