@@ -36,6 +36,7 @@ __all__ = [
     "sex_code",
     "read_length",
     "age_in_years",
+    "canonical_leads",
 ]
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("ecgfounder_read_notes", default=None)
@@ -303,6 +304,21 @@ def parse_datetime(text: str | None) -> str | None:
         return None
 
 
+def canonical_leads(names: Iterable[str]) -> tuple[str, ...]:
+    """The canonical names of a file's ``names`` (:func:`~ecgfounder.signal.leads.canonical_lead`),
+    noting ``meta['lead_names_from']`` (``{"II": "MLII"}``: canonical name -> the file's) for each
+    modified lead read under its standard name: MIT-BIH's ``MLII``, ``MLV1`` ... are modified leads
+    (electrodes on the torso, not the limbs: amplitudes and axis differ from II or V1), read as the
+    standard lead the model knows.  Other spellings (``avr``, ``Lead II``, ``D2``, ``C1``) name the
+    same lead and are not noted."""
+    given = [str(n).strip() for n in names]
+    out = tuple(canonical_lead(n) for n in given)
+    renamed = {c: g for g, c in zip(given, out) if c != g and g.lower().startswith("ml")}
+    if renamed:
+        note("lead_names_from", renamed)
+    return out
+
+
 def make_recording(
     path: Path,
     signal: np.ndarray,
@@ -327,7 +343,7 @@ def make_recording(
     m.setdefault("source", str(path))
     m["format"] = fmt
     m.setdefault("units", "mV")
-    return Recording(signal=sig, fs=float(fs), leads=tuple(canonical_lead(n) for n in leads), meta=m)
+    return Recording(signal=sig, fs=float(fs), leads=canonical_leads(leads), meta=m)
 
 
 def age_at(birth: str | None, acquired: str | None) -> float | None:

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
-from ._common import check_file, note, read_length, unit_scale_to_mv
+from ._common import canonical_leads, check_file, note, read_length, unit_scale_to_mv
 from .limits import check_values, parse_fs
 from .wfdb_meta import acquired_of, base_datetime, comment_meta, meta_comments
 
@@ -221,7 +221,7 @@ def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, specs: list[tup
         meta["acquired"] = start
     meta.update(comment_meta(comments))  # an 'Acquired:' comment (exact, with its zone) wins
     return Recording(signal=sig[keep] if len(keep) < len(specs) else sig, fs=fs,
-                     leads=tuple(canonical_lead(specs[i][0]) for i in keep), meta=meta)
+                     leads=canonical_leads(specs[i][0] for i in keep), meta=meta)
 
 
 def _beside(hea: Path, name: str) -> None:
