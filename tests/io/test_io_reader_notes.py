@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import ecgfounder.io as eio
+from ecgfounder.errors import RecordReadError
 
 FORMATS = Path(__file__).resolve().parent.parent / "data" / "formats"
 
@@ -35,3 +36,25 @@ def test_a_modified_lead_read_as_the_standard_one_is_named_in_meta(tmp_path):
     (tmp_path / "rec.hea").write_text("rec 3 360 720\n" + "".join(
         f"rec.dat 16 200/mV 16 0 0 0 0 {name}\n" for name in ("II", "v5", "avr")))
     assert "lead_names_from" not in _quiet_read(tmp_path / "rec.hea")[0].meta  # a spelling is no rename
+
+
+def test_a_dicom_cut_inside_its_median_beat_group_reads_its_rhythm_and_says_so(tmp_path):
+    """A file ending inside the second (median-beat) waveform group read without a word; the rhythm
+    group before it is whole and is still read (a cut rhythm group is refused)."""
+    import pydicom
+
+    src = FORMATS / "dicom" / "ecgtoolkit_Example.dcm"  # (defined-length sequences: pydicom reads a cut file)
+    data, whole = src.read_bytes(), eio.read(src)
+    median = bytes(pydicom.dcmread(str(src)).WaveformSequence[1].WaveformData)
+    start = data.index(median[:64])
+    for end, have in ((start + len(median) // 2, len(median) // 2), (start - 4, 0)):
+        cut = tmp_path / f"cut{end}.dcm"
+        cut.write_bytes(data[:end])
+        with pytest.warns(UserWarning, match=rf"truncated file: it ends inside waveform group 1 \(MEDIAN BEAT; {have} "
+                          rf"of {len(median)} bytes.*not read; group 0 \(RHYTHM\) is whole and read"):
+            rec = eio.read(cut)
+        assert rec.meta["incomplete_groups"] == ("MEDIAN BEAT",) and rec.meta["multiplex_group"] == "RHYTHM"
+        np.testing.assert_array_equal(rec.signal, whole.signal)
+    assert "incomplete_groups" not in whole.meta
+    with pytest.raises(RecordReadError, match=r"group 1 holds \d+ bytes of waveform data, 14400 declared"):
+        eio.read(cut, group="MEDIAN BEAT")

@@ -6,7 +6,9 @@ applies channel sensitivity × sensitivity correction factor + baseline; we conv
 from its sensitivity unit (UCUM: uV, mV) to mV.  8/16/32/64-bit signed and unsigned samples are
 read (mu-law/A-law refused), big-endian 16-bit data too; samples equal to a non-zero Waveform
 Padding Value (non-simultaneous channels) become NaN.  Channels in other units (mm[Hg], %) are
-named in ``meta['other_channels']``, not returned.
+named in ``meta['other_channels']``, not returned.  A group read whose data a truncated file cuts
+short is refused; another group cut short (the median beat after the rhythm) is not read, and
+named in ``meta['incomplete_groups']`` with a warning.
 """
 
 from __future__ import annotations
@@ -111,6 +113,28 @@ def _samples(p: Path, ds, g, idx: int, n_ch: int, n_s: int, dtype: np.dtype) -> 
     return arr
 
 
+def _note_incomplete_groups(p: Path, seq, idx: int, labels: list[str]) -> None:
+    """Note (``meta['incomplete_groups']``, with a warning) the groups other than the one read whose
+    channel definitions or waveform data a truncated file cut short: they are not read (the group
+    read is refused when it is cut short, :func:`read_dicom`)."""
+    cut = []
+    for k, g in enumerate(seq):
+        if k == idx:
+            continue
+        n_ch, n_s = int(g.get("NumberOfWaveformChannels", 0) or 0), int(g.get("NumberOfWaveformSamples", 0) or 0)
+        bits = int(g.get("WaveformBitsAllocated", 16) or 16)
+        data, chans = g.get("WaveformData"), g.get("ChannelDefinitionSequence") or []
+        need = max(n_ch, 0) * max(n_s, 0) * max(bits // 8, 1)
+        if data is None or len(data) < need or len(chans) < n_ch:
+            have = 0 if data is None else len(data)
+            cut.append((labels[k] or str(k), f"waveform group {k} ({labels[k] or 'unlabelled'}; {have} of {need} bytes "
+                        f"of waveform data, {len(chans)} of {n_ch} channel definitions)"))
+    if cut:
+        note("incomplete_groups", tuple(name for name, _ in cut),
+             f"{p}: truncated file: it ends inside {', '.join(why for _, why in cut)}, which is not read; "
+             f"group {idx} ({labels[idx] or 'unlabelled'}) is whole and read")
+
+
 def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object) -> Recording:
     """Read a DICOM waveform file.
 
@@ -155,6 +179,7 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
         have = 0 if data is None else len(data)
         raise RecordReadError(p, f"group {idx} holds {have} bytes of waveform data, {need} declared (truncated)")
     check_values(p, n_ch, n_s, f"multiplex group {idx}", partial=False)
+    _note_incomplete_groups(p, seq, idx, labels)
     fs = to_float(g.get("SamplingFrequency"))
     if not fs or fs <= 0:
         raise RecordReadError(p, f"group {idx} has no valid SamplingFrequency")
