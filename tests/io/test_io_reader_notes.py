@@ -58,3 +58,26 @@ def test_a_dicom_cut_inside_its_median_beat_group_reads_its_rhythm_and_says_so(t
     assert "incomplete_groups" not in whole.meta
     with pytest.raises(RecordReadError, match=r"group 1 holds \d+ bytes of waveform data, 14400 declared"):
         eio.read(cut, group="MEDIAN BEAT")
+
+
+def test_a_muse_lead_stored_twice_says_which_copy_is_kept_and_whether_they_differ(tmp_path):
+    """Two leads stored twice, one an identical copy and one a different signal: the warning called
+    both 'different' (one word for all), and meta did not say which differed."""
+    import re
+
+    src = FORMATS / "muse_xml" / "musePHI_muse_ecg1.xml"
+    text = src.read_bytes().decode("latin-1")
+    rhythm = text.index("<WaveformType>Rhythm</WaveformType>")
+    blocks = {re.search(r"<LeadID>(\w+)</LeadID>", m.group(0)).group(1): m
+              for m in re.finditer(r"<LeadData>.*?</LeadData>", text[rhythm:], re.S)}
+    again = blocks["I"].group(0) + blocks["V1"].group(0).replace("<LeadID>V1</LeadID>", "<LeadID>II</LeadID>")
+    end = rhythm + blocks["V6"].end()
+    f = tmp_path / "twice.xml"
+    f.write_bytes((text[:end] + again + text[end:]).encode("latin-1"))
+    whole = eio.read(src)
+    with pytest.warns(UserWarning, match=r"lead\(s\) I stored more than once \(identical signals\); lead\(s\) II stored "
+                      r"more than once \(different signals\); the first of each is kept"):
+        rec = eio.read(f)
+    assert rec.meta["duplicate_leads"] == ("I", "II") and rec.meta["duplicate_leads_differ"] == ("II",)
+    assert rec.leads == whole.leads
+    np.testing.assert_array_equal(rec.lead("II"), whole.lead("II"))  # the first copy, not V1's samples

@@ -11,8 +11,9 @@
   ``meta['lead_off'] = True`` and ``meta['lead_off_statement']``; naming leads (``'Lead(s) unsuitable
   for analysis: V1, V2'``) ``meta['leads_off']`` (names) and ``meta['leads_off_statement']``; with a
   warning (the keys ``signal/quality.py`` reads);
-* a lead stored more than once: the first is kept, the others dropped with a warning
-  (``meta['duplicate_leads']``);
+* a lead stored more than once: the first is kept, the others dropped with a warning saying for
+  each lead whether its copies are identical (``meta['duplicate_leads']``; those whose copies
+  differ also in ``meta['duplicate_leads_differ']``);
 * ``max_duration``: only the first ``max_duration`` seconds are kept (``meta['truncated_from_s']``);
 * the notes readers made while reading (``encoding_fixed``, ``compression``, ...) join ``meta``;
 * every warning said about the recording is also kept in ``meta['reading_notes']`` (a service
@@ -147,10 +148,13 @@ def finish(path: Any, rec: Recording, notes: list, *, trim_calibration: bool = T
         first.setdefault(name, k)
     if len(first) < len(leads):  # a lead stored twice: the first is kept (what lead selection would use)
         names = tuple(dict.fromkeys(rows[k] for k in range(len(leads)) if k != first[rows[k]]))
-        same = not differing_duplicates(sig, leads)
+        differ = differing_duplicates(sig, leads)
         meta["duplicate_leads"] = names
-        warn.append(f"lead(s) {', '.join(names)} stored more than once ({'identical' if same else 'different'} "
-                    "signals); the first of each is kept")
+        if differ:
+            meta["duplicate_leads_differ"] = differ
+        said = [f"lead(s) {', '.join(group)} stored more than once ({kind} signals)" for kind, group in (
+            ("identical", [n for n in names if n not in differ]), ("different", [n for n in names if n in differ])) if group]
+        warn.append("; ".join(said) + "; the first of each is kept")
         keep = sorted(first.values())
         sig, leads = sig[keep], tuple(leads[k] for k in keep)
     sig2, leads2, derived = complete_limb_leads(sig, leads)
