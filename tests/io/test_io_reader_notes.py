@@ -81,3 +81,23 @@ def test_a_muse_lead_stored_twice_says_which_copy_is_kept_and_whether_they_diffe
     assert rec.meta["duplicate_leads"] == ("I", "II") and rec.meta["duplicate_leads_differ"] == ("II",)
     assert rec.leads == whole.leads
     np.testing.assert_array_equal(rec.lead("II"), whole.lead("II"))  # the first copy, not V1's samples
+
+
+def test_an_hl7_reported_age_that_disagrees_with_the_birth_date_is_kept_and_said(tmp_path):
+    """The HL7 example reports age 46 (LOINC 21612-7) and a birth date giving 49 on its acquisition
+    date: 46 was taken without a word.  The stated age is the age (the rule of every reader: the
+    age the file records for this ECG), with a warning naming both and the other in meta."""
+    src = FORMATS / "hl7_aecg" / "hl7_2003-12_example_aECG.xml"
+    with pytest.warns(UserWarning, match=r"the reported age 46 years and the birth date 1953-05-08 \(49 years on the "
+                      r"acquisition date 2002-11-22\) disagree; the reported age is used"):
+        rec = eio.read(src)
+    assert rec.meta["age"] == 46.0 and rec.meta["age_from_birth_date"] == 49.0
+    data = src.read_bytes()
+    agree = tmp_path / "agree.xml"
+    agree.write_bytes(data.replace(b'<birthTime value="19530508"/>', b'<birthTime value="19560508"/>'))
+    rec, said = _quiet_read(agree)
+    assert rec.meta["age"] == 46.0 and "age_from_birth_date" not in rec.meta and not any("age" in m for m in said)
+    unstated = tmp_path / "unstated.xml"
+    unstated.write_bytes(data.replace(b'code="21612-7"', b'code="00000-0"'))
+    rec, said = _quiet_read(unstated)
+    assert rec.meta["age"] == 49.0 and "age_from_birth_date" not in rec.meta and not any("age" in m for m in said)

@@ -37,6 +37,8 @@ __all__ = [
     "read_length",
     "age_in_years",
     "canonical_leads",
+    "age_at",
+    "stated_or_birth_age",
 ]
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("ecgfounder_read_notes", default=None)
@@ -357,6 +359,25 @@ def age_at(birth: str | None, acquired: str | None) -> float | None:
         return None
     age = a.year - b.year - ((a.month, a.day) < (b.month, b.day))
     return float(age) if 0 <= age < 150 else None
+
+
+def stated_or_birth_age(path: Path, stated: float | None, birth: str | None, acquired: str | None,
+                        what: str = "stated age") -> float | None:
+    """The one rule of the readers for a file giving an age, a birth date, or both: the age it states
+    (``stated``, in years) is the patient's age; else the age on the acquisition date from the birth
+    date (:func:`age_at`).  A stated age is the age the file (device, operator) recorded for this
+    ECG, as DICOM's PatientAge, MUSE's PatientAge and HL7's Reported Age are defined; a birth date
+    is often shifted or masked to de-identify a record.  When both are there and disagree (the whole
+    years of the stated age are not the age from the birth date), the stated age is kept, with a
+    warning naming both and ``meta['age_from_birth_date']``."""
+    from_birth = age_at(birth, acquired)
+    if stated is None:
+        return from_birth
+    if from_birth is not None and int(np.floor(stated + 1e-9)) != int(from_birth):
+        note("age_from_birth_date", from_birth,
+             f"{path}: the {what} {stated:g} years and the birth date {str(birth)[:10]} ({from_birth:g} years on the "
+             f"acquisition date {str(acquired)[:10]}) disagree; the {what} is used as the age")
+    return stated
 
 
 def read_error(p: Path, fmt: str, exc: BaseException) -> RecordReadError:

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import (age_at, age_in_years, check_values, make_recording, note, parse_datetime, parse_xml, to_float,
-                      sex_code, unit_scale_to_mv, xml_text)
+from ._common import (age_in_years, check_values, make_recording, note, parse_datetime, parse_xml, sex_code,
+                      stated_or_birth_age, to_float, unit_scale_to_mv, xml_text)
 
 __all__ = ["read_hl7_aecg"]
 
@@ -179,8 +179,7 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
                     note("age_unit_unknown", v.get("unit"), f"{p}: the reported age {v.get('value')} "
                          f"{v.get('unit')!r} has an unknown unit (UCUM a, mo, wk, d or h expected); age taken "
                          "from the birth date instead")
-    if age is None:
-        age = age_at(birth, acquired)
+    age = stated_or_birth_age(p, age, birth, acquired, "reported age")
     device = None
     dev = next(root.iter("manufacturedSeriesDevice"), None)
     if dev is not None:

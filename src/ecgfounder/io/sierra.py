@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import age_at, b64decode_strict, check_values, make_recording, parse_xml, sex_code, to_float, xml_text
+from ._common import (b64decode_strict, check_values, make_recording, parse_xml, sex_code, stated_or_birth_age, to_float,
+                      xml_text)
 
 __all__ = ["read_sierra"]
 
@@ -217,8 +218,7 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         txt = " ".join(x for x in (left, right) if x)
         if txt:
             statements.append(txt)
-    if age is None:
-        age = age_at(xml_text(pat, "age/dateofbirth"), acquired)
+    age = stated_or_birth_age(p, age, xml_text(pat, "age/dateofbirth"), acquired, "stated age")
     meta = {
         "patient_id": xml_text(pat, "patientid"),
         "age": age,
