@@ -242,3 +242,56 @@ def test_the_command_line_picks_the_variable_with_key(tmp_path, capsys):
     assert "pass --key NAME" in capsys.readouterr().err
     assert main(["info", str(f), "--fs", "500", "--key", "b", "--leads", ",".join(STANDARD_12)]) == 0
     assert "matlab, 12 leads" in capsys.readouterr().out
+
+
+def test_struct_arrays_and_cell_arrays_read_each_element_as_a_recording(tmp_path):
+    """A 1 x 3 struct (ECG(k).data) or a cell of 3 matrices was refused as 'cannot tell which variable
+    holds the signal among none'; each element is now a recording, in MATLAB's order."""
+    rng = np.random.default_rng(5)
+    sigs = [rng.standard_normal((2, 600 + 100 * k)) for k in range(3)]
+    st = np.zeros((1, 3), dtype=[("data", object), ("fs", object), ("age", object)])
+    cell = np.empty((1, 3), dtype=object)
+    for k, sig in enumerate(sigs):
+        st[0, k]["data"], st[0, k]["fs"], st[0, k]["age"], cell[0, k] = sig, 250.0 * (k + 1), 50.0 + k, sig
+    sio.savemat(tmp_path / "st.mat", {"ECG": st})
+    sio.savemat(tmp_path / "cell.mat", {"recs": cell, "fs": 500.0})
+    got = list(eio.iter_read(tmp_path / "st.mat", leads=["I", "II"]))
+    assert [g.id for g in got] == ["st#0", "st#1", "st#2"] and [g.fs for g in got] == [250.0, 500.0, 750.0]
+    assert [g.meta["matlab_variable"] for g in got] == ["ECG(1).data", "ECG(2).data", "ECG(3).data"]
+    assert got[2].meta["age"] == 52.0 and all(np.array_equal(g.signal[:2], s) for g, s in zip(got, sigs))
+    got = list(eio.iter_read(tmp_path / "cell.mat", leads=["I", "II"]))
+    assert [(g.id, g.fs, g.meta["matlab_variable"]) for g in got] == [("cell#0", 500.0, "recs{1}"),
+                                                                      ("cell#1", 500.0, "recs{2}"),
+                                                                      ("cell#2", 500.0, "recs{3}")]
+    assert np.array_equal(got[1].signal[:2], sigs[1])
+    one = eio.read(tmp_path / "cell.mat", leads=["I", "II"], index=2)
+    assert one.id == "cell#2" and np.array_equal(one.signal[:2], sigs[2])
+    with pytest.raises(RecordReadError, match=r"holds a batch of recordings; use ecgfounder.io.iter_read"):
+        eio.read(tmp_path / "cell.mat", leads=["I", "II"])
+    cell[0, 1] = "a note"
+    sio.savemat(tmp_path / "mixed.mat", {"recs": cell, "fs": 500.0})
+    with pytest.raises(RecordReadError, match=r"MATLAB variable 'recs\{2\}' is not a numeric array \(str\)"):
+        list(eio.iter_read(tmp_path / "mixed.mat", leads=["I", "II"]))
+
+
+def test_complex_signals_and_matlab_73_cell_arrays_are_refused_saying_why(tmp_path):
+    """A complex array was 'not a numeric array (ndarray)'; a 7.3 cell of signals 'among none'."""
+    import h5py
+
+    sig = np.ones((2, 500))
+    sio.savemat(tmp_path / "c.mat", {"ecg": sig + 1j})
+    with pytest.raises(RecordReadError, match=r"'ecg' of shape \(2, 500\) holds complex numbers.*save real\(x\)"):
+        eio.read(tmp_path / "c.mat", fs=500, leads=["I", "II"])
+    _save_73(tmp_path / "c73.mat", {"fs": 500.0})
+    with h5py.File(tmp_path / "c73.mat", "a") as f:
+        z = np.zeros((500, 2), dtype=[("real", "<f8"), ("imag", "<f8")])  # (as MATLAB stores complex data)
+        z["real"], z["imag"] = 1.0, 1.0
+        f.create_dataset("ecg", data=z).attrs["MATLAB_class"] = np.bytes_(b"double")
+        refs = f.require_group("#refs#")
+        cells = [refs.create_dataset(f"e{k}", data=sig.T).ref for k in range(2)]
+        f.create_dataset("recs", data=np.array(cells, dtype=h5py.ref_dtype)[:, None]).attrs["MATLAB_class"] = \
+            np.bytes_(b"cell")
+    with pytest.raises(RecordReadError, match=r"'ecg' of shape \(2, 500\) holds complex numbers"):
+        eio.read(tmp_path / "c73.mat", leads=["I", "II"], key="ecg")
+    with pytest.raises(RecordReadError, match=r"MATLAB 7.3 cell array 'recs' of shape \(1, 2\).*save it with -v7"):
+        eio.read(tmp_path / "c73.mat", leads=["I", "II"], key="recs")

@@ -12,8 +12,10 @@ stored transposed, turned back to MATLAB's shape), each checked as the HDF5 read
 datasets (no external or virtual storage, no declared size far above the stored one).
 
 The signal is the variable ``key=``, else the only numeric array of at least two samples, else the
-one named ``ecg``, ``val``, ``signal``, ``data``, ``sig`` or ``x``; in a struct, its field of one
-of those names.  A scalar variable (or struct field) ``fs``/``Fs``/``freq``/``srate`` gives the
+one named ``ecg``, ``val``, ``signal``, ``data``, ``sig`` or ``x`` (else the only struct or cell
+array); in a struct, its field of one of those names.  A struct array (``ECG(k).data``) or a cell
+array of signals (``recs{k}``) is a batch: each element a recording (in a -v7.3 file refused, saying
+to save with -v7).  Complex arrays are refused.  A scalar variable (or struct field) ``fs``/``Fs``/``freq``/``srate`` gives the
 rate where ``fs=`` does not, and a cell array of texts (or a char matrix) ``leads``/``labels``/
 ``channels``/... the lead names where ``leads=`` does not; otherwise, as for NumPy arrays, the rate
 and lead names are the caller's (``fs=``, ``leads=``; 12 unnamed channels: order inferred),
@@ -122,6 +124,9 @@ def _pick(p: Path, names: Sequence[str], sizes: dict[str, int], key: str | None,
     named = [n for n in arrays if n.lower() in _SIGNAL_NAMES] or [n for n in names if n.lower() in _SIGNAL_NAMES]
     if len(named) == 1:
         return named[0]
+    others = [n for n in names if n not in sizes]  # (structs, cell arrays)
+    if not arrays and len(others) == 1:
+        return others[0]
     raise RecordReadError(p, f"cannot tell which {what} holds the signal among {', '.join(names) or 'none'}; "
                           "pass key=NAME")
 
@@ -209,6 +214,18 @@ def _h5_small(p: Path, ds) -> Any:
     return v
 
 
+def _h5_no_elements(p: Path, name: str, obj, field: str | None = None) -> None:
+    """Refuse a MATLAB 7.3 cell array, or struct array (its fields hold references), of signals."""
+    import h5py
+
+    if not isinstance(obj, h5py.Dataset) or obj.dtype != h5py.ref_dtype or (field and _h5_class(obj) == "cell"):
+        return  # (a struct's field that is a cell: refused as not numeric, below)
+    what = f"struct array {name!r} (field {field!r})" if field else f"{_h5_class(obj) or 'reference'} array {name!r}"
+    raise RecordReadError(p, f"MATLAB 7.3 {what} of shape {obj.shape[::-1]}: its elements are not read from a -v7.3 "
+                          "file; save it with -v7 (each element is then read as a recording), or stack the signals "
+                          "into one (n, leads, samples) array")
+
+
 def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict, list[str] | None]:
     """:func:`_signal` of a MATLAB 7.3 file: its root datasets are the variables, a 1 x 1 struct a
     group of fields, each stored transposed (HDF5 is row-major, MATLAB column-major)."""
@@ -225,8 +242,10 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
             return {n: int(d.size) for n, d in group.items() if isinstance(d, h5py.Dataset) and _h5_numeric(d)}
 
         sizes = numeric(root)
-        structs = [n for n, g in root.items() if isinstance(g, h5py.Group) and _h5_class(g) == "struct"]
+        structs = [n for n, g in root.items() if (isinstance(g, h5py.Group) and _h5_class(g) == "struct")
+                   or (_h5_class(g) == "cell" and n.lower() not in _LEAD_NAMES)]
         name = _pick(p, [n for n in root if n in sizes or n in structs], sizes, key, "variable")
+        _h5_no_elements(p, name, root[name])
         fs = _rate({n: _h5_small(p, root[n]) for n in root if sizes.get(n) == 1 and n.lower() in _RATE_NAMES})
         leads = _lead_names({n: _h5_small(p, d) for n, d in root.items()
                              if n.lower() in _LEAD_NAMES and isinstance(d, h5py.Dataset)})
@@ -235,6 +254,7 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
             fields = {n: ds.get(n) for n in ds if isinstance(ds.get(n, getlink=True), h5py.HardLink)}
             fsizes = numeric(fields)
             field = _pick(p, list(fields), fsizes, None, f"field of struct {name!r}")
+            _h5_no_elements(p, name, fields[field], field)
             if field not in fsizes:
                 raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array "
                                       f"({_h5_class(fields[field]) or 'no MATLAB class'})")
@@ -245,6 +265,9 @@ def _signal_h5(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict
             raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} of shape {ds.shape[::-1]} is above "
                                   f"the limit of {MAX_VALUES} values")
         _h5_safe(p, ds)
+        if ds.dtype.kind == "c" or (ds.dtype.names and {"real", "imag"} <= set(ds.dtype.names)):  # (MATLAB: real, imag)
+            raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} of shape {ds.shape[::-1]} holds "
+                                  "complex numbers; an ECG is real-valued: save real(x) (the signal) in MATLAB")
         if not np.issubdtype(ds.dtype, np.number):
             raise RecordReadError(p, f"MATLAB variable {meta['matlab_variable']!r} is not a real numeric array "
                                   f"({_h5_class(ds)}, stored as {ds.dtype})")
@@ -262,38 +285,104 @@ def _signal(p: Path, key: str | None) -> tuple[np.ndarray, float | None, dict, l
     for n, s, c in found:
         if c in _NUMERIC and sizes[n] > MAX_VALUES:
             raise RecordReadError(p, f"MATLAB variable {n!r} of shape {s} is above the limit of {MAX_VALUES} values")
-    structs = [n for n, s, c in found if c == "struct" and int(np.prod(s)) == 1]
+    structs = [n for n, s, c in found if c == "struct" or (c == "cell" and n.lower() not in _LEAD_NAMES)]
     name = _pick(p, [n for n, _, c in found if c in _NUMERIC or n in structs], sizes, key, "variable")
     scalars = [n for n, s, c in found if c in _NUMERIC and sizes[n] == 1 and n.lower() in _RATE_NAMES]
     texts = [n for n, s, c in found if c in ("cell", "char") and n.lower() in _LEAD_NAMES and np.prod(s) <= 4096]
     got = _load(p, fh, [name, *scalars, *texts])
     value, fs, meta = got[name], _rate({n: got[n] for n in scalars if n in got}), {"matlab_variable": name}
     leads = _lead_names({n: got[n] for n in texts if n in got})
-    if isinstance(value, dict):  # a struct: its signal field, rate and patient fields
-        fields = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iuf"}
-        field = _pick(p, list(value), {k: int(v.size) for k, v in fields.items()}, None, f"field of struct {name!r}")
-        if field not in fields:
-            raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
-        fs, leads, meta = _from_struct(name, field, {k: v for k, v in value.items() if k != field}, fs, leads)
-        value = fields[field]
-    elif not (isinstance(value, np.ndarray) and value.dtype.kind in "iuf"):
-        raise RecordReadError(p, f"MATLAB variable {name!r} is not a numeric array ({type(value).__name__})")
+    shape, cls = next((s, c) for n, s, c in found if n == name)
+    if cls == "cell" or (cls == "struct" and int(np.prod(shape)) != 1):  # each element a recording
+        return _elements(p, name, shape, cls, value, fs, leads), fs, meta, leads
+    if _fields(value) is not None:  # a struct: its signal field, rate and patient fields
+        value, fs, leads, meta = _struct_signal(p, name, _fields(value), fs, leads)
+    else:
+        _check_real(p, name, value)
     return np.asarray(value), fs, meta, leads
+
+
+def _fields(value: Any) -> dict[str, Any] | None:
+    """A struct's fields as loadmat gives them (a dict; a ``mat_struct`` inside a 2-D struct array)."""
+    if isinstance(value, dict):
+        return value
+    names = getattr(value, "_fieldnames", None)
+    return None if names is None else {f: getattr(value, f) for f in names}
+
+
+def _check_real(p: Path, what: str, value: Any) -> None:
+    """Refuse ``value`` (MATLAB variable or element ``what``) unless it is a real numeric array."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":
+        raise RecordReadError(p, f"MATLAB variable {what!r} of shape {value.shape} holds complex numbers; an ECG is "
+                              "real-valued: save real(x) (the signal) in MATLAB, not a spectrum or analytic signal")
+    if not (isinstance(value, np.ndarray) and value.dtype.kind in "iuf"):
+        kind = f"{type(value).__name__} {getattr(value, 'dtype', '')}".strip()
+        raise RecordReadError(p, f"MATLAB variable {what!r} is not a numeric array ({kind})")
+
+
+def _struct_signal(p: Path, name: str, value: dict[str, Any], fs: float | None,
+                   leads: list[str] | None) -> tuple[np.ndarray, float | None, list[str] | None, dict]:
+    """``(signal, rate, lead names, meta)`` of struct ``name`` (its fields ``value``)."""
+    fields = {k: v for k, v in value.items() if isinstance(v, np.ndarray) and v.dtype.kind in "iufc"}
+    field = _pick(p, list(value), {k: int(v.size) for k, v in fields.items()}, None, f"field of struct {name!r}")
+    if field not in fields:
+        raise RecordReadError(p, f"field {field!r} of struct {name!r} is not a numeric array")
+    _check_real(p, f"{name}.{field}", fields[field])
+    fs, leads, meta = _from_struct(name, field, {k: v for k, v in value.items() if k != field}, fs, leads)
+    return fields[field], fs, leads, meta
+
+
+def _elements(p: Path, name: str, shape: tuple[int, ...], cls: str, value: Any, fs: float | None,
+              leads: list[str] | None) -> list[tuple[np.ndarray, float | None, dict, list[str] | None]]:
+    """``(signal, rate, meta, lead names)`` of each element of a struct array or cell array ``name``,
+    in MATLAB's order (column-major: ``name(1)``, ``name(2)`` ...): each a recording of its own."""
+    items = value if isinstance(value, list) else list(np.asarray(value, dtype=object).ravel(order="F")) \
+        if isinstance(value, np.ndarray) and value.dtype == object else [value]
+    out = []
+    for k, item in enumerate(items):
+        where = f"{name}({k + 1})" if cls == "struct" else f"{name}{{{k + 1}}}"
+        if _fields(item) is not None:
+            sig, fs_k, leads_k, meta = _struct_signal(p, where, _fields(item), fs, leads)
+        else:
+            _check_real(p, where, item)
+            sig, fs_k, leads_k, meta = item, fs, leads, {"matlab_variable": where}
+        if np.ndim(sig) > 2:
+            raise RecordReadError(p, f"MATLAB {cls} {name!r} {'x'.join(map(str, shape))}: element {where} has shape "
+                                  f"{np.shape(sig)}; each element is read as one recording (leads x samples)")
+        out.append((np.asarray(sig), fs_k, {**meta, "id": f"{p.stem}#{k}", "index": k}, leads_k))
+    if not out:
+        raise RecordReadError(p, f"MATLAB {cls} {name!r} of shape {shape} is empty")
+    return out
+
+
+def _names(p: Path, arr: np.ndarray, meta: dict, leads: Sequence[str] | None,
+           stored: list[str] | None) -> Sequence[str] | None:
+    """The lead names: the caller's, else those the file stores (checked against the signal's shape)."""
+    if leads is not None or stored is None:
+        return leads
+    if len(stored) not in arr.shape[-2:]:
+        raise RecordReadError(p, f"the file names {len(stored)} leads ({', '.join(stored)}), but its signal "
+                              f"{meta['matlab_variable']!r} has shape {arr.shape}; "
+                              "pass leads=[...] (CLI: --leads) naming its channels")
+    return stored
 
 
 def iter_matlab(path: str | Path, *, fs: float | None = None, leads: Sequence[str] | None = None,
                 units: str | None = None, key: str | None = None, max_duration: float | None = None,
                 start: int = 0, stop: int | None = None, **_: Any) -> Iterator[Recording]:
     """Recordings of a ``.mat`` file: a ``(leads, samples)``/``(samples, leads)`` array, a vector (one
-    lead), or a batch ``(n, ...)`` (``start``/``stop``: only those items)."""
+    lead), a batch ``(n, ...)``, or a struct array or cell array of signals, each element a recording
+    (``id`` ``name#k``, ``meta['matlab_variable']`` ``ECG(k+1).data`` or ``ecg{k+1}``; ``start``/``stop``:
+    only those items)."""
     p = Path(path)
     arr, fs_file, meta, stored = _signal(p, key)
-    if leads is None and stored is not None:  # (the file's lead names, where the caller gives none)
-        if len(stored) not in arr.shape[-2:]:
-            raise RecordReadError(p, f"the file names {len(stored)} leads ({', '.join(stored)}), but its signal "
-                                  f"{meta['matlab_variable']!r} has shape {arr.shape}; "
-                                  "pass leads=[...] (CLI: --leads) naming its channels")
-        leads = stored
+    if isinstance(arr, list):  # a struct array or cell array: each element a recording
+        for k in range(start, len(arr) if stop is None else min(stop, len(arr))):
+            sig, fs_k, meta_k, stored_k = arr[k]
+            yield from _batch_from_array(p, sig, fs if fs is not None else fs_k, _names(p, sig, meta_k, leads, stored_k),
+                                         units, meta_k, "matlab", max_duration=max_duration)
+        return
+    leads = _names(p, arr, meta, leads, stored)
     if meta["matlab_variable"] == "val" and units is None:  # (PhysioNet's wfdb2mat and the CinC challenges)
         raise RecordReadError(p, f"variable 'val' is a WFDB signal in ADC units, whose gains are in its header: put "
                               f"{p.stem}.hea beside it (or pass units= if the values are in a voltage unit)")
