@@ -153,6 +153,34 @@ def test_a_one_lead_model_is_fed_the_lead_asked_for(client):
     assert twelve.status_code == 422 and "leave lead out" in twelve.json()["detail"]
 
 
+def test_an_inline_signal_is_told_the_lead_fix_as_a_file_is():
+    """The query parameter lead feeds an inline JSON signal as it feeds a file, but a JSON signal
+    without the model's lead was refused with no fix (the file's error ends 'with the query parameter
+    lead=II'), and a body field 'lead' was 'unknown field' with nothing saying where lead goes."""
+    import torch
+
+    from ecgfounder.models.net1d import Net1D, Net1DConfig
+    from ecgfounder.serve.adapter import Analyzer
+    from ecgfounder.signal.preprocess import PreprocessContract
+
+    model = Net1D(Net1DConfig(in_channels=1, base_filters=8, filter_list=(16,), m_blocks_list=(1,), kernel_size=8,
+                              groups_width=8, n_classes=150))
+    model.labels, model.contract = load_labels(), PreprocessContract(leads=("I",))
+    t = np.arange(2500) / 250
+    body = {"signal": [np.sin(7.5 * t).round(4).tolist(), np.cos(7.5 * t).round(4).tolist()], "fs": 250,
+            "leads": ["II", "V5"], "id": "h"}
+    with torch.no_grad(), TestClient(create_app(Analyzer(model))) as one:
+        refused = one.post("/v1/predict", json=body)
+        in_batch = one.post("/v1/predict/batch", json={"records": [body]})
+        fed = one.post("/v1/predict?lead=II", json=body)
+        in_body = one.post("/v1/predict/batch", json={"records": [{**body, "lead": "II"}]})
+    assert refused.status_code == 422 and refused.json()["detail"].endswith("with the query parameter lead=II."), refused.text
+    assert in_batch.json()["items"][0]["error"].endswith("with the query parameter lead=II.")
+    assert fed.status_code == 200 and "feeding lead II to a model trained on lead I" in " ".join(fed.json()["notes"])
+    assert in_body.status_code == 422 and "lead is a query parameter" in in_body.json()["detail"], in_body.text
+    assert "/v1/predict/batch?lead=" in in_body.json()["detail"]
+
+
 def test_a_wfdb_header_uploaded_alone_says_to_upload_its_signal_file(client):
     """The reader's fix, 'put the two files side by side', means nothing to a client uploading files;
     it is told to send the signal file in the same request (or beside the header in the zip)."""

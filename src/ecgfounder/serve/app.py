@@ -58,7 +58,8 @@ _FILE_SCHEMA = {"type": "object", "required": ["file"], "properties": {
 _FILE_TERMS = Terms("the query parameter", frozenset({"fs", "leads", "format", "units", "key", "lead"}), csv_lists=True,
                     rewrites=((WFDB_BESIDE, "send it with the header: in the same request (each file a multipart "
                                             "field 'file'), or beside it in the zip"),))
-_SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}))
+_SIGNAL_TERMS = Terms("the JSON field", frozenset({"fs", "leads"}),  # (lead: a query parameter, as for a file)
+                      elsewhere=Terms("the query parameter", frozenset({"lead"}), csv_lists=True))
 
 
 def _body_doc(json_schema: dict) -> dict:
@@ -188,7 +189,14 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
         try:  # parsing megabytes of JSON would hold the event loop: off to a thread
             return await asyncio.to_thread(model.model_validate_json, body)
         except ValidationError as exc:
-            raise InputError(validation_line(exc.errors())) from None
+            errors = exc.errors()
+            # a query parameter sent as a field of the body (lead, embedding, ...): say where it goes
+            queried = sorted({e["loc"][-1] for e in errors if e.get("type") == "extra_forbidden"
+                              and e.get("loc") and e["loc"][-1] in query_names})
+            fix = (f"{', '.join(queried)} {'is a query parameter' if len(queried) == 1 else 'are query parameters'}, "
+                   f"for an inline signal as for a file: send {request.url.path}?{queried[0]}=... with the JSON body"
+                   if queried else "see the schema at /docs")
+            raise InputError(validation_line(errors, fix=fix)) from None
 
     @asynccontextmanager
     async def _uploaded(request: Request, errors: list[tuple[str, str]] | None = None):

@@ -39,12 +39,21 @@ class Terms:
             else as JSON (``leads=["I", "II"]``).
         rewrites: ``(library words, the request's words)``: a fix said for files on a disk (``put the
             two files side by side``) as such a request gives the files.
+        elsewhere: the terms of the library arguments such a request sets in another place (an
+            inline JSON signal's ``lead``: a query parameter, not a field of the body).
     """
 
     where: str
     names: frozenset[str]
     csv_lists: bool = False
     rewrites: tuple[tuple[str, str], ...] = ()
+    elsewhere: "Terms | None" = None
+
+    def _owner(self, name: str) -> "Terms | None":
+        """The terms (these, or :attr:`elsewhere`) in which the request sets ``name``; ``None``: it cannot."""
+        if name in self.names:
+            return self
+        return self.elsewhere._owner(name) if self.elsewhere is not None else None
 
     def __call__(self, message: str, argument: str | None = None) -> str:
         """``message`` (one line) in these terms; ``argument``: the library argument at fault
@@ -60,22 +69,27 @@ class Terms:
                 asked = m["verb"] or m["cli"] or _PLACEHOLDER.fullmatch(m["value"] or "")
                 if not asked:  # a value described ("units='x' is not ..."), not asked for
                     return m[0]
-                if m["name"] not in self.names:
+                owner = self._owner(m["name"])
+                if owner is None:
                     unusable = True
                     return m[0]
-                return (m["verb"] or "") + self._render(m["name"], m["value"] or "")
+                return (m["verb"] or "") + owner._render(m["name"], m["value"] or "")
+
+            def bare(m: re.Match) -> str:
+                owner = self._owner(m["name"])
+                return f" ({owner.where} {m['name']})" if owner is not None else ""
 
             segment = _ARG.sub(arg, segment)
-            segment = _BARE.sub(lambda m: f" ({self.where} {m['name']})" if m["name"] in self.names else "",
-                                segment)
+            segment = _BARE.sub(bare, segment)
             if i and (unusable or _API.search(segment)):  # a hint this request cannot follow
                 continue
             kept.append(_CLI.sub("", segment))
         text = " ".join(kept).strip()
         if text.endswith((";", ",")):
             text = text[:-1] + "."
-        if argument in self.names and f"{argument}=" not in message:
-            text = f"{self.where} {argument}: {text}"
+        owner = self._owner(argument) if argument else None
+        if owner is not None and f"{argument}=" not in message:
+            text = f"{owner.where} {argument}: {text}"
         return text
 
     def _render(self, name: str, value: str) -> str:
