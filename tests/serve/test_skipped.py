@@ -207,3 +207,26 @@ def test_a_file_of_an_inner_archive_does_not_hide_one_of_the_same_name(tmp_path)
     tally = _tally(z)
     assert tally.taken == {"a.xml", "inner.zip"}
     assert [s.member for s in passed_over(z, "o.zip", tally.taken, limit=20)] == ["bad.xml"]
+
+
+def test_the_files_of_a_zip_inside_the_zip_are_listed_too(client):
+    """A zip inside the uploaded zip was read (its recordings answered), but its own README, image and
+    orphan signal file were in no item: the answer did not account for them.  Each is listed, named
+    through the archives it lies in, and so are those of a zip inside that one; a WFDB record's
+    signal file beside its header in the inner zip is read, not listed."""
+    ecg = _ecg_members()
+    deepest = zip_bytes({"c.xml": ecg["a.xml"], "notes.md": b"x"})
+    inner = zip_bytes({"a.xml": ecg["a.xml"], "README.txt": b"r", "E07500.hea": ecg["E07500.hea"],
+                       "E07500.mat": ecg["E07500.mat"], "orphan.dat": b"\0\1", "deep/d.zip": deepest})
+    outer = zip_bytes({"top.xml": ecg["a.xml"], "inner.zip": inner, "x.txt": b"y"})
+    r = client.post("/v1/predict/batch", files={"file": ("outer.zip", outer)})
+    a = r.json()
+    assert r.status_code == 200 and a["n_ok"] == 4 and a["n_failed"] == 0, r.text[:500]
+    skipped = {it["member"]: it for it in a["items"] if it["status"] == "skipped"}
+    assert list(skipped) == ["x.txt", "inner.zip/README.txt", "inner.zip/orphan.dat", "inner.zip/deep/d.zip/notes.md"]
+    assert a["n_skipped"] == 4
+    assert skipped["inner.zip/README.txt"]["name"] == "outer.zip/inner.zip/README.txt"
+    assert skipped["inner.zip/orphan.dat"]["error"] == (
+        "outer.zip: orphan.dat in the zip archive inner.zip: passed over, not read as an ECG: a WFDB signal file "
+        "without its header; put orphan.hea in the archive with it.")
+    assert "notes.md in the zip archive inner.zip/deep/d.zip:" in skipped["inner.zip/deep/d.zip/notes.md"]["error"]

@@ -6,13 +6,17 @@ the reader put each file is its own rule (:func:`ecgfounder.io.compressed.member
 from __future__ import annotations
 
 import posixpath
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import RecordReadError
-from ..io.compressed import COMPRESSIONS, member_path, path_key
+from ..io.compressed import COMPRESSIONS, is_numpy_zip, member_path, path_key
 from ..io.detect import EXTENSIONS
+from ..io.limits import MAX_DECOMPRESSED
+from ..prediction.records import collected_warnings
 from ..recording import Recording
 from .uploads import WFDB_DATA, wfdb_header_names
 
@@ -20,7 +24,8 @@ __all__ = ["Skipped", "ArchiveTally", "passed_over"]
 
 _SHOWN = 5  # files named in the item that counts those past the limit
 _HEAD = 1 << 20  # bytes of a header read for the files it names (a record of thousands of segments)
-_IN = " in the zip archive: "  # (the reader's words: "MEMBER in the zip archive: its error")
+_IN = " in the zip archive: "
+_DEPTH = 3  # zip archives inside the uploaded one whose files are listed: at most this deep  # (the reader's words: "MEMBER in the zip archive: its error")
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,23 @@ class ArchiveTally:
 def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) -> list[Skipped]:
     """The files of the zip archive at ``path`` (shown as ``shown``) that none of ``taken`` (the
     paths the reader named its recordings and errors after) is, nor part of one (a WFDB record's
-    signal files, a multi-segment record's segments), in the archive's order: at most ``limit``,
-    then one item counting the rest.  ``[]`` for a file that is not a zip archive."""
+    signal files, a multi-segment record's segments), in the archive's order, those of a zip
+    archive inside it that was read (``INNER.zip/member``, up to :data:`_DEPTH` deep) after it: at
+    most ``limit``, then one item counting the rest.  ``[]`` for a file that is not a zip archive."""
+    with tempfile.TemporaryDirectory(prefix="ecgfounder-members-") as tmp:
+        out = _passed(Path(path), shown, "", taken, Path(tmp), [], 0)
+    if len(out) > limit:
+        rest = out[limit:]
+        names = ", ".join(s.member or "" for s in rest[:_SHOWN]) + (" ..." if len(rest) > _SHOWN else "")
+        out = out[:limit] + [Skipped(f"{shown}/...", None, f"{shown}: {len(rest)} more files of the zip archive passed "
+                                     f"over, not read as ECGs (each listed up to {limit}): {names}.")]
+    return out
+
+
+def _passed(path: Path, shown: str, prefix: str, taken: set[str], tmp: Path, budget: list[int], depth: int
+            ) -> list[Skipped]:
+    """:func:`passed_over` of the archive at ``path``, found at ``prefix`` (``''``, or ``INNER.zip/``
+    for an archive ``depth`` deep inside the uploaded one) with every file, its inner archives' files after it."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -75,8 +95,12 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
                 if rel is not None:
                     first.setdefault(path_key(rel), k)
             stems, named = _records_read(zf, {rels[k]: infos[k] for k in first.values()}, taken)
+            inner = [(infos[k], rel) for k, rel in enumerate(rels) if rel is not None and first[path_key(rel)] == k
+                     and rel in taken and depth < _DEPTH and _is_zip(zf, infos[k], rel)]
+            copies = [(rel, _copy(zf, info, tmp, budget)) for info, rel in inner]
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
+    where = f"in the zip archive {prefix[:-1]}" if prefix else "in the zip archive"
     out: list[Skipped] = []
     for k, (i, rel) in enumerate(zip(infos, rels)):
         m = i.filename.replace("\\", "/")
@@ -89,14 +113,59 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
         else:
             why = _why(rel, taken, stems, named)
         if why is not None:
-            out.append(Skipped(f"{shown}/{m}", m, " ".join(
-                f"{shown}: {m} in the zip archive: passed over, not read as an ECG: {why}.".split())))
-    if len(out) > limit:
-        rest = out[limit:]
-        names = ", ".join(s.member or "" for s in rest[:_SHOWN]) + (" ..." if len(rest) > _SHOWN else "")
-        out = out[:limit] + [Skipped(f"{shown}/...", None, f"{shown}: {len(rest)} more files of the zip archive passed "
-                                     f"over, not read as ECGs (each listed up to {limit}): {names}.")]
+            out.append(Skipped(f"{shown}/{prefix}{m}", prefix + m, " ".join(
+                f"{shown}: {m} {where}: passed over, not read as an ECG: {why}.".split())))
+    for rel, copy in copies:  # an archive inside this one that was read: its own files not read
+        if copy is not None:
+            out += _passed(copy, shown, f"{prefix}{rel}/", _read_from(copy, budget), tmp, budget, depth + 1)
     return out
+
+
+def _is_zip(zf: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str) -> bool:
+    """Whether the file at ``rel`` is a zip archive the reader opens as one (``.zip``, or a zip's
+    first bytes under no ECG format's extension; not NumPy's ``.npz``)."""
+    ext = posixpath.splitext(rel.lower())[1]
+    if ext == ".zip":
+        return True
+    if ext in EXTENSIONS:
+        return False
+    try:
+        with zf.open(info) as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError):
+        return False
+
+
+def _copy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, budget: list[int]) -> Path | None:
+    """The archive ``info`` of ``zf`` copied into ``tmp`` (``None``: it cannot be, or it exceeds what
+    is left of ``budget``, the decompression limit of the upload, shared as the reader shares it)."""
+    if not budget:
+        budget.extend([MAX_DECOMPRESSED])
+    if info.file_size > budget[0]:
+        return None
+    dest = tmp / f"{len(list(tmp.iterdir()))}.zip"
+    try:
+        with zf.open(info) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError):
+        return None
+    budget[0] -= dest.stat().st_size
+    return None if is_numpy_zip(dest) else dest
+
+
+def _read_from(archive: Path, budget: list[int]) -> set[str]:
+    """The paths in ``archive`` of the files the reader reads (or fails to): those its own rule,
+    :func:`ecgfounder.io.detect.find_records`, finds among the files it extracts, and those it cannot
+    extract (each a failure of its own)."""
+    from ..io.compressed import expanded
+    from ..io.detect import find_records
+
+    try:
+        with collected_warnings(), expanded(archive, [budget[0], budget[0], archive.stat().st_size]) as (
+                folder, _, not_extracted):  # (the files find passes over: listed here, not warned of)
+            return {t.relative_to(folder).as_posix() for t in find_records([folder])} | set(not_extracted)
+    except (RecordReadError, OSError, ValueError):
+        return set()
 
 
 def _records_read(zf: zipfile.ZipFile, extracted: dict[str, zipfile.ZipInfo], taken: set[str]

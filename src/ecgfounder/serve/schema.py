@@ -149,7 +149,8 @@ class BatchItem(BaseModel):
         description="'ok': analysed; 'failed': the recording could not be (error says why); 'skipped': a file of an "
                     "uploaded zip archive not read as an ECG (a README, an image, an XML of no ECG dialect; error "
                     "says why), not counted as failed")
-    member: str | None = Field(None, description="a skipped file's path in its archive")
+    member: str | None = Field(None, description="a skipped file's path in its archive (INNER.zip/PATH for a file "
+                                                 "of a zip archive inside the uploaded one)")
     result: Prediction | None = None
     error: str | None = Field(None, description="one-line reason when the record failed or the file was skipped")
 
