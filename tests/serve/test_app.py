@@ -334,6 +334,39 @@ def test_timeout_gets_504(analyzer, monkeypatch):
     assert r.status_code == 504 and "request_timeout_s" in r.json()["detail"]
 
 
+def test_a_batch_stops_at_the_request_time_limit_keeping_what_it_answered(analyzer, monkeypatch, tmp_path):
+    """request_timeout_s bounded each recording of a batch file, not the request: a file of N
+    recordings could take N times the limit.  The batch now ends at the limit: the recordings
+    answered by then are kept, the one in progress and those not reached are failed items saying so."""
+    real, gate, calls = analyzer.prepare, threading.Event(), []
+
+    def prepare(rec, lead=None):  # the third recording's preparation hangs until the test ends
+        calls.append(rec)
+        if len(calls) >= 3:
+            gate.wait(10)
+        return real(rec, lead)
+
+    monkeypatch.setattr(analyzer, "prepare", prepare)
+    try:
+        with TestClient(create_app(analyzer, ServeConfig(request_timeout_s=1.5, tmp_dir=tmp_path))) as c:
+            t0 = time.perf_counter()
+            r = c.post("/v1/predict/batch", files={"file": ("four.h5", hdf5_batch(4))})
+            took = time.perf_counter() - t0
+    finally:
+        gate.set()
+    a = r.json()
+    assert r.status_code == 200 and took < 2.8, (took, r.text[:300])  # (each recording its own 1.5 s: over 3 s)
+    assert [(it["name"], it["status"]) for it in a["items"]] == [
+        ("four.h5#0", "ok"), ("four.h5#1", "ok"), ("four.h5#2", "failed"), ("four.h5#3", "failed")]
+    assert a["n_ok"] == 2 and a["n_failed"] == 2
+    said = [it["error"] for it in a["items"][2:]]
+    assert said[0].startswith("four.h5#2: not analysed: the batch request reached its time limit of 1.5 s "
+                              "(the server's request_timeout_s) before it was analysed; the recordings answered "
+                              "are kept"), said[0]
+    assert said[1].startswith("four.h5#3: not analysed: the batch request reached its time limit") and \
+        "before it was read" in said[1]
+
+
 def test_dynamic_batching_batches_and_keeps_answers(analyzer, monkeypatch):
     bodies = [sine_signal(seed=k) for k in range(8)]
     alone = {}  # each record through the model on its own

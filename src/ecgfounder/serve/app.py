@@ -173,19 +173,20 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 shown = ", ".join(repr(v[:40]) for v in values[:5]) + (", ..." if len(values) > 5 else "")
                 raise InputError(f"the query parameter {k} is given {len(values)} times ({shown}); give it once.")
 
-    async def _receive(read: Any) -> Any:
-        """The body, read by ``read()`` within ``request_timeout_s``: a client that declares a body and
-        sends it slowly, or never, must not hold its admission slot for ever."""
+    async def _receive(read: Any, deadline: float) -> Any:
+        """The body, read by ``read()`` by ``deadline`` (the request's: ``request_timeout_s`` from its
+        arrival): a client that declares a body and sends it slowly, or never, must not hold its
+        admission slot for ever."""
         try:
-            return await asyncio.wait_for(read(), cfg.request_timeout_s)
+            return await asyncio.wait_for(read(), max(deadline - asyncio.get_running_loop().time(), 0.001))
         except asyncio.TimeoutError:
             raise RequestTimeout(f"the request body did not arrive within {cfg.request_timeout_s:g} s (the server's "
                                  "request_timeout_s); send the whole body at once, with a true Content-Length.") from None
         except ClientDisconnect:
             raise UploadError("the client disconnected before the request body was complete; send it again.") from None
 
-    async def _json(request: Request, model: Any) -> Any:
-        body = await _receive(request.body)
+    async def _json(request: Request, model: Any, deadline: float) -> Any:
+        body = await _receive(request.body, deadline)
         try:  # parsing megabytes of JSON would hold the event loop: off to a thread
             return await asyncio.to_thread(model.model_validate_json, body)
         except ValidationError as exc:
@@ -199,7 +200,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
             raise InputError(validation_line(errors, fix=fix)) from None
 
     @asynccontextmanager
-    async def _uploaded(request: Request, errors: list[tuple[str, str]] | None = None):
+    async def _uploaded(request: Request, deadline: float, errors: list[tuple[str, str]] | None = None):
         """Uploaded files saved in a fresh temporary directory, removed when the answer is done.
         ``errors``: a batch's list, where files that cannot be analysed are reported instead of raised."""
         ctype = request.headers.get("content-type", "")
@@ -208,7 +209,7 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                                        "(field 'file') or application/json ({signal, fs, leads}).")
         too_many = f"more than {cfg.max_files} files in one request (max_files); split the batch."
         try:
-            form = await _receive(lambda: request.form(max_files=cfg.max_files + 1, max_fields=16))
+            form = await _receive(lambda: request.form(max_files=cfg.max_files + 1, max_fields=16), deadline)
         except HTTPException as exc:  # Starlette's multipart errors: one line with the fix, not a bare 400
             if "too many files" in str(exc.detail).lower():
                 raise UploadError(too_many) from None
@@ -267,19 +268,21 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
     async def predict(request: Request, opts: Options = Depends(options), rkw: dict = Depends(read_options),
                       member: int | None = Depends(member_option)) -> Prediction:
         async with service.admit():
+            deadline = service.deadline()  # the whole request: its body, reading, preparing, the model
             if _is_type(request, "application/json"):
                 if member is not None:
                     raise InputError("the query parameter member picks a recording of an uploaded file; an inline "
                                      "signal is one recording: leave member out.")
-                return await service.analyze_signal(await _json(request, SignalRequest), opts)
-            async with _uploaded(request) as records:
+                return await service.analyze_signal(await _json(request, SignalRequest, deadline), opts, deadline)
+            async with _uploaded(request, deadline) as records:
                 if len(records) != 1:
                     raise UploadError(f"{len(records)} recordings in one request; /v1/predict takes one "
                                       "(a WFDB record as .hea + .dat); use /v1/predict/batch for several.")
                 path, name = records[0]
                 if member is not None:
-                    return await service.analyze_member(path, member, filename=name, read_kwargs=rkw, options=opts)
-                return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts,
+                    return await service.analyze_member(path, member, filename=name, read_kwargs=rkw, options=opts,
+                                                        deadline=deadline)
+                return await service.analyze_file(path, filename=name, read_kwargs=rkw, options=opts, deadline=deadline,
                                                   several="send the file to /v1/predict/batch, which answers for "
                                                           "each, or pick one with the query parameter member (0 for the first)")
 
@@ -303,17 +306,19 @@ def create_app(analyzer: Analyzer, config: ServeConfig | None = None) -> FastAPI
                 return BatchItem.of(name, exc)
 
         async with service.admit():
+            deadline = service.deadline()  # the whole batch, as one request: those answered by then are kept
             if _is_type(request, "application/json"):
-                batch = await _json(request, BatchSignalRequest)
+                batch = await _json(request, BatchSignalRequest, deadline)
                 if len(batch.records) > cfg.max_files:
                     raise UploadError(f"{len(batch.records)} records in one request; at most {cfg.max_files}.")
-                items = await asyncio.gather(*(one(r.id or f"record_{i}", service.analyze_signal(r, opts))
-                                               for i, r in enumerate(batch.records)))
+                named = [(r.id or f"record_{i}", r) for i, r in enumerate(batch.records)]
+                items = await asyncio.gather(*(one(n, service.analyze_signal(r, opts, deadline, name=n)) for n, r in named))
             else:
                 refused: list[tuple[str, str]] = []  # files refused on arrival: reported, the others analysed
-                async with _uploaded(request, refused) as records:
+                async with _uploaded(request, deadline, refused) as records:
                     per_file = await asyncio.gather(*(service.analyze_members(p, filename=name, read_kwargs=rkw,
-                                                                              options=opts, limit=cfg.max_files)
+                                                                              options=opts, limit=cfg.max_files,
+                                                                              deadline=deadline)
                                                       for p, name in records))
                 items = [BatchItem.of(name, got) for found in per_file for name, got in found]
                 items += [BatchItem.of(name, reason) for name, reason in refused]

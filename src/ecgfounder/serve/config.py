@@ -20,7 +20,12 @@ class ServeConfig:
         max_concurrency: requests read and prepared at the same time.
         max_queue: requests allowed to wait beyond ``max_concurrency``; more get ``429``.
         retry_after_s: the ``Retry-After`` given with ``429``.
-        request_timeout_s: per-request limit (reading, preparing, waiting, model); ``504`` after.
+        request_timeout_s: the limit of one request as a whole, from its admission: receiving its
+            body, reading, preparing, waiting and the model, for every recording it holds.  A request
+            for one recording answers ``504`` at the limit; a batch answers at the limit with the
+            recordings answered by then, the one in progress and those not reached each an item
+            ``failed`` saying so (send them again).  A thread already reading or preparing a file
+            cannot be stopped: it ends on its own, its ``max_concurrency`` slot held until then.
         token: when set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
         threshold: default operating threshold where neither ``thresholds_file`` nor the weights give one.
         thresholds_file: per-label operating thresholds, a CSV (``label,threshold``) as written by

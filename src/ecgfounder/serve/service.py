@@ -24,7 +24,7 @@ from .schema import (
     Attribution, DisplaySignal, Finding, LabelInfo, LabelScore, LabelsResponse, ModelInfo, Prediction,
     QualityReport, RecordInfo, SignalRequest,
 )
-from .terms import Terms
+from .terms import Terms, one_line as _one_line, say as _say, said as _said
 
 __all__ = ["Service", "Options", "Overloaded", "RequestTimeout", "InputError"]
 
@@ -119,21 +119,26 @@ class Service:
 
     async def analyze_file(self, path: str | os.PathLike, *, filename: str | None = None,
                            read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
-                           several: str = "send one recording per request") -> Prediction:
+                           several: str = "send one recording per request", deadline: float | None = None
+                           ) -> Prediction:
         """Analyse one file (any supported format) holding one recording; errors (an
         :class:`InputError`, raised) name ``filename``, not the temporary path; ``several``: the fix
         the error for a file of several recordings gives (the front end's way to send them).  Reading
         counts against ``request_timeout_s`` too (:class:`RequestTimeout` at the limit, however long the
-        reading thread goes on, its slot held until it ends)."""
-        (_, got), *passed = await self._timed(self.analyze_members(path, filename=filename, read_kwargs=read_kwargs,
-                                                                   options=options, limit=1, several=several))
+        reading thread goes on, its slot held until it ends).  ``deadline``: the event loop's time the
+        request ends at (:meth:`deadline`; default: ``request_timeout_s`` from now)."""
+        deadline = self.deadline() if deadline is None else deadline
+        (_, got), *passed = await self._timed(self.analyze_members(
+            path, filename=filename, read_kwargs=read_kwargs, options=options, limit=1, several=several,
+            deadline=deadline), deadline)
         if isinstance(got, ECGFounderError):
             raise got
         got.notes += [s.reason for _, s in passed]  # the archive's other files: what reading it said
         return got
 
     async def analyze_member(self, path: str | os.PathLike, member: int, *, filename: str | None = None,
-                             read_kwargs: dict[str, Any] | None = None, options: Options = Options()) -> Prediction:
+                             read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
+                             deadline: float | None = None) -> Prediction:
         """Analyse recording ``member`` (0-based, named ``filename#member``) of a file holding several
         (a zip of ECG files, an HDF5/NumPy batch): a batch file's item is read alone, an archive's
         earlier members are read and passed over.  An :class:`InputError` says how many the file
@@ -167,16 +172,17 @@ class Service:
             if isinstance(found, int):
                 raise InputError(f"{shown} holds {found} recording(s); member={member} is past the last (give 0 to "
                                  f"{max(found - 1, 0)}).")
-            got = await self._member(found, f"{shown}#{member}", options, str(path))
+            got = await self._member(found, f"{shown}#{member}", options, str(path), deadline)
             if isinstance(got, ECGFounderError):
                 raise got
             return got
 
-        return await self._timed(one())
+        deadline = self.deadline() if deadline is None else deadline
+        return await self._timed(one(), deadline)
 
     async def analyze_members(self, path: str | os.PathLike, *, filename: str | None = None,
                               read_kwargs: dict[str, Any] | None = None, options: Options = Options(),
-                              limit: int = 64, several: str = ""
+                              limit: int = 64, several: str = "", deadline: float | None = None
                               ) -> list[tuple[str, Prediction | ECGFounderError | Skipped]]:
         """Analyse every recording of one file (a zip of ECG files, an HDF5/NumPy batch; a plain
         file holds one), read one at a time: ``[(name, answer or error)]``, a recording's failure
@@ -184,16 +190,30 @@ class Service:
         ``filename#k``; more than ``limit`` recordings end the list with an error item (with
         ``limit=1``, before any is analysed: the only item).  A zip archive's files that are not
         read as ECGs follow, each a :class:`~ecgfounder.serve.members.Skipped` named
-        ``filename/member`` (when every recording was read; up to ``max_files``, then one counting the rest)."""
+        ``filename/member`` (when every recording was read; up to ``max_files``, then one counting the rest).
+
+        The whole file is analysed by ``deadline`` (the event loop's time, :meth:`deadline`; default:
+        ``request_timeout_s`` from now; a batch request's files share one): the recordings finished
+        by then are kept, the one in progress and those not reached are each an item failed with
+        :meth:`late`'s reason (those of a file that does not say how many it holds, after the one in
+        progress: one item)."""
         shown = filename or os.path.basename(str(path))
         kw = {**(read_kwargs or {}), "max_duration": self.config.max_record_s + 1.0}
+        deadline = self.deadline() if deadline is None else deadline
         it = None
         tally = ArchiveTally()
+        held: list[int | None] = [None]  # how many recordings the file holds, where its header says
 
         def next_one() -> Recording | InputError | None:
             nonlocal it
             try:
                 if it is None:
+                    from ..io.detect import count_records
+
+                    try:
+                        held[0] = count_records(path, kw.get("format"))
+                    except (ValueError, OSError):  # (the reading says why)
+                        pass
                     it = self.analyzer.iter_read(path, **kw, errors="yield")
                 with collected_warnings():  # (in the answer's notes: meta['reading_notes'], not on the server)
                     got = next(it, None)
@@ -207,23 +227,46 @@ class Service:
 
         async def read() -> Recording | InputError | None:
             try:
-                return await self._in_slot(next_one)
+                return await self._timed(self._in_slot(next_one), deadline)
             except InputError as exc:
                 return exc
 
         async def passed() -> list[tuple[str, Skipped]]:
             if not tally.archive or tally.refused:
                 return []
-            found = await self._in_slot(lambda: passed_over(path, shown, tally.taken, limit=self.config.max_files))
+            try:
+                found = await self._timed(self._in_slot(
+                    lambda: passed_over(path, shown, tally.taken, limit=self.config.max_files)), deadline)
+            except RequestTimeout:
+                found = [Skipped(f"{shown}/...", None, self.late(shown, "listed", batch=True,
+                                                                  what="the files of its zip archive not read as ECGs"))]
             return [(s.name, s) for s in found]
 
-        first = await read()
+        def unread(k: int, during: str) -> list[tuple[str, RequestTimeout]]:
+            """Items for recording ``k`` (``during``: 'read' or 'analysed') and those after it: each, where
+            the file says how many it holds, else one for the rest (as many as there are)."""
+            def item(name: str, during: str, what: str = "") -> tuple[str, RequestTimeout]:
+                return name, RequestTimeout(self.late(name, during, batch=True, what=what))
+
+            if held[0] is not None:
+                return [item(f"{shown}#{j}", during if j == k else "read") for j in range(k, min(held[0], limit))]
+            rest = item(f"{shown}#{k + (during != 'read')}...", "read", "the recordings from it on, if any,")
+            return [item(f"{shown}#{k}", during), rest] if during != "read" else [rest]
+
+        try:
+            first = await read()
+        except RequestTimeout:
+            return [(shown, RequestTimeout(self.late(shown, "read", batch=limit > 1)))]
         if first is None:
             return [(shown, InputError(f"{shown} holds no recordings; send a file with at least one ECG."))]
-        second = await read()  # a second one: the file holds several
+        try:
+            second = await read()  # a second one: the file holds several
+        except RequestTimeout:  # (the first not known to be the only one)
+            return [(shown, RequestTimeout(self.late(shown, "read", batch=False)))] if limit == 1 else unread(0, "analysed")
         if second is None:
             return [(shown, first if isinstance(first, InputError) else
-                     await self._member(first, shown, options, str(path))), *await passed()]
+                     await self._member(first, shown, options, str(path), deadline, batch=limit > 1)),
+                    *await passed()]
         if limit == 1:
             return [(shown, InputError(f"{shown} holds several recordings and one is analysed here; {several}."))]
 
@@ -234,23 +277,36 @@ class Service:
                 yield rec
 
         out: list[tuple[str, Prediction | ECGFounderError | Skipped]] = []
-        async for rec in each():
+        recs = each()
+        while True:
+            try:
+                rec = await recs.__anext__()
+            except StopAsyncIteration:
+                break
+            except RequestTimeout:
+                return out + unread(len(out), "read")  # (the files not read are not known to be passed over)
             name = f"{shown}#{len(out)}"
             if len(out) >= limit:
                 out.append((name, InputError(f"{shown} holds more than {limit} recordings, the most one file may "
                                              "hold here (max_files); split it.")))
                 return out  # (the files not read are not known to be passed over)
-            out.append((name, rec if isinstance(rec, InputError) else await self._member(rec, name, options, str(path))))
+            got = rec if isinstance(rec, InputError) else await self._member(rec, name, options, str(path), deadline,
+                                                                              batch=True)
+            if isinstance(got, RequestTimeout):
+                return out + unread(len(out), "analysed")
+            out.append((name, got))
         return out + await passed()
 
-    async def _member(self, rec: Recording, name: str, options: Options, hide: str) -> Prediction | ECGFounderError:
-        """One recording read from the file at ``hide`` (a temporary path, never shown), analysed; its
-        error returned, not raised.  Its format is the one its reader found (a zip's member: the
-        member's)."""
+    async def _member(self, rec: Recording, name: str, options: Options, hide: str, deadline: float,
+                      batch: bool = False) -> Prediction | ECGFounderError:
+        """One recording read from the file at ``hide`` (a temporary path, never shown), analysed by
+        ``deadline``; its error returned, not raised (at the deadline, a :class:`RequestTimeout` with
+        :meth:`late`'s reason).  Its format is the one its reader found (a zip's member: the member's)."""
         try:
             return await self._timed(self._analyze(lambda: self._short_enough(rec, name), name,
                                                    lambda: rec.meta.get("format"), options,
-                                                   self.file_terms, hide=hide))
+                                                   self.file_terms, hide=hide), deadline,
+                                     self.late(name, "analysed", batch=batch))
         except (InputError, RequestTimeout) as exc:
             member = rec.meta.get("archive_member") if rec.meta.get("compression") == "zip" else None
             text = str(exc)
@@ -258,7 +314,11 @@ class Service:
                 return InputError(f"{name} ({member} in the zip archive){text[len(name):]}")
             return exc
 
-    async def analyze_signal(self, req: SignalRequest, options: Options = Options()) -> Prediction:
+    async def analyze_signal(self, req: SignalRequest, options: Options = Options(), deadline: float | None = None,
+                             *, name: str | None = None) -> Prediction:
+        """Analyse an inline signal by ``deadline`` (the event loop's time, :meth:`deadline`; default:
+        ``request_timeout_s`` from now); ``name``: its item's name in a batch, whose limit
+        (:class:`RequestTimeout`) is then worded as :meth:`late` words it."""
         def load() -> Recording:
             try:
                 rec = self.analyzer.from_array(req.signal, req.fs, req.leads, req.id)
@@ -266,7 +326,9 @@ class Service:
                 raise InputError(f"{req.id or 'signal'}: {_say(exc, self.signal_terms)}") from None
             return self._short_enough(rec, req.id or "signal")
 
-        return await self._timed(self._analyze(load, req.id, lambda: "json", options, self.signal_terms))
+        return await self._timed(self._analyze(load, req.id, lambda: "json", options, self.signal_terms),
+                                 self.deadline() if deadline is None else deadline,
+                                 self.late(name, "analysed", batch=True) if name else None)
 
     def _short_enough(self, rec: Recording, shown: str) -> Recording:
         """``rec``, unless it is longer than ``max_record_s``."""
@@ -276,14 +338,33 @@ class Service:
                              "(max_record_s); send an excerpt, or run 'ecgfounder predict' on long recordings.")
         return rec
 
-    async def _timed(self, coro: Any) -> Any:
+    def deadline(self) -> float:
+        """The event loop's time ``request_timeout_s`` from now: when a request arriving now ends."""
+        return asyncio.get_running_loop().time() + self.config.request_timeout_s
+
+    def late(self, name: str, during: str, *, batch: bool, what: str = "") -> str:
+        """Why the recording ``name`` has no answer: the request reached ``request_timeout_s`` before
+        it was ``during`` ('read', 'analysed'); ``batch``: the fix of a recording among others."""
+        limit = f"{self.config.request_timeout_s:g} s (the server's request_timeout_s)"
+        if not batch:
+            return (f"the request took longer than {limit}; send a shorter recording or retry when the server "
+                    "is less busy.")
+        return (f"{name}: not {'listed' if during == 'listed' else 'analysed'}: the batch request reached its time "
+                f"limit of {limit} before {what or 'it'} was {during}; the recordings answered are kept: send the "
+                "others again (in smaller batches, or when the server is less busy).")
+
+    async def _timed(self, coro: Any, deadline: float | None = None, late: str | None = None) -> Any:
+        """``coro``'s result, or :class:`RequestTimeout` (``late``; default: :meth:`late`'s words for one
+        recording) at ``deadline`` (the event loop's time; default: ``request_timeout_s`` from now)."""
+        left = (self.deadline() if deadline is None else deadline) - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(coro, self.config.request_timeout_s)
+            if left <= 0:
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(coro, left)
         except asyncio.TimeoutError:
-            raise RequestTimeout(
-                f"the request took longer than {self.config.request_timeout_s:g} s (the server's "
-                "request_timeout_s); send a shorter recording or retry when the server is less busy."
-            ) from None
+            if asyncio.iscoroutine(coro) and left <= 0:
+                coro.close()  # (never awaited)
+            raise RequestTimeout(late or self.late("", "analysed", batch=False)) from None
 
     async def _in_slot(self, fn: Callable[[], Any]) -> Any:
         """``fn()`` in a worker thread holding one of the ``max_concurrency`` slots until it returns.
@@ -411,24 +492,8 @@ class Service:
             raise InputError(_one_line(exc)) from None
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _reading_notes(rec: Recording, terms: Terms | None, hide: str | None, shown: str | None) -> list[str]:
     """What reading the recording said (a lead order assumed, NaN samples, a calibration pulse cut,
-    ...: ``meta['reading_notes']``), as :func:`_said` says it."""
+    ...: ``meta['reading_notes']``), as :func:`~ecgfounder.serve.terms.said` says it."""
     return [_said(" ".join(str(note).split()), terms, hide, shown or "the file")
             for note in rec.meta.get("reading_notes", ())]
-
-
-def _say(exc: BaseException, terms: Terms | None, hide: str | None = None, shown: str = "") -> str:
-    """The library's message of ``exc`` on one line, as :func:`_said` says it."""
-    return _said(_one_line(exc), terms, hide, shown, getattr(exc, "argument", None))
-
-
-def _said(text: str, terms: Terms | None, hide: str | None, shown: str, argument: str | None = None) -> str:
-    """``text`` with ``hide`` (a temporary path) written as ``shown``, in the request's ``terms``
-    where given (``argument``: the library argument it is about)."""
-    text = text.replace(hide, shown) if hide else text
-    return terms(text, argument) if terms else text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Terms", "WFDB_BESIDE"]
+__all__ = ["Terms", "WFDB_BESIDE", "one_line", "say", "said"]
 
 # the WFDB reader's fix for a signal file not beside its header (said for files on a disk)
 WFDB_BESIDE = "WFDB reads it from the header's folder; put the two files side by side"
@@ -105,3 +105,20 @@ class Terms:
         elif len(value) > 1 and value[0] == value[-1] == "'":  # a string: bare in a query, JSON's quotes else
             value = value[1:-1] if self.csv_lists else f'"{value[1:-1]}"'
         return f"{self.where} {name}={value}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (its type where it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def say(exc: BaseException, terms: Terms | None, hide: str | None = None, shown: str = "") -> str:
+    """The library's message of ``exc`` on one line, as :func:`said` says it."""
+    return said(one_line(exc), terms, hide, shown, getattr(exc, "argument", None))
+
+
+def said(text: str, terms: Terms | None, hide: str | None, shown: str, argument: str | None = None) -> str:
+    """``text`` with ``hide`` (a temporary path) written as ``shown``, in the request's ``terms``
+    where given (``argument``: the library argument it is about)."""
+    text = text.replace(hide, shown) if hide else text
+    return terms(text, argument) if terms else text
