@@ -52,7 +52,7 @@ def test_predict_file_answers_the_documented_schema(client, tiny_ckpt, tmp_uploa
     r = client.post("/v1/predict", files=_upload(MUSE), params={"embedding": "true", "signal": "true"})
     assert r.status_code == 200, r.text
     a = r.json()
-    assert a["schema_version"] == "1.1"  # 1.1: batch items gained status and member
+    assert a["schema_version"] == "1.2"  # 1.1: batch items gained status and member; 1.2: quality.words
     assert a["record"]["filename"] == MUSE.name and a["record"]["format"] == "muse"
     assert a["model"]["weights_sha256"] == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
     assert a["model"]["contract"]["fs"] == 500.0 and len(a["model"]["contract"]["leads"]) == 12
@@ -84,6 +84,10 @@ def test_wfdb_pair_json_signal_and_batch(client):
     assert r.json()["record"]["format"] == "json" and r.json()["record"]["n_windows"] == 3
     q = r.json()["quality"]
     assert "flat:V3" in q["flags"] and q["flagged_leads"] == ["V3"] and q["good"] is False
+    # each flag in words (the viewer showed bare codes), as the package's list of checks words it
+    from ecgfounder.signal.quality import CHECKS
+
+    assert q["words"]["flat:V3"] == "V3: " + CHECKS["flat"][0] and set(q["words"]) == set(q["flags"]), q
 
     files = [("file", (MUSE.name, MUSE.read_bytes())), ("file", ("broken.xml", b"<RestingECG><Waveform>"))]
     r = client.post("/v1/predict/batch", files=files)

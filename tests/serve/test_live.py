@@ -261,6 +261,8 @@ def test_viewer_csv_rate_long_record_and_flag_legend(live, browser, tmp_path):
     _fixed_by(page, csv, "sampling rate", "#fs", "250")
     assert "12.0 s" in page.inner_text("#record")
     assert "V3" in " ".join(page.locator("#quality li").all_inner_texts())
+    flat = page.locator("#quality li.flag[title='flat:V3']")  # in words, its code kept beside them
+    assert flat.inner_text() == "V3: lead flat or disconnected: robust peak-to-peak below the threshold flat:V3"
     assert "signal-quality flag" in page.inner_text("#flag-note")
     # the span note is ink below the grid at the left: printout 4 rows × 40 mm, note at 5 mm under it
     note = _region_stats(page, 10, 60, 161, 166)

@@ -252,11 +252,12 @@ class Analyzer:
             base_flags.append("nan_samples")
         if prepared.padded:
             base_flags.append("short_record")
+        words = _flag_words(base_flags)
         try:
             from ..signal.quality import assess  # type: ignore[import-not-found]
         except ImportError:
             return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
-                    "flagged_leads": list(prepared.flat_leads),
+                    "flagged_leads": list(prepared.flat_leads), "words": words,
                     "note": "signal-quality assessment (ecgfounder.signal.quality) is not available in this "
                             "version; flags are what preprocessing noticed"}
         try:
@@ -264,7 +265,7 @@ class Analyzer:
         except Exception as exc:  # an auxiliary check must not cost the answer; say why it is missing
             log.warning("quality assessment failed: %s", exc, exc_info=True)
             return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
-                    "flagged_leads": list(prepared.flat_leads),
+                    "flagged_leads": list(prepared.flat_leads), "words": words,
                     "note": f"signal-quality assessment failed on this recording: {' '.join(str(exc).split())[:200]}"}
         return _quality_dict(report, base_flags)
 
@@ -311,7 +312,27 @@ def _quality_dict(report: Any, base_flags: list[str]) -> dict[str, Any]:
     flags += [f for f in base_flags if f not in flags and not f.startswith("flat:")]
     return {"available": True, "source": "ecgfounder.quality", "good": bool(report.good),
             "summary": report.summary, "flags": flags, "flagged_leads": list(report.flagged_leads()),
-            "detail": report.to_dict()}
+            "words": _flag_words(flags), "detail": report.to_dict()}
+
+
+# the flags of preprocessing, which the quality checks do not raise (its notes say the same)
+_PREPARED_WORDS = {"nan_samples": "NaN/inf samples in the recording, replaced by 0 before the model read it",
+                   "short_record": "the recording is shorter than the model's 10-s window: zero-padded to it"}
+
+
+def _flag_words(flags: list[str]) -> dict[str, str]:
+    """Each flag (``check:LEAD``, a record flag such as ``reversal:LA-RA``) in words: what its check
+    means, as :data:`ecgfounder.signal.quality.CHECKS` says it (the one place the package words
+    them), after the leads it is about."""
+    from ..signal.quality import CHECKS
+
+    out = {}
+    for flag in flags:
+        check, _, where = flag.partition(":")
+        text = _PREPARED_WORDS.get(flag) or (CHECKS[check][0] if check in CHECKS else None)
+        if text is not None:
+            out[flag] = f"{where}: {text}" if where else text[:1].upper() + text[1:]
+    return out
 
 
 def _attribution_dict(result: Any, label: str, display_fs: float, span: tuple[float, float] = (0.0, _WINDOW_S),

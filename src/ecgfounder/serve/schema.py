@@ -20,7 +20,7 @@ __all__ = [
     "BatchItem", "BatchResponse", "LabelInfo", "LabelsResponse", "ErrorResponse",
 ]
 
-SCHEMA_VERSION = "1.1"  # 1.1: batch items' status and member, n_skipped
+SCHEMA_VERSION = "1.2"  # 1.1: batch items' status and member, n_skipped; 1.2: quality.words
 
 
 class ModelInfo(BaseModel):
@@ -74,6 +74,8 @@ class QualityReport(BaseModel):
                              description="per lead 'flag:LEAD' (flat, gap, clipped, noise, ...), record flags "
                                          "(e.g. 'reversal:LA-RA'), and 'nan_samples'/'short_record' from preprocessing")
     flagged_leads: list[str] = Field(default_factory=list)
+    words: dict[str, str] = Field(default_factory=dict, description="each of 'flags' in words, by flag: the leads "
+                                  "it is about, then what its check means (ecgfounder.signal.quality.CHECKS)")
     detail: dict[str, Any] | None = None
     note: str | None = None
 

@@ -164,7 +164,9 @@ function showBatch(batch) {
       b.textContent = it.name;
       const s = document.createElement("span");
       s.className = "muted";
-      s.textContent = " " + a.record.id + " · " + top + " · quality: " + qualityWord(a.quality);
+      const nf = a.quality.flags.length;
+      s.textContent = " " + a.record.id + " · " + top + " · quality: " + (nf ? nf + " flag" + (nf > 1 ? "s" : "") : qualityWord(a.quality));
+      s.title = "quality: " + qualityWord(a.quality);
       b.addEventListener("click", () => choose(k));
       li.append(b, s);
     }
@@ -426,7 +428,11 @@ function show(a) {
   if (!q.flags.length) {  // green "good" only where the recording was assessed
     const li = document.createElement("li"); li.className = q.available ? "ok" : "muted"; li.textContent = qualityWord(q); ql.append(li);
   }
-  for (const f of q.flags) { const li = document.createElement("li"); li.className = "flag"; li.textContent = f; ql.append(li); }
+  for (const f of q.flags) {  // in words (the service's, from the package's list of checks), the flag's code after
+    const li = document.createElement("li"); li.className = "flag"; li.title = f;
+    const code = document.createElement("code"); code.textContent = f;
+    li.append(document.createTextNode(flagWord(q, f) + " "), code); ql.append(li);
+  }
   for (const n of a.notes) { const li = document.createElement("li"); li.className = "muted"; li.textContent = n; ql.append(li); }
   if (q.note) { const li = document.createElement("li"); li.className = "muted small"; li.textContent = q.note; ql.append(li); }
   const dl = $("modelinfo");
@@ -452,9 +458,12 @@ function calibrationNote(a) {
 
 // the signal quality in a few words: its flags, "good" (assessed, no flag), or that it was not assessed
 function qualityWord(q) {
-  if (q.flags.length) return q.flags.join(", ");
+  if (q.flags.length) return q.flags.map((f) => flagWord(q, f)).join("; ");
   return q.available ? "good (no flags)" : "not assessed (no flags from preprocessing)";
 }
+
+// one flag in words, as the answer gives them (an older server's answer has none: its code)
+function flagWord(q, f) { return (q.words && q.words[f]) || f; }
 
 function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[ch])); }
 
@@ -470,7 +479,9 @@ function reportHTML(a) {
   const rows = a.findings.map((f) => "<tr><td>" + esc(f.label) + "</td><td>" + (100 * (f.calibrated_probability ?? f.probability)).toFixed(1) +
     " %" + (f.calibrated_probability != null ? ", calibrated" : "") + "</td><td>" + (100 * f.threshold).toFixed(0) + " %</td></tr>").join("") || "<tr><td colspan=3>no label above its threshold</td></tr>";
   const calNote = "<p>" + esc(calibrationNote(a)) + "</p>";
-  const flags = a.quality.flags.length ? a.quality.flags.map(esc).join(", ") : esc(qualityWord(a.quality));
+  const flags = a.quality.flags.length
+    ? "<ul>" + a.quality.flags.map((f) => "<li>" + esc(flagWord(a.quality, f)) + " <code>" + esc(f) + "</code></li>").join("") + "</ul>"
+    : "<p>" + esc(qualityWord(a.quality)) + "</p>";
   const c = a.model.contract;
   const at = a.attribution && a.attribution.available
     ? "<p>Red shading: attribution for \u201c" + esc(a.attribution.label) + "\u201d (" + esc(a.attribution.method) + ")." +
@@ -480,7 +491,7 @@ function reportHTML(a) {
     "<h1>ECG report: " + esc(a.record.id) + "</h1><p>" + esc(a.record.filename || "") + " · " + a.record.fs + " Hz · " +
     a.record.duration_s.toFixed(1) + " s</p><img alt='ECG' src='" + img + "'>" + at +
     "<h2>Findings</h2><table><tr><th>label</th><th>probability</th><th>threshold</th></tr>" + rows + "</table>" + calNote +
-    "<h2>Signal quality</h2><p>" + flags + "</p>" + ((a.quality.flagged_leads || []).length
+    "<h2>Signal quality</h2>" + flags + ((a.quality.flagged_leads || []).length
       ? "<p>Orange lead name with \u201c!\u201d on the printout: that lead has a signal-quality flag.</p>" : "") +
     "<h2>Model</h2><p>" + esc(a.model.id) + " · weights SHA-256 " + esc(a.model.weights_sha256 || "unknown") +
     " · package " + esc(a.model.package_version) + " · schema " + esc(a.schema_version) + "</p>" +
