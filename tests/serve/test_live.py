@@ -198,10 +198,15 @@ def _csv(path, seconds: float, fs: float = 250.0):
     return path
 
 
-def test_viewer_on_a_phone_by_keyboard(live, browser):
+def test_viewer_on_a_phone_by_keyboard(live, browser, tmp_path):
     """A 390-px phone: nothing wider than the screen; the file input is reached by Tab and opens the
-    chooser from the keyboard; the page loads without a console error (no favicon 404)."""
+    chooser from the keyboard; the page loads without a console error (no favicon 404).  The printout
+    was shrunk to the screen (32 %, unreadable): it keeps a readable width and scrolls sideways.  A
+    QRS taller than its row ran off the top of the canvas (cut): room is made above the top row."""
     url, _ = live
+    fs, t = 250.0, np.arange(2500) / 250.0
+    tall = np.stack([(4.0 if k in (0, 3, 6, 9) else 1.0) * np.exp(-((t % 0.8) - 0.4) ** 2 / 2.9e-4) for k in range(12)], 1)
+    np.savetxt(tmp_path / "tall.csv", tall, fmt="%.3f", delimiter=",", header=",".join(STANDARD_12), comments="")
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -224,6 +229,19 @@ def test_viewer_on_a_phone_by_keyboard(live, browser):
     assert chooser, "Enter on the focused file input opened no file chooser"
     for control in ("attr-method", "token", "file", "fs", "leads"):
         assert page.evaluate(f"document.getElementById('{control}').labels.length") == 1, control
+    page.select_option("#attr-method", "none")
+    page.fill("#fs", str(fs))
+    _analysed(page, str(tmp_path / "tall.csv"))
+    shown = page.evaluate("""() => { const c = document.getElementById('ecg'), box = c.parentElement;
+        return [c.getBoundingClientRect().width, box.scrollWidth > box.clientWidth, document.documentElement.scrollWidth,
+                getComputedStyle(document.querySelector('.printout-hint')).display]; }""")
+    assert shown[0] >= 700 and shown[1] and shown[2] <= 390 and shown[3] != "none", shown
+    # ink of the tall R waves of the top row: below the canvas's top edge, not cut by it
+    ink = page.evaluate("""() => { const c = document.getElementById('ecg'), d = c.getContext('2d');
+        const dark = (y0, y1) => { const px = d.getImageData(0, y0, c.width, y1 - y0).data; let n = 0;
+            for (let i = 0; i < px.length; i += 4) n += px[i] < 90; return n; };
+        return [dark(0, 2), dark(2, 40)]; }""")
+    assert ink[0] == 0 and ink[1] > 0, ink
     assert errors == []
     page.close()
 

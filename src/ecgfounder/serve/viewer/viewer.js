@@ -312,6 +312,18 @@ function trace(ctx, v, fs, t0, t1, x0, yMid, rowH) {
   return 1;
 }
 
+// millimetres a row's traces reach beyond the canvas's margin (sign 1: above the top row, -1: below the bottom
+// one), as trace() draws them: at most 0.95 of a row from the midline
+function overhang(leads, sign, rowH) {
+  let most = 0;
+  for (const v of leads) {
+    if (!v || !v.length) continue;
+    const base = median(v);
+    for (let s = 0; s < v.length; s++) most = Math.max(most, sign * (v[s] - base) * GAIN);
+  }
+  return Math.ceil(Math.max(0, Math.min(most, 0.95 * rowH) - rowH / 2 - MARGIN + 1));
+}
+
 function calPulse(ctx, yMid) {
   const x = MARGIN + 2, y = MARGIN + yMid;
   ctx.strokeStyle = "#111"; ctx.lineWidth = 1.2; ctx.beginPath();
@@ -338,10 +350,17 @@ function drawECG(answer) {
   const nRows = has12 ? 4 : strips ? strips.length : names.length;
   const rowH = has12 ? 40 : (strips || names.length > 3 ? 30 : 40);
   const w = CAL_W + 10 * SPEED, h = nRows * rowH;
+  // a complex taller than its row runs into the row above (paper convention), but not off the canvas: room is
+  // added above the top row and below the bottom one for the excursions of the leads drawn there
+  const ends = has12 ? [COLUMNS.map((c) => c[0]), ["II"]] : strips ? [[strips[0][1]], [strips[strips.length - 1][1]]]
+    : [[names[0]], [names[names.length - 1]]];
+  const top = overhang(ends[0].map((n) => rows[n]), 1, rowH), bottom = overhang(ends[1].map((n) => rows[n]), -1, rowH);
   canvas.width = (w + 2 * MARGIN) * PX;
-  canvas.height = (h + 2 * MARGIN + 6) * PX;
+  canvas.height = (h + 2 * MARGIN + 6 + top + bottom) * PX;
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.translate(0, top * PX);
+  canvas.dataset.padding = top + "," + bottom;
   drawGrid(ctx, w, h);
   let traces = 0, shaded = 0;
   const mid = (r) => (r + 0.5) * rowH;
@@ -376,6 +395,7 @@ function drawECG(answer) {
       label(ctx, name, CAL_W + 1.5, mid(r) - 0.3 * rowH, flagged.has(name));
     });
   }
+  ctx.translate(0, bottom * PX);  // the notes below the traces of the bottom row
   ctx.font = (3 * PX) + "px sans-serif"; ctx.fillStyle = "#333";
   ctx.fillText(SPEED + " mm/s   " + GAIN + " mm/mV", (MARGIN + w - 40) * PX, (MARGIN + h + 5) * PX);
   const start = sig.start_s || 0, shown = Math.min(Math.max(span, 10), answer.record.duration_s - start);
