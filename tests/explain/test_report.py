@@ -225,16 +225,20 @@ def test_a_findings_peak_second_off_the_printout_is_said_to_be_off_it(tmp_path, 
     # against the finding: the page named that second as where the finding was seen, off the printout and
     # unshaded; the leads and seconds named with a finding are those of its evidence for, the shaded ones
     assert "printout shows 0-10 s of the 30.0-s record" in page
-    assert "V2 100%; most in 2.0-3.0 s" in page and "24.2-25.2" not in page  # (the earliest 1 s holding most)
-    assert "most in 2.0-3.0 s (" not in page  # on the printout: no remark
+    assert "<td>V2 100%; most in 2.0-3.0 s<br>" in page  # (the earliest 1 s holding most; on the printout: no remark)
+    # the evidence against is named on a line of its own, worded alike, with where it is off the printout
+    assert ("<br>evidence against: V2 100%; most in 24.2-25.2 s (not on the printout of 0-10 s) "
+            "(77% of the attribution mass)</td>") in page
 
 
 def test_leads_named_with_a_finding_are_those_of_its_shaded_evidence(tmp_path, tiny_checkpoint, monkeypatch):
     """V1 carries strong evidence against the finding, V5 (less) for it: the page named V1 first and
     its seconds, where nothing is shaded; it names V5 and 6-7 s, the shading, and says when the map
-    holds no evidence for a finding at all."""
+    holds no evidence for a finding at all.  The strong evidence against (V1 at 2-3 s) was then
+    named nowhere: the page and the PDF say it on a line of its own, worded as the evidence for."""
     import ecgfounder
     import ecgfounder.explain.attribution as attribution
+    import ecgfounder.explain.report as report_mod
     from ecgfounder.explain.report import write_reports
 
     rec = ecgfounder.read(ROOT / "examples" / "ecg" / "E07500.hea")
@@ -249,11 +253,33 @@ def test_leads_named_with_a_finding_are_those_of_its_shaded_evidence(tmp_path, t
         return attribution.Explanation(**{**e.__dict__, "attributions": a, "lead_resolved": True})  # (a quick Grad-CAM run)
 
     monkeypatch.setattr(attribution, "explain", planted)
+    pages, real_text = [], report_mod._text_page
+    monkeypatch.setattr(report_mod, "_text_page", lambda title, text, paper: pages.append(text) or real_text(title, text, paper))
     always = {lab: 0.0 for lab in ecgfounder.load_model(tiny_checkpoint).labels}
     (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=2, thresholds=always, method="gradcam")
     page = html.unescape(res.html.read_text(encoding="utf-8"))
-    assert "<td>V5 100%; most in 6.0-7.0 s</td>" in page and "V1" not in page.split("<h2>Findings")[1].split("</table>")[0]
-    assert "no evidence for it in the map (its attribution is all against it)" in page
+    rows = re.findall(r"<tr><td><span.*?</tr>", page)
+    against = "evidence against: V1 100%; most in 2.0-3.0 s (91% of the attribution mass)"  # 50 / (50 + 5)
+    assert f"<td>V5 100%; most in 6.0-7.0 s<br>{against}</td>" in rows[0]  # evidence for first, as shaded
+    assert "<td>no evidence for it in the map (its attribution is all against it)<br>evidence against: V1 100%; most in " \
+           "2.0-3.0 s (100% of the attribution mass)</td>" in rows[1]
+    (text,) = pages  # the PDF's last page: the same line under its finding
+    lines = text.splitlines()
+    first = next(k for k, ln in enumerate(lines) if ln.endswith("; V5 100%; most in 6.0-7.0 s"))
+    assert lines[first + 1] == f"    {against}"
+
+
+def test_evidence_against_is_named_only_where_it_holds_a_substantial_share():
+    from ecgfounder.explain.report import AGAINST_SHARE, _against
+
+    a = np.zeros((3, 2000))
+    a[0, 500:700] = 1.0  # for: 200
+    a[2, 1200:1300] = -0.5  # against, on lead C at 2.4-2.6 s: 50 of 250, 20 %
+    assert AGAINST_SHARE > 0.2 and _against(a, ("A", "B", "C"), 500.0) is None
+    a[1, 1400:1500] = -1.0  # and on B at 2.8-3.0 s: 150 of 350
+    share, leads, span = _against(a, ("A", "B", "C"), 500.0)
+    assert share == pytest.approx(150 / 350) and leads[:2] == [("B", pytest.approx(2 / 3)), ("C", pytest.approx(1 / 3))]
+    assert span == (2.0, 3.0)  # the earliest 1 s holding all of it
 
 
 def test_output_folder_and_options_are_checked_before_any_work(tmp_path, tiny_checkpoint):

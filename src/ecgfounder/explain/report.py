@@ -11,7 +11,8 @@ then a page with the text).  A report holds:
   printout is shown from the whole second where it shows the most of that shading);
 * the findings whose (calibrated, where the weights carry a calibration) probability reaches its
   operating threshold, with the leads holding most of its positive attribution (the evidence for
-  it, what is shaded) and the 1-s span holding most of it;
+  it, what is shaded) and the 1-s span holding most of it; where at least :data:`AGAINST_SHARE` of
+  its attribution mass is negative (evidence against it, not shaded), a line saying so, worded alike;
 * quality flags (:func:`ecgfounder.signal.quality.assess`; flagged leads marked on the printout);
 * the model, the SHA-256 of its weights, its preprocessing contract, the package version, and the
   statement that this is not a medical device.
@@ -36,11 +37,12 @@ import numpy as np
 
 from ..recording import Recording
 
-__all__ = ["ReportResult", "write_reports", "NOT_A_DEVICE", "DEFAULT_THRESHOLD"]
+__all__ = ["ReportResult", "write_reports", "NOT_A_DEVICE", "DEFAULT_THRESHOLD", "AGAINST_SHARE"]
 
 NOT_A_DEVICE = ("Not a medical device. Research software; outputs have not been validated for clinical use "
                 "and must not be used for diagnosis or treatment.")
 DEFAULT_THRESHOLD = 0.5
+AGAINST_SHARE = 0.25  # a finding's evidence against it is named where it holds this share of |attribution|
 _CALIB_NAMES = {"temperature": "temperature scaling", "isotonic": "isotonic regression"}
 
 
@@ -160,11 +162,12 @@ def _shown_start(shading: Sequence[tuple[str, Mapping[str, np.ndarray]]], fs: fl
     return float(starts[int(np.argmax(mass))]) if mass.max() > 0 else 0.0
 
 
-def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
+def _peak_span(a: np.ndarray, fs: float, sign: int = 1) -> tuple[float, float]:
     """The 1-s span (in 0.1-s steps) of a ``(n_leads, n_samples)`` map holding the most positive
-    attribution (evidence for, what the printout shades) over all leads: the seconds the model
-    looked at, which the 3×4 layout shows for only 2.5 s of each lead."""
-    total = np.clip(np.asarray(a, dtype=np.float64), 0, None).sum(axis=0)
+    attribution (evidence for, what the printout shades; ``sign=-1``: the most negative, evidence
+    against) over all leads: the seconds the model looked at, which the 3×4 layout shows for only
+    2.5 s of each lead."""
+    total = np.clip(sign * np.asarray(a, dtype=np.float64), 0, None).sum(axis=0)
     n, width = total.size, max(1, int(round(fs)))
     if n <= width:
         return 0.0, n / fs
@@ -172,6 +175,19 @@ def _peak_span(a: np.ndarray, fs: float) -> tuple[float, float]:
     idx = np.unique(np.r_[np.rint(np.arange(0, (n - width) / fs, 0.1) * fs).astype(int), n - width])
     best = int(idx[int(np.argmax(c[idx + width] - c[idx]))])
     return best / fs, (best + width) / fs
+
+
+def _against(a: np.ndarray, leads: Sequence[str], fs: float, k: int = 3) -> tuple[float, list[tuple[str, float]], tuple[float, float]] | None:
+    """A finding's evidence against it, where its map's negative part holds at least
+    :data:`AGAINST_SHARE` of the ``|attribution|`` mass: ``(that share, the k leads holding most of
+    the negative part with their shares of it, its 1-s peak span)``; else ``None``."""
+    a = np.asarray(a, dtype=np.float64)
+    neg = np.clip(-a, 0, None).sum(axis=-1)
+    total = float(np.abs(a).sum())
+    if total <= 0 or neg.sum() / total < AGAINST_SHARE:
+        return None
+    order = np.argsort(-neg, kind="stable")[:k]
+    return float(neg.sum() / total), [(str(leads[i]), float(neg[i] / neg.sum())) for i in order], _peak_span(a, fs, -1)
 
 
 _UNFITTED_MARK = " (not calibrated)"
@@ -210,7 +226,8 @@ def _html_page(title: str, img: str, findings: list[dict], facts: list[tuple[str
     e = html.escape
     rows = "".join(
         f"<tr><td><span class='sw' style='background:{f['colour']}'></span>{e(f['label'])}</td>"
-        f"<td>{f['prob']:.3f}{f['mark']}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}</td></tr>"
+        f"<td>{f['prob']:.3f}{f['mark']}</td><td>{f['raw']:.3f}</td><td>{_num(f['thr'])}</td><td>{e(f['leads'])}"
+        + (f"<br>{e(f['against'])}" if f.get("against") else "") + "</td></tr>"
         for f in findings)
     table = ("<table><tr><th>finding</th><th>probability / value</th><th>raw score</th><th>threshold</th>"
              f"<th>leads (share of the evidence for it), seconds</th></tr>{rows}</table>") if findings else "<p>No finding reaches its operating threshold.</p>"
@@ -239,7 +256,9 @@ def _text_page(title: str, text: str, paper: str):
 def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequence[str] = (), score: str = "probability") -> str:
     """The findings, facts and notes of the PDF's last page, a line each (long ones wrapped)."""
     lines = [f"Findings ({score} / threshold; leads by share of the evidence for it, shaded):"]
-    lines += [f"  {f['label']}: {f['prob']:.3f}{f['mark']} / {_num(f['thr'])}; {f['leads']}" for f in findings] or ["  none reaches its operating threshold"]
+    lines += [ln for f in findings for ln in (f"  {f['label']}: {f['prob']:.3f}{f['mark']} / {_num(f['thr'])}; {f['leads']}",
+                                              *([f"    {f['against']}"] if f.get("against") else ()))] \
+        or ["  none reaches its operating threshold"]
     lines += [f"{k}: {v}" for k, v in facts]
     lines += [f"note: {n}" for n in notes]  # what the printout alone does not show (zero-filled leads, padding, ...)
     lines.append(NOT_A_DEVICE)
@@ -278,27 +297,37 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     exp = explain(rec, model, labels=shown_idx, method=ctx["method"], n_steps=ctx["n_steps"], **ctx["prep"])
     shares = exp.summary(3, positive_only=True)  # evidence for the finding: what the printout shades
     spans = {lab: _peak_span(exp[lab], exp.fs) for lab in exp.labels}
+    against = {lab: _against(exp[lab], exp.leads, exp.fs) for lab in exp.labels}
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx[:len(SHADE_COLOURS)]]  # (a colour each)
     layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
     seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
     start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
     end = min(start + seconds, rec.duration)
 
+    def leads_and_span(top_leads: Sequence[tuple[str, float]], span: tuple[float, float]) -> str:
+        leads = (", ".join(f"{ld} {s:.0%}" for ld, s in top_leads if s >= 0.005) or "no lead") if exp.lead_resolved \
+            else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
+        a, b = span  # (the printout shows start-end s: say where the peak is not on it)
+        off = "" if start - 1e-6 <= a and b <= end + 1e-6 else " partly" if a < end and b > start else " not"
+        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)" if off else "")
+
     def where(lab: str) -> str:
         if lab not in shares:
             return "(not shaded)"
         if not any(s > 0 for _, s in shares[lab]):
             return "no evidence for it in the map (its attribution is all against it)"
-        leads = (", ".join(f"{ld} {s:.0%}" for ld, s in shares[lab] if s >= 0.005) or "no lead") if exp.lead_resolved \
-            else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
-        a, b = spans[lab]  # (the printout shows start-end s: say where the peak is not on it)
-        off = "" if start - 1e-6 <= a and b <= end + 1e-6 else " partly" if a < end and b > start else " not"
-        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)" if off else "")
+        return leads_and_span(shares[lab], spans[lab])
+
+    def where_against(lab: str) -> str:  # the evidence against a finding, worded as its evidence for
+        if lab not in against or against[lab] is None:
+            return ""
+        part, top_leads, span = against[lab]
+        return f"evidence against: {leads_and_span(top_leads, span)} ({part:.0%} of the attribution mass)"
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      mark=_UNFITTED_MARK if labels[i] in ctx["unfitted"] else "",
                      colour=SHADE_COLOURS[k] if k < len(SHADE_COLOURS) and i in shown_idx else "#ffffff",
-                     leads=where(labels[i]))
+                     leads=where(labels[i]), against=where_against(labels[i]))
                 for k, i in enumerate(above[: max(ctx["top"], 10)])]
     q_text, flagged = _quality(rec)
     method_txt = {"ig": f"integrated gradients of the logit, {exp.n_steps} steps, baseline {exp.baseline}",
