@@ -65,10 +65,10 @@ def weights_hash(model: Any) -> str:
     if known:
         return str(known)
     f = src.get("file")
-    if f and Path(str(f)).is_file():
-        from ..models.weights import sha256_file
+    if f and Path(str(f)).is_file():  # (remembered in the cache while the file is unchanged: the load hashed it)
+        from ..models.weights import sha256_cached
 
-        return sha256_file(f)
+        return sha256_cached(f)
     from ..models.description import weights_digest
 
     return weights_digest(model)

@@ -1,11 +1,22 @@
 """Known published weights: where they live, their hash, labels and preprocessing contract,
-and a verified download through huggingface_hub."""
+and a verified download through huggingface_hub.
+
+A weights file is SHA-256 checked each time it is loaded by name; :func:`sha256_cached` remembers
+a checked file's digest in the package's cache (``cache_dir("hashes")``, one small JSON file per
+file) under the file's identity: its resolved path, size, modification and change times (ns) and
+inode.  An unchanged file is not read again (hashing the 1-lead file took ~1 s a load); a file
+that changed in any of these is hashed again.  A digest is remembered only once the file's
+modification time is 2 s older than the hashing (a file still being written, or rewritten within
+a coarse file system's timestamp step, is never remembered as another content's).
+"""
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +27,7 @@ if TYPE_CHECKING:
     from .description import ModelDescription
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file",
-           "cached_weights", "check_advertised"]
+           "sha256_cached", "cached_weights", "check_advertised"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -103,6 +114,40 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _identity(st: os.stat_result) -> dict[str, int]:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def sha256_cached(path: str | os.PathLike, expected: str | None = None) -> str:
+    """SHA-256 of a file, remembered in the package's cache under the file's identity (see the
+    module documentation), so that an unchanged file is hashed once.  With ``expected``, only a
+    digest equal to it is taken from, or put into, the cache: a file that does not match is
+    always hashed anew (a mismatch is never answered from the cache).  A cache that cannot be
+    read or written only costs the hashing."""
+    from .._fileio import cache_dir, write_json
+
+    p = Path(path).resolve()
+    entry = cache_dir("hashes", hashlib.sha256(str(p).encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
+    st = p.stat()
+    try:
+        known = json.loads(entry.read_text(encoding="utf-8"))
+        if (known.get("path") == str(p) and known.get("identity") == _identity(st)
+                and (expected is None or known.get("sha256") == expected)):
+            return str(known["sha256"])
+    except (OSError, ValueError, AttributeError, KeyError):  # none yet, or not one of ours: hash
+        pass
+    began = time.time_ns()
+    digest = sha256_file(p)
+    try:
+        after = p.stat()
+        if (expected is None or digest == expected) and _identity(after) == _identity(st) \
+                and st.st_mtime_ns < began - 2_000_000_000:  # (settled: not written during or just before the hashing)
+            write_json(entry, {"path": str(p), "identity": _identity(st), "sha256": digest})
+    except OSError:
+        pass
+    return digest
+
+
 def check_advertised(path: str | os.PathLike, what: str, again: str) -> None:
     """Check a file of the Hugging Face cache against the SHA-256 the Hub advertised for it: the
     cache names the blob by its ETag, which for a large (LFS) file is the SHA-256 of its content (a
@@ -113,7 +158,7 @@ def check_advertised(path: str | os.PathLike, what: str, again: str) -> None:
     blob = Path(path).resolve()
     if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
         return
-    digest = sha256_file(blob)
+    digest = sha256_cached(blob, expected=blob.name)
     if digest != blob.name:
         for f in (blob, Path(path)):
             try:
@@ -227,7 +272,7 @@ def download_weights(name: str, *, cache_dir: str | os.PathLike | None = None, f
         check_advertised(path, w.filename, "run the command again to re-download it, or download it by hand from "
                          f"{w.url} and load it from there: load_model(FILE), or model=FILE (CLI: --checkpoint FILE).")
     else:
-        digest = sha256_file(path)
+        digest = sha256_cached(path, expected=w.sha256)
         if digest != w.sha256:
             bad = path.resolve()
             try:
