@@ -204,3 +204,63 @@ def test_auto_runner_given_an_empty_batch_first_waits_for_real_windows(tiny, tmp
     assert run.choice is None and not (tmp_path / "auto").exists()
     with pytest.raises(ValueError, match=r"windows must be float32 \(n, 12, "):
         run(X[:0, :11])
+
+
+
+def _small_graph(to) -> None:
+    """A small ONNX graph (y = x + w, 4096 weights) with the metadata a cached graph carries."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(4096, dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4096])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4096])], [w])
+    model = helper.make_model(graph)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "ecgfounder.fingerprint", "abc"
+    onnx.save(model, str(to))
+
+
+def test_a_cached_graph_altered_in_place_is_written_again(tmp_path, monkeypatch):
+    """A graph whose weights were damaged or replaced in place kept its metadata and was used as it
+    was; its size and SHA-256 as written are now checked (hashed once per state of the file)."""
+    import os
+
+    import ecgfounder.models.weights as weights
+    import ecgfounder.runtime.graphs as graphs
+
+    monkeypatch.setenv("ECGFOUNDER_CACHE", str(tmp_path / "pkg"))
+    path, expect, written = tmp_path / "net1d-abc-fp32.onnx", {graphs.FINGERPRINT: "abc"}, []
+
+    def write(to):  # as fp32_graph exports (the same cache code around it)
+        written.append(to)
+        _small_graph(to)
+
+    assert graphs.cached_graph(path, expect, write, "fp32") == path and len(written) == 1
+    whole = path.read_bytes()
+    middle = len(whole) // 2  # inside the weights: the metadata, at the end, still read
+    damaged = whole[:middle] + bytes(64) + whole[middle + 64:]
+    for content, why in ((damaged, r"is not the content it was written with \(SHA-256 "),
+                         (whole + b"\xa2\x01\x00", r"is not the size it was written with \(\d+ bytes, written \d+\)")):
+        path.write_bytes(content)
+        assert graphs.onnx_metadata_props(path)[graphs.FINGERPRINT] == "abc"  # (what the cache checked)
+        with pytest.warns(UserWarning, match=f"cached fp32 graph .*{why}.*; writing it again"):
+            graphs.cached_graph(path, expect, write, "fp32")
+        assert path.read_bytes() == whole
+    path.with_name(path.name + ".sha256").unlink()
+    with pytest.warns(UserWarning, match="has no record of its content"):
+        graphs.cached_graph(path, expect, write, "fp32")
+    assert len(written) == 4
+    # a sound graph is hashed once per state of the file, in a new process too
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 3600 * 10**9))  # (settled: written a while ago)
+    hashed, real = [], weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p, *a, **k: hashed.append(p) or real(p, *a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            graphs._seen.clear()  # (what a new process knows)
+            assert graphs.cached_graph(path, expect, write, "fp32") == path
+            assert graphs.cached_graph(path, expect, write, "fp32") == path
+    assert len(hashed) == 1 and len(written) == 4

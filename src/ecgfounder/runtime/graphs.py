@@ -10,6 +10,15 @@ old ones beside them, and the files made from a graph and named after it (OpenVI
 int8 graph, or its mark that none is needed) go with it.  Two processes filling one cache write under names of their own
 (:func:`ecgfounder._fileio.atomic_path`); a cache folder that cannot be written gives way to a
 temporary folder of this process.
+
+The metadata do not show a graph whose weights were damaged or replaced in place: each graph's
+size and SHA-256 as written are recorded beside it (``NAME.onnx.sha256``, JSON), and a graph is
+used only while its content is still that.  Hashing the published model's 123-MB graph costs
+~0.2-0.3 s, so the check hashes a graph once per state of the file (its size, times and inode;
+across processes through :func:`ecgfounder.models.weights.sha256_cached`, and in the process
+that wrote or checked it): a graph left as it was costs a ``stat`` per runner; any write to it
+(a new size or modification time) makes the next runner hash it again.  A graph of another size or content than recorded, or without a
+record (written by an earlier version), is written again, with a warning saying which.
 """
 
 from __future__ import annotations
@@ -23,12 +32,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._fileio import atomic_path
+from .._fileio import atomic_path, write_json
 from ..models.description import model_fingerprint
+from ..models.weights import sha256_cached, sha256_file
 from .export import ONNX_OPSET, export_onnx, onnx_metadata_props
 
 __all__ = ["quantize_int8", "fp32_graph", "int8_graph", "cached_graph", "graph_ok", "calibration_digest",
-           "graph_recipe", "INT8_SETTINGS", "FINGERPRINT", "CALIBRATION", "RECIPE"]
+           "graph_recipe", "record_content", "content_changed", "INT8_SETTINGS", "FINGERPRINT", "CALIBRATION", "RECIPE"]
 
 FINGERPRINT, CALIBRATION, RECIPE = "ecgfounder.fingerprint", "ecgfounder.calibration", "ecgfounder.recipe"
 # how quantize_int8 quantises (read from here, so that the recipe a graph records is the one used)
@@ -55,8 +65,50 @@ def graph_recipe(precision: str = "fp32") -> str:
 _WHY = {FINGERPRINT: "belongs to other weights", CALIBRATION: "was calibrated on other windows"}
 
 
+_seen: dict[str, tuple[int, int, int, int]] = {}  # graphs this process wrote or checked: their stat then
+
+
+def _record_of(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _state(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def record_content(path: Path) -> None:
+    """Record the size and SHA-256 of the graph just written to ``path``, beside it."""
+    state = _state(path)
+    write_json(_record_of(path), {"size": path.stat().st_size, "sha256": sha256_file(path)})
+    _seen[str(path)] = state
+
+
+def content_changed(path: Path) -> str | None:
+    """Why the graph in ``path`` is not the content recorded when it was written (``None``: it is)."""
+    try:
+        rec = json.loads(_record_of(path).read_text(encoding="utf-8"))
+        size, digest = int(rec["size"]), str(rec["sha256"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return "has no record of its content (written by an earlier version, or the record is damaged)"
+    try:
+        state = _state(path)
+        if state[0] != size:
+            return f"is not the size it was written with ({state[0]} bytes, written {size}): it was changed or damaged"
+        if _seen.get(str(path)) == state:  # written or checked by this process, untouched since
+            return None
+        found = sha256_cached(path, expected=digest)  # (once per state of the file, across processes)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if found != digest:
+        return f"is not the content it was written with (SHA-256 {found[:12]}…, written {digest[:12]}…): it was changed or damaged"
+    _seen[str(path)] = state
+    return None
+
+
 def _stale(path: Path, expect: dict[str, str]) -> str | None:
-    """Why the graph in ``path`` is not the one ``expect`` describes (``None``: it is)."""
+    """Why the graph in ``path`` is not the one ``expect`` describes, or not the content written
+    (``None``: it is)."""
     props = onnx_metadata_props(path)
     if props is None:
         return "is cut, empty or not ONNX"
@@ -70,12 +122,13 @@ def _stale(path: Path, expect: dict[str, str]) -> str | None:
             except (KeyError, TypeError, ValueError):
                 was = "none recorded"
             return f"was made by another release or recipe ({was})"
-    return None
+    return content_changed(path)
 
 
 def graph_ok(path: Path, expect: dict[str, str]) -> bool:
     """Whether ``path`` holds a whole ONNX graph whose ``expect`` entries (the weights' fingerprint,
-    the calibration, the recipe) match: a truncated, empty, foreign or outdated file is not used."""
+    the calibration, the recipe) match, of the content recorded when it was written: a truncated,
+    empty, foreign, outdated or altered file is not used."""
     return _stale(path, expect) is None
 
 
@@ -98,6 +151,7 @@ def cached_graph(path: Path, expect: dict[str, str], write: Callable[[Path], Any
                 pass
     try:
         write(path)
+        record_content(path)
         return path
     except OSError as exc:
         if not _fallback:
