@@ -118,6 +118,21 @@ def test_unspecified_infarct_is_not_a_negative_for_any_wall():
     assert ev[2].all()
 
 
+@pytest.mark.parametrize("mapping,tinv,qwave", [(snomed_mapping(), "59931005", "164917005"), (ptbxl_mapping(), "INVT", "QWAVE")])
+def test_t_wave_inversion_and_q_waves_are_no_negatives_of_the_labels_they_could_be(mapping, tinv, qwave):
+    """T-wave inversion and abnormal Q waves (CinC 2021: 3,989 and 2,076 records) have no label of their
+    own and were unmapped, so their records counted as clean negatives of the T-wave and infarct labels
+    a reader would report them as; they are now left out of those labels' negatives only."""
+    cols = ["NONSPECIFIC T WAVE ABNORMALITY", "NONSPECIFIC ST AND T WAVE ABNORMALITY", "WITH REPOLARIZATION ABNORMALITY",
+            "INFERIOR INFARCT", "ANTERIOR INFARCT", "POSTERIOR INFARCT", "ATRIAL FIBRILLATION"]
+    af = mapping.rows[[r.label for r in mapping.rows].index("ATRIAL FIBRILLATION")].code
+    y, ev, unknown = mapping.truth([[tinv], [qwave], [tinv, af]], cols)
+    assert not unknown and y.tolist()[:2] == [[False] * 7] * 2
+    assert ev[0].tolist() == [False, False, False, True, True, True, True]  # T-wave labels: unknown
+    assert ev[1].tolist() == [True, True, True, False, False, True, True]  # infarcts with Q waves: unknown
+    assert y[2, 6] and ev[2, 6]  # another code's positive still counts
+
+
 @pytest.mark.parametrize(
     "mapping,code,label",
     [
