@@ -283,3 +283,72 @@ def test_resume_after_the_records_moved(cpsc2021_manifest, cache_dir, tmp_path):
     with pytest.raises(ManifestError, match=r"cannot resume: the run's .*manifest.csv lists records that are gone .* "
                                             r"does not list the same examples in the same order"):
         finetune(_cfg(tmp_path / "c" / "m.csv", run, cache_dir, train={"max_steps": 3, "epochs": 4}, optim={"schedule_steps": 4}, eval={"n_boot": 0}))
+
+
+def _best_epoch_of(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["ecgfounder"])["source"]["finetune"]["epoch"]
+
+
+def test_best_weights_always_those_of_the_histories_best_epoch(tmp_path, cpsc2021_manifest, cache_dir, monkeypatch,
+                                                               caplog):
+    """A kill between best.safetensors and the epoch's checkpoint left best weights of an epoch
+    the checkpoint's history did not know: a resume with fewer epochs trained nothing, then gave
+    them as the final model while metrics.json named the history's best epoch."""
+    import ecgfounder.train.epochs as ep
+
+    kw = dict(optim={"scheduler": "none", "lr": 1e-2}, train={"epochs": 2, "monitor": "val_loss"},
+              eval={"n_boot": 0})
+    run_dir = tmp_path / "run"
+    real_state, real_model = ep.save_state, ep.save_model_file
+    seen = {}
+
+    def kill_at_epoch_end(obj, path, *a, **k):  # the kill lands at epoch 2's checkpoint
+        if obj["epoch"] == 2 and obj["batch_in_epoch"] == 0:
+            seen["best_epoch"] = obj["best_epoch"]
+            raise SimulatedInterrupt("killed")
+        return real_state(obj, path, *a, **k)
+
+    monkeypatch.setattr(ep, "save_state", kill_at_epoch_end)
+    with pytest.raises(SimulatedInterrupt):
+        finetune(_cfg(cpsc2021_manifest, run_dir, cache_dir, **kw))
+    assert seen["best_epoch"] == 1  # epoch 2 improved the monitor (0-based in the checkpoint)
+    monkeypatch.setattr(ep, "save_state", real_state)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["best_epoch"]) == (1, 0)
+    res = run_with_hook(_cfg(cpsc2021_manifest, run_dir, cache_dir, **{**kw, "train": {**kw["train"], "epochs": 1}}),
+                        step_hook=_no_step)
+    assert res.best_epoch == 1 == _best_epoch_of(run_dir / "best.safetensors")
+    final, epoch1 = _weights(run_dir / "model.safetensors"), state["model"]
+    for k, v in final.items():  # the weights of epoch 1 (those of the checkpoint), not epoch 2's
+        assert torch.equal(v, epoch1[k]), k
+
+    # killed after epoch 2's checkpoint, before its best.safetensors: the resume writes it from the checkpoint
+    def kill_at_best(model, path, cfg, extra):
+        if path.name == "best.safetensors":
+            raise SimulatedInterrupt("killed")
+        return real_model(model, path, cfg, extra)
+
+    monkeypatch.setattr(ep, "save_model_file", kill_at_best)
+    with pytest.raises(SimulatedInterrupt):
+        finetune(_cfg(cpsc2021_manifest, run_dir, cache_dir, **kw))
+    monkeypatch.setattr(ep, "save_model_file", real_model)
+    assert _best_epoch_of(run_dir / "best.safetensors") == 1
+    with caplog.at_level("INFO", logger="ecgfounder.train"):
+        res = run_with_hook(_cfg(cpsc2021_manifest, run_dir, cache_dir, **kw), step_hook=_no_step)
+    assert "did not hold epoch 2's weights, the best (val_loss); written from the checkpoint" in caplog.text
+    assert res.best_epoch == 2 == _best_epoch_of(run_dir / "best.safetensors")
+    last = _weights(run_dir / "last.safetensors")
+    for k, v in _weights(run_dir / "model.safetensors").items():
+        assert torch.equal(v, last[k]), k
+
+    # best weights of an epoch the checkpoint does not record as its best (an older version's kill):
+    # not taken for the best; the best is chosen again (here no epoch is left: the last weights)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    torch.save({**state, "best_epoch": 0}, run_dir / "checkpoints" / "last.pt")
+    caplog.clear()
+    res = run_with_hook(_cfg(cpsc2021_manifest, run_dir, cache_dir, **kw), step_hook=_no_step)
+    assert "holds the weights of epoch 2, while the checkpoint records epoch 1 as its best" in caplog.text
+    assert res.best_epoch is None and not (run_dir / "best.safetensors").exists()

@@ -16,7 +16,8 @@ from .config import ConfigError, FinetuneConfig
 from .model import schedule_length
 
 __all__ = ["resume_path", "load_state", "check_resume_config", "config_changes", "save_state", "write_failed", "unwrap",
-           "save_model_file", "load_weights", "TrainingInterrupted", "interrupted_note", "schedule_changed"]
+           "save_model_file", "load_weights", "TrainingInterrupted", "interrupted_note", "schedule_changed",
+           "model_file_epoch"]
 
 # Settings a resumed run may change: how long to train, how to run, where paths point, what to report.
 # Every other setting shapes the weights, so a checkpoint written under another value is refused.
@@ -210,3 +211,22 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
     sd, _ = read_checkpoint(path)
     unwrap(model).load_state_dict(sd)
+
+
+def model_file_epoch(path: Path) -> int | str | None:
+    """The epoch (from 1) a model file written by :func:`save_model_file` records (its header
+    only is read); ``None`` where there is no file, ``"unreadable"`` where it cannot be read or
+    records none."""
+    import json
+
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("ecgfounder", "{}"))
+        epoch = meta["source"]["finetune"]["epoch"]
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
+        return "unreadable"
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else "unreadable"

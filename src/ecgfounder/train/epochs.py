@@ -5,7 +5,12 @@ A run that ``train.max_steps`` stops inside an epoch checkpoints that position (
 larger ``max_steps``, or none, goes on with the epoch's next micro-batch), then validates the
 weights there for its history (a row marked ``partial``) and outputs.  The best model, early
 stopping and a plateau schedule are epoch-end decisions: a partial epoch leaves them as they are,
-so the resumed run equals an uninterrupted one."""
+so the resumed run equals an uninterrupted one.
+
+An epoch that improves the monitor is checkpointed first, then its weights are written to
+``best.safetensors``: a kill between the two leaves a checkpoint whose weights are the best ones,
+and the resume writes them (:meth:`_Trainer.check_best`); ``best.safetensors`` never holds an
+epoch the checkpoint's history does not record as its best."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..models.net1d import Net1D
 from .batches import TrainBatches, evaluate_split
-from .checkpoint import load_weights, save_model_file, save_state, unwrap
+from .checkpoint import load_weights, model_file_epoch, save_model_file, save_state, unwrap
 from .config import ConfigError, FinetuneConfig
 from .data import TrainData
 from .distributed import DistInfo, all_reduce_sum, barrier, epoch_plan
@@ -71,6 +76,7 @@ class _Trainer:
         self.best_val: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
+        self.best_pending = False  # an epoch improved the monitor: best.safetensors is written after its checkpoint
         self.history: list[dict[str, Any]] = []
         self.loss_sum, self.loss_n = 0.0, 0.0  # this process's part of the current epoch's train loss
         self.ddp: nn.Module = model
@@ -102,6 +108,41 @@ class _Trainer:
         if self.info.is_main:  # the epoch's loss so far, summed over the processes that wrote it
             self.loss_sum, self.loss_n = (float(v) for v in state.get("epoch_loss", (0.0, 0.0)))
         set_rng_state(state["rng"])
+        self.check_best()
+
+    def write_best(self) -> None:
+        """Write the current weights, those of the best epoch, to ``best.safetensors``."""
+        self.best_pending = False
+        if self.info.is_main:
+            save_model_file(self.ddp, self.out / "best.safetensors", self.cfg,
+                            {"epoch": self.best_epoch + 1, "monitor": self.mon, "value": self.best_val})
+
+    def check_best(self) -> None:
+        """On resume: ``best.safetensors`` must hold the epoch the checkpoint records as its best.
+        Where the checkpoint was written at the end of that epoch (a kill before best.safetensors),
+        its weights are written there; where that epoch's weights are gone (the file of another
+        epoch, or none: a run of an older version killed between the two writes, or a checkpoint
+        resumed into another folder), the best is chosen again among the epochs trained from now on."""
+        f = self.out / "best.safetensors"
+        want = None if self.best_epoch is None else self.best_epoch + 1
+        have = model_file_epoch(f)
+        if have == want:
+            return
+        if want is not None and self.epoch == want and not self.start_micro:
+            if self.info.is_main:
+                logger.info("resuming: %s did not hold epoch %d's weights, the best (%s); written from the checkpoint",
+                            f, want, self.mon)
+            self.write_best()
+            return
+        if self.info.is_main:
+            what = "is not there" if have is None else f"holds the weights of epoch {have}"
+            logger.warning("resuming: %s %s, while the checkpoint records %s; the best epoch is chosen again among the "
+                           "epochs trained from now on%s", f, what,
+                           "no best epoch" if want is None else f"epoch {want} as its best ({self.mon})",
+                           " (the file is removed)" if have is not None else "")
+            for p in (f, f.with_suffix(".json")):
+                p.unlink(missing_ok=True)
+        self.best_val, self.best_epoch = None, None
 
     def finished(self) -> bool:
         """``train.max_steps`` reached or early stopping's patience used up (also on resume)."""
@@ -229,9 +270,7 @@ class _Trainer:
             improved = True  # no validation split: the last epoch is the best
         if improved:
             self.best_val, self.best_epoch, self.bad_epochs = cur, self.epoch, 0
-            if self.info.is_main:
-                save_model_file(self.ddp, self.out / "best.safetensors", self.cfg,
-                                {"epoch": self.epoch + 1, "monitor": self.mon, "value": cur})
+            self.best_pending = True  # written after the epoch's checkpoint (see the module docstring)
         else:
             self.bad_epochs += 1
         if self.plateau and cur is not None and np.isfinite(cur):
@@ -271,6 +310,8 @@ def train_epochs(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: TrainD
             break
         tr.end_epoch(log, trained, seconds)
         tr.checkpoint(tr.epoch, 0)
+        if tr.best_pending:
+            tr.write_best()
         trained, seconds = 0, 0.0
     if tr.start_micro:  # stopped inside an epoch, by this run or by the one resumed
         tr.report_partial(log, trained, seconds)
