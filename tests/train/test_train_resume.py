@@ -352,3 +352,28 @@ def test_best_weights_always_those_of_the_histories_best_epoch(tmp_path, cpsc202
     res = run_with_hook(_cfg(cpsc2021_manifest, run_dir, cache_dir, **kw), step_hook=_no_step)
     assert "holds the weights of epoch 2, while the checkpoint records epoch 1 as its best" in caplog.text
     assert res.best_epoch is None and not (run_dir / "best.safetensors").exists()
+
+
+def test_resume_under_another_manifest_refused(cpsc2021_manifest, cache_dir, tmp_path):
+    """A resume with data.manifest changed to a manifest of other examples (or labels) trained on
+    the run's own manifest.csv, the old data, without a word, while config.yaml named the new one.
+    Refused now, naming both manifests, before config.yaml changes; the same examples elsewhere
+    (a copy of the manifest) are taken."""
+    import yaml
+
+    from ecgfounder.errors import ECGFounderError
+
+    df = pd.read_csv(cpsc2021_manifest, dtype={"patient_id": str, "split": str})
+    df = df[df.record.str.startswith(("data_8_4#", "data_35_6#", "data_101_6#", "data_92_12#"))].groupby("patient_id").head(4)
+    df.to_csv(tmp_path / "a.csv", index=False)
+    run = tmp_path / "run"
+    kw = dict(optim={"schedule_steps": 4}, eval={"n_boot": 0})
+    finetune(_cfg(tmp_path / "a.csv", run, cache_dir, train={"max_steps": 1, "epochs": 4}, **kw))
+    df.assign(AF=1 - df.AF).to_csv(tmp_path / "b.csv", index=False)  # the same records, other labels
+    with pytest.raises(ECGFounderError, match=r"(?s)data.manifest=.*b\.csv.*a\.csv.*data.manifest=.*a\.csv"):
+        run_with_hook(_cfg(tmp_path / "b.csv", run, cache_dir, train={"max_steps": 2, "epochs": 4}, **kw),
+                      step_hook=_no_step)
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["manifest"] == str(tmp_path / "a.csv")
+    df.to_csv(tmp_path / "copy.csv", index=False)  # the same examples: the run goes on
+    res = finetune(_cfg(tmp_path / "copy.csv", run, cache_dir, train={"max_steps": 2, "epochs": 4}, **kw))
+    assert res.global_step == 2

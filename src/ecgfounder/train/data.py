@@ -10,6 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from .manifest import RESERVED_COLUMNS, ManifestError, check_duplicates, label_c
 from .splits import assign_splits, check_leakage, group_ids
 from .tasks import TaskSpec, build_task
 
-__all__ = ["TrainData", "prepare_data", "manifest_refs", "fill_cache"]
+__all__ = ["TrainData", "prepare_data", "manifest_refs", "fill_cache", "check_resume_source"]
 
 logger = logging.getLogger("ecgfounder.train")
 
@@ -121,24 +122,25 @@ def _source_manifest(cfg: FinetuneConfig, out: Path) -> pd.DataFrame:
     return df
 
 
-def _moved_records(cfg: FinetuneConfig, out: Path, target: Path) -> None:
-    """When resuming, records that ``target`` (the run's manifest) lists where they no longer are,
-    but that the configured source (``data.manifest``, ``data.root``) lists elsewhere, the same
-    examples in the same order (same file names and other columns; rows ``train_only`` outside the
-    training split left out as the run did), are taken from there: ``target`` is rewritten with
-    their new paths, its rows and splits kept.  A source of other examples is refused."""
+def _where(cfg: FinetuneConfig, d: dict[str, Any] | None = None) -> str:
+    """The setting the examples come from: ``data.manifest=...`` or ``data.preset=... data.root=...``."""
+    d = d if d is not None else {"preset": cfg.data.preset, "root": cfg.data.root, "manifest": cfg.data.manifest}
+    return f"data.manifest={d.get('manifest')}" if d.get("preset") is None else \
+        f"data.preset={d.get('preset')} data.root={d.get('root')}"
+
+
+def _carried_paths(cfg: FinetuneConfig, out: Path, saved: pd.DataFrame) -> tuple[list[str] | None, int]:
+    """The paths the configured source (``data.manifest``, ``data.root``) gives the run's rows
+    ``saved`` where it lists the same examples in the same order (same file names and other
+    columns, no column the run lacks; rows ``train_only`` outside the training split left out as
+    the run did): ``(paths, len(saved))``; else ``(None, the run's first row that differs)``."""
     d = cfg.data
-    saved = pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
-    if all(os.path.exists(q) for q in saved[d.path_column].unique()):
-        return
-    try:
-        src = _source_manifest(cfg, out)
-    except (ManifestError, ConfigError, OSError):
-        return  # the source is gone too: the records are reported as failures
     buf = io.StringIO()
-    src.to_csv(buf, index=False)
+    _source_manifest(cfg, out).to_csv(buf, index=False)
     buf.seek(0)
     src = pd.read_csv(buf, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+    if set(src.columns) - set(saved.columns):
+        return None, 0  # (a column the run's manifest does not have: other labels)
     cols = [c for c in src.columns if c in saved.columns and c not in (d.path_column, d.split_column)]
     a, b = saved[cols].astype(str).to_numpy(), src[cols].astype(str).to_numpy()
     old, new = saved[d.path_column].tolist(), src[d.path_column].tolist()
@@ -151,17 +153,69 @@ def _moved_records(cfg: FinetuneConfig, out: Path, target: Path) -> None:
         elif j == len(saved) or extra is None or not extra[i]:
             break  # (a row the run did not leave out, or one beyond its rows)
     if len(paths) != len(saved) or (extra is None and len(src) != len(saved)):
-        where = f"data.manifest={d.manifest}" if d.preset is None else f"data.preset={d.preset} data.root={d.root}"
-        missing = next(q for q in old if not os.path.exists(q))
+        return None, len(paths)
+    return paths, len(paths)
+
+
+def _read_run_manifest(cfg: FinetuneConfig, target: Path) -> pd.DataFrame:
+    d = cfg.data
+    return pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+
+
+def _take_paths(cfg: FinetuneConfig, saved: pd.DataFrame, paths: list[str], target: Path, why: str) -> None:
+    if paths != saved[cfg.data.path_column].tolist():
+        write_manifest(saved.assign(**{cfg.data.path_column: paths}), target)
+        logger.info("%s: %s now lists the run's records where %s does", why, target, cfg.data.manifest or cfg.data.root)
+
+
+def check_resume_source(cfg: FinetuneConfig, out: Path, saved_cfg: Any, info: DistInfo) -> None:
+    """On resume, before the run folder's ``config.yaml`` takes this run's settings: a source
+    (``data.manifest``, a preset's ``data.root``) other than the checkpoint's must list the run's
+    examples (its ``manifest.csv``, whose rows and splits the run goes on with; the same examples
+    elsewhere, e.g. moved, are then read there).  A source of other examples is refused: the run
+    would go on training on its old data while ``config.yaml`` named the new.  (Records gone from
+    where the run's manifest lists them are left to :func:`_moved_records`.)"""
+    target = out / "manifest.csv"
+    was = saved_cfg.get("data") if isinstance(saved_cfg, dict) else None
+    d = cfg.data
+    if not isinstance(was, dict) or not target.exists() or (was.get("manifest"), was.get("root")) == (d.manifest, d.root):
+        return
+    saved = _read_run_manifest(cfg, target)
+    if not all(os.path.exists(q) for q in saved[d.path_column].unique()):
+        return  # records moved: see _moved_records
+    paths, row = _carried_paths(cfg, out, saved)
+    if paths is None:
         raise ManifestError(
-            f"cannot resume: the run's {target} lists records that are gone (e.g. {missing}), and {where} does not "
-            f"list the same examples in the same order (from the run's row {len(paths)} on: other file names, labels "
+            f"cannot resume under {_where(cfg)}: the run was started with {_where(cfg, was)}, and its rows and splits "
+            f"({target}) are what it goes on training with, but the new source does not list the same examples in the "
+            f"same order (from the run's row {row} on: other file names, labels, columns or rows). Resume with "
+            f"{_where(cfg, was)} (the run folder's config.yaml names it), or start a new run in another output.dir "
+            "to train on the new one.")
+    if info.is_main:
+        _take_paths(cfg, saved, paths, target, f"{_where(cfg)} lists the run's examples")
+
+
+def _moved_records(cfg: FinetuneConfig, out: Path, target: Path) -> None:
+    """When resuming, records that ``target`` (the run's manifest) lists where they no longer are,
+    but that the configured source lists elsewhere (see :func:`_carried_paths`) are taken from
+    there: ``target`` is rewritten with their new paths, its rows and splits kept.  A source of
+    other examples is refused."""
+    d = cfg.data
+    saved = _read_run_manifest(cfg, target)
+    if all(os.path.exists(q) for q in saved[d.path_column].unique()):
+        return
+    try:
+        paths, row = _carried_paths(cfg, out, saved)
+    except (ManifestError, ConfigError, OSError):
+        return  # the source is gone too: the records are reported as failures
+    if paths is None:
+        missing = next(q for q in saved[d.path_column] if not os.path.exists(q))
+        raise ManifestError(
+            f"cannot resume: the run's {target} lists records that are gone (e.g. {missing}), and {_where(cfg)} does "
+            f"not list the same examples in the same order (from the run's row {row} on: other file names, labels "
             "or rows), so the run's rows and splits cannot be carried over. Put the records back where the run's "
             "manifest lists them, or start a new run in another output.dir.")
-    if paths != old:
-        saved[d.path_column] = paths
-        write_manifest(saved, target)
-        logger.info("the run's records moved: %s now lists them where %s does", target, d.manifest or d.root)
+    _take_paths(cfg, saved, paths, target, "the run's records moved")
 
 
 def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: bool) -> pd.DataFrame:
@@ -184,7 +238,7 @@ def _resolved_manifest(cfg: FinetuneConfig, out: Path, info: DistInfo, resume: b
             df = df[~extra | (df[d.split_column].astype(str).to_numpy() == "train")].reset_index(drop=True)
         write_manifest(df, target)
     barrier(info)
-    return pd.read_csv(target, dtype={d.path_column: str, d.patient_column: str, d.split_column: str})
+    return _read_run_manifest(cfg, target)
 
 
 def _label_set(cfg: FinetuneConfig, df: pd.DataFrame, train: np.ndarray) -> list[str]:

@@ -42,7 +42,7 @@ from ..models.net1d import Net1D
 from .checkpoint import (TrainingInterrupted, check_resume_config, interrupted_note, load_state, resume_path,
                          save_model_file, unwrap)
 from .config import ConfigError, FinetuneConfig
-from .data import TrainData, prepare_data
+from .data import TrainData, check_resume_source, prepare_data
 from .distributed import DistInfo, barrier, cleanup, setup
 from .epochs import train_epochs
 from .model import build_model, configure_trainable, monitor, param_groups
@@ -122,6 +122,7 @@ def _start(cfg: FinetuneConfig, info: DistInfo, out: Path) -> tuple[dict[str, An
     state = load_state(resume_from) if resume_from else None
     if state is not None:
         check_resume_config(state, cfg, resume_from)
+        check_resume_source(cfg, out, state.get("config"), info)  # (before config.yaml takes the new source)
     if state is not None and info.is_main:
         t = cfg.train
         if state["epoch"] >= t.epochs or (t.max_steps is not None and state["global_step"] >= t.max_steps):
