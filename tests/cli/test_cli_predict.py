@@ -126,3 +126,24 @@ def test_cli_summary_names_the_file_of_a_zip_each_line_is_about(tiny_ckpt12, dat
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "(site" in ln]
     assert [ln.split(": ")[0].split(" ", 1)[1] for ln in lines] == ["(site1/ECG001.xml)", "(site2/ECG001.xml)"]
     assert pd.read_csv(tmp_path / "p.csv")["member"].tolist() == ["site1/ECG001.xml", "site2/ECG001.xml"]
+
+
+def test_calibration_records_without_int8_is_said_unused(tiny_ckpt12, data_dir, tmp_path, capsys):
+    """`--precision fp32 --calibration-records 64` ran without a word: the flag (int8's calibration
+    set) was ignored.  Said once, naming the flag and why; left out, or under int8, nothing is said."""
+    from ecgfounder.cli import build_parser
+    from ecgfounder.cli.predict import job_args
+
+    rec = str(data_dir / "cinc2021" / "E07500.hea")
+    argv = ["predict", rec, "--checkpoint", str(tiny_ckpt12), "--no-progress", "--precision", "fp32"]
+    assert main([*argv, "-o", str(tmp_path / "a.csv"), "--calibration-records", "64"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("--calibration-records") == 1, err
+    assert ("warning: --calibration-records 64 is not used: --precision fp32 needs no calibration (only int8, or auto "
+            "where it chooses int8, calibrates on the first records)") in err, err
+    parser = build_parser("predict")
+    for extra, said in ((["--precision", "bf16", "--calibration-records", "8"], True), (["--precision", "bf16"], False),
+                        (["--precision", "int8", "--calibration-records", "8"], False), ([], False)):
+        job = job_args(parser.parse_args(["predict", rec, *extra]))
+        assert job["calibration_records"] == (8 if "8" in extra else 16)
+        assert ("--calibration-records 8 is not used: --precision bf16" in capsys.readouterr().err) == said, extra

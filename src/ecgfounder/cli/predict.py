@@ -58,8 +58,9 @@ def add_run_args(p: argparse.ArgumentParser, *, scores: bool = True) -> None:
                    help="process only part I of N (from 0) of the sorted record list; writes OUTPUT with a "
                    ".shard-I-of-N suffix (zero-padded: p.shard-00000-of-00004.csv); join the parts with 'ecgfounder "
                    "merge'. Under torchrun, RANK/WORLD_SIZE set this automatically")
-    g.add_argument("--calibration-records", type=count(1), default=16, metavar="N",
-                   help="int8: records (the first N of the whole sorted list) used to calibrate")
+    g.add_argument("--calibration-records", type=count(1), default=None, metavar="N",
+                   help="int8 (and auto where it chooses int8): records (the first N of the whole sorted list) used to "
+                   "calibrate (default 16)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,12 +84,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def job_args(args: argparse.Namespace, **overrides) -> dict:
-    """The :class:`~ecgfounder.prediction.archive.ArchiveJob` fields the flags give."""
+    """The :class:`~ecgfounder.prediction.archive.ArchiveJob` fields the flags give (a flag the
+    precision does not use is said so, once: this is called once a run)."""
+    n = args.calibration_records
+    if n is not None and args.precision in ("fp32", "bf16") and not args.quiet:
+        say(f"warning: --calibration-records {n} is not used: --precision {args.precision} needs no calibration (only "
+            "int8, or auto where it chooses int8, calibrates on the first records)")
     return dict(
         inputs=tuple(args.paths), model=model_source(args), output=args.output, embeddings=args.embeddings,
         aggregate=args.aggregate, batch_size=args.batch_size, mode=args.mode, lead=args.lead,
         fill_missing=args.fill_missing, device=args.device, precision=args.precision, backend=args.backend,
-        workers=args.workers, resume=args.resume, shard=args.shard, calibration_records=args.calibration_records,
+        workers=args.workers, resume=args.resume, shard=args.shard, calibration_records=16 if n is None else n,
         strict=not args.no_strict, read_kwargs=read_options(args), quality=args.quality_gate, **overrides,
     )
 
