@@ -348,3 +348,28 @@ def test_a_warm_up_as_long_as_the_run_is_said(small_store, tmp_path):
         res = pretrain(_cfg(small_store, tmp_path / "run", {"warmup_steps": 50}, epochs=2))
     # epochs are numbered from 1 in the history and the log lines, as fine-tuning's log.csv (0, 1 before)
     assert sorted({h["epoch"] for h in res.history}) == [1, 2] and res.history[0]["epoch"] == 1
+
+
+def test_resume_on_a_store_whose_shard_was_replaced_is_refused(small_store, tmp_path):
+    """A shard replaced by another of the same name and sample count (a rebuild, a copy gone wrong)
+    was resumed on silently: the store was known by its shard names and counts only.  Each local
+    shard's size and the hash of its first and last 64 KiB are compared now."""
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    from ecgfounder.train.config import ConfigError
+
+    copy = SimpleNamespace(location=tmp_path / "store")
+    shutil.copytree(small_store.location, copy.location)
+    shards = json.loads((copy.location / "index.json").read_text())["shards"]
+    a, b = next((s, t) for i, s in enumerate(shards) for t in shards[i + 1:] if s["count"] == t["count"])
+    out, sched = tmp_path / "run", {"schedule_steps": 4}
+    pretrain(_cfg(copy, out, sched, max_steps=1))
+    pa, pb = copy.location / a["name"], copy.location / b["name"]
+    data_a = pa.read_bytes()
+    pa.write_bytes(pb.read_bytes())  # shard a now holds b's windows: same name, same count
+    with pytest.raises(ConfigError, match=rf"shard {a['name']} .*changed since the checkpoint"):
+        pretrain(_cfg(copy, out, sched, max_steps=2))
+    pa.write_bytes(data_a)
+    assert pretrain(_cfg(copy, out, sched, max_steps=2)).steps == 2

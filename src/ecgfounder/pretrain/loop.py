@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,25 +159,58 @@ RESUMABLE_CHANGES = frozenset({"data.store", "data.val_store", "train.out", "tra
                                "optim.schedule_steps"})
 
 
+_BLOCK = 1 << 16  # bytes of a shard's beginning and end its fingerprint hashes
+
+
+def _shard_fingerprint(path: Path) -> str | None:
+    """``SIZE:HASH`` of a local shard file: its size and the BLAKE2b of its first and last 64 KiB
+    (two reads a shard: a tar's first member and its last samples); ``None`` where it cannot be read."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            h = hashlib.blake2b(f.read(_BLOCK), digest_size=16)
+            if size > _BLOCK:
+                f.seek(max(_BLOCK, size - _BLOCK))
+                h.update(f.read(_BLOCK))
+    except OSError:
+        return None
+    return f"{size}:{h.hexdigest()}"
+
+
 def _store_identity(store: StoreInfo) -> str:
     """What a checkpoint must be resumed on: the store's labels (the head's columns), contract and
-    samples (its shards and their counts: the data position is a place in them); ``data.store`` may
-    point elsewhere on resume: another copy or mirror of the same store."""
-    return json.dumps({"labels": list(store.labels), "contract": store.contract.to_dict(),
-                       "shards": [[Path(str(s)).name, int(c)] for s, c in zip(store.shards, store.counts)]},
-                      sort_keys=True)
+    samples (its shards and their counts: the data position is a place in them), and for a store in
+    a local folder each shard's fingerprint (:func:`_shard_fingerprint`: a shard replaced under its
+    name and count is another store); ``data.store`` may point elsewhere on resume: another copy or
+    mirror of the same store."""
+    ident: dict[str, Any] = {"labels": list(store.labels), "contract": store.contract.to_dict(),
+                             "shards": [[Path(str(s)).name, int(c)] for s, c in zip(store.shards, store.counts)]}
+    if "://" not in store.location and not store.location.startswith("pipe:"):
+        ident["fingerprints"] = [_shard_fingerprint(Path(store.url(str(s)))) for s in store.shards]
+    return json.dumps(ident, sort_keys=True)
 
 
-def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path) -> ConfigError | None:
+def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path, now: str | None = None
+                 ) -> ConfigError | None:
     """The refusal to resume a checkpoint trained on the store ``saved`` (its identity) on ``store``
-    (a checkpoint of an older version records no shards: those are not compared)."""
-    was, now = json.loads(saved), json.loads(_store_identity(store))
-    if was.get("labels") != now["labels"] or was.get("contract") != now["contract"]:
+    (identity ``now``, computed where not given); a checkpoint of an older version records no shards
+    or fingerprints, a remote store has no fingerprints: those are not compared."""
+    was, now_d = json.loads(saved), json.loads(now if now is not None else _store_identity(store))
+    if was.get("labels") != now_d["labels"] or was.get("contract") != now_d["contract"]:
         what = "of other labels or preprocessing than"
-    elif "shards" in was and was["shards"] != now["shards"]:
+    elif "shards" in was and was["shards"] != now_d["shards"]:
         n_was = sum(c for _, c in was["shards"])
         what = (f"of other samples ({n_was} windows in {len(was['shards'])} shards) than the {store.n_samples} windows "
                 f"in {len(store.shards)} shards of")
+    elif "fingerprints" in was and "fingerprints" in now_d and was["fingerprints"] != now_d["fingerprints"]:
+        i = next(k for k, (a, b) in enumerate(zip(was["fingerprints"], now_d["fingerprints"])) if a != b)
+        name = now_d["shards"][i][0]
+        return ConfigError(f"cannot resume from {path}: shard {name} of data.store={cfg.data.store} changed since the "
+                           "checkpoint was written (its size or content: replaced or rebuilt under the same name and "
+                           "sample count), so its data position would go on in other windows. Put the store's shard "
+                           "back as it was (a copy of the store may live elsewhere), or choose another train.out.")
     else:
         return None
     return ConfigError(f"cannot resume from {path}: it was trained on a store {what} data.store={cfg.data.store} "
@@ -185,7 +219,7 @@ def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path) 
 
 
 def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo,
-                     schedule: int) -> dict[str, Any]:
+                     schedule: int, identity: str | None = None) -> dict[str, Any]:
     """The resumable state at ``path``, refused when unreadable, written under another configuration,
     on a store of other labels or preprocessing, or under a cosine schedule of another length than
     ``schedule`` (the learning rates from its step on would follow another curve than its steps did)."""
@@ -203,7 +237,7 @@ def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, stor
             raise ConfigError(f"cannot resume from {path}: it was written with another configuration ({'; '.join(changed)}). "
                               "Resume with the settings it was written with, or choose another train.out.")
     if isinstance(state, dict) and isinstance(state.get("store"), str):
-        refusal = _other_store(state["store"], store, cfg, path)
+        refusal = _other_store(state["store"], store, cfg, path, identity)
         if refusal is not None:
             raise refusal
     was = state.get("schedule_steps") if isinstance(state, dict) else None
@@ -263,11 +297,12 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=schedule, min_ratio=o.min_lr_ratio))
     ckpt = out / "checkpoints" / "last.pt"
     step, history = 0, []
+    identity = _store_identity(store)  # (once: every checkpoint records it)
     if ckpt.exists() and not t.resume:
         raise ConfigError(f"{out} already holds a pre-training run ({ckpt}); choose another train.out, or "
                           "train.resume=true to continue it.")
     if t.resume and ckpt.exists():
-        state = _load_checkpoint(ckpt, cfg, info.device, store, schedule)
+        state = _load_checkpoint(ckpt, cfg, info.device, store, schedule, identity)
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -333,7 +368,7 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
                 save_state({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                             "ema": ema.state_dict() if ema is not None else None, "step": step,
                             "history": json.dumps(history), "config": json.dumps(cfg.to_dict()),
-                            "store": _store_identity(store), "schedule_steps": schedule}, ckpt,
+                            "store": identity, "schedule_steps": schedule}, ckpt,
                            "run the same command again to resume")
             D.barrier(info)
         if on_step is not None:
