@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,25 @@ def test_embeddings_written_into_the_input_folder_are_not_inputs(folder_of, tiny
         assert _run(dataclasses.replace(sharded, shard=(i, 2))).n_ok == 2
     merged = merge_parts([part_name(d2 / "p.csv", i, 2) for i in range(2)], tmp_path / "m.csv")
     assert merged["rows"] == 4 and not merged["failures"]
+
+
+def test_an_output_named_as_a_file_found_in_an_input_folder_is_refused_unless_a_run_wrote_it(folder_of, tiny_ckpt, tmp_path):
+    """predict f -o f/ecg.csv, where f/ecg.csv is a CSV ECG found in f, replaced that ECG with the
+    results (the file was left out as the run's own output); embed's default index (ecg.npy ->
+    ecg.csv) did the same.  A file there that a run of ours wrote (a table of rows, an array with
+    its description) is still the run's own, and a rerun replaces it."""
+    d = folder_of(tmp_path / "in", n=2)
+    ecg = np.random.default_rng(0).standard_normal((5000, 12)) * 0.1
+    np.savetxt(d / "ecg.csv", ecg, delimiter=",", header="I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6", comments="")
+    np.save(d / "arr.npy", ecg.astype(np.float32))
+    before = (d / "ecg.csv").read_bytes()
+    for out, emb in ((d / "ecg.csv", None), (tmp_path / "o.csv", d / "arr.npy")):
+        with pytest.raises(SetupError, match=rf"{'output' if emb is None else 'embeddings'} {re.escape(str(emb or out))} "
+                                             "is a file found among the inputs that this command did not write"):
+            _run(_job(d, tiny_ckpt, out, embeddings=None if emb is None else str(emb), read_kwargs={"fs": 500}))
+    assert (d / "ecg.csv").read_bytes() == before
+    job = _job(d, tiny_ckpt, d / "out.csv", embeddings=str(d / "emb.npy"), read_kwargs={"fs": 500})
+    assert _run(job).n_ok == 4 and _run(job).n_ok == 4  # its own table and array: replaced by the rerun
 
 
 def test_resume_after_the_inputs_changed_says_so(folder_of, interrupt, tiny_ckpt, tmp_path, monkeypatch):

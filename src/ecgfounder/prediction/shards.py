@@ -73,7 +73,8 @@ def own_files(files: Sequence[Any], inputs: Sequence[Any], outputs: Mapping[str,
     path, ``None`` for none) or a shard part of one (``OUT.shard-I-of-N.ext``).  Such a file found in
     an input folder is not a record: an embeddings ``.npy`` read as an ECG would change the record
     list between a run and its resume, and between shards.  An output that is a file named among
-    ``inputs`` is :class:`SetupError`: the run would replace that ECG with its results."""
+    ``inputs``, or found among them but not written by a run of ours (:func:`_an_earlier_output`), is
+    :class:`SetupError`: the run would replace that file with its results."""
     named = [Path(x) for x in inputs if Path(x).is_file()]
     for argument, t in ((a, Path(x)) for a, x in outputs.items() if x):
         src = next((x for x in named if same_file(x, t)), None)
@@ -81,12 +82,42 @@ def own_files(files: Sequence[Any], inputs: Sequence[Any], outputs: Mapping[str,
             raise SetupError(f"{argument} {t} is the input {src}; writing it would replace that ECG: give another "
                              "file name.", argument)
 
-    def written(q: Path) -> bool:
-        for t in (Path(x) for x in outputs.values() if x):
+    def written(q: Path) -> str | None:  # the argument whose output (or a shard part of it) q is
+        for argument, t in ((a, Path(x)) for a, x in outputs.items() if x):
             stem, suffix = t.name[: len(t.name) - len(t.suffix)], t.suffix
             hit = q.name == t.name or re.fullmatch(re.escape(stem) + r"\.shard-\d{5}-of-\d{5}" + re.escape(suffix), q.name)
             if hit and q.resolve().parent == t.resolve().parent:
-                return True
-        return False
+                return argument
+        return None
 
-    return [f for f in files if written(Path(f))]
+    own = [f for f in files if written(Path(f))]
+    for f in own:
+        if not _an_earlier_output(Path(f)):
+            raise SetupError(f"{written(Path(f))} {f} is a file found among the inputs that this command did not "
+                             "write (not a table of its rows, nor an array with its description beside it); writing "
+                             "it would replace it: give another file name, or an output outside the input folder.",
+                             str(written(Path(f))))
+    return own
+
+
+def _an_earlier_output(p: Path) -> bool:
+    """Whether ``p`` (an output's name found in an input folder) is what a run of ours wrote there:
+    empty, a table whose first column is ``record``, or an ``.npy`` with its description (``.json``
+    holding ``array``)."""
+    try:
+        if p.stat().st_size == 0:
+            return True
+        if p.suffix.lower() == ".npy":  # (an ECG array may have a .json of its own: ours holds "array")
+            import json
+
+            d = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+            return isinstance(d, dict) and isinstance(d.get("array"), dict)
+        if p.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(p).names[:1] == ["record"]
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except (OSError, ImportError, ValueError, TypeError):  # (pyarrow's and json's errors are ValueErrors)
+        return False
+    return head.lstrip(b"\xef\xbb\xbf").startswith((b"record,", b'{"record":'))
