@@ -114,6 +114,21 @@ def test_unwraps_module_prefix_and_nesting(tmp_path, m12):
     assert torch.equal(_logits(m), _logits(m12))
 
 
+def test_two_different_networks_nested_in_one_checkpoint_are_refused_not_picked(tmp_path, m12):
+    """{'state_dict': A, 'model': B} loaded A by the order of a key list, without a word; the same
+    network kept twice, or a config dict under 'model' beside the weights, still load."""
+    a, b = tiny_sd(12), synthetic_state_dict(12, seed=1, config=TINY12)
+    p = tmp_path / "two.pth"
+    torch.save({"state_dict": a, "model": {"state_dict": b}}, p)
+    with pytest.raises(CheckpointError, match=r"two\.pth: holds different networks' weights under 'state_dict' and "
+                                              r"'model'; which to load is not guessed.*torch\.save\(ckpt\['state_dict'\]"):
+        load_model(p)
+    for ckpt in ({"state_dict": a, "model": {k: v.clone() for k, v in a.items()}},
+                 {"model": {"name": "net1d", "leads": 12}, "state_dict": a}):
+        torch.save(ckpt, p)
+        assert torch.equal(_logits(load_model(p)), _logits(m12))
+
+
 def test_strict_mismatch_names_keys(tmp_path):
     sd = tiny_sd(12)
     sd.pop("stage_list.1.block_list.0.se_fc2.bias")

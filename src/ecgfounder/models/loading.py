@@ -28,6 +28,7 @@ from ..recording import FS_MAX, FS_MIN
 from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_metadata
 from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
+from .state_dicts import unwrap_state_dict
 from .tensorchecks import check_finite, check_size, check_stored, config_from_meta
 from .weights import download_weights, resolve_known, sha256_file
 
@@ -45,7 +46,6 @@ __all__ = [
 from ..testing import build_synthetic_checkpoint, synthetic_state_dict  # noqa: E402,F401
 
 _META_KEY = "ecgfounder"
-_FIRST = "first_conv.conv.weight"  # the first key of every Net1D state dict
 
 
 def _numpy_safe_globals() -> list:
@@ -139,46 +139,6 @@ def _torch_load_safe(path: Path) -> Any:
             TypeError, KeyError, AttributeError, IndexError) as exc:  # OSError: a cut zip (Errno 22)
         msg = f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
-
-
-def unwrap_state_dict(obj: Any, *, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint: follows ``state_dict``/``model``/``model_state_dict``
-    nesting and strips ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) prefixes."""
-    seen = 0
-    while isinstance(obj, Mapping) and seen < 4:
-        for key in ("state_dict", "model_state_dict", "model", "module"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-        else:
-            break
-        seen += 1
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a state dict.")
-    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise CheckpointError(
-            f"{source}: no tensors found (top-level keys: {sorted(map(str, obj))[:10]}); is this a model checkpoint?"
-        )
-    out: dict[str, torch.Tensor] = {}
-    named: dict[str, str] = {}
-    for k, v in tensors.items():
-        if not isinstance(k, str):
-            raise CheckpointError(f"{source}: tensor key {k!r} is a {type(k).__name__}, not a name; not a state dict.")
-        key = k
-        while key.startswith(("module.", "_orig_mod.")):  # in any order: DDP(compile(m)) or compile(DDP(m))
-            key = key.split(".", 1)[1]
-        if key in out:  # (one of two tensors would load silently, by the order of the file)
-            raise CheckpointError(f"{source}: holds both {named[key]!r} and {k!r}, one tensor {key!r} once the "
-                                  "'module.'/'_orig_mod.' prefixes are removed; which to load is not guessed. Keep "
-                                  "one network's state dict in the file.")
-        out[key], named[key] = v, k
-    # the network held under one attribute of a wrapper (a Lightning module's "model."): its keys alone
-    # lose the prefix; the wrapper's other tensors stay as they are (strict loading names them)
-    heads = [k[: -len(_FIRST)] for k in out if k.endswith("." + _FIRST)]
-    if _FIRST not in out and len(heads) == 1:
-        out = {k.removeprefix(heads[0]): v for k, v in out.items()}
-    return out
 
 
 def config_from_state_dict(sd: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> Net1DConfig:
