@@ -225,10 +225,11 @@ def test_a_findings_peak_second_off_the_printout_is_said_to_be_off_it(tmp_path, 
     # against the finding: the page named that second as where the finding was seen, off the printout and
     # unshaded; the leads and seconds named with a finding are those of its evidence for, the shaded ones
     assert "printout shows 0-10 s of the 30.0-s record" in page
-    assert "<td>V2 100%; most in 2.0-3.0 s<br>" in page  # (the earliest 1 s holding most; on the printout: no remark)
+    # (the earliest 1 s holding most; on the printout, but not where V2 is drawn in the 3×4 layout: said)
+    assert "<td>V2 100%; most in 2.0-3.0 s (V2 is drawn at 5-7.5 s)<br>" in page
     # the evidence against is named on a line of its own, worded alike, with where it is off the printout
-    assert ("<br>evidence against: V2 100%; most in 24.2-25.2 s (not on the printout of 0-10 s) "
-            "(77% of the attribution mass)</td>") in page
+    assert ("<br>evidence against (77% of the attribution mass): V2 100%; most in 24.2-25.2 s (not on the printout "
+            "of 0-10 s)</td>") in page
 
 
 def test_leads_named_with_a_finding_are_those_of_its_shaded_evidence(tmp_path, tiny_checkpoint, monkeypatch):
@@ -259,13 +260,13 @@ def test_leads_named_with_a_finding_are_those_of_its_shaded_evidence(tmp_path, t
     (res,) = write_reports([rec], tiny_checkpoint, tmp_path, n_steps=2, top=2, thresholds=always, method="gradcam")
     page = html.unescape(res.html.read_text(encoding="utf-8"))
     rows = re.findall(r"<tr><td><span.*?</tr>", page)
-    against = "evidence against: V1 100%; most in 2.0-3.0 s (91% of the attribution mass)"  # 50 / (50 + 5)
-    assert f"<td>V5 100%; most in 6.0-7.0 s<br>{against}</td>" in rows[0]  # evidence for first, as shaded
-    assert "<td>no evidence for it in the map (its attribution is all against it)<br>evidence against: V1 100%; most in " \
-           "2.0-3.0 s (100% of the attribution mass)</td>" in rows[1]
+    against = "evidence against (91% of the attribution mass): V1 100%; most in 2.0-3.0 s (V1 is drawn at 5-7.5 s)"
+    assert f"<td>V5 100%; most in 6.0-7.0 s (V5 is drawn at 7.5-10 s)<br>{against}</td>" in rows[0]  # (50 / (50 + 5))
+    assert "<td>no evidence for it in the map (its attribution is all against it)<br>evidence against (100% of the " \
+           "attribution mass): V1 100%; most in 2.0-3.0 s (V1 is drawn at 5-7.5 s)</td>" in rows[1]
     (text,) = pages  # the PDF's last page: the same line under its finding
     lines = text.splitlines()
-    first = next(k for k, ln in enumerate(lines) if ln.endswith("; V5 100%; most in 6.0-7.0 s"))
+    first = next(k for k, ln in enumerate(lines) if ln.endswith("; V5 100%; most in 6.0-7.0 s (V5 is drawn at 7.5-10 s)"))
     assert lines[first + 1] == f"    {against}"
 
 

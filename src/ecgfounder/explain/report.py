@@ -280,6 +280,7 @@ def _pdf_text(findings: list[dict], facts: list[tuple[str, str]], notes: Sequenc
 
 def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path, stem: str) -> ReportResult:
     from ..plot import RHYTHM_SECONDS, SHADE_COLOURS, default_layout, lead_spans, plot_ecg, plot_pages, save_pdf_pages
+    from ..signal.leads import canonical_lead
     from ..plot_text import seconds_text
     from ..prediction import predict
     from .attribution import check_length, contract_of, explain
@@ -314,7 +315,8 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
     shading = [(labels[i], _shading(exp, labels[i])) for i in shown_idx[:len(SHADE_COLOURS)]]  # (a colour each)
     layout = default_layout(rec, ctx["paper"])  # a long record of 1-3 leads: the rhythm printout
     seconds = RHYTHM_SECONDS if layout == "rhythm" else 10.0  # (rhythm: the most shaded minute)
-    start = _shown_start(shading, rec.fs, rec.n_samples, lead_spans(rec, layout, seconds=seconds), seconds)
+    drawn = lead_spans(rec, layout, seconds=seconds)
+    start = _shown_start(shading, rec.fs, rec.n_samples, drawn, seconds)
     end = min(start + seconds, rec.duration)
 
     def leads_and_span(top_leads: Sequence[tuple[str, float]], span: tuple[float, float]) -> str:
@@ -322,7 +324,13 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
             else "leads not resolved (Grad-CAM)"  # its time map is spread evenly: equal shares name no lead
         a, b = span  # (the printout shows start-end s: say where the peak is not on it)
         off = "" if start - 1e-6 <= a and b <= end + 1e-6 else " partly" if a < end and b > start else " not"
-        return leads + f"; most in {a:.1f}-{b:.1f} s" + (f" ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)" if off else "")
+        if off:
+            return leads + f"; most in {a:.1f}-{b:.1f} s ({off[1:]} on the printout of {seconds_text(start)}-{seconds_text(end)} s)"
+        first = top_leads[0][0] if exp.lead_resolved and top_leads else None  # the lead named first: drawn then?
+        segs = [(start + x, min(start + y, end)) for x, y in drawn.get(canonical_lead(first), ())] if first else []
+        elsewhere = segs and not any(x < b and y > a for x, y in segs)
+        return leads + f"; most in {a:.1f}-{b:.1f} s" + (
+            f" ({first} is drawn at {', '.join(f'{seconds_text(x)}-{seconds_text(y)}' for x, y in segs)} s)" if elsewhere else "")
 
     def where(lab: str) -> str:
         if lab not in shares:
@@ -335,7 +343,7 @@ def _one_record(rec: Recording, shown: str, model: Any, ctx: dict, out_dir: Path
         if lab not in against or against[lab] is None:
             return ""
         part, top_leads, span = against[lab]
-        return f"evidence against: {leads_and_span(top_leads, span)} ({part:.0%} of the attribution mass)"
+        return f"evidence against ({part:.0%} of the attribution mass): {leads_and_span(top_leads, span)}"
 
     findings = [dict(label=labels[i], prob=float(prob[i]), raw=float(raw[i]), thr=float(thresholds[i]),
                      mark=_UNFITTED_MARK if labels[i] in ctx["unfitted"] else "",
