@@ -36,6 +36,8 @@ __all__ = [
     "sex_code",
     "read_length",
     "age_in_years",
+    "MAX_AGE",
+    "age_years",
     "canonical_leads",
     "age_at",
     "stated_or_birth_age",
@@ -143,6 +145,30 @@ def age_in_years(value: float | None, unit: str | None) -> float | None:
     key = str(unit or "a").strip().lower()
     per_year = _AGE_UNIT_PER_YEAR.get(key)
     return None if per_year is None else value / per_year
+
+
+#: the oldest age read as a patient's age, in years: a larger number is a code (PTB-XL's 300 for
+#: "over 89") or an error, not an age
+MAX_AGE = 120.0
+# what files write for an age not known (CinC: 'NaN'; MIT-BIH: '-1' or '?')
+_AGE_UNKNOWN = {"", "nan", "-1", "?", "unknown", "none", "n/a", "na"}
+
+
+def age_years(value: Any, path: Path | str | None = None, what: str = "age") -> float | None:
+    """The one rule of the readers for an age in years that a file states: a finite number from 0 to
+    :data:`MAX_AGE`; ``None`` for a missing age and the ways files write one not known (``NaN``,
+    ``-1``, ``?``, ``unknown``), and for anything else (``300``, ``69 years``, ``inf``), then with a
+    warning naming the value and ``meta['age_not_read']``: never a guess."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    age = to_float(text)
+    if text.lower() in _AGE_UNKNOWN or age == -1:
+        return None
+    if age is not None and 0 <= age <= MAX_AGE:
+        return age
+    note("age_not_read", text, f"{path}: {what} {text!r} is not an age in years (0 to {MAX_AGE:g}); age not read")
+    return None
 
 
 def check_file(path: Path, *, min_bytes: int = 1, max_bytes: int | None = None) -> int:
@@ -349,7 +375,8 @@ def make_recording(
 
 
 def age_at(birth: str | None, acquired: str | None) -> float | None:
-    """Age in whole years on the acquisition date, from two ISO dates; ``None`` if either is missing."""
+    """Age in whole years on the acquisition date, from two ISO dates; ``None`` if either is missing
+    or the age is not one of :func:`age_years` (0 to :data:`MAX_AGE`)."""
     if not birth or not acquired:
         return None
     try:
@@ -358,7 +385,7 @@ def age_at(birth: str | None, acquired: str | None) -> float | None:
     except ValueError:
         return None
     age = a.year - b.year - ((a.month, a.day) < (b.month, b.day))
-    return float(age) if 0 <= age < 150 else None
+    return float(age) if 0 <= age <= MAX_AGE else None
 
 
 def stated_or_birth_age(path: Path, stated: float | None, birth: str | None, acquired: str | None,

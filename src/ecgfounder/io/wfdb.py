@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import canonical_lead
-from ._common import canonical_leads, check_file, note, read_length, unit_scale_to_mv
+from ._common import canonical_leads, check_file, note, read_length, stated_or_birth_age, unit_scale_to_mv
 from .limits import check_values, parse_fs
 from .wfdb_meta import acquired_of, base_datetime, comment_meta, meta_comments
 
@@ -219,7 +219,10 @@ def _recording(hea: Path, line: str, fs: float, sig: np.ndarray, specs: list[tup
     start = acquired_of(line, comments)
     if start:
         meta["acquired"] = start
-    meta.update(comment_meta(comments))  # an 'Acquired:' comment (exact, with its zone) wins
+    meta.update(comment_meta(comments, hea))  # an 'Acquired:' comment (exact, with its zone) wins
+    age = stated_or_birth_age(hea, meta.get("age"), meta.get("birth_date"), meta.get("acquired"), "header's age")
+    if age is not None:
+        meta["age"] = age
     return Recording(signal=sig[keep] if len(keep) < len(specs) else sig, fs=fs,
                      leads=canonical_leads(specs[i][0] for i in keep), meta=meta)
 

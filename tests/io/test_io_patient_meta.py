@@ -1,0 +1,78 @@
+"""Age and sex as each reader takes them from what a file states: WFDB header comments (CinC's
+``Age:``/``Sex:``, MIT-BIH's unlabelled ``# 69 M ...``), DICOM's PatientAge and PatientBirthDate,
+EDF+'s patient field; one age rule (``_common.age_years``, ``stated_or_birth_age``) for all."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ecgfounder.io as eio
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def _read(path, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = eio.read(path, **kw)
+    return rec, [str(w.message) for w in caught]
+
+
+def _wfdb(tmp_path: Path, comments: list[str], name: str = "rec") -> Path:
+    import wfdb
+
+    d = np.random.default_rng(0).integers(-300, 300, size=(360, 2)).astype(np.int16)
+    wfdb.wrsamp(name, fs=360, units=["mV"] * 2, sig_name=["MLII", "V5"], d_signal=d, fmt=["16"] * 2,
+                adc_gain=[200.0] * 2, baseline=[0] * 2, comments=comments, write_dir=str(tmp_path))
+    return tmp_path / f"{name}.hea"
+
+
+def test_mitbih_leading_age_and_sex_comment_is_read():
+    """MIT-BIH headers state age and sex unlabelled on their first comment line ('# 69 M 1085 1629
+    x1'): record 100 was read with neither."""
+    rec, said = _read(DATA / "mitdb" / "100.hea", max_duration=1)  # (its first comment is wfdb-python's '# unnecessary comment')
+    assert rec.meta["age"] == 69.0 and rec.meta["sex"] == "M" and not said
+
+
+@pytest.mark.parametrize("comments, want", [
+    (["69 M 1085 1629 x1", "Aldomet, Inderal"], {"age": 69.0, "sex": "M"}),
+    (["-1 F 1525 1629 x1"], {"sex": "F"}),  # age unknown, sex read
+    (["? M 1085"], {"sex": "M"}),
+    (["Aldomet, Inderal", "12 M ..."], {"age": 12.0, "sex": "M"}),  # words alone before it are passed over
+    (["130 M 1085"], {}),  # not an age: not the form
+    (["69 male 1085"], {}),  # second token not M/F
+    (["Holter 24 h", "69 M"], {}),  # only the first line with a digit is the candidate
+    (["Age: 60", "Sex: Female", "69 M 1085"], {"age": 60.0, "sex": "F"}),  # labelled comments win
+    (["Age: 51  Sex: M"], {"age": 51.0, "sex": "M"}),  # both on one line
+    (["Statement: patient age: 5"], {}),  # inside another comment: not an age
+    (["Age: NaN", "Sex: Unknown"], {}),  # CinC's unknowns: neither nan nor None in meta
+])
+def test_wfdb_comment_age_and_sex_forms(tmp_path, comments, want):
+    rec, said = _read(_wfdb(tmp_path, comments))
+    assert {k: rec.meta[k] for k in ("age", "sex") if k in rec.meta} == want
+    assert not said
+
+
+def test_wfdb_comment_age_that_is_no_age_is_warned_not_read(tmp_path):
+    """'Age: 300' (PTB-XL's code for over 89) and 'Age: inf' were read as 300 and inf years."""
+    for text in ("300", "inf", "69 years"):
+        rec, said = _read(_wfdb(tmp_path, [f"Age: {text}", "Sex: Male"], name="a" + str(len(text))))
+        assert "age" not in rec.meta and rec.meta["sex"] == "M" and rec.meta["age_not_read"] == text
+        assert any(f"'Age: {text}'" in m and "not an age in years" in m for m in said), said
+
+
+def test_wfdb_stated_age_and_birth_date_follow_the_one_rule(tmp_path):
+    """A header's 'Age:' and 'Birth date:' that disagree on the record line's date: the stated age is
+    kept, said (as HL7, Sierra and DICOM do); a birth date alone gives the age."""
+    hea = _wfdb(tmp_path, ["Age: 40", "Birth date: 1950-06-01"])
+    hea.write_text(hea.read_text().replace("rec 2 360 360", "rec 2 360 360 10:00:00 01/03/2000", 1))
+    rec, said = _read(hea)
+    assert rec.meta["age"] == 40.0 and rec.meta["age_from_birth_date"] == 49.0
+    assert any("header's age 40 years and the birth date 1950-06-01 (49 years" in m for m in said), said
+    hea.write_text(hea.read_text().replace("# Age: 40\n", ""))
+    rec, said = _read(hea)
+    assert rec.meta["age"] == 49.0 and not said
