@@ -76,3 +76,48 @@ def test_wfdb_stated_age_and_birth_date_follow_the_one_rule(tmp_path):
     hea.write_text(hea.read_text().replace("# Age: 40\n", ""))
     rec, said = _read(hea)
     assert rec.meta["age"] == 49.0 and not said
+
+
+# --------------------------------------------------------------------------------------- DICOM
+
+
+def _dicom(tmp_path: Path, name: str, **fields) -> Path:
+    import pydicom
+
+    ds = pydicom.dcmread(str(DATA / "formats" / "dicom" / "mortara_eli250_anonymous_ecg.dcm"))
+    for key, value in fields.items():  # (PatientAge 042Y, born 1971-01-23, acquired 2013-01-25)
+        if value is None:
+            delattr(ds, key)
+        else:
+            with warnings.catch_warnings():  # (pydicom's 'Invalid value for VR AS' for '069': the point)
+                warnings.simplefilter("ignore", UserWarning)
+                setattr(ds, key, value)
+    ds.save_as(str(tmp_path / name))
+    return tmp_path / name
+
+
+def test_dicom_age_from_the_birth_date_when_no_patient_age(tmp_path):
+    """DICOM read only PatientAge: the ECG Toolkit example (no PatientAge, born 1953-05-08, acquired
+    2002-11-22) came back without an age; a file with only a StudyDate too."""
+    rec, said = _read(DATA / "formats" / "dicom" / "ecgtoolkit_Example.dcm")
+    assert rec.meta["age"] == 49.0 and not said
+    f = _dicom(tmp_path, "study.dcm", PatientAge=None, AcquisitionDateTime=None, ContentDate=None, ContentTime=None)
+    rec, said = _read(f)
+    assert rec.meta["age"] == 42.0 and "acquired" not in rec.meta and not said
+
+
+def test_dicom_patient_age_and_birth_date_that_disagree_keep_the_stated_age_and_say_so(tmp_path):
+    rec, said = _read(_dicom(tmp_path, "same.dcm"))
+    assert rec.meta["age"] == 42.0 and "age_from_birth_date" not in rec.meta and not said
+    with pytest.warns(UserWarning, match=r"the PatientAge 30 years and the birth date 1971-01-23 \(42 years on the "
+                      r"acquisition date 2013-01-25\) disagree; the PatientAge is used"):
+        rec = eio.read(_dicom(tmp_path, "differ.dcm", PatientAge="030Y"))
+    assert rec.meta["age"] == 30.0 and rec.meta["age_from_birth_date"] == 42.0
+
+
+@pytest.mark.parametrize("text, want", [("006M", 0.5), ("069", 69.0), ("150Y", None)])
+def test_dicom_patient_age_units_and_bounds(tmp_path, text, want):
+    """'069' (no unit letter, not conformant) was read as 6 years; '150Y' as 150."""
+    rec, said = _read(_dicom(tmp_path, "a.dcm", PatientAge=text, PatientBirthDate=None))
+    assert rec.meta.get("age") == want
+    assert (rec.meta.get("age_not_read") == text and any("PatientAge '150Y'" in m for m in said)) if want is None else not said

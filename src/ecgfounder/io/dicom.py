@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_file, check_values, make_recording, note, parse_datetime, sex_code, to_float, unit_scale_to_mv
+from ._common import (MAX_AGE, age_in_years, age_years, check_file, check_values, make_recording, note, parse_datetime, sex_code,
+                      stated_or_birth_age, to_float, unit_scale_to_mv)
 from .scp import SCP_LEAD_IDS
 
 __all__ = ["read_dicom"]
@@ -216,10 +217,9 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
     acquired = parse_datetime(str(ds.get("AcquisitionDateTime", "") or "")) or parse_datetime(
         str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or "")
     )
-    age_s = str(ds.get("PatientAge", "") or "").strip()
-    age = None
-    if age_s[:-1].isdigit():
-        age = float(age_s[:-1]) / {"Y": 1, "M": 12, "W": 52.18, "D": 365.25}.get(age_s[-1:].upper(), 1)
+    birth = parse_datetime(str(ds.get("PatientBirthDate", "") or ""))
+    on = acquired or parse_datetime(str(ds.get("StudyDate", "") or ""))
+    age = stated_or_birth_age(p, _patient_age(p, str(ds.get("PatientAge", "") or "")), birth, on, "PatientAge")
     statements = []
     for ann in ds.get("WaveformAnnotationSequence") or []:
         txt = str(ann.get("UnformattedTextValue", "") or "").strip()
@@ -233,7 +233,7 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
         "patient_name": str(ds.get("PatientName", "") or "").strip() or None,
         "sex": sex_code(str(ds.get("PatientSex", "") or "")),
         "age": age,
-        "birth_date": parse_datetime(str(ds.get("PatientBirthDate", "") or "")),
+        "birth_date": birth,
         "acquired": acquired,
         "device": device or None,
         "institution": str(ds.get("InstitutionName", "") or "").strip() or None,
@@ -244,3 +244,17 @@ def read_dicom(path: str | Path, *, group: int | str | None = None, **_: object)
         "other_channels": tuple(other),
     }
     return make_recording(p, arr, fs, names, meta, fmt="dicom")
+
+
+_AS_UNITS = {"D": "d", "W": "wk", "M": "mo", "Y": "a", "": "a"}
+
+
+def _patient_age(p: Path, text: str) -> float | None:
+    """PatientAge (DICOM AS: ``nnnD``, ``nnnW``, ``nnnM``, ``nnnY``; a bare number read as years) in
+    years, by the readers' rule (:func:`~ecgfounder.io._common.age_years`): ``'069'`` was read as 6."""
+    text = text.strip()
+    m = re.fullmatch(r"(\d{1,3})\s*([DWMY]?)", text, flags=re.I)
+    years = age_in_years(float(m.group(1)), _AS_UNITS[m.group(2).upper()]) if m else None
+    if years is not None and 0 <= years <= MAX_AGE:
+        return years
+    return age_years(text or None, p, "PatientAge")
