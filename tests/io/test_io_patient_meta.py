@@ -121,3 +121,52 @@ def test_dicom_patient_age_units_and_bounds(tmp_path, text, want):
     rec, said = _read(_dicom(tmp_path, "a.dcm", PatientAge=text, PatientBirthDate=None))
     assert rec.meta.get("age") == want
     assert (rec.meta.get("age_not_read") == text and any("PatientAge '150Y'" in m for m in said)) if want is None else not said
+
+
+# --------------------------------------------------------------------------------------- EDF
+
+
+def _edf(tmp_path: Path, name: str, labels=("ECG MLII", "ECG V5"), additional: str = "", birth=None) -> Path:
+    import datetime as dt
+
+    import pyedflib
+
+    p = tmp_path / name
+    w = pyedflib.EdfWriter(str(p), len(labels), file_type=pyedflib.FILETYPE_EDFPLUS)
+    try:
+        w.setSignalHeaders([{"label": lab, "dimension": "uV", "sample_frequency": 250, "physical_min": -5000,
+                             "physical_max": 5000, "digital_min": -32768, "digital_max": 32767, "transducer": "",
+                             "prefilter": ""} for lab in labels])
+        if additional:
+            w.setPatientAdditional(additional)
+        if birth:
+            w.setBirthdate(birth)
+        w.setStartdatetime(dt.datetime(2000, 3, 1, 10))
+        w.writeSamples([np.linspace(-1000, 1000, 250) for _ in labels])
+    finally:
+        w.close()
+    return p
+
+
+def test_edf_modified_lead_label_is_named_in_meta_as_in_wfdb(tmp_path):
+    """EDF turned 'ECG MLII' into II itself: meta['lead_names_from'] (set for WFDB's MLII) was missing."""
+    rec, said = _read(_edf(tmp_path, "ml.edf", labels=("ECG MLII", "EKG V5", "ECG1")))
+    assert rec.leads == ("II", "V5", "ECG1") and rec.meta["lead_names_from"] == {"II": "MLII"} and not said
+    rec, _ = _read(_edf(tmp_path, "std.edf", labels=("ECG II", "Lead V5")))
+    assert rec.leads == ("II", "V5") and "lead_names_from" not in rec.meta
+
+
+def test_edf_stated_age_and_birth_date_follow_the_one_rule(tmp_path):
+    """An EDF+ patient field stating age=40 and a birth date giving 49 on the start date: the birth
+    date's 49 was taken without a word (the other readers keep the stated age and say so)."""
+    import datetime as dt
+
+    born = dt.date(1950, 6, 1)
+    with pytest.warns(UserWarning, match=r"patient field's age 40 years and the birth date 1950-06-01 \(49 years on "
+                      r"the acquisition date 2000-03-01\) disagree"):
+        rec = eio.read(_edf(tmp_path, "both.edf", additional="age=40", birth=born))
+    assert rec.meta["age"] == 40.0 and rec.meta["age_from_birth_date"] == 49.0
+    rec, said = _read(_edf(tmp_path, "birth.edf", birth=born))
+    assert rec.meta["age"] == 49.0 and not said
+    rec, said = _read(_edf(tmp_path, "code.edf", additional="Age:_300", birth=born))  # not an age: the birth date's
+    assert rec.meta["age"] == 49.0 and rec.meta["age_not_read"] == "300" and any("'300'" in m for m in said)

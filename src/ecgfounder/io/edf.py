@@ -25,21 +25,13 @@ import numpy as np
 from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
-from ._common import check_file, make_recording, note, read_length, sex_code, unit_scale_to_mv
+from ._common import check_file, make_recording, note, read_length, unit_scale_to_mv
+from .edf_meta import UNKNOWN_START, annotation_meta, label_lead, label_name, patient_meta, start_read
 from .limits import check_values
 
 __all__ = ["read_edf", "write_edf"]
 
 _KNOWN = set(STANDARD_12)
-
-
-def _label_to_lead(label: str) -> str:
-    s = label.strip()
-    s = re.sub(r"^(ECG|EKG)[\s_-]*", "", s, flags=re.I).strip()
-    s = re.sub(r"[\s_-]*(ECG|EKG)$", "", s, flags=re.I).strip()
-    if s.isdigit():  # 'ECG1', 'ECG 2': a channel number (PSG, Holter), not limb lead I or II
-        return label.strip()
-    return canonical_lead(s) if s else label.strip()
 
 
 # EDF signal header fields (name, width), in file order, each repeated once per signal
@@ -192,7 +184,7 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
         wanted = None if channels is None else {canonical_lead(c) for c in channels}
         cands, skipped, other, blank = [], [], [], []
         for k, (lab, dim) in enumerate(zip(labels, dims)):
-            lead = _label_to_lead(lab)
+            lead = label_lead(lab)
             # no unit: mV for a named lead, with a note; a unit that is not a voltage ('counts', a
             # misspelling) is not read as mV (it was, 1000× off for 'microV'): the channel is named
             scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
@@ -222,47 +214,14 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
                 continue
             n_read = read_length(int(f.getNSamples()[k]), fs, max_duration)
             rows.append(f.readSignal(k, 0, n_read) * scale)
-            names.append(lead)
+            names.append(label_name(labels[k]))  # (canonical in make_recording, which notes MLII read as II)
         n = min(len(r) for r in rows)
         sig = np.stack([r[:n] for r in rows])
-        sex = (f.getSex() or "").strip() if hasattr(f, "getSex") else ""
-        start, birth = _start_read(f), _birth_read(f)
-        age = None
-        if birth and start:
-            bd, ad = _dt.date.fromisoformat(birth), _dt.date.fromisoformat(start[:10])
-            age = float(ad.year - bd.year - ((ad.month, ad.day) < (bd.month, bd.day)))
-        statements, cont = [], ""
-        try:
-            onsets, _durations, texts = f.readAnnotations()
-        except Exception:
-            onsets, texts = [], []
-        for o, t in zip(onsets, texts):
-            t = str(t)
-            if float(o) > 0:
-                continue
-            if t.endswith("~"):
-                cont += t[:-1]
-                continue
-            if (cont + t).strip():
-                statements.append((cont + t).strip())
-            cont = ""
-        dx = [x for x in statements if _DX.match(x)]
-        if dx:
-            from ..datasets.codes import parse_dx  # the one Dx parser
-
-            statements = [x for x in statements if x not in dx]
-        additional = (f.getPatientAdditional() or "").strip() if hasattr(f, "getPatientAdditional") else ""
-        m_age = re.search(r"\bage[=:_ ]?(\d{1,3}(?:\.\d+)?)\b", additional, re.I)
-        if age is None and m_age:
-            age = float(m_age.group(1))
+        start = start_read(f)
         meta = {
-            "statements": tuple(statements),
-            "dx": tuple(c for x in dx for c in parse_dx(_DX.match(x).group(1))) if dx else None,
+            **annotation_meta(f),
             "other_channels": tuple(other),
-            "patient_id": (f.getPatientCode() or "").strip() or None,
-            "sex": sex_code(sex),
-            "birth_date": birth or None,
-            "age": age,
+            **patient_meta(p, f, start),
             "acquired": start,
             "device": (f.getEquipment() or "").strip() or None,
             "skipped_channels": tuple(skipped),
@@ -273,46 +232,12 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
     return make_recording(p, sig, fs, names, meta, fmt="edf")
 
 
-_DX = re.compile(r"^Dx\s*:\s*(.*)$", re.S)
-
-
-def _start_read(f: Any) -> str | None:
-    """The start as ISO text, to the µs (pyedflib's ``getStartdatetime`` takes EDFlib's 100-ns
-    sub-second count for 10 ns); ``None`` for the :data:`UNKNOWN_START` written for no start."""
-    try:
-        t = f.getStartdatetime()
-    except Exception:
-        return None
-    t = t.replace(microsecond=int(getattr(f, "starttime_subsecond", 0) or 0) // 10)
-    return None if t == UNKNOWN_START else t.isoformat()
-
-
-def _birth_read(f: Any) -> str | None:
-    """The birth date as ISO text (pyedflib gives ``'02 jan 1958'``)."""
-    try:
-        b = f.getBirthdate()
-    except Exception:
-        return None
-    if not b:
-        return None
-    if not isinstance(b, str):
-        return b.isoformat()[:10]
-    for fmt in ("%d %b %Y", "%d-%b-%Y", "%Y-%m-%d"):
-        try:
-            return _dt.datetime.strptime(b.strip()[:11], fmt).date().isoformat()
-        except ValueError:
-            continue
-    return None
-
-
 # EDF header numbers are 8 ASCII characters; a data record lasts a whole number of 10 µs, at most 60 s
 _FIELD = 8
 _TICKS = 100_000
 # the largest relative change of the sampling rate accepted to store a record without padding: the
 # data-record duration's 10-µs resolution makes some rates (257 Hz over 2500 samples) inexact
 RATE_TOLERANCE = 1e-5
-# the start written when a recording has none (EDF requires one): read back as unknown
-UNKNOWN_START = _dt.datetime(1985, 1, 1)
 
 
 def _header_number(x: float, up: bool) -> float | int:
