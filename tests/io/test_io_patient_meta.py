@@ -59,10 +59,13 @@ def test_wfdb_comment_age_and_sex_forms(tmp_path, comments, want):
 
 def test_wfdb_comment_age_that_is_no_age_is_warned_not_read(tmp_path):
     """'Age: 300' (PTB-XL's code for over 89) and 'Age: inf' were read as 300 and inf years."""
-    for text in ("300", "inf", "69 years"):
+    for text in ("300", "inf", "69 months"):
         rec, said = _read(_wfdb(tmp_path, [f"Age: {text}", "Sex: Male"], name="a" + str(len(text))))
         assert "age" not in rec.meta and rec.meta["sex"] == "M" and rec.meta["age_not_read"] == text
         assert any(f"'Age: {text}'" in m and "not an age in years" in m for m in said), said
+    for k, text in enumerate(("69 years", "69y", "69 Yrs")):  # an age in years, saying so: read
+        rec, said = _read(_wfdb(tmp_path, [f"Age: {text}", "Sex: Male"], name=f"y{k}"))
+        assert rec.meta["age"] == 69 and "age_not_read" not in rec.meta and not said
 
 
 def test_wfdb_stated_age_and_birth_date_follow_the_one_rule(tmp_path):

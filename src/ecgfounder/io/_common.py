@@ -155,14 +155,16 @@ _AGE_UNKNOWN = {"", "nan", "-1", "?", "unknown", "none", "n/a", "na"}
 
 
 def age_years(value: Any, path: Path | str | None = None, what: str = "age") -> float | None:
-    """The one rule of the readers for an age in years that a file states: a finite number from 0 to
+    """The one rule of the readers for an age in years that a file states: a finite number (of years:
+    ``69``, ``69 years``, ``69y``) from 0 to
     :data:`MAX_AGE`; ``None`` for a missing age and the ways files write one not known (``NaN``,
-    ``-1``, ``?``, ``unknown``), and for anything else (``300``, ``69 years``, ``inf``), then with a
+    ``-1``, ``?``, ``unknown``), and for anything else (``300``, ``69 months``, ``inf``), then with a
     warning naming the value and ``meta['age_not_read']``: never a guess."""
     if value is None:
         return None
     text = " ".join(str(value).split())
-    age = to_float(text)
+    years = re.fullmatch(r"([0-9.]+)\s*(?:y|yr|yrs|year|years)\.?", text, flags=re.I)  # '69 years', '69y'
+    age = to_float(years.group(1) if years else text)
     if text.lower() in _AGE_UNKNOWN or age == -1:
         return None
     if age is not None and 0 <= age <= MAX_AGE:
