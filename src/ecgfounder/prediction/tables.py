@@ -10,12 +10,13 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .._deps import require
 from .._fileio import atomic_path, partial_path, publish, to_jsonable
+from .columns import column_kinds
 
 __all__ = ["TableWriter", "TABLE_SUFFIXES", "atomic_save_npy"]
 
@@ -34,13 +35,17 @@ class TableWriter:
 
     Use as a context manager; on an exception the temporary file is removed and nothing is
     published.  ``tmp_path`` may be given to keep the partial file (for resumable runs).
+    ``kinds``: each column's value kind (``string``, ``int64``, ``float32``, ``float64``), the
+    Parquet schema; default :func:`~.columns.column_kinds` (a prediction table's).  The schema is
+    fixed from these, not from the first rows: a column empty there is typed all the same.
     """
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str], *, tmp_path: str | os.PathLike | None = None,
-                 append: bool = False, parquet_rows: int = 1024):
+                 append: bool = False, parquet_rows: int = 1024, kinds: Mapping[str, str] | None = None):
         self.path = Path(path)
         self.kind = _kind(self.path)
         self.columns = list(columns)
+        self.kinds = {**column_kinds(self.columns), **(kinds or {})}
         self.tmp = Path(tmp_path) if tmp_path else partial_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,13 +111,18 @@ class TableWriter:
 
         if not self._buffer:
             return
-        table = pa.Table.from_pylist([{k: to_jsonable(r.get(k)) for k in self.columns} for r in self._buffer])
+        schema = self._schema()
+        table = pa.Table.from_pylist([{k: to_jsonable(r.get(k)) for k in self.columns} for r in self._buffer],
+                                     schema=schema)
         if self._pq_writer is None:
-            self._pq_writer = pq.ParquetWriter(str(self.tmp), table.schema)
-        else:
-            table = table.cast(self._pq_writer.schema)
+            self._pq_writer = pq.ParquetWriter(str(self.tmp), schema)
         self._pq_writer.write_table(table)
         self._buffer.clear()
+
+    def _schema(self) -> Any:
+        import pyarrow as pa
+
+        return pa.schema([(c, pa.type_for_alias(self.kinds[c])) for c in self.columns])
 
     def close(self, *, publish_now: bool = True) -> Path:
         """Finish the file and move it to its final name; returns the path.  ``publish_now=False``:
@@ -123,7 +133,7 @@ class TableWriter:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                pq.write_table(pa.table({k: pa.array([], pa.string()) for k in self.columns}), str(self.tmp))
+                pq.write_table(self._schema().empty_table(), str(self.tmp))
             else:
                 self._pq_writer.close()
         else:
