@@ -35,8 +35,7 @@ from . import setup as checks
 from .columns import table_columns
 from .progress import Progress
 from .shards import own_files, parse_shard, part_name, shard, shard_from_env
-from .state import OutputLock, describe_difference, digest, done_path, read_json, settings_difference, state_path
-from .state import truncate_to
+from .state import OutputLock, digest, done_path, how_named, read_json, refuse_other_settings, state_path, truncate_to
 
 __all__ = ["ArchiveJob", "ArchiveReport", "RunInterrupted", "run_archive", "SMALL_RUN"]
 
@@ -171,6 +170,7 @@ class _Run:
 
     def __init__(self, job: ArchiveJob, files: list, out: str | None, emb: str | None, settings: dict):
         self.job, self.files, self.out, self.emb, self.settings = job, files, out, emb, settings
+        self.named = how_named(job.inputs)  # (beside the settings: a resume naming them otherwise is told so)
         self.resumable = bool(out) and not str(out).lower().endswith(".parquet")
         self.state = state_path(out) if out else None
         self.report = ArchiveReport(n_files=len(files), output=out, embeddings=emb)
@@ -206,7 +206,8 @@ class _Run:
         now = time.monotonic()
         if force or now - self.last_save > 1.0:
             failures = [list(f) for f in self.report.failures[: self.snap["n_failures"]]]
-            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap, "failures": failures})
+            write_json(self.state, {"version": 2, "settings": self.settings, **self.snap, "failures": failures,
+                                    "named": self.named})
             self.last_save = now
 
 
@@ -222,11 +223,7 @@ def _finished(run: _Run) -> bool:
     if done_rec is None:
         return False
     recorded = {k: v for k, v in done_rec.get("settings", {}).items() if k != "path"}  # path: known later
-    diff = settings_difference(recorded, run.settings)
-    if diff:
-        raise SetupError(f"{out}: the finished run differs from this one in "
-                         f"{describe_difference(diff, recorded, run.settings)}; repeat the same command, or run again with "
-                         "resume=False to start over.", "resume")
+    refuse_other_settings(out, recorded, run.settings, done_rec.get("named"), run.named, finished=True)
     if not (Path(out).exists() and Path(out).stat().st_size == done_rec.get("size")):
         return False  # the output was changed or removed since: compute it again
     if left:
@@ -247,11 +244,7 @@ def _resume(run: _Run, progress: Progress) -> None:
     if st is None:
         progress.note(f"nothing to resume for {out}; starting from the beginning")
         return
-    diff = settings_difference(st.get("settings", {}), run.settings)
-    if diff:
-        raise SetupError(f"{out}: the interrupted run differs from this one in "
-                         f"{describe_difference(diff, st.get('settings', {}), run.settings)}; repeat the same command with "
-                         "resume=True, or run again with resume=False to start over.", "resume")
+    refuse_other_settings(out, st.get("settings", {}), run.settings, st.get("named"), run.named, finished=False)
     run.done, run.emb_rows, run.base_rows = int(st["done"]), int(st["emb_rows"]), int(st["rows"])
     run.report.n_ok = int(st["n_ok"])
     run.report.failures = [tuple(f) for f in st["failures"]]
@@ -459,7 +452,7 @@ def _finish(run: _Run, model: Any, all_files: list) -> None:
                         ran=run.ran or _resolved(run.runner))
     if run.out and run.resumable:
         write_json(done_path(run.out), {"version": 1, "settings": run.settings, "n_ok": report.n_ok, "rows": rows,
-                                        "failures": [list(f) for f in report.failures], "size": size})
+                                        "failures": [list(f) for f in report.failures], "size": size, "named": run.named})
     if run.writer is not None:  # rows published last, partial files removed after (see _finished)
         run.writer.publish()
     _drop_partials(run)

@@ -22,7 +22,7 @@ from .._fileio import WriterLock, write_json
 from ..errors import OutputLockedError, SetupError
 
 __all__ = ["OutputLock", "state_path", "done_path", "read_json", "settings_difference", "describe_difference", "digest",
-           "truncate_to"]
+           "truncate_to", "how_named", "refuse_other_settings"]
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -70,6 +70,64 @@ def describe_difference(diff: list[str], old: Mapping[str, Any], new: Mapping[st
         text += (f" (the record files: {count}; files were added to, removed from or renamed in the inputs since, "
                  "so the saved rows no longer line up with them)")
     return text
+
+
+def how_named(inputs: Iterable[Any]) -> dict[str, Any]:
+    """How a run names its inputs (as given) and where it started (relative names are relative to it):
+    kept beside its settings, so a resume naming the same inputs otherwise is told so."""
+    return {"inputs": [str(i) for i in inputs], "cwd": os.getcwd()}
+
+
+def _same_places(then: list[str], cwd: str, now: list[str]) -> bool:
+    """Whether names ``then`` (relative to ``cwd``) and ``now`` (to the working folder) are the same places."""
+    return sorted(os.path.realpath(os.path.join(cwd, a)) for a in then) == sorted(map(os.path.realpath, now))
+
+
+def _renamed(diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any], named: Mapping[str, Any] | None,
+             named_now: Mapping[str, Any]) -> list[tuple[str, list[str], list[str]]]:
+    """``(what, then, now)`` for the inputs and the embeddings named otherwise than by the run that wrote
+    ``old`` (an absolute path for a relative one, ``a/../b`` for ``b``) but the same files and folders."""
+    if not named or not isinstance(named.get("inputs"), list):
+        return []  # (a run of an older version: how it named them is not known)
+    cwd, then, now = str(named.get("cwd", "")), named["inputs"], named_now["inputs"]
+    out = []
+    if "inputs_sha256" in diff and then != now and _same_places(then, cwd, now):
+        out.append(("inputs", then, now))
+    e0, e1 = old.get("embeddings"), new.get("embeddings")
+    if "embeddings" in diff and e0 and e1 and _same_places([str(e0)], cwd, [str(e1)]):
+        out.append(("embeddings", [str(e0)], [str(e1)]))
+    return out
+
+
+def refuse_other_settings(out: Any, recorded: Mapping[str, Any], settings: Mapping[str, Any],
+                          named: Mapping[str, Any] | None, named_now: Mapping[str, Any], *, finished: bool) -> None:
+    """Raise :class:`SetupError` where the run that wrote ``out`` (``recorded`` settings, inputs ``named``
+    so: :func:`how_named`) differs from this one, naming what differs and the fix; inputs named
+    otherwise (the rows hold their paths as first named) are said so, with both names."""
+    diff = settings_difference(recorded, settings)
+    if not diff:
+        return
+    which, again = ("finished", "repeat the same command") if finished else (
+        "interrupted", "repeat the same command with resume=True")
+    renamed = _renamed(diff, recorded, settings, named, named_now)
+    if not renamed:
+        raise SetupError(f"{out}: the {which} run differs from this one in {describe_difference(diff, recorded, settings)}"
+                         f"; {again}, or run again with resume=False to start over.", "resume")
+    skip = {"inputs_sha256" if w == "inputs" else w for w, _, _ in renamed}
+    rest = [d for d in diff if d not in skip]
+    def names(paths: list[str]) -> str:
+        return " ".join(f"'{p}'" for p in paths)
+
+    spelled = "; ".join(f"{w} {names(a)} then, {names(b)} now" for w, a, b in renamed)
+    first = ", ".join(f"{w} {names(a)}" for w, a, _ in renamed)
+    cwd = str((named or {}).get("cwd", ""))
+    where = (f", from the folder {cwd}, where it started"
+             if cwd and cwd != named_now["cwd"] and any(not os.path.isabs(p) for _, a, _ in renamed for p in a) else "")
+    also = f"; it also differs in {describe_difference(rest, recorded, settings)}" if rest else ""
+    why = (": its rows hold the record paths as first named, so this run's would not line up with them"
+           if "inputs_sha256" in skip else "")
+    raise SetupError(f"{out}: the {which} run named the same files differently ({spelled}){why}{also}. Name them as it did "
+                     f"({first}{where}) with resume=True, or run again with resume=False to start over.", "resume")
 
 
 def truncate_to(path: Path, size: int) -> None:
