@@ -79,3 +79,35 @@ def test_resume_of_a_finished_run_names_a_failed_file_once(folder_of, tiny_ckpt,
     assert main(argv + ["--resume"]) == 1
     line = next(x for x in capsys.readouterr().err.splitlines() if "is complete" in x)
     assert line.count("r0001.hea") == 1, line  # (was 'e.g. PATH: PATH: why')
+
+
+def test_ctrl_c_while_the_embeddings_are_copied_keeps_every_record(folder_of, tiny_ckpt, tmp_path, monkeypatch):
+    """Ctrl-C while a large embeddings array was copied into place said only "interrupted", and its
+    resume computed again every record after the last saved state (up to a second of records)."""
+    import ecgfounder.prediction.embeddings as embeddings
+    import ecgfounder.prediction.stream as stream
+    from ecgfounder.prediction.archive import RunInterrupted
+
+    src = folder_of(tmp_path / "in", n=2)
+    out = tmp_path / "out.csv"
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embeddings, "copy_rows_npy", stop)
+    with pytest.raises(KeyboardInterrupt) as info:  # (not RunInterrupted here: a bare one would end the session)
+        _run(src, tiny_ckpt, out)
+    assert isinstance(info.value, RunInterrupted) and str(info.value) == (
+        f"interrupted while finishing: all 2 record file(s) are done, kept in {tmp_path / '.out.csv.partial'} and "
+        f"{tmp_path / '.out.npy.partial.f32'}, with the resume state; continue with the same command and resume=True: "
+        "it finishes them without computing them again")
+    monkeypatch.undo()
+
+    def computed(*a, **k):
+        raise AssertionError("a record was computed again")
+
+    monkeypatch.setattr(stream, "result_rows", computed)
+    again = _run(src, tiny_ckpt, out, resume=True)
+    assert again.resumed_from == 2 and again.n_ok == 2 and not again.failures
+    assert pd.read_csv(out)["record"].tolist() == ["r0000", "r0001"] and np.load(tmp_path / "out.npy").shape[0] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")) == [".out.csv.done.json"]

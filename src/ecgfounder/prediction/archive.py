@@ -36,6 +36,7 @@ from .columns import table_columns
 from .progress import Progress
 from .shards import own_files, parse_shard, part_name, shard, shard_from_env
 from .state import OutputLock, digest, done_path, how_named, read_json, refuse_other_settings, state_path, truncate_to
+from .state import weights_identity
 
 __all__ = ["ArchiveJob", "ArchiveReport", "RunInterrupted", "run_archive", "SMALL_RUN"]
 
@@ -96,21 +97,6 @@ class ArchiveReport:
     already_complete: bool = False
     merged: str | None = None
     inference: tuple[str, str] | None = None  # (precision, backend) that ran, 'auto' resolved
-
-
-def _weights_identity(model: Any) -> dict[str, Any]:
-    if not isinstance(model, (str, os.PathLike)):
-        from ..models.description import model_fingerprint
-
-        return {"fingerprint": model_fingerprint(model)}
-    p = Path(model)
-    if p.is_file():
-        st = p.stat()
-        return {"file": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    from ..models.weights import resolve_known
-
-    known = resolve_known(str(model))
-    return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
 
 
 def _check(job: ArchiveJob) -> tuple[tuple[int, int] | None, bool]:
@@ -286,7 +272,7 @@ def _run_archive(job: ArchiveJob, progress: bool, quiet: bool, stream: Any) -> A
     out = part_name(job.output, *spec) if spec and job.output else job.output
     emb = part_name(job.embeddings, *spec) if spec and job.embeddings else job.embeddings
     settings = {
-        "model": _weights_identity(job.model), "strict": job.strict, "kind": job.kind, "aggregate": job.aggregate,
+        "model": weights_identity(job.model), "strict": job.strict, "kind": job.kind, "aggregate": job.aggregate,
         "precision": job.precision, "backend": job.backend, "mode": job.mode, "lead": job.lead,
         "fill_missing": job.fill_missing, "reading": dict(job.read_kwargs), "embeddings": emb,
         "quality": job.quality, "quality_detail": job.quality_detail, "calibrated": job.calibrated,
@@ -371,7 +357,13 @@ def _predict(run: _Run, bar: Progress, device: str, precision: str, backend: str
     except BaseException as exc:
         _stop(run, bar, exc)
         raise
-    _finish(run, model, all_files)
+    run.snapshot()  # every record done: a run stopped while it finishes keeps them all (a resume only finishes)
+    run.save(force=True)
+    try:
+        _finish(run, model, all_files)
+    except BaseException as exc:  # (Ctrl-C while a large embeddings array is copied into place)
+        _stop(run, bar, exc)
+        raise
 
 
 def _take(run: _Run, res: Any, labels: tuple, bar: Progress, quiet: bool, result_rows, index_rows, feature_rows) -> None:
@@ -413,7 +405,11 @@ def _stop(run: _Run, bar: Progress, exc: BaseException) -> None:
     if not run.resumable:
         return
     run.save(force=True)
-    msg = (f"interrupted after {run.snap['done']} of {len(run.files)} record file(s), saved in {run.out}'s partial "
+    kept = f"{partial_path(run.out)}{f' and {run.emb_partial}' if run.emb else ''}, with the resume state"
+    msg = (f"interrupted while finishing: all {len(run.files)} record file(s) are done, kept in {kept}; continue with "
+           "the same command and resume=True: it finishes them without computing them again"
+           if run.snap["done"] == len(run.files) else
+           f"interrupted after {run.snap['done']} of {len(run.files)} record file(s), saved in {run.out}'s partial "
            "file; continue with the same command and resume=True" if run.snap["done"] else
            f"interrupted before any of the {len(run.files)} record file(s) was done; nothing to keep: run the same "
            "command again")

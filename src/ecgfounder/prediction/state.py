@@ -22,7 +22,7 @@ from .._fileio import WriterLock, write_json
 from ..errors import OutputLockedError, SetupError
 
 __all__ = ["OutputLock", "state_path", "done_path", "read_json", "settings_difference", "describe_difference", "digest",
-           "truncate_to", "how_named", "refuse_other_settings"]
+           "truncate_to", "how_named", "refuse_other_settings", "weights_identity"]
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -70,6 +70,23 @@ def describe_difference(diff: list[str], old: Mapping[str, Any], new: Mapping[st
         text += (f" (the record files: {count}; files were added to, removed from or renamed in the inputs since, "
                  "so the saved rows no longer line up with them)")
     return text
+
+
+def weights_identity(model: Any) -> dict[str, Any]:
+    """The weights of a run's settings: a checkpoint file by path, size and mtime, published weights by
+    name and hash, a model object by its content fingerprint."""
+    if not isinstance(model, (str, os.PathLike)):
+        from ..models.description import model_fingerprint
+
+        return {"fingerprint": model_fingerprint(model)}
+    p = Path(model)
+    if p.is_file():
+        st = p.stat()
+        return {"file": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    from ..models.weights import resolve_known
+
+    known = resolve_known(str(model))
+    return {"name": known.name if known else str(model), "sha256": known.sha256 if known else None}
 
 
 def how_named(inputs: Iterable[Any]) -> dict[str, Any]:
