@@ -130,3 +130,24 @@ def test_report_says_why_a_single_test_patient_has_no_interval(rng, tmp_path):
     assert any("one patient" in n for n in res.settings["notes"])
     row = [ln for ln in (tmp_path / "report.md").read_text().splitlines() if ln.startswith("| A |")][0]
     assert "–" not in row  # point estimates only, no 'x (x–x)'
+
+
+def test_the_weights_file_of_a_report_is_hashed_once_while_unchanged(tmp_path, monkeypatch):
+    """Every evaluation read the whole weights file for the report's SHA-256 (~1 s for the published
+    12-lead file); an unchanged file is now answered from the package's hash cache."""
+    import hashlib
+    import os
+    import time
+    from types import SimpleNamespace
+
+    import ecgfounder.models.weights as weights
+    from ecgfounder.eval.runner import weights_sha256
+
+    wfile = tmp_path / "w.safetensors"
+    wfile.write_bytes(b"weights" * 1000)
+    os.utime(wfile, (time.time() - 60, time.time() - 60))  # (a file written just now is not remembered yet)
+    reads, real = [], weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    model = SimpleNamespace(description=SimpleNamespace(sha256=None), source={"file": str(wfile)})
+    assert weights_sha256(model) == weights_sha256(model) == hashlib.sha256(wfile.read_bytes()).hexdigest()
+    assert len(reads) == 1

@@ -666,3 +666,23 @@ def test_a_matlab_upload_of_several_variables_is_read_with_the_key_query_paramet
     r = client.post("/v1/predict", files=_upload(f), params={**params, "key": "b"})
     assert r.status_code == 200, r.text
     assert r.json()["record"]["id"] == "two"
+
+
+def test_the_served_weights_file_is_hashed_once_while_unchanged(tiny_ckpt, tmp_path, monkeypatch):
+    """Every Analyzer (each start of the service) read the whole weights file for its SHA-256 (~1 s for
+    the published 12-lead file); an unchanged file is now answered from the package's hash cache."""
+    import os
+    import shutil
+
+    import ecgfounder.models.weights as weights
+    from ecgfounder.models.loading import load_model
+    from ecgfounder.serve import Analyzer
+
+    wfile = shutil.copy(tiny_ckpt, tmp_path / "w.safetensors")
+    os.utime(wfile, (time.time() - 60, time.time() - 60))  # (a file written just now is not remembered yet)
+    reads, real = [], weights.sha256_file
+    monkeypatch.setattr(weights, "sha256_file", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    model = load_model(tiny_ckpt)
+    first, second = Analyzer(model, weights_file=wfile), Analyzer(model, weights_file=wfile)
+    assert first.weights_sha256 == second.weights_sha256 == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    assert len(reads) == 1

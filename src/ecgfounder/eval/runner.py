@@ -71,14 +71,15 @@ class Predictions:
 
 def weights_sha256(model: Any) -> str | None:
     """SHA-256 of the weights file a model came from: the one its description carries (published
-    weights), else the file it was loaded from; ``None`` for a model built in memory."""
+    weights), else the file it was loaded from (remembered by the file's identity: an unchanged file is
+    read once); ``None`` for a model built in memory."""
     desc = getattr(model, "description", None)
     if getattr(desc, "sha256", None):
         return str(desc.sha256)
-    from ..models.weights import sha256_file
+    from ..models.weights import sha256_cached
 
     f = (getattr(model, "source", None) or {}).get("file")
-    return sha256_file(Path(f)) if f and Path(f).is_file() else None
+    return sha256_cached(Path(f)) if f and Path(f).is_file() else None
 
 
 def cache_fingerprint(model: Any, mode: str | None, aggregate: str) -> str:

@@ -76,7 +76,7 @@ class Analyzer:
         import torch
 
         from .. import __version__
-        from ..models.weights import sha256_file
+        from ..models.weights import sha256_cached
         from ..runtime import make_runner
 
         if threads is not None:
@@ -100,8 +100,9 @@ class Analyzer:
         wfile = Path(weights_file or desc.source.get("file") or "")
         self.model_id = f"ECGFounder {desc.name}" if desc.name else (wfile.name or "in-memory model")
         self.revision = desc.revision
-        # the hash of the file actually served (the description's for in-memory models)
-        self.weights_sha256 = sha256_file(wfile) if wfile.is_file() else desc.sha256
+        # the hash of the file actually served (the description's for in-memory models); remembered by the
+        # file's identity (path, size, times, inode): a restart or a second Analyzer does not read it again
+        self.weights_sha256 = sha256_cached(wfile) if wfile.is_file() else desc.sha256
         self.package_version = __version__
         self.thresholds, self.threshold_source = self._thresholds(threshold, thresholds_file)
         # the prediction engine's runner: windows -> (scores, features)
