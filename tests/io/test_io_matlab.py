@@ -52,6 +52,21 @@ def test_a_struct_gives_its_signal_field_rate_and_patient(tmp_path):
     assert rec.meta["age"] == 61.0 and rec.meta["sex"] == "F" and rec.meta["matlab_variable"] == "ECG.data"
 
 
+def test_a_structs_age_follows_the_readers_one_age_rule(tmp_path):
+    """A text age ('69') was kept as text, and '300' or 999 as ages: the readers' one rule reads a
+    number of years from 0 to 120 and says what it does not read."""
+    sig = np.zeros((12, 5000))
+    for k, (age, want) in enumerate((("69", 69.0), (" 69 years", 69.0), ("300", None), (999.0, None), ("?", None))):
+        f = tmp_path / f"a{k}.mat"
+        sio.savemat(f, {"ECG": {"sex": "Male", "age": age, "data": sig, "Fs": 500.0}})
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            rec = eio.read(f)
+        assert rec.meta.get("age") == want and rec.meta["sex"] == "M", (age, rec.meta)
+        warned = [str(w.message) for w in said if "not an age in years" in str(w.message)]
+        assert bool(warned) == (want is None and age != "?"), (age, warned)
+
+
 def test_a_batch_a_rate_variable_and_the_choice_of_variable(tmp_path):
     rng = np.random.default_rng(2)
     batch = np.stack([_limb_consistent(rng).T for _ in range(3)])  # (n, samples, leads)

@@ -169,7 +169,8 @@ def age_years(value: Any, path: Path | str | None = None, what: str = "age") -> 
         return None
     if age is not None and 0 <= age <= MAX_AGE:
         return age
-    note("age_not_read", text, f"{path}: {what} {text!r} is not an age in years (0 to {MAX_AGE:g}); age not read")
+    note("age_not_read", text, f"{f'{path}: ' if path else ''}{what} {text!r} is not an age in years (0 to "
+         f"{MAX_AGE:g}); age not read")
     return None
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_values, make_recording, parse_xml, sex_code, to_float, unit_scale_to_mv, xml_text
+from ._common import age_years, check_values, make_recording, parse_xml, sex_code, to_float, unit_scale_to_mv, xml_text
 
 __all__ = ["read_cardiosoft"]
 
@@ -126,7 +126,7 @@ def _meta(root, waveform: str, names: list[str]) -> dict:
     )
     return {
         "patient_id": xml_text(info, "PID"),
-        "age": to_float(xml_text(info, "Age")),
+        "age": age_years(xml_text(info, "Age"), None, "PatientInfo Age"),
         "sex": sex_code(sex),
         "acquired": acquired,
         "device": "GE CardioSoft",

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import sex_code
+from ._common import age_years, sex_code
 from .arrays import _batch_from_array, _single
 from .limits import MAX_VALUES, decompressed_limit
 
@@ -170,10 +170,10 @@ def _patient(fields: dict[str, Any]) -> dict[str, Any]:
     for k in ("age", "sex"):
         v = fields.get(k) if k in fields else fields.get(k.capitalize())
         if isinstance(v, str) and v.strip():
-            meta[k] = sex_code(v) if k == "sex" else v.strip()
+            meta[k] = sex_code(v) if k == "sex" else age_years(v, None, f"the struct's {k}")
         elif v is not None and np.size(v) == 1 and np.issubdtype(np.asarray(v).dtype, np.number):
-            meta[k] = float(np.asarray(v).ravel()[0])
-    return meta
+            meta[k] = age_years(float(np.asarray(v).ravel()[0]), None, f"the struct's {k}") if k == "age" else None
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def _from_struct(name: str, field: str, others: dict[str, Any], fs: float | None,

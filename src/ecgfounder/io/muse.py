@@ -20,6 +20,7 @@ from ..errors import RecordReadError
 from ..recording import Recording
 from ._common import (
     age_in_years,
+    age_years,
     note,
     sex_code,
     xml_text,
@@ -159,6 +160,8 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
     if age_value is not None and age is None:
         note("age_unit_unknown", age_unit, f"{p}: PatientAge {age_value:g} has an unknown AgeUnits {age_unit!r} "
              "(YEARS, MONTHS, WEEKS, DAYS or HOURS expected); age not read")
+    elif age is not None:
+        age = age_years(age, p, "PatientAge")  # (the readers' one bound)
     sex = (xml_text(demo, "Gender") or "").upper()
     meta = {
         "patient_id": xml_text(demo, "PatientID"),

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ._common import check_file, check_values, make_recording, note
+from ._common import age_years, check_file, check_values, make_recording, note
 from .scp_beats import add_reference_beat, read_encoded_header, read_qrs_locations
 
 __all__ = ["read_scp", "DEFAULT_HUFFMAN_TABLE", "SCP_LEAD_IDS", "huffman_decode", "section1"]
@@ -234,7 +234,7 @@ def section1(body: bytes, year: str = "<H") -> dict:
         elif tag == 4 and len(val) >= 3:
             age, unit = struct.unpack_from("<H", val)[0], val[2]
             div = {1: 1.0, 2: 12.0, 3: 52.18, 4: 365.25, 5: 8766.0}.get(unit)
-            if age and div:
+            if age and div and age_years(age / div, None, "section 1's age") is not None:
                 meta["age"] = age / div
         elif tag == 5 and len(val) >= 4:
             y, m, d = struct.unpack_from(year, val)[0], val[2], val[3]
