@@ -72,6 +72,7 @@ def _variants(rec):
         + 3 * np.sin(2 * np.pi * 0.2 * t)
     out["x 20"] = 20 * x
     out["quantised"] = np.round(x, 1)  # many equal neighbours and ties in the tails
+    out["20-µV steps, clipped"] = np.round(np.clip(x, -lim, lim) / 0.02) * 0.02  # rails and plateaus
     return out
 
 

@@ -117,6 +117,30 @@ def test_thresholds_hold_just_below_and_just_above():
         assert flags(y) == hit, (runs, length)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_coarse_adc_step_is_not_clipping_but_a_rail_still_is(compiled, monkeypatch):
+    """An ADC of 10-20 µV per count (a 12-bit cart; values stored at 2 decimals in mV) holds a smooth
+    extreme on one sample value for tens of ms (a 1-Hz, 1-mV sine at 20 µV: ~45 ms at its top, every
+    beat): every such sine, and quantised ECG leads with broad maxima (aVL, III), were 'clipped'.
+    The band a few steps below a rail tells them apart: a smooth top spends far longer in it than on
+    its top value, a rail hardly longer."""
+    from ecgfounder.signal import quality as Q, quality_measures as M
+
+    if not compiled:
+        monkeypatch.setattr(M, "_compiled", lambda: None)
+        monkeypatch.setattr(Q, "_compiled", lambda: None)
+    for fs in (250.0, 500.0, 1000.0):
+        t = np.arange(int(10 * fs)) / fs
+        rec = synth(fs, 10.0, noise_mv=0.002)
+        clipped = rec.signal.copy()
+        clipped[8] = np.minimum(clipped[8], 0.6 * clipped[8].max())  # V3's R waves cut at 60 %
+        for step in (0.01, 0.015, 0.02):
+            sines = np.round(np.stack([np.sin(2 * np.pi * 1.0 * t), 0.5 * np.sin(2 * np.pi * 1.2 * t)]) / step) * step
+            assert assess(ecgfounder.Recording(sines, fs, ("V1", "V2"))).summary == "good", (fs, step)
+            assert assess(rec.replace(signal=np.round(rec.signal / step) * step)).summary == "good", (fs, step)
+            assert assess(rec.replace(signal=np.round(clipped / step) * step)).summary == "clipped:V3", (fs, step)
+
+
 def test_einthoven_boundary_and_dc_offsets():
     """II − (I + III) is judged about its mean: a DC offset per channel (DC-coupled amplifiers, an ADC
     zero left unapplied) is not a wiring fault.  The old rule read 5 mV on every lead, or 0.3 mV on

@@ -13,7 +13,9 @@ form in :mod:`ecgfounder.signal.quality_measures` (:func:`~ecgfounder.signal.qua
   squares and fourth powers (kurtosis);
 * pass 2, one test per sample that few samples pass: the ``m`` smallest and largest residual
   values (kept sorted in two short buffers: the 0.5th and 99.5th percentiles without a sort) and
-  the runs on the rails (samples within 0.1 % of the range of either extreme);
+  the runs on the rails (samples within 0.1 % of the range of either extreme) within the bands
+  around them (a run counts when its band's run is at most twice as long: a rail, not a quantised
+  smooth extreme; the quantisation step from one more pass);
 * the Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
 
 :func:`beat_medians` is the reversal check's beat finding after the beat energy: ``find_peaks``'
@@ -143,25 +145,48 @@ def _keep_smallest(buf, count, m, c):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _closed(run, samples, runs, least):  # pragma: no cover - compiled
-    """(samples, runs) on the rails, a finished run counted when it has at least ``least`` samples."""
-    if run >= least:
-        return samples + run, runs + 1
+def _closed(band, samples, runs, ratio):  # pragma: no cover - compiled
+    """(samples, runs) on a rail once the band's run ``band`` (its length, end, the current rail
+    run's length and end, the longest rail run of ``least`` samples in it) ends: its longest rail
+    run counts when it is at least 1 / ``ratio`` of the band's run."""
+    if band[4] > 0 and ratio * band[4] >= band[0]:
+        return samples + band[4], runs + 1
     return samples, runs
 
 
 @njit(inline="always")
-def _on_rail(t, run, end, samples, runs, least):  # pragma: no cover - compiled
-    """Sample ``t`` is on a rail: (the run it continues, or starts once the one before is counted;
-    where that run now ends; samples and runs counted)."""
-    if t != end:
-        samples, runs = _closed(run, samples, runs, least)
-        run = 0
-    return run + 1, t + 1, samples, runs
+def _in_band(t, on_rail, band, samples, runs, least, ratio):  # pragma: no cover - compiled
+    """Sample ``t`` is in a rail's band (on the rail itself if ``on_rail``): continues the band's run
+    ``band`` (updated in place), or starts one once the one before is counted; (samples, runs)."""
+    if t != band[1]:
+        samples, runs = _closed(band, samples, runs, ratio)
+        band[0] = 0
+        band[4] = 0
+    band[0] += 1
+    band[1] = t + 1
+    if on_rail:
+        if t != band[3]:
+            band[2] = 0
+        band[2] += 1
+        band[3] = t + 1
+        if band[2] >= least and band[2] > band[4]:
+            band[4] = band[2]
+    return samples, runs
+
+
+@njit(inline="always")
+def _step(row, least):  # pragma: no cover - compiled
+    """The smallest difference between neighbouring samples above ``least`` (0 when none)."""
+    step = np.inf
+    for t in range(1, row.shape[0]):
+        d = abs(row[t] - row[t - 1])
+        step = d if (d > least) & (d < step) else step
+    return step if step < np.inf else 0.0
 
 
 @njit(cache=True, nogil=True)
-def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, clean, seg, stats):  # pragma: no cover - compiled
+def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, band_steps, ratio, clean, seg,
+          stats):  # pragma: no cover - compiled
     rows, n = x.shape
     full = n // step
     inv = 1.0 / step
@@ -171,6 +196,7 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, cle
     scratch = np.empty(max(k1, k2))
     small = np.empty(m)  # the m smallest residual values so far, ascending
     large = np.empty(m)  # the m largest, negated, ascending
+    bands = np.empty((2, 5), np.int64)
     nseg = seg.shape[1]
     for r in range(rows):
         row = x[r]
@@ -236,17 +262,22 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, cle
         m2, m4 = m2a + m2b, m4a + m4b
         # pass 2: the residual's tails and the signal's runs on its rails, in one test per sample
         # (few samples pass it: the tails' candidates and the samples near either extreme)
-        tol = 1e-3 * (hi - lo)
+        # (the rails: within 0.1 % of the range of either extreme; their bands: quality_measures._rails)
+        span = hi - lo
+        tol = 1e-3 * span
+        depth = min(band_steps * (tol + _step(row, 1e-9 * span)), 0.5 * span)
         top, bottom = hi - tol, lo + tol
+        top_band, bottom_band = hi - tol - depth, lo + tol + depth
         below, above = np.inf, -np.inf  # a value below/above these joins the smallest/largest
         ns = nl = 0
-        up = down = 0  # length of the current run on the upper / lower rail, and where it ends
-        up_end = down_end = -1
+        for j in range(2):  # the upper and lower band's current run: length, end, rail run length, end, longest
+            bands[j, 0] = bands[j, 2] = bands[j, 4] = 0
+            bands[j, 1] = bands[j, 3] = -1
         rail_samples = rail_runs = 0
         for t in range(n):
             c = out[t]
             v = row[t]
-            if (c < below) | (c > above) | (v >= top) | (v <= bottom):
+            if (c < below) | (c > above) | (v >= top_band) | (v <= bottom_band):
                 if c < below:
                     ns = _keep_smallest(small, ns, m, c)
                     if ns == m:
@@ -255,12 +286,12 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, cle
                     nl = _keep_smallest(large, nl, m, -c)
                     if nl == m:
                         above = -large[m - 1]
-                if v >= top:
-                    up, up_end, rail_samples, rail_runs = _on_rail(t, up, up_end, rail_samples, rail_runs, least)
-                if v <= bottom:
-                    down, down_end, rail_samples, rail_runs = _on_rail(t, down, down_end, rail_samples, rail_runs, least)
-        rail_samples, rail_runs = _closed(up, rail_samples, rail_runs, least)
-        rail_samples, rail_runs = _closed(down, rail_samples, rail_runs, least)
+                if v >= top_band:
+                    rail_samples, rail_runs = _in_band(t, v >= top, bands[0], rail_samples, rail_runs, least, ratio)
+                if v <= bottom_band:
+                    rail_samples, rail_runs = _in_band(t, v <= bottom, bands[1], rail_samples, rail_runs, least, ratio)
+        rail_samples, rail_runs = _closed(bands[0], rail_samples, rail_runs, ratio)
+        rail_samples, rail_runs = _closed(bands[1], rail_samples, rail_runs, ratio)
         # Welch segments: the Hann-windowed float32 residual
         for s in range(nseg):
             src = out[s * hop: s * hop + nper]
@@ -280,13 +311,15 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, cle
 
 def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, int, int, int],
                  interp: np.ndarray, nper: int, hop: int, win: np.ndarray, least_run: int = 3,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 band_steps: float = 8.0, ratio: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-lead measurements of finite float64 ``x`` ``(rows, n)``, ``1 < step <= n``: returns
     ``(residual (rows, n), windowed float32 Welch segments (rows, segments, nper), statistics
     (rows, len(STATS)))``.  ``k1``, ``k2``: the odd median windows over block means; ``ranks``:
     the sorted positions (a0, a1, b0, b1) of the two percentiles; ``interp``: the (3, step)
     interpolation weights; ``win``: the float32 window of ``nper`` samples, segments ``hop`` apart;
-    ``least_run``: the fewest samples a run on a rail needs to count.
+    ``least_run``: the fewest samples a run on a rail needs to count; ``band_steps``, ``ratio``: the
+    band below a rail and how much longer than the run on the rail its run may be
+    (:func:`ecgfounder.signal.quality_measures._rails`).
 
     The residual and the segments of a 12-lead record up to ~40 s at 500 Hz (4 MiB each) are written
     into buffers this thread keeps for its next call (valid until then): fresh arrays would cost
@@ -300,7 +333,7 @@ def quality_rows(x: np.ndarray, step: int, k1: int, k2: int, ranks: tuple[int, i
     seg = _scratch("seg", (rows, (n - nper) // hop + 1, nper), np.float32)
     stats = np.empty((rows, len(STATS)))
     _rows(x, step, k1, k2, m, a0, a1, b0, b1, np.ascontiguousarray(interp, dtype=np.float64), nper, hop,
-          np.ascontiguousarray(win, dtype=np.float32), least_run, clean, seg, stats)
+          np.ascontiguousarray(win, dtype=np.float32), least_run, float(band_steps), float(ratio), clean, seg, stats)
     return clean, seg, stats
 
 

@@ -17,7 +17,9 @@ below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz
 90-Hz band, not measured under 150 Hz), ``powerline_ratio`` (±1 Hz of 50 or 60 Hz over 5–40 Hz), ``ptp_mv`` (0.5th–99.5th percentile range after baseline removal),
 ``deviation_mv`` (the largest distance of a sample from the baseline; ``max_abs_mv``: from 0),
 ``baseline_mv`` (range of the baseline: two-stage 0.2 s / 0.6 s median filter, de Chazal et al.
-2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 and ≥ 10 ms), ``gap_s``
+2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 and ≥ 10 ms
+that make at least half of the run in the band a few quantisation steps below it: a rail, not a
+quantised smooth extreme), ``gap_s``
 (longest run of NaN or exactly constant samples) and ``nonfinite_fraction``.
 
 Cost (one core of the shared 2-core dev VM, 10-s 12-lead 500-Hz records): with numba, the per-lead
@@ -71,7 +73,8 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
              "lead-off detection as in Clifford et al. 2012 (flat-line rule)"),
     "gap": ("a run of NaN or exactly constant samples at least this long", "gap_s",
             "missing-segment rule (Clifford et al. 2012, PhysioNet/CinC 2011)"),
-    "clipped": ("samples sitting on the lead's extreme value in repeated runs (saturation)", "clipped_fraction",
+    "clipped": ("samples sitting on the lead's extreme value in repeated runs (saturation) that reach and leave it "
+                "steeply (a smooth extreme resting on one value of a coarse ADC step is no rail)", "clipped_fraction",
                 "amplifier saturation / clipping rule"),
     "noise": ("high-frequency (muscle) noise: power above 40 Hz relative to the 5-40 Hz band (below 300 Hz "
               "scaled to the 90-Hz band; not judged under 150 Hz)", "hf_ratio",

@@ -21,7 +21,8 @@ import numpy as np
 
 from .filters import _compiled
 
-__all__ = ["measure", "block_means", "least_rail_run", "hf_band_hz", "HF_BAND_HZ", "MIN_HF_BAND_HZ"]
+__all__ = ["measure", "block_means", "least_rail_run", "sample_step", "rail_band", "hf_band_hz", "HF_BAND_HZ",
+           "MIN_HF_BAND_HZ", "RAIL_BAND_STEPS", "RAIL_SHAPE_RATIO"]
 
 
 def measure(x: np.ndarray, fs: float, finite: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -32,6 +33,13 @@ def measure(x: np.ndarray, fs: float, finite: np.ndarray) -> tuple[dict[str, np.
         return _compiled_measure(comp, x, fs)
     base, clean = _residual(x, fs, bool(finite.all()))
     return _measure(x, fs, base, clean, finite), clean
+
+
+#: depth of the band below a rail that tells a rail from a quantised smooth extreme, in
+#: (tolerance + quantisation step)s: :func:`rail_band`, :func:`_rails`
+RAIL_BAND_STEPS = 8.0
+#: a run on a rail counts when its band's run is at most this many times longer (:func:`_rails`)
+RAIL_SHAPE_RATIO = 2.0
 
 
 def least_rail_run(fs: float) -> int:
@@ -178,11 +186,12 @@ def _band_ratios(seg: np.ndarray, plan: tuple) -> dict[str, np.ndarray]:
             "powerline_ratio": np.maximum.reduce(pl) / ecg if pl else nan}
 
 
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, length) of every run of True in a 2-D boolean array whose last column is False."""
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, start, length) of every run of True in a 2-D boolean array whose last column is False
+    (start: the flat index of its first sample)."""
     pos = np.flatnonzero(mask)
     starts = np.flatnonzero(np.diff(pos, prepend=-2) != 1)
-    return pos[starts] // mask.shape[1], np.diff(starts, append=pos.size)
+    return pos[starts] // mask.shape[1], pos[starts], np.diff(starts, append=pos.size)
 
 
 def _percentiles(x: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -242,8 +251,9 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     with np.errstate(all="ignore"):
         ksqi = n * np.einsum("ij,ij->i", c2, c2) / (m2 * m2)  # kurtosis m4 / m2^2 (scipy's, not Fisher's)
         lo, hi = x.min(axis=1), x.max(axis=1)
-        # three masks (and a guard column), their runs found in one pass: long repeats, rails
-        guarded = np.zeros((3, rows, n + 1), dtype=bool)
+        # five masks (and a guard column), their runs found in one pass: long repeats, the rails
+        # (upper, lower), the bands around them (upper, lower)
+        guarded = np.zeros((5, rows, n + 1), dtype=bool)
         masks = guarded[:, :, :n]
         eq = np.zeros((rows, n), dtype=bool)  # sample equal to the previous one (or not finite)
         np.equal(x[:, 1:], x[:, :-1], out=eq[:, 1:])
@@ -262,16 +272,32 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     eq2 = eq[:, :-1] & eq[:, 1:]
     np.logical_and(eq2[:, :-2], eq2[:, 2:], out=masks[0, :, : max(n - 3, 0)])
     longest = eq.any(axis=1).astype(np.int64) + eq2.any(axis=1) + (eq2[:, :-1] & eq[:, 2:]).any(axis=1)
-    row, length = _runs(guarded.reshape(3 * rows, n + 1))
-    k = np.searchsorted(row, rows)  # runs of long repeats first, then of the rails
+    row, start, length = _runs(guarded.reshape(5 * rows, n + 1))
+    k = np.searchsorted(row, rows)  # runs of long repeats first, then of the rails, then of the bands
     if k:
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
         longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
-    long = length[k:] >= least_rail_run(fs)
-    rail = row[k:][long] % rows
-    return _indices(fs, n, lo, hi, longest, np.bincount(rail, weights=length[k:][long], minlength=rows),
-                    np.bincount(rail, minlength=rows), nfin, ksqi, np.ptp(base, axis=1), _percentiles(clean, 0.5),
-                    spec, nonfinite, (clean.min(axis=1), clean.max(axis=1)))
+    rail_samples, rail_runs = _rail_counts(row[k:] - rows, start[k:], length[k:], rows, 2 * rows * (n + 1),
+                                           least_rail_run(fs))
+    return _indices(fs, n, lo, hi, longest, rail_samples, rail_runs, nfin, ksqi, np.ptp(base, axis=1),
+                    _percentiles(clean, 0.5), spec, nonfinite, (clean.min(axis=1), clean.max(axis=1)))
+
+
+def _rail_counts(row: np.ndarray, start: np.ndarray, length: np.ndarray, rows: int, shift: int,
+                 least: int) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, runs) on the rails of every lead from the runs (:func:`_runs`) of the masks of
+    :func:`_rails`: ``row`` counts the two rails' masks first (``0 .. 2 rows``), then their bands'
+    (a band's run starts ``shift`` flat samples after its rail's).  A band's run counts as one run
+    on the rail, of its longest rail run, when that run has ``least`` samples and is at least
+    1 / :data:`RAIL_SHAPE_RATIO` of the band's run (see :func:`_rails`)."""
+    split = np.searchsorted(row, 2 * rows)
+    keep = length[:split] >= least
+    within = np.searchsorted(start[split:], start[:split][keep] + shift, side="right") - 1
+    best = np.zeros(row.size - split, dtype=np.int64)
+    np.maximum.at(best, within, length[:split][keep])
+    rail = (best > 0) & (RAIL_SHAPE_RATIO * best >= length[split:])
+    lead = row[split:][rail] % rows
+    return np.bincount(lead, weights=best[rail], minlength=rows), np.bincount(lead, minlength=rows).astype(float)
 
 
 def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndarray, rail_samples: np.ndarray,
@@ -309,7 +335,7 @@ def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np
     (a0, a1, ta), (b0, b1, tb) = _ranks(n, 0.5)
     plan = _welch_plan(n, fs)
     clean, seg, st = comp.quality_rows(x, step, k1, k2, (a0, a1, b0, b1), _interp_weights(step), *plan[:3],
-                                       least_rail_run(fs))
+                                       least_rail_run(fs), RAIL_BAND_STEPS, RAIL_SHAPE_RATIO)
     with np.errstate(all="ignore"):
         ksqi = n * st[:, 6] / (st[:, 5] * st[:, 5])
     values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4], np.full(rows, float(n)), ksqi,
@@ -318,8 +344,39 @@ def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np
     return values, clean
 
 
+def sample_step(x: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Each row's quantisation step: its smallest difference between neighbouring samples above
+    1e-9 of its range ``span`` (float rounding of equal values is no step); 0 where there is none."""
+    with np.errstate(invalid="ignore"):
+        d = np.abs(np.diff(x, axis=1))
+        d[~(d > 1e-9 * span[:, None])] = np.inf
+    step = d.min(axis=1) if d.shape[1] else np.full(x.shape[0], np.inf)
+    return np.where(np.isfinite(step), step, 0.0)
+
+
+def rail_band(tol: np.ndarray, step: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Depth of the band below a rail (beyond its tolerance ``tol``) that tells a rail from a
+    quantised smooth extreme: :data:`RAIL_BAND_STEPS` x (``tol`` + the quantisation ``step``),
+    at most half the lead's range ``span``."""
+    return np.minimum(RAIL_BAND_STEPS * (tol + step), 0.5 * span)
+
+
 def _rails(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
-    """Marks each row's samples within 0.1 % of its range of its maximum (``out[0]``) and minimum."""
-    tol = 1e-3 * (hi - lo)
+    """Marks each row's samples within 0.1 % of its range of its maximum (``out[0]``) and minimum
+    (``out[1]``): the rails; and the samples within :func:`rail_band` more of them (``out[2]``,
+    ``out[3]``): the bands.
+
+    A rail cuts the signal: it arrives at the extreme value and leaves it steeply, and the band
+    around a run on it is hardly longer than the run.  A smooth extreme, quantised, also rests on
+    one sample value for a while (a 1-Hz sine at 20-µV steps: ~45 ms; an S trough: 3-4 samples),
+    but it is parabolic there: its band, (K + 1) x deeper, is sqrt(K - 1) or more times longer than
+    its run (K = :data:`RAIL_BAND_STEPS` = 8: 2.6 x), while a rail the signal overshoots by more
+    than a few steps has a band barely longer than the run: a run counts when it is at least half
+    its band's (:data:`RAIL_SHAPE_RATIO`)."""
+    span = hi - lo
+    tol = 1e-3 * span
+    band = rail_band(tol, sample_step(x, span), span)
     np.greater_equal(x, (hi - tol)[:, None], out=out[0])
     np.less_equal(x, (lo + tol)[:, None], out=out[1])
+    np.greater_equal(x, (hi - tol - band)[:, None], out=out[2])
+    np.less_equal(x, (lo + tol + band)[:, None], out=out[3])
