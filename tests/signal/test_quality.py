@@ -241,7 +241,8 @@ def test_a_flat_limb_lead_is_flagged_without_a_numpy_warning(cinc, reports, lead
 def test_a_quantised_trough_is_not_clipping_but_a_rail_is(compiled, monkeypatch):
     """E07505's V6 (4.9-µV steps) reaches its S-trough minimum for 3-4 samples (6-8 ms) beat after
     beat: in its first 5 s that made >= 3 runs of >= 3 samples on the extreme, 'clipped:V6'.  A rail
-    cuts a QRS for longer: runs count from 10 ms."""
+    is reached and left steeply: the band a few quantisation steps beyond it is hardly longer than
+    the run on it, while the trough's is over twice as long; runs count from 3 samples."""
     from ecgfounder.signal import quality as Q, quality_measures as M
 
     if not compiled:
@@ -253,7 +254,6 @@ def test_a_quantised_trough_is_not_clipping_but_a_rail_is(compiled, monkeypatch)
     x = first.signal.copy()
     x[11] = np.maximum(x[11], 0.5 * x[11].min())  # the same lead clipped at half its S depth
     assert assess(first.replace(signal=x)).summary == "clipped:V6"
-    assert M.least_rail_run(250.0) == 3 and M.least_rail_run(500.0) == 5 and M.least_rail_run(1000.0) == 10
 
 
 def test_a_short_excerpt_is_said_short_and_not_judged_on_what_it_cannot_show(cinc, reports):

@@ -17,7 +17,7 @@ below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz
 90-Hz band, not measured under 150 Hz), ``powerline_ratio`` (±1 Hz of 50 or 60 Hz over 5–40 Hz), ``ptp_mv`` (0.5th–99.5th percentile range after baseline removal),
 ``deviation_mv`` (the largest distance of a sample from the baseline; ``max_abs_mv``: from 0),
 ``baseline_mv`` (range of the baseline: two-stage 0.2 s / 0.6 s median filter, de Chazal et al.
-2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 and ≥ 10 ms
+2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 samples
 that make at least half of the run in the band a few quantisation steps below it: a rail, not a
 quantised smooth extreme), ``gap_s``
 (longest run of NaN or exactly constant samples) and ``nonfinite_fraction``.

@@ -43,10 +43,13 @@ RAIL_SHAPE_RATIO = 2.0
 
 
 def least_rail_run(fs: float) -> int:
-    """The fewest samples a run on a lead's extreme value needs to count as clipping: 3, and at least
-    10 ms (a quantised S trough sits on the lead's minimum for 3-4 samples at 500 Hz, beat after
-    beat; an amplifier's rail cuts a QRS for tens of ms)."""
-    return max(3, math.ceil(0.010 * fs - 1e-9))
+    """The fewest samples a run on a lead's extreme value needs to count as clipping: 3 at every rate.
+
+    A quantised S trough sits on the lead's minimum for 3-4 samples at 500 Hz, beat after beat (read
+    as clipping while runs were judged by their length alone, from 3 samples; then only from 10 ms);
+    the band test of :func:`_rails` tells it from a rail (its band is >= 2.6 x longer), so a rail that
+    cuts the R tops for 6-8 ms on every beat counts again.  (``fs``: kept for callers; unused.)"""
+    return 3
 
 
 def block_means(x: np.ndarray, step: int) -> np.ndarray:
