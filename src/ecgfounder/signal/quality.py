@@ -81,7 +81,8 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
               "hfSQI-style spectral ratio (Li, Mark & Clifford 2008)"),
     "powerline": ("mains interference at 50 or 60 Hz relative to the 5-40 Hz band", "powerline_ratio",
                   "spectral ratio"),
-    "baseline": ("baseline wander amplitude (two-stage median filter)", "baseline_mv",
+    "baseline": ("baseline wander amplitude within the record (two-stage median filter); a record shorter than "
+                 "half a wander's period holds part of its swing (0.1 Hz, 5 mV: about 2.3 mV in 3 s)", "baseline_mv",
                  "baseline estimate of de Chazal et al. 2004; basSQI reported beside it"),
     "amplitude": ("implausible amplitude for a surface ECG", "max_ptp_mv",
                   "physiology: surface ECG deflections stay within a few mV"),
