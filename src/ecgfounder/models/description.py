@@ -33,6 +33,7 @@ from ..signal.preprocess import PreprocessContract
 __all__ = [
     "ModelDescription",
     "weights_digest",
+    "tensors_digest",
     "default_contract",
     "default_labels",
     "model_metadata",
@@ -159,33 +160,43 @@ def model_metadata(model: Any) -> dict[str, Any]:
     }
 
 
-def _tensors_hash(model: Any) -> Any:
-    """A SHA-256 fed each state-dict tensor of ``model``: name, dtype, shape and bytes, in order."""
+def _tensors_hash(tensors: Mapping[str, Any], names: Any) -> Any:
+    """A SHA-256 fed each tensor of ``tensors`` named in ``names``: name, dtype, shape and bytes, in order."""
     import torch
 
     h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        a = t.detach().to("cpu").contiguous()
+    for name in names:
+        a = tensors[name].detach().to("cpu").contiguous()
         h.update(name.encode())
         h.update(str(a.dtype).encode())
         h.update(str(tuple(a.shape)).encode())
         if a.dtype == torch.bfloat16:
             a = a.float()
-        h.update(a.numpy().tobytes())
+        h.update(a.numpy())  # (the array's buffer, not a copy of it)
     return h
 
 
 def weights_digest(model: Any) -> str:
     """Hex SHA-256 of a model's weights alone (the tensors of :func:`model_fingerprint`, without its
     description): unchanged by metadata such as a calibration stored with them."""
-    return _tensors_hash(model).hexdigest()
+    sd = model.state_dict()
+    return _tensors_hash(sd, sd).hexdigest()
+
+
+def tensors_digest(tensors: Mapping[str, Any], extra: str = "") -> str:
+    """Hex SHA-256 of a state dict as stored in a file: each tensor's name, dtype, shape and bytes,
+    by name (a file's order is its format's, not the model's), then ``extra`` (text bound to them)."""
+    h = _tensors_hash(tensors, sorted(tensors))
+    h.update(extra.encode())
+    return h.hexdigest()
 
 
 def model_fingerprint(model: Any, extra: str = "") -> str:
     """Hex SHA-256 of everything that decides a model's outputs: each state-dict tensor (name,
     dtype, shape, bytes, in order), the config, the description's labels, contract and task, and
     ``extra`` (a caller's own settings, e.g. an aggregation).  Names caches."""
-    h = _tensors_hash(model)
+    sd = model.state_dict()
+    h = _tensors_hash(sd, sd)
     d = model.description.to_dict()
     ident = {"config": model.config.to_dict(), "labels": d["labels"], "contract": d["contract"],
              "task_meta": d["task_meta"]}

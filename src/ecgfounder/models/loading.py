@@ -6,7 +6,8 @@
 * ``state_dict`` / ``model`` nesting and ``module.`` / ``_orig_mod.`` prefixes are unwrapped.
 * Loading is strict by default; a mismatch names the missing and unexpected keys.
 * Our format is a ``.safetensors`` file whose header holds JSON metadata (architecture, labels,
-  preprocessing contract, task, source and hash); a ``.json`` copy is written beside it.
+  preprocessing contract, task, source and hash, and a SHA-256 of its tensors and these claims, checked
+  when it is loaded: :func:`~ecgfounder.models.tensorchecks.check_claims`); a ``.json`` copy is written beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime as _dt
 import json
 import os
 import pickle
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +31,7 @@ from .description import FORMAT_NAME, FORMAT_VERSION, ModelDescription, model_me
 from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .state_dicts import unwrap_state_dict
-from .tensorchecks import check_finite, check_size, check_stored, config_from_meta
+from .tensorchecks import DIGEST_KEY, check_claims, check_finite, check_size, check_stored, config_from_meta, sealed_digest
 from .weights import download_weights, resolve_known, sha256_file
 
 __all__ = [
@@ -365,7 +367,9 @@ def load_model(
             :func:`~ecgfounder.models.hub.save_pretrained`, or a model shared on the Hub,
             ``"hf://owner/name[@revision]"`` (see :mod:`ecgfounder.models.hub`).
         map_location: device for the weights.
-        strict: refuse state dicts whose keys differ from the architecture (default).
+        strict: refuse state dicts whose keys differ from the architecture, and files of ours whose
+            tensors are not the ones saved with their description (default).  ``False``: load them
+            (the description's name, hash and source dropped where the tensors are others), warned.
     """
     p, known = _locate(source, cache_dir)
     return _load_file(p, known, strict).to(map_location)
@@ -392,11 +396,13 @@ def _locate(source: str | os.PathLike, cache_dir: str | os.PathLike | None) -> t
 
 
 def _load_file(p: Path, known: Any, strict: bool) -> Net1D:
+    before = (p.stat(), time.time_ns())  # (the file as it was before it was read: its digest is remembered under it)
     sd, meta = read_checkpoint(p)
     version = meta.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):  # (a release whose fields may mean otherwise)
         raise CheckpointError(f"{p}: written as format_version={version!r}; this ecgfounder reads format_version="
                               f"{FORMAT_VERSION} (a newer release may read it: pip install -U ecgfounder).")
+    meta = check_claims(p, sd, meta, strict, before)
     if meta.get("config"):
         cfg = config_from_meta(p, meta["config"], sd)
     else:
@@ -409,7 +415,6 @@ def _load_file(p: Path, known: Any, strict: bool) -> Net1D:
                               "downloaded anew), or load the file by its own path.")
     model = Net1D(cfg)
     _load_state_strict(model, sd, strict, str(p))
-    meta = dict(meta)
     if known is not None:  # published weights: their description, with the file they came from
         meta = {**known.description.to_dict(), **{k: v for k, v in meta.items() if v is not None}}
         meta["source"] = {**known.description.source, "file": str(p)}
@@ -424,7 +429,9 @@ def _load_file(p: Path, known: Any, strict: bool) -> Net1D:
 
 def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as ``.safetensors`` (metadata in the header) plus a ``.json`` copy of the
-    metadata beside it.  Written atomically (temporary file, then rename)."""
+    metadata beside it.  Written atomically (temporary file, then rename).  The metadata records a
+    SHA-256 of the tensors written and of the description's name, hash and source (``integrity_sha256``):
+    loading checks that the file's tensors are still the ones that description was saved with."""
     from safetensors.torch import save_file
 
     p = Path(path)
@@ -433,8 +440,9 @@ def save_model(model: Net1D, path: str | os.PathLike, *, source: Mapping[str, An
     meta = model_metadata(model)
     if source:
         meta["source"] = {**meta["source"], **to_jsonable(dict(source))}
-    meta = to_jsonable({**meta, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = to_jsonable({**meta, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    meta[DIGEST_KEY] = sealed_digest(tensors, meta)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)})
     atomic_write(p.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")

@@ -1,19 +1,35 @@
 """Checks of a checkpoint's tensors and declared architecture, made before anything is built from
 them: every declared weight stored in the file (no expanded views or shared storages inflating a
-small file into gigabytes), finite values, and an architecture no larger than the tensors held."""
+small file into gigabytes), finite values, an architecture no larger than the tensors held, and
+tensors that are the ones saved with the file's description (:func:`check_claims`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from ..errors import CheckpointError
+from .description import tensors_digest
 from .net1d import Net1DConfig
+from .weights import digest_cached
 
-__all__ = ["check_stored", "check_finite", "config_from_meta", "check_size", "CONFIG_BOUNDS"]
+__all__ = ["check_stored", "check_finite", "config_from_meta", "check_size", "check_claims", "sealed_digest",
+           "CONFIG_BOUNDS", "DIGEST_KEY"]
+
+DIGEST_KEY = "integrity_sha256"  # (the metadata field save_model writes: the sealed_digest of what it wrote)
+_CLAIMS = ("name", "sha256", "revision", "source")  # (what the weights are: dropped when the tensors are others)
+
+
+def sealed_digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
+    """SHA-256 of a file's tensors and of the claims its description makes about them (name, hash,
+    revision, source; JSON as stored): :func:`~ecgfounder.models.loading.save_model` records it as
+    ``DIGEST_KEY``; :func:`check_claims` checks a file against it."""
+    return tensors_digest(tensors, json.dumps({k: meta.get(k) for k in _CLAIMS}, sort_keys=True))
 
 
 def check_stored(p: Path, sd: Mapping[str, torch.Tensor]) -> None:
@@ -91,3 +107,47 @@ def check_size(p: Path, conf: Net1DConfig, sd: Mapping[str, torch.Tensor], what:
     est += prev * conf.n_classes
     if est > 4 * stored + 1_000_000:
         raise CheckpointError(f"{p}: {what} a model of about {est:.3g} parameters but the file holds {stored}; refused.")
+
+
+def _claims_text(meta: Mapping[str, Any]) -> str:
+    src = meta.get("source") if isinstance(meta.get("source"), Mapping) else {}
+    said = [f"name {meta['name']!r}" if meta.get("name") else "", f"SHA-256 {meta['sha256']}" if meta.get("sha256") else "",
+            f"source file {src['file']}" if src.get("file") else "",
+            f"source SHA-256 {src['sha256']}" if src.get("sha256") and src.get("sha256") != meta.get("sha256") else ""]
+    return ", ".join(x for x in said if x)
+
+
+def check_claims(p: Path, sd: Mapping[str, torch.Tensor], meta: Mapping[str, Any], strict: bool,
+                 before: tuple[os.stat_result, int]) -> dict[str, Any]:
+    """The metadata of a file whose tensors were read into ``sd``, checked against the
+    :func:`sealed_digest` that :func:`~ecgfounder.models.loading.save_model` recorded in it
+    (``DIGEST_KEY``): a file rewritten with other tensors, or whose header was edited, claims a name
+    and hash its weights do not have.  Refused (``strict``), or loaded with those claims (name, hash, revision,
+    source) dropped and a warning (``strict=False``).  The digest is remembered under the file's
+    identity (``before``: its stat and the time, taken before it was read): an unchanged file is
+    checked once.  A file written before the digest was recorded is taken as it is."""
+    claimed = meta.get(DIGEST_KEY)
+    if claimed is None:
+        return dict(meta)
+    actual = digest_cached(p, lambda _: sealed_digest(sd, meta), kind=DIGEST_KEY, before=before,
+                           expected=claimed if isinstance(claimed, str) else None)
+    if actual == claimed:
+        return dict(meta)
+    said = (f"its tensors and description are not those save_model wrote together: the SHA-256 of its tensors and "
+            f"claims is {actual}, "
+            f"'{DIGEST_KEY}' records {str(claimed)[:80]!r} (other tensors written into the file, or its header "
+            "edited, after save_model wrote it)")
+    claims = _claims_text(meta)
+    if strict:
+        raise CheckpointError(f"{p}: {said}. " + (f"It claims {claims}, which cannot be taken for these weights" if claims else
+                                                  "Its description was saved with other weights") + "; refused. "
+                              "Restore the file as save_model wrote it; or, to use these tensors, load them with "
+                              "strict=False (CLI: --no-strict), which drops those claims, and save the model anew "
+                              "with save_model().")
+    import warnings
+
+    warnings.warn(f"{p}: loaded with strict=False (CLI: --no-strict): {said}; its claims ({claims or 'none'}) were "
+                  "dropped, its labels, contract and task taken as written. save_model() records what it holds.",
+                  stacklevel=4)
+    kept = {k: v for k, v in meta.items() if k not in _CLAIMS and k != DIGEST_KEY}
+    return {**kept, "source": {"file": str(p), "name": None}}

@@ -7,7 +7,9 @@ file) under the file's identity: its resolved path, size, modification and chang
 inode.  An unchanged file is not read again (hashing the 1-lead file took ~1 s a load); a file
 that changed in any of these is hashed again.  A digest is remembered only once the file's
 modification time is 2 s older than the hashing (a file still being written, or rewritten within
-a coarse file system's timestamp step, is never remembered as another content's).
+a coarse file system's timestamp step, is never remembered as another content's).  Other digests
+of a file's content (the check of a saved model's tensors) are remembered the same way, by
+:func:`digest_cached`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import SetupError, WeightsDownloadError
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from .description import ModelDescription
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file",
-           "sha256_cached", "cached_weights", "check_advertised"]
+           "sha256_cached", "digest_cached", "cached_weights", "check_advertised"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -124,25 +126,38 @@ def sha256_cached(path: str | os.PathLike, expected: str | None = None) -> str:
     digest equal to it is taken from, or put into, the cache: a file that does not match is
     always hashed anew (a mismatch is never answered from the cache).  A cache that cannot be
     read or written only costs the hashing."""
+    return digest_cached(path, lambda p: sha256_file(p), expected=expected)
+
+
+def digest_cached(path: str | os.PathLike, compute: Callable[[Path], str], *, kind: str = "sha256",
+                  expected: str | None = None, before: tuple[os.stat_result, int] | None = None) -> str:
+    """A digest ``compute(path)`` of a file's content, remembered under the file's identity (the
+    rules of :func:`sha256_cached`, which is this with ``kind="sha256"``); ``kind`` names the digest
+    (one cache entry per file and kind).  ``before``: ``(os.stat(path), time.time_ns())`` taken before
+    the content that ``compute`` digests was read, where the caller read it already (``compute``
+    digests what it holds): the digest is looked up and remembered under the identity the file had
+    before that read, only while it still has it, and remembered only when settled 2 s before it."""
     from .._fileio import cache_dir, write_json
 
     p = Path(path).resolve()
-    entry = cache_dir("hashes", hashlib.sha256(str(p).encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
-    st = p.stat()
+    key = str(p) if kind == "sha256" else f"{p}\0{kind}"
+    entry = cache_dir("hashes", hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json")
+    st, began = before if before is not None else (p.stat(), 0)
     try:
         known = json.loads(entry.read_text(encoding="utf-8"))
         if (known.get("path") == str(p) and known.get("identity") == _identity(st)
-                and (expected is None or known.get("sha256") == expected)):
-            return str(known["sha256"])
-    except (OSError, ValueError, AttributeError, KeyError):  # none yet, or not one of ours: hash
+                and (before is None or _identity(p.stat()) == _identity(st))
+                and (expected is None or known.get(kind) == expected)):
+            return str(known[kind])
+    except (OSError, ValueError, AttributeError, KeyError):  # none yet, or not one of ours: compute
         pass
-    began = time.time_ns()
-    digest = sha256_file(p)
+    began = began or time.time_ns()
+    digest = compute(p)
     try:
         after = p.stat()
         if (expected is None or digest == expected) and _identity(after) == _identity(st) \
                 and st.st_mtime_ns < began - 2_000_000_000:  # (settled: not written during or just before the hashing)
-            write_json(entry, {"path": str(p), "identity": _identity(st), "sha256": digest})
+            write_json(entry, {"path": str(p), "identity": _identity(st), kind: digest})
     except OSError:
         pass
     return digest
