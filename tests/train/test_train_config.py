@@ -156,3 +156,25 @@ def test_a_warm_up_as_long_as_the_run_is_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_scheduler(cfg.replace(optim=dataclasses.replace(cfg.optim, warmup_steps=8)), opt, 9)
+
+
+def test_weights_trained_from_published_ones_do_not_claim_their_name_and_hash(tmp_path, tiny12):
+    """A model fine-tuned from the published 12-lead weights kept their name and SHA-256: its saved
+    file loaded as "12-lead", and its report gave the published file's hash as the weights'.  They
+    are now its source's base, and the trained model has neither."""
+    import copy
+
+    from ecgfounder.models.loading import load_model, save_model
+    from ecgfounder.train.model import build_model
+
+    published = copy.deepcopy(tiny12)
+    published.description = published.description.replace(name="12-lead", sha256="ab" * 32, revision="r1")
+    path = save_model(published, tmp_path / "published.safetensors")
+    assert load_model(path).description.name == "12-lead"  # (the file claims it, as a converted download does)
+    model = build_model(config_from_dict({"data": {"manifest": "m.csv"}, "model": {"init": str(path)}}))
+    d = model.description
+    assert (d.name, d.sha256, d.revision) == (None, None, None)
+    assert d.source["init"] == str(path) and d.source["base"]["name"] == "12-lead"
+    assert d.source["base"]["sha256"] == "ab" * 32 and d.source["base"]["revision"] == "r1"
+    again = load_model(save_model(model, tmp_path / "tuned.safetensors")).description
+    assert again.name is None and again.sha256 is None and again.source["base"]["name"] == "12-lead"

@@ -47,7 +47,11 @@ def _start_model(cfg: FinetuneConfig) -> Net1D:
             "leave data.leads unset or choose weights for those leads (12-lead / 1-lead)."
         )
     model.contract = base.with_mode(cfg.data.preprocess_mode)
-    model.source = {"init": str(m.init), "base": dict(model.source or {})}
+    d = model.description  # the weights trained from here are no longer the published file: its name, hash
+    base_of = {**dict(d.source or {}), **{k: v for k, v in (("name", d.name), ("sha256", d.sha256),  # and revision
+                                                               ("revision", d.revision)) if v}}  # go to source.base
+    model.description = d.replace(name=None, sha256=None, revision=None,
+                                  source={"init": str(m.init), "base": base_of})
     return model
 
 
