@@ -246,3 +246,27 @@ def test_a_record_ending_on_a_tall_r_wave_has_no_baseline_wander(cinc, monkeypat
     for row, w in zip(v, want):
         kernel._edge_median(row, 11, out, win)
         np.testing.assert_array_equal(out, w)
+
+
+def test_kernel_equals_numpy_on_one_long_run_on_a_rail(cinc):
+    # one long run on a lead's extreme (an amplifier driven to its rail once): its length in both forms
+    # alike when it lies inside the record; not counted at the record's start or end (not seen left)
+    from ecgfounder.signal.filters import resample
+
+    x500 = np.array(cinc[3].signal, dtype=np.float64)
+    for fs in (500.0, 200.0):
+        y = x500 if fs == 500.0 else resample(x500, 500.0, fs)
+        n, top, bottom = y.shape[1], y.max(axis=1) + 1.0, y.min(axis=1) - 1.0
+        runs = ((2.0, 0.15, top), (6.0, 0.06, bottom), (0.0, 0.2, top), (None, 0.2, bottom), (3.0, 1.2, top),
+                (1.4, 0.3, bottom))  # (start s (None: at the end), length s, rail) of rows 0-5
+        for row, (at, sec, rail) in enumerate(runs):
+            k = int(round(sec * fs))
+            start = n - k if at is None else int(at * fs)
+            y[row, start: start + k] = rail[row]
+        y[5, int(0.4 * fs) + np.arange(0, 30, 5)] = rail[5]  # (short runs beside the long one)
+        for x in (y, np.round(y / 0.02) * 0.02):  # and at 20-µV steps
+            want, got, clean, clean_k = _both(x, fs)
+            _assert_same(want, got, f"long run fs={fs}")
+            longest = got["clipped_longest_s"]
+            np.testing.assert_allclose(longest[[0, 1, 4, 5]], [0.15, 0.06, 1.2, 0.3], rtol=1e-12, err_msg=str(fs))
+            assert (longest[2:4] < 0.02).all(), (fs, longest)  # (the rest of the lead: a few ms at most)

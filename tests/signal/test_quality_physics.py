@@ -275,3 +275,38 @@ def test_high_rate_records_are_assessed_on_a_bounded_number_of_samples(monkeypat
     assess(ecgfounder.Recording(rng.normal(0, 0.1, (1, 20_000 * 30)), 20_000.0, ("II",)))
     assess(ecgfounder.Recording(rng.normal(0, 0.1, (1, 500 * 400)), 500.0, ("II",)))
     assert seen == [(1, 300_000), (1, 500 * 300)]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_one_long_saturation_is_clipping_a_short_one_alone_is_not(compiled, monkeypatch):
+    """An amplifier driven to its rail once (an electrode pop, a swing of the baseline: CPSC 2021's
+    data_8_3 holds lead II at 10.2 mV, code 32766 of its 16-bit ADC, for 116 samples, 0.58 s at 200 Hz) makes
+    one run on the lead's extreme value, and clipping needed >= 3 runs: 'good'.  One run that passes
+    the band test is now clipping from 100 ms (no ECG wave rests on its extreme value that long: the
+    longest such run inside the real records of tests/data is 16 ms); a 60-ms one alone is not; a
+    record that ends holding its extreme (PTB-XL's HR06006: 112 ms, every lead) is not; a pinned
+    stretch of >= 1 s is the gap, said once.  (``compiled``: the kernel forced, the suite's
+    ECGFOUNDER_NUMBA=0 notwithstanding.)"""
+    from ecgfounder.signal import quality as Q, quality_measures as M
+
+    comp = pytest.importorskip("ecgfounder.signal.compiled") if compiled else None
+    monkeypatch.setattr(M, "_compiled", lambda: comp)
+    monkeypatch.setattr(Q, "_compiled", lambda: comp)
+    for fs in (250.0, 500.0):
+        rec = synth(fs, 10.0, noise_mv=0.002)
+        v3 = rec.signal[8]
+
+        def pinned(*runs):  # (start s, ms, rail: +1 above the lead's maximum, -1 below its minimum)
+            y = v3.copy()
+            for at, ms, side in runs:
+                a = int(at * fs) if at >= 0 else y.size - int(round(ms * fs / 1000))
+                y[a: a + int(round(ms * fs / 1000))] = v3.max() + 1.0 if side > 0 else v3.min() - 1.0
+            return assess(_with(rec, V3=y)).summary
+
+        assert pinned((4.4, 150, 1)) == pinned((6.1, 150, -1)) == "clipped:V3", fs
+        assert pinned((4.4, 60, 1)) == pinned((6.1, 60, -1)) == "good", fs
+        assert (pinned((4.4, 96, 1)), pinned((4.4, 104, 1))) == ("good", "clipped:V3"), fs
+        assert pinned((2.0, 60, 1), (4.4, 150, 1)) == "clipped:V3", fs
+        assert pinned((-1, 150, 1)) == pinned((0, 150, -1)) == "good", fs  # at the record's end or start
+        assert pinned((4.0, 900, 1)) == "clipped:V3", fs
+        assert pinned((4.0, 1200, 1)) == "gap:V3", fs  # >= 1 s exactly constant: the gap, not twice

@@ -15,7 +15,7 @@ form in :mod:`ecgfounder.signal.quality_measures` (:func:`~ecgfounder.signal.qua
   values (kept sorted in two short buffers: the 0.5th and 99.5th percentiles without a sort) and
   the runs on the rails (samples within 0.1 % of the range of either extreme) within the bands
   around them (a run counts when its band's run is at most twice as long: a rail, not a quantised
-  smooth extreme; the quantisation step from one more pass);
+  smooth extreme; the quantisation step from one more pass): samples, runs and the longest run;
 * the Hann-windowed float32 Welch segments of the residual, ready for one FFT call.
 
 :func:`beat_medians` is the reversal check's beat finding after the beat energy: ``find_peaks``'
@@ -49,7 +49,7 @@ __all__ = ["quality_rows", "beat_medians", "STATS"]
 
 #: columns of :func:`quality_rows`' per-lead statistics
 STATS = ("lo", "hi", "repeat_run", "rail_samples", "rail_runs", "m2", "m4", "baseline_ptp",
-         "low_a0", "low_a1", "high_b0", "high_b1", "residual_min", "residual_max")
+         "low_a0", "low_a1", "high_b0", "high_b1", "residual_min", "residual_max", "rail_longest")
 
 
 _SCRATCH = threading.local()
@@ -145,21 +145,24 @@ def _keep_smallest(buf, count, m, c):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _closed(band, samples, runs, ratio):  # pragma: no cover - compiled
-    """(samples, runs) on a rail once the band's run ``band`` (its length, end, the current rail
-    run's length and end, the longest rail run of ``least`` samples in it) ends: its longest rail
-    run counts when it is at least 1 / ``ratio`` of the band's run."""
+def _closed(band, acc, ratio, n):  # pragma: no cover - compiled
+    """Counts the band's run ``band`` (its length, end, the current rail run's length and end, the
+    longest rail run of ``least`` samples in it) once it ends into ``acc`` (samples, runs, longest
+    run on the rails within the ``n`` samples, not at their ends): its longest rail run counts when
+    it is at least 1 / ``ratio`` of the band's run."""
     if band[4] > 0 and ratio * band[4] >= band[0]:
-        return samples + band[4], runs + 1
-    return samples, runs
+        acc[0] += band[4]
+        acc[1] += 1
+        if band[1] > band[0] and band[1] < n:
+            acc[2] = max(acc[2], band[4])
 
 
 @njit(inline="always")
-def _in_band(t, on_rail, band, samples, runs, least, ratio):  # pragma: no cover - compiled
+def _in_band(t, on_rail, band, acc, least, ratio, n):  # pragma: no cover - compiled
     """Sample ``t`` is in a rail's band (on the rail itself if ``on_rail``): continues the band's run
-    ``band`` (updated in place), or starts one once the one before is counted; (samples, runs)."""
+    ``band`` (updated in place), or starts one once the one before is counted into ``acc``."""
     if t != band[1]:
-        samples, runs = _closed(band, samples, runs, ratio)
+        _closed(band, acc, ratio, n)
         band[0] = 0
         band[4] = 0
     band[0] += 1
@@ -171,7 +174,6 @@ def _in_band(t, on_rail, band, samples, runs, least, ratio):  # pragma: no cover
         band[3] = t + 1
         if band[2] >= least and band[2] > band[4]:
             band[4] = band[2]
-    return samples, runs
 
 
 @njit(inline="always")
@@ -197,6 +199,7 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, ban
     small = np.empty(m)  # the m smallest residual values so far, ascending
     large = np.empty(m)  # the m largest, negated, ascending
     bands = np.empty((2, 5), np.int64)
+    acc = np.empty(3, np.int64)  # on the rails: samples, runs, the longest run
     nseg = seg.shape[1]
     for r in range(rows):
         row = x[r]
@@ -273,7 +276,7 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, ban
         for j in range(2):  # the upper and lower band's current run: length, end, rail run length, end, longest
             bands[j, 0] = bands[j, 2] = bands[j, 4] = 0
             bands[j, 1] = bands[j, 3] = -1
-        rail_samples = rail_runs = 0
+        acc[0] = acc[1] = acc[2] = 0
         for t in range(n):
             c = out[t]
             v = row[t]
@@ -287,11 +290,11 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, ban
                     if nl == m:
                         above = -large[m - 1]
                 if v >= top_band:
-                    rail_samples, rail_runs = _in_band(t, v >= top, bands[0], rail_samples, rail_runs, least, ratio)
+                    _in_band(t, v >= top, bands[0], acc, least, ratio, n)
                 if v <= bottom_band:
-                    rail_samples, rail_runs = _in_band(t, v <= bottom, bands[1], rail_samples, rail_runs, least, ratio)
-        rail_samples, rail_runs = _closed(bands[0], rail_samples, rail_runs, ratio)
-        rail_samples, rail_runs = _closed(bands[1], rail_samples, rail_runs, ratio)
+                    _in_band(t, v <= bottom, bands[1], acc, least, ratio, n)
+        _closed(bands[0], acc, ratio, n)
+        _closed(bands[1], acc, ratio, n)
         # Welch segments: the Hann-windowed float32 residual
         for s in range(nseg):
             src = out[s * hop: s * hop + nper]
@@ -299,7 +302,7 @@ def _rows(x, step, k1, k2, m, a0, a1, b0, b1, interp, nper, hop, win, least, ban
             for t in range(nper):
                 dst[t] = np.float32(src[t]) * win[t]
         st = stats[r]
-        st[0], st[1], st[2], st[3], st[4] = lo, hi, longest, rail_samples, rail_runs
+        st[0], st[1], st[2], st[3], st[4], st[14] = lo, hi, longest, acc[0], acc[1], acc[2]
         st[5], st[6], st[7] = m2, m4, bmax - bmin
         if ns < m or nl < m:  # NaN residual (samples near the float64 limit overflow): no percentiles
             st[8] = st[9] = st[10] = st[11] = st[12] = st[13] = np.nan

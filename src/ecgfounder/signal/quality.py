@@ -19,7 +19,7 @@ below it), ``pSQI`` (5–15 Hz over 5–40 Hz power), ``basSQI`` (1 − 0–1 Hz
 ``baseline_mv`` (range of the baseline: two-stage 0.2 s / 0.6 s median filter, de Chazal et al.
 2004), ``clipped_fraction`` (share of samples on the lead's extreme value in runs of ≥ 3 samples
 that make at least half of the run in the band a few quantisation steps below it: a rail, not a
-quantised smooth extreme), ``gap_s``
+quantised smooth extreme; ``clipped_longest_s``: the longest of those runs not at the record's ends, in s), ``gap_s``
 (longest run of NaN or exactly constant samples) and ``nonfinite_fraction``.
 
 Cost (one core of the shared 2-core dev VM, 10-s 12-lead 500-Hz records): with numba, the per-lead
@@ -51,8 +51,9 @@ class QualityThresholds:
 
     flat_ptp_mv: float = 0.05          # lead-off / flat: robust peak-to-peak below 50 µV
     gap_s: float = 1.0                 # missing segment: ≥ 1 s of NaN or exactly constant samples
-    clipped_fraction: float = 0.003    # clipping: ≥ 0.3 % of samples on the rail, in ≥ 3 runs
+    clipped_fraction: float = 0.003    # clipping: ≥ 0.3 % of samples on the rail, in ≥ 3 runs ...
     clipped_runs: int = 3
+    clipped_run_s: float = 0.1         # ... or one run on it of ≥ 100 ms (shorter than a gap, or not constant)
     hf_ratio: float = 0.8              # HF (> 40 Hz) noise power ≥ 0.8 × the 5–40 Hz ECG power
     powerline_ratio: float = 0.5       # 50/60 Hz power ≥ 0.5 × the 5–40 Hz ECG power
     baseline_mv: float = 3.0           # baseline wander ≥ 3 mV peak-to-peak
@@ -74,8 +75,9 @@ CHECKS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
     "gap": ("a run of NaN or exactly constant samples at least this long", "gap_s",
             "missing-segment rule (Clifford et al. 2012, PhysioNet/CinC 2011)"),
     "clipped": ("samples sitting on the lead's extreme value in repeated runs (saturation) that reach and leave it "
-                "steeply (a smooth extreme resting on one value of a coarse ADC step is no rail)", "clipped_fraction",
-                "amplifier saturation / clipping rule"),
+                "steeply (a smooth extreme resting on one value of a coarse ADC step is no rail), or in one such run "
+                "of at least clipped_run_s (no ECG wave rests on its extreme that long); a run that is also a gap is "
+                "the gap", "clipped_fraction", "amplifier saturation / clipping rule"),
     "noise": ("high-frequency (muscle) noise: power above 40 Hz relative to the 5-40 Hz band (below 300 Hz "
               "scaled to the 90-Hz band; not judged under 150 Hz)", "hf_ratio",
               "hfSQI-style spectral ratio (Li, Mark & Clifford 2008)"),
@@ -188,14 +190,25 @@ def _lead_flags(idx: Mapping[str, float], th: QualityThresholds, short: bool) ->
     # a short excerpt (a beat or two) has no spectrum or baseline to judge, nor enough runs on a rail
     return flags + [flag for flag, hit in (
         ("gap", idx["gap_s"] >= th.gap_s),
-        ("clipped", not short and idx["clipped_fraction"] >= th.clipped_fraction
-         and idx["clipped_runs"] >= th.clipped_runs),
+        ("clipped", not short and _clipped(idx, th)),
         ("amplitude", absurd or idx["ptp_mv"] > th.max_ptp_mv or idx["deviation_mv"] > th.max_abs_mv),
     ) if hit] + [flag for flag, hit in (
         ("noise", idx["hf_ratio"] >= th.hf_ratio),
         ("powerline", idx["powerline_ratio"] >= th.powerline_ratio),
         ("baseline", idx["baseline_mv"] >= th.baseline_mv),
     ) if hit and not absurd and not short]
+
+
+def _clipped(idx: Mapping[str, float], th: QualityThresholds) -> bool:
+    """Runs on the lead's extreme value that pass the band test (reached and left steeply): at least
+    ``clipped_fraction`` of the samples in ``clipped_runs`` runs or more, or one run of at least
+    ``clipped_run_s``.  A run of ``gap_s`` or more while the lead has a gap is left to the gap: ≥ 1 s
+    of exactly constant samples is a gap whatever its value (a dropout filled with 0 on a lead with
+    a DC offset is its minimum, reached and left steeply, and looks like a long saturation)."""
+    if idx["clipped_fraction"] >= th.clipped_fraction and idx["clipped_runs"] >= th.clipped_runs:
+        return True
+    longest = idx["clipped_longest_s"]
+    return longest >= th.clipped_run_s and not (longest >= th.gap_s and idx["gap_s"] >= th.gap_s)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ at once, from a ``(leads, samples)`` float64 array in mV at its own rate.
 
 :func:`measure` returns the indices of every lead (the columns of :data:`~ecgfounder.signal.quality.CHECKS`'
 per-lead checks: ``ptp_mv``, ``max_abs_mv``, ``deviation_mv``, ``baseline_mv``, ``gap_s``, ``clipped_fraction``,
-``clipped_runs``, ``kSQI``, ``pSQI``, ``basSQI``, ``hf_ratio``, ``powerline_ratio``,
+``clipped_runs``, ``clipped_longest_s``, ``kSQI``, ``pSQI``, ``basSQI``, ``hf_ratio``, ``powerline_ratio``,
 ``nonfinite_fraction``) and the residual (the signal less its baseline and mean) the record-level
 checks read.  Two forms give the same values to rounding: the compiled kernel
 (:mod:`ecgfounder.signal.compiled_quality`, with numba, for records whose samples are all finite)
@@ -280,19 +280,23 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
     if k:
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
         longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
-    rail_samples, rail_runs = _rail_counts(row[k:] - rows, start[k:], length[k:], rows, 2 * rows * (n + 1),
-                                           least_rail_run(fs))
-    return _indices(fs, n, lo, hi, longest, rail_samples, rail_runs, nfin, ksqi, np.ptp(base, axis=1),
+    rail_samples, rail_runs, rail_longest = _rail_counts(row[k:] - rows, start[k:], length[k:], rows, n + 1,
+                                                         least_rail_run(fs))
+    return _indices(fs, n, lo, hi, longest, (rail_samples, rail_runs, rail_longest), nfin, ksqi, np.ptp(base, axis=1),
                     _percentiles(clean, 0.5), spec, nonfinite, (clean.min(axis=1), clean.max(axis=1)))
 
 
-def _rail_counts(row: np.ndarray, start: np.ndarray, length: np.ndarray, rows: int, shift: int,
-                 least: int) -> tuple[np.ndarray, np.ndarray]:
-    """(samples, runs) on the rails of every lead from the runs (:func:`_runs`) of the masks of
-    :func:`_rails`: ``row`` counts the two rails' masks first (``0 .. 2 rows``), then their bands'
-    (a band's run starts ``shift`` flat samples after its rail's).  A band's run counts as one run
-    on the rail, of its longest rail run, when that run has ``least`` samples and is at least
-    1 / :data:`RAIL_SHAPE_RATIO` of the band's run (see :func:`_rails`)."""
+def _rail_counts(row: np.ndarray, start: np.ndarray, length: np.ndarray, rows: int, width: int,
+                 least: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(samples, runs, the longest run inside the record) on the rails of every lead from the runs
+    (:func:`_runs`) of the masks of :func:`_rails`, ``width`` (samples + the guard column) wide:
+    ``row`` counts the two rails' masks first (``0 .. 2 rows``), then their bands' (a band's run
+    starts ``2 rows width`` flat samples after its rail's).  A band's run counts as one run on the
+    rail, of its longest rail run, when that run has ``least`` samples and is at least
+    1 / :data:`RAIL_SHAPE_RATIO` of the band's run (see :func:`_rails`); the longest run is of the
+    bands' runs that neither start at the first sample nor end at the last (a run is seen reached
+    and left: a record that ends holding its last value is no saturation)."""
+    shift = 2 * rows * width
     split = np.searchsorted(row, 2 * rows)
     keep = length[:split] >= least
     within = np.searchsorted(start[split:], start[:split][keep] + shift, side="right") - 1
@@ -300,17 +304,23 @@ def _rail_counts(row: np.ndarray, start: np.ndarray, length: np.ndarray, rows: i
     np.maximum.at(best, within, length[:split][keep])
     rail = (best > 0) & (RAIL_SHAPE_RATIO * best >= length[split:])
     lead = row[split:][rail] % rows
-    return np.bincount(lead, weights=best[rail], minlength=rows), np.bincount(lead, minlength=rows).astype(float)
+    col = start[split:][rail] % width
+    inside = (col > 0) & (col + length[split:][rail] < width - 1)
+    longest = np.zeros(rows)
+    np.maximum.at(longest, lead[inside], best[rail][inside])
+    return (np.bincount(lead, weights=best[rail], minlength=rows), np.bincount(lead, minlength=rows).astype(float),
+            longest)
 
 
-def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndarray, rail_samples: np.ndarray,
-             rail_runs: np.ndarray, nfin: np.ndarray, ksqi: np.ndarray, baseline: np.ndarray,
-             percentiles: tuple[np.ndarray, np.ndarray], spec: dict[str, np.ndarray],
+def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndarray,
+             rails: tuple[np.ndarray, np.ndarray, np.ndarray], nfin: np.ndarray, ksqi: np.ndarray,
+             baseline: np.ndarray, percentiles: tuple[np.ndarray, np.ndarray], spec: dict[str, np.ndarray],
              nonfinite: np.ndarray, residual: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """The indices of every lead from its measurements (arrays over leads): extremes, longest run of
-    repeated samples, samples and runs (of :func:`least_rail_run`) on the rails, finite samples, kurtosis, baseline
-    range, the 0.5th/99.5th percentiles of the residual, the spectral ratios, non-finite share, the
-    residual's extremes."""
+    repeated samples, (samples, runs, the longest run) on the rails (runs of :func:`least_rail_run`
+    that pass the band test), finite samples, kurtosis, baseline range, the 0.5th/99.5th percentiles
+    of the residual, the spectral ratios, non-finite share, the residual's extremes."""
+    rail_samples, rail_runs, rail_longest = rails
     with np.errstate(over="ignore", invalid="ignore"):  # (samples near the float64 limit)
         flat = hi - lo <= 0
         ptp = percentiles[1] - percentiles[0]
@@ -324,6 +334,7 @@ def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndar
         "gap_s": np.minimum(gap, n) / fs,
         "clipped_fraction": np.where(flat, 0.0, rail_samples / nfin),
         "clipped_runs": np.where(flat, 0.0, rail_runs),
+        "clipped_longest_s": np.where(flat, 0.0, rail_longest) / fs,
         "kSQI": ksqi,
         **spec,
         "nonfinite_fraction": nonfinite,
@@ -341,8 +352,8 @@ def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np
                                        least_rail_run(fs), RAIL_BAND_STEPS, RAIL_SHAPE_RATIO)
     with np.errstate(all="ignore"):
         ksqi = n * st[:, 6] / (st[:, 5] * st[:, 5])
-    values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4], np.full(rows, float(n)), ksqi,
-                      st[:, 7], (_lerp(st[:, 8:10].T, ta), _lerp(st[:, 10:12].T, tb)), _band_ratios(seg, plan),
+    values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], (st[:, 3], st[:, 4], st[:, 14]), np.full(rows, float(n)),
+                      ksqi, st[:, 7], (_lerp(st[:, 8:10].T, ta), _lerp(st[:, 10:12].T, tb)), _band_ratios(seg, plan),
                       np.zeros(rows), (st[:, 12], st[:, 13]))
     return values, clean
 
