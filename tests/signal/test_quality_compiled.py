@@ -1,7 +1,8 @@
 """The quality check's compiled kernel (:mod:`ecgfounder.signal.compiled_quality`) against its numpy
 form: the same indices to rounding and the same flags, on the real records, corrupted copies of them
 (every check's defect), other rates and awkward lengths.  The suite runs the numpy form everywhere
-else (tests/conftest.py sets ECGFOUNDER_NUMBA=0); here the kernel is forced."""
+else (tests/conftest.py sets ECGFOUNDER_NUMBA=0: tests/signal/test_quality_physics.py tests it by
+physical effect); here the kernel is forced, in this module alone (compiling it costs a process ~8 s)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def _variants(rec):
     out["x 20"] = 20 * x
     out["quantised"] = np.round(x, 1)  # many equal neighbours and ties in the tails
     out["20-µV steps, clipped"] = np.round(np.clip(x, -lim, lim) / 0.02) * 0.02  # rails and plateaus
+    out["R tops cut 5 %"] = np.minimum(x, 0.95 * x.max(axis=1, keepdims=True))  # rail runs of a few samples
     return out
 
 

@@ -117,18 +117,12 @@ def test_thresholds_hold_just_below_and_just_above():
         assert flags(y) == hit, (runs, length)
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_a_coarse_adc_step_is_not_clipping_but_a_rail_still_is(compiled, monkeypatch):
+def test_a_coarse_adc_step_is_not_clipping_but_a_rail_still_is():
     """An ADC of 10-20 µV per count (a 12-bit cart; values stored at 2 decimals in mV) holds a smooth
     extreme on one sample value for tens of ms (a 1-Hz, 1-mV sine at 20 µV: ~45 ms at its top, every
     beat): every such sine, and quantised ECG leads with broad maxima (aVL, III), were 'clipped'.
     The band a few steps below a rail tells them apart: a smooth top spends far longer in it than on
     its top value, a rail hardly longer."""
-    from ecgfounder.signal import quality as Q, quality_measures as M
-
-    if not compiled:
-        monkeypatch.setattr(M, "_compiled", lambda: None)
-        monkeypatch.setattr(Q, "_compiled", lambda: None)
     for fs in (250.0, 500.0, 1000.0):
         t = np.arange(int(10 * fs)) / fs
         rec = synth(fs, 10.0, noise_mv=0.002)
@@ -141,16 +135,10 @@ def test_a_coarse_adc_step_is_not_clipping_but_a_rail_still_is(compiled, monkeyp
             assert assess(rec.replace(signal=np.round(clipped / step) * step)).summary == "clipped:V3", (fs, step)
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_r_tops_cut_for_less_than_10_ms_on_every_beat_are_clipping(compiled, monkeypatch):
+def test_r_tops_cut_for_less_than_10_ms_on_every_beat_are_clipping():
     """A rail 5 % under the R peaks cuts each for 6-8 ms (3-4 samples at 500 Hz, 6-8 at 1 kHz), at
     the same value on every beat: runs on the extreme counted from 10 ms, so it went unseen.  The
     band test tells a rail from a quantised smooth extreme, so runs count from 3 samples."""
-    from ecgfounder.signal import quality as Q, quality_measures as M
-
-    if not compiled:
-        monkeypatch.setattr(M, "_compiled", lambda: None)
-        monkeypatch.setattr(Q, "_compiled", lambda: None)
     for fs in (500.0, 1000.0):
         rec = synth(fs, 10.0, noise_mv=0.002)
         x = rec.signal.copy()
@@ -212,16 +200,10 @@ def test_awkward_inputs_give_a_word_never_an_exception():
     assert assess(long.replace(signal=y)).summary == "good"
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_amplitude_is_a_deviation_from_the_baseline_not_a_dc_offset(compiled, monkeypatch):
+def test_amplitude_is_a_deviation_from_the_baseline_not_a_dc_offset():
     """A DC-coupled amplifier leaves each lead a constant offset (tens of mV on some devices): the
     ECG on it is fine, and preprocessing removes it.  Read as 'any |sample| > 25 mV', every such
     lead was 'amplitude'; a sample 25 mV away from the lead's baseline still is."""
-    from ecgfounder.signal import quality as Q, quality_measures as M
-
-    if not compiled:
-        monkeypatch.setattr(M, "_compiled", lambda: None)
-        monkeypatch.setattr(Q, "_compiled", lambda: None)
     rec = synth(500.0, 10.0)
     s = rec.signal
     for offset in (30.0, -80.0, 300.0):
@@ -277,21 +259,15 @@ def test_high_rate_records_are_assessed_on_a_bounded_number_of_samples(monkeypat
     assert seen == [(1, 300_000), (1, 500 * 300)]
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_one_long_saturation_is_clipping_a_short_one_alone_is_not(compiled, monkeypatch):
+def test_one_long_saturation_is_clipping_a_short_one_alone_is_not():
     """An amplifier driven to its rail once (an electrode pop, a swing of the baseline: CPSC 2021's
     data_8_3 holds lead II at 10.2 mV, code 32766 of its 16-bit ADC, for 116 samples, 0.58 s at 200 Hz) makes
     one run on the lead's extreme value, and clipping needed >= 3 runs: 'good'.  One run that passes
     the band test is now clipping from 100 ms (no ECG wave rests on its extreme value that long: the
     longest such run inside the real records of tests/data is 16 ms); a 60-ms one alone is not; a
     record that ends holding its extreme (PTB-XL's HR06006: 112 ms, every lead) is not; a pinned
-    stretch of >= 1 s is the gap, said once.  (``compiled``: the kernel forced, the suite's
-    ECGFOUNDER_NUMBA=0 notwithstanding.)"""
-    from ecgfounder.signal import quality as Q, quality_measures as M
-
-    comp = pytest.importorskip("ecgfounder.signal.compiled") if compiled else None
-    monkeypatch.setattr(M, "_compiled", lambda: comp)
-    monkeypatch.setattr(Q, "_compiled", lambda: comp)
+    stretch of >= 1 s is the gap, said once.  (The numpy form, as the suite runs; the kernel equals it
+    on these runs: tests/signal/test_quality_compiled.py.)"""
     for fs in (250.0, 500.0):
         rec = synth(fs, 10.0, noise_mv=0.002)
         v3 = rec.signal[8]
