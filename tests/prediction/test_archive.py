@@ -36,15 +36,25 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def full_run(records, tiny_ckpt, tmp_path_factory) -> Path:
+    """A folder holding the plain run over every record (full.csv, full.npy and its full.json): what
+    the interrupted and resumed, and the sharded and merged, runs must equal."""
+    d = tmp_path_factory.mktemp("full")
+    assert _cli(["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0", "-o",
+                 str(d / "full.csv"), "--embeddings", str(d / "full.npy")]) == 1  # one bad record
+    return d
+
+
 @pytest.mark.parametrize("suffix,workers", [pytest.param(".csv", "1", marks=pytest.mark.slow), (".jsonl", "0")])
-def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, tmp_path, monkeypatch, suffix, workers):
+def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, full_run, tmp_path, monkeypatch, suffix,
+                                                            workers):
     import importlib
 
     pred = importlib.import_module("ecgfounder.prediction.stream")
 
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", workers, "--batch-size", "8"]
-    full = tmp_path / f"full{suffix}"
-    assert _cli(base + ["-o", str(full), "--embeddings", str(tmp_path / "full.npy")]) == 1  # one bad record
+    full = full_run / "full.csv"
 
     out = tmp_path / f"out{suffix}"
     real = pred.result_rows
@@ -71,13 +81,12 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(records, tiny_ckpt, 
     a, b = _table(full), _table(out)
     assert len(b) == N_RECORDS - 1 and b["path"].is_unique
     _same(a, b)
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "full.npy"), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(full_run / "full.npy"), atol=1e-5)
 
 
-def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
+def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, full_run, tmp_path):
     base = ["predict", str(records), "--checkpoint", str(tiny_ckpt), "-q", "--workers", "0"]
-    full = tmp_path / "full.csv"
-    _cli(base + ["-o", str(full), "--embeddings", str(tmp_path / "full.npy")])
+    full = full_run / "full.csv"
     for i in range(3):
         _cli(base + ["-o", str(tmp_path / "p.csv"), "--embeddings", str(tmp_path / "p.npy"), "--shard", f"{i}/3"])
     parts = sorted(str(p) for p in tmp_path.glob("p.shard-*-of-00003.csv"))
@@ -88,9 +97,9 @@ def test_shards_merge_to_the_unsharded_run(records, tiny_ckpt, tmp_path):
         _cli(["merge", parts[0], parts[0], parts[1], parts[2], "-o", str(tmp_path / "bad.csv")])
     assert _cli(["merge", *parts[::-1], "-o", str(tmp_path / "m.csv"), "--embeddings", str(tmp_path / "m.npy")]) == 0
     _same(_table(full), _table(tmp_path / "m.csv"))
-    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), np.load(tmp_path / "full.npy"), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), np.load(full_run / "full.npy"), atol=1e-5)
     # the merged array is described as the unsharded one is (emb.json), and parts of other paths refused
-    merged, whole = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("m", "full"))
+    merged, whole = (json.loads(p.read_text()) for p in (tmp_path / "m.json", full_run / "full.json"))
     assert merged["array"]["shape"] == whole["array"]["shape"] and merged["records"] == whole["records"]
     assert merged["inference"] == whole["inference"] and merged["failures"] == whole["failures"]
     emb_json = sorted(tmp_path.glob("p.shard-*-of-00003.json"))
