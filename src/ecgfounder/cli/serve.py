@@ -42,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="requests read and prepared at once (default 4)")
     g.add_argument("--max-queue", type=int, default=64, metavar="N",
                    help="requests allowed to wait beyond that; more get 429 (default 64)")
-    g.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per-request limit in seconds (default 60)")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="limit in seconds of a whole request: its body, reading, the model; a batch answers at it "
+                   "with the recordings done (default 60)")
     g.add_argument("--max-record-s", type=float, default=600.0, metavar="S",
                    help="longest recording analysed, in seconds; longer ones get 422 (default 600)")
     g.add_argument("--threshold", type=float, default=0.5, metavar="P",
