@@ -19,6 +19,9 @@ def test_info_shows_quality(data_dir, capsys):
     assert d["quality"] == "flat:V2,V4,V6" and d["quality_leads"] == {"V2": ["flat"], "V4": ["flat"], "V6": ["flat"]}
     assert main(["info", "--json", "--no-quality", str(data_dir / "cinc2021" / "JS20004.hea")]) == 0
     assert "quality" not in json.loads(capsys.readouterr().out)
+    # MIT-BIH's MLII is read as II: the line says so (as meta['lead_names_from'] does), with its age and sex
+    assert main(["info", "--no-quality", str(data_dir / "mitdb" / "100.hea")]) == 0
+    assert "2 leads (II from MLII,V5), 360 Hz, 60 s, mV; age 69; sex M" in capsys.readouterr().out
 
 
 def test_plot_marks_flagged_leads(data_dir, tmp_path, monkeypatch):

@@ -60,8 +60,10 @@ def describe(rec, path: str, *, quality: bool = True) -> dict[str, Any]:
 
 
 def _line(d: dict[str, Any]) -> str:
+    was = d.get("lead_names_from") or {}  # (a modified lead read as the standard one: "II from MLII")
+    names = ",".join(f"{x} from {was[x]}" if x in was else x for x in d["leads"])
     parts = [f"{d['path']}{'#' + str(d['index']) if 'index' in d else ''}:",
-             f"{d['format']},", f"{len(d['leads'])} lead{'s' if len(d['leads']) != 1 else ''} ({','.join(d['leads'])}),",
+             f"{d['format']},", f"{len(d['leads'])} lead{'s' if len(d['leads']) != 1 else ''} ({names}),",
              f"{d['fs']:g} Hz, {d['duration_s']:g} s, {d['units']}"]
     if "quality" in d:
         parts[-1] += f"; quality {d['quality']}"
