@@ -90,34 +90,38 @@ def own_files(files: Sequence[Any], inputs: Sequence[Any], outputs: Mapping[str,
                 return argument
         return None
 
-    own = [f for f in files if written(Path(f))]
-    for f in own:
+    own = [(f, argument) for f in files if (argument := written(Path(f)))]
+    for f, argument in own:
         if not _an_earlier_output(Path(f)):
-            raise SetupError(f"{written(Path(f))} {f} is a file found among the inputs that this command did not "
-                             "write (not a table of its rows, nor an array with its description beside it); writing "
-                             "it would replace it: give another file name, or an output outside the input folder.",
-                             str(written(Path(f))))
-    return own
+            raise SetupError(f"{argument} {f} is a file found among the inputs that this command did not write (not "
+                             "a table of its rows, nor an array with its description beside it); writing it would "
+                             "replace it: give another file name, or an output outside the input folder.", argument)
+    return [f for f, _ in own]
 
 
 def _an_earlier_output(p: Path) -> bool:
     """Whether ``p`` (an output's name found in an input folder) is what a run of ours wrote there:
     empty, a table whose first column is ``record``, or an ``.npy`` with its description (``.json``
     holding ``array``)."""
+    from .._formats import META_COLUMNS
+
+    first = META_COLUMNS[0]  # (record: the first column of every table a run writes)
     try:
         if p.stat().st_size == 0:
             return True
         if p.suffix.lower() == ".npy":  # (an ECG array may have a .json of its own: ours holds "array")
             import json
 
-            d = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+            from .parts import meta_path
+
+            d = json.loads(meta_path(p).read_text(encoding="utf-8"))
             return isinstance(d, dict) and isinstance(d.get("array"), dict)
         if p.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_schema(p).names[:1] == ["record"]
+            return pq.read_schema(p).names[:1] == [first]
         with open(p, "rb") as fh:
-            head = fh.read(16)
+            head = fh.read(len(first) + 8)  # (a BOM, then {"record": at most)
     except (OSError, ImportError, ValueError, TypeError):  # (pyarrow's and json's errors are ValueErrors)
         return False
-    return head.lstrip(b"\xef\xbb\xbf").startswith((b"record,", b'{"record":'))
+    return head.lstrip(b"\xef\xbb\xbf").startswith((f"{first},".encode(), f'{{"{first}":'.encode()))
