@@ -80,7 +80,7 @@ def _state(path: Path) -> tuple[int, int, int, int]:
 def record_content(path: Path) -> None:
     """Record the size and SHA-256 of the graph just written to ``path``, beside it."""
     state = _state(path)
-    write_json(_record_of(path), {"size": path.stat().st_size, "sha256": sha256_file(path)})
+    write_json(_record_of(path), {"size": state[0], "sha256": sha256_file(path)})
     _seen[str(path)] = state
 
 
