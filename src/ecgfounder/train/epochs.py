@@ -76,7 +76,6 @@ class _Trainer:
         self.best_val: float | None = None
         self.best_epoch: int | None = None
         self.bad_epochs = 0
-        self.best_pending = False  # an epoch improved the monitor: best.safetensors is written after its checkpoint
         self.history: list[dict[str, Any]] = []
         self.loss_sum, self.loss_n = 0.0, 0.0  # this process's part of the current epoch's train loss
         self.ddp: nn.Module = model
@@ -112,7 +111,6 @@ class _Trainer:
 
     def write_best(self) -> None:
         """Write the current weights, those of the best epoch, to ``best.safetensors``."""
-        self.best_pending = False
         if self.info.is_main:
             save_model_file(self.ddp, self.out / "best.safetensors", self.cfg,
                             {"epoch": self.best_epoch + 1, "monitor": self.mon, "value": self.best_val})
@@ -270,7 +268,6 @@ class _Trainer:
             improved = True  # no validation split: the last epoch is the best
         if improved:
             self.best_val, self.best_epoch, self.bad_epochs = cur, self.epoch, 0
-            self.best_pending = True  # written after the epoch's checkpoint (see the module docstring)
         else:
             self.bad_epochs += 1
         if self.plateau and cur is not None and np.isfinite(cur):
@@ -310,8 +307,8 @@ def train_epochs(cfg: FinetuneConfig, info: DistInfo, model: Net1D, data: TrainD
             break
         tr.end_epoch(log, trained, seconds)
         tr.checkpoint(tr.epoch, 0)
-        if tr.best_pending:
-            tr.write_best()
+        if tr.best_epoch is not None and tr.best_epoch == tr.epoch - 1:  # improved: best.safetensors after the
+            tr.write_best()  # epoch's checkpoint (see the module docstring)
         trained, seconds = 0, 0.0
     if tr.start_micro:  # stopped inside an epoch, by this run or by the one resumed
         tr.report_partial(log, trained, seconds)
