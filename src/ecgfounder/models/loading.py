@@ -32,7 +32,7 @@ from .hubref import HF_SCHEME, WEIGHTS_NAME, fetch_pretrained
 from .net1d import Net1D, Net1DConfig
 from .state_dicts import unwrap_state_dict
 from .tensorchecks import DIGEST_KEY, check_claims, check_finite, check_size, check_stored, config_from_meta, sealed_digest
-from .weights import download_weights, resolve_known, sha256_file
+from .weights import download_weights, resolve_known, sha256_cached
 
 __all__ = [
     "load_model",
@@ -463,4 +463,4 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike | None = N
         raise CheckpointError(f"{p}: is already a .safetensors file, and converting it to {out} would replace it; give "
                               "another output file (dst=, CLI: -o FILE).")
     mine = model.source.get("file") == str(p)  # (the loader named the file: it has no provenance of its own)
-    return save_model(model, out, source={"file": str(p), "sha256": sha256_file(p)} if mine else None)
+    return save_model(model, out, source={"file": str(p), "sha256": sha256_cached(p)} if mine else None)
