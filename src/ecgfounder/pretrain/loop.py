@@ -192,12 +192,11 @@ def _store_identity(store: StoreInfo) -> str:
     return json.dumps(ident, sort_keys=True)
 
 
-def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path, now: str | None = None
-                 ) -> ConfigError | None:
+def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path, now: str) -> ConfigError | None:
     """The refusal to resume a checkpoint trained on the store ``saved`` (its identity) on ``store``
-    (identity ``now``, computed where not given); a checkpoint of an older version records no shards
-    or fingerprints, a remote store has no fingerprints: those are not compared."""
-    was, now_d = json.loads(saved), json.loads(now if now is not None else _store_identity(store))
+    (identity ``now``); a checkpoint of an older version records no shards or fingerprints, a remote
+    store has no fingerprints: those are not compared."""
+    was, now_d = json.loads(saved), json.loads(now)
     if was.get("labels") != now_d["labels"] or was.get("contract") != now_d["contract"]:
         what = "of other labels or preprocessing than"
     elif "shards" in was and was["shards"] != now_d["shards"]:
@@ -219,7 +218,7 @@ def _other_store(saved: str, store: StoreInfo, cfg: PretrainConfig, path: Path, 
 
 
 def _load_checkpoint(path: Path, cfg: PretrainConfig, device: torch.device, store: StoreInfo,
-                     schedule: int, identity: str | None = None) -> dict[str, Any]:
+                     schedule: int, identity: str) -> dict[str, Any]:
     """The resumable state at ``path``, refused when unreadable, written under another configuration,
     on a store of other labels or preprocessing, or under a cosine schedule of another length than
     ``schedule`` (the learning rates from its step on would follow another curve than its steps did)."""
@@ -297,7 +296,9 @@ def _run(cfg: PretrainConfig, info: D.DistInfo, on_step: Callable[[int], None] |
         opt, lambda s: warmup_cosine(s, warmup=o.warmup_steps, total=schedule, min_ratio=o.min_lr_ratio))
     ckpt = out / "checkpoints" / "last.pt"
     step, history = 0, []
-    identity = _store_identity(store)  # (once: every checkpoint records it)
+    # the store's identity (its shards' sizes and ends read): the main process records it with every checkpoint,
+    # a resume compares it
+    identity = _store_identity(store) if info.is_main or (t.resume and ckpt.exists()) else ""
     if ckpt.exists() and not t.resume:
         raise ConfigError(f"{out} already holds a pre-training run ({ckpt}); choose another train.out, or "
                           "train.resume=true to continue it.")
