@@ -21,7 +21,7 @@ import numpy as np
 
 from .filters import _compiled
 
-__all__ = ["measure", "block_means", "least_rail_run", "sample_step", "rail_band", "hf_band_hz", "HF_BAND_HZ",
+__all__ = ["measure", "block_means", "LEAST_RAIL_RUN", "sample_step", "rail_band", "hf_band_hz", "HF_BAND_HZ",
            "MIN_HF_BAND_HZ", "RAIL_BAND_STEPS", "RAIL_SHAPE_RATIO"]
 
 
@@ -42,14 +42,12 @@ RAIL_BAND_STEPS = 8.0
 RAIL_SHAPE_RATIO = 2.0
 
 
-def least_rail_run(fs: float) -> int:
-    """The fewest samples a run on a lead's extreme value needs to count as clipping: 3 at every rate.
-
-    A quantised S trough sits on the lead's minimum for 3-4 samples at 500 Hz, beat after beat (read
-    as clipping while runs were judged by their length alone, from 3 samples; then only from 10 ms);
-    the band test of :func:`_rails` tells it from a rail (its band is >= 2.6 x longer), so a rail that
-    cuts the R tops for 6-8 ms on every beat counts again.  (``fs``: kept for callers; unused.)"""
-    return 3
+#: the fewest samples a run on a lead's extreme value needs to count as clipping, at every rate.  A
+#: quantised S trough sits on the lead's minimum for 3-4 samples at 500 Hz, beat after beat (read as
+#: clipping while runs were judged by their length alone, from 3 samples; then only from 10 ms); the
+#: band test of :func:`_rails` tells it from a rail (its band is >= 2.6 x longer), so a rail that cuts
+#: the R tops for 6-8 ms on every beat counts again.
+LEAST_RAIL_RUN = 3
 
 
 def block_means(x: np.ndarray, step: int) -> np.ndarray:
@@ -281,7 +279,7 @@ def _measure(x: np.ndarray, fs: float, base: np.ndarray, clean: np.ndarray,
         first = np.flatnonzero(np.diff(row[:k], prepend=-1))
         longest[row[first]] = np.maximum.reduceat(length[:k], first) + 3
     rail_samples, rail_runs, rail_longest = _rail_counts(row[k:] - rows, start[k:], length[k:], rows, n + 1,
-                                                         least_rail_run(fs))
+                                                         LEAST_RAIL_RUN)
     return _indices(fs, n, lo, hi, longest, (rail_samples, rail_runs, rail_longest), nfin, ksqi, np.ptp(base, axis=1),
                     _percentiles(clean, 0.5), spec, nonfinite, (clean.min(axis=1), clean.max(axis=1)))
 
@@ -317,7 +315,7 @@ def _indices(fs: float, n: int, lo: np.ndarray, hi: np.ndarray, repeats: np.ndar
              baseline: np.ndarray, percentiles: tuple[np.ndarray, np.ndarray], spec: dict[str, np.ndarray],
              nonfinite: np.ndarray, residual: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
     """The indices of every lead from its measurements (arrays over leads): extremes, longest run of
-    repeated samples, (samples, runs, the longest run) on the rails (runs of :func:`least_rail_run`
+    repeated samples, (samples, runs, the longest run) on the rails (runs of :data:`LEAST_RAIL_RUN`
     that pass the band test), finite samples, kurtosis, baseline range, the 0.5th/99.5th percentiles
     of the residual, the spectral ratios, non-finite share, the residual's extremes."""
     rail_samples, rail_runs, rail_longest = rails
@@ -349,7 +347,7 @@ def _compiled_measure(comp: Any, x: np.ndarray, fs: float) -> tuple[dict[str, np
     (a0, a1, ta), (b0, b1, tb) = _ranks(n, 0.5)
     plan = _welch_plan(n, fs)
     clean, seg, st = comp.quality_rows(x, step, k1, k2, (a0, a1, b0, b1), _interp_weights(step), *plan[:3],
-                                       least_rail_run(fs), RAIL_BAND_STEPS, RAIL_SHAPE_RATIO)
+                                       LEAST_RAIL_RUN, RAIL_BAND_STEPS, RAIL_SHAPE_RATIO)
     with np.errstate(all="ignore"):
         ksqi = n * st[:, 6] / (st[:, 5] * st[:, 5])
     values = _indices(fs, n, st[:, 0], st[:, 1], st[:, 2], (st[:, 3], st[:, 4], st[:, 14]), np.full(rows, float(n)),
