@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .description import ModelDescription
 
 __all__ = ["KnownWeights", "KNOWN_WEIGHTS", "resolve_known", "download_weights", "download_all", "sha256_file",
-           "sha256_cached", "digest_cached", "cached_weights", "check_advertised"]
+           "sha256_cached", "digest_cached", "file_identity", "cached_weights", "check_advertised"]
 
 HUB_REPO = "PKUDigitalHealth/ECGFounder"
 
@@ -116,7 +116,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _identity(st: os.stat_result) -> dict[str, int]:
+def file_identity(st: os.stat_result) -> dict[str, int]:
+    """A file's identity as the digest caches know it (a change to any of these: read it again)."""
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
 
 
@@ -145,8 +146,8 @@ def digest_cached(path: str | os.PathLike, compute: Callable[[Path], str], *, ki
     st, began = before if before is not None else (p.stat(), 0)
     try:
         known = json.loads(entry.read_text(encoding="utf-8"))
-        if (known.get("path") == str(p) and known.get("identity") == _identity(st)
-                and (before is None or _identity(p.stat()) == _identity(st))
+        if (known.get("path") == str(p) and known.get("identity") == file_identity(st)
+                and (before is None or file_identity(p.stat()) == file_identity(st))
                 and (expected is None or known.get(kind) == expected)):
             return str(known[kind])
     except (OSError, ValueError, AttributeError, KeyError):  # none yet, or not one of ours: compute
@@ -155,9 +156,9 @@ def digest_cached(path: str | os.PathLike, compute: Callable[[Path], str], *, ki
     digest = compute(p)
     try:
         after = p.stat()
-        if (expected is None or digest == expected) and _identity(after) == _identity(st) \
+        if (expected is None or digest == expected) and file_identity(after) == file_identity(st) \
                 and st.st_mtime_ns < began - 2_000_000_000:  # (settled: not written during or just before the hashing)
-            write_json(entry, {"path": str(p), "identity": _identity(st), kind: digest})
+            write_json(entry, {"path": str(p), "identity": file_identity(st), kind: digest})
     except OSError:
         pass
     return digest

@@ -34,7 +34,7 @@ import numpy as np
 
 from .._fileio import atomic_path, write_json
 from ..models.description import model_fingerprint
-from ..models.weights import sha256_cached, sha256_file
+from ..models.weights import file_identity, sha256_cached, sha256_file
 from .export import ONNX_OPSET, export_onnx, onnx_metadata_props
 
 __all__ = ["quantize_int8", "fp32_graph", "int8_graph", "cached_graph", "graph_ok", "calibration_digest",
@@ -65,22 +65,21 @@ def graph_recipe(precision: str = "fp32") -> str:
 _WHY = {FINGERPRINT: "belongs to other weights", CALIBRATION: "was calibrated on other windows"}
 
 
-_seen: dict[str, tuple[int, int, int, int]] = {}  # graphs this process wrote or checked: their stat then
+_seen: dict[str, dict[str, int]] = {}  # graphs this process wrote or checked: their identity then
 
 
 def _record_of(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _state(path: Path) -> tuple[int, int, int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+def _state(path: Path) -> dict[str, int]:
+    return file_identity(path.stat())
 
 
 def record_content(path: Path) -> None:
     """Record the size and SHA-256 of the graph just written to ``path``, beside it."""
     state = _state(path)
-    write_json(_record_of(path), {"size": state[0], "sha256": sha256_file(path)})
+    write_json(_record_of(path), {"size": state["size"], "sha256": sha256_file(path)})
     _seen[str(path)] = state
 
 
@@ -93,8 +92,8 @@ def content_changed(path: Path) -> str | None:
         return "has no record of its content (written by an earlier version, or the record is damaged)"
     try:
         state = _state(path)
-        if state[0] != size:
-            return f"is not the size it was written with ({state[0]} bytes, written {size}): it was changed or damaged"
+        if state["size"] != size:
+            return f"is not the size it was written with ({state['size']} bytes, written {size}): it was changed or damaged"
         if _seen.get(str(path)) == state:  # written or checked by this process, untouched since
             return None
         found = sha256_cached(path, expected=digest)  # (once per state of the file, across processes)
