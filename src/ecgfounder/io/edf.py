@@ -26,7 +26,7 @@ from ..errors import RecordReadError, SetupError
 from ..recording import Recording
 from ..signal.leads import STANDARD_12, canonical_lead
 from ._common import check_file, make_recording, note, read_length, unit_scale_to_mv
-from .edf_meta import UNKNOWN_START, annotation_meta, label_lead, label_name, patient_meta, start_read
+from .edf_meta import UNKNOWN_START, annotation_meta, label_name, patient_meta, start_read
 from .limits import check_values
 
 __all__ = ["read_edf", "write_edf"]
@@ -184,7 +184,8 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
         wanted = None if channels is None else {canonical_lead(c) for c in channels}
         cands, skipped, other, blank = [], [], [], []
         for k, (lab, dim) in enumerate(zip(labels, dims)):
-            lead = label_lead(lab)
+            name = label_name(lab)
+            lead = canonical_lead(name)
             # no unit: mV for a named lead, with a note; a unit that is not a voltage ('counts', a
             # misspelling) is not read as mV (it was, 1000× off for 'microV'): the channel is named
             scale = unit_scale_to_mv(dim or ("mV" if lead in _KNOWN else None))
@@ -196,7 +197,7 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
             if wanted is not None and lead not in wanted:
                 skipped.append(lab)
                 continue
-            cands.append((k, lead, scale))
+            cands.append((k, lead, name, scale))
         if not cands:
             what = f"channels {', '.join(other + skipped)}" if other or skipped else "only EDF+ annotations"
             raise RecordReadError(p, f"no ECG/voltage channel to read (the file holds {what}); "
@@ -205,16 +206,13 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
             note("units_assumed", tuple(blank), f"{p}: lead(s) {', '.join(blank)} have no physical dimension in the "
                  "EDF header; read as mV (EDF ECGs are mostly in uV: check the amplitudes)")
         # the rate of most ECG leads (a PSG's many EEG channels in uV must not decide it), else of most channels
-        cand_rates = [rates[k] for k, lead, _ in cands if lead in _KNOWN] or [rates[k] for k, _, _ in cands]
+        cand_rates = [rates[k] for k, lead, _, _ in cands if lead in _KNOWN] or [rates[k] for k, _, _, _ in cands]
         fs = max(set(cand_rates), key=lambda r: (cand_rates.count(r), r))
-        rows, names = [], []
-        for k, lead, scale in cands:
-            if rates[k] != fs:
-                skipped.append(f"{labels[k]} ({rates[k]:g} Hz)")
-                continue
-            n_read = read_length(int(f.getNSamples()[k]), fs, max_duration)
-            rows.append(f.readSignal(k, 0, n_read) * scale)
-            names.append(label_name(labels[k]))  # (canonical in make_recording, which notes MLII read as II)
+        skipped += [f"{labels[k]} ({rates[k]:g} Hz)" for k, _, _, _ in cands if rates[k] != fs]
+        cands = [c for c in cands if rates[c[0]] == fs]
+        n_read = read_length(int(f.getNSamples()[cands[0][0]]), fs, max_duration)  # (one rate: one length)
+        rows = [f.readSignal(k, 0, n_read) * scale for k, _, _, scale in cands]
+        names = [name for _, _, name, _ in cands]  # (canonical in make_recording, which notes MLII read as II)
         n = min(len(r) for r in rows)
         sig = np.stack([r[:n] for r in rows])
         start = start_read(f)
@@ -225,7 +223,7 @@ def _read(p: Path, src: Path, channels, max_duration) -> Recording:
             "acquired": start,
             "device": (f.getEquipment() or "").strip() or None,
             "skipped_channels": tuple(skipped),
-            "original_units": ",".join(sorted({dims[k] for k, _, _ in cands if rates[k] == fs})),
+            "original_units": ",".join(sorted({dims[k] for k, _, _, _ in cands})),
         }
     finally:
         f.close()

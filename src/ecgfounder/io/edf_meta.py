@@ -9,10 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..signal.leads import canonical_lead
 from ._common import age_years, sex_code, stated_or_birth_age
 
-__all__ = ["UNKNOWN_START", "label_name", "label_lead", "start_read", "patient_meta", "annotation_meta"]
+__all__ = ["UNKNOWN_START", "label_name", "start_read", "patient_meta", "annotation_meta"]
 
 # the start written when a recording has none (EDF requires one): read back as unknown
 UNKNOWN_START = _dt.datetime(1985, 1, 1)
@@ -21,16 +20,11 @@ UNKNOWN_START = _dt.datetime(1985, 1, 1)
 def label_name(label: str) -> str:
     """The lead name a signal label gives, as the file writes it: ``'ECG MLII'`` -> ``'MLII'``
     (``ECG``/``EKG`` before or after dropped); a label that is then a number (``ECG1``, ``ECG 2``:
-    a channel number of a PSG or Holter, not limb lead I or II) is kept whole.  The canonical name is
-    :func:`label_lead`; :func:`~ecgfounder.io._common.canonical_leads` notes a modified lead."""
+    a channel number of a PSG or Holter, not limb lead I or II) is kept whole.  Its canonical name is
+    ``canonical_lead`` of it; :func:`~ecgfounder.io._common.canonical_leads` notes a modified lead."""
     s = re.sub(r"^(ECG|EKG)[\s_-]*", "", label.strip(), flags=re.I).strip()
     s = re.sub(r"[\s_-]*(ECG|EKG)$", "", s, flags=re.I).strip()
     return label.strip() if not s or s.isdigit() else s
-
-
-def label_lead(label: str) -> str:
-    """The canonical lead name of a signal label (:func:`label_name`, then ``canonical_lead``)."""
-    return canonical_lead(label_name(label))
 
 
 def start_read(f: Any) -> str | None:
