@@ -114,7 +114,6 @@ def _block(p: Path, root, waveform: str, strip: int):
 
 def _meta(root, waveform: str, names: list[str]) -> dict:
     info = root.find("PatientInfo")
-    sex = (xml_text(info, "Gender") or "").upper()
     when = root.find("ObservationDateTime")
     acquired = None
     if when is not None:
@@ -127,7 +126,7 @@ def _meta(root, waveform: str, names: list[str]) -> dict:
     return {
         "patient_id": xml_text(info, "PID"),
         "age": age_years(xml_text(info, "Age"), None, "PatientInfo Age"),
-        "sex": sex_code(sex),
+        "sex": sex_code(xml_text(info, "Gender")),
         "acquired": acquired,
         "device": "GE CardioSoft",
         "observation": xml_text(root, "ObservationType"),

@@ -199,7 +199,7 @@ def read_hl7_aecg(path: str | Path, *, series: str = "rhythm", **_: object) -> R
         "document_id": _attr(root, "id", "root"),
         "patient_id": _attr(subject, "id", "extension") if subject is not None else None,
         "patient_name": xml_text(person, "name", deep=True),
-        "sex": sex_code(sex or ""),
+        "sex": sex_code(sex),
         "birth_date": birth,
         "age": age,
         "acquired": acquired,

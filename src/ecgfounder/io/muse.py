@@ -162,11 +162,10 @@ def read_muse(path: str | Path, *, waveform: str = "rhythm", **_: object) -> Rec
              "(YEARS, MONTHS, WEEKS, DAYS or HOURS expected); age not read")
     elif age is not None:
         age = age_years(age, p, "PatientAge")  # (the readers' one bound)
-    sex = (xml_text(demo, "Gender") or "").upper()
     meta = {
         "patient_id": xml_text(demo, "PatientID"),
         "age": age,
-        "sex": sex_code(sex),
+        "sex": sex_code(xml_text(demo, "Gender")),
         "acquired": _acquired(test),
         "device": xml_text(test, "AcquisitionDevice"),
         "statements": _statements(root, "Diagnosis"),

@@ -205,7 +205,6 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
             sig = sig[:, : cal[0]]
     pat = root.find("patient/generalpatientdata")
     age = to_float(xml_text(pat, "age/years"))
-    sex = (xml_text(pat, "sex") or "").lower()
     da = root.find("dataacquisition")
     date, time = (da.get("date") if da is not None else None), (da.get("time") if da is not None else None)
     acquired = f"{date}T{time}" if date and time else date
@@ -223,7 +222,7 @@ def read_sierra(path: str | Path, *, trim_calibration: bool = True, **_: Any) ->
         "patient_id": xml_text(pat, "patientid"),
         "age": age,
         "birth_date": xml_text(pat, "age/dateofbirth"),
-        "sex": sex_code(sex),
+        "sex": sex_code(xml_text(pat, "sex")),
         "acquired": acquired,
         "device": device,
         "statements": tuple(statements),
