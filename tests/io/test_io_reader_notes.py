@@ -36,6 +36,10 @@ def test_a_modified_lead_read_as_the_standard_one_is_named_in_meta(tmp_path):
     (tmp_path / "rec.hea").write_text("rec 3 360 720\n" + "".join(
         f"rec.dat 16 200/mV 16 0 0 0 0 {name}\n" for name in ("II", "v5", "avr")))
     assert "lead_names_from" not in _quiet_read(tmp_path / "rec.hea")[0].meta  # a spelling is no rename
+    # a CSV's header (the array readers named their leads before make_recording saw the file's names)
+    np.savetxt(tmp_path / "rec.csv", counts / 200, delimiter=",", header="MLII,V5,aVR", comments="")
+    rec, _ = _quiet_read(tmp_path / "rec.csv", fs=360)
+    assert rec.leads[:2] == ("II", "V5") and rec.meta["lead_names_from"] == {"II": "MLII"}
 
 
 def test_a_dicom_cut_inside_its_median_beat_group_reads_its_rhythm_and_says_so(tmp_path):

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import RecordReadError
 from ..recording import Recording
-from ..signal.leads import STANDARD_12, canonical_lead
+from ..signal.leads import STANDARD_12
 from ._common import check_file, make_recording, note, read_length, to_float, unit_scale_to_mv
 from .limits import MAX_VALUES, check_decompressed, check_fs, parse_fs
 from .opensignals import MAGIC as OPENSIGNALS_MAGIC
@@ -106,7 +106,7 @@ def _lead_names(p: Path, n: int, leads: Sequence[str] | None, meta: dict,
         leads = tuple(leads)
         if len(leads) != n:
             raise RecordReadError(p, f"{len(leads)} lead names given for {n} channels: {list(leads)}")
-        return tuple(canonical_lead(x) for x in leads)
+        return leads  # (canonical in make_recording, which notes a modified lead read as the standard one)
     if n == 12:
         order, why = _infer_12_order(sig)
         meta["leads_assumed"] = order
