@@ -210,8 +210,8 @@ class Service:
                 if it is None:
                     from ..io.detect import count_records
 
-                    try:
-                        held[0] = count_records(path, kw.get("format"))
+                    try:  # (a batch's recordings not reached by its time limit are named one by one)
+                        held[0] = count_records(path, kw.get("format")) if limit > 1 else None
                     except (ValueError, OSError):  # (the reading says why)
                         pass
                     it = self.analyzer.iter_read(path, **kw, errors="yield")
@@ -453,9 +453,10 @@ class Service:
         findings = [Finding(label=a.labels[i], probability=float(prob[i]), calibrated_probability=calibrated[i],
                             threshold=float(a.thresholds[i])) for i in order]
         stem = os.path.splitext(filename)[0] if filename else None
+        stored = rec.stored_leads  # (a property that builds its set anew each time it is read)
         return Prediction(
             record=RecordInfo(id=rec.id or stem or "signal", filename=filename, format=fmt, fs=rec.fs,
-                              leads=list(rec.leads), derived_leads=[x for x in rec.leads if x not in rec.stored_leads],
+                              leads=list(rec.leads), derived_leads=[x for x in rec.leads if x not in stored],
                               duration_s=round(rec.duration, 4),
                               n_windows=int(scores.shape[0])),
             model=self.model_info(),
