@@ -253,12 +253,11 @@ class Analyzer:
             base_flags.append("nan_samples")
         if prepared.padded:
             base_flags.append("short_record")
-        words = _flag_words(base_flags)
         try:
             from ..signal.quality import assess  # type: ignore[import-not-found]
         except ImportError:
             return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
-                    "flagged_leads": list(prepared.flat_leads), "words": words,
+                    "flagged_leads": list(prepared.flat_leads), "words": _flag_words(base_flags),
                     "note": "signal-quality assessment (ecgfounder.signal.quality) is not available in this "
                             "version; flags are what preprocessing noticed"}
         try:
@@ -266,7 +265,7 @@ class Analyzer:
         except Exception as exc:  # an auxiliary check must not cost the answer; say why it is missing
             log.warning("quality assessment failed: %s", exc, exc_info=True)
             return {"available": False, "source": "preprocessing", "flags": base_flags, "summary": None,
-                    "flagged_leads": list(prepared.flat_leads), "words": words,
+                    "flagged_leads": list(prepared.flat_leads), "words": _flag_words(base_flags),
                     "note": f"signal-quality assessment failed on this recording: {' '.join(str(exc).split())[:200]}"}
         return _quality_dict(report, base_flags)
 
