@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import RecordReadError
 from ..io.compressed import COMPRESSIONS, is_numpy_zip, member_path, path_key
 from ..io.detect import EXTENSIONS
-from ..io.limits import MAX_DECOMPRESSED
+from ..io.limits import decompressed_limit
 from ..prediction.records import collected_warnings
 from ..recording import Recording
 from .uploads import WFDB_DATA, wfdb_header_names
@@ -73,7 +73,8 @@ def passed_over(path: str | Path, shown: str, taken: set[str], *, limit: int) ->
     archive inside it that was read (``INNER.zip/member``, up to :data:`_DEPTH` deep) after it: at
     most ``limit``, then one item counting the rest.  ``[]`` for a file that is not a zip archive."""
     with tempfile.TemporaryDirectory(prefix="ecgfounder-members-") as tmp:
-        out = _passed(Path(path), shown, "", taken, Path(tmp), [], 0)
+        budget = [decompressed_limit(Path(path).stat().st_size)]  # (the reader's limit for this upload)
+        out = _passed(Path(path), shown, "", taken, Path(tmp), budget, 0)
     if len(out) > limit:
         rest = out[limit:]
         names = ", ".join(s.member or "" for s in rest[:_SHOWN]) + (" ..." if len(rest) > _SHOWN else "")
@@ -139,8 +140,6 @@ def _is_zip(zf: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str) -> bool:
 def _copy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, budget: list[int]) -> Path | None:
     """The archive ``info`` of ``zf`` copied into ``tmp`` (``None``: it cannot be, or it exceeds what
     is left of ``budget``, the decompression limit of the upload, shared as the reader shares it)."""
-    if not budget:
-        budget.extend([MAX_DECOMPRESSED])
     if info.file_size > budget[0]:
         return None
     dest = tmp / f"{len(list(tmp.iterdir()))}.zip"
