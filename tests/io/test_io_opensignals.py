@@ -48,6 +48,10 @@ def test_other_devices_are_refused_not_guessed(tmp_path):
     p = _export(tmp_path / "plux.txt", np.full(100, 512), device={"device": "biosignalsplux", "resolution": [4] * 6})
     with pytest.raises(RecordReadError, match="'biosignalsplux' device.*format='csv', units='mV'"):
         eio.read(p)
+    cut = tmp_path / "cut.txt"  # its format line alone: said so, not called another format
+    cut.write_text("# OpenSignals Text File Format\n")
+    with pytest.raises(RecordReadError, match="OpenSignals text export without its device header"):
+        eio.read(cut)
 
 
 def test_forced_as_csv_the_counts_are_not_taken_for_millivolts(tmp_path):

@@ -56,8 +56,11 @@ def _header(p: Path, text: str) -> tuple[dict, int]:
         off = end + 1
         if lines[-1].lstrip("# ").lower() == "endofheader":
             break
-    if len(lines) < 2 or lines[0] != MAGIC:
+    if not lines or lines[0] != MAGIC:
         raise RecordReadError(p, f"not an OpenSignals text export (its first line is not {MAGIC!r})")
+    if len(lines) < 2:
+        raise RecordReadError(p, "OpenSignals text export without its device header (the JSON line after its first "
+                                 "line): the file is cut or was edited; export it again from OpenSignals")
     try:
         devices = json.loads(lines[1].lstrip("# "))
     except ValueError as exc:
